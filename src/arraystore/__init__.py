@@ -1,0 +1,50 @@
+"""arraystore: N-dimensional NumPy arrays on disk, with their dtype and shape never silently wrong.
+
+One interface (:class:`ArrayStore`) over raw ``.dat`` files with a JSON sidecar,
+``.npy``, HDF5 and Zarr v3; conversion between any two; migration of legacy raw
+archives. Importing arraystore imports neither h5py, zarr nor dask.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from .errors import ArrayStoreError, ArrayStoreWarning
+from .meta import ArrayMeta
+from .store import ArrayStore, create, open
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArrayMeta",
+    "ArrayStore",
+    "ArrayStoreError",
+    "ArrayStoreWarning",
+    "__version__",
+    "create",
+    "errors",
+    "open",
+]
+
+# Heavier entry points, imported on first use (PEP 562).
+_LAZY: dict[str, str] = {}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, _, attr = _LAZY[name].partition(":")
+        value = getattr(import_module(module), attr) if attr else import_module(module)
+        globals()[name] = value
+        return value
+    if name == "errors":
+        return import_module(".errors", __name__)
+    raise AttributeError(f"module 'arraystore' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:
+    from . import errors as errors

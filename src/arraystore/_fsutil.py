@@ -1,0 +1,118 @@
+"""Small file-system helpers: atomic replace, fsync of folders, space errors."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import StorageFullError
+
+__all__ = ["atomic_write_bytes", "fsync_dir", "clear_path", "partial_path", "raise_if_full", "remove_path", "replace_path"]
+
+_SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+
+
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    """fsync a folder so that a rename or creation inside it is durable."""
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # some file systems (e.g. certain FUSE ones) refuse fsync on folders
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def raise_if_full(exc: OSError, path: str | os.PathLike[str], what: str) -> None:
+    """Re-raise ENOSPC/EDQUOT as :class:`StorageFullError`; do nothing for other errors."""
+    if exc.errno in _SPACE_ERRNOS:
+        raise StorageFullError(
+            exc.errno,
+            f"no space left while {what} {os.fspath(path)!r}: free space on that file system "
+            "or write somewhere else; nothing complete-looking was left behind",
+        ) from exc
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` through a temporary sibling and a rename.
+
+    With ``durable=True`` the file is fsynced before the rename and the folder after.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            if durable:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise_if_full(exc, path, "writing")
+        raise
+    if durable:
+        fsync_dir(path.parent)
+
+
+def partial_path(final: str | os.PathLike[str]) -> Path:
+    """Where a new file or folder is built before it is renamed to ``final``."""
+    final = Path(final)
+    return final.with_name(f"{final.name}.partial")
+
+
+def remove_path(path: str | os.PathLike[str]) -> None:
+    """Remove a file or a folder tree; missing is fine."""
+    p = Path(path)
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+
+
+def clear_path(path: str | os.PathLike[str]) -> None:
+    """Empty a file (truncate) or a folder (remove its children), keeping the inode."""
+    p = Path(path)
+    if p.is_dir():
+        for child in p.iterdir():
+            remove_path(child)
+    else:
+        os.truncate(p, 0)
+
+
+def replace_path(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, durable: bool = False) -> None:
+    """Move ``src`` onto ``dst``, replacing what is there.
+
+    Files are replaced atomically (``os.replace``). A folder that already exists at
+    ``dst`` is first renamed aside and removed after the new one is in place, so
+    ``dst`` is never missing for longer than between two renames and never holds a
+    mixture of old and new.
+    """
+    src, dst = Path(src), Path(dst)
+    if dst.is_dir() and not dst.is_symlink():
+        aside = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.old")
+        os.replace(dst, aside)
+        os.replace(src, dst)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        os.replace(src, dst)
+    if durable:
+        fsync_dir(dst.parent)
+
+
+@contextlib.contextmanager
+def cleanup_on_error(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Remove ``path`` if the body raises."""
+    try:
+        yield
+    except BaseException:
+        remove_path(path)
+        raise

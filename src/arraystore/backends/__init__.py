@@ -1,0 +1,1 @@
+"""Built-in backends, one module each; imported lazily through :mod:`arraystore.registry`."""

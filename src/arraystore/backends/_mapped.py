@@ -1,0 +1,188 @@
+"""Shared machinery of the byte-range backends (raw and npy): one file, one contiguous region."""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .._fsutil import raise_if_full
+from .._selection import Selection, selection_shape
+from ..errors import ModeError, NotMemoryMappableError, SizeMismatchError
+from ..fidelity import Fidelity
+from ..meta import ArrayMeta
+from ..registry import Location
+from ..store import ArrayStore
+
+__all__ = ["MappedFileStore", "choose_io", "preallocate"]
+
+IO_CHOICES = ("auto", "mmap", "buffered")
+
+
+def choose_io(path: str, io: str) -> str:
+    """``"mmap"`` or ``"buffered"`` for ``io``; ``auto`` asks the locality detector."""
+    if io not in IO_CHOICES:
+        raise ModeError(f"expected io= one of {', '.join(IO_CHOICES)}, found {io!r}")
+    try:
+        from ..locality import choose_io as _choose
+    except ImportError:  # pragma: no cover - locality ships with arraystore
+        return "mmap" if io == "auto" else io
+    return _choose(path, io)  # type: ignore[arg-type]
+
+
+def check_memmap(path: str, stacklevel: int) -> None:
+    """Warn (or refuse, by policy) before memory-mapping a file on a network file system."""
+    try:
+        from ..locality import check_memmap as _check
+    except ImportError:  # pragma: no cover
+        return
+    _check(path, stacklevel=stacklevel + 1)
+
+
+def preallocate(fd: int, nbytes: int, path: str) -> None:
+    """Reserve ``nbytes`` so that a full disk fails now, not as a SIGBUS on a later page fault."""
+    try:
+        if nbytes and hasattr(os, "posix_fallocate"):
+            try:
+                os.posix_fallocate(fd, 0, nbytes)
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                    raise
+        os.ftruncate(fd, nbytes)
+    except OSError as exc:
+        raise_if_full(exc, path, "preallocating")
+        raise
+
+
+def check_size(path: str, offset: int, meta: ArrayMeta) -> None:
+    """Refuse a data file whose size is not ``offset + meta.nbytes``."""
+    actual = os.stat(path).st_size - offset
+    if actual != meta.nbytes:
+        raise SizeMismatchError(path, meta.nbytes, max(actual, 0), meta.itemsize)
+
+
+def _pread_into(fd: int, buf: memoryview, pos: int) -> None:
+    view = buf.cast("B")
+    done = 0
+    while done < len(view):
+        n = os.preadv(fd, [view[done:]], pos + done)
+        if n == 0:
+            raise SizeMismatchError(f"fd {fd}", len(view), done)  # the file shrank under us
+        done += n
+
+
+class MappedFileStore(ArrayStore):
+    """An array that is one contiguous byte range of one file: memory-mapped or read in large blocks."""
+
+    supports_memmap: ClassVar[bool] = True
+    supports_copy_on_write: ClassVar[bool] = True
+    fidelity: ClassVar[Fidelity] = Fidelity.everything_exact("stored byte for byte")
+
+    def __init__(self, location: Location, mode: str, meta: ArrayMeta, offset: int, *, io: str = "auto", **options: Any):
+        super().__init__(location, mode, meta, options={"io": io, **options})
+        self._offset = offset
+        self._io = choose_io(str(location.file), io)
+        self._map: np.ndarray[Any, Any] | None = None
+        self._fd: int | None = None
+
+    @property
+    def offset(self) -> int:
+        """Byte offset of the data in the file."""
+        return self._offset
+
+    @property
+    def io(self) -> str:
+        """``"mmap"`` or ``"buffered"``: how reads are done."""
+        return self._io
+
+    def _data_file(self) -> str:
+        return str(self._location.file)
+
+    def _get_map(self, *, stacklevel: int = 3) -> np.ndarray[Any, Any]:
+        if self._map is None:
+            if self.nbytes == 0:
+                self._map = np.empty(self.shape, self.dtype, order=self.order)  # nothing to map
+            else:
+                if self._io == "mmap" or self._options.get("io") == "mmap":
+                    check_memmap(self._data_file(), stacklevel=stacklevel + 1)
+                mode = {"r": "r", "c": "c"}.get(self._mode, "r+")
+                self._map = np.memmap(
+                    self._data_file(), dtype=self.dtype, mode=mode, offset=self._offset, shape=self.shape, order=self.order
+                )
+        return self._map
+
+    def _memmap(self) -> np.memmap[Any, Any]:
+        if self.nbytes == 0:
+            raise NotMemoryMappableError(f"{self.path}: an empty array has no bytes to map; use store[...]")
+        if self._io == "buffered" and self._options.get("io") == "auto":
+            check_memmap(self._data_file(), stacklevel=4)
+        m = self._get_map(stacklevel=4)
+        assert isinstance(m, np.memmap)
+        return m
+
+    def _read(self, sel: Selection) -> np.ndarray[Any, Any]:
+        if self._io == "buffered" and self._mode != "c" and self.nbytes:
+            return self._read_buffered(sel)
+        return np.array(self._get_map()[sel], copy=True)
+
+    def _read_buffered(self, sel: Selection) -> np.ndarray[Any, Any]:
+        """Read the rows (outermost storage axis) the selection touches, in one large pread."""
+        shape = selection_shape(sel)
+        if math.prod(shape) == 0:
+            return np.empty(shape, self.dtype)
+        if self.ndim == 0:
+            buf = np.empty((), self.dtype)
+            _pread_into(self._get_fd(), memoryview(buf.reshape(1)), self._offset)  # type: ignore[arg-type]
+            return buf
+        axis = 0 if self.order == "C" else self.ndim - 1
+        s = sel[axis]
+        lo, hi = (s, s + 1) if isinstance(s, int) else (s.start, s.start + (len(range(s.start, s.stop, s.step)) - 1) * s.step + 1)
+        rows_shape = list(self.shape)
+        rows_shape[axis] = hi - lo
+        row_bytes = math.prod(self.shape) // self.shape[axis] * self.itemsize
+        buf = np.empty(math.prod(rows_shape), self.dtype)
+        _pread_into(self._get_fd(), memoryview(buf), self._offset + lo * row_bytes)  # type: ignore[arg-type]
+        rows = buf.reshape(rows_shape, order=self.order)  # type: ignore[call-overload]
+        local = list(sel)
+        local[axis] = s - lo if isinstance(s, int) else slice(s.start - lo, s.stop - lo, s.step)
+        out = rows[tuple(local)]
+        return out if out.size == buf.size else out.copy()  # do not pin a large buffer for a small view
+
+    def _get_fd(self) -> int:
+        if self._fd is None:
+            self._fd = os.open(self._data_file(), os.O_RDONLY)
+        return self._fd
+
+    def _write(self, sel: Selection, value: np.ndarray[Any, Any]) -> None:
+        self._before_write()
+        m = self._get_map()
+        try:
+            m[sel] = value
+        except OSError as exc:  # pragma: no cover - writes to a map fault, they do not raise
+            raise_if_full(exc, self.path, "writing")
+            raise
+
+    def _before_write(self) -> None:
+        """Hook: the raw backend marks its sidecar incomplete before the first write."""
+
+    def _flush(self, durable: bool) -> None:
+        if isinstance(self._map, np.memmap) and self._mode != "c":
+            self._map.flush()
+        if durable and self.nbytes:
+            fd = os.open(self._data_file(), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def _close(self) -> None:
+        # Dropping the reference unmaps once no user view (from as_memmap) is alive;
+        # closing the mmap by force would crash such views.
+        self._map = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,155 @@
+"""Npy backend: NumPy's ``.npy`` format (versions 1.0, 2.0, 3.0), memory-mapped.
+
+The header is read with numpy's own functions and validated (no object arrays,
+no pickles, a size that matches the header) before anything is mapped.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.lib import format as npformat
+
+from .._fsutil import raise_if_full
+from ..errors import BackendError, MetadataError, UnsafeInputError
+from ..meta import ArrayMeta
+from ..registry import Location
+from ._mapped import MappedFileStore, check_size
+
+__all__ = ["NpyStore", "read_npy_header"]
+
+# numpy 2 keeps the implementation (with the version-3.0 helpers) in a private module.
+_fmt_impl: Any = getattr(np.lib, "_format_impl", npformat)
+
+#: numpy's own default cap on header size (``max_header_size``).
+MAX_HEADER_SIZE = 10000
+
+
+def read_npy_header(path: str) -> tuple[ArrayMeta, int, tuple[int, int]]:
+    """Read and validate a ``.npy`` header without reading the data.
+
+    Returns
+    -------
+    meta, offset, version
+
+    Raises
+    ------
+    MetadataError
+        Not a ``.npy`` file, an unknown version, or a malformed or truncated header.
+    UnsafeInputError
+        Object arrays (which ``np.load`` would unpickle) and headers over numpy's size cap.
+    """
+    with open(path, "rb") as f:
+        try:
+            version = npformat.read_magic(f)
+        except ValueError as exc:
+            raise MetadataError(f"{path}: expected a .npy file (magic \\x93NUMPY and version 1, 2 or 3): {exc}") from None
+        try:
+            if version == (1, 0):
+                shape, fortran, dtype = npformat.read_array_header_1_0(f, max_header_size=MAX_HEADER_SIZE)
+            elif version == (2, 0):
+                shape, fortran, dtype = npformat.read_array_header_2_0(f, max_header_size=MAX_HEADER_SIZE)
+            elif version == (3, 0):  # 2.0's layout with a UTF-8 header; numpy reads it with a private helper
+                shape, fortran, dtype = _fmt_impl._read_array_header(f, version, max_header_size=MAX_HEADER_SIZE)
+            else:
+                raise MetadataError(f"{path}: unsupported .npy version {version}; expected 1.0, 2.0 or 3.0")
+        except ValueError as exc:
+            if "max_header_size" in str(exc) or "Header info length" in str(exc):
+                raise UnsafeInputError(
+                    f"{path}: the .npy header is larger than numpy's cap of {MAX_HEADER_SIZE:,} bytes; "
+                    "such headers can take very long to parse, so the file is refused"
+                ) from None
+            raise MetadataError(f"{path}: malformed .npy header: {exc}") from None
+        except (EOFError, SyntaxError, TypeError, KeyError, RecursionError, MemoryError) as exc:
+            raise MetadataError(f"{path}: malformed or truncated .npy header: {exc!r}") from None
+        offset = f.tell()
+    if dtype.hasobject:
+        raise UnsafeInputError(
+            f"{path}: the .npy file holds Python objects (dtype {dtype}); loading it would unpickle "
+            "arbitrary code, so arraystore refuses it. Load it with np.load(allow_pickle=True) only if you trust it"
+        )
+    meta = ArrayMeta(shape, dtype, "F" if fortran else "C")
+    return meta, offset, version
+
+
+def _write_header(f: Any, header: dict[str, Any]) -> None:
+    """Write the oldest header version that can hold ``header`` (1.0, else 2.0, else 3.0)."""
+    try:
+        npformat.write_array_header_1_0(f, header)
+        return
+    except ValueError:  # header longer than 65535 bytes
+        pass
+    f.seek(0)
+    f.truncate(0)
+    try:
+        npformat.write_array_header_2_0(f, header)
+    except UnicodeEncodeError:  # non-latin-1 field names need 3.0
+        f.seek(0)
+        f.truncate(0)
+        _fmt_impl._write_array_header(f, header, (3, 0))
+
+
+class NpyStore(MappedFileStore):
+    """A ``.npy`` file, memory-mapped (or read in large blocks on network file systems)."""
+
+    backend: ClassVar[str] = "npy"
+
+    @classmethod
+    def _open(
+        cls, location: Location, mode: str, *, io: str = "auto", durable: bool = False, allow_incomplete: bool = False
+    ) -> NpyStore:
+        if location.key:
+            raise BackendError(f"{location}: .npy files hold one array; drop the '::{location.key}' part")
+        path = str(location.file)
+        meta, offset, _version = read_npy_header(path)
+        check_size(path, offset, meta)
+        return cls(location, mode, meta, offset, io=io, durable=durable)
+
+    @classmethod
+    def _create(
+        cls,
+        location: Location,
+        meta: ArrayMeta,
+        *,
+        chunks: Any = None,
+        compression: str | None = None,
+        durable: bool = False,
+        io: str = "auto",
+    ) -> NpyStore:
+        if location.key:
+            raise BackendError(f"{location}: .npy files hold one array; drop the '::{location.key}' part")
+        if chunks is not None or compression is not None:
+            raise BackendError("the npy backend stores contiguous uncompressed data: chunks= and compression= need hdf5 or zarr")
+        if meta.attrs:
+            raise BackendError(
+                "the .npy format has no place for attributes; drop attrs= or use the raw, hdf5 or zarr backend"
+            )
+        path = str(location.file)
+        header = {"descr": npformat.dtype_to_descr(meta.dtype), "fortran_order": meta.order == "F", "shape": meta.shape}
+        try:
+            with open(path, "r+b") as f:
+                f.truncate(0)
+                _write_header(f, header)
+                offset = f.tell()
+                f.truncate(offset + meta.nbytes)
+            if meta.nbytes and hasattr(os, "posix_fallocate"):
+                fd = os.open(path, os.O_RDWR)
+                try:
+                    os.posix_fallocate(fd, offset, meta.nbytes)
+                except OSError as exc:
+                    raise_if_full(exc, path, "preallocating")
+                finally:
+                    os.close(fd)
+        except OSError as exc:
+            raise_if_full(exc, path, "creating")
+            raise
+        return cls(location, "w+", meta, offset, io=io, durable=durable)
+
+    def _set_attrs(self, attrs: dict[str, Any]) -> None:
+        raise BackendError(f"{self.path}: the .npy format has no place for attributes; use raw, hdf5 or zarr")
+
+    @classmethod
+    def _exists(cls, location: Location) -> bool:
+        return location.file.is_file()

@@ -1,0 +1,210 @@
+"""Raw backend: a data file of bare bytes plus arraystore's JSON sidecar (``frames.dat.json``).
+
+Files without a sidecar open with ``meta=ArrayMeta(...)`` (and ``write_sidecar=True``
+records it), or through a header dialect (ENVI, EHdr, MetaImage, IDX) found beside them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+from .. import _fsutil
+from ..errors import BackendError, IncompleteArrayError, MetadataError
+from ..meta import ArrayMeta
+from ..registry import Location
+from ..sidecar import Sidecar, read_sidecar, sidecar_path, write_sidecar
+from ._mapped import MappedFileStore, check_size, preallocate
+
+__all__ = ["RawStore"]
+
+
+class RawStore(MappedFileStore):
+    """Raw bytes + JSON sidecar. See :mod:`arraystore.sidecar` for the sidecar format."""
+
+    backend: ClassVar[str] = "raw"
+
+    def __init__(self, location: Location, mode: str, meta: ArrayMeta, offset: int, *, sidecar: Sidecar | None, **options: Any):
+        super().__init__(location, mode, meta, offset, **options)
+        self._sidecar = sidecar  # None when the metadata is not ours (meta= or a dialect)
+        self._dirty = False
+
+    @property
+    def sidecar(self) -> Sidecar | None:
+        """The sidecar as read (or as it will be written), or None for foreign metadata."""
+        return self._sidecar
+
+    @property
+    def complete(self) -> bool:
+        """The sidecar's ``complete`` flag (True for foreign metadata)."""
+        return self._sidecar.complete if self._sidecar is not None else True
+
+    @property
+    def dialect(self) -> str | None:
+        """The header dialect the metadata came from (``"envi"``, ...), or None."""
+        return self._options.get("dialect_name")
+
+    @classmethod
+    def _open(
+        cls,
+        location: Location,
+        mode: str,
+        *,
+        meta: ArrayMeta | None = None,
+        offset: int = 0,
+        write_sidecar: bool = False,
+        allow_incomplete: bool = False,
+        dialect: str | None = None,
+        io: str = "auto",
+        durable: bool = False,
+    ) -> RawStore:
+        if location.key:
+            raise BackendError(f"{location}: raw files hold one array; drop the '::{location.key}' part")
+        data = str(location.file)
+        sidecar = read_sidecar(data) if dialect is None else None
+        options: dict[str, Any] = {"io": io, "durable": durable, "allow_incomplete": allow_incomplete}
+        if meta is not None:
+            if sidecar is not None and (sidecar.meta.shape, sidecar.meta.dtype, sidecar.meta.order, sidecar.offset) != (
+                meta.shape, meta.dtype, meta.order, offset
+            ):
+                raise MetadataError(
+                    f"{data}: meta= says shape {meta.shape} {meta.dtype.str} order {meta.order} offset {offset}, "
+                    f"but its sidecar says shape {sidecar.meta.shape} {sidecar.meta.dtype.str} order "
+                    f"{sidecar.meta.order} offset {sidecar.offset}; drop meta= to trust the sidecar, or fix it"
+                )
+            if sidecar is None and write_sidecar:
+                sidecar = Sidecar(meta, offset)
+                check_size(data, offset, meta)
+                write_sidecar_file(data, sidecar)
+        elif sidecar is not None:
+            meta, offset = sidecar.meta, sidecar.offset
+        else:
+            parsed = _find_dialect(data, dialect)
+            if parsed is None:
+                raise MetadataError(
+                    f"{data}: expected a sidecar {sidecar_path(data).name} (or a header such as ENVI .hdr, "
+                    "MetaImage .mhd) giving its dtype and shape, found none; a raw file alone cannot say what it "
+                    "holds. Run `arraystore inspect` on it, then open it with meta=ArrayMeta(shape, dtype) "
+                    "(and write_sidecar=True to record it)"
+                )
+            meta, offset = parsed.meta, parsed.offset
+            data = str(parsed.data_path)
+            location = Location(parsed.data_path)
+            options["dialect_name"] = parsed.dialect
+        check_size(data, offset, meta)
+        if sidecar is not None and not sidecar.complete and not allow_incomplete:
+            raise IncompleteArrayError(
+                f"{data}: its sidecar says the data is incomplete (a writer did not close it: crash or kill?); "
+                "re-create it, resume the writer, or pass allow_incomplete=True to read it anyway"
+            )
+        return cls(location, mode, meta, offset, sidecar=sidecar, **options)
+
+    @classmethod
+    def _create(
+        cls,
+        location: Location,
+        meta: ArrayMeta,
+        *,
+        chunks: Any = None,
+        compression: str | None = None,
+        durable: bool = False,
+        io: str = "auto",
+    ) -> RawStore:
+        if location.key:
+            raise BackendError(f"{location}: raw files hold one array; drop the '::{location.key}' part")
+        if chunks is not None or compression is not None:
+            raise BackendError(
+                "the raw backend stores one contiguous uncompressed byte range: chunks= and compression= "
+                "need the hdf5 or zarr backend"
+            )
+        path = str(location.file)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            preallocate(fd, meta.nbytes, path)
+        finally:
+            os.close(fd)
+        return cls(location, "w+", meta, 0, sidecar=Sidecar(meta, 0), io=io, durable=durable)
+
+    def _before_write(self) -> None:
+        if not self._dirty:
+            self._dirty = True
+            if self._sidecar is not None and self._staged is None:
+                # Until close (or a durable flush), the data on disk may be half-written.
+                self._sidecar = Sidecar(self._meta, self._offset, complete=False, extra=self._sidecar.extra)
+                write_sidecar_file(self._data_file(), self._sidecar)
+
+    def _flush(self, durable: bool) -> None:
+        super()._flush(durable)
+        if durable and self._dirty and self._staged is None:
+            self._mark_complete()
+
+    def _close(self) -> None:
+        super()._close()
+        if self._mode in ("r+", "w+", "w-") and self._dirty and self._staged is None:
+            self._mark_complete()
+
+    def _mark_complete(self) -> None:
+        if self._sidecar is not None:
+            self._sidecar = Sidecar(self._meta, self._offset, complete=True, extra=self._sidecar.extra)
+            write_sidecar_file(self._data_file(), self._sidecar, durable=bool(self._options.get("durable")))
+        self._dirty = False
+
+    def _set_attrs(self, attrs: dict[str, Any]) -> None:
+        meta = self._meta.replace(attrs=attrs)
+        if self._sidecar is None:
+            raise MetadataError(
+                f"{self.path}: its metadata comes from a foreign header; attrs cannot be stored without an "
+                "arraystore sidecar (convert the array, or open it with meta=..., write_sidecar=True)"
+            )
+        self._sidecar = Sidecar(meta, self._offset, self._sidecar.complete, self._sidecar.checksum, extra=self._sidecar.extra)
+        if self._staged is None:
+            write_sidecar_file(self._data_file(), self._sidecar)
+
+    def set_checksum(self, checksum: dict[str, str]) -> None:
+        """Record a content checksum in the sidecar (used by convert and verify)."""
+        self._check_writable()
+        if self._sidecar is not None:
+            s = self._sidecar
+            self._sidecar = Sidecar(s.meta.replace(attrs=self._meta.attrs), s.offset, s.complete, checksum, extra=s.extra)
+            if self._staged is None:
+                write_sidecar_file(self._data_file(), self._sidecar)
+
+    @property
+    def recorded_checksum(self) -> dict[str, str] | None:
+        """The checksum recorded in the sidecar, if any."""
+        return dict(self._sidecar.checksum) if self._sidecar and self._sidecar.checksum else None
+
+    def _publish(self, final: Location, durable: bool) -> None:
+        assert self._sidecar is not None
+        done = Sidecar(self._meta, 0, complete=True, checksum=self._sidecar.checksum, extra=self._sidecar.extra)
+        # An old sidecar must never describe the new bytes: mark incomplete first.
+        write_sidecar_file(str(final.file), Sidecar(self._meta, 0, complete=False), durable=durable)
+        super()._publish(final, durable)
+        write_sidecar_file(str(final.file), done, durable=durable)
+        self._sidecar = done
+
+    @classmethod
+    def _remove(cls, location: Location) -> None:
+        _fsutil.remove_path(location.file)
+        _fsutil.remove_path(sidecar_path(location.file))
+
+    @classmethod
+    def _exists(cls, location: Location) -> bool:
+        return location.file.is_file()
+
+
+def write_sidecar_file(data: str, sidecar: Sidecar, *, durable: bool = True) -> None:
+    """Write a sidecar; a full disk becomes StorageFullError."""
+    try:
+        write_sidecar(data, sidecar, durable=durable)
+    except OSError as exc:
+        _fsutil.raise_if_full(exc, data, "writing the sidecar of")
+        raise
+
+
+def _find_dialect(data: str, dialect: str | None) -> Any:
+    try:
+        from .. import dialects
+    except ImportError:  # pragma: no cover - dialects ship with arraystore
+        return None
+    return dialects.detect(data, dialect)

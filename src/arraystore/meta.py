@@ -1,0 +1,245 @@
+"""``ArrayMeta``: the one description of an array that every backend shares."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from numpy.lib.format import descr_to_dtype, dtype_to_descr
+
+from .errors import MetadataError, UnsupportedDtypeError
+
+__all__ = ["MAX_NDIM", "ArrayMeta", "Order", "dtype_from_json", "dtype_to_json"]
+
+Order = Literal["C", "F"]
+
+#: numpy's own limit on the number of dimensions (NPY_MAXDIMS in numpy 2).
+MAX_NDIM = 64
+
+
+def dtype_to_json(dtype: np.dtype[Any]) -> Any:
+    """Serialise a dtype with numpy's ``dtype_to_descr``, byte order explicit.
+
+    Simple dtypes become strings such as ``"<f4"`` or ``"|b1"``; structured dtypes
+    become lists of ``[name, descr]`` or ``[name, descr, shape]`` (numpy's descr
+    with tuples written as JSON lists). A sub-array dtype at the top level is
+    refused: numpy folds it into the shape (``np.zeros(3, "(2,)i4")`` has shape
+    ``(3, 2)``), so the caller must do the same.
+    """
+    dtype = np.dtype(dtype)
+    check_dtype(dtype)
+    descr = dtype_to_descr(dtype)
+    if isinstance(descr, tuple):
+        raise UnsupportedDtypeError(
+            f"expected a dtype without a top-level sub-array, found {dtype}; "
+            f"fold its shape {dtype.shape} into the array's shape with base dtype {dtype.base}"
+        )
+    return _lists(descr)
+
+
+def _lists(obj: Any) -> Any:
+    if isinstance(obj, (list, tuple)):
+        return [_lists(x) for x in obj]
+    return obj
+
+
+def _tuples(obj: Any, depth: int = 0) -> Any:
+    """JSON lists back into numpy's descr: a list of fields, each field a tuple."""
+    if depth > 32:
+        raise MetadataError("dtype description nested deeper than 32 levels")
+    if isinstance(obj, str):
+        return obj
+    if isinstance(obj, list):
+        fields = []
+        for f in obj:
+            if not isinstance(f, list) or len(f) not in (2, 3) or not isinstance(f[0], str):
+                raise MetadataError(
+                    f"expected a structured dtype field as [name, descr] or "
+                    f"[name, descr, shape], found {f!r}"
+                )
+            name, sub = f[0], _tuples(f[1], depth + 1)
+            if len(f) == 3:
+                shape = f[2]
+                if not isinstance(shape, list) or not all(
+                    isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**31
+                    for n in shape
+                ):
+                    raise MetadataError(f"invalid sub-array shape {shape!r} in field {name!r}")
+                fields.append((name, sub, tuple(shape)))
+            else:
+                fields.append((name, sub))
+        return fields
+    raise MetadataError(f"expected a dtype description (string or list), found {obj!r}")
+
+
+def dtype_from_json(obj: Any) -> np.dtype[Any]:
+    """Inverse of :func:`dtype_to_json`, through numpy's ``descr_to_dtype``.
+
+    Raises
+    ------
+    MetadataError
+        If ``obj`` is not a valid description.
+    UnsupportedDtypeError
+        If it describes an object dtype or one with zero-sized items.
+    """
+    descr = _tuples(obj)
+    try:
+        dtype = descr_to_dtype(descr)
+    except (TypeError, ValueError, KeyError, IndexError, RecursionError) as exc:
+        raise MetadataError(f"invalid dtype description {obj!r}: {exc}") from None
+    check_dtype(dtype)
+    return dtype
+
+
+def check_dtype(dtype: np.dtype[Any]) -> None:
+    """Refuse dtypes no arraystore backend can hold: objects and empty items."""
+    if dtype.hasobject:
+        raise UnsupportedDtypeError(
+            f"expected a dtype of fixed-size values, found {dtype} which holds Python "
+            "objects; store fixed-width strings ('S'/'U') or numbers instead"
+        )
+    if dtype.itemsize == 0:
+        raise UnsupportedDtypeError(
+            f"expected a dtype with a non-zero item size, found {dtype!r}; "
+            "give strings a length, e.g. 'S8' or 'U8'"
+        )
+
+
+def _check_shape(shape: Any) -> tuple[int, ...]:
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, Sequence) or isinstance(shape, (str, bytes)):
+        raise MetadataError(f"expected a shape as a sequence of integers, found {shape!r}")
+    out = []
+    for n in shape:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+            raise MetadataError(f"expected integer dimensions, found {n!r} in shape {shape!r}")
+        if n < 0:
+            raise MetadataError(f"expected non-negative dimensions, found {n} in shape {shape!r}")
+        out.append(int(n))
+    if len(out) > MAX_NDIM:
+        raise MetadataError(f"expected at most {MAX_NDIM} dimensions, found {len(out)}")
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class ArrayMeta:
+    """Shape, dtype, memory order and attributes of a stored array.
+
+    Parameters
+    ----------
+    shape
+        Non-negative integer dimensions; ``()`` for a 0-d array.
+    dtype
+        Anything ``numpy.dtype`` accepts. Object dtypes are refused.
+    order
+        ``"C"`` (row-major) or ``"F"`` (column-major) layout of the stored bytes.
+    attrs
+        JSON-serialisable user attributes.
+
+    Examples
+    --------
+    >>> m = ArrayMeta((1000, 64), "float32")
+    >>> m.to_dict()["dtype"]
+    '<f4'
+    >>> ArrayMeta.from_dict(m.to_dict()) == m
+    True
+    """
+
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    order: Order = "C"
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", _check_shape(self.shape))
+        try:
+            dtype = np.dtype(self.dtype)
+        except (TypeError, ValueError) as exc:
+            raise UnsupportedDtypeError(f"expected a numpy dtype, found {self.dtype!r}: {exc}") from None
+        check_dtype(dtype)
+        if dtype.subdtype is not None:
+            base, sub = dtype.subdtype
+            dtype = base
+            object.__setattr__(self, "shape", _check_shape(self.shape + sub))
+        object.__setattr__(self, "dtype", dtype)
+        if self.order not in ("C", "F"):
+            raise MetadataError(f"expected order 'C' or 'F', found {self.order!r}")
+        object.__setattr__(self, "attrs", _check_attrs(self.attrs))
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions."""
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        """Number of elements (a Python int: no overflow)."""
+        return math.prod(self.shape)
+
+    @property
+    def itemsize(self) -> int:
+        """Bytes per element."""
+        return self.dtype.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of data (a Python int: no overflow)."""
+        return self.size * self.dtype.itemsize
+
+    def replace(self, **changes: Any) -> ArrayMeta:
+        """A copy with some fields changed."""
+        fields = {"shape": self.shape, "dtype": self.dtype, "order": self.order, "attrs": self.attrs}
+        fields.update(changes)
+        return ArrayMeta(**fields)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: ``shape``, ``dtype`` (numpy descr), ``order``, ``attrs``."""
+        return {
+            "shape": list(self.shape),
+            "dtype": dtype_to_json(self.dtype),
+            "order": self.order,
+            "attrs": dict(self.attrs),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ArrayMeta:
+        """Inverse of :meth:`to_dict`; raises ``MetadataError`` on invalid input."""
+        if not isinstance(d, Mapping):
+            raise MetadataError(f"expected a JSON object of array metadata, found {type(d).__name__}")
+        missing = [k for k in ("shape", "dtype") if k not in d]
+        if missing:
+            raise MetadataError(f"array metadata lacks the key(s) {', '.join(missing)}; found {sorted(d)}")
+        shape = d["shape"]
+        if not isinstance(shape, list):
+            raise MetadataError(f"expected 'shape' as a list of integers, found {shape!r}")
+        attrs = d.get("attrs", {})
+        if not isinstance(attrs, dict):
+            raise MetadataError(f"expected 'attrs' as a JSON object, found {type(attrs).__name__}")
+        return cls(tuple(shape), dtype_from_json(d["dtype"]), d.get("order", "C"), attrs)
+
+
+def _check_attrs(attrs: Any) -> dict[str, Any]:
+    if not isinstance(attrs, Mapping):
+        raise MetadataError(f"expected attrs as a mapping, found {type(attrs).__name__}")
+    try:
+        # A JSON round trip both validates and deep-copies; numpy scalars and
+        # arrays are turned into plain Python values on the way.
+        out = json.loads(json.dumps(dict(attrs), default=_json_default, allow_nan=True))
+    except (TypeError, ValueError) as exc:
+        raise MetadataError(f"expected JSON-serialisable attrs: {exc}") from None
+    if not all(isinstance(k, str) for k in out):
+        raise MetadataError("expected string attribute names")
+    return out  # type: ignore[no-any-return]
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")

@@ -1,0 +1,583 @@
+"""The ``ArrayStore`` contract and the public ``open()`` / ``create()`` entry points.
+
+A backend subclasses :class:`ArrayStore` and implements a handful of hooks
+(``_open``, ``_create``, ``_read``, ``_write``, ``_flush``, ``_close``,
+``_set_attrs``); everything else — modes, locking, staging and atomic publish,
+selections, dtype checks on writes, pickling by reference, block iteration — is
+derived here once.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import warnings
+import weakref
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, MutableMapping
+from typing import Any, ClassVar, Literal, TypeVar
+
+import numpy as np
+
+from . import _fsutil
+from ._lock import WriterLock
+from ._selection import Selection, normalize_selection, selection_shape
+from .blocks import BlockPlan, plan_blocks
+from .errors import (
+    AlreadyExistsError,
+    ArrayNotFoundError,
+    ClosedStoreError,
+    ModeError,
+    NotMemoryMappableError,
+    NotPersistedWarning,
+    ReadOnlyError,
+    UnsupportedDtypeError,
+)
+from .fidelity import Fidelity, check_fidelity
+from .meta import ArrayMeta
+from .registry import Location, backend_class, detect_backend, parse_location
+
+__all__ = ["MODES", "ArrayStore", "Mode", "create", "open"]
+
+Mode = Literal["r", "r+", "w+", "w-", "c"]
+MODES: tuple[str, ...] = ("r", "r+", "w+", "w-", "c")
+WRITABLE_MODES = frozenset({"r+", "w+", "w-"})
+
+#: Default block size for :meth:`ArrayStore.iter_blocks`.
+DEFAULT_BLOCK_BYTES = 64 * 1024 * 1024
+
+S = TypeVar("S", bound="ArrayStore")
+
+_open_writers: weakref.WeakSet[ArrayStore] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_open_writers() -> None:
+    # Stores still open for writing at interpreter exit are flushed, not
+    # published: a store that was never closed stays recognisably incomplete.
+    for store in list(_open_writers):
+        try:
+            store.flush()
+        except Exception:  # noqa: BLE001 - nothing sensible to do at exit
+            pass
+
+
+class Attributes(MutableMapping[str, Any]):
+    """A store's user attributes; assignments persist to the store."""
+
+    def __init__(self, store: ArrayStore) -> None:
+        self._store = store
+
+    def _current(self) -> dict[str, Any]:
+        return dict(self._store.meta.attrs)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._current()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._current())
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.update({key: value})
+
+    def __delitem__(self, key: str) -> None:
+        attrs = self._current()
+        del attrs[key]
+        self._store._replace_attrs(attrs)
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:  # one write for many keys
+        attrs = self._current()
+        attrs.update(other, **kwargs)
+        self._store._replace_attrs(attrs)
+
+    def __repr__(self) -> str:
+        return f"Attributes({self._current()!r})"
+
+
+class ArrayStore(ABC):
+    """An N-dimensional array stored on disk, read and written by basic indexing.
+
+    Obtain one through :func:`arraystore.open` or :func:`arraystore.create`, not by
+    calling the class. ``store[sel]`` reads into a new ``ndarray``; ``store[sel] = x``
+    writes; ``np.asarray(store)`` reads everything; the store is a context manager.
+    Pickling a store pickles a reference (path, backend, options), never the data:
+    the unpickled store is the same array opened read-only.
+
+    Backends set the class attributes and implement the ``_``-prefixed hooks.
+    """
+
+    #: Registry name of the backend.
+    backend: ClassVar[str]
+    #: True when :meth:`as_memmap` can give a zero-copy view (for some arrays).
+    supports_memmap: ClassVar[bool] = False
+    #: True when mode ``"c"`` (copy-on-write) is offered.
+    supports_copy_on_write: ClassVar[bool] = False
+    #: What the backend stores exactly, through an encoding, or not at all.
+    fidelity: ClassVar[Fidelity]
+
+    def __init__(self, location: Location, mode: str, meta: ArrayMeta, *, options: Mapping[str, Any] | None = None):
+        self._location = location
+        self._mode = mode
+        self._meta = meta
+        self._options = dict(options or {})
+        self._closed = False
+        self._locks: list[WriterLock] = []
+        self._staged: tuple[Location, Location] | None = None  # (building at, publish to)
+
+    # -- hooks for backends ------------------------------------------------
+
+    @classmethod
+    @abstractmethod
+    def _open(cls: type[S], location: Location, mode: str, **options: Any) -> S:
+        """Open an existing array (mode ``r``, ``r+`` or ``c``)."""
+
+    @classmethod
+    @abstractmethod
+    def _create(cls: type[S], location: Location, meta: ArrayMeta, **options: Any) -> S:
+        """Create a new array at ``location`` (already a staging location when staged)."""
+
+    @abstractmethod
+    def _read(self, sel: Selection) -> np.ndarray[Any, Any]:
+        """Read a normalised selection into a new array."""
+
+    @abstractmethod
+    def _write(self, sel: Selection, value: np.ndarray[Any, Any]) -> None:
+        """Write ``value`` (already of the store's dtype and the selection's shape)."""
+
+    @abstractmethod
+    def _set_attrs(self, attrs: dict[str, Any]) -> None:
+        """Persist a new attribute dict."""
+
+    def _flush(self, durable: bool) -> None:
+        """Push written data to the file (and to stable storage when ``durable``)."""
+
+    def _close(self) -> None:
+        """Release the backend's resources (files, maps, handles)."""
+
+    def _memmap(self) -> np.memmap[Any, Any]:
+        raise NotMemoryMappableError(
+            f"{self.path}: the {self.backend} backend does not store data as one memory-mappable byte "
+            "range; read blocks with store[...] or iter_blocks() instead"
+        )
+
+    @classmethod
+    def _exists(cls, location: Location) -> bool:
+        """True when an array (or the file holding it) exists at ``location``."""
+        return location.file.exists()
+
+    @classmethod
+    def _staging(cls, location: Location) -> Location | None:
+        """Where to build a new array before publishing it at ``location``; None to build in place."""
+        return Location(_fsutil.partial_path(location.file), location.key)
+
+    #: True when a staged array is a folder (Zarr), not a file.
+    _staging_is_dir: ClassVar[bool] = False
+
+    @classmethod
+    def _lock_file(cls, location: Location) -> str | None:
+        """An existing file whose lock stands for the array's writer lock."""
+        return str(location.file) if location.file.is_file() else None
+
+    def _publish(self, final: Location, durable: bool) -> None:
+        """Move the staged array into place (called after ``_close``)."""
+        assert self._staged is not None
+        _fsutil.replace_path(self._staged[0].file, final.file, durable=durable)
+
+    @classmethod
+    def _remove(cls, location: Location) -> None:
+        """Remove an array (for ``overwrite``)."""
+        _fsutil.remove_path(location.file)
+
+    @property
+    def chunks(self) -> tuple[int, ...] | None:
+        """Storage chunk shape, or ``None`` for contiguous data."""
+        return None
+
+    # -- the public surface ------------------------------------------------
+
+    @property
+    def meta(self) -> ArrayMeta:
+        """Shape, dtype, order and attrs."""
+        return self._meta
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The array's shape."""
+        return self._meta.shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The array's dtype, byte order included."""
+        return self._meta.dtype
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions."""
+        return self._meta.ndim
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return self._meta.size
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of array data (uncompressed)."""
+        return self._meta.nbytes
+
+    @property
+    def order(self) -> str:
+        """``"C"`` or ``"F"``: the layout of the stored data."""
+        return self._meta.order
+
+    @property
+    def attrs(self) -> Attributes:
+        """User attributes; assignments persist (writable modes only)."""
+        return Attributes(self)
+
+    @property
+    def mode(self) -> str:
+        """The mode the store was opened with."""
+        return self._mode
+
+    @property
+    def path(self) -> str:
+        """The store's path, with ``::key`` for arrays inside a hierarchy."""
+        return str(self._staged[1] if self._staged else self._location)
+
+    @property
+    def writable(self) -> bool:
+        """True in modes ``r+``, ``w+`` and ``w-`` (and ``c``, whose writes stay in memory)."""
+        return self._mode in WRITABLE_MODES or self._mode == "c"
+
+    @property
+    def complete(self) -> bool:
+        """False when a writer never finished this array (opened with ``allow_incomplete=True``)."""
+        return True
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._closed
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d array")
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        state = " closed" if self._closed else ""
+        return (
+            f"<{type(self).__name__} {self.path!r} shape={self.shape} dtype={self.dtype.str if not self.dtype.names else self.dtype} "
+            f"order={self.order!r} mode={self._mode!r}{state}>"
+        )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedStoreError(f"{self.path}: the store is closed; open it again with arraystore.open()")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if not self.writable:
+            raise ReadOnlyError(
+                f"{self.path}: opened read-only (mode {self._mode!r}); open with mode='r+' to write"
+            )
+
+    def __getitem__(self, sel: Any) -> np.ndarray[Any, Any]:
+        self._check_open()
+        nsel, flip = normalize_selection(sel, self.shape)
+        out = self._read(nsel)
+        if flip:
+            out = np.flip(out, axis=flip).copy()
+        return out
+
+    def __setitem__(self, sel: Any, value: Any) -> None:
+        self._check_writable()
+        nsel, flip = normalize_selection(sel, self.shape)
+        shape = selection_shape(nsel)
+        arr = np.asarray(value)
+        if arr.dtype != self.dtype or arr.shape != shape:
+            buf = np.empty(shape, dtype=self.dtype)
+            try:
+                np.copyto(buf, arr, casting="same_kind")
+            except TypeError:
+                raise UnsupportedDtypeError(
+                    f"{self.path}: cannot write {arr.dtype} values into a {self.dtype} array without "
+                    f"changing their kind; convert them explicitly (value.astype({str(self.dtype)!r}))"
+                ) from None
+            except ValueError as exc:
+                raise ValueError(f"{self.path}: cannot write an array of shape {arr.shape} into {shape}: {exc}") from None
+            arr = buf
+        if flip:
+            arr = np.flip(arr, axis=flip)
+        self._write(nsel, arr)
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray[Any, Any]:
+        out = self[...]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def read(self) -> np.ndarray[Any, Any]:
+        """Read the whole array into memory (``store[...]``)."""
+        return self[...]
+
+    def block_plan(self, max_bytes: int = DEFAULT_BLOCK_BYTES) -> BlockPlan:
+        """The blocks :meth:`iter_blocks` walks: storage order, aligned to chunks."""
+        return plan_blocks(self.shape, self.dtype.itemsize, max_bytes, chunks=self.chunks, order=self.order)
+
+    def iter_blocks(self, max_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[tuple[tuple[slice, ...], np.ndarray[Any, Any]]]:
+        """Yield ``(selection, block)`` pairs covering the array once, in storage order.
+
+        Blocks are whole chunks (chunked stores) or contiguous runs (contiguous
+        stores) of at most ``max_bytes`` where the chunk shape allows.
+        """
+        for sel in self.block_plan(max_bytes):
+            yield sel, self[sel]
+
+    def as_memmap(self) -> np.memmap[Any, Any]:
+        """A zero-copy ``numpy.memmap`` of the stored bytes, where the format allows.
+
+        Raises
+        ------
+        NotMemoryMappableError
+            For chunked or compressed data, and for backends that never allow it.
+        """
+        self._check_open()
+        return self._memmap()
+
+    def flush(self, durable: bool = False) -> None:
+        """Write buffered changes to the file; ``durable=True`` also fsyncs file and folder.
+
+        In copy-on-write mode (``"c"``) nothing reaches the file and a
+        :class:`~arraystore.errors.NotPersistedWarning` says so.
+        """
+        self._check_open()
+        if self._mode == "c":
+            warnings.warn(
+                f"{self.path}: flush() in copy-on-write mode 'c' persists nothing: writes live only in "
+                "this process's memory; open with mode='r+' to write to the file",
+                NotPersistedWarning,
+                stacklevel=2,
+            )
+            return
+        if self._mode in WRITABLE_MODES:
+            self._flush(durable)
+
+    def close(self) -> None:
+        """Flush, release the writer lock and, for a new array, publish it under its final name."""
+        if self._closed:
+            return
+        self._closed = True
+        _open_writers.discard(self)
+        try:
+            if self._mode in WRITABLE_MODES:
+                self._flush(durable=bool(self._options.get("durable", False)))
+            self._close()
+            if self._staged is not None:
+                self._publish(self._staged[1], bool(self._options.get("durable", False)))
+                self._location = self._staged[1]
+                self._staged = None
+        finally:
+            self._release_locks()
+
+    def discard(self) -> None:
+        """Close without publishing: a new array being created is removed."""
+        if self._closed:
+            return
+        self._closed = True
+        _open_writers.discard(self)
+        try:
+            self._close()
+            if self._staged is not None:
+                _fsutil.remove_path(self._staged[0].file)
+                self._staged = None
+        finally:
+            self._release_locks()
+
+    def _release_locks(self) -> None:
+        for lock in self._locks:
+            lock.release()
+        self._locks = []
+
+    def __enter__(self: S) -> S:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None and self._staged is not None:
+            self.discard()
+        else:
+            self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True) and getattr(self, "_staged", None) is None:
+            try:
+                self.close()
+            except Exception:  # noqa: BLE001 - never raise from __del__
+                pass
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self._staged is not None:
+            raise TypeError(f"{self.path}: a new array cannot be pickled before it is closed (published)")
+        opts = {k: v for k, v in self._options.items() if k in self._pickled_options}
+        return (_reopen, (str(self._location), self.backend, opts))
+
+    #: Options that a pickled reference carries to the reopened store.
+    _pickled_options: ClassVar[frozenset[str]] = frozenset({"io", "allow_incomplete", "allow_external"})
+
+    def _replace_attrs(self, attrs: dict[str, Any]) -> None:
+        self._check_writable()
+        if self._mode == "c":
+            raise ReadOnlyError(f"{self.path}: attrs cannot be changed in copy-on-write mode 'c'; open with 'r+'")
+        new = self._meta.replace(attrs=attrs)
+        self._set_attrs(dict(new.attrs))
+        self._meta = new
+
+
+def _reopen(path: str, backend: str, options: dict[str, Any]) -> ArrayStore:
+    return open(path, "r", backend=backend, **options)
+
+
+def _resolve_backend(location: Location, backend: str | None, *, must_exist: bool) -> type[ArrayStore]:
+    return backend_class(backend or detect_backend(location, must_exist=must_exist))
+
+
+def open(  # noqa: A001 - the natural name, like io.open and zarr.open
+    path: str | os.PathLike[str],
+    mode: str = "r",
+    backend: str | None = None,
+    *,
+    lock_timeout: float = 0.0,
+    **options: Any,
+) -> ArrayStore:
+    """Open an existing array.
+
+    Parameters
+    ----------
+    path
+        File or folder; for arrays inside HDF5 files or Zarr hierarchies,
+        ``"file::/group/name"``.
+    mode
+        ``"r"`` read-only, ``"r+"`` read-write, ``"c"`` copy-on-write (memory-mappable
+        backends only). ``"w+"``/``"w-"`` are accepted with ``shape=`` and ``dtype=``
+        and forward to :func:`create`.
+    backend
+        ``"raw"``, ``"npy"``, ``"hdf5"``, ``"zarr"`` or a plugin's name; default:
+        from the suffix, else from the content.
+    lock_timeout
+        Seconds to wait for another writer (writable modes); ``0`` fails at once.
+    **options
+        Backend options, e.g. ``io="buffered"``, ``meta=ArrayMeta(...)`` (raw files
+        without a sidecar), ``allow_incomplete=True``.
+
+    Raises
+    ------
+    ArrayNotFoundError, MetadataError, SizeMismatchError, LockedError, ModeError, BackendError
+    """
+    if mode not in MODES:
+        raise ModeError(f"expected a mode among {', '.join(MODES)}, found {mode!r}")
+    if mode in ("w+", "w-"):
+        shape, dtype = options.pop("shape", None), options.pop("dtype", None)
+        if shape is None or dtype is None:
+            raise ModeError(f"mode {mode!r} creates an array: pass shape= and dtype= (or call arraystore.create)")
+        return create(path, shape, dtype, backend=backend, overwrite=(mode == "w+"), lock_timeout=lock_timeout, **options)
+    location = parse_location(path)
+    cls = _resolve_backend(location, backend, must_exist=True)
+    if mode == "c" and not cls.supports_copy_on_write:
+        raise ModeError(
+            f"mode 'c' (copy-on-write) needs a memory-mappable backend (raw, npy); the {cls.backend} backend "
+            "cannot offer it: open with 'r' and copy the blocks you change"
+        )
+    if not cls._exists(location):
+        raise ArrayNotFoundError(f"{location}: no {cls.backend} array there")
+    lock = None
+    if mode in WRITABLE_MODES:
+        lock_file = cls._lock_file(location)
+        lock = WriterLock(lock_file, timeout=lock_timeout) if lock_file else None
+    try:
+        store = cls._open(location, mode, **options)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    store._locks = [lock] if lock is not None else []
+    if mode in WRITABLE_MODES:
+        _open_writers.add(store)
+    return store
+
+
+def create(
+    path: str | os.PathLike[str],
+    shape: Any,
+    dtype: Any,
+    *,
+    backend: str | None = None,
+    chunks: Any = None,
+    compression: str | None = None,
+    order: Literal["C", "F"] = "C",
+    attrs: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    durable: bool = False,
+    lock_timeout: float = 0.0,
+    **options: Any,
+) -> ArrayStore:
+    """Create a new array, open for writing (mode ``"w+"``).
+
+    The array is built under a temporary name beside its destination and renamed
+    into place by :meth:`ArrayStore.close`, so nothing complete-looking exists until
+    it is complete. Leaving a ``with`` block by an exception discards it.
+
+    Parameters
+    ----------
+    path
+        Destination; the backend comes from ``backend=`` or the suffix.
+    shape, dtype
+        The array. Dtypes the backend cannot store exactly (or through a documented
+        lossless encoding) are refused before anything is written.
+    chunks, compression
+        Storage layout for chunked backends (HDF5, Zarr); contiguous backends refuse
+        anything but ``None``.
+    order
+        ``"C"`` or ``"F"`` layout.
+    attrs
+        JSON-serialisable attributes.
+    overwrite
+        Replace an existing array (only when the new one is published).
+    durable
+        fsync data, metadata and folder at close.
+
+    Raises
+    ------
+    AlreadyExistsError, UnsupportedDtypeError, MetadataError, LockedError, StorageFullError
+    """
+    meta = ArrayMeta(shape, dtype, order, dict(attrs or {}))
+    location = parse_location(path)
+    cls = _resolve_backend(location, backend, must_exist=False)
+    check_fidelity(cls, meta.dtype)
+    if cls._exists(location) and not overwrite:
+        raise AlreadyExistsError(f"{location}: an array already exists there; pass overwrite=True to replace it")
+    staging = cls._staging(location)
+    locks: list[WriterLock] = []
+    try:
+        lock_file = cls._lock_file(location)
+        if lock_file:  # an existing array being replaced, or the file that will hold the new one
+            locks.append(WriterLock(lock_file, timeout=lock_timeout))
+        if staging is not None:
+            # Lock the staging place itself, so that two processes creating the same
+            # array cannot build over each other; then clear an earlier crash's leftovers.
+            kind = "dir" if cls._staging_is_dir else "file"
+            locks.append(WriterLock(staging.file, timeout=lock_timeout, create=kind))
+            _fsutil.clear_path(staging.file)
+        store = cls._create(staging or location, meta, chunks=chunks, compression=compression, durable=durable, **options)
+    except BaseException:
+        if staging is not None and locks and locks[-1].path == staging.file:
+            _fsutil.remove_path(staging.file)
+        for lock in locks:
+            lock.release()
+        raise
+    store._locks = locks
+    if staging is not None:
+        store._staged = (staging, location)
+    _open_writers.add(store)
+    return store
