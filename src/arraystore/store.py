@@ -196,6 +196,15 @@ class ArrayStore(ABC):
         """Storage chunk shape, or ``None`` for contiguous data."""
         return None
 
+    @property
+    def recorded_checksum(self) -> dict[str, str] | None:
+        """The content checksum recorded with the array (``{"algorithm", "value"}``), if any."""
+        return None
+
+    def set_checksum(self, checksum: dict[str, str]) -> None:
+        """Record a content checksum with the array (convert and verify use it)."""
+        raise NotImplementedError(f"the {self.backend} backend does not record checksums")
+
     # -- the public surface ------------------------------------------------
 
     @property

@@ -161,7 +161,7 @@ class RawStore(MappedFileStore):
             write_sidecar_file(self._data_file(), self._sidecar)
 
     def set_checksum(self, checksum: dict[str, str]) -> None:
-        """Record a content checksum in the sidecar (used by convert and verify)."""
+        """Record a content checksum in the sidecar."""
         self._check_writable()
         if self._sidecar is not None:
             s = self._sidecar
