@@ -78,6 +78,14 @@ def remove_path(path: str | os.PathLike[str]) -> None:
             p.unlink()
 
 
+def nonempty(path: str | os.PathLike[str]) -> bool:
+    """True for a non-empty file or a folder with children."""
+    p = Path(path)
+    if p.is_dir():
+        return any(p.iterdir())
+    return p.exists() and p.stat().st_size > 0
+
+
 def clear_path(path: str | os.PathLike[str]) -> None:
     """Empty a file (truncate) or a folder (remove its children), keeping the inode."""
     p = Path(path)

@@ -25,6 +25,7 @@ from ._selection import Selection, normalize_selection, selection_shape
 from .blocks import BlockPlan, plan_blocks
 from .errors import (
     AlreadyExistsError,
+    ArrayStoreError,
     ArrayNotFoundError,
     ClosedStoreError,
     ModeError,
@@ -180,6 +181,23 @@ class ArrayStore(ABC):
     def _lock_file(cls, location: Location) -> str | None:
         """An existing file whose lock stands for the array's writer lock."""
         return str(location.file) if location.file.is_file() else None
+
+    @classmethod
+    def _reopen_staged(cls: type[S], location: Location, meta: ArrayMeta, **options: Any) -> S | None:
+        """Reopen a half-built array at a staging location, or None when it does not match ``meta``."""
+        chunks = options.pop("chunks", None)
+        options.pop("compression", None)
+        try:
+            store = cls._open(location, "r+", allow_incomplete=True, **options)
+        except ArrayStoreError:
+            return None
+        same = (store.shape, store.dtype, store.order) == (meta.shape, meta.dtype, meta.order)
+        if not same or (chunks is not None and store.chunks != tuple(chunks)):
+            store._close()
+            return None
+        store._mode = "w+"
+        store._meta = meta
+        return store
 
     def _publish(self, final: Location, durable: bool) -> None:
         """Move the staged array into place (called after ``_close``)."""
@@ -529,6 +547,7 @@ def create(
     overwrite: bool = False,
     durable: bool = False,
     lock_timeout: float = 0.0,
+    resume: bool = False,
     **options: Any,
 ) -> ArrayStore:
     """Create a new array, open for writing (mode ``"w+"``).
@@ -555,6 +574,10 @@ def create(
         Replace an existing array (only when the new one is published).
     durable
         fsync data, metadata and folder at close.
+    resume
+        Reopen the half-built array an interrupted earlier ``create`` left behind
+        (same shape, dtype, order and layout) instead of starting afresh; used by
+        :func:`arraystore.convert` together with its journal.
 
     Raises
     ------
@@ -577,8 +600,13 @@ def create(
             # array cannot build over each other; then clear an earlier crash's leftovers.
             kind = "dir" if cls._staging_is_dir else "file"
             locks.append(WriterLock(staging.file, timeout=lock_timeout, create=kind))
-            _fsutil.clear_path(staging.file)
-        store = cls._create(staging or location, meta, chunks=chunks, compression=compression, durable=durable, **options)
+        store = None
+        if staging is not None and resume and _fsutil.nonempty(staging.file):
+            store = cls._reopen_staged(staging, meta, chunks=chunks, compression=compression, durable=durable, **options)
+        if store is None:
+            if staging is not None:
+                _fsutil.clear_path(staging.file)
+            store = cls._create(staging or location, meta, chunks=chunks, compression=compression, durable=durable, **options)
     except BaseException:
         if staging is not None and locks and locks[-1].path == staging.file:
             _fsutil.remove_path(staging.file)

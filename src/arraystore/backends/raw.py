@@ -125,6 +125,16 @@ class RawStore(MappedFileStore):
             os.close(fd)
         return cls(location, "w+", meta, 0, sidecar=Sidecar(meta, 0), io=io, durable=durable)
 
+    @classmethod
+    def _reopen_staged(cls, location: Location, meta: ArrayMeta, **options: Any) -> RawStore | None:
+        # A staged raw file has no sidecar yet: its metadata is the one asked for.
+        try:
+            check_size(str(location.file), 0, meta)
+        except MetadataError:
+            return None
+        return cls(location, "w+", meta, 0, sidecar=Sidecar(meta, 0), io=options.get("io", "auto"),
+                   durable=options.get("durable", False))
+
     def _before_write(self) -> None:
         if not self._dirty:
             self._dirty = True
