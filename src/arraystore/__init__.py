@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ArrayStoreError, ArrayStoreWarning
 from .meta import ArrayMeta
-from .store import ArrayStore, create, open
+from .store import ArrayStore, create, open  # noqa: A004 - arraystore.open, like zarr.open
 
 __version__ = "0.1.0"
 
@@ -24,11 +24,17 @@ __all__ = [
     "__version__",
     "create",
     "errors",
+    "filesystems",
+    "locality",
     "open",
 ]
 
 # Heavier entry points, imported on first use (PEP 562).
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    "locality": "arraystore.filesystems:locality",
+    "filesystems": "arraystore.filesystems",
+    "dialects": "arraystore.dialects",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -12,7 +12,15 @@ from pathlib import Path
 
 from .errors import StorageFullError
 
-__all__ = ["atomic_write_bytes", "fsync_dir", "clear_path", "partial_path", "raise_if_full", "remove_path", "replace_path"]
+__all__ = [
+    "atomic_write_bytes",
+    "clear_path",
+    "fsync_dir",
+    "partial_path",
+    "raise_if_full",
+    "remove_path",
+    "replace_path",
+]
 
 _SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 

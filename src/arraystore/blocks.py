@@ -121,7 +121,11 @@ def plan_blocks(
         When even one chunk (or one element) is larger than ``max_bytes``.
     """
     shape = tuple(int(n) for n in shape)
-    unit = tuple(1 for _ in shape) if chunks is None else tuple(max(1, min(int(c), max(n, 1))) for c, n in zip(chunks, shape))
+    unit = (
+        tuple(1 for _ in shape)
+        if chunks is None
+        else tuple(max(1, min(int(c), max(n, 1))) for c, n in zip(chunks, shape))
+    )
     if len(unit) != len(shape):
         raise MemoryBudgetError(f"chunks {tuple(chunks or ())} do not match the array's {len(shape)} dimensions")
     if not shape or 0 in shape:

@@ -93,14 +93,15 @@ class SizeMismatchError(MetadataError):
         self.path = path
         self.expected = expected
         self.actual = actual
-        msg = (
-            f"{path}: expected {expected:,} bytes of data from its metadata, "
-            f"found {actual:,} bytes"
-        )
+        msg = f"{path}: expected {expected:,} bytes of data from its metadata, found {actual:,} bytes"
         hint = _size_hint(expected, actual, itemsize)
-        msg += f"; {hint}" if hint else (
-            "; the file or its metadata is wrong: check the shape and dtype it was "
-            "written with, and do not open it with guessed metadata"
+        msg += (
+            f"; {hint}"
+            if hint
+            else (
+                "; the file or its metadata is wrong: check the shape and dtype it was "
+                "written with, and do not open it with guessed metadata"
+            )
         )
         super().__init__(msg)
 

@@ -54,19 +54,18 @@ def _tuples(obj: Any, depth: int = 0) -> Any:
     if isinstance(obj, str):
         return obj
     if isinstance(obj, list):
-        fields = []
+        fields: list[tuple[Any, ...]] = []
         for f in obj:
-            if not isinstance(f, list) or len(f) not in (2, 3) or not isinstance(f[0], str):
+            if not isinstance(f, list) or len(f) not in (2, 3) or not _is_field_name(f[0]):
                 raise MetadataError(
-                    f"expected a structured dtype field as [name, descr] or "
-                    f"[name, descr, shape], found {f!r}"
+                    f"expected a structured dtype field as [name, descr] or [name, descr, shape], found {f!r}"
                 )
-            name, sub = f[0], _tuples(f[1], depth + 1)
+            name = f[0] if isinstance(f[0], str) else tuple(f[0])  # [title, name] for titled fields
+            sub = _tuples(f[1], depth + 1)
             if len(f) == 3:
                 shape = f[2]
                 if not isinstance(shape, list) or not all(
-                    isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**31
-                    for n in shape
+                    isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**31 for n in shape
                 ):
                     raise MetadataError(f"invalid sub-array shape {shape!r} in field {name!r}")
                 fields.append((name, sub, tuple(shape)))
@@ -74,6 +73,10 @@ def _tuples(obj: Any, depth: int = 0) -> Any:
                 fields.append((name, sub))
         return fields
     raise MetadataError(f"expected a dtype description (string or list), found {obj!r}")
+
+
+def _is_field_name(obj: Any) -> bool:
+    return isinstance(obj, str) or (isinstance(obj, list) and len(obj) == 2 and all(isinstance(x, str) for x in obj))
 
 
 def dtype_from_json(obj: Any) -> np.dtype[Any]:
@@ -104,8 +107,7 @@ def check_dtype(dtype: np.dtype[Any]) -> None:
         )
     if dtype.itemsize == 0:
         raise UnsupportedDtypeError(
-            f"expected a dtype with a non-zero item size, found {dtype!r}; "
-            "give strings a length, e.g. 'S8' or 'U8'"
+            f"expected a dtype with a non-zero item size, found {dtype!r}; give strings a length, e.g. 'S8' or 'U8'"
         )
 
 
@@ -193,7 +195,7 @@ class ArrayMeta:
 
     def replace(self, **changes: Any) -> ArrayMeta:
         """A copy with some fields changed."""
-        fields = {"shape": self.shape, "dtype": self.dtype, "order": self.order, "attrs": self.attrs}
+        fields: dict[str, Any] = {"shape": self.shape, "dtype": self.dtype, "order": self.order, "attrs": self.attrs}
         fields.update(changes)
         return ArrayMeta(**fields)
 

@@ -150,7 +150,8 @@ def detect_backend(location: Location, *, must_exist: bool = True) -> str:
     if file.with_name(file.name + ".json").exists():
         return "raw"
     for name, cls in _entry_point_classes().items():
-        if getattr(cls, "detect", None) is not None and cls.detect(location):
+        detect = getattr(cls, "detect", None)
+        if detect is not None and detect(location):
             return name
     raise BackendError(
         f"{file}: expected a known suffix ({', '.join(SUFFIXES)}) or format signature (.npy, HDF5, zarr.json), "

@@ -81,12 +81,12 @@ class Sidecar:
             raise MetadataError(f"{source}: expected a JSON object, found {type(d).__name__}")
         if d.get("format") != FORMAT:
             raise MetadataError(
-                f"{source}: expected \"format\": \"{FORMAT}\", found {d.get('format')!r}; "
+                f'{source}: expected "format": "{FORMAT}", found {d.get("format")!r}; '
                 "this is not an arraystore sidecar (use `arraystore inspect` on the data file)"
             )
         version = d.get("version")
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise MetadataError(f"{source}: expected a positive integer \"version\", found {version!r}")
+            raise MetadataError(f'{source}: expected a positive integer "version", found {version!r}')
         if version > VERSION:
             raise MetadataError(
                 f"{source}: sidecar version {version} is newer than this arraystore reads "
@@ -98,23 +98,23 @@ class Sidecar:
             raise MetadataError(f"{source}: {exc}") from None
         offset = d.get("offset", 0)
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise MetadataError(f"{source}: expected a non-negative integer \"offset\", found {offset!r}")
+            raise MetadataError(f'{source}: expected a non-negative integer "offset", found {offset!r}')
         nbytes = d.get("nbytes", meta.nbytes)
         if nbytes != meta.nbytes or isinstance(nbytes, bool):
             raise MetadataError(
-                f"{source}: \"nbytes\" is {nbytes!r} but shape {list(meta.shape)} of {meta.dtype.str} "
+                f'{source}: "nbytes" is {nbytes!r} but shape {list(meta.shape)} of {meta.dtype.str} '
                 f"needs {meta.nbytes:,} bytes; the sidecar is inconsistent, fix or regenerate it"
             )
         complete = d.get("complete", True)
         if not isinstance(complete, bool):
-            raise MetadataError(f"{source}: expected true/false for \"complete\", found {complete!r}")
+            raise MetadataError(f'{source}: expected true/false for "complete", found {complete!r}')
         checksum = d.get("checksum")
         if checksum is not None and not (
             isinstance(checksum, dict)
             and isinstance(checksum.get("algorithm"), str)
             and isinstance(checksum.get("value"), str)
         ):
-            raise MetadataError(f"{source}: expected \"checksum\" as {{algorithm, value}}, found {checksum!r}")
+            raise MetadataError(f'{source}: expected "checksum" as {{algorithm, value}}, found {checksum!r}')
         known = {"format", "version", "shape", "dtype", "order", "offset", "nbytes", "complete", "attrs", "checksum"}
         extra = {k: v for k, v in d.items() if k not in known}
         return cls(meta, offset, complete, checksum, version, extra)

@@ -25,8 +25,8 @@ from ._selection import Selection, normalize_selection, selection_shape
 from .blocks import BlockPlan, plan_blocks
 from .errors import (
     AlreadyExistsError,
-    ArrayStoreError,
     ArrayNotFoundError,
+    ArrayStoreError,
     ClosedStoreError,
     ModeError,
     NotMemoryMappableError,
@@ -35,7 +35,7 @@ from .errors import (
     UnsupportedDtypeError,
 )
 from .fidelity import Fidelity, check_fidelity
-from .meta import ArrayMeta
+from .meta import ArrayMeta, Order
 from .registry import Location, backend_class, detect_backend, parse_location
 
 __all__ = ["MODES", "ArrayStore", "Mode", "create", "open"]
@@ -59,7 +59,7 @@ def _flush_open_writers() -> None:
     for store in list(_open_writers):
         try:
             store.flush()
-        except Exception:  # noqa: BLE001 - nothing sensible to do at exit
+        except Exception:
             pass
 
 
@@ -256,7 +256,7 @@ class ArrayStore(ABC):
         return self._meta.nbytes
 
     @property
-    def order(self) -> str:
+    def order(self) -> Order:
         """``"C"`` or ``"F"``: the layout of the stored data."""
         return self._meta.order
 
@@ -309,9 +309,7 @@ class ArrayStore(ABC):
     def _check_writable(self) -> None:
         self._check_open()
         if not self.writable:
-            raise ReadOnlyError(
-                f"{self.path}: opened read-only (mode {self._mode!r}); open with mode='r+' to write"
-            )
+            raise ReadOnlyError(f"{self.path}: opened read-only (mode {self._mode!r}); open with mode='r+' to write")
 
     def __getitem__(self, sel: Any) -> np.ndarray[Any, Any]:
         self._check_open()
@@ -336,7 +334,9 @@ class ArrayStore(ABC):
                     f"changing their kind; convert them explicitly (value.astype({str(self.dtype)!r}))"
                 ) from None
             except ValueError as exc:
-                raise ValueError(f"{self.path}: cannot write an array of shape {arr.shape} into {shape}: {exc}") from None
+                raise ValueError(
+                    f"{self.path}: cannot write an array of shape {arr.shape} into {shape}: {exc}"
+                ) from None
             arr = buf
         if flip:
             arr = np.flip(arr, axis=flip)
@@ -354,7 +354,9 @@ class ArrayStore(ABC):
         """The blocks :meth:`iter_blocks` walks: storage order, aligned to chunks."""
         return plan_blocks(self.shape, self.dtype.itemsize, max_bytes, chunks=self.chunks, order=self.order)
 
-    def iter_blocks(self, max_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[tuple[tuple[slice, ...], np.ndarray[Any, Any]]]:
+    def iter_blocks(
+        self, max_bytes: int = DEFAULT_BLOCK_BYTES
+    ) -> Iterator[tuple[tuple[slice, ...], np.ndarray[Any, Any]]]:
         """Yield ``(selection, block)`` pairs covering the array once, in storage order.
 
         Blocks are whole chunks (chunked stores) or contiguous runs (contiguous
@@ -441,7 +443,7 @@ class ArrayStore(ABC):
         if not getattr(self, "_closed", True) and getattr(self, "_staged", None) is None:
             try:
                 self.close()
-            except Exception:  # noqa: BLE001 - never raise from __del__
+            except Exception:
                 pass
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -508,7 +510,9 @@ def open(  # noqa: A001 - the natural name, like io.open and zarr.open
         shape, dtype = options.pop("shape", None), options.pop("dtype", None)
         if shape is None or dtype is None:
             raise ModeError(f"mode {mode!r} creates an array: pass shape= and dtype= (or call arraystore.create)")
-        return create(path, shape, dtype, backend=backend, overwrite=(mode == "w+"), lock_timeout=lock_timeout, **options)
+        return create(
+            path, shape, dtype, backend=backend, overwrite=(mode == "w+"), lock_timeout=lock_timeout, **options
+        )
     location = parse_location(path)
     cls = _resolve_backend(location, backend, must_exist=True)
     if mode == "c" and not cls.supports_copy_on_write:
@@ -602,11 +606,15 @@ def create(
             locks.append(WriterLock(staging.file, timeout=lock_timeout, create=kind))
         store = None
         if staging is not None and resume and _fsutil.nonempty(staging.file):
-            store = cls._reopen_staged(staging, meta, chunks=chunks, compression=compression, durable=durable, **options)
+            store = cls._reopen_staged(
+                staging, meta, chunks=chunks, compression=compression, durable=durable, **options
+            )
         if store is None:
             if staging is not None:
                 _fsutil.clear_path(staging.file)
-            store = cls._create(staging or location, meta, chunks=chunks, compression=compression, durable=durable, **options)
+            store = cls._create(
+                staging or location, meta, chunks=chunks, compression=compression, durable=durable, **options
+            )
     except BaseException:
         if staging is not None and locks and locks[-1].path == staging.file:
             _fsutil.remove_path(staging.file)

@@ -27,7 +27,7 @@ def choose_io(path: str, io: str) -> str:
     if io not in IO_CHOICES:
         raise ModeError(f"expected io= one of {', '.join(IO_CHOICES)}, found {io!r}")
     try:
-        from ..locality import choose_io as _choose
+        from ..filesystems import choose_io as _choose
     except ImportError:  # pragma: no cover - locality ships with arraystore
         return "mmap" if io == "auto" else io
     return _choose(path, io)  # type: ignore[arg-type]
@@ -36,7 +36,7 @@ def choose_io(path: str, io: str) -> str:
 def check_memmap(path: str, stacklevel: int) -> None:
     """Warn (or refuse, by policy) before memory-mapping a file on a network file system."""
     try:
-        from ..locality import check_memmap as _check
+        from ..filesystems import check_memmap as _check
     except ImportError:  # pragma: no cover
         return
     _check(path, stacklevel=stacklevel + 1)
@@ -82,7 +82,9 @@ class MappedFileStore(ArrayStore):
     supports_copy_on_write: ClassVar[bool] = True
     fidelity: ClassVar[Fidelity] = Fidelity.everything_exact("stored byte for byte")
 
-    def __init__(self, location: Location, mode: str, meta: ArrayMeta, offset: int, *, io: str = "auto", **options: Any):
+    def __init__(
+        self, location: Location, mode: str, meta: ArrayMeta, offset: int, *, io: str = "auto", **options: Any
+    ):
         super().__init__(location, mode, meta, options={"io": io, **options})
         self._offset = offset
         self._io = choose_io(str(location.file), io)
@@ -111,7 +113,12 @@ class MappedFileStore(ArrayStore):
                     check_memmap(self._data_file(), stacklevel=stacklevel + 1)
                 mode = {"r": "r", "c": "c"}.get(self._mode, "r+")
                 self._map = np.memmap(
-                    self._data_file(), dtype=self.dtype, mode=mode, offset=self._offset, shape=self.shape, order=self.order
+                    self._data_file(),
+                    dtype=self.dtype,
+                    mode=mode,
+                    offset=self._offset,
+                    shape=self.shape,
+                    order=self.order,
                 )
         return self._map
 
@@ -127,7 +134,9 @@ class MappedFileStore(ArrayStore):
     def _read(self, sel: Selection) -> np.ndarray[Any, Any]:
         if self._io == "buffered" and self._mode != "c" and self.nbytes:
             return self._read_buffered(sel)
-        return np.array(self._get_map()[sel], copy=True)
+        # A trailing Ellipsis keeps a 0-d result an array: indexing with ints alone
+        # would return a numpy scalar, which comes back in native byte order.
+        return np.array(self._get_map()[(*sel, Ellipsis)], copy=True)
 
     def _read_buffered(self, sel: Selection) -> np.ndarray[Any, Any]:
         """Read the rows (outermost storage axis) the selection touches, in one large pread."""
@@ -140,16 +149,20 @@ class MappedFileStore(ArrayStore):
             return buf
         axis = 0 if self.order == "C" else self.ndim - 1
         s = sel[axis]
-        lo, hi = (s, s + 1) if isinstance(s, int) else (s.start, s.start + (len(range(s.start, s.stop, s.step)) - 1) * s.step + 1)
+        lo, hi = (
+            (s, s + 1)
+            if isinstance(s, int)
+            else (s.start, s.start + (len(range(s.start, s.stop, s.step)) - 1) * s.step + 1)
+        )
         rows_shape = list(self.shape)
         rows_shape[axis] = hi - lo
-        row_bytes = math.prod(self.shape) // self.shape[axis] * self.itemsize
+        row_bytes = math.prod(self.shape) // self.shape[axis] * self.dtype.itemsize
         buf = np.empty(math.prod(rows_shape), self.dtype)
         _pread_into(self._get_fd(), memoryview(buf), self._offset + lo * row_bytes)  # type: ignore[arg-type]
         rows = buf.reshape(rows_shape, order=self.order)  # type: ignore[call-overload]
         local = list(sel)
         local[axis] = s - lo if isinstance(s, int) else slice(s.start - lo, s.stop - lo, s.step)
-        out = rows[tuple(local)]
+        out: np.ndarray[Any, Any] = rows[tuple(local)]
         return out if out.size == buf.size else out.copy()  # do not pin a large buffer for a small view
 
     def _get_fd(self) -> int:

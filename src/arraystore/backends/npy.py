@@ -45,7 +45,9 @@ def read_npy_header(path: str) -> tuple[ArrayMeta, int, tuple[int, int]]:
         try:
             version = npformat.read_magic(f)
         except ValueError as exc:
-            raise MetadataError(f"{path}: expected a .npy file (magic \\x93NUMPY and version 1, 2 or 3): {exc}") from None
+            raise MetadataError(
+                f"{path}: expected a .npy file (magic \\x93NUMPY and version 1, 2 or 3): {exc}"
+            ) from None
         try:
             if version == (1, 0):
                 shape, fortran, dtype = npformat.read_array_header_1_0(f, max_header_size=MAX_HEADER_SIZE)
@@ -97,7 +99,7 @@ class NpyStore(MappedFileStore):
     backend: ClassVar[str] = "npy"
 
     @classmethod
-    def _open(
+    def _open(  # type: ignore[override]  # backends take their own options
         cls, location: Location, mode: str, *, io: str = "auto", durable: bool = False, allow_incomplete: bool = False
     ) -> NpyStore:
         if location.key:
@@ -108,7 +110,7 @@ class NpyStore(MappedFileStore):
         return cls(location, mode, meta, offset, io=io, durable=durable)
 
     @classmethod
-    def _create(
+    def _create(  # type: ignore[override]  # backends take their own options
         cls,
         location: Location,
         meta: ArrayMeta,
@@ -121,7 +123,9 @@ class NpyStore(MappedFileStore):
         if location.key:
             raise BackendError(f"{location}: .npy files hold one array; drop the '::{location.key}' part")
         if chunks is not None or compression is not None:
-            raise BackendError("the npy backend stores contiguous uncompressed data: chunks= and compression= need hdf5 or zarr")
+            raise BackendError(
+                "the npy backend stores contiguous uncompressed data: chunks= and compression= need hdf5 or zarr"
+            )
         if meta.attrs:
             raise BackendError(
                 "the .npy format has no place for attributes; drop attrs= or use the raw, hdf5 or zarr backend"

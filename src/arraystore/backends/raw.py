@@ -24,7 +24,9 @@ class RawStore(MappedFileStore):
 
     backend: ClassVar[str] = "raw"
 
-    def __init__(self, location: Location, mode: str, meta: ArrayMeta, offset: int, *, sidecar: Sidecar | None, **options: Any):
+    def __init__(
+        self, location: Location, mode: str, meta: ArrayMeta, offset: int, *, sidecar: Sidecar | None, **options: Any
+    ):
         super().__init__(location, mode, meta, offset, **options)
         self._sidecar = sidecar  # None when the metadata is not ours (meta= or a dialect)
         self._dirty = False
@@ -45,7 +47,7 @@ class RawStore(MappedFileStore):
         return self._options.get("dialect_name")
 
     @classmethod
-    def _open(
+    def _open(  # type: ignore[override]  # backends take their own options
         cls,
         location: Location,
         mode: str,
@@ -65,7 +67,10 @@ class RawStore(MappedFileStore):
         options: dict[str, Any] = {"io": io, "durable": durable, "allow_incomplete": allow_incomplete}
         if meta is not None:
             if sidecar is not None and (sidecar.meta.shape, sidecar.meta.dtype, sidecar.meta.order, sidecar.offset) != (
-                meta.shape, meta.dtype, meta.order, offset
+                meta.shape,
+                meta.dtype,
+                meta.order,
+                offset,
             ):
                 raise MetadataError(
                     f"{data}: meta= says shape {meta.shape} {meta.dtype.str} order {meta.order} offset {offset}, "
@@ -100,7 +105,7 @@ class RawStore(MappedFileStore):
         return cls(location, mode, meta, offset, sidecar=sidecar, **options)
 
     @classmethod
-    def _create(
+    def _create(  # type: ignore[override]  # backends take their own options
         cls,
         location: Location,
         meta: ArrayMeta,
@@ -132,8 +137,15 @@ class RawStore(MappedFileStore):
             check_size(str(location.file), 0, meta)
         except MetadataError:
             return None
-        return cls(location, "w+", meta, 0, sidecar=Sidecar(meta, 0), io=options.get("io", "auto"),
-                   durable=options.get("durable", False))
+        return cls(
+            location,
+            "w+",
+            meta,
+            0,
+            sidecar=Sidecar(meta, 0),
+            io=options.get("io", "auto"),
+            durable=options.get("durable", False),
+        )
 
     def _before_write(self) -> None:
         if not self._dirty:
@@ -166,7 +178,9 @@ class RawStore(MappedFileStore):
                 f"{self.path}: its metadata comes from a foreign header; attrs cannot be stored without an "
                 "arraystore sidecar (convert the array, or open it with meta=..., write_sidecar=True)"
             )
-        self._sidecar = Sidecar(meta, self._offset, self._sidecar.complete, self._sidecar.checksum, extra=self._sidecar.extra)
+        self._sidecar = Sidecar(
+            meta, self._offset, self._sidecar.complete, self._sidecar.checksum, extra=self._sidecar.extra
+        )
         if self._staged is None:
             write_sidecar_file(self._data_file(), self._sidecar)
 
@@ -175,7 +189,9 @@ class RawStore(MappedFileStore):
         self._check_writable()
         if self._sidecar is not None:
             s = self._sidecar
-            self._sidecar = Sidecar(s.meta.replace(attrs=self._meta.attrs), s.offset, s.complete, checksum, extra=s.extra)
+            self._sidecar = Sidecar(
+                s.meta.replace(attrs=self._meta.attrs), s.offset, s.complete, checksum, extra=s.extra
+            )
             if self._staged is None:
                 write_sidecar_file(self._data_file(), self._sidecar)
 

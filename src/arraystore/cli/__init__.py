@@ -17,7 +17,7 @@ from ..errors import ArrayStoreError
 __all__ = ["main"]
 
 #: Sub-command modules, in the order ``--help`` lists them.
-COMMANDS = ("info",)
+COMMANDS = ("info", "locality")
 
 #: Exit codes shared by every sub-command (documented in docs/cli.md).
 EXIT_OK = 0

@@ -8,7 +8,9 @@ import numpy as np
 
 __all__ = ["CONFORMANCE_DTYPES", "sample_data"]
 
-_NESTED = np.dtype([("id", "<u4"), ("pos", ">f8", (2, 3)), ("inner", [("flag", "?"), ("code", "S3"), ("t", "<M8[ms]")])])
+_NESTED = np.dtype(
+    [("id", "<u4"), ("pos", ">f8", (2, 3)), ("inner", [("flag", "?"), ("code", "S3"), ("t", "<M8[ms]")])]
+)
 
 #: One or more dtypes per family, both byte orders where they differ.
 CONFORMANCE_DTYPES: tuple[np.dtype[Any], ...] = tuple(

@@ -20,7 +20,7 @@ import os
 import pickle
 import warnings
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pytest
@@ -94,7 +94,7 @@ class ArrayStoreTests:
     def supported(self, dtype: np.dtype[Any]) -> bool:
         return bool(self.store_cls.fidelity.support(dtype)[0] is not Support.NO)
 
-    def make(self, path: str, data: np.ndarray[Any, Any], order: str = "C", **kwargs: Any) -> None:
+    def make(self, path: str, data: np.ndarray[Any, Any], order: Literal["C", "F"] = "C", **kwargs: Any) -> None:
         with arraystore.create(
             path, data.shape, data.dtype, backend=self.backend, order=order, **{**self.create_kwargs, **kwargs}
         ) as s:
@@ -118,7 +118,7 @@ class ArrayStoreTests:
 
     @pytest.mark.parametrize("shape", _SHAPES, ids=str)
     @pytest.mark.parametrize("order", ["C", "F"])
-    def test_shape_and_order(self, path: str, shape: tuple[int, ...], order: str) -> None:
+    def test_shape_and_order(self, path: str, shape: tuple[int, ...], order: Literal["C", "F"]) -> None:
         data = sample_data(np.dtype("<f4"), shape, seed=1)
         self.make(path, data, order=order)
         with arraystore.open(path) as s:
@@ -289,9 +289,13 @@ class ArrayStoreTests:
         assert self.oracle_read(path).tolist() == [1, 1, 1]
 
     def test_exception_discards_new_array(self, path: str) -> None:
-        with pytest.raises(RuntimeError), arraystore.create(path, (3,), "<f4", backend=self.backend, **self.create_kwargs) as s:
-            s[...] = 1
-            raise RuntimeError("boom")
+        def fail_while_writing() -> None:
+            with arraystore.create(path, (3,), "<f4", backend=self.backend, **self.create_kwargs) as s:
+                s[...] = 1
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError):
+            fail_while_writing()
         assert os.listdir(os.path.dirname(path)) == []
 
     def test_overwrite_keeps_old_until_close(self, path: str) -> None:
@@ -346,11 +350,11 @@ class ArrayStoreTests:
         data = np.arange(12, dtype="<i4").reshape(3, 4)
         self.make(path, data)
         with arraystore.open(path, "r+") as s:
-            try:
-                m = s.as_memmap()
-            except NotMemoryMappableError as exc:
-                assert not self.store_cls.supports_memmap or s.chunks is not None, exc
+            if not self.store_cls.supports_memmap or s.chunks is not None:
+                with pytest.raises(NotMemoryMappableError):
+                    s.as_memmap()
                 return
+            m = s.as_memmap()
             assert isinstance(m, np.memmap)
             assert bit_equal(np.asarray(m), data)
             m[0, 0] = 99

@@ -1,0 +1,79 @@
+"""Generate docs/fidelity.md from the backends' fidelity declarations.
+
+python tools/make_fidelity_table.py          # rewrite the page
+python tools/make_fidelity_table.py --check  # exit 1 if the page is stale (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from arraystore.errors import MissingDependencyError
+from arraystore.fidelity import FAMILIES, Support
+from arraystore.registry import BACKENDS, backend_class
+
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "fidelity.md"
+ONE_BYTE = {"bool", "int8", "uint8", "bytes", "void", "structured"}
+SYMBOL = {Support.EXACT: "exact", Support.ENCODED: "encoded", Support.NO: "—"}
+
+
+def render() -> str:
+    classes = {}
+    for name in BACKENDS:
+        try:
+            classes[name] = backend_class(name)
+        except MissingDependencyError:
+            sys.exit(f"cannot render the fidelity page: backend {name!r} is not installed")
+    notes: dict[str, int] = {}
+    lines = [
+        "# Dtype fidelity",
+        "",
+        "What each backend stores **exactly** (byte for byte), through a documented **encoded** lossless",
+        "form, or not at all (—). `create` and `convert` refuse a dtype a backend cannot hold before a byte",
+        "is written (`UnsupportedDtypeError`, naming the backends that can). Every cell is checked by the",
+        "round-trip property tests in `tests/properties/`.",
+        "",
+        "This page is generated from the backends' declarations by `python tools/make_fidelity_table.py`;",
+        "CI fails when it is stale.",
+        "",
+        "| family | byte order | " + " | ".join(classes) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in classes) + " |",
+    ]
+    for family in FAMILIES:
+        for order in ("n/a",) if family in ONE_BYTE else ("little", "big"):
+            cells = []
+            for cls in classes.values():
+                support, note = cls.fidelity.cell(family, order)
+                cell = SYMBOL[support]
+                if note and support is not Support.EXACT:
+                    n = notes.setdefault(f"{cls.backend}: {note}", len(notes) + 1)
+                    cell += f" [{n}]"
+                cells.append(cell)
+            lines.append(f"| {family} | {order} | " + " | ".join(cells) + " |")
+    lines += ["", "Structured dtypes are judged field by field: the worst cell among their leaf fields applies.", ""]
+    if notes:
+        lines += ["Notes:", ""]
+        lines += [f"{n}. {text}" for text, n in notes.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if docs/fidelity.md is not current")
+    args = parser.parse_args()
+    text = render()
+    if args.check:
+        if not PAGE.exists() or PAGE.read_text() != text:
+            print(f"{PAGE} is stale: run python tools/make_fidelity_table.py", file=sys.stderr)
+            return 1
+        return 0
+    PAGE.write_text(text)
+    print(f"wrote {PAGE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
