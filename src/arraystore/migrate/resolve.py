@@ -1,0 +1,414 @@
+"""Resolve a raw file's layout from every evidence source, or say why it cannot be.
+
+Sources, in priority order: arraystore's own sidecar; header dialects (ENVI, EHdr,
+MetaImage, IDX, when :mod:`arraystore.dialects` is installed); legacy JSON sidecars;
+folder manifests; the user's rules; the file name. Every source is read, and each fact
+(dtype, shape, order, offset, byte order) it states is cross-checked against the
+others: a disagreement is a conflict naming both sources. A fact no source states is
+filled only by a documented rule that is recorded as evidence (source ``"inference"``
+or ``"default"``): a dtype alone gives a 1-D shape when the size divides evenly; a
+``-1`` dimension is inferred from the size; order defaults to C, offset to 0, byte order
+to little-endian. Without a dtype the file is *undetermined* and gets candidates.
+Finally the layout must account for the file's size exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import (
+    ArrayNotFoundError,
+    ArrayStoreError,
+    IncompleteArrayError,
+    MetadataError,
+    SizeMismatchError,
+)
+from ..meta import ArrayMeta, dtype_to_json
+from ..sidecar import read_sidecar, sidecar_path
+from .candidates import Candidate, candidates
+from .evidence import Evidence, MetadataConflictError, dtype_label, infer_shape
+from .filenames import parse_filename
+from .legacy_json import evidence_from_mapping, is_own_sidecar, manifest_entries, read_json, sidecar_paths
+from .rules import Rule, Rules
+
+try:
+    from .. import dialects
+except ImportError:  # the header dialects are optional evidence
+    dialects = None  # type: ignore[assignment]
+
+__all__ = ["PROVENANCE_KEY", "Resolution", "Status", "is_metadata_file", "resolve"]
+
+Status = Literal["resolved", "undetermined", "conflict", "invalid"]
+#: The attrs key under which a resolved file's provenance is recorded.
+PROVENANCE_KEY = "arraystore.migrated_from"
+#: Suffixes of files that are evidence about other files, never data themselves.
+METADATA_SUFFIXES = (".json", ".toml", ".hdr", ".mhd")
+
+
+def is_metadata_file(path: str | os.PathLike[str]) -> bool:
+    """Whether a file in an archive is metadata (sidecar, manifest, header, rules), not data.
+
+    MetaImage ``.mha`` files hold their header and data in one file and count as data.
+    """
+    return Path(path).suffix.lower() in METADATA_SUFFIXES
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The outcome of resolving one raw file.
+
+    Attributes
+    ----------
+    path
+        The data file.
+    name
+        Its ``/``-separated path relative to the archive root (the file name without a root).
+    status
+        ``"resolved"`` (``meta`` and ``offset`` are set), ``"undetermined"`` (no dtype:
+        see ``candidates``), ``"conflict"`` (two sources disagree: see ``error``) or
+        ``"invalid"`` (a source is broken or the size contradicts the layout: see ``error``).
+    meta
+        The resolved metadata; its attrs hold the provenance under :data:`PROVENANCE_KEY`.
+    offset
+        Byte offset of the data in the file.
+    evidence
+        Every source that stated something, in priority order, then the inferences and
+        defaults applied.
+    candidates
+        For an undetermined file: (dtype, shape) pairs consistent with its size.
+    error
+        For a conflict or an invalid file.
+    notes
+        Remarks that are not evidence (a file name not used because it is ambiguous, a
+        source overridden by a rule).
+    """
+
+    path: Path
+    name: str
+    status: Status
+    meta: ArrayMeta | None = None
+    offset: int = 0
+    evidence: tuple[Evidence, ...] = ()
+    candidates: tuple[Candidate, ...] = ()
+    error: ArrayStoreError | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def source(self) -> str | None:
+        """The source that stated the dtype of a resolved file."""
+        if self.meta is None:
+            return None
+        return str(self.meta.attrs[PROVENANCE_KEY]["source"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready record for the migration manifest."""
+        d: dict[str, Any] = {"path": str(self.path), "name": self.name, "status": self.status}
+        if self.meta is not None:
+            d.update(
+                dtype=dtype_to_json(self.meta.dtype), shape=list(self.meta.shape),
+                order=self.meta.order, offset=self.offset, source=self.source,
+            )
+        d["evidence"] = [e.to_dict() for e in self.evidence]
+        if self.candidates:
+            d["candidates"] = [c.to_dict() for c in self.candidates]
+        if self.error is not None:
+            d["error"] = {"type": type(self.error).__name__, "message": str(self.error)}
+        if self.notes:
+            d["notes"] = list(self.notes)
+        return d
+
+
+def _relname(path: Path, root: Path | None) -> str:
+    if root is not None:
+        try:
+            return path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            raise MetadataError(f"{path} is not inside the archive root {root}") from None
+    return path.name
+
+
+def _byteorder_of(dtype: np.dtype[Any]) -> Literal["<", ">"] | None:
+    if dtype.fields is not None or dtype.itemsize == 1 or dtype.byteorder == "|":
+        return None
+    return ">" if dtype.str[0] == ">" else "<"
+
+
+def _describe_meta(meta: ArrayMeta, offset: int) -> str:
+    return f"dtype {dtype_label(meta.dtype)}, shape {list(meta.shape)}, order {meta.order}, offset {offset}"
+
+
+def _sidecar_evidence(path: Path) -> Evidence | None:
+    sp = sidecar_path(path)
+    if not sp.is_file() or not is_own_sidecar(read_json(sp)):
+        return None
+    sc = read_sidecar(path)
+    if sc is None:
+        return None
+    if not sc.complete:
+        raise IncompleteArrayError(
+            f"{path}: its arraystore sidecar says the array was never completed (written by a process "
+            "that stopped); it is not migrated: rewrite it, or delete the sidecar and state its layout in rules"
+        )
+    extra = dict(sc.extra)
+    if sc.checksum is not None:
+        extra["checksum"] = dict(sc.checksum)
+    return Evidence(
+        "sidecar", f"{sp.name} (arraystore sidecar, version {sc.version}) states {_describe_meta(sc.meta, sc.offset)}",
+        sc.meta, sc.meta.dtype, sc.meta.shape, sc.meta.order, sc.offset, _byteorder_of(sc.meta.dtype),
+        extra, dict(sc.meta.attrs),
+    )
+
+
+def _dialect_evidence(path: Path, notes: list[str]) -> Evidence | None:
+    if dialects is None:
+        return None
+    parsed = dialects.detect(path)
+    if parsed is None:
+        return None
+    if Path(parsed.data_path).resolve() != path.resolve():
+        notes.append(f"{parsed.dialect} header {parsed.header_path} describes {parsed.data_path}, not this file")
+        return None
+    meta: ArrayMeta = parsed.meta
+    header = Path(parsed.header_path).name
+    return Evidence(
+        f"dialect:{parsed.dialect}", f"{header} ({parsed.dialect} header) states {_describe_meta(meta, parsed.offset)}",
+        meta, meta.dtype, meta.shape, meta.order, parsed.offset, _byteorder_of(meta.dtype),
+        dict(parsed.extra or {}), dict(meta.attrs),
+    )
+
+
+def _rule_evidence(rule: Rule, source: str, size: int) -> Evidence:
+    detail = f"{rule.describe()} in {source}" + (" (override)" if rule.override else "")
+    return Evidence.build(
+        f"rules:{rule.glob}", detail, data_bytes=size - (rule.offset or 0), dtype=rule.dtype,
+        shape=rule.shape, order=rule.order, offset=rule.offset, byteorder=rule.byteorder,
+        extra={"note": rule.note} if rule.note else None,
+    )
+
+
+def _gather(
+    path: Path, root: Path | None, rules: Rules | None, size: int, found: list[Evidence], notes: list[str]
+) -> Rule | None:
+    """Append every source's evidence to ``found``; return the rule applied, if any."""
+    own = _sidecar_evidence(path)
+    if own is not None:
+        found.append(own)
+    dialect = _dialect_evidence(path, notes)
+    if dialect is not None:
+        found.append(dialect)
+    seen: set[Path] = set()
+    for sp in sidecar_paths(path):
+        if sp in seen or not sp.is_file() or (own is not None and sp == sidecar_path(path)):
+            continue
+        seen.add(sp)
+        obj = read_json(sp)
+        if is_own_sidecar(obj):
+            continue  # a sidecar of another data file sharing the stem
+        strict = sp.name != path.stem + ".json"
+        ev = evidence_from_mapping(obj, source=f"legacy-json:{sp.name}", where=str(sp), file_size=size, strict=strict)
+        if ev is None:
+            notes.append(f"{sp.name} holds JSON without layout keys; not used as evidence")
+        else:
+            found.append(ev)
+    for manifest, entry in manifest_entries(path, root):
+        label = _relname(manifest, root) if root is not None else manifest.name
+        found.append(evidence_from_mapping(
+            entry, source=f"folder-json:{label}", where=f"{manifest} entry for {path.name!r}",
+            file_size=size, strict=True,
+        ))  # type: ignore[arg-type]  # strict=True never returns None
+    rule = rules.match(_relname(path, root)) if rules is not None else None
+    if rule is not None:
+        found.append(_rule_evidence(rule, rules.source if rules is not None else "", size))
+    try:
+        facts = parse_filename(path.name)
+    except MetadataError as exc:
+        notes.append(str(exc))
+        facts = None
+    if facts is not None:
+        found.append(Evidence.build(
+            "filename", f"file name {path.name!r} states {facts.describe()}", data_bytes=size,
+            dtype=facts.dtype, shape=facts.shape, order=facts.order, byteorder=facts.byteorder,
+        ))
+    return rule
+
+
+def _key(fact: str, value: Any) -> Any:
+    if fact == "dtype" and value.fields is None:
+        return value.newbyteorder("<")
+    return value
+
+
+def _show(fact: str, value: Any) -> str:
+    if fact == "dtype":
+        return dtype_label(value if value.fields is not None else value.newbyteorder("<")).lstrip("<")
+    if fact == "shape":
+        return str(list(value))
+    return str(value)
+
+
+def _merge_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
+    if len(a) != len(b) or any(x != y and -1 not in (x, y) for x, y in zip(a, b, strict=True)):
+        return None
+    return tuple(y if x == -1 else x for x, y in zip(a, b, strict=True))
+
+
+def _merge(path: Path, found: list[Evidence], override: Evidence | None, notes: list[str]) -> dict[str, Any]:
+    merged: dict[str, tuple[Any, Evidence]] = {}
+    ordered = ([override] if override is not None else []) + [e for e in found if e is not override]
+    for ev in ordered:
+        for fact, value in ev.stated().items():
+            if fact not in merged:
+                merged[fact] = (value, ev)
+                continue
+            prev, first = merged[fact]
+            if fact == "shape":
+                both = _merge_shapes(prev, value)
+                if both is not None:
+                    merged[fact] = (both, first)
+                    continue
+            elif _key(fact, prev) == _key(fact, value):
+                continue
+            if first is override:
+                notes.append(f"{ev.source} says {fact} {_show(fact, value)}, overridden by {first.source}")
+                continue
+            raise MetadataConflictError(
+                str(path), fact, (first.source, _show(fact, prev)), (ev.source, _show(fact, value))
+            )
+    return {fact: value for fact, (value, _) in merged.items()} | {
+        f"{fact}_source": ev.source for fact, (_, ev) in merged.items()
+    }
+
+
+def _size_error(path: Path, unit: int, data_bytes: int, itemsize: int) -> SizeMismatchError:
+    """The size does not hold a whole number of ``unit``-byte rows."""
+    expected = -(-data_bytes // unit) * unit if unit else 0
+    return SizeMismatchError(str(path), expected, data_bytes, itemsize)
+
+
+def _provenance_attrs(name: str, facts: dict[str, Any], evidence: list[Evidence]) -> dict[str, Any]:
+    attrs: dict[str, Any] = {}
+    for ev in evidence:
+        for k, v in ev.attrs.items():
+            attrs.setdefault(k, v)
+    record: dict[str, Any] = {
+        "file": name,
+        "source": facts["dtype_source"],
+        "evidence": [e.to_dict() for e in evidence],
+    }
+    dialect = next((e for e in evidence if e.source.startswith("dialect:")), None)
+    if dialect is not None:
+        record["dialect"] = dialect.source.split(":", 1)[1]
+        record["header_extra"] = dict(dialect.extra)
+    attrs[PROVENANCE_KEY] = json.loads(json.dumps(record, default=str))
+    return attrs
+
+
+def _finish(path: Path, name: str, size: int, facts: dict[str, Any], found: list[Evidence],
+            notes: list[str]) -> Resolution:
+    evidence = list(found)
+    offset = facts.get("offset")
+    data_bytes = size - (offset or 0)
+    shape: tuple[int, ...] | None = facts.get("shape")
+    if "dtype" not in facts:
+        fixed = shape if shape is not None and -1 not in shape else None
+        cands = candidates(max(data_bytes, 0), shape=fixed)
+        if fixed is not None and not cands:
+            notes.append(f"no common dtype makes shape {list(fixed)} span {data_bytes:,} bytes")
+        return Resolution(path, name, "undetermined", offset=offset or 0, evidence=tuple(evidence),
+                          candidates=cands, notes=tuple(notes))
+    dtype: np.dtype[Any] = facts["dtype"]
+    if offset is None:
+        offset = 0
+        evidence.append(Evidence("default", "no source states a header offset: 0 (data from the first byte)",
+                                 offset=0))
+    if data_bytes < 0:
+        raise SizeMismatchError(str(path), offset, size, dtype.itemsize)
+    byteorder: Literal["<", ">"] | None = facts.get("byteorder")
+    if dtype.fields is None and _byteorder_of(dtype.newbyteorder("<")) is not None:
+        if byteorder is None:
+            byteorder = "<"
+            evidence.append(Evidence("default", "no source states the byte order: little-endian", byteorder="<"))
+        dtype = dtype.newbyteorder(byteorder)
+    if shape is None:
+        if data_bytes % dtype.itemsize:
+            raise _size_error(path, dtype.itemsize, data_bytes, dtype.itemsize)
+        shape = (data_bytes // dtype.itemsize,)
+        evidence.append(Evidence(
+            "inference", f"no source states a shape: 1-D {list(shape)} from {data_bytes:,} bytes of "
+            f"{dtype.itemsize}-byte items (a dtype alone gives a 1-D array when the size divides evenly)",
+            shape=shape))
+    elif -1 in shape:
+        full = infer_shape(shape, dtype.itemsize, data_bytes)
+        if full is None:
+            unit = math.prod(n for n in shape if n != -1) * dtype.itemsize
+            raise _size_error(path, unit, data_bytes, dtype.itemsize)
+        evidence.append(Evidence(
+            "inference", f"shape {list(shape)}: the -1 is {full[shape.index(-1)]:,}, inferred from {data_bytes:,} "
+            "bytes of data", shape=full))
+        shape = full
+    order: Literal["C", "F"] | None = facts.get("order")
+    if order is None:
+        order = "C"
+        evidence.append(Evidence("default", "no source states the order: C (row-major)", order="C"))
+    meta = ArrayMeta(shape, dtype, order)
+    if meta.nbytes != data_bytes:
+        raise SizeMismatchError(str(path), meta.nbytes, data_bytes, dtype.itemsize)
+    meta = meta.replace(attrs=_provenance_attrs(name, facts, evidence))
+    return Resolution(path, name, "resolved", meta, offset, tuple(evidence), notes=tuple(notes))
+
+
+def resolve(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None,
+            rules: Rules | None = None) -> Resolution:
+    """Decide a raw data file's dtype, shape, order and offset from the evidence.
+
+    Parameters
+    ----------
+    path
+        The raw data file (never modified, never read beyond its size).
+    root
+        The archive root: folder manifests are looked for up to it, rules globs and
+        :attr:`Resolution.name` are relative to it. Without it, only the file's own
+        folder is searched and globs match the file name.
+    rules
+        User rules from :func:`load_rules`; the matching rule is recorded as used.
+
+    Returns
+    -------
+    Resolution
+        Every foreseen problem with the file or its metadata is a status with an
+        ``error`` (``"conflict"``: :class:`MetadataConflictError`; ``"invalid"``:
+        ``SizeMismatchError``, ``IncompleteArrayError``, ``MetadataError``, ...).
+
+    Raises
+    ------
+    ArrayNotFoundError
+        When ``path`` does not exist.
+    MetadataError
+        When ``path`` is a folder or not inside ``root``.
+    """
+    p = Path(path)
+    root_path = Path(root) if root is not None else None
+    if not p.exists():
+        raise ArrayNotFoundError(f"{p}: no such file to resolve")
+    if not p.is_file():
+        raise MetadataError(f"{p}: expected a raw data file, found a folder or special file")
+    name = _relname(p, root_path)
+    size = p.stat().st_size
+    found: list[Evidence] = []
+    notes: list[str] = []
+    try:
+        rule = _gather(p, root_path, rules, size, found, notes)
+        override = next((e for e in found if e.source.startswith("rules:")), None) if rule and rule.override else None
+        facts = _merge(p, found, override, notes)
+        return _finish(p, name, size, facts, found, notes)
+    except MetadataConflictError as exc:
+        return Resolution(p, name, "conflict", evidence=tuple(found), error=exc, notes=tuple(notes))
+    except ArrayStoreError as exc:
+        return Resolution(p, name, "invalid", evidence=tuple(found), error=exc, notes=tuple(notes))
