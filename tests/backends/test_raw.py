@@ -43,3 +43,9 @@ def _tuples(d: Any) -> Any:
 
 
 TestRawStateMachine = make_state_machine("raw", ".dat").TestCase
+
+
+class TestRawBuffered(TestRaw):
+    """The same contract with pread/pwrite instead of memory maps (what network mounts get)."""
+
+    open_kwargs = {"io": "buffered"}

@@ -65,8 +65,13 @@ def check_size(path: str, offset: int, meta: ArrayMeta) -> None:
         raise SizeMismatchError(path, meta.nbytes, max(actual, 0), meta.itemsize)
 
 
-def _pread_into(fd: int, buf: memoryview, pos: int) -> None:
-    view = buf.cast("B")
+def _bytes_view(arr: np.ndarray[Any, Any]) -> memoryview:
+    """The bytes of a contiguous array (memoryview refuses datetime and some structured dtypes)."""
+    return memoryview(arr.reshape(-1, order="A").view(np.uint8))
+
+
+def _pread_into(fd: int, buf: np.ndarray[Any, Any], pos: int) -> None:
+    view = _bytes_view(buf)
     done = 0
     while done < len(view):
         n = os.preadv(fd, [view[done:]], pos + done)
@@ -138,6 +143,30 @@ class MappedFileStore(ArrayStore):
         # would return a numpy scalar, which comes back in native byte order.
         return np.array(self._get_map()[(*sel, Ellipsis)], copy=True)
 
+    def _rows(self, sel: Selection) -> tuple[int, int, int, int]:
+        """The run of rows (outermost storage axis) a selection touches: axis, first, end, row bytes."""
+        axis = 0 if self.order == "C" else self.ndim - 1
+        s = sel[axis]
+        if isinstance(s, int):
+            lo, hi = s, s + 1
+        else:
+            lo, hi = s.start, s.start + (len(range(s.start, s.stop, s.step)) - 1) * s.step + 1
+        row_bytes = math.prod(self.shape) // self.shape[axis] * self.dtype.itemsize
+        return axis, lo, hi, row_bytes
+
+    def _local(self, sel: Selection, axis: int, lo: int) -> tuple[int | slice, ...]:
+        s = sel[axis]
+        local = list(sel)
+        local[axis] = s - lo if isinstance(s, int) else slice(s.start - lo, s.stop - lo, s.step)
+        return tuple(local)
+
+    def _read_rows(self, axis: int, lo: int, hi: int, row_bytes: int) -> np.ndarray[Any, Any]:
+        rows_shape = list(self.shape)
+        rows_shape[axis] = hi - lo
+        buf = np.empty(math.prod(rows_shape), self.dtype)
+        _pread_into(self._get_fd(), buf, self._offset + lo * row_bytes)
+        return buf.reshape(rows_shape, order=self.order)  # type: ignore[call-overload,no-any-return]
+
     def _read_buffered(self, sel: Selection) -> np.ndarray[Any, Any]:
         """Read the rows (outermost storage axis) the selection touches, in one large pread."""
         shape = selection_shape(sel)
@@ -145,39 +174,56 @@ class MappedFileStore(ArrayStore):
             return np.empty(shape, self.dtype)
         if self.ndim == 0:
             buf = np.empty((), self.dtype)
-            _pread_into(self._get_fd(), memoryview(buf.reshape(1)), self._offset)  # type: ignore[arg-type]
+            _pread_into(self._get_fd(), buf, self._offset)
             return buf
-        axis = 0 if self.order == "C" else self.ndim - 1
-        s = sel[axis]
-        lo, hi = (
-            (s, s + 1)
-            if isinstance(s, int)
-            else (s.start, s.start + (len(range(s.start, s.stop, s.step)) - 1) * s.step + 1)
-        )
-        rows_shape = list(self.shape)
-        rows_shape[axis] = hi - lo
-        row_bytes = math.prod(self.shape) // self.shape[axis] * self.dtype.itemsize
-        buf = np.empty(math.prod(rows_shape), self.dtype)
-        _pread_into(self._get_fd(), memoryview(buf), self._offset + lo * row_bytes)  # type: ignore[arg-type]
-        rows = buf.reshape(rows_shape, order=self.order)  # type: ignore[call-overload]
-        local = list(sel)
-        local[axis] = s - lo if isinstance(s, int) else slice(s.start - lo, s.stop - lo, s.step)
-        out: np.ndarray[Any, Any] = rows[tuple(local)]
-        return out if out.size == buf.size else out.copy()  # do not pin a large buffer for a small view
+        axis, lo, hi, row_bytes = self._rows(sel)
+        rows = self._read_rows(axis, lo, hi, row_bytes)
+        out: np.ndarray[Any, Any] = rows[self._local(sel, axis, lo)]
+        return out if out.size == rows.size else out.copy()  # do not pin a large buffer for a small view
+
+    def _write_buffered(self, sel: Selection, value: np.ndarray[Any, Any]) -> None:
+        """Write with pwrite: whole rows directly, partial rows by read-modify-write."""
+        if value.size == 0:
+            return
+        if self.ndim == 0:
+            rows = np.array(value, dtype=self.dtype).reshape(1)
+            axis, lo, row_bytes = 0, 0, self.dtype.itemsize
+        else:
+            axis, lo, hi, row_bytes = self._rows(sel)
+            local = self._local(sel, axis, lo)
+            full = all(
+                isinstance(s, slice) and s.step == 1 and s.stop - s.start == n
+                for i, (s, n) in enumerate(zip(local, self.shape))
+                if i != axis
+            ) and isinstance(local[axis], slice) and local[axis].step == 1  # type: ignore[union-attr]
+            if full:
+                rows = np.asarray(value, dtype=self.dtype).reshape(
+                    [hi - lo if i == axis else n for i, n in enumerate(self.shape)]
+                )
+            else:
+                rows = self._read_rows(axis, lo, hi, row_bytes)
+                rows[local] = value
+        data = _bytes_view(np.asarray(rows, order=self.order))
+        fd, pos, done = self._get_fd(), self._offset + lo * row_bytes, 0
+        while done < len(data):
+            try:
+                done += os.pwrite(fd, data[done:], pos + done)
+            except OSError as exc:
+                raise_if_full(exc, self.path, "writing")
+                raise
 
     def _get_fd(self) -> int:
         if self._fd is None:
-            self._fd = os.open(self._data_file(), os.O_RDONLY)
+            flags = os.O_RDWR if self._mode in ("r+", "w+", "w-") else os.O_RDONLY
+            self._fd = os.open(self._data_file(), flags)
         return self._fd
 
     def _write(self, sel: Selection, value: np.ndarray[Any, Any]) -> None:
         self._before_write()
-        m = self._get_map()
-        try:
-            m[sel] = value
-        except OSError as exc:  # pragma: no cover - writes to a map fault, they do not raise
-            raise_if_full(exc, self.path, "writing")
-            raise
+        if self._io == "buffered" and self._mode != "c" and self.nbytes:
+            self._write_buffered(sel, value)
+            return
+        self._get_map()[sel] = value
 
     def _before_write(self) -> None:
         """Hook: the raw backend marks its sidecar incomplete before the first write."""

@@ -68,6 +68,8 @@ class ArrayStoreTests:
     suffix: ClassVar[str]
     #: Extra arguments to ``create`` (e.g. ``{"chunks": (2, 2)}``).
     create_kwargs: ClassVar[dict[str, Any]] = {}
+    #: Extra arguments to ``open`` and ``create`` (e.g. ``{"io": "buffered"}``).
+    open_kwargs: ClassVar[dict[str, Any]] = {}
     #: False for formats without a place for attributes (npy).
     supports_attrs: ClassVar[bool] = True
 
@@ -80,6 +82,10 @@ class ArrayStoreTests:
     def oracle_write(self, path: str, data: np.ndarray[Any, Any]) -> None:
         """Write ``data`` at ``path`` with the native library, as other tools would."""
         raise NotImplementedError
+
+    def open(self, path: str, mode: str = "r", **kwargs: Any) -> Any:
+        """``arraystore.open`` with the suite's ``open_kwargs``."""
+        return arraystore.open(path, mode, **{**self.open_kwargs, **kwargs})
 
     # -- fixtures ----------------------------------------------------------
 
@@ -96,7 +102,7 @@ class ArrayStoreTests:
 
     def make(self, path: str, data: np.ndarray[Any, Any], order: Literal["C", "F"] = "C", **kwargs: Any) -> None:
         with arraystore.create(
-            path, data.shape, data.dtype, backend=self.backend, order=order, **{**self.create_kwargs, **kwargs}
+            path, data.shape, data.dtype, backend=self.backend, order=order, **{**self.open_kwargs, **self.create_kwargs, **kwargs}
         ) as s:
             s[...] = data
 
@@ -111,7 +117,7 @@ class ArrayStoreTests:
             assert os.listdir(os.path.dirname(path)) == []
             return
         self.make(path, data)
-        with arraystore.open(path) as s:
+        with self.open(path) as s:
             assert s.dtype == dtype
             assert bit_equal(s[...], data)
         assert bit_equal(self.oracle_read(path), data)
@@ -121,7 +127,7 @@ class ArrayStoreTests:
     def test_shape_and_order(self, path: str, shape: tuple[int, ...], order: Literal["C", "F"]) -> None:
         data = sample_data(np.dtype("<f4"), shape, seed=1)
         self.make(path, data, order=order)
-        with arraystore.open(path) as s:
+        with self.open(path) as s:
             assert s.shape == shape
             assert s.order == order
             assert s.nbytes == data.nbytes
@@ -132,7 +138,7 @@ class ArrayStoreTests:
     def test_oracle_written_file_opens(self, path: str) -> None:
         data = sample_data(np.dtype(">i4"), (6, 5), seed=3)
         self.oracle_write(path, data)
-        with arraystore.open(path) as s:
+        with self.open(path) as s:
             assert s.backend == self.backend
             assert s.dtype == data.dtype
             assert bit_equal(s[...], data)
@@ -156,17 +162,17 @@ class ArrayStoreTests:
     def test_slice_read_write(self, path: str, sel: tuple[Any, ...]) -> None:
         model = sample_data(np.dtype("<i8"), (6, 5, 4), seed=5)
         self.make(path, model)
-        with arraystore.open(path, "r+") as s:
+        with self.open(path, "r+") as s:
             assert bit_equal(s[sel], model[sel])
             new = sample_data(np.dtype("<i8"), model[sel].shape, seed=11)
             s[sel] = new
             model[sel] = new
-        with arraystore.open(path) as s:
+        with self.open(path) as s:
             assert bit_equal(s[...], model)
 
     def test_scalar_and_broadcast_writes(self, path: str) -> None:
         self.make(path, np.zeros((3, 4), "<f8"))
-        with arraystore.open(path, "r+") as s:
+        with self.open(path, "r+") as s:
             s[1] = 2.5
             s[:, 0] = [1, 2, 3]
         expected = np.zeros((3, 4))
@@ -176,7 +182,7 @@ class ArrayStoreTests:
 
     def test_advanced_indexing_is_refused(self, path: str) -> None:
         self.make(path, np.zeros((3, 4), "<f8"))
-        with arraystore.open(path) as s:
+        with self.open(path) as s:
             with pytest.raises(SelectionError):
                 s[[0, 2]]
             with pytest.raises(SelectionError):
@@ -186,7 +192,7 @@ class ArrayStoreTests:
 
     def test_lossy_write_is_refused(self, path: str) -> None:
         self.make(path, np.zeros(3, "<i4"))
-        with arraystore.open(path, "r+") as s:
+        with self.open(path, "r+") as s:
             with pytest.raises(UnsupportedDtypeError):
                 s[...] = np.array([0.5, 1.5, 2.5])
             s[...] = np.array([1, 2, 3], dtype=np.int64)  # same kind: numpy's rule
@@ -199,7 +205,7 @@ class ArrayStoreTests:
         data = sample_data(np.dtype("<u2"), (7, 6, 5), seed=2)
         self.make(path, data)
         seen = np.zeros(data.shape, int)
-        with arraystore.open(path) as s:
+        with self.open(path) as s:
             chunk_bytes = int(np.prod(s.chunks)) * 2 if s.chunks else 2
             for sel, block in s.iter_blocks(max(max_bytes, chunk_bytes)):
                 assert bit_equal(block, data[sel])
@@ -210,7 +216,7 @@ class ArrayStoreTests:
 
     def test_flush_close_reopen(self, path: str) -> None:
         self.make(path, np.zeros((4, 4), "<f4"))
-        s = arraystore.open(path, "r+")
+        s = self.open(path, "r+")
         s[2] = 7
         s.flush()
         s.flush(durable=True)
@@ -218,7 +224,7 @@ class ArrayStoreTests:
         s[3] = 8
         s.close()
         s.close()  # idempotent
-        with arraystore.open(path) as r:
+        with self.open(path) as r:
             assert r[3].tolist() == [8, 8, 8, 8]
 
     def test_attrs_persist(self, path: str) -> None:
@@ -229,11 +235,11 @@ class ArrayStoreTests:
             return
         with arraystore.create(path, (2,), "f4", backend=self.backend, attrs=attrs, **self.create_kwargs) as s:
             s[...] = 1
-        with arraystore.open(path, "r+") as s:
+        with self.open(path, "r+") as s:
             assert dict(s.attrs) == attrs
             s.attrs["added"] = True
             del s.attrs["scale"]
-        with arraystore.open(path) as s:
+        with self.open(path) as s:
             assert dict(s.attrs) == {**{k: v for k, v in attrs.items() if k != "scale"}, "added": True}
             with pytest.raises(ReadOnlyError):
                 s.attrs["x"] = 1
@@ -242,7 +248,7 @@ class ArrayStoreTests:
 
     def test_read_only_mode(self, path: str) -> None:
         self.make(path, np.zeros(3, "<f4"))
-        with arraystore.open(path, "r") as s:
+        with self.open(path, "r") as s:
             with pytest.raises(ReadOnlyError):
                 s[0] = 1
             with pytest.raises(PermissionError):  # ReadOnlyError is a PermissionError
@@ -250,30 +256,30 @@ class ArrayStoreTests:
 
     def test_missing_and_existing(self, path: str) -> None:
         with pytest.raises(ArrayNotFoundError):
-            arraystore.open(path, backend=self.backend)
+            self.open(path, backend=self.backend)
         with pytest.raises(FileNotFoundError):
-            arraystore.open(path, "r+", backend=self.backend)
+            self.open(path, "r+", backend=self.backend)
         self.make(path, np.ones(3, "<f4"))
         with pytest.raises(AlreadyExistsError):
             arraystore.create(path, (3,), "f4", backend=self.backend, **self.create_kwargs)
         with pytest.raises(AlreadyExistsError):
-            arraystore.open(path, "w-", backend=self.backend, shape=(3,), dtype="f4", **self.create_kwargs)
-        with arraystore.open(path, "w+", backend=self.backend, shape=(2, 2), dtype="<i2", **self.create_kwargs) as s:
+            self.open(path, "w-", backend=self.backend, shape=(3,), dtype="f4", **self.create_kwargs)
+        with self.open(path, "w+", backend=self.backend, shape=(2, 2), dtype="<i2", **self.create_kwargs) as s:
             s[...] = 5
         assert self.oracle_read(path).tolist() == [[5, 5], [5, 5]]
 
     def test_invalid_mode(self, path: str) -> None:
         self.make(path, np.ones(3, "<f4"))
         with pytest.raises(ModeError):
-            arraystore.open(path, "a")
+            self.open(path, "a")
 
     def test_copy_on_write(self, path: str) -> None:
         self.make(path, np.arange(4, dtype="<f8"))
         if not self.store_cls.supports_copy_on_write:
             with pytest.raises(ModeError):
-                arraystore.open(path, "c")
+                self.open(path, "c")
             return
-        with arraystore.open(path, "c") as s:
+        with self.open(path, "c") as s:
             s[0] = 100
             assert s[0] == 100
             with pytest.warns(NotPersistedWarning):
@@ -284,7 +290,7 @@ class ArrayStoreTests:
         s = arraystore.create(path, (3,), "<f4", backend=self.backend, **self.create_kwargs)
         s[...] = 1
         with pytest.raises(ArrayNotFoundError):
-            arraystore.open(path, backend=self.backend)
+            self.open(path, backend=self.backend)
         s.close()
         assert self.oracle_read(path).tolist() == [1, 1, 1]
 
@@ -312,7 +318,7 @@ class ArrayStoreTests:
         small, big = str(tmp_path / f"small{self.suffix}"), path
         self.make(small, np.zeros(4, "<f8"))
         self.make(big, sample_data(np.dtype("<f8"), (256, 256), seed=4))
-        with arraystore.open(small) as s1, arraystore.open(big) as s2:
+        with self.open(small) as s1, self.open(big) as s2:
             p1, p2 = pickle.dumps(s1), pickle.dumps(s2)
         assert len(p2) < 2048
         assert abs(len(p1) - len(p2)) < 64  # the size does not depend on the data
@@ -323,18 +329,18 @@ class ArrayStoreTests:
 
     def test_single_writer(self, path: str) -> None:
         self.make(path, np.zeros(3, "<f4"))
-        with arraystore.open(path, "r+") as w:
+        with self.open(path, "r+") as w:
             with pytest.raises(LockedError):
-                arraystore.open(path, "r+")
-            with arraystore.open(path, "r") as r:  # readers are not blocked
+                self.open(path, "r+")
+            with self.open(path, "r") as r:  # readers are not blocked
                 assert r.shape == (3,)
             w[0] = 1
-        with arraystore.open(path, "r+") as w2:  # released at close
+        with self.open(path, "r+") as w2:  # released at close
             assert w2[0] == 1
 
     def test_closed_store(self, path: str) -> None:
         self.make(path, np.zeros(3, "<f4"))
-        s = arraystore.open(path, "r+")
+        s = self.open(path, "r+")
         s.close()
         with pytest.raises(ClosedStoreError):
             s[0]
@@ -349,7 +355,7 @@ class ArrayStoreTests:
     def test_as_memmap(self, path: str) -> None:
         data = np.arange(12, dtype="<i4").reshape(3, 4)
         self.make(path, data)
-        with arraystore.open(path, "r+") as s:
+        with self.open(path, "r+") as s:
             if not self.store_cls.supports_memmap or s.chunks is not None:
                 with pytest.raises(NotMemoryMappableError):
                     s.as_memmap()
@@ -364,7 +370,7 @@ class ArrayStoreTests:
 
     def test_repr_and_len(self, path: str) -> None:
         self.make(path, np.zeros((3, 2), "<f4"))
-        with arraystore.open(path) as s, warnings.catch_warnings():
+        with self.open(path) as s, warnings.catch_warnings():
             warnings.simplefilter("error")
             assert len(s) == 3
             assert self.backend in type(s).__name__.lower() or s.backend == self.backend
