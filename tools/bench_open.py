@@ -88,7 +88,7 @@ def main() -> None:
                 ("arraystore.open(npy) + one element", as_open_npy, npy),
                 ("np.load(npy, mmap_mode='r') + one element", lambda npy=npy: np.load(npy, mmap_mode="r")[0, 0], npy),
                 ("np.load(npy)", lambda npy=npy: np.load(npy), npy),
-                ("np.fromfile(raw).reshape", lambda raw=raw: np.fromfile(raw, "<f4").reshape(shape), raw),
+                ("np.fromfile(raw).reshape", lambda raw=raw, shape=shape: np.fromfile(raw, "<f4").reshape(shape), raw),
             ]
             for name, fn, path in cases:
                 rows.append((label, name, timed(fn, path, args.repeat)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.lib.format import dtype_to_descr
@@ -48,4 +48,4 @@ TestRawStateMachine = make_state_machine("raw", ".dat").TestCase
 class TestRawBuffered(TestRaw):
     """The same contract with pread/pwrite instead of memory maps (what network mounts get)."""
 
-    open_kwargs = {"io": "buffered"}
+    open_kwargs: ClassVar[dict[str, Any]] = {"io": "buffered"}

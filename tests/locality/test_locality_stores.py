@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +14,10 @@ from arraystore.filesystems import set_network_fs_policy
 
 
 @pytest.fixture
-def remote_dir(sshfs_mount: Path) -> Iterator[Path]:
+def remote_dir(sshfs_mount: Path) -> Path:
     d = sshfs_mount / f"stores-{uuid.uuid4().hex[:8]}"
     d.mkdir()
-    yield d
+    return d
 
 
 @pytest.mark.parametrize("suffix", [".dat", ".npy"])
@@ -49,8 +48,9 @@ def test_memmap_on_network_mount_warns(remote_dir: Path) -> None:
             s[...] = 1
     finally:
         set_network_fs_policy(None)
-    with arraystore.open(path) as s, pytest.warns(NetworkFilesystemWarning, match="buffered"):
-        m = s.as_memmap()
+    with arraystore.open(path) as s:
+        with pytest.warns(NetworkFilesystemWarning, match="buffered"):
+            m = s.as_memmap()
         assert m.sum() == 10
 
 

@@ -67,7 +67,8 @@ def check_size(path: str, offset: int, meta: ArrayMeta) -> None:
 
 def _bytes_view(arr: np.ndarray[Any, Any]) -> memoryview:
     """The bytes of a contiguous array (memoryview refuses datetime and some structured dtypes)."""
-    return memoryview(arr.reshape(-1, order="A").view(np.uint8))
+    flat: Any = arr.reshape(-1, order="A").view(np.uint8)
+    return memoryview(flat)
 
 
 def _pread_into(fd: int, buf: np.ndarray[Any, Any], pos: int) -> None:
@@ -141,7 +142,7 @@ class MappedFileStore(ArrayStore):
             return self._read_buffered(sel)
         # A trailing Ellipsis keeps a 0-d result an array: indexing with ints alone
         # would return a numpy scalar, which comes back in native byte order.
-        return np.array(self._get_map()[(*sel, Ellipsis)], copy=True)
+        return np.array(self._get_map()[sel + (Ellipsis,)], copy=True)
 
     def _rows(self, sel: Selection) -> tuple[int, int, int, int]:
         """The run of rows (outermost storage axis) a selection touches: axis, first, end, row bytes."""
@@ -185,6 +186,7 @@ class MappedFileStore(ArrayStore):
         """Write with pwrite: whole rows directly, partial rows by read-modify-write."""
         if value.size == 0:
             return
+        rows: np.ndarray[Any, Any]
         if self.ndim == 0:
             rows = np.array(value, dtype=self.dtype).reshape(1)
             axis, lo, row_bytes = 0, 0, self.dtype.itemsize
