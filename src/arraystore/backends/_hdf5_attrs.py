@@ -1,0 +1,139 @@
+"""Attributes of HDF5 datasets: arraystore's reserved ones and the user's.
+
+Mapping (documented in :mod:`arraystore.backends.hdf5`):
+
+* ``_arraystore_attrs`` — the user attrs dict as JSON text; the exact, authoritative
+  copy for datasets arraystore wrote.
+* Scalars among the user attrs (str, bool, int within int64, float) are mirrored as
+  native HDF5 attributes of the same name, so that other tools (h5dump, HDFView,
+  h5py) see them.
+* A dataset without ``_arraystore_attrs`` (written by another tool) exposes its native
+  attributes converted to JSON values: numbers and booleans as such, strings and
+  bytes as text, numeric or string arrays as lists. Attributes with no JSON form
+  (references, compounds, complex numbers) are left out and left alone.
+* Other reserved attributes (names starting ``_arraystore_``) never appear in attrs:
+  ``_arraystore_version``, ``_arraystore_dtype``, ``_arraystore_order``,
+  ``_arraystore_incomplete``, ``_arraystore_checksum``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..errors import MetadataError
+
+__all__ = [
+    "ATTRS",
+    "CHECKSUM",
+    "DTYPE",
+    "INCOMPLETE",
+    "ORDER",
+    "PREFIX",
+    "VERSION",
+    "read_attrs",
+    "write_attrs",
+]
+
+PREFIX = "_arraystore_"
+ATTRS = PREFIX + "attrs"
+DTYPE = PREFIX + "dtype"
+ORDER = PREFIX + "order"
+INCOMPLETE = PREFIX + "incomplete"
+CHECKSUM = PREFIX + "checksum"
+VERSION = PREFIX + "version"
+
+_SKIP = object()
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+
+
+def _text(b: bytes) -> str:
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        return b.decode("latin-1")
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return _text(value)
+    if isinstance(value, h5py.Empty):
+        return None
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "biuf":
+            return value.tolist()
+        if value.dtype.kind in "SO":
+            items = [_to_json(v) for v in value.ravel()]
+            if all(isinstance(v, str) for v in items):
+                return np.array(items, dtype=object).reshape(value.shape).tolist()
+    return _SKIP
+
+
+def _native(obj: h5py.Dataset | h5py.Group) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in obj.attrs:
+        if name.startswith(PREFIX):
+            continue
+        try:
+            value = _to_json(obj.attrs[name])
+        except (OSError, TypeError, ValueError):  # types h5py cannot read
+            continue
+        if value is not _SKIP:
+            out[name] = value
+    return out
+
+
+def read_json(obj: h5py.Dataset, name: str, where: str) -> Any:
+    """A reserved attribute holding JSON text, or None when absent."""
+    if name not in obj.attrs:
+        return None
+    raw = obj.attrs[name]
+    text = _text(raw) if isinstance(raw, bytes) else str(raw)
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise MetadataError(
+            f"{where}: the reserved attribute {name} is not valid JSON ({exc}); the file is damaged"
+        ) from None
+
+
+def read_attrs(obj: h5py.Dataset, where: str) -> dict[str, Any]:
+    """The user attrs of a dataset: arraystore's JSON copy, else its native attributes."""
+    stored = read_json(obj, ATTRS, where)
+    if stored is None:
+        return _native(obj)
+    if not isinstance(stored, dict):
+        raise MetadataError(f"{where}: expected {ATTRS} to hold a JSON object, found {type(stored).__name__}")
+    return stored
+
+
+def _mirrorable(value: Any) -> bool:
+    if isinstance(value, (bool, str, float)):
+        return True
+    return isinstance(value, int) and _INT64[0] <= value <= _INT64[1]
+
+
+def write_attrs(obj: h5py.Dataset, attrs: dict[str, Any], old: dict[str, Any]) -> None:
+    """Store ``attrs`` as JSON and mirror its scalars as native attributes."""
+    obj.attrs[ATTRS] = json.dumps(attrs, ensure_ascii=False, allow_nan=True)
+    mirrored = set()
+    for key, value in attrs.items():
+        if not key or key.startswith(PREFIX) or not _mirrorable(value):
+            continue
+        try:
+            obj.attrs[key] = np.bool_(value) if isinstance(value, bool) else value
+            mirrored.add(key)
+        except (OSError, TypeError, ValueError, KeyError, RuntimeError):  # a name HDF5 refuses: JSON holds it
+            continue
+    for name in list(obj.attrs):
+        if not name.startswith(PREFIX) and name not in mirrored and (name in old or name in attrs):
+            del obj.attrs[name]

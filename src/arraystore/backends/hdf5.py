@@ -1,0 +1,508 @@
+"""HDF5 backend (h5py): one dataset of an HDF5 file, named after ``::`` (``run.h5::/group/name``).
+
+Paths
+    ``run.h5::/a/b`` names dataset ``/a/b``; groups are created as needed. A file
+    holding exactly one dataset may be opened without ``::key``; a new file created
+    without one holds its dataset at ``/data``.
+
+Atomicity
+    A **new file** is built as ``run.h5.partial`` and renamed into place at
+    ``close()``, like the raw and npy backends: a crash leaves only the
+    ``.partial`` file. A new dataset inside an **existing file** cannot be staged
+    by a rename: it is built in place and carries the reserved attribute
+    ``_arraystore_incomplete`` until ``close()``; a crash leaves it flagged (opening
+    it raises :class:`~arraystore.errors.IncompleteArrayError` unless
+    ``allow_incomplete=True``) and ``discard()`` (or leaving a ``with`` block by an
+    exception) deletes it. Overwriting a dataset in an existing file deletes the old
+    one first. HDF5 does not return the space of deleted datasets to the file system
+    (``h5repack`` does). A dataset opened ``r+`` is flagged incomplete from its first
+    write until ``close()`` or ``flush(durable=True)``.
+
+Layout
+    Contiguous by default, with storage allocated at creation so that
+    :meth:`~arraystore.store.ArrayStore.as_memmap` can map it (the file offset comes
+    from ``Dataset.id.get_offset()``; h5py #1607). ``chunks=`` (a shape, ``"auto"``)
+    and ``compression=`` (see :mod:`arraystore.backends._hdf5_layout`) make it
+    chunked; ``shuffle=True`` adds the byte-shuffle filter. 0-d and empty arrays are
+    always contiguous.
+
+Order
+    HDF5 stores C order. An array with ``order="F"`` is stored transposed (dataset
+    shape reversed) with the reserved attribute ``_arraystore_order = "F"``: the
+    bytes on disk are exactly the Fortran-order bytes, and it reads back with order
+    ``"F"``. Chunk shapes given for it are in the array's own axis order.
+
+Dtypes
+    See :mod:`arraystore.backends._hdf5_dtypes` (datetime64/timedelta64, unicode and
+    big-endian clongdouble go through lossless encodings).
+
+Attributes
+    See :mod:`arraystore.backends._hdf5_attrs`: an exact JSON copy in
+    ``_arraystore_attrs``, scalars mirrored as native HDF5 attributes; foreign
+    datasets expose their native attributes. The content checksum lives in
+    ``_arraystore_checksum``.
+
+Locking
+    h5py always opens files with ``locking=False``: arraystore's own
+    :class:`~arraystore._lock.WriterLock` flocks the file for the single writer (with
+    its lock-file fallback where ``flock`` does not work), and HDF5's own flock on a
+    second descriptor of the same file would conflict with it, or fail with "No locks
+    available" on NFS without lockd (h5py #1082). Readers take no lock, like the
+    other backends. One process cannot open a file for writing while it holds it
+    open read-only (an HDF5 rule): that raises :class:`~arraystore.errors.LockedError`.
+
+Security
+    External links, external raw storage and virtual datasets whose sources lie
+    outside the file's folder are refused with
+    :class:`~arraystore.errors.UnsafeInputError` unless ``allow_external=True``
+    (h5py #2891); so are chunks over ``max_chunk_bytes`` (1 GiB by default).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, ClassVar
+
+import h5py
+import numpy as np
+
+from .. import _fsutil
+from .._selection import Selection, selection_shape
+from ..errors import (
+    ArrayNotFoundError,
+    IncompleteArrayError,
+    LockedError,
+    MetadataError,
+    NotMemoryMappableError,
+    ReadOnlyError,
+    UnsupportedDtypeError,
+)
+from ..fidelity import Fidelity
+from ..meta import ArrayMeta, dtype_from_json, dtype_to_json
+from ..registry import Location
+from ..store import WRITABLE_MODES, ArrayStore
+from . import _hdf5_attrs as A
+from ._hdf5_dtypes import HDF5_FIDELITY, contiguous, decode, encode, storage_dtype
+from ._hdf5_layout import chunk_shape, filter_options, load_plugin_filters
+from ._hdf5_security import MAX_CHUNK_BYTES, check_dataset, resolve_dataset
+from ._mapped import check_memmap
+
+__all__ = ["DEFAULT_KEY", "HDF5Store"]
+
+#: Dataset name of a new file created without ``::key``.
+DEFAULT_KEY = "/data"
+_FORMAT_VERSION = 1
+
+
+def _open_file(path: str, mode: str) -> h5py.File:
+    """``h5py.File`` without HDF5's own locking, its errors mapped into arraystore's."""
+    try:
+        return h5py.File(path, mode, locking=False)
+    except FileNotFoundError:
+        raise ArrayNotFoundError(f"{path}: no such file") from None
+    except PermissionError as exc:
+        raise ReadOnlyError(f"{path}: permission denied opening it with mode {mode!r}: {exc}") from None
+    except OSError as exc:
+        _fsutil.raise_if_full(exc, path, "opening")
+        text = str(exc)
+        if "already open" in text:
+            raise LockedError(
+                f"{path}: this process already has the file open read-only, and HDF5 cannot open it again for "
+                "writing; close the other stores on it first"
+            ) from None
+        raise MetadataError(f"{path}: expected an HDF5 file, but HDF5 cannot open it ({text})") from None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _logical_meta(ds: h5py.Dataset, where: str) -> tuple[ArrayMeta, np.dtype[Any]]:
+    """The array an HDF5 dataset holds, and the storage dtype h5py reads it as."""
+    stored = ds.dtype
+    if ds.shape is None:
+        raise MetadataError(f"{where}: the dataset has a null dataspace (no shape, no data); nothing to open")
+    if stored.hasobject:
+        raise UnsupportedDtypeError(
+            f"{where}: the dataset holds variable-length data or references (h5py dtype {stored}), which "
+            "arraystore does not read; copy it to a fixed-width dtype with h5py"
+        )
+    if stored.metadata and stored.names is None:  # an HDF5 enum: keep its base integer type
+        stored = np.dtype(stored.str)
+    described = A.read_json(ds, A.DTYPE, where)
+    dtype = stored if described is None else dtype_from_json(described)
+    if described is not None and storage_dtype(dtype).itemsize != stored.itemsize:
+        raise MetadataError(
+            f"{where}: {A.DTYPE} says {dtype} ({dtype.itemsize} bytes) but the dataset holds {stored} "
+            f"({stored.itemsize} bytes); the attribute or the data is wrong"
+        )
+    order = _text(ds.attrs[A.ORDER]) if A.ORDER in ds.attrs else "C"
+    if order not in ("C", "F"):
+        raise MetadataError(f"{where}: expected {A.ORDER} to be 'C' or 'F', found {order!r}")
+    shape = tuple(ds.shape)[::-1] if order == "F" else tuple(ds.shape)
+    return ArrayMeta(shape, dtype, order, A.read_attrs(ds, where)), stored  # type: ignore[arg-type]
+
+
+class HDF5Store(ArrayStore):
+    """One dataset of an HDF5 file. See the module docstring for layout, encodings and safety."""
+
+    backend: ClassVar[str] = "hdf5"
+    supports_memmap: ClassVar[bool] = True
+    supports_copy_on_write: ClassVar[bool] = False
+    fidelity: ClassVar[Fidelity] = HDF5_FIDELITY
+
+    def __init__(
+        self,
+        location: Location,
+        mode: str,
+        meta: ArrayMeta,
+        *,
+        file: h5py.File,
+        dataset: h5py.Dataset,
+        storage: np.dtype[Any],
+        new_in_place: bool = False,
+        flagged: bool = False,
+        **options: Any,
+    ) -> None:
+        super().__init__(location, mode, meta, options=options)
+        self._file = file
+        self._ds = dataset
+        self._storage = storage
+        self._new_in_place = new_in_place
+        self._flagged = flagged  # the incomplete attribute is set on disk
+        self._map: np.memmap[Any, Any] | None = None
+
+    # -- opening and creating ----------------------------------------------
+
+    @classmethod
+    def _open(  # type: ignore[override]  # backends take their own options
+        cls,
+        location: Location,
+        mode: str,
+        *,
+        allow_incomplete: bool = False,
+        io: str = "auto",
+        durable: bool = False,
+        allow_external: bool = False,
+        max_chunk_bytes: int = MAX_CHUNK_BYTES,
+        shuffle: bool = False,  # a creation option, passed along when create(resume=True) reopens
+    ) -> HDF5Store:
+        path = str(location.file)
+        f = _open_file(path, "r" if mode == "r" else "r+")
+        try:
+            ds = resolve_dataset(f, location.key, where=path, allow_external=allow_external)
+            where = f"{path}::{ds.name}"
+            check_dataset(ds, path, allow_external=allow_external, max_chunk_bytes=max_chunk_bytes)
+            load_plugin_filters(ds, where)
+            meta, stored = _logical_meta(ds, where)
+            flagged = A.INCOMPLETE in ds.attrs
+            if flagged and not allow_incomplete:
+                raise IncompleteArrayError(
+                    f"{where}: the dataset is flagged incomplete (a writer did not close it: crash or kill?); "
+                    "re-create it, resume the writer, or pass allow_incomplete=True to read it anyway"
+                )
+        except BaseException:
+            f.close()
+            raise
+        options: dict[str, Any] = {
+            "io": io,
+            "durable": durable,
+            "allow_incomplete": allow_incomplete,
+            "allow_external": allow_external,
+        }
+        return cls(location, mode, meta, file=f, dataset=ds, storage=stored, flagged=flagged, **options)
+
+    @classmethod
+    def _create(  # type: ignore[override]  # backends take their own options
+        cls,
+        location: Location,
+        meta: ArrayMeta,
+        *,
+        chunks: Any = None,
+        compression: str | None = None,
+        durable: bool = False,
+        io: str = "auto",
+        shuffle: bool = False,
+        allow_incomplete: bool = False,
+        allow_external: bool = False,
+    ) -> HDF5Store:
+        path = str(location.file)
+        if meta.ndim > 32:
+            raise MetadataError(f"HDF5 holds at most 32 dimensions, found {meta.ndim} in shape {meta.shape}")
+        storage = storage_dtype(meta.dtype)
+        sshape = meta.shape[::-1] if meta.order == "F" else meta.shape
+        user_chunks = (
+            tuple(chunks)[::-1] if meta.order == "F" and isinstance(chunks, (tuple, list)) else chunks
+        )
+        filters = filter_options(compression, shuffle, meta.dtype)
+        layout = chunk_shape(user_chunks, sshape, needed=bool(filters))
+        in_place = location.file.is_file() and location.file.stat().st_size > 0
+        key = location.key or DEFAULT_KEY
+        f = _open_file(path, "r+" if in_place else "w")
+        try:
+            if in_place and key in f:
+                if f.get(key, getclass=True) is not h5py.Dataset:
+                    raise MetadataError(f"{path}::{key} is a group; name a dataset to create")
+                del f[key]
+            kwargs: dict[str, Any] = {}
+            if layout is None:
+                if math.prod(sshape):
+                    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+                    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+                    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+                    kwargs["dcpl"] = dcpl
+            else:
+                kwargs.update(filters)
+                kwargs["chunks"] = layout
+            ds = f.create_dataset(key, shape=sshape, dtype=storage, **kwargs)
+            ds.attrs[A.VERSION] = _FORMAT_VERSION
+            if storage != meta.dtype:
+                ds.attrs[A.DTYPE] = _json(dtype_to_json(meta.dtype))
+            if meta.order == "F":
+                ds.attrs[A.ORDER] = "F"
+            A.write_attrs(ds, dict(meta.attrs), {})
+            if in_place:
+                ds.attrs[A.INCOMPLETE] = 1
+            f.flush()
+        except OSError as exc:
+            f.close()
+            _fsutil.raise_if_full(exc, path, "creating a dataset in")
+            raise MetadataError(f"{path}::{key}: HDF5 could not create the dataset: {exc}") from None
+        except BaseException:
+            f.close()
+            raise
+        loc = Location(location.file, key) if in_place else location
+        options: dict[str, Any] = {"io": io, "durable": durable, "allow_external": allow_external}
+        return cls(
+            loc,
+            "w+",
+            meta,
+            file=f,
+            dataset=ds,
+            storage=storage,
+            new_in_place=in_place,
+            flagged=in_place,
+            **options,
+        )
+
+    @classmethod
+    def _exists(cls, location: Location) -> bool:
+        if not location.file.exists():
+            return False
+        if location.key is None or not h5py.is_hdf5(str(location.file)):
+            return True
+        with _open_file(str(location.file), "r") as f:
+            try:
+                return f.get(location.key, getlink=True) is not None
+            except (KeyError, ValueError):
+                return False
+
+    @classmethod
+    def _staging(cls, location: Location) -> Location | None:
+        if location.key is not None and location.file.is_file():
+            return None  # a new dataset in an existing file is built in place
+        return Location(_fsutil.partial_path(location.file), location.key)
+
+    @classmethod
+    def _remove(cls, location: Location) -> None:
+        if location.key is None:
+            _fsutil.remove_path(location.file)
+            return
+        with _open_file(str(location.file), "r+") as f:
+            if location.key in f:
+                del f[location.key]
+
+    # -- data ------------------------------------------------------------------
+
+    def _hsel(self, sel: Selection) -> Selection:
+        return sel[::-1] if self.order == "F" else sel
+
+    def _read(self, sel: Selection) -> np.ndarray[Any, Any]:
+        if self._map is not None:
+            return contiguous(np.array(self._map[sel], copy=True))
+        shape = selection_shape(sel)
+        if math.prod(shape) == 0:
+            return np.empty(shape, self.dtype)
+        hsel = self._hsel(sel)
+        # Integers become length-1 slices: h5py returns a point of a big-endian dataset byte-swapped
+        # but labelled big-endian (and ds[()] a native-order numpy scalar).
+        slices = tuple(slice(i, i + 1) if isinstance(i, int) else i for i in hsel)
+        try:
+            raw = self._ds[slices if slices else ...]
+        except OSError as exc:
+            raise MetadataError(
+                f"{self.path}: HDF5 could not read {sel}: {exc}; the file may be damaged"
+            ) from None
+        out = decode(raw, self.dtype, selection_shape(hsel))
+        return contiguous(out.T) if self.order == "F" else out
+
+    def _write(self, sel: Selection, value: np.ndarray[Any, Any]) -> None:
+        self._before_write()
+        if self._map is not None:
+            self._map[sel] = value
+            return
+        if value.size == 0:
+            return
+        if self.order == "F":
+            value = value.T
+        try:
+            hsel = self._hsel(sel)
+            self._ds[hsel if hsel else ...] = encode(value, self._storage)
+        except OSError as exc:
+            _fsutil.raise_if_full(exc, self.path, "writing")
+            raise MetadataError(f"{self.path}: HDF5 could not write {sel}: {exc}") from None
+
+    def _before_write(self) -> None:
+        if not self._flagged and self._staged is None:
+            self._ds.attrs[A.INCOMPLETE] = 1
+            self._file.flush()
+            self._flagged = True
+
+    def _memmap(self) -> np.memmap[Any, Any]:
+        if self._map is not None:
+            return self._map
+        why = self._not_mappable_reason()
+        if why:
+            raise NotMemoryMappableError(
+                f"{self.path}: {why}; read blocks with store[...] or iter_blocks() instead"
+            )
+        check_memmap(str(self._location.file), stacklevel=4)
+        self._file.flush()  # earlier writes leave HDF5's buffers; the file reaches its full size
+        offset = self._ds.id.get_offset()
+        if self._mode in WRITABLE_MODES:
+            self._before_write()
+        mode: Any = "r" if self._mode == "r" else "r+"
+        self._map = np.memmap(
+            str(self._location.file),
+            dtype=self.dtype,
+            mode=mode,
+            offset=offset,
+            shape=self.shape,
+            order=self.order,
+        )
+        return self._map
+
+    def _not_mappable_reason(self) -> str | None:
+        ds = self._ds
+        dcpl = ds.id.get_create_plist()
+        if dcpl.get_layout() != h5py.h5d.CONTIGUOUS or ds.chunks is not None:
+            filters = " and compressed" if dcpl.get_nfilters() else ""
+            return f"the dataset is chunked{filters}, not one contiguous byte range"
+        if ds.external:
+            return "the dataset keeps its bytes in external files"
+        if self.nbytes == 0:
+            return "an empty array has no bytes to map"
+        if ds.id.get_type().get_size() != self.dtype.itemsize or ds.dtype != self._storage:
+            return "the stored type differs from the array's in-memory layout"
+        offset = ds.id.get_offset()
+        if offset is None:
+            return "the dataset has no storage allocated yet (never written); write it first"
+        if os.path.getsize(self._location.file) < offset + self.nbytes:
+            return "the file is shorter than the dataset's byte range (still being written?)"
+        return None
+
+    # -- attributes, checksum, completeness ------------------------------------
+
+    def _set_attrs(self, attrs: dict[str, Any]) -> None:
+        try:
+            A.write_attrs(self._ds, attrs, dict(self._meta.attrs))
+        except OSError as exc:
+            _fsutil.raise_if_full(exc, self.path, "writing attributes of")
+            raise MetadataError(f"{self.path}: HDF5 could not store the attributes: {exc}") from None
+
+    @property
+    def recorded_checksum(self) -> dict[str, str] | None:
+        """The checksum in the reserved ``_arraystore_checksum`` attribute, if any."""
+        value = A.read_json(self._ds, A.CHECKSUM, self.path)
+        return dict(value) if isinstance(value, dict) else None
+
+    def set_checksum(self, checksum: dict[str, str]) -> None:
+        """Record a content checksum in the reserved ``_arraystore_checksum`` attribute."""
+        self._check_writable()
+        self._ds.attrs[A.CHECKSUM] = _json(dict(checksum))
+
+    @property
+    def complete(self) -> bool:
+        """False while the dataset carries the incomplete flag (a writer has not closed it)."""
+        return not self._flagged
+
+    @property
+    def chunks(self) -> tuple[int, ...] | None:
+        """Storage chunk shape in the array's axis order, or None for contiguous data."""
+        c = self._ds.chunks
+        if c is None:
+            return None
+        return tuple(c)[::-1] if self.order == "F" else tuple(c)
+
+    @property
+    def compression(self) -> str | None:
+        """h5py's name of the dataset's compression filter, if any."""
+        return self._ds.compression  # type: ignore[no-any-return]
+
+    # -- flushing and closing -----------------------------------------------------
+
+    def _flush(self, durable: bool) -> None:
+        if self._map is not None:
+            self._map.flush()
+        if durable and self._flagged and self._staged is None and not self._new_in_place:
+            self._clear_flag()
+        try:
+            self._file.flush()
+        except OSError as exc:
+            _fsutil.raise_if_full(exc, self.path, "flushing")
+            raise
+        if durable:
+            _fsync(str(self._location.file))
+
+    def _clear_flag(self) -> None:
+        if A.INCOMPLETE in self._ds.attrs:
+            del self._ds.attrs[A.INCOMPLETE]
+        self._flagged = False
+
+    def _close(self) -> None:
+        if not self._file.id.valid:
+            return
+        try:
+            if self._mode in WRITABLE_MODES and self._flagged:
+                self._clear_flag()
+            if self._map is not None:
+                self._map.flush()
+        finally:
+            self._map = None  # user views from as_memmap() keep their own mapping alive
+            self._file.close()
+        if self._options.get("durable") and self._mode in WRITABLE_MODES:
+            _fsync(str(self._location.file))
+
+    def discard(self) -> None:
+        """Close without publishing: a new file is removed, a new dataset in an existing file deleted."""
+        if not self._closed and self._new_in_place and self._file.id.valid:
+            name = self._ds.name
+            self._map = None
+            try:
+                del self._file[name]
+            except (KeyError, OSError):  # pragma: no cover - already gone
+                pass
+            self._flagged = False
+            self._new_in_place = False
+        super().discard()
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None and self._new_in_place:
+            self.discard()
+        else:
+            super().__exit__(exc_type, exc, tb)
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
