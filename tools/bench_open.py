@@ -43,6 +43,7 @@ def evict(path: Path) -> None:
 
 
 def timed(fn: Callable[[], Any], path: Path, repeat: int) -> float:
+    fn()  # warm-up: imports and first-call costs are not what is measured
     times = []
     for _ in range(repeat):
         evict(path)
