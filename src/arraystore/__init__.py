@@ -26,7 +26,10 @@ __all__ = [
     "errors",
     "filesystems",
     "locality",
+    "map_blocks",
     "open",
+    "store_dask",
+    "to_dask",
 ]
 
 # Heavier entry points, imported on first use (PEP 562).
@@ -34,6 +37,9 @@ _LAZY: dict[str, str] = {
     "locality": "arraystore.filesystems:locality",
     "filesystems": "arraystore.filesystems",
     "dialects": "arraystore.dialects",
+    "map_blocks": "arraystore.parallel:map_blocks",
+    "to_dask": "arraystore.integrations.dask:to_dask",
+    "store_dask": "arraystore.integrations.dask:store_dask",
 }
 
 

@@ -365,6 +365,35 @@ class ArrayStore(ABC):
         for sel in self.block_plan(max_bytes):
             yield sel, self[sel]
 
+    def take(self, indices: Any, axis: int = 0, *, max_bytes: int = DEFAULT_BLOCK_BYTES) -> np.ndarray[Any, Any]:
+        """Rows ``indices`` along ``axis`` (as ``np.take``), read in sorted runs; see :func:`arraystore.access.take`."""
+        from .access import take
+
+        return take(self, indices, axis, max_bytes=max_bytes)
+
+    def advise(self, advice: str) -> bool:
+        """Tell the kernel the coming access pattern (``"sequential"``, ``"random"``, ``"willneed"``,
+        ``"dontneed"``, ``"normal"``); see :func:`arraystore.access.advise`. False where it is a no-op."""
+        from .access import advise
+
+        return advise(self, advice)
+
+    def sample_batches(
+        self,
+        batch_size: int,
+        *,
+        rng: Any = None,
+        window: int | None = None,
+        drop_last: bool = False,
+        prefetch: bool = True,
+    ) -> Iterator[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]:
+        """Random ``(indices, batch)`` pairs drawn from random contiguous windows: one epoch, each row once.
+
+        See :func:`arraystore.access.sample_batches`."""
+        from .access import sample_batches
+
+        return sample_batches(self, batch_size, rng=rng, window=window, drop_last=drop_last, prefetch=prefetch)
+
     def as_memmap(self) -> np.memmap[Any, Any]:
         """A zero-copy ``numpy.memmap`` of the stored bytes, where the format allows.
 

@@ -118,7 +118,7 @@ class MappedFileStore(ArrayStore):
                 if self._io == "mmap" or self._options.get("io") == "mmap":
                     check_memmap(self._data_file(), stacklevel=stacklevel + 1)
                 mode = {"r": "r", "c": "c"}.get(self._mode, "r+")
-                self._map = np.memmap(
+                self._map = np.memmap(  # type: ignore[call-overload]
                     self._data_file(),
                     dtype=self.dtype,
                     mode=mode,
@@ -138,7 +138,9 @@ class MappedFileStore(ArrayStore):
         return m
 
     def _read(self, sel: Selection) -> np.ndarray[Any, Any]:
-        if self._io == "buffered" and self._mode != "c" and self.nbytes:
+        if self._mode != "c" and self.nbytes and (
+            self._io == "buffered" or (self._map is None and self._large_contiguous(sel))
+        ):
             return self._read_buffered(sel)
         # A trailing Ellipsis keeps a 0-d result an array: indexing with ints alone
         # would return a numpy scalar, which comes back in native byte order.
@@ -167,6 +169,20 @@ class MappedFileStore(ArrayStore):
         buf = np.empty(math.prod(rows_shape), self.dtype)
         _pread_into(self._get_fd(), buf, self._offset + lo * row_bytes)
         return buf.reshape(rows_shape, order=self.order)  # type: ignore[call-overload,no-any-return]
+
+    def _large_contiguous(self, sel: Selection) -> bool:
+        """Whole rows of at least 1 MiB: one pread into a buffer beats page faults on a fresh map."""
+        if self.ndim == 0:
+            return False
+        axis, lo, hi, row_bytes = self._rows(sel)
+        local = self._local(sel, axis, lo)
+        whole = all(
+            isinstance(s, slice) and s.step == 1 and s.stop - s.start == n
+            for i, (s, n) in enumerate(zip(local, self.shape))
+            if i != axis
+        )
+        step = sel[axis].step if isinstance(sel[axis], slice) else 1  # type: ignore[union-attr]
+        return whole and step == 1 and (hi - lo) * row_bytes >= 1 << 20
 
     def _read_buffered(self, sel: Selection) -> np.ndarray[Any, Any]:
         """Read the rows (outermost storage axis) the selection touches, in one large pread."""

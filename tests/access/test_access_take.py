@@ -1,0 +1,92 @@
+"""take(): exactly numpy.take, whatever the backend, strategy, axis and order of indices."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import arraystore
+from arraystore import access
+from arraystore.errors import SelectionError
+
+DATA = np.random.default_rng(7).integers(-1000, 1000, size=(200, 9, 3)).astype("<i4")
+
+
+def test_take_random_with_duplicates_equals_numpy(
+    case: tuple[str, str | None], make_store: Callable[..., str]
+) -> None:
+    backend, chunks = case
+    path = make_store(backend, DATA, chunks)
+    idx = np.random.default_rng(0).integers(-200, 200, size=300)  # many duplicates, negatives
+    with arraystore.open(path) as store:
+        out = access.take(store, idx)
+    np.testing.assert_array_equal(out, DATA[idx])
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2, -1])
+def test_take_every_axis(case: tuple[str, str | None], make_store: Callable[..., str], axis: int) -> None:
+    backend, chunks = case
+    path = make_store(backend, DATA, chunks)
+    n = DATA.shape[axis]
+    idx = np.random.default_rng(1).integers(0, n, size=(4, 5))
+    with arraystore.open(path) as store:
+        np.testing.assert_array_equal(access.take(store, idx, axis=axis), np.take(DATA, idx, axis=axis))
+
+
+@pytest.mark.parametrize("io", ["mmap", "buffered"])
+@pytest.mark.parametrize("density", ["sparse", "dense"])
+def test_take_contiguous_strategies(make_store: Callable[..., str], io: str, density: str) -> None:
+    # 4 KiB rows: sparse picks touch few pages (gather), dense ones most (sequential pass).
+    data = np.random.default_rng(2).random((3000, 512))
+    path = make_store("raw", data)
+    size = 50 if density == "sparse" else 5000
+    idx = np.random.default_rng(3).integers(0, 3000, size=size)
+    with arraystore.open(path, io=io) as store:
+        np.testing.assert_array_equal(access.take(store, idx, max_bytes=64 * 1024), data[idx])
+
+
+def test_take_fortran_order(make_store: Callable[..., str]) -> None:
+    data = np.asfortranarray(DATA)
+    path = make_store("npy", data, order="F")
+    with arraystore.open(path) as store:
+        for axis in (0, 2):
+            idx = np.array([2, 0, 2, 1])
+            np.testing.assert_array_equal(access.take(store, idx, axis=axis), np.take(data, idx, axis=axis))
+
+
+def test_take_copy_on_write_sees_private_changes(make_store: Callable[..., str]) -> None:
+    path = make_store("raw", DATA)
+    with arraystore.open(path, "c") as store:
+        store[5] = 0
+        np.testing.assert_array_equal(access.take(store, [5, 6]), np.stack([np.zeros_like(DATA[5]), DATA[6]]))
+
+
+def test_take_empty_and_scalar_indices(make_store: Callable[..., str]) -> None:
+    path = make_store("raw", DATA)
+    with arraystore.open(path) as store:
+        assert access.take(store, []).shape == (0, 9, 3)
+        np.testing.assert_array_equal(access.take(store, 4), DATA[4])
+
+
+@pytest.mark.parametrize(("indices", "axis"), [([200], 0), ([-201], 0), ([0.5], 0), ([0], 3)])
+def test_take_rejects_bad_indices(make_store: Callable[..., str], indices: list[float], axis: int) -> None:
+    path = make_store("raw", DATA)
+    with arraystore.open(path) as store, pytest.raises(SelectionError):
+        access.take(store, indices, axis=axis)
+
+
+@given(st.lists(st.integers(0, 199), max_size=60), st.integers(1, 64))
+def test_take_property_raw(tmp_path_factory: pytest.TempPathFactory, indices: list[int], kib: int) -> None:
+    path = str(tmp_path_factory.getbasetemp() / "prop.dat")
+    try:
+        store = arraystore.open(path)
+    except arraystore.errors.ArrayNotFoundError:
+        with arraystore.create(path, DATA.shape, DATA.dtype) as new:
+            new[...] = DATA
+        store = arraystore.open(path)
+    with store:
+        np.testing.assert_array_equal(access.take(store, indices, max_bytes=kib * 1024), DATA[indices])

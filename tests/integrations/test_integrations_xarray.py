@@ -1,0 +1,89 @@
+"""The xarray engine opens every backend lazily, with attrs and dimension names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import arraystore
+from arraystore.errors import MetadataError
+from arraystore.integrations.xarray import ArrayStoreBackendArray, ArrayStoreBackendEntrypoint
+
+DATA = np.random.default_rng(3).random((20, 6, 4)).astype("<f4")
+ENGINE = ArrayStoreBackendEntrypoint  # until the entry point is installed: then engine="arraystore"
+
+
+def test_open_dataarray_every_backend(case: tuple[str, str | None], make_store: Callable[..., str]) -> None:
+    backend, chunks = case
+    attrs = {} if backend == "npy" else {"units": "K", "dims": ["time", "y", "x"]}
+    path = make_store(backend, DATA, chunks, attrs=attrs, name="frames")
+    with xr.open_dataarray(path, engine=ENGINE) as arr:
+        assert arr.name == "frames"
+        assert arr.dims == (("time", "y", "x") if attrs else ("dim_0", "dim_1", "dim_2"))
+        assert arr.attrs == ({"units": "K"} if attrs else {})
+        assert not arr.variable._in_memory  # nothing read yet
+        np.testing.assert_array_equal(
+            arr.isel({arr.dims[0]: [3, 1, 3], arr.dims[2]: slice(None, None, -2)}).values,
+            DATA[[3, 1, 3]][:, :, ::-2],
+        )
+        np.testing.assert_array_equal(arr.values, DATA)
+
+
+def test_open_dataset_with_dask_chunks(make_store: Callable[..., str]) -> None:
+    path = make_store("raw", DATA, attrs={"_ARRAY_DIMENSIONS": ["t", "a", "b"]})
+    with xr.open_dataset(path, engine=ENGINE, chunks={"t": 5}) as ds:
+        var = ds["a"]
+        assert var.chunks == ((5, 5, 5, 5), (6,), (4,))
+        np.testing.assert_array_equal(var.values, DATA)
+        np.testing.assert_allclose(var.mean("t").values, DATA.mean(0), rtol=1e-6)
+
+
+def test_variable_name_dims_and_drop(make_store: Callable[..., str]) -> None:
+    path = make_store("raw", DATA, attrs={"name": "temperature"})
+    with xr.open_dataset(path, engine=ENGINE) as ds:
+        assert list(ds.data_vars) == ["temperature"]
+    with xr.open_dataset(path, engine=ENGINE, variable_name="v", dims=["a", "b", "c"]) as ds:
+        assert ds["v"].dims == ("a", "b", "c")
+    with xr.open_dataset(path, engine=ENGINE, drop_variables="temperature") as ds:
+        assert not ds.data_vars
+
+
+def test_bad_dims_attribute_is_a_typed_error(make_store: Callable[..., str]) -> None:
+    path = make_store("raw", DATA, attrs={"dims": ["only_one"]})
+    with pytest.raises(MetadataError, match="3 dimensions"):
+        xr.open_dataarray(path, engine=ENGINE)
+
+
+def test_open_from_store_object(make_store: Callable[..., str]) -> None:
+    path = make_store("raw", DATA)
+    with arraystore.open(path) as store:
+        ds = xr.open_dataset(store, engine=ENGINE)
+        np.testing.assert_array_equal(ds["a"].values, DATA)
+        assert not store.closed
+
+
+def test_guess_can_open() -> None:
+    entry = ArrayStoreBackendEntrypoint()
+    assert entry.guess_can_open("frames.dat")
+    assert entry.guess_can_open("x.npy")
+    assert not entry.guess_can_open("x.nc")
+    assert not entry.guess_can_open("x.h5")  # left to h5netcdf
+
+
+def test_backend_array_basic_indexing(make_store: Callable[..., str]) -> None:
+    with arraystore.open(make_store("raw", DATA)) as store:
+        arr = ArrayStoreBackendArray(store)
+        key = xr.core.indexing.OuterIndexer((np.array([4, 0]), slice(1, 3), 2))
+        np.testing.assert_array_equal(arr[key], DATA[[4, 0], 1:3, 2])
+
+
+def test_engine_name_registered_when_installed() -> None:
+    engines = xr.backends.list_engines()
+    if "arraystore" not in engines:
+        pytest.skip(
+            "the xarray.backends entry point is not installed (pip install -e . after pyproject gains it)"
+        )
+    assert isinstance(engines["arraystore"], ArrayStoreBackendEntrypoint)

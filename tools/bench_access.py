@@ -1,0 +1,179 @@
+"""Benchmark: random rows and full scans of a raw array, from a cold page cache.
+
+Random rows (``--rows`` of them, 1 KiB each, from an array of ``--gib`` GiB):
+naive random order through the memory map (``mm[idx]``), ``arraystore.access.take``
+(its automatic choice, and each strategy forced), and ``sample_batches`` (the same
+number of rows as random batches from random windows). Full scan: ``iter_blocks``
+against a plain sequential ``readinto`` of the file, cold and warm.
+
+Before every cold run the file is evicted from the page cache (``fsync`` +
+``posix_fadvise(POSIX_FADV_DONTNEED)``), and eviction is checked by timing 256 random
+4 KiB reads, which are much slower cold than warm.
+
+Run: ``python tools/bench_access.py [--gib 2] [--rows 100000] [--dir /tmp]`` (Linux only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import arraystore
+from arraystore import access
+
+MiB = 1 << 20
+ROW = 1024  # bytes per row: 128 float64
+
+
+def evict(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def probe(path: str, seed: int = 99) -> float:
+    """Seconds for 256 random 4 KiB preads (not the pages the benchmarks read)."""
+    size = os.path.getsize(path)
+    offs = np.random.default_rng(seed).integers(0, size // 4096, 256) * 4096
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        t = time.perf_counter()
+        for o in offs:
+            os.pread(fd, 4096, int(o))
+        return time.perf_counter() - t
+    finally:
+        os.close(fd)
+
+
+def cold(path: str, warm_probe: float) -> float:
+    evict(path)
+    p = probe(path, seed=int(time.time()))
+    evict(path)
+    if p < 3 * warm_probe:
+        print(
+            f"  warning: eviction looks ineffective (probe {p * 1e3:.1f} ms vs warm {warm_probe * 1e3:.1f} ms)"
+        )
+    return p
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def seq_read(path: str) -> None:
+    buf = bytearray(64 * MiB)
+    with open(path, "rb", buffering=0) as f:
+        while f.readinto(buf):
+            pass
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--gib", type=float, default=2.0)
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--dir", default=None)
+    args = ap.parse_args()
+    folder = Path(tempfile.mkdtemp(dir=args.dir, prefix="bench_access_"))
+    path = str(folder / "rows.dat")
+    n = int(args.gib * 2**30) // ROW
+    print(f"creating {path}: {n:,} rows of {ROW} bytes ({n * ROW / 2**30:.2f} GiB)")
+    with arraystore.create(path, (n, ROW // 8), "<f8") as new:
+        step = 65536
+        for a in range(0, n, step):
+            b = min(a + step, n)
+            new[a:b] = np.arange(a, b, dtype="<f8")[:, None]
+    idx = np.random.default_rng(0).integers(0, n, args.rows)
+    seq_read(path)
+    warm_probe = min(probe(path) for _ in range(3))
+    print(f"warm probe: {warm_probe * 1e3:.2f} ms for 256 random 4 KiB reads")
+    results: list[tuple[str, float, str]] = []
+
+    def rows_per_s(name: str, fn: Callable[[], object]) -> None:
+        p = cold(path, warm_probe)
+        s = timed(fn)
+        results.append((name, s, f"{args.rows / s:,.0f} rows/s"))
+        print(f"{name}: {s:.2f} s, {args.rows / s:,.0f} rows/s (cold probe {p * 1e3:.1f} ms)", flush=True)
+
+    def fresh(fn: Callable[[arraystore.ArrayStore], object]) -> Callable[[], object]:
+        # A new store (and map) per run: pages still mapped by an earlier run's map would
+        # survive eviction (POSIX_FADV_DONTNEED skips mapped pages) and make the run warm.
+        def run() -> object:
+            with arraystore.open(path) as store:
+                return fn(store)
+
+        return run
+
+    try:
+        rows_per_s("naive random order, memmap mm[idx]", fresh(lambda st: np.asarray(st.as_memmap()[idx])))
+        rows_per_s(
+            "sorted order, memmap mm[np.sort(idx)]",
+            fresh(lambda st: np.asarray(st.as_memmap()[np.sort(idx)])),
+        )
+        rows_per_s("take (auto)", fresh(lambda st: access.take(st, idx)))
+        saved = access.DENSE_FRACTION
+        try:
+            access.DENSE_FRACTION = 2.0
+            rows_per_s("take, forced gather (fadvise WILLNEED + map)", fresh(lambda st: access.take(st, idx)))
+            access.DENSE_FRACTION = 0.0
+            rows_per_s("take, forced sequential pass", fresh(lambda st: access.take(st, idx)))
+        finally:
+            access.DENSE_FRACTION = saved
+
+        def batches(store: arraystore.ArrayStore) -> None:
+            got = 0
+            for _, b in access.sample_batches(store, args.batch, rng=0):
+                got += len(b)
+                if got >= args.rows:
+                    break
+
+        rows_per_s(f"sample_batches (batch {args.batch}, default window)", fresh(batches))
+        gb = n * ROW / 1e9
+
+        def scan(store: arraystore.ArrayStore) -> None:
+            for _ in store.iter_blocks():
+                pass
+
+        def scan_buffered() -> None:
+            with arraystore.open(path, io="buffered") as store:
+                scan(store)
+
+        for name, fn in [
+            ("sequential readinto, 64 MiB", lambda: seq_read(path)),
+            ("iter_blocks()", fresh(scan)),
+            ("iter_blocks(), io='buffered'", scan_buffered),
+        ]:
+            for state in ("cold", "warm"):
+                if state == "cold":
+                    cold(path, warm_probe)
+                else:
+                    fn()
+                s = timed(fn)
+                results.append((f"full scan, {name}, {state}", s, f"{gb / s:.2f} GB/s"))
+                print(f"full scan, {name}, {state}: {s:.2f} s, {gb / s:.2f} GB/s", flush=True)
+    finally:
+        for p in folder.iterdir():
+            p.unlink()
+        folder.rmdir()
+    print(
+        f"\n{args.rows:,} random rows of {ROW} B from a {n * ROW / 2**30:.2f} GiB raw array; cold page cache\n"
+    )
+    print("| access | time (s) | rate |")
+    print("| --- | ---: | ---: |")
+    for name, s, rate in results:
+        print(f"| {name} | {s:.2f} | {rate} |")
+
+
+if __name__ == "__main__":
+    main()
