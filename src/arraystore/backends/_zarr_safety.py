@@ -1,0 +1,169 @@
+"""Input checks for Zarr stores, and zarr-python's exceptions mapped into arraystore's tree.
+
+What is refused, with :class:`~arraystore.errors.UnsafeInputError` unless noted:
+
+* keys (``data.zarr::/grp/arr``) that are absolute after their leading ``/``, hold
+  ``..`` or ``.`` segments, backslashes, NUL bytes or empty segments;
+* metadata documents (``zarr.json``, ``.zarray``, ``.zattrs``) over
+  :data:`MAX_METADATA_BYTES`, and zip members larger than a chunk can be;
+* codecs outside :data:`SAFE_CODECS` (``pickle`` and friends can run code when a
+  chunk is decoded);
+* chunk grids that are not regular, do not match the array's rank, or whose chunk
+  would decode to more than ``max_chunk_bytes`` (a decompression bomb or a typo);
+* inconsistent shapes, codecs or data types found by zarr-python while parsing:
+  :class:`~arraystore.errors.MetadataError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import math
+import warnings
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .. import _fsutil
+from ..errors import ArrayNotFoundError, ArrayStoreError, MetadataError, UnsafeInputError
+from ._zarr_layout import check_chunk_bytes
+
+__all__ = ["MAX_METADATA_BYTES", "SAFE_CODECS", "check_array", "check_key", "check_zip", "zarr_errors"]
+
+#: Largest metadata document read.
+MAX_METADATA_BYTES = 16 * 1024 * 1024
+
+#: Codec names whose decoding only transforms bytes (v3 names; v2/numcodecs ids).
+SAFE_CODECS = frozenset(
+    {
+        "bytes", "transpose", "zstd", "blosc", "gzip", "crc32c", "sharding_indexed",
+        "zlib", "bz2", "lzma", "lz4", "crc32", "adler32", "fletcher32", "jenkins_lookup3",
+        "delta", "shuffle", "bitround", "quantize", "fixedscaleoffset", "packbits", "astype",
+    }
+)  # fmt: skip
+
+_METADATA_NAMES = ("zarr.json", ".zarray", ".zattrs", ".zgroup")
+
+
+def check_key(key: str | None) -> str:
+    """The store path for a ``::`` key, or ``""`` for the root; refuse unsafe keys."""
+    if key is None or key in ("", "/"):
+        return ""
+    body = key[1:] if key.startswith("/") else key
+    problems = []
+    if "\\" in body:
+        problems.append("a backslash")
+    if "\x00" in body:
+        problems.append("a NUL byte")
+    segments = body.split("/")
+    if any(s == "" for s in segments):
+        problems.append("an empty segment (// or a leading/trailing /)")
+    if any(s in (".", "..") for s in segments):
+        problems.append("a '.' or '..' segment")
+    if any(s.startswith("__") for s in segments):
+        problems.append("a segment starting with '__' (reserved by the Zarr spec)")
+    if problems:
+        raise UnsafeInputError(
+            f"expected a key such as '/group/array' of plain names separated by '/', found {key!r} with "
+            f"{', '.join(problems)}; name the array by its path inside the hierarchy"
+        )
+    return body
+
+
+def check_metadata_file(path: Path) -> None:
+    """Refuse an oversized metadata document before zarr parses it."""
+    with contextlib.suppress(FileNotFoundError):
+        size = path.stat().st_size
+        if size > MAX_METADATA_BYTES:
+            raise UnsafeInputError(
+                f"{path}: a metadata document of {size:,} bytes, over the limit of {MAX_METADATA_BYTES:,}; "
+                "real Zarr metadata is a few kilobytes: this file is damaged or hostile"
+            )
+
+
+def check_zip(zf: zipfile.ZipFile, where: str, max_member_bytes: int) -> None:
+    """Refuse zip members with oversized metadata or chunks, before zarr reads any."""
+    for info in zf.infolist():
+        name = info.filename.rsplit("/", 1)[-1]
+        limit = MAX_METADATA_BYTES if name in _METADATA_NAMES else max_member_bytes
+        if info.file_size > limit:
+            raise UnsafeInputError(
+                f"{where}: zip member {info.filename!r} expands to {info.file_size:,} bytes, over the limit of "
+                f"{limit:,}; pass max_chunk_bytes= a larger value if you trust this file"
+            )
+
+
+def _codec_names(codecs: Any) -> Iterator[str]:
+    for codec in codecs or ():
+        if hasattr(codec, "codec_id"):  # a numcodecs codec (zarr v2 metadata)
+            yield str(codec.codec_id)
+            continue
+        name = str(codec.to_dict().get("name", "")) if hasattr(codec, "to_dict") else type(codec).__name__
+        yield name.removeprefix("numcodecs.")
+        yield from _codec_names(getattr(codec, "codecs", ()))
+        yield from _codec_names(getattr(codec, "index_codecs", ()))
+
+
+def check_array(arr: Any, where: str, max_chunk_bytes: int) -> None:
+    """Check an opened zarr array's metadata: codecs allow-listed, chunk grid sane and bounded."""
+    md = arr.metadata
+    if md.zarr_format == 3:
+        codecs: Any = md.codecs
+        grid = md.chunk_grid
+        if type(grid).__name__ != "RegularChunkGrid":
+            raise UnsafeInputError(f"{where}: expected a regular chunk grid, found {type(grid).__name__}")
+        if getattr(md, "storage_transformers", ()):
+            raise UnsafeInputError(
+                f"{where}: storage transformers are not supported; found {md.storage_transformers!r}"
+            )
+    else:
+        codecs = [*(md.filters or ()), *([md.compressor] if md.compressor is not None else [])]
+    unsafe = sorted({n for n in _codec_names(codecs) if n not in SAFE_CODECS})
+    if unsafe:
+        raise UnsafeInputError(
+            f"{where}: refusing codec(s) {', '.join(unsafe)}: only byte-transforming codecs are decoded "
+            f"({', '.join(sorted(SAFE_CODECS))}); 'pickle'-like codecs can run code. Read it with zarr "
+            "directly only if you trust its origin"
+        )
+    shape = tuple(arr.shape)
+    for name, unit in (("chunk", arr.chunks), ("shard", arr.shards)):
+        if unit is None:
+            continue
+        if len(unit) != len(shape) or any(int(c) < 1 for c in unit):
+            raise MetadataError(
+                f"{where}: expected a {name} shape of {len(shape)} positive extents for shape {shape}, found {unit}"
+            )
+    check_chunk_bytes(arr.chunks, arr.dtype.itemsize, max_chunk_bytes, where)
+    if arr.shards is not None and any(s % c for s, c in zip(arr.shards, arr.chunks)):
+        raise MetadataError(f"{where}: shard shape {arr.shards} is not a multiple of its chunk shape {arr.chunks}")
+    if math.prod(shape) and arr.dtype.itemsize == 0:
+        raise MetadataError(f"{where}: a data type of zero-sized items")
+
+
+@contextlib.contextmanager
+def zarr_errors(where: str, *, reading_chunks: bool = False) -> Iterator[None]:
+    """Map zarr-python's (and its codecs') exceptions into arraystore's tree."""
+    import zarr.errors
+
+    try:
+        with warnings.catch_warnings():
+            # arraystore documents which data types lack a Zarr v3 spec (fidelity notes).
+            warnings.simplefilter("ignore", zarr.errors.UnstableSpecificationWarning)
+            yield
+    except ArrayStoreError:
+        raise
+    except (zarr.errors.ContainsGroupError, zarr.errors.NodeTypeValidationError) as exc:
+        raise MetadataError(
+            f"{where}: a Zarr group, not an array; name an array inside it with '::/path/to/array' ({exc})"
+        ) from None
+    except (zarr.errors.NodeNotFoundError, FileNotFoundError) as exc:
+        raise ArrayNotFoundError(f"{where}: no Zarr array there ({exc})") from None
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            _fsutil.raise_if_full(exc, where, "writing")
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, json.JSONDecodeError, zipfile.BadZipFile, RuntimeError) as exc:
+        what = "a chunk could not be decoded" if reading_chunks else "invalid Zarr metadata"
+        raise MetadataError(f"{where}: {what}: {type(exc).__name__}: {exc}") from None

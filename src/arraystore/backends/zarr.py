@@ -1,0 +1,516 @@
+"""Zarr backend: directory stores (``*.zarr``), zip stores (``*.zarr.zip``), arrays inside hierarchies.
+
+Reads Zarr v2 and v3 arrays; writes Zarr v3 through zarr-python's synchronous API.
+
+Layout choices
+--------------
+* **Order.** An F-order array is stored with the v3 ``transpose`` codec (reversed
+  axes), so every Zarr reader sees the same logical array while chunks hold
+  column-major bytes; the order is also recorded in the reserved attribute. v2
+  arrays report the ``order`` of their ``.zarray``.
+* **Dtypes.** The real numpy dtype is recorded in the reserved attribute and the
+  values stored through the ``native``, ``be``, ``le`` or ``raw`` encoding of
+  :mod:`arraystore.backends._zarr_layout` (zarr-python hands back native-endian
+  values and loses structured byte order, zarr-python #4141). Arrays written by
+  other tools whose ``bytes`` codec is big-endian open with a big-endian dtype.
+* **Chunks and shards.** ``chunks=None`` follows the rule in ``_zarr_layout``;
+  ``shards=`` turns sharding on. :attr:`ZarrStore.chunks` is the unit that must be
+  written whole: the **shard** shape when sharding is on (the inner chunk shape is
+  :attr:`ZarrStore.inner_chunks`).
+* **Compression.** ``compression="zstd[:level]" | "blosc[:level]" | "gzip[:level]" |
+  "none"``; ``None`` stores uncompressed. ``checksum=True`` adds a CRC32C codec.
+  Chunks are always written, even when they equal the fill value, so that every
+  bit pattern (``-0.0``, NaN payloads) survives.
+* **Reserved attribute.** ``"_arraystore"`` holds ``version``, ``dtype``,
+  ``encoding``, ``order``, the ``incomplete`` flag (set by the first write of an
+  ``r+`` session, cleared at close or a durable flush) and the recorded
+  ``checksum``. It never shows in :attr:`ArrayStore.attrs`.
+
+Staging and locking
+-------------------
+A new ``x.zarr`` is built in ``x.zarr.partial/`` and renamed at close. A new
+``x.zarr.zip`` is built as a directory store in ``x.zarr.zip.partial/`` and packed
+(uncompressed zip entries; the chunks are already compressed) into place at close;
+zip stores are read-only afterwards. An array created inside a directory hierarchy
+(``x.zarr::/grp/new``) is built in a sibling folder ``x.zarr.<quoted key>.partial/``
+and renamed into place at close, after group metadata is written for missing
+parents. The writer lock of an existing array is a ``flock`` on its *folder*:
+zarr-python replaces ``zarr.json`` atomically on every attribute write, so a lock
+on that file would stop protecting anything after the first write.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+from urllib.parse import quote
+
+import numpy as np
+import zarr
+import zarr.codecs
+import zarr.storage
+from zarr.core.array_spec import ArrayConfig
+
+from .. import _fsutil
+from .._selection import Selection, selection_shape
+from ..errors import (
+    AlreadyExistsError,
+    IncompleteArrayError,
+    MetadataError,
+    ModeError,
+    UnsupportedDtypeError,
+)
+from ..fidelity import FAMILIES, Fidelity, Support
+from ..meta import ArrayMeta, dtype_from_json, dtype_to_json
+from ..registry import Location
+from ..store import ArrayStore
+from ._zarr_files import check_parents, ensure_groups, fsync_tree, pack_zip
+from ._zarr_layout import (
+    DEFAULT_MAX_CHUNK_BYTES,
+    auto_chunks,
+    check_chunk_bytes,
+    check_chunks,
+    compression_codecs,
+    decode,
+    encode,
+    inner_chunks_for_shards,
+    storage_dtype,
+)
+from ._zarr_safety import check_array, check_key, check_metadata_file, check_zip, zarr_errors
+
+__all__ = ["FIDELITY", "RESERVED_ATTR", "ZarrStore"]
+
+#: Attribute name reserved for arraystore's own metadata.
+RESERVED_ATTR = "_arraystore"
+#: Write chunks that equal the fill value too: zarr's comparison would drop e.g. complex -0.0.
+_WRITE_ALL_CHUNKS = ArrayConfig(order="C", write_empty_chunks=True)
+_RESERVED_VERSION = 1
+
+_LE_NOTE = "zarr's own data type, byte for byte"
+_BIG_NOTE = "zarr's data type with the bytes codec's endian 'big': numpy's bytes, byte for byte"
+_BIG_STRUCT_NOTE = (
+    "fields converted to little-endian (zarr-python #4141 loses structured byte order); the dtype is recorded "
+    "and restored on read"
+)
+_RAW_NOTE = "stored as zarr raw_bytes (opaque to other Zarr readers) with the dtype recorded; same-platform layout"
+
+
+def _fidelity() -> Fidelity:
+    table: dict[tuple[str, str], tuple[Support, str]] = {}
+    for family in FAMILIES:
+        table[(family, "*")] = (Support.EXACT, _LE_NOTE)
+        table[(family, "big")] = (Support.EXACT, _BIG_NOTE)
+    for family in ("longdouble", "clongdouble"):
+        table[(family, "*")] = (Support.ENCODED, "no zarr data type: " + _RAW_NOTE)
+        table.pop((family, "big"))
+    for family in ("datetime64", "timedelta64"):
+        for order, note in (("*", _LE_NOTE), ("big", _BIG_NOTE)):
+            table[(family, order)] = (Support.EXACT, note + " (generic-unit values: " + _RAW_NOTE + ")")
+    table[("bytes", "*")] = (Support.EXACT, "zarr null_terminated_bytes, byte for byte")
+    table[("void", "*")] = (Support.EXACT, "zarr raw_bytes, byte for byte")
+    table[("structured", "*")] = (
+        Support.EXACT,
+        "zarr structured data type, byte for byte; padded, titled or overlapping layouts and sub-array or "
+        "raw-byte fields: " + _RAW_NOTE,
+    )
+    table[("structured", "mixed")] = (Support.ENCODED, _BIG_STRUCT_NOTE)
+    table[("structured", "big")] = (Support.ENCODED, _BIG_STRUCT_NOTE)
+    return Fidelity(table)
+
+
+#: What the Zarr backend stores exactly, through an encoding, or not at all.
+FIDELITY: Fidelity = _fidelity()
+
+
+def _is_zip(path: Path) -> bool:
+    name = path.name.lower()
+    return name.endswith(".zip") or name.endswith(".zip.partial") or (path.is_file() and zipfile.is_zipfile(path))
+
+
+def _node_dir(location: Location) -> Path:
+    key = check_key(location.key)
+    return location.file / key if key else location.file
+
+
+class ZarrStore(ArrayStore):
+    """A Zarr array (v3 written; v2 and v3 read), in a directory or zip store.
+
+    Open and create through :func:`arraystore.open` / :func:`arraystore.create`.
+    Backend options: ``shards=`` (tuple), ``checksum=True`` (CRC32C codec) and
+    ``max_chunk_bytes=`` (largest decoded chunk accepted, default 1 GiB).
+    """
+
+    backend: ClassVar[str] = "zarr"
+    supports_memmap: ClassVar[bool] = False
+    supports_copy_on_write: ClassVar[bool] = False
+    fidelity: ClassVar[Fidelity] = FIDELITY
+    _staging_is_dir: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        location: Location,
+        mode: str,
+        meta: ArrayMeta,
+        arr: Any,
+        *,
+        reserved: dict[str, Any],
+        encoding: str,
+        stored: np.dtype[Any],
+        store: Any,
+        options: dict[str, Any],
+    ) -> None:
+        super().__init__(location, mode, meta, options=options)
+        self._arr = arr
+        self._reserved = reserved
+        self._encoding = encoding
+        self._stored = stored
+        self._zstore = store
+        self._dirty = False
+
+    # -- properties ---------------------------------------------------------
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        """The unit written whole: the shard shape when sharded, else the chunk shape."""
+        return tuple(self._arr.shards or self._arr.chunks)
+
+    @property
+    def inner_chunks(self) -> tuple[int, ...]:
+        """The Zarr chunk shape (inside a shard when sharding is on)."""
+        return tuple(self._arr.chunks)
+
+    @property
+    def shards(self) -> tuple[int, ...] | None:
+        """The shard shape, or None without sharding."""
+        return tuple(self._arr.shards) if self._arr.shards is not None else None
+
+    @property
+    def zarr_format(self) -> int:
+        """2 or 3."""
+        return int(self._arr.metadata.zarr_format)
+
+    @property
+    def encoding(self) -> str:
+        """How values are held: ``native``, ``le`` or ``raw`` (see ``_zarr_layout``)."""
+        return self._encoding
+
+    @property
+    def complete(self) -> bool:
+        """False when an ``r+`` writer never closed the array."""
+        return not self._reserved.get("incomplete", False)
+
+    @property
+    def recorded_checksum(self) -> dict[str, str] | None:
+        """The checksum recorded in the reserved attribute, if any."""
+        value = self._reserved.get("checksum")
+        return dict(value) if isinstance(value, dict) else None
+
+    def set_checksum(self, checksum: dict[str, str]) -> None:
+        """Record a content checksum (``{"algorithm", "value"}``) in the reserved attribute."""
+        self._check_writable()
+        self._reserved["checksum"] = {"algorithm": str(checksum["algorithm"]), "value": str(checksum["value"])}
+        self._write_attrs(dict(self._meta.attrs))
+
+    # -- opening ------------------------------------------------------------
+
+    @classmethod
+    def _open(  # type: ignore[override]  # the base takes **options; these are the ones we know
+        cls,
+        location: Location,
+        mode: str,
+        *,
+        allow_incomplete: bool = False,
+        io: str = "auto",
+        durable: bool = False,
+        max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
+    ) -> ZarrStore:
+        key = check_key(location.key)
+        where = str(location)
+        is_zip = _is_zip(location.file)
+        if is_zip and mode != "r":
+            raise ModeError(
+                f"{where}: zip stores are written once, when created; open with mode='r', or convert it to a "
+                "directory store (.zarr) to change it"
+            )
+        with zarr_errors(where):
+            if is_zip:
+                with zipfile.ZipFile(location.file) as zf:
+                    check_zip(zf, where, max_chunk_bytes + 65536)
+                store: Any = zarr.storage.ZipStore(location.file, mode="r")
+            else:
+                node = _node_dir(location)
+                if not (node / "zarr.json").is_file() and not (node / ".zarray").is_file():
+                    what = (
+                        "a Zarr group"
+                        if (node / ".zgroup").is_file() or (node / "zarr.json").exists()
+                        else "no Zarr array"
+                    )
+                    raise MetadataError(
+                        f"{where}: expected a Zarr array (zarr.json or .zarray), found {what}; name an array "
+                        "inside a hierarchy with '::/path/to/array'"
+                    )
+                for name in ("zarr.json", ".zarray", ".zattrs"):
+                    check_metadata_file(node / name)
+                store = zarr.storage.LocalStore(location.file, read_only=(mode == "r"))
+            arr = zarr.open_array(store, path=key, mode="r" if mode == "r" else "r+")
+            meta, reserved, encoding, stored = _describe(arr, where)
+            check_array(arr, where, max_chunk_bytes)
+        if reserved.get("incomplete") and not allow_incomplete:
+            raise IncompleteArrayError(
+                f"{where}: its '{RESERVED_ATTR}' attribute says a writer did not finish it (crash or kill?); "
+                "re-create it, resume the writer, or pass allow_incomplete=True to read it anyway"
+            )
+        if mode != "r":
+            arr = arr.with_config(_WRITE_ALL_CHUNKS)
+        options = {
+            "io": io,
+            "durable": durable,
+            "allow_incomplete": allow_incomplete,
+            "max_chunk_bytes": max_chunk_bytes,
+        }
+        return cls(
+            location, mode, meta, arr, reserved=reserved, encoding=encoding, stored=stored, store=store, options=options
+        )
+
+    @classmethod
+    def _create(  # type: ignore[override]
+        cls,
+        location: Location,
+        meta: ArrayMeta,
+        *,
+        chunks: Any = None,
+        compression: str | None = None,
+        durable: bool = False,
+        shards: Any = None,
+        checksum: bool = False,
+        io: str = "auto",
+        max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
+    ) -> ZarrStore:
+        if RESERVED_ATTR in meta.attrs:
+            raise MetadataError(f"the attribute name {RESERVED_ATTR!r} is reserved by arraystore; rename it")
+        key = check_key(location.key)
+        where = str(location)
+        stored, encoding = storage_dtype(meta.dtype)
+        ndim, itemsize = meta.ndim, meta.itemsize
+        shard_shape = None if shards is None else check_chunks(shards, ndim, "shards")
+        if shard_shape is not None and stored.kind == "V":
+            raise UnsupportedDtypeError(
+                f"{where}: zarr-python {zarr.__version__} cannot shard arrays of void or structured items "
+                f"({meta.dtype}): its sharding codec fails on their fill value; create it without shards="
+            )
+        if chunks is not None:
+            inner = check_chunks(chunks, ndim)
+        elif shard_shape is not None:
+            inner = inner_chunks_for_shards(shard_shape, itemsize, meta.order)
+        else:
+            inner = auto_chunks(meta.shape, itemsize, meta.order)
+        check_chunk_bytes(inner, itemsize, max_chunk_bytes, where)
+        if shard_shape is not None and any(s % c for s, c in zip(shard_shape, inner)):
+            raise MetadataError(
+                f"{where}: expected shards that are whole multiples of the chunks, found shards {shard_shape} "
+                f"and chunks {inner}"
+            )
+        filters = [zarr.codecs.TransposeCodec(order=tuple(range(ndim))[::-1])] if meta.order == "F" and ndim > 1 else []
+        reserved = {
+            "version": _RESERVED_VERSION,
+            "dtype": dtype_to_json(meta.dtype),
+            "encoding": encoding,
+            "order": meta.order,
+        }
+        compressors = compression_codecs(compression, checksum=checksum)
+        serializer: Any = zarr.codecs.BytesCodec(endian="big") if encoding == "be" else "auto"
+        if key:
+            ensure_groups(location.file, key.split("/")[:-1])
+        store = zarr.storage.LocalStore(location.file)
+        with zarr_errors(where):
+            arr = zarr.create_array(
+                store,
+                name=key or None,
+                shape=meta.shape,
+                dtype=stored,
+                chunks=inner,
+                shards=shard_shape,
+                filters=filters,
+                serializer=serializer,
+                compressors=compressors,
+                attributes={**meta.attrs, RESERVED_ATTR: reserved},
+                zarr_format=3,
+                config=_WRITE_ALL_CHUNKS,
+            )
+        options = {"io": io, "durable": durable, "max_chunk_bytes": max_chunk_bytes}
+        return cls(
+            location, "w+", meta, arr, reserved=reserved, encoding=encoding, stored=stored, store=store, options=options
+        )
+
+    # -- data ---------------------------------------------------------------
+
+    def _read(self, sel: Selection) -> np.ndarray[Any, Any]:
+        with zarr_errors(self.path, reading_chunks=True):
+            out = self._arr[sel]
+        result = decode(out, self.dtype, self._encoding)
+        shape = selection_shape(sel)
+        return result if result.shape == shape else result.reshape(shape)
+
+    def _write(self, sel: Selection, value: np.ndarray[Any, Any]) -> None:
+        if not self._dirty:
+            self._dirty = True
+            if self._staged is None:
+                self._reserved["incomplete"] = True
+                self._write_attrs(dict(self._meta.attrs))
+        with zarr_errors(self.path):
+            self._arr[sel] = encode(value, self._stored, self._encoding)
+
+    def _set_attrs(self, attrs: dict[str, Any]) -> None:
+        if RESERVED_ATTR in attrs:
+            raise MetadataError(f"the attribute name {RESERVED_ATTR!r} is reserved by arraystore; rename it")
+        self._write_attrs(attrs)
+
+    def _write_attrs(self, attrs: dict[str, Any]) -> None:
+        with zarr_errors(self.path):
+            self._arr.attrs.put({**attrs, RESERVED_ATTR: dict(self._reserved)})
+
+    def _flush(self, durable: bool) -> None:
+        if durable:
+            fsync_tree(self._array_dir())
+            if self._dirty and self._staged is None:
+                self._mark_complete()
+                fsync_tree(self._array_dir(), files=("zarr.json",))
+
+    def _close(self) -> None:
+        if self._dirty and self._staged is None and self._mode != "r":
+            self._mark_complete()
+        if isinstance(self._zstore, zarr.storage.ZipStore):
+            self._zstore.close()
+
+    def _mark_complete(self) -> None:
+        self._reserved.pop("incomplete", None)
+        self._write_attrs(dict(self._meta.attrs))
+        self._dirty = False
+
+    def _array_dir(self) -> Path:
+        return _node_dir(self._location)
+
+    # -- staging, publishing, locking ----------------------------------------
+
+    @classmethod
+    def _exists(cls, location: Location) -> bool:
+        key = check_key(location.key)
+        if _is_zip(location.file):
+            if not location.file.is_file() or not key:
+                return location.file.exists()
+            with zarr_errors(str(location)), zipfile.ZipFile(location.file) as zf:
+                return any(n.startswith(key + "/") for n in zf.namelist())
+        return _node_dir(location).exists()
+
+    @classmethod
+    def _staging(cls, location: Location) -> Location | None:
+        key = check_key(location.key)
+        file = location.file
+        if _is_zip(file):
+            if key and file.exists():
+                raise AlreadyExistsError(
+                    f"{location}: a zip store cannot take new arrays after it is written; create a new zip, or "
+                    "use a directory store (.zarr)"
+                )
+            return Location(_fsutil.partial_path(file), key or None)
+        if not key:
+            return Location(_fsutil.partial_path(file), None)
+        check_parents(file, key.split("/")[:-1], str(location))
+        return Location(file.with_name(f"{file.name}.{quote(key, safe='')}.partial"), None)
+
+    @classmethod
+    def _lock_file(cls, location: Location) -> str | None:
+        if _is_zip(location.file):
+            return str(location.file) if location.file.is_file() else None
+        node = _node_dir(location)
+        if (node / "zarr.json").is_file() or (node / ".zarray").is_file():
+            return str(node)
+        return None
+
+    def _publish(self, final: Location, durable: bool) -> None:
+        assert self._staged is not None
+        staging = self._staged[0].file
+        if _is_zip(final.file):
+            packed = staging / ".arraystore-packed.zip"
+            pack_zip(staging, packed, durable=durable)
+            _fsutil.replace_path(packed, final.file, durable=durable)
+            _fsutil.remove_path(staging)
+            return
+        key = check_key(final.key)
+        if not key:
+            super()._publish(final, durable)
+            return
+        segments = key.split("/")
+        check_parents(final.file, segments[:-1], str(final))
+        ensure_groups(final.file, segments[:-1])
+        _fsutil.replace_path(staging, final.file / key, durable=durable)
+
+    @classmethod
+    def _remove(cls, location: Location) -> None:
+        if _is_zip(location.file):
+            _fsutil.remove_path(location.file)
+        else:
+            _fsutil.remove_path(_node_dir(location))
+
+
+def _describe(arr: Any, where: str) -> tuple[ArrayMeta, dict[str, Any], str, np.dtype[Any]]:
+    """ArrayMeta, reserved attribute, encoding and storage dtype of an opened zarr array."""
+    attrs = dict(arr.attrs.asdict())
+    reserved = attrs.pop(RESERVED_ATTR, None) or {}
+    if not isinstance(reserved, dict):
+        raise MetadataError(f"{where}: expected the {RESERVED_ATTR!r} attribute to be an object, found {reserved!r}")
+    zdtype = arr.dtype
+    if not isinstance(zdtype, np.dtype) or zdtype.hasobject or zdtype.kind not in "biufcmMSUV":
+        raise UnsupportedDtypeError(
+            f"{where}: the Zarr data type {arr.metadata.dtype if hasattr(arr.metadata, 'dtype') else zdtype} has no "
+            "fixed-size numpy equivalent (variable-length strings or objects); arraystore cannot hold it"
+        )
+    if "dtype" in reserved:
+        dtype = dtype_from_json(reserved["dtype"])
+        stored, encoding = storage_dtype(dtype)
+        if encoding != reserved.get("encoding") or stored != zdtype:
+            raise MetadataError(
+                f"{where}: the recorded dtype {dtype} (encoding {reserved.get('encoding')!r}) does not match the "
+                f"Zarr data type {zdtype} (expected {stored}, encoding {encoding!r}); the metadata was altered"
+            )
+    elif _big_endian_serializer(arr) and zdtype.itemsize > 1 and zdtype.names is None and zdtype.kind not in "SV":
+        dtype, stored, encoding = zdtype.newbyteorder(">"), zdtype, "be"
+    else:
+        dtype, stored, encoding = zdtype, zdtype, "native"
+    recorded = reserved.get("order") or _native_order(arr)
+    if recorded not in ("C", "F"):
+        raise MetadataError(f"{where}: expected order 'C' or 'F' in {RESERVED_ATTR!r}, found {recorded!r}")
+    order: Literal["C", "F"] = "F" if recorded == "F" else "C"
+    try:
+        meta = ArrayMeta(tuple(arr.shape), dtype, order, attrs)
+    except MetadataError as exc:
+        raise MetadataError(f"{where}: {exc}") from None
+    return meta, dict(reserved), encoding, stored
+
+
+def _serializer(arr: Any) -> Any:
+    codecs = list(arr.metadata.codecs)
+    if codecs and isinstance(codecs[0], zarr.codecs.ShardingCodec):
+        codecs = list(codecs[0].codecs)
+    return next((c for c in codecs if isinstance(c, zarr.codecs.BytesCodec)), None)
+
+
+def _big_endian_serializer(arr: Any) -> bool:
+    """True for v3 arrays whose ``bytes`` codec stores big-endian values."""
+    if arr.metadata.zarr_format != 3:
+        return False
+    codec = _serializer(arr)
+    return codec is not None and codec.endian is not None and codec.endian.value == "big"
+
+
+def _native_order(arr: Any) -> str:
+    md = arr.metadata
+    if md.zarr_format == 2:
+        return str(md.order)
+    codecs = list(md.codecs)
+    if codecs and isinstance(codecs[0], zarr.codecs.ShardingCodec):
+        codecs = list(codecs[0].codecs)
+    ndim = len(arr.shape)
+    transposed = ndim > 1 and codecs and isinstance(codecs[0], zarr.codecs.TransposeCodec)
+    return "F" if transposed and tuple(codecs[0].order) == tuple(range(ndim))[::-1] else "C"
