@@ -15,7 +15,7 @@ from arraystore.fidelity import FAMILIES, Support
 from arraystore.registry import BACKENDS, backend_class
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "fidelity.md"
-ONE_BYTE = {"bool", "int8", "uint8", "bytes", "void", "structured"}
+ONE_BYTE = {"bool", "int8", "uint8", "bytes", "void"}
 SYMBOL = {Support.EXACT: "exact", Support.ENCODED: "encoded", Support.NO: "—"}
 
 
@@ -42,7 +42,8 @@ def render() -> str:
         "| --- | --- | " + " | ".join("---" for _ in classes) + " |",
     ]
     for family in FAMILIES:
-        for order in ("n/a",) if family in ONE_BYTE else ("little", "big"):
+        orders = ("little", "big", "mixed") if family == "structured" else ("little", "big")
+        for order in ("n/a",) if family in ONE_BYTE else orders:
             cells = []
             for cls in classes.values():
                 support, note = cls.fidelity.cell(family, order)

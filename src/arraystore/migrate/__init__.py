@@ -1,32 +1,58 @@
-"""Migration of legacy raw archives: per-file metadata resolution with recorded evidence.
+"""Migration of legacy raw archives: metadata resolution with recorded evidence, and the migration itself.
 
 :func:`resolve` decides one raw file's dtype, shape, order and offset from every source
 of evidence (arraystore's sidecar, header dialects, legacy JSON, folder manifests, user
 rules, the file name), or says why it cannot: see ``docs/migration-metadata.md``.
+:func:`migrate` converts a whole archive, resumably, with a manifest: see ``docs/migration.md``.
+
+The module itself is callable: ``arraystore.migrate(src, dst, ...)`` is
+``arraystore.migrate.migrate(src, dst, ...)``.
 """
 
 from __future__ import annotations
 
+import sys
+import types
+from typing import Any
+
+from ._manifest import FileRecord
+from ._report import MigrationReport
 from .candidates import Candidate, candidates
 from .evidence import Evidence, MetadataConflictError
 from .filenames import FilenameFacts, parse_filename
 from .resolve import PROVENANCE_KEY, Resolution, is_metadata_file, resolve
 from .rules import Rule, Rules, load_rules, parse_rules, suggest_rules
+from .run import MigrationProgress, combine_rules, migrate
 
 __all__ = [
     "PROVENANCE_KEY",
     "Candidate",
     "Evidence",
+    "FileRecord",
     "FilenameFacts",
     "MetadataConflictError",
+    "MigrationProgress",
+    "MigrationReport",
     "Resolution",
     "Rule",
     "Rules",
     "candidates",
+    "combine_rules",
     "is_metadata_file",
     "load_rules",
+    "migrate",
     "parse_filename",
     "parse_rules",
     "resolve",
     "suggest_rules",
 ]
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``arraystore.migrate(...)`` run :func:`migrate` while ``arraystore.migrate`` stays a package."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> MigrationReport:
+        return migrate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
