@@ -155,6 +155,10 @@ class ArrayStore(ABC):
     def _flush(self, durable: bool) -> None:
         """Push written data to the file (and to stable storage when ``durable``)."""
 
+    def _flush_at_close(self, durable: bool) -> None:
+        """What ``close()`` flushes; by default the same as ``flush(durable)``."""
+        self._flush(durable)
+
     def _close(self) -> None:
         """Release the backend's resources (files, maps, handles)."""
 
@@ -431,7 +435,7 @@ class ArrayStore(ABC):
         _open_writers.discard(self)
         try:
             if self._mode in WRITABLE_MODES:
-                self._flush(durable=bool(self._options.get("durable", False)))
+                self._flush_at_close(durable=bool(self._options.get("durable", False)))
             self._close()
             if self._staged is not None:
                 self._publish(self._staged[1], bool(self._options.get("durable", False)))

@@ -256,6 +256,12 @@ class MappedFileStore(ArrayStore):
             finally:
                 os.close(fd)
 
+    def _flush_at_close(self, durable: bool) -> None:
+        # Unmapping hands dirty pages to the kernel's write-back, as closing a file does;
+        # an msync here would make every close wait for the disk. durable=True still does.
+        if durable:
+            self._flush(True)
+
     def _close(self) -> None:
         # Dropping the reference unmaps once no user view (from as_memmap) is alive;
         # closing the mmap by force would crash such views.
