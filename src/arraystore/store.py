@@ -10,6 +10,7 @@ derived here once.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import warnings
 import weakref
@@ -462,6 +463,27 @@ class ArrayStore(ABC):
         for lock in self._locks:
             lock.release()
         self._locks = []
+
+    def abandon(self) -> None:
+        """Close without publishing and without removing: a new array stays at its staging place.
+
+        :func:`arraystore.convert` uses it when interrupted, so that a rerun with
+        ``create(..., resume=True)`` picks up the half-built array. Nothing at the final
+        path changes; for an existing array opened ``r+`` this is :meth:`close`.
+        """
+        if self._staged is None:
+            self.close()
+            return
+        if self._closed:
+            return
+        self._closed = True
+        _open_writers.discard(self)
+        try:
+            with contextlib.suppress(Exception):  # the error that made us abandon matters more
+                self._flush(durable=False)
+            self._close()
+        finally:
+            self._release_locks()
 
     def __enter__(self: S) -> S:
         return self

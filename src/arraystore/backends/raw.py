@@ -57,13 +57,15 @@ class RawStore(MappedFileStore):
         write_sidecar: bool = False,
         allow_incomplete: bool = False,
         dialect: str | None = None,
+        use_sidecar: bool = True,
         io: str = "auto",
         durable: bool = False,
     ) -> RawStore:
         if location.key:
             raise BackendError(f"{location}: raw files hold one array; drop the '::{location.key}' part")
         data = str(location.file)
-        sidecar = read_sidecar(data) if dialect is None else None
+        # use_sidecar=False: a legacy JSON file may sit where our sidecar would (scan.raw.json)
+        sidecar = read_sidecar(data) if dialect is None and use_sidecar else None
         options: dict[str, Any] = {"io": io, "durable": durable, "allow_incomplete": allow_incomplete}
         if meta is not None:
             if sidecar is not None and (sidecar.meta.shape, sidecar.meta.dtype, sidecar.meta.order, sidecar.offset) != (

@@ -17,7 +17,7 @@ from ..errors import ArrayStoreError
 __all__ = ["main"]
 
 #: Sub-command modules, in the order ``--help`` lists them.
-COMMANDS = ("info", "locality")
+COMMANDS = ("info", "convert", "verify", "migrate", "inspect", "locality")
 
 #: Exit codes shared by every sub-command (documented in docs/cli.md).
 EXIT_OK = 0

@@ -68,7 +68,7 @@ def make_state_machine(backend: str, suffix: str, **create_kwargs: Any) -> type[
         def read(self, data: st.DataObject) -> None:
             sel = data.draw(_basic_index(self.model.shape))
             got = self.store[sel]
-            expected = self.model[(*sel, Ellipsis)]  # an array even for 0-d, in the model dtype
+            expected = self.model[sel + (Ellipsis,)]  # an array even for 0-d, in the model dtype
             assert got.shape == expected.shape and got.dtype == expected.dtype
             assert got.tobytes() == np.ascontiguousarray(expected).tobytes()
 

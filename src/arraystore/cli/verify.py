@@ -1,0 +1,34 @@
+"""``arraystore verify PATH [--against OTHER]``: recompute the content checksum and compare."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    """Add the ``verify`` sub-command."""
+    p = sub.add_parser(
+        "verify",
+        help="recompute an array's content checksum and compare it with the recorded one or another array's",
+    )
+    p.add_argument("path", help="array to check (file, folder, or file::/key)")
+    p.add_argument("--against", metavar="OTHER", help="another array (any format) that must hold the same values")
+    p.add_argument("--max-memory", default="64MiB", help="largest slab read at once (default: 64MiB)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit 0 when the checksums match; a mismatch raises VerificationError (exit 1)."""
+    from ..checksum import verify
+    from ..conversion import parse_size
+
+    result = verify(args.path, args.against, max_bytes=parse_size(args.max_memory))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{result['path']}: OK ({result['checksum']['algorithm']} {result['checksum']['value']}, "
+              f"matches {result['expected_from']})")
+    return 0

@@ -1,0 +1,165 @@
+"""The resume journal: which blocks of a conversion are done, beside the half-built destination.
+
+A JSON-lines file ``<dst>.partial.journal.jsonl`` (``<dst>.partial.<key>.journal.jsonl``
+for an array inside an HDF5 file or Zarr group). The first line is a header::
+
+    {"journal": "arraystore.convert", "version": 1, "source": {...fingerprint...}, "options": {...plan key...}}
+
+and every further line records one finished block and a digest of its bytes::
+
+    {"block": 17, "digest": "9c0f..."}
+
+A block is journaled only after its bytes were handed to the destination (and,
+for destinations that cache writes in the process, flushed), so a kill can lose
+journal lines but never claim a block that is not on disk. A torn last line is
+ignored. A journal whose header does not match the current source fingerprint and
+options is discarded and the conversion restarts from scratch, with a message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .._fsutil import partial_path, remove_path
+from ..registry import Location
+
+__all__ = ["Journal", "journal_path", "source_fingerprint"]
+
+MAGIC = "arraystore.convert"
+VERSION = 1
+
+
+def journal_path(dst: Location) -> Path:
+    """Where the journal of a conversion to ``dst`` lives."""
+    base = partial_path(dst.file)
+    if dst.key:
+        tag = hashlib.sha1(dst.key.encode()).hexdigest()[:10]
+        return base.with_name(f"{base.name}.{tag}.journal.jsonl")
+    return base.with_name(f"{base.name}.journal.jsonl")
+
+
+def source_fingerprint(location: Location, backend: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """Size, modification time and metadata of a source: a resume must see the same."""
+    file = location.file
+    size, mtime = 0, 0
+    if file.is_dir():
+        for root, _dirs, files in os.walk(file):
+            for name in files:
+                try:
+                    st = os.stat(os.path.join(root, name))
+                except FileNotFoundError:  # pragma: no cover - concurrent change
+                    continue
+                size += st.st_size
+                mtime = max(mtime, st.st_mtime_ns)
+    elif file.exists():
+        st = file.stat()
+        size, mtime = st.st_size, st.st_mtime_ns
+    return {"path": str(location), "backend": backend, "size": size, "mtime_ns": mtime, "meta": meta}
+
+
+class Journal:
+    """An append-only record of finished blocks."""
+
+    def __init__(self, path: Path, header: dict[str, Any], done: dict[int, str], *, durable: bool) -> None:
+        self.path = path
+        self.header = header
+        self.done = done
+        self.durable = durable
+        self._f: Any = None
+
+    @classmethod
+    def open(
+        cls, path: Path, source: dict[str, Any], options: dict[str, Any], *, resume: bool, durable: bool = False
+    ) -> tuple[Journal, str | None]:
+        """Load a matching journal (resume) or start a new one; returns it and a restart message, if any."""
+        header = {"journal": MAGIC, "version": VERSION, "source": source, "options": options}
+        message = None
+        done: dict[int, str] = {}
+        if path.exists():
+            if not resume:
+                message = "resume disabled: starting from scratch"
+            else:
+                old, done = _read(path)
+                if old is None:
+                    message = f"{path.name}: unreadable journal; starting from scratch"
+                elif _canon(old.get("source")) != _canon(source):
+                    message = "the source changed since the interrupted conversion (size, mtime or metadata); starting from scratch"
+                elif _canon(old.get("options")) != _canon(options):
+                    message = "the conversion options changed since the interrupted conversion; starting from scratch"
+                if message is not None:
+                    done = {}
+        journal = cls(path, header, done, durable=durable)
+        if message is not None or not done:
+            journal._start()
+        return journal, message
+
+    def _start(self) -> None:
+        self.done = {}
+        data = json.dumps(self.header, sort_keys=True) + "\n"
+        with open(self.path, "w", encoding="utf-8") as f:
+            f.write(data)
+            f.flush()
+            if self.durable:
+                os.fsync(f.fileno())
+
+    @property
+    def fresh(self) -> bool:
+        """True when no finished block was recorded."""
+        return not self.done
+
+    def record(self, block: int, digest: str) -> None:
+        """Append one finished block."""
+        if self._f is None:
+            self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open across blocks
+        self._f.write(json.dumps({"block": block, "digest": digest}) + "\n")
+        self._f.flush()
+        if self.durable:
+            os.fsync(self._f.fileno())
+        self.done[block] = digest
+
+    def forget(self, block: int) -> None:
+        """Drop a block whose bytes did not read back as journaled (it will be rewritten)."""
+        self.done.pop(block, None)
+
+    def close(self) -> None:
+        """Close the file (the journal stays for a later resume)."""
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+    def remove(self) -> None:
+        """Delete the journal (the conversion finished or was abandoned for good)."""
+        self.close()
+        remove_path(self.path)
+
+
+def _canon(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, default=str)
+
+
+def _read(path: Path) -> tuple[dict[str, Any] | None, dict[int, str]]:
+    done: dict[int, str] = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None, {}
+    if not lines:
+        return None, {}
+    try:
+        header = json.loads(lines[0])
+    except json.JSONDecodeError:
+        return None, {}
+    if not isinstance(header, dict) or header.get("journal") != MAGIC or header.get("version") != VERSION:
+        return None, {}
+    for line in lines[1:]:
+        try:
+            rec = json.loads(line)
+            done[int(rec["block"])] = str(rec["digest"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue  # a line torn by a kill
+    return header, done

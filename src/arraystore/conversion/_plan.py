@@ -1,0 +1,211 @@
+"""Planning a conversion before any byte moves: sizes, chunk shapes, the block plan, the method."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..blocks import BlockPlan, plan_blocks
+from ..errors import ConversionError, MemoryBudgetError
+
+__all__ = ["ConversionPlan", "choose_chunks", "parse_size", "plan_conversion"]
+
+_UNITS = {
+    "": 1, "b": 1,
+    "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3, "t": 1000**4, "tb": 1000**4,
+    "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
+}  # fmt: skip
+
+#: Chunk sizes chosen when none are given: aim for TARGET, never above MAX.
+TARGET_CHUNK_BYTES = 4 * 1024 * 1024
+MAX_CHUNK_BYTES = 16 * 1024 * 1024
+
+
+def parse_size(value: int | str) -> int:
+    """``"256MiB"``, ``"1GB"``, ``"64k"``, ``1048576`` -> bytes (decimal for kB/MB/GB, binary for KiB/MiB/GiB).
+
+    Raises
+    ------
+    ConversionError
+        Not a positive size.
+    """
+    if isinstance(value, bool):
+        raise ConversionError(f"expected a memory size such as '256MiB' or 268435456, found {value!r}")
+    if isinstance(value, int):
+        n = value
+    else:
+        m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([A-Za-z]*)\s*", str(value))
+        unit = m.group(2).lower() if m else ""
+        if m is None or unit not in _UNITS:
+            raise ConversionError(
+                f"expected a memory size such as '256MiB', '1GB' or a number of bytes, found {value!r}"
+            )
+        n = int(float(m.group(1)) * _UNITS[unit])
+    if n <= 0:
+        raise ConversionError(f"expected a positive memory size, found {value!r}")
+    return n
+
+
+def choose_chunks(shape: Sequence[int], itemsize: int, order: str, target: int = TARGET_CHUNK_BYTES) -> tuple[int, ...]:
+    """Default chunk shape: about ``target`` bytes, whole along the fastest-varying storage axes.
+
+    Walking the axes from the innermost in storage order (last axis for C, first for
+    F), take each axis whole while the chunk stays within ``target``; the first axis
+    that does not fit gets as many elements as fit (at least one); outer axes get 1.
+    A chunk is therefore one contiguous run of the source's layout, and reading it
+    is sequential. Zero-length axes get a chunk extent of 1.
+    """
+    shape = tuple(int(n) for n in shape)
+    if not shape:
+        return ()
+    axes = list(range(len(shape)))
+    if order == "C":
+        axes.reverse()
+    chunks = [1] * len(shape)
+    nbytes = max(itemsize, 1)
+    for ax in axes:
+        n = max(shape[ax], 1)
+        if nbytes * n <= target:
+            chunks[ax] = n
+            nbytes *= n
+        else:
+            chunks[ax] = max(1, target // nbytes)
+            break
+    return tuple(chunks)
+
+
+@dataclass(frozen=True)
+class ConversionPlan:
+    """Everything decided before the first byte moves; part of the report."""
+
+    src_backend: str
+    dst_backend: str
+    shape: tuple[int, ...]
+    dtype: str
+    order: str
+    nbytes: int
+    chunks: tuple[int, ...] | None
+    shards: tuple[int, ...] | None
+    compression: str | None
+    max_memory: int
+    workers: int
+    method: str  # "kernel-copy", "buffered-copy" or "blocks"
+    blocks: BlockPlan
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def n_blocks(self) -> int:
+        """Number of blocks."""
+        return self.blocks.n_blocks
+
+    def key(self) -> dict[str, Any]:
+        """The options that a resume must match (the journal's key)."""
+        return {
+            "dst_backend": self.dst_backend,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "order": self.order,
+            "chunks": list(self.chunks) if self.chunks is not None else None,
+            "shards": list(self.shards) if self.shards is not None else None,
+            "compression": self.compression,
+            "method": self.method,
+            "blocks": self.blocks.to_dict(),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        d = self.key()
+        d.update(src_backend=self.src_backend, nbytes=self.nbytes, max_memory=self.max_memory,
+                 workers=self.workers, notes=list(self.notes))
+        return d
+
+
+def default_workers(workers: int | None) -> int:
+    """``workers=None`` -> the CPUs this process may use (at least 1)."""
+    if workers is None:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover - not Linux
+            return max(1, os.cpu_count() or 1)
+    if int(workers) < 1:
+        raise ConversionError(f"expected workers >= 1 (or None for one per CPU), found {workers!r}")
+    return int(workers)
+
+
+def blocks_in_memory(method: str, compressed: bool, workers: int) -> int:
+    """How many block-sized buffers can be alive at once: the budget is divided by this.
+
+    The reader holds one block while up to ``workers`` writers hold theirs; a writer
+    may need about one more block-sized buffer (a codec's output, a transposed or
+    byte-swapped copy inside the destination library). Kernel copies hold one buffer.
+    """
+    if method != "blocks":
+        return 1
+    writers = workers if compressed else 1
+    return 2 * (writers + 1)
+
+
+def plan_conversion(
+    *,
+    src_backend: str,
+    dst_backend: str,
+    shape: tuple[int, ...],
+    dtype: Any,
+    order: str,
+    chunks: tuple[int, ...] | None,
+    shards: tuple[int, ...] | None,
+    compression: str | None,
+    max_memory: int,
+    workers: int,
+    method: str,
+    notes: Sequence[str] = (),
+) -> ConversionPlan:
+    """Make the block plan: storage order of the source, aligned to the destination's chunks (or shards).
+
+    Raises
+    ------
+    MemoryBudgetError
+        The budget cannot hold one destination chunk (shard) in every buffer it needs.
+    """
+    import numpy as np
+
+    dt = np.dtype(dtype)
+    grid = shards if shards is not None else chunks
+    parts = blocks_in_memory(method, compression is not None, workers)
+    per_block = max_memory // parts
+    try:
+        blocks = plan_blocks(shape, dt.itemsize, per_block, chunks=grid, order=order)
+    except MemoryBudgetError:
+        unit = tuple(max(1, min(c, max(n, 1))) for c, n in zip(grid or (1,) * len(shape), shape))
+        need = math.prod(unit) * dt.itemsize * parts
+        raise MemoryBudgetError(
+            f"a memory budget of {max_memory:,} bytes cannot hold one destination {'shard' if shards else 'chunk'} "
+            f"of shape {unit} in the {parts} block buffers this conversion needs ({need:,} bytes); "
+            f"raise max_memory to at least {need:,} bytes or choose smaller chunks"
+        ) from None
+    all_notes = list(notes)
+    if blocks.split:
+        all_notes.append(
+            f"one row of destination chunks does not fit {per_block:,} bytes: blocks split on storage axis "
+            f"{blocks.axis}"
+        )
+    return ConversionPlan(
+        src_backend=src_backend,
+        dst_backend=dst_backend,
+        shape=tuple(shape),
+        dtype=dt.str if dt.names is None else str(dt.descr),
+        order=order,
+        nbytes=math.prod(shape) * dt.itemsize,
+        chunks=chunks,
+        shards=shards,
+        compression=compression,
+        max_memory=max_memory,
+        workers=workers,
+        method=method,
+        blocks=blocks,
+        notes=tuple(all_notes),
+    )

@@ -1,0 +1,82 @@
+"""SIGKILL in the middle of a real conversion: nothing complete-looking remains; a rerun resumes and verifies."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import arraystore
+from arraystore.checksum import StreamHasher, verify
+from arraystore.conversion import convert
+from arraystore.errors import ArrayNotFoundError
+
+from .conftest import BACKENDS, SUFFIX, bytes_equal, read_back, write_source
+
+# The child converts with a progress callback that pauses 5 ms per block: with 1024
+# blocks the conversion takes seconds, so the kill lands mid-way whatever the machine.
+CHILD = """
+import sys, time
+from arraystore.conversion import convert
+src, dst, chunks = sys.argv[1], sys.argv[2], sys.argv[3]
+opts = {"chunks": tuple(int(c) for c in chunks.split(","))} if chunks else {}
+convert(src, dst, max_memory="64KiB", progress=lambda done, total: time.sleep(0.005), **opts)
+print("finished")
+"""
+
+
+def _journal_lines(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines()[1:]:
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass  # torn by the kill
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dst_backend", [b for b in ("raw", "zarr") if b in BACKENDS])
+def test_sigkill_then_resume(tmp_path: Path, dst_backend: str) -> None:
+    data = np.arange(1024 * 1024, dtype="<f4").reshape(1024, 1024)  # 4 MiB: 256+ blocks of 16 KiB
+    src = write_source(tmp_path / "src.dat", data)
+    dst = tmp_path / f"dst{SUFFIX[dst_backend]}"
+    journal = dst.with_name(dst.name + ".partial.journal.jsonl")
+    chunks = "4,1024" if dst_backend == "zarr" else ""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(arraystore.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    child = subprocess.Popen([sys.executable, "-c", CHILD, src, str(dst), chunks], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while len(_journal_lines(journal)) < 2:
+            assert child.poll() is None, f"the child ended early: {child.communicate()}"
+            assert time.monotonic() < deadline, "no block was journaled within 60 s"
+            time.sleep(0.01)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert not dst.exists()
+    with pytest.raises(ArrayNotFoundError):
+        arraystore.open(str(dst))
+    done_before = {rec["block"] for rec in _journal_lines(journal)}
+    assert len(done_before) >= 2
+
+    report = convert(src, str(dst), max_memory="64KiB", verify=True,
+                     **({"chunks": (4, 1024)} if chunks else {}))
+    assert report.blocks_resumed == len(done_before) and report.blocks_rewritten == 0
+    assert report.blocks_written == report.blocks_total - report.blocks_resumed
+    assert report.verified and report.checksum == StreamHasher.of(data)
+    assert bytes_equal(read_back(str(dst))[0], data)
+    assert verify(str(dst))["match"]
+    assert not journal.exists()

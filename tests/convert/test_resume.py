@@ -1,0 +1,135 @@
+"""Interrupted conversions leave nothing complete-looking and resume without rewriting finished blocks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import arraystore
+from arraystore.checksum import StreamHasher, verify
+from arraystore.conversion import convert
+from arraystore.errors import ArrayNotFoundError, VerificationError
+
+from .conftest import BACKENDS, SUFFIX, bytes_equal, read_back, write_source
+
+
+class Stop(Exception):
+    pass
+
+
+def stop_after(n: int) -> Any:
+    calls = [0]
+
+    def progress(done: int, total: int) -> None:
+        calls[0] += 1
+        if calls[0] >= n:
+            raise Stop
+
+    return progress
+
+
+def journal_blocks(dst: Path) -> int:
+    path = dst.with_name(dst.name + ".partial.journal.jsonl")
+    return sum(1 for line in path.read_text().splitlines()[1:] if json.loads(line).get("block") is not None)
+
+
+def _data() -> np.ndarray[Any, Any]:
+    return np.arange(64 * 1024, dtype="<i4").reshape(256, 256)
+
+
+@pytest.mark.parametrize("dst_backend", BACKENDS)
+def test_interrupted_then_resumed(tmp_path: Path, dst_backend: str) -> None:
+    data = _data()
+    src = write_source(tmp_path / "src.dat", data)
+    dst = tmp_path / f"dst{SUFFIX[dst_backend]}"
+    opts: dict[str, Any] = {"max_memory": "64KiB"}
+    if dst_backend in ("hdf5", "zarr"):
+        opts["chunks"] = (16, 256)
+    with pytest.raises(Stop):
+        convert(src, str(dst), progress=stop_after(3), **opts)
+    assert not dst.exists()
+    with pytest.raises(ArrayNotFoundError):
+        arraystore.open(str(dst))
+    assert journal_blocks(dst) == 3
+    report = convert(src, str(dst), verify=True, **opts)
+    assert (report.blocks_resumed, report.blocks_rewritten) == (3, 0)
+    assert report.blocks_written == report.blocks_total - 3 and report.restarted is None
+    got, _ = read_back(str(dst))
+    assert bytes_equal(got, data) and report.checksum == StreamHasher.of(data)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("dst")) == sorted(
+        [dst.name, *([dst.name + ".json"] if dst_backend == "raw" else [])])
+
+
+def test_changed_source_restarts(tmp_path: Path) -> None:
+    src = write_source(tmp_path / "src.npy", _data())
+    dst = tmp_path / "dst.dat"
+    with pytest.raises(Stop):
+        convert(src, str(dst), max_memory="64KiB", progress=stop_after(2))
+    new = _data()[::-1].copy()
+    write_source(tmp_path / "src2.npy", new)
+    (tmp_path / "src2.npy").replace(tmp_path / "src.npy")
+    report = convert(src, str(dst), max_memory="64KiB")
+    assert report.restarted is not None and "source changed" in report.restarted
+    assert report.blocks_resumed == 0
+    assert bytes_equal(read_back(str(dst))[0], new)
+
+
+def test_changed_options_and_no_resume_restart(tmp_path: Path) -> None:
+    src = write_source(tmp_path / "src.dat", _data())
+    dst = tmp_path / "dst.npy"
+    with pytest.raises(Stop):
+        convert(src, str(dst), max_memory="64KiB", progress=stop_after(2))
+    with pytest.raises(Stop):
+        convert(src, str(dst), max_memory="32KiB", progress=stop_after(5))
+    assert journal_blocks(dst) == 5
+    report = convert(src, str(dst), max_memory="32KiB", resume=False)
+    assert report.restarted == "resume disabled: starting from scratch" and report.blocks_resumed == 0
+    assert bytes_equal(read_back(str(dst))[0], _data())
+    assert not dst.with_name(dst.name + ".partial.journal.jsonl").exists()
+
+
+def test_options_change_message(tmp_path: Path) -> None:
+    src = write_source(tmp_path / "src.dat", _data())
+    dst = tmp_path / "dst.dat"
+    with pytest.raises(Stop):
+        convert(src, str(dst), max_memory="64KiB", progress=stop_after(2))
+    report = convert(src, str(dst), max_memory="128KiB")
+    assert report.restarted is not None and "options changed" in report.restarted
+
+
+def test_damaged_partial_block_is_rewritten(tmp_path: Path) -> None:
+    data = _data()
+    src = write_source(tmp_path / "src.dat", data)
+    dst = tmp_path / "dst.dat"
+    with pytest.raises(Stop):
+        convert(src, str(dst), max_memory="64KiB", progress=stop_after(3))
+    with open(dst.with_name("dst.dat.partial"), "r+b") as f:  # damage the first journaled block
+        f.write(b"\xff" * 100)
+    report = convert(src, str(dst), max_memory="64KiB", verify=True)
+    assert (report.blocks_resumed, report.blocks_rewritten) == (2, 1)
+    assert bytes_equal(read_back(str(dst))[0], data)
+
+
+def test_verify_detects_corruption_and_compares_formats(tmp_path: Path) -> None:
+    data = _data()
+    src = write_source(tmp_path / "src.npy", data)
+    convert(src, str(tmp_path / "a.dat"))
+    assert verify(str(tmp_path / "a.dat"), against=src)["match"]
+    for other in BACKENDS:
+        out = str(tmp_path / f"b{SUFFIX[other]}")
+        convert(str(tmp_path / "a.dat"), out)
+        assert verify(out, against=str(tmp_path / "a.dat"))["expected_from"].endswith("a.dat")
+    with pytest.raises(VerificationError, match="no"):
+        verify(src)  # npy cannot record a checksum
+    with open(tmp_path / "a.dat", "r+b") as f:
+        f.seek(1000)
+        f.write(b"\x01")
+    with pytest.raises(VerificationError, match="differs"):
+        verify(str(tmp_path / "a.dat"))
+    write_source(tmp_path / "c.dat", data[:10])
+    with pytest.raises(VerificationError, match="cannot be the same array"):
+        verify(str(tmp_path / "c.dat"), against=src)

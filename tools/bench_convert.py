@@ -1,0 +1,418 @@
+"""Conversion benchmark: arraystore against cp, numpy, h5py, zarr-python and dask, side by side.
+
+One command::
+
+    python tools/bench_convert.py --size 1GiB --data random --runs 3 [--dir /tmp/bench] [--only cp,as_raw_npy]
+
+Every operation runs in a fresh process (``--_op``), after the source was dropped
+from the page cache (fsync + ``posix_fadvise(DONTNEED)``); its time includes an
+``os.sync()`` of what it wrote, so page-cache buffering cannot flatter it. The
+table shows the median throughput of ``--runs`` runs (source bytes per second),
+the ratio to ``cp`` and the peak private memory (``RssAnon``, sampled every 20 ms).
+The data is float32 of shape ``(size / 16 KiB, 4096)``; chunked formats use 4 MiB
+chunks of 256 whole rows. TensorStore is skipped when not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROW = 4096  # float32 columns: 16 KiB rows
+CHUNK_ROWS = 256  # 4 MiB chunks
+SLAB = 64 * 1024 * 1024
+
+OPS = [
+    ("cp", "cp + sync"),
+    ("dropbehind_write", "drop-behind sequential write (from memory)"),
+    ("cold_read", "cold sequential read"),
+    ("codec_zstd3", "zstd:3 one core (in memory)"),
+    ("codec_gzip1", "gzip:1 one core (in memory)"),
+    ("codec_lzf", "lzf one core (in memory)"),
+    ("numpy_naive", "np.fromfile + np.save"),
+    ("numpy_memmap", "open_memmap block copy"),
+    ("h5py_none", "h5py chunked, no compression"),
+    ("h5py_gzip1", "h5py chunked gzip:1"),
+    ("h5py_lzf", "h5py chunked lzf"),
+    ("zarr_slab_none", "zarr-python slab writes, none"),
+    ("zarr_slab_zstd", "zarr-python slab writes, zstd:3"),
+    ("zarr_array_memmap", "zarr.create_array(data=memmap), zstd:3"),
+    ("dask_to_zarr", "dask from_array(memmap).to_zarr, zstd:3"),
+    ("tensorstore_none", "TensorStore zarr3, none"),
+    ("as_raw_npy", "arraystore raw -> npy"),
+    ("as_npy_raw", "arraystore npy -> raw"),
+    ("as_raw_h5", "arraystore raw -> HDF5 contiguous"),
+    ("as_raw_h5_gzip", "arraystore raw -> HDF5 gzip:1"),
+    ("as_raw_zarr", "arraystore raw -> Zarr none"),
+    ("as_raw_zarr_zstd", "arraystore raw -> Zarr zstd:3"),
+    ("as_zarr_h5", "arraystore Zarr(zstd) -> HDF5 contiguous"),
+    ("as_h5_zarr", "arraystore HDF5 -> Zarr zstd:3"),
+]
+
+
+def parse_size(text: str) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    from arraystore.conversion import parse_size as ps
+
+    return ps(text)
+
+
+# -- setup ------------------------------------------------------------------
+
+
+def make_source(folder: Path, size: int, kind: str) -> tuple[int, int]:
+    import arraystore
+
+    rows = size // (ROW * 4)
+    src = folder / "src.dat"
+    if src.exists():
+        return rows, ROW
+    rng = np.random.default_rng(0)
+    with arraystore.create(str(src), (rows, ROW), "<f4") as s:
+        step = SLAB // (ROW * 4)
+        for i in range(0, rows, step):
+            n = min(step, rows - i)
+            if kind == "random":
+                s[i : i + n] = rng.random((n, ROW), dtype=np.float32)
+            else:
+                y = np.arange(i, i + n, dtype=np.float32)[:, None]
+                x = np.arange(ROW, dtype=np.float32)[None, :]
+                s[i : i + n] = np.sin(y / 500.0) * np.cos(x / 300.0) * 100.0
+    from arraystore.conversion import convert
+
+    convert(str(src), str(folder / "src.npy"))
+    convert(str(src), str(folder / "src.h5"))
+    convert(str(src), str(folder / "src.zarr"), chunks=(CHUNK_ROWS, ROW), compression="zstd:3")
+    os.sync()
+    return rows, ROW
+
+
+def drop_cache(path: Path) -> None:
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    for f in files:
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+# -- operations (each in a fresh process) -------------------------------------
+
+
+def run_op(op: str, folder: Path) -> dict[str, Any]:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    from arraystore.conversion._memory import MemorySampler
+
+    src = folder / "src.dat"
+    out = folder / "out"
+    meta = json.loads((folder / "src.dat.json").read_text())
+    shape = tuple(meta["shape"])
+    nbytes = int(np.prod(shape)) * 4
+    _preimport(op)  # import time is not conversion time
+    with MemorySampler() as mem:
+        t0 = time.perf_counter()
+        result = OP_FUNCS[op](src, out, shape, folder)
+        os.sync()
+        seconds = time.perf_counter() - t0
+    if isinstance(result, dict) and "skip" in result:
+        return result
+    if isinstance(result, dict):  # in-memory codec runs time themselves
+        return {**result, "peak_anon": mem.peak_anon, "baseline_anon": mem.baseline.anon}
+    moved = result if isinstance(result, int) else nbytes
+    return {"seconds": seconds, "bytes": moved, "peak_anon": mem.peak_anon, "baseline_anon": mem.baseline.anon}
+
+
+def _preimport(op: str) -> None:
+    import importlib
+
+    mods = {"h5py": ("h5", "as_"), "zarr": ("zarr", "as_", "dask"), "dask.array": ("dask",),
+            "numcodecs": ("codec",), "arraystore.conversion": ("as_",), "arraystore.backends.hdf5": ("as_",),
+            "arraystore.backends.zarr": ("as_",)}
+    for mod, keys in mods.items():
+        if any(k in op for k in keys):
+            importlib.import_module(mod)
+
+
+def _memmap(src: Path, shape: tuple[int, ...]) -> np.memmap[Any, Any]:
+    return np.memmap(src, dtype="<f4", mode="r", shape=shape)
+
+
+def op_cp(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
+    subprocess.run(["cp", str(src), str(out) + ".dat"], check=True)
+
+
+def op_dropbehind(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
+    from arraystore.conversion._fastpath import DropBehindWriter, pwrite_all
+
+    buf = np.empty(SLAB, np.uint8)
+    buf[:] = 7  # filled (not lazily zero) pages; generating random bytes would be timed too
+    total = int(np.prod(shape)) * 4
+    fd = os.open(str(out) + ".dat", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    w = DropBehindWriter(fd)
+    for off in range(0, total, SLAB):
+        n = min(SLAB, total - off)
+        pwrite_all(fd, buf[:n].data, off, "out")
+        w.wrote(off, n)
+    w.finish()
+    os.close(fd)
+
+
+def op_cold_read(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
+    from arraystore.conversion._fastpath import pread_into
+
+    buf = np.empty(SLAB, np.uint8)
+    total = int(np.prod(shape)) * 4
+    fd = os.open(src, os.O_RDONLY)
+    for off in range(0, total, SLAB):
+        n = min(SLAB, total - off)
+        pread_into(fd, buf[:n].data, off)
+    os.close(fd)
+
+
+def _codec(name: str) -> Any:
+    if name == "zstd":
+        import numcodecs
+
+        c = numcodecs.Zstd(level=3)
+        return c.encode
+    if name == "gzip":
+        import zlib
+
+        return lambda b: zlib.compress(b, 1)
+    try:
+        import lzf  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return lambda b: lzf.compress(bytes(b))
+
+
+def _codec_op(name: str) -> Any:
+    def op(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> Any:
+        enc = _codec(name)
+        if enc is None:
+            return {"skip": f"no standalone {name} module (python-lzf) installed; see h5py_lzf"}
+        data = np.fromfile(src, dtype=np.uint8, count=256 * 1024 * 1024)
+        chunk = 4 * 1024 * 1024
+        t0 = time.perf_counter()
+        for off in range(0, data.size, chunk):
+            enc(data[off : off + chunk])
+        return {"bytes": int(data.size), "seconds": time.perf_counter() - t0}
+
+    return op
+
+
+def op_numpy_naive(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
+    np.save(str(out) + ".npy", np.fromfile(src, dtype="<f4").reshape(shape))
+
+
+def op_numpy_memmap(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
+    m = _memmap(src, shape)
+    o = np.lib.format.open_memmap(str(out) + ".npy", mode="w+", dtype="<f4", shape=shape)
+    step = SLAB // (ROW * 4)
+    for i in range(0, shape[0], step):
+        o[i : i + step] = m[i : i + step]
+    o.flush()
+    del o
+
+
+def _h5py_op(compression: str | None, opts: Any = None) -> Any:
+    def op(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
+        import h5py
+
+        m = _memmap(src, shape)
+        with h5py.File(str(out) + ".h5", "w") as f:
+            ds = f.create_dataset("data", shape=shape, dtype="<f4", chunks=(CHUNK_ROWS, ROW), compression=compression,
+                                  compression_opts=opts)
+            step = SLAB // (ROW * 4)
+            for i in range(0, shape[0], step):
+                ds[i : i + step] = m[i : i + step]
+
+    return op
+
+
+def _zarr_slab_op(zstd: bool) -> Any:
+    def op(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
+        import zarr
+        import zarr.codecs
+
+        m = _memmap(src, shape)
+        arr = zarr.create_array(str(out) + ".zarr", shape=shape, dtype="<f4", chunks=(CHUNK_ROWS, ROW),
+                                compressors=[zarr.codecs.ZstdCodec(level=3)] if zstd else None, zarr_format=3)
+        step = SLAB // (ROW * 4)
+        for i in range(0, shape[0], step):
+            arr[i : i + step] = m[i : i + step]
+
+    return op
+
+
+def op_zarr_array_memmap(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
+    import zarr
+    import zarr.codecs
+
+    zarr.create_array(str(out) + ".zarr", data=_memmap(src, shape), chunks=(CHUNK_ROWS, ROW),
+                      compressors=[zarr.codecs.ZstdCodec(level=3)], zarr_format=3)
+
+
+def op_dask_to_zarr(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
+    import dask.array as da
+    import zarr
+    import zarr.codecs
+
+    arr = zarr.create_array(str(out) + ".zarr", shape=shape, dtype="<f4", chunks=(CHUNK_ROWS, ROW),
+                            compressors=[zarr.codecs.ZstdCodec(level=3)], zarr_format=3)
+    da.from_array(_memmap(src, shape), chunks=(CHUNK_ROWS, ROW)).to_zarr(arr)
+
+
+def op_tensorstore(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> Any:
+    try:
+        import tensorstore as ts  # type: ignore[import-not-found]
+    except ImportError:
+        return {"skip": "tensorstore not installed"}
+    t = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(out) + ".ts.zarr"}},
+                create=True, dtype=ts.float32, shape=shape,
+                chunk_layout=ts.ChunkLayout(chunk_shape=[CHUNK_ROWS, ROW])).result()
+    m = _memmap(src, shape)
+    step = SLAB // (ROW * 4)
+    for i in range(0, shape[0], step):
+        t[i : i + step].write(m[i : i + step]).result()
+    return None
+
+
+def _as_op(src_name: str, suffix: str, **kw: Any) -> Any:
+    def op(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
+        from arraystore.conversion import convert
+
+        convert(str(folder / src_name), str(out) + suffix, **kw)
+
+    return op
+
+
+OP_FUNCS: dict[str, Any] = {
+    "cp": op_cp,
+    "dropbehind_write": op_dropbehind,
+    "cold_read": op_cold_read,
+    "codec_zstd3": _codec_op("zstd"),
+    "codec_gzip1": _codec_op("gzip"),
+    "codec_lzf": _codec_op("lzf"),
+    "numpy_naive": op_numpy_naive,
+    "numpy_memmap": op_numpy_memmap,
+    "h5py_none": _h5py_op(None),
+    "h5py_gzip1": _h5py_op("gzip", 1),
+    "h5py_lzf": _h5py_op("lzf"),
+    "zarr_slab_none": _zarr_slab_op(False),
+    "zarr_slab_zstd": _zarr_slab_op(True),
+    "zarr_array_memmap": op_zarr_array_memmap,
+    "dask_to_zarr": op_dask_to_zarr,
+    "tensorstore_none": op_tensorstore,
+    "as_raw_npy": _as_op("src.dat", ".npy"),
+    "as_npy_raw": _as_op("src.npy", ".dat"),
+    "as_raw_h5": _as_op("src.dat", ".h5"),
+    "as_raw_h5_gzip": _as_op("src.dat", ".h5", compression="gzip:1", chunks=(CHUNK_ROWS, ROW)),
+    "as_raw_zarr": _as_op("src.dat", ".zarr", chunks=(CHUNK_ROWS, ROW)),
+    "as_raw_zarr_zstd": _as_op("src.dat", ".zarr", chunks=(CHUNK_ROWS, ROW), compression="zstd:3"),
+    "as_zarr_h5": _as_op("src.zarr", ".h5"),
+    "as_h5_zarr": _as_op("src.h5", ".zarr", chunks=(CHUNK_ROWS, ROW), compression="zstd:3"),
+}
+
+
+def clean_outputs(folder: Path) -> None:
+    for p in folder.glob("out*"):
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", default="2GiB")
+    ap.add_argument("--data", choices=("random", "smooth"), default="random")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--dir", default=None, help="working folder (default: a new one under /tmp, removed after)")
+    ap.add_argument("--only", default=None, help="comma-separated operation names")
+    ap.add_argument("--json", default=None, help="also write the results to this JSON file")
+    ap.add_argument("--_op", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args._op:
+        print(json.dumps(run_op(args._op, Path(args.dir))))
+        return 0
+    size = parse_size(args.size)
+    keep = args.dir is not None
+    folder = Path(args.dir or f"/tmp/arraystore-bench-{os.getpid()}")
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        rows, cols = make_source(folder, size, args.data)
+        nbytes = rows * cols * 4
+        ops = [o for o in OPS if not args.only or o[0] in args.only.split(",")]
+        results: dict[str, Any] = {}
+        for name, label in ops:
+            runs = []
+            for _ in range(args.runs):
+                clean_outputs(folder)
+                for p in folder.glob("src*"):
+                    drop_cache(p)
+                proc = subprocess.run([sys.executable, __file__, "--_op", name, "--dir", str(folder)],
+                                      capture_output=True, text=True)
+                if proc.returncode != 0:
+                    runs = [{"skip": f"failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}"}]
+                    break
+                r = json.loads(proc.stdout.strip().splitlines()[-1])
+                runs.append(r)
+                if "skip" in r:
+                    break
+            results[name] = {"label": label, "runs": runs}
+            print(_line(name, label, runs, results), flush=True)
+        clean_outputs(folder)
+        header = (f"{datetime.date.today()}  {platform.node()}  {os.cpu_count()} cores  {platform.python_version()}  "
+                  f"data={args.data} size={nbytes / 2**30:.2f} GiB runs={args.runs}\n"
+                  f"command: python tools/bench_convert.py {' '.join(sys.argv[1:])}")
+        print()
+        print(header)
+        print(table(results))
+        if args.json:
+            Path(args.json).write_text(json.dumps({"header": header, "results": results}, indent=2))
+    finally:
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+def _median_gbs(runs: list[dict[str, Any]]) -> float | None:
+    ok = [r for r in runs if "seconds" in r]
+    if not ok:
+        return None
+    return statistics.median(r["bytes"] / r["seconds"] for r in ok) / 1e9
+
+
+def _line(name: str, label: str, runs: list[dict[str, Any]], results: dict[str, Any]) -> str:
+    g = _median_gbs(runs)
+    return f"{name:20s} {label:45s} " + (f"{g:6.2f} GB/s" if g is not None else runs[0].get("skip", "?"))
+
+
+def table(results: dict[str, Any]) -> str:
+    cp = _median_gbs(results["cp"]["runs"]) if "cp" in results else None
+    lines = ["| operation | GB/s (median) | x cp | peak private MiB |", "| --- | ---: | ---: | ---: |"]
+    for r in results.values():
+        g = _median_gbs(r["runs"])
+        if g is None:
+            lines.append(f"| {r['label']} | skipped: {r['runs'][0].get('skip', '?')} | | |")
+            continue
+        peak = max(x["peak_anon"] for x in r["runs"] if "peak_anon" in x) / 2**20
+        ratio = f"{g / cp:.2f}" if cp else ""
+        lines.append(f"| {r['label']} | {g:.2f} | {ratio} | {peak:.0f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
