@@ -6,7 +6,7 @@ Usage::
 
 The output is deterministic (fixed seeds, no timestamps) and well under 1 MB. Each
 file exercises one metadata convention; ``EXPECTED`` below is the outcome
-``arraystore.migrate.resolve`` must reach for it (with ``examples/rules.toml``), and
+``arraystore.migration.resolve`` must reach for it (with ``examples/rules.toml``), and
 ``tests/migrate/test_example_archive.py`` checks every entry.
 """
 

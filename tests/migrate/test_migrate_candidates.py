@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from arraystore.migrate import candidates
+from arraystore.migration import candidates
 
 
 @pytest.mark.parametrize("nbytes", [1, 7, 16, 800, 3072, 4096, 1 << 20, 2 * 3 * 5 * 7 * 11 * 13 * 4, 10**12])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from arraystore.migrate import is_metadata_file, load_rules, resolve, suggest_rules
+from arraystore.migration import is_metadata_file, load_rules, resolve, suggest_rules
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from arraystore.errors import MetadataError
-from arraystore.migrate import parse_filename
+from arraystore.migration import parse_filename
 
 # name -> (dtype, shape, order); dtype written with its byte order.
 MATCHES = [

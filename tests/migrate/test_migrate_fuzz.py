@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from arraystore.errors import ArrayStoreError
-from arraystore.migrate import Resolution, parse_filename, parse_rules, resolve
+from arraystore.migration import Resolution, parse_filename, parse_rules, resolve
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=12)

@@ -15,7 +15,7 @@ from arraystore.errors import (
     SizeMismatchError,
 )
 from arraystore.meta import ArrayMeta
-from arraystore.migrate import PROVENANCE_KEY, MetadataConflictError, is_metadata_file, parse_rules, resolve
+from arraystore.migration import PROVENANCE_KEY, MetadataConflictError, is_metadata_file, parse_rules, resolve
 from arraystore.sidecar import Sidecar, write_sidecar
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from arraystore.errors import MetadataError
-from arraystore.migrate import load_rules, parse_rules, resolve, suggest_rules
-from arraystore.migrate.rules import glob_to_regex
+from arraystore.migration import load_rules, parse_rules, resolve, suggest_rules
+from arraystore.migration.rules import glob_to_regex
 
 
 def test_load_rules_and_fields(tmp_path):

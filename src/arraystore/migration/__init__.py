@@ -6,14 +6,10 @@ rules, the file name), or says why it cannot: see ``docs/migration-metadata.md``
 :func:`migrate` converts a whole archive, resumably, with a manifest: see ``docs/migration.md``.
 
 The module itself is callable: ``arraystore.migrate(src, dst, ...)`` is
-``arraystore.migrate.migrate(src, dst, ...)``.
+``arraystore.migration.migrate(src, dst, ...)``.
 """
 
 from __future__ import annotations
-
-import sys
-import types
-from typing import Any
 
 from ._manifest import FileRecord
 from ._report import MigrationReport
@@ -46,13 +42,3 @@ __all__ = [
     "resolve",
     "suggest_rules",
 ]
-
-
-class _CallableModule(types.ModuleType):
-    """Lets ``arraystore.migrate(...)`` run :func:`migrate` while ``arraystore.migrate`` stays a package."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> MigrationReport:
-        return migrate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

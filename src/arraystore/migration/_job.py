@@ -1,0 +1,185 @@
+"""One file's conversion, as a picklable job run in this process, a worker process or a Dask worker."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ArrayStoreError
+from ..meta import ArrayMeta
+from ..registry import Location, backend_class
+from ..store import ArrayStore
+from ..store import open as open_store
+from ._manifest import FileRecord, RecordStatus
+
+__all__ = ["Job", "open_source", "run_job"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a worker needs to convert one resolved file; holds no open file."""
+
+    source: str
+    """Path relative to the source root (the manifest key)."""
+    src_path: str
+    meta: dict[str, Any]
+    offset: int
+    own_sidecar: bool
+    dst_path: str
+    destination: str
+    backend: str
+    size: int
+    mtime_ns: int
+    resolution: dict[str, Any] = field(default_factory=dict)
+    compression: str | None = None
+    verify: bool = True
+    max_memory: int | str = "256MiB"
+    threads: int = 1
+    durable: bool = False
+    overwrite: bool = False
+    """Replace the destination: an earlier run converted a source or layout that has since changed."""
+    recheck: dict[str, Any] | None = None
+    """The record of an earlier conversion whose destination is to be read back against its checksum."""
+
+
+def open_source(path: str | os.PathLike[str], meta: ArrayMeta, offset: int, own_sidecar: bool) -> ArrayStore:
+    """Open a legacy raw file read-only with its resolved layout.
+
+    A file with arraystore's own sidecar opens through :func:`arraystore.open`; any other
+    file is opened without reading a sidecar, because a legacy JSON file named like one
+    (``scan.raw.json``) is evidence for the resolver, not an arraystore sidecar.
+    """
+    return open_store(path, "r", backend="raw", meta=meta, offset=offset, use_sidecar=own_sidecar)
+
+
+def _error(exc: BaseException) -> dict[str, str]:
+    return {"type": type(exc).__name__, "message": str(exc)}
+
+
+def _record(job: Job, status: RecordStatus, t0: float, **kw: Any) -> FileRecord:
+    return FileRecord(
+        source=job.source,
+        status=status,
+        size=job.size,
+        mtime_ns=job.mtime_ns,
+        destination=job.destination,
+        backend=job.backend,
+        resolution=job.resolution,
+        seconds=time.perf_counter() - t0,
+        **kw,
+    )
+
+
+def _unchanged(job: Job) -> str | None:
+    """Why the source differs from when it was resolved, or None."""
+    st = os.stat(job.src_path)
+    if (st.st_size, st.st_mtime_ns) != (job.size, job.mtime_ns):
+        return (
+            f"{job.src_path} changed while the migration ran (size {job.size:,} -> {st.st_size:,} bytes, or "
+            "its modification time); it is not converted: rerun the migration once it is no longer written"
+        )
+    return None
+
+
+def _adopt(job: Job, src: ArrayStore, t0: float) -> FileRecord:
+    """A destination already published (a run killed before its manifest line): keep it if equal."""
+    from ..checksum import checksum
+
+    with open_store(job.dst_path, "r", backend=job.backend) as dst:
+        same_layout = dst.shape == src.shape and dst.dtype == src.dtype
+        dst_sum = checksum(dst) if same_layout else None
+    src_sum = checksum(src)
+    if dst_sum is None or dst_sum["value"] != src_sum["value"]:
+        return _record(
+            job,
+            "failed",
+            t0,
+            source_checksum=src_sum,
+            error={
+                "type": "AlreadyExistsError",
+                "message": f"{job.dst_path} exists and does not hold this file's data (no manifest line says it was "
+                "written by this migration); move it away or choose another destination, then rerun",
+            },
+        )
+    return _record(
+        job,
+        "converted",
+        t0,
+        source_checksum=src_sum,
+        destination_checksum=dst_sum,
+        verified=True,
+        note="found complete from an interrupted run; read back and matched the source",
+    )
+
+
+def _recheck(job: Job, t0: float) -> FileRecord | None:
+    """A ``skipped`` record when the destination still reads back to its recorded checksum, else None."""
+    from ..checksum import checksum
+
+    assert job.recheck is not None
+    expected = job.recheck.get("source_checksum") or {}
+    try:
+        with open_store(job.dst_path, "r", backend=job.backend) as dst:
+            got = checksum(dst)
+    except ArrayStoreError:
+        return None
+    if got.get("value") != expected.get("value"):
+        return None
+    return _record(
+        job,
+        "skipped",
+        t0,
+        source_checksum=expected,
+        destination_checksum=got,
+        verified=True,
+        note="converted by an earlier run; destination read back and matched",
+    )
+
+
+def run_job(job: Job) -> FileRecord:
+    """Convert one file; every foreseen error becomes a ``failed`` record rather than an exception."""
+    from ..conversion import convert
+
+    t0 = time.perf_counter()
+    try:
+        changed = _unchanged(job)
+        if changed is not None:
+            return _record(job, "failed", t0, error={"type": "SourceChangedError", "message": changed})
+        overwrite, note = job.overwrite, None
+        if job.recheck is not None:
+            kept = _recheck(job, t0)
+            if kept is not None:
+                return kept
+            overwrite, note = True, "destination did not read back to its recorded checksum; converted again"
+        Path(job.dst_path).parent.mkdir(parents=True, exist_ok=True)
+        with open_source(job.src_path, ArrayMeta.from_dict(job.meta), job.offset, job.own_sidecar) as src:
+            if not overwrite and backend_class(job.backend)._exists(Location(Path(job.dst_path))):
+                return _adopt(job, src, t0)
+            report = convert(
+                src,
+                job.dst_path,
+                backend=job.backend,
+                compression=job.compression,
+                max_memory=job.max_memory,
+                workers=job.threads,
+                verify=job.verify,
+                resume=True,
+                durable=job.durable,
+                overwrite=overwrite,
+            )
+        if report.blocks_resumed:
+            note = f"resumed an interrupted conversion: {report.blocks_resumed} of {report.blocks_total} blocks kept"
+        return _record(
+            job,
+            "converted",
+            t0,
+            source_checksum=report.checksum,
+            destination_checksum=report.checksum if report.verified else None,
+            verified=report.verified,
+            note=note,
+        )
+    except (ArrayStoreError, OSError) as exc:
+        return _record(job, "failed", t0, error=_error(exc))

@@ -1,0 +1,190 @@
+"""The migration manifest ``migration.jsonl``: one JSON line per file, appended as files finish.
+
+A line is written and flushed to the operating system as soon as its file is done, so a
+killed migration (SIGKILL included) loses at most the files in flight: the kernel keeps
+what a dead process wrote. A power cut is another matter: with ``durable=True`` every line
+is fsynced after its file's data was (the conversion is durable too); without it nothing
+is fsynced, and after a power cut a rerun with ``recheck=True`` reads every destination
+back. A rerun reads the manifest,
+takes the last line of each source, and rewrites the file with one line per source
+(atomically) when it finishes. A torn last line (a kill in the middle of a write) is
+ignored: its file is simply done again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .. import _fsutil
+from ..errors import MetadataError
+
+__all__ = ["MANIFEST_NAME", "FileRecord", "Manifest", "RecordStatus"]
+
+MANIFEST_NAME = "migration.jsonl"
+RecordStatus = Literal["converted", "skipped", "undetermined", "failed", "planned"]
+
+
+@dataclass
+class FileRecord:
+    """One source file's outcome: a line of ``migration.jsonl``.
+
+    Attributes
+    ----------
+    source
+        Path relative to the source root (``/``-separated).
+    status
+        ``"converted"`` (written and, with verification, read back equal), ``"skipped"``
+        (converted by an earlier run and still valid), ``"undetermined"`` (no dtype:
+        see ``resolution["candidates"]``), ``"failed"`` (see ``error``), or ``"planned"``
+        (a dry run: would be converted).
+    size, mtime_ns
+        The source's size and modification time when it was resolved.
+    destination
+        Path relative to the destination root, for resolved files.
+    backend
+        The destination format.
+    source_checksum, destination_checksum
+        ``{"algorithm", "value"}``: the source's content checksum, computed while it was
+        converted, and the destination's as read back (``None`` without verification).
+    verified
+        True when the destination was read back and matched the source.
+    resolution
+        :meth:`Resolution.to_dict`: resolved metadata and the evidence for it.
+    error
+        ``{"type", "message"}`` for failed files.
+    seconds
+        Time spent on this file in this run.
+    note
+        How the outcome was reached, when it is not the plain one.
+    finished
+        UTC time the line was written (ISO 8601).
+    """
+
+    source: str
+    status: RecordStatus
+    size: int = 0
+    mtime_ns: int = 0
+    destination: str | None = None
+    backend: str | None = None
+    source_checksum: dict[str, str] | None = None
+    destination_checksum: dict[str, str] | None = None
+    verified: bool = False
+    resolution: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, str] | None = None
+    seconds: float = 0.0
+    note: str | None = None
+    finished: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (field order as declared); nested values are shared, not copied."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FileRecord:
+        """Inverse of :meth:`to_dict`; unknown keys (from newer versions) are ignored."""
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**known)
+
+    @property
+    def error_message(self) -> str:
+        """``"Type: message"`` of a failed file, else ``""``."""
+        return f"{self.error['type']}: {self.error['message']}" if self.error else ""
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class Manifest:
+    """Reader and appender of ``DST/migration.jsonl``.
+
+    Parameters
+    ----------
+    path
+        The manifest file.
+    durable
+        fsync after every line instead of in groups.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, durable: bool = False) -> None:
+        self.path = Path(path)
+        self.durable = durable
+        self._fh: Any = None
+        self._pending = False
+
+    def read(self) -> dict[str, FileRecord]:
+        """The last complete line of each source (empty when there is no manifest yet).
+
+        Raises
+        ------
+        MetadataError
+            When a complete line (not the torn last one) is not a record: the file is not
+            a migration manifest, or it was edited by hand.
+        """
+        if not self.path.exists():
+            return {}
+        records: dict[str, FileRecord] = {}
+        lines = self.path.read_bytes().split(b"\n")
+        for i, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+                rec = FileRecord.from_dict(obj)
+            except (ValueError, TypeError) as exc:
+                if i == len(lines) - 1:
+                    continue  # a line torn by a kill: its file is done again
+                raise MetadataError(
+                    f"{self.path}, line {i + 1}: expected a migration record (JSON object with 'source' and "
+                    f"'status'), found {line[:80]!r} ({exc}); restore the file or move it away to start over"
+                ) from None
+            records[rec.source] = rec
+        return records
+
+    def append(self, record: FileRecord) -> None:
+        """Write one line; it survives a kill of this process once this returns."""
+        if not record.finished:
+            record.finished = _now()
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "ab")  # noqa: SIM115 - kept open across appends
+            if self._fh.tell() > 0:
+                self._terminate_torn_line()
+        self._fh.write(json.dumps(record.to_dict(), default=str).encode() + b"\n")
+        self._fh.flush()
+        self._pending = True
+        if self.durable:
+            self.sync()
+
+    def _terminate_torn_line(self) -> None:
+        with open(self.path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                self._fh.write(b"\n")
+
+    def sync(self) -> None:
+        """fsync the lines written so far."""
+        if self._fh is not None and self._pending:
+            os.fsync(self._fh.fileno())
+            self._pending = False
+
+    def close(self) -> None:
+        """Close (fsync first when durable)."""
+        if self._fh is not None:
+            if self.durable:
+                self.sync()
+            self._fh.close()
+            self._fh = None
+
+    def rewrite(self, records: dict[str, FileRecord]) -> None:
+        """Replace the manifest with one line per source, atomically (temporary file + rename)."""
+        self.close()
+        body = b"".join(
+            json.dumps(r.to_dict(), default=str).encode() + b"\n" for _, r in sorted(records.items())
+        )
+        _fsutil.atomic_write_bytes(self.path, body, durable=self.durable)

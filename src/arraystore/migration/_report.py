@@ -1,0 +1,152 @@
+"""What a migration did: :class:`MigrationReport`, its exit code and its human summary."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._manifest import FileRecord
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_UNDETERMINED", "MigrationReport"]
+
+#: Every file converted or skipped.
+EXIT_OK = 0
+#: Some files stayed undetermined (none failed).
+EXIT_UNDETERMINED = 3
+#: Some files failed.
+EXIT_FAILED = 4
+
+_STATUSES = ("converted", "skipped", "planned", "undetermined", "failed")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:,} B" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class MigrationReport:
+    """The outcome of :func:`arraystore.migration.migrate`.
+
+    Attributes
+    ----------
+    src, dst
+        The archive and the destination folder.
+    to
+        The destination format (``zarr``, ``npy``, ``hdf5``, ``raw``).
+    records
+        One :class:`FileRecord` per source file, sorted by source path: this run's
+        outcome (``skipped`` for files an earlier run converted).
+    dry_run
+        True when nothing was written (``planned`` records say what would be).
+    seconds
+        Wall time of the run.
+    rules
+        The rules file used, if any; ``rules_unused`` lists its rules that matched no file.
+    suggested_rules
+        The rules template written for undetermined files (``DST/rules-suggested.toml``).
+    workers, scheduler
+        How the files were spread: worker processes, or the Dask scheduler's address.
+    """
+
+    src: str
+    dst: str
+    to: str
+    records: list[FileRecord] = field(default_factory=list)
+    dry_run: bool = False
+    seconds: float = 0.0
+    rules: str | None = None
+    rules_unused: list[str] = field(default_factory=list)
+    suggested_rules: str | None = None
+    workers: int = 1
+    scheduler: str | None = None
+
+    def by_status(self, status: str) -> list[FileRecord]:
+        """The records of one status."""
+        return [r for r in self.records if r.status == status]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Number of files per status (every status present, zero included; ``planned`` only in dry runs)."""
+        out = {s: len(self.by_status(s)) for s in _STATUSES}
+        out.pop("converted" if self.dry_run else "planned")
+        return out
+
+    @property
+    def bytes_converted(self) -> int:
+        """Source bytes converted by this run (planned bytes in a dry run)."""
+        return sum(r.size for r in self.records if r.status in ("converted", "planned"))
+
+    @property
+    def exit_code(self) -> int:
+        """``4`` when any file failed, else ``3`` when any stayed undetermined, else ``0``."""
+        if self.by_status("failed"):
+            return EXIT_FAILED
+        if self.by_status("undetermined"):
+            return EXIT_UNDETERMINED
+        return EXIT_OK
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: the fields, ``counts``, ``bytes_converted``, ``exit_code`` and every record."""
+        return {
+            "src": self.src,
+            "dst": self.dst,
+            "to": self.to,
+            "dry_run": self.dry_run,
+            "seconds": round(self.seconds, 3),
+            "workers": self.workers,
+            "scheduler": self.scheduler,
+            "counts": self.counts,
+            "bytes_converted": self.bytes_converted,
+            "exit_code": self.exit_code,
+            "rules": self.rules,
+            "rules_unused": self.rules_unused,
+            "suggested_rules": self.suggested_rules,
+            "records": [r.to_dict() for r in self.records],
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The report as JSON."""
+        return json.dumps(self.to_dict(), indent=indent, default=str)
+
+    def summary(self) -> str:
+        """A human summary: counts, then each undetermined and failed file with its reason."""
+        lines = [f"{'plan (dry run)' if self.dry_run else 'migration'}: {self.src} -> {self.dst} ({self.to})"]
+        for status, n in self.counts.items():
+            label = "would convert" if status == "planned" else status
+            extra = ""
+            if status in ("converted", "planned") and n:
+                extra = f"  {_size(self.bytes_converted)}"
+                if status == "converted" and self.seconds > 0:
+                    extra += f" in {self.seconds:.1f} s"
+            lines.append(f"  {label:<14}{n:>6}{extra}")
+        if self.dry_run and self.by_status("planned"):
+            lines.append("")
+            lines.append("would write:")
+            lines.extend(
+                f"  {r.source}  ->  {r.destination}  ({_size(r.size)})" for r in self.by_status("planned")
+            )
+        und = self.by_status("undetermined")
+        if und:
+            lines.append("")
+            lines.append("undetermined (no source states the dtype; nothing was guessed):")
+            for r in und:
+                cands = r.resolution.get("candidates", [])
+                shown = ", ".join(f"{c['dtype']} {tuple(c['shape'])}" for c in cands[:4])
+                more = f" (+{len(cands) - 4} more)" if len(cands) > 4 else ""
+                lines.append(f"  {r.source}  {_size(r.size)}; candidates: {shown or 'none'}{more}")
+            if self.suggested_rules:
+                lines.append(f"  -> fill in {self.suggested_rules} and rerun with --rules")
+        failed = self.by_status("failed")
+        if failed:
+            lines.append("")
+            lines.append("failed:")
+            lines.extend(f"  {r.source}  {r.error_message}" for r in failed)
+        if self.rules_unused:
+            lines.append("")
+            lines.append(f"rules that matched no file ({self.rules}): {', '.join(self.rules_unused)}")
+        return "\n".join(lines)

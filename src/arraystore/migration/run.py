@@ -1,0 +1,482 @@
+"""``migrate()``: discover, resolve, plan, convert in parallel, record every file in a manifest.
+
+See ``docs/migration.md`` for the walkthrough and ``docs/migration-metadata.md`` for how
+each file's metadata is resolved.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .. import _fsutil
+from ..errors import ArrayNotFoundError, ArrayStoreError, MetadataError
+from ..registry import backend_class
+from ..sidecar import sidecar_path
+from ..store import open as open_store
+from ._discover import DEFAULT_INCLUDE, TARGET_SUFFIXES, destination_names, discover
+from ._job import Job, run_job
+from ._manifest import MANIFEST_NAME, FileRecord, Manifest
+from ._report import MigrationReport
+from .legacy_json import is_own_sidecar, read_json
+from .resolve import Resolution, resolve
+from .rules import Rules, load_rules, suggest_rules
+
+__all__ = [
+    "REPORT_NAME",
+    "SUGGESTED_RULES_NAME",
+    "SUMMARY_NAME",
+    "MigrationProgress",
+    "combine_rules",
+    "migrate",
+]
+
+REPORT_NAME = "migration-report.json"
+SUMMARY_NAME = "migration-summary.txt"
+SUGGESTED_RULES_NAME = "rules-suggested.toml"
+
+
+@dataclass(frozen=True)
+class MigrationProgress:
+    """Handed to a ``progress`` callable each time a file finishes."""
+
+    record: FileRecord
+    done_files: int
+    total_files: int
+    done_bytes: int
+    total_bytes: int
+
+
+ProgressCallback = Callable[[MigrationProgress], Any]
+
+
+def _error(exc: BaseException) -> dict[str, str]:
+    return {"type": type(exc).__name__, "message": str(exc)}
+
+
+def _check_dirs(src: Path, dst: Path) -> None:
+    if not src.exists():
+        raise ArrayNotFoundError(f"{src}: no such archive folder to migrate")
+    if not src.is_dir():
+        raise MetadataError(
+            f"{src}: expected the archive's folder, found a file; migrate a folder (or use convert)"
+        )
+    s, d = src.resolve(), dst.resolve()
+    if s == d or d in s.parents:
+        raise MetadataError(
+            f"{dst}: the destination must not be the archive or a folder above it; choose another"
+        )
+
+
+def _own_sidecar(path: Path) -> bool:
+    sp = sidecar_path(path)
+    if not sp.is_file():
+        return False
+    try:
+        return is_own_sidecar(read_json(sp))
+    except ArrayStoreError:
+        return False
+
+
+def _dst_intact(prev: FileRecord, res: Resolution, dst: Path, backend: str) -> bool:
+    """Whether an earlier run's destination still opens with the layout and checksum it recorded (no data read)."""
+    try:
+        with open_store(dst, "r", backend=backend) as store:
+            if res.meta is None or store.shape != res.meta.shape or store.dtype != res.meta.dtype:
+                return False
+            recorded = store.recorded_checksum
+    except ArrayStoreError:
+        return False
+    expected = prev.source_checksum or {}
+    return recorded is None or recorded.get("value") == expected.get("value")
+
+
+def _same_layout(old: dict[str, Any], res: Resolution) -> bool:
+    new = res.to_dict()
+    return all(old.get(k) == new.get(k) for k in ("dtype", "shape", "order", "offset"))
+
+
+def _resolution_dict(res: Resolution) -> dict[str, Any]:
+    d = res.to_dict()
+    d.pop("path", None)
+    return d
+
+
+class _Planner:
+    """Resolves every discovered file and sorts it into jobs and final records."""
+
+    def __init__(
+        self,
+        src: Path,
+        dst: Path,
+        backend: str,
+        rules: Rules | None,
+        previous: dict[str, FileRecord],
+        job_options: dict[str, Any],
+        recheck: bool,
+    ) -> None:
+        self.src, self.dst, self.backend, self.rules = src, dst, backend, rules
+        self.previous, self.job_options, self.recheck = previous, job_options, recheck
+        self.jobs: list[Job] = []
+        self.done: list[FileRecord] = []
+        self.undetermined: list[Resolution] = []
+
+    def plan(self, names: Sequence[str], broken: Sequence[tuple[str, ArrayStoreError]]) -> None:
+        prev_dest = {
+            n: r.destination
+            for n, r in self.previous.items()
+            if r.destination and r.backend == self.backend and r.status in ("converted", "skipped")
+        }
+        dests = destination_names(names, TARGET_SUFFIXES[self.backend], prev_dest)  # type: ignore[arg-type]
+        for name in names:
+            self._one(name, dests[name])
+        for name, err in broken:
+            size = (self.src / name).stat().st_size
+            self.done.append(
+                FileRecord(
+                    source=name,
+                    status="failed",
+                    size=size,
+                    error=_error(err),
+                    note="header file whose data file could not be used",
+                )
+            )
+
+    def _one(self, name: str, dest: str) -> None:
+        path = self.src / name
+        t0 = time.perf_counter()
+        try:
+            st = path.stat()
+            res = resolve(path, root=self.src, rules=self.rules)
+        except ArrayStoreError as exc:
+            self.done.append(FileRecord(source=name, status="failed", error=_error(exc)))
+            return
+        base: dict[str, Any] = {
+            "source": name,
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "resolution": _resolution_dict(res),
+        }
+        if res.status == "undetermined":
+            self.undetermined.append(res)
+            self.done.append(FileRecord(status="undetermined", **base))
+            return
+        if res.status != "resolved" or res.meta is None:
+            err = res.error or MetadataError(f"{path}: could not be resolved")
+            self.done.append(FileRecord(status="failed", error=_error(err), **base))
+            return
+        prev = self.previous.get(name)
+        if prev is not None and (
+            prev.status not in ("converted", "skipped")
+            or prev.backend != self.backend
+            or prev.destination != dest
+        ):
+            prev = None  # nothing of ours at this destination
+        overwrite, recheck = False, None
+        if prev is not None:
+            changed = (prev.size, prev.mtime_ns) != (st.st_size, st.st_mtime_ns) or not _same_layout(
+                prev.resolution, res
+            )
+            if changed or not _dst_intact(prev, res, self.dst / dest, self.backend):
+                overwrite = True
+            elif self.recheck:
+                recheck = prev.to_dict()
+            else:
+                self.done.append(
+                    FileRecord(
+                        status="skipped",
+                        destination=dest,
+                        backend=self.backend,
+                        source_checksum=prev.source_checksum,
+                        destination_checksum=prev.destination_checksum,
+                        verified=prev.verified,
+                        seconds=time.perf_counter() - t0,
+                        note="converted by an earlier run",
+                        **base,
+                    )
+                )
+                return
+        meta = res.meta
+        if self.backend == "npy":  # .npy holds no attrs: the provenance stays in the manifest
+            meta = meta.replace(attrs={})
+        self.jobs.append(
+            Job(
+                src_path=str(path.absolute()),
+                meta=meta.to_dict(),
+                offset=res.offset,
+                own_sidecar=_own_sidecar(path),
+                dst_path=str((self.dst / dest).absolute()),
+                destination=dest,
+                backend=self.backend,
+                overwrite=overwrite,
+                recheck=recheck,
+                **base,
+                **self.job_options,
+            )
+        )
+
+
+def _execute(
+    jobs: Sequence[Job], workers: int, scheduler: Any, on_result: Callable[[FileRecord], None]
+) -> None:
+    if scheduler is not None:
+        from ._dask import run_on_dask
+
+        run_on_dask(jobs, scheduler, workers, on_result)
+        return
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            on_result(run_job(job))
+        return
+    from ..parallel import mp_context
+
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp_context()) as pool:
+        for future in as_completed([pool.submit(run_job, job) for job in jobs]):
+            on_result(future.result())
+
+
+def _tqdm_progress(total_files: int, total_bytes: int) -> tuple[ProgressCallback, Callable[[], None]]:
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=total_bytes,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        dynamic_ncols=True,
+        desc="migrate",
+        disable=not sys.stderr.isatty(),
+    )
+
+    def update(event: MigrationProgress) -> None:
+        bar.set_postfix_str(f"{event.done_files}/{event.total_files} files", refresh=False)
+        bar.update(event.done_bytes - bar.n)
+
+    return update, bar.close
+
+
+def combine_rules(
+    rules: str | os.PathLike[str] | Rules | Sequence[str | os.PathLike[str]] | None,
+) -> Rules | None:
+    """One :class:`Rules` from a path, a :class:`Rules`, or several paths (their rules in order)."""
+    if rules is None or isinstance(rules, Rules):
+        return rules
+    if isinstance(rules, (str, os.PathLike)):
+        return load_rules(rules)
+    loaded = [load_rules(p) for p in rules]
+    if len(loaded) == 1:
+        return loaded[0]
+    merged = [
+        replace(rule, index=i) for i, rule in enumerate((r for rs in loaded for r in rs.rules), start=1)
+    ]
+    return Rules(merged, " + ".join(rs.source for rs in loaded))
+
+
+def _write_outputs(
+    report: MigrationReport, dst: Path, undetermined: Sequence[Resolution], durable: bool
+) -> None:
+    suggested = dst / SUGGESTED_RULES_NAME
+    if undetermined:
+        _fsutil.atomic_write_bytes(suggested, suggest_rules(undetermined).encode(), durable=durable)
+        report.suggested_rules = str(suggested)
+    elif suggested.exists():
+        suggested.unlink()  # from an earlier run whose undetermined files are now resolved
+    _fsutil.atomic_write_bytes(dst / REPORT_NAME, report.to_json().encode() + b"\n", durable=durable)
+    _fsutil.atomic_write_bytes(dst / SUMMARY_NAME, report.summary().encode() + b"\n", durable=durable)
+
+
+def migrate(
+    src_dir: str | os.PathLike[str],
+    dst_dir: str | os.PathLike[str],
+    *,
+    to: str = "zarr",
+    rules: str | os.PathLike[str] | Rules | Sequence[str | os.PathLike[str]] | None = None,
+    include: Sequence[str] = DEFAULT_INCLUDE,
+    exclude: Sequence[str] = (),
+    compression: str | None = None,
+    workers: int | None = None,
+    scheduler: Any = None,
+    verify: bool = True,
+    dry_run: bool = False,
+    progress: ProgressCallback | bool | None = None,
+    max_memory: int | str = "256MiB",
+    recheck: bool = False,
+    durable: bool = False,
+) -> MigrationReport:
+    """Convert a legacy archive of raw files into self-describing arrays, file by file, resumably.
+
+    Every data file of ``src_dir`` (see ``docs/migration.md`` for the discovery rule) is
+    resolved (:func:`arraystore.migration.resolve`); each resolved file is converted with
+    :func:`arraystore.conversion.convert` into ``dst_dir``, mirroring the folder tree, with its
+    suffix replaced by the target format's (``a/b/x.dat`` -> ``a/b/x.zarr``). Originals are
+    opened read-only and never modified, moved or renamed. ``DST/migration.jsonl`` gets a
+    line per file as it finishes; rerunning the same call skips files converted before
+    (source unchanged, destination intact), retries failed and interrupted ones (an
+    interrupted conversion resumes from its journal) and picks up new files.
+
+    Parameters
+    ----------
+    src_dir, dst_dir
+        The archive, and the destination folder (created; it may lie inside ``src_dir``,
+        and is then not searched).
+    to
+        ``"zarr"`` (``.zarr``), ``"npy"`` (``.npy``), ``"hdf5"`` (``.h5``, dataset ``/data``) or
+        ``"raw"`` (``.dat`` + sidecar). ``.npy`` files hold no attributes: their provenance
+        is only in the manifest.
+    rules
+        A rules file (path), several (their rules in order: the first match wins), or a
+        :class:`Rules`, for files no other evidence describes.
+    include, exclude
+        Globs selecting data files (rules-file syntax, case-insensitive).
+    compression
+        Destination compression (zarr, hdf5), e.g. ``"zstd"``; default uncompressed.
+    workers
+        Worker processes converting files in parallel; default one per CPU; ``1`` runs in
+        this process. With ``scheduler="local"``, the number of Dask workers (default 2).
+    scheduler
+        Run on Dask: a scheduler address, a ``distributed.Client``, or ``"local"`` for a
+        ``LocalCluster``. Workers must see both folders at the same paths.
+    verify
+        Read every destination back and compare checksums before publishing it.
+    dry_run
+        Resolve and plan only: nothing is written (``planned`` records).
+    progress
+        ``True`` for a tqdm bar (files, bytes, ETA) on stderr when it is a terminal, or a
+        callable receiving a :class:`MigrationProgress` per finished file.
+    max_memory
+        Buffer budget of each file's conversion, per worker.
+    recheck
+        Also read back every destination converted by an earlier run and compare it with
+        its recorded checksum; a mismatch is converted again.
+    durable
+        fsync every manifest line and every conversion (slower; survives power loss, not
+        only a killed process).
+
+    Returns
+    -------
+    MigrationReport
+        Also written to ``DST/migration-report.json`` and ``DST/migration-summary.txt``
+        (not in a dry run). Undetermined files get a template in ``DST/rules-suggested.toml``.
+
+    Raises
+    ------
+    ArrayNotFoundError
+        ``src_dir`` does not exist.
+    MetadataError
+        ``src_dir`` is a file or ``dst_dir`` is the archive or above it; the rules file or the
+        manifest is invalid.
+    BackendError
+        ``to`` is not a known format, or its library is not installed.
+    """
+    t0 = time.perf_counter()
+    src, dst = Path(src_dir), Path(dst_dir)
+    _check_dirs(src, dst)
+    if to not in TARGET_SUFFIXES:
+        raise MetadataError(f"expected to= one of {', '.join(TARGET_SUFFIXES)}, found {to!r}")
+    backend_class(to)  # a missing optional library fails here, before any work
+    rule_set = combine_rules(rules)
+    manifest = Manifest(dst / MANIFEST_NAME, durable=durable)
+    previous = manifest.read()
+    found = discover(src, include, exclude, skip=dst)
+    nworkers = 1 if workers is None and scheduler is None and dry_run else (workers or os.cpu_count() or 1)
+    job_options: dict[str, Any] = {
+        "compression": compression,
+        "verify": verify,
+        "max_memory": max_memory,
+        "durable": durable,
+    }
+    planner = _Planner(src, dst, to, rule_set, previous, job_options, recheck)
+    planner.plan(found.data, found.broken_headers)
+    report = MigrationReport(
+        src=str(src),
+        dst=str(dst),
+        to=to,
+        dry_run=dry_run,
+        workers=nworkers,
+        rules=rule_set.source if rule_set is not None else None,
+        scheduler=None if scheduler is None else _describe(scheduler),
+    )
+    records: dict[str, FileRecord] = {r.source: r for r in planner.done}
+    if dry_run:
+        for job in planner.jobs:
+            records[job.source] = FileRecord(
+                source=job.source,
+                status="planned",
+                size=job.size,
+                mtime_ns=job.mtime_ns,
+                destination=job.destination,
+                backend=to,
+                resolution=job.resolution,
+            )
+    else:
+        dst.mkdir(parents=True, exist_ok=True)
+        _run_jobs(planner, manifest, records, nworkers, scheduler, progress)
+    if rule_set is not None:
+        report.rules_unused = [r.glob for r in rule_set.unused()]
+    report.records = [records[k] for k in sorted(records)]
+    report.seconds = time.perf_counter() - t0
+    if not dry_run:
+        merged = {**previous, **records}
+        manifest.rewrite({k: v for k, v in merged.items() if k in records or (src / k).exists()})
+        _write_outputs(report, dst, planner.undetermined, durable)
+    elif planner.undetermined:
+        report.suggested_rules = f"{dst / SUGGESTED_RULES_NAME} (written by a real run)"
+    return report
+
+
+def _describe(scheduler: Any) -> str:
+    from ._dask import describe_scheduler
+
+    return describe_scheduler(scheduler)
+
+
+def _run_jobs(
+    planner: _Planner,
+    manifest: Manifest,
+    records: dict[str, FileRecord],
+    workers: int,
+    scheduler: Any,
+    progress: ProgressCallback | bool | None,
+) -> None:
+    for rec in planner.done:
+        manifest.append(rec)
+    jobs = sorted(planner.jobs, key=lambda j: (-j.size, j.source))  # largest first: a shorter tail
+    total_files = len(planner.done) + len(jobs)
+    total_bytes = sum(r.size for r in planner.done) + sum(j.size for j in jobs)
+    close: Callable[[], None] = lambda: None  # noqa: E731
+    callback: ProgressCallback | None = None
+    if progress is True:
+        callback, close = _tqdm_progress(total_files, total_bytes)
+    elif callable(progress):
+        callback = progress
+    state = [len(planner.done), sum(r.size for r in planner.done)]
+
+    def finished(record: FileRecord) -> None:
+        manifest.append(record)
+        records[record.source] = record
+        state[0] += 1
+        state[1] += record.size
+        if callback is not None:
+            callback(MigrationProgress(record, state[0], total_files, state[1], total_bytes))
+
+    try:
+        if callback is not None:
+            for rec in planner.done:
+                callback(MigrationProgress(rec, len(planner.done), total_files, state[1], total_bytes))
+        threads = 1 if (scheduler is not None or workers > 1) else (os.cpu_count() or 1)
+        if threads != 1:
+            jobs = [_with_threads(j, threads) for j in jobs]
+        _execute(jobs, workers, scheduler, finished)
+    finally:
+        manifest.close()
+        close()
+
+
+def _with_threads(job: Job, threads: int) -> Job:
+    return replace(job, threads=threads)

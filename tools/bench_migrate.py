@@ -1,0 +1,152 @@
+"""Benchmark ``arraystore.migrate`` against a plain per-file numpy script.
+
+Usage::
+
+    python tools/bench_migrate.py [--small 2000] [--small-size 64KiB] [--large 8] [--large-size 256MiB]
+                                  [--to npy] [--workers 1,2] [--dir DIR] [--json OUT.json]
+
+Generates an archive of ``--small`` small and ``--large`` large float32 files (dtype in
+the file name, as legacy archives often have), then times, each into a fresh folder:
+
+* **baseline**: a plain script, per file ``np.fromfile`` + ``np.save`` (no metadata
+  resolution, no manifest, no verification, no atomic publish), one process;
+* **migrate**: ``arraystore.migrate(..., to=--to, verify=True)`` with each ``--workers`` count.
+
+Small and large files are timed separately: files/s on the small ones, GB/s on the large
+ones (GB = 1e9 bytes). Sources are read from the page cache in every run (they were just
+written, and the machine has the memory): the figures compare CPU and write costs, not a
+cold disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from arraystore.conversion import parse_size  # noqa: E402
+from arraystore.migration import migrate  # noqa: E402
+
+
+def make_archive(root: Path, count: int, size: int, seed: int) -> int:
+    """``count`` float32 files of ``size`` bytes in 10 folders; returns the total bytes."""
+    rng = np.random.default_rng(seed)
+    n = size // 4
+    block = rng.standard_normal(min(n, 1 << 24)).astype("<f4")
+    for i in range(count):
+        folder = root / f"run{i % 10:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f"shot{i:05d}_float32.dat", "wb") as f:
+            left = n
+            while left:
+                k = min(left, block.size)
+                (block[:k] + np.float32(i)).tofile(f)
+                left -= k
+    return count * n * 4
+
+
+def baseline(src: Path, dst: Path) -> float:
+    """The plain script: per file, ``np.fromfile`` + ``np.save``. Returns seconds."""
+    t0 = time.perf_counter()
+    for path in sorted(src.rglob("*.dat")):
+        out = dst / path.relative_to(src).with_suffix(".npy")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.save(out, np.fromfile(path, dtype="<f4"))
+    return time.perf_counter() - t0
+
+
+def run_migrate(src: Path, dst: Path, to: str, workers: int) -> tuple[float, dict[str, int]]:
+    t0 = time.perf_counter()
+    report = migrate(src, dst, to=to, workers=workers, verify=True)
+    seconds = time.perf_counter() - t0
+    if report.exit_code != 0:
+        raise SystemExit(f"migration failed: {report.summary()}")
+    return seconds, report.counts
+
+
+def _row(name: str, files: int, nbytes: int, seconds: float) -> dict[str, Any]:
+    return {
+        "run": name,
+        "files": files,
+        "bytes": nbytes,
+        "seconds": round(seconds, 3),
+        "files_per_s": round(files / seconds, 1),
+        "gb_per_s": round(nbytes / seconds / 1e9, 3),
+    }
+
+
+def bench(
+    kind: str, src: Path, scratch: Path, files: int, nbytes: int, to: str, workers: list[int]
+) -> list[dict[str, Any]]:
+    rows = []
+    out = scratch / f"{kind}-baseline"
+    rows.append(_row(f"{kind}: baseline np.fromfile+np.save", files, nbytes, baseline(src, out)))
+    shutil.rmtree(out)
+    for w in workers:
+        out = scratch / f"{kind}-migrate-{w}"
+        seconds, counts = run_migrate(src, out, to, w)
+        assert counts["converted"] == files, counts
+        rows.append(_row(f"{kind}: migrate to={to} workers={w} verify", files, nbytes, seconds))
+        shutil.rmtree(out)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--small", type=int, default=2000, help="number of small files (default 2000)")
+    ap.add_argument("--small-size", default="64KiB", help="size of each small file (default 64KiB)")
+    ap.add_argument("--large", type=int, default=8, help="number of large files (default 8)")
+    ap.add_argument("--large-size", default="256MiB", help="size of each large file (default 256MiB)")
+    ap.add_argument(
+        "--to", default="npy", choices=("npy", "raw", "zarr", "hdf5"), help="target format (default npy)"
+    )
+    ap.add_argument("--workers", default="1,2", help="comma-separated worker counts (default 1,2)")
+    ap.add_argument("--dir", help="scratch folder (default: a temporary folder, removed at the end)")
+    ap.add_argument("--json", help="also write the rows as JSON to this file")
+    args = ap.parse_args(argv)
+    workers = [int(w) for w in args.workers.split(",")]
+    scratch = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="bench_migrate_"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    try:
+        for kind, count, size in (
+            ("small", args.small, parse_size(args.small_size)),
+            ("large", args.large, parse_size(args.large_size)),
+        ):
+            if count <= 0:
+                continue
+            src = scratch / f"{kind}-src"
+            nbytes = make_archive(src, count, size, seed=len(kind))
+            rows.extend(bench(kind, src, scratch, count, nbytes, args.to, workers))
+            shutil.rmtree(src)
+    finally:
+        if not args.dir:
+            shutil.rmtree(scratch, ignore_errors=True)
+    print(
+        f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; command: python tools/bench_migrate.py "
+        + " ".join(sys.argv[1:] if argv is None else argv)
+    )
+    print("| run | files | MiB | seconds | files/s | GB/s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        print(
+            f"| {r['run']} | {r['files']} | {r['bytes'] / 2**20:,.0f} | {r['seconds']:.2f} | "
+            f"{r['files_per_s']:,.1f} | {r['gb_per_s']:.2f} |"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
