@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import StorageFullError
+from .errors import ReadOnlyError, StorageFullError
 
 __all__ = [
     "atomic_write_bytes",
@@ -47,6 +47,23 @@ def raise_if_full(exc: OSError, path: str | os.PathLike[str], what: str) -> None
         ) from exc
 
 
+def writable(path: str | os.PathLike[str]) -> bool:
+    """False for a read-only file or file system (``os.access`` sees ``EROFS`` even as root)."""
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return os.access(p, os.W_OK)
+
+
+def raise_if_readonly(exc: OSError, path: str | os.PathLike[str], what: str) -> None:
+    """Re-raise EROFS/EACCES/EPERM as :class:`ReadOnlyError`; do nothing for other errors."""
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        raise ReadOnlyError(
+            f"cannot write while {what} {os.fspath(path)!r}: {exc.strerror} (read-only file system or "
+            "permissions); write somewhere else, or open read-only with mode='r'"
+        ) from exc
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` through a temporary sibling and a rename.
 
@@ -65,6 +82,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, durable: bo
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise_if_full(exc, path, "writing")
+        raise_if_readonly(exc, path, "writing")
         raise
     if durable:
         fsync_dir(path.parent)

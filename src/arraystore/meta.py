@@ -13,12 +13,14 @@ from numpy.lib.format import descr_to_dtype, dtype_to_descr
 
 from .errors import MetadataError, UnsupportedDtypeError
 
-__all__ = ["MAX_NDIM", "ArrayMeta", "Order", "dtype_from_json", "dtype_to_json"]
+__all__ = ["MAX_NBYTES", "MAX_NDIM", "ArrayMeta", "Order", "dtype_from_json", "dtype_to_json"]
 
 Order = Literal["C", "F"]
 
 #: numpy's own limit on the number of dimensions (NPY_MAXDIMS in numpy 2).
 MAX_NDIM = 64
+#: The largest array a 64-bit file offset (and numpy's intp) can address.
+MAX_NBYTES = 2**63 - 1
 
 
 def dtype_to_json(dtype: np.dtype[Any]) -> Any:
@@ -172,6 +174,12 @@ class ArrayMeta:
         if self.order not in ("C", "F"):
             raise MetadataError(f"expected order 'C' or 'F', found {self.order!r}")
         object.__setattr__(self, "attrs", _check_attrs(self.attrs))
+        if self.nbytes > MAX_NBYTES:
+            raise MetadataError(
+                f"expected an array of at most {MAX_NBYTES:,} bytes (what a 64-bit file offset can address), "
+                f"found shape {list(self.shape)} of {dtype.itemsize}-byte items = {self.nbytes:,} bytes; "
+                "the metadata is damaged or hostile"
+            )
 
     @property
     def ndim(self) -> int:

@@ -127,6 +127,7 @@ class ArrayStore(ABC):
         self._options = dict(options or {})
         self._closed = False
         self._locks: list[WriterLock] = []
+        self._abandoned = False  # closed without completing: backends keep their incomplete flags
         self._staged: tuple[Location, Location] | None = None  # (building at, publish to)
 
     # -- hooks for backends ------------------------------------------------
@@ -465,22 +466,22 @@ class ArrayStore(ABC):
         self._locks = []
 
     def abandon(self) -> None:
-        """Close without publishing and without removing: a new array stays at its staging place.
+        """Close without completing: flush the data, release the lock, publish nothing.
 
-        :func:`arraystore.convert` uses it when interrupted, so that a rerun with
-        ``create(..., resume=True)`` picks up the half-built array. Nothing at the final
-        path changes; for an existing array opened ``r+`` this is :meth:`close`.
+        A new array stays at its staging place, so a rerun with ``create(..., resume=True)``
+        picks it up (:func:`arraystore.convert` does this when interrupted). An existing
+        array opened ``r+`` and written keeps its *incomplete* mark, as after a crash. Stores
+        that were never closed are abandoned when garbage-collected.
         """
-        if self._staged is None:
-            self.close()
-            return
         if self._closed:
             return
         self._closed = True
+        self._abandoned = True
         _open_writers.discard(self)
         try:
-            with contextlib.suppress(Exception):  # the error that made us abandon matters more
-                self._flush(durable=False)
+            if self._mode in WRITABLE_MODES:
+                with contextlib.suppress(Exception):  # the error that made us abandon matters more
+                    self._flush(durable=False)
             self._close()
         finally:
             self._release_locks()
@@ -495,11 +496,12 @@ class ArrayStore(ABC):
             self.close()
 
     def __del__(self) -> None:
-        if not getattr(self, "_closed", True) and getattr(self, "_staged", None) is None:
-            try:
-                self.close()
-            except Exception:
-                pass
+        if not getattr(self, "_closed", True):
+            with contextlib.suppress(Exception):  # never raise from __del__
+                if self._mode in WRITABLE_MODES:
+                    self.abandon()  # never closed: not known to be complete
+                else:
+                    self.close()
 
     def __reduce__(self) -> tuple[Any, ...]:
         if self._staged is not None:
@@ -578,6 +580,11 @@ def open(  # noqa: A001 - the natural name, like io.open and zarr.open
     if not cls._exists(location):
         raise ArrayNotFoundError(f"{location}: no {cls.backend} array there")
     lock = None
+    if mode in WRITABLE_MODES and not _fsutil.writable(location.file):
+        raise ReadOnlyError(
+            f"{location}: cannot open it with mode {mode!r}: the file or its file system is read-only; "
+            "open with mode='r'"
+        )
     if mode in WRITABLE_MODES:
         lock_file = cls._lock_file(location)
         lock = WriterLock(lock_file, timeout=lock_timeout) if lock_file else None
@@ -670,11 +677,14 @@ def create(
             store = cls._create(
                 staging or location, meta, chunks=chunks, compression=compression, durable=durable, **options
             )
-    except BaseException:
+    except BaseException as exc:
         if staging is not None and locks and locks[-1].path == staging.file:
             _fsutil.remove_path(staging.file)
         for lock in locks:
             lock.release()
+        if isinstance(exc, OSError) and not isinstance(exc, ArrayStoreError):
+            _fsutil.raise_if_full(exc, str(location), "creating")
+            _fsutil.raise_if_readonly(exc, str(location), "creating")
         raise
     store._locks = locks
     if staging is not None:

@@ -38,8 +38,9 @@ def test_subarray_dtype_folds_into_shape() -> None:
 
 
 def test_nbytes_never_overflows() -> None:
-    m = ArrayMeta((2**40, 2**40), "<f8")
-    assert m.nbytes == 2**83  # a Python int, past int64
+    assert ArrayMeta((2**31, 2**31), "u1").nbytes == 2**62  # Python ints, no int64 wrap-around
+    with pytest.raises(MetadataError, match="18,446,744,073,709,551,616 bytes"):
+        ArrayMeta((2**32, 2**32), "u1")  # would wrap to 0 in int64 arithmetic
 
 
 @pytest.mark.parametrize("shape", [(-1,), (1.5,), ("3",), (True,), [None], (1,) * 65, "12"], ids=str)

@@ -71,13 +71,13 @@ def _bytes_view(arr: np.ndarray[Any, Any]) -> memoryview:
     return memoryview(flat)
 
 
-def _pread_into(fd: int, buf: np.ndarray[Any, Any], pos: int) -> None:
+def _pread_into(fd: int, buf: np.ndarray[Any, Any], pos: int, path: str) -> None:
     view = _bytes_view(buf)
     done = 0
     while done < len(view):
         n = os.preadv(fd, [view[done:]], pos + done)
         if n == 0:
-            raise SizeMismatchError(f"fd {fd}", len(view), done)  # the file shrank under us
+            raise SizeMismatchError(path, pos + len(view), pos + done)  # the file shrank under us
         done += n
 
 
@@ -167,7 +167,7 @@ class MappedFileStore(ArrayStore):
         rows_shape = list(self.shape)
         rows_shape[axis] = hi - lo
         buf = np.empty(math.prod(rows_shape), self.dtype)
-        _pread_into(self._get_fd(), buf, self._offset + lo * row_bytes)
+        _pread_into(self._get_fd(), buf, self._offset + lo * row_bytes, self._data_file())
         return buf.reshape(rows_shape, order=self.order)  # type: ignore[call-overload,no-any-return]
 
     def _large_contiguous(self, sel: Selection) -> bool:
@@ -191,7 +191,7 @@ class MappedFileStore(ArrayStore):
             return np.empty(shape, self.dtype)
         if self.ndim == 0:
             buf = np.empty((), self.dtype)
-            _pread_into(self._get_fd(), buf, self._offset)
+            _pread_into(self._get_fd(), buf, self._offset, self._data_file())
             return buf
         axis, lo, hi, row_bytes = self._rows(sel)
         rows = self._read_rows(axis, lo, hi, row_bytes)

@@ -105,6 +105,10 @@ def _open_file(path: str, mode: str) -> h5py.File:
         raise ReadOnlyError(f"{path}: permission denied opening it with mode {mode!r}: {exc}") from None
     except OSError as exc:
         _fsutil.raise_if_full(exc, path, "opening")
+        if mode != "r" and not _fsutil.writable(path):
+            raise ReadOnlyError(
+                f"{path}: cannot open it for writing (read-only file or file system); open with mode='r'"
+            ) from None
         text = str(exc)
         if "already open" in text:
             raise LockedError(
@@ -464,7 +468,7 @@ class HDF5Store(ArrayStore):
         if not self._file.id.valid:
             return
         try:
-            if self._mode in WRITABLE_MODES and self._flagged:
+            if self._mode in WRITABLE_MODES and self._flagged and not self._abandoned:
                 self._clear_flag()
             if self._map is not None:
                 self._map.flush()

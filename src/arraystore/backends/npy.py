@@ -7,6 +7,7 @@ no pickles, a size that matches the header) before anything is mapped.
 from __future__ import annotations
 
 import os
+import tokenize
 from typing import Any, ClassVar
 
 import numpy as np
@@ -64,7 +65,7 @@ def read_npy_header(path: str) -> tuple[ArrayMeta, int, tuple[int, int]]:
                     "such headers can take very long to parse, so the file is refused"
                 ) from None
             raise MetadataError(f"{path}: malformed .npy header: {exc}") from None
-        except (EOFError, SyntaxError, TypeError, KeyError, RecursionError, MemoryError) as exc:
+        except (EOFError, SyntaxError, TypeError, KeyError, RecursionError, MemoryError, tokenize.TokenError) as exc:
             raise MetadataError(f"{path}: malformed or truncated .npy header: {exc!r}") from None
         offset = f.tell()
     if dtype.hasobject:

@@ -164,7 +164,7 @@ class RawStore(MappedFileStore):
 
     def _close(self) -> None:
         super()._close()
-        if self._mode in ("r+", "w+", "w-") and self._dirty and self._staged is None:
+        if self._mode in ("r+", "w+", "w-") and self._dirty and self._staged is None and not self._abandoned:
             self._mark_complete()
 
     def _mark_complete(self) -> None:
