@@ -16,7 +16,7 @@ import warnings
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, MutableMapping
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from .errors import (
 from .fidelity import Fidelity, check_fidelity
 from .meta import ArrayMeta, Order
 from .registry import Location, backend_class, detect_backend, parse_location
+
+if TYPE_CHECKING:
+    from .writer import ArrayWriter
 
 __all__ = ["MODES", "ArrayStore", "Mode", "create", "open"]
 
@@ -399,6 +402,29 @@ class ArrayStore(ABC):
         from .access import sample_batches
 
         return sample_batches(self, batch_size, rng=rng, window=window, drop_last=drop_last, prefetch=prefetch)
+
+    def writer(
+        self,
+        *,
+        flush_every: int | None = None,
+        flush_every_seconds: float | None = None,
+        durable: bool = False,
+        resume: bool = False,
+    ) -> ArrayWriter:
+        """A checkpointing writer over this store: flush every N writes and/or T seconds.
+
+        With ``resume=True`` it continues from the last checkpoint recorded for this
+        array (a crashed earlier writer's), ignoring one marked complete; see
+        :class:`arraystore.writer.ArrayWriter`.
+        """
+        from .writer import ArrayWriter
+
+        start = ArrayWriter.resume(self.path) if resume else None
+        if start is not None and start.complete:
+            start = None
+        return ArrayWriter(
+            self, flush_every=flush_every, flush_every_seconds=flush_every_seconds, durable=durable, start=start
+        )
 
     def as_memmap(self) -> np.memmap[Any, Any]:
         """A zero-copy ``numpy.memmap`` of the stored bytes, where the format allows.

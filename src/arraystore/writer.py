@@ -44,7 +44,6 @@ from typing import Any
 import numpy as np
 
 from . import _fsutil
-from . import store as _store_mod
 from .errors import AlreadyExistsError, ClosedStoreError, MetadataError, ModeError
 from .registry import Location, backend_class, detect_backend, parse_location
 from .store import ArrayStore, create
@@ -419,13 +418,7 @@ class ArrayWriter:
         finally:
             self._closed = True
             _open_writers.discard(self)
-            store = self._store
-            store._closed = True
-            _store_mod._open_writers.discard(store)
-            try:
-                store._close()
-            finally:
-                store._release_locks()
+            self._store.abandon()
 
     def _check_open(self) -> None:
         if self._closed:

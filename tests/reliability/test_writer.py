@@ -204,3 +204,25 @@ def test_a_store_never_closed_is_recognisably_incomplete(tmp_path: Path) -> None
         arraystore.open(p)
     with arraystore.open(p, allow_incomplete=True) as s:
         assert not s.complete and (s[0] == 5).all()  # flushed at exit, not marked complete
+
+
+def test_store_writer_method_resumes(tmp_path: Path) -> None:
+    """``ArrayStore.writer(resume=True)`` continues from a crashed writer's checkpoint."""
+    import numpy as np
+
+    import arraystore
+
+    path = tmp_path / "w.dat"
+    with arraystore.create(path, (8, 2), "<i4") as s:
+        s[...] = 0
+    w = arraystore.open(path, "r+").writer(flush_every=2)
+    w.append(np.ones((2, 2), "<i4"))
+    w.append(np.ones((2, 2), "<i4") * 2)
+    w.abandon()  # as if killed after the last checkpoint
+    with arraystore.open(path, "r+", allow_incomplete=True) as s:
+        w2 = s.writer(resume=True)
+        assert w2.rows == 4
+        w2.append(np.full((4, 2), 3, "<i4"))
+        w2.close()
+    with arraystore.open(path) as s:
+        assert s[:, 0].tolist() == [1, 1, 2, 2, 3, 3, 3, 3]
