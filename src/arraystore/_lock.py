@@ -22,7 +22,7 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["WriterLock"]
+__all__ = ["WriterLock", "writer_active"]
 
 _NO_FLOCK = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
 _POLL_SECONDS = 0.05
@@ -100,3 +100,20 @@ class WriterLock:
             except FileNotFoundError:
                 pass
             self._owns_soft = False
+
+
+def writer_active(path: str | os.PathLike[str]) -> bool:
+    """True when another writer holds the lock on ``path`` right now (False when unknown)."""
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+    finally:
+        os.close(fd)  # also drops the shared lock if it was taken
+    return False

@@ -151,3 +151,14 @@ def test_sidecar_is_human_readable(tmp_path: Path) -> None:
     side = json.loads((tmp_path / "r.dat.json").read_text())
     assert side["format"] == "arraystore.raw" and side["version"] == 1
     assert side["dtype"] == ">f8" and side["shape"] == [2, 3] and side["nbytes"] == 48
+
+
+def test_incomplete_while_being_written(tmp_path: Path) -> None:
+    path = tmp_path / "live.dat"
+    _make(path, np.zeros(4, "<f4"))
+    with arraystore.open(path, "r+") as w:
+        w[0] = 1
+        with pytest.raises(IncompleteArrayError, match="writing it right now"):
+            arraystore.open(path)
+    with arraystore.open(path) as s:  # closed: complete again
+        assert s[0] == 1

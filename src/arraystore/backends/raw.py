@@ -10,6 +10,7 @@ import os
 from typing import Any, ClassVar
 
 from .. import _fsutil
+from .._lock import writer_active
 from ..errors import BackendError, IncompleteArrayError, MetadataError
 from ..meta import ArrayMeta
 from ..registry import Location
@@ -100,6 +101,11 @@ class RawStore(MappedFileStore):
             options["dialect_name"] = parsed.dialect
         check_size(data, offset, meta)
         if sidecar is not None and not sidecar.complete and not allow_incomplete:
+            if writer_active(data):
+                raise IncompleteArrayError(
+                    f"{data}: another process is writing it right now (its sidecar says incomplete and it holds "
+                    "the writer lock); wait for it to close, or pass allow_incomplete=True to read it anyway"
+                )
             raise IncompleteArrayError(
                 f"{data}: its sidecar says the data is incomplete (a writer did not close it: crash or kill?); "
                 "re-create it, resume the writer, or pass allow_incomplete=True to read it anyway"
