@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from .errors import ReadOnlyError, StorageFullError
+from .errors import MetadataError, ReadOnlyError, StorageFullError
 
 __all__ = [
     "atomic_write_bytes",
@@ -102,6 +104,31 @@ def remove_path(path: str | os.PathLike[str]) -> None:
     else:
         with contextlib.suppress(FileNotFoundError):
             p.unlink()
+
+
+def read_json_file(path: str | os.PathLike[str], max_bytes: int, what: str) -> Any:
+    """Parse a small JSON file; ``None`` when it does not exist.
+
+    Raises
+    ------
+    MetadataError
+        A folder, a file over ``max_bytes``, or invalid JSON; the message names ``what``
+        the file was expected to be.
+    """
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            raw = f.read(max_bytes + 1)
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise MetadataError(f"{p}: expected a {what} file, found a folder") from None
+    if len(raw) > max_bytes:
+        raise MetadataError(f"{p}: over {max_bytes:,} bytes, not a {what}")
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise MetadataError(f"{p}: expected a {what} in JSON, found invalid JSON ({exc})") from None
 
 
 def nonempty(path: str | os.PathLike[str]) -> bool:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._fsutil import atomic_write_bytes
+from ._fsutil import atomic_write_bytes, read_json_file
 from .errors import MetadataError
 from .meta import ArrayMeta
 
@@ -135,19 +135,9 @@ def read_sidecar(data_path: str | os.PathLike[str]) -> Sidecar | None:
         When a sidecar exists but is not valid JSON or not a valid sidecar.
     """
     sp = sidecar_path(data_path)
-    try:
-        with open(sp, "rb") as f:
-            raw = f.read(MAX_SIDECAR_BYTES + 1)
-    except FileNotFoundError:
+    d = read_json_file(sp, MAX_SIDECAR_BYTES, "sidecar")
+    if d is None:
         return None
-    except IsADirectoryError:
-        raise MetadataError(f"{sp}: expected a JSON sidecar file, found a folder") from None
-    if len(raw) > MAX_SIDECAR_BYTES:
-        raise MetadataError(f"{sp}: sidecar larger than {MAX_SIDECAR_BYTES:,} bytes; not an arraystore sidecar")
-    try:
-        d = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise MetadataError(f"{sp}: expected a JSON sidecar, found invalid JSON ({exc})") from None
     return Sidecar.from_dict(d, source=str(sp))
 
 

@@ -157,19 +157,9 @@ def checkpoint_path(path: str | os.PathLike[str]) -> Path:
 
 def _read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint | None:
     cp = checkpoint_path(path)
-    try:
-        with open(cp, "rb") as f:
-            raw = f.read(_MAX_CHECKPOINT_BYTES + 1)
-    except FileNotFoundError:
+    d = _fsutil.read_json_file(cp, _MAX_CHECKPOINT_BYTES, "checkpoint")
+    if d is None:
         return None
-    except IsADirectoryError:
-        raise MetadataError(f"{cp}: expected a checkpoint file, found a folder; remove it") from None
-    if len(raw) > _MAX_CHECKPOINT_BYTES:
-        raise MetadataError(f"{cp}: over {_MAX_CHECKPOINT_BYTES:,} bytes, not a checkpoint; remove it")
-    try:
-        d = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise MetadataError(f"{cp}: expected checkpoint JSON, found invalid JSON ({exc}); remove it") from None
     return Checkpoint.from_dict(d, source=str(cp))
 
 

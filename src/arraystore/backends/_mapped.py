@@ -11,7 +11,7 @@ import numpy as np
 
 from .._fsutil import raise_if_full
 from .._selection import Selection, selection_shape
-from ..errors import ModeError, NotMemoryMappableError, SizeMismatchError
+from ..errors import BackendError, ModeError, NotMemoryMappableError, SizeMismatchError
 from ..fidelity import Fidelity
 from ..meta import ArrayMeta
 from ..registry import Location
@@ -96,6 +96,17 @@ class MappedFileStore(ArrayStore):
         self._io = choose_io(str(location.file), io)
         self._map: np.ndarray[Any, Any] | None = None
         self._fd: int | None = None
+
+    @classmethod
+    def _single_array(cls, location: Location, chunks: Any = None, compression: str | None = None) -> None:
+        """Refuse what a one-file, one-byte-range format cannot hold: keys, chunks, compression."""
+        if location.key:
+            raise BackendError(f"{location}: {cls.backend} files hold one array; drop the '::{location.key}' part")
+        if chunks is not None or compression is not None:
+            raise BackendError(
+                f"the {cls.backend} backend stores one contiguous uncompressed byte range: chunks= and "
+                "compression= need the hdf5 or zarr backend"
+            )
 
     @property
     def offset(self) -> int:

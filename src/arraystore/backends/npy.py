@@ -103,8 +103,7 @@ class NpyStore(MappedFileStore):
     def _open(  # type: ignore[override]  # backends take their own options
         cls, location: Location, mode: str, *, io: str = "auto", durable: bool = False, allow_incomplete: bool = False
     ) -> NpyStore:
-        if location.key:
-            raise BackendError(f"{location}: .npy files hold one array; drop the '::{location.key}' part")
+        cls._single_array(location)
         path = str(location.file)
         meta, offset, _version = read_npy_header(path)
         check_size(path, offset, meta)
@@ -121,12 +120,7 @@ class NpyStore(MappedFileStore):
         durable: bool = False,
         io: str = "auto",
     ) -> NpyStore:
-        if location.key:
-            raise BackendError(f"{location}: .npy files hold one array; drop the '::{location.key}' part")
-        if chunks is not None or compression is not None:
-            raise BackendError(
-                "the npy backend stores contiguous uncompressed data: chunks= and compression= need hdf5 or zarr"
-            )
+        cls._single_array(location, chunks, compression)
         if meta.attrs:
             raise BackendError(
                 "the .npy format has no place for attributes; drop attrs= or use the raw, hdf5 or zarr backend"

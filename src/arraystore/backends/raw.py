@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from .. import _fsutil
 from .._lock import writer_active
-from ..errors import BackendError, IncompleteArrayError, MetadataError
+from ..errors import IncompleteArrayError, MetadataError
 from ..meta import ArrayMeta
 from ..registry import Location
 from ..sidecar import Sidecar, read_sidecar, sidecar_path, write_sidecar
@@ -62,8 +62,7 @@ class RawStore(MappedFileStore):
         io: str = "auto",
         durable: bool = False,
     ) -> RawStore:
-        if location.key:
-            raise BackendError(f"{location}: raw files hold one array; drop the '::{location.key}' part")
+        cls._single_array(location)
         data = str(location.file)
         # use_sidecar=False: a legacy JSON file may sit where our sidecar would (scan.raw.json)
         sidecar = read_sidecar(data) if dialect is None and use_sidecar else None
@@ -123,13 +122,7 @@ class RawStore(MappedFileStore):
         durable: bool = False,
         io: str = "auto",
     ) -> RawStore:
-        if location.key:
-            raise BackendError(f"{location}: raw files hold one array; drop the '::{location.key}' part")
-        if chunks is not None or compression is not None:
-            raise BackendError(
-                "the raw backend stores one contiguous uncompressed byte range: chunks= and compression= "
-                "need the hdf5 or zarr backend"
-            )
+        cls._single_array(location, chunks, compression)
         path = str(location.file)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
