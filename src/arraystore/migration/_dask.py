@@ -25,5 +25,6 @@ def run_on_dask(
     distributed = distributed_module()
     with client_for(scheduler, workers) as client:
         futures = client.map(run_job, list(jobs), pure=False)
-        for future in distributed.as_completed(futures):
-            on_result(future.result())
+        with client.as_current():  # as_completed looks up the current client
+            for _future, record in distributed.as_completed(futures, with_results=True):
+                on_result(record)
