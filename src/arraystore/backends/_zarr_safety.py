@@ -12,6 +12,9 @@ What is refused, with :class:`~arraystore.errors.UnsafeInputError` unless noted:
   would decode to more than ``max_chunk_bytes`` (a decompression bomb or a typo);
 * inconsistent shapes, codecs or data types found by zarr-python while parsing:
   :class:`~arraystore.errors.MetadataError`.
+* metadata documents that are not JSON objects, and chunks that do not decode:
+  :class:`~arraystore.errors.MetadataError`. Chunks whose codecs would decode to more
+  than the chunk holds are refused by ``_zarr_bounds`` as they are read.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import lzma
 import math
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,14 +78,32 @@ def check_key(key: str | None) -> str:
 
 
 def check_metadata_file(path: Path) -> None:
-    """Refuse an oversized metadata document before zarr parses it."""
-    with contextlib.suppress(FileNotFoundError):
+    """Refuse an oversized metadata document, or one that is not a JSON object, before zarr parses it."""
+    try:
         size = path.stat().st_size
-        if size > MAX_METADATA_BYTES:
-            raise UnsafeInputError(
-                f"{path}: a metadata document of {size:,} bytes, over the limit of {MAX_METADATA_BYTES:,}; "
-                "real Zarr metadata is a few kilobytes: this file is damaged or hostile"
-            )
+    except FileNotFoundError:
+        return
+    if size > MAX_METADATA_BYTES:
+        raise UnsafeInputError(
+            f"{path}: a metadata document of {size:,} bytes, over the limit of {MAX_METADATA_BYTES:,}; "
+            "real Zarr metadata is a few kilobytes: this file is damaged or hostile"
+        )
+    if not path.is_file():
+        return
+    try:
+        doc = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return
+    except (ValueError, RecursionError) as exc:
+        raise MetadataError(
+            f"{path}: expected a JSON object (Zarr metadata), found text that is not valid JSON "
+            f"({type(exc).__name__}: {str(exc)[:100]}); the file is damaged: restore it"
+        ) from None
+    if not isinstance(doc, dict):
+        raise MetadataError(
+            f"{path}: expected a JSON object (Zarr metadata), found a JSON {type(doc).__name__}; the file is damaged "
+            "or not Zarr metadata: restore it"
+        )
 
 
 def check_zip(zf: zipfile.ZipFile, where: str, max_member_bytes: int) -> None:
@@ -163,7 +186,12 @@ def zarr_errors(where: str, *, reading_chunks: bool = False) -> Iterator[None]:
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             _fsutil.raise_if_full(exc, where, "writing")
+        if exc.errno is None:  # a codec's error (gzip.BadGzipFile, also in a write's read-modify-write)
+            raise MetadataError(f"{where}: a chunk could not be decoded: {type(exc).__name__}: {exc}") from None
         raise
-    except (ValueError, TypeError, KeyError, IndexError, json.JSONDecodeError, zipfile.BadZipFile, RuntimeError) as exc:
+    except (
+        ValueError, TypeError, KeyError, IndexError, AttributeError, json.JSONDecodeError, zipfile.BadZipFile,
+        RuntimeError, zlib.error, EOFError, lzma.LZMAError,
+    ) as exc:  # fmt: skip
         what = "a chunk could not be decoded" if reading_chunks else "invalid Zarr metadata"
         raise MetadataError(f"{where}: {what}: {type(exc).__name__}: {exc}") from None

@@ -26,6 +26,13 @@ Layout choices
   ``r+`` session, cleared at close or a durable flush) and the recorded
   ``checksum``. It never shows in :attr:`ArrayStore.attrs`.
 
+Reading safely
+--------------
+Arrays are opened through :class:`~arraystore.backends._zarr_bounds.BoundedStore`:
+every stored chunk (and every inner chunk of a shard) is checked against its
+expected decoded size before zarr decodes it, so a decompression bomb is refused with
+``UnsafeInputError`` (see ``_zarr_bounds`` for how each codec is bounded).
+
 Staging and locking
 -------------------
 A new ``x.zarr`` is built in ``x.zarr.partial/`` and renamed at close. A new
@@ -65,6 +72,7 @@ from ..fidelity import FAMILIES, Fidelity, Support
 from ..meta import ArrayMeta, dtype_from_json, dtype_to_json
 from ..registry import Location
 from ..store import ArrayStore
+from ._zarr_bounds import BoundedStore, chunk_rule
 from ._zarr_files import check_parents, ensure_groups, fsync_tree, pack_zip
 from ._zarr_layout import (
     DEFAULT_MAX_CHUNK_BYTES,
@@ -253,9 +261,11 @@ class ZarrStore(ArrayStore):
                 for name in ("zarr.json", ".zarray", ".zattrs"):
                     check_metadata_file(node / name)
                 store = zarr.storage.LocalStore(location.file, read_only=(mode == "r"))
-            arr = zarr.open_array(store, path=key, mode="r" if mode == "r" else "r+")
+            bounded = BoundedStore(store, where, key)
+            arr = zarr.open_array(bounded, path=key, mode="r" if mode == "r" else "r+")
             meta, reserved, encoding, stored = _describe(arr, where)
             check_array(arr, where, max_chunk_bytes)
+            bounded.rule = chunk_rule(arr)
         if reserved.get("incomplete") and not allow_incomplete:
             raise IncompleteArrayError(
                 f"{where}: its '{RESERVED_ATTR}' attribute says a writer did not finish it (crash or kill?); "
