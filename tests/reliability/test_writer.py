@@ -226,3 +226,25 @@ def test_store_writer_method_resumes(tmp_path: Path) -> None:
         w2.close()
     with arraystore.open(path) as s:
         assert s[:, 0].tolist() == [1, 1, 2, 2, 3, 3, 3, 3]
+
+
+@pytest.mark.parametrize(("suffix", "kwargs"), [(".dat", {}), (".h5", {}), (".zarr", {"chunks": (2, 2)})])
+def test_abandoned_r_plus_store_stays_incomplete(tmp_path: Path, suffix: str, kwargs: dict) -> None:
+    """Closing without completing (as a crash would) must not mark the array complete."""
+    import numpy as np
+
+    import arraystore
+    from arraystore.errors import IncompleteArrayError
+
+    path = tmp_path / f"a{suffix}"
+    with arraystore.create(path, (4, 2), "<i4", **kwargs) as s:
+        s[...] = 0
+    s = arraystore.open(path, "r+")
+    s[0] = 1
+    s.abandon()
+    with pytest.raises(IncompleteArrayError):
+        arraystore.open(path)
+    with arraystore.open(path, allow_incomplete=True) as r:
+        assert r[0].tolist() == [1, 1]
+        assert not r.complete
+    assert np.array_equal(arraystore.open(path, allow_incomplete=True)[1:], np.zeros((3, 2)))

@@ -388,7 +388,7 @@ class ZarrStore(ArrayStore):
                 fsync_tree(self._array_dir(), files=("zarr.json",))
 
     def _close(self) -> None:
-        if self._dirty and self._staged is None and self._mode != "r":
+        if self._dirty and self._staged is None and self._mode != "r" and not self._abandoned:
             self._mark_complete()
         if isinstance(self._zstore, zarr.storage.ZipStore):
             self._zstore.close()
