@@ -5,8 +5,7 @@ of evidence (arraystore's sidecar, header dialects, legacy JSON, folder manifest
 rules, the file name), or says why it cannot: see ``docs/migration-metadata.md``.
 :func:`migrate` converts a whole archive, resumably, with a manifest: see ``docs/migration.md``.
 
-The module itself is callable: ``arraystore.migrate(src, dst, ...)`` is
-``arraystore.migration.migrate(src, dst, ...)``.
+``arraystore.migrate(src, dst, ...)`` is :func:`migrate` of this package.
 """
 
 from __future__ import annotations
