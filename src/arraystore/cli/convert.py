@@ -23,7 +23,17 @@ def register(sub: Any) -> None:
     p.add_argument("--compression", help="e.g. zstd:3, gzip:1, lzf, blosc (hdf5, zarr)")
     p.add_argument("--order", choices=("C", "F"), help="destination order (default: the source's)")
     p.add_argument("--max-memory", default="256MiB", help="memory budget for buffers (default: 256MiB)")
-    p.add_argument("--workers", type=int, help="writer threads for compressed zarr (default: one per CPU)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="writer threads for compressed zarr; with --scheduler local, worker processes (default: one per CPU)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS|local",
+        help="run the blocks on a Dask cluster: a scheduler address (tcp://host:8786) or 'local' for a temporary "
+        "one; the workers must see SRC and DST under the same paths",
+    )
     p.add_argument("--verify", action="store_true", help="re-read the result and compare checksums before publishing")
     p.add_argument("--no-resume", dest="resume", action="store_false", help="ignore an interrupted run and restart")
     p.add_argument("--durable", action="store_true", help="fsync data, metadata and folder before publishing")
@@ -61,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         durable=args.durable,
         overwrite=args.overwrite,
         progress=sys.stderr.isatty() and not args.json,
+        scheduler=args.scheduler,
     )
     if report.restarted:
         print(f"arraystore: {report.restarted}", file=sys.stderr)

@@ -14,6 +14,10 @@ for destinations that cache writes in the process, flushed), so a kill can lose
 journal lines but never claim a block that is not on disk. A torn last line is
 ignored. A journal whose header does not match the current source fingerprint and
 options is discarded and the conversion restarts from scratch, with a message.
+
+A conversion of a single block has nothing to resume: its journal is *disabled*
+(``enabled=False``): no file is written, and a stale one left by an earlier run with
+other options is removed.
 """
 
 from __future__ import annotations
@@ -64,22 +68,34 @@ def source_fingerprint(location: Location, backend: str, meta: dict[str, Any]) -
 class Journal:
     """An append-only record of finished blocks."""
 
-    def __init__(self, path: Path, header: dict[str, Any], done: dict[int, str], *, durable: bool) -> None:
+    def __init__(self, path: Path, header: dict[str, Any], done: dict[int, str], *, durable: bool,
+                 enabled: bool = True) -> None:
         self.path = path
         self.header = header
         self.done = done
         self.durable = durable
+        self.enabled = enabled
         self._f: Any = None
+        self._on_disk = False
 
     @classmethod
     def open(
-        cls, path: Path, source: dict[str, Any], options: dict[str, Any], *, resume: bool, durable: bool = False
+        cls, path: Path, source: dict[str, Any], options: dict[str, Any], *, resume: bool, durable: bool = False,
+        enabled: bool = True,
     ) -> tuple[Journal, str | None]:
-        """Load a matching journal (resume) or start a new one; returns it and a restart message, if any."""
+        """Load a matching journal (resume) or start a new one; returns it and a restart message, if any.
+
+        With ``enabled=False`` nothing is read or written (a stale journal is removed).
+        """
         header = {"journal": MAGIC, "version": VERSION, "source": source, "options": options}
         message = None
         done: dict[int, str] = {}
-        if path.exists():
+        exists = os.path.lexists(path)
+        if not enabled:
+            if exists:
+                remove_path(path)
+            return cls(path, header, done, durable=durable, enabled=False), None
+        if exists:
             if not resume:
                 message = "resume disabled: starting from scratch"
             else:
@@ -93,18 +109,32 @@ class Journal:
                 if message is not None:
                     done = {}
         journal = cls(path, header, done, durable=durable)
+        journal._on_disk = exists
         if message is not None or not done:
             journal._start()
         return journal, message
 
     def _start(self) -> None:
+        self.close()
         self.done = {}
+        if not self.enabled:
+            if self._on_disk or os.path.lexists(self.path):
+                remove_path(self.path)
+            self._on_disk = False
+            return
         data = json.dumps(self.header, sort_keys=True) + "\n"
         with open(self.path, "w", encoding="utf-8") as f:
             f.write(data)
             f.flush()
             if self.durable:
                 os.fsync(f.fileno())
+        self._on_disk = True
+
+    def restart(self, options: dict[str, Any], *, enabled: bool) -> None:
+        """Start again from scratch with new options (the plan changed after the destination was created)."""
+        self.header["options"] = options
+        self.enabled = enabled
+        self._start()
 
     @property
     def fresh(self) -> bool:
@@ -113,6 +143,9 @@ class Journal:
 
     def record(self, block: int, digest: str) -> None:
         """Append one finished block."""
+        if not self.enabled:
+            self.done[block] = digest
+            return
         if self._f is None:
             self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open across blocks
         self._f.write(json.dumps({"block": block, "digest": digest}) + "\n")
@@ -134,7 +167,9 @@ class Journal:
     def remove(self) -> None:
         """Delete the journal (the conversion finished or was abandoned for good)."""
         self.close()
-        remove_path(self.path)
+        if self.enabled or self._on_disk:
+            remove_path(self.path)
+            self._on_disk = False
 
 
 def _canon(obj: Any) -> str:

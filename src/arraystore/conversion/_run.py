@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -16,15 +17,17 @@ from ..errors import (
     ArrayStoreError,
     ConversionError,
     NotMemoryMappableError,
+    StorageFullError,
     VerificationError,
 )
 from ..fidelity import check_fidelity
 from ..registry import backend_class, detect_backend, parse_location
 from ..store import ArrayStore, create
 from ..store import open as open_store
-from ._fastpath import DropBehindWriter, copy_range, drop_cache, pread_into, pwrite_all
+from ._fastpath import DROP_BEHIND_MIN, DropBehindWriter, copy_range, drop_cache, pread_into, pwrite_all
+from ._hdf5_direct import DirectChunkWriter, direct_pipeline
 from ._journal import Journal, journal_path, source_fingerprint
-from ._memory import MemorySampler
+from ._memory import SAMPLE_THREAD_MIN, MemorySampler
 from ._parallel import BlockPipeline
 from ._plan import (
     MAX_CHUNK_BYTES,
@@ -99,7 +102,9 @@ def convert(
     progress
         ``True`` for a tqdm bar on stderr, or a callable ``(done_bytes, total_bytes)``.
     scheduler
-        Reserved for distributed conversion with Dask; not available yet.
+        Run the blocks on a Dask cluster: a scheduler address, a ``distributed.Client``,
+        or ``"local"`` for a temporary ``LocalCluster`` of ``workers`` processes. The
+        workers must see both paths; see docs/conversion.md, "On a Dask cluster".
 
     Returns
     -------
@@ -114,19 +119,20 @@ def convert(
     AlreadyExistsError, ConversionError, VerificationError, StorageFullError
     """
     if scheduler is not None:
-        raise ConversionError(
-            "scheduler= (distributed conversion) needs arraystore[dask] and is not implemented in this version; "
-            "run without scheduler= (the conversion uses this machine's cores)"
-        )
+        from ._dask import convert_on_dask
+
+        return convert_on_dask(src, dst, scheduler=scheduler, backend=backend, chunks=chunks, shards=shards,
+                               compression=compression, order=order, max_memory=max_memory, workers=workers,
+                               verify=verify, resume=resume, durable=durable, overwrite=overwrite, progress=progress)
     budget = parse_size(max_memory)
     nworkers = default_workers(workers)
     t0 = time.perf_counter()
-    sampler = MemorySampler().start()
+    sampler = MemorySampler()  # its thread starts only for large conversions (see _Conversion.run)
     try:
         src_store = src if isinstance(src, ArrayStore) else open_store(src, "r")
         try:
             report = _Conversion(src_store, dst, backend, chunks, shards, compression, order, budget, nworkers,
-                                 verify, resume, durable, overwrite, progress).run()
+                                 verify, resume, durable, overwrite, progress, sampler=sampler).run()
         finally:
             if src_store is not src:
                 src_store.close()
@@ -166,8 +172,12 @@ def byte_range(sel: tuple[slice, ...], shape: tuple[int, ...], order: str, items
 
 def _mapped_region(store: ArrayStore) -> tuple[str, int] | None:
     """``(file, offset)`` of a store's data when it is one contiguous uncompressed byte range."""
+    from ..backends._mapped import MappedFileStore
+
     if not store.supports_memmap or store.nbytes == 0:
         return None
+    if isinstance(store, MappedFileStore):  # raw, npy: known without mapping the file (we pread/pwrite it)
+        return store._data_file(), store.offset
     try:
         mm = store.as_memmap()
     except (NotMemoryMappableError, ArrayStoreError):
@@ -182,8 +192,10 @@ class _Conversion:
 
     def __init__(self, src: ArrayStore, dst: Any, backend: str | None, chunks: Any, shards: Any,
                  compression: str | None, order: str | None, budget: int, workers: int, verify: bool,
-                 resume: bool, durable: bool, overwrite: bool, progress: Progress | bool | None) -> None:
+                 resume: bool, durable: bool, overwrite: bool, progress: Progress | bool | None,
+                 *, sampler: MemorySampler | None = None) -> None:
         self.src = src
+        self.sampler = sampler
         self.dst_loc = parse_location(dst)
         self.dst_cls = backend_class(backend or detect_backend(self.dst_loc, must_exist=False))
         self.chunks = _tuple(chunks)
@@ -200,6 +212,7 @@ class _Conversion:
         self.durable = durable
         self.overwrite = overwrite
         self.progress = progress
+        self._src_region = _mapped_region(src)
 
     # -- planning ----------------------------------------------------------
 
@@ -249,7 +262,7 @@ class _Conversion:
     def _method(self, dst_grid: tuple[int, ...] | None) -> str:
         src = self.src
         same_layout = dst_grid is None and self.order == src.order and src.nbytes > 0
-        if same_layout and _mapped_region(src) is not None and (self._contiguous_dst() or self.dst_cls.backend == "hdf5"):
+        if same_layout and self._src_region is not None and (self._contiguous_dst() or self.dst_cls.backend == "hdf5"):
             if self.dst_cls.backend == "hdf5" and self.compression is not None:
                 return "blocks"
             return "buffered-copy" if c_streamable_shape(src.shape, src.order) else "kernel-copy"
@@ -277,9 +290,12 @@ class _Conversion:
         method = self._method(grid)
         notes = [note] if note else []
         plan = self._plan(grid, create_chunks, method, notes)  # MemoryBudgetError here: nothing written yet
+        if self.sampler is not None and plan.nbytes >= SAMPLE_THREAD_MIN:
+            self.sampler.start()
         jpath = journal_path(self.dst_loc)
         fingerprint = source_fingerprint(parse_location(src.path), src.backend, src.meta.to_dict())
-        journal, restart = Journal.open(jpath, fingerprint, plan.key(), resume=self.resume, durable=self.durable)
+        journal, restart = Journal.open(jpath, fingerprint, plan.key(), resume=self.resume, durable=self.durable,
+                                        enabled=_resumable(plan))
         reuse = self.resume and not journal.fresh
         extra: dict[str, Any] = {"shards": self.shards} if self.shards is not None else {}
         try:
@@ -298,18 +314,22 @@ class _Conversion:
             if actual_grid != plan.blocks.chunks and actual_grid is not None and grid != actual_grid:
                 # The backend chose (or adjusted) the chunk grid: align to what it made; restart the journal.
                 plan = self._plan(actual_grid, actual_grid if self.shards is None else create_chunks, "blocks", notes)
-                journal.header["options"] = plan.key()
-                journal._start()
-            if plan.method != "blocks" and _mapped_region(dst) is None:
+                journal.restart(plan.key(), enabled=_resumable(plan))
+            dst_region = _mapped_region(dst) if dst.dtype == src.dtype else None
+            if plan.method != "blocks" and dst_region is None:
                 plan = self._plan(None, None, "blocks", [*notes, "destination has no contiguous byte range yet"])
-                journal.header["options"] = plan.key()
-                journal._start()
+                journal.restart(plan.key(), enabled=_resumable(plan))
+            direct = direct_pipeline(dst, src.dtype) if plan.method == "blocks" else None
+            if direct is not None:
+                plan = dataclasses.replace(plan, notes=(*plan.notes, (
+                    f"chunks {'shuffled and ' if direct[0] else ''}deflated (level {direct[1]}) by {self.workers} "
+                    "threads, written with write_direct_chunk")))
             report.method = plan.method
             report.plan = plan.to_dict()
             report.blocks_total = plan.n_blocks
             report.memory_estimate = plan.blocks.block_bytes * blocks_in_memory(plan.method, self.compression is not None,
                                                                                  plan.workers)
-            value = self._move(dst, plan, journal, report)
+            value = self._move(dst, dst_region, plan, journal, report, direct)
             if value is None:  # not streamable in C order: one pass over the source
                 value = checksum(src, max_bytes=max(plan.blocks.block_bytes, 1 << 20))
             report.checksum = value
@@ -331,19 +351,27 @@ class _Conversion:
             dst.discard()
             journal.remove()
             raise
-        except BaseException:
-            if self.resume:
+        except BaseException as exc:
+            # Keep the half-built destination for a rerun, unless rerunning cannot help:
+            # a full disk (free the space now) or a source that changed under us.
+            if self.resume and not isinstance(exc, (StorageFullError, EOFError)):
                 journal.close()
                 dst.abandon()
             else:
                 dst.discard()
                 journal.remove()
+            if isinstance(exc, EOFError):
+                raise ConversionError(
+                    f"{src.path}: the source changed size while being converted ({exc}); nothing was published. "
+                    "Convert it again once it is no longer being written"
+                ) from exc
             raise
         dst.close()  # publishes: flush (+ fsync when durable), rename into place
         journal.remove()
         return report
 
-    def _move(self, dst: ArrayStore, plan: ConversionPlan, journal: Journal, report: ConversionReport) -> dict[str, str] | None:
+    def _move(self, dst: ArrayStore, dst_region: tuple[str, int] | None, plan: ConversionPlan, journal: Journal,
+              report: ConversionReport, direct: tuple[bool, int] | None = None) -> dict[str, str] | None:
         """Move every block; returns the streamed checksum, or None when blocks are not C-order consecutive."""
         hasher = StreamHasher() if c_streamable(plan.blocks) else None
         total = plan.nbytes
@@ -360,7 +388,13 @@ class _Conversion:
             done[0] += nbytes
             bar(done[0], total)
 
-        mover = _ByteMover(self.src, dst, plan) if plan.method != "blocks" else _BlockMover(self.src, dst, plan)
+        mover: _BlockMover
+        if direct is not None:
+            mover = _DirectChunkMover(self.src, dst, plan, self._src_region, None,
+                                      DirectChunkWriter(dst, *direct, workers=self.workers))
+        else:
+            mover = (_ByteMover if plan.method != "blocks" else _BlockMover)(self.src, dst, plan, self._src_region,
+                                                                             dst_region)
         try:
             with BlockPipeline(0 if plan.workers <= 1 and plan.method != "blocks" else plan.workers, finished) as pipe:
                 first = True
@@ -385,10 +419,17 @@ class _Conversion:
                     else:
                         pipe.submit(mover.write, i, sel, data, digest)
                     del data
+            if self.sampler is not None:
+                self.sampler.sample()  # the block buffers are still alive here
         finally:
             mover.finish()
         report.copy_call = getattr(mover, "copy_call", None)
         return hasher.result() if hasher is not None else None
+
+
+def _resumable(plan: ConversionPlan) -> bool:
+    """A plan of one block has nothing to resume: it runs without a journal file."""
+    return plan.n_blocks > 1
 
 
 def c_streamable_shape(shape: tuple[int, ...], order: str) -> bool:
@@ -416,14 +457,16 @@ def _progress_bar(progress: Progress | bool | None, total: int) -> Callable[[int
 class _BlockMover:
     """Blocks as arrays: ``src[sel]`` (or a pread for byte-range sources), ``dst[sel] = block`` (or a pwrite)."""
 
-    def __init__(self, src: ArrayStore, dst: ArrayStore, plan: ConversionPlan) -> None:
+    def __init__(self, src: ArrayStore, dst: ArrayStore, plan: ConversionPlan,
+                 src_region: tuple[str, int] | None, dst_region: tuple[str, int] | None) -> None:
         self.src, self.dst, self.plan = src, dst, plan
         self.dtype = src.dtype
-        self._src_region = _mapped_region(src)
+        self._drop = plan.nbytes >= DROP_BEHIND_MIN  # small conversions leave the page cache alone
+        self._src_region = src_region
         self._src_fd = os.open(self._src_region[0], os.O_RDONLY) if self._src_region else None
-        self._dst_region = _mapped_region(dst) if dst.dtype == src.dtype else None
+        self._dst_region = dst_region
         self._dst_fd = os.open(self._dst_region[0], os.O_RDWR) if self._dst_region else None
-        self._writer = DropBehindWriter(self._dst_fd) if self._dst_fd is not None else None
+        self._writer = DropBehindWriter(self._dst_fd, enabled=self._drop) if self._dst_fd is not None else None
 
     def as_array(self, data: np.ndarray[Any, Any], sel: tuple[slice, ...]) -> np.ndarray[Any, Any]:
         return data
@@ -441,7 +484,8 @@ class _BlockMover:
         shape = tuple(s.stop - s.start for s in sel)
         flat = np.empty(math.prod(shape), src.dtype)
         pread_into(self._src_fd, flat.view(np.uint8).data, self._src_region[1] + off)
-        drop_cache(self._src_fd, self._src_region[1] + off, n)
+        if self._drop:
+            drop_cache(self._src_fd, self._src_region[1] + off, n)
         return flat.reshape(shape, order=src.order)  # type: ignore[call-overload, no-any-return]
 
     def read_back(self, sel: tuple[slice, ...]) -> tuple[np.ndarray[Any, Any], str]:
@@ -471,11 +515,34 @@ class _BlockMover:
         self._src_fd = self._dst_fd = None
 
 
+class _DirectChunkMover(_BlockMover):
+    """Blocks of a deflated HDF5 destination: chunks compressed on a pool, written with write_direct_chunk."""
+
+    def __init__(self, src: ArrayStore, dst: ArrayStore, plan: ConversionPlan, src_region: tuple[str, int] | None,
+                 dst_region: tuple[str, int] | None, direct: DirectChunkWriter) -> None:
+        super().__init__(src, dst, plan, src_region, dst_region)
+        self._direct = direct
+        before_write = getattr(dst, "_before_write", None)  # sets the "incomplete" flag of in-place datasets
+        if before_write is not None:
+            before_write()
+
+    def write(self, i: int, sel: tuple[slice, ...], block: np.ndarray[Any, Any], digest: str) -> tuple[int, int, str]:
+        self._direct.write(sel, block)
+        return i, block.nbytes, digest
+
+    def finish(self) -> None:
+        try:
+            self._direct.close()
+        finally:
+            super().finish()
+
+
 class _ByteMover(_BlockMover):
     """Same bytes, same layout: blocks are byte ranges, copied through one buffer or in the kernel."""
 
-    def __init__(self, src: ArrayStore, dst: ArrayStore, plan: ConversionPlan) -> None:
-        super().__init__(src, dst, plan)
+    def __init__(self, src: ArrayStore, dst: ArrayStore, plan: ConversionPlan,
+                 src_region: tuple[str, int] | None, dst_region: tuple[str, int] | None) -> None:
+        super().__init__(src, dst, plan, src_region, dst_region)
         assert self._src_region is not None and self._dst_region is not None
         self._buf = np.empty(plan.blocks.block_bytes if plan.method == "buffered-copy" else 0, np.uint8)
         self.copy_call: str | None = "preadv/pwritev" if plan.method == "buffered-copy" else None
@@ -495,7 +562,8 @@ class _ByteMover(_BlockMover):
         assert self._src_fd is not None and self._src_region is not None
         view = self._buf[:n]
         pread_into(self._src_fd, view.data, self._src_region[1] + off)
-        drop_cache(self._src_fd, self._src_region[1] + off, n)
+        if self._drop:
+            drop_cache(self._src_fd, self._src_region[1] + off, n)
         return view, block_digest(view)
 
     def _read_dst(self, sel: tuple[slice, ...]) -> np.ndarray[Any, Any]:

@@ -1,0 +1,536 @@
+"""``convert(..., scheduler=...)``: one conversion's blocks as tasks on a Dask cluster.
+
+The client process (the one that calls :func:`convert`) plans exactly as a local
+conversion does (same block plan, same destination chunks, same journal key, so a
+conversion interrupted locally resumes on a cluster and the other way round), creates
+the staged destination with :func:`arraystore.create`, holds its writer lock, keeps
+the journal, computes the checksum, verifies and publishes. The cluster's workers do
+the block work. Every task carries paths and a block index, never data; the workers
+must see the source and the staged destination under the same paths (a shared file
+system). Who writes a block depends on the destination:
+
+``zarr``
+    Each task opens the *staged* array itself (``_reopen_staged``, without the writer
+    lock: the client holds it), reads its block from the source and writes it. Safe
+    without a lock because blocks are whole destination chunks (or shards), each chunk
+    belongs to exactly one block, Zarr stores every chunk in its own file, and the
+    workers never write ``zarr.json`` (the staged handle sets no "incomplete" flag;
+    only the client writes metadata, at the end).
+``raw``, ``npy``, contiguous uncompressed HDF5
+    The client preallocates the file (``create``); each task writes its block's byte
+    range with ``pwrite`` (or copies it in the kernel with ``copy_file_range`` when
+    source and destination hold the same bytes in the same layout). Distinct blocks
+    are distinct byte ranges, and no file metadata changes, so no lock is needed; the
+    client's HDF5 handle never caches these bytes. When the block plan's blocks are
+    not byte runs of the destination (a change of order), tasks hand blocks to the
+    client instead, as for HDF5.
+chunked or compressed ``hdf5`` (and any other backend)
+    HDF5 allows one writing process per file and caches metadata inside it: a second
+    process opening the staged file would corrupt it (and its file locking refuses it),
+    and serialising workers with a ``distributed.Lock`` would still reopen, rewrite the
+    metadata and close the file on every block. So tasks read (and decode) source blocks
+    in parallel and return them; the client writes them in plan order, at most a
+    budget's worth in flight.
+
+Each task returns its block's digest (:func:`~arraystore.checksum.block_digest`), which
+the client journals, so a kill of the client resumes like a local conversion; journaled
+blocks are read back (by the task that would rewrite them) and only rewritten when
+they differ. The content checksum is streamed in the client when the client sees the
+blocks in C order; otherwise the client hashes the source in C-order slabs in a
+thread while the workers convert. ``verify=True`` re-reads the staged destination in
+the client before it is published.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ..checksum import StreamHasher, block_digest, c_order_plan, c_streamable
+from ..errors import ArrayStoreError, ConversionError
+from ..integrations.scheduler import check_scheduler, client_for, describe_scheduler, distributed_module
+from ..meta import ArrayMeta
+from ..registry import backend_class, parse_location
+from ..store import ArrayStore
+from ..store import open as open_store
+from ._fastpath import DropBehindWriter, copy_range, pread_into, pwrite_all
+from ._hdf5_direct import DirectChunkWriter
+from ._journal import Journal
+from ._memory import MemorySampler
+from ._plan import ConversionPlan, blocks_in_memory, default_workers, parse_size
+from ._report import ConversionReport
+from ._run import _WRITE_THROUGH, _Conversion, _progress_bar, byte_range
+
+__all__ = ["convert_on_dask", "describe_scheduler"]
+
+Sel = tuple[slice, ...]
+
+
+# -- what tasks carry ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _SourceRef:
+    """A source as a worker reopens it: path, backend and the options that reading it needs."""
+
+    path: str
+    backend: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def open(self) -> ArrayStore:
+        return open_store(self.path, "r", backend=self.backend, **self.options)
+
+
+def _source_ref(store: ArrayStore) -> _SourceRef:
+    if store.mode == "c":
+        raise ConversionError(
+            f"{store.path}: a copy-on-write store's changes live only in this process, where the Dask workers "
+            "cannot read them; convert without scheduler=, or save the changes to a file first"
+        )
+    if store.writable:
+        store.flush()  # the workers read the file
+    try:
+        _fn, (path, backend, options) = store.__reduce__()[:2]
+    except TypeError:
+        raise ConversionError(
+            f"{store.path}: the source is an array still being created; close (publish) it before converting it "
+            "on a cluster"
+        ) from None
+    options = dict(options)
+    if store.backend == "raw" and getattr(store, "sidecar", None) is None and getattr(store, "dialect", None) is None:
+        # opened with meta=...: the file alone cannot tell the workers its dtype and shape
+        options.update(meta=store.meta, offset=getattr(store, "offset", 0), use_sidecar=False)
+    return _SourceRef(str(path), str(backend), options)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """How a task writes its block.
+
+    ``kind`` is ``"zarr"`` (open the staged array), ``"region"`` (pwrite into a
+    preallocated byte range), ``"copy"`` (byte range to byte range, same layout) or
+    ``"client"`` (return the block to the client).
+    """
+
+    kind: str
+    source: _SourceRef
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    order: str
+    durable: bool = False
+    # zarr
+    backend: str = ""
+    staging: str = ""
+    final: str = ""
+    meta: ArrayMeta | None = None
+    chunks: tuple[int, ...] | None = None
+    # region, copy
+    file: str = ""
+    offset: int = 0
+    src_file: str = ""
+    src_offset: int = 0
+    method: str = "blocks"
+
+
+class _Done(NamedTuple):
+    """What a task hands back: ``status`` is ``written``, ``rewritten`` or ``resumed``; ``data``: C-order bytes."""
+
+    number: int
+    nbytes: int
+    digest: str
+    status: str
+    data: np.ndarray[Any, Any] | None = None
+    copy_call: str | None = None
+
+
+# -- tasks (run on the workers) -------------------------------------------------------------------------------------
+
+
+def _read_source(source: _SourceRef, sel: Sel) -> np.ndarray[Any, Any]:
+    with source.open() as src:
+        return np.asarray(src[sel])
+
+
+def _block_task(target: _Target, index: int, sel: Sel, expected: str | None) -> _Done:
+    """Convert one block (``expected``: its journaled digest, when a previous run finished it)."""
+    if target.kind == "client":
+        block = _read_source(target.source, sel)
+        # as bytes: distributed hands arrays nested in a result back in native byte order
+        raw = np.ascontiguousarray(block).reshape(-1).view(np.uint8)
+        return _Done(index, block.nbytes, block_digest(block), "written", raw)
+    if target.kind == "zarr":
+        return _zarr_block(target, index, sel, expected)
+    return _range_block(target, index, sel, expected)
+
+
+def _open_staged(target: _Target) -> ArrayStore:
+    """A second handle on the staged array, for writing distinct chunks; it never publishes."""
+    assert target.meta is not None
+    cls = backend_class(target.backend)
+    staging = parse_location(target.staging)
+    store = cls._reopen_staged(staging, target.meta, chunks=target.chunks)
+    if store is None:
+        raise ConversionError(
+            f"{target.staging}: the staged destination no longer matches the conversion (shape, dtype, order or "
+            "chunks); another process changed it. Run the conversion again"
+        )
+    store._staged = (staging, parse_location(target.final))  # a staged store writes no "incomplete" flag
+    return store
+
+
+def _zarr_block(target: _Target, index: int, sel: Sel, expected: str | None) -> _Done:
+    store = _open_staged(target)
+    try:
+        status = "written"
+        if expected is not None:
+            old = np.asarray(store[sel])
+            if block_digest(old) == expected:
+                return _Done(index, old.nbytes, expected, "resumed")
+            status = "rewritten"
+        block = _read_source(target.source, sel)
+        store[sel] = block
+    finally:
+        store.abandon()  # closes this handle without publishing or removing the staged array
+    return _Done(index, block.nbytes, block_digest(block), status)
+
+
+def _range_block(target: _Target, index: int, sel: Sel, expected: str | None) -> _Done:
+    rng = byte_range(sel, target.shape, target.order, target.dtype.itemsize)
+    if rng is None:  # the client checked every block
+        raise ConversionError(f"{target.file}: block {sel} is not one byte range of the destination")
+    off, n = rng
+    fd = os.open(target.file, os.O_RDWR)
+    try:
+        status = "written"
+        if expected is not None:
+            if _range_matches(target, fd, sel, off, n, expected):
+                return _Done(index, n, expected, "resumed")
+            status = "rewritten"
+        writer = DropBehindWriter(fd)
+        call = None
+        if target.kind == "copy":
+            digest, call = _copy(target, fd, off, n, writer)
+        else:
+            block = _read_source(target.source, sel)
+            digest = block_digest(block)
+            flat = np.ravel(block, order=target.order)  # type: ignore[call-overload]
+            pwrite_all(fd, flat.view(np.uint8).data, target.offset + off, target.file)
+            writer.wrote(target.offset + off, n)
+        writer.finish()
+        if target.durable:
+            os.fdatasync(fd)
+    finally:
+        os.close(fd)
+    return _Done(index, n, digest, status, copy_call=call)
+
+
+def _range_matches(target: _Target, fd: int, sel: Sel, off: int, n: int, expected: str) -> bool:
+    """True when the destination's bytes of a block are the ones journaled (or, for kernel copies, the source's)."""
+    have = np.empty(n, np.uint8)
+    pread_into(fd, have.data, target.offset + off)
+    if target.kind == "copy":
+        if expected:
+            return bool(block_digest(have) == expected)
+        want = np.empty(n, np.uint8)
+        with open(target.src_file, "rb") as f:
+            pread_into(f.fileno(), want.data, target.src_offset + off)
+        return bool(block_digest(want) == block_digest(have))
+    shape = tuple(s.stop - s.start for s in sel)
+    block = have.view(target.dtype).reshape(shape, order=target.order)  # type: ignore[call-overload]
+    return bool(block_digest(block) == expected)
+
+
+def _copy(target: _Target, dst_fd: int, off: int, n: int, writer: DropBehindWriter) -> tuple[str, str]:
+    """Copy a byte range between same-layout files: in the kernel (digest ``""``) or through a buffer."""
+    src_fd = os.open(target.src_file, os.O_RDONLY)
+    try:
+        if target.method == "kernel-copy":
+            call = copy_range(src_fd, target.src_offset + off, dst_fd, target.offset + off, n, writer, target.file)
+            return "", call
+        buf = np.empty(n, np.uint8)
+        pread_into(src_fd, buf.data, target.src_offset + off)
+        pwrite_all(dst_fd, buf.data, target.offset + off, target.file)
+        writer.wrote(target.offset + off, n)
+        return block_digest(buf), "preadv/pwritev"
+    finally:
+        os.close(src_fd)
+
+
+# -- the client -----------------------------------------------------------------------------------------------------
+
+
+class _SourceChecksum(threading.Thread):
+    """The source's content checksum, read in C-order slabs in the client while the workers convert."""
+
+    def __init__(self, store: ArrayStore, max_bytes: int) -> None:
+        super().__init__(name="arraystore-convert-checksum", daemon=True)
+        self.store = store
+        self.max_bytes = max_bytes
+        self._stop_event = threading.Event()
+        self._value: dict[str, str] | None = None
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            h = StreamHasher()
+            store = self.store
+            for sel in c_order_plan(store.shape, store.dtype.itemsize, self.max_bytes):
+                if self._stop_event.is_set():
+                    return
+                h.update(store[sel] if sel else store[...])
+            self._value = h.result()
+        except BaseException as exc:  # re-raised in the client's thread by result()
+            self._error = exc
+
+    def result(self) -> dict[str, str]:
+        self.join()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
+
+    def cancel(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+
+class _DaskConversion(_Conversion):
+    """A local conversion's planning, journal, verification and publishing; blocks moved by a Dask cluster."""
+
+    scheduler: Any = None
+
+    def _move(self, dst: ArrayStore, dst_region: tuple[str, int] | None, plan: ConversionPlan, journal: Journal,
+              report: ConversionReport, direct: tuple[bool, int] | None = None) -> dict[str, str] | None:
+        target = self._target(dst, dst_region, plan)
+        hasher = StreamHasher() if target.kind == "client" and c_streamable(plan.blocks) else None
+        side = None
+        if hasher is None:
+            side = _SourceChecksum(self.src, max(plan.blocks.block_bytes, 1 << 20))
+            side.start()
+        report.plan["scheduler"] = {"address": describe_scheduler(self.scheduler),
+                                    "writes": "client" if target.kind == "client" else "workers"}
+        try:
+            if plan.n_blocks:
+                with client_for(self.scheduler, self.workers) as client:
+                    run = _ClientWrites if target.kind == "client" else _WorkerWrites
+                    run(self, client, dst, plan, journal, report, target, hasher, direct).run()
+        except BaseException:
+            if side is not None:
+                side.cancel()
+            raise
+        return hasher.result() if hasher is not None else side.result() if side is not None else None
+
+    def _target(self, dst: ArrayStore, region: tuple[str, int] | None, plan: ConversionPlan) -> _Target:
+        src = self.src
+        common: dict[str, Any] = {"source": _source_ref(src), "shape": dst.shape, "dtype": dst.dtype,
+                                  "order": dst.order, "durable": self.durable}
+        if plan.method != "blocks":  # same bytes, same layout: run() checked both byte ranges exist
+            s_region = self._src_region
+            assert s_region is not None and region is not None
+            return _Target("copy", file=region[0], offset=region[1], src_file=s_region[0],
+                           src_offset=s_region[1], method=plan.method, **common)
+        if dst.backend == "zarr":
+            final = str(self.dst_loc)
+            staged = dst._staged[0] if dst._staged is not None else self.dst_loc
+            target = _Target("zarr", backend=dst.backend, staging=str(staged), final=final, meta=dst.meta,
+                             chunks=dst.chunks, **common)
+            try:  # a zip store's staging folder, for instance, takes no second writer
+                _open_staged(target).abandon()
+                return target
+            except ArrayStoreError:
+                return _Target("client", **common)
+        if region is not None and all(
+            byte_range(sel, dst.shape, dst.order, dst.dtype.itemsize) is not None for sel in plan.blocks
+        ):
+            return _Target("region", file=region[0], offset=region[1], **common)
+        return _Target("client", **common)
+
+
+class _Mover:
+    """The client's loop: submit block tasks, at most ``window`` in flight; journal and report what finishes."""
+
+    def __init__(self, conv: _DaskConversion, client: Any, dst: ArrayStore, plan: ConversionPlan, journal: Journal,
+                 report: ConversionReport, target: _Target, hasher: StreamHasher | None,
+                 direct: tuple[bool, int] | None) -> None:
+        self.conv, self.client, self.dst, self.plan = conv, client, dst, plan
+        self.direct = direct
+        self.journal, self.report, self.target, self.hasher = journal, report, target, hasher
+        self.bar = _progress_bar(conv.progress, plan.nbytes)
+        self.done_bytes = 0
+        self.token = uuid.uuid4().hex[:12]
+        self.inflight: set[Any] = set()
+
+    def submit(self, index: int, sel: Sel, expected: str | None) -> Any:
+        fut = self.client.submit(_block_task, self.target, index, sel, expected,
+                                 key=f"arraystore-convert-{self.token}-{index}", pure=False)
+        self.inflight.add(fut)
+        return fut
+
+    def result(self, fut: Any) -> _Done:
+        done: _Done = fut.result()
+        self.inflight.discard(fut)
+        fut.release()
+        return done
+
+    def progress(self, nbytes: int) -> None:
+        self.done_bytes += nbytes
+        self.bar(self.done_bytes, self.plan.nbytes)
+
+    def record(self, done: _Done) -> None:
+        self.journal.record(done.number, done.digest)
+        self.report.blocks_written += 1
+        if done.status == "rewritten":
+            self.report.blocks_rewritten += 1
+        if done.copy_call:
+            self.report.copy_call = done.copy_call
+        self.progress(done.nbytes)
+
+    def run(self) -> None:
+        try:
+            self.loop()
+        except BaseException:
+            # Let the few blocks in flight finish (unjournaled) rather than cancel them: a running task cannot
+            # be stopped, and none may still write into the staged array once convert() has raised.
+            with contextlib.suppress(BaseException):
+                distributed_module().wait(list(self.inflight))
+            self.inflight.clear()
+            raise
+
+    def loop(self) -> None:
+        raise NotImplementedError
+
+
+class _WorkerWrites(_Mover):
+    """Workers write their blocks; results arrive in any order."""
+
+    def loop(self) -> None:
+        distributed = distributed_module()
+        threads = sum(self.client.nthreads().values()) or 1
+        window = 2 * threads  # each thread has a block running and one queued
+        pending = distributed.as_completed(loop=self.client.loop)
+        inflight = 0
+        for i, sel in enumerate(self.plan.blocks):
+            pending.add(self.submit(i, sel, self.journal.done.get(i)))
+            inflight += 1
+            if inflight >= window:
+                self.finished(self.result(next(pending)))
+                inflight -= 1
+        for fut in pending:
+            self.finished(self.result(fut))
+
+    def finished(self, done: _Done) -> None:
+        if done.status == "resumed":
+            self.report.blocks_resumed += 1
+            self.progress(done.nbytes)
+        else:
+            self.record(done)
+
+
+class _ClientWrites(_Mover):
+    """Workers read blocks; the client writes them in plan order (and streams the checksum when it can)."""
+
+    def loop(self) -> None:
+        plan, dst, journal = self.plan, self.dst, self.journal
+        parts = blocks_in_memory("blocks", plan.compression is not None, plan.workers)
+        window = max(1, parts - 2 - (self.hasher is None))  # minus the block being written (+ checksum slab)
+        flush_each = dst.backend not in _WRITE_THROUGH
+        # a deflated HDF5 destination: the client compresses chunks on its threads, as a local conversion does
+        self.writer = DirectChunkWriter(dst, *self.direct, workers=self.conv.workers) if self.direct else None
+        try:
+            self._loop(plan, dst, journal, window, flush_each)
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+
+    def _loop(self, plan: ConversionPlan, dst: ArrayStore, journal: Journal, window: int, flush_each: bool) -> None:
+        pending: deque[tuple[Sel, Any]] = deque()
+        for i, sel in enumerate(plan.blocks):
+            if i in journal.done:
+                while pending:
+                    self.write(*pending.popleft(), flush_each)
+                data = np.asarray(dst[sel])
+                if block_digest(data) == journal.done[i]:
+                    if self.hasher is not None:
+                        self.hasher.update(data)
+                    self.report.blocks_resumed += 1
+                    self.progress(data.nbytes)
+                    continue
+                journal.forget(i)
+                self.report.blocks_rewritten += 1
+                del data
+            pending.append((sel, self.submit(i, sel, None)))
+            while len(pending) > window:
+                self.write(*pending.popleft(), flush_each)
+        while pending:
+            self.write(*pending.popleft(), flush_each)
+
+    def write(self, sel: Sel, fut: Any, flush_each: bool) -> None:
+        done = self.result(fut)
+        assert done.data is not None
+        block = done.data.view(self.conv.src.dtype).reshape(tuple(s.stop - s.start for s in sel))
+        if self.writer is not None:
+            self.writer.write(sel, block)
+        else:
+            self.dst[sel] = block
+        if flush_each:
+            self.dst.flush()
+        if self.hasher is not None:
+            self.hasher.update(block)
+        self.record(done._replace(data=None))
+
+
+def convert_on_dask(
+    src: str | os.PathLike[str] | ArrayStore,
+    dst: str | os.PathLike[str],
+    *,
+    scheduler: Any,
+    backend: str | None = None,
+    chunks: Any = None,
+    shards: Any = None,
+    compression: str | None = None,
+    order: str | None = None,
+    max_memory: int | str = "256MiB",
+    workers: int | None = None,
+    verify: bool = False,
+    resume: bool = True,
+    durable: bool = False,
+    overwrite: bool = False,
+    progress: Any = None,
+) -> ConversionReport:
+    """:func:`arraystore.convert` with ``scheduler=``: the same plan and result, blocks moved by a Dask cluster.
+
+    ``workers`` sizes a ``"local"`` cluster (worker processes, one thread each) and,
+    as locally, the plan. Memory figures in the report are the client process's.
+    See the module docstring for who writes what, and ``docs/conversion.md``.
+    """
+    check_scheduler(scheduler)
+    budget = parse_size(max_memory)
+    nworkers = default_workers(workers)
+    t0 = time.perf_counter()
+    sampler = MemorySampler()  # run() starts its thread for large conversions
+    try:
+        src_store = src if isinstance(src, ArrayStore) else open_store(src, "r")
+        try:
+            conv = _DaskConversion(src_store, dst, backend, chunks, shards, compression, order, budget, nworkers,
+                                   verify, resume, durable, overwrite, progress, sampler=sampler)
+            conv.scheduler = scheduler
+            report = conv.run()
+        finally:
+            if src_store is not src:
+                src_store.close()
+    finally:
+        sampler.stop()
+    report.seconds = time.perf_counter() - t0
+    report.throughput = report.nbytes / report.seconds if report.seconds > 0 else 0.0
+    report.peak_memory = sampler.peak_anon
+    report.baseline_memory = sampler.baseline.anon
+    report.peak_file_memory = sampler.peak_file
+    return report

@@ -1,0 +1,137 @@
+"""Compressed HDF5 destinations: chunks compressed on a thread pool, written with ``write_direct_chunk``.
+
+h5py runs every call under one global lock, so a dataset written through
+``dset[sel] = block`` compresses at one core's speed. When the destination's filter
+pipeline is one we can reproduce byte for byte, we run it ourselves instead:
+
+* ``deflate(level)`` (``compression="gzip:N"``): ``zlib.compress(chunk, level)``, the
+  zlib stream that HDF5's deflate filter writes (``compress2``);
+* ``shuffle`` then ``deflate``: numpy's byte transpose (byte ``j`` of every element,
+  then byte ``j + 1``, ...: HDF5's shuffle filter) then ``zlib.compress``.
+
+``zlib`` releases the GIL while it compresses, so chunks of a block are compressed
+by ``workers`` threads in parallel and written in order from the one writer thread
+with ``DatasetID.write_direct_chunk(offsets, data, filter_mask=0)``. Edge chunks are
+padded with zeros to the full chunk shape, as HDF5 stores them. Any other filter
+(lzf, fletcher32, scale-offset, plugins) or a dtype whose bytes in the file differ
+from the source's (``ds.dtype != src.dtype``, anything but bool, integers, floats
+and complex) keeps the normal ``dst[sel] = block`` path.
+"""
+
+from __future__ import annotations
+
+import itertools
+import zlib
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from .._fsutil import raise_if_full
+from ..errors import MetadataError
+from ..store import ArrayStore
+
+__all__ = ["DirectChunkWriter", "direct_pipeline"]
+
+_FILTER_DEFLATE = 1  # h5py.h5z.FILTER_DEFLATE
+_FILTER_SHUFFLE = 2  # h5py.h5z.FILTER_SHUFFLE
+_KINDS = frozenset("biufc")
+
+
+def _dataset(store: ArrayStore) -> Any:
+    """The h5py dataset behind an HDF5 store (``None`` for other stores)."""
+    return getattr(store, "_ds", None) if store.backend == "hdf5" else None
+
+
+def direct_pipeline(store: ArrayStore, src_dtype: np.dtype[Any]) -> tuple[bool, int] | None:
+    """``(shuffle, deflate level)`` when the destination's chunks can be compressed here, else None."""
+    ds = _dataset(store)
+    if ds is None or ds.chunks is None:
+        return None
+    dtype = np.dtype(ds.dtype)
+    if dtype != src_dtype or dtype.kind not in _KINDS or dtype.names is not None or dtype.subdtype is not None:
+        return None
+    dcpl = ds.id.get_create_plist()
+    filters = [dcpl.get_filter(i)[:3] for i in range(dcpl.get_nfilters())]
+    codes = [f[0] for f in filters]
+    if codes == [_FILTER_DEFLATE]:
+        shuffle = False
+    elif codes == [_FILTER_SHUFFLE, _FILTER_DEFLATE]:
+        shuffle = True
+    else:
+        return None
+    values = filters[-1][2]
+    level = int(values[0]) if values else 6
+    if not 0 <= level <= 9:
+        return None
+    return shuffle, level
+
+
+class DirectChunkWriter:
+    """Writes blocks (unions of whole chunks, in logical coordinates) to a chunked, deflated HDF5 dataset.
+
+    Parameters
+    ----------
+    store
+        The destination HDF5 store (open for writing).
+    shuffle, level
+        The dataset's pipeline, from :func:`direct_pipeline`.
+    workers
+        Compression threads.
+    """
+
+    def __init__(self, store: ArrayStore, shuffle: bool, level: int, workers: int) -> None:
+        self.store = store
+        self.ds = _dataset(store)
+        self.shuffle = shuffle and np.dtype(self.ds.dtype).itemsize > 1  # HDF5 skips 1-byte shuffles
+        self.level = level
+        self.chunks: tuple[int, ...] = tuple(self.ds.chunks)
+        self.dtype = np.dtype(self.ds.dtype)
+        self.fortran = store.order == "F"  # the dataset holds the transpose
+        self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="arraystore-deflate")
+        self._lookahead = 2 * max(1, workers)
+
+    def write(self, sel: tuple[slice, ...], block: np.ndarray[Any, Any]) -> None:
+        """Compress the chunks of ``block`` (at ``sel``) on the pool and write them in order."""
+        if self.fortran:
+            sel, block = sel[::-1], block.T
+        origins = list(self._origins(sel))
+        pending: deque[Any] = deque()
+        todo = iter(origins)
+        for origin in itertools.islice(todo, self._lookahead):
+            pending.append((origin, self._pool.submit(self._encode, block, sel, origin)))
+        while pending:
+            origin, fut = pending.popleft()
+            data = fut.result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append((nxt, self._pool.submit(self._encode, block, sel, nxt)))
+            try:
+                self.ds.id.write_direct_chunk(origin, data, filter_mask=0)
+            except OSError as exc:
+                raise_if_full(exc, self.store.path, "writing")
+                raise MetadataError(f"{self.store.path}: HDF5 could not write the chunk at {origin}: {exc}") from None
+
+    def _origins(self, sel: tuple[slice, ...]) -> Iterator[tuple[int, ...]]:
+        ranges = [range(s.start, s.stop, c) for s, c in zip(sel, self.chunks)]
+        return itertools.product(*ranges)
+
+    def _encode(self, block: np.ndarray[Any, Any], sel: tuple[slice, ...], origin: tuple[int, ...]) -> bytes:
+        shape = self.ds.shape
+        local = tuple(slice(o - s.start, min(o + c, n) - s.start) for o, s, c, n in zip(origin, sel, self.chunks, shape))
+        piece = block[local]
+        if piece.shape == self.chunks:
+            chunk = np.ascontiguousarray(piece, dtype=self.dtype)
+        else:  # an edge chunk: HDF5 stores it at full size
+            chunk = np.zeros(self.chunks, self.dtype)
+            chunk[tuple(slice(0, n) for n in piece.shape)] = piece
+        raw = chunk.reshape(-1).view(np.uint8)
+        if self.shuffle:
+            raw = np.ascontiguousarray(raw.reshape(-1, self.dtype.itemsize).T)
+        return zlib.compress(raw.data, self.level)
+
+    def close(self) -> None:
+        """Stop the compression threads."""
+        self._pool.shutdown(wait=True)
