@@ -72,13 +72,29 @@ def parse_size(text: str) -> int:
 # -- setup ------------------------------------------------------------------
 
 
-def make_source(folder: Path, size: int, kind: str) -> tuple[int, int]:
-    import arraystore
+#: Sources other than src.dat, and the operations that read them (made only when one is selected).
+DERIVED = {"src.npy": ("as_npy_raw",), "src.h5": ("as_h5_zarr",), "src.zarr": ("as_zarr_h5",)}
+
+
+def make_source(folder: Path, size: int, kind: str, ops: list[str]) -> tuple[int, int]:
+    from arraystore.conversion import convert
 
     rows = size // (ROW * 4)
     src = folder / "src.dat"
-    if src.exists():
-        return rows, ROW
+    if not src.exists():
+        _write_source(src, rows, kind)
+    for name, users in DERIVED.items():
+        if (folder / name).exists() or not any(op in users for op in ops):
+            continue
+        opts: dict[str, Any] = {"chunks": (CHUNK_ROWS, ROW), "compression": "zstd:3"} if name == "src.zarr" else {}
+        convert(str(src), str(folder / name), **opts)
+    os.sync()
+    return rows, ROW
+
+
+def _write_source(src: Path, rows: int, kind: str) -> None:
+    import arraystore
+
     rng = np.random.default_rng(0)
     with arraystore.create(str(src), (rows, ROW), "<f4") as s:
         step = SLAB // (ROW * 4)
@@ -90,13 +106,6 @@ def make_source(folder: Path, size: int, kind: str) -> tuple[int, int]:
                 y = np.arange(i, i + n, dtype=np.float32)[:, None]
                 x = np.arange(ROW, dtype=np.float32)[None, :]
                 s[i : i + n] = np.sin(y / 500.0) * np.cos(x / 300.0) * 100.0
-    from arraystore.conversion import convert
-
-    convert(str(src), str(folder / "src.npy"))
-    convert(str(src), str(folder / "src.h5"))
-    convert(str(src), str(folder / "src.zarr"), chunks=(CHUNK_ROWS, ROW), compression="zstd:3")
-    os.sync()
-    return rows, ROW
 
 
 def drop_cache(path: Path) -> None:
@@ -274,7 +283,7 @@ def op_dask_to_zarr(src: Path, out: Path, shape: tuple[int, ...], folder: Path) 
 
     arr = zarr.create_array(str(out) + ".zarr", shape=shape, dtype="<f4", chunks=(CHUNK_ROWS, ROW),
                             compressors=[zarr.codecs.ZstdCodec(level=3)], zarr_format=3)
-    da.from_array(_memmap(src, shape), chunks=(CHUNK_ROWS, ROW)).to_zarr(arr)
+    da.from_array(_memmap(src, shape), chunks=(CHUNK_ROWS, ROW)).to_zarr(arr)  # type: ignore[no-untyped-call]
 
 
 def op_tensorstore(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> Any:
@@ -352,9 +361,13 @@ def main() -> int:
     folder = Path(args.dir or f"/tmp/arraystore-bench-{os.getpid()}")
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        rows, cols = make_source(folder, size, args.data)
+        wanted = args.only.split(",") if args.only else []
+        unknown = sorted(set(wanted) - {name for name, _ in OPS})
+        if unknown:
+            raise SystemExit(f"unknown operation(s) {', '.join(unknown)}; choose among {', '.join(n for n, _ in OPS)}")
+        ops = [o for o in OPS if not wanted or o[0] in wanted]
+        rows, cols = make_source(folder, size, args.data, [name for name, _ in ops])
         nbytes = rows * cols * 4
-        ops = [o for o in OPS if not args.only or o[0] in args.only.split(",")]
         results: dict[str, Any] = {}
         for name, label in ops:
             runs = []
@@ -392,7 +405,7 @@ def _median_gbs(runs: list[dict[str, Any]]) -> float | None:
     ok = [r for r in runs if "seconds" in r]
     if not ok:
         return None
-    return statistics.median(r["bytes"] / r["seconds"] for r in ok) / 1e9
+    return float(statistics.median(r["bytes"] / r["seconds"] for r in ok)) / 1e9
 
 
 def _line(name: str, label: str, runs: list[dict[str, Any]], results: dict[str, Any]) -> str:

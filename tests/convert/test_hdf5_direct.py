@@ -143,3 +143,45 @@ def test_direct_chunks_resume(tmp_path: Path) -> None:
     report = convert(src, str(dst), verify=True, **opts)
     assert report.blocks_resumed == 2 and report.blocks_rewritten == 0
     assert _h5(dst)[0].tobytes() == data.tobytes()
+
+
+def test_direct_chunks_into_an_existing_file(tmp_path: Path) -> None:
+    """A new dataset in an existing HDF5 file is built in place, flagged incomplete until published."""
+    import h5py
+
+    import arraystore
+
+    data = _values("<f4")
+    src = write_source(tmp_path / "src.dat", data)
+    with h5py.File(tmp_path / "multi.h5", "w") as f:
+        f["other"] = np.arange(3)
+    report = convert(src, f"{tmp_path / 'multi.h5'}::new", compression="gzip:1", chunks=CHUNKS, verify=True)
+    assert any(DIRECT in n for n in report.plan["notes"])
+    with arraystore.open(f"{tmp_path / 'multi.h5'}::new") as s:
+        assert s[...].tobytes() == data.tobytes()
+    with h5py.File(tmp_path / "multi.h5", "r") as f:
+        assert sorted(f) == ["new", "other"]
+
+
+def test_interrupted_direct_chunks_in_an_existing_file_stay_incomplete(tmp_path: Path) -> None:
+    import h5py
+
+    import arraystore
+    from arraystore.errors import IncompleteArrayError
+
+    class Stop(Exception):
+        pass
+
+    def stop(done: int, total: int) -> None:
+        raise Stop
+
+    data = _values("<f4")
+    src = write_source(tmp_path / "src.dat", data)
+    with h5py.File(tmp_path / "multi.h5", "w") as f:
+        f["other"] = np.arange(3)
+    budget = 4 * 2 * int(np.prod(CHUNKS)) * 4
+    with pytest.raises(Stop):
+        convert(src, f"{tmp_path / 'multi.h5'}::new", compression="gzip:1", chunks=CHUNKS, max_memory=budget,
+                progress=stop)
+    with pytest.raises(IncompleteArrayError):
+        arraystore.open(f"{tmp_path / 'multi.h5'}::new")

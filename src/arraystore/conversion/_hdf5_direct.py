@@ -88,6 +88,7 @@ class DirectChunkWriter:
         self.shuffle = shuffle and np.dtype(self.ds.dtype).itemsize > 1  # HDF5 skips 1-byte shuffles
         self.level = level
         self.chunks: tuple[int, ...] = tuple(self.ds.chunks)
+        self.shape: tuple[int, ...] = tuple(self.ds.shape)  # read once: h5py calls take its global lock
         self.dtype = np.dtype(self.ds.dtype)
         self.fortran = store.order == "F"  # the dataset holds the transpose
         self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="arraystore-deflate")
@@ -119,8 +120,8 @@ class DirectChunkWriter:
         return itertools.product(*ranges)
 
     def _encode(self, block: np.ndarray[Any, Any], sel: tuple[slice, ...], origin: tuple[int, ...]) -> bytes:
-        shape = self.ds.shape
-        local = tuple(slice(o - s.start, min(o + c, n) - s.start) for o, s, c, n in zip(origin, sel, self.chunks, shape))
+        local = tuple(slice(o - s.start, min(o + c, n) - s.start)
+                      for o, s, c, n in zip(origin, sel, self.chunks, self.shape))
         piece = block[local]
         if piece.shape == self.chunks:
             chunk = np.ascontiguousarray(piece, dtype=self.dtype)

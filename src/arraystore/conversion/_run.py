@@ -89,7 +89,8 @@ def convert(
     max_memory
         Budget for the conversion's buffers: ``"256MiB"``, ``"1GB"`` or bytes.
     workers
-        Writer threads for compressed Zarr destinations; default: one per CPU.
+        Writer threads for compressed Zarr destinations, compression threads for deflated
+        (gzip) HDF5 destinations; default: one per CPU.
     verify
         Re-read the destination before publishing it and compare checksums.
     resume
