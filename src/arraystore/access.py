@@ -191,7 +191,7 @@ def _gather_sequential(
     out = np.empty(_row_block_shape(store, axis, uniq.size), store.dtype, order=store.order)
     step = max(1, max_bytes // max(row_bytes, 1))
     lo, hi = int(uniq[0]), int(uniq[-1]) + 1
-    fd = os.open(store._data_file(), os.O_RDONLY)
+    fd = os.open(store.data_file, os.O_RDONLY)
     try:
         if hasattr(os, "posix_fadvise"):
             os.posix_fadvise(
@@ -227,7 +227,7 @@ def _gather_advised(
         return np.take(m, uniq, axis=axis)
     out = np.empty(_row_block_shape(store, axis, uniq.size), store.dtype, order=store.order)
     run_of_row = np.searchsorted(starts, uniq, side="right") - 1
-    fd = os.open(store._data_file(), os.O_RDONLY)
+    fd = os.open(store.data_file, os.O_RDONLY)
     try:
         advised = 0
         for w in range(0, starts.size, ADVISE_AHEAD):
@@ -254,7 +254,7 @@ def _gather_pread(
 ) -> np.ndarray[Any, Any]:
     out = np.empty(_row_block_shape(store, axis, uniq.size), store.dtype, order=store.order)
     first = np.searchsorted(uniq, starts)
-    fd = os.open(store._data_file(), os.O_RDONLY)
+    fd = os.open(store.data_file, os.O_RDONLY)
 
     def read(r: int) -> None:
         a, b = int(starts[r]), int(stops[r])
@@ -399,7 +399,7 @@ def _advise_mapped(store: Any, advice: str) -> bool:
             os.posix_fadvise(get_fd(), store.offset, store.nbytes, fadv)
             done = True
         return done
-    return _fadvise_file(Path(store._data_file()), advice, store.offset, store.nbytes) or done
+    return _fadvise_file(Path(store.data_file), advice, store.offset, store.nbytes) or done
 
 
 def _store_files(store: ArrayStore) -> list[Path]:

@@ -109,6 +109,11 @@ class MappedFileStore(ArrayStore):
             )
 
     @property
+    def data_file(self) -> str:
+        """The file holding the bytes (for a dialect header, the data file it names)."""
+        return str(self._location.file)
+
+    @property
     def offset(self) -> int:
         """Byte offset of the data in the file."""
         return self._offset

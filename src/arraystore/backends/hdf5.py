@@ -432,6 +432,12 @@ class HDF5Store(ArrayStore):
         return not self._flagged
 
     @property
+    def dataset(self) -> h5py.Dataset:
+        """The open ``h5py.Dataset`` (for what arraystore does not wrap, e.g. direct chunk writes)."""
+        self._check_open()
+        return self._ds
+
+    @property
     def chunks(self) -> tuple[int, ...] | None:
         """Storage chunk shape in the array's axis order, or None for contiguous data."""
         c = self._ds.chunks

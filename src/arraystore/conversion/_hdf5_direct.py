@@ -42,7 +42,7 @@ _KINDS = frozenset("biufc")
 
 def _dataset(store: ArrayStore) -> Any:
     """The h5py dataset behind an HDF5 store (``None`` for other stores)."""
-    return getattr(store, "_ds", None) if store.backend == "hdf5" else None
+    return getattr(store, "dataset", None) if store.backend == "hdf5" else None
 
 
 def direct_pipeline(store: ArrayStore, src_dtype: np.dtype[Any]) -> tuple[bool, int] | None:

@@ -178,7 +178,7 @@ def _mapped_region(store: ArrayStore) -> tuple[str, int] | None:
     if not store.supports_memmap or store.nbytes == 0:
         return None
     if isinstance(store, MappedFileStore):  # raw, npy: known without mapping the file (we pread/pwrite it)
-        return store._data_file(), store.offset
+        return store.data_file, store.offset
     try:
         mm = store.as_memmap()
     except (NotMemoryMappableError, ArrayStoreError):
