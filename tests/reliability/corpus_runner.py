@@ -75,7 +75,19 @@ def main() -> int:
 
 
 def peak_rss() -> int:
-    """Peak resident set size of this process, in bytes (Linux reports KiB)."""
+    """Peak resident set size of this process, in bytes.
+
+    ``VmHWM`` from ``/proc/self/status``: the high-water mark of this program's own
+    address space. ``getrusage``'s ``ru_maxrss`` would not do: Linux carries it across
+    ``fork`` + ``exec``, so it starts at the size of the pytest process that launched us.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 

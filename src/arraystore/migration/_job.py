@@ -55,6 +55,11 @@ def open_source(path: str | os.PathLike[str], meta: ArrayMeta, offset: int, own_
     return open_store(path, "r", backend="raw", meta=meta, offset=offset, use_sidecar=own_sidecar)
 
 
+def failed_record(job: Job, exc: BaseException, t0: float) -> FileRecord:
+    """The ``failed`` record of a job that raised ``exc``."""
+    return _record(job, "failed", t0, error=_error(exc))
+
+
 def _error(exc: BaseException) -> dict[str, str]:
     return {"type": type(exc).__name__, "message": str(exc)}
 

@@ -237,8 +237,46 @@ def _execute(
     from ..parallel import mp_context
 
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp_context()) as pool:
-        for future in as_completed([pool.submit(run_job, job) for job in jobs]):
-            on_result(future.result())
+        futures = [pool.submit(_run_batch, batch) for batch in _batches(jobs, workers)]
+        for future in as_completed(futures):
+            for record in future.result():
+                on_result(record)
+
+
+#: Small files travel to the pool in batches: one round trip per file costs more than converting it.
+BATCH_FILES = 64
+BATCH_BYTES = 64 << 20
+
+
+def _batches(jobs: Sequence[Job], workers: int) -> list[list[Job]]:
+    """Consecutive jobs grouped up to ``BATCH_FILES`` files or ``BATCH_BYTES``, at least ``2 * workers`` batches."""
+    per = max(1, min(BATCH_FILES, -(-len(jobs) // (2 * workers))))
+    out: list[list[Job]] = []
+    batch: list[Job] = []
+    size = 0
+    for job in jobs:
+        if batch and (len(batch) >= per or size + job.size > BATCH_BYTES):
+            out.append(batch)
+            batch, size = [], 0
+        batch.append(job)
+        size += job.size
+    if batch:
+        out.append(batch)
+    return out
+
+
+def _run_batch(batch: list[Job]) -> list[FileRecord]:
+    """Run a batch in a worker; an unforeseen error fails its own file, not the whole batch."""
+    from ._job import failed_record
+
+    records = []
+    for job in batch:
+        t0 = time.perf_counter()
+        try:
+            records.append(run_job(job))
+        except Exception as exc:  # run_job turns foreseen errors into records itself
+            records.append(failed_record(job, exc, t0))
+    return records
 
 
 def _tqdm_progress(total_files: int, total_bytes: int) -> tuple[ProgressCallback, Callable[[], None]]:
