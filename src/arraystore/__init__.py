@@ -10,9 +10,10 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from ._open import create, open  # noqa: A004 - arraystore.open, like zarr.open
 from .errors import ArrayStoreError, ArrayStoreWarning
 from .meta import ArrayMeta
-from .store import ArrayStore, create, open  # noqa: A004 - arraystore.open, like zarr.open
+from .store import ArrayStore
 
 __version__ = "0.1.0"
 

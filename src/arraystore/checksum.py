@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 import xxhash
 
+from ._open import open as open_store
 from .blocks import BlockPlan, plan_blocks
 from .errors import NotMemoryMappableError, VerificationError
 from .store import ArrayStore
-from .store import open as open_store
 
 __all__ = ["ALGORITHM", "StreamHasher", "block_digest", "c_streamable", "checksum", "verify"]
 

@@ -33,10 +33,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from ._open import open as open_store
 from .blocks import BlockPlan
 from .errors import ArrayStoreError
 from .store import ArrayStore
-from .store import open as open_store
 
 __all__ = ["BlockError", "map_blocks", "mp_context", "process_pool"]
 

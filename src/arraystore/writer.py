@@ -44,9 +44,10 @@ from typing import Any
 import numpy as np
 
 from . import _fsutil
+from ._open import create
 from .errors import AlreadyExistsError, ClosedStoreError, MetadataError, ModeError
 from .registry import Location, backend_class, detect_backend, parse_location
-from .store import ArrayStore, create
+from .store import ArrayStore
 
 __all__ = ["CHECKPOINT_FORMAT", "ArrayWriter", "Checkpoint", "checkpoint_path"]
 

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from ..store import open as open_store
+from .._open import open as open_store
 
 
 def register(sub: Any) -> None:

@@ -54,13 +54,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .._open import open as open_store
 from ..checksum import StreamHasher, block_digest, c_order_plan, c_streamable
 from ..errors import ArrayStoreError, ConversionError
 from ..integrations.scheduler import check_scheduler, client_for, describe_scheduler, distributed_module
 from ..meta import ArrayMeta
 from ..registry import backend_class, parse_location
 from ..store import ArrayStore
-from ..store import open as open_store
 from ._fastpath import DropBehindWriter, copy_range, pread_into, pwrite_all
 from ._hdf5_direct import DirectChunkWriter
 from ._journal import Journal

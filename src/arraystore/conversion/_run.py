@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._open import create
+from .._open import open as open_store
 from ..checksum import StreamHasher, block_digest, c_streamable, checksum
 from ..errors import (
     AlreadyExistsError,
@@ -22,8 +24,7 @@ from ..errors import (
 )
 from ..fidelity import check_fidelity
 from ..registry import backend_class, detect_backend, parse_location
-from ..store import ArrayStore, create
-from ..store import open as open_store
+from ..store import ArrayStore
 from ._fastpath import DROP_BEHIND_MIN, DropBehindWriter, copy_range, drop_cache, pread_into, pwrite_all
 from ._hdf5_direct import DirectChunkWriter, direct_pipeline
 from ._journal import Journal, journal_path, source_fingerprint

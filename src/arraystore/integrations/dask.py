@@ -28,10 +28,11 @@ import dask.array as da
 import numpy as np
 from dask.base import compute, tokenize
 
+from .._open import create
+from .._open import open as open_store
 from ..errors import ArrayStoreError
 from ..parallel import block_plan
-from ..store import ArrayStore, create
-from ..store import open as open_store
+from ..store import ArrayStore
 
 __all__ = ["StoreSource", "default_chunks", "store_dask", "to_dask"]
 

@@ -22,10 +22,10 @@ import xarray as xr
 from xarray.backends import BackendArray, BackendEntrypoint
 from xarray.core import indexing
 
+from .._open import open as open_store
 from ..errors import ArrayStoreError, MetadataError
 from ..registry import SUFFIXES
 from ..store import ArrayStore
-from ..store import open as open_store
 
 __all__ = ["DIMS_KEYS", "ArrayStoreBackendArray", "ArrayStoreBackendEntrypoint"]
 

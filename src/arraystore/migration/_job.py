@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._open import open as open_store
 from ..errors import ArrayStoreError
 from ..meta import ArrayMeta
 from ..registry import Location, backend_class
 from ..store import ArrayStore
-from ..store import open as open_store
 from ._manifest import FileRecord, RecordStatus
 
 __all__ = ["Job", "open_source", "run_job"]

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import _fsutil
+from .._open import open as open_store
 from ..errors import ArrayNotFoundError, ArrayStoreError, MetadataError
 from ..registry import backend_class
 from ..sidecar import sidecar_path
-from ..store import open as open_store
 from ._discover import DEFAULT_INCLUDE, TARGET_SUFFIXES, destination_names, discover
 from ._job import Job, run_job
 from ._manifest import MANIFEST_NAME, FileRecord, Manifest

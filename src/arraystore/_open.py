@@ -1,0 +1,193 @@
+"""The public entry points ``arraystore.open()`` and ``arraystore.create()``.
+
+They pick the backend, check modes and fidelity, take the writer lock and stage new
+arrays; everything after that is :class:`~arraystore.store.ArrayStore`'s.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from . import _fsutil
+from ._lock import WriterLock
+from .errors import AlreadyExistsError, ArrayNotFoundError, ArrayStoreError, ModeError, ReadOnlyError
+from .fidelity import check_fidelity
+from .meta import ArrayMeta
+from .registry import Location, backend_class, detect_backend, parse_location
+from .store import MODES, WRITABLE_MODES, ArrayStore, _open_writers
+
+__all__ = ["create", "open"]
+
+
+def _reopen(path: str, backend: str, options: dict[str, Any]) -> ArrayStore:
+    return open(path, "r", backend=backend, **options)
+
+
+def _resolve_backend(location: Location, backend: str | None, *, must_exist: bool) -> type[ArrayStore]:
+    return backend_class(backend or detect_backend(location, must_exist=must_exist))
+
+
+def open(  # noqa: A001 - the natural name, like io.open and zarr.open
+    path: str | os.PathLike[str],
+    mode: str = "r",
+    backend: str | None = None,
+    *,
+    lock_timeout: float = 0.0,
+    **options: Any,
+) -> ArrayStore:
+    """Open an existing array.
+
+    Parameters
+    ----------
+    path
+        File or folder; for arrays inside HDF5 files or Zarr hierarchies,
+        ``"file::/group/name"``.
+    mode
+        ``"r"`` read-only, ``"r+"`` read-write, ``"c"`` copy-on-write (memory-mappable
+        backends only). ``"w+"``/``"w-"`` are accepted with ``shape=`` and ``dtype=``
+        and forward to :func:`create`.
+    backend
+        ``"raw"``, ``"npy"``, ``"hdf5"``, ``"zarr"`` or a plugin's name; default:
+        from the suffix, else from the content.
+    lock_timeout
+        Seconds to wait for another writer (writable modes); ``0`` fails at once.
+    **options
+        Backend options, e.g. ``io="buffered"``, ``meta=ArrayMeta(...)`` (raw files
+        without a sidecar), ``allow_incomplete=True``.
+
+    Raises
+    ------
+    ArrayNotFoundError, MetadataError, SizeMismatchError, LockedError, ModeError, BackendError
+    """
+    if mode not in MODES:
+        raise ModeError(f"expected a mode among {', '.join(MODES)}, found {mode!r}")
+    if mode in ("w+", "w-"):
+        shape, dtype = options.pop("shape", None), options.pop("dtype", None)
+        if shape is None or dtype is None:
+            raise ModeError(f"mode {mode!r} creates an array: pass shape= and dtype= (or call arraystore.create)")
+        return create(
+            path, shape, dtype, backend=backend, overwrite=(mode == "w+"), lock_timeout=lock_timeout, **options
+        )
+    location = parse_location(path)
+    cls = _resolve_backend(location, backend, must_exist=True)
+    if mode == "c" and not cls.supports_copy_on_write:
+        raise ModeError(
+            f"mode 'c' (copy-on-write) needs a memory-mappable backend (raw, npy); the {cls.backend} backend "
+            "cannot offer it: open with 'r' and copy the blocks you change"
+        )
+    if not cls._exists(location):
+        raise ArrayNotFoundError(f"{location}: no {cls.backend} array there")
+    lock = None
+    if mode in WRITABLE_MODES and not _fsutil.writable(location.file):
+        raise ReadOnlyError(
+            f"{location}: cannot open it with mode {mode!r}: the file or its file system is read-only; "
+            "open with mode='r'"
+        )
+    if mode in WRITABLE_MODES:
+        lock_file = cls._lock_file(location)
+        lock = WriterLock(lock_file, timeout=lock_timeout) if lock_file else None
+    try:
+        store = cls._open(location, mode, **options)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    store._locks = [lock] if lock is not None else []
+    if mode in WRITABLE_MODES:
+        _open_writers.add(store)
+    return store
+
+
+def create(
+    path: str | os.PathLike[str],
+    shape: Any,
+    dtype: Any,
+    *,
+    backend: str | None = None,
+    chunks: Any = None,
+    compression: str | None = None,
+    order: Literal["C", "F"] = "C",
+    attrs: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    durable: bool = False,
+    lock_timeout: float = 0.0,
+    resume: bool = False,
+    **options: Any,
+) -> ArrayStore:
+    """Create a new array, open for writing (mode ``"w+"``).
+
+    The array is built under a temporary name beside its destination and renamed
+    into place by :meth:`ArrayStore.close`, so nothing complete-looking exists until
+    it is complete. Leaving a ``with`` block by an exception discards it.
+
+    Parameters
+    ----------
+    path
+        Destination; the backend comes from ``backend=`` or the suffix.
+    shape, dtype
+        The array. Dtypes the backend cannot store exactly (or through a documented
+        lossless encoding) are refused before anything is written.
+    chunks, compression
+        Storage layout for chunked backends (HDF5, Zarr); contiguous backends refuse
+        anything but ``None``.
+    order
+        ``"C"`` or ``"F"`` layout.
+    attrs
+        JSON-serialisable attributes.
+    overwrite
+        Replace an existing array (only when the new one is published).
+    durable
+        fsync data, metadata and folder at close.
+    resume
+        Reopen the half-built array an interrupted earlier ``create`` left behind
+        (same shape, dtype, order and layout) instead of starting afresh; used by
+        :func:`arraystore.convert` together with its journal.
+
+    Raises
+    ------
+    AlreadyExistsError, UnsupportedDtypeError, MetadataError, LockedError, StorageFullError
+    """
+    meta = ArrayMeta(shape, dtype, order, dict(attrs or {}))
+    location = parse_location(path)
+    cls = _resolve_backend(location, backend, must_exist=False)
+    check_fidelity(cls, meta.dtype)
+    if cls._exists(location) and not overwrite:
+        raise AlreadyExistsError(f"{location}: an array already exists there; pass overwrite=True to replace it")
+    staging = cls._staging(location)
+    locks: list[WriterLock] = []
+    try:
+        lock_file = cls._lock_file(location)
+        if lock_file:  # an existing array being replaced, or the file that will hold the new one
+            locks.append(WriterLock(lock_file, timeout=lock_timeout))
+        if staging is not None:
+            # Lock the staging place itself, so that two processes creating the same
+            # array cannot build over each other; then clear an earlier crash's leftovers.
+            kind = "dir" if cls._staging_is_dir else "file"
+            locks.append(WriterLock(staging.file, timeout=lock_timeout, create=kind))
+        store = None
+        if staging is not None and resume and _fsutil.nonempty(staging.file):
+            store = cls._reopen_staged(
+                staging, meta, chunks=chunks, compression=compression, durable=durable, **options
+            )
+        if store is None:
+            if staging is not None:
+                _fsutil.clear_path(staging.file)
+            store = cls._create(
+                staging or location, meta, chunks=chunks, compression=compression, durable=durable, **options
+            )
+    except BaseException as exc:
+        if staging is not None and locks and locks[-1].path == staging.file:
+            _fsutil.remove_path(staging.file)
+        for lock in locks:
+            lock.release()
+        if isinstance(exc, OSError) and not isinstance(exc, ArrayStoreError):
+            _fsutil.raise_if_full(exc, str(location), "creating")
+            _fsutil.raise_if_readonly(exc, str(location), "creating")
+        raise
+    store._locks = locks
+    if staging is not None:
+        store._staged = (staging, location)
+    _open_writers.add(store)
+    return store
