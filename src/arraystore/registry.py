@@ -124,6 +124,25 @@ def _magic_backend(file: Path) -> str | None:
     return None
 
 
+def _has_dialect_header(file: Path) -> bool:
+    """True for a header file (ENVI/EHdr ``.hdr``, MetaImage ``.mhd``/``.mha``, IDX) or a data
+    file with such a header beside it; the raw backend then reads it through the dialect."""
+    from . import dialects
+    from .dialects.idx import is_idx_name
+    from .errors import ArrayStoreError
+
+    if file.name.lower().endswith((".hdr", ".mhd", ".mha", ".idx")) or is_idx_name(file):
+        return True
+    for dialect in dialects.DIALECTS.values():
+        try:
+            header = dialect.find_header(file)
+            if header is not None and dialect.sniff(header):
+                return True
+        except (ArrayStoreError, OSError):
+            return True  # a header is there, but broken: let the raw backend say what is wrong
+    return False
+
+
 def detect_backend(location: Location, *, must_exist: bool = True) -> str:
     """The backend for a location: by suffix, else by magic bytes, else by a raw sidecar.
 
@@ -147,7 +166,7 @@ def detect_backend(location: Location, *, must_exist: bool = True) -> str:
     by_magic = _magic_backend(file)
     if by_magic is not None:
         return by_magic
-    if file.with_name(file.name + ".json").exists():
+    if file.with_name(file.name + ".json").exists() or _has_dialect_header(file):
         return "raw"
     for name, cls in _entry_point_classes().items():
         detect = getattr(cls, "detect", None)
