@@ -89,7 +89,8 @@ class Attributes(MutableMapping[str, Any]):
         del attrs[key]
         self._store._replace_attrs(attrs)
 
-    def update(self, other: Any = (), /, **kwargs: Any) -> None:  # one write for many keys
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        """Set several attributes in one write to the store."""
         attrs = self._current()
         attrs.update(other, **kwargs)
         self._store._replace_attrs(attrs)

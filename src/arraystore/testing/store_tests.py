@@ -95,12 +95,15 @@ class ArrayStoreTests:
 
     @property
     def store_cls(self) -> Any:
+        """The backend's store class."""
         return backend_class(self.backend)
 
     def supported(self, dtype: np.dtype[Any]) -> bool:
+        """True when the backend's fidelity table stores ``dtype`` (exactly or encoded)."""
         return bool(self.store_cls.fidelity.support(dtype)[0] is not Support.NO)
 
     def make(self, path: str, data: np.ndarray[Any, Any], order: Literal["C", "F"] = "C", **kwargs: Any) -> None:
+        """Create an array at ``path`` holding ``data`` through arraystore, and close it."""
         with arraystore.create(
             path, data.shape, data.dtype, backend=self.backend, order=order, **{**self.open_kwargs, **self.create_kwargs, **kwargs}
         ) as s:
