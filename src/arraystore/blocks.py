@@ -10,7 +10,7 @@ from typing import Any
 
 from .errors import MemoryBudgetError
 
-__all__ = ["BlockPlan", "plan_blocks"]
+__all__ = ["BlockPlan", "contiguous_chunks", "plan_blocks"]
 
 
 @dataclass(frozen=True)
@@ -141,3 +141,23 @@ def plan_blocks(
         f"a memory budget of {max_bytes:,} bytes cannot hold one chunk of shape {unit} "
         f"({need:,} bytes); raise the budget to at least {need:,} bytes or choose smaller chunks"
     )
+
+
+def contiguous_chunks(shape: Sequence[int], itemsize: int, order: str, target: int) -> tuple[int, ...]:
+    """A chunk of about ``target`` bytes that is one contiguous run of the storage layout.
+
+    Walking the axes from the innermost in storage order (last for C, first for F),
+    each axis is taken whole while the chunk stays within ``target``; the first that
+    does not fit gets as many elements as fit (at least one); outer axes get 1.
+    Zero-length axes get an extent of 1.
+    """
+    chunk = [1] * len(shape)
+    nbytes = max(itemsize, 1)
+    for ax in range(len(shape) - 1, -1, -1) if order == "C" else range(len(shape)):
+        n = max(int(shape[ax]), 1)
+        if nbytes * n > target:
+            chunk[ax] = max(1, target // nbytes)
+            break
+        chunk[ax] = n
+        nbytes *= n
+    return tuple(chunk)

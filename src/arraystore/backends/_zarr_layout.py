@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from ..blocks import contiguous_chunks
 from ..errors import MetadataError, UnsafeInputError
 from ..fidelity import byte_order
 
@@ -74,19 +75,7 @@ _LEVEL_RANGES = {"zstd": (-131072, 22), "gzip": (0, 9), "blosc": (0, 9)}
 
 def auto_chunks(shape: Sequence[int], itemsize: int, order: str, target: int = AUTO_CHUNK_BYTES) -> tuple[int, ...]:
     """The automatic chunk shape described in the module docstring."""
-    ndim = len(shape)
-    chunk = [1] * ndim
-    inner = max(itemsize, 1)
-    axes = range(ndim - 1, -1, -1) if order == "C" else range(ndim)
-    for ax in axes:
-        n = max(int(shape[ax]), 1)
-        if inner * n <= target:
-            chunk[ax] = n
-            inner *= n
-        else:
-            chunk[ax] = max(1, target // inner)
-            break
-    return tuple(chunk)
+    return contiguous_chunks(shape, itemsize, order, target)
 
 
 def inner_chunks_for_shards(shards: Sequence[int], itemsize: int, order: str) -> tuple[int, ...]:

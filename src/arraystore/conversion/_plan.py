@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..blocks import BlockPlan, plan_blocks
+from ..blocks import BlockPlan, contiguous_chunks, plan_blocks
 from ..errors import ConversionError, MemoryBudgetError
 
 __all__ = ["ConversionPlan", "choose_chunks", "parse_size", "plan_conversion"]
@@ -59,23 +59,7 @@ def choose_chunks(shape: Sequence[int], itemsize: int, order: str, target: int =
     A chunk is therefore one contiguous run of the source's layout, and reading it
     is sequential. Zero-length axes get a chunk extent of 1.
     """
-    shape = tuple(int(n) for n in shape)
-    if not shape:
-        return ()
-    axes = list(range(len(shape)))
-    if order == "C":
-        axes.reverse()
-    chunks = [1] * len(shape)
-    nbytes = max(itemsize, 1)
-    for ax in axes:
-        n = max(shape[ax], 1)
-        if nbytes * n <= target:
-            chunks[ax] = n
-            nbytes *= n
-        else:
-            chunks[ax] = max(1, target // nbytes)
-            break
-    return tuple(chunks)
+    return contiguous_chunks(shape, itemsize, order, target)
 
 
 @dataclass(frozen=True)
