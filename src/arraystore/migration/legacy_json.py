@@ -31,6 +31,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from .. import _fsutil
 from ..errors import MetadataError
 from .evidence import (
     ByteOrder,
@@ -77,23 +78,14 @@ def sidecar_paths(data_path: Path) -> list[Path]:
 
 
 def read_json(path: Path) -> Any:
-    """Parse a JSON file; ``MetadataError`` when it is unreadable, too big or not JSON."""
+    """Parse a JSON file; ``MetadataError`` when it is missing, unreadable, too big or not JSON."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_JSON_BYTES + 1)
-    except IsADirectoryError:
-        raise MetadataError(f"{path}: expected a JSON file, found a folder") from None
+        obj = _fsutil.read_json_file(path, MAX_JSON_BYTES, "JSON metadata")
     except OSError as exc:
         raise MetadataError(f"{path}: cannot read this metadata file ({exc.strerror or exc})") from None
-    if len(raw) > MAX_JSON_BYTES:
-        raise MetadataError(f"{path}: larger than {MAX_JSON_BYTES:,} bytes; not a metadata file")
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise MetadataError(
-            f"{path}: expected JSON metadata, found invalid JSON ({exc}); fix the file, or state "
-            "its data file's layout in a rules file"
-        ) from None
+    if obj is None:
+        raise MetadataError(f"{path}: the metadata file disappeared while it was being read")
+    return obj
 
 
 def is_own_sidecar(obj: Any) -> bool:
