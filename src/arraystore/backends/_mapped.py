@@ -173,6 +173,13 @@ class MappedFileStore(ArrayStore):
         row_bytes = math.prod(self.shape) // self.shape[axis] * self.dtype.itemsize
         return axis, lo, hi, row_bytes
 
+    def _whole_rows(self, local: tuple[int | slice, ...], axis: int) -> bool:
+        """True when a selection is a contiguous run of whole rows (full extent on every other axis)."""
+        return all(
+            isinstance(s, slice) and s.step == 1 and (i == axis or s.stop - s.start == n)
+            for i, (s, n) in enumerate(zip(local, self.shape))
+        )
+
     def _local(self, sel: Selection, axis: int, lo: int) -> tuple[int | slice, ...]:
         s = sel[axis]
         local = list(sel)
@@ -191,14 +198,7 @@ class MappedFileStore(ArrayStore):
         if self.ndim == 0:
             return False
         axis, lo, hi, row_bytes = self._rows(sel)
-        local = self._local(sel, axis, lo)
-        whole = all(
-            isinstance(s, slice) and s.step == 1 and s.stop - s.start == n
-            for i, (s, n) in enumerate(zip(local, self.shape))
-            if i != axis
-        )
-        step = sel[axis].step if isinstance(sel[axis], slice) else 1  # type: ignore[union-attr]
-        return whole and step == 1 and (hi - lo) * row_bytes >= 1 << 20
+        return self._whole_rows(self._local(sel, axis, lo), axis) and (hi - lo) * row_bytes >= 1 << 20
 
     def _read_buffered(self, sel: Selection) -> np.ndarray[Any, Any]:
         """Read the rows (outermost storage axis) the selection touches, in one large pread."""
@@ -225,12 +225,7 @@ class MappedFileStore(ArrayStore):
         else:
             axis, lo, hi, row_bytes = self._rows(sel)
             local = self._local(sel, axis, lo)
-            full = all(
-                isinstance(s, slice) and s.step == 1 and s.stop - s.start == n
-                for i, (s, n) in enumerate(zip(local, self.shape))
-                if i != axis
-            ) and isinstance(local[axis], slice) and local[axis].step == 1  # type: ignore[union-attr]
-            if full:
+            if self._whole_rows(local, axis):
                 rows = np.asarray(value, dtype=self.dtype).reshape(
                     [hi - lo if i == axis else n for i, n in enumerate(self.shape)]
                 )
