@@ -21,7 +21,9 @@ The tree::
     ├── AlreadyExistsError (FileExistsError)   ``w-`` or create without overwrite
     ├── LockedError (TimeoutError)             another writer holds the store
     ├── ClosedStoreError (ValueError)          use after close()
-    ├── SelectionError (IndexError)            not basic indexing, or out of bounds
+    ├── SelectionError (IndexError)            an index the store cannot take, or out of bounds
+    ├── ValueOutOfRangeError (OverflowError)   a written value does not fit the store's dtype
+    ├── ArrayChangedError (RuntimeError)       replaced or rewritten by another writer since opened
     ├── BackendError (ValueError)              unknown backend, undetectable format
     │   └── MissingDependencyError (ImportError) backend's library not installed
     ├── NotMemoryMappableError (TypeError)     as_memmap() on chunked/compressed data
@@ -42,6 +44,7 @@ from __future__ import annotations
 __all__ = [
     "AlreadyExistsError",
     "ArrayNotFoundError",
+    "ArrayChangedError",
     "ArrayStoreError",
     "ArrayStoreWarning",
     "BackendError",
@@ -64,6 +67,7 @@ __all__ = [
     "StorageFullError",
     "UnsafeInputError",
     "UnsupportedDtypeError",
+    "ValueOutOfRangeError",
     "VerificationError",
 ]
 
@@ -163,6 +167,18 @@ class ClosedStoreError(ArrayStoreError, ValueError):
 
 class SelectionError(ArrayStoreError, IndexError):
     """An index that is not basic indexing, or out of bounds."""
+
+
+class ValueOutOfRangeError(ArrayStoreError, OverflowError):
+    """A written value does not fit the store's dtype (numpy 2's rule for Python scalars, NEP 50)."""
+
+
+class ArrayChangedError(ArrayStoreError, RuntimeError):
+    """The array was replaced or rewritten by another writer after this store opened it.
+
+    A reader keeps reading the generation it opened, or gets this error: never a
+    mixture of two generations. Open the array again to read the new one.
+    """
 
 
 class BackendError(ArrayStoreError, ValueError):
