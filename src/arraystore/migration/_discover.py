@@ -37,7 +37,7 @@ try:
 except ImportError:  # header dialects are optional evidence
     dialects = None  # type: ignore[assignment]
 
-__all__ = ["DEFAULT_INCLUDE", "TARGET_SUFFIXES", "Discovery", "destination_names", "discover"]
+__all__ = ["DEFAULT_INCLUDE", "TARGET_SUFFIXES", "Discovery", "destination_names", "discover", "overlapping_outputs"]
 
 #: Globs of the files migrated by default.
 DEFAULT_INCLUDE: tuple[str, ...] = ("*.dat", "*.raw", "*.bin")
@@ -150,8 +150,14 @@ def destination_names(
     recorded by an earlier run (``previous``) is kept, so adding ``x.raw`` later does not
     rename the ``x.zarr`` already written for ``x.dat``; a new name that would collide with
     one already taken gets the whole-name form.
+
+    A recorded destination is only kept when it is one of the two names this function
+    gives that source (``x.zarr`` or ``x.dat.zarr``): a manifest never steers a write
+    elsewhere (``../victim``, an absolute path, another file's output).
     """
-    previous = previous or {}
+    previous = {
+        n: d for n, d in (previous or {}).items() if isinstance(d, str) and d in _own_names(n, suffix)
+    }
     stems: dict[str, list[str]] = {}
     for name in names:
         stems.setdefault(_stem(name), []).append(name)
@@ -169,7 +175,62 @@ def destination_names(
     return out
 
 
+def _own_names(name: str, suffix: str) -> tuple[str, str]:
+    """The two destinations :func:`destination_names` may give ``name``."""
+    return (_stem(name) + suffix, name + suffix)
+
+
 def _stem(name: str) -> str:
     folder, _, leaf = name.rpartition("/")
     stem = Path(leaf).stem if Path(leaf).suffix else leaf
     return f"{folder}/{stem}" if folder else stem
+
+
+def _ancestors(parts: tuple[str, ...]) -> list[tuple[str, ...]]:
+    return [parts[:i] for i in range(1, len(parts))]
+
+
+def overlapping_outputs(dests: dict[str, str], src: Path, dst: Path) -> dict[str, str]:
+    """Why each source whose output would overlap another output or a source cannot be converted.
+
+    An output that lies inside another output (``x.zarr/y.zarr`` beside ``x.zarr``) or
+    contains one, or that lies inside, equals or contains a source file, would be written
+    into or deleted with that other path; both files of such a pair are refused.
+
+    Parameters
+    ----------
+    dests
+        Source name -> destination name (both relative, ``/``-separated).
+    src, dst
+        The archive and destination roots.
+
+    Returns
+    -------
+    dict
+        Source name -> reason, for the sources refused.
+    """
+    owner = {tuple(d.split("/")): n for n, d in dests.items()}
+    dst_root = dst.resolve().parts
+    src_root = src.resolve().parts
+    sources = {src_root + tuple(n.split("/")): n for n in dests}
+    source_dirs: dict[tuple[str, ...], str] = {}
+    for parts, name in sources.items():
+        for anc in _ancestors(parts):
+            source_dirs.setdefault(anc, name)
+    out: dict[str, str] = {}
+
+    def refuse(name: str, why: str) -> None:
+        out.setdefault(name, f"its output {dests[name]!r} {why}; exclude one of the two files or rename it, then rerun")
+
+    for parts, name in owner.items():
+        for anc in _ancestors(parts):
+            if anc in owner:
+                refuse(name, f"would lie inside {'/'.join(anc)!r}, the output of {owner[anc]!r}")
+                refuse(owner[anc], f"would contain {dests[name]!r}, the output of {name!r}")
+        full = dst_root + parts
+        for anc in [*_ancestors(full), full]:
+            if anc in sources:
+                refuse(name, f"would overwrite or lie inside the source file {sources[anc]!r}")
+        if full in source_dirs:
+            refuse(name, f"would contain the source file {source_dirs[full]!r}")
+    return out

@@ -86,14 +86,56 @@ class FileRecord:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FileRecord:
-        """Inverse of :meth:`to_dict`; unknown keys (from newer versions) are ignored."""
+        """Inverse of :meth:`to_dict`; unknown keys (from newer versions) are ignored.
+
+        Raises
+        ------
+        TypeError
+            ``d`` is not a dict, or a field has the wrong type (a hand-edited or hostile line).
+        ValueError
+            ``status`` is not a known status, or ``source`` is empty.
+        """
+        if not isinstance(d, dict):
+            raise TypeError(f"expected a JSON object, found {type(d).__name__}")
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        for key in ("source", "status"):
+            if key not in known:
+                raise TypeError(f"missing {key!r}")
+        for key, value in known.items():
+            want = _FIELD_TYPES[key]
+            if not isinstance(value, want) or (isinstance(value, bool) and bool not in want):
+                raise TypeError(f"expected {key!r} of type {' or '.join(t.__name__ for t in want)}, "
+                                f"found {type(value).__name__}")
+        if known["status"] not in _STATUSES or not known["source"]:
+            raise ValueError(f"expected a status in {', '.join(_STATUSES)} and a non-empty source")
         return cls(**known)
 
     @property
     def error_message(self) -> str:
         """``"Type: message"`` of a failed file, else ``""``."""
         return f"{self.error['type']}: {self.error['message']}" if self.error else ""
+
+
+_STATUSES = ("converted", "skipped", "undetermined", "failed", "planned")
+_OPT_STR = (str, type(None))
+_OPT_DICT = (dict, type(None))
+#: The JSON types each field of a manifest line may have; anything else refuses the manifest.
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "source": (str,),
+    "status": (str,),
+    "size": (int,),
+    "mtime_ns": (int,),
+    "destination": _OPT_STR,
+    "backend": _OPT_STR,
+    "source_checksum": _OPT_DICT,
+    "destination_checksum": _OPT_DICT,
+    "verified": (bool,),
+    "resolution": (dict,),
+    "error": _OPT_DICT,
+    "seconds": (int, float),
+    "note": _OPT_STR,
+    "finished": (str,),
+}
 
 
 def _now() -> str:
@@ -136,7 +178,7 @@ class Manifest:
             try:
                 obj = json.loads(line)
                 rec = FileRecord.from_dict(obj)
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, RecursionError) as exc:
                 if i == len(lines) - 1:
                     continue  # a line torn by a kill: its file is done again
                 raise MetadataError(

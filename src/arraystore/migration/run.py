@@ -17,10 +17,10 @@ from typing import Any
 
 from .. import _fsutil
 from .._open import open as open_store
-from ..errors import ArrayNotFoundError, ArrayStoreError, MetadataError
+from ..errors import ArrayNotFoundError, ArrayStoreError, MetadataError, UnsafeInputError
 from ..registry import backend_class
 from ..sidecar import sidecar_path
-from ._discover import DEFAULT_INCLUDE, TARGET_SUFFIXES, destination_names, discover
+from ._discover import DEFAULT_INCLUDE, TARGET_SUFFIXES, destination_names, discover, overlapping_outputs
 from ._job import Job, run_job
 from ._manifest import MANIFEST_NAME, FileRecord, Manifest
 from ._report import MigrationReport
@@ -134,8 +134,12 @@ class _Planner:
             if r.destination and r.backend == self.backend and r.status in ("converted", "skipped")
         }
         dests = destination_names(names, TARGET_SUFFIXES[self.backend], prev_dest)  # type: ignore[arg-type]
+        refused = overlapping_outputs(dests, self.src, self.dst)
         for name in names:
-            self._one(name, dests[name])
+            if name in refused:
+                self._refuse(name, dests[name], UnsafeInputError(f"{self.src / name}: {refused[name]}"))
+            else:
+                self._one(name, dests[name])
         for name, err in broken:
             size = (self.src / name).stat().st_size
             self.done.append(
@@ -147,6 +151,16 @@ class _Planner:
                     note="header file whose data file could not be used",
                 )
             )
+
+    def _refuse(self, name: str, dest: str, err: ArrayStoreError) -> None:
+        try:
+            st = (self.src / name).stat()
+            size, mtime = st.st_size, st.st_mtime_ns
+        except OSError:
+            size, mtime = 0, 0
+        self.done.append(
+            FileRecord(source=name, status="failed", size=size, mtime_ns=mtime, destination=dest, error=_error(err))
+        )
 
     def _one(self, name: str, dest: str) -> None:
         path = self.src / name
