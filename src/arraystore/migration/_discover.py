@@ -28,9 +28,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ArrayStoreError
+from ..errors import ArrayStoreError, MetadataError
+from ._glob import Glob
 from .resolve import is_metadata_file
-from .rules import glob_to_regex
 
 try:
     from .. import dialects
@@ -62,14 +62,17 @@ class Discovery:
     broken_headers: tuple[tuple[str, ArrayStoreError], ...]
 
 
-def _compile(globs: Sequence[str]) -> list[tuple[bool, re.Pattern[str]]]:
-    return [("/" in g, re.compile(glob_to_regex(g.lower()).pattern)) for g in globs]
+def _compile(globs: Sequence[str]) -> list[tuple[bool, Glob]]:
+    try:
+        return [("/" in g, Glob(g.lower())) for g in globs]
+    except re.error as exc:
+        raise MetadataError(f"invalid include/exclude glob in {list(globs)!r} ({exc}); fix the glob") from None
 
 
-def _matches(patterns: list[tuple[bool, re.Pattern[str]]], rel: str) -> bool:
+def _matches(patterns: list[tuple[bool, Glob]], rel: str) -> bool:
     low = rel.lower()
     name = low.rsplit("/", 1)[-1]
-    return any(p.fullmatch(low if full else name) is not None for full, p in patterns)
+    return any(p.fullmatch(low if full else name) for full, p in patterns)
 
 
 def _inline_header(path: Path) -> bool:
