@@ -3,8 +3,10 @@
 Discovery rule (documented in ``docs/migration.md``):
 
 * Folders and files whose name starts with ``.`` are skipped, and so is the destination
-  folder when it lies inside the source. Symbolic links to files are followed, links to
-  folders are not.
+  folder when it lies inside the source. Symbolic links to files inside the archive are
+  followed, links to folders are not entered; a link to a file outside the archive is
+  refused (a failed entry when it looks like data or a header), and so is every metadata
+  file or header data file reached through one.
 * A file is **data** when its name matches an ``include`` glob (default ``*.dat``,
   ``*.raw``, ``*.bin``), when its name promises an inline header (MetaImage ``.mha``,
   IDX ``*-idx3-ubyte`` / ``*.idx``), or when a header file beside it (ENVI or EHdr
@@ -28,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ArrayStoreError, MetadataError
+from ..errors import ArrayStoreError, MetadataError, UnsafeInputError
 from ._glob import Glob
 from .resolve import is_metadata_file
 
@@ -107,6 +109,8 @@ def discover(
     skip_path = Path(skip).resolve() if skip is not None else None
     data: set[str] = set()
     headers: list[Path] = []
+    broken: list[tuple[str, ArrayStoreError]] = []
+    real_base = base.resolve()
     for folder, dirs, files in os.walk(base):
         here = Path(folder)
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (here / d).resolve() != skip_path)
@@ -115,13 +119,19 @@ def discover(
                 continue
             path = here / name
             rel = path.relative_to(base).as_posix()
+            if path.is_symlink() and real_base not in path.resolve().parents:
+                if path.exists() and (_matches(inc, rel) or path.suffix.lower() in _HEADER_SUFFIXES):
+                    broken.append((rel, UnsafeInputError(
+                        f"{path}: a symbolic link to {path.resolve()}, outside the archive {base}; refused: "
+                        "copy the file into the archive instead of linking to it"
+                    )))
+                continue
             if path.suffix.lower() in _HEADER_SUFFIXES:
                 headers.append(path)
             if is_metadata_file(path) or not path.is_file():
                 continue
             if (_matches(inc, rel) or _inline_header(path)) and not _matches(exc, rel):
                 data.add(rel)
-    broken: list[tuple[str, ArrayStoreError]] = []
     for header in sorted(headers):
         rel = header.relative_to(base).as_posix()
         try:

@@ -141,14 +141,17 @@ class _Planner:
             else:
                 self._one(name, dests[name])
         for name, err in broken:
-            size = (self.src / name).stat().st_size
+            try:
+                size = (self.src / name).lstat().st_size
+            except OSError:
+                size = 0
             self.done.append(
                 FileRecord(
                     source=name,
                     status="failed",
                     size=size,
                     error=_error(err),
-                    note="header file whose data file could not be used",
+                    note=None if isinstance(err, UnsafeInputError) else "header file whose data file could not be used",
                 )
             )
 
