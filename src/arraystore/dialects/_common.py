@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from .._attr_bounds import bound_attrs
 from ..errors import ArrayNotFoundError, MetadataError, SizeMismatchError, UnsafeInputError
 from ..meta import MAX_NDIM, ArrayMeta
 
@@ -355,7 +356,7 @@ def make_parsed(
     attrs: dict[str, Any] = {"dialect": dialect}
     if axes is not None:
         attrs["axes"] = list(axes)
-    kept = {(f"header:{k}" if k in RESERVED_ATTRS else k): v for k, v in extra.items()}
+    kept = bound_attrs({(f"header:{k}" if k in RESERVED_ATTRS else k): v for k, v in extra.items()})
     attrs.update(kept)
     meta = ArrayMeta(tuple(shape), dtype, "C", attrs)
     return ParsedHeader(

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._attr_bounds import bound_attrs
 from ..errors import (
     ArrayNotFoundError,
     ArrayStoreError,
@@ -309,6 +310,14 @@ def _size_error(path: Path, unit: int, data_bytes: int, itemsize: int) -> SizeMi
     return SizeMismatchError(str(path), expected, data_bytes, itemsize)
 
 
+def _bounded_evidence(ev: Evidence) -> dict[str, Any]:
+    """``ev.to_dict()`` with its extra fields within the header-attrs bounds (``arraystore._attr_bounds``)."""
+    d = ev.to_dict()
+    if "extra" in d:
+        d["extra"] = bound_attrs(d["extra"])
+    return d
+
+
 def _provenance_attrs(name: str, facts: dict[str, Any], evidence: list[Evidence]) -> dict[str, Any]:
     attrs: dict[str, Any] = {}
     for ev in evidence:
@@ -317,12 +326,12 @@ def _provenance_attrs(name: str, facts: dict[str, Any], evidence: list[Evidence]
     record: dict[str, Any] = {
         "file": name,
         "source": facts["dtype_source"],
-        "evidence": [e.to_dict() for e in evidence],
+        "evidence": [_bounded_evidence(e) for e in evidence],
     }
     dialect = next((e for e in evidence if e.source.startswith("dialect:")), None)
     if dialect is not None:
         record["dialect"] = dialect.source.split(":", 1)[1]
-        record["header_extra"] = dict(dialect.extra)
+        record["header_extra"] = bound_attrs(dict(dialect.extra))
     attrs[PROVENANCE_KEY] = json.loads(json.dumps(record, default=str))
     return attrs
 
