@@ -38,7 +38,7 @@ from .blocks import BlockPlan
 from .errors import ArrayStoreError
 from .store import ArrayStore
 
-__all__ = ["BlockError", "map_blocks", "mp_context", "process_pool"]
+__all__ = ["BlockError", "map_blocks", "mp_context", "parent_identity", "process_pool", "worker_init"]
 
 R = TypeVar("R")
 Block = tuple[slice, ...]
@@ -72,8 +72,71 @@ def mp_context() -> multiprocessing.context.BaseContext:
 
 
 def process_pool(workers: int | None = None) -> ProcessPoolExecutor:
-    """A ``ProcessPoolExecutor`` with arraystore's start method, reusable across :func:`map_blocks` calls."""
-    return ProcessPoolExecutor(max_workers=workers or default_workers(), mp_context=mp_context())
+    """A ``ProcessPoolExecutor`` with arraystore's start method, reusable across :func:`map_blocks` calls.
+
+    Its workers exit when the process that made the pool dies, even by SIGKILL
+    (see :func:`worker_init`), instead of running on as orphans.
+    """
+    return ProcessPoolExecutor(
+        max_workers=workers or default_workers(),
+        mp_context=mp_context(),
+        initializer=worker_init,
+        initargs=parent_identity(),
+    )
+
+
+#: How often a worker's watchdog thread checks that its parent is alive (seconds).
+WATCHDOG_INTERVAL = 0.5
+
+
+def parent_identity() -> tuple[int, float]:
+    """This process's pid and start time, which :func:`worker_init` watches."""
+    import psutil
+
+    return os.getpid(), psutil.Process().create_time()
+
+
+def _parent_alive(pid: int, created: float) -> bool:
+    import psutil
+
+    try:
+        return bool(psutil.Process(pid).create_time() == created)  # a reused pid starts later
+    except psutil.Error:
+        return False
+
+
+def worker_init(parent_pid: int, parent_created: float, use_prctl: bool = True) -> None:
+    """Make a pool worker exit when the pool's owner dies.
+
+    On Linux the kernel kills the worker when its parent process exits
+    (``prctl(PR_SET_PDEATHSIG, SIGKILL)``; the parent is the forkserver, which exits with
+    the owner). On every platform, and as a second line on Linux, a daemon thread checks
+    every :data:`WATCHDOG_INTERVAL` seconds that the owner (pid and start time) is alive
+    and ends the worker with ``os._exit`` when it is not. A worker whose owner died
+    before this ran exits at once.
+    """
+    import signal
+    import sys
+    import threading
+
+    if use_prctl and sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            pr_set_pdeathsig = 1
+            libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: the watchdog remains
+            pass
+    if not _parent_alive(parent_pid, parent_created):
+        os._exit(1)
+
+    def watch() -> None:
+        while _parent_alive(parent_pid, parent_created):
+            threading.Event().wait(WATCHDOG_INTERVAL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="arraystore-parent-watchdog", daemon=True).start()
 
 
 def default_workers() -> int:

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -251,9 +251,9 @@ def _execute(
         for job in jobs:
             on_result(run_job(job))
         return
-    from ..parallel import mp_context
+    from ..parallel import process_pool
 
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp_context()) as pool:
+    with process_pool(min(workers, len(jobs))) as pool:
         futures = [pool.submit(_run_batch, batch) for batch in _batches(jobs, workers)]
         for future in as_completed(futures):
             for record in future.result():
