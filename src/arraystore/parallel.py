@@ -20,6 +20,7 @@ the default on Linux for these reasons.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import multiprocessing
@@ -38,7 +39,7 @@ from .blocks import BlockPlan
 from .errors import ArrayStoreError
 from .store import ArrayStore
 
-__all__ = ["BlockError", "map_blocks", "mp_context", "parent_identity", "process_pool", "worker_init"]
+__all__ = ["BlockError", "abandon_pool", "map_blocks", "mp_context", "parent_identity", "process_pool", "worker_init"]
 
 R = TypeVar("R")
 Block = tuple[slice, ...]
@@ -85,6 +86,27 @@ def process_pool(workers: int | None = None) -> ProcessPoolExecutor:
     )
 
 
+def abandon_pool(pool: ProcessPoolExecutor, timeout: float = 5.0) -> None:
+    """Stop a pool now: cancel queued tasks and end running workers (their work is abandoned).
+
+    For an interrupt (Ctrl-C, SIGTERM) or a fatal error in the process that owns the
+    pool: ``shutdown(cancel_futures=True)`` alone would wait for every running task.
+    Work a worker was doing is lost; arraystore's writers leave it as ``.partial``, which
+    a rerun resumes or replaces.
+    """
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.join(timeout)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout)
+
+
 #: How often a worker's watchdog thread checks that its parent is alive (seconds).
 WATCHDOG_INTERVAL = 0.5
 
@@ -119,6 +141,8 @@ def worker_init(parent_pid: int, parent_created: float, use_prctl: bool = True) 
     import sys
     import threading
 
+    # Ctrl-C reaches the whole process group; the owner decides what stops (see abandon_pool).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if use_prctl and sys.platform.startswith("linux"):
         import ctypes
 
@@ -224,6 +248,12 @@ def map_blocks(
             ordered,
             window=4 * (getattr(pool, "_max_workers", None) or default_workers()),
         )
+    except KeyboardInterrupt:  # Ctrl-C: stop now rather than wait for the blocks in flight
+        if own:
+            assert isinstance(pool, ProcessPoolExecutor)
+            abandon_pool(pool)
+            own = False
+        raise
     finally:
         if own:
             pool.shutdown(wait=True, cancel_futures=True)

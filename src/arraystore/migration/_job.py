@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._fsutil import raise_if_full
 from .._open import open as open_store
-from ..errors import ArrayStoreError, MetadataError
+from ..errors import ArrayStoreError, MetadataError, StorageFullError
 from ..meta import ArrayMeta
 from ..registry import Location, backend_class
 from ..store import ArrayStore
@@ -219,5 +220,11 @@ def run_job(job: Job) -> FileRecord:
             verified=report.verified,
             note=note,
         )
-    except (ArrayStoreError, OSError) as exc:
+    except OSError as exc:
+        try:
+            raise_if_full(exc, job.dst_path, "converting into")
+        except StorageFullError as full:
+            return _record(job, "failed", t0, error=_error(full))
+        return _record(job, "failed", t0, error=_error(exc))
+    except ArrayStoreError as exc:
         return _record(job, "failed", t0, error=_error(exc))

@@ -13,6 +13,7 @@ ignored: its file is simply done again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -189,25 +190,57 @@ class Manifest:
         return records
 
     def append(self, record: FileRecord) -> None:
-        """Write one line; it survives a kill of this process once this returns."""
+        """Write one line; it survives a kill of this process once this returns.
+
+        Raises
+        ------
+        StorageFullError
+            The disk is full: the line is not written (the file is cut back to its last
+            complete line), so the manifest stays consistent.
+        """
         if not record.finished:
             record.finished = _now()
-        if self._fh is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, "ab")  # noqa: SIM115 - kept open across appends
-            if self._fh.tell() > 0:
-                self._terminate_torn_line()
-        self._fh.write(json.dumps(record.to_dict(), default=str).encode() + b"\n")
-        self._fh.flush()
-        self._pending = True
-        if self.durable:
-            self.sync()
+        line = json.dumps(record.to_dict(), default=str).encode() + b"\n"
+        try:
+            if self._fh is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fh = open(self.path, "a+b", buffering=0)  # noqa: SIM115 - kept open across appends
+                self._cut_torn_line()
+            self._write_line(line)
+            self._pending = True
+            if self.durable:
+                self.sync()
+        except OSError as exc:
+            _fsutil.raise_if_full(exc, self.path, "appending to the migration manifest")
+            raise
 
-    def _terminate_torn_line(self) -> None:
-        with open(self.path, "rb") as f:
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                self._fh.write(b"\n")
+    def _write_line(self, line: bytes) -> None:
+        """Write all of ``line`` or nothing: a failed write is cut back off the file."""
+        fd = self._fh.fileno()
+        start = os.lseek(fd, 0, os.SEEK_END)
+        view = memoryview(line)
+        try:
+            while view:
+                view = view[os.write(fd, view) :]
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+            raise
+
+    def _cut_torn_line(self) -> None:
+        """Drop a last line torn by a kill (no newline), so that appended lines stay whole."""
+        fd = self._fh.fileno()
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return
+        tail = os.pread(fd, min(size, 1 << 20), max(0, size - (1 << 20)))
+        if tail.endswith(b"\n"):
+            return
+        nl = tail.rfind(b"\n")
+        if nl < 0 and size > len(tail):  # a torn line over 1 MiB long: keep it, end it
+            os.write(fd, b"\n")
+            return
+        os.ftruncate(fd, size - len(tail) + nl + 1)
 
     def sync(self) -> None:
         """fsync the lines written so far."""

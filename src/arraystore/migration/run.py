@@ -6,6 +6,7 @@ each file's metadata is resolved.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -17,7 +18,7 @@ from typing import Any
 
 from .. import _fsutil
 from .._open import open as open_store
-from ..errors import ArrayNotFoundError, ArrayStoreError, MetadataError, UnsafeInputError
+from ..errors import ArrayNotFoundError, ArrayStoreError, MetadataError, StorageFullError, UnsafeInputError
 from ..registry import backend_class
 from ..sidecar import sidecar_path
 from ._discover import DEFAULT_INCLUDE, TARGET_SUFFIXES, destination_names, discover, overlapping_outputs
@@ -251,13 +252,18 @@ def _execute(
         for job in jobs:
             on_result(run_job(job))
         return
-    from ..parallel import process_pool
+    from ..parallel import abandon_pool, process_pool
 
-    with process_pool(min(workers, len(jobs))) as pool:
+    pool = process_pool(min(workers, len(jobs)))
+    try:
         futures = [pool.submit(_run_batch, batch) for batch in _batches(jobs, workers)]
         for future in as_completed(futures):
             for record in future.result():
                 on_result(record)
+    except BaseException:  # Ctrl-C, SIGTERM, a full disk: queued files are cancelled, running ones abandoned
+        abandon_pool(pool)
+        raise
+    pool.shutdown(wait=True)
 
 
 #: Small files travel to the pool in batches: one round trip per file costs more than converting it.
@@ -469,19 +475,34 @@ def migrate(
                 backend=to,
                 resolution=job.resolution,
             )
-    else:
-        dst.mkdir(parents=True, exist_ok=True)
-        _run_jobs(planner, manifest, records, nworkers, scheduler, progress)
+    stopped: BaseException | None = None
+    if not dry_run:
+        try:
+            dst.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            _fsutil.raise_if_full(exc, dst, "creating")
+            raise
+        try:
+            _run_jobs(planner, manifest, records, nworkers, scheduler, progress)
+        except (KeyboardInterrupt, StorageFullError) as exc:
+            stopped = exc  # the manifest and reports of what was done are still written below
     if rule_set is not None:
         report.rules_unused = [r.glob for r in rule_set.unused()]
     report.records = [records[k] for k in sorted(records)]
     report.seconds = time.perf_counter() - t0
     if not dry_run:
         merged = {**previous, **records}
-        manifest.rewrite({k: v for k, v in merged.items() if k in records or (src / k).exists()})
-        _write_outputs(report, dst, planner.undetermined, durable)
+        try:
+            manifest.rewrite({k: v for k, v in merged.items() if k in records or (src / k).exists()})
+            _write_outputs(report, dst, planner.undetermined, durable)
+        except StorageFullError:
+            # The appended manifest already holds a whole line per finished file: it stays as it is.
+            if stopped is None:
+                raise
     elif planner.undetermined:
         report.suggested_rules = f"{dst / SUGGESTED_RULES_NAME} (written by a real run)"
+    if stopped is not None:
+        raise stopped
     return report
 
 
@@ -515,6 +536,8 @@ def _run_jobs(
     def finished(record: FileRecord) -> None:
         manifest.append(record)
         records[record.source] = record
+        if record.error is not None and record.error.get("type") == StorageFullError.__name__:
+            raise StorageFullError(errno.ENOSPC, f"{record.source}: {record.error.get('message', '')}")
         state[0] += 1
         state[1] += record.size
         if callback is not None:
