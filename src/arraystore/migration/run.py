@@ -495,7 +495,7 @@ def migrate(
     if not dry_run:
         merged = {**previous, **records}
         try:
-            manifest.rewrite({k: v for k, v in merged.items() if k in records or (src / k).exists()})
+            manifest.rewrite({k: v for k, v in merged.items() if k in records or _kept(src, k)})
             _write_outputs(report, dst, planner.undetermined, durable)
         except StorageFullError:
             # The appended manifest already holds a whole line per finished file: it stays as it is.
@@ -506,6 +506,14 @@ def migrate(
     if stopped is not None:
         raise stopped
     return report
+
+
+def _kept(src: Path, name: str) -> bool:
+    """Whether an earlier run's line for ``name`` stays in the manifest: a relative path to a file still in ``src``."""
+    parts = name.split("/")
+    if name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        return False
+    return (src / name).is_file()
 
 
 def _describe(scheduler: Any) -> str:
