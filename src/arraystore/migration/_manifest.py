@@ -245,7 +245,11 @@ class Manifest:
     def sync(self) -> None:
         """fsync the lines written so far."""
         if self._fh is not None and self._pending:
-            os.fsync(self._fh.fileno())
+            try:
+                os.fsync(self._fh.fileno())
+            except OSError as exc:
+                _fsutil.raise_if_full(exc, self.path, "syncing the migration manifest")
+                raise
             self._pending = False
 
     def close(self) -> None:
