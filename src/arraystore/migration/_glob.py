@@ -20,9 +20,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Glob", "class_regex"]
+__all__ = ["Glob", "class_regex", "to_regex"]
 
 _LIT, _ANY, _CLASS, _STAR, _DSTAR, _EPS = range(6)
+
+#: Cached DFA states per glob before the cache starts afresh (bounds memory on hostile input).
+_MAX_DFA_STATES = 4096
 
 
 def class_regex(body: str) -> str:
@@ -31,6 +34,33 @@ def class_regex(body: str) -> str:
     body = body[1:] if neg else body
     body = body.replace("\\", "\\\\").replace("^", "\\^").replace("[", "\\[")
     return "[" + ("^" if neg else "") + body + "]"
+
+
+def to_regex(glob: str) -> re.Pattern[str]:
+    """The reference meaning of a glob as a regular expression (``fullmatch``, ``re.DOTALL``)."""
+    out: list[str] = []
+    i, n = 0, len(glob)
+    while i < n:
+        c = glob[i]
+        if glob.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+            continue
+        if glob.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[" and (end := glob.find("]", i + 2)) != -1:
+            out.append(class_regex(glob[i + 1 : end]))
+            i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("".join(out), re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -82,8 +112,29 @@ class Glob:
                 tokens.append(_Token(_LIT, c))
             i += 1
         self._tokens = tuple(tokens)
-        #: State visits made by the last :meth:`fullmatch` (for tests of the linear bound).
+        # A lazily built DFA over the automaton's state sets: each set gets an id, and each id
+        # remembers where every character seen so far leads, so a long run of names costs one
+        # dictionary lookup per character once the common transitions are known.
+        self._ids: dict[frozenset[int], int] = {}
+        self._sets: list[frozenset[int]] = []
+        self._next: list[dict[str, int]] = []
+        self._start = self._intern(self._closure({0}))
+        # With at most one unbounded repeat a regular expression cannot backtrack more than
+        # (path length x pattern length) steps either, and runs in C: use it (same meaning).
+        stars = sum(t.kind in (_STAR, _DSTAR) for t in tokens)
+        self._regex = to_regex(glob) if stars <= 1 else None
+        #: State visits made by the last automaton match (for tests of the linear bound).
         self.steps = 0
+
+    def _intern(self, states: set[int]) -> int:
+        key = frozenset(states)
+        sid = self._ids.get(key)
+        if sid is None:
+            sid = len(self._sets)
+            self._ids[key] = sid
+            self._sets.append(key)
+            self._next.append({})
+        return sid
 
     def __repr__(self) -> str:
         return f"Glob({self.glob!r})"
@@ -101,33 +152,51 @@ class Glob:
 
     def fullmatch(self, text: str) -> bool:
         """Whether the glob matches all of ``text``."""
-        tokens, end = self._tokens, len(self._tokens)
-        states = self._closure({0})
-        steps = len(states)
+        if self._regex is not None:
+            return self._regex.fullmatch(text) is not None
+        return self.automaton_match(text)
+
+    def automaton_match(self, text: str) -> bool:
+        """:meth:`fullmatch` by the automaton alone (counts :attr:`steps`)."""
+        if len(self._sets) > _MAX_DFA_STATES:  # bounded memory on hostile input: start afresh
+            self._ids.clear()
+            self._sets.clear()
+            self._next.clear()
+            self._start = self._intern(self._closure({0}))
+        sid, steps = self._start, 1
         for ch in text:
-            nxt: set[int] = set()
-            for i in states:
-                if i == end:
-                    continue
-                t = tokens[i]
-                if t.kind == _LIT:
-                    if ch == t.char:
-                        nxt.add(i + 1)
-                elif t.kind == _ANY:
-                    if ch != "/":
-                        nxt.add(i + 1)
-                elif t.kind == _CLASS:
-                    assert t.cls is not None
-                    if t.cls.fullmatch(ch) is not None:
-                        nxt.add(i + 1)
-                elif t.kind == _STAR:
-                    if ch != "/":
-                        nxt.add(i)
-                elif t.kind == _DSTAR:
-                    nxt.add(i)
-            states = self._closure(nxt)
-            steps += len(states) + 1
-            if not states:
+            nxt = self._next[sid].get(ch)
+            if nxt is None:
+                states = self._step(self._sets[sid], ch)
+                steps += len(self._sets[sid]) + len(states)
+                nxt = self._next[sid][ch] = self._intern(states)
+            steps += 1
+            sid = nxt
+            if not self._sets[sid]:
                 break
         self.steps = steps
-        return end in states
+        return len(self._tokens) in self._sets[sid]
+
+    def _step(self, states: frozenset[int], ch: str) -> set[int]:
+        tokens, end = self._tokens, len(self._tokens)
+        nxt: set[int] = set()
+        for i in states:
+            if i == end:
+                continue
+            t = tokens[i]
+            if t.kind == _LIT:
+                if ch == t.char:
+                    nxt.add(i + 1)
+            elif t.kind == _ANY:
+                if ch != "/":
+                    nxt.add(i + 1)
+            elif t.kind == _CLASS:
+                assert t.cls is not None
+                if t.cls.fullmatch(ch) is not None:
+                    nxt.add(i + 1)
+            elif t.kind == _STAR:
+                if ch != "/":
+                    nxt.add(i)
+            elif t.kind == _DSTAR:
+                nxt.add(i)
+        return self._closure(nxt)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ..errors import MetadataError
-from ._glob import Glob, class_regex
+from ._glob import Glob, to_regex
 from ._text import one_line, toml_string
 from .evidence import (
     ByteOrder,
@@ -64,29 +64,7 @@ def glob_to_regex(glob: str) -> re.Pattern[str]:
     expression's ``fullmatch`` and runs in linear time; a regular-expression engine can
     backtrack for minutes on globs such as ``"**a" * 12 + "**b"``.
     """
-    out: list[str] = []
-    i, n = 0, len(glob)
-    while i < n:
-        c = glob[i]
-        if glob.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-            continue
-        if glob.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[" and (end := glob.find("]", i + 2)) != -1:
-            out.append(class_regex(glob[i + 1 : end]))
-            i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("".join(out), re.DOTALL)
+    return to_regex(glob)
 
 
 def _escape_glob(name: str) -> str:
