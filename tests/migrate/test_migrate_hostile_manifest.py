@@ -184,3 +184,16 @@ def test_overlap_detection_matches_a_brute_force_oracle(names: list[str]) -> Non
     for n in names:
         clash = any(inside(dests[n], dests[m]) or inside(dests[m], dests[n]) for m in names if m != n)
         assert (n in refused) == clash
+
+
+def test_a_torn_line_is_cut_before_new_lines_are_appended(tmp_path: Path) -> None:
+    from arraystore.migration._manifest import FileRecord, Manifest
+
+    path = tmp_path / "migration.jsonl"
+    path.write_bytes(b'{"source": "a.dat", "status": "failed"}\n{"source": "b.dat", "sta')  # killed mid-line
+    m = Manifest(path)
+    assert set(m.read()) == {"a.dat"}
+    m.append(FileRecord(source="c.dat", status="failed"))
+    m.append(FileRecord(source="d.dat", status="failed"))
+    m.close()
+    assert set(Manifest(path).read()) == {"a.dat", "c.dat", "d.dat"}  # no torn line left in the middle

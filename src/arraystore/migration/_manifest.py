@@ -233,7 +233,8 @@ class Manifest:
         size = os.fstat(fd).st_size
         if size == 0:
             return
-        tail = os.pread(fd, min(size, 1 << 20), max(0, size - (1 << 20)))
+        self._fh.seek(max(0, size - (1 << 20)))
+        tail = self._fh.read(min(size, 1 << 20))
         if tail.endswith(b"\n"):
             return
         nl = tail.rfind(b"\n")
