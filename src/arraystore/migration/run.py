@@ -436,6 +436,13 @@ def migrate(
         manifest is invalid.
     BackendError
         ``to`` is not a known format, or its library is not installed.
+    StorageFullError
+        The destination's file system filled up (ENOSPC, EDQUOT). The run stops: queued files
+        are cancelled, files in flight abandoned, and the manifest keeps a whole line for
+        every file done (plus the reports when space allows); rerun after freeing space.
+    KeyboardInterrupt
+        Ctrl-C (or a SIGTERM turned into one by the command line): the same stop, raised
+        after the manifest and reports of what was done are written.
     """
     t0 = time.perf_counter()
     src, dst = Path(src_dir), Path(dst_dir)
