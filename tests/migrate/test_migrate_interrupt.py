@@ -106,7 +106,8 @@ def test_interrupted_migrate_stops_writes_manifest_exits_130(
     assert b"Traceback" not in stderr
     records = Manifest(manifest).read()
     converted = {n for n, r in records.items() if r.status == "converted"}
-    assert converted and len(converted) < NFILES  # queued files were cancelled, not converted
+    detail = f"{stderr.decode()}\n{manifest.read_text()[:3000]}"
+    assert converted and len(converted) < NFILES, detail  # queued files were cancelled, not converted
     for name in converted:
         with arraystore.open(dst / records[name].destination) as s:  # type: ignore[operator]
             np.testing.assert_array_equal(s[...], arrays[name])

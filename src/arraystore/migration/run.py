@@ -500,8 +500,10 @@ def migrate(
     report.records = [records[k] for k in sorted(records)]
     report.seconds = time.perf_counter() - t0
     if not dry_run:
-        merged = {**previous, **records}
         try:
+            # What this run appended wins over earlier runs' lines, even a line whose record an
+            # interrupt kept from reaching ``records``.
+            merged = {**previous, **manifest.read(), **records}
             manifest.rewrite({k: v for k, v in merged.items() if k in records or _kept(src, k)})
             _write_outputs(report, dst, planner.undetermined, durable)
         except StorageFullError:
@@ -551,8 +553,8 @@ def _run_jobs(
     state = [len(planner.done), sum(r.size for r in planner.done)]
 
     def finished(record: FileRecord) -> None:
+        records[record.source] = record  # first: an interrupt after the append must not lose it
         manifest.append(record)
-        records[record.source] = record
         if record.error is not None and record.error.get("type") == StorageFullError.__name__:
             raise StorageFullError(errno.ENOSPC, f"{record.source}: {record.error.get('message', '')}")
         state[0] += 1
