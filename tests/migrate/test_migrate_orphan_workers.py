@@ -69,4 +69,44 @@ def test_workers_exit_when_the_owner_is_killed(tmp_path: Path, tree: list[psutil
     proc.wait()
     proc.stdout.close()
     _gone, alive = psutil.wait_procs(descendants, timeout=60)
-    assert alive == []
+    assert [p for p in alive if _running(p)] == []
+
+
+def test_sigkill_of_the_migrate_command_leaves_no_worker(tmp_path: Path, tree: list[psutil.Process]) -> None:
+    import numpy as np
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(24):
+        np.random.default_rng(i).standard_normal(256 * 1024).astype("<f4").tofile(src / f"f{i:02d}_f4.dat")
+    dst = tmp_path / "dst"
+    script = Path(sys.executable).with_name("arraystore")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "arraystore"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.Popen(
+        [*command, "migrate", str(src), str(dst), "--workers", "2", "--compression", "zstd"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    owner = psutil.Process(proc.pid)
+    tree.append(owner)
+    manifest = dst / "migration.jsonl"
+    while not (manifest.exists() and manifest.stat().st_size > 0):  # workers are busy from here on
+        assert proc.poll() is None, "migrate ended before its first file was done"
+        try:
+            proc.wait(timeout=0.02)
+        except subprocess.TimeoutExpired:
+            pass
+    descendants = owner.children(recursive=True)
+    tree.extend(descendants)
+    assert len(descendants) >= 3  # forkserver (and its workers), resource tracker
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    _gone, alive = psutil.wait_procs(descendants, timeout=60)
+    assert [p for p in alive if _running(p)] == []
+
+
+def _running(p: psutil.Process) -> bool:
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE  # a zombie has exited; only its parent has not reaped it
+    except psutil.Error:
+        return False
