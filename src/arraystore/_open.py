@@ -12,7 +12,14 @@ from typing import Any, Literal
 
 from . import _fsutil
 from ._lock import WriterLock
-from .errors import AlreadyExistsError, ArrayNotFoundError, ArrayStoreError, ModeError, ReadOnlyError
+from .errors import (
+    AlreadyExistsError,
+    ArrayNotFoundError,
+    ArrayStoreError,
+    DimensionError,
+    ModeError,
+    ReadOnlyError,
+)
 from .fidelity import check_fidelity
 from .meta import ArrayMeta
 from .registry import Location, backend_class, detect_backend, parse_location
@@ -150,6 +157,8 @@ def create(
     AlreadyExistsError, UnsupportedDtypeError, MetadataError, LockedError, StorageFullError
     """
     meta = ArrayMeta(shape, dtype, order, dict(attrs or {}))
+    if chunks is not None and not isinstance(chunks, (bool, int, str)):
+        DimensionError.check("chunks", tuple(chunks), meta.shape)
     location = parse_location(path)
     cls = _resolve_backend(location, backend, must_exist=False)
     check_fidelity(cls, meta.dtype)

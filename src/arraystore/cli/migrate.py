@@ -7,8 +7,10 @@ Exit codes: 0 every file converted or skipped; 3 some files undetermined (none f
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
+
+from ._errors import UsageError
+from ._errors import report as report_error
 
 EPILOG = """\
 exit codes: 0 all converted or skipped; 3 some undetermined (none failed); 4 some failed;
@@ -74,11 +76,8 @@ def run(args: argparse.Namespace) -> int:
     from ..migration._discover import DEFAULT_INCLUDE
 
     if args.workers is not None and args.workers < 1:
-        print(
-            f"arraystore migrate: error: expected --workers of at least 1, found {args.workers}",
-            file=sys.stderr,
-        )
-        return 2
+        bad = UsageError(f"expected --workers of at least 1, found {args.workers}")
+        return report_error(bad, command="migrate", path=None, as_json=args.json)
     report = migrate(
         args.src,
         args.dst,
