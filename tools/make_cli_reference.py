@@ -55,9 +55,9 @@ def _option_rows(parser: argparse.ArgumentParser) -> list[str]:
         if len(action.option_strings) > 1:
             name = ", ".join(action.option_strings[:-1]) + ", " + name
         help_text = action.help or ""
-        if action.option_strings and action.nargs != 0 and action.default not in (None, [], argparse.SUPPRESS):
-            if "default" not in help_text:
-                help_text += f" (default: {action.default})"
+        has_default = action.option_strings and action.nargs != 0 and action.default not in (None, [], argparse.SUPPRESS)
+        if has_default and "default" not in help_text:
+            help_text += f" (default: {action.default})"
         rows.append(f"| `{_cell(name)}` | {_cell(help_text)} |")
     return rows
 
