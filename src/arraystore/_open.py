@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from . import _fsutil
-from ._lock import WriterLock
+from ._lock import WriterLock, writer_active
 from .errors import (
     AlreadyExistsError,
     ArrayNotFoundError,
@@ -34,6 +34,24 @@ def _reopen(path: str, backend: str, options: dict[str, Any]) -> ArrayStore:
 
 def _resolve_backend(location: Location, backend: str | None, *, must_exist: bool) -> type[ArrayStore]:
     return backend_class(backend or detect_backend(location, must_exist=must_exist))
+
+
+def _staging_note(cls: type[ArrayStore], location: Location) -> str:
+    """What a ``.partial`` beside a missing array says: a writer at work, or one that died."""
+    staging = cls._staging(location)
+    if staging is None or not os.path.lexists(staging.file):
+        return ""
+    name = staging.file.name
+    if writer_active(staging.file):
+        return (
+            f" yet: an array is being written there right now ({name}, whose writer holds its lock); "
+            "it appears when its writer closes it: wait for that, then open it again"
+        )
+    return (
+        f": an array was being written there ({name}) but its writer is gone (no process holds its lock: "
+        "a crash or kill?); rerun the create or conversion to resume or replace it, or delete "
+        f"{name}"
+    )
 
 
 def open(  # noqa: A001 - the natural name, like io.open and zarr.open
@@ -85,7 +103,7 @@ def open(  # noqa: A001 - the natural name, like io.open and zarr.open
             "cannot offer it: open with 'r' and copy the blocks you change"
         )
     if not cls._exists(location):
-        raise ArrayNotFoundError(f"{location}: no {cls.backend} array there")
+        raise ArrayNotFoundError(f"{location}: no {cls.backend} array there{_staging_note(cls, location)}")
     lock = None
     if mode in WRITABLE_MODES and not _fsutil.writable(location.file):
         raise ReadOnlyError(
