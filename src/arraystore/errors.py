@@ -13,6 +13,7 @@ The tree::
     ├── MetadataError (ValueError)             metadata missing, unreadable or invalid
     │   ├── SizeMismatchError                  data size != shape x itemsize (+ offset)
     │   ├── IncompleteArrayError               written but never completed (crash?)
+│   ├── DimensionError                     chunks/shards/shape with the wrong number of axes
     │   └── UnsafeInputError                   refused: pickles, external links, traversal
     ├── UnsupportedDtypeError (TypeError)      dtype not storable (exactly) in a backend
     ├── ModeError (ValueError)                 unknown mode, or mode not offered by a backend
@@ -22,8 +23,7 @@ The tree::
     ├── LockedError (TimeoutError)             another writer holds the store
     ├── ClosedStoreError (ValueError)          use after close()
     ├── SelectionError (IndexError)            an index the store cannot take, or out of bounds
-    ├── DimensionError (ValueError)            chunks/shards/shape with the wrong number of axes
-    ├── ValueOutOfRangeError (OverflowError)   a written value does not fit the store's dtype
+        ├── ValueOutOfRangeError (OverflowError)   a written value does not fit the store's dtype
     ├── ArrayChangedError (RuntimeError)       replaced or rewritten by another writer since opened
     ├── BackendError (ValueError)              unknown backend, undetectable format
     │   └── MissingDependencyError (ImportError) backend's library not installed
@@ -225,7 +225,7 @@ class SelectionError(ArrayStoreError, IndexError):
     """An index that is not basic indexing, or out of bounds."""
 
 
-class DimensionError(ArrayStoreError, ValueError):
+class DimensionError(MetadataError):
     """A per-axis value (chunks, shards, a shape) with a different number of axes than the array."""
 
     @classmethod
