@@ -40,7 +40,8 @@ def _name(action: argparse.Action) -> str:
 
 def _usage(parser: argparse.ArgumentParser) -> str:
     """One usage line, independent of the Python version's help formatter and the terminal width."""
-    actions = [a for a in parser._actions if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction))]
+    actions = [a for a in parser._actions
+               if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction)) and a.help != argparse.SUPPRESS]
     options = [f"[{_name(a)}]" for a in actions if a.option_strings]
     positionals = [_name(a) for a in actions if not a.option_strings]
     return " ".join([parser.prog, *options, *positionals])
@@ -49,7 +50,7 @@ def _usage(parser: argparse.ArgumentParser) -> str:
 def _option_rows(parser: argparse.ArgumentParser) -> list[str]:
     rows = []
     for action in parser._actions:
-        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)) or action.help == argparse.SUPPRESS:
             continue
         name = _name(action)
         if len(action.option_strings) > 1:

@@ -85,8 +85,9 @@ def test_convert_into_missing_folder_names_the_destination(tmp_path: Path, good:
     proc = run_cli("convert", str(good), f"{tmp_path}/inst/../out/x.zarr")
     _assert_one_line(proc, f"{tmp_path}/out/x.zarr")
     assert "does not exist" in proc.stderr and "journal" not in proc.stderr
-    debug = run_cli("--debug", "convert", str(good), f"{tmp_path}/inst/../out/x.zarr")
-    assert debug.returncode != 0 and "Traceback" in debug.stderr
+    for debug_argv in (["--debug", "convert"], ["convert", "--debug"]):
+        debug = run_cli(*debug_argv, str(good), f"{tmp_path}/inst/../out/x.zarr")
+        assert debug.returncode != 0 and "Traceback" in debug.stderr
 
 
 def test_migrate_and_locality_bad_input(tmp_path: Path) -> None:
@@ -123,6 +124,15 @@ def test_corpus_garbage_through_info(tmp_path: Path) -> None:
         if proc.returncode == 0:
             continue
         assert proc.returncode == 1 and proc.stderr.count("\n") == 1, (case["name"], proc.stderr)
+
+
+def test_json_error_names_the_path_it_is_about(tmp_path: Path, good: Path) -> None:
+    missing = run_cli("convert", f"{tmp_path}/d/../nothere.dat", str(tmp_path / "o.zarr"), "--json")
+    assert json.loads(missing.stderr)["error"]["path"] == f"{tmp_path}/nothere.dat"
+    (tmp_path / "o.npy").write_bytes(b"")
+    exists = run_cli("convert", str(good), str(tmp_path / "o.npy"), "--json")
+    err = json.loads(exists.stderr)["error"]
+    assert err["path"] == str(tmp_path / "o.npy") and err["type"] == "AlreadyExistsError" and "--overwrite" in err["message"]
 
 
 def test_exit_codes_are_documented() -> None:

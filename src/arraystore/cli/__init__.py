@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"{__name__}.{name}").register(sub)
+    for command in sub.choices.values():  # also after the command: arraystore convert ... --debug
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -84,8 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             setattr(args, name, _normalise(getattr(args, name)))
     if hasattr(args, "paths"):
         args.paths = [_normalise(p) for p in args.paths]
-    path = next((getattr(args, n) for n in ("path", "dst", "file", "src") if getattr(args, n, None)), None)
-    return run_guarded(lambda: args.func(args), command=args.command, path=path,
+    paths = [getattr(args, n) for n in ("path", "src", "file", "dst", "against") if getattr(args, n, None)]
+    return run_guarded(lambda: args.func(args), command=args.command, path=paths,
                        as_json=bool(getattr(args, "json", False)), debug=args.debug)
 
 

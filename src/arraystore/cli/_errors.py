@@ -128,7 +128,16 @@ def exit_code(exc: BaseException) -> int:
     return EXIT_ERROR
 
 
-def describe(exc: BaseException, command: str | None, path: str | None) -> dict[str, Any]:
+def _named(message: str, paths: list[str]) -> str | None:
+    """The command's path argument the message is about (the first one it names, else the first)."""
+    for p in paths:
+        file = p.partition("::")[0]
+        if file and (file in message or os.path.abspath(file) in message):
+            return p
+    return paths[0] if paths else None
+
+
+def describe(exc: BaseException, command: str | None, path: str | list[str] | None) -> dict[str, Any]:
     """``type``, ``message``, ``path`` and ``exit_code`` of a failure, as the CLI reports it."""
     found: str | None = None
     if isinstance(exc, KeyboardInterrupt):
@@ -141,7 +150,7 @@ def describe(exc: BaseException, command: str | None, path: str | None) -> dict[
     else:
         message = cli_message(str(exc), command)
     if found is None and path is not None:
-        found = path
+        found = _named(message, [path] if isinstance(path, str) else path)
     return {
         "type": type(exc).__name__,
         "message": message,
@@ -150,7 +159,7 @@ def describe(exc: BaseException, command: str | None, path: str | None) -> dict[
     }
 
 
-def report(exc: BaseException, *, command: str | None, path: str | None, as_json: bool) -> int:
+def report(exc: BaseException, *, command: str | None, path: str | list[str] | None, as_json: bool) -> int:
     """Print the failure on stderr (one line, or one JSON object) and return its exit code."""
     info = describe(exc, command, path)
     if as_json:
@@ -165,7 +174,7 @@ def report(exc: BaseException, *, command: str | None, path: str | None, as_json
     return int(info["exit_code"])
 
 
-def run_guarded(func: Callable[[], int], *, command: str | None, path: str | None, as_json: bool,
+def run_guarded(func: Callable[[], int], *, command: str | None, path: str | list[str] | None, as_json: bool,
                 debug: bool) -> int:
     """Run a command; map whatever stops it to one reported line and an exit code."""
     try:
@@ -178,7 +187,8 @@ def run_guarded(func: Callable[[], int], *, command: str | None, path: str | Non
         if debug:
             raise
         message = f"internal error: {exc}; rerun with --debug for the traceback and report it"
-        info: dict[str, Any] = {"type": type(exc).__name__, "message": message, "path": path,
+        first = path if isinstance(path, str) or path is None else (path[0] if path else None)
+        info: dict[str, Any] = {"type": type(exc).__name__, "message": message, "path": first,
                                 "exit_code": EXIT_ERROR}
         if as_json:
             print(json.dumps({"error": info}), file=sys.stderr)
