@@ -212,6 +212,11 @@ def create(
         if isinstance(exc, OSError) and not isinstance(exc, ArrayStoreError):
             _fsutil.raise_if_full(exc, str(location), "creating")
             _fsutil.raise_if_readonly(exc, str(location), "creating")
+            folder = location.file.parent
+            if isinstance(exc, FileNotFoundError) and not folder.is_dir():
+                raise ArrayNotFoundError(
+                    f"{location}: cannot create it: the folder {folder} does not exist; create the folder first"
+                ) from exc
         raise
     store._locks = locks
     if staging is not None:

@@ -177,3 +177,16 @@ def test_overwrite_and_backend_hints_are_options(tmp_path: Path, good: Path) -> 
     assert "--overwrite" in proc.stderr and "overwrite=True" not in proc.stderr
     proc = run_cli("convert", str(good), str(tmp_path / "out.unknownsuffix"))
     assert proc.returncode == 1 and "backend=" not in proc.stderr and "--to" in proc.stderr, proc.stderr
+
+
+def test_create_in_missing_folder_is_typed_and_names_the_folder(tmp_path: Path, good: Path) -> None:
+    import arraystore
+    from arraystore.errors import ArrayNotFoundError
+
+    for name in ("x.dat", "x.npy", "x.h5", "x.zarr"):
+        with pytest.raises(ArrayNotFoundError, match="the folder .*nowhere does not exist") as info:
+            arraystore.create(tmp_path / "nowhere" / name, (2,), "f4")
+        assert ".partial" not in str(info.value)
+        proc = run_cli("convert", str(good), f"{tmp_path}/a/../nowhere/{name}")
+        _assert_one_line(proc, f"{tmp_path}/nowhere/{name}")
+    assert not (tmp_path / "nowhere").exists()
