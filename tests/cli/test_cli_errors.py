@@ -184,7 +184,7 @@ def test_create_in_missing_folder_is_typed_and_names_the_folder(tmp_path: Path, 
     from arraystore.errors import ArrayNotFoundError
 
     for name in ("x.dat", "x.npy", "x.h5", "x.zarr"):
-        with pytest.raises(ArrayNotFoundError, match="the folder .*nowhere does not exist") as info:
+        with pytest.raises(ArrayNotFoundError, match=r"the folder .*nowhere does not exist") as info:
             arraystore.create(tmp_path / "nowhere" / name, (2,), "f4")
         assert ".partial" not in str(info.value)
         proc = run_cli("convert", str(good), f"{tmp_path}/a/../nowhere/{name}")
