@@ -75,7 +75,7 @@ def test_every_command_bad_input_is_one_line(tmp_path: Path, command: str) -> No
         js = run_cli(*argv, "--json")
         assert js.returncode == proc.returncode and "Traceback" not in js.stderr
         if command != "inspect" or js.stdout == "":
-            err = json.loads(js.stderr)["error"]
+            err = json.loads(js.stderr)
             assert set(err) == {"type", "message", "path", "exit_code"}, err
             assert err["exit_code"] == proc.returncode and "\n" not in err["message"]
             assert err["type"] in proc.stderr
@@ -104,7 +104,7 @@ def test_usage_errors_exit_2_plain_and_json(argv: list[str]) -> None:
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     js = run_cli(*argv, "--json")
     assert js.returncode == 2
-    assert json.loads(js.stderr)["error"]["exit_code"] == 2
+    assert json.loads(js.stderr)["exit_code"] == 2
 
 
 def test_corpus_garbage_through_info(tmp_path: Path) -> None:
@@ -128,10 +128,10 @@ def test_corpus_garbage_through_info(tmp_path: Path) -> None:
 
 def test_json_error_names_the_path_it_is_about(tmp_path: Path, good: Path) -> None:
     missing = run_cli("convert", f"{tmp_path}/d/../nothere.dat", str(tmp_path / "o.zarr"), "--json")
-    assert json.loads(missing.stderr)["error"]["path"] == f"{tmp_path}/nothere.dat"
+    assert json.loads(missing.stderr)["path"] == f"{tmp_path}/nothere.dat"
     (tmp_path / "o.npy").write_bytes(b"")
     exists = run_cli("convert", str(good), str(tmp_path / "o.npy"), "--json")
-    err = json.loads(exists.stderr)["error"]
+    err = json.loads(exists.stderr)
     assert err["path"] == str(tmp_path / "o.npy") and err["type"] == "AlreadyExistsError" and "--overwrite" in err["message"]
 
 

@@ -163,7 +163,7 @@ def report(exc: BaseException, *, command: str | None, path: str | list[str] | N
     """Print the failure on stderr (one line, or one JSON object) and return its exit code."""
     info = describe(exc, command, path)
     if as_json:
-        print(json.dumps({"error": info}), file=sys.stderr)
+        print(json.dumps(info), file=sys.stderr)
     elif isinstance(exc, UsageError):
         prog = f"arraystore {command}" if command else "arraystore"
         print(f"{prog}: error: {info['message']} (see {prog} --help)", file=sys.stderr)
@@ -191,7 +191,7 @@ def run_guarded(func: Callable[[], int], *, command: str | None, path: str | lis
         info: dict[str, Any] = {"type": type(exc).__name__, "message": message, "path": first,
                                 "exit_code": EXIT_ERROR}
         if as_json:
-            print(json.dumps({"error": info}), file=sys.stderr)
+            print(json.dumps(info), file=sys.stderr)
         else:
             print(f"arraystore: error: {cli_message(message, command)} [{info['type']}]", file=sys.stderr)
         return EXIT_ERROR
