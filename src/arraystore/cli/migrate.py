@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..migration import MigrationReport
+
+from ._errors import UsageError
+from ._errors import report as report_error
 
 EPILOG = """\
 exit codes: 0 all converted or skipped; 3 some undetermined (none failed); 4 some failed;
@@ -79,11 +81,8 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Migrate; print the summary (or JSON); return the documented exit code."""
     if args.workers is not None and args.workers < 1:
-        print(
-            f"arraystore migrate: error: expected --workers of at least 1, found {args.workers}",
-            file=sys.stderr,
-        )
-        return 2
+        bad = UsageError(f"expected --workers of at least 1, found {args.workers}")
+        return report_error(bad, command="migrate", path=None, as_json=args.json)
     main = threading.current_thread() is threading.main_thread()  # signal handlers live in the main thread
     previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
     try:

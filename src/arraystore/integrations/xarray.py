@@ -24,9 +24,15 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import xarray as xr
-from xarray.backends import BackendArray, BackendEntrypoint
-from xarray.core import indexing
+
+from .._optional import missing
+
+try:
+    import xarray as xr
+    from xarray.backends import BackendArray, BackendEntrypoint
+    from xarray.core import indexing
+except ImportError as _exc:
+    raise missing(_exc, "the xarray integration (engine='arraystore')") from _exc
 
 from .._open import open as open_store
 from ..blocks import contiguous_chunks
