@@ -23,6 +23,8 @@ The tree::
     ├── ClosedStoreError (ValueError)          use after close()
     ├── SelectionError (IndexError)            an index the store cannot take, or out of bounds
     ├── ValueOutOfRangeError (OverflowError)   a written value does not fit the store's dtype
+    ├── BroadcastError (ValueError)            a written value's shape does not fit the selection
+    ├── CopyRequiredError (ValueError)         np.asarray(store, copy=False) where no view exists
     ├── ArrayChangedError (RuntimeError)       replaced or rewritten by another writer since opened
     ├── BackendError (ValueError)              unknown backend, undetectable format
     │   └── MissingDependencyError (ImportError) backend's library not installed
@@ -43,13 +45,15 @@ from __future__ import annotations
 
 __all__ = [
     "AlreadyExistsError",
-    "ArrayNotFoundError",
     "ArrayChangedError",
+    "ArrayNotFoundError",
     "ArrayStoreError",
     "ArrayStoreWarning",
     "BackendError",
+    "BroadcastError",
     "ClosedStoreError",
     "ConversionError",
+    "CopyRequiredError",
     "IncompleteArrayError",
     "LockFallbackWarning",
     "LockedError",
@@ -171,6 +175,14 @@ class SelectionError(ArrayStoreError, IndexError):
 
 class ValueOutOfRangeError(ArrayStoreError, OverflowError):
     """A written value does not fit the store's dtype (numpy 2's rule for Python scalars, NEP 50)."""
+
+
+class BroadcastError(ArrayStoreError, ValueError):
+    """A written value cannot be broadcast to the selection's shape (numpy raises ValueError)."""
+
+
+class CopyRequiredError(ArrayStoreError, ValueError):
+    """``np.asarray(store, copy=False)`` where the store cannot share its bytes (numpy 2 asks ValueError)."""
 
 
 class ArrayChangedError(ArrayStoreError, RuntimeError):

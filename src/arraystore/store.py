@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import math
 import warnings
 import weakref
 from abc import ABC, abstractmethod
@@ -21,15 +22,16 @@ import numpy as np
 
 from . import _fsutil
 from ._lock import WriterLock
-from ._selection import Selection, normalize_selection, selection_shape
+from ._selection import BasicPlan, GatherPlan, Selection, plan_selection
+from ._values import coerce_value
 from .blocks import BlockPlan, plan_blocks
 from .errors import (
     ArrayStoreError,
     ClosedStoreError,
+    CopyRequiredError,
     NotMemoryMappableError,
     NotPersistedWarning,
     ReadOnlyError,
-    UnsupportedDtypeError,
 )
 from .fidelity import Fidelity
 from .meta import ArrayMeta, Order
@@ -46,6 +48,10 @@ WRITABLE_MODES = frozenset({"r+", "w+", "w-"})
 
 #: Default block size for :meth:`ArrayStore.iter_blocks`.
 DEFAULT_BLOCK_BYTES = 64 * 1024 * 1024
+#: Rows of a gather (integer-array or mask selection) closer than this are read in one call.
+GATHER_GAP_BYTES = 256 * 1024
+#: Bytes read ahead by ``iter(store)``.
+ITER_BLOCK_BYTES = 4 * 1024 * 1024
 
 S = TypeVar("S", bound="ArrayStore")
 
@@ -318,37 +324,114 @@ class ArrayStore(ABC):
             raise ReadOnlyError(f"{self.path}: opened read-only (mode {self._mode!r}); open with mode='r+' to write")
 
     def __getitem__(self, sel: Any) -> np.ndarray[Any, Any]:
+        """Read ``store[sel]`` into a new ndarray of the store's dtype (byte order included).
+
+        ``sel`` is what numpy takes, except several arrays or ``None`` in one key: ints,
+        slices with any step, ``...``, one integer array (or list) on one axis, a boolean
+        mask on one axis or of the array's full shape. The values, dtype and shape are
+        numpy's; where numpy returns a scalar (an integer for every axis), the store
+        returns a 0-d array, which keeps the stored byte order.
+        """
         self._check_open()
-        nsel, flip = normalize_selection(sel, self.shape)
-        out = self._read(nsel)
-        if flip:
-            out = np.flip(out, axis=flip).copy()
-        return out
+        plan = plan_selection(sel, self.shape)
+        if isinstance(plan, GatherPlan):
+            out = self._gather(plan)[plan.local]
+        else:
+            out = self._read(plan.sel)
+            if plan.flip:
+                out = np.flip(out, axis=plan.flip).copy()
+        return self._as_result(out, plan.shape)
+
+    def _as_result(self, out: Any, shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
+        # Every backend and I/O path gives the same thing: an ndarray of exactly the
+        # store's dtype, never a numpy scalar (which would come back in native order).
+        arr: np.ndarray[Any, Any] = np.asarray(out)
+        if arr.dtype != self.dtype:
+            arr = arr.astype(self.dtype)
+        return arr if arr.shape == shape else arr.reshape(shape)
+
+    def _gather(self, plan: GatherPlan) -> np.ndarray[Any, Any]:
+        """Read the block of ``plan``: its rows in sorted runs, nearby runs read as one."""
+        block_shape = plan.block_shape()
+        row_bytes = math.prod(n for i, n in enumerate(block_shape) if i != plan.axis) * self.dtype.itemsize
+        runs = plan.runs(max_gap=GATHER_GAP_BYTES // max(row_bytes, 1))
+        if math.prod(block_shape) == 0 or not runs:
+            return np.empty(block_shape, self.dtype)
+        parts = []
+        ends = [at for _, _, at in runs[1:]] + [len(plan.rows)]
+        for (lo, hi, at), end in zip(runs, ends):
+            part = np.asarray(self._read(plan.run_selection(lo, hi)))
+            wanted = plan.rows[at:end] - lo
+            parts.append(part if len(wanted) == hi - lo else np.take(part, wanted, axis=plan.axis))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=plan.axis)
 
     def __setitem__(self, sel: Any, value: Any) -> None:
+        """Write ``value`` into ``store[sel]`` (the selections of :meth:`__getitem__`).
+
+        Python numbers are written when they fit the dtype (numpy 2's NEP 50 rule), else
+        :class:`~arraystore.errors.ValueOutOfRangeError`; arrays are cast with numpy's
+        ``same_kind`` rule, else :class:`~arraystore.errors.UnsupportedDtypeError`. With
+        repeated indices the last value wins, as in numpy.
+        """
         self._check_writable()
-        nsel, flip = normalize_selection(sel, self.shape)
-        shape = selection_shape(nsel)
-        arr = np.asarray(value)
-        if arr.dtype != self.dtype or arr.shape != shape:
-            buf = np.empty(shape, dtype=self.dtype)
-            try:
-                np.copyto(buf, arr, casting="same_kind")
-            except TypeError:
-                raise UnsupportedDtypeError(
-                    f"{self.path}: cannot write {arr.dtype} values into a {self.dtype} array without "
-                    f"changing their kind; convert them explicitly (value.astype({str(self.dtype)!r}))"
-                ) from None
-            except ValueError as exc:
-                raise ValueError(
-                    f"{self.path}: cannot write an array of shape {arr.shape} into {shape}: {exc}"
-                ) from None
-            arr = buf
-        if flip:
-            arr = np.flip(arr, axis=flip)
-        self._write(nsel, arr)
+        plan = plan_selection(sel, self.shape)
+        arr = coerce_value(
+            value, self.dtype, plan.shape, scalar=isinstance(plan, BasicPlan) and plan.scalar, where=self.path
+        )
+        if isinstance(plan, GatherPlan):
+            self._scatter(plan, arr)
+            return
+        if plan.flip:
+            arr = np.flip(arr, axis=plan.flip)
+        self._write(plan.sel, arr)
+
+    def _scatter(self, plan: GatherPlan, value: np.ndarray[Any, Any]) -> None:
+        """Write ``value`` through ``plan``: fill the block (read first where the key covers it partly)."""
+        block = self._gather(plan) if plan.partial else np.empty(plan.block_shape(), self.dtype)
+        block[plan.local] = value
+        if block.size == 0:
+            return
+        index: list[Any] = [slice(None)] * block.ndim
+        for lo, hi, at in plan.runs():
+            index[plan.axis] = slice(at, at + hi - lo)
+            self._write(plan.run_selection(lo, hi), block[tuple(index)])
+
+    def __iter__(self) -> Iterator[np.ndarray[Any, Any]]:
+        """Iterate along the first axis, as numpy does (rows read a few at a time)."""
+        self._check_open()
+        if not self.shape:
+            raise TypeError("iteration over a 0-d array")
+        row_bytes = max(self.nbytes // max(self.shape[0], 1), 1)
+        step = max(1, ITER_BLOCK_BYTES // row_bytes)
+        for lo in range(0, self.shape[0], step):
+            block = self[lo : lo + step]
+            for row in block:
+                yield self._as_result(row, self.shape[1:])
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray[Any, Any]:
+        """numpy's array protocol: ``copy=False`` shares the stored bytes (a memory map) or raises.
+
+        ``np.asarray(store)`` and ``np.array(store)`` read the array; ``np.asarray(store,
+        copy=False)`` returns :meth:`as_memmap` (read-only in mode ``r``, writing through
+        to the file in ``r+``) where the data are one mappable byte range of the store's
+        dtype, and raises ``ValueError`` otherwise, as numpy 2 asks of ``__array__``.
+        """
+        if copy is False:
+            if dtype is not None and np.dtype(dtype) != self.dtype:
+                raise CopyRequiredError(
+                    f"{self.path}: np.asarray(store, dtype={np.dtype(dtype)}, copy=False) needs a copy (the "
+                    f"store holds {self.dtype}); drop copy=False or the dtype"
+                )
+            self._check_open()
+            if self.size == 0:
+                return np.empty(self.shape, self.dtype)
+            try:
+                return self.as_memmap()
+            except NotMemoryMappableError as exc:
+                raise CopyRequiredError(
+                    f"{self.path}: np.asarray(store, copy=False) cannot share the stored bytes ({exc}); "
+                    "drop copy=False to read a copy, and write changes back with store[...] = array"
+                ) from None
         out = self[...]
         return out if dtype is None else out.astype(dtype, copy=False)
 
