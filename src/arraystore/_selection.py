@@ -166,9 +166,11 @@ def plan_selection(key: Any, shape: tuple[int, ...]) -> Plan:
         raise SelectionError(
             f"too many indices: the array is {len(shape)}-dimensional, but {consumed} were indexed"
         )
+    ellipsis: tuple[int, int] | None = None  # (first axis, number of axes) it stands for
     if n_ellipsis:
-        i = entries.index(Ellipsis)
+        i = next(k for k, e in enumerate(entries) if e is Ellipsis)
         entries[i : i + 1] = [slice(None)] * (len(shape) - consumed)
+        ellipsis = (i, len(shape) - consumed)
     entries += [slice(None)] * (len(shape) - consumed)
     arrays = [i for i, e in enumerate(entries) if isinstance(e, np.ndarray)]
     if not arrays:
@@ -225,6 +227,10 @@ def plan_selection(key: Any, shape: tuple[int, ...]) -> Plan:
             assert isinstance(b, slice)
             sel.append(b)
             local.append(slice(None, None, -1) if f else slice(None))
+    if ellipsis is not None:
+        # numpy counts an Ellipsis (even one standing for no axis) as separating advanced
+        # indices, which moves the gathered axes first: keep it where the caller put it.
+        local[ellipsis[0] : sum(ellipsis)] = [Ellipsis]
     plan = GatherPlan(tuple(sel), axis, rows.astype(np.intp, copy=False), tuple(local), (), partial=False)
     return _with_shape(plan)
 

@@ -3,10 +3,12 @@
 * Python scalars, and lists or tuples of them, are *weak* (NEP 50): a Python ``int``
   is written into any integer or floating dtype if its value fits, a ``float`` into any
   floating or complex dtype, a ``complex`` into a complex dtype, a ``bool`` into any
-  number, a ``str``/``bytes`` into a string dtype. A value that does not fit raises
+  number, a ``str`` into ``U`` and ``bytes`` into ``S``. A value that does not fit raises
   :class:`~arraystore.errors.ValueOutOfRangeError` (an ``OverflowError``, as numpy
   raises for integers) where numpy would wrap, overflow to infinity or truncate text.
-* numpy arrays and scalars (and anything with ``__array__``) are *strong*: they are
+* numpy integer scalars written into integer arrays are checked by value like Python
+  ints (numpy 2 raises ``OverflowError`` for them too).
+* numpy arrays and other scalars (and anything with ``__array__``) are *strong*: they are
   cast with numpy's ``same_kind`` rule, exactly as ``np.copyto(..., casting="same_kind")``
   does (so an ``int64`` array wraps into ``int8`` like ``astype`` does).
 * Writing another kind (floats into integers, numbers into text or back) raises
@@ -17,6 +19,7 @@
 
 from __future__ import annotations
 
+import datetime
 import warnings
 from typing import Any
 
@@ -33,6 +36,8 @@ _PY_SCALARS = (bool, int, float, complex, str, bytes)
 def _kind_ok(src: np.dtype[Any], dst: np.dtype[Any], weak: bool) -> bool:
     if (src.kind in _NUMBERS) != (dst.kind in _NUMBERS):
         return False  # numbers and text/bytes/records never convert into each other silently
+    if {src.kind, dst.kind} == {"S", "U"}:
+        return False  # bytes and str stay apart, as in Python 3 (decoding could fail or guess)
     if weak and src.kind in "iu" and dst.kind in "iu":
         return True  # a Python int goes into any integer dtype it fits (checked by the conversion)
     return bool(np.can_cast(src, dst, "same_kind"))
@@ -45,33 +50,54 @@ def _refuse(src: Any, dst: np.dtype[Any], where: str) -> UnsupportedDtypeError:
     )
 
 
+_WEAK_KINDS = {bool: "b", int: "i", float: "f", complex: "c", str: "U", bytes: "S"}
+_WEAK_DTYPES = {"b": "?", "i": "i8", "f": "f8", "c": "c16", "U": "U1", "S": "S1"}
+
+
+def _weak_kind(items: np.ndarray[Any, Any]) -> str:
+    """The kind of a set of Python values, as NEP 50 sees them: the widest of bool < int < float < complex."""
+    kinds: set[str] = set()
+    for v in items.flat:
+        if isinstance(v, np.generic):
+            kinds.add(v.dtype.kind)
+        elif isinstance(v, (datetime.date, datetime.timedelta)):
+            kinds.add("m" if isinstance(v, datetime.timedelta) else "M")
+        else:
+            kinds.add(next((k for t, k in _WEAK_KINDS.items() if type(v) is t), "O"))
+    numeric = [k for k in "cfiub" if k in kinds]
+    if numeric and kinds <= set("biufc"):
+        return "i" if numeric[0] == "u" else numeric[0]
+    return kinds.pop() if len(kinds) == 1 else "O"
+
+
 def _weak(value: Any, dtype: np.dtype[Any], where: str) -> np.ndarray[Any, Any]:
     """Python scalars and (nested) lists of them, converted into ``dtype`` only when they fit."""
     try:
-        probe = np.asarray(value)
+        items = np.asarray(value, dtype=object)
     except ValueError as exc:
         raise BroadcastError(f"{where}: cannot make an array of the value written: {exc}") from None
-    if probe.dtype == object:
-        if all(type(v) is int for v in probe.flat):
-            if dtype.kind not in "iufc":
-                raise _refuse("Python int", dtype, where)
-            out = _convert(value, dtype, where)
-            if dtype.kind in "fc":
-                _check_finite(out, probe, where)
-            return out
-        if dtype.kind in "Mm":  # datetime.datetime / timedelta objects: numpy picks their unit
-            return _strong(np.asarray(value, dtype=dtype.kind + "8"), dtype, where)
-        raise _refuse("object", dtype, where)
-    if not _kind_ok(probe.dtype, dtype, weak=True):
-        raise _refuse(f"{probe.dtype} (from Python {type(value).__name__})", dtype, where)
+    if items.size == 0:
+        return np.empty(items.shape, dtype)  # an empty list holds no value of any kind
+    kind = _weak_kind(items)
+    if kind in "Mm" and dtype.kind in "Mm":
+        return _strong(np.asarray(value, dtype=kind + "8"), dtype, where)
+    if kind not in _WEAK_DTYPES or not _kind_ok(np.dtype(_WEAK_DTYPES[kind]), dtype, weak=True):
+        found = "mixed" if kind == "O" else np.dtype(_WEAK_DTYPES.get(kind, "O")).name
+        raise _refuse(f"Python {found}", dtype, where)
     out = _convert(value, dtype, where)
-    if dtype.kind in "fc" and probe.dtype.kind in "biufc":
-        _check_finite(out, probe, where)
-    elif dtype.kind in "SU" and probe.dtype.itemsize > dtype.itemsize and not np.array_equal(out, probe):
-        raise ValueOutOfRangeError(
-            f"{where}: a text value is longer than the array's {dtype} holds (numpy would cut it); "
-            "shorten it or store it in an array with a longer string dtype"
-        )
+    if dtype.kind in "fc":
+        try:
+            wide = np.asarray(value, dtype=np.complex128 if kind == "c" else np.float64)
+        except OverflowError:
+            raise ValueOutOfRangeError(f"{where}: a Python int is too large for any float; it does not fit {dtype}") from None
+        _check_finite(out, wide, where)
+    elif kind in "SU":
+        longest = max(len(v.rstrip(b"\0") if isinstance(v, bytes) else v) for v in items.flat)
+        if longest > dtype.itemsize // (4 if dtype.kind == "U" else 1):
+            raise ValueOutOfRangeError(
+                f"{where}: a text value of {longest} characters is longer than the array's {dtype} holds "
+                "(numpy would cut it); shorten it or store it in an array with a longer string dtype"
+            )
     return out
 
 
@@ -92,8 +118,7 @@ def _convert(value: Any, dtype: np.dtype[Any], where: str) -> np.ndarray[Any, An
 def _check_finite(out: np.ndarray[Any, Any], probe: np.ndarray[Any, Any], where: str) -> None:
     if np.isfinite(out).all():
         return
-    wide = np.asarray(probe, dtype=np.complex128 if probe.dtype.kind == "c" else np.float64)
-    if (np.isfinite(wide) & ~np.isfinite(out)).any():
+    if (np.isfinite(probe) & ~np.isfinite(out)).any():
         raise ValueOutOfRangeError(
             f"{where}: a finite value overflows the array's {out.dtype} to infinity; write a value in "
             f"range (largest {np.finfo(out.dtype).max}) or store into a wider dtype"
@@ -123,6 +148,8 @@ def coerce_value(
     BroadcastError
         A value that cannot be broadcast to ``shape``.
     """
+    if isinstance(value, np.integer) and value.dtype.kind in "iu" and dtype.kind in "iu":
+        value = int(value)  # numpy 2 range-checks integer scalars too: they must fit, not wrap
     weak = isinstance(value, (list, tuple) + _PY_SCALARS) and not isinstance(value, np.generic)
     if weak and (dtype.names is not None or dtype.kind == "V"):
         arr = _convert(value, dtype, where)  # tuples are records, converted field by field by numpy
@@ -130,7 +157,10 @@ def coerce_value(
         arr = _weak(value, dtype, where)
     else:
         try:
-            arr = _strong(np.asarray(value), dtype, where)
+            arr = np.asarray(value)
+            if arr.dtype == object and dtype.kind in "Mm":  # datetime.datetime / timedelta objects
+                arr = np.asarray(value, dtype=dtype.kind + "8")
+            arr = _strong(arr, dtype, where)
         except ValueError as exc:
             raise BroadcastError(f"{where}: cannot make an array of the value written: {exc}") from None
     if scalar and arr.ndim:
