@@ -29,6 +29,7 @@ from .errors import (
     ArrayStoreError,
     ClosedStoreError,
     CopyRequiredError,
+    NetworkFilesystemError,
     NotMemoryMappableError,
     NotPersistedWarning,
     ReadOnlyError,
@@ -401,6 +402,9 @@ class ArrayStore(ABC):
         self._check_open()
         if not self.shape:
             raise TypeError("iteration over a 0-d array")
+        return self._iter_rows()
+
+    def _iter_rows(self) -> Iterator[np.ndarray[Any, Any]]:
         row_bytes = max(self.nbytes // max(self.shape[0], 1), 1)
         step = max(1, ITER_BLOCK_BYTES // row_bytes)
         for lo in range(0, self.shape[0], step):
@@ -427,7 +431,7 @@ class ArrayStore(ABC):
                 return np.empty(self.shape, self.dtype)
             try:
                 return self.as_memmap()
-            except NotMemoryMappableError as exc:
+            except (NotMemoryMappableError, NetworkFilesystemError) as exc:
                 raise CopyRequiredError(
                     f"{self.path}: np.asarray(store, copy=False) cannot share the stored bytes ({exc}); "
                     "drop copy=False to read a copy, and write changes back with store[...] = array"
