@@ -74,15 +74,26 @@ class GatherPlan:
         """Shape of the block the rows are gathered into."""
         return tuple(len(self.rows) if i == self.axis else _len(s) for i, s in enumerate(self.sel))
 
-    def runs(self, max_gap: int = 0) -> list[tuple[int, int, int]]:
-        """``(first row, end row, position in block)`` of runs of rows; gaps up to ``max_gap`` are joined."""
+    def runs(self, max_gap: int = 0, max_rows: int | None = None) -> list[tuple[int, int, int]]:
+        """``(first row, end row, position in block)`` of spans of rows, in order.
+
+        Consecutive rows always share a span; spans whose gap is at most ``max_gap`` rows
+        are joined while the joined span stays within ``max_rows`` rows (bounded memory).
+        """
         rows = self.rows
         if not len(rows):
             return []
-        breaks = np.flatnonzero(np.diff(rows) > max_gap + 1) + 1
-        starts = np.concatenate(([0], breaks))
-        ends = np.concatenate((breaks, [len(rows)]))
-        return [(int(rows[a]), int(rows[b - 1]) + 1, int(a)) for a, b in zip(starts, ends)]
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        starts = np.concatenate(([0], breaks)).tolist()
+        ends = np.concatenate((breaks, [len(rows)])).tolist()
+        out: list[tuple[int, int, int]] = []
+        for a, b in zip(starts, ends):
+            lo, hi = int(rows[a]), int(rows[b - 1]) + 1
+            if out and lo - out[-1][1] <= max_gap and (max_rows is None or hi - out[-1][0] <= max_rows):
+                out[-1] = (out[-1][0], hi, out[-1][2])
+            else:
+                out.append((lo, hi, a))
+        return out
 
     def run_selection(self, lo: int, hi: int) -> Selection:
         """The basic selection of rows ``lo:hi``."""
