@@ -2,8 +2,8 @@
 
 A backend subclasses :class:`ArrayStore` and implements a handful of hooks
 (``_open``, ``_create``, ``_read``, ``_write``, ``_flush``, ``_close``,
-``_set_attrs``); everything else — modes, staging and atomic publish, selections,
-dtype checks on writes, pickling by reference, block iteration — is derived here
+``_set_attrs``); everything else — modes, staging and atomic publish, selections
+(integer arrays and masks as sorted gathers over basic reads), value checks on writes, pickling by reference, block iteration — is derived here
 once. ``arraystore.open()`` and ``arraystore.create()`` live in :mod:`arraystore._open`.
 """
 
@@ -107,11 +107,14 @@ class Attributes(MutableMapping[str, Any]):
 
 
 class ArrayStore(ABC):
-    """An N-dimensional array stored on disk, read and written by basic indexing.
+    """An N-dimensional array stored on disk, read and written with numpy's indexing.
 
     Obtain one through :func:`arraystore.open` or :func:`arraystore.create`, not by
-    calling the class. ``store[sel]`` reads into a new ``ndarray``; ``store[sel] = x``
-    writes; ``np.asarray(store)`` reads everything; the store is a context manager.
+    calling the class. ``store[sel]`` reads into a new ``ndarray`` (ints, slices, ``...``
+    and one integer array or mask, with numpy's result); ``store[sel] = x`` writes with
+    numpy 2's value rules, refusing silent losses with typed errors; ``np.asarray(store)``
+    reads everything (``copy=False`` shares a memory map or raises); ``iter(store)`` walks
+    the first axis; the store is a context manager.
     Pickling a store pickles a reference (path, backend, options), never the data:
     the unpickled store is the same array opened read-only.
 
