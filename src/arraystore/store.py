@@ -3,8 +3,8 @@
 A backend subclasses :class:`ArrayStore` and implements a handful of hooks
 (``_open``, ``_create``, ``_read``, ``_write``, ``_flush``, ``_close``,
 ``_set_attrs``); everything else — modes, staging and atomic publish, selections
-(integer arrays and masks as sorted gathers over basic reads), value checks on writes, pickling by reference, block iteration — is derived here
-once. ``arraystore.open()`` and ``arraystore.create()`` live in :mod:`arraystore._open`.
+(integer arrays and masks as sorted gathers over basic reads), value checks on
+writes, pickling by reference, block iteration — is derived here once. ``arraystore.open()`` and ``arraystore.create()`` live in :mod:`arraystore._open`.
 """
 
 from __future__ import annotations
