@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import math
 import warnings
 import weakref
 from abc import ABC, abstractmethod
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 import numpy as np
 
 from . import _fsutil
+from ._gather import gather, masked, scatter
 from ._lock import WriterLock
 from ._selection import BasicPlan, GatherPlan, Selection, plan_selection
 from ._values import coerce_value
@@ -49,8 +49,6 @@ WRITABLE_MODES = frozenset({"r+", "w+", "w-"})
 
 #: Default block size for :meth:`ArrayStore.iter_blocks`.
 DEFAULT_BLOCK_BYTES = 64 * 1024 * 1024
-#: Rows of a gather (integer-array or mask selection) closer than this are read in one call.
-GATHER_GAP_BYTES = 256 * 1024
 #: Bytes read ahead by ``iter(store)``.
 ITER_BLOCK_BYTES = 4 * 1024 * 1024
 
@@ -339,9 +337,9 @@ class ArrayStore(ABC):
         self._check_open()
         plan = plan_selection(sel, self.shape)
         if isinstance(plan, GatherPlan) and plan.partial:
-            out = self._masked(plan)
+            out = masked(self, plan)
         elif isinstance(plan, GatherPlan):
-            out = self._gather(plan)[plan.local]
+            out = gather(self, plan)[plan.local]
         else:
             out = self._read(plan.sel)
             if plan.flip:
@@ -355,36 +353,6 @@ class ArrayStore(ABC):
         if arr.dtype != self.dtype:
             arr = arr.astype(self.dtype)
         return arr if arr.shape == shape else arr.reshape(shape)
-
-    def _spans(self, plan: GatherPlan) -> list[tuple[int, int, int]]:
-        """The spans ``plan``'s rows are read (and written back) in: rows closer than a small gap
-        share one (a few wasted bytes beat one more call, and a chunk is decoded once, not once per
-        run), and a span with gaps stays within DEFAULT_BLOCK_BYTES."""
-        block_shape = plan.block_shape()
-        row_bytes = max(math.prod(n for i, n in enumerate(block_shape) if i != plan.axis) * self.dtype.itemsize, 1)
-        gap = GATHER_GAP_BYTES // row_bytes
-        if self.chunks:
-            gap = max(gap, self.chunks[plan.axis])
-        return plan.runs(max_gap=gap, max_rows=max(1, DEFAULT_BLOCK_BYTES // row_bytes))
-
-    def _gather(self, plan: GatherPlan) -> np.ndarray[Any, Any]:
-        """Read the block of ``plan``: its rows in sorted spans, in storage order."""
-        block_shape = plan.block_shape()
-        runs = self._spans(plan)
-        if math.prod(block_shape) == 0 or not runs:
-            return np.empty(block_shape, self.dtype)
-        whole = all(
-            i == plan.axis or (s.start, s.stop, s.step) == (0, n, 1) for i, (s, n) in enumerate(zip(plan.sel, self.shape))
-        )
-        if whole and len(runs) > 1:
-            return np.asarray(self.take(plan.rows, axis=plan.axis))  # whole rows: take()'s storage-order strategies
-        parts = []
-        ends = [at for _, _, at in runs[1:]] + [len(plan.rows)]
-        for (lo, hi, at), end in zip(runs, ends):
-            part = np.asarray(self._read(plan.run_selection(lo, hi)))
-            wanted = plan.rows[at:end] - lo
-            parts.append(part if len(wanted) == hi - lo else np.take(part, wanted, axis=plan.axis))
-        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=plan.axis)
 
     def __setitem__(self, sel: Any, value: Any) -> None:
         """Write ``value`` into ``store[sel]`` (the selections of :meth:`__getitem__`).
@@ -400,58 +368,11 @@ class ArrayStore(ABC):
             value, self.dtype, plan.shape, scalar=isinstance(plan, BasicPlan) and plan.scalar, where=self.path
         )
         if isinstance(plan, GatherPlan):
-            self._scatter(plan, arr)
+            scatter(self, plan, arr)
             return
         if plan.flip:
             arr = np.flip(arr, axis=plan.flip)
         self._write(plan.sel, arr)
-
-    def _masked(self, plan: GatherPlan, value: np.ndarray[Any, Any] | None = None) -> np.ndarray[Any, Any]:
-        """Read (``value`` None) or write a full-shape mask one span of rows at a time (bounded memory).
-
-        numpy orders the picked elements as the array's C order: span after span, row-major in each."""
-        mask = plan.local[0]
-        parts = []
-        done = 0
-        spans = self._spans(plan)
-        ends = [at for _, _, at in spans[1:]] + [len(plan.rows)]
-        for (lo, hi, at), end in zip(spans, ends):
-            span_mask = np.zeros((hi - lo,) + mask.shape[1:], bool)
-            span_mask[plan.rows[at:end] - lo] = mask[at:end]
-            part = np.array(self._read(plan.run_selection(lo, hi)), copy=True)
-            if value is None:
-                parts.append(part[span_mask])
-                continue
-            n = int(span_mask.sum())
-            part[span_mask] = value[done : done + n]
-            done += n
-            self._write(plan.run_selection(lo, hi), part)
-        if value is not None or not parts:
-            return np.empty((0,), self.dtype)
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-    def _scatter(self, plan: GatherPlan, value: np.ndarray[Any, Any]) -> None:
-        """Write ``value`` through ``plan``: fill the block (read first where the key covers it partly),
-        then write it back in sorted spans; a span with gaps is read, patched and written whole."""
-        if plan.partial:
-            self._masked(plan, value)
-            return
-        block = np.empty(plan.block_shape(), self.dtype)
-        block[plan.local] = value
-        if block.size == 0:
-            return
-        runs = self._spans(plan)
-        ends = [at for _, _, at in runs[1:]] + [len(plan.rows)]
-        index: list[Any] = [slice(None)] * block.ndim
-        for (lo, hi, at), end in zip(runs, ends):
-            index[plan.axis] = slice(at, end)
-            part = block[tuple(index)]
-            if end - at != hi - lo:  # gaps: keep the rows between as they are
-                span = np.array(self._read(plan.run_selection(lo, hi)), copy=True)
-                index[plan.axis] = plan.rows[at:end] - lo
-                span[tuple(index)] = part
-                part = span
-            self._write(plan.run_selection(lo, hi), part)
 
     def __iter__(self) -> Iterator[np.ndarray[Any, Any]]:
         """Iterate along the first axis, as numpy does (rows read a few at a time)."""
