@@ -63,12 +63,14 @@ def _create_kwargs(layout: str, shape: tuple[int, ...], dtype: np.dtype[Any]) ->
 class _Case:
     """A store and its numpy model, in a fresh folder (hypothesis runs many examples per test)."""
 
-    def __init__(self, backend: str, suffix: str, layout: str, io: str, shape: tuple[int, ...], dtype: Any) -> None:
+    def __init__(
+        self, backend: str, suffix: str, layout: str, io: str, shape: tuple[int, ...], dtype: Any, order: str = "C"
+    ) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="arraystore-oracle-"))
         self.path = str(self.dir / f"a{suffix}")
         self.model = sample_data(np.dtype(dtype), shape, seed=1)
         kwargs = _create_kwargs(layout, shape, self.model.dtype)
-        with arraystore.create(self.path, shape, self.model.dtype, backend=backend, **kwargs) as s:
+        with arraystore.create(self.path, shape, self.model.dtype, backend=backend, order=order, **kwargs) as s:
             s[...] = self.model
         self.store = arraystore.open(self.path, "r+", io=io)
 
@@ -94,7 +96,8 @@ def _scalar_key(key: Any, ndim: int) -> bool:
 @given(data=st.data(), shape=shapes)
 def test_reads_and_writes_match_numpy(backend: str, suffix: str, layout: str, io: str, data: Any, shape: Any) -> None:
     dtype = data.draw(st.sampled_from(_dtypes(backend, layout)), label="dtype")
-    case = _Case(backend, suffix, layout, io, shape, dtype)
+    order = data.draw(st.sampled_from(["C", "F"]), label="order")
+    case = _Case(backend, suffix, layout, io, shape, dtype, order)
     model = case.model
     try:
         for _ in range(3):
