@@ -45,7 +45,7 @@ def _kind_ok(src: np.dtype[Any], dst: np.dtype[Any], weak: bool) -> bool:
 
 def _refuse(src: Any, dst: np.dtype[Any], where: str) -> UnsupportedDtypeError:
     return UnsupportedDtypeError(
-        f"{where}: cannot write {src} values into a {dst} array without changing their kind "
+        f"{where}: cannot write {src} values into an array of {dst} without changing their kind "
         f"(numpy's 'same_kind' rule); convert them explicitly, e.g. np.asarray(value).astype({str(dst)!r})"
     )
 
@@ -82,8 +82,8 @@ def _weak(value: Any, dtype: np.dtype[Any], where: str) -> np.ndarray[Any, Any]:
     if kind in "Mm" and dtype.kind in "Mm":
         return _strong(np.asarray(value, dtype=kind + "8"), dtype, where)
     if kind not in _WEAK_DTYPES or not _kind_ok(np.dtype(_WEAK_DTYPES[kind]), dtype, weak=True):
-        found = "mixed" if kind == "O" else np.dtype(_WEAK_DTYPES.get(kind, "O")).name
-        raise _refuse(f"Python {found}", dtype, where)
+        names = {v: t.__name__ for t, v in _WEAK_KINDS.items()}
+        raise _refuse(f"Python {names.get(kind, 'mixed or object')}", dtype, where)
     out = _convert(value, dtype, where)
     if dtype.kind in "fc":
         try:

@@ -33,6 +33,7 @@ from .errors import (
     NotMemoryMappableError,
     NotPersistedWarning,
     ReadOnlyError,
+    SelectionError,
 )
 from .fidelity import Fidelity
 from .meta import ArrayMeta, Order
@@ -335,7 +336,7 @@ class ArrayStore(ABC):
         returns a 0-d array, which keeps the stored byte order.
         """
         self._check_open()
-        plan = plan_selection(sel, self.shape)
+        plan = self._plan(sel)
         if isinstance(plan, GatherPlan) and plan.partial:
             out = masked(self, plan)
         elif isinstance(plan, GatherPlan):
@@ -345,6 +346,12 @@ class ArrayStore(ABC):
             if plan.flip:
                 out = np.flip(out, axis=plan.flip).copy()
         return self._as_result(out, plan.shape)
+
+    def _plan(self, sel: Any) -> BasicPlan | GatherPlan:
+        try:
+            return plan_selection(sel, self.shape)
+        except SelectionError as exc:
+            raise SelectionError(f"{self.path}: {exc}") from None
 
     def _as_result(self, out: Any, shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
         # Every backend and I/O path gives the same thing: an ndarray of exactly the
@@ -363,7 +370,7 @@ class ArrayStore(ABC):
         repeated indices the last value wins, as in numpy.
         """
         self._check_writable()
-        plan = plan_selection(sel, self.shape)
+        plan = self._plan(sel)
         arr = coerce_value(
             value, self.dtype, plan.shape, scalar=isinstance(plan, BasicPlan) and plan.scalar, where=self.path
         )
