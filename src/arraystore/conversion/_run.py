@@ -18,6 +18,7 @@ from ..errors import (
     AlreadyExistsError,
     ArrayStoreError,
     ConversionError,
+    DimensionError,
     NotMemoryMappableError,
     StorageFullError,
     VerificationError,
@@ -202,6 +203,8 @@ class _Conversion:
         self.dst_cls = backend_class(backend or detect_backend(self.dst_loc, must_exist=False))
         self.chunks = _tuple(chunks)
         self.shards = _tuple(shards)
+        DimensionError.check("chunks", self.chunks, src.shape)
+        DimensionError.check("shards", self.shards, src.shape)
         self.compression = compression
         out_order = order or src.order
         if out_order not in ("C", "F"):
