@@ -23,7 +23,9 @@ The tree::
     ├── LockedError (TimeoutError)             another writer holds the store
     ├── ClosedStoreError (ValueError)          use after close()
     ├── SelectionError (IndexError)            an index the store cannot take, or out of bounds
-        ├── ValueOutOfRangeError (OverflowError)   a written value does not fit the store's dtype
+    ├── ValueOutOfRangeError (OverflowError)   a written value does not fit the store's dtype
+    ├── BroadcastError (ValueError)            a written value's shape does not fit the selection
+    ├── CopyRequiredError (ValueError)         np.asarray(store, copy=False) where no view exists
     ├── ArrayChangedError (RuntimeError)       replaced or rewritten by another writer since opened
     ├── BackendError (ValueError)              unknown backend, undetectable format
     │   └── MissingDependencyError (ImportError) backend's library not installed
@@ -51,8 +53,10 @@ __all__ = [
     "ArrayStoreError",
     "ArrayStoreWarning",
     "BackendError",
+    "BroadcastError",
     "ClosedStoreError",
     "ConversionError",
+    "CopyRequiredError",
     "DimensionError",
     "IncompleteArrayError",
     "LockFallbackWarning",
@@ -248,6 +252,14 @@ class DimensionError(MetadataError):
 
 class ValueOutOfRangeError(ArrayStoreError, OverflowError):
     """A written value does not fit the store's dtype (numpy 2's rule for Python scalars, NEP 50)."""
+
+
+class BroadcastError(ArrayStoreError, ValueError):
+    """A written value cannot be broadcast to the selection's shape (numpy raises ValueError)."""
+
+
+class CopyRequiredError(ArrayStoreError, ValueError):
+    """``np.asarray(store, copy=False)`` where the store cannot share its bytes (numpy 2 asks ValueError)."""
 
 
 class ArrayChangedError(ArrayStoreError, RuntimeError):

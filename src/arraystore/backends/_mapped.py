@@ -211,7 +211,8 @@ class MappedFileStore(ArrayStore):
             return buf
         axis, lo, hi, row_bytes = self._rows(sel)
         rows = self._read_rows(axis, lo, hi, row_bytes)
-        out: np.ndarray[Any, Any] = rows[self._local(sel, axis, lo)]
+        # A trailing Ellipsis keeps a 0-d result an array in the store's byte order, as _read does.
+        out: np.ndarray[Any, Any] = rows[self._local(sel, axis, lo) + (Ellipsis,)]
         return out if out.size == rows.size else out.copy()  # do not pin a large buffer for a small view
 
     def _write_buffered(self, sel: Selection, value: np.ndarray[Any, Any]) -> None:
