@@ -38,10 +38,14 @@ from .registry import Location
 if TYPE_CHECKING:
     from .writer import ArrayWriter
 
-__all__ = ["MODES", "WRITABLE_MODES", "ArrayStore", "Attributes", "Mode"]
+__all__ = ["CREATE_MODES", "MODES", "WRITABLE_MODES", "ArrayStore", "Attributes", "Mode"]
 
-Mode = Literal["r", "r+", "w+", "w-", "c"]
-MODES: tuple[str, ...] = ("r", "r+", "w+", "w-", "c")
+Mode = Literal["r", "r+", "a", "w", "w+", "w-", "x", "c"]
+#: Modes ``open()`` accepts: numpy's (``r``, ``r+``, ``w+``, ``c``) and h5py/zarr's (``a``, ``w``, ``w-``, ``x``).
+MODES: tuple[str, ...] = ("r", "r+", "a", "w", "w+", "w-", "x", "c")
+#: Modes that create: ``w``/``w+`` create or truncate, ``w-``/``x`` fail if the array exists.
+CREATE_MODES = frozenset({"w", "w+", "w-", "x"})
+#: Modes an open store can have: ``a`` opens as ``r+`` or creates as ``w+``; creating modes give ``w+``.
 WRITABLE_MODES = frozenset({"r+", "w+", "w-"})
 
 #: Default block size for :meth:`ArrayStore.iter_blocks`.
