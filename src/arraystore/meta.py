@@ -11,6 +11,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.lib.format import descr_to_dtype, dtype_to_descr
 
+from ._dtypes import DtypeSyntaxError, parse_dtype_text, to_dtype
 from .errors import MetadataError, UnsupportedDtypeError
 
 __all__ = ["MAX_NBYTES", "MAX_NDIM", "ArrayMeta", "Order", "dtype_from_json", "dtype_to_json"]
@@ -54,7 +55,11 @@ def _tuples(obj: Any, depth: int = 0) -> Any:
     if depth > 32:
         raise MetadataError("dtype description nested deeper than 32 levels")
     if isinstance(obj, str):
-        return obj
+        try:
+            parse_dtype_text(obj)  # the one dtype grammar, also inside a structured descr
+        except DtypeSyntaxError as exc:
+            raise MetadataError(str(exc)) from None
+        return obj.strip()
     if isinstance(obj, list):
         fields: list[tuple[Any, ...]] = []
         for f in obj:
@@ -139,7 +144,11 @@ class ArrayMeta:
     shape
         Non-negative integer dimensions; ``()`` for a 0-d array.
     dtype
-        Anything ``numpy.dtype`` accepts. Object dtypes are refused.
+        A ``numpy.dtype``, a numpy scalar type, or a string stating its size
+        (``"float32"``, ``"<f4"``, ``">u2"``, ``"S16"``, ``"datetime64[ns]"``):
+        arraystore's one dtype grammar, shared by sidecars, rules files and the
+        command line. Platform-dependent names (``"float"``, ``"int"``, ``"long"``),
+        Python's ``int``/``float`` and object dtypes are refused.
     order
         ``"C"`` (row-major) or ``"F"`` (column-major) layout of the stored bytes.
     attrs
@@ -162,9 +171,9 @@ class ArrayMeta:
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", _check_shape(self.shape))
         try:
-            dtype = np.dtype(self.dtype)
-        except (TypeError, ValueError) as exc:
-            raise UnsupportedDtypeError(f"expected a numpy dtype, found {self.dtype!r}: {exc}") from None
+            dtype = to_dtype(self.dtype)
+        except DtypeSyntaxError as exc:
+            raise UnsupportedDtypeError(str(exc)) from None
         check_dtype(dtype)
         if dtype.subdtype is not None:
             base, sub = dtype.subdtype
