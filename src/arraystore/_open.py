@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from . import _fsutil
+from ._attrs import attrs_equal
 from ._lock import WriterLock
 from .errors import AlreadyExistsError, ArrayNotFoundError, ArrayStoreError, ModeError, ReadOnlyError
 from .fidelity import check_fidelity
@@ -162,9 +163,11 @@ def _check_same(store: ArrayStore, wanted: dict[str, Any]) -> None:
     )
     differ = [
         f"{name} {getattr(store.meta, name)!r} (asked for {getattr(asked, name)!r})"
-        for name in ("shape", "dtype", "order", "attrs")
+        for name in ("shape", "dtype", "order")
         if getattr(asked, name) != getattr(store.meta, name)
     ]
+    if not attrs_equal(asked.attrs, store.meta.attrs):
+        differ.append(f"attrs {dict(store.meta.attrs)!r} (asked for {dict(asked.attrs)!r})")
     if differ:
         store.close()
         raise AlreadyExistsError(

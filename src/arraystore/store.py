@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import copy
 import warnings
 import weakref
 from abc import ABC, abstractmethod
@@ -74,7 +75,8 @@ class Attributes(MutableMapping[str, Any]):
         self._store = store
 
     def _current(self) -> dict[str, Any]:
-        return dict(self._store.meta.attrs)
+        # A deep copy: changing a returned list or array in place must not look persisted.
+        return copy.deepcopy(dict(self._store.meta.attrs))
 
     def __getitem__(self, key: str) -> Any:
         return self._current()[key]

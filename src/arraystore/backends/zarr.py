@@ -60,6 +60,7 @@ import zarr.storage
 from zarr.core.array_spec import ArrayConfig
 
 from .. import _fsutil
+from .._attrs import decode_attrs, encode_attrs
 from .._selection import Selection, selection_shape
 from ..errors import (
     AlreadyExistsError,
@@ -344,7 +345,7 @@ class ZarrStore(ArrayStore):
                 filters=filters,
                 serializer=serializer,
                 compressors=compressors,
-                attributes={**meta.attrs, RESERVED_ATTR: reserved},
+                attributes={**encode_attrs(meta.attrs), RESERVED_ATTR: reserved},
                 zarr_format=3,
                 config=_WRITE_ALL_CHUNKS,
             )
@@ -378,7 +379,7 @@ class ZarrStore(ArrayStore):
 
     def _write_attrs(self, attrs: dict[str, Any]) -> None:
         with zarr_errors(self.path):
-            self._arr.attrs.put({**attrs, RESERVED_ATTR: dict(self._reserved)})
+            self._arr.attrs.put({**encode_attrs(attrs), RESERVED_ATTR: dict(self._reserved)})
 
     def _flush(self, durable: bool) -> None:
         if durable:
@@ -493,7 +494,7 @@ def _describe(arr: Any, where: str) -> tuple[ArrayMeta, dict[str, Any], str, np.
         raise MetadataError(f"{where}: expected order 'C' or 'F' in {RESERVED_ATTR!r}, found {recorded!r}")
     order: Literal["C", "F"] = "F" if recorded == "F" else "C"
     try:
-        meta = ArrayMeta(tuple(arr.shape), dtype, order, attrs)
+        meta = ArrayMeta(tuple(arr.shape), dtype, order, decode_attrs(attrs))
     except MetadataError as exc:
         raise MetadataError(f"{where}: {exc}") from None
     return meta, dict(reserved), encoding, stored
