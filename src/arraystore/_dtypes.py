@@ -29,16 +29,16 @@ _AMBIGUOUS = {
     "intp", "uintp", "longdouble", "longfloat", "clongdouble", "clongfloat", "int_", "uint_",
     "float_", "complex_", "l", "L", "q", "Q", "p", "P", "g", "G", "i", "I", "h", "H", "b", "B",
     "d", "f", "e", "D", "F", "object", "O", "str", "bytes", "unicode", "void", "V", "S", "U",
-    "a", "c", "M", "m", "M8", "m8", "datetime64", "timedelta64", "bool8",
+    "a", "c", "M", "m", "bool8",
 }  # fmt: skip
 _C_ALIASES = {
     "double": "f8", "single": "f4", "half": "f2", "byte": "i1", "ubyte": "u1",
     "short": "i2", "ushort": "u2", "bool_": "b1", "?": "b1", "cdouble": "c16", "csingle": "c8",
 }  # fmt: skip
 _NAMED = re.compile(
-    r"(bool|u?int(8|16|32|64)|float(16|32|64|96|128)|complex(64|128|192|256)|(datetime|timedelta)64\[\w+\])"
+    r"(bool|u?int(8|16|32|64)|float(16|32|64|96|128)|complex(64|128|192|256)|(datetime|timedelta)64(\[\w+\])?)"
 )
-_TYPESTR = re.compile(r"([<>|=]?)([biufc]\d{1,2}|[SUV]\d{1,9}|[mM]8\[\w+\])")
+_TYPESTR = re.compile(r"([<>|=]?)([biufc]\d{1,2}|[SUV]\d{1,9}|[mM]8(\[\w+\])?)")
 _SUBARRAY = re.compile(r"\(\s*(\d+(?:\s*,\s*\d+)*\s*,?)\s*\)")
 _PY_TYPES = {int: "int64", float: "float64", complex: "complex128"}
 
@@ -104,8 +104,8 @@ def to_dtype(value: Any) -> np.dtype[Any]:
             dtype = np.dtype(value)
         except (TypeError, ValueError) as exc:
             raise DtypeSyntaxError(f"invalid dtype {value!r}: {exc}") from None
-        if (dtype.kind in "SUVMm" and dtype.itemsize == 0) or (dtype.kind in "Mm" and "[" not in dtype.str):
-            raise DtypeSyntaxError(f"dtype {value.__name__} does not say its size or unit; pass e.g. {DTYPE_EXAMPLES}")
+        if dtype.kind in "SUV" and dtype.itemsize == 0:
+            raise DtypeSyntaxError(f"dtype {value.__name__} does not say its size; pass e.g. {DTYPE_EXAMPLES}")
         return dtype
     if isinstance(value, (list, tuple, dict)):  # numpy's structured and sub-array specifications
         try:

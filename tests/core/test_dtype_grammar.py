@@ -18,11 +18,11 @@ from arraystore.migration.evidence import parse_dtype
 ACCEPTED = [
     "float32", "float64", "float16", "int8", "uint16", "int64", "bool", "complex64", "complex128",
     "<f4", ">f8", "=i2", "|b1", "f8", "u1", "<c16", "S16", "<U3", "V8", "|V4", "<M8[ns]", ">m8[s]",
-    "datetime64[ms]", "timedelta64[D]", "double", "single", "short", "?", "(2,3)<i2", " <f4 ", "int8 ",
+    "datetime64[ms]", "timedelta64[D]", "M8", "<m8", "datetime64", "double", "single", "short", "?", "(2,3)<i2", " <f4 ", "int8 ",
 ]  # fmt: skip
 REFUSED = [
     "float", "int", "uint", "complex", "long", "ulong", "longlong", "intc", "intp", "f", "d", "i", "l",
-    "L", "q", "g", "O", "object", "str", "bytes", "S", "U", "V", "M8", "datetime64", "i4,f8", "a5",
+    "L", "q", "g", "O", "object", "str", "bytes", "S", "U", "V", "i4,f8", "a5",
     "float33", "<x4", "", "float 32", "Float32", "np.float32", "f4\n<i2",
 ]  # fmt: skip
 
@@ -71,7 +71,7 @@ def test_arbitrary_text_same_verdict(text: str) -> None:
     assert len(verdicts) == 1, text
 
 
-@pytest.mark.parametrize("pytype", [int, float, complex, np.datetime64, np.str_, np.bytes_, np.void])
+@pytest.mark.parametrize("pytype", [int, float, complex, np.str_, np.bytes_, np.void])
 def test_python_types_without_a_size_are_refused(pytype: Any) -> None:
     with pytest.raises(UnsupportedDtypeError, match="size"):
         ArrayMeta((2,), pytype)
