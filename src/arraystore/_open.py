@@ -242,6 +242,8 @@ def create(
             # array cannot build over each other; then clear an earlier crash's leftovers.
             kind = "dir" if cls._staging_is_dir else "file"
             locks.append(WriterLock(staging.file, timeout=lock_timeout, create=kind))
+            # Built with the permissions of the array it replaces, before a byte is written.
+            _fsutil.set_mode(staging.file, _fsutil.kept_mode(location.file))
         store = None
         if staging is not None and resume and _fsutil.nonempty(staging.file):
             store = cls._reopen_staged(

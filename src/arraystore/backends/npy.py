@@ -162,7 +162,9 @@ class NpyStore(MappedFileStore):
         if self._complete:  # durably, before the first byte of data changes
             doc = {"format": MARKER_FORMAT, "version": 1, "pid": os.getpid()}
             try:
-                _fsutil.atomic_write_bytes(incomplete_marker(self._data_file()), json.dumps(doc).encode(), durable=True)
+                _fsutil.atomic_write_bytes(
+                    incomplete_marker(self._data_file()), json.dumps(doc).encode(), durable=True, like=self._data_file()
+                )
             except OSError as exc:
                 raise_if_full(exc, self._data_file(), "marking incomplete")
                 raise

@@ -86,6 +86,7 @@ from ._zarr_layout import (
     inner_chunks_for_shards,
     storage_dtype,
 )
+from ._zarr_modes import ModeKeepingLocalStore
 from ._zarr_safety import check_array, check_key, check_metadata_file, check_zip, zarr_errors
 
 __all__ = ["FIDELITY", "RESERVED_ATTR", "ZarrStore"]
@@ -261,7 +262,7 @@ class ZarrStore(ArrayStore):
                     )
                 for name in ("zarr.json", ".zarray", ".zattrs"):
                     check_metadata_file(node / name)
-                store = zarr.storage.LocalStore(location.file, read_only=(mode == "r"))
+                store = ModeKeepingLocalStore(location.file, read_only=(mode == "r"))
             bounded = BoundedStore(store, where, key)
             arr = zarr.open_array(bounded, path=key, mode="r" if mode == "r" else "r+")
             meta, reserved, encoding, stored = _describe(arr, where)
@@ -333,7 +334,7 @@ class ZarrStore(ArrayStore):
         serializer: Any = zarr.codecs.BytesCodec(endian="big") if encoding == "be" else "auto"
         if key:
             ensure_groups(location.file, key.split("/")[:-1])
-        store = zarr.storage.LocalStore(location.file)
+        store = ModeKeepingLocalStore(location.file)
         with zarr_errors(where):
             arr = zarr.create_array(
                 store,
