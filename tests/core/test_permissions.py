@@ -122,3 +122,15 @@ def test_migrated_outputs_keep_the_source_mode(tmp_path: Path, to: str) -> None:
         for p in [out, *out.rglob("*")]:
             want = 0o700 if p.is_dir() else 0o600
             assert stat.S_IMODE(p.stat().st_mode) == want, (p, oct(p.stat().st_mode))
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_writer_checkpoints_take_the_array_mode(tmp_path: Path) -> None:
+    path = _make(tmp_path, "raw", shape=(8, 2))
+    restrict(tmp_path)
+    with arraystore.open(path, "r+") as s:
+        w = s.writer(flush_every=1)
+        w.append(np.ones((2, 2), "<f4"))
+        _assert_private(tmp_path)
+        w.close()
+    _assert_private(tmp_path)

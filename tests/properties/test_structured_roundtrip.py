@@ -187,3 +187,15 @@ def test_hdf5_refuses_what_compound_types_cannot_hold(tmp_path: Path) -> None:
             assert s.dtype == dtype and s.dtype.names == dtype.names
         for p in tmp_path.iterdir():
             p.unlink()
+
+
+@pytest.mark.parametrize("to", ["a.dat", "a.npy", "a.zarr", "b.h5"])
+def test_convert_of_an_h5py_compound_with_out_of_order_fields_is_refused_cleanly(tmp_path: Path, to: str) -> None:
+    import h5py
+
+    dtype = np.dtype({"names": ["a", "b"], "formats": ["<i4", "<f4"], "offsets": [4, 0]})
+    with h5py.File(tmp_path / "src.h5", "w") as f:  # h5py writes such compound types
+        f.create_dataset("x", data=np.zeros(3, dtype))
+    with pytest.raises(UnsupportedDtypeError, match="offset order"):
+        arraystore.convert(f"{tmp_path / 'src.h5'}::/x", tmp_path / to)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src.h5"]
