@@ -155,12 +155,16 @@ def _create_for_mode(
 
 def _check_same(store: ArrayStore, wanted: dict[str, Any]) -> None:
     """Mode ``a`` found an array: refuse one that is not the array asked for (shape, dtype, order, attrs)."""
-    asked = ArrayMeta(
-        store.shape if wanted["shape"] is None else wanted["shape"],
-        store.dtype if wanted["dtype"] is None else wanted["dtype"],
-        wanted["order"] or store.order,
-        store.meta.attrs if wanted["attrs"] is None else wanted["attrs"],
-    )
+    try:
+        asked = ArrayMeta(
+            store.shape if wanted["shape"] is None else wanted["shape"],
+            store.dtype if wanted["dtype"] is None else wanted["dtype"],
+            wanted["order"] or store.order,
+            store.meta.attrs if wanted["attrs"] is None else wanted["attrs"],
+        )
+    except ArrayStoreError:
+        store.close()  # release the writer lock: the caller gets the error, not an open store
+        raise
     differ = [
         f"{name} {getattr(store.meta, name)!r} (asked for {getattr(asked, name)!r})"
         for name in ("shape", "dtype", "order")

@@ -297,6 +297,8 @@ class ArrayStoreTests:
             self.open(path, "a", shape=(3, 3), dtype="<i2", **kw)
         with pytest.raises(AlreadyExistsError, match="dtype"):
             self.open(path, "a", shape=(2, 3), dtype="<i4", **kw)
+        with pytest.raises(UnsupportedDtypeError):
+            self.open(path, "a", shape=(2, 3), dtype="float", **kw)
         with self.open(path, "r+") as s:  # the refusals released the writer lock
             assert s[1].tolist() == [4, 4, 4]
         # 'w' creates or truncates, like 'w+'
