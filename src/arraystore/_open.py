@@ -247,7 +247,10 @@ def create(
             kind = "dir" if cls._staging_is_dir else "file"
             locks.append(WriterLock(staging.file, timeout=lock_timeout, create=kind))
             # Built with the permissions of the array it replaces, before a byte is written.
-            _fsutil.set_mode(staging.file, _fsutil.kept_mode(location.file))
+            mode = _fsutil.kept_mode(location.file)
+            if mode is not None and kind == "dir" and not location.file.is_dir():  # a zip replaced by a folder
+                mode |= (mode & 0o444) >> 2  # folders need search bits where they are readable
+            _fsutil.set_mode(staging.file, mode)
         store = None
         if staging is not None and resume and _fsutil.nonempty(staging.file):
             store = cls._reopen_staged(

@@ -134,3 +134,19 @@ def test_writer_checkpoints_take_the_array_mode(tmp_path: Path) -> None:
         _assert_private(tmp_path)
         w.close()
     _assert_private(tmp_path)
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_zip_store_overwrite_keeps_its_mode_and_stages_in_a_searchable_folder(tmp_path: Path) -> None:
+    path = tmp_path / "a.zarr.zip"
+    with arraystore.create(path, (8,), "<f4", chunks=(2,)) as s:
+        s[...] = 1
+    os.chmod(path, 0o600)
+    s = arraystore.create(path, (8,), "<f4", chunks=(2,), overwrite=True)
+    staging = tmp_path / "a.zarr.zip.partial"
+    assert staging.is_dir() and stat.S_IMODE(staging.stat().st_mode) == 0o700
+    s[...] = 2
+    s.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with arraystore.open(path) as s:
+        assert (s[...] == 2).all()
