@@ -131,18 +131,24 @@ def _same_dtype(a: np.dtype[Any], b: np.dtype[Any]) -> bool:
     )
 
 
-@pytest.mark.parametrize("backend", list(BACKENDS))
+LAYOUTS = [(b, {}) for b in BACKENDS] + [
+    ("hdf5", {"chunks": (2,), "compression": "zstd:1"}),
+    ("zarr", {"chunks": (2,), "compression": "zstd:1"}),
+]
+
+
+@pytest.mark.parametrize(("backend", "layout"), LAYOUTS, ids=[f"{b}{'-chunked' if k else ''}" for b, k in LAYOUTS])
 @given(dtype=structured())
-def test_structured_round_trips_or_is_refused(backend: str, dtype: np.dtype[Any]) -> None:
+def test_structured_round_trips_or_is_refused(backend: str, layout: dict[str, Any], dtype: np.dtype[Any]) -> None:
     data = sample_data(dtype, (3,), seed=7)
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / f"a{BACKENDS[backend]}")
         if _expect_refusal(backend, dtype):
             with pytest.raises(UnsupportedDtypeError, match="cannot store"):
-                arraystore.create(path, (3,), dtype, backend=backend)
+                arraystore.create(path, (3,), dtype, backend=backend, **layout)
             assert list(Path(tmp).iterdir()) == []
             return
-        with arraystore.create(path, (3,), dtype, backend=backend) as s:
+        with arraystore.create(path, (3,), dtype, backend=backend, **layout) as s:
             s[...] = data
         with arraystore.open(path) as s:
             assert _same_dtype(s.dtype, dtype), (s.dtype, dtype)
