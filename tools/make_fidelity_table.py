@@ -53,7 +53,35 @@ def render() -> str:
                     cell += f" [{n}]"
                 cells.append(cell)
             lines.append(f"| {family} | {order} | " + " | ".join(cells) + " |")
-    lines += ["", "Structured dtypes are judged field by field: the worst cell among their leaf fields applies.", ""]
+    lines += [
+        "",
+        "Structured dtypes are judged field by field: the worst cell among their leaf fields applies.",
+        "",
+        "## Structured dtypes",
+        "",
+        "A structured dtype round-trips exactly (names, titles, formats, offsets, item size, nesting,",
+        "sub-array fields, byte orders, and the bytes of every field) or `create` refuses it with",
+        "`UnsupportedDtypeError` before a byte is written. Every backend refuses fields that overlap",
+        "or are not in offset order (numpy has no portable description of them: `dtype.descr` is",
+        "undefined), nesting deeper than 32 levels, and empty field names. Beyond that:",
+        "",
+        "| backend | zero-size fields | NUL in field names | field titles |",
+        "| --- | --- | --- | --- |",
+    ]
+    yes_no = {True: "kept", False: "refused"}
+    for name, cls in classes.items():
+        lim = cls.fidelity.structured
+        lines.append(
+            f"| {name} | {yes_no[lim.zero_size_fields]} | {yes_no[lim.nul_in_names]} | {yes_no[lim.titles]} |"
+        )
+    lines += [
+        "",
+        "**Padding bytes are not kept.** Bytes of an item that no field covers (alignment padding,",
+        "gaps between offsets, a larger `itemsize`) read back with unspecified content, as after",
+        "numpy's own structured assignment, which copies fields, not padding. Offsets and item size",
+        "are kept, so the layout is the same.",
+        "",
+    ]
     if notes:
         lines += ["Notes:", ""]
         lines += [f"{n}. {text}" for text, n in notes.items()]

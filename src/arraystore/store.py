@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import copy
 import warnings
 import weakref
 from abc import ABC, abstractmethod
@@ -42,10 +43,14 @@ from .registry import Location
 if TYPE_CHECKING:
     from .writer import ArrayWriter
 
-__all__ = ["MODES", "WRITABLE_MODES", "ArrayStore", "Attributes", "Mode"]
+__all__ = ["CREATE_MODES", "MODES", "WRITABLE_MODES", "ArrayStore", "Attributes", "Mode"]
 
-Mode = Literal["r", "r+", "w+", "w-", "c"]
-MODES: tuple[str, ...] = ("r", "r+", "w+", "w-", "c")
+Mode = Literal["r", "r+", "a", "w", "w+", "w-", "x", "c"]
+#: Modes ``open()`` accepts: numpy's (``r``, ``r+``, ``w+``, ``c``) and h5py/zarr's (``a``, ``w``, ``w-``, ``x``).
+MODES: tuple[str, ...] = ("r", "r+", "a", "w", "w+", "w-", "x", "c")
+#: Modes that create: ``w``/``w+`` create or truncate, ``w-``/``x`` fail if the array exists.
+CREATE_MODES = frozenset({"w", "w+", "w-", "x"})
+#: Modes an open store can have: ``a`` opens as ``r+`` or creates as ``w+``; creating modes give ``w+``.
 WRITABLE_MODES = frozenset({"r+", "w+", "w-"})
 
 #: Default block size for :meth:`ArrayStore.iter_blocks`.
@@ -76,7 +81,8 @@ class Attributes(MutableMapping[str, Any]):
         self._store = store
 
     def _current(self) -> dict[str, Any]:
-        return dict(self._store.meta.attrs)
+        # A deep copy: changing a returned list or array in place must not look persisted.
+        return copy.deepcopy(dict(self._store.meta.attrs))
 
     def __getitem__(self, key: str) -> Any:
         return self._current()[key]

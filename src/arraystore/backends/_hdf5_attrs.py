@@ -24,6 +24,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from .._attrs import decode_attrs, encode_attrs
 from ..errors import MetadataError
 
 __all__ = [
@@ -113,7 +114,7 @@ def read_attrs(obj: h5py.Dataset, where: str) -> dict[str, Any]:
         return _native(obj)
     if not isinstance(stored, dict):
         raise MetadataError(f"{where}: expected {ATTRS} to hold a JSON object, found {type(stored).__name__}")
-    return stored
+    return decode_attrs(stored, where)
 
 
 def _mirrorable(value: Any) -> bool:
@@ -124,7 +125,7 @@ def _mirrorable(value: Any) -> bool:
 
 def write_attrs(obj: h5py.Dataset, attrs: dict[str, Any], old: dict[str, Any]) -> None:
     """Store ``attrs`` as JSON and mirror its scalars as native attributes."""
-    obj.attrs[ATTRS] = json.dumps(attrs, ensure_ascii=False, allow_nan=True)
+    obj.attrs[ATTRS] = json.dumps(encode_attrs(attrs), ensure_ascii=False, allow_nan=True)
     mirrored = set()
     for key, value in attrs.items():
         if not key or key.startswith(PREFIX) or not _mirrorable(value):

@@ -151,6 +151,8 @@ class MappedFileStore(ArrayStore):
             check_memmap(self._data_file(), stacklevel=4)
         m = self._get_map(stacklevel=4)
         assert isinstance(m, np.memmap)
+        if self._mode in ("r+", "w+", "w-"):
+            self._before_write()  # a writable map may be written at any time: mark incomplete first
         return m
 
     def _read(self, sel: Selection) -> np.ndarray[Any, Any]:

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from .. import _fsutil
 from .._lock import writer_active
-from ..errors import IncompleteArrayError, MetadataError
+from ..errors import IncompleteArrayError, MetadataError, ModeError, ReadOnlyError
 from ..meta import ArrayMeta
 from ..registry import Location
 from ..sidecar import Sidecar, read_sidecar, sidecar_path, write_sidecar
@@ -78,6 +78,11 @@ class RawStore(MappedFileStore):
                     f"{data}: meta= says shape {meta.shape} {meta.dtype.str} order {meta.order} offset {offset}, "
                     f"but its sidecar says shape {sidecar.meta.shape} {sidecar.meta.dtype.str} order "
                     f"{sidecar.meta.order} offset {sidecar.offset}; drop meta= to trust the sidecar, or fix it"
+                )
+            if write_sidecar and mode == "c":
+                raise ModeError(
+                    f"{data}: write_sidecar=True writes a file, and mode 'c' (copy-on-write) never touches one; "
+                    "record the sidecar with mode='r' or 'r+' first"
                 )
             if sidecar is None and write_sidecar:
                 sidecar = Sidecar(meta, offset)
@@ -151,6 +156,8 @@ class RawStore(MappedFileStore):
         )
 
     def _before_write(self) -> None:
+        if self._mode == "c":  # copy-on-write: writes stay in this process's memory, files are untouched
+            return
         if not self._dirty:
             self._dirty = True
             if self._sidecar is not None and self._staged is None:
@@ -190,6 +197,8 @@ class RawStore(MappedFileStore):
     def set_checksum(self, checksum: dict[str, str]) -> None:
         """Record a content checksum in the sidecar."""
         self._check_writable()
+        if self._mode == "c":
+            raise ReadOnlyError(f"{self.path}: a checksum cannot be recorded in copy-on-write mode 'c'; open with 'r+'")
         if self._sidecar is not None:
             s = self._sidecar
             self._sidecar = Sidecar(

@@ -60,6 +60,7 @@ import zarr.storage
 from zarr.core.array_spec import ArrayConfig
 
 from .. import _fsutil
+from .._attrs import decode_attrs, encode_attrs
 from .._selection import Selection, selection_shape
 from ..errors import (
     AlreadyExistsError,
@@ -85,6 +86,7 @@ from ._zarr_layout import (
     inner_chunks_for_shards,
     storage_dtype,
 )
+from ._zarr_modes import ModeKeepingLocalStore
 from ._zarr_safety import check_array, check_key, check_metadata_file, check_zip, zarr_errors
 
 __all__ = ["FIDELITY", "RESERVED_ATTR", "ZarrStore"]
@@ -275,7 +277,7 @@ class ZarrStore(ArrayStore):
                     )
                 for name in ("zarr.json", ".zarray", ".zattrs"):
                     check_metadata_file(node / name)
-                store = zarr.storage.LocalStore(location.file, read_only=(mode == "r"))
+                store = ModeKeepingLocalStore(location.file, read_only=(mode == "r"))
             bounded = BoundedStore(store, where, key)
             arr = zarr.open_array(bounded, path=key, mode="r" if mode == "r" else "r+")
             meta, reserved, encoding, stored = _describe(arr, where)
@@ -347,7 +349,7 @@ class ZarrStore(ArrayStore):
         serializer: Any = zarr.codecs.BytesCodec(endian="big") if encoding == "be" else "auto"
         if key:
             ensure_groups(location.file, key.split("/")[:-1])
-        store = zarr.storage.LocalStore(location.file)
+        store = ModeKeepingLocalStore(location.file)
         with zarr_errors(where):
             arr = zarr.create_array(
                 store,
@@ -359,7 +361,7 @@ class ZarrStore(ArrayStore):
                 filters=filters,
                 serializer=serializer,
                 compressors=compressors,
-                attributes={**meta.attrs, RESERVED_ATTR: reserved},
+                attributes={**encode_attrs(meta.attrs), RESERVED_ATTR: reserved},
                 zarr_format=3,
                 config=_WRITE_ALL_CHUNKS,
             )
@@ -393,7 +395,7 @@ class ZarrStore(ArrayStore):
 
     def _write_attrs(self, attrs: dict[str, Any]) -> None:
         with zarr_errors(self.path):
-            self._arr.attrs.put({**attrs, RESERVED_ATTR: dict(self._reserved)})
+            self._arr.attrs.put({**encode_attrs(attrs), RESERVED_ATTR: dict(self._reserved)})
 
     def _flush(self, durable: bool) -> None:
         if durable:
@@ -508,7 +510,7 @@ def _describe(arr: Any, where: str) -> tuple[ArrayMeta, dict[str, Any], str, np.
         raise MetadataError(f"{where}: expected order 'C' or 'F' in {RESERVED_ATTR!r}, found {recorded!r}")
     order: Literal["C", "F"] = "F" if recorded == "F" else "C"
     try:
-        meta = ArrayMeta(tuple(arr.shape), dtype, order, attrs)
+        meta = ArrayMeta(tuple(arr.shape), dtype, order, decode_attrs(attrs))
     except MetadataError as exc:
         raise MetadataError(f"{where}: {exc}") from None
     return meta, dict(reserved), encoding, stored

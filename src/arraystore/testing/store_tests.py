@@ -329,10 +329,48 @@ class ArrayStoreTests:
             s[...] = 5
         assert self.oracle_read(path).tolist() == [[5, 5], [5, 5]]
 
-    def test_invalid_mode(self, path: str) -> None:
+    @pytest.mark.parametrize("mode", ["rw", "w+b", "", "R", None])
+    def test_invalid_mode(self, path: str, mode: Any) -> None:
         self.make(path, np.ones(3, "<f4"))
-        with pytest.raises(ModeError):
-            self.open(path, "a")
+        with pytest.raises(ModeError, match="expected a mode"):
+            self.open(path, mode)
+
+    def test_h5py_and_zarr_modes(self, path: str) -> None:
+        kw = {"backend": self.backend, **self.create_kwargs}
+        # 'a' on a missing array creates it, and says what it needs when shape/dtype are missing
+        with pytest.raises(ModeError, match="shape= and dtype="):
+            self.open(path, "a", backend=self.backend)
+        assert not os.path.exists(path)
+        with self.open(path, "a", shape=(2, 3), dtype="<i2", **kw) as s:
+            assert s.mode == "w+"
+            s[...] = 4
+        assert self.oracle_read(path).tolist() == [[4, 4, 4]] * 2
+        # 'a' on an existing array opens it read-write (mode r+, as h5py reports it)
+        with self.open(path, "a", backend=self.backend) as s:
+            assert s.mode == "r+" and s.shape == (2, 3)
+            s[0] = 7
+        with self.open(path, "a", shape=(2, 3), dtype="<i2", **kw) as s:
+            assert s[0].tolist() == [7, 7, 7]
+        with pytest.raises(AlreadyExistsError, match="shape"):
+            self.open(path, "a", shape=(3, 3), dtype="<i2", **kw)
+        with pytest.raises(AlreadyExistsError, match="dtype"):
+            self.open(path, "a", shape=(2, 3), dtype="<i4", **kw)
+        with pytest.raises(UnsupportedDtypeError):
+            self.open(path, "a", shape=(2, 3), dtype="float", **kw)
+        with self.open(path, "r+") as s:  # the refusals released the writer lock
+            assert s[1].tolist() == [4, 4, 4]
+        # 'w' creates or truncates, like 'w+'
+        with self.open(path, "w", shape=(4,), dtype="<f4", **kw) as s:
+            s[...] = 1.5
+        assert self.oracle_read(path).tolist() == [1.5] * 4
+        with pytest.raises(ModeError, match="shape="):
+            self.open(path, "w", backend=self.backend)
+        # 'x' is h5py's 'w-': create, fail if it exists
+        with pytest.raises(AlreadyExistsError):
+            self.open(path, "x", shape=(4,), dtype="<f4", **kw)
+        # shape/dtype with a mode that only opens would be silently ignored: refused
+        with pytest.raises(ModeError, match="existing array"):
+            self.open(path, "r", shape=(4,), dtype="<f4")
 
     def test_copy_on_write(self, path: str) -> None:
         self.make(path, np.arange(4, dtype="<f8"))
