@@ -60,6 +60,7 @@ Security
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 from typing import Any, ClassVar
@@ -70,12 +71,15 @@ import numpy as np
 from .. import _fsutil
 from .._selection import Selection, selection_shape
 from ..errors import (
+    ArrayChangedError,
     ArrayNotFoundError,
+    ArrayStoreError,
     IncompleteArrayError,
     LockedError,
     MetadataError,
     NotMemoryMappableError,
     ReadOnlyError,
+    StorageFullError,
     UnsupportedDtypeError,
 )
 from ..fidelity import Fidelity
@@ -85,7 +89,8 @@ from ..store import WRITABLE_MODES, ArrayStore
 from . import _hdf5_attrs as A
 from ._hdf5_dtypes import HDF5_FIDELITY, contiguous, decode, encode, storage_dtype
 from ._hdf5_layout import chunk_shape, filter_options, load_plugin_filters
-from ._hdf5_security import MAX_CHUNK_BYTES, check_dataset, resolve_dataset
+from ._hdf5_security import MAX_CHUNK_BYTES, check_dataset, resolve_dataset, temp_name
+from ._hdf5_types import check_storable, dataset_dtype, file_type_is_numpy_bytes
 from ._mapped import check_memmap
 
 __all__ = ["DEFAULT_KEY", "HDF5Store"]
@@ -118,15 +123,85 @@ def _open_file(path: str, mode: str) -> h5py.File:
         raise MetadataError(f"{path}: expected an HDF5 file, but HDF5 cannot open it ({text})") from None
 
 
+def _generation(f: h5py.File) -> tuple[int, ...] | None:
+    """What identifies the bytes of an open file: inode, size, modification and change times."""
+    try:
+        fd = f.id.get_vfd_handle()
+        st = os.fstat(fd if isinstance(fd, int) else int(fd))
+    except (OSError, TypeError, ValueError):  # a driver without a file descriptor
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _raise_if_full(exc: BaseException, path: str, what: str) -> None:
+    """Re-raise HDF5's symptoms of a full disk as StorageFullError.
+
+    HDF5 reports a failed write as ``OSError`` with or without errno, and a failed
+    flush when closing as ``RuntimeError: Can't destroy cache``; its message keeps
+    the errno of the system call (``errno = 28, error message = 'No space left on device'``).
+    """
+    if isinstance(exc, OSError):
+        _fsutil.raise_if_full(exc, path, what)
+    text = str(exc)
+    full = "No space left" in text or "errno = 28" in text or "Disk quota exceeded" in text
+    if not full and ("destroy cache" in text or "flush" in text or "write failed" in text):
+        full = _nearly_full(path)
+    if full:
+        raise StorageFullError(
+            errno.ENOSPC,
+            f"no space left while {what} {path!r}: free space on that file system or write somewhere else "
+            f"(HDF5: {text.splitlines()[0] if text else type(exc).__name__})",
+        ) from exc
+
+
+def _nearly_full(path: str) -> bool:
+    """True when the file system holding ``path`` has (almost) no space left: HDF5 lost the errno."""
+    folder = os.path.dirname(os.path.abspath(path.split("::")[0])) or "."
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 1 << 20
+
+
+#: Chunk cache of a dataset whose chunks are larger than HDF5's default 1 MiB cache holds: one chunk.
+_DEFAULT_CACHE_BYTES = 1 << 20
+
+
+def _with_chunk_cache(f: h5py.File, ds: h5py.Dataset) -> h5py.Dataset:
+    """``ds`` reopened with a chunk cache that holds at least one whole chunk.
+
+    HDF5's default cache (1 MiB) does not keep a larger chunk: every small read
+    would decompress the whole chunk again. The chunk's size is already bounded by
+    ``max_chunk_bytes``.
+    """
+    if ds.chunks is None:
+        return ds
+    chunk_bytes = math.prod(ds.chunks) * ds.id.get_type().get_size()
+    if chunk_bytes <= _DEFAULT_CACHE_BYTES // 2:
+        return ds
+    dapl = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
+    dapl.set_chunk_cache(521, chunk_bytes + _DEFAULT_CACHE_BYTES, 0.75)
+    try:
+        return h5py.Dataset(h5py.h5d.open(f.id, ds.name.encode(), dapl=dapl))
+    except (KeyError, OSError, ValueError):  # pragma: no cover - reached through an external link
+        return ds
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _logical_meta(ds: h5py.Dataset, where: str) -> tuple[ArrayMeta, np.dtype[Any]]:
-    """The array an HDF5 dataset holds, and the storage dtype h5py reads it as."""
-    stored = ds.dtype
+def _logical_meta(ds: h5py.Dataset, where: str) -> tuple[ArrayMeta, np.dtype[Any], int]:
+    """The array an HDF5 dataset holds, the storage dtype h5py reads it as, and its trailing array axes.
+
+    A dataset of an HDF5 array type (``H5T_ARRAY``, e.g. ``("<f4", (3,))`` written
+    by h5py or netCDF tools) reads as h5py reads it: the array type's dimensions
+    become trailing axes of the array (shape ``(5,)`` + ``(3,)`` -> ``(5, 3)``).
+    """
     if ds.shape is None:
         raise MetadataError(f"{where}: the dataset has a null dataspace (no shape, no data); nothing to open")
+    stored = dataset_dtype(ds, where)
     if stored.hasobject:
         raise UnsupportedDtypeError(
             f"{where}: the dataset holds variable-length data or references (h5py dtype {stored}), which "
@@ -141,11 +216,18 @@ def _logical_meta(ds: h5py.Dataset, where: str) -> tuple[ArrayMeta, np.dtype[Any
             f"{where}: {A.DTYPE} says {dtype} ({dtype.itemsize} bytes) but the dataset holds {stored} "
             f"({stored.itemsize} bytes); the attribute or the data is wrong"
         )
-    order = _text(ds.attrs[A.ORDER]) if A.ORDER in ds.attrs else "C"
+    order = _text(A.read_attr(ds, A.ORDER, where)) if A.ORDER in ds.attrs else "C"
     if order not in ("C", "F"):
         raise MetadataError(f"{where}: expected {A.ORDER} to be 'C' or 'F', found {order!r}")
+    trailing = len(stored.shape) if described is None and stored.subdtype is not None else 0
+    if trailing and order == "F":
+        raise MetadataError(
+            f"{where}: {A.ORDER} = 'F' on a dataset of HDF5 array type {stored}, which arraystore never "
+            "writes; the attribute is wrong"
+        )
     shape = tuple(ds.shape)[::-1] if order == "F" else tuple(ds.shape)
-    return ArrayMeta(shape, dtype, order, A.read_attrs(ds, where)), stored  # type: ignore[arg-type]
+    meta = ArrayMeta(shape, dtype, order, A.read_attrs(ds, where))  # type: ignore[arg-type]
+    return meta, stored, trailing
 
 
 class HDF5Store(ArrayStore):
@@ -155,6 +237,7 @@ class HDF5Store(ArrayStore):
     supports_memmap: ClassVar[bool] = True
     supports_copy_on_write: ClassVar[bool] = False
     fidelity: ClassVar[Fidelity] = HDF5_FIDELITY
+    _pickled_options: ClassVar[frozenset[str]] = ArrayStore._pickled_options | {"allow_virtual"}
 
     def __init__(
         self,
@@ -167,12 +250,17 @@ class HDF5Store(ArrayStore):
         storage: np.dtype[Any],
         new_in_place: bool = False,
         flagged: bool = False,
+        trailing: int = 0,
+        replaces: str | None = None,
         **options: Any,
     ) -> None:
         super().__init__(location, mode, meta, options=options)
         self._file = file
         self._ds = dataset
         self._storage = storage
+        self._trailing = trailing  # axes of an HDF5 array type, read as the array's last axes
+        self._replaces = replaces  # the dataset a new one (built under a temporary name) replaces at close
+        self._generation = _generation(file) if mode == "r" else None
         self._new_in_place = new_in_place
         self._flagged = flagged  # the incomplete attribute is set on disk
         self._map: np.memmap[Any, Any] | None = None
@@ -189,6 +277,7 @@ class HDF5Store(ArrayStore):
         io: str = "auto",
         durable: bool = False,
         allow_external: bool = False,
+        allow_virtual: bool = False,
         max_chunk_bytes: int = MAX_CHUNK_BYTES,
         shuffle: bool = False,  # a creation option, passed along when create(resume=True) reopens
     ) -> HDF5Store:
@@ -197,15 +286,26 @@ class HDF5Store(ArrayStore):
         try:
             ds = resolve_dataset(f, location.key, where=path, allow_external=allow_external)
             where = f"{path}::{ds.name}"
-            check_dataset(ds, path, allow_external=allow_external, max_chunk_bytes=max_chunk_bytes)
+            check_dataset(
+                ds, path, allow_external=allow_external, allow_virtual=allow_virtual, max_chunk_bytes=max_chunk_bytes
+            )
             load_plugin_filters(ds, where)
-            meta, stored = _logical_meta(ds, where)
+            ds = _with_chunk_cache(f, ds)
+            meta, stored, trailing = _logical_meta(ds, where)
             flagged = A.INCOMPLETE in ds.attrs
             if flagged and not allow_incomplete:
                 raise IncompleteArrayError(
                     f"{where}: the dataset is flagged incomplete (a writer did not close it: crash or kill?); "
                     "re-create it, resume the writer, or pass allow_incomplete=True to read it anyway"
                 )
+        except (RuntimeError, KeyError, ValueError, TypeError, OSError) as exc:
+            f.close()
+            if isinstance(exc, ArrayStoreError):
+                raise
+            raise MetadataError(
+                f"{path}: HDF5 could not read the dataset's metadata ({type(exc).__name__}: {exc}); the file is "
+                "damaged or being written by another process: open it again when the writer has finished"
+            ) from None
         except BaseException:
             f.close()
             raise
@@ -214,8 +314,11 @@ class HDF5Store(ArrayStore):
             "durable": durable,
             "allow_incomplete": allow_incomplete,
             "allow_external": allow_external,
+            "allow_virtual": allow_virtual,
         }
-        return cls(location, mode, meta, file=f, dataset=ds, storage=stored, flagged=flagged, **options)
+        return cls(
+            location, mode, meta, file=f, dataset=ds, storage=stored, flagged=flagged, trailing=trailing, **options
+        )
 
     @classmethod
     def _create(  # type: ignore[override]  # backends take their own options
@@ -230,11 +333,13 @@ class HDF5Store(ArrayStore):
         shuffle: bool = False,
         allow_incomplete: bool = False,
         allow_external: bool = False,
+        allow_virtual: bool = False,
     ) -> HDF5Store:
         path = str(location.file)
         if meta.ndim > 32:
             raise MetadataError(f"HDF5 holds at most 32 dimensions, found {meta.ndim} in shape {meta.shape}")
         storage = storage_dtype(meta.dtype)
+        check_storable(storage, meta.dtype)
         sshape = meta.shape[::-1] if meta.order == "F" else meta.shape
         user_chunks = (
             tuple(chunks)[::-1] if meta.order == "F" and isinstance(chunks, (tuple, list)) else chunks
@@ -244,11 +349,16 @@ class HDF5Store(ArrayStore):
         in_place = location.file.is_file() and location.file.stat().st_size > 0
         key = location.key or DEFAULT_KEY
         f = _open_file(path, "r+" if in_place else "w")
+        build = key
         try:
-            if in_place and key in f:
-                if f.get(key, getclass=True) is not h5py.Dataset:
+            if in_place:
+                replacing = key in f
+                if replacing and f.get(key, getclass=True) is not h5py.Dataset:
                     raise MetadataError(f"{path}::{key} is a group; name a dataset to create")
-                del f[key]
+                if replacing:  # the old dataset stays readable until the new one is complete
+                    build = temp_name(key)
+                if build in f:  # an earlier, interrupted replacement
+                    del f[build]
             kwargs: dict[str, Any] = {}
             if layout is None:
                 if math.prod(sshape):
@@ -259,7 +369,7 @@ class HDF5Store(ArrayStore):
             else:
                 kwargs.update(filters)
                 kwargs["chunks"] = layout
-            ds = f.create_dataset(key, shape=sshape, dtype=storage, **kwargs)
+            ds = f.create_dataset(build, shape=sshape, dtype=storage, **kwargs)
             ds.attrs[A.VERSION] = _FORMAT_VERSION
             if storage != meta.dtype:
                 ds.attrs[A.DTYPE] = _json(dtype_to_json(meta.dtype))
@@ -269,9 +379,9 @@ class HDF5Store(ArrayStore):
             if in_place:
                 ds.attrs[A.INCOMPLETE] = 1
             f.flush()
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:
             f.close()
-            _fsutil.raise_if_full(exc, path, "creating a dataset in")
+            _raise_if_full(exc, path, "creating a dataset in")
             raise MetadataError(f"{path}::{key}: HDF5 could not create the dataset: {exc}") from None
         except BaseException:
             f.close()
@@ -287,6 +397,7 @@ class HDF5Store(ArrayStore):
             storage=storage,
             new_in_place=in_place,
             flagged=in_place,
+            replaces=key if build != key else None,
             **options,
         )
 
@@ -328,18 +439,43 @@ class HDF5Store(ArrayStore):
         shape = selection_shape(sel)
         if math.prod(shape) == 0:
             return np.empty(shape, self.dtype)
+        self._check_generation()
+        if self._trailing:
+            lead, inner = self._split(sel)
+            out = self._read_storage(lead, sel)[inner]
+            self._check_generation()
+            return contiguous(np.ascontiguousarray(out, dtype=self.dtype).reshape(shape))
         hsel = self._hsel(sel)
         # Integers become length-1 slices: h5py returns a point of a big-endian dataset byte-swapped
         # but labelled big-endian (and ds[()] a native-order numpy scalar).
         slices = tuple(slice(i, i + 1) if isinstance(i, int) else i for i in hsel)
+        raw = self._read_storage(slices, sel)
+        self._check_generation()
+        out = decode(raw, self.dtype, selection_shape(hsel))
+        return contiguous(out.T) if self.order == "F" else out
+
+    def _split(self, sel: Selection) -> tuple[Selection, tuple[Any, ...]]:
+        """A selection of an array-type dataset: (dataset slices, index of the block h5py returns)."""
+        k = len(sel) - self._trailing
+        lead = tuple(slice(i, i + 1) if isinstance(i, int) else i for i in sel[:k])
+        return lead, (slice(None),) * k + tuple(sel[k:])
+
+    def _read_storage(self, slices: Selection, sel: Selection) -> np.ndarray[Any, Any]:
         try:
-            raw = self._ds[slices if slices else ...]
-        except OSError as exc:
+            return np.asarray(self._ds[slices if slices else ...])
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+            self._check_generation()
             raise MetadataError(
                 f"{self.path}: HDF5 could not read {sel}: {exc}; the file may be damaged"
             ) from None
-        out = decode(raw, self.dtype, selection_shape(hsel))
-        return contiguous(out.T) if self.order == "F" else out
+
+    def _check_generation(self) -> None:
+        """Refuse to go on reading a file another process changed since this store opened it."""
+        if self._generation is not None and _generation(self._file) != self._generation:
+            raise ArrayChangedError(
+                f"{self.path}: the file was modified by another writer after this store opened it (the dataset "
+                "may have been replaced or rewritten); reading on could mix two versions. Open it again"
+            )
 
     def _write(self, sel: Selection, value: np.ndarray[Any, Any]) -> None:
         self._before_write()
@@ -351,10 +487,16 @@ class HDF5Store(ArrayStore):
         if self.order == "F":
             value = value.T
         try:
+            if self._trailing:
+                lead, inner = self._split(sel)
+                block = np.array(self._ds[lead if lead else ...], dtype=self.dtype)
+                block[inner] = value.reshape(block[inner].shape)
+                self._ds[lead if lead else ...] = block
+                return
             hsel = self._hsel(sel)
             self._ds[hsel if hsel else ...] = encode(value, self._storage)
-        except OSError as exc:
-            _fsutil.raise_if_full(exc, self.path, "writing")
+        except (OSError, RuntimeError) as exc:
+            _raise_if_full(exc, self.path, "writing")
             raise MetadataError(f"{self.path}: HDF5 could not write {sel}: {exc}") from None
 
     def _before_write(self) -> None:
@@ -397,7 +539,13 @@ class HDF5Store(ArrayStore):
             return "the dataset keeps its bytes in external files"
         if self.nbytes == 0:
             return "an empty array has no bytes to map"
-        if ds.id.get_type().get_size() != self.dtype.itemsize or ds.dtype != self._storage:
+        if not file_type_is_numpy_bytes(ds):
+            return (
+                "the dataset's HDF5 type is not byte for byte numpy's (custom precision or bit offset, "
+                "space-padded or null-terminated strings, another compound layout...): only HDF5's "
+                "conversion reads its values"
+            )
+        if ds.dtype.itemsize * math.prod(ds.shape) != self.nbytes:  # pragma: no cover - sizes agree by construction
             return "the stored type differs from the array's in-memory layout"
         offset = ds.id.get_offset()
         if offset is None:
@@ -411,8 +559,8 @@ class HDF5Store(ArrayStore):
     def _set_attrs(self, attrs: dict[str, Any]) -> None:
         try:
             A.write_attrs(self._ds, attrs, dict(self._meta.attrs))
-        except OSError as exc:
-            _fsutil.raise_if_full(exc, self.path, "writing attributes of")
+        except (OSError, RuntimeError) as exc:
+            _raise_if_full(exc, self.path, "writing attributes of")
             raise MetadataError(f"{self.path}: HDF5 could not store the attributes: {exc}") from None
 
     @property
@@ -459,9 +607,9 @@ class HDF5Store(ArrayStore):
             self._clear_flag()
         try:
             self._file.flush()
-        except OSError as exc:
-            _fsutil.raise_if_full(exc, self.path, "flushing")
-            raise
+        except (OSError, RuntimeError) as exc:
+            _raise_if_full(exc, self.path, "flushing")
+            raise MetadataError(f"{self.path}: HDF5 could not flush the file: {exc}") from None
         if durable:
             _fsync(str(self._location.file))
 
@@ -476,13 +624,28 @@ class HDF5Store(ArrayStore):
         try:
             if self._mode in WRITABLE_MODES and self._flagged and not self._abandoned:
                 self._clear_flag()
+                if self._replaces is not None:
+                    self._publish_replacement(self._replaces)
             if self._map is not None:
                 self._map.flush()
         finally:
             self._map = None  # user views from as_memmap() keep their own mapping alive
-            self._file.close()
+            try:
+                self._file.close()
+            except (OSError, RuntimeError) as exc:
+                _raise_if_full(exc, self.path, "closing")
+                raise MetadataError(f"{self.path}: HDF5 could not close the file: {exc}") from None
         if self._options.get("durable") and self._mode in WRITABLE_MODES:
             _fsync(str(self._location.file))
+
+    def _publish_replacement(self, key: str) -> None:
+        """Move the new dataset's link over the old one's (the old one's space is not returned to the disk)."""
+        built = self._ds.name
+        self._file.flush()  # the new dataset is complete on disk before the old one goes
+        if key in self._file:
+            del self._file[key]
+        self._file.move(built, key)
+        self._replaces = None
 
     def discard(self) -> None:
         """Close without publishing: a new file is removed, a new dataset in an existing file deleted."""
