@@ -111,7 +111,9 @@ def c_order_plan(shape: tuple[int, ...], itemsize: int, max_bytes: int) -> Block
     return plan_blocks(shape, itemsize, max(max_bytes, itemsize), chunks=None, order="C")
 
 
-def checksum(store_or_path: ArrayStore | str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, str]:
+def checksum(
+    store_or_path: ArrayStore | str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES, *, decoded: bool = False
+) -> dict[str, str]:
     """Compute the content checksum of an array by reading it in C-order slabs.
 
     Parameters
@@ -120,6 +122,10 @@ def checksum(store_or_path: ArrayStore | str | os.PathLike[str], max_bytes: int 
         An open store or a path (opened read-only and closed again).
     max_bytes
         Largest slab read at once (the memory this takes).
+    decoded
+        Read through the store's own reads (``store[sel]``, the format library's
+        decoding) instead of a memory map of its bytes: what a verification needs
+        when the bytes being checked were copied by a map or a byte copy.
 
     Returns
     -------
@@ -127,15 +133,15 @@ def checksum(store_or_path: ArrayStore | str | os.PathLike[str], max_bytes: int 
         ``{"algorithm": "xxh3_128", "value": hex digest}``.
     """
     if isinstance(store_or_path, ArrayStore):
-        return _checksum_store(store_or_path, max_bytes)
+        return _checksum_store(store_or_path, max_bytes, decoded)
     with open_store(store_or_path, "r") as store:
-        return _checksum_store(store, max_bytes)
+        return _checksum_store(store, max_bytes, decoded)
 
 
-def _checksum_store(store: ArrayStore, max_bytes: int) -> dict[str, str]:
+def _checksum_store(store: ArrayStore, max_bytes: int, decoded: bool = False) -> dict[str, str]:
     h = StreamHasher()
     mm: np.ndarray[Any, Any] | None = None
-    if store.supports_memmap and store.nbytes:
+    if store.supports_memmap and store.nbytes and not decoded:
         try:
             mm = store.as_memmap()
         except NotMemoryMappableError:
