@@ -148,7 +148,8 @@ def _checksum_store(store: ArrayStore, max_bytes: int, decoded: bool = False) ->
             mm = None
     for sel in c_order_plan(store.shape, store.dtype.itemsize, max_bytes):
         # mm[()] would be a numpy scalar in native byte order; mm[...] keeps the stored dtype
-        h.update((mm[sel] if sel else mm[...]) if mm is not None else store[sel])
+        source: Any = mm if mm is not None else store
+        h.update(np.asarray(source[sel] if sel else source[...], dtype=store.dtype))
     return h.result()
 
 

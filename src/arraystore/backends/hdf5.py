@@ -124,13 +124,20 @@ def _open_file(path: str, mode: str) -> h5py.File:
 
 
 def _generation(f: h5py.File) -> tuple[int, ...] | None:
-    """What identifies the bytes of an open file: inode, size, modification and change times."""
+    """What changes when another process replaces a dataset of an open file, or the file in place.
+
+    A replacement allocates the new dataset before the old one is unlinked, and HDF5
+    does not reuse space freed in earlier sessions: the file grows. Data written in
+    place into an existing dataset (``r+``) changes neither size nor inode: readers go
+    on reading, as they do on the other backends. A file replaced by a rename keeps
+    the old inode open: this reader keeps reading the generation it opened.
+    """
     try:
         fd = f.id.get_vfd_handle()
         st = os.fstat(fd if isinstance(fd, int) else int(fd))
     except (OSError, TypeError, ValueError):  # a driver without a file descriptor
         return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return (st.st_dev, st.st_ino, st.st_size)
 
 
 def _raise_if_full(exc: BaseException, path: str, what: str) -> None:
@@ -376,8 +383,11 @@ class HDF5Store(ArrayStore):
             if meta.order == "F":
                 ds.attrs[A.ORDER] = "F"
             A.write_attrs(ds, dict(meta.attrs), {})
-            if in_place:
-                ds.attrs[A.INCOMPLETE] = 1
+            ds.attrs[A.INCOMPLETE] = 1
+            if not in_place:
+                # The flag's room stays reserved in the object header: flagging the dataset
+                # later (an r+ write) does not grow the file, which readers take for a replacement.
+                del ds.attrs[A.INCOMPLETE]
             f.flush()
         except (OSError, RuntimeError) as exc:
             f.close()
@@ -435,7 +445,10 @@ class HDF5Store(ArrayStore):
 
     def _read(self, sel: Selection) -> np.ndarray[Any, Any]:
         if self._map is not None:
-            return contiguous(np.array(self._map[sel], copy=True))
+            self._check_generation()
+            mapped = contiguous(np.array(self._map[sel], copy=True))
+            self._check_generation()
+            return mapped
         shape = selection_shape(sel)
         if math.prod(shape) == 0:
             return np.empty(shape, self.dtype)
@@ -473,8 +486,8 @@ class HDF5Store(ArrayStore):
         """Refuse to go on reading a file another process changed since this store opened it."""
         if self._generation is not None and _generation(self._file) != self._generation:
             raise ArrayChangedError(
-                f"{self.path}: the file was modified by another writer after this store opened it (the dataset "
-                "may have been replaced or rewritten); reading on could mix two versions. Open it again"
+                f"{self.path}: another writer changed the file's structure after this store opened it (a dataset "
+                "was replaced, created or grown); reading on could mix two versions. Open it again"
             )
 
     def _write(self, sel: Selection, value: np.ndarray[Any, Any]) -> None:
