@@ -60,10 +60,11 @@ Security
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import math
 import os
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import h5py
 import numpy as np
@@ -159,6 +160,39 @@ def _raise_if_full(exc: BaseException, path: str, what: str) -> None:
             f"no space left while {what} {path!r}: free space on that file system or write somewhere else "
             f"(HDF5: {text.splitlines()[0] if text else type(exc).__name__})",
         ) from exc
+
+
+def _is_full(exc: BaseException, path: str) -> bool:
+    try:
+        _raise_if_full(exc, path, "")
+    except StorageFullError:
+        return True
+    return False
+
+
+def _close_unwritable(f: h5py.File) -> None:
+    """Close an HDF5 file whose flush failed for want of space, without crashing the process.
+
+    HDF5 keeps a file whose close failed half-open, and h5py crashes (SIGSEGV) when
+    it releases it later. Its descriptor is pointed at an in-memory file instead, so
+    that HDF5 can write what it still holds there and finish closing; what reached the
+    disk before the failure stays as it is (flagged incomplete, or a staged file that
+    is then removed).
+    """
+    try:
+        fd = f.id.get_vfd_handle()
+        fd = fd if isinstance(fd, int) else int(fd)
+        sink = os.memfd_create("arraystore-unwritable") if hasattr(os, "memfd_create") else None
+    except (OSError, TypeError, ValueError):
+        return
+    if sink is None:  # pragma: no cover - Linux has memfd_create
+        return
+    try:
+        os.dup2(sink, fd)
+    finally:
+        os.close(sink)
+    with contextlib.suppress(OSError, RuntimeError):
+        f.close()
 
 
 def _nearly_full(path: str) -> bool:
@@ -268,6 +302,8 @@ class HDF5Store(ArrayStore):
         self._trailing = trailing  # axes of an HDF5 array type, read as the array's last axes
         self._replaces = replaces  # the dataset a new one (built under a temporary name) replaces at close
         self._generation = _generation(file) if mode == "r" else None
+        self._full = False  # a write or flush failed for want of space
+        self._discarding = False
         self._new_in_place = new_in_place
         self._flagged = flagged  # the incomplete attribute is set on disk
         self._map: np.memmap[Any, Any] | None = None
@@ -509,8 +545,7 @@ class HDF5Store(ArrayStore):
             hsel = self._hsel(sel)
             self._ds[hsel if hsel else ...] = encode(value, self._storage)
         except (OSError, RuntimeError) as exc:
-            _raise_if_full(exc, self.path, "writing")
-            raise MetadataError(f"{self.path}: HDF5 could not write {sel}: {exc}") from None
+            self._raise_hdf5(exc, f"writing {sel}")
 
     def _before_write(self) -> None:
         if not self._flagged and self._staged is None:
@@ -573,8 +608,7 @@ class HDF5Store(ArrayStore):
         try:
             A.write_attrs(self._ds, attrs, dict(self._meta.attrs))
         except (OSError, RuntimeError) as exc:
-            _raise_if_full(exc, self.path, "writing attributes of")
-            raise MetadataError(f"{self.path}: HDF5 could not store the attributes: {exc}") from None
+            self._raise_hdf5(exc, "writing the attributes")
 
     @property
     def recorded_checksum(self) -> dict[str, str] | None:
@@ -621,8 +655,7 @@ class HDF5Store(ArrayStore):
         try:
             self._file.flush()
         except (OSError, RuntimeError) as exc:
-            _raise_if_full(exc, self.path, "flushing")
-            raise MetadataError(f"{self.path}: HDF5 could not flush the file: {exc}") from None
+            self._raise_hdf5(exc, "flushing")
         if durable:
             _fsync(str(self._location.file))
 
@@ -643,13 +676,66 @@ class HDF5Store(ArrayStore):
                 self._map.flush()
         finally:
             self._map = None  # user views from as_memmap() keep their own mapping alive
-            try:
-                self._file.close()
-            except (OSError, RuntimeError) as exc:
-                _raise_if_full(exc, self.path, "closing")
-                raise MetadataError(f"{self.path}: HDF5 could not close the file: {exc}") from None
+            self._close_file()
         if self._options.get("durable") and self._mode in WRITABLE_MODES:
             _fsync(str(self._location.file))
+
+    def _close_file(self) -> None:
+        """Close the HDF5 file; on a full disk, without leaving HDF5 half-closed (see :func:`_close_unwritable`).
+
+        A flush that fails for want of space is detected before closing: HDF5 objects
+        whose close failed crash the process when h5py releases them later.
+        """
+        reported = self._full  # a StorageFullError was already raised to the caller
+        if self._mode in WRITABLE_MODES and not self._full:
+            try:
+                self._file.flush()
+            except (OSError, RuntimeError) as exc:
+                self._full = _is_full(exc, self.path)
+        if self._full:
+            _close_unwritable(self._file)
+            if not (reported or self._abandoned or self._discarding):
+                raise StorageFullError(
+                    errno.ENOSPC,
+                    f"no space left while closing {self.path!r}: free space on that file system or write "
+                    "somewhere else; the array was not completed",
+                )
+            return
+        try:
+            self._file.close()
+        except (OSError, RuntimeError) as exc:
+            if _is_full(exc, self.path):
+                _close_unwritable(self._file)
+            self._raise_hdf5(exc, "closing")
+
+    def _raise_hdf5(self, exc: BaseException, what: str) -> NoReturn:
+        """Raise an h5py error of a write, flush or close as StorageFullError or MetadataError."""
+        try:
+            _raise_if_full(exc, self.path, what)
+        except StorageFullError:
+            self._full = True
+            raise
+        raise MetadataError(f"{self.path}: HDF5 failed {what}: {exc}") from None
+
+    def close(self) -> None:
+        """Flush, close and publish (see :meth:`ArrayStore.close`); a failure leaves nothing half-published.
+
+        When flushing or closing fails (a full disk: HDF5's ``Can't destroy cache``),
+        the HDF5 file is still closed, and a new file being built is removed.
+        """
+        try:
+            super().close()
+        except BaseException as exc:
+            self._map = None
+            if self._file.id.valid:
+                if isinstance(exc, StorageFullError) or self._full:
+                    _close_unwritable(self._file)
+                with contextlib.suppress(OSError, RuntimeError):  # the error that got us here matters more
+                    self._file.close()
+            if self._staged is not None:
+                _fsutil.remove_path(self._staged[0].file)
+                self._staged = None
+            raise
 
     def _publish_replacement(self, key: str) -> None:
         """Move the new dataset's link over the old one's (the old one's space is not returned to the disk)."""
@@ -662,6 +748,7 @@ class HDF5Store(ArrayStore):
 
     def discard(self) -> None:
         """Close without publishing: a new file is removed, a new dataset in an existing file deleted."""
+        self._discarding = True
         if not self._closed and self._new_in_place and self._file.id.valid:
             name = self._ds.name
             self._map = None
