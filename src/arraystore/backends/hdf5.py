@@ -221,12 +221,13 @@ def _with_chunk_cache(f: h5py.File, ds: h5py.Dataset) -> h5py.Dataset:
     chunk_bytes = math.prod(ds.chunks) * ds.id.get_type().get_size()
     if chunk_bytes <= _DEFAULT_CACHE_BYTES // 2:
         return ds
+    if ds.file.id != f.id:  # reached through an external link (allow_external=True)
+        return ds
     dapl = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
     dapl.set_chunk_cache(521, chunk_bytes + _DEFAULT_CACHE_BYTES, 0.75)
-    try:
-        return h5py.Dataset(h5py.h5d.open(f.id, ds.name.encode(), dapl=dapl))
-    except (KeyError, OSError, ValueError):  # pragma: no cover - reached through an external link
-        return ds
+    name = ds.name.encode()
+    ds.id._close()  # HDF5 shares an open dataset, and its cache, with every later open of it
+    return h5py.Dataset(h5py.h5d.open(f.id, name, dapl=dapl))
 
 
 def _text(value: Any) -> str:
@@ -458,6 +459,8 @@ class HDF5Store(ArrayStore):
                 return f.get(location.key, getlink=True) is not None
             except (KeyError, ValueError):
                 return False
+            except (OSError, RuntimeError):  # unreadable (being written?): opening it says why
+                return True
 
     @classmethod
     def _staging(cls, location: Location) -> Location | None:
