@@ -209,7 +209,12 @@ def test_compounds_round_trip_exactly(tmp_path_factory: pytest.TempPathFactory, 
     raw = np.frombuffer(data.draw(st.binary(min_size=dt.itemsize * 3, max_size=dt.itemsize * 3)), np.uint8)
     values = raw.view(dt)
     path = tmp_path_factory.mktemp("cmp") / "c.h5"
-    with arraystore.create(path, (3,), dt) as s:
+    try:
+        store = arraystore.create(path, (3,), dt)
+    except UnsupportedDtypeError:  # refused at create (the other outcome allowed): nothing on disk
+        assert not list(path.parent.iterdir())
+        return
+    with store as s:
         s[...] = values
     with arraystore.open(path) as s:
         assert s.dtype == dt and s.dtype.itemsize == dt.itemsize
@@ -217,6 +222,7 @@ def test_compounds_round_trip_exactly(tmp_path_factory: pytest.TempPathFactory, 
         got = s[...]
     for name in dt.names or ():  # values (bytes: NaN payloads compared exactly)
         assert got[name].tobytes() == values[name].tobytes()
+    assert got.tobytes() == values.tobytes()  # padding bytes too
     with h5py.File(path, "r") as f:  # and h5py reads the same compound
         assert f["data"].dtype == dt
 

@@ -485,7 +485,9 @@ class HDF5Store(ArrayStore):
     def _read(self, sel: Selection) -> np.ndarray[Any, Any]:
         if self._map is not None:
             self._check_generation()
-            mapped = contiguous(np.array(self._map[sel], copy=True))
+            view = np.asarray(self._map[sel])
+            # a copy of the bytes: numpy copies structured items field by field, dropping padding
+            mapped = view.view(np.dtype((np.void, view.dtype.itemsize))).copy().view(view.dtype)
             self._check_generation()
             return mapped
         shape = selection_shape(sel)
