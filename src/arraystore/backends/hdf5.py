@@ -487,7 +487,7 @@ class HDF5Store(ArrayStore):
             self._check_generation()
             view = np.asarray(self._map[sel])
             # a copy of the bytes: numpy copies structured items field by field, dropping padding
-            mapped = view.view(np.dtype((np.void, view.dtype.itemsize))).copy().view(view.dtype)
+            mapped: np.ndarray[Any, Any] = view.view(np.dtype((np.void, view.dtype.itemsize))).copy().view(view.dtype)
             self._check_generation()
             return mapped
         shape = selection_shape(sel)

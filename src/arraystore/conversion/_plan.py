@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ..blocks import BlockPlan, contiguous_chunks, plan_blocks
 from ..errors import ConversionError, MemoryBudgetError
 
@@ -195,10 +197,10 @@ def plan_conversion(
     )
 
 
-def _dtype_text(dt: Any) -> str:
+def _dtype_text(dt: np.dtype[Any]) -> str:
     """The dtype as text for the plan (numpy has no ``descr`` for out-of-order or overlapping fields)."""
     if dt.names is None:
-        return dt.str
+        return str(dt.str)
     try:
         return str(dt.descr)
     except ValueError:  # out-of-order offsets, as HDF5 compounds written by h5py often have
