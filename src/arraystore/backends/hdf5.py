@@ -13,9 +13,12 @@ Atomicity
     ``_arraystore_incomplete`` until ``close()``; a crash leaves it flagged (opening
     it raises :class:`~arraystore.errors.IncompleteArrayError` unless
     ``allow_incomplete=True``) and ``discard()`` (or leaving a ``with`` block by an
-    exception) deletes it. Overwriting a dataset in an existing file deletes the old
-    one first. HDF5 does not return the space of deleted datasets to the file system
-    (``h5repack`` does). A dataset opened ``r+`` is flagged incomplete from its first
+    exception) deletes it. A dataset that **replaces** another in an existing file
+    (``overwrite=True``) is built under a temporary name beside it
+    (``/g/.name.arraystore-new``) and its link is moved over the old one at
+    ``close()``: until then the old dataset stays readable; a leftover temporary
+    dataset (a kill) is removed by the next create. HDF5 does not return the space
+    of deleted datasets to the file system (``h5repack`` does). A dataset opened ``r+`` is flagged incomplete from its first
     write until ``close()`` or ``flush(durable=True)``.
 
 Layout
@@ -50,12 +53,23 @@ Locking
     available" on NFS without lockd (h5py #1082). Readers take no lock, like the
     other backends. One process cannot open a file for writing while it holds it
     open read-only (an HDF5 rule): that raises :class:`~arraystore.errors.LockedError`.
+    A reader notices when another process changed the file's structure (its size or
+    inode, through the open descriptor) and raises
+    :class:`~arraystore.errors.ArrayChangedError` rather than read a mixture through
+    HDF5's stale metadata; a file replaced by a rename is read at the generation opened.
 
 Security
-    External links, external raw storage and virtual datasets whose sources lie
-    outside the file's folder are refused with
+    External links and external raw storage are refused with
     :class:`~arraystore.errors.UnsafeInputError` unless ``allow_external=True``
-    (h5py #2891); so are chunks over ``max_chunk_bytes`` (1 GiB by default).
+    (h5py #2891); so are virtual datasets, unless ``allow_virtual=True`` and every
+    source, recursively, lies inside the file's folder (see
+    :mod:`arraystore.backends._hdf5_security`), and chunks over ``max_chunk_bytes``
+    (1 GiB by default). Attributes are read only under the sidecar cap (16 MiB).
+    The chunk cache holds one whole chunk, so small reads do not decompress it again.
+
+Foreign types
+    See :mod:`arraystore.backends._hdf5_types`: maps and byte copies only when the
+    file type is byte for byte numpy's; HDF5 array types read as trailing axes.
 """
 
 from __future__ import annotations
@@ -73,13 +87,10 @@ from .. import _fsutil
 from .._selection import Selection, selection_shape
 from ..errors import (
     ArrayChangedError,
-    ArrayNotFoundError,
     ArrayStoreError,
     IncompleteArrayError,
-    LockedError,
     MetadataError,
     NotMemoryMappableError,
-    ReadOnlyError,
     StorageFullError,
     UnsupportedDtypeError,
 )
@@ -88,6 +99,7 @@ from ..meta import ArrayMeta, dtype_from_json, dtype_to_json
 from ..registry import Location
 from ..store import WRITABLE_MODES, ArrayStore
 from . import _hdf5_attrs as A
+from . import _hdf5_files as F
 from ._hdf5_dtypes import HDF5_FIDELITY, contiguous, decode, encode, storage_dtype
 from ._hdf5_layout import chunk_shape, filter_options, load_plugin_filters
 from ._hdf5_security import MAX_CHUNK_BYTES, check_dataset, resolve_dataset, temp_name
@@ -99,135 +111,6 @@ __all__ = ["DEFAULT_KEY", "HDF5Store"]
 #: Dataset name of a new file created without ``::key``.
 DEFAULT_KEY = "/data"
 _FORMAT_VERSION = 1
-
-
-def _open_file(path: str, mode: str) -> h5py.File:
-    """``h5py.File`` without HDF5's own locking, its errors mapped into arraystore's."""
-    try:
-        return h5py.File(path, mode, locking=False)
-    except FileNotFoundError:
-        raise ArrayNotFoundError(f"{path}: no such file") from None
-    except PermissionError as exc:
-        raise ReadOnlyError(f"{path}: permission denied opening it with mode {mode!r}: {exc}") from None
-    except OSError as exc:
-        _fsutil.raise_if_full(exc, path, "opening")
-        if mode != "r" and not _fsutil.writable(path):
-            raise ReadOnlyError(
-                f"{path}: cannot open it for writing (read-only file or file system); open with mode='r'"
-            ) from None
-        text = str(exc)
-        if "already open" in text:
-            raise LockedError(
-                f"{path}: this process already has the file open read-only, and HDF5 cannot open it again for "
-                "writing; close the other stores on it first"
-            ) from None
-        raise MetadataError(f"{path}: expected an HDF5 file, but HDF5 cannot open it ({text})") from None
-
-
-def _generation(f: h5py.File) -> tuple[int, ...] | None:
-    """What changes when another process replaces a dataset of an open file, or the file in place.
-
-    A replacement allocates the new dataset before the old one is unlinked, and HDF5
-    does not reuse space freed in earlier sessions: the file grows. Data written in
-    place into an existing dataset (``r+``) changes neither size nor inode: readers go
-    on reading, as they do on the other backends. A file replaced by a rename keeps
-    the old inode open: this reader keeps reading the generation it opened.
-    """
-    try:
-        fd = f.id.get_vfd_handle()
-        st = os.fstat(fd if isinstance(fd, int) else int(fd))
-    except (OSError, TypeError, ValueError):  # a driver without a file descriptor
-        return None
-    return (st.st_dev, st.st_ino, st.st_size)
-
-
-def _raise_if_full(exc: BaseException, path: str, what: str) -> None:
-    """Re-raise HDF5's symptoms of a full disk as StorageFullError.
-
-    HDF5 reports a failed write as ``OSError`` with or without errno, and a failed
-    flush when closing as ``RuntimeError: Can't destroy cache``; its message keeps
-    the errno of the system call (``errno = 28, error message = 'No space left on device'``).
-    """
-    if isinstance(exc, OSError):
-        _fsutil.raise_if_full(exc, path, what)
-    text = str(exc)
-    full = "No space left" in text or "errno = 28" in text or "Disk quota exceeded" in text
-    if not full and ("destroy cache" in text or "flush" in text or "write failed" in text):
-        full = _nearly_full(path)
-    if full:
-        raise StorageFullError(
-            errno.ENOSPC,
-            f"no space left while {what} {path!r}: free space on that file system or write somewhere else "
-            f"(HDF5: {text.splitlines()[0] if text else type(exc).__name__})",
-        ) from exc
-
-
-def _is_full(exc: BaseException, path: str) -> bool:
-    try:
-        _raise_if_full(exc, path, "")
-    except StorageFullError:
-        return True
-    return False
-
-
-def _close_unwritable(f: h5py.File) -> None:
-    """Close an HDF5 file whose flush failed for want of space, without crashing the process.
-
-    HDF5 keeps a file whose close failed half-open, and h5py crashes (SIGSEGV) when
-    it releases it later. Its descriptor is pointed at an in-memory file instead, so
-    that HDF5 can write what it still holds there and finish closing; what reached the
-    disk before the failure stays as it is (flagged incomplete, or a staged file that
-    is then removed).
-    """
-    try:
-        fd = f.id.get_vfd_handle()
-        fd = fd if isinstance(fd, int) else int(fd)
-        sink = os.memfd_create("arraystore-unwritable") if hasattr(os, "memfd_create") else None
-    except (OSError, TypeError, ValueError):
-        return
-    if sink is None:  # pragma: no cover - Linux has memfd_create
-        return
-    try:
-        os.dup2(sink, fd)
-    finally:
-        os.close(sink)
-    with contextlib.suppress(OSError, RuntimeError):
-        f.close()
-
-
-def _nearly_full(path: str) -> bool:
-    """True when the file system holding ``path`` has (almost) no space left: HDF5 lost the errno."""
-    folder = os.path.dirname(os.path.abspath(path.split("::")[0])) or "."
-    try:
-        st = os.statvfs(folder)
-    except OSError:
-        return False
-    return st.f_bavail * st.f_frsize < 1 << 20
-
-
-#: Chunk cache of a dataset whose chunks are larger than HDF5's default 1 MiB cache holds: one chunk.
-_DEFAULT_CACHE_BYTES = 1 << 20
-
-
-def _with_chunk_cache(f: h5py.File, ds: h5py.Dataset) -> h5py.Dataset:
-    """``ds`` reopened with a chunk cache that holds at least one whole chunk.
-
-    HDF5's default cache (1 MiB) does not keep a larger chunk: every small read
-    would decompress the whole chunk again. The chunk's size is already bounded by
-    ``max_chunk_bytes``.
-    """
-    if ds.chunks is None:
-        return ds
-    chunk_bytes = math.prod(ds.chunks) * ds.id.get_type().get_size()
-    if chunk_bytes <= _DEFAULT_CACHE_BYTES // 2:
-        return ds
-    if ds.file.id != f.id:  # reached through an external link (allow_external=True)
-        return ds
-    dapl = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
-    dapl.set_chunk_cache(521, chunk_bytes + _DEFAULT_CACHE_BYTES, 0.75)
-    name = ds.name.encode()
-    ds.id._close()  # HDF5 shares an open dataset, and its cache, with every later open of it
-    return h5py.Dataset(h5py.h5d.open(f.id, name, dapl=dapl))
 
 
 def _text(value: Any) -> str:
@@ -302,7 +185,7 @@ class HDF5Store(ArrayStore):
         self._storage = storage
         self._trailing = trailing  # axes of an HDF5 array type, read as the array's last axes
         self._replaces = replaces  # the dataset a new one (built under a temporary name) replaces at close
-        self._generation = _generation(file) if mode == "r" else None
+        self._generation = F.generation(file) if mode == "r" else None
         self._full = False  # a write or flush failed for want of space
         self._discarding = False
         self._new_in_place = new_in_place
@@ -326,7 +209,7 @@ class HDF5Store(ArrayStore):
         shuffle: bool = False,  # a creation option, passed along when create(resume=True) reopens
     ) -> HDF5Store:
         path = str(location.file)
-        f = _open_file(path, "r" if mode == "r" else "r+")
+        f = F.open_file(path, "r" if mode == "r" else "r+")
         try:
             ds = resolve_dataset(f, location.key, where=path, allow_external=allow_external)
             where = f"{path}::{ds.name}"
@@ -334,7 +217,7 @@ class HDF5Store(ArrayStore):
                 ds, path, allow_external=allow_external, allow_virtual=allow_virtual, max_chunk_bytes=max_chunk_bytes
             )
             load_plugin_filters(ds, where)
-            ds = _with_chunk_cache(f, ds)
+            ds = F.with_chunk_cache(f, ds)
             meta, stored, trailing = _logical_meta(ds, where)
             flagged = A.INCOMPLETE in ds.attrs
             if flagged and not allow_incomplete:
@@ -392,7 +275,7 @@ class HDF5Store(ArrayStore):
         layout = chunk_shape(user_chunks, sshape, needed=bool(filters))
         in_place = location.file.is_file() and location.file.stat().st_size > 0
         key = location.key or DEFAULT_KEY
-        f = _open_file(path, "r+" if in_place else "w")
+        f = F.open_file(path, "r+" if in_place else "w")
         build = key
         try:
             if in_place:
@@ -428,7 +311,7 @@ class HDF5Store(ArrayStore):
             f.flush()
         except (OSError, RuntimeError) as exc:
             f.close()
-            _raise_if_full(exc, path, "creating a dataset in")
+            F.raise_if_full(exc, path, "creating a dataset in")
             raise MetadataError(f"{path}::{key}: HDF5 could not create the dataset: {exc}") from None
         except BaseException:
             f.close()
@@ -454,7 +337,7 @@ class HDF5Store(ArrayStore):
             return False
         if location.key is None or not h5py.is_hdf5(str(location.file)):
             return True
-        with _open_file(str(location.file), "r") as f:
+        with F.open_file(str(location.file), "r") as f:
             try:
                 return f.get(location.key, getlink=True) is not None
             except (KeyError, ValueError):
@@ -473,7 +356,7 @@ class HDF5Store(ArrayStore):
         if location.key is None:
             _fsutil.remove_path(location.file)
             return
-        with _open_file(str(location.file), "r+") as f:
+        with F.open_file(str(location.file), "r+") as f:
             if location.key in f:
                 del f[location.key]
 
@@ -525,7 +408,7 @@ class HDF5Store(ArrayStore):
 
     def _check_generation(self) -> None:
         """Refuse to go on reading a file another process changed since this store opened it."""
-        if self._generation is not None and _generation(self._file) != self._generation:
+        if self._generation is not None and F.generation(self._file) != self._generation:
             raise ArrayChangedError(
                 f"{self.path}: another writer changed the file's structure after this store opened it (a dataset "
                 "was replaced, created or grown); reading on could mix two versions. Open it again"
@@ -662,7 +545,7 @@ class HDF5Store(ArrayStore):
         except (OSError, RuntimeError) as exc:
             self._raise_hdf5(exc, "flushing")
         if durable:
-            _fsync(str(self._location.file))
+            F.fsync(str(self._location.file))
 
     def _clear_flag(self) -> None:
         if A.INCOMPLETE in self._ds.attrs:
@@ -683,10 +566,10 @@ class HDF5Store(ArrayStore):
             self._map = None  # user views from as_memmap() keep their own mapping alive
             self._close_file()
         if self._options.get("durable") and self._mode in WRITABLE_MODES:
-            _fsync(str(self._location.file))
+            F.fsync(str(self._location.file))
 
     def _close_file(self) -> None:
-        """Close the HDF5 file; on a full disk, without leaving HDF5 half-closed (see :func:`_close_unwritable`).
+        """Close the HDF5 file; on a full disk, without leaving HDF5 half-closed (see :func:`~arraystore.backends._hdf5_files.close_unwritable`).
 
         A flush that fails for want of space is detected before closing: HDF5 objects
         whose close failed crash the process when h5py releases them later.
@@ -696,9 +579,9 @@ class HDF5Store(ArrayStore):
             try:
                 self._file.flush()
             except (OSError, RuntimeError) as exc:
-                self._full = _is_full(exc, self.path)
+                self._full = F.is_full(exc, self.path)
         if self._full:
-            _close_unwritable(self._file)
+            F.close_unwritable(self._file)
             if not (reported or self._abandoned or self._discarding):
                 raise StorageFullError(
                     errno.ENOSPC,
@@ -709,14 +592,14 @@ class HDF5Store(ArrayStore):
         try:
             self._file.close()
         except (OSError, RuntimeError) as exc:
-            if _is_full(exc, self.path):
-                _close_unwritable(self._file)
+            if F.is_full(exc, self.path):
+                F.close_unwritable(self._file)
             self._raise_hdf5(exc, "closing")
 
     def _raise_hdf5(self, exc: BaseException, what: str) -> NoReturn:
         """Raise an h5py error of a write, flush or close as StorageFullError or MetadataError."""
         try:
-            _raise_if_full(exc, self.path, what)
+            F.raise_if_full(exc, self.path, what)
         except StorageFullError:
             self._full = True
             raise
@@ -734,7 +617,7 @@ class HDF5Store(ArrayStore):
             self._map = None
             if self._file.id.valid:
                 if isinstance(exc, StorageFullError) or self._full:
-                    _close_unwritable(self._file)
+                    F.close_unwritable(self._file)
                 with contextlib.suppress(OSError, RuntimeError):  # the error that got us here matters more
                     self._file.close()
             if self._staged is not None:
@@ -776,11 +659,3 @@ def _json(value: Any) -> str:
     import json
 
     return json.dumps(value, ensure_ascii=False)
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
