@@ -112,3 +112,23 @@ def test_concurrent_writer_in_the_same_file_gives_typed_errors(tmp_path: Path) -
         proc.wait()
     assert proc.returncode == 0
     assert sum(outcomes.values()) > 0
+
+
+def test_native_attributes_share_one_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "many.h5"
+    _dataset(path, libver="latest")
+    with h5py.File(path, "a") as f:  # each under the cap, all together over it
+        for i in range(18):
+            f["data"].attrs[f"part{i}"] = np.zeros(MAX_ATTR_BYTES // 16, dtype="<u1")
+    with pytest.raises(MetadataError, match="more than"):
+        arraystore.open(path)
+    from arraystore.backends import _hdf5_attrs
+
+    monkeypatch.setattr(_hdf5_attrs, "MAX_ATTR_COUNT", 10)
+    path2 = tmp_path / "count.h5"
+    _dataset(path2)
+    with h5py.File(path2, "a") as f:
+        for i in range(11):
+            f["data"].attrs[f"a{i}"] = i
+    with pytest.raises(MetadataError, match="11 attributes"):
+        arraystore.open(path2)

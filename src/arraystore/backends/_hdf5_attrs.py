@@ -12,8 +12,9 @@ Mapping (documented in :mod:`arraystore.backends.hdf5`):
   bytes as text, numeric or string arrays as lists. Attributes with no JSON form
   (references, compounds, complex numbers) are left out and left alone.
 * Every attribute's stored size is checked before it is read: over
-  :data:`MAX_ATTR_BYTES` (the sidecar cap, 16 MiB) it is refused with
-  :class:`~arraystore.errors.MetadataError`. Variable-length strings keep their
+  :data:`MAX_ATTR_BYTES` (the sidecar cap, 16 MiB; the native attributes of a dataset
+  share that budget, and there may be at most :data:`MAX_ATTR_COUNT`) it is refused
+  with :class:`~arraystore.errors.MetadataError`. Variable-length strings keep their
   characters in HDF5's global heap, whose size HDF5 does not tell before reading;
   they are read (at most the file's size) and checked before any JSON is parsed.
 * Other reserved attributes (names starting ``_arraystore_``) never appear in attrs:
@@ -38,6 +39,7 @@ __all__ = [
     "DTYPE",
     "INCOMPLETE",
     "MAX_ATTR_BYTES",
+    "MAX_ATTR_COUNT",
     "ORDER",
     "PREFIX",
     "VERSION",
@@ -55,7 +57,10 @@ CHECKSUM = PREFIX + "checksum"
 VERSION = PREFIX + "version"
 
 #: Largest attribute read (stored bytes, or characters of variable-length strings): the sidecar cap.
+#: The native attributes of a foreign dataset share this budget.
 MAX_ATTR_BYTES = MAX_SIDECAR_BYTES
+#: Most attributes one dataset may carry for arraystore to read them.
+MAX_ATTR_COUNT = 65536
 
 _SKIP = object()
 _INT64 = (-(1 << 63), (1 << 63) - 1)
@@ -130,12 +135,22 @@ def read_attr(obj: h5py.Dataset | h5py.Group, name: str, where: str, limit: int 
 
 
 def _native(obj: h5py.Dataset | h5py.Group) -> dict[str, Any]:
+    where = obj.name or ""
+    count = h5py.h5o.get_info(obj.id).num_attrs
+    if count > MAX_ATTR_COUNT:
+        raise MetadataError(
+            f"{where}: the dataset has {count:,} attributes, more than the {MAX_ATTR_COUNT:,} arraystore reads "
+            "as metadata; the file is damaged or hostile: store large data in a dataset"
+        )
     out: dict[str, Any] = {}
+    budget = MAX_ATTR_BYTES
     for name in obj.attrs:
         if name.startswith(PREFIX):
             continue
         try:
-            value = _to_json(read_attr(obj, name, obj.name or ""))
+            raw = read_attr(obj, name, where, limit=budget)
+            budget -= _size(raw)
+            value = _to_json(raw)
         except MetadataError:
             raise
         except (OSError, TypeError, ValueError, KeyError, RuntimeError):  # types h5py cannot read
@@ -143,6 +158,14 @@ def _native(obj: h5py.Dataset | h5py.Group) -> dict[str, Any]:
         if value is not _SKIP:
             out[name] = value
     return out
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, (str, bytes)):
+        return len(value)
+    if isinstance(value, np.ndarray) and value.dtype.kind == "O":
+        return sum(_size(v) for v in value.ravel())
+    return int(getattr(value, "nbytes", 8))
 
 
 def read_json(obj: h5py.Dataset, name: str, where: str) -> Any:
