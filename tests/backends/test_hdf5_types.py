@@ -95,6 +95,35 @@ def test_null_terminated_strings(tmp_path: Path) -> None:
     _check_everywhere(path, "s", tmp_path)
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    size=st.integers(1, 12),
+    pad=st.sampled_from(["SPACEPAD", "NULLTERM", "NULLPAD"]),
+    utf8=st.booleans(),
+    words=st.lists(st.binary(max_size=12).map(lambda b: bytes(c % 94 + 33 for c in b)), min_size=1, max_size=6),
+)
+def test_fixed_strings_of_any_padding(
+    tmp_path_factory: pytest.TempPathFactory, size: int, pad: str, utf8: bool, words: list[bytes]
+) -> None:
+    tid = h5py.h5t.C_S1.copy()
+    tid.set_size(size)
+    tid.set_strpad(getattr(h5py.h5t, f"STR_{pad}"))
+    if utf8:
+        tid.set_cset(h5py.h5t.CSET_UTF8)
+    values = np.array([w[:size] for w in words], h5py.string_dtype("utf-8" if utf8 else "ascii", size))
+    tmp = tmp_path_factory.mktemp("str")
+    path = tmp / "s.h5"
+    _write_low_level(path, "s", tid, values)
+    want = _oracle(path, "s")  # HDF5's conversion: NULLTERM keeps at most size - 1 characters
+    with arraystore.open(f"{path}::s") as s:
+        assert s[...].tolist() == want.tolist()
+        if pad != "NULLPAD":
+            with pytest.raises(NotMemoryMappableError):
+                s.as_memmap()
+    arraystore.convert(f"{path}::s", tmp / "s.npy", verify=True)
+    assert np.load(tmp / "s.npy").tolist() == want.tolist()
+
+
 def test_custom_precision_and_offset_integers(tmp_path: Path) -> None:
     path = tmp_path / "prec.h5"
     _write_low_level(path, "i", _int(2, 12, 4, True, False), np.array([1, -1, 100], "<i2"))
