@@ -292,6 +292,27 @@ def test_array_type_reads_like_h5py(tmp_path: Path, base: str) -> None:
     assert np.load(tmp_path / "arr.npy").tolist() == values.tolist()
 
 
+def test_chunked_array_type_reads_in_blocks(tmp_path: Path) -> None:
+    path = tmp_path / "arr-chunked.h5"
+    tid = h5py.h5t.array_create(h5py.h5t.IEEE_F64LE, (4,))
+    values = np.arange(40 * 4, dtype="<f8").reshape(40, 4)
+    with h5py.File(path, "w") as f:
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_chunk((8,))
+        dcpl.set_deflate(4)
+        ds = h5py.h5d.create(f.id, b"a", tid, h5py.h5s.create_simple((40,)), dcpl=dcpl)
+        ds.write(h5py.h5s.ALL, h5py.h5s.ALL, values, mtype=tid)
+    with arraystore.open(path) as s:
+        assert s.shape == (40, 4) and s.chunks == (8, 4)
+        got = np.empty_like(values)
+        for sel, block in s.iter_blocks(max_bytes=300):
+            got[sel] = block
+        assert got.tolist() == values.tolist()
+    arraystore.convert(path, tmp_path / "arr.zarr", verify=True)
+    with arraystore.open(tmp_path / "arr.zarr") as z:
+        assert z[...].tolist() == values.tolist()
+
+
 # -- types numpy cannot hold -------------------------------------------------------------
 
 

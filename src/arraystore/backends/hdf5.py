@@ -526,6 +526,8 @@ class HDF5Store(ArrayStore):
         c = self._ds.chunks
         if c is None:
             return None
+        if self._trailing:  # an HDF5 array type: each chunk holds whole items
+            return tuple(c) + self.shape[len(self.shape) - self._trailing :]
         return tuple(c)[::-1] if self.order == "F" else tuple(c)
 
     @property
