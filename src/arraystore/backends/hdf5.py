@@ -282,10 +282,10 @@ class HDF5Store(ArrayStore):
                 replacing = key in f
                 if replacing and f.get(key, getclass=True) is not h5py.Dataset:
                     raise MetadataError(f"{path}::{key} is a group; name a dataset to create")
+                if temp_name(key) in f:  # left by an earlier, interrupted replacement
+                    del f[temp_name(key)]
                 if replacing:  # the old dataset stays readable until the new one is complete
                     build = temp_name(key)
-                if build in f:  # an earlier, interrupted replacement
-                    del f[build]
             kwargs: dict[str, Any] = {}
             if layout is None:
                 if math.prod(sshape):
