@@ -437,8 +437,11 @@ class HDF5Store(ArrayStore):
 
     def _before_write(self) -> None:
         if not self._flagged and self._staged is None:
-            self._ds.attrs[A.INCOMPLETE] = 1
-            self._file.flush()
+            try:
+                self._ds.attrs[A.INCOMPLETE] = 1
+                self._file.flush()
+            except (OSError, RuntimeError) as exc:
+                self._raise_hdf5(exc, "flagging the dataset incomplete")
             self._flagged = True
 
     def _memmap(self) -> np.memmap[Any, Any]:
@@ -507,7 +510,10 @@ class HDF5Store(ArrayStore):
     def set_checksum(self, checksum: dict[str, str]) -> None:
         """Record a content checksum in the reserved ``_arraystore_checksum`` attribute."""
         self._check_writable()
-        self._ds.attrs[A.CHECKSUM] = _json(dict(checksum))
+        try:
+            self._ds.attrs[A.CHECKSUM] = _json(dict(checksum))
+        except (OSError, RuntimeError) as exc:
+            self._raise_hdf5(exc, "recording the checksum")
 
     @property
     def complete(self) -> bool:
@@ -559,9 +565,12 @@ class HDF5Store(ArrayStore):
             return
         try:
             if self._mode in WRITABLE_MODES and self._flagged and not self._abandoned:
-                self._clear_flag()
-                if self._replaces is not None:
-                    self._publish_replacement(self._replaces)
+                try:
+                    self._clear_flag()
+                    if self._replaces is not None:
+                        self._publish_replacement(self._replaces)
+                except (OSError, RuntimeError) as exc:
+                    self._raise_hdf5(exc, "completing the dataset")
             if self._map is not None:
                 self._map.flush()
         finally:
