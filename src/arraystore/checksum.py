@@ -111,7 +111,9 @@ def c_order_plan(shape: tuple[int, ...], itemsize: int, max_bytes: int) -> Block
     return plan_blocks(shape, itemsize, max(max_bytes, itemsize), chunks=None, order="C")
 
 
-def checksum(store_or_path: ArrayStore | str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, str]:
+def checksum(
+    store_or_path: ArrayStore | str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES, *, decoded: bool = False
+) -> dict[str, str]:
     """Compute the content checksum of an array by reading it in C-order slabs.
 
     Parameters
@@ -120,6 +122,10 @@ def checksum(store_or_path: ArrayStore | str | os.PathLike[str], max_bytes: int 
         An open store or a path (opened read-only and closed again).
     max_bytes
         Largest slab read at once (the memory this takes).
+    decoded
+        Read through the store's own reads (``store[sel]``, the format library's
+        decoding) instead of a memory map of its bytes: what a verification needs
+        when the bytes being checked were copied by a map or a byte copy.
 
     Returns
     -------
@@ -127,22 +133,23 @@ def checksum(store_or_path: ArrayStore | str | os.PathLike[str], max_bytes: int 
         ``{"algorithm": "xxh3_128", "value": hex digest}``.
     """
     if isinstance(store_or_path, ArrayStore):
-        return _checksum_store(store_or_path, max_bytes)
+        return _checksum_store(store_or_path, max_bytes, decoded=decoded)
     with open_store(store_or_path, "r") as store:
-        return _checksum_store(store, max_bytes)
+        return _checksum_store(store, max_bytes, decoded=decoded)
 
 
-def _checksum_store(store: ArrayStore, max_bytes: int, tick: Any = None) -> dict[str, str]:
+def _checksum_store(store: ArrayStore, max_bytes: int, tick: Any = None, decoded: bool = False) -> dict[str, str]:
     h = StreamHasher()
     mm: np.ndarray[Any, Any] | None = None
-    if store.supports_memmap and store.nbytes:
+    if store.supports_memmap and store.nbytes and not decoded:
         try:
             mm = store.as_memmap()
         except NotMemoryMappableError:
             mm = None
     for sel in c_order_plan(store.shape, store.dtype.itemsize, max_bytes):
         # mm[()] would be a numpy scalar in native byte order; mm[...] keeps the stored dtype
-        block = (mm[sel] if sel else mm[...]) if mm is not None else store[sel]
+        source: Any = mm if mm is not None else store
+        block = np.asarray(source[sel] if sel else source[...], dtype=store.dtype)
         h.update(block)
         if tick is not None:
             tick(block.nbytes)

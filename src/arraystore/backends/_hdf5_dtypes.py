@@ -49,7 +49,7 @@ def _table() -> dict[tuple[str, str], tuple[Support, str]]:
     table[("void", "*")] = (Support.EXACT, "HDF5 opaque type")
     table[("structured", "*")] = (
         Support.EXACT,
-        "HDF5 compound, offsets and item size kept; fields judged too",
+        "HDF5 compound, offsets, item size and padding bytes kept; overlapping fields and names with NUL refused",
     )
     return table
 
