@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _fsutil
-from ..errors import ArrayNotFoundError, ArrayStoreError, MetadataError, UnsafeInputError
+from ..errors import ArrayNotFoundError, ArrayStoreError, MetadataError, UnsafeInputError, UnsupportedDtypeError
 from ._zarr_layout import check_chunk_bytes
 
 __all__ = ["MAX_METADATA_BYTES", "SAFE_CODECS", "check_array", "check_key", "check_zip", "zarr_errors"]
@@ -165,6 +165,16 @@ def check_array(arr: Any, where: str, max_chunk_bytes: int) -> None:
         raise MetadataError(f"{where}: a data type of zero-sized items")
 
 
+def _raised_by_dtype_registry(exc: BaseException) -> bool:
+    """True when ``exc`` comes from zarr's data-type registry: a data type zarr-python does not know."""
+    tb = exc.__traceback__
+    module = ""
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        tb = tb.tb_next
+    return module.startswith("zarr.core.dtype")
+
+
 @contextlib.contextmanager
 def zarr_errors(where: str, *, reading_chunks: bool = False) -> Iterator[None]:
     """Map zarr-python's (and its codecs') exceptions into arraystore's tree."""
@@ -193,5 +203,11 @@ def zarr_errors(where: str, *, reading_chunks: bool = False) -> Iterator[None]:
         ValueError, TypeError, KeyError, IndexError, AttributeError, json.JSONDecodeError, zipfile.BadZipFile,
         RuntimeError, zlib.error, EOFError, lzma.LZMAError,
     ) as exc:  # fmt: skip
+        if isinstance(exc, ValueError) and _raised_by_dtype_registry(exc):
+            # e.g. TensorStore's "bfloat16" or a v2 dtype string numpy does not have
+            raise UnsupportedDtypeError(
+                f"{where}: the array's Zarr data type has no numpy equivalent arraystore can hold ({exc}); "
+                "read it with the tool that wrote it, or rewrite it with a supported data type"
+            ) from None
         what = "a chunk could not be decoded" if reading_chunks else "invalid Zarr metadata"
         raise MetadataError(f"{where}: {what}: {type(exc).__name__}: {exc}") from None
