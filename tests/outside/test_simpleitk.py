@@ -1,0 +1,88 @@
+"""MetaImage files written by SimpleITK (``.mhd`` + ``.raw``, ``.mha``), read back by arraystore.
+
+arraystore's shape is SimpleITK's ``GetArrayFromImage`` shape: the slowest axis first
+(``DimSize`` reversed) and a trailing channel axis for vector pixels; the dtype is in the
+byte order the header declares (``BinaryDataByteOrderMSB``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sitk = pytest.importorskip("SimpleITK", reason="SimpleITK is the writer under test")
+
+import arraystore  # noqa: E402
+from arraystore.errors import MetadataError  # noqa: E402
+
+from .oracle import check_read, check_refused, same_bytes  # noqa: E402
+from .values import sample  # noqa: E402
+
+TYPES = ["u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8", "f4", "f8"]
+
+
+def _write(path: Path, data: np.ndarray, *, vector: bool = False, compress: bool = False) -> np.ndarray:
+    img = sitk.GetImageFromArray(data, isVector=vector)
+    img.SetSpacing([0.5 * (i + 1) for i in range(img.GetDimension())])
+    sitk.WriteImage(img, str(path), useCompression=compress)
+    return np.asarray(sitk.GetArrayFromImage(sitk.ReadImage(str(path))))
+
+
+@pytest.mark.parametrize("suffix", [".mhd", ".mha"])
+@pytest.mark.parametrize("shape", [(5, 7), (3, 4, 5), (2, 3, 4, 5)], ids=["2d", "3d", "4d"])
+@pytest.mark.parametrize("dtype", TYPES)
+def test_scalar_images(tmp_path, dtype, shape, suffix):
+    data = sample(shape, dtype, seed=71)
+    path = tmp_path / f"img{suffix}"
+    same_bytes(_write(path, data), data, "SimpleITK's own read")
+    want = data.astype(data.dtype.newbyteorder("<"))
+    check_read(path, want, tmp_path, convert=("npy", "zarr") if suffix == ".mhd" else ("hdf5",))
+    if suffix == ".mhd":
+        check_read(tmp_path / "img.raw", want, tmp_path, convert=())
+        with arraystore.open(path) as s:
+            assert s.attrs["ElementSpacing"] == [0.5 * (i + 1) for i in range(len(shape))]
+
+
+@pytest.mark.parametrize("channels", [2, 3, 4])
+@pytest.mark.parametrize("dtype", ["u1", "i2", "f4", "f8"])
+def test_vector_pixels(tmp_path, dtype, channels):
+    data = sample((4, 5, channels), dtype, seed=72)
+    path = tmp_path / "vec.mhd"
+    same_bytes(_write(path, data, vector=True), data, "SimpleITK's own read")
+    check_read(path, data.astype(data.dtype.newbyteorder("<")), tmp_path)
+
+
+def test_complex_pixels(tmp_path):
+    data = sample((3, 4), "c8", seed=73)
+    path = tmp_path / "c.mhd"
+    # MetaImage has no complex element type: ITK writes two float channels and reads them back so
+    want = data.view("<f4").reshape(3, 4, 2)
+    same_bytes(_write(path, data), want, "SimpleITK's own read")
+    check_read(path, want, tmp_path)
+
+
+@pytest.mark.parametrize("dtype", ["u2", "i4", "f4", "f8", "u8"])
+def test_big_endian_header(tmp_path, dtype):
+    """SimpleITK's file, turned big-endian (header flag + swapped bytes); SimpleITK still reads the same."""
+    data = sample((3, 4, 5), dtype, seed=74)
+    path = tmp_path / "be.mhd"
+    _write(path, data)
+    header = path.read_text()
+    assert "BinaryDataByteOrderMSB = False" in header
+    path.write_text(header.replace("BinaryDataByteOrderMSB = False", "BinaryDataByteOrderMSB = True"))
+    raw = tmp_path / "be.raw"
+    raw.write_bytes(np.frombuffer(raw.read_bytes(), data.dtype).byteswap().tobytes())
+    ref = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+    same_bytes(ref, data, "SimpleITK's read of the big-endian file")
+    check_read(path, data.astype(data.dtype.newbyteorder(">")), tmp_path)
+
+
+@pytest.mark.parametrize("suffix", [".mhd", ".mha"])
+def test_compressed_refused(tmp_path, suffix):
+    data = sample((6, 7), "i2", seed=75)
+    path = tmp_path / f"z{suffix}"
+    same_bytes(_write(path, data, compress=True), data, "SimpleITK's own read")
+    assert "CompressedData = True" in path.read_bytes()[:2048].decode("latin-1")
+    check_refused(path, MetadataError, match="CompressedData")
