@@ -231,3 +231,120 @@ def test_variable_length_strings_refused(tmp_path, fmt):
         arr = zarr.create_array(zarr.storage.LocalStore(path), shape=(3,), dtype=str, zarr_format=fmt)
         arr[...] = np.array(["a", "bcd", ""], dtype=object)
     check_refused(path, UnsupportedDtypeError)
+
+
+def _numcodecs() -> Any:
+    return pytest.importorskip("numcodecs", reason="zarr v2 filters come from numcodecs")
+
+
+V2_FILTERS: dict[str, Any] = {
+    "delta": ("i4", lambda nc: [nc.Delta(dtype="i4")]),
+    "fixedscaleoffset": ("f8", lambda nc: [nc.FixedScaleOffset(offset=1000, scale=10, dtype="f8", astype="i4")]),
+    "quantize": ("f8", lambda nc: [nc.Quantize(digits=3, dtype="f8")]),
+    "astype": ("f8", lambda nc: [nc.AsType(encode_dtype="f4", decode_dtype="f8")]),
+    "packbits": ("bool", lambda nc: [nc.PackBits()]),
+    "shuffle": ("u8", lambda nc: [nc.Shuffle(elementsize=8)]),
+    "bitround": ("f4", lambda nc: [nc.BitRound(keepbits=6)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(V2_FILTERS))
+def test_v2_filters(tmp_path, name):
+    """Filters transform the stored values: arraystore must give what zarr-python decodes."""
+    nc = _numcodecs()
+    dtype, filters = V2_FILTERS[name]
+    data = sample((6, 5), dtype, seed=15)
+    if dtype.startswith("f"):
+        data = np.nan_to_num(data, nan=1.5, posinf=2.5, neginf=-2.5) % 500  # the lossy filters need finite values
+    path = tmp_path / "a.zarr"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _write(path, data, chunks=(3, 5), zarr_format=2, filters=filters(nc))
+    want = _zarr_read(path)
+    check_read(path, want, tmp_path, convert=("npy", "zarr"))
+
+
+@pytest.mark.parametrize("fmt", [2, 3])
+@pytest.mark.parametrize("separator", ["/", "."])
+def test_chunk_key_separators(tmp_path, fmt, separator):
+    data = sample((5, 6, 4), "i2", seed=16)
+    path = tmp_path / "a.zarr"
+    encoding = {"name": "v2" if fmt == 2 else "default", "separator": separator}
+    _write(path, data, chunks=(2, 3, 4), zarr_format=fmt, chunk_key_encoding=encoding)
+    nested = any(p.is_dir() for p in path.iterdir())
+    assert nested == (separator == "/")
+    check_read(path, data, tmp_path)
+
+
+def test_v3_default_encoding_with_v2_keys(tmp_path):
+    data = sample((4, 4), "f4", seed=17)
+    path = tmp_path / "a.zarr"
+    _write(path, data, chunks=(2, 2), zarr_format=3, chunk_key_encoding={"name": "v2", "separator": "."})
+    check_read(path, data, tmp_path)
+
+
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_missing_chunks_without_fill_value(tmp_path, fmt):
+    path = tmp_path / "a.zarr"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        arr = zarr.create_array(
+            zarr.storage.LocalStore(path), shape=(4, 4), dtype="<i4", chunks=(2, 2), fill_value=None, zarr_format=fmt
+        )
+        arr[2:, 2:] = 7
+    check_read(path, _zarr_read(path), tmp_path)
+
+
+def test_sharded_with_missing_inner_chunks_and_transpose(tmp_path):
+    path = tmp_path / "a.zarr"
+    arr = zarr.create_array(
+        zarr.storage.LocalStore(path),
+        shape=(8, 6),
+        dtype="<f8",
+        shards=(4, 6),
+        chunks=(2, 3),
+        fill_value=float("nan"),
+        filters=[zarr.codecs.TransposeCodec(order=(1, 0))],
+    )
+    arr[0:2, 0:3] = sample((2, 3), "f8", seed=18)
+    arr[6:8, 3:6] = sample((2, 3), "f8", seed=19)
+    check_read(path, _zarr_read(path), tmp_path, convert=("raw", "zarr"))
+
+
+@pytest.mark.parametrize("name", ["V3", "V8"])
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_raw_bytes(tmp_path, fmt, name):
+    data = sample((3, 4), name, seed=20)
+    path = tmp_path / "a.zarr"
+    _write(path, data, chunks=(2, 2), zarr_format=fmt)
+    check_read(path, data, tmp_path)
+
+
+def test_zip_store(tmp_path):
+    data = sample((5, 4), "<c8", seed=21)
+    path = tmp_path / "a.zarr.zip"
+    store = zarr.storage.ZipStore(path, mode="w")
+    arr = zarr.create_array(store, shape=data.shape, dtype=data.dtype, chunks=(2, 2), compressors=None)
+    arr[...] = data
+    store.close()
+    check_read(path, data, tmp_path)
+
+
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_consolidated_group(tmp_path, fmt):
+    path = tmp_path / "h.zarr"
+    root = zarr.open_group(zarr.storage.LocalStore(path), mode="w", zarr_format=fmt)
+    a = sample((4, 3), ">u2" if fmt == 2 else "<u2", seed=22)
+    root.create_group("g").create_array("a", shape=a.shape, dtype=a.dtype, chunks=(2, 3))[...] = a
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(zarr.storage.LocalStore(path))
+    check_read(f"{path}::g/a", a, tmp_path)
+
+
+def test_v2_structured_big_endian_fortran(tmp_path):
+    dt = np.dtype([("a", ">i4"), ("b", "<f8"), ("c", "S2")])
+    data = sample((3, 4), dt, seed=23)
+    path = tmp_path / "a.zarr"
+    _write(path, data, chunks=(2, 3), zarr_format=2, order="F")
+    check_read(path, data, tmp_path)
