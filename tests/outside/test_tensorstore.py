@@ -167,3 +167,42 @@ def test_zarr2_fill_and_missing_chunks(tmp_path, dtype, fill):
     part = sample((2, 3), dtype, seed=33)
     got = _ts_write(_zarr2(path, (5, 7), dtype, chunks=(2, 3), fill=fill), part, np.s_[2:4, 3:6])
     check_read(path, got.astype(dtype), tmp_path)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "int4", "float8_e4m3fn", "float8_e5m2"])
+def test_zarr3_types_without_numpy_equivalent_refused(tmp_path, dtype):
+    path = tmp_path / "a.zarr"
+    try:
+        _ts_write(_zarr3(path, (4,), dtype, chunks=(2,)), None)
+    except ValueError as exc:
+        pytest.skip(f"this TensorStore does not write {dtype} to zarr3: {exc}")
+    check_refused(path, UnsupportedDtypeError)
+
+
+@pytest.mark.parametrize("separator", [".", "/"])
+@pytest.mark.parametrize("name", ["default", "v2"])
+def test_zarr3_chunk_key_encoding(tmp_path, name, separator):
+    data = sample((5, 6), "int32", seed=24)
+    path = tmp_path / "a.zarr"
+    spec = _zarr3(path, data.shape, "int32", chunks=(2, 4))
+    spec["metadata"]["chunk_key_encoding"] = {"name": name, "configuration": {"separator": separator}}
+    _ts_write(spec, data)
+    check_read(path, data, tmp_path, convert=("zarr",))
+
+
+@pytest.mark.parametrize("separator", [".", "/"])
+def test_zarr2_dimension_separator(tmp_path, separator):
+    data = sample((5, 6), "<u2", seed=34)
+    path = tmp_path / "a.zarr"
+    spec = _zarr2(path, data.shape, "<u2", chunks=(2, 4))
+    spec["metadata"]["dimension_separator"] = separator
+    _ts_write(spec, data)
+    check_read(path, data, tmp_path, convert=("zarr",))
+
+
+def test_zarr3_sharded_missing_shards_and_inner_chunks(tmp_path):
+    codecs = [{"name": "sharding_indexed", "configuration": {"chunk_shape": [2, 2], "codecs": [{"name": "bytes"}]}}]
+    path = tmp_path / "a.zarr"
+    got = _ts_write(_zarr3(path, (8, 8), "float64", chunks=(4, 4), codecs=codecs, fill="NaN"),
+                    sample((1, 3), "float64", seed=25), np.s_[5:6, 1:4])  # fmt: skip
+    check_read(path, got, tmp_path, convert=("raw",))
