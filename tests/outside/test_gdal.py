@@ -17,8 +17,9 @@ import pytest
 rasterio = pytest.importorskip("rasterio", reason="rasterio (GDAL) is the writer under test")
 
 import arraystore  # noqa: E402
+from arraystore.errors import UnsupportedDtypeError  # noqa: E402
 
-from .oracle import check_read  # noqa: E402
+from .oracle import check_read, check_refused  # noqa: E402
 from .values import sample  # noqa: E402
 
 #: rasterio's (band, row, column) to arraystore's axes for each interleave.
@@ -70,6 +71,8 @@ def test_envi_single_band_and_nodata(tmp_path, dtype):
     check_read(path, cube.astype(_native(dtype)), tmp_path, attrs={"data ignore value": 0})
 
 
+# GDAL's EHdr driver writes BIL only (CreateCopy with INTERLEAVE=BSQ/BIP fails inside GDAL), so BSQ/BIP
+# EHdr files are covered by tests/dialects against GDAL's reader instead.
 EHDR_TYPES = ["uint8", "int8", "int16", "uint16", "int32", "uint32", "float32"]
 
 
@@ -89,3 +92,38 @@ def test_ehdr_nodata(tmp_path):
     path = tmp_path / "dem.bil"
     _gdal_write(path, cube, "EHdr", nodata=-9999)
     check_read(path, cube.transpose(TO_FILE["bil"]).astype("<i2"), tmp_path, attrs={"NODATA": -9999})
+
+
+@pytest.mark.parametrize("interleave", ["bsq", "bip"])
+def test_envi_suffix_add(tmp_path, interleave):
+    """GDAL's SUFFIX=ADD names the header scene.img.hdr."""
+    cube = sample((2, 3, 4), "int16", seed=65)
+    path = tmp_path / "scene.img"
+    _gdal_write(path, cube, "ENVI", interleave=interleave.upper(), suffix="ADD")
+    assert (tmp_path / "scene.img.hdr").is_file()
+    want = np.ascontiguousarray(cube.transpose(TO_FILE[interleave])).astype("<i2")
+    check_read(path, want, tmp_path)
+    check_read(tmp_path / "scene.img.hdr", want, tmp_path, convert=())
+
+
+def test_envi_band_names_and_description(tmp_path):
+    cube = sample((2, 3, 4), "float32", seed=66)
+    path = tmp_path / "named.img"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(path, "w", driver="ENVI", width=4, height=3, count=2, dtype="float32") as ds:
+            ds.write(cube)
+            ds.set_band_description(1, "red, visible")
+            ds.set_band_description(2, "nir")
+            ds.update_tags(description="a {test} scene")
+    check_read(path, cube.astype("<f4"), tmp_path)
+
+
+@pytest.mark.parametrize("nbits", [1, 2, 4])
+def test_ehdr_sub_byte_refused(tmp_path, nbits):
+    cube = (np.arange(24).reshape(1, 4, 6) % (1 << nbits)).astype("uint8")
+    path = tmp_path / "bits.bil"
+    ref = _gdal_write(path, cube, "EHdr", nbits=nbits)
+    np.testing.assert_array_equal(ref, cube)
+    assert f"NBITS          {nbits}" in (tmp_path / "bits.hdr").read_text()
+    check_refused(path, UnsupportedDtypeError)
