@@ -86,3 +86,33 @@ def test_compressed_refused(tmp_path, suffix):
     same_bytes(_write(path, data, compress=True), data, "SimpleITK's own read")
     assert "CompressedData = True" in path.read_bytes()[:2048].decode("latin-1")
     check_refused(path, MetadataError, match="CompressedData")
+
+
+@pytest.mark.parametrize("name", ["with space", "dots.in.name", "ünïcode"])
+def test_awkward_file_names(tmp_path, name):
+    data = sample((3, 4), "i2", seed=76)
+    path = tmp_path / f"{name}.mhd"
+    same_bytes(_write(path, data), data, "SimpleITK's own read")
+    check_read(path, data.astype("<i2"), tmp_path, convert=("raw",))
+
+
+def test_data_file_named_differently(tmp_path):
+    """ITK's writer honours a .mhd whose data file has another name (SetFileName on the .raw)."""
+    data = sample((4, 5), "f4", seed=77)
+    img = sitk.GetImageFromArray(data)
+    writer = sitk.ImageFileWriter()
+    writer.SetFileName(str(tmp_path / "head.mhd"))
+    writer.Execute(img)
+    (tmp_path / "head.raw").rename(tmp_path / "payload.bin")
+    header = (tmp_path / "head.mhd").read_text().replace("ElementDataFile = head.raw", "ElementDataFile = payload.bin")
+    (tmp_path / "head.mhd").write_text(header)
+    same_bytes(sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "head.mhd"))), data, "SimpleITK's own read")
+    check_read(tmp_path / "head.mhd", data.astype("<f4"), tmp_path, convert=("npy",))
+
+
+@pytest.mark.parametrize("dtype", ["u1", "f4"])
+def test_vector_3d(tmp_path, dtype):
+    data = sample((2, 3, 4, 3), dtype, seed=78)
+    path = tmp_path / "v3.mha"
+    same_bytes(_write(path, data, vector=True), data, "SimpleITK's own read")
+    check_read(path, data.astype(data.dtype.newbyteorder("<")), tmp_path, convert=("zarr",))

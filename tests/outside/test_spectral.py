@@ -22,6 +22,7 @@ from .values import sample  # noqa: E402
 
 #: spectral's (line, sample, band) to arraystore's axes for each interleave.
 FROM_SPECTRAL = {"bsq": (2, 0, 1), "bil": (0, 2, 1), "bip": (0, 1, 2)}
+# spectral itself refuses int8, bool and float16 (EnviDataTypeError): ENVI has no code for them.
 TYPES = ["u1", "i2", "i4", "f4", "f8", "c8", "c16", "u2", "u4", "i8", "u8"]
 
 
@@ -81,3 +82,27 @@ def test_create_image(tmp_path, dtype, interleave, byteorder):
     with arraystore.open(tmp_path / "new.raw") as s:
         assert s.attrs["interleave"] == interleave
         assert s.attrs["dialect"] == "envi"
+
+
+def test_header_offset(tmp_path):
+    cube = sample((3, 4, 2), "f4", seed=84)
+    hdr = tmp_path / "off.hdr"
+    img = envi.create_image(str(hdr), shape=cube.shape, dtype="f4", interleave="bil", ext=".img", offset=64)
+    mm = img.open_memmap(interleave="bip", writable=True)
+    mm[...] = cube
+    del mm
+    assert "header offset = 64" in hdr.read_text()
+    same_bytes(_spectral_read(hdr), cube, "spectral's own read")
+    check_read(tmp_path / "off.img", _want(cube, "bil", 0), tmp_path, convert=("npy",))
+
+
+def test_classification(tmp_path):
+    classes = np.array([[0, 1, 2, 2], [1, 1, 0, 2], [2, 0, 0, 1]], "u1")
+    hdr = tmp_path / "cls.hdr"
+    envi.save_classification(str(hdr), classes, class_names=["none", "water", "land"],
+                             class_colors=[0, 0, 0, 0, 0, 255, 0, 255, 0], ext=".img")  # fmt: skip
+    assert "ENVI Classification" in hdr.read_text()
+    same_bytes(_spectral_read(hdr)[..., 0], classes, "spectral's own read")
+    interleave = hdr.read_text().split("interleave = ")[1].split()[0]
+    want = np.expand_dims(classes, {"bsq": 0, "bil": 1, "bip": 2}[interleave])
+    check_read(tmp_path / "cls.img", want, tmp_path, attrs={"class names": ["none", "water", "land"]})
