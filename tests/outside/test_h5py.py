@@ -350,3 +350,29 @@ def test_user_block(tmp_path):
     with open(path, "r+b") as fh:
         fh.write(b"not hdf5 at the start")
     check_read(f"{path}::/d", data, tmp_path)
+
+
+def test_padded_compound(tmp_path):
+    dt = np.dtype({"names": ["a", "b"], "formats": ["u1", ">f8"], "offsets": [0, 8], "itemsize": 16})
+    data = sample((5,), dt, seed=52)
+    path = tmp_path / "a.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("c", data=data)
+    with h5py.File(path, "r") as f:
+        ref = f["c"][()]
+    same_bytes(ref, data, "h5py's own read")
+    check_read(f"{path}::/c", ref, tmp_path)
+
+
+def test_external_storage(tmp_path):
+    """Raw data in a file beside the .h5 (h5py external=): read exactly, or refused as unsafe."""
+    from arraystore.errors import UnsafeInputError
+
+    data = sample((4, 3), "<i4", seed=53)
+    path = tmp_path / "ext.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("e", data=data, external=[(str(tmp_path / "ext.bin"), 0, data.nbytes)])
+    try:
+        check_read(f"{path}::/e", data, tmp_path, convert=("npy",))
+    except UnsafeInputError:
+        check_refused(f"{path}::/e", UnsafeInputError)

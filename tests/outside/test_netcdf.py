@@ -56,10 +56,11 @@ def test_netcdf4_variables(tmp_path, dtype, chunked, endian):
     check_read(f"{path}::/v", want, tmp_path, attrs={"units": "K"}, convert=("npy", "zarr"))
 
 
-def test_netcdf4_unlimited_dimension(tmp_path):
+@pytest.mark.parametrize("fmt", ["NETCDF4", "NETCDF4_CLASSIC"])
+def test_netcdf4_unlimited_dimension(tmp_path, fmt):
     data = sample((7, 3), "f4", seed=52)
     path = tmp_path / "a.nc"
-    with netCDF4.Dataset(path, "w") as ds:
+    with netCDF4.Dataset(path, "w", format=fmt) as ds:
         ds.createDimension("time", None)
         ds.createDimension("x", 3)
         var = ds.createVariable("v", "f4", ("time", "x"))

@@ -348,3 +348,31 @@ def test_v2_structured_big_endian_fortran(tmp_path):
     path = tmp_path / "a.zarr"
     _write(path, data, chunks=(2, 3), zarr_format=2, order="F")
     check_read(path, data, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name"),
+    [(f, n) for f in (2, 3) for n in ("U3", "S2", "struct", "V4")] + [(2, ">f8"), (2, ">M8[ms]")],
+)  # zarr v3 has no big-endian data types: big-endian v3 is the bytes codec, tested above
+def test_nonzero_fill_missing_chunks_other_types(tmp_path, fmt, name):
+    dt = _dtype(name)
+    fill = sample((7,), dt, seed=24)[3]
+    path = tmp_path / "a.zarr"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        arr = zarr.create_array(
+            zarr.storage.LocalStore(path), shape=(4, 6), dtype=dt, chunks=(2, 3), fill_value=fill, zarr_format=fmt
+        )
+        arr[2:, :3] = sample((2, 3), dt, seed=25)
+    want = _zarr_read(path)
+    same_bytes(want[0, :1], np.array([fill], dt), "zarr-python's fill value")
+    check_read(path, want, tmp_path, convert=("raw", "hdf5"))
+
+
+@pytest.mark.parametrize("name", ["i2", "f8", "c8", "M8[us]"])
+def test_v2_big_endian_fortran_compressed(tmp_path, name):
+    dt = _dtype(name, big=True)
+    data = sample((3, 5, 4), dt, seed=26)
+    path = tmp_path / "a.zarr"
+    _write(path, data, chunks=(2, 3, 3), zarr_format=2, order="F", compressors=[COMPRESSORS["zstd"](2)])
+    check_read(path, data, tmp_path)
