@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 h5py = pytest.importorskip("h5py", reason="h5py is the writer under test")
+hdf5plugin = pytest.importorskip("hdf5plugin", reason="hdf5plugin is an arraystore[hdf5] dependency")
 
 from arraystore.errors import MetadataError, UnsupportedDtypeError  # noqa: E402
 
@@ -334,7 +335,6 @@ def test_scaleoffset_filter(tmp_path, dtype, scaleoffset):
 
 @pytest.mark.parametrize("plugin", ["Blosc", "Zstd", "LZ4"])
 def test_hdf5plugin_filters(tmp_path, plugin):
-    hdf5plugin = pytest.importorskip("hdf5plugin", reason="hdf5plugin is an arraystore[hdf5] dependency")
     path = tmp_path / "a.h5"
     data = sample((8, 6), ">f8", seed=50)
     with h5py.File(path, "w") as f:

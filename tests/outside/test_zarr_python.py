@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 zarr = pytest.importorskip("zarr", reason="zarr-python is the writer under test")
-import zarr.codecs  # noqa: E402
 
 import arraystore  # noqa: E402
 from arraystore.errors import UnsupportedDtypeError  # noqa: E402
