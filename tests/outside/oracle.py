@@ -17,6 +17,7 @@ A case arraystore does not support is checked with :func:`check_refused`: the ex
 
 from __future__ import annotations
 
+import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -28,10 +29,19 @@ import pytest
 import arraystore
 from arraystore.errors import ArrayStoreError, ConversionError, NotMemoryMappableError, UnsupportedDtypeError
 
-__all__ = ["BACKENDS", "check_read", "check_refused", "same_bytes", "to_dtype"]
+__all__ = ["BACKENDS", "OUTCOMES", "check_read", "check_refused", "same_bytes", "to_dtype"]
 
 #: Destination backends of the conversion check, by suffix.
 BACKENDS = {"raw": ".dat", "npy": ".npy", "hdf5": ".h5", "zarr": ".zarr"}
+
+#: What each passing check found, by test id: ``"same"`` / ``"refused"`` reads, and conversions
+#: ``"convert-same"`` / ``"convert-refused"``; conftest.py prints the counts after the run.
+OUTCOMES: dict[str, list[str]] = {}
+
+
+def _record(*outcomes: str) -> None:
+    test = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" ", 1)[0]
+    OUTCOMES.setdefault(test, []).extend(outcomes)
 
 
 def to_dtype(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -155,7 +165,9 @@ def check_read(
                 assert store.attrs[k] == v, f"attr {k!r}: {store.attrs[k]!r} != {v!r}"
         _check_blocks(store, want)
         _check_memmap(store, want)
-    return _check_convert(str(path), want, dtype, tmp, convert)
+    outcome = _check_convert(str(path), want, dtype, tmp, convert)
+    _record("same", *(f"convert-{v}" for v in outcome.values()))
+    return outcome
 
 
 def check_refused(path: str | Path, error: type[ArrayStoreError], match: str | None = None) -> None:
@@ -163,3 +175,4 @@ def check_refused(path: str | Path, error: type[ArrayStoreError], match: str | N
     with pytest.raises(ArrayStoreError, match=match) as info, arraystore.open(path) as store:
         store[...]
     assert type(info.value) is error, f"expected {error.__name__}, got {type(info.value).__name__}: {info.value}"
+    _record("refused")
