@@ -14,21 +14,31 @@ with contextlib.suppress(ImportError):
     import hdf5plugin  # noqa: F401
 
 
+def _module(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removeprefix("test_").removesuffix(".py")
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    """One line counting the corpus: cases read the same, refused with a typed error, xfail (known wrong)."""
+    """Count the corpus per writer: cases read the same, refused with a typed error, xfail, failed."""
     from .oracle import OUTCOMES
 
     if not OUTCOMES:
         return
-    passed = {r.nodeid for r in terminalreporter.stats.get("passed", ()) if "tests/outside/" in r.nodeid}
-    kinds = {t: set(v) for t, v in OUTCOMES.items() if any(t.endswith(p.split("tests/outside/")[-1]) for p in passed)}
-    same = sum(1 for v in kinds.values() if "same" in v)
-    refused = sum(1 for v in kinds.values() if v == {"refused"})
-    xfail = sum(1 for r in terminalreporter.stats.get("xfailed", ()) if "tests/outside/" in r.nodeid)
-    failed = sum(1 for r in terminalreporter.stats.get("failed", ()) if "tests/outside/" in r.nodeid)
-    conversions = [o for v in OUTCOMES.values() for o in v if o.startswith("convert-")]
-    terminalreporter.write_line(
-        f"outside corpus: {same} cases read the same array, {refused} refused with a typed error, "
-        f"{xfail} xfail (known wrong, owned elsewhere), {failed} failed; conversions of them: "
-        f"{conversions.count('convert-same')} same, {conversions.count('convert-refused')} refused typed"
-    )
+    stats = terminalreporter.stats
+    passed = {r.nodeid.split("tests/outside/")[-1] for r in stats.get("passed", ()) if "outside/" in r.nodeid}
+    rows: dict[str, list[int]] = {}
+    for test, outcomes in OUTCOMES.items():
+        if test.split("tests/outside/")[-1] not in passed:
+            continue
+        row = rows.setdefault(_module(test), [0, 0, 0, 0, 0, 0])
+        row[0 if "same" in outcomes else 1] += 1
+        row[4] += outcomes.count("convert-same")
+        row[5] += outcomes.count("convert-refused")
+    for column, key in ((2, "xfailed"), (3, "failed")):
+        for report in stats.get(key, ()):
+            if "outside/" in report.nodeid:
+                rows.setdefault(_module(report.nodeid), [0, 0, 0, 0, 0, 0])[column] += 1
+    terminalreporter.section("outside corpus")
+    terminalreporter.write_line("writer: read the same / refused typed / xfail / failed; conversions same / refused")
+    for name, r in [*sorted(rows.items()), ("total", [sum(c) for c in zip(*rows.values())])]:
+        terminalreporter.write_line(f"{name}: {r[0]} / {r[1]} / {r[2]} / {r[3]}; {r[4]} / {r[5]}")
