@@ -127,3 +127,12 @@ def test_ehdr_sub_byte_refused(tmp_path, nbits):
     np.testing.assert_array_equal(ref, cube)
     assert f"NBITS          {nbits}" in (tmp_path / "bits.hdr").read_text()
     check_refused(path, UnsupportedDtypeError)
+
+
+@pytest.mark.parametrize("suffix", [".dat", ".bin", ".raw", ".bsq", ""])
+def test_envi_data_suffixes(tmp_path, suffix):
+    """Data files whose suffix is arraystore's own raw one (.dat, .bin, .raw) still read through the header."""
+    cube = sample((2, 3, 4), "uint16", seed=68)
+    path = tmp_path / f"scene{suffix}"
+    _gdal_write(path, cube, "ENVI")
+    check_read(path, cube.astype("<u2"), tmp_path, convert=("npy",))

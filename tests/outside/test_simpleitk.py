@@ -116,3 +116,54 @@ def test_vector_3d(tmp_path, dtype):
     path = tmp_path / "v3.mha"
     same_bytes(_write(path, data, vector=True), data, "SimpleITK's own read")
     check_read(path, data.astype(data.dtype.newbyteorder("<")), tmp_path, convert=("zarr",))
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, text
+    path.write_text(text.replace(old, new))
+
+
+@pytest.mark.parametrize(("written", "declared", "dtype"), [("MET_INT", "MET_LONG", "<i4"), ("MET_UINT", "MET_ULONG", "<u4")])
+def test_met_long_is_32_bit(tmp_path, written, declared, dtype):
+    """MetaIO's MET_LONG/MET_ULONG are 4-byte: SimpleITK reads them so, and so must arraystore."""
+    data = sample((3, 4), dtype, seed=79)
+    path = tmp_path / "l.mhd"
+    _write(path, data)
+    _edit(path, f"ElementType = {written}", f"ElementType = {declared}")
+    same_bytes(sitk.GetArrayFromImage(sitk.ReadImage(str(path))), data, "SimpleITK's read")
+    check_read(path, data, tmp_path, convert=("npy",))
+
+
+@pytest.mark.parametrize("header_size", [100, -1])
+def test_header_size(tmp_path, header_size):
+    data = sample((3, 5), "<u2", seed=80)
+    path = tmp_path / "h.mhd"
+    _write(path, data)
+    raw = tmp_path / "h.raw"
+    raw.write_bytes(b"J" * 100 + raw.read_bytes())
+    _edit(path, "ElementDataFile", f"HeaderSize = {header_size}\nElementDataFile")
+    same_bytes(sitk.GetArrayFromImage(sitk.ReadImage(str(path))), data, "SimpleITK's read")
+    check_read(path, data, tmp_path, convert=("hdf5",))
+
+
+def test_data_file_in_subfolder(tmp_path):
+    data = sample((4, 3), "<f8", seed=81)
+    path = tmp_path / "s.mhd"
+    _write(path, data)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "s.raw").rename(tmp_path / "data" / "s.raw")
+    _edit(path, "ElementDataFile = s.raw", "ElementDataFile = data/s.raw")
+    same_bytes(sitk.GetArrayFromImage(sitk.ReadImage(str(path))), data, "SimpleITK's read")
+    check_read(path, data, tmp_path, convert=("zarr",))
+
+
+def test_element_byte_order_msb_key(tmp_path):
+    """Older writers say ElementByteOrderMSB instead of BinaryDataByteOrderMSB."""
+    data = sample((3, 4), ">i2", seed=82)
+    path = tmp_path / "o.mhd"
+    _write(path, data.astype("<i2"))
+    _edit(path, "BinaryDataByteOrderMSB = False", "ElementByteOrderMSB = True")
+    (tmp_path / "o.raw").write_bytes(data.tobytes())
+    same_bytes(sitk.GetArrayFromImage(sitk.ReadImage(str(path))), data, "SimpleITK's read")
+    check_read(path, data, tmp_path, convert=("raw",))
