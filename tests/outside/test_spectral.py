@@ -7,6 +7,7 @@ of the header's ``byte order``.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -106,3 +107,19 @@ def test_classification(tmp_path):
     interleave = hdr.read_text().split("interleave = ")[1].split()[0]
     want = np.expand_dims(classes, {"bsq": 0, "bil": 1, "bip": 2}[interleave])
     check_read(tmp_path / "cls.img", want, tmp_path, attrs={"class names": ["none", "water", "land"]})
+
+
+@pytest.mark.parametrize("interleave", ["bsq", "bil", "bip"])
+@pytest.mark.parametrize("dtype", ["i2", "u4", "f8", "c8"])
+def test_big_endian_agrees_with_gdal(tmp_path, dtype, interleave):
+    """A big-endian ENVI file (spectral writes one, GDAL cannot): arraystore, spectral and GDAL agree."""
+    rasterio = pytest.importorskip("rasterio", reason="rasterio (GDAL) is the third reader here")
+    cube = sample((3, 4, 2), dtype, seed=85)
+    hdr = tmp_path / "be.hdr"
+    envi.save_image(str(hdr), cube, interleave=interleave, byteorder=1, ext=".img")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NotGeoreferencedWarning
+        with rasterio.open(tmp_path / "be.img") as ds:
+            gdal = ds.read()  # (band, line, sample)
+    same_bytes(gdal, cube.transpose(2, 0, 1), "GDAL's read")
+    check_read(tmp_path / "be.img", _want(cube, interleave, 1), tmp_path, convert=("zarr",))
