@@ -202,11 +202,14 @@ def test_zero_size(tmp_path, fmt, shape):
     check_read(path, data, tmp_path)
 
 
-def test_dimension_names_and_attrs(tmp_path):
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_dimension_names_and_attrs(tmp_path, fmt):
     data = sample((3, 4), "f4", seed=12)
     path = tmp_path / "a.zarr"
-    _write(path, data, dimension_names=("y", "x"), attributes={"units": "K", "scale": [1, 2]}, zarr_format=3)
-    check_read(path, data, tmp_path, attrs={"units": "K", "scale": [1, 2]})
+    attrs = {"units": "K", "scale": [1, 2], "nested": {"a": None, "b": [True, 1.5]}}
+    names = {"dimension_names": ("y", "x")} if fmt == 3 else {}
+    _write(path, data, attributes=attrs, zarr_format=fmt, **names)
+    check_read(path, data, tmp_path, attrs=attrs)
 
 
 @pytest.mark.parametrize("fmt", [2, 3])
