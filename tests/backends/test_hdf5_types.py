@@ -379,3 +379,27 @@ def test_netcdf4_and_h5netcdf_files(tmp_path: Path) -> None:
         arraystore.convert(f"{path}::{name}", dst, verify=True)
         with arraystore.open(dst) as d:
             assert d[...].tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_h5py_dtype_metadata_is_not_the_arrays(tmp_path: Path, backend: str) -> None:
+    """h5py tags string fields and enums with dtype metadata; the store's dtype is the plain numpy one."""
+    import warnings
+
+    path = tmp_path / "c.h5"
+    dtype = np.dtype([("name", h5py.string_dtype("utf-8", 8)), ("v", "<f4"), ("e", h5py.enum_dtype({"a": 0}, "u1"))])
+    data = np.zeros(3, dtype)
+    data["name"] = [b"x", "\u00e9".encode(), b""]
+    data["v"] = [1.5, -2.0, 3.25]
+    with h5py.File(path, "w") as f:
+        f["c"] = data
+    with arraystore.open(f"{path}::/c") as s:
+        assert s.dtype.metadata is None
+        assert all(s.dtype.fields[n][0].metadata is None for n in s.dtype.names)  # type: ignore[index]
+        assert s.dtype == np.dtype([("name", "S8"), ("v", "<f4"), ("e", "u1")])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # numpy warns when dtype metadata meets a .npy header
+            arraystore.convert(s, tmp_path / f"out{BACKENDS[backend]}", verify=True)
+    with arraystore.open(tmp_path / f"out{BACKENDS[backend]}") as out:
+        got = out[...]
+    assert got.tobytes() == data.astype(got.dtype).tobytes()

@@ -124,23 +124,7 @@ def test_fixed_strings(tmp_path, pad, cset, chunked):
     check_read(f"{path}::/s", np.array(raw, "S6"), tmp_path)
 
 
-HDF5_HELPER = "fixed by the hdf5 helper (backends/hdf5*.py: map or byte-copy only byte-identical file types)"
-
-
-@pytest.mark.parametrize(
-    "chunked",
-    [
-        pytest.param(
-            False,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="contiguous space-padded strings: store[...] gives b'ab' but as_memmap (and the byte-copy "
-                "conversions) give the raw b'ab    '; " + HDF5_HELPER,
-            ),
-        ),
-        True,
-    ],
-)
+@pytest.mark.parametrize("chunked", [False, True])
 def test_space_padded_strings(tmp_path, chunked):
     # HDF5 converts space-padded strings to numpy's null-padded ones on read; so must arraystore
     path = tmp_path / "a.h5"
@@ -152,20 +136,7 @@ def test_space_padded_strings(tmp_path, chunked):
     check_read(f"{path}::/s", want, tmp_path)
 
 
-@pytest.mark.parametrize(
-    "chunked",
-    [
-        pytest.param(
-            False,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="contiguous 12-bit integers at bit offset 4 (H5Tset_precision/H5Tset_offset): store[...] "
-                "gives [1, -1, 100] but as_memmap gives the raw [16, -16, 1600]; " + HDF5_HELPER,
-            ),
-        ),
-        True,
-    ],
-)
+@pytest.mark.parametrize("chunked", [False, True])
 def test_custom_precision_offset_integers(tmp_path, chunked):
     tid = h5py.h5t.STD_I16LE.copy()
     tid.set_precision(12)
@@ -273,11 +244,6 @@ def test_datetime_as_opaque(tmp_path, unit):
     check_read(f"{path}::/t", ref, tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an HDF5 array-type dataset (dtype ('<f4', (3,)), shape (5,)) opens with shape (5, 3) and then "
-    "store[...] raises a bare ValueError ('2 indexing arguments for 1 dimensions'); fixed by the hdf5 helper",
-)
 def test_array_type_member(tmp_path):
     path = tmp_path / "a.h5"
     data = sample((5, 3), "<f4", seed=49)
@@ -300,11 +266,6 @@ def test_long_double(tmp_path):
     check_read(f"{path}::/l", ref, tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a 3-byte integer dataset raises h5py's bare TypeError (\"data type '<i3' not understood\") at open "
-    "instead of UnsupportedDtypeError; fixed by the hdf5 helper",
-)
 def test_three_byte_integers_refused(tmp_path):
     path = tmp_path / "a.h5"
     tid = h5py.h5t.STD_I32LE.copy()

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import UnsupportedDtypeError
 
-__all__ = ["check_storable", "dataset_dtype", "file_type_is_numpy_bytes"]
+__all__ = ["check_storable", "dataset_dtype", "file_type_is_numpy_bytes", "without_metadata"]
 
 
 def dataset_dtype(ds: h5py.Dataset, where: str) -> np.dtype[Any]:
@@ -55,6 +55,29 @@ def dataset_dtype(ds: h5py.Dataset, where: str) -> np.dtype[Any]:
             "h5py cannot read it either: convert it with the tool that wrote it"
         )
     return dtype
+
+
+def without_metadata(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    """``dtype`` without h5py's dtype metadata (``h5py_encoding``, enum maps), at every level.
+
+    h5py tags string fields and enums with metadata that numpy refuses to keep in a
+    ``.npy`` header and that no other backend stores; the array's dtype is the plain one.
+    """
+    if dtype.names is not None:
+        fields = dtype.fields
+        assert fields is not None
+        return np.dtype(
+            {
+                "names": list(dtype.names),
+                "formats": [without_metadata(fields[n][0]) for n in dtype.names],
+                "offsets": [fields[n][1] for n in dtype.names],
+                "itemsize": dtype.itemsize,
+            }
+        )
+    if dtype.subdtype is not None:
+        base, shape = dtype.subdtype
+        return np.dtype((without_metadata(base), shape))
+    return np.dtype(dtype.str) if dtype.metadata else dtype
 
 
 def _describe(tid: Any) -> str:

@@ -103,7 +103,7 @@ from . import _hdf5_files as F
 from ._hdf5_dtypes import HDF5_FIDELITY, contiguous, decode, encode, storage_dtype
 from ._hdf5_layout import chunk_shape, filter_options, load_plugin_filters
 from ._hdf5_security import MAX_CHUNK_BYTES, check_dataset, resolve_dataset, temp_name
-from ._hdf5_types import check_storable, dataset_dtype, file_type_is_numpy_bytes
+from ._hdf5_types import check_storable, dataset_dtype, file_type_is_numpy_bytes, without_metadata
 from ._mapped import check_memmap
 
 __all__ = ["DEFAULT_KEY", "HDF5Store"]
@@ -135,7 +135,7 @@ def _logical_meta(ds: h5py.Dataset, where: str) -> tuple[ArrayMeta, np.dtype[Any
     if stored.metadata and stored.names is None:  # an HDF5 enum: keep its base integer type
         stored = np.dtype(stored.str)
     described = A.read_json(ds, A.DTYPE, where)
-    dtype = stored if described is None else dtype_from_json(described)
+    dtype = without_metadata(stored) if described is None else dtype_from_json(described)
     if described is not None and storage_dtype(dtype).itemsize != stored.itemsize:
         raise MetadataError(
             f"{where}: {A.DTYPE} says {dtype} ({dtype.itemsize} bytes) but the dataset holds {stored} "
