@@ -174,7 +174,11 @@ def _create_for_mode(
         )
     overwrite = mode in ("w", "w+")
     if options.pop("overwrite", overwrite) != overwrite:
-        raise ModeError(f"mode {mode!r} already decides overwrite={overwrite}; drop overwrite=")
+        says = "replaces an existing array" if overwrite else "never replaces an existing array"
+        raise ModeError(
+            f"{os.fspath(path)}: mode {mode!r} {says}, and the overwrite argument contradicts it; "
+            "leave overwrite out when opening with a mode"
+        )
     return create(path, shape, dtype, backend=backend, overwrite=overwrite, lock_timeout=lock_timeout, **options)
 
 
