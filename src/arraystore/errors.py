@@ -22,6 +22,7 @@ The tree::
     ├── LockedError (TimeoutError)             another writer holds the store
     ├── ClosedStoreError (ValueError)          use after close()
     ├── SelectionError (IndexError)            an index the store cannot take, or out of bounds
+    ├── AccessError (ValueError)               a bad argument to an access helper (advice, batch size)
     ├── ValueOutOfRangeError (OverflowError)   a written value does not fit the store's dtype
     ├── ArrayChangedError (RuntimeError)       replaced or rewritten by another writer since opened
     ├── BackendError (ValueError)              unknown backend, undetectable format
@@ -42,9 +43,10 @@ The tree::
 from __future__ import annotations
 
 __all__ = [
+    "AccessError",
     "AlreadyExistsError",
-    "ArrayNotFoundError",
     "ArrayChangedError",
+    "ArrayNotFoundError",
     "ArrayStoreError",
     "ArrayStoreWarning",
     "BackendError",
@@ -167,6 +169,10 @@ class ClosedStoreError(ArrayStoreError, ValueError):
 
 class SelectionError(ArrayStoreError, IndexError):
     """An index that is not basic indexing, or out of bounds."""
+
+
+class AccessError(ArrayStoreError, ValueError):
+    """A bad argument to an access helper (unknown advice, batch size, window)."""
 
 
 class ValueOutOfRangeError(ArrayStoreError, OverflowError):

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from .errors import ArrayNotFoundError, ArrayStoreWarning, BackendError, MissingDependencyError
+from .location import Location, parse_location
 
 if TYPE_CHECKING:
     from .store import ArrayStore
@@ -65,32 +66,6 @@ SUFFIXES: Mapping[str, str] = MappingProxyType(
 
 _NPY_MAGIC = b"\x93NUMPY"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-
-
-@dataclass(frozen=True)
-class Location:
-    """A store's place: a file or folder, and for HDF5/Zarr hierarchies a key inside it.
-
-    ``"run.h5::/a/b"`` parses to ``Location(Path("run.h5"), "/a/b")``.
-    """
-
-    file: Path
-    key: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.file}::{self.key}" if self.key else str(self.file)
-
-
-def parse_location(path: str | os.PathLike[str] | Location) -> Location:
-    """Split ``"file::/key"``; expand ``~``; make the file path absolute."""
-    if isinstance(path, Location):
-        return path
-    s = os.fspath(path)
-    key = None
-    if "::" in s:
-        s, key = s.split("::", 1)
-        key = key or None
-    return Location(Path(s).expanduser().absolute(), key)
 
 
 def _suffix_backend(file: Path) -> str | None:

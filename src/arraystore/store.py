@@ -9,18 +9,18 @@ once. ``arraystore.open()`` and ``arraystore.create()`` live in :mod:`arraystore
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import warnings
-import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
-from . import _fsutil
+from . import _fsutil, access
 from ._lock import WriterLock
+from ._modes import DEFAULT_BLOCK_BYTES, MODES, WRITABLE_MODES, Mode, _open_writers
+from ._open import _reopen
 from ._selection import Selection, normalize_selection, selection_shape
 from .blocks import BlockPlan, plan_blocks
 from .errors import (
@@ -32,35 +32,15 @@ from .errors import (
     UnsupportedDtypeError,
 )
 from .fidelity import Fidelity
+from .location import Location
 from .meta import ArrayMeta, Order
-from .registry import Location
 
 if TYPE_CHECKING:
     from .writer import ArrayWriter
 
-__all__ = ["MODES", "WRITABLE_MODES", "ArrayStore", "Attributes", "Mode"]
-
-Mode = Literal["r", "r+", "w+", "w-", "c"]
-MODES: tuple[str, ...] = ("r", "r+", "w+", "w-", "c")
-WRITABLE_MODES = frozenset({"r+", "w+", "w-"})
-
-#: Default block size for :meth:`ArrayStore.iter_blocks`.
-DEFAULT_BLOCK_BYTES = 64 * 1024 * 1024
+__all__ = ["DEFAULT_BLOCK_BYTES", "MODES", "WRITABLE_MODES", "ArrayStore", "Attributes", "Mode"]
 
 S = TypeVar("S", bound="ArrayStore")
-
-_open_writers: weakref.WeakSet[ArrayStore] = weakref.WeakSet()
-
-
-@atexit.register
-def _flush_open_writers() -> None:
-    # Stores still open for writing at interpreter exit are flushed, not
-    # published: a store that was never closed stays recognisably incomplete.
-    for store in list(_open_writers):
-        try:
-            store.flush()
-        except Exception:
-            pass
 
 
 class Attributes(MutableMapping[str, Any]):
@@ -119,6 +99,10 @@ class ArrayStore(ABC):
     supports_copy_on_write: ClassVar[bool] = False
     #: What the backend stores exactly, through an encoding, or not at all.
     fidelity: ClassVar[Fidelity]
+    #: True when several processes may write distinct chunks of one staged array at once
+    #: (each chunk its own object, chunk writes touch no shared metadata);
+    #: see :func:`arraystore._open.share_staged`.
+    parallel_chunk_writers: ClassVar[bool] = False
 
     def __init__(self, location: Location, mode: str, meta: ArrayMeta, *, options: Mapping[str, Any] | None = None):
         self._location = location
@@ -373,16 +357,12 @@ class ArrayStore(ABC):
 
     def take(self, indices: Any, axis: int = 0, *, max_bytes: int = DEFAULT_BLOCK_BYTES) -> np.ndarray[Any, Any]:
         """Rows ``indices`` along ``axis`` (as ``np.take``), read in sorted runs; see :func:`arraystore.access.take`."""
-        from .access import take
-
-        return take(self, indices, axis, max_bytes=max_bytes)
+        return access.take(self, indices, axis, max_bytes=max_bytes)
 
     def advise(self, advice: str) -> bool:
         """Tell the kernel the coming access pattern (``"sequential"``, ``"random"``, ``"willneed"``,
         ``"dontneed"``, ``"normal"``); see :func:`arraystore.access.advise`. False where it is a no-op."""
-        from .access import advise
-
-        return advise(self, advice)
+        return access.advise(self, advice)
 
     def sample_batches(
         self,
@@ -396,9 +376,26 @@ class ArrayStore(ABC):
         """Random ``(indices, batch)`` pairs drawn from random contiguous windows: one epoch, each row once.
 
         See :func:`arraystore.access.sample_batches`."""
-        from .access import sample_batches
+        return access.sample_batches(self, batch_size, rng=rng, window=window, drop_last=drop_last, prefetch=prefetch)
 
-        return sample_batches(self, batch_size, rng=rng, window=window, drop_last=drop_last, prefetch=prefetch)
+    # -- access hooks: generic defaults, overridden where a backend reads its bytes itself --
+
+    def _take_sorted(self, indices: np.ndarray[Any, Any], axis: int, max_bytes: int) -> np.ndarray[Any, Any]:
+        """Rows ``indices`` (sorted, unique, in range) along ``axis``, as one array.
+
+        The default reads whole chunk rows (chunked stores) or runs of nearby rows
+        along the outermost storage axis, and scans :meth:`iter_blocks` along others;
+        memory-mapped backends override it with a cost-based gather on their file.
+        """
+        return access.gather_sorted(self, indices, axis, max_bytes)
+
+    def _advise(self, advice: str) -> bool:
+        """Pass a validated ``advice`` to the kernel; True when a hint reached it.
+
+        The default advises ``willneed``/``dontneed`` through ``posix_fadvise`` on every
+        file the array lives in; memory-mapped backends override it to advise their map.
+        """
+        return access.advise_files(self, advice)
 
     def writer(
         self,
@@ -530,8 +527,6 @@ class ArrayStore(ABC):
         if self._staged is not None:
             raise TypeError(f"{self.path}: a new array cannot be pickled before it is closed (published)")
         opts = {k: v for k, v in self._options.items() if k in self._pickled_options}
-        from ._open import _reopen
-
         return (_reopen, (str(self._location), self.backend, opts))
 
     #: Options that a pickled reference carries to the reopened store.

@@ -154,6 +154,7 @@ class ZarrStore(ArrayStore):
     supports_copy_on_write: ClassVar[bool] = False
     fidelity: ClassVar[Fidelity] = FIDELITY
     _staging_is_dir: ClassVar[bool] = True
+    parallel_chunk_writers: ClassVar[bool] = True
 
     def __init__(
         self,

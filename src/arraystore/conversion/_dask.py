@@ -9,9 +9,9 @@ the block work. Every task carries paths and a block index, never data; the work
 must see the source and the staged destination under the same paths (a shared file
 system). Who writes a block depends on the destination:
 
-``zarr``
-    Each task opens the *staged* array itself (``_reopen_staged``, without the writer
-    lock: the client holds it), reads its block from the source and writes it. Safe
+backends with ``parallel_chunk_writers`` (Zarr)
+    Each task opens the *staged* array itself (:func:`arraystore._open.share_staged`,
+    without the writer lock: the client holds it), reads its block from the source and writes it. Safe
     without a lock because blocks are whole destination chunks (or shards), each chunk
     belongs to exactly one block, Zarr stores every chunk in its own file, and the
     workers never write ``zarr.json`` (the staged handle sets no "incomplete" flag;
@@ -54,12 +54,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .._open import StagedArray, share_staged
 from .._open import open as open_store
 from ..checksum import StreamHasher, block_digest, c_order_plan, c_streamable
-from ..errors import ArrayStoreError, ConversionError
+from ..errors import ArrayChangedError, ArrayStoreError, ConversionError
 from ..integrations.scheduler import check_scheduler, client_for, describe_scheduler, distributed_module
-from ..meta import ArrayMeta
-from ..registry import backend_class, parse_location
 from ..store import ArrayStore
 from ._fastpath import DropBehindWriter, copy_range, pread_into, pwrite_all
 from ._hdf5_direct import DirectChunkWriter
@@ -115,7 +114,7 @@ def _source_ref(store: ArrayStore) -> _SourceRef:
 class _Target:
     """How a task writes its block.
 
-    ``kind`` is ``"zarr"`` (open the staged array), ``"region"`` (pwrite into a
+    ``kind`` is ``"chunks"`` (open the staged array), ``"region"`` (pwrite into a
     preallocated byte range), ``"copy"`` (byte range to byte range, same layout) or
     ``"client"`` (return the block to the client).
     """
@@ -126,12 +125,8 @@ class _Target:
     dtype: np.dtype[Any]
     order: str
     durable: bool = False
-    # zarr
-    backend: str = ""
-    staging: str = ""
-    final: str = ""
-    meta: ArrayMeta | None = None
-    chunks: tuple[int, ...] | None = None
+    # chunks
+    staged: StagedArray | None = None
     # region, copy
     file: str = ""
     offset: int = 0
@@ -166,27 +161,21 @@ def _block_task(target: _Target, index: int, sel: Sel, expected: str | None) -> 
         # as bytes: distributed hands arrays nested in a result back in native byte order
         raw = np.ascontiguousarray(block).reshape(-1).view(np.uint8)
         return _Done(index, block.nbytes, block_digest(block), "written", raw)
-    if target.kind == "zarr":
-        return _zarr_block(target, index, sel, expected)
+    if target.kind == "chunks":
+        return _chunk_block(target, index, sel, expected)
     return _range_block(target, index, sel, expected)
 
 
 def _open_staged(target: _Target) -> ArrayStore:
     """A second handle on the staged array, for writing distinct chunks; it never publishes."""
-    assert target.meta is not None
-    cls = backend_class(target.backend)
-    staging = parse_location(target.staging)
-    store = cls._reopen_staged(staging, target.meta, chunks=target.chunks)
-    if store is None:
-        raise ConversionError(
-            f"{target.staging}: the staged destination no longer matches the conversion (shape, dtype, order or "
-            "chunks); another process changed it. Run the conversion again"
-        )
-    store._staged = (staging, parse_location(target.final))  # a staged store writes no "incomplete" flag
-    return store
+    assert target.staged is not None
+    try:
+        return target.staged.open()
+    except ArrayChangedError as exc:
+        raise ConversionError(f"{exc}; run the conversion again") from None
 
 
-def _zarr_block(target: _Target, index: int, sel: Sel, expected: str | None) -> _Done:
+def _chunk_block(target: _Target, index: int, sel: Sel, expected: str | None) -> _Done:
     store = _open_staged(target)
     try:
         status = "written"
@@ -337,11 +326,8 @@ class _DaskConversion(_Conversion):
             assert s_region is not None and region is not None
             return _Target("copy", file=region[0], offset=region[1], src_file=s_region[0],
                            src_offset=s_region[1], method=plan.method, **common)
-        if dst.backend == "zarr":
-            final = str(self.dst_loc)
-            staged = dst._staged[0] if dst._staged is not None else self.dst_loc
-            target = _Target("zarr", backend=dst.backend, staging=str(staged), final=final, meta=dst.meta,
-                             chunks=dst.chunks, **common)
+        if type(dst).parallel_chunk_writers:
+            target = _Target("chunks", staged=share_staged(dst), **common)
             try:  # a zip store's staging folder, for instance, takes no second writer
                 _open_staged(target).abandon()
                 return target

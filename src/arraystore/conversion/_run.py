@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .._open import create
+from .._open import create, exists
 from .._open import open as open_store
 from ..checksum import StreamHasher, block_digest, c_streamable, checksum
 from ..errors import (
@@ -228,7 +228,7 @@ class _Conversion:
                 f"{src.path} has attrs {sorted(src.meta.attrs)}, which the .npy format cannot hold; converting "
                 "would lose them: choose raw, hdf5 or zarr, or remove the attrs from a copy first"
             )
-        if cls._exists(self.dst_loc) and not self.overwrite:
+        if exists(self.dst_loc, cls.backend) and not self.overwrite:
             raise AlreadyExistsError(f"{self.dst_loc}: an array already exists there; pass overwrite=True to replace it")
 
     def _contiguous_dst(self) -> bool:

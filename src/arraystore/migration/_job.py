@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._open import exists
 from .._open import open as open_store
 from ..errors import ArrayStoreError
 from ..meta import ArrayMeta
-from ..registry import Location, backend_class
 from ..store import ArrayStore
 from ._manifest import FileRecord, RecordStatus
 
@@ -161,7 +161,7 @@ def run_job(job: Job) -> FileRecord:
             overwrite, note = True, "destination did not read back to its recorded checksum; converted again"
         Path(job.dst_path).parent.mkdir(parents=True, exist_ok=True)
         with open_source(job.src_path, ArrayMeta.from_dict(job.meta), job.offset, job.own_sidecar) as src:
-            if not overwrite and backend_class(job.backend)._exists(Location(Path(job.dst_path))):
+            if not overwrite and exists(job.dst_path, job.backend):
                 return _adopt(job, src, t0)
             report = convert(
                 src,
