@@ -13,7 +13,7 @@ import contextlib
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 
@@ -91,18 +91,53 @@ class ArrayStore(ABC):
     Backends set the class attributes and implement the ``_``-prefixed hooks.
     """
 
+    # -- capabilities: what conversion, access, migration and the Dask path ask, never the name --
+
     #: Registry name of the backend.
     backend: ClassVar[str]
+    #: Suffixes that name this backend's files, lower case; the first is the one new files get.
+    suffixes: ClassVar[tuple[str, ...]] = ()
     #: True when :meth:`as_memmap` can give a zero-copy view (for some arrays).
     supports_memmap: ClassVar[bool] = False
     #: True when mode ``"c"`` (copy-on-write) is offered.
     supports_copy_on_write: ClassVar[bool] = False
-    #: What the backend stores exactly, through an encoding, or not at all.
-    fidelity: ClassVar[Fidelity]
+    #: True when every array is one contiguous uncompressed byte range of one file, known without
+    #: mapping it: instances have ``data_file`` and ``offset``, and chunks/compression are refused.
+    memory_mappable: ClassVar[bool] = False
+    #: Storage layouts ``create()`` can make: ``"contiguous"`` (what it makes when given no chunks
+    #: and no compression) and/or ``"chunked"``.
+    layouts: ClassVar[frozenset[str]] = frozenset({"chunked"})
+    #: True when a write is in the file (page cache) as soon as ``store[sel] = x`` returns; False
+    #: when the library buffers it until :meth:`flush` (conversion then flushes after each block).
+    writes_go_through: ClassVar[bool] = False
+    #: True when threads of one process may write distinct blocks at once without a lock.
+    thread_safe_writes: ClassVar[bool] = False
     #: True when several processes may write distinct chunks of one staged array at once
     #: (each chunk its own object, chunk writes touch no shared metadata);
     #: see :func:`arraystore._open.share_staged`.
     parallel_chunk_writers: ClassVar[bool] = False
+    #: True when the format holds user attributes (``.npy`` does not).
+    holds_attrs: ClassVar[bool] = True
+    #: Which codecs ``create(compression=...)`` accepts (see :mod:`arraystore.compression`).
+    codecs: ClassVar[frozenset[str]] = frozenset()
+    #: How a new array becomes visible under its name: ``"rename"`` (built under a temporary
+    #: name, renamed into place) or ``"metadata-last"`` (data first, the metadata written last
+    #: is the commit point: object stores).
+    publishes: ClassVar[Literal["rename", "metadata-last"]] = "rename"
+    #: How one writer is enforced: ``"flock"`` (an advisory lock on a file), ``"lease"``
+    #: (a conditionally written lease object: object stores) or None (not enforced).
+    locks: ClassVar[Literal["flock", "lease"] | None] = "flock"
+    #: What the backend stores exactly, through an encoding, or not at all.
+    fidelity: ClassVar[Fidelity]
+
+    @classmethod
+    def guess_can_open(cls, location: Location) -> bool:
+        """True when ``location`` looks like this backend's: by suffix, or by content (magic bytes).
+
+        Cheap and never raising: the registry asks every backend in turn. The default
+        answers by :attr:`suffixes`; backends with a signature override it.
+        """
+        return location.file.name.lower().endswith(cls.suffixes) if cls.suffixes else False
 
     def __init__(self, location: Location, mode: str, meta: ArrayMeta, *, options: Mapping[str, Any] | None = None):
         self._location = location
@@ -526,8 +561,11 @@ class ArrayStore(ABC):
     def __reduce__(self) -> tuple[Any, ...]:
         if self._staged is not None:
             raise TypeError(f"{self.path}: a new array cannot be pickled before it is closed (published)")
-        opts = {k: v for k, v in self._options.items() if k in self._pickled_options}
-        return (_reopen, (str(self._location), self.backend, opts))
+        return (_reopen, (str(self._location), self.backend, self._reference_options()))
+
+    def _reference_options(self) -> dict[str, Any]:
+        """The options a pickled reference carries to the reopened store (see :attr:`_pickled_options`)."""
+        return {k: v for k, v in self._options.items() if k in self._pickled_options}
 
     #: Options that a pickled reference carries to the reopened store.
     _pickled_options: ClassVar[frozenset[str]] = frozenset({"io", "allow_incomplete", "allow_external"})

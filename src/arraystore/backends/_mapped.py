@@ -87,6 +87,10 @@ class MappedFileStore(ArrayStore):
     supports_memmap: ClassVar[bool] = True
     supports_copy_on_write: ClassVar[bool] = True
     fidelity: ClassVar[Fidelity] = Fidelity.everything_exact("stored byte for byte")
+    memory_mappable: ClassVar[bool] = True
+    layouts: ClassVar[frozenset[str]] = frozenset({"contiguous"})
+    writes_go_through: ClassVar[bool] = True
+    thread_safe_writes: ClassVar[bool] = True
 
     def __init__(
         self, location: Location, mode: str, meta: ArrayMeta, offset: int, *, io: str = "auto", **options: Any

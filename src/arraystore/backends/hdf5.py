@@ -87,6 +87,7 @@ from ._hdf5_dtypes import HDF5_FIDELITY, contiguous, decode, encode, storage_dty
 from ._hdf5_layout import chunk_shape, filter_options, load_plugin_filters
 from ._hdf5_security import MAX_CHUNK_BYTES, check_dataset, resolve_dataset
 from ._mapped import check_memmap
+from ._signatures import hdf5_signature
 
 __all__ = ["DEFAULT_KEY", "HDF5Store"]
 
@@ -155,6 +156,12 @@ class HDF5Store(ArrayStore):
     supports_memmap: ClassVar[bool] = True
     supports_copy_on_write: ClassVar[bool] = False
     fidelity: ClassVar[Fidelity] = HDF5_FIDELITY
+    suffixes: ClassVar[tuple[str, ...]] = (".h5", ".hdf5", ".he5", ".hdf")
+    layouts: ClassVar[frozenset[str]] = frozenset({"contiguous", "chunked"})
+
+    @classmethod
+    def guess_can_open(cls, location: Location) -> bool:
+        return super().guess_can_open(location) or hdf5_signature(location)
 
     def __init__(
         self,

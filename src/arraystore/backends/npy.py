@@ -18,6 +18,7 @@ from ..errors import BackendError, MetadataError, UnsafeInputError
 from ..meta import ArrayMeta
 from ..registry import Location
 from ._mapped import MappedFileStore, check_size
+from ._signatures import npy_signature
 
 __all__ = ["NpyStore", "read_npy_header"]
 
@@ -98,6 +99,12 @@ class NpyStore(MappedFileStore):
     """A ``.npy`` file, memory-mapped (or read in large blocks on network file systems)."""
 
     backend: ClassVar[str] = "npy"
+    suffixes: ClassVar[tuple[str, ...]] = (".npy",)
+    holds_attrs: ClassVar[bool] = False
+
+    @classmethod
+    def guess_can_open(cls, location: Location) -> bool:
+        return super().guess_can_open(location) or npy_signature(location)
 
     @classmethod
     def _open(  # type: ignore[override]  # backends take their own options

@@ -72,6 +72,7 @@ from ..fidelity import FAMILIES, Fidelity, Support
 from ..meta import ArrayMeta, dtype_from_json, dtype_to_json
 from ..registry import Location
 from ..store import ArrayStore
+from ._signatures import zarr_folder
 from ._zarr_bounds import BoundedStore, chunk_rule
 from ._zarr_files import check_parents, ensure_groups, fsync_tree, pack_zip
 from ._zarr_layout import (
@@ -155,6 +156,13 @@ class ZarrStore(ArrayStore):
     fidelity: ClassVar[Fidelity] = FIDELITY
     _staging_is_dir: ClassVar[bool] = True
     parallel_chunk_writers: ClassVar[bool] = True
+    suffixes: ClassVar[tuple[str, ...]] = (".zarr", ".zarr.zip")
+    writes_go_through: ClassVar[bool] = True
+    thread_safe_writes: ClassVar[bool] = True
+
+    @classmethod
+    def guess_can_open(cls, location: Location) -> bool:
+        return super().guess_can_open(location) or zarr_folder(location)
 
     def __init__(
         self,

@@ -10,6 +10,8 @@ import argparse
 import sys
 from typing import Any
 
+from ..registry import backend_names
+
 EPILOG = """\
 exit codes: 0 all converted or skipped; 3 some undetermined (none failed); 4 some failed;
 1 error (nothing or part done: rerun after fixing it); 2 usage.
@@ -29,7 +31,7 @@ def register(sub: Any) -> None:
     p.add_argument("src", help="the archive folder")
     p.add_argument("dst", help="the destination folder (created)")
     p.add_argument(
-        "--to", choices=("zarr", "npy", "hdf5", "raw"), default="zarr", help="target format (default zarr)"
+        "--to", choices=backend_names(), default="zarr", help="target format (default zarr)"
     )
     p.add_argument(
         "--rules",

@@ -66,7 +66,7 @@ from ._journal import Journal
 from ._memory import MemorySampler
 from ._plan import ConversionPlan, blocks_in_memory, default_workers, parse_size
 from ._report import ConversionReport
-from ._run import _WRITE_THROUGH, _Conversion, _progress_bar, byte_range
+from ._run import _Conversion, _progress_bar, byte_range
 
 __all__ = ["convert_on_dask", "describe_scheduler"]
 
@@ -103,11 +103,7 @@ def _source_ref(store: ArrayStore) -> _SourceRef:
             f"{store.path}: the source is an array still being created; close (publish) it before converting it "
             "on a cluster"
         ) from None
-    options = dict(options)
-    if store.backend == "raw" and getattr(store, "sidecar", None) is None and getattr(store, "dialect", None) is None:
-        # opened with meta=...: the file alone cannot tell the workers its dtype and shape
-        options.update(meta=store.meta, offset=getattr(store, "offset", 0), use_sidecar=False)
-    return _SourceRef(str(path), str(backend), options)
+    return _SourceRef(str(path), str(backend), dict(options))
 
 
 @dataclass(frozen=True)
@@ -427,7 +423,7 @@ class _ClientWrites(_Mover):
         plan, dst, journal = self.plan, self.dst, self.journal
         parts = blocks_in_memory("blocks", plan.compression is not None, plan.workers)
         window = max(1, parts - 2 - (self.hasher is None))  # minus the block being written (+ checksum slab)
-        flush_each = dst.backend not in _WRITE_THROUGH
+        flush_each = not type(dst).writes_go_through
         # a deflated HDF5 destination: the client compresses chunks on its threads, as a local conversion does
         self.writer = DirectChunkWriter(dst, *self.direct, workers=self.conv.workers) if self.direct else None
         try:

@@ -7,7 +7,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 
@@ -46,9 +46,6 @@ __all__ = ["convert"]
 
 #: Largest buffer of a byte-range copy: larger ones do not copy faster.
 COPY_BLOCK = 64 * 1024 * 1024
-
-#: Backends whose writes are on the file (page cache) as soon as the write returns.
-_WRITE_THROUGH = frozenset({"raw", "npy", "zarr"})
 
 Progress = Callable[[int, int], Any]
 
@@ -172,14 +169,23 @@ def byte_range(sel: tuple[slice, ...], shape: tuple[int, ...], order: str, items
     return linear * itemsize, math.prod(lens) * itemsize
 
 
+class _OneByteRange(Protocol):
+    """What a ``memory_mappable`` store has: its data file and the data's offset in it."""
+
+    @property
+    def data_file(self) -> str: ...
+
+    @property
+    def offset(self) -> int: ...
+
+
 def _mapped_region(store: ArrayStore) -> tuple[str, int] | None:
     """``(file, offset)`` of a store's data when it is one contiguous uncompressed byte range."""
-    from ..backends._mapped import MappedFileStore
-
     if not store.supports_memmap or store.nbytes == 0:
         return None
-    if isinstance(store, MappedFileStore):  # raw, npy: known without mapping the file (we pread/pwrite it)
-        return store.data_file, store.offset
+    if type(store).memory_mappable:  # known without mapping the file (we pread/pwrite it)
+        mapped = cast(_OneByteRange, store)
+        return mapped.data_file, mapped.offset
     try:
         mm = store.as_memmap()
     except (NotMemoryMappableError, ArrayStoreError):
@@ -223,18 +229,17 @@ class _Conversion:
         if parse_location(src.path) == self.dst_loc:
             raise ConversionError(f"{src.path}: source and destination are the same array; choose another destination")
         check_fidelity(cls, src.dtype)
-        if src.meta.attrs and cls.backend == "npy":
+        if src.meta.attrs and not cls.holds_attrs:
             raise ConversionError(
-                f"{src.path} has attrs {sorted(src.meta.attrs)}, which the .npy format cannot hold; converting "
-                "would lose them: choose raw, hdf5 or zarr, or remove the attrs from a copy first"
+                f"{src.path} has attrs {sorted(src.meta.attrs)}, which the {cls.backend} format cannot hold; "
+                "converting would lose them: choose a backend that holds attrs (raw, hdf5, zarr), or remove the "
+                "attrs from a copy first"
             )
         if exists(self.dst_loc, cls.backend) and not self.overwrite:
             raise AlreadyExistsError(f"{self.dst_loc}: an array already exists there; pass overwrite=True to replace it")
 
     def _contiguous_dst(self) -> bool:
-        from ..backends._mapped import MappedFileStore
-
-        return issubclass(self.dst_cls, MappedFileStore)
+        return self.dst_cls.layouts == frozenset({"contiguous"})
 
     def _dst_layout(self) -> tuple[tuple[int, ...] | None, str | None]:
         """(chunks to pass to create, note): None for contiguous destinations."""
@@ -248,8 +253,8 @@ class _Conversion:
             return None, None
         if self.chunks is not None:
             return self.chunks, None
-        if self.dst_cls.backend == "hdf5" and self.compression is None and self.shards is None:
-            return None, "uncompressed HDF5 without chunks: contiguous dataset"
+        if "contiguous" in self.dst_cls.layouts and self.compression is None and self.shards is None:
+            return None, f"uncompressed {self.dst_cls.backend} without chunks: contiguous"
         if self.shards is not None:
             return None, "chunks inside shards chosen by the backend"
         per_block = self.budget // blocks_in_memory("blocks", self.compression is not None, self._writers())
@@ -264,8 +269,8 @@ class _Conversion:
     def _method(self, dst_grid: tuple[int, ...] | None) -> str:
         src = self.src
         same_layout = dst_grid is None and self.order == src.order and src.nbytes > 0
-        if same_layout and self._src_region is not None and (self._contiguous_dst() or self.dst_cls.backend == "hdf5"):
-            if self.dst_cls.backend == "hdf5" and self.compression is not None:
+        if same_layout and self._src_region is not None and "contiguous" in self.dst_cls.layouts:
+            if self.compression is not None:
                 return "blocks"
             return "buffered-copy" if c_streamable_shape(src.shape, src.order) else "kernel-copy"
         return "blocks"
@@ -280,7 +285,7 @@ class _Conversion:
         )
 
     def _writers(self) -> int:
-        return self.workers if (self.dst_cls.backend == "zarr" and self.compression is not None) else 1
+        return self.workers if (self.dst_cls.thread_safe_writes and self.compression is not None) else 1
 
     # -- running -----------------------------------------------------------
 
@@ -379,7 +384,7 @@ class _Conversion:
         total = plan.nbytes
         done = [0]
         bar = _progress_bar(self.progress, total)
-        flush_each = dst.backend not in _WRITE_THROUGH
+        flush_each = not type(dst).writes_go_through
 
         def finished(item: tuple[int, int, str]) -> None:
             i, nbytes, digest = item

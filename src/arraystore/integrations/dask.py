@@ -263,7 +263,7 @@ def _write(
     aligned = _aligned_chunks(darr, store.chunks)
     if aligned is not None:
         darr = darr.rechunk(aligned)  # type: ignore[no-untyped-call]
-    use_lock = store.backend == "hdf5" if lock is None else lock
+    use_lock = not type(store).thread_safe_writes if lock is None else lock
     guard: Any = threading.Lock() if use_lock else nullcontext()
     blocks = darr.to_delayed().ravel()  # type: ignore[no-untyped-call]
     offsets = [np.cumsum((0, *c)) for c in darr.chunks]

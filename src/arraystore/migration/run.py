@@ -18,9 +18,9 @@ from typing import Any
 from .. import _fsutil
 from .._open import open as open_store
 from ..errors import ArrayNotFoundError, ArrayStoreError, MetadataError
-from ..registry import backend_class
+from ..registry import backend_class, backend_names, default_suffix
 from ..sidecar import sidecar_path
-from ._discover import DEFAULT_INCLUDE, TARGET_SUFFIXES, destination_names, discover
+from ._discover import DEFAULT_INCLUDE, destination_names, discover
 from ._job import Job, run_job
 from ._manifest import MANIFEST_NAME, FileRecord, Manifest
 from ._report import MigrationReport
@@ -133,7 +133,7 @@ class _Planner:
             for n, r in self.previous.items()
             if r.destination and r.backend == self.backend and r.status in ("converted", "skipped")
         }
-        dests = destination_names(names, TARGET_SUFFIXES[self.backend], prev_dest)  # type: ignore[arg-type]
+        dests = destination_names(names, default_suffix(self.backend), prev_dest)  # type: ignore[arg-type]
         for name in names:
             self._one(name, dests[name])
         for name, err in broken:
@@ -203,7 +203,7 @@ class _Planner:
                 )
                 return
         meta = res.meta
-        if self.backend == "npy":  # .npy holds no attrs: the provenance stays in the manifest
+        if not backend_class(self.backend).holds_attrs:  # e.g. .npy: the provenance stays in the manifest
             meta = meta.replace(attrs={})
         self.jobs.append(
             Job(
@@ -415,8 +415,8 @@ def migrate(
     t0 = time.perf_counter()
     src, dst = Path(src_dir), Path(dst_dir)
     _check_dirs(src, dst)
-    if to not in TARGET_SUFFIXES:
-        raise MetadataError(f"expected to= one of {', '.join(TARGET_SUFFIXES)}, found {to!r}")
+    if to not in backend_names():
+        raise MetadataError(f"expected to= one of {', '.join(backend_names())}, found {to!r}")
     backend_class(to)  # a missing optional library fails here, before any work
     rule_set = combine_rules(rules)
     manifest = Manifest(dst / MANIFEST_NAME, durable=durable)

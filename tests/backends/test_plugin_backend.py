@@ -1,0 +1,198 @@
+"""A third-party backend, registered through a real entry point, is a first-class citizen.
+
+The plugin below (format "tiny": a fixed 4 KiB JSON header after a magic, then the
+array's bytes) lives in a temporary folder with its own ``.dist-info`` on ``sys.path``;
+``importlib.metadata`` finds it like an installed distribution. Nothing in arraystore
+names it: it is found by its entry point, its suffix and its magic bytes, and converts
+to and from every built-in backend through the capabilities it declares.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import arraystore
+from arraystore import registry
+from arraystore.errors import BackendError, MissingDependencyError
+
+PLUGIN = '''
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, ClassVar
+
+import numpy as np
+
+from arraystore.errors import BackendError, MetadataError
+from arraystore.fidelity import Fidelity
+from arraystore.location import Location
+from arraystore.meta import ArrayMeta
+from arraystore.store import ArrayStore
+
+MAGIC = b"TINYARR1"
+HEADER = 4096
+
+
+class TinyStore(ArrayStore):
+    backend: ClassVar[str] = "tiny"
+    suffixes: ClassVar[tuple[str, ...]] = (".tiny",)
+    fidelity: ClassVar[Fidelity] = Fidelity.everything_exact("bytes as they are")
+    layouts: ClassVar[frozenset[str]] = frozenset({"contiguous"})
+    writes_go_through: ClassVar[bool] = True
+
+    @classmethod
+    def guess_can_open(cls, location: Location) -> bool:
+        if super().guess_can_open(location):
+            return True
+        try:
+            with open(location.file, "rb") as f:
+                return f.read(len(MAGIC)) == MAGIC
+        except OSError:
+            return False
+
+    @classmethod
+    def _open(cls, location: Location, mode: str, **options: Any) -> TinyStore:
+        with open(location.file, "rb") as f:
+            head = f.read(HEADER)
+        if not head.startswith(MAGIC):
+            raise MetadataError(f"{location}: expected a tiny header, found none")
+        meta = ArrayMeta.from_dict(json.loads(head[len(MAGIC):].rstrip(b" ").decode()))
+        return cls(location, mode, meta)
+
+    @classmethod
+    def _create(cls, location: Location, meta: ArrayMeta, *, chunks: Any = None, compression: Any = None,
+                durable: bool = False, **options: Any) -> TinyStore:
+        if chunks is not None or compression is not None:
+            raise BackendError("the tiny backend stores one contiguous byte range: no chunks, no compression")
+        store = cls(location, "w+", meta, options={"durable": durable})
+        with open(location.file, "wb") as f:
+            f.truncate(HEADER + meta.nbytes)
+        store._write_header(meta)
+        return store
+
+    def _write_header(self, meta: ArrayMeta) -> None:
+        text = MAGIC + json.dumps(meta.to_dict()).encode()
+        if len(text) > HEADER:
+            raise MetadataError("the tiny header holds 4 KiB of metadata")
+        with open(self._location.file, "r+b") as f:
+            f.write(text.ljust(HEADER, b" "))
+
+    def _map(self, mode: str) -> np.memmap[Any, Any]:
+        return np.memmap(self._location.file, self.dtype, mode, HEADER, self.shape, order=self.order)
+
+    def _read(self, sel: Any) -> np.ndarray[Any, Any]:
+        if self.nbytes == 0:
+            return np.empty(self.shape, self.dtype)[sel]
+        return np.array(self._map("r")[sel])
+
+    def _write(self, sel: Any, value: np.ndarray[Any, Any]) -> None:
+        if self.nbytes == 0:
+            return
+        m = self._map("r+")
+        m[sel] = value
+        m.flush()
+
+    def _set_attrs(self, attrs: dict[str, Any]) -> None:
+        self._write_header(self.meta.replace(attrs=attrs))
+'''
+
+ENTRY_POINTS = """\
+[arraystore.backends]
+tiny = tinyplug:TinyStore
+"""
+
+
+@pytest.fixture
+def plugin(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    site = tmp_path_factory.mktemp("site")
+    (site / "tinyplug.py").write_text(textwrap.dedent(PLUGIN))
+    info = site / "tinyplug-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyplug\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(ENTRY_POINTS)
+    monkeypatch.syspath_prepend(str(site))
+    importlib.invalidate_caches()
+    registry._entry_point_classes.cache_clear()
+    yield
+    registry._entry_point_classes.cache_clear()
+    sys.modules.pop("tinyplug", None)
+
+
+def _available() -> list[str]:
+    out = []
+    for name in registry.BACKENDS:
+        try:
+            registry.backend_class(name)
+        except MissingDependencyError as exc:  # pragma: no cover - CI installs every extra
+            pytest.fail(f"{name}: {exc}")
+        out.append(name)
+    return out
+
+
+def _data() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    return rng.standard_normal((37, 5)).astype(">f4")
+
+
+@pytest.mark.usefixtures("plugin")
+def test_the_plugin_is_found_by_name_suffix_and_magic(tmp_path: Path) -> None:
+    assert "tiny" in registry.backend_names()
+    assert registry.default_suffix("tiny") == ".tiny"
+    path = tmp_path / "a.tiny"
+    with arraystore.create(path, (3, 4), "i2", attrs={"k": 1}) as s:  # backend from the plugin's suffix
+        s[...] = np.arange(12).reshape(3, 4)
+    assert type(s).__name__ == "TinyStore"
+    bare = tmp_path / "no-suffix"
+    bare.write_bytes(path.read_bytes())
+    assert registry.detect_backend(registry.parse_location(bare)) == "tiny"  # by its magic bytes
+    with arraystore.open(bare) as s:
+        np.testing.assert_array_equal(s[...], np.arange(12).reshape(3, 4))
+        assert dict(s.attrs) == {"k": 1}
+
+
+def test_without_the_entry_point_the_suffix_is_unknown(tmp_path: Path) -> None:
+    registry._entry_point_classes.cache_clear()
+    assert "tiny" not in registry.backend_names()
+    with pytest.raises(BackendError):
+        arraystore.create(tmp_path / "a.tiny", (3,), "f4")
+
+
+@pytest.mark.usefixtures("plugin")
+@pytest.mark.parametrize("builtin", ["raw", "npy", "hdf5", "zarr"])
+def test_converts_to_and_from_every_builtin(tmp_path: Path, builtin: str) -> None:
+    assert builtin in _available()
+    data = _data()
+    cls = registry.backend_class(builtin)
+    attrs = {"units": "K"} if cls.holds_attrs else {}
+    src = tmp_path / f"src{registry.default_suffix(builtin)}"
+    key = "::/data" if builtin == "hdf5" else ""
+    with arraystore.create(f"{src}{key}", data.shape, data.dtype, attrs=attrs) as s:
+        s[...] = data
+    to_tiny = arraystore.convert(f"{src}{key}", tmp_path / "mid.tiny", verify=True)
+    assert to_tiny.verified and to_tiny.dst_backend == "tiny"
+    with arraystore.open(tmp_path / "mid.tiny") as t:
+        np.testing.assert_array_equal(t[...], data)
+        assert t.dtype == data.dtype and dict(t.attrs) == attrs
+    dst = tmp_path / f"back{registry.default_suffix(builtin)}"
+    back = arraystore.convert(tmp_path / "mid.tiny", f"{dst}{key}", verify=True)
+    assert back.verified and back.src_backend == "tiny"
+    with arraystore.open(f"{dst}{key}") as b:
+        np.testing.assert_array_equal(b[...], data)
+        assert b.dtype == data.dtype and dict(b.attrs) == attrs
+
+
+@pytest.mark.usefixtures("plugin")
+def test_the_plugin_refuses_what_its_layout_cannot_hold(tmp_path: Path) -> None:
+    src = tmp_path / "a.npy"
+    np.save(src, _data())
+    with pytest.raises(arraystore.errors.ConversionError, match="contiguous"):
+        arraystore.convert(src, tmp_path / "b.tiny", chunks=(8, 5))
+    assert not (tmp_path / "b.tiny").exists()
