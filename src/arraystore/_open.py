@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from . import _fsutil
 from ._lock import WriterLock
 from ._modes import MODES, WRITABLE_MODES, _open_writers
+from .compression import Compression, check_codec, parse_compression
 from .errors import (
     AlreadyExistsError,
     ArrayChangedError,
@@ -120,7 +121,7 @@ def create(
     *,
     backend: str | None = None,
     chunks: Any = None,
-    compression: str | None = None,
+    compression: str | Compression | Mapping[str, Any] | None = None,
     order: Literal["C", "F"] = "C",
     attrs: Mapping[str, Any] | None = None,
     overwrite: bool = False,
@@ -144,7 +145,8 @@ def create(
         lossless encoding) are refused before anything is written.
     chunks, compression
         Storage layout for chunked backends (HDF5, Zarr); contiguous backends refuse
-        anything but ``None``.
+        anything but ``None``. ``compression`` follows one grammar for every backend
+        (``"zstd:3"``, ``"gzip"``, ``"blosc:lz4:5"``, ...; see :mod:`arraystore.compression`).
     order
         ``"C"`` or ``"F"`` layout.
     attrs
@@ -160,12 +162,14 @@ def create(
 
     Raises
     ------
-    AlreadyExistsError, UnsupportedDtypeError, MetadataError, LockedError, StorageFullError
+    AlreadyExistsError, UnsupportedDtypeError, CompressionError, MetadataError, LockedError, StorageFullError
     """
     meta = ArrayMeta(shape, dtype, order, dict(attrs or {}))
     location = parse_location(path)
     cls = _resolve_backend(location, backend, must_exist=False)
     check_fidelity(cls, meta.dtype)
+    codec = parse_compression(compression)
+    check_codec(cls, codec)
     if cls._exists(location) and not overwrite:
         raise AlreadyExistsError(f"{location}: an array already exists there; pass overwrite=True to replace it")
     staging = cls._staging(location)
@@ -181,14 +185,12 @@ def create(
             locks.append(WriterLock(staging.file, timeout=lock_timeout, create=kind))
         store = None
         if staging is not None and resume and _fsutil.nonempty(staging.file):
-            store = cls._reopen_staged(
-                staging, meta, chunks=chunks, compression=compression, durable=durable, **options
-            )
+            store = cls._reopen_staged(staging, meta, chunks=chunks, compression=codec, durable=durable, **options)
         if store is None:
             if staging is not None:
                 _fsutil.clear_path(staging.file)
             store = cls._create(
-                staging or location, meta, chunks=chunks, compression=compression, durable=durable, **options
+                staging or location, meta, chunks=chunks, compression=codec, durable=durable, **options
             )
     except BaseException as exc:
         if staging is not None and locks and locks[-1].path == staging.file:

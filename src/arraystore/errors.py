@@ -26,7 +26,8 @@ The tree::
     ├── ValueOutOfRangeError (OverflowError)   a written value does not fit the store's dtype
     ├── ArrayChangedError (RuntimeError)       replaced or rewritten by another writer since opened
     ├── BackendError (ValueError)              unknown backend, undetectable format
-    │   └── MissingDependencyError (ImportError) backend's library not installed
+    │   ├── MissingDependencyError (ImportError) backend's library not installed
+    │   └── CompressionError (+ MetadataError)  compression= unknown, malformed, or not the backend's
     ├── NotMemoryMappableError (TypeError)     as_memmap() on chunked/compressed data
     ├── StorageFullError (OSError)             the file system ran out of space
     ├── NetworkFilesystemError (OSError)       memory map on a network FS refused by policy
@@ -51,6 +52,7 @@ __all__ = [
     "ArrayStoreWarning",
     "BackendError",
     "ClosedStoreError",
+    "CompressionError",
     "ConversionError",
     "IncompleteArrayError",
     "LockFallbackWarning",
@@ -193,6 +195,14 @@ class BackendError(ArrayStoreError, ValueError):
 
 class MissingDependencyError(BackendError, ImportError):
     """The library a backend needs is not installed."""
+
+
+class CompressionError(BackendError, MetadataError):
+    """A ``compression=`` value that is malformed, unknown, out of range, or not written by the backend.
+
+    One type for every backend (see :mod:`arraystore.compression`); it is both a
+    :class:`BackendError` and a :class:`MetadataError`, which the backends raised before.
+    """
 
 
 class NotMemoryMappableError(ArrayStoreError, TypeError):

@@ -102,7 +102,7 @@ class MappedFileStore(ArrayStore):
         self._fd: int | None = None
 
     @classmethod
-    def _single_array(cls, location: Location, chunks: Any = None, compression: str | None = None) -> None:
+    def _single_array(cls, location: Location, chunks: Any = None, compression: Any = None) -> None:
         """Refuse what a one-file, one-byte-range format cannot hold: keys, chunks, compression."""
         if location.key:
             raise BackendError(f"{location}: {cls.backend} files hold one array; drop the '::{location.key}' part")

@@ -69,6 +69,7 @@ import numpy as np
 
 from .. import _fsutil
 from .._selection import Selection, selection_shape
+from ..compression import Compression
 from ..errors import (
     ArrayNotFoundError,
     IncompleteArrayError,
@@ -156,6 +157,7 @@ class HDF5Store(ArrayStore):
     supports_memmap: ClassVar[bool] = True
     supports_copy_on_write: ClassVar[bool] = False
     fidelity: ClassVar[Fidelity] = HDF5_FIDELITY
+    codecs: ClassVar[frozenset[str]] = frozenset({"gzip", "lzf", "zstd", "blosc"})
     suffixes: ClassVar[tuple[str, ...]] = (".h5", ".hdf5", ".he5", ".hdf")
     layouts: ClassVar[frozenset[str]] = frozenset({"contiguous", "chunked"})
 
@@ -231,7 +233,7 @@ class HDF5Store(ArrayStore):
         meta: ArrayMeta,
         *,
         chunks: Any = None,
-        compression: str | None = None,
+        compression: Compression | None = None,
         durable: bool = False,
         io: str = "auto",
         shuffle: bool = False,

@@ -123,7 +123,7 @@ class NpyStore(MappedFileStore):
         meta: ArrayMeta,
         *,
         chunks: Any = None,
-        compression: str | None = None,
+        compression: Any = None,
         durable: bool = False,
         io: str = "auto",
     ) -> NpyStore:

@@ -130,7 +130,7 @@ class RawStore(MappedFileStore):
         meta: ArrayMeta,
         *,
         chunks: Any = None,
-        compression: str | None = None,
+        compression: Any = None,
         durable: bool = False,
         io: str = "auto",
     ) -> RawStore:

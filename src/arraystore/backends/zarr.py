@@ -61,6 +61,7 @@ from zarr.core.array_spec import ArrayConfig
 
 from .. import _fsutil
 from .._selection import Selection, selection_shape
+from ..compression import Compression
 from ..errors import (
     AlreadyExistsError,
     IncompleteArrayError,
@@ -154,6 +155,7 @@ class ZarrStore(ArrayStore):
     supports_memmap: ClassVar[bool] = False
     supports_copy_on_write: ClassVar[bool] = False
     fidelity: ClassVar[Fidelity] = FIDELITY
+    codecs: ClassVar[frozenset[str]] = frozenset({"gzip", "zstd", "blosc"})
     _staging_is_dir: ClassVar[bool] = True
     parallel_chunk_writers: ClassVar[bool] = True
     suffixes: ClassVar[tuple[str, ...]] = (".zarr", ".zarr.zip")
@@ -299,7 +301,7 @@ class ZarrStore(ArrayStore):
         meta: ArrayMeta,
         *,
         chunks: Any = None,
-        compression: str | None = None,
+        compression: Compression | None = None,
         durable: bool = False,
         shards: Any = None,
         checksum: bool = False,

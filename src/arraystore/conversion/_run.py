@@ -14,6 +14,7 @@ import numpy as np
 from .._open import create, exists
 from .._open import open as open_store
 from ..checksum import StreamHasher, block_digest, c_streamable, checksum
+from ..compression import check_codec, parse_compression
 from ..errors import (
     AlreadyExistsError,
     ArrayStoreError,
@@ -208,7 +209,7 @@ class _Conversion:
         self.dst_cls = backend_class(backend or detect_backend(self.dst_loc, must_exist=False))
         self.chunks = _tuple(chunks)
         self.shards = _tuple(shards)
-        self.compression = compression
+        self.compression = parse_compression(compression)  # CompressionError here: nothing written yet
         out_order = order or src.order
         if out_order not in ("C", "F"):
             raise ConversionError(f"expected order 'C' or 'F' (or None for the source's), found {order!r}")
@@ -229,6 +230,7 @@ class _Conversion:
         if parse_location(src.path) == self.dst_loc:
             raise ConversionError(f"{src.path}: source and destination are the same array; choose another destination")
         check_fidelity(cls, src.dtype)
+        check_codec(cls, self.compression)
         if src.meta.attrs and not cls.holds_attrs:
             raise ConversionError(
                 f"{src.path} has attrs {sorted(src.meta.attrs)}, which the {cls.backend} format cannot hold; "
@@ -281,7 +283,7 @@ class _Conversion:
         return plan_conversion(
             src_backend=self.src.backend, dst_backend=self.dst_cls.backend, shape=self.src.shape, dtype=self.src.dtype,
             order=self.src.order, chunks=chunks, shards=grid if self.shards is not None else None,
-            compression=self.compression, max_memory=budget, workers=self._writers(), method=method, notes=notes,
+            compression=None if self.compression is None else str(self.compression), max_memory=budget, workers=self._writers(), method=method, notes=notes,
         )
 
     def _writers(self) -> int:
