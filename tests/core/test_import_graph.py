@@ -29,6 +29,10 @@ def test_no_cycle_through_the_contract(tool: ModuleType) -> None:
     assert through_store == []
 
 
+def test_no_cycles_at_all(tool: ModuleType) -> None:
+    assert tool.cycles(tool.graph()) == []
+
+
 def test_no_import_points_up_a_layer(tool: ModuleType) -> None:
     assert tool.upward(tool.graph()) == []
 

@@ -54,24 +54,11 @@ def _shape(text: str) -> tuple[int, ...]:
 
 def run(args: argparse.Namespace) -> int:
     """Convert, with a progress bar on a terminal; print a summary or the JSON report."""
-    from ..conversion import convert
+    from ..conversion import ConvertOptions, convert
 
+    options = ConvertOptions.from_mapping(vars(args))  # the sub-command's dests are the options' names
     report = convert(
-        args.src,
-        args.dst,
-        backend=args.backend,
-        chunks=args.chunks,
-        shards=args.shards,
-        compression=args.compression,
-        order=args.order,
-        max_memory=args.max_memory,
-        workers=args.workers,
-        verify=args.verify,
-        resume=args.resume,
-        durable=args.durable,
-        overwrite=args.overwrite,
-        progress=sys.stderr.isatty() and not args.json,
-        scheduler=args.scheduler,
+        args.src, args.dst, options, progress=sys.stderr.isatty() and not args.json, scheduler=args.scheduler
     )
     if report.restarted:
         print(f"arraystore: {report.restarted}", file=sys.stderr)

@@ -46,7 +46,6 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -63,10 +62,11 @@ from ..store import ArrayStore
 from ._fastpath import DropBehindWriter, copy_range, pread_into, pwrite_all
 from ._hdf5_direct import DirectChunkWriter
 from ._journal import Journal
-from ._memory import MemorySampler
-from ._plan import ConversionPlan, blocks_in_memory, default_workers, parse_size
+from ._movers import byte_range, progress_bar
+from ._options import ConvertOptions
+from ._plan import ConversionPlan, blocks_in_memory
 from ._report import ConversionReport
-from ._run import _Conversion, _progress_bar, byte_range
+from ._run import _Conversion, run_conversion
 
 __all__ = ["convert_on_dask", "describe_scheduler"]
 
@@ -345,7 +345,7 @@ class _Mover:
         self.conv, self.client, self.dst, self.plan = conv, client, dst, plan
         self.direct = direct
         self.journal, self.report, self.target, self.hasher = journal, report, target, hasher
-        self.bar = _progress_bar(conv.progress, plan.nbytes)
+        self.bar = progress_bar(conv.progress, plan.nbytes)
         self.done_bytes = 0
         self.token = uuid.uuid4().hex[:12]
         self.inflight: set[Any] = set()
@@ -472,47 +472,16 @@ class _ClientWrites(_Mover):
 def convert_on_dask(
     src: str | os.PathLike[str] | ArrayStore,
     dst: str | os.PathLike[str],
+    options: ConvertOptions,
     *,
     scheduler: Any,
-    backend: str | None = None,
-    chunks: Any = None,
-    shards: Any = None,
-    compression: str | None = None,
-    order: str | None = None,
-    max_memory: int | str = "256MiB",
-    workers: int | None = None,
-    verify: bool = False,
-    resume: bool = True,
-    durable: bool = False,
-    overwrite: bool = False,
     progress: Any = None,
 ) -> ConversionReport:
     """:func:`arraystore.convert` with ``scheduler=``: the same plan and result, blocks moved by a Dask cluster.
 
-    ``workers`` sizes a ``"local"`` cluster (worker processes, one thread each) and,
+    ``options.workers`` sizes a ``"local"`` cluster (worker processes, one thread each) and,
     as locally, the plan. Memory figures in the report are the client process's.
     See the module docstring for who writes what, and ``docs/conversion.md``.
     """
     check_scheduler(scheduler)
-    budget = parse_size(max_memory)
-    nworkers = default_workers(workers)
-    t0 = time.perf_counter()
-    sampler = MemorySampler()  # run() starts its thread for large conversions
-    try:
-        src_store = src if isinstance(src, ArrayStore) else open_store(src, "r")
-        try:
-            conv = _DaskConversion(src_store, dst, backend, chunks, shards, compression, order, budget, nworkers,
-                                   verify, resume, durable, overwrite, progress, sampler=sampler)
-            conv.scheduler = scheduler
-            report = conv.run()
-        finally:
-            if src_store is not src:
-                src_store.close()
-    finally:
-        sampler.stop()
-    report.seconds = time.perf_counter() - t0
-    report.throughput = report.nbytes / report.seconds if report.seconds > 0 else 0.0
-    report.peak_memory = sampler.peak_anon
-    report.baseline_memory = sampler.baseline.anon
-    report.peak_file_memory = sampler.peak_file
-    return report
+    return run_conversion(src, dst, options, progress, _DaskConversion, scheduler=scheduler)

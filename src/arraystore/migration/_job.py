@@ -10,6 +10,7 @@ from typing import Any
 
 from .._open import exists
 from .._open import open as open_store
+from ..conversion import ConvertOptions
 from ..errors import ArrayStoreError
 from ..meta import ArrayMeta
 from ..store import ArrayStore
@@ -34,11 +35,8 @@ class Job:
     size: int
     mtime_ns: int
     resolution: dict[str, Any] = field(default_factory=dict)
-    compression: str | None = None
-    verify: bool = True
-    max_memory: int | str = "256MiB"
-    threads: int = 1
-    durable: bool = False
+    options: ConvertOptions = field(default_factory=lambda: ConvertOptions(verify=True, workers=1))
+    """What the conversion is asked to make (backend, overwrite and resume are set per job)."""
     overwrite: bool = False
     """Replace the destination: an earlier run converted a source or layout that has since changed."""
     recheck: dict[str, Any] | None = None
@@ -163,18 +161,7 @@ def run_job(job: Job) -> FileRecord:
         with open_source(job.src_path, ArrayMeta.from_dict(job.meta), job.offset, job.own_sidecar) as src:
             if not overwrite and exists(job.dst_path, job.backend):
                 return _adopt(job, src, t0)
-            report = convert(
-                src,
-                job.dst_path,
-                backend=job.backend,
-                compression=job.compression,
-                max_memory=job.max_memory,
-                workers=job.threads,
-                verify=job.verify,
-                resume=True,
-                durable=job.durable,
-                overwrite=overwrite,
-            )
+            report = convert(src, job.dst_path, job.options.replace(backend=job.backend, resume=True, overwrite=overwrite))
         if report.blocks_resumed:
             note = f"resumed an interrupted conversion: {report.blocks_resumed} of {report.blocks_total} blocks kept"
         return _record(

@@ -17,6 +17,7 @@ from typing import Any
 
 from .. import _fsutil
 from .._open import open as open_store
+from ..conversion import ConvertOptions
 from ..errors import ArrayNotFoundError, ArrayStoreError, MetadataError
 from ..registry import backend_class, backend_names, default_suffix
 from ..sidecar import sidecar_path
@@ -118,7 +119,7 @@ class _Planner:
         backend: str,
         rules: Rules | None,
         previous: dict[str, FileRecord],
-        job_options: dict[str, Any],
+        job_options: ConvertOptions,
         recheck: bool,
     ) -> None:
         self.src, self.dst, self.backend, self.rules = src, dst, backend, rules
@@ -217,7 +218,7 @@ class _Planner:
                 overwrite=overwrite,
                 recheck=recheck,
                 **base,
-                **self.job_options,
+                options=self.job_options,
             )
         )
 
@@ -423,12 +424,9 @@ def migrate(
     previous = manifest.read()
     found = discover(src, include, exclude, skip=dst)
     nworkers = 1 if workers is None and scheduler is None and dry_run else (workers or os.cpu_count() or 1)
-    job_options: dict[str, Any] = {
-        "compression": compression,
-        "verify": verify,
-        "max_memory": max_memory,
-        "durable": durable,
-    }
+    job_options = ConvertOptions.from_mapping(
+        {"compression": compression, "verify": verify, "max_memory": max_memory, "durable": durable, "workers": 1}
+    )
     planner = _Planner(src, dst, to, rule_set, previous, job_options, recheck)
     planner.plan(found.data, found.broken_headers)
     report = MigrationReport(
@@ -517,4 +515,4 @@ def _run_jobs(
 
 
 def _with_threads(job: Job, threads: int) -> Job:
-    return replace(job, threads=threads)
+    return replace(job, options=job.options.replace(workers=threads))
