@@ -34,7 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("migration", ("arraystore.migration", "arraystore.migration.*")),
     ("conversion", ("arraystore.conversion", "arraystore.conversion.*")),
     ("integrations", ("arraystore.integrations", "arraystore.integrations.*")),
-    ("services", ("arraystore.parallel", "arraystore.checksum", "arraystore.checksums", "arraystore._checksum")),
+    ("services", ("arraystore.parallel", "arraystore.checksums")),
     ("package", ("arraystore",)),
     ("backends", ("arraystore.backends", "arraystore.backends.*")),
     ("contract", ("arraystore.store",)),

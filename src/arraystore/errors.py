@@ -13,7 +13,8 @@ The tree::
     ├── MetadataError (ValueError)             metadata missing, unreadable or invalid
     │   ├── SizeMismatchError                  data size != shape x itemsize (+ offset)
     │   ├── IncompleteArrayError               written but never completed (crash?)
-    │   └── UnsafeInputError                   refused: pickles, external links, traversal
+    │   ├── UnsafeInputError                   refused: pickles, external links, traversal
+    │   └── MetadataConflictError              migration: two evidence sources disagree
     ├── UnsupportedDtypeError (TypeError)      dtype not storable (exactly) in a backend
     ├── ModeError (ValueError)                 unknown mode, or mode not offered by a backend
     ├── ReadOnlyError (PermissionError)        write through a read-only store
@@ -33,6 +34,8 @@ The tree::
     ├── NetworkFilesystemError (OSError)       memory map on a network FS refused by policy
     ├── ConversionError                        a conversion could not be planned or run
     │   └── MemoryBudgetError (ValueError)     budget cannot hold one destination chunk
+    ├── BlockError                             map_blocks: the function raised on a block
+    ├── FunctionNotPicklableError (TypeError)  map_blocks: the function cannot reach worker processes
     └── VerificationError                      checksums differ
 
     ArrayStoreWarning (UserWarning)
@@ -51,13 +54,16 @@ __all__ = [
     "ArrayStoreError",
     "ArrayStoreWarning",
     "BackendError",
+    "BlockError",
     "ClosedStoreError",
     "CompressionError",
     "ConversionError",
+    "FunctionNotPicklableError",
     "IncompleteArrayError",
     "LockFallbackWarning",
     "LockedError",
     "MemoryBudgetError",
+    "MetadataConflictError",
     "MetadataError",
     "MissingDependencyError",
     "ModeError",
@@ -139,6 +145,31 @@ class IncompleteArrayError(MetadataError):
 
 class UnsafeInputError(MetadataError):
     """Input refused because reading it could run code or reach outside its folder."""
+
+
+class MetadataConflictError(MetadataError):
+    """Two evidence sources disagree about a file's dtype, shape, order, offset or byte order.
+
+    Parameters
+    ----------
+    path
+        The data file.
+    fact
+        The fact in dispute (``"dtype"``, ``"shape"``, ...).
+    first, second
+        ``(source, value)`` of the two disagreeing sources, in priority order.
+    """
+
+    def __init__(self, path: str, fact: str, first: tuple[str, str], second: tuple[str, str]):
+        self.path = path
+        self.fact = fact
+        self.first = first
+        self.second = second
+        super().__init__(
+            f"{path}: conflicting {fact}: {first[0]} says {first[1]} but {second[0]} says {second[1]}; "
+            f"nothing is converted on contradicting evidence: correct the wrong source, or add a rule "
+            f"with override = true stating the right {fact}"
+        )
 
 
 class UnsupportedDtypeError(ArrayStoreError, TypeError):
@@ -223,6 +254,23 @@ class ConversionError(ArrayStoreError):
 
 class MemoryBudgetError(ConversionError, ValueError):
     """The memory budget cannot hold even one block of the plan."""
+
+
+class BlockError(ArrayStoreError):
+    """A function run by :func:`~arraystore.parallel.map_blocks` raised on a block.
+
+    The worker's exception is the ``__cause__`` (with the worker's traceback attached by
+    :mod:`concurrent.futures`); ``selection`` and ``index`` name the block.
+    """
+
+    def __init__(self, message: str, index: int, selection: tuple[slice, ...]):
+        super().__init__(message)
+        self.index = index
+        self.selection = selection
+
+
+class FunctionNotPicklableError(ArrayStoreError, TypeError):
+    """The function given to :func:`~arraystore.parallel.map_blocks` cannot be sent to worker processes."""
 
 
 class VerificationError(ArrayStoreError):

@@ -1,10 +1,34 @@
 """The ``ArrayStore`` contract.
 
-A backend subclasses :class:`ArrayStore` and implements a handful of hooks
-(``_open``, ``_create``, ``_read``, ``_write``, ``_flush``, ``_close``,
-``_set_attrs``); everything else — modes, staging and atomic publish, selections,
-dtype checks on writes, pickling by reference, block iteration — is derived here
-once. ``arraystore.open()`` and ``arraystore.create()`` live in :mod:`arraystore._open`.
+A backend subclasses :class:`ArrayStore`, sets its class attributes and implements
+hooks; everything else — modes, staging and atomic publish, selections, dtype checks on
+writes, pickling by reference, block iteration — is derived here once.
+``arraystore.open()`` and ``arraystore.create()`` live in :mod:`arraystore._open`;
+docs/adding-a-backend.md walks through a new backend.
+
+Class attributes (capabilities; conversion, access, migration and the Dask path ask
+these, never the backend's name): ``backend``, ``suffixes``, ``fidelity``,
+``supports_memmap``, ``supports_copy_on_write``, ``memory_mappable``, ``layouts``,
+``writes_go_through``, ``thread_safe_writes``, ``parallel_chunk_writers``,
+``holds_attrs``, ``codecs``, ``publishes``, ``locks``; and the classmethod
+``guess_can_open(location)``.
+
+Hooks a backend must implement:
+
+* ``_open(location, mode, **options)`` (classmethod): open an existing array;
+* ``_create(location, meta, **options)`` (classmethod): create one (at its staging place);
+* ``_read(sel)``, ``_write(sel, value)``: normalised selections;
+* ``_set_attrs(attrs)``: persist the user attributes.
+
+Hooks with defaults a backend may override:
+
+* data: ``_flush(durable)``, ``_flush_at_close(durable)``, ``_close()``, ``_memmap()``,
+  ``chunks`` (property), ``recorded_checksum`` (property), ``set_checksum(checksum)``;
+* where the array is: ``_exists(location)``, ``_lock_file(location)``;
+* staging and publishing: ``_staging(location)``, ``_staging_is_dir``,
+  ``_reopen_staged(location, meta, **options)``, ``_publish(final, durable)``;
+* access: ``_take_sorted(indices, axis, max_bytes)``, ``_advise(advice)``;
+* pickling by reference: ``_reference_options()``, ``_pickled_options``.
 """
 
 from __future__ import annotations
@@ -228,11 +252,6 @@ class ArrayStore(ABC):
         """Move the staged array into place (called after ``_close``)."""
         assert self._staged is not None
         _fsutil.replace_path(self._staged[0].file, final.file, durable=durable)
-
-    @classmethod
-    def _remove(cls, location: Location) -> None:
-        """Remove an array (for ``overwrite``)."""
-        _fsutil.remove_path(location.file)
 
     @property
     def chunks(self) -> tuple[int, ...] | None:

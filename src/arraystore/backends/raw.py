@@ -223,11 +223,6 @@ class RawStore(MappedFileStore):
         self._sidecar = done
 
     @classmethod
-    def _remove(cls, location: Location) -> None:
-        _fsutil.remove_path(location.file)
-        _fsutil.remove_path(sidecar_path(location.file))
-
-    @classmethod
     def _exists(cls, location: Location) -> bool:
         return location.file.is_file()
 

@@ -467,13 +467,6 @@ class ZarrStore(ArrayStore):
         ensure_groups(final.file, segments[:-1])
         _fsutil.replace_path(staging, final.file / key, durable=durable)
 
-    @classmethod
-    def _remove(cls, location: Location) -> None:
-        if _is_zip(location.file):
-            _fsutil.remove_path(location.file)
-        else:
-            _fsutil.remove_path(_node_dir(location))
-
 
 def _describe(arr: Any, where: str) -> tuple[ArrayMeta, dict[str, Any], str, np.dtype[Any]]:
     """ArrayMeta, reserved attribute, encoding and storage dtype of an opened zarr array."""

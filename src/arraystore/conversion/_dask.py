@@ -32,7 +32,7 @@ chunked or compressed ``hdf5`` (and any other backend)
     in parallel and return them; the client writes them in plan order, at most a
     budget's worth in flight.
 
-Each task returns its block's digest (:func:`~arraystore.checksum.block_digest`), which
+Each task returns its block's digest (:func:`~arraystore.checksums.block_digest`), which
 the client journals, so a kill of the client resumes like a local conversion; journaled
 blocks are read back (by the task that would rewrite them) and only rewritten when
 they differ. The content checksum is streamed in the client when the client sees the
@@ -55,7 +55,7 @@ import numpy as np
 
 from .._open import StagedArray, share_staged
 from .._open import open as open_store
-from ..checksum import StreamHasher, block_digest, c_order_plan, c_streamable
+from ..checksums import StreamHasher, block_digest, c_order_plan, c_streamable
 from ..errors import ArrayChangedError, ArrayStoreError, ConversionError
 from ..integrations.scheduler import check_scheduler, client_for, describe_scheduler, distributed_module
 from ..store import ArrayStore

@@ -15,7 +15,7 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 
-from ..checksum import block_digest
+from ..checksums import block_digest
 from ..errors import ArrayStoreError, NotMemoryMappableError
 from ..store import ArrayStore
 from ._fastpath import DROP_BEHIND_MIN, DropBehindWriter, copy_range, drop_cache, pread_into, pwrite_all

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from .._open import create, exists
 from .._open import open as open_store
-from ..checksum import StreamHasher, c_streamable, checksum
+from ..checksums import StreamHasher, c_streamable, checksum
 from ..compression import check_codec
 from ..errors import AlreadyExistsError, ConversionError, StorageFullError, VerificationError
 from ..fidelity import check_fidelity

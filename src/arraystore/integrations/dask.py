@@ -194,7 +194,7 @@ def store_dask(
     first rechunked to whole storage chunks when its chunks do not align, so that each
     destination chunk is written exactly once and chunked backends need no lock. The
     new array is staged under a temporary name and published by rename when complete;
-    its content checksum (see :mod:`arraystore.checksum`) is recorded where the backend
+    its content checksum (see :mod:`arraystore.checksums`) is recorded where the backend
     records one.
 
     Parameters
@@ -291,7 +291,7 @@ def _write(
 
 def _record_checksum(store: ArrayStore) -> None:
     try:
-        from ..checksum import checksum as content_checksum
+        from ..checksums import checksum as content_checksum
     except ImportError:  # pragma: no cover - checksum ships with arraystore
         return
     value = content_checksum(store)

@@ -89,7 +89,7 @@ def _unchanged(job: Job) -> str | None:
 
 def _adopt(job: Job, src: ArrayStore, t0: float) -> FileRecord:
     """A destination already published (a run killed before its manifest line): keep it if equal."""
-    from ..checksum import checksum
+    from ..checksums import checksum
 
     with open_store(job.dst_path, "r", backend=job.backend) as dst:
         same_layout = dst.shape == src.shape and dst.dtype == src.dtype
@@ -120,7 +120,7 @@ def _adopt(job: Job, src: ArrayStore, t0: float) -> FileRecord:
 
 def _recheck(job: Job, t0: float) -> FileRecord | None:
     """A ``skipped`` record when the destination still reads back to its recorded checksum, else None."""
-    from ..checksum import checksum
+    from ..checksums import checksum
 
     assert job.recheck is not None
     expected = job.recheck.get("source_checksum") or {}
