@@ -1,7 +1,8 @@
 """A third-party backend, registered through a real entry point, is a first-class citizen.
 
-The plugin below (format "tiny": a fixed 4 KiB JSON header after a magic, then the
-array's bytes) lives in a temporary folder with its own ``.dist-info`` on ``sys.path``;
+The plugin (format "tiny": a fixed 4 KiB JSON header after a magic, then the array's
+bytes) is the example module shown in docs/adding-a-backend.md, so the doc's code is
+what runs here. It lives in a temporary folder with its own ``.dist-info`` on ``sys.path``;
 ``importlib.metadata`` finds it like an installed distribution. Nothing in arraystore
 names it: it is found by its entry point, its suffix and its magic bytes, and converts
 to and from every built-in backend through the capabilities it declares.
@@ -10,8 +11,9 @@ to and from every built-in backend through the capabilities it declares.
 from __future__ import annotations
 
 import importlib
+import json
+import re
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,88 +23,20 @@ import pytest
 import arraystore
 from arraystore import registry
 from arraystore.errors import BackendError, MissingDependencyError
-
-PLUGIN = '''
-from __future__ import annotations
-
-import json
-import os
-from typing import Any, ClassVar
-
-import numpy as np
-
-from arraystore.errors import BackendError, MetadataError
-from arraystore.fidelity import Fidelity
-from arraystore.location import Location
 from arraystore.meta import ArrayMeta
-from arraystore.store import ArrayStore
+from arraystore.testing import ArrayStoreTests
 
-MAGIC = b"TINYARR1"
-HEADER = 4096
+DOC = Path(__file__).resolve().parents[2] / "docs" / "adding-a-backend.md"
 
 
-class TinyStore(ArrayStore):
-    backend: ClassVar[str] = "tiny"
-    suffixes: ClassVar[tuple[str, ...]] = (".tiny",)
-    fidelity: ClassVar[Fidelity] = Fidelity.everything_exact("bytes as they are")
-    layouts: ClassVar[frozenset[str]] = frozenset({"contiguous"})
-    writes_go_through: ClassVar[bool] = True
+def _plugin_source() -> str:
+    """The ``tinyplug.py`` module shown in docs/adding-a-backend.md: the doc's example is what runs here."""
+    text = DOC.read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    (module,) = [b for b in blocks if "class TinyStore(ArrayStore)" in b]
+    return module
 
-    @classmethod
-    def guess_can_open(cls, location: Location) -> bool:
-        if super().guess_can_open(location):
-            return True
-        try:
-            with open(location.file, "rb") as f:
-                return f.read(len(MAGIC)) == MAGIC
-        except OSError:
-            return False
 
-    @classmethod
-    def _open(cls, location: Location, mode: str, **options: Any) -> TinyStore:
-        with open(location.file, "rb") as f:
-            head = f.read(HEADER)
-        if not head.startswith(MAGIC):
-            raise MetadataError(f"{location}: expected a tiny header, found none")
-        meta = ArrayMeta.from_dict(json.loads(head[len(MAGIC):].rstrip(b" ").decode()))
-        return cls(location, mode, meta)
-
-    @classmethod
-    def _create(cls, location: Location, meta: ArrayMeta, *, chunks: Any = None, compression: Any = None,
-                durable: bool = False, **options: Any) -> TinyStore:
-        if chunks is not None or compression is not None:
-            raise BackendError("the tiny backend stores one contiguous byte range: no chunks, no compression")
-        store = cls(location, "w+", meta, options={"durable": durable})
-        with open(location.file, "wb") as f:
-            f.truncate(HEADER + meta.nbytes)
-        store._write_header(meta)
-        return store
-
-    def _write_header(self, meta: ArrayMeta) -> None:
-        text = MAGIC + json.dumps(meta.to_dict()).encode()
-        if len(text) > HEADER:
-            raise MetadataError("the tiny header holds 4 KiB of metadata")
-        with open(self._location.file, "r+b") as f:
-            f.write(text.ljust(HEADER, b" "))
-
-    def _map(self, mode: str) -> np.memmap[Any, Any]:
-        return np.memmap(self._location.file, self.dtype, mode, HEADER, self.shape, order=self.order)
-
-    def _read(self, sel: Any) -> np.ndarray[Any, Any]:
-        if self.nbytes == 0:
-            return np.empty(self.shape, self.dtype)[sel]
-        return np.array(self._map("r")[sel])
-
-    def _write(self, sel: Any, value: np.ndarray[Any, Any]) -> None:
-        if self.nbytes == 0:
-            return
-        m = self._map("r+")
-        m[sel] = value
-        m.flush()
-
-    def _set_attrs(self, attrs: dict[str, Any]) -> None:
-        self._write_header(self.meta.replace(attrs=attrs))
-'''
 
 ENTRY_POINTS = """\
 [arraystore.backends]
@@ -113,7 +47,7 @@ tiny = tinyplug:TinyStore
 @pytest.fixture
 def plugin(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     site = tmp_path_factory.mktemp("site")
-    (site / "tinyplug.py").write_text(textwrap.dedent(PLUGIN))
+    (site / "tinyplug.py").write_text(_plugin_source())
     info = site / "tinyplug-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyplug\nVersion: 0.1\n")
@@ -196,3 +130,41 @@ def test_the_plugin_refuses_what_its_layout_cannot_hold(tmp_path: Path) -> None:
     with pytest.raises(arraystore.errors.ConversionError, match="contiguous"):
         arraystore.convert(src, tmp_path / "b.tiny", chunks=(8, 5))
     assert not (tmp_path / "b.tiny").exists()
+
+
+@pytest.fixture(scope="class")
+def plugin_for_class(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as mp:
+        site = tmp_path_factory.mktemp("site")
+        (site / "tinyplug.py").write_text(_plugin_source())
+        info = site / "tinyplug-0.1.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyplug\nVersion: 0.1\n")
+        (info / "entry_points.txt").write_text(ENTRY_POINTS)
+        mp.syspath_prepend(str(site))
+        importlib.invalidate_caches()
+        registry._entry_point_classes.cache_clear()
+        yield
+        registry._entry_point_classes.cache_clear()
+        sys.modules.pop("tinyplug", None)
+
+
+@pytest.mark.usefixtures("plugin_for_class")
+class TestTinyConformance(ArrayStoreTests):
+    """The plugin runs the same conformance suite as the built-ins."""
+
+    backend = "tiny"
+    suffix = ".tiny"
+
+    def oracle_read(self, path: str) -> np.ndarray:
+        raw = Path(path).read_bytes()
+        header = json.loads(raw[8:4096].rstrip(b" ").decode())
+        meta = ArrayMeta.from_dict(header)
+        flat = np.frombuffer(raw[4096:], dtype=meta.dtype, count=meta.size)
+        return flat.reshape(meta.shape, order=meta.order)
+
+    def oracle_write(self, path: str, data: np.ndarray) -> None:
+        order = "F" if data.flags.f_contiguous and not data.flags.c_contiguous else "C"
+        meta = ArrayMeta(data.shape, data.dtype, order)
+        head = b"TINYARR1" + json.dumps(meta.to_dict()).encode()
+        Path(path).write_bytes(head.ljust(4096, b" ") + data.tobytes(order=order))

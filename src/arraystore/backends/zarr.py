@@ -17,8 +17,8 @@ Layout choices
   ``shards=`` turns sharding on. :attr:`ZarrStore.chunks` is the unit that must be
   written whole: the **shard** shape when sharding is on (the inner chunk shape is
   :attr:`ZarrStore.inner_chunks`).
-* **Compression.** ``compression="zstd[:level]" | "blosc[:level]" | "gzip[:level]" |
-  "none"``; ``None`` stores uncompressed. ``checksum=True`` adds a CRC32C codec.
+* **Compression.** zstd, blosc and gzip in the grammar of :mod:`arraystore.compression`
+  (``"zstd:3"``, ``"blosc:lz4:5"``, ``"gzip"``, ...); ``None`` stores uncompressed. ``checksum=True`` adds a CRC32C codec.
   Chunks are always written, even when they equal the fill value, so that every
   bit pattern (``-0.0``, NaN payloads) survives.
 * **Reserved attribute.** ``"_arraystore"`` holds ``version``, ``dtype``,
