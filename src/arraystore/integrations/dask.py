@@ -241,17 +241,10 @@ def store_dask(
             path_or_store, darr.shape, darr.dtype, backend=backend, chunks=chunks, compression=compression,
             attrs=attrs, overwrite=overwrite, durable=durable,
         )  # fmt: skip
-    try:
+    with store:  # on an error, a new array is discarded (never published) and an existing one closed
         _write(darr, store, lock, scheduler, max_bytes, threads)
         if checksum:
             _record_checksum(store)
-    except BaseException:
-        if store._staged is not None:
-            store.discard()
-        else:
-            store.close()
-        raise
-    store.close()
     return store.path
 
 
