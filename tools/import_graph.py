@@ -42,7 +42,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("registry", ("arraystore.fidelity", "arraystore.registry")),
     ("parts", ("arraystore.meta", "arraystore.blocks", "arraystore._selection", "arraystore.compression",
                "arraystore.sidecar", "arraystore.dialects", "arraystore.dialects.*", "arraystore._lock",
-               "arraystore._fsutil", "arraystore._modes", "arraystore.location")),
+               "arraystore._fsutil", "arraystore._modes", "arraystore.location",
+               "arraystore._optional", "arraystore._attr_bounds")),
     ("locality", ("arraystore.filesystems", "arraystore.filesystems.*")),
     ("errors", ("arraystore.errors",)),
 )

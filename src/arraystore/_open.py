@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import _fsutil
-from ._lock import WriterLock
+from ._lock import WriterLock, writer_active
 from ._modes import MODES, WRITABLE_MODES, _open_writers
 from .compression import Compression, check_codec, parse_compression
 from .errors import (
@@ -21,6 +21,7 @@ from .errors import (
     ArrayNotFoundError,
     ArrayStoreError,
     BackendError,
+    DimensionError,
     ModeError,
     ReadOnlyError,
 )
@@ -41,6 +42,24 @@ def _reopen(path: str, backend: str, options: dict[str, Any]) -> ArrayStore:
 
 def _resolve_backend(location: Location, backend: str | None, *, must_exist: bool) -> type[ArrayStore]:
     return backend_class(backend or detect_backend(location, must_exist=must_exist))
+
+
+def _staging_note(cls: type[ArrayStore], location: Location) -> str:
+    """What a ``.partial`` beside a missing array says: a writer at work, or one that died."""
+    staging = cls._staging(location)
+    if staging is None or not os.path.lexists(staging.file):
+        return ""
+    name = staging.file.name
+    if writer_active(staging.file):
+        return (
+            f" yet: an array is being written there right now ({name}, whose writer holds its lock); "
+            "it appears when its writer closes it: wait for that, then open it again"
+        )
+    return (
+        f": an array was being written there ({name}) but its writer is gone (no process holds its lock: "
+        "a crash or kill?); rerun the create or conversion to resume or replace it, or delete "
+        f"{name}"
+    )
 
 
 def open(  # noqa: A001 - the natural name, like io.open and zarr.open
@@ -92,7 +111,7 @@ def open(  # noqa: A001 - the natural name, like io.open and zarr.open
             "cannot offer it: open with 'r' and copy the blocks you change"
         )
     if not cls._exists(location):
-        raise ArrayNotFoundError(f"{location}: no {cls.backend} array there")
+        raise ArrayNotFoundError(f"{location}: no {cls.backend} array there{_staging_note(cls, location)}")
     lock = None
     if mode in WRITABLE_MODES and not _fsutil.writable(location.file):
         raise ReadOnlyError(
@@ -165,6 +184,8 @@ def create(
     AlreadyExistsError, UnsupportedDtypeError, CompressionError, MetadataError, LockedError, StorageFullError
     """
     meta = ArrayMeta(shape, dtype, order, dict(attrs or {}))
+    if chunks is not None and not isinstance(chunks, (bool, int, str)):
+        DimensionError.check("chunks", tuple(chunks), meta.shape)
     location = parse_location(path)
     cls = _resolve_backend(location, backend, must_exist=False)
     check_fidelity(cls, meta.dtype)
@@ -200,6 +221,11 @@ def create(
         if isinstance(exc, OSError) and not isinstance(exc, ArrayStoreError):
             _fsutil.raise_if_full(exc, str(location), "creating")
             _fsutil.raise_if_readonly(exc, str(location), "creating")
+            folder = location.file.parent
+            if isinstance(exc, FileNotFoundError) and not folder.is_dir():
+                raise ArrayNotFoundError(
+                    f"{location}: cannot create it: the folder {folder} does not exist; create the folder first"
+                ) from exc
         raise
     store._locks = locks
     if staging is not None:

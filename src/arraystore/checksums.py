@@ -127,7 +127,7 @@ def checksum(store_or_path: ArrayStore | str | os.PathLike[str], max_bytes: int 
         return _checksum_store(store, max_bytes)
 
 
-def _checksum_store(store: ArrayStore, max_bytes: int) -> dict[str, str]:
+def _checksum_store(store: ArrayStore, max_bytes: int, tick: Any = None) -> dict[str, str]:
     h = StreamHasher()
     mm: np.ndarray[Any, Any] | None = None
     if store.supports_memmap and store.nbytes:
@@ -137,7 +137,10 @@ def _checksum_store(store: ArrayStore, max_bytes: int) -> dict[str, str]:
             mm = None
     for sel in c_order_plan(store.shape, store.dtype.itemsize, max_bytes):
         # mm[()] would be a numpy scalar in native byte order; mm[...] keeps the stored dtype
-        h.update((mm[sel] if sel else mm[...]) if mm is not None else store[sel])
+        block = (mm[sel] if sel else mm[...]) if mm is not None else store[sel]
+        h.update(block)
+        if tick is not None:
+            tick(block.nbytes)
     return h.result()
 
 
@@ -146,6 +149,7 @@ def verify(
     against: ArrayStore | str | os.PathLike[str] | None = None,
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Recompute an array's checksum and compare it with the recorded one or another array's.
 
@@ -158,6 +162,8 @@ def verify(
         default: the checksum recorded with ``path`` when it was written.
     max_bytes
         Largest slab read at once.
+    progress
+        Show a tqdm bar on stderr over the bytes read (both arrays with ``against``).
 
     Returns
     -------
@@ -172,6 +178,14 @@ def verify(
         Checksums, shapes or dtypes differ, or nothing was recorded to compare with.
     """
     store = path if isinstance(path, ArrayStore) else open_store(path, "r")
+    bar: Any = None
+    tick = None
+    if progress:
+        from tqdm import tqdm
+
+        total = store.nbytes * (2 if against is not None else 1)
+        bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, dynamic_ncols=True, desc="verify")
+        tick = bar.update
     try:
         if against is None:
             expected = store.recorded_checksum
@@ -189,7 +203,7 @@ def verify(
                         f"{store.path} holds shape {store.shape} dtype {store.dtype}, but {other.path} holds "
                         f"shape {other.shape} dtype {other.dtype}: they cannot be the same array"
                     )
-                expected = _checksum_store(other, max_bytes)
+                expected = _checksum_store(other, max_bytes, tick)
                 expected_from = other.path
             finally:
                 if other is not against:
@@ -199,7 +213,7 @@ def verify(
                 f"{store.path}: the recorded checksum uses {expected.get('algorithm')!r}; this arraystore "
                 f"computes {ALGORITHM!r}: verify against another copy with against=..."
             )
-        actual = _checksum_store(store, max_bytes)
+        actual = _checksum_store(store, max_bytes, tick)
         if actual["value"] != expected["value"]:
             raise VerificationError(
                 f"{store.path}: content checksum {actual['value']} ({ALGORITHM}) differs from "
@@ -209,5 +223,7 @@ def verify(
         return {"path": store.path, "checksum": actual, "expected": dict(expected), "expected_from": expected_from,
                 "match": True}
     finally:
+        if bar is not None:
+            bar.close()
         if store is not path:
             store.close()

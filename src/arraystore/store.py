@@ -24,7 +24,7 @@ Hooks with defaults a backend may override:
 
 * data: ``_flush(durable)``, ``_flush_at_close(durable)``, ``_close()``, ``_memmap()``,
   ``chunks`` (property), ``recorded_checksum`` (property), ``set_checksum(checksum)``;
-* where the array is: ``_exists(location)``, ``_lock_file(location)``;
+* where the array is: ``_exists(location)``, ``_lock_file(location)``, ``_remove(location)``;
 * staging and publishing: ``_staging(location)``, ``_staging_is_dir``,
   ``_reopen_staged(location, meta, **options)``, ``_publish(final, durable)``;
 * access: ``_take_sorted(indices, axis, max_bytes)``, ``_advise(advice)``;
@@ -252,6 +252,11 @@ class ArrayStore(ABC):
         """Move the staged array into place (called after ``_close``)."""
         assert self._staged is not None
         _fsutil.replace_path(self._staged[0].file, final.file, durable=durable)
+
+    @classmethod
+    def _remove(cls, location: Location) -> None:
+        """Remove an array (a published output that must not stay, e.g. one that does not reopen)."""
+        _fsutil.remove_path(location.file)
 
     @property
     def chunks(self) -> tuple[int, ...] | None:

@@ -94,9 +94,16 @@ def _names_compared(node: ast.Compare) -> set[str]:
     return found
 
 
+#: Name checks merged from the CLI work while this test was written, each to become a capability:
+#: ``info``'s on-disk size (a ``stored_bytes`` hook per backend) and ``--dtype/--shape`` (which backends
+#: take ``meta=``). The test fails on any other, and on these once they are gone (remove them here).
+KNOWN = {("cli/_layout.py", "raw"), ("cli/info.py", "raw"), ("cli/info.py", "zarr")}
+
+
 def test_no_backend_name_checks_outside_the_backends() -> None:
     """``x == "hdf5"``, ``b in ("raw", "npy")``, ``isinstance(s, MappedFileStore)``: only backends may ask."""
     offenders = []
+    known_seen = set()
     for path in sorted(SRC.rglob("*.py")):
         rel = path.relative_to(SRC).as_posix()
         if rel.startswith("backends/") or rel in ("registry.py",):
@@ -104,11 +111,16 @@ def test_no_backend_name_checks_outside_the_backends() -> None:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.Compare) and _names_compared(node):
-                offenders.append(f"{rel}:{node.lineno} compares with {sorted(_names_compared(node))}")
+                names = _names_compared(node)
+                if all((rel, n) in KNOWN for n in names):
+                    known_seen |= {(rel, n) for n in names}
+                    continue
+                offenders.append(f"{rel}:{node.lineno} compares with {sorted(names)}")
             if isinstance(node, ast.Name) and node.id in ("MappedFileStore", "HDF5Store", "ZarrStore", "NpyStore",
                                                           "RawStore"):
                 offenders.append(f"{rel}:{node.lineno} names {node.id}")
     assert offenders == []
+    assert known_seen == KNOWN  # a known exception that is gone must leave the list
 
 
 def test_base_class_defaults_are_the_safe_ones() -> None:

@@ -62,7 +62,7 @@ def check_size(path: str, offset: int, meta: ArrayMeta) -> None:
     """Refuse a data file whose size is not ``offset + meta.nbytes``."""
     actual = os.stat(path).st_size - offset
     if actual != meta.nbytes:
-        raise SizeMismatchError(path, meta.nbytes, max(actual, 0), meta.itemsize)
+        raise SizeMismatchError(path, meta.nbytes, max(actual, 0), meta.itemsize, meta.shape)
 
 
 def _bytes_view(arr: np.ndarray[Any, Any]) -> memoryview:

@@ -317,6 +317,15 @@ class HDF5Store(ArrayStore):
             return None  # a new dataset in an existing file is built in place
         return Location(_fsutil.partial_path(location.file), location.key)
 
+    @classmethod
+    def _remove(cls, location: Location) -> None:
+        if location.key is None:
+            _fsutil.remove_path(location.file)
+            return
+        with _open_file(str(location.file), "r+") as f:
+            if location.key in f:
+                del f[location.key]
+
     # -- data ------------------------------------------------------------------
 
     def _hsel(self, sel: Selection) -> Selection:

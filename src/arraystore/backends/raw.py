@@ -112,14 +112,16 @@ class RawStore(MappedFileStore):
             options["dialect_name"] = parsed.dialect
         check_size(data, offset, meta)
         if sidecar is not None and not sidecar.complete and not allow_incomplete:
-            if writer_active(data):
+            # In a writable mode this process already holds the writer lock: no one else can.
+            if mode in ("r", "c") and writer_active(data):
                 raise IncompleteArrayError(
                     f"{data}: another process is writing it right now (its sidecar says incomplete and it holds "
                     "the writer lock); wait for it to close, or pass allow_incomplete=True to read it anyway"
                 )
             raise IncompleteArrayError(
-                f"{data}: its sidecar says the data is incomplete (a writer did not close it: crash or kill?); "
-                "re-create it, resume the writer, or pass allow_incomplete=True to read it anyway"
+                f"{data}: its sidecar says the data is incomplete and no process holds its writer lock: the "
+                "writer that changed it is gone without closing it (crash or kill?); re-create it, resume the "
+                "writer, or pass allow_incomplete=True to read what it holds"
             )
         return cls(location, mode, meta, offset, sidecar=sidecar, **options)
 
@@ -221,6 +223,11 @@ class RawStore(MappedFileStore):
         super()._publish(final, durable)
         write_sidecar_file(str(final.file), done, durable=durable)
         self._sidecar = done
+
+    @classmethod
+    def _remove(cls, location: Location) -> None:
+        _fsutil.remove_path(location.file)
+        _fsutil.remove_path(sidecar_path(location.file))
 
     @classmethod
     def _exists(cls, location: Location) -> bool:

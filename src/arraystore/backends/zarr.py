@@ -143,6 +143,15 @@ def _node_dir(location: Location) -> Path:
     return location.file / key if key else location.file
 
 
+def _codec_text(codec: Any) -> str:
+    d: dict[str, Any] = codec.to_dict() if hasattr(codec, "to_dict") else {"name": type(codec).__name__}
+    config: dict[str, Any] = d.get("configuration") or {}
+    conf = {k: v for k, v in config.items() if k in ("level", "cname", "clevel")}
+    return str(d.get("name", type(codec).__name__)) + (
+        "(" + ", ".join(f"{k}={v}" for k, v in conf.items()) + ")" if conf else ""
+    )
+
+
 class ZarrStore(ArrayStore):
     """A Zarr array (v3 written; v2 and v3 read), in a directory or zip store.
 
@@ -203,6 +212,12 @@ class ZarrStore(ArrayStore):
     def shards(self) -> tuple[int, ...] | None:
         """The shard shape, or None without sharding."""
         return tuple(self._arr.shards) if self._arr.shards is not None else None
+
+    @property
+    def compression(self) -> str | None:
+        """The compressors' names and settings (``"zstd(level=3)"``), or None when uncompressed."""
+        codecs = [c for c in self._arr.compressors if type(c).__name__ != "Crc32cCodec"]
+        return ", ".join(_codec_text(c) for c in codecs) or None
 
     @property
     def zarr_format(self) -> int:
@@ -467,6 +482,13 @@ class ZarrStore(ArrayStore):
         ensure_groups(final.file, segments[:-1])
         _fsutil.replace_path(staging, final.file / key, durable=durable)
 
+
+    @classmethod
+    def _remove(cls, location: Location) -> None:
+        if _is_zip(location.file):
+            _fsutil.remove_path(location.file)
+        else:
+            _fsutil.remove_path(_node_dir(location))
 
 def _describe(arr: Any, where: str) -> tuple[ArrayMeta, dict[str, Any], str, np.dtype[Any]]:
     """ArrayMeta, reserved attribute, encoding and storage dtype of an opened zarr array."""

@@ -16,7 +16,7 @@ from .._open import create, exists
 from .._open import open as open_store
 from ..checksums import StreamHasher, c_streamable, checksum
 from ..compression import check_codec
-from ..errors import AlreadyExistsError, ConversionError, StorageFullError, VerificationError
+from ..errors import AlreadyExistsError, ConversionError, DimensionError, StorageFullError, VerificationError
 from ..fidelity import check_fidelity
 from ..registry import backend_class, detect_backend, parse_location
 from ..store import ArrayStore
@@ -55,6 +55,8 @@ class _Conversion:
         self.dst_cls = backend_class(options.backend or detect_backend(self.dst_loc, must_exist=False))
         self.chunks = options.chunks
         self.shards = options.shards
+        DimensionError.check("chunks", self.chunks, src.shape)
+        DimensionError.check("shards", self.shards, src.shape)
         self.compression = options.compression
         self.order: Literal["C", "F"] = options.order or ("C" if src.order == "C" else "F")
         self.budget = options.max_memory
