@@ -9,7 +9,6 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -283,13 +282,3 @@ def replace_path(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, du
         os.replace(src, dst)
     if durable:
         fsync_dir(dst.parent)
-
-
-@contextlib.contextmanager
-def cleanup_on_error(path: str | os.PathLike[str]) -> Iterator[None]:
-    """Remove ``path`` if the body raises."""
-    try:
-        yield
-    except BaseException:
-        remove_path(path)
-        raise

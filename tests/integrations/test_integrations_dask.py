@@ -14,7 +14,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 import arraystore
-from arraystore.checksum import StreamHasher
+from arraystore.checksums import StreamHasher
 from arraystore.integrations.dask import StoreSource, default_chunks, store_dask, to_dask
 
 DATA = np.random.default_rng(11).integers(0, 2**31, size=(120, 30), dtype="<i8")

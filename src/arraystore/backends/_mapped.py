@@ -87,6 +87,10 @@ class MappedFileStore(ArrayStore):
     supports_memmap: ClassVar[bool] = True
     supports_copy_on_write: ClassVar[bool] = True
     fidelity: ClassVar[Fidelity] = Fidelity.everything_exact("stored byte for byte")
+    memory_mappable: ClassVar[bool] = True
+    layouts: ClassVar[frozenset[str]] = frozenset({"contiguous"})
+    writes_go_through: ClassVar[bool] = True
+    thread_safe_writes: ClassVar[bool] = True
 
     def __init__(
         self, location: Location, mode: str, meta: ArrayMeta, offset: int, *, io: str = "auto", **options: Any
@@ -98,7 +102,7 @@ class MappedFileStore(ArrayStore):
         self._fd: int | None = None
 
     @classmethod
-    def _single_array(cls, location: Location, chunks: Any = None, compression: str | None = None) -> None:
+    def _single_array(cls, location: Location, chunks: Any = None, compression: Any = None) -> None:
         """Refuse what a one-file, one-byte-range format cannot hold: keys, chunks, compression."""
         if location.key:
             raise BackendError(f"{location}: {cls.backend} files hold one array; drop the '::{location.key}' part")
@@ -122,6 +126,19 @@ class MappedFileStore(ArrayStore):
     def io(self) -> str:
         """``"mmap"`` or ``"buffered"``: how reads are done."""
         return self._io
+
+    def _take_sorted(self, indices: np.ndarray[Any, Any], axis: int, max_bytes: int) -> np.ndarray[Any, Any]:
+        outer = 0 if self.order == "C" else self.ndim - 1
+        if axis == outer and self.nbytes:
+            from ._mapped_access import gather_contiguous
+
+            return gather_contiguous(self, indices, axis, max_bytes)
+        return super()._take_sorted(indices, axis, max_bytes)
+
+    def _advise(self, advice: str) -> bool:
+        from ._mapped_access import advise_mapped
+
+        return advise_mapped(self, advice)
 
     def _data_file(self) -> str:
         return str(self._location.file)

@@ -16,6 +16,7 @@ from ..meta import ArrayMeta
 from ..registry import Location
 from ..sidecar import Sidecar, read_sidecar, sidecar_path, write_sidecar
 from ._mapped import MappedFileStore, check_size, preallocate
+from ._signatures import raw_side_evidence
 
 __all__ = ["RawStore"]
 
@@ -24,6 +25,17 @@ class RawStore(MappedFileStore):
     """Raw bytes + JSON sidecar. See :mod:`arraystore.sidecar` for the sidecar format."""
 
     backend: ClassVar[str] = "raw"
+    suffixes: ClassVar[tuple[str, ...]] = (".dat", ".raw", ".bin")
+
+    @classmethod
+    def guess_can_open(cls, location: Location) -> bool:
+        return super().guess_can_open(location) or raw_side_evidence(location)
+
+    def _reference_options(self) -> dict[str, Any]:
+        options = super()._reference_options()
+        if self._sidecar is None and self.dialect is None:  # opened with meta=: the file alone cannot say
+            options.update(meta=self.meta, offset=self.offset, use_sidecar=False)
+        return options
 
     def __init__(
         self, location: Location, mode: str, meta: ArrayMeta, offset: int, *, sidecar: Sidecar | None, **options: Any
@@ -125,7 +137,7 @@ class RawStore(MappedFileStore):
         meta: ArrayMeta,
         *,
         chunks: Any = None,
-        compression: str | None = None,
+        compression: Any = None,
         durable: bool = False,
         io: str = "auto",
     ) -> RawStore:

@@ -17,8 +17,8 @@ Layout choices
   ``shards=`` turns sharding on. :attr:`ZarrStore.chunks` is the unit that must be
   written whole: the **shard** shape when sharding is on (the inner chunk shape is
   :attr:`ZarrStore.inner_chunks`).
-* **Compression.** ``compression="zstd[:level]" | "blosc[:level]" | "gzip[:level]" |
-  "none"``; ``None`` stores uncompressed. ``checksum=True`` adds a CRC32C codec.
+* **Compression.** zstd, blosc and gzip in the grammar of :mod:`arraystore.compression`
+  (``"zstd:3"``, ``"blosc:lz4:5"``, ``"gzip"``, ...); ``None`` stores uncompressed. ``checksum=True`` adds a CRC32C codec.
   Chunks are always written, even when they equal the fill value, so that every
   bit pattern (``-0.0``, NaN payloads) survives.
 * **Reserved attribute.** ``"_arraystore"`` holds ``version``, ``dtype``,
@@ -62,6 +62,7 @@ from zarr.core.array_spec import ArrayConfig
 from .. import _fsutil
 from .._attrs import decode_attrs, encode_attrs
 from .._selection import Selection, selection_shape
+from ..compression import Compression
 from ..errors import (
     AlreadyExistsError,
     IncompleteArrayError,
@@ -73,6 +74,7 @@ from ..fidelity import FAMILIES, Fidelity, Support
 from ..meta import ArrayMeta, dtype_from_json, dtype_to_json
 from ..registry import Location
 from ..store import ArrayStore
+from ._signatures import zarr_folder
 from ._zarr_bounds import BoundedStore, chunk_rule
 from ._zarr_files import check_parents, ensure_groups, fsync_tree, pack_zip
 from ._zarr_layout import (
@@ -164,7 +166,16 @@ class ZarrStore(ArrayStore):
     supports_memmap: ClassVar[bool] = False
     supports_copy_on_write: ClassVar[bool] = False
     fidelity: ClassVar[Fidelity] = FIDELITY
+    codecs: ClassVar[frozenset[str]] = frozenset({"gzip", "zstd", "blosc"})
     _staging_is_dir: ClassVar[bool] = True
+    parallel_chunk_writers: ClassVar[bool] = True
+    suffixes: ClassVar[tuple[str, ...]] = (".zarr", ".zarr.zip")
+    writes_go_through: ClassVar[bool] = True
+    thread_safe_writes: ClassVar[bool] = True
+
+    @classmethod
+    def guess_can_open(cls, location: Location) -> bool:
+        return super().guess_can_open(location) or zarr_folder(location)
 
     def __init__(
         self,
@@ -307,7 +318,7 @@ class ZarrStore(ArrayStore):
         meta: ArrayMeta,
         *,
         chunks: Any = None,
-        compression: str | None = None,
+        compression: Compression | None = None,
         durable: bool = False,
         shards: Any = None,
         checksum: bool = False,
@@ -473,13 +484,13 @@ class ZarrStore(ArrayStore):
         ensure_groups(final.file, segments[:-1])
         _fsutil.replace_path(staging, final.file / key, durable=durable)
 
+
     @classmethod
     def _remove(cls, location: Location) -> None:
         if _is_zip(location.file):
             _fsutil.remove_path(location.file)
         else:
             _fsutil.remove_path(_node_dir(location))
-
 
 def _describe(arr: Any, where: str) -> tuple[ArrayMeta, dict[str, Any], str, np.dtype[Any]]:
     """ArrayMeta, reserved attribute, encoding and storage dtype of an opened zarr array."""
