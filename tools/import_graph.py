@@ -43,7 +43,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("parts", ("arraystore.meta", "arraystore.blocks", "arraystore._selection", "arraystore.compression",
                "arraystore.sidecar", "arraystore.dialects", "arraystore.dialects.*", "arraystore._lock",
                "arraystore._fsutil", "arraystore._modes", "arraystore.location",
-               "arraystore._optional", "arraystore._attr_bounds")),
+               "arraystore._optional", "arraystore._attr_bounds", "arraystore._attrs", "arraystore._dtypes",
+               "arraystore._gather", "arraystore._values")),
     ("locality", ("arraystore.filesystems", "arraystore.filesystems.*")),
     ("errors", ("arraystore.errors",)),
 )
