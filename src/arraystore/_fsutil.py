@@ -8,18 +8,25 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from .errors import MetadataError, ReadOnlyError, StorageFullError
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 __all__ = [
+    "aside_path",
     "atomic_write_bytes",
     "clear_path",
     "fsync_dir",
     "partial_path",
     "raise_if_full",
+    "recover_replace",
     "remove_path",
     "replace_path",
 ]
@@ -149,24 +156,94 @@ def clear_path(path: str | os.PathLike[str]) -> None:
         os.truncate(p, 0)
 
 
+def aside_path(dst: str | os.PathLike[str]) -> Path:
+    """Where :func:`replace_path` keeps the old folder between its two renames."""
+    dst = Path(dst)
+    return dst.with_name(f".{dst.name}.old")
+
+
+#: Test hook: called with ``"aside"`` after the old folder is renamed aside and ``"placed"``
+#: after the new one is in place (kill tests stop a real process there).
+_replace_hook: Callable[[str], None] | None = None
+
+
+def _try_flock(fd: int) -> bool:
+    """Take an exclusive ``flock`` on ``fd`` without waiting; False when another holder has it."""
+    if fcntl is None:  # pragma: no cover - Windows
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        # Without a working flock (ENOLCK...) there is nothing better to go by than "free".
+        return exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+    return True
+
+
 def replace_path(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, durable: bool = False) -> None:
     """Move ``src`` onto ``dst``, replacing what is there.
 
     Files are replaced atomically (``os.replace``). A folder that already exists at
-    ``dst`` is first renamed aside and removed after the new one is in place, so
-    ``dst`` is never missing for longer than between two renames and never holds a
-    mixture of old and new.
+    ``dst`` is first renamed aside (:func:`aside_path`) and removed after the new one is
+    in place, so ``dst`` never holds a mixture of old and new. The old folder stays
+    ``flock``-ed while it is aside, which tells :func:`recover_replace` (run by the next
+    open or create) that a replace is under way; a kill drops the lock, and
+    :func:`recover_replace` then puts the old folder back (killed between the renames)
+    or removes it (killed after).
     """
     src, dst = Path(src), Path(dst)
     if dst.is_dir() and not dst.is_symlink():
-        aside = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.old")
-        os.replace(dst, aside)
-        os.replace(src, dst)
-        shutil.rmtree(aside, ignore_errors=True)
+        recover_replace(dst)
+        aside = aside_path(dst)
+        fd = os.open(dst, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            # Usually the caller's writer lock already holds this folder: both ways it stays locked.
+            _try_flock(fd)
+            os.replace(dst, aside)
+            if durable:
+                fsync_dir(dst.parent)
+            if _replace_hook is not None:
+                _replace_hook("aside")
+            os.replace(src, dst)
+            if durable:
+                fsync_dir(dst.parent)
+            if _replace_hook is not None:
+                _replace_hook("placed")
+            shutil.rmtree(aside, ignore_errors=True)
+        finally:
+            os.close(fd)
     else:
         os.replace(src, dst)
     if durable:
         fsync_dir(dst.parent)
+
+
+def recover_replace(dst: str | os.PathLike[str]) -> None:
+    """Finish a folder replace that a kill interrupted; do nothing when none was.
+
+    When the old folder is still aside and nobody holds its lock: if ``dst`` exists the
+    replace had finished and the old folder is removed; if ``dst`` is missing the kill
+    came between the two renames and the old folder is renamed back, so the array is
+    never lost.
+    """
+    dst = Path(dst)
+    aside = aside_path(dst)
+    try:
+        fd = os.open(aside, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return  # none there (or not a folder we made)
+    try:
+        if not _try_flock(fd):
+            return  # a replace is under way in another process
+        if os.path.lexists(dst):
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            try:
+                os.rename(aside, dst)
+            except OSError:
+                return  # raced with another recovery or a new create: leave it for the next run
+            fsync_dir(dst.parent)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

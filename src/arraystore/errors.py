@@ -43,8 +43,8 @@ from __future__ import annotations
 
 __all__ = [
     "AlreadyExistsError",
-    "ArrayNotFoundError",
     "ArrayChangedError",
+    "ArrayNotFoundError",
     "ArrayStoreError",
     "ArrayStoreWarning",
     "BackendError",

@@ -48,6 +48,7 @@ on that file would stop protecting anything after the first write.
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -74,6 +75,7 @@ from ..registry import Location
 from ..store import ArrayStore
 from ._zarr_bounds import BoundedStore, chunk_rule
 from ._zarr_files import check_parents, ensure_groups, fsync_tree, pack_zip
+from ._zarr_guard import Generation, check_inside
 from ._zarr_layout import (
     DEFAULT_MAX_CHUNK_BYTES,
     auto_chunks,
@@ -175,6 +177,7 @@ class ZarrStore(ArrayStore):
         self._stored = stored
         self._zstore = store
         self._dirty = False
+        self._generation: Generation | None = None
 
     # -- properties ---------------------------------------------------------
 
@@ -241,32 +244,47 @@ class ZarrStore(ArrayStore):
                 f"{where}: zip stores are written once, when created; open with mode='r', or convert it to a "
                 "directory store (.zarr) to change it"
             )
-        with zarr_errors(where):
-            if is_zip:
-                with zipfile.ZipFile(location.file) as zf:
-                    check_zip(zf, where, max_chunk_bytes + 65536)
-                store: Any = zarr.storage.ZipStore(location.file, mode="r")
-            else:
-                node = _node_dir(location)
-                if not (node / "zarr.json").is_file() and not (node / ".zarray").is_file():
-                    what = (
-                        "a Zarr group"
-                        if (node / ".zgroup").is_file() or (node / "zarr.json").exists()
-                        else "no Zarr array"
-                    )
-                    raise MetadataError(
-                        f"{where}: expected a Zarr array (zarr.json or .zarray), found {what}; name an array "
-                        "inside a hierarchy with '::/path/to/array'"
-                    )
-                for name in ("zarr.json", ".zarray", ".zattrs"):
-                    check_metadata_file(node / name)
-                store = zarr.storage.LocalStore(location.file, read_only=(mode == "r"))
-            bounded = BoundedStore(store, where, key)
-            arr = zarr.open_array(bounded, path=key, mode="r" if mode == "r" else "r+")
-            meta, reserved, encoding, stored = _describe(arr, where)
-            check_array(arr, where, max_chunk_bytes)
-            bounded.rule = chunk_rule(arr)
+        generation: Generation | None = None
+        try:
+            with zarr_errors(where):
+                root: str | None = None
+                if is_zip:
+                    with zipfile.ZipFile(location.file) as zf:
+                        check_zip(zf, where, max_chunk_bytes + 65536)
+                    store: Any = zarr.storage.ZipStore(location.file, mode="r")
+                else:
+                    node = _node_dir(location)
+                    root = os.path.realpath(location.file)
+                    check_inside(root, node, where)
+                    if not (node / "zarr.json").is_file() and not (node / ".zarray").is_file():
+                        what = (
+                            "a Zarr group"
+                            if (node / ".zgroup").is_file() or (node / "zarr.json").exists()
+                            else "no Zarr array"
+                        )
+                        raise MetadataError(
+                            f"{where}: expected a Zarr array (zarr.json or .zarray), found {what}; name an array "
+                            "inside a hierarchy with '::/path/to/array'"
+                        )
+                    generation = Generation(node, where)
+                    for name in ("zarr.json", ".zarray", ".zattrs"):
+                        check_inside(root, node / name, where)
+                        check_metadata_file(node / name)
+                    store = zarr.storage.LocalStore(location.file, read_only=(mode == "r"))
+                bounded = BoundedStore(store, where, key, root)
+                arr = zarr.open_array(bounded, path=key, mode="r" if mode == "r" else "r+")
+                meta, reserved, encoding, stored = _describe(arr, where)
+                check_array(arr, where, max_chunk_bytes)
+                bounded.rule = chunk_rule(arr)
+                if generation is not None:
+                    generation.check()  # the metadata came from the folder whose identity is kept
+        except BaseException:
+            if generation is not None:
+                generation.close()
+            raise
         if reserved.get("incomplete") and not allow_incomplete:
+            if generation is not None:
+                generation.close()
             raise IncompleteArrayError(
                 f"{where}: its '{RESERVED_ATTR}' attribute says a writer did not finish it (crash or kill?); "
                 "re-create it, resume the writer, or pass allow_incomplete=True to read it anyway"
@@ -279,9 +297,11 @@ class ZarrStore(ArrayStore):
             "allow_incomplete": allow_incomplete,
             "max_chunk_bytes": max_chunk_bytes,
         }
-        return cls(
+        self = cls(
             location, mode, meta, arr, reserved=reserved, encoding=encoding, stored=stored, store=store, options=options
         )
+        self._generation = generation
+        return self
 
     @classmethod
     def _create(  # type: ignore[override]
@@ -356,8 +376,13 @@ class ZarrStore(ArrayStore):
     # -- data ---------------------------------------------------------------
 
     def _read(self, sel: Selection) -> np.ndarray[Any, Any]:
+        gen = self._generation
+        if gen is not None:
+            gen.check()
         with zarr_errors(self.path, reading_chunks=True):
             out = self._arr[sel]
+        if gen is not None:
+            gen.check()
         result = decode(out, self.dtype, self._encoding)
         shape = selection_shape(sel)
         return result if result.shape == shape else result.reshape(shape)
@@ -368,8 +393,13 @@ class ZarrStore(ArrayStore):
             if self._staged is None:
                 self._reserved["incomplete"] = True
                 self._write_attrs(dict(self._meta.attrs))
+        gen = self._generation
+        if gen is not None:
+            gen.check()
         with zarr_errors(self.path):
             self._arr[sel] = encode(value, self._stored, self._encoding)
+        if gen is not None:
+            gen.check()
 
     def _set_attrs(self, attrs: dict[str, Any]) -> None:
         if RESERVED_ATTR in attrs:
@@ -392,6 +422,8 @@ class ZarrStore(ArrayStore):
             self._mark_complete()
         if isinstance(self._zstore, zarr.storage.ZipStore):
             self._zstore.close()
+        if self._generation is not None:
+            self._generation.close()
 
     def _mark_complete(self) -> None:
         self._reserved.pop("incomplete", None)
@@ -411,7 +443,9 @@ class ZarrStore(ArrayStore):
                 return location.file.exists()
             with zarr_errors(str(location)), zipfile.ZipFile(location.file) as zf:
                 return any(n.startswith(key + "/") for n in zf.namelist())
-        return _node_dir(location).exists()
+        node = _node_dir(location)
+        _fsutil.recover_replace(node)
+        return node.exists()
 
     @classmethod
     def _staging(cls, location: Location) -> Location | None:
