@@ -6,13 +6,16 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import MetadataError, ReadOnlyError, StorageFullError
+import numpy as np
+
+from .errors import MetadataError, ReadOnlyError, StorageFullError, UnsafeInputError
 
 try:
     import fcntl
@@ -24,8 +27,10 @@ __all__ = [
     "atomic_write_bytes",
     "clear_path",
     "fsync_dir",
+    "loads_json",
     "partial_path",
     "raise_if_full",
+    "read_json_file",
     "recover_replace",
     "remove_path",
     "replace_path",
@@ -113,14 +118,82 @@ def remove_path(path: str | os.PathLike[str]) -> None:
             p.unlink()
 
 
+#: Most JSON values (objects, arrays, strings, numbers...) parsed from one document arraystore did not write.
+MAX_JSON_ITEMS = 1_000_000
+#: Deepest nesting of objects and arrays accepted in such a document.
+MAX_JSON_DEPTH = 100
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_JSON_NOT_BRACKET = re.compile(rb"[^\[\]{}]")
+
+
+def check_json_size(raw: bytes, where: str, what: str) -> None:
+    """Refuse JSON text that would parse into too many values or too deep a nesting.
+
+    Parsing amplifies: ``{}`` is 2 bytes of text and about 70 bytes as a Python dict,
+    so a document within any byte cap can still take 50 times its size in memory.
+    Values are counted from the separators and brackets outside strings (``,`` ``:``
+    ``[`` ``{``), without parsing, in time and memory linear in the text.
+
+    Raises
+    ------
+    UnsafeInputError
+        Over :data:`MAX_JSON_ITEMS` values or :data:`MAX_JSON_DEPTH` levels.
+    """
+    def count(text: bytes) -> tuple[int, int]:
+        opens = text.count(b"[") + text.count(b"{")
+        return opens + text.count(b",") + text.count(b":"), opens
+
+    items, opens = count(raw)
+    if items <= MAX_JSON_ITEMS and opens <= MAX_JSON_DEPTH:
+        return
+    bare = _JSON_STRING.sub(b'""', raw)  # brackets and commas inside strings do not count
+    items, opens = count(bare)
+    if items > MAX_JSON_ITEMS:
+        raise UnsafeInputError(
+            f"{where}: expected a {what} of at most {MAX_JSON_ITEMS:,} JSON values, found about {items:,}; parsing "
+            "it would take many times its size in memory: the file is damaged or hostile. Keep large data in "
+            "arrays, not in metadata"
+        )
+    if opens > MAX_JSON_DEPTH:
+        brackets = np.frombuffer(_JSON_NOT_BRACKET.sub(b"", bare), dtype=np.uint8)
+        steps = np.where((brackets == ord("[")) | (brackets == ord("{")), 1, -1).astype(np.int32)
+        depth = int(np.cumsum(steps).max(initial=0))
+        if depth > MAX_JSON_DEPTH:
+            raise UnsafeInputError(
+                f"{where}: expected a {what} nested at most {MAX_JSON_DEPTH} levels deep, found {depth}: the "
+                "file is damaged or hostile; flatten the metadata"
+            )
+
+
+def loads_json(raw: bytes | str, where: str, what: str) -> Any:
+    """Parse JSON text arraystore did not just write, with bounded memory.
+
+    Raises
+    ------
+    UnsafeInputError
+        Too many values or too deep (:func:`check_json_size`).
+    MetadataError
+        Not valid JSON (including numbers of more digits than Python converts).
+    """
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    check_json_size(data, where, what)
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise MetadataError(f"{where}: expected a {what} in JSON, found invalid JSON ({exc})") from None
+
+
 def read_json_file(path: str | os.PathLike[str], max_bytes: int, what: str) -> Any:
-    """Parse a small JSON file; ``None`` when it does not exist.
+    """Parse a small JSON file with bounded memory (:func:`loads_json`); ``None`` when it does not exist.
 
     Raises
     ------
     MetadataError
         A folder, a file over ``max_bytes``, or invalid JSON; the message names ``what``
         the file was expected to be.
+    UnsafeInputError
+        JSON that would parse into too many values or too deep a nesting.
     """
     p = Path(path)
     try:
@@ -132,10 +205,7 @@ def read_json_file(path: str | os.PathLike[str], max_bytes: int, what: str) -> A
         raise MetadataError(f"{p}: expected a {what} file, found a folder") from None
     if len(raw) > max_bytes:
         raise MetadataError(f"{p}: over {max_bytes:,} bytes, not a {what}")
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise MetadataError(f"{p}: expected a {what} in JSON, found invalid JSON ({exc})") from None
+    return loads_json(raw, str(p), what)
 
 
 def nonempty(path: str | os.PathLike[str]) -> bool:

@@ -28,7 +28,7 @@ def check_parents(root: Path, parents: list[str], where: str) -> None:
         if meta.is_file():
             check_metadata_file(meta)
             try:
-                node_type = json.loads(meta.read_bytes()).get("node_type")
+                node_type = _fsutil.loads_json(meta.read_bytes(), str(meta), "Zarr metadata").get("node_type")
             except (ValueError, AttributeError):
                 raise MetadataError(f"{meta}: not valid Zarr metadata") from None
             if node_type != "group":

@@ -91,14 +91,10 @@ def check_metadata_file(path: Path) -> None:
     if not path.is_file():
         return
     try:
-        doc = json.loads(path.read_bytes())
+        raw = path.read_bytes()
     except FileNotFoundError:
         return
-    except (ValueError, RecursionError) as exc:
-        raise MetadataError(
-            f"{path}: expected a JSON object (Zarr metadata), found text that is not valid JSON "
-            f"({type(exc).__name__}: {str(exc)[:100]}); the file is damaged: restore it"
-        ) from None
+    doc = _fsutil.loads_json(raw, str(path), "JSON object (Zarr metadata)")
     if not isinstance(doc, dict):
         raise MetadataError(
             f"{path}: expected a JSON object (Zarr metadata), found a JSON {type(doc).__name__}; the file is damaged "
@@ -116,6 +112,8 @@ def check_zip(zf: zipfile.ZipFile, where: str, max_member_bytes: int) -> None:
                 f"{where}: zip member {info.filename!r} expands to {info.file_size:,} bytes, over the limit of "
                 f"{limit:,}; pass max_chunk_bytes= a larger value if you trust this file"
             )
+        if name in _METADATA_NAMES:
+            _fsutil.check_json_size(zf.read(info), f"{where}: zip member {info.filename!r}", "Zarr metadata document")
 
 
 def _codec_names(codecs: Any) -> Iterator[str]:
