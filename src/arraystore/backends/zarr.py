@@ -87,6 +87,7 @@ from ._zarr_layout import (
     inner_chunks_for_shards,
     storage_dtype,
 )
+from ._zarr_pieces import CHUNK_OVERHEAD_BYTES, MAX_CHUNKS_PER_CALL, chunks_touched, pieces
 from ._zarr_safety import check_array, check_key, check_metadata_file, check_zip, zarr_errors
 
 __all__ = ["FIDELITY", "RESERVED_ATTR", "ZarrStore"]
@@ -156,6 +157,7 @@ class ZarrStore(ArrayStore):
     supports_copy_on_write: ClassVar[bool] = False
     fidelity: ClassVar[Fidelity] = FIDELITY
     _staging_is_dir: ClassVar[bool] = True
+    _chunk_overhead: ClassVar[int] = CHUNK_OVERHEAD_BYTES
 
     def __init__(
         self,
@@ -379,12 +381,17 @@ class ZarrStore(ArrayStore):
         gen = self._generation
         if gen is not None:
             gen.check()
+        shape = selection_shape(sel)
         with zarr_errors(self.path, reading_chunks=True):
-            out = self._arr[sel]
+            if chunks_touched(sel, self.inner_chunks) <= MAX_CHUNKS_PER_CALL:
+                out = self._arr[sel]
+            else:  # many small chunks: bounded calls (see _zarr_pieces)
+                out = np.empty(shape, dtype=self._stored)
+                for dest, piece in pieces(sel, self.inner_chunks, self.order, MAX_CHUNKS_PER_CALL):
+                    out[dest] = np.asarray(self._arr[piece]).reshape(out[dest].shape)
         if gen is not None:
             gen.check()
         result = decode(out, self.dtype, self._encoding)
-        shape = selection_shape(sel)
         return result if result.shape == shape else result.reshape(shape)
 
     def _write(self, sel: Selection, value: np.ndarray[Any, Any]) -> None:
@@ -396,8 +403,13 @@ class ZarrStore(ArrayStore):
         gen = self._generation
         if gen is not None:
             gen.check()
+        stored = encode(value, self._stored, self._encoding)
         with zarr_errors(self.path):
-            self._arr[sel] = encode(value, self._stored, self._encoding)
+            if chunks_touched(sel, self.inner_chunks) <= MAX_CHUNKS_PER_CALL:
+                self._arr[sel] = stored
+            else:
+                for dest, piece in pieces(sel, self.inner_chunks, self.order, MAX_CHUNKS_PER_CALL):
+                    self._arr[piece] = stored[dest]
         if gen is not None:
             gen.check()
 
