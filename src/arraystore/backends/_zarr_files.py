@@ -63,6 +63,7 @@ def pack_zip(folder: Path, out: Path, *, durable: bool) -> None:
             finally:
                 os.close(fd)
     except OSError as exc:
+        _fsutil.remove_path(out)  # a half-written zip must not take the space or look like a store
         _fsutil.raise_if_full(exc, out, "packing the zip store")
         raise
 

@@ -396,10 +396,14 @@ class ZarrStore(ArrayStore):
 
     def _write(self, sel: Selection, value: np.ndarray[Any, Any]) -> None:
         if not self._dirty:
-            self._dirty = True
             if self._staged is None:
                 self._reserved["incomplete"] = True
-                self._write_attrs(dict(self._meta.attrs))
+                try:
+                    self._write_attrs(dict(self._meta.attrs))
+                except BaseException:  # e.g. a full disk: nothing was written, the array is still complete
+                    self._reserved.pop("incomplete", None)
+                    raise
+            self._dirty = True
         gen = self._generation
         if gen is not None:
             gen.check()
