@@ -382,6 +382,7 @@ class BoundedStore(WrapperStore[Store]):
         self.prefix = f"{prefix}/" if prefix else ""
         self.rule: ChunkRule | None = None
         self.root = root
+        self._folders_inside: set[str] = set()
 
     def _with_store(self, store: Store) -> BoundedStore:
         other = type(self)(store, self.where, self.prefix.rstrip("/"), self.root)
@@ -389,8 +390,18 @@ class BoundedStore(WrapperStore[Store]):
         return other
 
     def _inside(self, key: str) -> None:
-        if self.root is not None:
-            check_inside(self.root, os.path.join(self.root, key), self.where)
+        root = self.root
+        if root is None:
+            return
+        full = os.path.join(root, key)
+        folder = os.path.dirname(full)
+        if folder not in self._folders_inside:  # folders resolved once per store; files lstat-ed each time
+            check_inside(root, folder, self.where)
+            if len(self._folders_inside) > 65536:
+                self._folders_inside.clear()
+            self._folders_inside.add(folder)
+        if os.path.islink(full):
+            check_inside(root, full, self.where)
 
     def _rule_for(self, key: str, byte_range: ByteRequest | None) -> ChunkRule | None:
         rule = self.rule
