@@ -214,3 +214,13 @@ def test_zarr_new_group_metadata_on_a_full_disk(disk: Path) -> None:
         arraystore.create(f"{root}::/g/a", (4,), "u1")
     filler.unlink()
     assert not any(p.name.endswith(".partial") for p in disk.rglob("*"))
+
+
+@pytest.mark.parametrize("suffix", [".zarr", ".zarr.zip", ".dat", ".npy"])
+def test_create_on_a_full_disk(disk: Path, suffix: str) -> None:
+    filler = fill(disk)
+    with pytest.raises(StorageFullError):
+        with arraystore.create(disk / f"a{suffix}", (4096,), "<i4") as s:
+            s[...] = np.arange(4096, dtype="<i4")
+    assert leftovers(disk) == []
+    filler.unlink()
