@@ -219,8 +219,12 @@ def test_zarr_new_group_metadata_on_a_full_disk(disk: Path) -> None:
 @pytest.mark.parametrize("suffix", [".zarr", ".zarr.zip", ".dat", ".npy"])
 def test_create_on_a_full_disk(disk: Path, suffix: str) -> None:
     filler = fill(disk)
-    with pytest.raises(StorageFullError):
+
+    def write() -> None:
         with arraystore.create(disk / f"a{suffix}", (4096,), "<i4") as s:
             s[...] = np.arange(4096, dtype="<i4")
+
+    with pytest.raises(StorageFullError):
+        write()
     assert leftovers(disk) == []
     filler.unlink()
