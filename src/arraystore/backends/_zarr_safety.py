@@ -12,6 +12,11 @@ What is refused, with :class:`~arraystore.errors.UnsafeInputError` unless noted:
   would decode to more than ``max_chunk_bytes`` (a decompression bomb or a typo);
 * inconsistent shapes, codecs or data types found by zarr-python while parsing:
   :class:`~arraystore.errors.MetadataError`.
+* metadata documents that would parse into more than ``_fsutil.MAX_JSON_ITEMS``
+  values or nest deeper than ``_fsutil.MAX_JSON_DEPTH`` (checked before zarr-python
+  parses them, also inside zip stores);
+* chunk, shard and metadata files that are or pass through symlinks leading outside
+  the store (``_zarr_guard``);
 * metadata documents that are not JSON objects, and chunks that do not decode:
   :class:`~arraystore.errors.MetadataError`. Chunks whose codecs would decode to more
   than the chunk holds are refused by ``_zarr_bounds`` as they are read.

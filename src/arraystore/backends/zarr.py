@@ -31,7 +31,12 @@ Reading safely
 Arrays are opened through :class:`~arraystore.backends._zarr_bounds.BoundedStore`:
 every stored chunk (and every inner chunk of a shard) is checked against its
 expected decoded size before zarr decodes it, so a decompression bomb is refused with
-``UnsafeInputError`` (see ``_zarr_bounds`` for how each codec is bounded).
+``UnsafeInputError`` (see ``_zarr_bounds`` for how each codec is bounded). Every key
+must resolve, through symlinks, inside the store (``_zarr_guard.check_inside``); the
+array folder's identity is checked around every read and write, so a reader of an
+array replaced by another process gets ``ArrayChangedError`` instead of a mixture
+(``_zarr_guard.Generation``); selections touching more than 4096 chunks reach zarr in
+bounded calls (``_zarr_pieces``).
 
 Staging and locking
 -------------------
