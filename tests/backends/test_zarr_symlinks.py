@@ -117,3 +117,14 @@ def test_symlinks_inside_the_store_and_a_symlinked_store_are_fine(tmp_path: Path
     expected[2:, 2:] = data[:2, :2]
     with arraystore.open(link) as s:
         assert np.array_equal(s[...], expected)
+
+
+def test_no_array_created_through_a_group_symlink_outside(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    store = tmp_path / "x.zarr"
+    zarr.open_group(str(store), mode="w")
+    (store / "g").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(UnsafeInputError):
+        arraystore.create(f"{store}::/g/a", (4,), "u1")
+    assert list(outside.iterdir()) == []

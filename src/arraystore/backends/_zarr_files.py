@@ -9,16 +9,19 @@ from pathlib import Path
 
 from .. import _fsutil
 from ..errors import MetadataError
+from ._zarr_guard import check_inside
 from ._zarr_safety import check_metadata_file
 
 __all__ = ["check_parents", "ensure_groups", "fsync_tree", "pack_zip"]
 
 
 def check_parents(root: Path, parents: list[str], where: str) -> None:
-    """Refuse to create an array under a v2 hierarchy or under an array."""
+    """Refuse to create an array under a v2 hierarchy, under an array, or through a symlink out of the store."""
+    real_root = os.path.realpath(root)
     node = root
     for segment in [""] + parents:
         node = node / segment if segment else node
+        check_inside(real_root, node, where)
         if (node / ".zgroup").exists() or (node / ".zarray").exists():
             raise MetadataError(
                 f"{where}: {node} is part of a Zarr v2 hierarchy; arraystore writes v3 only: create the array in "
