@@ -306,6 +306,7 @@ def hdf5_cases(c: Corpus) -> None:
                                                            f.create_dataset("b", data=np.arange(4))), key="")
     h5("no-key-none", "no key and no dataset at all", lambda f: None, key="")
     h5("scalar-empty", "an empty (null dataspace) dataset", lambda f: f.create_dataset("x", data=h5py.Empty("f")))
+    _hdf5_types_and_bounds(c, h5, vds)
     good = d / "good-source.h5"
     with h5py.File(good, "w") as f:
         f.create_dataset("x", data=np.arange(4096.0), chunks=(512,), compression="gzip")
@@ -324,6 +325,57 @@ def hdf5_cases(c: Corpus) -> None:
         flipped[i] ^= 0xFF
     c.write("hdf5/bitflips.h5", bytes(flipped))
     c.add("hdf5/bitflips", "hdf5/bitflips.h5::x", "chunk and index bytes flipped", backend="hdf5")
+
+
+def _hdf5_types_and_bounds(c: Corpus, h5: Callable[..., None], vds: Callable[[Any, str], None]) -> None:
+    """File types numpy cannot hold or whose bytes are not numpy's, virtual-dataset escapes, huge attributes."""
+    import h5py
+
+    def raw_type(tid: Any, n: int = 4) -> Callable[[Any], object]:
+        return lambda f: h5py.h5d.create(f.id, b"x", tid, h5py.h5s.create_simple((n,)))
+
+    quad = h5py.h5t.IEEE_F64LE.copy()
+    quad.set_size(16)
+    quad.set_precision(128)
+    quad.set_fields(127, 112, 15, 0, 112)
+    quad.set_ebias(16383)
+    h5("float128", "an IEEE binary128 dataset (no numpy type)", raw_type(quad))
+    int24 = h5py.h5t.STD_I32LE.copy()
+    int24.set_size(3)
+    h5("int24", "a 3-byte integer dataset", raw_type(int24))
+    h5("time", "an H5T_TIME dataset", raw_type(h5py.h5t.UNIX_D32LE.copy()))
+    opaque = h5py.h5t.create(h5py.h5t.OPAQUE, 4)
+    opaque.set_tag(b"vendor blob")
+    h5("opaque-tagged", "an opaque type with a tag HDF5 cannot convert", raw_type(opaque))
+    spad = h5py.h5t.C_S1.copy()
+    spad.set_size(8)
+    spad.set_strpad(h5py.h5t.STR_SPACEPAD)
+    h5("string-spacepad", "space-padded strings (Fortran): bytes in the file are not numpy's", raw_type(spad))
+    c.cases[-1]["may_open"] = True
+    prec = h5py.h5t.STD_I16LE.copy()
+    prec.set_precision(12)
+    prec.set_offset(4)
+    h5("int-precision-offset", "12-bit integers at bit offset 4: bytes in the file are not numpy's", raw_type(prec))
+    c.cases[-1]["may_open"] = True
+    h5("array-type", "an HDF5 array type (read as trailing axes)",
+       raw_type(h5py.h5t.array_create(h5py.h5t.IEEE_F32LE, (3,))))
+    c.cases[-1]["may_open"] = True
+
+    def dot_through_link(f: Any) -> None:
+        f["ext"] = h5py.ExternalLink("../outside/secret.h5", "/data")
+        layout = h5py.VirtualLayout(shape=(16,), dtype="<f8")
+        layout[:] = h5py.VirtualSource(".", "/ext", shape=(16,))
+        f.create_virtual_dataset("x", layout)
+
+    h5("virtual-dot-external-link", "a virtual dataset whose source '.' resolves to an external link",
+       dot_through_link)
+    h5("virtual-missing", "a virtual dataset whose source is missing beside it (HDF5 would try the cwd)",
+       lambda f: vds(f, "nowhere-beside-it.h5"))
+    h5("virtual-self", "a virtual dataset whose source is itself",
+       lambda f: (f.create_dataset("data", data=np.arange(16.0)), vds(f, ".")))
+    h5("attrs-17mib", "a 17 MiB _arraystore_attrs (variable-length string)",
+       lambda f: f.create_dataset("x", data=np.arange(4)).attrs.__setitem__(
+           "_arraystore_attrs", '{"k": "' + "x" * (17 << 20) + '"}'))
 
 
 # -- Zarr ----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,17 +24,23 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 __all__ = [
+    "apply_mode_like",
     "aside_path",
     "atomic_write_bytes",
     "clear_path",
+    "file_mode",
     "fsync_dir",
+    "kept_mode",
     "loads_json",
+    "match_tree_modes",
     "partial_path",
     "raise_if_full",
     "read_json_file",
     "recover_replace",
     "remove_path",
     "replace_path",
+    "set_mode",
+    "umask",
 ]
 
 _SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
@@ -78,15 +85,122 @@ def raise_if_readonly(exc: OSError, path: str | os.PathLike[str], what: str) -> 
         ) from exc
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, durable: bool = True) -> None:
+# -- permissions: a file arraystore writes or replaces never gets wider permissions ---------------
+
+
+def umask() -> int:
+    """The process's umask, read without changing it where the OS allows (Linux ``/proc``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)  # elsewhere: the classic read, restored at once
+    os.umask(old)
+    return old
+
+
+def file_mode(path: str | os.PathLike[str]) -> int | None:
+    """Permission bits of ``path`` (following symlinks), or None when it does not exist."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        return None
+
+
+def kept_mode(
+    path: str | os.PathLike[str], like: str | os.PathLike[str] | None = None, *, mask: int | None = None
+) -> int | None:
+    """The mode a rewrite of ``path`` must have: its own if it exists, else that of ``like``; within the umask.
+
+    None when neither exists (the OS default, which already honours the umask, applies).
+    ``mask`` is the umask when the caller already knows it (hot paths).
+    """
+    mode = file_mode(path)
+    if mode is None and like is not None:
+        try:
+            st = os.stat(like)
+        except OSError:
+            return None
+        mode = st.st_mode & 0o7777
+        if stat.S_ISDIR(st.st_mode):
+            mode &= 0o666  # a file made like a folder: the folder's read/write bits, no execute
+    if mode is None:
+        return None
+    return mode & ~(umask() if mask is None else mask) & 0o7777
+
+
+def set_mode(fd_or_path: int | str | os.PathLike[str], mode: int | None) -> None:
+    """Apply ``mode`` (from :func:`kept_mode`); None leaves the OS default."""
+    if mode is None:
+        return
+    if isinstance(fd_or_path, int):
+        os.fchmod(fd_or_path, mode)
+    else:
+        os.chmod(fd_or_path, mode)
+
+
+def match_tree_modes(new: str | os.PathLike[str], old: str | os.PathLike[str]) -> None:
+    """Give a new folder tree the modes of the one it replaces: same path, same mode; new files
+    take the mode of the old tree's ``zarr.json`` (else its first file), folders the old root's."""
+    new, old = Path(new), Path(old)
+    root = kept_mode(old)
+    if root is None:
+        return
+    sample = old / "zarr.json" if (old / "zarr.json").is_file() else next((p for p in old.rglob("*") if p.is_file()), None)
+    file_default = kept_mode(sample) if sample is not None else root & 0o666
+    set_mode(new, root)
+    for p in new.rglob("*"):
+        if p.is_symlink():
+            continue
+        twin = kept_mode(old / p.relative_to(new))
+        set_mode(p, twin if twin is not None else root if p.is_dir() else file_default)
+
+
+def apply_mode_like(paths: list[str | os.PathLike[str]], source: str | os.PathLike[str]) -> None:
+    """Give new outputs (files or folder trees) the permissions of the ``source`` they were made from.
+
+    Within the umask; folders also get search (x) bits where the mode has read bits.
+    Missing paths are skipped.
+    """
+    mode = kept_mode(source)
+    if mode is None:
+        return
+    dir_mode = mode | ((mode & 0o444) >> 2)
+    for path in map(Path, paths):
+        if path.is_symlink() or not path.exists():
+            continue
+        if path.is_dir():
+            for p in path.rglob("*"):
+                if not p.is_symlink():
+                    set_mode(p, dir_mode if p.is_dir() else mode)
+            set_mode(path, dir_mode)
+        else:
+            set_mode(path, mode)
+
+
+def atomic_write_bytes(
+    path: str | os.PathLike[str],
+    data: bytes | memoryview,
+    *,
+    durable: bool = True,
+    like: str | os.PathLike[str] | None = None,
+    mask: int | None = None,
+) -> None:
     """Write ``data`` to ``path`` through a temporary sibling and a rename.
 
     With ``durable=True`` the file is fsynced before the rename and the folder after.
+    The new file keeps the permissions of the one it replaces (else of ``like``, e.g. a
+    sidecar's data file), within the umask; it is never readable by more people.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    mode = kept_mode(path, like, mask=mask)
     try:
         with open(tmp, "wb") as f:
+            set_mode(f.fileno(), mode)  # before the data: never a moment with wider permissions
             f.write(data)
             f.flush()
             if durable:
@@ -263,6 +377,7 @@ def replace_path(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, du
     src, dst = Path(src), Path(dst)
     if dst.is_dir() and not dst.is_symlink():
         recover_replace(dst)
+        match_tree_modes(src, dst)  # the replacement is readable by no more people than the original
         aside = aside_path(dst)
         fd = os.open(dst, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         try:
@@ -282,6 +397,7 @@ def replace_path(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, du
         finally:
             os.close(fd)
     else:
+        set_mode(src, kept_mode(dst))
         os.replace(src, dst)
     if durable:
         fsync_dir(dst.parent)

@@ -6,17 +6,26 @@ arrays; everything after that is :class:`~arraystore.store.ArrayStore`'s.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from . import _fsutil
-from ._lock import WriterLock
-from .errors import AlreadyExistsError, ArrayNotFoundError, ArrayStoreError, ModeError, ReadOnlyError
+from ._attrs import attrs_equal
+from ._lock import WriterLock, writer_active
+from .errors import (
+    AlreadyExistsError,
+    ArrayNotFoundError,
+    ArrayStoreError,
+    DimensionError,
+    ModeError,
+    ReadOnlyError,
+)
 from .fidelity import check_fidelity
 from .meta import ArrayMeta
 from .registry import Location, backend_class, detect_backend, parse_location
-from .store import MODES, WRITABLE_MODES, ArrayStore, _open_writers
+from .store import CREATE_MODES, MODES, WRITABLE_MODES, ArrayStore, _open_writers
 
 __all__ = ["create", "open"]
 
@@ -27,6 +36,24 @@ def _reopen(path: str, backend: str, options: dict[str, Any]) -> ArrayStore:
 
 def _resolve_backend(location: Location, backend: str | None, *, must_exist: bool) -> type[ArrayStore]:
     return backend_class(backend or detect_backend(location, must_exist=must_exist))
+
+
+def _staging_note(cls: type[ArrayStore], location: Location) -> str:
+    """What a ``.partial`` beside a missing array says: a writer at work, or one that died."""
+    staging = cls._staging(location)
+    if staging is None or not os.path.lexists(staging.file):
+        return ""
+    name = staging.file.name
+    if writer_active(staging.file):
+        return (
+            f" yet: an array is being written there right now ({name}, whose writer holds its lock); "
+            "it appears when its writer closes it: wait for that, then open it again"
+        )
+    return (
+        f": an array was being written there ({name}) but its writer is gone (no process holds its lock: "
+        "a crash or kill?); rerun the create or conversion to resume or replace it, or delete "
+        f"{name}"
+    )
 
 
 def open(  # noqa: A001 - the natural name, like io.open and zarr.open
@@ -45,9 +72,13 @@ def open(  # noqa: A001 - the natural name, like io.open and zarr.open
         File or folder; for arrays inside HDF5 files or Zarr hierarchies,
         ``"file::/group/name"``.
     mode
-        ``"r"`` read-only, ``"r+"`` read-write, ``"c"`` copy-on-write (memory-mappable
-        backends only). ``"w+"``/``"w-"`` are accepted with ``shape=`` and ``dtype=``
-        and forward to :func:`create`.
+        ``"r"`` read-only; ``"r+"`` read-write, the array must exist; ``"a"`` read-write,
+        created (with ``shape=`` and ``dtype=``) if missing; ``"w"``/``"w+"`` create,
+        replacing what exists; ``"w-"``/``"x"`` create, failing if it exists; ``"c"``
+        copy-on-write (memory-mappable backends only; never touches a file). The
+        creating modes take ``shape=`` and ``dtype=`` (and :func:`create`'s other
+        arguments) and forward to :func:`create`; the store they return has mode
+        ``"w+"``, and ``"a"`` on an existing array gives mode ``"r+"``, as in h5py.
     backend
         ``"raw"``, ``"npy"``, ``"hdf5"``, ``"zarr"`` or a plugin's name; default:
         from the suffix, else from the content.
@@ -61,14 +92,30 @@ def open(  # noqa: A001 - the natural name, like io.open and zarr.open
     ------
     ArrayNotFoundError, MetadataError, SizeMismatchError, LockedError, ModeError, BackendError
     """
-    if mode not in MODES:
-        raise ModeError(f"expected a mode among {', '.join(MODES)}, found {mode!r}")
-    if mode in ("w+", "w-"):
-        shape, dtype = options.pop("shape", None), options.pop("dtype", None)
-        if shape is None or dtype is None:
-            raise ModeError(f"mode {mode!r} creates an array: pass shape= and dtype= (or call arraystore.create)")
-        return create(
-            path, shape, dtype, backend=backend, overwrite=(mode == "w+"), lock_timeout=lock_timeout, **options
+    if not isinstance(mode, str) or mode not in MODES:
+        raise ModeError(
+            f"expected a mode among {', '.join(MODES)}, found {mode!r}: 'r' reads, 'r+' writes an existing "
+            "array, 'a' writes and creates if missing, 'w'/'w+' create or replace, 'w-'/'x' create new only"
+        )
+    shape, dtype = options.pop("shape", None), options.pop("dtype", None)
+    wanted: dict[str, Any] = {}
+    if mode == "a":
+        location = parse_location(path)
+        cls = _resolve_backend(location, backend, must_exist=False)
+        if not cls._exists(location):
+            return _create_for_mode(path, mode, shape, dtype, backend, lock_timeout, options)
+        mode = "r+"
+        # Creation-only arguments: the layout ones are hints (as in h5py's require_dataset),
+        # the others must match what exists.
+        for name in ("chunks", "compression", "overwrite", "resume", *_creation_only(cls, options)):
+            options.pop(name, None)
+        wanted = {"shape": shape, "dtype": dtype, "order": options.pop("order", None), "attrs": options.pop("attrs", None)}
+    elif mode in CREATE_MODES:
+        return _create_for_mode(path, mode, shape, dtype, backend, lock_timeout, options)
+    elif shape is not None or dtype is not None:
+        raise ModeError(
+            f"mode {mode!r} opens an existing array, whose shape and dtype come from the file; drop shape= and "
+            "dtype=, or use mode='w' (create or replace), 'x' (create new) or 'a' (create if missing)"
         )
     location = parse_location(path)
     cls = _resolve_backend(location, backend, must_exist=True)
@@ -78,7 +125,7 @@ def open(  # noqa: A001 - the natural name, like io.open and zarr.open
             "cannot offer it: open with 'r' and copy the blocks you change"
         )
     if not cls._exists(location):
-        raise ArrayNotFoundError(f"{location}: no {cls.backend} array there")
+        raise ArrayNotFoundError(f"{location}: no {cls.backend} array there{_staging_note(cls, location)}")
     lock = None
     if mode in WRITABLE_MODES and not _fsutil.writable(location.file):
         raise ReadOnlyError(
@@ -97,7 +144,65 @@ def open(  # noqa: A001 - the natural name, like io.open and zarr.open
     store._locks = [lock] if lock is not None else []
     if mode in WRITABLE_MODES:
         _open_writers.add(store)
+    if wanted:  # mode 'a' on an existing array: it must be the one asked for
+        _check_same(store, wanted)
     return store
+
+
+def _creation_only(cls: type[ArrayStore], options: dict[str, Any]) -> list[str]:
+    """Options the backend takes when creating (e.g. Zarr's ``shards=``) but not when opening."""
+    opens = inspect.signature(cls._open).parameters
+    creates = inspect.signature(cls._create).parameters
+    return [k for k in options if k not in opens and k in creates]
+
+
+def _create_for_mode(
+    path: str | os.PathLike[str],
+    mode: str,
+    shape: Any,
+    dtype: Any,
+    backend: str | None,
+    lock_timeout: float,
+    options: dict[str, Any],
+) -> ArrayStore:
+    if shape is None or dtype is None:
+        missing = " and ".join(n for n, v in (("shape=", shape), ("dtype=", dtype)) if v is None)
+        why = "the array does not exist, so mode 'a' creates it" if mode == "a" else f"mode {mode!r} creates an array"
+        raise ModeError(
+            f"{os.fspath(path)}: {why} and needs its shape and dtype: pass {missing} "
+            f"(e.g. arraystore.open(path, mode={mode!r}, shape=(1000, 64), dtype='<f4')), or call arraystore.create"
+        )
+    overwrite = mode in ("w", "w+")
+    if options.pop("overwrite", overwrite) != overwrite:
+        raise ModeError(f"mode {mode!r} already decides overwrite={overwrite}; drop overwrite=")
+    return create(path, shape, dtype, backend=backend, overwrite=overwrite, lock_timeout=lock_timeout, **options)
+
+
+def _check_same(store: ArrayStore, wanted: dict[str, Any]) -> None:
+    """Mode ``a`` found an array: refuse one that is not the array asked for (shape, dtype, order, attrs)."""
+    try:
+        asked = ArrayMeta(
+            store.shape if wanted["shape"] is None else wanted["shape"],
+            store.dtype if wanted["dtype"] is None else wanted["dtype"],
+            wanted["order"] or store.order,
+            store.meta.attrs if wanted["attrs"] is None else wanted["attrs"],
+        )
+    except ArrayStoreError:
+        store.close()  # release the writer lock: the caller gets the error, not an open store
+        raise
+    differ = [
+        f"{name} {getattr(store.meta, name)!r} (asked for {getattr(asked, name)!r})"
+        for name in ("shape", "dtype", "order")
+        if getattr(asked, name) != getattr(store.meta, name)
+    ]
+    if not attrs_equal(asked.attrs, store.meta.attrs):
+        differ.append(f"attrs {dict(store.meta.attrs)!r} (asked for {dict(asked.attrs)!r})")
+    if differ:
+        store.close()
+        raise AlreadyExistsError(
+            f"{store.path}: mode 'a' found an existing array with {', '.join(differ)}; open it without "
+            "those arguments to use it as it is, or replace it with mode='w'"
+        )
 
 
 def create(
@@ -150,6 +255,8 @@ def create(
     AlreadyExistsError, UnsupportedDtypeError, MetadataError, LockedError, StorageFullError
     """
     meta = ArrayMeta(shape, dtype, order, dict(attrs or {}))
+    if chunks is not None and not isinstance(chunks, (bool, int, str)):
+        DimensionError.check("chunks", tuple(chunks), meta.shape)
     location = parse_location(path)
     cls = _resolve_backend(location, backend, must_exist=False)
     check_fidelity(cls, meta.dtype)
@@ -166,6 +273,11 @@ def create(
             # array cannot build over each other; then clear an earlier crash's leftovers.
             kind = "dir" if cls._staging_is_dir else "file"
             locks.append(WriterLock(staging.file, timeout=lock_timeout, create=kind))
+            # Built with the permissions of the array it replaces, before a byte is written.
+            mode = _fsutil.kept_mode(location.file)
+            if mode is not None and kind == "dir" and not location.file.is_dir():  # a zip replaced by a folder
+                mode |= (mode & 0o444) >> 2  # folders need search bits where they are readable
+            _fsutil.set_mode(staging.file, mode)
         store = None
         if staging is not None and resume and _fsutil.nonempty(staging.file):
             store = cls._reopen_staged(
@@ -185,6 +297,11 @@ def create(
         if isinstance(exc, OSError) and not isinstance(exc, ArrayStoreError):
             _fsutil.raise_if_full(exc, str(location), "creating")
             _fsutil.raise_if_readonly(exc, str(location), "creating")
+            folder = location.file.parent
+            if isinstance(exc, FileNotFoundError) and not folder.is_dir():
+                raise ArrayNotFoundError(
+                    f"{location}: cannot create it: the folder {folder} does not exist; create the folder first"
+                ) from exc
         raise
     store._locks = locks
     if staging is not None:

@@ -111,7 +111,9 @@ def c_order_plan(shape: tuple[int, ...], itemsize: int, max_bytes: int) -> Block
     return plan_blocks(shape, itemsize, max(max_bytes, itemsize), chunks=None, order="C")
 
 
-def checksum(store_or_path: ArrayStore | str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, str]:
+def checksum(
+    store_or_path: ArrayStore | str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES, *, decoded: bool = False
+) -> dict[str, str]:
     """Compute the content checksum of an array by reading it in C-order slabs.
 
     Parameters
@@ -120,6 +122,10 @@ def checksum(store_or_path: ArrayStore | str | os.PathLike[str], max_bytes: int 
         An open store or a path (opened read-only and closed again).
     max_bytes
         Largest slab read at once (the memory this takes).
+    decoded
+        Read through the store's own reads (``store[sel]``, the format library's
+        decoding) instead of a memory map of its bytes: what a verification needs
+        when the bytes being checked were copied by a map or a byte copy.
 
     Returns
     -------
@@ -127,22 +133,26 @@ def checksum(store_or_path: ArrayStore | str | os.PathLike[str], max_bytes: int 
         ``{"algorithm": "xxh3_128", "value": hex digest}``.
     """
     if isinstance(store_or_path, ArrayStore):
-        return _checksum_store(store_or_path, max_bytes)
+        return _checksum_store(store_or_path, max_bytes, decoded=decoded)
     with open_store(store_or_path, "r") as store:
-        return _checksum_store(store, max_bytes)
+        return _checksum_store(store, max_bytes, decoded=decoded)
 
 
-def _checksum_store(store: ArrayStore, max_bytes: int) -> dict[str, str]:
+def _checksum_store(store: ArrayStore, max_bytes: int, tick: Any = None, decoded: bool = False) -> dict[str, str]:
     h = StreamHasher()
     mm: np.ndarray[Any, Any] | None = None
-    if store.supports_memmap and store.nbytes:
+    if store.supports_memmap and store.nbytes and not decoded:
         try:
             mm = store.as_memmap()
         except NotMemoryMappableError:
             mm = None
     for sel in c_order_plan(store.shape, store.dtype.itemsize, max_bytes):
         # mm[()] would be a numpy scalar in native byte order; mm[...] keeps the stored dtype
-        h.update((mm[sel] if sel else mm[...]) if mm is not None else store[sel])
+        source: Any = mm if mm is not None else store
+        block = np.asarray(source[sel] if sel else source[...], dtype=store.dtype)
+        h.update(block)
+        if tick is not None:
+            tick(block.nbytes)
     return h.result()
 
 
@@ -151,6 +161,7 @@ def verify(
     against: ArrayStore | str | os.PathLike[str] | None = None,
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Recompute an array's checksum and compare it with the recorded one or another array's.
 
@@ -163,6 +174,8 @@ def verify(
         default: the checksum recorded with ``path`` when it was written.
     max_bytes
         Largest slab read at once.
+    progress
+        Show a tqdm bar on stderr over the bytes read (both arrays with ``against``).
 
     Returns
     -------
@@ -177,6 +190,14 @@ def verify(
         Checksums, shapes or dtypes differ, or nothing was recorded to compare with.
     """
     store = path if isinstance(path, ArrayStore) else open_store(path, "r")
+    bar: Any = None
+    tick = None
+    if progress:
+        from tqdm import tqdm
+
+        total = store.nbytes * (2 if against is not None else 1)
+        bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, dynamic_ncols=True, desc="verify")
+        tick = bar.update
     try:
         if against is None:
             expected = store.recorded_checksum
@@ -194,7 +215,7 @@ def verify(
                         f"{store.path} holds shape {store.shape} dtype {store.dtype}, but {other.path} holds "
                         f"shape {other.shape} dtype {other.dtype}: they cannot be the same array"
                     )
-                expected = _checksum_store(other, max_bytes)
+                expected = _checksum_store(other, max_bytes, tick)
                 expected_from = other.path
             finally:
                 if other is not against:
@@ -204,7 +225,7 @@ def verify(
                 f"{store.path}: the recorded checksum uses {expected.get('algorithm')!r}; this arraystore "
                 f"computes {ALGORITHM!r}: verify against another copy with against=..."
             )
-        actual = _checksum_store(store, max_bytes)
+        actual = _checksum_store(store, max_bytes, tick)
         if actual["value"] != expected["value"]:
             raise VerificationError(
                 f"{store.path}: content checksum {actual['value']} ({ALGORITHM}) differs from "
@@ -214,5 +235,7 @@ def verify(
         return {"path": store.path, "checksum": actual, "expected": dict(expected), "expected_from": expected_from,
                 "match": True}
     finally:
+        if bar is not None:
+            bar.close()
         if store is not path:
             store.close()

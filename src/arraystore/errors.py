@@ -13,7 +13,8 @@ The tree::
     ├── MetadataError (ValueError)             metadata missing, unreadable or invalid
     │   ├── SizeMismatchError                  data size != shape x itemsize (+ offset)
     │   ├── IncompleteArrayError               written but never completed (crash?)
-    │   └── UnsafeInputError                   refused: pickles, external links, traversal
+    │   ├── DimensionError                     chunks/shards/shape with the wrong number of axes
+    │   └── UnsafeInputError                   refused: pickles, external links, traversal, symlinks out
     ├── UnsupportedDtypeError (TypeError)      dtype not storable (exactly) in a backend
     ├── ModeError (ValueError)                 unknown mode, or mode not offered by a backend
     ├── ReadOnlyError (PermissionError)        write through a read-only store
@@ -23,6 +24,8 @@ The tree::
     ├── ClosedStoreError (ValueError)          use after close()
     ├── SelectionError (IndexError)            an index the store cannot take, or out of bounds
     ├── ValueOutOfRangeError (OverflowError)   a written value does not fit the store's dtype
+    ├── BroadcastError (ValueError)            a written value's shape does not fit the selection
+    ├── CopyRequiredError (ValueError)         np.asarray(store, copy=False) where no view exists
     ├── ArrayChangedError (RuntimeError)       replaced or rewritten by another writer since opened
     ├── BackendError (ValueError)              unknown backend, undetectable format
     │   └── MissingDependencyError (ImportError) backend's library not installed
@@ -41,6 +44,8 @@ The tree::
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AlreadyExistsError",
     "ArrayChangedError",
@@ -48,8 +53,11 @@ __all__ = [
     "ArrayStoreError",
     "ArrayStoreWarning",
     "BackendError",
+    "BroadcastError",
     "ClosedStoreError",
     "ConversionError",
+    "CopyRequiredError",
+    "DimensionError",
     "IncompleteArrayError",
     "LockFallbackWarning",
     "LockedError",
@@ -83,6 +91,10 @@ class MetadataError(ArrayStoreError, ValueError):
 class SizeMismatchError(MetadataError):
     """The data's byte count differs from what its metadata promises.
 
+    The message lists the causes the arithmetic allows, most likely first: another
+    item size, another length of one axis, a header before the data, a truncated file
+    (see :func:`size_causes`).
+
     Parameters
     ----------
     path
@@ -91,14 +103,19 @@ class SizeMismatchError(MetadataError):
         Byte counts (of the data region, excluding any header).
     itemsize
         The dtype's item size, used to suggest a likely cause.
+    shape
+        The shape the metadata states, used to suggest which axis length would fit.
     """
 
-    def __init__(self, path: str, expected: int, actual: int, itemsize: int | None = None):
+    def __init__(
+        self, path: str, expected: int, actual: int, itemsize: int | None = None, shape: tuple[int, ...] | None = None
+    ):
         self.path = path
         self.expected = expected
         self.actual = actual
+        self.causes = size_causes(expected, actual, itemsize, shape)
         msg = f"{path}: expected {expected:,} bytes of data from its metadata, found {actual:,} bytes"
-        hint = _size_hint(expected, actual, itemsize)
+        hint = _size_hint(expected, actual, itemsize, shape)
         msg += (
             f"; {hint}"
             if hint
@@ -110,23 +127,66 @@ class SizeMismatchError(MetadataError):
         super().__init__(msg)
 
 
-def _size_hint(expected: int, actual: int, itemsize: int | None) -> str:
-    if expected == 0 or actual == 0:
-        return "the file is empty" if actual == 0 and expected else ""
+#: Header sizes common in instrument and image formats: a surplus of these is most likely a header.
+_HEADER_SIZES = frozenset({128, 256, 512, 1024, 2048, 2880, 4096, 8192})
+_ITEM_NAMES = {1: "uint8/int8", 2: "int16/uint16/float16", 4: "float32/int32", 8: "float64/int64/complex64",
+               16: "complex128"}
+
+
+def size_causes(
+    expected: int, actual: int, itemsize: int | None, shape: tuple[int, ...] | None = None
+) -> list[tuple[str, Any, str]]:
+    """The causes of a size mismatch the arithmetic allows, most likely first.
+
+    Each is ``(kind, value, explanation)``: ``("itemsize", bytes per item, ...)``,
+    ``("shape", (axis, length), ...)``, ``("offset", header bytes, ...)``,
+    ``("truncated", fraction present, ...)`` or ``("empty", 0, ...)``.
+    """
+    ranked: list[tuple[float, str, Any, str]] = []
+    if actual == 0:
+        return [("empty", 0, "the file is empty")] if expected else []
+    if expected == 0:
+        return [("offset", actual, f"the metadata describes no data, yet the file holds {actual:,} bytes")]
+    n = expected // itemsize if itemsize else 0
+    if itemsize and n and actual % n == 0 and (size := actual // n) in _ITEM_NAMES and size != itemsize:
+        score = 0.95 if size in (itemsize * 2, itemsize // 2) else 0.85
+        ranked.append((score, "itemsize", size, (
+            f"it was written with {size}-byte items ({_ITEM_NAMES[size]}) instead of {itemsize}-byte ones: "
+            f"the same {n:,} elements at {actual // n} bytes each fill exactly {actual:,} bytes")))
+    if itemsize and n and shape and actual % itemsize == 0:
+        m = actual // itemsize
+        for axis, length in enumerate(shape):
+            if length == 0:
+                continue
+            rest = n // length
+            if rest and m % rest == 0 and (fit := m // rest) != length:
+                trial = tuple(fit if i == axis else d for i, d in enumerate(shape))
+                ranked.append((0.8 if axis == 0 else 0.5 - 0.01 * axis, "shape", (axis, fit), (
+                    f"its shape is {trial}: axis {axis} of length {fit:,} instead of {length:,} fits exactly")))
+    if actual > expected:
+        extra = actual - expected
+        score = 0.9 if extra in _HEADER_SIZES else (0.6 if extra < min(expected, 65536) else 0.3)
+        ranked.append((score, "offset", extra, (
+            f"a header of {extra:,} bytes precedes the data (read it with offset={extra}), "
+            "or as many bytes trail it")))
     if actual < expected:
-        return (
+        rows = expected // shape[0] if shape and shape[0] else 0
+        score = 0.7 if not ranked else (0.75 if rows and actual % rows else 0.4)
+        ranked.append((score, "truncated", actual / expected, (
             f"the file is truncated ({actual / expected:.1%} of the expected size): "
-            "it was probably not written completely"
-        )
-    ratio = actual / expected
-    if itemsize and ratio in (2.0, 4.0, 8.0, 0.5, 0.25):
-        size = int(itemsize * ratio)
-        return (
-            f"the file holds {ratio:g} times the expected bytes: was it written with "
-            f"{size}-byte items (e.g. float{size * 8} or int{size * 8}) instead of "
-            f"{itemsize}-byte ones?"
-        )
-    return "the file holds more bytes than the metadata accounts for"
+            "it was probably not written completely")))
+    ranked.sort(key=lambda c: -c[0])
+    return [(kind, value, text) for _score, kind, value, text in ranked]
+
+
+def _size_hint(expected: int, actual: int, itemsize: int | None, shape: tuple[int, ...] | None = None) -> str:
+    causes = size_causes(expected, actual, itemsize, shape)
+    if not causes:
+        return ""
+    if len(causes) == 1:
+        return causes[0][2]
+    listed = "; ".join(f"({i}) {text}" for i, (_kind, _value, text) in enumerate(causes, 1))
+    return f"plausible causes, most likely first: {listed}"
 
 
 class IncompleteArrayError(MetadataError):
@@ -169,8 +229,37 @@ class SelectionError(ArrayStoreError, IndexError):
     """An index that is not basic indexing, or out of bounds."""
 
 
+class DimensionError(MetadataError):
+    """A per-axis value (chunks, shards, a shape) with a different number of axes than the array."""
+
+    @classmethod
+    def check(cls, what: str, value: tuple[int, ...] | None, shape: tuple[int, ...]) -> None:
+        """Raise when ``value`` (named ``what``, e.g. ``"chunks"``) does not give one entry per axis of ``shape``."""
+        if value is None or len(value) == len(shape):
+            return
+        axes = ", ".join(f"axis {i} = {n}" for i, n in enumerate(shape)) or "none (0-d)"
+        fill = ((1,) * (len(shape) - len(value)) + tuple(value))[-len(shape):] if shape else ()
+        example = (
+            f"; e.g. {what}={','.join(map(str, fill))} keeps your values for the last axes"
+            if len(value) < len(shape)
+            else ""
+        )
+        raise cls(
+            f"expected {what} with one value per axis of the {len(shape)}-d array of shape {tuple(shape)} "
+            f"({axes}), found {len(value)} values {tuple(value)}: give {len(shape)} values{example}"
+        )
+
+
 class ValueOutOfRangeError(ArrayStoreError, OverflowError):
     """A written value does not fit the store's dtype (numpy 2's rule for Python scalars, NEP 50)."""
+
+
+class BroadcastError(ArrayStoreError, ValueError):
+    """A written value cannot be broadcast to the selection's shape (numpy raises ValueError)."""
+
+
+class CopyRequiredError(ArrayStoreError, ValueError):
+    """``np.asarray(store, copy=False)`` where the store cannot share its bytes (numpy 2 asks ValueError)."""
 
 
 class ArrayChangedError(ArrayStoreError, RuntimeError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -11,6 +10,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.lib.format import descr_to_dtype, dtype_to_descr
 
+from ._attrs import attrs_equal, check_attrs, decode_attrs, encode_attrs
+from ._dtypes import DtypeSyntaxError, parse_dtype_text, to_dtype
 from .errors import MetadataError, UnsupportedDtypeError
 
 __all__ = ["MAX_NBYTES", "MAX_NDIM", "ArrayMeta", "Order", "dtype_from_json", "dtype_to_json"]
@@ -54,7 +55,11 @@ def _tuples(obj: Any, depth: int = 0) -> Any:
     if depth > 32:
         raise MetadataError("dtype description nested deeper than 32 levels")
     if isinstance(obj, str):
-        return obj
+        try:
+            parse_dtype_text(obj)  # the one dtype grammar, also inside a structured descr
+        except DtypeSyntaxError as exc:
+            raise MetadataError(str(exc)) from None
+        return obj.strip()
     if isinstance(obj, list):
         fields: list[tuple[Any, ...]] = []
         for f in obj:
@@ -139,11 +144,16 @@ class ArrayMeta:
     shape
         Non-negative integer dimensions; ``()`` for a 0-d array.
     dtype
-        Anything ``numpy.dtype`` accepts. Object dtypes are refused.
+        A ``numpy.dtype``, a numpy scalar type, or a string stating its size
+        (``"float32"``, ``"<f4"``, ``">u2"``, ``"S16"``, ``"datetime64[ns]"``):
+        arraystore's one dtype grammar, shared by sidecars, rules files and the
+        command line. Platform-dependent names (``"float"``, ``"int"``, ``"long"``),
+        Python's ``int``/``float`` and object dtypes are refused.
     order
         ``"C"`` (row-major) or ``"F"`` (column-major) layout of the stored bytes.
     attrs
-        JSON-serialisable user attributes.
+        User attributes: JSON types and numpy scalars/arrays, kept exactly (type
+        and value) or refused with ``MetadataError``; see :mod:`arraystore._attrs`.
 
     Examples
     --------
@@ -162,9 +172,9 @@ class ArrayMeta:
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", _check_shape(self.shape))
         try:
-            dtype = np.dtype(self.dtype)
-        except (TypeError, ValueError) as exc:
-            raise UnsupportedDtypeError(f"expected a numpy dtype, found {self.dtype!r}: {exc}") from None
+            dtype = to_dtype(self.dtype)
+        except DtypeSyntaxError as exc:
+            raise UnsupportedDtypeError(str(exc)) from None
         check_dtype(dtype)
         if dtype.subdtype is not None:
             base, sub = dtype.subdtype
@@ -173,7 +183,7 @@ class ArrayMeta:
         object.__setattr__(self, "dtype", dtype)
         if self.order not in ("C", "F"):
             raise MetadataError(f"expected order 'C' or 'F', found {self.order!r}")
-        object.__setattr__(self, "attrs", _check_attrs(self.attrs))
+        object.__setattr__(self, "attrs", check_attrs(self.attrs))
         if self.nbytes > MAX_NBYTES:
             raise MetadataError(
                 f"expected an array of at most {MAX_NBYTES:,} bytes (what a 64-bit file offset can address), "
@@ -208,12 +218,12 @@ class ArrayMeta:
         return ArrayMeta(**fields)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: ``shape``, ``dtype`` (numpy descr), ``order``, ``attrs``."""
+        """A JSON-ready dict: ``shape``, ``dtype`` (numpy descr), ``order``, ``attrs`` (numpy values encoded)."""
         return {
             "shape": list(self.shape),
             "dtype": dtype_to_json(self.dtype),
             "order": self.order,
-            "attrs": dict(self.attrs),
+            "attrs": encode_attrs(self.attrs),
         }
 
     @classmethod
@@ -230,26 +240,13 @@ class ArrayMeta:
         attrs = d.get("attrs", {})
         if not isinstance(attrs, dict):
             raise MetadataError(f"expected 'attrs' as a JSON object, found {type(attrs).__name__}")
-        return cls(tuple(shape), dtype_from_json(d["dtype"]), d.get("order", "C"), attrs)
+        return cls(tuple(shape), dtype_from_json(d["dtype"]), d.get("order", "C"), decode_attrs(attrs))
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ArrayMeta):
+            return NotImplemented
+        return (self.shape, self.dtype, self.order) == (other.shape, other.dtype, other.order) and attrs_equal(
+            self.attrs, other.attrs
+        )
 
-def _check_attrs(attrs: Any) -> dict[str, Any]:
-    if not isinstance(attrs, Mapping):
-        raise MetadataError(f"expected attrs as a mapping, found {type(attrs).__name__}")
-    try:
-        # A JSON round trip both validates and deep-copies; numpy scalars and
-        # arrays are turned into plain Python values on the way.
-        out = json.loads(json.dumps(dict(attrs), default=_json_default, allow_nan=True))
-    except (TypeError, ValueError) as exc:
-        raise MetadataError(f"expected JSON-serialisable attrs: {exc}") from None
-    if not all(isinstance(k, str) for k in out):
-        raise MetadataError("expected string attribute names")
-    return out  # type: ignore[no-any-return]
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+    __hash__ = None  # type: ignore[assignment]  # attrs are mutable values

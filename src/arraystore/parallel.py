@@ -20,6 +20,7 @@ the default on Linux for these reasons.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import multiprocessing
@@ -38,7 +39,7 @@ from .blocks import BlockPlan
 from .errors import ArrayStoreError
 from .store import ArrayStore
 
-__all__ = ["BlockError", "map_blocks", "mp_context", "process_pool"]
+__all__ = ["BlockError", "abandon_pool", "map_blocks", "mp_context", "parent_identity", "process_pool", "worker_init"]
 
 R = TypeVar("R")
 Block = tuple[slice, ...]
@@ -72,8 +73,94 @@ def mp_context() -> multiprocessing.context.BaseContext:
 
 
 def process_pool(workers: int | None = None) -> ProcessPoolExecutor:
-    """A ``ProcessPoolExecutor`` with arraystore's start method, reusable across :func:`map_blocks` calls."""
-    return ProcessPoolExecutor(max_workers=workers or default_workers(), mp_context=mp_context())
+    """A ``ProcessPoolExecutor`` with arraystore's start method, reusable across :func:`map_blocks` calls.
+
+    Its workers exit when the process that made the pool dies, even by SIGKILL
+    (see :func:`worker_init`), instead of running on as orphans.
+    """
+    return ProcessPoolExecutor(
+        max_workers=workers or default_workers(),
+        mp_context=mp_context(),
+        initializer=worker_init,
+        initargs=parent_identity(),
+    )
+
+
+def abandon_pool(pool: ProcessPoolExecutor, timeout: float = 5.0) -> None:
+    """Stop a pool now: cancel queued tasks and end running workers (their work is abandoned).
+
+    For an interrupt (Ctrl-C, SIGTERM) or a fatal error in the process that owns the
+    pool: ``shutdown(cancel_futures=True)`` alone would wait for every running task.
+    Work a worker was doing is lost; arraystore's writers leave it as ``.partial``, which
+    a rerun resumes or replaces.
+    """
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.join(timeout)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout)
+
+
+#: How often a worker's watchdog thread checks that its parent is alive (seconds).
+WATCHDOG_INTERVAL = 0.5
+
+
+def parent_identity() -> tuple[int, float]:
+    """This process's pid and start time, which :func:`worker_init` watches."""
+    import psutil
+
+    return os.getpid(), psutil.Process().create_time()
+
+
+def _parent_alive(pid: int, created: float) -> bool:
+    import psutil
+
+    try:
+        return bool(psutil.Process(pid).create_time() == created)  # a reused pid starts later
+    except psutil.Error:
+        return False
+
+
+def worker_init(parent_pid: int, parent_created: float, use_prctl: bool = True) -> None:
+    """Make a pool worker exit when the pool's owner dies.
+
+    On Linux the kernel kills the worker when its parent process exits
+    (``prctl(PR_SET_PDEATHSIG, SIGKILL)``; the parent is the forkserver, which exits with
+    the owner). On every platform, and as a second line on Linux, a daemon thread checks
+    every :data:`WATCHDOG_INTERVAL` seconds that the owner (pid and start time) is alive
+    and ends the worker with ``os._exit`` when it is not. A worker whose owner died
+    before this ran exits at once.
+    """
+    import signal
+    import sys
+    import threading
+
+    # Ctrl-C reaches the whole process group; the owner decides what stops (see abandon_pool).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if use_prctl and sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            pr_set_pdeathsig = 1
+            libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: the watchdog remains
+            pass
+    if not _parent_alive(parent_pid, parent_created):
+        os._exit(1)
+
+    def watch() -> None:
+        while _parent_alive(parent_pid, parent_created):
+            threading.Event().wait(WATCHDOG_INTERVAL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="arraystore-parent-watchdog", daemon=True).start()
 
 
 def default_workers() -> int:
@@ -161,6 +248,12 @@ def map_blocks(
             ordered,
             window=4 * (getattr(pool, "_max_workers", None) or default_workers()),
         )
+    except KeyboardInterrupt:  # Ctrl-C: stop now rather than wait for the blocks in flight
+        if own:
+            assert isinstance(pool, ProcessPoolExecutor)
+            abandon_pool(pool)
+            own = False
+        raise
     finally:
         if own:
             pool.shutdown(wait=True, cancel_futures=True)

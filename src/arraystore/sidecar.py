@@ -144,4 +144,5 @@ def read_sidecar(data_path: str | os.PathLike[str]) -> Sidecar | None:
 def write_sidecar(data_path: str | os.PathLike[str], sidecar: Sidecar, *, durable: bool = True) -> None:
     """Write the sidecar of ``data_path`` atomically (temp file, fsync, rename, fsync folder)."""
     text = json.dumps(sidecar.to_dict(), indent=2, allow_nan=True) + "\n"
-    atomic_write_bytes(sidecar_path(data_path), text.encode(), durable=durable)
+    # A new sidecar is readable by the same people as its data file.
+    atomic_write_bytes(sidecar_path(data_path), text.encode(), durable=durable, like=data_path)

@@ -2,15 +2,16 @@
 
 A backend subclasses :class:`ArrayStore` and implements a handful of hooks
 (``_open``, ``_create``, ``_read``, ``_write``, ``_flush``, ``_close``,
-``_set_attrs``); everything else — modes, staging and atomic publish, selections,
-dtype checks on writes, pickling by reference, block iteration — is derived here
-once. ``arraystore.open()`` and ``arraystore.create()`` live in :mod:`arraystore._open`.
+``_set_attrs``); everything else — modes, staging and atomic publish, selections
+(integer arrays and masks as sorted gathers over basic reads), value checks on
+writes, pickling by reference, block iteration — is derived here once. ``arraystore.open()`` and ``arraystore.create()`` live in :mod:`arraystore._open`.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import copy
 import warnings
 import weakref
 from abc import ABC, abstractmethod
@@ -20,16 +21,20 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 import numpy as np
 
 from . import _fsutil
+from ._gather import gather, masked, scatter
 from ._lock import WriterLock
-from ._selection import Selection, normalize_selection, selection_shape
+from ._selection import BasicPlan, GatherPlan, Selection, plan_selection
+from ._values import coerce_value
 from .blocks import BlockPlan, plan_blocks
 from .errors import (
     ArrayStoreError,
     ClosedStoreError,
+    CopyRequiredError,
+    NetworkFilesystemError,
     NotMemoryMappableError,
     NotPersistedWarning,
     ReadOnlyError,
-    UnsupportedDtypeError,
+    SelectionError,
 )
 from .fidelity import Fidelity
 from .meta import ArrayMeta, Order
@@ -38,14 +43,20 @@ from .registry import Location
 if TYPE_CHECKING:
     from .writer import ArrayWriter
 
-__all__ = ["MODES", "WRITABLE_MODES", "ArrayStore", "Attributes", "Mode"]
+__all__ = ["CREATE_MODES", "MODES", "WRITABLE_MODES", "ArrayStore", "Attributes", "Mode"]
 
-Mode = Literal["r", "r+", "w+", "w-", "c"]
-MODES: tuple[str, ...] = ("r", "r+", "w+", "w-", "c")
+Mode = Literal["r", "r+", "a", "w", "w+", "w-", "x", "c"]
+#: Modes ``open()`` accepts: numpy's (``r``, ``r+``, ``w+``, ``c``) and h5py/zarr's (``a``, ``w``, ``w-``, ``x``).
+MODES: tuple[str, ...] = ("r", "r+", "a", "w", "w+", "w-", "x", "c")
+#: Modes that create: ``w``/``w+`` create or truncate, ``w-``/``x`` fail if the array exists.
+CREATE_MODES = frozenset({"w", "w+", "w-", "x"})
+#: Modes an open store can have: ``a`` opens as ``r+`` or creates as ``w+``; creating modes give ``w+``.
 WRITABLE_MODES = frozenset({"r+", "w+", "w-"})
 
 #: Default block size for :meth:`ArrayStore.iter_blocks`.
 DEFAULT_BLOCK_BYTES = 64 * 1024 * 1024
+#: Bytes read ahead by ``iter(store)``.
+ITER_BLOCK_BYTES = 4 * 1024 * 1024
 
 S = TypeVar("S", bound="ArrayStore")
 
@@ -70,7 +81,8 @@ class Attributes(MutableMapping[str, Any]):
         self._store = store
 
     def _current(self) -> dict[str, Any]:
-        return dict(self._store.meta.attrs)
+        # A deep copy: changing a returned list or array in place must not look persisted.
+        return copy.deepcopy(dict(self._store.meta.attrs))
 
     def __getitem__(self, key: str) -> Any:
         return self._current()[key]
@@ -100,11 +112,14 @@ class Attributes(MutableMapping[str, Any]):
 
 
 class ArrayStore(ABC):
-    """An N-dimensional array stored on disk, read and written by basic indexing.
+    """An N-dimensional array stored on disk, read and written with numpy's indexing.
 
     Obtain one through :func:`arraystore.open` or :func:`arraystore.create`, not by
-    calling the class. ``store[sel]`` reads into a new ``ndarray``; ``store[sel] = x``
-    writes; ``np.asarray(store)`` reads everything; the store is a context manager.
+    calling the class. ``store[sel]`` reads into a new ``ndarray`` (ints, slices, ``...``
+    and one integer array or mask, with numpy's result); ``store[sel] = x`` writes with
+    numpy 2's value rules, refusing silent losses with typed errors; ``np.asarray(store)``
+    reads everything (``copy=False`` shares a memory map or raises); ``iter(store)`` walks
+    the first axis; the store is a context manager.
     Pickling a store pickles a reference (path, backend, options), never the data:
     the unpickled store is the same array opened read-only.
 
@@ -320,37 +335,99 @@ class ArrayStore(ABC):
             raise ReadOnlyError(f"{self.path}: opened read-only (mode {self._mode!r}); open with mode='r+' to write")
 
     def __getitem__(self, sel: Any) -> np.ndarray[Any, Any]:
+        """Read ``store[sel]`` into a new ndarray of the store's dtype (byte order included).
+
+        ``sel`` is what numpy takes, except several arrays or ``None`` in one key: ints,
+        slices with any step, ``...``, one integer array (or list) on one axis, a boolean
+        mask on one axis or of the array's full shape. The values, dtype and shape are
+        numpy's; where numpy returns a scalar (an integer for every axis), the store
+        returns a 0-d array, which keeps the stored byte order.
+        """
         self._check_open()
-        nsel, flip = normalize_selection(sel, self.shape)
-        out = self._read(nsel)
-        if flip:
-            out = np.flip(out, axis=flip).copy()
-        return out
+        plan = self._plan(sel)
+        if isinstance(plan, GatherPlan) and plan.partial:
+            out = masked(self, plan)
+        elif isinstance(plan, GatherPlan):
+            out = gather(self, plan)[plan.local]
+        else:
+            out = self._read(plan.sel)
+            if plan.flip:
+                out = np.flip(out, axis=plan.flip).copy()
+        return self._as_result(out, plan.shape)
+
+    def _plan(self, sel: Any) -> BasicPlan | GatherPlan:
+        try:
+            return plan_selection(sel, self.shape)
+        except SelectionError as exc:
+            raise SelectionError(f"{self.path}: {exc}") from None
+
+    def _as_result(self, out: Any, shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
+        # Every backend and I/O path gives the same thing: an ndarray of exactly the
+        # store's dtype, never a numpy scalar (which would come back in native order).
+        arr: np.ndarray[Any, Any] = np.asarray(out)
+        if arr.dtype != self.dtype:
+            arr = arr.astype(self.dtype)
+        return arr if arr.shape == shape else arr.reshape(shape)
 
     def __setitem__(self, sel: Any, value: Any) -> None:
+        """Write ``value`` into ``store[sel]`` (the selections of :meth:`__getitem__`).
+
+        Python numbers are written when they fit the dtype (numpy 2's NEP 50 rule), else
+        :class:`~arraystore.errors.ValueOutOfRangeError`; arrays are cast with numpy's
+        ``same_kind`` rule, else :class:`~arraystore.errors.UnsupportedDtypeError`. With
+        repeated indices the last value wins, as in numpy.
+        """
         self._check_writable()
-        nsel, flip = normalize_selection(sel, self.shape)
-        shape = selection_shape(nsel)
-        arr = np.asarray(value)
-        if arr.dtype != self.dtype or arr.shape != shape:
-            buf = np.empty(shape, dtype=self.dtype)
-            try:
-                np.copyto(buf, arr, casting="same_kind")
-            except TypeError:
-                raise UnsupportedDtypeError(
-                    f"{self.path}: cannot write {arr.dtype} values into a {self.dtype} array without "
-                    f"changing their kind; convert them explicitly (value.astype({str(self.dtype)!r}))"
-                ) from None
-            except ValueError as exc:
-                raise ValueError(
-                    f"{self.path}: cannot write an array of shape {arr.shape} into {shape}: {exc}"
-                ) from None
-            arr = buf
-        if flip:
-            arr = np.flip(arr, axis=flip)
-        self._write(nsel, arr)
+        plan = self._plan(sel)
+        arr = coerce_value(
+            value, self.dtype, plan.shape, scalar=isinstance(plan, BasicPlan) and plan.scalar, where=self.path
+        )
+        if isinstance(plan, GatherPlan):
+            scatter(self, plan, arr)
+            return
+        if plan.flip:
+            arr = np.flip(arr, axis=plan.flip)
+        self._write(plan.sel, arr)
+
+    def __iter__(self) -> Iterator[np.ndarray[Any, Any]]:
+        """Iterate along the first axis, as numpy does (rows read a few at a time)."""
+        self._check_open()
+        if not self.shape:
+            raise TypeError("iteration over a 0-d array")
+        return self._iter_rows()
+
+    def _iter_rows(self) -> Iterator[np.ndarray[Any, Any]]:
+        row_bytes = max(self.nbytes // max(self.shape[0], 1), 1)
+        step = max(1, ITER_BLOCK_BYTES // row_bytes)
+        for lo in range(0, self.shape[0], step):
+            block = self[lo : lo + step]
+            for row in block:
+                yield self._as_result(row, self.shape[1:])
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray[Any, Any]:
+        """numpy's array protocol: ``copy=False`` shares the stored bytes (a memory map) or raises.
+
+        ``np.asarray(store)`` and ``np.array(store)`` read the array; ``np.asarray(store,
+        copy=False)`` returns :meth:`as_memmap` (read-only in mode ``r``, writing through
+        to the file in ``r+``) where the data are one mappable byte range of the store's
+        dtype, and raises ``ValueError`` otherwise, as numpy 2 asks of ``__array__``.
+        """
+        if copy is False:
+            if dtype is not None and np.dtype(dtype) != self.dtype:
+                raise CopyRequiredError(
+                    f"{self.path}: np.asarray(store, dtype={np.dtype(dtype)}, copy=False) needs a copy (the "
+                    f"store holds {self.dtype}); drop copy=False or the dtype"
+                )
+            self._check_open()
+            if self.size == 0:
+                return np.empty(self.shape, self.dtype)
+            try:
+                return self.as_memmap()
+            except (NotMemoryMappableError, NetworkFilesystemError) as exc:
+                raise CopyRequiredError(
+                    f"{self.path}: np.asarray(store, copy=False) cannot share the stored bytes ({exc}); "
+                    "drop copy=False to read a copy, and write changes back with store[...] = array"
+                ) from None
         out = self[...]
         return out if dtype is None else out.astype(dtype, copy=False)
 

@@ -377,7 +377,8 @@ class ArrayWriter:
         cp = Checkpoint(self._path, self._rows, self._writes, dict(self._user), complete,
                         tuple(self._store.shape), self._store.dtype.str, self._sequence, time.time())
         text = json.dumps(cp.to_dict(), indent=1, allow_nan=False) + "\n"
-        _fsutil.atomic_write_bytes(self._cp_file, text.encode(), durable=self._durable)
+        like = self._store._staged[1].file if self._store._staged else self._store._location.file
+        _fsutil.atomic_write_bytes(self._cp_file, text.encode(), durable=self._durable, like=like)
         self._since = 0
         self._last = time.monotonic()
         self._last_checkpoint = cp

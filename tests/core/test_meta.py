@@ -62,9 +62,12 @@ def test_invalid_order_and_attrs() -> None:
         ArrayMeta((1,), "f4", attrs={"f": object()})
 
 
-def test_numpy_values_in_attrs_become_plain() -> None:
+def test_numpy_values_in_attrs_keep_their_type() -> None:
     m = ArrayMeta((1,), "f4", attrs={"x": np.float32(1.5), "v": np.arange(3)})
-    assert m.attrs == {"x": 1.5, "v": [0, 1, 2]}
+    assert type(m.attrs["x"]) is np.float32 and m.attrs["x"] == 1.5
+    assert m.attrs["v"].dtype == np.arange(3).dtype and m.attrs["v"].tolist() == [0, 1, 2]
+    assert m.to_dict()["attrs"]["x"] == {"$numpy": {"dtype": "<f4", "shape": None, "data": "AADAPw=="}}
+    assert ArrayMeta.from_dict(m.to_dict()) == m
 
 
 @pytest.mark.parametrize(

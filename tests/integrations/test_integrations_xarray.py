@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,6 +40,33 @@ def test_open_dataset_with_dask_chunks(make_store: Callable[..., str]) -> None:
         assert var.chunks == ((5, 5, 5, 5), (6,), (4,))
         np.testing.assert_array_equal(var.values, DATA)
         np.testing.assert_allclose(var.mean("t").values, DATA.mean(0), rtol=1e-6)
+
+
+def test_chunks_empty_dict_gives_storage_chunks(make_store: Callable[..., str], case: tuple[str, str | None]) -> None:
+    """``chunks={}`` follows ``preferred_chunks``: the storage chunks, never one chunk of the whole array."""
+    backend, chunks = case
+    path = make_store(backend, DATA, chunks)
+    with arraystore.open(path) as s:
+        storage = s.chunks
+    with xr.open_dataset(path, engine=ENGINE, chunks={}) as ds:
+        var = ds[next(iter(ds.data_vars))]
+        if storage is None:
+            assert var.chunks == tuple((n,) for n in DATA.shape)  # small and contiguous: one run is one chunk
+        else:
+            assert tuple(c[0] for c in var.chunks) == storage
+        np.testing.assert_array_equal(var.values, DATA)
+
+
+def test_contiguous_preferred_chunks_are_bounded_runs(tmp_path: Path) -> None:
+    from arraystore.integrations import xarray as engine
+
+    shape = (4096, 64, 1024)  # 1 GiB of float32, never written: the sidecar and a sparse file suffice
+    with arraystore.create(tmp_path / "big.dat", shape=shape, dtype="float32"):
+        pass
+    with xr.open_dataset(tmp_path / "big.dat", engine=ENGINE, chunks={}) as ds:
+        first = {dim: c[0] for dim, c in zip(ds["big"].dims, ds["big"].chunks)}
+    rows = engine.PREFERRED_CHUNK_BYTES // (64 * 1024 * 4)
+    assert first == {"dim_0": rows, "dim_1": 64, "dim_2": 1024}
 
 
 def test_variable_name_dims_and_drop(make_store: Callable[..., str]) -> None:

@@ -11,6 +11,12 @@ Mapping (documented in :mod:`arraystore.backends.hdf5`):
   attributes converted to JSON values: numbers and booleans as such, strings and
   bytes as text, numeric or string arrays as lists. Attributes with no JSON form
   (references, compounds, complex numbers) are left out and left alone.
+* Every attribute's stored size is checked before it is read: over
+  :data:`MAX_ATTR_BYTES` (the sidecar cap, 16 MiB; the native attributes of a dataset
+  share that budget, and there may be at most :data:`MAX_ATTR_COUNT`) it is refused
+  with :class:`~arraystore.errors.MetadataError`. Variable-length strings keep their
+  characters in HDF5's global heap, whose size HDF5 does not tell before reading;
+  they are read (at most the file's size) and checked before any JSON is parsed.
 * Other reserved attributes (names starting ``_arraystore_``) never appear in attrs:
   ``_arraystore_version``, ``_arraystore_dtype``, ``_arraystore_order``,
   ``_arraystore_incomplete``, ``_arraystore_checksum``.
@@ -24,16 +30,21 @@ from typing import Any
 import h5py
 import numpy as np
 
+from .._attrs import decode_attrs, encode_attrs
 from ..errors import MetadataError
+from ..sidecar import MAX_SIDECAR_BYTES
 
 __all__ = [
     "ATTRS",
     "CHECKSUM",
     "DTYPE",
     "INCOMPLETE",
+    "MAX_ATTR_BYTES",
+    "MAX_ATTR_COUNT",
     "ORDER",
     "PREFIX",
     "VERSION",
+    "read_attr",
     "read_attrs",
     "write_attrs",
 ]
@@ -45,6 +56,12 @@ ORDER = PREFIX + "order"
 INCOMPLETE = PREFIX + "incomplete"
 CHECKSUM = PREFIX + "checksum"
 VERSION = PREFIX + "version"
+
+#: Largest attribute read (stored bytes, or characters of variable-length strings): the sidecar cap.
+#: The native attributes of a foreign dataset share this budget.
+MAX_ATTR_BYTES = MAX_SIDECAR_BYTES
+#: Most attributes one dataset may carry for arraystore to read them.
+MAX_ATTR_COUNT = 65536
 
 _SKIP = object()
 _INT64 = (-(1 << 63), (1 << 63) - 1)
@@ -78,25 +95,85 @@ def _to_json(value: Any) -> Any:
     return _SKIP
 
 
+def _too_big(name: str, where: str, size: int, limit: int) -> MetadataError:
+    return MetadataError(
+        f"{where}: attribute {name!r} holds {size:,} bytes, more than the {limit:,} arraystore reads as "
+        "metadata (the cap of a sidecar); the file is damaged or hostile: store large data in a dataset"
+    )
+
+
+def read_attr(obj: h5py.Dataset | h5py.Group, name: str, where: str, limit: int = MAX_ATTR_BYTES) -> Any:
+    """One attribute's value, its stored size checked against ``limit`` before it is read.
+
+    Raises
+    ------
+    MetadataError
+        Over ``limit`` bytes (stored, or characters of variable-length strings).
+    KeyError
+        No such attribute.
+    """
+    try:
+        aid = h5py.h5a.open(obj.id, name.encode("utf-8"))
+    except (KeyError, OSError):
+        raise KeyError(name) from None
+    size = aid.get_storage_size()
+    tid = aid.get_type()
+    if size > limit:
+        raise _too_big(name, where, size, limit)
+    npoints = aid.get_space().get_simple_extent_npoints()
+    variable = tid.get_class() == h5py.h5t.VLEN or (
+        tid.get_class() == h5py.h5t.STRING and tid.is_variable_str()
+    )
+    if variable and npoints > limit // 16:
+        raise _too_big(name, where, npoints * 16, limit)
+    value = obj.attrs[name]
+    if variable:
+        items = value.ravel().tolist() if isinstance(value, np.ndarray) else [value]
+        total = sum(len(v) if isinstance(v, (str, bytes)) else getattr(v, "nbytes", 0) for v in items)
+        if total > limit:
+            raise _too_big(name, where, total, limit)
+    return value
+
+
 def _native(obj: h5py.Dataset | h5py.Group) -> dict[str, Any]:
+    where = obj.name or ""
+    count = h5py.h5o.get_info(obj.id).num_attrs
+    if count > MAX_ATTR_COUNT:
+        raise MetadataError(
+            f"{where}: the dataset has {count:,} attributes, more than the {MAX_ATTR_COUNT:,} arraystore reads "
+            "as metadata; the file is damaged or hostile: store large data in a dataset"
+        )
     out: dict[str, Any] = {}
+    budget = MAX_ATTR_BYTES
     for name in obj.attrs:
         if name.startswith(PREFIX):
             continue
         try:
-            value = _to_json(obj.attrs[name])
-        except (OSError, TypeError, ValueError):  # types h5py cannot read
+            raw = read_attr(obj, name, where, limit=budget)
+            budget -= _size(raw)
+            value = _to_json(raw)
+        except MetadataError:
+            raise
+        except (OSError, TypeError, ValueError, KeyError, RuntimeError):  # types h5py cannot read
             continue
         if value is not _SKIP:
             out[name] = value
     return out
 
 
+def _size(value: Any) -> int:
+    if isinstance(value, (str, bytes)):
+        return len(value)
+    if isinstance(value, np.ndarray) and value.dtype.kind == "O":
+        return sum(_size(v) for v in value.ravel())
+    return int(getattr(value, "nbytes", 8))
+
+
 def read_json(obj: h5py.Dataset, name: str, where: str) -> Any:
     """A reserved attribute holding JSON text, or None when absent."""
     if name not in obj.attrs:
         return None
-    raw = obj.attrs[name]
+    raw = read_attr(obj, name, where)
     text = _text(raw) if isinstance(raw, bytes) else str(raw)
     try:
         return json.loads(text)
@@ -113,7 +190,7 @@ def read_attrs(obj: h5py.Dataset, where: str) -> dict[str, Any]:
         return _native(obj)
     if not isinstance(stored, dict):
         raise MetadataError(f"{where}: expected {ATTRS} to hold a JSON object, found {type(stored).__name__}")
-    return stored
+    return decode_attrs(stored, where)
 
 
 def _mirrorable(value: Any) -> bool:
@@ -124,7 +201,7 @@ def _mirrorable(value: Any) -> bool:
 
 def write_attrs(obj: h5py.Dataset, attrs: dict[str, Any], old: dict[str, Any]) -> None:
     """Store ``attrs`` as JSON and mirror its scalars as native attributes."""
-    obj.attrs[ATTRS] = json.dumps(attrs, ensure_ascii=False, allow_nan=True)
+    obj.attrs[ATTRS] = json.dumps(encode_attrs(attrs), ensure_ascii=False, allow_nan=True)
     mirrored = set()
     for key, value in attrs.items():
         if not key or key.startswith(PREFIX) or not _mirrorable(value):

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnsupportedDtypeError
-from ..fidelity import FAMILIES, Fidelity, Support
+from ..fidelity import FAMILIES, Fidelity, StructuredLimits, Support
 
 __all__ = ["HDF5_FIDELITY", "contiguous", "decode", "encode", "storage_dtype"]
 
@@ -49,13 +49,14 @@ def _table() -> dict[tuple[str, str], tuple[Support, str]]:
     table[("void", "*")] = (Support.EXACT, "HDF5 opaque type")
     table[("structured", "*")] = (
         Support.EXACT,
-        "HDF5 compound, offsets and item size kept; fields judged too",
+        "HDF5 compound, offsets, item size and padding bytes kept; overlapping fields and names with NUL refused",
     )
     return table
 
 
 #: The HDF5 backend's fidelity declaration.
-HDF5_FIDELITY = Fidelity(_table())
+#: HDF5 compound members have sizes > 0 and C-string names.
+HDF5_FIDELITY = Fidelity(_table(), StructuredLimits(zero_size_fields=False, nul_in_names=False))
 
 
 def _leaf(dtype: np.dtype[Any]) -> np.dtype[Any]:

@@ -18,7 +18,7 @@ import h5py
 
 from ..errors import ArrayNotFoundError, MetadataError, UnsafeInputError
 
-__all__ = ["MAX_CHUNK_BYTES", "check_dataset", "list_datasets", "resolve_dataset"]
+__all__ = ["MAX_CHUNK_BYTES", "check_dataset", "list_datasets", "resolve_dataset", "temp_name"]
 
 #: Largest chunk (uncompressed) a reader accepts by default; HDF5's own cap is 4 GiB.
 MAX_CHUNK_BYTES = 1 << 30
@@ -28,12 +28,25 @@ _MAX_HOPS = 32
 _ALLOW = "pass allow_external=True only if you trust the file"
 
 
+#: Suffix of the temporary name a replacing dataset is built under (``/a/.b.arraystore-new``).
+TEMP_SUFFIX = ".arraystore-new"
+
+
+def temp_name(key: str) -> str:
+    """Where a dataset replacing ``key`` in the same file is built until it is complete."""
+    parent, _, name = ("/" + key.strip("/")).rpartition("/")
+    return f"{parent}/.{name}{TEMP_SUFFIX}"
+
+
 def list_datasets(f: h5py.File) -> list[str]:
-    """Paths of the datasets reachable by hard links (external and soft links are not followed)."""
+    """Paths of the datasets reachable by hard links (external and soft links are not followed).
+
+    Datasets under a replacement's temporary name (left by an interrupted writer) are not listed.
+    """
     found: list[str] = []
 
     def visit(name: str, obj: Any) -> None:
-        if isinstance(obj, h5py.Dataset):
+        if isinstance(obj, h5py.Dataset) and not name.endswith(TEMP_SUFFIX):
             found.append("/" + name)
 
     f.visititems(visit)
@@ -114,33 +127,35 @@ def resolve_dataset(f: h5py.File, key: str | None, *, where: str, allow_external
 
 
 def check_dataset(
-    ds: h5py.Dataset, file: str, *, allow_external: bool, max_chunk_bytes: int = MAX_CHUNK_BYTES
+    ds: h5py.Dataset,
+    file: str,
+    *,
+    allow_external: bool,
+    max_chunk_bytes: int = MAX_CHUNK_BYTES,
+    allow_virtual: bool = False,
 ) -> None:
-    """Refuse external storage, virtual sources outside the folder, and absurd sizes."""
+    """Refuse external storage, virtual datasets (unless allowed and confined), and absurd sizes.
+
+    Raises
+    ------
+    UnsafeInputError
+        External raw storage, a virtual dataset (any, unless ``allow_virtual``; with it,
+        one whose sources, at any depth, leave the file's folder, are missing there,
+        or are themselves external), a dataspace or chunk too large to read.
+    """
     where = f"{file}::{ds.name}"
     if not allow_external:
-        external = ds.external
-        if external:
-            names = ", ".join(str(e[0]) for e in external[:5])
-            raise UnsafeInputError(
-                f"{where}: the dataset keeps its bytes in external raw file(s) {names}; reading it would read "
-                f"those files wherever they are. Copy the data into the HDF5 file, or {_ALLOW}"
-            )
+        _check_storage(ds, where)
         if ds.is_virtual:
-            folder = os.path.realpath(os.path.dirname(file))
-            for src in ds.virtual_sources():
-                if src.file_name == ".":
-                    continue
-                target = (
-                    src.file_name if os.path.isabs(src.file_name) else os.path.join(folder, src.file_name)
+            if not allow_virtual:
+                raise UnsafeInputError(
+                    f"{where}: a virtual dataset, which reads its values from other datasets and files that "
+                    "HDF5 looks for in several places (the file's folder, HDF5_VDS_PREFIX, the working directory). "
+                    "Pass allow_virtual=True to read it when all its sources lie in the file's own folder, "
+                    f"or {_ALLOW}"
                 )
-                target = os.path.realpath(target)
-                if os.path.commonpath([folder, target]) != folder:
-                    raise UnsafeInputError(
-                        f"{where}: a virtual dataset whose source {src.file_name}::{src.dset_name} lies outside "
-                        f"the file's folder {folder}; {_ALLOW}"
-                    )
-    itemsize = ds.dtype.itemsize
+            _check_virtual(ds, file, set(), 0)
+    itemsize = ds.id.get_type().get_size()
     nbytes = math.prod(ds.shape or ()) * itemsize if ds.shape is not None else 0
     if nbytes > MAX_NBYTES:
         raise UnsafeInputError(
@@ -155,3 +170,66 @@ def check_dataset(
                 "a reader accepts (each read decompresses whole chunks into memory); pass max_chunk_bytes= "
                 "to raise the limit if you trust the file"
             )
+
+
+def _check_storage(ds: h5py.Dataset, where: str) -> None:
+    external = ds.external
+    if external:
+        names = ", ".join(str(e[0]) for e in external[:5])
+        raise UnsafeInputError(
+            f"{where}: the dataset keeps its bytes in external raw file(s) {names}; reading it would read "
+            f"those files wherever they are. Copy the data into the HDF5 file, or {_ALLOW}"
+        )
+
+
+_MAX_VIRTUAL_DEPTH = 8
+
+
+def _check_virtual(ds: h5py.Dataset, file: str, seen: set[tuple[str, str]], depth: int) -> None:
+    """Every source of a virtual dataset, and theirs, recursively: inside the folder, present, not external."""
+    where = f"{file}::{ds.name}"
+    if depth > _MAX_VIRTUAL_DEPTH:
+        raise UnsafeInputError(f"{where}: virtual datasets nested more than {_MAX_VIRTUAL_DEPTH} deep; {_ALLOW}")
+    if os.environ.get("HDF5_VDS_PREFIX"):
+        raise UnsafeInputError(
+            f"{where}: HDF5_VDS_PREFIX is set, so HDF5 would look for the virtual dataset's sources there "
+            f"first; unset it to read virtual datasets confined to their folder, or {_ALLOW}"
+        )
+    here = os.path.realpath(file)
+    folder = os.path.dirname(here)
+    base = os.path.dirname(os.path.abspath(file))
+    for src in ds.virtual_sources():
+        name, dset = src.file_name, src.dset_name
+        shown = f"{name}::{dset}"
+        if "%" in name or "%" in dset:
+            raise UnsafeInputError(f"{where}: a virtual source name with a printf-style pattern ({shown}); {_ALLOW}")
+        target = here if name == "." else os.path.realpath(os.path.join(base, name))
+        if os.path.commonpath([folder, target]) != folder:
+            raise UnsafeInputError(
+                f"{where}: a virtual dataset whose source {shown} lies outside the file's folder {folder} "
+                f"(symbolic links resolved); {_ALLOW}"
+            )
+        if not os.path.isfile(target):
+            raise UnsafeInputError(
+                f"{where}: the virtual dataset's source file {name} is missing beside it, where it must be: "
+                f"HDF5 would look for it in the working directory instead; {_ALLOW}"
+            )
+        if (target, dset) in seen:
+            continue
+        seen.add((target, dset))
+        if target == here:
+            _check_source(ds.file, dset, file, seen, depth)
+            continue
+        try:
+            f = h5py.File(target, "r", locking=False)
+        except OSError as exc:
+            raise UnsafeInputError(f"{where}: cannot open the virtual source file {target}: {exc}") from None
+        with f:
+            _check_source(f, dset, target, seen, depth)
+
+
+def _check_source(f: h5py.File, dset: str, file: str, seen: set[tuple[str, str]], depth: int) -> None:
+    source = resolve_dataset(f, dset, where=file, allow_external=False)
+    _check_storage(source, f"{file}::{source.name}")
+    if source.is_virtual:
+        _check_virtual(source, file, seen, depth + 1)

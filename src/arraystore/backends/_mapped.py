@@ -63,7 +63,7 @@ def check_size(path: str, offset: int, meta: ArrayMeta) -> None:
     """Refuse a data file whose size is not ``offset + meta.nbytes``."""
     actual = os.stat(path).st_size - offset
     if actual != meta.nbytes:
-        raise SizeMismatchError(path, meta.nbytes, max(actual, 0), meta.itemsize)
+        raise SizeMismatchError(path, meta.nbytes, max(actual, 0), meta.itemsize, meta.shape)
 
 
 def _bytes_view(arr: np.ndarray[Any, Any]) -> memoryview:
@@ -159,6 +159,8 @@ class MappedFileStore(ArrayStore):
             check_memmap(self._data_file(), stacklevel=4)
         m = self._get_map(stacklevel=4)
         assert isinstance(m, np.memmap)
+        if self._mode in ("r+", "w+", "w-"):
+            self._before_write()  # a writable map may be written at any time: mark incomplete first
         return m
 
     def _read(self, sel: Selection) -> np.ndarray[Any, Any]:
@@ -219,7 +221,8 @@ class MappedFileStore(ArrayStore):
             return buf
         axis, lo, hi, row_bytes = self._rows(sel)
         rows = self._read_rows(axis, lo, hi, row_bytes)
-        out: np.ndarray[Any, Any] = rows[self._local(sel, axis, lo)]
+        # A trailing Ellipsis keeps a 0-d result an array in the store's byte order, as _read does.
+        out: np.ndarray[Any, Any] = rows[self._local(sel, axis, lo) + (Ellipsis,)]
         return out if out.size == rows.size else out.copy()  # do not pin a large buffer for a small view
 
     def _write_buffered(self, sel: Selection, value: np.ndarray[Any, Any]) -> None:

@@ -11,7 +11,9 @@ What is refused, with :class:`~arraystore.errors.UnsafeInputError` unless noted:
 * chunk grids that are not regular, do not match the array's rank, or whose chunk
   would decode to more than ``max_chunk_bytes`` (a decompression bomb or a typo);
 * inconsistent shapes, codecs or data types found by zarr-python while parsing:
-  :class:`~arraystore.errors.MetadataError`.
+  :class:`~arraystore.errors.MetadataError`; a data type *name* zarr-python does not know
+  (TensorStore's ``bfloat16``, ``int4``, ``float8_*``, or ``complex512``):
+  :class:`~arraystore.errors.UnsupportedDtypeError`, like an unknown ENVI or HDF5 type.
 * metadata documents that would parse into more than ``_fsutil.MAX_JSON_ITEMS``
   values or nest deeper than ``_fsutil.MAX_JSON_DEPTH`` (checked before zarr-python
   parses them, also inside zip stores);
@@ -29,6 +31,7 @@ import errno
 import json
 import lzma
 import math
+import re
 import warnings
 import zipfile
 import zlib
@@ -37,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _fsutil
-from ..errors import ArrayNotFoundError, ArrayStoreError, MetadataError, UnsafeInputError
+from ..errors import ArrayNotFoundError, ArrayStoreError, MetadataError, UnsafeInputError, UnsupportedDtypeError
 from ._zarr_layout import check_chunk_bytes
 
 __all__ = ["MAX_METADATA_BYTES", "SAFE_CODECS", "check_array", "check_key", "check_zip", "zarr_errors"]
@@ -168,6 +171,24 @@ def check_array(arr: Any, where: str, max_chunk_bytes: int) -> None:
         raise MetadataError(f"{where}: a data type of zero-sized items")
 
 
+#: zarr's registry error for a data type *name* it does not know: "... matches 'bfloat16'".
+_UNKNOWN_NAME = re.compile(r"No Zarr data type found that matches '[^']+'\Z")
+
+
+def _unknown_data_type(exc: BaseException) -> bool:
+    """True when ``exc`` is zarr's data-type registry not knowing a named type (TensorStore's ``bfloat16``).
+
+    Other registry failures stay invalid metadata: a number or object as the data type, and a v2
+    array whose codec zarr takes for an object codec (``pickle``: the message then holds a dict).
+    """
+    tb = exc.__traceback__
+    module = ""
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        tb = tb.tb_next
+    return module.startswith("zarr.core.dtype") and _UNKNOWN_NAME.search(str(exc)) is not None
+
+
 @contextlib.contextmanager
 def zarr_errors(where: str, *, reading_chunks: bool = False) -> Iterator[None]:
     """Map zarr-python's (and its codecs') exceptions into arraystore's tree."""
@@ -196,5 +217,11 @@ def zarr_errors(where: str, *, reading_chunks: bool = False) -> Iterator[None]:
         ValueError, TypeError, KeyError, IndexError, AttributeError, json.JSONDecodeError, zipfile.BadZipFile,
         RuntimeError, zlib.error, EOFError, lzma.LZMAError,
     ) as exc:  # fmt: skip
+        if isinstance(exc, ValueError) and _unknown_data_type(exc):
+            # e.g. TensorStore's "bfloat16" or a v2 dtype string numpy does not have
+            raise UnsupportedDtypeError(
+                f"{where}: the array's Zarr data type has no numpy equivalent arraystore can hold ({exc}); "
+                "read it with the tool that wrote it, or rewrite it with a supported data type"
+            ) from None
         what = "a chunk could not be decoded" if reading_chunks else "invalid Zarr metadata"
         raise MetadataError(f"{where}: {what}: {type(exc).__name__}: {exc}") from None

@@ -13,9 +13,12 @@ Atomicity
     ``_arraystore_incomplete`` until ``close()``; a crash leaves it flagged (opening
     it raises :class:`~arraystore.errors.IncompleteArrayError` unless
     ``allow_incomplete=True``) and ``discard()`` (or leaving a ``with`` block by an
-    exception) deletes it. Overwriting a dataset in an existing file deletes the old
-    one first. HDF5 does not return the space of deleted datasets to the file system
-    (``h5repack`` does). A dataset opened ``r+`` is flagged incomplete from its first
+    exception) deletes it. A dataset that **replaces** another in an existing file
+    (``overwrite=True``) is built under a temporary name beside it
+    (``/g/.name.arraystore-new``) and its link is moved over the old one at
+    ``close()``: until then the old dataset stays readable; a leftover temporary
+    dataset (a kill) is removed by the next create. HDF5 does not return the space
+    of deleted datasets to the file system (``h5repack`` does). A dataset opened ``r+`` is flagged incomplete from its first
     write until ``close()`` or ``flush(durable=True)``.
 
 Layout
@@ -50,19 +53,32 @@ Locking
     available" on NFS without lockd (h5py #1082). Readers take no lock, like the
     other backends. One process cannot open a file for writing while it holds it
     open read-only (an HDF5 rule): that raises :class:`~arraystore.errors.LockedError`.
+    A reader notices when another process changed the file's structure (its size or
+    inode, through the open descriptor) and raises
+    :class:`~arraystore.errors.ArrayChangedError` rather than read a mixture through
+    HDF5's stale metadata; a file replaced by a rename is read at the generation opened.
 
 Security
-    External links, external raw storage and virtual datasets whose sources lie
-    outside the file's folder are refused with
+    External links and external raw storage are refused with
     :class:`~arraystore.errors.UnsafeInputError` unless ``allow_external=True``
-    (h5py #2891); so are chunks over ``max_chunk_bytes`` (1 GiB by default).
+    (h5py #2891); so are virtual datasets, unless ``allow_virtual=True`` and every
+    source, recursively, lies inside the file's folder (see
+    :mod:`arraystore.backends._hdf5_security`), and chunks over ``max_chunk_bytes``
+    (1 GiB by default). Attributes are read only under the sidecar cap (16 MiB).
+    The chunk cache holds one whole chunk, so small reads do not decompress it again.
+
+Foreign types
+    See :mod:`arraystore.backends._hdf5_types`: maps and byte copies only when the
+    file type is byte for byte numpy's; HDF5 array types read as trailing axes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
 import os
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import h5py
 import numpy as np
@@ -70,12 +86,12 @@ import numpy as np
 from .. import _fsutil
 from .._selection import Selection, selection_shape
 from ..errors import (
-    ArrayNotFoundError,
+    ArrayChangedError,
+    ArrayStoreError,
     IncompleteArrayError,
-    LockedError,
     MetadataError,
     NotMemoryMappableError,
-    ReadOnlyError,
+    StorageFullError,
     UnsupportedDtypeError,
 )
 from ..fidelity import Fidelity
@@ -83,9 +99,11 @@ from ..meta import ArrayMeta, dtype_from_json, dtype_to_json
 from ..registry import Location
 from ..store import WRITABLE_MODES, ArrayStore
 from . import _hdf5_attrs as A
+from . import _hdf5_files as F
 from ._hdf5_dtypes import HDF5_FIDELITY, contiguous, decode, encode, storage_dtype
 from ._hdf5_layout import chunk_shape, filter_options, load_plugin_filters
-from ._hdf5_security import MAX_CHUNK_BYTES, check_dataset, resolve_dataset
+from ._hdf5_security import MAX_CHUNK_BYTES, check_dataset, resolve_dataset, temp_name
+from ._hdf5_types import check_storable, dataset_dtype, file_type_is_numpy_bytes
 from ._mapped import check_memmap
 
 __all__ = ["DEFAULT_KEY", "HDF5Store"]
@@ -95,38 +113,20 @@ DEFAULT_KEY = "/data"
 _FORMAT_VERSION = 1
 
 
-def _open_file(path: str, mode: str) -> h5py.File:
-    """``h5py.File`` without HDF5's own locking, its errors mapped into arraystore's."""
-    try:
-        return h5py.File(path, mode, locking=False)
-    except FileNotFoundError:
-        raise ArrayNotFoundError(f"{path}: no such file") from None
-    except PermissionError as exc:
-        raise ReadOnlyError(f"{path}: permission denied opening it with mode {mode!r}: {exc}") from None
-    except OSError as exc:
-        _fsutil.raise_if_full(exc, path, "opening")
-        if mode != "r" and not _fsutil.writable(path):
-            raise ReadOnlyError(
-                f"{path}: cannot open it for writing (read-only file or file system); open with mode='r'"
-            ) from None
-        text = str(exc)
-        if "already open" in text:
-            raise LockedError(
-                f"{path}: this process already has the file open read-only, and HDF5 cannot open it again for "
-                "writing; close the other stores on it first"
-            ) from None
-        raise MetadataError(f"{path}: expected an HDF5 file, but HDF5 cannot open it ({text})") from None
-
-
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _logical_meta(ds: h5py.Dataset, where: str) -> tuple[ArrayMeta, np.dtype[Any]]:
-    """The array an HDF5 dataset holds, and the storage dtype h5py reads it as."""
-    stored = ds.dtype
+def _logical_meta(ds: h5py.Dataset, where: str) -> tuple[ArrayMeta, np.dtype[Any], int]:
+    """The array an HDF5 dataset holds, the storage dtype h5py reads it as, and its trailing array axes.
+
+    A dataset of an HDF5 array type (``H5T_ARRAY``, e.g. ``("<f4", (3,))`` written
+    by h5py or netCDF tools) reads as h5py reads it: the array type's dimensions
+    become trailing axes of the array (shape ``(5,)`` + ``(3,)`` -> ``(5, 3)``).
+    """
     if ds.shape is None:
         raise MetadataError(f"{where}: the dataset has a null dataspace (no shape, no data); nothing to open")
+    stored = dataset_dtype(ds, where)
     if stored.hasobject:
         raise UnsupportedDtypeError(
             f"{where}: the dataset holds variable-length data or references (h5py dtype {stored}), which "
@@ -141,11 +141,18 @@ def _logical_meta(ds: h5py.Dataset, where: str) -> tuple[ArrayMeta, np.dtype[Any
             f"{where}: {A.DTYPE} says {dtype} ({dtype.itemsize} bytes) but the dataset holds {stored} "
             f"({stored.itemsize} bytes); the attribute or the data is wrong"
         )
-    order = _text(ds.attrs[A.ORDER]) if A.ORDER in ds.attrs else "C"
+    order = _text(A.read_attr(ds, A.ORDER, where)) if A.ORDER in ds.attrs else "C"
     if order not in ("C", "F"):
         raise MetadataError(f"{where}: expected {A.ORDER} to be 'C' or 'F', found {order!r}")
+    trailing = len(stored.shape) if described is None and stored.subdtype is not None else 0
+    if trailing and order == "F":
+        raise MetadataError(
+            f"{where}: {A.ORDER} = 'F' on a dataset of HDF5 array type {stored}, which arraystore never "
+            "writes; the attribute is wrong"
+        )
     shape = tuple(ds.shape)[::-1] if order == "F" else tuple(ds.shape)
-    return ArrayMeta(shape, dtype, order, A.read_attrs(ds, where)), stored  # type: ignore[arg-type]
+    meta = ArrayMeta(shape, dtype, order, A.read_attrs(ds, where))  # type: ignore[arg-type]
+    return meta, stored, trailing
 
 
 class HDF5Store(ArrayStore):
@@ -155,6 +162,7 @@ class HDF5Store(ArrayStore):
     supports_memmap: ClassVar[bool] = True
     supports_copy_on_write: ClassVar[bool] = False
     fidelity: ClassVar[Fidelity] = HDF5_FIDELITY
+    _pickled_options: ClassVar[frozenset[str]] = ArrayStore._pickled_options | {"allow_virtual"}
 
     def __init__(
         self,
@@ -167,12 +175,19 @@ class HDF5Store(ArrayStore):
         storage: np.dtype[Any],
         new_in_place: bool = False,
         flagged: bool = False,
+        trailing: int = 0,
+        replaces: str | None = None,
         **options: Any,
     ) -> None:
         super().__init__(location, mode, meta, options=options)
         self._file = file
         self._ds = dataset
         self._storage = storage
+        self._trailing = trailing  # axes of an HDF5 array type, read as the array's last axes
+        self._replaces = replaces  # the dataset a new one (built under a temporary name) replaces at close
+        self._generation = F.generation(file) if mode == "r" else None
+        self._full = False  # a write or flush failed for want of space
+        self._discarding = False
         self._new_in_place = new_in_place
         self._flagged = flagged  # the incomplete attribute is set on disk
         self._map: np.memmap[Any, Any] | None = None
@@ -189,23 +204,35 @@ class HDF5Store(ArrayStore):
         io: str = "auto",
         durable: bool = False,
         allow_external: bool = False,
+        allow_virtual: bool = False,
         max_chunk_bytes: int = MAX_CHUNK_BYTES,
         shuffle: bool = False,  # a creation option, passed along when create(resume=True) reopens
     ) -> HDF5Store:
         path = str(location.file)
-        f = _open_file(path, "r" if mode == "r" else "r+")
+        f = F.open_file(path, "r" if mode == "r" else "r+")
         try:
             ds = resolve_dataset(f, location.key, where=path, allow_external=allow_external)
             where = f"{path}::{ds.name}"
-            check_dataset(ds, path, allow_external=allow_external, max_chunk_bytes=max_chunk_bytes)
+            check_dataset(
+                ds, path, allow_external=allow_external, allow_virtual=allow_virtual, max_chunk_bytes=max_chunk_bytes
+            )
             load_plugin_filters(ds, where)
-            meta, stored = _logical_meta(ds, where)
+            ds = F.with_chunk_cache(f, ds)
+            meta, stored, trailing = _logical_meta(ds, where)
             flagged = A.INCOMPLETE in ds.attrs
             if flagged and not allow_incomplete:
                 raise IncompleteArrayError(
                     f"{where}: the dataset is flagged incomplete (a writer did not close it: crash or kill?); "
                     "re-create it, resume the writer, or pass allow_incomplete=True to read it anyway"
                 )
+        except (RuntimeError, KeyError, ValueError, TypeError, OSError) as exc:
+            f.close()
+            if isinstance(exc, ArrayStoreError):
+                raise
+            raise MetadataError(
+                f"{path}: HDF5 could not read the dataset's metadata ({type(exc).__name__}: {exc}); the file is "
+                "damaged or being written by another process: open it again when the writer has finished"
+            ) from None
         except BaseException:
             f.close()
             raise
@@ -214,8 +241,11 @@ class HDF5Store(ArrayStore):
             "durable": durable,
             "allow_incomplete": allow_incomplete,
             "allow_external": allow_external,
+            "allow_virtual": allow_virtual,
         }
-        return cls(location, mode, meta, file=f, dataset=ds, storage=stored, flagged=flagged, **options)
+        return cls(
+            location, mode, meta, file=f, dataset=ds, storage=stored, flagged=flagged, trailing=trailing, **options
+        )
 
     @classmethod
     def _create(  # type: ignore[override]  # backends take their own options
@@ -230,11 +260,13 @@ class HDF5Store(ArrayStore):
         shuffle: bool = False,
         allow_incomplete: bool = False,
         allow_external: bool = False,
+        allow_virtual: bool = False,
     ) -> HDF5Store:
         path = str(location.file)
         if meta.ndim > 32:
             raise MetadataError(f"HDF5 holds at most 32 dimensions, found {meta.ndim} in shape {meta.shape}")
         storage = storage_dtype(meta.dtype)
+        check_storable(storage, meta.dtype)
         sshape = meta.shape[::-1] if meta.order == "F" else meta.shape
         user_chunks = (
             tuple(chunks)[::-1] if meta.order == "F" and isinstance(chunks, (tuple, list)) else chunks
@@ -243,12 +275,17 @@ class HDF5Store(ArrayStore):
         layout = chunk_shape(user_chunks, sshape, needed=bool(filters))
         in_place = location.file.is_file() and location.file.stat().st_size > 0
         key = location.key or DEFAULT_KEY
-        f = _open_file(path, "r+" if in_place else "w")
+        f = F.open_file(path, "r+" if in_place else "w")
+        build = key
         try:
-            if in_place and key in f:
-                if f.get(key, getclass=True) is not h5py.Dataset:
+            if in_place:
+                replacing = key in f
+                if replacing and f.get(key, getclass=True) is not h5py.Dataset:
                     raise MetadataError(f"{path}::{key} is a group; name a dataset to create")
-                del f[key]
+                if temp_name(key) in f:  # left by an earlier, interrupted replacement
+                    del f[temp_name(key)]
+                if replacing:  # the old dataset stays readable until the new one is complete
+                    build = temp_name(key)
             kwargs: dict[str, Any] = {}
             if layout is None:
                 if math.prod(sshape):
@@ -259,19 +296,22 @@ class HDF5Store(ArrayStore):
             else:
                 kwargs.update(filters)
                 kwargs["chunks"] = layout
-            ds = f.create_dataset(key, shape=sshape, dtype=storage, **kwargs)
+            ds = f.create_dataset(build, shape=sshape, dtype=storage, **kwargs)
             ds.attrs[A.VERSION] = _FORMAT_VERSION
             if storage != meta.dtype:
                 ds.attrs[A.DTYPE] = _json(dtype_to_json(meta.dtype))
             if meta.order == "F":
                 ds.attrs[A.ORDER] = "F"
             A.write_attrs(ds, dict(meta.attrs), {})
-            if in_place:
-                ds.attrs[A.INCOMPLETE] = 1
+            ds.attrs[A.INCOMPLETE] = 1
+            if not in_place:
+                # The flag's room stays reserved in the object header: flagging the dataset
+                # later (an r+ write) does not grow the file, which readers take for a replacement.
+                del ds.attrs[A.INCOMPLETE]
             f.flush()
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:
             f.close()
-            _fsutil.raise_if_full(exc, path, "creating a dataset in")
+            F.raise_if_full(exc, path, "creating a dataset in")
             raise MetadataError(f"{path}::{key}: HDF5 could not create the dataset: {exc}") from None
         except BaseException:
             f.close()
@@ -287,6 +327,7 @@ class HDF5Store(ArrayStore):
             storage=storage,
             new_in_place=in_place,
             flagged=in_place,
+            replaces=key if build != key else None,
             **options,
         )
 
@@ -296,11 +337,13 @@ class HDF5Store(ArrayStore):
             return False
         if location.key is None or not h5py.is_hdf5(str(location.file)):
             return True
-        with _open_file(str(location.file), "r") as f:
+        with F.open_file(str(location.file), "r") as f:
             try:
                 return f.get(location.key, getlink=True) is not None
             except (KeyError, ValueError):
                 return False
+            except (OSError, RuntimeError):  # unreadable (being written?): opening it says why
+                return True
 
     @classmethod
     def _staging(cls, location: Location) -> Location | None:
@@ -313,7 +356,7 @@ class HDF5Store(ArrayStore):
         if location.key is None:
             _fsutil.remove_path(location.file)
             return
-        with _open_file(str(location.file), "r+") as f:
+        with F.open_file(str(location.file), "r+") as f:
             if location.key in f:
                 del f[location.key]
 
@@ -324,22 +367,52 @@ class HDF5Store(ArrayStore):
 
     def _read(self, sel: Selection) -> np.ndarray[Any, Any]:
         if self._map is not None:
-            return contiguous(np.array(self._map[sel], copy=True))
+            self._check_generation()
+            view = np.asarray(self._map[sel])
+            # a copy of the bytes: numpy copies structured items field by field, dropping padding
+            mapped: np.ndarray[Any, Any] = view.view(np.dtype((np.void, view.dtype.itemsize))).copy().view(view.dtype)
+            self._check_generation()
+            return mapped
         shape = selection_shape(sel)
         if math.prod(shape) == 0:
             return np.empty(shape, self.dtype)
+        self._check_generation()
+        if self._trailing:
+            lead, inner = self._split(sel)
+            out = self._read_storage(lead, sel)[inner]
+            self._check_generation()
+            return contiguous(np.ascontiguousarray(out, dtype=self.dtype).reshape(shape))
         hsel = self._hsel(sel)
         # Integers become length-1 slices: h5py returns a point of a big-endian dataset byte-swapped
         # but labelled big-endian (and ds[()] a native-order numpy scalar).
         slices = tuple(slice(i, i + 1) if isinstance(i, int) else i for i in hsel)
+        raw = self._read_storage(slices, sel)
+        self._check_generation()
+        out = decode(raw, self.dtype, selection_shape(hsel))
+        return contiguous(out.T) if self.order == "F" else out
+
+    def _split(self, sel: Selection) -> tuple[Selection, tuple[Any, ...]]:
+        """A selection of an array-type dataset: (dataset slices, index of the block h5py returns)."""
+        k = len(sel) - self._trailing
+        lead = tuple(slice(i, i + 1) if isinstance(i, int) else i for i in sel[:k])
+        return lead, (slice(None),) * k + tuple(sel[k:])
+
+    def _read_storage(self, slices: Selection, sel: Selection) -> np.ndarray[Any, Any]:
         try:
-            raw = self._ds[slices if slices else ...]
-        except OSError as exc:
+            return np.asarray(self._ds[slices if slices else ...])
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+            self._check_generation()
             raise MetadataError(
                 f"{self.path}: HDF5 could not read {sel}: {exc}; the file may be damaged"
             ) from None
-        out = decode(raw, self.dtype, selection_shape(hsel))
-        return contiguous(out.T) if self.order == "F" else out
+
+    def _check_generation(self) -> None:
+        """Refuse to go on reading a file another process changed since this store opened it."""
+        if self._generation is not None and F.generation(self._file) != self._generation:
+            raise ArrayChangedError(
+                f"{self.path}: another writer changed the file's structure after this store opened it (a dataset "
+                "was replaced, created or grown); reading on could mix two versions. Open it again"
+            )
 
     def _write(self, sel: Selection, value: np.ndarray[Any, Any]) -> None:
         self._before_write()
@@ -351,16 +424,24 @@ class HDF5Store(ArrayStore):
         if self.order == "F":
             value = value.T
         try:
+            if self._trailing:
+                lead, inner = self._split(sel)
+                block = np.array(self._ds[lead if lead else ...], dtype=self.dtype)
+                block[inner] = value.reshape(block[inner].shape)
+                self._ds[lead if lead else ...] = block
+                return
             hsel = self._hsel(sel)
             self._ds[hsel if hsel else ...] = encode(value, self._storage)
-        except OSError as exc:
-            _fsutil.raise_if_full(exc, self.path, "writing")
-            raise MetadataError(f"{self.path}: HDF5 could not write {sel}: {exc}") from None
+        except (OSError, RuntimeError) as exc:
+            self._raise_hdf5(exc, f"writing {sel}")
 
     def _before_write(self) -> None:
         if not self._flagged and self._staged is None:
-            self._ds.attrs[A.INCOMPLETE] = 1
-            self._file.flush()
+            try:
+                self._ds.attrs[A.INCOMPLETE] = 1
+                self._file.flush()
+            except (OSError, RuntimeError) as exc:
+                self._raise_hdf5(exc, "flagging the dataset incomplete")
             self._flagged = True
 
     def _memmap(self) -> np.memmap[Any, Any]:
@@ -397,7 +478,13 @@ class HDF5Store(ArrayStore):
             return "the dataset keeps its bytes in external files"
         if self.nbytes == 0:
             return "an empty array has no bytes to map"
-        if ds.id.get_type().get_size() != self.dtype.itemsize or ds.dtype != self._storage:
+        if not file_type_is_numpy_bytes(ds):
+            return (
+                "the dataset's HDF5 type is not byte for byte numpy's (custom precision or bit offset, "
+                "space-padded or null-terminated strings, another compound layout...): only HDF5's "
+                "conversion reads its values"
+            )
+        if ds.dtype.itemsize * math.prod(ds.shape) != self.nbytes:  # pragma: no cover - sizes agree by construction
             return "the stored type differs from the array's in-memory layout"
         offset = ds.id.get_offset()
         if offset is None:
@@ -411,9 +498,8 @@ class HDF5Store(ArrayStore):
     def _set_attrs(self, attrs: dict[str, Any]) -> None:
         try:
             A.write_attrs(self._ds, attrs, dict(self._meta.attrs))
-        except OSError as exc:
-            _fsutil.raise_if_full(exc, self.path, "writing attributes of")
-            raise MetadataError(f"{self.path}: HDF5 could not store the attributes: {exc}") from None
+        except (OSError, RuntimeError) as exc:
+            self._raise_hdf5(exc, "writing the attributes")
 
     @property
     def recorded_checksum(self) -> dict[str, str] | None:
@@ -424,7 +510,10 @@ class HDF5Store(ArrayStore):
     def set_checksum(self, checksum: dict[str, str]) -> None:
         """Record a content checksum in the reserved ``_arraystore_checksum`` attribute."""
         self._check_writable()
-        self._ds.attrs[A.CHECKSUM] = _json(dict(checksum))
+        try:
+            self._ds.attrs[A.CHECKSUM] = _json(dict(checksum))
+        except (OSError, RuntimeError) as exc:
+            self._raise_hdf5(exc, "recording the checksum")
 
     @property
     def complete(self) -> bool:
@@ -443,6 +532,8 @@ class HDF5Store(ArrayStore):
         c = self._ds.chunks
         if c is None:
             return None
+        if self._trailing:  # an HDF5 array type: each chunk holds whole items
+            return tuple(c) + self.shape[len(self.shape) - self._trailing :]
         return tuple(c)[::-1] if self.order == "F" else tuple(c)
 
     @property
@@ -459,11 +550,10 @@ class HDF5Store(ArrayStore):
             self._clear_flag()
         try:
             self._file.flush()
-        except OSError as exc:
-            _fsutil.raise_if_full(exc, self.path, "flushing")
-            raise
+        except (OSError, RuntimeError) as exc:
+            self._raise_hdf5(exc, "flushing")
         if durable:
-            _fsync(str(self._location.file))
+            F.fsync(str(self._location.file))
 
     def _clear_flag(self) -> None:
         if A.INCOMPLETE in self._ds.attrs:
@@ -475,17 +565,89 @@ class HDF5Store(ArrayStore):
             return
         try:
             if self._mode in WRITABLE_MODES and self._flagged and not self._abandoned:
-                self._clear_flag()
+                try:
+                    self._clear_flag()
+                    if self._replaces is not None:
+                        self._publish_replacement(self._replaces)
+                except (OSError, RuntimeError) as exc:
+                    self._raise_hdf5(exc, "completing the dataset")
             if self._map is not None:
                 self._map.flush()
         finally:
             self._map = None  # user views from as_memmap() keep their own mapping alive
-            self._file.close()
+            self._close_file()
         if self._options.get("durable") and self._mode in WRITABLE_MODES:
-            _fsync(str(self._location.file))
+            F.fsync(str(self._location.file))
+
+    def _close_file(self) -> None:
+        """Close the HDF5 file; on a full disk, without leaving HDF5 half-closed (see :func:`~arraystore.backends._hdf5_files.close_unwritable`).
+
+        A flush that fails for want of space is detected before closing: HDF5 objects
+        whose close failed crash the process when h5py releases them later.
+        """
+        reported = self._full  # a StorageFullError was already raised to the caller
+        if self._mode in WRITABLE_MODES and not self._full:
+            try:
+                self._file.flush()
+            except (OSError, RuntimeError) as exc:
+                self._full = F.is_full(exc, self.path)
+        if self._full:
+            F.close_unwritable(self._file)
+            if not (reported or self._abandoned or self._discarding):
+                raise StorageFullError(
+                    errno.ENOSPC,
+                    f"no space left while closing {self.path!r}: free space on that file system or write "
+                    "somewhere else; the array was not completed",
+                )
+            return
+        try:
+            self._file.close()
+        except (OSError, RuntimeError) as exc:
+            if F.is_full(exc, self.path):
+                F.close_unwritable(self._file)
+            self._raise_hdf5(exc, "closing")
+
+    def _raise_hdf5(self, exc: BaseException, what: str) -> NoReturn:
+        """Raise an h5py error of a write, flush or close as StorageFullError or MetadataError."""
+        try:
+            F.raise_if_full(exc, self.path, what)
+        except StorageFullError:
+            self._full = True
+            raise
+        raise MetadataError(f"{self.path}: HDF5 failed {what}: {exc}") from None
+
+    def close(self) -> None:
+        """Flush, close and publish (see :meth:`ArrayStore.close`); a failure leaves nothing half-published.
+
+        When flushing or closing fails (a full disk: HDF5's ``Can't destroy cache``),
+        the HDF5 file is still closed, and a new file being built is removed.
+        """
+        try:
+            super().close()
+        except BaseException as exc:
+            self._map = None
+            if self._file.id.valid:
+                if isinstance(exc, StorageFullError) or self._full:
+                    F.close_unwritable(self._file)
+                with contextlib.suppress(OSError, RuntimeError):  # the error that got us here matters more
+                    self._file.close()
+            if self._staged is not None:
+                _fsutil.remove_path(self._staged[0].file)
+                self._staged = None
+            raise
+
+    def _publish_replacement(self, key: str) -> None:
+        """Move the new dataset's link over the old one's (the old one's space is not returned to the disk)."""
+        built = self._ds.name
+        self._file.flush()  # the new dataset is complete on disk before the old one goes
+        if key in self._file:
+            del self._file[key]
+        self._file.move(built, key)
+        self._replaces = None
 
     def discard(self) -> None:
         """Close without publishing: a new file is removed, a new dataset in an existing file deleted."""
+        self._discarding = True
         if not self._closed and self._new_in_place and self._file.id.valid:
             name = self._ds.name
             self._map = None
@@ -508,11 +670,3 @@ def _json(value: Any) -> str:
     import json
 
     return json.dumps(value, ensure_ascii=False)
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -6,20 +6,24 @@ no pickles, a size that matches the header) before anything is mapped.
 
 from __future__ import annotations
 
+import json
 import os
 import tokenize
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.lib import format as npformat
 
+from .. import _fsutil
 from .._fsutil import raise_if_full
-from ..errors import BackendError, MetadataError, UnsafeInputError
+from .._lock import writer_active
+from ..errors import BackendError, IncompleteArrayError, MetadataError, UnsafeInputError
 from ..meta import ArrayMeta
 from ..registry import Location
 from ._mapped import MappedFileStore, check_size
 
-__all__ = ["NpyStore", "read_npy_header"]
+__all__ = ["NpyStore", "incomplete_marker", "read_npy_header"]
 
 # numpy 2 keeps the implementation (with the version-3.0 helpers) in a private module.
 _fmt_impl: Any = getattr(np.lib, "_format_impl", npformat)
@@ -94,10 +98,37 @@ def _write_header(f: Any, header: dict[str, Any]) -> None:
         _fmt_impl._write_array_header(f, header, (3, 0))
 
 
+def incomplete_marker(path: str | os.PathLike[str]) -> Path:
+    """``a.npy`` -> ``a.npy.incomplete``: present while a writer has changed the file and not closed it."""
+    p = Path(path)
+    return p.with_name(p.name + ".incomplete")
+
+
+MARKER_FORMAT = "arraystore.npy-incomplete"
+
+
 class NpyStore(MappedFileStore):
-    """A ``.npy`` file, memory-mapped (or read in large blocks on network file systems)."""
+    """A ``.npy`` file, memory-mapped (or read in large blocks on network file systems).
+
+    The ``.npy`` format has no place to say "being written". So that a writer killed
+    in the middle of an ``r+`` session does not leave torn rows that open as complete,
+    the first write of such a session first writes (durably) a marker file
+    ``<name>.npy.incomplete`` beside it; a clean ``close()`` removes it. An open that
+    finds the marker raises :class:`~arraystore.errors.IncompleteArrayError` (saying
+    whether the writer is still alive, by its lock) unless ``allow_incomplete=True``.
+    """
 
     backend: ClassVar[str] = "npy"
+
+    def __init__(self, *args: Any, complete: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._complete = complete
+        self._dirty = False
+
+    @property
+    def complete(self) -> bool:
+        """False when the file carries an incomplete marker (opened with ``allow_incomplete=True``)."""
+        return self._complete
 
     @classmethod
     def _open(  # type: ignore[override]  # backends take their own options
@@ -107,7 +138,65 @@ class NpyStore(MappedFileStore):
         path = str(location.file)
         meta, offset, _version = read_npy_header(path)
         check_size(path, offset, meta)
-        return cls(location, mode, meta, offset, io=io, durable=durable)
+        marker = incomplete_marker(path)
+        complete = not marker.exists()
+        if not complete and not allow_incomplete:
+            if writer_active(path):
+                raise IncompleteArrayError(
+                    f"{path}: another process is writing it right now (it holds the writer lock and {marker.name} "
+                    "marks the data as being changed); wait for it to close, or pass allow_incomplete=True to "
+                    "read it anyway"
+                )
+            raise IncompleteArrayError(
+                f"{path}: a writer changed it and never closed it (crash or kill?): {marker.name} is still there "
+                "and some rows may be half-written. Pass allow_incomplete=True to read it anyway, or to open it "
+                f"with mode='r+' and rewrite the data (a clean close then removes {marker.name})"
+            )
+        return cls(location, mode, meta, offset, io=io, durable=durable, allow_incomplete=allow_incomplete,
+                   complete=complete)
+
+    def _before_write(self) -> None:
+        if self._mode == "c" or self._dirty or self._staged is not None:
+            return
+        self._dirty = True
+        if self._complete:  # durably, before the first byte of data changes
+            doc = {"format": MARKER_FORMAT, "version": 1, "pid": os.getpid()}
+            try:
+                _fsutil.atomic_write_bytes(
+                    incomplete_marker(self._data_file()), json.dumps(doc).encode(), durable=True, like=self._data_file()
+                )
+            except OSError as exc:
+                raise_if_full(exc, self._data_file(), "marking incomplete")
+                raise
+            self._complete = False
+
+    def _flush(self, durable: bool) -> None:
+        super()._flush(durable)
+        if durable and self._dirty and self._staged is None:
+            self._mark_complete()
+
+    def _close(self) -> None:
+        super()._close()
+        if self._mode == "r+" and self._dirty and not self._abandoned:
+            self._mark_complete()
+
+    def _mark_complete(self) -> None:
+        if self._options.get("durable"):
+            super()._flush(True)
+        _fsutil.remove_path(incomplete_marker(self._data_file()))
+        if self._options.get("durable"):
+            _fsutil.fsync_dir(Path(self._data_file()).parent)
+        self._complete = True
+        self._dirty = False
+
+    def _publish(self, final: Location, durable: bool) -> None:
+        super()._publish(final, durable)
+        _fsutil.remove_path(incomplete_marker(final.file))  # a crashed r+ writer's marker of the replaced file
+
+    @classmethod
+    def _remove(cls, location: Location) -> None:
+        _fsutil.remove_path(location.file)
+        _fsutil.remove_path(incomplete_marker(location.file))
 
     @classmethod
     def _create(  # type: ignore[override]  # backends take their own options
@@ -144,7 +233,7 @@ class NpyStore(MappedFileStore):
         except OSError as exc:
             raise_if_full(exc, path, "creating")
             raise
-        return cls(location, "w+", meta, offset, io=io, durable=durable)
+        return cls(location, "w+", meta, offset, io=io, durable=durable, complete=True)
 
     def _set_attrs(self, attrs: dict[str, Any]) -> None:
         raise BackendError(f"{self.path}: the .npy format has no place for attributes; use raw, hdf5 or zarr")

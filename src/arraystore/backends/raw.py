@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from .. import _fsutil
 from .._lock import writer_active
-from ..errors import IncompleteArrayError, MetadataError
+from ..errors import IncompleteArrayError, MetadataError, ModeError, ReadOnlyError
 from ..meta import ArrayMeta
 from ..registry import Location
 from ..sidecar import Sidecar, read_sidecar, sidecar_path, write_sidecar
@@ -79,6 +79,11 @@ class RawStore(MappedFileStore):
                     f"but its sidecar says shape {sidecar.meta.shape} {sidecar.meta.dtype.str} order "
                     f"{sidecar.meta.order} offset {sidecar.offset}; drop meta= to trust the sidecar, or fix it"
                 )
+            if write_sidecar and mode == "c":
+                raise ModeError(
+                    f"{data}: write_sidecar=True writes a file, and mode 'c' (copy-on-write) never touches one; "
+                    "record the sidecar with mode='r' or 'r+' first"
+                )
             if sidecar is None and write_sidecar:
                 sidecar = Sidecar(meta, offset)
                 check_size(data, offset, meta)
@@ -100,14 +105,16 @@ class RawStore(MappedFileStore):
             options["dialect_name"] = parsed.dialect
         check_size(data, offset, meta)
         if sidecar is not None and not sidecar.complete and not allow_incomplete:
-            if writer_active(data):
+            # In a writable mode this process already holds the writer lock: no one else can.
+            if mode in ("r", "c") and writer_active(data):
                 raise IncompleteArrayError(
                     f"{data}: another process is writing it right now (its sidecar says incomplete and it holds "
                     "the writer lock); wait for it to close, or pass allow_incomplete=True to read it anyway"
                 )
             raise IncompleteArrayError(
-                f"{data}: its sidecar says the data is incomplete (a writer did not close it: crash or kill?); "
-                "re-create it, resume the writer, or pass allow_incomplete=True to read it anyway"
+                f"{data}: its sidecar says the data is incomplete and no process holds its writer lock: the "
+                "writer that changed it is gone without closing it (crash or kill?); re-create it, resume the "
+                "writer, or pass allow_incomplete=True to read what it holds"
             )
         return cls(location, mode, meta, offset, sidecar=sidecar, **options)
 
@@ -149,6 +156,8 @@ class RawStore(MappedFileStore):
         )
 
     def _before_write(self) -> None:
+        if self._mode == "c":  # copy-on-write: writes stay in this process's memory, files are untouched
+            return
         if not self._dirty:
             if self._sidecar is not None and self._staged is None:
                 # Until close (or a durable flush), the data on disk may be half-written.
@@ -189,6 +198,8 @@ class RawStore(MappedFileStore):
     def set_checksum(self, checksum: dict[str, str]) -> None:
         """Record a content checksum in the sidecar."""
         self._check_writable()
+        if self._mode == "c":
+            raise ReadOnlyError(f"{self.path}: a checksum cannot be recorded in copy-on-write mode 'c'; open with 'r+'")
         if self._sidecar is not None:
             s = self._sidecar
             self._sidecar = Sidecar(

@@ -66,6 +66,7 @@ import zarr.storage
 from zarr.core.array_spec import ArrayConfig
 
 from .. import _fsutil
+from .._attrs import decode_attrs, encode_attrs
 from .._selection import Selection, selection_shape
 from ..errors import (
     AlreadyExistsError,
@@ -92,6 +93,7 @@ from ._zarr_layout import (
     inner_chunks_for_shards,
     storage_dtype,
 )
+from ._zarr_modes import ModeKeepingLocalStore
 from ._zarr_pieces import CHUNK_OVERHEAD_BYTES, MAX_CHUNKS_PER_CALL, chunks_touched, pieces
 from ._zarr_safety import check_array, check_key, check_metadata_file, check_zip, zarr_errors
 
@@ -149,6 +151,15 @@ def _node_dir(location: Location) -> Path:
     return location.file / key if key else location.file
 
 
+def _codec_text(codec: Any) -> str:
+    d: dict[str, Any] = codec.to_dict() if hasattr(codec, "to_dict") else {"name": type(codec).__name__}
+    config: dict[str, Any] = d.get("configuration") or {}
+    conf = {k: v for k, v in config.items() if k in ("level", "cname", "clevel")}
+    return str(d.get("name", type(codec).__name__)) + (
+        "(" + ", ".join(f"{k}={v}" for k, v in conf.items()) + ")" if conf else ""
+    )
+
+
 class ZarrStore(ArrayStore):
     """A Zarr array (v3 written; v2 and v3 read), in a directory or zip store.
 
@@ -202,6 +213,12 @@ class ZarrStore(ArrayStore):
     def shards(self) -> tuple[int, ...] | None:
         """The shard shape, or None without sharding."""
         return tuple(self._arr.shards) if self._arr.shards is not None else None
+
+    @property
+    def compression(self) -> str | None:
+        """The compressors' names and settings (``"zstd(level=3)"``), or None when uncompressed."""
+        codecs = [c for c in self._arr.compressors if type(c).__name__ != "Crc32cCodec"]
+        return ", ".join(_codec_text(c) for c in codecs) or None
 
     @property
     def zarr_format(self) -> int:
@@ -277,7 +294,7 @@ class ZarrStore(ArrayStore):
                     for name in ("zarr.json", ".zarray", ".zattrs"):
                         check_inside(root, node / name, where)
                         check_metadata_file(node / name)
-                    store = zarr.storage.LocalStore(location.file, read_only=(mode == "r"))
+                    store = ModeKeepingLocalStore(location.file, read_only=(mode == "r"))
                 bounded = BoundedStore(store, where, key, root)
                 arr = zarr.open_array(bounded, path=key, mode="r" if mode == "r" else "r+")
                 meta, reserved, encoding, stored = _describe(arr, where)
@@ -359,7 +376,7 @@ class ZarrStore(ArrayStore):
         serializer: Any = zarr.codecs.BytesCodec(endian="big") if encoding == "be" else "auto"
         if key:
             ensure_groups(location.file, key.split("/")[:-1])
-        store = zarr.storage.LocalStore(location.file)
+        store = ModeKeepingLocalStore(location.file)
         with zarr_errors(where):
             arr = zarr.create_array(
                 store,
@@ -371,7 +388,7 @@ class ZarrStore(ArrayStore):
                 filters=filters,
                 serializer=serializer,
                 compressors=compressors,
-                attributes={**meta.attrs, RESERVED_ATTR: reserved},
+                attributes={**encode_attrs(meta.attrs), RESERVED_ATTR: reserved},
                 zarr_format=3,
                 config=_WRITE_ALL_CHUNKS,
             )
@@ -429,7 +446,7 @@ class ZarrStore(ArrayStore):
 
     def _write_attrs(self, attrs: dict[str, Any]) -> None:
         with zarr_errors(self.path):
-            self._arr.attrs.put({**attrs, RESERVED_ATTR: dict(self._reserved)})
+            self._arr.attrs.put({**encode_attrs(attrs), RESERVED_ATTR: dict(self._reserved)})
 
     def _flush(self, durable: bool) -> None:
         if durable:
@@ -548,7 +565,7 @@ def _describe(arr: Any, where: str) -> tuple[ArrayMeta, dict[str, Any], str, np.
         raise MetadataError(f"{where}: expected order 'C' or 'F' in {RESERVED_ATTR!r}, found {recorded!r}")
     order: Literal["C", "F"] = "F" if recorded == "F" else "C"
     try:
-        meta = ArrayMeta(tuple(arr.shape), dtype, order, attrs)
+        meta = ArrayMeta(tuple(arr.shape), dtype, order, decode_attrs(attrs))
     except MetadataError as exc:
         raise MetadataError(f"{where}: {exc}") from None
     return meta, dict(reserved), encoding, stored

@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from ._layout import add_layout_options, open_source, parse_shape
+
 
 def register(sub: Any) -> None:
     """Add the ``convert`` sub-command."""
@@ -18,10 +20,14 @@ def register(sub: Any) -> None:
     p.add_argument("src", help="source array (file, folder, or file::/key)")
     p.add_argument("dst", help="destination; the format comes from --to or the suffix")
     p.add_argument("--to", dest="backend", metavar="FORMAT", help="raw, npy, hdf5 or zarr (default: from DST's suffix)")
-    p.add_argument("--chunks", type=_shape, help="destination chunk shape, e.g. 256,256 (hdf5, zarr)")
-    p.add_argument("--shards", type=_shape, help="zarr shard shape, e.g. 4096,4096")
+    p.add_argument("--chunks", type=parse_shape, help="destination chunk shape, e.g. 256,256 (hdf5, zarr)")
+    p.add_argument("--shards", type=parse_shape, help="zarr shard shape, e.g. 4096,4096")
     p.add_argument("--compression", help="e.g. zstd:3, gzip:1, lzf, blosc (hdf5, zarr)")
-    p.add_argument("--order", choices=("C", "F"), help="destination order (default: the source's)")
+    p.add_argument(
+        "--order",
+        choices=("C", "F"),
+        help="destination order (default: the source's); with --dtype/--shape also the source's unless --src-order",
+    )
     p.add_argument("--max-memory", default="256MiB", help="memory budget for buffers (default: 256MiB)")
     p.add_argument(
         "--workers",
@@ -38,26 +44,35 @@ def register(sub: Any) -> None:
     p.add_argument("--no-resume", dest="resume", action="store_false", help="ignore an interrupted run and restart")
     p.add_argument("--durable", action="store_true", help="fsync data, metadata and folder before publishing")
     p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (none either when piped or with --json)")
     p.add_argument("--json", action="store_true", help="print the conversion report as JSON")
+    add_layout_options(p, order_flag="--src-order")
     p.set_defaults(func=run)
-
-
-def _shape(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a shape such as 256,256, found {text!r}") from None
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"expected positive integers such as 256,256, found {text!r}")
-    return values
 
 
 def run(args: argparse.Namespace) -> int:
     """Convert, with a progress bar on a terminal; print a summary or the JSON report."""
+    stated = args.dtype is not None or args.shape is not None or args.write_sidecar or args.raw_order or args.offset
+    src = open_source(args, args.src) if stated else args.src
+    try:
+        report = _convert(args, src)
+    finally:
+        if src is not args.src:
+            src.close()
+    if report.restarted:
+        print(f"arraystore: {report.restarted}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.summary())
+    return 0
+
+
+def _convert(args: argparse.Namespace, src: Any) -> Any:
     from ..conversion import convert
 
-    report = convert(
-        args.src,
+    return convert(
+        src,
         args.dst,
         backend=args.backend,
         chunks=args.chunks,
@@ -70,13 +85,6 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         durable=args.durable,
         overwrite=args.overwrite,
-        progress=sys.stderr.isatty() and not args.json,
+        progress=sys.stderr.isatty() and not args.json and not args.quiet,
         scheduler=args.scheduler,
     )
-    if report.restarted:
-        print(f"arraystore: {report.restarted}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
-        print(report.summary())
-    return 0

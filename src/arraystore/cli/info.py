@@ -4,23 +4,57 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import Any
 
-from .._open import open as open_store
+from ._layout import add_layout_options, open_source
 
 
 def register(sub: Any) -> None:
     """Add the ``info`` sub-command."""
-    p = sub.add_parser("info", help="show format, shape, dtype, order, chunks, size, completeness and attrs")
+    p = sub.add_parser(
+        "info",
+        help="show format, shape, dtype, order, chunks, compression, size on disk, completeness and attrs",
+        description="Show what an array holds, from its metadata only (nothing is read but sizes on disk).",
+    )
     p.add_argument("path", help="array path (file, folder, or file::/key)")
     p.add_argument("--backend", help="raw, npy, hdf5 or zarr (default: detect)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    add_layout_options(p)
     p.set_defaults(func=run)
+
+
+def _tree_bytes(path: str) -> int:
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    total = 0
+    for folder, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(folder, name))
+            except OSError:
+                continue
+    return total
+
+
+def stored_bytes(store: Any) -> int | None:
+    """Bytes the array takes on disk (data and metadata), or None when it cannot be told."""
+    file, _, key = store.path.partition("::")
+    ds = getattr(store, "_ds", None)  # an HDF5 dataset: its own storage, not the whole file's
+    if ds is not None:
+        return int(ds.id.get_storage_size())
+    if store.backend == "zarr" and key:
+        return _tree_bytes(os.path.join(file, key.strip("/")))
+    if store.backend == "raw":
+        side = file + ".json"
+        return _tree_bytes(file) + (os.path.getsize(side) if os.path.isfile(side) else 0)
+    return _tree_bytes(file) if os.path.exists(file) else None
 
 
 def describe(store: Any) -> dict[str, Any]:
     """The facts ``info`` prints, as a JSON-ready dict."""
     meta = store.meta.to_dict()
+    on_disk = stored_bytes(store)
     return {
         "path": store.path,
         "format": store.backend,
@@ -28,7 +62,10 @@ def describe(store: Any) -> dict[str, Any]:
         "dtype": meta["dtype"],
         "order": store.order,
         "chunks": list(store.chunks) if store.chunks else None,
+        "compression": getattr(store, "compression", None),
         "nbytes": store.nbytes,
+        "stored_bytes": on_disk,
+        "ratio": round(store.nbytes / on_disk, 2) if on_disk else None,
         "complete": store.complete,
         "attrs": meta["attrs"],
     }
@@ -36,14 +73,18 @@ def describe(store: Any) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Print what the store holds."""
-    with open_store(args.path, "r", backend=args.backend, allow_incomplete=True) as store:
+    with open_source(args, args.path, backend=args.backend, allow_incomplete=True) as store:
         facts = describe(store)
     if args.json:
         print(json.dumps(facts, indent=2))
         return 0
     width = max(len(k) for k in facts)
     for key, value in facts.items():
-        if key == "nbytes":
+        if key in ("nbytes", "stored_bytes") and value is not None:
             value = f"{value:,} bytes"
+        elif key == "ratio" and value is not None:
+            value = f"{value:g} (nbytes / stored_bytes)"
+        elif key == "compression" and value is None:
+            value = "none"
         print(f"{key:<{width}}  {value}")
     return 0

@@ -1,18 +1,28 @@
 """``arraystore migrate SRC DST``: convert a legacy raw archive, resumably, with a manifest.
 
 Exit codes: 0 every file converted or skipped; 3 some files undetermined (none failed);
-4 some files failed; 1 an arraystore error stopped the run; 2 bad usage.
+4 some files failed; 1 an arraystore error stopped the run (a full disk: ``StorageFullError``);
+2 bad usage; 130 interrupted (Ctrl-C or SIGTERM: queued files cancelled, files in flight
+abandoned as ``.partial``, the manifest of what was done written).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import Any
+import signal
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..migration import MigrationReport
+
+from ._errors import UsageError
+from ._errors import report as report_error
 
 EPILOG = """\
 exit codes: 0 all converted or skipped; 3 some undetermined (none failed); 4 some failed;
-1 error (nothing or part done: rerun after fixing it); 2 usage.
+1 error (nothing or part done, e.g. a full disk: rerun after fixing it); 2 usage;
+130 interrupted by Ctrl-C or SIGTERM (the manifest of what was done is written; rerun to resume).
 The manifest DST/migration.jsonl records every file; rerun the same command to resume."""
 
 
@@ -70,16 +80,30 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Migrate; print the summary (or JSON); return the documented exit code."""
+    if args.workers is not None and args.workers < 1:
+        bad = UsageError(f"expected --workers of at least 1, found {args.workers}")
+        return report_error(bad, command="migrate", path=None, as_json=args.json)
+    main = threading.current_thread() is threading.main_thread()  # signal handlers live in the main thread
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
+    try:
+        report = _migrate(args)
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+    print(report.to_json() if args.json else report.summary())
+    return report.exit_code
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM stops a migration like Ctrl-C: queued files cancelled, the manifest written, exit 130."""
+    raise KeyboardInterrupt
+
+
+def _migrate(args: argparse.Namespace) -> MigrationReport:
     from ..migration import migrate
     from ..migration._discover import DEFAULT_INCLUDE
 
-    if args.workers is not None and args.workers < 1:
-        print(
-            f"arraystore migrate: error: expected --workers of at least 1, found {args.workers}",
-            file=sys.stderr,
-        )
-        return 2
-    report = migrate(
+    return migrate(
         args.src,
         args.dst,
         to=args.to,
@@ -96,5 +120,3 @@ def run(args: argparse.Namespace) -> int:
         recheck=args.recheck,
         durable=args.durable,
     )
-    print(report.to_json() if args.json else report.summary())
-    return report.exit_code

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
+
+from ._layout import add_layout_options, open_source
 
 
 def register(sub: Any) -> None:
@@ -12,11 +15,15 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "verify",
         help="recompute an array's content checksum and compare it with the recorded one or another array's",
+        description="Recompute PATH's content checksum and compare it with the one recorded when it was written, "
+        "or with OTHER's. A progress bar shows on a terminal (not with --quiet, --json or when piped).",
     )
     p.add_argument("path", help="array to check (file, folder, or file::/key)")
     p.add_argument("--against", metavar="OTHER", help="another array (any format) that must hold the same values")
     p.add_argument("--max-memory", default="64MiB", help="largest slab read at once (default: 64MiB)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_layout_options(p)
     p.set_defaults(func=run)
 
 
@@ -25,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
     from ..checksum import verify
     from ..conversion import parse_size
 
-    result = verify(args.path, args.against, max_bytes=parse_size(args.max_memory))
+    show = sys.stderr.isatty() and not args.quiet and not args.json
+    with open_source(args, args.path) as store:
+        result = verify(store, args.against, max_bytes=parse_size(args.max_memory), progress=show)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

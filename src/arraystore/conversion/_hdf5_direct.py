@@ -15,7 +15,9 @@ with ``DatasetID.write_direct_chunk(offsets, data, filter_mask=0)``. Edge chunks
 padded with zeros to the full chunk shape, as HDF5 stores them. Any other filter
 (lzf, fletcher32, scale-offset, plugins) or a dtype whose bytes in the file differ
 from the source's (``ds.dtype != src.dtype``, anything but bool, integers, floats
-and complex) keeps the normal ``dst[sel] = block`` path.
+and complex), or whose file type is not byte for byte numpy's
+(:func:`~arraystore.backends._hdf5_types.file_type_is_numpy_bytes`), keeps the
+normal ``dst[sel] = block`` path.
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ def direct_pipeline(store: ArrayStore, src_dtype: np.dtype[Any]) -> tuple[bool, 
     """``(shuffle, deflate level)`` when the destination's chunks can be compressed here, else None."""
     ds = _dataset(store)
     if ds is None or ds.chunks is None:
+        return None
+    from ..backends._hdf5_types import file_type_is_numpy_bytes  # h5py is loaded: the store is HDF5
+
+    if not file_type_is_numpy_bytes(ds):
         return None
     dtype = np.dtype(ds.dtype)
     if dtype != src_dtype or dtype.kind not in _KINDS or dtype.names is not None or dtype.subdtype is not None:

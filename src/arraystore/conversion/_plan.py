@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ..blocks import BlockPlan, contiguous_chunks, plan_blocks
 from ..errors import ConversionError, MemoryBudgetError
 
@@ -181,7 +183,7 @@ def plan_conversion(
         src_backend=src_backend,
         dst_backend=dst_backend,
         shape=tuple(shape),
-        dtype=dt.str if dt.names is None else str(dt.descr),
+        dtype=_dtype_text(dt),
         order=order,
         nbytes=math.prod(shape) * dt.itemsize,
         chunks=chunks,
@@ -193,3 +195,13 @@ def plan_conversion(
         blocks=blocks,
         notes=tuple(all_notes),
     )
+
+
+def _dtype_text(dt: np.dtype[Any]) -> str:
+    """The dtype as text for the plan (numpy has no ``descr`` for out-of-order or overlapping fields)."""
+    if dt.names is None:
+        return str(dt.str)
+    try:
+        return str(dt.descr)
+    except ValueError:  # out-of-order offsets, as HDF5 compounds written by h5py often have
+        return str(dt)

@@ -18,6 +18,7 @@ from ..errors import (
     AlreadyExistsError,
     ArrayStoreError,
     ConversionError,
+    DimensionError,
     NotMemoryMappableError,
     StorageFullError,
     VerificationError,
@@ -202,6 +203,8 @@ class _Conversion:
         self.dst_cls = backend_class(backend or detect_backend(self.dst_loc, must_exist=False))
         self.chunks = _tuple(chunks)
         self.shards = _tuple(shards)
+        DimensionError.check("chunks", self.chunks, src.shape)
+        DimensionError.check("shards", self.shards, src.shape)
         self.compression = compression
         out_order = order or src.order
         if out_order not in ("C", "F"):
@@ -336,7 +339,11 @@ class _Conversion:
                 value = checksum(src, max_bytes=max(plan.blocks.block_bytes, 1 << 20))
             report.checksum = value
             if self.verify:
-                got = checksum(dst, max_bytes=max(plan.blocks.block_bytes, 1 << 20))
+                # Never the path that produced the bytes: both sides as their libraries decode them.
+                slab = max(plan.blocks.block_bytes, 1 << 20)
+                if self._src_region is not None:
+                    value = checksum(src, max_bytes=slab, decoded=True)
+                got = checksum(dst, max_bytes=slab, decoded=True)
                 if got["value"] != value["value"]:
                     raise VerificationError(
                         f"{self.dst_loc}: the converted data reads back with checksum {got['value']}, the source "

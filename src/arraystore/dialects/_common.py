@@ -13,7 +13,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import ArrayNotFoundError, MetadataError, SizeMismatchError
+from .._attr_bounds import bound_attrs
+from ..errors import ArrayNotFoundError, MetadataError, SizeMismatchError, UnsafeInputError
 from ..meta import MAX_NDIM, ArrayMeta
 
 __all__ = [
@@ -204,6 +205,33 @@ def check_shape(shape: Sequence[int], itemsize: int, path: Path) -> tuple[int, .
 # ---------------------------------------------------------------------------- files
 
 
+def ensure_inside(path: Path, folder: Path, what: str, named_by: Path) -> Path:
+    """Refuse ``path`` when it, with every symbolic link on the way resolved, lies outside ``folder``.
+
+    The lexical check (no ``..``, no absolute path) comes first, in the dialect; this one
+    catches a file, or a folder on its path, that is a symbolic link pointing elsewhere.
+
+    Returns
+    -------
+    Path
+        ``path`` unchanged.
+
+    Raises
+    ------
+    UnsafeInputError
+        The resolved path is not inside the resolved ``folder``.
+    """
+    real = path.resolve()
+    base = folder.resolve()
+    if real != base and base not in real.parents:
+        raise UnsafeInputError(
+            f"{path}: the {what} named by {named_by} resolves through a symbolic link to {real}, outside "
+            f"{folder}; refused. Copy the file into that folder instead of linking to it"
+        )
+    return path
+
+
+
 def find_beside(data_path: Path, suffixes: Sequence[str]) -> Path | None:
     """The first existing ``<data>.<suffix>`` then ``<stem>.<suffix>``, for each suffix in turn."""
     if not data_path.name or data_path.suffix.lower() in [s.lower() for s in suffixes]:
@@ -214,7 +242,7 @@ def find_beside(data_path: Path, suffixes: Sequence[str]) -> Path | None:
             candidates.append(data_path.with_suffix(suffix))
         for c in candidates:
             if c.is_file():
-                return c
+                return ensure_inside(c, data_path.parent, "header", data_path)
     return None
 
 
@@ -250,7 +278,7 @@ def data_for_header(header: Path, preferred: Sequence[str]) -> Path:
     """
     stem_path = header.with_suffix("")
     if stem_path.is_file():
-        return stem_path
+        return ensure_inside(stem_path, header.parent, "data file", header)
     try:
         siblings = [
             p
@@ -269,9 +297,9 @@ def data_for_header(header: Path, preferred: Sequence[str]) -> Path:
     for suffix in preferred:
         hits = [p for p in candidates if p.suffix.lower() == suffix]
         if len(hits) == 1:
-            return hits[0]
+            return ensure_inside(hits[0], header.parent, "data file", header)
     if len(candidates) == 1:
-        return candidates[0]
+        return ensure_inside(candidates[0], header.parent, "data file", header)
     if not candidates:
         raise ArrayNotFoundError(
             f"{header}: found no data file for this header (looked for {stem_path.name} and "
@@ -328,7 +356,7 @@ def make_parsed(
     attrs: dict[str, Any] = {"dialect": dialect}
     if axes is not None:
         attrs["axes"] = list(axes)
-    kept = {(f"header:{k}" if k in RESERVED_ATTRS else k): v for k, v in extra.items()}
+    kept = bound_attrs({(f"header:{k}" if k in RESERVED_ATTRS else k): v for k, v in extra.items()})
     attrs.update(kept)
     meta = ArrayMeta(tuple(shape), dtype, "C", attrs)
     return ParsedHeader(

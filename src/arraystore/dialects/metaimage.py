@@ -25,6 +25,7 @@ from ._common import (
     check_shape,
     data_size,
     decode_text,
+    ensure_inside,
     find_beside,
     make_parsed,
     numbers_or_text,
@@ -139,7 +140,7 @@ def _safe_data_path(header: Path, value: str) -> Path:
             f"{header}: ElementDataFile {value!r} points outside the header's folder; refused. Move the "
             "data beside the header and name it relative to the header"
         )
-    return header.parent / normal
+    return ensure_inside(header.parent / normal, header.parent, "ElementDataFile", header)
 
 
 class MetaImageDialect:

@@ -24,9 +24,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from typing import Any
 
-import dask.array as da
 import numpy as np
-from dask.base import compute, tokenize
+
+from .._optional import missing
+
+try:
+    import dask.array as da
+    from dask.base import compute, tokenize
+except ImportError as _exc:
+    raise missing(_exc, "arraystore.to_dask and store_dask (Dask arrays)") from _exc
 
 from .._open import create
 from .._open import open as open_store

@@ -19,10 +19,11 @@ def distributed_module() -> Any:
     """``dask.distributed``, or a :class:`MissingDependencyError` saying what to install."""
     try:
         import distributed
-    except ImportError:
+    except ImportError as exc:
+        name = (exc.name or "distributed").split(".")[0]
         raise MissingDependencyError(
-            "scheduler= needs dask.distributed, which is not installed; install arraystore[dask] "
-            "(pip install 'dask[distributed]'), or run without scheduler= to use this machine's cores"
+            f"scheduler= needs {name} (dask.distributed), which is not installed; install it with: "
+            "pip install 'arraystore[dask]', or run without scheduler= to use this machine's cores"
         ) from None
     return distributed
 

@@ -7,6 +7,12 @@ store reads) plus an in-memory step for fancy indices, so nothing is read before
 indexed or loaded. Dimension names come from the attrs ``"dims"`` or
 ``"_ARRAY_DIMENSIONS"`` (a list of names, one per axis; the key is not repeated in the
 variable's attrs), else ``dim_0``, ``dim_1``, ... Attributes are the store's attrs.
+
+The variable's ``encoding["preferred_chunks"]`` is the storage chunk shape, so
+``chunks={}`` gives Dask chunks that match the storage, as xarray's zarr backend
+does, instead of one chunk of the whole array. A contiguous store larger than
+:data:`PREFERRED_CHUNK_BYTES` prefers runs of about that size along its slowest
+axis; a smaller one is one chunk.
 """
 
 from __future__ import annotations
@@ -18,16 +24,26 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import xarray as xr
-from xarray.backends import BackendArray, BackendEntrypoint
-from xarray.core import indexing
+
+from .._optional import missing
+
+try:
+    import xarray as xr
+    from xarray.backends import BackendArray, BackendEntrypoint
+    from xarray.core import indexing
+except ImportError as _exc:
+    raise missing(_exc, "the xarray integration (engine='arraystore')") from _exc
 
 from .._open import open as open_store
+from ..blocks import contiguous_chunks
 from ..errors import ArrayStoreError, MetadataError
 from ..registry import SUFFIXES
 from ..store import ArrayStore
 
-__all__ = ["DIMS_KEYS", "ArrayStoreBackendArray", "ArrayStoreBackendEntrypoint"]
+__all__ = ["DIMS_KEYS", "PREFERRED_CHUNK_BYTES", "ArrayStoreBackendArray", "ArrayStoreBackendEntrypoint"]
+
+#: Target size of a preferred chunk of a contiguous store (Dask's own default chunk size).
+PREFERRED_CHUNK_BYTES = 128 * 1024 * 1024
 
 #: Attribute keys that name the dimensions, in the order they are looked up.
 DIMS_KEYS: tuple[str, ...] = ("dims", "_ARRAY_DIMENSIONS")
@@ -74,6 +90,15 @@ def _dims(store: ArrayStore, attrs: dict[str, Any], dims: Iterable[str] | None) 
             f"found {names!r}; fix the attribute or pass dims=[...] to open_dataset"
         )
     return tuple(names)
+
+
+def _preferred_chunks(store: ArrayStore, dims: tuple[str, ...]) -> dict[str, int]:
+    chunks = store.chunks
+    if chunks is None:
+        if store.nbytes <= PREFERRED_CHUNK_BYTES:
+            return {}  # one chunk; and explicit chunks split nothing worth a warning
+        chunks = contiguous_chunks(store.shape, store.dtype.itemsize, store.order, PREFERRED_CHUNK_BYTES)
+    return {dim: max(1, min(c, n)) for dim, c, n in zip(dims, chunks, store.shape)}
 
 
 def _variable_name(store: ArrayStore, attrs: dict[str, Any]) -> str:
@@ -140,7 +165,8 @@ class ArrayStoreBackendEntrypoint(BackendEntrypoint):
             name = variable_name or _variable_name(store, attrs)
             drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables or ())
             data = indexing.LazilyIndexedArray(ArrayStoreBackendArray(store))
-            variables = {} if name in drop else {name: xr.Variable(names, data, attrs)}
+            encoding = {"preferred_chunks": _preferred_chunks(store, names)}
+            variables = {} if name in drop else {name: xr.Variable(names, data, attrs, encoding=encoding)}
             ds = xr.Dataset(variables)
         except BaseException:
             if owned:

@@ -3,8 +3,10 @@
 Discovery rule (documented in ``docs/migration.md``):
 
 * Folders and files whose name starts with ``.`` are skipped, and so is the destination
-  folder when it lies inside the source. Symbolic links to files are followed, links to
-  folders are not.
+  folder when it lies inside the source. Symbolic links to files inside the archive are
+  followed, links to folders are not entered; a link to a file outside the archive is
+  refused (a failed entry when it looks like data or a header), and so is every metadata
+  file or header data file reached through one.
 * A file is **data** when its name matches an ``include`` glob (default ``*.dat``,
   ``*.raw``, ``*.bin``), when its name promises an inline header (MetaImage ``.mha``,
   IDX ``*-idx3-ubyte`` / ``*.idx``), or when a header file beside it (ENVI or EHdr
@@ -28,16 +30,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ArrayStoreError
+from ..errors import ArrayStoreError, MetadataError, UnsafeInputError
+from ._glob import Glob
 from .resolve import is_metadata_file
-from .rules import glob_to_regex
 
 try:
     from .. import dialects
 except ImportError:  # header dialects are optional evidence
     dialects = None  # type: ignore[assignment]
 
-__all__ = ["DEFAULT_INCLUDE", "TARGET_SUFFIXES", "Discovery", "destination_names", "discover"]
+__all__ = ["DEFAULT_INCLUDE", "TARGET_SUFFIXES", "Discovery", "destination_names", "discover", "overlapping_outputs"]
 
 #: Globs of the files migrated by default.
 DEFAULT_INCLUDE: tuple[str, ...] = ("*.dat", "*.raw", "*.bin")
@@ -62,14 +64,17 @@ class Discovery:
     broken_headers: tuple[tuple[str, ArrayStoreError], ...]
 
 
-def _compile(globs: Sequence[str]) -> list[tuple[bool, re.Pattern[str]]]:
-    return [("/" in g, re.compile(glob_to_regex(g.lower()).pattern)) for g in globs]
+def _compile(globs: Sequence[str]) -> list[tuple[bool, Glob]]:
+    try:
+        return [("/" in g, Glob(g.lower())) for g in globs]
+    except re.error as exc:
+        raise MetadataError(f"invalid include/exclude glob in {list(globs)!r} ({exc}); fix the glob") from None
 
 
-def _matches(patterns: list[tuple[bool, re.Pattern[str]]], rel: str) -> bool:
+def _matches(patterns: list[tuple[bool, Glob]], rel: str) -> bool:
     low = rel.lower()
     name = low.rsplit("/", 1)[-1]
-    return any(p.fullmatch(low if full else name) is not None for full, p in patterns)
+    return any(p.fullmatch(low if full else name) for full, p in patterns)
 
 
 def _inline_header(path: Path) -> bool:
@@ -104,6 +109,8 @@ def discover(
     skip_path = Path(skip).resolve() if skip is not None else None
     data: set[str] = set()
     headers: list[Path] = []
+    broken: list[tuple[str, ArrayStoreError]] = []
+    real_base = base.resolve()
     for folder, dirs, files in os.walk(base):
         here = Path(folder)
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (here / d).resolve() != skip_path)
@@ -112,13 +119,19 @@ def discover(
                 continue
             path = here / name
             rel = path.relative_to(base).as_posix()
+            if path.is_symlink() and real_base not in path.resolve().parents:
+                if path.exists() and (_matches(inc, rel) or path.suffix.lower() in _HEADER_SUFFIXES):
+                    broken.append((rel, UnsafeInputError(
+                        f"{path}: a symbolic link to {path.resolve()}, outside the archive {base}; refused: "
+                        "copy the file into the archive instead of linking to it"
+                    )))
+                continue
             if path.suffix.lower() in _HEADER_SUFFIXES:
                 headers.append(path)
             if is_metadata_file(path) or not path.is_file():
                 continue
             if (_matches(inc, rel) or _inline_header(path)) and not _matches(exc, rel):
                 data.add(rel)
-    broken: list[tuple[str, ArrayStoreError]] = []
     for header in sorted(headers):
         rel = header.relative_to(base).as_posix()
         try:
@@ -150,8 +163,14 @@ def destination_names(
     recorded by an earlier run (``previous``) is kept, so adding ``x.raw`` later does not
     rename the ``x.zarr`` already written for ``x.dat``; a new name that would collide with
     one already taken gets the whole-name form.
+
+    A recorded destination is only kept when it is one of the two names this function
+    gives that source (``x.zarr`` or ``x.dat.zarr``): a manifest never steers a write
+    elsewhere (``../victim``, an absolute path, another file's output).
     """
-    previous = previous or {}
+    previous = {
+        n: d for n, d in (previous or {}).items() if isinstance(d, str) and d in _own_names(n, suffix)
+    }
     stems: dict[str, list[str]] = {}
     for name in names:
         stems.setdefault(_stem(name), []).append(name)
@@ -169,7 +188,62 @@ def destination_names(
     return out
 
 
+def _own_names(name: str, suffix: str) -> tuple[str, str]:
+    """The two destinations :func:`destination_names` may give ``name``."""
+    return (_stem(name) + suffix, name + suffix)
+
+
 def _stem(name: str) -> str:
     folder, _, leaf = name.rpartition("/")
     stem = Path(leaf).stem if Path(leaf).suffix else leaf
     return f"{folder}/{stem}" if folder else stem
+
+
+def _ancestors(parts: tuple[str, ...]) -> list[tuple[str, ...]]:
+    return [parts[:i] for i in range(1, len(parts))]
+
+
+def overlapping_outputs(dests: dict[str, str], src: Path, dst: Path) -> dict[str, str]:
+    """Why each source whose output would overlap another output or a source cannot be converted.
+
+    An output that lies inside another output (``x.zarr/y.zarr`` beside ``x.zarr``) or
+    contains one, or that lies inside, equals or contains a source file, would be written
+    into or deleted with that other path; both files of such a pair are refused.
+
+    Parameters
+    ----------
+    dests
+        Source name -> destination name (both relative, ``/``-separated).
+    src, dst
+        The archive and destination roots.
+
+    Returns
+    -------
+    dict
+        Source name -> reason, for the sources refused.
+    """
+    owner = {tuple(d.split("/")): n for n, d in dests.items()}
+    dst_root = dst.resolve().parts
+    src_root = src.resolve().parts
+    sources = {src_root + tuple(n.split("/")): n for n in dests}
+    source_dirs: dict[tuple[str, ...], str] = {}
+    for parts, name in sources.items():
+        for anc in _ancestors(parts):
+            source_dirs.setdefault(anc, name)
+    out: dict[str, str] = {}
+
+    def refuse(name: str, why: str) -> None:
+        out.setdefault(name, f"its output {dests[name]!r} {why}; exclude one of the two files or rename it, then rerun")
+
+    for parts, name in owner.items():
+        for anc in _ancestors(parts):
+            if anc in owner:
+                refuse(name, f"would lie inside {'/'.join(anc)!r}, the output of {owner[anc]!r}")
+                refuse(owner[anc], f"would contain {dests[name]!r}, the output of {name!r}")
+        full = dst_root + parts
+        for anc in [*_ancestors(full), full]:
+            if anc in sources:
+                refuse(name, f"would overwrite or lie inside the source file {sources[anc]!r}")
+        if full in source_dirs:
+            refuse(name, f"would contain the source file {source_dirs[full]!r}")
+    return out

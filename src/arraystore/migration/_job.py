@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import _fsutil
+from .._fsutil import raise_if_full
 from .._open import open as open_store
-from ..errors import ArrayStoreError
+from ..errors import ArrayStoreError, MetadataError, StorageFullError
 from ..meta import ArrayMeta
 from ..registry import Location, backend_class
 from ..store import ArrayStore
@@ -144,6 +147,28 @@ def _recheck(job: Job, t0: float) -> FileRecord | None:
     )
 
 
+def _reopen_error(job: Job) -> ArrayStoreError | None:
+    """Open the published output read-only; if it does not open as the resolved layout, remove it and say why.
+
+    A file that a later ``open`` refuses (an attribute too large for its metadata file, a
+    layout the backend reads differently) is never reported as converted.
+    """
+    meta = ArrayMeta.from_dict(job.meta)
+    try:
+        with open_store(job.dst_path, "r", backend=job.backend) as dst:
+            if dst.shape == meta.shape and dst.dtype == meta.dtype:
+                return None
+            err: ArrayStoreError = MetadataError(
+                f"{job.dst_path}: written as {meta.dtype} {meta.shape} but reopens as {dst.dtype} {dst.shape}; "
+                "report this as a bug"
+            )
+    except ArrayStoreError as exc:
+        err = exc
+    with contextlib.suppress(OSError, ArrayStoreError):
+        backend_class(job.backend)._remove(Location(Path(job.dst_path)))
+    return err
+
+
 def run_job(job: Job) -> FileRecord:
     """Convert one file; every foreseen error becomes a ``failed`` record rather than an exception."""
     from ..conversion import convert
@@ -175,6 +200,17 @@ def run_job(job: Job) -> FileRecord:
                 durable=job.durable,
                 overwrite=overwrite,
             )
+        unreadable = _reopen_error(job)
+        if unreadable is not None:
+            return _record(
+                job,
+                "failed",
+                t0,
+                source_checksum=report.checksum,
+                error=_error(unreadable),
+                note="the output was written but does not open again; it was removed",
+            )
+        _fsutil.apply_mode_like([job.dst_path, f"{job.dst_path}.json"], job.src_path)  # 0600 in, 0600 out
         if report.blocks_resumed:
             note = f"resumed an interrupted conversion: {report.blocks_resumed} of {report.blocks_total} blocks kept"
         return _record(
@@ -186,5 +222,11 @@ def run_job(job: Job) -> FileRecord:
             verified=report.verified,
             note=note,
         )
-    except (ArrayStoreError, OSError) as exc:
+    except OSError as exc:
+        try:
+            raise_if_full(exc, job.dst_path, "converting into")
+        except StorageFullError as full:
+            return _record(job, "failed", t0, error=_error(full))
+        return _record(job, "failed", t0, error=_error(exc))
+    except ArrayStoreError as exc:
         return _record(job, "failed", t0, error=_error(exc))

@@ -13,6 +13,7 @@ ignored: its file is simply done again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -86,14 +87,56 @@ class FileRecord:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FileRecord:
-        """Inverse of :meth:`to_dict`; unknown keys (from newer versions) are ignored."""
+        """Inverse of :meth:`to_dict`; unknown keys (from newer versions) are ignored.
+
+        Raises
+        ------
+        TypeError
+            ``d`` is not a dict, or a field has the wrong type (a hand-edited or hostile line).
+        ValueError
+            ``status`` is not a known status, or ``source`` is empty.
+        """
+        if not isinstance(d, dict):
+            raise TypeError(f"expected a JSON object, found {type(d).__name__}")
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        for key in ("source", "status"):
+            if key not in known:
+                raise TypeError(f"missing {key!r}")
+        for key, value in known.items():
+            want = _FIELD_TYPES[key]
+            if not isinstance(value, want) or (isinstance(value, bool) and bool not in want):
+                raise TypeError(f"expected {key!r} of type {' or '.join(t.__name__ for t in want)}, "
+                                f"found {type(value).__name__}")
+        if known["status"] not in _STATUSES or not known["source"]:
+            raise ValueError(f"expected a status in {', '.join(_STATUSES)} and a non-empty source")
         return cls(**known)
 
     @property
     def error_message(self) -> str:
         """``"Type: message"`` of a failed file, else ``""``."""
         return f"{self.error['type']}: {self.error['message']}" if self.error else ""
+
+
+_STATUSES = ("converted", "skipped", "undetermined", "failed", "planned")
+_OPT_STR = (str, type(None))
+_OPT_DICT = (dict, type(None))
+#: The JSON types each field of a manifest line may have; anything else refuses the manifest.
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "source": (str,),
+    "status": (str,),
+    "size": (int,),
+    "mtime_ns": (int,),
+    "destination": _OPT_STR,
+    "backend": _OPT_STR,
+    "source_checksum": _OPT_DICT,
+    "destination_checksum": _OPT_DICT,
+    "verified": (bool,),
+    "resolution": (dict,),
+    "error": _OPT_DICT,
+    "seconds": (int, float),
+    "note": _OPT_STR,
+    "finished": (str,),
+}
 
 
 def _now() -> str:
@@ -136,7 +179,7 @@ class Manifest:
             try:
                 obj = _fsutil.loads_json(line, f"{self.path}, line {i + 1}", "migration record")
                 rec = FileRecord.from_dict(obj)
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, RecursionError) as exc:
                 if i == len(lines) - 1:
                     continue  # a line torn by a kill: its file is done again
                 raise MetadataError(
@@ -147,30 +190,67 @@ class Manifest:
         return records
 
     def append(self, record: FileRecord) -> None:
-        """Write one line; it survives a kill of this process once this returns."""
+        """Write one line; it survives a kill of this process once this returns.
+
+        Raises
+        ------
+        StorageFullError
+            The disk is full: the line is not written (the file is cut back to its last
+            complete line), so the manifest stays consistent.
+        """
         if not record.finished:
             record.finished = _now()
-        if self._fh is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, "ab")  # noqa: SIM115 - kept open across appends
-            if self._fh.tell() > 0:
-                self._terminate_torn_line()
-        self._fh.write(json.dumps(record.to_dict(), default=str).encode() + b"\n")
-        self._fh.flush()
-        self._pending = True
-        if self.durable:
-            self.sync()
+        line = json.dumps(record.to_dict(), default=str).encode() + b"\n"
+        try:
+            if self._fh is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fh = open(self.path, "a+b", buffering=0)  # noqa: SIM115 - kept open across appends
+                self._cut_torn_line()
+            self._write_line(line)
+            self._pending = True
+            if self.durable:
+                self.sync()
+        except OSError as exc:
+            _fsutil.raise_if_full(exc, self.path, "appending to the migration manifest")
+            raise
 
-    def _terminate_torn_line(self) -> None:
-        with open(self.path, "rb") as f:
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                self._fh.write(b"\n")
+    def _write_line(self, line: bytes) -> None:
+        """Write all of ``line`` or nothing: a failed write is cut back off the file."""
+        fd = self._fh.fileno()
+        start = os.lseek(fd, 0, os.SEEK_END)
+        view = memoryview(line)
+        try:
+            while view:
+                view = view[os.write(fd, view) :]
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+            raise
+
+    def _cut_torn_line(self) -> None:
+        """Drop a last line torn by a kill (no newline), so that appended lines stay whole."""
+        fd = self._fh.fileno()
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return
+        self._fh.seek(max(0, size - (1 << 20)))
+        tail = self._fh.read(min(size, 1 << 20))
+        if tail.endswith(b"\n"):
+            return
+        nl = tail.rfind(b"\n")
+        if nl < 0 and size > len(tail):  # a torn line over 1 MiB long: keep it, end it
+            os.write(fd, b"\n")
+            return
+        os.ftruncate(fd, size - len(tail) + nl + 1)
 
     def sync(self) -> None:
         """fsync the lines written so far."""
         if self._fh is not None and self._pending:
-            os.fsync(self._fh.fileno())
+            try:
+                os.fsync(self._fh.fileno())
+            except OSError as exc:
+                _fsutil.raise_if_full(exc, self.path, "syncing the migration manifest")
+                raise
             self._pending = False
 
     def close(self) -> None:

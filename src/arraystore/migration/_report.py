@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._manifest import FileRecord
+from ._text import one_line
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_UNDETERMINED", "MigrationReport"]
 
@@ -128,7 +129,7 @@ class MigrationReport:
             lines.append("")
             lines.append("would write:")
             lines.extend(
-                f"  {r.source}  ->  {r.destination}  ({_size(r.size)})" for r in self.by_status("planned")
+                f"  {one_line(r.source)}  ->  {one_line(r.destination or '')}  ({_size(r.size)})" for r in self.by_status("planned")
             )
         und = self.by_status("undetermined")
         if und:
@@ -138,15 +139,15 @@ class MigrationReport:
                 cands = r.resolution.get("candidates", [])
                 shown = ", ".join(f"{c['dtype']} {tuple(c['shape'])}" for c in cands[:4])
                 more = f" (+{len(cands) - 4} more)" if len(cands) > 4 else ""
-                lines.append(f"  {r.source}  {_size(r.size)}; candidates: {shown or 'none'}{more}")
+                lines.append(f"  {one_line(r.source)}  {_size(r.size)}; candidates: {shown or 'none'}{more}")
             if self.suggested_rules:
                 lines.append(f"  -> fill in {self.suggested_rules} and rerun with --rules")
         failed = self.by_status("failed")
         if failed:
             lines.append("")
             lines.append("failed:")
-            lines.extend(f"  {r.source}  {r.error_message}" for r in failed)
+            lines.extend(f"  {one_line(r.source)}  {one_line(r.error_message)}" for r in failed)
         if self.rules_unused:
             lines.append("")
-            lines.append(f"rules that matched no file ({self.rules}): {', '.join(self.rules_unused)}")
+            lines.append(f"rules that matched no file ({self.rules}): {one_line(', '.join(self.rules_unused))}")
         return "\n".join(lines)

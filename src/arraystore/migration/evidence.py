@@ -10,13 +10,13 @@ a message that says what was expected and what was found.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
+from .._dtypes import DtypeSyntaxError, parse_dtype_text
 from ..errors import MetadataError, UnsupportedDtypeError
 from ..meta import ArrayMeta, dtype_from_json, dtype_to_json
 
@@ -60,21 +60,6 @@ class MetadataConflictError(MetadataError):
         )
 
 
-#: Platform-dependent or ambiguous names that numpy would accept but a legacy file must not use.
-_AMBIGUOUS_DTYPES = {
-    "int", "uint", "float", "complex", "long", "ulong", "longlong", "ulonglong", "intc", "uintc",
-    "intp", "uintp", "longdouble", "longfloat", "clongdouble", "clongfloat", "int_", "uint_",
-    "float_", "complex_", "l", "L", "q", "Q", "p", "P", "g", "G", "i", "I", "h", "H", "b", "B",
-    "d", "f", "e", "D", "F", "?", "object", "O", "str", "bytes", "unicode", "void", "V",
-}
-_C_ALIASES = {
-    "double": "f8", "single": "f4", "half": "f2", "byte": "i1", "ubyte": "u1",
-    "short": "i2", "ushort": "u2", "bool_": "b1", "cdouble": "c16", "csingle": "c8",
-}
-_NAMED = re.compile(r"(bool|u?int(8|16|32|64)|float(16|32|64)|complex(64|128)|(datetime|timedelta)64\[\w+\])")
-_TYPESTR = re.compile(r"([<>|=]?)([biufc]\d{1,2}|[SUV]\d{1,9}|[mM]8\[\w+\])")
-
-
 def parse_dtype(value: Any) -> tuple[np.dtype[Any], ByteOrder | None]:
     """A dtype and the byte order it states explicitly (``None`` when it states none).
 
@@ -94,23 +79,10 @@ def parse_dtype(value: Any) -> tuple[np.dtype[Any], ByteOrder | None]:
         return dtype_from_json(value), None
     if not isinstance(value, str):
         raise MetadataError(f"expected a dtype as a string such as 'float32' or '<f4', found {value!r}")
-    text = value.strip()
-    if text in _AMBIGUOUS_DTYPES:
-        raise MetadataError(
-            f"dtype {value!r} is ambiguous (its size depends on the platform or is not a number type); "
-            "write it with an explicit size such as 'int32', 'float64' or '<f4'"
-        )
-    text = _C_ALIASES.get(text, text)
-    named = _NAMED.fullmatch(text)
-    typestr = _TYPESTR.fullmatch(text)
-    if not (named or typestr):
-        raise MetadataError(
-            f"expected a dtype such as 'float32', 'uint16', '<f4' or '>i2', found {value!r}"
-        )
     try:
-        dt = np.dtype(text)
-    except (TypeError, ValueError) as exc:
-        raise MetadataError(f"invalid dtype {value!r}: {exc}") from None
+        dt, stated = parse_dtype_text(value)  # arraystore's one dtype grammar
+    except DtypeSyntaxError as exc:
+        raise MetadataError(str(exc)) from None
     try:
         dtype_to_json(dt)
     except UnsupportedDtypeError as exc:
@@ -120,9 +92,6 @@ def parse_dtype(value: Any) -> tuple[np.dtype[Any], ByteOrder | None]:
             f"dtype {value!r} is numpy's extended precision, whose layout depends on the platform; "
             "convert such data with the tool that wrote it"
         )
-    stated: ByteOrder | None = None
-    if typestr and typestr.group(1) in ("<", ">"):
-        stated = typestr.group(1)  # type: ignore[assignment]
     if stated is None:
         dt = dt.newbyteorder("<")
     return dt, stated

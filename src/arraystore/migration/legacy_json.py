@@ -32,7 +32,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .. import _fsutil
-from ..errors import MetadataError
+from ..errors import MetadataError, UnsafeInputError
 from .evidence import (
     ByteOrder,
     Evidence,
@@ -240,6 +240,12 @@ def manifest_entries(data_path: Path, root: Path | None) -> Iterator[tuple[Path,
             manifest = folder / name
             if manifest == data_path or not manifest.is_file():
                 continue
+            real = manifest.resolve()
+            if stop not in real.parents:
+                raise UnsafeInputError(
+                    f"{manifest}: this folder manifest resolves through a symbolic link to {real}, outside "
+                    f"{stop}; refused: copy it into the archive instead of linking to it"
+                )
             rel = os.path.relpath(data_path, folder).replace(os.sep, "/")
             st = manifest.stat()
             index = _manifest_index(str(manifest), st.st_mtime_ns, st.st_size)

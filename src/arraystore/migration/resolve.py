@@ -23,12 +23,14 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._attr_bounds import bound_attrs
 from ..errors import (
     ArrayNotFoundError,
     ArrayStoreError,
     IncompleteArrayError,
     MetadataError,
     SizeMismatchError,
+    UnsafeInputError,
 )
 from ..meta import ArrayMeta, dtype_to_json
 from ..sidecar import read_sidecar, sidecar_path
@@ -130,8 +132,22 @@ def _relname(path: Path, root: Path | None) -> str:
         try:
             return path.resolve().relative_to(root.resolve()).as_posix()
         except ValueError:
-            raise MetadataError(f"{path} is not inside the archive root {root}") from None
+            raise UnsafeInputError(
+                f"{path} is not inside the archive root {root} once symbolic links are resolved "
+                f"({path.resolve()}); refused: copy the file into the archive instead of linking to it"
+            ) from None
     return path.name
+
+
+def _fenced(evidence: Path, fence: Path, data: Path) -> Path:
+    """``evidence`` (a file read about ``data``), refused when it resolves outside ``fence`` through a link."""
+    real, base = evidence.resolve(), fence.resolve()
+    if real != base and base not in real.parents:
+        raise UnsafeInputError(
+            f"{evidence}: this metadata file about {data.name} resolves through a symbolic link to {real}, "
+            f"outside {fence}; refused: copy it into the archive instead of linking to it"
+        )
+    return evidence
 
 
 def _byteorder_of(dtype: np.dtype[Any]) -> Literal["<", ">"] | None:
@@ -144,9 +160,9 @@ def _describe_meta(meta: ArrayMeta, offset: int) -> str:
     return f"dtype {dtype_label(meta.dtype)}, shape {list(meta.shape)}, order {meta.order}, offset {offset}"
 
 
-def _sidecar_evidence(path: Path) -> Evidence | None:
+def _sidecar_evidence(path: Path, fence: Path) -> Evidence | None:
     sp = sidecar_path(path)
-    if not sp.is_file() or not is_own_sidecar(read_json(sp)):
+    if not sp.is_file() or not is_own_sidecar(read_json(_fenced(sp, fence, path))):
         return None
     sc = read_sidecar(path)
     if sc is None:
@@ -166,12 +182,13 @@ def _sidecar_evidence(path: Path) -> Evidence | None:
     )
 
 
-def _dialect_evidence(path: Path, notes: list[str]) -> Evidence | None:
+def _dialect_evidence(path: Path, fence: Path, notes: list[str]) -> Evidence | None:
     if dialects is None:
         return None
     parsed = dialects.detect(path)
     if parsed is None:
         return None
+    _fenced(Path(parsed.header_path), fence, path)
     if Path(parsed.data_path).resolve() != path.resolve():
         notes.append(f"{parsed.dialect} header {parsed.header_path} describes {parsed.data_path}, not this file")
         return None
@@ -197,10 +214,11 @@ def _gather(
     path: Path, root: Path | None, rules: Rules | None, size: int, found: list[Evidence], notes: list[str]
 ) -> Rule | None:
     """Append every source's evidence to ``found``; return the rule applied, if any."""
-    own = _sidecar_evidence(path)
+    fence = root if root is not None else path.parent
+    own = _sidecar_evidence(path, fence)
     if own is not None:
         found.append(own)
-    dialect = _dialect_evidence(path, notes)
+    dialect = _dialect_evidence(path, fence, notes)
     if dialect is not None:
         found.append(dialect)
     seen: set[Path] = set()
@@ -208,7 +226,7 @@ def _gather(
         if sp in seen or not sp.is_file() or (own is not None and sp == sidecar_path(path)):
             continue
         seen.add(sp)
-        obj = read_json(sp)
+        obj = read_json(_fenced(sp, fence, path))
         if is_own_sidecar(obj):
             continue  # a sidecar of another data file sharing the stem
         strict = sp.name != path.stem + ".json"
@@ -292,6 +310,14 @@ def _size_error(path: Path, unit: int, data_bytes: int, itemsize: int) -> SizeMi
     return SizeMismatchError(str(path), expected, data_bytes, itemsize)
 
 
+def _bounded_evidence(ev: Evidence) -> dict[str, Any]:
+    """``ev.to_dict()`` with its extra fields within the header-attrs bounds (``arraystore._attr_bounds``)."""
+    d = ev.to_dict()
+    if "extra" in d:
+        d["extra"] = bound_attrs(d["extra"])
+    return d
+
+
 def _provenance_attrs(name: str, facts: dict[str, Any], evidence: list[Evidence]) -> dict[str, Any]:
     attrs: dict[str, Any] = {}
     for ev in evidence:
@@ -300,12 +326,12 @@ def _provenance_attrs(name: str, facts: dict[str, Any], evidence: list[Evidence]
     record: dict[str, Any] = {
         "file": name,
         "source": facts["dtype_source"],
-        "evidence": [e.to_dict() for e in evidence],
+        "evidence": [_bounded_evidence(e) for e in evidence],
     }
     dialect = next((e for e in evidence if e.source.startswith("dialect:")), None)
     if dialect is not None:
         record["dialect"] = dialect.source.split(":", 1)[1]
-        record["header_extra"] = dict(dialect.extra)
+        record["header_extra"] = bound_attrs(dict(dialect.extra))
     attrs[PROVENANCE_KEY] = json.loads(json.dumps(record, default=str))
     return attrs
 

@@ -20,7 +20,6 @@ that apply to no file are reported by :meth:`Rules.unused`.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -32,6 +31,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ..errors import MetadataError
+from ._glob import Glob, to_regex
+from ._text import one_line, toml_string
 from .evidence import (
     ByteOrder,
     dtype_label,
@@ -57,38 +58,20 @@ _FACT_KEYS = ("dtype", "shape", "order", "offset", "byteorder")
 
 
 def glob_to_regex(glob: str) -> re.Pattern[str]:
-    """Compile a rules glob (``*``, ``?``, ``**``, ``[...]``) to a regular expression."""
-    out: list[str] = []
-    i, n = 0, len(glob)
-    while i < n:
-        c = glob[i]
-        if glob.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-            continue
-        if glob.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[" and (end := glob.find("]", i + 2)) != -1:
-            body = glob[i + 1 : end]
-            neg = body.startswith("!")
-            body = body[1:] if neg else body
-            body = body.replace("\\", "\\\\").replace("^", "\\^").replace("[", "\\[")
-            out.append("[" + ("^" if neg else "") + body + "]")
-            i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("".join(out))
+    """The reference meaning of a rules glob (``*``, ``?``, ``**``, ``[...]``) as a regular expression.
+
+    Matching itself uses :class:`arraystore.migration._glob.Glob`, which agrees with this
+    expression's ``fullmatch`` and runs in linear time; a regular-expression engine can
+    backtrack for minutes on globs such as ``"**a" * 12 + "**b"``.
+    """
+    return to_regex(glob)
 
 
 def _escape_glob(name: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", name)
+    """A glob matching ``name``: wildcards bracketed; a backslash or a lone surrogate (no TOML
+    spelling, and refused in globs) becomes ``?``, which matches it."""
+    escaped = re.sub(r"([*?\[])", r"[\1]", name)
+    return "".join("?" if c == "\\" or 0xD800 <= ord(c) <= 0xDFFF else c for c in escaped)
 
 
 @dataclass(frozen=True)
@@ -104,15 +87,15 @@ class Rule:
     offset: int | None = None
     override: bool = False
     note: str | None = None
-    pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    pattern: Glob = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "pattern", glob_to_regex(self.glob))
+        object.__setattr__(self, "pattern", Glob(self.glob))
 
     def matches(self, relpath: str) -> bool:
         """Whether the rule's glob matches ``relpath`` (``/``-separated, relative to the root)."""
         target = relpath if "/" in self.glob else relpath.rsplit("/", 1)[-1]
-        return self.pattern.fullmatch(target) is not None
+        return self.pattern.fullmatch(target)
 
     def describe(self) -> str:
         """``rule 2 (glob 'a/*.bin'): dtype <i2, shape [-1, 128]``."""
@@ -269,16 +252,17 @@ def suggest_rules(resolutions: Iterable[Resolution]) -> str:
             continue
         count += 1
         size = res.path.stat().st_size if res.path.exists() else 0
-        lines.append(f"# {json.dumps(res.name)}: {size:,} bytes; no source states its dtype.")
+        lines.append(f"# {one_line(res.name)}: {size:,} bytes; no source states its dtype.")
         for ev in res.evidence:
-            lines.append(f"#   known from {ev.source}: {ev.detail}")
+            lines.append(f"#   known from {one_line(str(ev.source))}: {one_line(str(ev.detail))}")
         if res.candidates:
             lines.append("#   candidates (dtype, shape):")
-            lines.extend(f"#     dtype = {json.dumps(dtype_label(c.dtype))}  shape = {list(c.shape)}"
-                         for c in res.candidates)
+            lines.extend(
+                f"#     dtype = {toml_string(dtype_label(c.dtype))}  shape = {list(c.shape)}" for c in res.candidates
+            )
         lines.append("[[rule]]")
-        lines.append(f"glob = {json.dumps(_escape_glob(res.name))}")
-        lines.append(f'# dtype = "{dtype_label(res.candidates[0].dtype)}"' if res.candidates else '# dtype = ""')
+        lines.append(f"glob = {toml_string(_escape_glob(res.name))}")
+        lines.append(f"# dtype = {toml_string(dtype_label(res.candidates[0].dtype))}" if res.candidates else '# dtype = ""')
         lines.append(f"# shape = {list(res.candidates[0].shape)}" if res.candidates else "# shape = [-1]")
         lines.append("")
     if not count:

@@ -6,21 +6,22 @@ each file's metadata is resolved.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .. import _fsutil
 from .._open import open as open_store
-from ..errors import ArrayNotFoundError, ArrayStoreError, MetadataError
+from ..errors import ArrayNotFoundError, ArrayStoreError, MetadataError, StorageFullError, UnsafeInputError
 from ..registry import backend_class
 from ..sidecar import sidecar_path
-from ._discover import DEFAULT_INCLUDE, TARGET_SUFFIXES, destination_names, discover
+from ._discover import DEFAULT_INCLUDE, TARGET_SUFFIXES, destination_names, discover, overlapping_outputs
 from ._job import Job, run_job
 from ._manifest import MANIFEST_NAME, FileRecord, Manifest
 from ._report import MigrationReport
@@ -134,19 +135,36 @@ class _Planner:
             if r.destination and r.backend == self.backend and r.status in ("converted", "skipped")
         }
         dests = destination_names(names, TARGET_SUFFIXES[self.backend], prev_dest)  # type: ignore[arg-type]
+        refused = overlapping_outputs(dests, self.src, self.dst)
         for name in names:
-            self._one(name, dests[name])
+            if name in refused:
+                self._refuse(name, dests[name], UnsafeInputError(f"{self.src / name}: {refused[name]}"))
+            else:
+                self._one(name, dests[name])
         for name, err in broken:
-            size = (self.src / name).stat().st_size
+            try:
+                size = (self.src / name).lstat().st_size
+            except OSError:
+                size = 0
             self.done.append(
                 FileRecord(
                     source=name,
                     status="failed",
                     size=size,
                     error=_error(err),
-                    note="header file whose data file could not be used",
+                    note=None if isinstance(err, UnsafeInputError) else "header file whose data file could not be used",
                 )
             )
+
+    def _refuse(self, name: str, dest: str, err: ArrayStoreError) -> None:
+        try:
+            st = (self.src / name).stat()
+            size, mtime = st.st_size, st.st_mtime_ns
+        except OSError:
+            size, mtime = 0, 0
+        self.done.append(
+            FileRecord(source=name, status="failed", size=size, mtime_ns=mtime, destination=dest, error=_error(err))
+        )
 
     def _one(self, name: str, dest: str) -> None:
         path = self.src / name
@@ -234,18 +252,25 @@ def _execute(
         for job in jobs:
             on_result(run_job(job))
         return
-    from ..parallel import mp_context
+    from ..parallel import abandon_pool, process_pool
 
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp_context()) as pool:
+    pool = process_pool(min(workers, len(jobs)))
+    try:
         futures = [pool.submit(_run_batch, batch) for batch in _batches(jobs, workers)]
         for future in as_completed(futures):
             for record in future.result():
                 on_result(record)
+    except BaseException:  # Ctrl-C, SIGTERM, a full disk: queued files are cancelled, running ones abandoned
+        abandon_pool(pool)
+        raise
+    pool.shutdown(wait=True)
 
 
 #: Small files travel to the pool in batches: one round trip per file costs more than converting it.
+#: A batch is reported when all its files are done, so an interrupt abandons at most one batch per
+#: worker: batches stay small (files of 8 MiB and more travel alone).
 BATCH_FILES = 64
-BATCH_BYTES = 64 << 20
+BATCH_BYTES = 8 << 20
 
 
 def _batches(jobs: Sequence[Job], workers: int) -> list[list[Job]]:
@@ -411,6 +436,13 @@ def migrate(
         manifest is invalid.
     BackendError
         ``to`` is not a known format, or its library is not installed.
+    StorageFullError
+        The destination's file system filled up (ENOSPC, EDQUOT). The run stops: queued files
+        are cancelled, files in flight abandoned, and the manifest keeps a whole line for
+        every file done (plus the reports when space allows); rerun after freeing space.
+    KeyboardInterrupt
+        Ctrl-C (or a SIGTERM turned into one by the command line): the same stop, raised
+        after the manifest and reports of what was done are written.
     """
     t0 = time.perf_counter()
     src, dst = Path(src_dir), Path(dst_dir)
@@ -452,20 +484,45 @@ def migrate(
                 backend=to,
                 resolution=job.resolution,
             )
-    else:
-        dst.mkdir(parents=True, exist_ok=True)
-        _run_jobs(planner, manifest, records, nworkers, scheduler, progress)
+    stopped: BaseException | None = None
+    if not dry_run:
+        try:
+            dst.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            _fsutil.raise_if_full(exc, dst, "creating")
+            raise
+        try:
+            _run_jobs(planner, manifest, records, nworkers, scheduler, progress)
+        except (KeyboardInterrupt, StorageFullError) as exc:
+            stopped = exc  # the manifest and reports of what was done are still written below
     if rule_set is not None:
         report.rules_unused = [r.glob for r in rule_set.unused()]
     report.records = [records[k] for k in sorted(records)]
     report.seconds = time.perf_counter() - t0
     if not dry_run:
-        merged = {**previous, **records}
-        manifest.rewrite({k: v for k, v in merged.items() if k in records or (src / k).exists()})
-        _write_outputs(report, dst, planner.undetermined, durable)
+        try:
+            # What this run appended wins over earlier runs' lines, even a line whose record an
+            # interrupt kept from reaching ``records``.
+            merged = {**previous, **manifest.read(), **records}
+            manifest.rewrite({k: v for k, v in merged.items() if k in records or _kept(src, k)})
+            _write_outputs(report, dst, planner.undetermined, durable)
+        except StorageFullError:
+            # The appended manifest already holds a whole line per finished file: it stays as it is.
+            if stopped is None:
+                raise
     elif planner.undetermined:
         report.suggested_rules = f"{dst / SUGGESTED_RULES_NAME} (written by a real run)"
+    if stopped is not None:
+        raise stopped
     return report
+
+
+def _kept(src: Path, name: str) -> bool:
+    """Whether an earlier run's line for ``name`` stays in the manifest: a relative path to a file still in ``src``."""
+    parts = name.split("/")
+    if name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        return False
+    return (src / name).is_file()
 
 
 def _describe(scheduler: Any) -> str:
@@ -496,8 +553,10 @@ def _run_jobs(
     state = [len(planner.done), sum(r.size for r in planner.done)]
 
     def finished(record: FileRecord) -> None:
+        records[record.source] = record  # first: an interrupt after the append must not lose it
         manifest.append(record)
-        records[record.source] = record
+        if record.error is not None and record.error.get("type") == StorageFullError.__name__:
+            raise StorageFullError(errno.ENOSPC, f"{record.source}: {record.error.get('message', '')}")
         state[0] += 1
         state[1] += record.size
         if callback is not None:

@@ -59,5 +59,5 @@ def _fill(dtype: np.dtype[Any], shape: tuple[int, ...], rng: np.random.Generator
         out.view("<i8" if dtype.byteorder != ">" else ">i8")[...] = rng.integers(-(2**40), 2**40, shape)
     else:
         raw = rng.integers(0, 256, n * dtype.itemsize, dtype=np.uint8)
-        out[...] = raw.view(dtype).reshape(shape) if n else out
+        out[...] = raw.view(dtype).reshape(shape) if n and dtype.itemsize else out
     return out

@@ -13,21 +13,9 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 import arraystore
 
+from .oracle import keys, numpy_result
+
 __all__ = ["make_state_machine"]
-
-
-@st.composite
-def _basic_index(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[Any, ...]:
-    out: list[Any] = []
-    for n in shape:
-        if n and draw(st.booleans()):
-            out.append(draw(st.integers(-n, n - 1)))
-        else:
-            start = draw(st.none() | st.integers(-n - 1, n + 1))
-            stop = draw(st.none() | st.integers(-n - 1, n + 1))
-            step = draw(st.none() | st.sampled_from([1, 2, 3, -1, -2]))
-            out.append(slice(start, stop, step))
-    return tuple(out)
 
 
 def make_state_machine(backend: str, suffix: str, **create_kwargs: Any) -> type[RuleBasedStateMachine]:
@@ -53,8 +41,8 @@ def make_state_machine(backend: str, suffix: str, **create_kwargs: Any) -> type[
 
         @rule(data=st.data(), seed=st.integers(0, 2**16))
         def write(self, data: st.DataObject, seed: int) -> None:
-            sel = data.draw(_basic_index(self.model.shape))
-            target = self.model[sel]
+            sel = data.draw(keys(self.model.shape))  # basic, integer arrays and masks
+            target = np.asarray(self.model[sel])
             rng = np.random.default_rng(seed)
             value = (
                 rng.integers(0, 2, target.shape).astype(self.model.dtype)
@@ -66,9 +54,9 @@ def make_state_machine(backend: str, suffix: str, **create_kwargs: Any) -> type[
 
         @rule(data=st.data())
         def read(self, data: st.DataObject) -> None:
-            sel = data.draw(_basic_index(self.model.shape))
+            sel = data.draw(keys(self.model.shape))
             got = self.store[sel]
-            expected = self.model[sel + (Ellipsis,)]  # an array even for 0-d, in the model dtype
+            expected = numpy_result(self.model, sel)  # an array even for 0-d, in the model dtype
             assert got.shape == expected.shape and got.dtype == expected.dtype
             assert got.tobytes() == np.ascontiguousarray(expected).tobytes()
 

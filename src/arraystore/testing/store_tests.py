@@ -37,6 +37,7 @@ from arraystore.errors import (
     ReadOnlyError,
     SelectionError,
     UnsupportedDtypeError,
+    ValueOutOfRangeError,
 )
 from arraystore.fidelity import Support
 from arraystore.registry import backend_class
@@ -183,15 +184,72 @@ class ArrayStoreTests:
         expected[:, 0] = [1, 2, 3]
         assert bit_equal(self.oracle_read(path), expected)
 
-    def test_advanced_indexing_is_refused(self, path: str) -> None:
-        self.make(path, np.zeros((3, 4), "<f8"))
+    @pytest.mark.parametrize(
+        "sel",
+        [
+            [4, 0, 4, -1],
+            (slice(None), [3, 1]),
+            (2, [1, 1, 0]),
+            (2, slice(None, None, -2), [[0, 3], [1, 1]]),
+            (slice(1, None), 1, np.array([2, 0])),
+            (Ellipsis, []),
+            np.array([True, False, True, True, False, False]),
+            (slice(None), [True, False, False, True, True]),
+            "full-mask",
+        ],
+        ids=str,
+    )
+    def test_array_and_mask_read_write(self, path: str, sel: Any) -> None:
+        model = sample_data(np.dtype(">i8"), (6, 5, 4), seed=5)
+        if isinstance(sel, str):
+            sel = model % 3 == 0
+        self.make(path, model)
+        with self.open(path, "r+") as s:
+            got = s[sel]
+            assert bit_equal(got, model[sel]) and got.dtype == model.dtype
+            new = sample_data(np.dtype("<i8"), model[sel].shape, seed=11)
+            s[sel] = new
+            model[sel] = new  # repeated indices: the last value wins in both
         with self.open(path) as s:
-            with pytest.raises(SelectionError):
-                s[[0, 2]]
-            with pytest.raises(SelectionError):
-                s[3]
+            assert bit_equal(s[...], model)
+
+    def test_unsupported_indexing_is_refused(self, path: str) -> None:
+        self.make(path, np.zeros((3, 4), "<f8"))
+        with self.open(path, "r+") as s:
+            for bad in ([0, 3], ([0, 1], [1, 2]), (None, 0), 3, (0, 0, 0), np.array([True, False]), [0.5]):
+                with pytest.raises(SelectionError):
+                    s[bad]
+                with pytest.raises(SelectionError):
+                    s[bad] = 0
             with pytest.raises(IndexError):  # SelectionError is an IndexError too
                 s[0, 0, 0]
+
+    def test_zero_d_results_keep_the_dtype(self, path: str) -> None:
+        self.make(path, np.arange(12, dtype=">i2").reshape(3, 4))
+        for io in ("auto", "mmap", "buffered"):
+            with self.open(path, io=io) as s:
+                got = s[1, 2]
+                assert isinstance(got, np.ndarray) and got.shape == () and got.dtype == np.dtype(">i2")
+                assert got == 6
+
+    def test_python_ints_must_fit(self, path: str) -> None:
+        self.make(path, np.zeros(3, "i1"))
+        with self.open(path, "r+") as s:
+            for bad in (300, -129, [1, 128]):
+                with pytest.raises(ValueOutOfRangeError):
+                    s[0:2] = bad
+            with pytest.raises(OverflowError):
+                s[0] = 2**64
+            s[0] = -128
+            s[1] = True
+        assert self.oracle_read(path).tolist() == [-128, 1, 0]
+
+    def test_iteration_is_numpys(self, path: str) -> None:
+        data = np.arange(12, dtype="<u2").reshape(3, 4)
+        self.make(path, data)
+        with self.open(path) as s:
+            rows = list(s)
+            assert len(rows) == 3 and all(bit_equal(r, d) for r, d in zip(rows, data))
 
     def test_lossy_write_is_refused(self, path: str) -> None:
         self.make(path, np.zeros(3, "<i4"))
@@ -271,10 +329,48 @@ class ArrayStoreTests:
             s[...] = 5
         assert self.oracle_read(path).tolist() == [[5, 5], [5, 5]]
 
-    def test_invalid_mode(self, path: str) -> None:
+    @pytest.mark.parametrize("mode", ["rw", "w+b", "", "R", None])
+    def test_invalid_mode(self, path: str, mode: Any) -> None:
         self.make(path, np.ones(3, "<f4"))
-        with pytest.raises(ModeError):
-            self.open(path, "a")
+        with pytest.raises(ModeError, match="expected a mode"):
+            self.open(path, mode)
+
+    def test_h5py_and_zarr_modes(self, path: str) -> None:
+        kw = {"backend": self.backend, **self.create_kwargs}
+        # 'a' on a missing array creates it, and says what it needs when shape/dtype are missing
+        with pytest.raises(ModeError, match="shape= and dtype="):
+            self.open(path, "a", backend=self.backend)
+        assert not os.path.exists(path)
+        with self.open(path, "a", shape=(2, 3), dtype="<i2", **kw) as s:
+            assert s.mode == "w+"
+            s[...] = 4
+        assert self.oracle_read(path).tolist() == [[4, 4, 4]] * 2
+        # 'a' on an existing array opens it read-write (mode r+, as h5py reports it)
+        with self.open(path, "a", backend=self.backend) as s:
+            assert s.mode == "r+" and s.shape == (2, 3)
+            s[0] = 7
+        with self.open(path, "a", shape=(2, 3), dtype="<i2", **kw) as s:
+            assert s[0].tolist() == [7, 7, 7]
+        with pytest.raises(AlreadyExistsError, match="shape"):
+            self.open(path, "a", shape=(3, 3), dtype="<i2", **kw)
+        with pytest.raises(AlreadyExistsError, match="dtype"):
+            self.open(path, "a", shape=(2, 3), dtype="<i4", **kw)
+        with pytest.raises(UnsupportedDtypeError):
+            self.open(path, "a", shape=(2, 3), dtype="float", **kw)
+        with self.open(path, "r+") as s:  # the refusals released the writer lock
+            assert s[1].tolist() == [4, 4, 4]
+        # 'w' creates or truncates, like 'w+'
+        with self.open(path, "w", shape=(4,), dtype="<f4", **kw) as s:
+            s[...] = 1.5
+        assert self.oracle_read(path).tolist() == [1.5] * 4
+        with pytest.raises(ModeError, match="shape="):
+            self.open(path, "w", backend=self.backend)
+        # 'x' is h5py's 'w-': create, fail if it exists
+        with pytest.raises(AlreadyExistsError):
+            self.open(path, "x", shape=(4,), dtype="<f4", **kw)
+        # shape/dtype with a mode that only opens would be silently ignored: refused
+        with pytest.raises(ModeError, match="existing array"):
+            self.open(path, "r", shape=(4,), dtype="<f4")
 
     def test_copy_on_write(self, path: str) -> None:
         self.make(path, np.arange(4, dtype="<f8"))

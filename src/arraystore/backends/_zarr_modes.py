@@ -1,0 +1,92 @@
+"""A zarr ``LocalStore`` whose writes keep file permissions.
+
+zarr-python writes every chunk and metadata document through a temporary file and a
+rename, so a rewritten chunk of a 0600 array came back 0644. This store writes through
+:func:`arraystore._fsutil.atomic_write_bytes` instead: a rewritten file keeps its mode,
+a new one takes the mode of the array's ``zarr.json`` (else of its folder, without
+execute bits; new folders that of their parent), always within the umask.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from zarr.core.buffer import Buffer
+from zarr.storage import LocalStore
+
+from .. import _fsutil
+
+__all__ = ["ModeKeepingLocalStore"]
+
+
+def _makedirs_like(folder: Path, root: Path, mask: int) -> None:
+    """Create missing folders down to ``folder``, each with its parent's mode (within the umask)."""
+    missing: list[Path] = []
+    p = folder
+    while not p.exists() and p != root and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(d, _fsutil.kept_mode(d.parent, mask=mask) or 0o777)
+
+
+class ModeKeepingLocalStore(LocalStore):
+    """``zarr.storage.LocalStore`` with permission-keeping writes (see the module docstring)."""
+
+    _mask: int | None = None
+
+    def _like(self, folder: Path) -> Path:
+        """The file new files in ``folder`` take their mode from: the nearest ``zarr.json`` above, else the folder."""
+        likes: dict[Path, Path] = self.__dict__.setdefault("_likes", {})
+        if folder not in likes:
+            found = folder
+            for d in (folder, *folder.parents):
+                if (d / "zarr.json").is_file():
+                    found = d / "zarr.json"
+                    break
+                if d == self.root or self.root not in d.parents:
+                    break
+            likes[folder] = found
+        return likes[folder]
+
+    def _put(self, key: str, value: Buffer, exclusive: bool = False) -> None:
+        if self._mask is None:
+            self._mask = _fsutil.umask()  # once per store: a umask read costs a file read
+        mask = self._mask
+        path = self.root / key
+        if not path.parent.is_dir():
+            _makedirs_like(path.parent, self.root, mask)
+        data: Any = value.as_buffer_like()
+        like = self._like(path.parent)
+        if not exclusive:
+            _fsutil.atomic_write_bytes(path, data, durable=False, like=like, mask=mask)
+            return
+        # Create-if-missing (zarr's exclusive write): build aside, then link, which fails if the name exists.
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            _fsutil.atomic_write_bytes(tmp, data, durable=False, like=like, mask=mask)
+            os.link(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    async def _set(self, key: str, value: Buffer, exclusive: bool = False) -> None:
+        if not self._is_open:
+            await self._open()
+        self._check_writable()
+        if not isinstance(value, Buffer):
+            raise TypeError(f"LocalStore.set(): `value` must be a Buffer instance, found {type(value)}")
+        await asyncio.to_thread(self._put, key, value, exclusive)
+
+    def set_sync(self, key: str, value: Buffer) -> None:
+        """Synchronous :meth:`set` (zarr uses it for metadata)."""
+        self._ensure_open_sync()
+        self._check_writable()
+        if not isinstance(value, Buffer):
+            raise TypeError(f"LocalStore.set(): `value` must be a Buffer instance, found {type(value)}")
+        self._put(key, value)

@@ -1,0 +1,197 @@
+"""How the command line reports a failure: one line (or one JSON object), an exit code.
+
+Every sub-command runs inside :func:`run_guarded`, the CLI's only error handler. It maps
+exceptions to the exit codes of :data:`EXIT_CODES` (documented in docs/cli.md, which is
+generated from this table), rewrites the library's Python phrasing of remedies
+("pass overwrite=True") into the command line's ("pass --overwrite"), names paths as
+the user gave them (normalised, without the ``.partial`` staging names), and with
+``--json`` prints the error as JSON. ``--debug`` re-raises instead, for the traceback.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import ArrayStoreError
+
+__all__ = ["EXIT_CODES", "UsageError", "cli_message", "exit_code", "run_guarded"]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """The command line itself is wrong (unknown option, bad value): exit code 2."""
+
+
+#: Exit code -> meaning, in the order docs/cli.md lists them.
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "an error: arraystore's (the message says what was expected, what was found and what to do) "
+    "or the operating system's (a missing folder, a permission)",
+    2: "usage error: an unknown option or a malformed value",
+    3: "`migrate` / `inspect`: some file is undetermined (no metadata; see the suggested rules)",
+    4: "`migrate` / `inspect`: some file failed (or its metadata conflicts); the summary gives each reason",
+    130: "interrupted (Ctrl-C)",
+}
+
+#: Python-keyword remedies in library messages -> the command line's words. Order matters:
+#: longer phrases first. ``{cmd}``-specific spellings are in :data:`_PER_COMMAND`.
+_PHRASES: tuple[tuple[str, str], ...] = (
+    (r"open it with meta=ArrayMeta\(shape, dtype\) \(and write_sidecar=True to record it\)",
+     "give its layout with --dtype and --shape (and --order, --offset; --write-sidecar records it)"),
+    (r"meta=ArrayMeta\([^)]*\)", "--dtype and --shape"),
+    (r"\bmeta=(\.\.\.)?", "--dtype and --shape"),
+    (r"write_sidecar=True", "--write-sidecar"),
+    (r"overwrite=True", "--overwrite"),
+    (r"resume=False", "--no-resume"),
+    (r"verify=False", "--no-verify"),
+    (r"max_memory=?", "--max-memory"),
+    (r"max_bytes=?", "--max-memory"),
+    (r"against=(\.\.\.)?", "--against OTHER"),
+    (r"\bchunks=", "--chunks "),
+    (r"\bshards=", "--shards "),
+    (r"\bcompression=", "--compression "),
+    (r"\bscheduler=", "--scheduler "),
+    (r"\bworkers=", "--workers "),
+    (r"\bdurable=True", "--durable"),
+    (r"\ballow_incomplete=True", "`arraystore info`"),
+    (r"\bdtype=", "--dtype "),
+    (r"\bshape=", "--shape "),
+    (r"\boffset=", "--offset "),
+)
+
+#: Keywords whose option differs per sub-command: ``backend=`` is ``--to`` for the
+#: destination of convert/migrate, ``--backend`` where a path is read.
+_PER_COMMAND: dict[str, tuple[tuple[str, str], ...]] = {
+    "convert": ((r"\bbackend=", "--to "), (r"\border=", "--order ")),
+    "migrate": ((r"\bbackend=", "--to "), (r"\bto=", "--to ")),
+    "info": ((r"\bbackend=", "--backend "),),
+    "verify": ((r"\bbackend=", "--backend "),),
+}
+
+
+def cli_message(message: str, command: str | None) -> str:
+    """A library message with its Python remedies phrased as options of ``command``."""
+    for pattern, repl in (*_PER_COMMAND.get(command or "", ()), *_PHRASES):
+        message = re.sub(pattern, repl.replace("\\", "\\\\"), message)
+    message = re.sub(r"\s+", " ", message).strip()  # one line, always
+    return re.sub(r" +([,;)])", r"\1", message)
+
+
+#: Staging names (``x.zarr.partial``, ``x.zarr.partial.journal.jsonl``, ``f.h5.partial.key.journal.jsonl``).
+_STAGING = re.compile(r"\.partial(\.[^/\\]*)?$")
+
+
+def user_path(path: str | os.PathLike[str]) -> str:
+    """The path as the user would name it: normalised, staging suffixes removed."""
+    return _STAGING.sub("", os.path.normpath(os.fspath(path)))
+
+
+def _os_message(exc: OSError) -> tuple[str, str | None]:
+    name = exc.filename
+    if name is None:
+        return (exc.strerror or str(exc)), None
+    path = user_path(name)
+    parent = os.path.dirname(path) or "."
+    if exc.errno == errno.ENOENT and not os.path.isdir(parent):
+        return f"{path}: the folder {parent} does not exist; create it first (mkdir -p {parent})", path
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"{path}: permission denied ({exc.strerror}); check the file's and its folder's permissions", path
+    return f"{path}: {exc.strerror or exc}", path
+
+
+_ABS_PATH = re.compile(r"(/[^\s:;,'\"()\[\]]+)")
+
+
+def _normalise_paths(message: str) -> str:
+    """Collapse ``a/../b`` and staging suffixes in the absolute paths a message names."""
+    return _ABS_PATH.sub(lambda m: user_path(m.group(1)) if ("/.." in m.group(1) or "/./" in m.group(1)
+                                                                or ".partial" in m.group(1)) else m.group(1),
+                         message)
+
+
+def exit_code(exc: BaseException) -> int:
+    """The documented exit code for an exception that stopped a command."""
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, UsageError):
+        return EXIT_USAGE
+    return EXIT_ERROR
+
+
+def _named(message: str, paths: list[str]) -> str | None:
+    """The command's path argument the message is about (the first one it names, else the first)."""
+    for p in paths:
+        file = p.partition("::")[0]
+        if file and (file in message or os.path.abspath(file) in message):
+            return p
+    return paths[0] if paths else None
+
+
+def describe(exc: BaseException, command: str | None, path: str | list[str] | None) -> dict[str, Any]:
+    """``type``, ``message``, ``path`` and ``exit_code`` of a failure, as the CLI reports it."""
+    found: str | None = None
+    if isinstance(exc, KeyboardInterrupt):
+        message = "interrupted"
+    elif isinstance(exc, ArrayStoreError):
+        message = _normalise_paths(cli_message(str(exc), command))
+        found = getattr(exc, "path", None)
+    elif isinstance(exc, OSError):
+        message, found = _os_message(exc)
+    else:
+        message = cli_message(str(exc), command)
+    if found is None and path is not None:
+        found = _named(message, [path] if isinstance(path, str) else path)
+    return {
+        "type": type(exc).__name__,
+        "message": message,
+        "path": user_path(found) if found is not None else None,
+        "exit_code": exit_code(exc),
+    }
+
+
+def report(exc: BaseException, *, command: str | None, path: str | list[str] | None, as_json: bool) -> int:
+    """Print the failure on stderr (one line, or one JSON object) and return its exit code."""
+    info = describe(exc, command, path)
+    if as_json:
+        print(json.dumps(info), file=sys.stderr)
+    elif isinstance(exc, UsageError):
+        prog = f"arraystore {command}" if command else "arraystore"
+        print(f"{prog}: error: {info['message']} (see {prog} --help)", file=sys.stderr)
+    elif isinstance(exc, KeyboardInterrupt):
+        print("arraystore: interrupted", file=sys.stderr)
+    else:
+        print(f"arraystore: error: {info['message']} [{info['type']}]", file=sys.stderr)
+    return int(info["exit_code"])
+
+
+def run_guarded(func: Callable[[], int], *, command: str | None, path: str | list[str] | None, as_json: bool,
+                debug: bool) -> int:
+    """Run a command; map whatever stops it to one reported line and an exit code."""
+    try:
+        return int(func())
+    except (ArrayStoreError, OSError, UsageError, KeyboardInterrupt) as exc:
+        if debug:
+            raise
+        return report(exc, command=command, path=path, as_json=as_json)
+    except Exception as exc:  # a bug: still one line, and the way to see more
+        if debug:
+            raise
+        message = f"internal error: {exc}; rerun with --debug for the traceback and report it"
+        first = path if isinstance(path, str) or path is None else (path[0] if path else None)
+        info: dict[str, Any] = {"type": type(exc).__name__, "message": message, "path": first,
+                                "exit_code": EXIT_ERROR}
+        if as_json:
+            print(json.dumps(info), file=sys.stderr)
+        else:
+            print(f"arraystore: error: {cli_message(message, command)} [{info['type']}]", file=sys.stderr)
+        return EXIT_ERROR

@@ -1,0 +1,112 @@
+"""Pool workers (migrate's and map_blocks') exit when the process that owns the pool is killed with SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys, time
+    from concurrent.futures import ProcessPoolExecutor
+    from arraystore.parallel import mp_context, parent_identity, process_pool, worker_init
+
+    if __name__ == "__main__":
+        if sys.argv[1] == "pool":
+            pool = process_pool(2)
+        else:  # the fallback alone: no prctl, only the watchdog thread
+            pool = ProcessPoolExecutor(
+                2, mp_context=mp_context(), initializer=worker_init, initargs=(*parent_identity(), False)
+            )
+        futures = [pool.submit(time.sleep, 600) for _ in range(2)]
+        while len(pool._processes) < 2:
+            time.sleep(0.01)
+        print(json.dumps(sorted(pool._processes)), flush=True)
+        time.sleep(600)
+    """
+)
+
+
+@pytest.fixture
+def tree() -> Iterator[list[psutil.Process]]:
+    started: list[psutil.Process] = []
+    yield started
+    for p in started:  # whatever the outcome, nothing this test started keeps running
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL and forkserver are POSIX")
+@pytest.mark.parametrize("mode", ["pool", "watchdog-only"])
+def test_workers_exit_when_the_owner_is_killed(tmp_path: Path, tree: list[psutil.Process], mode: str) -> None:
+    script = tmp_path / "owner.py"
+    script.write_text(SCRIPT)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.Popen([sys.executable, str(script), mode], stdout=subprocess.PIPE, env=env, text=True)
+    owner = psutil.Process(proc.pid)
+    tree.append(owner)
+    assert proc.stdout is not None
+    worker_pids = json.loads(proc.stdout.readline())
+    workers = [psutil.Process(pid) for pid in worker_pids]
+    descendants = owner.children(recursive=True)  # the workers, the forkserver, the resource tracker
+    tree.extend(descendants)
+    assert {w.pid for w in workers} <= {d.pid for d in descendants}
+    assert all(w.is_running() for w in workers)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    _gone, alive = psutil.wait_procs(descendants, timeout=60)
+    assert [p for p in alive if _running(p)] == []
+
+
+def test_sigkill_of_the_migrate_command_leaves_no_worker(tmp_path: Path, tree: list[psutil.Process]) -> None:
+    import numpy as np
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(24):
+        np.random.default_rng(i).standard_normal(256 * 1024).astype("<f4").tofile(src / f"f{i:02d}_f4.dat")
+    dst = tmp_path / "dst"
+    script = Path(sys.executable).with_name("arraystore")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "arraystore"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.Popen(
+        [*command, "migrate", str(src), str(dst), "--workers", "2", "--compression", "zstd"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    owner = psutil.Process(proc.pid)
+    tree.append(owner)
+    manifest = dst / "migration.jsonl"
+    while not (manifest.exists() and manifest.stat().st_size > 0):  # workers are busy from here on
+        assert proc.poll() is None, "migrate ended before its first file was done"
+        try:
+            proc.wait(timeout=0.02)
+        except subprocess.TimeoutExpired:
+            pass
+    descendants = owner.children(recursive=True)
+    tree.extend(descendants)
+    assert len(descendants) >= 3  # forkserver (and its workers), resource tracker
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    _gone, alive = psutil.wait_procs(descendants, timeout=60)
+    assert [p for p in alive if _running(p)] == []
+
+
+def _running(p: psutil.Process) -> bool:
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE  # a zombie has exited; only its parent has not reaped it
+    except psutil.Error:
+        return False
