@@ -14,7 +14,7 @@ The tree::
     │   ├── SizeMismatchError                  data size != shape x itemsize (+ offset)
     │   ├── IncompleteArrayError               written but never completed (crash?)
     │   ├── DimensionError                     chunks/shards/shape with the wrong number of axes
-    │   ├── UnsafeInputError                   refused: pickles, external links, traversal, symlinks out
+    │   ├── UnsafeInputError                   refused: pickles, external links, traversal, symlinks out, JSON bombs
     │   └── MetadataConflictError              migration: two evidence sources disagree
     ├── UnsupportedDtypeError (TypeError)      dtype not storable (exactly) in a backend, or outside the dtype grammar
     ├── ModeError (ValueError)                 unknown mode, not offered by the backend, or shape=/dtype= missing to create

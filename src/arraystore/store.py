@@ -237,6 +237,8 @@ class ArrayStore(ABC):
 
     #: True when a staged array is a folder (Zarr), not a file.
     _staging_is_dir: ClassVar[bool] = False
+    #: Bytes a read holds per chunk besides the data; block plans count it (see ``blocks.plan_blocks``).
+    _chunk_overhead: ClassVar[int] = 0
 
     @classmethod
     def _lock_file(cls, location: Location) -> str | None:
@@ -475,7 +477,14 @@ class ArrayStore(ABC):
 
     def block_plan(self, max_bytes: int = DEFAULT_BLOCK_BYTES) -> BlockPlan:
         """The blocks :meth:`iter_blocks` walks: storage order, aligned to chunks."""
-        return plan_blocks(self.shape, self.dtype.itemsize, max_bytes, chunks=self.chunks, order=self.order)
+        return plan_blocks(
+            self.shape,
+            self.dtype.itemsize,
+            max_bytes,
+            chunks=self.chunks,
+            order=self.order,
+            chunk_overhead=self._chunk_overhead if self.chunks else 0,
+        )
 
     def iter_blocks(
         self, max_bytes: int = DEFAULT_BLOCK_BYTES

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import math
 import os
@@ -100,6 +101,11 @@ class MappedFileStore(ArrayStore):
         self._io = choose_io(str(location.file), io)
         self._map: np.ndarray[Any, Any] | None = None
         self._fd: int | None = None
+        if meta.nbytes:
+            # Hold the file opened now, not at the first read: a replace (os.replace of a new
+            # file) in between must not get the new bytes read with this metadata.
+            with contextlib.suppress(OSError):
+                self._get_fd()
 
     @classmethod
     def _single_array(cls, location: Location, chunks: Any = None, compression: Any = None) -> None:
@@ -151,14 +157,16 @@ class MappedFileStore(ArrayStore):
                 if self._io == "mmap" or self._options.get("io") == "mmap":
                     check_memmap(self._data_file(), stacklevel=stacklevel + 1)
                 mode = {"r": "r", "c": "c"}.get(self._mode, "r+")
-                self._map = np.memmap(  # type: ignore[call-overload]
-                    self._data_file(),
-                    dtype=self.dtype,
-                    mode=mode,
-                    offset=self._offset,
-                    shape=self.shape,
-                    order=self.order,
-                )
+                # Map the file held open since the store opened (the generation it read the metadata of).
+                with os.fdopen(os.dup(self._get_fd()), "rb" if mode in ("r", "c") else "r+b") as f:
+                    self._map = np.memmap(  # type: ignore[call-overload]
+                        f,
+                        dtype=self.dtype,
+                        mode=mode,
+                        offset=self._offset,
+                        shape=self.shape,
+                        order=self.order,
+                    )
         return self._map
 
     def _memmap(self) -> np.memmap[Any, Any]:
