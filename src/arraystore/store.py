@@ -28,7 +28,8 @@ Hooks with defaults a backend may override:
 * staging and publishing: ``_staging(location)``, ``_staging_is_dir``,
   ``_reopen_staged(location, meta, **options)``, ``_publish(final, durable)``;
 * access: ``_take_sorted(indices, axis, max_bytes)``, ``_advise(advice)``;
-* pickling by reference: ``_reference_options()``, ``_pickled_options``.
+* pickling by reference: ``_reference_options()``, ``_pickled_options``;
+* block planning: ``_chunk_overhead`` (bytes a chunk costs beyond its data, counted in budgets).
 """
 
 from __future__ import annotations
