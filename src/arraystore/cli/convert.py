@@ -38,6 +38,9 @@ def register(sub: Any) -> None:
     p.add_argument("--no-resume", dest="resume", action="store_false", help="ignore an interrupted run and restart")
     p.add_argument("--durable", action="store_true", help="fsync data, metadata and folder before publishing")
     p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
+    p.add_argument(
+        "--drop-attrs", action="store_true", help="write the destination without the source's attrs (e.g. a plain .npy)"
+    )
     p.add_argument("--json", action="store_true", help="print the conversion report as JSON")
     p.set_defaults(func=run)
 
@@ -72,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=sys.stderr.isatty() and not args.json,
         scheduler=args.scheduler,
+        attrs="drop" if args.drop_attrs else "keep",
     )
     if report.restarted:
         print(f"arraystore: {report.restarted}", file=sys.stderr)

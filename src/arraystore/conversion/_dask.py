@@ -504,6 +504,7 @@ def convert_on_dask(
     durable: bool = False,
     overwrite: bool = False,
     progress: Any = None,
+    attrs: str = "keep",
 ) -> ConversionReport:
     """:func:`arraystore.convert` with ``scheduler=``: the same plan and result, blocks moved by a Dask cluster.
 
@@ -522,6 +523,7 @@ def convert_on_dask(
             conv = _DaskConversion(src_store, dst, backend, chunks, shards, compression, order, budget, nworkers,
                                    verify, resume, durable, overwrite, progress, sampler=sampler)
             conv.scheduler = scheduler
+            conv.drop_attrs = attrs == "drop"
             report = conv.run()
         finally:
             if src_store is not src:

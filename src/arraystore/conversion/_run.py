@@ -70,6 +70,7 @@ def convert(
     overwrite: bool = False,
     progress: Progress | bool | None = None,
     scheduler: Any = None,
+    attrs: Literal["keep", "drop"] = "keep",
 ) -> ConversionReport:
     """Convert an array to another format (or layout) in bounded memory, atomically, resumably.
 
@@ -107,6 +108,10 @@ def convert(
         Run the blocks on a Dask cluster: a scheduler address, a ``distributed.Client``,
         or ``"local"`` for a temporary ``LocalCluster`` of ``workers`` processes. The
         workers must see both paths; see docs/conversion.md, "On a Dask cluster".
+    attrs
+        ``"keep"`` (default) copies the source's attrs, and refuses a ``.npy``
+        destination, which cannot hold them, when there are any; ``"drop"`` writes the
+        destination without them (CLI ``--drop-attrs``), e.g. a plain ``.npy``.
 
     Returns
     -------
@@ -120,12 +125,15 @@ def convert(
         ``max_memory`` cannot hold one destination chunk (nothing is written).
     AlreadyExistsError, ConversionError, VerificationError, StorageFullError
     """
+    if attrs not in ("keep", "drop"):
+        raise ConversionError(f"expected attrs='keep' or attrs='drop', found attrs={attrs!r}")
     if scheduler is not None:
         from ._dask import convert_on_dask
 
         return convert_on_dask(src, dst, scheduler=scheduler, backend=backend, chunks=chunks, shards=shards,
                                compression=compression, order=order, max_memory=max_memory, workers=workers,
-                               verify=verify, resume=resume, durable=durable, overwrite=overwrite, progress=progress)
+                               verify=verify, resume=resume, durable=durable, overwrite=overwrite, progress=progress,
+                               attrs=attrs)
     budget = parse_size(max_memory)
     nworkers = default_workers(workers)
     t0 = time.perf_counter()
@@ -133,8 +141,10 @@ def convert(
     try:
         src_store = src if isinstance(src, ArrayStore) else open_store(src, "r")
         try:
-            report = _Conversion(src_store, dst, backend, chunks, shards, compression, order, budget, nworkers,
-                                 verify, resume, durable, overwrite, progress, sampler=sampler).run()
+            conv = _Conversion(src_store, dst, backend, chunks, shards, compression, order, budget, nworkers,
+                               verify, resume, durable, overwrite, progress, sampler=sampler)
+            conv.drop_attrs = attrs == "drop"
+            report = conv.run()
         finally:
             if src_store is not src:
                 src_store.close()
@@ -192,6 +202,9 @@ def _mapped_region(store: ArrayStore) -> tuple[str, int] | None:
 class _Conversion:
     """One conversion's state; :meth:`run` does it."""
 
+    #: ``convert(attrs="drop")``: the destination gets no attrs.
+    drop_attrs = False
+
     def __init__(self, src: ArrayStore, dst: Any, backend: str | None, chunks: Any, shards: Any,
                  compression: str | None, order: str | None, budget: int, workers: int, verify: bool,
                  resume: bool, durable: bool, overwrite: bool, progress: Progress | bool | None,
@@ -223,10 +236,11 @@ class _Conversion:
         if parse_location(src.path) == self.dst_loc:
             raise ConversionError(f"{src.path}: source and destination are the same array; choose another destination")
         check_fidelity(cls, src.dtype)
-        if src.meta.attrs and cls.backend == "npy":
+        if src.meta.attrs and cls.backend == "npy" and not self.drop_attrs:
             raise ConversionError(
                 f"{src.path} has attrs {sorted(src.meta.attrs)}, which the .npy format cannot hold; converting "
-                "would lose them: choose raw, hdf5 or zarr, or remove the attrs from a copy first"
+                "would lose them: convert with attrs='drop' (command line: --drop-attrs) to write the .npy "
+                "without them, or choose raw, hdf5 or zarr (--to), which keep them"
             )
         if cls._exists(self.dst_loc) and not self.overwrite:
             raise AlreadyExistsError(f"{self.dst_loc}: an array already exists there; pass overwrite=True to replace it")
@@ -291,6 +305,8 @@ class _Conversion:
         grid = self.shards if self.shards is not None else create_chunks
         method = self._method(grid)
         notes = [note] if note else []
+        if self.drop_attrs and src.meta.attrs:
+            notes.append(f"attrs not copied (attrs='drop'): {sorted(src.meta.attrs)}")
         plan = self._plan(grid, create_chunks, method, notes)  # MemoryBudgetError here: nothing written yet
         if self.sampler is not None and plan.nbytes >= SAMPLE_THREAD_MIN:
             self.sampler.start()
@@ -302,7 +318,7 @@ class _Conversion:
         extra: dict[str, Any] = {"shards": self.shards} if self.shards is not None else {}
         try:
             dst = create(str(self.dst_loc), src.shape, src.dtype, backend=self.dst_cls.backend, chunks=create_chunks,
-                         compression=self.compression, order=self.order, attrs=dict(src.meta.attrs),
+                         compression=self.compression, order=self.order, attrs={} if self.drop_attrs else dict(src.meta.attrs),
                          overwrite=self.overwrite, durable=self.durable, resume=reuse, **extra)
         except BaseException:
             if journal.fresh:
