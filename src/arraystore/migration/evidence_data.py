@@ -128,7 +128,7 @@ def _entropy(values: np.ndarray[Any, Any]) -> float:
 def score(windows: list[bytes], dtype: np.dtype[Any]) -> Reading:
     """Score the windows read as ``dtype`` (see the module docstring)."""
     if dtype.kind == "c":
-        dtype = np.dtype(f"{dtype.byteorder if dtype.byteorder in '<>' else '<'}f{dtype.itemsize // 2}")
+        dtype = np.dtype(f"{dtype.str[0]}f{dtype.itemsize // 2}")
     arrays = [np.frombuffer(w[: len(w) - len(w) % dtype.itemsize], dtype) for w in windows]
     bits = 8 * dtype.itemsize
     if dtype.kind in "iu":
@@ -199,7 +199,10 @@ def check_reading(
                 alternatives.append(_swap(other))
     if not alternatives:
         return None
-    windows = sample(path, offset, nbytes, dtype.itemsize)
+    try:
+        windows = sample(path, offset, nbytes, dtype.itemsize)
+    except OSError:  # unreadable: the conversion will say so; the evidence stands untested
+        return None
     values = sum(len(w) for w in windows) // dtype.itemsize
     if values < MIN_VALUES:
         return None
