@@ -120,14 +120,12 @@ def main_module_kind() -> str:
         ``"interactive"`` main module are sent to workers by value (cloudpickle).
     """
     main = sys.modules.get("__main__")
-    if main is None:
-        return "interactive"
+    path = getattr(main, "__file__", None)
+    if not isinstance(path, str) or os.path.splitext(os.path.basename(path))[0] == "ipython":
+        return "interactive"  # no file: a notebook's or the prompt's namespace, whatever its __spec__
     name = getattr(getattr(main, "__spec__", None), "name", None)
     if name is not None:
         return "interactive" if name == "__main__" or name.endswith(".__main__") else "script"
-    path = getattr(main, "__file__", None)
-    if not isinstance(path, str) or os.path.splitext(os.path.basename(path))[0] == "ipython":
-        return "interactive"
     return "script" if os.path.isfile(path) else "stdin"
 
 
@@ -185,35 +183,57 @@ def check_main_guard(what: str = "a process pool") -> None:
 
 
 _HIDE_LOCK = threading.Lock()
-_HIDDEN = 0
+_HIDDEN: list[Any] = [0, {}]  # pools running, attributes of __main__ hidden from their workers
+
+
+def _misleading_main_attrs() -> dict[str, Any]:
+    """Attributes of ``__main__`` that would send workers after a main module they cannot import.
+
+    ``__file__`` of a script read from stdin (``"<stdin>"``), and the ``__spec__`` of a
+    main module without a file (an interactive namespace that a launcher's spec was left
+    on): multiprocessing would re-run either in every worker, and fail.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        return {}
+    kind = main_module_kind()
+    if kind == "stdin":
+        return {"__file__": main.__dict__.get("__file__")}
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if kind == "interactive" and name is not None and not (name == "__main__" or name.endswith(".__main__")):
+        return {"__spec__": main.__dict__.get("__spec__")}
+    return {}
 
 
 @contextlib.contextmanager
 def pool_session(what: str = "a process pool") -> Iterator[None]:
-    """Around the life of a process pool: :func:`check_main_guard`, then keep workers off an unreadable main.
+    """Around the life of a process pool: :func:`check_main_guard`, then keep workers off a main they cannot import.
 
-    For a script read from stdin, the main module's ``__file__`` (``"<stdin>"``) is
-    removed while the pool starts its workers, so they do not try to run a file named
-    ``<stdin>``; it is restored afterwards.
+    While the pool starts its workers, ``__main__``'s ``"<stdin>"`` file name (a script
+    read from stdin) or leftover ``__spec__`` (an interactive namespace) is hidden, so the
+    workers do not try to run it; it is restored when the last such pool ends.
     """
-    global _HIDDEN
     check_main_guard(what)
-    if main_module_kind() != "stdin":
-        yield
-        return
-    main = sys.modules["__main__"]
+    main = sys.modules.get("__main__")
     with _HIDE_LOCK:
-        _HIDDEN += 1
-        saved = main.__dict__.pop("__file__", None)
-        if saved is not None:
-            main.__dict__["_arraystore_hidden_file"] = saved
+        hide = _misleading_main_attrs()
+        if main is not None:
+            for key, value in hide.items():
+                _HIDDEN[1][key] = value
+                if key == "__spec__":
+                    main.__spec__ = None
+                else:
+                    main.__dict__.pop(key, None)
+        _HIDDEN[0] += 1
     try:
         yield
     finally:
         with _HIDE_LOCK:
-            _HIDDEN -= 1
-            if _HIDDEN == 0 and "_arraystore_hidden_file" in main.__dict__:
-                main.__dict__["__file__"] = main.__dict__.pop("_arraystore_hidden_file")
+            _HIDDEN[0] -= 1
+            if _HIDDEN[0] == 0 and main is not None:
+                for key, value in _HIDDEN[1].items():
+                    setattr(main, key, value)
+                _HIDDEN[1].clear()
 
 
 class _ByValue:

@@ -69,8 +69,10 @@ def _unguarded(path: str) -> str:
 @pytest.mark.parametrize("guarded", [True, False], ids=["guarded", "unguarded"])
 def test_stdin_script_runs_with_functions_sent_by_value(array: tuple[str, float], tmp_path: Path, guarded: bool) -> None:
     path, expected = array
-    code = _guarded(path) if guarded else _unguarded(path)
-    assert _result(_run([sys.executable, "-"], tmp_path, stdin=code)) == expected
+    code = (_guarded(path) if guarded else _unguarded(path)) + "print('FILE', __file__)\n"
+    out = _run([sys.executable, "-"], tmp_path, stdin=code)
+    assert _result(out) == expected
+    assert "FILE <stdin>" in out.stdout  # the main module's file name is given back after the pool
 
 
 def test_python_c_runs(array: tuple[str, float], tmp_path: Path) -> None:
@@ -92,8 +94,11 @@ def test_notebook_like_main_module_runs(array: tuple[str, float], tmp_path: Path
     driver = textwrap.dedent(
         f"""
         import sys, types
-        user = types.ModuleType("__main__")   # what IPython installs: no __file__, no __spec__
+        import importlib.util
+        user = types.ModuleType("__main__")   # what IPython installs: no __file__
         user.__dict__["__builtins__"] = __builtins__
+        # a kernel started with `python -m ipykernel_launcher` may leave a module's spec behind
+        user.__spec__ = importlib.util.find_spec("json")
         sys.modules["__main__"] = user
         cells = [{BODY!r}, {CALL.format(path=path)!r}]
         for cell in cells:
