@@ -15,7 +15,8 @@ The tree::
     │   ├── IncompleteArrayError               written but never completed (crash?)
     │   ├── DimensionError                     chunks/shards/shape with the wrong number of axes
     │   ├── UnsafeInputError                   refused: pickles, external links, traversal, symlinks out, JSON bombs
-    │   └── MetadataConflictError              migration: two evidence sources disagree
+    │   ├── MetadataConflictError              migration: two evidence sources disagree
+    │   └── DataContradictsEvidenceError       migration: sampled data contradict a name-only reading
     ├── UnsupportedDtypeError (TypeError)      dtype not storable (exactly) in a backend, or outside the dtype grammar
     ├── ModeError (ValueError)                 unknown mode, not offered by the backend, or shape=/dtype= missing to create
     ├── ReadOnlyError (PermissionError)        write through a read-only store
@@ -39,6 +40,7 @@ The tree::
     │   └── MemoryBudgetError (ValueError)     budget cannot hold one destination chunk
     ├── BlockError                             map_blocks: the function raised on a block
     ├── FunctionNotPicklableError (TypeError)  map_blocks: the function cannot reach worker processes
+    ├── UnguardedMainError (RuntimeError)      a process pool started from a script's unguarded top level
     └── VerificationError                      checksums differ
 
     ArrayStoreWarning (UserWarning)
@@ -65,6 +67,7 @@ __all__ = [
     "CompressionError",
     "ConversionError",
     "CopyRequiredError",
+    "DataContradictsEvidenceError",
     "DimensionError",
     "FunctionNotPicklableError",
     "IncompleteArrayError",
@@ -83,6 +86,7 @@ __all__ = [
     "SelectionError",
     "SizeMismatchError",
     "StorageFullError",
+    "UnguardedMainError",
     "UnsafeInputError",
     "UnsupportedDtypeError",
     "ValueOutOfRangeError",
@@ -232,6 +236,14 @@ class MetadataConflictError(MetadataError):
         )
 
 
+class DataContradictsEvidenceError(MetadataError):
+    """The sampled data contradicts a reading that only weak evidence (a file name, a default) supports.
+
+    The file is reported *undetermined*, with every reading tested as a candidate, most
+    plausible first; a rule stating the dtype and byte order decides it.
+    """
+
+
 class UnsupportedDtypeError(ArrayStoreError, TypeError):
     """The dtype cannot be stored, exactly or losslessly, where it was asked to go."""
 
@@ -307,6 +319,20 @@ class ArrayChangedError(ArrayStoreError, RuntimeError):
     A reader keeps reading the generation it opened, or gets this error: never a
     mixture of two generations. Open the array again to read the new one.
     """
+
+
+class UnguardedMainError(ArrayStoreError, RuntimeError):
+    """A process pool was started from a script's top level, outside ``if __name__ == "__main__":``.
+
+    Worker processes re-import the main script; unguarded, each would run the script's
+    top level again (and try to start pools of its own), so the pool would break with
+    ``BrokenProcessPool``. ``path`` and ``line`` name the call.
+    """
+
+    def __init__(self, message: str, path: str, line: int):
+        super().__init__(message)
+        self.path = path
+        self.line = line
 
 
 class BackendError(ArrayStoreError, ValueError):

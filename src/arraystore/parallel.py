@@ -16,19 +16,31 @@ lock of the parent — including arraystore's writer locks. ``forkserver`` forks
 from a clean single-threaded server process, so they start fast (no re-import of the
 main script per worker beyond the function's module) and safely; Python 3.14 made it
 the default on Linux for these reasons.
+
+The main module and worker processes: with ``forkserver`` and ``spawn`` every worker
+re-imports the main script (as ``__mp_main__``) to find functions defined there. A
+script that starts a pool from its top level without ``if __name__ == "__main__":``
+would start pools again in every worker; :func:`check_main_guard` detects this before a
+pool starts and raises :class:`UnguardedMainError`. Where the main module cannot be
+re-imported at all (an interactive session, a Jupyter notebook, ``python -c``, a script
+read from stdin) workers skip it and :func:`map_blocks` sends functions defined in it by
+value with ``cloudpickle`` (see :func:`main_module_kind`).
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import itertools
 import math
 import multiprocessing
 import os
 import pickle
+import sys
+import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from typing import Any, TypeVar
 
@@ -36,16 +48,20 @@ import numpy as np
 
 from ._open import open as open_store
 from .blocks import BlockPlan
-from .errors import ArrayStoreError, BlockError, FunctionNotPicklableError
+from .errors import ArrayStoreError, BlockError, FunctionNotPicklableError, UnguardedMainError
 from .store import ArrayStore
 
 __all__ = [
     "BlockError",
     "FunctionNotPicklableError",
+    "UnguardedMainError",
     "abandon_pool",
+    "check_main_guard",
+    "main_module_kind",
     "map_blocks",
     "mp_context",
     "parent_identity",
+    "pool_session",
     "process_pool",
     "worker_init",
 ]
@@ -56,6 +72,176 @@ Block = tuple[slice, ...]
 #: Default block size for :func:`map_blocks`: small enough to spread over workers, large
 #: enough that per-task overhead (~100 µs) is noise next to reading the block.
 DEFAULT_MAP_BYTES = 16 * 1024 * 1024
+
+
+def main_module_kind() -> str:
+    """How worker processes treat the main module, mirroring :mod:`multiprocessing.spawn`.
+
+    Returns
+    -------
+    str
+        ``"script"``: a script or ``python -m module`` that workers re-import (its
+        functions travel by name; pools must be started under the ``__main__`` guard).
+        ``"stdin"``: a script read from stdin (``python -``), which workers could not
+        re-import: arraystore hides its ``<stdin>`` path while its pools start.
+        ``"interactive"``: no file (the REPL, ``python -c``, Jupyter/IPython, a package's
+        ``__main__``): workers do not re-import it. Functions defined in a ``"stdin"`` or
+        ``"interactive"`` main module are sent to workers by value (cloudpickle).
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not isinstance(path, str) or os.path.splitext(os.path.basename(path))[0] == "ipython":
+        return "interactive"  # no file: a notebook's or the prompt's namespace, whatever its __spec__
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if name is not None:
+        return "interactive" if name == "__main__" or name.endswith(".__main__") else "script"
+    return "script" if os.path.isfile(path) else "stdin"
+
+
+def _is_main_test(test: ast.expr) -> bool:
+    """``__name__ == "__main__"`` (either way round)."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = [test.left, test.comparators[0]]
+    names = [s for s in sides if isinstance(s, ast.Name) and s.id == "__name__"]
+    consts = [s for s in sides if isinstance(s, ast.Constant) and s.value == "__main__"]
+    return len(names) == 1 and len(consts) == 1
+
+
+def _guarded(path: str, line: int) -> bool:
+    """Whether ``line`` of the script at ``path`` lies in the body of an ``if __name__ == "__main__":``."""
+    try:
+        with open(path, "rb") as f:
+            tree = ast.parse(f.read(), path)
+    except (OSError, SyntaxError, ValueError):
+        return True  # cannot tell: do not refuse what may work
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and _is_main_test(node.test) and node.body:
+            end = node.body[-1].end_lineno or node.body[-1].lineno
+            if node.body[0].lineno <= line <= end:
+                return True
+    return False
+
+
+def check_main_guard(what: str = "a process pool") -> None:
+    """Raise :class:`UnguardedMainError` when called, directly or not, from a script's unguarded top level.
+
+    The main module's top-level frame is looked for on the call stack; when it is there
+    and the line it is executing is not inside ``if __name__ == "__main__":`` (read from
+    the script's source), worker processes that re-import the script would run that
+    line again. Interactive sessions, notebooks, ``python -c`` and stdin scripts are not
+    re-imported by workers and always pass.
+    """
+    if main_module_kind() != "script":
+        return
+    main = sys.modules["__main__"]
+    path = getattr(main, "__file__", None)
+    frame = sys._getframe(1)
+    while frame is not None and not (frame.f_code.co_name == "<module>" and frame.f_globals is vars(main)):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None or not isinstance(path, str) or _guarded(path, frame.f_lineno):
+        return
+    raise UnguardedMainError(
+        f"{path}, line {frame.f_lineno}: {what} starts worker processes, which re-import this script; its "
+        "top level is not guarded, so every worker would run it again and the pool would break. "
+        'Put the script\'s top-level code under `if __name__ == "__main__":` (define your functions above it), '
+        "or move the function into a module you import",
+        path,
+        frame.f_lineno,
+    )
+
+
+_HIDE_LOCK = threading.Lock()
+_HIDDEN: list[Any] = [0, {}]  # pools running, attributes of __main__ hidden from their workers
+
+
+def _misleading_main_attrs() -> dict[str, Any]:
+    """Attributes of ``__main__`` that would send workers after a main module they cannot import.
+
+    ``__file__`` of a script read from stdin (``"<stdin>"``), and the ``__spec__`` of a
+    main module without a file (an interactive namespace that a launcher's spec was left
+    on): multiprocessing would re-run either in every worker, and fail.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        return {}
+    kind = main_module_kind()
+    if kind == "stdin":
+        return {"__file__": main.__dict__.get("__file__")}
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if kind == "interactive" and name is not None and not (name == "__main__" or name.endswith(".__main__")):
+        return {"__spec__": main.__dict__.get("__spec__")}
+    return {}
+
+
+@contextlib.contextmanager
+def pool_session(what: str = "a process pool") -> Iterator[None]:
+    """Around the life of a process pool: :func:`check_main_guard`, then keep workers off a main they cannot import.
+
+    While the pool starts its workers, ``__main__``'s ``"<stdin>"`` file name (a script
+    read from stdin) or leftover ``__spec__`` (an interactive namespace) is hidden, so the
+    workers do not try to run it; it is restored when the last such pool ends.
+    """
+    check_main_guard(what)
+    main = sys.modules.get("__main__")
+    with _HIDE_LOCK:
+        hide = _misleading_main_attrs()
+        if main is not None:
+            for key, value in hide.items():
+                _HIDDEN[1][key] = value
+                if key == "__spec__":
+                    main.__spec__ = None
+                else:
+                    main.__dict__.pop(key, None)
+        _HIDDEN[0] += 1
+    try:
+        yield
+    finally:
+        with _HIDE_LOCK:
+            _HIDDEN[0] -= 1
+            if _HIDDEN[0] == 0 and main is not None:
+                for key, value in _HIDDEN[1].items():
+                    setattr(main, key, value)
+                _HIDDEN[1].clear()
+
+
+class _ByValue:
+    """A function sent to workers by value (cloudpickle); unpickled once per worker."""
+
+    def __init__(self, func: Callable[..., Any]):
+        import cloudpickle
+
+        self.payload = cloudpickle.dumps(func)
+        self.name = getattr(func, "__qualname__", repr(func))
+        self._func: Callable[..., Any] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"payload": self.payload, "name": self.name, "_func": None}
+
+    def __call__(self, *args: Any) -> Any:
+        if self._func is None:
+            self._func = pickle.loads(self.payload)
+        return self._func(*args)
+
+
+def _shippable(func: Callable[..., R]) -> Callable[..., R]:
+    """``func``, or a by-value wrapper when it lives in a main module that workers do not import."""
+    if main_module_kind() == "script":
+        return func
+    try:
+        by_reference = pickle.dumps(func)
+    except Exception:
+        by_reference = None
+    if by_reference is not None and b"__main__" not in by_reference:
+        return func
+    try:
+        return _ByValue(func)
+    except ImportError:
+        raise FunctionNotPicklableError(
+            f"map_blocks() must send {func!r}, defined in an interactive session or a script read from stdin, "
+            "to worker processes by value, which needs cloudpickle: pip install 'arraystore[notebook]' "
+            "(or the 'dask' extra, which brings it), or define the function in a module you import"
+        ) from None
 
 
 def mp_context() -> multiprocessing.context.BaseContext:
@@ -69,7 +255,13 @@ def process_pool(workers: int | None = None) -> ProcessPoolExecutor:
 
     Its workers exit when the process that made the pool dies, even by SIGKILL
     (see :func:`worker_init`), instead of running on as orphans.
+
+    Raises
+    ------
+    UnguardedMainError
+        When called from a script's top level outside ``if __name__ == "__main__":``.
     """
+    check_main_guard("process_pool()")
     return ProcessPoolExecutor(
         max_workers=workers or default_workers(),
         mp_context=mp_context(),
@@ -211,7 +403,24 @@ def map_blocks(
         yet started are cancelled.
     FunctionNotPicklableError
         ``func`` is a lambda, a closure or a local function.
+    UnguardedMainError
+        Called from a script's top level outside ``if __name__ == "__main__":`` (workers
+        re-import the script). Functions defined in an interactive session, a notebook or
+        a script read from stdin are sent by value and need no guard.
     """
+    with pool_session("map_blocks()"):
+        return _map_blocks(_shippable(func), store_or_path, workers, max_bytes, ordered, backend, executor)
+
+
+def _map_blocks(
+    func: Callable[[np.ndarray[Any, Any], Block], R],
+    store_or_path: ArrayStore | str | os.PathLike[str],
+    workers: int | None,
+    max_bytes: int,
+    ordered: bool,
+    backend: str | None,
+    executor: Executor | None,
+) -> list[R]:
     try:
         pickle.dumps(func)
     except Exception as exc:
@@ -279,8 +488,9 @@ def _run(
                 i = pending.pop(fut)
                 exc = fut.exception()
                 if exc is not None:
+                    label = func.name if isinstance(func, _ByValue) else getattr(func, "__qualname__", repr(func))
                     raise BlockError(
-                        f"{func.__qualname__ if hasattr(func, '__qualname__') else func!r} raised "
+                        f"{label} raised "
                         f"{type(exc).__name__}: {exc} on block {i} of {len(plan)} (selection {_fmt(plan[i])})",
                         i,
                         plan[i],

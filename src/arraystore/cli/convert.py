@@ -45,6 +45,9 @@ def register(sub: Any) -> None:
     p.add_argument("--durable", action="store_true", help="fsync data, metadata and folder before publishing")
     p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (none either when piped or with --json)")
+    p.add_argument(
+        "--drop-attrs", action="store_true", help="write the destination without the source's attrs (e.g. a plain .npy)"
+    )
     p.add_argument("--json", action="store_true", help="print the conversion report as JSON")
     add_layout_options(p, order_flag="--src-order")
     p.set_defaults(func=run)
@@ -71,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace, src: Any) -> Any:
     from ..conversion import ConvertOptions, convert
 
-    options = ConvertOptions.from_mapping(vars(args))  # the sub-command's dests are the options' names
+    values = dict(vars(args), attrs="drop" if args.drop_attrs else "keep")
+    options = ConvertOptions.from_mapping(values)  # the sub-command's dests are the options' names
     progress = sys.stderr.isatty() and not args.json and not args.quiet
     return convert(src, args.dst, options, progress=progress, scheduler=args.scheduler)

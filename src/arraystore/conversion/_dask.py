@@ -336,6 +336,10 @@ class _DaskConversion(_Conversion):
         return _Target("client", **common)
 
 
+#: Seconds an interrupted conversion waits for the blocks in flight before cancelling them.
+INTERRUPT_GRACE = 1.0
+
+
 class _Mover:
     """The client's loop: submit block tasks, at most ``window`` in flight; journal and report what finishes."""
 
@@ -378,13 +382,29 @@ class _Mover:
     def run(self) -> None:
         try:
             self.loop()
+        except KeyboardInterrupt:
+            self.stop(INTERRUPT_GRACE)
+            raise
         except BaseException:
             # Let the few blocks in flight finish (unjournaled) rather than cancel them: a running task cannot
             # be stopped, and none may still write into the staged array once convert() has raised.
-            with contextlib.suppress(BaseException):
-                distributed_module().wait(list(self.inflight))
-            self.inflight.clear()
+            self.stop(None)
             raise
+
+    def stop(self, grace: float | None) -> None:
+        """Wait up to ``grace`` seconds (``None``: no limit) for the tasks in flight, then cancel the rest.
+
+        Blocks finished are already journaled; the others stay unjournaled, and a rerun
+        rewrites them. A task still running when it is cancelled cannot be stopped on a
+        cluster the caller owns (it rewrites the same bytes a rerun would); a ``"local"``
+        cluster is closed right after, which ends it.
+        """
+        futures = list(self.inflight)
+        with contextlib.suppress(BaseException):
+            distributed_module().wait(futures, timeout=grace)
+        with contextlib.suppress(BaseException):
+            self.client.cancel([f for f in futures if not f.done()])
+        self.inflight.clear()
 
     def loop(self) -> None:
         raise NotImplementedError
@@ -476,6 +496,7 @@ def convert_on_dask(
     *,
     scheduler: Any,
     progress: Any = None,
+    attrs: str = "keep",
 ) -> ConversionReport:
     """:func:`arraystore.convert` with ``scheduler=``: the same plan and result, blocks moved by a Dask cluster.
 

@@ -52,6 +52,9 @@ class ConvertOptions:
         Threads (or a ``"local"`` cluster's processes); None: one per CPU.
     verify, resume, durable, overwrite
         As in :func:`arraystore.convert`.
+    attrs
+        ``"keep"`` (the default) or ``"drop"``: write the destination without the source's
+        attrs (e.g. a plain ``.npy``, which cannot hold them).
 
     Raises
     ------
@@ -72,6 +75,7 @@ class ConvertOptions:
     resume: bool = True
     durable: bool = False
     overwrite: bool = False
+    attrs: Literal["keep", "drop"] = "keep"
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -83,6 +87,8 @@ class ConvertOptions:
             raise ConversionError(f"expected order 'C' or 'F' (or None for the source's), found {self.order!r}")
         if self.workers is not None:
             default_workers(self.workers)  # ConversionError below 1
+        if self.attrs not in ("keep", "drop"):
+            raise ConversionError(f"expected attrs 'keep' or 'drop', found {self.attrs!r}")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> ConvertOptions:

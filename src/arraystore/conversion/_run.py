@@ -65,6 +65,7 @@ class _Conversion:
         self.resume = options.resume
         self.durable = options.durable
         self.overwrite = options.overwrite
+        self.drop_attrs = options.attrs == "drop"
         self.progress = progress
         self._src_region = mapped_region(src)
 
@@ -76,11 +77,11 @@ class _Conversion:
             raise ConversionError(f"{src.path}: source and destination are the same array; choose another destination")
         check_fidelity(cls, src.dtype)
         check_codec(cls, self.compression)
-        if src.meta.attrs and not cls.holds_attrs:
+        if src.meta.attrs and not cls.holds_attrs and not self.drop_attrs:
             raise ConversionError(
                 f"{src.path} has attrs {sorted(src.meta.attrs)}, which the {cls.backend} format cannot hold; "
-                "converting would lose them: choose a backend that holds attrs (raw, hdf5, zarr), or remove the "
-                "attrs from a copy first"
+                "converting would lose them: convert with attrs='drop' (command line: --drop-attrs) to write it "
+                "without them, or choose a backend that keeps them (raw, hdf5, zarr)"
             )
         if exists(self.dst_loc, cls.backend) and not self.overwrite:
             raise AlreadyExistsError(f"{self.dst_loc}: an array already exists there; pass overwrite=True to replace it")
@@ -116,6 +117,8 @@ class _Conversion:
         grid = self.shards if self.shards is not None else create_chunks
         method = self._method(grid)
         notes = [note] if note else []
+        if self.drop_attrs and src.meta.attrs:
+            notes.append(f"attrs not copied (attrs='drop'): {sorted(src.meta.attrs)}")
         plan = self._plan(grid, create_chunks, method, notes)  # MemoryBudgetError here: nothing written yet
         if self.sampler is not None and plan.nbytes >= SAMPLE_THREAD_MIN:
             self.sampler.start()
@@ -127,7 +130,7 @@ class _Conversion:
         extra: dict[str, Any] = {"shards": self.shards} if self.shards is not None else {}
         try:
             dst = create(str(self.dst_loc), src.shape, src.dtype, backend=self.dst_cls.backend, chunks=create_chunks,
-                         compression=self.compression, order=self.order, attrs=dict(src.meta.attrs),
+                         compression=self.compression, order=self.order, attrs={} if self.drop_attrs else dict(src.meta.attrs),
                          overwrite=self.overwrite, durable=self.durable, resume=reuse, **extra)
         except BaseException:
             if journal.fresh:

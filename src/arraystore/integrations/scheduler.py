@@ -6,6 +6,8 @@ or ``"local"`` for a temporary ``LocalCluster`` of single-threaded worker proces
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -47,6 +49,25 @@ def describe_scheduler(scheduler: Any) -> str:
 
 
 @contextmanager
+def _workers_ignore_sigint() -> Iterator[None]:
+    """Ignore SIGINT while a local cluster starts its processes, which keep ignoring it.
+
+    Ctrl-C reaches the terminal's whole process group: without this the nannies and
+    workers would die with tracebacks mid-block while the client is still deciding what
+    to do. The client alone handles the interrupt (cancels, then closes the cluster).
+    A Ctrl-C during the cluster's start (about a second) is ignored.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
 def client_for(scheduler: Any, workers: int | None) -> Iterator[Any]:
     """A client for ``scheduler``; ``"local"`` starts ``workers`` (default 2) single-threaded processes.
 
@@ -60,12 +81,11 @@ def client_for(scheduler: Any, workers: int | None) -> Iterator[Any]:
         yield scheduler
         return
     if scheduler == "local":
-        with (
-            distributed.LocalCluster(
+        with _workers_ignore_sigint():  # the worker processes (and their nannies) inherit SIG_IGN
+            cluster = distributed.LocalCluster(
                 n_workers=workers or 2, threads_per_worker=1, processes=True, dashboard_address=None
-            ) as cluster,
-            distributed.Client(cluster, set_as_default=False) as client,
-        ):
+            )
+        with cluster, distributed.Client(cluster, set_as_default=False) as client:
             yield client
         return
     with distributed.Client(scheduler, set_as_default=False) as client:

@@ -14,6 +14,7 @@ from ._manifest import FileRecord
 from ._report import MigrationReport
 from .candidates import Candidate, candidates
 from .evidence import Evidence, MetadataConflictError
+from .evidence_data import DataContradictsEvidenceError
 from .filenames import FilenameFacts, parse_filename
 from .resolve import PROVENANCE_KEY, Resolution, is_metadata_file, resolve
 from .rules import Rule, Rules, load_rules, parse_rules, suggest_rules
@@ -22,6 +23,7 @@ from .run import MigrationProgress, combine_rules, migrate
 __all__ = [
     "PROVENANCE_KEY",
     "Candidate",
+    "DataContradictsEvidenceError",
     "Evidence",
     "FileRecord",
     "FilenameFacts",

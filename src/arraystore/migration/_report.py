@@ -134,12 +134,18 @@ class MigrationReport:
         und = self.by_status("undetermined")
         if und:
             lines.append("")
-            lines.append("undetermined (no source states the dtype; nothing was guessed):")
+            if any("error" in r.resolution for r in und):
+                lines.append("undetermined (no source states the dtype, or the data contradict weak evidence; "
+                             "nothing was guessed):")
+            else:
+                lines.append("undetermined (no source states the dtype; nothing was guessed):")
             for r in und:
                 cands = r.resolution.get("candidates", [])
                 shown = ", ".join(f"{c['dtype']} {tuple(c['shape'])}" for c in cands[:4])
                 more = f" (+{len(cands) - 4} more)" if len(cands) > 4 else ""
                 lines.append(f"  {one_line(r.source)}  {_size(r.size)}; candidates: {shown or 'none'}{more}")
+                if "error" in r.resolution:
+                    lines.append(f"    {one_line(str(r.resolution['error'].get('message', '')))}")
             if self.suggested_rules:
                 lines.append(f"  -> fill in {self.suggested_rules} and rerun with --rules")
         failed = self.by_status("failed")

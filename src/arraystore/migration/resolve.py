@@ -36,6 +36,7 @@ from ..meta import ArrayMeta, dtype_to_json
 from ..sidecar import read_sidecar, sidecar_path
 from .candidates import Candidate, candidates
 from .evidence import Evidence, MetadataConflictError, dtype_label, infer_shape
+from .evidence_data import DataContradictsEvidenceError, check_reading
 from .filenames import parse_filename
 from .legacy_json import evidence_from_mapping, is_own_sidecar, manifest_entries, read_json, sidecar_paths
 from .rules import Rule, Rules
@@ -73,8 +74,8 @@ class Resolution:
     name
         Its ``/``-separated path relative to the archive root (the file name without a root).
     status
-        ``"resolved"`` (``meta`` and ``offset`` are set), ``"undetermined"`` (no dtype:
-        see ``candidates``), ``"conflict"`` (two sources disagree: see ``error``) or
+        ``"resolved"`` (``meta`` and ``offset`` are set), ``"undetermined"`` (no dtype,
+        or the sampled data contradict weak evidence, see ``error``: see ``candidates``), ``"conflict"`` (two sources disagree: see ``error``) or
         ``"invalid"`` (a source is broken or the size contradicts the layout: see ``error``).
     meta
         The resolved metadata; its attrs hold the provenance under :data:`PROVENANCE_KEY`.
@@ -357,6 +358,7 @@ def _finish(path: Path, name: str, size: int, facts: dict[str, Any], found: list
     if data_bytes < 0:
         raise SizeMismatchError(str(path), offset, size, dtype.itemsize)
     byteorder: Literal["<", ">"] | None = facts.get("byteorder")
+    byteorder_weak = byteorder is None or facts.get("byteorder_source") == "filename"
     if dtype.fields is None and _byteorder_of(dtype.newbyteorder("<")) is not None:
         if byteorder is None:
             byteorder = "<"
@@ -386,8 +388,48 @@ def _finish(path: Path, name: str, size: int, facts: dict[str, Any], found: list
     meta = ArrayMeta(shape, dtype, order)
     if meta.nbytes != data_bytes:
         raise SizeMismatchError(str(path), meta.nbytes, data_bytes, dtype.itemsize)
+    contradiction = _check_data(path, name, meta, offset, facts, evidence, notes, byteorder_weak)
+    if contradiction is not None:
+        return contradiction
     meta = meta.replace(attrs=_provenance_attrs(name, facts, evidence))
     return Resolution(path, name, "resolved", meta, offset, tuple(evidence), notes=tuple(notes))
+
+
+def _check_data(path: Path, name: str, meta: ArrayMeta, offset: int, facts: dict[str, Any],
+                evidence: list[Evidence], notes: list[str], byteorder_weak: bool) -> Resolution | None:
+    """An undetermined resolution when the data contradict a reading that only weak evidence supports.
+
+    Weak: a dtype stated only by the file name, a byte order stated only by the file name
+    or by no source at all (the little-endian default). Sidecars, header dialects, legacy
+    and folder JSON and rules that state a fact are not second-guessed.
+    """
+    dtype_source = facts.get("dtype_source")
+    dtype_weak = dtype_source == "filename"
+    check = check_reading(path, meta.dtype, offset, meta.nbytes, byteorder_weak=byteorder_weak, dtype_weak=dtype_weak)
+    if check is None or not check.contradicted:
+        return None
+    bo = "big-endian" if meta.dtype.str[0] == ">" else "little-endian"
+    kind = meta.dtype.newbyteorder("=").name
+    if dtype_weak and facts.get("byteorder_source") == "filename":
+        said = f"the file name says {kind}, {bo}"
+    elif dtype_weak:
+        said = f"the file name says {kind} and no source states the byte order ({bo} by default)"
+    elif facts.get("byteorder_source") == "filename":
+        said = f"{dtype_source} says {kind} and the file name says {bo}"
+    else:
+        said = f"{dtype_source} says {kind} and no source states the byte order ({bo} by default)"
+    best = check.best
+    error = DataContradictsEvidenceError(
+        f"{path}: {said}, but the data contradict that reading and fit {dtype_label(best.dtype)} "
+        f"({check.describe()}); nothing is converted on evidence the data contradict: add a rule "
+        f"stating dtype and byteorder (the data suggest dtype = \"{best.dtype.newbyteorder('=').name}\", "
+        f"byteorder = \"{'big' if best.dtype.str[0] == '>' else 'little'}\")"
+    )
+    evidence = [*evidence, Evidence("data", f"sampled data: {check.describe()}")]
+    readings = sorted((check.chosen, *check.alternatives), key=lambda r: r.score)
+    return Resolution(path, name, "undetermined", offset=offset, evidence=tuple(evidence),
+                      candidates=tuple(Candidate(r.dtype, meta.shape) for r in readings),
+                      error=error, notes=tuple(notes))
 
 
 def resolve(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None,

@@ -253,18 +253,19 @@ def _execute(
         for job in jobs:
             on_result(run_job(job))
         return
-    from ..parallel import abandon_pool, process_pool
+    from ..parallel import abandon_pool, pool_session, process_pool
 
-    pool = process_pool(min(workers, len(jobs)))
-    try:
-        futures = [pool.submit(_run_batch, batch) for batch in _batches(jobs, workers)]
-        for future in as_completed(futures):
-            for record in future.result():
-                on_result(record)
-    except BaseException:  # Ctrl-C, SIGTERM, a full disk: queued files are cancelled, running ones abandoned
-        abandon_pool(pool)
-        raise
-    pool.shutdown(wait=True)
+    with pool_session("migrate() with workers > 1"):
+        pool = process_pool(min(workers, len(jobs)))
+        try:
+            futures = [pool.submit(_run_batch, batch) for batch in _batches(jobs, workers)]
+            for future in as_completed(futures):
+                for record in future.result():
+                    on_result(record)
+        except BaseException:  # Ctrl-C, SIGTERM, a full disk: queued files are cancelled, running ones abandoned
+            abandon_pool(pool)
+            raise
+        pool.shutdown(wait=True)
 
 
 #: Small files travel to the pool in batches: one round trip per file costs more than converting it.

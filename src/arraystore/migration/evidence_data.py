@@ -1,0 +1,201 @@
+"""Test weakly evidenced layouts against the data itself.
+
+A file name (``scan_int16_be.dat``) or a default (little-endian when nothing states a
+byte order) is weak evidence: sizes cannot tell ``>i2`` from ``<i2``, nor ``float32``
+from ``int32``. Before such a reading is converted, a bounded sample of the file is read
+(up to :data:`WINDOWS` evenly spaced windows of :data:`WINDOW_BYTES`, with ``os.pread``)
+and each plausible reading of it is scored:
+
+* integer readings by the mean number of bits of the first differences,
+  ``mean(log2(1 + |x[i+1] - x[i]|))``, over the item's width in bits. Real signals (smooth
+  traces, images, counts, small noise) change by little from one value to the next;
+  read in the wrong byte order, their noisy low byte becomes the high byte and the
+  differences span the whole range.
+* float readings by ``0.5 * bad + 0.5 * H / E`` over the non-zero values: ``bad`` is the
+  fraction that are NaN, infinite, subnormal, or outside ``[1e-30, 1e30]`` in magnitude;
+  ``H`` is the entropy (bits) of their exponent field and ``E`` its width. Real data
+  use a few exponents; swapped bytes put mantissa noise in the exponent.
+
+Each score is between 0 (very regular) and about 1 (random bits). The chosen reading is
+*contradicted* when another reading is itself plausible (scores at most :data:`PLAUSIBLE`)
+and scores either at least :data:`MARGIN` lower, or (the other byte order only) at most
+:data:`RATIO` times the chosen score and :data:`MIN_GAP` lower (very quiet signals). Random bits score high in every
+reading and are never flagged. The alternatives are the
+other byte order when the byte order is weak, and the other kind of the same size
+(``int32``/``uint32`` <-> ``float32``, ``int64``/``uint64`` <-> ``float64``) when the dtype
+is weak. The false-alarm and miss rates on generated real-looking data are measured by
+``tools/bench_evidence.py`` and listed in docs/migration.md.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataContradictsEvidenceError
+from .evidence import dtype_label
+
+__all__ = ["MARGIN", "MIN_GAP", "PLAUSIBLE", "RATIO", "WINDOWS", "WINDOW_BYTES", "DataCheck", "DataContradictsEvidenceError", "Reading", "check_reading", "sample", "score"]
+
+#: Windows read from a file, evenly spaced from its start to its end.
+WINDOWS = 8
+#: Bytes per window.
+WINDOW_BYTES = 64 * 1024
+#: How much lower another reading must score for the chosen one to count as contradicted.
+MARGIN = 0.2
+#: The better reading must also score at most this: random bits are implausible in every reading.
+PLAUSIBLE = 0.55
+#: Or: the other reading scores at most this fraction of the chosen one (and :data:`MIN_GAP` lower);
+#: catches signals so quiet that both scores are small.
+RATIO = 0.25
+MIN_GAP = 0.05
+#: Fewer values than this tell nothing: the reading is not tested.
+MIN_VALUES = 64
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One interpretation of the sampled bytes and its score (lower is more plausible)."""
+
+    dtype: np.dtype[Any]
+    score: float
+    detail: str
+
+    def describe(self) -> str:
+        return f"as {dtype_label(self.dtype)}: score {self.score:.2f} ({self.detail})"
+
+
+@dataclass(frozen=True)
+class DataCheck:
+    """The outcome of testing a reading against the data: the chosen one first, then the alternatives."""
+
+    chosen: Reading
+    alternatives: tuple[Reading, ...]
+    values: int
+
+    @property
+    def best(self) -> Reading:
+        return min((self.chosen, *self.alternatives), key=lambda r: r.score)
+
+    @property
+    def contradicted(self) -> bool:
+        best, chosen = self.best, self.chosen.score
+        if best is self.chosen or best.score > PLAUSIBLE:
+            return False
+        if best.score <= chosen - MARGIN:
+            return True
+        same_kind = best.dtype.kind == self.chosen.dtype.kind  # scores of one kind compare by ratio
+        return same_kind and best.score <= RATIO * chosen and best.score <= chosen - MIN_GAP
+
+    def describe(self) -> str:
+        readings = "; ".join(r.describe() for r in (self.chosen, *self.alternatives))
+        return f"{self.values:,} sampled values, lower score = more plausible: {readings}"
+
+
+def sample(path: str | os.PathLike[str], offset: int, nbytes: int, itemsize: int) -> list[bytes]:
+    """Up to :data:`WINDOWS` windows of whole items from ``[offset, offset + nbytes)``, read with ``pread``."""
+    items = nbytes // itemsize
+    per = max(1, min(items, WINDOW_BYTES // itemsize))
+    if items == 0:
+        return []
+    count = min(WINDOWS, math.ceil(items / per))
+    starts = sorted({round(i * (items - per) / max(1, count - 1)) for i in range(count)})
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return [os.pread(fd, per * itemsize, offset + s * itemsize) for s in starts]
+    finally:
+        os.close(fd)
+
+
+def _entropy(values: np.ndarray[Any, Any]) -> float:
+    _, counts = np.unique(values, return_counts=True)
+    p = counts / counts.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def score(windows: list[bytes], dtype: np.dtype[Any]) -> Reading:
+    """Score the windows read as ``dtype`` (see the module docstring)."""
+    if dtype.kind == "c":
+        dtype = np.dtype(f"{dtype.str[0]}f{dtype.itemsize // 2}")
+    arrays = [np.frombuffer(w[: len(w) - len(w) % dtype.itemsize], dtype) for w in windows]
+    bits = 8 * dtype.itemsize
+    if dtype.kind in "iu":
+        diffs = [np.abs(np.diff(a.astype(np.float64))) for a in arrays if a.size > 1]
+        d = np.concatenate(diffs) if diffs else np.zeros(0)
+        mean_bits = float(np.log2(1.0 + d).mean()) if d.size else 0.0
+        return Reading(dtype, mean_bits / bits, f"first differences need {mean_bits:.1f} of {bits} bits")
+    if not arrays or not sum(a.size for a in arrays):
+        return Reading(dtype, 0.0, "no values")
+    with np.errstate(all="ignore"):
+        x = np.concatenate(arrays).astype(np.float64)
+        a = np.abs(x)
+        finfo = np.finfo(dtype)
+        bad = ~np.isfinite(x) | ((a > 0) & (a < finfo.smallest_normal)) | (a > 1e30) | ((a > 0) & (a < 1e-30))
+    uint = np.dtype(f"u{dtype.itemsize}").newbyteorder(dtype.str[0])
+    raw = np.concatenate([arr.view(uint) for arr in arrays])  # values kept, in native order
+    nonzero = a != 0  # zeros read the same in every byte order: sparse data are judged by the rest
+    if not nonzero.any():
+        return Reading(dtype, 0.0, "all values are zero")
+    ebits = {2: 5, 4: 8, 8: 11}[dtype.itemsize]
+    exponent = (raw[nonzero].astype(np.uint64) >> np.uint64(bits - 1 - ebits)) & np.uint64((1 << ebits) - 1)
+    h = _entropy(exponent)
+    frac = float(bad[nonzero].mean())
+    return Reading(
+        dtype, 0.5 * frac + 0.5 * h / ebits,
+        f"{frac:.0%} of non-zero values NaN, infinite, subnormal or beyond 1e±30; exponent entropy "
+        f"{h:.1f} of {ebits} bits",
+    )
+
+
+def _swap(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    swapped: np.dtype[Any] = dtype.newbyteorder("<" if dtype.str[0] == ">" else ">")
+    return swapped
+
+
+def _other_kinds(dtype: np.dtype[Any]) -> list[np.dtype[Any]]:
+    order = dtype.str[0]
+    if dtype.kind in "iu" and dtype.itemsize in (4, 8):
+        return [np.dtype(f"{order}f{dtype.itemsize}")]
+    if dtype.kind == "f" and dtype.itemsize in (4, 8):
+        return [np.dtype(f"{order}i{dtype.itemsize}")]
+    return []
+
+
+def checkable(dtype: np.dtype[Any]) -> bool:
+    """Whether readings of ``dtype`` can be told apart by their data (simple multi-byte numbers)."""
+    return dtype.fields is None and dtype.subdtype is None and dtype.kind in "iufc" and dtype.itemsize > 1
+
+
+def check_reading(
+    path: str | os.PathLike[str], dtype: np.dtype[Any], offset: int, nbytes: int,
+    *, byteorder_weak: bool, dtype_weak: bool,
+) -> DataCheck | None:
+    """Test reading ``path`` as ``dtype`` against the alternatives the weak facts allow.
+
+    Returns ``None`` when there is nothing to test (no weak fact, a dtype whose readings
+    cannot be told apart, or too few values).
+    """
+    if not checkable(dtype) or not (byteorder_weak or dtype_weak):
+        return None
+    alternatives: list[np.dtype[Any]] = []
+    if byteorder_weak:
+        alternatives.append(_swap(dtype))
+    if dtype_weak:
+        for other in _other_kinds(dtype):
+            alternatives.append(other)
+            if byteorder_weak:
+                alternatives.append(_swap(other))
+    if not alternatives:
+        return None
+    try:
+        windows = sample(path, offset, nbytes, dtype.itemsize)
+    except OSError:  # unreadable: the conversion will say so; the evidence stands untested
+        return None
+    values = sum(len(w) for w in windows) // dtype.itemsize
+    if values < MIN_VALUES:
+        return None
+    return DataCheck(score(windows, dtype), tuple(score(windows, d) for d in alternatives), values)
