@@ -128,7 +128,7 @@ def test_unguarded_script_gets_a_clear_error_not_a_broken_pool(array: tuple[str,
     out = _run([sys.executable, str(script)], tmp_path)
     assert out.returncode == 1
     last = out.stderr.strip().splitlines()[-1]
-    assert last.startswith("arraystore.parallel.UnguardedMainError: ")
+    assert last.startswith("arraystore.errors.UnguardedMainError: ")
     assert f"{script}, line {_unguarded(path).count(chr(10))}" in last
     assert 'if __name__ == "__main__":' in last
     assert "BrokenProcessPool" not in out.stderr

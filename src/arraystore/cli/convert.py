@@ -46,7 +46,7 @@ def register(sub: Any) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (none either when piped or with --json)")
     p.add_argument(
-        "--drop-attrs", action="store_true", help="write the destination without the source's attrs (e.g. a plain .npy)"
+        "--drop-attrs", dest="attrs", action="store_const", const="drop", default="keep", help="write the destination without the source's attrs (e.g. a plain .npy)"
     )
     p.add_argument("--json", action="store_true", help="print the conversion report as JSON")
     add_layout_options(p, order_flag="--src-order")
@@ -74,7 +74,6 @@ def run(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace, src: Any) -> Any:
     from ..conversion import ConvertOptions, convert
 
-    values = dict(vars(args), attrs="drop" if args.drop_attrs else "keep")
-    options = ConvertOptions.from_mapping(values)  # the sub-command's dests are the options' names
+    options = ConvertOptions.from_mapping(vars(args))  # the sub-command's dests are the options' names
     progress = sys.stderr.isatty() and not args.json and not args.quiet
     return convert(src, args.dst, options, progress=progress, scheduler=args.scheduler)

@@ -88,7 +88,7 @@ class ConvertOptions:
         if self.workers is not None:
             default_workers(self.workers)  # ConversionError below 1
         if self.attrs not in ("keep", "drop"):
-            raise ConversionError(f"expected attrs 'keep' or 'drop', found {self.attrs!r}")
+            raise ConversionError(f"expected attrs='keep' or attrs='drop', found {self.attrs!r}")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> ConvertOptions:
