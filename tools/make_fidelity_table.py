@@ -78,8 +78,9 @@ def render() -> str:
         "",
         "**Padding bytes are not kept.** Bytes of an item that no field covers (alignment padding,",
         "gaps between offsets, a larger `itemsize`) read back with unspecified content, as after",
-        "numpy's own structured assignment, which copies fields, not padding. Offsets and item size",
-        "are kept, so the layout is the same.",
+        "numpy's own structured assignment, which copies fields, not padding (raw and npy write through",
+        "it; HDF5 compounds happen to keep them, see below). Offsets and item size are kept, so the",
+        "layout is the same.",
         "",
     ]
     if notes:
@@ -94,7 +95,7 @@ HDF5_FOREIGN = [
     "## HDF5: compounds, and files written by other tools",
     "",
     "- Compounds keep their offsets, item size and padding bytes. Dtypes no HDF5 compound can hold",
-    "  (overlapping fields, a field name containing NUL) are refused by `create` with",
+    "  (overlapping fields, a field name containing NUL, a zero-size field) are refused by `create` with",
     "  `UnsupportedDtypeError`, before a byte is written.",
     "- Datasets written by other tools are read through HDF5's own conversion into the numpy dtype h5py",
     "  reads them as: integers of custom precision or bit offset, space-padded or null-terminated strings,",
