@@ -92,9 +92,8 @@ def test_every_error_that_inherits_a_builtin_is_caught_by_it() -> None:
     # The promise of docs/errors.md: "except FileNotFoundError keeps working around arraystore calls".
     for name, (_parent, extra) in _drawn_tree(_sources()[0][1]).items():
         for b in extra:
-            if not b.startswith("+"):
-                with pytest.raises(getattr(builtins, b)):
-                    raise getattr(errors, name)("x")
+            if not b.startswith("+"):  # subclassing is what makes `except <builtin>` catch it
+                assert issubclass(getattr(errors, name), getattr(builtins, b)), (name, b)
 
 
 def test_fidelity_table_is_generated_from_the_declared_fidelity() -> None:
