@@ -46,6 +46,10 @@ class Job:
     """Replace the destination: an earlier run converted a source or layout that has since changed."""
     recheck: dict[str, Any] | None = None
     """The record of an earlier conversion whose destination is to be read back against its checksum."""
+    virtual: bool = False
+    """Reference the file in place (a virtual migration) instead of converting it."""
+    checksum: bool = True
+    """For a virtual job: checksum the file's content (False: metadata only)."""
 
 
 def open_source(path: str | os.PathLike[str], meta: ArrayMeta, offset: int, own_sidecar: bool) -> ArrayStore:
@@ -171,6 +175,10 @@ def _reopen_error(job: Job) -> ArrayStoreError | None:
 
 def run_job(job: Job) -> FileRecord:
     """Convert one file; every foreseen error becomes a ``failed`` record rather than an exception."""
+    if job.virtual:
+        from ..virtual._migrate import run_virtual_job
+
+        return run_virtual_job(job)  # type: ignore[no-any-return]
     from ..conversion import convert
 
     t0 = time.perf_counter()

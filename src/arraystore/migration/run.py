@@ -41,6 +41,8 @@ __all__ = [
 REPORT_NAME = "migration-report.json"
 SUMMARY_NAME = "migration-summary.txt"
 SUGGESTED_RULES_NAME = "rules-suggested.toml"
+#: The ``to``/backend recorded by a virtual migration (its store: ``DST/virtual.json`` or ``DST/virtual.icechunk``).
+VIRTUAL = "virtual"
 
 
 @dataclass(frozen=True)
@@ -134,8 +136,11 @@ class _Planner:
             for n, r in self.previous.items()
             if r.destination and r.backend == self.backend and r.status in ("converted", "skipped")
         }
-        dests = destination_names(names, TARGET_SUFFIXES[self.backend], prev_dest)  # type: ignore[arg-type]
-        refused = overlapping_outputs(dests, self.src, self.dst)
+        if self.backend == VIRTUAL:  # one array per file, named as the file: no output files to collide
+            dests, refused = {n: n for n in names}, {}
+        else:
+            dests = destination_names(names, TARGET_SUFFIXES[self.backend], prev_dest)  # type: ignore[arg-type]
+            refused = overlapping_outputs(dests, self.src, self.dst)
         for name in names:
             if name in refused:
                 self._refuse(name, dests[name], UnsafeInputError(f"{self.src / name}: {refused[name]}"))
@@ -371,6 +376,10 @@ def migrate(
     max_memory: int | str = "256MiB",
     recheck: bool = False,
     durable: bool = False,
+    virtual: bool = False,
+    format: str = "kerchunk",  # noqa: A002 (the documented keyword)
+    chunk_bytes: int | str | None = None,
+    checksum: bool = True,
 ) -> MigrationReport:
     """Convert a legacy archive of raw files into self-describing arrays, file by file, resumably.
 
@@ -420,6 +429,20 @@ def migrate(
     durable
         fsync every manifest line and every conversion (slower; survives power loss, not
         only a killed process).
+    virtual
+        Copy nothing: write a Zarr v3 hierarchy whose chunks are byte-range references into
+        the original files (one array per file, at the file's relative path), as
+        ``DST/virtual.json`` (``format="kerchunk"``) or ``DST/virtual.icechunk``
+        (``format="icechunk"``). ``to``, ``compression`` and ``verify`` do not apply; a file
+        whose dtype Zarr cannot express fails with the reason. See "Virtual migration" in
+        ``docs/migration.md``.
+    format
+        The virtual store's format: ``"kerchunk"`` or ``"icechunk"``.
+    chunk_bytes
+        Target size of one chunk reference (bytes or ``"16MiB"``; default 16 MiB).
+    checksum
+        Record each referenced file's ``xxh3_128`` content checksum (one sequential read);
+        False records size and modification time only.
 
     Returns
     -------
@@ -447,9 +470,13 @@ def migrate(
     t0 = time.perf_counter()
     src, dst = Path(src_dir), Path(dst_dir)
     _check_dirs(src, dst)
-    if to not in TARGET_SUFFIXES:
+    target_bytes = 0
+    if virtual:
+        to, target_bytes = VIRTUAL, _virtual_options(format, chunk_bytes)
+    elif to not in TARGET_SUFFIXES:
         raise MetadataError(f"expected to= one of {', '.join(TARGET_SUFFIXES)}, found {to!r}")
-    backend_class(to)  # a missing optional library fails here, before any work
+    else:
+        backend_class(to)  # a missing optional library fails here, before any work
     rule_set = combine_rules(rules)
     manifest = Manifest(dst / MANIFEST_NAME, durable=durable)
     previous = manifest.read()
@@ -460,6 +487,8 @@ def migrate(
         "verify": verify,
         "max_memory": max_memory,
         "durable": durable,
+        "virtual": virtual,
+        "checksum": checksum,
     }
     planner = _Planner(src, dst, to, rule_set, previous, job_options, recheck)
     planner.plan(found.data, found.broken_headers)
@@ -493,6 +522,8 @@ def migrate(
             raise
         try:
             _run_jobs(planner, manifest, records, nworkers, scheduler, progress)
+            if virtual:
+                _write_virtual(planner, records, src, dst, format, target_bytes, durable)
         except (KeyboardInterrupt, StorageFullError) as exc:
             stopped = exc  # the manifest and reports of what was done are still written below
     if rule_set is not None:
@@ -515,6 +546,30 @@ def migrate(
     if stopped is not None:
         raise stopped
     return report
+
+
+def _virtual_options(fmt: str, chunk_bytes: int | str | None) -> int:
+    """Check a virtual migration's options and libraries before any work; the target chunk size."""
+    from ..conversion._plan import parse_size
+    from ..virtual import require
+    from ..virtual.refs import DEFAULT_CHUNK_BYTES
+
+    require(fmt)
+    size = DEFAULT_CHUNK_BYTES if chunk_bytes is None else parse_size(chunk_bytes)
+    if size < 1:
+        raise MetadataError(f"expected chunk_bytes of at least 1 byte, found {chunk_bytes!r}")
+    return size
+
+
+def _write_virtual(
+    planner: _Planner, records: dict[str, FileRecord], src: Path, dst: Path, fmt: str, chunk_bytes: int, durable: bool
+) -> None:
+    from ..virtual._migrate import write_store
+
+    entries = [(j, records[j.source]) for j in planner.jobs if records.get(j.source) is not None]
+    entries = [(j, r) for j, r in entries if r.status == "converted"]
+    attrs = {"arraystore.virtual_migration": {"format": fmt, "chunk_bytes": chunk_bytes, "files": len(entries)}}
+    write_store(dst, src, fmt, entries, chunk_bytes=chunk_bytes, attrs=attrs, durable=durable)
 
 
 def _kept(src: Path, name: str) -> bool:
