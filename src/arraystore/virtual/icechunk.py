@@ -26,7 +26,7 @@ from typing import Any
 
 from .. import _fsutil
 from ..errors import UnsafeInputError
-from .refs import VirtualArray
+from .refs import VirtualArray, hierarchy_metadata
 
 __all__ = ["container_prefix", "open_icechunk", "write_icechunk"]
 
@@ -34,6 +34,16 @@ __all__ = ["container_prefix", "open_icechunk", "write_icechunk"]
 def container_prefix(root: str | os.PathLike[str]) -> str:
     """The virtual chunk container URL prefix of an archive root (``file:///abs/root/``)."""
     return Path(root).resolve().as_uri().rstrip("/") + "/"
+
+
+def _quiet(icechunk: Any) -> None:
+    """Icechunk logs a warning on stdout that a local repository is not safe for concurrent commits.
+
+    The virtual migration commits once, from one process: unless the user set ``ICECHUNK_LOG``,
+    only errors are logged.
+    """
+    if "ICECHUNK_LOG" not in os.environ:
+        icechunk.set_logs_filter("error")
 
 
 def write_icechunk(
@@ -48,6 +58,7 @@ def write_icechunk(
     import zarr
     from zarr.core.buffer import default_buffer_prototype
 
+    _quiet(icechunk)
     prefix = container_prefix(root)
     dest = Path(path)
     tmp = _fsutil.partial_path(dest)
@@ -64,16 +75,9 @@ def write_icechunk(
     store = session.store
     proto = default_buffer_prototype()
 
-    def put(key: str, doc: dict[str, Any]) -> None:
+    for key, doc in sorted(hierarchy_metadata(arrays, attrs).items(), key=lambda kv: kv[0].count("/")):
         zarr.core.sync.sync(store.set(key, proto.buffer.from_bytes(json.dumps(doc).encode())))
-
-    from .kerchunk import _groups, group_json
-
-    put("zarr.json", group_json(attrs))
-    for g in _groups(arrays):
-        put(f"{g}/zarr.json", group_json())
     for arr in arrays:
-        put(f"{arr.path}/zarr.json", arr.zarr_json())
         url = prefix + arr.source
         stamp = datetime.datetime.fromtimestamp(arr.mtime_ns / 1e9 + 1, tz=datetime.timezone.utc)
         specs = [
@@ -99,6 +103,7 @@ def open_icechunk(path: str | os.PathLike[str], root: str | os.PathLike[str] | N
     import icechunk
     import zarr
 
+    _quiet(icechunk)
     storage = icechunk.local_filesystem_storage(str(Path(path).resolve()))
     if root is None:
         containers = icechunk.Repository.fetch_config(storage)

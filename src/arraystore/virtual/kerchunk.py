@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .. import _fsutil
 from ..errors import MetadataError, UnsafeInputError
-from .refs import VirtualArray
+from .refs import VirtualArray, hierarchy_metadata
 
 __all__ = ["MAX_REFERENCE_BYTES", "ROOT_TEMPLATE", "open_kerchunk", "read_references", "write_kerchunk"]
 
@@ -35,27 +36,12 @@ MAX_REFERENCE_BYTES = 256 << 20
 ROOT_TEMPLATE = "{{root}}"
 
 
-def group_json(attrs: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A Zarr v3 group's ``zarr.json``."""
-    return {"zarr_format": 3, "node_type": "group", "attributes": attrs or {}}
-
-
-def _groups(arrays: Sequence[VirtualArray]) -> list[str]:
-    out: set[str] = set()
-    for arr in arrays:
-        parts = arr.path.split("/")[:-1]
-        for i in range(1, len(parts) + 1):
-            out.add("/".join(parts[:i]))
-    return sorted(out)
-
-
 def references(arrays: Sequence[VirtualArray], root: str | os.PathLike[str], attrs: dict[str, Any] | None = None) -> dict[str, Any]:
     """The reference document of ``arrays`` (see the module docstring)."""
-    refs: dict[str, Any] = {"zarr.json": json.dumps(group_json(attrs))}
-    for g in _groups(arrays):
-        refs[f"{g}/zarr.json"] = json.dumps(group_json())
+    refs: dict[str, Any] = {
+        k: json.dumps(v) for k, v in hierarchy_metadata(arrays, attrs, consolidated=True).items()
+    }
     for arr in arrays:
-        refs[f"{arr.path}/zarr.json"] = json.dumps(arr.zarr_json())
         url = f"{ROOT_TEMPLATE}/{arr.source}"
         for ref in arr.refs():
             refs[f"{arr.path}/{ref.key}"] = [url, ref.offset, ref.length]
@@ -153,4 +139,6 @@ def open_kerchunk(path: str | os.PathLike[str], root: str | os.PathLike[str] | N
     fs = fsspec.filesystem(
         "reference", fo=doc, remote_protocol="file", asynchronous=True, skip_instance_cache=True
     )
-    return zarr.open_group(zarr.storage.FsspecStore(fs, read_only=True, path=""), mode="r")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        return zarr.open_group(zarr.storage.FsspecStore(fs, read_only=True, path=""), mode="r")

@@ -15,6 +15,7 @@ chunks may be smaller than ``chunk_bytes`` (see :func:`chunk_shape`).
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -203,9 +204,21 @@ class VirtualArray:
             off = self.offset + sum(i * c * st for i, c, st in zip(index, chunks, strides, strict=True))
             yield ChunkRef(tuple(int(i) for i in index), off, length)
 
-    def zarr_json(self) -> dict[str, Any]:
-        """The array's Zarr v3 metadata document (``zarr.json``), built by zarr-python itself."""
-        return array_metadata(self.meta, self.chunks, {**self.meta.attrs, VIRTUAL_KEY: self.record()})
+    def attrs(self) -> dict[str, Any]:
+        """The array's attrs: the resolution's (provenance, evidence, header keys) and :meth:`record`."""
+        return {**self.meta.attrs, VIRTUAL_KEY: self.record()}
+
+    def dimension_names(self) -> tuple[str, ...]:
+        """``<array name>_<axis>`` per axis (the dialect's axis names, else ``dim_<i>``).
+
+        Prefixed with the array's name so that xarray can open a whole group whose arrays
+        have different sizes along axes of the same kind.
+        """
+        axes = self.meta.attrs.get("axes")
+        if not (isinstance(axes, list) and len(axes) == self.meta.ndim and all(isinstance(a, str) for a in axes)):
+            axes = [f"dim_{i}" for i in range(self.meta.ndim)]
+        stem = self.path.rsplit("/", 1)[-1]
+        return tuple(f"{stem}_{a}" for a in axes)
 
 
 def _strides(shape: tuple[int, ...], itemsize: int, order: str) -> list[int]:
@@ -223,33 +236,68 @@ def _f_ndindex(grid: Sequence[int]) -> Iterator[tuple[int, ...]]:
         yield tuple(reversed(rev))
 
 
-def array_metadata(meta: ArrayMeta, chunks: tuple[int, ...], attrs: dict[str, Any]) -> dict[str, Any]:
-    """Zarr v3 ``zarr.json`` of an uncompressed array laid out as ``meta`` says (endian, transpose)."""
-    import json
+def _endian(dtype: np.dtype[Any]) -> str | None:
+    if dtype.itemsize == 1 or dtype.byteorder == "|":
+        return None
+    if dtype.byteorder == "=":
+        return sys.byteorder
+    return "big" if dtype.byteorder == ">" else "little"
+
+
+def create_metadata(
+    store: Any, name: str, meta: ArrayMeta, chunks: tuple[int, ...], attrs: dict[str, Any],
+    dimension_names: Sequence[str] | None = None,
+) -> None:
+    """Write the ``zarr.json`` of an uncompressed array laid out as ``meta`` says (endian, transpose) into ``store``.
+
+    zarr-python builds the document: the ``bytes`` codec's ``endian`` is passed explicitly
+    (zarr-python would otherwise take the machine's), the data type in native order.
+    """
     import warnings
 
     import zarr
     from zarr.codecs import BytesCodec, TransposeCodec
 
     dtype = meta.dtype
-    endian = None if dtype.itemsize == 1 or dtype.byteorder == "|" else ("big" if dtype.byteorder == ">" or (
-        dtype.byteorder == "=" and np.little_endian is False) else "little")
     filters = [TransposeCodec(order=tuple(range(meta.ndim - 1, -1, -1)))] if meta.order == "F" and meta.ndim > 1 else None
-    store = zarr.storage.MemoryStore()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # zarr-python's notes on datetime types being extensions
         zarr.create_array(
             store,
-            name="a",
+            name=name,
             shape=meta.shape,
             chunks=chunks or (),
             dtype=dtype.newbyteorder("=") if dtype.byteorder in "<>" else dtype,
             filters=filters,
-            serializer=BytesCodec(endian=endian),
+            serializer=BytesCodec(endian=_endian(dtype)),  # type: ignore[arg-type]
             compressors=None,
             fill_value=None,
             attributes=attrs,
+            dimension_names=dimension_names,
             zarr_format=3,
         )
-    doc: dict[str, Any] = json.loads(store._store_dict["a/zarr.json"].to_bytes())
-    return doc
+
+
+def hierarchy_metadata(
+    arrays: Sequence[VirtualArray], attrs: dict[str, Any] | None = None, *, consolidated: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Every ``zarr.json`` of the hierarchy holding ``arrays`` (groups as the paths say), by key.
+
+    ``consolidated=True`` adds zarr-python's consolidated metadata to each group, so a reader
+    that cannot list the store (fsspec's reference file system under zarr-python 3.1 lists
+    subgroups wrongly) still finds every array.
+    """
+    import json
+
+    import zarr
+
+    store = zarr.storage.MemoryStore()
+    zarr.create_group(store, attributes=attrs or {}, zarr_format=3)
+    for arr in arrays:
+        parts = arr.path.split("/")
+        for i in range(1, len(parts)):
+            zarr.open_group(store, path="/".join(parts[:i]), mode="a", zarr_format=3)
+        create_metadata(store, arr.path, arr.meta, arr.chunks, arr.attrs(), arr.dimension_names())
+    if consolidated:
+        zarr.consolidate_metadata(store, zarr_format=3)
+    return {k: json.loads(v.to_bytes()) for k, v in store._store_dict.items() if k.endswith("zarr.json")}
