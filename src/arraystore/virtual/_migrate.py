@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..checksum import StreamHasher
-from ..errors import ArrayStoreError, MetadataError
+from ..errors import ArrayStoreError, MetadataError, UnsafeInputError
 from ..meta import ArrayMeta
 from .refs import DEFAULT_CHUNK_BYTES, VirtualArray, check_expressible
 
@@ -49,6 +49,7 @@ def run_virtual_job(job: Any) -> Any:
     t0 = time.perf_counter()
     try:
         check_expressible(ArrayMeta.from_dict(job.meta).dtype)
+        _check_inside(Path(job.src_path), job.source)
         changed = _unchanged(job)
         if changed is None and job.checksum:
             digest = file_checksum(job.src_path)
@@ -60,6 +61,16 @@ def run_virtual_job(job: Any) -> Any:
         return _record(job, "converted", t0, source_checksum=digest, note="referenced in place (virtual)")
     except (OSError, ArrayStoreError) as exc:
         return _record(job, "failed", t0, error=_error(exc))
+
+
+def _check_inside(path: Path, name: str) -> None:
+    """Refuse a file whose resolved path (symbolic links followed) leaves the archive root."""
+    root = path.parents[len(Path(name).parts) - 1].resolve()
+    target = path.resolve()
+    if root not in target.parents:
+        raise UnsafeInputError(
+            f"{path}: resolves to {target}, outside the archive root {root}; a reference must stay inside the archive"
+        )
 
 
 def write_store(

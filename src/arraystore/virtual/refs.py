@@ -299,5 +299,9 @@ def hierarchy_metadata(
             zarr.open_group(store, path="/".join(parts[:i]), mode="a", zarr_format=3)
         create_metadata(store, arr.path, arr.meta, arr.chunks, arr.attrs(), arr.dimension_names())
     if consolidated:
-        zarr.consolidate_metadata(store, zarr_format=3)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+            zarr.consolidate_metadata(store, zarr_format=3)
     return {k: json.loads(v.to_bytes()) for k, v in store._store_dict.items() if k.endswith("zarr.json")}
