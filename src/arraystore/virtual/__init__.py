@@ -17,6 +17,7 @@ import importlib
 from typing import Any
 
 from ..errors import BackendError, MetadataError
+from ._array import open_virtual_array
 from .refs import DEFAULT_CHUNK_BYTES, ChunkRef, VirtualArray, check_expressible, chunk_shape
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "check_expressible",
     "chunk_shape",
     "open_virtual",
+    "open_virtual_array",
     "require",
 ]
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnsupportedDtypeError
-from ..meta import ArrayMeta
+from ..meta import ArrayMeta, dtype_to_json
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
@@ -185,6 +185,9 @@ class VirtualArray:
         """What the array's attrs record under ``arraystore.virtual`` (read by ``arraystore verify``)."""
         return {
             "source": self.source,
+            "dtype": dtype_to_json(self.meta.dtype),
+            "shape": list(self.meta.shape),
+            "order": self.meta.order,
             "offset": self.offset,
             "nbytes": self.meta.nbytes,
             "size": self.size,
