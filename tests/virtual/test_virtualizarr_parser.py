@@ -71,3 +71,17 @@ def test_unresolvable_and_non_local_urls_are_refused(tmp_path):
         ArraystoreParser()("s3://bucket/x.dat", _registry())
 
 
+
+
+def test_npy_and_contiguous_hdf5_through_the_parser(tmp_path):
+    h5py = pytest.importorskip("h5py", reason="h5py is in arraystore[hdf5]")
+    arr = np.arange(24, dtype=">f8").reshape(4, 6)
+    np.save(tmp_path / "a.npy", np.asfortranarray(arr))
+    with h5py.File(tmp_path / "b.h5", "w") as f:
+        f["x"] = arr
+    for url, parser in (
+        ((tmp_path / "a.npy").as_uri(), ArraystoreParser(chunk_bytes=48)),
+        ((tmp_path / "b.h5").as_uri(), ArraystoreParser(chunk_bytes=48, dataset="x")),
+    ):
+        ds = virtualizarr.open_virtual_dataset(url, registry=_registry(), parser=parser, loadable_variables=["data"])
+        np.testing.assert_array_equal(ds["data"].values, arr)

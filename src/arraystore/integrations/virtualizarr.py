@@ -18,6 +18,7 @@ Requires ``pip install "arraystore[virtual]"``.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 
 from ..errors import MetadataError, UnsafeInputError
+from ..meta import ArrayMeta
 from ..migration.resolve import resolve
 from ..migration.rules import Rules, load_rules
 from ..virtual.refs import DEFAULT_CHUNK_BYTES, VirtualArray, create_metadata
@@ -48,6 +50,8 @@ class ArraystoreParser:
         relative globs); default the file's folder.
     chunk_bytes
         Target size of one chunk reference (bytes).
+    dataset
+        For an HDF5 file: the contiguous dataset to reference (``.npy`` files need nothing).
     """
 
     def __init__(
@@ -56,7 +60,9 @@ class ArraystoreParser:
         rules: str | os.PathLike[str] | Rules | None = None,
         root: str | os.PathLike[str] | None = None,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        dataset: str | None = None,
     ) -> None:
+        self.dataset = dataset
         self.variable = variable
         self.rules = load_rules(rules) if isinstance(rules, (str, os.PathLike)) else rules
         self.root = Path(root) if root is not None else None
@@ -84,22 +90,18 @@ class ArraystoreParser:
         root = self.root if self.root is not None else path.parent
         if root.resolve() not in path.resolve().parents:
             raise UnsafeInputError(f"{path}: resolves outside the root {root}; refused")
-        res = resolve(path, root=root, rules=self.rules)
-        if res.status != "resolved" or res.meta is None:
-            raise res.error or MetadataError(
-                f"{path}: no evidence states its dtype (undetermined); give a rules file (see docs/migration.md)"
-            )
+        meta, offset = self._layout(path, root)
         st = path.stat()
         va = VirtualArray.from_meta(
-            self.variable, path.name, res.meta, res.offset, size=st.st_size, mtime_ns=st.st_mtime_ns,
+            self.variable, path.name, meta, offset, size=st.st_size, mtime_ns=st.st_mtime_ns,
             chunk_bytes=self.chunk_bytes,
         )  # fmt: skip
-        axes = res.meta.attrs.get("axes")
-        dims = axes if isinstance(axes, list) and len(axes) == res.meta.ndim else [f"dim_{i}" for i in range(res.meta.ndim)]
+        axes = meta.attrs.get("axes")
+        dims = axes if isinstance(axes, list) and len(axes) == meta.ndim else [f"dim_{i}" for i in range(meta.ndim)]
         store = zarr.storage.MemoryStore()
-        create_metadata(store, "a", res.meta, va.chunks, va.attrs(), [str(d) for d in dims])
-        metadata = ArrayV3Metadata.from_dict(__import__("json").loads(store._store_dict["a/zarr.json"].to_bytes()))
-        grid = tuple(s // c for s, c in zip(res.meta.shape, va.chunks, strict=True)) if res.meta.nbytes else ()
+        create_metadata(store, "a", meta, va.chunks, va.attrs(), [str(d) for d in dims])
+        metadata = ArrayV3Metadata.from_dict(json.loads(store._store_dict["a/zarr.json"].to_bytes()))
+        grid = tuple(s // c for s, c in zip(meta.shape, va.chunks, strict=True)) if meta.nbytes else ()
         paths = np.full(grid, path.resolve().as_uri(), dtype=np.dtypes.StringDType())
         offsets = np.zeros(grid, dtype=np.uint64)
         lengths = np.zeros(grid, dtype=np.uint64)
@@ -109,3 +111,18 @@ class ArraystoreParser:
         manifest = ChunkManifest.from_arrays(paths=paths, offsets=offsets, lengths=lengths)
         group = ManifestGroup(arrays={self.variable: ManifestArray(metadata, manifest)})
         return ManifestStore(group, registry=registry)
+
+    def _layout(self, path: Path, root: Path) -> tuple[ArrayMeta, int]:
+        """``.npy`` header, an HDF5 dataset's storage, or the migration's evidence for a raw file."""
+        from ..virtual.sources import hdf5_layout, npy_layout
+
+        if self.dataset is not None:
+            return hdf5_layout(path, self.dataset)
+        if path.suffix.lower() == ".npy":
+            return npy_layout(path)
+        res = resolve(path, root=root, rules=self.rules)
+        if res.status != "resolved" or res.meta is None:
+            raise res.error or MetadataError(
+                f"{path}: no evidence states its dtype (undetermined); give a rules file (see docs/migration.md)"
+            )
+        return res.meta, res.offset
