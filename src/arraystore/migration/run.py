@@ -409,8 +409,8 @@ def migrate(
     compression
         Destination compression (zarr, hdf5), e.g. ``"zstd"``; default uncompressed.
     workers
-        Worker processes converting files in parallel; default one per CPU; ``1`` runs in
-        this process. With ``scheduler="local"``, the number of Dask workers (default 2).
+        Worker processes converting files in parallel; default one per CPU (a virtual
+        migration: this process); ``1`` runs in this process. With ``scheduler="local"``, the number of Dask workers (default 2).
     scheduler
         Run on Dask: a scheduler address, a ``distributed.Client``, or ``"local"`` for a
         ``LocalCluster``. Workers must see both folders at the same paths.
@@ -481,7 +481,9 @@ def migrate(
     manifest = Manifest(dst / MANIFEST_NAME, durable=durable)
     previous = manifest.read()
     found = discover(src, include, exclude, skip=dst)
-    nworkers = 1 if workers is None and scheduler is None and dry_run else (workers or os.cpu_count() or 1)
+    # A virtual migration reads each file once, sequentially: worker processes cost more than they save.
+    in_process = workers is None and scheduler is None and (dry_run or virtual)
+    nworkers = 1 if in_process else (workers or os.cpu_count() or 1)
     job_options: dict[str, Any] = {
         "compression": compression,
         "verify": verify,

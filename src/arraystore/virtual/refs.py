@@ -281,30 +281,57 @@ def create_metadata(
         )
 
 
+def _group(attrs: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"attributes": attrs or {}, "zarr_format": 3, "node_type": "group"}
+
+
 def hierarchy_metadata(
     arrays: Sequence[VirtualArray], attrs: dict[str, Any] | None = None, *, consolidated: bool = False
 ) -> dict[str, dict[str, Any]]:
     """Every ``zarr.json`` of the hierarchy holding ``arrays`` (groups as the paths say), by key.
 
-    ``consolidated=True`` adds zarr-python's consolidated metadata to each group, so a reader
-    that cannot list the store (fsspec's reference file system under zarr-python 3.1 lists
-    subgroups wrongly) still finds every array.
+    zarr-python writes the document of each distinct layout (shape, dtype, order, chunks)
+    once; arrays of the same layout reuse it with their own attributes and dimension names
+    (thousands of small files are mostly a handful of layouts).
+
+    ``consolidated=True`` adds zarr-python's consolidated metadata (the form
+    ``zarr.consolidate_metadata`` writes) to the root group, so a reader that cannot list the
+    store (fsspec's reference file system under zarr-python 3.1 lists subgroups wrongly)
+    still finds every array.
     """
+    import copy
     import json
 
     import zarr
 
-    store = zarr.storage.MemoryStore()
-    zarr.create_group(store, attributes=attrs or {}, zarr_format=3)
+    templates: dict[tuple[Any, ...], dict[str, Any]] = {}
+    docs: dict[str, dict[str, Any]] = {}
+    groups: set[str] = set()
     for arr in arrays:
         parts = arr.path.split("/")
-        for i in range(1, len(parts)):
-            zarr.open_group(store, path="/".join(parts[:i]), mode="a", zarr_format=3)
-        create_metadata(store, arr.path, arr.meta, arr.chunks, arr.attrs(), arr.dimension_names())
+        groups.update("/".join(parts[:i]) for i in range(1, len(parts)))
+        key = (arr.meta.shape, arr.meta.dtype.str, arr.meta.order, arr.chunks)  # structured dtypes are refused
+        if key not in templates:
+            store = zarr.storage.MemoryStore()
+            create_metadata(store, "a", arr.meta, arr.chunks, {}, arr.dimension_names())
+            templates[key] = json.loads(store._store_dict["a/zarr.json"].to_bytes())
+        doc = copy.deepcopy(templates[key])
+        doc["attributes"] = arr.attrs()
+        doc["dimension_names"] = list(arr.dimension_names())
+        docs[arr.path] = doc
+    nodes = {g: _group() for g in sorted(groups)}
+    nodes.update(docs)
+    root = _group(attrs)
     if consolidated:
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-            zarr.consolidate_metadata(store, zarr_format=3)
-    return {k: json.loads(v.to_bytes()) for k, v in store._store_dict.items() if k.endswith("zarr.json")}
+        inner = {"kind": "inline", "must_understand": False}
+        ordered = sorted(nodes, key=lambda k: (k.count("/"), k))
+        root["consolidated_metadata"] = {
+            **inner,
+            "metadata": {
+                k: ({**nodes[k], "consolidated_metadata": {**inner, "metadata": {}}} if k in groups else nodes[k])
+                for k in ordered
+            },
+        }
+    out = {"zarr.json": root}
+    out.update({f"{k}/zarr.json": v for k, v in nodes.items()})
+    return out
