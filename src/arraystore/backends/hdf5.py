@@ -85,6 +85,7 @@ import numpy as np
 
 from .. import _fsutil
 from .._selection import Selection, selection_shape
+from ..compression import Compression
 from ..errors import (
     ArrayChangedError,
     ArrayStoreError,
@@ -105,6 +106,7 @@ from ._hdf5_layout import chunk_shape, filter_options, load_plugin_filters
 from ._hdf5_security import MAX_CHUNK_BYTES, check_dataset, resolve_dataset, temp_name
 from ._hdf5_types import check_storable, dataset_dtype, file_type_is_numpy_bytes, without_metadata
 from ._mapped import check_memmap
+from ._signatures import hdf5_signature
 
 __all__ = ["DEFAULT_KEY", "HDF5Store"]
 
@@ -163,6 +165,13 @@ class HDF5Store(ArrayStore):
     supports_copy_on_write: ClassVar[bool] = False
     fidelity: ClassVar[Fidelity] = HDF5_FIDELITY
     _pickled_options: ClassVar[frozenset[str]] = ArrayStore._pickled_options | {"allow_virtual"}
+    codecs: ClassVar[frozenset[str]] = frozenset({"gzip", "lzf", "zstd", "blosc"})
+    suffixes: ClassVar[tuple[str, ...]] = (".h5", ".hdf5", ".he5", ".hdf")
+    layouts: ClassVar[frozenset[str]] = frozenset({"contiguous", "chunked"})
+
+    @classmethod
+    def guess_can_open(cls, location: Location) -> bool:
+        return super().guess_can_open(location) or hdf5_signature(location)
 
     def __init__(
         self,
@@ -254,7 +263,7 @@ class HDF5Store(ArrayStore):
         meta: ArrayMeta,
         *,
         chunks: Any = None,
-        compression: str | None = None,
+        compression: Compression | None = None,
         durable: bool = False,
         io: str = "auto",
         shuffle: bool = False,

@@ -18,10 +18,11 @@ from typing import Any
 
 from .. import _fsutil
 from .._open import open as open_store
+from ..conversion import ConvertOptions
 from ..errors import ArrayNotFoundError, ArrayStoreError, MetadataError, StorageFullError, UnsafeInputError
-from ..registry import backend_class
+from ..registry import backend_class, backend_names, default_suffix
 from ..sidecar import sidecar_path
-from ._discover import DEFAULT_INCLUDE, TARGET_SUFFIXES, destination_names, discover, overlapping_outputs
+from ._discover import DEFAULT_INCLUDE, destination_names, discover, overlapping_outputs
 from ._job import Job, run_job
 from ._manifest import MANIFEST_NAME, FileRecord, Manifest
 from ._report import MigrationReport
@@ -121,11 +122,13 @@ class _Planner:
         backend: str,
         rules: Rules | None,
         previous: dict[str, FileRecord],
-        job_options: dict[str, Any],
+        job_options: ConvertOptions,
         recheck: bool,
     ) -> None:
         self.src, self.dst, self.backend, self.rules = src, dst, backend, rules
         self.previous, self.job_options, self.recheck = previous, job_options, recheck
+        self.virtual: dict[str, bool] = {}
+        """``virtual`` and ``checksum`` of a virtual migration's jobs."""
         self.jobs: list[Job] = []
         self.done: list[FileRecord] = []
         self.undetermined: list[Resolution] = []
@@ -139,7 +142,7 @@ class _Planner:
         if self.backend == VIRTUAL:  # one array per file, named as the file: no output files to collide
             dests, refused = {n: n for n in names}, {}
         else:
-            dests = destination_names(names, TARGET_SUFFIXES[self.backend], prev_dest)  # type: ignore[arg-type]
+            dests = destination_names(names, default_suffix(self.backend), prev_dest)  # type: ignore[arg-type]
             refused = overlapping_outputs(dests, self.src, self.dst)
         for name in names:
             if name in refused:
@@ -226,7 +229,7 @@ class _Planner:
                 )
                 return
         meta = res.meta
-        if self.backend == "npy":  # .npy holds no attrs: the provenance stays in the manifest
+        if self.backend != VIRTUAL and not backend_class(self.backend).holds_attrs:  # e.g. .npy: the provenance stays in the manifest
             meta = meta.replace(attrs={})
         self.jobs.append(
             Job(
@@ -240,7 +243,9 @@ class _Planner:
                 overwrite=overwrite,
                 recheck=recheck,
                 **base,
-                **self.job_options,
+                options=self.job_options,
+                virtual=self.virtual.get("virtual", False),
+                checksum=self.virtual.get("checksum", True),
             )
         )
 
@@ -473,8 +478,8 @@ def migrate(
     target_bytes = 0
     if virtual:
         to, target_bytes = VIRTUAL, _virtual_options(format, chunk_bytes)
-    elif to not in TARGET_SUFFIXES:
-        raise MetadataError(f"expected to= one of {', '.join(TARGET_SUFFIXES)}, found {to!r}")
+    elif to not in backend_names():
+        raise MetadataError(f"expected to= one of {', '.join(backend_names())}, found {to!r}")
     else:
         backend_class(to)  # a missing optional library fails here, before any work
     rule_set = combine_rules(rules)
@@ -484,15 +489,11 @@ def migrate(
     # A virtual migration reads each file once, sequentially: worker processes cost more than they save.
     in_process = workers is None and scheduler is None and (dry_run or virtual)
     nworkers = 1 if in_process else (workers or os.cpu_count() or 1)
-    job_options: dict[str, Any] = {
-        "compression": compression,
-        "verify": verify,
-        "max_memory": max_memory,
-        "durable": durable,
-        "virtual": virtual,
-        "checksum": checksum,
-    }
+    job_options = ConvertOptions.from_mapping(
+        {"compression": compression, "verify": verify, "max_memory": max_memory, "durable": durable, "workers": 1}
+    )
     planner = _Planner(src, dst, to, rule_set, previous, job_options, recheck)
+    planner.virtual = {"virtual": virtual, "checksum": checksum}
     planner.plan(found.data, found.broken_headers)
     report = MigrationReport(
         src=str(src),
@@ -633,4 +634,4 @@ def _run_jobs(
 
 
 def _with_threads(job: Job, threads: int) -> Job:
-    return replace(job, threads=threads)
+    return replace(job, options=job.options.replace(workers=threads))

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from ..checksum import StreamHasher
+import numpy as np
+
+from ..checksums import StreamHasher
 from ..errors import ArrayStoreError, MetadataError, UnsafeInputError
 from ..meta import ArrayMeta
 from .refs import DEFAULT_CHUNK_BYTES, VirtualArray, check_expressible
@@ -38,7 +40,7 @@ def file_checksum(path: str | os.PathLike[str]) -> dict[str, str]:
     view = memoryview(buf)
     with open(path, "rb", buffering=0) as f:
         while n := f.readinto(buf):
-            h.update_bytes(view[:n])
+            h.update(np.frombuffer(view[:n], dtype=np.uint8))
     return h.result()
 
 
