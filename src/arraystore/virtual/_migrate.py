@@ -1,13 +1,12 @@
-"""The virtual side of ``migrate(..., virtual=True)``: one file's references job, and the store written at the end.
+"""The virtual side of ``migrate(..., virtual=True)``: the checks and checksum of one file, and the store.
 
-The discovery, resolution, manifest and reports are :mod:`arraystore.migration.run`'s; a
-virtual job only checks the file is unchanged and expressible, and checksums its content.
+The discovery, resolution, manifest, reports and jobs are :mod:`arraystore.migration`'s
+(``migration._job.run_virtual_job``); this module writes what they found.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -15,11 +14,11 @@ from typing import Any, Literal
 import numpy as np
 
 from ..checksums import StreamHasher
-from ..errors import ArrayStoreError, MetadataError, UnsafeInputError
+from ..errors import MetadataError, UnsafeInputError
 from ..meta import ArrayMeta
-from .refs import DEFAULT_CHUNK_BYTES, VirtualArray, check_expressible
+from .refs import DEFAULT_CHUNK_BYTES, VirtualArray
 
-__all__ = ["FORMATS", "STORE_NAMES", "file_checksum", "run_virtual_job", "store_path", "write_store"]
+__all__ = ["FORMATS", "STORE_NAMES", "check_inside", "file_checksum", "store_path", "write_store"]
 
 Format = Literal["kerchunk", "icechunk"]
 FORMATS: tuple[str, ...] = ("kerchunk", "icechunk")
@@ -44,28 +43,7 @@ def file_checksum(path: str | os.PathLike[str]) -> dict[str, str]:
     return h.result()
 
 
-def run_virtual_job(job: Any) -> Any:
-    """Reference one file instead of converting it: a ``converted`` record with its content checksum."""
-    from ..migration._job import _error, _record, _unchanged
-
-    t0 = time.perf_counter()
-    try:
-        check_expressible(ArrayMeta.from_dict(job.meta).dtype)
-        _check_inside(Path(job.src_path), job.source)
-        changed = _unchanged(job)
-        if changed is None and job.checksum:
-            digest = file_checksum(job.src_path)
-            changed = _unchanged(job)
-        else:
-            digest = None
-        if changed is not None:
-            return _record(job, "failed", t0, error={"type": "SourceChangedError", "message": changed})
-        return _record(job, "converted", t0, source_checksum=digest, note="referenced in place (virtual)")
-    except (OSError, ArrayStoreError) as exc:
-        return _record(job, "failed", t0, error=_error(exc))
-
-
-def _check_inside(path: Path, name: str) -> None:
+def check_inside(path: Path, name: str) -> None:
     """Refuse a file whose resolved path (symbolic links followed) leaves the archive root."""
     root = path.parents[len(Path(name).parts) - 1].resolve()
     target = path.resolve()
