@@ -31,7 +31,9 @@ PACKAGE = "arraystore"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cli", ("arraystore.cli", "arraystore.cli.*", "arraystore.__main__", "arraystore.testing",
              "arraystore.testing.*")),
+    ("virtual parser", ("arraystore.integrations.virtualizarr",)),
     ("migration", ("arraystore.migration", "arraystore.migration.*")),
+    ("virtual", ("arraystore.virtual", "arraystore.virtual.*")),
     ("conversion", ("arraystore.conversion", "arraystore.conversion.*")),
     ("integrations", ("arraystore.integrations", "arraystore.integrations.*")),
     ("services", ("arraystore.parallel", "arraystore.checksums")),

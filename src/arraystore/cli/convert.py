@@ -56,7 +56,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Convert, with a progress bar on a terminal; print a summary or the JSON report."""
     stated = args.dtype is not None or args.shape is not None or args.write_sidecar or args.raw_order or args.offset
-    src = open_source(args, args.src) if stated else args.src
+    src = open_source(args, args.src) if stated else _virtual_or_path(args.src)
     try:
         report = _convert(args, src)
     finally:
@@ -69,6 +69,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(report.summary())
     return 0
+
+
+def _virtual_or_path(src: str) -> Any:
+    """``virtual.json::/group/array`` (a virtual migration's store): the array's original file; else the path."""
+    from ..virtual._array import open_virtual_array, split_virtual
+
+    found = split_virtual(src)
+    return src if found is None else open_virtual_array(*found)
 
 
 def _convert(args: argparse.Namespace, src: Any) -> Any:

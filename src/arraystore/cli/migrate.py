@@ -75,6 +75,26 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--max-memory", default="256MiB", help="buffer budget per file conversion (default 256MiB)"
     )
+    p.add_argument(
+        "--virtual",
+        action="store_true",
+        help="copy nothing: write a Zarr v3 store of byte-range references to the originals (DST/virtual.json "
+        "or DST/virtual.icechunk); see 'Virtual migration' in docs/migration.md",
+    )
+    p.add_argument(
+        "--format",
+        choices=("kerchunk", "icechunk"),
+        default="kerchunk",
+        help="virtual store format (with --virtual; default kerchunk)",
+    )
+    p.add_argument(
+        "--chunk-bytes", metavar="N", help="target size of one chunk reference, e.g. 16MiB (with --virtual; default 16MiB)"
+    )
+    p.add_argument(
+        "--no-checksum",
+        action="store_true",
+        help="with --virtual: record size and modification time only, not a content checksum (metadata only)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of the summary")
     p.set_defaults(func=run)
 
@@ -83,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
     """Migrate; print the summary (or JSON); return the documented exit code."""
     if args.workers is not None and args.workers < 1:
         bad = UsageError(f"expected --workers of at least 1, found {args.workers}")
+        return report_error(bad, command="migrate", path=None, as_json=args.json)
+    if not args.virtual and (args.chunk_bytes is not None or args.no_checksum or args.format != "kerchunk"):
+        bad = UsageError("--format, --chunk-bytes and --no-checksum apply to --virtual only; add --virtual")
         return report_error(bad, command="migrate", path=None, as_json=args.json)
     main = threading.current_thread() is threading.main_thread()  # signal handlers live in the main thread
     previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
@@ -120,4 +143,8 @@ def _migrate(args: argparse.Namespace) -> MigrationReport:
         max_memory=args.max_memory,
         recheck=args.recheck,
         durable=args.durable,
+        virtual=args.virtual,
+        format=args.format,
+        chunk_bytes=args.chunk_bytes,
+        checksum=not args.no_checksum,
     )

@@ -46,6 +46,10 @@ class Job:
     """Replace the destination: an earlier run converted a source or layout that has since changed."""
     recheck: dict[str, Any] | None = None
     """The record of an earlier conversion whose destination is to be read back against its checksum."""
+    virtual: bool = False
+    """Reference the file in place (a virtual migration) instead of converting it."""
+    checksum: bool = True
+    """For a virtual job: checksum the file's content (False: metadata only)."""
 
 
 def open_source(path: str | os.PathLike[str], meta: ArrayMeta, offset: int, own_sidecar: bool) -> ArrayStore:
@@ -171,6 +175,8 @@ def _reopen_error(job: Job) -> ArrayStoreError | None:
 
 def run_job(job: Job) -> FileRecord:
     """Convert one file; every foreseen error becomes a ``failed`` record rather than an exception."""
+    if job.virtual:
+        return run_virtual_job(job)
     from ..conversion import convert
 
     t0 = time.perf_counter()
@@ -218,4 +224,26 @@ def run_job(job: Job) -> FileRecord:
             return _record(job, "failed", t0, error=_error(full))
         return _record(job, "failed", t0, error=_error(exc))
     except ArrayStoreError as exc:
+        return _record(job, "failed", t0, error=_error(exc))
+
+
+def run_virtual_job(job: Job) -> FileRecord:
+    """Reference one file instead of converting it: a ``converted`` record with its content checksum."""
+    from ..virtual._migrate import check_inside, file_checksum
+    from ..virtual.refs import check_expressible
+
+    t0 = time.perf_counter()
+    try:
+        check_expressible(ArrayMeta.from_dict(job.meta).dtype)
+        check_inside(Path(job.src_path), job.source)
+        changed = _unchanged(job)
+        if changed is None and job.checksum:
+            digest = file_checksum(job.src_path)
+            changed = _unchanged(job)
+        else:
+            digest = None
+        if changed is not None:
+            return _record(job, "failed", t0, error={"type": "SourceChangedError", "message": changed})
+        return _record(job, "converted", t0, source_checksum=digest, note="referenced in place (virtual)")
+    except (OSError, ArrayStoreError) as exc:
         return _record(job, "failed", t0, error=_error(exc))

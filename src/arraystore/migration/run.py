@@ -42,6 +42,8 @@ __all__ = [
 REPORT_NAME = "migration-report.json"
 SUMMARY_NAME = "migration-summary.txt"
 SUGGESTED_RULES_NAME = "rules-suggested.toml"
+#: The ``to``/backend recorded by a virtual migration (its store: ``DST/virtual.json`` or ``DST/virtual.icechunk``).
+VIRTUAL = "virtual"
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ class _Planner:
     ) -> None:
         self.src, self.dst, self.backend, self.rules = src, dst, backend, rules
         self.previous, self.job_options, self.recheck = previous, job_options, recheck
+        self.virtual: dict[str, bool] = {}
+        """``virtual`` and ``checksum`` of a virtual migration's jobs."""
         self.jobs: list[Job] = []
         self.done: list[FileRecord] = []
         self.undetermined: list[Resolution] = []
@@ -135,8 +139,11 @@ class _Planner:
             for n, r in self.previous.items()
             if r.destination and r.backend == self.backend and r.status in ("converted", "skipped")
         }
-        dests = destination_names(names, default_suffix(self.backend), prev_dest)  # type: ignore[arg-type]
-        refused = overlapping_outputs(dests, self.src, self.dst)
+        if self.backend == VIRTUAL:  # one array per file, named as the file: no output files to collide
+            dests, refused = {n: n for n in names}, {}
+        else:
+            dests = destination_names(names, default_suffix(self.backend), prev_dest)  # type: ignore[arg-type]
+            refused = overlapping_outputs(dests, self.src, self.dst)
         for name in names:
             if name in refused:
                 self._refuse(name, dests[name], UnsafeInputError(f"{self.src / name}: {refused[name]}"))
@@ -222,7 +229,7 @@ class _Planner:
                 )
                 return
         meta = res.meta
-        if not backend_class(self.backend).holds_attrs:  # e.g. .npy: the provenance stays in the manifest
+        if self.backend != VIRTUAL and not backend_class(self.backend).holds_attrs:  # e.g. .npy: the provenance stays in the manifest
             meta = meta.replace(attrs={})
         self.jobs.append(
             Job(
@@ -237,6 +244,8 @@ class _Planner:
                 recheck=recheck,
                 **base,
                 options=self.job_options,
+                virtual=self.virtual.get("virtual", False),
+                checksum=self.virtual.get("checksum", True),
             )
         )
 
@@ -373,6 +382,10 @@ def migrate(
     max_memory: int | str = "256MiB",
     recheck: bool = False,
     durable: bool = False,
+    virtual: bool = False,
+    format: str = "kerchunk",  # noqa: A002 (the documented keyword)
+    chunk_bytes: int | str | None = None,
+    checksum: bool = True,
 ) -> MigrationReport:
     """Convert a legacy archive of raw files into self-describing arrays, file by file, resumably.
 
@@ -402,8 +415,8 @@ def migrate(
     compression
         Destination compression (zarr, hdf5), e.g. ``"zstd"``; default uncompressed.
     workers
-        Worker processes converting files in parallel; default one per CPU; ``1`` runs in
-        this process. With ``scheduler="local"``, the number of Dask workers (default 2).
+        Worker processes converting files in parallel; default one per CPU (a virtual
+        migration: this process); ``1`` runs in this process. With ``scheduler="local"``, the number of Dask workers (default 2).
     scheduler
         Run on Dask: a scheduler address, a ``distributed.Client``, or ``"local"`` for a
         ``LocalCluster``. Workers must see both folders at the same paths.
@@ -422,6 +435,20 @@ def migrate(
     durable
         fsync every manifest line and every conversion (slower; survives power loss, not
         only a killed process).
+    virtual
+        Copy nothing: write a Zarr v3 hierarchy whose chunks are byte-range references into
+        the original files (one array per file, at the file's relative path), as
+        ``DST/virtual.json`` (``format="kerchunk"``) or ``DST/virtual.icechunk``
+        (``format="icechunk"``). ``to``, ``compression`` and ``verify`` do not apply; a file
+        whose dtype Zarr cannot express fails with the reason. See "Virtual migration" in
+        ``docs/migration.md``.
+    format
+        The virtual store's format: ``"kerchunk"`` or ``"icechunk"``.
+    chunk_bytes
+        Target size of one chunk reference (bytes or ``"16MiB"``; default 16 MiB).
+    checksum
+        Record each referenced file's ``xxh3_128`` content checksum (one sequential read);
+        False records size and modification time only.
 
     Returns
     -------
@@ -449,18 +476,25 @@ def migrate(
     t0 = time.perf_counter()
     src, dst = Path(src_dir), Path(dst_dir)
     _check_dirs(src, dst)
-    if to not in backend_names():
+    target_bytes = 0
+    if virtual:
+        to, target_bytes = VIRTUAL, _virtual_options(format, chunk_bytes)
+    elif to not in backend_names():
         raise MetadataError(f"expected to= one of {', '.join(backend_names())}, found {to!r}")
-    backend_class(to)  # a missing optional library fails here, before any work
+    else:
+        backend_class(to)  # a missing optional library fails here, before any work
     rule_set = combine_rules(rules)
     manifest = Manifest(dst / MANIFEST_NAME, durable=durable)
     previous = manifest.read()
     found = discover(src, include, exclude, skip=dst)
-    nworkers = 1 if workers is None and scheduler is None and dry_run else (workers or os.cpu_count() or 1)
+    # A virtual migration reads each file once, sequentially: worker processes cost more than they save.
+    in_process = workers is None and scheduler is None and (dry_run or virtual)
+    nworkers = 1 if in_process else (workers or os.cpu_count() or 1)
     job_options = ConvertOptions.from_mapping(
         {"compression": compression, "verify": verify, "max_memory": max_memory, "durable": durable, "workers": 1}
     )
     planner = _Planner(src, dst, to, rule_set, previous, job_options, recheck)
+    planner.virtual = {"virtual": virtual, "checksum": checksum}
     planner.plan(found.data, found.broken_headers)
     report = MigrationReport(
         src=str(src),
@@ -492,6 +526,8 @@ def migrate(
             raise
         try:
             _run_jobs(planner, manifest, records, nworkers, scheduler, progress)
+            if virtual:
+                _write_virtual(planner, records, src, dst, format, target_bytes, durable)
         except (KeyboardInterrupt, StorageFullError) as exc:
             stopped = exc  # the manifest and reports of what was done are still written below
     if rule_set is not None:
@@ -514,6 +550,30 @@ def migrate(
     if stopped is not None:
         raise stopped
     return report
+
+
+def _virtual_options(fmt: str, chunk_bytes: int | str | None) -> int:
+    """Check a virtual migration's options and libraries before any work; the target chunk size."""
+    from ..conversion._plan import parse_size
+    from ..virtual import require
+    from ..virtual.refs import DEFAULT_CHUNK_BYTES
+
+    require(fmt)
+    size = DEFAULT_CHUNK_BYTES if chunk_bytes is None else parse_size(chunk_bytes)
+    if size < 1:
+        raise MetadataError(f"expected chunk_bytes of at least 1 byte, found {chunk_bytes!r}")
+    return size
+
+
+def _write_virtual(
+    planner: _Planner, records: dict[str, FileRecord], src: Path, dst: Path, fmt: str, chunk_bytes: int, durable: bool
+) -> None:
+    from ..virtual._migrate import write_store
+
+    entries = [(j, records[j.source]) for j in planner.jobs if records.get(j.source) is not None]
+    entries = [(j, r) for j, r in entries if r.status == "converted"]
+    attrs = {"arraystore.virtual_migration": {"format": fmt, "chunk_bytes": chunk_bytes, "files": len(entries)}}
+    write_store(dst, src, fmt, entries, chunk_bytes=chunk_bytes, attrs=attrs, durable=durable)
 
 
 def _kept(src: Path, name: str) -> bool:

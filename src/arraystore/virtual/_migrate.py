@@ -1,0 +1,91 @@
+"""The virtual side of ``migrate(..., virtual=True)``: the checks and checksum of one file, and the store.
+
+The discovery, resolution, manifest, reports and jobs are :mod:`arraystore.migration`'s
+(``migration._job.run_virtual_job``); this module writes what they found.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ..checksums import StreamHasher
+from ..errors import MetadataError, UnsafeInputError
+from ..meta import ArrayMeta
+from .refs import DEFAULT_CHUNK_BYTES, VirtualArray
+
+__all__ = ["FORMATS", "STORE_NAMES", "check_inside", "file_checksum", "store_path", "write_store"]
+
+Format = Literal["kerchunk", "icechunk"]
+FORMATS: tuple[str, ...] = ("kerchunk", "icechunk")
+#: Name of the virtual store inside the destination folder, by format.
+STORE_NAMES = {"kerchunk": "virtual.json", "icechunk": "virtual.icechunk"}
+_READ = 8 << 20
+
+
+def store_path(dst: str | os.PathLike[str], fmt: str) -> Path:
+    """Where a virtual migration into ``dst`` writes its store."""
+    return Path(dst) / STORE_NAMES[fmt]
+
+
+def file_checksum(path: str | os.PathLike[str]) -> dict[str, str]:
+    """``xxh3_128`` of a file's whole content, read once sequentially."""
+    h = StreamHasher()
+    buf = bytearray(_READ)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            h.update(np.frombuffer(view[:n], dtype=np.uint8))
+    return h.result()
+
+
+def check_inside(path: Path, name: str) -> None:
+    """Refuse a file whose resolved path (symbolic links followed) leaves the archive root."""
+    root = path.parents[len(Path(name).parts) - 1].resolve()
+    target = path.resolve()
+    if root not in target.parents:
+        raise UnsafeInputError(
+            f"{path}: resolves to {target}, outside the archive root {root}; a reference must stay inside the archive"
+        )
+
+
+def write_store(
+    dst: Path,
+    src: Path,
+    fmt: str,
+    entries: Sequence[tuple[Any, Any]],
+    *,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    attrs: dict[str, Any] | None = None,
+    durable: bool = False,
+) -> Path:
+    """Write the virtual store of every ``(job, converted record)`` pair; returns its path."""
+    arrays = [
+        VirtualArray.from_meta(
+            job.source,
+            job.source,
+            ArrayMeta.from_dict(job.meta),
+            job.offset,
+            size=job.size,
+            mtime_ns=job.mtime_ns,
+            checksum=rec.source_checksum,
+            chunk_bytes=chunk_bytes,
+        )
+        for job, rec in sorted(entries, key=lambda e: e[0].source)
+    ]
+    out = store_path(dst, fmt)
+    if fmt == "kerchunk":
+        from .kerchunk import write_kerchunk
+
+        write_kerchunk(out, arrays, src, attrs=attrs, durable=durable)
+    elif fmt == "icechunk":
+        from .icechunk import write_icechunk
+
+        write_icechunk(out, arrays, src, attrs=attrs)
+    else:
+        raise MetadataError(f"expected a virtual format among {', '.join(FORMATS)}, found {fmt!r}")
+    return out

@@ -1,0 +1,144 @@
+"""Kerchunk-style reference file (fsspec ``ReferenceFileSystem``, version 1) holding a Zarr v3 hierarchy.
+
+Layout::
+
+    {"version": 1,
+     "templates": {"root": "file:///abs/archive"},
+     "refs": {"zarr.json": "<group metadata>",
+              "a/scan.dat/zarr.json": "<array metadata>",
+              "a/scan.dat/c/0/0": ["{{root}}/a/scan.dat", offset, length], ...}}
+
+Every reference names its file relative to the archive root through the ``root`` template:
+moving the archive, pass the new root at read time (``template_overrides={"root": ...}``
+to fsspec, ``root=`` to :func:`open_kerchunk`). Any Zarr v3 reader over fsspec reads it::
+
+    fs = fsspec.filesystem("reference", fo="virtual.json", remote_protocol="file", asynchronous=True)
+    group = zarr.open_group(zarr.storage.FsspecStore(fs, read_only=True), mode="r")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .. import _fsutil
+from ..errors import MetadataError, UnsafeInputError
+from .refs import VirtualArray, hierarchy_metadata
+
+__all__ = ["MAX_REFERENCE_BYTES", "ROOT_TEMPLATE", "open_kerchunk", "read_references", "write_kerchunk"]
+
+#: Largest reference file read (bytes): like every metadata file arraystore reads, it is bounded.
+MAX_REFERENCE_BYTES = 256 << 20
+ROOT_TEMPLATE = "{{root}}"
+
+
+def references(arrays: Sequence[VirtualArray], root: str | os.PathLike[str], attrs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The reference document of ``arrays`` (see the module docstring)."""
+    refs: dict[str, Any] = {
+        k: json.dumps(v) for k, v in hierarchy_metadata(arrays, attrs, consolidated=True).items()
+    }
+    for arr in arrays:
+        url = f"{ROOT_TEMPLATE}/{arr.source}"
+        for ref in arr.refs():
+            refs[f"{arr.path}/{ref.key}"] = [url, ref.offset, ref.length]
+    return {"version": 1, "templates": {"root": Path(root).resolve().as_uri()}, "refs": refs}
+
+
+def write_kerchunk(
+    path: str | os.PathLike[str],
+    arrays: Sequence[VirtualArray],
+    root: str | os.PathLike[str],
+    *,
+    attrs: dict[str, Any] | None = None,
+    durable: bool = False,
+) -> None:
+    """Write the reference file atomically (a reader never sees half of it)."""
+    doc = references(arrays, root, attrs)
+    _fsutil.atomic_write_bytes(Path(path), json.dumps(doc, separators=(",", ":")).encode(), durable=durable)
+
+
+def read_references(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Read a reference file (bounded), with every reference checked to stay inside the archive root.
+
+    Parameters
+    ----------
+    path
+        The reference file.
+    root
+        The archive root the references are resolved against; default the one recorded in
+        the file. A file moved with its archive is read with the archive's new root.
+
+    Returns
+    -------
+    dict
+        The document with ``templates["root"]`` set to ``root``.
+
+    Raises
+    ------
+    MetadataError
+        The file is missing, over :data:`MAX_REFERENCE_BYTES`, or not a version-1 reference document.
+    UnsafeInputError
+        A reference names a file outside the root (an absolute URL, ``..``, or a symbolic link
+        leading out), or inline/unknown templates that could do so.
+    """
+    doc = _fsutil.read_json_file(path, MAX_REFERENCE_BYTES, "kerchunk reference document")
+    if doc is None:
+        raise MetadataError(f"{path}: no such reference file; pass the .json a virtual migration wrote")
+    if not isinstance(doc, dict) or doc.get("version") != 1 or not isinstance(doc.get("refs"), dict):
+        raise MetadataError(f"{path}: expected a version-1 kerchunk reference document (refs), found something else")
+    templates = doc.get("templates") or {}
+    if not isinstance(templates, dict) or set(templates) - {"root"} or doc.get("gen"):
+        raise UnsafeInputError(f"{path}: expected only the 'root' template and no generators, found {sorted(templates)}")
+    if root is None:
+        recorded = str(templates.get("root", ""))
+        if not recorded.startswith("file://"):
+            raise UnsafeInputError(f"{path}: expected a file:// archive root, found {recorded!r}; pass root=")
+        root_path = Path(recorded[len("file://") :])
+    else:
+        root_path = Path(root)
+    real_root = root_path.resolve()
+    checked: dict[str, Path] = {}
+    for key, value in doc["refs"].items():
+        if isinstance(value, str):
+            continue  # inline metadata or data
+        if not isinstance(value, list) or not value or not isinstance(value[0], str):
+            raise MetadataError(f"{path}: reference {key!r} is not [url, offset, length]")
+        url = value[0]
+        if url not in checked:
+            checked[url] = _inside(url, real_root, path)
+    doc["templates"] = {"root": real_root.as_uri()}
+    return dict(doc)
+
+
+def _inside(url: str, real_root: Path, named_by: str | os.PathLike[str]) -> Path:
+    prefix = ROOT_TEMPLATE + "/"
+    if not url.startswith(prefix):
+        raise UnsafeInputError(f"{named_by}: reference {url!r} does not start with {prefix!r}; refused (it could read any file)")
+    rel = url[len(prefix) :]
+    if rel.startswith("/") or any(p in ("", "..") for p in rel.split("/")):
+        raise UnsafeInputError(f"{named_by}: reference {url!r} leaves the archive root; refused")
+    target = (real_root / rel).resolve()
+    if target != real_root and real_root not in target.parents:
+        raise UnsafeInputError(
+            f"{named_by}: reference {url!r} resolves to {target}, outside the archive root {real_root} "
+            "(a symbolic link leads out); refused"
+        )
+    return target
+
+
+def open_kerchunk(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Any:
+    """A read-only ``zarr`` group over a reference file, after the checks of :func:`read_references`."""
+    import fsspec
+    import zarr
+
+    doc = read_references(path, root)
+    fs = fsspec.filesystem(
+        "reference", fo=doc, remote_protocol="file", asynchronous=True, skip_instance_cache=True
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        return zarr.open_group(zarr.storage.FsspecStore(fs, read_only=True, path=""), mode="r")
