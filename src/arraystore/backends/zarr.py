@@ -222,6 +222,17 @@ class ZarrStore(ArrayStore):
         return ", ".join(_codec_text(c) for c in codecs) or None
 
     @property
+    def zarr_array(self) -> Any:
+        """The open ``zarr.Array`` (for what arraystore does not wrap, e.g. the conversion's own chunk writes)."""
+        self._check_open()
+        return self._arr
+
+    @property
+    def stored_dtype(self) -> np.dtype[Any]:
+        """The dtype zarr holds the values as (see :attr:`encoding`)."""
+        return self._stored
+
+    @property
     def zarr_format(self) -> int:
         """2 or 3."""
         return int(self._arr.metadata.zarr_format)
@@ -391,13 +402,17 @@ class ZarrStore(ArrayStore):
         return result if result.shape == shape else result.reshape(shape)
 
     def _write(self, sel: Selection, value: np.ndarray[Any, Any]) -> None:
+        self._before_write()
+        with zarr_errors(self.path):
+            self._arr[sel] = encode(value, self._stored, self._encoding)
+
+    def _before_write(self) -> None:
+        """Flag an array written in place as incomplete before its first chunk changes."""
         if not self._dirty:
             self._dirty = True
             if self._staged is None:
                 self._reserved["incomplete"] = True
                 self._write_attrs(dict(self._meta.attrs))
-        with zarr_errors(self.path):
-            self._arr[sel] = encode(value, self._stored, self._encoding)
 
     def _set_attrs(self, attrs: dict[str, Any]) -> None:
         if RESERVED_ATTR in attrs:

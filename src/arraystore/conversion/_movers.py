@@ -19,7 +19,6 @@ from ..checksums import block_digest
 from ..errors import ArrayStoreError, NotMemoryMappableError
 from ..store import ArrayStore
 from ._fastpath import DROP_BEHIND_MIN, DropBehindWriter, copy_range, drop_cache, pread_into, pwrite_all
-from ._hdf5_direct import DirectChunkWriter
 from ._plan import ConversionPlan
 
 __all__ = ["BlockMover", "ByteMover", "DirectChunkMover", "Progress", "byte_range", "mapped_region", "progress_bar"]
@@ -147,11 +146,20 @@ class BlockMover:
         self._src_fd = self._dst_fd = None
 
 
+class ChunkWriter(Protocol):
+    """Writes whole-chunk blocks itself (:class:`DirectChunkWriter`, :class:`ZarrChunkWriter`)."""
+
+    def write(self, sel: tuple[slice, ...], block: np.ndarray[Any, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class DirectChunkMover(BlockMover):
-    """Blocks of a deflated HDF5 destination: chunks compressed on a pool, written with write_direct_chunk."""
+    """Blocks whose chunks are encoded on a pool and written by us: a deflated HDF5 dataset
+    (``write_direct_chunk``), a Zarr array (whole chunk objects)."""
 
     def __init__(self, src: ArrayStore, dst: ArrayStore, plan: ConversionPlan, src_region: tuple[str, int] | None,
-                 dst_region: tuple[str, int] | None, direct: DirectChunkWriter) -> None:
+                 dst_region: tuple[str, int] | None, direct: ChunkWriter) -> None:
         super().__init__(src, dst, plan, src_region, dst_region)
         self._direct = direct
         before_write = getattr(dst, "_before_write", None)  # sets the "incomplete" flag of in-place datasets

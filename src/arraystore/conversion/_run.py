@@ -36,6 +36,7 @@ from ._plan import (
     writer_threads,
 )
 from ._report import ConversionReport
+from ._zarr_direct import ZarrChunkWriter, zarr_direct_array
 
 __all__ = ["COPY_BLOCK", "run_conversion"]
 
@@ -67,6 +68,8 @@ class _Conversion:
         self.overwrite = options.overwrite
         self.progress = progress
         self._src_region = mapped_region(src)
+        self._zarr_direct = False  # set by run(): the destination's chunks are encoded and written here
+        self._chunks_may_exist = True
 
     # -- planning ----------------------------------------------------------
 
@@ -147,6 +150,11 @@ class _Conversion:
                 plan = self._plan(None, None, "blocks", [*notes, "destination has no contiguous byte range yet"])
                 journal.restart(plan.key(), enabled=_resumable(plan))
             direct = direct_pipeline(dst, src.dtype) if plan.method == "blocks" else None
+            self._zarr_direct = plan.method == "blocks" and direct is None and zarr_direct_array(dst) is not None
+            self._chunks_may_exist = reuse
+            if self._zarr_direct:
+                plan = dataclasses.replace(plan, notes=(*plan.notes, (
+                    f"chunks encoded by the array's codecs on {self.workers} threads and written as whole objects")))
             if direct is not None:
                 plan = dataclasses.replace(plan, notes=(*plan.notes, (
                     f"chunks {'shuffled and ' if direct[0] else ''}deflated (level {direct[1]}) by {self.workers} "
@@ -223,6 +231,9 @@ class _Conversion:
         if direct is not None:
             mover = DirectChunkMover(self.src, dst, plan, self._src_region, None,
                                       DirectChunkWriter(dst, *direct, workers=self.workers))
+        elif self._zarr_direct:
+            mover = DirectChunkMover(self.src, dst, plan, self._src_region, None,
+                                      ZarrChunkWriter(dst, self.workers, may_exist=self._chunks_may_exist))
         else:
             mover = (ByteMover if plan.method != "blocks" else BlockMover)(self.src, dst, plan, self._src_region,
                                                                              dst_region)
