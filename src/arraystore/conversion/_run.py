@@ -230,15 +230,19 @@ class _Conversion:
         mover: BlockMover
         if direct is not None:
             mover = DirectChunkMover(self.src, dst, plan, self._src_region, None,
-                                      DirectChunkWriter(dst, *direct, workers=self.workers))
+                                      DirectChunkWriter(dst, *direct, workers=self.workers), durable=self.durable)
         elif self._zarr_direct:
             mover = DirectChunkMover(self.src, dst, plan, self._src_region, None,
-                                      ZarrChunkWriter(dst, self.workers, may_exist=self._chunks_may_exist))
+                                      ZarrChunkWriter(dst, self.workers, may_exist=self._chunks_may_exist),
+                                      durable=self.durable)
         else:
             mover = (ByteMover if plan.method != "blocks" else BlockMover)(self.src, dst, plan, self._src_region,
-                                                                             dst_region)
+                                                                             dst_region, durable=self.durable)
+        report.plan.setdefault("notes", []).append(f"page cache: {mover.regime}")
+        # A kernel copy runs inline; a buffered copy overlaps its next read with one write in flight.
+        threads = {"kernel-copy": 0, "buffered-copy": 1}.get(plan.method, plan.workers)
         try:
-            with BlockPipeline(0 if plan.workers <= 1 and plan.method != "blocks" else plan.workers, finished) as pipe:
+            with BlockPipeline(threads, finished) as pipe:
                 first = True
                 for i, sel in enumerate(plan.blocks):
                     if i in journal.done:
