@@ -29,6 +29,7 @@ from ._fastpath import (
     pwrite_all,
 )
 from ._plan import ConversionPlan
+from ._zarr_direct import ZarrChunkReader, zarr_readable_array
 
 __all__ = [
     "COPY_BUFFERS",
@@ -105,8 +106,11 @@ class BlockMover:
 
     def __init__(self, src: ArrayStore, dst: ArrayStore, plan: ConversionPlan,
                  src_region: tuple[str, int] | None, dst_region: tuple[str, int] | None, *,
-                 durable: bool = False) -> None:
+                 durable: bool = False, workers: int = 1) -> None:
         self.src, self.dst, self.plan = src, dst, plan
+        # A Zarr source (not a byte range) whose chunks we can decode: fetched and decoded on ``workers`` threads.
+        self._chunk_reader = (ZarrChunkReader(src, workers)
+                              if src_region is None and zarr_readable_array(src, "_decode_sync") is not None else None)
         self.dtype = src.dtype
         self.regime: CacheRegime = cache_regime(plan.nbytes, available_memory(), durable)
         self._drop = self.regime == "drop-behind"  # outputs that fit in memory leave the page cache alone
@@ -116,6 +120,11 @@ class BlockMover:
         self._dst_fd = os.open(self._dst_region[0], os.O_RDWR) if self._dst_region else None
         self._writer = (DropBehindWriter(self._dst_fd, enabled=self.regime != "page-cache", drop=self._drop)
                         if self._dst_fd is not None else None)
+
+    @property
+    def reads_chunks(self) -> bool:
+        """True when source blocks are read by decoding the source's chunks here (a Zarr source)."""
+        return self._chunk_reader is not None
 
     def as_array(self, data: np.ndarray[Any, Any], sel: tuple[slice, ...]) -> np.ndarray[Any, Any]:
         return data
@@ -128,6 +137,8 @@ class BlockMover:
         src = self.src
         rng = byte_range(sel, src.shape, src.order, src.dtype.itemsize) if self._src_fd is not None else None
         if rng is None or self._src_region is None or self._src_fd is None:
+            if self._chunk_reader is not None:
+                return self._chunk_reader.read(sel)
             return np.asarray(src[sel])
         off, n = rng
         shape = tuple(s.stop - s.start for s in sel)
@@ -156,6 +167,8 @@ class BlockMover:
         return i, block.nbytes, digest
 
     def finish(self) -> None:
+        if self._chunk_reader is not None:
+            self._chunk_reader.close()
         if self._writer is not None:
             self._writer.finish()
         for fd in (self._src_fd, self._dst_fd):
@@ -177,8 +190,9 @@ class DirectChunkMover(BlockMover):
     (``write_direct_chunk``), a Zarr array (whole chunk objects)."""
 
     def __init__(self, src: ArrayStore, dst: ArrayStore, plan: ConversionPlan, src_region: tuple[str, int] | None,
-                 dst_region: tuple[str, int] | None, direct: ChunkWriter, *, durable: bool = False) -> None:
-        super().__init__(src, dst, plan, src_region, dst_region, durable=durable)
+                 dst_region: tuple[str, int] | None, direct: ChunkWriter, *, durable: bool = False,
+                 workers: int = 1) -> None:
+        super().__init__(src, dst, plan, src_region, dst_region, durable=durable, workers=workers)
         self._direct = direct
         before_write = getattr(dst, "_before_write", None)  # sets the "incomplete" flag of in-place datasets
         if before_write is not None:
@@ -206,8 +220,8 @@ class ByteMover(BlockMover):
 
     def __init__(self, src: ArrayStore, dst: ArrayStore, plan: ConversionPlan,
                  src_region: tuple[str, int] | None, dst_region: tuple[str, int] | None, *,
-                 durable: bool = False) -> None:
-        super().__init__(src, dst, plan, src_region, dst_region, durable=durable)
+                 durable: bool = False, workers: int = 1) -> None:
+        super().__init__(src, dst, plan, src_region, dst_region, durable=durable, workers=workers)
         assert self._src_region is not None and self._dst_region is not None
         size = plan.blocks.block_bytes if plan.method == "buffered-copy" else 0
         self._bufs = [np.empty(size, np.uint8) for _ in range(COPY_BUFFERS if size else 1)]

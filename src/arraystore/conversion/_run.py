@@ -230,15 +230,20 @@ class _Conversion:
         mover: BlockMover
         if direct is not None:
             mover = DirectChunkMover(self.src, dst, plan, self._src_region, None,
-                                      DirectChunkWriter(dst, *direct, workers=self.workers), durable=self.durable)
+                                      DirectChunkWriter(dst, *direct, workers=self.workers), durable=self.durable,
+                                      workers=self.workers)
         elif self._zarr_direct:
             mover = DirectChunkMover(self.src, dst, plan, self._src_region, None,
                                       ZarrChunkWriter(dst, self.workers, may_exist=self._chunks_may_exist),
-                                      durable=self.durable)
+                                      durable=self.durable, workers=self.workers)
         else:
             mover = (ByteMover if plan.method != "blocks" else BlockMover)(self.src, dst, plan, self._src_region,
-                                                                             dst_region, durable=self.durable)
-        report.plan.setdefault("notes", []).append(f"page cache: {mover.regime}")
+                                                                             dst_region, durable=self.durable,
+                                                                             workers=self.workers)
+        notes = report.plan.setdefault("notes", [])
+        notes.append(f"page cache: {mover.regime}")
+        if mover.reads_chunks:
+            notes.append(f"source chunks fetched and decoded by the array's codecs on {self.workers} threads")
         # A kernel copy runs inline; a buffered copy overlaps its next read with one write in flight.
         threads = {"kernel-copy": 0, "buffered-copy": 1}.get(plan.method, plan.workers)
         try:
