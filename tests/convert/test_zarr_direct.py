@@ -227,7 +227,7 @@ def test_zarr_source_decoded_here_converts_exactly(tmp_path: Path, shards: tuple
     src = write_source(tmp_path / "a.zarr", data, order=order, chunks=(4, 6), shards=shards, compression="zstd:1")
     for dst in ("b.npy", "b.h5"):
         report = arraystore.convert(src, str(tmp_path / dst), max_memory=16384, verify=True)
-        assert any("source chunks fetched and decoded" in n for n in report.plan["notes"]), report.plan["notes"]
+        assert any("source chunks fetched and decoded here" in n for n in report.plan["notes"]), report.plan["notes"]
         back = arraystore.open(str(tmp_path / dst))[...]
         assert back.dtype == data.dtype and back.tobytes() == data.tobytes()
 
@@ -246,5 +246,5 @@ def test_tensorstore_written_source(tmp_path: Path) -> None:
                   chunk_layout=ts.ChunkLayout(write_chunk_shape=[8, 16])).result()
     arr.write(data).result()
     report = arraystore.convert(path, str(tmp_path / "b.npy"), verify=True)
-    assert any("source chunks fetched and decoded" in n for n in report.plan["notes"])
+    assert any("source chunks fetched and decoded here" in n for n in report.plan["notes"])
     assert np.load(tmp_path / "b.npy").tobytes() == data.tobytes()

@@ -28,6 +28,7 @@ from ._fastpath import (
     pread_into,
     pwrite_all,
 )
+from ._hdf5_direct import DirectChunkReader, direct_pipeline
 from ._plan import ConversionPlan
 from ._zarr_direct import ZarrChunkReader, zarr_readable_array
 
@@ -109,8 +110,11 @@ class BlockMover:
                  durable: bool = False, workers: int = 1) -> None:
         self.src, self.dst, self.plan = src, dst, plan
         # A Zarr source (not a byte range) whose chunks we can decode: fetched and decoded on ``workers`` threads.
-        self._chunk_reader = (ZarrChunkReader(src, workers)
-                              if src_region is None and zarr_readable_array(src, "_decode_sync") is not None else None)
+        self._chunk_reader: ZarrChunkReader | DirectChunkReader | None = None
+        if src_region is None and zarr_readable_array(src, "_decode_sync") is not None:
+            self._chunk_reader = ZarrChunkReader(src, workers)
+        elif src_region is None and (deflated := direct_pipeline(src, src.dtype)) is not None:
+            self._chunk_reader = DirectChunkReader(src, deflated[0], workers)
         self.dtype = src.dtype
         self.regime: CacheRegime = cache_regime(plan.nbytes, available_memory(), durable)
         self._drop = self.regime == "drop-behind"  # outputs that fit in memory leave the page cache alone

@@ -243,7 +243,7 @@ class _Conversion:
         notes = report.plan.setdefault("notes", [])
         notes.append(f"page cache: {mover.regime}")
         if mover.reads_chunks:
-            notes.append(f"source chunks fetched and decoded by the array's codecs on {self.workers} threads")
+            notes.append(f"source chunks fetched and decoded here on {self.workers} threads")
         # A kernel copy runs inline; a buffered copy overlaps its next read with one write in flight.
         threads = {"kernel-copy": 0, "buffered-copy": 1}.get(plan.method, plan.workers)
         try:
