@@ -2,13 +2,27 @@
 
 One command::
 
-    python tools/bench_convert.py --size 1GiB --data random --runs 3 [--dir /tmp/bench] [--only cp,as_raw_npy]
+    python tools/bench_convert.py --size 1GiB --data random --runs 3 [--regime cold|cache|big] [--dir /tmp/bench]
+                                  [--only cp,as_raw_npy] [--markdown table.md]
 
-Every operation runs in a fresh process (``--_op``), after the source was dropped
-from the page cache (fsync + ``posix_fadvise(DONTNEED)``); its time includes an
-``os.sync()`` of what it wrote, so page-cache buffering cannot flatter it. The
-table shows the median throughput of ``--runs`` runs (source bytes per second),
-the ratio to ``cp`` and the peak private memory (``RssAnon``, sampled every 20 ms).
+Every operation runs in a fresh process (``--_op``). ``--regime`` says how:
+
+* ``cold`` (default): the source is dropped from the page cache first (fsync +
+  ``posix_fadvise(DONTNEED)``) and the time includes an ``os.sync()`` of what was
+  written, so page-cache buffering cannot flatter anyone;
+* ``cache``: the source is read once beforehand and nothing is synced inside the
+  timing (a sync runs between runs, untimed); ``cp`` without sync is the peer, and
+  ``cp_fsync`` / ``as_raw_npy_durable`` compare ``cp && sync FILE`` with ``durable=True``.
+  Use a size below a quarter of the available memory;
+* ``big``: like ``cold``, but every operation (peers and arraystore alike) runs inside
+  a memory cgroup limited to ``--memory-limit`` (default a third of the data): cgroup
+  v1 ``/sys/fs/cgroup/memory/<name>`` with ``memory.limit_in_bytes``, else cgroup v2
+  ``memory.max``; without a writable one the run stops with a message.
+
+The table shows the median throughput of ``--runs`` runs (source bytes per second),
+the ratio to ``cp`` and the peak private memory (``RssAnon``, sampled every 20 ms);
+its header gives the regime and the load average before and after (figures taken
+with a load above ~1.5 on a 2-core machine measure the other processes, not this).
 The data is float32 of shape ``(size / 16 KiB, 4096)``; chunked formats use 4 MiB
 chunks of 256 whole rows. TensorStore is skipped when not installed.
 """
@@ -16,6 +30,7 @@ chunks of 256 whole rows. TensorStore is skipped when not installed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -35,7 +50,8 @@ CHUNK_ROWS = 256  # 4 MiB chunks
 SLAB = 64 * 1024 * 1024
 
 OPS = [
-    ("cp", "cp + sync"),
+    ("cp", "cp (+ sync unless --regime cache)"),
+    ("cp_fsync", "cp && sync FILE"),
     ("dropbehind_write", "drop-behind sequential write (from memory)"),
     ("cold_read", "cold sequential read"),
     ("codec_zstd3", "zstd:3 one core (in memory)"),
@@ -51,12 +67,20 @@ OPS = [
     ("zarr_array_memmap", "zarr.create_array(data=memmap), zstd:3"),
     ("dask_to_zarr", "dask from_array(memmap).to_zarr, zstd:3"),
     ("tensorstore_none", "TensorStore zarr3, none"),
+    ("tensorstore_zstd", "TensorStore zarr3, zstd:3"),
+    ("zarr_read_npy", "zarr-python read Zarr(zstd) -> npy"),
+    ("tensorstore_read_npy", "TensorStore read Zarr(zstd) -> npy"),
     ("as_raw_npy", "arraystore raw -> npy"),
+    ("as_raw_npy_durable", "arraystore raw -> npy, durable=True"),
     ("as_npy_raw", "arraystore npy -> raw"),
     ("as_raw_h5", "arraystore raw -> HDF5 contiguous"),
     ("as_raw_h5_gzip", "arraystore raw -> HDF5 gzip:1"),
     ("as_raw_zarr", "arraystore raw -> Zarr none"),
     ("as_raw_zarr_zstd", "arraystore raw -> Zarr zstd:3"),
+    ("as_raw_zarr_blosc", "arraystore raw -> Zarr blosc-lz4"),
+    ("as_raw_zarr_gzip", "arraystore raw -> Zarr gzip:1"),
+    ("as_raw_zarr_zstd_sharded", "arraystore raw -> Zarr zstd:3, 64 MiB shards"),
+    ("as_zarr_npy", "arraystore Zarr(zstd) -> npy"),
     ("as_zarr_h5", "arraystore Zarr(zstd) -> HDF5 contiguous"),
     ("as_h5_zarr", "arraystore HDF5 -> Zarr zstd:3"),
 ]
@@ -73,7 +97,8 @@ def parse_size(text: str) -> int:
 
 
 #: Sources other than src.dat, and the operations that read them (made only when one is selected).
-DERIVED = {"src.npy": ("as_npy_raw",), "src.h5": ("as_h5_zarr",), "src.zarr": ("as_zarr_h5",)}
+DERIVED = {"src.npy": ("as_npy_raw",), "src.h5": ("as_h5_zarr",),
+           "src.zarr": ("as_zarr_h5", "as_zarr_npy", "zarr_read_npy", "tensorstore_read_npy")}
 
 
 def make_source(folder: Path, size: int, kind: str, ops: list[str]) -> tuple[int, int]:
@@ -122,9 +147,12 @@ def drop_cache(path: Path) -> None:
 # -- operations (each in a fresh process) -------------------------------------
 
 
-def run_op(op: str, folder: Path) -> dict[str, Any]:
+def run_op(op: str, folder: Path, sync: bool = True, cgroup: str | None = None) -> dict[str, Any]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from arraystore.conversion._memory import MemorySampler
+
+    if cgroup:  # before any work: this process and its children are charged to the cgroup
+        Path(cgroup, "cgroup.procs").write_text(str(os.getpid()))
 
     src = folder / "src.dat"
     out = folder / "out"
@@ -135,7 +163,8 @@ def run_op(op: str, folder: Path) -> dict[str, Any]:
     with MemorySampler() as mem:
         t0 = time.perf_counter()
         result = OP_FUNCS[op](src, out, shape, folder)
-        os.sync()
+        if sync:
+            os.sync()
         seconds = time.perf_counter() - t0
     if isinstance(result, dict) and "skip" in result:
         return result
@@ -162,6 +191,39 @@ def _memmap(src: Path, shape: tuple[int, ...]) -> np.memmap[Any, Any]:
 
 def op_cp(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
     subprocess.run(["cp", str(src), str(out) + ".dat"], check=True)
+
+
+def op_cp_fsync(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
+    subprocess.run(["cp", str(src), str(out) + ".dat"], check=True)
+    subprocess.run(["sync", str(out) + ".dat"], check=True)
+
+
+def op_zarr_read(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
+    import zarr
+
+    arr = zarr.open_array(str(folder / "src.zarr"), mode="r")
+    o = np.lib.format.open_memmap(str(out) + ".npy", mode="w+", dtype="<f4", shape=shape)
+    step = SLAB // (ROW * 4)
+    for i in range(0, shape[0], step):
+        o[i : i + step] = arr[i : i + step]
+    o.flush()
+    del o
+
+
+def op_tensorstore_read(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> Any:
+    try:
+        import tensorstore as ts  # type: ignore[import-not-found]
+    except ImportError:
+        return {"skip": "tensorstore not installed"}
+    t = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(folder / "src.zarr")}},
+                open=True).result()
+    o = np.lib.format.open_memmap(str(out) + ".npy", mode="w+", dtype="<f4", shape=shape)
+    step = SLAB // (ROW * 4)
+    for i in range(0, shape[0], step):
+        o[i : i + step] = t[i : i + step].read().result()
+    o.flush()
+    del o
+    return None
 
 
 def op_dropbehind(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
@@ -286,12 +348,23 @@ def op_dask_to_zarr(src: Path, out: Path, shape: tuple[int, ...], folder: Path) 
     da.from_array(_memmap(src, shape), chunks=(CHUNK_ROWS, ROW)).to_zarr(arr)  # type: ignore[no-untyped-call]
 
 
-def op_tensorstore(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> Any:
+def _tensorstore_op(zstd: bool) -> Any:
+    def op(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> Any:
+        return op_tensorstore(src, out, shape, folder, zstd=zstd)
+
+    return op
+
+
+def op_tensorstore(src: Path, out: Path, shape: tuple[int, ...], folder: Path, zstd: bool = False) -> Any:
     try:
         import tensorstore as ts  # type: ignore[import-not-found]
     except ImportError:
         return {"skip": "tensorstore not installed"}
-    t = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(out) + ".ts.zarr"}},
+    codecs = [{"name": "bytes", "configuration": {"endian": "little"}}]
+    if zstd:
+        codecs.append({"name": "zstd", "configuration": {"level": 3, "checksum": False}})
+    t = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(out) + ".ts.zarr"},
+                 "metadata": {"codecs": codecs}},
                 create=True, dtype=ts.float32, shape=shape,
                 chunk_layout=ts.ChunkLayout(chunk_shape=[CHUNK_ROWS, ROW])).result()
     m = _memmap(src, shape)
@@ -312,6 +385,7 @@ def _as_op(src_name: str, suffix: str, **kw: Any) -> Any:
 
 OP_FUNCS: dict[str, Any] = {
     "cp": op_cp,
+    "cp_fsync": op_cp_fsync,
     "dropbehind_write": op_dropbehind,
     "cold_read": op_cold_read,
     "codec_zstd3": _codec_op("zstd"),
@@ -326,13 +400,22 @@ OP_FUNCS: dict[str, Any] = {
     "zarr_slab_zstd": _zarr_slab_op(True),
     "zarr_array_memmap": op_zarr_array_memmap,
     "dask_to_zarr": op_dask_to_zarr,
-    "tensorstore_none": op_tensorstore,
+    "tensorstore_none": _tensorstore_op(False),
+    "tensorstore_zstd": _tensorstore_op(True),
+    "zarr_read_npy": op_zarr_read,
+    "tensorstore_read_npy": op_tensorstore_read,
     "as_raw_npy": _as_op("src.dat", ".npy"),
+    "as_raw_npy_durable": _as_op("src.dat", ".npy", durable=True),
     "as_npy_raw": _as_op("src.npy", ".dat"),
     "as_raw_h5": _as_op("src.dat", ".h5"),
     "as_raw_h5_gzip": _as_op("src.dat", ".h5", compression="gzip:1", chunks=(CHUNK_ROWS, ROW)),
     "as_raw_zarr": _as_op("src.dat", ".zarr", chunks=(CHUNK_ROWS, ROW)),
     "as_raw_zarr_zstd": _as_op("src.dat", ".zarr", chunks=(CHUNK_ROWS, ROW), compression="zstd:3"),
+    "as_raw_zarr_blosc": _as_op("src.dat", ".zarr", chunks=(CHUNK_ROWS, ROW), compression="blosc:lz4:5"),
+    "as_raw_zarr_gzip": _as_op("src.dat", ".zarr", chunks=(CHUNK_ROWS, ROW), compression="gzip:1"),
+    "as_raw_zarr_zstd_sharded": _as_op("src.dat", ".zarr", chunks=(CHUNK_ROWS // 4, ROW), shards=(CHUNK_ROWS * 4, ROW),
+                                       compression="zstd:3"),
+    "as_zarr_npy": _as_op("src.zarr", ".npy"),
     "as_zarr_h5": _as_op("src.zarr", ".h5"),
     "as_h5_zarr": _as_op("src.h5", ".zarr", chunks=(CHUNK_ROWS, ROW), compression="zstd:3"),
 }
@@ -351,12 +434,26 @@ def main() -> int:
     ap.add_argument("--dir", default=None, help="working folder (default: a new one under /tmp, removed after)")
     ap.add_argument("--only", default=None, help="comma-separated operation names")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
+    ap.add_argument("--markdown", default=None, help="also write the dated table (for docs/benchmarks.md) here")
+    ap.add_argument("--regime", choices=("cold", "cache", "big"), default="cold")
+    ap.add_argument("--memory-limit", default=None, help="--regime big: the cgroup's limit (default: data / 3)")
     ap.add_argument("--_op", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_nosync", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--_cgroup", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._op:
-        print(json.dumps(run_op(args._op, Path(args.dir))))
+        print(json.dumps(run_op(args._op, Path(args.dir), sync=not args._nosync, cgroup=args._cgroup)))
         return 0
     size = parse_size(args.size)
+    cgroup: Path | None = None
+    if args.regime == "big":
+        limit = parse_size(args.memory_limit) if args.memory_limit else size // 3
+        made = make_cgroup(limit)
+        if isinstance(made, str):
+            print(f"--regime big skipped: {made}", file=sys.stderr)
+            return 2
+        cgroup = made
+    load_before = os.getloadavg()
     keep = args.dir is not None
     folder = Path(args.dir or f"/tmp/arraystore-bench-{os.getpid()}")
     folder.mkdir(parents=True, exist_ok=True)
@@ -373,12 +470,20 @@ def main() -> int:
             runs = []
             for _ in range(args.runs):
                 clean_outputs(folder)
+                os.sync()  # untimed: no write-back of the previous run lands in this one
                 for p in folder.glob("src*"):
-                    drop_cache(p)
-                proc = subprocess.run([sys.executable, __file__, "--_op", name, "--dir", str(folder)],
-                                      capture_output=True, text=True)
+                    warm_cache(p) if args.regime == "cache" else drop_cache(p)
+                cmd = [sys.executable, __file__, "--_op", name, "--dir", str(folder)]
+                if args.regime == "cache":
+                    cmd.append("--_nosync")
+                if cgroup is not None:
+                    cmd += ["--_cgroup", str(cgroup)]
+                proc = subprocess.run(cmd, capture_output=True, text=True)
                 if proc.returncode != 0:
-                    runs = [{"skip": f"failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}"}]
+                    why = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else str(proc.returncode)
+                    if proc.returncode == -9 and cgroup is not None:
+                        why = "killed (SIGKILL): out of memory in the cgroup; raise --memory-limit"
+                    runs = [{"skip": f"failed: {why}"}]
                     break
                 r = json.loads(proc.stdout.strip().splitlines()[-1])
                 runs.append(r)
@@ -387,18 +492,75 @@ def main() -> int:
             results[name] = {"label": label, "runs": runs}
             print(_line(name, label, runs, results), flush=True)
         clean_outputs(folder)
-        header = (f"{datetime.date.today()}  {platform.node()}  {os.cpu_count()} cores  {platform.python_version()}  "
-                  f"data={args.data} size={nbytes / 2**30:.2f} GiB runs={args.runs}\n"
+        load_after = os.getloadavg()
+        limit_text = f" memory cgroup {cgroup_limit(cgroup) / 2**30:.2f} GiB" if cgroup is not None else ""
+        header = (f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC  {platform.node()}  "
+                  f"{os.cpu_count()} cores  {platform.python_version()}  regime={args.regime}{limit_text}  "
+                  f"data={args.data} size={nbytes / 2**30:.2f} GiB runs={args.runs}  "
+                  f"load {load_before[0]:.1f} -> {load_after[0]:.1f}\n"
                   f"command: python tools/bench_convert.py {' '.join(sys.argv[1:])}")
         print()
         print(header)
         print(table(results))
         if args.json:
             Path(args.json).write_text(json.dumps({"header": header, "results": results}, indent=2))
+        if args.markdown:
+            Path(args.markdown).write_text(f"```text\n{header}\n```\n\n{table(results)}\n")
     finally:
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)
+        if cgroup is not None:
+            remove_cgroup(cgroup)
     return 0
+
+
+def warm_cache(path: Path) -> None:
+    """Read every file of ``path`` once, so the operation finds the source in the page cache."""
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    for f in files:
+        with open(f, "rb", buffering=0) as fh:
+            while fh.read(SLAB):
+                pass
+
+
+def make_cgroup(limit: int) -> Path | str:
+    """A memory cgroup limited to ``limit`` bytes (v1, else v2), or why none could be made."""
+    name = f"arraystore-bench-{os.getpid()}"
+    reasons = []
+    for base, limit_file in ((Path("/sys/fs/cgroup/memory"), "memory.limit_in_bytes"),
+                             (Path("/sys/fs/cgroup"), "memory.max")):
+        if not (base / "cgroup.procs").exists() or (limit_file == "memory.max"
+                                                     and not (base / "cgroup.controllers").exists()):
+            reasons.append(f"{base}: no cgroup {'v1 memory' if 'memory' in str(base) else 'v2'} hierarchy")
+            continue
+        folder = base / name
+        try:
+            folder.mkdir()
+            (folder / limit_file).write_text(str(limit))
+            return folder
+        except OSError as exc:
+            reasons.append(f"{folder}: {exc.strerror or exc}")
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+    return "; ".join(reasons) + " (needs root and a writable memory cgroup)"
+
+
+def cgroup_limit(folder: Path) -> int:
+    for name in ("memory.limit_in_bytes", "memory.max"):
+        with contextlib.suppress(OSError, ValueError):
+            return int((folder / name).read_text().strip())
+    return 0
+
+
+def remove_cgroup(folder: Path) -> None:
+    """Remove the cgroup (its processes have all ended)."""
+    for _ in range(50):
+        try:
+            folder.rmdir()
+            return
+        except OSError:
+            time.sleep(0.1)
+    print(f"could not remove {folder}; remove it with rmdir", file=sys.stderr)
 
 
 def _median_gbs(runs: list[dict[str, Any]]) -> float | None:

@@ -232,6 +232,17 @@ class ZarrStore(ArrayStore):
         return ", ".join(_codec_text(c) for c in codecs) or None
 
     @property
+    def zarr_array(self) -> Any:
+        """The open ``zarr.Array`` (for what arraystore does not wrap, e.g. the conversion's own chunk writes)."""
+        self._check_open()
+        return self._arr
+
+    @property
+    def stored_dtype(self) -> np.dtype[Any]:
+        """The dtype zarr holds the values as (see :attr:`encoding`)."""
+        return self._stored
+
+    @property
     def zarr_format(self) -> int:
         """2 or 3."""
         return int(self._arr.metadata.zarr_format)
@@ -428,15 +439,7 @@ class ZarrStore(ArrayStore):
         return result if result.shape == shape else result.reshape(shape)
 
     def _write(self, sel: Selection, value: np.ndarray[Any, Any]) -> None:
-        if not self._dirty:
-            if self._staged is None:
-                self._reserved["incomplete"] = True
-                try:
-                    self._write_attrs(dict(self._meta.attrs))
-                except BaseException:  # e.g. a full disk: nothing was written, the array is still complete
-                    self._reserved.pop("incomplete", None)
-                    raise
-            self._dirty = True
+        self._before_write()
         gen = self._generation
         if gen is not None:
             gen.check()
@@ -449,6 +452,18 @@ class ZarrStore(ArrayStore):
                     self._arr[piece] = stored[dest]
         if gen is not None:
             gen.check()
+
+    def _before_write(self) -> None:
+        """Flag an array written in place as incomplete before its first chunk changes."""
+        if not self._dirty:
+            if self._staged is None:
+                self._reserved["incomplete"] = True
+                try:
+                    self._write_attrs(dict(self._meta.attrs))
+                except BaseException:  # e.g. a full disk: nothing was written, the array is still complete
+                    self._reserved.pop("incomplete", None)
+                    raise
+            self._dirty = True
 
     def _set_attrs(self, attrs: dict[str, Any]) -> None:
         if RESERVED_ATTR in attrs:

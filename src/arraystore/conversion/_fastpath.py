@@ -9,9 +9,20 @@ that; reads drop their pages behind them too, so a conversion never floods the
 page cache. ``sync_file_range`` is called through ``ctypes`` (Linux); elsewhere
 ``fdatasync`` takes its place.
 
-Below :data:`DROP_BEHIND_MIN` bytes none of this pays: waiting for a 64 KiB write-back
-costs ~0.5 ms and makes the verification read come from the disk. Small conversions
-leave their pages to the kernel (``durable=True`` still fsyncs at publish).
+Drop-behind pays only when the output would not stay in the page cache anyway:
+on an output that fits, waiting for each window's write-back costs up to 4x against
+leaving the pages to the kernel, and the verification read then comes from the disk.
+:func:`cache_regime` chooses, from the output's size against the memory this process
+can actually use (:func:`available_memory`: psutil's ``available``, capped by the
+memory cgroup's limit) and ``durable``:
+
+* ``"page-cache"``: plain writes, pages left to the kernel (``durable=True`` still
+  fsyncs at publish); outputs below a quarter of the available memory;
+* ``"write-through"``: the same, but write-back of each window is started as soon as it
+  is written (``sync_file_range(WRITE)``, no wait, no drop), so the fsync at publish
+  finds little left to write; durable outputs that fit;
+* ``"drop-behind"``: write-back started, waited for one window later, pages dropped;
+  source pages dropped behind the reads; outputs that do not fit.
 """
 
 from __future__ import annotations
@@ -20,17 +31,88 @@ import ctypes
 import ctypes.util
 import errno
 import os
-from typing import Any
+from typing import Any, Literal
 
 from .._fsutil import raise_if_full
 
-__all__ = ["DROP_BEHIND_MIN", "WINDOW", "DropBehindWriter", "copy_range", "drop_cache", "pread_into", "pwrite_all"]
+__all__ = [
+    "CACHE_SHARE",
+    "DROP_BEHIND_MIN",
+    "WINDOW",
+    "DropBehindWriter",
+    "available_memory",
+    "cache_regime",
+    "copy_range",
+    "drop_cache",
+    "pread_into",
+    "pwrite_all",
+]
 
 #: Bytes between write-back kicks.
 WINDOW = 64 * 1024 * 1024
 
 #: Conversions smaller than this neither start write-back early nor drop pages behind them.
 DROP_BEHIND_MIN = 64 * 1024 * 1024
+
+#: An output larger than 1/CACHE_SHARE of the available memory is written around the page cache.
+CACHE_SHARE = 4
+
+CacheRegime = Literal["page-cache", "write-through", "drop-behind"]
+
+
+def cache_regime(nbytes: int, available: int, durable: bool) -> CacheRegime:
+    """How a conversion writing ``nbytes`` treats the page cache, given ``available`` bytes of memory.
+
+    ``"drop-behind"`` when the output is larger than ``available // CACHE_SHARE``
+    (it would push other pages out, and the kernel's own write-back would stall the
+    writer); otherwise ``"write-through"`` for a ``durable`` output of at least one
+    :data:`WINDOW` (its fsync at publish overlaps the copy), else ``"page-cache"``.
+    """
+    if nbytes > available // CACHE_SHARE:
+        return "drop-behind"
+    return "write-through" if durable and nbytes >= WINDOW else "page-cache"
+
+
+def _cgroup_room() -> int | None:
+    """Bytes this process's memory cgroup still allows (v2 ``memory.max``, v1 ``memory.limit_in_bytes``), or None."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _id, controllers, path = parts
+        if controllers == "":  # v2 unified hierarchy
+            base = f"/sys/fs/cgroup{path}"
+            limit_file, usage_file = f"{base}/memory.max", f"{base}/memory.current"
+        elif "memory" in controllers.split(","):
+            base = f"/sys/fs/cgroup/memory{path}"
+            limit_file, usage_file = f"{base}/memory.limit_in_bytes", f"{base}/memory.usage_in_bytes"
+        else:
+            continue
+        try:
+            with open(limit_file) as f:
+                text = f.read().strip()
+            with open(usage_file) as f:
+                usage = int(f.read().strip())
+        except (OSError, ValueError):
+            continue
+        if text == "max" or not text.isdigit() or int(text) >= 1 << 60:
+            continue
+        return max(0, int(text) - usage)
+    return None
+
+
+def available_memory() -> int:
+    """Memory this process can use without pushing out other pages: psutil's ``available``, capped by its cgroup."""
+    import psutil
+
+    room = _cgroup_room()
+    avail = int(psutil.virtual_memory().available)
+    return avail if room is None else min(avail, room)
 
 _SYNC_FILE_RANGE_WAIT_BEFORE = 1
 _SYNC_FILE_RANGE_WRITE = 2
@@ -74,9 +156,10 @@ class DropBehindWriter:
     must be roughly sequential (a conversion's blocks are).
     """
 
-    def __init__(self, fd: int, *, enabled: bool = True) -> None:
+    def __init__(self, fd: int, *, enabled: bool = True, drop: bool = True) -> None:
         self.fd = fd
         self.enabled = enabled
+        self.drop = drop  # False: write-through (write-back started per window, pages kept, nothing waited for)
         self._lo: int | None = None  # start of the window being filled
         self._hi = 0
         self._pending: tuple[int, int] | None = None  # window whose write-back was started
@@ -97,6 +180,9 @@ class DropBehindWriter:
             return
         lo, n = self._lo, self._hi - self._lo
         _sfr(self.fd, lo, n, _SYNC_FILE_RANGE_WRITE)
+        if not self.drop:
+            self._lo = None
+            return
         self._retire()
         self._pending = (lo, n)
         self._lo = None
@@ -158,7 +244,7 @@ def copy_range(src_fd: int, src_off: int, dst_fd: int, dst_off: int, nbytes: int
                 n = _copy_once(how, src_fd, src_off + done, dst_fd, dst_off + done, step)
                 if n == 0:
                     raise EOFError(f"source ended {nbytes - done:,} bytes early")
-                if writer.enabled:
+                if writer.enabled and writer.drop:
                     drop_cache(src_fd, src_off + done, n)
                 writer.wrote(dst_off + done, n)
                 done += n

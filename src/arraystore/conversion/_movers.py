@@ -18,13 +18,29 @@ import numpy as np
 from ..checksums import block_digest
 from ..errors import ArrayStoreError, NotMemoryMappableError
 from ..store import ArrayStore
-from ._fastpath import DROP_BEHIND_MIN, DropBehindWriter, copy_range, drop_cache, pread_into, pwrite_all
-from ._hdf5_direct import DirectChunkWriter
+from ._fastpath import (
+    CacheRegime,
+    DropBehindWriter,
+    available_memory,
+    cache_regime,
+    copy_range,
+    drop_cache,
+    pread_into,
+    pwrite_all,
+)
+from ._hdf5_direct import DirectChunkReader, direct_pipeline
 from ._plan import ConversionPlan
+from ._zarr_direct import ZarrChunkReader, zarr_readable_array
 
-__all__ = ["BlockMover", "ByteMover", "DirectChunkMover", "Progress", "byte_range", "mapped_region", "progress_bar"]
+__all__ = [
+    "COPY_BUFFERS",
+    "BlockMover", "ByteMover", "DirectChunkMover", "Progress", "byte_range", "mapped_region", "progress_bar",
+]
 
 Progress = Callable[[int, int], Any]
+
+#: Buffers of an overlapped buffered copy (one being read, one being written).
+COPY_BUFFERS = 2
 
 
 def byte_range(sel: tuple[slice, ...], shape: tuple[int, ...], order: str, itemsize: int) -> tuple[int, int] | None:
@@ -90,15 +106,29 @@ class BlockMover:
     """Blocks as arrays: ``src[sel]`` (or a pread for byte-range sources), ``dst[sel] = block`` (or a pwrite)."""
 
     def __init__(self, src: ArrayStore, dst: ArrayStore, plan: ConversionPlan,
-                 src_region: tuple[str, int] | None, dst_region: tuple[str, int] | None) -> None:
+                 src_region: tuple[str, int] | None, dst_region: tuple[str, int] | None, *,
+                 durable: bool = False, workers: int = 1) -> None:
         self.src, self.dst, self.plan = src, dst, plan
+        # A Zarr source (not a byte range) whose chunks we can decode: fetched and decoded on ``workers`` threads.
+        self._chunk_reader: ZarrChunkReader | DirectChunkReader | None = None
+        if src_region is None and zarr_readable_array(src, "_decode_sync") is not None:
+            self._chunk_reader = ZarrChunkReader(src, workers)
+        elif src_region is None and (deflated := direct_pipeline(src, src.dtype)) is not None:
+            self._chunk_reader = DirectChunkReader(src, deflated[0], workers)
         self.dtype = src.dtype
-        self._drop = plan.nbytes >= DROP_BEHIND_MIN  # small conversions leave the page cache alone
+        self.regime: CacheRegime = cache_regime(plan.nbytes, available_memory(), durable)
+        self._drop = self.regime == "drop-behind"  # outputs that fit in memory leave the page cache alone
         self._src_region = src_region
         self._src_fd = os.open(self._src_region[0], os.O_RDONLY) if self._src_region else None
         self._dst_region = dst_region
         self._dst_fd = os.open(self._dst_region[0], os.O_RDWR) if self._dst_region else None
-        self._writer = DropBehindWriter(self._dst_fd, enabled=self._drop) if self._dst_fd is not None else None
+        self._writer = (DropBehindWriter(self._dst_fd, enabled=self.regime != "page-cache", drop=self._drop)
+                        if self._dst_fd is not None else None)
+
+    @property
+    def reads_chunks(self) -> bool:
+        """True when source blocks are read by decoding the source's chunks here (a Zarr source)."""
+        return self._chunk_reader is not None
 
     def as_array(self, data: np.ndarray[Any, Any], sel: tuple[slice, ...]) -> np.ndarray[Any, Any]:
         return data
@@ -111,6 +141,8 @@ class BlockMover:
         src = self.src
         rng = byte_range(sel, src.shape, src.order, src.dtype.itemsize) if self._src_fd is not None else None
         if rng is None or self._src_region is None or self._src_fd is None:
+            if self._chunk_reader is not None:
+                return self._chunk_reader.read(sel)
             return np.asarray(src[sel])
         off, n = rng
         shape = tuple(s.stop - s.start for s in sel)
@@ -139,6 +171,8 @@ class BlockMover:
         return i, block.nbytes, digest
 
     def finish(self) -> None:
+        if self._chunk_reader is not None:
+            self._chunk_reader.close()
         if self._writer is not None:
             self._writer.finish()
         for fd in (self._src_fd, self._dst_fd):
@@ -147,12 +181,22 @@ class BlockMover:
         self._src_fd = self._dst_fd = None
 
 
+class ChunkWriter(Protocol):
+    """Writes whole-chunk blocks itself (:class:`DirectChunkWriter`, :class:`ZarrChunkWriter`)."""
+
+    def write(self, sel: tuple[slice, ...], block: np.ndarray[Any, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class DirectChunkMover(BlockMover):
-    """Blocks of a deflated HDF5 destination: chunks compressed on a pool, written with write_direct_chunk."""
+    """Blocks whose chunks are encoded on a pool and written by us: a deflated HDF5 dataset
+    (``write_direct_chunk``), a Zarr array (whole chunk objects)."""
 
     def __init__(self, src: ArrayStore, dst: ArrayStore, plan: ConversionPlan, src_region: tuple[str, int] | None,
-                 dst_region: tuple[str, int] | None, direct: DirectChunkWriter) -> None:
-        super().__init__(src, dst, plan, src_region, dst_region)
+                 dst_region: tuple[str, int] | None, direct: ChunkWriter, *, durable: bool = False,
+                 workers: int = 1) -> None:
+        super().__init__(src, dst, plan, src_region, dst_region, durable=durable, workers=workers)
         self._direct = direct
         before_write = getattr(dst, "_before_write", None)  # sets the "incomplete" flag of in-place datasets
         if before_write is not None:
@@ -170,13 +214,22 @@ class DirectChunkMover(BlockMover):
 
 
 class ByteMover(BlockMover):
-    """Same bytes, same layout: blocks are byte ranges, copied through one buffer or in the kernel."""
+    """Same bytes, same layout: blocks are byte ranges, copied through buffers or in the kernel.
+
+    A buffered copy reads into :data:`COPY_BUFFERS` buffers in turn, so the source read
+    of block ``k + 1`` runs while block ``k`` is written by the conversion's one writer
+    thread (at most one write is in flight: the buffer being read is never the one
+    being written). Reads of the destination (resume) use a buffer of their own.
+    """
 
     def __init__(self, src: ArrayStore, dst: ArrayStore, plan: ConversionPlan,
-                 src_region: tuple[str, int] | None, dst_region: tuple[str, int] | None) -> None:
-        super().__init__(src, dst, plan, src_region, dst_region)
+                 src_region: tuple[str, int] | None, dst_region: tuple[str, int] | None, *,
+                 durable: bool = False, workers: int = 1) -> None:
+        super().__init__(src, dst, plan, src_region, dst_region, durable=durable, workers=workers)
         assert self._src_region is not None and self._dst_region is not None
-        self._buf = np.empty(plan.blocks.block_bytes if plan.method == "buffered-copy" else 0, np.uint8)
+        size = plan.blocks.block_bytes if plan.method == "buffered-copy" else 0
+        self._bufs = [np.empty(size, np.uint8) for _ in range(COPY_BUFFERS if size else 1)]
+        self._turn = 0
         self.copy_call: str | None = "preadv/pwritev" if plan.method == "buffered-copy" else None
 
     def _range(self, sel: tuple[slice, ...]) -> tuple[int, int]:
@@ -192,7 +245,8 @@ class ByteMover(BlockMover):
         if self.plan.method == "kernel-copy":
             return np.empty(0, np.uint8), ""  # bytes stay in the kernel; resume compares with the source
         assert self._src_fd is not None and self._src_region is not None
-        view = self._buf[:n]
+        view = self._bufs[self._turn][:n]
+        self._turn = (self._turn + 1) % len(self._bufs)
         pread_into(self._src_fd, view.data, self._src_region[1] + off)
         if self._drop:
             drop_cache(self._src_fd, self._src_region[1] + off, n)
@@ -201,7 +255,7 @@ class ByteMover(BlockMover):
     def _read_dst(self, sel: tuple[slice, ...]) -> np.ndarray[Any, Any]:
         off, n = self._range(sel)
         assert self._dst_fd is not None and self._dst_region is not None
-        view = self._buf[:n] if self._buf.size >= n else np.empty(n, np.uint8)
+        view = np.empty(n, np.uint8)  # never a copy buffer: one of them may be being written
         pread_into(self._dst_fd, view.data, self._dst_region[1] + off)
         return view
 

@@ -146,8 +146,11 @@ def blocks_in_memory(method: str, compressed: bool, workers: int) -> int:
 
     The reader holds one block while up to ``workers`` writers hold theirs; a writer
     may need about one more block-sized buffer (a codec's output, a transposed or
-    byte-swapped copy inside the destination library). Kernel copies hold one buffer.
+    byte-swapped copy inside the destination library). Kernel copies hold one buffer;
+    buffered copies two (one read while the other is written).
     """
+    if method == "buffered-copy":
+        return 2
     if method != "blocks":
         return 1
     writers = workers if compressed else 1

@@ -36,6 +36,7 @@ from ._plan import (
     writer_threads,
 )
 from ._report import ConversionReport
+from ._zarr_direct import ZarrChunkWriter, zarr_direct_array
 
 __all__ = ["COPY_BLOCK", "run_conversion"]
 
@@ -68,6 +69,8 @@ class _Conversion:
         self.drop_attrs = options.attrs == "drop"
         self.progress = progress
         self._src_region = mapped_region(src)
+        self._zarr_direct = False  # set by run(): the destination's chunks are encoded and written here
+        self._chunks_may_exist = True
 
     # -- planning ----------------------------------------------------------
 
@@ -150,6 +153,11 @@ class _Conversion:
                 plan = self._plan(None, None, "blocks", [*notes, "destination has no contiguous byte range yet"])
                 journal.restart(plan.key(), enabled=_resumable(plan))
             direct = direct_pipeline(dst, src.dtype) if plan.method == "blocks" else None
+            self._zarr_direct = plan.method == "blocks" and direct is None and zarr_direct_array(dst) is not None
+            self._chunks_may_exist = reuse
+            if self._zarr_direct:
+                plan = dataclasses.replace(plan, notes=(*plan.notes, (
+                    f"chunks encoded by the array's codecs on {self.workers} threads and written as whole objects")))
             if direct is not None:
                 plan = dataclasses.replace(plan, notes=(*plan.notes, (
                     f"chunks {'shuffled and ' if direct[0] else ''}deflated (level {direct[1]}) by {self.workers} "
@@ -225,12 +233,24 @@ class _Conversion:
         mover: BlockMover
         if direct is not None:
             mover = DirectChunkMover(self.src, dst, plan, self._src_region, None,
-                                      DirectChunkWriter(dst, *direct, workers=self.workers))
+                                      DirectChunkWriter(dst, *direct, workers=self.workers), durable=self.durable,
+                                      workers=self.workers)
+        elif self._zarr_direct:
+            mover = DirectChunkMover(self.src, dst, plan, self._src_region, None,
+                                      ZarrChunkWriter(dst, self.workers, may_exist=self._chunks_may_exist),
+                                      durable=self.durable, workers=self.workers)
         else:
             mover = (ByteMover if plan.method != "blocks" else BlockMover)(self.src, dst, plan, self._src_region,
-                                                                             dst_region)
+                                                                             dst_region, durable=self.durable,
+                                                                             workers=self.workers)
+        notes = report.plan.setdefault("notes", [])
+        notes.append(f"page cache: {mover.regime}")
+        if mover.reads_chunks:
+            notes.append(f"source chunks fetched and decoded here on {self.workers} threads")
+        # A kernel copy runs inline; a buffered copy overlaps its next read with one write in flight.
+        threads = {"kernel-copy": 0, "buffered-copy": 1}.get(plan.method, plan.workers)
         try:
-            with BlockPipeline(0 if plan.workers <= 1 and plan.method != "blocks" else plan.workers, finished) as pipe:
+            with BlockPipeline(threads, finished) as pipe:
                 first = True
                 for i, sel in enumerate(plan.blocks):
                     if i in journal.done:

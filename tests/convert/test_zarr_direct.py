@@ -1,0 +1,250 @@
+"""Zarr destinations written by the conversion's own chunk writer (conversion/_zarr_direct.py).
+
+The oracle is zarr-python itself: the same array written by ``zarr.Array.__setitem__``
+(with ``write_empty_chunks=False``) must give the same chunk files, byte for byte, and
+both zarr-python and TensorStore must read our array as numpy holds it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import arraystore
+from arraystore.conversion._zarr_direct import ZarrChunkWriter, zarr_direct_array
+
+from .conftest import write_source
+
+zarr = pytest.importorskip("zarr", reason="the zarr extra is not installed")
+
+DTYPES = ["|b1", "|i1", "<u2", ">i4", "<f4", ">f8", "<c8", "<M8[s]", "<m8[ms]"]
+COMPRESSIONS = [None, "zstd:1", "gzip:1", "blosc:lz4:5", "blosc:zstd:3"]
+
+
+_GZIP_MTIME = re.compile(rb"\x1f\x8b\x08\x00....", re.DOTALL)
+
+
+def _chunk_files(folder: Path) -> dict[str, bytes]:
+    """Every file but the metadata; gzip's header time (numcodecs writes the clock's) zeroed."""
+    out = {}
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            p = Path(dirpath) / name
+            rel = p.relative_to(folder).as_posix()
+            if rel != "zarr.json":
+                out[rel] = _GZIP_MTIME.sub(b"\x1f\x8b\x08\x00\x00\x00\x00\x00", p.read_bytes())
+    return out
+
+
+def _zarr_python_twin(ours: Any, folder: Path, data: np.ndarray[Any, Any]) -> Path:
+    """The same array (same codecs, chunks, shards) written by zarr-python, skipping fill chunks as zarr does."""
+    twin = zarr.create_array(
+        str(folder), shape=ours.shape, dtype=ours.dtype, chunks=ours.chunks, shards=ours.shards,
+        filters=ours.filters, serializer=ours.serializer, compressors=ours.compressors,
+        fill_value=ours.fill_value, config={"write_empty_chunks": False}, zarr_format=3,
+    )
+    twin[...] = data
+    return folder
+
+
+def _data(dtype: str, shape: tuple[int, ...], seed: int, zero_rows: int) -> np.ndarray[Any, Any]:
+    rng = np.random.default_rng(seed)
+    values = rng.integers(-40, 40, size=shape)
+    if shape and zero_rows:
+        values[:zero_rows] = 0  # whole chunk rows equal to the fill value: not written
+    dt = np.dtype(dtype)
+    if dt.kind in "mM":
+        return values.astype(dt.newbyteorder("=").str[1:]).astype(dt)
+    return values.astype(dt)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    dtype=st.sampled_from(DTYPES),
+    shape=st.lists(st.integers(1, 23), min_size=1, max_size=3).map(tuple),
+    chunk_seed=st.integers(0, 10_000),
+    compression=st.sampled_from(COMPRESSIONS),
+    sharded=st.booleans(),
+    order=st.sampled_from(["C", "F"]),
+    src_backend=st.sampled_from(["npy", "zarr"]),
+    zero_rows=st.integers(0, 6),
+)
+def test_same_chunk_bytes_as_zarr_python(tmp_path_factory: pytest.TempPathFactory, dtype: str,
+                                         shape: tuple[int, ...], chunk_seed: int, compression: str | None,
+                                         sharded: bool, order: str, src_backend: str, zero_rows: int) -> None:
+    tmp = tmp_path_factory.mktemp("zd")
+    rng = np.random.default_rng(chunk_seed)
+    chunks = tuple(int(rng.integers(1, n + 1)) for n in shape)
+    shards = tuple(c * int(rng.integers(1, 4)) for c in chunks) if sharded else None
+    data = _data(dtype, shape, chunk_seed, zero_rows)
+    if src_backend == "npy":
+        src = write_source(tmp / "src.npy", np.asfortranarray(data) if order == "F" else data, order=order)
+    else:
+        src = write_source(tmp / "src.zarr", data, order=order, chunks=tuple(max(1, n // 2) for n in shape))
+    dst = tmp / "dst.zarr"
+    report = arraystore.convert(src, str(dst), chunks=chunks, shards=shards, compression=compression, workers=3,
+                                max_memory="8MiB")
+    assert any("written as whole objects" in n for n in report.plan["notes"]), report.plan["notes"]
+    ours = zarr.open_array(str(dst), mode="r")
+    np.testing.assert_array_equal(arraystore.open(str(dst))[...], data)
+    twin = _zarr_python_twin(ours, tmp / "twin.zarr", ours[...])
+    assert _chunk_files(dst) == _chunk_files(twin)
+
+
+@pytest.mark.parametrize("shards", [None, (8, 12)])
+@pytest.mark.parametrize("compression", ["zstd:3", None])
+def test_tensorstore_reads_it(tmp_path: Path, shards: tuple[int, int] | None, compression: str | None) -> None:
+    ts = pytest.importorskip("tensorstore", reason="tensorstore is not installed")
+    data = np.arange(30 * 37, dtype="<i8").reshape(30, 37)
+    data[:8] = 0
+    src = write_source(tmp_path / "a.npy", data)
+    dst = tmp_path / "a.zarr"
+    arraystore.convert(src, str(dst), chunks=(4, 6), shards=shards, compression=compression)
+    arr = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(dst)}}, open=True).result()
+    np.testing.assert_array_equal(arr.read().result(), data)
+    np.testing.assert_array_equal(zarr.open_array(str(dst), mode="r")[...], data)
+
+
+def test_signed_zero_and_nan_chunks_are_kept(tmp_path: Path) -> None:
+    """Fill chunks are compared bit for bit: -0.0 under a fill value of 0.0 is data, not fill."""
+    data = np.zeros((8, 8), "<f8")
+    data[:4] = -0.0
+    data[4:6] = np.nan
+    src = write_source(tmp_path / "a.npy", data)
+    dst = tmp_path / "a.zarr"
+    arraystore.convert(src, str(dst), chunks=(2, 8))
+    back = arraystore.open(str(dst))[...]
+    assert back.tobytes() == data.tobytes()
+    assert sorted(_chunk_files(dst)) == ["c/0/0", "c/1/0", "c/2/0"]  # the all-+0.0 chunk is absent
+
+
+def test_fill_chunk_over_an_old_chunk_deletes_it(tmp_path: Path) -> None:
+    """A chunk now equal to the fill value removes what an earlier run wrote at its key."""
+    path = str(tmp_path / "a.zarr")
+    with arraystore.create(path, (6, 4), "<i4", chunks=(2, 4)) as s:
+        s[...] = np.arange(24, dtype="<i4").reshape(6, 4) + 1
+    assert sorted(_chunk_files(Path(path))) == ["c/0/0", "c/1/0", "c/2/0"]
+    with arraystore.open(path, "r+") as s:
+        assert zarr_direct_array(s) is not None
+        writer = ZarrChunkWriter(s, workers=2, may_exist=True)
+        try:
+            writer.write((slice(0, 4), slice(0, 4)), np.zeros((4, 4), "<i4"))
+        finally:
+            writer.close()
+    assert sorted(_chunk_files(Path(path))) == ["c/2/0"]
+    expect = np.zeros((6, 4), "<i4")
+    expect[4:] = np.arange(16, 24).reshape(2, 4) + 1
+    np.testing.assert_array_equal(arraystore.open(path)[...], expect)
+
+
+def test_variable_length_and_raw_types_keep_zarr_python(tmp_path: Path) -> None:
+    """Destinations whose values zarr encodes itself (structured, raw bytes) are written through zarr-python."""
+    dt = np.dtype([("a", "<i4"), ("b", "<f8")])
+    data = np.zeros(10, dt)
+    data["a"] = np.arange(10)
+    src = write_source(tmp_path / "a.npy", data)
+    report = arraystore.convert(src, str(tmp_path / "a.zarr"), chunks=(3,))
+    assert not any("whole objects" in n for n in report.plan["notes"])
+    assert arraystore.open(str(tmp_path / "a.zarr"))[...].tobytes() == data.tobytes()
+
+
+# -- the read side: ZarrChunkReader --------------------------------------------------------------------------------
+
+
+def _outside_array(folder: Path, data: np.ndarray[Any, Any], *, chunks: tuple[int, ...],
+                   shards: tuple[int, ...] | None, compressor: str | None, index_at_start: bool,
+                   checksum: bool) -> str:
+    """An array written by zarr-python itself, with codecs arraystore never writes (crc32c, index at the start)."""
+    compressors: list[Any] = []
+    if compressor == "zstd":
+        compressors.append(zarr.codecs.ZstdCodec(level=1))
+    elif compressor == "blosc":
+        compressors.append(zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"))
+    elif compressor == "gzip":
+        compressors.append(zarr.codecs.GzipCodec(level=1))
+    if checksum:
+        compressors.append(zarr.codecs.Crc32cCodec())
+    path = str(folder / "outside.zarr")
+    if shards is not None:
+        codec = zarr.codecs.ShardingCodec(chunk_shape=chunks, codecs=[zarr.codecs.BytesCodec(), *compressors],
+                                          index_location="start" if index_at_start else "end")
+        arr = zarr.create_array(path, shape=data.shape, dtype=data.dtype, chunks=shards, serializer=codec,
+                                compressors=None, fill_value=0, zarr_format=3,
+                                config={"write_empty_chunks": False})
+    else:
+        arr = zarr.create_array(path, shape=data.shape, dtype=data.dtype, chunks=chunks, compressors=compressors,
+                                fill_value=0, zarr_format=3, config={"write_empty_chunks": False})
+    arr[...] = data
+    return path
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    dtype=st.sampled_from(["|i1", "<u2", "<f4", "<f8", "<c8"]),
+    shape=st.lists(st.integers(1, 20), min_size=1, max_size=3).map(tuple),
+    seed=st.integers(0, 10_000),
+    compressor=st.sampled_from([None, "zstd", "blosc", "gzip"]),
+    sharded=st.booleans(),
+    index_at_start=st.booleans(),
+    checksum=st.booleans(),
+)
+def test_reader_matches_zarr_python(tmp_path_factory: pytest.TempPathFactory, dtype: str, shape: tuple[int, ...],
+                                    seed: int, compressor: str | None, sharded: bool, index_at_start: bool,
+                                    checksum: bool) -> None:
+    from arraystore.conversion._zarr_direct import ZarrChunkReader
+
+    tmp = tmp_path_factory.mktemp("zr")
+    rng = np.random.default_rng(seed)
+    data = _data(dtype, shape, seed, int(rng.integers(0, 4)))
+    chunks = tuple(int(rng.integers(1, n + 1)) for n in shape)
+    shards = tuple(c * int(rng.integers(1, 3)) for c in chunks) if sharded else None
+    path = _outside_array(tmp, data, chunks=chunks, shards=shards, compressor=compressor,
+                          index_at_start=index_at_start, checksum=checksum)
+    with arraystore.open(path) as store:
+        reader = ZarrChunkReader(store, workers=3)
+        try:
+            for _ in range(4):
+                lo = [int(rng.integers(0, n)) for n in shape]
+                sel = tuple(slice(a, int(rng.integers(a + 1, n + 1))) for a, n in zip(lo, shape))
+                got = reader.read(sel)
+                assert got.dtype == data.dtype and got.tobytes() == np.ascontiguousarray(data[sel]).tobytes()
+        finally:
+            reader.close()
+
+
+@pytest.mark.parametrize("shards", [None, (8, 12)])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_zarr_source_decoded_here_converts_exactly(tmp_path: Path, shards: tuple[int, int] | None, order: str) -> None:
+    data = (np.arange(30 * 37, dtype=">i4").reshape(30, 37) - 500)
+    data[:8] = 0
+    src = write_source(tmp_path / "a.zarr", data, order=order, chunks=(4, 6), shards=shards, compression="zstd:1")
+    for dst in ("b.npy", "b.h5"):
+        report = arraystore.convert(src, str(tmp_path / dst), max_memory=16384, verify=True)
+        assert any("source chunks fetched and decoded here" in n for n in report.plan["notes"]), report.plan["notes"]
+        back = arraystore.open(str(tmp_path / dst))[...]
+        assert back.dtype == data.dtype and back.tobytes() == data.tobytes()
+
+
+def test_tensorstore_written_source(tmp_path: Path) -> None:
+    ts = pytest.importorskip("tensorstore", reason="tensorstore is not installed")
+    data = np.random.default_rng(1).normal(size=(25, 31)).astype("<f4")
+    path = str(tmp_path / "ts.zarr")
+    arr = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": path},
+                   "metadata": {"codecs": [{"name": "sharding_indexed", "configuration": {
+                       "chunk_shape": [4, 8], "codecs": [{"name": "bytes", "configuration": {"endian": "little"}},
+                                                         {"name": "zstd", "configuration": {"level": 1}}],
+                       "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}},
+                                        {"name": "crc32c"}]}}]}},
+                  create=True, dtype=ts.float32, shape=data.shape,
+                  chunk_layout=ts.ChunkLayout(write_chunk_shape=[8, 16])).result()
+    arr.write(data).result()
+    report = arraystore.convert(path, str(tmp_path / "b.npy"), verify=True)
+    assert any("source chunks fetched and decoded here" in n for n in report.plan["notes"])
+    assert np.load(tmp_path / "b.npy").tobytes() == data.tobytes()
