@@ -34,6 +34,7 @@ import itertools
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -301,7 +302,7 @@ def _sink(zstore: Any) -> tuple[Callable[[str, Any], None], Callable[[str], None
     def delete(key: str) -> None:
         if root is not None and type(zstore).__module__.startswith(("zarr.storage", "arraystore")):
             try:
-                (root / key).unlink()
+                (Path(root) / key).unlink()
             except FileNotFoundError:
                 pass
         else:
