@@ -6,6 +6,7 @@ arrays; everything after that is :class:`~arraystore.store.ArrayStore`'s.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 from collections.abc import Mapping
@@ -13,11 +14,13 @@ from typing import Any, Literal
 
 from . import _fsutil
 from ._attrs import attrs_equal
+from ._dimnames import check_dimension_names
 from ._lock import WriterLock, writer_active
 from .errors import (
     AlreadyExistsError,
     ArrayNotFoundError,
     ArrayStoreError,
+    BackendError,
     DimensionError,
     ModeError,
     ReadOnlyError,
@@ -219,6 +222,7 @@ def create(
     durable: bool = False,
     lock_timeout: float = 0.0,
     resume: bool = False,
+    dimension_names: Any = None,
     **options: Any,
 ) -> ArrayStore:
     """Create a new array, open for writing (mode ``"w+"``).
@@ -249,16 +253,29 @@ def create(
         Reopen the half-built array an interrupted earlier ``create`` left behind
         (same shape, dtype, order and layout) instead of starting afresh; used by
         :func:`arraystore.convert` together with its journal.
+    dimension_names
+        One name (str, or None for an unnamed axis) per axis, recorded where the
+        backend can (``supports_dimension_names``: HDF5 dimension scales); read back as
+        :attr:`ArrayStore.dimension_names`.
 
     Raises
     ------
     AlreadyExistsError, UnsupportedDtypeError, MetadataError, LockedError, StorageFullError
     """
-    meta = ArrayMeta(shape, dtype, order, dict(attrs or {}))
-    if chunks is not None and not isinstance(chunks, (bool, int, str)):
-        DimensionError.check("chunks", tuple(chunks), meta.shape)
     location = parse_location(path)
     cls = _resolve_backend(location, backend, must_exist=False)
+    meta = ArrayMeta(shape, dtype, order, dict(attrs or {}))
+    meta = dataclasses.replace(meta, order=cls.storage_order(meta.order, **options))
+    if chunks is not None and not isinstance(chunks, (bool, int, str)):
+        DimensionError.check("chunks", tuple(chunks), meta.shape)
+    names = check_dimension_names(dimension_names, len(meta.shape))
+    if names is not None:
+        if not cls.supports_dimension_names:
+            raise BackendError(
+                f"{location}: the {cls.backend} backend has nowhere to record dimension_names {names!r}; "
+                "use hdf5 or zarr, or keep the names in attrs (e.g. attrs={'dims': [...]})"
+            )
+        options["dimension_names"] = names
     check_fidelity(cls, meta.dtype)
     if cls._exists(location) and not overwrite:
         raise AlreadyExistsError(f"{location}: an array already exists there; pass overwrite=True to replace it")
