@@ -14,7 +14,7 @@ import numpy as np
 from ..blocks import BlockPlan, contiguous_chunks, plan_blocks
 from ..errors import ConversionError, MemoryBudgetError
 
-__all__ = ["ConversionPlan", "choose_chunks", "parse_size", "plan_conversion"]
+__all__ = ["ConversionPlan", "choose_chunks", "parse_size", "plan_conversion", "transposes"]
 
 _UNITS = {
     "": 1, "b": 1,
@@ -62,6 +62,24 @@ def choose_chunks(shape: Sequence[int], itemsize: int, order: str, target: int =
     is sequential. Zero-length axes get a chunk extent of 1.
     """
     return contiguous_chunks(shape, itemsize, order, target)
+
+
+def transposes(shape: Sequence[int], src_order: str, dst_order: str, src_chunks: Sequence[int] | None) -> bool:
+    """True for a contiguous Fortran-order source written in C order (an HDF5 destination).
+
+    Such a conversion reads the source in its own storage order (slabs along the last
+    axis are contiguous runs of a column-major file) and writes each slab as whole
+    destination chunks of that shape (:func:`choose_chunks` with the source's order), so
+    reads and writes both stay sequential; a contiguous C-order destination would take
+    each slab as many short strided pieces.
+    """
+    return (
+        src_order == "F"
+        and dst_order == "C"
+        and src_chunks is None
+        and sum(1 for n in shape if n > 1) > 1
+        and math.prod(shape) > 0
+    )
 
 
 @dataclass(frozen=True)

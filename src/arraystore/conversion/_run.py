@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._dimnames import source_dimension_names
 from .._open import create
 from .._open import open as open_store
 from ..checksum import StreamHasher, block_digest, c_streamable, checksum
@@ -40,6 +41,7 @@ from ._plan import (
     default_workers,
     parse_size,
     plan_conversion,
+    transposes,
 )
 from ._report import ConversionReport
 
@@ -209,7 +211,8 @@ class _Conversion:
         out_order = order or src.order
         if out_order not in ("C", "F"):
             raise ConversionError(f"expected order 'C' or 'F' (or None for the source's), found {order!r}")
-        self.order: Literal["C", "F"] = "C" if out_order == "C" else "F"
+        # The order the destination stores (HDF5: always C, so other readers see the array's shape).
+        self.order: Literal["C", "F"] = self.dst_cls.storage_order("C" if out_order == "C" else "F")
         self.budget = budget
         self.workers = workers
         self.verify = verify
@@ -251,11 +254,16 @@ class _Conversion:
             return None, None
         if self.chunks is not None:
             return self.chunks, None
+        per_block = self.budget // blocks_in_memory("blocks", self.compression is not None, self._writers())
+        if transposes(src.shape, src.order, self.order, src.chunks) and self.shards is None:
+            target = max(1, min(TARGET_CHUNK_BYTES, per_block))
+            return (choose_chunks(src.shape, src.dtype.itemsize, src.order, target),
+                    "Fortran-order source into C order: chunks are contiguous runs of the source, each block read "
+                    "sequentially and written as whole chunks")
         if self.dst_cls.backend == "hdf5" and self.compression is None and self.shards is None:
             return None, "uncompressed HDF5 without chunks: contiguous dataset"
         if self.shards is not None:
             return None, "chunks inside shards chosen by the backend"
-        per_block = self.budget // blocks_in_memory("blocks", self.compression is not None, self._writers())
         if src.chunks is not None and self.order == src.order:
             nbytes = math.prod(src.chunks) * src.dtype.itemsize
             if nbytes <= min(MAX_CHUNK_BYTES, per_block):
@@ -304,6 +312,9 @@ class _Conversion:
         reuse = self.resume and not journal.fresh
         extra: dict[str, Any] = {"shards": self.shards} if self.shards is not None else {}
         try:
+            names = source_dimension_names(src) if self.dst_cls.supports_dimension_names else None
+            if names is not None:
+                extra["dimension_names"] = names
             dst = create(str(self.dst_loc), src.shape, src.dtype, backend=self.dst_cls.backend, chunks=create_chunks,
                          compression=self.compression, order=self.order, attrs=dict(src.meta.attrs),
                          overwrite=self.overwrite, durable=self.durable, resume=reuse, **extra)
