@@ -7,8 +7,8 @@ Dimensions
     of the axis' length with no storage, whose ``NAME`` is netCDF-C's marker ("This is
     a netCDF dimension but not a netCDF variable." and the length), with an
     ``_Netcdf4Dimid`` unique in the file; a 1-d dataset named after its own axis is
-    its own scale (a coordinate variable). Multi-dimensional variables carry
-    ``_Netcdf4Coordinates`` (the dimension ids). So ``netCDF4.Dataset`` and
+    its own scale (a coordinate variable). Variables carry ``_Netcdf4Coordinates``
+    (their dimension ids). So ``netCDF4.Dataset`` and
     ``xarray.open_dataset(engine="h5netcdf")`` list named dimensions without
     ``phony_dims``. Names are the array's ``dimension_names`` (recorded exactly in
     the reserved attribute ``_arraystore_dimension_names``), else ``dim_0``,
@@ -22,7 +22,8 @@ Times
     ``datetime64`` / ``timedelta64`` of the units CF knows (ns, us, ms, s, m, h, D)
     are int64 with ``units`` (``"<unit>s since 1970-01-01T00:00:00"`` / ``"<unit>s"``),
     ``calendar = "proleptic_gregorian"`` (datetimes) and ``_FillValue`` = the int64
-    minimum (NaT), as xarray writes them. A user's own ``units``, ``calendar`` or
+    minimum (NaT), as xarray writes them; timedeltas also carry xarray's
+    ``dtype = "timedelta64[<unit>]"`` marker. A user's own ``units``, ``calendar`` or
     ``_FillValue`` attribute is never overwritten: the dataset then keeps bare int64
     and ``info`` says why. arraystore itself reads the dtype from
     ``_arraystore_dtype`` either way.
@@ -80,7 +81,7 @@ def cf_time_attrs(dtype: np.dtype[Any], attrs: Mapping[str, Any]) -> tuple[dict[
             f"{dtype} is stored as bare int64: CF has no unit for '{count}{unit}' (xarray and netCDF tools "
             "see integers)"
         )
-    taken = [k for k in _CF_KEYS if k in attrs]
+    taken = [k for k in (*_CF_KEYS, "dtype") if k in attrs]
     if taken:
         return {}, (
             f"{dtype} is stored as bare int64 without CF units: the array's own attribute(s) {taken} are kept "
@@ -93,6 +94,7 @@ def cf_time_attrs(dtype: np.dtype[Any], attrs: Mapping[str, Any]) -> tuple[dict[
         out["calendar"] = "proleptic_gregorian"
     else:
         out["units"] = name
+        out["dtype"] = f"timedelta64[{unit}]"  # how xarray marks integers it should decode as timedeltas
     return out, None
 
 
@@ -198,8 +200,7 @@ def _attach_dimensions(
         scale = group[name]
         ids.append(int(np.asarray(scale.attrs.get("_Netcdf4Dimid", -1)).reshape(-1)[0]))
         ds.dims[i].attach_scale(scale)
-    if ds.ndim > 1:
-        ds.attrs["_Netcdf4Coordinates"] = np.array(ids, dtype=np.int32)
+    ds.attrs["_Netcdf4Coordinates"] = np.array(ids, dtype=np.int32)  # as netCDF-C and h5netcdf write it
     return None
 
 
