@@ -26,6 +26,7 @@ import numpy as np
 
 import arraystore
 from arraystore import access
+from arraystore.backends import _mapped_access
 
 MiB = 1 << 20
 ROW = 1024  # bytes per row: 128 float64
@@ -122,14 +123,14 @@ def main() -> None:
             fresh(lambda st: np.asarray(st.as_memmap()[np.sort(idx)])),
         )
         rows_per_s("take (auto)", fresh(lambda st: access.take(st, idx)))
-        saved = access.DENSE_FRACTION
+        saved = _mapped_access.DENSE_FRACTION
         try:
-            access.DENSE_FRACTION = 2.0
+            _mapped_access.DENSE_FRACTION = 2.0
             rows_per_s("take, forced gather (fadvise WILLNEED + map)", fresh(lambda st: access.take(st, idx)))
-            access.DENSE_FRACTION = 0.0
+            _mapped_access.DENSE_FRACTION = 0.0
             rows_per_s("take, forced sequential pass", fresh(lambda st: access.take(st, idx)))
         finally:
-            access.DENSE_FRACTION = saved
+            _mapped_access.DENSE_FRACTION = saved
 
         def batches(store: arraystore.ArrayStore) -> None:
             got = 0

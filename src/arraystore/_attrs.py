@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ._dtypes import dtype_from_json, dtype_to_json
 from .errors import MetadataError, UnsupportedDtypeError
 
 __all__ = ["MARKER", "MAX_BYTES", "MAX_DEPTH", "attrs_equal", "check_attrs", "decode_attrs", "encode_attrs"]
@@ -143,7 +144,6 @@ def _check_text(text: str, path: str) -> None:
 
 
 def _encode_numpy(value: np.generic | np.ndarray[Any, Any], path: str) -> dict[str, Any]:
-    from .meta import dtype_to_json
 
     arr = np.asarray(value)
     try:
@@ -170,7 +170,6 @@ def _decode(value: Any, path: str, depth: int) -> Any:
 
 
 def _decode_numpy(enc: Any, path: str) -> np.generic | np.ndarray[Any, Any]:
-    from .meta import dtype_from_json
 
     if not isinstance(enc, dict) or set(enc) != {"dtype", "shape", "data"} or not isinstance(enc["data"], str):
         raise MetadataError(f"{path}: expected {MARKER!r} to hold {{dtype, shape, data}}, found {enc!r}")

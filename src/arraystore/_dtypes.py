@@ -16,8 +16,11 @@ import re
 from typing import Any, Literal
 
 import numpy as np
+from numpy.lib.format import descr_to_dtype, dtype_to_descr
 
-__all__ = ["DTYPE_EXAMPLES", "parse_dtype_text", "to_dtype"]
+from .errors import MetadataError, UnsupportedDtypeError
+
+__all__ = ["DTYPE_EXAMPLES", "check_dtype", "dtype_from_json", "dtype_to_json", "parse_dtype_text", "to_dtype"]
 
 ByteOrder = Literal["<", ">"]
 
@@ -140,3 +143,97 @@ def _field_format(fmt: Any, depth: int) -> Any:
     if isinstance(fmt, (list, tuple, dict)):
         return _leaves_checked(fmt, depth + 1)
     return to_dtype(fmt)
+
+
+def dtype_to_json(dtype: np.dtype[Any]) -> Any:
+    """Serialise a dtype with numpy's ``dtype_to_descr``, byte order explicit.
+
+    Simple dtypes become strings such as ``"<f4"`` or ``"|b1"``; structured dtypes
+    become lists of ``[name, descr]`` or ``[name, descr, shape]`` (numpy's descr
+    with tuples written as JSON lists). A sub-array dtype at the top level is
+    refused: numpy folds it into the shape (``np.zeros(3, "(2,)i4")`` has shape
+    ``(3, 2)``), so the caller must do the same.
+    """
+    dtype = np.dtype(dtype)
+    check_dtype(dtype)
+    descr = dtype_to_descr(dtype)
+    if isinstance(descr, tuple):
+        raise UnsupportedDtypeError(
+            f"expected a dtype without a top-level sub-array, found {dtype}; "
+            f"fold its shape {dtype.shape} into the array's shape with base dtype {dtype.base}"
+        )
+    return _lists(descr)
+
+
+def _lists(obj: Any) -> Any:
+    if isinstance(obj, (list, tuple)):
+        return [_lists(x) for x in obj]
+    return obj
+
+
+def _tuples(obj: Any, depth: int = 0) -> Any:
+    """JSON lists back into numpy's descr: a list of fields, each field a tuple."""
+    if depth > 32:
+        raise MetadataError("dtype description nested deeper than 32 levels")
+    if isinstance(obj, str):
+        try:
+            parse_dtype_text(obj)  # the one dtype grammar, also inside a structured descr
+        except DtypeSyntaxError as exc:
+            raise MetadataError(str(exc)) from None
+        return obj.strip()
+    if isinstance(obj, list):
+        fields: list[tuple[Any, ...]] = []
+        for f in obj:
+            if not isinstance(f, list) or len(f) not in (2, 3) or not _is_field_name(f[0]):
+                raise MetadataError(
+                    f"expected a structured dtype field as [name, descr] or [name, descr, shape], found {f!r}"
+                )
+            name = f[0] if isinstance(f[0], str) else tuple(f[0])  # [title, name] for titled fields
+            sub = _tuples(f[1], depth + 1)
+            if len(f) == 3:
+                shape = f[2]
+                if not isinstance(shape, list) or not all(
+                    isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**31 for n in shape
+                ):
+                    raise MetadataError(f"invalid sub-array shape {shape!r} in field {name!r}")
+                fields.append((name, sub, tuple(shape)))
+            else:
+                fields.append((name, sub))
+        return fields
+    raise MetadataError(f"expected a dtype description (string or list), found {obj!r}")
+
+
+def _is_field_name(obj: Any) -> bool:
+    return isinstance(obj, str) or (isinstance(obj, list) and len(obj) == 2 and all(isinstance(x, str) for x in obj))
+
+
+def dtype_from_json(obj: Any) -> np.dtype[Any]:
+    """Inverse of :func:`dtype_to_json`, through numpy's ``descr_to_dtype``.
+
+    Raises
+    ------
+    MetadataError
+        If ``obj`` is not a valid description.
+    UnsupportedDtypeError
+        If it describes an object dtype or one with zero-sized items.
+    """
+    descr = _tuples(obj)
+    try:
+        dtype = descr_to_dtype(descr)
+    except (TypeError, ValueError, KeyError, IndexError, RecursionError) as exc:
+        raise MetadataError(f"invalid dtype description {obj!r}: {exc}") from None
+    check_dtype(dtype)
+    return dtype
+
+
+def check_dtype(dtype: np.dtype[Any]) -> None:
+    """Refuse dtypes no arraystore backend can hold: objects and empty items."""
+    if dtype.hasobject:
+        raise UnsupportedDtypeError(
+            f"expected a dtype of fixed-size values, found {dtype} which holds Python "
+            "objects; store fixed-width strings ('S'/'U') or numbers instead"
+        )
+    if dtype.itemsize == 0:
+        raise UnsupportedDtypeError(
+            f"expected a dtype with a non-zero item size, found {dtype!r}; give strings a length, e.g. 'S8' or 'U8'"
+        )

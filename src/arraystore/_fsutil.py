@@ -6,25 +6,37 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import stat
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import MetadataError, ReadOnlyError, StorageFullError
+import numpy as np
+
+from .errors import MetadataError, ReadOnlyError, StorageFullError, UnsafeInputError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "apply_mode_like",
+    "aside_path",
     "atomic_write_bytes",
     "clear_path",
     "file_mode",
     "fsync_dir",
     "kept_mode",
+    "loads_json",
     "match_tree_modes",
     "partial_path",
     "raise_if_full",
+    "read_json_file",
+    "recover_replace",
     "remove_path",
     "replace_path",
     "set_mode",
@@ -220,14 +232,82 @@ def remove_path(path: str | os.PathLike[str]) -> None:
             p.unlink()
 
 
+#: Most JSON values (objects, arrays, strings, numbers...) parsed from one document arraystore did not write.
+MAX_JSON_ITEMS = 1_000_000
+#: Deepest nesting of objects and arrays accepted in such a document.
+MAX_JSON_DEPTH = 100
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_JSON_NOT_BRACKET = re.compile(rb"[^\[\]{}]")
+
+
+def check_json_size(raw: bytes, where: str, what: str) -> None:
+    """Refuse JSON text that would parse into too many values or too deep a nesting.
+
+    Parsing amplifies: ``{}`` is 2 bytes of text and about 70 bytes as a Python dict,
+    so a document within any byte cap can still take 50 times its size in memory.
+    Values are counted from the separators and brackets outside strings (``,`` ``:``
+    ``[`` ``{``), without parsing, in time and memory linear in the text.
+
+    Raises
+    ------
+    UnsafeInputError
+        Over :data:`MAX_JSON_ITEMS` values or :data:`MAX_JSON_DEPTH` levels.
+    """
+    def count(text: bytes) -> tuple[int, int]:
+        opens = text.count(b"[") + text.count(b"{")
+        return opens + text.count(b",") + text.count(b":"), opens
+
+    items, opens = count(raw)
+    if items <= MAX_JSON_ITEMS and opens <= MAX_JSON_DEPTH:
+        return
+    bare = _JSON_STRING.sub(b'""', raw)  # brackets and commas inside strings do not count
+    items, opens = count(bare)
+    if items > MAX_JSON_ITEMS:
+        raise UnsafeInputError(
+            f"{where}: expected a {what} of at most {MAX_JSON_ITEMS:,} JSON values, found about {items:,}; parsing "
+            "it would take many times its size in memory: the file is damaged or hostile. Keep large data in "
+            "arrays, not in metadata"
+        )
+    if opens > MAX_JSON_DEPTH:
+        brackets = np.frombuffer(_JSON_NOT_BRACKET.sub(b"", bare), dtype=np.uint8)
+        steps = np.where((brackets == ord("[")) | (brackets == ord("{")), 1, -1).astype(np.int32)
+        depth = int(np.cumsum(steps).max(initial=0))
+        if depth > MAX_JSON_DEPTH:
+            raise UnsafeInputError(
+                f"{where}: expected a {what} nested at most {MAX_JSON_DEPTH} levels deep, found {depth}: the "
+                "file is damaged or hostile; flatten the metadata"
+            )
+
+
+def loads_json(raw: bytes | str, where: str, what: str) -> Any:
+    """Parse JSON text arraystore did not just write, with bounded memory.
+
+    Raises
+    ------
+    UnsafeInputError
+        Too many values or too deep (:func:`check_json_size`).
+    MetadataError
+        Not valid JSON (including numbers of more digits than Python converts).
+    """
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    check_json_size(data, where, what)
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise MetadataError(f"{where}: expected a {what} in JSON, found invalid JSON ({exc})") from None
+
+
 def read_json_file(path: str | os.PathLike[str], max_bytes: int, what: str) -> Any:
-    """Parse a small JSON file; ``None`` when it does not exist.
+    """Parse a small JSON file with bounded memory (:func:`loads_json`); ``None`` when it does not exist.
 
     Raises
     ------
     MetadataError
         A folder, a file over ``max_bytes``, or invalid JSON; the message names ``what``
         the file was expected to be.
+    UnsafeInputError
+        JSON that would parse into too many values or too deep a nesting.
     """
     p = Path(path)
     try:
@@ -239,10 +319,7 @@ def read_json_file(path: str | os.PathLike[str], max_bytes: int, what: str) -> A
         raise MetadataError(f"{p}: expected a {what} file, found a folder") from None
     if len(raw) > max_bytes:
         raise MetadataError(f"{p}: over {max_bytes:,} bytes, not a {what}")
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise MetadataError(f"{p}: expected a {what} in JSON, found invalid JSON ({exc})") from None
+    return loads_json(raw, str(p), what)
 
 
 def nonempty(path: str | os.PathLike[str]) -> bool:
@@ -263,21 +340,62 @@ def clear_path(path: str | os.PathLike[str]) -> None:
         os.truncate(p, 0)
 
 
+def aside_path(dst: str | os.PathLike[str]) -> Path:
+    """Where :func:`replace_path` keeps the old folder between its two renames."""
+    dst = Path(dst)
+    return dst.with_name(f".{dst.name}.old")
+
+
+#: Test hook: called with ``"aside"`` after the old folder is renamed aside and ``"placed"``
+#: after the new one is in place (kill tests stop a real process there).
+_replace_hook: Callable[[str], None] | None = None
+
+
+def _try_flock(fd: int) -> bool:
+    """Take an exclusive ``flock`` on ``fd`` without waiting; False when another holder has it."""
+    if fcntl is None:  # pragma: no cover - Windows
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        # Without a working flock (ENOLCK...) there is nothing better to go by than "free".
+        return exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+    return True
+
+
 def replace_path(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, durable: bool = False) -> None:
     """Move ``src`` onto ``dst``, replacing what is there.
 
     Files are replaced atomically (``os.replace``). A folder that already exists at
-    ``dst`` is first renamed aside and removed after the new one is in place, so
-    ``dst`` is never missing for longer than between two renames and never holds a
-    mixture of old and new.
+    ``dst`` is first renamed aside (:func:`aside_path`) and removed after the new one is
+    in place, so ``dst`` never holds a mixture of old and new. The old folder stays
+    ``flock``-ed while it is aside, which tells :func:`recover_replace` (run by the next
+    open or create) that a replace is under way; a kill drops the lock, and
+    :func:`recover_replace` then puts the old folder back (killed between the renames)
+    or removes it (killed after).
     """
     src, dst = Path(src), Path(dst)
     if dst.is_dir() and not dst.is_symlink():
+        recover_replace(dst)
         match_tree_modes(src, dst)  # the replacement is readable by no more people than the original
-        aside = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.old")
-        os.replace(dst, aside)
-        os.replace(src, dst)
-        shutil.rmtree(aside, ignore_errors=True)
+        aside = aside_path(dst)
+        fd = os.open(dst, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            # Usually the caller's writer lock already holds this folder: both ways it stays locked.
+            _try_flock(fd)
+            os.replace(dst, aside)
+            if durable:
+                fsync_dir(dst.parent)
+            if _replace_hook is not None:
+                _replace_hook("aside")
+            os.replace(src, dst)
+            if durable:
+                fsync_dir(dst.parent)
+            if _replace_hook is not None:
+                _replace_hook("placed")
+            shutil.rmtree(aside, ignore_errors=True)
+        finally:
+            os.close(fd)
     else:
         set_mode(src, kept_mode(dst))
         os.replace(src, dst)
@@ -285,11 +403,31 @@ def replace_path(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, du
         fsync_dir(dst.parent)
 
 
-@contextlib.contextmanager
-def cleanup_on_error(path: str | os.PathLike[str]) -> Iterator[None]:
-    """Remove ``path`` if the body raises."""
+def recover_replace(dst: str | os.PathLike[str]) -> None:
+    """Finish a folder replace that a kill interrupted; do nothing when none was.
+
+    When the old folder is still aside and nobody holds its lock: if ``dst`` exists the
+    replace had finished and the old folder is removed; if ``dst`` is missing the kill
+    came between the two renames and the old folder is renamed back, so the array is
+    never lost.
+    """
+    dst = Path(dst)
+    aside = aside_path(dst)
     try:
-        yield
-    except BaseException:
-        remove_path(path)
-        raise
+        fd = os.open(aside, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return  # none there (or not a folder we made)
+    try:
+        if not _try_flock(fd):
+            return  # a replace is under way in another process
+        if os.path.lexists(dst):
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            try:
+                os.rename(aside, dst)
+            except OSError:
+                return  # raced with another recovery or a new create: leave it for the next run
+            fsync_dir(dst.parent)
+    finally:
+        os.close(fd)
+

@@ -10,14 +10,18 @@ import dataclasses
 import inspect
 import os
 from collections.abc import Mapping
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import _fsutil
 from ._attrs import attrs_equal
 from ._dimnames import check_dimension_names
 from ._lock import WriterLock, writer_active
+from ._modes import CREATE_MODES, MODES, WRITABLE_MODES, _open_writers
+from .compression import Compression, check_codec, parse_compression
 from .errors import (
     AlreadyExistsError,
+    ArrayChangedError,
     ArrayNotFoundError,
     ArrayStoreError,
     BackendError,
@@ -26,11 +30,14 @@ from .errors import (
     ReadOnlyError,
 )
 from .fidelity import check_fidelity
+from .location import Location, parse_location
 from .meta import ArrayMeta
-from .registry import Location, backend_class, detect_backend, parse_location
-from .store import CREATE_MODES, MODES, WRITABLE_MODES, ArrayStore, _open_writers
+from .registry import backend_class, detect_backend
 
-__all__ = ["create", "open"]
+if TYPE_CHECKING:
+    from .store import ArrayStore
+
+__all__ = ["StagedArray", "create", "exists", "open", "share_staged"]
 
 
 def _reopen(path: str, backend: str, options: dict[str, Any]) -> ArrayStore:
@@ -177,7 +184,11 @@ def _create_for_mode(
         )
     overwrite = mode in ("w", "w+")
     if options.pop("overwrite", overwrite) != overwrite:
-        raise ModeError(f"mode {mode!r} already decides overwrite={overwrite}; drop overwrite=")
+        says = "replaces an existing array" if overwrite else "never replaces an existing array"
+        raise ModeError(
+            f"{os.fspath(path)}: mode {mode!r} {says}, and the overwrite argument contradicts it; "
+            "leave overwrite out when opening with a mode"
+        )
     return create(path, shape, dtype, backend=backend, overwrite=overwrite, lock_timeout=lock_timeout, **options)
 
 
@@ -215,7 +226,7 @@ def create(
     *,
     backend: str | None = None,
     chunks: Any = None,
-    compression: str | None = None,
+    compression: str | Compression | Mapping[str, Any] | None = None,
     order: Literal["C", "F"] = "C",
     attrs: Mapping[str, Any] | None = None,
     overwrite: bool = False,
@@ -240,7 +251,8 @@ def create(
         lossless encoding) are refused before anything is written.
     chunks, compression
         Storage layout for chunked backends (HDF5, Zarr); contiguous backends refuse
-        anything but ``None``.
+        anything but ``None``. ``compression`` follows one grammar for every backend
+        (``"zstd:3"``, ``"gzip"``, ``"blosc:lz4:5"``, ...; see :mod:`arraystore.compression`).
     order
         ``"C"`` or ``"F"`` layout.
     attrs
@@ -260,7 +272,7 @@ def create(
 
     Raises
     ------
-    AlreadyExistsError, UnsupportedDtypeError, MetadataError, LockedError, StorageFullError
+    AlreadyExistsError, UnsupportedDtypeError, CompressionError, MetadataError, LockedError, StorageFullError
     """
     location = parse_location(path)
     cls = _resolve_backend(location, backend, must_exist=False)
@@ -277,6 +289,8 @@ def create(
             )
         options["dimension_names"] = names
     check_fidelity(cls, meta.dtype)
+    codec = parse_compression(compression)
+    check_codec(cls, codec)
     if cls._exists(location) and not overwrite:
         raise AlreadyExistsError(f"{location}: an array already exists there; pass overwrite=True to replace it")
     staging = cls._staging(location)
@@ -297,14 +311,12 @@ def create(
             _fsutil.set_mode(staging.file, mode)
         store = None
         if staging is not None and resume and _fsutil.nonempty(staging.file):
-            store = cls._reopen_staged(
-                staging, meta, chunks=chunks, compression=compression, durable=durable, **options
-            )
+            store = cls._reopen_staged(staging, meta, chunks=chunks, compression=codec, durable=durable, **options)
         if store is None:
             if staging is not None:
                 _fsutil.clear_path(staging.file)
             store = cls._create(
-                staging or location, meta, chunks=chunks, compression=compression, durable=durable, **options
+                staging or location, meta, chunks=chunks, compression=codec, durable=durable, **options
             )
     except BaseException as exc:
         if staging is not None and locks and locks[-1].path == staging.file:
@@ -325,3 +337,76 @@ def create(
         store._staged = (staging, location)
     _open_writers.add(store)
     return store
+
+
+def exists(path: str | os.PathLike[str] | Location, backend: str | None = None) -> bool:
+    """True when an array (of ``backend``, default: the one the path names) exists at ``path``.
+
+    Unlike ``os.path.exists`` this asks the backend: an HDF5 file without the
+    dataset named after ``::``, or a folder without ``zarr.json``, holds no array.
+    """
+    location = parse_location(path)
+    return _resolve_backend(location, backend, must_exist=False)._exists(location)
+
+
+@dataclass(frozen=True)
+class StagedArray:
+    """A picklable reference to an array that :func:`create` is building, for writers in other processes.
+
+    Obtained from :func:`share_staged`; :meth:`open` gives a second handle on the
+    half-built array (no writer lock: the creator holds it; no *incomplete* flag: the
+    staged array is not yet visible under its name). Each handle must write distinct
+    chunks and be closed with :meth:`~arraystore.ArrayStore.abandon`, which never
+    publishes; the creator's handle publishes once every writer has finished.
+    """
+
+    backend: str
+    staging: str
+    final: str
+    meta: ArrayMeta
+    chunks: tuple[int, ...] | None
+
+    def open(self) -> ArrayStore:
+        """A writable handle on the staged array.
+
+        Raises
+        ------
+        ArrayChangedError
+            The staged array is gone or no longer matches (shape, dtype, order, chunks).
+        """
+        cls = backend_class(self.backend)
+        staging = parse_location(self.staging)
+        store = cls._reopen_staged(staging, self.meta, chunks=self.chunks)
+        if store is None:
+            raise ArrayChangedError(
+                f"{self.staging}: the staged array no longer matches the one being created (shape, dtype, order or "
+                "chunks); another process changed it. Create it again"
+            )
+        store._staged = (staging, parse_location(self.final))  # a staged store writes no "incomplete" flag
+        return store
+
+
+def share_staged(store: ArrayStore) -> StagedArray:
+    """A :class:`StagedArray` for a store returned by :func:`create` and not yet closed.
+
+    Only backends whose class says ``parallel_chunk_writers`` (each chunk its own
+    object, no shared metadata written by chunk writes) can be shared.
+
+    Raises
+    ------
+    BackendError
+        The backend does not allow writers in several processes, or the store is not being created.
+    """
+    cls = type(store)
+    if not getattr(cls, "parallel_chunk_writers", False):
+        raise BackendError(
+            f"{store.path}: the {cls.backend} backend allows one writing process per array; write its blocks "
+            "from the process that created it"
+        )
+    if store._staged is None:
+        raise BackendError(
+            f"{store.path}: not an array being created (it was created in place or is already published); "
+            "share_staged() takes the store arraystore.create() returned, before close()"
+        )
+    staging, final = store._staged
+    return StagedArray(cls.backend, str(staging), str(final), store.meta, store.chunks)

@@ -15,36 +15,27 @@ into what the disk is good at:
 from __future__ import annotations
 
 import math
-import mmap
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from .errors import ArrayStoreError, SelectionError
-from .store import DEFAULT_BLOCK_BYTES, ArrayStore
+from ._modes import DEFAULT_BLOCK_BYTES
+from .errors import AccessError, SelectionError
 
-__all__ = ["ADVICE", "Advice", "advise", "sample_batches", "take"]
+if TYPE_CHECKING:
+    from .store import ArrayStore
+
+__all__ = ["ADVICE", "AccessError", "Advice", "advise", "advise_files", "gather_sorted", "sample_batches", "take"]
 
 Advice = Literal["normal", "sequential", "random", "willneed", "dontneed"]
 ADVICE: tuple[str, ...] = ("normal", "sequential", "random", "willneed", "dontneed")
 
-PAGE = mmap.PAGESIZE
-#: Above this share of the pages in the gathered span, one sequential pass is cheaper than a gather.
-DENSE_FRACTION = 0.25
-#: Runs advised to the kernel ahead of the one being copied (bounds the read-ahead in flight).
-ADVISE_AHEAD = 4096
 #: Generic path: runs closer than this are read as one (a few wasted bytes beat one more call).
 GAP_BYTES = 256 * 1024
-#: Threads of ``preadv`` for sparse gathers on stores read with buffered I/O (network file systems).
-PREAD_THREADS = 8
-
-
-class AccessError(ArrayStoreError, ValueError):
-    """A bad argument to an access helper (unknown advice, batch size, window)."""
 
 
 # -- take ------------------------------------------------------------------
@@ -110,25 +101,24 @@ def take(
         raise SelectionError(f"index {int(flat[bad][0])} is out of bounds for axis {axis} with size {n}")
     flat = np.where(flat < 0, flat + n, flat)
     uniq, inverse = np.unique(flat, return_inverse=True)
-    rows = _gather_sorted(store, uniq, axis, max_bytes)
+    out_shape = list(shape)
+    out_shape[axis] = uniq.size
+    if uniq.size == 0 or math.prod(out_shape) == 0:
+        rows = np.empty(out_shape, store.dtype)
+    else:
+        rows = store._take_sorted(uniq, axis, max_bytes)
     if not (uniq.size == flat.size and np.array_equal(uniq, flat)):
         rows = np.take(rows, inverse.ravel(), axis=axis)
     return rows.reshape(shape[:axis] + idx.shape + shape[axis + 1 :])
 
 
-def _gather_sorted(
-    store: ArrayStore, uniq: np.ndarray[Any, Any], axis: int, max_bytes: int
-) -> np.ndarray[Any, Any]:
-    """Rows ``uniq`` (sorted, unique) along ``axis``, as one array."""
+def gather_sorted(store: ArrayStore, uniq: np.ndarray[Any, Any], axis: int, max_bytes: int) -> np.ndarray[Any, Any]:
+    """The generic gather behind :meth:`ArrayStore._take_sorted`: rows ``uniq`` (sorted, unique) along ``axis``."""
     out_shape = list(store.shape)
     out_shape[axis] = uniq.size
     if uniq.size == 0 or math.prod(out_shape) == 0:
         return np.empty(out_shape, store.dtype)
     outer = 0 if store.order == "C" else store.ndim - 1
-    from .backends._mapped import MappedFileStore
-
-    if isinstance(store, MappedFileStore) and axis == outer and store.nbytes:
-        return _gather_contiguous(store, uniq, axis, max_bytes)
     if axis == outer:
         return _gather_runs(store, uniq, axis)
     return _gather_scan(store, uniq, axis, max_bytes)
@@ -146,130 +136,10 @@ def _axis_sel(ndim: int, axis: int, key: Any) -> tuple[Any, ...]:
     return (slice(None),) * axis + (key,) + (slice(None),) * (ndim - axis - 1)
 
 
-def _gather_contiguous(
-    store: Any, uniq: np.ndarray[Any, Any], axis: int, max_bytes: int
-) -> np.ndarray[Any, Any]:
-    row_bytes = store.nbytes // store.shape[axis]
-    base = store.offset
-    first = (base + int(uniq[0]) * row_bytes) // PAGE
-    last = (base + (int(uniq[-1]) + 1) * row_bytes - 1) // PAGE
-    # Pages touched: each row's pages, de-duplicated where neighbouring rows share one.
-    lo_pages = (base + uniq * row_bytes) // PAGE
-    hi_pages = (base + (uniq + 1) * row_bytes - 1) // PAGE
-    touched = int(np.sum(hi_pages - lo_pages + 1)) - int(np.sum(lo_pages[1:] == hi_pages[:-1]))
-    if store.mode == "c":  # private copy-on-write changes live only in the map
-        return np.take(store._get_map(), uniq, axis=axis)
-    if touched >= DENSE_FRACTION * (last - first + 1):
-        return _gather_sequential(store, uniq, axis, row_bytes, max_bytes)
-    starts, stops = _runs(uniq)
-    if store.io == "mmap":
-        return _gather_advised(store, uniq, axis, starts, stops, row_bytes)
-    return _gather_pread(store, uniq, axis, starts, stops, row_bytes)
-
-
-def _pread_rows(fd: int, out: np.ndarray[Any, Any], pos: int) -> None:
-    view = memoryview(out.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
-    done = 0
-    while done < len(view):
-        got = os.preadv(fd, [view[done:]], pos + done)
-        if got == 0:
-            raise ArrayStoreError(
-                f"fd {fd}: the file ended {len(view) - done:,} bytes early (truncated while reading?)"
-            )
-        done += got
-
-
 def _row_block_shape(store: Any, axis: int, nrows: int) -> list[int]:
     shape = list(store.shape)
     shape[axis] = nrows
     return shape
-
-
-def _gather_sequential(
-    store: Any, uniq: np.ndarray[Any, Any], axis: int, row_bytes: int, max_bytes: int
-) -> np.ndarray[Any, Any]:
-    out = np.empty(_row_block_shape(store, axis, uniq.size), store.dtype, order=store.order)
-    step = max(1, max_bytes // max(row_bytes, 1))
-    lo, hi = int(uniq[0]), int(uniq[-1]) + 1
-    fd = os.open(store.data_file, os.O_RDONLY)
-    try:
-        if hasattr(os, "posix_fadvise"):
-            os.posix_fadvise(
-                fd, store.offset + lo * row_bytes, (hi - lo) * row_bytes, os.POSIX_FADV_SEQUENTIAL
-            )
-        buf = np.empty(min(step, hi - lo) * row_bytes, np.uint8)
-        pos = np.searchsorted(uniq, np.arange(lo, hi + step, step))
-        for k, a in enumerate(range(lo, hi, step)):
-            i, j = int(pos[k]), int(pos[k + 1])
-            if i == j:
-                continue
-            b = min(a + step, hi, int(uniq[j - 1]) + 1)
-            a = int(uniq[i])
-            chunk = buf[: (b - a) * row_bytes]
-            _pread_rows(fd, chunk, store.offset + a * row_bytes)
-            rows = chunk.view(store.dtype).reshape(_row_block_shape(store, axis, b - a), order=store.order)
-            out[_axis_sel(store.ndim, axis, slice(i, j))] = np.take(rows, uniq[i:j] - a, axis=axis)
-    finally:
-        os.close(fd)
-    return out
-
-
-def _gather_advised(
-    store: Any,
-    uniq: np.ndarray[Any, Any],
-    axis: int,
-    starts: np.ndarray[Any, Any],
-    stops: np.ndarray[Any, Any],
-    row_bytes: int,
-) -> np.ndarray[Any, Any]:
-    m = store._get_map()
-    if not hasattr(os, "posix_fadvise"):
-        return np.take(m, uniq, axis=axis)
-    out = np.empty(_row_block_shape(store, axis, uniq.size), store.dtype, order=store.order)
-    run_of_row = np.searchsorted(starts, uniq, side="right") - 1
-    fd = os.open(store.data_file, os.O_RDONLY)
-    try:
-        advised = 0
-        for w in range(0, starts.size, ADVISE_AHEAD):
-            # Keep ADVISE_AHEAD runs queued beyond the window being copied.
-            target = min(starts.size, w + 2 * ADVISE_AHEAD)
-            for r in range(advised, target):
-                a = store.offset + int(starts[r]) * row_bytes
-                os.posix_fadvise(fd, a, (int(stops[r]) - int(starts[r])) * row_bytes, os.POSIX_FADV_WILLNEED)
-            advised = target
-            i, j = np.searchsorted(run_of_row, [w, w + ADVISE_AHEAD])
-            out[_axis_sel(store.ndim, axis, slice(int(i), int(j)))] = np.take(m, uniq[i:j], axis=axis)
-    finally:
-        os.close(fd)
-    return out
-
-
-def _gather_pread(
-    store: Any,
-    uniq: np.ndarray[Any, Any],
-    axis: int,
-    starts: np.ndarray[Any, Any],
-    stops: np.ndarray[Any, Any],
-    row_bytes: int,
-) -> np.ndarray[Any, Any]:
-    out = np.empty(_row_block_shape(store, axis, uniq.size), store.dtype, order=store.order)
-    first = np.searchsorted(uniq, starts)
-    fd = os.open(store.data_file, os.O_RDONLY)
-
-    def read(r: int) -> None:
-        a, b = int(starts[r]), int(stops[r])
-        i = int(first[r])
-        rows = np.empty(_row_block_shape(store, axis, b - a), store.dtype, order=store.order)
-        _pread_rows(fd, rows, store.offset + a * row_bytes)
-        out[_axis_sel(store.ndim, axis, slice(i, i + b - a))] = rows
-
-    try:
-        with ThreadPoolExecutor(PREAD_THREADS) as pool:
-            for f in [pool.submit(read, r) for r in range(starts.size)]:
-                f.result()
-    finally:
-        os.close(fd)
-    return out
 
 
 def _gather_runs(store: ArrayStore, uniq: np.ndarray[Any, Any], axis: int) -> np.ndarray[Any, Any]:
@@ -366,40 +236,14 @@ def advise(store: ArrayStore, advice: str) -> bool:
     if advice not in ADVICE:
         raise AccessError(f"expected advice one of {', '.join(ADVICE)}, found {advice!r}")
     store._check_open()
-    from .backends._mapped import MappedFileStore
+    return store._advise(advice)
 
-    if isinstance(store, MappedFileStore):
-        return _advise_mapped(store, advice)
+
+def advise_files(store: ArrayStore, advice: str) -> bool:
+    """The generic advice behind :meth:`ArrayStore._advise`: ``willneed``/``dontneed`` on the array's files."""
     if advice not in ("willneed", "dontneed"):
         return False
     return any([_fadvise_file(f, advice) for f in _store_files(store)])
-
-
-def _advise_mapped(store: Any, advice: str) -> bool:
-    done = False
-    if store.nbytes == 0:
-        return False
-    if store.io == "mmap" or store._map is not None:
-        m = store._get_map() if store.io == "mmap" else store._map
-        raw = getattr(m, "base", None)
-        flag = getattr(mmap, _MADV[advice], None)
-        if (
-            isinstance(raw, mmap.mmap)
-            and flag is not None
-            and not (advice == "dontneed" and store.mode == "c")
-        ):
-            raw.madvise(flag)
-            done = True
-    fadv = getattr(os, _FADV[advice], None)
-    if fadv is None or not hasattr(os, "posix_fadvise"):
-        return done
-    if advice in ("sequential", "random", "normal"):
-        get_fd = getattr(store, "_get_fd", None)  # the descriptor buffered reads go through
-        if store.io == "buffered" and get_fd is not None:
-            os.posix_fadvise(get_fd(), store.offset, store.nbytes, fadv)
-            done = True
-        return done
-    return _fadvise_file(Path(store.data_file), advice, store.offset, store.nbytes) or done
 
 
 def _store_files(store: ArrayStore) -> list[Path]:

@@ -30,6 +30,7 @@ class BlockPlan:
     max_bytes: int
     axis: int
     run: int
+    chunk_overhead: int = 0
 
     @property
     def block_bytes(self) -> int:
@@ -51,6 +52,17 @@ class BlockPlan:
         k = self.axis
         outer = math.prod(math.ceil(n / u) for n, u in zip(shape[:k], unit[:k]))
         return outer * math.ceil(shape[k] / (self.run * unit[k]))
+
+    @property
+    def chunks_per_block(self) -> int:
+        """Chunks in the largest block (what per-chunk overhead is counted on)."""
+        if not self.shape or 0 in self.shape:
+            return 1
+        shape, unit = self._storage_shape_unit()
+        k = self.axis
+        return min(self.run, math.ceil(shape[k] / unit[k])) * math.prod(
+            math.ceil(n / u) for n, u in zip(shape[k + 1 :], unit[k + 1 :])
+        )
 
     @property
     def split(self) -> bool:
@@ -90,6 +102,8 @@ class BlockPlan:
             "run": self.run,
             "n_blocks": self.n_blocks,
             "block_bytes": self.block_bytes,
+            "chunks_per_block": self.chunks_per_block,
+            "chunk_overhead": self.chunk_overhead,
             "split_below_chunk_rows": self.split,
         }
 
@@ -101,6 +115,7 @@ def plan_blocks(
     *,
     chunks: Sequence[int] | None = None,
     order: str = "C",
+    chunk_overhead: int = 0,
 ) -> BlockPlan:
     """Plan blocks of at most ``max_bytes`` (where the chunks allow), aligned to ``chunks``.
 
@@ -114,6 +129,10 @@ def plan_blocks(
         Chunk shape to align to; ``None`` for contiguous data (any element boundary).
     order
         ``"C"`` or ``"F"``: the storage order to follow.
+    chunk_overhead
+        Bytes a reader holds per chunk besides its data (bookkeeping of a chunked
+        library, e.g. zarr-python's ~2.5 KiB), counted against ``max_bytes``, so an
+        array of tiny chunks gets blocks of fewer chunks.
 
     Raises
     ------
@@ -129,13 +148,16 @@ def plan_blocks(
     if len(unit) != len(shape):
         raise MemoryBudgetError(f"chunks {tuple(chunks or ())} do not match the array's {len(shape)} dimensions")
     if not shape or 0 in shape:
-        return BlockPlan(shape, itemsize, order, unit, max_bytes, 0, 1)
+        return BlockPlan(shape, itemsize, order, unit, max_bytes, 0, 1, chunk_overhead)
     s, u = (shape[::-1], unit[::-1]) if order == "F" else (shape, unit)
     for k in range(len(s)):
-        one = math.prod(u[:k]) * u[k] * math.prod(s[k + 1 :]) * itemsize
-        if one <= max_bytes:
+        n_chunks = math.prod(math.ceil(n / c) for n, c in zip(s[k + 1 :], u[k + 1 :]))
+        data = math.prod(u[:k]) * u[k] * math.prod(s[k + 1 :]) * itemsize
+        one = data + n_chunks * chunk_overhead
+        # The overhead shrinks blocks but never refuses one chunk whose data fits.
+        if one <= max_bytes or (k == len(s) - 1 and data <= max_bytes):
             run = max(1, min(max_bytes // one, math.ceil(s[k] / u[k])))
-            return BlockPlan(shape, itemsize, order, unit, max_bytes, k, run)
+            return BlockPlan(shape, itemsize, order, unit, max_bytes, k, run, chunk_overhead)
     need = math.prod(unit) * itemsize
     raise MemoryBudgetError(
         f"a memory budget of {max_bytes:,} bytes cannot hold one chunk of shape {unit} "

@@ -14,26 +14,31 @@ The tree::
     │   ├── SizeMismatchError                  data size != shape x itemsize (+ offset)
     │   ├── IncompleteArrayError               written but never completed (crash?)
     │   ├── DimensionError                     chunks/shards/shape with the wrong number of axes
-    │   └── UnsafeInputError                   refused: pickles, external links, traversal, symlinks out
-    ├── UnsupportedDtypeError (TypeError)      dtype not storable (exactly) in a backend
-    ├── ModeError (ValueError)                 unknown mode, or mode not offered by a backend
+    │   ├── UnsafeInputError                   refused: pickles, external links, traversal, symlinks out, JSON bombs
+    │   └── MetadataConflictError              migration: two evidence sources disagree
+    ├── UnsupportedDtypeError (TypeError)      dtype not storable (exactly) in a backend, or outside the dtype grammar
+    ├── ModeError (ValueError)                 unknown mode, not offered by the backend, or shape=/dtype= missing to create
     ├── ReadOnlyError (PermissionError)        write through a read-only store
     ├── ArrayNotFoundError (FileNotFoundError) nothing at the path
     ├── AlreadyExistsError (FileExistsError)   ``w-`` or create without overwrite
     ├── LockedError (TimeoutError)             another writer holds the store
     ├── ClosedStoreError (ValueError)          use after close()
     ├── SelectionError (IndexError)            an index the store cannot take, or out of bounds
+    ├── AccessError (ValueError)               a bad argument to an access helper (advice, batch size)
     ├── ValueOutOfRangeError (OverflowError)   a written value does not fit the store's dtype
     ├── BroadcastError (ValueError)            a written value's shape does not fit the selection
     ├── CopyRequiredError (ValueError)         np.asarray(store, copy=False) where no view exists
     ├── ArrayChangedError (RuntimeError)       replaced or rewritten by another writer since opened
     ├── BackendError (ValueError)              unknown backend, undetectable format
-    │   └── MissingDependencyError (ImportError) backend's library not installed
+    │   ├── MissingDependencyError (ImportError) backend's library not installed
+    │   └── CompressionError (+ MetadataError)  compression= unknown, malformed, or not the backend's
     ├── NotMemoryMappableError (TypeError)     as_memmap() on chunked/compressed data
     ├── StorageFullError (OSError)             the file system ran out of space
     ├── NetworkFilesystemError (OSError)       memory map on a network FS refused by policy
     ├── ConversionError                        a conversion could not be planned or run
     │   └── MemoryBudgetError (ValueError)     budget cannot hold one destination chunk
+    ├── BlockError                             map_blocks: the function raised on a block
+    ├── FunctionNotPicklableError (TypeError)  map_blocks: the function cannot reach worker processes
     └── VerificationError                      checksums differ
 
     ArrayStoreWarning (UserWarning)
@@ -47,21 +52,26 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AccessError",
     "AlreadyExistsError",
     "ArrayChangedError",
     "ArrayNotFoundError",
     "ArrayStoreError",
     "ArrayStoreWarning",
     "BackendError",
+    "BlockError",
     "BroadcastError",
     "ClosedStoreError",
+    "CompressionError",
     "ConversionError",
     "CopyRequiredError",
     "DimensionError",
+    "FunctionNotPicklableError",
     "IncompleteArrayError",
     "LockFallbackWarning",
     "LockedError",
     "MemoryBudgetError",
+    "MetadataConflictError",
     "MetadataError",
     "MissingDependencyError",
     "ModeError",
@@ -197,6 +207,31 @@ class UnsafeInputError(MetadataError):
     """Input refused because reading it could run code or reach outside its folder."""
 
 
+class MetadataConflictError(MetadataError):
+    """Two evidence sources disagree about a file's dtype, shape, order, offset or byte order.
+
+    Parameters
+    ----------
+    path
+        The data file.
+    fact
+        The fact in dispute (``"dtype"``, ``"shape"``, ...).
+    first, second
+        ``(source, value)`` of the two disagreeing sources, in priority order.
+    """
+
+    def __init__(self, path: str, fact: str, first: tuple[str, str], second: tuple[str, str]):
+        self.path = path
+        self.fact = fact
+        self.first = first
+        self.second = second
+        super().__init__(
+            f"{path}: conflicting {fact}: {first[0]} says {first[1]} but {second[0]} says {second[1]}; "
+            f"nothing is converted on contradicting evidence: correct the wrong source, or add a rule "
+            f"with override = true stating the right {fact}"
+        )
+
+
 class UnsupportedDtypeError(ArrayStoreError, TypeError):
     """The dtype cannot be stored, exactly or losslessly, where it was asked to go."""
 
@@ -227,6 +262,10 @@ class ClosedStoreError(ArrayStoreError, ValueError):
 
 class SelectionError(ArrayStoreError, IndexError):
     """An index that is not basic indexing, or out of bounds."""
+
+
+class AccessError(ArrayStoreError, ValueError):
+    """A bad argument to an access helper (unknown advice, batch size, window)."""
 
 
 class DimensionError(MetadataError):
@@ -278,6 +317,14 @@ class MissingDependencyError(BackendError, ImportError):
     """The library a backend needs is not installed."""
 
 
+class CompressionError(BackendError, MetadataError):
+    """A ``compression=`` value that is malformed, unknown, out of range, or not written by the backend.
+
+    One type for every backend (see :mod:`arraystore.compression`); it is both a
+    :class:`BackendError` and a :class:`MetadataError`, which the backends raised before.
+    """
+
+
 class NotMemoryMappableError(ArrayStoreError, TypeError):
     """``as_memmap()`` on data that is not one contiguous uncompressed byte range."""
 
@@ -296,6 +343,23 @@ class ConversionError(ArrayStoreError):
 
 class MemoryBudgetError(ConversionError, ValueError):
     """The memory budget cannot hold even one block of the plan."""
+
+
+class BlockError(ArrayStoreError):
+    """A function run by :func:`~arraystore.parallel.map_blocks` raised on a block.
+
+    The worker's exception is the ``__cause__`` (with the worker's traceback attached by
+    :mod:`concurrent.futures`); ``selection`` and ``index`` name the block.
+    """
+
+    def __init__(self, message: str, index: int, selection: tuple[slice, ...]):
+        super().__init__(message)
+        self.index = index
+        self.selection = selection
+
+
+class FunctionNotPicklableError(ArrayStoreError, TypeError):
+    """The function given to :func:`~arraystore.parallel.map_blocks` cannot be sent to worker processes."""
 
 
 class VerificationError(ArrayStoreError):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._dtypes import dtype_from_json, dtype_to_json
 from .errors import UnsupportedDtypeError
 
 if TYPE_CHECKING:
@@ -178,7 +179,6 @@ def check_structured(dtype: np.dtype[Any], limits: StructuredLimits = Structured
     """
     where = f"the {backend} backend" if backend else "arraystore"
     _check_fields(dtype, limits, where, (), 0)
-    from .meta import dtype_from_json, dtype_to_json  # meta imports this module's neighbours
 
     if dtype_from_json(dtype_to_json(dtype)) != dtype:  # the descr is what every backend records
         raise UnsupportedDtypeError(

@@ -36,10 +36,19 @@ import numpy as np
 
 from ._open import open as open_store
 from .blocks import BlockPlan
-from .errors import ArrayStoreError
+from .errors import ArrayStoreError, BlockError, FunctionNotPicklableError
 from .store import ArrayStore
 
-__all__ = ["BlockError", "abandon_pool", "map_blocks", "mp_context", "parent_identity", "process_pool", "worker_init"]
+__all__ = [
+    "BlockError",
+    "FunctionNotPicklableError",
+    "abandon_pool",
+    "map_blocks",
+    "mp_context",
+    "parent_identity",
+    "process_pool",
+    "worker_init",
+]
 
 R = TypeVar("R")
 Block = tuple[slice, ...]
@@ -47,23 +56,6 @@ Block = tuple[slice, ...]
 #: Default block size for :func:`map_blocks`: small enough to spread over workers, large
 #: enough that per-task overhead (~100 µs) is noise next to reading the block.
 DEFAULT_MAP_BYTES = 16 * 1024 * 1024
-
-
-class BlockError(ArrayStoreError):
-    """A function run by :func:`map_blocks` raised on a block.
-
-    The worker's exception is the ``__cause__`` (with the worker's traceback attached by
-    :mod:`concurrent.futures`); ``selection`` and ``index`` name the block.
-    """
-
-    def __init__(self, message: str, index: int, selection: Block):
-        super().__init__(message)
-        self.index = index
-        self.selection = selection
-
-
-class FunctionNotPicklableError(ArrayStoreError, TypeError):
-    """The function given to :func:`map_blocks` cannot be sent to worker processes."""
 
 
 def mp_context() -> multiprocessing.context.BaseContext:

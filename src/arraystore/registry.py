@@ -1,17 +1,24 @@
-"""Backends by name, by suffix, and by magic bytes, imported only when used.
+"""Backends by name, by suffix, and by content, imported only when used.
 
-Built-in backends are listed as ``"module:Class"`` strings, so that importing
-arraystore never imports h5py or zarr. Third-party backends register through the
-``arraystore.backends`` entry-point group; the group is read the first time a
-name or path is not matched by a built-in, never at import time.
+Built-in backends are listed as ``"module:Class"`` strings with their suffixes (and,
+for backends whose module imports a heavy library, a content check that does not),
+so that importing arraystore — or telling an HDF5 file from a Zarr folder — imports
+neither h5py nor zarr. Once a backend's module is imported, the registry asks its
+class (:attr:`~arraystore.ArrayStore.suffixes`,
+:meth:`~arraystore.ArrayStore.guess_can_open`); a test keeps the table and the
+classes in agreement.
+
+Third-party backends register through the ``arraystore.backends`` entry-point
+group and are asked the same questions; the group is read the first time a name or
+path is not matched by a built-in, never at import time.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
+import sys
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -19,78 +26,62 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from .errors import ArrayNotFoundError, ArrayStoreWarning, BackendError, MissingDependencyError
+from .location import Location, parse_location
 
 if TYPE_CHECKING:
     from .store import ArrayStore
 
-__all__ = ["BACKENDS", "Location", "backend_class", "detect_backend", "parse_location"]
+__all__ = [
+    "BACKENDS",
+    "Location",
+    "backend_class",
+    "backend_names",
+    "default_suffix",
+    "detect_backend",
+    "parse_location",
+]
 
 ENTRY_POINT_GROUP = "arraystore.backends"
 
 
 @dataclass(frozen=True)
 class BackendSpec:
-    """Where a backend lives and what installs it."""
+    """Where a built-in backend lives, what installs it, and how to recognise its files unimported.
+
+    ``suffixes`` must equal the class's :attr:`~arraystore.ArrayStore.suffixes`; ``guess``
+    (``"module:function"``, taking a :class:`Location`) answers like the class's
+    ``guess_can_open`` without importing the backend's library; None: import the class
+    and ask it. ``fallback`` backends claim files by side evidence and are asked last.
+    """
 
     target: str
     extra: str | None = None
     library: str | None = None
+    suffixes: tuple[str, ...] = ()
+    guess: str | None = None
+    fallback: bool = False
 
 
-#: Built-in backends (read-only).
+#: Built-in backends (read-only). Adding one: its module, its test file, and one line here.
 BACKENDS: Mapping[str, BackendSpec] = MappingProxyType(
     {
-        "raw": BackendSpec("arraystore.backends.raw:RawStore"),
-        "npy": BackendSpec("arraystore.backends.npy:NpyStore"),
-        "hdf5": BackendSpec("arraystore.backends.hdf5:HDF5Store", "hdf5", "h5py"),
-        "zarr": BackendSpec("arraystore.backends.zarr:ZarrStore", "zarr", "zarr"),
+        "raw": BackendSpec("arraystore.backends.raw:RawStore", suffixes=(".dat", ".raw", ".bin"), fallback=True),
+        "npy": BackendSpec("arraystore.backends.npy:NpyStore", suffixes=(".npy",)),
+        "hdf5": BackendSpec(
+            "arraystore.backends.hdf5:HDF5Store", "hdf5", "h5py", suffixes=(".h5", ".hdf5", ".he5", ".hdf"),
+            guess="arraystore.backends._signatures:hdf5_signature",
+        ),
+        "zarr": BackendSpec(
+            "arraystore.backends.zarr:ZarrStore", "zarr", "zarr", suffixes=(".zarr", ".zarr.zip"),
+            guess="arraystore.backends._signatures:zarr_folder",
+        ),
     }
 )
 
-#: Suffixes, longest first when matched.
+#: Suffixes of the built-in backends, longest first when matched.
 SUFFIXES: Mapping[str, str] = MappingProxyType(
-    {
-        ".zarr.zip": "zarr",
-        ".zarr": "zarr",
-        ".npy": "npy",
-        ".h5": "hdf5",
-        ".hdf5": "hdf5",
-        ".he5": "hdf5",
-        ".hdf": "hdf5",
-        ".dat": "raw",
-        ".raw": "raw",
-        ".bin": "raw",
-    }
+    dict(sorted(((sfx, name) for name, spec in BACKENDS.items() for sfx in spec.suffixes), key=lambda kv: -len(kv[0])))
 )
-
-_NPY_MAGIC = b"\x93NUMPY"
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-
-
-@dataclass(frozen=True)
-class Location:
-    """A store's place: a file or folder, and for HDF5/Zarr hierarchies a key inside it.
-
-    ``"run.h5::/a/b"`` parses to ``Location(Path("run.h5"), "/a/b")``.
-    """
-
-    file: Path
-    key: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.file}::{self.key}" if self.key else str(self.file)
-
-
-def parse_location(path: str | os.PathLike[str] | Location) -> Location:
-    """Split ``"file::/key"``; expand ``~``; make the file path absolute."""
-    if isinstance(path, Location):
-        return path
-    s = os.fspath(path)
-    key = None
-    if "::" in s:
-        s, key = s.split("::", 1)
-        key = key or None
-    return Location(Path(s).expanduser().absolute(), key)
 
 
 def _suffix_backend(file: Path) -> str | None:
@@ -98,53 +89,57 @@ def _suffix_backend(file: Path) -> str | None:
     for suffix, backend in SUFFIXES.items():
         if name.endswith(suffix):
             return backend
+    for backend, cls in _entry_point_classes().items():
+        if cls.suffixes and name.endswith(tuple(s.lower() for s in cls.suffixes)):
+            return backend
     return None
 
 
-def _magic_backend(file: Path) -> str | None:
-    if file.is_dir():
-        if (file / "zarr.json").exists() or (file / ".zarray").exists() or (file / ".zgroup").exists():
-            return "zarr"
-        return None
+def _imported_class(name: str) -> type[ArrayStore] | None:
+    module, _, attr = BACKENDS[name].target.partition(":")
+    mod = sys.modules.get(module)
+    cls: type[ArrayStore] | None = getattr(mod, attr, None) if mod is not None else None
+    return cls
+
+
+def _guess(name: str, location: Location) -> bool:
+    """Ask a built-in backend whether it can open ``location``, importing as little as possible."""
+    spec = BACKENDS[name]
+    cls = _imported_class(name)
     try:
-        with open(file, "rb") as f:
-            head = f.read(8)
-            if head.startswith(_NPY_MAGIC):
-                return "npy"
-            # HDF5 allows a user block: the signature may sit at 0, 512, 1024, 2048, ...
-            offset = 0
-            size = os.fstat(f.fileno()).st_size
-            while offset + 8 <= size and offset <= 1 << 20:
-                f.seek(offset)
-                if f.read(8) == _HDF5_MAGIC:
-                    return "hdf5"
-                offset = 512 if offset == 0 else offset * 2
-    except OSError:
-        return None
-    return None
+        if cls is None and spec.guess is not None:
+            module, _, attr = spec.guess.partition(":")
+            check: Callable[[Location], bool] = getattr(importlib.import_module(module), attr)
+            return bool(check(location))
+        return bool((cls or backend_class(name)).guess_can_open(location))
+    except MissingDependencyError:
+        return False
 
 
-def _has_dialect_header(file: Path) -> bool:
-    """True for a header file (ENVI/EHdr ``.hdr``, MetaImage ``.mhd``/``.mha``, IDX) or a data
-    file with such a header beside it; the raw backend then reads it through the dialect."""
-    from . import dialects
-    from .dialects.idx import is_idx_name
-    from .errors import ArrayStoreError
-
-    if file.name.lower().endswith((".hdr", ".mhd", ".mha", ".idx")) or is_idx_name(file):
-        return True
-    for dialect in dialects.DIALECTS.values():
+def _content_backend(location: Location) -> str | None:
+    ordered = sorted(BACKENDS, key=lambda n: BACKENDS[n].fallback)
+    for name in ordered:
+        if not BACKENDS[name].fallback and _guess(name, location):
+            return name
+    for name, cls in _entry_point_classes().items():
         try:
-            header = dialect.find_header(file)
-            if header is not None and dialect.sniff(header):
-                return True
-        except (ArrayStoreError, OSError):
-            return True  # a header is there, but broken: let the raw backend say what is wrong
-    return False
+            if cls.guess_can_open(location):
+                return name
+        except Exception as exc:  # a broken plugin must not break detection
+            warnings.warn(f"arraystore backend plugin {name!r}: guess_can_open failed: {exc!r}",
+                          ArrayStoreWarning, stacklevel=3)
+    for name in ordered:
+        if BACKENDS[name].fallback and _guess(name, location):
+            return name
+    return None
 
 
 def detect_backend(location: Location, *, must_exist: bool = True) -> str:
-    """The backend for a location: by suffix, else by magic bytes, else by a raw sidecar.
+    """The backend for a location: by suffix, else by asking each backend about the content.
+
+    Built-in suffixes first, then plugins' suffixes; then each backend's
+    :meth:`~arraystore.ArrayStore.guess_can_open` (signatures: built-ins, then plugins;
+    last the raw backend, which claims files by a sidecar or a header dialect).
 
     Raises
     ------
@@ -163,20 +158,34 @@ def detect_backend(location: Location, *, must_exist: bool = True) -> str:
         raise BackendError(
             f"{file}: cannot tell the format from the suffix {file.suffix!r}; pass backend= one of {sorted(_all_names())}"
         )
-    by_magic = _magic_backend(file)
-    if by_magic is not None:
-        return by_magic
-    if file.with_name(file.name + ".json").exists() or _has_dialect_header(file):
-        return "raw"
-    for name, cls in _entry_point_classes().items():
-        detect = getattr(cls, "detect", None)
-        if detect is not None and detect(location):
-            return name
+    by_content = _content_backend(location)
+    if by_content is not None:
+        return by_content
     raise BackendError(
         f"{file}: expected a known suffix ({', '.join(SUFFIXES)}) or format signature (.npy, HDF5, zarr.json), "
         f"found neither; pass backend= one of {sorted(_all_names())}, or for a raw file without metadata "
         "run `arraystore inspect` and open it with meta=ArrayMeta(...)"
     )
+
+
+def default_suffix(name: str) -> str:
+    """The suffix new files of backend ``name`` get (the first of its suffixes).
+
+    Raises
+    ------
+    BackendError
+        Unknown name, or a plugin backend that declares no suffixes.
+    """
+    spec = BACKENDS.get(name)
+    suffixes = spec.suffixes if spec is not None else backend_class(name).suffixes
+    if not suffixes:
+        raise BackendError(f"the {name} backend declares no suffixes; name the destination files yourself")
+    return suffixes[0]
+
+
+def backend_names() -> list[str]:
+    """Every backend's name: the built-ins, then installed plugins (reads the entry points)."""
+    return [*BACKENDS, *sorted(_entry_point_classes())]
 
 
 def backend_class(name: str) -> type[ArrayStore]:

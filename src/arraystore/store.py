@@ -1,28 +1,53 @@
 """The ``ArrayStore`` contract.
 
-A backend subclasses :class:`ArrayStore` and implements a handful of hooks
-(``_open``, ``_create``, ``_read``, ``_write``, ``_flush``, ``_close``,
-``_set_attrs``); everything else — modes, staging and atomic publish, selections
-(integer arrays and masks as sorted gathers over basic reads), value checks on
-writes, pickling by reference, block iteration — is derived here once. ``arraystore.open()`` and ``arraystore.create()`` live in :mod:`arraystore._open`.
+A backend subclasses :class:`ArrayStore`, sets its class attributes and implements
+hooks; everything else — modes, staging and atomic publish, selections (integer arrays
+and masks as sorted gathers over basic reads), value checks on writes, pickling by reference, block iteration — is derived here once.
+``arraystore.open()`` and ``arraystore.create()`` live in :mod:`arraystore._open`;
+docs/adding-a-backend.md walks through a new backend.
+
+Class attributes (capabilities; conversion, access, migration and the Dask path ask
+these, never the backend's name): ``backend``, ``suffixes``, ``fidelity``,
+``supports_memmap``, ``supports_copy_on_write``, ``memory_mappable``, ``layouts``,
+``writes_go_through``, ``thread_safe_writes``, ``parallel_chunk_writers``,
+``holds_attrs``, ``codecs``, ``publishes``, ``locks``; and the classmethod
+``guess_can_open(location)``.
+
+Hooks a backend must implement:
+
+* ``_open(location, mode, **options)`` (classmethod): open an existing array;
+* ``_create(location, meta, **options)`` (classmethod): create one (at its staging place);
+* ``_read(sel)``, ``_write(sel, value)``: normalised selections;
+* ``_set_attrs(attrs)``: persist the user attributes.
+
+Hooks with defaults a backend may override:
+
+* data: ``_flush(durable)``, ``_flush_at_close(durable)``, ``_close()``, ``_memmap()``,
+  ``chunks`` (property), ``recorded_checksum`` (property), ``set_checksum(checksum)``;
+* where the array is: ``_exists(location)``, ``_lock_file(location)``, ``_remove(location)``;
+* staging and publishing: ``_staging(location)``, ``_staging_is_dir``,
+  ``_reopen_staged(location, meta, **options)``, ``_publish(final, durable)``;
+* access: ``_take_sorted(indices, axis, max_bytes)``, ``_advise(advice)``;
+* pickling by reference: ``_reference_options()``, ``_pickled_options``;
+* block planning: ``_chunk_overhead`` (bytes a chunk costs beyond its data, counted in budgets).
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import copy
 import warnings
-import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 
-from . import _fsutil
+from . import _fsutil, access
 from ._gather import gather, masked, scatter
 from ._lock import WriterLock
+from ._modes import CREATE_MODES, DEFAULT_BLOCK_BYTES, MODES, WRITABLE_MODES, Mode, _open_writers
+from ._open import _reopen
 from ._selection import BasicPlan, GatherPlan, Selection, plan_selection
 from ._values import coerce_value
 from .blocks import BlockPlan, plan_blocks
@@ -37,41 +62,18 @@ from .errors import (
     SelectionError,
 )
 from .fidelity import Fidelity
+from .location import Location
 from .meta import ArrayMeta, Order
-from .registry import Location
 
 if TYPE_CHECKING:
     from .writer import ArrayWriter
 
-__all__ = ["CREATE_MODES", "MODES", "WRITABLE_MODES", "ArrayStore", "Attributes", "Mode"]
+__all__ = ["CREATE_MODES", "DEFAULT_BLOCK_BYTES", "MODES", "WRITABLE_MODES", "ArrayStore", "Attributes", "Mode"]
 
-Mode = Literal["r", "r+", "a", "w", "w+", "w-", "x", "c"]
-#: Modes ``open()`` accepts: numpy's (``r``, ``r+``, ``w+``, ``c``) and h5py/zarr's (``a``, ``w``, ``w-``, ``x``).
-MODES: tuple[str, ...] = ("r", "r+", "a", "w", "w+", "w-", "x", "c")
-#: Modes that create: ``w``/``w+`` create or truncate, ``w-``/``x`` fail if the array exists.
-CREATE_MODES = frozenset({"w", "w+", "w-", "x"})
-#: Modes an open store can have: ``a`` opens as ``r+`` or creates as ``w+``; creating modes give ``w+``.
-WRITABLE_MODES = frozenset({"r+", "w+", "w-"})
-
-#: Default block size for :meth:`ArrayStore.iter_blocks`.
-DEFAULT_BLOCK_BYTES = 64 * 1024 * 1024
 #: Bytes read ahead by ``iter(store)``.
 ITER_BLOCK_BYTES = 4 * 1024 * 1024
 
 S = TypeVar("S", bound="ArrayStore")
-
-_open_writers: weakref.WeakSet[ArrayStore] = weakref.WeakSet()
-
-
-@atexit.register
-def _flush_open_writers() -> None:
-    # Stores still open for writing at interpreter exit are flushed, not
-    # published: a store that was never closed stays recognisably incomplete.
-    for store in list(_open_writers):
-        try:
-            store.flush()
-        except Exception:
-            pass
 
 
 class Attributes(MutableMapping[str, Any]):
@@ -126,16 +128,55 @@ class ArrayStore(ABC):
     Backends set the class attributes and implement the ``_``-prefixed hooks.
     """
 
+    # -- capabilities: what conversion, access, migration and the Dask path ask, never the name --
+
     #: Registry name of the backend.
     backend: ClassVar[str]
+    #: Suffixes that name this backend's files, lower case; the first is the one new files get.
+    suffixes: ClassVar[tuple[str, ...]] = ()
     #: True when :meth:`as_memmap` can give a zero-copy view (for some arrays).
     supports_memmap: ClassVar[bool] = False
     #: True when mode ``"c"`` (copy-on-write) is offered.
     supports_copy_on_write: ClassVar[bool] = False
+    #: True when every array is one contiguous uncompressed byte range of one file, known without
+    #: mapping it: instances have ``data_file`` and ``offset``, and chunks/compression are refused.
+    memory_mappable: ClassVar[bool] = False
+    #: Storage layouts ``create()`` can make: ``"contiguous"`` (what it makes when given no chunks
+    #: and no compression) and/or ``"chunked"``.
+    layouts: ClassVar[frozenset[str]] = frozenset({"chunked"})
+    #: True when a write is in the file (page cache) as soon as ``store[sel] = x`` returns; False
+    #: when the library buffers it until :meth:`flush` (conversion then flushes after each block).
+    writes_go_through: ClassVar[bool] = False
+    #: True when threads of one process may write distinct blocks at once without a lock.
+    thread_safe_writes: ClassVar[bool] = False
+    #: True when several processes may write distinct chunks of one staged array at once
+    #: (each chunk its own object, chunk writes touch no shared metadata);
+    #: see :func:`arraystore._open.share_staged`.
+    parallel_chunk_writers: ClassVar[bool] = False
+    #: True when the format holds user attributes (``.npy`` does not).
+    holds_attrs: ClassVar[bool] = True
+    #: Which codecs ``create(compression=...)`` accepts (see :mod:`arraystore.compression`).
+    codecs: ClassVar[frozenset[str]] = frozenset()
+    #: How a new array becomes visible under its name: ``"rename"`` (built under a temporary
+    #: name, renamed into place) or ``"metadata-last"`` (data first, the metadata written last
+    #: is the commit point: object stores).
+    publishes: ClassVar[Literal["rename", "metadata-last"]] = "rename"
+    #: How one writer is enforced: ``"flock"`` (an advisory lock on a file), ``"lease"``
+    #: (a conditionally written lease object: object stores) or None (not enforced).
+    locks: ClassVar[Literal["flock", "lease"] | None] = "flock"
     #: What the backend stores exactly, through an encoding, or not at all.
     fidelity: ClassVar[Fidelity]
     #: True when ``create(..., dimension_names=...)`` records names the store reads back.
     supports_dimension_names: ClassVar[bool] = False
+
+    @classmethod
+    def guess_can_open(cls, location: Location) -> bool:
+        """True when ``location`` looks like this backend's: by suffix, or by content (magic bytes).
+
+        Cheap and never raising: the registry asks every backend in turn. The default
+        answers by :attr:`suffixes`; backends with a signature override it.
+        """
+        return location.file.name.lower().endswith(cls.suffixes) if cls.suffixes else False
 
     def __init__(self, location: Location, mode: str, meta: ArrayMeta, *, options: Mapping[str, Any] | None = None):
         self._location = location
@@ -199,6 +240,8 @@ class ArrayStore(ABC):
 
     #: True when a staged array is a folder (Zarr), not a file.
     _staging_is_dir: ClassVar[bool] = False
+    #: Bytes a read holds per chunk besides the data; block plans count it (see ``blocks.plan_blocks``).
+    _chunk_overhead: ClassVar[int] = 0
 
     @classmethod
     def _lock_file(cls, location: Location) -> str | None:
@@ -229,7 +272,7 @@ class ArrayStore(ABC):
 
     @classmethod
     def _remove(cls, location: Location) -> None:
-        """Remove an array (for ``overwrite``)."""
+        """Remove an array (a published output that must not stay, e.g. one that does not reopen)."""
         _fsutil.remove_path(location.file)
 
     @classmethod
@@ -456,7 +499,14 @@ class ArrayStore(ABC):
 
     def block_plan(self, max_bytes: int = DEFAULT_BLOCK_BYTES) -> BlockPlan:
         """The blocks :meth:`iter_blocks` walks: storage order, aligned to chunks."""
-        return plan_blocks(self.shape, self.dtype.itemsize, max_bytes, chunks=self.chunks, order=self.order)
+        return plan_blocks(
+            self.shape,
+            self.dtype.itemsize,
+            max_bytes,
+            chunks=self.chunks,
+            order=self.order,
+            chunk_overhead=self._chunk_overhead if self.chunks else 0,
+        )
 
     def iter_blocks(
         self, max_bytes: int = DEFAULT_BLOCK_BYTES
@@ -471,16 +521,12 @@ class ArrayStore(ABC):
 
     def take(self, indices: Any, axis: int = 0, *, max_bytes: int = DEFAULT_BLOCK_BYTES) -> np.ndarray[Any, Any]:
         """Rows ``indices`` along ``axis`` (as ``np.take``), read in sorted runs; see :func:`arraystore.access.take`."""
-        from .access import take
-
-        return take(self, indices, axis, max_bytes=max_bytes)
+        return access.take(self, indices, axis, max_bytes=max_bytes)
 
     def advise(self, advice: str) -> bool:
         """Tell the kernel the coming access pattern (``"sequential"``, ``"random"``, ``"willneed"``,
         ``"dontneed"``, ``"normal"``); see :func:`arraystore.access.advise`. False where it is a no-op."""
-        from .access import advise
-
-        return advise(self, advice)
+        return access.advise(self, advice)
 
     def sample_batches(
         self,
@@ -494,9 +540,26 @@ class ArrayStore(ABC):
         """Random ``(indices, batch)`` pairs drawn from random contiguous windows: one epoch, each row once.
 
         See :func:`arraystore.access.sample_batches`."""
-        from .access import sample_batches
+        return access.sample_batches(self, batch_size, rng=rng, window=window, drop_last=drop_last, prefetch=prefetch)
 
-        return sample_batches(self, batch_size, rng=rng, window=window, drop_last=drop_last, prefetch=prefetch)
+    # -- access hooks: generic defaults, overridden where a backend reads its bytes itself --
+
+    def _take_sorted(self, indices: np.ndarray[Any, Any], axis: int, max_bytes: int) -> np.ndarray[Any, Any]:
+        """Rows ``indices`` (sorted, unique, in range) along ``axis``, as one array.
+
+        The default reads whole chunk rows (chunked stores) or runs of nearby rows
+        along the outermost storage axis, and scans :meth:`iter_blocks` along others;
+        memory-mapped backends override it with a cost-based gather on their file.
+        """
+        return access.gather_sorted(self, indices, axis, max_bytes)
+
+    def _advise(self, advice: str) -> bool:
+        """Pass a validated ``advice`` to the kernel; True when a hint reached it.
+
+        The default advises ``willneed``/``dontneed`` through ``posix_fadvise`` on every
+        file the array lives in; memory-mapped backends override it to advise their map.
+        """
+        return access.advise_files(self, advice)
 
     def writer(
         self,
@@ -627,10 +690,11 @@ class ArrayStore(ABC):
     def __reduce__(self) -> tuple[Any, ...]:
         if self._staged is not None:
             raise TypeError(f"{self.path}: a new array cannot be pickled before it is closed (published)")
-        opts = {k: v for k, v in self._options.items() if k in self._pickled_options}
-        from ._open import _reopen
+        return (_reopen, (str(self._location), self.backend, self._reference_options()))
 
-        return (_reopen, (str(self._location), self.backend, opts))
+    def _reference_options(self) -> dict[str, Any]:
+        """The options a pickled reference carries to the reopened store (see :attr:`_pickled_options`)."""
+        return {k: v for k, v in self._options.items() if k in self._pickled_options}
 
     #: Options that a pickled reference carries to the reopened store.
     _pickled_options: ClassVar[frozenset[str]] = frozenset({"io", "allow_incomplete", "allow_external"})

@@ -39,15 +39,18 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import _fsutil
 from ._open import create
 from .errors import AlreadyExistsError, ClosedStoreError, MetadataError, ModeError
-from .registry import Location, backend_class, detect_backend, parse_location
-from .store import ArrayStore
+from .location import Location, parse_location
+from .registry import backend_class, detect_backend
+
+if TYPE_CHECKING:
+    from .store import ArrayStore
 
 __all__ = ["CHECKPOINT_FORMAT", "ArrayWriter", "Checkpoint", "checkpoint_path"]
 

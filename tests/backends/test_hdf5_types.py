@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import arraystore
-from arraystore.checksum import checksum
+from arraystore.checksums import checksum
 from arraystore.errors import NotMemoryMappableError, UnsupportedDtypeError
 
 BACKENDS = {"raw": ".dat", "npy": ".npy", "hdf5": ".h5", "zarr": ".zarr"}

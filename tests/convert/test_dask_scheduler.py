@@ -14,7 +14,7 @@ import pytest
 distributed = pytest.importorskip("distributed", reason="convert(scheduler=...) needs dask.distributed")
 
 import arraystore  # noqa: E402
-from arraystore.checksum import StreamHasher  # noqa: E402
+from arraystore.checksums import StreamHasher  # noqa: E402
 from arraystore.cli import convert as cli_convert  # noqa: E402
 from arraystore.conversion import convert  # noqa: E402
 from arraystore.errors import ConversionError  # noqa: E402

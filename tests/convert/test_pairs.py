@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import arraystore
 from arraystore import registry
 from arraystore.backends.raw import RawStore
-from arraystore.checksum import StreamHasher, verify
+from arraystore.checksums import StreamHasher, verify
 from arraystore.conversion import ConversionReport, convert
 from arraystore.errors import (
     AlreadyExistsError,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import arraystore
-from arraystore.checksum import StreamHasher, verify
+from arraystore.checksums import StreamHasher, verify
 from arraystore.conversion import convert
 from arraystore.errors import ArrayNotFoundError, VerificationError
 

@@ -110,11 +110,6 @@ def storage_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
     return out
 
 
-def is_encoded(dtype: np.dtype[Any]) -> bool:
-    """True when ``dtype`` needs the reserved ``_arraystore_dtype`` attribute to be read back."""
-    return storage_dtype(dtype) != dtype
-
-
 def contiguous(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """A C-contiguous copy (if needed) that keeps every byte, padding of structured items included.
 

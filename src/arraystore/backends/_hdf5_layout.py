@@ -1,8 +1,7 @@
 """Chunk shapes and compression filters for new HDF5 datasets.
 
-``compression`` accepts ``"gzip"`` / ``"gzip:LEVEL"`` (0-9, default 4), ``"lzf"``,
-``"zstd"`` / ``"zstd:LEVEL"`` and ``"blosc"`` / ``"blosc:CNAME"`` / ``"blosc:CNAME:LEVEL"``
-(CNAME one of blosclz, lz4, lz4hc, zlib, zstd; default lz4, level 5). zstd and blosc
+``compression`` is parsed by :mod:`arraystore.compression` (one grammar and the same
+defaults for every backend); HDF5 writes gzip, lzf, zstd and blosc. zstd and blosc
 are HDF5 plugin filters, provided by the ``hdf5plugin`` package, imported only when
 one of them is asked for (or found in a file being opened).
 """
@@ -15,15 +14,15 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..errors import BackendError, MissingDependencyError
+from ..compression import parse_compression
+from ..errors import BackendError, CompressionError, MissingDependencyError
 
 __all__ = ["chunk_shape", "filter_options", "load_plugin_filters"]
 
 _BUILTIN_FILTERS = frozenset(
     {1, 2, 3, 4, 5, 6, 32000}
 )  # deflate, shuffle, fletcher32, szip, nbit, scaleoffset, lzf
-_BLOSC_NAMES = ("blosclz", "lz4", "lz4hc", "zlib", "zstd")
-_CODECS = "gzip[:LEVEL], lzf, zstd[:LEVEL], blosc[:CNAME[:LEVEL]]"
+_CODECS = "blosc, gzip, lzf, zstd"
 
 
 def _hdf5plugin() -> Any:
@@ -37,54 +36,30 @@ def _hdf5plugin() -> Any:
     return hdf5plugin
 
 
-def _level(text: str, lo: int, hi: int, spec: str) -> int:
-    try:
-        level = int(text)
-    except ValueError:
-        level = lo - 1
-    if not lo <= level <= hi:
-        raise BackendError(f"expected a compression level from {lo} to {hi} in {spec!r}, found {text!r}")
-    return level
-
-
-def filter_options(compression: str | None, shuffle: bool, dtype: np.dtype[Any]) -> dict[str, Any]:
+def filter_options(compression: Any, shuffle: bool, dtype: np.dtype[Any]) -> dict[str, Any]:
     """Keyword arguments for ``h5py.Group.create_dataset`` selecting the filters.
 
     Raises
     ------
-    BackendError
-        An unknown codec or level.
+    CompressionError
+        An unknown or malformed codec, or one HDF5 does not write.
     MissingDependencyError
         zstd or blosc without ``hdf5plugin``.
     """
-    if compression is None:
+    c = parse_compression(compression)
+    if c is None:
         return {"shuffle": True} if shuffle else {}
-    if not isinstance(compression, str):
-        raise BackendError(f"expected compression as a string ({_CODECS}) or None, found {compression!r}")
-    name, _, rest = compression.lower().partition(":")
-    if name == "gzip":
-        return {
-            "compression": "gzip",
-            "compression_opts": _level(rest, 0, 9, compression) if rest else 4,
-            "shuffle": shuffle,
-        }
-    if name == "lzf" and not rest:
+    if c.codec == "gzip":
+        return {"compression": "gzip", "compression_opts": c.level, "shuffle": shuffle}
+    if c.codec == "lzf":
         return {"compression": "lzf", "shuffle": shuffle}
-    if name == "zstd":
-        level = _level(rest, 1, 22, compression) if rest else 3
-        return {**_hdf5plugin().Zstd(clevel=level), "shuffle": shuffle}
-    if name == "blosc":
-        cname, _, lvl = rest.partition(":")
-        cname = cname or "lz4"
-        if cname not in _BLOSC_NAMES:
-            raise BackendError(
-                f"expected a blosc compressor among {', '.join(_BLOSC_NAMES)}, found {cname!r}"
-            )
+    if c.codec == "zstd":
+        return {**_hdf5plugin().Zstd(clevel=c.level), "shuffle": shuffle}
+    if c.codec == "blosc":
         plugin = _hdf5plugin()
-        level = _level(lvl, 0, 9, compression) if lvl else 5
         mode = plugin.Blosc.SHUFFLE if shuffle else plugin.Blosc.NOSHUFFLE
-        return dict(plugin.Blosc(cname=cname, clevel=level, shuffle=mode))
-    raise BackendError(f"unknown HDF5 compression {compression!r}; expected one of {_CODECS}, or None")
+        return dict(plugin.Blosc(cname=c.option("cname"), clevel=c.level, shuffle=mode))
+    raise CompressionError(f"the hdf5 backend does not write {c.codec} compression; it supports {_CODECS}")
 
 
 def chunk_shape(chunks: Any, storage_shape: tuple[int, ...], *, needed: bool) -> Any:

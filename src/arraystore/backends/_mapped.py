@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import math
 import os
@@ -87,6 +88,10 @@ class MappedFileStore(ArrayStore):
     supports_memmap: ClassVar[bool] = True
     supports_copy_on_write: ClassVar[bool] = True
     fidelity: ClassVar[Fidelity] = Fidelity.everything_exact("stored byte for byte")
+    memory_mappable: ClassVar[bool] = True
+    layouts: ClassVar[frozenset[str]] = frozenset({"contiguous"})
+    writes_go_through: ClassVar[bool] = True
+    thread_safe_writes: ClassVar[bool] = True
 
     def __init__(
         self, location: Location, mode: str, meta: ArrayMeta, offset: int, *, io: str = "auto", **options: Any
@@ -96,9 +101,14 @@ class MappedFileStore(ArrayStore):
         self._io = choose_io(str(location.file), io)
         self._map: np.ndarray[Any, Any] | None = None
         self._fd: int | None = None
+        if meta.nbytes:
+            # Hold the file opened now, not at the first read: a replace (os.replace of a new
+            # file) in between must not get the new bytes read with this metadata.
+            with contextlib.suppress(OSError):
+                self._get_fd()
 
     @classmethod
-    def _single_array(cls, location: Location, chunks: Any = None, compression: str | None = None) -> None:
+    def _single_array(cls, location: Location, chunks: Any = None, compression: Any = None) -> None:
         """Refuse what a one-file, one-byte-range format cannot hold: keys, chunks, compression."""
         if location.key:
             raise BackendError(f"{location}: {cls.backend} files hold one array; drop the '::{location.key}' part")
@@ -123,6 +133,19 @@ class MappedFileStore(ArrayStore):
         """``"mmap"`` or ``"buffered"``: how reads are done."""
         return self._io
 
+    def _take_sorted(self, indices: np.ndarray[Any, Any], axis: int, max_bytes: int) -> np.ndarray[Any, Any]:
+        outer = 0 if self.order == "C" else self.ndim - 1
+        if axis == outer and self.nbytes:
+            from ._mapped_access import gather_contiguous
+
+            return gather_contiguous(self, indices, axis, max_bytes)
+        return super()._take_sorted(indices, axis, max_bytes)
+
+    def _advise(self, advice: str) -> bool:
+        from ._mapped_access import advise_mapped
+
+        return advise_mapped(self, advice)
+
     def _data_file(self) -> str:
         return str(self._location.file)
 
@@ -134,14 +157,16 @@ class MappedFileStore(ArrayStore):
                 if self._io == "mmap" or self._options.get("io") == "mmap":
                     check_memmap(self._data_file(), stacklevel=stacklevel + 1)
                 mode = {"r": "r", "c": "c"}.get(self._mode, "r+")
-                self._map = np.memmap(  # type: ignore[call-overload]
-                    self._data_file(),
-                    dtype=self.dtype,
-                    mode=mode,
-                    offset=self._offset,
-                    shape=self.shape,
-                    order=self.order,
-                )
+                # Map the file held open since the store opened (the generation it read the metadata of).
+                with os.fdopen(os.dup(self._get_fd()), "rb" if mode in ("r", "c") else "r+b") as f:
+                    self._map = np.memmap(  # type: ignore[call-overload]
+                        f,
+                        dtype=self.dtype,
+                        mode=mode,
+                        offset=self._offset,
+                        shape=self.shape,
+                        order=self.order,
+                    )
         return self._map
 
     def _memmap(self) -> np.memmap[Any, Any]:

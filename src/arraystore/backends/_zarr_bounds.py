@@ -44,6 +44,7 @@ import asyncio
 import bz2
 import lzma
 import math
+import os
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ from zarr.core.buffer import Buffer, BufferPrototype
 from zarr.storage import WrapperStore
 
 from ..errors import ArrayStoreError, MetadataError, UnsafeInputError
+from ._zarr_guard import check_inside
 
 __all__ = ["BoundedStore", "ChunkRule", "check_chunk", "chunk_rule"]
 
@@ -366,19 +368,40 @@ class BoundedStore(WrapperStore[Store]):
     prefix
         The array's path inside the store (``""`` for the root).
 
-    Metadata passes unchecked; :attr:`rule` is set once the array's metadata is known.
+    root
+        The resolved folder of a directory store: every key read, written or deleted
+        must resolve (through symlinks) inside it (``_zarr_guard.check_inside``).
+
+    Metadata passes the size checks unchecked; :attr:`rule` is set once the array's
+    metadata is known.
     """
 
-    def __init__(self, store: Store, where: str = "", prefix: str = "") -> None:
+    def __init__(self, store: Store, where: str = "", prefix: str = "", root: str | None = None) -> None:
         super().__init__(store)
         self.where = where
         self.prefix = f"{prefix}/" if prefix else ""
         self.rule: ChunkRule | None = None
+        self.root = root
+        self._folders_inside: set[str] = set()
 
     def _with_store(self, store: Store) -> BoundedStore:
-        other = type(self)(store, self.where, self.prefix.rstrip("/"))
+        other = type(self)(store, self.where, self.prefix.rstrip("/"), self.root)
         other.rule = self.rule
         return other
+
+    def _inside(self, key: str) -> None:
+        root = self.root
+        if root is None:
+            return
+        full = os.path.join(root, key)
+        folder = os.path.dirname(full)
+        if folder not in self._folders_inside:  # folders resolved once per store; files lstat-ed each time
+            check_inside(root, folder, self.where)
+            if len(self._folders_inside) > 65536:
+                self._folders_inside.clear()
+            self._folders_inside.add(folder)
+        if os.path.islink(full):
+            check_inside(root, full, self.where)
 
     def _rule_for(self, key: str, byte_range: ByteRequest | None) -> ChunkRule | None:
         rule = self.rule
@@ -407,6 +430,7 @@ class BoundedStore(WrapperStore[Store]):
 
     async def get(self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None) -> Buffer | None:
         """Read ``key`` from the wrapped store and check it when it is one of the array's chunks."""
+        self._inside(key)
         return await self._checked(key, byte_range, await self._store.get(key, prototype, byte_range))
 
     async def get_partial_values(
@@ -414,5 +438,27 @@ class BoundedStore(WrapperStore[Store]):
     ) -> list[Buffer | None]:
         """Read several ranges and check those that are the array's chunks."""
         key_ranges = list(key_ranges)
+        for key, _ in key_ranges:
+            self._inside(key)
         bufs = await self._store.get_partial_values(prototype, key_ranges)
         return [await self._checked(k, r, b) for (k, r), b in zip(key_ranges, bufs)]
+
+    async def exists(self, key: str) -> bool:
+        """Whether ``key`` exists, refusing keys that resolve outside the store."""
+        self._inside(key)
+        return await self._store.exists(key)
+
+    async def set(self, key: str, value: Buffer) -> None:
+        """Write ``key``, refusing keys that resolve outside the store."""
+        self._inside(key)
+        await self._store.set(key, value)
+
+    async def set_if_not_exists(self, key: str, value: Buffer) -> None:
+        """Write ``key`` unless it exists, refusing keys that resolve outside the store."""
+        self._inside(key)
+        await self._store.set_if_not_exists(key, value)
+
+    async def delete(self, key: str) -> None:
+        """Delete ``key``, refusing keys that resolve outside the store."""
+        self._inside(key)
+        await self._store.delete(key)

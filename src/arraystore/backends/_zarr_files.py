@@ -9,16 +9,19 @@ from pathlib import Path
 
 from .. import _fsutil
 from ..errors import MetadataError
+from ._zarr_guard import check_inside
 from ._zarr_safety import check_metadata_file
 
 __all__ = ["check_parents", "ensure_groups", "fsync_tree", "pack_zip"]
 
 
 def check_parents(root: Path, parents: list[str], where: str) -> None:
-    """Refuse to create an array under a v2 hierarchy or under an array."""
+    """Refuse to create an array under a v2 hierarchy, under an array, or through a symlink out of the store."""
+    real_root = os.path.realpath(root)
     node = root
     for segment in [""] + parents:
         node = node / segment if segment else node
+        check_inside(real_root, node, where)
         if (node / ".zgroup").exists() or (node / ".zarray").exists():
             raise MetadataError(
                 f"{where}: {node} is part of a Zarr v2 hierarchy; arraystore writes v3 only: create the array in "
@@ -28,7 +31,7 @@ def check_parents(root: Path, parents: list[str], where: str) -> None:
         if meta.is_file():
             check_metadata_file(meta)
             try:
-                node_type = json.loads(meta.read_bytes()).get("node_type")
+                node_type = _fsutil.loads_json(meta.read_bytes(), str(meta), "Zarr metadata").get("node_type")
             except (ValueError, AttributeError):
                 raise MetadataError(f"{meta}: not valid Zarr metadata") from None
             if node_type != "group":
@@ -63,6 +66,7 @@ def pack_zip(folder: Path, out: Path, *, durable: bool) -> None:
             finally:
                 os.close(fd)
     except OSError as exc:
+        _fsutil.remove_path(out)  # a half-written zip must not take the space or look like a store
         _fsutil.raise_if_full(exc, out, "packing the zip store")
         raise
 

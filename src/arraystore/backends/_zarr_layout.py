@@ -48,7 +48,8 @@ from typing import Any
 import numpy as np
 
 from ..blocks import contiguous_chunks
-from ..errors import MetadataError, UnsafeInputError
+from ..compression import parse_compression
+from ..errors import CompressionError, MetadataError, UnsafeInputError
 from ..fidelity import byte_order
 
 __all__ = [
@@ -69,8 +70,6 @@ AUTO_INNER_CHUNK_BYTES = 1024 * 1024
 #: Largest decoded chunk accepted when creating or opening (``max_chunk_bytes=`` changes it).
 DEFAULT_MAX_CHUNK_BYTES = 1024 * 1024 * 1024
 
-_DEFAULT_LEVELS = {"zstd": 3, "gzip": 6, "blosc": 5}
-_LEVEL_RANGES = {"zstd": (-131072, 22), "gzip": (0, 9), "blosc": (0, 9)}
 
 
 def auto_chunks(shape: Sequence[int], itemsize: int, order: str, target: int = AUTO_CHUNK_BYTES) -> tuple[int, ...]:
@@ -113,35 +112,30 @@ def check_chunk_bytes(chunks: Sequence[int], itemsize: int, limit: int, where: s
         )
 
 
-def compression_codecs(compression: str | None, *, checksum: bool = False) -> list[Any]:
-    """zarr bytes-to-bytes codecs for ``"zstd[:level]"``, ``"blosc[:level]"``, ``"gzip[:level]"``, ``"none"``.
+def compression_codecs(compression: Any, *, checksum: bool = False) -> list[Any]:
+    """zarr bytes-to-bytes codecs for a ``compression=`` value (see :mod:`arraystore.compression`).
 
     ``None`` and ``"none"`` mean uncompressed. ``checksum=True`` appends a CRC32C codec.
+
+    Raises
+    ------
+    CompressionError
+        An unknown or malformed codec, or one Zarr does not write (lzf).
     """
     from zarr.codecs import BloscCodec, Crc32cCodec, GzipCodec, ZstdCodec
 
     codecs: list[Any] = []
-    if compression is not None and compression.lower() != "none":
-        if not isinstance(compression, str):
-            raise MetadataError(f"expected compression as a string such as 'zstd:3', found {compression!r}")
-        name, _, level_text = compression.lower().partition(":")
-        if name not in _DEFAULT_LEVELS:
-            raise MetadataError(
-                f"expected compression 'zstd[:level]', 'blosc[:level]', 'gzip[:level]' or 'none', found {compression!r}"
-            )
-        try:
-            level = int(level_text) if level_text else _DEFAULT_LEVELS[name]
-        except ValueError:
-            raise MetadataError(f"expected an integer level after '{name}:', found {level_text!r}") from None
-        lo, hi = _LEVEL_RANGES[name]
-        if not lo <= level <= hi:
-            raise MetadataError(f"expected a {name} level between {lo} and {hi}, found {level}")
-        if name == "zstd":
+    c = parse_compression(compression)
+    if c is not None:
+        level = int(c.level or 0)  # every codec Zarr writes has levels (filled in by the parser)
+        if c.codec == "zstd":
             codecs.append(ZstdCodec(level=level))
-        elif name == "gzip":
+        elif c.codec == "gzip":
             codecs.append(GzipCodec(level=level))
+        elif c.codec == "blosc":
+            codecs.append(BloscCodec(cname=c.option("cname") or "lz4", clevel=level))  # type: ignore[arg-type]
         else:
-            codecs.append(BloscCodec(clevel=level))
+            raise CompressionError(f"the zarr backend does not write {c.codec} compression; it supports blosc, gzip, zstd")
     if checksum:
         codecs.append(Crc32cCodec())
     return codecs

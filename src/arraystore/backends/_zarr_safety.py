@@ -14,6 +14,11 @@ What is refused, with :class:`~arraystore.errors.UnsafeInputError` unless noted:
   :class:`~arraystore.errors.MetadataError`; a data type *name* zarr-python does not know
   (TensorStore's ``bfloat16``, ``int4``, ``float8_*``, or ``complex512``):
   :class:`~arraystore.errors.UnsupportedDtypeError`, like an unknown ENVI or HDF5 type.
+* metadata documents that would parse into more than ``_fsutil.MAX_JSON_ITEMS``
+  values or nest deeper than ``_fsutil.MAX_JSON_DEPTH`` (checked before zarr-python
+  parses them, also inside zip stores);
+* chunk, shard and metadata files that are or pass through symlinks leading outside
+  the store (``_zarr_guard``);
 * metadata documents that are not JSON objects, and chunks that do not decode:
   :class:`~arraystore.errors.MetadataError`. Chunks whose codecs would decode to more
   than the chunk holds are refused by ``_zarr_bounds`` as they are read.
@@ -94,14 +99,10 @@ def check_metadata_file(path: Path) -> None:
     if not path.is_file():
         return
     try:
-        doc = json.loads(path.read_bytes())
+        raw = path.read_bytes()
     except FileNotFoundError:
         return
-    except (ValueError, RecursionError) as exc:
-        raise MetadataError(
-            f"{path}: expected a JSON object (Zarr metadata), found text that is not valid JSON "
-            f"({type(exc).__name__}: {str(exc)[:100]}); the file is damaged: restore it"
-        ) from None
+    doc = _fsutil.loads_json(raw, str(path), "JSON object (Zarr metadata)")
     if not isinstance(doc, dict):
         raise MetadataError(
             f"{path}: expected a JSON object (Zarr metadata), found a JSON {type(doc).__name__}; the file is damaged "
@@ -119,6 +120,8 @@ def check_zip(zf: zipfile.ZipFile, where: str, max_member_bytes: int) -> None:
                 f"{where}: zip member {info.filename!r} expands to {info.file_size:,} bytes, over the limit of "
                 f"{limit:,}; pass max_chunk_bytes= a larger value if you trust this file"
             )
+        if name in _METADATA_NAMES:
+            _fsutil.check_json_size(zf.read(info), f"{where}: zip member {info.filename!r}", "Zarr metadata document")
 
 
 def _codec_names(codecs: Any) -> Iterator[str]:

@@ -85,6 +85,7 @@ import numpy as np
 
 from .. import _fsutil
 from .._selection import Selection, selection_shape
+from ..compression import Compression
 from ..errors import (
     ArrayChangedError,
     ArrayStoreError,
@@ -107,6 +108,7 @@ from ._hdf5_meta import logical_meta
 from ._hdf5_security import MAX_CHUNK_BYTES, check_dataset, resolve_dataset, temp_name
 from ._hdf5_types import check_storable, file_type_is_numpy_bytes
 from ._mapped import check_memmap
+from ._signatures import hdf5_signature
 
 __all__ = ["DEFAULT_KEY", "HDF5Store"]
 
@@ -124,6 +126,13 @@ class HDF5Store(ArrayStore):
     fidelity: ClassVar[Fidelity] = HDF5_FIDELITY
     supports_dimension_names: ClassVar[bool] = True
     _pickled_options: ClassVar[frozenset[str]] = ArrayStore._pickled_options | {"allow_virtual"}
+    codecs: ClassVar[frozenset[str]] = frozenset({"gzip", "lzf", "zstd", "blosc"})
+    suffixes: ClassVar[tuple[str, ...]] = (".h5", ".hdf5", ".he5", ".hdf")
+    layouts: ClassVar[frozenset[str]] = frozenset({"contiguous", "chunked"})
+
+    @classmethod
+    def guess_can_open(cls, location: Location) -> bool:
+        return super().guess_can_open(location) or hdf5_signature(location)
 
     def __init__(
         self,
@@ -226,7 +235,7 @@ class HDF5Store(ArrayStore):
         meta: ArrayMeta,
         *,
         chunks: Any = None,
-        compression: str | None = None,
+        compression: Compression | None = None,
         durable: bool = False,
         io: str = "auto",
         shuffle: bool = False,

@@ -22,6 +22,7 @@ from ..errors import BackendError, IncompleteArrayError, MetadataError, UnsafeIn
 from ..meta import ArrayMeta
 from ..registry import Location
 from ._mapped import MappedFileStore, check_size
+from ._signatures import npy_signature
 
 __all__ = ["NpyStore", "incomplete_marker", "read_npy_header"]
 
@@ -119,6 +120,12 @@ class NpyStore(MappedFileStore):
     """
 
     backend: ClassVar[str] = "npy"
+    suffixes: ClassVar[tuple[str, ...]] = (".npy",)
+    holds_attrs: ClassVar[bool] = False
+
+    @classmethod
+    def guess_can_open(cls, location: Location) -> bool:
+        return super().guess_can_open(location) or npy_signature(location)
 
     def __init__(self, *args: Any, complete: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -205,7 +212,7 @@ class NpyStore(MappedFileStore):
         meta: ArrayMeta,
         *,
         chunks: Any = None,
-        compression: str | None = None,
+        compression: Any = None,
         durable: bool = False,
         io: str = "auto",
     ) -> NpyStore:

@@ -16,6 +16,7 @@ from ..meta import ArrayMeta
 from ..registry import Location
 from ..sidecar import Sidecar, read_sidecar, sidecar_path, write_sidecar
 from ._mapped import MappedFileStore, check_size, preallocate
+from ._signatures import raw_side_evidence
 
 __all__ = ["RawStore"]
 
@@ -24,6 +25,17 @@ class RawStore(MappedFileStore):
     """Raw bytes + JSON sidecar. See :mod:`arraystore.sidecar` for the sidecar format."""
 
     backend: ClassVar[str] = "raw"
+    suffixes: ClassVar[tuple[str, ...]] = (".dat", ".raw", ".bin")
+
+    @classmethod
+    def guess_can_open(cls, location: Location) -> bool:
+        return super().guess_can_open(location) or raw_side_evidence(location)
+
+    def _reference_options(self) -> dict[str, Any]:
+        options = super()._reference_options()
+        if self._sidecar is None and self.dialect is None:  # opened with meta=: the file alone cannot say
+            options.update(meta=self.meta, offset=self.offset, use_sidecar=False)
+        return options
 
     def __init__(
         self, location: Location, mode: str, meta: ArrayMeta, offset: int, *, sidecar: Sidecar | None, **options: Any
@@ -125,7 +137,7 @@ class RawStore(MappedFileStore):
         meta: ArrayMeta,
         *,
         chunks: Any = None,
-        compression: str | None = None,
+        compression: Any = None,
         durable: bool = False,
         io: str = "auto",
     ) -> RawStore:
@@ -159,11 +171,12 @@ class RawStore(MappedFileStore):
         if self._mode == "c":  # copy-on-write: writes stay in this process's memory, files are untouched
             return
         if not self._dirty:
-            self._dirty = True
             if self._sidecar is not None and self._staged is None:
                 # Until close (or a durable flush), the data on disk may be half-written.
-                self._sidecar = Sidecar(self._meta, self._offset, complete=False, extra=self._sidecar.extra)
-                write_sidecar_file(self._data_file(), self._sidecar)
+                marked = Sidecar(self._meta, self._offset, complete=False, extra=self._sidecar.extra)
+                write_sidecar_file(self._data_file(), marked)  # a full disk stops here, data untouched
+                self._sidecar = marked
+            self._dirty = True
 
     def _flush(self, durable: bool) -> None:
         super()._flush(durable)
@@ -213,12 +226,22 @@ class RawStore(MappedFileStore):
         return dict(self._sidecar.checksum) if self._sidecar and self._sidecar.checksum else None
 
     def _publish(self, final: Location, durable: bool) -> None:
-        assert self._sidecar is not None
+        assert self._sidecar is not None and self._staged is not None
         done = Sidecar(self._meta, 0, complete=True, checksum=self._sidecar.checksum, extra=self._sidecar.extra)
-        # An old sidecar must never describe the new bytes: mark incomplete first.
-        write_sidecar_file(str(final.file), Sidecar(self._meta, 0, complete=False), durable=durable)
+        # Every write that needs space happens before anything is published: the final
+        # sidecar beside the staged data, then the "incomplete" mark over an old
+        # sidecar (which must never describe the new bytes). A full disk there leaves
+        # the destination as it was. Only renames follow.
+        staged = self._staged[0].file
+        try:
+            write_sidecar_file(str(staged), done, durable=durable)
+            if sidecar_path(final.file).exists():
+                write_sidecar_file(str(final.file), Sidecar(self._meta, 0, complete=False), durable=durable)
+        except BaseException:
+            _fsutil.remove_path(sidecar_path(staged))
+            raise
         super()._publish(final, durable)
-        write_sidecar_file(str(final.file), done, durable=durable)
+        _fsutil.replace_path(sidecar_path(staged), sidecar_path(final.file), durable=durable)
         self._sidecar = done
 
     @classmethod

@@ -17,8 +17,8 @@ Layout choices
   ``shards=`` turns sharding on. :attr:`ZarrStore.chunks` is the unit that must be
   written whole: the **shard** shape when sharding is on (the inner chunk shape is
   :attr:`ZarrStore.inner_chunks`).
-* **Compression.** ``compression="zstd[:level]" | "blosc[:level]" | "gzip[:level]" |
-  "none"``; ``None`` stores uncompressed. ``checksum=True`` adds a CRC32C codec.
+* **Compression.** zstd, blosc and gzip in the grammar of :mod:`arraystore.compression`
+  (``"zstd:3"``, ``"blosc:lz4:5"``, ``"gzip"``, ...); ``None`` stores uncompressed. ``checksum=True`` adds a CRC32C codec.
   Chunks are always written, even when they equal the fill value, so that every
   bit pattern (``-0.0``, NaN payloads) survives.
 * **Reserved attribute.** ``"_arraystore"`` holds ``version``, ``dtype``,
@@ -31,7 +31,12 @@ Reading safely
 Arrays are opened through :class:`~arraystore.backends._zarr_bounds.BoundedStore`:
 every stored chunk (and every inner chunk of a shard) is checked against its
 expected decoded size before zarr decodes it, so a decompression bomb is refused with
-``UnsafeInputError`` (see ``_zarr_bounds`` for how each codec is bounded).
+``UnsafeInputError`` (see ``_zarr_bounds`` for how each codec is bounded). Every key
+must resolve, through symlinks, inside the store (``_zarr_guard.check_inside``); the
+array folder's identity is checked around every read and write, so a reader of an
+array replaced by another process gets ``ArrayChangedError`` instead of a mixture
+(``_zarr_guard.Generation``); selections touching more than 4096 chunks reach zarr in
+bounded calls (``_zarr_pieces``).
 
 Staging and locking
 -------------------
@@ -48,6 +53,7 @@ on that file would stop protecting anything after the first write.
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -62,6 +68,7 @@ from zarr.core.array_spec import ArrayConfig
 from .. import _fsutil
 from .._attrs import decode_attrs, encode_attrs
 from .._selection import Selection, selection_shape
+from ..compression import Compression
 from ..errors import (
     AlreadyExistsError,
     IncompleteArrayError,
@@ -73,8 +80,10 @@ from ..fidelity import FAMILIES, Fidelity, Support
 from ..meta import ArrayMeta, dtype_from_json, dtype_to_json
 from ..registry import Location
 from ..store import ArrayStore
+from ._signatures import zarr_folder
 from ._zarr_bounds import BoundedStore, chunk_rule
 from ._zarr_files import check_parents, ensure_groups, fsync_tree, pack_zip
+from ._zarr_guard import Generation, check_inside
 from ._zarr_layout import (
     DEFAULT_MAX_CHUNK_BYTES,
     auto_chunks,
@@ -87,6 +96,7 @@ from ._zarr_layout import (
     storage_dtype,
 )
 from ._zarr_modes import ModeKeepingLocalStore
+from ._zarr_pieces import CHUNK_OVERHEAD_BYTES, MAX_CHUNKS_PER_CALL, chunks_touched, pieces
 from ._zarr_safety import check_array, check_key, check_metadata_file, check_zip, zarr_errors
 
 __all__ = ["FIDELITY", "RESERVED_ATTR", "ZarrStore"]
@@ -164,7 +174,17 @@ class ZarrStore(ArrayStore):
     supports_memmap: ClassVar[bool] = False
     supports_copy_on_write: ClassVar[bool] = False
     fidelity: ClassVar[Fidelity] = FIDELITY
+    codecs: ClassVar[frozenset[str]] = frozenset({"gzip", "zstd", "blosc"})
     _staging_is_dir: ClassVar[bool] = True
+    parallel_chunk_writers: ClassVar[bool] = True
+    suffixes: ClassVar[tuple[str, ...]] = (".zarr", ".zarr.zip")
+    writes_go_through: ClassVar[bool] = True
+    thread_safe_writes: ClassVar[bool] = True
+
+    @classmethod
+    def guess_can_open(cls, location: Location) -> bool:
+        return super().guess_can_open(location) or zarr_folder(location)
+    _chunk_overhead: ClassVar[int] = CHUNK_OVERHEAD_BYTES
 
     def __init__(
         self,
@@ -186,6 +206,7 @@ class ZarrStore(ArrayStore):
         self._stored = stored
         self._zstore = store
         self._dirty = False
+        self._generation: Generation | None = None
 
     # -- properties ---------------------------------------------------------
 
@@ -258,32 +279,47 @@ class ZarrStore(ArrayStore):
                 f"{where}: zip stores are written once, when created; open with mode='r', or convert it to a "
                 "directory store (.zarr) to change it"
             )
-        with zarr_errors(where):
-            if is_zip:
-                with zipfile.ZipFile(location.file) as zf:
-                    check_zip(zf, where, max_chunk_bytes + 65536)
-                store: Any = zarr.storage.ZipStore(location.file, mode="r")
-            else:
-                node = _node_dir(location)
-                if not (node / "zarr.json").is_file() and not (node / ".zarray").is_file():
-                    what = (
-                        "a Zarr group"
-                        if (node / ".zgroup").is_file() or (node / "zarr.json").exists()
-                        else "no Zarr array"
-                    )
-                    raise MetadataError(
-                        f"{where}: expected a Zarr array (zarr.json or .zarray), found {what}; name an array "
-                        "inside a hierarchy with '::/path/to/array'"
-                    )
-                for name in ("zarr.json", ".zarray", ".zattrs"):
-                    check_metadata_file(node / name)
-                store = ModeKeepingLocalStore(location.file, read_only=(mode == "r"))
-            bounded = BoundedStore(store, where, key)
-            arr = zarr.open_array(bounded, path=key, mode="r" if mode == "r" else "r+")
-            meta, reserved, encoding, stored = _describe(arr, where)
-            check_array(arr, where, max_chunk_bytes)
-            bounded.rule = chunk_rule(arr)
+        generation: Generation | None = None
+        try:
+            with zarr_errors(where):
+                root: str | None = None
+                if is_zip:
+                    with zipfile.ZipFile(location.file) as zf:
+                        check_zip(zf, where, max_chunk_bytes + 65536)
+                    store: Any = zarr.storage.ZipStore(location.file, mode="r")
+                else:
+                    node = _node_dir(location)
+                    root = os.path.realpath(location.file)
+                    check_inside(root, node, where)
+                    if not (node / "zarr.json").is_file() and not (node / ".zarray").is_file():
+                        what = (
+                            "a Zarr group"
+                            if (node / ".zgroup").is_file() or (node / "zarr.json").exists()
+                            else "no Zarr array"
+                        )
+                        raise MetadataError(
+                            f"{where}: expected a Zarr array (zarr.json or .zarray), found {what}; name an array "
+                            "inside a hierarchy with '::/path/to/array'"
+                        )
+                    generation = Generation(node, where)
+                    for name in ("zarr.json", ".zarray", ".zattrs"):
+                        check_inside(root, node / name, where)
+                        check_metadata_file(node / name)
+                    store = ModeKeepingLocalStore(location.file, read_only=(mode == "r"))
+                bounded = BoundedStore(store, where, key, root)
+                arr = zarr.open_array(bounded, path=key, mode="r" if mode == "r" else "r+")
+                meta, reserved, encoding, stored = _describe(arr, where)
+                check_array(arr, where, max_chunk_bytes)
+                bounded.rule = chunk_rule(arr)
+                if generation is not None:
+                    generation.check()  # the metadata came from the folder whose identity is kept
+        except BaseException:
+            if generation is not None:
+                generation.close()
+            raise
         if reserved.get("incomplete") and not allow_incomplete:
+            if generation is not None:
+                generation.close()
             raise IncompleteArrayError(
                 f"{where}: its '{RESERVED_ATTR}' attribute says a writer did not finish it (crash or kill?); "
                 "re-create it, resume the writer, or pass allow_incomplete=True to read it anyway"
@@ -296,9 +332,11 @@ class ZarrStore(ArrayStore):
             "allow_incomplete": allow_incomplete,
             "max_chunk_bytes": max_chunk_bytes,
         }
-        return cls(
+        self = cls(
             location, mode, meta, arr, reserved=reserved, encoding=encoding, stored=stored, store=store, options=options
         )
+        self._generation = generation
+        return self
 
     @classmethod
     def _create(  # type: ignore[override]
@@ -307,7 +345,7 @@ class ZarrStore(ArrayStore):
         meta: ArrayMeta,
         *,
         chunks: Any = None,
-        compression: str | None = None,
+        compression: Compression | None = None,
         durable: bool = False,
         shards: Any = None,
         checksum: bool = False,
@@ -373,20 +411,44 @@ class ZarrStore(ArrayStore):
     # -- data ---------------------------------------------------------------
 
     def _read(self, sel: Selection) -> np.ndarray[Any, Any]:
-        with zarr_errors(self.path, reading_chunks=True):
-            out = self._arr[sel]
-        result = decode(out, self.dtype, self._encoding)
+        gen = self._generation
+        if gen is not None:
+            gen.check()
         shape = selection_shape(sel)
+        with zarr_errors(self.path, reading_chunks=True):
+            if chunks_touched(sel, self.inner_chunks) <= MAX_CHUNKS_PER_CALL:
+                out = self._arr[sel]
+            else:  # many small chunks: bounded calls (see _zarr_pieces)
+                out = np.empty(shape, dtype=self._stored)
+                for dest, piece in pieces(sel, self.inner_chunks, self.order, MAX_CHUNKS_PER_CALL):
+                    out[dest] = np.asarray(self._arr[piece]).reshape(out[dest].shape)
+        if gen is not None:
+            gen.check()
+        result = decode(out, self.dtype, self._encoding)
         return result if result.shape == shape else result.reshape(shape)
 
     def _write(self, sel: Selection, value: np.ndarray[Any, Any]) -> None:
         if not self._dirty:
-            self._dirty = True
             if self._staged is None:
                 self._reserved["incomplete"] = True
-                self._write_attrs(dict(self._meta.attrs))
+                try:
+                    self._write_attrs(dict(self._meta.attrs))
+                except BaseException:  # e.g. a full disk: nothing was written, the array is still complete
+                    self._reserved.pop("incomplete", None)
+                    raise
+            self._dirty = True
+        gen = self._generation
+        if gen is not None:
+            gen.check()
+        stored = encode(value, self._stored, self._encoding)
         with zarr_errors(self.path):
-            self._arr[sel] = encode(value, self._stored, self._encoding)
+            if chunks_touched(sel, self.inner_chunks) <= MAX_CHUNKS_PER_CALL:
+                self._arr[sel] = stored
+            else:
+                for dest, piece in pieces(sel, self.inner_chunks, self.order, MAX_CHUNKS_PER_CALL):
+                    self._arr[piece] = stored[dest]
+        if gen is not None:
+            gen.check()
 
     def _set_attrs(self, attrs: dict[str, Any]) -> None:
         if RESERVED_ATTR in attrs:
@@ -409,6 +471,8 @@ class ZarrStore(ArrayStore):
             self._mark_complete()
         if isinstance(self._zstore, zarr.storage.ZipStore):
             self._zstore.close()
+        if self._generation is not None:
+            self._generation.close()
 
     def _mark_complete(self) -> None:
         self._reserved.pop("incomplete", None)
@@ -428,7 +492,9 @@ class ZarrStore(ArrayStore):
                 return location.file.exists()
             with zarr_errors(str(location)), zipfile.ZipFile(location.file) as zf:
                 return any(n.startswith(key + "/") for n in zf.namelist())
-        return _node_dir(location).exists()
+        node = _node_dir(location)
+        _fsutil.recover_replace(node)
+        return node.exists()
 
     @classmethod
     def _staging(cls, location: Location) -> Location | None:
@@ -473,13 +539,13 @@ class ZarrStore(ArrayStore):
         ensure_groups(final.file, segments[:-1])
         _fsutil.replace_path(staging, final.file / key, durable=durable)
 
+
     @classmethod
     def _remove(cls, location: Location) -> None:
         if _is_zip(location.file):
             _fsutil.remove_path(location.file)
         else:
             _fsutil.remove_path(_node_dir(location))
-
 
 def _describe(arr: Any, where: str) -> tuple[ArrayMeta, dict[str, Any], str, np.dtype[Any]]:
     """ArrayMeta, reserved attribute, encoding and storage dtype of an opened zarr array."""

@@ -69,22 +69,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace, src: Any) -> Any:
-    from ..conversion import convert
+    from ..conversion import ConvertOptions, convert
 
-    return convert(
-        src,
-        args.dst,
-        backend=args.backend,
-        chunks=args.chunks,
-        shards=args.shards,
-        compression=args.compression,
-        order=args.order,
-        max_memory=args.max_memory,
-        workers=args.workers,
-        verify=args.verify,
-        resume=args.resume,
-        durable=args.durable,
-        overwrite=args.overwrite,
-        progress=sys.stderr.isatty() and not args.json and not args.quiet,
-        scheduler=args.scheduler,
-    )
+    options = ConvertOptions.from_mapping(vars(args))  # the sub-command's dests are the options' names
+    progress = sys.stderr.isatty() and not args.json and not args.quiet
+    return convert(src, args.dst, options, progress=progress, scheduler=args.scheduler)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..migration import MigrationReport
 
+from ..registry import backend_names
 from ._errors import UsageError
 from ._errors import report as report_error
 
@@ -39,7 +40,7 @@ def register(sub: Any) -> None:
     p.add_argument("src", help="the archive folder")
     p.add_argument("dst", help="the destination folder (created)")
     p.add_argument(
-        "--to", choices=("zarr", "npy", "hdf5", "raw"), default="zarr", help="target format (default zarr)"
+        "--to", choices=backend_names(), default="zarr", help="target format (default zarr)"
     )
     p.add_argument(
         "--rules",

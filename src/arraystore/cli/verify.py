@@ -29,7 +29,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when the checksums match; a mismatch raises VerificationError (exit 1)."""
-    from ..checksum import verify
+    from ..checksums import verify
     from ..conversion import parse_size
 
     show = sys.stderr.isatty() and not args.quiet and not args.json

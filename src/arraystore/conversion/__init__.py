@@ -6,8 +6,9 @@ See ``docs/conversion.md``. The public entry point is :func:`convert` (also
 
 from __future__ import annotations
 
+from ._convert import convert
+from ._options import ConvertOptions
 from ._plan import ConversionPlan, choose_chunks, parse_size
 from ._report import ConversionReport
-from ._run import convert
 
-__all__ = ["ConversionPlan", "ConversionReport", "choose_chunks", "convert", "parse_size"]
+__all__ = ["ConversionPlan", "ConversionReport", "ConvertOptions", "choose_chunks", "convert", "parse_size"]

@@ -9,9 +9,9 @@ the block work. Every task carries paths and a block index, never data; the work
 must see the source and the staged destination under the same paths (a shared file
 system). Who writes a block depends on the destination:
 
-``zarr``
-    Each task opens the *staged* array itself (``_reopen_staged``, without the writer
-    lock: the client holds it), reads its block from the source and writes it. Safe
+backends with ``parallel_chunk_writers`` (Zarr)
+    Each task opens the *staged* array itself (:func:`arraystore._open.share_staged`,
+    without the writer lock: the client holds it), reads its block from the source and writes it. Safe
     without a lock because blocks are whole destination chunks (or shards), each chunk
     belongs to exactly one block, Zarr stores every chunk in its own file, and the
     workers never write ``zarr.json`` (the staged handle sets no "incomplete" flag;
@@ -32,7 +32,7 @@ chunked or compressed ``hdf5`` (and any other backend)
     in parallel and return them; the client writes them in plan order, at most a
     budget's worth in flight.
 
-Each task returns its block's digest (:func:`~arraystore.checksum.block_digest`), which
+Each task returns its block's digest (:func:`~arraystore.checksums.block_digest`), which
 the client journals, so a kill of the client resumes like a local conversion; journaled
 blocks are read back (by the task that would rewrite them) and only rewritten when
 they differ. The content checksum is streamed in the client when the client sees the
@@ -46,7 +46,6 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -54,20 +53,20 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .._open import StagedArray, share_staged
 from .._open import open as open_store
-from ..checksum import StreamHasher, block_digest, c_order_plan, c_streamable
-from ..errors import ArrayStoreError, ConversionError
+from ..checksums import StreamHasher, block_digest, c_order_plan, c_streamable
+from ..errors import ArrayChangedError, ArrayStoreError, ConversionError
 from ..integrations.scheduler import check_scheduler, client_for, describe_scheduler, distributed_module
-from ..meta import ArrayMeta
-from ..registry import backend_class, parse_location
 from ..store import ArrayStore
 from ._fastpath import DropBehindWriter, copy_range, pread_into, pwrite_all
 from ._hdf5_direct import DirectChunkWriter
 from ._journal import Journal
-from ._memory import MemorySampler
-from ._plan import ConversionPlan, blocks_in_memory, default_workers, parse_size
+from ._movers import byte_range, progress_bar
+from ._options import ConvertOptions
+from ._plan import ConversionPlan, blocks_in_memory
 from ._report import ConversionReport
-from ._run import _WRITE_THROUGH, _Conversion, _progress_bar, byte_range
+from ._run import _Conversion, run_conversion
 
 __all__ = ["convert_on_dask", "describe_scheduler"]
 
@@ -104,18 +103,14 @@ def _source_ref(store: ArrayStore) -> _SourceRef:
             f"{store.path}: the source is an array still being created; close (publish) it before converting it "
             "on a cluster"
         ) from None
-    options = dict(options)
-    if store.backend == "raw" and getattr(store, "sidecar", None) is None and getattr(store, "dialect", None) is None:
-        # opened with meta=...: the file alone cannot tell the workers its dtype and shape
-        options.update(meta=store.meta, offset=getattr(store, "offset", 0), use_sidecar=False)
-    return _SourceRef(str(path), str(backend), options)
+    return _SourceRef(str(path), str(backend), dict(options))
 
 
 @dataclass(frozen=True)
 class _Target:
     """How a task writes its block.
 
-    ``kind`` is ``"zarr"`` (open the staged array), ``"region"`` (pwrite into a
+    ``kind`` is ``"chunks"`` (open the staged array), ``"region"`` (pwrite into a
     preallocated byte range), ``"copy"`` (byte range to byte range, same layout) or
     ``"client"`` (return the block to the client).
     """
@@ -126,12 +121,8 @@ class _Target:
     dtype: np.dtype[Any]
     order: str
     durable: bool = False
-    # zarr
-    backend: str = ""
-    staging: str = ""
-    final: str = ""
-    meta: ArrayMeta | None = None
-    chunks: tuple[int, ...] | None = None
+    # chunks
+    staged: StagedArray | None = None
     # region, copy
     file: str = ""
     offset: int = 0
@@ -166,27 +157,21 @@ def _block_task(target: _Target, index: int, sel: Sel, expected: str | None) -> 
         # as bytes: distributed hands arrays nested in a result back in native byte order
         raw = np.ascontiguousarray(block).reshape(-1).view(np.uint8)
         return _Done(index, block.nbytes, block_digest(block), "written", raw)
-    if target.kind == "zarr":
-        return _zarr_block(target, index, sel, expected)
+    if target.kind == "chunks":
+        return _chunk_block(target, index, sel, expected)
     return _range_block(target, index, sel, expected)
 
 
 def _open_staged(target: _Target) -> ArrayStore:
     """A second handle on the staged array, for writing distinct chunks; it never publishes."""
-    assert target.meta is not None
-    cls = backend_class(target.backend)
-    staging = parse_location(target.staging)
-    store = cls._reopen_staged(staging, target.meta, chunks=target.chunks)
-    if store is None:
-        raise ConversionError(
-            f"{target.staging}: the staged destination no longer matches the conversion (shape, dtype, order or "
-            "chunks); another process changed it. Run the conversion again"
-        )
-    store._staged = (staging, parse_location(target.final))  # a staged store writes no "incomplete" flag
-    return store
+    assert target.staged is not None
+    try:
+        return target.staged.open()
+    except ArrayChangedError as exc:
+        raise ConversionError(f"{exc}; run the conversion again") from None
 
 
-def _zarr_block(target: _Target, index: int, sel: Sel, expected: str | None) -> _Done:
+def _chunk_block(target: _Target, index: int, sel: Sel, expected: str | None) -> _Done:
     store = _open_staged(target)
     try:
         status = "written"
@@ -337,11 +322,8 @@ class _DaskConversion(_Conversion):
             assert s_region is not None and region is not None
             return _Target("copy", file=region[0], offset=region[1], src_file=s_region[0],
                            src_offset=s_region[1], method=plan.method, **common)
-        if dst.backend == "zarr":
-            final = str(self.dst_loc)
-            staged = dst._staged[0] if dst._staged is not None else self.dst_loc
-            target = _Target("zarr", backend=dst.backend, staging=str(staged), final=final, meta=dst.meta,
-                             chunks=dst.chunks, **common)
+        if type(dst).parallel_chunk_writers:
+            target = _Target("chunks", staged=share_staged(dst), **common)
             try:  # a zip store's staging folder, for instance, takes no second writer
                 _open_staged(target).abandon()
                 return target
@@ -363,7 +345,7 @@ class _Mover:
         self.conv, self.client, self.dst, self.plan = conv, client, dst, plan
         self.direct = direct
         self.journal, self.report, self.target, self.hasher = journal, report, target, hasher
-        self.bar = _progress_bar(conv.progress, plan.nbytes)
+        self.bar = progress_bar(conv.progress, plan.nbytes)
         self.done_bytes = 0
         self.token = uuid.uuid4().hex[:12]
         self.inflight: set[Any] = set()
@@ -441,7 +423,7 @@ class _ClientWrites(_Mover):
         plan, dst, journal = self.plan, self.dst, self.journal
         parts = blocks_in_memory("blocks", plan.compression is not None, plan.workers)
         window = max(1, parts - 2 - (self.hasher is None))  # minus the block being written (+ checksum slab)
-        flush_each = dst.backend not in _WRITE_THROUGH
+        flush_each = not type(dst).writes_go_through
         # a deflated HDF5 destination: the client compresses chunks on its threads, as a local conversion does
         self.writer = DirectChunkWriter(dst, *self.direct, workers=self.conv.workers) if self.direct else None
         try:
@@ -490,47 +472,16 @@ class _ClientWrites(_Mover):
 def convert_on_dask(
     src: str | os.PathLike[str] | ArrayStore,
     dst: str | os.PathLike[str],
+    options: ConvertOptions,
     *,
     scheduler: Any,
-    backend: str | None = None,
-    chunks: Any = None,
-    shards: Any = None,
-    compression: str | None = None,
-    order: str | None = None,
-    max_memory: int | str = "256MiB",
-    workers: int | None = None,
-    verify: bool = False,
-    resume: bool = True,
-    durable: bool = False,
-    overwrite: bool = False,
     progress: Any = None,
 ) -> ConversionReport:
     """:func:`arraystore.convert` with ``scheduler=``: the same plan and result, blocks moved by a Dask cluster.
 
-    ``workers`` sizes a ``"local"`` cluster (worker processes, one thread each) and,
+    ``options.workers`` sizes a ``"local"`` cluster (worker processes, one thread each) and,
     as locally, the plan. Memory figures in the report are the client process's.
     See the module docstring for who writes what, and ``docs/conversion.md``.
     """
     check_scheduler(scheduler)
-    budget = parse_size(max_memory)
-    nworkers = default_workers(workers)
-    t0 = time.perf_counter()
-    sampler = MemorySampler()  # run() starts its thread for large conversions
-    try:
-        src_store = src if isinstance(src, ArrayStore) else open_store(src, "r")
-        try:
-            conv = _DaskConversion(src_store, dst, backend, chunks, shards, compression, order, budget, nworkers,
-                                   verify, resume, durable, overwrite, progress, sampler=sampler)
-            conv.scheduler = scheduler
-            report = conv.run()
-        finally:
-            if src_store is not src:
-                src_store.close()
-    finally:
-        sampler.stop()
-    report.seconds = time.perf_counter() - t0
-    report.throughput = report.nbytes / report.seconds if report.seconds > 0 else 0.0
-    report.peak_memory = sampler.peak_anon
-    report.baseline_memory = sampler.baseline.anon
-    report.peak_file_memory = sampler.peak_file
-    return report
+    return run_conversion(src, dst, options, progress, _DaskConversion, scheduler=scheduler)

@@ -44,7 +44,8 @@ _KINDS = frozenset("biufc")
 
 def _dataset(store: ArrayStore) -> Any:
     """The h5py dataset behind an HDF5 store (``None`` for other stores)."""
-    return getattr(store, "dataset", None) if store.backend == "hdf5" else None
+    ds = getattr(store, "dataset", None)
+    return ds if type(ds).__module__.startswith("h5py") else None
 
 
 def direct_pipeline(store: ArrayStore, src_dtype: np.dtype[Any]) -> tuple[bool, int] | None:

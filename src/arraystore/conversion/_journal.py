@@ -28,7 +28,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .. import _fsutil
 from .._fsutil import partial_path, remove_path
+from ..errors import MetadataError
 from ..registry import Location
 
 __all__ = ["Journal", "journal_path", "source_fingerprint"]
@@ -186,15 +188,15 @@ def _read(path: Path) -> tuple[dict[str, Any] | None, dict[int, str]]:
     if not lines:
         return None, {}
     try:
-        header = json.loads(lines[0])
-    except json.JSONDecodeError:
+        header = _fsutil.loads_json(lines[0], str(path), "conversion journal header")
+    except MetadataError:  # also an over-large (hostile) line
         return None, {}
     if not isinstance(header, dict) or header.get("journal") != MAGIC or header.get("version") != VERSION:
         return None, {}
     for line in lines[1:]:
         try:
-            rec = json.loads(line)
+            rec = _fsutil.loads_json(line, str(path), "conversion journal record")
             done[int(rec["block"])] = str(rec["digest"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        except (MetadataError, KeyError, TypeError, ValueError):
             continue  # a line torn by a kill
     return header, done

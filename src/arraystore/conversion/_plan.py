@@ -1,4 +1,11 @@
-"""Planning a conversion before any byte moves: sizes, chunk shapes, the block plan, the method."""
+"""Planning a conversion before any byte moves: sizes, the destination's layout, the method, the block plan.
+
+Everything here is decided from the source store, the destination backend's
+capabilities (:attr:`~arraystore.ArrayStore.layouts`,
+:attr:`~arraystore.ArrayStore.thread_safe_writes`) and the options; nothing is
+written, so every refusal (a layout the backend cannot make, a budget too small for
+one chunk) comes before the first byte.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +14,27 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..blocks import BlockPlan, contiguous_chunks, plan_blocks
 from ..errors import ConversionError, MemoryBudgetError
 
-__all__ = ["ConversionPlan", "choose_chunks", "parse_size", "plan_conversion", "transposes"]
+if TYPE_CHECKING:
+    from ..compression import Compression
+    from ..store import ArrayStore
+
+__all__ = [
+    "ConversionPlan",
+    "choose_chunks",
+    "choose_method",
+    "destination_layout",
+    "parse_size",
+    "plan_conversion",
+    "transposes",
+    "writer_threads",
+]
 
 _UNITS = {
     "": 1, "b": 1,
@@ -223,3 +243,80 @@ def _dtype_text(dt: np.dtype[Any]) -> str:
         return str(dt.descr)
     except ValueError:  # out-of-order offsets, as HDF5 compounds written by h5py often have
         return str(dt)
+
+
+# -- the destination's layout and the method ---------------------------------------------------------------------
+
+
+def writer_threads(dst_cls: type[ArrayStore], compression: Compression | None, workers: int) -> int:
+    """Threads writing (and compressing) blocks: ``workers`` for compressed destinations whose chunk
+    writes need no lock, else one."""
+    return workers if (dst_cls.thread_safe_writes and compression is not None) else 1
+
+
+def destination_layout(
+    src: ArrayStore,
+    dst_cls: type[ArrayStore],
+    *,
+    chunks: tuple[int, ...] | None,
+    shards: tuple[int, ...] | None,
+    compression: Compression | None,
+    order: str,
+    budget: int,
+    writers: int,
+) -> tuple[tuple[int, ...] | None, str | None]:
+    """``(chunks to pass to create, note)``: None for contiguous destinations.
+
+    Raises
+    ------
+    ConversionError
+        Chunks, shards or compression asked of a backend that only stores one contiguous byte range.
+    """
+    if dst_cls.layouts == frozenset({"contiguous"}):
+        if chunks is not None or shards is not None or compression is not None:
+            raise ConversionError(
+                f"the {dst_cls.backend} backend stores one contiguous uncompressed byte range: chunks=, "
+                "shards= and compression= need a chunked backend (hdf5, zarr)"
+            )
+        return None, None
+    if chunks is not None:
+        return chunks, None
+    per_block = budget // blocks_in_memory("blocks", compression is not None, writers)
+    if transposes(src.shape, src.order, order, src.chunks) and shards is None:
+        target = max(1, min(TARGET_CHUNK_BYTES, per_block))
+        return (choose_chunks(src.shape, src.dtype.itemsize, src.order, target),
+                "Fortran-order source into C order: chunks are contiguous runs of the source, each block read "
+                "sequentially and written as whole chunks")
+    if "contiguous" in dst_cls.layouts and compression is None and shards is None:
+        return None, f"uncompressed {dst_cls.backend} without chunks: contiguous"
+    if shards is not None:
+        return None, "chunks inside shards chosen by the backend"
+    if src.chunks is not None and order == src.order:
+        nbytes = math.prod(src.chunks) * src.dtype.itemsize
+        if nbytes <= min(MAX_CHUNK_BYTES, per_block):
+            return tuple(src.chunks), "chunks taken from the source"
+    target = max(1, min(TARGET_CHUNK_BYTES, per_block))
+    return (choose_chunks(src.shape, src.dtype.itemsize, order, target),
+            f"chunks chosen: about {target:,} bytes, whole along the fastest-varying axes")
+
+
+def c_streamable_shape(shape: tuple[int, ...], order: str) -> bool:
+    """True when storage order equals C order for this shape (C order, or at most one axis longer than 1)."""
+    return order == "C" or sum(1 for n in shape if n > 1) <= 1
+
+
+def choose_method(
+    src: ArrayStore,
+    dst_cls: type[ArrayStore],
+    *,
+    grid: tuple[int, ...] | None,
+    order: str,
+    compression: Compression | None,
+    src_is_byte_range: bool,
+) -> str:
+    """``"buffered-copy"`` or ``"kernel-copy"`` when source and destination hold the same bytes in the same
+    layout (a contiguous source byte range into a contiguous uncompressed destination), else ``"blocks"``."""
+    same_layout = grid is None and order == src.order and src.nbytes > 0
+    if same_layout and src_is_byte_range and "contiguous" in dst_cls.layouts and compression is None:
+        return "buffered-copy" if c_streamable_shape(src.shape, src.order) else "kernel-copy"
+    return "blocks"

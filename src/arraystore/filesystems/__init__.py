@@ -14,8 +14,8 @@ See ``docs/locality.md``.
 
 from __future__ import annotations
 
-from ._detect import clear_cache, locality
-from ._policy import ENV_VAR, check_memmap, choose_io, network_fs_policy, set_network_fs_policy
+from ._detect import locality
+from ._policy import ENV_VAR, check_memmap, choose_io, clear_cache, network_fs_policy, set_network_fs_policy
 from ._types import Locality
 
 __all__ = [

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import sys
 
-from ._types import CACHE, CACHE_LOCK, Locality, from_category
+from ._types import Locality, from_category
 
-__all__ = ["clear_cache", "locality"]
+__all__ = ["locality"]
 
 
 def locality(path: str | os.PathLike[str]) -> Locality:
@@ -61,12 +61,3 @@ def locality(path: str | os.PathLike[str]) -> Locality:
 
         return _windows.detect(resolved, probe, st)
     return from_category(resolved, "unknown", "unknown", None, None)  # pragma: no cover
-
-
-def clear_cache() -> None:
-    """Forget every cached detection and which mounts were already warned about."""
-    from ._policy import forget_warnings
-
-    with CACHE_LOCK:
-        CACHE.clear()
-    forget_warnings()

@@ -9,9 +9,9 @@ from typing import Literal
 
 from ..errors import ModeError, NetworkFilesystemError, NetworkFilesystemWarning
 from ._detect import locality
-from ._types import Locality
+from ._types import CACHE, CACHE_LOCK, Locality
 
-__all__ = ["ENV_VAR", "check_memmap", "choose_io", "forget_warnings", "network_fs_policy", "set_network_fs_policy"]
+__all__ = ["ENV_VAR", "check_memmap", "choose_io", "clear_cache", "forget_warnings", "network_fs_policy", "set_network_fs_policy"]
 
 Policy = Literal["ignore", "warn", "error"]
 IOChoice = Literal["auto", "mmap", "buffered"]
@@ -72,6 +72,13 @@ def forget_warnings() -> None:
     """Let every mount warn again (called by :func:`~arraystore.filesystems.clear_cache`)."""
     with _lock:
         _warned.clear()
+
+
+def clear_cache() -> None:
+    """Forget every cached detection and which mounts were already warned about."""
+    with CACHE_LOCK:
+        CACHE.clear()
+    forget_warnings()
 
 
 def _describe(loc: Locality) -> str:

@@ -200,7 +200,7 @@ def store_dask(
     first rechunked to whole storage chunks when its chunks do not align, so that each
     destination chunk is written exactly once and chunked backends need no lock. The
     new array is staged under a temporary name and published by rename when complete;
-    its content checksum (see :mod:`arraystore.checksum`) is recorded where the backend
+    its content checksum (see :mod:`arraystore.checksums`) is recorded where the backend
     records one.
 
     Parameters
@@ -247,17 +247,10 @@ def store_dask(
             path_or_store, darr.shape, darr.dtype, backend=backend, chunks=chunks, compression=compression,
             attrs=attrs, overwrite=overwrite, durable=durable,
         )  # fmt: skip
-    try:
+    with store:  # on an error, a new array is discarded (never published) and an existing one closed
         _write(darr, store, lock, scheduler, max_bytes, threads)
         if checksum:
             _record_checksum(store)
-    except BaseException:
-        if store._staged is not None:
-            store.discard()
-        else:
-            store.close()
-        raise
-    store.close()
     return store.path
 
 
@@ -269,7 +262,7 @@ def _write(
     aligned = _aligned_chunks(darr, store.chunks)
     if aligned is not None:
         darr = darr.rechunk(aligned)  # type: ignore[no-untyped-call]
-    use_lock = store.backend == "hdf5" if lock is None else lock
+    use_lock = not type(store).thread_safe_writes if lock is None else lock
     guard: Any = threading.Lock() if use_lock else nullcontext()
     blocks = darr.to_delayed().ravel()  # type: ignore[no-untyped-call]
     offsets = [np.cumsum((0, *c)) for c in darr.chunks]
@@ -297,7 +290,7 @@ def _write(
 
 def _record_checksum(store: ArrayStore) -> None:
     try:
-        from ..checksum import checksum as content_checksum
+        from ..checksums import checksum as content_checksum
     except ImportError:  # pragma: no cover - checksum ships with arraystore
         return
     value = content_checksum(store)

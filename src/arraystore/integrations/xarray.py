@@ -37,7 +37,7 @@ except ImportError as _exc:
 from .._open import open as open_store
 from ..blocks import contiguous_chunks
 from ..errors import ArrayStoreError, MetadataError
-from ..registry import SUFFIXES
+from ..registry import BACKENDS, SUFFIXES
 from ..store import ArrayStore
 
 __all__ = ["DIMS_KEYS", "PREFERRED_CHUNK_BYTES", "ArrayStoreBackendArray", "ArrayStoreBackendEntrypoint"]
@@ -48,9 +48,10 @@ PREFERRED_CHUNK_BYTES = 128 * 1024 * 1024
 #: Attribute keys that name the dimensions, in the order they are looked up.
 DIMS_KEYS: tuple[str, ...] = ("dims", "_ARRAY_DIMENSIONS")
 
-# Suffixes this engine claims when xarray guesses an engine; HDF5 and Zarr are left to
-# xarray's own engines (h5netcdf, zarr), which read them with their conventions.
-_GUESS_SUFFIXES = tuple(s for s, b in SUFFIXES.items() if b in ("raw", "npy"))
+# Suffixes this engine claims when xarray guesses an engine: formats that need no library of
+# their own (raw, npy). Those that do (HDF5, Zarr) are left to xarray's own engines (h5netcdf,
+# zarr), which read them with their conventions.
+_GUESS_SUFFIXES = tuple(s for s, b in SUFFIXES.items() if BACKENDS[b].library is None)
 
 
 class ArrayStoreBackendArray(BackendArray):

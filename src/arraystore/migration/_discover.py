@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ArrayStoreError, MetadataError, UnsafeInputError
+from ..registry import BACKENDS
 from ._glob import Glob
 from .resolve import is_metadata_file
 
@@ -44,7 +45,7 @@ __all__ = ["DEFAULT_INCLUDE", "TARGET_SUFFIXES", "Discovery", "destination_names
 #: Globs of the files migrated by default.
 DEFAULT_INCLUDE: tuple[str, ...] = ("*.dat", "*.raw", "*.bin")
 #: Destination suffix of each target format.
-TARGET_SUFFIXES: dict[str, str] = {"zarr": ".zarr", "npy": ".npy", "hdf5": ".h5", "raw": ".dat"}
+TARGET_SUFFIXES: dict[str, str] = {name: spec.suffixes[0] for name, spec in BACKENDS.items()}
 _HEADER_SUFFIXES = (".hdr", ".mhd")
 
 

@@ -11,10 +11,13 @@ from typing import Any
 
 from .. import _fsutil
 from .._fsutil import raise_if_full
+from .._open import exists
 from .._open import open as open_store
+from ..conversion import ConvertOptions
 from ..errors import ArrayStoreError, MetadataError, StorageFullError
+from ..location import Location
 from ..meta import ArrayMeta
-from ..registry import Location, backend_class
+from ..registry import backend_class
 from ..store import ArrayStore
 from ._manifest import FileRecord, RecordStatus
 
@@ -37,11 +40,8 @@ class Job:
     size: int
     mtime_ns: int
     resolution: dict[str, Any] = field(default_factory=dict)
-    compression: str | None = None
-    verify: bool = True
-    max_memory: int | str = "256MiB"
-    threads: int = 1
-    durable: bool = False
+    options: ConvertOptions = field(default_factory=lambda: ConvertOptions(verify=True, workers=1))
+    """What the conversion is asked to make (backend, overwrite and resume are set per job)."""
     overwrite: bool = False
     """Replace the destination: an earlier run converted a source or layout that has since changed."""
     recheck: dict[str, Any] | None = None
@@ -94,7 +94,7 @@ def _unchanged(job: Job) -> str | None:
 
 def _adopt(job: Job, src: ArrayStore, t0: float) -> FileRecord:
     """A destination already published (a run killed before its manifest line): keep it if equal."""
-    from ..checksum import checksum
+    from ..checksums import checksum
 
     with open_store(job.dst_path, "r", backend=job.backend) as dst:
         same_layout = dst.shape == src.shape and dst.dtype == src.dtype
@@ -125,7 +125,7 @@ def _adopt(job: Job, src: ArrayStore, t0: float) -> FileRecord:
 
 def _recheck(job: Job, t0: float) -> FileRecord | None:
     """A ``skipped`` record when the destination still reads back to its recorded checksum, else None."""
-    from ..checksum import checksum
+    from ..checksums import checksum
 
     assert job.recheck is not None
     expected = job.recheck.get("source_checksum") or {}
@@ -186,20 +186,9 @@ def run_job(job: Job) -> FileRecord:
             overwrite, note = True, "destination did not read back to its recorded checksum; converted again"
         Path(job.dst_path).parent.mkdir(parents=True, exist_ok=True)
         with open_source(job.src_path, ArrayMeta.from_dict(job.meta), job.offset, job.own_sidecar) as src:
-            if not overwrite and backend_class(job.backend)._exists(Location(Path(job.dst_path))):
+            if not overwrite and exists(job.dst_path, job.backend):
                 return _adopt(job, src, t0)
-            report = convert(
-                src,
-                job.dst_path,
-                backend=job.backend,
-                compression=job.compression,
-                max_memory=job.max_memory,
-                workers=job.threads,
-                verify=job.verify,
-                resume=True,
-                durable=job.durable,
-                overwrite=overwrite,
-            )
+            report = convert(src, job.dst_path, job.options.replace(backend=job.backend, resume=True, overwrite=overwrite))
         unreadable = _reopen_error(job)
         if unreadable is not None:
             return _record(

@@ -177,7 +177,7 @@ class Manifest:
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = _fsutil.loads_json(line, f"{self.path}, line {i + 1}", "migration record")
                 rec = FileRecord.from_dict(obj)
             except (ValueError, TypeError, RecursionError) as exc:
                 if i == len(lines) - 1:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._dtypes import DtypeSyntaxError, parse_dtype_text
-from ..errors import MetadataError, UnsupportedDtypeError
+from ..errors import MetadataConflictError, MetadataError, UnsupportedDtypeError
 from ..meta import ArrayMeta, dtype_from_json, dtype_to_json
 
 __all__ = [
@@ -35,29 +35,6 @@ __all__ = [
 ByteOrder = Literal["<", ">"]
 
 
-class MetadataConflictError(MetadataError):
-    """Two evidence sources disagree about a file's dtype, shape, order, offset or byte order.
-
-    Parameters
-    ----------
-    path
-        The data file.
-    fact
-        The fact in dispute (``"dtype"``, ``"shape"``, ...).
-    first, second
-        ``(source, value)`` of the two disagreeing sources, in priority order.
-    """
-
-    def __init__(self, path: str, fact: str, first: tuple[str, str], second: tuple[str, str]):
-        self.path = path
-        self.fact = fact
-        self.first = first
-        self.second = second
-        super().__init__(
-            f"{path}: conflicting {fact}: {first[0]} says {first[1]} but {second[0]} says {second[1]}; "
-            f"nothing is converted on contradicting evidence: correct the wrong source, or add a rule "
-            f"with override = true stating the right {fact}"
-        )
 
 
 def parse_dtype(value: Any) -> tuple[np.dtype[Any], ByteOrder | None]:

@@ -18,10 +18,11 @@ from typing import Any
 
 from .. import _fsutil
 from .._open import open as open_store
+from ..conversion import ConvertOptions
 from ..errors import ArrayNotFoundError, ArrayStoreError, MetadataError, StorageFullError, UnsafeInputError
-from ..registry import backend_class
+from ..registry import backend_class, backend_names, default_suffix
 from ..sidecar import sidecar_path
-from ._discover import DEFAULT_INCLUDE, TARGET_SUFFIXES, destination_names, discover, overlapping_outputs
+from ._discover import DEFAULT_INCLUDE, destination_names, discover, overlapping_outputs
 from ._job import Job, run_job
 from ._manifest import MANIFEST_NAME, FileRecord, Manifest
 from ._report import MigrationReport
@@ -119,7 +120,7 @@ class _Planner:
         backend: str,
         rules: Rules | None,
         previous: dict[str, FileRecord],
-        job_options: dict[str, Any],
+        job_options: ConvertOptions,
         recheck: bool,
     ) -> None:
         self.src, self.dst, self.backend, self.rules = src, dst, backend, rules
@@ -134,7 +135,7 @@ class _Planner:
             for n, r in self.previous.items()
             if r.destination and r.backend == self.backend and r.status in ("converted", "skipped")
         }
-        dests = destination_names(names, TARGET_SUFFIXES[self.backend], prev_dest)  # type: ignore[arg-type]
+        dests = destination_names(names, default_suffix(self.backend), prev_dest)  # type: ignore[arg-type]
         refused = overlapping_outputs(dests, self.src, self.dst)
         for name in names:
             if name in refused:
@@ -221,7 +222,7 @@ class _Planner:
                 )
                 return
         meta = res.meta
-        if self.backend == "npy":  # .npy holds no attrs: the provenance stays in the manifest
+        if not backend_class(self.backend).holds_attrs:  # e.g. .npy: the provenance stays in the manifest
             meta = meta.replace(attrs={})
         self.jobs.append(
             Job(
@@ -235,7 +236,7 @@ class _Planner:
                 overwrite=overwrite,
                 recheck=recheck,
                 **base,
-                **self.job_options,
+                options=self.job_options,
             )
         )
 
@@ -447,20 +448,17 @@ def migrate(
     t0 = time.perf_counter()
     src, dst = Path(src_dir), Path(dst_dir)
     _check_dirs(src, dst)
-    if to not in TARGET_SUFFIXES:
-        raise MetadataError(f"expected to= one of {', '.join(TARGET_SUFFIXES)}, found {to!r}")
+    if to not in backend_names():
+        raise MetadataError(f"expected to= one of {', '.join(backend_names())}, found {to!r}")
     backend_class(to)  # a missing optional library fails here, before any work
     rule_set = combine_rules(rules)
     manifest = Manifest(dst / MANIFEST_NAME, durable=durable)
     previous = manifest.read()
     found = discover(src, include, exclude, skip=dst)
     nworkers = 1 if workers is None and scheduler is None and dry_run else (workers or os.cpu_count() or 1)
-    job_options: dict[str, Any] = {
-        "compression": compression,
-        "verify": verify,
-        "max_memory": max_memory,
-        "durable": durable,
-    }
+    job_options = ConvertOptions.from_mapping(
+        {"compression": compression, "verify": verify, "max_memory": max_memory, "durable": durable, "workers": 1}
+    )
     planner = _Planner(src, dst, to, rule_set, previous, job_options, recheck)
     planner.plan(found.data, found.broken_headers)
     report = MigrationReport(
@@ -576,4 +574,4 @@ def _run_jobs(
 
 
 def _with_threads(job: Job, threads: int) -> Job:
-    return replace(job, threads=threads)
+    return replace(job, options=job.options.replace(workers=threads))

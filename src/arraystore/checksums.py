@@ -73,11 +73,6 @@ class StreamHasher:
         self._h.update(data.data)
         self.nbytes += data.size
 
-    def update_bytes(self, data: Any) -> None:
-        """Add raw bytes (a buffer) that continue the C-order stream."""
-        self._h.update(data)
-        self.nbytes += memoryview(data).nbytes
-
     def result(self) -> dict[str, str]:
         """``{"algorithm": "xxh3_128", "value": hex digest}``."""
         return {"algorithm": ALGORITHM, "value": self._h.hexdigest()}

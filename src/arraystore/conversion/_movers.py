@@ -1,0 +1,230 @@
+"""How blocks move: as arrays (``src[sel]`` / ``dst[sel] = block``), as byte ranges (``pread``/``pwrite``,
+``copy_file_range``), or as chunks compressed here and written with HDF5's ``write_direct_chunk``.
+
+A mover reads a block, writes it, reads it back for resume, and says whether a
+journaled block still matches the source. :class:`~arraystore.conversion._run._Conversion`
+picks the mover from the plan's method.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from typing import Any, Protocol, cast
+
+import numpy as np
+
+from ..checksums import block_digest
+from ..errors import ArrayStoreError, NotMemoryMappableError
+from ..store import ArrayStore
+from ._fastpath import DROP_BEHIND_MIN, DropBehindWriter, copy_range, drop_cache, pread_into, pwrite_all
+from ._hdf5_direct import DirectChunkWriter
+from ._plan import ConversionPlan
+
+__all__ = ["BlockMover", "ByteMover", "DirectChunkMover", "Progress", "byte_range", "mapped_region", "progress_bar"]
+
+Progress = Callable[[int, int], Any]
+
+
+def byte_range(sel: tuple[slice, ...], shape: tuple[int, ...], order: str, itemsize: int) -> tuple[int, int] | None:
+    """``(offset, nbytes)`` of a block in a contiguous array's storage, or None when it is not one run."""
+    if not shape:
+        return 0, itemsize
+    s, sh = (sel[::-1], shape[::-1]) if order == "F" else (sel, shape)
+    lens = [x.stop - x.start for x in s]
+    partial = [j for j in range(len(sh)) if lens[j] != sh[j]]
+    p = partial[-1] if partial else 0
+    if any(lens[j] != 1 for j in range(p)):
+        return None
+    linear = 0
+    for start, n in zip((x.start for x in s), sh):
+        linear = linear * n + start
+    return linear * itemsize, math.prod(lens) * itemsize
+
+
+class _OneByteRange(Protocol):
+    """What a ``memory_mappable`` store has: its data file and the data's offset in it."""
+
+    @property
+    def data_file(self) -> str: ...
+
+    @property
+    def offset(self) -> int: ...
+
+
+def mapped_region(store: ArrayStore) -> tuple[str, int] | None:
+    """``(file, offset)`` of a store's data when it is one contiguous uncompressed byte range."""
+    if not store.supports_memmap or store.nbytes == 0:
+        return None
+    if type(store).memory_mappable:  # known without mapping the file (we pread/pwrite it)
+        mapped = cast(_OneByteRange, store)
+        return mapped.data_file, mapped.offset
+    try:
+        mm = store.as_memmap()
+    except (NotMemoryMappableError, ArrayStoreError):
+        return None
+    if mm.filename is None:
+        return None
+    return str(mm.filename), int(mm.offset)
+
+
+def progress_bar(progress: Progress | bool | None, total: int) -> Callable[[int, int], Any]:
+    if callable(progress):
+        return progress
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, dynamic_ncols=True, leave=True)
+
+        def update(done: int, _total: int) -> None:
+            bar.update(done - bar.n)
+            if done >= _total:
+                bar.close()
+
+        return update
+    return lambda done, total: None
+
+
+class BlockMover:
+    """Blocks as arrays: ``src[sel]`` (or a pread for byte-range sources), ``dst[sel] = block`` (or a pwrite)."""
+
+    def __init__(self, src: ArrayStore, dst: ArrayStore, plan: ConversionPlan,
+                 src_region: tuple[str, int] | None, dst_region: tuple[str, int] | None) -> None:
+        self.src, self.dst, self.plan = src, dst, plan
+        self.dtype = src.dtype
+        self._drop = plan.nbytes >= DROP_BEHIND_MIN  # small conversions leave the page cache alone
+        self._src_region = src_region
+        self._src_fd = os.open(self._src_region[0], os.O_RDONLY) if self._src_region else None
+        self._dst_region = dst_region
+        self._dst_fd = os.open(self._dst_region[0], os.O_RDWR) if self._dst_region else None
+        self._writer = DropBehindWriter(self._dst_fd, enabled=self._drop) if self._dst_fd is not None else None
+
+    def as_array(self, data: np.ndarray[Any, Any], sel: tuple[slice, ...]) -> np.ndarray[Any, Any]:
+        return data
+
+    def read(self, sel: tuple[slice, ...]) -> tuple[np.ndarray[Any, Any], str]:
+        block = self._read_src(sel)
+        return block, block_digest(block)
+
+    def _read_src(self, sel: tuple[slice, ...]) -> np.ndarray[Any, Any]:
+        src = self.src
+        rng = byte_range(sel, src.shape, src.order, src.dtype.itemsize) if self._src_fd is not None else None
+        if rng is None or self._src_region is None or self._src_fd is None:
+            return np.asarray(src[sel])
+        off, n = rng
+        shape = tuple(s.stop - s.start for s in sel)
+        flat = np.empty(math.prod(shape), src.dtype)
+        pread_into(self._src_fd, flat.view(np.uint8).data, self._src_region[1] + off)
+        if self._drop:
+            drop_cache(self._src_fd, self._src_region[1] + off, n)
+        return flat.reshape(shape, order=src.order)  # type: ignore[call-overload, no-any-return]
+
+    def read_back(self, sel: tuple[slice, ...]) -> tuple[np.ndarray[Any, Any], str]:
+        block = np.asarray(self.dst[sel])
+        return block, block_digest(block)
+
+    def same_as_source(self, sel: tuple[slice, ...], data: np.ndarray[Any, Any]) -> bool:
+        return bool(block_digest(self._read_src(sel)) == block_digest(data))
+
+    def write(self, i: int, sel: tuple[slice, ...], block: np.ndarray[Any, Any], digest: str) -> tuple[int, int, str]:
+        dst = self.dst
+        rng = byte_range(sel, dst.shape, dst.order, dst.dtype.itemsize) if self._dst_fd is not None else None
+        if rng is not None and self._dst_region is not None and self._dst_fd is not None and self._writer is not None:
+            flat = np.ravel(block, order=dst.order)  # type: ignore[arg-type]
+            pwrite_all(self._dst_fd, flat.view(np.uint8).data, self._dst_region[1] + rng[0], dst.path)
+            self._writer.wrote(self._dst_region[1] + rng[0], rng[1])
+        else:
+            dst[sel] = block
+        return i, block.nbytes, digest
+
+    def finish(self) -> None:
+        if self._writer is not None:
+            self._writer.finish()
+        for fd in (self._src_fd, self._dst_fd):
+            if fd is not None:
+                os.close(fd)
+        self._src_fd = self._dst_fd = None
+
+
+class DirectChunkMover(BlockMover):
+    """Blocks of a deflated HDF5 destination: chunks compressed on a pool, written with write_direct_chunk."""
+
+    def __init__(self, src: ArrayStore, dst: ArrayStore, plan: ConversionPlan, src_region: tuple[str, int] | None,
+                 dst_region: tuple[str, int] | None, direct: DirectChunkWriter) -> None:
+        super().__init__(src, dst, plan, src_region, dst_region)
+        self._direct = direct
+        before_write = getattr(dst, "_before_write", None)  # sets the "incomplete" flag of in-place datasets
+        if before_write is not None:
+            before_write()
+
+    def write(self, i: int, sel: tuple[slice, ...], block: np.ndarray[Any, Any], digest: str) -> tuple[int, int, str]:
+        self._direct.write(sel, block)
+        return i, block.nbytes, digest
+
+    def finish(self) -> None:
+        try:
+            self._direct.close()
+        finally:
+            super().finish()
+
+
+class ByteMover(BlockMover):
+    """Same bytes, same layout: blocks are byte ranges, copied through one buffer or in the kernel."""
+
+    def __init__(self, src: ArrayStore, dst: ArrayStore, plan: ConversionPlan,
+                 src_region: tuple[str, int] | None, dst_region: tuple[str, int] | None) -> None:
+        super().__init__(src, dst, plan, src_region, dst_region)
+        assert self._src_region is not None and self._dst_region is not None
+        self._buf = np.empty(plan.blocks.block_bytes if plan.method == "buffered-copy" else 0, np.uint8)
+        self.copy_call: str | None = "preadv/pwritev" if plan.method == "buffered-copy" else None
+
+    def _range(self, sel: tuple[slice, ...]) -> tuple[int, int]:
+        rng = byte_range(sel, self.src.shape, self.src.order, self.src.dtype.itemsize)
+        assert rng is not None  # plans of contiguous arrays without chunks are runs
+        return rng
+
+    def as_array(self, data: np.ndarray[Any, Any], sel: tuple[slice, ...]) -> np.ndarray[Any, Any]:
+        return data  # raw bytes in storage order == C order when streamable
+
+    def read(self, sel: tuple[slice, ...]) -> tuple[np.ndarray[Any, Any], str]:
+        off, n = self._range(sel)
+        if self.plan.method == "kernel-copy":
+            return np.empty(0, np.uint8), ""  # bytes stay in the kernel; resume compares with the source
+        assert self._src_fd is not None and self._src_region is not None
+        view = self._buf[:n]
+        pread_into(self._src_fd, view.data, self._src_region[1] + off)
+        if self._drop:
+            drop_cache(self._src_fd, self._src_region[1] + off, n)
+        return view, block_digest(view)
+
+    def _read_dst(self, sel: tuple[slice, ...]) -> np.ndarray[Any, Any]:
+        off, n = self._range(sel)
+        assert self._dst_fd is not None and self._dst_region is not None
+        view = self._buf[:n] if self._buf.size >= n else np.empty(n, np.uint8)
+        pread_into(self._dst_fd, view.data, self._dst_region[1] + off)
+        return view
+
+    def read_back(self, sel: tuple[slice, ...]) -> tuple[np.ndarray[Any, Any], str]:
+        view = self._read_dst(sel)
+        return view, block_digest(view)
+
+    def same_as_source(self, sel: tuple[slice, ...], data: np.ndarray[Any, Any]) -> bool:
+        off, n = self._range(sel)
+        assert self._src_fd is not None and self._src_region is not None
+        digest = block_digest(data)  # before the source overwrites a shared buffer
+        other = np.empty(n, np.uint8)
+        pread_into(self._src_fd, other.data, self._src_region[1] + off)
+        return bool(block_digest(other) == digest)
+
+    def write(self, i: int, sel: tuple[slice, ...], block: np.ndarray[Any, Any], digest: str) -> tuple[int, int, str]:
+        off, n = self._range(sel)
+        assert self._src_fd is not None and self._dst_fd is not None and self._writer is not None
+        assert self._src_region is not None and self._dst_region is not None
+        if self.plan.method == "kernel-copy":
+            self.copy_call = copy_range(self._src_fd, self._src_region[1] + off, self._dst_fd,
+                                        self._dst_region[1] + off, n, self._writer, self.dst.path)
+        else:
+            pwrite_all(self._dst_fd, block.data, self._dst_region[1] + off, self.dst.path)
+            self._writer.wrote(self._dst_region[1] + off, n)
+        return i, n, digest
