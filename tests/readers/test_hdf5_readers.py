@@ -47,6 +47,7 @@ def _data(dtype: np.dtype[Any], seed: int) -> np.ndarray[Any, Any]:
 
 def run_reader(reader: str, entries: list[dict[str, str]], tmp: Path) -> list[dict[str, Any]]:
     """Run one reader over ``entries`` in a subprocess without arraystore on its path."""
+    tmp.mkdir(parents=True, exist_ok=True)
     manifest = tmp / f"{reader}.json"
     manifest.write_text(json.dumps(entries))
     out = tmp / f"out-{reader}"
