@@ -117,8 +117,8 @@ def write_conventions(
         ds.attrs[key] = value
     if why:
         notes.append(why)
-    if names is not None:
-        ds.attrs[DIMNAMES] = json.dumps(list(names))
+    # null when none were given: the scales' default names (dim_0, ...) are not the array's names
+    ds.attrs[DIMNAMES] = json.dumps(list(names) if names is not None else None)
     why = _attach_dimensions(ds, xarray_names(names, ds.ndim) if names is not None else None, final_name, created)
     if why:
         notes.append(why)
@@ -224,6 +224,8 @@ def remove_unused_scales(f: h5py.File, paths: Sequence[str]) -> None:
 def read_dimension_names(ds: h5py.Dataset, where: str, transposed: bool) -> DimensionNames | None:
     """The names arraystore recorded, else those of attached dimension scales (other tools' files)."""
     recorded = A.read_json(ds, DIMNAMES, where)
+    if DIMNAMES in ds.attrs and recorded is None:
+        return None
     if recorded is not None:
         try:
             return check_dimension_names(recorded, ds.ndim)
