@@ -29,7 +29,10 @@ from ..fidelity import FAMILIES, Fidelity, StructuredLimits, Support
 
 __all__ = ["HDF5_FIDELITY", "contiguous", "decode", "encode", "storage_dtype"]
 
-_ENC_TIME = "stored as int64 of the same byte order + reserved attribute _arraystore_dtype (unit included)"
+_ENC_TIME = (
+    "stored as int64 of the same byte order with CF units, calendar and _FillValue (NaT), as xarray writes "
+    "them, + reserved attribute _arraystore_dtype (unit included)"
+)
 _ENC_UNICODE = "stored as an HDF5 array of uint32 UTF-32 code units + reserved attribute _arraystore_dtype"
 _ENC_CLD_BIG = "stored as an HDF5 array of two big-endian longdouble + reserved attribute _arraystore_dtype"
 

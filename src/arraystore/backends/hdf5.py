@@ -30,10 +30,22 @@ Layout
     always contiguous.
 
 Order
-    HDF5 stores C order. An array with ``order="F"`` is stored transposed (dataset
-    shape reversed) with the reserved attribute ``_arraystore_order = "F"``: the
-    bytes on disk are exactly the Fortran-order bytes, and it reads back with order
-    ``"F"``. Chunk shapes given for it are in the array's own axis order.
+    Every dataset has the array's shape, in C order, so h5py, netCDF, xarray, MATLAB
+    and HDFView see the same array: ``create(..., order="F")`` gives a C-layout
+    dataset and a store whose ``order`` is ``"C"`` (order describes the storage; the
+    shape and values are the array's). :func:`arraystore.convert` writes a
+    Fortran-order source in chunks that are contiguous runs of the source, so reads
+    and writes stay sequential. ``hdf5_layout="transposed"`` (with ``order="F"``)
+    keeps the Fortran-order bytes for zero-copy memory maps instead: the dataset's
+    shape is reversed, with the reserved attribute ``_arraystore_order = "F"``;
+    arraystore reads it back as the array in order ``"F"``, **every other reader sees
+    the transposed array** (shape ``(4, 5, 6)`` for a ``(6, 5, 4)`` array). Files
+    written so before this layout became opt-in open as before. Chunk shapes are in
+    the array's own axis order either way.
+
+Dimensions and times
+    netCDF-4 dimension scales (``dimension_names=``, else ``dim_0``, ...) and CF time
+    attributes: see :mod:`arraystore.backends._hdf5_netcdf`.
 
 Dtypes
     See :mod:`arraystore.backends._hdf5_dtypes` (datetime64/timedelta64, unicode and
@@ -77,7 +89,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import math
-import os
 from typing import Any, ClassVar, NoReturn
 
 import h5py
@@ -103,10 +114,10 @@ from . import _hdf5_attrs as A
 from . import _hdf5_files as F
 from . import _hdf5_netcdf as N
 from ._hdf5_dtypes import HDF5_FIDELITY, contiguous, decode, encode, storage_dtype
-from ._hdf5_layout import chunk_shape, filter_options, load_plugin_filters
+from ._hdf5_layout import chunk_shape, dataset_options, filter_options, load_plugin_filters
 from ._hdf5_meta import logical_meta
 from ._hdf5_security import MAX_CHUNK_BYTES, check_dataset, resolve_dataset, temp_name
-from ._hdf5_types import check_storable, file_type_is_numpy_bytes
+from ._hdf5_types import check_storable, not_mappable_reason
 from ._mapped import check_memmap
 from ._signatures import hdf5_signature
 
@@ -269,17 +280,7 @@ class HDF5Store(ArrayStore):
                     del f[temp_name(key)]
                 if replacing:  # the old dataset stays readable until the new one is complete
                     build = temp_name(key)
-            kwargs: dict[str, Any] = {}
-            if layout is None:
-                if math.prod(sshape):
-                    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-                    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-                    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
-                    kwargs["dcpl"] = dcpl
-            else:
-                kwargs.update(filters)
-                kwargs["chunks"] = layout
-            ds = f.create_dataset(build, shape=sshape, dtype=storage, **kwargs)
+            ds = f.create_dataset(build, shape=sshape, dtype=storage, **dataset_options(layout, filters, sshape))
             ds.attrs[A.VERSION] = _FORMAT_VERSION
             if storage != meta.dtype:
                 ds.attrs[A.DTYPE] = _json(dtype_to_json(meta.dtype))
@@ -474,29 +475,7 @@ class HDF5Store(ArrayStore):
         return self._map
 
     def _not_mappable_reason(self) -> str | None:
-        ds = self._ds
-        dcpl = ds.id.get_create_plist()
-        if dcpl.get_layout() != h5py.h5d.CONTIGUOUS or ds.chunks is not None:
-            filters = " and compressed" if dcpl.get_nfilters() else ""
-            return f"the dataset is chunked{filters}, not one contiguous byte range"
-        if ds.external:
-            return "the dataset keeps its bytes in external files"
-        if self.nbytes == 0:
-            return "an empty array has no bytes to map"
-        if not file_type_is_numpy_bytes(ds):
-            return (
-                "the dataset's HDF5 type is not byte for byte numpy's (custom precision or bit offset, "
-                "space-padded or null-terminated strings, another compound layout...): only HDF5's "
-                "conversion reads its values"
-            )
-        if ds.dtype.itemsize * math.prod(ds.shape) != self.nbytes:  # pragma: no cover - sizes agree by construction
-            return "the stored type differs from the array's in-memory layout"
-        offset = ds.id.get_offset()
-        if offset is None:
-            return "the dataset has no storage allocated yet (never written); write it first"
-        if os.path.getsize(self._location.file) < offset + self.nbytes:
-            return "the file is shorter than the dataset's byte range (still being written?)"
-        return None
+        return not_mappable_reason(self._ds, str(self._location.file), self.nbytes)
 
     # -- attributes, checksum, completeness ------------------------------------
 
