@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .._corder import c_contiguous
 from ..errors import UnsupportedDtypeError
 from ..fidelity import FAMILIES, Fidelity, StructuredLimits, Support
 
@@ -122,7 +123,7 @@ def contiguous(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     if a.flags.c_contiguous:
         return a
     if a.dtype.names is None:
-        return np.ascontiguousarray(a)
+        return c_contiguous(a)
     out: np.ndarray[Any, Any] = np.ascontiguousarray(a.view(np.dtype((np.void, a.dtype.itemsize)))).view(
         a.dtype
     )
