@@ -194,11 +194,14 @@ def _create_for_mode(
 
 def _check_same(store: ArrayStore, wanted: dict[str, Any]) -> None:
     """Mode ``a`` found an array: refuse one that is not the array asked for (shape, dtype, order, attrs)."""
+    order = wanted["order"] or store.order
+    if order in ("C", "F") and type(store).storage_order(order) == store.order:
+        order = store.order  # stored in another order than asked (HDF5: C), as create would store it
     try:
         asked = ArrayMeta(
             store.shape if wanted["shape"] is None else wanted["shape"],
             store.dtype if wanted["dtype"] is None else wanted["dtype"],
-            wanted["order"] or store.order,
+            order,
             store.meta.attrs if wanted["attrs"] is None else wanted["attrs"],
         )
     except ArrayStoreError:
