@@ -10,8 +10,8 @@ Class attributes (capabilities; conversion, access, migration and the Dask path 
 these, never the backend's name): ``backend``, ``suffixes``, ``fidelity``,
 ``supports_memmap``, ``supports_copy_on_write``, ``memory_mappable``, ``layouts``,
 ``writes_go_through``, ``thread_safe_writes``, ``parallel_chunk_writers``,
-``holds_attrs``, ``codecs``, ``publishes``, ``locks``; and the classmethod
-``guess_can_open(location)``.
+``holds_attrs``, ``codecs``, ``publishes``, ``locks``, ``supports_dimension_names``; and the
+classmethods ``guess_can_open(location)`` and ``storage_order(order, **options)``.
 
 Hooks a backend must implement:
 
