@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import xxhash
 
+from ._corder import c_contiguous
 from ._open import open as open_store
 from .blocks import BlockPlan, plan_blocks
 from .errors import NotMemoryMappableError, VerificationError
@@ -46,7 +47,7 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 def _c_bytes(block: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """The block's bytes in C order, without a copy when it is already C-contiguous."""
-    arr = np.ascontiguousarray(block)
+    arr = c_contiguous(block)
     return arr.reshape(-1).view(np.uint8)
 
 

@@ -85,7 +85,7 @@ def test_every_pair_matches_local(tmp_path: Path, client: Any, src_backend: str,
         ("same.npy", {}, "workers", "kernel-copy"),  # same bytes, same layout: copy_file_range on the workers
         ("c.dat", {"order": "C"}, "client", "blocks"),  # blocks are not byte runs of a C-order destination
         ("f.zarr", {"chunks": (64, 8)}, "workers", "blocks"),
-        ("f.h5", {}, "workers", "kernel-copy"),  # contiguous HDF5: its byte range, written by the workers
+        ("c.h5", {"order": "C"}, "client", "blocks"),  # HDF5 of a Fortran source: C-order chunks, written by the client
     ],
 )
 def test_fortran_big_endian_source(tmp_path: Path, client: Any, dst_name: str, options: dict[str, Any], writes: str,

@@ -38,7 +38,7 @@ def _h5(path: Path) -> tuple[np.ndarray[Any, Any], Any]:
     import h5py
 
     with h5py.File(path, "r") as f:
-        (name,) = list(f)
+        (name,) = [n for n in f if not h5py.h5ds.is_scale(f[n].id)]  # dimension scales hold no data
         ds = f[name]
         return ds[...], (ds.chunks, ds.compression, ds.compression_opts, ds.shuffle, ds.dtype)
 
@@ -70,7 +70,7 @@ def test_gzip_direct_fortran_and_levels(tmp_path: Path, order: str) -> None:
     import arraystore
 
     with arraystore.open(str(tmp_path / "dst.h5")) as s:
-        assert s.order == order
+        assert s.order == "C"  # HDF5 stores every array in C order, the array's shape
         assert np.array_equal(s[...], data)
 
 
@@ -160,7 +160,7 @@ def test_direct_chunks_into_an_existing_file(tmp_path: Path) -> None:
     with arraystore.open(f"{tmp_path / 'multi.h5'}::new") as s:
         assert s[...].tobytes() == data.tobytes()
     with h5py.File(tmp_path / "multi.h5", "r") as f:
-        assert sorted(f) == ["new", "other"]
+        assert sorted(n for n in f if not h5py.h5ds.is_scale(f[n].id)) == ["new", "other"]
 
 
 def test_interrupted_direct_chunks_in_an_existing_file_stay_incomplete(tmp_path: Path) -> None:

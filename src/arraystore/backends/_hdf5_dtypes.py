@@ -24,12 +24,16 @@ from typing import Any
 
 import numpy as np
 
+from .._corder import c_contiguous
 from ..errors import UnsupportedDtypeError
 from ..fidelity import FAMILIES, Fidelity, StructuredLimits, Support
 
 __all__ = ["HDF5_FIDELITY", "contiguous", "decode", "encode", "storage_dtype"]
 
-_ENC_TIME = "stored as int64 of the same byte order + reserved attribute _arraystore_dtype (unit included)"
+_ENC_TIME = (
+    "stored as int64 of the same byte order with CF units, calendar and _FillValue (NaT), as xarray writes "
+    "them, + reserved attribute _arraystore_dtype (unit included)"
+)
 _ENC_UNICODE = "stored as an HDF5 array of uint32 UTF-32 code units + reserved attribute _arraystore_dtype"
 _ENC_CLD_BIG = "stored as an HDF5 array of two big-endian longdouble + reserved attribute _arraystore_dtype"
 
@@ -119,7 +123,7 @@ def contiguous(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     if a.flags.c_contiguous:
         return a
     if a.dtype.names is None:
-        return np.ascontiguousarray(a)
+        return c_contiguous(a)
     out: np.ndarray[Any, Any] = np.ascontiguousarray(a.view(np.dtype((np.void, a.dtype.itemsize)))).view(
         a.dtype
     )

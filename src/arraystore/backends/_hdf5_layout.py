@@ -17,7 +17,7 @@ import numpy as np
 from ..compression import parse_compression
 from ..errors import BackendError, CompressionError, MissingDependencyError
 
-__all__ = ["chunk_shape", "filter_options", "load_plugin_filters"]
+__all__ = ["chunk_shape", "dataset_options", "filter_options", "load_plugin_filters"]
 
 _BUILTIN_FILTERS = frozenset(
     {1, 2, 3, 4, 5, 6, 32000}
@@ -96,3 +96,15 @@ def load_plugin_filters(ds: h5py.Dataset, where: str) -> None:
             except MissingDependencyError as exc:
                 raise MissingDependencyError(f"{where}: uses HDF5 filter {code}; {exc}") from None
             return
+
+
+def dataset_options(layout: Any, filters: dict[str, Any], shape: tuple[int, ...]) -> dict[str, Any]:
+    """``create_dataset`` keywords: chunks and filters, or contiguous storage allocated at once (mappable)."""
+    if layout is not None:
+        return {**filters, "chunks": layout}
+    if not math.prod(shape):
+        return {}
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    return {"dcpl": dcpl}

@@ -15,6 +15,8 @@ copy of the file, direct chunk I/O) is only correct when the file type is
 from __future__ import annotations
 
 import itertools
+import math
+import os
 from typing import Any
 
 import h5py
@@ -22,7 +24,13 @@ import numpy as np
 
 from ..errors import UnsupportedDtypeError
 
-__all__ = ["check_storable", "dataset_dtype", "file_type_is_numpy_bytes", "without_metadata"]
+__all__ = [
+    "check_storable",
+    "dataset_dtype",
+    "file_type_is_numpy_bytes",
+    "not_mappable_reason",
+    "without_metadata",
+]
 
 
 def dataset_dtype(ds: h5py.Dataset, where: str) -> np.dtype[Any]:
@@ -156,3 +164,30 @@ def _compound_problem(dtype: np.dtype[Any]) -> str:
         if "\x00" in name:
             return f"field name {name!r} contains NUL, where HDF5 ends member names"
     return ""
+
+
+def not_mappable_reason(ds: h5py.Dataset, path: str, nbytes: int) -> str | None:
+    """Why ``ds`` cannot be memory-mapped as numpy's bytes of ``nbytes``, or None when it can."""
+    dcpl = ds.id.get_create_plist()
+    if dcpl.get_layout() != h5py.h5d.CONTIGUOUS or ds.chunks is not None:
+        filters = " and compressed" if dcpl.get_nfilters() else ""
+        return f"the dataset is chunked{filters}, not one contiguous byte range"
+    if ds.external:
+        return "the dataset keeps its bytes in external files"
+    if nbytes == 0:
+        return "an empty array has no bytes to map"
+    if not file_type_is_numpy_bytes(ds):
+        return (
+            "the dataset's HDF5 type is not byte for byte numpy's (custom precision or bit offset, "
+            "space-padded or null-terminated strings, another compound layout...): only HDF5's "
+            "conversion reads its values"
+        )
+    if ds.dtype.itemsize * math.prod(ds.shape) != nbytes:  # pragma: no cover - sizes agree by construction
+        return "the stored type differs from the array's in-memory layout"
+    offset = ds.id.get_offset()
+    if offset is None:
+        return "the dataset has no storage allocated yet (never written); write it first"
+    if os.path.getsize(path) < offset + nbytes:
+        return "the file is shorter than the dataset's byte range (still being written?)"
+    return None
+

@@ -67,7 +67,10 @@ def describe(store: Any) -> dict[str, Any]:
         "stored_bytes": on_disk,
         "ratio": round(store.nbytes / on_disk, 2) if on_disk else None,
         "complete": store.complete,
+        "dimension_names": list(store.dimension_names) if store.dimension_names is not None else None,
         "attrs": meta["attrs"],
+        # why other readers do not see the array as netCDF/CF would (HDF5's encoding notes)
+        "notes": list(getattr(store, "encoding_notes", ())),
     }
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "destination_layout",
     "parse_size",
     "plan_conversion",
+    "transposes",
     "writer_threads",
 ]
 
@@ -81,6 +82,24 @@ def choose_chunks(shape: Sequence[int], itemsize: int, order: str, target: int =
     is sequential. Zero-length axes get a chunk extent of 1.
     """
     return contiguous_chunks(shape, itemsize, order, target)
+
+
+def transposes(shape: Sequence[int], src_order: str, dst_order: str, src_chunks: Sequence[int] | None) -> bool:
+    """True for a contiguous Fortran-order source written in C order (an HDF5 destination).
+
+    Such a conversion reads the source in its own storage order (slabs along the last
+    axis are contiguous runs of a column-major file) and writes each slab as whole
+    destination chunks of that shape (:func:`choose_chunks` with the source's order), so
+    reads and writes both stay sequential; a contiguous C-order destination would take
+    each slab as many short strided pieces.
+    """
+    return (
+        src_order == "F"
+        and dst_order == "C"
+        and src_chunks is None
+        and sum(1 for n in shape if n > 1) > 1
+        and math.prod(shape) > 0
+    )
 
 
 @dataclass(frozen=True)
@@ -265,11 +284,16 @@ def destination_layout(
         return None, None
     if chunks is not None:
         return chunks, None
+    per_block = budget // blocks_in_memory("blocks", compression is not None, writers)
+    if transposes(src.shape, src.order, order, src.chunks) and shards is None:
+        target = max(1, min(TARGET_CHUNK_BYTES, per_block))
+        return (choose_chunks(src.shape, src.dtype.itemsize, src.order, target),
+                "Fortran-order source into C order: chunks are contiguous runs of the source, each block read "
+                "sequentially and written as whole chunks")
     if "contiguous" in dst_cls.layouts and compression is None and shards is None:
         return None, f"uncompressed {dst_cls.backend} without chunks: contiguous"
     if shards is not None:
         return None, "chunks inside shards chosen by the backend"
-    per_block = budget // blocks_in_memory("blocks", compression is not None, writers)
     if src.chunks is not None and order == src.order:
         nbytes = math.prod(src.chunks) * src.dtype.itemsize
         if nbytes <= min(MAX_CHUNK_BYTES, per_block):

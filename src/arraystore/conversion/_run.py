@@ -12,6 +12,7 @@ import os
 import time
 from typing import Any, Literal
 
+from .._dimnames import source_dimension_names
 from .._open import create, exists
 from .._open import open as open_store
 from ..checksums import StreamHasher, c_streamable, checksum
@@ -59,7 +60,9 @@ class _Conversion:
         DimensionError.check("chunks", self.chunks, src.shape)
         DimensionError.check("shards", self.shards, src.shape)
         self.compression = options.compression
-        self.order: Literal["C", "F"] = options.order or ("C" if src.order == "C" else "F")
+        out_order = options.order or ("C" if src.order == "C" else "F")
+        # The order the destination stores (HDF5: always C, so that other readers see the array's shape).
+        self.order: Literal["C", "F"] = self.dst_cls.storage_order(out_order)
         self.budget = options.max_memory
         self.workers = default_workers(options.workers)
         self.verify = options.verify
@@ -132,6 +135,9 @@ class _Conversion:
         reuse = self.resume and not journal.fresh
         extra: dict[str, Any] = {"shards": self.shards} if self.shards is not None else {}
         try:
+            names = source_dimension_names(src) if self.dst_cls.supports_dimension_names else None
+            if names is not None:
+                extra["dimension_names"] = names
             dst = create(str(self.dst_loc), src.shape, src.dtype, backend=self.dst_cls.backend, chunks=create_chunks,
                          compression=self.compression, order=self.order, attrs={} if self.drop_attrs else dict(src.meta.attrs),
                          overwrite=self.overwrite, durable=self.durable, resume=reuse, **extra)

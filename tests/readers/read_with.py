@@ -1,0 +1,76 @@
+"""Read files with one outside reader, in a process that cannot import arraystore.
+
+Usage: ``python read_with.py READER MANIFEST OUTDIR START``. MANIFEST is a JSON list of
+``{"path", "var"}``; from entry START on, the values read are saved to ``OUTDIR/<i>.npy``
+and a line ``{"i", "ok", "shape", "dtype", "dims", "error"}`` is appended to
+``OUTDIR/results.jsonl`` per entry (so that a reader crashing the process loses one entry).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+sys.modules["arraystore"] = None  # type: ignore[assignment]  # the readers alone, never arraystore
+
+import numpy as np  # noqa: E402
+
+
+def _h5py(path: str, var: str) -> tuple[Any, list[str] | None]:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        ds = f[var]
+        if ds.dtype.kind == "S" and h5py.check_string_dtype(ds.dtype) and h5py.check_string_dtype(ds.dtype).encoding == "utf-8":
+            return np.asarray(ds.asstr()[...], dtype=str), None
+        return ds[...], None
+
+
+def _netcdf4(path: str, var: str) -> tuple[Any, list[str] | None]:
+    import netCDF4
+
+    with netCDF4.Dataset(path) as d:
+        v = d[var]
+        v.set_auto_maskandscale(False)
+        return np.asarray(v[...]), list(v.dimensions)
+
+
+def _xarray(engine: str) -> Any:
+    def read(path: str, var: str) -> tuple[Any, list[str] | None]:
+        import xarray as xr
+
+        with xr.open_dataset(path, engine=engine) as ds:
+            v = ds[var]
+            return np.asarray(v.values), [str(d) for d in v.dims]
+
+    return read
+
+
+READERS = {"h5py": _h5py, "netCDF4": _netcdf4, "xarray-h5netcdf": _xarray("h5netcdf"), "xarray-netcdf4": _xarray("netcdf4")}
+
+
+def main() -> None:
+    reader, manifest, out, start = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+    out.mkdir(parents=True, exist_ok=True)
+    for i, entry in enumerate(json.loads(manifest.read_text())):
+        if i < start:
+            continue
+        result: dict[str, Any] = {"i": i}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                values, dims = READERS[reader](entry["path"], entry["var"])
+            values = np.asarray(values)
+            np.save(out / f"{i}.npy", np.asarray(values, dtype=values.dtype.newbyteorder("=") if values.dtype.names is None else values.dtype), allow_pickle=False)
+            result.update(ok=True, shape=list(values.shape), dtype=values.dtype.str, dims=dims)
+        except Exception as exc:
+            result.update(ok=False, error=f"{type(exc).__name__}: {exc}"[:300])
+        with open(out / "results.jsonl", "a") as f:
+            f.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
