@@ -105,6 +105,10 @@ def open(  # noqa: A001 - the natural name, like io.open and zarr.open
             f"expected a mode among {', '.join(MODES)}, found {mode!r}: 'r' reads, 'r+' writes an existing "
             "array, 'a' writes and creates if missing, 'w'/'w+' create or replace, 'w-'/'x' create new only"
         )
+    if _is_url(path):
+        from .objstore._dispatch import open_url
+
+        return open_url(parse_location(path), mode, backend, lock_timeout=lock_timeout, **options)
     shape, dtype = options.pop("shape", None), options.pop("dtype", None)
     wanted: dict[str, Any] = {}
     if mode == "a":
@@ -267,6 +271,13 @@ def create(
     ------
     AlreadyExistsError, UnsupportedDtypeError, CompressionError, MetadataError, LockedError, StorageFullError
     """
+    if _is_url(path):
+        from .objstore._dispatch import create_url
+
+        return create_url(
+            parse_location(path), shape, dtype, backend=backend, chunks=chunks, compression=compression, order=order,
+            attrs=attrs, overwrite=overwrite, durable=durable, lock_timeout=lock_timeout, resume=resume, **options,
+        )  # fmt: skip
     meta = ArrayMeta(shape, dtype, order, dict(attrs or {}))
     if chunks is not None and not isinstance(chunks, (bool, int, str)):
         DimensionError.check("chunks", tuple(chunks), meta.shape)
@@ -323,14 +334,25 @@ def create(
     return store
 
 
-def exists(path: str | os.PathLike[str] | Location, backend: str | None = None) -> bool:
+def exists(
+    path: str | os.PathLike[str] | Location, backend: str | None = None, *, storage_options: Any = None
+) -> bool:
     """True when an array (of ``backend``, default: the one the path names) exists at ``path``.
 
     Unlike ``os.path.exists`` this asks the backend: an HDF5 file without the
     dataset named after ``::``, or a folder without ``zarr.json``, holds no array.
     """
     location = parse_location(path)
+    if location.remote:
+        from .objstore._dispatch import exists_url
+
+        return exists_url(location, backend, storage_options)
     return _resolve_backend(location, backend, must_exist=False)._exists(location)
+
+
+def _is_url(path: str | os.PathLike[str] | Location) -> bool:
+    """True for an object-store location (``s3://``, ``gs://``, ...); ``file://`` is a local path."""
+    return parse_location(path).remote
 
 
 @dataclass(frozen=True)

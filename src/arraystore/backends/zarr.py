@@ -355,12 +355,11 @@ class ZarrStore(ArrayStore):
             "dtype": dtype_to_json(meta.dtype),
             "encoding": encoding,
             "order": meta.order,
+            **cls._initial_reserved(),
         }
         compressors = compression_codecs(compression, checksum=checksum)
         serializer: Any = zarr.codecs.BytesCodec(endian="big") if encoding == "be" else "auto"
-        if key:
-            ensure_groups(location.file, key.split("/")[:-1])
-        store = ModeKeepingLocalStore(location.file)
+        store = cls._new_zarr_store(location, key)
         with zarr_errors(where):
             arr = zarr.create_array(
                 store,
@@ -380,6 +379,38 @@ class ZarrStore(ArrayStore):
         return cls(
             location, "w+", meta, arr, reserved=reserved, encoding=encoding, stored=stored, store=store, options=options
         )
+
+    @classmethod
+    def _initial_reserved(cls) -> dict[str, Any]:
+        """Entries of the reserved attribute a new array starts with (object stores: incomplete, generation)."""
+        return {}
+
+    @classmethod
+    def _new_zarr_store(cls, location: Location, key: str) -> Any:
+        """The zarr store a new array is created in, its parent groups written."""
+        if key:
+            ensure_groups(location.file, key.split("/")[:-1])
+        return ModeKeepingLocalStore(location.file)
+
+    object_storage: ClassVar[Literal["read", "read-write"] | None] = "read-write"
+
+    @classmethod
+    def _open_url(cls, location: Location, mode: str, **options: Any) -> ZarrStore:
+        from ._zarr_remote import open_remote
+
+        return open_remote(location, mode, **options)
+
+    @classmethod
+    def _create_url(cls, location: Location, meta: ArrayMeta, **options: Any) -> ZarrStore:
+        from ._zarr_remote import create_remote
+
+        return create_remote(location, meta, **options)
+
+    @classmethod
+    def _exists_url(cls, location: Location, storage_options: Any = None) -> bool:
+        from ._zarr_remote import exists_remote
+
+        return exists_remote(location, storage_options)
 
     # -- data ---------------------------------------------------------------
 
