@@ -85,7 +85,12 @@ class RemoteZarrStore(ZarrStore):
 
     @classmethod
     def _initial_reserved(cls) -> dict[str, Any]:
-        return {"incomplete": True, "generation": uuid.uuid4().hex}
+        # "staged": being created, not yet published (what a local .partial folder is); "exists" says no.
+        return {"incomplete": True, "staged": True, "generation": uuid.uuid4().hex}
+
+    def _mark_complete(self) -> None:
+        self._reserved.pop("staged", None)
+        super()._mark_complete()
 
     @classmethod
     def _new_zarr_store(cls, location: Location, key: str) -> Any:
@@ -226,12 +231,29 @@ def _check_metadata_objects(ostore: Any, key: str, where: str) -> bool:
     return found
 
 
+def _state(ostore: Any, key: str, where: str) -> Literal["array", "staged"] | None:
+    """``"array"`` (published), ``"staged"`` (being created, or its creator died) or None (nothing)."""
+    import obstore
+
+    if _head(ostore, f"{key}/.zarray" if key else ".zarray") is not None:
+        return "array"
+    head = _head(ostore, _meta_key(key))
+    if head is None:
+        return None
+    if int(head.get("size", 0)) > MAX_METADATA_BYTES:
+        return "array"  # opening it says what is wrong
+    doc = _load_json(bytes(obstore.get(ostore, _meta_key(key)).bytes()), where)
+    attrs = doc.get("attributes") if isinstance(doc, dict) else None
+    reserved = attrs.get(RESERVED_ATTR) if isinstance(attrs, dict) else None
+    return "staged" if isinstance(reserved, dict) and reserved.get("staged") else "array"
+
+
 def exists_remote(location: Location, storage_options: Mapping[str, Any] | None = None) -> bool:
-    """True when a Zarr array (complete or not) is at the object-store location."""
+    """True when a published Zarr array is at the object-store location (one being created does not count)."""
     key = check_key(location.key)
     ostore = object_store(location, storage_options)
     with store_errors(str(location), storage_options):
-        return any(_head(ostore, f"{key}/{n}" if key else n) is not None for n in ("zarr.json", ".zarray"))
+        return _state(ostore, key, str(location)) == "array"
 
 
 def open_remote(
@@ -333,20 +355,17 @@ def create_remote(
     where = str(location)
     ostore = object_store(location, storage_options)
     with store_errors(where, storage_options):
-        there = exists_remote(location, storage_options)
-        if there and not overwrite and not resume:
+        state = _state(ostore, key, where)
+        if state == "array" and not overwrite:
             raise AlreadyExistsError(f"{where}: an array already exists there; pass overwrite=True to replace it")
         lease = Lease(ostore, where, timeout=lock_timeout, storage_options=storage_options)
         try:
             store = None
-            if there and resume:
+            there = _state(ostore, key, where)  # again, now that no other writer can change it
+            if there == "array" and not overwrite:
+                raise AlreadyExistsError(f"{where}: an array already exists there; pass overwrite=True to replace it")
+            if there == "staged" and resume:
                 store = _resume(location, meta, chunks, storage_options, lease, options)
-                if store is None and not overwrite:
-                    # resume=True on a complete or different array: conversion asks with overwrite when it may replace
-                    raise AlreadyExistsError(
-                        f"{where}: an array already exists there and is not a matching half-built one; pass "
-                        "overwrite=True to replace it"
-                    )
             if store is None:
                 if there:
                     _delete_array_objects(ostore, key, where)
@@ -390,7 +409,7 @@ def _resume(
     except (MetadataError, ArrayNotFoundError):
         return None
     same = (store.shape, store.dtype, store.order) == (meta.shape, meta.dtype, meta.order)
-    if not store._reserved.get("incomplete") or not same or (chunks is not None and store.chunks != tuple(chunks)):
+    if not store._reserved.get("staged") or not same or (chunks is not None and store.chunks != tuple(chunks)):
         store._locks = []
         store._abandoned = True
         store._closed = True

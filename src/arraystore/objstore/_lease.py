@@ -3,8 +3,8 @@
 Object stores have no ``flock``. The writer of ``s3://b/x.zarr`` holds the object
 ``x.zarr/.arraystore/lease`` (JSON: owner id, host, pid, expiry), created with
 create-if-absent (S3 ``If-None-Match: *``). A second writer finds it and gets
-:class:`~arraystore.errors.LockedError`. A lease whose expiry has passed (its writer
-died) is taken over with a compare-and-swap put (``If-Match`` on its ETag), so two
+:class:`~arraystore.errors.LockedError`. A lease whose expiry has passed, or whose
+writer is a process of this host that no longer runs, is taken over with a compare-and-swap put (``If-Match`` on its ETag), so two
 processes taking over the same dead lease cannot both win. The holder renews it while
 writing (every ``ttl / 3`` seconds, again by compare-and-swap) and deletes it at close.
 
@@ -23,6 +23,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import psutil
+
 from ..errors import LockedError
 from . import store_errors
 
@@ -32,6 +34,26 @@ __all__ = ["LEASE_KEY", "Lease"]
 LEASE_KEY = ".arraystore/lease"
 #: Seconds a lease lives without renewal.
 DEFAULT_TTL = 60.0
+
+
+def _started(pid: int) -> float | None:
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.Error, OSError):
+        return None
+
+
+def _gone(holder: Mapping[str, Any]) -> bool:
+    """True when the lease's writer is known to be gone: expired, or a dead process on this host."""
+    try:
+        if float(holder.get("expires", 0)) < time.time():
+            return True
+    except (TypeError, ValueError):
+        return True  # a damaged lease protects nothing
+    if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
+        return False
+    started = _started(int(holder["pid"]))
+    return started is None or started != holder.get("started")  # no such process, or the pid was reused
 
 
 class Lease:
@@ -64,7 +86,13 @@ class Lease:
 
     def _body(self) -> bytes:
         return json.dumps(
-            {"owner": self._owner, "host": socket.gethostname(), "pid": os.getpid(), "expires": time.time() + self._ttl}
+            {
+                "owner": self._owner,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "started": _started(os.getpid()),
+                "expires": time.time() + self._ttl,
+            }
         ).encode()
 
     def _acquire(self, timeout: float) -> None:
@@ -81,7 +109,7 @@ class Lease:
                 except (oe.AlreadyExistsError, FileExistsError):
                     pass
                 holder, etag = self._current()
-                if holder is not None and etag is not None and float(holder.get("expires", 0)) < time.time():
+                if holder is not None and etag is not None and _gone(holder):
                     try:  # the holder is gone: take over, compare-and-swap on its ETag
                         result = obstore.put(self._store, LEASE_KEY, self._body(), mode={"e_tag": etag})
                         self._held(result)
