@@ -77,8 +77,8 @@ def open(  # noqa: A001 - the natural name, like io.open and zarr.open
     Parameters
     ----------
     path
-        File or folder; for arrays inside HDF5 files or Zarr hierarchies,
-        ``"file::/group/name"``.
+        File or folder, or an object-store URL (``s3://bucket/x.zarr``); for arrays inside
+        HDF5 files or Zarr hierarchies, ``"file::/group/name"``.
     mode
         ``"r"`` read-only; ``"r+"`` read-write, the array must exist; ``"a"`` read-write,
         created (with ``shape=`` and ``dtype=``) if missing; ``"w"``/``"w+"`` create,
@@ -92,6 +92,10 @@ def open(  # noqa: A001 - the natural name, like io.open and zarr.open
         from the suffix, else from the content.
     lock_timeout
         Seconds to wait for another writer (writable modes); ``0`` fails at once.
+    storage_options
+        (In ``**options``.) For object-store URLs (``s3://``, ``gs://``, ``az://``,
+        ``memory://``, ``http(s)://`` read-only): settings for the store client (see
+        :mod:`arraystore.objstore`); default: the cloud's standard environment variables.
     **options
         Backend options, e.g. ``io="buffered"``, ``meta=ArrayMeta(...)`` (raw files
         without a sidecar), ``allow_incomplete=True``.
@@ -109,6 +113,7 @@ def open(  # noqa: A001 - the natural name, like io.open and zarr.open
         from .objstore._dispatch import open_url
 
         return open_url(parse_location(path), mode, backend, lock_timeout=lock_timeout, **options)
+    _no_storage_options(path, options)
     shape, dtype = options.pop("shape", None), options.pop("dtype", None)
     wanted: dict[str, Any] = {}
     if mode == "a":
@@ -278,6 +283,7 @@ def create(
             parse_location(path), shape, dtype, backend=backend, chunks=chunks, compression=compression, order=order,
             attrs=attrs, overwrite=overwrite, durable=durable, lock_timeout=lock_timeout, resume=resume, **options,
         )  # fmt: skip
+    _no_storage_options(path, options)
     meta = ArrayMeta(shape, dtype, order, dict(attrs or {}))
     if chunks is not None and not isinstance(chunks, (bool, int, str)):
         DimensionError.check("chunks", tuple(chunks), meta.shape)
@@ -348,6 +354,15 @@ def exists(
 
         return exists_url(location, backend, storage_options)
     return _resolve_backend(location, backend, must_exist=False)._exists(location)
+
+
+def _no_storage_options(path: str | os.PathLike[str], options: dict[str, Any]) -> None:
+    """``storage_options=`` configures object stores; for a local path only ``None`` is accepted."""
+    if options.pop("storage_options", None) is not None:
+        raise BackendError(
+            f"{os.fspath(path)}: storage_options= configures object-store URLs (s3://, gs://, az://...), and this "
+            "is a local path; leave storage_options out, or name the array by its URL"
+        )
 
 
 def _is_url(path: str | os.PathLike[str] | Location) -> bool:

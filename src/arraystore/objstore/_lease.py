@@ -15,6 +15,7 @@ its lease without knowing until its next renewal, which then fails with LockedEr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -36,6 +37,10 @@ LEASE_KEY = ".arraystore/lease"
 DEFAULT_TTL = 60.0
 
 
+#: Owner ids of the leases this process holds now.
+_live_owners: set[str] = set()
+
+
 def _started(pid: int) -> float | None:
     try:
         return float(psutil.Process(pid).create_time())
@@ -52,6 +57,8 @@ def _gone(holder: Mapping[str, Any]) -> bool:
         return True  # a damaged lease protects nothing
     if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
         return False
+    if holder["pid"] == os.getpid():
+        return holder.get("owner") not in _live_owners  # a handle of this process that let go (or could not delete)
     started = _started(int(holder["pid"]))
     return started is None or started != holder.get("started")  # no such process, or the pid was reused
 
@@ -126,6 +133,7 @@ class Lease:
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
     def _held(self, result: Any) -> None:
+        _live_owners.add(self._owner)
         self._etag = result.get("e_tag") if isinstance(result, Mapping) else None
         self._renewed = time.monotonic()
 
@@ -165,8 +173,11 @@ class Lease:
             return
         import obstore
 
-        holder, _ = self._current()
-        if holder is not None and holder.get("owner") == self._owner:
-            with store_errors(self._where, self._options):
-                obstore.delete(self._store, LEASE_KEY)
         self._etag = None
+        _live_owners.discard(self._owner)
+        # Never raises: release runs while another error is handled (often the store being unreachable),
+        # and a lease left behind expires, or is taken over at once on this host once this process is gone.
+        with contextlib.suppress(Exception):
+            holder, _ = self._current()
+            if holder is not None and holder.get("owner") == self._owner:
+                obstore.delete(self._store, LEASE_KEY)
