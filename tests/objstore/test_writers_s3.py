@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import arraystore
-from arraystore.errors import IncompleteArrayError, LockedError
+from arraystore.errors import ArrayNotFoundError, LockedError
 
 from .conftest import env_for_subprocess
 
@@ -43,7 +43,7 @@ def test_a_second_writer_in_another_process_gets_locked_error(bucket: str, s3_en
         assert proc.stdout is not None and proc.stdout.readline().strip() == "holding", proc.stderr
         with pytest.raises(LockedError, match="lease"):
             arraystore.create(url, (8,), "<i8", overwrite=True)
-        with pytest.raises(IncompleteArrayError):
+        with pytest.raises(ArrayNotFoundError, match="being created"):
             arraystore.open(url)
         out, err = proc.communicate("\n", timeout=60)
         assert "closed" in out, err
@@ -110,7 +110,7 @@ def test_sigkill_mid_upload_then_resume(bucket: str, s3_env: dict[str, str], tmp
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    with pytest.raises(IncompleteArrayError):  # never complete-looking
+    with pytest.raises(ArrayNotFoundError, match="being created"):  # never complete-looking
         arraystore.open(url)
     report = arraystore.convert(tmp_path / "a.npy", url, chunks=(16, 64), max_memory="64KiB", verify=True)
     assert report.restarted is None  # resumed from the journal under the prefix, not restarted

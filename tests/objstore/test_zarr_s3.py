@@ -15,6 +15,7 @@ from arraystore._open import exists
 from arraystore.errors import (
     AlreadyExistsError,
     ArrayChangedError,
+    ArrayNotFoundError,
     IncompleteArrayError,
     ModeError,
     NotMemoryMappableError,
@@ -72,15 +73,29 @@ def test_create_open_round_trip(bucket: str, dtype: str, order: str, shape: tupl
         assert dict(r.attrs) == {"k": [1, 2]}
 
 
-def test_incomplete_until_closed_then_committed(bucket: str) -> None:
+def test_staged_until_closed_then_committed(bucket: str) -> None:
     url = f"{bucket}/x.zarr"
     w = arraystore.create(url, (10, 10), "<f4", chunks=(5, 5))
     w[:5] = 1.0
-    with pytest.raises(IncompleteArrayError):
+    assert not exists(url)
+    with pytest.raises(ArrayNotFoundError, match="being created"):
         arraystore.open(url)
     w.close()
     with arraystore.open(url) as r:
         assert r[:5].sum() == 50 and r.complete
+
+
+def test_an_r_plus_session_marks_the_array_incomplete_until_closed(bucket: str) -> None:
+    url = f"{bucket}/x.zarr"
+    with arraystore.create(url, (4,), "<f4") as w:
+        w[:] = 0
+    s = arraystore.open(url, "r+")
+    s[0] = 1
+    with pytest.raises(IncompleteArrayError):
+        arraystore.open(url)
+    assert arraystore.open(url, allow_incomplete=True)[0] == 1
+    s.close()
+    assert arraystore.open(url)[:].tolist() == [1, 0, 0, 0]
 
 
 def test_exception_in_with_block_never_commits(bucket: str) -> None:
@@ -93,7 +108,8 @@ def test_exception_in_with_block_never_commits(bucket: str) -> None:
 
     with pytest.raises(RuntimeError):
         fail_midway()
-    with pytest.raises(IncompleteArrayError):
+    assert not exists(url)
+    with pytest.raises(ArrayNotFoundError):
         arraystore.open(url)
 
 

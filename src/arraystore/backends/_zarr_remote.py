@@ -7,7 +7,9 @@ and checked, because an object store has no rename and no ``flock``:
 * **Publish without rename.** :func:`create_remote` writes ``zarr.json`` first with the
   reserved attribute's ``incomplete`` flag and a fresh ``generation`` id, then the
   chunks, and rewrites ``zarr.json`` without the flag at close: that last PUT is the
-  commit point. Until then every reader gets :class:`IncompleteArrayError`.
+  commit point. Until then the array is *staged* (a ``staged`` flag too): ``exists`` says
+  no and readers get :class:`ArrayNotFoundError`, as for a local array still in its
+  ``.partial`` folder.
 * **Generations.** A reader remembers the generation (and the ETag of ``zarr.json``)
   it opened; after every read it checks ``zarr.json`` again (a HEAD, a GET only when
   the ETag changed) and raises :class:`ArrayChangedError` when the array was replaced
@@ -167,7 +169,7 @@ class RemoteZarrStore(ZarrStore):
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is not None and self._creating:
-            self.abandon()  # left incomplete, resumable; never committed
+            self.discard()  # as a staged local array: never committed, removed
         else:
             self.close()
 
@@ -288,6 +290,11 @@ def open_remote(
                 meta, reserved, encoding, stored = _describe(arr, where)
                 check_array(arr, where, max_chunk_bytes)
                 bounded.rule = chunk_rule(arr)
+            if reserved.get("staged") and not allow_incomplete:
+                raise ArrayNotFoundError(
+                    f"{where}: no array there yet: one is being created (or its writer died before publishing it); "
+                    "it appears when its writer closes it; rerun the create or conversion to resume or replace it"
+                )
             if reserved.get("incomplete") and not allow_incomplete:
                 raise IncompleteArrayError(
                     f"{where}: its '{RESERVED_ATTR}' attribute says a writer did not finish it (being written now, "

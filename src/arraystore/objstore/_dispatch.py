@@ -54,10 +54,22 @@ def open_url(
     cls = _backend_for(location, backend)
     if mode == "a":
         if not cls._exists_url(location, options.get("storage_options")):
+            if shape is None or dtype is None:
+                raise ModeError(
+                    f"{location}: the array does not exist, so mode 'a' creates it and needs its shape and dtype: "
+                    "pass shape= and dtype=, or call arraystore.create"
+                )
             return create_url(location, shape, dtype, backend=cls.backend, lock_timeout=lock_timeout, **options)
         mode = "r+"
-        for extra in ("chunks", "compression", "overwrite", "resume", "shards", "checksum", "order", "attrs"):
+        # As for local arrays: layout arguments are hints, the others must match what exists.
+        wanted = {"shape": shape, "dtype": dtype, "order": options.pop("order", None), "attrs": options.pop("attrs", None)}
+        for extra in ("chunks", "compression", "overwrite", "resume", "shards", "checksum", "durable"):
             options.pop(extra, None)
+        from .._open import _check_same
+
+        store = cls._open_url(location, mode, lock_timeout=lock_timeout, **options)
+        _check_same(store, wanted)
+        return store
     elif mode in CREATE_MODES:
         if shape is None or dtype is None:
             raise ModeError(
@@ -72,6 +84,11 @@ def open_url(
             )
         return create_url(
             location, shape, dtype, backend=cls.backend, overwrite=overwrite, lock_timeout=lock_timeout, **options
+        )
+    elif shape is not None or dtype is not None:
+        raise ModeError(
+            f"{location}: mode {mode!r} opens an existing array, whose shape and dtype come from its metadata; drop "
+            "shape= and dtype=, or use mode='w' (create or replace), 'x' (create new) or 'a' (create if missing)"
         )
     elif mode not in ("r", "r+"):
         raise ModeError(
