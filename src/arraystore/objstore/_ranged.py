@@ -38,6 +38,7 @@ class RangedStore(ArrayStore):
     fidelity: ClassVar[Fidelity] = Fidelity.everything_exact("stored byte for byte")
     layouts: ClassVar[frozenset[str]] = frozenset({"contiguous"})
     locks: ClassVar[Any] = None
+    _pickled_options: ClassVar[frozenset[str]] = frozenset({"io", "storage_options"})
 
     def __init__(self, location: Location, meta: ArrayMeta, *, ostore: Any, name: str, offset: int,
                  options: dict[str, Any]) -> None:
