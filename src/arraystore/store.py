@@ -10,7 +10,7 @@ Class attributes (capabilities; conversion, access, migration and the Dask path 
 these, never the backend's name): ``backend``, ``suffixes``, ``fidelity``,
 ``supports_memmap``, ``supports_copy_on_write``, ``memory_mappable``, ``layouts``,
 ``writes_go_through``, ``thread_safe_writes``, ``parallel_chunk_writers``,
-``holds_attrs``, ``codecs``, ``publishes``, ``locks``; and the classmethod
+``holds_attrs``, ``codecs``, ``publishes``, ``locks``, ``object_storage``; and the classmethod
 ``guess_can_open(location)``.
 
 Hooks a backend must implement:
@@ -27,6 +27,8 @@ Hooks with defaults a backend may override:
 * where the array is: ``_exists(location)``, ``_lock_file(location)``, ``_remove(location)``;
 * staging and publishing: ``_staging(location)``, ``_staging_is_dir``,
   ``_reopen_staged(location, meta, **options)``, ``_publish(final, durable)``;
+* object storage (URL locations; see :mod:`arraystore.objstore`): ``_open_url(location, mode, **options)``,
+  ``_create_url(location, meta, **options)``, ``_exists_url(location, storage_options)``;
 * access: ``_take_sorted(indices, axis, max_bytes)``, ``_advise(advice)``;
 * pickling by reference: ``_reference_options()``, ``_pickled_options``.
 """
