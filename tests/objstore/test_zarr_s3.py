@@ -222,3 +222,21 @@ def test_convert_leaves_no_journal_behind(bucket: str, tmp_path: Path) -> None:
     name = bucket.removeprefix("s3://")
     keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=name).get("Contents", [])]
     assert keys and not [k for k in keys if "/.arraystore/" in k], keys
+
+
+def test_a_reader_opened_before_an_r_plus_writer_starts_gets_array_changed(bucket: str) -> None:
+    url = f"{bucket}/x.zarr"
+    with arraystore.create(url, (4,), "<i8") as w:
+        w[:] = 0
+    reader = arraystore.open(url)
+    writer = arraystore.open(url, "r+")
+    writer[0] = 9  # marks the array incomplete: the reader's next read must not pass silently
+    with pytest.raises(ArrayChangedError):
+        reader[:]
+    late = arraystore.open(url, allow_incomplete=True)  # opened incomplete on purpose: reads go on
+    assert late[:].tolist() == [9, 0, 0, 0]
+    writer[1] = 8
+    assert late[:].tolist() == [9, 8, 0, 0]
+    writer.close()
+    reader.close()
+    late.close()

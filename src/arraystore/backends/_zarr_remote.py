@@ -122,7 +122,9 @@ class RemoteZarrStore(ZarrStore):
                 got = attrs.get(RESERVED_ATTR) if isinstance(attrs, dict) else None
                 reserved = got if isinstance(got, dict) else {}
         ours = self._reserved.get("generation")
-        if head is None or reserved.get("generation") != ours or (reserved.get("incomplete") and self._mode == "r"):
+        # Changed: another generation, or a writer started changing it since it was opened complete.
+        started = bool(reserved.get("incomplete")) and not self._reserved.get("incomplete")
+        if head is None or reserved.get("generation") != ours or started:
             what = "deleted" if head is None else "replaced or is being rewritten"
             raise ArrayChangedError(
                 f"{self.path}: the array was {what} by another writer since it was opened (generation {ours} is no "
