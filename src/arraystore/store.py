@@ -10,7 +10,7 @@ Class attributes (capabilities; conversion, access, migration and the Dask path 
 these, never the backend's name): ``backend``, ``suffixes``, ``fidelity``,
 ``supports_memmap``, ``supports_copy_on_write``, ``memory_mappable``, ``layouts``,
 ``writes_go_through``, ``thread_safe_writes``, ``parallel_chunk_writers``,
-``holds_attrs``, ``codecs``, ``publishes``, ``locks``, ``object_storage``; and the classmethod
+``holds_attrs``, ``codecs``, ``publishes``, ``locks``, ``object_storage``, ``url_class``; and the classmethod
 ``guess_can_open(location)``.
 
 Hooks a backend must implement:
@@ -169,6 +169,9 @@ class ArrayStore(ABC):
     #: What the backend offers at object-store URLs (``s3://``...): None (nothing), ``"read"``
     #: (read-only, by byte ranges) or ``"read-write"``; see :meth:`_open_url`.
     object_storage: ClassVar[Literal["read", "read-write"] | None] = None
+    #: The class that implements the object-storage hooks, as ``"module:Class"`` (imported on
+    #: first use, like an entry point); None: this class itself.
+    url_class: ClassVar[str | None] = None
     #: What the backend stores exactly, through an encoding, or not at all.
     fidelity: ClassVar[Fidelity]
 

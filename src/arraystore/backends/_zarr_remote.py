@@ -85,6 +85,20 @@ class RemoteZarrStore(ZarrStore):
     _creating: bool = False
     _lease: Lease | None = None
 
+    url_class: ClassVar[str | None] = None
+
+    @classmethod
+    def _open_url(cls, location: Location, mode: str, **options: Any) -> RemoteZarrStore:
+        return open_remote(location, mode, **options)
+
+    @classmethod
+    def _create_url(cls, location: Location, meta: ArrayMeta, **options: Any) -> RemoteZarrStore:
+        return create_remote(location, meta, **options)
+
+    @classmethod
+    def _exists_url(cls, location: Location, storage_options: Any = None) -> bool:
+        return exists_remote(location, storage_options)
+
     @classmethod
     def _initial_reserved(cls) -> dict[str, Any]:
         # "staged": being created, not yet published (what a local .partial folder is); "exists" says no.

@@ -393,24 +393,8 @@ class ZarrStore(ArrayStore):
         return ModeKeepingLocalStore(location.file)
 
     object_storage: ClassVar[Literal["read", "read-write"] | None] = "read-write"
-
-    @classmethod
-    def _open_url(cls, location: Location, mode: str, **options: Any) -> ZarrStore:
-        from ._zarr_remote import open_remote
-
-        return open_remote(location, mode, **options)
-
-    @classmethod
-    def _create_url(cls, location: Location, meta: ArrayMeta, **options: Any) -> ZarrStore:
-        from ._zarr_remote import create_remote
-
-        return create_remote(location, meta, **options)
-
-    @classmethod
-    def _exists_url(cls, location: Location, storage_options: Any = None) -> bool:
-        from ._zarr_remote import exists_remote
-
-        return exists_remote(location, storage_options)
+    #: Zarr at URLs is RemoteZarrStore (a subclass; named, not imported, so the import graph stays acyclic).
+    url_class: ClassVar[str | None] = "arraystore.backends._zarr_remote:RemoteZarrStore"
 
     # -- data ---------------------------------------------------------------
 

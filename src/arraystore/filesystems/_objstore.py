@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-from ..location import REMOTE_SCHEMES
 from ._types import Locality
 
 __all__ = ["OBJECT", "object_locality"]
@@ -29,7 +28,7 @@ def object_locality(path: str | os.PathLike[str]) -> Locality | None:
     """The locality of an object-store URL, or None when ``path`` is not one."""
     text = os.fspath(path)
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
-    if scheme not in REMOTE_SCHEMES:
+    if scheme not in _TYPES:  # the schemes of arraystore.location.REMOTE_SCHEMES (a lower layer may not import it)
         return None
     rest = text.split("://", 1)[1]
     bucket = rest.split("/", 1)[0].split("::", 1)[0]

@@ -8,11 +8,13 @@ it offers there is its :attr:`~arraystore.ArrayStore.object_storage` capability 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .._attrs import attrs_equal
 from .._modes import CREATE_MODES
-from ..errors import BackendError, ModeError
+from ..errors import AlreadyExistsError, ArrayStoreError, BackendError, ModeError
 from ..location import Location
 from ..meta import ArrayMeta
 from ..registry import backend_class, detect_backend
@@ -32,7 +34,39 @@ def _backend_for(location: Location, backend: str | None) -> type[ArrayStore]:
             backend = detect_backend(location, must_exist=False)
         except BackendError:
             backend = DEFAULT_URL_BACKEND
-    return backend_class(backend)
+    cls = backend_class(backend)
+    if cls.url_class is None:
+        return cls
+    module, _, name = cls.url_class.partition(":")
+    found: type[ArrayStore] = getattr(importlib.import_module(module), name)
+    return found
+
+
+def _check_same(store: ArrayStore, wanted: dict[str, Any]) -> None:
+    """Mode ``a`` found an array: refuse one that is not the array asked for (as ``_open`` does for files)."""
+    try:
+        asked = ArrayMeta(
+            store.shape if wanted["shape"] is None else wanted["shape"],
+            store.dtype if wanted["dtype"] is None else wanted["dtype"],
+            wanted["order"] or store.order,
+            store.meta.attrs if wanted["attrs"] is None else wanted["attrs"],
+        )
+    except ArrayStoreError:
+        store.close()
+        raise
+    differ = [
+        f"{name} {getattr(store.meta, name)!r} (asked for {getattr(asked, name)!r})"
+        for name in ("shape", "dtype", "order")
+        if getattr(asked, name) != getattr(store.meta, name)
+    ]
+    if not attrs_equal(asked.attrs, store.meta.attrs):
+        differ.append(f"attrs {dict(store.meta.attrs)!r} (asked for {dict(asked.attrs)!r})")
+    if differ:
+        store.close()
+        raise AlreadyExistsError(
+            f"{store.path}: mode 'a' found an existing array with {', '.join(differ)}; open it without those "
+            "arguments to use it as it is, or replace it with mode='w'"
+        )
 
 
 def exists_url(location: Location, backend: str | None = None, storage_options: Mapping[str, Any] | None = None) -> bool:
@@ -65,8 +99,6 @@ def open_url(
         wanted = {"shape": shape, "dtype": dtype, "order": options.pop("order", None), "attrs": options.pop("attrs", None)}
         for extra in ("chunks", "compression", "overwrite", "resume", "shards", "checksum", "durable"):
             options.pop(extra, None)
-        from .._open import _check_same
-
         store = cls._open_url(location, mode, lock_timeout=lock_timeout, **options)
         _check_same(store, wanted)
         return store
