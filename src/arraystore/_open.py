@@ -79,8 +79,8 @@ def open(  # noqa: A001 - the natural name, like io.open and zarr.open
     Parameters
     ----------
     path
-        File or folder; for arrays inside HDF5 files or Zarr hierarchies,
-        ``"file::/group/name"``.
+        File or folder, or an object-store URL (``s3://bucket/x.zarr``); for arrays inside
+        HDF5 files or Zarr hierarchies, ``"file::/group/name"``.
     mode
         ``"r"`` read-only; ``"r+"`` read-write, the array must exist; ``"a"`` read-write,
         created (with ``shape=`` and ``dtype=``) if missing; ``"w"``/``"w+"`` create,
@@ -94,6 +94,10 @@ def open(  # noqa: A001 - the natural name, like io.open and zarr.open
         from the suffix, else from the content.
     lock_timeout
         Seconds to wait for another writer (writable modes); ``0`` fails at once.
+    storage_options
+        (In ``**options``.) For object-store URLs (``s3://``, ``gs://``, ``az://``,
+        ``memory://``, ``http(s)://`` read-only): settings for the store client (see
+        :mod:`arraystore.objstore`); default: the cloud's standard environment variables.
     **options
         Backend options, e.g. ``io="buffered"``, ``meta=ArrayMeta(...)`` (raw files
         without a sidecar), ``allow_incomplete=True``.
@@ -107,6 +111,11 @@ def open(  # noqa: A001 - the natural name, like io.open and zarr.open
             f"expected a mode among {', '.join(MODES)}, found {mode!r}: 'r' reads, 'r+' writes an existing "
             "array, 'a' writes and creates if missing, 'w'/'w+' create or replace, 'w-'/'x' create new only"
         )
+    if _is_url(path):
+        from .objstore._dispatch import open_url
+
+        return open_url(parse_location(path), mode, backend, lock_timeout=lock_timeout, **options)
+    _no_storage_options(path, options)
     shape, dtype = options.pop("shape", None), options.pop("dtype", None)
     wanted: dict[str, Any] = {}
     if mode == "a":
@@ -277,6 +286,14 @@ def create(
     ------
     AlreadyExistsError, UnsupportedDtypeError, CompressionError, MetadataError, LockedError, StorageFullError
     """
+    if _is_url(path):
+        from .objstore._dispatch import create_url
+
+        return create_url(
+            parse_location(path), shape, dtype, backend=backend, chunks=chunks, compression=compression, order=order,
+            attrs=attrs, overwrite=overwrite, durable=durable, lock_timeout=lock_timeout, resume=resume, **options,
+        )  # fmt: skip
+    _no_storage_options(path, options)
     location = parse_location(path)
     cls = _resolve_backend(location, backend, must_exist=False)
     meta = ArrayMeta(shape, dtype, order, dict(attrs or {}))
@@ -342,14 +359,34 @@ def create(
     return store
 
 
-def exists(path: str | os.PathLike[str] | Location, backend: str | None = None) -> bool:
+def exists(
+    path: str | os.PathLike[str] | Location, backend: str | None = None, *, storage_options: Any = None
+) -> bool:
     """True when an array (of ``backend``, default: the one the path names) exists at ``path``.
 
     Unlike ``os.path.exists`` this asks the backend: an HDF5 file without the
     dataset named after ``::``, or a folder without ``zarr.json``, holds no array.
     """
     location = parse_location(path)
+    if location.remote:
+        from .objstore._dispatch import exists_url
+
+        return exists_url(location, backend, storage_options)
     return _resolve_backend(location, backend, must_exist=False)._exists(location)
+
+
+def _no_storage_options(path: str | os.PathLike[str], options: dict[str, Any]) -> None:
+    """``storage_options=`` configures object stores; for a local path only ``None`` is accepted."""
+    if options.pop("storage_options", None) is not None:
+        raise BackendError(
+            f"{os.fspath(path)}: storage_options= configures object-store URLs (s3://, gs://, az://...), and this "
+            "is a local path; leave storage_options out, or name the array by its URL"
+        )
+
+
+def _is_url(path: str | os.PathLike[str] | Location) -> bool:
+    """True for an object-store location (``s3://``, ``gs://``, ...); ``file://`` is a local path."""
+    return parse_location(path).remote
 
 
 @dataclass(frozen=True)

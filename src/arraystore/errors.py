@@ -36,6 +36,8 @@ The tree::
     ├── NotMemoryMappableError (TypeError)     as_memmap() on chunked/compressed data
     ├── StorageFullError (OSError)             the file system ran out of space
     ├── NetworkFilesystemError (OSError)       memory map on a network FS refused by policy
+    ├── ObjectStoreError (OSError)             an object store failed or could not be reached
+    │   └── ObjectStoreAccessError (PermissionError) credentials missing, wrong or not allowed
     ├── ConversionError                        a conversion could not be planned or run
     │   └── MemoryBudgetError (ValueError)     budget cannot hold one destination chunk
     ├── BlockError                             map_blocks: the function raised on a block
@@ -82,6 +84,8 @@ __all__ = [
     "NetworkFilesystemWarning",
     "NotMemoryMappableError",
     "NotPersistedWarning",
+    "ObjectStoreAccessError",
+    "ObjectStoreError",
     "ReadOnlyError",
     "SelectionError",
     "SizeMismatchError",
@@ -361,6 +365,14 @@ class StorageFullError(ArrayStoreError, OSError):
 
 class NetworkFilesystemError(ArrayStoreError, OSError):
     """A memory map on a network file system, refused because the policy says error."""
+
+
+class ObjectStoreError(ArrayStoreError, OSError):
+    """An object store (S3, GCS, Azure, HTTP) failed or could not be reached; the message never holds secrets."""
+
+
+class ObjectStoreAccessError(ObjectStoreError, PermissionError):
+    """The object store refused the credentials (missing, wrong, or without the needed permission)."""
 
 
 class ConversionError(ArrayStoreError):

@@ -2,38 +2,79 @@
 
 The bottom layer of the package (it imports nothing of arraystore's): the contract
 (:mod:`arraystore.store`), the registry and every backend name places with it.
+
+Locations are local paths or URLs: ``file://`` is a local path; ``s3://``, ``gs://``,
+``az://`` (also ``abfs://``, ``azure://``), ``memory://`` and ``http(s)://`` (read-only)
+name objects in a store (see :mod:`arraystore.objstore`). ``"url::/group/array"``
+names an array inside a hierarchy either way.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urlsplit
 
-__all__ = ["Location", "parse_location"]
+__all__ = ["REMOTE_SCHEMES", "Location", "parse_location"]
+
+#: URL schemes that name objects in an object store rather than local files.
+REMOTE_SCHEMES = frozenset({"s3", "gs", "gcs", "az", "abfs", "abfss", "azure", "memory", "http", "https"})
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 @dataclass(frozen=True)
 class Location:
     """A store's place: a file or folder, and for HDF5/Zarr hierarchies a key inside it.
 
-    ``"run.h5::/a/b"`` parses to ``Location(Path("run.h5"), "/a/b")``.
+    ``"run.h5::/a/b"`` parses to ``Location(Path("run.h5"), "/a/b")``. An object-store
+    location has ``url`` set (``"s3://bucket/run.zarr"``, without a trailing slash);
+    its ``file`` is then only the URL's path, for suffix checks, and names nothing local.
     """
 
     file: Path
     key: str | None = None
+    url: str | None = None
+
+    @property
+    def remote(self) -> bool:
+        """True for a location in an object store (``url`` set)."""
+        return self.url is not None
 
     def __str__(self) -> str:
-        return f"{self.file}::{self.key}" if self.key else str(self.file)
+        base = self.url if self.url is not None else str(self.file)
+        return f"{base}::{self.key}" if self.key else base
 
 
 def parse_location(path: str | os.PathLike[str] | Location) -> Location:
-    """Split ``"file::/key"``; expand ``~``; make the file path absolute."""
+    """Split ``"file::/key"``; for local paths expand ``~`` and make them absolute.
+
+    ``file://`` URLs become local paths; the schemes in :data:`REMOTE_SCHEMES` give a
+    location with ``url`` set. Other ``scheme://`` prefixes are refused with ValueError
+    (they would otherwise become a local folder named ``scheme:``).
+    """
     if isinstance(path, Location):
         return path
     s = os.fspath(path)
     key = None
-    if "::" in s:
-        s, key = s.split("::", 1)
+    match = _SCHEME.match(s)
+    scheme = match.group(1).lower() if match else None
+    # In a URL, '::' after the scheme's '://' splits off the key as for paths.
+    head = len(match.group(0)) if match else 0
+    if "::" in s[head:]:
+        cut = s.index("::", head)
+        s, key = s[:cut], s[cut + 2 :]
         key = key or None
-    return Location(Path(s).expanduser().absolute(), key)
+    if scheme is None:
+        return Location(Path(s).expanduser().absolute(), key)
+    if scheme == "file":
+        parts = urlsplit(s)
+        return Location(Path(unquote(parts.netloc + parts.path) if parts.netloc not in ("", "localhost") else unquote(parts.path)).absolute(), key)
+    if scheme not in REMOTE_SCHEMES:
+        raise ValueError(
+            f"{s}: expected a local path or a URL of {', '.join(sorted(REMOTE_SCHEMES | {'file'}))}, found the "
+            f"scheme {scheme!r}; check the spelling, or install a plugin backend that handles it"
+        )
+    url = scheme + s[len(scheme) :].rstrip("/")
+    return Location(Path(PurePosixPath("/" + url.split("://", 1)[1])), key, url)

@@ -10,8 +10,9 @@ Class attributes (capabilities; conversion, access, migration and the Dask path 
 these, never the backend's name): ``backend``, ``suffixes``, ``fidelity``,
 ``supports_memmap``, ``supports_copy_on_write``, ``memory_mappable``, ``layouts``,
 ``writes_go_through``, ``thread_safe_writes``, ``parallel_chunk_writers``,
-``holds_attrs``, ``codecs``, ``publishes``, ``locks``, ``supports_dimension_names``; and the
-classmethods ``guess_can_open(location)`` and ``storage_order(order, **options)``.
+``holds_attrs``, ``codecs``, ``publishes``, ``locks``, ``supports_dimension_names``,
+``object_storage``, ``url_class``; and the classmethods ``guess_can_open(location)`` and
+``storage_order(order, **options)``.
 
 Hooks a backend must implement:
 
@@ -27,6 +28,8 @@ Hooks with defaults a backend may override:
 * where the array is: ``_exists(location)``, ``_lock_file(location)``, ``_remove(location)``;
 * staging and publishing: ``_staging(location)``, ``_staging_is_dir``,
   ``_reopen_staged(location, meta, **options)``, ``_publish(final, durable)``;
+* object storage (URL locations; see :mod:`arraystore.objstore`): ``_open_url(location, mode, **options)``,
+  ``_create_url(location, meta, **options)``, ``_exists_url(location, storage_options)``;
 * access: ``_take_sorted(indices, axis, max_bytes)``, ``_advise(advice)``;
 * pickling by reference: ``_reference_options()``, ``_pickled_options``;
 * block planning: ``_chunk_overhead`` (bytes a chunk costs beyond its data, counted in budgets).
@@ -53,6 +56,7 @@ from ._values import coerce_value
 from .blocks import BlockPlan, plan_blocks
 from .errors import (
     ArrayStoreError,
+    BackendError,
     ClosedStoreError,
     CopyRequiredError,
     NetworkFilesystemError,
@@ -164,6 +168,12 @@ class ArrayStore(ABC):
     #: How one writer is enforced: ``"flock"`` (an advisory lock on a file), ``"lease"``
     #: (a conditionally written lease object: object stores) or None (not enforced).
     locks: ClassVar[Literal["flock", "lease"] | None] = "flock"
+    #: What the backend offers at object-store URLs (``s3://``...): None (nothing), ``"read"``
+    #: (read-only, by byte ranges) or ``"read-write"``; see :meth:`_open_url`.
+    object_storage: ClassVar[Literal["read", "read-write"] | None] = None
+    #: The class that implements the object-storage hooks, as ``"module:Class"`` (imported on
+    #: first use, like an entry point); None: this class itself.
+    url_class: ClassVar[str | None] = None
     #: What the backend stores exactly, through an encoding, or not at all.
     fidelity: ClassVar[Fidelity]
     #: True when ``create(..., dimension_names=...)`` records names the store reads back.
@@ -269,6 +279,30 @@ class ArrayStore(ABC):
         """Move the staged array into place (called after ``_close``)."""
         assert self._staged is not None
         _fsutil.replace_path(self._staged[0].file, final.file, durable=durable)
+
+    # -- object storage (locations with a URL; see :mod:`arraystore.objstore`) --
+
+    @classmethod
+    def _open_url(cls, location: Location, mode: str, **options: Any) -> ArrayStore:
+        """Open an array at an object-store URL (``storage_options=`` and ``lock_timeout=`` among the options)."""
+        raise BackendError(
+            f"{location}: the {cls.backend} backend does not read from object storage; download it to a local file "
+            "first, or store the array as Zarr (.zarr), which arraystore reads and writes there"
+        )
+
+    @classmethod
+    def _create_url(cls, location: Location, meta: ArrayMeta, **options: Any) -> ArrayStore:
+        """Create an array at an object-store URL, published by the backend's commit point."""
+        raise BackendError(
+            f"{location}: the {cls.backend} backend cannot write to object storage (objects cannot be written in "
+            "place, block by block); name a .zarr destination, or write locally and upload the file"
+        )
+
+    @classmethod
+    def _exists_url(cls, location: Location, storage_options: Mapping[str, Any] | None = None) -> bool:
+        """True when an array of this backend is at the object-store URL."""
+        cls._open_url(location, "r", storage_options=storage_options)  # raises for backends without object storage
+        return True  # pragma: no cover
 
     @classmethod
     def _remove(cls, location: Location) -> None:

@@ -393,12 +393,11 @@ class ZarrStore(ArrayStore):
             "dtype": dtype_to_json(meta.dtype),
             "encoding": encoding,
             "order": meta.order,
+            **cls._initial_reserved(),
         }
         compressors = compression_codecs(compression, checksum=checksum)
         serializer: Any = zarr.codecs.BytesCodec(endian="big") if encoding == "be" else "auto"
-        if key:
-            ensure_groups(location.file, key.split("/")[:-1])
-        store = ModeKeepingLocalStore(location.file)
+        store = cls._new_zarr_store(location, key)
         with zarr_errors(where):
             arr = zarr.create_array(
                 store,
@@ -418,6 +417,22 @@ class ZarrStore(ArrayStore):
         return cls(
             location, "w+", meta, arr, reserved=reserved, encoding=encoding, stored=stored, store=store, options=options
         )
+
+    @classmethod
+    def _initial_reserved(cls) -> dict[str, Any]:
+        """Entries of the reserved attribute a new array starts with (object stores: incomplete, generation)."""
+        return {}
+
+    @classmethod
+    def _new_zarr_store(cls, location: Location, key: str) -> Any:
+        """The zarr store a new array is created in, its parent groups written."""
+        if key:
+            ensure_groups(location.file, key.split("/")[:-1])
+        return ModeKeepingLocalStore(location.file)
+
+    object_storage: ClassVar[Literal["read", "read-write"] | None] = "read-write"
+    #: Zarr at URLs is RemoteZarrStore (a subclass; named, not imported, so the import graph stays acyclic).
+    url_class: ClassVar[str | None] = "arraystore.backends._zarr_remote:RemoteZarrStore"
 
     # -- data ---------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from ..location import REMOTE_SCHEMES
 from ._errors import EXIT_CODES, EXIT_ERROR, EXIT_OK, EXIT_USAGE, UsageError, run_guarded
 
 __all__ = ["EXIT_CODES", "EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
@@ -53,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _normalise(value: Any) -> Any:
-    if not isinstance(value, str) or not value:
-        return value
+    if not isinstance(value, str) or not value or value.split("://", 1)[0].lower() in REMOTE_SCHEMES:
+        return value  # URLs are not paths: s3://b/x must not become s3:/b/x
     file, sep, key = value.partition("::")
     return os.path.normpath(os.path.expanduser(file)) + sep + key
 

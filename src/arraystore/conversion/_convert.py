@@ -56,6 +56,10 @@ def convert(
         fsync data, metadata, journal and folder before the rename.
     overwrite
         Replace an existing destination (only when the new one is complete).
+    storage_options
+        (not an option: secrets stay out of options, plans and journals) Settings for
+        object-store URLs (``s3://``...) on either side, as in :func:`arraystore.open`;
+        default: the cloud's standard environment variables.
     progress
         (not an option: how this call reports) ``True`` for a tqdm bar on stderr, or a callable ``(done_bytes, total_bytes)``.
     scheduler
@@ -78,10 +82,14 @@ def convert(
     AlreadyExistsError, ConversionError, VerificationError, StorageFullError
     """
     opts = options if options is not None else ConvertOptions()
+    storage_options = overrides.pop("storage_options", None)  # secrets: never in the options, plan or journal
     if overrides:
         opts = opts.replace(**overrides)
     if scheduler is not None:
         from ._dask import convert_on_dask
 
         return convert_on_dask(src, dst, opts, scheduler=scheduler, progress=progress)
-    return run_conversion(src, dst, opts, progress)
+    from ..objstore import default_storage_options
+
+    with default_storage_options(storage_options):
+        return run_conversion(src, dst, opts, progress)

@@ -130,8 +130,14 @@ class _Conversion:
             self.sampler.start()
         jpath = journal_path(self.dst_loc)
         fingerprint = source_fingerprint(parse_location(src.path), src.backend, src.meta.to_dict())
-        journal, restart = Journal.open(jpath, fingerprint, plan.key(), resume=self.resume, durable=self.durable,
-                                        enabled=_resumable(plan))
+        if self.dst_loc.remote:  # objects cannot be appended to: the journal lives under the destination prefix
+            from ..objstore._journal import RemoteJournal
+
+            journal, restart = RemoteJournal.open_remote(self.dst_loc, fingerprint, plan.key(), resume=self.resume,
+                                                         enabled=_resumable(plan))
+        else:
+            journal, restart = Journal.open(jpath, fingerprint, plan.key(), resume=self.resume,
+                                            durable=self.durable, enabled=_resumable(plan))
         reuse = self.resume and not journal.fresh
         extra: dict[str, Any] = {"shards": self.shards} if self.shards is not None else {}
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ._objstore import object_locality
 from ._types import Locality, from_category
 
 __all__ = ["locality"]
@@ -17,7 +18,8 @@ def locality(path: str | os.PathLike[str]) -> Locality:
     ----------
     path
         A file or folder. Symlinks are resolved; a path that does not exist yet is
-        judged by its nearest existing ancestor.
+        judged by its nearest existing ancestor. An object-store URL (``s3://``...)
+        reports kind ``"object"`` with the advice for object storage.
 
     Returns
     -------
@@ -37,6 +39,9 @@ def locality(path: str | os.PathLike[str]) -> Locality:
     >>> locality("/dev/shm").kind  # doctest: +SKIP
     'memory'
     """
+    remote = object_locality(path)
+    if remote is not None:
+        return remote
     resolved = os.path.realpath(os.fspath(path))
     probe = resolved
     while True:

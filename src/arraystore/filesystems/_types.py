@@ -45,7 +45,9 @@ class Locality:
         Whether file locks are expected to work across every client; ``None`` when
         it depends on configuration that cannot be seen from here.
     advice
-        One line on memory-mapping there.
+        One line on memory-mapping there (for object stores: on I/O there).
+    is_object_store
+        ``True`` for an object-store URL (``s3://``...): ``kind`` is ``"object"``.
     """
 
     path: str
@@ -57,10 +59,13 @@ class Locality:
     is_rotational: bool | None
     locks_work: bool | None
     advice: str
+    is_object_store: bool = False
 
     @property
     def kind(self) -> str:
-        """``"memory"``, ``"network"``, ``"local"`` or ``"unknown"``."""
+        """``"object"``, ``"memory"``, ``"network"``, ``"local"`` or ``"unknown"``."""
+        if self.is_object_store:
+            return "object"
         if self.is_memory:
             return MEMORY
         if self.is_network is None:

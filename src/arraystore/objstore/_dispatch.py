@@ -1,0 +1,151 @@
+"""``open``/``create``/``exists`` for object-store URLs: modes here, the rest in the backend.
+
+Called by :mod:`arraystore._open` when a location has a URL. The backend comes from
+``backend=`` or the URL's suffix (Zarr when there is none: a prefix is a folder); what
+it offers there is its :attr:`~arraystore.ArrayStore.object_storage` capability and its
+``_open_url``/``_create_url``/``_exists_url`` hooks.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .._attrs import attrs_equal
+from .._modes import CREATE_MODES
+from ..errors import AlreadyExistsError, ArrayStoreError, BackendError, ModeError
+from ..location import Location
+from ..meta import ArrayMeta
+from ..registry import backend_class, detect_backend
+
+if TYPE_CHECKING:
+    from ..store import ArrayStore
+
+__all__ = ["create_url", "exists_url", "open_url"]
+
+#: The backend of a URL without a known suffix: a prefix of objects is a Zarr hierarchy's shape.
+DEFAULT_URL_BACKEND = "zarr"
+
+
+def _backend_for(location: Location, backend: str | None) -> type[ArrayStore]:
+    if backend is None:
+        try:
+            backend = detect_backend(location, must_exist=False)
+        except BackendError:
+            backend = DEFAULT_URL_BACKEND
+    cls = backend_class(backend)
+    if cls.url_class is None:
+        return cls
+    module, _, name = cls.url_class.partition(":")
+    found: type[ArrayStore] = getattr(importlib.import_module(module), name)
+    return found
+
+
+def _check_same(store: ArrayStore, wanted: dict[str, Any]) -> None:
+    """Mode ``a`` found an array: refuse one that is not the array asked for (as ``_open`` does for files)."""
+    try:
+        asked = ArrayMeta(
+            store.shape if wanted["shape"] is None else wanted["shape"],
+            store.dtype if wanted["dtype"] is None else wanted["dtype"],
+            wanted["order"] or store.order,
+            store.meta.attrs if wanted["attrs"] is None else wanted["attrs"],
+        )
+    except ArrayStoreError:
+        store.close()
+        raise
+    differ = [
+        f"{name} {getattr(store.meta, name)!r} (asked for {getattr(asked, name)!r})"
+        for name in ("shape", "dtype", "order")
+        if getattr(asked, name) != getattr(store.meta, name)
+    ]
+    if not attrs_equal(asked.attrs, store.meta.attrs):
+        differ.append(f"attrs {dict(store.meta.attrs)!r} (asked for {dict(asked.attrs)!r})")
+    if differ:
+        store.close()
+        raise AlreadyExistsError(
+            f"{store.path}: mode 'a' found an existing array with {', '.join(differ)}; open it without those "
+            "arguments to use it as it is, or replace it with mode='w'"
+        )
+
+
+def exists_url(location: Location, backend: str | None = None, storage_options: Mapping[str, Any] | None = None) -> bool:
+    """True when an array is at the URL."""
+    return _backend_for(location, backend)._exists_url(location, storage_options)
+
+
+def open_url(
+    location: Location,
+    mode: str,
+    backend: str | None,
+    *,
+    lock_timeout: float = 0.0,
+    shape: Any = None,
+    dtype: Any = None,
+    **options: Any,
+) -> ArrayStore:
+    """Open (or, with a creating mode, create) the array at an object-store URL."""
+    cls = _backend_for(location, backend)
+    if mode == "a":
+        if not cls._exists_url(location, options.get("storage_options")):
+            if shape is None or dtype is None:
+                raise ModeError(
+                    f"{location}: the array does not exist, so mode 'a' creates it and needs its shape and dtype: "
+                    "pass shape= and dtype=, or call arraystore.create"
+                )
+            return create_url(location, shape, dtype, backend=cls.backend, lock_timeout=lock_timeout, **options)
+        mode = "r+"
+        # As for local arrays: layout arguments are hints, the others must match what exists.
+        wanted = {"shape": shape, "dtype": dtype, "order": options.pop("order", None), "attrs": options.pop("attrs", None)}
+        for extra in ("chunks", "compression", "overwrite", "resume", "shards", "checksum", "durable"):
+            options.pop(extra, None)
+        store = cls._open_url(location, mode, lock_timeout=lock_timeout, **options)
+        _check_same(store, wanted)
+        return store
+    elif mode in CREATE_MODES:
+        if shape is None or dtype is None:
+            raise ModeError(
+                f"{location}: mode {mode!r} creates an array and needs its shape and dtype: pass shape= and dtype=, "
+                "or call arraystore.create"
+            )
+        overwrite = mode in ("w", "w+")
+        if options.pop("overwrite", overwrite) != overwrite:
+            raise ModeError(
+                f"{location}: mode {mode!r} and the overwrite argument contradict each other; leave overwrite out "
+                "when opening with a mode"
+            )
+        return create_url(
+            location, shape, dtype, backend=cls.backend, overwrite=overwrite, lock_timeout=lock_timeout, **options
+        )
+    elif shape is not None or dtype is not None:
+        raise ModeError(
+            f"{location}: mode {mode!r} opens an existing array, whose shape and dtype come from its metadata; drop "
+            "shape= and dtype=, or use mode='w' (create or replace), 'x' (create new) or 'a' (create if missing)"
+        )
+    elif mode not in ("r", "r+"):
+        raise ModeError(
+            f"{location}: mode {mode!r} is not offered on object storage (copy-on-write needs a memory map, which "
+            "an object store cannot give); open with 'r' or 'r+'"
+        )
+    if mode != "r" and cls.object_storage != "read-write":
+        raise ModeError(
+            f"{location}: {cls.backend} files in object storage are read-only (an object cannot be changed in "
+            "place); open with mode='r', or write a Zarr array (.zarr) there"
+        )
+    return cls._open_url(location, mode, lock_timeout=lock_timeout, **options)
+
+
+def create_url(
+    location: Location,
+    shape: Any,
+    dtype: Any,
+    *,
+    backend: str | None = None,
+    order: Any = "C",
+    attrs: Any = None,
+    **options: Any,
+) -> ArrayStore:
+    """Create an array at an object-store URL (backends whose ``object_storage`` is ``"read-write"``)."""
+    cls = _backend_for(location, backend)
+    meta = ArrayMeta(shape, dtype, order, dict(attrs or {}))
+    return cls._create_url(location, meta, **options)
