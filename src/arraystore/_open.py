@@ -6,6 +6,7 @@ arrays; everything after that is :class:`~arraystore.store.ArrayStore`'s.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import _fsutil
 from ._attrs import attrs_equal
+from ._dimnames import check_dimension_names
 from ._lock import WriterLock, writer_active
 from ._modes import CREATE_MODES, MODES, WRITABLE_MODES, _open_writers
 from .compression import Compression, check_codec, parse_compression
@@ -231,6 +233,7 @@ def create(
     durable: bool = False,
     lock_timeout: float = 0.0,
     resume: bool = False,
+    dimension_names: Any = None,
     **options: Any,
 ) -> ArrayStore:
     """Create a new array, open for writing (mode ``"w+"``).
@@ -262,16 +265,29 @@ def create(
         Reopen the half-built array an interrupted earlier ``create`` left behind
         (same shape, dtype, order and layout) instead of starting afresh; used by
         :func:`arraystore.convert` together with its journal.
+    dimension_names
+        One name (str, or None for an unnamed axis) per axis, recorded where the
+        backend can (``supports_dimension_names``: HDF5 dimension scales); read back as
+        :attr:`ArrayStore.dimension_names`.
 
     Raises
     ------
     AlreadyExistsError, UnsupportedDtypeError, CompressionError, MetadataError, LockedError, StorageFullError
     """
-    meta = ArrayMeta(shape, dtype, order, dict(attrs or {}))
-    if chunks is not None and not isinstance(chunks, (bool, int, str)):
-        DimensionError.check("chunks", tuple(chunks), meta.shape)
     location = parse_location(path)
     cls = _resolve_backend(location, backend, must_exist=False)
+    meta = ArrayMeta(shape, dtype, order, dict(attrs or {}))
+    meta = dataclasses.replace(meta, order=cls.storage_order(meta.order, **options))
+    if chunks is not None and not isinstance(chunks, (bool, int, str)):
+        DimensionError.check("chunks", tuple(chunks), meta.shape)
+    names = check_dimension_names(dimension_names, len(meta.shape))
+    if names is not None:
+        if not cls.supports_dimension_names:
+            raise BackendError(
+                f"{location}: the {cls.backend} backend has nowhere to record dimension_names {names!r}; "
+                "use hdf5 or zarr, or keep the names in attrs (e.g. attrs={'dims': [...]})"
+            )
+        options["dimension_names"] = names
     check_fidelity(cls, meta.dtype)
     codec = parse_compression(compression)
     check_codec(cls, codec)

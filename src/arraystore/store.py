@@ -166,6 +166,8 @@ class ArrayStore(ABC):
     locks: ClassVar[Literal["flock", "lease"] | None] = "flock"
     #: What the backend stores exactly, through an encoding, or not at all.
     fidelity: ClassVar[Fidelity]
+    #: True when ``create(..., dimension_names=...)`` records names the store reads back.
+    supports_dimension_names: ClassVar[bool] = False
 
     @classmethod
     def guess_can_open(cls, location: Location) -> bool:
@@ -273,9 +275,28 @@ class ArrayStore(ABC):
         """Remove an array (a published output that must not stay, e.g. one that does not reopen)."""
         _fsutil.remove_path(location.file)
 
+    @classmethod
+    def storage_order(cls, order: Order, **options: Any) -> Order:
+        """The order an array created with ``order`` (and these creation options) is stored in.
+
+        The default is ``order`` itself. A backend whose files other tools read in one
+        order only (HDF5: C) returns that order unless an option asks otherwise; the
+        array's shape and values never depend on it.
+        """
+        return order
+
     @property
     def chunks(self) -> tuple[int, ...] | None:
         """Storage chunk shape, or ``None`` for contiguous data."""
+        return None
+
+    @property
+    def dimension_names(self) -> tuple[str | None, ...] | None:
+        """The name of each axis recorded with the array (``None`` for an unnamed axis), or ``None``.
+
+        Backends that record names (HDF5 dimension scales, Zarr v3 ``dimension_names``)
+        set ``supports_dimension_names`` and return them; conversions carry them over.
+        """
         return None
 
     @property

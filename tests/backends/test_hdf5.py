@@ -18,7 +18,8 @@ def h5_read(path: str, key: str | None = None) -> np.ndarray[Any, Any]:
         if key is None:
             names: list[str] = []
             f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
-            (key,) = names
+            # netCDF-4 dimensions (dimension scales without data) are not arrays
+            (key,) = [n for n in names if not h5py.h5ds.is_scale(f[n].id)]
         ds = f[key]
         raw = np.asarray(ds[()])
         shape = ds.shape

@@ -80,7 +80,7 @@ def test_kill_while_replacing_keeps_the_old_dataset(tmp_path: Path, how: str) ->
     with arraystore.open(f"{path}::/a") as s:
         assert s.dtype == np.dtype("<f8") and s[...].tolist() == (-OLD.astype("<f8")).tolist()
     with h5py.File(path, "r") as f:  # and leaves no temporary dataset behind
-        assert sorted(f) == ["a", "other"]
+        assert sorted(n for n in f if not h5py.h5ds.is_scale(f[n].id)) == ["a", "other"]
 
 
 def test_replacement_is_published_at_close(tmp_path: Path) -> None:
@@ -96,7 +96,7 @@ def test_replacement_is_published_at_close(tmp_path: Path) -> None:
         raise RuntimeError("the writer fails")
     with arraystore.open(f"{path}::/a") as s, h5py.File(path, "r", locking=False) as f:
         assert s[...].tolist() == [1.5, 2.5]
-        assert sorted(f) == ["a", "other"]
+        assert sorted(n for n in f if not h5py.h5ds.is_scale(f[n].id)) == ["a", "other"]
 
 
 @pytest.mark.parametrize("how", ["create-dataset", "convert-dataset", "create-chunked", "other-dataset"])

@@ -165,8 +165,15 @@ def test_unknown_compression_is_refused(tmp_path: Path, bad: object) -> None:
 def test_chunks_are_in_array_axis_order(tmp_path: Path) -> None:
     path = str(tmp_path / "f.h5")
     data = np.arange(60, dtype="<i2").reshape(3, 4, 5)
-    with arraystore.create(path, data.shape, data.dtype, order="F", chunks=(1, 2, 5)) as s:
-        assert s.chunks == (1, 2, 5)
+    with arraystore.create(path, data.shape, data.dtype, order="F", chunks=(1, 2, 5)) as s:  # C layout
+        assert s.chunks == (1, 2, 5) and s.order == "C"
+        s[...] = data
+    with h5py.File(path, "r") as f:
+        assert f["data"].shape == (3, 4, 5) and f["data"].chunks == (1, 2, 5)
+        assert np.array_equal(f["data"][...], data)
+    kw = {"hdf5_layout": "transposed"}
+    with arraystore.create(path, data.shape, data.dtype, order="F", chunks=(1, 2, 5), overwrite=True, **kw) as s:
+        assert s.chunks == (1, 2, 5) and s.order == "F"
         s[...] = data
     with h5py.File(path, "r") as f:
         assert f["data"].shape == (5, 4, 3)
@@ -181,7 +188,7 @@ def test_chunks_are_in_array_axis_order(tmp_path: Path) -> None:
 def test_memmap_fortran_writes_reach_file(tmp_path: Path) -> None:
     path = str(tmp_path / "m.h5")
     data = np.arange(12, dtype=">f4").reshape(3, 4)
-    with arraystore.create(path, data.shape, data.dtype, order="F") as s:
+    with arraystore.create(path, data.shape, data.dtype, order="F", hdf5_layout="transposed") as s:
         s[...] = data
     with arraystore.open(path, "r+") as s:
         m = s.as_memmap()

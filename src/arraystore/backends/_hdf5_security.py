@@ -38,15 +38,24 @@ def temp_name(key: str) -> str:
     return f"{parent}/.{name}{TEMP_SUFFIX}"
 
 
+def _pure_dimension(ds: h5py.Dataset) -> bool:
+    if ds.attrs.get("CLASS") != b"DIMENSION_SCALE":
+        return False
+    name = ds.attrs.get("NAME")
+    return isinstance(name, bytes) and name.startswith(b"This is a netCDF dimension but not a netCDF variable")
+
+
 def list_datasets(f: h5py.File) -> list[str]:
     """Paths of the datasets reachable by hard links (external and soft links are not followed).
 
-    Datasets under a replacement's temporary name (left by an interrupted writer) are not listed.
+    Datasets under a replacement's temporary name (left by an interrupted writer) are not
+    listed, nor netCDF-4 dimensions that are not variables (dimension scales named "This
+    is a netCDF dimension but not a netCDF variable", which hold no data).
     """
     found: list[str] = []
 
     def visit(name: str, obj: Any) -> None:
-        if isinstance(obj, h5py.Dataset) and not name.endswith(TEMP_SUFFIX):
+        if isinstance(obj, h5py.Dataset) and not name.endswith(TEMP_SUFFIX) and not _pure_dimension(obj):
             found.append("/" + name)
 
     f.visititems(visit)

@@ -89,22 +89,24 @@ from ..compression import Compression
 from ..errors import (
     ArrayChangedError,
     ArrayStoreError,
+    BackendError,
     IncompleteArrayError,
     MetadataError,
     NotMemoryMappableError,
     StorageFullError,
-    UnsupportedDtypeError,
 )
 from ..fidelity import Fidelity
-from ..meta import ArrayMeta, dtype_from_json, dtype_to_json
+from ..meta import ArrayMeta, Order, dtype_to_json
 from ..registry import Location
 from ..store import WRITABLE_MODES, ArrayStore
 from . import _hdf5_attrs as A
 from . import _hdf5_files as F
+from . import _hdf5_netcdf as N
 from ._hdf5_dtypes import HDF5_FIDELITY, contiguous, decode, encode, storage_dtype
 from ._hdf5_layout import chunk_shape, filter_options, load_plugin_filters
+from ._hdf5_meta import logical_meta
 from ._hdf5_security import MAX_CHUNK_BYTES, check_dataset, resolve_dataset, temp_name
-from ._hdf5_types import check_storable, dataset_dtype, file_type_is_numpy_bytes, without_metadata
+from ._hdf5_types import check_storable, file_type_is_numpy_bytes
 from ._mapped import check_memmap
 from ._signatures import hdf5_signature
 
@@ -115,48 +117,6 @@ DEFAULT_KEY = "/data"
 _FORMAT_VERSION = 1
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _logical_meta(ds: h5py.Dataset, where: str) -> tuple[ArrayMeta, np.dtype[Any], int]:
-    """The array an HDF5 dataset holds, the storage dtype h5py reads it as, and its trailing array axes.
-
-    A dataset of an HDF5 array type (``H5T_ARRAY``, e.g. ``("<f4", (3,))`` written
-    by h5py or netCDF tools) reads as h5py reads it: the array type's dimensions
-    become trailing axes of the array (shape ``(5,)`` + ``(3,)`` -> ``(5, 3)``).
-    """
-    if ds.shape is None:
-        raise MetadataError(f"{where}: the dataset has a null dataspace (no shape, no data); nothing to open")
-    stored = dataset_dtype(ds, where)
-    if stored.hasobject:
-        raise UnsupportedDtypeError(
-            f"{where}: the dataset holds variable-length data or references (h5py dtype {stored}), which "
-            "arraystore does not read; copy it to a fixed-width dtype with h5py"
-        )
-    if stored.metadata and stored.names is None:  # an HDF5 enum: keep its base integer type
-        stored = np.dtype(stored.str)
-    described = A.read_json(ds, A.DTYPE, where)
-    dtype = without_metadata(stored) if described is None else dtype_from_json(described)
-    if described is not None and storage_dtype(dtype).itemsize != stored.itemsize:
-        raise MetadataError(
-            f"{where}: {A.DTYPE} says {dtype} ({dtype.itemsize} bytes) but the dataset holds {stored} "
-            f"({stored.itemsize} bytes); the attribute or the data is wrong"
-        )
-    order = _text(A.read_attr(ds, A.ORDER, where)) if A.ORDER in ds.attrs else "C"
-    if order not in ("C", "F"):
-        raise MetadataError(f"{where}: expected {A.ORDER} to be 'C' or 'F', found {order!r}")
-    trailing = len(stored.shape) if described is None and stored.subdtype is not None else 0
-    if trailing and order == "F":
-        raise MetadataError(
-            f"{where}: {A.ORDER} = 'F' on a dataset of HDF5 array type {stored}, which arraystore never "
-            "writes; the attribute is wrong"
-        )
-    shape = tuple(ds.shape)[::-1] if order == "F" else tuple(ds.shape)
-    meta = ArrayMeta(shape, dtype, order, A.read_attrs(ds, where))  # type: ignore[arg-type]
-    return meta, stored, trailing
-
-
 class HDF5Store(ArrayStore):
     """One dataset of an HDF5 file. See the module docstring for layout, encodings and safety."""
 
@@ -164,6 +124,7 @@ class HDF5Store(ArrayStore):
     supports_memmap: ClassVar[bool] = True
     supports_copy_on_write: ClassVar[bool] = False
     fidelity: ClassVar[Fidelity] = HDF5_FIDELITY
+    supports_dimension_names: ClassVar[bool] = True
     _pickled_options: ClassVar[frozenset[str]] = ArrayStore._pickled_options | {"allow_virtual"}
     codecs: ClassVar[frozenset[str]] = frozenset({"gzip", "lzf", "zstd", "blosc"})
     suffixes: ClassVar[tuple[str, ...]] = (".h5", ".hdf5", ".he5", ".hdf")
@@ -186,9 +147,15 @@ class HDF5Store(ArrayStore):
         flagged: bool = False,
         trailing: int = 0,
         replaces: str | None = None,
+        names: tuple[str | None, ...] | None = None,
+        notes: tuple[str, ...] = (),
+        scales: tuple[str, ...] = (),
         **options: Any,
     ) -> None:
         super().__init__(location, mode, meta, options=options)
+        self._names = names
+        self._notes = notes
+        self._scales = scales  # dimension datasets made for this dataset: removed with it by discard()
         self._file = file
         self._ds = dataset
         self._storage = storage
@@ -215,7 +182,9 @@ class HDF5Store(ArrayStore):
         allow_external: bool = False,
         allow_virtual: bool = False,
         max_chunk_bytes: int = MAX_CHUNK_BYTES,
-        shuffle: bool = False,  # a creation option, passed along when create(resume=True) reopens
+        shuffle: bool = False,  # creation options, passed along when create(resume=True) reopens
+        hdf5_layout: str = "c",
+        dimension_names: Any = None,
     ) -> HDF5Store:
         path = str(location.file)
         f = F.open_file(path, "r" if mode == "r" else "r+")
@@ -227,7 +196,9 @@ class HDF5Store(ArrayStore):
             )
             load_plugin_filters(ds, where)
             ds = F.with_chunk_cache(f, ds)
-            meta, stored, trailing = _logical_meta(ds, where)
+            meta, stored, trailing = logical_meta(ds, where)
+            names = N.read_dimension_names(ds, where, transposed=meta.order == "F")
+            notes = N.read_notes(ds, where)
             flagged = A.INCOMPLETE in ds.attrs
             if flagged and not allow_incomplete:
                 raise IncompleteArrayError(
@@ -253,7 +224,8 @@ class HDF5Store(ArrayStore):
             "allow_virtual": allow_virtual,
         }
         return cls(
-            location, mode, meta, file=f, dataset=ds, storage=stored, flagged=flagged, trailing=trailing, **options
+            location, mode, meta, file=f, dataset=ds, storage=stored, flagged=flagged, trailing=trailing,
+            names=names, notes=notes, **options,
         )
 
     @classmethod
@@ -270,6 +242,8 @@ class HDF5Store(ArrayStore):
         allow_incomplete: bool = False,
         allow_external: bool = False,
         allow_virtual: bool = False,
+        hdf5_layout: str = "c",
+        dimension_names: tuple[str | None, ...] | None = None,
     ) -> HDF5Store:
         path = str(location.file)
         if meta.ndim > 32:
@@ -312,6 +286,8 @@ class HDF5Store(ArrayStore):
             if meta.order == "F":
                 ds.attrs[A.ORDER] = "F"
             A.write_attrs(ds, dict(meta.attrs), {})
+            names = dimension_names[::-1] if meta.order == "F" and dimension_names else dimension_names
+            notes, scales = N.write_conventions(ds, meta.dtype, meta.attrs, names, key)
             ds.attrs[A.INCOMPLETE] = 1
             if not in_place:
                 # The flag's room stays reserved in the object header: flagging the dataset
@@ -337,8 +313,28 @@ class HDF5Store(ArrayStore):
             new_in_place=in_place,
             flagged=in_place,
             replaces=key if build != key else None,
+            names=dimension_names,
+            notes=tuple(notes),
+            scales=tuple(scales),
             **options,
         )
+
+    @classmethod
+    def storage_order(cls, order: Order, *, hdf5_layout: str = "c", **options: Any) -> Order:
+        """``"C"``: every HDF5 dataset has the array's shape; ``"F"`` only with ``hdf5_layout="transposed"``.
+
+        Raises
+        ------
+        BackendError
+            ``hdf5_layout`` other than ``"c"`` or ``"transposed"``.
+        """
+        if hdf5_layout not in ("c", "transposed"):
+            raise BackendError(
+                f"expected hdf5_layout 'c' (datasets with the array's shape, what every HDF5 reader sees) or "
+                f"'transposed' (Fortran-order bytes in a reversed-shape dataset, for zero-copy maps), found "
+                f"{hdf5_layout!r}"
+            )
+        return "F" if order == "F" and hdf5_layout == "transposed" else "C"
 
     @classmethod
     def _exists(cls, location: Location) -> bool:
@@ -546,6 +542,16 @@ class HDF5Store(ArrayStore):
         return tuple(c)[::-1] if self.order == "F" else tuple(c)
 
     @property
+    def dimension_names(self) -> tuple[str | None, ...] | None:
+        """Names given at creation (``_arraystore_dimension_names``), else those of attached dimension scales."""
+        return self._names
+
+    @property
+    def encoding_notes(self) -> tuple[str, ...]:
+        """Why other readers do not see this dataset as netCDF/CF would (``arraystore info`` prints them)."""
+        return self._notes
+
+    @property
     def compression(self) -> str | None:
         """h5py's name of the dataset's compression filter, if any."""
         return self._ds.compression  # type: ignore[no-any-return]
@@ -650,6 +656,9 @@ class HDF5Store(ArrayStore):
         built = self._ds.name
         self._file.flush()  # the new dataset is complete on disk before the old one goes
         if key in self._file:
+            old = self._file[key]
+            if isinstance(old, h5py.Dataset):
+                N.detach_scales(old)
             del self._file[key]
         self._file.move(built, key)
         self._replaces = None
@@ -661,7 +670,9 @@ class HDF5Store(ArrayStore):
             name = self._ds.name
             self._map = None
             try:
+                N.detach_scales(self._ds)
                 del self._file[name]
+                N.remove_unused_scales(self._file, self._scales)
             except (KeyError, OSError):  # pragma: no cover - already gone
                 pass
             self._flagged = False

@@ -1,0 +1,84 @@
+"""Dimension names: checking the names given to ``create`` and finding a source's names.
+
+A store records a name per axis where its format can (HDF5 dimension scales, Zarr v3
+``dimension_names``): :attr:`~arraystore.store.ArrayStore.dimension_names`. Arrays from
+xarray's world carry them as attributes instead (``"dims"``, ``"_ARRAY_DIMENSIONS"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .errors import DimensionError, MetadataError
+
+if TYPE_CHECKING:
+    from .store import ArrayStore
+
+__all__ = ["DIMS_KEYS", "DimensionNames", "check_dimension_names", "source_dimension_names", "xarray_names"]
+
+#: One name (or None) per axis.
+DimensionNames = tuple[str | None, ...]
+
+#: Attribute keys that name the dimensions, in the order they are looked up.
+DIMS_KEYS: tuple[str, ...] = ("dims", "_ARRAY_DIMENSIONS")
+
+
+def check_dimension_names(names: Any, ndim: int) -> DimensionNames | None:
+    """``names`` as a tuple of one ``str`` or ``None`` per axis (``None`` stays ``None``).
+
+    Raises
+    ------
+    DimensionError
+        A count other than ``ndim``.
+    MetadataError
+        A single string, or an entry that is neither a non-empty string nor None.
+    """
+    if names is None:
+        return None
+    if isinstance(names, (str, bytes)) or not hasattr(names, "__iter__"):
+        raise MetadataError(
+            f"expected dimension_names as a sequence of one name (str or None) per axis, found {names!r}; "
+            "e.g. dimension_names=('time', 'y', 'x')"
+        )
+    out = tuple(names)
+    if len(out) != ndim:
+        raise DimensionError(
+            f"expected dimension_names with one name per axis of the {ndim}-d array, found {len(out)}: {out!r}"
+        )
+    for n in out:
+        if n is not None and (not isinstance(n, str) or not n or "/" in n or "\x00" in n):
+            raise MetadataError(
+                f"expected each dimension name to be a non-empty string without '/' or NUL, or None; found {n!r} "
+                f"in {out!r}"
+            )
+    return out
+
+
+def source_dimension_names(store: ArrayStore) -> DimensionNames | None:
+    """The names a conversion carries from ``store``: its recorded names, else a ``dims`` attribute.
+
+    Attributes that do not name every axis with a string are ignored (they stay
+    attributes, copied like any other).
+    """
+    names = store.dimension_names
+    if names is not None:
+        return tuple(names)
+    return _from_attrs(store.meta.attrs, store.ndim)
+
+
+def _from_attrs(attrs: Mapping[str, Any], ndim: int) -> DimensionNames | None:
+    for key in DIMS_KEYS:
+        value = attrs.get(key)
+        if isinstance(value, (list, tuple)) and len(value) == ndim and all(isinstance(n, str) and n for n in value):
+            try:
+                return check_dimension_names(value, ndim)
+            except MetadataError:
+                return None
+    return None
+
+
+def xarray_names(names: DimensionNames | None, ndim: int) -> tuple[str, ...]:
+    """Every axis named: the given names, ``dim_<i>`` (xarray's default) where missing."""
+    given = names or (None,) * ndim
+    return tuple(n if n is not None else f"dim_{i}" for i, n in enumerate(given))
