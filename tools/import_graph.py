@@ -44,7 +44,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                "arraystore.sidecar", "arraystore.dialects", "arraystore.dialects.*", "arraystore._lock",
                "arraystore._fsutil", "arraystore._modes", "arraystore.location",
                "arraystore._optional", "arraystore._attr_bounds", "arraystore._attrs", "arraystore._dtypes",
-               "arraystore._gather", "arraystore._values")),
+               "arraystore._gather", "arraystore._values", "arraystore._dimnames")),
     ("locality", ("arraystore.filesystems", "arraystore.filesystems.*")),
     ("errors", ("arraystore.errors",)),
 )

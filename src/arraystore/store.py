@@ -10,7 +10,7 @@ Class attributes (capabilities; conversion, access, migration and the Dask path 
 these, never the backend's name): ``backend``, ``suffixes``, ``fidelity``,
 ``supports_memmap``, ``supports_copy_on_write``, ``memory_mappable``, ``layouts``,
 ``writes_go_through``, ``thread_safe_writes``, ``parallel_chunk_writers``,
-``holds_attrs``, ``codecs``, ``publishes``, ``locks``; and the classmethod
+``holds_attrs``, ``codecs``, ``publishes``, ``locks``, ``supports_dimension_names``; and the classmethod
 ``guess_can_open(location)``.
 
 Hooks a backend must implement:
@@ -29,7 +29,8 @@ Hooks with defaults a backend may override:
   ``_reopen_staged(location, meta, **options)``, ``_publish(final, durable)``;
 * access: ``_take_sorted(indices, axis, max_bytes)``, ``_advise(advice)``;
 * pickling by reference: ``_reference_options()``, ``_pickled_options``;
-* block planning: ``_chunk_overhead`` (bytes a chunk costs beyond its data, counted in budgets).
+* block planning: ``_chunk_overhead`` (bytes a chunk costs beyond its data, counted in budgets);
+* layout: ``storage_order(order, **options)`` (classmethod), ``dimension_names`` (property).
 """
 
 from __future__ import annotations
