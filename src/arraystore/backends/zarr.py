@@ -67,6 +67,7 @@ from zarr.core.array_spec import ArrayConfig
 
 from .. import _fsutil
 from .._attrs import decode_attrs, encode_attrs
+from .._dimnames import xarray_names
 from .._selection import Selection, selection_shape
 from ..compression import Compression
 from ..errors import (
@@ -96,6 +97,7 @@ from ._zarr_layout import (
     storage_dtype,
 )
 from ._zarr_modes import ModeKeepingLocalStore
+from ._zarr_names import consolidate_root, read_dimension_names
 from ._zarr_pieces import CHUNK_OVERHEAD_BYTES, MAX_CHUNKS_PER_CALL, chunks_touched, pieces
 from ._zarr_safety import check_array, check_key, check_metadata_file, check_zip, zarr_errors
 
@@ -173,6 +175,7 @@ class ZarrStore(ArrayStore):
     backend: ClassVar[str] = "zarr"
     supports_memmap: ClassVar[bool] = False
     supports_copy_on_write: ClassVar[bool] = False
+    supports_dimension_names: ClassVar[bool] = True
     fidelity: ClassVar[Fidelity] = FIDELITY
     codecs: ClassVar[frozenset[str]] = frozenset({"gzip", "zstd", "blosc"})
     _staging_is_dir: ClassVar[bool] = True
@@ -230,6 +233,15 @@ class ZarrStore(ArrayStore):
         """The compressors' names and settings (``"zstd(level=3)"``), or None when uncompressed."""
         codecs = [c for c in self._arr.compressors if type(c).__name__ != "Crc32cCodec"]
         return ", ".join(_codec_text(c) for c in codecs) or None
+
+    @property
+    def dimension_names(self) -> tuple[str | None, ...] | None:
+        """Names given at creation (Zarr v3 ``dimension_names``; v2 ``_ARRAY_DIMENSIONS``), or None.
+
+        Arrays arraystore creates always carry ``dimension_names`` for xarray (``dim_0``, ...
+        where none were given); those defaults are not reported as names.
+        """
+        return read_dimension_names(self._arr, self._reserved, self.path)
 
     @property
     def zarr_format(self) -> int:
@@ -351,6 +363,7 @@ class ZarrStore(ArrayStore):
         checksum: bool = False,
         io: str = "auto",
         max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
+        dimension_names: tuple[str | None, ...] | None = None,
     ) -> ZarrStore:
         if RESERVED_ATTR in meta.attrs:
             raise MetadataError(f"the attribute name {RESERVED_ATTR!r} is reserved by arraystore; rename it")
@@ -383,6 +396,10 @@ class ZarrStore(ArrayStore):
             "encoding": encoding,
             "order": meta.order,
         }
+        if dimension_names is None:
+            reserved["default_dimension_names"] = True
+        elif None in dimension_names:  # Zarr writes every name: keep which ones were given
+            reserved["dimension_names"] = list(dimension_names)
         compressors = compression_codecs(compression, checksum=checksum)
         serializer: Any = zarr.codecs.BytesCodec(endian="big") if encoding == "be" else "auto"
         if key:
@@ -402,6 +419,7 @@ class ZarrStore(ArrayStore):
                 attributes={**encode_attrs(meta.attrs), RESERVED_ATTR: reserved},
                 zarr_format=3,
                 config=_WRITE_ALL_CHUNKS,
+                dimension_names=xarray_names(dimension_names, ndim),
             )
         options = {"io": io, "durable": durable, "max_chunk_bytes": max_chunk_bytes}
         return cls(
@@ -469,6 +487,9 @@ class ZarrStore(ArrayStore):
     def _close(self) -> None:
         if self._dirty and self._staged is None and self._mode != "r" and not self._abandoned:
             self._mark_complete()
+        in_group = bool(self._location.key) and not _is_zip(self._location.file)
+        if in_group and self._mode != "r" and self._staged is None and not self._abandoned:
+            consolidate_root(self._location.file)  # attributes or completeness changed inside a group
         if isinstance(self._zstore, zarr.storage.ZipStore):
             self._zstore.close()
         if self._generation is not None:
@@ -538,6 +559,7 @@ class ZarrStore(ArrayStore):
         check_parents(final.file, segments[:-1], str(final))
         ensure_groups(final.file, segments[:-1])
         _fsutil.replace_path(staging, final.file / key, durable=durable)
+        consolidate_root(final.file)  # xarray finds the group's arrays through it
 
 
     @classmethod

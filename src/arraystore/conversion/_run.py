@@ -12,6 +12,7 @@ import os
 import time
 from typing import Any, Literal
 
+from .._dimnames import source_dimension_names
 from .._open import create, exists
 from .._open import open as open_store
 from ..checksums import StreamHasher, c_streamable, checksum
@@ -125,6 +126,9 @@ class _Conversion:
                                         enabled=_resumable(plan))
         reuse = self.resume and not journal.fresh
         extra: dict[str, Any] = {"shards": self.shards} if self.shards is not None else {}
+        names = source_dimension_names(src) if self.dst_cls.supports_dimension_names else None
+        if names is not None:
+            extra["dimension_names"] = names
         try:
             dst = create(str(self.dst_loc), src.shape, src.dtype, backend=self.dst_cls.backend, chunks=create_chunks,
                          compression=self.compression, order=self.order, attrs=dict(src.meta.attrs),
