@@ -99,6 +99,7 @@ from ._zarr_layout import (
 from ._zarr_modes import ModeKeepingLocalStore
 from ._zarr_names import consolidate_root, read_dimension_names
 from ._zarr_pieces import CHUNK_OVERHEAD_BYTES, MAX_CHUNKS_PER_CALL, chunks_touched, pieces
+from ._zarr_portable import CF_KEYS, NAT, cf_attrs, portable_storage
 from ._zarr_safety import check_array, check_key, check_metadata_file, check_zip, zarr_errors
 
 __all__ = ["FIDELITY", "RESERVED_ATTR", "ZarrStore"]
@@ -364,12 +365,16 @@ class ZarrStore(ArrayStore):
         io: str = "auto",
         max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
         dimension_names: tuple[str | None, ...] | None = None,
+        portable: bool = False,
     ) -> ZarrStore:
         if RESERVED_ATTR in meta.attrs:
             raise MetadataError(f"the attribute name {RESERVED_ATTR!r} is reserved by arraystore; rename it")
         key = check_key(location.key)
         where = str(location)
         stored, encoding = storage_dtype(meta.dtype)
+        cf = portable_storage(meta.dtype, meta.attrs, where) if portable else None
+        if cf is not None:
+            stored, encoding = np.dtype("<i8"), "cf"
         ndim, itemsize = meta.ndim, meta.itemsize
         shard_shape = None if shards is None else check_chunks(shards, ndim, "shards")
         if shard_shape is not None and stored.kind == "V":
@@ -416,12 +421,13 @@ class ZarrStore(ArrayStore):
                 filters=filters,
                 serializer=serializer,
                 compressors=compressors,
-                attributes={**encode_attrs(meta.attrs), RESERVED_ATTR: reserved},
+                attributes={**encode_attrs(meta.attrs), **(cf or {}), RESERVED_ATTR: reserved},
+                fill_value=NAT if cf is not None else None,
                 zarr_format=3,
                 config=_WRITE_ALL_CHUNKS,
                 dimension_names=xarray_names(dimension_names, ndim),
             )
-        options = {"io": io, "durable": durable, "max_chunk_bytes": max_chunk_bytes}
+        options = {"io": io, "durable": durable, "max_chunk_bytes": max_chunk_bytes, "portable": portable}
         return cls(
             location, "w+", meta, arr, reserved=reserved, encoding=encoding, stored=stored, store=store, options=options
         )
@@ -471,11 +477,17 @@ class ZarrStore(ArrayStore):
     def _set_attrs(self, attrs: dict[str, Any]) -> None:
         if RESERVED_ATTR in attrs:
             raise MetadataError(f"the attribute name {RESERVED_ATTR!r} is reserved by arraystore; rename it")
+        if self._encoding == "cf" and any(k in attrs for k in CF_KEYS):
+            raise MetadataError(
+                f"{self.path}: the attributes {list(CF_KEYS)} hold the unit of this portable time array; "
+                "use other names"
+            )
         self._write_attrs(attrs)
 
     def _write_attrs(self, attrs: dict[str, Any]) -> None:
+        cf = cf_attrs(self.dtype) if self._encoding == "cf" else {}
         with zarr_errors(self.path):
-            self._arr.attrs.put({**encode_attrs(attrs), RESERVED_ATTR: dict(self._reserved)})
+            self._arr.attrs.put({**encode_attrs(attrs), **cf, RESERVED_ATTR: dict(self._reserved)})
 
     def _flush(self, durable: bool) -> None:
         if durable:
@@ -584,6 +596,10 @@ def _describe(arr: Any, where: str) -> tuple[ArrayMeta, dict[str, Any], str, np.
     if "dtype" in reserved:
         dtype = dtype_from_json(reserved["dtype"])
         stored, encoding = storage_dtype(dtype)
+        if reserved.get("encoding") == "cf" and dtype.kind in "Mm":
+            stored, encoding = np.dtype("<i8"), "cf"
+            for k in CF_KEYS:  # the unit is the dtype's: not a user attribute
+                attrs.pop(k, None)
         if encoding != reserved.get("encoding") or stored != zdtype:
             raise MetadataError(
                 f"{where}: the recorded dtype {dtype} (encoding {reserved.get('encoding')!r}) does not match the "

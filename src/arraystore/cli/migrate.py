@@ -73,6 +73,9 @@ def register(sub: Any) -> None:
         "--durable", action="store_true", help="fsync every file and manifest line (power-loss safe)"
     )
     p.add_argument(
+        "--portable", action="store_true", help="zarr: only Zarr v3 core data types, readable by every Zarr reader"
+    )
+    p.add_argument(
         "--max-memory", default="256MiB", help="buffer budget per file conversion (default 256MiB)"
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of the summary")
@@ -120,4 +123,5 @@ def _migrate(args: argparse.Namespace) -> MigrationReport:
         max_memory=args.max_memory,
         recheck=args.recheck,
         durable=args.durable,
+        portable=args.portable,
     )

@@ -52,6 +52,10 @@ class ConvertOptions:
         Threads (or a ``"local"`` cluster's processes); None: one per CPU.
     verify, resume, durable, overwrite
         As in :func:`arraystore.convert`.
+    portable
+        Zarr destinations: only Zarr v3 core data types, so every Zarr implementation
+        reads the array (times as int64 with CF ``units``; strings and structured
+        arrays refused). See docs/interoperability.md.
 
     Raises
     ------
@@ -72,6 +76,7 @@ class ConvertOptions:
     resume: bool = True
     durable: bool = False
     overwrite: bool = False
+    portable: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__

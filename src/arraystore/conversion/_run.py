@@ -112,6 +112,11 @@ class _Conversion:
 
     def run(self) -> ConversionReport:
         src = self.src
+        if self.options.portable and self.dst_cls.backend != "zarr":
+            raise ConversionError(
+                f"{self.dst_loc}: portable=True chooses Zarr v3 core data types; expected a Zarr destination, found "
+                f"the {self.dst_cls.backend} backend: drop portable (--portable) or convert to .zarr"
+            )
         self._preflight()
         create_chunks, note = self._dst_layout()
         grid = self.shards if self.shards is not None else create_chunks
@@ -129,6 +134,8 @@ class _Conversion:
         names = source_dimension_names(src) if self.dst_cls.supports_dimension_names else None
         if names is not None:
             extra["dimension_names"] = names
+        if self.options.portable:
+            extra["portable"] = True
         try:
             dst = create(str(self.dst_loc), src.shape, src.dtype, backend=self.dst_cls.backend, chunks=create_chunks,
                          compression=self.compression, order=self.order, attrs=dict(src.meta.attrs),

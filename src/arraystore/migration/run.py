@@ -372,6 +372,7 @@ def migrate(
     max_memory: int | str = "256MiB",
     recheck: bool = False,
     durable: bool = False,
+    portable: bool = False,
 ) -> MigrationReport:
     """Convert a legacy archive of raw files into self-describing arrays, file by file, resumably.
 
@@ -421,6 +422,9 @@ def migrate(
     durable
         fsync every manifest line and every conversion (slower; survives power loss, not
         only a killed process).
+    portable
+        Zarr destinations: only Zarr v3 core data types (see
+        :class:`~arraystore.conversion.ConvertOptions`).
 
     Returns
     -------
@@ -457,7 +461,8 @@ def migrate(
     found = discover(src, include, exclude, skip=dst)
     nworkers = 1 if workers is None and scheduler is None and dry_run else (workers or os.cpu_count() or 1)
     job_options = ConvertOptions.from_mapping(
-        {"compression": compression, "verify": verify, "max_memory": max_memory, "durable": durable, "workers": 1}
+        {"compression": compression, "verify": verify, "max_memory": max_memory, "durable": durable, "workers": 1,
+         "portable": portable}
     )
     planner = _Planner(src, dst, to, rule_set, previous, job_options, recheck)
     planner.plan(found.data, found.broken_headers)
