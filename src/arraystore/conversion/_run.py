@@ -8,6 +8,7 @@ on a cluster. The public entry point is :func:`arraystore.convert` (:mod:`._conv
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import time
 from typing import Any, Literal
@@ -112,7 +113,7 @@ class _Conversion:
 
     def run(self) -> ConversionReport:
         src = self.src
-        if self.options.portable and self.dst_cls.backend != "zarr":
+        if self.options.portable and "portable" not in inspect.signature(self.dst_cls._create).parameters:
             raise ConversionError(
                 f"{self.dst_loc}: portable=True chooses Zarr v3 core data types; expected a Zarr destination, found "
                 f"the {self.dst_cls.backend} backend: drop portable (--portable) or convert to .zarr"
