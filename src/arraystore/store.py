@@ -32,7 +32,8 @@ Hooks with defaults a backend may override:
   ``_create_url(location, meta, **options)``, ``_exists_url(location, storage_options)``;
 * access: ``_take_sorted(indices, axis, max_bytes)``, ``_advise(advice)``;
 * pickling by reference: ``_reference_options()``, ``_pickled_options``;
-* block planning: ``_chunk_overhead`` (bytes a chunk costs beyond its data, counted in budgets).
+* block planning: ``_chunk_overhead`` (bytes a chunk costs beyond its data, counted in budgets);
+* layout: ``storage_order(order, **options)`` (classmethod), ``dimension_names`` (property).
 """
 
 from __future__ import annotations

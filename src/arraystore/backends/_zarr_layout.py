@@ -36,6 +36,10 @@ attribute and stores the values through one of three encodings:
     Used where zarr-python has no data type that holds the dtype exactly:
     ``longdouble``/``clongdouble``, generic-unit ``datetime64``, structured
     dtypes with sub-array, raw-byte (``V``) or padded/overlapping/titled fields.
+``cf``
+    portable times (``create(..., portable=True)``, see ``_zarr_portable``):
+    ``datetime64``/``timedelta64`` as little-endian int64 counts, viewed back as the
+    recorded dtype on read.
 """
 
 from __future__ import annotations
@@ -187,6 +191,9 @@ def encode(value: np.ndarray[Any, Any], stored: np.dtype[Any], encoding: str) ->
         flat = np.ascontiguousarray(value).reshape(-1)
         out: np.ndarray[Any, Any] = flat.view(stored).reshape(value.shape)
         return out
+    if encoding == "cf":
+        counts: np.ndarray[Any, Any] = np.asarray(value).astype(value.dtype.newbyteorder("=")).view(np.int64)
+        return counts.astype(stored)
     if value.dtype != stored:
         return value.astype(stored)
     return value
@@ -199,6 +206,9 @@ def decode(stored_values: Any, dtype: np.dtype[Any], encoding: str) -> np.ndarra
         flat = np.ascontiguousarray(arr).reshape(-1)
         out: np.ndarray[Any, Any] = flat.view(dtype).reshape(arr.shape)
         return out
+    if encoding == "cf":
+        times: np.ndarray[Any, Any] = arr.astype(np.int64).view(dtype.newbyteorder("="))
+        return times.astype(dtype)
     if arr.dtype != dtype:
         return arr.astype(dtype)
     return arr

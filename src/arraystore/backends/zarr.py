@@ -67,6 +67,7 @@ from zarr.core.array_spec import ArrayConfig
 
 from .. import _fsutil
 from .._attrs import decode_attrs, encode_attrs
+from .._dimnames import xarray_names
 from .._selection import Selection, selection_shape
 from ..compression import Compression
 from ..errors import (
@@ -96,7 +97,9 @@ from ._zarr_layout import (
     storage_dtype,
 )
 from ._zarr_modes import ModeKeepingLocalStore
+from ._zarr_names import consolidate_root, read_dimension_names
 from ._zarr_pieces import CHUNK_OVERHEAD_BYTES, MAX_CHUNKS_PER_CALL, chunks_touched, pieces
+from ._zarr_portable import CF_KEYS, NAT, cf_attrs, portable_storage
 from ._zarr_safety import check_array, check_key, check_metadata_file, check_zip, zarr_errors
 
 __all__ = ["FIDELITY", "RESERVED_ATTR", "ZarrStore"]
@@ -173,6 +176,7 @@ class ZarrStore(ArrayStore):
     backend: ClassVar[str] = "zarr"
     supports_memmap: ClassVar[bool] = False
     supports_copy_on_write: ClassVar[bool] = False
+    supports_dimension_names: ClassVar[bool] = True
     fidelity: ClassVar[Fidelity] = FIDELITY
     codecs: ClassVar[frozenset[str]] = frozenset({"gzip", "zstd", "blosc"})
     _staging_is_dir: ClassVar[bool] = True
@@ -241,6 +245,15 @@ class ZarrStore(ArrayStore):
     def stored_dtype(self) -> np.dtype[Any]:
         """The dtype zarr holds the values as (see :attr:`encoding`)."""
         return self._stored
+
+    @property
+    def dimension_names(self) -> tuple[str | None, ...] | None:
+        """Names given at creation (Zarr v3 ``dimension_names``; v2 ``_ARRAY_DIMENSIONS``), or None.
+
+        Arrays arraystore creates always carry ``dimension_names`` for xarray (``dim_0``, ...
+        where none were given); those defaults are not reported as names.
+        """
+        return read_dimension_names(self._arr, self._reserved, self.path)
 
     @property
     def zarr_format(self) -> int:
@@ -362,12 +375,17 @@ class ZarrStore(ArrayStore):
         checksum: bool = False,
         io: str = "auto",
         max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
+        dimension_names: tuple[str | None, ...] | None = None,
+        portable: bool = False,
     ) -> ZarrStore:
         if RESERVED_ATTR in meta.attrs:
             raise MetadataError(f"the attribute name {RESERVED_ATTR!r} is reserved by arraystore; rename it")
         key = check_key(location.key)
         where = str(location)
         stored, encoding = storage_dtype(meta.dtype)
+        cf = portable_storage(meta.dtype, meta.attrs, where) if portable else None
+        if cf is not None:
+            stored, encoding = np.dtype("<i8"), "cf"
         ndim, itemsize = meta.ndim, meta.itemsize
         shard_shape = None if shards is None else check_chunks(shards, ndim, "shards")
         if shard_shape is not None and stored.kind == "V":
@@ -395,6 +413,10 @@ class ZarrStore(ArrayStore):
             "order": meta.order,
             **cls._initial_reserved(),
         }
+        if dimension_names is None:
+            reserved["default_dimension_names"] = True
+        elif None in dimension_names:  # Zarr writes every name: keep which ones were given
+            reserved["dimension_names"] = list(dimension_names)
         compressors = compression_codecs(compression, checksum=checksum)
         serializer: Any = zarr.codecs.BytesCodec(endian="big") if encoding == "be" else "auto"
         store = cls._new_zarr_store(location, key)
@@ -409,11 +431,13 @@ class ZarrStore(ArrayStore):
                 filters=filters,
                 serializer=serializer,
                 compressors=compressors,
-                attributes={**encode_attrs(meta.attrs), RESERVED_ATTR: reserved},
+                attributes={**encode_attrs(meta.attrs), **(cf or {}), RESERVED_ATTR: reserved},
+                fill_value=NAT if cf is not None else None,
                 zarr_format=3,
                 config=_WRITE_ALL_CHUNKS,
+                dimension_names=xarray_names(dimension_names, ndim),
             )
-        options = {"io": io, "durable": durable, "max_chunk_bytes": max_chunk_bytes}
+        options = {"io": io, "durable": durable, "max_chunk_bytes": max_chunk_bytes, "portable": portable}
         return cls(
             location, "w+", meta, arr, reserved=reserved, encoding=encoding, stored=stored, store=store, options=options
         )
@@ -483,11 +507,17 @@ class ZarrStore(ArrayStore):
     def _set_attrs(self, attrs: dict[str, Any]) -> None:
         if RESERVED_ATTR in attrs:
             raise MetadataError(f"the attribute name {RESERVED_ATTR!r} is reserved by arraystore; rename it")
+        if self._encoding == "cf" and any(k in attrs for k in CF_KEYS):
+            raise MetadataError(
+                f"{self.path}: the attributes {list(CF_KEYS)} hold the unit of this portable time array; "
+                "use other names"
+            )
         self._write_attrs(attrs)
 
     def _write_attrs(self, attrs: dict[str, Any]) -> None:
+        cf = cf_attrs(self.dtype) if self._encoding == "cf" else {}
         with zarr_errors(self.path):
-            self._arr.attrs.put({**encode_attrs(attrs), RESERVED_ATTR: dict(self._reserved)})
+            self._arr.attrs.put({**encode_attrs(attrs), **cf, RESERVED_ATTR: dict(self._reserved)})
 
     def _flush(self, durable: bool) -> None:
         if durable:
@@ -499,6 +529,9 @@ class ZarrStore(ArrayStore):
     def _close(self) -> None:
         if self._dirty and self._staged is None and self._mode != "r" and not self._abandoned:
             self._mark_complete()
+        in_group = bool(self._location.key) and not _is_zip(self._location.file)
+        if in_group and self._mode != "r" and self._staged is None and not self._abandoned:
+            consolidate_root(self._location.file)  # attributes or completeness changed inside a group
         if isinstance(self._zstore, zarr.storage.ZipStore):
             self._zstore.close()
         if self._generation is not None:
@@ -568,6 +601,7 @@ class ZarrStore(ArrayStore):
         check_parents(final.file, segments[:-1], str(final))
         ensure_groups(final.file, segments[:-1])
         _fsutil.replace_path(staging, final.file / key, durable=durable)
+        consolidate_root(final.file)  # xarray finds the group's arrays through it
 
 
     @classmethod
@@ -592,6 +626,10 @@ def _describe(arr: Any, where: str) -> tuple[ArrayMeta, dict[str, Any], str, np.
     if "dtype" in reserved:
         dtype = dtype_from_json(reserved["dtype"])
         stored, encoding = storage_dtype(dtype)
+        if reserved.get("encoding") == "cf" and dtype.kind in "Mm":
+            stored, encoding = np.dtype("<i8"), "cf"
+            for k in CF_KEYS:  # the unit is the dtype's: not a user attribute
+                attrs.pop(k, None)
         if encoding != reserved.get("encoding") or stored != zdtype:
             raise MetadataError(
                 f"{where}: the recorded dtype {dtype} (encoding {reserved.get('encoding')!r}) does not match the "

@@ -44,6 +44,8 @@ def register(sub: Any) -> None:
     p.add_argument("--no-resume", dest="resume", action="store_false", help="ignore an interrupted run and restart")
     p.add_argument("--durable", action="store_true", help="fsync data, metadata and folder before publishing")
     p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
+    p.add_argument("--portable", action="store_true",
+                   help="zarr: only Zarr v3 core data types, readable by every Zarr implementation")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (none either when piped or with --json)")
     p.add_argument(
         "--drop-attrs", dest="attrs", action="store_const", const="drop", default="keep", help="write the destination without the source's attrs (e.g. a plain .npy)"

@@ -73,6 +73,9 @@ def register(sub: Any) -> None:
         "--durable", action="store_true", help="fsync every file and manifest line (power-loss safe)"
     )
     p.add_argument(
+        "--portable", action="store_true", help="zarr: only Zarr v3 core data types, readable by every Zarr reader"
+    )
+    p.add_argument(
         "--max-memory", default="256MiB", help="buffer budget per file conversion (default 256MiB)"
     )
     p.add_argument(
@@ -147,4 +150,5 @@ def _migrate(args: argparse.Namespace) -> MigrationReport:
         format=args.format,
         chunk_bytes=args.chunk_bytes,
         checksum=not args.no_checksum,
+        portable=args.portable,
     )

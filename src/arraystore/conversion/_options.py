@@ -55,6 +55,10 @@ class ConvertOptions:
     attrs
         ``"keep"`` (the default) or ``"drop"``: write the destination without the source's
         attrs (e.g. a plain ``.npy``, which cannot hold them).
+    portable
+        Zarr destinations: only Zarr v3 core data types, so every Zarr implementation
+        reads the array (times as int64 with CF ``units``; strings and structured
+        arrays refused). See docs/interoperability.md.
 
     Raises
     ------
@@ -76,6 +80,7 @@ class ConvertOptions:
     durable: bool = False
     overwrite: bool = False
     attrs: Literal["keep", "drop"] = "keep"
+    portable: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__

@@ -8,6 +8,7 @@ on a cluster. The public entry point is :func:`arraystore.convert` (:mod:`._conv
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import time
 from typing import Any, Literal
@@ -118,6 +119,11 @@ class _Conversion:
 
     def run(self) -> ConversionReport:
         src = self.src
+        if self.options.portable and "portable" not in inspect.signature(self.dst_cls._create).parameters:
+            raise ConversionError(
+                f"{self.dst_loc}: portable=True chooses Zarr v3 core data types; expected a Zarr destination, found "
+                f"the {self.dst_cls.backend} backend: drop portable (--portable) or convert to .zarr"
+            )
         self._preflight()
         create_chunks, note = self._dst_layout()
         grid = self.shards if self.shards is not None else create_chunks
@@ -140,6 +146,11 @@ class _Conversion:
                                             durable=self.durable, enabled=_resumable(plan))
         reuse = self.resume and not journal.fresh
         extra: dict[str, Any] = {"shards": self.shards} if self.shards is not None else {}
+        names = source_dimension_names(src) if self.dst_cls.supports_dimension_names else None
+        if names is not None:
+            extra["dimension_names"] = names
+        if self.options.portable:
+            extra["portable"] = True
         try:
             names = source_dimension_names(src) if self.dst_cls.supports_dimension_names else None
             if names is not None:

@@ -386,6 +386,7 @@ def migrate(
     format: str = "kerchunk",  # noqa: A002 (the documented keyword)
     chunk_bytes: int | str | None = None,
     checksum: bool = True,
+    portable: bool = False,
 ) -> MigrationReport:
     """Convert a legacy archive of raw files into self-describing arrays, file by file, resumably.
 
@@ -449,6 +450,9 @@ def migrate(
     checksum
         Record each referenced file's ``xxh3_128`` content checksum (one sequential read);
         False records size and modification time only.
+    portable
+        Zarr destinations: only Zarr v3 core data types (see
+        :class:`~arraystore.conversion.ConvertOptions`).
 
     Returns
     -------
@@ -491,7 +495,8 @@ def migrate(
     in_process = workers is None and scheduler is None and (dry_run or virtual)
     nworkers = 1 if in_process else (workers or os.cpu_count() or 1)
     job_options = ConvertOptions.from_mapping(
-        {"compression": compression, "verify": verify, "max_memory": max_memory, "durable": durable, "workers": 1}
+        {"compression": compression, "verify": verify, "max_memory": max_memory, "durable": durable, "workers": 1,
+         "portable": portable}
     )
     planner = _Planner(src, dst, to, rule_set, previous, job_options, recheck)
     planner.virtual = {"virtual": virtual, "checksum": checksum}

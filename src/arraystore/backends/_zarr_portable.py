@@ -1,0 +1,95 @@
+"""Portable Zarr: only the Zarr v3 core data types, so every Zarr implementation reads the array.
+
+``create(..., portable=True)`` (``convert(..., portable=True)``, ``--portable``) refuses
+what zarr-python would write as its own extension data types
+(``null_terminated_bytes``, ``fixed_length_utf32``, ``numpy.datetime64``, structured):
+
+* bool, integers, floats and complex numbers are core types (big-endian ones through
+  the ``bytes`` codec's ``endian: "big"``, also core);
+* ``datetime64`` / ``timedelta64`` become ``int64`` counts with CF ``units``
+  (``"seconds since 1970-01-01T00:00:00"``, ``"seconds"``) and ``calendar``
+  attributes (timedeltas also xarray's ``dtype``, e.g. ``"timedelta64[s]"``) and NaT as the int64-minimum fill value, the convention xarray uses
+  for Zarr as well: xarray decodes the times, TensorStore reads the integers, and
+  arraystore reads the original dtype back (encoding ``cf``);
+* bytes, unicode, raw (``V``) and structured arrays, ``longdouble``, and times
+  in units CF has no name for (weeks, months, years, below nanoseconds, generic)
+  have no core type and are refused with :class:`~arraystore.errors.UnsupportedDtypeError`
+  before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import MetadataError, UnsupportedDtypeError
+
+__all__ = ["CF_KEYS", "CF_UNITS", "NAT", "cf_attrs", "portable_storage"]
+
+#: numpy time units that CF (and xarray) name.
+CF_UNITS: dict[str, str] = {
+    "ns": "nanoseconds",
+    "us": "microseconds",
+    "ms": "milliseconds",
+    "s": "seconds",
+    "m": "minutes",
+    "h": "hours",
+    "D": "days",
+}
+#: NaT as stored: numpy's own bit pattern for it, the int64 minimum.
+NAT = int(np.iinfo(np.int64).min)
+EPOCH = "1970-01-01T00:00:00"
+CF_KEYS = ("units", "calendar", "dtype")
+
+
+def _refuse(where: str, dtype: np.dtype[Any], reason: str) -> UnsupportedDtypeError:
+    return UnsupportedDtypeError(
+        f"{where}: expected a dtype with a Zarr v3 core data type for portable=True, found {dtype}: {reason}; "
+        "convert without portable (zarr-python then writes its own extension type), or to HDF5"
+    )
+
+
+def cf_attrs(dtype: np.dtype[Any]) -> dict[str, str]:
+    """The CF attributes that describe the int64 counts of a datetime64/timedelta64 ``dtype``."""
+    unit = CF_UNITS[np.datetime_data(dtype)[0]]
+    if dtype.kind == "M":
+        return {"units": f"{unit} since {EPOCH}", "calendar": "proleptic_gregorian"}
+    # xarray (2025+) decodes timedeltas when its own "dtype" attribute says so; it writes one too
+    return {"units": unit, "dtype": f"timedelta64[{np.datetime_data(dtype)[0]}]"}
+
+
+def portable_storage(dtype: np.dtype[Any], attrs: Mapping[str, Any], where: str) -> dict[str, str] | None:
+    """Check ``dtype`` for portable storage; the CF attributes when it is stored as ``cf`` (times), else None.
+
+    Raises
+    ------
+    UnsupportedDtypeError
+        No core type holds ``dtype`` (the message names the array and the reason).
+    MetadataError
+        A time array whose own ``units``/``calendar`` attribute the CF ones would overwrite.
+    """
+    if dtype.names is not None:
+        raise _refuse(where, dtype, "structured arrays have no core type (each field could be its own array)")
+    if dtype.subdtype is not None:
+        raise _refuse(where, dtype, "sub-array dtypes have no core type")
+    if dtype.kind in "SUV":
+        what = {"S": "byte strings", "U": "unicode strings", "V": "raw bytes"}[dtype.kind]
+        raise _refuse(where, dtype, f"{what} have no core type in Zarr v3")
+    if dtype.kind in "fc" and dtype.itemsize > {"f": 8, "c": 16}[dtype.kind]:
+        raise _refuse(where, dtype, "extended precision has no core type (float64/complex128 are the widest)")
+    if dtype.kind in "Mm":
+        unit, count = np.datetime_data(dtype)
+        if unit not in CF_UNITS or count != 1:
+            raise _refuse(where, dtype, f"time unit {count}{unit} has no CF name (use ns, us, ms, s, m, h or D)")
+        clash = [k for k in CF_KEYS if k in attrs]
+        if clash:
+            raise MetadataError(
+                f"{where}: portable time arrays record their unit in the CF attributes {list(CF_KEYS)}, but the "
+                f"array already has {clash}; rename those attributes or convert without portable"
+            )
+        return cf_attrs(dtype)
+    if dtype.kind not in "biufc":
+        raise _refuse(where, dtype, "no core type")
+    return None

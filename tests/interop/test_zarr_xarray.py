@@ -1,0 +1,153 @@
+"""Zarr that xarray opens: dimension names recorded, kept through conversion, groups consolidated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import arraystore
+from arraystore.errors import MetadataError
+
+from .readers import run_reader
+
+OPEN_GROUP = """
+import numpy as np, xarray as xr
+ds = xr.open_zarr(path)
+result = {name: {"dims": list(v.dims), "values": np.asarray(v.values).tolist(), "attrs": {k: a for k, a in v.attrs.items() if isinstance(a, (str, int, float))}}
+          for name, v in ds.data_vars.items()}
+"""
+
+ZARR_NAMES = """
+import zarr
+a = zarr.open_array(path, mode="r")
+result = list(a.metadata.dimension_names)
+"""
+
+
+def test_names_given_at_create_are_zarr_dimension_names(tmp_path: Path) -> None:
+    p = str(tmp_path / "a.zarr")
+    with arraystore.create(p, (2, 3), "f4", dimension_names=("y", "x")) as s:
+        s[...] = 1
+    assert arraystore.open(p).dimension_names == ("y", "x")
+    assert run_reader(ZARR_NAMES, path=p) == ["y", "x"]
+
+
+def test_unnamed_arrays_carry_xarray_default_names(tmp_path: Path) -> None:
+    p = str(tmp_path / "a.zarr")
+    with arraystore.create(p, (2, 3, 4), "i2") as s:
+        s[...] = 1
+    assert run_reader(ZARR_NAMES, path=p) == ["dim_0", "dim_1", "dim_2"]
+    assert arraystore.open(p).dimension_names is None  # defaults are not names the user gave
+
+
+def test_partly_named_arrays_keep_their_unnamed_axes(tmp_path: Path) -> None:
+    p = str(tmp_path / "a.zarr")
+    with arraystore.create(p, (2, 3), "u1", dimension_names=("time", None)) as s:
+        s[...] = 1
+    assert arraystore.open(p).dimension_names == ("time", None)
+    assert run_reader(ZARR_NAMES, path=p) == ["time", "dim_1"]
+
+
+def test_bad_names_are_refused_before_writing(tmp_path: Path) -> None:
+    p = tmp_path / "a.zarr"
+    with pytest.raises(MetadataError):
+        arraystore.create(str(p), (2,), "u1", dimension_names="x")
+    assert not p.exists()
+
+
+def test_names_from_zarr_python_v3_and_v2(tmp_path: Path) -> None:
+    v3 = tmp_path / "v3.zarr"
+    zarr.create_array(str(v3), shape=(2, 3), dtype="f8", dimension_names=("lat", "lon"), zarr_format=3)
+    v2 = tmp_path / "v2.zarr"
+    a = zarr.create_array(str(v2), shape=(2, 3), dtype="f8", zarr_format=2)
+    a.attrs["_ARRAY_DIMENSIONS"] = ["row", "col"]
+    assert arraystore.open(str(v3)).dimension_names == ("lat", "lon")
+    assert arraystore.open(str(v2)).dimension_names == ("row", "col")
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_conversion_keeps_names_and_xarray_sees_them(tmp_path: Path, order: str) -> None:
+    src = tmp_path / "src.zarr"
+    data = np.arange(24, dtype="f8").reshape(2, 3, 4)
+    zarr.create_array(str(src), shape=data.shape, dtype=data.dtype, dimension_names=("t", "y", "x"))[...] = data
+    arraystore.convert(str(src), str(tmp_path / "g.zarr::temperature"), order=order)
+    arraystore.convert(str(src), str(tmp_path / "copy.zarr"), order=order)
+    assert arraystore.open(str(tmp_path / "copy.zarr")).dimension_names == ("t", "y", "x")
+    got = run_reader(OPEN_GROUP, path=str(tmp_path / "g.zarr"))
+    assert got["temperature"]["dims"] == ["t", "y", "x"]
+    assert got["temperature"]["values"] == data.tolist()
+
+
+def test_conversion_takes_names_from_dims_attributes(tmp_path: Path) -> None:
+    src = str(tmp_path / "a.npy")
+    np.save(src, np.zeros((2, 3)))
+    raw = str(tmp_path / "a.dat")
+    with arraystore.create(raw, (2, 3), "f8", attrs={"dims": ["y", "x"]}) as s:
+        s[...] = 2
+    arraystore.convert(raw, str(tmp_path / "b.zarr"))
+    assert arraystore.open(str(tmp_path / "b.zarr")).dimension_names == ("y", "x")
+
+
+def test_xarray_opens_a_group_arraystore_converted_into(tmp_path: Path) -> None:
+    temps = np.linspace(0, 1, 12, dtype="f4").reshape(3, 4)
+    counts = np.arange(3, dtype="i8")  # unnamed axes are dim_0, ...: lengths must agree across the group
+    np.save(tmp_path / "t.npy", temps)
+    np.save(tmp_path / "c.npy", counts)
+    arraystore.convert(str(tmp_path / "t.npy"), str(tmp_path / "g.zarr::temperature"))
+    arraystore.convert(str(tmp_path / "c.npy"), str(tmp_path / "g.zarr::counts"))
+    got = run_reader(OPEN_GROUP, path=str(tmp_path / "g.zarr"))
+    assert set(got) == {"temperature", "counts"}
+    assert np.array_equal(np.asarray(got["temperature"]["values"], dtype="f4"), temps)
+    assert got["counts"] == {"dims": ["dim_0"], "values": counts.tolist(), "attrs": got["counts"]["attrs"]}
+    assert got["temperature"]["dims"] == ["dim_0", "dim_1"]
+
+
+def test_consolidated_metadata_follows_attribute_changes(tmp_path: Path) -> None:
+    p = str(tmp_path / "g.zarr::v")
+    with arraystore.create(p, (3,), "i4", dimension_names=("x",)) as s:
+        s[...] = [1, 2, 3]
+    with arraystore.open(p, "r+") as s:
+        s.attrs["units"] = "K"
+        s[0] = 7
+    got = run_reader(OPEN_GROUP, path=str(tmp_path / "g.zarr"))
+    assert got["v"]["attrs"]["units"] == "K"
+    assert got["v"]["values"] == [7, 2, 3]
+    # xarray's default (consolidated=None) reads the consolidated metadata; it must list the array
+    root = zarr.open_group(str(tmp_path / "g.zarr"), mode="r", use_consolidated=True)
+    assert root.metadata.consolidated_metadata is not None
+    assert "v" in root.metadata.consolidated_metadata.metadata
+
+
+def test_xarray_engine_uses_zarr_names(tmp_path: Path) -> None:
+    p = str(tmp_path / "a.zarr")
+    with arraystore.create(p, (2, 3), "f8", dimension_names=("y", "x")) as s:
+        s[...] = 0
+    da = xr.open_dataarray(p, engine="arraystore")
+    assert da.dims == ("y", "x")
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    ndim=st.integers(1, 3),
+    named=st.lists(st.booleans(), min_size=3, max_size=3),
+    order=st.sampled_from(["C", "F"]),
+)
+def test_names_round_trip_through_create_and_convert(tmp_path_factory: pytest.TempPathFactory, ndim: int,
+                                                     named: list[bool], order: str) -> None:
+    d = tmp_path_factory.mktemp("n")
+    names = tuple(f"ax{i}" if named[i] else None for i in range(ndim))
+    given_names = None if not any(named[:ndim]) else names
+    shape = tuple(range(2, 2 + ndim))
+    with arraystore.create(str(d / "a.zarr"), shape, "i2", order=order, dimension_names=given_names) as s:
+        s[...] = np.arange(np.prod(shape), dtype="i2").reshape(shape)
+    arraystore.convert(str(d / "a.zarr"), str(d / "b.zarr"))
+    for p in ("a.zarr", "b.zarr"):
+        assert arraystore.open(str(d / p)).dimension_names == given_names
+        meta = zarr.open_array(str(d / p), mode="r").metadata
+        assert meta.dimension_names == tuple(n or f"dim_{i}" for i, n in enumerate(names))
