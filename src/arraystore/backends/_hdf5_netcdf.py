@@ -42,6 +42,7 @@ import numpy as np
 from .._dimnames import DimensionNames, check_dimension_names, xarray_names
 from ..errors import MetadataError
 from . import _hdf5_attrs as A
+from ._cf import CF_UNITS
 
 __all__ = [
     "DIMNAMES",
@@ -58,15 +59,6 @@ DIMNAMES = A.PREFIX + "dimension_names"
 #: Why the dataset is not what other readers expect (a JSON list of sentences).
 NOTES = A.PREFIX + "notes"
 NOT_A_VARIABLE = b"This is a netCDF dimension but not a netCDF variable."
-_TIME_UNITS = {
-    "ns": "nanoseconds",
-    "us": "microseconds",
-    "ms": "milliseconds",
-    "s": "seconds",
-    "m": "minutes",
-    "h": "hours",
-    "D": "days",
-}
 _CF_KEYS = ("units", "calendar", "_FillValue")
 _NAT = np.iinfo(np.int64).min
 
@@ -76,7 +68,7 @@ def cf_time_attrs(dtype: np.dtype[Any], attrs: Mapping[str, Any]) -> tuple[dict[
     if dtype.kind not in "Mm":
         return {}, None
     unit, count = np.datetime_data(dtype)
-    if unit not in _TIME_UNITS or count != 1:
+    if unit not in CF_UNITS or count != 1:
         return {}, (
             f"{dtype} is stored as bare int64: CF has no unit for '{count}{unit}' (xarray and netCDF tools "
             "see integers)"
@@ -87,7 +79,7 @@ def cf_time_attrs(dtype: np.dtype[Any], attrs: Mapping[str, Any]) -> tuple[dict[
             f"{dtype} is stored as bare int64 without CF units: the array's own attribute(s) {taken} are kept "
             "as given, so xarray and netCDF tools do not decode times"
         )
-    name = _TIME_UNITS[unit]
+    name = CF_UNITS[unit]
     out: dict[str, Any] = {"_FillValue": np.int64(_NAT)}
     if dtype.kind == "M":
         out["units"] = f"{name} since 1970-01-01T00:00:00"

@@ -6,7 +6,7 @@ import contextlib
 import errno
 import math
 import os
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -92,6 +92,22 @@ class MappedFileStore(ArrayStore):
     layouts: ClassVar[frozenset[str]] = frozenset({"contiguous"})
     writes_go_through: ClassVar[bool] = True
     thread_safe_writes: ClassVar[bool] = True
+    object_storage: ClassVar[Literal["read", "read-write"] | None] = "read"  # byte ranges: objstore/_ranged.py
+    #: True when the data follows a ``.npy`` header (else: raw bytes described by a sidecar or dialect).
+    _npy_header: ClassVar[bool] = False
+
+    @classmethod
+    def _open_url(cls, location: Location, mode: str, **options: Any) -> ArrayStore:
+        from ..objstore._ranged import open_ranged
+
+        options.pop("lock_timeout", None)
+        return open_ranged(location, npy=cls._npy_header, **options)
+
+    @classmethod
+    def _exists_url(cls, location: Location, storage_options: Any = None) -> bool:
+        from ..objstore._ranged import exists_ranged
+
+        return exists_ranged(location, storage_options)
 
     def __init__(
         self, location: Location, mode: str, meta: ArrayMeta, offset: int, *, io: str = "auto", **options: Any

@@ -25,19 +25,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import MetadataError, UnsupportedDtypeError
+from ._cf import CF_UNITS
 
 __all__ = ["CF_KEYS", "CF_UNITS", "NAT", "cf_attrs", "portable_storage"]
 
-#: numpy time units that CF (and xarray) name.
-CF_UNITS: dict[str, str] = {
-    "ns": "nanoseconds",
-    "us": "microseconds",
-    "ms": "milliseconds",
-    "s": "seconds",
-    "m": "minutes",
-    "h": "hours",
-    "D": "days",
-}
 #: NaT as stored: numpy's own bit pattern for it, the int64 minimum.
 NAT = int(np.iinfo(np.int64).min)
 EPOCH = "1970-01-01T00:00:00"

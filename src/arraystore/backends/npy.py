@@ -10,7 +10,7 @@ import json
 import os
 import tokenize
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.lib import format as npformat
@@ -23,9 +23,6 @@ from ..meta import ArrayMeta
 from ..registry import Location
 from ._mapped import MappedFileStore, check_size
 from ._signatures import npy_signature
-
-if TYPE_CHECKING:
-    from ..store import ArrayStore
 
 __all__ = ["NpyStore", "incomplete_marker", "read_npy_header"]
 
@@ -125,20 +122,7 @@ class NpyStore(MappedFileStore):
     backend: ClassVar[str] = "npy"
     suffixes: ClassVar[tuple[str, ...]] = (".npy",)
     holds_attrs: ClassVar[bool] = False
-    object_storage: ClassVar[Literal["read", "read-write"] | None] = "read"  # byte ranges: objstore/_ranged.py
-
-    @classmethod
-    def _open_url(cls, location: Location, mode: str, **options: Any) -> ArrayStore:
-        from ..objstore._ranged import open_ranged
-
-        options.pop("lock_timeout", None)
-        return open_ranged(location, npy=True, **options)
-
-    @classmethod
-    def _exists_url(cls, location: Location, storage_options: Any = None) -> bool:
-        from ..objstore._ranged import exists_ranged
-
-        return exists_ranged(location, storage_options)
+    _npy_header: ClassVar[bool] = True
 
     @classmethod
     def guess_can_open(cls, location: Location) -> bool:

@@ -7,7 +7,7 @@ records it), or through a header dialect (ENVI, EHdr, MetaImage, IDX) found besi
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from .. import _fsutil
 from .._lock import writer_active
@@ -18,9 +18,6 @@ from ..sidecar import Sidecar, read_sidecar, sidecar_path, write_sidecar
 from ._mapped import MappedFileStore, check_size, preallocate
 from ._signatures import raw_side_evidence
 
-if TYPE_CHECKING:
-    from ..store import ArrayStore
-
 __all__ = ["RawStore"]
 
 
@@ -29,20 +26,6 @@ class RawStore(MappedFileStore):
 
     backend: ClassVar[str] = "raw"
     suffixes: ClassVar[tuple[str, ...]] = (".dat", ".raw", ".bin")
-    object_storage: ClassVar[Literal["read", "read-write"] | None] = "read"  # byte ranges: objstore/_ranged.py
-
-    @classmethod
-    def _open_url(cls, location: Location, mode: str, **options: Any) -> ArrayStore:
-        from ..objstore._ranged import open_ranged
-
-        options.pop("lock_timeout", None)
-        return open_ranged(location, npy=False, **options)
-
-    @classmethod
-    def _exists_url(cls, location: Location, storage_options: Any = None) -> bool:
-        from ..objstore._ranged import exists_ranged
-
-        return exists_ranged(location, storage_options)
 
     @classmethod
     def guess_can_open(cls, location: Location) -> bool:
