@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import _fsutil
-from ._attrs import attrs_equal
+from ._append import check_same
 from ._dimnames import check_dimension_names
 from ._lock import WriterLock, writer_active
 from ._modes import CREATE_MODES, MODES, WRITABLE_MODES, _open_writers
@@ -164,7 +164,7 @@ def open(  # noqa: A001 - the natural name, like io.open and zarr.open
     if mode in WRITABLE_MODES:
         _open_writers.add(store)
     if wanted:  # mode 'a' on an existing array: it must be the one asked for
-        _check_same(store, wanted)
+        check_same(store, wanted)
     return store
 
 
@@ -199,36 +199,6 @@ def _create_for_mode(
             "leave overwrite out when opening with a mode"
         )
     return create(path, shape, dtype, backend=backend, overwrite=overwrite, lock_timeout=lock_timeout, **options)
-
-
-def _check_same(store: ArrayStore, wanted: dict[str, Any]) -> None:
-    """Mode ``a`` found an array: refuse one that is not the array asked for (shape, dtype, order, attrs)."""
-    order = wanted["order"] or store.order
-    if order in ("C", "F") and type(store).storage_order(order) == store.order:
-        order = store.order  # stored in another order than asked (HDF5: C), as create would store it
-    try:
-        asked = ArrayMeta(
-            store.shape if wanted["shape"] is None else wanted["shape"],
-            store.dtype if wanted["dtype"] is None else wanted["dtype"],
-            order,
-            store.meta.attrs if wanted["attrs"] is None else wanted["attrs"],
-        )
-    except ArrayStoreError:
-        store.close()  # release the writer lock: the caller gets the error, not an open store
-        raise
-    differ = [
-        f"{name} {getattr(store.meta, name)!r} (asked for {getattr(asked, name)!r})"
-        for name in ("shape", "dtype", "order")
-        if getattr(asked, name) != getattr(store.meta, name)
-    ]
-    if not attrs_equal(asked.attrs, store.meta.attrs):
-        differ.append(f"attrs {dict(store.meta.attrs)!r} (asked for {dict(asked.attrs)!r})")
-    if differ:
-        store.close()
-        raise AlreadyExistsError(
-            f"{store.path}: mode 'a' found an existing array with {', '.join(differ)}; open it without "
-            "those arguments to use it as it is, or replace it with mode='w'"
-        )
 
 
 def create(

@@ -12,9 +12,9 @@ import importlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._attrs import attrs_equal
+from .._append import check_same
 from .._modes import CREATE_MODES
-from ..errors import AlreadyExistsError, ArrayStoreError, BackendError, ModeError
+from ..errors import BackendError, ModeError
 from ..location import Location
 from ..meta import ArrayMeta
 from ..registry import backend_class, detect_backend
@@ -40,33 +40,6 @@ def _backend_for(location: Location, backend: str | None) -> type[ArrayStore]:
     module, _, name = cls.url_class.partition(":")
     found: type[ArrayStore] = getattr(importlib.import_module(module), name)
     return found
-
-
-def _check_same(store: ArrayStore, wanted: dict[str, Any]) -> None:
-    """Mode ``a`` found an array: refuse one that is not the array asked for (as ``_open`` does for files)."""
-    try:
-        asked = ArrayMeta(
-            store.shape if wanted["shape"] is None else wanted["shape"],
-            store.dtype if wanted["dtype"] is None else wanted["dtype"],
-            wanted["order"] or store.order,
-            store.meta.attrs if wanted["attrs"] is None else wanted["attrs"],
-        )
-    except ArrayStoreError:
-        store.close()
-        raise
-    differ = [
-        f"{name} {getattr(store.meta, name)!r} (asked for {getattr(asked, name)!r})"
-        for name in ("shape", "dtype", "order")
-        if getattr(asked, name) != getattr(store.meta, name)
-    ]
-    if not attrs_equal(asked.attrs, store.meta.attrs):
-        differ.append(f"attrs {dict(store.meta.attrs)!r} (asked for {dict(asked.attrs)!r})")
-    if differ:
-        store.close()
-        raise AlreadyExistsError(
-            f"{store.path}: mode 'a' found an existing array with {', '.join(differ)}; open it without those "
-            "arguments to use it as it is, or replace it with mode='w'"
-        )
 
 
 def exists_url(location: Location, backend: str | None = None, storage_options: Mapping[str, Any] | None = None) -> bool:
@@ -100,7 +73,7 @@ def open_url(
         for extra in ("chunks", "compression", "overwrite", "resume", "shards", "checksum", "durable"):
             options.pop(extra, None)
         store = cls._open_url(location, mode, lock_timeout=lock_timeout, **options)
-        _check_same(store, wanted)
+        check_same(store, wanted)
         return store
     elif mode in CREATE_MODES:
         if shape is None or dtype is None:
