@@ -46,6 +46,9 @@ def register(sub: Any) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
     p.add_argument("--portable", action="store_true",
                    help="zarr: only Zarr v3 core data types, readable by every Zarr implementation")
+    p.add_argument("--header", choices=("envi", "envi:bsq", "envi:bil", "envi:bip"),
+                   help="raw: also write an ENVI .hdr (GDAL, QGIS, spectral, ENVI read it); the data is stored in C "
+                   "order, interleave from the dimension names (a 'band' axis) or as given (default bsq)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (none either when piped or with --json)")
     p.add_argument(
         "--drop-attrs", dest="attrs", action="store_const", const="drop", default="keep", help="write the destination without the source's attrs (e.g. a plain .npy)"

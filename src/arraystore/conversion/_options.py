@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from ..compression import Compression, parse_compression
+from ..dialects.envi_write import HEADER_CHOICES
 from ..errors import ConversionError
 from ._plan import default_workers, parse_size
 
@@ -59,11 +60,18 @@ class ConvertOptions:
         Zarr destinations: only Zarr v3 core data types, so every Zarr implementation
         reads the array (times as int64 with CF ``units``; strings and structured
         arrays refused). See docs/interoperability.md.
+    header
+        Raw destinations: ``"envi"`` also writes an ENVI header (``out.dat.hdr``) that GDAL,
+        QGIS, spectral and ENVI read; the data is then stored in C order. The interleave
+        comes from the source's dimension names (an axis named ``band``: its position picks
+        bsq, bil or bip), else bsq; ``"envi:bsq"``, ``"envi:bil"``, ``"envi:bip"`` fix it.
+        See :mod:`arraystore.dialects.envi_write`.
 
     Raises
     ------
     ConversionError
-        A malformed chunk or shard shape, a bad memory size, workers below 1, or an order other than C/F.
+        A malformed chunk or shard shape, a bad memory size, workers below 1, an order other than C/F,
+        or an unknown header.
     CompressionError
         A compression the grammar refuses.
     """
@@ -81,6 +89,7 @@ class ConvertOptions:
     overwrite: bool = False
     attrs: Literal["keep", "drop"] = "keep"
     portable: bool = False
+    header: Literal["envi", "envi:bsq", "envi:bil", "envi:bip"] | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -94,6 +103,9 @@ class ConvertOptions:
             default_workers(self.workers)  # ConversionError below 1
         if self.attrs not in ("keep", "drop"):
             raise ConversionError(f"expected attrs='keep' or attrs='drop', found {self.attrs!r}")
+        if self.header not in (None, *HEADER_CHOICES):
+            choices = ", ".join(repr(c) for c in HEADER_CHOICES)
+            raise ConversionError(f"expected header= one of {choices} (or None), found {self.header!r}")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> ConvertOptions:

@@ -18,6 +18,7 @@ from .._open import create, exists
 from .._open import open as open_store
 from ..checksums import StreamHasher, c_streamable, checksum
 from ..compression import check_codec
+from ..dialects.envi_write import check_envi, envi_interleave
 from ..errors import AlreadyExistsError, ConversionError, DimensionError, StorageFullError, VerificationError
 from ..fidelity import check_fidelity
 from ..registry import backend_class, detect_backend, parse_location
@@ -63,7 +64,9 @@ class _Conversion:
         self.compression = options.compression
         out_order = options.order or ("C" if src.order == "C" else "F")
         # The order the destination stores (HDF5: always C, so that other readers see the array's shape).
-        self.order: Literal["C", "F"] = self.dst_cls.storage_order(out_order)
+        self.header: str | None = options.header
+        header_opts = {"header": self.header} if self.header is not None else {}
+        self.order: Literal["C", "F"] = self.dst_cls.storage_order(out_order, **header_opts)
         self.budget = options.max_memory
         self.workers = default_workers(options.workers)
         self.verify = options.verify
@@ -92,6 +95,20 @@ class _Conversion:
             )
         if exists(self.dst_loc, cls.backend) and not self.overwrite:
             raise AlreadyExistsError(f"{self.dst_loc}: an array already exists there; pass overwrite=True to replace it")
+
+    def _envi_header(self) -> str:
+        """The header choice with its interleave settled (from the source's dimension names); checks the array."""
+        assert self.header is not None
+        if "header" not in inspect.signature(self.dst_cls._create).parameters:
+            raise ConversionError(
+                f"{self.dst_loc}: header={self.header!r} writes an ENVI header beside raw bytes; expected a raw "
+                f"destination (.dat, --to raw), found the {self.dst_cls.backend} backend: drop header (--header)"
+            )
+        src = self.src
+        check_envi(src.shape, src.dtype, self.dst_loc)  # before a byte is written
+        names = source_dimension_names(src) or src.meta.attrs.get("axes")
+        names = names if isinstance(names, (list, tuple)) else None
+        return f"envi:{envi_interleave(self.header, src.ndim, names)}"
 
     def _dst_layout(self) -> tuple[tuple[int, ...] | None, str | None]:
         return destination_layout(self.src, self.dst_cls, chunks=self.chunks, shards=self.shards,
@@ -124,6 +141,8 @@ class _Conversion:
                 f"{self.dst_loc}: portable=True chooses Zarr v3 core data types; expected a Zarr destination, found "
                 f"the {self.dst_cls.backend} backend: drop portable (--portable) or convert to .zarr"
             )
+        if self.header is not None:
+            self.header = self._envi_header()
         self._preflight()
         create_chunks, note = self._dst_layout()
         grid = self.shards if self.shards is not None else create_chunks
@@ -151,6 +170,8 @@ class _Conversion:
             extra["dimension_names"] = names
         if self.options.portable:
             extra["portable"] = True
+        if self.header is not None:
+            extra["header"] = self.header
         try:
             names = source_dimension_names(src) if self.dst_cls.supports_dimension_names else None
             if names is not None:

@@ -205,7 +205,7 @@ def run_job(job: Job) -> FileRecord:
                 error=_error(unreadable),
                 note="the output was written but does not open again; it was removed",
             )
-        _fsutil.apply_mode_like([job.dst_path, f"{job.dst_path}.json"], job.src_path)  # 0600 in, 0600 out
+        _fsutil.apply_mode_like([job.dst_path, f"{job.dst_path}.json", f"{job.dst_path}.hdr"], job.src_path)  # 0600 in, 0600 out
         if report.blocks_resumed:
             note = f"resumed an interrupted conversion: {report.blocks_resumed} of {report.blocks_total} blocks kept"
         return _record(

@@ -7,6 +7,7 @@ each file's metadata is resolved.
 from __future__ import annotations
 
 import errno
+import inspect
 import os
 import sys
 import time
@@ -19,7 +20,14 @@ from typing import Any
 from .. import _fsutil
 from .._open import open as open_store
 from ..conversion import ConvertOptions
-from ..errors import ArrayNotFoundError, ArrayStoreError, MetadataError, StorageFullError, UnsafeInputError
+from ..errors import (
+    ArrayNotFoundError,
+    ArrayStoreError,
+    BackendError,
+    MetadataError,
+    StorageFullError,
+    UnsafeInputError,
+)
 from ..registry import backend_class, backend_names, default_suffix
 from ..sidecar import sidecar_path
 from ._discover import DEFAULT_INCLUDE, destination_names, discover, overlapping_outputs
@@ -387,6 +395,7 @@ def migrate(
     chunk_bytes: int | str | None = None,
     checksum: bool = True,
     portable: bool = False,
+    header: str | None = None,
 ) -> MigrationReport:
     """Convert a legacy archive of raw files into self-describing arrays, file by file, resumably.
 
@@ -453,6 +462,11 @@ def migrate(
     portable
         Zarr destinations: only Zarr v3 core data types (see
         :class:`~arraystore.conversion.ConvertOptions`).
+    header
+        Raw destinations: ``"envi"`` (or ``"envi:bsq"``, ``"envi:bil"``, ``"envi:bip"``) also
+        writes an ENVI header beside every output, for GDAL, QGIS, spectral and ENVI (see
+        :class:`~arraystore.conversion.ConvertOptions`). A file ENVI cannot describe fails
+        with the reason.
 
     Returns
     -------
@@ -486,7 +500,12 @@ def migrate(
     elif to not in backend_names():
         raise MetadataError(f"expected to= one of {', '.join(backend_names())}, found {to!r}")
     else:
-        backend_class(to)  # a missing optional library fails here, before any work
+        cls = backend_class(to)  # a missing optional library fails here, before any work
+        if header is not None and "header" not in inspect.signature(cls._create).parameters:
+            raise BackendError(
+                f"header={header!r} writes an ENVI header beside raw outputs; expected to='raw' (--to raw), found "
+                f"to={to!r}: drop header (--header) or migrate to raw"
+            )
     rule_set = combine_rules(rules)
     manifest = Manifest(dst / MANIFEST_NAME, durable=durable)
     previous = manifest.read()
@@ -496,7 +515,7 @@ def migrate(
     nworkers = 1 if in_process else (workers or os.cpu_count() or 1)
     job_options = ConvertOptions.from_mapping(
         {"compression": compression, "verify": verify, "max_memory": max_memory, "durable": durable, "workers": 1,
-         "portable": portable}
+         "portable": portable, "header": header}
     )
     planner = _Planner(src, dst, to, rule_set, previous, job_options, recheck)
     planner.virtual = {"virtual": virtual, "checksum": checksum}
