@@ -60,8 +60,9 @@ def _zarr(path: str, var: str) -> tuple[Any, list[str] | None]:
 def _xarray_zarr(path: str, var: str) -> tuple[Any, list[str] | None]:
     import xarray as xr
 
-    with xr.open_zarr(path) as ds:
-        v = ds[var or "data"]
+    group, _, name = (var or "data").rpartition("/")
+    with xr.open_zarr(path, group=group or None) as ds:
+        v = ds[name]
         return np.asarray(v.values), [str(d) for d in v.dims]
 
 

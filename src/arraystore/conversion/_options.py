@@ -66,6 +66,10 @@ class ConvertOptions:
         comes from the source's dimension names (an axis named ``band``: its position picks
         bsq, bil or bip), else bsq; ``"envi:bsq"``, ``"envi:bil"``, ``"envi:bip"`` fix it.
         See :mod:`arraystore.dialects.envi_write`.
+    dimension_names
+        One name (str, or None) per axis for the destination (backends with
+        ``supports_dimension_names``: HDF5, Zarr), instead of the source's; checked against
+        the source's number of axes when the conversion starts.
 
     Raises
     ------
@@ -90,6 +94,7 @@ class ConvertOptions:
     attrs: Literal["keep", "drop"] = "keep"
     portable: bool = False
     header: Literal["envi", "envi:bsq", "envi:bil", "envi:bip"] | None = None
+    dimension_names: tuple[str | None, ...] | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -97,6 +102,13 @@ class ConvertOptions:
         set_(self, "shards", _shape(self.shards, "shards"))
         set_(self, "compression", parse_compression(self.compression))
         set_(self, "max_memory", parse_size(self.max_memory))
+        if self.dimension_names is not None:
+            names = self.dimension_names
+            if isinstance(names, (str, bytes)) or not hasattr(names, "__iter__"):
+                raise ConversionError(
+                    f"expected dimension_names as a sequence of one name (str or None) per axis, found {names!r}"
+                )
+            set_(self, "dimension_names", tuple(names))
         if self.order not in (None, "C", "F"):
             raise ConversionError(f"expected order 'C' or 'F' (or None for the source's), found {self.order!r}")
         if self.workers is not None:
@@ -129,6 +141,6 @@ class ConvertOptions:
         """JSON-friendly: compression as its canonical string (``"zstd:3"``), shapes as lists."""
         out = dataclasses.asdict(self)
         out["compression"] = None if self.compression is None else str(self.compression)
-        for key in ("chunks", "shards"):
+        for key in ("chunks", "shards", "dimension_names"):
             out[key] = None if out[key] is None else list(out[key])
         return out

@@ -13,13 +13,20 @@ import os
 import time
 from typing import Any, Literal
 
-from .._dimnames import source_dimension_names
+from .._dimnames import DimensionNames, check_dimension_names, source_dimension_names
 from .._open import create, exists
 from .._open import open as open_store
 from ..checksums import StreamHasher, c_streamable, checksum
 from ..compression import check_codec
 from ..dialects.envi_write import check_envi, envi_interleave
-from ..errors import AlreadyExistsError, ConversionError, DimensionError, StorageFullError, VerificationError
+from ..errors import (
+    AlreadyExistsError,
+    ConversionError,
+    DimensionError,
+    MetadataError,
+    StorageFullError,
+    VerificationError,
+)
 from ..fidelity import check_fidelity
 from ..registry import backend_class, detect_backend, parse_location
 from ..store import ArrayStore
@@ -106,9 +113,24 @@ class _Conversion:
             )
         src = self.src
         check_envi(src.shape, src.dtype, self.dst_loc)  # before a byte is written
-        names = source_dimension_names(src) or src.meta.attrs.get("axes")
+        names = self.options.dimension_names or source_dimension_names(src) or src.meta.attrs.get("axes")
         names = names if isinstance(names, (list, tuple)) else None
         return f"envi:{envi_interleave(self.header, src.ndim, names)}"
+
+    def _dimension_names(self) -> DimensionNames | None:
+        """The destination's dimension names: the options' (checked), else the source's; None where not recorded."""
+        given = self.options.dimension_names
+        if given is not None:
+            if not self.dst_cls.supports_dimension_names:
+                raise ConversionError(
+                    f"{self.dst_loc}: the {self.dst_cls.backend} backend has nowhere to record dimension_names "
+                    f"{given!r}; convert to hdf5 or zarr, or drop dimension_names"
+                )
+            try:
+                return check_dimension_names(given, self.src.ndim)
+            except MetadataError as exc:
+                raise ConversionError(f"{self.dst_loc}: {exc}") from None
+        return source_dimension_names(self.src) if self.dst_cls.supports_dimension_names else None
 
     def _dst_layout(self) -> tuple[tuple[int, ...] | None, str | None]:
         return destination_layout(self.src, self.dst_cls, chunks=self.chunks, shards=self.shards,
@@ -143,6 +165,7 @@ class _Conversion:
             )
         if self.header is not None:
             self.header = self._envi_header()
+        names = self._dimension_names()  # ConversionError here: nothing written yet
         self._preflight()
         create_chunks, note = self._dst_layout()
         grid = self.shards if self.shards is not None else create_chunks
@@ -165,7 +188,6 @@ class _Conversion:
                                             durable=self.durable, enabled=_resumable(plan))
         reuse = self.resume and not journal.fresh
         extra: dict[str, Any] = {"shards": self.shards} if self.shards is not None else {}
-        names = source_dimension_names(src) if self.dst_cls.supports_dimension_names else None
         if names is not None:
             extra["dimension_names"] = names
         if self.options.portable:
@@ -173,9 +195,6 @@ class _Conversion:
         if self.header is not None:
             extra["header"] = self.header
         try:
-            names = source_dimension_names(src) if self.dst_cls.supports_dimension_names else None
-            if names is not None:
-                extra["dimension_names"] = names
             dst = create(str(self.dst_loc), src.shape, src.dtype, backend=self.dst_cls.backend, chunks=create_chunks,
                          compression=self.compression, order=self.order, attrs={} if self.drop_attrs else dict(src.meta.attrs),
                          overwrite=self.overwrite, durable=self.durable, resume=reuse, **extra)

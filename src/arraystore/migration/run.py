@@ -31,6 +31,7 @@ from ..errors import (
 from ..registry import backend_class, backend_names, default_suffix
 from ..sidecar import sidecar_path
 from ._discover import DEFAULT_INCLUDE, destination_names, discover, overlapping_outputs
+from ._group import check_into, consolidate_group, group_destinations
 from ._job import Job, run_job
 from ._manifest import MANIFEST_NAME, FileRecord, Manifest
 from ._report import MigrationReport
@@ -137,6 +138,8 @@ class _Planner:
         self.previous, self.job_options, self.recheck = previous, job_options, recheck
         self.virtual: dict[str, bool] = {}
         """``virtual`` and ``checksum`` of a virtual migration's jobs."""
+        self.into: str | None = None
+        """The group every array goes into (``into=``), or None: one output per file."""
         self.jobs: list[Job] = []
         self.done: list[FileRecord] = []
         self.undetermined: list[Resolution] = []
@@ -147,8 +150,12 @@ class _Planner:
             for n, r in self.previous.items()
             if r.destination and r.backend == self.backend and r.status in ("converted", "skipped")
         }
+        refused: dict[str, str]
         if self.backend == VIRTUAL:  # one array per file, named as the file: no output files to collide
             dests, refused = {n: n for n in names}, {}
+        elif self.into is not None:
+            suffix = default_suffix(self.backend)  # type: ignore[arg-type]
+            dests, refused = group_destinations(names, self.into, suffix, prev_dest, self.src, self.dst)
         else:
             dests = destination_names(names, default_suffix(self.backend), prev_dest)  # type: ignore[arg-type]
             refused = overlapping_outputs(dests, self.src, self.dst)
@@ -396,6 +403,7 @@ def migrate(
     checksum: bool = True,
     portable: bool = False,
     header: str | None = None,
+    into: str | None = None,
 ) -> MigrationReport:
     """Convert a legacy archive of raw files into self-describing arrays, file by file, resumably.
 
@@ -467,6 +475,14 @@ def migrate(
         writes an ENVI header beside every output, for GDAL, QGIS, spectral and ENVI (see
         :class:`~arraystore.conversion.ConvertOptions`). A file ENVI cannot describe fails
         with the reason.
+    into
+        Zarr: put every array into one group ``DST/<into>`` (e.g. ``"archive.zarr"``) at its
+        relative path without the suffix (``run1/temperature.dat`` ->
+        ``DST/archive.zarr::run1/temperature``) instead of one bare array per file, with
+        dimension names that do not clash inside a group (the source's, else
+        ``temperature_dim_0``, ...) and consolidated metadata, so that
+        ``xr.open_zarr("DST/archive.zarr", group="run1")`` opens them. See "Into one Zarr group"
+        in ``docs/migration.md``.
 
     Returns
     -------
@@ -501,6 +517,8 @@ def migrate(
         raise MetadataError(f"expected to= one of {', '.join(backend_names())}, found {to!r}")
     else:
         cls = backend_class(to)  # a missing optional library fails here, before any work
+        if into is not None:
+            check_into(into, cls)
         if header is not None and "header" not in inspect.signature(cls._create).parameters:
             raise BackendError(
                 f"header={header!r} writes an ENVI header beside raw outputs; expected to='raw' (--to raw), found "
@@ -519,6 +537,9 @@ def migrate(
     )
     planner = _Planner(src, dst, to, rule_set, previous, job_options, recheck)
     planner.virtual = {"virtual": virtual, "checksum": checksum}
+    if into is not None and virtual:
+        raise MetadataError("into= names a group of converted arrays; a virtual migration writes its own store: drop one")
+    planner.into = into
     planner.plan(found.data, found.broken_headers)
     report = MigrationReport(
         src=str(src),
@@ -549,7 +570,11 @@ def migrate(
             _fsutil.raise_if_full(exc, dst, "creating")
             raise
         try:
-            _run_jobs(planner, manifest, records, nworkers, scheduler, progress)
+            try:
+                _run_jobs(planner, manifest, records, nworkers, scheduler, progress)
+            finally:
+                if into is not None:  # once every writer is done: no array missing from what xarray reads
+                    consolidate_group(dst / into)
             if virtual:
                 _write_virtual(planner, records, src, dst, format, target_bytes, durable)
         except (KeyboardInterrupt, StorageFullError) as exc:
