@@ -220,3 +220,22 @@ def test_cli_convert_and_migrate_write_envi_headers(tmp_path: Path, capsys: pyte
     assert cli(["migrate", str(archive), str(tmp_path / "out2"), "--to", "zarr", "--header", "envi"]) != 0
     with pytest.raises(ArrayStoreError, match="to='raw'"):
         arraystore.migrate(archive, tmp_path / "out3", to="hdf5", header="envi")
+
+
+def test_migration_rerun_adds_a_missing_header(tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    data = np.arange(4 * 5, dtype="<f4").reshape(4, 5)
+    data.tofile(archive / "img.dat")
+    (archive / "img.dat.json").write_text(json.dumps({"shape": [4, 5], "dtype": "<f4"}))
+    first = arraystore.migrate(archive, tmp_path / "out", to="raw", workers=1)
+    assert first.counts["converted"] == 1 and not (tmp_path / "out" / "img.dat.hdr").exists()
+    again = arraystore.migrate(archive, tmp_path / "out", to="raw", header="envi", workers=1)
+    assert again.counts["converted"] == 1, again.records
+    with arraystore.open(str(tmp_path / "out" / "img.dat"), dialect="envi") as got:
+        assert np.array_equal(got[0], data)
+    # published data without its header (a kill between the two renames) and no manifest line: converted again
+    (tmp_path / "out" / "img.dat.hdr").unlink()
+    (tmp_path / "out" / "migration.jsonl").unlink()
+    third = arraystore.migrate(archive, tmp_path / "out", to="raw", header="envi", workers=1)
+    assert third.counts["converted"] == 1 and (tmp_path / "out" / "img.dat.hdr").is_file(), third.records

@@ -194,7 +194,9 @@ def run_job(job: Job) -> FileRecord:
         dst.file.parent.mkdir(parents=True, exist_ok=True)
         with open_source(job.src_path, ArrayMeta.from_dict(job.meta), job.offset, job.own_sidecar) as src:
             if not overwrite and exists(job.dst_path, job.backend):
-                return _adopt(job, src, t0)
+                if job.options.header is None or Path(f"{job.dst_path}.hdr").is_file():
+                    return _adopt(job, src, t0)
+                overwrite = True  # killed between publishing the data and its header: convert it again
             options = job.options.replace(backend=job.backend, resume=True, overwrite=overwrite)
             if dst.key:  # an array of a group: names that do not clash with its siblings' in xarray
                 options = options.replace(dimension_names=group_dimension_names(src, job.dst_path))

@@ -224,7 +224,8 @@ class _Planner:
             changed = (prev.size, prev.mtime_ns) != (st.st_size, st.st_mtime_ns) or not _same_layout(
                 prev.resolution, res
             )
-            if changed or not _dst_intact(prev, res, self.dst / dest, self.backend):
+            missing_header = self.job_options.header is not None and not Path(f"{self.dst / dest}.hdr").is_file()
+            if changed or missing_header or not _dst_intact(prev, res, self.dst / dest, self.backend):
                 overwrite = True
             elif self.recheck:
                 recheck = prev.to_dict()
