@@ -571,15 +571,18 @@ def migrate(
             _fsutil.raise_if_full(exc, dst, "creating")
             raise
         try:
-            try:
-                _run_jobs(planner, manifest, records, nworkers, scheduler, progress)
-            finally:
-                if into is not None:  # once every writer is done: no array missing from what xarray reads
-                    consolidate_group(dst / into)
+            _run_jobs(planner, manifest, records, nworkers, scheduler, progress)
             if virtual:
                 _write_virtual(planner, records, src, dst, format, target_bytes, durable)
         except (KeyboardInterrupt, StorageFullError) as exc:
             stopped = exc  # the manifest and reports of what was done are still written below
+        if into is not None:  # once every writer is done: no array missing from what xarray reads
+            try:
+                consolidate_group(dst / into)
+            except OSError as exc:
+                if stopped is None:  # else the reason the run stopped is the error to report
+                    _fsutil.raise_if_full(exc, dst / into, "consolidating")
+                    raise
     if rule_set is not None:
         report.rules_unused = [r.glob for r in rule_set.unused()]
     report.records = [records[k] for k in sorted(records)]
