@@ -33,7 +33,7 @@ from ..errors import (
     UnsafeInputError,
 )
 from ..meta import ArrayMeta, dtype_to_json
-from ..sidecar import read_sidecar, sidecar_path
+from ..sidecar import Sidecar, sidecar_path
 from .candidates import Candidate, candidates
 from .evidence import Evidence, MetadataConflictError, dtype_label, infer_shape
 from .evidence_data import DataContradictsEvidenceError, check_reading
@@ -163,11 +163,12 @@ def _describe_meta(meta: ArrayMeta, offset: int) -> str:
 
 def _sidecar_evidence(path: Path, fence: Path) -> Evidence | None:
     sp = sidecar_path(path)
-    if not sp.is_file() or not is_own_sidecar(read_json(_fenced(sp, fence, path))):
+    if not sp.is_file():
         return None
-    sc = read_sidecar(path)
-    if sc is None:
+    obj = read_json(_fenced(sp, fence, path))  # parsed once (read_sidecar would read it again)
+    if not is_own_sidecar(obj):
         return None
+    sc = Sidecar.from_dict(obj, source=str(sp))
     if not sc.complete:
         raise IncompleteArrayError(
             f"{path}: its arraystore sidecar says the array was never completed (written by a process "
@@ -212,7 +213,7 @@ def _rule_evidence(rule: Rule, source: str, size: int) -> Evidence:
 
 
 def _gather(
-    path: Path, root: Path | None, rules: Rules | None, size: int, found: list[Evidence], notes: list[str]
+    path: Path, name: str, root: Path | None, rules: Rules | None, size: int, found: list[Evidence], notes: list[str]
 ) -> Rule | None:
     """Append every source's evidence to ``found``; return the rule applied, if any."""
     fence = root if root is not None else path.parent
@@ -242,7 +243,7 @@ def _gather(
             entry, source=f"folder-json:{label}", where=f"{manifest} entry for {path.name!r}",
             file_size=size, strict=True,
         ))  # type: ignore[arg-type]  # strict=True never returns None
-    rule = rules.match(_relname(path, root)) if rules is not None else None
+    rule = rules.match(name) if rules is not None else None
     if rule is not None:
         found.append(_rule_evidence(rule, rules.source if rules is not None else "", size))
     try:
@@ -472,7 +473,7 @@ def resolve(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None
     found: list[Evidence] = []
     notes: list[str] = []
     try:
-        rule = _gather(p, root_path, rules, size, found, notes)
+        rule = _gather(p, name, root_path, rules, size, found, notes)
         override = next((e for e in found if e.source.startswith("rules:")), None) if rule and rule.override else None
         facts = _merge(p, found, override, notes)
         return _finish(p, name, size, facts, found, notes)
