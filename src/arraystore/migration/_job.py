@@ -22,6 +22,7 @@ from ..meta import ArrayMeta, dtype_from_json
 from ..registry import backend_class
 from ..store import ArrayStore
 from ._manifest import FileRecord, RecordStatus
+from ._realdirs import real_root
 
 __all__ = ["Job", "open_source", "run_job"]
 
@@ -310,7 +311,8 @@ def run_virtual_job(job: Job) -> FileRecord:
     t0 = time.perf_counter()
     try:
         check_expressible(dtype_from_json(job.meta["dtype"]))  # not the whole meta: its attrs are the evidence
-        check_inside(Path(job.src_path), job.source)
+        path = Path(job.src_path)
+        check_inside(path, job.source, real_root(path.parents[len(Path(job.source).parts) - 1]))
         changed = _unchanged(job)
         if changed is None and job.checksum:
             digest = file_checksum(job.src_path)

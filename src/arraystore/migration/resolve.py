@@ -34,6 +34,7 @@ from ..errors import (
 )
 from ..meta import ArrayMeta, dtype_to_json
 from ..sidecar import Sidecar, sidecar_path
+from ._realdirs import real_root
 from .candidates import Candidate, candidates
 from .evidence import Evidence, MetadataConflictError, dtype_label, infer_shape
 from .evidence_data import DataContradictsEvidenceError, check_reading
@@ -131,7 +132,7 @@ class Resolution:
 def _relname(path: Path, root: Path | None) -> str:
     if root is not None:
         try:
-            return path.resolve().relative_to(root.resolve()).as_posix()
+            return path.resolve().relative_to(real_root(root)).as_posix()
         except ValueError:
             raise UnsafeInputError(
                 f"{path} is not inside the archive root {root} once symbolic links are resolved "
@@ -142,7 +143,7 @@ def _relname(path: Path, root: Path | None) -> str:
 
 def _fenced(evidence: Path, fence: Path, data: Path) -> Path:
     """``evidence`` (a file read about ``data``), refused when it resolves outside ``fence`` through a link."""
-    real, base = evidence.resolve(), fence.resolve()
+    real, base = evidence.resolve(), real_root(fence)
     if real != base and base not in real.parents:
         raise UnsafeInputError(
             f"{evidence}: this metadata file about {data.name} resolves through a symbolic link to {real}, "

@@ -21,10 +21,13 @@ from .._open import open as open_store
 from ..conversion import ConvertOptions
 from ..errors import ArrayNotFoundError, ArrayStoreError, MetadataError, StorageFullError, UnsafeInputError
 from ..registry import backend_class, backend_names, default_suffix
+from ..sidecar import sidecar_path
 from ._discover import DEFAULT_INCLUDE, destination_names, discover, overlapping_outputs
 from ._job import Job, run_job
 from ._manifest import MANIFEST_NAME, FileRecord, Manifest
+from ._realdirs import remembered
 from ._report import MigrationReport
+from .legacy_json import is_own_sidecar, read_json
 from .resolve import Resolution, resolve
 from .rules import Rules, load_rules, suggest_rules
 
@@ -78,6 +81,17 @@ def _check_dirs(src: Path, dst: Path) -> None:
         )
 
 
+def _own_sidecar(path: Path) -> bool:
+    """Whether ``path`` has arraystore's own sidecar (a resolution tells it too: evidence ``"sidecar"``)."""
+    sp = sidecar_path(path)
+    if not sp.is_file():
+        return False
+    try:
+        return is_own_sidecar(read_json(sp))
+    except ArrayStoreError:
+        return False
+
+
 def _dst_intact(prev: FileRecord, res: Resolution, dst: Path, backend: str) -> bool:
     """Whether an earlier run's destination still opens with the layout and checksum it recorded (no data read)."""
     try:
@@ -125,8 +139,9 @@ class _Planner:
 
     def plan(self, names: Sequence[str], broken: Sequence[tuple[str, ArrayStoreError]]) -> None:
         """Resolve every file here: :attr:`jobs` to run, :attr:`done` records, :attr:`undetermined`."""
-        for name, dest in self.pending(names, broken):
-            self._one(name, dest)
+        with remembered():
+            for name, dest in self.pending(names, broken):
+                self._one(name, dest)
 
     def pending(
         self, names: Sequence[str], broken: Sequence[tuple[str, ArrayStoreError]]
@@ -266,8 +281,9 @@ def _execute(
         run_on_dask(jobs, scheduler, workers, lambda record: on_results([record]))
         return
     if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            on_results([run_job(job)])
+        with remembered():
+            for job in jobs:
+                on_results([run_job(job)])
         return
     _in_pool([(_run_batch, batch) for batch in _batches(jobs, workers, lambda j: j.size)], workers,
              lambda result: on_results(result))
@@ -319,12 +335,13 @@ def _run_batch(batch: list[Job]) -> list[FileRecord]:
     from ._job import failed_record
 
     records = []
-    for job in batch:
-        t0 = time.perf_counter()
-        try:
-            records.append(run_job(job))
-        except Exception as exc:  # run_job turns foreseen errors into records itself
-            records.append(failed_record(job, exc, t0))
+    with remembered():
+        for job in batch:
+            t0 = time.perf_counter()
+            try:
+                records.append(run_job(job))
+            except Exception as exc:  # run_job turns foreseen errors into records itself
+                records.append(failed_record(job, exc, t0))
     return records
 
 
@@ -344,13 +361,14 @@ def _resolve_and_run(task: tuple[_Planner, list[tuple[str, str, int]]]) -> _Reso
     the main process only writes the manifest.
     """
     planner, items = task
-    for name, dest, _size in items:
-        t0 = time.perf_counter()
-        try:
-            planner._one(name, dest)
-        except Exception as exc:  # _one turns foreseen errors into records itself
-            planner.done.append(FileRecord(source=name, status="failed", error=_error(exc),
-                                           seconds=time.perf_counter() - t0))
+    with remembered():
+        for name, dest, _size in items:
+            t0 = time.perf_counter()
+            try:
+                planner._one(name, dest)
+            except Exception as exc:  # _one turns foreseen errors into records itself
+                planner.done.append(FileRecord(source=name, status="failed", error=_error(exc),
+                                               seconds=time.perf_counter() - t0))
     used = planner.rules.used_indices() if planner.rules is not None else frozenset()
     return _Resolved([*planner.done, *_run_batch(planner.jobs)], planner.undetermined, used)
 
