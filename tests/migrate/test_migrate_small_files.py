@@ -21,8 +21,7 @@ from hypothesis import strategies as st
 import arraystore
 from arraystore.errors import VerificationError
 from arraystore.location import Location
-from arraystore.migration import FileRecord, migrate
-from arraystore.migration import _job
+from arraystore.migration import FileRecord, _job, migrate
 from arraystore.migration._manifest import Manifest
 from arraystore.registry import backend_class
 
