@@ -720,7 +720,9 @@ def _run_jobs(
         if threads != 1:
             jobs = [_with_threads(j, threads) for j in jobs]
         _execute(jobs, workers, scheduler, finished)
-        if todo:
+        if len(todo) == 1:  # no pool for one file
+            resolved(_resolve_and_run((planner.for_files([todo[0][0]]), todo)))
+        elif todo:
             tasks = [
                 (_resolve_and_run, (planner.for_files([t[0] for t in batch]), batch))
                 for batch in _batches(todo, workers, lambda t: t[2])
