@@ -164,7 +164,7 @@ def score(windows: list[bytes], dtype: np.dtype[Any]) -> Reading:
     bad = (m >= inf) | (m < normal) | (m < lo) | (m > hi)
     exponent = m >> (bits - 1 - ebits)
     h = _entropy(exponent)
-    frac = float(bad.mean())
+    frac = np.count_nonzero(bad) / bad.size  # the mean of a boolean array, exactly
     return Reading(
         dtype, 0.5 * frac + 0.5 * h / ebits,
         f"{frac:.0%} of non-zero values NaN, infinite, subnormal or beyond 1e±30; exponent entropy "
