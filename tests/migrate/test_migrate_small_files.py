@@ -132,10 +132,25 @@ def test_a_staging_file_held_by_another_writer_fails_that_file_and_publishes_not
         rec = {r.source: r for r in report.records}["d0/s0000_float32.dat"]
         assert rec.status == "failed" and rec.error is not None and rec.error["type"] == "LockedError"
         assert not (tmp_path / "dst" / "d0" / "s0000_float32.npy").exists()
+        assert held.exists()  # the other writer's staging file is left alone
     finally:
         os.close(fd)
     again = migrate(tmp_path / "src", tmp_path / "dst", to="npy", workers=1)
     assert {r.status for r in again.records} == {"converted", "skipped"}
+
+
+def test_a_link_at_the_staging_name_is_not_followed(tmp_path: Path) -> None:
+    _small_archive(tmp_path / "src", 1)
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"keep me")
+    link = tmp_path / "dst" / "d0" / "s0000_float32.npy.partial"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(victim)
+    report = migrate(tmp_path / "src", tmp_path / "dst", to="npy", workers=1)
+    rec = report.records[0]
+    assert rec.status == "failed" and rec.error is not None and rec.error["type"] == "UnsafeInputError"
+    assert victim.read_bytes() == b"keep me"
+    assert not (tmp_path / "dst" / "d0" / "s0000_float32.npy").exists()
 
 
 def test_a_refused_check_publishes_nothing_and_keeps_what_was_there(tmp_path: Path) -> None:

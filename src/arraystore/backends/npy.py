@@ -6,6 +6,7 @@ no pickles, a size that matches the header) before anything is mapped.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tokenize
@@ -285,11 +286,21 @@ class NpyStore(MappedFileStore):
         header = BytesIO()
         _write_header(header, {"descr": npformat.dtype_to_descr(meta.dtype), "fortran_order": meta.order == "F",
                                "shape": meta.shape})
-        fd = os.open(staged, os.O_WRONLY | os.O_CREAT, 0o666)
-        published = False
+        try:  # never through a link planted at the staging name: it would truncate what it points to
+            fd = os.open(staged, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UnsafeInputError(
+                    f"{staged}: expected no file or a regular file at this staging name, found a symbolic link; "
+                    "refused (writing would go through it): remove the link and write again"
+                ) from None
+            raise_if_full(exc, staged, "creating")
+            raise
+        published = owned = False
         try:
             try:
                 lock_open_file(fd, staged)
+                owned = True  # from here the staging file is ours to remove
                 os.ftruncate(fd, 0)
                 _pwrite_all(fd, header.getvalue(), 0)
                 _pwrite_all(fd, view, header.tell())
@@ -305,9 +316,9 @@ class NpyStore(MappedFileStore):
             published = True
             _fsutil.remove_path(incomplete_marker(final))  # a crashed r+ writer's marker of the replaced file
         finally:
+            if owned and not published:
+                _fsutil.remove_path(staged)  # still locked: no other writer has it
             os.close(fd)
-            if not published:
-                _fsutil.remove_path(staged)
 
     @classmethod
     def _exists(cls, location: Location) -> bool:
