@@ -20,7 +20,7 @@ from .. import _fsutil
 from .._open import open as open_store
 from ..conversion import ConvertOptions
 from ..errors import ArrayNotFoundError, ArrayStoreError, MetadataError, StorageFullError, UnsafeInputError
-from ..registry import backend_class, backend_names, default_suffix
+from ..registry import backend_class, default_suffix, target_names
 from ..sidecar import sidecar_path
 from ._discover import DEFAULT_INCLUDE, destination_names, discover, overlapping_outputs
 from ._job import Job, run_job
@@ -150,6 +150,8 @@ class _Planner:
             else:
                 self._one(name, dests[name])
         for name, err in broken:
+            if self._decoded(name):
+                continue
             try:
                 size = (self.src / name).lstat().st_size
             except OSError:
@@ -163,6 +165,35 @@ class _Planner:
                     note=None if isinstance(err, UnsafeInputError) else "header file whose data file could not be used",
                 )
             )
+
+    def _decoded(self, name: str) -> bool:
+        """A virtual migration's copy job for a file only a decoder reads (see ``virtual.fallback``); False if none."""
+        if not (self.virtual.get("virtual") and self.virtual.get("fallback", True)):
+            return False
+        from ..virtual.fallback import decodable
+
+        found = decodable(self.src / name)
+        if found is None:
+            return False
+        meta, data, offset, decoder, reason = found
+        st = data.stat()
+        try:  # named as its data file, like every referenced array (``scan.mhd`` + ``scan.zraw``: ``scan.zraw``)
+            name = data.relative_to(self.src).as_posix()
+        except ValueError:
+            pass
+        if any(j.source == name for j in self.jobs):
+            return True
+        self.jobs.append(
+            Job(
+                source=name, src_path=str(data.absolute()), meta=meta.to_dict(), offset=offset, own_sidecar=False,
+                dst_path=str((self.dst / name).absolute()), destination=name, backend=self.backend,
+                size=st.st_size, mtime_ns=st.st_mtime_ns, options=self.job_options, virtual=True,
+                resolution={"status": "resolved", "dialect": meta.attrs.get("dialect"), "decode": decoder,
+                            **meta.to_dict()},
+                copy=reason, decode=decoder,
+            )
+        )
+        return True
 
     def _refuse(self, name: str, dest: str, err: ArrayStoreError) -> None:
         try:
@@ -194,6 +225,8 @@ class _Planner:
             self.done.append(FileRecord(status="undetermined", **base))
             return
         if res.status != "resolved" or res.meta is None:
+            if self._decoded(name):
+                return
             err = res.error or MetadataError(f"{path}: could not be resolved")
             self.done.append(FileRecord(status="failed", error=_error(err), **base))
             return
@@ -246,6 +279,7 @@ class _Planner:
                 options=self.job_options,
                 virtual=self.virtual.get("virtual", False),
                 checksum=self.virtual.get("checksum", True),
+                fallback=self.virtual.get("fallback", True),
             )
         )
 
@@ -387,6 +421,7 @@ def migrate(
     chunk_bytes: int | str | None = None,
     checksum: bool = True,
     portable: bool = False,
+    fallback: bool = True,
 ) -> MigrationReport:
     """Convert a legacy archive of raw files into self-describing arrays, file by file, resumably.
 
@@ -440,8 +475,8 @@ def migrate(
         Copy nothing: write a Zarr v3 hierarchy whose chunks are byte-range references into
         the original files (one array per file, at the file's relative path), as
         ``DST/virtual.json`` (``format="kerchunk"``) or ``DST/virtual.icechunk``
-        (``format="icechunk"``). ``to``, ``compression`` and ``verify`` do not apply; a file
-        whose dtype Zarr cannot express fails with the reason. See "Virtual migration" in
+        (``format="icechunk"``). ``to`` does not apply; a file no reference can express is
+        copied (see ``fallback``; ``compression`` and ``verify`` apply to these copies). See "Virtual migration" in
         ``docs/migration.md``.
     format
         The virtual store's format: ``"kerchunk"`` or ``"icechunk"``.
@@ -450,6 +485,11 @@ def migrate(
     checksum
         Record each referenced file's ``xxh3_128`` content checksum (one sequential read);
         False records size and modification time only.
+    fallback
+        A virtual migration copies a file that no reference can express (a dtype without a
+        Zarr v3 core type, compressed MetaImage data) into a real Zarr array of the same
+        hierarchy (``DST/virtual.copies``; note ``"copied: <reason>"``); False refuses it
+        with the reason instead. ``compression`` applies to these copies.
     portable
         Zarr destinations: only Zarr v3 core data types (see
         :class:`~arraystore.conversion.ConvertOptions`).
@@ -483,8 +523,8 @@ def migrate(
     target_bytes = 0
     if virtual:
         to, target_bytes = VIRTUAL, _virtual_options(format, chunk_bytes)
-    elif to not in backend_names():
-        raise MetadataError(f"expected to= one of {', '.join(backend_names())}, found {to!r}")
+    elif to not in target_names():
+        raise MetadataError(f"expected to= one of {', '.join(target_names())}, found {to!r}")
     else:
         backend_class(to)  # a missing optional library fails here, before any work
     rule_set = combine_rules(rules)
@@ -499,7 +539,7 @@ def migrate(
          "portable": portable}
     )
     planner = _Planner(src, dst, to, rule_set, previous, job_options, recheck)
-    planner.virtual = {"virtual": virtual, "checksum": checksum}
+    planner.virtual = {"virtual": virtual, "checksum": checksum, "fallback": fallback}
     planner.plan(found.data, found.broken_headers)
     report = MigrationReport(
         src=str(src),

@@ -1,0 +1,114 @@
+"""The copying fallback of a virtual migration: what no reference can express is copied into the hierarchy.
+
+Files written by the real tools (SimpleITK's compressed MetaImage, spectral's ENVI); the stores
+are read back by zarr-python/fsspec/icechunk in a process that cannot import arraystore.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import arraystore
+from arraystore.errors import UnsafeInputError
+from arraystore.migration import migrate
+from arraystore.virtual import open_virtual
+from arraystore.virtual.kerchunk import read_references
+
+from .test_virtual_migrate import read_elsewhere
+
+sitk = pytest.importorskip("SimpleITK", reason="SimpleITK writes the compressed MetaImage files under test")
+spectral = pytest.importorskip("spectral", reason="spectral writes the ENVI file under test")
+
+
+def build(folder: Path) -> dict[str, np.ndarray]:
+    """An archive mixing referenceable and non-referenceable files; the values each should read as."""
+    folder.mkdir()
+    rng = np.random.default_rng(7)
+    want: dict[str, np.ndarray] = {}
+    vol = rng.integers(-3000, 3000, size=(5, 6, 7), dtype=np.int16)
+    sitk.WriteImage(sitk.GetImageFromArray(vol), str(folder / "ct.mhd"), useCompression=True)  # ct.mhd + ct.zraw
+    want["ct.zraw"] = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "ct.mhd")))
+    rgb = rng.random((4, 9, 3), dtype=np.float32)
+    sitk.WriteImage(sitk.GetImageFromArray(rgb, isVector=True), str(folder / "rgb.mha"), useCompression=True)
+    want["rgb.mha"] = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "rgb.mha")))
+    cube = rng.integers(0, 1000, size=(6, 5, 3)).astype(">u2")  # rows, cols, bands
+    spectral.envi.save_image(str(folder / "scene.hdr"), cube, dtype=np.uint16, interleave="bil", byteorder=1)
+    # arraystore keeps the file's interleave: BIL is (line, band, sample)
+    want["scene.img"] = np.array(spectral.open_image(str(folder / "scene.hdr")).open_memmap()).transpose(0, 2, 1)
+    text = np.array(["ab", "cde", "", "f"], dtype="<U3")
+    rec = np.array([(1, 2.5), (-3, np.nan)], dtype=[("a", "<i4"), ("b", ">f8")])
+    for name, arr in (("labels.dat", text), ("table.dat", rec)):
+        with arraystore.create(folder / name, shape=arr.shape, dtype=arr.dtype, backend="raw") as st:
+            st[...] = arr
+        want[name] = arr
+    return want
+
+
+@pytest.mark.parametrize("fmt", ["kerchunk", "icechunk"])
+def test_what_cannot_be_referenced_is_copied_into_the_hierarchy(tmp_path, fmt):
+    want = build(tmp_path / "archive")
+    report = migrate(tmp_path / "archive", tmp_path / "v", virtual=True, format=fmt, workers=1)
+    notes = {r.source: (r.status, r.note or "") for r in report.records}
+    assert set(notes) == set(want), notes
+    for name in ("ct.zraw", "rgb.mha", "labels.dat", "table.dat"):
+        assert notes[name][0] == "converted" and notes[name][1].startswith("copied: "), notes[name]
+    assert "CompressedData" in notes["ct.zraw"][1] and "<U3" in notes["labels.dat"][1]
+    assert notes["scene.img"] == ("converted", "referenced in place (virtual)")
+    lines = [json.loads(line) for line in (tmp_path / "v" / "migration.jsonl").read_text().splitlines()]
+    assert {ln["source"]: ln["note"] for ln in lines}["table.dat"].startswith("copied: dtype |V12")
+    assert "copied into the virtual hierarchy" in (tmp_path / "v" / "migration-summary.txt").read_text()
+    store = tmp_path / "v" / ("virtual.json" if fmt == "kerchunk" else "virtual.icechunk")
+    # icechunk holds the copies as real chunks of the repository: nothing else is left beside it
+    assert (tmp_path / "v" / "virtual.copies").is_dir() == (fmt == "kerchunk")
+    assert read_elsewhere(fmt, store, want, tmp_path) == f"ok {len(want)}"
+
+
+def test_kerchunk_copies_resolve_after_the_store_moves(tmp_path):
+    want = build(tmp_path / "archive")
+    migrate(tmp_path / "archive", tmp_path / "v", virtual=True, workers=1)
+    moved = tmp_path / "elsewhere"
+    (tmp_path / "v").rename(moved)
+    doc = read_references(moved / "virtual.json")
+    assert doc["templates"]["copies"] == (moved / "virtual.copies").resolve().as_uri()
+    assert np.array_equal(open_virtual(moved / "virtual.json")["ct.zraw"][...], want["ct.zraw"])
+
+
+def test_no_fallback_refuses_with_the_reason(tmp_path):
+    build(tmp_path / "archive")
+    report = migrate(tmp_path / "archive", tmp_path / "v", virtual=True, workers=1, fallback=False)
+    status = {r.source: r for r in report.records}
+    assert status["scene.img"].status == "converted"
+    assert "CompressedData = True" in status["ct.mhd"].error_message
+    for name in ("labels.dat", "table.dat"):
+        assert status[name].status == "failed"
+        assert "no Zarr v3 core data type" in status[name].error_message
+        assert "--no-fallback" in status[name].error_message
+    assert not (tmp_path / "v" / "virtual.copies").exists()
+
+
+def test_truncated_compressed_data_fails_and_copies_nothing(tmp_path):
+    want = build(tmp_path / "archive")
+    zraw = tmp_path / "archive" / "ct.zraw"
+    zraw.write_bytes(zraw.read_bytes()[: zraw.stat().st_size // 2])
+    report = migrate(tmp_path / "archive", tmp_path / "v", virtual=True, workers=1)
+    rec = {r.source: r for r in report.records}["ct.zraw"]
+    assert rec.status == "failed" and "decodes to" in rec.error_message, rec
+    assert not (tmp_path / "v" / "virtual.copies" / "ct.zraw").exists()
+    assert "ct.zraw" not in json.loads((tmp_path / "v" / "virtual.json").read_text())["refs"].get("zarr.json", "")
+    assert len(want) == 5
+
+
+def test_a_copies_reference_leading_out_is_refused(tmp_path):
+    build(tmp_path / "archive")
+    migrate(tmp_path / "archive", tmp_path / "v", virtual=True, workers=1)
+    path = tmp_path / "v" / "virtual.json"
+    doc = json.loads(path.read_text())
+    key = next(k for k, v in doc["refs"].items() if isinstance(v, list) and v[0].startswith("{{copies}}"))
+    doc["refs"][key] = ["{{copies}}/../../archive/labels.dat"]
+    path.write_text(json.dumps(doc))
+    with pytest.raises(UnsafeInputError, match="leaves the archive root"):
+        read_references(path)
