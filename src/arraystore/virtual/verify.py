@@ -63,16 +63,19 @@ def _records_kerchunk(path: Path, root: str | os.PathLike[str] | None) -> tuple[
     return root_path, out
 
 
+def _recorded_icechunk_root(path: Path) -> Path:
+    """The archive root an icechunk virtual store was made with (its one ``file://`` container)."""
+    from .icechunk import recorded_root
+
+    return recorded_root(path)
+
+
 def _records_icechunk(path: Path, root: str | os.PathLike[str] | None) -> tuple[Path, list[dict[str, Any]]]:
     from .icechunk import open_icechunk
 
     group = open_icechunk(path, root)
     if root is None:
-        import icechunk
-
-        config = icechunk.Repository.fetch_config(icechunk.local_filesystem_storage(str(path.resolve())))
-        prefix = next(iter(config.virtual_chunk_containers or {})) if config is not None else ""
-        root = prefix[len("file://") :]
+        root = _recorded_icechunk_root(path)
     out = []
     for name, arr in group.members(max_depth=None):
         rec = arr.attrs.get(VIRTUAL_KEY) if hasattr(arr, "shape") else None
