@@ -112,3 +112,71 @@ def test_a_copies_reference_leading_out_is_refused(tmp_path):
     path.write_text(json.dumps(doc))
     with pytest.raises(UnsafeInputError, match="leaves the archive root"):
         read_references(path)
+
+
+def _padded_ehdr(folder: Path, layout: str, big: bool, pads: tuple[int, int, int]) -> np.ndarray:
+    """An ESRI raster with padding as its header declares it (no tool at hand writes one; ESRI's keys).
+
+    ``pads``: bytes after each band-row (BIL), after each row, between bands (BSQ). Returns the
+    array in arraystore's file-order axes: BIL (row, band, column), BSQ (band, row, column), BIP
+    (row, column, band).
+    """
+    rows, bands, cols = 3, 2, 5
+    dt = np.dtype(">i2" if big else "<i2")
+    data = np.arange(rows * bands * cols, dtype=dt)
+    brb, pad_row, gap = cols * 2 + pads[0], pads[1], pads[2]
+    out = bytearray()
+    if layout == "BIL":
+        arr = data.reshape(rows, bands, cols)
+        trb = bands * brb + pad_row
+        for r in range(rows):
+            line = b"".join(arr[r, b].tobytes() + b"\xee" * pads[0] for b in range(bands))
+            out += line + b"\xee" * pad_row
+        keys = f"BANDROWBYTES {brb}\nTOTALROWBYTES {trb}\n"
+    elif layout == "BSQ":
+        arr = data.reshape(bands, rows, cols)
+        trb = cols * 2 + pad_row
+        for b in range(bands):
+            out += b"".join(arr[b, r].tobytes() + b"\xee" * pad_row for r in range(rows)) + b"\xee" * gap
+        keys = f"TOTALROWBYTES {trb}\nBANDGAPBYTES {gap}\n"
+    else:
+        arr = data.reshape(rows, cols, bands)
+        trb = cols * bands * 2 + pad_row
+        out = bytearray(b"".join(arr[r].tobytes() + b"\xee" * pad_row for r in range(rows)))
+        keys = f"TOTALROWBYTES {trb}\n"
+    (folder / f"p.{layout.lower()}").write_bytes(b"\xee" * 7 + bytes(out))
+    (folder / "p.hdr").write_text(
+        f"BYTEORDER {'M' if big else 'I'}\nLAYOUT {layout}\nNROWS {rows}\nNCOLS {cols}\nNBANDS {bands}\nNBITS 16\n"
+        f"PIXELTYPE SIGNEDINT\nSKIPBYTES 7\n{keys}"
+    )
+    return arr
+
+
+@pytest.mark.parametrize(
+    ("layout", "pads"), [("BIL", (2, 0, 0)), ("BIL", (0, 6, 0)), ("BIL", (4, 2, 0)), ("BSQ", (0, 4, 0)),
+                         ("BSQ", (0, 0, 10)), ("BIP", (0, 8, 0))],
+)  # fmt: skip
+@pytest.mark.parametrize("fmt", ["kerchunk", "icechunk"])
+def test_padded_ehdr_rows_are_copied_item_by_item(tmp_path, layout, pads, fmt):
+    src = tmp_path / "archive"
+    src.mkdir()
+    want = _padded_ehdr(src, layout, big=layout != "BIL", pads=pads)
+    name = f"p.{layout.lower()}"
+    report = migrate(src, tmp_path / "v", virtual=True, format=fmt, workers=1, include=["*.bil", "*.bsq", "*.bip"])
+    rec = {r.source: r for r in report.records}[name]
+    assert rec.status == "converted" and rec.note.startswith("copied: EHdr rows or bands padded"), rec
+    store = tmp_path / "v" / ("virtual.json" if fmt == "kerchunk" else "virtual.icechunk")
+    assert read_elsewhere(fmt, store, {name: want}, tmp_path) == "ok 1"
+    refused = migrate(src, tmp_path / "v2", virtual=True, workers=1, fallback=False, include=["*.bil", "*.bsq", "*.bip"])
+    assert {r.source: r.status for r in refused.records}[name] == "failed"
+
+
+def test_padding_that_overlaps_items_is_refused(tmp_path):
+    src = tmp_path / "archive"
+    src.mkdir()
+    _padded_ehdr(src, "BIL", big=False, pads=(2, 0, 0))
+    hdr = src / "p.hdr"
+    hdr.write_text(hdr.read_text().replace("BANDROWBYTES 12", "BANDROWBYTES 6"))
+    report = migrate(src, tmp_path / "v", virtual=True, workers=1, include=["*.bil"])
+    rec = {r.source: r for r in report.records}["p.bil"]
+    assert rec.status == "failed" and "padding" in rec.error_message

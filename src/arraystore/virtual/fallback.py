@@ -31,7 +31,7 @@ COPIES_NAME = "virtual.copies"
 #: Attribute under which a copied array records its source and why it was copied.
 COPIED_KEY = "arraystore.copied"
 #: Decoders a copy job may name (``Job.decode``).
-DECODERS = ("zlib",)
+DECODERS = ("zlib", "strided:<byte strides>")
 _INFLATE_READ = 4 << 20
 
 
@@ -54,26 +54,58 @@ def copy_reason(meta: ArrayMeta) -> str | None:
 def decodable(path: str | os.PathLike[str]) -> tuple[ArrayMeta, Path, int, str, str] | None:
     """A file no reference can express but a decoder can read: ``(meta, data file, offset, decoder, reason)``.
 
-    Today: a MetaImage header (``.mhd``/``.mha``) with ``CompressedData = True`` (a zlib stream).
-    None for any other file, or a header that is wrong for another reason too.
+    ``path`` is a header or its data file. Two cases today: a MetaImage header with
+    ``CompressedData = True`` (decoder ``"zlib"``), and an ESRI EHdr raster whose rows or bands
+    are padded (decoder ``"strided:<byte strides>"``: each item read where the padding puts
+    it). None for any other file, or a header that is wrong for another reason too.
     """
+    p = Path(path)
+    if not p.is_file():
+        return None
+    for find in (_compressed_metaimage, _padded_ehdr):
+        try:
+            found = find(p)
+        except ArrayStoreError:
+            found = None
+        if found is not None:
+            return found
+    return None
+
+
+def _compressed_metaimage(p: Path) -> tuple[ArrayMeta, Path, int, str, str] | None:
     from ..dialects.metaimage import MetaImageDialect, read_metaimage_fields
 
-    p = Path(path)
     dialect = MetaImageDialect()
-    if p.suffix.lower() not in (".mhd", ".mha") or not p.is_file():
+    header = p if p.suffix.lower() in (".mhd", ".mha") else dialect.find_header(p)
+    if header is None or not dialect.sniff(header):
         return None
-    try:
-        if not dialect.sniff(p):
-            return None
-        fields, _ = read_metaimage_fields(p)
-        if fields.get("compresseddata", ("", ""))[1].strip().lower() not in ("true", "1", "yes"):
-            return None
-        parsed = dialect.parse(p, allow_compressed=True)
-    except ArrayStoreError:
+    fields, _ = read_metaimage_fields(header)
+    if fields.get("compresseddata", ("", ""))[1].strip().lower() not in ("true", "1", "yes"):
+        return None
+    parsed = dialect.parse(header, allow_compressed=True)
+    if header != p and Path(parsed.data_path).resolve() != p.resolve():
         return None
     reason = "MetaImage CompressedData = True (zlib): compressed bytes cannot be referenced as Zarr chunks"
     return parsed.meta, Path(parsed.data_path), parsed.offset, "zlib", reason
+
+
+def _padded_ehdr(p: Path) -> tuple[ArrayMeta, Path, int, str, str] | None:
+    from ..dialects.ehdr import EhdrDialect
+
+    dialect = EhdrDialect()
+    header = p if p.suffix.lower() == ".hdr" else dialect.find_header(p)
+    if header is None or not dialect.sniff(header):
+        return None
+    parsed, strides = dialect.parse_padded(header, None if header == p else p)
+    dense = tuple(int(parsed.meta.dtype.itemsize * np.prod(parsed.meta.shape[i + 1 :], dtype=np.int64))
+                  for i in range(parsed.meta.ndim))
+    if strides == dense:
+        return None  # no padding: referenced in place as usual (it failed for another reason)
+    reason = (
+        "EHdr rows or bands padded (BANDROWBYTES/TOTALROWBYTES/BANDGAPBYTES): a Zarr chunk cannot skip the "
+        "padding inside it"
+    )
+    return parsed.meta, Path(parsed.data_path), parsed.offset, "strided:" + ",".join(map(str, strides)), reason
 
 
 def copy_file(
@@ -101,6 +133,9 @@ def copy_file(
     out.parent.mkdir(parents=True, exist_ok=True)
     if decode == "zlib":
         return _inflate(src_path, meta, offset, out, options)
+    if decode is not None and decode.startswith("strided:"):
+        strides = tuple(int(s) for s in decode[len("strided:") :].split(","))
+        return _strided(src_path, meta, offset, strides, out, options)
     if decode is not None:
         raise MetadataError(f"{src_path}: expected a decoder among {', '.join(DECODERS)}, found {decode!r}")
     from .._open import open as open_store
@@ -113,6 +148,35 @@ def copy_file(
         "destination_checksum": report.checksum if report.verified else None,
         "verified": bool(report.verified),
     }
+
+
+def _strided(
+    src_path: str, meta: ArrayMeta, offset: int, strides: tuple[int, ...], out: Path, options: Any
+) -> dict[str, Any]:
+    """Copy items laid out with byte ``strides`` (padding between them) into a new Zarr array, in slabs of the first axis."""
+    from .._open import create
+
+    if len(strides) != meta.ndim or any(s < 0 for s in strides):
+        raise MetadataError(f"{src_path}: expected {meta.ndim} non-negative byte strides, found {strides}")
+    hasher = StreamHasher()
+    with create(
+        out, meta.shape, meta.dtype, backend="zarr", attrs=meta.attrs, overwrite=True, compression=options.compression
+    ) as dst:
+        if meta.nbytes:
+            mm = np.memmap(src_path, np.uint8, "r")
+            view: np.ndarray[Any, Any] = np.ndarray(meta.shape, meta.dtype, buffer=mm, offset=offset, strides=strides)
+            row = max(1, meta.nbytes // max(1, meta.shape[0]))
+            step = max(1, int(options.max_memory) // (2 * row)) if meta.ndim else 1
+            for start in range(0, meta.shape[0], step):
+                block = np.ascontiguousarray(view[start : start + step])
+                dst[start : start + step] = block
+                hasher.update(block)
+            del view, mm
+    digest = hasher.result()
+    got = checksum(out, decoded=True) if options.verify else None
+    if got is not None and got.get("value") != digest.get("value"):
+        raise MetadataError(f"{out}: read back differently from {src_path}; report this as a bug")
+    return {"source_checksum": digest, "destination_checksum": got, "verified": got is not None}
 
 
 def _pieces(f: Any, name: str, at: int) -> Any:
