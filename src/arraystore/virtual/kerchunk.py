@@ -3,10 +3,14 @@
 Layout::
 
     {"version": 1,
-     "templates": {"root": "file:///abs/archive"},
+     "templates": {"root": "file:///abs/archive", "copies": "file:///abs/DST/virtual.copies"},
      "refs": {"zarr.json": "<group metadata>",
               "a/scan.dat/zarr.json": "<array metadata>",
-              "a/scan.dat/c/0/0": ["{{root}}/a/scan.dat", offset, length], ...}}
+              "a/scan.dat/c/0/0": ["{{root}}/a/scan.dat", offset, length], ...,
+              "b/labels.dat/c/0": ["{{copies}}/b/labels.dat/c/0"]}}
+
+(the ``copies`` template, present when the copying fallback copied files, names the
+``virtual.copies`` folder beside the reference file; see :mod:`.fallback`.)
 
 Every reference names its file relative to the archive root through the ``root`` template:
 moving the archive, pass the new root at read time (``template_overrides={"root": ...}``
