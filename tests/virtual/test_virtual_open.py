@@ -154,3 +154,14 @@ def test_a_moved_icechunk_store_refuses_a_source_leading_out(archive, tmp_path):
     (new_archive / "x.dat").symlink_to(tmp_path / "moved" / "v" / "migration.jsonl")
     with pytest.raises((UnsafeInputError, VerificationError)):
         arraystore.open(f"{new_v / 'virtual.icechunk'}::/x.dat", root=new_archive)
+
+
+def test_a_moved_icechunk_store_checks_every_source_it_repoints(archive, tmp_path):
+    from arraystore.virtual import open_virtual
+
+    migrate(archive, tmp_path / "v", virtual=True, format="icechunk", workers=1)
+    new_archive, new_v = _move_together(tmp_path)
+    (new_archive / "sub" / "d.bil").unlink()
+    (new_archive / "sub" / "d.bil").symlink_to(tmp_path / "moved" / "v" / "migration.jsonl")
+    with pytest.raises(UnsafeInputError, match="outside the archive root"):
+        open_virtual(new_v / "virtual.icechunk", root=new_archive)  # the group, not only one array

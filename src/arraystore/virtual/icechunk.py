@@ -161,19 +161,26 @@ def open_icechunk(path: str | os.PathLike[str], root: str | os.PathLike[str] | N
     for name, arr in group.members(max_depth=None):
         rec = arr.attrs.get(VIRTUAL_KEY) if hasattr(arr, "shape") else None
         if isinstance(rec, dict):
-            _repoint(session.store, name, arr, rec, prefix, path)
+            _repoint(session.store, name, arr, rec, new_root, path)
     return group
 
 
-def _repoint(store: Any, name: str, arr: Any, rec: dict[str, Any], prefix: str, path: Any) -> None:
-    """Point the chunks of one virtual array at ``prefix`` + its source, as :meth:`VirtualArray.refs` lays them out."""
+def _repoint(store: Any, name: str, arr: Any, rec: dict[str, Any], root: Path, path: Any) -> None:
+    """Point the chunks of one virtual array at its source below ``root``, as :meth:`VirtualArray.refs` lays them out.
+
+    The source must resolve inside ``root`` (symbolic links followed), like every reference.
+    """
     import icechunk
 
     from ..meta import ArrayMeta, dtype_from_json
 
     source = str(rec["source"])
-    if source.startswith("/") or any(p in ("", ".", "..") for p in source.split("/")):
-        raise UnsafeInputError(f"{path}::{name}: its source {source!r} leaves the archive root; refused")
+    prefix = container_prefix(root)
+    target = (root / source).resolve()
+    if source.startswith("/") or any(p in ("", ".", "..") for p in source.split("/")) or root not in target.parents:
+        raise UnsafeInputError(
+            f"{path}::{name}: its source {source!r} resolves to {target}, outside the archive root {root}; refused"
+        )
     meta = ArrayMeta(tuple(rec["shape"]), dtype_from_json(rec["dtype"]), rec["order"])
     varr = VirtualArray(name, source, meta, int(rec["offset"]), tuple(int(c) for c in arr.chunks),
                         int(rec["size"]), int(rec["mtime_ns"]))
