@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import arraystore
 from arraystore.errors import UnsafeInputError
@@ -208,3 +212,28 @@ def test_verify_reads_the_copies_back(tmp_path, fmt):
         chunk.write_bytes(b"\0" * chunk.stat().st_size)
         with pytest.raises(VerificationError, match="the copy"):
             verify_virtual(tmp_path / "v")
+
+
+@settings(deadline=None, max_examples=25, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(
+    shape=st.lists(st.integers(0, 40), min_size=1, max_size=3).map(tuple),
+    dtype=st.sampled_from(["<i2", ">f4", "u1", ">c16"]),
+    piece=st.sampled_from([7, 64, 1000, 1 << 22]),
+    level=st.integers(0, 9),
+)
+def test_the_zlib_decoder_equals_zlib_at_every_piece_boundary(monkeypatch, shape, dtype, piece, level):
+    from arraystore.conversion import ConvertOptions
+    from arraystore.meta import ArrayMeta
+    from arraystore.virtual import fallback
+
+    monkeypatch.setattr(fallback, "_INFLATE_READ", piece)
+    a = np.random.default_rng(len(shape)).integers(0, 4, size=shape).astype(dtype)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "x.zraw"
+        src.write_bytes(b"HDR" + zlib.compress(a.tobytes(), level))
+        out = Path(tmp) / "copy"
+        done = fallback.copy_file(str(src), ArrayMeta(shape, np.dtype(dtype), "C"), 3, out,
+                                  options=ConvertOptions(verify=True), decode="zlib")
+        assert done["verified"]
+        with arraystore.open(out, backend="zarr") as got:
+            assert got.dtype == a.dtype and got[...].tobytes() == a.tobytes()

@@ -277,6 +277,12 @@ def _copy(job: Job, meta: ArrayMeta, reason: str, t0: float) -> FileRecord:
     except ArrayStoreError as exc:
         return _record(job, "failed", t0, error=_error(exc),
                        note=f"cannot be referenced ({reason}), and copying cannot help either")
+    except OSError as exc:
+        try:
+            raise_if_full(exc, str(out), "copying into")
+        except StorageFullError as full:
+            return _record(job, "failed", t0, error=_error(full))
+        raise
     changed = _unchanged(job)
     if changed is not None:
         return _record(job, "failed", t0, error={"type": "SourceChangedError", "message": changed})

@@ -487,7 +487,7 @@ def migrate(
         False records size and modification time only.
     fallback
         A virtual migration copies a file that no reference can express (a dtype without a
-        Zarr v3 core type, compressed MetaImage data) into a real Zarr array of the same
+        Zarr v3 core type, compressed MetaImage data, padded EHdr rows) into a real Zarr array of the same
         hierarchy (``DST/virtual.copies``; note ``"copied: <reason>"``); False refuses it
         with the reason instead. ``compression`` applies to these copies.
     portable

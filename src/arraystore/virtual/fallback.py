@@ -186,8 +186,14 @@ def _pieces(f: Any, name: str, at: int) -> Any:
     while not inflater.eof:
         if not data:
             data = f.read(_INFLATE_READ)
-            if not data:
-                return  # the stream ends early: the caller counts the bytes
+            if not data:  # the stream ends early (the caller counts the bytes); what zlib still holds
+                try:
+                    tail = inflater.flush()
+                except zlib.error as exc:
+                    raise MetadataError(f"{name}: expected a zlib stream at byte {at}, found {exc}") from None
+                if tail:
+                    yield tail
+                return
         try:
             piece = inflater.decompress(data, _INFLATE_READ)
         except zlib.error as exc:
