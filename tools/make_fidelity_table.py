@@ -23,7 +23,9 @@ SYMBOL = {Support.EXACT: "exact", Support.ENCODED: "encoded", Support.NO: "—"}
 
 def render() -> str:
     classes = {}
-    for name in BACKENDS:
+    for name, spec in BACKENDS.items():
+        if not spec.creates:
+            continue  # read-only (the virtual stores): it stores nothing
         try:
             classes[name] = backend_class(name)
         except MissingDependencyError:

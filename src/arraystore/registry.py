@@ -39,6 +39,7 @@ __all__ = [
     "default_suffix",
     "detect_backend",
     "parse_location",
+    "target_names",
 ]
 
 ENTRY_POINT_GROUP = "arraystore.backends"
@@ -60,6 +61,8 @@ class BackendSpec:
     suffixes: tuple[str, ...] = ()
     guess: str | None = None
     fallback: bool = False
+    creates: bool = True
+    """Equal to the class's ``supports_create``: False for a read-only backend (never a destination)."""
 
 
 #: Built-in backends (read-only). Adding one: its module, its test file, and one line here.
@@ -74,6 +77,10 @@ BACKENDS: Mapping[str, BackendSpec] = MappingProxyType(
         "zarr": BackendSpec(
             "arraystore.backends.zarr:ZarrStore", "zarr", "zarr", suffixes=(".zarr", ".zarr.zip"),
             guess="arraystore.backends._signatures:zarr_folder",
+        ),
+        "virtual": BackendSpec(
+            "arraystore.virtual._backend:VirtualStore", "virtual", "zarr", suffixes=(".virtual.json", ".icechunk"),
+            guess="arraystore.virtual._detect:looks_virtual", creates=False,
         ),
     }
 )
@@ -186,6 +193,12 @@ def default_suffix(name: str) -> str:
 def backend_names() -> list[str]:
     """Every backend's name: the built-ins, then installed plugins (reads the entry points)."""
     return [*BACKENDS, *sorted(_entry_point_classes())]
+
+
+def target_names() -> list[str]:
+    """The backends that create arrays (destinations of ``convert`` and ``migrate``): built-ins, then plugins."""
+    plugins = [n for n, cls in sorted(_entry_point_classes().items()) if cls.supports_create]
+    return [*(n for n, spec in BACKENDS.items() if spec.creates), *plugins]
 
 
 def backend_class(name: str) -> type[ArrayStore]:

@@ -11,7 +11,7 @@ these, never the backend's name): ``backend``, ``suffixes``, ``fidelity``,
 ``supports_memmap``, ``supports_copy_on_write``, ``memory_mappable``, ``layouts``,
 ``writes_go_through``, ``thread_safe_writes``, ``parallel_chunk_writers``,
 ``holds_attrs``, ``codecs``, ``publishes``, ``locks``, ``supports_dimension_names``,
-``object_storage``, ``url_class``, ``writes_whole_files``; and the classmethods ``guess_can_open(location)`` and
+``object_storage``, ``url_class``, ``writes_whole_files``, ``supports_create``; and the classmethods ``guess_can_open(location)`` and
 ``storage_order(order, **options)``.
 
 Hooks a backend must implement:
@@ -179,6 +179,9 @@ class ArrayStore(ABC):
     url_class: ClassVar[str | None] = None
     #: What the backend stores exactly, through an encoding, or not at all.
     fidelity: ClassVar[Fidelity]
+    #: False for a read-only backend (it opens arrays with mode ``"r"`` only and creates none):
+    #: conversion and migration never choose it as a destination.
+    supports_create: ClassVar[bool] = True
     #: True when ``create(..., dimension_names=...)`` records names the store reads back.
     supports_dimension_names: ClassVar[bool] = False
     #: True when :meth:`_write_whole` writes an array held in memory as one file in one write

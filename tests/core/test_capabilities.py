@@ -26,6 +26,7 @@ def test_the_registry_table_agrees_with_the_class(name: str) -> None:
     spec = registry.BACKENDS[name]
     assert cls.backend == name
     assert spec.suffixes == cls.suffixes
+    assert spec.creates == cls.supports_create
     assert cls.publishes in ("rename", "metadata-last")
     assert cls.locks in ("flock", "lease", None)
     assert cls.layouts and cls.layouts <= {"contiguous", "chunked"}

@@ -82,7 +82,7 @@ def _create(tmp: Path, backend: str, compression: Any) -> str:
     return path
 
 
-@pytest.mark.parametrize("backend", list(BACKENDS))
+@pytest.mark.parametrize("backend", [n for n, spec in BACKENDS.items() if spec.creates])  # read-only ones store nothing
 @pytest.mark.parametrize("spelling", ["zstd", "gzip", "blosc", "blosc:5", "blosc:zstd:3", "lzf", 3, "gzip:12"])
 def test_every_backend_parses_alike_and_refuses_alike(tmp_path: Path, backend: str, spelling: Any) -> None:
     cls = backend_class(backend)

@@ -26,6 +26,8 @@ def open_group(kind, store, root):
             "reference", fo=store, remote_protocol="file", asynchronous=True, template_overrides=over
         )
         zstore = zarr.storage.FsspecStore(fs, read_only=True, path="")
+    elif root:
+        zstore = relocated_icechunk(store, root)
     else:
         import icechunk
 
@@ -34,6 +36,36 @@ def open_group(kind, store, root):
         repo = icechunk.Repository.open(storage, authorize_virtual_chunk_access={prefix: None})
         zstore = repo.readonly_session("main").store
     return zstore
+
+
+def relocated_icechunk(store, root):
+    """The recipe of docs/migration.md: re-point each array's chunks below the new root, never committed."""
+    import datetime
+    import pathlib
+
+    import icechunk
+
+    prefix = pathlib.Path(root).resolve().as_uri() + "/"
+    config = icechunk.RepositoryConfig.default()
+    config.set_virtual_chunk_container(icechunk.VirtualChunkContainer(prefix, icechunk.local_filesystem_store(root)))
+    repo = icechunk.Repository.open(icechunk.local_filesystem_storage(store), config=config,
+                                    authorize_virtual_chunk_access={prefix: None})
+    session = repo.writable_session("main")  # changed in memory only: never committed
+    for name, arr in zarr.open_group(session.store, mode="r").members(max_depth=None):
+        rec = arr.attrs.get("arraystore.virtual") if isinstance(arr, zarr.Array) else None
+        if rec is None:
+            continue  # copied by the migration: real chunks of the repository
+        grid = [s // c for s, c in zip(arr.shape, arr.chunks)]
+        length = int(np.prod(arr.chunks)) * np.dtype(rec["dtype"]).itemsize
+        stamp = datetime.datetime.fromtimestamp(rec["mtime_ns"] / 1e9 + 1, tz=datetime.timezone.utc)
+        specs = [
+            icechunk.VirtualChunkSpec(list(idx), prefix + rec["source"],
+                                      rec["offset"] + int(np.ravel_multi_index(idx, grid, order=rec["order"])) * length,
+                                      length, last_updated_at_checksum=stamp)
+            for idx in np.ndindex(*grid)
+        ] if rec["nbytes"] else []
+        session.store.set_virtual_refs(name, specs, validate_containers=True)
+    return session.store
 
 
 def main():

@@ -131,7 +131,7 @@ def test_a_root_that_is_not_a_local_folder_and_extra_templates_are_refused(archi
     doc = json.loads(p.read_text())
     doc["templates"]["other"] = "{{ ''.__class__ }}"
     p.write_text(json.dumps(doc))
-    with pytest.raises(UnsafeInputError, match="only the 'root' template"):
+    with pytest.raises(UnsafeInputError, match="only the 'root' and 'copies' templates"):
         open_virtual(p)
     doc["templates"] = {"root": "http://example.com/archive"}
     p.write_text(json.dumps(doc))

@@ -107,21 +107,27 @@ def test_no_checksum_is_metadata_only(archive, tmp_path):
     assert verify_virtual(tmp_path / "v")["checksummed"] == 0
 
 
-def test_unexpressible_dtype_fails_with_the_reason(tmp_path):
+def test_unexpressible_dtype_fails_with_the_reason_without_the_fallback(tmp_path):
     src = tmp_path / "a"
     src.mkdir()
     with arraystore.create(src / "s.dat", shape=(3,), dtype="S4", backend="raw") as st:
         st[...] = np.array([b"ab", b"cd", b"ef"])
     with arraystore.create(src / "n.dat", shape=(3,), dtype="<f4", backend="raw") as st:
         st[...] = np.arange(3)
-    report = migrate(src, tmp_path / "v", virtual=True, workers=1)
+    report = migrate(src, tmp_path / "v", virtual=True, workers=1, fallback=False)
     rec = {r.source: r for r in report.records}
     assert rec["n.dat"].status == "converted"
     assert rec["s.dat"].status == "failed"
     assert rec["s.dat"].error["type"] == "UnsupportedDtypeError"
-    assert "copying migration" in rec["s.dat"].error["message"]
+    assert "migrate it by copying" in rec["s.dat"].error["message"]
     doc = json.loads((tmp_path / "v" / "virtual.json").read_text())
     assert "n.dat/zarr.json" in doc["refs"] and "s.dat/zarr.json" not in doc["refs"]
+    # with the fallback (the default), the same file is copied into the hierarchy instead
+    report = migrate(src, tmp_path / "v2", virtual=True, workers=1)
+    rec = {r.source: r for r in report.records}
+    assert rec["s.dat"].status == "converted" and rec["s.dat"].note.startswith("copied: dtype |S4")
+    doc = json.loads((tmp_path / "v2" / "virtual.json").read_text())
+    assert "s.dat/zarr.json" in doc["refs"] and doc["refs"]["s.dat/c/0"] == ["{{copies}}/s.dat/c/0"]
 
 
 def test_cli_on_the_example_archive(tmp_path):

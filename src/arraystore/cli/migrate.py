@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..migration import MigrationReport
 
-from ..registry import backend_names
+from ..registry import target_names
 from ._errors import UsageError
 from ._errors import report as report_error
 
@@ -40,7 +40,7 @@ def register(sub: Any) -> None:
     p.add_argument("src", help="the archive folder")
     p.add_argument("dst", help="the destination folder (created)")
     p.add_argument(
-        "--to", choices=backend_names(), default="zarr", help="target format (default zarr)"
+        "--to", choices=target_names(), default="zarr", help="target format (default zarr)"
     )
     p.add_argument(
         "--rules",
@@ -107,6 +107,12 @@ def register(sub: Any) -> None:
         action="store_true",
         help="with --virtual: record size and modification time only, not a content checksum (metadata only)",
     )
+    p.add_argument(
+        "--no-fallback",
+        action="store_true",
+        help="with --virtual: refuse a file no reference can express (reported failed with the reason) instead of "
+        "copying it into the hierarchy (DST/virtual.copies)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of the summary")
     p.set_defaults(func=run)
 
@@ -116,8 +122,10 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         bad = UsageError(f"expected --workers of at least 1, found {args.workers}")
         return report_error(bad, command="migrate", path=None, as_json=args.json)
-    if not args.virtual and (args.chunk_bytes is not None or args.no_checksum or args.format != "kerchunk"):
-        bad = UsageError("--format, --chunk-bytes and --no-checksum apply to --virtual only; add --virtual")
+    if not args.virtual and (
+        args.chunk_bytes is not None or args.no_checksum or args.no_fallback or args.format != "kerchunk"
+    ):
+        bad = UsageError("--format, --chunk-bytes, --no-checksum and --no-fallback apply to --virtual only; add --virtual")
         return report_error(bad, command="migrate", path=None, as_json=args.json)
     main = threading.current_thread() is threading.main_thread()  # signal handlers live in the main thread
     previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
@@ -159,6 +167,7 @@ def _migrate(args: argparse.Namespace) -> MigrationReport:
         format=args.format,
         chunk_bytes=args.chunk_bytes,
         checksum=not args.no_checksum,
+        fallback=not args.no_fallback,
         portable=args.portable,
         header=args.header,
         into=args.into,

@@ -347,12 +347,17 @@ def make_parsed(
     axes: Sequence[str] | None,
     extra: Mapping[str, Any],
     size: int | None = None,
+    check: bool = True,
 ) -> ParsedHeader:
-    """Check the data file against the header and build the :class:`ParsedHeader`."""
+    """Check the data file against the header and build the :class:`ParsedHeader`.
+
+    ``check=False`` skips the extent check (compressed data is shorter than the array).
+    """
     shape = check_shape(shape, dtype.itemsize, header_path)
     if size is None:
         size = data_size(data_path, header_path)
-    check_extent(data_path, size, offset, math.prod(shape) * dtype.itemsize, dtype.itemsize)
+    if check:
+        check_extent(data_path, size, offset, math.prod(shape) * dtype.itemsize, dtype.itemsize)
     attrs: dict[str, Any] = {"dialect": dialect}
     if axes is not None:
         attrs["axes"] = list(axes)

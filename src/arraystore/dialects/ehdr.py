@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import MetadataError, UnsupportedDtypeError
+from ..errors import MetadataError, SizeMismatchError, UnsupportedDtypeError
 from ._common import (
     ParsedHeader,
     data_for_header,
+    data_size,
     decode_text,
     find_beside,
     make_parsed,
@@ -117,6 +118,27 @@ def _check_padding(fields: dict[str, str], layout: str, ncols: int, nbands: int,
                 )
 
 
+def _padded_strides(
+    fields: dict[str, str], layout: str, nrows: int, ncols: int, nbands: int, itemsize: int, path: Path
+) -> tuple[int, ...]:
+    """Byte strides of the (file-order) axes of a padded raster; refuses padding that would overlap items."""
+    band_row = ncols * itemsize
+    unit = band_row if layout != "BIP" else band_row * nbands
+    brb = to_int(fields.get("BANDROWBYTES", str(band_row)), "BANDROWBYTES", path) if layout != "BIP" else unit
+    trb = to_int(fields.get("TOTALROWBYTES", str(brb * (1 if layout == "BSQ" else nbands) if layout != "BIP" else unit)),
+                 "TOTALROWBYTES", path)
+    gap = to_int(fields.get("BANDGAPBYTES", "0"), "BANDGAPBYTES", path)
+    need = {"BANDROWBYTES": (brb, band_row), "TOTALROWBYTES": (trb, brb * nbands if layout == "BIL" else unit)}
+    for key, (got, least) in need.items():
+        if got < least:
+            raise MetadataError(f"{path}: {key} {got} is less than the {least} bytes one row holds; fix the header")
+    if layout == "BSQ":
+        return (nrows * trb + gap, trb, itemsize)
+    if layout == "BIL":
+        return (trb, brb, itemsize)
+    return (trb, nbands * itemsize, itemsize)
+
+
 def _attr_value(value: str) -> Any:
     items = numbers_or_text(value.split())
     if not items or isinstance(items[0], str):
@@ -143,6 +165,20 @@ class EhdrDialect:
 
     def parse(self, header_path: Path, data_path: Path | None = None) -> ParsedHeader:
         """Parse an EHdr header; see ``docs/dialects.md`` for what is refused."""
+        return self._parse(header_path, data_path, padded=False)[0]
+
+    def parse_padded(self, header_path: Path, data_path: Path | None = None) -> tuple[ParsedHeader, tuple[int, ...]]:
+        """Parse a header whose rows or bands are padded (``BANDROWBYTES``, ``TOTALROWBYTES``, ``BANDGAPBYTES``).
+
+        Returns the header and the byte strides of its axes: the data cannot be mapped as one
+        array, only read element by element through these strides (a copying migration).
+        Refuses strides that would make elements overlap or reach past the end of the file.
+        """
+        return self._parse(header_path, data_path, padded=True)
+
+    def _parse(
+        self, header_path: Path, data_path: Path | None, *, padded: bool
+    ) -> tuple[ParsedHeader, tuple[int, ...]]:
         header_path = Path(header_path)
         text = decode_text(read_header_bytes(header_path), header_path)
         if text.lstrip()[:4].upper() == "ENVI":
@@ -158,7 +194,8 @@ class EhdrDialect:
         layout = fields.get("LAYOUT", "BIL").upper()
         if layout not in _LAYOUTS:
             raise MetadataError(f"{header_path}: expected LAYOUT BIL, BSQ or BIP, found {layout!r}; fix the header")
-        _check_padding(fields, layout, ncols, nbands, dtype.itemsize, header_path)
+        if not padded:
+            _check_padding(fields, layout, ncols, nbands, dtype.itemsize, header_path)
         offset = to_int(fields.get("SKIPBYTES", "0"), "SKIPBYTES", header_path)
         axes = _LAYOUTS[layout]
         sizes = {"band": nbands, "row": nrows, "column": ncols}
@@ -169,13 +206,23 @@ class EhdrDialect:
         extra["LAYOUT"] = layout
         if data_path is None:
             data_path = data_for_header(header_path, (f".{layout.lower()}", ".bil", ".bsq", ".bip"))
-        return make_parsed(
+        shape = [sizes[a] for a in axes]
+        strides: tuple[int, ...] = ()
+        if padded:
+            strides = _padded_strides(fields, layout, nrows, ncols, nbands, dtype.itemsize, header_path)
+            size = data_size(Path(data_path), header_path)
+            end = offset + sum((n - 1) * st for n, st in zip(shape, strides, strict=True)) + dtype.itemsize
+            if min(shape) > 0 and end > size:
+                raise SizeMismatchError(str(data_path), end - offset, size - offset, dtype.itemsize)
+        parsed = make_parsed(
             self.name,
             header_path,
             Path(data_path),
-            [sizes[a] for a in axes],
+            shape,
             dtype,
             offset,
             axes=axes,
             extra=extra,
+            check=not padded,
         )
+        return parsed, strides

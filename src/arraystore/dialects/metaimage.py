@@ -160,8 +160,13 @@ class MetaImageDialect:
         text = head.split(b"ElementDataFile", 1)[0]
         return b"\x00" not in text and re.search(rb"(?mi)^\s*NDims\s*=", text) is not None
 
-    def parse(self, header_path: Path, data_path: Path | None = None) -> ParsedHeader:
-        """Parse a MetaImage header; see ``docs/dialects.md`` for what is refused."""
+    def parse(self, header_path: Path, data_path: Path | None = None, *, allow_compressed: bool = False) -> ParsedHeader:
+        """Parse a MetaImage header; see ``docs/dialects.md`` for what is refused.
+
+        ``allow_compressed=True`` accepts ``CompressedData = True``: the result's offset is then
+        where the zlib stream starts and ``extra["CompressedDataSize"]`` its length (when the
+        header gives it); the data cannot be mapped, only decompressed (a copying migration).
+        """
         header_path = Path(header_path)
         fields, header_len = read_metaimage_fields(header_path)
         path = header_path
@@ -171,7 +176,8 @@ class MetaImageDialect:
         object_type = fields.get("objecttype", ("", "Image"))[1]
         if object_type.lower() != "image":
             raise MetadataError(f"{path}: expected ObjectType = Image, found {object_type!r}")
-        if _bool(fields, "compresseddata", path):
+        compressed = bool(_bool(fields, "compresseddata", path))
+        if compressed and not allow_compressed:
             raise MetadataError(
                 f"{path}: CompressedData = True (zlib) cannot be read in place; decompress it first, e.g. "
                 "SimpleITK.WriteImage(SimpleITK.ReadImage(path), 'out.mha', useCompression=False)"
@@ -217,7 +223,11 @@ class MetaImageDialect:
         check_shape(shape, dtype.itemsize, path)
         size = data_size(target, header_path)
         nbytes = math.prod(shape) * dtype.itemsize
-        if header_size == -1:
+        if compressed and header_size == -1:
+            raise MetadataError(f"{path}: HeaderSize = -1 with CompressedData = True names no start of the data")
+        if compressed:
+            offset = header_len if local else header_size
+        elif header_size == -1:
             if size < nbytes:
                 raise SizeMismatchError(str(target), nbytes, size, dtype.itemsize)
             offset = size - nbytes
@@ -231,4 +241,6 @@ class MetaImageDialect:
         else:
             offset = header_size
         extra = {name: _attr_value(value) for key, (name, value) in fields.items() if key not in _STRUCTURAL}
-        return make_parsed(self.name, header_path, target, shape, dtype, offset, axes=axes, extra=extra, size=size)
+        return make_parsed(
+            self.name, header_path, target, shape, dtype, offset, axes=axes, extra=extra, size=size, check=not compressed
+        )

@@ -16,9 +16,9 @@ from .._fsutil import raise_if_full
 from .._open import exists
 from .._open import open as open_store
 from ..conversion import ConvertOptions
-from ..errors import ArrayStoreError, MetadataError, StorageFullError
+from ..errors import ArrayStoreError, MetadataError, StorageFullError, UnsupportedDtypeError
 from ..location import Location
-from ..meta import ArrayMeta, dtype_from_json
+from ..meta import ArrayMeta
 from ..registry import backend_class, parse_location
 from ..store import ArrayStore
 from ._group import group_dimension_names
@@ -54,6 +54,12 @@ class Job:
     """Reference the file in place (a virtual migration) instead of converting it."""
     checksum: bool = True
     """For a virtual job: checksum the file's content (False: metadata only)."""
+    fallback: bool = True
+    """For a virtual job: copy a file that cannot be referenced (False: refuse it)."""
+    copy: str | None = None
+    """For a virtual job: why the file is copied instead of referenced (known when planned)."""
+    decode: str | None = None
+    """For a copy: the decoder the data goes through (``"zlib"``), see :mod:`arraystore.virtual.fallback`."""
 
 
 def open_source(path: str | os.PathLike[str], meta: ArrayMeta, offset: int, own_sidecar: bool) -> ArrayStore:
@@ -314,16 +320,26 @@ def run_job(job: Job) -> FileRecord:
 
 
 def run_virtual_job(job: Job) -> FileRecord:
-    """Reference one file instead of converting it: a ``converted`` record with its content checksum."""
+    """Reference one file instead of converting it: a ``converted`` record with its content checksum.
+
+    A file no reference can express is copied into the virtual hierarchy instead
+    (``note="copied: <reason>"``), unless ``job.fallback`` is False: then it fails with the reason.
+    """
     from ..virtual._migrate import check_inside, file_checksum
-    from ..virtual.refs import check_expressible
+    from ..virtual.fallback import copy_reason
 
     t0 = time.perf_counter()
     try:
-        check_expressible(dtype_from_json(job.meta["dtype"]))  # not the whole meta: its attrs are the evidence
+        meta = ArrayMeta.from_dict(job.meta)
+        reason = job.copy or copy_reason(meta)
+        if reason is not None and not job.fallback:
+            raise UnsupportedDtypeError(f"{job.src_path}: cannot be referenced in place: {reason}; "
+                                        "rerun without --no-fallback to copy it, or migrate it by copying")
         path = Path(job.src_path)
         check_inside(path, job.source, real_root(path.parents[len(Path(job.source).parts) - 1]))
         changed = _unchanged(job)
+        if changed is None and reason is not None:
+            return _copy(job, meta, reason, t0)
         if changed is None and job.checksum:
             digest = file_checksum(job.src_path)
             changed = _unchanged(job)
@@ -334,3 +350,27 @@ def run_virtual_job(job: Job) -> FileRecord:
         return _record(job, "converted", t0, source_checksum=digest, note="referenced in place (virtual)")
     except (OSError, ArrayStoreError) as exc:
         return _record(job, "failed", t0, error=_error(exc))
+
+
+def _copy(job: Job, meta: ArrayMeta, reason: str, t0: float) -> FileRecord:
+    """The copying fallback of a virtual job (see :mod:`arraystore.virtual.fallback`)."""
+    from ..virtual.fallback import copies_root, copy_file
+
+    dst_root = Path(job.dst_path).parents[len(Path(job.destination).parts) - 1]
+    out = copies_root(dst_root) / job.destination
+    try:
+        sums = copy_file(job.src_path, meta, job.offset, out, options=job.options, own_sidecar=job.own_sidecar,
+                         decode=job.decode)
+    except ArrayStoreError as exc:
+        return _record(job, "failed", t0, error=_error(exc),
+                       note=f"cannot be referenced ({reason}), and copying cannot help either")
+    except OSError as exc:
+        try:
+            raise_if_full(exc, str(out), "copying into")
+        except StorageFullError as full:
+            return _record(job, "failed", t0, error=_error(full))
+        raise
+    changed = _unchanged(job)
+    if changed is not None:
+        return _record(job, "failed", t0, error={"type": "SourceChangedError", "message": changed})
+    return _record(job, "converted", t0, **sums, note=f"copied: {reason}")

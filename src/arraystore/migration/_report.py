@@ -131,6 +131,11 @@ class MigrationReport:
             lines.extend(
                 f"  {one_line(r.source)}  ->  {one_line(r.destination or '')}  ({_size(r.size)})" for r in self.by_status("planned")
             )
+        copied = [r for r in self.by_status("converted") if (r.note or "").startswith("copied:")]
+        if copied:
+            lines.append("")
+            lines.append("copied into the virtual hierarchy (no reference can express them):")
+            lines.extend(f"  {one_line(r.source)}  {one_line((r.note or '')[len('copied:'):].strip())}" for r in copied)
         und = self.by_status("undetermined")
         if und:
             lines.append("")

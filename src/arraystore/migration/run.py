@@ -28,7 +28,7 @@ from ..errors import (
     StorageFullError,
     UnsafeInputError,
 )
-from ..registry import backend_class, backend_names, default_suffix
+from ..registry import backend_class, default_suffix, target_names
 from ..sidecar import sidecar_path
 from ._discover import DEFAULT_INCLUDE, destination_names, discover, overlapping_outputs
 from ._group import check_into, consolidate_group, group_destinations
@@ -179,6 +179,8 @@ class _Planner:
             else:
                 todo.append((name, dests[name]))
         for name, err in broken:
+            if self._decoded(name):
+                continue
             try:
                 size = (self.src / name).lstat().st_size
             except OSError:
@@ -200,6 +202,35 @@ class _Planner:
                         {n: self.previous[n] for n in names if n in self.previous}, self.job_options, self.recheck)
         part.virtual, part.into = self.virtual, self.into
         return part
+
+    def _decoded(self, name: str) -> bool:
+        """A virtual migration's copy job for a file only a decoder reads (see ``virtual.fallback``); False if none."""
+        if not (self.virtual.get("virtual") and self.virtual.get("fallback", True)):
+            return False
+        from ..virtual.fallback import decodable
+
+        found = decodable(self.src / name)
+        if found is None:
+            return False
+        meta, data, offset, decoder, reason = found
+        st = data.stat()
+        try:  # named as its data file, like every referenced array (``scan.mhd`` + ``scan.zraw``: ``scan.zraw``)
+            name = data.relative_to(self.src).as_posix()
+        except ValueError:
+            pass
+        if any(j.source == name for j in self.jobs):
+            return True
+        self.jobs.append(
+            Job(
+                source=name, src_path=str(data.absolute()), meta=meta.to_dict(), offset=offset, own_sidecar=False,
+                dst_path=str((self.dst / name).absolute()), destination=name, backend=self.backend,
+                size=st.st_size, mtime_ns=st.st_mtime_ns, options=self.job_options, virtual=True,
+                resolution={"status": "resolved", "dialect": meta.attrs.get("dialect"), "decode": decoder,
+                            **meta.to_dict()},
+                copy=reason, decode=decoder,
+            )
+        )
+        return True
 
     def _refuse(self, name: str, dest: str, err: ArrayStoreError) -> None:
         try:
@@ -231,6 +262,8 @@ class _Planner:
             self.done.append(FileRecord(status="undetermined", **base))
             return
         if res.status != "resolved" or res.meta is None:
+            if self._decoded(name):
+                return
             err = res.error or MetadataError(f"{path}: could not be resolved")
             self.done.append(FileRecord(status="failed", error=_error(err), **base))
             return
@@ -284,6 +317,7 @@ class _Planner:
                 options=self.job_options,
                 virtual=self.virtual.get("virtual", False),
                 checksum=self.virtual.get("checksum", True),
+                fallback=self.virtual.get("fallback", True),
             )
         )
 
@@ -463,6 +497,7 @@ def migrate(
     portable: bool = False,
     header: str | None = None,
     into: str | None = None,
+    fallback: bool = True,
 ) -> MigrationReport:
     """Convert a legacy archive of raw files into self-describing arrays, file by file, resumably.
 
@@ -516,8 +551,8 @@ def migrate(
         Copy nothing: write a Zarr v3 hierarchy whose chunks are byte-range references into
         the original files (one array per file, at the file's relative path), as
         ``DST/virtual.json`` (``format="kerchunk"``) or ``DST/virtual.icechunk``
-        (``format="icechunk"``). ``to``, ``compression`` and ``verify`` do not apply; a file
-        whose dtype Zarr cannot express fails with the reason. See "Virtual migration" in
+        (``format="icechunk"``). ``to`` does not apply; a file no reference can express is
+        copied (see ``fallback``; ``compression`` and ``verify`` apply to these copies). See "Virtual migration" in
         ``docs/migration.md``.
     format
         The virtual store's format: ``"kerchunk"`` or ``"icechunk"``.
@@ -526,6 +561,11 @@ def migrate(
     checksum
         Record each referenced file's ``xxh3_128`` content checksum (one sequential read);
         False records size and modification time only.
+    fallback
+        A virtual migration copies a file that no reference can express (a dtype without a
+        Zarr v3 core type, compressed MetaImage data, padded EHdr rows) into a real Zarr array of the same
+        hierarchy (``DST/virtual.copies``; note ``"copied: <reason>"``); False refuses it
+        with the reason instead. ``compression`` applies to these copies.
     portable
         Zarr destinations: only Zarr v3 core data types (see
         :class:`~arraystore.conversion.ConvertOptions`).
@@ -572,8 +612,8 @@ def migrate(
     target_bytes = 0
     if virtual:
         to, target_bytes = VIRTUAL, _virtual_options(format, chunk_bytes)
-    elif to not in backend_names():
-        raise MetadataError(f"expected to= one of {', '.join(backend_names())}, found {to!r}")
+    elif to not in target_names():
+        raise MetadataError(f"expected to= one of {', '.join(target_names())}, found {to!r}")
     else:
         cls = backend_class(to)  # a missing optional library fails here, before any work
         if into is not None:
@@ -595,7 +635,7 @@ def migrate(
          "portable": portable, "header": header}
     )
     planner = _Planner(src, dst, to, rule_set, previous, job_options, recheck)
-    planner.virtual = {"virtual": virtual, "checksum": checksum}
+    planner.virtual = {"virtual": virtual, "checksum": checksum, "fallback": fallback}
     if into is not None and virtual:
         raise MetadataError("into= names a group of converted arrays; a virtual migration writes its own store: drop one")
     planner.into = into

@@ -8,6 +8,8 @@ Zarr v3 reader opens it without arraystore (see ``docs/migration.md``, "Virtual 
 :mod:`.kerchunk`     kerchunk reference file: write, read with the archive-root check
 :mod:`.icechunk`     icechunk repository with virtual chunks: write, open
 :mod:`.verify`       check every reference against its file
+:mod:`.fallback`     the copying fallback: what no reference can express, copied into the hierarchy
+``_backend``         the read-only ``virtual`` backend: ``arraystore.open("virtual.json::/a/f.dat")``
 ==================== ==========================================================
 """
 
@@ -60,7 +62,9 @@ def open_virtual(path: Any, root: Any = None) -> Any:
     """Open a virtual store (``virtual.json`` or ``virtual.icechunk``) read-only as a ``zarr`` group.
 
     Every reference must stay inside the archive root (default: the one recorded; pass
-    ``root`` when the archive moved). See :func:`.kerchunk.read_references`.
+    ``root`` when the archive moved). See :func:`.kerchunk.read_references` and
+    :func:`.icechunk.open_icechunk`. ``arraystore.open("STORE::/array", root=...)`` opens one
+    array of it as an arraystore array.
     """
     from pathlib import Path
 

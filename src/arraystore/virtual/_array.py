@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import ArrayNotFoundError, MetadataError, UnsafeInputError, VerificationError
 from ..meta import ArrayMeta, dtype_from_json
+from .fallback import COPIED_KEY
 from .refs import VIRTUAL_KEY
 
 __all__ = ["open_virtual_array", "split_virtual"]
@@ -32,7 +33,9 @@ def split_virtual(spec: str | os.PathLike[str]) -> tuple[Path, str] | None:
     return store, key.strip("/")
 
 
-def _record(store: Path, key: str, root: str | os.PathLike[str] | None) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+def _record(
+    store: Path, key: str, root: str | os.PathLike[str] | None
+) -> tuple[Path, dict[str, Any] | None, dict[str, Any]]:
     if store.is_dir():
         from .icechunk import open_icechunk
         from .verify import _records_icechunk
@@ -55,6 +58,8 @@ def _record(store: Path, key: str, root: str | os.PathLike[str] | None) -> tuple
         attrs = json.loads(raw).get("attributes") or {}
         root_path = Path(doc["templates"]["root"][len("file://") :])
     rec = attrs.pop(VIRTUAL_KEY, None)
+    if rec is None and COPIED_KEY in attrs:
+        return root_path, None, attrs
     if not isinstance(rec, dict) or not {"source", "dtype", "shape", "order", "offset"} <= set(rec):
         raise MetadataError(f"{store}::{key}: no {VIRTUAL_KEY} record with the layout; not written by arraystore")
     return root_path, rec, attrs
@@ -71,12 +76,16 @@ def open_virtual_array(
         The file changed (size or modification time) since it was referenced.
     UnsafeInputError
         The file resolves outside the archive root.
+
+    An array the migration copied (:mod:`.fallback`) opens through the ``virtual`` backend.
     ArrayNotFoundError
         No such array, or its file is gone.
     """
     from .._open import open as open_store
 
     root_path, rec, attrs = _record(Path(store), key, root)
+    if rec is None:  # copied by the fallback: a real Zarr array of the store, read through the registry
+        return open_store(f"{store}::/{key}", "r", backend="virtual", root=root)
     real_root = root_path.resolve()
     path = real_root / str(rec["source"])
     if real_root not in path.resolve().parents:

@@ -88,6 +88,23 @@ def check_inside(path: Path, name: str, real_root: Path | None = None) -> None:
         )
 
 
+def _prune_copies(folder: Path, keep: set[str]) -> None:
+    """Remove the copies no store refers to any more (a file now referenced, or gone), and the folder if empty."""
+    import shutil
+
+    if not folder.is_dir():
+        return
+    for meta in sorted(folder.rglob("zarr.json"), reverse=True):
+        rel = meta.parent.relative_to(folder).as_posix()
+        if rel not in keep:
+            shutil.rmtree(meta.parent, ignore_errors=True)
+    for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True):
+        if not any(sub.iterdir()):
+            sub.rmdir()
+    if not any(folder.iterdir()):
+        folder.rmdir()
+
+
 def write_store(
     dst: Path,
     src: Path,
@@ -98,7 +115,25 @@ def write_store(
     attrs: dict[str, Any] | None = None,
     durable: bool = False,
 ) -> Path:
-    """Write the virtual store of every ``(job, converted record)`` pair; returns its path."""
+    """Write the virtual store of every ``(job, converted record)`` pair; returns its path.
+
+    A record noted ``copied: <reason>`` is an array of the copying fallback (see
+    :mod:`.fallback`): its Zarr copy joins the hierarchy in place of references. With the
+    icechunk format the copies become chunks of the repository and their folder is removed.
+    """
+    from .fallback import CopiedArray, copies_root
+
+    copied = [(j, r) for j, r in entries if (r.note or "").startswith("copied:")]
+    entries = [(j, r) for j, r in entries if not (r.note or "").startswith("copied:")]
+    copies = [
+        CopiedArray(
+            job.source,
+            copies_root(dst) / job.source,
+            {"source": job.source, "reason": rec.note[len("copied:") :].strip(), "size": job.size,
+             "mtime_ns": job.mtime_ns, "checksum": rec.source_checksum},
+        )
+        for job, rec in sorted(copied, key=lambda e: e[0].source)
+    ]
     arrays = [
         VirtualArray.from_meta(
             job.source,
@@ -116,11 +151,13 @@ def write_store(
     if fmt == "kerchunk":
         from .kerchunk import write_kerchunk
 
-        write_kerchunk(out, arrays, src, attrs=attrs, durable=durable)
+        write_kerchunk(out, arrays, src, attrs=attrs, durable=durable, copies=copies)
+        _prune_copies(copies_root(dst), {c.path for c in copies})
     elif fmt == "icechunk":
         from .icechunk import write_icechunk
 
-        write_icechunk(out, arrays, src, attrs=attrs)
+        write_icechunk(out, arrays, src, attrs=attrs, copies=copies)
+        _prune_copies(copies_root(dst), set())
     else:
         raise MetadataError(f"expected a virtual format among {', '.join(FORMATS)}, found {fmt!r}")
     return out

@@ -9,9 +9,10 @@ after the migration. Readers open it with icechunk alone::
     repo = icechunk.Repository.open(storage, authorize_virtual_chunk_access={"file:///abs/archive/": None})
     group = zarr.open_group(repo.readonly_session("main").store, mode="r")
 
-Icechunk 1.1 stores absolute ``file://`` URLs: an archive that moves needs its references
-rewritten (migrate again with ``--no-checksum``), or the kerchunk format, whose root is a
-parameter at read time.
+Icechunk 1.1 stores absolute ``file://`` URLs (and its local container ignores the path it is
+configured with): an archive that moves with its repository is read with ``root=`` its new
+place, which re-points the references in a session never committed (:func:`open_icechunk`;
+``docs/migration.md`` shows the same in a few lines of icechunk for readers without arraystore).
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import _fsutil
 from ..errors import UnsafeInputError
-from .refs import VirtualArray, hierarchy_metadata
+from .refs import VIRTUAL_KEY, VirtualArray, hierarchy_metadata
+
+if TYPE_CHECKING:
+    from .fallback import CopiedArray
 
 __all__ = ["container_prefix", "open_icechunk", "write_icechunk"]
 
@@ -52,8 +56,12 @@ def write_icechunk(
     root: str | os.PathLike[str],
     *,
     attrs: dict[str, Any] | None = None,
+    copies: Sequence[CopiedArray] = (),
 ) -> None:
-    """Create the repository at ``path`` (replacing an earlier one only once the new one is committed)."""
+    """Create the repository at ``path`` (replacing an earlier one only once the new one is committed).
+
+    The arrays of the copying fallback (``copies``) are written as real chunks of the repository.
+    """
     import icechunk
     import zarr
     from zarr.core.buffer import default_buffer_prototype
@@ -75,8 +83,13 @@ def write_icechunk(
     store = session.store
     proto = default_buffer_prototype()
 
-    for key, doc in sorted(hierarchy_metadata(arrays, attrs).items(), key=lambda kv: kv[0].count("/")):
+    extra = {c.path: c.metadata() for c in copies}
+    for key, doc in sorted(hierarchy_metadata(arrays, attrs, extra=extra).items(), key=lambda kv: kv[0].count("/")):
         zarr.core.sync.sync(store.set(key, proto.buffer.from_bytes(json.dumps(doc).encode())))
+    for c in copies:
+        for key in c.chunk_keys():
+            data = (c.folder / key).read_bytes()
+            zarr.core.sync.sync(store.set(f"{c.path}/{key}", proto.buffer.from_bytes(data)))
     for arr in arrays:
         url = prefix + arr.source
         stamp = datetime.datetime.fromtimestamp(arr.mtime_ns / 1e9 + 1, tz=datetime.timezone.utc)
@@ -94,26 +107,87 @@ def write_icechunk(
     os.replace(tmp, dest)
 
 
+def recorded_root(path: str | os.PathLike[str]) -> Path:
+    """The archive root a virtual repository was made with: its one ``file://`` virtual chunk container.
+
+    Raises
+    ------
+    UnsafeInputError
+        Not exactly one container, or not a ``file://`` one (pass ``root=``).
+    """
+    from urllib.parse import unquote, urlsplit
+
+    import icechunk
+
+    _quiet(icechunk)
+    config = icechunk.Repository.fetch_config(icechunk.local_filesystem_storage(str(Path(path).resolve())))
+    prefixes = list(config.virtual_chunk_containers or {}) if config is not None else []
+    if len(prefixes) != 1:
+        raise UnsafeInputError(f"{path}: expected one virtual chunk container, found {len(prefixes)}; pass root=")
+    if not prefixes[0].startswith("file://"):
+        raise UnsafeInputError(f"{path}: expected a file:// container, found {prefixes[0]!r}")
+    return Path(unquote(urlsplit(prefixes[0]).path))
+
+
 def open_icechunk(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Any:
     """A read-only ``zarr`` group of a virtual repository, reading only inside the archive root.
 
     Only the container of ``root`` (default: the one the repository was made with) is authorised;
     a reference elsewhere is refused by icechunk when read.
+
+    Icechunk 1.1 records absolute ``file://`` locations (its local container ignores the path
+    it is configured with). An archive that moved is read with ``root=`` its new place: the
+    references of every virtual array are re-pointed below ``root`` in a session that is
+    never committed (the repository is not written; it may be on read-only media), from the
+    layout each array records under ``arraystore.virtual``.
     """
     import icechunk
     import zarr
 
     _quiet(icechunk)
+    recorded = recorded_root(path)
     storage = icechunk.local_filesystem_storage(str(Path(path).resolve()))
-    if root is None:
-        containers = icechunk.Repository.fetch_config(storage)
-        prefixes = list(containers.virtual_chunk_containers or {}) if containers is not None else []
-        if len(prefixes) != 1:
-            raise UnsafeInputError(f"{path}: expected one virtual chunk container, found {len(prefixes)}; pass root=")
-        prefix = prefixes[0]
-        if not prefix.startswith("file://"):
-            raise UnsafeInputError(f"{path}: expected a file:// container, found {prefix!r}")
-    else:
-        prefix = container_prefix(root)
-    repo = icechunk.Repository.open(storage, authorize_virtual_chunk_access={prefix: None})
-    return zarr.open_group(repo.readonly_session("main").store, mode="r")
+    if root is None or Path(root).resolve() == recorded.resolve():
+        prefix = container_prefix(recorded)
+        repo = icechunk.Repository.open(storage, authorize_virtual_chunk_access={prefix: None})
+        return zarr.open_group(repo.readonly_session("main").store, mode="r")
+    new_root = Path(root).resolve()
+    prefix = container_prefix(new_root)
+    config = icechunk.RepositoryConfig.default()
+    config.set_virtual_chunk_container(icechunk.VirtualChunkContainer(prefix, icechunk.local_filesystem_store(str(new_root))))
+    repo = icechunk.Repository.open(storage, config=config, authorize_virtual_chunk_access={prefix: None})
+    session = repo.writable_session("main")
+    group = zarr.open_group(session.store, mode="r")
+    for name, arr in group.members(max_depth=None):
+        rec = arr.attrs.get(VIRTUAL_KEY) if hasattr(arr, "shape") else None
+        if isinstance(rec, dict):
+            _repoint(session.store, name, arr, rec, new_root, path)
+    return group
+
+
+def _repoint(store: Any, name: str, arr: Any, rec: dict[str, Any], root: Path, path: Any) -> None:
+    """Point the chunks of one virtual array at its source below ``root``, as :meth:`VirtualArray.refs` lays them out.
+
+    The source must resolve inside ``root`` (symbolic links followed), like every reference.
+    """
+    import icechunk
+
+    from ..meta import ArrayMeta, dtype_from_json
+
+    source = str(rec["source"])
+    prefix = container_prefix(root)
+    target = (root / source).resolve()
+    if source.startswith("/") or any(p in ("", ".", "..") for p in source.split("/")) or root not in target.parents:
+        raise UnsafeInputError(
+            f"{path}::{name}: its source {source!r} resolves to {target}, outside the archive root {root}; refused"
+        )
+    meta = ArrayMeta(tuple(rec["shape"]), dtype_from_json(rec["dtype"]), rec["order"])
+    varr = VirtualArray(name, source, meta, int(rec["offset"]), tuple(int(c) for c in arr.chunks),
+                        int(rec["size"]), int(rec["mtime_ns"]))
+    stamp = datetime.datetime.fromtimestamp(varr.mtime_ns / 1e9 + 1, tz=datetime.timezone.utc)
+    specs = [
+        icechunk.VirtualChunkSpec(list(r.index), prefix + source, r.offset, r.length, last_updated_at_checksum=stamp)
+        for r in varr.refs()
+    ]
+    if specs and store.set_virtual_refs(name, specs, validate_containers=True):
+        raise UnsafeInputError(f"{path}::{name}: references outside the archive container {prefix} refused")

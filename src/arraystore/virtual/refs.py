@@ -286,7 +286,11 @@ def _group(attrs: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def hierarchy_metadata(
-    arrays: Sequence[VirtualArray], attrs: dict[str, Any] | None = None, *, consolidated: bool = False
+    arrays: Sequence[VirtualArray],
+    attrs: dict[str, Any] | None = None,
+    *,
+    consolidated: bool = False,
+    extra: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Every ``zarr.json`` of the hierarchy holding ``arrays`` (groups as the paths say), by key.
 
@@ -298,6 +302,8 @@ def hierarchy_metadata(
     ``zarr.consolidate_metadata`` writes) to the root group, so a reader that cannot list the
     store (fsspec's reference file system under zarr-python 3.1 lists subgroups wrongly)
     still finds every array.
+
+    ``extra`` adds arrays written otherwise (the copies of the fallback): ``{path: zarr.json}``.
     """
     import copy
     import json
@@ -319,6 +325,10 @@ def hierarchy_metadata(
         doc["attributes"] = arr.attrs()
         doc["dimension_names"] = list(arr.dimension_names())
         docs[arr.path] = doc
+    for path, doc in (extra or {}).items():
+        parts = path.split("/")
+        groups.update("/".join(parts[:i]) for i in range(1, len(parts)))
+        docs[path] = doc
     nodes = {g: _group() for g in sorted(groups)}
     nodes.update(docs)
     root = _group(attrs)

@@ -4,7 +4,8 @@ Each virtual array records its file under ``attrs["arraystore.virtual"]``: path 
 archive root, offset, data length, size, modification time and (unless ``--no-checksum``) the
 ``xxh3_128`` of the file's content. :func:`verify_virtual` reports every file that is missing,
 truncated (shorter than its last reference), changed (size, modification time or content) or
-outside the archive root, and raises :class:`~arraystore.errors.VerificationError` naming them.
+outside the archive root; an array the copying fallback wrote is read back against its
+checksum, and its source checked for changes since it was copied; it raises :class:`~arraystore.errors.VerificationError` naming them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MetadataError, UnsafeInputError, VerificationError
+from .fallback import COPIED_KEY
 from .refs import VIRTUAL_KEY
 
 __all__ = ["find_store", "verify_virtual"]
@@ -50,9 +52,12 @@ def _records_kerchunk(path: Path, root: str | os.PathLike[str] | None) -> tuple[
     for key, value in refs.items():
         if key.endswith("zarr.json") and isinstance(value, str):
             meta = json.loads(value)
-            rec = (meta.get("attributes") or {}).get(VIRTUAL_KEY)
+            attrs = meta.get("attributes") or {}
+            rec = attrs.get(VIRTUAL_KEY)
             if meta.get("node_type") == "array" and isinstance(rec, dict):
                 out.append({**rec, "array": key[: -len("/zarr.json")]})
+            elif meta.get("node_type") == "array" and isinstance(attrs.get(COPIED_KEY), dict):
+                out.append({**attrs[COPIED_KEY], "array": key[: -len("/zarr.json")], "copied": True})
     ends: dict[str, int] = {}
     for value in refs.values():
         if isinstance(value, list) and len(value) == 3:
@@ -63,22 +68,58 @@ def _records_kerchunk(path: Path, root: str | os.PathLike[str] | None) -> tuple[
     return root_path, out
 
 
+def _recorded_icechunk_root(path: Path) -> Path:
+    """The archive root an icechunk virtual store was made with (its one ``file://`` container)."""
+    from .icechunk import recorded_root
+
+    return recorded_root(path)
+
+
 def _records_icechunk(path: Path, root: str | os.PathLike[str] | None) -> tuple[Path, list[dict[str, Any]]]:
     from .icechunk import open_icechunk
 
     group = open_icechunk(path, root)
     if root is None:
-        import icechunk
-
-        config = icechunk.Repository.fetch_config(icechunk.local_filesystem_storage(str(path.resolve())))
-        prefix = next(iter(config.virtual_chunk_containers or {})) if config is not None else ""
-        root = prefix[len("file://") :]
+        root = _recorded_icechunk_root(path)
     out = []
     for name, arr in group.members(max_depth=None):
         rec = arr.attrs.get(VIRTUAL_KEY) if hasattr(arr, "shape") else None
+        copied = arr.attrs.get(COPIED_KEY) if hasattr(arr, "shape") else None
         if isinstance(rec, dict):
             out.append({**rec, "array": name, "end": int(rec["offset"]) + int(rec["nbytes"])})
+        elif isinstance(copied, dict):
+            out.append({**copied, "array": name, "copied": True})
     return Path(root), out
+
+
+def _check_copy(
+    store: Path, rec: dict[str, Any], source: Path, root: str | os.PathLike[str] | None, checksum: bool,
+    problems: list[str],
+) -> int:
+    """An array the fallback copied: its source unchanged since, and the copy reading back to its checksum."""
+    from .._open import open as open_store
+    from ..checksums import checksum as array_checksum
+    from ..errors import ArrayStoreError
+
+    try:
+        st = source.stat()
+        if (st.st_size, st.st_mtime_ns) != (rec.get("size"), rec.get("mtime_ns")):
+            problems.append(f"{source}: changed since it was copied into array {rec['array']} (the copy holds the "
+                            "old content); migrate again")
+    except FileNotFoundError:
+        problems.append(f"{source}: missing (copied into array {rec['array']}, which still reads)")
+    if not (checksum and rec.get("checksum")):
+        return 0
+    try:
+        with open_store(f"{store}::/{rec['array']}", "r", backend="virtual", root=root) as arr:
+            got = array_checksum(arr, decoded=True)
+    except (ArrayStoreError, OSError) as exc:
+        problems.append(f"{store}::{rec['array']}: the copy does not read: {exc}")
+        return 1
+    if got.get("value") != rec["checksum"].get("value"):
+        problems.append(f"{store}::{rec['array']}: the copy's content changed: checksum {got['value']} != "
+                        f"recorded {rec['checksum']['value']}")
+    return 1
 
 
 def verify_virtual(
@@ -124,6 +165,9 @@ def verify_virtual(
         target = f.resolve()
         if real_root not in target.parents:
             raise UnsafeInputError(f"{store}: {src} resolves to {target}, outside the archive root {real_root}; refused")
+        if rec.get("copied"):
+            summed += _check_copy(store, rec, f, root, checksum, problems)
+            continue
         try:
             st = f.stat()
         except FileNotFoundError:
