@@ -86,6 +86,9 @@ class Calibration:
         One system call or page fault on data in the page cache.
     fault_window_bytes
         What one page fault of a memory map reads from the device (its read-around).
+    sample_bytes
+        Bytes the measurement read sequentially (a small file gives a rougher figure, which a
+        larger file of the same device later replaces).
     source
         ``"measured"``, ``"cache file"`` or ``"given"``.
     """
@@ -97,6 +100,7 @@ class Calibration:
     memory_bytes_per_s: float
     call_s: float
     fault_window_bytes: int
+    sample_bytes: int = 0
     source: str = "given"
 
     def to_dict(self) -> dict[str, Any]:
@@ -240,18 +244,27 @@ def measure(path: str | os.PathLike[str]) -> Calibration:
     if fd < 0 or not getattr(os, "O_DIRECT", 0):
         if fd >= 0:
             os.close(fd)
-        return Calibration(key, memory, call + PAGE / memory, call + PAGE / memory, memory, call, window, "measured")
+        return _as_memory(key, memory, call, window)
     try:
-        random_read, parallel, sequential = _direct_reads(fd, pages, np.random.default_rng(os.stat(path).st_ino))
+        random_read, parallel, sequential, sampled = _direct_reads(fd, pages,
+                                                                    np.random.default_rng(os.stat(path).st_ino))
     except OSError:  # O_DIRECT refused at read time (alignment rules of this file system)
-        return Calibration(key, memory, call + PAGE / memory, call + PAGE / memory, memory, call, window, "measured")
+        return _as_memory(key, memory, call, window)
     finally:
         os.close(fd)
-    return Calibration(key, sequential, max(random_read, call), max(parallel, call), memory, call, window, "measured")
+    return Calibration(key, sequential, max(random_read, call), max(parallel, call), memory, call, window, sampled,
+                       "measured")
 
 
-def _direct_reads(fd: int, pages: int, rng: np.random.Generator) -> tuple[float, float, float]:
-    """(one page read alone, one page read's share with 8 in flight, sequential bytes/s) on an ``O_DIRECT`` fd."""
+def _as_memory(key: str, memory: float, call: float, window: int) -> Calibration:
+    """A device whose reads are the page cache's (no ``O_DIRECT``: tmpfs and some network file systems)."""
+    page = call + PAGE / memory
+    return Calibration(key, memory, page, page, memory, call, window, _SEQUENTIAL_BYTES, "measured")
+
+
+def _direct_reads(fd: int, pages: int, rng: np.random.Generator) -> tuple[float, float, float, int]:
+    """(one page read alone, one page read's share with 8 in flight, sequential bytes/s, bytes read sequentially)
+    on an ``O_DIRECT`` fd."""
     bufs = [mmap.mmap(-1, max(PAGE, _SEQUENTIAL_REQUEST)) for _ in range(_PARALLEL_THREADS)]  # page-aligned
     page_views = [memoryview(b)[:PAGE] for b in bufs]
     singles = [_timed(lambda off=off: os.preadv(fd, [page_views[0]], off))
@@ -268,6 +281,7 @@ def _direct_reads(fd: int, pages: int, rng: np.random.Generator) -> tuple[float,
             os.preadv(fd, [page_views[k]], off)
 
     with ThreadPoolExecutor(_PARALLEL_THREADS) as pool:
+        list(pool.map(lambda k: k, range(_PARALLEL_THREADS)))  # the threads exist before the clock starts
         t = time.perf_counter()
         list(pool.map(worker, range(_PARALLEL_THREADS)))
         parallel = (time.perf_counter() - t) / _PARALLEL_READS
@@ -282,7 +296,8 @@ def _direct_reads(fd: int, pages: int, rng: np.random.Generator) -> tuple[float,
             break
         got += n
     sequential = max(got, PAGE) / max(time.perf_counter() - t, 1e-9)
-    return statistics.median(singles), parallel, sequential
+    single = statistics.median(singles)
+    return single, min(parallel, single), sequential, got
 
 
 # -- the per-device cache ----------------------------------------------------------------------------------------
@@ -323,7 +338,8 @@ def calibration_for(path: str | os.PathLike[str], *, force: bool = False, persis
     path = os.fspath(path)
     key = _device_key(path)
     with _CACHE_LOCK:
-        if not force and key in _CACHE:
+        rough = key in _CACHE and _CACHE[key].sample_bytes < min(_SEQUENTIAL_BYTES, os.path.getsize(path))
+        if not force and key in _CACHE and not rough:  # a rough one (from a smaller file) is measured again
             cal = _CACHE[key]
             if persist and cal.source != "cache file":
                 _save_file({**_load_file(), key: cal.to_dict()})

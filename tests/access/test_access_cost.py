@@ -178,3 +178,19 @@ def test_residency_of_pages_just_read(tmp_path: Path) -> None:
     if frac is None:
         pytest.fail("preadv2(RWF_NOWAIT) is not available: the cost model cannot see the page cache here")
     assert frac == 1.0
+
+
+def test_a_calibration_from_a_small_file_is_replaced_by_a_larger_files(tmp_path: Path) -> None:
+    small, large = tmp_path / "small.bin", tmp_path / "large.bin"
+    small.write_bytes(os.urandom(3 * 4096))
+    large.write_bytes(os.urandom(9 << 20))
+    access.reset_calibration()
+    try:
+        rough = _iocost.calibration_for(small)
+        assert rough.sample_bytes == 3 * 4096
+        assert _iocost.calibration_for(small) is rough  # cached for the device
+        full = _iocost.calibration_for(large)
+        assert full.sample_bytes == 8 << 20 and full.device == rough.device
+        assert _iocost.calibration_for(small) is full  # the larger file's figure serves the whole device
+    finally:
+        access.reset_calibration()
