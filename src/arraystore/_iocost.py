@@ -44,10 +44,12 @@ __all__ = [
     "Calibration",
     "GatherStats",
     "cache_file",
+    "cached_calibration",
     "calibration_for",
     "choose_gather",
     "gather_costs",
     "measure",
+    "memory_calibration",
     "reset",
     "resident_fraction",
 ]
@@ -203,8 +205,18 @@ def _fault_window(path: str) -> int:
     return PAGE
 
 
+_MEMORY: tuple[float, float] | None = None
+
+
 def _memory_rate() -> tuple[float, float]:
-    """(bytes/s of an in-memory copy, seconds of one cached 1-byte pread), best of a few."""
+    """(bytes/s of an in-memory copy, seconds of one cached 1-byte pread), best of a few; measured once."""
+    global _MEMORY
+    if _MEMORY is None:
+        _MEMORY = _measure_memory()
+    return _MEMORY
+
+
+def _measure_memory() -> tuple[float, float]:
     src = np.ones(4 << 20, np.uint8)
     dst = np.empty_like(src)
     best = min(_timed(lambda: np.copyto(dst, src)) for _ in range(3))
@@ -256,10 +268,10 @@ def measure(path: str | os.PathLike[str]) -> Calibration:
                        "measured")
 
 
-def _as_memory(key: str, memory: float, call: float, window: int) -> Calibration:
+def _as_memory(key: str, memory: float, call: float, window: int, source: str = "measured") -> Calibration:
     """A device whose reads are the page cache's (no ``O_DIRECT``: tmpfs and some network file systems)."""
     page = call + PAGE / memory
-    return Calibration(key, memory, page, page, memory, call, window, _SEQUENTIAL_BYTES, "measured")
+    return Calibration(key, memory, page, page, memory, call, window, _SEQUENTIAL_BYTES, source)
 
 
 def _direct_reads(fd: int, pages: int, rng: np.random.Generator) -> tuple[float, float, float, int]:
@@ -329,6 +341,20 @@ def _save_file(entries: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def cached_calibration(path: str | os.PathLike[str]) -> Calibration | None:
+    """This process's calibration of ``path``'s device, if one was measured (nothing is measured here)."""
+    with _CACHE_LOCK:
+        return _CACHE.get(_device_key(os.fspath(path)))
+
+
+def memory_calibration(path: str | os.PathLike[str]) -> Calibration:
+    """What reading rows that are all in the page cache costs: copies and calls only (measured once per process,
+    in a few milliseconds); the device's latencies play no part, so none is measured."""
+    path = os.fspath(path)
+    memory, call = _memory_rate()
+    return _as_memory(_device_key(path), memory, call, _fault_window(path), source="memory only")
+
+
 def calibration_for(path: str | os.PathLike[str], *, force: bool = False, persist: bool = False) -> Calibration:
     """The calibration of ``path``'s device: from this process's cache, else the user cache file, else measured.
 
@@ -363,7 +389,9 @@ def calibration_for(path: str | os.PathLike[str], *, force: bool = False, persis
 
 def reset(*, persisted: bool = False) -> None:
     """Forget every calibration of this process (and, with ``persisted``, remove the user cache file)."""
+    global _MEMORY
     with _CACHE_LOCK:
         _CACHE.clear()
+        _MEMORY = None
         if persisted:
             cache_file().unlink(missing_ok=True)

@@ -27,6 +27,16 @@ BIG_READAROUND = Calibration("vm", read_bytes_per_s=1.3e9, random_read_s=100e-6,
                              memory_bytes_per_s=5e9, call_s=1e-6, fault_window_bytes=8 * MiB)
 
 
+def _evict(path: str) -> None:
+    """Out of the page cache (clean, unmapped pages: the kernel drops them)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
 def _stats(*, span: int, touched: int, runs: int, windows: int, resident: float = 0.0) -> GatherStats:
     return GatherStats(span_bytes=span, touched_pages=touched, runs=runs, windows=windows, resident=resident,
                        block_bytes=64 * MiB, row_bytes=touched * 4096)
@@ -96,6 +106,7 @@ def test_decision_is_the_cheapest_and_deterministic(cal: Calibration, span_pages
 def test_an_injected_calibration_is_used_and_nothing_is_measured(make_store: Callable[..., str]) -> None:
     data = np.arange(4000 * 64, dtype="<f8").reshape(4000, 64)
     path = make_store("raw", data)
+    _evict(path)  # cold rows: without a calibration given, the device would be measured
     access.reset_calibration()
     with arraystore.open(path) as store:
         got = access.take(store, [3, 2000, 7], calibration=NVME)
@@ -192,5 +203,25 @@ def test_a_calibration_from_a_small_file_is_replaced_by_a_larger_files(tmp_path:
         full = _iocost.calibration_for(large)
         assert full.sample_bytes == 8 << 20 and full.device == rough.device
         assert _iocost.calibration_for(small) is full  # the larger file's figure serves the whole device
+    finally:
+        access.reset_calibration()
+
+
+def test_warm_rows_need_no_device_measurement_and_cold_ones_get_it(make_store: Callable[..., str]) -> None:
+    data = np.random.default_rng(4).random((8000, 64))
+    path = make_store("raw", data)
+    access.reset_calibration()
+    try:
+        with open(path, "rb") as f:
+            f.read()  # every page in the page cache
+        idx = np.arange(0, 8000, 13)
+        with arraystore.open(path) as store:
+            np.testing.assert_array_equal(access.take(store, idx), data[idx])
+        assert _iocost._CACHE == {}  # copies only: the device was not measured
+        _evict(path)
+        with arraystore.open(path) as store:
+            np.testing.assert_array_equal(access.take(store, idx), data[idx])
+        (cal,) = _iocost._CACHE.values()
+        assert cal.source == "measured"
     finally:
         access.reset_calibration()

@@ -10,6 +10,7 @@ on the file's device; and ``madvise`` on the map plus ``posix_fadvise`` on the d
 
 from __future__ import annotations
 
+import dataclasses
 import mmap
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from .._iocost import Calibration, GatherStats, calibration_for, choose_gather, resident_fraction
+from .._iocost import (
+    Calibration,
+    GatherStats,
+    cached_calibration,
+    calibration_for,
+    choose_gather,
+    memory_calibration,
+    resident_fraction,
+)
 from ..access import _FADV, _MADV, _axis_sel, _fadvise_file, _row_block_shape, _runs
 from ..errors import ArrayStoreError
 
@@ -33,14 +42,13 @@ PREAD_THREADS = 8
 
 def gather_stats(store: Any, uniq: np.ndarray[Any, Any], row_bytes: int, max_bytes: int,
                  cal: Calibration) -> GatherStats:
-    """Where rows ``uniq`` lie in the store's file, and how much of it is in the page cache (sampled)."""
+    """Where rows ``uniq`` lie in the store's file (read-around windows of ``cal``'s size), and how much of it is
+    in the page cache (sampled)."""
     base = store.offset
     lo = (base + uniq * row_bytes) // PAGE
     hi = (base + (uniq + 1) * row_bytes - 1) // PAGE
     touched = int(np.sum(hi - lo + 1)) - int(np.sum(lo[1:] == hi[:-1]))
-    per_window = max(1, cal.fault_window_bytes // PAGE)
-    wlo, whi = lo // per_window, hi // per_window
-    windows = int(np.sum(whi - wlo + 1)) - int(np.sum(wlo[1:] == whi[:-1]))
+    windows = _windows(store, uniq, row_bytes, cal)
     starts, _ = _runs(uniq)
     sample = lo[np.linspace(0, uniq.size - 1, min(uniq.size, 64)).astype(np.intp)] * PAGE
     fd = os.open(store.data_file, os.O_RDONLY)
@@ -53,6 +61,14 @@ def gather_stats(store: Any, uniq: np.ndarray[Any, Any], row_bytes: int, max_byt
                        row_bytes=int(uniq.size) * row_bytes)
 
 
+def _windows(store: Any, uniq: np.ndarray[Any, Any], row_bytes: int, cal: Calibration) -> int:
+    """Read-around windows of the device (``cal.fault_window_bytes``) that rows ``uniq`` touch."""
+    per_window = max(1, cal.fault_window_bytes // PAGE) * PAGE
+    lo = (store.offset + uniq * row_bytes) // per_window
+    hi = (store.offset + (uniq + 1) * row_bytes - 1) // per_window
+    return int(np.sum(hi - lo + 1)) - int(np.sum(lo[1:] == hi[:-1]))
+
+
 def gather_contiguous(
     store: Any, uniq: np.ndarray[Any, Any], axis: int, max_bytes: int, mode: str = "auto",
     calibration: Calibration | None = None,
@@ -63,8 +79,17 @@ def gather_contiguous(
     if store.mode == "c":  # private copy-on-write changes live only in the map
         return np.take(store._get_map(), uniq, axis=axis)
     if mode == "auto":
-        cal = calibration if calibration is not None else calibration_for(store.data_file)
-        mode = choose_gather(gather_stats(store, uniq, row_bytes, max_bytes, cal), cal, store.io)
+        cal = calibration if calibration is not None else cached_calibration(store.data_file)
+        if cal is None:
+            # Rows all in the page cache cost copies only: the device need not be measured (yet).
+            cal = memory_calibration(store.data_file)
+            stats = gather_stats(store, uniq, row_bytes, max_bytes, cal)
+            if stats.resident < 1.0:
+                cal = calibration_for(store.data_file)
+                stats = dataclasses.replace(stats, windows=_windows(store, uniq, row_bytes, cal))
+        else:
+            stats = gather_stats(store, uniq, row_bytes, max_bytes, cal)
+        mode = choose_gather(stats, cal, store.io)
     if mode == "sequential":
         return _gather_sequential(store, uniq, axis, row_bytes, max_bytes)
     if mode == "mapped":
