@@ -165,9 +165,10 @@ def choose_gather(stats: GatherStats, cal: Calibration, io: str = "mmap") -> str
 
 
 def resident_fraction(fd: int, offsets: np.ndarray[Any, Any]) -> float | None:
-    """Share of the pages at ``offsets`` (a sample) in the page cache, probed with ``preadv2(RWF_NOWAIT)``
-    (a read that fails rather than wait for the device, so it neither reads nor disturbs anything);
-    None where the kernel cannot tell."""
+    """Share of the pages at ``offsets`` (a sample, at most 64) in the page cache, probed with
+    ``preadv2(RWF_NOWAIT)``: a 1-byte read that returns at once instead of waiting for the device (recent
+    kernels then start reading that page in the background, a page the gather reads anyway); None where the
+    kernel cannot tell."""
     flag = getattr(os, "RWF_NOWAIT", None)
     if flag is None or not hasattr(os, "preadv") or offsets.size == 0:
         return None
