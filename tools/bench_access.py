@@ -1,10 +1,13 @@
-"""Benchmark: random rows and full scans of a raw array, from a cold page cache.
+"""Benchmark: random rows and full scans of a raw array, cold and warm page cache.
 
-Random rows (``--rows`` of them, 1 KiB each, from an array of ``--gib`` GiB):
-naive random order through the memory map (``mm[idx]``), ``arraystore.access.take``
-(its automatic choice, and each strategy forced), and ``sample_batches`` (the same
-number of rows as random batches from random windows). Full scan: ``iter_blocks``
-against a plain sequential ``readinto`` of the file, cold and warm.
+Random rows (``--rows`` of them, 1 KiB each, from an array of ``--gib`` GiB), cold and
+warm side by side: naive random order through the memory map (``mm[idx]``), sorted
+order through the map (``mm[np.sort(idx)]``), ``arraystore.access.take`` in its
+automatic mode and with each mode forced (``sequential``, ``gather``, ``mapped``), and
+``sample_batches`` (the same number of rows as random batches from random windows). The
+device's calibration (measured on the file on first use) and what ``auto`` chose are
+printed first. Full scan: ``iter_blocks`` against a plain sequential ``readinto`` of the
+file, cold and warm.
 
 Before every cold run the file is evicted from the page cache (``fsync`` +
 ``posix_fadvise(POSIX_FADV_DONTNEED)``), and eviction is checked by timing 256 random
@@ -25,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 import arraystore
-from arraystore import access
+from arraystore import _iocost, access
 from arraystore.backends import _mapped_access
 
 MiB = 1 << 20
@@ -100,6 +103,7 @@ def main() -> None:
     warm_probe = min(probe(path) for _ in range(3))
     print(f"warm probe: {warm_probe * 1e3:.2f} ms for 256 random 4 KiB reads")
     results: list[tuple[str, float, str]] = []
+    side: dict[str, dict[str, float]] = {}
 
     def rows_per_s(name: str, fn: Callable[[], object]) -> None:
         p = cold(path, warm_probe)
@@ -117,20 +121,36 @@ def main() -> None:
         return run
 
     try:
-        rows_per_s("naive random order, memmap mm[idx]", fresh(lambda st: np.asarray(st.as_memmap()[idx])))
-        rows_per_s(
-            "sorted order, memmap mm[np.sort(idx)]",
-            fresh(lambda st: np.asarray(st.as_memmap()[np.sort(idx)])),
-        )
-        rows_per_s("take (auto)", fresh(lambda st: access.take(st, idx)))
-        saved = _mapped_access.DENSE_FRACTION
-        try:
-            _mapped_access.DENSE_FRACTION = 2.0
-            rows_per_s("take, forced gather (fadvise WILLNEED + map)", fresh(lambda st: access.take(st, idx)))
-            _mapped_access.DENSE_FRACTION = 0.0
-            rows_per_s("take, forced sequential pass", fresh(lambda st: access.take(st, idx)))
-        finally:
-            _mapped_access.DENSE_FRACTION = saved
+        with arraystore.open(path) as store:
+            cal = access.calibrate(store)
+            uniq = np.unique(idx)
+            for state in ("cold", "warm"):
+                if state == "cold":
+                    cold(path, warm_probe)
+                else:
+                    seq_read(path)
+                stats = _mapped_access.gather_stats(store, uniq, ROW, 64 * MiB, cal)
+                costs = _iocost.gather_costs(stats, cal, store.io)
+                print(f"auto, {state}: {_iocost.choose_gather(stats, cal, store.io)} "
+                      f"(resident {stats.resident:.0%}; model seconds "
+                      + ", ".join(f"{m} {c:.2f}" for m, c in costs.items()) + ")")
+        print(f"calibration: {cal}")
+        takes: list[tuple[str, Callable[[arraystore.ArrayStore], object]]] = [
+            ("naive random order, memmap mm[idx]", lambda st: np.asarray(st.as_memmap()[idx])),
+            ("sorted order, memmap mm[np.sort(idx)]", lambda st: np.asarray(st.as_memmap()[np.sort(idx)])),
+            ("take (auto)", lambda st: access.take(st, idx)),
+        ]
+        for mode in _iocost.MODES:
+            takes.append((f"take, forced {mode}", lambda st, mode=mode: access.take(st, idx, mode=mode)))
+        for state in ("cold", "warm"):
+            for name, fn in takes:
+                if state == "cold":
+                    cold(path, warm_probe)
+                else:
+                    fresh(fn)()
+                s = timed(fresh(fn))
+                side.setdefault(name, {})[state] = s
+                print(f"{name}, {state}: {s:.2f} s, {args.rows / s:,.0f} rows/s", flush=True)
 
         def batches(store: arraystore.ArrayStore) -> None:
             got = 0
@@ -170,6 +190,13 @@ def main() -> None:
     print(
         f"\n{args.rows:,} random rows of {ROW} B from a {n * ROW / 2**30:.2f} GiB raw array; cold page cache\n"
     )
+    print("| random rows | cold rows/s | warm rows/s | cold vs best | warm vs best |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    best = {state: min(t[state] for t in side.values()) for state in ("cold", "warm")}
+    for name, t in side.items():
+        print(f"| {name} | {args.rows / t['cold']:,.0f} | {args.rows / t['warm']:,.0f} | "
+              f"{best['cold'] / t['cold']:.2f}x | {best['warm'] / t['warm']:.2f}x |")
+    print()
     print("| access | time (s) | rate |")
     print("| --- | ---: | ---: |")
     for name, s, rate in results:

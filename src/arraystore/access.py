@@ -5,8 +5,9 @@ map pays it on every page fault, one at a time. These helpers turn what callers 
 into what the disk is good at:
 
 * :func:`take` reads rows in sorted order, coalesced into runs, and picks by cost between
-  one sequential pass (many rows) and a gather that lets the kernel read all runs ahead in
-  parallel (few rows);
+  one sequential pass, a gather that lets the kernel read all runs ahead in parallel, and a
+  sorted gather from the memory map, with a cost model calibrated by measuring the file's
+  device on first use (:func:`calibrate`, :mod:`arraystore._iocost`);
 * :func:`advise` passes ``madvise``/``posix_fadvise`` hints to the kernel;
 * :func:`sample_batches` draws random batches from random contiguous windows, so that a
   training loop gets shuffled data while the disk sees large sequential reads.
@@ -23,13 +24,20 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ._iocost import MODES, Calibration, cache_file, calibration_for, reset
 from ._modes import DEFAULT_BLOCK_BYTES
 from .errors import AccessError, SelectionError
 
 if TYPE_CHECKING:
     from .store import ArrayStore
 
-__all__ = ["ADVICE", "AccessError", "Advice", "advise", "advise_files", "gather_sorted", "sample_batches", "take"]
+__all__ = [
+    "ADVICE", "TAKE_MODES", "AccessError", "Advice", "Calibration", "advise", "advise_files", "calibrate",
+    "calibration_cache_file", "gather_sorted", "reset_calibration", "sample_batches", "take",
+]
+
+#: What ``take(..., mode=...)`` accepts: ``"auto"`` and the three ways a memory-mappable file is read.
+TAKE_MODES: tuple[str, ...] = ("auto", *MODES)
 
 Advice = Literal["normal", "sequential", "random", "willneed", "dontneed"]
 ADVICE: tuple[str, ...] = ("normal", "sequential", "random", "willneed", "dontneed")
@@ -42,7 +50,8 @@ GAP_BYTES = 256 * 1024
 
 
 def take(
-    store: ArrayStore, indices: Any, axis: int = 0, *, max_bytes: int = DEFAULT_BLOCK_BYTES
+    store: ArrayStore, indices: Any, axis: int = 0, *, max_bytes: int = DEFAULT_BLOCK_BYTES, mode: str = "auto",
+    calibration: Calibration | None = None,
 ) -> np.ndarray[Any, Any]:
     """``numpy.take(store, indices, axis)``, read in storage order.
 
@@ -50,12 +59,14 @@ def take(
     in file order, and the rows returned in the order asked for (duplicates included).
     The strategy is picked by cost:
 
-    * contiguous files (raw, npy) along their outermost storage axis: when the rows touch
-      at least :data:`DENSE_FRACTION` of the pages between the first and the last one,
-      one sequential pass of ``preadv`` calls of ``max_bytes``; otherwise the kernel is
-      told about the runs ahead of time (``posix_fadvise(WILLNEED)``, which queues their
-      reads in parallel) and the rows are copied from the memory map (or read with a few
-      threads of ``preadv`` when the store uses buffered I/O);
+    * contiguous files (raw, npy) along their outermost storage axis: the cheapest of
+      ``"sequential"`` (one pass of ``preadv`` calls of ``max_bytes``), ``"gather"`` (the
+      runs advised to the kernel ahead of time with ``posix_fadvise(WILLNEED)``, which
+      queues their reads in parallel, then copied from the memory map; threads of
+      ``preadv`` when the store uses buffered I/O) and ``"mapped"`` (a sorted gather from
+      the memory map, each page fault reading the device's read-around window), by a cost
+      model whose inputs are measured on the file's device on first use (see
+      :func:`calibrate`) and on the page cache (how much of the rows is already in it);
     * chunked stores (HDF5, Zarr): indices grouped by chunk, each chunk row read once;
     * other axes: one pass of :meth:`~arraystore.ArrayStore.iter_blocks`.
 
@@ -69,6 +80,13 @@ def take(
         The axis to index.
     max_bytes
         Bytes read per call in sequential passes.
+    mode
+        ``"auto"``, or one of ``"sequential"``, ``"gather"``, ``"mapped"`` to force that way
+        (memory-mappable stores along their outermost storage axis only; ``"mapped"`` needs
+        ``io="mmap"``).
+    calibration
+        A :class:`Calibration` to decide with instead of the measured one (tests, or a
+        device measured elsewhere).
 
     Returns
     -------
@@ -79,6 +97,8 @@ def take(
     ------
     SelectionError
         Non-integer or out-of-range indices, or an axis the array does not have.
+    AccessError
+        An unknown ``mode``, or one this store cannot be read with.
     """
     store._check_open()
     shape = store.shape
@@ -87,6 +107,7 @@ def take(
             f"axis {axis} is out of range for a {len(shape)}-dimensional array; expected 0..{len(shape) - 1}"
         )
     axis %= len(shape)
+    _check_mode(store, axis, mode)
     idx = np.asarray(indices)
     if idx.size == 0:
         idx = idx.astype(np.intp)
@@ -106,13 +127,74 @@ def take(
     if uniq.size == 0 or math.prod(out_shape) == 0:
         rows = np.empty(out_shape, store.dtype)
     else:
-        rows = store._take_sorted(uniq, axis, max_bytes)
+        rows = store._take_sorted(uniq, axis, max_bytes, mode, calibration)
     if not (uniq.size == flat.size and np.array_equal(uniq, flat)):
         rows = np.take(rows, inverse.ravel(), axis=axis)
     return rows.reshape(shape[:axis] + idx.shape + shape[axis + 1 :])
 
 
-def gather_sorted(store: ArrayStore, uniq: np.ndarray[Any, Any], axis: int, max_bytes: int) -> np.ndarray[Any, Any]:
+def _check_mode(store: ArrayStore, axis: int, mode: str) -> None:
+    if mode not in TAKE_MODES:
+        raise AccessError(f"expected take mode one of {', '.join(TAKE_MODES)}, found {mode!r}")
+    if mode == "auto":
+        return
+    outer = 0 if store.order == "C" else store.ndim - 1
+    if not (type(store).memory_mappable and axis == outer):
+        raise AccessError(
+            f"{store.path}: mode={mode!r} chooses how a memory-mappable file (raw, npy) is read along its outermost "
+            f"storage axis ({outer}); this store (backend {store.backend}, axis {axis}) is read one way: use "
+            "mode='auto'"
+        )
+    if mode == "mapped" and getattr(store, "io", "mmap") != "mmap":
+        raise AccessError(
+            f"{store.path}: mode='mapped' reads through a memory map, but this store reads with buffered I/O "
+            "(io='buffered'); use mode='gather' or 'sequential', or open it with io='mmap'"
+        )
+
+
+def calibrate(store: ArrayStore, *, force: bool = False, persist: bool = False) -> Calibration:
+    """The measured costs of reading the device that holds ``store``'s data, as :func:`take` uses them.
+
+    Measured on first use per device and process, with about 50 ``O_DIRECT`` reads of the
+    store's own file and up to 8 MiB read sequentially (the page cache is neither used nor
+    changed); later calls return the same. Nothing is ever written next to the data.
+
+    Parameters
+    ----------
+    store
+        An open store; its (first) data file is read.
+    force
+        Measure again (after the device or its load changed).
+    persist
+        Also write the calibration to the user cache file (``$XDG_CACHE_HOME/arraystore/io-calibration.json``,
+        ``~/.cache/...`` by default), where later processes find it instead of measuring.
+
+    Returns
+    -------
+    Calibration
+    """
+    store._check_open()
+    files = _store_files(store)
+    data_file = getattr(store, "data_file", None) if type(store).memory_mappable else None
+    target = data_file or (max(files, key=lambda p: p.stat().st_size) if files else None)
+    if target is None:
+        raise AccessError(f"{store.path}: no local file to measure (an object store has no device here)")
+    return calibration_for(target, force=force, persist=persist)
+
+
+def reset_calibration(*, persisted: bool = False) -> None:
+    """Forget this process's calibrations (the next :func:`take` measures again); ``persisted=True`` also
+    removes the user cache file (:func:`calibrate` with ``persist=True`` writes it)."""
+    reset(persisted=persisted)
+
+
+def calibration_cache_file() -> Path:
+    """Where :func:`calibrate` with ``persist=True`` keeps calibrations (one entry per host and device)."""
+    return cache_file()
+
+
+def gather_sorted(store: ArrayStore, uniq: np.ndarray[Any, Any], axis: int, max_bytes: int, mode: str = "auto",
+                  calibration: Calibration | None = None) -> np.ndarray[Any, Any]:
     """The generic gather behind :meth:`ArrayStore._take_sorted`: rows ``uniq`` (sorted, unique) along ``axis``."""
     out_shape = list(store.shape)
     out_shape[axis] = uniq.size

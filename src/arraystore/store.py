@@ -32,7 +32,7 @@ Hooks with defaults a backend may override:
   ``writes_whole_files``): a small array written, checked and renamed into place in one go;
 * object storage (URL locations; see :mod:`arraystore.objstore`): ``_open_url(location, mode, **options)``,
   ``_create_url(location, meta, **options)``, ``_exists_url(location, storage_options)``;
-* access: ``_take_sorted(indices, axis, max_bytes)``, ``_advise(advice)``;
+* access: ``_take_sorted(indices, axis, max_bytes, mode, calibration)``, ``_advise(advice)``;
 * pickling by reference: ``_reference_options()``, ``_pickled_options``;
 * block planning: ``_chunk_overhead`` (bytes a chunk costs beyond its data, counted in budgets);
 * layout: ``storage_order(order, **options)`` (classmethod), ``dimension_names`` (property).
@@ -583,9 +583,10 @@ class ArrayStore(ABC):
         for sel in self.block_plan(max_bytes):
             yield sel, self[sel]
 
-    def take(self, indices: Any, axis: int = 0, *, max_bytes: int = DEFAULT_BLOCK_BYTES) -> np.ndarray[Any, Any]:
+    def take(self, indices: Any, axis: int = 0, *, max_bytes: int = DEFAULT_BLOCK_BYTES, mode: str = "auto",
+             calibration: Any = None) -> np.ndarray[Any, Any]:
         """Rows ``indices`` along ``axis`` (as ``np.take``), read in sorted runs; see :func:`arraystore.access.take`."""
-        return access.take(self, indices, axis, max_bytes=max_bytes)
+        return access.take(self, indices, axis, max_bytes=max_bytes, mode=mode, calibration=calibration)
 
     def advise(self, advice: str) -> bool:
         """Tell the kernel the coming access pattern (``"sequential"``, ``"random"``, ``"willneed"``,
@@ -608,14 +609,18 @@ class ArrayStore(ABC):
 
     # -- access hooks: generic defaults, overridden where a backend reads its bytes itself --
 
-    def _take_sorted(self, indices: np.ndarray[Any, Any], axis: int, max_bytes: int) -> np.ndarray[Any, Any]:
+    def _take_sorted(self, indices: np.ndarray[Any, Any], axis: int, max_bytes: int, mode: str = "auto",
+                     calibration: Any = None) -> np.ndarray[Any, Any]:
         """Rows ``indices`` (sorted, unique, in range) along ``axis``, as one array.
 
         The default reads whole chunk rows (chunked stores) or runs of nearby rows
-        along the outermost storage axis, and scans :meth:`iter_blocks` along others;
-        memory-mapped backends override it with a cost-based gather on their file.
+        along the outermost storage axis, and scans :meth:`iter_blocks` along others
+        (``mode`` is ``"auto"`` here: :func:`arraystore.access.take` refuses other modes
+        for stores without ``memory_mappable``); memory-mapped backends override it with a
+        gather on their file chosen by a cost model calibrated on the file's device
+        (``mode`` forces one way, ``calibration`` replaces the measured one).
         """
-        return access.gather_sorted(self, indices, axis, max_bytes)
+        return access.gather_sorted(self, indices, axis, max_bytes, mode, calibration)
 
     def _advise(self, advice: str) -> bool:
         """Pass a validated ``advice`` to the kernel; True when a hint reached it.

@@ -149,13 +149,14 @@ class MappedFileStore(ArrayStore):
         """``"mmap"`` or ``"buffered"``: how reads are done."""
         return self._io
 
-    def _take_sorted(self, indices: np.ndarray[Any, Any], axis: int, max_bytes: int) -> np.ndarray[Any, Any]:
+    def _take_sorted(self, indices: np.ndarray[Any, Any], axis: int, max_bytes: int, mode: str = "auto",
+                     calibration: Any = None) -> np.ndarray[Any, Any]:
         outer = 0 if self.order == "C" else self.ndim - 1
         if axis == outer and self.nbytes:
             from ._mapped_access import gather_contiguous
 
-            return gather_contiguous(self, indices, axis, max_bytes)
-        return super()._take_sorted(indices, axis, max_bytes)
+            return gather_contiguous(self, indices, axis, max_bytes, mode, calibration)
+        return super()._take_sorted(indices, axis, max_bytes, mode, calibration)
 
     def _advise(self, advice: str) -> bool:
         from ._mapped_access import advise_mapped

@@ -1,14 +1,16 @@
 """How memory-mapped files (raw, npy) serve :meth:`~arraystore.ArrayStore.take` and ``advise``.
 
 :class:`~arraystore.backends._mapped.MappedFileStore` overrides the store's access hooks
-(``_take_sorted``, ``_advise``) with these: gathers along the outermost storage axis that
-pick by cost between one sequential pass, a gather from the map with the runs advised to
-the kernel ahead of time, and threads of ``preadv`` (buffered I/O); and ``madvise`` on
-the map plus ``posix_fadvise`` on the data range.
+(``_take_sorted``, ``_advise``) with these: gathers along the outermost storage axis read
+in the cheapest of three ways by the cost model of :mod:`arraystore._iocost` (one
+sequential pass; the runs advised to the kernel ahead of a copy from the map, or threads
+of ``preadv`` for buffered I/O; a sorted gather from the map), from a calibration measured
+on the file's device; and ``madvise`` on the map plus ``posix_fadvise`` on the data range.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import mmap
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -17,35 +19,81 @@ from typing import Any
 
 import numpy as np
 
+from .._iocost import (
+    Calibration,
+    GatherStats,
+    cached_calibration,
+    calibration_for,
+    choose_gather,
+    memory_calibration,
+    resident_fraction,
+)
 from ..access import _FADV, _MADV, _axis_sel, _fadvise_file, _row_block_shape, _runs
 from ..errors import ArrayStoreError
 
-__all__ = ["ADVISE_AHEAD", "DENSE_FRACTION", "PREAD_THREADS", "advise_mapped", "gather_contiguous"]
+__all__ = ["ADVISE_AHEAD", "PREAD_THREADS", "advise_mapped", "gather_contiguous", "gather_stats"]
 
 PAGE = mmap.PAGESIZE
-#: Above this share of the pages in the gathered span, one sequential pass is cheaper than a gather.
-DENSE_FRACTION = 0.25
 #: Runs advised to the kernel ahead of the one being copied (bounds the read-ahead in flight).
 ADVISE_AHEAD = 4096
 #: Threads of ``preadv`` for sparse gathers on stores read with buffered I/O (network file systems).
 PREAD_THREADS = 8
 
 
-def gather_contiguous(
-    store: Any, uniq: np.ndarray[Any, Any], axis: int, max_bytes: int
-) -> np.ndarray[Any, Any]:
-    row_bytes = store.nbytes // store.shape[axis]
+def gather_stats(store: Any, uniq: np.ndarray[Any, Any], row_bytes: int, max_bytes: int,
+                 cal: Calibration) -> GatherStats:
+    """Where rows ``uniq`` lie in the store's file (read-around windows of ``cal``'s size), and how much of it is
+    in the page cache (sampled)."""
     base = store.offset
-    first = (base + int(uniq[0]) * row_bytes) // PAGE
-    last = (base + (int(uniq[-1]) + 1) * row_bytes - 1) // PAGE
-    # Pages touched: each row's pages, de-duplicated where neighbouring rows share one.
-    lo_pages = (base + uniq * row_bytes) // PAGE
-    hi_pages = (base + (uniq + 1) * row_bytes - 1) // PAGE
-    touched = int(np.sum(hi_pages - lo_pages + 1)) - int(np.sum(lo_pages[1:] == hi_pages[:-1]))
+    lo = (base + uniq * row_bytes) // PAGE
+    hi = (base + (uniq + 1) * row_bytes - 1) // PAGE
+    touched = int(np.sum(hi - lo + 1)) - int(np.sum(lo[1:] == hi[:-1]))
+    windows = _windows(store, uniq, row_bytes, cal)
+    starts, _ = _runs(uniq)
+    sample = lo[np.linspace(0, uniq.size - 1, min(uniq.size, 64)).astype(np.intp)] * PAGE
+    fd = os.open(store.data_file, os.O_RDONLY)
+    try:
+        resident = resident_fraction(fd, sample)
+    finally:
+        os.close(fd)
+    return GatherStats(span_bytes=int(hi[-1] - lo[0] + 1) * PAGE, touched_pages=touched, runs=int(starts.size),
+                       windows=windows, resident=0.0 if resident is None else resident, block_bytes=max_bytes,
+                       row_bytes=int(uniq.size) * row_bytes)
+
+
+def _windows(store: Any, uniq: np.ndarray[Any, Any], row_bytes: int, cal: Calibration) -> int:
+    """Read-around windows of the device (``cal.fault_window_bytes``) that rows ``uniq`` touch."""
+    per_window = max(1, cal.fault_window_bytes // PAGE) * PAGE
+    lo = (store.offset + uniq * row_bytes) // per_window
+    hi = (store.offset + (uniq + 1) * row_bytes - 1) // per_window
+    return int(np.sum(hi - lo + 1)) - int(np.sum(lo[1:] == hi[:-1]))
+
+
+def gather_contiguous(
+    store: Any, uniq: np.ndarray[Any, Any], axis: int, max_bytes: int, mode: str = "auto",
+    calibration: Calibration | None = None,
+) -> np.ndarray[Any, Any]:
+    """Rows ``uniq`` (sorted, unique) along the outermost storage axis, read the way ``mode`` says
+    (``"auto"``: the cheapest by the cost model, with ``calibration`` or the device's)."""
+    row_bytes = store.nbytes // store.shape[axis]
     if store.mode == "c":  # private copy-on-write changes live only in the map
         return np.take(store._get_map(), uniq, axis=axis)
-    if touched >= DENSE_FRACTION * (last - first + 1):
+    if mode == "auto":
+        cal = calibration if calibration is not None else cached_calibration(store.data_file)
+        if cal is None:
+            # Rows all in the page cache cost copies only: the device need not be measured (yet).
+            cal = memory_calibration(store.data_file)
+            stats = gather_stats(store, uniq, row_bytes, max_bytes, cal)
+            if stats.resident < 1.0:
+                cal = calibration_for(store.data_file)
+                stats = dataclasses.replace(stats, windows=_windows(store, uniq, row_bytes, cal))
+        else:
+            stats = gather_stats(store, uniq, row_bytes, max_bytes, cal)
+        mode = choose_gather(stats, cal, store.io)
+    if mode == "sequential":
         return _gather_sequential(store, uniq, axis, row_bytes, max_bytes)
+    if mode == "mapped":
+        return np.take(store._get_map(), uniq, axis=axis)
     starts, stops = _runs(uniq)
     if store.io == "mmap":
         return _gather_advised(store, uniq, axis, starts, stops, row_bytes)

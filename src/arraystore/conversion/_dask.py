@@ -121,6 +121,7 @@ class _Target:
     dtype: np.dtype[Any]
     order: str
     durable: bool = False
+    digest_order: str = "C"  # the source's storage order: journaled digests match a local conversion's
     # chunks
     staged: StagedArray | None = None
     # region, copy
@@ -156,7 +157,7 @@ def _block_task(target: _Target, index: int, sel: Sel, expected: str | None) -> 
         block = _read_source(target.source, sel)
         # as bytes: distributed hands arrays nested in a result back in native byte order
         raw = np.ascontiguousarray(block).reshape(-1).view(np.uint8)
-        return _Done(index, block.nbytes, block_digest(block), "written", raw)
+        return _Done(index, block.nbytes, block_digest(block, target.digest_order), "written", raw)
     if target.kind == "chunks":
         return _chunk_block(target, index, sel, expected)
     return _range_block(target, index, sel, expected)
@@ -177,14 +178,14 @@ def _chunk_block(target: _Target, index: int, sel: Sel, expected: str | None) ->
         status = "written"
         if expected is not None:
             old = np.asarray(store[sel])
-            if block_digest(old) == expected:
+            if block_digest(old, target.digest_order) == expected:
                 return _Done(index, old.nbytes, expected, "resumed")
             status = "rewritten"
         block = _read_source(target.source, sel)
         store[sel] = block
     finally:
         store.abandon()  # closes this handle without publishing or removing the staged array
-    return _Done(index, block.nbytes, block_digest(block), status)
+    return _Done(index, block.nbytes, block_digest(block, target.digest_order), status)
 
 
 def _range_block(target: _Target, index: int, sel: Sel, expected: str | None) -> _Done:
@@ -205,7 +206,7 @@ def _range_block(target: _Target, index: int, sel: Sel, expected: str | None) ->
             digest, call = _copy(target, fd, off, n, writer)
         else:
             block = _read_source(target.source, sel)
-            digest = block_digest(block)
+            digest = block_digest(block, target.digest_order)
             flat = np.ravel(block, order=target.order)  # type: ignore[call-overload]
             pwrite_all(fd, flat.view(np.uint8).data, target.offset + off, target.file)
             writer.wrote(target.offset + off, n)
@@ -230,7 +231,7 @@ def _range_matches(target: _Target, fd: int, sel: Sel, off: int, n: int, expecte
         return bool(block_digest(want) == block_digest(have))
     shape = tuple(s.stop - s.start for s in sel)
     block = have.view(target.dtype).reshape(shape, order=target.order)  # type: ignore[call-overload]
-    return bool(block_digest(block) == expected)
+    return bool(block_digest(block, target.digest_order) == expected)
 
 
 def _copy(target: _Target, dst_fd: int, off: int, n: int, writer: DropBehindWriter) -> tuple[str, str]:
@@ -293,7 +294,7 @@ class _DaskConversion(_Conversion):
     scheduler: Any = None
 
     def _move(self, dst: ArrayStore, dst_region: tuple[str, int] | None, plan: ConversionPlan, journal: Journal,
-              report: ConversionReport, direct: tuple[bool, int] | None = None) -> dict[str, str] | None:
+              report: ConversionReport, direct: tuple[bool, int | None] | None = None) -> dict[str, str] | None:
         target = self._target(dst, dst_region, plan)
         hasher = StreamHasher() if target.kind == "client" and c_streamable(plan.blocks) else None
         side = None
@@ -316,7 +317,7 @@ class _DaskConversion(_Conversion):
     def _target(self, dst: ArrayStore, region: tuple[str, int] | None, plan: ConversionPlan) -> _Target:
         src = self.src
         common: dict[str, Any] = {"source": _source_ref(src), "shape": dst.shape, "dtype": dst.dtype,
-                                  "order": dst.order, "durable": self.durable}
+                                  "order": dst.order, "durable": self.durable, "digest_order": plan.order}
         if plan.method != "blocks":  # same bytes, same layout: run() checked both byte ranges exist
             s_region = self._src_region
             assert s_region is not None and region is not None
@@ -345,7 +346,7 @@ class _Mover:
 
     def __init__(self, conv: _DaskConversion, client: Any, dst: ArrayStore, plan: ConversionPlan, journal: Journal,
                  report: ConversionReport, target: _Target, hasher: StreamHasher | None,
-                 direct: tuple[bool, int] | None) -> None:
+                 direct: tuple[bool, int | None] | None) -> None:
         self.conv, self.client, self.dst, self.plan = conv, client, dst, plan
         self.direct = direct
         self.journal, self.report, self.target, self.hasher = journal, report, target, hasher
@@ -459,7 +460,7 @@ class _ClientWrites(_Mover):
                 while pending:
                     self.write(*pending.popleft(), flush_each)
                 data = np.asarray(dst[sel])
-                if block_digest(data) == journal.done[i]:
+                if block_digest(data, plan.order) == journal.done[i]:
                     if self.hasher is not None:
                         self.hasher.update(data)
                     self.report.blocks_resumed += 1

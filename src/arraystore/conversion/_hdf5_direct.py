@@ -1,4 +1,4 @@
-"""Compressed HDF5 destinations: chunks compressed on a thread pool, written with ``write_direct_chunk``.
+"""Chunked HDF5 destinations: chunks laid out (and compressed) on a thread pool, written with ``write_direct_chunk``.
 
 h5py runs every call under one global lock, so a dataset written through
 ``dset[sel] = block`` compresses at one core's speed. When the destination's filter
@@ -7,7 +7,14 @@ pipeline is one we can reproduce byte for byte, we run it ourselves instead:
 * ``deflate(level)`` (``compression="gzip:N"``): ``zlib.compress(chunk, level)``, the
   zlib stream that HDF5's deflate filter writes (``compress2``);
 * ``shuffle`` then ``deflate``: numpy's byte transpose (byte ``j`` of every element,
-  then byte ``j + 1``, ...: HDF5's shuffle filter) then ``zlib.compress``.
+  then byte ``j + 1``, ...: HDF5's shuffle filter) then ``zlib.compress``;
+* no filter at all (an uncompressed chunked dataset, asked for with
+  ``uncompressed=True``): the chunk's elements in C order, as HDF5 stores them.
+
+Laying a chunk out in C order is where a Fortran-order source is reordered: each
+chunk is a piece of a few MiB, copied tile by tile (:func:`arraystore._corder.copy_tiled`)
+while it stays in the CPU cache, on the pool's threads (numpy releases the GIL for
+the copy), while the conversion reads the next block.
 
 ``zlib`` releases the GIL while it compresses, so chunks of a block are compressed
 by ``workers`` threads in parallel and written in order from the one writer thread
@@ -31,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from .._corder import copy_tiled
 from .._fsutil import raise_if_full
 from ..errors import MetadataError
 from ..store import ArrayStore
@@ -48,8 +56,13 @@ def _dataset(store: ArrayStore) -> Any:
     return ds if type(ds).__module__.startswith("h5py") else None
 
 
-def direct_pipeline(store: ArrayStore, src_dtype: np.dtype[Any]) -> tuple[bool, int] | None:
-    """``(shuffle, deflate level)`` when the destination's chunks can be compressed here, else None."""
+def direct_pipeline(store: ArrayStore, src_dtype: np.dtype[Any], *,
+                    uncompressed: bool = False) -> tuple[bool, int | None] | None:
+    """``(shuffle, deflate level)`` when the destination's chunks can be compressed here, else None.
+
+    With ``uncompressed=True`` a chunked dataset without filters qualifies too, as
+    ``(False, None)``: its chunks are written as their bytes.
+    """
     ds = _dataset(store)
     if ds is None or ds.chunks is None:
         return None
@@ -63,6 +76,8 @@ def direct_pipeline(store: ArrayStore, src_dtype: np.dtype[Any]) -> tuple[bool, 
     dcpl = ds.id.get_create_plist()
     filters = [dcpl.get_filter(i)[:3] for i in range(dcpl.get_nfilters())]
     codes = [f[0] for f in filters]
+    if not codes:
+        return (False, None) if uncompressed else None
     if codes == [_FILTER_DEFLATE]:
         shuffle = False
     elif codes == [_FILTER_SHUFFLE, _FILTER_DEFLATE]:
@@ -84,12 +99,12 @@ class DirectChunkWriter:
     store
         The destination HDF5 store (open for writing).
     shuffle, level
-        The dataset's pipeline, from :func:`direct_pipeline`.
+        The dataset's pipeline, from :func:`direct_pipeline` (``level=None``: no filter).
     workers
         Compression threads.
     """
 
-    def __init__(self, store: ArrayStore, shuffle: bool, level: int, workers: int) -> None:
+    def __init__(self, store: ArrayStore, shuffle: bool, level: int | None, workers: int) -> None:
         self.store = store
         self.ds = _dataset(store)
         self.shuffle = shuffle and np.dtype(self.ds.dtype).itemsize > 1  # HDF5 skips 1-byte shuffles
@@ -126,16 +141,19 @@ class DirectChunkWriter:
         ranges = [range(s.start, s.stop, c) for s, c in zip(sel, self.chunks)]
         return itertools.product(*ranges)
 
-    def _encode(self, block: np.ndarray[Any, Any], sel: tuple[slice, ...], origin: tuple[int, ...]) -> bytes:
+    def _encode(self, block: np.ndarray[Any, Any], sel: tuple[slice, ...],
+                origin: tuple[int, ...]) -> bytes | np.ndarray[Any, Any]:
         local = tuple(slice(o - s.start, min(o + c, n) - s.start)
                       for o, s, c, n in zip(origin, sel, self.chunks, self.shape))
         piece = block[local]
-        if piece.shape == self.chunks:
-            chunk = np.ascontiguousarray(piece, dtype=self.dtype)
-        else:  # an edge chunk: HDF5 stores it at full size
-            chunk = np.zeros(self.chunks, self.dtype)
-            chunk[tuple(slice(0, n) for n in piece.shape)] = piece
+        if piece.shape == self.chunks and piece.flags.c_contiguous and piece.dtype == self.dtype:
+            chunk = piece
+        else:  # an edge chunk is stored at full size (zeros beyond the dataset's edge)
+            chunk = (np.empty if piece.shape == self.chunks else np.zeros)(self.chunks, self.dtype)
+            copy_tiled(chunk[tuple(slice(0, n) for n in piece.shape)], piece.astype(self.dtype, copy=False))
         raw = chunk.reshape(-1).view(np.uint8)
+        if self.level is None:
+            return raw
         if self.shuffle:
             raw = np.ascontiguousarray(raw.reshape(-1, self.dtype.itemsize).T)
         return zlib.compress(raw.data, self.level)

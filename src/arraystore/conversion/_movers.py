@@ -135,7 +135,7 @@ class BlockMover:
 
     def read(self, sel: tuple[slice, ...]) -> tuple[np.ndarray[Any, Any], str]:
         block = self._read_src(sel)
-        return block, block_digest(block)
+        return block, block_digest(block, self.plan.order)  # the source's order: no reordering copy
 
     def _read_src(self, sel: tuple[slice, ...]) -> np.ndarray[Any, Any]:
         src = self.src
@@ -154,10 +154,11 @@ class BlockMover:
 
     def read_back(self, sel: tuple[slice, ...]) -> tuple[np.ndarray[Any, Any], str]:
         block = np.asarray(self.dst[sel])
-        return block, block_digest(block)
+        return block, block_digest(block, self.plan.order)
 
     def same_as_source(self, sel: tuple[slice, ...], data: np.ndarray[Any, Any]) -> bool:
-        return bool(block_digest(self._read_src(sel)) == block_digest(data))
+        order = self.plan.order
+        return bool(block_digest(self._read_src(sel), order) == block_digest(data, order))
 
     def write(self, i: int, sel: tuple[slice, ...], block: np.ndarray[Any, Any], digest: str) -> tuple[int, int, str]:
         dst = self.dst

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..store import ArrayStore
 
 __all__ = [
+    "OVERLAP_BLOCK_BYTES",
     "ConversionPlan",
     "choose_chunks",
     "choose_method",
@@ -45,6 +46,9 @@ _UNITS = {
 #: Chunk sizes chosen when none are given: aim for TARGET, never above MAX.
 TARGET_CHUNK_BYTES = 4 * 1024 * 1024
 MAX_CHUNK_BYTES = 16 * 1024 * 1024
+#: Largest block of a conversion that reorders its blocks (a Fortran-order source into C order): the read of
+#: the next block overlaps the reordering and writing of this one, which a few large blocks would not allow.
+OVERLAP_BLOCK_BYTES = 16 * 1024 * 1024
 
 
 def parse_size(value: int | str) -> int:
@@ -138,6 +142,9 @@ class ConversionPlan:
             "compression": self.compression,
             "method": self.method,
             "blocks": self.blocks.to_dict(),
+            # Journaled digests are of the source's storage order (checksums.block_digest); older journals of
+            # Fortran-order sources digested C order and restart instead of being compared.
+            **({"digest_order": "F"} if self.order == "F" else {}),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -190,8 +197,11 @@ def plan_conversion(
     workers: int,
     method: str,
     notes: Sequence[str] = (),
+    max_block: int | None = None,
 ) -> ConversionPlan:
     """Make the block plan: storage order of the source, aligned to the destination's chunks (or shards).
+
+    ``max_block`` caps a block's bytes below the budget's share (never below one chunk, or shard).
 
     Raises
     ------
@@ -204,6 +214,9 @@ def plan_conversion(
     grid = shards if shards is not None else chunks
     parts = blocks_in_memory(method, compression is not None, workers)
     per_block = max_memory // parts
+    if max_block is not None:
+        unit = math.prod(grid) * dt.itemsize if grid is not None else dt.itemsize
+        per_block = min(per_block, max(max_block, unit))
     try:
         blocks = plan_blocks(shape, dt.itemsize, per_block, chunks=grid, order=order)
     except MemoryBudgetError:

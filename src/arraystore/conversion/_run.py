@@ -37,12 +37,14 @@ from ._movers import BlockMover, ByteMover, DirectChunkMover, Progress, mapped_r
 from ._options import ConvertOptions
 from ._parallel import BlockPipeline
 from ._plan import (
+    OVERLAP_BLOCK_BYTES,
     ConversionPlan,
     blocks_in_memory,
     choose_method,
     default_workers,
     destination_layout,
     plan_conversion,
+    transposes,
     writer_threads,
 )
 from ._report import ConversionReport
@@ -144,11 +146,15 @@ class _Conversion:
     def _plan(self, grid: tuple[int, ...] | None, chunks: tuple[int, ...] | None, method: str,
               notes: list[str]) -> ConversionPlan:
         budget = min(self.budget, COPY_BLOCK) if method != "blocks" else self.budget
+        src = self.src
+        # Reordered blocks: small enough that reading one overlaps reordering and writing the one before.
+        cap = OVERLAP_BLOCK_BYTES if method == "blocks" and transposes(src.shape, src.order, self.order,
+                                                                         src.chunks) else None
         return plan_conversion(
-            src_backend=self.src.backend, dst_backend=self.dst_cls.backend, shape=self.src.shape, dtype=self.src.dtype,
-            order=self.src.order, chunks=chunks, shards=grid if self.shards is not None else None,
+            src_backend=src.backend, dst_backend=self.dst_cls.backend, shape=src.shape, dtype=src.dtype,
+            order=src.order, chunks=chunks, shards=grid if self.shards is not None else None,
             compression=None if self.compression is None else str(self.compression), max_memory=budget,
-            workers=self._writers(), method=method, notes=notes,
+            workers=self._writers(), method=method, notes=notes, max_block=cap,
         )
 
     def _writers(self) -> int:
@@ -215,16 +221,17 @@ class _Conversion:
             if plan.method != "blocks" and dst_region is None:
                 plan = self._plan(None, None, "blocks", [*notes, "destination has no contiguous byte range yet"])
                 journal.restart(plan.key(), enabled=_resumable(plan))
-            direct = direct_pipeline(dst, src.dtype) if plan.method == "blocks" else None
+            direct = direct_pipeline(dst, src.dtype, uncompressed=True) if plan.method == "blocks" else None
             self._zarr_direct = plan.method == "blocks" and direct is None and zarr_direct_array(dst) is not None
             self._chunks_may_exist = reuse
             if self._zarr_direct:
                 plan = dataclasses.replace(plan, notes=(*plan.notes, (
                     f"chunks encoded by the array's codecs on {self.workers} threads and written as whole objects")))
             if direct is not None:
+                how = ("laid out in C order" if direct[1] is None else
+                       f"{'shuffled and ' if direct[0] else ''}deflated (level {direct[1]})")
                 plan = dataclasses.replace(plan, notes=(*plan.notes, (
-                    f"chunks {'shuffled and ' if direct[0] else ''}deflated (level {direct[1]}) by {self.workers} "
-                    "threads, written with write_direct_chunk")))
+                    f"chunks {how} by {self.workers} threads, written with write_direct_chunk")))
             report.method = plan.method
             report.plan = plan.to_dict()
             report.blocks_total = plan.n_blocks
@@ -232,14 +239,14 @@ class _Conversion:
                                                                                  plan.workers)
             value = self._move(dst, dst_region, plan, journal, report, direct)
             if value is None:  # not streamable in C order: one pass over the source
-                value = checksum(src, max_bytes=max(plan.blocks.block_bytes, 1 << 20))
+                value = checksum(src, max_bytes=max(plan.blocks.block_bytes, 1 << 20), workers=self.workers)
             report.checksum = value
             if self.verify:
                 # Never the path that produced the bytes: both sides as their libraries decode them.
                 slab = max(plan.blocks.block_bytes, 1 << 20)
                 if self._src_region is not None:
-                    value = checksum(src, max_bytes=slab, decoded=True)
-                got = checksum(dst, max_bytes=slab, decoded=True)
+                    value = checksum(src, max_bytes=slab, decoded=True, workers=self.workers)
+                got = checksum(dst, max_bytes=slab, decoded=True, workers=self.workers)
                 if got["value"] != value["value"]:
                     raise VerificationError(
                         f"{self.dst_loc}: the converted data reads back with checksum {got['value']}, the source "
@@ -276,7 +283,7 @@ class _Conversion:
         return report
 
     def _move(self, dst: ArrayStore, dst_region: tuple[str, int] | None, plan: ConversionPlan, journal: Journal,
-              report: ConversionReport, direct: tuple[bool, int] | None = None) -> dict[str, str] | None:
+              report: ConversionReport, direct: tuple[bool, int | None] | None = None) -> dict[str, str] | None:
         """Move every block; returns the streamed checksum, or None when blocks are not C-order consecutive."""
         hasher = StreamHasher() if c_streamable(plan.blocks) else None
         total = plan.nbytes

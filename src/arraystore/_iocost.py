@@ -1,0 +1,398 @@
+"""What a gather of rows costs on this machine: a calibration measured on the file's own device, and the model.
+
+:func:`arraystore.access.take` reads rows of a raw or ``.npy`` file in one of three ways:
+
+``"sequential"``
+    one pass of large ``preadv`` calls over the span from the first to the last row,
+    picking the rows from each block;
+``"gather"``
+    only the runs of rows: ``posix_fadvise(WILLNEED)`` on every run ahead of the copy, so the
+    kernel queues their reads in parallel, then a copy from the memory map (threads of
+    ``preadv`` for stores read with buffered I/O);
+``"mapped"``
+    a sorted-order gather from the memory map, nothing advised: each page fault reads
+    one read-around window of the device (``read_ahead_kb``), one fault at a time.
+
+Which is fastest depends on the device (latency of one read, of many in parallel, its
+sequential rate, its read-around window), on how much of the file is already in the
+page cache, and on how the rows spread over the file. :func:`measure` measures the
+device on the file itself, with a few ``O_DIRECT`` reads (which neither use nor disturb
+the page cache); :func:`calibration_for` does that once per device and process (and
+reads or writes a user cache file when asked, never anything next to the data);
+:func:`gather_costs` turns a calibration and a gather's statistics into seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import mmap
+import os
+import socket
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "MODES",
+    "Calibration",
+    "GatherStats",
+    "cache_file",
+    "cached_calibration",
+    "calibration_for",
+    "choose_gather",
+    "gather_costs",
+    "measure",
+    "memory_calibration",
+    "reset",
+    "resident_fraction",
+]
+
+MODES: tuple[str, ...] = ("sequential", "gather", "mapped")
+PAGE = mmap.PAGESIZE
+
+#: Reads of the measurement (bounded: about 50 small reads and 8 MiB per device).
+_SINGLE_READS = 16
+_PARALLEL_READS = 32
+_PARALLEL_THREADS = 8
+_SEQUENTIAL_BYTES = 8 << 20
+_SEQUENTIAL_REQUEST = 1 << 20
+#: Pages sampled to estimate how much of a gather's span is in the page cache.
+_RESIDENCY_SAMPLES = 64
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Measured costs of reading one device (all in seconds or bytes per second).
+
+    Attributes
+    ----------
+    device
+        What was measured (``"<host>:<major>:<minor>"`` of the file's device, or a label).
+    read_bytes_per_s
+        Sequential reads from the device (not the page cache).
+    random_read_s
+        One page read alone (queue depth 1), as a page fault waits for it.
+    parallel_read_s
+        One page read's share of the time when many are in flight (what read-ahead
+        advice and threads of ``preadv`` achieve).
+    memory_bytes_per_s
+        Copying bytes that are in memory (the page cache into an array).
+    call_s
+        One system call or page fault on data in the page cache.
+    fault_window_bytes
+        What one page fault of a memory map reads from the device (its read-around).
+    sample_bytes
+        Bytes the measurement read sequentially (a small file gives a rougher figure, which a
+        larger file of the same device later replaces).
+    source
+        ``"measured"``, ``"cache file"`` or ``"given"``.
+    """
+
+    device: str
+    read_bytes_per_s: float
+    random_read_s: float
+    parallel_read_s: float
+    memory_bytes_per_s: float
+    call_s: float
+    fault_window_bytes: int
+    sample_bytes: int = 0
+    source: str = "given"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Calibration:
+        """The inverse of :meth:`to_dict` (unknown keys ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True)
+class GatherStats:
+    """How a gather's rows lie in the file: what the cost model needs.
+
+    ``span_bytes``: from the first row's page to the last row's; ``touched_pages``: pages the
+    rows touch; ``runs``: runs of consecutive rows; ``windows``: read-around windows the rows
+    touch; ``resident``: share of the touched pages already in the page cache (0..1);
+    ``block_bytes``: bytes per call of a sequential pass; ``row_bytes``: bytes of all the rows.
+    """
+
+    span_bytes: int
+    touched_pages: int
+    runs: int
+    windows: int
+    resident: float
+    block_bytes: int
+    row_bytes: int
+
+
+def gather_costs(stats: GatherStats, cal: Calibration, io: str = "mmap") -> dict[str, float]:
+    """Estimated seconds of each way to read the rows (``"mapped"`` only when the store reads through a map)."""
+    cold = 1.0 - min(max(stats.resident, 0.0), 1.0)
+    touched = stats.touched_pages * PAGE
+    copy_rows = stats.row_bytes / cal.memory_bytes_per_s
+    calls = -(-stats.span_bytes // max(stats.block_bytes, 1))
+    costs = {
+        "sequential": cold * stats.span_bytes / cal.read_bytes_per_s + stats.span_bytes / cal.memory_bytes_per_s
+        + calls * cal.call_s + copy_rows,
+        # one advice (or preadv) per run; the map's pages are faulted in (or copied) once they are read
+        "gather": cold * (stats.runs * cal.parallel_read_s + touched / cal.read_bytes_per_s)
+        + (stats.runs + (stats.touched_pages if io == "mmap" else 0)) * cal.call_s
+        + touched / cal.memory_bytes_per_s + copy_rows,
+    }
+    if io == "mmap":
+        costs["mapped"] = (cold * stats.windows * (cal.random_read_s + cal.fault_window_bytes / cal.read_bytes_per_s)
+                           + stats.touched_pages * cal.call_s + touched / cal.memory_bytes_per_s + copy_rows)
+    return costs
+
+
+def choose_gather(stats: GatherStats, cal: Calibration, io: str = "mmap") -> str:
+    """The cheapest mode by :func:`gather_costs` (ties: the order of :data:`MODES`)."""
+    costs = gather_costs(stats, cal, io)
+    return min((m for m in MODES if m in costs), key=lambda m: costs[m])
+
+
+# -- residency ---------------------------------------------------------------------------------------------------
+
+
+def resident_fraction(fd: int, offsets: np.ndarray[Any, Any]) -> float | None:
+    """Share of the pages at ``offsets`` (a sample, at most 64) in the page cache, probed with
+    ``preadv2(RWF_NOWAIT)``: a 1-byte read that returns at once instead of waiting for the device (recent
+    kernels then start reading that page in the background, a page the gather reads anyway); None where the
+    kernel cannot tell."""
+    flag = getattr(os, "RWF_NOWAIT", None)
+    if flag is None or not hasattr(os, "preadv") or offsets.size == 0:
+        return None
+    buf = bytearray(1)
+    hits = 0
+    for off in offsets[:_RESIDENCY_SAMPLES].tolist():
+        try:
+            os.preadv(fd, [buf], int(off), flag)
+            hits += 1
+        except BlockingIOError:
+            pass
+        except OSError:  # not supported by this file system
+            return None
+    return hits / min(offsets.size, _RESIDENCY_SAMPLES)
+
+
+# -- measuring -----------------------------------------------------------------------------------------------------
+
+
+def _device_key(path: str) -> str:
+    st = os.stat(path)
+    return f"{socket.gethostname()}:{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+
+
+def _fault_window(path: str) -> int:
+    """The device's read-around (``read_ahead_kb`` of its backing device); one page when unknown."""
+    st = os.stat(path)
+    dev = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+    for candidate in (f"/sys/class/bdi/{dev}/read_ahead_kb", f"/sys/dev/block/{dev}/queue/read_ahead_kb"):
+        try:
+            kb = int(Path(candidate).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        return max(PAGE, kb * 1024)
+    return PAGE
+
+
+_MEMORY: tuple[float, float] | None = None
+
+
+def _memory_rate() -> tuple[float, float]:
+    """(bytes/s of an in-memory copy, seconds of one cached 1-byte pread), best of a few; measured once."""
+    global _MEMORY
+    if _MEMORY is None:
+        _MEMORY = _measure_memory()
+    return _MEMORY
+
+
+def _measure_memory() -> tuple[float, float]:
+    src = np.ones(4 << 20, np.uint8)
+    dst = np.empty_like(src)
+    best = min(_timed(lambda: np.copyto(dst, src)) for _ in range(3))
+    fd = os.open(os.devnull, os.O_RDONLY)
+    try:
+        n = 200
+        call = min(_timed(lambda: [os.pread(fd, 1, 0) for _ in range(n)]) for _ in range(3)) / n
+    finally:
+        os.close(fd)
+    return src.nbytes / max(best, 1e-9), max(call, 1e-9)
+
+
+def _timed(fn: Any) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def measure(path: str | os.PathLike[str]) -> Calibration:
+    """Measure the device that holds ``path`` by reading ``path`` itself with ``O_DIRECT``.
+
+    About 50 single-page reads (alone, then 8 threads at once) at pages chosen by the
+    file's inode number, and up to 8 MiB read sequentially: bounded, and the page cache is
+    neither read nor changed. A file system without ``O_DIRECT`` (tmpfs, some network and
+    FUSE file systems) is measured as memory: its reads are the page cache's.
+    """
+    path = os.fspath(path)
+    memory, call = _memory_rate()
+    key = _device_key(path)
+    window = _fault_window(path)
+    size = os.path.getsize(path)
+    pages = max(1, -(-size // PAGE))
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECT", 0))
+    except OSError:
+        fd = -1
+    if fd < 0 or not getattr(os, "O_DIRECT", 0):
+        if fd >= 0:
+            os.close(fd)
+        return _as_memory(key, memory, call, window)
+    try:
+        random_read, parallel, sequential, sampled = _direct_reads(fd, pages,
+                                                                    np.random.default_rng(os.stat(path).st_ino))
+    except OSError:  # O_DIRECT refused at read time (alignment rules of this file system)
+        return _as_memory(key, memory, call, window)
+    finally:
+        os.close(fd)
+    return Calibration(key, sequential, max(random_read, call), max(parallel, call), memory, call, window, sampled,
+                       "measured")
+
+
+def _as_memory(key: str, memory: float, call: float, window: int, source: str = "measured") -> Calibration:
+    """A device whose reads are the page cache's (no ``O_DIRECT``: tmpfs and some network file systems)."""
+    page = call + PAGE / memory
+    return Calibration(key, memory, page, page, memory, call, window, _SEQUENTIAL_BYTES, source)
+
+
+def _direct_reads(fd: int, pages: int, rng: np.random.Generator) -> tuple[float, float, float, int]:
+    """(one page read alone, one page read's share with 8 in flight, sequential bytes/s, bytes read sequentially)
+    on an ``O_DIRECT`` fd."""
+    bufs = [mmap.mmap(-1, max(PAGE, _SEQUENTIAL_REQUEST)) for _ in range(_PARALLEL_THREADS)]  # page-aligned
+    page_views = [memoryview(b)[:PAGE] for b in bufs]
+    singles = [_timed(lambda off=off: os.preadv(fd, [page_views[0]], off))
+               for off in (rng.integers(0, pages, _SINGLE_READS) * PAGE).tolist()]
+    offsets = iter((rng.integers(0, pages, _PARALLEL_READS) * PAGE).tolist())
+    lock = threading.Lock()
+
+    def worker(k: int) -> None:
+        while True:
+            with lock:
+                off = next(offsets, None)
+            if off is None:
+                return
+            os.preadv(fd, [page_views[k]], off)
+
+    with ThreadPoolExecutor(_PARALLEL_THREADS) as pool:
+        list(pool.map(lambda k: k, range(_PARALLEL_THREADS)))  # the threads exist before the clock starts
+        t = time.perf_counter()
+        list(pool.map(worker, range(_PARALLEL_THREADS)))
+        parallel = (time.perf_counter() - t) / _PARALLEL_READS
+    span = min(_SEQUENTIAL_BYTES, pages * PAGE)
+    start = int(rng.integers(0, max(1, pages - span // PAGE + 1))) * PAGE
+    whole = memoryview(bufs[0])
+    got = 0
+    t = time.perf_counter()
+    while got < span:
+        n = os.preadv(fd, [whole[: min(_SEQUENTIAL_REQUEST, span - got)]], start + got)
+        if n <= 0:
+            break
+        got += n
+    sequential = max(got, PAGE) / max(time.perf_counter() - t, 1e-9)
+    single = statistics.median(singles)
+    return single, min(parallel, single), sequential, got
+
+
+# -- the per-device cache ----------------------------------------------------------------------------------------
+
+_CACHE: dict[str, Calibration] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def cache_file() -> Path:
+    """The user cache file of calibrations: ``$XDG_CACHE_HOME/arraystore/io-calibration.json``
+    (``~/.cache/...`` without ``XDG_CACHE_HOME``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "arraystore" / "io-calibration.json"
+
+
+def _load_file() -> dict[str, Any]:
+    try:
+        data = json.loads(cache_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _save_file(entries: dict[str, Any]) -> None:
+    path = cache_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(entries, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def cached_calibration(path: str | os.PathLike[str]) -> Calibration | None:
+    """This process's calibration of ``path``'s device, if one was measured (nothing is measured here)."""
+    with _CACHE_LOCK:
+        return _CACHE.get(_device_key(os.fspath(path)))
+
+
+def memory_calibration(path: str | os.PathLike[str]) -> Calibration:
+    """What reading rows that are all in the page cache costs: copies and calls only (measured once per process,
+    in a few milliseconds); the device's latencies play no part, so none is measured."""
+    path = os.fspath(path)
+    memory, call = _memory_rate()
+    return _as_memory(_device_key(path), memory, call, _fault_window(path), source="memory only")
+
+
+def calibration_for(path: str | os.PathLike[str], *, force: bool = False, persist: bool = False) -> Calibration:
+    """The calibration of ``path``'s device: from this process's cache, else the user cache file, else measured.
+
+    ``force`` measures again; ``persist`` also writes the result to :func:`cache_file` (a
+    later process then reads it instead of measuring).
+    """
+    path = os.fspath(path)
+    key = _device_key(path)
+    with _CACHE_LOCK:
+        rough = key in _CACHE and _CACHE[key].sample_bytes < min(_SEQUENTIAL_BYTES, os.path.getsize(path))
+        if not force and key in _CACHE and not rough:  # a rough one (from a smaller file) is measured again
+            cal = _CACHE[key]
+            if persist and cal.source != "cache file":
+                _save_file({**_load_file(), key: cal.to_dict()})
+            return cal
+        if not force:
+            stored = _load_file().get(key)
+            if isinstance(stored, dict):
+                try:
+                    loaded = dataclasses.replace(Calibration.from_dict(stored), source="cache file")
+                except (TypeError, ValueError):  # an entry from another version: measure again
+                    loaded = None
+                if loaded is not None:
+                    _CACHE[key] = loaded
+                    return loaded
+        cal = measure(path)
+        _CACHE[key] = cal
+        if persist:
+            _save_file({**_load_file(), key: cal.to_dict()})
+        return cal
+
+
+def reset(*, persisted: bool = False) -> None:
+    """Forget every calibration of this process (and, with ``persisted``, remove the user cache file)."""
+    global _MEMORY
+    with _CACHE_LOCK:
+        _CACHE.clear()
+        _MEMORY = None
+        if persisted:
+            cache_file().unlink(missing_ok=True)

@@ -1,0 +1,227 @@
+"""take()'s cost model: decisions follow from a calibration, every mode equals numpy, calibration stays out of
+the data folder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import arraystore
+from arraystore import _iocost, access
+from arraystore._iocost import Calibration, GatherStats, choose_gather, gather_costs
+from arraystore.errors import AccessError
+
+MiB = 1 << 20
+# Three devices, as a calibration describes them (the figures are the kind measured on such devices).
+SPINNING = Calibration("hdd", read_bytes_per_s=150e6, random_read_s=8e-3, parallel_read_s=4e-3,
+                       memory_bytes_per_s=5e9, call_s=1e-6, fault_window_bytes=128 * 1024)
+NVME = Calibration("nvme", read_bytes_per_s=2e9, random_read_s=80e-6, parallel_read_s=8e-6,
+                   memory_bytes_per_s=5e9, call_s=1e-6, fault_window_bytes=128 * 1024)
+BIG_READAROUND = Calibration("vm", read_bytes_per_s=1.3e9, random_read_s=100e-6, parallel_read_s=40e-6,
+                             memory_bytes_per_s=5e9, call_s=1e-6, fault_window_bytes=8 * MiB)
+
+
+def _evict(path: str) -> None:
+    """Out of the page cache (clean, unmapped pages: the kernel drops them)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def _stats(*, span: int, touched: int, runs: int, windows: int, resident: float = 0.0) -> GatherStats:
+    return GatherStats(span_bytes=span, touched_pages=touched, runs=runs, windows=windows, resident=resident,
+                       block_bytes=64 * MiB, row_bytes=touched * 4096)
+
+
+def test_dense_rows_read_in_one_pass() -> None:
+    # every page of 1 GiB wanted: one sequential pass on any device
+    dense = _stats(span=1 << 30, touched=(1 << 30) // 4096, runs=1000, windows=8192)
+    for cal in (SPINNING, NVME, BIG_READAROUND):
+        assert choose_gather(dense, cal) == "sequential"
+
+
+def test_few_far_rows_on_a_disk_are_gathered() -> None:
+    # 100 rows spread over 100 GiB: reading them beats reading 100 GiB
+    sparse = _stats(span=100 << 30, touched=100, runs=100, windows=100)
+    assert choose_gather(sparse, SPINNING) == "gather"
+    assert choose_gather(sparse, NVME) == "gather"
+
+
+def test_large_read_around_makes_the_sorted_map_gather_cheapest() -> None:
+    # 100k rows in 2 GiB on a device whose page faults read 8 MiB: 256 faults cover them all
+    stats = _stats(span=2 << 30, touched=95_000, runs=99_000, windows=256)
+    assert choose_gather(stats, BIG_READAROUND) == "mapped"
+    # the same rows on a device whose faults read 128 KiB (16,384 windows): the advised parallel gather
+    assert choose_gather(_stats(span=2 << 30, touched=95_000, runs=99_000, windows=16_384), NVME) == "gather"
+    # buffered I/O never gathers from a map
+    assert "mapped" not in gather_costs(stats, BIG_READAROUND, io="buffered")
+    assert choose_gather(stats, BIG_READAROUND, io="buffered") in ("gather", "sequential")
+
+
+def test_warm_rows_cost_only_copies() -> None:
+    stats = _stats(span=2 << 30, touched=20_000, runs=20_000, windows=16_000, resident=1.0)
+    costs = gather_costs(stats, SPINNING)
+    # in the page cache the device's latency plays no part
+    assert costs == gather_costs(stats, dataclass_replace(SPINNING, random_read_s=1.0, parallel_read_s=1.0))
+    assert choose_gather(stats, SPINNING) != "sequential"  # copying 2 GiB costs more than 20k faults
+
+
+def dataclass_replace(cal: Calibration, **kw: float) -> Calibration:
+    import dataclasses
+
+    return dataclasses.replace(cal, **kw)
+
+
+_CALS = st.builds(
+    Calibration, device=st.just("x"), read_bytes_per_s=st.floats(1e6, 1e10), random_read_s=st.floats(1e-7, 1e-1),
+    parallel_read_s=st.floats(1e-7, 1e-1), memory_bytes_per_s=st.floats(1e8, 1e11), call_s=st.floats(1e-8, 1e-4),
+    fault_window_bytes=st.sampled_from([4096, 128 * 1024, 8 * MiB]),
+)
+
+
+@given(cal=_CALS, span_pages=st.integers(1, 10**7), frac=st.floats(0.0, 1.0), runs_frac=st.floats(0.0, 1.0),
+       resident=st.floats(0.0, 1.0), io=st.sampled_from(["mmap", "buffered"]))
+def test_decision_is_the_cheapest_and_deterministic(cal: Calibration, span_pages: int, frac: float, runs_frac: float,
+                                                    resident: float, io: str) -> None:
+    touched = max(1, int(span_pages * frac))
+    runs = max(1, int(touched * runs_frac))
+    stats = _stats(span=span_pages * 4096, touched=touched, runs=runs, windows=max(1, touched // 32),
+                   resident=resident)
+    costs = gather_costs(stats, cal, io)
+    mode = choose_gather(stats, cal, io)
+    assert costs[mode] == min(costs.values())
+    assert all(choose_gather(stats, cal, io) == mode for _ in range(3))
+    assert set(costs) == ({"sequential", "gather", "mapped"} if io == "mmap" else {"sequential", "gather"})
+
+
+def test_an_injected_calibration_is_used_and_nothing_is_measured(make_store: Callable[..., str]) -> None:
+    data = np.arange(4000 * 64, dtype="<f8").reshape(4000, 64)
+    path = make_store("raw", data)
+    _evict(path)  # cold rows: without a calibration given, the device would be measured
+    access.reset_calibration()
+    with arraystore.open(path) as store:
+        got = access.take(store, [3, 2000, 7], calibration=NVME)
+    np.testing.assert_array_equal(got, data[[3, 2000, 7]])
+    assert _iocost._CACHE == {}  # no device was measured
+
+
+@given(indices=st.lists(st.integers(-3000, 2999), max_size=300), mode=st.sampled_from(access.TAKE_MODES),
+       io=st.sampled_from(["mmap", "buffered"]), order=st.sampled_from(["C", "F"]), kib=st.integers(4, 256))
+def test_every_mode_equals_numpy(tmp_path_factory: pytest.TempPathFactory, indices: list[int], mode: str, io: str,
+                                 order: str, kib: int) -> None:
+    data = np.random.default_rng(5).integers(-2**31, 2**31 - 1, size=(3000, 37), dtype="<i4").astype(">i4")
+    if order == "F":
+        data = np.asfortranarray(data.T)  # (37, 3000): the outermost storage axis is the last
+    path = tmp_path_factory.getbasetemp() / f"modes-{order}.dat"
+    if not path.exists():
+        with arraystore.create(str(path), data.shape, data.dtype, order=order) as new:  # type: ignore[arg-type]
+            new[...] = data
+    axis = 0 if order == "C" else 1
+    with arraystore.open(str(path), io=io) as store:
+        if mode == "mapped" and io == "buffered":
+            with pytest.raises(AccessError, match="buffered"):
+                access.take(store, indices, axis=axis, mode=mode)
+            return
+        got = access.take(store, indices, axis=axis, mode=mode, max_bytes=kib * 1024, calibration=BIG_READAROUND)
+    np.testing.assert_array_equal(got, np.take(data, indices, axis=axis))
+
+
+def test_forced_modes_need_a_memory_mappable_store_and_its_outer_axis(make_store: Callable[..., str]) -> None:
+    data = np.arange(60, dtype="<i2").reshape(10, 6)
+    with arraystore.open(make_store("raw", data)) as store:
+        with pytest.raises(AccessError, match="one of"):
+            access.take(store, [1], mode="fastest")
+        with pytest.raises(AccessError, match="outermost"):
+            access.take(store, [1], axis=1, mode="gather")
+        np.testing.assert_array_equal(store.take([4, 1], mode="sequential"), data[[4, 1]])
+    h5 = make_store("hdf5", data, name="b")
+    with arraystore.open(h5) as store, pytest.raises(AccessError, match="mode='auto'"):
+        access.take(store, [1], mode="mapped")
+
+
+def test_calibration_never_writes_next_to_the_data(tmp_path_factory: pytest.TempPathFactory,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   make_store: Callable[..., str]) -> None:
+    cache = tmp_path_factory.mktemp("user-cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    data = np.random.default_rng(1).random((5000, 100))
+    path = Path(make_store("raw", data))
+    before = {p.name: p.stat().st_mtime_ns for p in path.parent.iterdir()}
+    access.reset_calibration()
+    try:
+        with arraystore.open(str(path)) as store:
+            cal = access.calibrate(store, force=True, persist=True)
+            assert cal.source == "measured" and cal.read_bytes_per_s > 0 and cal.random_read_s > 0
+            access.take(store, np.arange(0, 5000, 7))
+        after = {p.name: p.stat().st_mtime_ns for p in path.parent.iterdir()}
+        assert after == before  # nothing added or changed in the data folder
+        assert access.calibration_cache_file() == cache / "arraystore" / "io-calibration.json"
+        assert access.calibration_cache_file().is_file()
+        # a new process (here: a reset cache) reads the persisted calibration instead of measuring
+        access.reset_calibration()
+        with arraystore.open(str(path)) as store:
+            again = access.calibrate(store)
+        assert again.source == "cache file" and again.read_bytes_per_s == cal.read_bytes_per_s
+        access.reset_calibration(persisted=True)
+        assert not access.calibration_cache_file().exists()
+    finally:
+        access.reset_calibration()
+
+
+def test_residency_of_pages_just_read(tmp_path: Path) -> None:
+    path = tmp_path / "warm.bin"
+    path.write_bytes(os.urandom(64 * 4096))
+    path.read_bytes()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        frac = _iocost.resident_fraction(fd, np.arange(64) * 4096)
+    finally:
+        os.close(fd)
+    if frac is None:
+        pytest.fail("preadv2(RWF_NOWAIT) is not available: the cost model cannot see the page cache here")
+    assert frac == 1.0
+
+
+def test_a_calibration_from_a_small_file_is_replaced_by_a_larger_files(tmp_path: Path) -> None:
+    small, large = tmp_path / "small.bin", tmp_path / "large.bin"
+    small.write_bytes(os.urandom(3 * 4096))
+    large.write_bytes(os.urandom(9 << 20))
+    access.reset_calibration()
+    try:
+        rough = _iocost.calibration_for(small)
+        assert rough.sample_bytes == 3 * 4096
+        assert _iocost.calibration_for(small) is rough  # cached for the device
+        full = _iocost.calibration_for(large)
+        assert full.sample_bytes == 8 << 20 and full.device == rough.device
+        assert _iocost.calibration_for(small) is full  # the larger file's figure serves the whole device
+    finally:
+        access.reset_calibration()
+
+
+def test_warm_rows_need_no_device_measurement_and_cold_ones_get_it(make_store: Callable[..., str]) -> None:
+    data = np.random.default_rng(4).random((8000, 64))
+    path = make_store("raw", data)
+    access.reset_calibration()
+    try:
+        with open(path, "rb") as f:
+            f.read()  # every page in the page cache
+        idx = np.arange(0, 8000, 13)
+        with arraystore.open(path) as store:
+            np.testing.assert_array_equal(access.take(store, idx), data[idx])
+        assert _iocost._CACHE == {}  # copies only: the device was not measured
+        _evict(path)
+        with arraystore.open(path) as store:
+            np.testing.assert_array_equal(access.take(store, idx), data[idx])
+        (cal,) = _iocost._CACHE.values()
+        assert cal.source == "measured"
+    finally:
+        access.reset_calibration()
