@@ -62,6 +62,10 @@ def raw_side_evidence(location: Location) -> bool:
     from ..errors import ArrayStoreError
 
     file = location.file
+    if location.remote:  # nothing local to look at: the name says it (the raw backend reads the header)
+        from ..objstore._dialects import names_a_dialect
+
+        return names_a_dialect(file.name)
     if not file.exists() or file.is_dir():
         return False
     if file.with_name(file.name + ".json").exists():
