@@ -23,7 +23,7 @@ Hooks a backend must implement:
 
 Hooks with defaults a backend may override:
 
-* data: ``_flush(durable)``, ``_flush_at_close(durable)``, ``_close()``, ``_memmap()``,
+* data: ``_flush(durable)``, ``_flush_at_close(durable)``, ``_close()``, ``_memmap()``, ``_check_generation()``,
   ``chunks`` (property), ``recorded_checksum`` (property), ``set_checksum(checksum)``;
 * where the array is: ``_exists(location)``, ``_lock_file(location)``, ``_remove(location)``;
 * staging and publishing: ``_staging(location)``, ``_staging_is_dir``,
@@ -222,6 +222,14 @@ class ArrayStore(ABC):
     @abstractmethod
     def _set_attrs(self, attrs: dict[str, Any]) -> None:
         """Persist a new attribute dict."""
+
+    def _check_generation(self) -> None:
+        """Raise ArrayChangedError when another writer replaced the array since this store opened it.
+
+        The default checks nothing (a backend whose reads cannot mix generations). Readers that
+        fetch a store's chunks themselves, bypassing :meth:`_read` (conversion's chunk readers),
+        call it after each round of fetches.
+        """
 
     def _flush(self, durable: bool) -> None:
         """Push written data to the file (and to stable storage when ``durable``)."""

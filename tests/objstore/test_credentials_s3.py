@@ -10,6 +10,7 @@ import json
 import logging
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -18,7 +19,6 @@ from pathlib import Path
 import boto3
 import numpy as np
 import pytest
-import requests
 
 import arraystore
 from arraystore.errors import ObjectStoreAccessError
@@ -48,12 +48,19 @@ def iam(s3_env: dict[str, str], bucket: str, tmp_path: Path,
     with arraystore.create(f"{bucket}/ok.zarr", (4,), "<i4") as w:  # written before auth: a target to read
         w[:] = [1, 2, 3, 4]
     np.save(tmp_path / "a.npy", np.arange(10, dtype="<f8"))
-    previous = requests.post(f"{endpoint}/moto-api/reset-auth", data=b"0", timeout=10).json()
+    previous = _reset_auth(endpoint, b"0")["PREVIOUS_INITIAL_NO_AUTH_ACTION_COUNT"]
     try:
         yield bucket, key["AccessKeyId"], key["SecretAccessKey"]
     finally:
-        requests.post(f"{endpoint}/moto-api/reset-auth",
-                      data=str(previous["PREVIOUS_INITIAL_NO_AUTH_ACTION_COUNT"]).encode(), timeout=10)
+        _reset_auth(endpoint, str(previous).encode())
+
+
+def _reset_auth(endpoint: str, count: bytes) -> dict:
+    """Tell moto to check signatures after ``count`` more requests (``inf``: never); its previous setting."""
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset-auth", data=count, method="POST",
+                                     headers={"Content-Type": "application/octet-stream"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return dict(json.loads(answer.read()))
 
 
 def _calls(bucket: str, tmp_path: Path, options: dict | None) -> list[Callable[[], object]]:

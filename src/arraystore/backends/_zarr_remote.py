@@ -350,10 +350,14 @@ def _delete_array_objects(ostore: Any, key: str, where: str) -> None:
         names.extend(str(m["path"]) for m in batch)
     lease_prefix = (f"{key}/" if key else "") + LEASE_KEY.split("/")[0] + "/"
     doomed = [n for n in names if not n.startswith(lease_prefix)]
-    # zarr.json first: from that moment no reader takes what remains for an array.
-    doomed.sort(key=lambda n: (n.rsplit("/", 1)[-1] != "zarr.json", n))
-    for name in doomed:
+    # zarr.json first: from that moment no reader takes what remains for an array. The rest
+    # goes in bulk requests (S3's DeleteObjects: up to 1000 objects per request).
+    first = [n for n in doomed if n.rsplit("/", 1)[-1] == "zarr.json"]
+    for name in first:
         obstore.delete(ostore, name)
+    rest = [n for n in doomed if n not in first]
+    if rest:
+        obstore.delete(ostore, rest)
 
 
 def create_remote(
