@@ -5,7 +5,8 @@ One command::
     python tools/bench_objstore.py --size 64MiB --runs 3
     python tools/bench_objstore.py --size 1GiB --runs 3     # and 4GiB: is peak memory flat?
 
-Starts moto's ThreadedMotoServer on 127.0.0.1 (a free port; nothing leaves the
+Starts moto's server (``python -m moto.server``, in its own process, so that the objects it
+keeps in memory are not counted as the clients') on 127.0.0.1 (a free port; nothing leaves the
 machine), then writes and reads the same float32 array (shape ``(size / 16 KiB, 4096)``,
 1 MiB chunks of 64 whole rows, uncompressed) with:
 
@@ -31,6 +32,7 @@ import argparse
 import os
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -64,18 +66,32 @@ def main() -> int:
     parser.add_argument("--max-memory", default="256MiB", help="arraystore's max_memory budget")
     parser.add_argument("--clients", default="zarr+fsspec,zarr+obstore,arraystore")
     args = parser.parse_args()
-    from moto.server import ThreadedMotoServer
-
     port = _free_port()
     endpoint = f"http://127.0.0.1:{port}"
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench-secret", AWS_REGION="us-east-1",
                       AWS_ENDPOINT_URL=endpoint, AWS_ALLOW_HTTP="true")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    # The server runs in its own process: it keeps the objects in its memory, which must not be
+    # counted as the clients', and its request handling must not share the clients' GIL.
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        _wait_for(port)
         return _run(endpoint, _size(args.size), args.runs, args.max_memory, args.clients.split(","))
     finally:
-        server.stop()
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _wait_for(port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def _anonymous() -> int:
@@ -137,7 +153,6 @@ def _digest(path: Path) -> str:
 
 def _run(endpoint: str, nbytes: int, runs: int, max_memory: str, clients: list[str]) -> int:
     import gc
-    import logging
 
     import boto3
     import zarr
@@ -146,7 +161,6 @@ def _run(endpoint: str, nbytes: int, runs: int, max_memory: str, clients: list[s
 
     import arraystore
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     boto3.client("s3").create_bucket(Bucket="bench")
     rows = max(64, nbytes // (4096 * 4))
     shape, dtype, chunks = (rows, 4096), np.dtype("<f4"), (64, 4096)

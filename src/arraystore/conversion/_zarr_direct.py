@@ -384,6 +384,7 @@ class ZarrChunkReader:
         # Object storage: a block's chunks are fetched as concurrent requests, in rounds of at most
         # ``fetch_bytes`` of chunks (the in-flight buffers: at most one block, counted in the budget).
         self._remote = parse_location(store.path).remote
+        self._fetcher = ThreadPoolExecutor(1, thread_name_prefix="arraystore-zarr-fetch")
         self._fetch_bytes = max(1, fetch_bytes)
         self._unit_bytes = max(1, math.prod(self.unit) * self.stored.itemsize)
 
@@ -430,21 +431,39 @@ class ZarrChunkReader:
 
         The store's generation check (``_check_generation``: a HEAD of the array's metadata) runs
         once per round, after all of the round's requests returned and before any of their bytes
-        is used: every chunk of the round was fetched after the previous check passed and before
-        this one, so an overwrite (a new generation) or a writer that began changing the array in
-        that window and had not finished is detected, and nothing of the round is returned.
+        is used; the next round is requested only then (while this one is decoded). Every chunk
+        of a round was fetched after the previous check passed and before this one, so an
+        overwrite (a new generation) or a writer that began changing the array in that window
+        and had not finished is detected, and nothing of the round is returned. Two rounds of
+        half a block each are alive at most: the in-flight buffers stay within one block.
         """
-        per_round = max(1, self._fetch_bytes // self._unit_bytes)
-        for start in range(0, len(coords), per_round):
-            group = coords[start : start + per_round]
-            bufs = self._get_many([self._key(c) for c in group])
-            self.store._check_generation()
+        per_round = max(1, self._fetch_bytes // 2 // self._unit_bytes)
+        groups = [coords[i : i + per_round] for i in range(0, len(coords), per_round)]
 
-            def task(c: tuple[int, ...], buf: Any) -> Callable[[], None]:
-                return lambda: self._fill_unit(c, sel, out, buf)
+        def fetch(group: list[tuple[int, ...]]) -> Future[list[Any]]:
+            return self._fetcher.submit(self._get_many, [self._key(c) for c in group])
 
-            _run_bounded(self._pool, (task(c, b) for c, b in zip(group, bufs)), self._lookahead)
-            del bufs
+        pending: Future[list[Any]] | None = fetch(groups[0])
+        try:
+            for j, group in enumerate(groups):
+                assert pending is not None
+                bufs = pending.result()
+                pending = None
+                self.store._check_generation()
+                if j + 1 < len(groups):
+                    pending = fetch(groups[j + 1])
+
+                def task(c: tuple[int, ...], buf: Any) -> Callable[[], None]:
+                    return lambda: self._fill_unit(c, sel, out, buf)
+
+                _run_bounded(self._pool, (task(c, b) for c, b in zip(group, bufs)), self._lookahead)
+                del bufs
+        finally:
+            if pending is not None and not pending.cancel():
+                try:
+                    pending.result()
+                except BaseException:  # the error that got us here matters more
+                    pass
 
     def _place(self, origin: tuple[int, ...], shape: tuple[int, ...], chunk: np.ndarray[Any, Any] | None,
                sel: tuple[slice, ...], out: np.ndarray[Any, Any]) -> None:
@@ -494,4 +513,5 @@ class ZarrChunkReader:
 
     def close(self) -> None:
         """Stop the threads."""
+        self._fetcher.shutdown(wait=True)
         self._pool.shutdown(wait=True)
