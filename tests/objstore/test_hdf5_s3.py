@@ -160,3 +160,19 @@ def test_pickles_by_reference_and_converts(h5: tuple[str, dict[str, np.ndarray]]
         again.close()
     arraystore.convert(f"{url}::/grp/gzip-shuffle", tmp_path / "x.npy", verify=True)
     assert np.load(tmp_path / "x.npy").tobytes() == arrays["gzip-shuffle"].tobytes()
+
+
+def test_a_url_never_reads_the_local_file_its_path_happens_to_name(tmp_path: Path) -> None:
+    from arraystore.location import parse_location
+    from arraystore.registry import detect_backend
+
+    for name, write in (("h", lambda p: h5py.File(p, "w").close()), ("n", lambda p: np.save(p, np.arange(3))),
+                        ("z", lambda p: arraystore.create(p, (2,), "<i4", backend="zarr").close())):
+        local = tmp_path / name
+        write(local)
+        if not local.exists():  # np.save adds .npy
+            local = local.with_suffix(".npy")
+            local.rename(tmp_path / name)
+        url = "s3:/" + str(tmp_path / name)  # s3://tmp/... : its path is the local file's
+        with pytest.raises(BackendError, match="found neither"):
+            detect_backend(parse_location(url), must_exist=False)
