@@ -150,3 +150,12 @@ def test_a_replaced_data_object_is_never_read_as_a_mixture(bucket: str, tmp_path
     with pytest.raises(ArrayChangedError):
         s[1]
     s.close()
+
+
+def test_info_does_not_measure_a_local_disk_for_an_object(bucket: str, tmp_path: Path) -> None:
+    from arraystore.cli.info import describe
+
+    data, _, _ = _idx(tmp_path)
+    _upload_folder(bucket, tmp_path, "i")
+    with arraystore.open(f"{bucket}/i/{data}") as s:
+        assert describe(s)["stored_bytes"] is None  # not 0: nothing of it is on a local disk
