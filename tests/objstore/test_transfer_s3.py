@@ -72,3 +72,39 @@ def test_overwrite_deletes_the_old_objects_in_bulk(bucket: str, tmp_path: Path,
     keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=name)["Contents"]]
     assert sorted(k for k in keys if k.startswith("o.zarr/c/")) == ["o.zarr/c/0"]
     assert arraystore.open(url)[:].tolist() == [7, 8, 9]
+
+
+def test_a_server_stopped_mid_download_is_a_typed_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from arraystore.errors import ObjectStoreError
+
+    from .conftest import SECRET, _free_port, aws_env, moto_server
+
+    port = _free_port()
+    for name, value in aws_env(f"http://127.0.0.1:{port}").items():
+        monkeypatch.setenv(name, value)
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    running = [True]
+    fast = {"retry_config": {"max_retries": 1, "retry_timeout": timedelta(seconds=3)},
+            "client_options": {"connect_timeout": timedelta(seconds=2)}}
+    try:
+        boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}").create_bucket(Bucket="down")
+        a = np.arange(512 * 256, dtype="<f8").reshape(512, 256)
+        np.save(tmp_path / "a.npy", a)
+        arraystore.convert(tmp_path / "a.npy", "s3://down/a.zarr", chunks=(16, 256))
+
+        def stop_midway(done: int, total: int) -> None:
+            if running[0] and done >= total // 4:
+                server.stop()
+                running[0] = False
+
+        with pytest.raises(ObjectStoreError) as info:
+            arraystore.convert("s3://down/a.zarr", tmp_path / "back.npy", max_memory="256KiB", progress=stop_midway,
+                               storage_options=fast)
+        assert "s3://down/a.zarr" in str(info.value) and SECRET not in str(info.value)
+        assert not (tmp_path / "back.npy").exists()
+    finally:
+        if running[0]:
+            server.stop()

@@ -25,6 +25,7 @@ and checked, because an object store has no rename and no ``flock``:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Mapping
@@ -148,9 +149,15 @@ class RemoteZarrStore(ZarrStore):
 
     # -- writes -----------------------------------------------------------------
 
-    def _write(self, sel: Selection, value: np.ndarray[Any, Any]) -> None:
+    def _client_errors(self) -> contextlib.AbstractContextManager[None]:
+        return store_errors(self.path, self._options.get("storage_options"))
+
+    def _keep_writing(self) -> None:
         if self._lease is not None:
             self._lease.renew_if_due()
+
+    def _write(self, sel: Selection, value: np.ndarray[Any, Any]) -> None:
+        self._keep_writing()
         with store_errors(self.path, self._options.get("storage_options")):
             super()._write(sel, value)
 

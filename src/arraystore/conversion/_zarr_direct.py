@@ -17,7 +17,10 @@ created, staged, published and read by it) and we do the chunk writes:
   key is deleted), zarr's ``write_empty_chunks=False``, compared bit for bit so a
   chunk of ``-0.0`` under a fill value of ``0.0`` is kept;
 * ``workers`` threads encode and put chunks in parallel: numcodecs' zstd, blosc
-  and zlib release the GIL while they compress.
+  and zlib release the GIL while they compress; for object storage up to
+  ``FETCH_CONCURRENCY`` threads (at most one block of chunks in flight), since a PUT
+  mostly waits for the network, and the store's ``_keep_writing()`` (the lease) before
+  each block.
 
 Where the chunks go is the zarr store's business: a store with a synchronous
 ``set_sync`` (arraystore's local store writes a temporary file and renames it) is
@@ -55,7 +58,8 @@ _ABSENT = np.uint64(2**64 - 1)
 def zarr_direct_array(store: ArrayStore) -> Any | None:
     """The zarr array behind ``store`` when its chunks can be encoded and written here, else None."""
     cls = type(store)
-    if not (cls.parallel_chunk_writers and cls.thread_safe_writes):
+    # Chunk objects of an array published by its metadata (object stores) are independent objects too.
+    if not (cls.thread_safe_writes and (cls.parallel_chunk_writers or cls.publishes == "metadata-last")):
         return None
     return zarr_readable_array(store)
 
@@ -137,7 +141,7 @@ class ZarrChunkWriter:
         equal to the fill value then deletes the old one.
     """
 
-    def __init__(self, store: ArrayStore, workers: int, *, may_exist: bool = True) -> None:
+    def __init__(self, store: ArrayStore, workers: int, *, may_exist: bool = True, put_bytes: int = 64 << 20) -> None:
         from zarr.core.array_spec import ArrayConfig
         from zarr.core.buffer import default_buffer_prototype
 
@@ -174,8 +178,14 @@ class ZarrChunkWriter:
         self._put, self._delete = _sink(zstore)
         self.may_exist = may_exist
         self._key = md.encode_chunk_key
-        self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="arraystore-zarr-chunks")
-        self._lookahead = 2 * max(1, workers)
+        threads = max(1, workers)
+        if parse_location(store.path).remote:
+            # Object storage: a PUT mostly waits for the network; more of them in flight, as many as
+            # one block of encoded chunks allows (the budget counts a block for the writer's copies).
+            unit_bytes = max(1, math.prod(self.unit) * self.stored.itemsize)
+            threads = max(threads, min(FETCH_CONCURRENCY, max(1, put_bytes) // unit_bytes))
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="arraystore-zarr-chunks")
+        self._lookahead = threads + max(1, workers)
 
     @property
     def _per_shard(self) -> tuple[int, ...]:
@@ -194,7 +204,9 @@ class ZarrChunkWriter:
         def task(origin: tuple[int, ...]) -> Callable[[], None]:
             return lambda: job(origin, block, sel)
 
-        _run_bounded(self._pool, (task(o) for o in origins), self._lookahead)
+        with self.store._client_errors():
+            self.store._keep_writing()
+            _run_bounded(self._pool, (task(o) for o in origins), self._lookahead)
 
     def _piece(self, block: np.ndarray[Any, Any], sel: tuple[slice, ...], origin: tuple[int, ...],
                shape: tuple[int, ...]) -> np.ndarray[Any, Any] | None:
@@ -447,7 +459,8 @@ class ZarrChunkReader:
         try:
             for j, group in enumerate(groups):
                 assert pending is not None
-                bufs = pending.result()
+                with self.store._client_errors():
+                    bufs = pending.result()
                 pending = None
                 self.store._check_generation()
                 if j + 1 < len(groups):
