@@ -159,3 +159,11 @@ def test_info_does_not_measure_a_local_disk_for_an_object(bucket: str, tmp_path:
     _upload_folder(bucket, tmp_path, "i")
     with arraystore.open(f"{bucket}/i/{data}") as s:
         assert describe(s)["stored_bytes"] is None  # not 0: nothing of it is on a local disk
+
+
+def test_objects_beside_with_names_no_local_file_can_have(bucket: str, tmp_path: Path) -> None:
+    data, _, expected = _envi(tmp_path)
+    _upload_folder(bucket, tmp_path, "long")
+    boto3.client("s3").put_object(Bucket=bucket.removeprefix("s3://"), Key="long/scene" + "x" * 300, Body=b"1")
+    with arraystore.open(f"{bucket}/long/{data}") as s:
+        assert s[...].tobytes() == expected.tobytes()

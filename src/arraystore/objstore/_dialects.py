@@ -78,10 +78,16 @@ def detect_remote(ostore: Any, name: str, *, folder_url: str, dialect: str | Non
             root = Path(tmp)
             fetched: dict[str, bytes] = {}
             for obj, size in sizes.items():
-                fetched[obj] = _shadow(ostore, root, obj, size)
+                try:
+                    fetched[obj] = _shadow(ostore, root, obj, size)
+                except OSError:  # a name no local file can have (too long...): not a file a header can name
+                    continue
             for obj, head in list(fetched.items()):  # the file a MetaImage header names, if it has another stem
                 if obj.lower().endswith(".mhd"):
-                    _add_named_file(ostore, root, head, sizes)
+                    try:
+                        _add_named_file(ostore, root, head, sizes)
+                    except OSError:  # a name no local file can have: the parser says the data is missing
+                        pass
             try:
                 parsed = detect(root / name, dialect)
             except ArrayStoreError as exc:
