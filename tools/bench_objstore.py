@@ -3,19 +3,27 @@
 One command::
 
     python tools/bench_objstore.py --size 64MiB --runs 3
+    python tools/bench_objstore.py --size 1GiB --runs 3     # and 4GiB: is peak memory flat?
 
-Starts moto's ThreadedMotoServer on 127.0.0.1 (a free port; nothing leaves the
+Starts moto's server (``python -m moto.server``, in its own process, so that the objects it
+keeps in memory are not counted as the clients') on 127.0.0.1 (a free port; nothing leaves the
 machine), then writes and reads the same float32 array (shape ``(size / 16 KiB, 4096)``,
 1 MiB chunks of 64 whole rows, uncompressed) with:
 
 * ``zarr+fsspec``: zarr-python 3.1 on ``FsspecStore`` (s3fs), its default for ``s3://``;
 * ``zarr+obstore``: zarr-python 3.1 on ``ObjectStore`` (obstore);
 * ``arraystore``: ``arraystore.convert`` from a local ``.npy`` (upload) and back (download),
-  with its lease, staging flag, journal and commit.
+  with its lease, staging flag, journal, generation checks and commit.
 
-Prints the median seconds and MiB/s of ``--runs`` runs and the peak RSS growth of the
-process. moto is a Python server on the same cores, so the numbers compare clients
-against one slow server: they rank the clients, they do not predict a real S3 bucket.
+zarr-python uploads from a memory map of the same ``.npy`` (``arr[:] = np.load(..., mmap_mode="r")``)
+and downloads the whole array into memory (``arr[:]``), its fastest use; arraystore converts to a
+local ``.npy`` within its ``max_memory`` budget (``--max-memory``, default 256MiB). Runs are
+interleaved (client after client, ``--runs`` times) so that load from other processes falls on all
+of them; the median is printed, with the ratio to zarr-python on obstore, and the peak *private*
+memory of each operation: anonymous memory (``/proc/self/smaps_rollup``), sampled every 10 ms,
+above what the process held before it (page cache and file mappings excluded). moto is a Python
+server on the same cores, so the numbers compare clients against one slow server: they rank the
+clients, they do not predict a real S3 bucket.
 """
 
 from __future__ import annotations
@@ -24,8 +32,10 @@ import argparse
 import os
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -51,25 +61,98 @@ def _free_port() -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="64MiB")
+    parser.add_argument("--size", default="64MiB", help="array size: 64MiB, 1GiB, 4GiB ...")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--max-memory", default="256MiB", help="arraystore's max_memory budget")
+    parser.add_argument("--clients", default="zarr+fsspec,zarr+obstore,arraystore")
     args = parser.parse_args()
-    from moto.server import ThreadedMotoServer
-
     port = _free_port()
     endpoint = f"http://127.0.0.1:{port}"
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench-secret", AWS_REGION="us-east-1",
                       AWS_ENDPOINT_URL=endpoint, AWS_ALLOW_HTTP="true")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    # The server runs in its own process: it keeps the objects in its memory, which must not be
+    # counted as the clients', and its request handling must not share the clients' GIL.
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        return _run(endpoint, _size(args.size), args.runs)
+        _wait_for(port)
+        return _run(endpoint, _size(args.size), args.runs, args.max_memory, args.clients.split(","))
     finally:
-        server.stop()
+        server.terminate()
+        server.wait(timeout=30)
 
 
-def _run(endpoint: str, nbytes: int, runs: int) -> int:
-    import logging
+def _wait_for(port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _anonymous() -> int:
+    """Bytes of anonymous (private, not file-backed) memory of this process."""
+    with open("/proc/self/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Anonymous:"):
+                return int(line.split()[1]) * 1024
+    return psutil.Process().memory_full_info().uss  # pragma: no cover - not Linux
+
+
+def _trim() -> None:
+    """Hand freed heap memory back to the system (glibc keeps it otherwise, hiding the next operation's growth)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name:
+        try:
+            ctypes.CDLL(name).malloc_trim(0)
+        except (OSError, AttributeError):  # pragma: no cover - not glibc
+            pass
+
+
+class PeakSampler:
+    """The peak of :func:`_anonymous` above its value at start, sampled on a thread."""
+
+    def __init__(self) -> None:
+        _trim()
+        self.base = _anonymous()
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, _anonymous() - self.base)
+
+    def __enter__(self) -> PeakSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _anonymous() - self.base)
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.blake2b()
+    m = np.load(path, mmap_mode="r")
+    step = max(1, (64 << 20) // max(1, m[0].nbytes))
+    for i in range(0, m.shape[0], step):
+        h.update(np.ascontiguousarray(m[i : i + step]).data)
+    return h.hexdigest()
+
+
+def _run(endpoint: str, nbytes: int, runs: int, max_memory: str, clients: list[str]) -> int:
+    import gc
 
     import boto3
     import zarr
@@ -78,13 +161,18 @@ def _run(endpoint: str, nbytes: int, runs: int) -> int:
 
     import arraystore
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     boto3.client("s3").create_bucket(Bucket="bench")
     rows = max(64, nbytes // (4096 * 4))
-    data = np.random.default_rng(0).standard_normal((rows, 4096)).astype("<f4")
-    chunks = (64, 4096)
+    shape, dtype, chunks = (rows, 4096), np.dtype("<f4"), (64, 4096)
     tmp = Path(tempfile.mkdtemp(prefix="bench-objstore-"))
-    np.save(tmp / "src.npy", data)
+    src = np.lib.format.open_memmap(tmp / "src.npy", mode="w+", dtype=dtype, shape=shape)
+    rng = np.random.default_rng(0)
+    for i in range(0, rows, 4096):
+        src[i : i + 4096] = rng.standard_normal((min(4096, rows - i), 4096), dtype=np.float32)
+    src.flush()
+    del src
+    want = _digest(tmp / "src.npy")
+    mib = rows * 4096 * 4 / 2**20
 
     def fsspec_store(name: str) -> Any:
         return zarr.storage.FsspecStore.from_url(f"s3://bench/{name}", storage_options={"endpoint_url": endpoint})
@@ -93,44 +181,58 @@ def _run(endpoint: str, nbytes: int, runs: int) -> int:
         return zarr.storage.ObjectStore(from_url(f"s3://bench/{name}"))
 
     def zarr_up(make: Callable[[str], Any], name: str) -> None:
-        arr = zarr.create_array(make(name), shape=data.shape, dtype=data.dtype, chunks=chunks, compressors=None,
-                                overwrite=True)
-        arr[:] = data
+        arr = zarr.create_array(make(name), shape=shape, dtype=dtype, chunks=chunks, compressors=None, overwrite=True)
+        arr[:] = np.load(tmp / "src.npy", mmap_mode="r")
 
-    def zarr_down(make: Callable[[str], Any], name: str) -> None:
-        assert zarr.open_array(make(name), mode="r")[:].tobytes() == data.tobytes()
+    def zarr_down(make: Callable[[str], Any], name: str) -> Callable[[], None]:
+        got = zarr.open_array(make(name), mode="r")[:]
+
+        def check() -> None:
+            np.save(tmp / "back.npy", got)
+
+        return check
 
     def as_up(name: str) -> None:
-        arraystore.convert(tmp / "src.npy", f"s3://bench/{name}", chunks=chunks, overwrite=True)
+        arraystore.convert(tmp / "src.npy", f"s3://bench/{name}", chunks=chunks, overwrite=True, max_memory=max_memory)
 
     def as_down(name: str) -> None:
-        out = tmp / "back.npy"
-        arraystore.convert(f"s3://bench/{name}", out, overwrite=True)
-        assert np.load(out).tobytes() == data.tobytes()
+        arraystore.convert(f"s3://bench/{name}", tmp / "back.npy", overwrite=True, max_memory=max_memory)
 
-    peers: dict[str, tuple[Callable[[], None], Callable[[], None]]] = {
+    peers: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
         "zarr+fsspec": (lambda: zarr_up(fsspec_store, "f.zarr"), lambda: zarr_down(fsspec_store, "f.zarr")),
         "zarr+obstore": (lambda: zarr_up(obstore_store, "o.zarr"), lambda: zarr_down(obstore_store, "o.zarr")),
         "arraystore": (lambda: as_up("a.zarr"), lambda: as_down("a.zarr")),
     }
-    proc = psutil.Process()
-    print(f"# {data.nbytes / 2**20:.0f} MiB float32 {data.shape}, chunks {chunks}, uncompressed, moto on loopback, "
-          f"{runs} runs, median; python {sys.version.split()[0]}, zarr {zarr.__version__}")
-    print(f"| {'client':<13} | {'upload s':>8} | {'upload MiB/s':>12} | {'download s':>10} | {'download MiB/s':>14} |")
-    print(f"|{'-' * 15}|{'-' * 10}|{'-' * 14}|{'-' * 12}|{'-' * 16}|")
-    base = proc.memory_info().rss
-    for name, (up, down) in peers.items():
-        times = []
-        for op in (up, down):
-            samples = []
-            for _ in range(runs):
-                t0 = time.perf_counter()
-                op()
-                samples.append(time.perf_counter() - t0)
-            times.append(statistics.median(samples))
-        mib = data.nbytes / 2**20
-        print(f"| {name:<13} | {times[0]:8.2f} | {mib / times[0]:12.1f} | {times[1]:10.2f} | {mib / times[1]:14.1f} |")
-    print(f"# peak RSS growth of the process over the whole run: {(proc.memory_info().rss - base) / 2**20:.0f} MiB")
+    peers = {k: v for k, v in peers.items() if k in clients}
+    times: dict[tuple[str, int], list[float]] = {(name, op): [] for name in peers for op in (0, 1)}
+    peaks: dict[tuple[str, int], int] = dict.fromkeys(times, 0)
+    for _ in range(runs):
+        for op in (0, 1):
+            for name, ops in peers.items():
+                gc.collect()
+                with PeakSampler() as sampler:
+                    t0 = time.perf_counter()
+                    after = ops[op]()
+                    times[name, op].append(time.perf_counter() - t0)
+                peaks[name, op] = max(peaks[name, op], sampler.peak)
+                if callable(after):
+                    after()
+                    del after
+                if op == 1:
+                    assert _digest(tmp / "back.npy") == want, f"{name}: the download differs from the source"
+    med = {k: statistics.median(v) for k, v in times.items()}
+    ref = "zarr+obstore" if "zarr+obstore" in peers else next(iter(peers))
+    print(f"# {mib:.0f} MiB float32 {shape}, chunks {chunks}, uncompressed, moto on loopback, {runs} interleaved "
+          f"runs, median; arraystore max_memory={max_memory}; python {sys.version.split()[0]}, zarr {zarr.__version__}")
+    print("| client | upload MiB/s | x " + ref + " | peak private MiB | download MiB/s | x " + ref +
+          " | peak private MiB |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name in peers:
+        cells = []
+        for op in (0, 1):
+            rate = mib / med[name, op]
+            cells += [f"{rate:.1f}", f"{med[ref, op] / med[name, op]:.2f}", f"{peaks[name, op] / 2**20:.0f}"]
+        print(f"| {name} | " + " | ".join(cells) + " |")
     return 0
 
 

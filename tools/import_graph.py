@@ -46,8 +46,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                "arraystore.sidecar", "arraystore.dialects", "arraystore.dialects.*", "arraystore._lock",
                "arraystore._fsutil", "arraystore._modes", "arraystore.location",
                "arraystore._optional", "arraystore._attr_bounds", "arraystore._attrs", "arraystore._dtypes",
-               "arraystore._gather", "arraystore._values", "arraystore._corder", "arraystore._dimnames", "arraystore._iocost",
-               "arraystore.objstore", "arraystore.objstore._lease", "arraystore._append")),
+               "arraystore._gather", "arraystore._values", "arraystore._corder", "arraystore._dimnames",
+               "arraystore._iocost", "arraystore.objstore", "arraystore.objstore._lease",
+               "arraystore.objstore._rangefile", "arraystore.objstore._dialects", "arraystore._append")),
     ("locality", ("arraystore.filesystems", "arraystore.filesystems.*")),
     ("errors", ("arraystore.errors",)),
 )

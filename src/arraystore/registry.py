@@ -159,6 +159,10 @@ def detect_backend(location: Location, *, must_exist: bool = True) -> str:
     by_suffix = _suffix_backend(file)
     if by_suffix is not None:
         return by_suffix
+    if location.remote:  # nothing local to read: each backend guesses from the name (raw: a dialect's names)
+        by_name = _content_backend(location)
+        if by_name is not None:
+            return by_name
     if not file.exists():
         if must_exist:
             raise ArrayNotFoundError(f"{file}: no such file or folder")

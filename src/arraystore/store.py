@@ -23,7 +23,7 @@ Hooks a backend must implement:
 
 Hooks with defaults a backend may override:
 
-* data: ``_flush(durable)``, ``_flush_at_close(durable)``, ``_close()``, ``_memmap()``,
+* data: ``_flush(durable)``, ``_flush_at_close(durable)``, ``_close()``, ``_memmap()``, ``_check_generation()``, ``_keep_writing()``, ``_client_errors()``,
   ``chunks`` (property), ``recorded_checksum`` (property), ``set_checksum(checksum)``;
 * where the array is: ``_exists(location)``, ``_lock_file(location)``, ``_remove(location)``;
 * staging and publishing: ``_staging(location)``, ``_staging_is_dir``,
@@ -230,6 +230,29 @@ class ArrayStore(ABC):
     @abstractmethod
     def _set_attrs(self, attrs: dict[str, Any]) -> None:
         """Persist a new attribute dict."""
+
+    def _client_errors(self) -> contextlib.AbstractContextManager[None]:
+        """A context in which the storage client's exceptions become arraystore's.
+
+        For readers and writers that fetch or put a store's chunks themselves (conversion's
+        chunk readers and writers); the backend's own hooks map them already. The default maps
+        nothing; an object store maps its client's errors to ObjectStoreError, secrets redacted.
+        """
+        return contextlib.nullcontext()
+
+    def _keep_writing(self) -> None:
+        """Called before each block that a writer puts into the store itself, bypassing :meth:`_write`.
+
+        The default does nothing; an object store renews its writer's lease here.
+        """
+
+    def _check_generation(self) -> None:
+        """Raise ArrayChangedError when another writer replaced the array since this store opened it.
+
+        The default checks nothing (a backend whose reads cannot mix generations). Readers that
+        fetch a store's chunks themselves, bypassing :meth:`_read` (conversion's chunk readers),
+        call it after each round of fetches.
+        """
 
     def _flush(self, durable: bool) -> None:
         """Push written data to the file (and to stable storage when ``durable``)."""

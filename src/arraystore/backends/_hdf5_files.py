@@ -58,7 +58,7 @@ def generation(f: h5py.File) -> tuple[int, ...] | None:
     try:
         fd = f.id.get_vfd_handle()
         st = os.fstat(fd if isinstance(fd, int) else int(fd))
-    except (OSError, TypeError, ValueError):  # a driver without a file descriptor
+    except (OSError, RuntimeError, TypeError, ValueError):  # a driver without a file descriptor (fileobj)
         return None
     return (st.st_dev, st.st_ino, st.st_size)
 

@@ -27,12 +27,12 @@ def _head(location: Location, n: int) -> bytes:
 
 def npy_signature(location: Location) -> bool:
     """The file starts with ``\\x93NUMPY``."""
-    return location.file.is_file() and _head(location, 6) == NPY_MAGIC
+    return not location.remote and location.file.is_file() and _head(location, 6) == NPY_MAGIC
 
 
 def hdf5_signature(location: Location) -> bool:
     """HDF5's signature at offset 0, 512, 1024, 2048, ... (a user block may precede it), up to 1 MiB."""
-    if not location.file.is_file():
+    if location.remote or not location.file.is_file():  # a URL's path names nothing local
         return False
     try:
         with open(location.file, "rb") as f:
@@ -51,7 +51,7 @@ def hdf5_signature(location: Location) -> bool:
 def zarr_folder(location: Location) -> bool:
     """A folder with ``zarr.json`` (v3) or ``.zarray``/``.zgroup`` (v2)."""
     file = location.file
-    return file.is_dir() and any((file / name).exists() for name in ("zarr.json", ".zarray", ".zgroup"))
+    return not location.remote and file.is_dir() and any((file / name).exists() for name in ("zarr.json", ".zarray", ".zgroup"))
 
 
 def raw_side_evidence(location: Location) -> bool:
@@ -62,6 +62,10 @@ def raw_side_evidence(location: Location) -> bool:
     from ..errors import ArrayStoreError
 
     file = location.file
+    if location.remote:  # nothing local to look at: the name says it (the raw backend reads the header)
+        from ..objstore._dialects import names_a_dialect
+
+        return names_a_dialect(file.name)
     if not file.exists() or file.is_dir():
         return False
     if file.with_name(file.name + ".json").exists():

@@ -25,6 +25,7 @@ and checked, because an object store has no rename and no ``flock``:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Mapping
@@ -148,9 +149,15 @@ class RemoteZarrStore(ZarrStore):
 
     # -- writes -----------------------------------------------------------------
 
-    def _write(self, sel: Selection, value: np.ndarray[Any, Any]) -> None:
+    def _client_errors(self) -> contextlib.AbstractContextManager[None]:
+        return store_errors(self.path, self._options.get("storage_options"))
+
+    def _keep_writing(self) -> None:
         if self._lease is not None:
             self._lease.renew_if_due()
+
+    def _write(self, sel: Selection, value: np.ndarray[Any, Any]) -> None:
+        self._keep_writing()
         with store_errors(self.path, self._options.get("storage_options")):
             super()._write(sel, value)
 
@@ -350,10 +357,14 @@ def _delete_array_objects(ostore: Any, key: str, where: str) -> None:
         names.extend(str(m["path"]) for m in batch)
     lease_prefix = (f"{key}/" if key else "") + LEASE_KEY.split("/")[0] + "/"
     doomed = [n for n in names if not n.startswith(lease_prefix)]
-    # zarr.json first: from that moment no reader takes what remains for an array.
-    doomed.sort(key=lambda n: (n.rsplit("/", 1)[-1] != "zarr.json", n))
-    for name in doomed:
+    # zarr.json first: from that moment no reader takes what remains for an array. The rest
+    # goes in bulk requests (S3's DeleteObjects: up to 1000 objects per request).
+    first = [n for n in doomed if n.rsplit("/", 1)[-1] == "zarr.json"]
+    for name in first:
         obstore.delete(ostore, name)
+    rest = [n for n in doomed if n not in first]
+    if rest:
+        obstore.delete(ostore, rest)
 
 
 def create_remote(

@@ -89,7 +89,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import math
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, Literal, NoReturn
 
 import h5py
 import numpy as np
@@ -140,6 +140,8 @@ class HDF5Store(ArrayStore):
     codecs: ClassVar[frozenset[str]] = frozenset({"gzip", "lzf", "zstd", "blosc"})
     suffixes: ClassVar[tuple[str, ...]] = (".h5", ".hdf5", ".he5", ".hdf")
     layouts: ClassVar[frozenset[str]] = frozenset({"contiguous", "chunked"})
+    object_storage: ClassVar[Literal["read", "read-write"] | None] = "read"  # byte ranges: _hdf5_remote.py
+    url_class: ClassVar[str | None] = "arraystore.backends._hdf5_remote:RemoteHDF5Store"
 
     @classmethod
     def guess_can_open(cls, location: Location) -> bool:
@@ -199,6 +201,22 @@ class HDF5Store(ArrayStore):
     ) -> HDF5Store:
         path = str(location.file)
         f = F.open_file(path, "r" if mode == "r" else "r+")
+        options: dict[str, Any] = {
+            "io": io,
+            "durable": durable,
+            "allow_incomplete": allow_incomplete,
+            "allow_external": allow_external,
+            "allow_virtual": allow_virtual,
+        }
+        return cls._from_file(f, location, mode, path, max_chunk_bytes=max_chunk_bytes, **options)
+
+    @classmethod
+    def _from_file(cls, f: h5py.File, location: Location, mode: str, path: str, *, max_chunk_bytes: int,
+                   **options: Any) -> HDF5Store:
+        """The store of ``location.key`` in the opened file ``f`` (closed here when that fails)."""
+        allow_external = bool(options.get("allow_external"))
+        allow_virtual = bool(options.get("allow_virtual"))
+        allow_incomplete = bool(options.get("allow_incomplete"))
         try:
             ds = resolve_dataset(f, location.key, where=path, allow_external=allow_external)
             where = f"{path}::{ds.name}"
@@ -227,13 +245,6 @@ class HDF5Store(ArrayStore):
         except BaseException:
             f.close()
             raise
-        options: dict[str, Any] = {
-            "io": io,
-            "durable": durable,
-            "allow_incomplete": allow_incomplete,
-            "allow_external": allow_external,
-            "allow_virtual": allow_virtual,
-        }
         return cls(
             location, mode, meta, file=f, dataset=ds, storage=stored, flagged=flagged, trailing=trailing,
             names=names, notes=notes, **options,

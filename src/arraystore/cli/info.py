@@ -43,6 +43,8 @@ def stored_bytes(store: Any) -> int | None:
     ds = getattr(store, "_ds", None)  # an HDF5 dataset: its own storage, not the whole file's
     if ds is not None:
         return int(ds.id.get_storage_size())
+    if "://" in file:  # an object store: nothing on a local disk to measure
+        return None
     if store.backend == "zarr" and key:
         return _tree_bytes(os.path.join(file, key.strip("/")))
     if store.backend == "raw":

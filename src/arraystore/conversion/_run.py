@@ -307,7 +307,8 @@ class _Conversion:
                                       workers=self.workers)
         elif self._zarr_direct:
             mover = DirectChunkMover(self.src, dst, plan, self._src_region, None,
-                                      ZarrChunkWriter(dst, self.workers, may_exist=self._chunks_may_exist),
+                                      ZarrChunkWriter(dst, self.workers, may_exist=self._chunks_may_exist,
+                                                      put_bytes=plan.blocks.block_bytes),
                                       durable=self.durable, workers=self.workers)
         else:
             mover = (ByteMover if plan.method != "blocks" else BlockMover)(self.src, dst, plan, self._src_region,

@@ -17,7 +17,10 @@ created, staged, published and read by it) and we do the chunk writes:
   key is deleted), zarr's ``write_empty_chunks=False``, compared bit for bit so a
   chunk of ``-0.0`` under a fill value of ``0.0`` is kept;
 * ``workers`` threads encode and put chunks in parallel: numcodecs' zstd, blosc
-  and zlib release the GIL while they compress.
+  and zlib release the GIL while they compress; for object storage up to
+  ``FETCH_CONCURRENCY`` threads (at most one block of chunks in flight), since a PUT
+  mostly waits for the network, and the store's ``_keep_writing()`` (the lease) before
+  each block.
 
 Where the chunks go is the zarr store's business: a store with a synchronous
 ``set_sync`` (arraystore's local store writes a temporary file and renames it) is
@@ -31,6 +34,7 @@ their capabilities (``parallel_chunk_writers`` and ``thread_safe_writes``) and a
 from __future__ import annotations
 
 import itertools
+import math
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -39,18 +43,23 @@ from typing import Any
 
 import numpy as np
 
+from ..location import parse_location
 from ..store import ArrayStore
 
 __all__ = ["ZarrChunkReader", "ZarrChunkWriter", "zarr_direct_array", "zarr_readable_array"]
 
 _KINDS = frozenset("biufcmM")
+#: Requests in flight at once when a block's chunks are fetched from object storage.
+FETCH_CONCURRENCY = 32
+_FETCH: Any = object()  # "fetch the chunk yourself" (a buffer argument of None means an absent chunk)
 _ABSENT = np.uint64(2**64 - 1)
 
 
 def zarr_direct_array(store: ArrayStore) -> Any | None:
     """The zarr array behind ``store`` when its chunks can be encoded and written here, else None."""
     cls = type(store)
-    if not (cls.parallel_chunk_writers and cls.thread_safe_writes):
+    # Chunk objects of an array published by its metadata (object stores) are independent objects too.
+    if not (cls.thread_safe_writes and (cls.parallel_chunk_writers or cls.publishes == "metadata-last")):
         return None
     return zarr_readable_array(store)
 
@@ -132,7 +141,7 @@ class ZarrChunkWriter:
         equal to the fill value then deletes the old one.
     """
 
-    def __init__(self, store: ArrayStore, workers: int, *, may_exist: bool = True) -> None:
+    def __init__(self, store: ArrayStore, workers: int, *, may_exist: bool = True, put_bytes: int = 64 << 20) -> None:
         from zarr.core.array_spec import ArrayConfig
         from zarr.core.buffer import default_buffer_prototype
 
@@ -169,8 +178,14 @@ class ZarrChunkWriter:
         self._put, self._delete = _sink(zstore)
         self.may_exist = may_exist
         self._key = md.encode_chunk_key
-        self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="arraystore-zarr-chunks")
-        self._lookahead = 2 * max(1, workers)
+        threads = max(1, workers)
+        if parse_location(store.path).remote:
+            # Object storage: a PUT mostly waits for the network; more of them in flight, as many as
+            # one block of encoded chunks allows (the budget counts a block for the writer's copies).
+            unit_bytes = max(1, math.prod(self.unit) * self.stored.itemsize)
+            threads = max(threads, min(FETCH_CONCURRENCY, max(1, put_bytes) // unit_bytes))
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="arraystore-zarr-chunks")
+        self._lookahead = threads + max(1, workers)
 
     @property
     def _per_shard(self) -> tuple[int, ...]:
@@ -189,7 +204,9 @@ class ZarrChunkWriter:
         def task(origin: tuple[int, ...]) -> Callable[[], None]:
             return lambda: job(origin, block, sel)
 
-        _run_bounded(self._pool, (task(o) for o in origins), self._lookahead)
+        with self.store._client_errors():
+            self.store._keep_writing()
+            _run_bounded(self._pool, (task(o) for o in origins), self._lookahead)
 
     def _piece(self, block: np.ndarray[Any, Any], sel: tuple[slice, ...], origin: tuple[int, ...],
                shape: tuple[int, ...]) -> np.ndarray[Any, Any] | None:
@@ -338,7 +355,7 @@ class ZarrChunkReader:
     values are zarr-python's. An absent chunk (or inner chunk) is the fill value.
     """
 
-    def __init__(self, store: ArrayStore, workers: int) -> None:
+    def __init__(self, store: ArrayStore, workers: int, fetch_bytes: int = 64 << 20) -> None:
         from zarr.core.array_spec import ArrayConfig
         from zarr.core.buffer import default_buffer_prototype
 
@@ -376,11 +393,34 @@ class ZarrChunkReader:
         self._key = md.encode_chunk_key
         self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="arraystore-zarr-read")
         self._lookahead = 2 * max(1, workers)
+        # Object storage: a block's chunks are fetched as concurrent requests, in rounds of at most
+        # ``fetch_bytes`` of chunks (the in-flight buffers: at most one block, counted in the budget).
+        self._remote = parse_location(store.path).remote
+        self._fetcher = ThreadPoolExecutor(1, thread_name_prefix="arraystore-zarr-fetch")
+        self._fetch_bytes = max(1, fetch_bytes)
+        self._unit_bytes = max(1, math.prod(self.unit) * self.stored.itemsize)
 
     def _get(self, key: str) -> Any:
         from zarr.core.sync import sync
 
         return sync(self._zstore.get(self._prefix + key, self._prototype))
+
+    def _get_many(self, keys: list[str]) -> list[Any]:
+        """Fetch the objects at ``keys`` as up to :data:`FETCH_CONCURRENCY` concurrent requests (one round)."""
+        import asyncio
+
+        from zarr.core.sync import sync
+
+        async def fetch() -> list[Any]:
+            gate = asyncio.Semaphore(FETCH_CONCURRENCY)
+
+            async def one(key: str) -> Any:
+                async with gate:
+                    return await self._zstore.get(self._prefix + key, self._prototype)
+
+            return list(await asyncio.gather(*(one(k) for k in keys)))
+
+        return sync(fetch())
 
     def read(self, sel: tuple[slice, ...]) -> np.ndarray[Any, Any]:
         """The values at ``sel`` (slices with steps of 1), as the array's dtype."""
@@ -389,12 +429,54 @@ class ZarrChunkReader:
         out = np.empty(tuple(s.stop - s.start for s in sel), self.stored)
         if out.size:
             ranges = [range(s.start // u, (s.stop - 1) // u + 1) for s, u in zip(sel, self.unit)]
+            if self._remote:
+                self._read_rounds(list(itertools.product(*ranges)), sel, out)
+            else:
+                def task(coords: tuple[int, ...]) -> Callable[[], None]:
+                    return lambda: self._fill_unit(coords, sel, out)
 
-            def task(coords: tuple[int, ...]) -> Callable[[], None]:
-                return lambda: self._fill_unit(coords, sel, out)
-
-            _run_bounded(self._pool, (task(c) for c in itertools.product(*ranges)), self._lookahead)
+                _run_bounded(self._pool, (task(c) for c in itertools.product(*ranges)), self._lookahead)
         return decode(out, self.dtype, self.encoding)
+
+    def _read_rounds(self, coords: list[tuple[int, ...]], sel: tuple[slice, ...], out: np.ndarray[Any, Any]) -> None:
+        """Fetch the chunks in rounds of concurrent requests, check the generation after each, decode on threads.
+
+        The store's generation check (``_check_generation``: a HEAD of the array's metadata) runs
+        once per round, after all of the round's requests returned and before any of their bytes
+        is used; the next round is requested only then (while this one is decoded). Every chunk
+        of a round was fetched after the previous check passed and before this one, so an
+        overwrite (a new generation) or a writer that began changing the array in that window
+        and had not finished is detected, and nothing of the round is returned. Two rounds of
+        half a block each are alive at most: the in-flight buffers stay within one block.
+        """
+        per_round = max(1, self._fetch_bytes // 2 // self._unit_bytes)
+        groups = [coords[i : i + per_round] for i in range(0, len(coords), per_round)]
+
+        def fetch(group: list[tuple[int, ...]]) -> Future[list[Any]]:
+            return self._fetcher.submit(self._get_many, [self._key(c) for c in group])
+
+        pending: Future[list[Any]] | None = fetch(groups[0])
+        try:
+            for j, group in enumerate(groups):
+                assert pending is not None
+                with self.store._client_errors():
+                    bufs = pending.result()
+                pending = None
+                self.store._check_generation()
+                if j + 1 < len(groups):
+                    pending = fetch(groups[j + 1])
+
+                def task(c: tuple[int, ...], buf: Any) -> Callable[[], None]:
+                    return lambda: self._fill_unit(c, sel, out, buf)
+
+                _run_bounded(self._pool, (task(c, b) for c, b in zip(group, bufs)), self._lookahead)
+                del bufs
+        finally:
+            if pending is not None and not pending.cancel():
+                try:
+                    pending.result()
+                except BaseException:  # the error that got us here matters more
+                    pass
 
     def _place(self, origin: tuple[int, ...], shape: tuple[int, ...], chunk: np.ndarray[Any, Any] | None,
                sel: tuple[slice, ...], out: np.ndarray[Any, Any]) -> None:
@@ -409,9 +491,11 @@ class ZarrChunkReader:
         else:
             out[dst] = chunk.reshape(shape)[tuple(slice(a - o, b - o) for a, b, o in zip(lo, hi, origin))]
 
-    def _fill_unit(self, coords: tuple[int, ...], sel: tuple[slice, ...], out: np.ndarray[Any, Any]) -> None:
+    def _fill_unit(self, coords: tuple[int, ...], sel: tuple[slice, ...], out: np.ndarray[Any, Any],
+                   buf: Any = _FETCH) -> None:
         origin = tuple(c * u for c, u in zip(coords, self.unit))
-        buf = self._get(self._key(coords))
+        if buf is _FETCH:
+            buf = self._get(self._key(coords))
         if self.sharding is None:
             self._place(origin, self.unit, None if buf is None else self._decode(buf), sel, out)
             return
@@ -442,4 +526,5 @@ class ZarrChunkReader:
 
     def close(self) -> None:
         """Stop the threads."""
+        self._fetcher.shutdown(wait=True)
         self._pool.shutdown(wait=True)

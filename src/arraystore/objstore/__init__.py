@@ -257,17 +257,29 @@ def map_error(exc: BaseException, where: str, storage_options: Mapping[str, Any]
         return ArrayNotFoundError(f"{where}: no such object in the store ({detail})")
     if isinstance(exc, oe.AlreadyExistsError):
         return AlreadyExistsError(f"{where}: the object already exists ({detail})")
+    if _no_credentials(str(exc)):
+        return ObjectStoreAccessError(
+            f"{where}: found no credentials for the object store: none in the environment or storage_options=, "
+            "and the cloud's instance metadata service gave none; set them in the cloud's standard environment "
+            "(for S3: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, with AWS_REGION and AWS_ENDPOINT_URL for a "
+            "non-AWS server), or pass storage_options= (for a public bucket: {'skip_signature': True})"
+        )
     if isinstance(exc, (oe.PermissionDeniedError, oe.UnauthenticatedError)) or _denied(str(exc)):
         return ObjectStoreAccessError(
             f"{where}: the object store refused the credentials ({type(exc).__name__}); expected valid "
             "credentials from the cloud's standard environment (for S3: AWS_ACCESS_KEY_ID, "
-            "AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL) or storage_options=; check them and the "
-            "bucket's permissions"
+            "AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL) or storage_options=; check the key and its "
+            "secret (not shown here) and the bucket's permissions"
         )
     return ObjectStoreError(
         f"{where}: the object store request failed ({type(exc).__name__}: {detail}); check that the endpoint is "
         "reachable and retry: an interrupted conversion resumes with resume=True"
     )
+
+
+def _no_credentials(text: str) -> bool:
+    """The client looked for credentials beyond the environment (instance metadata) and found none."""
+    return "169.254.169.254" in text or "169.254.170.2" in text or "fd00:ec2::254" in text
 
 
 def _denied(text: str) -> bool:

@@ -68,6 +68,7 @@ def open_url(
                 )
             return create_url(location, shape, dtype, backend=cls.backend, lock_timeout=lock_timeout, **options)
         mode = "r+"
+        _check_writable_backend(cls, location)
         # As for local arrays: layout arguments are hints, the others must match what exists.
         wanted = {"shape": shape, "dtype": dtype, "order": options.pop("order", None), "attrs": options.pop("attrs", None)}
         for extra in ("chunks", "compression", "overwrite", "resume", "shards", "checksum", "durable"):
@@ -100,12 +101,17 @@ def open_url(
             f"{location}: mode {mode!r} is not offered on object storage (copy-on-write needs a memory map, which "
             "an object store cannot give); open with 'r' or 'r+'"
         )
-    if mode != "r" and cls.object_storage != "read-write":
+    if mode != "r":
+        _check_writable_backend(cls, location)
+    return cls._open_url(location, mode, lock_timeout=lock_timeout, **options)
+
+
+def _check_writable_backend(cls: type[ArrayStore], location: Location) -> None:
+    if cls.object_storage != "read-write":
         raise ModeError(
             f"{location}: {cls.backend} files in object storage are read-only (an object cannot be changed in "
             "place); open with mode='r', or write a Zarr array (.zarr) there"
         )
-    return cls._open_url(location, mode, lock_timeout=lock_timeout, **options)
 
 
 def create_url(

@@ -17,15 +17,24 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .._selection import Selection, selection_shape
-from ..errors import ArrayNotFoundError, MetadataError, NotMemoryMappableError, SizeMismatchError, UnsafeInputError
+from ..errors import (
+    ArrayChangedError,
+    ArrayNotFoundError,
+    IncompleteArrayError,
+    MetadataError,
+    NotMemoryMappableError,
+    SizeMismatchError,
+    UnsafeInputError,
+)
 from ..fidelity import Fidelity
 from ..location import Location
 from ..meta import ArrayMeta
 from ..sidecar import MAX_SIDECAR_BYTES, Sidecar
 from ..store import ArrayStore
 from . import object_store, store_errors
+from ._dialects import detect_remote
 
-__all__ = ["RangedStore", "exists_ranged", "open_ranged"]
+__all__ = ["RangedStore", "exists_ranged", "open_ranged", "split_url"]
 
 #: Bytes fetched to find a ``.npy`` header (numpy's own limit on header size is 10,000).
 NPY_HEAD = 65536
@@ -38,14 +47,15 @@ class RangedStore(ArrayStore):
     fidelity: ClassVar[Fidelity] = Fidelity.everything_exact("stored byte for byte")
     layouts: ClassVar[frozenset[str]] = frozenset({"contiguous"})
     locks: ClassVar[Any] = None
-    _pickled_options: ClassVar[frozenset[str]] = frozenset({"io", "storage_options"})
+    _pickled_options: ClassVar[frozenset[str]] = frozenset({"io", "storage_options", "dialect"})
 
     def __init__(self, location: Location, meta: ArrayMeta, *, ostore: Any, name: str, offset: int,
-                 options: dict[str, Any]) -> None:
+                 options: dict[str, Any], etag: str | None = None) -> None:
         super().__init__(location, "r", meta, options=options)
         self._ostore = ostore
         self._name = name
         self._offset = offset
+        self._etag = etag
         #: Bytes fetched by reads so far (not counting the metadata).
         self.bytes_fetched = 0
 
@@ -58,36 +68,62 @@ class RangedStore(ArrayStore):
         raise NotImplementedError("read-only")
 
     def _read(self, sel: Selection) -> np.ndarray[Any, Any]:
+        """One range: leading storage axes with one index fixed, then the run the next axis spans."""
         meta = self._meta
         shape = meta.shape
         if not shape:
             return self._fetch(0, meta.itemsize).view(meta.dtype).reshape(())
-        axis = 0 if meta.order == "C" else len(shape) - 1
-        first = sel[axis]
-        if isinstance(first, int):
-            lo, hi = first, first + 1
-        else:  # normalised: start, stop and a positive step, the stop possibly past the last index taken
-            n = len(range(first.start, first.stop, first.step))
-            lo, hi = first.start, first.start + (n - 1) * first.step + 1 if n else first.start
-        stride = meta.itemsize * int(np.prod(shape)) // shape[axis] if shape[axis] else 0
-        block_shape = list(shape)
-        block_shape[axis] = hi - lo
-        data = self._fetch(lo * stride, (hi - lo) * stride) if hi > lo else np.empty(0, np.uint8)
-        block = data.view(meta.dtype).reshape(block_shape, order=meta.order)
-        local = list(sel)
-        local[axis] = 0 if isinstance(first, int) else slice(0, hi - lo, first.step)
-        out = np.array(block[tuple(local)], order="C")
-        return out.reshape(selection_shape(sel))
+        axes = list(range(len(shape))) if meta.order == "C" else list(range(len(shape)))[::-1]
+        sshape = [shape[a] for a in axes]  # storage order: the last axis is contiguous
+        ssel = [sel[a] for a in axes]
+        spans = [_span(s) for s in ssel]
+        strides = [int(np.prod(sshape[i + 1 :])) for i in range(len(sshape))]
+        base, k = 0, 0
+        while k < len(sshape) - 1 and spans[k][1] - spans[k][0] == 1:
+            base += spans[k][0] * strides[k]
+            k += 1
+        lo, hi = spans[k]
+        nbytes = (hi - lo) * strides[k] * meta.itemsize
+        start = (base + lo * strides[k]) * meta.itemsize
+        data = self._fetch(start, nbytes) if hi > lo else np.empty(0, np.uint8)
+        block = data.view(meta.dtype).reshape([1] * k + [hi - lo] + sshape[k + 1 :])
+        local: list[int | slice] = []
+        for i, s in enumerate(ssel):
+            first = spans[i][0] if i <= k else 0
+            local.append(s - first if isinstance(s, int) else slice(s.start - first, s.stop - first, s.step))
+        out = block[tuple(local)]
+        if meta.order == "F":
+            out = out.T  # the axes left are in storage order: reverse them back
+        return np.array(out, order="C").reshape(selection_shape(sel))
 
     def _fetch(self, start: int, length: int) -> np.ndarray[Any, Any]:
         import obstore
 
         if length == 0:
             return np.empty(0, np.uint8)
+        import obstore.exceptions as oe
+
+        lo = self._offset + start
+        get: dict[str, Any] = {"range": (lo, lo + length)}
+        if self._etag:  # every byte returned is of the generation opened: a replaced object fails the request
+            get["if_match"] = self._etag
         with store_errors(self.path, self._options.get("storage_options")):
-            got = obstore.get_range(self._ostore, self._name, start=self._offset + start, length=length)
+            try:
+                got = bytes(obstore.get(self._ostore, self._name, options=get).bytes())  # type: ignore[arg-type]
+            except (oe.PreconditionError, oe.NotFoundError, FileNotFoundError):
+                raise ArrayChangedError(
+                    f"{self.path}: the object was replaced or removed after this store opened it; reading on could "
+                    "mix two versions. Open it again"
+                ) from None
+        if len(got) != length:
+            raise ArrayChangedError(f"{self.path}: expected {length} bytes at {lo}, got {len(got)}; open it again")
         self.bytes_fetched += length
-        return np.frombuffer(bytes(got), np.uint8)
+        return np.frombuffer(got, np.uint8)
+
+    @property
+    def dialect(self) -> str | None:
+        """The header dialect the metadata came from (``"envi"``, ...), or None."""
+        return self._options.get("dialect_name")
 
     def _write(self, sel: Selection, value: np.ndarray[Any, Any]) -> None:  # pragma: no cover - mode is 'r'
         raise AssertionError("read-only")
@@ -109,7 +145,7 @@ class RangedNpy(RangedStore):
     holds_attrs: ClassVar[bool] = False
 
 
-def _split(location: Location) -> tuple[Location, str]:
+def split_url(location: Location) -> tuple[Location, str]:
     """The folder URL (where the store is rooted) and the object's name in it."""
     assert location.url is not None
     scheme, rest = location.url.split("://", 1)
@@ -119,63 +155,96 @@ def _split(location: Location) -> tuple[Location, str]:
     return Location(location.file.parent, None, f"{scheme}://{folder}"), name
 
 
-def _size(ostore: Any, name: str) -> int | None:
+def _span(s: int | slice) -> tuple[int, int]:
+    """The first index a normalised selection takes and one past its last (equal when it takes none)."""
+    if isinstance(s, int):
+        return s, s + 1
+    n = len(range(s.start, s.stop, s.step))
+    return (s.start, s.start + (n - 1) * s.step + 1) if n else (s.start, s.start)
+
+
+def _head(ostore: Any, name: str) -> dict[str, Any] | None:
     import obstore
     import obstore.exceptions as oe
 
     try:
-        return int(obstore.head(ostore, name)["size"])
+        return dict(obstore.head(ostore, name))
     except (oe.NotFoundError, FileNotFoundError):
         return None
 
 
 def exists_ranged(location: Location, storage_options: Mapping[str, Any] | None = None) -> bool:
     """True when the object exists."""
-    folder, name = _split(location)
+    folder, name = split_url(location)
     ostore = object_store(folder, storage_options)
     with store_errors(str(location), storage_options):
-        return _size(ostore, name) is not None
+        return _head(ostore, name) is not None
 
 
 def open_ranged(location: Location, *, npy: bool, storage_options: Mapping[str, Any] | None = None,
                 **options: Any) -> RangedStore:
-    """Open a ``.npy`` file (``npy=True``) or a raw file with its ``.json`` sidecar at a URL, read-only."""
+    """Open a ``.npy`` file (``npy=True``) or a raw file at a URL, read-only.
+
+    A raw file opens with its ``.json`` sidecar, else with a header dialect found beside it
+    (ENVI, EHdr, MetaImage, IDX; ``dialect=`` names one); ``location`` may name the header.
+    """
     import obstore
 
     where = str(location)
-    folder, name = _split(location)
+    folder, name = split_url(location)
     ostore = object_store(folder, storage_options)
+    dialect: str | None = None
     with store_errors(where, storage_options):
-        size = _size(ostore, name)
-        if size is None:
+        found = _head(ostore, name)
+        if found is None:
             raise ArrayNotFoundError(f"{where}: no such object in the store")
+        size = int(found["size"])
         if npy:
             head = bytes(obstore.get_range(ostore, name, start=0, length=min(size, NPY_HEAD)))
             meta, offset = _npy_header(head, where)
         else:
-            sidecar_size = _size(ostore, name + ".json")
-            if sidecar_size is None:
-                raise MetadataError(
-                    f"{where}: expected a sidecar object {name}.json beside it, found none; a raw file in object "
-                    "storage opens with its sidecar only (download it and use `arraystore inspect`)"
-                )
-            if sidecar_size > MAX_SIDECAR_BYTES:
-                raise UnsafeInputError(f"{where}.json: a sidecar of {sidecar_size:,} bytes, over {MAX_SIDECAR_BYTES:,}")
-            try:
-                doc = json.loads(bytes(obstore.get(ostore, name + ".json").bytes()))
-            except (ValueError, RecursionError) as exc:
-                raise MetadataError(f"{where}.json: expected a JSON object, found invalid JSON ({exc})") from None
-            sidecar = Sidecar.from_dict(doc, source=f"{where}.json")
-            if not sidecar.complete and not options.get("allow_incomplete"):
-                from ..errors import IncompleteArrayError
-
-                raise IncompleteArrayError(f"{where}: its sidecar says a writer did not finish it")
-            meta, offset = sidecar.meta, sidecar.offset
+            sidecar = _head(ostore, name + ".json") if options.get("dialect") is None else None
+            if sidecar is not None:
+                meta, offset = _read_sidecar(ostore, name, int(sidecar["size"]), where, options)
+            else:
+                header = detect_remote(ostore, name, folder_url=str(folder.url), dialect=options.get("dialect"),
+                                       storage_options=storage_options)
+                if header is None:
+                    raise MetadataError(
+                        f"{where}: expected a sidecar object {name}.json (or a header such as ENVI .hdr, MetaImage "
+                        ".mhd) beside it, found none; a raw file alone cannot say what it holds (download it and "
+                        "use `arraystore inspect`)"
+                    )
+                meta, offset, dialect = header.meta, header.offset, header.dialect
+                if header.data_name != name:  # opened by its header: the store is the data object's
+                    name = header.data_name
+                    location = Location(location.file.parent / name, None, f"{folder.url}/{name}")
+                    where = str(location)
+                    found = _head(ostore, name)
+                    if found is None:  # pragma: no cover - the shadow folder saw it a moment ago
+                        raise ArrayNotFoundError(f"{where}: no such object in the store")
+                    size = int(found["size"])
     if size - offset != meta.nbytes:
         raise SizeMismatchError(where, meta.nbytes, max(0, size - offset), meta.itemsize, meta.shape)
-    opts = {"io": options.get("io", "auto"), "storage_options": dict(storage_options) if storage_options else None}
+    opts = {"io": options.get("io", "auto"), "storage_options": dict(storage_options) if storage_options else None,
+            "dialect_name": dialect, "dialect": options.get("dialect")}
     cls = RangedNpy if npy else RangedStore
-    return cls(location, meta, ostore=ostore, name=name, offset=offset, options=opts)
+    return cls(location, meta, ostore=ostore, name=name, offset=offset, options=opts, etag=found.get("e_tag"))
+
+
+def _read_sidecar(ostore: Any, name: str, size: int, where: str, options: Mapping[str, Any]) -> tuple[ArrayMeta, int]:
+    import obstore
+
+    if size > MAX_SIDECAR_BYTES:
+        raise UnsafeInputError(f"{where}.json: a sidecar of {size:,} bytes, over {MAX_SIDECAR_BYTES:,}")
+    try:
+        doc = json.loads(bytes(obstore.get(ostore, name + ".json").bytes()))
+    except (ValueError, RecursionError) as exc:
+        raise MetadataError(f"{where}.json: expected a JSON object, found invalid JSON ({exc})") from None
+    sidecar = Sidecar.from_dict(doc, source=f"{where}.json")
+    if not sidecar.complete and not options.get("allow_incomplete"):
+        raise IncompleteArrayError(f"{where}: its sidecar says a writer did not finish it")
+    return sidecar.meta, sidecar.offset
 
 
 def _npy_header(head: bytes, where: str) -> tuple[ArrayMeta, int]:
