@@ -85,11 +85,11 @@ def convert(
     storage_options = overrides.pop("storage_options", None)  # secrets: never in the options, plan or journal
     if overrides:
         opts = opts.replace(**overrides)
-    if scheduler is not None:
-        from ._dask import convert_on_dask
-
-        return convert_on_dask(src, dst, opts, scheduler=scheduler, progress=progress)
     from ..objstore import default_storage_options
 
     with default_storage_options(storage_options):
+        if scheduler is not None:
+            from ._dask import convert_on_dask
+
+            return convert_on_dask(src, dst, opts, scheduler=scheduler, progress=progress)
         return run_conversion(src, dst, opts, progress)

@@ -429,6 +429,7 @@ class _WorkerWrites(_Mover):
             self.finished(self.result(fut))
 
     def finished(self, done: _Done) -> None:
+        self.dst._keep_alive()  # the workers write; this process holds the writer lock (a lease expires)
         if done.status == "resumed":
             self.report.blocks_resumed += 1
             self.progress(done.nbytes)

@@ -15,7 +15,7 @@ from .._open import exists
 from .._open import open as open_store
 from ..conversion import ConvertOptions
 from ..errors import ArrayStoreError, MetadataError, StorageFullError
-from ..location import Location
+from ..location import Location, parse_location
 from ..meta import ArrayMeta
 from ..registry import backend_class
 from ..store import ArrayStore
@@ -50,6 +50,13 @@ class Job:
     """Reference the file in place (a virtual migration) instead of converting it."""
     checksum: bool = True
     """For a virtual job: checksum the file's content (False: metadata only)."""
+    storage_options: dict[str, Any] | None = field(default=None, repr=False)
+    """Client settings of an object-store destination (never written anywhere)."""
+
+    @property
+    def remote(self) -> bool:
+        """True when the destination is an object-store URL."""
+        return parse_location(self.dst_path).remote
 
 
 def open_source(path: str | os.PathLike[str], meta: ArrayMeta, offset: int, own_sidecar: bool) -> ArrayStore:
@@ -169,7 +176,12 @@ def _reopen_error(job: Job) -> ArrayStoreError | None:
     except ArrayStoreError as exc:
         err = exc
     with contextlib.suppress(OSError, ArrayStoreError):
-        backend_class(job.backend)._remove(Location(Path(job.dst_path)))
+        if job.remote:
+            from ..objstore._dispatch import remove_url
+
+            remove_url(parse_location(job.dst_path), job.backend)
+        else:
+            backend_class(job.backend)._remove(Location(Path(job.dst_path)))
     return err
 
 
@@ -177,6 +189,13 @@ def run_job(job: Job) -> FileRecord:
     """Convert one file; every foreseen error becomes a ``failed`` record rather than an exception."""
     if job.virtual:
         return run_virtual_job(job)
+    from ..objstore import default_storage_options
+
+    with default_storage_options(job.storage_options):
+        return _run_job(job)
+
+
+def _run_job(job: Job) -> FileRecord:
     from ..conversion import convert
 
     t0 = time.perf_counter()
@@ -190,7 +209,8 @@ def run_job(job: Job) -> FileRecord:
             if kept is not None:
                 return kept
             overwrite, note = True, "destination did not read back to its recorded checksum; converted again"
-        Path(job.dst_path).parent.mkdir(parents=True, exist_ok=True)
+        if not job.remote:
+            Path(job.dst_path).parent.mkdir(parents=True, exist_ok=True)
         with open_source(job.src_path, ArrayMeta.from_dict(job.meta), job.offset, job.own_sidecar) as src:
             if not overwrite and exists(job.dst_path, job.backend):
                 return _adopt(job, src, t0)
@@ -205,7 +225,8 @@ def run_job(job: Job) -> FileRecord:
                 error=_error(unreadable),
                 note="the output was written but does not open again; it was removed",
             )
-        _fsutil.apply_mode_like([job.dst_path, f"{job.dst_path}.json"], job.src_path)  # 0600 in, 0600 out
+        if not job.remote:  # an object's access is the bucket's policy
+            _fsutil.apply_mode_like([job.dst_path, f"{job.dst_path}.json"], job.src_path)  # 0600 in, 0600 out
         if report.blocks_resumed:
             note = f"resumed an interrupted conversion: {report.blocks_resumed} of {report.blocks_total} blocks kept"
         return _record(

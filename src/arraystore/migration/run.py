@@ -10,7 +10,7 @@ import errno
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,12 +20,14 @@ from .. import _fsutil
 from .._open import open as open_store
 from ..conversion import ConvertOptions
 from ..errors import ArrayNotFoundError, ArrayStoreError, MetadataError, StorageFullError, UnsafeInputError
+from ..objstore import default_storage_options
 from ..registry import backend_class, backend_names, default_suffix
 from ..sidecar import sidecar_path
 from ._discover import DEFAULT_INCLUDE, destination_names, discover, overlapping_outputs
 from ._job import Job, run_job
 from ._manifest import MANIFEST_NAME, FileRecord, Manifest
-from ._report import MigrationReport
+from ._remote import RemoteManifest, check_remote_target, remote_root, write_remote_outputs
+from ._report import REPORT_NAME, SUGGESTED_RULES_NAME, SUMMARY_NAME, MigrationReport
 from .legacy_json import is_own_sidecar, read_json
 from .resolve import Resolution, resolve
 from .rules import Rules, load_rules, suggest_rules
@@ -39,9 +41,6 @@ __all__ = [
     "migrate",
 ]
 
-REPORT_NAME = "migration-report.json"
-SUMMARY_NAME = "migration-summary.txt"
-SUGGESTED_RULES_NAME = "rules-suggested.toml"
 #: The ``to``/backend recorded by a virtual migration (its store: ``DST/virtual.json`` or ``DST/virtual.icechunk``).
 VIRTUAL = "virtual"
 
@@ -64,13 +63,15 @@ def _error(exc: BaseException) -> dict[str, str]:
     return {"type": type(exc).__name__, "message": str(exc)}
 
 
-def _check_dirs(src: Path, dst: Path) -> None:
+def _check_dirs(src: Path, dst: Path | None) -> None:
     if not src.exists():
         raise ArrayNotFoundError(f"{src}: no such archive folder to migrate")
     if not src.is_dir():
         raise MetadataError(
             f"{src}: expected the archive's folder, found a file; migrate a folder (or use convert)"
         )
+    if dst is None:  # an object-store prefix: nothing to overlap
+        return
     s, d = src.resolve(), dst.resolve()
     if s == d or d in s.parents:
         raise MetadataError(
@@ -88,7 +89,7 @@ def _own_sidecar(path: Path) -> bool:
         return False
 
 
-def _dst_intact(prev: FileRecord, res: Resolution, dst: Path, backend: str) -> bool:
+def _dst_intact(prev: FileRecord, res: Resolution, dst: str, backend: str) -> bool:
     """Whether an earlier run's destination still opens with the layout and checksum it recorded (no data read)."""
     try:
         with open_store(dst, "r", backend=backend) as store:
@@ -118,7 +119,7 @@ class _Planner:
     def __init__(
         self,
         src: Path,
-        dst: Path,
+        dst: Path | str,
         backend: str,
         rules: Rules | None,
         previous: dict[str, FileRecord],
@@ -127,11 +128,20 @@ class _Planner:
     ) -> None:
         self.src, self.dst, self.backend, self.rules = src, dst, backend, rules
         self.previous, self.job_options, self.recheck = previous, job_options, recheck
+        self.remote = isinstance(dst, str)
+        """The destination is an object-store prefix (``dst`` its URL)."""
+        self.storage_options: dict[str, Any] | None = None
         self.virtual: dict[str, bool] = {}
         """``virtual`` and ``checksum`` of a virtual migration's jobs."""
         self.jobs: list[Job] = []
         self.done: list[FileRecord] = []
         self.undetermined: list[Resolution] = []
+
+    def output(self, dest: str) -> str:
+        """Where the output named ``dest`` (relative, ``/``-separated) is written: a path or a URL."""
+        if isinstance(self.dst, str):
+            return f"{self.dst}/{dest}"
+        return str((self.dst / dest).absolute())
 
     def plan(self, names: Sequence[str], broken: Sequence[tuple[str, ArrayStoreError]]) -> None:
         prev_dest = {
@@ -143,7 +153,7 @@ class _Planner:
             dests, refused = {n: n for n in names}, {}
         else:
             dests = destination_names(names, default_suffix(self.backend), prev_dest)  # type: ignore[arg-type]
-            refused = overlapping_outputs(dests, self.src, self.dst)
+            refused = overlapping_outputs(dests, self.src, None if isinstance(self.dst, str) else self.dst)
         for name in names:
             if name in refused:
                 self._refuse(name, dests[name], UnsafeInputError(f"{self.src / name}: {refused[name]}"))
@@ -209,7 +219,7 @@ class _Planner:
             changed = (prev.size, prev.mtime_ns) != (st.st_size, st.st_mtime_ns) or not _same_layout(
                 prev.resolution, res
             )
-            if changed or not _dst_intact(prev, res, self.dst / dest, self.backend):
+            if changed or not _dst_intact(prev, res, self.output(dest), self.backend):
                 overwrite = True
             elif self.recheck:
                 recheck = prev.to_dict()
@@ -237,7 +247,7 @@ class _Planner:
                 meta=meta.to_dict(),
                 offset=res.offset,
                 own_sidecar=_own_sidecar(path),
-                dst_path=str((self.dst / dest).absolute()),
+                dst_path=self.output(dest),
                 destination=dest,
                 backend=self.backend,
                 overwrite=overwrite,
@@ -246,6 +256,7 @@ class _Planner:
                 options=self.job_options,
                 virtual=self.virtual.get("virtual", False),
                 checksum=self.virtual.get("checksum", True),
+                storage_options=self.storage_options,
             )
         )
 
@@ -387,6 +398,7 @@ def migrate(
     chunk_bytes: int | str | None = None,
     checksum: bool = True,
     portable: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> MigrationReport:
     """Convert a legacy archive of raw files into self-describing arrays, file by file, resumably.
 
@@ -403,7 +415,10 @@ def migrate(
     ----------
     src_dir, dst_dir
         The archive, and the destination folder (created; it may lie inside ``src_dir``,
-        and is then not searched).
+        and is then not searched) or an object-store prefix (``"s3://bucket/archive"``): each
+        array is then published under it by its metadata written last, and the manifest and
+        reports are objects under it (see "Into object storage" in ``docs/migration.md``); only
+        Zarr can be written there.
     to
         ``"zarr"`` (``.zarr``), ``"npy"`` (``.npy``), ``"hdf5"`` (``.h5``, dataset ``/data``) or
         ``"raw"`` (``.dat`` + sidecar). ``.npy`` files hold no attributes: their provenance
@@ -453,6 +468,9 @@ def migrate(
     portable
         Zarr destinations: only Zarr v3 core data types (see
         :class:`~arraystore.conversion.ConvertOptions`).
+    storage_options
+        Settings of an object-store destination's client (as in :func:`arraystore.open`);
+        default: the cloud's standard environment variables. Never written anywhere.
 
     Returns
     -------
@@ -468,7 +486,8 @@ def migrate(
         ``src_dir`` is a file or ``dst_dir`` is the archive or above it; the rules file or the
         manifest is invalid.
     BackendError
-        ``to`` is not a known format, or its library is not installed.
+        ``to`` is not a known format, or its library is not installed; or ``dst_dir`` is an
+        object-store URL and ``to`` cannot be written there (raw, npy, hdf5), or ``virtual=True``.
     StorageFullError
         The destination's file system filled up (ENOSPC, EDQUOT). The run stops: queued files
         are cancelled, files in flight abandoned, and the manifest keeps a whole line for
@@ -478,8 +497,12 @@ def migrate(
         after the manifest and reports of what was done are written.
     """
     t0 = time.perf_counter()
-    src, dst = Path(src_dir), Path(dst_dir)
-    _check_dirs(src, dst)
+    root = remote_root(os.fspath(dst_dir))
+    src = Path(src_dir)
+    dst: Path | str = Path(dst_dir) if root is None else str(root.url)
+    _check_dirs(src, dst if isinstance(dst, Path) else None)
+    if root is not None:
+        check_remote_target(root, to, virtual=virtual)
     target_bytes = 0
     if virtual:
         to, target_bytes = VIRTUAL, _virtual_options(format, chunk_bytes)
@@ -488,9 +511,14 @@ def migrate(
     else:
         backend_class(to)  # a missing optional library fails here, before any work
     rule_set = combine_rules(rules)
-    manifest = Manifest(dst / MANIFEST_NAME, durable=durable)
-    previous = manifest.read()
-    found = discover(src, include, exclude, skip=dst)
+    manifest: Manifest | RemoteManifest
+    if root is None:
+        manifest = Manifest(Path(dst) / MANIFEST_NAME, durable=durable)
+    else:
+        manifest = RemoteManifest(root, MANIFEST_NAME, storage_options)
+    with default_storage_options(storage_options):
+        previous = manifest.read()
+        found = discover(src, include, exclude, skip=dst if isinstance(dst, Path) else None)
     # A virtual migration reads each file once, sequentially: worker processes cost more than they save.
     in_process = workers is None and scheduler is None and (dry_run or virtual)
     nworkers = 1 if in_process else (workers or os.cpu_count() or 1)
@@ -500,7 +528,9 @@ def migrate(
     )
     planner = _Planner(src, dst, to, rule_set, previous, job_options, recheck)
     planner.virtual = {"virtual": virtual, "checksum": checksum}
-    planner.plan(found.data, found.broken_headers)
+    planner.storage_options = dict(storage_options) if storage_options else None
+    with default_storage_options(storage_options):
+        planner.plan(found.data, found.broken_headers)
     report = MigrationReport(
         src=str(src),
         dst=str(dst),
@@ -525,14 +555,16 @@ def migrate(
     stopped: BaseException | None = None
     if not dry_run:
         try:
-            dst.mkdir(parents=True, exist_ok=True)
+            if isinstance(dst, Path):
+                dst.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             _fsutil.raise_if_full(exc, dst, "creating")
             raise
         try:
-            _run_jobs(planner, manifest, records, nworkers, scheduler, progress)
+            with default_storage_options(storage_options):
+                _run_jobs(planner, manifest, records, nworkers, scheduler, progress)
             if virtual:
-                _write_virtual(planner, records, src, dst, format, target_bytes, durable)
+                _write_virtual(planner, records, src, Path(dst), format, target_bytes, durable)
         except (KeyboardInterrupt, StorageFullError) as exc:
             stopped = exc  # the manifest and reports of what was done are still written below
     if rule_set is not None:
@@ -544,14 +576,18 @@ def migrate(
             # What this run appended wins over earlier runs' lines, even a line whose record an
             # interrupt kept from reaching ``records``.
             merged = {**previous, **manifest.read(), **records}
-            manifest.rewrite({k: v for k, v in merged.items() if k in records or _kept(src, k)})
-            _write_outputs(report, dst, planner.undetermined, durable)
+            with default_storage_options(storage_options):
+                manifest.rewrite({k: v for k, v in merged.items() if k in records or _kept(src, k)})
+                if root is None:
+                    _write_outputs(report, Path(dst), planner.undetermined, durable)
+                else:
+                    write_remote_outputs(report, root, planner.undetermined, storage_options)
         except StorageFullError:
             # The appended manifest already holds a whole line per finished file: it stays as it is.
             if stopped is None:
                 raise
     elif planner.undetermined:
-        report.suggested_rules = f"{dst / SUGGESTED_RULES_NAME} (written by a real run)"
+        report.suggested_rules = f"{dst}/{SUGGESTED_RULES_NAME} (written by a real run)"
     if stopped is not None:
         raise stopped
     return report
@@ -597,7 +633,7 @@ def _describe(scheduler: Any) -> str:
 
 def _run_jobs(
     planner: _Planner,
-    manifest: Manifest,
+    manifest: Manifest | RemoteManifest,
     records: dict[str, FileRecord],
     workers: int,
     scheduler: Any,
