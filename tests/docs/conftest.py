@@ -52,7 +52,7 @@ def s3_for_page(request: pytest.FixtureRequest) -> Callable[[str], dict[str, str
 
         endpoint: str = request.getfixturevalue("_docs_s3_server")
         reset = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
-        with urllib.request.urlopen(reset, timeout=30):  # noqa: S310 - the loopback test server
+        with urllib.request.urlopen(reset, timeout=30):  # the loopback test server
             pass
         env = {
             "AWS_ACCESS_KEY_ID": "arraystore-docs-key",

@@ -41,7 +41,7 @@ def client(s3_server: str) -> Iterator[Any]:
             mp.setenv(name, value)
         with (
             distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                     dashboard_address=None) as cluster,
+                                     dashboard_address=":0") as cluster,
             distributed.Client(cluster, set_as_default=False) as c,
         ):
             yield c
