@@ -170,3 +170,29 @@ def test_sigkill_mid_migration_then_rerun_converts_only_what_is_missing(tmp_path
         with arraystore.open(f"{url}/{name.removesuffix('.dat')}.zarr") as s:
             assert s[...].tobytes() == a.astype("<f8").tobytes()
     assert _keys(bucket, f"out/{RECORDS_PREFIX}") == []
+
+
+def test_storage_options_reach_the_worker_processes_and_no_file_or_object(tmp_path: Path, bucket: str,
+                                                                          s3_env: dict[str, str],
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment points at a dead endpoint; only ``storage_options=`` name the server, in every worker."""
+    from datetime import timedelta
+
+    src = tmp_path / "archive"
+    (src / "sub dir").mkdir(parents=True)
+    names = ["a_16x8_float32.dat", "sub dir/b ü_16x8_float32.dat", "c_16x8_float32.dat"]
+    for i, name in enumerate(names):
+        np.full((16, 8), i, "<f4").tofile(src / name)
+    hidden = "sEcReT-migrate-7a6b5c"
+    options = {"endpoint": s3_env["AWS_ENDPOINT_URL"], "secret_access_key": hidden,
+               "client_options": {"allow_http": True, "connect_timeout": timedelta(seconds=2)},
+               "retry_config": {"max_retries": 1, "retry_timeout": timedelta(seconds=3)}}
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    report = arraystore.migrate(src, f"{bucket}/so", to="zarr", workers=2, storage_options=options)
+    assert report.counts["converted"] == 3, report.summary()
+    with arraystore.open(f"{bucket}/so/sub dir/b ü_16x8_float32.zarr", storage_options=options) as s:
+        assert s[...].tolist() == np.full((16, 8), 1, "<f4").tolist()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_env["AWS_ENDPOINT_URL"])
+    for key in _keys(bucket, "so/"):
+        assert hidden.encode() not in _get(bucket, key)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and hidden.encode() in p.read_bytes()]
