@@ -17,19 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from .. import _fsutil
-from .._open import open as open_store
 from ..conversion import ConvertOptions
-from ..errors import ArrayNotFoundError, ArrayStoreError, MetadataError, StorageFullError, UnsafeInputError
+from ..errors import ArrayNotFoundError, MetadataError, StorageFullError
 from ..objstore import default_storage_options
-from ..registry import backend_class, backend_names, default_suffix
-from ..sidecar import sidecar_path
-from ._discover import DEFAULT_INCLUDE, destination_names, discover, overlapping_outputs
+from ..registry import backend_class, backend_names
+from ._discover import DEFAULT_INCLUDE, discover
 from ._job import Job, run_job
 from ._manifest import MANIFEST_NAME, FileRecord, Manifest
+from ._planner import VIRTUAL, _Planner
 from ._remote import RemoteManifest, check_remote_target, remote_root, write_remote_outputs
 from ._report import REPORT_NAME, SUGGESTED_RULES_NAME, SUMMARY_NAME, MigrationReport
-from .legacy_json import is_own_sidecar, read_json
-from .resolve import Resolution, resolve
+from .resolve import Resolution
 from .rules import Rules, load_rules, suggest_rules
 
 __all__ = [
@@ -40,10 +38,6 @@ __all__ = [
     "combine_rules",
     "migrate",
 ]
-
-#: The ``to``/backend recorded by a virtual migration (its store: ``DST/virtual.json`` or ``DST/virtual.icechunk``).
-VIRTUAL = "virtual"
-
 
 @dataclass(frozen=True)
 class MigrationProgress:
@@ -59,10 +53,6 @@ class MigrationProgress:
 ProgressCallback = Callable[[MigrationProgress], Any]
 
 
-def _error(exc: BaseException) -> dict[str, str]:
-    return {"type": type(exc).__name__, "message": str(exc)}
-
-
 def _check_dirs(src: Path, dst: Path | None) -> None:
     if not src.exists():
         raise ArrayNotFoundError(f"{src}: no such archive folder to migrate")
@@ -76,188 +66,6 @@ def _check_dirs(src: Path, dst: Path | None) -> None:
     if s == d or d in s.parents:
         raise MetadataError(
             f"{dst}: the destination must not be the archive or a folder above it; choose another"
-        )
-
-
-def _own_sidecar(path: Path) -> bool:
-    sp = sidecar_path(path)
-    if not sp.is_file():
-        return False
-    try:
-        return is_own_sidecar(read_json(sp))
-    except ArrayStoreError:
-        return False
-
-
-def _dst_intact(prev: FileRecord, res: Resolution, dst: str, backend: str) -> bool:
-    """Whether an earlier run's destination still opens with the layout and checksum it recorded (no data read)."""
-    try:
-        with open_store(dst, "r", backend=backend) as store:
-            if res.meta is None or store.shape != res.meta.shape or store.dtype != res.meta.dtype:
-                return False
-            recorded = store.recorded_checksum
-    except ArrayStoreError:
-        return False
-    expected = prev.source_checksum or {}
-    return recorded is None or recorded.get("value") == expected.get("value")
-
-
-def _same_layout(old: dict[str, Any], res: Resolution) -> bool:
-    new = res.to_dict()
-    return all(old.get(k) == new.get(k) for k in ("dtype", "shape", "order", "offset"))
-
-
-def _resolution_dict(res: Resolution) -> dict[str, Any]:
-    d = res.to_dict()
-    d.pop("path", None)
-    return d
-
-
-class _Planner:
-    """Resolves every discovered file and sorts it into jobs and final records."""
-
-    def __init__(
-        self,
-        src: Path,
-        dst: Path | str,
-        backend: str,
-        rules: Rules | None,
-        previous: dict[str, FileRecord],
-        job_options: ConvertOptions,
-        recheck: bool,
-    ) -> None:
-        self.src, self.dst, self.backend, self.rules = src, dst, backend, rules
-        self.previous, self.job_options, self.recheck = previous, job_options, recheck
-        self.remote = isinstance(dst, str)
-        """The destination is an object-store prefix (``dst`` its URL)."""
-        self.storage_options: dict[str, Any] | None = None
-        self.virtual: dict[str, bool] = {}
-        """``virtual`` and ``checksum`` of a virtual migration's jobs."""
-        self.jobs: list[Job] = []
-        self.done: list[FileRecord] = []
-        self.undetermined: list[Resolution] = []
-
-    def output(self, dest: str) -> str:
-        """Where the output named ``dest`` (relative, ``/``-separated) is written: a path or a URL."""
-        if isinstance(self.dst, str):
-            return f"{self.dst}/{dest}"
-        return str((self.dst / dest).absolute())
-
-    def plan(self, names: Sequence[str], broken: Sequence[tuple[str, ArrayStoreError]]) -> None:
-        prev_dest = {
-            n: r.destination
-            for n, r in self.previous.items()
-            if r.destination and r.backend == self.backend and r.status in ("converted", "skipped")
-        }
-        if self.backend == VIRTUAL:  # one array per file, named as the file: no output files to collide
-            dests, refused = {n: n for n in names}, {}
-        else:
-            dests = destination_names(names, default_suffix(self.backend), prev_dest)  # type: ignore[arg-type]
-            refused = overlapping_outputs(dests, self.src, None if isinstance(self.dst, str) else self.dst)
-        for name in names:
-            if name in refused:
-                self._refuse(name, dests[name], UnsafeInputError(f"{self.src / name}: {refused[name]}"))
-            else:
-                self._one(name, dests[name])
-        for name, err in broken:
-            try:
-                size = (self.src / name).lstat().st_size
-            except OSError:
-                size = 0
-            self.done.append(
-                FileRecord(
-                    source=name,
-                    status="failed",
-                    size=size,
-                    error=_error(err),
-                    note=None if isinstance(err, UnsafeInputError) else "header file whose data file could not be used",
-                )
-            )
-
-    def _refuse(self, name: str, dest: str, err: ArrayStoreError) -> None:
-        try:
-            st = (self.src / name).stat()
-            size, mtime = st.st_size, st.st_mtime_ns
-        except OSError:
-            size, mtime = 0, 0
-        self.done.append(
-            FileRecord(source=name, status="failed", size=size, mtime_ns=mtime, destination=dest, error=_error(err))
-        )
-
-    def _one(self, name: str, dest: str) -> None:
-        path = self.src / name
-        t0 = time.perf_counter()
-        try:
-            st = path.stat()
-            res = resolve(path, root=self.src, rules=self.rules)
-        except ArrayStoreError as exc:
-            self.done.append(FileRecord(source=name, status="failed", error=_error(exc)))
-            return
-        base: dict[str, Any] = {
-            "source": name,
-            "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns,
-            "resolution": _resolution_dict(res),
-        }
-        if res.status == "undetermined":
-            self.undetermined.append(res)
-            self.done.append(FileRecord(status="undetermined", **base))
-            return
-        if res.status != "resolved" or res.meta is None:
-            err = res.error or MetadataError(f"{path}: could not be resolved")
-            self.done.append(FileRecord(status="failed", error=_error(err), **base))
-            return
-        prev = self.previous.get(name)
-        if prev is not None and (
-            prev.status not in ("converted", "skipped")
-            or prev.backend != self.backend
-            or prev.destination != dest
-        ):
-            prev = None  # nothing of ours at this destination
-        overwrite, recheck = False, None
-        if prev is not None:
-            changed = (prev.size, prev.mtime_ns) != (st.st_size, st.st_mtime_ns) or not _same_layout(
-                prev.resolution, res
-            )
-            if changed or not _dst_intact(prev, res, self.output(dest), self.backend):
-                overwrite = True
-            elif self.recheck:
-                recheck = prev.to_dict()
-            else:
-                self.done.append(
-                    FileRecord(
-                        status="skipped",
-                        destination=dest,
-                        backend=self.backend,
-                        source_checksum=prev.source_checksum,
-                        destination_checksum=prev.destination_checksum,
-                        verified=prev.verified,
-                        seconds=time.perf_counter() - t0,
-                        note="converted by an earlier run",
-                        **base,
-                    )
-                )
-                return
-        meta = res.meta
-        if self.backend != VIRTUAL and not backend_class(self.backend).holds_attrs:  # e.g. .npy: the provenance stays in the manifest
-            meta = meta.replace(attrs={})
-        self.jobs.append(
-            Job(
-                src_path=str(path.absolute()),
-                meta=meta.to_dict(),
-                offset=res.offset,
-                own_sidecar=_own_sidecar(path),
-                dst_path=self.output(dest),
-                destination=dest,
-                backend=self.backend,
-                overwrite=overwrite,
-                recheck=recheck,
-                **base,
-                options=self.job_options,
-                virtual=self.virtual.get("virtual", False),
-                checksum=self.virtual.get("checksum", True),
-                storage_options=self.storage_options,
-            )
         )
 
 
