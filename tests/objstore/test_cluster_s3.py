@@ -169,3 +169,23 @@ def test_migrate_on_the_cluster_into_a_bucket(tmp_path: Path, bucket: str, clien
     assert "m/migration.jsonl" in _keys(bucket, "m/") and "m/rules-suggested.toml" in _keys(bucket, "m/")
     again = arraystore.migrate(archive, url, to="zarr", scheduler=client, compression="zstd:1")
     assert again.counts["skipped"] == 4 and again.counts["converted"] == 0
+
+
+def test_command_line_scheduler_into_a_bucket(tmp_path: Path, bucket: str, client: Any,
+                                              s3_env: dict[str, str]) -> None:
+    exe = Path(sys.executable).with_name("arraystore")
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    np.arange(32 * 16, dtype="<i2").tofile(archive / "a_32x16_int16.dat")
+    src = _source(tmp_path)
+    env = env_for_subprocess(s3_env)
+    address = client.scheduler.address
+    for argv in (["convert", str(src), f"{bucket}/cli.zarr", "--chunks", "16,64", "--max-memory", "64KiB"],
+                 ["migrate", str(archive), f"{bucket}/cli-archive", "--to", "zarr"]):
+        done = subprocess.run([str(exe), *argv, "--scheduler", address, "--json"], capture_output=True, text=True,
+                              env=env, timeout=200, check=False)
+        assert done.returncode == 0, done.stderr
+    with arraystore.open(f"{bucket}/cli.zarr") as got:
+        assert got[...].tobytes() == DATA.tobytes()
+    with arraystore.open(f"{bucket}/cli-archive/a_32x16_int16.zarr") as got:
+        assert got[...].tolist() == np.arange(32 * 16, dtype="<i2").reshape(32, 16).tolist()
