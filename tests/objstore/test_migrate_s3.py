@@ -105,6 +105,12 @@ def test_targets_a_bucket_cannot_hold_are_refused_up_front(archive: Path, bucket
     assert _keys(bucket) == []  # nothing written
 
 
+def test_one_group_into_a_bucket_is_refused_up_front(archive: Path, bucket: str) -> None:
+    with pytest.raises(BackendError, match="into='archive.zarr'.*local"):
+        arraystore.migrate(archive, f"{bucket}/out", to="zarr", into="archive.zarr")
+    assert _keys(bucket) == []
+
+
 def test_a_key_inside_the_prefix_is_refused(archive: Path, bucket: str) -> None:
     with pytest.raises(MetadataError, match="prefix"):
         arraystore.migrate(archive, f"{bucket}/out.zarr::/grp")

@@ -15,10 +15,10 @@ from .._open import exists
 from .._open import open as open_store
 from ..conversion import ConvertOptions
 from ..errors import ArrayStoreError, MetadataError, StorageFullError
-from ..location import Location, parse_location
 from ..meta import ArrayMeta
-from ..registry import backend_class
+from ..registry import backend_class, parse_location
 from ..store import ArrayStore
+from ._group import group_dimension_names
 from ._manifest import FileRecord, RecordStatus
 
 __all__ = ["Job", "open_source", "run_job"]
@@ -181,7 +181,7 @@ def _reopen_error(job: Job) -> ArrayStoreError | None:
 
             remove_url(parse_location(job.dst_path), job.backend)
         else:
-            backend_class(job.backend)._remove(Location(Path(job.dst_path)))
+            backend_class(job.backend)._remove(parse_location(job.dst_path))
     return err
 
 
@@ -209,12 +209,18 @@ def _run_job(job: Job) -> FileRecord:
             if kept is not None:
                 return kept
             overwrite, note = True, "destination did not read back to its recorded checksum; converted again"
-        if not job.remote:
-            Path(job.dst_path).parent.mkdir(parents=True, exist_ok=True)
+        dst = parse_location(job.dst_path)
+        if not dst.remote:
+            dst.file.parent.mkdir(parents=True, exist_ok=True)
         with open_source(job.src_path, ArrayMeta.from_dict(job.meta), job.offset, job.own_sidecar) as src:
             if not overwrite and exists(job.dst_path, job.backend):
-                return _adopt(job, src, t0)
-            report = convert(src, job.dst_path, job.options.replace(backend=job.backend, resume=True, overwrite=overwrite))
+                if job.options.header is None or Path(f"{job.dst_path}.hdr").is_file():
+                    return _adopt(job, src, t0)
+                overwrite = True  # killed between publishing the data and its header: convert it again
+            options = job.options.replace(backend=job.backend, resume=True, overwrite=overwrite)
+            if dst.key:  # an array of a group: names that do not clash with its siblings' in xarray
+                options = options.replace(dimension_names=group_dimension_names(src, job.dst_path))
+            report = convert(src, job.dst_path, options)
         unreadable = _reopen_error(job)
         if unreadable is not None:
             return _record(
@@ -225,8 +231,9 @@ def _run_job(job: Job) -> FileRecord:
                 error=_error(unreadable),
                 note="the output was written but does not open again; it was removed",
             )
-        if not job.remote:  # an object's access is the bucket's policy
-            _fsutil.apply_mode_like([job.dst_path, f"{job.dst_path}.json"], job.src_path)  # 0600 in, 0600 out
+        if not dst.remote:  # an object's access is the bucket's policy
+            out = dst.file / dst.key if dst.key else dst.file
+            _fsutil.apply_mode_like([out, f"{out}.json", f"{out}.hdr"], job.src_path)  # 0600 in, 0600 out
         if report.blocks_resumed:
             note = f"resumed an interrupted conversion: {report.blocks_resumed} of {report.blocks_total} blocks kept"
         return _record(

@@ -18,6 +18,7 @@ from ..errors import ArrayStoreError, MetadataError, UnsafeInputError
 from ..registry import backend_class, default_suffix
 from ..sidecar import sidecar_path
 from ._discover import destination_names, overlapping_outputs
+from ._group import group_destinations
 from ._job import Job
 from ._manifest import FileRecord
 from .legacy_json import is_own_sidecar, read_json
@@ -88,6 +89,8 @@ class _Planner:
         self.storage_options: dict[str, Any] | None = None
         self.virtual: dict[str, bool] = {}
         """``virtual`` and ``checksum`` of a virtual migration's jobs."""
+        self.into: str | None = None
+        """The group every array goes into (``into=``), or None: one output per file."""
         self.jobs: list[Job] = []
         self.done: list[FileRecord] = []
         self.undetermined: list[Resolution] = []
@@ -104,8 +107,13 @@ class _Planner:
             for n, r in self.previous.items()
             if r.destination and r.backend == self.backend and r.status in ("converted", "skipped")
         }
+        refused: dict[str, str]
         if self.backend == VIRTUAL:  # one array per file, named as the file: no output files to collide
             dests, refused = {n: n for n in names}, {}
+        elif self.into is not None:
+            assert isinstance(self.dst, Path)  # migrate() refuses into= for an object-store destination
+            suffix = default_suffix(self.backend)  # type: ignore[arg-type]
+            dests, refused = group_destinations(names, self.into, suffix, prev_dest, self.src, self.dst)
         else:
             dests = destination_names(names, default_suffix(self.backend), prev_dest)  # type: ignore[arg-type]
             refused = overlapping_outputs(dests, self.src, None if isinstance(self.dst, str) else self.dst)
@@ -174,7 +182,8 @@ class _Planner:
             changed = (prev.size, prev.mtime_ns) != (st.st_size, st.st_mtime_ns) or not _same_layout(
                 prev.resolution, res
             )
-            if changed or not _dst_intact(prev, res, self.output(dest), self.backend):
+            missing_header = self.job_options.header is not None and not Path(f"{self.output(dest)}.hdr").is_file()
+            if changed or missing_header or not _dst_intact(prev, res, self.output(dest), self.backend):
                 overwrite = True
             elif self.recheck:
                 recheck = prev.to_dict()

@@ -62,14 +62,21 @@ def remote_root(dst: str) -> Location | None:
     return location
 
 
-def check_remote_target(root: Location, to: str, *, virtual: bool) -> None:
+def check_remote_target(root: Location, to: str, *, virtual: bool, into: str | None = None) -> None:
     """Refuse, before any work, a target format that cannot live on object storage.
 
     Raises
     ------
     BackendError
-        ``to`` is not written to object storage by its backend (raw, npy, HDF5), or ``virtual=True``.
+        ``to`` is not written to object storage by its backend (raw, npy, HDF5), ``virtual=True``, or
+        ``into=`` (one consolidated group, written in place on a local disk).
     """
+    if into is not None:
+        raise BackendError(
+            f"{root}: into={into!r} builds one consolidated Zarr group in place, on a local disk; expected a local "
+            "destination folder, found an object-store URL: drop into (one array per file under the prefix), or "
+            "migrate into a local folder and upload the group"
+        )
     if virtual:
         raise BackendError(
             f"{root}: a virtual migration writes a reference store beside the archive, on a local disk; expected a "

@@ -7,6 +7,7 @@ each file's metadata is resolved.
 from __future__ import annotations
 
 import errno
+import inspect
 import os
 import sys
 import time
@@ -18,10 +19,11 @@ from typing import Any
 
 from .. import _fsutil
 from ..conversion import ConvertOptions
-from ..errors import ArrayNotFoundError, MetadataError, StorageFullError
+from ..errors import ArrayNotFoundError, BackendError, MetadataError, StorageFullError
 from ..objstore import default_storage_options
 from ..registry import backend_class, backend_names
 from ._discover import DEFAULT_INCLUDE, discover
+from ._group import check_into, consolidate_group
 from ._job import Job, run_job
 from ._manifest import MANIFEST_NAME, FileRecord, Manifest
 from ._planner import VIRTUAL, _Planner
@@ -206,6 +208,8 @@ def migrate(
     chunk_bytes: int | str | None = None,
     checksum: bool = True,
     portable: bool = False,
+    header: str | None = None,
+    into: str | None = None,
     storage_options: Mapping[str, Any] | None = None,
 ) -> MigrationReport:
     """Convert a legacy archive of raw files into self-describing arrays, file by file, resumably.
@@ -276,6 +280,19 @@ def migrate(
     portable
         Zarr destinations: only Zarr v3 core data types (see
         :class:`~arraystore.conversion.ConvertOptions`).
+    header
+        Raw destinations: ``"envi"`` (or ``"envi:bsq"``, ``"envi:bil"``, ``"envi:bip"``) also
+        writes an ENVI header beside every output, for GDAL, QGIS, spectral and ENVI (see
+        :class:`~arraystore.conversion.ConvertOptions`). A file ENVI cannot describe fails
+        with the reason.
+    into
+        Zarr: put every array into one group ``DST/<into>`` (e.g. ``"archive.zarr"``) at its
+        relative path without the suffix (``run1/temperature.dat`` ->
+        ``DST/archive.zarr::run1/temperature``) instead of one bare array per file, with
+        dimension names that do not clash inside a group (the source's, else
+        ``temperature_dim_0``, ...) and consolidated metadata, so that
+        ``xr.open_zarr("DST/archive.zarr", group="run1")`` opens them. See "Into one Zarr group"
+        in ``docs/migration.md``.
     storage_options
         Settings of an object-store destination's client (as in :func:`arraystore.open`);
         default: the cloud's standard environment variables. Never written anywhere.
@@ -310,14 +327,21 @@ def migrate(
     dst: Path | str = Path(dst_dir) if root is None else str(root.url)
     _check_dirs(src, dst if isinstance(dst, Path) else None)
     if root is not None:
-        check_remote_target(root, to, virtual=virtual)
+        check_remote_target(root, to, virtual=virtual, into=into)
     target_bytes = 0
     if virtual:
         to, target_bytes = VIRTUAL, _virtual_options(format, chunk_bytes)
     elif to not in backend_names():
         raise MetadataError(f"expected to= one of {', '.join(backend_names())}, found {to!r}")
     else:
-        backend_class(to)  # a missing optional library fails here, before any work
+        cls = backend_class(to)  # a missing optional library fails here, before any work
+        if into is not None:
+            check_into(into, cls)
+        if header is not None and "header" not in inspect.signature(cls._create).parameters:
+            raise BackendError(
+                f"header={header!r} writes an ENVI header beside raw outputs; expected to='raw' (--to raw), found "
+                f"to={to!r}: drop header (--header) or migrate to raw"
+            )
     rule_set = combine_rules(rules)
     manifest: Manifest | RemoteManifest
     if root is None:
@@ -332,10 +356,13 @@ def migrate(
     nworkers = 1 if in_process else (workers or os.cpu_count() or 1)
     job_options = ConvertOptions.from_mapping(
         {"compression": compression, "verify": verify, "max_memory": max_memory, "durable": durable, "workers": 1,
-         "portable": portable}
+         "portable": portable, "header": header}
     )
     planner = _Planner(src, dst, to, rule_set, previous, job_options, recheck)
     planner.virtual = {"virtual": virtual, "checksum": checksum}
+    if into is not None and virtual:
+        raise MetadataError("into= names a group of converted arrays; a virtual migration writes its own store: drop one")
+    planner.into = into
     planner.storage_options = dict(storage_options) if storage_options else None
     with default_storage_options(storage_options):
         planner.plan(found.data, found.broken_headers)
@@ -375,6 +402,13 @@ def migrate(
                 _write_virtual(planner, records, src, Path(dst), format, target_bytes, durable)
         except (KeyboardInterrupt, StorageFullError) as exc:
             stopped = exc  # the manifest and reports of what was done are still written below
+        if into is not None:  # once every writer is done: no array missing from what xarray reads
+            try:
+                consolidate_group(Path(dst) / into)
+            except OSError as exc:
+                if stopped is None:  # else the reason the run stopped is the error to report
+                    _fsutil.raise_if_full(exc, Path(dst) / into, "consolidating")
+                    raise
     if rule_set is not None:
         report.rules_unused = [r.glob for r in rule_set.unused()]
     report.records = [records[k] for k in sorted(records)]
