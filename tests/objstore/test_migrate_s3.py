@@ -106,7 +106,7 @@ def test_targets_a_bucket_cannot_hold_are_refused_up_front(archive: Path, bucket
 
 
 def test_one_group_into_a_bucket_is_refused_up_front(archive: Path, bucket: str) -> None:
-    with pytest.raises(BackendError, match="into='archive.zarr'.*local"):
+    with pytest.raises(BackendError, match=r"into='archive\.zarr'.*local"):
         arraystore.migrate(archive, f"{bucket}/out", to="zarr", into="archive.zarr")
     assert _keys(bucket) == []
 
@@ -190,7 +190,9 @@ def test_storage_options_reach_the_worker_processes_and_no_file_or_object(tmp_pa
     for i, name in enumerate(names):
         np.full((16, 8), i, "<f4").tofile(src / name)
     hidden = "sEcReT-migrate-7a6b5c"
-    options = {"endpoint": s3_env["AWS_ENDPOINT_URL"], "secret_access_key": hidden,
+    # Complete in itself: the pool's processes fork from a forkserver that may predate this test's environment.
+    options = {"endpoint": s3_env["AWS_ENDPOINT_URL"], "access_key_id": "arraystore-test-key", "region": "us-east-1",
+               "secret_access_key": hidden,
                "client_options": {"allow_http": True, "connect_timeout": timedelta(seconds=2)},
                "retry_config": {"max_retries": 1, "retry_timeout": timedelta(seconds=3)}}
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
