@@ -375,6 +375,8 @@ class StagedArray:
     final: str
     meta: ArrayMeta
     chunks: tuple[int, ...] | None
+    #: Options the handle needs to reach the array (object stores: ``storage_options``).
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 
     def open(self) -> ArrayStore:
         """A writable handle on the staged array.
@@ -384,9 +386,14 @@ class StagedArray:
         ArrayChangedError
             The staged array is gone or no longer matches (shape, dtype, order, chunks).
         """
-        cls = backend_class(self.backend)
         staging = parse_location(self.staging)
-        store = cls._reopen_staged(staging, self.meta, chunks=self.chunks)
+        if staging.remote:
+            from .objstore._dispatch import url_class
+
+            cls = url_class(staging, self.backend)
+        else:
+            cls = backend_class(self.backend)
+        store = cls._reopen_staged(staging, self.meta, chunks=self.chunks, **self.options)
         if store is None:
             raise ArrayChangedError(
                 f"{self.staging}: the staged array no longer matches the one being created (shape, dtype, order or "
@@ -400,7 +407,9 @@ def share_staged(store: ArrayStore) -> StagedArray:
     """A :class:`StagedArray` for a store returned by :func:`create` and not yet closed.
 
     Only backends whose class says ``parallel_chunk_writers`` (each chunk its own
-    object, no shared metadata written by chunk writes) can be shared.
+    object, no shared metadata written by chunk writes) can be shared. A backend that
+    ``publishes`` ``"metadata-last"`` (object stores) builds the array at its final place,
+    invisible until its creator commits it; shared handles never write its metadata.
 
     Raises
     ------
@@ -413,10 +422,16 @@ def share_staged(store: ArrayStore) -> StagedArray:
             f"{store.path}: the {cls.backend} backend allows one writing process per array; write its blocks "
             "from the process that created it"
         )
-    if store._staged is None:
+    being_created = store.mode == "w+" and not store.closed
+    if store._staged is not None:
+        staging, final = store._staged
+    elif cls.publishes == "metadata-last" and being_created:
+        staging = final = store._location
+    else:
         raise BackendError(
             f"{store.path}: not an array being created (it was created in place or is already published); "
             "share_staged() takes the store arraystore.create() returned, before close()"
         )
-    staging, final = store._staged
-    return StagedArray(cls.backend, str(staging), str(final), store.meta, store.chunks)
+    so = store._options.get("storage_options")
+    options = {"storage_options": dict(so)} if so else {}
+    return StagedArray(cls.backend, str(staging), str(final), store.meta, store.chunks, options)

@@ -33,6 +33,8 @@ Hooks with defaults a backend may override:
 * object storage (URL locations; see :mod:`arraystore.objstore`): ``_open_url(location, mode, **options)``,
   ``_create_url(location, meta, **options)``, ``_exists_url(location, storage_options)``;
 * access: ``_take_sorted(indices, axis, max_bytes, mode, calibration)``, ``_advise(advice)``;
+* long writes through other handles: ``_keep_alive()`` (a creator whose chunks other
+  processes write keeps its writer lock alive: object stores renew their lease);
 * pickling by reference: ``_reference_options()``, ``_pickled_options``;
 * block planning: ``_chunk_overhead`` (bytes a chunk costs beyond its data, counted in budgets);
 * layout: ``storage_order(order, **options)`` (classmethod), ``dimension_names`` (property).
@@ -327,6 +329,9 @@ class ArrayStore(ABC):
         data: no attrs, no chunks, no compression.
         """
         raise NotImplementedError(f"the {cls.backend} backend does not write whole files in one go")
+
+    def _keep_alive(self) -> None:
+        """Keep this writer's lock alive while other processes write its chunks (a lease expires)."""
 
     def _publish(self, final: Location, durable: bool) -> None:
         """Move the staged array into place (called after ``_close``)."""

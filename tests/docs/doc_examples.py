@@ -8,6 +8,9 @@ Conventions (CONTRIBUTING.md):
   the same page wrote, and ``examples/legacy/...`` paths as from the repository root.
 - Shown output is a ``# -> value`` comment at the end of an expression statement; the value's
   ``repr`` must equal it (whitespace aside).
+- A page whose blocks name ``s3://<bucket>/...`` URLs runs against a loopback S3 server (moto) that
+  holds those buckets, empty, with the standard AWS variables in the blocks' environment
+  (``conftest.py``): a page shows object storage as a reader with credentials would use it.
 - A block that cannot run standalone is fenced `` ```python title="skip-run: <reason>" ``: the
   reason shows as the block's title on the site (and in the source), and the block is not run.
 """

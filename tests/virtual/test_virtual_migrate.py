@@ -19,8 +19,8 @@ import pytest
 import arraystore
 from arraystore.migration import migrate
 from arraystore.migration._job import open_source
+from arraystore.migration._planner import _own_sidecar
 from arraystore.migration.resolve import resolve
-from arraystore.migration.run import _own_sidecar
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 READERS = Path(__file__).with_name("readers.py")

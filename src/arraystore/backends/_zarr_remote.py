@@ -48,7 +48,7 @@ from ..errors import (
 from ..fidelity import check_fidelity
 from ..location import Location
 from ..meta import ArrayMeta
-from ..objstore import check_writable, object_store, store_errors
+from ..objstore import check_writable, current_storage_options, object_store, store_errors
 from ..objstore._lease import LEASE_KEY, Lease
 from ._zarr_bounds import BoundedStore, chunk_rule
 from ._zarr_layout import DEFAULT_MAX_CHUNK_BYTES
@@ -77,7 +77,8 @@ class RemoteZarrStore(ZarrStore):
 
     publishes: ClassVar[Literal["rename", "metadata-last"]] = "metadata-last"
     locks: ClassVar[Literal["flock", "lease"] | None] = "lease"
-    parallel_chunk_writers: ClassVar[bool] = False
+    # Chunks are separate objects and shared writers never write zarr.json (see _reopen_staged).
+    parallel_chunk_writers: ClassVar[bool] = True
     _pickled_options: ClassVar[frozenset[str]] = frozenset({"io", "allow_incomplete", "storage_options"})
     _generation_for_new: ClassVar[str | None] = None
 
@@ -99,6 +100,41 @@ class RemoteZarrStore(ZarrStore):
     @classmethod
     def _exists_url(cls, location: Location, storage_options: Any = None) -> bool:
         return exists_remote(location, storage_options)
+
+    @classmethod
+    def _remove(cls, location: Location) -> None:
+        if not location.remote:
+            super()._remove(location)
+            return
+        ostore = object_store(location, _options_of(location))
+        with store_errors(str(location)):
+            _delete_array_objects(ostore, check_key(location.key), str(location))
+
+    @classmethod
+    def _reopen_staged(cls, location: Location, meta: ArrayMeta, **options: Any) -> RemoteZarrStore | None:
+        """A second handle on an array being created, for a writer of other chunks in another process.
+
+        No lease (the creator holds it) and no metadata writes (the creator commits); None when
+        the array is no longer the staged one asked for.
+        """
+        chunks = options.pop("chunks", None)
+        options.pop("compression", None)
+        try:
+            store = open_remote(location, "r+", allow_incomplete=True, _shared=True, **options)
+        except (MetadataError, ArrayNotFoundError):
+            return None
+        same = (store.shape, store.dtype, store.order) == (meta.shape, meta.dtype, meta.order)
+        if not store._reserved.get("staged") or not same or (chunks is not None and store.chunks != tuple(chunks)):
+            store._abandoned = True
+            store._closed = True
+            return None
+        store._mode = "w+"
+        store._meta = meta
+        return store
+
+    def _keep_alive(self) -> None:
+        if self._lease is not None:
+            self._lease.renew_if_due()
 
     @classmethod
     def _initial_reserved(cls) -> dict[str, Any]:
@@ -292,8 +328,12 @@ def open_remote(
     durable: bool = False,
     max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
     _lease: Lease | None = None,
+    _shared: bool = False,
 ) -> RemoteZarrStore:
-    """Open the Zarr array at an object-store location (modes ``r`` and ``r+``)."""
+    """Open the Zarr array at an object-store location (modes ``r`` and ``r+``).
+
+    ``_shared``: a writer of an array another handle is creating (and holds the lease of).
+    """
     check_writable(location, mode)
     key = check_key(location.key)
     where = str(location)
@@ -302,7 +342,7 @@ def open_remote(
     with store_errors(where, storage_options):
         if not _check_metadata_objects(ostore, key, where):
             raise ArrayNotFoundError(f"{where}: no Zarr array there (no zarr.json or .zarray under the prefix)")
-        if mode != "r" and lease is None:
+        if mode != "r" and lease is None and not _shared:
             lease = Lease(ostore, where, timeout=lock_timeout, storage_options=storage_options)
         try:
             head = _head(ostore, _meta_key(key))
@@ -382,6 +422,8 @@ def create_remote(
 ) -> RemoteZarrStore:
     """Create a Zarr array at an object-store location, published by its last ``zarr.json`` write."""
     check_writable(location, "w")
+    if storage_options is None:  # those of convert(storage_options=...): the store carries them to shared writers
+        storage_options = current_storage_options()
     check_fidelity(RemoteZarrStore, meta.dtype)
     codec: Compression | None = parse_compression(compression)
     check_codec(RemoteZarrStore, codec)

@@ -24,7 +24,8 @@ EPILOG = """\
 exit codes: 0 all converted or skipped; 3 some undetermined (none failed); 4 some failed;
 1 error (nothing or part done, e.g. a full disk: rerun after fixing it); 2 usage;
 130 interrupted by Ctrl-C or SIGTERM (the manifest of what was done is written; rerun to resume).
-The manifest DST/migration.jsonl records every file; rerun the same command to resume."""
+The manifest DST/migration.jsonl records every file (an object under DST when DST is
+s3://bucket/prefix); rerun the same command to resume."""
 
 
 def register(sub: Any) -> None:
@@ -38,7 +39,7 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("src", help="the archive folder")
-    p.add_argument("dst", help="the destination folder (created)")
+    p.add_argument("dst", help="the destination folder (created), or an object-store prefix (s3://bucket/prefix; --to zarr)")
     p.add_argument(
         "--to", choices=target_names(), default="zarr", help="target format (default zarr)"
     )

@@ -85,11 +85,12 @@ def convert(
     storage_options = overrides.pop("storage_options", None)  # secrets: never in the options, plan or journal
     if overrides:
         opts = opts.replace(**overrides)
-    if scheduler is not None:
-        from ._dask import convert_on_dask
+    from ..objstore import current_storage_options, default_storage_options
 
-        return convert_on_dask(src, dst, opts, scheduler=scheduler, progress=progress)
-    from ..objstore import default_storage_options
+    # None keeps the options of an enclosing call (a migration job's), else the environment's
+    with default_storage_options(storage_options if storage_options is not None else current_storage_options()):
+        if scheduler is not None:
+            from ._dask import convert_on_dask
 
-    with default_storage_options(storage_options):
+            return convert_on_dask(src, dst, opts, scheduler=scheduler, progress=progress)
         return run_conversion(src, dst, opts, progress)

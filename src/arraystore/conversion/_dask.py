@@ -7,7 +7,7 @@ the staged destination with :func:`arraystore.create`, holds its writer lock, ke
 the journal, computes the checksum, verifies and publishes. The cluster's workers do
 the block work. Every task carries paths and a block index, never data; the workers
 must see the source and the staged destination under the same paths (a shared file
-system). Who writes a block depends on the destination:
+system), or reach them in an object store. Who writes a block depends on the destination:
 
 backends with ``parallel_chunk_writers`` (Zarr)
     Each task opens the *staged* array itself (:func:`arraystore._open.share_staged`,
@@ -15,7 +15,10 @@ backends with ``parallel_chunk_writers`` (Zarr)
     without a lock because blocks are whole destination chunks (or shards), each chunk
     belongs to exactly one block, Zarr stores every chunk in its own file, and the
     workers never write ``zarr.json`` (the staged handle sets no "incomplete" flag;
-    only the client writes metadata, at the end).
+    only the client writes metadata, at the end). In an object store the array is created at
+    its final place, flagged *staged*; the tasks open it without the lease (the client holds
+    it, and renews it as blocks finish) and never write ``zarr.json``; the client's last write
+    of ``zarr.json`` publishes it.
 ``raw``, ``npy``, contiguous uncompressed HDF5
     The client preallocates the file (``create``); each task writes its block's byte
     range with ``pwrite`` (or copies it in the kernel with ``copy_file_range`` when
@@ -430,6 +433,7 @@ class _WorkerWrites(_Mover):
             self.finished(self.result(fut))
 
     def finished(self, done: _Done) -> None:
+        self.dst._keep_alive()  # the workers write; this process holds the writer lock (a lease expires)
         if done.status == "resumed":
             self.report.blocks_resumed += 1
             self.progress(done.nbytes)

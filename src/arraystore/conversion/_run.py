@@ -7,6 +7,7 @@ on a cluster. The public entry point is :func:`arraystore.convert` (:mod:`._conv
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import os
@@ -237,7 +238,8 @@ class _Conversion:
             report.blocks_total = plan.n_blocks
             report.memory_estimate = plan.blocks.block_bytes * blocks_in_memory(plan.method, self.compression is not None,
                                                                                  plan.workers)
-            value = self._move(dst, dst_region, plan, journal, report, direct)
+            with self._store_errors():
+                value = self._move(dst, dst_region, plan, journal, report, direct)
             if value is None:  # not streamable in C order: one pass over the source
                 value = checksum(src, max_bytes=max(plan.blocks.block_bytes, 1 << 20), workers=self.workers)
             report.checksum = value
@@ -282,6 +284,14 @@ class _Conversion:
         journal.remove()
         return report
 
+    def _store_errors(self) -> contextlib.AbstractContextManager[None]:
+        """Object-store client errors of writers that bypass the store's own mapping, as arraystore's."""
+        if not self.dst_loc.remote:
+            return contextlib.nullcontext()
+        from ..objstore import store_errors
+
+        return store_errors(str(self.dst_loc))
+
     def _move(self, dst: ArrayStore, dst_region: tuple[str, int] | None, plan: ConversionPlan, journal: Journal,
               report: ConversionReport, direct: tuple[bool, int | None] | None = None) -> dict[str, str] | None:
         """Move every block; returns the streamed checksum, or None when blocks are not C-order consecutive."""
@@ -293,6 +303,7 @@ class _Conversion:
 
         def finished(item: tuple[int, int, str]) -> None:
             i, nbytes, digest = item
+            dst._keep_alive()  # chunk writers that bypass dst[sel] = x (ZarrChunkWriter) renew no lease
             if flush_each:
                 dst.flush()
             journal.record(i, digest)

@@ -204,7 +204,7 @@ def _ancestors(parts: tuple[str, ...]) -> list[tuple[str, ...]]:
     return [parts[:i] for i in range(1, len(parts))]
 
 
-def overlapping_outputs(dests: dict[str, str], src: Path, dst: Path) -> dict[str, str]:
+def overlapping_outputs(dests: dict[str, str], src: Path, dst: Path | None) -> dict[str, str]:
     """Why each source whose output would overlap another output or a source cannot be converted.
 
     An output that lies inside another output (``x.zarr/y.zarr`` beside ``x.zarr``) or
@@ -216,7 +216,8 @@ def overlapping_outputs(dests: dict[str, str], src: Path, dst: Path) -> dict[str
     dests
         Source name -> destination name (both relative, ``/``-separated).
     src, dst
-        The archive and destination roots.
+        The archive and destination roots (``dst`` None: an object-store prefix, which
+        holds no source file).
 
     Returns
     -------
@@ -224,7 +225,7 @@ def overlapping_outputs(dests: dict[str, str], src: Path, dst: Path) -> dict[str
         Source name -> reason, for the sources refused.
     """
     owner = {tuple(d.split("/")): n for n, d in dests.items()}
-    dst_root = dst.resolve().parts
+    dst_root = dst.resolve().parts if dst is not None else None
     src_root = src.resolve().parts
     sources = {src_root + tuple(n.split("/")): n for n in dests}
     source_dirs: dict[tuple[str, ...], str] = {}
@@ -241,6 +242,8 @@ def overlapping_outputs(dests: dict[str, str], src: Path, dst: Path) -> dict[str
             if anc in owner:
                 refuse(name, f"would lie inside {'/'.join(anc)!r}, the output of {owner[anc]!r}")
                 refuse(owner[anc], f"would contain {dests[name]!r}, the output of {name!r}")
+        if dst_root is None:
+            continue
         full = dst_root + parts
         for anc in [*_ancestors(full), full]:
             if anc in sources:

@@ -60,6 +60,13 @@ class Job:
     """For a virtual job: why the file is copied instead of referenced (known when planned)."""
     decode: str | None = None
     """For a copy: the decoder the data goes through (``"zlib"``), see :mod:`arraystore.virtual.fallback`."""
+    storage_options: dict[str, Any] | None = field(default=None, repr=False)
+    """Client settings of an object-store destination (never written anywhere)."""
+
+    @property
+    def remote(self) -> bool:
+        """True when the destination is an object-store URL."""
+        return parse_location(self.dst_path).remote
 
 
 def open_source(path: str | os.PathLike[str], meta: ArrayMeta, offset: int, own_sidecar: bool) -> ArrayStore:
@@ -179,7 +186,12 @@ def _reopen_error(job: Job) -> ArrayStoreError | None:
     except ArrayStoreError as exc:
         err = exc
     with contextlib.suppress(OSError, ArrayStoreError):
-        backend_class(job.backend)._remove(parse_location(job.dst_path))
+        if job.remote:
+            from ..objstore._dispatch import remove_url
+
+            remove_url(parse_location(job.dst_path), job.backend)
+        else:
+            backend_class(job.backend)._remove(parse_location(job.dst_path))
     return err
 
 
@@ -258,6 +270,13 @@ def run_job(job: Job) -> FileRecord:
     """Convert one file; every foreseen error becomes a ``failed`` record rather than an exception."""
     if job.virtual:
         return run_virtual_job(job)
+    from ..objstore import default_storage_options
+
+    with default_storage_options(job.storage_options):
+        return _run_job(job)
+
+
+def _run_job(job: Job) -> FileRecord:
     from ..conversion import convert
 
     t0 = time.perf_counter()
@@ -272,7 +291,8 @@ def run_job(job: Job) -> FileRecord:
                 return kept
             overwrite, note = True, "destination did not read back to its recorded checksum; converted again"
         dst = parse_location(job.dst_path)
-        dst.file.parent.mkdir(parents=True, exist_ok=True)
+        if not dst.remote:
+            dst.file.parent.mkdir(parents=True, exist_ok=True)
         meta = ArrayMeta.from_dict(job.meta)
         if not overwrite and exists(job.dst_path, job.backend):
             if job.options.header is None or Path(f"{job.dst_path}.hdr").is_file():
@@ -296,8 +316,9 @@ def run_job(job: Job) -> FileRecord:
                 error=_error(unreadable),
                 note="the output was written but does not open again; it was removed",
             )
-        out = dst.file / dst.key if dst.key else dst.file
-        _fsutil.apply_mode_like([out, f"{out}.json", f"{out}.hdr"], job.src_path)  # 0600 in, 0600 out
+        if not dst.remote:  # an object's access is the bucket's policy
+            out = dst.file / dst.key if dst.key else dst.file
+            _fsutil.apply_mode_like([out, f"{out}.json", f"{out}.hdr"], job.src_path)  # 0600 in, 0600 out
         if report.blocks_resumed:
             note = f"resumed an interrupted conversion: {report.blocks_resumed} of {report.blocks_total} blocks kept"
         return _record(

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from .. import _fsutil
 from ..errors import MetadataError
 
-__all__ = ["MANIFEST_NAME", "SYNC_LINES", "FileRecord", "Manifest", "RecordStatus"]
+__all__ = ["MANIFEST_NAME", "SYNC_LINES", "FileRecord", "Manifest", "RecordStatus", "parse_manifest"]
 
 MANIFEST_NAME = "migration.jsonl"
 #: With ``durable``, lines appended one at a time are fsynced in groups of at most this many.
@@ -146,6 +146,36 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+def parse_manifest(body: bytes, where: str, *, torn_last_line: bool = True) -> dict[str, FileRecord]:
+    """The last line of each source in a manifest's bytes.
+
+    ``torn_last_line``: a last line that does not parse is one a kill tore (a file
+    appended to); False for a manifest written whole (an object), where it is refused too.
+
+    Raises
+    ------
+    MetadataError
+        A complete line is not a record.
+    """
+    records: dict[str, FileRecord] = {}
+    lines = body.split(b"\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            obj = _fsutil.loads_json(line, f"{where}, line {i + 1}", "migration record")
+            rec = FileRecord.from_dict(obj)
+        except (ValueError, TypeError, RecursionError) as exc:
+            if torn_last_line and i == len(lines) - 1:
+                continue  # a line torn by a kill: its file is done again
+            raise MetadataError(
+                f"{where}, line {i + 1}: expected a migration record (JSON object with 'source' and "
+                f"'status'), found {line[:80]!r} ({exc}); restore the file or move it away to start over"
+            ) from None
+        records[rec.source] = rec
+    return records
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -179,23 +209,7 @@ class Manifest:
         """
         if not self.path.exists():
             return {}
-        records: dict[str, FileRecord] = {}
-        lines = self.path.read_bytes().split(b"\n")
-        for i, line in enumerate(lines):
-            if not line.strip():
-                continue
-            try:
-                obj = _fsutil.loads_json(line, f"{self.path}, line {i + 1}", "migration record")
-                rec = FileRecord.from_dict(obj)
-            except (ValueError, TypeError, RecursionError) as exc:
-                if i == len(lines) - 1:
-                    continue  # a line torn by a kill: its file is done again
-                raise MetadataError(
-                    f"{self.path}, line {i + 1}: expected a migration record (JSON object with 'source' and "
-                    f"'status'), found {line[:80]!r} ({exc}); restore the file or move it away to start over"
-                ) from None
-            records[rec.source] = rec
-        return records
+        return parse_manifest(self.path.read_bytes(), str(self.path))
 
     def append(self, record: FileRecord) -> None:
         """Write one line; it survives a kill of this process once this returns.

@@ -9,7 +9,20 @@ from typing import Any
 from ._manifest import FileRecord
 from ._text import one_line
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_UNDETERMINED", "MigrationReport"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_UNDETERMINED",
+    "REPORT_NAME",
+    "SUGGESTED_RULES_NAME",
+    "SUMMARY_NAME",
+    "MigrationReport",
+]
+
+#: The report, its human summary and the rules template, written to the destination.
+REPORT_NAME = "migration-report.json"
+SUMMARY_NAME = "migration-summary.txt"
+SUGGESTED_RULES_NAME = "rules-suggested.toml"
 
 #: Every file converted or skipped.
 EXIT_OK = 0

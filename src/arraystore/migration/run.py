@@ -11,33 +11,26 @@ import inspect
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .. import _fsutil
-from .._open import open as open_store
 from ..conversion import ConvertOptions
-from ..errors import (
-    ArrayNotFoundError,
-    ArrayStoreError,
-    BackendError,
-    MetadataError,
-    StorageFullError,
-    UnsafeInputError,
-)
-from ..registry import backend_class, default_suffix, target_names
-from ..sidecar import sidecar_path
-from ._discover import DEFAULT_INCLUDE, destination_names, discover, overlapping_outputs
-from ._group import check_into, consolidate_group, group_destinations
+from ..errors import ArrayNotFoundError, BackendError, MetadataError, StorageFullError
+from ..objstore import default_storage_options
+from ..registry import backend_class, target_names
+from ._discover import DEFAULT_INCLUDE, discover
+from ._group import check_into, consolidate_group
 from ._job import Job, run_job
 from ._manifest import MANIFEST_NAME, FileRecord, Manifest
+from ._planner import VIRTUAL, _error, _Planner
 from ._realdirs import remembered
-from ._report import MigrationReport
-from .legacy_json import is_own_sidecar, read_json
-from .resolve import Resolution, resolve
+from ._remote import RemoteManifest, check_remote_target, remote_root, write_remote_outputs
+from ._report import REPORT_NAME, SUGGESTED_RULES_NAME, SUMMARY_NAME, MigrationReport
+from .resolve import Resolution
 from .rules import Rules, load_rules, suggest_rules
 
 __all__ = [
@@ -50,12 +43,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-REPORT_NAME = "migration-report.json"
-SUMMARY_NAME = "migration-summary.txt"
-SUGGESTED_RULES_NAME = "rules-suggested.toml"
-#: The ``to``/backend recorded by a virtual migration (its store: ``DST/virtual.json`` or ``DST/virtual.icechunk``).
-VIRTUAL = "virtual"
 
 
 @dataclass(frozen=True)
@@ -72,253 +59,19 @@ class MigrationProgress:
 ProgressCallback = Callable[[MigrationProgress], Any]
 
 
-def _error(exc: BaseException) -> dict[str, str]:
-    return {"type": type(exc).__name__, "message": str(exc)}
-
-
-def _check_dirs(src: Path, dst: Path) -> None:
+def _check_dirs(src: Path, dst: Path | None) -> None:
     if not src.exists():
         raise ArrayNotFoundError(f"{src}: no such archive folder to migrate")
     if not src.is_dir():
         raise MetadataError(
             f"{src}: expected the archive's folder, found a file; migrate a folder (or use convert)"
         )
+    if dst is None:  # an object-store prefix: nothing to overlap
+        return
     s, d = src.resolve(), dst.resolve()
     if s == d or d in s.parents:
         raise MetadataError(
             f"{dst}: the destination must not be the archive or a folder above it; choose another"
-        )
-
-
-def _own_sidecar(path: Path) -> bool:
-    """Whether ``path`` has arraystore's own sidecar (a resolution tells it too: evidence ``"sidecar"``)."""
-    sp = sidecar_path(path)
-    if not sp.is_file():
-        return False
-    try:
-        return is_own_sidecar(read_json(sp))
-    except ArrayStoreError:
-        return False
-
-
-def _dst_intact(prev: FileRecord, res: Resolution, dst: Path, backend: str) -> bool:
-    """Whether an earlier run's destination still opens with the layout and checksum it recorded (no data read)."""
-    try:
-        with open_store(dst, "r", backend=backend) as store:
-            if res.meta is None or store.shape != res.meta.shape or store.dtype != res.meta.dtype:
-                return False
-            recorded = store.recorded_checksum
-    except ArrayStoreError:
-        return False
-    expected = prev.source_checksum or {}
-    return recorded is None or recorded.get("value") == expected.get("value")
-
-
-def _same_layout(old: dict[str, Any], res: Resolution) -> bool:
-    new = res.to_dict()
-    return all(old.get(k) == new.get(k) for k in ("dtype", "shape", "order", "offset"))
-
-
-def _resolution_dict(res: Resolution) -> dict[str, Any]:
-    d = res.to_dict()
-    d.pop("path", None)
-    return d
-
-
-class _Planner:
-    """Resolves every discovered file and sorts it into jobs and final records."""
-
-    def __init__(
-        self,
-        src: Path,
-        dst: Path,
-        backend: str,
-        rules: Rules | None,
-        previous: dict[str, FileRecord],
-        job_options: ConvertOptions,
-        recheck: bool,
-    ) -> None:
-        self.src, self.dst, self.backend, self.rules = src, dst, backend, rules
-        self.previous, self.job_options, self.recheck = previous, job_options, recheck
-        self.virtual: dict[str, bool] = {}
-        """``virtual`` and ``checksum`` of a virtual migration's jobs."""
-        self.into: str | None = None
-        """The group every array goes into (``into=``), or None: one output per file."""
-        self.jobs: list[Job] = []
-        self.done: list[FileRecord] = []
-        self.undetermined: list[Resolution] = []
-
-    def plan(self, names: Sequence[str], broken: Sequence[tuple[str, ArrayStoreError]]) -> None:
-        """Resolve every file here: :attr:`jobs` to run, :attr:`done` records, :attr:`undetermined`."""
-        with remembered():
-            for name, dest in self.pending(names, broken):
-                self._one(name, dest)
-
-    def pending(
-        self, names: Sequence[str], broken: Sequence[tuple[str, ArrayStoreError]]
-    ) -> list[tuple[str, str]]:
-        """Record the files refused without reading them; the ``(name, destination)`` of the others."""
-        prev_dest = {
-            n: r.destination
-            for n, r in self.previous.items()
-            if r.destination and r.backend == self.backend and r.status in ("converted", "skipped")
-        }
-        refused: dict[str, str]
-        if self.backend == VIRTUAL:  # one array per file, named as the file: no output files to collide
-            dests, refused = {n: n for n in names}, {}
-        elif self.into is not None:
-            suffix = default_suffix(self.backend)  # type: ignore[arg-type]
-            dests, refused = group_destinations(names, self.into, suffix, prev_dest, self.src, self.dst)
-        else:
-            dests = destination_names(names, default_suffix(self.backend), prev_dest)  # type: ignore[arg-type]
-            refused = overlapping_outputs(dests, self.src, self.dst)
-        todo = []
-        for name in names:
-            if name in refused:
-                self._refuse(name, dests[name], UnsafeInputError(f"{self.src / name}: {refused[name]}"))
-            else:
-                todo.append((name, dests[name]))
-        for name, err in broken:
-            if self._decoded(name):
-                continue
-            try:
-                size = (self.src / name).lstat().st_size
-            except OSError:
-                size = 0
-            self.done.append(
-                FileRecord(
-                    source=name,
-                    status="failed",
-                    size=size,
-                    error=_error(err),
-                    note=None if isinstance(err, UnsafeInputError) else "header file whose data file could not be used",
-                )
-            )
-        return todo
-
-    def for_files(self, names: Sequence[str]) -> _Planner:
-        """A planner for some of the files, to send to a worker: it carries their earlier records only."""
-        part = _Planner(self.src, self.dst, self.backend, self.rules,
-                        {n: self.previous[n] for n in names if n in self.previous}, self.job_options, self.recheck)
-        part.virtual, part.into = self.virtual, self.into
-        return part
-
-    def _decoded(self, name: str) -> bool:
-        """A virtual migration's copy job for a file only a decoder reads (see ``virtual.fallback``); False if none."""
-        if not (self.virtual.get("virtual") and self.virtual.get("fallback", True)):
-            return False
-        from ..virtual.fallback import decodable
-
-        found = decodable(self.src / name)
-        if found is None:
-            return False
-        meta, data, offset, decoder, reason = found
-        st = data.stat()
-        try:  # named as its data file, like every referenced array (``scan.mhd`` + ``scan.zraw``: ``scan.zraw``)
-            name = data.relative_to(self.src).as_posix()
-        except ValueError:
-            pass
-        if any(j.source == name for j in self.jobs):
-            return True
-        self.jobs.append(
-            Job(
-                source=name, src_path=str(data.absolute()), meta=meta.to_dict(), offset=offset, own_sidecar=False,
-                dst_path=str((self.dst / name).absolute()), destination=name, backend=self.backend,
-                size=st.st_size, mtime_ns=st.st_mtime_ns, options=self.job_options, virtual=True,
-                resolution={"status": "resolved", "dialect": meta.attrs.get("dialect"), "decode": decoder,
-                            **meta.to_dict()},
-                copy=reason, decode=decoder,
-            )
-        )
-        return True
-
-    def _refuse(self, name: str, dest: str, err: ArrayStoreError) -> None:
-        try:
-            st = (self.src / name).stat()
-            size, mtime = st.st_size, st.st_mtime_ns
-        except OSError:
-            size, mtime = 0, 0
-        self.done.append(
-            FileRecord(source=name, status="failed", size=size, mtime_ns=mtime, destination=dest, error=_error(err))
-        )
-
-    def _one(self, name: str, dest: str) -> None:
-        path = self.src / name
-        t0 = time.perf_counter()
-        try:
-            st = path.stat()
-            res = resolve(path, root=self.src, rules=self.rules)
-        except ArrayStoreError as exc:
-            self.done.append(FileRecord(source=name, status="failed", error=_error(exc)))
-            return
-        base: dict[str, Any] = {
-            "source": name,
-            "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns,
-            "resolution": _resolution_dict(res),
-        }
-        if res.status == "undetermined":
-            self.undetermined.append(res)
-            self.done.append(FileRecord(status="undetermined", **base))
-            return
-        if res.status != "resolved" or res.meta is None:
-            if self._decoded(name):
-                return
-            err = res.error or MetadataError(f"{path}: could not be resolved")
-            self.done.append(FileRecord(status="failed", error=_error(err), **base))
-            return
-        prev = self.previous.get(name)
-        if prev is not None and (
-            prev.status not in ("converted", "skipped")
-            or prev.backend != self.backend
-            or prev.destination != dest
-        ):
-            prev = None  # nothing of ours at this destination
-        overwrite, recheck = False, None
-        if prev is not None:
-            changed = (prev.size, prev.mtime_ns) != (st.st_size, st.st_mtime_ns) or not _same_layout(
-                prev.resolution, res
-            )
-            missing_header = self.job_options.header is not None and not Path(f"{self.dst / dest}.hdr").is_file()
-            if changed or missing_header or not _dst_intact(prev, res, self.dst / dest, self.backend):
-                overwrite = True
-            elif self.recheck:
-                recheck = prev.to_dict()
-            else:
-                self.done.append(
-                    FileRecord(
-                        status="skipped",
-                        destination=dest,
-                        backend=self.backend,
-                        source_checksum=prev.source_checksum,
-                        destination_checksum=prev.destination_checksum,
-                        verified=prev.verified,
-                        seconds=time.perf_counter() - t0,
-                        note="converted by an earlier run",
-                        **base,
-                    )
-                )
-                return
-        meta = res.meta
-        if self.backend != VIRTUAL and not backend_class(self.backend).holds_attrs:  # e.g. .npy: the provenance stays in the manifest
-            meta = meta.replace(attrs={})
-        self.jobs.append(
-            Job(
-                src_path=str(path.absolute()),
-                meta=meta.to_dict(),
-                offset=res.offset,
-                own_sidecar=any(e.source == "sidecar" for e in res.evidence),  # read by resolve()
-                dst_path=str((self.dst / dest).absolute()),
-                destination=dest,
-                backend=self.backend,
-                overwrite=overwrite,
-                recheck=recheck,
-                **base,
-                options=self.job_options,
-                virtual=self.virtual.get("virtual", False),
-                checksum=self.virtual.get("checksum", True),
-                fallback=self.virtual.get("fallback", True),
-            )
         )
 
 
@@ -498,6 +251,7 @@ def migrate(
     header: str | None = None,
     into: str | None = None,
     fallback: bool = True,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> MigrationReport:
     """Convert a legacy archive of raw files into self-describing arrays, file by file, resumably.
 
@@ -514,7 +268,10 @@ def migrate(
     ----------
     src_dir, dst_dir
         The archive, and the destination folder (created; it may lie inside ``src_dir``,
-        and is then not searched).
+        and is then not searched) or an object-store prefix (``"s3://bucket/archive"``): each
+        array is then published under it by its metadata written last, and the manifest and
+        reports are objects under it (see "Into object storage" in ``docs/migration.md``); only
+        Zarr can be written there.
     to
         ``"zarr"`` (``.zarr``), ``"npy"`` (``.npy``), ``"hdf5"`` (``.h5``, dataset ``/data``) or
         ``"raw"`` (``.dat`` + sidecar). ``.npy`` files hold no attributes: their provenance
@@ -582,6 +339,9 @@ def migrate(
         ``temperature_dim_0``, ...) and consolidated metadata, so that
         ``xr.open_zarr("DST/archive.zarr", group="run1")`` opens them. See "Into one Zarr group"
         in ``docs/migration.md``.
+    storage_options
+        Settings of an object-store destination's client (as in :func:`arraystore.open`);
+        default: the cloud's standard environment variables. Never written anywhere.
 
     Returns
     -------
@@ -597,7 +357,8 @@ def migrate(
         ``src_dir`` is a file or ``dst_dir`` is the archive or above it; the rules file or the
         manifest is invalid.
     BackendError
-        ``to`` is not a known format, or its library is not installed.
+        ``to`` is not a known format, or its library is not installed; or ``dst_dir`` is an
+        object-store URL and ``to`` cannot be written there (raw, npy, hdf5), or ``virtual=True``.
     StorageFullError
         The destination's file system filled up (ENOSPC, EDQUOT). The run stops: queued files
         are cancelled, files in flight abandoned, and the manifest keeps a whole line for
@@ -607,8 +368,12 @@ def migrate(
         after the manifest and reports of what was done are written.
     """
     t0 = time.perf_counter()
-    src, dst = Path(src_dir), Path(dst_dir)
-    _check_dirs(src, dst)
+    root = remote_root(os.fspath(dst_dir))
+    src = Path(src_dir)
+    dst: Path | str = Path(dst_dir) if root is None else str(root.url)
+    _check_dirs(src, dst if isinstance(dst, Path) else None)
+    if root is not None:
+        check_remote_target(root, to, virtual=virtual, into=into)
     target_bytes = 0
     if virtual:
         to, target_bytes = VIRTUAL, _virtual_options(format, chunk_bytes)
@@ -624,9 +389,14 @@ def migrate(
                 f"to={to!r}: drop header (--header) or migrate to raw"
             )
     rule_set = combine_rules(rules)
-    manifest = Manifest(dst / MANIFEST_NAME, durable=durable)
-    previous = manifest.read()
-    found = discover(src, include, exclude, skip=dst)
+    manifest: Manifest | RemoteManifest
+    if root is None:
+        manifest = Manifest(Path(dst) / MANIFEST_NAME, durable=durable)
+    else:
+        manifest = RemoteManifest(root, MANIFEST_NAME, storage_options)
+    with default_storage_options(storage_options):
+        previous = manifest.read()
+        found = discover(src, include, exclude, skip=dst if isinstance(dst, Path) else None)
     # A virtual migration reads each file once, sequentially: worker processes cost more than they save.
     in_process = workers is None and scheduler is None and (dry_run or virtual)
     nworkers = 1 if in_process else (workers or os.cpu_count() or 1)
@@ -639,11 +409,13 @@ def migrate(
     if into is not None and virtual:
         raise MetadataError("into= names a group of converted arrays; a virtual migration writes its own store: drop one")
     planner.into = into
+    planner.storage_options = dict(storage_options) if storage_options else None
     pending: list[tuple[str, str]] = []
-    if not dry_run and not virtual and scheduler is None and nworkers > 1:
-        pending = planner.pending(found.data, found.broken_headers)  # resolved in the workers
-    else:
-        planner.plan(found.data, found.broken_headers)
+    with default_storage_options(storage_options):
+        if not dry_run and not virtual and scheduler is None and nworkers > 1:
+            pending = planner.pending(found.data, found.broken_headers)  # resolved in the workers
+        else:
+            planner.plan(found.data, found.broken_headers)
     report = MigrationReport(
         src=str(src),
         dst=str(dst),
@@ -668,22 +440,24 @@ def migrate(
     stopped: BaseException | None = None
     if not dry_run:
         try:
-            dst.mkdir(parents=True, exist_ok=True)
+            if isinstance(dst, Path):
+                dst.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             _fsutil.raise_if_full(exc, dst, "creating")
             raise
         try:
-            _run_jobs(planner, pending, manifest, records, nworkers, scheduler, progress)
+            with default_storage_options(storage_options):
+                _run_jobs(planner, pending, manifest, records, nworkers, scheduler, progress)
             if virtual:
-                _write_virtual(planner, records, src, dst, format, target_bytes, durable)
+                _write_virtual(planner, records, src, Path(dst), format, target_bytes, durable)
         except (KeyboardInterrupt, StorageFullError) as exc:
             stopped = exc  # the manifest and reports of what was done are still written below
         if into is not None:  # once every writer is done: no array missing from what xarray reads
             try:
-                consolidate_group(dst / into)
+                consolidate_group(Path(dst) / into)
             except OSError as exc:
                 if stopped is None:  # else the reason the run stopped is the error to report
-                    _fsutil.raise_if_full(exc, dst / into, "consolidating")
+                    _fsutil.raise_if_full(exc, Path(dst) / into, "consolidating")
                     raise
     if rule_set is not None:
         report.rules_unused = [r.glob for r in rule_set.unused()]
@@ -694,14 +468,18 @@ def migrate(
             # What this run appended wins over earlier runs' lines, even a line whose record an
             # interrupt kept from reaching ``records``.
             merged = {**previous, **manifest.read(), **records}
-            manifest.rewrite({k: v for k, v in merged.items() if k in records or _kept(src, k)})
-            _write_outputs(report, dst, planner.undetermined, durable)
+            with default_storage_options(storage_options):
+                manifest.rewrite({k: v for k, v in merged.items() if k in records or _kept(src, k)})
+                if root is None:
+                    _write_outputs(report, Path(dst), planner.undetermined, durable)
+                else:
+                    write_remote_outputs(report, root, planner.undetermined, storage_options)
         except StorageFullError:
             # The appended manifest already holds a whole line per finished file: it stays as it is.
             if stopped is None:
                 raise
     elif planner.undetermined:
-        report.suggested_rules = f"{dst / SUGGESTED_RULES_NAME} (written by a real run)"
+        report.suggested_rules = f"{dst}/{SUGGESTED_RULES_NAME} (written by a real run)"
     if stopped is not None:
         raise stopped
     return report
@@ -759,7 +537,7 @@ def _sized(src: Path, pending: Sequence[tuple[str, str]]) -> list[tuple[str, str
 def _run_jobs(
     planner: _Planner,
     pending: Sequence[tuple[str, str]],
-    manifest: Manifest,
+    manifest: Manifest | RemoteManifest,
     records: dict[str, FileRecord],
     workers: int,
     scheduler: Any,

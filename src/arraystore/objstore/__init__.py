@@ -34,7 +34,14 @@ from ..errors import (
 )
 from ..location import Location
 
-__all__ = ["READ_ONLY_SCHEMES", "default_storage_options", "object_store", "redact", "store_errors"]
+__all__ = [
+    "READ_ONLY_SCHEMES",
+    "current_storage_options",
+    "default_storage_options",
+    "object_store",
+    "redact",
+    "store_errors",
+]
 
 #: Schemes that can be read but never written.
 READ_ONLY_SCHEMES = frozenset({"http", "https"})
@@ -82,6 +89,11 @@ def default_storage_options(storage_options: Mapping[str, Any] | None) -> Iterat
         yield
     finally:
         _default.reset(token)
+
+
+def current_storage_options() -> Mapping[str, Any] | None:
+    """The storage options :func:`default_storage_options` put in force here (None outside such a block)."""
+    return _default.get()
 
 
 _CLIENT_CONFIG = frozenset({

@@ -22,7 +22,7 @@ from ..registry import backend_class, detect_backend
 if TYPE_CHECKING:
     from ..store import ArrayStore
 
-__all__ = ["create_url", "exists_url", "open_url"]
+__all__ = ["create_url", "exists_url", "open_url", "remove_url", "url_class"]
 
 #: The backend of a URL without a known suffix: a prefix of objects is a Zarr hierarchy's shape.
 DEFAULT_URL_BACKEND = "zarr"
@@ -40,6 +40,16 @@ def _backend_for(location: Location, backend: str | None) -> type[ArrayStore]:
     module, _, name = cls.url_class.partition(":")
     found: type[ArrayStore] = getattr(importlib.import_module(module), name)
     return found
+
+
+def url_class(location: Location, backend: str | None = None) -> type[ArrayStore]:
+    """The class that handles ``backend``'s arrays (default: from the suffix) at an object-store URL."""
+    return _backend_for(location, backend)
+
+
+def remove_url(location: Location, backend: str | None = None) -> None:
+    """Delete the array at the URL (every object of it), e.g. an output that does not open again."""
+    _backend_for(location, backend)._remove(location)
 
 
 def exists_url(location: Location, backend: str | None = None, storage_options: Mapping[str, Any] | None = None) -> bool:
