@@ -33,7 +33,9 @@ Hooks with defaults a backend may override:
 * access: ``_take_sorted(indices, axis, max_bytes)``, ``_advise(advice)``;
 * pickling by reference: ``_reference_options()``, ``_pickled_options``;
 * block planning: ``_chunk_overhead`` (bytes a chunk costs beyond its data, counted in budgets);
-* layout: ``storage_order(order, **options)`` (classmethod), ``dimension_names`` (property).
+* layout: ``storage_order(order, **options)`` (classmethod), ``dimension_names`` (property);
+* conversion: ``value_options(source, max_bytes)`` (classmethod): creation options that only the
+  source's values tell (HDF5: the byte width of UTF-8 strings), read block by block.
 """
 
 from __future__ import annotations
@@ -319,6 +321,17 @@ class ArrayStore(ABC):
         array's shape and values never depend on it.
         """
         return order
+
+    @classmethod
+    def value_options(cls, source: ArrayStore, max_bytes: int) -> dict[str, Any]:
+        """Options for ``create`` of a copy of ``source`` that depend on its values; by default none.
+
+        :func:`arraystore.convert` asks before it creates the destination. A backend
+        that sizes its storage by the values (HDF5: the byte width of UTF-8 strings, or
+        the UTF-32 encoding when strings cannot hold them) reads ``source`` here, in
+        blocks of at most ``max_bytes``.
+        """
+        return {}
 
     @property
     def chunks(self) -> tuple[int, ...] | None:

@@ -49,7 +49,12 @@ Dimensions and times
 
 Dtypes
     See :mod:`arraystore.backends._hdf5_dtypes` (datetime64/timedelta64, unicode and
-    big-endian clongdouble go through lossless encodings).
+    big-endian clongdouble go through lossless encodings). Unicode arrays are
+    fixed-length UTF-8 strings (:mod:`arraystore.backends._hdf5_strings`):
+    ``hdf5_strings="utf-32"`` keeps uint32 code units instead, ``hdf5_string_bytes``
+    sets the byte width (default ``4 * n``; :func:`arraystore.convert` measures the
+    source's values). A value UTF-8 strings cannot hold (an embedded NUL) makes a
+    dataset being created switch to UTF-32; a published one refuses the write.
 
 Attributes
     See :mod:`arraystore.backends._hdf5_attrs`: an exact JSON copy in
@@ -95,7 +100,9 @@ import h5py
 import numpy as np
 
 from .. import _fsutil
+from .._modes import DEFAULT_BLOCK_BYTES
 from .._selection import Selection, selection_shape
+from ..blocks import plan_blocks
 from ..compression import Compression
 from ..errors import (
     ArrayChangedError,
@@ -117,6 +124,7 @@ from ._hdf5_dtypes import HDF5_FIDELITY, contiguous, decode, encode, storage_dty
 from ._hdf5_layout import chunk_shape, dataset_options, filter_options, load_plugin_filters
 from ._hdf5_meta import logical_meta
 from ._hdf5_security import MAX_CHUNK_BYTES, check_dataset, resolve_dataset, temp_name
+from ._hdf5_strings import UTF32_NOTE, decode_text, encode_text, scan_text, text_problem, text_storage
 from ._hdf5_types import check_storable, not_mappable_reason
 from ._mapped import check_memmap
 from ._signatures import hdf5_signature
@@ -178,6 +186,10 @@ class HDF5Store(ArrayStore):
         self._new_in_place = new_in_place
         self._flagged = flagged  # the incomplete attribute is set on disk
         self._map: np.memmap[Any, Any] | None = None
+        # A unicode array stored as fixed-length UTF-8 strings (not byte for byte numpy's)
+        self._text = meta.dtype.kind == "U" and storage.kind == "S"
+        if self._text:
+            self._storage = text_storage(meta.dtype, storage.itemsize)
 
     # -- opening and creating ----------------------------------------------
 
@@ -196,6 +208,8 @@ class HDF5Store(ArrayStore):
         shuffle: bool = False,  # creation options, passed along when create(resume=True) reopens
         hdf5_layout: str = "c",
         dimension_names: Any = None,
+        hdf5_strings: str = "utf-8",
+        hdf5_string_bytes: int | None = None,
     ) -> HDF5Store:
         path = str(location.file)
         f = F.open_file(path, "r" if mode == "r" else "r+")
@@ -255,12 +269,21 @@ class HDF5Store(ArrayStore):
         allow_virtual: bool = False,
         hdf5_layout: str = "c",
         dimension_names: tuple[str | None, ...] | None = None,
+        hdf5_strings: str = "utf-8",
+        hdf5_string_bytes: int | None = None,
     ) -> HDF5Store:
         path = str(location.file)
         if meta.ndim > 32:
             raise MetadataError(f"HDF5 holds at most 32 dimensions, found {meta.ndim} in shape {meta.shape}")
         storage = storage_dtype(meta.dtype)
         check_storable(storage, meta.dtype)
+        extra_notes: list[str] = []
+        if _text_encoding(hdf5_strings, hdf5_string_bytes) == "utf-8" and meta.dtype.kind == "U":
+            storage = text_storage(meta.dtype, hdf5_string_bytes)
+        elif meta.dtype.kind == "U":
+            extra_notes.append(UTF32_NOTE.format(dtype=meta.dtype.str, why=(
+                "hdf5_strings='utf-32' was asked for (convert asks for it when a value holds an embedded NUL or "
+                "a code point UTF-8 cannot encode)")))
         sshape = meta.shape[::-1] if meta.order == "F" else meta.shape
         user_chunks = (
             tuple(chunks)[::-1] if meta.order == "F" and isinstance(chunks, (tuple, list)) else chunks
@@ -281,19 +304,7 @@ class HDF5Store(ArrayStore):
                 if replacing:  # the old dataset stays readable until the new one is complete
                     build = temp_name(key)
             ds = f.create_dataset(build, shape=sshape, dtype=storage, **dataset_options(layout, filters, sshape))
-            ds.attrs[A.VERSION] = _FORMAT_VERSION
-            if storage != meta.dtype:
-                ds.attrs[A.DTYPE] = _json(dtype_to_json(meta.dtype))
-            if meta.order == "F":
-                ds.attrs[A.ORDER] = "F"
-            A.write_attrs(ds, dict(meta.attrs), {})
-            names = dimension_names[::-1] if meta.order == "F" and dimension_names else dimension_names
-            notes, scales = N.write_conventions(ds, meta.dtype, meta.attrs, names, key)
-            ds.attrs[A.INCOMPLETE] = 1
-            if not in_place:
-                # The flag's room stays reserved in the object header: flagging the dataset
-                # later (an r+ write) does not grow the file, which readers take for a replacement.
-                del ds.attrs[A.INCOMPLETE]
+            notes, scales = _init_dataset(ds, meta, storage, dimension_names, key, extra_notes, flagged=in_place)
             f.flush()
         except (OSError, RuntimeError) as exc:
             f.close()
@@ -319,6 +330,15 @@ class HDF5Store(ArrayStore):
             scales=tuple(scales),
             **options,
         )
+
+    @classmethod
+    def value_options(cls, source: ArrayStore, max_bytes: int) -> dict[str, Any]:
+        """Unicode sources: the UTF-8 byte width their values need, or ``hdf5_strings="utf-32"`` when UTF-8
+        strings cannot hold them (an embedded NUL); the source is read once, block by block."""
+        if source.dtype.kind != "U":
+            return {}
+        width, why = scan_text(block for _, block in source.iter_blocks(max_bytes))
+        return {"hdf5_strings": "utf-32"} if why else {"hdf5_string_bytes": width}
 
     @classmethod
     def storage_order(cls, order: Order, *, hdf5_layout: str = "c", **options: Any) -> Order:
@@ -394,7 +414,10 @@ class HDF5Store(ArrayStore):
         slices = tuple(slice(i, i + 1) if isinstance(i, int) else i for i in hsel)
         raw = self._read_storage(slices, sel)
         self._check_generation()
-        out = decode(raw, self.dtype, selection_shape(hsel))
+        if self._text:
+            out = decode_text(raw, self.dtype, self.path).reshape(selection_shape(hsel))
+        else:
+            out = decode(raw, self.dtype, selection_shape(hsel))
         return contiguous(out.T) if self.order == "F" else out
 
     def _split(self, sel: Selection) -> tuple[Selection, tuple[Any, ...]]:
@@ -437,9 +460,47 @@ class HDF5Store(ArrayStore):
                 self._ds[lead if lead else ...] = block
                 return
             hsel = self._hsel(sel)
-            self._ds[hsel if hsel else ...] = encode(value, self._storage)
+            data = self._encode_text(value) if self._text else encode(value, self._storage)
+            self._ds[hsel if hsel else ...] = data
         except (OSError, RuntimeError) as exc:
             self._raise_hdf5(exc, f"writing {sel}")
+
+    def _encode_text(self, value: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """UTF-8 strings of ``value``; a dataset being created that cannot hold them switches encoding first."""
+        if self._mode == "w+":
+            nbytes, why = text_problem(value)
+            if why is not None:
+                self._switch_encoding(storage_dtype(self.dtype), UTF32_NOTE.format(dtype=self.dtype.str, why=why))
+                return encode(value, self._storage)
+            if nbytes > self._storage.itemsize:
+                self._switch_encoding(text_storage(self.dtype), None)
+        return encode_text(value, self._storage, self.path)
+
+    def _switch_encoding(self, storage: np.dtype[Any], note: str | None) -> None:
+        """Rebuild the dataset being created with another storage dtype, copying what was written block by block."""
+        old, f = self._ds, self._file
+        name = old.name
+        tmp = f"{name}.arraystore-restring"
+        try:
+            if tmp in f:
+                del f[tmp]
+            new = f.create_dataset(tmp, shape=old.shape, dtype=storage, dcpl=old.id.get_create_plist())
+            notes, scales = _init_dataset(new, self._meta, storage, self._names, self._replaces or name,
+                                          [note] if note else [], flagged=A.INCOMPLETE in old.attrs)
+            for sel in plan_blocks(tuple(old.shape), old.dtype.itemsize, DEFAULT_BLOCK_BYTES, chunks=old.chunks):
+                key = sel if sel else ...
+                text = decode_text(np.asarray(old[key]), self.dtype, self.path)
+                new[key] = encode_text(text, storage, self.path) if storage.kind == "S" else encode(text, storage)
+            N.detach_scales(old)
+            del f[name]
+            f.move(tmp, name)
+            f.flush()
+        except (OSError, RuntimeError) as exc:
+            self._raise_hdf5(exc, "changing the string encoding of the dataset")
+        self._ds, self._storage, self._text = new, storage, storage.kind == "S"
+        self._notes = tuple(notes)
+        self._scales = (*self._scales, *scales)
+        self._flagged = True
 
     def _before_write(self) -> None:
         if not self._flagged and self._staged is None:
@@ -475,6 +536,8 @@ class HDF5Store(ArrayStore):
         return self._map
 
     def _not_mappable_reason(self) -> str | None:
+        if self._text:
+            return "the dataset holds the strings as UTF-8, not as numpy's UTF-32 bytes"
         return not_mappable_reason(self._ds, str(self._location.file), self.nbytes)
 
     # -- attributes, checksum, completeness ------------------------------------
@@ -663,6 +726,46 @@ class HDF5Store(ArrayStore):
             self.discard()
         else:
             super().__exit__(exc_type, exc, tb)
+
+
+def _text_encoding(hdf5_strings: str, hdf5_string_bytes: int | None) -> str:
+    if hdf5_strings not in ("utf-8", "utf-32"):
+        raise BackendError(
+            f"expected hdf5_strings 'utf-8' (fixed-length UTF-8 strings, what other readers read as text) or 'utf-32' "
+            f"(uint32 code units, for values with embedded NULs), found {hdf5_strings!r}"
+        )
+    if hdf5_string_bytes is not None and (
+        isinstance(hdf5_string_bytes, bool) or not isinstance(hdf5_string_bytes, int) or hdf5_string_bytes < 1
+    ):
+        raise BackendError(f"expected hdf5_string_bytes as a positive integer (bytes of UTF-8), found {hdf5_string_bytes!r}")
+    return hdf5_strings
+
+
+def _init_dataset(
+    ds: h5py.Dataset,
+    meta: ArrayMeta,
+    storage: np.dtype[Any],
+    dimension_names: tuple[str | None, ...] | None,
+    key: str,
+    notes: list[str],
+    *,
+    flagged: bool,
+) -> tuple[list[str], list[str]]:
+    """Reserved and user attributes, CF times and dimension scales of a new dataset; (notes, scales made)."""
+    ds.attrs[A.VERSION] = _FORMAT_VERSION
+    if storage != meta.dtype:
+        ds.attrs[A.DTYPE] = _json(dtype_to_json(meta.dtype))
+    if meta.order == "F":
+        ds.attrs[A.ORDER] = "F"
+    A.write_attrs(ds, dict(meta.attrs), {})
+    names = dimension_names[::-1] if meta.order == "F" and dimension_names else dimension_names
+    out = N.write_conventions(ds, meta.dtype, meta.attrs, names, key, notes)
+    ds.attrs[A.INCOMPLETE] = 1
+    if not flagged:
+        # The flag's room stays reserved in the object header: flagging the dataset
+        # later (an r+ write) does not grow the file, which readers take for a replacement.
+        del ds.attrs[A.INCOMPLETE]
+    return out
 
 
 def _json(value: Any) -> str:
