@@ -3,7 +3,9 @@
 A numpy ``U<n>`` array (UTF-32, ``n`` characters) is stored as an HDF5 fixed-length,
 NUL-padded, UTF-8 string of ``width`` bytes (h5py's ``string_dtype("utf-8", width)``)
 with the numpy dtype in the reserved attribute ``_arraystore_dtype`` (so ``U7`` comes
-back as ``U7``, byte order included, whatever the byte width). ``width`` is the
+back as ``U7``, byte order included, whatever the byte width). No ``_Encoding``
+attribute: xarray's netCDF4 engine gets text from netCDF-C already and fails on it
+(with it, the h5netcdf engine, which returns fixed-length strings as bytes, would decode). ``width`` is the
 longest encoded value, at least 1: ``convert`` measures it on the source
 (:func:`scan_text`); ``create`` takes ``4 * n`` (any ``n`` characters fit) unless
 given ``hdf5_string_bytes``.
@@ -77,7 +79,8 @@ def _units(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """The code units of a ``U`` array, native ``uint32``, with a trailing axis of ``n``."""
     n = a.dtype.itemsize // 4
     units = np.ascontiguousarray(a).view(np.dtype("u4").newbyteorder(a.dtype.byteorder))
-    return units.reshape(a.shape + (n,)).astype(np.uint32, copy=False)
+    out: np.ndarray[Any, Any] = units.reshape(a.shape + (n,)).astype(np.uint32, copy=False)
+    return out
 
 
 def text_problem(a: np.ndarray[Any, Any]) -> tuple[int, str | None]:

@@ -124,7 +124,14 @@ from ._hdf5_dtypes import HDF5_FIDELITY, contiguous, decode, encode, storage_dty
 from ._hdf5_layout import chunk_shape, dataset_options, filter_options, load_plugin_filters
 from ._hdf5_meta import logical_meta
 from ._hdf5_security import MAX_CHUNK_BYTES, check_dataset, resolve_dataset, temp_name
-from ._hdf5_strings import UTF32_NOTE, decode_text, encode_text, scan_text, text_problem, text_storage
+from ._hdf5_strings import (
+    UTF32_NOTE,
+    decode_text,
+    encode_text,
+    scan_text,
+    text_problem,
+    text_storage,
+)
 from ._hdf5_types import check_storable, not_mappable_reason
 from ._mapped import check_memmap
 from ._signatures import hdf5_signature
@@ -444,6 +451,9 @@ class HDF5Store(ArrayStore):
             )
 
     def _write(self, sel: Selection, value: np.ndarray[Any, Any]) -> None:
+        text = None
+        if self._text and value.size:  # refused (or the encoding switched) before the dataset is touched
+            text = self._encode_text(value.T if self.order == "F" else value)
         self._before_write()
         if self._map is not None:
             self._map[sel] = value
@@ -460,8 +470,7 @@ class HDF5Store(ArrayStore):
                 self._ds[lead if lead else ...] = block
                 return
             hsel = self._hsel(sel)
-            data = self._encode_text(value) if self._text else encode(value, self._storage)
-            self._ds[hsel if hsel else ...] = data
+            self._ds[hsel if hsel else ...] = text if text is not None else encode(value, self._storage)
         except (OSError, RuntimeError) as exc:
             self._raise_hdf5(exc, f"writing {sel}")
 
