@@ -67,6 +67,7 @@ from .errors import (
     NotPersistedWarning,
     ReadOnlyError,
     SelectionError,
+    ZeroDimensionalError,
 )
 from .fidelity import Fidelity
 from .location import Location
@@ -425,7 +426,10 @@ class ArrayStore(ABC):
 
     def __len__(self) -> int:
         if not self.shape:
-            raise TypeError("len() of a 0-d array")
+            raise ZeroDimensionalError(
+                f"{self.path}: len() of unsized object (a 0-d array has no first axis); read its one value with "
+                "store[()], or use store.size"
+            )
         return self.shape[0]
 
     def __repr__(self) -> str:
@@ -503,7 +507,10 @@ class ArrayStore(ABC):
         """Iterate along the first axis, as numpy does (rows read a few at a time)."""
         self._check_open()
         if not self.shape:
-            raise TypeError("iteration over a 0-d array")
+            raise ZeroDimensionalError(
+                f"{self.path}: iteration over a 0-d array (shape ()), which has no first axis to walk; read its "
+                "one value with store[()]"
+            )
         return self._iter_rows()
 
     def _iter_rows(self) -> Iterator[np.ndarray[Any, Any]]:
