@@ -11,7 +11,7 @@ these, never the backend's name): ``backend``, ``suffixes``, ``fidelity``,
 ``supports_memmap``, ``supports_copy_on_write``, ``memory_mappable``, ``layouts``,
 ``writes_go_through``, ``thread_safe_writes``, ``parallel_chunk_writers``,
 ``holds_attrs``, ``codecs``, ``publishes``, ``locks``, ``supports_dimension_names``,
-``object_storage``, ``url_class``; and the classmethods ``guess_can_open(location)`` and
+``object_storage``, ``url_class``, ``opens_with_meta``; and the classmethods ``guess_can_open(location)`` and
 ``storage_order(order, **options)``.
 
 Hooks a backend must implement:
@@ -24,7 +24,8 @@ Hooks a backend must implement:
 Hooks with defaults a backend may override:
 
 * data: ``_flush(durable)``, ``_flush_at_close(durable)``, ``_close()``, ``_memmap()``,
-  ``chunks`` (property), ``recorded_checksum`` (property), ``set_checksum(checksum)``;
+  ``chunks`` (property), ``recorded_checksum`` (property), ``set_checksum(checksum)``,
+  ``stored_bytes()`` (what the array takes on disk);
 * where the array is: ``_exists(location)``, ``_lock_file(location)``, ``_remove(location)``;
 * staging and publishing: ``_staging(location)``, ``_staging_is_dir``,
   ``_reopen_staged(location, meta, **options)``, ``_publish(final, durable)``;
@@ -182,6 +183,9 @@ class ArrayStore(ABC):
     fidelity: ClassVar[Fidelity]
     #: True when ``create(..., dimension_names=...)`` records names the store reads back.
     supports_dimension_names: ClassVar[bool] = False
+    #: True when ``open(path, meta=ArrayMeta(...), offset=...)`` reads a file that has no metadata
+    #: of its own as the stated layout (a headerless raw file; the CLI's ``--dtype``/``--shape``).
+    opens_with_meta: ClassVar[bool] = False
 
     @classmethod
     def guess_can_open(cls, location: Location) -> bool:
@@ -352,6 +356,17 @@ class ArrayStore(ABC):
     def recorded_checksum(self) -> dict[str, str] | None:
         """The content checksum recorded with the array (``{"algorithm", "value"}``), if any."""
         return None
+
+    def stored_bytes(self) -> int | None:
+        """Bytes the array takes on disk (data and metadata), or None when that cannot be told.
+
+        The default counts the file (or every file under the folder) at the store's
+        path; backends whose array is part of a file (an HDF5 dataset, a Zarr array in
+        a group) or spread over several (raw data and its sidecar) override it.
+        """
+        if self._location.remote:
+            return None
+        return _fsutil.tree_bytes(self._location.file)
 
     def set_checksum(self, checksum: dict[str, str]) -> None:
         """Record a content checksum with the array (convert and verify use it)."""

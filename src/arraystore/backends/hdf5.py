@@ -576,6 +576,10 @@ class HDF5Store(ArrayStore):
         """False while the dataset carries the incomplete flag (a writer has not closed it)."""
         return not self._flagged
 
+    def stored_bytes(self) -> int | None:
+        """Bytes of the dataset's own storage (after compression), not the whole file's."""
+        return int(self._ds.id.get_storage_size())
+
     @property
     def dataset(self) -> h5py.Dataset:
         """The open ``h5py.Dataset`` (for what arraystore does not wrap, e.g. direct chunk writes)."""
