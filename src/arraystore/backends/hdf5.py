@@ -100,9 +100,7 @@ import h5py
 import numpy as np
 
 from .. import _fsutil
-from .._modes import DEFAULT_BLOCK_BYTES
 from .._selection import Selection, selection_shape
-from ..blocks import plan_blocks
 from ..compression import Compression
 from ..errors import (
     ArrayChangedError,
@@ -114,7 +112,7 @@ from ..errors import (
     StorageFullError,
 )
 from ..fidelity import Fidelity
-from ..meta import ArrayMeta, Order, dtype_to_json
+from ..meta import ArrayMeta, Order
 from ..registry import Location
 from ..store import WRITABLE_MODES, ArrayStore
 from . import _hdf5_attrs as A
@@ -123,15 +121,9 @@ from . import _hdf5_netcdf as N
 from ._hdf5_dtypes import HDF5_FIDELITY, contiguous, decode, encode, storage_dtype
 from ._hdf5_layout import chunk_shape, dataset_options, filter_options, load_plugin_filters
 from ._hdf5_meta import logical_meta
+from ._hdf5_new import check_string_options, init_dataset, rebuild_text
 from ._hdf5_security import MAX_CHUNK_BYTES, check_dataset, resolve_dataset, temp_name
-from ._hdf5_strings import (
-    UTF32_NOTE,
-    decode_text,
-    encode_text,
-    scan_text,
-    text_problem,
-    text_storage,
-)
+from ._hdf5_strings import UTF32_NOTE, decode_text, encode_text, scan_text, text_problem, text_storage
 from ._hdf5_types import check_storable, not_mappable_reason
 from ._mapped import check_memmap
 from ._signatures import hdf5_signature
@@ -140,7 +132,6 @@ __all__ = ["DEFAULT_KEY", "HDF5Store"]
 
 #: Dataset name of a new file created without ``::key``.
 DEFAULT_KEY = "/data"
-_FORMAT_VERSION = 1
 
 
 class HDF5Store(ArrayStore):
@@ -285,7 +276,7 @@ class HDF5Store(ArrayStore):
         storage = storage_dtype(meta.dtype)
         check_storable(storage, meta.dtype)
         extra_notes: list[str] = []
-        if _text_encoding(hdf5_strings, hdf5_string_bytes) == "utf-8" and meta.dtype.kind == "U":
+        if check_string_options(hdf5_strings, hdf5_string_bytes) == "utf-8" and meta.dtype.kind == "U":
             storage = text_storage(meta.dtype, hdf5_string_bytes)
         elif meta.dtype.kind == "U":
             extra_notes.append(UTF32_NOTE.format(dtype=meta.dtype.str, why=(
@@ -311,7 +302,7 @@ class HDF5Store(ArrayStore):
                 if replacing:  # the old dataset stays readable until the new one is complete
                     build = temp_name(key)
             ds = f.create_dataset(build, shape=sshape, dtype=storage, **dataset_options(layout, filters, sshape))
-            notes, scales = _init_dataset(ds, meta, storage, dimension_names, key, extra_notes, flagged=in_place)
+            notes, scales = init_dataset(ds, meta, storage, dimension_names, key, extra_notes, flagged=in_place)
             f.flush()
         except (OSError, RuntimeError) as exc:
             f.close()
@@ -487,29 +478,14 @@ class HDF5Store(ArrayStore):
 
     def _switch_encoding(self, storage: np.dtype[Any], note: str | None) -> None:
         """Rebuild the dataset being created with another storage dtype, copying what was written block by block."""
-        old, f = self._ds, self._file
-        name = old.name
-        tmp = f"{name}.arraystore-restring"
         try:
-            if tmp in f:
-                del f[tmp]
-            new = f.create_dataset(tmp, shape=old.shape, dtype=storage, dcpl=old.id.get_create_plist())
-            notes, scales = _init_dataset(new, self._meta, storage, self._names, self._replaces or name,
-                                          [note] if note else [], flagged=A.INCOMPLETE in old.attrs)
-            for sel in plan_blocks(tuple(old.shape), old.dtype.itemsize, DEFAULT_BLOCK_BYTES, chunks=old.chunks):
-                key = sel if sel else ...
-                text = decode_text(np.asarray(old[key]), self.dtype, self.path)
-                new[key] = encode_text(text, storage, self.path) if storage.kind == "S" else encode(text, storage)
-            N.detach_scales(old)
-            del f[name]
-            f.move(tmp, name)
-            f.flush()
+            new, notes, scales = rebuild_text(self._file, self._ds, self._meta, storage, self._names,
+                                              self._replaces or self._ds.name, note, self.path)
         except (OSError, RuntimeError) as exc:
             self._raise_hdf5(exc, "changing the string encoding of the dataset")
         self._ds, self._storage, self._text = new, storage, storage.kind == "S"
         self._notes = tuple(notes)
         self._scales = (*self._scales, *scales)
-        self._flagged = True
 
     def _before_write(self) -> None:
         if not self._flagged and self._staged is None:
@@ -739,46 +715,6 @@ class HDF5Store(ArrayStore):
             self.discard()
         else:
             super().__exit__(exc_type, exc, tb)
-
-
-def _text_encoding(hdf5_strings: str, hdf5_string_bytes: int | None) -> str:
-    if hdf5_strings not in ("utf-8", "utf-32"):
-        raise BackendError(
-            f"expected hdf5_strings 'utf-8' (fixed-length UTF-8 strings, what other readers read as text) or 'utf-32' "
-            f"(uint32 code units, for values with embedded NULs), found {hdf5_strings!r}"
-        )
-    if hdf5_string_bytes is not None and (
-        isinstance(hdf5_string_bytes, bool) or not isinstance(hdf5_string_bytes, int) or hdf5_string_bytes < 1
-    ):
-        raise BackendError(f"expected hdf5_string_bytes as a positive integer (bytes of UTF-8), found {hdf5_string_bytes!r}")
-    return hdf5_strings
-
-
-def _init_dataset(
-    ds: h5py.Dataset,
-    meta: ArrayMeta,
-    storage: np.dtype[Any],
-    dimension_names: tuple[str | None, ...] | None,
-    key: str,
-    notes: list[str],
-    *,
-    flagged: bool,
-) -> tuple[list[str], list[str]]:
-    """Reserved and user attributes, CF times and dimension scales of a new dataset; (notes, scales made)."""
-    ds.attrs[A.VERSION] = _FORMAT_VERSION
-    if storage != meta.dtype:
-        ds.attrs[A.DTYPE] = _json(dtype_to_json(meta.dtype))
-    if meta.order == "F":
-        ds.attrs[A.ORDER] = "F"
-    A.write_attrs(ds, dict(meta.attrs), {})
-    names = dimension_names[::-1] if meta.order == "F" and dimension_names else dimension_names
-    out = N.write_conventions(ds, meta.dtype, meta.attrs, names, key, notes)
-    ds.attrs[A.INCOMPLETE] = 1
-    if not flagged:
-        # The flag's room stays reserved in the object header: flagging the dataset
-        # later (an r+ write) does not grow the file, which readers take for a replacement.
-        del ds.attrs[A.INCOMPLETE]
-    return out
 
 
 def _json(value: Any) -> str:
