@@ -239,3 +239,18 @@ def test_strings_changed_by_another_tool_are_refused(tmp_path: Path) -> None:
             s[0]
         with pytest.raises(MetadataError, match="longer than"):
             s[1]
+
+
+def test_switch_while_replacing_keeps_the_old_dataset_until_close(tmp_path: Path) -> None:
+    path = tmp_path / "r.h5"
+    with arraystore.create(f"{path}::/t", (2,), "<U3") as s:
+        s[...] = ["old", "one"]
+    with arraystore.create(f"{path}::/t", (2,), "<U3", overwrite=True) as s:
+        s[0] = "new"
+        s[1] = "a\x00b"  # switches the dataset being built (under a temporary name) to UTF-32
+        with arraystore.open(f"{path}::/t") as old:
+            assert old[...].tolist() == ["old", "one"]
+    with arraystore.open(f"{path}::/t") as s:
+        assert s[...].tolist() == ["new", "a\x00b"] and s.encoding_notes
+    with h5py.File(path, "r") as f:
+        assert sorted(n for n in f if not h5py.h5ds.is_scale(f[n].id)) == ["t"]  # nothing temporary left
