@@ -254,3 +254,22 @@ def test_switch_while_replacing_keeps_the_old_dataset_until_close(tmp_path: Path
         assert s[...].tolist() == ["new", "a\x00b"] and s.encoding_notes
     with h5py.File(path, "r") as f:
         assert sorted(n for n in f if not h5py.h5ds.is_scale(f[n].id)) == ["t"]  # nothing temporary left
+
+
+def test_conversion_memory_stays_bounded_by_the_budget(tmp_path: Path) -> None:
+    """Scanning, encoding and decoding go block by block: the peak stays far below the array's size."""
+    words = np.array(["", "a", "é", "日本語", "\U0001f600", "abcdefgh"], dtype="<U8")
+    data = words[np.arange(400_000) % len(words)]  # 12.8 MB as U8
+    np.save(tmp_path / "big.npy", data)
+    del data
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        arraystore.convert(tmp_path / "big.npy", tmp_path / "big.h5", max_memory="1MiB", verify=True)
+        arraystore.convert(tmp_path / "big.h5", tmp_path / "back.npy", max_memory="1MiB", verify=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 6 * 1024 * 1024, peak
+    assert np.load(tmp_path / "back.npy", mmap_mode="r")[-1] == words[(400_000 - 1) % len(words)]

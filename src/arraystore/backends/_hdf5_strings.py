@@ -25,7 +25,7 @@ Everything here works on one block at a time: memory stays bounded by the block.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 import h5py
 import numpy as np
@@ -96,8 +96,10 @@ def text_problem(a: np.ndarray[Any, Any]) -> tuple[int, str | None]:
     if nul.any():
         value = str(a.reshape(-1)[int(np.argmax(nul.any(axis=-1).reshape(-1)))])
         return 0, f"a value ({value[:40]!r}) holds an embedded NUL, where other readers end the string"
-    nbytes = (u > 0).astype(np.int64) + (u >= 0x80) + (u >= 0x800) + (u >= 0x10000)
-    return int(nbytes.sum(axis=-1).max()), None
+    nbytes = (u > 0).astype(np.uint8)  # UTF-8 bytes per code unit: one byte each, not 8 (bounded memory)
+    for limit in (0x80, 0x800, 0x10000):
+        nbytes += u >= limit
+    return int(nbytes.sum(axis=-1, dtype=np.int64).max()), None
 
 
 def scan_text(blocks: Iterable[np.ndarray[Any, Any]]) -> tuple[int, str | None]:
@@ -132,8 +134,37 @@ def encode_text(value: np.ndarray[Any, Any], storage: np.dtype[Any], where: str)
             f"(it was sized for the values it was converted from); nothing was written. Write shorter values, or "
             "convert the array again into a new dataset"
         )
-    encoded: np.ndarray[Any, Any] = np.strings.encode(np.ascontiguousarray(value), "utf-8")
-    return encoded.astype(storage)
+    width = storage.itemsize
+    flat = np.ascontiguousarray(value).reshape(-1)
+    out = np.zeros((flat.size, width), np.uint8)
+    for lo in range(0, flat.size, _rows(value.dtype.itemsize)):
+        units = _units(flat[lo : lo + _rows(value.dtype.itemsize)])
+        # one pass of Python's codecs over the whole piece (UTF-32 in, UTF-8 out), then each item's
+        # bytes (its NUL padding included: one byte per NUL) placed in its row, cut at the width
+        utf8 = units.astype("<u4", copy=False).tobytes().decode("utf-32-le").encode("utf-8")
+        per_unit = np.ones(units.shape, np.uint8)
+        for limit in (0x80, 0x800, 0x10000):
+            per_unit += units >= limit
+        _place(np.frombuffer(utf8, np.uint8), per_unit.sum(axis=-1, dtype=np.int64), out[lo : lo + len(units)])
+    encoded: np.ndarray[Any, Any] = out.reshape(-1).view(storage).reshape(value.shape)
+    return encoded
+
+
+def _rows(itemsize: int) -> int:
+    """Items per piece of encoding or decoding work (about 1 MiB of ``U`` data: bounded temporaries)."""
+    return max(1, (1 << 20) // max(itemsize, 1))
+
+
+def _place(flat: np.ndarray[Any, Any], counts: np.ndarray[Any, Any], out: np.ndarray[Any, Any]) -> bool:
+    """Lay ``flat`` (item after item, ``counts[i]`` values each) into the rows of ``out``, left-aligned.
+
+    Values past ``out``'s width are dropped; returns True when one of them was not zero.
+    """
+    widest = int(counts.max()) if counts.size else 0
+    full = np.zeros((len(counts), max(widest, out.shape[1])), flat.dtype)
+    full[np.arange(full.shape[1]) < counts[:, None]] = flat
+    out[...] = full[:, : out.shape[1]]
+    return bool(full[:, out.shape[1] :].any())
 
 
 def decode_text(raw: np.ndarray[Any, Any], dtype: np.dtype[Any], where: str) -> np.ndarray[Any, Any]:
@@ -147,15 +178,27 @@ def decode_text(raw: np.ndarray[Any, Any], dtype: np.dtype[Any], where: str) -> 
     raw = np.asarray(raw)
     if raw.size == 0:
         return np.empty(raw.shape, dtype)
-    try:
-        text: np.ndarray[Any, Any] = np.strings.decode(raw.astype(f"S{raw.dtype.itemsize}"), "utf-8")
-    except UnicodeDecodeError as exc:
-        raise MetadataError(f"{where}: the dataset holds bytes that are not UTF-8 ({exc}); it was changed by another tool") from None
-    if text.dtype.itemsize > dtype.itemsize:
-        longest = int(np.strings.str_len(text).max())
-        if longest > dtype.itemsize // 4:
+    width, n = raw.dtype.itemsize, dtype.itemsize // 4
+    data = np.ascontiguousarray(raw).view(np.uint8).reshape(-1, width)
+    out = np.zeros((len(data), n), np.uint32)
+    for lo in range(0, len(data), _rows(width * 4)):
+        piece = data[lo : lo + _rows(width * 4)]
+        if ((piece[:, 0] & 0xC0) == 0x80).any():  # a value starting inside a character: not its own UTF-8
+            _not_utf8(where, "a value starts with a continuation byte")
+        try:  # NUL padding is valid UTF-8: the whole piece decodes iff every value does
+            text = piece.tobytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            _not_utf8(where, str(exc))
+        points = np.frombuffer(text.encode("utf-32-le"), "<u4")
+        chars = ((piece & 0xC0) != 0x80).sum(axis=-1, dtype=np.int64)  # one lead byte per character (NULs too)
+        if _place(points, chars, out[lo : lo + len(piece)]):
+            longest = max(len(v.rstrip(b"\0").decode()) for v in piece.view(f"S{width}").reshape(-1))
             raise MetadataError(
                 f"{where}: a value of {longest} characters is stored, longer than {dtype} (from _arraystore_dtype) "
                 "holds; the dataset was changed by another tool"
             )
-    return text.astype(dtype)
+    return out.astype(np.dtype("u4").newbyteorder(dtype.byteorder)).view(dtype).reshape(raw.shape)
+
+
+def _not_utf8(where: str, why: str) -> NoReturn:
+    raise MetadataError(f"{where}: the dataset holds bytes that are not UTF-8 ({why}); it was changed by another tool")

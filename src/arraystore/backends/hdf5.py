@@ -335,7 +335,8 @@ class HDF5Store(ArrayStore):
         strings cannot hold them (an embedded NUL); the source is read once, block by block."""
         if source.dtype.kind != "U":
             return {}
-        width, why = scan_text(block for _, block in source.iter_blocks(max_bytes))
+        # half the budget per block: the scan holds a block and its code-unit masks at once
+        width, why = scan_text(block for _, block in source.iter_blocks(max(max_bytes // 2, 1)))
         return {"hdf5_strings": "utf-32"} if why else {"hdf5_string_bytes": width}
 
     @classmethod

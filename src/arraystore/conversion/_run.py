@@ -151,8 +151,8 @@ class _Conversion:
             extra["dimension_names"] = names
         if self.options.portable:
             extra["portable"] = True
-        extra.update(self.dst_cls.value_options(src, self.budget))  # e.g. HDF5 string widths: one read of the source
         try:
+            extra.update(self.dst_cls.value_options(src, self.budget))  # e.g. HDF5 string widths: reads the source
             names = source_dimension_names(src) if self.dst_cls.supports_dimension_names else None
             if names is not None:
                 extra["dimension_names"] = names
