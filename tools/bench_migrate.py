@@ -12,6 +12,11 @@ the file name, as legacy archives often have), then times, each into a fresh fol
   resolution, no manifest, no verification, no atomic publish), one process;
 * **migrate**: ``arraystore.migrate(..., to=--to, verify=True)`` with each ``--workers`` count.
 
+Each row gives its files/s as a multiple of the baseline's in the same run (``x baseline``:
+on a shared machine, compare ratios, not rates), and the CPU time of this process per file
+for the runs that stay in it (the baseline and ``--workers 1``), which other jobs on the
+machine barely change. The load average before and after is printed with the date.
+
 Small and large files are timed separately: files/s on the small ones, GB/s on the large
 ones (GB = 1e9 bytes). Sources are read from the page cache in every run (they were just
 written, and the machine has the memory): the figures compare CPU and write costs, not a
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -55,26 +61,26 @@ def make_archive(root: Path, count: int, size: int, seed: int) -> int:
     return count * n * 4
 
 
-def baseline(src: Path, dst: Path) -> float:
-    """The plain script: per file, ``np.fromfile`` + ``np.save``. Returns seconds."""
-    t0 = time.perf_counter()
+def baseline(src: Path, dst: Path) -> tuple[float, float]:
+    """The plain script: per file, ``np.fromfile`` + ``np.save``. Returns seconds and CPU seconds."""
+    t0, c0 = time.perf_counter(), time.process_time()
     for path in sorted(src.rglob("*.dat")):
         out = dst / path.relative_to(src).with_suffix(".npy")
         out.parent.mkdir(parents=True, exist_ok=True)
         np.save(out, np.fromfile(path, dtype="<f4"))
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
-def run_migrate(src: Path, dst: Path, to: str, workers: int) -> tuple[float, dict[str, int]]:
-    t0 = time.perf_counter()
+def run_migrate(src: Path, dst: Path, to: str, workers: int) -> tuple[float, float, dict[str, int]]:
+    t0, c0 = time.perf_counter(), time.process_time()
     report = migrate(src, dst, to=to, workers=workers, verify=True)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     if report.exit_code != 0:
         raise SystemExit(f"migration failed: {report.summary()}")
-    return seconds, report.counts
+    return seconds, cpu, report.counts
 
 
-def _row(name: str, files: int, nbytes: int, seconds: float) -> dict[str, Any]:
+def _row(name: str, files: int, nbytes: int, seconds: float, cpu: float | None, base: float) -> dict[str, Any]:
     return {
         "run": name,
         "files": files,
@@ -82,6 +88,9 @@ def _row(name: str, files: int, nbytes: int, seconds: float) -> dict[str, Any]:
         "seconds": round(seconds, 3),
         "files_per_s": round(files / seconds, 1),
         "gb_per_s": round(nbytes / seconds / 1e9, 3),
+        "vs_baseline": round(base / seconds, 3),
+        # CPU of this process per file: worker processes' time is not in it (workers > 1)
+        "cpu_ms_per_file": None if cpu is None else round(cpu / files * 1e3, 3),
     }
 
 
@@ -90,13 +99,15 @@ def bench(
 ) -> list[dict[str, Any]]:
     rows = []
     out = scratch / f"{kind}-baseline"
-    rows.append(_row(f"{kind}: baseline np.fromfile+np.save", files, nbytes, baseline(src, out)))
+    base, cpu = baseline(src, out)
+    rows.append(_row(f"{kind}: baseline np.fromfile+np.save", files, nbytes, base, cpu, base))
     shutil.rmtree(out)
     for w in workers:
         out = scratch / f"{kind}-migrate-{w}"
-        seconds, counts = run_migrate(src, out, to, w)
+        seconds, cpu, counts = run_migrate(src, out, to, w)
         assert counts["converted"] == files, counts
-        rows.append(_row(f"{kind}: migrate to={to} workers={w} verify", files, nbytes, seconds))
+        rows.append(_row(f"{kind}: migrate to={to} workers={w} verify", files, nbytes, seconds, cpu if w == 1 else None,
+                         base))
         shutil.rmtree(out)
     return rows
 
@@ -118,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="bench_migrate_"))
     scratch.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
+    load = os.getloadavg()
     try:
         for kind, count, size in (
             ("small", args.small, parse_size(args.small_size)),
@@ -133,15 +145,17 @@ def main(argv: list[str] | None = None) -> int:
         if not args.dir:
             shutil.rmtree(scratch, ignore_errors=True)
     print(
-        f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; command: python tools/bench_migrate.py "
+        f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; load average before/after: "
+        f"{load[0]:.2f} / {os.getloadavg()[0]:.2f}; command: python tools/bench_migrate.py "
         + " ".join(sys.argv[1:] if argv is None else argv)
     )
-    print("| run | files | MiB | seconds | files/s | GB/s |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| run | files | MiB | seconds | files/s | GB/s | x baseline | CPU ms/file (this process) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
+        cpu = "-" if r["cpu_ms_per_file"] is None else f"{r['cpu_ms_per_file']:.2f}"
         print(
             f"| {r['run']} | {r['files']} | {r['bytes'] / 2**20:,.0f} | {r['seconds']:.2f} | "
-            f"{r['files_per_s']:,.1f} | {r['gb_per_s']:.2f} |"
+            f"{r['files_per_s']:,.1f} | {r['gb_per_s']:.2f} | {r['vs_baseline']:.2f} | {cpu} |"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")

@@ -22,6 +22,7 @@ import argparse
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 import warnings
@@ -89,6 +90,7 @@ def main() -> None:
     ap.add_argument("--big-mib", type=int, default=512)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
+    load = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="bench_virtual_"))
     rows: list[tuple[str, str, float]] = []
     try:
@@ -142,9 +144,25 @@ def main() -> None:
         rows.append((scale, "xarray.open_zarr over kerchunk refs .values", median(with_xarray, args.repeat + 2)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; load average before/after: {load:.2f} / "
+          f"{os.getloadavg()[0]:.2f}; command: python tools/bench_virtual.py {' '.join(sys.argv[1:])}")
     print("| scale | operation | median seconds |\n| --- | --- | ---: |")
     for scale, op, sec in rows:
         print(f"| {scale} | {op} | {sec:.3f} |")
+    t: dict[str, float] = {}
+    for _, op, sec in rows:
+        t.setdefault(op, sec)  # the first row of an operation: "--no-checksum" is the small-file one
+    copy = t["copying migrate (to zarr, default: 2 workers)"]
+    ratios = [
+        ("virtual (checksums) vs copying, small files: times faster", copy / t["virtual migrate (kerchunk, checksums, default: in process)"], ">= 5"),
+        ("virtual --no-checksum vs copying, small files: times faster", copy / t["virtual migrate --no-checksum"], ">= 20"),
+        ("cold virtual migrate vs cold sequential read: speed", t["cold sequential read (8 MiB reads)"] / t["cold virtual migrate (checksums)"], ">= 0.9"),
+        ("zarr-python over kerchunk vs arraystore.open: read speed", t["arraystore.open(original)[...]"] / t["zarr-python over kerchunk refs [...]"], ">= 0.8"),
+        ("xarray over kerchunk vs arraystore.open: read speed", t["arraystore.open(original)[...]"] / t["xarray.open_zarr over kerchunk refs .values"], ">= 0.8"),
+    ]
+    print("\n| ratio (same run) | measured | target |\n| --- | ---: | ---: |")
+    for name, value, target in ratios:
+        print(f"| {name} | {value:.2f} | {target} |")
 
 
 if __name__ == "__main__":

@@ -3,9 +3,10 @@
 python tools/make_reader_table.py          # rewrite the table
 python tools/make_reader_table.py --check  # exit 1 if the table is stale (CI)
 
-The table's data is what ``tests/readers/test_hdf5_readers.py`` checks by running the
-readers (in processes without arraystore) on files arraystore writes: a cell that reads
-differently from the table fails that test, so the page cannot drift from the readers.
+The table's data is what ``tests/readers/test_hdf5_readers.py`` (HDF5) and
+``tests/readers/test_format_readers.py`` (Zarr, portable Zarr, raw + ENVI header, npy) check by
+running the readers (in processes without arraystore) on files arraystore writes: a cell that
+reads differently from the table fails those tests, so the page cannot drift from the readers.
 """
 
 from __future__ import annotations
@@ -30,37 +31,60 @@ def _data() -> ModuleType:
     return module
 
 
+def _row(family: str, dtypes: tuple[str, ...], cells: list[str]) -> str:
+    shown = ", ".join(f"`{d}`" for d in dtypes).replace("|", "\\|")
+    return f"| {family} | {shown} | " + " | ".join(cells) + " |"
+
+
 def render() -> str:
     t = _data()
     notes: dict[str, int] = {}
+
+    def note(why: str) -> int:
+        return notes.setdefault(why, len(notes) + 1)
+
     lines = [
         MARKER,
         "",
         "## Outside readers",
         "",
         "What other tools see of the files arraystore writes, each run in a process that cannot import",
-        "arraystore, numpy as the oracle (`tests/readers/test_hdf5_readers.py`: every family below x order C",
-        "and F x contiguous and chunked x with and without dimension names). **same**: the reader returns the",
-        "array's shape, values and dtype (byte order aside), and the netCDF readers list its dimension names",
-        "(`dim_0`, `dim_1`, ... when none were given); otherwise the note says what the reader sees instead.",
-        "arraystore itself reads every cell back exactly. Zarr columns join when the Zarr backend writes for",
-        "other readers.",
+        "arraystore, numpy as the oracle (`tests/readers/test_hdf5_readers.py`, `tests/readers/test_format_readers.py`:",
+        "every family below x order C and F; for HDF5 and Zarr also x contiguous and chunked x with and without",
+        "dimension names). **same**: the reader returns the array's shape, values and dtype (byte order aside),",
+        "and the readers that name dimensions (netCDF, xarray, zarr-python, TensorStore) list its dimension names",
+        "(`dim_0`, `dim_1`, ... when none were given); GDAL returns an ENVI raster as (bands, lines, samples) and",
+        "spectral as (lines, samples, bands), the array's axes in that order. **refused**: arraystore refuses to",
+        "write that dtype in that format (a typed error, nothing written). Otherwise the note says what the",
+        "reader sees instead. arraystore itself reads every written cell back exactly.",
         "",
-        "| family | dtypes | " + " | ".join(f"{fmt}: {r}" for fmt in t.FORMATS for r in t.READERS) + " |",
-        "|---|---|" + "---|" * (len(t.FORMATS) * len(t.READERS)),
+        "### HDF5 (`.h5`)",
+        "",
+        "| family | dtypes | " + " | ".join(t.READERS) + " |",
+        "|---|---|" + "---|" * len(t.READERS),
     ]
     for family, dtypes in t.FAMILIES.items():
         cells = []
-        for _fmt in t.FORMATS:
-            for reader in t.READERS:
-                why = t.DOCUMENTED.get((family, reader))
-                if why is None:
-                    cells.append("same")
-                else:
-                    n = notes.setdefault(why, len(notes) + 1)
-                    cells.append(f"differs [{n}]")
-        shown = ", ".join(f"`{d}`" for d in dtypes).replace("|", "\\|")
-        lines.append(f"| {family} | {shown} | " + " | ".join(cells) + " |")
+        for reader in t.READERS:
+            why = t.DOCUMENTED.get((family, reader))
+            cells.append("same" if why is None else f"differs [{note(why)}]")
+        lines.append(_row(family, dtypes, cells))
+    for fmt, readers in t.FORMAT_READERS.items():
+        lines += ["", f"### {t.FORMAT_TITLES[fmt]}", "",
+                  "| family | dtypes | " + " | ".join(readers) + " |", "|---|---|" + "---|" * len(readers)]
+        for family, dtypes in t.FAMILIES.items():
+            refused = [(d, t.REFUSED[(fmt, d)]) for d in dtypes if (fmt, d) in t.REFUSED]
+            cells = []
+            for reader in readers:
+                why = t.DOCUMENTED_FORMATS.get((fmt, family, reader))
+                if len(refused) == len(dtypes):
+                    cells.append(f"refused [{note(refused[0][1])}]")
+                    continue
+                cell = "same" if why is None else f"differs [{note(why)}]"
+                for d, because in refused:
+                    cell += f"; `{d}` refused [{note(because)}]".replace("|", "\\|")
+                cells.append(cell)
+            lines.append(_row(family, dtypes, cells))
     lines.append("")
     lines += [f"[{n}] {why}  " for why, n in notes.items()]
     lines.append("")

@@ -22,7 +22,7 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["WriterLock", "writer_active"]
+__all__ = ["WriterLock", "lock_open_file", "writer_active"]
 
 _NO_FLOCK = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
 _POLL_SECONDS = 0.05
@@ -117,3 +117,30 @@ def writer_active(path: str | os.PathLike[str]) -> bool:
     finally:
         os.close(fd)  # also drops the shared lock if it was taken
     return False
+
+
+def lock_open_file(fd: int, path: str | os.PathLike[str]) -> bool:
+    """Take the writer lock on a file this process just opened (no lock file, no waiting).
+
+    Returns False when the file system has no working ``flock`` (the file is then written
+    unlocked: it is a staging file nobody else names).
+
+    Raises
+    ------
+    LockedError
+        Another writer holds the lock.
+    """
+    if fcntl is None:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise LockedError(
+                f"{path}: another writer is writing this array right now (an advisory lock is held); "
+                "wait for it to finish"
+            ) from None
+        if exc.errno in _NO_FLOCK:
+            return False
+        raise
+    return True

@@ -11,7 +11,7 @@ these, never the backend's name): ``backend``, ``suffixes``, ``fidelity``,
 ``supports_memmap``, ``supports_copy_on_write``, ``memory_mappable``, ``layouts``,
 ``writes_go_through``, ``thread_safe_writes``, ``parallel_chunk_writers``,
 ``holds_attrs``, ``codecs``, ``publishes``, ``locks``, ``supports_dimension_names``,
-``object_storage``, ``url_class``, ``opens_with_meta``; and the classmethods ``guess_can_open(location)`` and
+``object_storage``, ``url_class``, ``writes_whole_files``, ``opens_with_meta``; and the classmethods ``guess_can_open(location)`` and
 ``storage_order(order, **options)``.
 
 Hooks a backend must implement:
@@ -29,6 +29,8 @@ Hooks with defaults a backend may override:
 * where the array is: ``_exists(location)``, ``_lock_file(location)``, ``_remove(location)``;
 * staging and publishing: ``_staging(location)``, ``_staging_is_dir``,
   ``_reopen_staged(location, meta, **options)``, ``_publish(final, durable)``;
+  ``_write_whole(location, meta, data, durable, check)`` (classmethod, with
+  ``writes_whole_files``): a small array written, checked and renamed into place in one go;
 * object storage (URL locations; see :mod:`arraystore.objstore`): ``_open_url(location, mode, **options)``,
   ``_create_url(location, meta, **options)``, ``_exists_url(location, storage_options)``;
 * access: ``_take_sorted(indices, axis, max_bytes)``, ``_advise(advice)``;
@@ -45,7 +47,7 @@ import contextlib
 import copy
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import numpy as np
@@ -183,6 +185,9 @@ class ArrayStore(ABC):
     fidelity: ClassVar[Fidelity]
     #: True when ``create(..., dimension_names=...)`` records names the store reads back.
     supports_dimension_names: ClassVar[bool] = False
+    #: True when :meth:`_write_whole` writes an array held in memory as one file in one write
+    #: (header and bytes), renamed into place: no staged store, no lock file (small files).
+    writes_whole_files: ClassVar[bool] = False
     #: True when ``open(path, meta=ArrayMeta(...), offset=...)`` reads a file that has no metadata
     #: of its own as the stated layout (a headerless raw file; the CLI's ``--dtype``/``--shape``).
     opens_with_meta: ClassVar[bool] = False
@@ -282,6 +287,27 @@ class ArrayStore(ABC):
         store._mode = "w+"
         store._meta = meta
         return store
+
+    @classmethod
+    def _write_whole(
+        cls,
+        location: Location,
+        meta: ArrayMeta,
+        data: Any,
+        *,
+        durable: bool = False,
+        check: Callable[[ArrayStore], None] | None = None,
+    ) -> None:
+        """Write an array held in memory as a new file at ``location``, atomically (``writes_whole_files``).
+
+        ``data`` is the array's bytes in ``meta.order`` (a bytes-like object of
+        ``meta.nbytes`` bytes). The file is written at its staging place (flock-ed while it
+        is written), opened read-only and handed to ``check`` (which raises to refuse it:
+        the staged file is removed), then renamed over ``location``; fsynced first when
+        ``durable``. Used for small files, where a staged store's setup costs more than the
+        data: no attrs, no chunks, no compression.
+        """
+        raise NotImplementedError(f"the {cls.backend} backend does not write whole files in one go")
 
     def _publish(self, final: Location, durable: bool) -> None:
         """Move the staged array into place (called after ``_close``)."""

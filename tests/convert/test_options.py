@@ -67,10 +67,13 @@ def test_every_option_is_reachable_from_the_command_line() -> None:
     assert missing == set()
     opts = ConvertOptions.from_mapping(vars(parser.parse_args(
         ["convert", "a.npy", "b.zarr", "--to", "zarr", "--chunks", "4,5", "--compression", "zstd:2", "--order", "F",
-         "--max-memory", "2MiB", "--workers", "3", "--verify", "--no-resume", "--durable", "--overwrite"])))
+         "--max-memory", "2MiB", "--workers", "3", "--verify", "--no-resume", "--durable", "--overwrite",
+         "--dimension-names", "y,x"])))
     assert opts == ConvertOptions(backend="zarr", chunks=(4, 5), compression="zstd:2", order="F",
                                   max_memory=2 << 20, workers=3, verify=True, resume=False, durable=True,
-                                  overwrite=True)
+                                  overwrite=True, dimension_names=("y", "x"))
+    raw = ConvertOptions.from_mapping(vars(parser.parse_args(["convert", "a.npy", "b.dat", "--header", "envi:bil"])))
+    assert raw.header == "envi:bil"
 
 
 def test_a_migration_job_carries_the_options(tmp_path: Path) -> None:
@@ -88,3 +91,16 @@ def test_a_migration_job_carries_the_options(tmp_path: Path) -> None:
     assert codec.to_dict()["configuration"]["level"] == 1
     job_fields = {f.name for f in dataclasses.fields(Job)}
     assert "options" in job_fields and not job_fields & {"compression", "max_memory", "threads", "verify"}
+
+
+def test_dimension_names_option_names_the_destination_axes(tmp_path: Path) -> None:
+    np.save(tmp_path / "s.npy", np.arange(6, dtype="<i2").reshape(2, 3))
+    arraystore.convert(str(tmp_path / "s.npy"), str(tmp_path / "o.zarr"), dimension_names=("y", "x"))
+    assert arraystore.open(str(tmp_path / "o.zarr")).dimension_names == ("y", "x")
+    with pytest.raises(ConversionError, match="one name per axis"):
+        arraystore.convert(str(tmp_path / "s.npy"), str(tmp_path / "p.zarr"), dimension_names=("y",))
+    with pytest.raises(ConversionError, match="nowhere to record"):
+        arraystore.convert(str(tmp_path / "s.npy"), str(tmp_path / "p.dat"), dimension_names=("y", "x"))
+    with pytest.raises(ConversionError, match="sequence"):
+        ConvertOptions(dimension_names="yx")  # type: ignore[arg-type]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.zarr", "s.npy"]

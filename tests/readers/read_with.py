@@ -49,7 +49,62 @@ def _xarray(engine: str) -> Any:
     return read
 
 
-READERS = {"h5py": _h5py, "netCDF4": _netcdf4, "xarray-h5netcdf": _xarray("h5netcdf"), "xarray-netcdf4": _xarray("netcdf4")}
+def _zarr(path: str, var: str) -> tuple[Any, list[str] | None]:
+    import zarr
+
+    arr = zarr.open_array(path, path=var or None, mode="r")
+    names = getattr(arr.metadata, "dimension_names", None)
+    return arr[...], None if names is None else [str(n) for n in names]
+
+
+def _xarray_zarr(path: str, var: str) -> tuple[Any, list[str] | None]:
+    import xarray as xr
+
+    group, _, name = (var or "data").rpartition("/")
+    with xr.open_zarr(path, group=group or None) as ds:
+        v = ds[name]
+        return np.asarray(v.values), [str(d) for d in v.dims]
+
+
+def _tensorstore(path: str, var: str) -> tuple[Any, list[str] | None]:
+    import tensorstore as ts
+
+    where = f"{path}/{var}" if var else path
+    arr = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": where}}, open=True).result()
+    names = [str(n) for n in arr.domain.labels]
+    return arr.read().result(), names
+
+
+def _numpy(path: str, var: str) -> tuple[Any, list[str] | None]:
+    return np.load(path, allow_pickle=False), None
+
+
+def _rasterio(path: str, var: str) -> tuple[Any, list[str] | None]:
+    import rasterio
+
+    with rasterio.open(path) as ds:  # GDAL's ENVI driver: (bands, lines, samples) whatever the interleave
+        return ds.read(), None
+
+
+def _spectral(path: str, var: str) -> tuple[Any, list[str] | None]:
+    import spectral.io.envi as envi
+
+    img = envi.open(var, path)  # var: the header
+    return np.array(img.open_memmap(interleave="bip")), None  # (lines, samples, bands)
+
+
+READERS = {
+    "h5py": _h5py,
+    "netCDF4": _netcdf4,
+    "xarray-h5netcdf": _xarray("h5netcdf"),
+    "xarray-netcdf4": _xarray("netcdf4"),
+    "zarr-python": _zarr,
+    "xarray-zarr": _xarray_zarr,
+    "TensorStore": _tensorstore,
+    "numpy": _numpy,
+    "GDAL": _rasterio,
+    "spectral": _spectral,
+}
 
 
 def main() -> None:

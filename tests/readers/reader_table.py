@@ -1,9 +1,10 @@
-"""The reader table: what each outside reader sees of the HDF5 files arraystore writes.
+"""The reader table: what each outside reader sees of the files arraystore writes.
 
-Source of the "Outside readers" table in docs/fidelity.md (``python tools/make_reader_table.py``)
-and of the expectations of ``tests/readers/test_hdf5_readers.py``, which runs the readers and
-fails when a cell reads differently from what is written here (a new difference, or a
-documented one that went away).
+Source of the "Outside readers" tables in docs/fidelity.md (``python tools/make_reader_table.py``)
+and of the expectations of ``tests/readers/test_hdf5_readers.py`` (HDF5) and
+``tests/readers/test_format_readers.py`` (Zarr, raw + ENVI header, npy), which run the readers
+and fail when a cell reads differently from what is written here (a new difference, or a
+documented one that went away), or when arraystore refuses other dtypes than listed.
 """
 
 from __future__ import annotations
@@ -46,3 +47,61 @@ DOCUMENTED: dict[tuple[str, str], str] = {
 
 #: Formats the table covers; the Zarr columns join when the Zarr backend writes for other readers.
 FORMATS: tuple[str, ...] = ("hdf5",)
+
+#: The other formats arraystore writes and the readers run on them (tests/readers/test_format_readers.py).
+FORMAT_READERS: dict[str, tuple[str, ...]] = {
+    "zarr": ("zarr-python", "xarray-zarr", "TensorStore"),
+    "zarr-portable": ("zarr-python", "xarray-zarr", "TensorStore"),
+    "raw+envi": ("GDAL", "spectral"),
+    "npy": ("numpy",),
+}
+
+#: What each of those formats is, for the page.
+FORMAT_TITLES: dict[str, str] = {
+    "zarr": "Zarr v3 (default), converted into a group: `c.zarr::data`",
+    "zarr-portable": "Zarr v3 with `portable=True`, converted into a group",
+    "raw+envi": "raw `.dat` with `header=\"envi\"` (`.dat.hdr` beside it)",
+    "npy": "`.npy`",
+}
+
+_TS_EXT = (
+    "TensorStore refuses zarr-python's extension data type ({}): not a Zarr v3 core type; "
+    "write with portable=True"
+)
+_NO_CF = "int64 with CF units/calendar: this reader does not decode CF times (xarray does)"
+
+#: (format, family, reader) -> why that reader does not read the same array.
+DOCUMENTED_FORMATS: dict[tuple[str, str, str], str] = {
+    ("zarr", "bytes", "TensorStore"): _TS_EXT.format("null_terminated_bytes"),
+    ("zarr", "unicode", "TensorStore"): _TS_EXT.format("fixed_length_utf32"),
+    ("zarr", "datetime64", "TensorStore"): _TS_EXT.format("numpy.datetime64"),
+    ("zarr", "timedelta64", "TensorStore"): _TS_EXT.format("numpy.timedelta64"),
+    ("zarr", "structured", "TensorStore"): (
+        "TensorStore opens a structured array one field at a time (a \"field\" in its spec), never the whole record"
+    ),
+    ("zarr-portable", "datetime64", "zarr-python"): _NO_CF,
+    ("zarr-portable", "datetime64", "TensorStore"): _NO_CF,
+    ("zarr-portable", "timedelta64", "zarr-python"): _NO_CF,
+    ("zarr-portable", "timedelta64", "TensorStore"): _NO_CF,
+}
+
+_NO_CORE = "refused by portable=True: Zarr v3 has no core data type for {}"
+_ENVI = "refused by header=\"envi\": ENVI has no data type for {}"
+
+#: (format, dtype) -> why arraystore refuses to write that dtype in that format (a typed error, nothing written).
+REFUSED: dict[tuple[str, str], str] = {
+    ("zarr-portable", "|S5"): _NO_CORE.format("fixed-length bytes"),
+    ("zarr-portable", "<U3"): _NO_CORE.format("fixed-length strings"),
+    ("zarr-portable", ">U7"): _NO_CORE.format("fixed-length strings"),
+    ("zarr-portable", "[('a', '<i4'), ('b', '<f8')]"): _NO_CORE.format("structured records"),
+    ("raw+envi", "|b1"): _ENVI.format("bool (store it as uint8)"),
+    ("raw+envi", "|i1"): _ENVI.format("int8 (code 1 is unsigned; store it as int16)"),
+    ("raw+envi", "<f2"): _ENVI.format("float16 (store it as float32)"),
+    ("raw+envi", "|S5"): _ENVI.format("bytes or strings (numbers only)"),
+    ("raw+envi", "<U3"): _ENVI.format("bytes or strings (numbers only)"),
+    ("raw+envi", ">U7"): _ENVI.format("bytes or strings (numbers only)"),
+    ("raw+envi", "<M8[ns]"): _ENVI.format("times"),
+    ("raw+envi", "<M8[s]"): _ENVI.format("times"),
+    ("raw+envi", "<m8[ms]"): _ENVI.format("times"),
+    ("raw+envi", "[('a', '<i4'), ('b', '<f8')]"): _ENVI.format("structured records (one number per sample)"),
+}

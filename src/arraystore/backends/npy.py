@@ -6,23 +6,29 @@ no pickles, a size that matches the header) before anything is mapped.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tokenize
+from collections.abc import Callable
+from io import BytesIO
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from numpy.lib import format as npformat
 
 from .. import _fsutil
 from .._fsutil import raise_if_full
-from .._lock import writer_active
+from .._lock import lock_open_file, writer_active
 from ..errors import BackendError, IncompleteArrayError, MetadataError, UnsafeInputError
 from ..meta import ArrayMeta
 from ..registry import Location
 from ._mapped import MappedFileStore, check_size
 from ._signatures import npy_signature
+
+if TYPE_CHECKING:
+    from ..store import ArrayStore
 
 __all__ = ["NpyStore", "incomplete_marker", "read_npy_header"]
 
@@ -99,6 +105,13 @@ def _write_header(f: Any, header: dict[str, Any]) -> None:
         _fmt_impl._write_array_header(f, header, (3, 0))
 
 
+def _pwrite_all(fd: int, data: Any, offset: int) -> None:
+    view = memoryview(data).cast("B")
+    done = 0
+    while done < len(view):
+        done += os.pwrite(fd, view[done:], offset + done)
+
+
 def incomplete_marker(path: str | os.PathLike[str]) -> Path:
     """``a.npy`` -> ``a.npy.incomplete``: present while a writer has changed the file and not closed it."""
     p = Path(path)
@@ -122,6 +135,7 @@ class NpyStore(MappedFileStore):
     backend: ClassVar[str] = "npy"
     suffixes: ClassVar[tuple[str, ...]] = (".npy",)
     holds_attrs: ClassVar[bool] = False
+    writes_whole_files: ClassVar[bool] = True
     _npy_header: ClassVar[bool] = True
 
     @classmethod
@@ -245,6 +259,66 @@ class NpyStore(MappedFileStore):
 
     def _set_attrs(self, attrs: dict[str, Any]) -> None:
         raise BackendError(f"{self.path}: the .npy format has no place for attributes; use raw, hdf5 or zarr")
+
+    @classmethod
+    def _write_whole(
+        cls,
+        location: Location,
+        meta: ArrayMeta,
+        data: Any,
+        *,
+        durable: bool = False,
+        check: Callable[[ArrayStore], None] | None = None,
+    ) -> None:
+        """Header and bytes in one write to ``<name>.partial`` (the staging name), checked, renamed into place.
+
+        The same bytes as ``create()`` + writes make; the staging file is the one a killed
+        run leaves behind, so the next write of the same array replaces it.
+        """
+        cls._single_array(location)
+        if meta.attrs:
+            raise BackendError("the .npy format has no place for attributes; drop attrs= or use the raw, hdf5 or zarr backend")
+        view = memoryview(data).cast("B")
+        if view.nbytes != meta.nbytes:
+            raise BackendError(f"{location}: expected {meta.nbytes:,} bytes of data, found {view.nbytes:,}")
+        final = location.file
+        staged = _fsutil.partial_path(final)
+        header = BytesIO()
+        _write_header(header, {"descr": npformat.dtype_to_descr(meta.dtype), "fortran_order": meta.order == "F",
+                               "shape": meta.shape})
+        try:  # never through a link planted at the staging name: it would truncate what it points to
+            fd = os.open(staged, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UnsafeInputError(
+                    f"{staged}: expected no file or a regular file at this staging name, found a symbolic link; "
+                    "refused (writing would go through it): remove the link and write again"
+                ) from None
+            raise_if_full(exc, staged, "creating")
+            raise
+        published = owned = False
+        try:
+            try:
+                lock_open_file(fd, staged)
+                owned = True  # from here the staging file is ours to remove
+                os.ftruncate(fd, 0)
+                _pwrite_all(fd, header.getvalue(), 0)
+                _pwrite_all(fd, view, header.tell())
+                if durable:
+                    os.fsync(fd)
+            except OSError as exc:
+                raise_if_full(exc, staged, "writing")
+                raise
+            if check is not None:
+                with cls._open(Location(staged), "r", io="buffered") as store:
+                    check(store)
+            _fsutil.replace_path(staged, final, durable=durable)
+            published = True
+            _fsutil.remove_path(incomplete_marker(final))  # a crashed r+ writer's marker of the replaced file
+        finally:
+            if owned and not published:
+                _fsutil.remove_path(staged)  # still locked: no other writer has it
+            os.close(fd)
 
     @classmethod
     def _exists(cls, location: Location) -> bool:

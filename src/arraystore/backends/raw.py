@@ -2,6 +2,8 @@
 
 Files without a sidecar open with ``meta=ArrayMeta(...)`` (and ``write_sidecar=True``
 records it), or through a header dialect (ENVI, EHdr, MetaImage, IDX) found beside them.
+``create(..., header="envi")`` also writes an ENVI header (``frames.dat.hdr``) that GDAL,
+QGIS, spectral and ENVI read, published with the data (see :mod:`arraystore.dialects.envi_write`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any, ClassVar
 from .. import _fsutil
 from .._lock import writer_active
 from ..errors import IncompleteArrayError, MetadataError, ModeError, ReadOnlyError
-from ..meta import ArrayMeta
+from ..meta import ArrayMeta, Order
 from ..registry import Location
 from ..sidecar import Sidecar, read_sidecar, sidecar_path, write_sidecar
 from ._mapped import MappedFileStore, check_size, preallocate
@@ -27,6 +29,11 @@ class RawStore(MappedFileStore):
     backend: ClassVar[str] = "raw"
     suffixes: ClassVar[tuple[str, ...]] = (".dat", ".raw", ".bin")
     opens_with_meta: ClassVar[bool] = True
+
+    @classmethod
+    def storage_order(cls, order: Order, *, header: str | None = None, **options: Any) -> Order:
+        """``order``, except ``"C"`` with an ENVI header (ENVI describes row-major data only)."""
+        return "C" if header is not None else order
 
     @classmethod
     def guess_can_open(cls, location: Location) -> bool:
@@ -149,19 +156,22 @@ class RawStore(MappedFileStore):
         compression: Any = None,
         durable: bool = False,
         io: str = "auto",
+        header: str | None = None,
     ) -> RawStore:
         cls._single_array(location, chunks, compression)
         path = str(location.file)
+        envi = _envi_options(header, meta, path)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             preallocate(fd, meta.nbytes, path)
         finally:
             os.close(fd)
-        return cls(location, "w+", meta, 0, sidecar=Sidecar(meta, 0), io=io, durable=durable)
+        return cls(location, "w+", meta, 0, sidecar=Sidecar(meta, 0), io=io, durable=durable, **envi)
 
     @classmethod
     def _reopen_staged(cls, location: Location, meta: ArrayMeta, **options: Any) -> RawStore | None:
         # A staged raw file has no sidecar yet: its metadata is the one asked for.
+        envi = _envi_options(options.get("header"), meta, str(location.file))
         try:
             check_size(str(location.file), 0, meta)
         except MetadataError:
@@ -174,6 +184,7 @@ class RawStore(MappedFileStore):
             sidecar=Sidecar(meta, 0),
             io=options.get("io", "auto"),
             durable=options.get("durable", False),
+            **envi,
         )
 
     def _before_write(self) -> None:
@@ -242,25 +253,67 @@ class RawStore(MappedFileStore):
         # sidecar (which must never describe the new bytes). A full disk there leaves
         # the destination as it was. Only renames follow.
         staged = self._staged[0].file
+        interleave = self._options.get("envi_interleave")
         try:
             write_sidecar_file(str(staged), done, durable=durable)
+            if interleave is not None:
+                from ..dialects.envi_write import envi_header_text
+
+                text = envi_header_text(self._meta.shape, self._meta.dtype, interleave, 0)
+                _fsutil.atomic_write_bytes(envi_path(staged), text.encode("ascii"), durable=durable, like=staged)
             if sidecar_path(final.file).exists():
                 write_sidecar_file(str(final.file), Sidecar(self._meta, 0, complete=False), durable=durable)
+            # A header that described the old bytes must not describe the new ones, not even for a moment.
+            _remove_own_envi_header(final.file)
         except BaseException:
             _fsutil.remove_path(sidecar_path(staged))
+            _fsutil.remove_path(envi_path(staged))
             raise
         super()._publish(final, durable)
         _fsutil.replace_path(sidecar_path(staged), sidecar_path(final.file), durable=durable)
+        if interleave is not None:  # the header last: never a header without its complete data
+            _fsutil.replace_path(envi_path(staged), envi_path(final.file), durable=durable)
         self._sidecar = done
 
     @classmethod
     def _remove(cls, location: Location) -> None:
         _fsutil.remove_path(location.file)
         _fsutil.remove_path(sidecar_path(location.file))
+        _remove_own_envi_header(location.file)
 
     @classmethod
     def _exists(cls, location: Location) -> bool:
         return location.file.is_file()
+
+
+def envi_path(data: str | os.PathLike[str]) -> str:
+    """Where the ENVI header of a raw file goes: ``<data>.hdr`` (GDAL, spectral and ENVI look there)."""
+    return f"{os.fspath(data)}.hdr"
+
+
+def _envi_options(header: str | None, meta: ArrayMeta, where: str) -> dict[str, Any]:
+    """The store options of ``header=`` (checked: nothing is created for an array ENVI cannot describe)."""
+    if header is None:
+        return {}
+    from ..dialects.envi_write import check_envi, check_header_choice, envi_interleave
+
+    check_header_choice(header)
+    check_envi(meta.shape, meta.dtype, where.removesuffix(".partial"))
+    return {"envi_interleave": envi_interleave(header, len(meta.shape))}
+
+
+def _remove_own_envi_header(data: str | os.PathLike[str]) -> None:
+    """Remove an ENVI header arraystore wrote beside ``data`` (someone else's is left alone)."""
+    from ..dialects.envi_write import WRITTEN_BY
+
+    path = envi_path(data)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return
+    if WRITTEN_BY.encode() in head:
+        _fsutil.remove_path(path)
 
 
 def write_sidecar_file(data: str, sidecar: Sidecar, *, durable: bool = True) -> None:

@@ -46,6 +46,11 @@ def register(sub: Any) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
     p.add_argument("--portable", action="store_true",
                    help="zarr: only Zarr v3 core data types, readable by every Zarr implementation")
+    p.add_argument("--header", choices=("envi", "envi:bsq", "envi:bil", "envi:bip"),
+                   help="raw: also write an ENVI .hdr (GDAL, QGIS, spectral, ENVI read it); the data is stored in C "
+                   "order, interleave from the dimension names (a 'band' axis) or as given (default bsq)")
+    p.add_argument("--dimension-names", type=_names, metavar="NAME,NAME,...",
+                   help="hdf5, zarr: one name per axis for the destination, e.g. time,y,x (default: the source's)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (none either when piped or with --json)")
     p.add_argument(
         "--drop-attrs", dest="attrs", action="store_const", const="drop", default="keep", help="write the destination without the source's attrs (e.g. a plain .npy)"
@@ -53,6 +58,14 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the conversion report as JSON")
     add_layout_options(p, order_flag="--src-order")
     p.set_defaults(func=run)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """``"time,y,x"`` -> ``("time", "y", "x")``; an argparse type."""
+    names = tuple(n.strip() for n in text.split(","))
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected names separated by commas such as time,y,x, found {text!r}")
+    return names
 
 
 def run(args: argparse.Namespace) -> int:

@@ -76,6 +76,15 @@ def register(sub: Any) -> None:
         "--portable", action="store_true", help="zarr: only Zarr v3 core data types, readable by every Zarr reader"
     )
     p.add_argument(
+        "--into", metavar="NAME.zarr",
+        help="zarr: put every array into one group DST/NAME.zarr at its relative path (run1/t.dat -> "
+        "NAME.zarr::run1/t), with dimension names and consolidated metadata, so xr.open_zarr opens it",
+    )
+    p.add_argument(
+        "--header", choices=("envi", "envi:bsq", "envi:bil", "envi:bip"),
+        help="raw: also write an ENVI .hdr beside every output (GDAL, QGIS, spectral, ENVI read it)",
+    )
+    p.add_argument(
         "--max-memory", default="256MiB", help="buffer budget per file conversion (default 256MiB)"
     )
     p.add_argument(
@@ -151,4 +160,6 @@ def _migrate(args: argparse.Namespace) -> MigrationReport:
         chunk_bytes=args.chunk_bytes,
         checksum=not args.no_checksum,
         portable=args.portable,
+        header=args.header,
+        into=args.into,
     )

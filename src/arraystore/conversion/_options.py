@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from ..compression import Compression, parse_compression
+from ..dialects.envi_write import HEADER_CHOICES
 from ..errors import ConversionError
 from ._plan import default_workers, parse_size
 
@@ -59,11 +60,22 @@ class ConvertOptions:
         Zarr destinations: only Zarr v3 core data types, so every Zarr implementation
         reads the array (times as int64 with CF ``units``; strings and structured
         arrays refused). See docs/interoperability.md.
+    header
+        Raw destinations: ``"envi"`` also writes an ENVI header (``out.dat.hdr``) that GDAL,
+        QGIS, spectral and ENVI read; the data is then stored in C order. The interleave
+        comes from the source's dimension names (an axis named ``band``: its position picks
+        bsq, bil or bip), else bsq; ``"envi:bsq"``, ``"envi:bil"``, ``"envi:bip"`` fix it.
+        See :mod:`arraystore.dialects.envi_write`.
+    dimension_names
+        One name (str, or None) per axis for the destination (backends with
+        ``supports_dimension_names``: HDF5, Zarr), instead of the source's; checked against
+        the source's number of axes when the conversion starts.
 
     Raises
     ------
     ConversionError
-        A malformed chunk or shard shape, a bad memory size, workers below 1, or an order other than C/F.
+        A malformed chunk or shard shape, a bad memory size, workers below 1, an order other than C/F,
+        or an unknown header.
     CompressionError
         A compression the grammar refuses.
     """
@@ -81,6 +93,8 @@ class ConvertOptions:
     overwrite: bool = False
     attrs: Literal["keep", "drop"] = "keep"
     portable: bool = False
+    header: Literal["envi", "envi:bsq", "envi:bil", "envi:bip"] | None = None
+    dimension_names: tuple[str | None, ...] | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -88,12 +102,22 @@ class ConvertOptions:
         set_(self, "shards", _shape(self.shards, "shards"))
         set_(self, "compression", parse_compression(self.compression))
         set_(self, "max_memory", parse_size(self.max_memory))
+        if self.dimension_names is not None:
+            names = self.dimension_names
+            if isinstance(names, (str, bytes)) or not hasattr(names, "__iter__"):
+                raise ConversionError(
+                    f"expected dimension_names as a sequence of one name (str or None) per axis, found {names!r}"
+                )
+            set_(self, "dimension_names", tuple(names))
         if self.order not in (None, "C", "F"):
             raise ConversionError(f"expected order 'C' or 'F' (or None for the source's), found {self.order!r}")
         if self.workers is not None:
             default_workers(self.workers)  # ConversionError below 1
         if self.attrs not in ("keep", "drop"):
             raise ConversionError(f"expected attrs='keep' or attrs='drop', found {self.attrs!r}")
+        if self.header not in (None, *HEADER_CHOICES):
+            choices = ", ".join(repr(c) for c in HEADER_CHOICES)
+            raise ConversionError(f"expected header= one of {choices} (or None), found {self.header!r}")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> ConvertOptions:
@@ -117,6 +141,6 @@ class ConvertOptions:
         """JSON-friendly: compression as its canonical string (``"zstd:3"``), shapes as lists."""
         out = dataclasses.asdict(self)
         out["compression"] = None if self.compression is None else str(self.compression)
-        for key in ("chunks", "shards"):
+        for key in ("chunks", "shards", "dimension_names"):
             out[key] = None if out[key] is None else list(out[key])
         return out

@@ -13,12 +13,20 @@ import os
 import time
 from typing import Any, Literal
 
-from .._dimnames import source_dimension_names
+from .._dimnames import DimensionNames, check_dimension_names, source_dimension_names
 from .._open import create, exists
 from .._open import open as open_store
 from ..checksums import StreamHasher, c_streamable, checksum
 from ..compression import check_codec
-from ..errors import AlreadyExistsError, ConversionError, DimensionError, StorageFullError, VerificationError
+from ..dialects.envi_write import check_envi, envi_interleave
+from ..errors import (
+    AlreadyExistsError,
+    ConversionError,
+    DimensionError,
+    MetadataError,
+    StorageFullError,
+    VerificationError,
+)
 from ..fidelity import check_fidelity
 from ..registry import backend_class, detect_backend, parse_location
 from ..store import ArrayStore
@@ -63,7 +71,9 @@ class _Conversion:
         self.compression = options.compression
         out_order = options.order or ("C" if src.order == "C" else "F")
         # The order the destination stores (HDF5: always C, so that other readers see the array's shape).
-        self.order: Literal["C", "F"] = self.dst_cls.storage_order(out_order)
+        self.header: str | None = options.header
+        header_opts = {"header": self.header} if self.header is not None else {}
+        self.order: Literal["C", "F"] = self.dst_cls.storage_order(out_order, **header_opts)
         self.budget = options.max_memory
         self.workers = default_workers(options.workers)
         self.verify = options.verify
@@ -92,6 +102,35 @@ class _Conversion:
             )
         if exists(self.dst_loc, cls.backend) and not self.overwrite:
             raise AlreadyExistsError(f"{self.dst_loc}: an array already exists there; pass overwrite=True to replace it")
+
+    def _envi_header(self) -> str:
+        """The header choice with its interleave settled (from the source's dimension names); checks the array."""
+        assert self.header is not None
+        if "header" not in inspect.signature(self.dst_cls._create).parameters:
+            raise ConversionError(
+                f"{self.dst_loc}: header={self.header!r} writes an ENVI header beside raw bytes; expected a raw "
+                f"destination (.dat, --to raw), found the {self.dst_cls.backend} backend: drop header (--header)"
+            )
+        src = self.src
+        check_envi(src.shape, src.dtype, self.dst_loc)  # before a byte is written
+        names = self.options.dimension_names or source_dimension_names(src) or src.meta.attrs.get("axes")
+        names = names if isinstance(names, (list, tuple)) else None
+        return f"envi:{envi_interleave(self.header, src.ndim, names)}"
+
+    def _dimension_names(self) -> DimensionNames | None:
+        """The destination's dimension names: the options' (checked), else the source's; None where not recorded."""
+        given = self.options.dimension_names
+        if given is not None:
+            if not self.dst_cls.supports_dimension_names:
+                raise ConversionError(
+                    f"{self.dst_loc}: the {self.dst_cls.backend} backend has nowhere to record dimension_names "
+                    f"{given!r}; convert to hdf5 or zarr, or drop dimension_names"
+                )
+            try:
+                return check_dimension_names(given, self.src.ndim)
+            except MetadataError as exc:
+                raise ConversionError(f"{self.dst_loc}: {exc}") from None
+        return source_dimension_names(self.src) if self.dst_cls.supports_dimension_names else None
 
     def _dst_layout(self) -> tuple[tuple[int, ...] | None, str | None]:
         return destination_layout(self.src, self.dst_cls, chunks=self.chunks, shards=self.shards,
@@ -124,6 +163,9 @@ class _Conversion:
                 f"{self.dst_loc}: portable=True chooses Zarr v3 core data types; expected a Zarr destination, found "
                 f"the {self.dst_cls.backend} backend: drop portable (--portable) or convert to .zarr"
             )
+        if self.header is not None:
+            self.header = self._envi_header()
+        names = self._dimension_names()  # ConversionError here: nothing written yet
         self._preflight()
         create_chunks, note = self._dst_layout()
         grid = self.shards if self.shards is not None else create_chunks
@@ -146,16 +188,14 @@ class _Conversion:
                                             durable=self.durable, enabled=_resumable(plan))
         reuse = self.resume and not journal.fresh
         extra: dict[str, Any] = {"shards": self.shards} if self.shards is not None else {}
-        names = source_dimension_names(src) if self.dst_cls.supports_dimension_names else None
         if names is not None:
             extra["dimension_names"] = names
         if self.options.portable:
             extra["portable"] = True
+        if self.header is not None:
+            extra["header"] = self.header
         try:
             extra.update(self.dst_cls.value_options(src, self.budget))  # e.g. HDF5 string widths: reads the source
-            names = source_dimension_names(src) if self.dst_cls.supports_dimension_names else None
-            if names is not None:
-                extra["dimension_names"] = names
             dst = create(str(self.dst_loc), src.shape, src.dtype, backend=self.dst_cls.backend, chunks=create_chunks,
                          compression=self.compression, order=self.order, attrs={} if self.drop_attrs else dict(src.meta.attrs),
                          overwrite=self.overwrite, durable=self.durable, resume=reuse, **extra)

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .. import _fsutil
 from .._fsutil import raise_if_full
 from .._open import exists
@@ -16,10 +18,12 @@ from .._open import open as open_store
 from ..conversion import ConvertOptions
 from ..errors import ArrayStoreError, MetadataError, StorageFullError
 from ..location import Location
-from ..meta import ArrayMeta
-from ..registry import backend_class
+from ..meta import ArrayMeta, dtype_from_json
+from ..registry import backend_class, parse_location
 from ..store import ArrayStore
+from ._group import group_dimension_names
 from ._manifest import FileRecord, RecordStatus
+from ._realdirs import real_root
 
 __all__ = ["Job", "open_source", "run_job"]
 
@@ -169,8 +173,79 @@ def _reopen_error(job: Job) -> ArrayStoreError | None:
     except ArrayStoreError as exc:
         err = exc
     with contextlib.suppress(OSError, ArrayStoreError):
-        backend_class(job.backend)._remove(Location(Path(job.dst_path)))
+        backend_class(job.backend)._remove(parse_location(job.dst_path))
     return err
+
+
+#: Files of at most this many bytes of data are copied in one read and one write when the
+#: destination format writes whole files (``writes_whole_files``: ``.npy``), instead of through a
+#: staged conversion, whose setup (staged store, lock, plan, journal) costs more than the data.
+WHOLE_FILE_BYTES = 4 << 20
+
+
+def _whole_file(job: Job, meta: ArrayMeta) -> bool:
+    """Whether ``job`` takes the one-read one-write path (:func:`_write_whole`)."""
+    opts = job.options
+    return (
+        backend_class(job.backend).writes_whole_files
+        and meta.nbytes <= min(WHOLE_FILE_BYTES, opts.max_memory)
+        and not meta.attrs
+        and opts.compression is None and opts.chunks is None and opts.shards is None and opts.order is None
+        and not opts.portable
+        and opts.header is None
+        and opts.dimension_names is None
+    )
+
+
+def _write_whole(job: Job, meta: ArrayMeta, t0: float, note: str | None) -> FileRecord:
+    """Copy a small file: one ``pread``, its checksum, one write of the destination (checked, then renamed).
+
+    The destination holds the same bytes a conversion writes; with ``verify`` it is read back
+    through its format's reader before it is renamed into place, as a conversion does.
+    """
+    from ..checksums import StreamHasher, checksum
+    from ..errors import ConversionError, VerificationError
+    from ..fidelity import check_fidelity
+
+    cls = backend_class(job.backend)
+    check_fidelity(cls, meta.dtype)
+    fd = os.open(job.src_path, os.O_RDONLY)
+    try:
+        data = os.pread(fd, meta.nbytes, job.offset) if meta.nbytes else b""
+    finally:
+        os.close(fd)
+    if len(data) != meta.nbytes:
+        raise ConversionError(
+            f"{job.src_path}: the source changed size while being converted (expected {meta.nbytes:,} bytes at offset "
+            f"{job.offset:,}, read {len(data):,}); nothing was published. Convert it again once it is no longer being written"
+        )
+    value = StreamHasher.of(np.ndarray(meta.shape, meta.dtype, buffer=data, order=meta.order))
+
+    def check(dst: ArrayStore) -> None:
+        if dst.shape != meta.shape or dst.dtype != meta.dtype:
+            raise MetadataError(
+                f"{job.dst_path}: written as {meta.dtype} {meta.shape} but reopens as {dst.dtype} {dst.shape}; "
+                "report this as a bug"
+            )
+        if job.options.verify:
+            got = checksum(dst, max(meta.nbytes, 1), decoded=True)
+            if got["value"] != value["value"]:
+                raise VerificationError(
+                    f"{job.dst_path}: the converted data reads back with checksum {got['value']}, the source has "
+                    f"{value['value']} ({value['algorithm']}); nothing was published. Check the disk and convert again"
+                )
+
+    cls._write_whole(Location(Path(job.dst_path)), meta, data, durable=job.options.durable, check=check)
+    _fsutil.apply_mode_like([job.dst_path], job.src_path)  # 0600 in, 0600 out
+    return _record(
+        job,
+        "converted",
+        t0,
+        source_checksum=value,
+        destination_checksum=value if job.options.verify else None,
+        verified=job.options.verify,
+        note=note,
+    )
 
 
 def run_job(job: Job) -> FileRecord:
@@ -190,11 +265,21 @@ def run_job(job: Job) -> FileRecord:
             if kept is not None:
                 return kept
             overwrite, note = True, "destination did not read back to its recorded checksum; converted again"
-        Path(job.dst_path).parent.mkdir(parents=True, exist_ok=True)
-        with open_source(job.src_path, ArrayMeta.from_dict(job.meta), job.offset, job.own_sidecar) as src:
-            if not overwrite and exists(job.dst_path, job.backend):
-                return _adopt(job, src, t0)
-            report = convert(src, job.dst_path, job.options.replace(backend=job.backend, resume=True, overwrite=overwrite))
+        dst = parse_location(job.dst_path)
+        dst.file.parent.mkdir(parents=True, exist_ok=True)
+        meta = ArrayMeta.from_dict(job.meta)
+        if not overwrite and exists(job.dst_path, job.backend):
+            if job.options.header is None or Path(f"{job.dst_path}.hdr").is_file():
+                with open_source(job.src_path, meta, job.offset, job.own_sidecar) as src:
+                    return _adopt(job, src, t0)
+            overwrite = True  # killed between publishing the data and its header: convert it again
+        if _whole_file(job, meta):
+            return _write_whole(job, meta, t0, note)
+        with open_source(job.src_path, meta, job.offset, job.own_sidecar) as src:
+            options = job.options.replace(backend=job.backend, resume=True, overwrite=overwrite)
+            if dst.key:  # an array of a group: names that do not clash with its siblings' in xarray
+                options = options.replace(dimension_names=group_dimension_names(src, job.dst_path))
+            report = convert(src, job.dst_path, options)
         unreadable = _reopen_error(job)
         if unreadable is not None:
             return _record(
@@ -205,7 +290,8 @@ def run_job(job: Job) -> FileRecord:
                 error=_error(unreadable),
                 note="the output was written but does not open again; it was removed",
             )
-        _fsutil.apply_mode_like([job.dst_path, f"{job.dst_path}.json"], job.src_path)  # 0600 in, 0600 out
+        out = dst.file / dst.key if dst.key else dst.file
+        _fsutil.apply_mode_like([out, f"{out}.json", f"{out}.hdr"], job.src_path)  # 0600 in, 0600 out
         if report.blocks_resumed:
             note = f"resumed an interrupted conversion: {report.blocks_resumed} of {report.blocks_total} blocks kept"
         return _record(
@@ -234,8 +320,9 @@ def run_virtual_job(job: Job) -> FileRecord:
 
     t0 = time.perf_counter()
     try:
-        check_expressible(ArrayMeta.from_dict(job.meta).dtype)
-        check_inside(Path(job.src_path), job.source)
+        check_expressible(dtype_from_json(job.meta["dtype"]))  # not the whole meta: its attrs are the evidence
+        path = Path(job.src_path)
+        check_inside(path, job.source, real_root(path.parents[len(Path(job.source).parts) - 1]))
         changed = _unchanged(job)
         if changed is None and job.checksum:
             digest = file_checksum(job.src_path)

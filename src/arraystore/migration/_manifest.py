@@ -1,10 +1,14 @@
 """The migration manifest ``migration.jsonl``: one JSON line per file, appended as files finish.
 
-A line is written and flushed to the operating system as soon as its file is done, so a
-killed migration (SIGKILL included) loses at most the files in flight: the kernel keeps
-what a dead process wrote. A power cut is another matter: with ``durable=True`` every line
-is fsynced after its file's data was (the conversion is durable too); without it nothing
-is fsynced, and after a power cut a rerun with ``recheck=True`` reads every destination
+Lines are written to the operating system as soon as their files are done: one write per
+file in this process, one write per batch of files from a worker process
+(:meth:`Manifest.append_many`), so a killed migration (SIGKILL included) loses at most the
+files in flight: the kernel keeps what a dead process wrote. A power cut is another matter:
+with ``durable=True`` the lines are fsynced after their files' data were (each conversion
+is durable too), one fsync per batch of lines (:data:`SYNC_LINES` at most in this process);
+a line lost to a power cut leaves a published destination without a line, which a rerun
+reads back and adopts only when it equals its source. Without ``durable`` nothing is
+fsynced, and after a power cut a rerun with ``recheck=True`` reads every destination
 back. A rerun reads the manifest,
 takes the last line of each source, and rewrites the file with one line per source
 (atomically) when it finishes. A torn last line (a kill in the middle of a write) is
@@ -17,6 +21,7 @@ import contextlib
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,9 +29,11 @@ from typing import Any, Literal
 from .. import _fsutil
 from ..errors import MetadataError
 
-__all__ = ["MANIFEST_NAME", "FileRecord", "Manifest", "RecordStatus"]
+__all__ = ["MANIFEST_NAME", "SYNC_LINES", "FileRecord", "Manifest", "RecordStatus"]
 
 MANIFEST_NAME = "migration.jsonl"
+#: With ``durable``, lines appended one at a time are fsynced in groups of at most this many.
+SYNC_LINES = 64
 RecordStatus = Literal["converted", "skipped", "undetermined", "failed", "planned"]
 
 
@@ -151,14 +158,15 @@ class Manifest:
     path
         The manifest file.
     durable
-        fsync after every line instead of in groups.
+        fsync the lines: each batch of :meth:`append_many`, and lines of :meth:`append` every
+        :data:`SYNC_LINES` lines and at :meth:`close`.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, durable: bool = False) -> None:
         self.path = Path(path)
         self.durable = durable
         self._fh: Any = None
-        self._pending = False
+        self._pending = 0
 
     def read(self) -> dict[str, FileRecord]:
         """The last complete line of each source (empty when there is no manifest yet).
@@ -192,23 +200,47 @@ class Manifest:
     def append(self, record: FileRecord) -> None:
         """Write one line; it survives a kill of this process once this returns.
 
+        With ``durable``, the lines are fsynced every :data:`SYNC_LINES` lines (and at
+        :meth:`sync` and :meth:`close`), not after each one.
+
         Raises
         ------
         StorageFullError
             The disk is full: the line is not written (the file is cut back to its last
             complete line), so the manifest stays consistent.
         """
-        if not record.finished:
-            record.finished = _now()
-        line = json.dumps(record.to_dict(), default=str).encode() + b"\n"
+        self._append([record], sync_every=SYNC_LINES)
+
+    def append_many(self, records: Sequence[FileRecord]) -> None:
+        """Write one line per record in one write (all or none), then one fsync when durable.
+
+        A kill during the write can leave the last line torn; :meth:`read` ignores it and
+        the next append cuts it off, so every whole line is a finished file.
+
+        Raises
+        ------
+        StorageFullError
+            As :meth:`append`: no line of the batch is written.
+        """
+        self._append(records, sync_every=1)
+
+    def _append(self, records: Sequence[FileRecord], sync_every: int) -> None:
+        if not records:
+            return
+        now = _now()
+        lines = []
+        for record in records:
+            if not record.finished:
+                record.finished = now
+            lines.append(json.dumps(record.to_dict(), default=str).encode() + b"\n")
         try:
             if self._fh is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._fh = open(self.path, "a+b", buffering=0)  # noqa: SIM115 - kept open across appends
                 self._cut_torn_line()
-            self._write_line(line)
-            self._pending = True
-            if self.durable:
+            self._write_line(b"".join(lines))
+            self._pending += 1
+            if self.durable and self._pending >= sync_every:
                 self.sync()
         except OSError as exc:
             _fsutil.raise_if_full(exc, self.path, "appending to the migration manifest")
@@ -251,7 +283,7 @@ class Manifest:
             except OSError as exc:
                 _fsutil.raise_if_full(exc, self.path, "syncing the migration manifest")
                 raise
-            self._pending = False
+            self._pending = 0
 
     def close(self) -> None:
         """Close (fsync first when durable)."""

@@ -29,6 +29,7 @@ is weak. The false-alarm and miss rates on generated real-looking data are measu
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -112,9 +113,27 @@ def sample(path: str | os.PathLike[str], offset: int, nbytes: int, itemsize: int
 
 
 def _entropy(values: np.ndarray[Any, Any]) -> float:
-    _, counts = np.unique(values, return_counts=True)
+    """Entropy (bits) of small non-negative integers (exponent fields: at most 11 bits)."""
+    counts = np.bincount(values.astype(np.intp))
+    counts = counts[counts > 0]
     p = counts / counts.sum()
     return float(-(p * np.log2(p)).sum())
+
+
+@functools.cache
+def _float_limits(itemsize: int) -> tuple[int, int, int, int]:
+    """Magnitude bits of +inf, of the smallest normal, of the smallest value >= 1e-30 and of the largest <= 1e30."""
+    f = np.dtype(f"f{itemsize}")
+    u = np.dtype(f"u{itemsize}")
+    with np.errstate(all="ignore"):
+        lo = np.array(1e-30, f)
+        if float(lo) < 1e-30:
+            lo = np.nextafter(lo, np.array(np.inf, f))
+        hi = np.array(1e30, f)
+        if float(hi) > 1e30:
+            hi = np.nextafter(hi, np.array(0, f))
+    bits = [np.array(v, f).view(u) for v in (np.inf, np.finfo(f).smallest_normal, lo, hi)]
+    return int(bits[0]), int(bits[1]), int(bits[2]), int(bits[3])
 
 
 def score(windows: list[bytes], dtype: np.dtype[Any]) -> Reading:
@@ -130,20 +149,22 @@ def score(windows: list[bytes], dtype: np.dtype[Any]) -> Reading:
         return Reading(dtype, mean_bits / bits, f"first differences need {mean_bits:.1f} of {bits} bits")
     if not arrays or not sum(a.size for a in arrays):
         return Reading(dtype, 0.0, "no values")
-    with np.errstate(all="ignore"):
-        x = np.concatenate(arrays).astype(np.float64)
-        a = np.abs(x)
-        finfo = np.finfo(dtype)
-        bad = ~np.isfinite(x) | ((a > 0) & (a < finfo.smallest_normal)) | (a > 1e30) | ((a > 0) & (a < 1e-30))
-    uint = np.dtype(f"u{dtype.itemsize}").newbyteorder(dtype.str[0])
-    raw = np.concatenate([arr.view(uint) for arr in arrays])  # values kept, in native order
-    nonzero = a != 0  # zeros read the same in every byte order: sparse data are judged by the rest
+    # Judged on the bits (no float conversion): for IEEE floats the magnitude bits (sign
+    # cleared) order as unsigned integers exactly as |x| does, NaN and infinity above all.
+    uint = np.dtype(f"u{dtype.itemsize}")
+    raw = np.concatenate([arr.view(uint.newbyteorder(dtype.str[0])) for arr in arrays]).astype(uint, copy=False)
+    mag = raw & ((1 << (bits - 1)) - 1)
+    nonzero = mag != 0  # zeros read the same in every byte order: sparse data are judged by the rest
     if not nonzero.any():
         return Reading(dtype, 0.0, "all values are zero")
+    m = mag[nonzero]
     ebits = {2: 5, 4: 8, 8: 11}[dtype.itemsize]
-    exponent = (raw[nonzero].astype(np.uint64) >> np.uint64(bits - 1 - ebits)) & np.uint64((1 << ebits) - 1)
+    inf, normal, lo, hi = _float_limits(dtype.itemsize)
+    # NaN or infinite, subnormal, below 1e-30 or above 1e30 in magnitude
+    bad = (m >= inf) | (m < normal) | (m < lo) | (m > hi)
+    exponent = m >> (bits - 1 - ebits)
     h = _entropy(exponent)
-    frac = float(bad[nonzero].mean())
+    frac = np.count_nonzero(bad) / bad.size  # the mean of a boolean array, exactly
     return Reading(
         dtype, 0.5 * frac + 0.5 * h / ebits,
         f"{frac:.0%} of non-zero values NaN, infinite, subnormal or beyond 1e±30; exponent entropy "

@@ -33,6 +33,7 @@ from typing import Any
 
 from .. import _fsutil
 from ..errors import MetadataError, UnsafeInputError
+from ._realdirs import real_root
 from .evidence import (
     ByteOrder,
     Evidence,
@@ -234,7 +235,7 @@ def manifest_entries(data_path: Path, root: Path | None) -> Iterator[tuple[Path,
         When a manifest that may hold the file's entry cannot be parsed.
     """
     folder = data_path.parent
-    stop = root.resolve() if root is not None else folder.resolve()
+    stop = real_root(root) if root is not None else folder.resolve()
     while True:
         for name in MANIFEST_NAMES:
             manifest = folder / name
@@ -251,6 +252,6 @@ def manifest_entries(data_path: Path, root: Path | None) -> Iterator[tuple[Path,
             index = _manifest_index(str(manifest), st.st_mtime_ns, st.st_size)
             if rel in index:
                 yield manifest, index[rel]
-        if folder.resolve() == stop or folder.parent == folder:
+        if folder == root or folder.parent == folder or folder.resolve() == stop:
             return
         folder = folder.parent

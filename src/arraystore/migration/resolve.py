@@ -33,7 +33,8 @@ from ..errors import (
     UnsafeInputError,
 )
 from ..meta import ArrayMeta, dtype_to_json
-from ..sidecar import read_sidecar, sidecar_path
+from ..sidecar import Sidecar, sidecar_path
+from ._realdirs import real_root
 from .candidates import Candidate, candidates
 from .evidence import Evidence, MetadataConflictError, dtype_label, infer_shape
 from .evidence_data import DataContradictsEvidenceError, check_reading
@@ -131,7 +132,7 @@ class Resolution:
 def _relname(path: Path, root: Path | None) -> str:
     if root is not None:
         try:
-            return path.resolve().relative_to(root.resolve()).as_posix()
+            return path.resolve().relative_to(real_root(root)).as_posix()
         except ValueError:
             raise UnsafeInputError(
                 f"{path} is not inside the archive root {root} once symbolic links are resolved "
@@ -142,7 +143,7 @@ def _relname(path: Path, root: Path | None) -> str:
 
 def _fenced(evidence: Path, fence: Path, data: Path) -> Path:
     """``evidence`` (a file read about ``data``), refused when it resolves outside ``fence`` through a link."""
-    real, base = evidence.resolve(), fence.resolve()
+    real, base = evidence.resolve(), real_root(fence)
     if real != base and base not in real.parents:
         raise UnsafeInputError(
             f"{evidence}: this metadata file about {data.name} resolves through a symbolic link to {real}, "
@@ -163,11 +164,12 @@ def _describe_meta(meta: ArrayMeta, offset: int) -> str:
 
 def _sidecar_evidence(path: Path, fence: Path) -> Evidence | None:
     sp = sidecar_path(path)
-    if not sp.is_file() or not is_own_sidecar(read_json(_fenced(sp, fence, path))):
+    if not sp.is_file():
         return None
-    sc = read_sidecar(path)
-    if sc is None:
+    obj = read_json(_fenced(sp, fence, path))  # parsed once (read_sidecar would read it again)
+    if not is_own_sidecar(obj):
         return None
+    sc = Sidecar.from_dict(obj, source=str(sp))
     if not sc.complete:
         raise IncompleteArrayError(
             f"{path}: its arraystore sidecar says the array was never completed (written by a process "
@@ -212,7 +214,7 @@ def _rule_evidence(rule: Rule, source: str, size: int) -> Evidence:
 
 
 def _gather(
-    path: Path, root: Path | None, rules: Rules | None, size: int, found: list[Evidence], notes: list[str]
+    path: Path, name: str, root: Path | None, rules: Rules | None, size: int, found: list[Evidence], notes: list[str]
 ) -> Rule | None:
     """Append every source's evidence to ``found``; return the rule applied, if any."""
     fence = root if root is not None else path.parent
@@ -242,7 +244,7 @@ def _gather(
             entry, source=f"folder-json:{label}", where=f"{manifest} entry for {path.name!r}",
             file_size=size, strict=True,
         ))  # type: ignore[arg-type]  # strict=True never returns None
-    rule = rules.match(_relname(path, root)) if rules is not None else None
+    rule = rules.match(name) if rules is not None else None
     if rule is not None:
         found.append(_rule_evidence(rule, rules.source if rules is not None else "", size))
     try:
@@ -472,7 +474,7 @@ def resolve(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None
     found: list[Evidence] = []
     notes: list[str] = []
     try:
-        rule = _gather(p, root_path, rules, size, found, notes)
+        rule = _gather(p, name, root_path, rules, size, found, notes)
         override = next((e for e in found if e.source.startswith("rules:")), None) if rule and rule.override else None
         facts = _merge(p, found, override, notes)
         return _finish(p, name, size, facts, found, notes)

@@ -135,6 +135,14 @@ class Rules:
                 return rule
         return None
 
+    def used_indices(self) -> frozenset[int]:
+        """The :attr:`Rule.index` of every rule applied so far (sent back by worker processes)."""
+        return frozenset(self._used)
+
+    def mark_used(self, indices: Iterable[int]) -> None:
+        """Record rules applied elsewhere (in a worker process's copy of these rules) as used."""
+        self._used.update(indices)
+
     def unused(self) -> list[Rule]:
         """The rules that have not been applied to any file so far, in file order."""
         return [r for r in self.rules if r.index not in self._used]

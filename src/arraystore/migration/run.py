@@ -7,6 +7,7 @@ each file's metadata is resolved.
 from __future__ import annotations
 
 import errno
+import inspect
 import os
 import sys
 import time
@@ -14,17 +15,26 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import _fsutil
 from .._open import open as open_store
 from ..conversion import ConvertOptions
-from ..errors import ArrayNotFoundError, ArrayStoreError, MetadataError, StorageFullError, UnsafeInputError
+from ..errors import (
+    ArrayNotFoundError,
+    ArrayStoreError,
+    BackendError,
+    MetadataError,
+    StorageFullError,
+    UnsafeInputError,
+)
 from ..registry import backend_class, backend_names, default_suffix
 from ..sidecar import sidecar_path
 from ._discover import DEFAULT_INCLUDE, destination_names, discover, overlapping_outputs
+from ._group import check_into, consolidate_group, group_destinations
 from ._job import Job, run_job
 from ._manifest import MANIFEST_NAME, FileRecord, Manifest
+from ._realdirs import remembered
 from ._report import MigrationReport
 from .legacy_json import is_own_sidecar, read_json
 from .resolve import Resolution, resolve
@@ -38,6 +48,8 @@ __all__ = [
     "combine_rules",
     "migrate",
 ]
+
+T = TypeVar("T")
 
 REPORT_NAME = "migration-report.json"
 SUMMARY_NAME = "migration-summary.txt"
@@ -79,6 +91,7 @@ def _check_dirs(src: Path, dst: Path) -> None:
 
 
 def _own_sidecar(path: Path) -> bool:
+    """Whether ``path`` has arraystore's own sidecar (a resolution tells it too: evidence ``"sidecar"``)."""
     sp = sidecar_path(path)
     if not sp.is_file():
         return False
@@ -129,26 +142,42 @@ class _Planner:
         self.previous, self.job_options, self.recheck = previous, job_options, recheck
         self.virtual: dict[str, bool] = {}
         """``virtual`` and ``checksum`` of a virtual migration's jobs."""
+        self.into: str | None = None
+        """The group every array goes into (``into=``), or None: one output per file."""
         self.jobs: list[Job] = []
         self.done: list[FileRecord] = []
         self.undetermined: list[Resolution] = []
 
     def plan(self, names: Sequence[str], broken: Sequence[tuple[str, ArrayStoreError]]) -> None:
+        """Resolve every file here: :attr:`jobs` to run, :attr:`done` records, :attr:`undetermined`."""
+        with remembered():
+            for name, dest in self.pending(names, broken):
+                self._one(name, dest)
+
+    def pending(
+        self, names: Sequence[str], broken: Sequence[tuple[str, ArrayStoreError]]
+    ) -> list[tuple[str, str]]:
+        """Record the files refused without reading them; the ``(name, destination)`` of the others."""
         prev_dest = {
             n: r.destination
             for n, r in self.previous.items()
             if r.destination and r.backend == self.backend and r.status in ("converted", "skipped")
         }
+        refused: dict[str, str]
         if self.backend == VIRTUAL:  # one array per file, named as the file: no output files to collide
             dests, refused = {n: n for n in names}, {}
+        elif self.into is not None:
+            suffix = default_suffix(self.backend)  # type: ignore[arg-type]
+            dests, refused = group_destinations(names, self.into, suffix, prev_dest, self.src, self.dst)
         else:
             dests = destination_names(names, default_suffix(self.backend), prev_dest)  # type: ignore[arg-type]
             refused = overlapping_outputs(dests, self.src, self.dst)
+        todo = []
         for name in names:
             if name in refused:
                 self._refuse(name, dests[name], UnsafeInputError(f"{self.src / name}: {refused[name]}"))
             else:
-                self._one(name, dests[name])
+                todo.append((name, dests[name]))
         for name, err in broken:
             try:
                 size = (self.src / name).lstat().st_size
@@ -163,6 +192,14 @@ class _Planner:
                     note=None if isinstance(err, UnsafeInputError) else "header file whose data file could not be used",
                 )
             )
+        return todo
+
+    def for_files(self, names: Sequence[str]) -> _Planner:
+        """A planner for some of the files, to send to a worker: it carries their earlier records only."""
+        part = _Planner(self.src, self.dst, self.backend, self.rules,
+                        {n: self.previous[n] for n in names if n in self.previous}, self.job_options, self.recheck)
+        part.virtual, part.into = self.virtual, self.into
+        return part
 
     def _refuse(self, name: str, dest: str, err: ArrayStoreError) -> None:
         try:
@@ -209,7 +246,8 @@ class _Planner:
             changed = (prev.size, prev.mtime_ns) != (st.st_size, st.st_mtime_ns) or not _same_layout(
                 prev.resolution, res
             )
-            if changed or not _dst_intact(prev, res, self.dst / dest, self.backend):
+            missing_header = self.job_options.header is not None and not Path(f"{self.dst / dest}.hdr").is_file()
+            if changed or missing_header or not _dst_intact(prev, res, self.dst / dest, self.backend):
                 overwrite = True
             elif self.recheck:
                 recheck = prev.to_dict()
@@ -236,7 +274,7 @@ class _Planner:
                 src_path=str(path.absolute()),
                 meta=meta.to_dict(),
                 offset=res.offset,
-                own_sidecar=_own_sidecar(path),
+                own_sidecar=any(e.source == "sidecar" for e in res.evidence),  # read by resolve()
                 dst_path=str((self.dst / dest).absolute()),
                 destination=dest,
                 backend=self.backend,
@@ -251,26 +289,32 @@ class _Planner:
 
 
 def _execute(
-    jobs: Sequence[Job], workers: int, scheduler: Any, on_result: Callable[[FileRecord], None]
+    jobs: Sequence[Job], workers: int, scheduler: Any, on_results: Callable[[list[FileRecord]], None]
 ) -> None:
     if scheduler is not None:
         from ._dask import run_on_dask
 
-        run_on_dask(jobs, scheduler, workers, on_result)
+        run_on_dask(jobs, scheduler, workers, lambda record: on_results([record]))
         return
     if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            on_result(run_job(job))
+        with remembered():
+            for job in jobs:
+                on_results([run_job(job)])
         return
+    _in_pool([(_run_batch, batch) for batch in _batches(jobs, workers, lambda j: j.size)], workers,
+             lambda result: on_results(result))
+
+
+def _in_pool(tasks: Sequence[tuple[Callable[..., Any], Any]], workers: int, on_result: Callable[[Any], None]) -> None:
+    """Run ``fn(arg)`` for each task in worker processes; ``on_result`` here as each finishes."""
     from ..parallel import abandon_pool, pool_session, process_pool
 
     with pool_session("migrate() with workers > 1"):
-        pool = process_pool(min(workers, len(jobs)))
+        pool = process_pool(min(workers, len(tasks)))
         try:
-            futures = [pool.submit(_run_batch, batch) for batch in _batches(jobs, workers)]
+            futures = [pool.submit(fn, arg) for fn, arg in tasks]
             for future in as_completed(futures):
-                for record in future.result():
-                    on_result(record)
+                on_result(future.result())
         except BaseException:  # Ctrl-C, SIGTERM, a full disk: queued files are cancelled, running ones abandoned
             abandon_pool(pool)
             raise
@@ -284,18 +328,19 @@ BATCH_FILES = 64
 BATCH_BYTES = 8 << 20
 
 
-def _batches(jobs: Sequence[Job], workers: int) -> list[list[Job]]:
-    """Consecutive jobs grouped up to ``BATCH_FILES`` files or ``BATCH_BYTES``, at least ``2 * workers`` batches."""
-    per = max(1, min(BATCH_FILES, -(-len(jobs) // (2 * workers))))
-    out: list[list[Job]] = []
-    batch: list[Job] = []
-    size = 0
-    for job in jobs:
-        if batch and (len(batch) >= per or size + job.size > BATCH_BYTES):
+def _batches(items: Sequence[T], workers: int, size: Callable[[T], int]) -> list[list[T]]:
+    """Consecutive items grouped up to ``BATCH_FILES`` files or ``BATCH_BYTES``, at least ``2 * workers`` batches."""
+    per = max(1, min(BATCH_FILES, -(-len(items) // (2 * workers))))
+    out: list[list[T]] = []
+    batch: list[T] = []
+    total = 0
+    for item in items:
+        n = size(item)
+        if batch and (len(batch) >= per or total + n > BATCH_BYTES):
             out.append(batch)
-            batch, size = [], 0
-        batch.append(job)
-        size += job.size
+            batch, total = [], 0
+        batch.append(item)
+        total += n
     if batch:
         out.append(batch)
     return out
@@ -306,13 +351,42 @@ def _run_batch(batch: list[Job]) -> list[FileRecord]:
     from ._job import failed_record
 
     records = []
-    for job in batch:
-        t0 = time.perf_counter()
-        try:
-            records.append(run_job(job))
-        except Exception as exc:  # run_job turns foreseen errors into records itself
-            records.append(failed_record(job, exc, t0))
+    with remembered():
+        for job in batch:
+            t0 = time.perf_counter()
+            try:
+                records.append(run_job(job))
+            except Exception as exc:  # run_job turns foreseen errors into records itself
+                records.append(failed_record(job, exc, t0))
     return records
+
+
+@dataclass
+class _Resolved:
+    """What a worker that resolved and converted a batch of files sends back."""
+
+    records: list[FileRecord]
+    undetermined: list[Resolution]
+    rules_used: frozenset[int]
+
+
+def _resolve_and_run(task: tuple[_Planner, list[tuple[str, str, int]]]) -> _Resolved:
+    """In a worker: resolve each file of a batch, sort it (skip, fail, convert) and convert it.
+
+    Resolution costs as much as converting a small file: done here, it runs in parallel and
+    the main process only writes the manifest.
+    """
+    planner, items = task
+    with remembered():
+        for name, dest, _size in items:
+            t0 = time.perf_counter()
+            try:
+                planner._one(name, dest)
+            except Exception as exc:  # _one turns foreseen errors into records itself
+                planner.done.append(FileRecord(source=name, status="failed", error=_error(exc),
+                                               seconds=time.perf_counter() - t0))
+    used = planner.rules.used_indices() if planner.rules is not None else frozenset()
+    return _Resolved([*planner.done, *_run_batch(planner.jobs)], planner.undetermined, used)
 
 
 def _tqdm_progress(total_files: int, total_bytes: int) -> tuple[ProgressCallback, Callable[[], None]]:
@@ -387,6 +461,8 @@ def migrate(
     chunk_bytes: int | str | None = None,
     checksum: bool = True,
     portable: bool = False,
+    header: str | None = None,
+    into: str | None = None,
 ) -> MigrationReport:
     """Convert a legacy archive of raw files into self-describing arrays, file by file, resumably.
 
@@ -453,6 +529,19 @@ def migrate(
     portable
         Zarr destinations: only Zarr v3 core data types (see
         :class:`~arraystore.conversion.ConvertOptions`).
+    header
+        Raw destinations: ``"envi"`` (or ``"envi:bsq"``, ``"envi:bil"``, ``"envi:bip"``) also
+        writes an ENVI header beside every output, for GDAL, QGIS, spectral and ENVI (see
+        :class:`~arraystore.conversion.ConvertOptions`). A file ENVI cannot describe fails
+        with the reason.
+    into
+        Zarr: put every array into one group ``DST/<into>`` (e.g. ``"archive.zarr"``) at its
+        relative path without the suffix (``run1/temperature.dat`` ->
+        ``DST/archive.zarr::run1/temperature``) instead of one bare array per file, with
+        dimension names that do not clash inside a group (the source's, else
+        ``temperature_dim_0``, ...) and consolidated metadata, so that
+        ``xr.open_zarr("DST/archive.zarr", group="run1")`` opens them. See "Into one Zarr group"
+        in ``docs/migration.md``.
 
     Returns
     -------
@@ -486,7 +575,14 @@ def migrate(
     elif to not in backend_names():
         raise MetadataError(f"expected to= one of {', '.join(backend_names())}, found {to!r}")
     else:
-        backend_class(to)  # a missing optional library fails here, before any work
+        cls = backend_class(to)  # a missing optional library fails here, before any work
+        if into is not None:
+            check_into(into, cls)
+        if header is not None and "header" not in inspect.signature(cls._create).parameters:
+            raise BackendError(
+                f"header={header!r} writes an ENVI header beside raw outputs; expected to='raw' (--to raw), found "
+                f"to={to!r}: drop header (--header) or migrate to raw"
+            )
     rule_set = combine_rules(rules)
     manifest = Manifest(dst / MANIFEST_NAME, durable=durable)
     previous = manifest.read()
@@ -496,11 +592,18 @@ def migrate(
     nworkers = 1 if in_process else (workers or os.cpu_count() or 1)
     job_options = ConvertOptions.from_mapping(
         {"compression": compression, "verify": verify, "max_memory": max_memory, "durable": durable, "workers": 1,
-         "portable": portable}
+         "portable": portable, "header": header}
     )
     planner = _Planner(src, dst, to, rule_set, previous, job_options, recheck)
     planner.virtual = {"virtual": virtual, "checksum": checksum}
-    planner.plan(found.data, found.broken_headers)
+    if into is not None and virtual:
+        raise MetadataError("into= names a group of converted arrays; a virtual migration writes its own store: drop one")
+    planner.into = into
+    pending: list[tuple[str, str]] = []
+    if not dry_run and not virtual and scheduler is None and nworkers > 1:
+        pending = planner.pending(found.data, found.broken_headers)  # resolved in the workers
+    else:
+        planner.plan(found.data, found.broken_headers)
     report = MigrationReport(
         src=str(src),
         dst=str(dst),
@@ -530,11 +633,18 @@ def migrate(
             _fsutil.raise_if_full(exc, dst, "creating")
             raise
         try:
-            _run_jobs(planner, manifest, records, nworkers, scheduler, progress)
+            _run_jobs(planner, pending, manifest, records, nworkers, scheduler, progress)
             if virtual:
                 _write_virtual(planner, records, src, dst, format, target_bytes, durable)
         except (KeyboardInterrupt, StorageFullError) as exc:
             stopped = exc  # the manifest and reports of what was done are still written below
+        if into is not None:  # once every writer is done: no array missing from what xarray reads
+            try:
+                consolidate_group(dst / into)
+            except OSError as exc:
+                if stopped is None:  # else the reason the run stopped is the error to report
+                    _fsutil.raise_if_full(exc, dst / into, "consolidating")
+                    raise
     if rule_set is not None:
         report.rules_unused = [r.glob for r in rule_set.unused()]
     report.records = [records[k] for k in sorted(records)]
@@ -595,19 +705,32 @@ def _describe(scheduler: Any) -> str:
     return describe_scheduler(scheduler)
 
 
+def _sized(src: Path, pending: Sequence[tuple[str, str]]) -> list[tuple[str, str, int]]:
+    out = []
+    for name, dest in pending:
+        try:
+            size = (src / name).stat().st_size
+        except OSError:
+            size = 0  # the worker's resolution reports it
+        out.append((name, dest, size))
+    return out
+
+
 def _run_jobs(
     planner: _Planner,
+    pending: Sequence[tuple[str, str]],
     manifest: Manifest,
     records: dict[str, FileRecord],
     workers: int,
     scheduler: Any,
     progress: ProgressCallback | bool | None,
 ) -> None:
-    for rec in planner.done:
-        manifest.append(rec)
+    """Run the planned jobs, and resolve and run the ``pending`` files in worker processes."""
+    manifest.append_many(planner.done)
     jobs = sorted(planner.jobs, key=lambda j: (-j.size, j.source))  # largest first: a shorter tail
-    total_files = len(planner.done) + len(jobs)
-    total_bytes = sum(r.size for r in planner.done) + sum(j.size for j in jobs)
+    todo = sorted(_sized(planner.src, pending), key=lambda t: (-t[2], t[0]))
+    total_files = len(planner.done) + len(jobs) + len(todo)
+    total_bytes = sum(r.size for r in planner.done) + sum(j.size for j in jobs) + sum(t[2] for t in todo)
     close: Callable[[], None] = lambda: None  # noqa: E731
     callback: ProgressCallback | None = None
     if progress is True:
@@ -616,15 +739,26 @@ def _run_jobs(
         callback = progress
     state = [len(planner.done), sum(r.size for r in planner.done)]
 
-    def finished(record: FileRecord) -> None:
-        records[record.source] = record  # first: an interrupt after the append must not lose it
-        manifest.append(record)
-        if record.error is not None and record.error.get("type") == StorageFullError.__name__:
-            raise StorageFullError(errno.ENOSPC, f"{record.source}: {record.error.get('message', '')}")
-        state[0] += 1
-        state[1] += record.size
-        if callback is not None:
-            callback(MigrationProgress(record, state[0], total_files, state[1], total_bytes))
+    def finished(batch: list[FileRecord]) -> None:
+        for record in batch:
+            records[record.source] = record  # first: an interrupt after the append must not lose it
+        if len(batch) == 1:
+            manifest.append(batch[0])  # fsynced in groups when durable
+        else:
+            manifest.append_many(batch)  # one write, one fsync when durable
+        for record in batch:
+            if record.error is not None and record.error.get("type") == StorageFullError.__name__:
+                raise StorageFullError(errno.ENOSPC, f"{record.source}: {record.error.get('message', '')}")
+            state[0] += 1
+            state[1] += record.size
+            if callback is not None:
+                callback(MigrationProgress(record, state[0], total_files, state[1], total_bytes))
+
+    def resolved(result: _Resolved) -> None:
+        planner.undetermined.extend(result.undetermined)
+        if planner.rules is not None:
+            planner.rules.mark_used(result.rules_used)
+        finished(result.records)
 
     try:
         if callback is not None:
@@ -634,6 +768,14 @@ def _run_jobs(
         if threads != 1:
             jobs = [_with_threads(j, threads) for j in jobs]
         _execute(jobs, workers, scheduler, finished)
+        if len(todo) == 1:  # no pool for one file
+            resolved(_resolve_and_run((planner.for_files([todo[0][0]]), todo)))
+        elif todo:
+            tasks = [
+                (_resolve_and_run, (planner.for_files([t[0] for t in batch]), batch))
+                for batch in _batches(todo, workers, lambda t: t[2])
+            ]
+            _in_pool(tasks, workers, resolved)
     finally:
         manifest.close()
         close()

@@ -33,19 +33,54 @@ def store_path(dst: str | os.PathLike[str], fmt: str) -> Path:
 
 
 def file_checksum(path: str | os.PathLike[str]) -> dict[str, str]:
-    """``xxh3_128`` of a file's whole content, read once sequentially."""
+    """``xxh3_128`` of a file's whole content, read once sequentially.
+
+    A file of at most one read (:data:`_READ`) is read in one call into a buffer of its
+    size. A larger one is read ahead by a thread into one of two buffers while the other
+    is hashed (reads and xxh3 release the GIL), with ``POSIX_FADV_SEQUENTIAL`` so the
+    kernel reads ahead too: the pass runs at the disk's sequential read speed.
+    """
     h = StreamHasher()
-    buf = bytearray(_READ)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(buf):
-            h.update(np.frombuffer(view[:n], dtype=np.uint8))
-    return h.result()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        if size <= _READ:
+            buf = bytearray(size + 1)  # one byte more: a file that grew is still read to its end
+            n = os.readv(fd, [buf])
+            while n == len(buf):  # grew past the extra byte: hash what is there, read on
+                h.update(np.frombuffer(buf, dtype=np.uint8))
+                n = os.readv(fd, [buf])
+            h.update(np.frombuffer(memoryview(buf)[:n], dtype=np.uint8))
+            return h.result()
+        if hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        _hash_read_ahead(fd, h)
+        return h.result()
+    finally:
+        os.close(fd)
 
 
-def check_inside(path: Path, name: str) -> None:
-    """Refuse a file whose resolved path (symbolic links followed) leaves the archive root."""
-    root = path.parents[len(Path(name).parts) - 1].resolve()
+def _hash_read_ahead(fd: int, h: StreamHasher) -> None:
+    """Hash ``fd`` from its position to its end, the next read running while a block is hashed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bufs = [bytearray(_READ), bytearray(_READ)]
+    with ThreadPoolExecutor(1, thread_name_prefix="arraystore-checksum-read") as reader:
+        pending = reader.submit(os.readv, fd, [bufs[0]])
+        i = 0
+        while n := pending.result():
+            pending = reader.submit(os.readv, fd, [bufs[1 - i]])
+            h.update(np.frombuffer(memoryview(bufs[i])[:n], dtype=np.uint8))
+            i = 1 - i
+        # the last read returned 0 (end of file): nothing left in flight
+
+
+def check_inside(path: Path, name: str, real_root: Path | None = None) -> None:
+    """Refuse a file whose resolved path (symbolic links followed) leaves the archive root.
+
+    ``real_root``: the archive root (``path`` without ``name``) already resolved, if known.
+    """
+    root = path.parents[len(Path(name).parts) - 1].resolve() if real_root is None else real_root
     target = path.resolve()
     if root not in target.parents:
         raise UnsafeInputError(

@@ -1,0 +1,228 @@
+"""The per-file fast paths of a migration: files resolved in the workers, small files copied in one write,
+manifest lines written (and fsynced) per batch; each keeps the guarantees of the slow path."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import arraystore
+from arraystore.errors import VerificationError
+from arraystore.location import Location
+from arraystore.migration import FileRecord, _job, migrate
+from arraystore.migration._manifest import Manifest
+from arraystore.registry import backend_class
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "legacy"
+RULES = REPO / "examples" / "rules.toml"
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")])))
+
+
+def _outcome(rec: FileRecord) -> tuple[object, ...]:
+    err = rec.error["type"] if rec.error else None
+    return (rec.source, rec.status, rec.destination, rec.resolution, rec.source_checksum, rec.verified, err)
+
+
+@pytest.mark.parametrize("to", ["npy", "zarr"])
+def test_files_resolved_in_workers_give_the_same_report_as_in_this_process(tmp_path: Path, to: str) -> None:
+    archive = tmp_path / "legacy"
+    shutil.copytree(EXAMPLE, archive)
+    unused = tmp_path / "more.toml"
+    unused.write_text('[[rule]]\nglob = "nowhere/*.bin"\ndtype = "int16"\n')
+    one = migrate(archive, tmp_path / "one", to=to, rules=[RULES, unused], workers=1)
+    two = migrate(archive, tmp_path / "two", to=to, rules=[RULES, unused], workers=2)
+    assert [_outcome(r) for r in two.records] == [_outcome(r) for r in one.records]
+    assert {r.status for r in one.records} >= {"converted", "undetermined", "failed"}
+    assert two.rules_unused == one.rules_unused == ["nowhere/*.bin"]
+    suggested = [(tmp_path / d / "rules-suggested.toml").read_text() for d in ("one", "two")]
+    assert suggested[0] == suggested[1] and "[[rule]]" in suggested[0]
+    assert set(Manifest(tmp_path / "two" / "migration.jsonl").read()) == {r.source for r in one.records}
+
+
+DTYPES = ["|u1", "<i2", ">i2", "<u4", ">f4", "<f8", ">c8", "|b1"]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    dtype=st.sampled_from(DTYPES),
+    shape=st.lists(st.integers(0, 6), min_size=1, max_size=3),
+    order=st.sampled_from(["C", "F"]),
+    offset=st.sampled_from([0, 16]),
+    seed=st.integers(0, 2**16),
+)
+def test_a_small_file_is_written_byte_for_byte_as_a_conversion_writes_it(
+    dtype: str, shape: list[int], order: str, offset: int, seed: int
+) -> None:
+    dt = np.dtype(dtype)
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 256, size=int(np.prod(shape)) * dt.itemsize, dtype=np.uint8).tobytes()
+    if dt.kind == "b":
+        values = bytes(b & 1 for b in values)
+    expected = np.ndarray(tuple(shape), dt, buffer=values, order=order)  # type: ignore[call-overload]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        src = root / "src"
+        src.mkdir()
+        (src / "a.bin").write_bytes(b"h" * offset + values)
+        (src / "rules.toml").write_text(
+            f'[[rule]]\nglob = "a.bin"\ndtype = "{dt.newbyteorder("=").name}"\nshape = {shape}\norder = "{order}"\n'
+            f'offset = {offset}\n' + (f'byteorder = "{"big" if dt.str[0] == ">" else "little"}"\n' if dt.itemsize > 1 else "")
+        )
+        fast = migrate(src, root / "fast", to="npy", rules=src / "rules.toml", include=["*.bin"], workers=1)
+        whole, _job.WHOLE_FILE_BYTES = _job.WHOLE_FILE_BYTES, -1  # this run takes the staged conversion
+        try:
+            slow = migrate(src, root / "slow", to="npy", rules=src / "rules.toml", include=["*.bin"], workers=1)
+        finally:
+            _job.WHOLE_FILE_BYTES = whole
+        assert [_outcome(r) for r in fast.records] == [_outcome(r) for r in slow.records]
+        assert fast.records[0].status == "converted" and fast.records[0].verified
+        assert (root / "fast" / "a.npy").read_bytes() == (root / "slow" / "a.npy").read_bytes()
+        got = np.load(root / "fast" / "a.npy")
+        assert got.dtype == dt
+        np.testing.assert_array_equal(got, expected)
+        assert sorted(p.name for p in (root / "fast").iterdir() if "partial" in p.name) == []
+
+
+def _small_archive(root: Path, n: int, size: int = 4096) -> dict[str, np.ndarray]:
+    arrays = {}
+    for i in range(n):
+        folder = root / f"d{i % 4}"
+        folder.mkdir(parents=True, exist_ok=True)
+        a = np.random.default_rng(i).standard_normal(size // 4).astype("<f4")
+        a.tofile(folder / f"s{i:04d}_float32.dat")
+        arrays[f"d{i % 4}/s{i:04d}_float32.dat"] = a
+    return arrays
+
+
+def test_a_partial_file_left_by_a_kill_is_replaced(tmp_path: Path) -> None:
+    arrays = _small_archive(tmp_path / "src", 2)
+    stale = tmp_path / "dst" / "d0" / "s0000_float32.npy.partial"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"half a header")
+    report = migrate(tmp_path / "src", tmp_path / "dst", to="npy", workers=1)
+    assert report.counts["converted"] == 2
+    np.testing.assert_array_equal(np.load(tmp_path / "dst" / "d0" / "s0000_float32.npy"), arrays["d0/s0000_float32.dat"])
+    assert not stale.exists()
+
+
+def test_a_staging_file_held_by_another_writer_fails_that_file_and_publishes_nothing(tmp_path: Path) -> None:
+    _small_archive(tmp_path / "src", 2)
+    held = tmp_path / "dst" / "d0" / "s0000_float32.npy.partial"
+    held.parent.mkdir(parents=True)
+    fd = os.open(held, os.O_CREAT | os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        report = migrate(tmp_path / "src", tmp_path / "dst", to="npy", workers=1)
+        rec = {r.source: r for r in report.records}["d0/s0000_float32.dat"]
+        assert rec.status == "failed" and rec.error is not None and rec.error["type"] == "LockedError"
+        assert not (tmp_path / "dst" / "d0" / "s0000_float32.npy").exists()
+        assert held.exists()  # the other writer's staging file is left alone
+    finally:
+        os.close(fd)
+    again = migrate(tmp_path / "src", tmp_path / "dst", to="npy", workers=1)
+    assert {r.status for r in again.records} == {"converted", "skipped"}
+
+
+def test_a_link_at_the_staging_name_is_not_followed(tmp_path: Path) -> None:
+    _small_archive(tmp_path / "src", 1)
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"keep me")
+    link = tmp_path / "dst" / "d0" / "s0000_float32.npy.partial"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(victim)
+    report = migrate(tmp_path / "src", tmp_path / "dst", to="npy", workers=1)
+    rec = report.records[0]
+    assert rec.status == "failed" and rec.error is not None and rec.error["type"] == "UnsafeInputError"
+    assert victim.read_bytes() == b"keep me"
+    assert not (tmp_path / "dst" / "d0" / "s0000_float32.npy").exists()
+
+
+def test_a_refused_check_publishes_nothing_and_keeps_what_was_there(tmp_path: Path) -> None:
+    cls = backend_class("npy")
+    final = tmp_path / "a.npy"
+    np.save(final, np.arange(3))
+    before = final.read_bytes()
+    meta = arraystore.ArrayMeta((4,), np.dtype("<f8"))
+
+    def refuse(store: arraystore.ArrayStore) -> None:
+        assert store.shape == (4,)
+        raise VerificationError("refused by the test")
+
+    with pytest.raises(VerificationError):
+        cls._write_whole(Location(final), meta, np.ones(4).tobytes(), check=refuse)
+    assert final.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy"]
+
+
+def test_batched_manifest_lines_are_whole(tmp_path: Path) -> None:
+    path = tmp_path / "migration.jsonl"
+    m = Manifest(path, durable=True)
+    m.append_many([FileRecord(source=f"f{i}.dat", status="converted", size=i) for i in range(5)])
+    m.close()
+    with open(path, "ab") as f:
+        f.write(b'{"source": "torn.dat", "sta')  # a kill in the middle of the next batch's write
+    assert sorted(Manifest(path).read()) == [f"f{i}.dat" for i in range(5)]
+    m = Manifest(path)
+    m.append_many([FileRecord(source="g.dat", status="failed"), FileRecord(source="h.dat", status="skipped")])
+    m.close()
+    lines = path.read_bytes().split(b"\n")
+    assert lines[-1] == b"" and len(lines) == 8 and b"torn" not in path.read_bytes()
+
+
+RUNNER = (
+    "import sys\n"
+    "from arraystore.migration import migrate\n"
+    "if __name__ == '__main__':\n"
+    "    migrate(sys.argv[1], sys.argv[2], to='npy', workers=2, durable=True)\n"
+)
+
+
+def test_sigkill_during_batched_manifest_writes_then_rerun(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    arrays = _small_archive(src, 600)
+    proc = subprocess.Popen([sys.executable, "-c", RUNNER, str(src), str(dst)], env=_env(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    manifest = dst / "migration.jsonl"
+    deadline = time.monotonic() + 300
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            if manifest.exists() and manifest.read_bytes().count(b"\n") >= 2:  # a batch of lines has landed
+                break
+            time.sleep(0.002)
+        killed = proc.poll() is None
+        assert killed, f"the run ended before it could be killed: {proc.stderr.read().decode() if proc.stderr else ''}"
+        os.killpg(proc.pid, signal.SIGKILL)  # the main process and its workers at once
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+    records = Manifest(manifest).read()  # every whole line is a record; at most the last is torn
+    assert 0 < len(records) < len(arrays)
+    for name, rec in records.items():
+        assert rec.status == "converted", rec
+        np.testing.assert_array_equal(np.load(dst / str(rec.destination)), arrays[name])
+    report = migrate(src, dst, to="npy", workers=2)
+    assert report.exit_code == 0
+    done = Manifest(manifest).read()
+    assert len(done) == len(arrays) and {r.status for r in done.values()} <= {"converted", "skipped"}
+    for name, rec in done.items():
+        np.testing.assert_array_equal(np.load(dst / str(rec.destination)), arrays[name])
+    assert [p.name for p in dst.rglob("*") if "partial" in p.name] == []
