@@ -216,6 +216,20 @@ def atomic_write_bytes(
         fsync_dir(path.parent)
 
 
+def tree_bytes(path: str | os.PathLike[str]) -> int | None:
+    """Bytes of a file, or of every file under a folder; None when nothing is there."""
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    if not os.path.isdir(path):
+        return None
+    total = 0
+    for folder, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):  # removed while walking
+                total += os.path.getsize(os.path.join(folder, name))
+    return total
+
+
 def partial_path(final: str | os.PathLike[str]) -> Path:
     """Where a new file or folder is built before it is renamed to ``final``."""
     final = Path(final)

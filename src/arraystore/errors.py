@@ -29,6 +29,7 @@ The tree::
     ├── ValueOutOfRangeError (OverflowError)   a written value does not fit the store's dtype
     ├── BroadcastError (ValueError)            a written value's shape does not fit the selection
     ├── CopyRequiredError (ValueError)         np.asarray(store, copy=False) where no view exists
+    ├── ZeroDimensionalError (TypeError)       iter() or len() of a 0-d array
     ├── ArrayChangedError (RuntimeError)       replaced or rewritten by another writer since opened
     ├── BackendError (ValueError)              unknown backend, undetectable format
     │   ├── MissingDependencyError (ImportError) backend's library not installed
@@ -95,6 +96,7 @@ __all__ = [
     "UnsupportedDtypeError",
     "ValueOutOfRangeError",
     "VerificationError",
+    "ZeroDimensionalError",
 ]
 
 
@@ -315,6 +317,10 @@ class BroadcastError(ArrayStoreError, ValueError):
 
 class CopyRequiredError(ArrayStoreError, ValueError):
     """``np.asarray(store, copy=False)`` where the store cannot share its bytes (numpy 2 asks ValueError)."""
+
+
+class ZeroDimensionalError(ArrayStoreError, TypeError):
+    """``iter()`` or ``len()`` of a 0-d array, which has no first axis (numpy raises TypeError)."""
 
 
 class ArrayChangedError(ArrayStoreError, RuntimeError):

@@ -11,7 +11,7 @@ these, never the backend's name): ``backend``, ``suffixes``, ``fidelity``,
 ``supports_memmap``, ``supports_copy_on_write``, ``memory_mappable``, ``layouts``,
 ``writes_go_through``, ``thread_safe_writes``, ``parallel_chunk_writers``,
 ``holds_attrs``, ``codecs``, ``publishes``, ``locks``, ``supports_dimension_names``,
-``object_storage``, ``url_class``, ``writes_whole_files``, ``supports_create``; and the classmethods ``guess_can_open(location)`` and
+``object_storage``, ``url_class``, ``writes_whole_files``, ``supports_create``, ``opens_with_meta``; and the classmethods ``guess_can_open(location)`` and
 ``storage_order(order, **options)``.
 
 Hooks a backend must implement:
@@ -23,8 +23,9 @@ Hooks a backend must implement:
 
 Hooks with defaults a backend may override:
 
-* data: ``_flush(durable)``, ``_flush_at_close(durable)``, ``_close()``, ``_memmap()``, ``_check_generation()``, ``_keep_writing()``, ``_client_errors()``,
-  ``chunks`` (property), ``recorded_checksum`` (property), ``set_checksum(checksum)``;
+* data: ``_flush(durable)``, ``_flush_at_close(durable)``, ``_close()``, ``_memmap()``, ``_check_generation()``,
+  ``_keep_writing()``, ``_client_errors()``, ``chunks`` (property), ``recorded_checksum`` (property),
+  ``set_checksum(checksum)``, ``stored_bytes()`` (what the array takes on disk);
 * where the array is: ``_exists(location)``, ``_lock_file(location)``, ``_remove(location)``;
 * staging and publishing: ``_staging(location)``, ``_staging_is_dir``,
   ``_reopen_staged(location, meta, **options)``, ``_publish(final, durable)``;
@@ -37,7 +38,9 @@ Hooks with defaults a backend may override:
   processes write keeps its writer lock alive: object stores renew their lease);
 * pickling by reference: ``_reference_options()``, ``_pickled_options``;
 * block planning: ``_chunk_overhead`` (bytes a chunk costs beyond its data, counted in budgets);
-* layout: ``storage_order(order, **options)`` (classmethod), ``dimension_names`` (property).
+* layout: ``storage_order(order, **options)`` (classmethod), ``dimension_names`` (property);
+* conversion: ``value_options(source, max_bytes)`` (classmethod): creation options that only the
+  source's values tell (HDF5: the byte width of UTF-8 strings), read block by block.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ from .errors import (
     NotPersistedWarning,
     ReadOnlyError,
     SelectionError,
+    ZeroDimensionalError,
 )
 from .fidelity import Fidelity
 from .location import Location
@@ -189,6 +193,9 @@ class ArrayStore(ABC):
     #: True when :meth:`_write_whole` writes an array held in memory as one file in one write
     #: (header and bytes), renamed into place: no staged store, no lock file (small files).
     writes_whole_files: ClassVar[bool] = False
+    #: True when ``open(path, meta=ArrayMeta(...), offset=...)`` reads a file that has no metadata
+    #: of its own as the stated layout (a headerless raw file; the CLI's ``--dtype``/``--shape``).
+    opens_with_meta: ClassVar[bool] = False
 
     @classmethod
     def guess_can_open(cls, location: Location) -> bool:
@@ -377,6 +384,17 @@ class ArrayStore(ABC):
         """
         return order
 
+    @classmethod
+    def value_options(cls, source: ArrayStore, max_bytes: int) -> dict[str, Any]:
+        """Options for ``create`` of a copy of ``source`` that depend on its values; by default none.
+
+        :func:`arraystore.convert` asks before it creates the destination. A backend
+        that sizes its storage by the values (HDF5: the byte width of UTF-8 strings, or
+        the UTF-32 encoding when strings cannot hold them) reads ``source`` here, in
+        blocks of at most ``max_bytes``.
+        """
+        return {}
+
     @property
     def chunks(self) -> tuple[int, ...] | None:
         """Storage chunk shape, or ``None`` for contiguous data."""
@@ -395,6 +413,17 @@ class ArrayStore(ABC):
     def recorded_checksum(self) -> dict[str, str] | None:
         """The content checksum recorded with the array (``{"algorithm", "value"}``), if any."""
         return None
+
+    def stored_bytes(self) -> int | None:
+        """Bytes the array takes on disk (data and metadata), or None when that cannot be told.
+
+        The default counts the file (or every file under the folder) at the store's
+        path; backends whose array is part of a file (an HDF5 dataset, a Zarr array in
+        a group) or spread over several (raw data and its sidecar) override it.
+        """
+        if self._location.remote:
+            return None
+        return _fsutil.tree_bytes(self._location.file)
 
     def set_checksum(self, checksum: dict[str, str]) -> None:
         """Record a content checksum with the array (convert and verify use it)."""
@@ -469,7 +498,10 @@ class ArrayStore(ABC):
 
     def __len__(self) -> int:
         if not self.shape:
-            raise TypeError("len() of a 0-d array")
+            raise ZeroDimensionalError(
+                f"{self.path}: len() of unsized object (a 0-d array has no first axis); read its one value with "
+                "store[()], or use store.size"
+            )
         return self.shape[0]
 
     def __repr__(self) -> str:
@@ -547,7 +579,10 @@ class ArrayStore(ABC):
         """Iterate along the first axis, as numpy does (rows read a few at a time)."""
         self._check_open()
         if not self.shape:
-            raise TypeError("iteration over a 0-d array")
+            raise ZeroDimensionalError(
+                f"{self.path}: iteration over a 0-d array (shape ()), which has no first axis to walk; read its "
+                "one value with store[()]"
+            )
         return self._iter_rows()
 
     def _iter_rows(self) -> Iterator[np.ndarray[Any, Any]]:

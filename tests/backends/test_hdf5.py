@@ -26,7 +26,10 @@ def h5_read(path: str, key: str | None = None) -> np.ndarray[Any, Any]:
         dtype = ds.dtype
         if "_arraystore_dtype" in ds.attrs:
             dtype = dtype_from_json(json.loads(ds.attrs["_arraystore_dtype"]))
-            raw = np.ascontiguousarray(raw).view(dtype).reshape(shape)
+            if h5py.check_string_dtype(ds.dtype) is not None:  # unicode as UTF-8 strings: h5py decodes them
+                raw = np.asarray(ds.asstr()[()], dtype=dtype).reshape(shape)
+            else:
+                raw = np.ascontiguousarray(raw).view(dtype).reshape(shape)
         if ds.attrs.get("_arraystore_order") == "F":
             raw = raw.T
     return raw

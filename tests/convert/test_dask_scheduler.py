@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import pytest
 
@@ -218,3 +219,17 @@ def test_bad_scheduler_refused_before_writing(tmp_path: Path, scheduler: Any) ->
     with pytest.raises(ConversionError, match="expected scheduler="):
         convert(src, str(tmp_path / "out.zarr"), scheduler=scheduler)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src.npy"]
+
+
+def test_unicode_to_and_from_hdf5_strings_on_the_cluster(tmp_path: Path, client: Any) -> None:
+    """Unicode in HDF5 is UTF-8 strings sized by the values: the cluster writes and reads them as the local path."""
+    words = np.array(["", "a", "é", "日本語", "\U0001f600x", "zzzzzz"], dtype=">U6")
+    data = words[np.arange(600) % len(words)].reshape(100, 6)
+    np.save(tmp_path / "src.npy", data)
+    report = _same_as_local(tmp_path, str(tmp_path / "src.npy"), "out.h5", client, verify=True)
+    assert report.checksum == StreamHasher.of(data)
+    with h5py.File(tmp_path / "dask-out.h5", "r") as f:
+        assert f["data"].dtype.itemsize == 9 and f["data"].asstr()[...].tolist() == data.tolist()
+    back = _same_as_local(tmp_path, str(tmp_path / "dask-out.h5"), "back.npy", client, verify=True)
+    assert back.checksum == StreamHasher.of(data)
+    assert np.load(tmp_path / "dask-back.npy").tobytes() == data.tobytes()

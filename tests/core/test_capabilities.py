@@ -95,10 +95,9 @@ def _names_compared(node: ast.Compare) -> set[str]:
     return found
 
 
-#: Name checks merged from the CLI work while this test was written, each to become a capability:
-#: ``info``'s on-disk size (a ``stored_bytes`` hook per backend) and ``--dtype/--shape`` (which backends
-#: take ``meta=``). The test fails on any other, and on these once they are gone (remove them here).
-KNOWN = {("cli/_layout.py", "raw"), ("cli/info.py", "raw"), ("cli/info.py", "zarr")}
+#: Name checks allowed outside the backends (none left: ``info``'s on-disk size is the ``stored_bytes()``
+#: hook, ``--dtype/--shape`` asks ``opens_with_meta``). The test fails on any other, and on these once gone.
+KNOWN: set[tuple[str, str]] = set()
 
 
 def test_no_backend_name_checks_outside_the_backends() -> None:
@@ -129,3 +128,39 @@ def test_base_class_defaults_are_the_safe_ones() -> None:
     assert not ArrayStore.memory_mappable and not ArrayStore.parallel_chunk_writers
     assert not ArrayStore.writes_go_through and not ArrayStore.thread_safe_writes  # flush, lock: always correct
     assert ArrayStore.guess_can_open(Location(Path("x.anything"))) is False
+
+
+def test_stored_bytes_counts_the_arrays_own_storage(tmp_path: Path) -> None:
+    """``stored_bytes()``: a raw file and its sidecar, a .npy, one HDF5 dataset, one Zarr array of a group."""
+    data = np.arange(1000, dtype="<f8")
+    with arraystore.create(tmp_path / "a.dat", data.shape, data.dtype) as s:
+        s[...] = data
+    with arraystore.open(tmp_path / "a.dat") as s:
+        assert s.stored_bytes() == 8000 + (tmp_path / "a.dat.json").stat().st_size
+    np.save(tmp_path / "a.npy", data)
+    with arraystore.open(tmp_path / "a.npy") as s:
+        assert s.stored_bytes() == (tmp_path / "a.npy").stat().st_size
+    for key in ("/x", "/y"):
+        with arraystore.create(f"{tmp_path / 'a.h5'}::{key}", data.shape, data.dtype) as s:
+            s[...] = data
+    with arraystore.open(f"{tmp_path / 'a.h5'}::/x") as s:
+        assert s.stored_bytes() == 8000 < (tmp_path / "a.h5").stat().st_size  # the dataset, not the file
+    for key in ("x", "y"):
+        with arraystore.create(f"{tmp_path / 'g.zarr'}::{key}", data.shape, data.dtype) as s:
+            s[...] = data
+    with arraystore.open(f"{tmp_path / 'g.zarr'}::x") as s:
+        own = sum(p.stat().st_size for p in (tmp_path / "g.zarr" / "x").rglob("*") if p.is_file())
+        assert s.stored_bytes() == own > 0
+        total = sum(p.stat().st_size for p in (tmp_path / "g.zarr").rglob("*") if p.is_file())
+        assert own < total
+
+
+def test_only_backends_that_open_with_meta_take_a_stated_layout(tmp_path: Path) -> None:
+    assert [n for n in registry.BACKENDS if registry.backend_class(n).opens_with_meta] == ["raw"]
+    np.arange(6, dtype="<i2").tofile(tmp_path / "bare.bin")
+    cli = [sys.executable, "-m", "arraystore", "info", "--json", "--dtype", "<i2", "--shape", "2,3"]
+    ok = subprocess.run([*cli, str(tmp_path / "bare.bin")], capture_output=True, text=True, check=False)
+    assert ok.returncode == 0, ok.stderr
+    refused = subprocess.run([*cli, "--backend", "npy", str(tmp_path / "bare.bin")], capture_output=True, text=True,
+                             check=False)
+    assert refused.returncode != 0 and "headerless" in refused.stderr

@@ -13,11 +13,13 @@ import pytest
 
 import arraystore
 from arraystore.errors import (
+    ArrayStoreError,
     BroadcastError,
     CopyRequiredError,
     SelectionError,
     UnsupportedDtypeError,
     ValueOutOfRangeError,
+    ZeroDimensionalError,
 )
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -118,8 +120,12 @@ def test_iteration_is_numpys(case: tuple[str, str | None], make_store: Callable[
         items = list(s)
         assert [i.shape for i in items] == [(), (), ()] and [int(i) for i in items] == [0, 1, 2]
     zero_d = make_store(case[0], np.array(5, dtype="<f8"), None, name="z")
-    with arraystore.open(zero_d) as s, pytest.raises(TypeError, match="iteration over a 0-d array"):
-        iter(s)
+    with arraystore.open(zero_d) as s:
+        for call in (iter, len):  # numpy's TypeError, typed, saying what to do instead
+            with pytest.raises(ZeroDimensionalError, match=r"0-d array.*store\[\(\)\]") as err:
+                call(s)
+            assert isinstance(err.value, TypeError) and isinstance(err.value, ArrayStoreError)
+        assert s[()] == 5
 
 
 def test_concepts_examples_run() -> None:

@@ -122,7 +122,10 @@ def h5_oracle(path: str) -> np.ndarray[Any, Any]:
         raw: np.ndarray[Any, Any] = ds[...]
         if "_arraystore_dtype" in ds.attrs:
             dtype = dtype_from_json(json.loads(ds.attrs["_arraystore_dtype"]))
-            raw = np.ascontiguousarray(raw).view(dtype).reshape(ds.shape)
+            if h5py.check_string_dtype(ds.dtype) is not None:  # unicode as UTF-8 strings: h5py decodes them
+                raw = np.asarray(ds.asstr()[()], dtype=dtype).reshape(ds.shape)
+            else:
+                raw = np.ascontiguousarray(raw).view(dtype).reshape(ds.shape)
         if ds.attrs.get("_arraystore_order") == "F":
             # copied as opaque items: numpy's structured copy drops the padding bytes
             raw = raw.T.view(np.dtype((np.void, raw.dtype.itemsize))).copy(order="C").view(raw.dtype)

@@ -119,6 +119,8 @@ def main() -> None:
                 warnings.simplefilter("ignore")
                 values, dims = READERS[reader](entry["path"], entry["var"])
             values = np.asarray(values)
+            if values.dtype == object and all(isinstance(v, str) for v in values.reshape(-1)):
+                values = np.array(values.tolist(), dtype=str).reshape(values.shape)  # strings as Python str
             np.save(out / f"{i}.npy", np.asarray(values, dtype=values.dtype.newbyteorder("=") if values.dtype.names is None else values.dtype), allow_pickle=False)
             result.update(ok=True, shape=list(values.shape), dtype=values.dtype.str, dims=dims)
         except Exception as exc:

@@ -17,7 +17,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "floats": ("<f4", ">f8"),
     "complex": ("<c8", "<c16"),
     "bytes": ("|S5",),
-    "unicode": ("<U3",),
+    "unicode": ("<U3", ">U7"),
     "datetime64": ("<M8[ns]", "<M8[s]"),
     "timedelta64": ("<m8[ms]",),
     "structured": ("[('a', '<i4'), ('b', '<f8')]",),
@@ -29,16 +29,16 @@ READERS: tuple[str, ...] = ("h5py", "netCDF4", "xarray-h5netcdf", "xarray-netcdf
 #: (family, reader) -> why that reader does not read the same array. Every other cell reads the same
 #: array (shape, dimension names for the netCDF readers, values, dtype up to byte order).
 _NC = ("netCDF4", "xarray-netcdf4")
-_UNICODE = "uint32 UTF-32 code units (an HDF5 array type, arraystore's lossless encoding; UTF-8 strings are planned)"
 _TIMES = "int64 with CF units/calendar: this reader does not decode CF times (cftime.num2date / xarray do)"
 DOCUMENTED: dict[tuple[str, str], str] = {
     **{("bool", r): "int8: netCDF-C reads h5py's bool enum as its base integer (values 0/1)" for r in _NC},
     **{("float16", r): "netCDF-C has no float16: netCDF4-python crashes the process opening it" for r in _NC},
     **{("complex", r): "compound {r, i}: netCDF-C has no complex type (xarray-h5netcdf reads complex)" for r in _NC},
     **{("bytes", r): "netCDF reads fixed-length HDF5 strings as UTF-8 text: bytes that are not UTF-8 fail" for r in _NC},
-    ("unicode", "h5py"): _UNICODE,
-    ("unicode", "xarray-h5netcdf"): _UNICODE,
-    **{("unicode", r): "not listed: netCDF-C has no HDF5 array types, the variable is skipped" for r in _NC},
+    ("unicode", "xarray-h5netcdf"): (
+        "bytes: h5netcdf returns fixed-length strings undecoded (the UTF-8 bytes; `.str.decode('utf-8')` gives the "
+        "text). An `_Encoding` attribute would make xarray decode them here, but breaks xarray's netCDF4 engine"
+    ),
     ("datetime64", "h5py"): _TIMES,
     ("datetime64", "netCDF4"): _TIMES,
     ("timedelta64", "h5py"): _TIMES,
@@ -92,12 +92,14 @@ _ENVI = "refused by header=\"envi\": ENVI has no data type for {}"
 REFUSED: dict[tuple[str, str], str] = {
     ("zarr-portable", "|S5"): _NO_CORE.format("fixed-length bytes"),
     ("zarr-portable", "<U3"): _NO_CORE.format("fixed-length strings"),
+    ("zarr-portable", ">U7"): _NO_CORE.format("fixed-length strings"),
     ("zarr-portable", "[('a', '<i4'), ('b', '<f8')]"): _NO_CORE.format("structured records"),
     ("raw+envi", "|b1"): _ENVI.format("bool (store it as uint8)"),
     ("raw+envi", "|i1"): _ENVI.format("int8 (code 1 is unsigned; store it as int16)"),
     ("raw+envi", "<f2"): _ENVI.format("float16 (store it as float32)"),
     ("raw+envi", "|S5"): _ENVI.format("bytes or strings (numbers only)"),
     ("raw+envi", "<U3"): _ENVI.format("bytes or strings (numbers only)"),
+    ("raw+envi", ">U7"): _ENVI.format("bytes or strings (numbers only)"),
     ("raw+envi", "<M8[ns]"): _ENVI.format("times"),
     ("raw+envi", "<M8[s]"): _ENVI.format("times"),
     ("raw+envi", "<m8[ms]"): _ENVI.format("times"),

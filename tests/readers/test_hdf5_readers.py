@@ -37,7 +37,8 @@ def _data(dtype: np.dtype[Any], seed: int) -> np.ndarray[Any, Any]:
         out.flat[3] = np.datetime64("NaT") if dtype.kind == "M" else np.timedelta64("NaT")
         return out
     if dtype.kind == "U":
-        words = np.array(["", "a", "é", "日本", "\U0001f600x", "abc"], dtype=dtype)
+        full = "\U0001f600é日本abcd"[: dtype.itemsize // 4]  # a value of the full width
+        words = np.array(["", "a", "é", "日本", "\U0001f600x", full], dtype=dtype)
         return words[np.arange(np.prod(SHAPE)) % len(words)].reshape(SHAPE)
     data = sample_data(dtype, SHAPE, seed=seed)
     if dtype.kind in "fc":
@@ -138,3 +139,34 @@ def test_reader_sees_the_same_array_or_a_documented_row(
         assert different, f"{family} now reads the same in {reader}: remove its row from tests/readers/reader_table.py"
     else:
         assert not different, f"{family} in {reader}: {different[:4]}"
+
+
+def _random_text(rng: np.random.Generator, shape: tuple[int, ...], n: int, order: str) -> np.ndarray[Any, Any]:
+    """Random strings of 0..n characters from ASCII, the rest of the BMP and the astral planes."""
+    pools = [(0x20, 0x7F), (0xA0, 0xD7FF), (0xE000, 0xFFFD), (0x10000, 0x10FFFD)]
+    values = []
+    for k in range(int(np.prod(shape))):
+        length = n if k == 1 else int(rng.integers(0, n + 1))  # one value of the full width
+        chars = [chr(int(rng.integers(*pools[int(rng.integers(0, len(pools)))]))) for _ in range(length)]
+        values.append("".join(chars))
+    return np.array(values, dtype=f"{order}U{n}").reshape(shape)
+
+
+def test_converted_unicode_reads_as_the_same_strings(tmp_path: Path) -> None:
+    """convert() sizes the UTF-8 strings by the values; every reader still sees the same strings."""
+    rng = np.random.default_rng(18)
+    entries, arrays = [], []
+    for i, (shape, n, order) in enumerate([((4, 5), 1, "<"), ((3, 2, 2), 6, ">"), ((7,), 3, "<"), ((2, 3), 9, ">")]):
+        data = _random_text(rng, shape, n, order)
+        np.save(tmp_path / f"u{i}.npy", data)
+        arraystore.convert(tmp_path / f"u{i}.npy", tmp_path / f"u{i}.h5", verify=True)
+        entries.append({"path": str(tmp_path / f"u{i}.h5"), "var": "data"})
+        arrays.append(data)
+    for reader in READERS:
+        for data, got in zip(arrays, run_reader(reader, entries, tmp_path / "conv")):
+            names = tuple(f"dim_{k}" for k in range(data.ndim))
+            seen = outcome(reader, data, names, got)
+            if ("unicode", reader) in DOCUMENTED:  # h5netcdf: the UTF-8 bytes of the same strings
+                assert got["ok"] and got["values"].tolist() == np.strings.encode(data, "utf-8").tolist(), seen
+            else:
+                assert seen == "same", (reader, seen)

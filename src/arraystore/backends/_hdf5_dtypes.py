@@ -10,12 +10,15 @@ reserved attribute ``_arraystore_dtype`` (numpy's descr, as JSON):
 
 * ``datetime64[unit]`` / ``timedelta64[unit]`` -> ``int64`` of the same byte order
   (NaT is ``INT64_MIN``);
-* ``U<n>`` -> an HDF5 array of ``n`` ``uint32`` UTF-32 code units, same byte order;
+* ``U<n>`` -> fixed-length UTF-8 strings, what every HDF5 reader reads as text (see
+  :mod:`arraystore.backends._hdf5_strings`; not the same bytes); where UTF-8 strings
+  cannot hold a value (an embedded NUL), and in structured fields, an HDF5 array of
+  ``n`` ``uint32`` UTF-32 code units, same byte order;
 * big-endian ``clongdouble`` (h5py reads it back little-endian) -> an HDF5 array of
   two big-endian ``longdouble``.
 
-The encodings also apply to fields of structured dtypes, offsets unchanged, so the
-stored bytes are the array's bytes: reading is ``raw.view(dtype)``.
+The other encodings also apply to fields of structured dtypes, offsets unchanged, so
+the stored bytes are the array's bytes: reading is ``raw.view(dtype)``.
 """
 
 from __future__ import annotations
@@ -34,7 +37,11 @@ _ENC_TIME = (
     "stored as int64 of the same byte order with CF units, calendar and _FillValue (NaT), as xarray writes "
     "them, + reserved attribute _arraystore_dtype (unit included)"
 )
-_ENC_UNICODE = "stored as an HDF5 array of uint32 UTF-32 code units + reserved attribute _arraystore_dtype"
+_ENC_UNICODE = (
+    "stored as fixed-length UTF-8 strings (h5py string_dtype('utf-8', bytes)), which h5py, netCDF and xarray read "
+    "as text, + reserved attribute _arraystore_dtype; arrays with a value UTF-8 strings cannot hold (an embedded "
+    "NUL, a lone surrogate) and structured fields: an HDF5 array of uint32 UTF-32 code units"
+)
 _ENC_CLD_BIG = "stored as an HDF5 array of two big-endian longdouble + reserved attribute _arraystore_dtype"
 
 

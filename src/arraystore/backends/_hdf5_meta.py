@@ -18,6 +18,7 @@ from ..errors import MetadataError, UnsupportedDtypeError
 from ..meta import ArrayMeta, dtype_from_json
 from . import _hdf5_attrs as A
 from ._hdf5_dtypes import storage_dtype
+from ._hdf5_strings import utf8_width
 from ._hdf5_types import dataset_dtype, without_metadata
 
 __all__ = ["logical_meta"]
@@ -46,7 +47,8 @@ def logical_meta(ds: h5py.Dataset, where: str) -> tuple[ArrayMeta, np.dtype[Any]
         stored = np.dtype(stored.str)
     described = A.read_json(ds, A.DTYPE, where)
     dtype = without_metadata(stored) if described is None else dtype_from_json(described)
-    if described is not None and storage_dtype(dtype).itemsize != stored.itemsize:
+    text = described is not None and utf8_width(ds, dtype, where) is not None  # U as UTF-8: any byte width
+    if described is not None and not text and storage_dtype(dtype).itemsize != stored.itemsize:
         raise MetadataError(
             f"{where}: {A.DTYPE} says {dtype} ({dtype.itemsize} bytes) but the dataset holds {stored} "
             f"({stored.itemsize} bytes); the attribute or the data is wrong"

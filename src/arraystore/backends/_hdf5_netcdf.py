@@ -96,13 +96,15 @@ def write_conventions(
     attrs: Mapping[str, Any],
     names: DimensionNames | None,
     final_name: str,
+    notes_before: Sequence[str] = (),
 ) -> tuple[list[str], list[str]]:
     """Write the CF time attributes and dimension scales.
 
-    Returns the notes recorded for ``info`` and the paths of the dimension datasets
-    created (removed again by :func:`remove_unused_scales` when the dataset is discarded).
+    Returns the notes recorded for ``info`` (``notes_before`` first) and the paths of the
+    dimension datasets created (removed again by :func:`remove_unused_scales` when the
+    dataset is discarded).
     """
-    notes: list[str] = []
+    notes: list[str] = list(notes_before)
     created: list[str] = []
     cf, why = cf_time_attrs(dtype, attrs)
     for key, value in cf.items():

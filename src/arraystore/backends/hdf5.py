@@ -49,7 +49,12 @@ Dimensions and times
 
 Dtypes
     See :mod:`arraystore.backends._hdf5_dtypes` (datetime64/timedelta64, unicode and
-    big-endian clongdouble go through lossless encodings).
+    big-endian clongdouble go through lossless encodings). Unicode arrays are
+    fixed-length UTF-8 strings (:mod:`arraystore.backends._hdf5_strings`):
+    ``hdf5_strings="utf-32"`` keeps uint32 code units instead, ``hdf5_string_bytes``
+    sets the byte width (default ``4 * n``; :func:`arraystore.convert` measures the
+    source's values). A value UTF-8 strings cannot hold (an embedded NUL) makes a
+    dataset being created switch to UTF-32; a published one refuses the write.
 
 Attributes
     See :mod:`arraystore.backends._hdf5_attrs`: an exact JSON copy in
@@ -107,7 +112,7 @@ from ..errors import (
     StorageFullError,
 )
 from ..fidelity import Fidelity
-from ..meta import ArrayMeta, Order, dtype_to_json
+from ..meta import ArrayMeta, Order
 from ..registry import Location
 from ..store import WRITABLE_MODES, ArrayStore
 from . import _hdf5_attrs as A
@@ -116,7 +121,9 @@ from . import _hdf5_netcdf as N
 from ._hdf5_dtypes import HDF5_FIDELITY, contiguous, decode, encode, storage_dtype
 from ._hdf5_layout import chunk_shape, dataset_options, filter_options, load_plugin_filters
 from ._hdf5_meta import logical_meta
+from ._hdf5_new import check_string_options, init_dataset, rebuild_text
 from ._hdf5_security import MAX_CHUNK_BYTES, check_dataset, resolve_dataset, temp_name
+from ._hdf5_strings import UTF32_NOTE, decode_text, encode_text, scan_text, text_problem, text_storage
 from ._hdf5_types import check_storable, not_mappable_reason
 from ._mapped import check_memmap
 from ._signatures import hdf5_signature
@@ -125,7 +132,6 @@ __all__ = ["DEFAULT_KEY", "HDF5Store"]
 
 #: Dataset name of a new file created without ``::key``.
 DEFAULT_KEY = "/data"
-_FORMAT_VERSION = 1
 
 
 class HDF5Store(ArrayStore):
@@ -180,6 +186,10 @@ class HDF5Store(ArrayStore):
         self._new_in_place = new_in_place
         self._flagged = flagged  # the incomplete attribute is set on disk
         self._map: np.memmap[Any, Any] | None = None
+        # A unicode array stored as fixed-length UTF-8 strings (not byte for byte numpy's)
+        self._text = meta.dtype.kind == "U" and storage.kind == "S"
+        if self._text:
+            self._storage = text_storage(meta.dtype, storage.itemsize)
 
     # -- opening and creating ----------------------------------------------
 
@@ -198,6 +208,8 @@ class HDF5Store(ArrayStore):
         shuffle: bool = False,  # creation options, passed along when create(resume=True) reopens
         hdf5_layout: str = "c",
         dimension_names: Any = None,
+        hdf5_strings: str = "utf-8",
+        hdf5_string_bytes: int | None = None,
     ) -> HDF5Store:
         path = str(location.file)
         f = F.open_file(path, "r" if mode == "r" else "r+")
@@ -266,12 +278,21 @@ class HDF5Store(ArrayStore):
         allow_virtual: bool = False,
         hdf5_layout: str = "c",
         dimension_names: tuple[str | None, ...] | None = None,
+        hdf5_strings: str = "utf-8",
+        hdf5_string_bytes: int | None = None,
     ) -> HDF5Store:
         path = str(location.file)
         if meta.ndim > 32:
             raise MetadataError(f"HDF5 holds at most 32 dimensions, found {meta.ndim} in shape {meta.shape}")
         storage = storage_dtype(meta.dtype)
         check_storable(storage, meta.dtype)
+        extra_notes: list[str] = []
+        if check_string_options(hdf5_strings, hdf5_string_bytes) == "utf-8" and meta.dtype.kind == "U":
+            storage = text_storage(meta.dtype, hdf5_string_bytes)
+        elif meta.dtype.kind == "U":
+            extra_notes.append(UTF32_NOTE.format(dtype=meta.dtype.str, why=(
+                "hdf5_strings='utf-32' was asked for (convert asks for it when a value holds an embedded NUL or "
+                "a code point UTF-8 cannot encode)")))
         sshape = meta.shape[::-1] if meta.order == "F" else meta.shape
         user_chunks = (
             tuple(chunks)[::-1] if meta.order == "F" and isinstance(chunks, (tuple, list)) else chunks
@@ -292,19 +313,7 @@ class HDF5Store(ArrayStore):
                 if replacing:  # the old dataset stays readable until the new one is complete
                     build = temp_name(key)
             ds = f.create_dataset(build, shape=sshape, dtype=storage, **dataset_options(layout, filters, sshape))
-            ds.attrs[A.VERSION] = _FORMAT_VERSION
-            if storage != meta.dtype:
-                ds.attrs[A.DTYPE] = _json(dtype_to_json(meta.dtype))
-            if meta.order == "F":
-                ds.attrs[A.ORDER] = "F"
-            A.write_attrs(ds, dict(meta.attrs), {})
-            names = dimension_names[::-1] if meta.order == "F" and dimension_names else dimension_names
-            notes, scales = N.write_conventions(ds, meta.dtype, meta.attrs, names, key)
-            ds.attrs[A.INCOMPLETE] = 1
-            if not in_place:
-                # The flag's room stays reserved in the object header: flagging the dataset
-                # later (an r+ write) does not grow the file, which readers take for a replacement.
-                del ds.attrs[A.INCOMPLETE]
+            notes, scales = init_dataset(ds, meta, storage, dimension_names, key, extra_notes, flagged=in_place)
             f.flush()
         except (OSError, RuntimeError) as exc:
             f.close()
@@ -330,6 +339,16 @@ class HDF5Store(ArrayStore):
             scales=tuple(scales),
             **options,
         )
+
+    @classmethod
+    def value_options(cls, source: ArrayStore, max_bytes: int) -> dict[str, Any]:
+        """Unicode sources: the UTF-8 byte width their values need, or ``hdf5_strings="utf-32"`` when UTF-8
+        strings cannot hold them (an embedded NUL); the source is read once, block by block."""
+        if source.dtype.kind != "U":
+            return {}
+        # half the budget per block: the scan holds a block and its code-unit masks at once
+        width, why = scan_text(block for _, block in source.iter_blocks(max(max_bytes // 2, 1)))
+        return {"hdf5_strings": "utf-32"} if why else {"hdf5_string_bytes": width}
 
     @classmethod
     def storage_order(cls, order: Order, *, hdf5_layout: str = "c", **options: Any) -> Order:
@@ -405,7 +424,10 @@ class HDF5Store(ArrayStore):
         slices = tuple(slice(i, i + 1) if isinstance(i, int) else i for i in hsel)
         raw = self._read_storage(slices, sel)
         self._check_generation()
-        out = decode(raw, self.dtype, selection_shape(hsel))
+        if self._text:
+            out = decode_text(raw, self.dtype, self.path).reshape(selection_shape(hsel))
+        else:
+            out = decode(raw, self.dtype, selection_shape(hsel))
         return contiguous(out.T) if self.order == "F" else out
 
     def _split(self, sel: Selection) -> tuple[Selection, tuple[Any, ...]]:
@@ -432,6 +454,9 @@ class HDF5Store(ArrayStore):
             )
 
     def _write(self, sel: Selection, value: np.ndarray[Any, Any]) -> None:
+        text = None
+        if self._text and value.size:  # refused (or the encoding switched) before the dataset is touched
+            text = self._encode_text(value.T if self.order == "F" else value)
         self._before_write()
         if self._map is not None:
             self._map[sel] = value
@@ -448,9 +473,31 @@ class HDF5Store(ArrayStore):
                 self._ds[lead if lead else ...] = block
                 return
             hsel = self._hsel(sel)
-            self._ds[hsel if hsel else ...] = encode(value, self._storage)
+            self._ds[hsel if hsel else ...] = text if text is not None else encode(value, self._storage)
         except (OSError, RuntimeError) as exc:
             self._raise_hdf5(exc, f"writing {sel}")
+
+    def _encode_text(self, value: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """UTF-8 strings of ``value``; a dataset being created that cannot hold them switches encoding first."""
+        if self._mode == "w+":
+            nbytes, why = text_problem(value)
+            if why is not None:
+                self._switch_encoding(storage_dtype(self.dtype), UTF32_NOTE.format(dtype=self.dtype.str, why=why))
+                return encode(value, self._storage)
+            if nbytes > self._storage.itemsize:
+                self._switch_encoding(text_storage(self.dtype), None)
+        return encode_text(value, self._storage, self.path)
+
+    def _switch_encoding(self, storage: np.dtype[Any], note: str | None) -> None:
+        """Rebuild the dataset being created with another storage dtype, copying what was written block by block."""
+        try:
+            new, notes, scales = rebuild_text(self._file, self._ds, self._meta, storage, self._names,
+                                              self._replaces or self._ds.name, note, self.path)
+        except (OSError, RuntimeError) as exc:
+            self._raise_hdf5(exc, "changing the string encoding of the dataset")
+        self._ds, self._storage, self._text = new, storage, storage.kind == "S"
+        self._notes = tuple(notes)
+        self._scales = (*self._scales, *scales)
 
     def _before_write(self) -> None:
         if not self._flagged and self._staged is None:
@@ -486,6 +533,8 @@ class HDF5Store(ArrayStore):
         return self._map
 
     def _not_mappable_reason(self) -> str | None:
+        if self._text:
+            return "the dataset holds the strings as UTF-8, not as numpy's UTF-32 bytes"
         return not_mappable_reason(self._ds, str(self._location.file), self.nbytes)
 
     # -- attributes, checksum, completeness ------------------------------------
@@ -514,6 +563,10 @@ class HDF5Store(ArrayStore):
     def complete(self) -> bool:
         """False while the dataset carries the incomplete flag (a writer has not closed it)."""
         return not self._flagged
+
+    def stored_bytes(self) -> int | None:
+        """Bytes of the dataset's own storage (after compression), not the whole file's."""
+        return int(self._ds.id.get_storage_size())
 
     @property
     def dataset(self) -> h5py.Dataset:

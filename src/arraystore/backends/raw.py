@@ -28,6 +28,7 @@ class RawStore(MappedFileStore):
 
     backend: ClassVar[str] = "raw"
     suffixes: ClassVar[tuple[str, ...]] = (".dat", ".raw", ".bin")
+    opens_with_meta: ClassVar[bool] = True
 
     @classmethod
     def storage_order(cls, order: Order, *, header: str | None = None, **options: Any) -> Order:
@@ -50,6 +51,14 @@ class RawStore(MappedFileStore):
         super().__init__(location, mode, meta, offset, **options)
         self._sidecar = sidecar  # None when the metadata is not ours (meta= or a dialect)
         self._dirty = False
+
+    def stored_bytes(self) -> int | None:
+        """Bytes of the data file and of its sidecar, when there is one."""
+        if self._location.remote:
+            return None
+        data = _fsutil.tree_bytes(self._location.file)
+        side = _fsutil.tree_bytes(sidecar_path(self._location.file))
+        return None if data is None else data + (side or 0)
 
     @property
     def sidecar(self) -> Sidecar | None:

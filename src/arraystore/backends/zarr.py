@@ -545,6 +545,14 @@ class ZarrStore(ArrayStore):
     def _array_dir(self) -> Path:
         return _node_dir(self._location)
 
+    def stored_bytes(self) -> int | None:
+        """Bytes under the array's own folder (a group's other arrays not counted); a zip's size."""
+        if self._location.remote:
+            return None
+        if self._location.key and not _is_zip(self._location.file):
+            return _fsutil.tree_bytes(self._array_dir())
+        return super().stored_bytes()
+
     # -- staging, publishing, locking ----------------------------------------
 
     @classmethod

@@ -63,14 +63,17 @@ def open_source(
         if args.write_sidecar or args.offset or args.raw_order:  # --order alone (convert) is the destination's
             raise UsageError("--write-sidecar, --offset and the byte order go with --dtype and --shape")
         return open_store(path, "r", backend=backend, allow_incomplete=allow_incomplete)
-    if backend not in (None, "raw"):
-        raise UsageError(f"--dtype and --shape describe a raw file; --backend {backend} files say it themselves")
+    from ..registry import backend_class
+
+    cls = backend_class(backend or "raw")  # a headerless file is raw unless --backend names another
+    if not cls.opens_with_meta:
+        raise UsageError(f"--dtype and --shape describe a headerless raw file; --backend {backend} files say it themselves")
     if args.dtype is None or args.shape is None:
         raise UsageError("--dtype and --shape go together: a raw file needs both to be read")
     from ..meta import ArrayMeta
 
     meta = ArrayMeta(args.shape, args.dtype, raw_order or "C")
     return open_store(
-        path, "r", backend="raw", meta=meta, offset=args.offset, write_sidecar=args.write_sidecar,
+        path, "r", backend=cls.backend, meta=meta, offset=args.offset, write_sidecar=args.write_sidecar,
         allow_incomplete=allow_incomplete,
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from typing import Any
 
 from ._layout import add_layout_options, open_source
@@ -24,39 +23,10 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _tree_bytes(path: str) -> int:
-    if os.path.isfile(path):
-        return os.path.getsize(path)
-    total = 0
-    for folder, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.path.getsize(os.path.join(folder, name))
-            except OSError:
-                continue
-    return total
-
-
-def stored_bytes(store: Any) -> int | None:
-    """Bytes the array takes on disk (data and metadata), or None when it cannot be told."""
-    file, _, key = store.path.partition("::")
-    ds = getattr(store, "_ds", None)  # an HDF5 dataset: its own storage, not the whole file's
-    if ds is not None:
-        return int(ds.id.get_storage_size())
-    if "://" in file:  # an object store: nothing on a local disk to measure
-        return None
-    if store.backend == "zarr" and key:
-        return _tree_bytes(os.path.join(file, key.strip("/")))
-    if store.backend == "raw":
-        side = file + ".json"
-        return _tree_bytes(file) + (os.path.getsize(side) if os.path.isfile(side) else 0)
-    return _tree_bytes(file) if os.path.exists(file) else None
-
-
 def describe(store: Any) -> dict[str, Any]:
     """The facts ``info`` prints, as a JSON-ready dict."""
     meta = store.meta.to_dict()
-    on_disk = stored_bytes(store)
+    on_disk = store.stored_bytes()
     return {
         "path": store.path,
         "format": store.backend,

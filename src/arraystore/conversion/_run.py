@@ -202,6 +202,7 @@ class _Conversion:
         if self.header is not None:
             extra["header"] = self.header
         try:
+            extra.update(self.dst_cls.value_options(src, self.budget))  # e.g. HDF5 string widths: reads the source
             dst = create(str(self.dst_loc), src.shape, src.dtype, backend=self.dst_cls.backend, chunks=create_chunks,
                          compression=self.compression, order=self.order, attrs={} if self.drop_attrs else dict(src.meta.attrs),
                          overwrite=self.overwrite, durable=self.durable, resume=reuse, **extra)

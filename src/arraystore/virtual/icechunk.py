@@ -17,11 +17,12 @@ place, which re-points the references in a session never committed (:func:`open_
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,14 +41,28 @@ def container_prefix(root: str | os.PathLike[str]) -> str:
     return Path(root).resolve().as_uri().rstrip("/") + "/"
 
 
-def _quiet(icechunk: Any) -> None:
-    """Icechunk logs a warning on stdout that a local repository is not safe for concurrent commits.
+_QUIET_DEPTH = [0]
+
+
+@contextlib.contextmanager
+def _quiet(icechunk: Any) -> Iterator[None]:
+    """Icechunk logs a warning that a local repository is not safe for concurrent commits.
 
     The virtual migration commits once, from one process: unless the user set ``ICECHUNK_LOG``,
-    only errors are logged.
+    only errors are logged *during the calls inside this block*. Icechunk's log filter is
+    process-wide and has no getter: afterwards it is reset to ``ICECHUNK_LOG`` / icechunk's
+    default, so the user's own icechunk work logs as before.
     """
-    if "ICECHUNK_LOG" not in os.environ:
-        icechunk.set_logs_filter("error")
+    if "ICECHUNK_LOG" in os.environ or _QUIET_DEPTH[0]:  # set by the user, or by an enclosing block
+        yield
+        return
+    icechunk.set_logs_filter("error")
+    _QUIET_DEPTH[0] += 1
+    try:
+        yield
+    finally:
+        _QUIET_DEPTH[0] -= 1
+        icechunk.set_logs_filter(None)
 
 
 def write_icechunk(
@@ -66,45 +81,45 @@ def write_icechunk(
     import zarr
     from zarr.core.buffer import default_buffer_prototype
 
-    _quiet(icechunk)
-    prefix = container_prefix(root)
-    dest = Path(path)
-    tmp = _fsutil.partial_path(dest)
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    config = icechunk.RepositoryConfig.default()
-    config.set_virtual_chunk_container(
-        icechunk.VirtualChunkContainer(prefix, icechunk.local_filesystem_store(str(Path(root).resolve())))
-    )
-    repo = icechunk.Repository.create(
-        icechunk.local_filesystem_storage(str(tmp)), config=config, authorize_virtual_chunk_access={prefix: None}
-    )
-    session = repo.writable_session("main")
-    store = session.store
-    proto = default_buffer_prototype()
+    with _quiet(icechunk):
+        prefix = container_prefix(root)
+        dest = Path(path)
+        tmp = _fsutil.partial_path(dest)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        config = icechunk.RepositoryConfig.default()
+        config.set_virtual_chunk_container(
+            icechunk.VirtualChunkContainer(prefix, icechunk.local_filesystem_store(str(Path(root).resolve())))
+        )
+        repo = icechunk.Repository.create(
+            icechunk.local_filesystem_storage(str(tmp)), config=config, authorize_virtual_chunk_access={prefix: None}
+        )
+        session = repo.writable_session("main")
+        store = session.store
+        proto = default_buffer_prototype()
 
-    extra = {c.path: c.metadata() for c in copies}
-    for key, doc in sorted(hierarchy_metadata(arrays, attrs, extra=extra).items(), key=lambda kv: kv[0].count("/")):
-        zarr.core.sync.sync(store.set(key, proto.buffer.from_bytes(json.dumps(doc).encode())))
-    for c in copies:
-        for key in c.chunk_keys():
-            data = (c.folder / key).read_bytes()
-            zarr.core.sync.sync(store.set(f"{c.path}/{key}", proto.buffer.from_bytes(data)))
-    for arr in arrays:
-        url = prefix + arr.source
-        stamp = datetime.datetime.fromtimestamp(arr.mtime_ns / 1e9 + 1, tz=datetime.timezone.utc)
-        specs = [
-            icechunk.VirtualChunkSpec(list(r.index), url, r.offset, r.length, last_updated_at_checksum=stamp)
-            for r in arr.refs()
-        ]
-        if specs:
-            failed = store.set_virtual_refs(arr.path, specs, validate_containers=True)
-            if failed:
-                raise UnsafeInputError(f"{url}: references outside the archive container {prefix} refused")
-    session.commit("arraystore virtual migration")
-    if dest.exists():
-        shutil.rmtree(dest)
-    os.replace(tmp, dest)
+        extra = {c.path: c.metadata() for c in copies}
+        for key, doc in sorted(hierarchy_metadata(arrays, attrs, extra=extra).items(), key=lambda kv: kv[0].count("/")):
+            zarr.core.sync.sync(store.set(key, proto.buffer.from_bytes(json.dumps(doc).encode())))
+        for c in copies:
+            for key in c.chunk_keys():
+                data = (c.folder / key).read_bytes()
+                zarr.core.sync.sync(store.set(f"{c.path}/{key}", proto.buffer.from_bytes(data)))
+        for arr in arrays:
+            url = prefix + arr.source
+            stamp = datetime.datetime.fromtimestamp(arr.mtime_ns / 1e9 + 1, tz=datetime.timezone.utc)
+            specs = [
+                icechunk.VirtualChunkSpec(list(r.index), url, r.offset, r.length, last_updated_at_checksum=stamp)
+                for r in arr.refs()
+            ]
+            if specs:
+                failed = store.set_virtual_refs(arr.path, specs, validate_containers=True)
+                if failed:
+                    raise UnsafeInputError(f"{url}: references outside the archive container {prefix} refused")
+        session.commit("arraystore virtual migration")
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
 
 
 def recorded_root(path: str | os.PathLike[str]) -> Path:
@@ -119,14 +134,14 @@ def recorded_root(path: str | os.PathLike[str]) -> Path:
 
     import icechunk
 
-    _quiet(icechunk)
-    config = icechunk.Repository.fetch_config(icechunk.local_filesystem_storage(str(Path(path).resolve())))
-    prefixes = list(config.virtual_chunk_containers or {}) if config is not None else []
-    if len(prefixes) != 1:
-        raise UnsafeInputError(f"{path}: expected one virtual chunk container, found {len(prefixes)}; pass root=")
-    if not prefixes[0].startswith("file://"):
-        raise UnsafeInputError(f"{path}: expected a file:// container, found {prefixes[0]!r}")
-    return Path(unquote(urlsplit(prefixes[0]).path))
+    with _quiet(icechunk):
+        config = icechunk.Repository.fetch_config(icechunk.local_filesystem_storage(str(Path(path).resolve())))
+        prefixes = list(config.virtual_chunk_containers or {}) if config is not None else []
+        if len(prefixes) != 1:
+            raise UnsafeInputError(f"{path}: expected one virtual chunk container, found {len(prefixes)}; pass root=")
+        if not prefixes[0].startswith("file://"):
+            raise UnsafeInputError(f"{path}: expected a file:// container, found {prefixes[0]!r}")
+        return Path(unquote(urlsplit(prefixes[0]).path))
 
 
 def open_icechunk(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Any:
@@ -144,25 +159,25 @@ def open_icechunk(path: str | os.PathLike[str], root: str | os.PathLike[str] | N
     import icechunk
     import zarr
 
-    _quiet(icechunk)
-    recorded = recorded_root(path)
-    storage = icechunk.local_filesystem_storage(str(Path(path).resolve()))
-    if root is None or Path(root).resolve() == recorded.resolve():
-        prefix = container_prefix(recorded)
-        repo = icechunk.Repository.open(storage, authorize_virtual_chunk_access={prefix: None})
-        return zarr.open_group(repo.readonly_session("main").store, mode="r")
-    new_root = Path(root).resolve()
-    prefix = container_prefix(new_root)
-    config = icechunk.RepositoryConfig.default()
-    config.set_virtual_chunk_container(icechunk.VirtualChunkContainer(prefix, icechunk.local_filesystem_store(str(new_root))))
-    repo = icechunk.Repository.open(storage, config=config, authorize_virtual_chunk_access={prefix: None})
-    session = repo.writable_session("main")
-    group = zarr.open_group(session.store, mode="r")
-    for name, arr in group.members(max_depth=None):
-        rec = arr.attrs.get(VIRTUAL_KEY) if hasattr(arr, "shape") else None
-        if isinstance(rec, dict):
-            _repoint(session.store, name, arr, rec, new_root, path)
-    return group
+    with _quiet(icechunk):
+        recorded = recorded_root(path)
+        storage = icechunk.local_filesystem_storage(str(Path(path).resolve()))
+        if root is None or Path(root).resolve() == recorded.resolve():
+            prefix = container_prefix(recorded)
+            repo = icechunk.Repository.open(storage, authorize_virtual_chunk_access={prefix: None})
+            return zarr.open_group(repo.readonly_session("main").store, mode="r")
+        new_root = Path(root).resolve()
+        prefix = container_prefix(new_root)
+        config = icechunk.RepositoryConfig.default()
+        config.set_virtual_chunk_container(icechunk.VirtualChunkContainer(prefix, icechunk.local_filesystem_store(str(new_root))))
+        repo = icechunk.Repository.open(storage, config=config, authorize_virtual_chunk_access={prefix: None})
+        session = repo.writable_session("main")
+        group = zarr.open_group(session.store, mode="r")
+        for name, arr in group.members(max_depth=None):
+            rec = arr.attrs.get(VIRTUAL_KEY) if hasattr(arr, "shape") else None
+            if isinstance(rec, dict):
+                _repoint(session.store, name, arr, rec, new_root, path)
+        return group
 
 
 def _repoint(store: Any, name: str, arr: Any, rec: dict[str, Any], root: Path, path: Any) -> None:
