@@ -31,9 +31,8 @@ their capabilities (``parallel_chunk_writers`` and ``thread_safe_writes``) and a
 from __future__ import annotations
 
 import itertools
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,6 @@ from ..store import ArrayStore
 
 __all__ = ["ZarrChunkReader", "ZarrChunkWriter", "zarr_direct_array", "zarr_readable_array"]
 
-_KINDS = frozenset("biufcmM")
 _ABSENT = np.uint64(2**64 - 1)
 
 
@@ -57,42 +55,10 @@ def zarr_direct_array(store: ArrayStore) -> Any | None:
 
 def zarr_readable_array(store: ArrayStore, direction: str = "_encode_sync") -> Any | None:
     """The zarr array behind ``store`` when its codecs all run synchronously here (``direction``), else None."""
+    from ..backends._zarr_read import readable_array
+
     arr = getattr(store, "zarr_array", None)
-    if arr is None or not type(arr).__module__.startswith("zarr"):
-        return None
-    stored = getattr(store, "stored_dtype", None)
-    if stored is None or stored.kind not in _KINDS or stored.names is not None or stored.subdtype is not None:
-        return None
-    md = arr.metadata
-    if getattr(md, "zarr_format", None) != 3 or type(md.chunk_grid).__name__ != "RegularChunkGrid":
-        return None
-    try:
-        _split(md.codecs, direction)
-    except (TypeError, ValueError):
-        return None
-    return arr
-
-
-def _split(codecs: Any, direction: str = "_encode_sync") -> tuple[Any, tuple[Any, ...], tuple[Any, ...],
-                                                                  tuple[Any, ...]]:
-    """``(sharding codec or None, array->array, (array->bytes,), bytes->bytes)``; ValueError when not ours to run."""
-    from zarr.codecs import ShardingCodec
-    from zarr.core.codec_pipeline import codecs_from_list
-
-    codecs = tuple(codecs)
-    sharding = None
-    if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec):
-        sharding = codecs[0]
-        for ic in sharding.index_codecs:
-            if not hasattr(ic, direction):
-                raise ValueError("index codec without a synchronous encoder")
-        codecs = tuple(sharding.codecs)
-    aa, ab, bb = codecs_from_list(codecs)
-    chain: tuple[Any, ...] = (*aa, ab, *bb)
-    for c in chain:
-        if isinstance(c, ShardingCodec) or not hasattr(c, direction):
-            raise ValueError("codec without a synchronous encoder")
-    return sharding, tuple(aa), (ab,), tuple(bb)
+    return arr if readable_array(arr, getattr(store, "stored_dtype", None), direction) else None
 
 
 class _Encoder:
@@ -136,6 +102,8 @@ class ZarrChunkWriter:
         from zarr.core.array_spec import ArrayConfig
         from zarr.core.buffer import default_buffer_prototype
 
+        from ..backends._zarr_read import plain_codecs, split_codecs
+
         arr = zarr_direct_array(store)
         assert arr is not None
         self.arr = arr
@@ -145,7 +113,7 @@ class ZarrChunkWriter:
         self.encoding: str = store.encoding  # type: ignore[attr-defined]
         self.shape: tuple[int, ...] = tuple(md.shape)
         self.fortran = False
-        sharding, aa, ab, bb = _split(md.codecs)
+        sharding, aa, ab, bb = split_codecs(md.codecs, "_encode_sync")
         self.sharding = sharding
         self.unit: tuple[int, ...] = tuple(md.chunk_grid.chunk_shape)  # the shard shape when sharded
         spec = md.get_chunk_spec((0,) * len(self.shape), ArrayConfig(order="C", write_empty_chunks=False),
@@ -154,7 +122,7 @@ class ZarrChunkWriter:
             self.inner: tuple[int, ...] = tuple(sharding.chunk_shape)
             spec = sharding._get_chunk_spec(spec)
             self._index_spec = sharding._get_index_chunk_spec(self._per_shard)
-            self._index_encoder = _Encoder(_split_plain(sharding.index_codecs), self._index_spec)
+            self._index_encoder = _Encoder(plain_codecs(sharding.index_codecs), self._index_spec)
             self._index_bytes = len(self._index_encoder(np.full((*self._per_shard, 2), _ABSENT, np.uint64)))
         else:
             self.inner = self.unit
@@ -181,6 +149,7 @@ class ZarrChunkWriter:
     def write(self, sel: tuple[slice, ...], block: np.ndarray[Any, Any]) -> None:
         """Encode and write every chunk (shard) of ``block``, which covers ``sel`` (whole units)."""
         from ..backends._zarr_layout import encode
+        from ..backends._zarr_read import run_bounded
 
         block = encode(block, self.stored, self.encoding)
         origins = itertools.product(*(range(s.start, s.stop, u) for s, u in zip(sel, self.unit)))
@@ -189,7 +158,7 @@ class ZarrChunkWriter:
         def task(origin: tuple[int, ...]) -> Callable[[], None]:
             return lambda: job(origin, block, sel)
 
-        _run_bounded(self._pool, (task(o) for o in origins), self._lookahead)
+        run_bounded(self._pool, (task(o) for o in origins), self._lookahead)
 
     def _piece(self, block: np.ndarray[Any, Any], sel: tuple[slice, ...], origin: tuple[int, ...],
                shape: tuple[int, ...]) -> np.ndarray[Any, Any] | None:
@@ -258,34 +227,6 @@ class ZarrChunkWriter:
         self._pool.shutdown(wait=True)
 
 
-def _split_plain(codecs: Any) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
-    from zarr.core.codec_pipeline import codecs_from_list
-
-    aa, ab, bb = codecs_from_list(tuple(codecs))
-    return tuple(aa), (ab,), tuple(bb)
-
-
-def _run_bounded(pool: ThreadPoolExecutor, tasks: Iterator[Callable[[], None]], lookahead: int) -> None:
-    """Run ``tasks`` on ``pool`` with at most ``lookahead`` queued; re-raise the first failure after the rest stop."""
-    pending: deque[Future[None]] = deque()
-    try:
-        for fn in tasks:
-            while len(pending) >= lookahead:
-                pending.popleft().result()
-            pending.append(pool.submit(fn))
-        while pending:
-            pending.popleft().result()
-    finally:
-        for fut in pending:
-            fut.cancel()
-        for fut in pending:
-            if not fut.cancelled():
-                try:
-                    fut.result()
-                except BaseException:  # the first failure is already propagating
-                    pass
-
-
 def _sink(zstore: Any) -> tuple[Callable[[str, Any], None], Callable[[str], None]]:
     """``(put, delete)`` for a zarr store: synchronous calls where it has them, else its async API on zarr's loop."""
     from zarr.core.sync import sync
@@ -312,134 +253,33 @@ def _sink(zstore: Any) -> tuple[Callable[[str, Any], None], Callable[[str], None
 
 
 
-class _Decoder:
-    """Decodes one chunk's bytes with a codec chain (the inverse of :class:`_Encoder`) to a numpy array."""
-
-    def __init__(self, codecs: tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]], spec: Any) -> None:
-        aa, (ab,), bb = codecs
-        self.steps: list[tuple[Any, Any]] = []
-        for codec in (*aa, ab, *bb):
-            self.steps.append((codec, spec))
-            spec = codec.resolve_metadata(spec)
-
-    def __call__(self, buf: Any) -> np.ndarray[Any, Any]:
-        data = buf
-        for codec, spec in reversed(self.steps):
-            data = codec._decode_sync(data, spec)
-        return np.asarray(data.as_numpy_array())
-
-
 class ZarrChunkReader:
-    """Reads blocks of a Zarr v3 array: chunks (shards) fetched through the array's store, decoded on threads.
+    """Reads blocks of a Zarr v3 array: chunks (shards) read and decoded on threads here.
 
-    The bytes come through the zarr store the array was opened on (for arraystore's
-    own stores, the bounded store that checks each chunk before it is decoded); the
-    codecs are the array's, called synchronously (``codec._decode_sync``), so the
-    values are zarr-python's. An absent chunk (or inner chunk) is the fill value.
+    The reader is the Zarr backend's own (:class:`arraystore.backends._zarr_read.ChunkReader`,
+    also behind ``store[sel]``): chunk files of a local directory store read directly, any
+    other store's chunks fetched through the zarr store the array was opened on, every
+    chunk checked against decompression bombs before it is decoded, codecs the
+    array's own (numcodecs ``zstd``/``blosc`` straight into the block). An absent
+    chunk (or inner chunk) is the fill value.
     """
 
     def __init__(self, store: ArrayStore, workers: int) -> None:
-        from zarr.core.array_spec import ArrayConfig
-        from zarr.core.buffer import default_buffer_prototype
+        from ..backends._zarr_read import ChunkReader
 
         arr = zarr_readable_array(store, "_decode_sync")
         assert arr is not None
-        md = arr.metadata
         self.store = store
-        self.dtype = store.dtype
-        self.stored: np.dtype[Any] = np.dtype(store.stored_dtype)  # type: ignore[attr-defined]
-        self.encoding: str = store.encoding  # type: ignore[attr-defined]
-        self.shape: tuple[int, ...] = tuple(md.shape)
-        self.unit: tuple[int, ...] = tuple(md.chunk_grid.chunk_shape)
-        self._prototype = default_buffer_prototype()
-        sharding, aa, ab, bb = _split(md.codecs, "_decode_sync")
-        self.sharding = sharding
-        spec = md.get_chunk_spec((0,) * len(self.shape), ArrayConfig(order="C", write_empty_chunks=False),
-                                 self._prototype)
-        if sharding is not None:
-            from zarr.codecs.sharding import ShardingCodecIndexLocation
-
-            self.inner: tuple[int, ...] = tuple(sharding.chunk_shape)
-            self._per = tuple(u // c for u, c in zip(self.unit, self.inner))
-            spec = sharding._get_chunk_spec(spec)
-            self._index_decode = _Decoder(_split_plain(sharding.index_codecs),
-                                          sharding._get_index_chunk_spec(self._per))
-            self._index_size = int(sharding._shard_index_size(self._per))
-            self._index_at_start = sharding.index_location == ShardingCodecIndexLocation.start
-        else:
-            self.inner = self.unit
-        self._decode = _Decoder((aa, ab, bb), spec)
-        self._fill = np.asarray(md.fill_value, dtype=self.stored)
-        self._zstore = arr.store_path.store
-        prefix = arr.store_path.path
-        self._prefix = f"{prefix}/" if prefix else ""
-        self._key = md.encode_chunk_key
-        self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="arraystore-zarr-read")
-        self._lookahead = 2 * max(1, workers)
-
-    def _get(self, key: str) -> Any:
-        from zarr.core.sync import sync
-
-        return sync(self._zstore.get(self._prefix + key, self._prototype))
+        self._reader = ChunkReader(arr, store.dtype, store.stored_dtype, store.encoding,  # type: ignore[attr-defined]
+                                   store.path, workers)
 
     def read(self, sel: tuple[slice, ...]) -> np.ndarray[Any, Any]:
         """The values at ``sel`` (slices with steps of 1), as the array's dtype."""
-        from ..backends._zarr_layout import decode
+        from ..backends._zarr_safety import zarr_errors
 
-        out = np.empty(tuple(s.stop - s.start for s in sel), self.stored)
-        if out.size:
-            ranges = [range(s.start // u, (s.stop - 1) // u + 1) for s, u in zip(sel, self.unit)]
-
-            def task(coords: tuple[int, ...]) -> Callable[[], None]:
-                return lambda: self._fill_unit(coords, sel, out)
-
-            _run_bounded(self._pool, (task(c) for c in itertools.product(*ranges)), self._lookahead)
-        return decode(out, self.dtype, self.encoding)
-
-    def _place(self, origin: tuple[int, ...], shape: tuple[int, ...], chunk: np.ndarray[Any, Any] | None,
-               sel: tuple[slice, ...], out: np.ndarray[Any, Any]) -> None:
-        """Copy the part of a chunk at ``origin`` that lies in ``sel`` into ``out`` (fill when ``chunk`` is None)."""
-        lo = [max(o, s.start) for o, s in zip(origin, sel)]
-        hi = [min(o + c, s.stop, n) for o, c, s, n in zip(origin, shape, sel, self.shape)]
-        if any(a >= b for a, b in zip(lo, hi)):
-            return
-        dst = tuple(slice(a - s.start, b - s.start) for a, b, s in zip(lo, hi, sel))
-        if chunk is None:
-            out[dst] = self._fill
-        else:
-            out[dst] = chunk.reshape(shape)[tuple(slice(a - o, b - o) for a, b, o in zip(lo, hi, origin))]
-
-    def _fill_unit(self, coords: tuple[int, ...], sel: tuple[slice, ...], out: np.ndarray[Any, Any]) -> None:
-        origin = tuple(c * u for c, u in zip(coords, self.unit))
-        buf = self._get(self._key(coords))
-        if self.sharding is None:
-            self._place(origin, self.unit, None if buf is None else self._decode(buf), sel, out)
-            return
-        if buf is None:
-            self._place(origin, self.unit, None, sel, out)
-            return
-        raw = buf.as_numpy_array().view(np.uint8).reshape(-1)
-        n = raw.size
-        index_bytes = raw[: self._index_size] if self._index_at_start else raw[n - self._index_size:]
-        from zarr.core.buffer.cpu import Buffer
-
-        index = self._index_decode(Buffer.from_array_like(np.ascontiguousarray(index_bytes))).reshape(*self._per, 2)
-        for inner in itertools.product(*(range(p) for p in self._per)):
-            at = tuple(o + i * c for o, i, c in zip(origin, inner, self.inner))
-            if any(a >= s.stop or a + c <= s.start for a, c, s in zip(at, self.inner, sel)):
-                continue  # outside the block: not decoded
-            offset, length = (int(v) for v in index[inner])
-            if offset == int(_ABSENT):
-                self._place(at, self.inner, None, sel, out)
-                continue
-            if offset + length > n:
-                from ..errors import MetadataError
-
-                raise MetadataError(f"{self.store.path}: the shard index of chunk {coords} points past its end; "
-                                    "the shard is damaged: rewrite the array from its source")
-            piece = Buffer.from_array_like(raw[offset: offset + length])
-            self._place(at, self.inner, self._decode(piece), sel, out)
+        with zarr_errors(self.store.path, reading_chunks=True):
+            return self._reader.read(sel)
 
     def close(self) -> None:
         """Stop the threads."""
-        self._pool.shutdown(wait=True)
+        self._reader.close()
