@@ -297,7 +297,8 @@ class ChunkReader:
         endian = getattr(getattr(ab[0], "endian", None), "value", None)
         if type(ab[0]).__name__ != "BytesCodec" or self.stored.byteorder == "|" or endian is None:
             return self.stored
-        return np.dtype(self.stored.newbyteorder(">" if endian == "big" else "<"))
+        disk: np.dtype[Any] = self.stored.newbyteorder(">" if endian == "big" else "<")
+        return disk
 
     def _numcodec(self, aa: tuple[Any, ...], ab: tuple[Any, ...], bb: tuple[Any, ...]) -> tuple[str, Any] | None:
         """``(name, numcodecs codec or None)`` when the chain is ``bytes`` [+ zstd | blosc], else None."""
