@@ -32,6 +32,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -175,9 +176,21 @@ class _Files:
 
     def __init__(self, bounded: BoundedStore) -> None:
         self.bounded = bounded
+        self._scratch = threading.local()
 
-    def get(self, key: str, start: int = 0, length: int | None = None, suffix: int | None = None
-            ) -> np.ndarray[Any, Any] | None:
+    def _buffer(self, n: int, reuse: bool) -> np.ndarray[Any, Any]:
+        """A buffer of ``n`` bytes: with ``reuse``, this thread's own (valid until its next reuse), else new."""
+        if not reuse:
+            return np.empty(n, np.uint8)
+        buf: np.ndarray[Any, Any] | None = getattr(self._scratch, "buf", None)
+        if buf is None or buf.size < n:
+            buf = np.empty(max(n, 1 << 16), np.uint8)
+            self._scratch.buf = buf
+        return buf[:n]
+
+    def get(self, key: str, start: int = 0, length: int | None = None, suffix: int | None = None,
+            reuse: bool = False) -> np.ndarray[Any, Any] | None:
+        """The bytes of ``key`` (a range, a suffix), or None when absent; ``reuse``: in a per-thread buffer."""
         path = self.bounded.local_path(key)
         assert path is not None
         try:
@@ -191,7 +204,7 @@ class _Files:
                     start, length = max(0, size - suffix), min(size, suffix)
                 else:
                     length = max(0, size - start)
-            buf = np.empty(length, np.uint8)
+            buf = self._buffer(length, reuse)
             got = 0
             while got < length:
                 k = os.preadv(fd, [buf[got:].data], start + got)
@@ -212,8 +225,9 @@ class _Keys:
         self.zstore = zstore
         self.prototype = default_buffer_prototype()
 
-    def get(self, key: str, start: int = 0, length: int | None = None, suffix: int | None = None
-            ) -> np.ndarray[Any, Any] | None:
+    def get(self, key: str, start: int = 0, length: int | None = None, suffix: int | None = None,
+            reuse: bool = False) -> np.ndarray[Any, Any] | None:
+        """The bytes of ``key`` (a range, a suffix), or None when absent."""
         from zarr.abc.store import RangeByteRequest, SuffixByteRequest
         from zarr.core.sync import sync
 
@@ -349,7 +363,7 @@ class ChunkReader:
 
     def _chunk(self, parts: tuple[Part, ...], axes: list[tuple[int, int, int]], out: np.ndarray[Any, Any]) -> None:
         coords = tuple(i for i, _, _ in parts)
-        data = self._source.get(self._prefix + self._key(coords))
+        data = self._source.get(self._prefix + self._key(coords), reuse=True)  # decoded before the next get
         if data is not None and self._rule is not None:
             check_chunk(data.data, self._rule, f"{self.where}: chunk {self._key(coords)!r}")
         self._place(coords, self.unit, parts, axes, data, out)
@@ -463,7 +477,7 @@ class ChunkReader:
                                         "is damaged: rewrite the array from its source")
                 data: np.ndarray[Any, Any] | None = shard[offset: offset + length]
             else:
-                data = self._source.get(key, offset, length)
+                data = self._source.get(key, offset, length, reuse=True)
                 if data is None or data.size != length:
                     raise MetadataError(f"{self.where}: the index of shard {key!r} points past its end; the shard "
                                         "is damaged: rewrite the array from its source")
