@@ -38,6 +38,13 @@ array replaced by another process gets ``ArrayChangedError`` instead of a mixtur
 (``_zarr_guard.Generation``); selections touching more than 4096 chunks reach zarr in
 bounded calls (``_zarr_pieces``).
 
+Reading
+-------
+v3 arrays of numbers in a local folder are read by :class:`~arraystore.backends._zarr_read.ChunkReader`
+(chunk files read whole, bomb-checked, decoded on a thread per core, straight into the
+result where the codecs allow); v2 arrays, zip stores, object storage and other data
+types are read by zarr-python.
+
 Staging and locking
 -------------------
 A new ``x.zarr`` is built in ``x.zarr.partial/`` and renamed at close. A new
