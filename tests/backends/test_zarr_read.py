@@ -165,10 +165,13 @@ def test_keys_match_numpy_on_arraystore_arrays(tmp_path_factory: pytest.TempPath
 
 
 def test_large_read_on_threads_matches_zarr_python(tmp_path: Path) -> None:
-    """Reads above the threading threshold: chunks decoded straight into the result and through scratch chunks."""
+    """Reads above the threading threshold: chunks decoded straight into the result and through scratch chunks.
+
+    Shards: several per read (a thread per shard) and one shard for the whole array (its inner chunks fanned out).
+    """
     data = np.random.default_rng(3).normal(size=(300, 1100)).astype("<f4")
-    for shards in (None, (64, 1100)):
-        path = tmp_path / f"a{shards is not None}.zarr"
+    for shards in (None, (64, 1100), (320, 1100)):
+        path = tmp_path / f"a{shards}.zarr"
         with arraystore.create(str(path), data.shape, data.dtype, chunks=(16, 1100), shards=shards,
                                compression="zstd:1") as s:
             s[...] = data

@@ -355,7 +355,16 @@ class ChunkReader:
                     return lambda: self._chunk(parts, axes, out)
 
                 tasks: Iterator[Callable[[], None]] = (task(p) for p in itertools.product(*unit_parts))
-            else:
+            elif pool is None or math.prod(len(p) for p in unit_parts) >= self.workers:
+                def shard(parts: tuple[Part, ...]) -> Callable[[], None]:
+                    def run() -> None:  # one thread reads a shard and decodes its inner chunks
+                        for t in self._shard_tasks([[p] for p in parts], axes, out, reuse=True):
+                            t()
+
+                    return run
+
+                tasks = (shard(p) for p in itertools.product(*unit_parts))
+            else:  # fewer shards than threads: the inner chunks of each shard decoded in parallel
                 tasks = self._shard_tasks(unit_parts, axes, out)
             run_bounded(pool, tasks, lookahead)
         shape = tuple(n for (s, (_, n, _)) in zip(sel, axes) if not isinstance(s, (int, np.integer)))
@@ -412,8 +421,12 @@ class ChunkReader:
     # -- shards -------------------------------------------------------------
 
     def _shard_tasks(self, unit_parts: list[list[Part]], axes: list[tuple[int, int, int]],
-                     out: np.ndarray[Any, Any]) -> Iterator[Callable[[], None]]:
-        """Per shard (read here, on the calling thread): one decoding task per inner chunk the selection touches."""
+                     out: np.ndarray[Any, Any], reuse: bool = False) -> Iterator[Callable[[], None]]:
+        """Per shard (read here, on the calling thread): one decoding task per inner chunk the selection touches.
+
+        ``reuse``: the shard is read into the thread's own buffer, so its tasks must run on this
+        thread before the next shard is read.
+        """
         n_inner = math.prod(self._per)
         for parts in itertools.product(*unit_parts):
             coords = tuple(i for i, _, _ in parts)
@@ -424,7 +437,7 @@ class ChunkReader:
             touched = math.prod(len(p) for p in inner_parts)
             key = self._prefix + self._key(coords)
             whole = touched * 2 > n_inner or isinstance(self._source, _Keys)
-            data = self._source.get(key) if whole else None
+            data = self._source.get(key, reuse=reuse) if whole else None
             if whole and data is None:
                 for ip in itertools.product(*inner_parts):
                     self._place(tuple(j for j, _, _ in ip), self.inner, ip, axes, None, out)
