@@ -20,7 +20,8 @@ Every operation runs in a fresh process (``--_op``). ``--regime`` says how:
   ``memory.max``; without a writable one the run stops with a message.
 
 The table shows the median throughput of ``--runs`` runs (source bytes per second),
-the ratio to ``cp`` and the peak private memory (``RssAnon``, sampled every 20 ms);
+the ratio to ``cp``, the CPU seconds per GiB (user + system, all threads: steadier than
+wall time on a shared machine, but blind to waiting for the disk) and the peak private memory (``RssAnon``, sampled every 20 ms);
 its header gives the regime and the load average before and after (figures taken
 with a load above ~1.5 on a 2-core machine measure the other processes, not this).
 The data is float32 of shape ``(size / 16 KiB, 4096)``; chunked formats use 4 MiB
@@ -191,17 +192,28 @@ def run_op(op: str, folder: Path, sync: bool = True, cgroup: str | None = None) 
     nbytes = int(np.prod(shape)) * 4
     _preimport(op)  # import time is not conversion time
     with MemorySampler() as mem:
+        cpu0 = _cpu_seconds()
         t0 = time.perf_counter()
         result = OP_FUNCS[op](src, out, shape, folder)
         if sync:
             os.sync()
         seconds = time.perf_counter() - t0
+        cpu = _cpu_seconds() - cpu0
     if isinstance(result, dict) and "skip" in result:
         return result
     if isinstance(result, dict):  # in-memory codec runs time themselves
-        return {**result, "peak_anon": mem.peak_anon, "baseline_anon": mem.baseline.anon}
+        return {"cpu": cpu, **result, "peak_anon": mem.peak_anon, "baseline_anon": mem.baseline.anon}
     moved = result if isinstance(result, int) else nbytes
-    return {"seconds": seconds, "bytes": moved, "peak_anon": mem.peak_anon, "baseline_anon": mem.baseline.anon}
+    return {"seconds": seconds, "cpu": cpu, "bytes": moved, "peak_anon": mem.peak_anon,
+            "baseline_anon": mem.baseline.anon}
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process (all its threads) and of its finished children (``cp``)."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _preimport(op: str) -> None:
@@ -337,7 +349,7 @@ def _decode_op(threads: bool) -> Any:
         codec = numcodecs.Zstd()
         per = CHUNK_ROWS * ROW * 4
         outs = [np.empty(per, np.uint8) for _ in range(os.cpu_count() or 1)]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         if threads:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -346,7 +358,7 @@ def _decode_op(threads: bool) -> Any:
         else:
             for c in chunks:
                 codec.decode(c, out=outs[0])
-        return {"bytes": per * len(chunks), "seconds": time.perf_counter() - t0}
+        return {"bytes": per * len(chunks), "seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0}
 
     return op
 
@@ -369,20 +381,20 @@ def _blosc_op(lib: str, decode: bool) -> Any:
         if decode:
             frames = [nc.encode(p.view("<f4")) for p in pieces]  # blosc1 frames, as Zarr's blosc codec writes
             dst = np.empty(per, np.uint8)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for f in frames:
                 if lib == "blosc2":
                     blosc2.decompress(f, dst=dst)
                 else:
                     nc.decode(f, out=dst)
         else:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for p in pieces:
                 if lib == "blosc2":
                     blosc2.compress(p, typesize=4, clevel=5, filter=blosc2.Filter.SHUFFLE, codec=blosc2.Codec.LZ4)
                 else:
                     nc.encode(p.view("<f4"))
-        return {"bytes": int(data.size), "seconds": time.perf_counter() - t0}
+        return {"bytes": int(data.size), "seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0}
 
     return op
 
@@ -439,10 +451,10 @@ def _codec_op(name: str) -> Any:
             return {"skip": f"no standalone {name} module (python-lzf) installed; see h5py_lzf"}
         data = np.fromfile(src, dtype=np.uint8, count=256 * 1024 * 1024)
         chunk = 4 * 1024 * 1024
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for off in range(0, data.size, chunk):
             enc(data[off : off + chunk])
-        return {"bytes": int(data.size), "seconds": time.perf_counter() - t0}
+        return {"bytes": int(data.size), "seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0}
 
     return op
 
@@ -753,15 +765,18 @@ def _line(name: str, label: str, runs: list[dict[str, Any]], results: dict[str, 
 
 def table(results: dict[str, Any]) -> str:
     cp = _median_gbs(results["cp"]["runs"]) if "cp" in results else None
-    lines = ["| operation | GB/s (median) | x cp | peak private MiB |", "| --- | ---: | ---: | ---: |"]
+    lines = ["| operation | GB/s (median) | x cp | CPU s per GiB (median) | peak private MiB |",
+             "| --- | ---: | ---: | ---: | ---: |"]
     for r in results.values():
         g = _median_gbs(r["runs"])
         if g is None:
-            lines.append(f"| {r['label']} | skipped: {r['runs'][0].get('skip', '?')} | | |")
+            lines.append(f"| {r['label']} | skipped: {r['runs'][0].get('skip', '?')} | | | |")
             continue
         peak = max(x["peak_anon"] for x in r["runs"] if "peak_anon" in x) / 2**20
         ratio = f"{g / cp:.2f}" if cp else ""
-        lines.append(f"| {r['label']} | {g:.2f} | {ratio} | {peak:.0f} |")
+        cpus = [x["cpu"] / x["bytes"] * 2**30 for x in r["runs"] if "cpu" in x and x.get("bytes")]
+        cpu = f"{statistics.median(cpus):.2f}" if cpus else ""
+        lines.append(f"| {r['label']} | {g:.2f} | {ratio} | {cpu} | {peak:.0f} |")
     return "\n".join(lines)
 
 
