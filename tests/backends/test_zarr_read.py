@@ -218,3 +218,16 @@ def test_axis_parts_cover_every_position() -> None:
                 assert (start + k * step) // unit == i
                 seen.append(k)
         assert seen == list(range(n))
+
+
+def test_folder_at_a_chunk_key_reads_as_absent_like_zarr_python(tmp_path: Path) -> None:
+    path = tmp_path / "a.zarr"
+    zarr.create_array(str(path), shape=(16,), dtype="<i2", chunks=(8,), fill_value=-7)[...] = np.arange(16, dtype="<i2")
+    chunk = path / "c" / "0"
+    chunk.unlink()
+    (chunk / "x").mkdir(parents=True)
+    want = np.asarray(zarr.open_array(str(path), mode="r")[...])
+    assert want[:8].tolist() == [-7] * 8
+    with arraystore.open(str(path)) as store:
+        assert store._chunk_reader() is not None  # type: ignore[attr-defined]
+        assert store[...].tobytes() == want.tobytes()

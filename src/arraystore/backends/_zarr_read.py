@@ -198,22 +198,28 @@ class _Files:
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
         try:
-            if length is None or suffix is not None:
-                size = os.fstat(fd).st_size
-                if suffix is not None:
-                    start, length = max(0, size - suffix), min(size, suffix)
-                else:
-                    length = max(0, size - start)
-            buf = self._buffer(length, reuse)
-            got = 0
-            while got < length:
-                k = os.preadv(fd, [buf[got:].data], start + got)
-                if k == 0:
-                    break
-                got += k
-            return buf[:got]
+            return self._read(fd, start, length, suffix, reuse)
+        except IsADirectoryError:  # a folder at a chunk's key: absent, as zarr-python reads it
+            return None
         finally:
             os.close(fd)
+
+    def _read(self, fd: int, start: int, length: int | None, suffix: int | None, reuse: bool
+              ) -> np.ndarray[Any, Any]:
+        if length is None or suffix is not None:
+            size = os.fstat(fd).st_size
+            if suffix is not None:
+                start, length = max(0, size - suffix), min(size, suffix)
+            else:
+                length = max(0, size - start)
+        buf = self._buffer(length, reuse)
+        got = 0
+        while got < length:
+            k = os.preadv(fd, [buf[got:].data], start + got)
+            if k == 0:
+                break
+            got += k
+        return buf[:got]
 
 
 class _Keys:
