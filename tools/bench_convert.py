@@ -20,7 +20,8 @@ Every operation runs in a fresh process (``--_op``). ``--regime`` says how:
   ``memory.max``; without a writable one the run stops with a message.
 
 The table shows the median throughput of ``--runs`` runs (source bytes per second),
-the ratio to ``cp`` and the peak private memory (``RssAnon``, sampled every 20 ms);
+the ratio to ``cp``, the CPU seconds per GiB (user + system, all threads: steadier than
+wall time on a shared machine, but blind to waiting for the disk) and the peak private memory (``RssAnon``, sampled every 20 ms);
 its header gives the regime and the load average before and after (figures taken
 with a load above ~1.5 on a 2-core machine measure the other processes, not this).
 The data is float32 of shape ``(size / 16 KiB, 4096)``; chunked formats use 4 MiB
@@ -68,8 +69,26 @@ OPS = [
     ("dask_to_zarr", "dask from_array(memmap).to_zarr, zstd:3"),
     ("tensorstore_none", "TensorStore zarr3, none"),
     ("tensorstore_zstd", "TensorStore zarr3, zstd:3"),
+    ("zstd_decode_1core", "zstd decode one core (src.zarr chunks, in memory)"),
+    ("zstd_decode_cores", "zstd decode, a thread per core (in memory): the decode ceiling"),
+    ("blosc_decode_numcodecs", "blosc-lz4 decode one core, numcodecs (in memory)"),
+    ("blosc_decode_blosc2", "blosc-lz4 (blosc1 frames) decode one core, python-blosc2"),
+    ("blosc_encode_numcodecs", "blosc-lz4 encode one core, numcodecs (in memory)"),
+    ("blosc_encode_blosc2", "blosc-lz4 encode one core, python-blosc2 (blosc2 frames)"),
     ("zarr_read_npy", "zarr-python read Zarr(zstd) -> npy"),
+    ("zarrs_read_npy", "zarr-python + zarrs pipeline read Zarr(zstd) -> npy"),
     ("tensorstore_read_npy", "TensorStore read Zarr(zstd) -> npy"),
+    ("zarr_read_npy_sharded", "zarr-python read Zarr(zstd, sharded) -> npy"),
+    ("zarrs_read_npy_sharded", "zarr-python + zarrs read Zarr(zstd, sharded) -> npy"),
+    ("tensorstore_read_npy_sharded", "TensorStore read Zarr(zstd, sharded) -> npy"),
+    ("zarr_open_read", "zarr-python arr[slab] into memory, Zarr(zstd)"),
+    ("zarrs_open_read", "zarr-python + zarrs arr[slab] into memory"),
+    ("tensorstore_open_read", "TensorStore t[slab].read() into memory"),
+    ("as_open_read", "arraystore open(Zarr zstd)[slab] into memory"),
+    ("zarr_open_read_sharded", "zarr-python arr[slab], sharded"),
+    ("zarrs_open_read_sharded", "zarr-python + zarrs arr[slab], sharded"),
+    ("tensorstore_open_read_sharded", "TensorStore t[slab].read(), sharded"),
+    ("as_open_read_sharded", "arraystore open(Zarr zstd)[slab], sharded"),
     ("as_raw_npy", "arraystore raw -> npy"),
     ("as_raw_npy_durable", "arraystore raw -> npy, durable=True"),
     ("as_npy_raw", "arraystore npy -> raw"),
@@ -82,6 +101,8 @@ OPS = [
     ("as_raw_zarr_zstd_sharded", "arraystore raw -> Zarr zstd:3, 64 MiB shards"),
     ("as_zarr_npy", "arraystore Zarr(zstd) -> npy"),
     ("as_zarr_h5", "arraystore Zarr(zstd) -> HDF5 contiguous"),
+    ("as_zarr_npy_sharded", "arraystore Zarr(zstd, sharded) -> npy"),
+    ("as_zarr_h5_sharded", "arraystore Zarr(zstd, sharded) -> HDF5 contiguous"),
     ("as_h5_zarr", "arraystore HDF5 -> Zarr zstd:3"),
 ]
 
@@ -98,7 +119,17 @@ def parse_size(text: str) -> int:
 
 #: Sources other than src.dat, and the operations that read them (made only when one is selected).
 DERIVED = {"src.npy": ("as_npy_raw",), "src.h5": ("as_h5_zarr",),
-           "src.zarr": ("as_zarr_h5", "as_zarr_npy", "zarr_read_npy", "tensorstore_read_npy")}
+           "src.zarr": ("as_zarr_h5", "as_zarr_npy", "zarr_read_npy", "zarrs_read_npy", "tensorstore_read_npy",
+                        "zstd_decode_1core", "zstd_decode_cores", "blosc_decode_numcodecs", "blosc_decode_blosc2",
+                        "blosc_encode_numcodecs", "blosc_encode_blosc2", "zarr_open_read", "zarrs_open_read",
+                        "tensorstore_open_read", "as_open_read"),
+           "src_sharded.zarr": ("as_zarr_npy_sharded", "as_zarr_h5_sharded", "zarr_read_npy_sharded",
+                                "zarrs_read_npy_sharded", "tensorstore_read_npy_sharded", "zarr_open_read_sharded",
+                                "zarrs_open_read_sharded", "tensorstore_open_read_sharded", "as_open_read_sharded")}
+#: How each derived Zarr source is chunked: 4 MiB chunks; sharded: 16 MiB shards of 1 MiB inner chunks.
+ZARR_SOURCES = {"src.zarr": {"chunks": (CHUNK_ROWS, ROW), "compression": "zstd:3"},
+                "src_sharded.zarr": {"chunks": (CHUNK_ROWS // 4, ROW), "shards": (CHUNK_ROWS * 4, ROW),
+                                     "compression": "zstd:3"}}
 
 
 def make_source(folder: Path, size: int, kind: str, ops: list[str]) -> tuple[int, int]:
@@ -111,7 +142,7 @@ def make_source(folder: Path, size: int, kind: str, ops: list[str]) -> tuple[int
     for name, users in DERIVED.items():
         if (folder / name).exists() or not any(op in users for op in ops):
             continue
-        opts: dict[str, Any] = {"chunks": (CHUNK_ROWS, ROW), "compression": "zstd:3"} if name == "src.zarr" else {}
+        opts: dict[str, Any] = dict(ZARR_SOURCES.get(name, {}))
         convert(str(src), str(folder / name), **opts)
     os.sync()
     return rows, ROW
@@ -161,28 +192,41 @@ def run_op(op: str, folder: Path, sync: bool = True, cgroup: str | None = None) 
     nbytes = int(np.prod(shape)) * 4
     _preimport(op)  # import time is not conversion time
     with MemorySampler() as mem:
+        cpu0 = _cpu_seconds()
         t0 = time.perf_counter()
         result = OP_FUNCS[op](src, out, shape, folder)
         if sync:
             os.sync()
         seconds = time.perf_counter() - t0
+        cpu = _cpu_seconds() - cpu0
     if isinstance(result, dict) and "skip" in result:
         return result
     if isinstance(result, dict):  # in-memory codec runs time themselves
-        return {**result, "peak_anon": mem.peak_anon, "baseline_anon": mem.baseline.anon}
+        return {"cpu": cpu, **result, "peak_anon": mem.peak_anon, "baseline_anon": mem.baseline.anon}
     moved = result if isinstance(result, int) else nbytes
-    return {"seconds": seconds, "bytes": moved, "peak_anon": mem.peak_anon, "baseline_anon": mem.baseline.anon}
+    return {"seconds": seconds, "cpu": cpu, "bytes": moved, "peak_anon": mem.peak_anon,
+            "baseline_anon": mem.baseline.anon}
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process (all its threads) and of its finished children (``cp``)."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _preimport(op: str) -> None:
     import importlib
 
     mods = {"h5py": ("h5", "as_"), "zarr": ("zarr", "as_", "dask"), "dask.array": ("dask",),
-            "numcodecs": ("codec",), "arraystore.conversion": ("as_",), "arraystore.backends.hdf5": ("as_",),
-            "arraystore.backends.zarr": ("as_",)}
+            "numcodecs": ("codec", "decode", "encode"), "arraystore.conversion": ("as_",),
+            "arraystore.backends.hdf5": ("as_",), "arraystore.backends.zarr": ("as_",), "zarrs": ("zarrs",),
+            "tensorstore": ("tensorstore",), "blosc2": ("blosc2",)}
     for mod, keys in mods.items():
         if any(k in op for k in keys):
-            importlib.import_module(mod)
+            with contextlib.suppress(ImportError):  # the operation reports what is missing
+                importlib.import_module(mod)
 
 
 def _memmap(src: Path, shape: tuple[int, ...]) -> np.memmap[Any, Any]:
@@ -198,32 +242,161 @@ def op_cp_fsync(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> N
     subprocess.run(["sync", str(out) + ".dat"], check=True)
 
 
-def op_zarr_read(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
-    import zarr
+def _zarrs(on: bool) -> None:
+    """Switch zarr-python's codec pipeline to zarrs (a Rust pipeline, ``pip install zarrs``)."""
+    if on:
+        import zarr
+        import zarrs  # type: ignore[import-not-found,import-untyped,unused-ignore]  # noqa: F401  # registers the pipeline
 
-    arr = zarr.open_array(str(folder / "src.zarr"), mode="r")
-    o = np.lib.format.open_memmap(str(out) + ".npy", mode="w+", dtype="<f4", shape=shape)
-    step = SLAB // (ROW * 4)
-    for i in range(0, shape[0], step):
-        o[i : i + step] = arr[i : i + step]
-    o.flush()
-    del o
+        zarr.config.set({"codec_pipeline.path": "zarrs.ZarrsCodecPipeline"})
 
 
-def op_tensorstore_read(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> Any:
-    try:
-        import tensorstore as ts  # type: ignore[import-not-found]
-    except ImportError:
-        return {"skip": "tensorstore not installed"}
-    t = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(folder / "src.zarr")}},
-                open=True).result()
-    o = np.lib.format.open_memmap(str(out) + ".npy", mode="w+", dtype="<f4", shape=shape)
-    step = SLAB // (ROW * 4)
-    for i in range(0, shape[0], step):
-        o[i : i + step] = t[i : i + step].read().result()
-    o.flush()
-    del o
-    return None
+def _zarr_source(sharded: bool) -> str:
+    return "src_sharded.zarr" if sharded else "src.zarr"
+
+
+def _zarr_read_op(sharded: bool, zarrs: bool) -> Any:
+    def op(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> Any:
+        import zarr
+
+        try:
+            _zarrs(zarrs)
+        except ImportError:
+            return {"skip": "zarrs not installed (pip install zarrs)"}
+        arr = zarr.open_array(str(folder / _zarr_source(sharded)), mode="r")
+        o = np.lib.format.open_memmap(str(out) + ".npy", mode="w+", dtype="<f4", shape=shape)
+        step = SLAB // (ROW * 4)
+        for i in range(0, shape[0], step):
+            o[i : i + step] = arr[i : i + step]
+        o.flush()
+        del o
+        return None
+
+    return op
+
+
+def _tensorstore_read_op(sharded: bool) -> Any:
+    def op(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> Any:
+        try:
+            import tensorstore as ts  # type: ignore[import-not-found]
+        except ImportError:
+            return {"skip": "tensorstore not installed"}
+        t = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(folder / _zarr_source(sharded))}},
+                    open=True).result()
+        o = np.lib.format.open_memmap(str(out) + ".npy", mode="w+", dtype="<f4", shape=shape)
+        step = SLAB // (ROW * 4)
+        for i in range(0, shape[0], step):
+            o[i : i + step] = t[i : i + step].read().result()
+        o.flush()
+        del o
+        return None
+
+    return op
+
+
+#: Rows per slab of the in-memory reads (256 MiB): the whole array up to that size.
+READ_SLAB_ROWS = 256 * 1024 * 1024 // (ROW * 4)
+
+
+def _open_read_op(who: str, sharded: bool) -> Any:
+    """Read the Zarr source into memory in slabs of 256 MiB (new arrays, as a user's ``x = arr[a:b]``)."""
+
+    def op(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> Any:
+        path = str(folder / _zarr_source(sharded))
+        read: Any
+        if who == "tensorstore":
+            try:
+                import tensorstore as ts
+            except ImportError:
+                return {"skip": "tensorstore not installed"}
+            t = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": path}}, open=True).result()
+            read = lambda a, b: t[a:b].read().result()  # noqa: E731
+        elif who == "arraystore":
+            import arraystore
+
+            store = arraystore.open(path)
+            read = lambda a, b: store[a:b]  # noqa: E731
+        else:
+            import zarr
+
+            try:
+                _zarrs(who == "zarrs")
+            except ImportError:
+                return {"skip": "zarrs not installed (pip install zarrs)"}
+            arr = zarr.open_array(path, mode="r")
+            read = lambda a, b: arr[a:b]  # noqa: E731
+        for i in range(0, shape[0], READ_SLAB_ROWS):
+            block = read(i, min(shape[0], i + READ_SLAB_ROWS))
+            assert block.shape[0] == min(shape[0], i + READ_SLAB_ROWS) - i
+            del block
+        return None
+
+    return op
+
+
+def _chunk_files(folder: Path, limit: int = 256 * 1024 * 1024) -> list[bytes]:
+    """The stored chunks of src.zarr (up to ``limit`` decoded bytes), read into memory."""
+    files = sorted(p for p in (folder / "src.zarr" / "c").rglob("*") if p.is_file())
+    per = CHUNK_ROWS * ROW * 4
+    return [p.read_bytes() for p in files[: max(1, limit // per)]]
+
+
+def _decode_op(threads: bool) -> Any:
+    def op(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> Any:
+        import numcodecs
+
+        chunks = _chunk_files(folder)
+        codec = numcodecs.Zstd()
+        per = CHUNK_ROWS * ROW * 4
+        outs = [np.empty(per, np.uint8) for _ in range(os.cpu_count() or 1)]
+        t0, c0 = time.perf_counter(), time.process_time()
+        if threads:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(len(outs)) as pool:
+                list(pool.map(lambda k: codec.decode(chunks[k], out=outs[k % len(outs)]), range(len(chunks))))
+        else:
+            for c in chunks:
+                codec.decode(c, out=outs[0])
+        return {"bytes": per * len(chunks), "seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0}
+
+    return op
+
+
+def _blosc_op(lib: str, decode: bool) -> Any:
+    def op(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> Any:
+        import numcodecs
+
+        if lib == "blosc2":
+            try:
+                import blosc2  # type: ignore[import-not-found,import-untyped,unused-ignore]
+            except ImportError:
+                return {"skip": "python-blosc2 not installed (pip install blosc2)"}
+            blosc2.set_nthreads(1)
+        numcodecs.blosc.set_nthreads(1)
+        data = np.fromfile(src, dtype=np.uint8, count=256 * 1024 * 1024)
+        per = CHUNK_ROWS * ROW * 4
+        pieces = [data[i : i + per] for i in range(0, data.size, per)]
+        nc = numcodecs.Blosc("lz4", 5, numcodecs.Blosc.SHUFFLE, blocksize=0)
+        if decode:
+            frames = [nc.encode(p.view("<f4")) for p in pieces]  # blosc1 frames, as Zarr's blosc codec writes
+            dst = np.empty(per, np.uint8)
+            t0, c0 = time.perf_counter(), time.process_time()
+            for f in frames:
+                if lib == "blosc2":
+                    blosc2.decompress(f, dst=dst)
+                else:
+                    nc.decode(f, out=dst)
+        else:
+            t0, c0 = time.perf_counter(), time.process_time()
+            for p in pieces:
+                if lib == "blosc2":
+                    blosc2.compress(p, typesize=4, clevel=5, filter=blosc2.Filter.SHUFFLE, codec=blosc2.Codec.LZ4)
+                else:
+                    nc.encode(p.view("<f4"))
+        return {"bytes": int(data.size), "seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0}
+
+    return op
 
 
 def op_dropbehind(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
@@ -278,10 +451,10 @@ def _codec_op(name: str) -> Any:
             return {"skip": f"no standalone {name} module (python-lzf) installed; see h5py_lzf"}
         data = np.fromfile(src, dtype=np.uint8, count=256 * 1024 * 1024)
         chunk = 4 * 1024 * 1024
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for off in range(0, data.size, chunk):
             enc(data[off : off + chunk])
-        return {"bytes": int(data.size), "seconds": time.perf_counter() - t0}
+        return {"bytes": int(data.size), "seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0}
 
     return op
 
@@ -402,8 +575,21 @@ OP_FUNCS: dict[str, Any] = {
     "dask_to_zarr": op_dask_to_zarr,
     "tensorstore_none": _tensorstore_op(False),
     "tensorstore_zstd": _tensorstore_op(True),
-    "zarr_read_npy": op_zarr_read,
-    "tensorstore_read_npy": op_tensorstore_read,
+    "zstd_decode_1core": _decode_op(False),
+    "zstd_decode_cores": _decode_op(True),
+    "blosc_decode_numcodecs": _blosc_op("numcodecs", True),
+    "blosc_decode_blosc2": _blosc_op("blosc2", True),
+    "blosc_encode_numcodecs": _blosc_op("numcodecs", False),
+    "blosc_encode_blosc2": _blosc_op("blosc2", False),
+    "zarr_read_npy": _zarr_read_op(False, False),
+    "zarrs_read_npy": _zarr_read_op(False, True),
+    "tensorstore_read_npy": _tensorstore_read_op(False),
+    "zarr_read_npy_sharded": _zarr_read_op(True, False),
+    "zarrs_read_npy_sharded": _zarr_read_op(True, True),
+    "tensorstore_read_npy_sharded": _tensorstore_read_op(True),
+    **{f"{who}_open_read{'_sharded' if sh else ''}": _open_read_op(name, sh)
+       for who, name in (("zarr", "zarr"), ("zarrs", "zarrs"), ("tensorstore", "tensorstore"), ("as", "arraystore"))
+       for sh in (False, True)},
     "as_raw_npy": _as_op("src.dat", ".npy"),
     "as_raw_npy_durable": _as_op("src.dat", ".npy", durable=True),
     "as_npy_raw": _as_op("src.npy", ".dat"),
@@ -417,6 +603,8 @@ OP_FUNCS: dict[str, Any] = {
                                        compression="zstd:3"),
     "as_zarr_npy": _as_op("src.zarr", ".npy"),
     "as_zarr_h5": _as_op("src.zarr", ".h5"),
+    "as_zarr_npy_sharded": _as_op("src_sharded.zarr", ".npy"),
+    "as_zarr_h5_sharded": _as_op("src_sharded.zarr", ".h5"),
     "as_h5_zarr": _as_op("src.h5", ".zarr", chunks=(CHUNK_ROWS, ROW), compression="zstd:3"),
 }
 
@@ -577,15 +765,18 @@ def _line(name: str, label: str, runs: list[dict[str, Any]], results: dict[str, 
 
 def table(results: dict[str, Any]) -> str:
     cp = _median_gbs(results["cp"]["runs"]) if "cp" in results else None
-    lines = ["| operation | GB/s (median) | x cp | peak private MiB |", "| --- | ---: | ---: | ---: |"]
+    lines = ["| operation | GB/s (median) | x cp | CPU s per GiB (median) | peak private MiB |",
+             "| --- | ---: | ---: | ---: | ---: |"]
     for r in results.values():
         g = _median_gbs(r["runs"])
         if g is None:
-            lines.append(f"| {r['label']} | skipped: {r['runs'][0].get('skip', '?')} | | |")
+            lines.append(f"| {r['label']} | skipped: {r['runs'][0].get('skip', '?')} | | | |")
             continue
         peak = max(x["peak_anon"] for x in r["runs"] if "peak_anon" in x) / 2**20
         ratio = f"{g / cp:.2f}" if cp else ""
-        lines.append(f"| {r['label']} | {g:.2f} | {ratio} | {peak:.0f} |")
+        cpus = [x["cpu"] / x["bytes"] * 2**30 for x in r["runs"] if "cpu" in x and x.get("bytes")]
+        cpu = f"{statistics.median(cpus):.2f}" if cpus else ""
+        lines.append(f"| {r['label']} | {g:.2f} | {ratio} | {cpu} | {peak:.0f} |")
     return "\n".join(lines)
 
 

@@ -20,7 +20,7 @@ import pytest
 import zarr
 
 import arraystore
-from arraystore.backends import _zarr_bounds
+from arraystore.backends import _zarr_bounds, _zarr_read
 from arraystore.errors import ArrayChangedError, ArrayNotFoundError
 
 SRC = str(Path(arraystore.__file__).resolve().parents[1])
@@ -88,14 +88,36 @@ def test_replace_during_a_multichunk_read_raises(tmp_path: Path, monkeypatch: py
     data = np.arange(64, dtype="<f8")
     with arraystore.create(path, data.shape, data.dtype, chunks=(8,), compression="zstd") as s:
         s[...] = data
+    original = _zarr_read._Files.get
+    calls: list[str] = []
+
+    def replace_after_first_chunk(self: Any, key: str, *args: Any, **kwargs: Any) -> Any:
+        out = original(self, key, *args, **kwargs)
+        if key.startswith("c/") and not calls:
+            calls.append(key)
+            replace_in_other_process(path, "create")  # same dtype, other values: a mixture would look valid
+        return out
+
+    with arraystore.open(path) as s:
+        monkeypatch.setattr(_zarr_read._Files, "get", replace_after_first_chunk)
+        with pytest.raises(ArrayChangedError):
+            s[...]
+    assert calls, "the hook never ran: the read did not go through the chunk reader"
+
+
+def test_replace_during_a_multichunk_zarr_python_read_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same through zarr-python's pipeline (a v2 array: not read by the chunk reader)."""
+    path = tmp_path / "x.zarr"
+    data = np.arange(64, dtype="<f8")
+    zarr.create_array(str(path), shape=data.shape, dtype=data.dtype, chunks=(8,), zarr_format=2)[...] = data
     original = _zarr_bounds.BoundedStore._checked
     calls: list[str] = []
 
     async def replace_after_first_chunk(self: Any, key: str, byte_range: Any, buf: Any) -> Any:
         out = await original(self, key, byte_range, buf)
-        if key.startswith("c/") and not calls:
+        if key[:1].isdigit() and not calls:
             calls.append(key)
-            replace_in_other_process(path, "create")  # same dtype, other values: a mixture would look valid
+            replace_in_other_process(path, "create")
         return out
 
     with arraystore.open(path) as s:

@@ -58,7 +58,7 @@ from zarr.storage import WrapperStore
 from ..errors import ArrayStoreError, MetadataError, UnsafeInputError
 from ._zarr_guard import check_inside
 
-__all__ = ["BoundedStore", "ChunkRule", "check_chunk", "chunk_rule"]
+__all__ = ["BoundedStore", "ChunkRule", "check_chunk", "chunk_rule", "declared_size"]
 
 _METADATA_NAMES = frozenset({"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"})
 _ZSTD_MAGIC = 0xFD2FB528
@@ -204,8 +204,10 @@ def _damaged(what: str, codec: str, why: str) -> MetadataError:
     )
 
 
-def _zstd_bound(data: memoryview, limit: int, what: str) -> None:
+def _zstd_bound(data: memoryview, limit: int, what: str, exact: bool = False) -> int | None:
+    """Refuse a stream that would decode to more than ``limit``; the total content size (None: a frame has none)."""
     n, pos, total = len(data), 0, 0
+    sized = True
 
     def need(k: int) -> None:
         if pos + k > n:
@@ -228,6 +230,10 @@ def _zstd_bound(data: memoryview, limit: int, what: str) -> None:
         pos = p
         need(fcs_len)
         fcs = int.from_bytes(data[p : p + fcs_len], "little") + (256 if fcs_len == 2 else 0) if fcs_len else None
+        if fcs is None:
+            sized = False
+            if exact:
+                return None
         if fcs is not None and total + fcs > limit:
             raise _bomb(what, n, "declares", total + fcs, limit)
         pos = p + fcs_len
@@ -246,6 +252,18 @@ def _zstd_bound(data: memoryview, limit: int, what: str) -> None:
                 break
         pos += 4 * ((fhd >> 2) & 1)  # content checksum
         total += fcs if fcs is not None else blocks
+    return total if sized else None
+
+
+def declared_size(name: str, data: memoryview) -> int | None:
+    """What a ``zstd`` stream (every frame has its content size) or a ``blosc`` buffer says it decodes to, else None."""
+    if name == "blosc":
+        return int.from_bytes(data[4:8], "little") if len(data) >= 16 else None
+    try:
+        total = _zstd_bound(data, 2**63, "", exact=True)
+    except ArrayStoreError:
+        return None
+    return total
 
 
 def _header_bound(name: str, data: memoryview, limit: int, what: str) -> None:
@@ -402,6 +420,15 @@ class BoundedStore(WrapperStore[Store]):
             self._folders_inside.add(folder)
         if os.path.islink(full):
             check_inside(root, full, self.where)
+
+    def local_path(self, key: str) -> str | None:
+        """The file holding ``key`` when the wrapped store is a local folder (checked to resolve inside), else None."""
+        from zarr.storage import LocalStore
+
+        if self.root is None or not isinstance(self._store, LocalStore):
+            return None
+        self._inside(key)
+        return os.path.join(self.root, key)
 
     def _rule_for(self, key: str, byte_range: ByteRequest | None) -> ChunkRule | None:
         rule = self.rule

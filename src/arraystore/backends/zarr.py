@@ -38,6 +38,13 @@ array replaced by another process gets ``ArrayChangedError`` instead of a mixtur
 (``_zarr_guard.Generation``); selections touching more than 4096 chunks reach zarr in
 bounded calls (``_zarr_pieces``).
 
+Reading
+-------
+v3 arrays of numbers in a local folder are read by :class:`~arraystore.backends._zarr_read.ChunkReader`
+(chunk files read whole, bomb-checked, decoded on a thread per core, straight into the
+result where the codecs allow); v2 arrays, zip stores, object storage and other data
+types are read by zarr-python.
+
 Staging and locking
 -------------------
 A new ``x.zarr`` is built in ``x.zarr.partial/`` and renamed at close. A new
@@ -72,6 +79,7 @@ from .._selection import Selection, selection_shape
 from ..compression import Compression
 from ..errors import (
     AlreadyExistsError,
+    ArrayStoreError,
     IncompleteArrayError,
     MetadataError,
     ModeError,
@@ -100,6 +108,7 @@ from ._zarr_modes import ModeKeepingLocalStore
 from ._zarr_names import consolidate_root, read_dimension_names
 from ._zarr_pieces import CHUNK_OVERHEAD_BYTES, MAX_CHUNKS_PER_CALL, chunks_touched, pieces
 from ._zarr_portable import CF_KEYS, NAT, cf_attrs, portable_storage
+from ._zarr_read import ChunkReader, cores, readable_array
 from ._zarr_safety import check_array, check_key, check_metadata_file, check_zip, zarr_errors
 
 __all__ = ["FIDELITY", "RESERVED_ATTR", "ZarrStore"]
@@ -211,6 +220,7 @@ class ZarrStore(ArrayStore):
         self._zstore = store
         self._dirty = False
         self._generation: Generation | None = None
+        self._reader: ChunkReader | Literal[False] | None = False  # False: not looked for yet
 
     # -- properties ---------------------------------------------------------
 
@@ -465,6 +475,18 @@ class ZarrStore(ArrayStore):
         if gen is not None:
             gen.check()
         shape = selection_shape(sel)
+        reader = self._chunk_reader()
+        if reader is not None:
+            try:
+                with zarr_errors(self.path, reading_chunks=True):
+                    result = reader.read(sel)
+            except ArrayStoreError:
+                if gen is not None:
+                    gen.check()  # a chunk read while the array was being replaced: say that, not "damaged"
+                raise
+            if gen is not None:
+                gen.check()
+            return result
         with zarr_errors(self.path, reading_chunks=True):
             if chunks_touched(sel, self.inner_chunks) <= MAX_CHUNKS_PER_CALL:
                 out = self._arr[sel]
@@ -476,6 +498,17 @@ class ZarrStore(ArrayStore):
             gen.check()
         result = decode(out, self.dtype, self._encoding)
         return result if result.shape == shape else result.reshape(shape)
+
+    def _chunk_reader(self) -> ChunkReader | None:
+        """The reader that decodes this array's chunks here (local v3 arrays of numbers; ``_zarr_read``), or None."""
+        if self._reader is False:
+            reader = None
+            if readable_array(self._arr, self._stored):
+                bounded = self._arr.store_path.store
+                if isinstance(bounded, BoundedStore) and bounded.local_path(bounded.prefix + "zarr.json"):
+                    reader = ChunkReader(self._arr, self.dtype, self._stored, self._encoding, self.path, cores())
+            self._reader = reader
+        return self._reader
 
     def _write(self, sel: Selection, value: np.ndarray[Any, Any]) -> None:
         self._before_write()
@@ -532,6 +565,8 @@ class ZarrStore(ArrayStore):
         in_group = bool(self._location.key) and not _is_zip(self._location.file)
         if in_group and self._mode != "r" and self._staged is None and not self._abandoned:
             consolidate_root(self._location.file)  # attributes or completeness changed inside a group
+        if self._reader:
+            self._reader.close()
         if isinstance(self._zstore, zarr.storage.ZipStore):
             self._zstore.close()
         if self._generation is not None:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -283,24 +282,10 @@ def _split_plain(codecs: Any) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[A
 
 
 def _run_bounded(pool: ThreadPoolExecutor, tasks: Iterator[Callable[[], None]], lookahead: int) -> None:
-    """Run ``tasks`` on ``pool`` with at most ``lookahead`` queued; re-raise the first failure after the rest stop."""
-    pending: deque[Future[None]] = deque()
-    try:
-        for fn in tasks:
-            while len(pending) >= lookahead:
-                pending.popleft().result()
-            pending.append(pool.submit(fn))
-        while pending:
-            pending.popleft().result()
-    finally:
-        for fut in pending:
-            fut.cancel()
-        for fut in pending:
-            if not fut.cancelled():
-                try:
-                    fut.result()
-                except BaseException:  # the first failure is already propagating
-                    pass
+    """Run ``tasks`` on ``pool`` with at most ``lookahead`` queued (the Zarr backend's ``run_bounded``)."""
+    from ..backends._zarr_read import run_bounded
+
+    run_bounded(pool, tasks, lookahead)
 
 
 def _sink(zstore: Any) -> tuple[Callable[[str, Any], None], Callable[[str], None]]:
@@ -346,8 +331,8 @@ class _Decoder:
         return np.asarray(data.as_numpy_array())
 
 
-class ZarrChunkReader:
-    """Reads blocks of a Zarr v3 array: chunks (shards) fetched through the array's store, decoded on threads.
+class _RemoteChunkReader:
+    """Reads blocks of a Zarr v3 array on object storage: chunks (shards) fetched in concurrent rounds, decoded on threads.
 
     The bytes come through the zarr store the array was opened on (for arraystore's
     own stores, the bounded store that checks each chunk before it is decoded); the
@@ -528,3 +513,46 @@ class ZarrChunkReader:
         """Stop the threads."""
         self._fetcher.shutdown(wait=True)
         self._pool.shutdown(wait=True)
+
+
+class ZarrChunkReader:
+    """Reads blocks of a Zarr v3 array: chunks (shards) read and decoded on threads here.
+
+    Local arrays use the Zarr backend's own reader
+    (:class:`arraystore.backends._zarr_read.ChunkReader`, also behind ``store[sel]``):
+    chunk files read directly, every chunk checked against decompression bombs before it
+    is decoded, numcodecs ``zstd``/``blosc`` decoded straight into the block. Arrays on
+    object storage are fetched in rounds of concurrent requests with a generation check
+    per round (:class:`_RemoteChunkReader`). An absent chunk (or inner chunk) is the fill value.
+    """
+
+    def __init__(self, store: ArrayStore, workers: int, fetch_bytes: int = 64 << 20) -> None:
+        from ..backends._zarr_read import ChunkReader
+
+        self.store = store
+        self._remote: _RemoteChunkReader | None = None
+        self._reader: ChunkReader | None = None
+        if parse_location(store.path).remote:
+            self._remote = _RemoteChunkReader(store, workers, fetch_bytes)
+            return
+        arr = zarr_readable_array(store, "_decode_sync")
+        assert arr is not None
+        self._reader = ChunkReader(arr, store.dtype, store.stored_dtype, store.encoding,  # type: ignore[attr-defined]
+                                   store.path, workers)
+
+    def read(self, sel: tuple[slice, ...]) -> np.ndarray[Any, Any]:
+        """The values at ``sel`` (slices with steps of 1), as the array's dtype."""
+        from ..backends._zarr_safety import zarr_errors
+
+        if self._remote is not None:
+            return self._remote.read(sel)
+        assert self._reader is not None
+        with zarr_errors(self.store.path, reading_chunks=True):
+            return self._reader.read(sel)
+
+    def close(self) -> None:
+        """Stop the threads."""
+        if self._remote is not None:
+            self._remote.close()
+        if self._reader is not None:
+            self._reader.close()
