@@ -47,7 +47,6 @@ from ..store import ArrayStore
 
 __all__ = ["ZarrChunkReader", "ZarrChunkWriter", "zarr_direct_array", "zarr_readable_array"]
 
-_KINDS = frozenset("biufcmM")
 #: Requests in flight at once when a block's chunks are fetched from object storage.
 FETCH_CONCURRENCY = 32
 _FETCH: Any = object()  # "fetch the chunk yourself" (a buffer argument of None means an absent chunk)
@@ -65,42 +64,18 @@ def zarr_direct_array(store: ArrayStore) -> Any | None:
 
 def zarr_readable_array(store: ArrayStore, direction: str = "_encode_sync") -> Any | None:
     """The zarr array behind ``store`` when its codecs all run synchronously here (``direction``), else None."""
+    from ..backends._zarr_read import readable_array
+
     arr = getattr(store, "zarr_array", None)
-    if arr is None or not type(arr).__module__.startswith("zarr"):
-        return None
-    stored = getattr(store, "stored_dtype", None)
-    if stored is None or stored.kind not in _KINDS or stored.names is not None or stored.subdtype is not None:
-        return None
-    md = arr.metadata
-    if getattr(md, "zarr_format", None) != 3 or type(md.chunk_grid).__name__ != "RegularChunkGrid":
-        return None
-    try:
-        _split(md.codecs, direction)
-    except (TypeError, ValueError):
-        return None
-    return arr
+    return arr if readable_array(arr, getattr(store, "stored_dtype", None), direction) else None
 
 
 def _split(codecs: Any, direction: str = "_encode_sync") -> tuple[Any, tuple[Any, ...], tuple[Any, ...],
                                                                   tuple[Any, ...]]:
     """``(sharding codec or None, array->array, (array->bytes,), bytes->bytes)``; ValueError when not ours to run."""
-    from zarr.codecs import ShardingCodec
-    from zarr.core.codec_pipeline import codecs_from_list
+    from ..backends._zarr_read import split_codecs
 
-    codecs = tuple(codecs)
-    sharding = None
-    if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec):
-        sharding = codecs[0]
-        for ic in sharding.index_codecs:
-            if not hasattr(ic, direction):
-                raise ValueError("index codec without a synchronous encoder")
-        codecs = tuple(sharding.codecs)
-    aa, ab, bb = codecs_from_list(codecs)
-    chain: tuple[Any, ...] = (*aa, ab, *bb)
-    for c in chain:
-        if isinstance(c, ShardingCodec) or not hasattr(c, direction):
-            raise ValueError("codec without a synchronous encoder")
-    return sharding, tuple(aa), (ab,), tuple(bb)
+    return split_codecs(codecs, direction)
 
 
 class _Encoder:
@@ -275,10 +250,9 @@ class ZarrChunkWriter:
 
 
 def _split_plain(codecs: Any) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
-    from zarr.core.codec_pipeline import codecs_from_list
+    from ..backends._zarr_read import plain_codecs
 
-    aa, ab, bb = codecs_from_list(tuple(codecs))
-    return tuple(aa), (ab,), tuple(bb)
+    return plain_codecs(codecs)
 
 
 def _run_bounded(pool: ThreadPoolExecutor, tasks: Iterator[Callable[[], None]], lookahead: int) -> None:
