@@ -288,21 +288,11 @@ def _sink(zstore: Any) -> tuple[Callable[[str, Any], None], Callable[[str], None
 
 
 
-class _Decoder:
-    """Decodes one chunk's bytes with a codec chain (the inverse of :class:`_Encoder`) to a numpy array."""
+def _decoder(codecs: tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]], spec: Any) -> Any:
+    """One chunk's bytes to a numpy chunk with a codec chain (the Zarr backend's reader's decoder)."""
+    from ..backends._zarr_read import _ZarrSteps
 
-    def __init__(self, codecs: tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]], spec: Any) -> None:
-        aa, (ab,), bb = codecs
-        self.steps: list[tuple[Any, Any]] = []
-        for codec in (*aa, ab, *bb):
-            self.steps.append((codec, spec))
-            spec = codec.resolve_metadata(spec)
-
-    def __call__(self, buf: Any) -> np.ndarray[Any, Any]:
-        data = buf
-        for codec, spec in reversed(self.steps):
-            data = codec._decode_sync(data, spec)
-        return np.asarray(data.as_numpy_array())
+    return _ZarrSteps(codecs, spec)
 
 
 class _RemoteChunkReader:
@@ -338,13 +328,13 @@ class _RemoteChunkReader:
             self.inner: tuple[int, ...] = tuple(sharding.chunk_shape)
             self._per = tuple(u // c for u, c in zip(self.unit, self.inner))
             spec = sharding._get_chunk_spec(spec)
-            self._index_decode = _Decoder(_split_plain(sharding.index_codecs),
+            self._index_decode = _decoder(_split_plain(sharding.index_codecs),
                                           sharding._get_index_chunk_spec(self._per))
             self._index_size = int(sharding._shard_index_size(self._per))
             self._index_at_start = sharding.index_location == ShardingCodecIndexLocation.start
         else:
             self.inner = self.unit
-        self._decode = _Decoder((aa, ab, bb), spec)
+        self._decode = _decoder((aa, ab, bb), spec)
         self._fill = np.asarray(md.fill_value, dtype=self.stored)
         self._zstore = arr.store_path.store
         prefix = arr.store_path.path
