@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..migration import MigrationReport
 
+from ..integrations.scheduler import raise_interrupt
 from ..registry import target_names
 from ._errors import UsageError
 from ._errors import report as report_error
@@ -129,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
         bad = UsageError("--format, --chunk-bytes, --no-checksum and --no-fallback apply to --virtual only; add --virtual")
         return report_error(bad, command="migrate", path=None, as_json=args.json)
     main = threading.current_thread() is threading.main_thread()  # signal handlers live in the main thread
-    previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
+    # SIGTERM stops a migration like Ctrl-C: queued files cancelled, the manifest written, exit 130
+    previous = signal.signal(signal.SIGTERM, raise_interrupt) if main else None
     try:
         report = _migrate(args)
     finally:
@@ -137,11 +139,6 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
     print(report.to_json() if args.json else report.summary())
     return report.exit_code
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    """SIGTERM stops a migration like Ctrl-C: queued files cancelled, the manifest written, exit 130."""
-    raise KeyboardInterrupt
 
 
 def _migrate(args: argparse.Namespace) -> MigrationReport:

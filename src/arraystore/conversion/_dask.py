@@ -60,7 +60,7 @@ from .._open import StagedArray, share_staged
 from .._open import open as open_store
 from ..checksums import StreamHasher, block_digest, c_order_plan, c_streamable
 from ..errors import ArrayChangedError, ArrayStoreError, ConversionError
-from ..integrations.scheduler import check_scheduler, client_for, describe_scheduler, distributed_module
+from ..integrations.scheduler import Completions, check_scheduler, client_for, describe_scheduler, distributed_module
 from ..store import ArrayStore
 from ._fastpath import DropBehindWriter, copy_range, pread_into, pwrite_all
 from ._hdf5_direct import DirectChunkWriter
@@ -308,9 +308,9 @@ class _DaskConversion(_Conversion):
                                     "writes": "client" if target.kind == "client" else "workers"}
         try:
             if plan.n_blocks:
-                with client_for(self.scheduler, self.workers) as client:
+                with client_for(self.scheduler, self.workers) as (client, completions):
                     run = _ClientWrites if target.kind == "client" else _WorkerWrites
-                    run(self, client, dst, plan, journal, report, target, hasher, direct).run()
+                    run(self, client, completions, dst, plan, journal, report, target, hasher, direct).run()
         except BaseException:
             if side is not None:
                 side.cancel()
@@ -347,10 +347,10 @@ INTERRUPT_GRACE = 1.0
 class _Mover:
     """The client's loop: submit block tasks, at most ``window`` in flight; journal and report what finishes."""
 
-    def __init__(self, conv: _DaskConversion, client: Any, dst: ArrayStore, plan: ConversionPlan, journal: Journal,
-                 report: ConversionReport, target: _Target, hasher: StreamHasher | None,
-                 direct: tuple[bool, int | None] | None) -> None:
-        self.conv, self.client, self.dst, self.plan = conv, client, dst, plan
+    def __init__(self, conv: _DaskConversion, client: Any, completions: Completions, dst: ArrayStore,
+                 plan: ConversionPlan, journal: Journal, report: ConversionReport, target: _Target,
+                 hasher: StreamHasher | None, direct: tuple[bool, int | None] | None) -> None:
+        self.conv, self.client, self.completions, self.dst, self.plan = conv, client, completions, dst, plan
         self.direct = direct
         self.journal, self.report, self.target, self.hasher = journal, report, target, hasher
         self.bar = progress_bar(conv.progress, plan.nbytes)
@@ -362,9 +362,10 @@ class _Mover:
         fut = self.client.submit(_block_task, self.target, index, sel, expected,
                                  key=f"arraystore-convert-{self.token}-{index}", pure=False)
         self.inflight.add(fut)
-        return fut
+        return self.completions.watch(fut)
 
     def result(self, fut: Any) -> _Done:
+        self.completions.until_done(fut)  # Ctrl-C raises here, not inside distributed's result()
         done: _Done = fut.result()
         self.inflight.discard(fut)
         fut.release()
@@ -418,19 +419,14 @@ class _WorkerWrites(_Mover):
     """Workers write their blocks; results arrive in any order."""
 
     def loop(self) -> None:
-        distributed = distributed_module()
         threads = sum(self.client.nthreads().values()) or 1
         window = 2 * threads  # each thread has a block running and one queued
-        pending = distributed.as_completed(loop=self.client.loop)
-        inflight = 0
         for i, sel in enumerate(self.plan.blocks):
-            pending.add(self.submit(i, sel, self.journal.done.get(i)))
-            inflight += 1
-            if inflight >= window:
-                self.finished(self.result(next(pending)))
-                inflight -= 1
-        for fut in pending:
-            self.finished(self.result(fut))
+            self.submit(i, sel, self.journal.done.get(i))
+            if len(self.inflight) >= window:
+                self.finished(self.result(self.completions.next()))
+        while self.inflight:
+            self.finished(self.result(self.completions.next()))
 
     def finished(self, done: _Done) -> None:
         self.dst._keep_alive()  # the workers write; this process holds the writer lock (a lease expires)

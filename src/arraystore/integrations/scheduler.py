@@ -6,15 +6,24 @@ or ``"local"`` for a temporary ``LocalCluster`` of single-threaded worker proces
 
 from __future__ import annotations
 
+import queue
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 from ..errors import ConversionError, MissingDependencyError
 
-__all__ = ["check_scheduler", "client_for", "describe_scheduler", "distributed_module"]
+__all__ = [
+    "Completions",
+    "check_scheduler",
+    "client_for",
+    "describe_scheduler",
+    "distributed_module",
+    "raise_interrupt",
+]
 
 
 def distributed_module() -> Any:
@@ -67,26 +76,94 @@ def _workers_ignore_sigint() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-@contextmanager
-def client_for(scheduler: Any, workers: int | None) -> Iterator[Any]:
-    """A client for ``scheduler``; ``"local"`` starts ``workers`` (default 2) single-threaded processes.
+def raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    """A signal handler that stops like Ctrl-C (the CLI installs it for SIGTERM); :class:`Completions` defers it."""
+    raise KeyboardInterrupt
 
-    Processes, one thread each: decoding, encoding and conversion hold the GIL between
-    codec and I/O calls, and one thread keeps one block's memory budget per process.
-    A caller's own ``Client`` is used as it is and left open.
+
+_INTERRUPTED = object()
+
+
+class Completions:
+    """The client's futures as they finish, and Ctrl-C, raised between distributed's calls, never inside them.
+
+    A ``KeyboardInterrupt`` that lands inside one of distributed's blocking calls
+    (``Future.result``, ``wait``, ``cancel``: all run ``distributed.utils.sync``) can
+    make its clean-up callback fail with a ``NameError`` that tornado logs with a
+    traceback, depending on the instant the signal arrives. While the client is open,
+    SIGINT (and SIGTERM where :func:`raise_interrupt` handles it) only puts a marker in
+    this queue; :meth:`next` raises ``KeyboardInterrupt`` when it takes the marker out,
+    from arraystore's own code. Signals with handlers of the caller's own are left alone.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()  # put() may run in a signal handler
+        self.interrupted = False
+
+    def watch(self, future: Any) -> Any:
+        """Have ``future`` come out of :meth:`next` once it is done (finished, erred or cancelled)."""
+        future.add_done_callback(self._queue.put)
+        return future
+
+    def next(self) -> Any:
+        """The next watched future to be done; ``KeyboardInterrupt`` if an interrupt came first."""
+        if self.interrupted:
+            raise KeyboardInterrupt
+        item = self._queue.get()
+        if item is _INTERRUPTED:
+            raise KeyboardInterrupt
+        return item
+
+    def until_done(self, future: Any) -> None:
+        """Block until the watched ``future`` is done; ``KeyboardInterrupt`` if an interrupt comes first."""
+        while not future.done():
+            self.next()
+
+    def _interrupt(self, signum: int, frame: FrameType | None) -> None:
+        self.interrupted = True
+        self._queue.put(_INTERRUPTED)
+
+    @contextmanager
+    def deferring(self) -> Iterator[None]:
+        """Route SIGINT (and a :func:`raise_interrupt` SIGTERM) here for the block; restore the handlers after."""
+        if threading.current_thread() is not threading.main_thread():
+            yield  # only the main thread receives signals; a caller's thread keeps its own arrangements
+            return
+        taken: dict[signal.Signals, Any] = {}
+        for signum, ours in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, raise_interrupt)):
+            if signal.getsignal(signum) is ours:
+                taken[signum] = signal.signal(signum, self._interrupt)
+        try:
+            yield
+        finally:
+            for signum, previous in taken.items():
+                signal.signal(signum, previous)
+
+
+@contextmanager
+def client_for(scheduler: Any, workers: int | None) -> Iterator[tuple[Any, Completions]]:
+    """A client for ``scheduler`` and the :class:`Completions` to wait on its futures with.
+
+    ``"local"`` starts ``workers`` (default 2) single-threaded processes. Processes, one
+    thread each: decoding, encoding and conversion hold the GIL between codec and I/O
+    calls, and one thread keeps one block's memory budget per process. A caller's own
+    ``Client`` is used as it is and left open. Ctrl-C is deferred to
+    :meth:`Completions.next` until the client (and a local cluster) is closed.
     """
     check_scheduler(scheduler)
     distributed = distributed_module()
+    completions = Completions()
     if isinstance(scheduler, distributed.Client):
-        yield scheduler
+        with completions.deferring():
+            yield scheduler, completions
         return
     if scheduler == "local":
         with _workers_ignore_sigint():  # the worker processes (and their nannies) inherit SIG_IGN
             cluster = distributed.LocalCluster(
                 n_workers=workers or 2, threads_per_worker=1, processes=True, dashboard_address=None
             )
-        with cluster, distributed.Client(cluster, set_as_default=False) as client:
-            yield client
+        with completions.deferring(), cluster, distributed.Client(cluster, set_as_default=False) as client:
+            yield client, completions
         return
-    with distributed.Client(scheduler, set_as_default=False) as client:
-        yield client
+    with completions.deferring(), distributed.Client(scheduler, set_as_default=False) as client:
+        yield client, completions

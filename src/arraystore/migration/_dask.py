@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..integrations.scheduler import client_for, describe_scheduler, distributed_module
+from ..integrations.scheduler import client_for, describe_scheduler
 from ._job import Job, run_job
 from ._manifest import FileRecord
 
@@ -22,9 +22,11 @@ def run_on_dask(
     """
     if not jobs:
         return
-    distributed = distributed_module()
-    with client_for(scheduler, workers) as client:
-        futures = client.map(run_job, list(jobs), pure=False)
-        with client.as_current():  # as_completed looks up the current client
-            for _future, record in distributed.as_completed(futures, with_results=True):
-                on_result(record)
+    with client_for(scheduler, workers) as (client, completions):
+        for future in client.map(run_job, list(jobs), pure=False):
+            completions.watch(future)
+        for _ in range(len(jobs)):
+            future = completions.next()
+            record = future.result()  # a job that raised raises here, as it would locally
+            future.release()
+            on_result(record)
