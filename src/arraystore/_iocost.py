@@ -16,14 +16,18 @@
 Which is fastest depends on the device (latency of one read, of many in parallel, its
 sequential rate, its read-around window), on how much of the file is already in the
 page cache, and on how the rows spread over the file. :func:`measure` measures the
-device on the file itself, with a few ``O_DIRECT`` reads (which neither use nor disturb
-the page cache); :func:`calibration_for` does that once per device and process (and
-reads or writes a user cache file when asked, never anything next to the data);
-:func:`gather_costs` turns a calibration and a gather's statistics into seconds.
+device on the file itself: a few ``O_DIRECT`` reads (which neither use nor disturb the
+page cache) and a small ``WILLNEED`` gather of pages that are not in the page cache
+(evicted again afterwards), which is what ``"gather"`` does at scale; :func:`calibration_for`
+does that once per device and process (and reads or writes a user cache file when asked,
+never anything next to the data); :func:`gather_costs` turns a calibration and a gather's
+statistics into seconds.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import dataclasses
 import json
 import mmap
@@ -52,6 +56,7 @@ __all__ = [
     "memory_calibration",
     "reset",
     "resident_fraction",
+    "resident_pages",
 ]
 
 MODES: tuple[str, ...] = ("sequential", "gather", "mapped")
@@ -65,6 +70,12 @@ _SEQUENTIAL_BYTES = 8 << 20
 _SEQUENTIAL_REQUEST = 1 << 20
 #: Pages sampled to estimate how much of a gather's span is in the page cache.
 _RESIDENCY_SAMPLES = 64
+#: Pages of the measured ``WILLNEED`` gather (at most; a quarter of a small file's).
+_GATHER_PAGES = 1024
+#: Fewer pages out of the page cache than this: no gather is measured (the ``O_DIRECT`` figure serves).
+_GATHER_MIN_PAGES = 32
+#: Version of the calibration entries in the user cache file; entries of another version are measured again.
+FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -80,8 +91,11 @@ class Calibration:
     random_read_s
         One page read alone (queue depth 1), as a page fault waits for it.
     parallel_read_s
-        One page read's share of the time when many are in flight (what read-ahead
-        advice and threads of ``preadv`` achieve).
+        One run's share of the time of a gather of many: measured by advising
+        (``posix_fadvise(WILLNEED)``) and then reading about 1,000 pages of the file that
+        are not in the page cache, as the ``"gather"`` mode does; where the page cache
+        cannot be inspected (no ``mincore``, or a file this user may not write), one
+        page's share of ``O_DIRECT`` reads 8 at once.
     memory_bytes_per_s
         Copying bytes that are in memory (the page cache into an array).
     call_s
@@ -144,8 +158,10 @@ def gather_costs(stats: GatherStats, cal: Calibration, io: str = "mmap") -> dict
     costs = {
         "sequential": cold * stats.span_bytes / cal.read_bytes_per_s + stats.span_bytes / cal.memory_bytes_per_s
         + calls * cal.call_s + copy_rows,
-        # one advice (or preadv) per run; the map's pages are faulted in (or copied) once they are read
-        "gather": cold * (stats.runs * cal.parallel_read_s + touched / cal.read_bytes_per_s)
+        # one advice (or preadv) per run, its first page included; the map's pages are faulted in (or copied)
+        # once they are read
+        "gather": cold * (stats.runs * cal.parallel_read_s
+                          + max(stats.touched_pages - stats.runs, 0) * PAGE / cal.read_bytes_per_s)
         + (stats.runs + (stats.touched_pages if io == "mmap" else 0)) * cal.call_s
         + touched / cal.memory_bytes_per_s + copy_rows,
     }
@@ -164,8 +180,8 @@ def choose_gather(stats: GatherStats, cal: Calibration, io: str = "mmap") -> str
 # -- residency ---------------------------------------------------------------------------------------------------
 
 
-def resident_fraction(fd: int, offsets: np.ndarray[Any, Any]) -> float | None:
-    """Share of the pages at ``offsets`` (a sample, at most 64) in the page cache, probed with
+def resident_fraction(fd: int, offsets: np.ndarray[Any, Any], limit: int = _RESIDENCY_SAMPLES) -> float | None:
+    """Share of the pages at ``offsets`` (a sample, the first ``limit``) in the page cache, probed with
     ``preadv2(RWF_NOWAIT)``: a 1-byte read that returns at once instead of waiting for the device (recent
     kernels then start reading that page in the background, a page the gather reads anyway); None where the
     kernel cannot tell."""
@@ -174,7 +190,7 @@ def resident_fraction(fd: int, offsets: np.ndarray[Any, Any]) -> float | None:
         return None
     buf = bytearray(1)
     hits = 0
-    for off in offsets[:_RESIDENCY_SAMPLES].tolist():
+    for off in offsets[:limit].tolist():
         try:
             os.preadv(fd, [buf], int(off), flag)
             hits += 1
@@ -182,7 +198,50 @@ def resident_fraction(fd: int, offsets: np.ndarray[Any, Any]) -> float | None:
             pass
         except OSError:  # not supported by this file system
             return None
-    return hits / min(offsets.size, _RESIDENCY_SAMPLES)
+    return hits / min(offsets.size, limit)
+
+
+_MINCORE: Any = None
+
+
+def _mincore() -> Any:
+    """libc's ``mincore`` (None where there is none: not Linux or BSD, or no libc found)."""
+    global _MINCORE
+    if _MINCORE is None:
+        _MINCORE = False
+        name = ctypes.util.find_library("c")
+        try:
+            fn = getattr(ctypes.CDLL(name, use_errno=True), "mincore", None) if name else None
+        except OSError:
+            fn = None
+        if fn is not None:
+            fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte)]
+            fn.restype = ctypes.c_int
+            _MINCORE = fn
+    return _MINCORE or None
+
+
+def _page_cache_visible(path: str) -> bool:
+    """Whether ``mincore`` on a map of ``path`` reports the page cache (Linux tells it only to the file's owner
+    and to those who may write it; to others it reports the pages mapped by the caller)."""
+    st = os.stat(path)
+    return os.geteuid() in (0, st.st_uid) or os.access(path, os.W_OK)
+
+
+def resident_pages(m: mmap.mmap, pages: np.ndarray[Any, Any]) -> np.ndarray[Any, Any] | None:
+    """Which of ``pages`` (page numbers within map ``m``) are in the page cache, by ``mincore``: nothing is
+    read. None where ``mincore`` is missing or fails."""
+    fn = _mincore()
+    if fn is None:
+        return None
+    base = np.frombuffer(m, np.uint8).ctypes.data
+    vec = (ctypes.c_ubyte * 1)()
+    out = np.zeros(pages.size, bool)
+    for k, p in enumerate(pages.tolist()):
+        if fn(ctypes.c_void_p(base + p * PAGE), PAGE, vec) != 0:
+            return None
+        out[k] = bool(vec[0] & 1)
+    return out
 
 
 # -- measuring -----------------------------------------------------------------------------------------------------
@@ -237,12 +296,15 @@ def _timed(fn: Any) -> float:
 
 
 def measure(path: str | os.PathLike[str]) -> Calibration:
-    """Measure the device that holds ``path`` by reading ``path`` itself with ``O_DIRECT``.
+    """Measure the device that holds ``path`` by reading ``path`` itself.
 
-    About 50 single-page reads (alone, then 8 threads at once) at pages chosen by the
-    file's inode number, and up to 8 MiB read sequentially: bounded, and the page cache is
-    neither read nor changed. A file system without ``O_DIRECT`` (tmpfs, some network and
-    FUSE file systems) is measured as memory: its reads are the page cache's.
+    About 50 single-page ``O_DIRECT`` reads (alone, then 8 threads at once) at pages chosen
+    by the file's inode number, up to 8 MiB read sequentially with ``O_DIRECT`` (neither
+    uses nor changes the page cache), and a gather as ``take`` does it: up to 1,024 pages
+    that ``mincore`` shows are not in the page cache, advised with ``WILLNEED`` and read
+    (about 10 ms on a local disk), then evicted again. A file system without ``O_DIRECT``
+    (tmpfs, some network and FUSE file systems) is measured as memory: its reads are the
+    page cache's.
     """
     path = os.fspath(path)
     memory, call = _memory_rate()
@@ -258,15 +320,54 @@ def measure(path: str | os.PathLike[str]) -> Calibration:
         if fd >= 0:
             os.close(fd)
         return _as_memory(key, memory, call, window)
+    rng = np.random.default_rng(os.stat(path).st_ino)
     try:
-        random_read, parallel, sequential, sampled = _direct_reads(fd, pages,
-                                                                    np.random.default_rng(os.stat(path).st_ino))
+        random_read, parallel, sequential, sampled = _direct_reads(fd, pages, rng)
     except OSError:  # O_DIRECT refused at read time (alignment rules of this file system)
         return _as_memory(key, memory, call, window)
     finally:
         os.close(fd)
+    gathered = _willneed_gather(path, pages, rng)
+    if gathered is not None:
+        parallel = gathered
     return Calibration(key, sequential, max(random_read, call), max(parallel, call), memory, call, window, sampled,
                        "measured")
+
+
+def _willneed_gather(path: str, pages: int, rng: np.random.Generator) -> float | None:
+    """Seconds per page of a gather of pages not in the page cache: each advised with ``WILLNEED`` (the kernel
+    queues their reads together), then read in file order, as the ``"gather"`` mode does. The pages read are
+    evicted again (clean and mapped by no one: the kernel drops them). None where the page cache cannot be
+    inspected or too few of the file's pages are out of it."""
+    want = min(_GATHER_PAGES, pages // 4)
+    if (want < _GATHER_MIN_PAGES or not hasattr(os, "posix_fadvise") or _mincore() is None
+            or not _page_cache_visible(path)):
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        candidates = np.unique(rng.integers(0, pages, 2 * want))
+        with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as m:  # closed before the gather: no page stays mapped
+            resident = resident_pages(m, candidates)
+        if resident is None:
+            return None
+        cold = candidates[~resident]
+        cold = np.sort(rng.permutation(cold)[:want])  # anywhere in the file, read in file order
+        if cold.size < _GATHER_MIN_PAGES:
+            return None
+        offsets = (cold * PAGE).tolist()
+        try:
+            t = time.perf_counter()
+            for off in offsets:
+                os.posix_fadvise(fd, off, PAGE, os.POSIX_FADV_WILLNEED)
+            for off in offsets:
+                os.pread(fd, 1, off)
+            elapsed = time.perf_counter() - t
+        finally:
+            for off in offsets:
+                os.posix_fadvise(fd, off, PAGE, os.POSIX_FADV_DONTNEED)
+        return elapsed / cold.size
+    finally:
+        os.close(fd)
 
 
 def _as_memory(key: str, memory: float, call: float, window: int, source: str = "measured") -> Calibration:
@@ -369,11 +470,11 @@ def calibration_for(path: str | os.PathLike[str], *, force: bool = False, persis
         if not force and key in _CACHE and not rough:  # a rough one (from a smaller file) is measured again
             cal = _CACHE[key]
             if persist and cal.source != "cache file":
-                _save_file({**_load_file(), key: cal.to_dict()})
+                _save_file({**_load_file(), key: {**cal.to_dict(), "format": FORMAT}})
             return cal
         if not force:
             stored = _load_file().get(key)
-            if isinstance(stored, dict):
+            if isinstance(stored, dict) and stored.get("format") == FORMAT:  # another version's: measure again
                 try:
                     loaded = dataclasses.replace(Calibration.from_dict(stored), source="cache file")
                 except (TypeError, ValueError):  # an entry from another version: measure again
@@ -384,7 +485,7 @@ def calibration_for(path: str | os.PathLike[str], *, force: bool = False, persis
         cal = measure(path)
         _CACHE[key] = cal
         if persist:
-            _save_file({**_load_file(), key: cal.to_dict()})
+            _save_file({**_load_file(), key: {**cal.to_dict(), "format": FORMAT}})
         return cal
 
 

@@ -120,7 +120,12 @@ def take(
     bad = (flat < -n) | (flat >= n)
     if bad.any():
         raise SelectionError(f"index {int(flat[bad][0])} is out of bounds for axis {axis} with size {n}")
-    flat = np.where(flat < 0, flat + n, flat)
+    if flat.size and flat.min() < 0:
+        flat = np.where(flat < 0, flat + n, flat)
+    if mode == "auto" and flat.size and math.prod(shape):
+        direct = store._take_in_memory(flat, axis)
+        if direct is not None:
+            return direct.reshape(shape[:axis] + idx.shape + shape[axis + 1 :])
     uniq, inverse = np.unique(flat, return_inverse=True)
     out_shape = list(shape)
     out_shape[axis] = uniq.size

@@ -225,3 +225,71 @@ def test_warm_rows_need_no_device_measurement_and_cold_ones_get_it(make_store: C
         assert cal.source == "measured"
     finally:
         access.reset_calibration()
+
+
+def _resident_pages(path: str) -> int:
+    import mmap
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as m:
+            got = _iocost.resident_pages(m, np.arange(-(-os.path.getsize(path) // 4096)))
+    finally:
+        os.close(fd)
+    if got is None:
+        pytest.skip("mincore is not available here: the page cache cannot be inspected")
+    return int(got.sum())
+
+
+def test_the_gather_is_measured_on_the_file_and_the_page_cache_left_as_found(tmp_path: Path) -> None:
+    path = tmp_path / "device.bin"
+    path.write_bytes(os.urandom(16 << 20))
+    _evict(str(path))
+    if _resident_pages(str(path)):
+        pytest.skip("this file system keeps the file in the page cache (eviction has no effect)")
+    gathered = _iocost._willneed_gather(str(path), (16 << 20) // 4096, np.random.default_rng(0))
+    if gathered is None:
+        pytest.skip("O_DIRECT-less or mincore-less file system: the gather cannot be measured here")
+    assert gathered > 0
+    assert _resident_pages(str(path)) == 0  # the pages the measurement read were evicted again
+    access.reset_calibration()
+    try:
+        cal = _iocost.measure(path)
+        assert cal.parallel_read_s > 0
+        assert _resident_pages(str(path)) == 0
+    finally:
+        access.reset_calibration()
+
+
+def test_the_gather_measures_only_pages_out_of_the_page_cache(tmp_path: Path) -> None:
+    path = tmp_path / "warm.bin"
+    path.write_bytes(os.urandom(4 << 20))
+    path.read_bytes()
+    if _resident_pages(str(path)) == 0:
+        pytest.skip("this file system does not keep the file in the page cache")
+    # every page is in the page cache: nothing to measure (a warm page would look like a free read)
+    assert _iocost._willneed_gather(str(path), (4 << 20) // 4096, np.random.default_rng(0)) is None
+    assert _resident_pages(str(path)) == (4 << 20) // 4096  # nothing evicted
+
+
+def test_cache_file_entries_of_another_version_are_measured_again(tmp_path_factory: pytest.TempPathFactory,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("user-cache")))
+    path = tmp_path_factory.mktemp("data") / "f.bin"
+    path.write_bytes(os.urandom(1 << 20))
+    key = _iocost._device_key(str(path))
+    old = {**NVME.to_dict(), "device": key}  # written before entries had a format: an O_DIRECT-only figure
+    access.calibration_cache_file().parent.mkdir(parents=True)
+    access.calibration_cache_file().write_text(json.dumps({key: old}))
+    access.reset_calibration()
+    try:
+        assert _iocost.calibration_for(path).source == "measured"
+        _iocost.calibration_for(path, force=True, persist=True)
+        stored = json.loads(access.calibration_cache_file().read_text())[key]
+        assert stored["format"] == _iocost.FORMAT
+        access.reset_calibration()
+        assert _iocost.calibration_for(path).source == "cache file"
+    finally:
+        access.reset_calibration(persisted=True)

@@ -31,13 +31,46 @@ from .._iocost import (
 from ..access import _FADV, _MADV, _axis_sel, _fadvise_file, _row_block_shape, _runs
 from ..errors import ArrayStoreError
 
-__all__ = ["ADVISE_AHEAD", "PREAD_THREADS", "advise_mapped", "gather_contiguous", "gather_stats"]
+__all__ = ["ADVISE_AHEAD", "PREAD_THREADS", "WARM_SAMPLES", "advise_mapped", "gather_contiguous", "gather_stats",
+           "take_in_memory"]
 
 PAGE = mmap.PAGESIZE
+#: Pages probed to decide that rows are all in the page cache (then copied from the map in the order asked).
+WARM_SAMPLES = 256
 #: Runs advised to the kernel ahead of the one being copied (bounds the read-ahead in flight).
 ADVISE_AHEAD = 4096
 #: Threads of ``preadv`` for sparse gathers on stores read with buffered I/O (network file systems).
 PREAD_THREADS = 8
+
+
+def take_in_memory(store: Any, indices: np.ndarray[Any, Any], axis: int) -> np.ndarray[Any, Any] | None:
+    """Rows ``indices`` (in range, any order, repeats allowed) along the outermost storage axis, copied from the
+    map in the order asked when they are in memory: always for a copy-on-write store (its private changes live
+    in the map), else when every probed page of a sample of the rows (:data:`WARM_SAMPLES` pages, spread over
+    the request; the first and last page of rows longer than a page) is in the page cache. None otherwise.
+
+    With the rows in memory no device is read, so neither sorting them nor a second copy back into the order
+    asked pays: one gather from the map, as numpy's fancy indexing does it."""
+    outer = 0 if store.order == "C" else store.ndim - 1
+    if axis != outer or not store.nbytes:
+        return None
+    if store.mode == "c":
+        return np.take(store._get_map(), indices, axis=axis)
+    if store.io != "mmap":
+        return None
+    row_bytes = store.nbytes // store.shape[axis]
+    pick = indices[np.linspace(0, indices.size - 1, min(indices.size, WARM_SAMPLES)).astype(np.intp)]
+    offsets = store.offset + pick * row_bytes
+    if row_bytes > PAGE:
+        offsets[1::2] += row_bytes - 1  # half the probes on the rows' last pages
+    fd = os.open(store.data_file, os.O_RDONLY)
+    try:
+        resident = resident_fraction(fd, offsets // PAGE * PAGE, limit=WARM_SAMPLES)
+    finally:
+        os.close(fd)
+    if resident is None or resident < 1.0:
+        return None
+    return np.take(store._get_map(), indices, axis=axis)
 
 
 def gather_stats(store: Any, uniq: np.ndarray[Any, Any], row_bytes: int, max_bytes: int,
