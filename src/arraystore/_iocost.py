@@ -235,6 +235,11 @@ def resident_pages(m: mmap.mmap, pages: np.ndarray[Any, Any]) -> np.ndarray[Any,
     if fn is None:
         return None
     base = np.frombuffer(m, np.uint8).ctypes.data
+    if pages.size > 1 and int(pages[-1]) - int(pages[0]) + 1 == pages.size and bool(np.all(np.diff(pages) == 1)):
+        span = (ctypes.c_ubyte * pages.size)()  # a range of pages: one call
+        if fn(ctypes.c_void_p(base + int(pages[0]) * PAGE), pages.size * PAGE, span) != 0:
+            return None
+        return (np.frombuffer(span, np.uint8) & 1).astype(bool)
     vec = (ctypes.c_ubyte * 1)()
     out = np.zeros(pages.size, bool)
     for k, p in enumerate(pages.tolist()):
@@ -336,25 +341,31 @@ def measure(path: str | os.PathLike[str]) -> Calibration:
 
 def _willneed_gather(path: str, pages: int, rng: np.random.Generator) -> float | None:
     """Seconds per page of a gather of pages not in the page cache: each advised with ``WILLNEED`` (the kernel
-    queues their reads together), then read in file order, as the ``"gather"`` mode does. The pages read are
-    evicted again (clean and mapped by no one: the kernel drops them). None where the page cache cannot be
-    inspected or too few of the file's pages are out of it."""
+    queues their reads together), then read in file order, as the ``"gather"`` mode does.
+
+    The page cache is left as found: pages that were out of it are evicted again after the measurement (clean
+    and mapped by no one: the kernel drops them). Where too few are out, up to 8 regions of 2 MiB that are in
+    it are evicted first (whole regions: the kernel keeps a partly evicted large folio) and read back
+    afterwards. None where the page cache cannot be inspected (no ``mincore``, or a file whose cache
+    ``mincore`` does not report to this user) or nothing could be evicted."""
     want = min(_GATHER_PAGES, pages // 4)
     if (want < _GATHER_MIN_PAGES or not hasattr(os, "posix_fadvise") or _mincore() is None
             or not _page_cache_visible(path)):
         return None
     fd = os.open(path, os.O_RDONLY)
+    regions: list[int] = []
     try:
-        candidates = np.unique(rng.integers(0, pages, 2 * want))
+        candidates = rng.permutation(np.unique(rng.integers(0, pages, 2 * want)))
         with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as m:  # closed before the gather: no page stays mapped
             resident = resident_pages(m, candidates)
-        if resident is None:
+            if resident is None:
+                return None
+            cold = np.sort(candidates[~resident][:want])
+            borrowed = _borrow(fd, m, pages, want - cold.size, rng, regions)
+        picked = np.sort(np.concatenate((cold, borrowed)))
+        if picked.size < _GATHER_MIN_PAGES:
             return None
-        cold = candidates[~resident]
-        cold = np.sort(rng.permutation(cold)[:want])  # anywhere in the file, read in file order
-        if cold.size < _GATHER_MIN_PAGES:
-            return None
-        offsets = (cold * PAGE).tolist()
+        offsets = (picked * PAGE).tolist()
         try:
             t = time.perf_counter()
             for off in offsets:
@@ -363,11 +374,43 @@ def _willneed_gather(path: str, pages: int, rng: np.random.Generator) -> float |
                 os.pread(fd, 1, off)
             elapsed = time.perf_counter() - t
         finally:
-            for off in offsets:
+            for off in (cold * PAGE).tolist():
                 os.posix_fadvise(fd, off, PAGE, os.POSIX_FADV_DONTNEED)
-        return elapsed / cold.size
+        return elapsed / picked.size
     finally:
-        os.close(fd)
+        try:
+            for first in regions:  # what was in the page cache before is again
+                os.pread(fd, _BORROW_PAGES * PAGE, first * PAGE)
+        finally:
+            os.close(fd)
+
+
+#: Pages of one region evicted to measure the gather on a file that is in the page cache (2 MiB: the largest
+#: folio the page cache usually keeps), at most 8 of them; 64 of each region's pages are gathered.
+_BORROW_PAGES = 512
+_BORROW_REGIONS = 8
+
+
+def _borrow(fd: int, m: mmap.mmap, pages: int, need: int, rng: np.random.Generator,
+            regions: list[int]) -> np.ndarray[Any, Any]:
+    """Pages out of the page cache for the measurement, made by evicting whole regions that are in it (their
+    first pages are appended to ``regions``, to be read back)."""
+    got: list[np.ndarray[Any, Any]] = []
+    per = _BORROW_PAGES // 8
+    if need <= 0 or pages < 2 * _BORROW_PAGES:
+        return np.empty(0, np.int64)
+    count = min(_BORROW_REGIONS, -(-need // per))
+    for first in (rng.permutation(pages // _BORROW_PAGES)[:count] * _BORROW_PAGES).tolist():
+        span = np.arange(first, first + _BORROW_PAGES)
+        before = resident_pages(m, span)
+        if before is None or not before.all():
+            continue  # partly out already: its cold pages are candidates of their own
+        os.posix_fadvise(fd, first * PAGE, _BORROW_PAGES * PAGE, os.POSIX_FADV_DONTNEED)
+        regions.append(first)
+        after = resident_pages(m, span)
+        out = span[~after] if after is not None else span[:0]
+        got.append(np.sort(rng.permutation(out)[:per]))
+    return np.concatenate(got) if got else np.empty(0, np.int64)
 
 
 def _as_memory(key: str, memory: float, call: float, window: int, source: str = "measured") -> Calibration:
