@@ -59,7 +59,10 @@ def take(
     in file order, and the rows returned in the order asked for (duplicates included).
     The strategy is picked by cost:
 
-    * contiguous files (raw, npy) along their outermost storage axis: the cheapest of
+    * contiguous files (raw, npy) read through their memory map, along their outermost
+      storage axis, with every probed page of a sample of the rows in the page cache: one
+      gather from the map in the order asked (nothing to read from the device, so no sort);
+    * contiguous files (raw, npy) along their outermost storage axis otherwise: the cheapest of
       ``"sequential"`` (one pass of ``preadv`` calls of ``max_bytes``), ``"gather"`` (the
       runs advised to the kernel ahead of time with ``posix_fadvise(WILLNEED)``, which
       queues their reads in parallel, then copied from the memory map; threads of
@@ -160,9 +163,11 @@ def _check_mode(store: ArrayStore, axis: int, mode: str) -> None:
 def calibrate(store: ArrayStore, *, force: bool = False, persist: bool = False) -> Calibration:
     """The measured costs of reading the device that holds ``store``'s data, as :func:`take` uses them.
 
-    Measured on first use per device and process, with about 50 ``O_DIRECT`` reads of the
-    store's own file and up to 8 MiB read sequentially (the page cache is neither used nor
-    changed); later calls return the same. Nothing is ever written next to the data.
+    Measured on first use per device and process on the store's own file: about 50 ``O_DIRECT``
+    reads and up to 8 MiB read sequentially with ``O_DIRECT``, and a gather of up to 1,024 pages
+    out of the page cache advised with ``WILLNEED`` (as ``take``'s ``"gather"`` does it; the pages
+    are evicted again, the page cache is left as found); later calls return the same. Nothing is
+    ever written next to the data.
 
     Parameters
     ----------

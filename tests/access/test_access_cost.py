@@ -261,6 +261,20 @@ def test_the_gather_is_measured_on_the_file_and_the_page_cache_left_as_found(tmp
         access.reset_calibration()
 
 
+def test_the_streaming_read_is_measured_out_of_the_page_cache_and_evicted_again(tmp_path: Path) -> None:
+    path = tmp_path / "stream.bin"
+    path.write_bytes(os.urandom(48 << 20))
+    _evict(str(path))
+    if _resident_pages(str(path)):
+        pytest.skip("this file system keeps the file in the page cache (eviction has no effect)")
+    rate = _iocost._streaming_read(str(path), (48 << 20) // 4096, np.random.default_rng(0))
+    assert rate is not None and rate > 0
+    assert _resident_pages(str(path)) == 0  # the stretch and the read-ahead past it evicted again
+    path.read_bytes()  # all in the page cache: no stretch out of it, nothing measured, nothing evicted
+    assert _iocost._streaming_read(str(path), (48 << 20) // 4096, np.random.default_rng(0)) is None
+    assert _resident_pages(str(path)) == (48 << 20) // 4096
+
+
 def test_the_gather_of_a_file_in_the_page_cache_leaves_it_there(tmp_path: Path) -> None:
     path = tmp_path / "warm.bin"
     path.write_bytes(os.urandom(4 << 20))
