@@ -17,8 +17,9 @@ Which is fastest depends on the device (latency of one read, of many in parallel
 sequential rate, its read-around window), on how much of the file is already in the
 page cache, and on how the rows spread over the file. :func:`measure` measures the
 device on the file itself: a few ``O_DIRECT`` reads (which neither use nor disturb the
-page cache) and a small ``WILLNEED`` gather of pages that are not in the page cache
-(evicted again afterwards), which is what ``"gather"`` does at scale; :func:`calibration_for`
+page cache), a small ``WILLNEED`` gather of pages that are not in the page cache, which is
+what ``"gather"`` does at scale, and a read through the kernel's read-ahead, which is what
+the sequential pass and the map's read-around get (both evicted again); :func:`calibration_for`
 does that once per device and process (and reads or writes a user cache file when asked,
 never anything next to the data); :func:`gather_costs` turns a calibration and a gather's
 statistics into seconds.
@@ -99,7 +100,8 @@ class Calibration:
         cannot be inspected (no ``mincore``, or a file this user may not write), one
         page's share of ``O_DIRECT`` reads 8 at once.
     memory_bytes_per_s
-        Copying bytes that are in memory (the page cache into an array).
+        Copying bytes that are in memory (the page cache into an array): the slower of a 4 MiB copy
+        between arrays and a read of up to 64 MiB of the file from the page cache.
     call_s
         One system call or page fault on data in the page cache.
     fault_window_bytes
@@ -308,9 +310,10 @@ def measure(path: str | os.PathLike[str]) -> Calibration:
 
     About 50 single-page ``O_DIRECT`` reads (alone, then 8 threads at once) at pages chosen
     by the file's inode number, up to 8 MiB read sequentially with ``O_DIRECT`` (neither
-    uses nor changes the page cache), and a gather as ``take`` does it: up to 1,024 pages
-    that ``mincore`` shows are not in the page cache, advised with ``WILLNEED`` and read
-    (about 10 ms on a local disk), then evicted again. A file system without ``O_DIRECT``
+    uses nor changes the page cache), a gather as ``take`` does it (up to 1,024 pages that
+    ``mincore`` shows are not in the page cache, advised with ``WILLNEED`` and read, about
+    10 ms on a local disk) and up to 64 MiB out of the page cache read through the kernel's
+    read-ahead; what these two read is evicted again. A file system without ``O_DIRECT``
     (tmpfs, some network and FUSE file systems) is measured as memory: its reads are the
     page cache's.
     """
@@ -340,7 +343,8 @@ def measure(path: str | os.PathLike[str]) -> Calibration:
         parallel = gathered
     streamed = _streaming_read(path, pages, rng)
     if streamed is not None:
-        sequential = max(sequential, streamed)
+        sequential = max(sequential, streamed[0])
+        memory = min(memory, streamed[1])
     return Calibration(key, sequential, max(random_read, call), max(parallel, call), memory, call, window, sampled,
                        "measured")
 
@@ -391,11 +395,15 @@ def _willneed_gather(path: str, pages: int, rng: np.random.Generator) -> float |
             os.close(fd)
 
 
-def _streaming_read(path: str, pages: int, rng: np.random.Generator) -> float | None:
+def _streaming_read(path: str, pages: int, rng: np.random.Generator) -> tuple[float, float] | None:
     """Bytes per second of a buffered sequential read of a stretch of the file out of the page cache (up to
-    64 MiB, a quarter of a smaller file's): the kernel's read-ahead, which both the sequential pass and the
-    map's read-around use, keeps larger reads in flight than a few ``O_DIRECT`` reads do (on a virtual disk,
-    twice their rate). The stretch is evicted again. None where the page cache cannot be inspected, or no
+    64 MiB, a quarter of a smaller file's), and of reading it again from the page cache.
+
+    The first is the kernel's read-ahead, which both the sequential pass and the map's read-around use and
+    which keeps larger reads in flight than a few ``O_DIRECT`` reads do (on a virtual disk, twice their
+    rate); the second is what copying the page cache into an array costs, which a sequential pass pays for
+    every byte of its span and a gather from the map does not (a copy within the CPU's caches is several
+    times faster). The stretch is evicted again. None where the page cache cannot be inspected, or no
     stretch tried (4) is all out of it."""
     span = min(_STREAM_BYTES, pages // 4 * PAGE) // _STREAM_REQUEST * _STREAM_REQUEST
     if span < _SEQUENTIAL_BYTES or _mincore() is None or not _page_cache_visible(path):
@@ -419,9 +427,13 @@ def _streaming_read(path: str, pages: int, rng: np.random.Generator) -> float | 
             for off in range(start, start + span, _STREAM_REQUEST):
                 os.preadv(fd, [buf], off)
             elapsed = time.perf_counter() - t
+            t = time.perf_counter()
+            for off in range(start, start + span, _STREAM_REQUEST):
+                os.preadv(fd, [buf], off)
+            cached = time.perf_counter() - t
         finally:
             _evict_settled(fd, start, reach)
-        return span / max(elapsed, 1e-9)
+        return span / max(elapsed, 1e-9), span / max(cached, 1e-9)
     finally:
         os.close(fd)
 

@@ -164,10 +164,11 @@ def calibrate(store: ArrayStore, *, force: bool = False, persist: bool = False) 
     """The measured costs of reading the device that holds ``store``'s data, as :func:`take` uses them.
 
     Measured on first use per device and process on the store's own file: about 50 ``O_DIRECT``
-    reads and up to 8 MiB read sequentially with ``O_DIRECT``, and a gather of up to 1,024 pages
-    out of the page cache advised with ``WILLNEED`` (as ``take``'s ``"gather"`` does it; the pages
-    are evicted again, the page cache is left as found); later calls return the same. Nothing is
-    ever written next to the data.
+    reads and up to 8 MiB read sequentially with ``O_DIRECT``, a gather of up to 1,024 pages
+    out of the page cache advised with ``WILLNEED`` (as ``take``'s ``"gather"`` does it), and up
+    to 64 MiB out of the page cache read through the kernel's read-ahead (what was read is evicted
+    again: the page cache is left as found); later calls return the same. Nothing is ever written
+    next to the data.
 
     Parameters
     ----------
