@@ -170,7 +170,11 @@ def main() -> None:
                         c = time.process_time() - c
                         side.setdefault(name, {}).setdefault(state, []).append(s)
                         cpu.setdefault(name, {}).setdefault(state, []).append(c)
-                    print(f"{name}, {state}: {s:.3f} s, {args.rows / s:,.0f} rows/s, cpu {c:.3f} s", flush=True)
+                    chose = ""
+                    if name == "take (auto)" and _mapped_access.LAST_CHOICE:
+                        mode, costs, _ = _mapped_access.LAST_CHOICE
+                        chose = f" (chose {mode}" + "".join(f", {m} {v:.2f}" for m, v in costs.items()) + ")"
+                    print(f"{name}, {state}: {s:.3f} s, {args.rows / s:,.0f} rows/s, cpu {c:.3f} s{chose}", flush=True)
 
         def batches(store: arraystore.ArrayStore) -> None:
             got = 0
@@ -210,15 +214,17 @@ def main() -> None:
     print(f"load average {os.getloadavg()}")
     print(f"\n{args.rows:,} random rows of {ROW} B from a {n * ROW / 2**30:.2f} GiB raw array, cold page cache "
           f"and warm; medians of {args.repeat} run(s), variants rotated\n")
-    print("| random rows | cold rows/s | warm rows/s | cold vs best | warm vs best | cpu s cold / warm |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| random rows | cold rows/s | warm rows/s | cold vs best | warm vs best | cpu s cold / warm "
+          "| warm cpu vs best |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    best_cpu = min(float(np.median(c["warm"])) for c in cpu.values())
     med = {name: {state: float(np.median(v)) for state, v in t.items()} for name, t in side.items()}
     best = {state: min(t[state] for t in med.values()) for state in ("cold", "warm")}
     for name, t in med.items():
         cs = {state: float(np.median(v)) for state, v in cpu[name].items()}
         print(f"| {name} | {args.rows / t['cold']:,.0f} | {args.rows / t['warm']:,.0f} | "
               f"{best['cold'] / t['cold']:.2f}x | {best['warm'] / t['warm']:.2f}x | "
-              f"{cs['cold']:.3f} / {cs['warm']:.3f} |")
+              f"{cs['cold']:.3f} / {cs['warm']:.3f} | {best_cpu / cs['warm']:.2f}x |")
     print()
     print("| access | time (s) | rate |")
     print("| --- | ---: | ---: |")

@@ -25,18 +25,22 @@ from .._iocost import (
     cached_calibration,
     calibration_for,
     choose_gather,
+    gather_costs,
     memory_calibration,
     resident_fraction,
 )
 from ..access import _FADV, _MADV, _axis_sel, _fadvise_file, _row_block_shape, _runs
 from ..errors import ArrayStoreError
 
-__all__ = ["ADVISE_AHEAD", "PREAD_THREADS", "WARM_SAMPLES", "advise_mapped", "gather_contiguous", "gather_stats",
-           "take_in_memory"]
+__all__ = ["ADVISE_AHEAD", "LAST_CHOICE", "PREAD_THREADS", "WARM_SAMPLES", "advise_mapped", "gather_contiguous",
+           "gather_stats", "take_in_memory"]
 
 PAGE = mmap.PAGESIZE
 #: Pages probed to decide that rows are all in the page cache (then copied from the map in the order asked).
 WARM_SAMPLES = 256
+#: The last choice of ``mode="auto"`` in this process: [mode, the model's seconds per mode, GatherStats] (a
+#: diagnostic for benchmarks: tools/bench_access.py prints it).
+LAST_CHOICE: list[Any] = []
 #: Runs advised to the kernel ahead of the one being copied (bounds the read-ahead in flight).
 ADVISE_AHEAD = 4096
 #: Threads of ``preadv`` for sparse gathers on stores read with buffered I/O (network file systems).
@@ -70,6 +74,7 @@ def take_in_memory(store: Any, indices: np.ndarray[Any, Any], axis: int) -> np.n
         os.close(fd)
     if resident is None or resident < 1.0:
         return None
+    LAST_CHOICE[:] = ["in memory", {}, None]
     return np.take(store._get_map(), indices, axis=axis)
 
 
@@ -123,6 +128,7 @@ def gather_contiguous(
         else:
             stats = gather_stats(store, uniq, row_bytes, max_bytes, cal)
         mode = choose_gather(stats, cal, store.io)
+        LAST_CHOICE[:] = [mode, gather_costs(stats, cal, store.io), stats]
     if mode == "sequential":
         return _gather_sequential(store, uniq, axis, row_bytes, max_bytes)
     if mode == "mapped":
