@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "MAX_MERGE_GAP",
     "MODES",
     "Calibration",
     "GatherStats",
@@ -55,6 +56,7 @@ __all__ = [
     "gather_costs",
     "measure",
     "memory_calibration",
+    "merge_gap_bytes",
     "reset",
     "resident_fraction",
     "resident_pages",
@@ -141,7 +143,9 @@ class GatherStats:
     ``span_bytes``: from the first row's page to the last row's; ``touched_pages``: pages the
     rows touch; ``runs``: runs of consecutive rows; ``windows``: read-around windows the rows
     touch; ``resident``: share of the touched pages already in the page cache (0..1);
-    ``block_bytes``: bytes per call of a sequential pass; ``row_bytes``: bytes of all the rows.
+    ``block_bytes``: bytes per call of a sequential pass; ``row_bytes``: bytes of all the rows;
+    ``advised_runs`` / ``advised_pages``: ranges the ``"gather"`` mode advises once runs closer than
+    :func:`merge_gap_bytes` share one, and the pages they cover (0: one range per run, its pages only).
     """
 
     span_bytes: int
@@ -151,6 +155,21 @@ class GatherStats:
     resident: float
     block_bytes: int
     row_bytes: int
+    advised_runs: int = 0
+    advised_pages: int = 0
+
+
+#: Runs of a gather are never merged across more than this (a bound on the bytes read in between).
+MAX_MERGE_GAP = 1 << 20
+
+
+def merge_gap_bytes(cal: Calibration | None) -> int:
+    """Gap below which two runs of a gather are advised as one range: where reading the bytes in between at the
+    sequential rate costs less than one more read in the gather (``parallel_read_s * read_bytes_per_s``, at
+    most :data:`MAX_MERGE_GAP`; 0 without a calibration)."""
+    if cal is None:
+        return 0
+    return int(min(max(cal.parallel_read_s * cal.read_bytes_per_s, 0.0), MAX_MERGE_GAP))
 
 
 def gather_costs(stats: GatherStats, cal: Calibration, io: str = "mmap") -> dict[str, float]:
@@ -159,14 +178,16 @@ def gather_costs(stats: GatherStats, cal: Calibration, io: str = "mmap") -> dict
     touched = stats.touched_pages * PAGE
     copy_rows = stats.row_bytes / cal.memory_bytes_per_s
     calls = -(-stats.span_bytes // max(stats.block_bytes, 1))
+    merged = io == "mmap" and stats.advised_runs > 0  # threads of preadv (buffered I/O) read each run alone
+    advised = stats.advised_runs if merged else stats.runs
+    advised_pages = stats.advised_pages if merged else stats.touched_pages
     costs = {
         "sequential": cold * stats.span_bytes / cal.read_bytes_per_s + stats.span_bytes / cal.memory_bytes_per_s
         + calls * cal.call_s + copy_rows,
-        # one advice (or preadv) per run, its first page included; the map's pages are faulted in (or copied)
+        # one advice (or preadv) per range, its first page included; the map's pages are faulted in (or copied)
         # once they are read
-        "gather": cold * (stats.runs * cal.parallel_read_s
-                          + max(stats.touched_pages - stats.runs, 0) * PAGE / cal.read_bytes_per_s)
-        + (stats.runs + (stats.touched_pages if io == "mmap" else 0)) * cal.call_s
+        "gather": cold * (advised * cal.parallel_read_s + max(advised_pages - advised, 0) * PAGE / cal.read_bytes_per_s)
+        + (advised + (stats.touched_pages if io == "mmap" else 0)) * cal.call_s
         + touched / cal.memory_bytes_per_s + copy_rows,
     }
     if io == "mmap":

@@ -67,6 +67,27 @@ def test_large_read_around_makes_the_sorted_map_gather_cheapest() -> None:
     assert choose_gather(stats, BIG_READAROUND, io="buffered") in ("gather", "sequential")
 
 
+def test_close_runs_are_advised_as_one_range_where_reading_the_gap_is_cheaper() -> None:
+    # the break-even gap: one more read in the gather costs what reading the gap does
+    assert _iocost.merge_gap_bytes(NVME) == int(8e-6 * 2e9)
+    assert _iocost.merge_gap_bytes(SPINNING) == int(4e-3 * 150e6)  # 600 KB
+    slow = dataclass_replace(SPINNING, parallel_read_s=1.0)
+    assert _iocost.merge_gap_bytes(slow) == _iocost.MAX_MERGE_GAP  # bounded
+    assert _iocost.merge_gap_bytes(None) == 0
+    # 100k runs merged into 20k ranges of 5 pages: fewer reads, a few more pages each
+    apart = _stats(span=2 << 30, touched=100_000, runs=100_000, windows=256)
+    merged = dataclass_replace_stats(apart, advised_runs=20_000, advised_pages=100_000)
+    assert gather_costs(merged, NVME)["gather"] < gather_costs(apart, NVME)["gather"]
+    # buffered I/O reads each run with its own preadv: merging plays no part there
+    assert gather_costs(merged, NVME, io="buffered") == gather_costs(apart, NVME, io="buffered")
+
+
+def dataclass_replace_stats(stats: GatherStats, **kw: int) -> GatherStats:
+    import dataclasses
+
+    return dataclasses.replace(stats, **kw)
+
+
 def test_warm_rows_cost_only_copies() -> None:
     stats = _stats(span=2 << 30, touched=20_000, runs=20_000, windows=16_000, resident=1.0)
     costs = gather_costs(stats, SPINNING)
@@ -115,9 +136,11 @@ def test_an_injected_calibration_is_used_and_nothing_is_measured(make_store: Cal
 
 
 @given(indices=st.lists(st.integers(-3000, 2999), max_size=300), mode=st.sampled_from(access.TAKE_MODES),
-       io=st.sampled_from(["mmap", "buffered"]), order=st.sampled_from(["C", "F"]), kib=st.integers(4, 256))
+       io=st.sampled_from(["mmap", "buffered"]), order=st.sampled_from(["C", "F"]), kib=st.integers(4, 256),
+       cal=st.sampled_from([BIG_READAROUND, NVME, SPINNING]))
 def test_every_mode_equals_numpy(tmp_path_factory: pytest.TempPathFactory, indices: list[int], mode: str, io: str,
-                                 order: str, kib: int) -> None:
+                                 order: str, kib: int, cal: Calibration) -> None:
+    # the calibrations merge runs of the gather closer than 52 KB, 16 KB and 600 KB (rows of 148 B)
     data = np.random.default_rng(5).integers(-2**31, 2**31 - 1, size=(3000, 37), dtype="<i4").astype(">i4")
     if order == "F":
         data = np.asfortranarray(data.T)  # (37, 3000): the outermost storage axis is the last
@@ -131,7 +154,7 @@ def test_every_mode_equals_numpy(tmp_path_factory: pytest.TempPathFactory, indic
             with pytest.raises(AccessError, match="buffered"):
                 access.take(store, indices, axis=axis, mode=mode)
             return
-        got = access.take(store, indices, axis=axis, mode=mode, max_bytes=kib * 1024, calibration=BIG_READAROUND)
+        got = access.take(store, indices, axis=axis, mode=mode, max_bytes=kib * 1024, calibration=cal)
     np.testing.assert_array_equal(got, np.take(data, indices, axis=axis))
 
 

@@ -27,6 +27,7 @@ from .._iocost import (
     choose_gather,
     gather_costs,
     memory_calibration,
+    merge_gap_bytes,
     resident_fraction,
 )
 from ..access import _FADV, _MADV, _axis_sel, _fadvise_file, _row_block_shape, _runs
@@ -96,7 +97,17 @@ def gather_stats(store: Any, uniq: np.ndarray[Any, Any], row_bytes: int, max_byt
         os.close(fd)
     return GatherStats(span_bytes=int(hi[-1] - lo[0] + 1) * PAGE, touched_pages=touched, runs=int(starts.size),
                        windows=windows, resident=0.0 if resident is None else resident, block_bytes=max_bytes,
-                       row_bytes=int(uniq.size) * row_bytes)
+                       row_bytes=int(uniq.size) * row_bytes, **_advised(store, uniq, row_bytes, cal))
+
+
+def _advised(store: Any, uniq: np.ndarray[Any, Any], row_bytes: int, cal: Calibration) -> dict[str, int]:
+    """The ranges the ``"gather"`` mode advises for rows ``uniq`` (runs closer than ``cal``'s
+    :func:`~arraystore._iocost.merge_gap_bytes` merged) and the pages they cover."""
+    starts, stops = _runs(uniq, merge_gap_bytes(cal) // row_bytes)
+    lo = (store.offset + starts * row_bytes) // PAGE
+    hi = (store.offset + stops * row_bytes - 1) // PAGE
+    pages = int(np.sum(hi - lo + 1)) - int(np.sum(lo[1:] == hi[:-1]))
+    return {"advised_runs": int(starts.size), "advised_pages": pages}
 
 
 def _windows(store: Any, uniq: np.ndarray[Any, Any], row_bytes: int, cal: Calibration) -> int:
@@ -116,15 +127,16 @@ def gather_contiguous(
     row_bytes = store.nbytes // store.shape[axis]
     if store.mode == "c":  # private copy-on-write changes live only in the map
         return np.take(store._get_map(), uniq, axis=axis)
+    cal = calibration if calibration is not None else cached_calibration(store.data_file)
     if mode == "auto":
-        cal = calibration if calibration is not None else cached_calibration(store.data_file)
         if cal is None:
             # Rows all in the page cache cost copies only: the device need not be measured (yet).
             cal = memory_calibration(store.data_file)
             stats = gather_stats(store, uniq, row_bytes, max_bytes, cal)
             if stats.resident < 1.0:
                 cal = calibration_for(store.data_file)
-                stats = dataclasses.replace(stats, windows=_windows(store, uniq, row_bytes, cal))
+                stats = dataclasses.replace(stats, windows=_windows(store, uniq, row_bytes, cal),
+                                            **_advised(store, uniq, row_bytes, cal))
         else:
             stats = gather_stats(store, uniq, row_bytes, max_bytes, cal)
         mode = choose_gather(stats, cal, store.io)
@@ -133,9 +145,12 @@ def gather_contiguous(
         return _gather_sequential(store, uniq, axis, row_bytes, max_bytes)
     if mode == "mapped":
         return np.take(store._get_map(), uniq, axis=axis)
-    starts, stops = _runs(uniq)
     if store.io == "mmap":
+        # Runs closer than the calibration's break-even gap are advised as one range (forced without a
+        # calibration: each run alone).
+        starts, stops = _runs(uniq, merge_gap_bytes(cal) // row_bytes)
         return _gather_advised(store, uniq, axis, starts, stops, row_bytes)
+    starts, stops = _runs(uniq)
     return _gather_pread(store, uniq, axis, starts, stops, row_bytes)
 
 
