@@ -424,8 +424,8 @@ def _streaming_read(path: str, pages: int, rng: np.random.Generator) -> tuple[fl
     which keeps larger reads in flight than a few ``O_DIRECT`` reads do (on a virtual disk, twice their
     rate); the second is what copying the page cache into a large array costs, which a sequential pass pays
     for every byte of its span and a gather from the map does not (a copy within the CPU's caches, as a
-    small buffer gets, is several times faster). The stretch is evicted again. None where the page cache cannot be inspected, or no
-    stretch tried (4) is all out of it."""
+    small buffer gets, is several times faster). The stretch is evicted again. None where the page cache
+    cannot be inspected, or no stretch tried (4) is all out of it."""
     span = min(_STREAM_BYTES, pages // 4 * PAGE) // _STREAM_REQUEST * _STREAM_REQUEST
     if span < _SEQUENTIAL_BYTES or _mincore() is None or not _page_cache_visible(path):
         return None
