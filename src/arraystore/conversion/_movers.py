@@ -35,6 +35,7 @@ from ._zarr_direct import ZarrChunkReader, zarr_readable_array
 __all__ = [
     "COPY_BUFFERS",
     "BlockMover", "ByteMover", "DirectChunkMover", "Progress", "byte_range", "mapped_region", "progress_bar",
+    "reads_chunks",
 ]
 
 Progress = Callable[[int, int], Any]
@@ -100,6 +101,13 @@ def progress_bar(progress: Progress | bool | None, total: int) -> Callable[[int,
 
         return update
     return lambda done, total: None
+
+
+def reads_chunks(src: ArrayStore, src_region: tuple[str, int] | None) -> bool:
+    """True when a :class:`BlockMover` reads ``src`` by decoding its chunks here (a Zarr array, deflated HDF5)."""
+    if src_region is not None:
+        return False
+    return zarr_readable_array(src, "_decode_sync") is not None or direct_pipeline(src, src.dtype) is not None
 
 
 class BlockMover:
