@@ -372,11 +372,19 @@ class ChunkReader:
 
     # -- reading ------------------------------------------------------------
 
-    def read(self, sel: Selection) -> np.ndarray[Any, Any]:
-        """The values at ``sel`` (ints and positive-step slices), as the array's dtype and the selection's shape."""
+    def read(self, sel: Selection, out: np.ndarray[Any, Any] | None = None) -> np.ndarray[Any, Any]:
+        """The values at ``sel`` (ints and positive-step slices), as the array's dtype and the selection's shape.
+
+        ``out``: decode into this array (C-contiguous, :attr:`out_dtype`, one axis per entry of ``sel``)
+        instead of a new one; the result is a view of it when no dtype conversion is needed.
+        """
         axes = [(int(s), 1, 1) if isinstance(s, (int, np.integer)) else _axis(s) for s in sel]
         box = tuple(n for _, n, _ in axes)
-        out = np.empty(box, self.out_dtype)
+        if out is None:
+            out = np.empty(box, self.out_dtype)
+        elif out.shape != box or out.dtype != self.out_dtype or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous {self.out_dtype} array of shape {box}, "
+                             f"found {out.dtype} {out.shape}")
         if out.size:
             threaded = self.workers > 1 and out.nbytes >= _THREADED_BYTES
             pool = self._threads() if threaded else None

@@ -313,8 +313,13 @@ class _Conversion:
         bar = progress_bar(self.progress, total)
         flush_each = not type(dst).writes_go_through
 
+        lent: dict[int, Any] = {}  # blocks being written, by index: their buffers are reused once written
+
         def finished(item: tuple[int, int, str]) -> None:
             i, nbytes, digest = item
+            block = lent.pop(i, None)
+            if block is not None:
+                mover.written(block)
             dst._keep_alive()  # chunk writers that bypass dst[sel] = x (ZarrChunkWriter) renew no lease
             if flush_each:
                 dst.flush()
@@ -367,6 +372,7 @@ class _Conversion:
                         ahead.start(*nxt)
                     if hasher is not None:
                         hasher.update(mover.as_array(data, sel))
+                    lent[i] = data
                     if first:  # the first write runs alone: backends set their "incomplete" flag on it
                         finished(mover.write(i, sel, data, digest))
                         first = False
