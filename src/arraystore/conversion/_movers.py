@@ -35,8 +35,8 @@ from ._zarr_direct import ZarrChunkReader, zarr_readable_array
 
 __all__ = [
     "COPY_BUFFERS",
-    "BlockBuffers", "BlockMover", "ByteMover", "DirectChunkMover", "Progress", "byte_range", "mapped_region", "progress_bar",
-    "reads_chunks",
+    "BlockBuffers", "BlockMover", "ByteMover", "DirectChunkMover", "Progress", "byte_range", "mapped_region",
+    "progress_bar", "reads_chunks",
 ]
 
 Progress = Callable[[int, int], Any]
@@ -208,7 +208,10 @@ class BlockMover:
                 if out_dtype is None or not isinstance(reader, ZarrChunkReader):
                     return reader.read(sel)
                 out = self._buffers.take(math.prod(shape) * out_dtype.itemsize).view(out_dtype).reshape(shape)
-                return reader.read(sel, out=out)
+                block = reader.read(sel, out=out)
+                if not np.may_share_memory(block, out):  # converted to the array's dtype: the buffer is free again
+                    self._buffers.give_back(out)
+                return block
             return np.asarray(src[sel])
         off, n = rng
         count = math.prod(shape)
