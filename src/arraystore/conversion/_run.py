@@ -156,9 +156,12 @@ class _Conversion:
         cap = OVERLAP_BLOCK_BYTES if method == "blocks" and transposes(src.shape, src.order, self.order,
                                                                          src.chunks) else None
         if cap is None and method == "blocks" and grid is None and self._read_ahead and src.chunks and src.order == "C":
-            # Blocks of whole rows of source chunks: no chunk is decoded twice, for two blocks.
+            # Blocks of whole rows of source chunks (shards): no chunk is decoded for two blocks, and when the
+            # budget allows, as many rows as threads, so that no thread idles at the end of a block.
             per = budget // blocks_in_memory(method, self.compression is not None, self._writers(), True)
             slab = src.chunks[0] * math.prod(src.shape[1:]) * src.dtype.itemsize
+            if 0 < slab * self.workers <= per:
+                slab *= self.workers
             if 0 < slab <= per:
                 cap = per - per % slab
         return plan_conversion(
