@@ -3,7 +3,11 @@
 One command::
 
     python tools/bench_convert.py --size 1GiB --data random --runs 3 [--regime cold|cache|big] [--dir /tmp/bench]
-                                  [--only cp,as_raw_npy] [--markdown table.md]
+                                  [--only cp,as_raw_npy] [--markdown table.md] [--baseline ../main/src]
+
+``--baseline SRC`` runs every arraystore operation a second time with the package under
+``SRC`` (another checkout), alternating the two run by run, so a change is measured against
+what it replaces under the same load.
 
 Every operation runs in a fresh process (``--_op``). ``--regime`` says how:
 
@@ -178,8 +182,9 @@ def drop_cache(path: Path) -> None:
 # -- operations (each in a fresh process) -------------------------------------
 
 
-def run_op(op: str, folder: Path, sync: bool = True, cgroup: str | None = None) -> dict[str, Any]:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+def run_op(op: str, folder: Path, sync: bool = True, cgroup: str | None = None,
+           src_tree: str | None = None) -> dict[str, Any]:
+    sys.path.insert(0, src_tree or str(Path(__file__).resolve().parents[1] / "src"))
     from arraystore.conversion._memory import MemorySampler
 
     if cgroup:  # before any work: this process and its children are charged to the cgroup
@@ -625,12 +630,17 @@ def main() -> int:
     ap.add_argument("--markdown", default=None, help="also write the dated table (for docs/benchmarks.md) here")
     ap.add_argument("--regime", choices=("cold", "cache", "big"), default="cold")
     ap.add_argument("--memory-limit", default=None, help="--regime big: the cgroup's limit (default: data / 3)")
+    ap.add_argument("--baseline", default=None, metavar="SRC",
+                    help="also run every arraystore operation (as_*) with the arraystore package under SRC (e.g. "
+                         "another checkout's src/), alternating run by run with this tree's, as '<op>@baseline'")
     ap.add_argument("--_op", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_src", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--_nosync", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--_cgroup", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._op:
-        print(json.dumps(run_op(args._op, Path(args.dir), sync=not args._nosync, cgroup=args._cgroup)))
+        print(json.dumps(run_op(args._op, Path(args.dir), sync=not args._nosync, cgroup=args._cgroup,
+                                src_tree=args._src)))
         return 0
     size = parse_size(args.size)
     cgroup: Path | None = None
@@ -654,31 +664,45 @@ def main() -> int:
         rows, cols = make_source(folder, size, args.data, [name for name, _ in ops])
         nbytes = rows * cols * 4
         results: dict[str, Any] = {}
+        baseline = str(Path(args.baseline).resolve()) if args.baseline else None
+
+        def one_run(name: str, tree: str | None) -> dict[str, Any]:
+            clean_outputs(folder)
+            os.sync()  # untimed: no write-back of the previous run lands in this one
+            for p in folder.glob("src*"):
+                warm_cache(p) if args.regime == "cache" else drop_cache(p)
+            cmd = [sys.executable, __file__, "--_op", name, "--dir", str(folder)]
+            env = None
+            if tree is not None:
+                cmd += ["--_src", tree]
+                env = {**os.environ, "PYTHONPATH": tree}
+            if args.regime == "cache":
+                cmd.append("--_nosync")
+            if cgroup is not None:
+                cmd += ["--_cgroup", str(cgroup)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if proc.returncode != 0:
+                why = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else str(proc.returncode)
+                if proc.returncode == -9 and cgroup is not None:
+                    why = "killed (SIGKILL): out of memory in the cgroup; raise --memory-limit"
+                return {"skip": f"failed: {why}"}
+            r: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+            return r
+
         for name, label in ops:
-            runs = []
+            trees: list[tuple[str, str, str | None]] = [(name, label, None)]
+            if baseline is not None and name.startswith("as_"):  # alternated run by run: load hits both alike
+                trees.insert(0, (f"{name}@baseline", f"{label} (baseline)", baseline))
+            runs_of: dict[str, list[dict[str, Any]]] = {key: [] for key, _, _ in trees}
             for _ in range(args.runs):
-                clean_outputs(folder)
-                os.sync()  # untimed: no write-back of the previous run lands in this one
-                for p in folder.glob("src*"):
-                    warm_cache(p) if args.regime == "cache" else drop_cache(p)
-                cmd = [sys.executable, __file__, "--_op", name, "--dir", str(folder)]
-                if args.regime == "cache":
-                    cmd.append("--_nosync")
-                if cgroup is not None:
-                    cmd += ["--_cgroup", str(cgroup)]
-                proc = subprocess.run(cmd, capture_output=True, text=True)
-                if proc.returncode != 0:
-                    why = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else str(proc.returncode)
-                    if proc.returncode == -9 and cgroup is not None:
-                        why = "killed (SIGKILL): out of memory in the cgroup; raise --memory-limit"
-                    runs = [{"skip": f"failed: {why}"}]
-                    break
-                r = json.loads(proc.stdout.strip().splitlines()[-1])
-                runs.append(r)
-                if "skip" in r:
-                    break
-            results[name] = {"label": label, "runs": runs}
-            print(_line(name, label, runs, results), flush=True)
+                for key, _, tree in trees:
+                    if runs_of[key] and "skip" in runs_of[key][-1]:
+                        continue
+                    r = one_run(name, tree)
+                    runs_of[key] = [r] if "skip" in r else [*runs_of[key], r]
+            for key, lab, _ in trees:
+                results[key] = {"label": lab, "runs": runs_of[key]}
+                print(_line(key, lab, runs_of[key], results), flush=True)
         clean_outputs(folder)
         load_after = os.getloadavg()
         limit_text = f" memory cgroup {cgroup_limit(cgroup) / 2**30:.2f} GiB" if cgroup is not None else ""

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from .._selection import Selection
+from ..errors import ArrayStoreError
 from ._zarr_bounds import BoundedStore, ChunkRule, check_chunk, declared_size
 from ._zarr_layout import decode
 
@@ -52,6 +53,10 @@ _ABSENT = 2**64 - 1
 _THREADED_BYTES = 1 << 20
 #: Codecs whose decoder writes into a given buffer and whose stream declares its decoded size.
 _INTO = frozenset({"zstd", "blosc"})
+#: Stored bytes of chunk (shard) files asked of the kernel ahead of the one being decoded.
+READAHEAD_BYTES = 16 << 20
+#: Bytes per ``POSIX_FADV_WILLNEED`` call (the kernel reads at most its readahead window, often 128 KiB-8 MiB, per call).
+_ADVISE_STEP = 2 << 20
 
 #: Per axis: (unit index, first position, end position) of the selection's positions inside that unit.
 Part = tuple[int, int, int]
@@ -187,6 +192,27 @@ class _Files:
             buf = np.empty(max(n, 1 << 16), np.uint8)
             self._scratch.buf = buf
         return buf[:n]
+
+    def advise(self, key: str) -> None:
+        """Have the kernel start reading ``key``'s file into the page cache (``POSIX_FADV_WILLNEED``), not waiting.
+
+        Every problem (an absent file, a key outside the store) is left to :meth:`get`, which reports it.
+        """
+        try:
+            path = self.bounded.local_path(key)
+            if path is None:
+                return
+            fd = os.open(path, os.O_RDONLY)
+        except (OSError, ArrayStoreError):
+            return
+        try:
+            size = os.fstat(fd).st_size
+            for off in range(0, size, _ADVISE_STEP):  # the kernel reads at most its readahead window per call
+                os.posix_fadvise(fd, off, min(_ADVISE_STEP, size - off), os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
     def get(self, key: str, start: int = 0, length: int | None = None, suffix: int | None = None,
             reuse: bool = False) -> np.ndarray[Any, Any] | None:
@@ -346,21 +372,30 @@ class ChunkReader:
 
     # -- reading ------------------------------------------------------------
 
-    def read(self, sel: Selection) -> np.ndarray[Any, Any]:
-        """The values at ``sel`` (ints and positive-step slices), as the array's dtype and the selection's shape."""
+    def read(self, sel: Selection, out: np.ndarray[Any, Any] | None = None) -> np.ndarray[Any, Any]:
+        """The values at ``sel`` (ints and positive-step slices), as the array's dtype and the selection's shape.
+
+        ``out``: decode into this array (C-contiguous, :attr:`out_dtype`, one axis per entry of ``sel``)
+        instead of a new one; the result is a view of it when no dtype conversion is needed.
+        """
         axes = [(int(s), 1, 1) if isinstance(s, (int, np.integer)) else _axis(s) for s in sel]
         box = tuple(n for _, n, _ in axes)
-        out = np.empty(box, self.out_dtype)
+        if out is None:
+            out = np.empty(box, self.out_dtype)
+        elif out.shape != box or out.dtype != self.out_dtype or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous {self.out_dtype} array of shape {box}, "
+                             f"found {out.dtype} {out.shape}")
         if out.size:
             threaded = self.workers > 1 and out.nbytes >= _THREADED_BYTES
             pool = self._threads() if threaded else None
-            lookahead = 2 * self.workers
+            lookahead = 4 * self.workers  # tasks queued: a thread finishing one never waits for the submitter
             unit_parts = [list(axis_parts(a, n, st, u)) for (a, n, st), u in zip(axes, self.unit)]
             if self.sharding is None:
                 def task(parts: tuple[Part, ...]) -> Callable[[], None]:
                     return lambda: self._chunk(parts, axes, out)
 
-                tasks: Iterator[Callable[[], None]] = (task(p) for p in itertools.product(*unit_parts))
+                tasks: Iterator[Callable[[], None]] = self._ahead(
+                    ((self._unit_key(p), task(p)) for p in itertools.product(*unit_parts)), pool)
             elif pool is None or math.prod(len(p) for p in unit_parts) >= self.workers:
                 def shard(parts: tuple[Part, ...]) -> Callable[[], None]:
                     def run() -> None:  # one thread reads a shard and decodes its inner chunks
@@ -369,12 +404,37 @@ class ChunkReader:
 
                     return run
 
-                tasks = (shard(p) for p in itertools.product(*unit_parts))
+                unit_size = math.prod(self.unit)
+                tasks = self._ahead(
+                    ((self._unit_key(p) if 2 * math.prod(k1 - k0 for _, k0, k1 in p) >= unit_size else None, shard(p))
+                     for p in itertools.product(*unit_parts)), pool)
             else:  # fewer shards than threads: the inner chunks of each shard decoded in parallel
                 tasks = self._shard_tasks(unit_parts, axes, out)
             run_bounded(pool, tasks, lookahead)
         shape = tuple(n for (s, (_, n, _)) in zip(sel, axes) if not isinstance(s, (int, np.integer)))
         return decode(out.reshape(shape), self.dtype, self.encoding)
+
+    def _unit_key(self, parts: tuple[Part, ...]) -> str:
+        return f"{self._prefix}{self._key(tuple(i for i, _, _ in parts))}"
+
+    def _ahead(self, items: Iterator[tuple[str | None, Callable[[], None]]],
+               pool: ThreadPoolExecutor | None) -> Iterator[Callable[[], None]]:
+        """The tasks, with the files of the next :data:`READAHEAD_BYTES` of units (keys not None) asked of the
+        kernel before their task is handed out: a decoding thread then finds its file read, and the disk
+        works while the threads decode. Only for threaded reads of local files."""
+        if pool is None or not isinstance(self._source, _Files):
+            yield from (task for _, task in items)
+            return
+        source = self._source
+        window = max(self.workers + 1, READAHEAD_BYTES // max(1, math.prod(self.unit) * self.stored.itemsize))
+        queued: deque[Callable[[], None]] = deque()
+        for key, task in items:
+            if key is not None:
+                source.advise(key)
+            queued.append(task)
+            if len(queued) > window:
+                yield queued.popleft()
+        yield from queued
 
     def _chunk(self, parts: tuple[Part, ...], axes: list[tuple[int, int, int]], out: np.ndarray[Any, Any]) -> None:
         coords = tuple(i for i, _, _ in parts)

@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
-__all__ = ["BlockPipeline"]
+__all__ = ["BlockPipeline", "ReadAhead"]
 
 
 class BlockPipeline:
@@ -67,3 +67,49 @@ class BlockPipeline:
                 self.drain()
         finally:
             self.close()
+
+
+class ReadAhead:
+    """Reads one block ahead on a thread of its own: :meth:`start` block ``i + 1`` once block ``i`` is taken.
+
+    ``read(sel)`` must be safe to call from that thread while the caller works on the
+    block before (the chunk readers are: each read has its own output and the decoding
+    pool takes tasks from any thread). At most one read is in flight, so at most one
+    block more than without it is alive; :meth:`take` of any other block reads it inline.
+    """
+
+    def __init__(self, read: Callable[[Any], Any]) -> None:
+        self._read = read
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="arraystore-read-ahead")
+        self._pending: tuple[int, Future[Any]] | None = None
+
+    def start(self, i: int, sel: Any) -> None:
+        """Begin reading block ``i`` (at ``sel``); a read already in flight is waited for and dropped first."""
+        self._drop()
+        self._pending = (i, self._pool.submit(self._read, sel))
+
+    def take(self, i: int, sel: Any) -> Any:
+        """Block ``i``'s read: the one started ahead, else read now (re-raising the read's failure)."""
+        if self._pending is not None and self._pending[0] == i:
+            fut = self._pending[1]
+            self._pending = None
+            return fut.result()
+        self._drop()
+        return self._read(sel)
+
+    def _drop(self) -> None:
+        if self._pending is not None:
+            fut = self._pending[1]
+            self._pending = None
+            if not fut.cancel():
+                try:
+                    fut.result()
+                except BaseException:  # a read nobody takes: its failure is not this one's
+                    pass
+
+    def close(self) -> None:
+        """Wait for a read in flight (its result dropped) and stop the thread."""
+        try:
+            self._drop()
+        finally:
+            self._pool.shutdown(wait=True)

@@ -167,20 +167,22 @@ def default_workers(workers: int | None) -> int:
     return int(workers)
 
 
-def blocks_in_memory(method: str, compressed: bool, workers: int) -> int:
+def blocks_in_memory(method: str, compressed: bool, workers: int, read_ahead: bool = False) -> int:
     """How many block-sized buffers can be alive at once: the budget is divided by this.
 
     The reader holds one block while up to ``workers`` writers hold theirs; a writer
     may need about one more block-sized buffer (a codec's output, a transposed or
-    byte-swapped copy inside the destination library). Kernel copies hold one buffer;
-    buffered copies two (one read while the other is written).
+    byte-swapped copy inside the destination library). With ``read_ahead`` (a source
+    whose chunks are decoded here) the next block is decoded while this one is hashed
+    and handed to the writers: one block more. Kernel copies hold one buffer; buffered
+    copies two (one read while the other is written).
     """
     if method == "buffered-copy":
         return 2
     if method != "blocks":
         return 1
     writers = workers if compressed else 1
-    return 2 * (writers + 1)
+    return 2 * (writers + 1) + (1 if read_ahead else 0)
 
 
 def plan_conversion(
@@ -198,10 +200,12 @@ def plan_conversion(
     method: str,
     notes: Sequence[str] = (),
     max_block: int | None = None,
+    read_ahead: bool = False,
 ) -> ConversionPlan:
     """Make the block plan: storage order of the source, aligned to the destination's chunks (or shards).
 
-    ``max_block`` caps a block's bytes below the budget's share (never below one chunk, or shard).
+    ``max_block`` caps a block's bytes below the budget's share (never below one chunk, or shard);
+    ``read_ahead``: the next block is read while this one is written (:func:`blocks_in_memory`).
 
     Raises
     ------
@@ -212,7 +216,7 @@ def plan_conversion(
 
     dt = np.dtype(dtype)
     grid = shards if shards is not None else chunks
-    parts = blocks_in_memory(method, compression is not None, workers)
+    parts = blocks_in_memory(method, compression is not None, workers, read_ahead)
     per_block = max_memory // parts
     if max_block is not None:
         unit = math.prod(grid) * dt.itemsize if grid is not None else dt.itemsize
@@ -280,6 +284,7 @@ def destination_layout(
     order: str,
     budget: int,
     writers: int,
+    read_ahead: bool = False,
 ) -> tuple[tuple[int, ...] | None, str | None]:
     """``(chunks to pass to create, note)``: None for contiguous destinations.
 
@@ -297,7 +302,7 @@ def destination_layout(
         return None, None
     if chunks is not None:
         return chunks, None
-    per_block = budget // blocks_in_memory("blocks", compression is not None, writers)
+    per_block = budget // blocks_in_memory("blocks", compression is not None, writers, read_ahead)
     if transposes(src.shape, src.order, order, src.chunks) and shards is None:
         target = max(1, min(TARGET_CHUNK_BYTES, per_block))
         return (choose_chunks(src.shape, src.dtype.itemsize, src.order, target),

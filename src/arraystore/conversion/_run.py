@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import math
 import os
 import time
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from .._dimnames import DimensionNames, check_dimension_names, source_dimension_names
@@ -34,9 +36,9 @@ from ..store import ArrayStore
 from ._hdf5_direct import DirectChunkWriter, direct_pipeline
 from ._journal import Journal, journal_path, source_fingerprint
 from ._memory import SAMPLE_THREAD_MIN, MemorySampler
-from ._movers import BlockMover, ByteMover, DirectChunkMover, Progress, mapped_region, progress_bar
+from ._movers import BlockMover, ByteMover, DirectChunkMover, Progress, mapped_region, progress_bar, reads_chunks
 from ._options import ConvertOptions
-from ._parallel import BlockPipeline
+from ._parallel import BlockPipeline, ReadAhead
 from ._plan import (
     OVERLAP_BLOCK_BYTES,
     ConversionPlan,
@@ -86,6 +88,8 @@ class _Conversion:
         self.drop_attrs = options.attrs == "drop"
         self.progress = progress
         self._src_region = mapped_region(src)
+        # A source whose chunks are decoded here: the next block is decoded while this one is hashed and written.
+        self._read_ahead = reads_chunks(src, self._src_region)
         self._zarr_direct = False  # set by run(): the destination's chunks are encoded and written here
         self._chunks_may_exist = True
 
@@ -138,7 +142,7 @@ class _Conversion:
     def _dst_layout(self) -> tuple[tuple[int, ...] | None, str | None]:
         return destination_layout(self.src, self.dst_cls, chunks=self.chunks, shards=self.shards,
                                   compression=self.compression, order=self.order, budget=self.budget,
-                                  writers=self._writers())
+                                  writers=self._writers(), read_ahead=self._read_ahead)
 
     def _method(self, dst_grid: tuple[int, ...] | None) -> str:
         return choose_method(self.src, self.dst_cls, grid=dst_grid, order=self.order, compression=self.compression,
@@ -151,11 +155,21 @@ class _Conversion:
         # Reordered blocks: small enough that reading one overlaps reordering and writing the one before.
         cap = OVERLAP_BLOCK_BYTES if method == "blocks" and transposes(src.shape, src.order, self.order,
                                                                          src.chunks) else None
+        if cap is None and method == "blocks" and grid is None and self._read_ahead and src.chunks and src.order == "C":
+            # Blocks of whole rows of source chunks (shards): no chunk is decoded for two blocks, and when the
+            # budget allows, as many rows as threads, so that no thread idles at the end of a block.
+            per = budget // blocks_in_memory(method, self.compression is not None, self._writers(), True)
+            slab = src.chunks[0] * math.prod(src.shape[1:]) * src.dtype.itemsize
+            if 0 < slab * self.workers <= per:
+                slab *= self.workers
+            if 0 < slab <= per:
+                cap = per - per % slab
         return plan_conversion(
             src_backend=src.backend, dst_backend=self.dst_cls.backend, shape=src.shape, dtype=src.dtype,
             order=src.order, chunks=chunks, shards=grid if self.shards is not None else None,
             compression=None if self.compression is None else str(self.compression), max_memory=budget,
             workers=self._writers(), method=method, notes=notes, max_block=cap,
+            read_ahead=self._read_ahead and method == "blocks",
         )
 
     def _writers(self) -> int:
@@ -237,8 +251,8 @@ class _Conversion:
             report.method = plan.method
             report.plan = plan.to_dict()
             report.blocks_total = plan.n_blocks
-            report.memory_estimate = plan.blocks.block_bytes * blocks_in_memory(plan.method, self.compression is not None,
-                                                                                 plan.workers)
+            report.memory_estimate = plan.blocks.block_bytes * blocks_in_memory(
+                plan.method, self.compression is not None, plan.workers, self._read_ahead and plan.method == "blocks")
             with self._store_errors():
                 value = self._move(dst, dst_region, plan, journal, report, direct)
             if value is None:  # not streamable in C order: one pass over the source
@@ -302,8 +316,13 @@ class _Conversion:
         bar = progress_bar(self.progress, total)
         flush_each = not type(dst).writes_go_through
 
+        lent: dict[int, Any] = {}  # blocks being written, by index: their buffers are reused once written
+
         def finished(item: tuple[int, int, str]) -> None:
             i, nbytes, digest = item
+            block = lent.pop(i, None)
+            if block is not None:
+                mover.written(block)
             dst._keep_alive()  # chunk writers that bypass dst[sel] = x (ZarrChunkWriter) renew no lease
             if flush_each:
                 dst.flush()
@@ -332,10 +351,14 @@ class _Conversion:
             notes.append(f"source chunks fetched and decoded here on {self.workers} threads")
         # A kernel copy runs inline; a buffered copy overlaps its next read with one write in flight.
         threads = {"kernel-copy": 0, "buffered-copy": 1}.get(plan.method, plan.workers)
+        # Decoded sources: one block decoded ahead (its own thread feeding the decoding threads) while
+        # this one is hashed and written; the plan counts that block (blocks_in_memory(read_ahead=True)).
+        ahead = ReadAhead(mover.read) if self._read_ahead and mover.reads_chunks and plan.method == "blocks" else None
         try:
             with BlockPipeline(threads, finished) as pipe:
                 first = True
-                for i, sel in enumerate(plan.blocks):
+                blocks = _Peekable(enumerate(plan.blocks))
+                for i, sel in blocks:
                     if i in journal.done:
                         data, digest = mover.read_back(sel)
                         if journal.done[i] in (digest, "") and (journal.done[i] or mover.same_as_source(sel, data)):
@@ -347,9 +370,12 @@ class _Conversion:
                             continue
                         journal.forget(i)
                         report.blocks_rewritten += 1
-                    data, digest = mover.read(sel)
+                    data, digest = ahead.take(i, sel) if ahead is not None else mover.read(sel)
+                    if ahead is not None and (nxt := blocks.peek()) is not None and nxt[0] not in journal.done:
+                        ahead.start(*nxt)
                     if hasher is not None:
                         hasher.update(mover.as_array(data, sel))
+                    lent[i] = data
                     if first:  # the first write runs alone: backends set their "incomplete" flag on it
                         finished(mover.write(i, sel, data, digest))
                         first = False
@@ -359,9 +385,40 @@ class _Conversion:
             if self.sampler is not None:
                 self.sampler.sample()  # the block buffers are still alive here
         finally:
-            mover.finish()
+            try:
+                if ahead is not None:
+                    ahead.close()
+            finally:
+                mover.finish()
         report.copy_call = getattr(mover, "copy_call", None)
         return hasher.result() if hasher is not None else None
+
+
+class _Peekable:
+    """An iterator that can show its next item without taking it."""
+
+    _NOTHING: Any = object()
+
+    def __init__(self, items: Iterator[Any]) -> None:
+        self._items = items
+        self._next: Any = self._NOTHING
+
+    def __iter__(self) -> _Peekable:
+        return self
+
+    def __next__(self) -> Any:
+        if self._next is not self._NOTHING:
+            item, self._next = self._next, self._NOTHING
+            if item is None:
+                raise StopIteration
+            return item
+        return next(self._items)
+
+    def peek(self) -> Any:
+        """The next item (still to be taken), or None at the end (the items are never None)."""
+        if self._next is self._NOTHING:
+            self._next = next(self._items, None)
+        return self._next
 
 
 def _resumable(plan: ConversionPlan) -> bool:

@@ -504,15 +504,24 @@ class ZarrChunkReader:
         self._reader = ChunkReader(arr, store.dtype, store.stored_dtype, store.encoding,  # type: ignore[attr-defined]
                                    store.path, workers)
 
-    def read(self, sel: tuple[slice, ...]) -> np.ndarray[Any, Any]:
-        """The values at ``sel`` (slices with steps of 1), as the array's dtype."""
+    @property
+    def out_dtype(self) -> np.dtype[Any] | None:
+        """The dtype :meth:`read` decodes into, when it can take an ``out`` array (local arrays), else None."""
+        return self._reader.out_dtype if self._reader is not None else None
+
+    def read(self, sel: tuple[slice, ...], out: np.ndarray[Any, Any] | None = None) -> np.ndarray[Any, Any]:
+        """The values at ``sel`` (slices with steps of 1), as the array's dtype.
+
+        ``out``: decode into this C-contiguous array (the selection's shape, :attr:`out_dtype`; local arrays).
+        """
         from ..backends._zarr_safety import zarr_errors
 
         if self._remote is not None:
+            assert out is None
             return self._remote.read(sel)
         assert self._reader is not None
         with zarr_errors(self.store.path, reading_chunks=True):
-            return self._reader.read(sel)
+            return self._reader.read(sel, out=out)
 
     def close(self) -> None:
         """Stop the threads."""

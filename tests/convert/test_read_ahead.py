@@ -1,0 +1,233 @@
+"""Decoded sources read one block ahead: the read-ahead thread, reused block buffers, exact results, bounded memory."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import arraystore
+from arraystore.checksums import StreamHasher
+from arraystore.conversion import _movers
+from arraystore.conversion._movers import BlockBuffers, BlockMover
+from arraystore.conversion._parallel import ReadAhead
+from arraystore.conversion._plan import blocks_in_memory
+
+from .conftest import BACKENDS, SUFFIX, bytes_equal, read_back, write_source
+
+pytestmark = pytest.mark.skipif("zarr" not in BACKENDS, reason="zarr is not installed")
+
+
+# -- the read-ahead thread ---------------------------------------------------------------------------------------
+
+
+def test_read_ahead_takes_the_block_started_and_reads_others_inline() -> None:
+    threads: dict[int, str] = {}
+
+    def read(sel: int) -> int:
+        threads[sel] = threading.current_thread().name
+        return sel * 10
+
+    ahead = ReadAhead(read)
+    try:
+        ahead.start(1, 1)
+        assert ahead.take(1, 1) == 10
+        assert threads[1].startswith("arraystore-read-ahead")
+        assert ahead.take(2, 2) == 20  # never started: read here
+        assert threads[2] == threading.current_thread().name
+        ahead.start(3, 3)
+        assert ahead.take(4, 4) == 40  # another block: the one in flight is dropped, this one read here
+        ahead.start(5, 5)
+        ahead.start(6, 6)  # a second start drops the first
+        assert ahead.take(6, 6) == 60
+    finally:
+        ahead.close()
+
+
+def test_read_ahead_reraises_the_failure_of_the_block_taken() -> None:
+    def read(sel: int) -> int:
+        if sel == 2:
+            raise OSError("disk gone")
+        return sel
+
+    ahead = ReadAhead(read)
+    try:
+        ahead.start(2, 2)
+        with pytest.raises(OSError, match="disk gone"):
+            ahead.take(2, 2)
+        ahead.start(2, 2)
+        ahead.start(3, 3)  # the failed read nobody takes is not raised
+        assert ahead.take(3, 3) == 3
+    finally:
+        ahead.close()
+
+
+def test_read_ahead_close_waits_for_the_read_in_flight() -> None:
+    release = threading.Event()
+    finished: list[int] = []
+
+    def read(sel: int) -> int:
+        release.wait(10)
+        finished.append(sel)
+        return sel
+
+    ahead = ReadAhead(read)
+    ahead.start(1, 1)
+    release.set()
+    ahead.close()
+    assert finished == [1]
+
+
+# -- block buffers ---------------------------------------------------------------------------------------------
+
+
+def test_block_buffers_reuse_only_what_was_given_back() -> None:
+    pool = BlockBuffers(1024)
+    a = pool.take(1024)
+    b = pool.take(512)
+    assert not np.shares_memory(a, b)
+    view = a.view("<f4").reshape(16, 16)[::2]  # a view of a view: its buffer is found through .base
+    pool.give_back(view)
+    c = pool.take(1000)
+    assert np.shares_memory(a, c) and c.size == 1000
+    pool.give_back(np.empty(1024, np.uint8))  # never lent: ignored
+    d = pool.take(1024)
+    assert not np.shares_memory(d, a) and not np.shares_memory(d, b)
+    pool.give_back(b)
+    pool.give_back(b)  # twice: lent once, back once
+    e, f = pool.take(10), pool.take(10)
+    assert not np.shares_memory(e, f)
+
+
+# -- whole conversions -----------------------------------------------------------------------------------------
+
+
+def _zarr_source(tmp: Path, data: np.ndarray[Any, Any], chunks: tuple[int, ...], shards: tuple[int, ...] | None,
+                 compression: str | None) -> str:
+    opts: dict[str, Any] = {"chunks": chunks}
+    if shards is not None:
+        opts["shards"] = shards
+    if compression is not None:
+        opts["compression"] = compression
+    return write_source(tmp / "src.zarr", data, **opts)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    rows=st.integers(1, 90),
+    cols=st.integers(1, 40),
+    chunk_rows=st.integers(1, 12),
+    sharded=st.booleans(),
+    compression=st.sampled_from([None, "zstd:1", "blosc:lz4:5", "gzip:1"]),
+    dst=st.sampled_from([b for b in ("npy", "raw", "hdf5", "zarr") if b in BACKENDS]),
+    budget=st.sampled_from([16384, 65536, 1 << 20]),
+    seed=st.integers(0, 1000),
+)
+def test_decoded_source_converts_exactly(tmp_path_factory: pytest.TempPathFactory, rows: int, cols: int,
+                                         chunk_rows: int, sharded: bool, compression: str | None, dst: str,
+                                         budget: int, seed: int) -> None:
+    tmp = tmp_path_factory.mktemp("ra")
+    rng = np.random.default_rng(seed)
+    data = rng.normal(size=(rows, cols)).astype("<f4")
+    data[rng.random(rows) < 0.3] = 0.0  # whole fill-value chunks: absent in the source
+    chunks = (chunk_rows, cols)
+    shards = (chunk_rows * 2, cols) if sharded else None
+    src = _zarr_source(tmp, data, chunks, shards, compression)
+    report = arraystore.convert(src, str(tmp / f"dst{SUFFIX[dst]}"), max_memory=budget, verify=True)
+    back, _ = read_back(str(tmp / f"dst{SUFFIX[dst]}"))
+    assert bytes_equal(back, data)
+    assert report.checksum == StreamHasher.of(data)
+    assert report.memory_estimate <= budget
+
+
+def test_blocks_are_whole_rows_of_source_chunks(tmp_path: Path) -> None:
+    data = np.arange(1000 * 64, dtype="<i4").reshape(1000, 64)
+    src = write_source(tmp_path / "src.zarr", data, chunks=(7, 64), compression="zstd:1")
+    report = arraystore.convert(src, str(tmp_path / "dst.npy"), max_memory=200_000)
+    rows = report.plan["blocks"]["block_bytes"] // (64 * 4)
+    assert rows % 7 == 0 and report.plan["blocks"]["n_blocks"] > 2
+    assert report.memory_estimate == report.plan["blocks"]["block_bytes"] * blocks_in_memory("blocks", False, 1, True)
+    assert bytes_equal(read_back(str(tmp_path / "dst.npy"))[0], data)
+
+
+@pytest.mark.parametrize(("dst", "kind"), [*((b, "f4") for b in ("npy", "hdf5", "zarr") if b in BACKENDS),
+                                           ("npy", "datetime")])
+def test_blocks_alive_at_once_stay_within_the_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dst: str,
+                                                   kind: str) -> None:
+    """Every block buffer is lent by BlockBuffers: count how many are lent at once, and their bytes.
+
+    ``datetime``: a portable Zarr source stores int64, so each decoded block is converted (a copy) and
+    its buffer must be free again at once, not lent forever.
+    """
+    lent_now: set[int] = set()
+    peak = [0, 0]  # buffers, bytes
+    sizes: dict[int, int] = {}
+    lock = threading.Lock()
+    take, give_back = BlockBuffers.take, BlockBuffers.give_back
+
+    def counting_take(self: BlockBuffers, nbytes: int) -> np.ndarray[Any, Any]:
+        buf = take(self, nbytes)
+        root: Any = buf
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        with lock:
+            lent_now.add(id(root))
+            sizes[id(root)] = root.nbytes
+            peak[0] = max(peak[0], len(lent_now))
+            peak[1] = max(peak[1], sum(sizes[k] for k in lent_now))
+        return buf
+
+    def counting_give_back(self: BlockBuffers, block: np.ndarray[Any, Any]) -> None:
+        root: Any = block
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        with lock:
+            lent_now.discard(id(root))
+        give_back(self, block)
+
+    monkeypatch.setattr(_movers.BlockBuffers, "take", counting_take)
+    monkeypatch.setattr(_movers.BlockBuffers, "give_back", counting_give_back)
+    data = np.random.default_rng(3).normal(size=(400, 128)).astype("<f4")
+    extra: dict[str, Any] = {}
+    if kind == "datetime":
+        data = (data * 1e6).astype("M8[s]")
+        extra["portable"] = True
+    src = write_source(tmp_path / "src.zarr", data, chunks=(8, 128), compression="zstd:1", **extra)
+    budget = 256 * 1024
+    opts: dict[str, Any] = {"compression": "zstd:1", "chunks": (8, 128)} if dst == "zarr" else {}
+    report = arraystore.convert(src, str(tmp_path / f"dst{SUFFIX[dst]}"), max_memory=budget, **opts)
+    assert report.blocks_total > 4
+    compressed = dst == "zarr"
+    # The read ahead, the block being hashed, and the writers' blocks: never more, whatever the timing.
+    assert (1 if kind == "datetime" else 2) <= peak[0] <= report.plan["workers"] * compressed + (2 if compressed else 3)
+    assert peak[1] <= report.memory_estimate <= budget
+    assert not lent_now  # every buffer came back
+    assert bytes_equal(read_back(str(tmp_path / f"dst{SUFFIX[dst]}"))[0], data)
+
+
+def test_failure_mid_pipeline_then_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = np.random.default_rng(5).normal(size=(300, 64)).astype("<f8")
+    src = write_source(tmp_path / "src.zarr", data, chunks=(10, 64), compression="zstd:1")
+    dst = tmp_path / "dst.dat"
+    write = BlockMover.write
+
+    def failing_write(self: BlockMover, i: int, sel: tuple[slice, ...], block: np.ndarray[Any, Any],
+                      digest: str) -> tuple[int, int, str]:
+        if i == 5:
+            raise OSError("the disk went away")
+        return write(self, i, sel, block, digest)
+
+    monkeypatch.setattr(BlockMover, "write", failing_write)
+    with pytest.raises(OSError, match="the disk went away"):
+        arraystore.convert(src, str(dst), max_memory=64 * 1024, resume=True)
+    monkeypatch.setattr(BlockMover, "write", write)
+    report = arraystore.convert(src, str(dst), max_memory=64 * 1024, resume=True, verify=True)
+    assert report.blocks_resumed >= 4 and report.blocks_rewritten == 0
+    assert report.blocks_resumed + report.blocks_written == report.blocks_total
+    assert report.checksum == StreamHasher.of(data)
+    assert bytes_equal(read_back(str(dst))[0], data)
