@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .._attr_bounds import bound_attrs
+from .._listing import is_file
 from ..errors import ArrayNotFoundError, MetadataError, SizeMismatchError, UnsafeInputError
 from ..meta import MAX_NDIM, ArrayMeta
 
@@ -241,7 +242,7 @@ def find_beside(data_path: Path, suffixes: Sequence[str]) -> Path | None:
         if data_path.suffix:
             candidates.append(data_path.with_suffix(suffix))
         for c in candidates:
-            if c.is_file():
+            if is_file(c):
                 return ensure_inside(c, data_path.parent, "header", data_path)
     return None
 

@@ -23,7 +23,7 @@ from ..registry import backend_class, parse_location
 from ..store import ArrayStore
 from ._group import group_dimension_names
 from ._manifest import FileRecord, RecordStatus
-from ._realdirs import real_root
+from ._realdirs import real_root, umask
 
 __all__ = ["Job", "open_source", "run_job"]
 
@@ -253,8 +253,8 @@ def _write_whole(job: Job, meta: ArrayMeta, t0: float, note: str | None) -> File
                     f"{value['value']} ({value['algorithm']}); nothing was published. Check the disk and convert again"
                 )
 
-    cls._write_whole(Location(Path(job.dst_path)), meta, data, durable=job.options.durable, check=check)
-    _fsutil.apply_mode_like([job.dst_path], job.src_path)  # 0600 in, 0600 out
+    mode = _fsutil.kept_mode(job.src_path, mask=umask())  # 0600 in, 0600 out
+    cls._write_whole(Location(Path(job.dst_path)), meta, data, durable=job.options.durable, check=check, mode=mode)
     return _record(
         job,
         "converted",

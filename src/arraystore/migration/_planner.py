@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._listing import is_file
 from .._open import open as open_store
 from ..conversion import ConvertOptions
 from ..errors import ArrayStoreError, MetadataError, UnsafeInputError
@@ -39,7 +40,7 @@ def _error(exc: BaseException) -> dict[str, str]:
 def _own_sidecar(path: Path) -> bool:
     """Whether ``path`` has arraystore's own sidecar (a resolution tells it too: evidence ``"sidecar"``)."""
     sp = sidecar_path(path)
-    if not sp.is_file():
+    if not is_file(sp):
         return False
     try:
         return is_own_sidecar(read_json(sp))

@@ -3,7 +3,9 @@
 Resolving a path (``Path.resolve``: one ``lstat`` per component) is done several times
 per file to check that evidence and data stay inside the archive. The files themselves
 are resolved every time; only the root, which a migration fixes when it starts, is
-remembered, and only inside :func:`remembered` (a migration's planning or a worker's batch).
+remembered, and only inside :func:`remembered` (a migration's planning or a worker's batch),
+as are the umask (read from ``/proc`` otherwise at every output) and the source folders'
+listings (:mod:`arraystore._listing`).
 """
 
 from __future__ import annotations
@@ -13,19 +15,40 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
-__all__ = ["real_root", "remembered"]
+from .. import _fsutil
+from .._listing import listed
+
+__all__ = ["real_root", "remembered", "umask"]
 
 _CACHE: ContextVar[dict[str, Path] | None] = ContextVar("arraystore_migration_real_roots", default=None)
+_UMASK: ContextVar[list[int] | None] = ContextVar("arraystore_migration_umask", default=None)
 
 
 @contextmanager
 def remembered() -> Iterator[None]:
-    """Within the block, :func:`real_root` resolves each root once."""
-    token = _CACHE.set({})
+    """Within the block, :func:`real_root` resolves each root once and each folder is listed once.
+
+    The folder listings (:func:`arraystore._listing.listed`) answer the checks for evidence
+    files that are absent; the block covers a migration's planning or a worker's batch, during
+    which the migration writes only into its destination, never into the source folders.
+    """
+    token, mask = _CACHE.set({}), _UMASK.set([])
     try:
-        yield
+        with listed():
+            yield
     finally:
+        _UMASK.reset(mask)
         _CACHE.reset(token)
+
+
+def umask() -> int:
+    """The process's umask (:func:`arraystore._fsutil.umask`), read once inside :func:`remembered`."""
+    cache = _UMASK.get()
+    if cache is None:
+        return _fsutil.umask()
+    if not cache:
+        cache.append(_fsutil.umask())
+    return cache[0]
 
 
 def real_root(root: Path) -> Path:

@@ -32,6 +32,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .. import _fsutil
+from .._listing import is_file
 from ..errors import MetadataError, UnsafeInputError
 from ._realdirs import real_root
 from .evidence import (
@@ -239,7 +240,7 @@ def manifest_entries(data_path: Path, root: Path | None) -> Iterator[tuple[Path,
     while True:
         for name in MANIFEST_NAMES:
             manifest = folder / name
-            if manifest == data_path or not manifest.is_file():
+            if manifest == data_path or not is_file(manifest):
                 continue
             real = manifest.resolve()
             if stop not in real.parents:

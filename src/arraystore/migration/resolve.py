@@ -14,9 +14,11 @@ Finally the layout must account for the file's size exactly.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._attr_bounds import bound_attrs
+from .._listing import is_file
 from ..errors import (
     ArrayNotFoundError,
     ArrayStoreError,
@@ -164,7 +167,7 @@ def _describe_meta(meta: ArrayMeta, offset: int) -> str:
 
 def _sidecar_evidence(path: Path, fence: Path) -> Evidence | None:
     sp = sidecar_path(path)
-    if not sp.is_file():
+    if not is_file(sp):
         return None
     obj = read_json(_fenced(sp, fence, path))  # parsed once (read_sidecar would read it again)
     if not is_own_sidecar(obj):
@@ -226,7 +229,7 @@ def _gather(
         found.append(dialect)
     seen: set[Path] = set()
     for sp in sidecar_paths(path):
-        if sp in seen or not sp.is_file() or (own is not None and sp == sidecar_path(path)):
+        if sp in seen or not is_file(sp) or (own is not None and sp == sidecar_path(path)):
             continue
         seen.add(sp)
         obj = read_json(_fenced(sp, fence, path))
@@ -465,12 +468,16 @@ def resolve(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None
     """
     p = Path(path)
     root_path = Path(root) if root is not None else None
-    if not p.exists():
-        raise ArrayNotFoundError(f"{p}: no such file to resolve")
-    if not p.is_file():
+    try:
+        st = p.stat()
+    except OSError as exc:  # what Path.exists() treats as absent
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):
+            raise
+        raise ArrayNotFoundError(f"{p}: no such file to resolve") from None
+    if not stat.S_ISREG(st.st_mode):
         raise MetadataError(f"{p}: expected a raw data file, found a folder or special file")
     name = _relname(p, root_path)
-    size = p.stat().st_size
+    size = st.st_size
     found: list[Evidence] = []
     notes: list[str] = []
     try:

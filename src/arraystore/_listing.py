@@ -1,0 +1,89 @@
+"""Folder listings shared by the files of a folder: "is there a ``scene.hdr`` beside it?" without a ``stat``.
+
+Resolving a legacy file's metadata looks for a dozen files that are usually absent (headers
+of three dialects in two spellings, legacy sidecars, folder manifests). Inside :func:`listed`
+each folder is listed once (``os.listdir``), and a name absent from its folder's listing is
+answered "absent" without a system call. A name that is listed is always checked by the
+file system itself (:meth:`pathlib.Path.is_file`: links followed, the file type checked), so
+the listing can only save the check of a missing file, never decide that a file is there.
+
+Assumptions, which :func:`listed` blocks keep:
+
+* **The folders do not gain files during the block.** A migration lists source folders and
+  writes only into its destination; a file created in a source folder after its listing
+  (by another program, while the migration runs) may be missed, as it would have been had
+  the migration resolved that folder a moment earlier. Nothing removed is ever reported
+  present (positive answers are checked).
+* **Spelling.** Names are compared case-folded and Unicode-normalised (NFKD), so that on a
+  case-insensitive or normalising file system (macOS, SMB, ext4 casefold) ``scene.hdr`` is
+  still checked when the folder lists ``scene.HDR``: a listing may send more names to the
+  file system, never fewer.
+* A folder that cannot be listed (no read permission, gone) is not cached: every check in it
+  goes to the file system, as without a listing.
+"""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+
+__all__ = ["is_file", "listed", "may_exist", "name_key"]
+
+_LISTINGS: ContextVar[dict[str, frozenset[str] | None] | None] = ContextVar("arraystore_listings", default=None)
+
+
+@contextmanager
+def listed() -> Iterator[None]:
+    """Within the block, :func:`is_file` and :func:`may_exist` list each folder once (nestable)."""
+    if _LISTINGS.get() is not None:
+        yield
+        return
+    token = _LISTINGS.set({})
+    try:
+        yield
+    finally:
+        _LISTINGS.reset(token)
+
+
+def name_key(name: str) -> str:
+    """The spelling-insensitive form of a file name under which listings are compared."""
+    if name.isascii():
+        return name.lower()
+    return unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", name).casefold())
+
+
+def _listing(folder: str, cache: dict[str, frozenset[str] | None]) -> frozenset[str] | None:
+    try:
+        return cache[folder]
+    except KeyError:
+        pass
+    try:
+        names: frozenset[str] | None = frozenset(name_key(n) for n in os.listdir(folder or "."))
+    except (OSError, ValueError):
+        names = None
+    cache[folder] = names
+    return names
+
+
+def may_exist(path: str | os.PathLike[str]) -> bool:
+    """False when ``path`` is certainly absent (its folder's listing lacks the name), else True.
+
+    Outside :func:`listed`, always True.
+    """
+    cache = _LISTINGS.get()
+    if cache is None:
+        return True
+    folder, name = os.path.split(os.fspath(path))
+    if not name or name in (".", ".."):
+        return True
+    names = _listing(folder, cache)
+    return names is None or name_key(name) in names
+
+
+def is_file(path: Path) -> bool:
+    """``path.is_file()``, answered from the folder's listing when the name is absent from it."""
+    return may_exist(path) and path.is_file()
