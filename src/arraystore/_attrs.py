@@ -49,6 +49,8 @@ def check_attrs(attrs: Any) -> dict[str, Any]:
     """
     if not isinstance(attrs, Mapping):
         raise MetadataError(f"expected attrs as a dict with str keys, found {type(attrs).__name__}")
+    if not attrs:
+        return {}
     encoded = encode_attrs(attrs)
     try:
         text = json.dumps(encoded, allow_nan=True, ensure_ascii=False)

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
-__all__ = ["is_file", "listed", "may_exist", "name_key"]
+__all__ = ["is_file", "listed", "may_exist", "may_exist_in", "name_key"]
 
 _LISTINGS: ContextVar[dict[str, frozenset[str] | None] | None] = ContextVar("arraystore_listings", default=None)
 
@@ -74,11 +74,16 @@ def may_exist(path: str | os.PathLike[str]) -> bool:
 
     Outside :func:`listed`, always True.
     """
-    cache = _LISTINGS.get()
-    if cache is None:
+    if _LISTINGS.get() is None:
         return True
     folder, name = os.path.split(os.fspath(path))
-    if not name or name in (".", ".."):
+    return may_exist_in(folder, name)
+
+
+def may_exist_in(folder: str, name: str) -> bool:
+    """:func:`may_exist` of the entry ``name`` (no ``/``) of ``folder``."""
+    cache = _LISTINGS.get()
+    if cache is None or not name or name in (".", ".."):
         return True
     names = _listing(folder, cache)
     return names is None or name_key(name) in names

@@ -52,7 +52,8 @@ def umask() -> int:
 
 
 def real_root(root: Path) -> Path:
-    """``root.resolve()``, remembered inside :func:`remembered`."""
+    """``root.resolve()``, remembered inside :func:`remembered` (also for the source folders above each file:
+    a migration does not move or relink them while it runs)."""
     cache = _CACHE.get()
     if cache is None:
         return root.resolve()

@@ -132,10 +132,12 @@ class Resolution:
         return d
 
 
-def _relname(path: Path, root: Path | None) -> str:
+def _relname(path: Path, root: Path | None, link: bool = True) -> str:
+    """``path`` relative to ``root`` once links are resolved (``link=False``: ``path`` itself is no link)."""
     if root is not None:
+        real = path.resolve() if link else real_root(path.parent) / path.name
         try:
-            return path.resolve().relative_to(real_root(root)).as_posix()
+            return real.relative_to(real_root(root)).as_posix()
         except ValueError:
             raise UnsafeInputError(
                 f"{path} is not inside the archive root {root} once symbolic links are resolved "
@@ -469,14 +471,17 @@ def resolve(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None
     p = Path(path)
     root_path = Path(root) if root is not None else None
     try:
-        st = p.stat()
+        st = os.lstat(p)
+        link = stat.S_ISLNK(st.st_mode)
+        if link:
+            st = os.stat(p)
     except OSError as exc:  # what Path.exists() treats as absent
         if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):
             raise
         raise ArrayNotFoundError(f"{p}: no such file to resolve") from None
     if not stat.S_ISREG(st.st_mode):
         raise MetadataError(f"{p}: expected a raw data file, found a folder or special file")
-    name = _relname(p, root_path)
+    name = _relname(p, root_path, link)
     size = st.st_size
     found: list[Evidence] = []
     notes: list[str] = []
