@@ -61,6 +61,9 @@ def check_attrs(attrs: Any) -> dict[str, Any]:
             f"expected attrs of at most {MAX_BYTES:,} bytes of JSON, found {len(text.encode()):,}; store large "
             "values as arrays of their own, not as attributes"
         )
+    if f'"{MARKER}"' not in text:
+        # No numpy value: reading the JSON back gives ``encoded`` again (JSON types only, fresh lists and dicts).
+        return encoded
     return decode_attrs(json.loads(text))
 
 

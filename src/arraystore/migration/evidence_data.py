@@ -113,9 +113,11 @@ def sample(path: str | os.PathLike[str], offset: int, nbytes: int, itemsize: int
         os.close(fd)
 
 
-def _entropy(values: np.ndarray[Any, Any]) -> float:
-    """Entropy (bits) of small non-negative integers (exponent fields: at most 11 bits)."""
+def _entropy(values: np.ndarray[Any, Any], zeros: int = 0) -> float:
+    """Entropy (bits) of small non-negative integers (exponent fields: at most 11 bits), ``zeros`` of
+    the 0 values left out."""
     counts = np.bincount(values if values.dtype == np.intp else values.astype(np.intp))
+    counts[0] -= zeros
     counts = counts[counts > 0]
     p = counts / counts.sum()
     return float(-(p * np.log2(p)).sum())
@@ -187,21 +189,25 @@ def score(windows: list[bytes], dtype: np.dtype[Any]) -> Reading:
     # Judged on the bits (no float conversion): for IEEE floats the magnitude bits (sign
     # cleared) order as unsigned integers exactly as |x| does, NaN and infinity above all.
     uint = np.dtype(f"u{dtype.itemsize}")
-    raw = np.concatenate([arr.view(uint.newbyteorder(dtype.str[0])) for arr in arrays]).astype(uint, copy=False)
+    views = [arr.view(uint.newbyteorder(dtype.str[0])) for arr in arrays]
+    raw = (np.concatenate(views) if len(views) > 1 else views[0]).astype(uint, copy=False)
     mag = raw & ((1 << (bits - 1)) - 1)
-    nonzero = mag != 0  # zeros read the same in every byte order: sparse data are judged by the rest
-    if not nonzero.any():
+    # Zeros read the same in every byte order: sparse data are judged by the rest. Rather than
+    # selecting the non-zero values, zeros are counted and taken out of the counts below (a zero
+    # is below the smallest normal and has exponent field 0): the same counts, no copy.
+    nonzero = int(np.count_nonzero(mag))
+    if not nonzero:
         return Reading(dtype, 0.0, "all values are zero")
-    m = mag[nonzero]
+    zeros = mag.size - nonzero
     ebits = {2: 5, 4: 8, 8: 11}[dtype.itemsize]
     _inf, normal, lo, hi = _float_limits(dtype.itemsize)
-    # NaN or infinite, subnormal, below 1e-30 or above 1e30 in magnitude
-    # (inf > hi: "NaN or infinite" is within "above 1e30")
-    bad = (m < max(normal, lo)) | (m > hi)
-    exponent = _scratch(m.size).view(np.intp)[: m.size]
-    np.right_shift(m, bits - 1 - ebits, out=exponent, casting="unsafe")  # at most 11 bits: fits any intp
-    h = _entropy(exponent)
-    frac = np.count_nonzero(bad) / bad.size  # the mean of a boolean array, exactly
+    # NaN or infinite, subnormal, below 1e-30 or above 1e30 in magnitude (inf > hi: "NaN or
+    # infinite" is within "above 1e30"; the two ranges do not overlap)
+    bad = int(np.count_nonzero(mag < max(normal, lo))) - zeros + int(np.count_nonzero(mag > hi))
+    exponent = _scratch(mag.size).view(np.intp)[: mag.size]
+    np.right_shift(mag, bits - 1 - ebits, out=exponent, casting="unsafe")  # at most 11 bits: fits any intp
+    h = _entropy(exponent, zeros)
+    frac = bad / nonzero  # the fraction of non-zero values, exactly
     return Reading(
         dtype, 0.5 * frac + 0.5 * h / ebits,
         f"{frac:.0%} of non-zero values NaN, infinite, subnormal or beyond 1e±30; exponent entropy "
