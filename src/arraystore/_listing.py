@@ -20,20 +20,26 @@ Assumptions, which :func:`listed` blocks keep:
   file system, never fewer.
 * A folder that cannot be listed (no read permission, gone) is not cached: every check in it
   goes to the file system, as without a listing.
+
+The same blocks remember where each folder resolves to (:func:`real_folder`, its symbolic links
+followed), so that :func:`real_path` of a file that is not itself a link costs one ``lstat``
+instead of one per component of its path: the folders are not moved or relinked during the block.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
-__all__ = ["is_file", "listed", "may_exist", "may_exist_in", "name_key"]
+__all__ = ["is_file", "listed", "may_exist", "may_exist_in", "name_key", "real_folder", "real_path"]
 
 _LISTINGS: ContextVar[dict[str, frozenset[str] | None] | None] = ContextVar("arraystore_listings", default=None)
+_REAL: ContextVar[dict[str, Path] | None] = ContextVar("arraystore_real_folders", default=None)
 
 
 @contextmanager
@@ -42,10 +48,11 @@ def listed() -> Iterator[None]:
     if _LISTINGS.get() is not None:
         yield
         return
-    token = _LISTINGS.set({})
+    token, real = _LISTINGS.set({}), _REAL.set({})
     try:
         yield
     finally:
+        _REAL.reset(real)
         _LISTINGS.reset(token)
 
 
@@ -92,3 +99,26 @@ def may_exist_in(folder: str, name: str) -> bool:
 def is_file(path: Path) -> bool:
     """``path.is_file()``, answered from the folder's listing when the name is absent from it."""
     return may_exist(path) and path.is_file()
+
+
+def real_folder(folder: Path) -> Path:
+    """``folder.resolve()``, remembered inside :func:`listed`."""
+    cache = _REAL.get()
+    if cache is None:
+        return folder.resolve()
+    key = os.fspath(folder)
+    hit = cache.get(key)
+    if hit is None:
+        hit = cache[key] = folder.resolve()
+    return hit
+
+
+def real_path(path: Path) -> Path:
+    """``path.resolve()``: inside :func:`listed`, the remembered folder's plus the name when ``path`` is no link."""
+    if _REAL.get() is None or path.name in ("", ".", ".."):
+        return path.resolve()
+    try:
+        link = stat.S_ISLNK(os.lstat(path).st_mode)
+    except OSError:
+        link = True  # missing or unreadable: resolved the usual way
+    return path.resolve() if link else real_folder(path.parent) / path.name

@@ -182,3 +182,15 @@ def test_an_unlistable_folder_is_not_cached(tmp_path: Path) -> None:
         assert _listing.may_exist(tmp_path / "file" / "x.hdr")
         assert _listing.may_exist(tmp_path / "missing" / "x.hdr")
         assert not _listing.is_file(tmp_path / "missing" / "x.hdr")
+
+
+def test_real_paths_inside_a_block_are_the_resolved_paths(tmp_path: Path) -> None:
+    root = tmp_path / "src"
+    _tricky_archive(root, tmp_path / "outside")
+    (root / "via").symlink_to(root / "linked", target_is_directory=True)  # a folder reached through a link
+    paths = [*sorted(root.rglob("*")), root / "via" / "scene.hdr", root / "via" / "missing.hdr",
+             root / "linked" / ".." / "upper" / "scene.img", root / "nowhere" / "x.dat"]
+    with _listing.listed():
+        for p in paths:
+            assert _listing.real_path(p) == p.resolve(), p
+            assert _listing.real_folder(p.parent) == p.parent.resolve(), p

@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .._attr_bounds import bound_attrs
-from .._listing import may_exist_in
+from .._listing import may_exist_in, real_folder, real_path
 from ..errors import ArrayNotFoundError, MetadataError, SizeMismatchError, UnsafeInputError
 from ..meta import MAX_NDIM, ArrayMeta
 
@@ -222,8 +222,8 @@ def ensure_inside(path: Path, folder: Path, what: str, named_by: Path) -> Path:
     UnsafeInputError
         The resolved path is not inside the resolved ``folder``.
     """
-    real = path.resolve()
-    base = folder.resolve()
+    real = real_path(path)
+    base = real_folder(folder)
     if real != base and base not in real.parents:
         raise UnsafeInputError(
             f"{path}: the {what} named by {named_by} resolves through a symbolic link to {real}, outside "

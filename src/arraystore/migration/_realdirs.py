@@ -1,11 +1,11 @@
 """The archive root's resolved path, computed once per migration instead of once per file.
 
 Resolving a path (``Path.resolve``: one ``lstat`` per component) is done several times
-per file to check that evidence and data stay inside the archive. The files themselves
-are resolved every time; only the root, which a migration fixes when it starts, is
-remembered, and only inside :func:`remembered` (a migration's planning or a worker's batch),
-as are the umask (read from ``/proc`` otherwise at every output) and the source folders'
-listings (:mod:`arraystore._listing`).
+per file to check that evidence and data stay inside the archive. The folders' resolutions
+are remembered inside :func:`remembered` (a migration's planning or a worker's batch), so a
+file that is no link costs one ``lstat`` (:func:`arraystore._listing.real_path`); so are the
+umask (read from ``/proc`` otherwise at every output) and the source folders' listings
+(:mod:`arraystore._listing`).
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from contextvars import ContextVar
 from pathlib import Path
 
 from .. import _fsutil
-from .._listing import listed
+from .._listing import listed, real_folder
 
 __all__ = ["real_root", "remembered", "umask"]
 
-_CACHE: ContextVar[dict[str, Path] | None] = ContextVar("arraystore_migration_real_roots", default=None)
 _UMASK: ContextVar[list[int] | None] = ContextVar("arraystore_migration_umask", default=None)
 
 
@@ -32,13 +31,12 @@ def remembered() -> Iterator[None]:
     files that are absent; the block covers a migration's planning or a worker's batch, during
     which the migration writes only into its destination, never into the source folders.
     """
-    token, mask = _CACHE.set({}), _UMASK.set([])
+    mask = _UMASK.set([])
     try:
         with listed():
             yield
     finally:
         _UMASK.reset(mask)
-        _CACHE.reset(token)
 
 
 def umask() -> int:
@@ -54,11 +52,4 @@ def umask() -> int:
 def real_root(root: Path) -> Path:
     """``root.resolve()``, remembered inside :func:`remembered` (also for the source folders above each file:
     a migration does not move or relink them while it runs)."""
-    cache = _CACHE.get()
-    if cache is None:
-        return root.resolve()
-    key = str(root)
-    hit = cache.get(key)
-    if hit is None:
-        hit = cache[key] = root.resolve()
-    return hit
+    return real_folder(root)

@@ -32,7 +32,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .. import _fsutil
-from .._listing import may_exist_in
+from .._listing import may_exist_in, real_path
 from ..errors import MetadataError, UnsafeInputError
 from ._realdirs import real_root
 from .evidence import (
@@ -244,7 +244,7 @@ def manifest_entries(data_path: Path, root: Path | None) -> Iterator[tuple[Path,
             manifest = folder / name
             if manifest == data_path or not manifest.is_file():
                 continue
-            real = manifest.resolve()
+            real = real_path(manifest)
             if stop not in real.parents:
                 raise UnsafeInputError(
                     f"{manifest}: this folder manifest resolves through a symbolic link to {real}, outside "

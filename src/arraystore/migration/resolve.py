@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._attr_bounds import bound_attrs
-from .._listing import is_file
+from .._listing import is_file, real_path
 from ..errors import (
     ArrayNotFoundError,
     ArrayStoreError,
@@ -148,7 +148,7 @@ def _relname(path: Path, root: Path | None, link: bool = True) -> str:
 
 def _fenced(evidence: Path, fence: Path, data: Path) -> Path:
     """``evidence`` (a file read about ``data``), refused when it resolves outside ``fence`` through a link."""
-    real, base = evidence.resolve(), real_root(fence)
+    real, base = real_path(evidence), real_root(fence)
     if real != base and base not in real.parents:
         raise UnsafeInputError(
             f"{evidence}: this metadata file about {data.name} resolves through a symbolic link to {real}, "
@@ -197,7 +197,7 @@ def _dialect_evidence(path: Path, fence: Path, notes: list[str]) -> Evidence | N
     if parsed is None:
         return None
     _fenced(Path(parsed.header_path), fence, path)
-    if Path(parsed.data_path).resolve() != path.resolve():
+    if real_path(Path(parsed.data_path)) != real_path(path):
         notes.append(f"{parsed.dialect} header {parsed.header_path} describes {parsed.data_path}, not this file")
         return None
     meta: ArrayMeta = parsed.meta

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._listing import real_path
 from ..checksums import StreamHasher
 from ..errors import MetadataError, UnsafeInputError
 from ..meta import ArrayMeta
@@ -81,7 +82,7 @@ def check_inside(path: Path, name: str, real_root: Path | None = None) -> None:
     ``real_root``: the archive root (``path`` without ``name``) already resolved, if known.
     """
     root = path.parents[len(Path(name).parts) - 1].resolve() if real_root is None else real_root
-    target = path.resolve()
+    target = real_path(path)
     if root not in target.parents:
         raise UnsafeInputError(
             f"{path}: resolves to {target}, outside the archive root {root}; a reference must stay inside the archive"
