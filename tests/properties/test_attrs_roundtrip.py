@@ -177,3 +177,39 @@ def test_check_attrs_equals_the_json_round_trip(attrs: dict[str, Any]) -> None:
     assert same(checked, decode_attrs(json.loads(json.dumps(encode_attrs(attrs), allow_nan=True, ensure_ascii=False))))
     given_ids = {id(c) for c in _containers(attrs)}
     assert not any(id(c) in given_ids for c in _containers(checked))
+
+
+_PLAIN = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=6),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=4), c, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(st.text(max_size=4), _PLAIN | ATTRS, max_size=4))
+def test_encode_attrs_fast_copy_equals_the_checked_encoding(attrs: dict[str, Any]) -> None:
+    """Plain JSON attrs are copied without the per-value checks: the result, or the error, is the checked encoder's."""
+    from arraystore._attrs import _encode, encode_attrs
+
+    want: Any
+    try:
+        want = _encode(dict(attrs), "attrs", 0)
+    except MetadataError as exc:
+        want = f"MetadataError: {exc}"
+    try:
+        got: Any = encode_attrs(attrs)
+    except MetadataError as exc:
+        got = f"MetadataError: {exc}"
+    assert same(got, want)
+
+
+def test_encode_attrs_refusals_name_the_value() -> None:
+    from arraystore._attrs import MAX_DEPTH, encode_attrs
+
+    deep: Any = 1
+    for _ in range(MAX_DEPTH + 1):
+        deep = [deep]
+    for bad, match in [({"a": (1, 2)}, "tuple"), ({"a": {"$numpy": 1}}, "reserved"), ({"a": "\ud800"}, "surrogate"),
+                       ({"\ud800": 1}, "surrogate"), ({"a": deep}, "deeper"), ({1: 2}, "str attribute names")]:
+        with pytest.raises(MetadataError, match=match):
+            encode_attrs(bad)  # type: ignore[arg-type]

@@ -351,7 +351,7 @@ def run_virtual_job(job: Job) -> FileRecord:
 
     t0 = time.perf_counter()
     try:
-        meta = ArrayMeta.from_dict(job.meta)
+        meta = ArrayMeta.from_dict({**job.meta, "attrs": {}})  # the layout; the attrs matter only to a copy
         reason = job.copy or copy_reason(meta)
         if reason is not None and not job.fallback:
             raise UnsupportedDtypeError(f"{job.src_path}: cannot be referenced in place: {reason}; "
@@ -360,7 +360,7 @@ def run_virtual_job(job: Job) -> FileRecord:
         check_inside(path, job.source, real_root(path.parents[len(Path(job.source).parts) - 1]))
         changed = _unchanged(job)
         if changed is None and reason is not None:
-            return _copy(job, meta, reason, t0)
+            return _copy(job, ArrayMeta.from_dict(job.meta), reason, t0)
         if changed is None and job.checksum:
             digest = file_checksum(job.src_path)
             changed = _unchanged(job)
