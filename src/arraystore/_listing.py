@@ -18,8 +18,14 @@ Assumptions, which :func:`listed` blocks keep:
   case-insensitive or normalising file system (macOS, SMB, ext4 casefold) ``scene.hdr`` is
   still checked when the folder lists ``scene.HDR``: a listing may send more names to the
   file system, never fewer.
-* A folder that cannot be listed (no read permission, gone) is not cached: every check in it
-  goes to the file system, as without a listing.
+* A folder that cannot be listed (no read permission, gone), or that holds more than
+  :data:`MAX_LISTED` entries, is not used: every check in it goes to the file system, as
+  without a listing (a huge folder listed again for every batch of files would cost more
+  than the checks it saves).
+
+A worker process that resolves a run's files batch after batch passes the run's ``scope`` to
+:func:`listed`: its listings then last from one batch to the next (at most
+:data:`MAX_FOLDERS` folders, the oldest dropped), instead of one listing per folder per batch.
 
 The same blocks remember where each folder resolves to (:func:`real_folder`, its symbolic links
 followed), so that :func:`real_path` of a file that is not itself a link costs one ``lstat``
@@ -35,25 +41,53 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
+from typing import TypeVar
 
-__all__ = ["is_file", "listed", "may_exist", "may_exist_in", "name_key", "real_folder", "real_path"]
+T = TypeVar("T")
+
+__all__ = ["MAX_FOLDERS", "MAX_LISTED", "is_file", "listed", "may_exist", "may_exist_in", "name_key", "real_folder", "real_path"]
+
+#: Folders with more entries than this are not listed (their checks go to the file system).
+MAX_LISTED = 4096
+#: Folders whose listings and resolved paths a block keeps; beyond, the oldest are dropped.
+MAX_FOLDERS = 256
 
 _LISTINGS: ContextVar[dict[str, frozenset[str] | None] | None] = ContextVar("arraystore_listings", default=None)
 _REAL: ContextVar[dict[str, Path] | None] = ContextVar("arraystore_real_folders", default=None)
+#: The caches of the last scope (see :func:`listed`): (scope, listings, resolved folders).
+_scope: tuple[str, dict[str, frozenset[str] | None], dict[str, Path]] | None = None
 
 
 @contextmanager
-def listed() -> Iterator[None]:
-    """Within the block, :func:`is_file` and :func:`may_exist` list each folder once (nestable)."""
+def listed(scope: str | None = None) -> Iterator[None]:
+    """Within the block, :func:`is_file` and :func:`may_exist` list each folder once (nestable).
+
+    ``scope``: blocks of one scope (one run's batches in a worker process) share their caches.
+    """
+    global _scope
     if _LISTINGS.get() is not None:
         yield
         return
-    token, real = _LISTINGS.set({}), _REAL.set({})
+    if scope is None:
+        listings: dict[str, frozenset[str] | None] = {}
+        real: dict[str, Path] = {}
+    else:
+        if _scope is None or _scope[0] != scope:
+            _scope = (scope, {}, {})
+        _, listings, real = _scope
+    token, real_token = _LISTINGS.set(listings), _REAL.set(real)
     try:
         yield
     finally:
-        _REAL.reset(real)
+        _REAL.reset(real_token)
         _LISTINGS.reset(token)
+
+
+def _remember(cache: dict[str, T], key: str, value: T) -> T:
+    if len(cache) >= MAX_FOLDERS:
+        cache.pop(next(iter(cache)), None)  # the oldest
+    cache[key] = value
+    return value
 
 
 def name_key(name: str) -> str:
@@ -69,11 +103,11 @@ def _listing(folder: str, cache: dict[str, frozenset[str] | None]) -> frozenset[
     except KeyError:
         pass
     try:
-        names: frozenset[str] | None = frozenset(name_key(n) for n in os.listdir(folder or "."))
+        entries = os.listdir(folder or ".")
     except (OSError, ValueError):
-        names = None
-    cache[folder] = names
-    return names
+        entries = None
+    names = frozenset(name_key(n) for n in entries) if entries is not None and len(entries) <= MAX_LISTED else None
+    return _remember(cache, folder, names)
 
 
 def may_exist(path: str | os.PathLike[str]) -> bool:
@@ -109,7 +143,7 @@ def real_folder(folder: Path) -> Path:
     key = os.fspath(folder)
     hit = cache.get(key)
     if hit is None:
-        hit = cache[key] = folder.resolve()
+        hit = _remember(cache, key, folder.resolve())
     return hit
 
 

@@ -194,3 +194,54 @@ def test_real_paths_inside_a_block_are_the_resolved_paths(tmp_path: Path) -> Non
         for p in paths:
             assert _listing.real_path(p) == p.resolve(), p
             assert _listing.real_folder(p.parent) == p.parent.resolve(), p
+
+
+def test_a_folder_with_too_many_entries_is_not_listed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_listing, "MAX_LISTED", 3)
+    for i in range(4):
+        (tmp_path / f"f{i}.dat").write_bytes(b"")
+    with _listing.listed():
+        assert _listing.may_exist(tmp_path / "absent.hdr")  # not listed: the file system answers
+        assert not _listing.is_file(tmp_path / "absent.hdr")
+    (tmp_path / "f3.dat").unlink()
+    with _listing.listed():
+        assert not _listing.may_exist(tmp_path / "absent.hdr")
+
+
+def test_blocks_of_one_scope_share_listings_and_others_do_not(tmp_path: Path) -> None:
+    with _listing.listed("run-a"):
+        assert not _listing.may_exist(tmp_path / "late.hdr")
+    (tmp_path / "late.hdr").write_text("x")
+    with _listing.listed("run-a"):  # the next batch of the same run: the run's listing
+        assert not _listing.may_exist(tmp_path / "late.hdr")
+    with _listing.listed("run-b"):  # another run lists again
+        assert _listing.is_file(tmp_path / "late.hdr")
+    with _listing.listed():
+        assert _listing.is_file(tmp_path / "late.hdr")
+
+
+def test_a_block_keeps_a_bounded_number_of_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_listing, "MAX_FOLDERS", 4)
+    folders = [tmp_path / f"d{i}" for i in range(10)]
+    for d in folders:
+        d.mkdir()
+    with _listing.listed("bounded"):
+        for d in folders:
+            assert not _listing.may_exist(d / "x.hdr")
+            assert _listing.real_folder(d) == d.resolve()
+        cache = _listing._LISTINGS.get()
+        assert cache is not None and len(cache) <= 4
+        (folders[0] / "x.hdr").write_text("x")
+        assert _listing.is_file(folders[0] / "x.hdr")  # dropped, so listed again: found
+
+
+def test_pooled_migration_results_equal_in_process_ones(tmp_path: Path) -> None:
+    root = tmp_path / "src"
+    shutil.copytree(REPO / "examples" / "legacy", root, symlinks=True)
+    _tricky_archive(root / "tricky", tmp_path / "outside")
+    one = migrate(root, tmp_path / "a", to="npy", workers=1)
+    two = migrate(root, tmp_path / "b", to="npy", workers=2)
+    keep = ("source", "status", "destination", "resolution", "error")
+    assert [{k: r.to_dict()[k] for k in keep} for r in one.records] == [
+        {k: r.to_dict()[k] for k in keep} for r in two.records
+    ]

@@ -24,16 +24,17 @@ _UMASK: ContextVar[list[int] | None] = ContextVar("arraystore_migration_umask", 
 
 
 @contextmanager
-def remembered() -> Iterator[None]:
+def remembered(scope: str | None = None) -> Iterator[None]:
     """Within the block, :func:`real_root` resolves each root once and each folder is listed once.
 
     The folder listings (:func:`arraystore._listing.listed`) answer the checks for evidence
     files that are absent; the block covers a migration's planning or a worker's batch, during
     which the migration writes only into its destination, never into the source folders.
+    ``scope`` (a run's identifier): a worker's blocks of one run share the listings.
     """
     mask = _UMASK.set([])
     try:
-        with listed():
+        with listed(scope):
             yield
     finally:
         _UMASK.reset(mask)

@@ -164,7 +164,7 @@ def _resolve_and_run(task: tuple[_Planner, list[tuple[str, str, int]]]) -> _Reso
     the main process only writes the manifest.
     """
     planner, items = task
-    with remembered():
+    with remembered(planner.scope):
         for name, dest, _size in items:
             t0 = time.perf_counter()
             try:
