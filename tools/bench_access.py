@@ -13,7 +13,14 @@ Before every cold run the file is evicted from the page cache (``fsync`` +
 ``posix_fadvise(POSIX_FADV_DONTNEED)``), and eviction is checked by timing 256 random
 4 KiB reads, which are much slower cold than warm.
 
-Run: ``python tools/bench_access.py [--gib 2] [--rows 100000] [--dir /tmp]`` (Linux only).
+``--repeat N`` runs the random-row comparison N times, the order of the variants rotated
+each time (no variant always runs first after an eviction; warm, each variant is timed 5
+times per repetition); the table gives medians, the
+ratio of each median to the best median, CPU seconds per run (median) and, warm, the ratio
+of CPU medians and of the fastest runs (the least disturbed by other processes). The load average is
+printed before and after: on a shared machine, compare ratios from one run.
+
+Run: ``python tools/bench_access.py [--gib 2] [--rows 100000] [--repeat 3] [--dir /tmp]`` (Linux only).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from arraystore import _iocost, access
 from arraystore.backends import _mapped_access
 
 MiB = 1 << 20
+WARM_RUNS = 5  # timed warm runs per variant and repetition (each on a fresh store)
 ROW = 1024  # bytes per row: 128 float64
 
 
@@ -88,7 +96,9 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--dir", default=None)
+    ap.add_argument("--repeat", type=int, default=1, help="random-row comparisons, variants rotated each time")
     args = ap.parse_args()
+    print(f"load average {os.getloadavg()}")
     folder = Path(tempfile.mkdtemp(dir=args.dir, prefix="bench_access_"))
     path = str(folder / "rows.dat")
     n = int(args.gib * 2**30) // ROW
@@ -103,7 +113,8 @@ def main() -> None:
     warm_probe = min(probe(path) for _ in range(3))
     print(f"warm probe: {warm_probe * 1e3:.2f} ms for 256 random 4 KiB reads")
     results: list[tuple[str, float, str]] = []
-    side: dict[str, dict[str, float]] = {}
+    side: dict[str, dict[str, list[float]]] = {}
+    cpu: dict[str, dict[str, list[float]]] = {}
 
     def rows_per_s(name: str, fn: Callable[[], object]) -> None:
         p = cold(path, warm_probe)
@@ -121,7 +132,9 @@ def main() -> None:
         return run
 
     try:
+        cold(path, warm_probe)  # as on first use: the calibration finds the file out of the page cache
         with arraystore.open(path) as store:
+            t_cal = timed(lambda: access.calibrate(store))
             cal = access.calibrate(store)
             uniq = np.unique(idx)
             for state in ("cold", "warm"):
@@ -131,10 +144,12 @@ def main() -> None:
                     seq_read(path)
                 stats = _mapped_access.gather_stats(store, uniq, ROW, 64 * MiB, cal)
                 costs = _iocost.gather_costs(stats, cal, store.io)
-                print(f"auto, {state}: {_iocost.choose_gather(stats, cal, store.io)} "
-                      f"(resident {stats.resident:.0%}; model seconds "
+                chosen = ("copied from the map in the order asked" if stats.resident == 1.0
+                          else _iocost.choose_gather(stats, cal, store.io))
+                print(f"auto, {state}: {chosen} "
+                      f"(resident {stats.resident:.0%} of a sample; model seconds "
                       + ", ".join(f"{m} {c:.2f}" for m, c in costs.items()) + ")")
-        print(f"calibration: {cal}")
+        print(f"calibration ({t_cal:.3f} s, once per device and process): {cal}")
         takes: list[tuple[str, Callable[[arraystore.ArrayStore], object]]] = [
             ("naive random order, memmap mm[idx]", lambda st: np.asarray(st.as_memmap()[idx])),
             ("sorted order, memmap mm[np.sort(idx)]", lambda st: np.asarray(st.as_memmap()[np.sort(idx)])),
@@ -142,15 +157,25 @@ def main() -> None:
         ]
         for mode in _iocost.MODES:
             takes.append((f"take, forced {mode}", lambda st, mode=mode: access.take(st, idx, mode=mode)))
-        for state in ("cold", "warm"):
-            for name, fn in takes:
-                if state == "cold":
-                    cold(path, warm_probe)
-                else:
-                    fresh(fn)()
-                s = timed(fresh(fn))
-                side.setdefault(name, {})[state] = s
-                print(f"{name}, {state}: {s:.2f} s, {args.rows / s:,.0f} rows/s", flush=True)
+        for rep in range(args.repeat):
+            turn = takes[rep % len(takes):] + takes[: rep % len(takes)]
+            for state in ("cold", "warm"):
+                for name, fn in turn:
+                    if state == "cold":
+                        cold(path, warm_probe)
+                    else:
+                        fresh(fn)()
+                    for _ in range(1 if state == "cold" else WARM_RUNS):  # warm runs are short: several
+                        c = time.process_time()
+                        s = timed(fresh(fn))
+                        c = time.process_time() - c
+                        side.setdefault(name, {}).setdefault(state, []).append(s)
+                        cpu.setdefault(name, {}).setdefault(state, []).append(c)
+                    chose = ""
+                    if name == "take (auto)" and _mapped_access.LAST_CHOICE:
+                        mode, costs, _ = _mapped_access.LAST_CHOICE
+                        chose = f" (chose {mode}" + "".join(f", {m} {v:.2f}" for m, v in costs.items()) + ")"
+                    print(f"{name}, {state}: {s:.3f} s, {args.rows / s:,.0f} rows/s, cpu {c:.3f} s{chose}", flush=True)
 
         def batches(store: arraystore.ArrayStore) -> None:
             got = 0
@@ -187,15 +212,22 @@ def main() -> None:
         for p in folder.iterdir():
             p.unlink()
         folder.rmdir()
-    print(
-        f"\n{args.rows:,} random rows of {ROW} B from a {n * ROW / 2**30:.2f} GiB raw array; cold page cache\n"
-    )
-    print("| random rows | cold rows/s | warm rows/s | cold vs best | warm vs best |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    best = {state: min(t[state] for t in side.values()) for state in ("cold", "warm")}
-    for name, t in side.items():
+    print(f"load average {os.getloadavg()}")
+    print(f"\n{args.rows:,} random rows of {ROW} B from a {n * ROW / 2**30:.2f} GiB raw array, cold page cache "
+          f"and warm; medians of {args.repeat} run(s), variants rotated\n")
+    print("| random rows | cold rows/s | warm rows/s | cold vs best | warm vs best | cpu s cold / warm "
+          "| warm cpu vs best | warm fastest vs best |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    best_cpu = min(float(np.median(c["warm"])) for c in cpu.values())
+    fastest = {name: min(t["warm"]) for name, t in side.items()}  # warm runs are short: the least disturbed
+    med = {name: {state: float(np.median(v)) for state, v in t.items()} for name, t in side.items()}
+    best = {state: min(t[state] for t in med.values()) for state in ("cold", "warm")}
+    for name, t in med.items():
+        cs = {state: float(np.median(v)) for state, v in cpu[name].items()}
         print(f"| {name} | {args.rows / t['cold']:,.0f} | {args.rows / t['warm']:,.0f} | "
-              f"{best['cold'] / t['cold']:.2f}x | {best['warm'] / t['warm']:.2f}x |")
+              f"{best['cold'] / t['cold']:.2f}x | {best['warm'] / t['warm']:.2f}x | "
+              f"{cs['cold']:.3f} / {cs['warm']:.3f} | {best_cpu / cs['warm']:.2f}x | "
+              f"{min(fastest.values()) / fastest[name]:.2f}x |")
     print()
     print("| access | time (s) | rate |")
     print("| --- | ---: | ---: |")

@@ -16,14 +16,19 @@
 Which is fastest depends on the device (latency of one read, of many in parallel, its
 sequential rate, its read-around window), on how much of the file is already in the
 page cache, and on how the rows spread over the file. :func:`measure` measures the
-device on the file itself, with a few ``O_DIRECT`` reads (which neither use nor disturb
-the page cache); :func:`calibration_for` does that once per device and process (and
-reads or writes a user cache file when asked, never anything next to the data);
-:func:`gather_costs` turns a calibration and a gather's statistics into seconds.
+device on the file itself: a few ``O_DIRECT`` reads (which neither use nor disturb the
+page cache), a small ``WILLNEED`` gather of pages that are not in the page cache, which is
+what ``"gather"`` does at scale, and a read through the kernel's read-ahead, which is what
+the sequential pass and the map's read-around get (both evicted again); :func:`calibration_for`
+does that once per device and process (and reads or writes a user cache file when asked,
+never anything next to the data); :func:`gather_costs` turns a calibration and a gather's
+statistics into seconds.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import dataclasses
 import json
 import mmap
@@ -40,6 +45,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "MAX_MERGE_GAP",
     "MODES",
     "Calibration",
     "GatherStats",
@@ -50,8 +56,10 @@ __all__ = [
     "gather_costs",
     "measure",
     "memory_calibration",
+    "merge_gap_bytes",
     "reset",
     "resident_fraction",
+    "resident_pages",
 ]
 
 MODES: tuple[str, ...] = ("sequential", "gather", "mapped")
@@ -65,6 +73,12 @@ _SEQUENTIAL_BYTES = 8 << 20
 _SEQUENTIAL_REQUEST = 1 << 20
 #: Pages sampled to estimate how much of a gather's span is in the page cache.
 _RESIDENCY_SAMPLES = 64
+#: Pages of the measured ``WILLNEED`` gather (at most; a quarter of a small file's).
+_GATHER_PAGES = 1024
+#: Fewer pages out of the page cache than this: no gather is measured (the ``O_DIRECT`` figure serves).
+_GATHER_MIN_PAGES = 32
+#: Version of the calibration entries in the user cache file; entries of another version are measured again.
+FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -76,14 +90,20 @@ class Calibration:
     device
         What was measured (``"<host>:<major>:<minor>"`` of the file's device, or a label).
     read_bytes_per_s
-        Sequential reads from the device (not the page cache).
+        Sequential reads from the device (not the page cache): the better of up to 8 MiB read with
+        ``O_DIRECT`` and up to 64 MiB out of the page cache read through it (the kernel's read-ahead,
+        as the sequential pass and the map's read-around get it; evicted again).
     random_read_s
         One page read alone (queue depth 1), as a page fault waits for it.
     parallel_read_s
-        One page read's share of the time when many are in flight (what read-ahead
-        advice and threads of ``preadv`` achieve).
+        One run's share of the time of a gather of many: measured by advising
+        (``posix_fadvise(WILLNEED)``) and then reading about 1,000 pages of the file that
+        are not in the page cache, as the ``"gather"`` mode does; where the page cache
+        cannot be inspected (no ``mincore``, or a file this user may not write), one
+        page's share of ``O_DIRECT`` reads 8 at once.
     memory_bytes_per_s
-        Copying bytes that are in memory (the page cache into an array).
+        Copying bytes that are in memory (the page cache into an array): the slower of a 4 MiB copy
+        between arrays and a read of up to 64 MiB of the file from the page cache.
     call_s
         One system call or page fault on data in the page cache.
     fault_window_bytes
@@ -123,7 +143,9 @@ class GatherStats:
     ``span_bytes``: from the first row's page to the last row's; ``touched_pages``: pages the
     rows touch; ``runs``: runs of consecutive rows; ``windows``: read-around windows the rows
     touch; ``resident``: share of the touched pages already in the page cache (0..1);
-    ``block_bytes``: bytes per call of a sequential pass; ``row_bytes``: bytes of all the rows.
+    ``block_bytes``: bytes per call of a sequential pass; ``row_bytes``: bytes of all the rows;
+    ``advised_runs`` / ``advised_pages``: ranges the ``"gather"`` mode advises once runs closer than
+    :func:`merge_gap_bytes` share one, and the pages they cover (0: one range per run, its pages only).
     """
 
     span_bytes: int
@@ -133,6 +155,21 @@ class GatherStats:
     resident: float
     block_bytes: int
     row_bytes: int
+    advised_runs: int = 0
+    advised_pages: int = 0
+
+
+#: Runs of a gather are never merged across more than this (a bound on the bytes read in between).
+MAX_MERGE_GAP = 1 << 20
+
+
+def merge_gap_bytes(cal: Calibration | None) -> int:
+    """Gap below which two runs of a gather are advised as one range: where reading the bytes in between at the
+    sequential rate costs less than one more read in the gather (``parallel_read_s * read_bytes_per_s``, at
+    most :data:`MAX_MERGE_GAP`; 0 without a calibration)."""
+    if cal is None:
+        return 0
+    return int(min(max(cal.parallel_read_s * cal.read_bytes_per_s, 0.0), MAX_MERGE_GAP))
 
 
 def gather_costs(stats: GatherStats, cal: Calibration, io: str = "mmap") -> dict[str, float]:
@@ -141,12 +178,16 @@ def gather_costs(stats: GatherStats, cal: Calibration, io: str = "mmap") -> dict
     touched = stats.touched_pages * PAGE
     copy_rows = stats.row_bytes / cal.memory_bytes_per_s
     calls = -(-stats.span_bytes // max(stats.block_bytes, 1))
+    merged = io == "mmap" and stats.advised_runs > 0  # threads of preadv (buffered I/O) read each run alone
+    advised = stats.advised_runs if merged else stats.runs
+    advised_pages = stats.advised_pages if merged else stats.touched_pages
     costs = {
         "sequential": cold * stats.span_bytes / cal.read_bytes_per_s + stats.span_bytes / cal.memory_bytes_per_s
         + calls * cal.call_s + copy_rows,
-        # one advice (or preadv) per run; the map's pages are faulted in (or copied) once they are read
-        "gather": cold * (stats.runs * cal.parallel_read_s + touched / cal.read_bytes_per_s)
-        + (stats.runs + (stats.touched_pages if io == "mmap" else 0)) * cal.call_s
+        # one advice (or preadv) per range, its first page included; the map's pages are faulted in (or copied)
+        # once they are read
+        "gather": cold * (advised * cal.parallel_read_s + max(advised_pages - advised, 0) * PAGE / cal.read_bytes_per_s)
+        + (advised + (stats.touched_pages if io == "mmap" else 0)) * cal.call_s
         + touched / cal.memory_bytes_per_s + copy_rows,
     }
     if io == "mmap":
@@ -164,8 +205,8 @@ def choose_gather(stats: GatherStats, cal: Calibration, io: str = "mmap") -> str
 # -- residency ---------------------------------------------------------------------------------------------------
 
 
-def resident_fraction(fd: int, offsets: np.ndarray[Any, Any]) -> float | None:
-    """Share of the pages at ``offsets`` (a sample, at most 64) in the page cache, probed with
+def resident_fraction(fd: int, offsets: np.ndarray[Any, Any], limit: int = _RESIDENCY_SAMPLES) -> float | None:
+    """Share of the pages at ``offsets`` (a sample, the first ``limit``) in the page cache, probed with
     ``preadv2(RWF_NOWAIT)``: a 1-byte read that returns at once instead of waiting for the device (recent
     kernels then start reading that page in the background, a page the gather reads anyway); None where the
     kernel cannot tell."""
@@ -174,7 +215,7 @@ def resident_fraction(fd: int, offsets: np.ndarray[Any, Any]) -> float | None:
         return None
     buf = bytearray(1)
     hits = 0
-    for off in offsets[:_RESIDENCY_SAMPLES].tolist():
+    for off in offsets[:limit].tolist():
         try:
             os.preadv(fd, [buf], int(off), flag)
             hits += 1
@@ -182,7 +223,56 @@ def resident_fraction(fd: int, offsets: np.ndarray[Any, Any]) -> float | None:
             pass
         except OSError:  # not supported by this file system
             return None
-    return hits / min(offsets.size, _RESIDENCY_SAMPLES)
+    return hits / min(offsets.size, limit)
+
+
+_MINCORE: Any = None
+
+
+def _mincore() -> Any:
+    """libc's ``mincore`` (None where there is none: not Linux or BSD, or no libc found)."""
+    global _MINCORE
+    if _MINCORE is None:
+        _MINCORE = False
+        name = ctypes.util.find_library("c")
+        try:
+            fn = getattr(ctypes.CDLL(name, use_errno=True), "mincore", None) if name else None
+        except OSError:
+            fn = None
+        if fn is not None:
+            fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte)]
+            fn.restype = ctypes.c_int
+            _MINCORE = fn
+    return _MINCORE or None
+
+
+def _page_cache_visible(path: str) -> bool:
+    """Whether ``mincore`` on a map of ``path`` reports the page cache (Linux tells it only to the file's owner
+    and to those who may write it; to others it reports the pages mapped by the caller)."""
+    st = os.stat(path)
+    return os.geteuid() in (0, st.st_uid) or os.access(path, os.W_OK)
+
+
+def resident_pages(m: mmap.mmap, pages: np.ndarray[Any, Any]) -> np.ndarray[Any, Any] | None:
+    """Which of ``pages`` (page numbers within map ``m``) are in the page cache, by ``mincore``: nothing is
+    read. None where ``mincore`` is missing or fails."""
+    fn = _mincore()
+    if fn is None:
+        return None
+    base = np.frombuffer(m, np.uint8).ctypes.data
+    if pages.size > 1 and int(pages[-1]) - int(pages[0]) + 1 == pages.size and bool(np.all(np.diff(pages) == 1)):
+        span = np.zeros(pages.size, np.uint8)  # a range of pages: one call
+        ptr = span.ctypes.data_as(ctypes.POINTER(ctypes.c_ubyte))
+        if fn(ctypes.c_void_p(base + int(pages[0]) * PAGE), pages.size * PAGE, ptr) != 0:
+            return None
+        return (span & 1).astype(bool)
+    vec = (ctypes.c_ubyte * 1)()
+    out = np.zeros(pages.size, bool)
+    for k, p in enumerate(pages.tolist()):
+        if fn(ctypes.c_void_p(base + p * PAGE), PAGE, vec) != 0:
+            return None
+        out[k] = bool(vec[0] & 1)
+    return out
 
 
 # -- measuring -----------------------------------------------------------------------------------------------------
@@ -237,12 +327,16 @@ def _timed(fn: Any) -> float:
 
 
 def measure(path: str | os.PathLike[str]) -> Calibration:
-    """Measure the device that holds ``path`` by reading ``path`` itself with ``O_DIRECT``.
+    """Measure the device that holds ``path`` by reading ``path`` itself.
 
-    About 50 single-page reads (alone, then 8 threads at once) at pages chosen by the
-    file's inode number, and up to 8 MiB read sequentially: bounded, and the page cache is
-    neither read nor changed. A file system without ``O_DIRECT`` (tmpfs, some network and
-    FUSE file systems) is measured as memory: its reads are the page cache's.
+    About 50 single-page ``O_DIRECT`` reads (alone, then 8 threads at once) at pages chosen
+    by the file's inode number, up to 8 MiB read sequentially with ``O_DIRECT`` (neither
+    uses nor changes the page cache), a gather as ``take`` does it (up to 1,024 pages that
+    ``mincore`` shows are not in the page cache, advised with ``WILLNEED`` and read, about
+    10 ms on a local disk) and up to 64 MiB out of the page cache read through the kernel's
+    read-ahead; what these two read is evicted again. A file system without ``O_DIRECT``
+    (tmpfs, some network and FUSE file systems) is measured as memory: its reads are the
+    page cache's.
     """
     path = os.fspath(path)
     memory, call = _memory_rate()
@@ -258,15 +352,163 @@ def measure(path: str | os.PathLike[str]) -> Calibration:
         if fd >= 0:
             os.close(fd)
         return _as_memory(key, memory, call, window)
+    rng = np.random.default_rng(os.stat(path).st_ino)
     try:
-        random_read, parallel, sequential, sampled = _direct_reads(fd, pages,
-                                                                    np.random.default_rng(os.stat(path).st_ino))
+        random_read, parallel, sequential, sampled = _direct_reads(fd, pages, rng)
     except OSError:  # O_DIRECT refused at read time (alignment rules of this file system)
         return _as_memory(key, memory, call, window)
     finally:
         os.close(fd)
+    gathered = _willneed_gather(path, pages, rng)
+    if gathered is not None:
+        parallel = gathered
+    streamed = _streaming_read(path, pages, rng)
+    if streamed is not None:
+        sequential = max(sequential, streamed[0])
+        memory = min(memory, streamed[1])
     return Calibration(key, sequential, max(random_read, call), max(parallel, call), memory, call, window, sampled,
                        "measured")
+
+
+def _willneed_gather(path: str, pages: int, rng: np.random.Generator) -> float | None:
+    """Seconds per page of a gather of pages not in the page cache: each advised with ``WILLNEED`` (the kernel
+    queues their reads together), then read in file order, as the ``"gather"`` mode does.
+
+    The page cache is left as found: pages that were out of it are evicted again after the measurement (clean
+    and mapped by no one: the kernel drops them). Where too few are out, up to 8 regions of 2 MiB that are in
+    it are evicted first (whole regions: the kernel keeps a partly evicted large folio) and read back
+    afterwards. None where the page cache cannot be inspected (no ``mincore``, or a file whose cache
+    ``mincore`` does not report to this user) or nothing could be evicted."""
+    want = min(_GATHER_PAGES, pages // 4)
+    if (want < _GATHER_MIN_PAGES or not hasattr(os, "posix_fadvise") or _mincore() is None
+            or not _page_cache_visible(path)):
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    regions: list[int] = []
+    try:
+        candidates = rng.permutation(np.unique(rng.integers(0, pages, 2 * want)))
+        with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as m:  # closed before the gather: no page stays mapped
+            resident = resident_pages(m, candidates)
+            if resident is None:
+                return None
+            cold = np.sort(candidates[~resident][:want])
+            borrowed = _borrow(fd, m, pages, want - cold.size, rng, regions)
+        picked = np.sort(np.concatenate((cold, borrowed)))
+        if picked.size < _GATHER_MIN_PAGES:
+            return None
+        offsets = (picked * PAGE).tolist()
+        try:
+            t = time.perf_counter()
+            for off in offsets:
+                os.posix_fadvise(fd, off, PAGE, os.POSIX_FADV_WILLNEED)
+            for off in offsets:
+                os.pread(fd, 1, off)
+            elapsed = time.perf_counter() - t
+        finally:
+            for off in (cold * PAGE).tolist():
+                os.posix_fadvise(fd, off, PAGE, os.POSIX_FADV_DONTNEED)
+        return elapsed / picked.size
+    finally:
+        try:
+            for first in regions:  # what was in the page cache before is again
+                os.pread(fd, _BORROW_PAGES * PAGE, first * PAGE)
+        finally:
+            os.close(fd)
+
+
+def _streaming_read(path: str, pages: int, rng: np.random.Generator) -> tuple[float, float] | None:
+    """Bytes per second of a buffered sequential read of a stretch of the file out of the page cache (up to
+    64 MiB, a quarter of a smaller file's), and of reading it again from the page cache.
+
+    The first is the kernel's read-ahead, which both the sequential pass and the map's read-around use and
+    which keeps larger reads in flight than a few ``O_DIRECT`` reads do (on a virtual disk, twice their
+    rate); the second is what copying the page cache into a large array costs, which a sequential pass pays
+    for every byte of its span and a gather from the map does not (a copy within the CPU's caches, as a
+    small buffer gets, is several times faster). The stretch is evicted again. None where the page cache
+    cannot be inspected, or no stretch tried (4) is all out of it."""
+    span = min(_STREAM_BYTES, pages // 4 * PAGE) // _STREAM_REQUEST * _STREAM_REQUEST
+    if span < _SEQUENTIAL_BYTES or _mincore() is None or not _page_cache_visible(path):
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        n = span // PAGE
+        reach = min(pages, n + _STREAM_TAIL // PAGE)  # read-ahead goes on past the stretch: out of the cache too
+        start = -1
+        with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as m:
+            for first in (rng.integers(0, pages - reach + 1, 4) // 512 * 512).tolist():
+                resident = resident_pages(m, np.arange(first, first + reach))
+                if resident is not None and not resident.any():
+                    start = first * PAGE
+                    break
+        if start < 0:
+            return None
+        buf = bytearray(_STREAM_REQUEST)
+        try:
+            t = time.perf_counter()
+            for off in range(start, start + span, _STREAM_REQUEST):
+                os.preadv(fd, [buf], off)
+            elapsed = time.perf_counter() - t
+            whole = np.empty(span, np.uint8)
+            whole[::PAGE] = 0  # its pages exist before the clock starts
+            t = time.perf_counter()
+            os.preadv(fd, [whole.data], start)  # one call into one array, as the sequential pass reads
+            cached = time.perf_counter() - t
+        finally:
+            _evict_settled(fd, start, reach)
+        return span / max(elapsed, 1e-9), span / max(cached, 1e-9)
+    finally:
+        os.close(fd)
+
+
+def _evict_settled(fd: int, start: int, pages: int) -> None:
+    """Evict ``pages`` pages from ``start``, again until none has shown up for two checks 20 ms apart (at most
+    20 checks): pages still being read ahead are neither evicted nor shown by ``mincore`` until their read ends."""
+    clean = 0
+    with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as m:
+        for _ in range(20):
+            os.posix_fadvise(fd, start, pages * PAGE, os.POSIX_FADV_DONTNEED)
+            time.sleep(0.02)
+            left = resident_pages(m, np.arange(start // PAGE, start // PAGE + pages))
+            if left is None:
+                return
+            clean = 0 if left.any() else clean + 1
+            if clean == 2:
+                return
+
+
+#: The buffered sequential read of the measurement (bytes, and per call).
+_STREAM_BYTES = 64 << 20
+_STREAM_REQUEST = 1 << 20
+#: Beyond the stretch, what read-ahead may have read too (twice the largest usual ``read_ahead_kb``, 8 MiB).
+_STREAM_TAIL = 16 << 20
+
+
+#: Pages of one region evicted to measure the gather on a file that is in the page cache (2 MiB: the largest
+#: folio the page cache usually keeps), at most 8 of them; 64 of each region's pages are gathered.
+_BORROW_PAGES = 512
+_BORROW_REGIONS = 8
+
+
+def _borrow(fd: int, m: mmap.mmap, pages: int, need: int, rng: np.random.Generator,
+            regions: list[int]) -> np.ndarray[Any, Any]:
+    """Pages out of the page cache for the measurement, made by evicting whole regions that are in it (their
+    first pages are appended to ``regions``, to be read back)."""
+    got: list[np.ndarray[Any, Any]] = []
+    per = _BORROW_PAGES // 8
+    if need <= 0 or pages < 2 * _BORROW_PAGES:
+        return np.empty(0, np.int64)
+    count = min(_BORROW_REGIONS, -(-need // per))
+    for first in (rng.permutation(pages // _BORROW_PAGES)[:count] * _BORROW_PAGES).tolist():
+        span = np.arange(first, first + _BORROW_PAGES)
+        before = resident_pages(m, span)
+        if before is None or not before.all():
+            continue  # partly out already: its cold pages are candidates of their own
+        os.posix_fadvise(fd, first * PAGE, _BORROW_PAGES * PAGE, os.POSIX_FADV_DONTNEED)
+        regions.append(first)
+        after = resident_pages(m, span)
+        out = span[~after] if after is not None else span[:0]
+        got.append(np.sort(rng.permutation(out)[:per]))
+    return np.concatenate(got) if got else np.empty(0, np.int64)
 
 
 def _as_memory(key: str, memory: float, call: float, window: int, source: str = "measured") -> Calibration:
@@ -369,11 +611,11 @@ def calibration_for(path: str | os.PathLike[str], *, force: bool = False, persis
         if not force and key in _CACHE and not rough:  # a rough one (from a smaller file) is measured again
             cal = _CACHE[key]
             if persist and cal.source != "cache file":
-                _save_file({**_load_file(), key: cal.to_dict()})
+                _save_file({**_load_file(), key: {**cal.to_dict(), "format": FORMAT}})
             return cal
         if not force:
             stored = _load_file().get(key)
-            if isinstance(stored, dict):
+            if isinstance(stored, dict) and stored.get("format") == FORMAT:  # another version's: measure again
                 try:
                     loaded = dataclasses.replace(Calibration.from_dict(stored), source="cache file")
                 except (TypeError, ValueError):  # an entry from another version: measure again
@@ -384,7 +626,7 @@ def calibration_for(path: str | os.PathLike[str], *, force: bool = False, persis
         cal = measure(path)
         _CACHE[key] = cal
         if persist:
-            _save_file({**_load_file(), key: cal.to_dict()})
+            _save_file({**_load_file(), key: {**cal.to_dict(), "format": FORMAT}})
         return cal
 
 

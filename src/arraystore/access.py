@@ -59,7 +59,10 @@ def take(
     in file order, and the rows returned in the order asked for (duplicates included).
     The strategy is picked by cost:
 
-    * contiguous files (raw, npy) along their outermost storage axis: the cheapest of
+    * contiguous files (raw, npy) read through their memory map, along their outermost
+      storage axis, with every probed page of a sample of the rows in the page cache: one
+      gather from the map in the order asked (nothing to read from the device, so no sort);
+    * contiguous files (raw, npy) along their outermost storage axis otherwise: the cheapest of
       ``"sequential"`` (one pass of ``preadv`` calls of ``max_bytes``), ``"gather"`` (the
       runs advised to the kernel ahead of time with ``posix_fadvise(WILLNEED)``, which
       queues their reads in parallel, then copied from the memory map; threads of
@@ -120,7 +123,12 @@ def take(
     bad = (flat < -n) | (flat >= n)
     if bad.any():
         raise SelectionError(f"index {int(flat[bad][0])} is out of bounds for axis {axis} with size {n}")
-    flat = np.where(flat < 0, flat + n, flat)
+    if flat.size and flat.min() < 0:
+        flat = np.where(flat < 0, flat + n, flat)
+    if mode == "auto" and flat.size and math.prod(shape):
+        direct = store._take_in_memory(flat, axis)
+        if direct is not None:
+            return direct.reshape(shape[:axis] + idx.shape + shape[axis + 1 :])
     uniq, inverse = np.unique(flat, return_inverse=True)
     out_shape = list(shape)
     out_shape[axis] = uniq.size
@@ -155,9 +163,12 @@ def _check_mode(store: ArrayStore, axis: int, mode: str) -> None:
 def calibrate(store: ArrayStore, *, force: bool = False, persist: bool = False) -> Calibration:
     """The measured costs of reading the device that holds ``store``'s data, as :func:`take` uses them.
 
-    Measured on first use per device and process, with about 50 ``O_DIRECT`` reads of the
-    store's own file and up to 8 MiB read sequentially (the page cache is neither used nor
-    changed); later calls return the same. Nothing is ever written next to the data.
+    Measured on first use per device and process on the store's own file: about 50 ``O_DIRECT``
+    reads and up to 8 MiB read sequentially with ``O_DIRECT``, a gather of up to 1,024 pages
+    out of the page cache advised with ``WILLNEED`` (as ``take``'s ``"gather"`` does it), and up
+    to 64 MiB out of the page cache read through the kernel's read-ahead (what was read is evicted
+    again: the page cache is left as found); later calls return the same. Nothing is ever written
+    next to the data.
 
     Parameters
     ----------

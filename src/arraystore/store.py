@@ -33,7 +33,8 @@ Hooks with defaults a backend may override:
   ``writes_whole_files``): a small array written, checked and renamed into place in one go;
 * object storage (URL locations; see :mod:`arraystore.objstore`): ``_open_url(location, mode, **options)``,
   ``_create_url(location, meta, **options)``, ``_exists_url(location, storage_options)``;
-* access: ``_take_sorted(indices, axis, max_bytes, mode, calibration)``, ``_advise(advice)``;
+* access: ``_take_in_memory(indices, axis)``, ``_take_sorted(indices, axis, max_bytes, mode, calibration)``,
+  ``_advise(advice)``;
 * long writes through other handles: ``_keep_alive()`` (a creator whose chunks other
   processes write keeps its writer lock alive: object stores renew their lease);
 * pickling by reference: ``_reference_options()``, ``_pickled_options``;
@@ -673,6 +674,16 @@ class ArrayStore(ABC):
         return access.sample_batches(self, batch_size, rng=rng, window=window, drop_last=drop_last, prefetch=prefetch)
 
     # -- access hooks: generic defaults, overridden where a backend reads its bytes itself --
+
+    def _take_in_memory(self, indices: np.ndarray[Any, Any], axis: int) -> np.ndarray[Any, Any] | None:
+        """Rows ``indices`` (in range, any order, repeats allowed) along ``axis`` in the order given, copied
+        straight from memory when the store can tell that they all are there; None otherwise (then
+        :func:`arraystore.access.take` sorts them and reads them with :meth:`_take_sorted`).
+
+        The default returns None; memory-mapped backends copy from their map when a sample of the rows' pages
+        is all in the page cache (one copy, as numpy's own fancy indexing on the map).
+        """
+        return None
 
     def _take_sorted(self, indices: np.ndarray[Any, Any], axis: int, max_bytes: int, mode: str = "auto",
                      calibration: Any = None) -> np.ndarray[Any, Any]:

@@ -67,6 +67,27 @@ def test_large_read_around_makes_the_sorted_map_gather_cheapest() -> None:
     assert choose_gather(stats, BIG_READAROUND, io="buffered") in ("gather", "sequential")
 
 
+def test_close_runs_are_advised_as_one_range_where_reading_the_gap_is_cheaper() -> None:
+    # the break-even gap: one more read in the gather costs what reading the gap does
+    assert _iocost.merge_gap_bytes(NVME) == int(8e-6 * 2e9)
+    assert _iocost.merge_gap_bytes(SPINNING) == int(4e-3 * 150e6)  # 600 KB
+    slow = dataclass_replace(SPINNING, parallel_read_s=1.0)
+    assert _iocost.merge_gap_bytes(slow) == _iocost.MAX_MERGE_GAP  # bounded
+    assert _iocost.merge_gap_bytes(None) == 0
+    # 100k runs merged into 20k ranges of 5 pages: fewer reads, a few more pages each
+    apart = _stats(span=2 << 30, touched=100_000, runs=100_000, windows=256)
+    merged = dataclass_replace_stats(apart, advised_runs=20_000, advised_pages=100_000)
+    assert gather_costs(merged, NVME)["gather"] < gather_costs(apart, NVME)["gather"]
+    # buffered I/O reads each run with its own preadv: merging plays no part there
+    assert gather_costs(merged, NVME, io="buffered") == gather_costs(apart, NVME, io="buffered")
+
+
+def dataclass_replace_stats(stats: GatherStats, **kw: int) -> GatherStats:
+    import dataclasses
+
+    return dataclasses.replace(stats, **kw)
+
+
 def test_warm_rows_cost_only_copies() -> None:
     stats = _stats(span=2 << 30, touched=20_000, runs=20_000, windows=16_000, resident=1.0)
     costs = gather_costs(stats, SPINNING)
@@ -115,9 +136,11 @@ def test_an_injected_calibration_is_used_and_nothing_is_measured(make_store: Cal
 
 
 @given(indices=st.lists(st.integers(-3000, 2999), max_size=300), mode=st.sampled_from(access.TAKE_MODES),
-       io=st.sampled_from(["mmap", "buffered"]), order=st.sampled_from(["C", "F"]), kib=st.integers(4, 256))
+       io=st.sampled_from(["mmap", "buffered"]), order=st.sampled_from(["C", "F"]), kib=st.integers(4, 256),
+       cal=st.sampled_from([BIG_READAROUND, NVME, SPINNING]))
 def test_every_mode_equals_numpy(tmp_path_factory: pytest.TempPathFactory, indices: list[int], mode: str, io: str,
-                                 order: str, kib: int) -> None:
+                                 order: str, kib: int, cal: Calibration) -> None:
+    # the calibrations merge runs of the gather closer than 52 KB, 16 KB and 600 KB (rows of 148 B)
     data = np.random.default_rng(5).integers(-2**31, 2**31 - 1, size=(3000, 37), dtype="<i4").astype(">i4")
     if order == "F":
         data = np.asfortranarray(data.T)  # (37, 3000): the outermost storage axis is the last
@@ -131,7 +154,7 @@ def test_every_mode_equals_numpy(tmp_path_factory: pytest.TempPathFactory, indic
             with pytest.raises(AccessError, match="buffered"):
                 access.take(store, indices, axis=axis, mode=mode)
             return
-        got = access.take(store, indices, axis=axis, mode=mode, max_bytes=kib * 1024, calibration=BIG_READAROUND)
+        got = access.take(store, indices, axis=axis, mode=mode, max_bytes=kib * 1024, calibration=cal)
     np.testing.assert_array_equal(got, np.take(data, indices, axis=axis))
 
 
@@ -225,3 +248,93 @@ def test_warm_rows_need_no_device_measurement_and_cold_ones_get_it(make_store: C
         assert cal.source == "measured"
     finally:
         access.reset_calibration()
+
+
+def _resident_pages(path: str) -> int:
+    import mmap
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as m:
+            got = _iocost.resident_pages(m, np.arange(-(-os.path.getsize(path) // 4096)))
+    finally:
+        os.close(fd)
+    if got is None:
+        pytest.skip("mincore is not available here: the page cache cannot be inspected")
+    return int(got.sum())
+
+
+def test_the_gather_is_measured_on_the_file_and_the_page_cache_left_as_found(tmp_path: Path) -> None:
+    path = tmp_path / "device.bin"
+    path.write_bytes(os.urandom(16 << 20))
+    _evict(str(path))
+    if _resident_pages(str(path)):
+        pytest.skip("this file system keeps the file in the page cache (eviction has no effect)")
+    gathered = _iocost._willneed_gather(str(path), (16 << 20) // 4096, np.random.default_rng(0))
+    if gathered is None:
+        pytest.skip("O_DIRECT-less or mincore-less file system: the gather cannot be measured here")
+    assert gathered > 0
+    assert _resident_pages(str(path)) == 0  # the pages the measurement read were evicted again
+    access.reset_calibration()
+    try:
+        cal = _iocost.measure(path)
+        assert cal.parallel_read_s > 0
+        assert _resident_pages(str(path)) == 0
+    finally:
+        access.reset_calibration()
+
+
+def test_the_streaming_read_is_measured_out_of_the_page_cache_and_evicted_again(tmp_path: Path) -> None:
+    path = tmp_path / "stream.bin"
+    path.write_bytes(os.urandom(48 << 20))
+    _evict(str(path))
+    if _resident_pages(str(path)):
+        pytest.skip("this file system keeps the file in the page cache (eviction has no effect)")
+    rates = _iocost._streaming_read(str(path), (48 << 20) // 4096, np.random.default_rng(0))
+    assert rates is not None and min(rates) > 0
+    assert _resident_pages(str(path)) == 0  # the stretch and the read-ahead past it evicted again
+    path.read_bytes()  # all in the page cache: no stretch out of it, nothing measured, nothing evicted
+    assert _iocost._streaming_read(str(path), (48 << 20) // 4096, np.random.default_rng(0)) is None
+    assert _resident_pages(str(path)) == (48 << 20) // 4096
+
+
+def test_the_gather_of_a_file_in_the_page_cache_leaves_it_there(tmp_path: Path) -> None:
+    path = tmp_path / "warm.bin"
+    path.write_bytes(os.urandom(4 << 20))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # clean pages: the kernel evicts those only
+    finally:
+        os.close(fd)
+    path.read_bytes()
+    pages = (4 << 20) // 4096
+    if _resident_pages(str(path)) < pages:
+        pytest.skip("this file system does not keep the file in the page cache")
+    # every page is in the page cache: some are evicted and their reading back measured (a page in the cache
+    # would look like a free read), and the file is all in the page cache again afterwards
+    gathered = _iocost._willneed_gather(str(path), pages, np.random.default_rng(0))
+    assert gathered is not None and gathered > 0
+    assert _resident_pages(str(path)) == pages
+
+
+def test_cache_file_entries_of_another_version_are_measured_again(tmp_path_factory: pytest.TempPathFactory,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("user-cache")))
+    path = tmp_path_factory.mktemp("data") / "f.bin"
+    path.write_bytes(os.urandom(1 << 20))
+    key = _iocost._device_key(str(path))
+    old = {**NVME.to_dict(), "device": key}  # written before entries had a format: an O_DIRECT-only figure
+    access.calibration_cache_file().parent.mkdir(parents=True)
+    access.calibration_cache_file().write_text(json.dumps({key: old}))
+    access.reset_calibration()
+    try:
+        assert _iocost.calibration_for(path).source == "measured"
+        _iocost.calibration_for(path, force=True, persist=True)
+        stored = json.loads(access.calibration_cache_file().read_text())[key]
+        assert stored["format"] == _iocost.FORMAT
+        access.reset_calibration()
+        assert _iocost.calibration_for(path).source == "cache file"
+    finally:
+        access.reset_calibration(persisted=True)

@@ -90,3 +90,58 @@ def test_take_property_raw(tmp_path_factory: pytest.TempPathFactory, indices: li
         store = arraystore.open(path)
     with store:
         np.testing.assert_array_equal(access.take(store, indices, max_bytes=kib * 1024), DATA[indices])
+
+
+def _warm(path: str) -> None:
+    with open(path, "rb") as f:
+        f.read()  # every page in the page cache
+
+
+@given(indices=st.lists(st.integers(-3000, 2999), min_size=1, max_size=300), order=st.sampled_from(["C", "F"]),
+       cols=st.sampled_from([3, 37, 1500]), mode=st.sampled_from(["r", "c"]))
+def test_rows_in_memory_are_copied_in_the_order_asked(tmp_path_factory: pytest.TempPathFactory, indices: list[int],
+                                                      order: str, cols: int, mode: str) -> None:
+    # Warm rows (and a copy-on-write store's) take the in-memory path: one gather from the map in the order asked,
+    # repeats and negative indices included; rows of 12 B, 148 B and 6000 B (longer than a page).
+    data = np.random.default_rng(cols).integers(-2**31, 2**31 - 1, size=(3000, cols), dtype="<i4").astype(">i4")
+    if order == "F":
+        data = np.asfortranarray(data.T)  # (cols, 3000): the outermost storage axis is the last
+    path = tmp_path_factory.getbasetemp() / f"warm-{order}-{cols}.dat"
+    if not path.exists():
+        with arraystore.create(str(path), data.shape, data.dtype, order=order) as new:  # type: ignore[arg-type]
+            new[...] = data
+    _warm(str(path))
+    axis = 0 if order == "C" else 1
+    with arraystore.open(str(path), mode) as store:  # type: ignore[arg-type]
+        flat = np.asarray(indices, np.int64) % 3000
+        direct = store._take_in_memory(flat, axis)
+        assert direct is not None  # all in the page cache (or a private map): the in-memory path is taken
+        np.testing.assert_array_equal(direct, np.take(data, flat, axis=axis))
+        got = access.take(store, indices, axis=axis)
+    np.testing.assert_array_equal(got, np.take(data, indices, axis=axis))
+
+
+def test_cold_rows_and_other_axes_leave_the_in_memory_path(make_store: Callable[..., str]) -> None:
+    import os
+
+    data = np.random.default_rng(8).random((4000, 64))
+    path = make_store("raw", data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # clean, unmapped pages: evicted
+    finally:
+        os.close(fd)
+    idx = np.array([3999, 5, 2000, 5])
+    with arraystore.open(path) as store:
+        assert store._take_in_memory(idx, 0) is None  # not in the page cache: sorted, read by the cost model
+        assert store._take_in_memory(idx[:2], 1) is None  # not the outermost storage axis
+        np.testing.assert_array_equal(access.take(store, idx), data[idx])
+    with arraystore.open(path, io="buffered") as store:
+        _warm(path)
+        assert store._take_in_memory(idx, 0) is None  # buffered I/O never maps the file
+        np.testing.assert_array_equal(access.take(store, idx), data[idx])
+    h5 = make_store("hdf5", data, name="h")
+    with arraystore.open(h5) as store:
+        assert store._take_in_memory(idx, 0) is None  # the default hook: no in-memory path
+        np.testing.assert_array_equal(access.take(store, idx), data[idx])

@@ -149,6 +149,11 @@ class MappedFileStore(ArrayStore):
         """``"mmap"`` or ``"buffered"``: how reads are done."""
         return self._io
 
+    def _take_in_memory(self, indices: np.ndarray[Any, Any], axis: int) -> np.ndarray[Any, Any] | None:
+        from ._mapped_access import take_in_memory
+
+        return take_in_memory(self, indices, axis)
+
     def _take_sorted(self, indices: np.ndarray[Any, Any], axis: int, max_bytes: int, mode: str = "auto",
                      calibration: Any = None) -> np.ndarray[Any, Any]:
         outer = 0 if self.order == "C" else self.ndim - 1

@@ -25,19 +25,58 @@ from .._iocost import (
     cached_calibration,
     calibration_for,
     choose_gather,
+    gather_costs,
     memory_calibration,
+    merge_gap_bytes,
     resident_fraction,
 )
 from ..access import _FADV, _MADV, _axis_sel, _fadvise_file, _row_block_shape, _runs
 from ..errors import ArrayStoreError
 
-__all__ = ["ADVISE_AHEAD", "PREAD_THREADS", "advise_mapped", "gather_contiguous", "gather_stats"]
+__all__ = ["ADVISE_AHEAD", "LAST_CHOICE", "PREAD_THREADS", "WARM_SAMPLES", "advise_mapped", "gather_contiguous",
+           "gather_stats", "take_in_memory"]
 
 PAGE = mmap.PAGESIZE
+#: Pages probed to decide that rows are all in the page cache (then copied from the map in the order asked).
+WARM_SAMPLES = 256
+#: The last choice of ``mode="auto"`` in this process: [mode, the model's seconds per mode, GatherStats] (a
+#: diagnostic for benchmarks: tools/bench_access.py prints it).
+LAST_CHOICE: list[Any] = []
 #: Runs advised to the kernel ahead of the one being copied (bounds the read-ahead in flight).
 ADVISE_AHEAD = 4096
 #: Threads of ``preadv`` for sparse gathers on stores read with buffered I/O (network file systems).
 PREAD_THREADS = 8
+
+
+def take_in_memory(store: Any, indices: np.ndarray[Any, Any], axis: int) -> np.ndarray[Any, Any] | None:
+    """Rows ``indices`` (in range, any order, repeats allowed) along the outermost storage axis, copied from the
+    map in the order asked when they are in memory: always for a copy-on-write store (its private changes live
+    in the map), else when every probed page of a sample of the rows (:data:`WARM_SAMPLES` pages, spread over
+    the request; the first and last page of rows longer than a page) is in the page cache. None otherwise.
+
+    With the rows in memory no device is read, so neither sorting them nor a second copy back into the order
+    asked pays: one gather from the map, as numpy's fancy indexing does it."""
+    outer = 0 if store.order == "C" else store.ndim - 1
+    if axis != outer or not store.nbytes:
+        return None
+    if store.mode == "c":
+        return np.take(store._get_map(), indices, axis=axis)
+    if store.io != "mmap":
+        return None
+    row_bytes = store.nbytes // store.shape[axis]
+    pick = indices[np.linspace(0, indices.size - 1, min(indices.size, WARM_SAMPLES)).astype(np.intp)]
+    offsets = store.offset + pick * row_bytes
+    if row_bytes > PAGE:
+        offsets[1::2] += row_bytes - 1  # half the probes on the rows' last pages
+    fd = os.open(store.data_file, os.O_RDONLY)
+    try:
+        resident = resident_fraction(fd, offsets // PAGE * PAGE, limit=WARM_SAMPLES)
+    finally:
+        os.close(fd)
+    if resident is None or resident < 1.0:
+        return None
+    LAST_CHOICE[:] = ["in memory", {}, None]
+    return np.take(store._get_map(), indices, axis=axis)
 
 
 def gather_stats(store: Any, uniq: np.ndarray[Any, Any], row_bytes: int, max_bytes: int,
@@ -58,7 +97,17 @@ def gather_stats(store: Any, uniq: np.ndarray[Any, Any], row_bytes: int, max_byt
         os.close(fd)
     return GatherStats(span_bytes=int(hi[-1] - lo[0] + 1) * PAGE, touched_pages=touched, runs=int(starts.size),
                        windows=windows, resident=0.0 if resident is None else resident, block_bytes=max_bytes,
-                       row_bytes=int(uniq.size) * row_bytes)
+                       row_bytes=int(uniq.size) * row_bytes, **_advised(store, uniq, row_bytes, cal))
+
+
+def _advised(store: Any, uniq: np.ndarray[Any, Any], row_bytes: int, cal: Calibration) -> dict[str, int]:
+    """The ranges the ``"gather"`` mode advises for rows ``uniq`` (runs closer than ``cal``'s
+    :func:`~arraystore._iocost.merge_gap_bytes` merged) and the pages they cover."""
+    starts, stops = _runs(uniq, merge_gap_bytes(cal) // row_bytes)
+    lo = (store.offset + starts * row_bytes) // PAGE
+    hi = (store.offset + stops * row_bytes - 1) // PAGE
+    pages = int(np.sum(hi - lo + 1)) - int(np.sum(lo[1:] == hi[:-1]))
+    return {"advised_runs": int(starts.size), "advised_pages": pages}
 
 
 def _windows(store: Any, uniq: np.ndarray[Any, Any], row_bytes: int, cal: Calibration) -> int:
@@ -78,25 +127,30 @@ def gather_contiguous(
     row_bytes = store.nbytes // store.shape[axis]
     if store.mode == "c":  # private copy-on-write changes live only in the map
         return np.take(store._get_map(), uniq, axis=axis)
+    cal = calibration if calibration is not None else cached_calibration(store.data_file)
     if mode == "auto":
-        cal = calibration if calibration is not None else cached_calibration(store.data_file)
         if cal is None:
             # Rows all in the page cache cost copies only: the device need not be measured (yet).
             cal = memory_calibration(store.data_file)
             stats = gather_stats(store, uniq, row_bytes, max_bytes, cal)
             if stats.resident < 1.0:
                 cal = calibration_for(store.data_file)
-                stats = dataclasses.replace(stats, windows=_windows(store, uniq, row_bytes, cal))
+                stats = dataclasses.replace(stats, windows=_windows(store, uniq, row_bytes, cal),
+                                            **_advised(store, uniq, row_bytes, cal))
         else:
             stats = gather_stats(store, uniq, row_bytes, max_bytes, cal)
         mode = choose_gather(stats, cal, store.io)
+        LAST_CHOICE[:] = [mode, gather_costs(stats, cal, store.io), stats]
     if mode == "sequential":
         return _gather_sequential(store, uniq, axis, row_bytes, max_bytes)
     if mode == "mapped":
         return np.take(store._get_map(), uniq, axis=axis)
-    starts, stops = _runs(uniq)
     if store.io == "mmap":
+        # Runs closer than the calibration's break-even gap are advised as one range (forced without a
+        # calibration: each run alone).
+        starts, stops = _runs(uniq, merge_gap_bytes(cal) // row_bytes)
         return _gather_advised(store, uniq, axis, starts, stops, row_bytes)
+    starts, stops = _runs(uniq)
     return _gather_pread(store, uniq, axis, starts, stops, row_bytes)
 
 
