@@ -44,7 +44,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("registry", ("arraystore.fidelity", "arraystore.registry")),
     ("parts", ("arraystore.meta", "arraystore.blocks", "arraystore._selection", "arraystore.compression",
                "arraystore.sidecar", "arraystore.dialects", "arraystore.dialects.*", "arraystore._lock",
-               "arraystore._fsutil", "arraystore._modes", "arraystore.location",
+               "arraystore._fsutil", "arraystore._listing", "arraystore._modes", "arraystore.location",
                "arraystore._optional", "arraystore._attr_bounds", "arraystore._attrs", "arraystore._dtypes",
                "arraystore._gather", "arraystore._values", "arraystore._corder", "arraystore._dimnames",
                "arraystore._iocost", "arraystore.objstore", "arraystore.objstore._lease",

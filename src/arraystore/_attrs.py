@@ -49,6 +49,8 @@ def check_attrs(attrs: Any) -> dict[str, Any]:
     """
     if not isinstance(attrs, Mapping):
         raise MetadataError(f"expected attrs as a dict with str keys, found {type(attrs).__name__}")
+    if not attrs:
+        return {}
     encoded = encode_attrs(attrs)
     try:
         text = json.dumps(encoded, allow_nan=True, ensure_ascii=False)
@@ -59,14 +61,50 @@ def check_attrs(attrs: Any) -> dict[str, Any]:
             f"expected attrs of at most {MAX_BYTES:,} bytes of JSON, found {len(text.encode()):,}; store large "
             "values as arrays of their own, not as attributes"
         )
+    if f'"{MARKER}"' not in text:
+        # No numpy value: reading the JSON back gives ``encoded`` again (JSON types only, fresh lists and dicts).
+        return encoded
     return decode_attrs(json.loads(text))
 
 
 def encode_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON-ready form of ``attrs`` (numpy values encoded); raises ``MetadataError``."""
-    out = _encode(dict(attrs), "attrs", 0)
+    try:  # most attrs are plain JSON types: copied without the per-value checks and error paths
+        out = _copy_plain(dict(attrs), 0)
+    except (_NotPlain, UnicodeEncodeError):
+        out = _encode(dict(attrs), "attrs", 0)  # what to encode, or the error saying where and why
     assert isinstance(out, dict)
     return out
+
+
+class _NotPlain(Exception):
+    """A value :func:`_copy_plain` leaves to :func:`_encode`."""
+
+
+def _copy_plain(value: Any, depth: int) -> Any:
+    """A copy of ``value`` made of exactly str, int, float, bool, None, lists and str-keyed dicts, which
+    :func:`_encode` would return unchanged; anything else raises :class:`_NotPlain`."""
+    if depth > MAX_DEPTH:
+        raise _NotPlain
+    t = type(value)
+    if t is str:
+        if not value.isascii():
+            value.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError
+        return value
+    if t is int or t is float or t is bool or value is None:
+        return value
+    if t is dict:
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str or k == MARKER:
+                raise _NotPlain
+            if not k.isascii():
+                k.encode("utf-8")
+            out[k] = _copy_plain(v, depth + 1)
+        return out
+    if t is list:
+        return [_copy_plain(v, depth + 1) for v in value]
+    raise _NotPlain
 
 
 def decode_attrs(obj: Any, where: str = "attrs") -> dict[str, Any]:

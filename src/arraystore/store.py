@@ -29,7 +29,7 @@ Hooks with defaults a backend may override:
 * where the array is: ``_exists(location)``, ``_lock_file(location)``, ``_remove(location)``;
 * staging and publishing: ``_staging(location)``, ``_staging_is_dir``,
   ``_reopen_staged(location, meta, **options)``, ``_publish(final, durable)``;
-  ``_write_whole(location, meta, data, durable, check)`` (classmethod, with
+  ``_write_whole(location, meta, data, durable, check, mode)`` (classmethod, with
   ``writes_whole_files``): a small array written, checked and renamed into place in one go;
 * object storage (URL locations; see :mod:`arraystore.objstore`): ``_open_url(location, mode, **options)``,
   ``_create_url(location, meta, **options)``, ``_exists_url(location, storage_options)``;
@@ -326,6 +326,7 @@ class ArrayStore(ABC):
         *,
         durable: bool = False,
         check: Callable[[ArrayStore], None] | None = None,
+        mode: int | None = None,
     ) -> None:
         """Write an array held in memory as a new file at ``location``, atomically (``writes_whole_files``).
 
@@ -333,7 +334,8 @@ class ArrayStore(ABC):
         ``meta.nbytes`` bytes). The file is written at its staging place (flock-ed while it
         is written), opened read-only and handed to ``check`` (which raises to refuse it:
         the staged file is removed), then renamed over ``location``; fsynced first when
-        ``durable``. Used for small files, where a staged store's setup costs more than the
+        ``durable``. ``mode`` (permission bits, see :func:`arraystore._fsutil.kept_mode`), when
+        given, is set on the staged file before it is checked, so the file is published with it. Used for small files, where a staged store's setup costs more than the
         data: no attrs, no chunks, no compression.
         """
         raise NotImplementedError(f"the {cls.backend} backend does not write whole files in one go")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -68,3 +69,38 @@ def test_float_score_on_real_looking_data_and_its_byteswap() -> None:
         for dt in (np.dtype(dtype), np.dtype(dtype).newbyteorder()):
             windows = [x.tobytes()[:4000], x.tobytes()[4000:]]
             assert score(windows, dt).score == _oracle(windows, dt)[0]
+
+
+def _int_oracle(windows: list[bytes], dtype: np.dtype[Any]) -> float:
+    """The integer score as the module docstring writes it: ``mean(log2(1 + |x[i+1] - x[i]|)) / bits``."""
+    arrays = [np.frombuffer(w[: len(w) - len(w) % dtype.itemsize], dtype) for w in windows]
+    diffs = [np.abs(np.diff(a.astype(np.float64))) for a in arrays if a.size > 1]
+    d = np.concatenate(diffs) if diffs else np.zeros(0)
+    return (float(np.log2(1.0 + d).mean()) if d.size else 0.0) / (8 * dtype.itemsize)
+
+
+INT_DTYPES = ["<i2", ">i2", "<u2", ">u2", "<i4", ">i4", "<u4", ">u4", "<i8", ">i8", "<u8", ">u8"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    dtype=st.sampled_from(INT_DTYPES),
+    raw=st.binary(min_size=0, max_size=4096),
+    cuts=st.lists(st.integers(0, 4096), max_size=7),
+)
+def test_int_score_equals_the_formula_exactly(dtype: str, raw: bytes, cuts: list[int]) -> None:
+    """Computed in place in a reused work array, the score is the formula's, bit for bit."""
+    dt = np.dtype(dtype)
+    bounds = [0, *sorted(cuts), len(raw)]
+    windows = [raw[a:b] for a, b in itertools.pairwise(bounds)]  # 1-8 windows, some empty or ragged
+    assert score(windows, dt).score == _int_oracle(windows, dt)
+
+
+def test_int_score_after_larger_and_smaller_samples() -> None:
+    """The work array kept from a larger sample does not leak into a smaller one's score."""
+    rng = np.random.default_rng(3)
+    big = [np.cumsum(rng.integers(-9, 10, 40000)).astype("<i4").tobytes() for _ in range(8)]
+    small = [rng.integers(0, 2**31, 100).astype("<i4").tobytes()]
+    for windows in (big, small, big[:1], small):
+        for dt in (np.dtype("<i4"), np.dtype(">i4"), np.dtype("<i8")):
+            assert score(windows, dt).score == _int_oracle(windows, dt)

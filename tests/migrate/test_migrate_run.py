@@ -109,6 +109,9 @@ def test_outputs_manifest_report_summary_and_rules_template(archive: Path, tmp_p
     assert und["status"] == "undetermined" and und["resolution"]["candidates"]
     saved = json.loads((dst / "migration-report.json").read_text())
     assert saved["counts"] == report.counts and saved["exit_code"] == 4
+    assert saved == json.loads(report.to_json())  # the same content, each record on a line of its own
+    lines = (dst / "migration-report.json").read_text().splitlines()
+    assert sum(line.startswith('    {"source": ') for line in lines) == len(report.records)
     summary = (dst / "migration-summary.txt").read_text()
     assert "mystery/unknown.bin" in summary and "SizeMismatchError" in summary
     template = (dst / "rules-suggested.toml").read_text()
@@ -304,3 +307,10 @@ def test_colliding_stems_are_both_converted(tmp_path: Path) -> None:
     np.arange(10, dtype="<f4").tofile(src / "x_float32.raw")
     report = migrate(src, tmp_path / "out", to="npy", workers=1)
     assert sorted(r.destination for r in report.records) == ["x_float32.dat.npy", "x_float32.raw.npy"]
+
+
+def test_report_file_json_without_records_is_the_report() -> None:
+    from arraystore.migration._report import MigrationReport
+
+    report = MigrationReport(src="a", dst="b", to="npy", dry_run=False, workers=1, rules=None, scheduler=None)
+    assert json.loads(report.to_file_json()) == json.loads(report.to_json())

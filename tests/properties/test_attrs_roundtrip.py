@@ -152,3 +152,64 @@ def test_returned_attrs_are_copies() -> None:
             s.attrs["l"].append(2)
             s.attrs["a"][0] = 5
             assert s.attrs["l"] == [1] and s.attrs["a"][0] == 0
+
+
+def _containers(obj: Any) -> list[Any]:
+    if isinstance(obj, dict):
+        return [obj, *(c for v in obj.values() for c in _containers(v))]
+    if isinstance(obj, list):
+        return [obj, *(c for v in obj for c in _containers(v))]
+    return []
+
+
+@given(ATTRS)
+def test_check_attrs_equals_the_json_round_trip(attrs: dict[str, Any]) -> None:
+    """``check_attrs`` skips reading the JSON back when no numpy value was encoded: the result is still
+    what the round trip gives, and a copy (no list or dict shared with the input)."""
+    import json
+
+    from arraystore._attrs import check_attrs, decode_attrs, encode_attrs
+
+    try:
+        checked = check_attrs(attrs)
+    except MetadataError:
+        return
+    assert same(checked, decode_attrs(json.loads(json.dumps(encode_attrs(attrs), allow_nan=True, ensure_ascii=False))))
+    given_ids = {id(c) for c in _containers(attrs)}
+    assert not any(id(c) in given_ids for c in _containers(checked))
+
+
+_PLAIN = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=6),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=4), c, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(st.text(max_size=4), _PLAIN | ATTRS, max_size=4))
+def test_encode_attrs_fast_copy_equals_the_checked_encoding(attrs: dict[str, Any]) -> None:
+    """Plain JSON attrs are copied without the per-value checks: the result, or the error, is the checked encoder's."""
+    from arraystore._attrs import _encode, encode_attrs
+
+    want: Any
+    try:
+        want = _encode(dict(attrs), "attrs", 0)
+    except MetadataError as exc:
+        want = f"MetadataError: {exc}"
+    try:
+        got: Any = encode_attrs(attrs)
+    except MetadataError as exc:
+        got = f"MetadataError: {exc}"
+    assert same(got, want)
+
+
+def test_encode_attrs_refusals_name_the_value() -> None:
+    from arraystore._attrs import MAX_DEPTH, encode_attrs
+
+    deep: Any = 1
+    for _ in range(MAX_DEPTH + 1):
+        deep = [deep]
+    for bad, match in [({"a": (1, 2)}, "tuple"), ({"a": {"$numpy": 1}}, "reserved"), ({"a": "\ud800"}, "surrogate"),
+                       ({"\ud800": 1}, "surrogate"), ({"a": deep}, "deeper"), ({1: 2}, "str attribute names")]:
+        with pytest.raises(MetadataError, match=match):
+            encode_attrs(bad)  # type: ignore[arg-type]

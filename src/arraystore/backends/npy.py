@@ -7,6 +7,7 @@ no pickles, a size that matches the header) before anything is mapped.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import tokenize
@@ -21,7 +22,7 @@ from numpy.lib import format as npformat
 from .. import _fsutil
 from .._fsutil import raise_if_full
 from .._lock import lock_open_file, writer_active
-from ..errors import BackendError, IncompleteArrayError, MetadataError, UnsafeInputError
+from ..errors import ArrayStoreError, BackendError, IncompleteArrayError, MetadataError, UnsafeInputError
 from ..meta import ArrayMeta
 from ..registry import Location
 from ._mapped import MappedFileStore, check_size
@@ -53,39 +54,81 @@ def read_npy_header(path: str) -> tuple[ArrayMeta, int, tuple[int, int]]:
     UnsafeInputError
         Object arrays (which ``np.load`` would unpickle) and headers over numpy's size cap.
     """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        head = os.pread(fd, _CACHED_HEADER_BYTES, 0)
+    finally:
+        os.close(fd)
+    end = _header_end(head)
+    if end is not None:
+        try:  # the same header bytes always parse the same way: parsed once per process
+            shape, fortran, dtype, version = _parse_cached(head[:end])
+        except ArrayStoreError:
+            pass  # parsed again below, for the error that names the file
+        else:
+            return ArrayMeta(shape, dtype, "F" if fortran else "C"), end, version
     with open(path, "rb") as f:
-        try:
-            version = npformat.read_magic(f)
-        except ValueError as exc:
-            raise MetadataError(
-                f"{path}: expected a .npy file (magic \\x93NUMPY and version 1, 2 or 3): {exc}"
-            ) from None
-        try:
-            if version == (1, 0):
-                shape, fortran, dtype = npformat.read_array_header_1_0(f, max_header_size=MAX_HEADER_SIZE)
-            elif version == (2, 0):
-                shape, fortran, dtype = npformat.read_array_header_2_0(f, max_header_size=MAX_HEADER_SIZE)
-            elif version == (3, 0):  # 2.0's layout with a UTF-8 header; numpy reads it with a private helper
-                shape, fortran, dtype = _fmt_impl._read_array_header(f, version, max_header_size=MAX_HEADER_SIZE)
-            else:
-                raise MetadataError(f"{path}: unsupported .npy version {version}; expected 1.0, 2.0 or 3.0")
-        except ValueError as exc:
-            if "max_header_size" in str(exc) or "Header info length" in str(exc):
-                raise UnsafeInputError(
-                    f"{path}: the .npy header is larger than numpy's cap of {MAX_HEADER_SIZE:,} bytes; "
-                    "such headers can take very long to parse, so the file is refused"
-                ) from None
-            raise MetadataError(f"{path}: malformed .npy header: {exc}") from None
-        except (EOFError, SyntaxError, TypeError, KeyError, RecursionError, MemoryError, tokenize.TokenError) as exc:
-            raise MetadataError(f"{path}: malformed or truncated .npy header: {exc!r}") from None
+        shape, fortran, dtype, version = _parse_header(f, path)
         offset = f.tell()
+    return ArrayMeta(shape, dtype, "F" if fortran else "C"), offset, version
+
+
+#: Headers of at most this many bytes (all but arrays with huge structured dtypes) are parsed once per
+#: process and remembered by their bytes (:func:`_parse_cached`).
+_CACHED_HEADER_BYTES = 4096
+
+
+def _header_end(head: bytes) -> int | None:
+    """Where the data start after the header at the start of ``head``; None when ``head`` does not hold
+    a whole header of a known version (then the file is parsed the slow way, which says what is wrong)."""
+    if len(head) < 12 or head[:6] != b"\x93NUMPY":
+        return None
+    if head[6] == 1 and head[7] == 0:
+        end = 10 + int.from_bytes(head[8:10], "little")
+    elif head[6] in (2, 3) and head[7] == 0:
+        end = 12 + int.from_bytes(head[8:12], "little")
+    else:
+        return None
+    return end if end <= len(head) else None
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_cached(header: bytes) -> tuple[tuple[int, ...], bool, np.dtype[Any], tuple[int, int]]:
+    return _parse_header(BytesIO(header), "(.npy header)")
+
+
+def _parse_header(f: Any, path: str) -> tuple[tuple[int, ...], bool, np.dtype[Any], tuple[int, int]]:
+    """Shape, Fortran order, dtype and version of the header ``f`` is positioned at."""
+    try:
+        version = npformat.read_magic(f)
+    except ValueError as exc:
+        raise MetadataError(
+            f"{path}: expected a .npy file (magic \\x93NUMPY and version 1, 2 or 3): {exc}"
+        ) from None
+    try:
+        if version == (1, 0):
+            shape, fortran, dtype = npformat.read_array_header_1_0(f, max_header_size=MAX_HEADER_SIZE)
+        elif version == (2, 0):
+            shape, fortran, dtype = npformat.read_array_header_2_0(f, max_header_size=MAX_HEADER_SIZE)
+        elif version == (3, 0):  # 2.0's layout with a UTF-8 header; numpy reads it with a private helper
+            shape, fortran, dtype = _fmt_impl._read_array_header(f, version, max_header_size=MAX_HEADER_SIZE)
+        else:
+            raise MetadataError(f"{path}: unsupported .npy version {version}; expected 1.0, 2.0 or 3.0")
+    except ValueError as exc:
+        if "max_header_size" in str(exc) or "Header info length" in str(exc):
+            raise UnsafeInputError(
+                f"{path}: the .npy header is larger than numpy's cap of {MAX_HEADER_SIZE:,} bytes; "
+                "such headers can take very long to parse, so the file is refused"
+            ) from None
+        raise MetadataError(f"{path}: malformed .npy header: {exc}") from None
+    except (EOFError, SyntaxError, TypeError, KeyError, RecursionError, MemoryError, tokenize.TokenError) as exc:
+        raise MetadataError(f"{path}: malformed or truncated .npy header: {exc!r}") from None
     if dtype.hasobject:
         raise UnsafeInputError(
             f"{path}: the .npy file holds Python objects (dtype {dtype}); loading it would unpickle "
             "arbitrary code, so arraystore refuses it. Load it with np.load(allow_pickle=True) only if you trust it"
         )
-    meta = ArrayMeta(shape, dtype, "F" if fortran else "C")
-    return meta, offset, version
+    return tuple(shape), bool(fortran), dtype, version
 
 
 def _write_header(f: Any, header: dict[str, Any]) -> None:
@@ -116,6 +159,16 @@ def incomplete_marker(path: str | os.PathLike[str]) -> Path:
     """``a.npy`` -> ``a.npy.incomplete``: present while a writer has changed the file and not closed it."""
     p = Path(path)
     return p.with_name(p.name + ".incomplete")
+
+
+def _remove_marker(path: Path) -> None:
+    """Remove ``path``'s incomplete marker if there is one (one ``unlink`` when it is a file or absent)."""
+    try:
+        os.unlink(f"{path}.incomplete")
+    except FileNotFoundError:
+        pass
+    except OSError:  # a folder, or not ours to remove: as remove_path does
+        _fsutil.remove_path(incomplete_marker(path))
 
 
 MARKER_FORMAT = "arraystore.npy-incomplete"
@@ -160,9 +213,9 @@ class NpyStore(MappedFileStore):
         path = str(location.file)
         meta, offset, _version = read_npy_header(path)
         check_size(path, offset, meta)
-        marker = incomplete_marker(path)
-        complete = not marker.exists()
+        complete = not os.path.exists(path + ".incomplete")  # incomplete_marker(path)
         if not complete and not allow_incomplete:
+            marker = incomplete_marker(path)
             if writer_active(path):
                 raise IncompleteArrayError(
                     f"{path}: another process is writing it right now (it holds the writer lock and {marker.name} "
@@ -269,6 +322,7 @@ class NpyStore(MappedFileStore):
         *,
         durable: bool = False,
         check: Callable[[ArrayStore], None] | None = None,
+        mode: int | None = None,
     ) -> None:
         """Header and bytes in one write to ``<name>.partial`` (the staging name), checked, renamed into place.
 
@@ -301,9 +355,11 @@ class NpyStore(MappedFileStore):
             try:
                 lock_open_file(fd, staged)
                 owned = True  # from here the staging file is ours to remove
-                os.ftruncate(fd, 0)
+                if os.fstat(fd).st_size:  # a killed run's leftover (a new file is not truncated: ext4 flushes
+                    os.ftruncate(fd, 0)   # a file truncated to 0 when it is closed, at a cost per file)
                 _pwrite_all(fd, header.getvalue(), 0)
                 _pwrite_all(fd, view, header.tell())
+                _fsutil.set_mode(fd, mode)
                 if durable:
                     os.fsync(fd)
             except OSError as exc:
@@ -314,7 +370,7 @@ class NpyStore(MappedFileStore):
                     check(store)
             _fsutil.replace_path(staged, final, durable=durable)
             published = True
-            _fsutil.remove_path(incomplete_marker(final))  # a crashed r+ writer's marker of the replaced file
+            _remove_marker(final)  # a crashed r+ writer's marker of the replaced file
         finally:
             if owned and not published:
                 _fsutil.remove_path(staged)  # still locked: no other writer has it

@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .._attr_bounds import bound_attrs
+from .._listing import may_exist_in, real_folder, real_path
 from ..errors import ArrayNotFoundError, MetadataError, SizeMismatchError, UnsafeInputError
 from ..meta import MAX_NDIM, ArrayMeta
 
@@ -221,8 +222,8 @@ def ensure_inside(path: Path, folder: Path, what: str, named_by: Path) -> Path:
     UnsafeInputError
         The resolved path is not inside the resolved ``folder``.
     """
-    real = path.resolve()
-    base = folder.resolve()
+    real = real_path(path)
+    base = real_folder(folder)
     if real != base and base not in real.parents:
         raise UnsafeInputError(
             f"{path}: the {what} named by {named_by} resolves through a symbolic link to {real}, outside "
@@ -234,15 +235,16 @@ def ensure_inside(path: Path, folder: Path, what: str, named_by: Path) -> Path:
 
 def find_beside(data_path: Path, suffixes: Sequence[str]) -> Path | None:
     """The first existing ``<data>.<suffix>`` then ``<stem>.<suffix>``, for each suffix in turn."""
-    if not data_path.name or data_path.suffix.lower() in [s.lower() for s in suffixes]:
+    name, own = data_path.name, data_path.suffix
+    if not name or own.lower() in [s.lower() for s in suffixes]:
         return None
+    folder = os.fspath(data_path.parent)
     for suffix in suffixes:
-        candidates = [data_path.with_name(data_path.name + suffix)]
-        if data_path.suffix:
-            candidates.append(data_path.with_suffix(suffix))
-        for c in candidates:
-            if c.is_file():
-                return ensure_inside(c, data_path.parent, "header", data_path)
+        for candidate in (name + suffix, name[: -len(own)] + suffix) if own else (name + suffix,):
+            if may_exist_in(folder, candidate):  # absent from the folder's listing: no Path, no stat
+                c = data_path.with_name(candidate)
+                if c.is_file():
+                    return ensure_inside(c, data_path.parent, "header", data_path)
     return None
 
 

@@ -23,7 +23,7 @@ from ..registry import backend_class, parse_location
 from ..store import ArrayStore
 from ._group import group_dimension_names
 from ._manifest import FileRecord, RecordStatus
-from ._realdirs import real_root
+from ._realdirs import real_root, umask
 
 __all__ = ["Job", "open_source", "run_job"]
 
@@ -253,8 +253,8 @@ def _write_whole(job: Job, meta: ArrayMeta, t0: float, note: str | None) -> File
                     f"{value['value']} ({value['algorithm']}); nothing was published. Check the disk and convert again"
                 )
 
-    cls._write_whole(Location(Path(job.dst_path)), meta, data, durable=job.options.durable, check=check)
-    _fsutil.apply_mode_like([job.dst_path], job.src_path)  # 0600 in, 0600 out
+    mode = _fsutil.kept_mode(job.src_path, mask=umask())  # 0600 in, 0600 out
+    cls._write_whole(Location(Path(job.dst_path)), meta, data, durable=job.options.durable, check=check, mode=mode)
     return _record(
         job,
         "converted",
@@ -351,7 +351,7 @@ def run_virtual_job(job: Job) -> FileRecord:
 
     t0 = time.perf_counter()
     try:
-        meta = ArrayMeta.from_dict(job.meta)
+        meta = ArrayMeta.from_dict({**job.meta, "attrs": {}})  # the layout; the attrs matter only to a copy
         reason = job.copy or copy_reason(meta)
         if reason is not None and not job.fallback:
             raise UnsupportedDtypeError(f"{job.src_path}: cannot be referenced in place: {reason}; "
@@ -360,7 +360,7 @@ def run_virtual_job(job: Job) -> FileRecord:
         check_inside(path, job.source, real_root(path.parents[len(Path(job.source).parts) - 1]))
         changed = _unchanged(job)
         if changed is None and reason is not None:
-            return _copy(job, meta, reason, t0)
+            return _copy(job, ArrayMeta.from_dict(job.meta), reason, t0)
         if changed is None and job.checksum:
             digest = file_checksum(job.src_path)
             changed = _unchanged(job)

@@ -8,10 +8,12 @@ by :func:`arraystore.migration.migrate` (``run.py``).
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._listing import is_file
 from .._open import open as open_store
 from ..conversion import ConvertOptions
 from ..errors import ArrayStoreError, MetadataError, UnsafeInputError
@@ -39,7 +41,7 @@ def _error(exc: BaseException) -> dict[str, str]:
 def _own_sidecar(path: Path) -> bool:
     """Whether ``path`` has arraystore's own sidecar (a resolution tells it too: evidence ``"sidecar"``)."""
     sp = sidecar_path(path)
-    if not sp.is_file():
+    if not is_file(sp):
         return False
     try:
         return is_own_sidecar(read_json(sp))
@@ -94,6 +96,8 @@ class _Planner:
         self.into: str | None = None
         """The group every array goes into (``into=``), or None: one output per file."""
         self.jobs: list[Job] = []
+        self.scope = uuid.uuid4().hex
+        """This run's identifier: the worker batches of one run share their folder listings."""
         self.done: list[FileRecord] = []
         self.undetermined: list[Resolution] = []
 
@@ -157,6 +161,7 @@ class _Planner:
         part = _Planner(self.src, self.dst, self.backend, self.rules,
                         {n: self.previous[n] for n in names if n in self.previous}, self.job_options, self.recheck)
         part.virtual, part.into, part.storage_options = self.virtual, self.into, self.storage_options
+        part.scope = self.scope
         return part
 
     def _decoded(self, name: str) -> bool:

@@ -1,9 +1,11 @@
 """The archive root's resolved path, computed once per migration instead of once per file.
 
 Resolving a path (``Path.resolve``: one ``lstat`` per component) is done several times
-per file to check that evidence and data stay inside the archive. The files themselves
-are resolved every time; only the root, which a migration fixes when it starts, is
-remembered, and only inside :func:`remembered` (a migration's planning or a worker's batch).
+per file to check that evidence and data stay inside the archive. The folders' resolutions
+are remembered inside :func:`remembered` (a migration's planning or a worker's batch), so a
+file that is no link costs one ``lstat`` (:func:`arraystore._listing.real_path`); so are the
+umask (read from ``/proc`` otherwise at every output) and the source folders' listings
+(:mod:`arraystore._listing`).
 """
 
 from __future__ import annotations
@@ -13,28 +15,42 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
-__all__ = ["real_root", "remembered"]
+from .. import _fsutil
+from .._listing import listed, real_folder
 
-_CACHE: ContextVar[dict[str, Path] | None] = ContextVar("arraystore_migration_real_roots", default=None)
+__all__ = ["real_root", "remembered", "umask"]
+
+_UMASK: ContextVar[list[int] | None] = ContextVar("arraystore_migration_umask", default=None)
 
 
 @contextmanager
-def remembered() -> Iterator[None]:
-    """Within the block, :func:`real_root` resolves each root once."""
-    token = _CACHE.set({})
+def remembered(scope: str | None = None) -> Iterator[None]:
+    """Within the block, :func:`real_root` resolves each root once and each folder is listed once.
+
+    The folder listings (:func:`arraystore._listing.listed`) answer the checks for evidence
+    files that are absent; the block covers a migration's planning or a worker's batch, during
+    which the migration writes only into its destination, never into the source folders.
+    ``scope`` (a run's identifier): a worker's blocks of one run share the listings.
+    """
+    mask = _UMASK.set([])
     try:
-        yield
+        with listed(scope):
+            yield
     finally:
-        _CACHE.reset(token)
+        _UMASK.reset(mask)
+
+
+def umask() -> int:
+    """The process's umask (:func:`arraystore._fsutil.umask`), read once inside :func:`remembered`."""
+    cache = _UMASK.get()
+    if cache is None:
+        return _fsutil.umask()
+    if not cache:
+        cache.append(_fsutil.umask())
+    return cache[0]
 
 
 def real_root(root: Path) -> Path:
-    """``root.resolve()``, remembered inside :func:`remembered`."""
-    cache = _CACHE.get()
-    if cache is None:
-        return root.resolve()
-    key = str(root)
-    hit = cache.get(key)
-    if hit is None:
-        hit = cache[key] = root.resolve()
-    return hit
+    """``root.resolve()``, remembered inside :func:`remembered` (also for the source folders above each file:
+    a migration does not move or relink them while it runs)."""
+    return real_folder(root)

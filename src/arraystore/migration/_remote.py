@@ -208,5 +208,5 @@ def write_remote_outputs(
                                             storage_options)
     else:  # from an earlier run whose undetermined files are now resolved
         delete_object(root, SUGGESTED_RULES_NAME, storage_options)
-    put_object(root, REPORT_NAME, report.to_json().encode() + b"\n", storage_options)
+    put_object(root, REPORT_NAME, report.to_file_json().encode() + b"\n", storage_options)
     put_object(root, SUMMARY_NAME, report.summary().encode() + b"\n", storage_options)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,9 +113,11 @@ def sample(path: str | os.PathLike[str], offset: int, nbytes: int, itemsize: int
         os.close(fd)
 
 
-def _entropy(values: np.ndarray[Any, Any]) -> float:
-    """Entropy (bits) of small non-negative integers (exponent fields: at most 11 bits)."""
-    counts = np.bincount(values.astype(np.intp))
+def _entropy(values: np.ndarray[Any, Any], zeros: int = 0) -> float:
+    """Entropy (bits) of small non-negative integers (exponent fields: at most 11 bits), ``zeros`` of
+    the 0 values left out."""
+    counts = np.bincount(values if values.dtype == np.intp else values.astype(np.intp))
+    counts[0] -= zeros
     counts = counts[counts > 0]
     p = counts / counts.sum()
     return float(-(p * np.log2(p)).sum())
@@ -136,6 +139,42 @@ def _float_limits(itemsize: int) -> tuple[int, int, int, int]:
     return int(bits[0]), int(bits[1]), int(bits[2]), int(bits[3])
 
 
+_SCRATCH = threading.local()
+
+
+def _scratch(n: int) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """A float64 work array of ``n`` values, reused by this thread's scores.
+
+    The differences of a 64 KiB window are 128 KiB of float64: fresh arrays of that size are
+    mapped and zero-filled by the allocator at every call (about 100 page faults per score).
+    """
+    buf: np.ndarray[Any, np.dtype[np.float64]] | None = getattr(_SCRATCH, "buf", None)
+    if buf is None or buf.size < n:
+        buf = _SCRATCH.buf = np.empty(max(n, 1 << 14), np.float64)
+    return buf[:n]
+
+
+def _mean_diff_bits(arrays: list[np.ndarray[Any, Any]]) -> float | None:
+    """``mean(log2(1 + |diff(a)|))`` over the first differences of every array (in float64), or None if none.
+
+    The same operations on the same float64 values as ``np.log2(1.0 + np.abs(np.diff(a.astype(np.float64))))``
+    concatenated, computed in place in one work array.
+    """
+    n = sum(a.size - 1 for a in arrays if a.size > 1)
+    if not n:
+        return None
+    d = _scratch(n)
+    pos = 0
+    for a in arrays:
+        if a.size > 1:
+            np.subtract(a[1:], a[:-1], out=d[pos:pos + a.size - 1], dtype=np.float64)
+            pos += a.size - 1
+    np.abs(d, out=d)
+    np.add(d, 1.0, out=d)
+    np.log2(d, out=d)
+    return float(d.mean())
+
+
 def score(windows: list[bytes], dtype: np.dtype[Any]) -> Reading:
     """Score the windows read as ``dtype`` (see the module docstring)."""
     if dtype.kind == "c":
@@ -143,28 +182,32 @@ def score(windows: list[bytes], dtype: np.dtype[Any]) -> Reading:
     arrays = [np.frombuffer(w[: len(w) - len(w) % dtype.itemsize], dtype) for w in windows]
     bits = 8 * dtype.itemsize
     if dtype.kind in "iu":
-        diffs = [np.abs(np.diff(a.astype(np.float64))) for a in arrays if a.size > 1]
-        d = np.concatenate(diffs) if diffs else np.zeros(0)
-        mean_bits = float(np.log2(1.0 + d).mean()) if d.size else 0.0
+        mean_bits = _mean_diff_bits(arrays) or 0.0
         return Reading(dtype, mean_bits / bits, f"first differences need {mean_bits:.1f} of {bits} bits")
     if not arrays or not sum(a.size for a in arrays):
         return Reading(dtype, 0.0, "no values")
     # Judged on the bits (no float conversion): for IEEE floats the magnitude bits (sign
     # cleared) order as unsigned integers exactly as |x| does, NaN and infinity above all.
     uint = np.dtype(f"u{dtype.itemsize}")
-    raw = np.concatenate([arr.view(uint.newbyteorder(dtype.str[0])) for arr in arrays]).astype(uint, copy=False)
+    views = [arr.view(uint.newbyteorder(dtype.str[0])) for arr in arrays]
+    raw = (np.concatenate(views) if len(views) > 1 else views[0]).astype(uint, copy=False)
     mag = raw & ((1 << (bits - 1)) - 1)
-    nonzero = mag != 0  # zeros read the same in every byte order: sparse data are judged by the rest
-    if not nonzero.any():
+    # Zeros read the same in every byte order: sparse data are judged by the rest. Rather than
+    # selecting the non-zero values, zeros are counted and taken out of the counts below (a zero
+    # is below the smallest normal and has exponent field 0): the same counts, no copy.
+    nonzero = int(np.count_nonzero(mag))
+    if not nonzero:
         return Reading(dtype, 0.0, "all values are zero")
-    m = mag[nonzero]
+    zeros = mag.size - nonzero
     ebits = {2: 5, 4: 8, 8: 11}[dtype.itemsize]
-    inf, normal, lo, hi = _float_limits(dtype.itemsize)
-    # NaN or infinite, subnormal, below 1e-30 or above 1e30 in magnitude
-    bad = (m >= inf) | (m < normal) | (m < lo) | (m > hi)
-    exponent = m >> (bits - 1 - ebits)
-    h = _entropy(exponent)
-    frac = np.count_nonzero(bad) / bad.size  # the mean of a boolean array, exactly
+    _inf, normal, lo, hi = _float_limits(dtype.itemsize)
+    # NaN or infinite, subnormal, below 1e-30 or above 1e30 in magnitude (inf > hi: "NaN or
+    # infinite" is within "above 1e30"; the two ranges do not overlap)
+    bad = int(np.count_nonzero(mag < max(normal, lo))) - zeros + int(np.count_nonzero(mag > hi))
+    exponent = _scratch(mag.size).view(np.intp)[: mag.size]
+    np.right_shift(mag, bits - 1 - ebits, out=exponent, casting="unsafe")  # at most 11 bits: fits any intp
+    h = _entropy(exponent, zeros)
+    frac = bad / nonzero  # the fraction of non-zero values, exactly
     return Reading(
         dtype, 0.5 * frac + 0.5 * h / ebits,
         f"{frac:.0%} of non-zero values NaN, infinite, subnormal or beyond 1e±30; exponent entropy "

@@ -32,6 +32,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .. import _fsutil
+from .._listing import may_exist_in, real_path
 from ..errors import MetadataError, UnsafeInputError
 from ._realdirs import real_root
 from .evidence import (
@@ -235,13 +236,15 @@ def manifest_entries(data_path: Path, root: Path | None) -> Iterator[tuple[Path,
         When a manifest that may hold the file's entry cannot be parsed.
     """
     folder = data_path.parent
-    stop = real_root(root) if root is not None else folder.resolve()
+    stop = real_root(root if root is not None else folder)
     while True:
         for name in MANIFEST_NAMES:
+            if not may_exist_in(os.fspath(folder), name):  # absent from the folder's listing
+                continue
             manifest = folder / name
             if manifest == data_path or not manifest.is_file():
                 continue
-            real = manifest.resolve()
+            real = real_path(manifest)
             if stop not in real.parents:
                 raise UnsafeInputError(
                     f"{manifest}: this folder manifest resolves through a symbolic link to {real}, outside "
@@ -252,6 +255,6 @@ def manifest_entries(data_path: Path, root: Path | None) -> Iterator[tuple[Path,
             index = _manifest_index(str(manifest), st.st_mtime_ns, st.st_size)
             if rel in index:
                 yield manifest, index[rel]
-        if folder == root or folder.parent == folder or folder.resolve() == stop:
+        if folder == root or folder.parent == folder or real_root(folder) == stop:
             return
         folder = folder.parent

@@ -14,9 +14,11 @@ Finally the layout must account for the file's size exactly.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._attr_bounds import bound_attrs
+from .._listing import is_file, real_path
 from ..errors import (
     ArrayNotFoundError,
     ArrayStoreError,
@@ -129,10 +132,12 @@ class Resolution:
         return d
 
 
-def _relname(path: Path, root: Path | None) -> str:
+def _relname(path: Path, root: Path | None, link: bool = True) -> str:
+    """``path`` relative to ``root`` once links are resolved (``link=False``: ``path`` itself is no link)."""
     if root is not None:
+        real = path.resolve() if link else real_root(path.parent) / path.name
         try:
-            return path.resolve().relative_to(real_root(root)).as_posix()
+            return real.relative_to(real_root(root)).as_posix()
         except ValueError:
             raise UnsafeInputError(
                 f"{path} is not inside the archive root {root} once symbolic links are resolved "
@@ -143,7 +148,7 @@ def _relname(path: Path, root: Path | None) -> str:
 
 def _fenced(evidence: Path, fence: Path, data: Path) -> Path:
     """``evidence`` (a file read about ``data``), refused when it resolves outside ``fence`` through a link."""
-    real, base = evidence.resolve(), real_root(fence)
+    real, base = real_path(evidence), real_root(fence)
     if real != base and base not in real.parents:
         raise UnsafeInputError(
             f"{evidence}: this metadata file about {data.name} resolves through a symbolic link to {real}, "
@@ -164,7 +169,7 @@ def _describe_meta(meta: ArrayMeta, offset: int) -> str:
 
 def _sidecar_evidence(path: Path, fence: Path) -> Evidence | None:
     sp = sidecar_path(path)
-    if not sp.is_file():
+    if not is_file(sp):
         return None
     obj = read_json(_fenced(sp, fence, path))  # parsed once (read_sidecar would read it again)
     if not is_own_sidecar(obj):
@@ -192,7 +197,7 @@ def _dialect_evidence(path: Path, fence: Path, notes: list[str]) -> Evidence | N
     if parsed is None:
         return None
     _fenced(Path(parsed.header_path), fence, path)
-    if Path(parsed.data_path).resolve() != path.resolve():
+    if real_path(Path(parsed.data_path)) != real_path(path):
         notes.append(f"{parsed.dialect} header {parsed.header_path} describes {parsed.data_path}, not this file")
         return None
     meta: ArrayMeta = parsed.meta
@@ -226,7 +231,7 @@ def _gather(
         found.append(dialect)
     seen: set[Path] = set()
     for sp in sidecar_paths(path):
-        if sp in seen or not sp.is_file() or (own is not None and sp == sidecar_path(path)):
+        if sp in seen or not is_file(sp) or (own is not None and sp == sidecar_path(path)):
             continue
         seen.add(sp)
         obj = read_json(_fenced(sp, fence, path))
@@ -465,12 +470,19 @@ def resolve(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None
     """
     p = Path(path)
     root_path = Path(root) if root is not None else None
-    if not p.exists():
-        raise ArrayNotFoundError(f"{p}: no such file to resolve")
-    if not p.is_file():
+    try:
+        st = os.lstat(p)
+        link = stat.S_ISLNK(st.st_mode)
+        if link:
+            st = os.stat(p)
+    except OSError as exc:  # what Path.exists() treats as absent
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):
+            raise
+        raise ArrayNotFoundError(f"{p}: no such file to resolve") from None
+    if not stat.S_ISREG(st.st_mode):
         raise MetadataError(f"{p}: expected a raw data file, found a folder or special file")
-    name = _relname(p, root_path)
-    size = p.stat().st_size
+    name = _relname(p, root_path, link)
+    size = st.st_size
     found: list[Evidence] = []
     notes: list[str] = []
     try:

@@ -164,7 +164,7 @@ def _resolve_and_run(task: tuple[_Planner, list[tuple[str, str, int]]]) -> _Reso
     the main process only writes the manifest.
     """
     planner, items = task
-    with remembered():
+    with remembered(planner.scope):
         for name, dest, _size in items:
             t0 = time.perf_counter()
             try:
@@ -222,7 +222,7 @@ def _write_outputs(
         report.suggested_rules = str(suggested)
     elif suggested.exists():
         suggested.unlink()  # from an earlier run whose undetermined files are now resolved
-    _fsutil.atomic_write_bytes(dst / REPORT_NAME, report.to_json().encode() + b"\n", durable=durable)
+    _fsutil.atomic_write_bytes(dst / REPORT_NAME, report.to_file_json().encode() + b"\n", durable=durable)
     _fsutil.atomic_write_bytes(dst / SUMMARY_NAME, report.summary().encode() + b"\n", durable=durable)
 
 

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._listing import real_path
 from ..checksums import StreamHasher
 from ..errors import MetadataError, UnsafeInputError
 from ..meta import ArrayMeta
@@ -24,7 +25,8 @@ Format = Literal["kerchunk", "icechunk"]
 FORMATS: tuple[str, ...] = ("kerchunk", "icechunk")
 #: Name of the virtual store inside the destination folder, by format.
 STORE_NAMES = {"kerchunk": "virtual.json", "icechunk": "virtual.icechunk"}
-_READ = 8 << 20
+#: Bytes per read of :func:`file_checksum` (measured: 1-4 MiB beat 8 MiB and more on a cold disk).
+_READ = 2 << 20
 
 
 def store_path(dst: str | os.PathLike[str], fmt: str) -> Path:
@@ -36,43 +38,27 @@ def file_checksum(path: str | os.PathLike[str]) -> dict[str, str]:
     """``xxh3_128`` of a file's whole content, read once sequentially.
 
     A file of at most one read (:data:`_READ`) is read in one call into a buffer of its
-    size. A larger one is read ahead by a thread into one of two buffers while the other
-    is hashed (reads and xxh3 release the GIL), with ``POSIX_FADV_SEQUENTIAL`` so the
-    kernel reads ahead too: the pass runs at the disk's sequential read speed.
+    size. A larger one is read in :data:`_READ` blocks into one reused buffer, each hashed
+    as soon as it is read: xxh3 hashes a block in a small fraction of the time the disk takes
+    to deliver it, and the kernel's own read-ahead fetches the next blocks meanwhile. On a cold
+    archive this runs a little faster than a plain loop of 8 MiB reads (the buffer stays in the
+    CPU's cache); the earlier design (a reader thread filling two 8 MiB buffers, with
+    ``POSIX_FADV_SEQUENTIAL``) ran about 1.5x slower than that loop on the same machine.
     """
     h = StreamHasher()
     fd = os.open(path, os.O_RDONLY)
     try:
         size = os.fstat(fd).st_size
-        if size <= _READ:
-            buf = bytearray(size + 1)  # one byte more: a file that grew is still read to its end
-            n = os.readv(fd, [buf])
-            while n == len(buf):  # grew past the extra byte: hash what is there, read on
-                h.update(np.frombuffer(buf, dtype=np.uint8))
-                n = os.readv(fd, [buf])
-            h.update(np.frombuffer(memoryview(buf)[:n], dtype=np.uint8))
-            return h.result()
-        if hasattr(os, "posix_fadvise"):
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        _hash_read_ahead(fd, h)
+        small = size < _READ
+        buf = bytearray(size + 1 if small else _READ)  # one byte more: a file that grew is still read whole
+        view = memoryview(buf)
+        while n := os.readv(fd, [buf]):
+            h.update(np.frombuffer(view[:n], dtype=np.uint8))
+            if small and n < len(buf):  # the whole file in one read, as its size said
+                break
         return h.result()
     finally:
         os.close(fd)
-
-
-def _hash_read_ahead(fd: int, h: StreamHasher) -> None:
-    """Hash ``fd`` from its position to its end, the next read running while a block is hashed."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    bufs = [bytearray(_READ), bytearray(_READ)]
-    with ThreadPoolExecutor(1, thread_name_prefix="arraystore-checksum-read") as reader:
-        pending = reader.submit(os.readv, fd, [bufs[0]])
-        i = 0
-        while n := pending.result():
-            pending = reader.submit(os.readv, fd, [bufs[1 - i]])
-            h.update(np.frombuffer(memoryview(bufs[i])[:n], dtype=np.uint8))
-            i = 1 - i
-        # the last read returned 0 (end of file): nothing left in flight
 
 
 def check_inside(path: Path, name: str, real_root: Path | None = None) -> None:
@@ -81,7 +67,7 @@ def check_inside(path: Path, name: str, real_root: Path | None = None) -> None:
     ``real_root``: the archive root (``path`` without ``name``) already resolved, if known.
     """
     root = path.parents[len(Path(name).parts) - 1].resolve() if real_root is None else real_root
-    target = path.resolve()
+    target = real_path(path)
     if root not in target.parents:
         raise UnsafeInputError(
             f"{path}: resolves to {target}, outside the archive root {root}; a reference must stay inside the archive"
