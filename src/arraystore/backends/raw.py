@@ -92,6 +92,8 @@ class RawStore(MappedFileStore):
     ) -> RawStore:
         cls._single_array(location)
         data = str(location.file)
+        if dialect is None and use_sidecar:
+            _finish_publish(data)
         # use_sidecar=False: a legacy JSON file may sit where our sidecar would (scan.raw.json)
         sidecar = read_sidecar(data) if dialect is None and use_sidecar else None
         options: dict[str, Any] = {"io": io, "durable": durable, "allow_incomplete": allow_incomplete}
@@ -270,6 +272,8 @@ class RawStore(MappedFileStore):
             _fsutil.remove_path(envi_path(staged))
             raise
         super()._publish(final, durable)
+        if _fsutil._replace_hook is not None:
+            _fsutil._replace_hook("raw data placed")
         _fsutil.replace_path(sidecar_path(staged), sidecar_path(final.file), durable=durable)
         if interleave is not None:  # the header last: never a header without its complete data
             _fsutil.replace_path(envi_path(staged), envi_path(final.file), durable=durable)
@@ -283,7 +287,37 @@ class RawStore(MappedFileStore):
 
     @classmethod
     def _exists(cls, location: Location) -> bool:
-        return location.file.is_file()
+        if location.file.is_file():
+            _finish_publish(str(location.file))
+            return True
+        return False
+
+
+def _finish_publish(data: str) -> None:
+    """Finish a publish that a kill cut between renaming the data into place and renaming its sidecar.
+
+    :meth:`RawStore._publish` writes the complete sidecar beside the staged data
+    (``X.partial.json``) before it renames anything, then renames ``X.partial`` to ``X``,
+    then the sidecar. Finding that complete sidecar with the staged data gone, ``X`` of
+    exactly the size it describes and no writer holding ``X``'s lock means the kill came
+    between the renames: the sidecar (and an ENVI header written with it) is renamed into
+    place, as the killed writer would have. In any other state nothing is touched; ``X``
+    then opens as before (no sidecar, or one that says incomplete) and says why.
+    """
+    staged = _fsutil.partial_path(data)
+    staged_sidecar = sidecar_path(staged)
+    if not os.path.lexists(staged_sidecar) or os.path.lexists(staged) or writer_active(data):
+        return
+    try:
+        sidecar = read_sidecar(staged)
+        if sidecar is None or not sidecar.complete or sidecar.offset != 0:
+            return
+        check_size(data, 0, sidecar.meta)
+        _fsutil.replace_path(staged_sidecar, sidecar_path(data), durable=True)
+        if os.path.lexists(envi_path(staged)):
+            _fsutil.replace_path(envi_path(staged), envi_path(data), durable=True)
+    except (MetadataError, OSError):
+        return  # not the state a killed publish leaves, or another process finished it first
 
 
 def envi_path(data: str | os.PathLike[str]) -> str:
