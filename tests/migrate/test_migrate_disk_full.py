@@ -59,8 +59,15 @@ def test_full_disk_stops_cleanly_and_a_rerun_finishes(tmp_path: Path, small_disk
     with pytest.raises(StorageFullError):
         migrate(tmp_path / "src", dst, to="npy", workers=workers, verify=True)
     statuses = _check_consistent(dst, arrays)
-    assert any(s == "converted" for s in statuses.values())
     assert all(s in ("converted", "failed") for s in statuses.values())
+    # Progress before the disk filled, and no published output that is not whole. (Whether the
+    # manifest could record it depends on who wins the last free blocks: with two workers, their
+    # files can fill the disk before this process appends the first batch's lines.)
+    published = sorted(dst.rglob("*.npy"))
+    assert published
+    for out in published:
+        with arraystore.open(out) as s:
+            np.testing.assert_array_equal(s[...], arrays[out.stem + ".dat"])
     subprocess.run(["mount", "-o", "remount,size=8m", str(small_disk)], check=True)
     report = migrate(tmp_path / "src", dst, to="npy", workers=workers)
     assert report.exit_code == 0
