@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -160,19 +161,45 @@ def test_a_listing_is_taken_once_per_block(tmp_path: Path) -> None:
         assert _listing.is_file(tmp_path / "late.hdr")  # the next block lists again
 
 
-def test_an_unlistable_folder_falls_back_to_checks(tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root lists folders without read permission; the fallback cannot be provoked")
-    folder = tmp_path / "noread"
-    folder.mkdir()
-    (folder / "a.hdr").write_text("x")
-    folder.chmod(0o311)  # search, no read: files open by name, the folder cannot be listed
+def _unlistable_check(folder: Path) -> bool:
+    with _listing.listed():
+        return _listing.is_file(folder / "a.hdr") and not _listing.is_file(folder / "b.hdr")
+
+
+def test_an_unlistable_folder_falls_back_to_checks() -> None:
+    """Search, no read permission: files open by name, the folder cannot be listed.
+
+    Root lists any folder, so as root the check runs in a forked process that became the user ``nobody``.
+    """
+    base = Path(tempfile.mkdtemp(prefix="arraystore-unlistable-", dir="/tmp"))  # reachable by nobody
+    folder = base / "noread"
     try:
-        with _listing.listed():
-            assert _listing.is_file(folder / "a.hdr")
-            assert not _listing.is_file(folder / "b.hdr")
+        base.chmod(0o755)
+        folder.mkdir()
+        (folder / "a.hdr").write_text("x")
+        (folder / "a.hdr").chmod(0o644)
+        folder.chmod(0o311)
+        if os.geteuid() != 0:
+            assert _unlistable_check(folder)
+            return
+        pid = os.fork()
+        if pid == 0:  # the child: drop root, check, leave without running any of pytest's clean-up
+            code = 3
+            try:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+                with pytest.raises(PermissionError):
+                    os.listdir(folder)  # the folder really cannot be listed here
+                code = 0 if _unlistable_check(folder) else 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
     finally:
-        folder.chmod(0o755)
+        if folder.exists():
+            folder.chmod(0o755)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_an_unlistable_folder_is_not_cached(tmp_path: Path) -> None:
