@@ -1,7 +1,9 @@
-"""Same-layout copies: the page-cache regime (a pure function) and the overlapped buffered copy."""
+"""Same-layout copies: the page-cache regime (a pure function, and the measured inputs it is given), the kernel
+copy hashed through maps of the source's pages, and the overlapped buffered copy."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +14,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import arraystore
-from arraystore.conversion import _movers
-from arraystore.conversion._fastpath import CACHE_SHARE, WINDOW, available_memory, cache_regime
+from arraystore.checksums import checksum
+from arraystore.conversion import _fastpath, _movers
+from arraystore.conversion._fastpath import (
+    CACHE_SHARE,
+    COLD_SHARE,
+    WINDOW,
+    MappedRange,
+    available_memory,
+    cache_regime,
+    resident_share,
+)
 from arraystore.conversion._plan import blocks_in_memory
 
 from .conftest import BACKENDS, SUFFIX, bytes_equal, read_back, write_source
@@ -39,6 +50,40 @@ CONTIGUOUS = [b for b in ("raw", "npy", "hdf5") if b in BACKENDS]
 )
 def test_cache_regime_table(nbytes: int, available: int, durable: bool, expected: str) -> None:
     assert cache_regime(nbytes, available, durable) == expected
+
+
+@pytest.mark.parametrize(
+    ("nbytes", "available", "durable", "expected"),
+    [
+        (WINDOW - 1, 8 * GiB, False, "page-cache"),  # below one window: nothing to overlap
+        (WINDOW, 8 * GiB, False, "write-through"),  # a cold source: the disk writes while it reads
+        (2 * GiB, 8 * GiB, True, "write-through"),
+        (2 * GiB + 1, 8 * GiB, False, "drop-behind"),  # does not fit: drop-behind whatever the source
+    ],
+)
+def test_cache_regime_of_a_cold_source(nbytes: int, available: int, durable: bool, expected: str) -> None:
+    assert cache_regime(nbytes, available, durable, source_cold=True) == expected
+
+
+def test_resident_share_follows_the_page_cache(tmp_path: Path) -> None:
+    """mincore sees a file's pages leave the cache and come back (the measurement the regime choice uses)."""
+    path = tmp_path / "f.bin"
+    path.write_bytes(np.random.default_rng(0).bytes(4 << 20))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        cold = resident_share(fd, 0, 4 << 20)
+        if cold is None:
+            pytest.skip("mincore is not available here")
+        os.pread(fd, 4 << 20, 0)
+        warm = resident_share(fd, 0, 4 << 20)
+        assert warm is not None and warm >= COLD_SHARE
+        assert resident_share(fd, 12345, 1000) is not None  # unaligned ranges map from the page below
+        assert resident_share(fd, 0, 0) is None
+    finally:
+        os.close(fd)
+    assert cold < 1.0  # tmpfs keeps every page: there a file is never cold, and the copy treats it so
 
 
 @settings(max_examples=200, deadline=None)
@@ -76,10 +121,13 @@ SHAPES = [(0,), (1,), (7,), (4097,), (3, 0, 5), (33, 17), (5, 7, 3)]
     dtype=st.sampled_from(["|u1", "<i2", ">f8", "<c16"]),
     budget=st.sampled_from([4096, 8192, 1 << 20]),
     regime=st.sampled_from(["page-cache", "write-through", "drop-behind"]),
+    kernel=st.booleans() if _fastpath.KERNEL_COPY else st.just(False),
+    workers=st.sampled_from([1, 2, 3]),
 )
 def test_overlapped_copy_is_byte_identical(tmp_path_factory: pytest.TempPathFactory, src_backend: str,
                                            dst_backend: str, shape: tuple[int, ...], dtype: str, budget: int,
-                                           regime: str) -> None:
+                                           regime: str, kernel: bool, workers: int) -> None:
+    """Kernel copies (1 or 2 streams) and buffered copies, in every regime: the same bytes, the source's checksum."""
     tmp = tmp_path_factory.mktemp("ov")
     data = np.random.default_rng(len(shape)).integers(0, 255, size=shape).astype(dtype)
     src = write_source(tmp / f"src{SUFFIX[src_backend]}", data)
@@ -87,29 +135,112 @@ def test_overlapped_copy_is_byte_identical(tmp_path_factory: pytest.TempPathFact
     available = {"page-cache": 1 << 50, "write-through": 1 << 50, "drop-behind": 0}[regime]
     mp = pytest.MonkeyPatch()
     mp.setattr(_movers, "available_memory", lambda: available)
+    mp.setattr(_fastpath, "KERNEL_COPY", kernel)
     try:
         report = arraystore.convert(src, str(dst), max_memory=budget, durable=(regime == "write-through"),
-                                    verify=True)
+                                    verify=True, workers=workers)
     finally:
         mp.undo()
     back, _ = read_back(str(dst))
     assert bytes_equal(back, data)
     if data.nbytes:
-        assert report.method == "buffered-copy", report.plan
+        assert report.method == ("kernel-copy" if kernel else "buffered-copy"), report.plan
         expect = regime if (regime != "write-through" or data.nbytes >= WINDOW) else "page-cache"
         assert f"page cache: {expect}" in report.plan["notes"]
+        assert report.checksum == checksum(src, decoded=True)
+        with arraystore.open(str(dst)) as out:
+            assert out.recorded_checksum in (None, report.checksum)
 
 
-def test_many_blocks_through_two_buffers(tmp_path: Path) -> None:
-    """Hundreds of blocks alternating between the two buffers while one is being written: every byte in place."""
+@pytest.mark.skipif(not _fastpath.KERNEL_COPY, reason="no copy_file_range on this platform")
+@pytest.mark.parametrize("workers", [1, 2])
+def test_kernel_copy_records_the_buffered_path_checksum(tmp_path: Path, workers: int) -> None:
+    """The kernel copy hashes the source's mapped pages: the same checksum as bytes read into buffers."""
+    data = np.random.default_rng(1).random((301, 17))  # odd sizes: blocks end mid-row, mid-page
+    src = write_source(tmp_path / "a.npy", data)  # a 128-byte header: maps start below the data
+    kernel = arraystore.convert(src, str(tmp_path / "k.dat"), max_memory=8192, workers=workers)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(_fastpath, "KERNEL_COPY", False)
+    try:
+        buffered = arraystore.convert(src, str(tmp_path / "b.dat"), max_memory=8192)
+    finally:
+        mp.undo()
+    assert (kernel.method, buffered.method) == ("kernel-copy", "buffered-copy")
+    assert kernel.copy_call == "copy_file_range" and min(kernel.blocks_total, buffered.blocks_total) > 4
+    assert kernel.checksum == buffered.checksum == checksum(src, decoded=True)
+    with arraystore.open(str(tmp_path / "k.dat")) as out:
+        assert out.recorded_checksum == kernel.checksum
+
+
+@pytest.mark.skipif(not _fastpath.KERNEL_COPY, reason="no copy_file_range on this platform")
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("stop_at", [1, 7, 30])
+def test_interrupted_kernel_copy_resumes_with_digests(tmp_path: Path, workers: int, stop_at: int) -> None:
+    """Stopped with copies started ahead: the rerun trusts only journaled blocks whose bytes match their digest,
+    rewrites a block whose bytes were damaged, and records the source's checksum."""
+    data = np.arange(64 * 1024, dtype="<f8")
+    src = write_source(tmp_path / "a.dat", data)
+    dst = str(tmp_path / "a.npy")
+    calls = [0]
+
+    def stop(done: int, total: int) -> Any:
+        calls[0] += 1
+        if calls[0] == stop_at:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        arraystore.convert(src, dst, max_memory=8192, progress=stop, workers=workers)
+    journal = next(tmp_path.glob("*journal*"), None) or next(tmp_path.glob(".*"), None)
+    assert journal is not None, sorted(p.name for p in tmp_path.iterdir())
+    staged = [p for p in tmp_path.iterdir() if p.name not in ("a.dat", "a.dat.json") and p != journal
+              and p.is_file() and p.stat().st_size >= data.nbytes]
+    assert len(staged) == 1, sorted(p.name for p in tmp_path.iterdir())
+    with open(staged[0], "r+b") as f:  # damage the first block's bytes: its digest no longer matches
+        f.seek(staged[0].stat().st_size - data.nbytes + 10)
+        f.write(b"\xff\xfe")
+    report = arraystore.convert(src, dst, max_memory=8192, verify=True, workers=workers)
+    assert report.method == "kernel-copy" and report.verified
+    assert report.blocks_resumed >= stop_at - 2 and report.blocks_rewritten == 1
+    assert report.blocks_resumed + report.blocks_written == report.blocks_total
+    assert report.checksum == checksum(src, decoded=True)
+    assert bytes_equal(read_back(dst)[0], data)
+
+
+def test_mapped_range_of_a_shrunk_file_is_an_eof(tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(bytes(range(256)) * 64)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        got = MappedRange(fd, 100, 5000)
+        assert got.array.tobytes() == path.read_bytes()[100:5100]
+        got.release()
+        assert got.array[:3].tobytes() == bytes([100, 101, 102])  # unmapped pages read back from the file
+        with pytest.raises(EOFError):
+            MappedRange(fd, 16000, 1000)
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture(params=["kernel-copy", "buffered-copy"])
+def copy_method(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Same-layout copies in the kernel (where the platform has copy_file_range) and through two buffers."""
+    if request.param == "kernel-copy" and not _fastpath.KERNEL_COPY:
+        pytest.skip("no copy_file_range on this platform")
+    monkeypatch.setattr(_fastpath, "KERNEL_COPY", request.param == "kernel-copy")
+    return str(request.param)
+
+
+def test_many_blocks_through_two_buffers(tmp_path: Path, copy_method: str) -> None:
+    """Hundreds of blocks alternating between two buffers, or two kernel copy streams, while one is being written
+    (or retired): every byte in place."""
     data = np.arange(300_001, dtype="<u4")  # odd size: the last block is short
     src = write_source(tmp_path / "a.dat", data)
-    report = arraystore.convert(src, str(tmp_path / "a.npy"), max_memory=8192, verify=True)
-    assert report.method == "buffered-copy" and report.blocks_total > 100
+    report = arraystore.convert(src, str(tmp_path / "a.npy"), max_memory=8192, verify=True, workers=2)
+    assert report.method == copy_method and report.blocks_total > 100
     assert bytes_equal(read_back(str(tmp_path / "a.npy"))[0], data)
 
 
-def test_interrupted_overlapped_copy_resumes(tmp_path: Path) -> None:
+def test_interrupted_overlapped_copy_resumes(tmp_path: Path, copy_method: str) -> None:
     """An exception while a write is in flight keeps the journaled prefix; the rerun resumes it and verifies."""
     data = np.arange(64 * 1024, dtype="<f8")
     src = write_source(tmp_path / "a.dat", data)

@@ -30,23 +30,34 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import mmap
 import os
 from typing import Any, Literal
+
+import numpy as np
 
 from .._fsutil import raise_if_full
 
 __all__ = [
     "CACHE_SHARE",
+    "COLD_SHARE",
     "DROP_BEHIND_MIN",
+    "KERNEL_COPY",
     "WINDOW",
     "DropBehindWriter",
+    "MappedRange",
     "available_memory",
     "cache_regime",
     "copy_range",
     "drop_cache",
     "pread_into",
     "pwrite_all",
+    "resident_share",
 ]
+
+#: True where the kernel copies between files (``copy_file_range``): same-layout copies then keep the bytes
+#: out of the process and hash them through a read-only map (:class:`MappedRange`).
+KERNEL_COPY = hasattr(os, "copy_file_range")
 
 #: Bytes between write-back kicks.
 WINDOW = 64 * 1024 * 1024
@@ -60,17 +71,57 @@ CACHE_SHARE = 4
 CacheRegime = Literal["page-cache", "write-through", "drop-behind"]
 
 
-def cache_regime(nbytes: int, available: int, durable: bool) -> CacheRegime:
+def cache_regime(nbytes: int, available: int, durable: bool, source_cold: bool = False) -> CacheRegime:
     """How a conversion writing ``nbytes`` treats the page cache, given ``available`` bytes of memory.
 
     ``"drop-behind"`` when the output is larger than ``available // CACHE_SHARE``
     (it would push other pages out, and the kernel's own write-back would stall the
-    writer); otherwise ``"write-through"`` for a ``durable`` output of at least one
-    :data:`WINDOW` (its fsync at publish overlaps the copy), else ``"page-cache"``.
+    writer); otherwise ``"write-through"`` for an output of at least one :data:`WINDOW`
+    that is ``durable`` (its fsync at publish overlaps the copy) or whose source is
+    read from the disk (``source_cold``, see :func:`resident_share`: the disk then
+    writes while it reads, where the kernel would write everything after the reads),
+    else ``"page-cache"``.
     """
     if nbytes > available // CACHE_SHARE:
         return "drop-behind"
-    return "write-through" if durable and nbytes >= WINDOW else "page-cache"
+    return "write-through" if (durable or source_cold) and nbytes >= WINDOW else "page-cache"
+
+
+#: Sampled pages of a source of which less than this share are in the page cache: the source is read from disk.
+COLD_SHARE = 0.5
+
+
+def resident_share(fd: int, offset: int, nbytes: int, probes: int = 32) -> float | None:
+    """The share of ``[offset, offset + nbytes)`` of a file that is in the page cache, or None where unknown.
+
+    ``mincore`` over ``probes`` windows of up to 256 KiB spread over the range (a few
+    hundred microseconds, nothing read: the file is mapped, never touched).
+    """
+    if _mincore is None or nbytes <= 0:
+        return None
+    span = min(256 * 1024, max(mmap.PAGESIZE, nbytes // probes))
+    step = max(span, nbytes // probes)
+    resident = pages = 0
+    for lo in range(offset, offset + nbytes, step):
+        start = lo - lo % mmap.ALLOCATIONGRANULARITY
+        length = min(lo + span, offset + nbytes) - start
+        try:
+            mapped = mmap.mmap(fd, length, access=mmap.ACCESS_COPY, offset=start)  # writable view: ctypes' address
+        except (OSError, ValueError):
+            return None
+        n = -(-length // mmap.PAGESIZE)
+        vec = (ctypes.c_ubyte * n)()
+        try:
+            addr = (ctypes.c_char * length).from_buffer(mapped)
+            failed = _mincore(ctypes.addressof(addr), length, vec) != 0
+            del addr
+        finally:
+            mapped.close()
+        if failed:
+            return None
+        resident += sum(b & 1 for b in bytes(vec))
+        pages += n
+    return resident / pages
 
 
 def _cgroup_room() -> int | None:
@@ -131,6 +182,20 @@ def _load_sync_file_range() -> Any:
 
 
 _sync_file_range = _load_sync_file_range()
+
+
+def _load_mincore() -> Any:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.mincore
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte)]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_mincore = _load_mincore()
 
 
 def _sfr(fd: int, offset: int, nbytes: int, flags: int) -> None:
@@ -226,12 +291,14 @@ def pwrite_all(fd: int, buf: memoryview, offset: int, path: str) -> None:
 
 
 def copy_range(src_fd: int, src_off: int, dst_fd: int, dst_off: int, nbytes: int, writer: DropBehindWriter,
-               path: str, method: str = "auto") -> str:
+               path: str, method: str = "auto", *, drop_source: bool = True) -> str:
     """Copy ``nbytes`` between files in the kernel; returns the method that worked.
 
     Tries ``os.copy_file_range``, then ``os.sendfile``, then a buffered loop of
-    ``preadv``/``pwritev`` through one 8 MiB buffer. Source pages are dropped behind
-    the copy when ``writer`` is enabled.
+    ``preadv``/``pwritev`` through one 8 MiB buffer. When ``drop_source`` (the
+    default), source pages are dropped behind the copy and the written range is
+    reported to ``writer`` as it goes; otherwise the caller does both (after hashing
+    the source's pages, say).
     """
     done = 0
     order = ["copy_file_range", "sendfile", "buffered"]
@@ -244,9 +311,10 @@ def copy_range(src_fd: int, src_off: int, dst_fd: int, dst_off: int, nbytes: int
                 n = _copy_once(how, src_fd, src_off + done, dst_fd, dst_off + done, step)
                 if n == 0:
                     raise EOFError(f"source ended {nbytes - done:,} bytes early")
-                if writer.enabled and writer.drop:
-                    drop_cache(src_fd, src_off + done, n)
-                writer.wrote(dst_off + done, n)
+                if drop_source:
+                    if writer.enabled and writer.drop:
+                        drop_cache(src_fd, src_off + done, n)
+                    writer.wrote(dst_off + done, n)
                 done += n
             return how
         except OSError as exc:
@@ -268,3 +336,28 @@ def _copy_once(how: str, src_fd: int, src_off: int, dst_fd: int, dst_off: int, n
     if n:
         pwrite_all(dst_fd, view[:n], dst_off, f"fd {dst_fd}")
     return n
+
+
+class MappedRange:
+    """A read-only map of ``nbytes`` of a file at ``offset``: its bytes hashed where the page cache holds them.
+
+    A same-layout copy moves a block in the kernel (:func:`copy_range`) and hashes the
+    source's pages through this map: no copy of the bytes into the process, and the
+    pages are private memory of nobody (``RssFile``, reclaimable). :attr:`array` is a
+    ``uint8`` view; :meth:`release` drops the map's page-table entries, after which
+    ``posix_fadvise(DONTNEED)`` can drop the pages themselves (it skips mapped pages).
+    A range beyond the end of the file raises ``EOFError`` (the file shrank).
+    """
+
+    def __init__(self, fd: int, offset: int, nbytes: int) -> None:
+        start = offset - offset % mmap.ALLOCATIONGRANULARITY
+        if os.fstat(fd).st_size < offset + nbytes:
+            raise EOFError(f"file ended before offset {offset + nbytes:,}")
+        self._map = mmap.mmap(fd, offset + nbytes - start, access=mmap.ACCESS_READ, offset=start)
+        self.array: np.ndarray[Any, np.dtype[np.uint8]] = np.frombuffer(self._map, np.uint8, count=nbytes,
+                                                                       offset=offset - start)
+
+    def release(self) -> None:
+        """Unmap the pages from this process (the view reads them back from the file if used again)."""
+        if hasattr(mmap, "MADV_DONTNEED") and not self._map.closed:
+            self._map.madvise(mmap.MADV_DONTNEED)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Container
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, cast
 
 import numpy as np
@@ -19,21 +20,25 @@ from ..checksums import block_digest
 from ..errors import ArrayStoreError, NotMemoryMappableError
 from ..store import ArrayStore
 from ._fastpath import (
+    COLD_SHARE,
+    WINDOW,
     CacheRegime,
     DropBehindWriter,
+    MappedRange,
     available_memory,
     cache_regime,
     copy_range,
     drop_cache,
     pread_into,
     pwrite_all,
+    resident_share,
 )
 from ._hdf5_direct import DirectChunkReader, direct_pipeline
 from ._plan import ConversionPlan
 from ._zarr_direct import ZarrChunkReader, zarr_readable_array
 
 __all__ = [
-    "COPY_BUFFERS",
+    "COPY_BUFFERS", "COPY_STREAMS",
     "BlockMover", "ByteMover", "DirectChunkMover", "Progress", "byte_range", "mapped_region", "progress_bar",
 ]
 
@@ -41,6 +46,12 @@ Progress = Callable[[int, int], Any]
 
 #: Buffers of an overlapped buffered copy (one being read, one being written).
 COPY_BUFFERS = 2
+
+#: What :meth:`ByteMover.read` returns for a kernel copy's digest: :meth:`ByteMover.write` computes it.
+_DIGEST_IN_WRITE = "digest computed by the write"
+
+#: Kernel copies in flight at once (at most one per worker): the block being hashed and the next.
+COPY_STREAMS = 2
 
 
 def byte_range(sel: tuple[slice, ...], shape: tuple[int, ...], order: str, itemsize: int) -> tuple[int, int] | None:
@@ -116,14 +127,21 @@ class BlockMover:
         elif src_region is None and (deflated := direct_pipeline(src, src.dtype)) is not None:
             self._chunk_reader = DirectChunkReader(src, deflated[0], workers)
         self.dtype = src.dtype
-        self.regime: CacheRegime = cache_regime(plan.nbytes, available_memory(), durable)
-        self._drop = self.regime == "drop-behind"  # outputs that fit in memory leave the page cache alone
         self._src_region = src_region
         self._src_fd = os.open(self._src_region[0], os.O_RDONLY) if self._src_region else None
+        self.regime: CacheRegime = cache_regime(plan.nbytes, available_memory(), durable, self._source_cold())
+        self._drop = self.regime == "drop-behind"  # outputs that fit in memory leave the page cache alone
         self._dst_region = dst_region
         self._dst_fd = os.open(self._dst_region[0], os.O_RDWR) if self._dst_region else None
         self._writer = (DropBehindWriter(self._dst_fd, enabled=self.regime != "page-cache", drop=self._drop)
                         if self._dst_fd is not None else None)
+
+    def _source_cold(self) -> bool:
+        """True when a byte-range source is mostly not in the page cache (its reads will go to the disk)."""
+        if self._src_fd is None or self._src_region is None or self.plan.nbytes < WINDOW:
+            return False
+        share = resident_share(self._src_fd, self._src_region[1], self.src.nbytes)
+        return share is not None and share < COLD_SHARE
 
     @property
     def reads_chunks(self) -> bool:
@@ -215,23 +233,47 @@ class DirectChunkMover(BlockMover):
 
 
 class ByteMover(BlockMover):
-    """Same bytes, same layout: blocks are byte ranges, copied through buffers or in the kernel.
+    """Same bytes, same layout: blocks are byte ranges, copied in the kernel or through buffers.
 
-    A buffered copy reads into :data:`COPY_BUFFERS` buffers in turn, so the source read
-    of block ``k + 1`` runs while block ``k`` is written by the conversion's one writer
-    thread (at most one write is in flight: the buffer being read is never the one
+    ``"kernel-copy"``: blocks are copied in the kernel (``copy_file_range``,
+    :func:`copy_range`) by up to :data:`COPY_STREAMS` threads at once, block ``k + 1``
+    while block ``k`` is being copied (two sequential streams keep the disk reading
+    while one waits, and use both cores on pages already cached). :meth:`read` waits
+    for its block's copy and returns the source's bytes as a read-only map of their
+    pages (:class:`MappedRange`), hashed there for the journal and the content
+    checksum: the bytes never pass through the process. :meth:`write` (on the
+    conversion's writer thread) digests the block for the journal (while the next one
+    is copied and stream-hashed) and retires it: write-back started (and, in
+    the drop-behind regime, waited for one window later, the pages dropped). Blocks
+    already journaled (``done``) are not copied ahead.
+
+    ``"buffered-copy"`` (no kernel copy on this platform): reads go into
+    :data:`COPY_BUFFERS` buffers in turn, so the source read of block ``k + 1`` runs while
+    block ``k`` is written by the writer thread (the buffer being read is never the one
     being written). Reads of the destination (resume) use a buffer of their own.
     """
 
     def __init__(self, src: ArrayStore, dst: ArrayStore, plan: ConversionPlan,
                  src_region: tuple[str, int] | None, dst_region: tuple[str, int] | None, *,
-                 durable: bool = False, workers: int = 1) -> None:
+                 durable: bool = False, workers: int = 1, done: Container[int] = ()) -> None:
         super().__init__(src, dst, plan, src_region, dst_region, durable=durable, workers=workers)
         assert self._src_region is not None and self._dst_region is not None
         size = plan.blocks.block_bytes if plan.method == "buffered-copy" else 0
         self._bufs = [np.empty(size, np.uint8) for _ in range(COPY_BUFFERS if size else 1)]
         self._turn = 0
         self.copy_call: str | None = "preadv/pwritev" if plan.method == "buffered-copy" else None
+        self._maps: dict[int, MappedRange] = {}  # kernel copies: source maps of blocks read, not yet retired
+        self._done = done
+        self._order: list[tuple[int, int]] = []  # kernel copies: every block's byte range, in plan order
+        self._next: dict[int, int] = {}  # offset -> index in _order
+        self._copies: dict[int, Future[str]] = {}  # offset -> its copy, started ahead
+        streams = min(max(workers, 1), COPY_STREAMS)
+        self._pool = (ThreadPoolExecutor(streams, thread_name_prefix="arraystore-copy")
+                      if plan.method == "kernel-copy" and streams > 1 and plan.n_blocks > 1 else None)
+        if self._pool is not None:
+            self._order = [self._range(sel) for sel in plan.blocks]
+            self._next = {off: k for k, (off, _n) in enumerate(self._order)}
+            self._streams = streams
 
     def _range(self, sel: tuple[slice, ...]) -> tuple[int, int]:
         rng = byte_range(sel, self.src.shape, self.src.order, self.src.dtype.itemsize)
@@ -241,11 +283,31 @@ class ByteMover(BlockMover):
     def as_array(self, data: np.ndarray[Any, Any], sel: tuple[slice, ...]) -> np.ndarray[Any, Any]:
         return data  # raw bytes in storage order == C order when streamable
 
+    def _copy(self, off: int, n: int) -> str:
+        assert self._src_fd is not None and self._src_region is not None
+        assert self._dst_fd is not None and self._dst_region is not None and self._writer is not None
+        return copy_range(self._src_fd, self._src_region[1] + off, self._dst_fd, self._dst_region[1] + off, n,
+                          self._writer, self.dst.path, drop_source=False)
+
+    def _kernel_copy(self, off: int, n: int) -> None:
+        """Copy the block at ``off`` (its copy may have started ahead) and start the ones after it."""
+        if self._pool is None:
+            self.copy_call = self._copy(off, n)
+            return
+        k = self._next[off]
+        for j in range(k, min(k + self._streams, len(self._order))):
+            o, m = self._order[j]
+            if o not in self._copies and (j == k or j not in self._done):
+                self._copies[o] = self._pool.submit(self._copy, o, m)
+        self.copy_call = self._copies.pop(off).result()
+
     def read(self, sel: tuple[slice, ...]) -> tuple[np.ndarray[Any, Any], str]:
         off, n = self._range(sel)
-        if self.plan.method == "kernel-copy":
-            return np.empty(0, np.uint8), ""  # bytes stay in the kernel; resume compares with the source
         assert self._src_fd is not None and self._src_region is not None
+        if self.plan.method == "kernel-copy":
+            self._kernel_copy(off, n)
+            mapped = self._maps[off] = MappedRange(self._src_fd, self._src_region[1] + off, n)
+            return mapped.array, _DIGEST_IN_WRITE
         view = self._bufs[self._turn][:n]
         self._turn = (self._turn + 1) % len(self._bufs)
         pread_into(self._src_fd, view.data, self._src_region[1] + off)
@@ -277,9 +339,21 @@ class ByteMover(BlockMover):
         assert self._src_fd is not None and self._dst_fd is not None and self._writer is not None
         assert self._src_region is not None and self._dst_region is not None
         if self.plan.method == "kernel-copy":
-            self.copy_call = copy_range(self._src_fd, self._src_region[1] + off, self._dst_fd,
-                                        self._dst_region[1] + off, n, self._writer, self.dst.path)
+            if digest == _DIGEST_IN_WRITE:  # on the writer thread, while the next block is copied
+                digest = block_digest(block)
+            mapped = self._maps.pop(off, None)
+            if self._drop:
+                if mapped is not None:
+                    mapped.release()  # mapped pages are never dropped from the page cache
+                drop_cache(self._src_fd, self._src_region[1] + off, n)
         else:
             pwrite_all(self._dst_fd, block.data, self._dst_region[1] + off, self.dst.path)
-            self._writer.wrote(self._dst_region[1] + off, n)
+        self._writer.wrote(self._dst_region[1] + off, n)
         return i, n, digest
+
+    def finish(self) -> None:
+        if self._pool is not None:  # copies started ahead of a failure: finished before the files close
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._copies.clear()
+        self._maps.clear()
+        super().finish()

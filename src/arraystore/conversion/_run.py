@@ -322,16 +322,19 @@ class _Conversion:
                                       ZarrChunkWriter(dst, self.workers, may_exist=self._chunks_may_exist,
                                                       put_bytes=plan.blocks.block_bytes),
                                       durable=self.durable, workers=self.workers)
+        elif plan.method != "blocks":
+            mover = ByteMover(self.src, dst, plan, self._src_region, dst_region, durable=self.durable,
+                              workers=self.workers, done=journal.done)
         else:
-            mover = (ByteMover if plan.method != "blocks" else BlockMover)(self.src, dst, plan, self._src_region,
-                                                                             dst_region, durable=self.durable,
-                                                                             workers=self.workers)
+            mover = BlockMover(self.src, dst, plan, self._src_region, dst_region, durable=self.durable,
+                               workers=self.workers)
         notes = report.plan.setdefault("notes", [])
         notes.append(f"page cache: {mover.regime}")
         if mover.reads_chunks:
             notes.append(f"source chunks fetched and decoded here on {self.workers} threads")
-        # A kernel copy runs inline; a buffered copy overlaps its next read with one write in flight.
-        threads = {"kernel-copy": 0, "buffered-copy": 1}.get(plan.method, plan.workers)
+        # Byte-range copies keep one write in flight: the next block is copied (kernel) or read (buffered)
+        # while the one before is written back or written.
+        threads = 1 if plan.method in ("kernel-copy", "buffered-copy") else plan.workers
         try:
             with BlockPipeline(threads, finished) as pipe:
                 first = True
