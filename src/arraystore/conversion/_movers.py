@@ -50,7 +50,7 @@ COPY_BUFFERS = 2
 #: What :meth:`ByteMover.read` returns for a kernel copy's digest: :meth:`ByteMover.write` computes it.
 _DIGEST_IN_WRITE = "digest computed by the write"
 
-#: Kernel copies in flight at once (at most one per worker): the block being hashed and the next.
+#: Kernel copies in flight at once from a source read from the disk (at most one per worker).
 COPY_STREAMS = 2
 
 
@@ -129,7 +129,8 @@ class BlockMover:
         self.dtype = src.dtype
         self._src_region = src_region
         self._src_fd = os.open(self._src_region[0], os.O_RDONLY) if self._src_region else None
-        self.regime: CacheRegime = cache_regime(plan.nbytes, available_memory(), durable, self._source_cold())
+        self.source_cold = self._source_cold()
+        self.regime: CacheRegime = cache_regime(plan.nbytes, available_memory(), durable, self.source_cold)
         self._drop = self.regime == "drop-behind"  # outputs that fit in memory leave the page cache alone
         self._dst_region = dst_region
         self._dst_fd = os.open(self._dst_region[0], os.O_RDWR) if self._dst_region else None
@@ -236,9 +237,11 @@ class ByteMover(BlockMover):
     """Same bytes, same layout: blocks are byte ranges, copied in the kernel or through buffers.
 
     ``"kernel-copy"``: blocks are copied in the kernel (``copy_file_range``,
-    :func:`copy_range`) by up to :data:`COPY_STREAMS` threads at once, block ``k + 1``
-    while block ``k`` is being copied (two sequential streams keep the disk reading
-    while one waits, and use both cores on pages already cached). :meth:`read` waits
+    :func:`copy_range`) on a thread, ahead of the reader: block ``k + 1`` is copied while
+    block ``k`` is hashed. A source read from the disk (:attr:`source_cold`) is copied by
+    :data:`COPY_STREAMS` threads at once (two sequential streams keep the disk reading
+    while one waits); from the page cache one thread copies, as copies into one file
+    serialise on its inode lock. :meth:`read` waits
     for its block's copy and returns the source's bytes as a read-only map of their
     pages (:class:`MappedRange`), hashed there for the journal and the content
     checksum: the bytes never pass through the process. :meth:`write` (on the
@@ -267,13 +270,14 @@ class ByteMover(BlockMover):
         self._order: list[tuple[int, int]] = []  # kernel copies: every block's byte range, in plan order
         self._next: dict[int, int] = {}  # offset -> index in _order
         self._copies: dict[int, Future[str]] = {}  # offset -> its copy, started ahead
-        streams = min(max(workers, 1), COPY_STREAMS)
-        self._pool = (ThreadPoolExecutor(streams, thread_name_prefix="arraystore-copy")
-                      if plan.method == "kernel-copy" and streams > 1 and plan.n_blocks > 1 else None)
+        # A source read from the disk: two copies at once keep it reading. From the page cache, copies into
+        # one file serialise on its inode lock: one copy, a block ahead of the hashing.
+        self._streams = min(max(workers, 1), COPY_STREAMS if self.source_cold else 1)
+        self._pool = (ThreadPoolExecutor(self._streams, thread_name_prefix="arraystore-copy")
+                      if plan.method == "kernel-copy" and plan.n_blocks > 1 else None)
         if self._pool is not None:
             self._order = [self._range(sel) for sel in plan.blocks]
             self._next = {off: k for k, (off, _n) in enumerate(self._order)}
-            self._streams = streams
 
     def _range(self, sel: tuple[slice, ...]) -> tuple[int, int]:
         rng = byte_range(sel, self.src.shape, self.src.order, self.src.dtype.itemsize)
@@ -295,7 +299,7 @@ class ByteMover(BlockMover):
             self.copy_call = self._copy(off, n)
             return
         k = self._next[off]
-        for j in range(k, min(k + self._streams, len(self._order))):
+        for j in range(k, min(k + self._streams + 1, len(self._order))):
             o, m = self._order[j]
             if o not in self._copies and (j == k or j not in self._done):
                 self._copies[o] = self._pool.submit(self._copy, o, m)
