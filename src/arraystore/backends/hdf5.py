@@ -602,7 +602,9 @@ class HDF5Store(ArrayStore):
     # -- flushing and closing -----------------------------------------------------
 
     def _flush(self, durable: bool) -> None:
-        if self._map is not None:
+        # Writes through the map are in the page cache already (other readers see them); an msync would
+        # wait for the disk on every flush, as the raw backend's would. durable=True still does.
+        if self._map is not None and durable:
             self._map.flush()
         if durable and self._flagged and self._staged is None and not self._new_in_place:
             self._clear_flag()
@@ -629,7 +631,7 @@ class HDF5Store(ArrayStore):
                         self._publish_replacement(self._replaces)
                 except (OSError, RuntimeError) as exc:
                     self._raise_hdf5(exc, "completing the dataset")
-            if self._map is not None:
+            if self._map is not None and self._options.get("durable"):
                 self._map.flush()
         finally:
             self._map = None  # user views from as_memmap() keep their own mapping alive

@@ -300,7 +300,8 @@ class _Conversion:
         total = plan.nbytes
         done = [0]
         bar = progress_bar(self.progress, total)
-        flush_each = not type(dst).writes_go_through
+        # Byte-range copies write the file itself: their blocks are in it when they return.
+        flush_each = not type(dst).writes_go_through and plan.method == "blocks"
 
         def finished(item: tuple[int, int, str]) -> None:
             i, nbytes, digest = item
