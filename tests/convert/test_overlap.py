@@ -103,6 +103,9 @@ def test_cache_regime_is_monotonic(n: int, m: int, avail: int, durable: bool) ->
 def test_available_memory_is_bounded_by_the_machine() -> None:
     got = available_memory()
     assert 0 <= got <= psutil.virtual_memory().available + (64 << 20)  # the two reads are moments apart
+    direct = _fastpath._meminfo_available()  # read without importing psutil, where /proc/meminfo exists
+    if direct is not None:
+        assert abs(direct - psutil.virtual_memory().available) <= 64 << 20
 
 
 def test_buffered_copy_holds_two_buffers() -> None:

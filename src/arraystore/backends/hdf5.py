@@ -602,9 +602,7 @@ class HDF5Store(ArrayStore):
     # -- flushing and closing -----------------------------------------------------
 
     def _flush(self, durable: bool) -> None:
-        # Writes through the map are in the page cache already (other readers see them); an msync would
-        # wait for the disk on every flush, as the raw backend's would. durable=True still does.
-        if self._map is not None and durable:
+        if self._map is not None:
             self._map.flush()
         if durable and self._flagged and self._staged is None and not self._new_in_place:
             self._clear_flag()
@@ -614,6 +612,18 @@ class HDF5Store(ArrayStore):
             self._raise_hdf5(exc, "flushing")
         if durable:
             F.fsync(str(self._location.file))
+
+    def _flush_at_close(self, durable: bool) -> None:
+        # As the raw backend's: writes through the map are in the page cache already, and an msync at every
+        # close would wait for the disk. durable=True still does (and fsyncs).
+        if durable or self._map is None:
+            self._flush(durable)
+            return
+        mapped, self._map = self._map, None
+        try:
+            self._flush(False)
+        finally:
+            self._map = mapped
 
     def _clear_flag(self) -> None:
         if A.INCOMPLETE in self._ds.attrs:
@@ -631,8 +641,8 @@ class HDF5Store(ArrayStore):
                         self._publish_replacement(self._replaces)
                 except (OSError, RuntimeError) as exc:
                     self._raise_hdf5(exc, "completing the dataset")
-            if self._map is not None and self._options.get("durable"):
-                self._map.flush()
+            if self._map is not None and self._options.get("durable"):  # as the raw backend: an msync at
+                self._map.flush()  # every close would wait for the disk; durable=True fsyncs below anyway
         finally:
             self._map = None  # user views from as_memmap() keep their own mapping alive
             self._close_file()

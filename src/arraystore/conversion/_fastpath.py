@@ -9,6 +9,9 @@ that; reads drop their pages behind them too, so a conversion never floods the
 page cache. ``sync_file_range`` is called through ``ctypes`` (Linux); elsewhere
 ``fdatasync`` takes its place.
 
+Same-layout copies move their blocks with :func:`copy_range` and hash the source's
+pages through a :class:`MappedRange`, so the bytes never enter the process.
+
 Drop-behind pays only when the output would not stay in the page cache anyway:
 on an output that fits, waiting for each window's write-back costs up to 4x against
 leaving the pages to the kernel, and the verification read then comes from the disk.
@@ -20,7 +23,8 @@ memory cgroup's limit) and ``durable``:
   fsyncs at publish); outputs below a quarter of the available memory;
 * ``"write-through"``: the same, but write-back of each window is started as soon as it
   is written (``sync_file_range(WRITE)``, no wait, no drop), so the fsync at publish
-  finds little left to write; durable outputs that fit;
+  finds little left to write and the disk writes while it reads; outputs that fit and are
+  durable or whose source is mostly not in the page cache (:func:`resident_share`);
 * ``"drop-behind"``: write-back started, waited for one window later, pages dropped;
   source pages dropped behind the reads; outputs that do not fit.
 """
@@ -157,12 +161,30 @@ def _cgroup_room() -> int | None:
     return None
 
 
-def available_memory() -> int:
-    """Memory this process can use without pushing out other pages: psutil's ``available``, capped by its cgroup."""
-    import psutil
+def _meminfo_available() -> int | None:
+    """``MemAvailable`` of ``/proc/meminfo`` in bytes (what psutil reports on Linux), or None."""
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
+
+def available_memory() -> int:
+    """Memory this process can use without pushing out other pages: psutil's ``available``, capped by its cgroup.
+
+    On Linux the figure is read from ``/proc/meminfo`` directly: importing psutil costs
+    10-25 ms, a tenth of a 512 MiB copy from the page cache.
+    """
     room = _cgroup_room()
-    avail = int(psutil.virtual_memory().available)
+    avail = _meminfo_available()
+    if avail is None:
+        import psutil
+
+        avail = int(psutil.virtual_memory().available)
     return avail if room is None else min(avail, room)
 
 _SYNC_FILE_RANGE_WAIT_BEFORE = 1
