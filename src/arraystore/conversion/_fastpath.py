@@ -56,6 +56,7 @@ __all__ = [
     "drop_cache",
     "pread_into",
     "pwrite_all",
+    "reserve",
     "resident_share",
 ]
 
@@ -287,6 +288,25 @@ class DropBehindWriter:
             return
         self._close_window()
         self._retire()
+
+
+def reserve(fd: int, offset: int, nbytes: int, path: str) -> None:
+    """Allocate ``[offset, offset + nbytes)`` of a file before a copy writes it (``posix_fallocate``).
+
+    A full disk then fails before the first byte (``StorageFullError``), and ext4 has no
+    delayed allocation left to do when the file is closed: a file truncated to zero
+    since it was opened (h5py's new files) would otherwise have all its dirty pages
+    flushed by that close. Already allocated ranges (raw and npy destinations) cost
+    nothing; a file system without ``fallocate`` is left as it is.
+    """
+    if nbytes <= 0 or not hasattr(os, "posix_fallocate"):
+        return
+    try:
+        os.posix_fallocate(fd, offset, nbytes)
+    except OSError as exc:
+        raise_if_full(exc, path, "preallocating")
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
 
 
 def pread_into(fd: int, buf: memoryview, offset: int) -> None:

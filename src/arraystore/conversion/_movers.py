@@ -31,6 +31,7 @@ from ._fastpath import (
     drop_cache,
     pread_into,
     pwrite_all,
+    reserve,
     resident_share,
 )
 from ._hdf5_direct import DirectChunkReader, direct_pipeline
@@ -261,6 +262,8 @@ class ByteMover(BlockMover):
                  durable: bool = False, workers: int = 1, done: Container[int] = ()) -> None:
         super().__init__(src, dst, plan, src_region, dst_region, durable=durable, workers=workers)
         assert self._src_region is not None and self._dst_region is not None
+        assert self._dst_fd is not None
+        reserve(self._dst_fd, self._dst_region[1], plan.nbytes, dst.path)
         size = plan.blocks.block_bytes if plan.method == "buffered-copy" else 0
         self._bufs = [np.empty(size, np.uint8) for _ in range(COPY_BUFFERS if size else 1)]
         self._turn = 0
