@@ -175,10 +175,38 @@ def test_kernel_copy_records_the_buffered_path_checksum(tmp_path: Path, workers:
         assert out.recorded_checksum == kernel.checksum
 
 
+@pytest.fixture(params=["cached", "cold"])
+def source_state(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The source as the page cache holds it, or as if read from the disk: two copy streams, write-back started
+    every 64 KiB window (the window shrunk so that small arrays cross many)."""
+    if request.param == "cold":
+        monkeypatch.setattr(_movers, "resident_share", lambda fd, offset, nbytes: 0.0)
+        monkeypatch.setattr(_movers, "WINDOW", 64 * 1024)
+        monkeypatch.setattr(_fastpath, "WINDOW", 64 * 1024)
+    return str(request.param)
+
+
+@pytest.mark.skipif(not _fastpath.KERNEL_COPY, reason="no copy_file_range on this platform")
+def test_cold_source_copies_in_two_streams(tmp_path: Path, source_state: str) -> None:
+    data = np.random.default_rng(2).random((257, 129))
+    src = write_source(tmp_path / "a.npy", data)
+    report = arraystore.convert(src, str(tmp_path / "b.dat"), max_memory=16 * 1024, workers=2, verify=True)
+    notes = report.plan["notes"]
+    if source_state == "cold":
+        assert "page cache: write-through" in notes
+        assert "copied in the kernel by 2 thread(s) ahead of the hashing, the source read from the disk" in notes
+    else:
+        assert "page cache: page-cache" in notes
+        assert "copied in the kernel by 1 thread(s) ahead of the hashing" in notes
+    assert report.checksum == checksum(src, decoded=True)
+    assert bytes_equal(read_back(str(tmp_path / "b.dat"))[0], data)
+
+
 @pytest.mark.skipif(not _fastpath.KERNEL_COPY, reason="no copy_file_range on this platform")
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("stop_at", [1, 7, 30])
-def test_interrupted_kernel_copy_resumes_with_digests(tmp_path: Path, workers: int, stop_at: int) -> None:
+def test_interrupted_kernel_copy_resumes_with_digests(tmp_path: Path, workers: int, stop_at: int,
+                                                      source_state: str) -> None:
     """Stopped with copies started ahead: the rerun trusts only journaled blocks whose bytes match their digest,
     rewrites a block whose bytes were damaged, and records the source's checksum."""
     data = np.arange(64 * 1024, dtype="<f8")

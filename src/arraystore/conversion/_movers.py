@@ -282,6 +282,11 @@ class ByteMover(BlockMover):
             self._order = [self._range(sel) for sel in plan.blocks]
             self._next = {off: k for k, (off, _n) in enumerate(self._order)}
 
+    @property
+    def streams(self) -> int:
+        """Kernel copies run at once (0: copied inline, a plan of one block)."""
+        return self._streams if self._pool is not None else 0
+
     def _range(self, sel: tuple[slice, ...]) -> tuple[int, int]:
         rng = byte_range(sel, self.src.shape, self.src.order, self.src.dtype.itemsize)
         assert rng is not None  # plans of contiguous arrays without chunks are runs
