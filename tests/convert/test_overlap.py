@@ -20,7 +20,6 @@ from arraystore.conversion._fastpath import (
     CACHE_SHARE,
     COLD_SHARE,
     WINDOW,
-    MappedRange,
     available_memory,
     cache_regime,
     resident_share,
@@ -237,20 +236,6 @@ def test_interrupted_kernel_copy_resumes_with_digests(tmp_path: Path, workers: i
     assert bytes_equal(read_back(dst)[0], data)
 
 
-def test_mapped_range_of_a_shrunk_file_is_an_eof(tmp_path: Path) -> None:
-    path = tmp_path / "f.bin"
-    path.write_bytes(bytes(range(256)) * 64)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        got = MappedRange(fd, 100, 5000)
-        assert got.array.tobytes() == path.read_bytes()[100:5100]
-        got.release()
-        assert got.array[:3].tobytes() == bytes([100, 101, 102])  # unmapped pages read back from the file
-        with pytest.raises(EOFError):
-            MappedRange(fd, 16000, 1000)
-    finally:
-        os.close(fd)
-
 
 @pytest.fixture(params=["kernel-copy", "buffered-copy"])
 def copy_method(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -288,4 +273,26 @@ def test_interrupted_overlapped_copy_resumes(tmp_path: Path, copy_method: str) -
     report = arraystore.convert(src, dst, max_memory=8192, verify=True)
     assert report.blocks_resumed >= 9 and report.blocks_rewritten == 0
     assert report.verified
+    assert bytes_equal(read_back(dst)[0], data)
+
+
+@pytest.mark.skipif(not _fastpath.KERNEL_COPY, reason="no copy_file_range on this platform")
+def test_blocks_hashed_in_pieces_resume_as_journaled(tmp_path: Path, source_state: str) -> None:
+    """Blocks of several hash pieces (the last one short): the digests journaled piece by piece are those of the
+    destination's bytes read back whole, so an interrupted copy resumes every journaled block."""
+    data = np.random.default_rng(3).integers(0, 1 << 30, size=(1_900_001,), dtype="<i4")  # 7.6 MB, odd
+    src = write_source(tmp_path / "a.npy", data)
+    dst = str(tmp_path / "a.dat")
+    budget = 3 * _movers.HASH_PIECE + 1000
+
+    def stop(done: int, total: int) -> None:
+        if done > budget:  # the second block journaled
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        arraystore.convert(src, dst, max_memory=budget, workers=2, progress=stop)
+    report = arraystore.convert(src, dst, max_memory=budget, workers=2, verify=True)
+    assert report.method == "kernel-copy" and report.blocks_total >= 3
+    assert report.blocks_resumed == 2 and report.blocks_rewritten == 0 and report.verified
+    assert report.checksum == checksum(src, decoded=True)
     assert bytes_equal(read_back(dst)[0], data)

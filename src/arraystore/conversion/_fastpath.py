@@ -9,8 +9,8 @@ that; reads drop their pages behind them too, so a conversion never floods the
 page cache. ``sync_file_range`` is called through ``ctypes`` (Linux); elsewhere
 ``fdatasync`` takes its place.
 
-Same-layout copies move their blocks with :func:`copy_range` and hash the source's
-pages through a :class:`MappedRange`, so the bytes never enter the process.
+Same-layout copies move their blocks with :func:`copy_range` (the kernel's
+``copy_file_range``), and hash the source's pages the copy brought into the page cache.
 
 Drop-behind pays only when the output would not stay in the page cache anyway:
 on an output that fits, waiting for each window's write-back costs up to 4x against
@@ -38,8 +38,6 @@ import mmap
 import os
 from typing import Any, Literal
 
-import numpy as np
-
 from .._fsutil import raise_if_full
 
 __all__ = [
@@ -49,7 +47,6 @@ __all__ = [
     "KERNEL_COPY",
     "WINDOW",
     "DropBehindWriter",
-    "MappedRange",
     "available_memory",
     "cache_regime",
     "copy_range",
@@ -60,8 +57,8 @@ __all__ = [
     "resident_share",
 ]
 
-#: True where the kernel copies between files (``copy_file_range``): same-layout copies then keep the bytes
-#: out of the process and hash them through a read-only map (:class:`MappedRange`).
+#: True where the kernel copies between files (``copy_file_range``): same-layout copies are then copied there
+#: and hashed from the page cache (:class:`~._movers.ByteMover`).
 KERNEL_COPY = hasattr(os, "copy_file_range")
 
 #: Bytes between write-back kicks.
@@ -379,27 +376,3 @@ def _copy_once(how: str, src_fd: int, src_off: int, dst_fd: int, dst_off: int, n
         pwrite_all(dst_fd, view[:n], dst_off, f"fd {dst_fd}")
     return n
 
-
-class MappedRange:
-    """A read-only map of ``nbytes`` of a file at ``offset``: its bytes hashed where the page cache holds them.
-
-    A same-layout copy moves a block in the kernel (:func:`copy_range`) and hashes the
-    source's pages through this map: no copy of the bytes into the process, and the
-    pages are private memory of nobody (``RssFile``, reclaimable). :attr:`array` is a
-    ``uint8`` view; :meth:`release` drops the map's page-table entries, after which
-    ``posix_fadvise(DONTNEED)`` can drop the pages themselves (it skips mapped pages).
-    A range beyond the end of the file raises ``EOFError`` (the file shrank).
-    """
-
-    def __init__(self, fd: int, offset: int, nbytes: int) -> None:
-        start = offset - offset % mmap.ALLOCATIONGRANULARITY
-        if os.fstat(fd).st_size < offset + nbytes:
-            raise EOFError(f"file ended before offset {offset + nbytes:,}")
-        self._map = mmap.mmap(fd, offset + nbytes - start, access=mmap.ACCESS_READ, offset=start)
-        self.array: np.ndarray[Any, np.dtype[np.uint8]] = np.frombuffer(self._map, np.uint8, count=nbytes,
-                                                                       offset=offset - start)
-
-    def release(self) -> None:
-        """Unmap the pages from this process (the view reads them back from the file if used again)."""
-        if hasattr(mmap, "MADV_DONTNEED") and not self._map.closed:
-            self._map.madvise(mmap.MADV_DONTNEED)

@@ -16,7 +16,7 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 
-from ..checksums import block_digest
+from ..checksums import StreamHasher, block_digest, block_digester
 from ..errors import ArrayStoreError, NotMemoryMappableError
 from ..store import ArrayStore
 from ._fastpath import (
@@ -24,7 +24,6 @@ from ._fastpath import (
     WINDOW,
     CacheRegime,
     DropBehindWriter,
-    MappedRange,
     available_memory,
     cache_regime,
     copy_range,
@@ -39,7 +38,7 @@ from ._plan import ConversionPlan
 from ._zarr_direct import ZarrChunkReader, zarr_readable_array
 
 __all__ = [
-    "COPY_BUFFERS", "COPY_STREAMS",
+    "COPY_BUFFERS", "COPY_STREAMS", "HASH_PIECE",
     "BlockMover", "ByteMover", "DirectChunkMover", "Progress", "byte_range", "mapped_region", "progress_bar",
 ]
 
@@ -48,8 +47,13 @@ Progress = Callable[[int, int], Any]
 #: Buffers of an overlapped buffered copy (one being read, one being written).
 COPY_BUFFERS = 2
 
-#: What :meth:`ByteMover.read` returns for a kernel copy's digest: :meth:`ByteMover.write` computes it.
-_DIGEST_IN_WRITE = "digest computed by the write"
+#: Bytes of a kernel-copied block read back at once for hashing: the buffer stays in the CPU cache. Measured on
+#: the 2-core VM against hashing a read-only map of each 64 MiB block: 18% less CPU (0.054 against 0.066 s per
+#: 512 MiB, both hashes), the map's page faults and unmapping costing more than the copy into the buffer.
+HASH_PIECE = 1024 * 1024
+
+#: What :meth:`ByteMover.read` returns for a kernel copy: the bytes stayed in the kernel (and were hashed).
+_NO_BYTES: np.ndarray[Any, Any] = np.empty(0, np.uint8)
 
 #: Kernel copies in flight at once from a source read from the disk (at most one per worker).
 COPY_STREAMS = 2
@@ -144,6 +148,9 @@ class BlockMover:
             return False
         share = resident_share(self._src_fd, self._src_region[1], self.src.nbytes)
         return share is not None and share < COLD_SHARE
+
+    #: True when :meth:`read` feeds the content checksum itself (the conversion then does not).
+    hashes_stream = False
 
     @property
     def reads_chunks(self) -> bool:
@@ -242,14 +249,14 @@ class ByteMover(BlockMover):
     block ``k`` is hashed. A source read from the disk (:attr:`source_cold`) is copied by
     :data:`COPY_STREAMS` threads at once (two sequential streams keep the disk reading
     while one waits); from the page cache one thread copies, as copies into one file
-    serialise on its inode lock. :meth:`read` waits
-    for its block's copy and returns the source's bytes as a read-only map of their
-    pages (:class:`MappedRange`), hashed there for the journal and the content
-    checksum: the bytes never pass through the process. :meth:`write` (on the
-    conversion's writer thread) digests the block for the journal (while the next one
-    is copied and stream-hashed) and retires it: write-back started (and, in
-    the drop-behind regime, waited for one window later, the pages dropped). Blocks
-    already journaled (``done``) are not copied ahead.
+    serialise on its inode lock. :meth:`read` waits for its block's copy, then hashes
+    the source's pages the copy just brought into the page cache: read back in
+    :data:`HASH_PIECE` pieces into one buffer that stays in the CPU cache, each piece
+    fed to the block's journal digest and to the conversion's content checksum
+    (``hasher``, in order). :meth:`write` (on the conversion's writer thread) retires
+    the block: write-back started (and, in the drop-behind regime, waited for one
+    window later, the pages dropped). Blocks already journaled (``done``) are not
+    copied ahead.
 
     ``"buffered-copy"`` (no kernel copy on this platform): reads go into
     :data:`COPY_BUFFERS` buffers in turn, so the source read of block ``k + 1`` runs while
@@ -259,16 +266,19 @@ class ByteMover(BlockMover):
 
     def __init__(self, src: ArrayStore, dst: ArrayStore, plan: ConversionPlan,
                  src_region: tuple[str, int] | None, dst_region: tuple[str, int] | None, *,
-                 durable: bool = False, workers: int = 1, done: Container[int] = ()) -> None:
+                 durable: bool = False, workers: int = 1, done: Container[int] = (),
+                 hasher: StreamHasher | None = None) -> None:
         super().__init__(src, dst, plan, src_region, dst_region, durable=durable, workers=workers)
-        assert self._src_region is not None and self._dst_region is not None
-        assert self._dst_fd is not None
+        assert self._src_region is not None and self._dst_region is not None and self._dst_fd is not None
         reserve(self._dst_fd, self._dst_region[1], plan.nbytes, dst.path)
-        size = plan.blocks.block_bytes if plan.method == "buffered-copy" else 0
-        self._bufs = [np.empty(size, np.uint8) for _ in range(COPY_BUFFERS if size else 1)]
+        kernel = plan.method == "kernel-copy"
+        size = plan.blocks.block_bytes if not kernel else min(HASH_PIECE, plan.blocks.block_bytes)
+        self._bufs = [np.empty(size, np.uint8) for _ in range(COPY_BUFFERS if not kernel else 1)]
         self._turn = 0
-        self.copy_call: str | None = "preadv/pwritev" if plan.method == "buffered-copy" else None
-        self._maps: dict[int, MappedRange] = {}  # kernel copies: source maps of blocks read, not yet retired
+        self.copy_call: str | None = None if kernel else "preadv/pwritev"
+        self._hasher = hasher if kernel else None
+        #: True when :meth:`read` feeds the content checksum itself (it returns no bytes).
+        self.hashes_stream = self._hasher is not None
         self._done = done
         self._order: list[tuple[int, int]] = []  # kernel copies: every block's byte range, in plan order
         self._next: dict[int, int] = {}  # offset -> index in _order
@@ -277,7 +287,7 @@ class ByteMover(BlockMover):
         # one file serialise on its inode lock: one copy, a block ahead of the hashing.
         self._streams = min(max(workers, 1), COPY_STREAMS if self.source_cold else 1)
         self._pool = (ThreadPoolExecutor(self._streams, thread_name_prefix="arraystore-copy")
-                      if plan.method == "kernel-copy" and plan.n_blocks > 1 else None)
+                      if kernel and plan.n_blocks > 1 else None)
         if self._pool is not None:
             self._order = [self._range(sel) for sel in plan.blocks]
             self._next = {off: k for k, (off, _n) in enumerate(self._order)}
@@ -313,13 +323,26 @@ class ByteMover(BlockMover):
                 self._copies[o] = self._pool.submit(self._copy, o, m)
         self.copy_call = self._copies.pop(off).result()
 
+    def _hash_source(self, off: int, n: int) -> str:
+        """The block's journal digest, its bytes also fed to the content checksum; read in cache-sized pieces."""
+        assert self._src_fd is not None and self._src_region is not None
+        buf = self._bufs[0]
+        digest = block_digester()
+        start = self._src_region[1] + off
+        for lo in range(0, n, len(buf)):
+            piece = buf[: min(len(buf), n - lo)]
+            pread_into(self._src_fd, piece.data, start + lo)
+            digest.update(piece)
+            if self._hasher is not None:
+                self._hasher.update(piece)
+        return str(digest.hexdigest())
+
     def read(self, sel: tuple[slice, ...]) -> tuple[np.ndarray[Any, Any], str]:
         off, n = self._range(sel)
         assert self._src_fd is not None and self._src_region is not None
         if self.plan.method == "kernel-copy":
             self._kernel_copy(off, n)
-            mapped = self._maps[off] = MappedRange(self._src_fd, self._src_region[1] + off, n)
-            return mapped.array, _DIGEST_IN_WRITE
+            return _NO_BYTES, self._hash_source(off, n)
         view = self._bufs[self._turn][:n]
         self._turn = (self._turn + 1) % len(self._bufs)
         pread_into(self._src_fd, view.data, self._src_region[1] + off)
@@ -351,12 +374,7 @@ class ByteMover(BlockMover):
         assert self._src_fd is not None and self._dst_fd is not None and self._writer is not None
         assert self._src_region is not None and self._dst_region is not None
         if self.plan.method == "kernel-copy":
-            if digest == _DIGEST_IN_WRITE:  # on the writer thread, while the next block is copied
-                digest = block_digest(block)
-            mapped = self._maps.pop(off, None)
             if self._drop:
-                if mapped is not None:
-                    mapped.release()  # mapped pages are never dropped from the page cache
                 drop_cache(self._src_fd, self._src_region[1] + off, n)
         else:
             pwrite_all(self._dst_fd, block.data, self._dst_region[1] + off, self.dst.path)
@@ -367,5 +385,4 @@ class ByteMover(BlockMover):
         if self._pool is not None:  # copies started ahead of a failure: finished before the files close
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._copies.clear()
-        self._maps.clear()
         super().finish()

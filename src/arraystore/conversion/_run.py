@@ -325,7 +325,7 @@ class _Conversion:
                                       durable=self.durable, workers=self.workers)
         elif plan.method != "blocks":
             mover = ByteMover(self.src, dst, plan, self._src_region, dst_region, durable=self.durable,
-                              workers=self.workers, done=journal.done)
+                              workers=self.workers, done=journal.done, hasher=hasher)
         else:
             mover = BlockMover(self.src, dst, plan, self._src_region, dst_region, durable=self.durable,
                                workers=self.workers)
@@ -355,7 +355,7 @@ class _Conversion:
                         journal.forget(i)
                         report.blocks_rewritten += 1
                     data, digest = mover.read(sel)
-                    if hasher is not None:
+                    if hasher is not None and not mover.hashes_stream:
                         hasher.update(mover.as_array(data, sel))
                     if first:  # the first write runs alone: backends set their "incomplete" flag on it
                         finished(mover.write(i, sel, data, digest))
