@@ -31,6 +31,7 @@ memory cgroup's limit) and ``durable``:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -55,6 +56,7 @@ __all__ = [
     "pwrite_all",
     "reserve",
     "resident_share",
+    "settle_close_flush",
 ]
 
 #: True where the kernel copies between files (``copy_file_range``): same-layout copies are then copied there
@@ -304,6 +306,20 @@ def reserve(fd: int, offset: int, nbytes: int, path: str) -> None:
         raise_if_full(exc, path, "preallocating")
         if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
             raise
+
+
+def settle_close_flush(path: str) -> None:
+    """Open and close ``path`` once, before a copy writes it.
+
+    ext4 flushes a file's dirty pages when the first handle opened on it since it was
+    truncated to zero is closed, if any of them still awaits allocation (its
+    ``auto_da_alloc`` guard against replace-by-truncate; h5py's new files are truncated
+    and their metadata is written with delayed allocation). Closing a handle now flushes
+    those few pages; closing the copy's handle after the copy would start write-back of
+    everything it copied, inside the conversion (290 ms of a cached 512 MiB HDF5 copy).
+    """
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_RDONLY))
 
 
 def pread_into(fd: int, buf: memoryview, offset: int) -> None:

@@ -32,6 +32,7 @@ from ._fastpath import (
     pwrite_all,
     reserve,
     resident_share,
+    settle_close_flush,
 )
 from ._hdf5_direct import DirectChunkReader, direct_pipeline
 from ._plan import ConversionPlan
@@ -272,6 +273,7 @@ class ByteMover(BlockMover):
         super().__init__(src, dst, plan, src_region, dst_region, durable=durable, workers=workers)
         assert self._src_region is not None and self._dst_region is not None and self._dst_fd is not None
         reserve(self._dst_fd, self._dst_region[1], plan.nbytes, dst.path)
+        settle_close_flush(self._dst_region[0])
         kernel = plan.method == "kernel-copy"
         size = plan.blocks.block_bytes if not kernel else min(HASH_PIECE, plan.blocks.block_bytes)
         self._bufs = [np.empty(size, np.uint8) for _ in range(COPY_BUFFERS if not kernel else 1)]
