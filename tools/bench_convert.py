@@ -226,7 +226,9 @@ def _preimport(op: str) -> None:
 
     mods = {"h5py": ("h5", "as_"), "zarr": ("zarr", "as_", "dask"), "dask.array": ("dask",),
             "numcodecs": ("codec", "decode", "encode"), "arraystore.conversion": ("as_",),
-            "arraystore.backends.hdf5": ("as_",), "arraystore.backends.zarr": ("as_",), "zarrs": ("zarrs",),
+            "arraystore.backends.hdf5": ("as_",), "arraystore.backends.zarr": ("as_",),
+            "arraystore.backends.raw": ("as_",), "arraystore.backends.npy": ("as_",),
+            "arraystore.filesystems": ("as_",), "zarrs": ("zarrs",),
             "tensorstore": ("tensorstore",), "blosc2": ("blosc2",)}
     for mod, keys in mods.items():
         if any(k in op for k in keys):

@@ -38,7 +38,7 @@ from .blocks import BlockPlan, plan_blocks
 from .errors import NotMemoryMappableError, VerificationError
 from .store import ArrayStore
 
-__all__ = ["ALGORITHM", "StreamHasher", "block_digest", "c_streamable", "checksum", "verify"]
+__all__ = ["ALGORITHM", "StreamHasher", "block_digest", "block_digester", "c_streamable", "checksum", "verify"]
 
 #: The algorithm recorded with every checksum.
 ALGORITHM = "xxh3_128"
@@ -98,6 +98,11 @@ def block_digest(block: Any, order: str = "C") -> str:
     if not isinstance(block, np.ndarray):
         return str(xxhash.xxh3_64(block).hexdigest())
     return str(xxhash.xxh3_64(_c_bytes(block.T if order == "F" else block).data).hexdigest())
+
+
+def block_digester() -> Any:
+    """:func:`block_digest` of C-order bytes fed in pieces: ``update(piece)`` in order, then ``hexdigest()``."""
+    return xxhash.xxh3_64()
 
 
 def c_streamable(plan: BlockPlan) -> bool:

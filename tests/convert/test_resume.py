@@ -133,3 +133,24 @@ def test_verify_detects_corruption_and_compares_formats(tmp_path: Path) -> None:
     write_source(tmp_path / "c.dat", data[:10])
     with pytest.raises(VerificationError, match="cannot be the same array"):
         verify(str(tmp_path / "c.dat"), against=src)
+
+
+@pytest.mark.parametrize("interval", [0.0, 3600.0])
+def test_durable_journal_keeps_every_record_across_an_interruption(tmp_path: Path, interval: float,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A durable journal fsyncs its records in batches (every record, or only when closed): an interrupted
+    durable conversion leaves every journaled block on record, and the rerun resumes them all."""
+    from arraystore.conversion import _journal
+
+    monkeypatch.setattr(_journal, "SYNC_INTERVAL", interval)
+    data = _data()
+    src = write_source(tmp_path / "src.dat", data)
+    dst = tmp_path / "dst.npy"
+    with pytest.raises(Stop):
+        convert(src, str(dst), max_memory=16 * 1024, durable=True, progress=stop_after(5))
+    kept = journal_blocks(dst)
+    assert kept >= 5
+    report = convert(src, str(dst), max_memory=16 * 1024, durable=True, verify=True)
+    assert report.blocks_resumed == kept and report.blocks_rewritten == 0 and report.verified
+    assert bytes_equal(read_back(str(dst))[0], data)
+    assert not dst.with_name(dst.name + ".partial.journal.jsonl").exists()

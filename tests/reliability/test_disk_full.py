@@ -228,3 +228,19 @@ def test_create_on_a_full_disk(disk: Path, suffix: str) -> None:
         write()
     assert leftovers(disk) == []
     filler.unlink()
+
+
+# -- same-layout copies: the destination's byte range is reserved before the first byte ----------
+
+
+@pytest.mark.parametrize("suffix", [".dat", ".npy", ".h5"])
+def test_byte_copy_too_big_for_the_disk(disk: Path, tmp_path: Path, suffix: str) -> None:
+    """A kernel or buffered copy into a disk too small: StorageFullError, and the staged destination removed."""
+    if suffix == ".h5":
+        pytest.importorskip("h5py")
+    src = tmp_path / "src.dat"
+    with arraystore.create(src, (2 * 1024 * 1024,), "u1") as s:
+        s[...] = 7
+    with pytest.raises(StorageFullError):
+        arraystore.convert(str(src), str(disk / f"a{suffix}"), max_memory="64KiB")
+    assert leftovers(disk) == []

@@ -613,6 +613,18 @@ class HDF5Store(ArrayStore):
         if durable:
             F.fsync(str(self._location.file))
 
+    def _flush_at_close(self, durable: bool) -> None:
+        # As the raw backend's: writes through the map are in the page cache already, and an msync at every
+        # close would wait for the disk. durable=True still does (and fsyncs).
+        if durable or self._map is None:
+            self._flush(durable)
+            return
+        mapped, self._map = self._map, None
+        try:
+            self._flush(False)
+        finally:
+            self._map = mapped
+
     def _clear_flag(self) -> None:
         if A.INCOMPLETE in self._ds.attrs:
             del self._ds.attrs[A.INCOMPLETE]
@@ -629,8 +641,8 @@ class HDF5Store(ArrayStore):
                         self._publish_replacement(self._replaces)
                 except (OSError, RuntimeError) as exc:
                     self._raise_hdf5(exc, "completing the dataset")
-            if self._map is not None:
-                self._map.flush()
+            if self._map is not None and self._options.get("durable"):  # as the raw backend: an msync at
+                self._map.flush()  # every close would wait for the disk; durable=True fsyncs below anyway
         finally:
             self._map = None  # user views from as_memmap() keep their own mapping alive
             self._close_file()

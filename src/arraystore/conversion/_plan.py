@@ -20,6 +20,7 @@ import numpy as np
 
 from ..blocks import BlockPlan, contiguous_chunks, plan_blocks
 from ..errors import ConversionError, MemoryBudgetError
+from . import _fastpath
 
 if TYPE_CHECKING:
     from ..compression import Compression
@@ -335,9 +336,15 @@ def choose_method(
     compression: Compression | None,
     src_is_byte_range: bool,
 ) -> str:
-    """``"buffered-copy"`` or ``"kernel-copy"`` when source and destination hold the same bytes in the same
-    layout (a contiguous source byte range into a contiguous uncompressed destination), else ``"blocks"``."""
+    """``"kernel-copy"`` or ``"buffered-copy"`` when source and destination hold the same bytes in the same
+    layout (a contiguous source byte range into a contiguous uncompressed destination), else ``"blocks"``.
+
+    A kernel copy where the platform has ``copy_file_range`` (:data:`~._fastpath.KERNEL_COPY`), its
+    source hashed through a map of its pages; elsewhere C-order data goes through two buffers
+    (hashed as it is read) and other orders still to the kernel's ``sendfile`` or a buffered loop."""
     same_layout = grid is None and order == src.order and src.nbytes > 0
     if same_layout and src_is_byte_range and "contiguous" in dst_cls.layouts and compression is None:
-        return "buffered-copy" if c_streamable_shape(src.shape, src.order) else "kernel-copy"
+        if _fastpath.KERNEL_COPY or not c_streamable_shape(src.shape, src.order):
+            return "kernel-copy"
+        return "buffered-copy"
     return "blocks"

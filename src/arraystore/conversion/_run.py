@@ -314,7 +314,8 @@ class _Conversion:
         total = plan.nbytes
         done = [0]
         bar = progress_bar(self.progress, total)
-        flush_each = not type(dst).writes_go_through
+        # Byte-range copies write the file itself: their blocks are in it when they return.
+        flush_each = not type(dst).writes_go_through and plan.method == "blocks"
 
         lent: dict[int, Any] = {}  # blocks being written, by index: their buffers are reused once written
 
@@ -341,16 +342,22 @@ class _Conversion:
                                       ZarrChunkWriter(dst, self.workers, may_exist=self._chunks_may_exist,
                                                       put_bytes=plan.blocks.block_bytes),
                                       durable=self.durable, workers=self.workers)
+        elif plan.method != "blocks":
+            mover = ByteMover(self.src, dst, plan, self._src_region, dst_region, durable=self.durable,
+                              workers=self.workers, done=journal.done, hasher=hasher)
         else:
-            mover = (ByteMover if plan.method != "blocks" else BlockMover)(self.src, dst, plan, self._src_region,
-                                                                             dst_region, durable=self.durable,
-                                                                             workers=self.workers)
+            mover = BlockMover(self.src, dst, plan, self._src_region, dst_region, durable=self.durable,
+                               workers=self.workers)
         notes = report.plan.setdefault("notes", [])
         notes.append(f"page cache: {mover.regime}")
+        if isinstance(mover, ByteMover) and plan.method == "kernel-copy":
+            how = f"by {mover.streams} thread(s) ahead of the hashing" if mover.streams else "in one call"
+            notes.append(f"copied in the kernel {how}{', the source read from the disk' if mover.source_cold else ''}")
         if mover.reads_chunks:
             notes.append(f"source chunks fetched and decoded here on {self.workers} threads")
-        # A kernel copy runs inline; a buffered copy overlaps its next read with one write in flight.
-        threads = {"kernel-copy": 0, "buffered-copy": 1}.get(plan.method, plan.workers)
+        # Byte-range copies keep one write in flight: the next block is copied (kernel) or read (buffered)
+        # while the one before is written back or written.
+        threads = 1 if plan.method in ("kernel-copy", "buffered-copy") else plan.workers
         # Decoded sources: one block decoded ahead (its own thread feeding the decoding threads) while
         # this one is hashed and written; the plan counts that block (blocks_in_memory(read_ahead=True)).
         ahead = ReadAhead(mover.read) if self._read_ahead and mover.reads_chunks and plan.method == "blocks" else None
@@ -373,7 +380,7 @@ class _Conversion:
                     data, digest = ahead.take(i, sel) if ahead is not None else mover.read(sel)
                     if ahead is not None and (nxt := blocks.peek()) is not None and nxt[0] not in journal.done:
                         ahead.start(*nxt)
-                    if hasher is not None:
+                    if hasher is not None and not mover.hashes_stream:
                         hasher.update(mover.as_array(data, sel))
                     lent[i] = data
                     if first:  # the first write runs alone: backends set their "incomplete" flag on it
