@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import arraystore
-from arraystore.parallel import BlockError, FunctionNotPicklableError, map_blocks, process_pool
+from arraystore.parallel import BlockError, map_blocks, process_pool
 
 import parallel_funcs  # isort: skip  # beside this file; workers import it by name
 
@@ -78,10 +82,31 @@ def test_worker_error_names_the_block(make_store: Callable[..., str], pool: Proc
     assert info.value.selection[0].start != 0
 
 
-def test_unpicklable_function_is_refused_before_any_work(make_store: Callable[..., str]) -> None:
+SCRIPT_WITH_A_LAMBDA = """
+import sys
+from arraystore.parallel import FunctionNotPicklableError, map_blocks
+if __name__ == "__main__":
+    try:
+        map_blocks(lambda block, sel: 0, sys.argv[1])
+    except FunctionNotPicklableError as exc:
+        print("refused:", exc)
+"""
+
+
+def test_unpicklable_function_is_refused_before_any_work(make_store: Callable[..., str], tmp_path: Path) -> None:
+    """In a script (which workers re-import, so functions travel by name) a lambda cannot reach them.
+
+    Run as a real script: under ``python -m pytest`` this process's main module is interactive,
+    where functions travel by value instead (tests/parallel/test_main_module.py).
+    """
     path = make_store("raw", DATA)
-    with pytest.raises(FunctionNotPicklableError, match="module level"):
-        map_blocks(lambda block, sel: 0, path)
+    script = tmp_path / "job.py"
+    script.write_text(SCRIPT_WITH_A_LAMBDA)
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    proc = subprocess.run([sys.executable, str(script), path], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": src}, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("refused:") and "module level" in proc.stdout, proc.stdout
 
 
 def test_empty_array_has_no_blocks(make_store: Callable[..., str]) -> None:

@@ -94,30 +94,63 @@ class Completions:
     SIGINT (and SIGTERM where :func:`raise_interrupt` handles it) only puts a marker in
     this queue; :meth:`next` raises ``KeyboardInterrupt`` when it takes the marker out,
     from arraystore's own code. Signals with handlers of the caller's own are left alone.
+
+    A future's done callback runs once. A finished future whose result was held by a
+    worker that died is *lost* and computed again, finishing without a second callback:
+    every :data:`POLL` seconds without news the watched futures are looked at directly.
     """
+
+    #: Seconds between direct looks at the watched futures when no callback came.
+    POLL = 0.1
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()  # put() may run in a signal handler
+        self._watched: dict[Any, Any] = {}  # key -> future, until next() hands it out
         self.interrupted = False
 
     def watch(self, future: Any) -> Any:
         """Have ``future`` come out of :meth:`next` once it is done (finished, erred or cancelled)."""
+        self._watched[future.key] = future
         future.add_done_callback(self._queue.put)
         return future
 
-    def next(self) -> Any:
-        """The next watched future to be done; ``KeyboardInterrupt`` if an interrupt came first."""
+    def _take(self) -> Any:
+        """A future whose callback ran (None after :data:`POLL` seconds of nothing); raise on an interrupt."""
         if self.interrupted:
             raise KeyboardInterrupt
-        item = self._queue.get()
+        try:
+            item = self._queue.get(timeout=self.POLL)
+        except queue.Empty:
+            return None
         if item is _INTERRUPTED:
             raise KeyboardInterrupt
         return item
 
+    def next(self) -> Any:
+        """The next watched future to be done; ``KeyboardInterrupt`` if an interrupt came first."""
+        while True:
+            item: Any = self._take()
+            if item is None:  # no callback for a while: a recomputed (once lost) future may be done
+                item = self._any_done()
+            if item is None:
+                continue
+            key = item.key
+            if not item.done() or self._watched.get(key) is not item:
+                continue  # lost since its callback and being computed again, or handed out already
+            del self._watched[key]
+            return item
+
+    def _any_done(self) -> Any:
+        for future in self._watched.values():
+            if future.done():
+                return future
+        return None
+
     def until_done(self, future: Any) -> None:
-        """Block until the watched ``future`` is done; ``KeyboardInterrupt`` if an interrupt comes first."""
+        """Block until ``future`` is done; ``KeyboardInterrupt`` if an interrupt comes first."""
         while not future.done():
-            self.next()
+            self._take()
+        self._watched.pop(future.key, None)
 
     def _interrupt(self, signum: int, frame: FrameType | None) -> None:
         self.interrupted = True
