@@ -1,14 +1,20 @@
-"""Object-storage benchmark: Zarr upload and download to a loopback S3 server (moto), side by side.
+"""Object-storage benchmark: Zarr upload and download to a loopback S3 server (moto or s3rver), side by side.
 
 One command::
 
     python tools/bench_objstore.py --size 64MiB --runs 3
     python tools/bench_objstore.py --size 1GiB --runs 3     # and 4GiB: is peak memory flat?
+    python tools/bench_objstore.py --size 256MiB --clients zarr+obstore,arraystore --server s3rver
 
-Starts moto's server (``python -m moto.server``, in its own process, so that the objects it
-keeps in memory are not counted as the clients') on 127.0.0.1 (a free port; nothing leaves the
-machine), then writes and reads the same float32 array (shape ``(size / 16 KiB, 4096)``,
-1 MiB chunks of 64 whole rows, uncompressed) with:
+Starts the server in its own process (so that what it keeps in memory is not counted as the
+clients') on 127.0.0.1 (a free port; nothing leaves the machine): ``--server moto`` (default,
+``python -m moto.server``, objects in its memory) or ``--server s3rver`` (the Node.js fake S3
+server, objects in files under the benchmark's temporary folder; ``ARRAYSTORE_S3RVER`` names its
+``bin/s3rver.js``, else ``s3rver`` on ``PATH``; ``npm install --prefix DIR s3rver@3.7.1``). s3rver
+ignores conditional requests, which arraystore refuses; the benchmark sets
+``ARRAYSTORE_ASSUME_CONDITIONAL_REQUESTS=1`` for it (one writer, nothing to guard against). Then it
+writes and reads the same float32 array (shape ``(size / 16 KiB, 4096)``, 1 MiB chunks of 64 whole
+rows, uncompressed) with:
 
 * ``zarr+fsspec``: zarr-python 3.1 on ``FsspecStore`` (s3fs), its default for ``s3://``;
 * ``zarr+obstore``: zarr-python 3.1 on ``ObjectStore`` (obstore);
@@ -21,8 +27,9 @@ local ``.npy`` within its ``max_memory`` budget (``--max-memory``, default 256Mi
 interleaved (client after client, ``--runs`` times) so that load from other processes falls on all
 of them; the median is printed, with the ratio to zarr-python on obstore, and the peak *private*
 memory of each operation: anonymous memory (``/proc/self/smaps_rollup``), sampled every 10 ms,
-above what the process held before it (page cache and file mappings excluded). moto is a Python
-server on the same cores, so the numbers compare clients against one slow server: they rank the
+above what the process held before it (page cache and file mappings excluded), and the CPU
+seconds per GiB moved of the client (this process) and of the server process. Both servers run on
+the same cores as the client, so the numbers compare clients against one server: they rank the
 clients, they do not predict a real S3 bucket.
 """
 
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -65,21 +73,37 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--max-memory", default="256MiB", help="arraystore's max_memory budget")
     parser.add_argument("--clients", default="zarr+fsspec,zarr+obstore,arraystore")
+    parser.add_argument("--server", choices=("moto", "s3rver"), default="moto", help="the S3 server on loopback")
     args = parser.parse_args()
     port = _free_port()
     endpoint = f"http://127.0.0.1:{port}"
+    tmp = Path(tempfile.mkdtemp(prefix="bench-objstore-"))
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench-secret", AWS_REGION="us-east-1",
                       AWS_ENDPOINT_URL=endpoint, AWS_ALLOW_HTTP="true")
-    # The server runs in its own process: it keeps the objects in its memory, which must not be
-    # counted as the clients', and its request handling must not share the clients' GIL.
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The server runs in its own process: what it keeps in memory must not be counted as the
+    # clients', and its request handling must not share the clients' GIL.
+    if args.server == "moto":
+        command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        env = dict(os.environ)
+    else:
+        script = os.environ.get("ARRAYSTORE_S3RVER") or shutil.which("s3rver")
+        node = shutil.which("node")
+        if not script or not node:
+            parser.error("--server s3rver: set ARRAYSTORE_S3RVER to s3rver's bin/s3rver.js (npm install s3rver@3.7.1)")
+        command = [node, script, "-d", str(tmp / "s3rver"), "-a", "127.0.0.1", "-p", str(port), "--silent"]
+        # s3rver knows one access key (S3RVER) and checks no SigV4 signature; its DES continuation
+        # tokens (listings of over 1000 keys) need OpenSSL's legacy provider on Node >= 17.
+        os.environ.update(AWS_ACCESS_KEY_ID="S3RVER", ARRAYSTORE_ASSUME_CONDITIONAL_REQUESTS="1")
+        env = {**os.environ, "NODE_OPTIONS": "--openssl-legacy-provider"}
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for(port)
-        return _run(endpoint, _size(args.size), args.runs, args.max_memory, args.clients.split(","))
+        return _run(endpoint, _size(args.size), args.runs, args.max_memory, args.clients.split(","),
+                    tmp=tmp, server=psutil.Process(server.pid), server_name=args.server)
     finally:
         server.terminate()
         server.wait(timeout=30)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _wait_for(port: int, timeout: float = 60.0) -> None:
@@ -151,7 +175,20 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _run(endpoint: str, nbytes: int, runs: int, max_memory: str, clients: list[str]) -> int:
+def _cpu(process: psutil.Process) -> float:
+    """CPU seconds (user + system) of ``process`` and its children so far."""
+    total = 0.0
+    for p in [process, *process.children(recursive=True)]:
+        try:
+            times = p.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def _run(endpoint: str, nbytes: int, runs: int, max_memory: str, clients: list[str], *, tmp: Path,
+         server: psutil.Process, server_name: str) -> int:
     import gc
 
     import boto3
@@ -164,7 +201,6 @@ def _run(endpoint: str, nbytes: int, runs: int, max_memory: str, clients: list[s
     boto3.client("s3").create_bucket(Bucket="bench")
     rows = max(64, nbytes // (4096 * 4))
     shape, dtype, chunks = (rows, 4096), np.dtype("<f4"), (64, 4096)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-objstore-"))
     src = np.lib.format.open_memmap(tmp / "src.npy", mode="w+", dtype=dtype, shape=shape)
     rng = np.random.default_rng(0)
     for i in range(0, rows, 4096):
@@ -206,15 +242,22 @@ def _run(endpoint: str, nbytes: int, runs: int, max_memory: str, clients: list[s
     peers = {k: v for k, v in peers.items() if k in clients}
     times: dict[tuple[str, int], list[float]] = {(name, op): [] for name in peers for op in (0, 1)}
     peaks: dict[tuple[str, int], int] = dict.fromkeys(times, 0)
+    client_cpu: dict[tuple[str, int], list[float]] = {k: [] for k in times}
+    server_cpu: dict[tuple[str, int], list[float]] = {k: [] for k in times}
+    loads = [os.getloadavg()[0]]
     for _ in range(runs):
         for op in (0, 1):
             for name, ops in peers.items():
                 gc.collect()
                 with PeakSampler() as sampler:
+                    s0, c0 = _cpu(server), time.process_time()
                     t0 = time.perf_counter()
                     after = ops[op]()
                     times[name, op].append(time.perf_counter() - t0)
+                    client_cpu[name, op].append(time.process_time() - c0)
+                    server_cpu[name, op].append(_cpu(server) - s0)
                 peaks[name, op] = max(peaks[name, op], sampler.peak)
+                loads.append(os.getloadavg()[0])
                 if callable(after):
                     after()
                     del after
@@ -222,16 +265,21 @@ def _run(endpoint: str, nbytes: int, runs: int, max_memory: str, clients: list[s
                     assert _digest(tmp / "back.npy") == want, f"{name}: the download differs from the source"
     med = {k: statistics.median(v) for k, v in times.items()}
     ref = "zarr+obstore" if "zarr+obstore" in peers else next(iter(peers))
-    print(f"# {mib:.0f} MiB float32 {shape}, chunks {chunks}, uncompressed, moto on loopback, {runs} interleaved "
-          f"runs, median; arraystore max_memory={max_memory}; python {sys.version.split()[0]}, zarr {zarr.__version__}")
-    print("| client | upload MiB/s | x " + ref + " | peak private MiB | download MiB/s | x " + ref +
-          " | peak private MiB |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    gib = mib / 1024
+    print(f"# {mib:.0f} MiB float32 {shape}, chunks {chunks}, uncompressed, {server_name} on loopback, {runs} "
+          f"interleaved runs, median; arraystore max_memory={max_memory}; python {sys.version.split()[0]}, "
+          f"zarr {zarr.__version__}; 1-min load average {min(loads):.2f}-{max(loads):.2f} on {os.cpu_count()} CPUs")
+    print("# CPU s/GiB: client (this process) / server process, median per operation")
+    print("| client | upload MiB/s | x " + ref + " | peak private MiB | CPU s/GiB | download MiB/s | x " + ref +
+          " | peak private MiB | CPU s/GiB |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in peers:
         cells = []
         for op in (0, 1):
             rate = mib / med[name, op]
-            cells += [f"{rate:.1f}", f"{med[ref, op] / med[name, op]:.2f}", f"{peaks[name, op] / 2**20:.0f}"]
+            cpu = (f"{statistics.median(client_cpu[name, op]) / gib:.2f} / "
+                   f"{statistics.median(server_cpu[name, op]) / gib:.2f}")
+            cells += [f"{rate:.1f}", f"{med[ref, op] / med[name, op]:.2f}", f"{peaks[name, op] / 2**20:.0f}", cpu]
         print(f"| {name} | " + " | ".join(cells) + " |")
     return 0
 

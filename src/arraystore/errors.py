@@ -38,7 +38,8 @@ The tree::
     ├── StorageFullError (OSError)             the file system ran out of space
     ├── NetworkFilesystemError (OSError)       memory map on a network FS refused by policy
     ├── ObjectStoreError (OSError)             an object store failed or could not be reached
-    │   └── ObjectStoreAccessError (PermissionError) credentials missing, wrong or not allowed
+    │   ├── ObjectStoreAccessError (PermissionError) credentials missing, wrong or not allowed
+    │   └── ObjectStoreUnsupportedError        the store ignores conditional writes a guarantee needs
     ├── ConversionError                        a conversion could not be planned or run
     │   └── MemoryBudgetError (ValueError)     budget cannot hold one destination chunk
     ├── BlockError                             map_blocks: the function raised on a block
@@ -87,6 +88,7 @@ __all__ = [
     "NotPersistedWarning",
     "ObjectStoreAccessError",
     "ObjectStoreError",
+    "ObjectStoreUnsupportedError",
     "ReadOnlyError",
     "SelectionError",
     "SizeMismatchError",
@@ -379,6 +381,10 @@ class ObjectStoreError(ArrayStoreError, OSError):
 
 class ObjectStoreAccessError(ObjectStoreError, PermissionError):
     """The object store refused the credentials (missing, wrong, or without the needed permission)."""
+
+
+class ObjectStoreUnsupportedError(ObjectStoreError):
+    """The object store ignores a request condition a guarantee depends on (create-if-absent, ``If-Match``)."""
 
 
 class ConversionError(ArrayStoreError):

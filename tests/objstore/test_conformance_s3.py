@@ -18,6 +18,8 @@ from arraystore.errors import ArrayChangedError, ArrayNotFoundError
 from arraystore.meta import dtype_from_json
 from arraystore.testing import ArrayStoreTests
 
+from .conftest import needs_conditional_requests
+
 
 def _zstore(url: str) -> Any:
     from obstore.store import from_url
@@ -48,6 +50,10 @@ class TestZarrOnS3(ArrayStoreTests):
     def oracle_write(self, path: str, data: np.ndarray[Any, Any]) -> None:
         big = data.dtype.byteorder == ">"
         zarr.create_array(_zstore(path), data=data, serializer=BytesCodec(endian="big") if big else "auto")
+
+    @needs_conditional_requests
+    def test_single_writer(self, path: str) -> None:
+        super().test_single_writer(path)
 
     def test_exception_discards_new_array(self, path: str) -> None:
         """As the suite's test; the bucket (not a folder) must be left empty."""

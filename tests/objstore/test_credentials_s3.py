@@ -23,7 +23,9 @@ import pytest
 import arraystore
 from arraystore.errors import ObjectStoreAccessError
 
-pytestmark = pytest.mark.timeout(120)
+from .conftest import needs_moto
+
+pytestmark = [pytest.mark.timeout(120), needs_moto]
 
 SCRIPT = Path(sys.executable).with_name("arraystore")
 WRONG = "wrong-secret-value-Qx7Pz0Lk"

@@ -24,6 +24,8 @@ from arraystore.errors import (
     UnsafeInputError,
 )
 
+from .conftest import SERVER, needs_conditional_requests, needs_moto
+
 
 def _envi(d: Path) -> tuple[str, str, np.ndarray]:
     import spectral.io.envi as envi
@@ -102,6 +104,7 @@ def test_a_dialect_in_a_bucket_opens_as_it_does_locally(bucket: str, tmp_path: P
         arraystore.open(f"{bucket}/in dir/{data}", "r+")
 
 
+@needs_moto  # counts requests in moto's log
 def test_the_data_is_never_fetched_whole(bucket: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     import spectral.io.envi as envi
 
@@ -114,6 +117,8 @@ def test_the_data_is_never_fetched_whole(bucket: str, tmp_path: Path, caplog: py
         assert s[2, 100].tobytes() == big[2, 100].tobytes()
         assert s.bytes_fetched == 512 * 4  # one line of one band
     gets = [r.getMessage() for r in caplog.records if "GET /" in r.getMessage() and "/b/big" in r.getMessage()]
+    assert len([g for g in gets if '" 412 ' in g]) == 1, gets  # the If-Match check (once per bucket and process)
+    gets = [g for g in gets if '" 412 ' not in g]
     assert len([g for g in gets if "big.img" in g]) == 1, gets  # the row; the header is another object
     assert len([g for g in gets if "big.hdr" in g]) == 1, gets
 
@@ -140,6 +145,7 @@ def test_bad_headers_are_typed_errors_naming_the_url(bucket: str, tmp_path: Path
         arraystore.open(f"{bucket}/t/none.img")
 
 
+@needs_conditional_requests
 def test_a_replaced_data_object_is_never_read_as_a_mixture(bucket: str, tmp_path: Path) -> None:
     name, _, a = _idx(tmp_path)
     _upload_folder(bucket, tmp_path, "r")
@@ -161,6 +167,7 @@ def test_info_does_not_measure_a_local_disk_for_an_object(bucket: str, tmp_path:
         assert describe(s)["stored_bytes"] is None  # not 0: nothing of it is on a local disk
 
 
+@pytest.mark.skipif(SERVER == "s3rver", reason="s3rver stores a key as a file: a key segment over 255 bytes crashes it")
 def test_objects_beside_with_names_no_local_file_can_have(bucket: str, tmp_path: Path) -> None:
     data, _, expected = _envi(tmp_path)
     _upload_folder(bucket, tmp_path, "long")

@@ -13,7 +13,7 @@ import pytest
 import arraystore
 from arraystore.errors import ArrayNotFoundError, BackendError, ObjectStoreError
 
-from .conftest import SECRET, _free_port, aws_env, moto_server
+from .conftest import SECRET, LoopbackS3, _free_port, aws_env
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -29,12 +29,10 @@ def _files_containing(root: Path, text: str) -> list[Path]:
 def test_server_stopped_mid_run_is_a_typed_error_and_resumes(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    port = _free_port()
-    endpoint = f"http://127.0.0.1:{port}"
+    server = LoopbackS3()
+    endpoint = server.start()
     for name, value in aws_env(endpoint).items():
         monkeypatch.setenv(name, value)
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
     running = True
     try:
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="stopping")
@@ -53,20 +51,16 @@ def test_server_stopped_mid_run_is_a_typed_error_and_resumes(
                                progress=stop_midway, storage_options=FAST)
         assert "s3://stopping/a.zarr" in str(info.value) and "retry" in str(info.value)
         assert SECRET not in str(info.value) and SECRET not in caplog.text
-        # The server comes back (on another port: the old one may linger); moto's state lives in this process,
-        # so the bucket and what was written before the stop are still there.
-        port = _free_port()
-        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
-        server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        server.start()
+        # The server comes back (on another port: the old one may linger) with what it held: the bucket and
+        # what was written before the stop.
+        monkeypatch.setenv("AWS_ENDPOINT_URL", server.start())
         running = True
         report = arraystore.convert(tmp_path / "a.npy", "s3://stopping/a.zarr", chunks=(16, 64), max_memory="64KiB",
                                     verify=True, storage_options=FAST)
         assert report.blocks_resumed > 0
         assert arraystore.open("s3://stopping/a.zarr")[:].tobytes() == a.tobytes()
     finally:
-        if running:
-            server.stop()
+        server.remove()
     assert _files_containing(tmp_path, SECRET) == []
 
 

@@ -191,7 +191,7 @@ def test_storage_options_reach_the_worker_processes_and_no_file_or_object(tmp_pa
         np.full((16, 8), i, "<f4").tofile(src / name)
     hidden = "sEcReT-migrate-7a6b5c"
     # Complete in itself: the pool's processes fork from a forkserver that may predate this test's environment.
-    options = {"endpoint": s3_env["AWS_ENDPOINT_URL"], "access_key_id": "arraystore-test-key", "region": "us-east-1",
+    options = {"endpoint": s3_env["AWS_ENDPOINT_URL"], "access_key_id": s3_env["AWS_ACCESS_KEY_ID"], "region": "us-east-1",
                "secret_access_key": hidden,
                "client_options": {"allow_http": True, "connect_timeout": timedelta(seconds=2)},
                "retry_config": {"max_retries": 1, "retry_timeout": timedelta(seconds=3)}}

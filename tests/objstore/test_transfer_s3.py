@@ -12,6 +12,8 @@ import pytest
 import arraystore
 from arraystore.errors import ArrayChangedError
 
+from .conftest import needs_moto
+
 pytestmark = pytest.mark.timeout(120)
 
 
@@ -21,6 +23,7 @@ def _gets_and_heads(caplog: pytest.LogCaptureFixture, name: str) -> tuple[int, i
             sum("HEAD /" in x and f"{name}zarr.json " in x for x in lines))
 
 
+@needs_moto  # counts requests in moto's log
 def test_a_download_checks_the_generation_once_per_round(bucket: str, tmp_path: Path,
                                                          caplog: pytest.LogCaptureFixture) -> None:
     a = np.random.default_rng(0).standard_normal((512, 256))  # 1 MiB in 32 chunks of 32 KiB
@@ -56,6 +59,7 @@ def test_an_array_replaced_during_a_download_is_never_a_mixture(bucket: str, tmp
     assert np.load(tmp_path / "back.npy").tobytes() == (a + 1).tobytes()
 
 
+@needs_moto  # counts requests in moto's log
 def test_overwrite_deletes_the_old_objects_in_bulk(bucket: str, tmp_path: Path,
                                                    caplog: pytest.LogCaptureFixture) -> None:
     a = np.arange(64 * 8, dtype="<i4").reshape(64, 8)
@@ -67,8 +71,9 @@ def test_overwrite_deletes_the_old_objects_in_bulk(bucket: str, tmp_path: Path,
         w[:] = [7, 8, 9]
     name = bucket.removeprefix("s3://")
     deletes = [r.getMessage() for r in caplog.records if f"POST /{name}?delete" in r.getMessage()]
-    # zarr.json first, then the 64 chunks in one DeleteObjects request (not one each), and the two writers' leases
-    assert len(deletes) == 4
+    # zarr.json first, then the 64 chunks in one DeleteObjects request (not one each), the two writers' leases,
+    # and the conditional-put check's probe object (once per bucket and process)
+    assert len(deletes) == 5
     keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=name)["Contents"]]
     assert sorted(k for k in keys if k.startswith("o.zarr/c/")) == ["o.zarr/c/0"]
     assert arraystore.open(url)[:].tolist() == [7, 8, 9]
@@ -79,18 +84,17 @@ def test_a_server_stopped_mid_download_is_a_typed_error(monkeypatch: pytest.Monk
 
     from arraystore.errors import ObjectStoreError
 
-    from .conftest import SECRET, _free_port, aws_env, moto_server
+    from .conftest import SECRET, LoopbackS3, aws_env
 
-    port = _free_port()
-    for name, value in aws_env(f"http://127.0.0.1:{port}").items():
+    server = LoopbackS3()
+    endpoint = server.start()
+    for name, value in aws_env(endpoint).items():
         monkeypatch.setenv(name, value)
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
     running = [True]
     fast = {"retry_config": {"max_retries": 1, "retry_timeout": timedelta(seconds=3)},
             "client_options": {"connect_timeout": timedelta(seconds=2)}}
     try:
-        boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}").create_bucket(Bucket="down")
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="down")
         a = np.arange(512 * 256, dtype="<f8").reshape(512, 256)
         np.save(tmp_path / "a.npy", a)
         arraystore.convert(tmp_path / "a.npy", "s3://down/a.zarr", chunks=(16, 256))
@@ -106,5 +110,4 @@ def test_a_server_stopped_mid_download_is_a_typed_error(monkeypatch: pytest.Monk
         assert "s3://down/a.zarr" in str(info.value) and SECRET not in str(info.value)
         assert not (tmp_path / "back.npy").exists()
     finally:
-        if running[0]:
-            server.stop()
+        server.remove()

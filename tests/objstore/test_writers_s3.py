@@ -16,7 +16,7 @@ import pytest
 import arraystore
 from arraystore.errors import ArrayNotFoundError, LockedError
 
-from .conftest import env_for_subprocess
+from .conftest import env_for_subprocess, needs_conditional_requests
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -36,6 +36,7 @@ def _start(code: str, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True, env=env)
 
 
+@needs_conditional_requests
 def test_a_second_writer_in_another_process_gets_locked_error(bucket: str, s3_env: dict[str, str]) -> None:
     url = f"{bucket}/x.zarr"
     proc = _start(HOLDER, url, env=env_for_subprocess(s3_env))
@@ -56,6 +57,7 @@ def test_a_second_writer_in_another_process_gets_locked_error(bucket: str, s3_en
         s[0] = 2
 
 
+@needs_conditional_requests
 def test_two_handles_in_one_process(bucket: str) -> None:
     url = f"{bucket}/x.zarr"
     with arraystore.create(url, (4,), "<i8") as w:
@@ -74,6 +76,7 @@ def _put_lease(bucket: str, body: dict[str, object]) -> None:
                                   Body=json.dumps(body).encode())
 
 
+@needs_conditional_requests
 def test_an_expired_lease_is_taken_over(bucket: str) -> None:
     _put_lease(bucket, {"owner": "dead", "host": "elsewhere", "pid": 1, "expires": time.time() - 5})
     with arraystore.create(f"{bucket}/x.zarr", (2,), "<i8") as w:
@@ -81,6 +84,7 @@ def test_an_expired_lease_is_taken_over(bucket: str) -> None:
     assert arraystore.open(f"{bucket}/x.zarr")[:].tolist() == [3, 3]
 
 
+@needs_conditional_requests
 def test_a_live_lease_of_another_host_is_respected(bucket: str) -> None:
     _put_lease(bucket, {"owner": "other", "host": "elsewhere", "pid": 1, "expires": time.time() + 600})
     with pytest.raises(LockedError, match="elsewhere"):

@@ -16,6 +16,7 @@ value it knows of replaced by ``***``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import threading
 from collections.abc import Iterator, Mapping
@@ -35,12 +36,14 @@ from ..errors import (
 from ..location import Location
 
 __all__ = [
+    "ASSUME_CONDITIONAL_ENV",
     "READ_ONLY_SCHEMES",
     "current_storage_options",
     "default_storage_options",
     "object_store",
     "redact",
     "store_errors",
+    "trusts_conditions",
 ]
 
 #: Schemes that can be read but never written.
@@ -67,6 +70,29 @@ _FSSPEC_ALIASES = {
 }
 _memory_stores: dict[str, Any] = {}
 _memory_lock = threading.Lock()
+
+
+#: Set to 1, arraystore trusts the store to honour conditional requests without checking (test servers only).
+ASSUME_CONDITIONAL_ENV = "ARRAYSTORE_ASSUME_CONDITIONAL_REQUESTS"
+#: Stores (bucket, endpoint, options; hashed) and request kinds seen honoured in this process.
+_trusted: set[str] = set()
+
+
+def trusts_conditions(where: str, kind: str, storage_options: Mapping[str, Any] | None,
+                      honoured: bool | None = None) -> bool:
+    """Whether the store of ``where`` was seen honouring conditional requests of ``kind``; ``honoured=True`` records it.
+
+    Some S3-compatible servers accept ``If-None-Match``/``If-Match`` and ignore them (s3rver);
+    the lease and the ranged readers check once per bucket and process, and record the answer
+    here. ``ARRAYSTORE_ASSUME_CONDITIONAL_REQUESTS=1`` skips the checks, to run a test suite
+    against such a server: the guarantees that depend on them are then lost.
+    """
+    bucket = where.split("://", 1)[0] + "://" + where.split("://", 1)[-1].split("/", 1)[0]
+    seen = repr((kind, bucket, os.environ.get("AWS_ENDPOINT_URL"), sorted(map(repr, dict(storage_options or {}).items()))))
+    ident = hashlib.sha256(seen.encode()).hexdigest()
+    if honoured:
+        _trusted.add(ident)
+    return ident in _trusted or os.environ.get(ASSUME_CONDITIONAL_ENV) == "1"
 
 
 def scheme_of(location: Location) -> str:

@@ -11,6 +11,14 @@ writing (every ``ttl / 3`` seconds, again by compare-and-swap) and deletes it at
 What a local ``flock`` gives and a lease does not: the expiry is wall-clock time, so a
 writer paused for longer than ``ttl`` (suspended laptop, stopped container) can lose
 its lease without knowing until its next renewal, which then fails with LockedError.
+
+Some S3-compatible servers accept the conditions and ignore them (s3rver overwrites on
+``If-None-Match: *`` and on a wrong ``If-Match``): on those the lease would exclude nobody.
+Before its first lease on a bucket, a process checks both conditions on a probe object of
+its own (:func:`check_conditional_puts`) and refuses such a store with
+:class:`~arraystore.errors.ObjectStoreUnsupportedError`, before touching the lease.
+``ARRAYSTORE_ASSUME_CONDITIONAL_REQUESTS=1`` skips the check, for running a test suite against
+such a server: the lease then excludes nobody; never set it where two writers could meet.
 """
 
 from __future__ import annotations
@@ -26,10 +34,10 @@ from typing import Any
 
 import psutil
 
-from ..errors import LockedError
-from . import store_errors
+from ..errors import LockedError, ObjectStoreUnsupportedError
+from . import store_errors, trusts_conditions
 
-__all__ = ["LEASE_KEY", "Lease"]
+__all__ = ["LEASE_KEY", "Lease", "check_conditional_puts"]
 
 #: The lease object's key under the array's prefix.
 LEASE_KEY = ".arraystore/lease"
@@ -39,6 +47,53 @@ DEFAULT_TTL = 60.0
 
 #: Owner ids of the leases this process holds now.
 _live_owners: set[str] = set()
+
+
+def check_conditional_puts(store: Any, where: str, storage_options: Mapping[str, Any] | None = None) -> None:
+    """Refuse a store that ignores create-if-absent or ``If-Match`` on a put, which the lease depends on.
+
+    Checked once per bucket and process, on a probe object of its own under the lease's
+    folder (created, created again, replaced with a wrong ETag, deleted).
+
+    Raises
+    ------
+    ObjectStoreUnsupportedError
+        The store accepted a put that its condition should have refused, or cannot take conditions.
+    """
+    if trusts_conditions(where, "put", storage_options):
+        return
+    import obstore
+    import obstore.exceptions as oe
+
+    probe = f"{LEASE_KEY.rsplit('/', 1)[0]}/probe-{uuid.uuid4().hex}"
+    ignored = None
+    with store_errors(where, storage_options):
+        try:
+            obstore.put(store, probe, b"1", mode="create")
+            try:
+                obstore.put(store, probe, b"2", mode="create")
+                ignored = "ignores If-None-Match: * (create-if-absent) on a put"
+            except (oe.AlreadyExistsError, oe.PreconditionError, FileExistsError):
+                pass
+            if ignored is None:
+                try:
+                    obstore.put(store, probe, b"3", mode={"e_tag": '"00000000000000000000000000000000"'})
+                    ignored = "ignores If-Match on a put"
+                except oe.PreconditionError:
+                    pass
+        except (oe.NotSupportedError, NotImplementedError):  # obstore's conditional_put="disabled"
+            ignored = "cannot take conditional puts (is storage_options conditional_put 'disabled'?)"
+        finally:
+            with contextlib.suppress(Exception):
+                obstore.delete(store, probe)
+    if ignored is not None:
+        raise ObjectStoreUnsupportedError(
+            f"{where}: the object store {ignored}, which arraystore's one-writer lease needs: "
+            "there, two writers could write the same array at once and neither would know. Expected a store "
+            "that honours conditional puts (as AWS S3, MinIO, Google Cloud Storage and Azure do); write to such "
+            "a store, or write locally and upload the finished array"
+        )
+    trusts_conditions(where, "put", storage_options, honoured=True)
 
 
 def _started(pid: int) -> float | None:
@@ -70,6 +125,8 @@ class Lease:
     ------
     LockedError
         Another live writer holds the lease (after waiting ``timeout`` seconds).
+    ObjectStoreUnsupportedError
+        The store ignores conditional puts, so a lease would exclude nobody.
     """
 
     def __init__(
@@ -89,6 +146,7 @@ class Lease:
         self._options = storage_options
         self._etag: str | None = None
         self._renewed = 0.0
+        check_conditional_puts(store, where, storage_options)
         self._acquire(timeout)
 
     def _body(self) -> bytes:

@@ -33,6 +33,7 @@ from ..sidecar import MAX_SIDECAR_BYTES, Sidecar
 from ..store import ArrayStore
 from . import object_store, store_errors
 from ._dialects import detect_remote
+from ._rangefile import check_if_match
 
 __all__ = ["RangedStore", "exists_ranged", "open_ranged", "split_url"]
 
@@ -226,6 +227,7 @@ def open_ranged(location: Location, *, npy: bool, storage_options: Mapping[str, 
                     size = int(found["size"])
     if size - offset != meta.nbytes:
         raise SizeMismatchError(where, meta.nbytes, max(0, size - offset), meta.itemsize, meta.shape)
+    check_if_match(ostore, name, found, where, storage_options)
     opts = {"io": options.get("io", "auto"), "storage_options": dict(storage_options) if storage_options else None,
             "dialect_name": dialect, "dialect": options.get("dialect")}
     cls = RangedNpy if npy else RangedStore

@@ -10,7 +10,9 @@ fetches the whole object unless a read asks for all of it.
 Every request carries ``If-Match`` with the ETag the object had when it was opened, so
 a request made after the object was replaced fails (412) and becomes
 :class:`~arraystore.errors.ArrayChangedError`: every byte a reader returns, cached or
-fetched, belongs to the generation it opened.
+fetched, belongs to the generation it opened. A store that ignores ``If-Match`` (s3rver does)
+would let a mixture through silently: :func:`check_if_match` refuses it at open, once per
+bucket and process.
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ArrayChangedError, ArrayNotFoundError, ArrayStoreError
-from . import store_errors
+from ..errors import ArrayChangedError, ArrayNotFoundError, ArrayStoreError, ObjectStoreUnsupportedError
+from . import store_errors, trusts_conditions
 
-__all__ = ["BLOCK_BYTES", "DIRECT_BYTES", "RangedFile", "head"]
+__all__ = ["BLOCK_BYTES", "DIRECT_BYTES", "RangedFile", "check_if_match", "head"]
 
 #: Size of a cached block (a small read fetches the aligned block around it).
 BLOCK_BYTES = 64 * 1024
@@ -43,6 +45,36 @@ def head(ostore: Any, name: str, where: str, storage_options: Mapping[str, Any] 
             return dict(obstore.head(ostore, name))
         except (oe.NotFoundError, FileNotFoundError):
             raise ArrayNotFoundError(f"{where}: no such object in the store") from None
+
+
+def check_if_match(ostore: Any, name: str, meta: Mapping[str, Any], where: str,
+                   storage_options: Mapping[str, Any] | None = None) -> None:
+    """Refuse a store that ignores ``If-Match`` on a GET: one request for two bytes with an ETag no object has.
+
+    Raises
+    ------
+    ObjectStoreUnsupportedError
+        The store answered that request with data instead of refusing it (412).
+    """
+    if not meta.get("e_tag") or trusts_conditions(where, "get", storage_options):
+        return
+    import obstore
+    import obstore.exceptions as oe
+
+    options: dict[str, Any] = {"if_match": '"arraystore-probe-no-such-etag"'}
+    if int(meta.get("size", 0)) > 0:
+        options["range"] = (0, min(2, int(meta["size"])))  # not bytes=0-0: s3rver takes that for the whole object
+    with store_errors(where, storage_options):
+        try:
+            obstore.get(ostore, name, options=options).bytes()  # type: ignore[arg-type]
+        except oe.PreconditionError:
+            trusts_conditions(where, "get", storage_options, honoured=True)
+            return
+    raise ObjectStoreUnsupportedError(
+        f"{where}: the object store ignores If-Match on a GET, which arraystore's ranged reads need to never return a "
+        "mixture of an object and its replacement. Expected a store that honours it (as AWS S3, MinIO, Google Cloud "
+        "Storage and Azure do); download the file and open the local copy"
+    )
 
 
 class RangedFile(io.RawIOBase):
@@ -67,6 +99,7 @@ class RangedFile(io.RawIOBase):
     def __init__(self, ostore: Any, name: str, meta: Mapping[str, Any], where: str, *,
                  cache_bytes: int = CACHE_BYTES, storage_options: Mapping[str, Any] | None = None) -> None:
         super().__init__()
+        check_if_match(ostore, name, meta, where, storage_options)
         self._ostore = ostore
         self._name = name
         self.size = int(meta["size"])
