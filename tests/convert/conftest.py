@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +52,16 @@ def bytes_equal(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> bool:
 @pytest.fixture
 def sample() -> np.ndarray[Any, Any]:
     return np.arange(200 * 33, dtype="<f8").reshape(200, 33) * 1.5
+
+
+def journal_lines(path: Path) -> list[dict[str, Any]]:
+    """The block records of a conversion journal (after its header line); a line torn by a kill is skipped."""
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines()[1:]:
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass  # torn by the kill
+    return out

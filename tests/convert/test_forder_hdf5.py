@@ -26,7 +26,7 @@ from arraystore.checksums import StreamHasher, block_digest, checksum, verify
 from arraystore.conversion import convert
 from arraystore.testing.dtypes import CONFORMANCE_DTYPES, sample_data
 
-from .conftest import BACKENDS, write_source
+from .conftest import BACKENDS, journal_lines, write_source
 
 pytestmark = pytest.mark.skipif("hdf5" not in BACKENDS, reason="h5py is not installed")
 
@@ -168,18 +168,6 @@ print("finished")
 """
 
 
-def _journal_lines(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines()[1:]:
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass  # torn by the kill
-    return out
-
-
 @pytest.mark.slow
 def test_sigkill_then_resume_keeps_every_journaled_block(tmp_path: Path) -> None:
     data = _fortran(np.arange(64 * 48 * 256, dtype=">f8").reshape(64, 48, 256))  # 6 MiB: hundreds of blocks
@@ -192,7 +180,7 @@ def test_sigkill_then_resume_keeps_every_journaled_block(tmp_path: Path) -> None
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
-        while len(_journal_lines(journal)) < 3:
+        while len(journal_lines(journal)) < 3:
             assert child.poll() is None, f"the child ended early: {child.communicate()}"
             assert time.monotonic() < deadline, "no block was journaled within 60 s"
             time.sleep(0.01)
@@ -201,7 +189,7 @@ def test_sigkill_then_resume_keeps_every_journaled_block(tmp_path: Path) -> None
         child.wait()
     assert child.returncode == -signal.SIGKILL
     assert not dst.exists()
-    done_before = {rec["block"] for rec in _journal_lines(journal)}
+    done_before = {rec["block"] for rec in journal_lines(journal)}
     assert len(done_before) >= 3
 
     report = convert(src, str(dst), max_memory="64KiB", verify=True)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -19,7 +17,7 @@ from arraystore.checksums import StreamHasher, verify
 from arraystore.conversion import convert
 from arraystore.errors import ArrayNotFoundError
 
-from .conftest import BACKENDS, SUFFIX, bytes_equal, read_back, write_source
+from .conftest import BACKENDS, SUFFIX, bytes_equal, journal_lines, read_back, write_source
 
 # The child converts with a progress callback that pauses 5 ms per block: with 1024
 # blocks the conversion takes seconds, so the kill lands mid-way whatever the machine.
@@ -31,18 +29,6 @@ opts = {"chunks": tuple(int(c) for c in chunks.split(","))} if chunks else {}
 convert(src, dst, max_memory="64KiB", progress=lambda done, total: time.sleep(0.005), **opts)
 print("finished")
 """
-
-
-def _journal_lines(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines()[1:]:
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass  # torn by the kill
-    return out
 
 
 @pytest.mark.slow
@@ -64,7 +50,7 @@ def test_sigkill_then_resume(tmp_path: Path, src_backend: str, dst_backend: str)
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
-        while len(_journal_lines(journal)) < 2:
+        while len(journal_lines(journal)) < 2:
             assert child.poll() is None, f"the child ended early: {child.communicate()}"
             assert time.monotonic() < deadline, "no block was journaled within 60 s"
             time.sleep(0.01)
@@ -75,7 +61,7 @@ def test_sigkill_then_resume(tmp_path: Path, src_backend: str, dst_backend: str)
     assert not dst.exists()
     with pytest.raises(ArrayNotFoundError):
         arraystore.open(str(dst))
-    done_before = {rec["block"] for rec in _journal_lines(journal)}
+    done_before = {rec["block"] for rec in journal_lines(journal)}
     assert len(done_before) >= 2
 
     report = convert(src, str(dst), max_memory="64KiB", verify=True,

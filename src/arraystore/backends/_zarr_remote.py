@@ -123,14 +123,7 @@ class RemoteZarrStore(ZarrStore):
             store = open_remote(location, "r+", allow_incomplete=True, _shared=True, **options)
         except (MetadataError, ArrayNotFoundError):
             return None
-        same = (store.shape, store.dtype, store.order) == (meta.shape, meta.dtype, meta.order)
-        if not store._reserved.get("staged") or not same or (chunks is not None and store.chunks != tuple(chunks)):
-            store._abandoned = True
-            store._closed = True
-            return None
-        store._mode = "w+"
-        store._meta = meta
-        return store
+        return _as_staged(store, meta, chunks)
 
     def _keep_alive(self) -> None:
         if self._lease is not None:
@@ -484,9 +477,14 @@ def _resume(
         )  # fmt: skip
     except (MetadataError, ArrayNotFoundError):
         return None
+    return _as_staged(store, meta, chunks)
+
+
+def _as_staged(store: RemoteZarrStore, meta: ArrayMeta, chunks: Any) -> RemoteZarrStore | None:
+    """``store`` as the writer of the staged array ``meta`` (and ``chunks``) describes; None, dropped, if it is not."""
     same = (store.shape, store.dtype, store.order) == (meta.shape, meta.dtype, meta.order)
     if not store._reserved.get("staged") or not same or (chunks is not None and store.chunks != tuple(chunks)):
-        store._locks = []
+        store._locks = []  # the lease stays with its holder: dropping this handle releases nothing
         store._abandoned = True
         store._closed = True
         return None

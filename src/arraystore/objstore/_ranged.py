@@ -18,7 +18,6 @@ import numpy as np
 
 from .._selection import Selection, selection_shape
 from ..errors import (
-    ArrayChangedError,
     ArrayNotFoundError,
     IncompleteArrayError,
     MetadataError,
@@ -33,7 +32,7 @@ from ..sidecar import MAX_SIDECAR_BYTES, Sidecar
 from ..store import ArrayStore
 from . import object_store, store_errors
 from ._dialects import detect_remote
-from ._rangefile import check_if_match
+from ._rangefile import check_if_match, get_range
 
 __all__ = ["RangedStore", "exists_ranged", "open_ranged", "split_url"]
 
@@ -98,26 +97,11 @@ class RangedStore(ArrayStore):
         return np.array(out, order="C").reshape(selection_shape(sel))
 
     def _fetch(self, start: int, length: int) -> np.ndarray[Any, Any]:
-        import obstore
-
         if length == 0:
             return np.empty(0, np.uint8)
-        import obstore.exceptions as oe
-
         lo = self._offset + start
-        get: dict[str, Any] = {"range": (lo, lo + length)}
-        if self._etag:  # every byte returned is of the generation opened: a replaced object fails the request
-            get["if_match"] = self._etag
-        with store_errors(self.path, self._options.get("storage_options")):
-            try:
-                got = bytes(obstore.get(self._ostore, self._name, options=get).bytes())  # type: ignore[arg-type]
-            except (oe.PreconditionError, oe.NotFoundError, FileNotFoundError):
-                raise ArrayChangedError(
-                    f"{self.path}: the object was replaced or removed after this store opened it; reading on could "
-                    "mix two versions. Open it again"
-                ) from None
-        if len(got) != length:
-            raise ArrayChangedError(f"{self.path}: expected {length} bytes at {lo}, got {len(got)}; open it again")
+        got = get_range(self._ostore, self._name, lo, lo + length, etag=self._etag, where=self.path,
+                        storage_options=self._options.get("storage_options"))
         self.bytes_fetched += length
         return np.frombuffer(got, np.uint8)
 

@@ -25,7 +25,7 @@ from typing import Any
 from ..errors import ArrayChangedError, ArrayNotFoundError, ArrayStoreError, ObjectStoreUnsupportedError
 from . import store_errors, trusts_conditions
 
-__all__ = ["BLOCK_BYTES", "DIRECT_BYTES", "RangedFile", "check_if_match", "head"]
+__all__ = ["BLOCK_BYTES", "DIRECT_BYTES", "RangedFile", "check_if_match", "get_range", "head"]
 
 #: Size of a cached block (a small read fetches the aligned block around it).
 BLOCK_BYTES = 64 * 1024
@@ -75,6 +75,37 @@ def check_if_match(ostore: Any, name: str, meta: Mapping[str, Any], where: str,
         "mixture of an object and its replacement. Expected a store that honours it (as AWS S3, MinIO, Google Cloud "
         "Storage and Azure do); download the file and open the local copy"
     )
+
+
+def get_range(ostore: Any, name: str, start: int, end: int, *, etag: str | None, where: str,
+              storage_options: Mapping[str, Any] | None = None) -> bytes:
+    """Bytes ``[start, end)`` of the object, of the generation whose ETag is ``etag`` (``If-Match``).
+
+    Raises
+    ------
+    ArrayChangedError
+        The object was replaced or removed since ``etag`` was read, or returned another length.
+    """
+    import obstore
+    import obstore.exceptions as oe
+
+    options: dict[str, Any] = {"range": (start, end)}
+    if etag:  # every byte returned is of the generation opened: a replaced object fails the request
+        options["if_match"] = etag
+    with store_errors(where, storage_options):
+        try:
+            data = bytes(obstore.get(ostore, name, options=options).bytes())  # type: ignore[arg-type]
+        except (oe.PreconditionError, oe.NotFoundError, FileNotFoundError):
+            raise ArrayChangedError(
+                f"{where}: the object was replaced or removed after this store opened it; reading on "
+                "could mix two versions. Open it again"
+            ) from None
+    if len(data) != end - start:
+        raise ArrayChangedError(
+            f"{where}: expected {end - start} bytes at offset {start}, the store returned {len(data)}; "
+            "the object changed after this store opened it. Open it again"
+        )
+    return data
 
 
 class RangedFile(io.RawIOBase):
@@ -171,27 +202,10 @@ class RangedFile(io.RawIOBase):
         return data
 
     def _get(self, start: int, end: int) -> bytes:
-        import obstore
-        import obstore.exceptions as oe
-
-        options: dict[str, Any] = {"range": (start, end)}
-        if self.etag:
-            options["if_match"] = self.etag
-        with store_errors(self._where, self._options):
-            try:
-                data = bytes(obstore.get(self._ostore, self._name, options=options).bytes())  # type: ignore[arg-type]
-            except (oe.PreconditionError, oe.NotFoundError, FileNotFoundError):
-                raise ArrayChangedError(
-                    f"{self._where}: the object was replaced or removed after this store opened it; reading on "
-                    "could mix two versions. Open it again"
-                ) from None
+        data = get_range(self._ostore, self._name, start, end, etag=self.etag, where=self._where,
+                         storage_options=self._options)
         self.requests += 1
         self.bytes_fetched += len(data)
-        if len(data) != end - start:
-            raise ArrayChangedError(
-                f"{self._where}: expected {end - start} bytes at offset {start}, the store returned {len(data)}; "
-                "the object changed after this store opened it. Open it again"
-            )
         return data
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ from ..meta import ArrayMeta, dtype_from_json
 from .fallback import COPIED_KEY
 from .refs import VIRTUAL_KEY
 
-__all__ = ["open_virtual_array", "split_virtual"]
+__all__ = ["check_referenced_file", "open_virtual_array", "split_virtual"]
 
 
 def split_virtual(spec: str | os.PathLike[str]) -> tuple[Path, str] | None:
@@ -87,17 +87,25 @@ def open_virtual_array(
     if rec is None:  # copied by the fallback: a real Zarr array of the store, read through the registry
         return open_store(f"{store}::/{key}", "r", backend="virtual", root=root)
     real_root = root_path.resolve()
+    check_referenced_file(Path(store), key, rec, real_root)
+    path = real_root / str(rec["source"])
+    meta = ArrayMeta(tuple(rec["shape"]), dtype_from_json(rec["dtype"]), rec["order"], attrs)
+    return open_store(path, "r", backend="raw", meta=meta, offset=int(rec["offset"]), use_sidecar=False)
+
+
+def check_referenced_file(store: Path, key: str, rec: dict[str, Any], real_root: Path) -> None:
+    """The file behind a referenced array: inside the root, present, unchanged since it was referenced."""
     path = real_root / str(rec["source"])
     if real_root not in path.resolve().parents:
         raise UnsafeInputError(f"{store}::{key}: {path} resolves outside the archive root {real_root}; refused")
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise ArrayNotFoundError(f"{path}: referenced by {store}::{key} but missing; restore it") from None
+        raise ArrayNotFoundError(
+            f"{path}: referenced by {store}::{key} but missing; restore it (or pass root= if the archive moved)"
+        ) from None
     if (st.st_size, st.st_mtime_ns) != (rec.get("size"), rec.get("mtime_ns")):
         raise VerificationError(
             f"{path}: changed since {store} referenced it (size {rec.get('size')} -> {st.st_size} bytes, or its "
             "modification time); run `arraystore verify` and migrate again"
         )
-    meta = ArrayMeta(tuple(rec["shape"]), dtype_from_json(rec["dtype"]), rec["order"], attrs)
-    return open_store(path, "r", backend="raw", meta=meta, offset=int(rec["offset"]), use_sidecar=False)

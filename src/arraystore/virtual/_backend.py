@@ -18,11 +18,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import ArrayNotFoundError, MetadataError, ReadOnlyError, UnsafeInputError, VerificationError
+from ..errors import ArrayNotFoundError, MetadataError, ReadOnlyError
 from ..fidelity import Fidelity
 from ..location import Location
 from ..meta import ArrayMeta, dtype_from_json
 from ..store import ArrayStore
+from ._array import check_referenced_file
 from ._detect import looks_virtual
 from .fallback import COPIED_KEY
 from .refs import VIRTUAL_KEY
@@ -93,7 +94,7 @@ class VirtualStore(ArrayStore):
         if VIRTUAL_KEY in attrs:
             rec = attrs.pop(VIRTUAL_KEY)
             real_root = _root(store, root)
-            _check_file(store, key, rec, real_root)
+            check_referenced_file(store, key, rec, real_root)
             dtype = dtype_from_json(rec["dtype"])
             order = rec.get("order", "C")
             notes = [
@@ -171,21 +172,3 @@ def _root(store: Path, root: str | os.PathLike[str] | None) -> Path:
     from .kerchunk import read_references
 
     return Path(read_references(store)["templates"]["root"][len("file://") :]).resolve()
-
-
-def _check_file(store: Path, key: str, rec: dict[str, Any], real_root: Path) -> None:
-    """The file behind a referenced array: inside the root, present, unchanged since it was referenced."""
-    path = real_root / str(rec["source"])
-    if real_root not in path.resolve().parents:
-        raise UnsafeInputError(f"{store}::{key}: {path} resolves outside the archive root {real_root}; refused")
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise ArrayNotFoundError(
-            f"{path}: referenced by {store}::{key} but missing; restore it (or pass root= if the archive moved)"
-        ) from None
-    if (st.st_size, st.st_mtime_ns) != (rec.get("size"), rec.get("mtime_ns")):
-        raise VerificationError(
-            f"{path}: changed since {store} referenced it (size {rec.get('size')} -> {st.st_size} bytes, or its "
-            "modification time); run `arraystore verify` and migrate again"
-        )
