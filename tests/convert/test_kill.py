@@ -33,7 +33,7 @@ print("finished")
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("src_backend", "dst_backend"),
-                         [(s, d) for s, d in (("raw", "raw"), ("raw", "zarr"), ("zarr", "raw"))
+                         [(s, d) for s, d in (("raw", "raw"), ("raw", "zarr"), ("zarr", "raw"), ("zarr", "hdf5"))
                           if s in BACKENDS and d in BACKENDS])
 def test_sigkill_then_resume(tmp_path: Path, src_backend: str, dst_backend: str) -> None:
     """A Zarr source is decoded one block ahead of the writer: the kill lands with a block in flight."""

@@ -13,10 +13,12 @@ from hypothesis import strategies as st
 
 import arraystore
 from arraystore.checksums import StreamHasher
-from arraystore.conversion import _movers
-from arraystore.conversion._movers import BlockBuffers, BlockMover
+from arraystore.conversion import _fastpath, _movers
+from arraystore.conversion._movers import BlockBuffers, BlockMover, files_resident_share
 from arraystore.conversion._parallel import ReadAhead
 from arraystore.conversion._plan import blocks_in_memory
+from arraystore.conversion._zarr_direct import ZarrChunkReader
+from arraystore.registry import backend_class
 
 from .conftest import BACKENDS, SUFFIX, bytes_equal, read_back, write_source
 
@@ -231,3 +233,87 @@ def test_failure_mid_pipeline_then_resume(tmp_path: Path, monkeypatch: pytest.Mo
     assert report.blocks_resumed + report.blocks_written == report.blocks_total
     assert report.checksum == StreamHasher.of(data)
     assert bytes_equal(read_back(str(dst))[0], data)
+
+
+# -- the page-cache regime of a decoded source ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("state", ["cached", "cold"])
+@pytest.mark.parametrize("shards", [None, (16, 64), "hdf5-gzip"])
+@pytest.mark.parametrize("dst", [b for b in ("npy", "raw", "hdf5") if b in BACKENDS])
+def test_decoded_source_read_from_the_disk_writes_through(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         state: str, shards: tuple[int, int] | str | None,
+                                                         dst: str) -> None:
+    """The residency of a decoded source's files (Zarr chunks or shards, a deflated HDF5 dataset's file) chooses
+    the regime, as a byte-range source's does: a source read from the disk has the output's write-back started
+    while it is read, not all of it left to the end."""
+    monkeypatch.setattr(_movers, "resident_share",
+                        lambda fd, offset, nbytes, probes=32: 0.0 if state == "cold" else 1.0)
+    monkeypatch.setattr(_movers, "WINDOW", 64 * 1024)  # small arrays cross many windows
+    monkeypatch.setattr(_fastpath, "WINDOW", 64 * 1024)
+    data = np.random.default_rng(7).normal(size=(400, 64)).astype("<f4")
+    data[40:80] = 0.0  # absent chunks: their files do not exist
+    if shards == "hdf5-gzip":
+        if "hdf5" not in BACKENDS:
+            pytest.skip("h5py is not installed")
+        src = write_source(tmp_path / "src.h5", data, chunks=(4, 64), compression="gzip:1")
+    else:
+        src = _zarr_source(tmp_path, data, (4, 64), shards if isinstance(shards, tuple) else None, "zstd:1")
+    out = tmp_path / f"dst{SUFFIX[dst]}"
+    report = arraystore.convert(src, str(out), max_memory=32 * 1024, verify=True)
+    assert any("source chunks fetched and decoded here" in n for n in report.plan["notes"]), report.plan["notes"]
+    assert f"page cache: {'write-through' if state == 'cold' else 'page-cache'}" in report.plan["notes"]
+    assert report.blocks_total > 4
+    assert bytes_equal(read_back(str(out))[0], data)
+    assert report.checksum == StreamHasher.of(data)
+
+
+@pytest.mark.parametrize("shards", [None, (6, 10)])
+def test_sampled_chunk_files_spread_over_the_grid(tmp_path: Path, shards: tuple[int, int] | None) -> None:
+    data = np.arange(30 * 20, dtype="<i4").reshape(30, 20) + 1
+    src = _zarr_source(tmp_path, data, (3, 10), shards, "zstd:1")
+    (tmp_path / "src.zarr" / "c" / "1" / "1").unlink()  # an absent chunk (shard)
+    files = sorted(str(p) for p in (tmp_path / "src.zarr").rglob("c/*/*"))
+    grid = 10 * 2 if shards is None else 5 * 2
+    with arraystore.open(src) as store:
+        reader = ZarrChunkReader(store, 1)
+        try:
+            every = reader.sample_files(1000)
+            assert len(every) == len(set(every)) == grid  # each chunk (shard) once, absent ones too
+            assert set(files) <= set(every) and len(files) < grid
+            some = reader.sample_files(4)
+            assert len(some) == 4 and set(some) <= set(every) and some[0] == every[0]
+            assert reader.sample_files(0) == []
+        finally:
+            reader.close()
+    share = files_resident_share(every)
+    assert share is None or 0.0 <= share <= 1.0
+    assert files_resident_share([str(tmp_path / "absent")]) is None
+    assert files_resident_share([]) is None
+
+
+def test_hdf5_destination_written_by_the_mover_is_flushed_once(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks put into the HDF5 file by pwrite are in it once written: one flush (the file's own state), not a flush
+    (an msync, which waits for the disk) per block; a destination written through ``dst[sel] =`` keeps them."""
+    if "hdf5" not in BACKENDS:
+        pytest.skip("h5py is not installed")
+    cls = backend_class("hdf5")
+    flushes: list[str] = []
+    flush = cls.flush
+
+    def counting_flush(self: Any, durable: bool = False) -> None:
+        flushes.append(self.path)
+        flush(self, durable)
+
+    monkeypatch.setattr(cls, "flush", counting_flush)
+    data = np.random.default_rng(8).normal(size=(400, 64)).astype("<f4")
+    src = _zarr_source(tmp_path, data, (4, 64), None, "zstd:1")
+    report = arraystore.convert(src, str(tmp_path / "dst.h5"), max_memory=32 * 1024, verify=True)
+    assert report.blocks_total > 4
+    assert len(flushes) == 1
+    assert bytes_equal(read_back(str(tmp_path / "dst.h5"))[0], data)
+    flushes.clear()  # a chunked destination is written by h5py: each block flushed before it is journaled
+    report = arraystore.convert(src, str(tmp_path / "chunked.h5"), max_memory=32 * 1024, chunks=(4, 64))
+    assert report.blocks_total > 4 and len(flushes) == report.blocks_total
+    assert bytes_equal(read_back(str(tmp_path / "chunked.h5"))[0], data)

@@ -364,6 +364,27 @@ class ChunkReader:
             self._pid = os.getpid()
         return self._pool
 
+    def sample_files(self, n: int) -> list[str]:
+        """Paths of up to ``n`` chunk (shard) files spread evenly over the grid; none unless read as local files.
+
+        Paths of absent chunks are included (their files do not exist).
+        """
+        if not isinstance(self._source, _Files) or n <= 0:
+            return []
+        grid = tuple(-(-s // u) for s, u in zip(self.shape, self.unit))
+        total = math.prod(grid)
+        count = min(n, total)
+        paths: list[str] = []
+        for linear in (k * total // count for k in range(count)):
+            coords = tuple(int(c) for c in np.unravel_index(linear, grid))
+            try:
+                path = self._source.bounded.local_path(self._prefix + self._key(coords))
+            except ArrayStoreError:
+                continue
+            if path is not None:
+                paths.append(path)
+        return paths
+
     def close(self) -> None:
         """End the decoding threads."""
         if self._pool is not None and self._pid == os.getpid():

@@ -185,6 +185,10 @@ class DirectChunkReader:
         self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="arraystore-inflate")
         self._lookahead = 2 * max(1, workers)
 
+    def sample_files(self, n: int) -> list[str]:
+        """The file holding the dataset (its chunks are all in it)."""
+        return [str(self.ds.file.filename)] if n > 0 else []
+
     def read(self, sel: tuple[slice, ...]) -> np.ndarray[Any, Any]:
         """The values at ``sel`` (logical coordinates, steps of 1)."""
         dsel = sel[::-1] if self.fortran else sel

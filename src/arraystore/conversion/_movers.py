@@ -63,6 +63,31 @@ _NO_BYTES: np.ndarray[Any, Any] = np.empty(0, np.uint8)
 COPY_STREAMS = 2
 
 
+#: Chunk (shard) files of a decoded source whose page-cache residency stands for the whole source's.
+SAMPLED_FILES = 16
+
+
+def files_resident_share(paths: list[str]) -> float | None:
+    """The share of the bytes of ``paths`` in the page cache (each file sampled, :func:`resident_share`), weighted
+    by size; None when no file could be looked at (absent files are skipped) or where it cannot be known."""
+    resident = total = 0.0
+    probes = max(2, 32 // max(1, len(paths)))  # about 32 windows in all
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            size = os.fstat(fd).st_size
+            share = resident_share(fd, 0, size, probes) if size else None
+        finally:
+            os.close(fd)
+        if share is not None:
+            resident += share * size
+            total += size
+    return resident / total if total else None
+
+
 def byte_range(sel: tuple[slice, ...], shape: tuple[int, ...], order: str, itemsize: int) -> tuple[int, int] | None:
     """``(offset, nbytes)`` of a block in a contiguous array's storage, or None when it is not one run."""
     if not shape:
@@ -198,12 +223,22 @@ class BlockMover:
         self._writer = (DropBehindWriter(self._dst_fd, enabled=self.regime != "page-cache", drop=self._drop)
                         if self._dst_fd is not None else None)
         self._buffers = BlockBuffers(plan.blocks.block_bytes)
+        #: True when :meth:`write` puts every block into the destination's file itself (``pwrite``): a block is
+        #: in the file (the page cache) when its write returns, with no flush of the destination needed.
+        self.writes_file = self._dst_fd is not None and type(self).write is BlockMover.write and all(
+            byte_range(sel, dst.shape, dst.order, dst.dtype.itemsize) is not None for sel in plan.blocks)
 
     def _source_cold(self) -> bool:
-        """True when a byte-range source is mostly not in the page cache (its reads will go to the disk)."""
-        if self._src_fd is None or self._src_region is None or self.plan.nbytes < WINDOW:
+        """True when the source is mostly not in the page cache (its reads will go to the disk): a byte range,
+        or the files of a source whose chunks are decoded here (a sample of them)."""
+        if self.plan.nbytes < WINDOW:
             return False
-        share = resident_share(self._src_fd, self._src_region[1], self.src.nbytes)
+        if self._chunk_reader is not None:
+            share = files_resident_share(self._chunk_reader.sample_files(SAMPLED_FILES))
+        elif self._src_fd is not None and self._src_region is not None:
+            share = resident_share(self._src_fd, self._src_region[1], self.src.nbytes)
+        else:
+            return False
         return share is not None and share < COLD_SHARE
 
     #: True when :meth:`read` feeds the content checksum itself (the conversion then does not).

@@ -315,7 +315,7 @@ class _Conversion:
         done = [0]
         bar = progress_bar(self.progress, total)
         # Byte-range copies write the file itself: their blocks are in it when they return.
-        flush_each = not type(dst).writes_go_through and plan.method == "blocks"
+        flush_each = [not type(dst).writes_go_through and plan.method == "blocks"]
 
         lent: dict[int, Any] = {}  # blocks being written, by index: their buffers are reused once written
 
@@ -325,8 +325,11 @@ class _Conversion:
             if block is not None:
                 mover.written(block)
             dst._keep_alive()  # chunk writers that bypass dst[sel] = x (ZarrChunkWriter) renew no lease
-            if flush_each:
+            if flush_each[0]:
                 dst.flush()
+                # Blocks written into the file by the mover (pwrite) are there once written: after the first
+                # flush (the backend's own state), none per block (an HDF5 flush waits for the disk: msync).
+                flush_each[0] = not mover.writes_file
             journal.record(i, digest)
             report.blocks_written += 1
             done[0] += nbytes

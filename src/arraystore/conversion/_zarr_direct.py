@@ -523,6 +523,10 @@ class ZarrChunkReader:
         with zarr_errors(self.store.path, reading_chunks=True):
             return self._reader.read(sel, out=out)
 
+    def sample_files(self, n: int) -> list[str]:
+        """Paths of up to ``n`` chunk (shard) files spread over the grid (local arrays; absent chunks included)."""
+        return self._reader.sample_files(n) if self._reader is not None else []
+
     def close(self) -> None:
         """Stop the threads."""
         if self._remote is not None:
