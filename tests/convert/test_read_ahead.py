@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -317,3 +318,42 @@ def test_hdf5_destination_written_by_the_mover_is_flushed_once(tmp_path: Path,
     report = arraystore.convert(src, str(tmp_path / "chunked.h5"), max_memory=32 * 1024, chunks=(4, 64))
     assert report.blocks_total > 4 and len(flushes) == report.blocks_total
     assert bytes_equal(read_back(str(tmp_path / "chunked.h5"))[0], data)
+
+
+def _drops_pages(folder: Path) -> bool:
+    """True when the file system under ``folder`` drops a clean file's pages when asked (not tmpfs)."""
+    probe = folder / "probe"
+    probe.write_bytes(b"x" * (1 << 20))
+    fd = os.open(probe, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    share = files_resident_share([str(probe)])
+    probe.unlink()
+    return share == 0.0
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise on this platform")
+@pytest.mark.parametrize("shards", [None, (16, 64)])
+def test_drop_behind_drops_the_source_chunk_files_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       shards: tuple[int, int] | None) -> None:
+    """An output larger than the memory: the source's chunk files leave the page cache as they are read."""
+    if not _drops_pages(tmp_path):
+        pytest.skip("this file system keeps pages in memory whatever is asked (tmpfs)")
+    data = np.random.default_rng(9).normal(size=(400, 64)).astype("<f4")
+    src = _zarr_source(tmp_path, data, (4, 64), shards, "zstd:1")
+    os.sync()  # clean pages: only those are dropped
+    files = [str(p) for p in (tmp_path / "src.zarr").rglob("c/*/*")]
+    for name in files:  # every chunk file in the page cache
+        Path(name).read_bytes()
+    assert files_resident_share(files) == 1.0
+    for regime, available in (("page-cache", 1 << 50), ("drop-behind", 0)):
+        monkeypatch.setattr(_movers, "available_memory", lambda room=available: room)
+        out = tmp_path / f"{regime}.npy"
+        report = arraystore.convert(src, str(out), max_memory=32 * 1024)
+        assert f"page cache: {regime}" in report.plan["notes"] and report.blocks_total > 4
+        assert bytes_equal(read_back(str(out))[0], data)
+        share = files_resident_share(files)
+        assert share == (1.0 if regime == "page-cache" else 0.0), (regime, share)

@@ -29,6 +29,7 @@ with zarr-python):
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -182,6 +183,8 @@ class _Files:
     def __init__(self, bounded: BoundedStore) -> None:
         self.bounded = bounded
         self._scratch = threading.local()
+        #: Ask the kernel to drop each range read from the page cache (``POSIX_FADV_DONTNEED``) once read.
+        self.drop_behind = False
 
     def _buffer(self, n: int, reuse: bool) -> np.ndarray[Any, Any]:
         """A buffer of ``n`` bytes: with ``reuse``, this thread's own (valid until its next reuse), else new."""
@@ -245,6 +248,9 @@ class _Files:
             if k == 0:
                 break
             got += k
+        if self.drop_behind and got:
+            with contextlib.suppress(OSError):  # advice only
+                os.posix_fadvise(fd, start, got, os.POSIX_FADV_DONTNEED)
         return buf[:got]
 
 
@@ -363,6 +369,12 @@ class ChunkReader:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="arraystore-zarr-read")
             self._pid = os.getpid()
         return self._pool
+
+    def drop_behind(self) -> None:
+        """From now on, drop the pages of the chunk (shard) files read from the page cache once read (local
+        files only): a conversion larger than the memory does not fill the cache with its source."""
+        if isinstance(self._source, _Files) and hasattr(os, "posix_fadvise"):
+            self._source.drop_behind = True
 
     def sample_files(self, n: int) -> list[str]:
         """Paths of up to ``n`` chunk (shard) files spread evenly over the grid; none unless read as local files.

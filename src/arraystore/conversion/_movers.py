@@ -218,6 +218,8 @@ class BlockMover:
         self.source_cold = self._source_cold()
         self.regime: CacheRegime = cache_regime(plan.nbytes, available_memory(), durable, self.source_cold)
         self._drop = self.regime == "drop-behind"  # outputs that fit in memory leave the page cache alone
+        if self._drop and isinstance(self._chunk_reader, ZarrChunkReader):
+            self._chunk_reader.drop_behind()
         self._dst_region = dst_region
         self._dst_fd = os.open(self._dst_region[0], os.O_RDWR) if self._dst_region else None
         self._writer = (DropBehindWriter(self._dst_fd, enabled=self.regime != "page-cache", drop=self._drop)

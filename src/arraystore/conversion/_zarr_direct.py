@@ -523,6 +523,11 @@ class ZarrChunkReader:
         with zarr_errors(self.store.path, reading_chunks=True):
             return self._reader.read(sel, out=out)
 
+    def drop_behind(self) -> None:
+        """Drop the source's pages from the page cache behind the reads (local arrays)."""
+        if self._reader is not None:
+            self._reader.drop_behind()
+
     def sample_files(self, n: int) -> list[str]:
         """Paths of up to ``n`` chunk (shard) files spread over the grid (local arrays; absent chunks included)."""
         return self._reader.sample_files(n) if self._reader is not None else []
