@@ -231,3 +231,22 @@ def test_folder_at_a_chunk_key_reads_as_absent_like_zarr_python(tmp_path: Path) 
     with arraystore.open(str(path)) as store:
         assert store._chunk_reader() is not None  # type: ignore[attr-defined]
         assert store[...].tobytes() == want.tobytes()
+
+
+def test_thread_buffer_is_reused_for_chunks_a_little_larger(tmp_path: Path) -> None:
+    """Compressed chunks differ in size by a few bytes: the thread's read buffer is not made again for each record
+    size (a new buffer costs a zeroed page per page touched), and what it returns is the file's bytes."""
+    arr = zarr.create_array(str(tmp_path / "a.zarr"), shape=(64,), chunks=(8,), dtype="<i4", zarr_format=3)
+    arr[...] = np.arange(64, dtype="<i4")
+    with arraystore.open(str(tmp_path / "a.zarr")) as store:
+        files = _zarr_read._Files(store.zarr_array.store_path.store)  # type: ignore[attr-defined]
+    sizes = [100_000, 100_001, 100_500, 112_000]  # within an eighth of the first
+    for k, n in enumerate(sizes):
+        (tmp_path / "a.zarr" / f"blob{k}").write_bytes(bytes([k]) * n)
+    got = [files.get(f"blob{k}", reuse=True) for k in range(len(sizes))]
+    assert all(g is not None for g in got)
+    assert len({id(g.base) for g in got if g is not None}) == 1
+    last = got[-1]
+    assert last is not None and last.size == sizes[-1] and bytes(last) == bytes([3]) * sizes[-1]
+    fresh = files.get("blob0")  # not reused: a buffer of its own
+    assert fresh is not None and bytes(fresh) == bytes([0]) * sizes[0] and not np.shares_memory(fresh, last)

@@ -192,7 +192,9 @@ class _Files:
             return np.empty(n, np.uint8)
         buf: np.ndarray[Any, Any] | None = getattr(self._scratch, "buf", None)
         if buf is None or buf.size < n:
-            buf = np.empty(max(n, 1 << 16), np.uint8)
+            # An eighth more: the next chunk, a few bytes larger, finds it big enough (a new buffer costs the
+            # kernel a zeroed page per page touched).
+            buf = np.empty(max(n + n // 8, 1 << 16), np.uint8)
             self._scratch.buf = buf
         return buf[:n]
 
