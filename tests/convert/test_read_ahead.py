@@ -242,12 +242,12 @@ def test_failure_mid_pipeline_then_resume(tmp_path: Path, monkeypatch: pytest.Mo
 @pytest.mark.parametrize("state", ["cached", "cold"])
 @pytest.mark.parametrize("shards", [None, (16, 64), "hdf5-gzip"])
 @pytest.mark.parametrize("dst", [b for b in ("npy", "raw", "hdf5") if b in BACKENDS])
-def test_decoded_source_read_from_the_disk_writes_through(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_decoded_source_read_from_the_disk_drops_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          state: str, shards: tuple[int, int] | str | None,
                                                          dst: str) -> None:
     """The residency of a decoded source's files (Zarr chunks or shards, a deflated HDF5 dataset's file) chooses
-    the regime, as a byte-range source's does: a source read from the disk has the output's write-back started
-    while it is read, not all of it left to the end."""
+    the regime, as a byte-range source's does: a source read from the disk has the output written back at the
+    disk's pace while it is read (drop-behind), not all of it left to the end."""
     monkeypatch.setattr(_movers, "resident_share",
                         lambda fd, offset, nbytes, probes=32: 0.0 if state == "cold" else 1.0)
     monkeypatch.setattr(_movers, "WINDOW", 64 * 1024)  # small arrays cross many windows
@@ -263,7 +263,7 @@ def test_decoded_source_read_from_the_disk_writes_through(tmp_path: Path, monkey
     out = tmp_path / f"dst{SUFFIX[dst]}"
     report = arraystore.convert(src, str(out), max_memory=32 * 1024, verify=True)
     assert any("source chunks fetched and decoded here" in n for n in report.plan["notes"]), report.plan["notes"]
-    assert f"page cache: {'write-through' if state == 'cold' else 'page-cache'}" in report.plan["notes"]
+    assert f"page cache: {'drop-behind' if state == 'cold' else 'page-cache'}" in report.plan["notes"]
     assert report.blocks_total > 4
     assert bytes_equal(read_back(str(out))[0], data)
     assert report.checksum == StreamHasher.of(data)
@@ -357,3 +357,15 @@ def test_drop_behind_drops_the_source_chunk_files_read(tmp_path: Path, monkeypat
         assert bytes_equal(read_back(str(out))[0], data)
         share = files_resident_share(files)
         assert share == (1.0 if regime == "page-cache" else 0.0), (regime, share)
+
+
+def test_durable_decoded_source_in_the_page_cache_writes_through(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a source read from the disk turns write-through into drop-behind; a durable one from the cache keeps it."""
+    monkeypatch.setattr(_movers, "resident_share", lambda fd, offset, nbytes, probes=32: 1.0)
+    monkeypatch.setattr(_movers, "WINDOW", 64 * 1024)
+    monkeypatch.setattr(_fastpath, "WINDOW", 64 * 1024)
+    data = np.random.default_rng(10).normal(size=(400, 64)).astype("<f4")
+    src = _zarr_source(tmp_path, data, (4, 64), None, "zstd:1")
+    report = arraystore.convert(src, str(tmp_path / "dst.npy"), max_memory=32 * 1024, durable=True)
+    assert "page cache: write-through" in report.plan["notes"]
+    assert bytes_equal(read_back(str(tmp_path / "dst.npy"))[0], data)
