@@ -348,16 +348,17 @@ def run_virtual_job(job: Job) -> FileRecord:
     """
     from ..virtual._migrate import check_inside, file_checksum
     from ..virtual.fallback import copy_reason
+    from ..virtual.refs import layout_of
 
     t0 = time.perf_counter()
     try:
-        meta = ArrayMeta.from_dict({**job.meta, "attrs": {}})  # the layout; the attrs matter only to a copy
+        meta = layout_of(job.meta)  # the layout; the attrs matter only to a copy
         reason = job.copy or copy_reason(meta)
         if reason is not None and not job.fallback:
             raise UnsupportedDtypeError(f"{job.src_path}: cannot be referenced in place: {reason}; "
                                         "rerun without --no-fallback to copy it, or migrate it by copying")
         path = Path(job.src_path)
-        check_inside(path, job.source, real_root(path.parents[len(Path(job.source).parts) - 1]))
+        check_inside(path, job.source, real_root(_archive_root(job)))
         changed = _unchanged(job)
         if changed is None and reason is not None:
             return _copy(job, ArrayMeta.from_dict(job.meta), reason, t0)
@@ -371,6 +372,13 @@ def run_virtual_job(job: Job) -> FileRecord:
         return _record(job, "converted", t0, source_checksum=digest, note="referenced in place (virtual)")
     except (OSError, ArrayStoreError) as exc:
         return _record(job, "failed", t0, error=_error(exc))
+
+
+def _archive_root(job: Job) -> Path:
+    """The archive root of a job: its source's absolute path without the relative name."""
+    if job.src_path.endswith("/" + job.source):
+        return Path(job.src_path[: -len(job.source) - 1] or "/")
+    return Path(job.src_path).parents[len(Path(job.source).parts) - 1]
 
 
 def _copy(job: Job, meta: ArrayMeta, reason: str, t0: float) -> FileRecord:

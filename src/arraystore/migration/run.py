@@ -584,7 +584,8 @@ def _run_jobs(
                 callback(MigrationProgress(rec, len(planner.done), total_files, state[1], total_bytes))
         threads = 1 if (scheduler is not None or workers > 1) else (os.cpu_count() or 1)
         if threads != 1:
-            jobs = [_with_threads(j, threads) for j in jobs]
+            with_threads: dict[int, ConvertOptions] = {}  # the jobs share a few options objects
+            jobs = [_with_threads(j, threads, with_threads) for j in jobs]
         _execute(jobs, workers, scheduler, finished)
         if len(todo) == 1:  # no pool for one file
             resolved(_resolve_and_run((planner.for_files([todo[0][0]]), todo)))
@@ -599,5 +600,8 @@ def _run_jobs(
         close()
 
 
-def _with_threads(job: Job, threads: int) -> Job:
-    return replace(job, options=job.options.replace(workers=threads))
+def _with_threads(job: Job, threads: int, done: dict[int, ConvertOptions]) -> Job:
+    options = done.get(id(job.options))
+    if options is None:
+        options = done[id(job.options)] = job.options.replace(workers=threads)
+    return replace(job, options=options)
