@@ -314,7 +314,8 @@ def migrate(
     format
         The virtual store's format: ``"kerchunk"`` or ``"icechunk"``.
     chunk_bytes
-        Target size of one chunk reference (bytes or ``"16MiB"``; default 16 MiB).
+        Target size of one chunk reference (bytes or ``"16MiB"``; default 4 MiB: zarr-python
+        reads 2-4 MiB chunks fastest, see ``docs/migration.md``).
     checksum
         Record each referenced file's ``xxh3_128`` content checksum (one sequential read);
         False records size and modification time only.
