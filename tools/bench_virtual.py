@@ -20,7 +20,7 @@ Four measurements (median of ``--repeat`` runs, in one process, side by side):
 
 The operations of each part are alternated within every repetition (one of each, then again), so
 load affects them alike. Each row gives the median wall time and the median CPU time (this process
-and its worker processes), also per GiB read or per file. The files are written under a temporary
+and every process it started: the copying migration's workers), also per GiB read or per file. The files are written under a temporary
 folder and removed at the end.
 """
 
@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 
 import arraystore
 from arraystore.migration import migrate
@@ -58,9 +59,20 @@ def evict(folder: Path) -> None:
 
 
 def cpu_seconds() -> float:
-    """CPU time of this process (all its threads) and of its finished worker processes."""
+    """CPU time of this process (all its threads) and of every process it started, finished ones included.
+
+    Worker processes start from a forkserver: when they finish, their time goes to the forkserver's
+    children times, not to this process's ``RUSAGE_CHILDREN``.
+    """
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    total = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:  # ended meanwhile
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
 
 
 Op = tuple[str, Callable[[], object]]
