@@ -96,7 +96,8 @@ def layout_of(d: Mapping[str, Any]) -> ArrayMeta:
     """Shape, dtype and order of an ``ArrayMeta.to_dict()`` dict, without its attrs.
 
     The layouts of an archive's files are a handful shared by thousands: each is checked and
-    built once (``ArrayMeta`` is immutable, so the same one serves every file).
+    built once, and the same ``ArrayMeta`` serves every file of that layout (read-only: do not
+    change its ``attrs``).
     """
     shape, dtype, order = d.get("shape"), d.get("dtype"), d.get("order", "C")
     if isinstance(shape, list) and all(type(n) is int for n in shape) and isinstance(dtype, str) and isinstance(order, str):
