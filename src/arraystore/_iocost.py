@@ -205,11 +205,13 @@ def choose_gather(stats: GatherStats, cal: Calibration, io: str = "mmap") -> str
 # -- residency ---------------------------------------------------------------------------------------------------
 
 
-def resident_fraction(fd: int, offsets: np.ndarray[Any, Any], limit: int = _RESIDENCY_SAMPLES) -> float | None:
+def resident_fraction(fd: int, offsets: np.ndarray[Any, Any], limit: int = _RESIDENCY_SAMPLES, *,
+                      all_or_none: bool = False) -> float | None:
     """Share of the pages at ``offsets`` (a sample, the first ``limit``) in the page cache, probed with
     ``preadv2(RWF_NOWAIT)``: a 1-byte read that returns at once instead of waiting for the device (recent
     kernels then start reading that page in the background, a page the gather reads anyway); None where the
-    kernel cannot tell."""
+    kernel cannot tell. ``all_or_none``: stop at the first page out of the page cache (and return 0.0): the
+    caller only asks whether all are in it, and a probe of a page out of it costs a read submitted."""
     flag = getattr(os, "RWF_NOWAIT", None)
     if flag is None or not hasattr(os, "preadv") or offsets.size == 0:
         return None
@@ -220,7 +222,8 @@ def resident_fraction(fd: int, offsets: np.ndarray[Any, Any], limit: int = _RESI
             os.preadv(fd, [buf], int(off), flag)
             hits += 1
         except BlockingIOError:
-            pass
+            if all_or_none:
+                return 0.0
         except OSError:  # not supported by this file system
             return None
     return hits / min(offsets.size, limit)

@@ -3,6 +3,7 @@ the data folder."""
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -212,6 +213,33 @@ def test_residency_of_pages_just_read(tmp_path: Path) -> None:
     if frac is None:
         pytest.fail("preadv2(RWF_NOWAIT) is not available: the cost model cannot see the page cache here")
     assert frac == 1.0
+
+
+def test_all_or_none_residency_stops_at_the_first_page_out_of_the_cache(tmp_path: Path) -> None:
+    # Asking "all in the page cache?" must not probe (and start reads of) the pages after the first one out of it.
+    path = tmp_path / "cold.bin"
+    path.write_bytes(os.urandom(256 * 4096))
+    _evict(str(path))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as m:
+            before = _iocost.resident_pages(m, np.arange(256))
+            if before is None or before.any():
+                pytest.skip("the page cache cannot be inspected or emptied here (no mincore, or tmpfs)")
+            probes = np.arange(16, 256, 32) * 4096  # pages far apart: no read-ahead of one reaches the next
+            frac = _iocost.resident_fraction(fd, probes, all_or_none=True)
+            if frac is None:
+                pytest.skip("preadv2(RWF_NOWAIT) is not available here")
+            assert frac == 0.0
+            after = _iocost.resident_pages(m, probes[1:] // 4096)
+            assert after is not None and not after.any()  # not one of them probed
+        os.pread(fd, 256 * 4096, 0)  # all in the page cache now
+        assert _iocost.resident_fraction(fd, probes, all_or_none=True) == 1.0
+        _evict(str(path))
+        os.pread(fd, 4096, 16 * 4096)  # the first probed page only
+        assert _iocost.resident_fraction(fd, probes, all_or_none=True) == 0.0
+    finally:
+        os.close(fd)
 
 
 def test_a_calibration_from_a_small_file_is_replaced_by_a_larger_files(tmp_path: Path) -> None:

@@ -79,6 +79,29 @@ def test_take_rejects_bad_indices(make_store: Callable[..., str], indices: list[
         access.take(store, indices, axis=axis)
 
 
+@given(st.lists(st.integers(-260, 259), max_size=40), st.sampled_from([0, 1, -1]))
+def test_take_bounds_follow_numpy(tmp_path_factory: pytest.TempPathFactory, indices: list[int], axis: int) -> None:
+    # numpy is the oracle for which indices are in range (negative ones count from the end) and for the rows.
+    path = str(tmp_path_factory.getbasetemp() / "bounds.dat")
+    try:
+        store = arraystore.open(path)
+    except arraystore.errors.ArrayNotFoundError:
+        with arraystore.create(path, DATA.shape, DATA.dtype) as new:
+            new[...] = DATA
+        store = arraystore.open(path)
+    with store:
+        try:
+            expected = np.take(DATA, indices, axis=axis)
+        except IndexError:
+            n = DATA.shape[axis]
+            with pytest.raises(SelectionError, match="out of bounds") as err:
+                access.take(store, indices, axis=axis)
+            bad = int(str(err.value).split()[1])
+            assert bad in indices and not -n <= bad < n  # names an index numpy refuses too
+            return
+        np.testing.assert_array_equal(access.take(store, indices, axis=axis), expected)
+
+
 @given(st.lists(st.integers(0, 199), max_size=60), st.integers(1, 64))
 def test_take_property_raw(tmp_path_factory: pytest.TempPathFactory, indices: list[int], kib: int) -> None:
     path = str(tmp_path_factory.getbasetemp() / "prop.dat")

@@ -52,7 +52,8 @@ def take_in_memory(store: Any, indices: np.ndarray[Any, Any], axis: int) -> np.n
     """Rows ``indices`` (in range, any order, repeats allowed) along the outermost storage axis, copied from the
     map in the order asked when they are in memory: always for a copy-on-write store (its private changes live
     in the map), else when every probed page of a sample of the rows (:data:`WARM_SAMPLES` pages, spread over
-    the request; the first and last page of rows longer than a page) is in the page cache. None otherwise.
+    the request; the first and last page of rows longer than a page) is in the page cache (probing stops at
+    the first page out of it). None otherwise.
 
     With the rows in memory no device is read, so neither sorting them nor a second copy back into the order
     asked pays: one gather from the map, as numpy's fancy indexing does it."""
@@ -70,7 +71,7 @@ def take_in_memory(store: Any, indices: np.ndarray[Any, Any], axis: int) -> np.n
         offsets[1::2] += row_bytes - 1  # half the probes on the rows' last pages
     fd = os.open(store.data_file, os.O_RDONLY)
     try:
-        resident = resident_fraction(fd, offsets // PAGE * PAGE, limit=WARM_SAMPLES)
+        resident = resident_fraction(fd, offsets // PAGE * PAGE, limit=WARM_SAMPLES, all_or_none=True)
     finally:
         os.close(fd)
     if resident is None or resident < 1.0:
