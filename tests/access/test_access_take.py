@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -145,8 +146,6 @@ def test_rows_in_memory_are_copied_in_the_order_asked(tmp_path_factory: pytest.T
 
 
 def test_cold_rows_and_other_axes_leave_the_in_memory_path(make_store: Callable[..., str]) -> None:
-    import os
-
     data = np.random.default_rng(8).random((4000, 64))
     path = make_store("raw", data)
     fd = os.open(path, os.O_RDONLY)
@@ -168,3 +167,24 @@ def test_cold_rows_and_other_axes_leave_the_in_memory_path(make_store: Callable[
     with arraystore.open(h5) as store:
         assert store._take_in_memory(idx, 0) is None  # the default hook: no in-memory path
         np.testing.assert_array_equal(access.take(store, idx), data[idx])
+
+
+@pytest.mark.parametrize("mode", ["auto", "sequential", "gather", "mapped"])
+@pytest.mark.parametrize("open_mode", ["r", "c"])
+def test_take_returns_a_plain_array_not_a_map(make_store: Callable[..., str], mode: str, open_mode: str) -> None:
+    # Rows copied from the memory map are a new array: not a numpy.memmap that maps nothing (warm and cold alike).
+    path = make_store("raw", DATA)
+    idx = np.array([7, 3, 3, 150])
+    for state in ("warm", "cold"):
+        if state == "warm":
+            _warm(path)
+        else:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+        with arraystore.open(path, open_mode) as store:  # type: ignore[arg-type]
+            out = access.take(store, idx, mode=mode)
+        assert type(out) is np.ndarray
+        np.testing.assert_array_equal(out, DATA[idx])
