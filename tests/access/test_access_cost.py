@@ -326,6 +326,31 @@ def test_the_streaming_read_is_measured_out_of_the_page_cache_and_evicted_again(
     assert _resident_pages(str(path)) == (48 << 20) // 4096
 
 
+def test_the_streaming_read_tolerates_a_few_cached_pages_and_leaves_them_cached(tmp_path: Path) -> None:
+    # The take that measures the device on first use has probed a page here and there (each probe of a page out
+    # of the page cache reads it): the stretch is measured all the same, and exactly those pages stay cached.
+    path = tmp_path / "probed.bin"
+    path.write_bytes(os.urandom(48 << 20))
+    _evict(str(path))
+    if _resident_pages(str(path)):
+        pytest.skip("this file system keeps the file in the page cache (eviction has no effect)")
+    probed = np.arange(100, (48 << 20) // 4096, 1024)  # one page in 1,024 (a 4 MiB stride)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        for page in probed.tolist():
+            os.pread(fd, 1, page * 4096)
+        with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as m:
+            before = _iocost.resident_pages(m, np.arange((48 << 20) // 4096))
+            assert before is not None and set(np.flatnonzero(before)) == set(probed.tolist())
+            rates = _iocost._streaming_read(str(path), (48 << 20) // 4096, np.random.default_rng(0))
+            assert rates is not None and min(rates) > 0
+            after = _iocost.resident_pages(m, np.arange((48 << 20) // 4096))
+            assert after is not None and set(np.flatnonzero(after)) == set(probed.tolist())  # as found
+    finally:
+        os.close(fd)
+
+
 def test_the_gather_of_a_file_in_the_page_cache_leaves_it_there(tmp_path: Path) -> None:
     path = tmp_path / "warm.bin"
     path.write_bytes(os.urandom(4 << 20))
