@@ -24,8 +24,11 @@ warm runs, so that every repetition starts from the same page cache).
 each time (no variant always runs first after an eviction; warm, each variant is timed 5
 times per repetition); the table gives medians, the
 ratio of each median to the best median, CPU seconds per run (median) and, warm, the ratio
-of CPU medians and of the fastest runs (the least disturbed by other processes). The load average is
-printed before and after: on a shared machine, compare ratios from one run.
+of CPU medians and of the fastest runs (the least disturbed by other processes). The goal lines
+give auto against the best forced mode and against sorted memmap reads as ratios of medians,
+paired by repetition (the median of each repetition's ratio: runs close in time share the
+load) and by CPU medians. The load average is printed before and after: on a shared machine,
+compare ratios from one run.
 
 Run: ``python tools/bench_access.py [--gib 2] [--rows 100000] [--repeat 3] [--dir /tmp]`` (Linux only).
 """
@@ -252,13 +255,26 @@ def main() -> None:
               f"{cs['cold']:.3f} / {cs['warm']:.3f} | {best_cpu / cs['warm']:.2f}x | "
               f"{min(fastest.values()) / fastest[name]:.2f}x |")
     forced = [f"take, forced {mode}" for mode in _iocost.MODES]
+    sorted_name = "sorted order, memmap mm[np.sort(idx)]"
     for state in ("cold", "warm"):
         auto = med["take (auto)"][state]
         best_forced = min(forced, key=lambda k: med[k][state])
-        sorted_mm = med["sorted order, memmap mm[np.sort(idx)]"][state]
+        sorted_mm = med[sorted_name][state]
+        # Paired: each repetition's ratio (its runs close in time, under the same load), then their median.
+        per = WARM_RUNS if state == "warm" else 1
+        pair = [
+            (float(np.median(side[best_forced][state][r * per:(r + 1) * per])),
+             float(np.median(side[sorted_name][state][r * per:(r + 1) * per])),
+             float(np.median(side["take (auto)"][state][r * per:(r + 1) * per])))
+            for r in range(args.repeat)
+        ]
         print(f"\ngoal, {state} (>= 0.90x): take (auto) at {med[best_forced][state] / auto:.2f}x the best forced mode "
-              f"({best_forced}) and {sorted_mm / auto:.2f}x sorted-order memmap reads (medians; the calibration "
-              "measured before, see the first-call row below)", end="")
+              f"({best_forced}) and {sorted_mm / auto:.2f}x sorted-order memmap reads (medians); paired by repetition "
+              f"{float(np.median([f / a for f, _, a in pair])):.2f}x and {float(np.median([s / a for _, s, a in pair])):.2f}x "
+              f"(per repetition: {', '.join(f'{f / a:.2f}/{s / a:.2f}' for f, s, a in pair)}); CPU medians "
+              f"{float(np.median(cpu[best_forced][state])) / float(np.median(cpu['take (auto)'][state])):.2f}x and "
+              f"{float(np.median(cpu[sorted_name][state])) / float(np.median(cpu['take (auto)'][state])):.2f}x. "
+              "The calibration was measured before (first-call row below)", end="")
     print()
     print()
     print("| access | time (s) | rate |")
