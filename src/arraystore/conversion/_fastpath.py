@@ -9,8 +9,10 @@ that; reads drop their pages behind them too, so a conversion never floods the
 page cache. ``sync_file_range`` is called through ``ctypes`` (Linux); elsewhere
 ``fdatasync`` takes its place.
 
-Same-layout copies move their blocks with :func:`copy_range` (the kernel's
-``copy_file_range``), and hash the source's pages the copy brought into the page cache.
+Same-layout copies from a source read from the disk move their blocks with
+:func:`copy_range` (the kernel's ``copy_file_range``), and hash the source's pages the
+copy brought into the page cache; from a cached source they go through a ring of
+buffers, hashed on a second thread (:class:`~._movers.PieceRing`).
 
 Drop-behind pays only when the output would not stay in the page cache anyway:
 on an output that fits, waiting for each window's write-back costs up to 4x against
