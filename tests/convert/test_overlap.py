@@ -54,10 +54,11 @@ def test_cache_regime_table(nbytes: int, available: int, durable: bool, expected
 @pytest.mark.parametrize(
     ("nbytes", "available", "durable", "expected"),
     [
-        (WINDOW - 1, 8 * GiB, False, "page-cache"),  # below one window: nothing to overlap
-        (WINDOW, 8 * GiB, False, "write-through"),  # a cold source: the disk writes while it reads
-        (2 * GiB, 8 * GiB, True, "write-through"),
+        (WINDOW - 1, 8 * GiB, False, "page-cache"),
+        (WINDOW, 8 * GiB, False, "page-cache"),  # a cold source: read first, written after (as cp and sync)
+        (2 * GiB, 8 * GiB, True, "page-cache"),  # durable too: the fsync at publish writes after the reads
         (2 * GiB + 1, 8 * GiB, False, "drop-behind"),  # does not fit: drop-behind whatever the source
+        (2 * GiB + 1, 8 * GiB, True, "drop-behind"),
     ],
 )
 def test_cache_regime_of_a_cold_source(nbytes: int, available: int, durable: bool, expected: str) -> None:
@@ -97,6 +98,8 @@ def test_cache_regime_is_monotonic(n: int, m: int, avail: int, durable: bool) ->
     assert rank[cache_regime(n, avail, durable)] >= rank[cache_regime(n, avail, False)]
     if cache_regime(n, avail, True) == "write-through":
         assert cache_regime(n, avail, False) == "page-cache"
+    assert cache_regime(n, avail, durable, source_cold=True) == (
+        "drop-behind" if n > avail // CACHE_SHARE else "page-cache")  # a cold source never overlaps its writes
 
 
 def test_available_memory_is_bounded_by_the_machine() -> None:
@@ -194,7 +197,7 @@ def test_cold_source_copies_in_two_streams(tmp_path: Path, source_state: str) ->
     report = arraystore.convert(src, str(tmp_path / "b.dat"), max_memory=16 * 1024, workers=2, verify=True)
     notes = report.plan["notes"]
     if source_state == "cold":
-        assert "page cache: write-through" in notes
+        assert "page cache: page-cache" in notes  # read first, written back after
         assert "copied in the kernel by 2 thread(s) ahead of the hashing, the source read from the disk" in notes
     else:
         assert "page cache: page-cache" in notes
