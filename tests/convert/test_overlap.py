@@ -157,11 +157,20 @@ def test_overlapped_copy_is_byte_identical(tmp_path_factory: pytest.TempPathFact
             assert out.recorded_checksum in (None, report.checksum)
 
 
+@pytest.fixture(params=["ring", "kernel"])
+def copy_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Same-layout copies through the ring (outputs that fit in the page cache) or in the kernel (drop-behind),
+    whatever the regime."""
+    monkeypatch.setattr(_movers, "copies_through_ring", lambda regime: request.param == "ring")
+    return str(request.param)
+
+
 @pytest.mark.skipif(not _fastpath.KERNEL_COPY, reason="no copy_file_range on this platform")
 @pytest.mark.parametrize("workers", [1, 2])
-def test_kernel_copy_records_the_buffered_path_checksum(tmp_path: Path, workers: int, source_state: str) -> None:
-    """The kernel copy (a source read from the disk) and the ring (a cached one) hash the source's bytes: the same
-    checksum as bytes read into buffers."""
+def test_kernel_copy_records_the_buffered_path_checksum(tmp_path: Path, workers: int, source_state: str,
+                                                        copy_path: str) -> None:
+    """The kernel copy and the ring hash the source's bytes, cached or read from the disk: the same checksum as
+    bytes read into buffers."""
     data = np.random.default_rng(1).random((3001, 17))  # odd sizes: blocks end mid-row, mid-page
     src = write_source(tmp_path / "a.npy", data)  # a 128-byte header: maps start below the data
     kernel = arraystore.convert(src, str(tmp_path / "k.dat"), max_memory=8192, workers=workers)
@@ -172,7 +181,7 @@ def test_kernel_copy_records_the_buffered_path_checksum(tmp_path: Path, workers:
     finally:
         mp.undo()
     assert (kernel.method, buffered.method) == ("kernel-copy", "buffered-copy")
-    assert kernel.copy_call == ("copy_file_range" if source_state == "cold" else "preadv/pwritev")
+    assert kernel.copy_call == ("copy_file_range" if copy_path == "kernel" else "preadv/pwritev")
     assert min(kernel.blocks_total, buffered.blocks_total) > 4
     assert kernel.checksum == buffered.checksum == checksum(src, decoded=True)
     with arraystore.open(str(tmp_path / "k.dat")) as out:
@@ -191,17 +200,17 @@ def source_state(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.mark.skipif(not _fastpath.KERNEL_COPY, reason="no copy_file_range on this platform")
-def test_cold_source_copies_in_two_streams(tmp_path: Path, source_state: str) -> None:
+def test_cold_source_copies_in_two_streams(tmp_path: Path, source_state: str, copy_path: str) -> None:
     data = np.random.default_rng(2).random((257, 129))
     src = write_source(tmp_path / "a.npy", data)
     report = arraystore.convert(src, str(tmp_path / "b.dat"), max_memory=16 * 1024, workers=2, verify=True)
     notes = report.plan["notes"]
-    if source_state == "cold":
-        assert "page cache: page-cache" in notes  # read first, written back after
-        assert "copied in the kernel by 2 thread(s) ahead of the hashing, the source read from the disk" in notes
+    assert "page cache: page-cache" in notes  # a cold source too: read first, written back after
+    cold = ", the source read from the disk" if source_state == "cold" else ""
+    if copy_path == "kernel":
+        assert f"copied in the kernel by {2 if cold else 1} thread(s) ahead of the hashing{cold}" in notes
     else:
-        assert "page cache: page-cache" in notes
-        assert "copied through a ring of cache-sized buffers, hashed on a second thread" in notes
+        assert f"copied through a ring of cache-sized buffers, hashed on a second thread{cold}" in notes
         assert report.copy_call == "preadv/pwritev"
     assert report.checksum == checksum(src, decoded=True)
     assert bytes_equal(read_back(str(tmp_path / "b.dat"))[0], data)
@@ -211,7 +220,7 @@ def test_cold_source_copies_in_two_streams(tmp_path: Path, source_state: str) ->
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("stop_at", [1, 7, 30])
 def test_interrupted_kernel_copy_resumes_with_digests(tmp_path: Path, workers: int, stop_at: int,
-                                                      source_state: str) -> None:
+                                                      source_state: str, copy_path: str) -> None:
     """Stopped with copies started ahead: the rerun trusts only journaled blocks whose bytes match their digest,
     rewrites a block whose bytes were damaged, and records the source's checksum."""
     data = np.arange(64 * 1024, dtype="<f8")
@@ -283,7 +292,7 @@ def test_interrupted_overlapped_copy_resumes(tmp_path: Path, copy_method: str) -
 
 
 @pytest.mark.skipif(not _fastpath.KERNEL_COPY, reason="no copy_file_range on this platform")
-def test_blocks_hashed_in_pieces_resume_as_journaled(tmp_path: Path, source_state: str) -> None:
+def test_blocks_hashed_in_pieces_resume_as_journaled(tmp_path: Path, source_state: str, copy_path: str) -> None:
     """Blocks of several hash pieces (the last one short): the digests journaled piece by piece are those of the
     destination's bytes read back whole, so an interrupted copy resumes every journaled block."""
     data = np.random.default_rng(3).integers(0, 1 << 30, size=(1_900_001,), dtype="<i4")  # 7.6 MB, odd
@@ -324,7 +333,7 @@ def test_ring_copy_in_any_pieces(tmp_path_factory: pytest.TempPathFactory, shape
     mp = pytest.MonkeyPatch()
     mp.setattr(_movers, "RING_PIECE", piece)
     mp.setattr(_movers, "RING_SLOTS", slots)
-    mp.setattr(_movers, "copies_through_ring", lambda source_cold: True)
+    mp.setattr(_movers, "copies_through_ring", lambda regime: True)
     calls = [0]
 
     def stop(done: int, total: int) -> None:
@@ -373,7 +382,7 @@ def test_ring_hashing_error_reaches_the_caller(tmp_path: Path, monkeypatch: pyte
             return str(self._d.hexdigest())
 
     monkeypatch.setattr(_movers, "block_digester", Failing)
-    monkeypatch.setattr(_movers, "copies_through_ring", lambda source_cold: True)
+    monkeypatch.setattr(_movers, "copies_through_ring", lambda regime: True)
     with pytest.raises(ValueError, match="hashing failed"):
         arraystore.convert(src, str(tmp_path / "a.npy"), max_memory=8192)
     assert not (tmp_path / "a.npy").exists()
