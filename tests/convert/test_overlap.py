@@ -159,9 +159,9 @@ def test_overlapped_copy_is_byte_identical(tmp_path_factory: pytest.TempPathFact
 
 @pytest.fixture(params=["ring", "kernel"])
 def copy_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Same-layout copies through the ring (outputs that fit in the page cache) or in the kernel (drop-behind),
-    whatever the regime."""
-    monkeypatch.setattr(_movers, "copies_through_ring", lambda regime: request.param == "ring")
+    """Same-layout copies through the ring (cached sources) or in the kernel (sources read from the disk), whatever
+    the source's state."""
+    monkeypatch.setattr(_movers, "copies_through_ring", lambda source_cold: request.param == "ring")
     return str(request.param)
 
 
@@ -333,7 +333,7 @@ def test_ring_copy_in_any_pieces(tmp_path_factory: pytest.TempPathFactory, shape
     mp = pytest.MonkeyPatch()
     mp.setattr(_movers, "RING_PIECE", piece)
     mp.setattr(_movers, "RING_SLOTS", slots)
-    mp.setattr(_movers, "copies_through_ring", lambda regime: True)
+    mp.setattr(_movers, "copies_through_ring", lambda source_cold: True)
     calls = [0]
 
     def stop(done: int, total: int) -> None:
@@ -382,7 +382,7 @@ def test_ring_hashing_error_reaches_the_caller(tmp_path: Path, monkeypatch: pyte
             return str(self._d.hexdigest())
 
     monkeypatch.setattr(_movers, "block_digester", Failing)
-    monkeypatch.setattr(_movers, "copies_through_ring", lambda regime: True)
+    monkeypatch.setattr(_movers, "copies_through_ring", lambda source_cold: True)
     with pytest.raises(ValueError, match="hashing failed"):
         arraystore.convert(src, str(tmp_path / "a.npy"), max_memory=8192)
     assert not (tmp_path / "a.npy").exists()

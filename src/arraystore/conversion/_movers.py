@@ -321,20 +321,12 @@ class DirectChunkMover(BlockMover):
             super().finish()
 
 
-def copies_through_ring(regime: CacheRegime) -> bool:
-    """True when a same-layout copy goes through a :class:`PieceRing` rather than ``copy_file_range``: an output
-    that fits in the page cache (any regime but ``"drop-behind"``), from a cached source or one read from the
-    disk (read ahead a block at a time, :meth:`PieceRing.copy`). Measured on the 2-core VM, 1 GiB from a cold
-    source, the ring's median was 0.44-0.72x the two kernel copy streams' time, 512 MiB cached 0.6x."""
-    return regime != "drop-behind"
-
-
-def _advise_willneed(fd: int, offset: int, nbytes: int) -> None:
-    if hasattr(os, "posix_fadvise") and nbytes > 0:
-        try:
-            os.posix_fadvise(fd, offset, nbytes, os.POSIX_FADV_WILLNEED)
-        except OSError:  # pragma: no cover - advice only
-            pass
+def copies_through_ring(source_cold: bool) -> bool:
+    """True when a same-layout copy goes through a :class:`PieceRing` rather than ``copy_file_range``: a source in
+    the page cache. One read from the disk is copied in the kernel, two streams at once: through the ring (even
+    with the next block advised ``WILLNEED``) the 2-core VM gave 0.44-1.84x the kernel copy's time, cold 1 GiB
+    under load averages of 8-13, where the cached copy was consistently faster (0.6x, 512 MiB)."""
+    return not source_cold
 
 
 class PieceRing:
@@ -358,7 +350,6 @@ class PieceRing:
         self._free = threading.Semaphore(RING_SLOTS)
         self._work: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._error: BaseException | None = None
-        self._read_ahead = False  # a range was advised: the next block's was, ahead of it
         self._thread = threading.Thread(target=self._hash_pieces, name="arraystore-hash", daemon=True)
         self._thread.start()
 
@@ -378,19 +369,9 @@ class PieceRing:
             finally:
                 self._free.release()
 
-    def copy(self, src_fd: int, src_off: int, dst_fd: int, dst_off: int, nbytes: int, path: str,
-             ahead: tuple[int, int] | None = None) -> str:
+    def copy(self, src_fd: int, src_off: int, dst_fd: int, dst_off: int, nbytes: int, path: str) -> str:
         """Copy ``nbytes`` and return their digest (:func:`~arraystore.checksums.block_digester`), also fed to
-        the stream hasher; a short source raises ``EOFError``, a full disk ``StorageFullError``.
-
-        ``ahead``: ``(offset, nbytes)`` of the source to read ahead (``posix_fadvise(WILLNEED)``: the kernel
-        queues the reads of the whole range at once) while this range is copied, from a source read from
-        the disk (the next block; the first block asks for itself too)."""
-        if ahead is not None:
-            if not self._read_ahead:
-                _advise_willneed(src_fd, src_off, nbytes)
-            _advise_willneed(src_fd, *ahead)
-            self._read_ahead = True
+        the stream hasher; a short source raises ``EOFError``, a full disk ``StorageFullError``."""
         digest = block_digester()
         try:
             for lo in range(0, nbytes, RING_PIECE):
@@ -422,11 +403,10 @@ class PieceRing:
 class ByteMover(BlockMover):
     """Same bytes, same layout: blocks are byte ranges, copied in the kernel or through buffers.
 
-    ``"kernel-copy"``: an output that fits in the page cache is copied through a :class:`PieceRing`
+    ``"kernel-copy"``: a source in the page cache is copied through a :class:`PieceRing`
     (:func:`copies_through_ring`), each block's pieces hashed on the ring's thread while
-    they are written, the next block of a source read from the disk read ahead
-    (``WILLNEED``). In the drop-behind regime blocks are copied in the kernel
-    (``copy_file_range``, :func:`copy_range`) on a thread, ahead of the reader: block ``k + 1`` is copied while
+    they are written. A source read from the disk is copied in the kernel (``copy_file_range``,
+    :func:`copy_range`) on a thread, ahead of the reader: block ``k + 1`` is copied while
     block ``k`` is hashed. A source read from the disk (:attr:`source_cold`) is copied by
     :data:`COPY_STREAMS` threads at once (two sequential streams keep the disk reading
     while one waits); from the page cache one thread copies, as copies into one file
@@ -468,7 +448,7 @@ class ByteMover(BlockMover):
         # A source read from the disk: two copies at once keep it reading. From the page cache, copies into
         # one file serialise on its inode lock: one copy, a block ahead of the hashing.
         self._streams = min(max(workers, 1), COPY_STREAMS if self.source_cold else 1)
-        self._ring = PieceRing(self._hasher) if kernel and copies_through_ring(self.regime) else None
+        self._ring = PieceRing(self._hasher) if kernel and copies_through_ring(self.source_cold) else None
         self._pool = (ThreadPoolExecutor(self._streams, thread_name_prefix="arraystore-copy")
                       if kernel and self._ring is None and plan.n_blocks > 1 else None)
         if self._pool is not None:
@@ -536,12 +516,8 @@ class ByteMover(BlockMover):
         if self._ring is not None:
             assert self._dst_fd is not None and self._dst_region is not None
             self.copy_call = "preadv/pwritev"
-            start = self._src_region[1] + off
-            ahead = None
-            if self.source_cold:  # the next block, up to the source's end
-                ahead = (start + n, max(0, min(n, self._src_region[1] + self.src.nbytes - start - n)))
-            return _NO_BYTES, self._ring.copy(self._src_fd, start, self._dst_fd, self._dst_region[1] + off, n,
-                                              self.dst.path, ahead)
+            return _NO_BYTES, self._ring.copy(self._src_fd, self._src_region[1] + off, self._dst_fd,
+                                              self._dst_region[1] + off, n, self.dst.path)
         if self.plan.method == "kernel-copy":
             self._kernel_copy(off, n)
             return _NO_BYTES, self._hash_source(off, n)
