@@ -23,6 +23,12 @@ Every operation runs in a fresh process (``--_op``). ``--regime`` says how:
   v1 ``/sys/fs/cgroup/memory/<name>`` with ``memory.limit_in_bytes``, else cgroup v2
   ``memory.max``; without a writable one the run stops with a message.
 
+With ``duplex`` (a cold read and a drop-behind write of the same size at once, on two
+threads) and/or ``cold_read`` + ``dropbehind_write`` selected, the table also shows each
+same-layout copy's ratio to the copy limit measured in the same run, the better of reading
+and writing at once (``duplex``) and one after the other (``1 / (1 / read + 1 / write)``),
+and whether 1.5x ``cp`` is within it.
+
 The table shows the median throughput of ``--runs`` runs (source bytes per second),
 the ratio to ``cp``, the CPU seconds per GiB (user + system, all threads: steadier than
 wall time on a shared machine, but blind to waiting for the disk) and the peak private memory (``RssAnon``, sampled every 20 ms);
