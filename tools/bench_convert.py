@@ -23,6 +23,12 @@ Every operation runs in a fresh process (``--_op``). ``--regime`` says how:
   v1 ``/sys/fs/cgroup/memory/<name>`` with ``memory.limit_in_bytes``, else cgroup v2
   ``memory.max``; without a writable one the run stops with a message.
 
+With ``duplex`` (a cold read and a drop-behind write of the same size at once, on two
+threads) and/or ``cold_read`` + ``dropbehind_write`` selected, the table also shows each
+same-layout copy's ratio to the copy limit measured in the same run, the better of reading
+and writing at once (``duplex``) and one after the other (``1 / (1 / read + 1 / write)``),
+and whether 1.5x ``cp`` is within it.
+
 The table shows the median throughput of ``--runs`` runs (source bytes per second),
 the ratio to ``cp``, the CPU seconds per GiB (user + system, all threads: steadier than
 wall time on a shared machine, but blind to waiting for the disk) and the peak private memory (``RssAnon``, sampled every 20 ms);
@@ -59,6 +65,7 @@ OPS = [
     ("cp_fsync", "cp && sync FILE"),
     ("dropbehind_write", "drop-behind sequential write (from memory)"),
     ("cold_read", "cold sequential read"),
+    ("duplex", "cold read + drop-behind write at once (2 threads)"),
     ("codec_zstd3", "zstd:3 one core (in memory)"),
     ("codec_gzip1", "gzip:1 one core (in memory)"),
     ("codec_lzf", "lzf one core (in memory)"),
@@ -434,6 +441,27 @@ def op_cold_read(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> 
     os.close(fd)
 
 
+def op_duplex(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
+    """The cold read and the drop-behind write at the same time, on two threads: what the disk gives a copy."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def run(fn: Any) -> None:
+        try:
+            fn(src, out, shape, folder)
+        except BaseException as exc:  # re-raised on the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(fn,)) for fn in (op_cold_read, op_dropbehind)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
 def _codec(name: str) -> Any:
     if name == "zstd":
         import numcodecs
@@ -568,6 +596,7 @@ OP_FUNCS: dict[str, Any] = {
     "cp_fsync": op_cp_fsync,
     "dropbehind_write": op_dropbehind,
     "cold_read": op_cold_read,
+    "duplex": op_duplex,
     "codec_zstd3": _codec_op("zstd"),
     "codec_gzip1": _codec_op("gzip"),
     "codec_lzf": _codec_op("lzf"),
@@ -789,20 +818,52 @@ def _line(name: str, label: str, runs: list[dict[str, Any]], results: dict[str, 
     return f"{name:20s} {label:45s} " + (f"{g:6.2f} GB/s" if g is not None else runs[0].get("skip", "?"))
 
 
+#: Same-layout copies (and their peer), whose ratio to the copy limit the table shows.
+COPY_OPS = ("cp", "cp_fsync", "as_raw_npy", "as_raw_npy_durable", "as_npy_raw", "as_raw_h5")
+
+
+def copy_limit(results: dict[str, Any]) -> tuple[float, str] | None:
+    """What the disk allows a copy, measured in this run, and how it was found; None without the limit rows.
+
+    The better of the two ways to copy: reading and writing at once (``duplex``) and one after the
+    other (``1 / (1 / cold_read + 1 / dropbehind_write)``).
+    """
+    g = {name: _median_gbs(results[name]["runs"]) if name in results else None
+         for name in ("duplex", "cold_read", "dropbehind_write")}
+    found = []
+    if g["duplex"]:
+        found.append((g["duplex"], f"duplex {g['duplex']:.2f}"))
+    if g["cold_read"] and g["dropbehind_write"]:
+        serial = 1 / (1 / g["cold_read"] + 1 / g["dropbehind_write"])
+        found.append((serial, f"read then write 1/(1/{g['cold_read']:.2f} + 1/{g['dropbehind_write']:.2f}) = {serial:.2f}"))
+    if not found:
+        return None
+    return max(found)[0], "; ".join(text for _, text in found)
+
+
 def table(results: dict[str, Any]) -> str:
     cp = _median_gbs(results["cp"]["runs"]) if "cp" in results else None
-    lines = ["| operation | GB/s (median) | x cp | CPU s per GiB (median) | peak private MiB |",
-             "| --- | ---: | ---: | ---: | ---: |"]
-    for r in results.values():
+    limit = copy_limit(results)
+    lines = ["| operation | GB/s (median) | x cp | x copy limit | CPU s per GiB (median) | peak private MiB |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, r in results.items():
         g = _median_gbs(r["runs"])
         if g is None:
-            lines.append(f"| {r['label']} | skipped: {r['runs'][0].get('skip', '?')} | | | |")
+            lines.append(f"| {r['label']} | skipped: {r['runs'][0].get('skip', '?')} | | | | |")
             continue
         peak = max(x["peak_anon"] for x in r["runs"] if "peak_anon" in x) / 2**20
         ratio = f"{g / cp:.2f}" if cp else ""
+        of_limit = f"{g / limit[0]:.2f}" if limit and name.split("@")[0] in COPY_OPS else ""
         cpus = [x["cpu"] / x["bytes"] * 2**30 for x in r["runs"] if "cpu" in x and x.get("bytes")]
         cpu = f"{statistics.median(cpus):.2f}" if cpus else ""
-        lines.append(f"| {r['label']} | {g:.2f} | {ratio} | {cpu} | {peak:.0f} |")
+        lines.append(f"| {r['label']} | {g:.2f} | {ratio} | {of_limit} | {cpu} | {peak:.0f} |")
+    if limit is not None:
+        lines += ["", f"Copy limit (this run): {limit[0]:.2f} GB/s, the better of {limit[1]}."]
+        if cp:
+            goal = 1.5 * cp
+            verdict = "reachable" if goal <= limit[0] else "NOT reachable on this machine"
+            lines.append(f"1.5x cp = {goal:.2f} GB/s = {goal / limit[0]:.2f}x the copy limit: {verdict}; "
+                         f"the most a copy can reach is {limit[0] / cp:.2f}x cp.")
     return "\n".join(lines)
 
 

@@ -351,8 +351,7 @@ class _Conversion:
         notes = report.plan.setdefault("notes", [])
         notes.append(f"page cache: {mover.regime}")
         if isinstance(mover, ByteMover) and plan.method == "kernel-copy":
-            how = f"by {mover.streams} thread(s) ahead of the hashing" if mover.streams else "in one call"
-            notes.append(f"copied in the kernel {how}{', the source read from the disk' if mover.source_cold else ''}")
+            notes.append(f"{mover.how}{', the source read from the disk' if mover.source_cold else ''}")
         if mover.reads_chunks:
             notes.append(f"source chunks fetched and decoded here on {self.workers} threads")
         # Byte-range copies keep one write in flight: the next block is copied (kernel) or read (buffered)
