@@ -25,7 +25,7 @@ from ..registry import backend_class, target_names
 from ._discover import DEFAULT_INCLUDE, discover
 from ._group import check_into, consolidate_group
 from ._job import Job, run_job
-from ._manifest import MANIFEST_NAME, FileRecord, Manifest
+from ._manifest import MANIFEST_NAME, FileRecord, Manifest, record_line
 from ._planner import VIRTUAL, _error, _Planner
 from ._realdirs import remembered
 from ._remote import RemoteManifest, check_remote_target, remote_root, write_remote_outputs
@@ -97,7 +97,7 @@ def _in_pool(tasks: Sequence[tuple[Callable[..., Any], Any]], workers: int, on_r
     from ..parallel import abandon_pool, pool_session, process_pool
 
     with pool_session("migrate() with workers > 1"):
-        pool = process_pool(min(workers, len(tasks)))
+        pool = process_pool(min(workers, len(tasks)), preload=(__name__,))
         try:
             futures = [pool.submit(fn, arg) for fn, arg in tasks]
             for future in as_completed(futures):
@@ -134,7 +134,11 @@ def _batches(items: Sequence[T], workers: int, size: Callable[[T], int]) -> list
 
 
 def _run_batch(batch: list[Job]) -> list[FileRecord]:
-    """Run a batch in a worker; an unforeseen error fails its own file, not the whole batch."""
+    """Run a batch in a worker; an unforeseen error fails its own file, not the whole batch.
+
+    The records' manifest lines are encoded here (:func:`record_line`), in parallel: the
+    process writing the manifest only appends them.
+    """
     from ._job import failed_record
 
     records = []
@@ -145,6 +149,8 @@ def _run_batch(batch: list[Job]) -> list[FileRecord]:
                 records.append(run_job(job))
             except Exception as exc:  # run_job turns foreseen errors into records itself
                 records.append(failed_record(job, exc, t0))
+    for record in records:
+        record_line(record)
     return records
 
 
@@ -173,6 +179,8 @@ def _resolve_and_run(task: tuple[_Planner, list[tuple[str, str, int]]]) -> _Reso
                 planner.done.append(FileRecord(source=name, status="failed", error=_error(exc),
                                                seconds=time.perf_counter() - t0))
     used = planner.rules.used_indices() if planner.rules is not None else frozenset()
+    for record in planner.done:
+        record_line(record)
     return _Resolved([*planner.done, *_run_batch(planner.jobs)], planner.undetermined, used)
 
 
@@ -394,12 +402,16 @@ def migrate(
         manifest = Manifest(Path(dst) / MANIFEST_NAME, durable=durable)
     else:
         manifest = RemoteManifest(root, MANIFEST_NAME, storage_options)
-    with default_storage_options(storage_options):
-        previous = manifest.read()
-        found = discover(src, include, exclude, skip=dst if isinstance(dst, Path) else None)
     # A virtual migration reads each file once, sequentially: worker processes cost more than they save.
     in_process = workers is None and scheduler is None and (dry_run or virtual)
     nworkers = 1 if in_process else (workers or os.cpu_count() or 1)
+    if not dry_run and not virtual and scheduler is None and nworkers > 1:
+        from ..parallel import start_forkserver
+
+        start_forkserver((__name__,))  # imports arraystore while this process finds and sorts the files
+    with default_storage_options(storage_options):
+        previous = manifest.read()
+        found = discover(src, include, exclude, skip=dst if isinstance(dst, Path) else None)
     job_options = ConvertOptions.from_mapping(
         {"compression": compression, "verify": verify, "max_memory": max_memory, "durable": durable, "workers": 1,
          "portable": portable, "header": header}
@@ -465,9 +477,9 @@ def migrate(
     report.seconds = time.perf_counter() - t0
     if not dry_run:
         try:
-            # What this run appended wins over earlier runs' lines, even a line whose record an
-            # interrupt kept from reaching ``records``.
-            merged = {**previous, **manifest.read(), **records}
+            # What this run appended wins over earlier runs' lines. Every appended line's record is
+            # in ``records`` (put there first); after an interrupt the file is read again all the same.
+            merged = {**previous, **(manifest.read() if stopped is not None else {}), **records}
             with default_storage_options(storage_options):
                 manifest.rewrite({k: v for k, v in merged.items() if k in records or _kept(src, k)})
                 if root is None:
