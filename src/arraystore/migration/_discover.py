@@ -196,7 +196,8 @@ def _own_names(name: str, suffix: str) -> tuple[str, str]:
 
 def _stem(name: str) -> str:
     folder, _, leaf = name.rpartition("/")
-    stem = Path(leaf).stem if Path(leaf).suffix else leaf
+    dot = leaf.rfind(".")
+    stem = leaf[:dot] if 0 < dot < len(leaf) - 1 else leaf  # Path(leaf).stem, where it has a suffix
     return f"{folder}/{stem}" if folder else stem
 
 

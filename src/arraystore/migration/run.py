@@ -24,7 +24,7 @@ from ..objstore import default_storage_options
 from ..registry import backend_class, target_names
 from ._discover import DEFAULT_INCLUDE, discover
 from ._group import check_into, consolidate_group
-from ._job import Job, run_job
+from ._job import Job, run_batch, run_job
 from ._manifest import MANIFEST_NAME, FileRecord, Manifest, record_line
 from ._planner import VIRTUAL, _error, _Planner
 from ._realdirs import remembered
@@ -84,6 +84,10 @@ def _execute(
         run_on_dask(jobs, scheduler, workers, lambda record: on_results([record]))
         return
     if workers <= 1 or len(jobs) <= 1:
+        if any(j.options.durable and not j.virtual for j in jobs):  # made durable, and recorded, a batch at a time
+            for batch in _batches(jobs, 1, lambda j: j.size):
+                on_results(_run_batch(batch))
+            return
         with remembered():
             for job in jobs:
                 on_results([run_job(job)])
@@ -139,16 +143,8 @@ def _run_batch(batch: list[Job]) -> list[FileRecord]:
     The records' manifest lines are encoded here (:func:`record_line`), in parallel: the
     process writing the manifest only appends them.
     """
-    from ._job import failed_record
-
-    records = []
     with remembered():
-        for job in batch:
-            t0 = time.perf_counter()
-            try:
-                records.append(run_job(job))
-            except Exception as exc:  # run_job turns foreseen errors into records itself
-                records.append(failed_record(job, exc, t0))
+        records = run_batch(batch)  # durable small outputs: one file-system sync per batch
     for record in records:
         record_line(record)
     return records
@@ -311,7 +307,8 @@ def migrate(
         its recorded checksum; a mismatch is converted again.
     durable
         fsync every manifest line and every conversion (slower; survives power loss, not
-        only a killed process).
+        only a killed process). Small files copied in one write are made durable a batch at a
+        time (one file-system sync, then the renames, then the batch's manifest lines).
     virtual
         Copy nothing: write a Zarr v3 hierarchy whose chunks are byte-range references into
         the original files (one array per file, at the file's relative path), as
@@ -537,9 +534,10 @@ def _describe(scheduler: Any) -> str:
 
 def _sized(src: Path, pending: Sequence[tuple[str, str]]) -> list[tuple[str, str, int]]:
     out = []
+    root = os.fspath(src)
     for name, dest in pending:
         try:
-            size = (src / name).stat().st_size
+            size = os.stat(os.path.join(root, name)).st_size
         except OSError:
             size = 0  # the worker's resolution reports it
         out.append((name, dest, size))
