@@ -3,7 +3,7 @@
 Usage::
 
     python tools/bench_migrate.py [--small 2000] [--small-size 64KiB] [--large 8] [--large-size 256MiB]
-                                  [--to npy] [--workers 1,2] [--dir DIR] [--json OUT.json]
+                                  [--to npy] [--workers 1,2] [--durable] [--dir DIR] [--json OUT.json]
 
 Generates an archive of ``--small`` small and ``--large`` large float32 files (dtype in
 the file name, as legacy archives often have), then times, each into a fresh folder:
@@ -85,7 +85,9 @@ def _children_cpu() -> dict[int, float]:
     return out
 
 
-def run_migrate(src: Path, dst: Path, to: str, workers: int) -> tuple[float, float, float, dict[str, int]]:
+def run_migrate(
+    src: Path, dst: Path, to: str, workers: int, durable: bool = False
+) -> tuple[float, float, float, dict[str, int]]:
     """Seconds, CPU seconds of this process, CPU seconds of all processes (worker processes
     and the forkserver included, measured as the last file finishes), and the counts."""
     before = _children_cpu()
@@ -96,7 +98,7 @@ def run_migrate(src: Path, dst: Path, to: str, workers: int) -> tuple[float, flo
             at_end.update(_children_cpu())
 
     t0, c0 = time.perf_counter(), time.process_time()
-    report = migrate(src, dst, to=to, workers=workers, verify=True, progress=progress)
+    report = migrate(src, dst, to=to, workers=workers, verify=True, progress=progress, durable=durable)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     if report.exit_code != 0:
         raise SystemExit(f"migration failed: {report.summary()}")
@@ -107,6 +109,7 @@ def run_migrate(src: Path, dst: Path, to: str, workers: int) -> tuple[float, flo
 def _row(
     name: str, files: int, nbytes: int, seconds: float, cpu: float | None, base: float, total_cpu: float | None = None
 ) -> dict[str, Any]:
+    every = cpu if total_cpu is None else total_cpu
     return {
         "run": name,
         "files": files,
@@ -118,13 +121,12 @@ def _row(
         # CPU of this process per file: worker processes' time is not in it (workers > 1)
         "cpu_ms_per_file": None if cpu is None else round(cpu / files * 1e3, 3),
         # every process's CPU: this one, the worker processes and the forkserver
-        "total_cpu_ms_per_file": round((cpu if total_cpu is None else total_cpu) / files * 1e3, 3)
-        if cpu is not None or total_cpu is not None else None,
+        "total_cpu_ms_per_file": None if every is None else round(every / files * 1e3, 3),
     }
 
 
 def bench(
-    kind: str, src: Path, scratch: Path, files: int, nbytes: int, to: str, workers: list[int]
+    kind: str, src: Path, scratch: Path, files: int, nbytes: int, to: str, workers: list[int], durable: bool = False
 ) -> list[dict[str, Any]]:
     rows = []
     out = scratch / f"{kind}-baseline"
@@ -133,9 +135,9 @@ def bench(
     shutil.rmtree(out)
     for w in workers:
         out = scratch / f"{kind}-migrate-{w}"
-        seconds, cpu, total, counts = run_migrate(src, out, to, w)
+        seconds, cpu, total, counts = run_migrate(src, out, to, w, durable)
         assert counts["converted"] == files, counts
-        rows.append(_row(f"{kind}: migrate to={to} workers={w} verify", files, nbytes, seconds, cpu if w == 1 else None,
+        rows.append(_row(f"{kind}: migrate to={to} workers={w} verify{' durable' if durable else ''}", files, nbytes, seconds, cpu if w == 1 else None,
                          base, total))
         shutil.rmtree(out)
     return rows
@@ -151,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         "--to", default="npy", choices=("npy", "raw", "zarr", "hdf5"), help="target format (default npy)"
     )
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts (default 1,2)")
+    ap.add_argument("--durable", action="store_true", help="migrate with durable=True (the baseline stays unsynced)")
     ap.add_argument("--dir", help="scratch folder (default: a temporary folder, removed at the end)")
     ap.add_argument("--json", help="also write the rows as JSON to this file")
     args = ap.parse_args(argv)
@@ -168,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             src = scratch / f"{kind}-src"
             nbytes = make_archive(src, count, size, seed=len(kind))
-            rows.extend(bench(kind, src, scratch, count, nbytes, args.to, workers))
+            rows.extend(bench(kind, src, scratch, count, nbytes, args.to, workers, args.durable))
             shutil.rmtree(src)
     finally:
         if not args.dir:
