@@ -289,3 +289,23 @@ def test_a_kill_inside_a_durable_batch_then_rerun(tmp_path: Path, when: str) -> 
     for name, a in arrays.items():
         np.testing.assert_array_equal(np.load(dst / name.replace(".dat", ".npy")), a)
     assert [p for p in dst.rglob("*") if "partial" in p.name] == []
+
+
+def test_lines_encoded_in_the_workers_are_the_records_as_the_manifest_and_report_write_them(tmp_path: Path) -> None:
+    import json
+
+    from arraystore.migration._manifest import record_line
+
+    _small_archive(tmp_path / "src", 12)
+    report = migrate(tmp_path / "src", tmp_path / "dst", to="npy", workers=2)
+    lines = (tmp_path / "dst" / "migration.jsonl").read_bytes().splitlines()
+    assert len(lines) == 12
+    for line in lines:  # each line is the plain encoding of the record it parses to
+        assert line == json.dumps(FileRecord.from_dict(json.loads(line)).to_dict(), default=str).encode()
+    written = json.loads((tmp_path / "dst" / "migration-report.json").read_text())
+    assert written == json.loads(report.to_json())
+    assert [json.dumps(r) for r in written["records"]] == [line.decode() for line in lines]
+    record = report.records[0]
+    record_line(record)
+    record.note = "changed"  # a changed record is encoded again
+    assert json.loads(record_line(record))["note"] == "changed"

@@ -91,8 +91,10 @@ class FileRecord:
     finished: str = ""
 
     def __setattr__(self, name: str, value: Any) -> None:
-        self.__dict__.pop("_line", None)  # a changed record is encoded again (see record_line)
-        object.__setattr__(self, name, value)
+        d = self.__dict__  # the fields are plain instance attributes (no slots, no descriptors)
+        if "_line" in d:
+            del d["_line"]  # a changed record is encoded again (see record_line)
+        d[name] = value
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (field order as declared); nested values are shared, not copied."""
