@@ -373,7 +373,7 @@ def _run_job(job: Job) -> FileRecord:
         if not dst.remote:
             make_folder(dst.file.parent)
         meta = ArrayMeta.from_dict(job.meta)
-        if not overwrite and exists(job.dst_path, job.backend):
+        if not overwrite and exists(dst, job.backend):
             if job.options.header is None or Path(f"{job.dst_path}.hdr").is_file():
                 with open_source(job.src_path, meta, job.offset, job.own_sidecar) as src:
                     return _adopt(job, src, t0)
