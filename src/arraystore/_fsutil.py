@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import stat
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = [
     "apply_mode_like",
     "aside_path",
     "atomic_write_bytes",
+    "can_sync_filesystem",
     "clear_path",
     "file_mode",
     "fsync_dir",
@@ -40,6 +42,7 @@ __all__ = [
     "remove_path",
     "replace_path",
     "set_mode",
+    "sync_filesystem",
     "umask",
 ]
 
@@ -56,6 +59,34 @@ def fsync_dir(folder: str | os.PathLike[str]) -> None:
             raise
     finally:
         os.close(fd)
+
+
+def can_sync_filesystem() -> bool:
+    """Whether :func:`sync_filesystem` can flush a whole file system here (Linux ``syncfs``, else ``os.sync``)."""
+    return sys.platform.startswith("linux") or hasattr(os, "sync")
+
+
+def sync_filesystem(folder: str | os.PathLike[str]) -> None:
+    """Make every write to the file system holding ``folder`` durable, in one call.
+
+    ``syncfs`` on Linux (that file system only), else ``os.sync`` (all of them). Cheaper
+    than an fsync per file for many small files written in a row: one journal commit.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.syncfs(fd) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"syncfs: {os.strerror(err)}", os.fspath(folder))
+            return
+        except AttributeError:  # pragma: no cover - a libc without syncfs: os.sync below
+            pass
+        finally:
+            os.close(fd)
+    os.sync()
 
 
 def raise_if_full(exc: OSError, path: str | os.PathLike[str], what: str) -> None:
