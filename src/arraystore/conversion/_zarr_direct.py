@@ -24,8 +24,9 @@ created, staged, published and read by it) and we do the chunk writes:
 
 Where the chunks go is the zarr store's business: a store with a synchronous
 ``set_sync`` (arraystore's local store writes a temporary file and renames it) is
-called directly from the threads; any other zarr store (object storage) through
-its async ``set`` / ``delete`` on zarr's event loop. Destinations qualify through
+called directly from the threads, a zarr ``ObjectStore`` through obstore's blocking
+``put`` / ``delete`` (which release the GIL while the request runs); any other zarr
+store through its async ``set`` / ``delete`` on zarr's event loop. Destinations qualify through
 their capabilities (``parallel_chunk_writers`` and ``thread_safe_writes``) and a
 ``zarr_array`` whose codecs are all ones with a synchronous encoder; anything else
 (variable-length types, a codec without ``_encode_sync``) keeps ``dst[sel] = block``.
@@ -262,21 +263,43 @@ def _run_bounded(pool: ThreadPoolExecutor, tasks: Iterator[Callable[[], None]], 
     run_bounded(pool, tasks, lookahead)
 
 
+def _object_store(zstore: Any) -> Any | None:
+    """The obstore store under a zarr ``ObjectStore`` (through wrapper stores such as the bounded one), else None."""
+    import zarr.storage
+
+    while isinstance(zstore, zarr.storage.WrapperStore):
+        zstore = zstore._store
+    return zstore.store if isinstance(zstore, zarr.storage.ObjectStore) else None
+
+
 def _sink(zstore: Any) -> tuple[Callable[[str, Any], None], Callable[[str], None]]:
-    """``(put, delete)`` for a zarr store: synchronous calls where it has them, else its async API on zarr's loop."""
+    """``(put, delete)`` for a zarr store: synchronous calls where it has them, else its async API on zarr's loop.
+
+    An object store is called synchronously too, through obstore: its blocking calls release the
+    GIL while the request runs, so the writing threads need no hop through zarr's event loop.
+    """
     from zarr.core.sync import sync
 
     put_sync = getattr(zstore, "set_sync", None)
     root = getattr(zstore, "root", None)
+    ostore = _object_store(zstore)
 
     def put(key: str, buf: Any) -> None:
-        if put_sync is not None:
+        if ostore is not None:
+            import obstore
+
+            obstore.put(ostore, key, buf.as_buffer_like())
+        elif put_sync is not None:
             put_sync(key, buf)
         else:
             sync(zstore.set(key, buf))
 
     def delete(key: str) -> None:
-        if root is not None and type(zstore).__module__.startswith(("zarr.storage", "arraystore")):
+        if ostore is not None:
+            import obstore
+
+            obstore.delete(ostore, key)
+        elif root is not None and type(zstore).__module__.startswith(("zarr.storage", "arraystore")):
             try:
                 (Path(root) / key).unlink()
             except FileNotFoundError:
@@ -285,7 +308,6 @@ def _sink(zstore: Any) -> tuple[Callable[[str, Any], None], Callable[[str], None
             sync(zstore.delete(key))
 
     return put, delete
-
 
 
 def _decoder(codecs: tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]], spec: Any) -> Any:
@@ -371,11 +393,20 @@ class _RemoteChunkReader:
 
         return sync(fetch())
 
-    def read(self, sel: tuple[slice, ...]) -> np.ndarray[Any, Any]:
-        """The values at ``sel`` (slices with steps of 1), as the array's dtype."""
+    def read(self, sel: tuple[slice, ...], out: np.ndarray[Any, Any] | None = None) -> np.ndarray[Any, Any]:
+        """The values at ``sel`` (slices with steps of 1), as the array's dtype.
+
+        ``out``: assemble the block in this C-contiguous array of the stored dtype (a buffer used
+        again, whose pages are not faulted in and zeroed for every block) instead of a new one.
+        """
         from ..backends._zarr_layout import decode
 
-        out = np.empty(tuple(s.stop - s.start for s in sel), self.stored)
+        box = tuple(s.stop - s.start for s in sel)
+        if out is None:
+            out = np.empty(box, self.stored)
+        elif out.shape != box or out.dtype != self.stored or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous {self.stored} array of shape {box}, "
+                             f"found {out.dtype} {out.shape}")
         if out.size:
             ranges = [range(s.start // u, (s.stop - 1) // u + 1) for s, u in zip(sel, self.unit)]
             if self._remote:
@@ -506,19 +537,21 @@ class ZarrChunkReader:
 
     @property
     def out_dtype(self) -> np.dtype[Any] | None:
-        """The dtype :meth:`read` decodes into, when it can take an ``out`` array (local arrays), else None."""
+        """The dtype :meth:`read` decodes (or assembles) a block in when given an ``out`` array."""
+        if self._remote is not None:
+            return self._remote.stored
         return self._reader.out_dtype if self._reader is not None else None
 
     def read(self, sel: tuple[slice, ...], out: np.ndarray[Any, Any] | None = None) -> np.ndarray[Any, Any]:
         """The values at ``sel`` (slices with steps of 1), as the array's dtype.
 
-        ``out``: decode into this C-contiguous array (the selection's shape, :attr:`out_dtype`; local arrays).
+        ``out``: decode into this C-contiguous array (the selection's shape, :attr:`out_dtype`); the
+        result is a view of it unless the values needed converting to the array's dtype.
         """
         from ..backends._zarr_safety import zarr_errors
 
         if self._remote is not None:
-            assert out is None
-            return self._remote.read(sel)
+            return self._remote.read(sel, out=out)
         assert self._reader is not None
         with zarr_errors(self.store.path, reading_chunks=True):
             return self._reader.read(sel, out=out)
