@@ -114,3 +114,21 @@ def test_blocks_read_into_a_reused_buffer_are_zarr_pythons_values(bucket: str, d
                     reader.read(sel, out=np.empty(shape[::-1], stored).T)
         finally:
             reader.close()
+
+
+@pytest.mark.parametrize("reads", [[0, 1, 2, 3, 4, 5], [0, 2, 5], [1, 0, 3], [5, 4], [0, "odd", 1, 2]],
+                         ids=["in-order", "skipping", "out-of-order", "backwards", "unknown-block"])
+def test_blocks_read_in_any_order_with_the_next_one_prefetched(bucket: str, reads: list[int | str]) -> None:
+    data = np.arange(48 * 10, dtype="<i4").reshape(48, 10)
+    url = f"{bucket}/p.zarr"
+    with arraystore.create(url, data.shape, data.dtype, chunks=(2, 10)) as s:
+        s[...] = data
+    blocks = [(slice(i, i + 8), slice(0, 10)) for i in range(0, 48, 8)]
+    with arraystore.open(url) as s:
+        reader = ZarrChunkReader(s, workers=2, fetch_bytes=4 * 80, blocks=blocks)  # rounds of one chunk
+        try:
+            for which in reads:
+                sel = (slice(3, 7), slice(0, 10)) if which == "odd" else blocks[int(which)]
+                np.testing.assert_array_equal(reader.read(sel), data[sel])
+        finally:
+            reader.close()  # a round fetched for a block never read is dropped
