@@ -488,8 +488,8 @@ class _RemoteChunkReader:
                 if submitted < len(groups):
                     pending.append(self._fetch(groups[submitted]))  # before the check: no gap for the server
                     submitted += 1
-                elif j + 1 == len(groups) and then is not None:
-                    self._prefetched = self._fetch(self._groups(then)[0])
+                elif j + 1 == len(groups) and then is not None and (first := self._groups(then)):
+                    self._prefetched = self._fetch(first[0])
                 self.store._check_generation()
 
                 def task(c: tuple[int, ...], buf: Any) -> Callable[[], None]:
