@@ -192,7 +192,7 @@ class BlockMover:
         # A Zarr source (not a byte range) whose chunks we can decode: fetched and decoded on ``workers`` threads.
         self._chunk_reader: ZarrChunkReader | DirectChunkReader | None = None
         if src_region is None and zarr_readable_array(src, "_decode_sync") is not None:
-            self._chunk_reader = ZarrChunkReader(src, workers, fetch_bytes=plan.blocks.block_bytes)
+            self._chunk_reader = ZarrChunkReader(src, workers, fetch_bytes=plan.blocks.block_bytes, blocks=plan.blocks)
         elif src_region is None and (deflated := direct_pipeline(src, src.dtype)) is not None:
             self._chunk_reader = DirectChunkReader(src, deflated[0], workers)
         self.dtype = src.dtype
