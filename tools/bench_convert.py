@@ -60,6 +60,8 @@ OPS = [
     ("dropbehind_write", "drop-behind sequential write (from memory)"),
     ("cold_read", "cold sequential read"),
     ("codec_zstd3", "zstd:3 one core (in memory)"),
+    ("codec_zstd3_cores", "zstd:3 numcodecs, a thread per core (in memory): the ceiling"),
+    ("codec_zstd3_stream_cores", "zstd:3 zstandard streamed, a thread per core (in memory)"),
     ("codec_gzip1", "gzip:1 one core (in memory)"),
     ("codec_lzf", "lzf one core (in memory)"),
     ("numpy_naive", "np.fromfile + np.save"),
@@ -69,6 +71,8 @@ OPS = [
     ("h5py_lzf", "h5py chunked lzf"),
     ("zarr_slab_none", "zarr-python slab writes, none"),
     ("zarr_slab_zstd", "zarr-python slab writes, zstd:3"),
+    ("zarrs_slab_none", "zarr-python + zarrs pipeline slab writes, none"),
+    ("zarrs_slab_zstd", "zarr-python + zarrs pipeline slab writes, zstd:3"),
     ("zarr_array_memmap", "zarr.create_array(data=memmap), zstd:3"),
     ("dask_to_zarr", "dask from_array(memmap).to_zarr, zstd:3"),
     ("tensorstore_none", "TensorStore zarr3, none"),
@@ -228,7 +232,7 @@ def _preimport(op: str) -> None:
             "numcodecs": ("codec", "decode", "encode"), "arraystore.conversion": ("as_",),
             "arraystore.backends.hdf5": ("as_",), "arraystore.backends.zarr": ("as_",),
             "arraystore.backends.raw": ("as_",), "arraystore.backends.npy": ("as_",),
-            "arraystore.filesystems": ("as_",), "zarrs": ("zarrs",),
+            "arraystore.filesystems": ("as_",), "zarrs": ("zarrs",), "zstandard": ("stream", "as_"),
             "tensorstore": ("tensorstore",), "blosc2": ("blosc2",)}
     for mod, keys in mods.items():
         if any(k in op for k in keys):
@@ -466,6 +470,42 @@ def _codec_op(name: str) -> Any:
     return op
 
 
+def _codec_cores_op(stream: bool) -> Any:
+    """zstd:3 on 4 MiB chunks, a thread per core: numcodecs' one-shot encode or zstandard streamed to /dev/null."""
+
+    def op(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> Any:
+        from concurrent.futures import ThreadPoolExecutor
+
+        import numcodecs
+
+        data = np.fromfile(src, dtype=np.uint8, count=256 * 1024 * 1024)
+        chunk = 4 * 1024 * 1024
+        pieces = [data[off : off + chunk] for off in range(0, data.size, chunk)]
+        cores = os.cpu_count() or 1
+        if stream:
+            import threading
+
+            import zstandard
+
+            local = threading.local()
+            sink = open(os.devnull, "wb")  # noqa: SIM115
+
+            def enc(p: Any) -> None:
+                if not hasattr(local, "c"):
+                    local.c = zstandard.ZstdCompressor(level=3)
+                w = local.c.stream_writer(sink, size=p.size, write_size=128 * 1024, closefd=False)
+                w.write(p)
+                w.flush(zstandard.FLUSH_FRAME)
+        else:
+            enc = numcodecs.Zstd(level=3).encode
+        t0, c0 = time.perf_counter(), _cpu_seconds()
+        with ThreadPoolExecutor(cores) as pool:
+            list(pool.map(enc, pieces))
+        return {"bytes": int(data.size), "seconds": time.perf_counter() - t0, "cpu": _cpu_seconds() - c0}
+
+    return op
+
+
 def op_numpy_naive(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
     np.save(str(out) + ".npy", np.fromfile(src, dtype="<f4").reshape(shape))
 
@@ -495,17 +535,22 @@ def _h5py_op(compression: str | None, opts: Any = None) -> Any:
     return op
 
 
-def _zarr_slab_op(zstd: bool) -> Any:
-    def op(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
+def _zarr_slab_op(zstd: bool, zarrs: bool = False) -> Any:
+    def op(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> Any:
         import zarr
         import zarr.codecs
 
+        try:
+            _zarrs(zarrs)
+        except ImportError:
+            return {"skip": "zarrs not installed (pip install zarrs)"}
         m = _memmap(src, shape)
         arr = zarr.create_array(str(out) + ".zarr", shape=shape, dtype="<f4", chunks=(CHUNK_ROWS, ROW),
                                 compressors=[zarr.codecs.ZstdCodec(level=3)] if zstd else None, zarr_format=3)
         step = SLAB // (ROW * 4)
         for i in range(0, shape[0], step):
             arr[i : i + step] = m[i : i + step]
+        return None
 
     return op
 
@@ -569,6 +614,8 @@ OP_FUNCS: dict[str, Any] = {
     "dropbehind_write": op_dropbehind,
     "cold_read": op_cold_read,
     "codec_zstd3": _codec_op("zstd"),
+    "codec_zstd3_cores": _codec_cores_op(False),
+    "codec_zstd3_stream_cores": _codec_cores_op(True),
     "codec_gzip1": _codec_op("gzip"),
     "codec_lzf": _codec_op("lzf"),
     "numpy_naive": op_numpy_naive,
@@ -578,6 +625,8 @@ OP_FUNCS: dict[str, Any] = {
     "h5py_lzf": _h5py_op("lzf"),
     "zarr_slab_none": _zarr_slab_op(False),
     "zarr_slab_zstd": _zarr_slab_op(True),
+    "zarrs_slab_none": _zarr_slab_op(False, zarrs=True),
+    "zarrs_slab_zstd": _zarr_slab_op(True, zarrs=True),
     "zarr_array_memmap": op_zarr_array_memmap,
     "dask_to_zarr": op_dask_to_zarr,
     "tensorstore_none": _tensorstore_op(False),
