@@ -184,10 +184,9 @@ def test_a_failed_streamed_chunk_leaves_the_old_one(tmp_path: Path) -> None:
         writer = ZarrChunkWriter(s, workers=1, may_exist=True)
         assert writer._zstd_files is not None
 
-        def fail(key: str, data: Any) -> None:
-            with writer.arr.store_path.store.put_stream(key) as f:
-                f.write(b"partial")
-                raise RuntimeError("stopped")
+        def fail(f: Any, data: Any) -> None:
+            f.write(b"partial")
+            raise RuntimeError("stopped")
 
         writer._zstd_files = fail  # type: ignore[assignment]
         try:
@@ -357,3 +356,26 @@ def test_streamed_chunks_not_written_through_a_folder_symlink_outside(tmp_path: 
         finally:
             writer.close()
     assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize("shards", [None, (4, 64)])
+@pytest.mark.parametrize("compression", [None, "zstd:3", "gzip:1"])
+def test_chunk_files_with_writeback_started(tmp_path: Path, compression: str | None,
+                                            shards: tuple[int, int] | None) -> None:
+    """Chunk (shard) files whose write-back is started as they are written (the write-through regime): the same
+    files as zarr-python's."""
+    data = np.random.default_rng(1).integers(0, 9, size=(12, 64)).astype("<i4")
+    data[:4] = 0
+    path = tmp_path / "a.zarr"
+    arr = arraystore.create(str(path), data.shape, data.dtype, chunks=(2, 32), shards=shards, compression=compression)
+    arr.close()
+    with arraystore.open(str(path), "r+") as s:
+        writer = ZarrChunkWriter(s, workers=2, may_exist=False)
+        writer.writeback = True
+        try:
+            writer.write((slice(0, 12), slice(0, 64)), data)
+        finally:
+            writer.close()
+    twin = _zarr_python_twin(zarr.open_array(str(path), mode="r"), tmp_path / "twin.zarr", data)
+    assert _chunk_files(path) == _chunk_files(twin)
+    np.testing.assert_array_equal(arraystore.open(str(path))[...], data)

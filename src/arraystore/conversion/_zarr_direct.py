@@ -46,6 +46,7 @@ import numpy as np
 
 from ..location import parse_location
 from ..store import ArrayStore
+from ._fastpath import start_writeback
 
 __all__ = ["ZarrChunkReader", "ZarrChunkWriter", "zarr_direct_array", "zarr_readable_array"]
 
@@ -161,9 +162,12 @@ class ZarrChunkWriter:
         self._prefix = f"{prefix}/" if prefix else ""
         self._put, self._delete = _sink(zstore)
         # Unsharded zstd chunks on the local disk: compressed straight into their files (see _ZstdFiles).
-        put_stream = getattr(zstore, "put_stream", None)
-        self._zstd_files = (_ZstdFiles(bb[0], put_stream)
-                            if sharding is None and _zstd_only(bb) and put_stream is not None else None)
+        # A local store: chunk files written here (put_stream), unsharded zstd chunks compressed straight into them.
+        self._open: Callable[[str], contextlib.AbstractContextManager[BinaryIO]] | None = getattr(
+            zstore, "put_stream", None)
+        self._zstd_files = _ZstdFiles(bb[0]) if sharding is None and _zstd_only(bb) and self._open else None
+        #: Start each chunk file's write-back as soon as it is written (the conversion's write-through regime).
+        self.writeback = False
         self.may_exist = may_exist
         self._key = md.encode_chunk_key
         threads = max(1, workers)
@@ -227,9 +231,31 @@ class ZarrChunkWriter:
                 self._delete(key)
             return
         if self._zstd_files is not None:
-            self._zstd_files(key, self._encode.serialized(chunk)[0])
+            zstd_files = self._zstd_files
+            self._write_file(key, lambda f: zstd_files(f, self._encode.serialized(chunk)[0]))
         else:
-            self._put(key, self._encode(chunk))
+            self._write_parts(key, [self._encode(chunk)])
+
+    def _write_parts(self, key: str, parts: list[Any]) -> None:
+        """Put the concatenation of ``parts`` (zarr buffers) at ``key``."""
+        if self._open is None:
+            self._put(key, parts[0].combine(parts[1:]) if len(parts) > 1 else parts[0])
+            return
+
+        def write(f: BinaryIO) -> None:
+            for part in parts:
+                f.write(part.as_buffer_like())
+
+        self._write_file(key, write)
+
+    def _write_file(self, key: str, write: Callable[[BinaryIO], None]) -> None:
+        """Write the file at ``key`` with ``write(file)`` (a local store), its write-back started when asked."""
+        assert self._open is not None
+        with self._open(key) as f:
+            write(f)
+            if self.writeback:
+                f.flush()
+                start_writeback(f.fileno())
 
     def _write_shard(self, origin: tuple[int, ...], block: np.ndarray[Any, Any], sel: tuple[slice, ...]) -> None:
         from zarr.codecs.sharding import ShardingCodecIndexLocation
@@ -259,8 +285,7 @@ class ZarrChunkWriter:
             present = index[..., 0] != _ABSENT
             index[present, 0] += np.uint64(self._index_bytes)
         index_buf = self._index_encoder(index)
-        bufs = [index_buf, *parts] if at_start else [*parts, index_buf]
-        self._put(key, bufs[0].combine(bufs[1:]))
+        self._write_parts(key, [index_buf, *parts] if at_start else [*parts, index_buf])
 
     def close(self) -> None:
         """Stop the threads."""
@@ -286,13 +311,13 @@ class _ZstdFiles:
     (numcodecs, TensorStore) reads it; its bytes need not equal numcodecs' one-shot output.
     """
 
-    def __init__(self, codec: Any, open_file: Callable[[str], contextlib.AbstractContextManager[BinaryIO]]) -> None:
+    def __init__(self, codec: Any) -> None:
         self.level = int(codec.level)
         self.checksum = bool(codec.checksum)
-        self._open = open_file
         self._local = threading.local()
 
-    def __call__(self, key: str, data: Any) -> None:
+    def __call__(self, f: BinaryIO, data: Any) -> None:
+        """Write ``data`` (a zarr buffer: the chunk's serialized bytes) to ``f`` as one zstd frame."""
         import zstandard
 
         cctx = getattr(self._local, "cctx", None)
@@ -300,10 +325,9 @@ class _ZstdFiles:
             cctx = self._local.cctx = zstandard.ZstdCompressor(level=self.level, write_checksum=self.checksum,
                                                                write_content_size=True)
         raw = data.as_numpy_array()
-        with self._open(key) as f:
-            writer = cctx.stream_writer(f, size=raw.nbytes, write_size=ZSTD_PIECE, closefd=False)
-            writer.write(raw)
-            writer.flush(zstandard.FLUSH_FRAME)
+        writer = cctx.stream_writer(f, size=raw.nbytes, write_size=ZSTD_PIECE, closefd=False)
+        writer.write(raw)
+        writer.flush(zstandard.FLUSH_FRAME)
 
 
 def _split_plain(codecs: Any) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
