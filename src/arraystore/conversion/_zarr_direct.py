@@ -9,7 +9,9 @@ created, staged, published and read by it) and we do the chunk writes:
 * each chunk's key comes from the array's own chunk key encoding;
 * each chunk is encoded by the array's own codecs, called synchronously
   (``codec._encode_sync``: transpose, bytes, gzip, zstd, blosc, crc32c, the very
-  code zarr-python runs), so the bytes are zarr-python's, by construction;
+  code zarr-python runs), so the bytes are zarr-python's, by construction; except
+  that an unsharded local chunk whose only compressor is zstd is compressed straight
+  into its file (:class:`_ZstdFiles`): the same decoded bytes, a standard frame;
 * shards are assembled as the sharding codec does: inner chunks in Morton order,
   the index (offset, length per inner chunk, ``2**64 - 1`` for an absent one)
   encoded by the index codecs, at the end or the start;
@@ -22,10 +24,13 @@ created, staged, published and read by it) and we do the chunk writes:
   mostly waits for the network, and the store's ``_keep_writing()`` (the lease) before
   each block.
 
-Where the chunks go is the zarr store's business: a store with a synchronous
-``set_sync`` (arraystore's local store writes a temporary file and renames it) is
-called directly from the threads; any other zarr store (object storage) through
-its async ``set`` / ``delete`` on zarr's event loop. Destinations qualify through
+Where the chunks go is the zarr store's business: a store with ``put_stream``
+(arraystore's local store writes a temporary file and renames it) is written
+directly from the threads, the file's write-back started at once when
+:attr:`ZarrChunkWriter.writeback` (the conversion's write-through and drop-behind
+regimes); a store with a synchronous ``set_sync`` is called from the threads; any
+other zarr store (object storage) through its async ``set`` / ``delete`` on zarr's
+event loop. Destinations qualify through
 their capabilities (``parallel_chunk_writers`` and ``thread_safe_writes``) and a
 ``zarr_array`` whose codecs are all ones with a synchronous encoder; anything else
 (variable-length types, a codec without ``_encode_sync``) keeps ``dst[sel] = block``.
