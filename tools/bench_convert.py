@@ -7,7 +7,8 @@ One command::
 
 ``--baseline SRC`` runs every arraystore operation a second time with the package under
 ``SRC`` (another checkout), alternating the two run by run, so a change is measured against
-what it replaces under the same load.
+what it replaces under the same load. ``--interleave`` runs all the selected operations
+round-robin (one run of each per round), so peers meet the same load too.
 
 Every operation runs in a fresh process (``--_op``). ``--regime`` says how:
 
@@ -684,6 +685,9 @@ def main() -> int:
     ap.add_argument("--baseline", default=None, metavar="SRC",
                     help="also run every arraystore operation (as_*) with the arraystore package under SRC (e.g. "
                          "another checkout's src/), alternating run by run with this tree's, as '<op>@baseline'")
+    ap.add_argument("--interleave", action="store_true",
+                    help="run the operations round-robin (each once per round, --runs rounds) instead of one "
+                         "after another, so that a changing load hits peers and arraystore alike")
     ap.add_argument("--_op", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--_src", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--_nosync", action="store_true", help=argparse.SUPPRESS)
@@ -740,18 +744,20 @@ def main() -> int:
             r: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
             return r
 
-        for name, label in ops:
-            trees: list[tuple[str, str, str | None]] = [(name, label, None)]
-            if baseline is not None and name.startswith("as_"):  # alternated run by run: load hits both alike
-                trees.insert(0, (f"{name}@baseline", f"{label} (baseline)", baseline))
-            runs_of: dict[str, list[dict[str, Any]]] = {key: [] for key, _, _ in trees}
+        # Each operation's runs (and its baseline's, alternated); with --interleave every operation once per round.
+        groups = [ops] if args.interleave else [[op] for op in ops]
+        for group in groups:
+            trees = [(name, key, lab, tree) for name, label in group for key, lab, tree in (
+                [(f"{name}@baseline", f"{label} (baseline)", baseline)]
+                if baseline is not None and name.startswith("as_") else []) + [(name, label, None)]]
+            runs_of: dict[str, list[dict[str, Any]]] = {key: [] for _, key, _, _ in trees}
             for _ in range(args.runs):
-                for key, _, tree in trees:
+                for name, key, _, tree in trees:
                     if runs_of[key] and "skip" in runs_of[key][-1]:
                         continue
                     r = one_run(name, tree)
                     runs_of[key] = [r] if "skip" in r else [*runs_of[key], r]
-            for key, lab, _ in trees:
+            for _, key, lab, _ in trees:
                 results[key] = {"label": lab, "runs": runs_of[key]}
                 print(_line(key, lab, runs_of[key], results), flush=True)
         clean_outputs(folder)
