@@ -7,7 +7,8 @@ One command::
 
 ``--baseline SRC`` runs every arraystore operation a second time with the package under
 ``SRC`` (another checkout), alternating the two run by run, so a change is measured against
-what it replaces under the same load.
+what it replaces under the same load. ``--interleave`` runs all the selected operations
+round-robin (one run of each per round), so peers meet the same load too.
 
 Every operation runs in a fresh process (``--_op``). ``--regime`` says how:
 
@@ -68,6 +69,8 @@ OPS = [
     ("duplex", "cold read + drop-behind write at once (2 threads)"),
     ("cached_write", "sequential write into the page cache (from memory, + sync)"),
     ("codec_zstd3", "zstd:3 one core (in memory)"),
+    ("codec_zstd3_cores", "zstd:3 numcodecs, a thread per core (in memory): the ceiling"),
+    ("codec_zstd3_stream_cores", "zstd:3 zstandard streamed, a thread per core (in memory)"),
     ("codec_gzip1", "gzip:1 one core (in memory)"),
     ("codec_lzf", "lzf one core (in memory)"),
     ("numpy_naive", "np.fromfile + np.save"),
@@ -77,6 +80,8 @@ OPS = [
     ("h5py_lzf", "h5py chunked lzf"),
     ("zarr_slab_none", "zarr-python slab writes, none"),
     ("zarr_slab_zstd", "zarr-python slab writes, zstd:3"),
+    ("zarrs_slab_none", "zarr-python + zarrs pipeline slab writes, none"),
+    ("zarrs_slab_zstd", "zarr-python + zarrs pipeline slab writes, zstd:3"),
     ("zarr_array_memmap", "zarr.create_array(data=memmap), zstd:3"),
     ("dask_to_zarr", "dask from_array(memmap).to_zarr, zstd:3"),
     ("tensorstore_none", "TensorStore zarr3, none"),
@@ -236,7 +241,7 @@ def _preimport(op: str) -> None:
             "numcodecs": ("codec", "decode", "encode"), "arraystore.conversion": ("as_",),
             "arraystore.backends.hdf5": ("as_",), "arraystore.backends.zarr": ("as_",),
             "arraystore.backends.raw": ("as_",), "arraystore.backends.npy": ("as_",),
-            "arraystore.filesystems": ("as_",), "zarrs": ("zarrs",),
+            "arraystore.filesystems": ("as_",), "zarrs": ("zarrs",), "zstandard": ("stream", "as_"),
             "tensorstore": ("tensorstore",), "blosc2": ("blosc2",)}
     for mod, keys in mods.items():
         if any(k in op for k in keys):
@@ -509,6 +514,42 @@ def _codec_op(name: str) -> Any:
     return op
 
 
+def _codec_cores_op(stream: bool) -> Any:
+    """zstd:3 on 4 MiB chunks, a thread per core: numcodecs' one-shot encode or zstandard streamed to /dev/null."""
+
+    def op(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> Any:
+        from concurrent.futures import ThreadPoolExecutor
+
+        import numcodecs
+
+        data = np.fromfile(src, dtype=np.uint8, count=256 * 1024 * 1024)
+        chunk = 4 * 1024 * 1024
+        pieces = [data[off : off + chunk] for off in range(0, data.size, chunk)]
+        cores = os.cpu_count() or 1
+        if stream:
+            import threading
+
+            import zstandard
+
+            local = threading.local()
+            sink = open(os.devnull, "wb")  # noqa: SIM115
+
+            def enc(p: Any) -> None:
+                if not hasattr(local, "c"):
+                    local.c = zstandard.ZstdCompressor(level=3)
+                w = local.c.stream_writer(sink, size=p.size, write_size=128 * 1024, closefd=False)
+                w.write(p)
+                w.flush(zstandard.FLUSH_FRAME)
+        else:
+            enc = numcodecs.Zstd(level=3).encode
+        t0, c0 = time.perf_counter(), _cpu_seconds()
+        with ThreadPoolExecutor(cores) as pool:
+            list(pool.map(enc, pieces))
+        return {"bytes": int(data.size), "seconds": time.perf_counter() - t0, "cpu": _cpu_seconds() - c0}
+
+    return op
+
+
 def op_numpy_naive(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
     np.save(str(out) + ".npy", np.fromfile(src, dtype="<f4").reshape(shape))
 
@@ -538,17 +579,22 @@ def _h5py_op(compression: str | None, opts: Any = None) -> Any:
     return op
 
 
-def _zarr_slab_op(zstd: bool) -> Any:
-    def op(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
+def _zarr_slab_op(zstd: bool, zarrs: bool = False) -> Any:
+    def op(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> Any:
         import zarr
         import zarr.codecs
 
+        try:
+            _zarrs(zarrs)
+        except ImportError:
+            return {"skip": "zarrs not installed (pip install zarrs)"}
         m = _memmap(src, shape)
         arr = zarr.create_array(str(out) + ".zarr", shape=shape, dtype="<f4", chunks=(CHUNK_ROWS, ROW),
                                 compressors=[zarr.codecs.ZstdCodec(level=3)] if zstd else None, zarr_format=3)
         step = SLAB // (ROW * 4)
         for i in range(0, shape[0], step):
             arr[i : i + step] = m[i : i + step]
+        return None
 
     return op
 
@@ -614,6 +660,8 @@ OP_FUNCS: dict[str, Any] = {
     "duplex": op_duplex,
     "cached_write": op_cached_write,
     "codec_zstd3": _codec_op("zstd"),
+    "codec_zstd3_cores": _codec_cores_op(False),
+    "codec_zstd3_stream_cores": _codec_cores_op(True),
     "codec_gzip1": _codec_op("gzip"),
     "codec_lzf": _codec_op("lzf"),
     "numpy_naive": op_numpy_naive,
@@ -623,6 +671,8 @@ OP_FUNCS: dict[str, Any] = {
     "h5py_lzf": _h5py_op("lzf"),
     "zarr_slab_none": _zarr_slab_op(False),
     "zarr_slab_zstd": _zarr_slab_op(True),
+    "zarrs_slab_none": _zarr_slab_op(False, zarrs=True),
+    "zarrs_slab_zstd": _zarr_slab_op(True, zarrs=True),
     "zarr_array_memmap": op_zarr_array_memmap,
     "dask_to_zarr": op_dask_to_zarr,
     "tensorstore_none": _tensorstore_op(False),
@@ -680,6 +730,9 @@ def main() -> int:
     ap.add_argument("--baseline", default=None, metavar="SRC",
                     help="also run every arraystore operation (as_*) with the arraystore package under SRC (e.g. "
                          "another checkout's src/), alternating run by run with this tree's, as '<op>@baseline'")
+    ap.add_argument("--interleave", action="store_true",
+                    help="run the operations round-robin (each once per round, --runs rounds) instead of one "
+                         "after another, so that a changing load hits peers and arraystore alike")
     ap.add_argument("--_op", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--_src", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--_nosync", action="store_true", help=argparse.SUPPRESS)
@@ -736,18 +789,20 @@ def main() -> int:
             r: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
             return r
 
-        for name, label in ops:
-            trees: list[tuple[str, str, str | None]] = [(name, label, None)]
-            if baseline is not None and name.startswith("as_"):  # alternated run by run: load hits both alike
-                trees.insert(0, (f"{name}@baseline", f"{label} (baseline)", baseline))
-            runs_of: dict[str, list[dict[str, Any]]] = {key: [] for key, _, _ in trees}
+        # Each operation's runs (and its baseline's, alternated); with --interleave every operation once per round.
+        groups = [ops] if args.interleave else [[op] for op in ops]
+        for group in groups:
+            trees = [(name, key, lab, tree) for name, label in group for key, lab, tree in (
+                [(f"{name}@baseline", f"{label} (baseline)", baseline)]
+                if baseline is not None and name.startswith("as_") else []) + [(name, label, None)]]
+            runs_of: dict[str, list[dict[str, Any]]] = {key: [] for _, key, _, _ in trees}
             for _ in range(args.runs):
-                for key, _, tree in trees:
+                for name, key, _, tree in trees:
                     if runs_of[key] and "skip" in runs_of[key][-1]:
                         continue
                     r = one_run(name, tree)
                     runs_of[key] = [r] if "skip" in r else [*runs_of[key], r]
-            for key, lab, _ in trees:
+            for _, key, lab, _ in trees:
                 results[key] = {"label": lab, "runs": runs_of[key]}
                 print(_line(key, lab, runs_of[key], results), flush=True)
         clean_outputs(folder)

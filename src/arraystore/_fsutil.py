@@ -11,9 +11,9 @@ import shutil
 import stat
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -226,22 +226,40 @@ def atomic_write_bytes(
     The new file keeps the permissions of the one it replaces (else of ``like``, e.g. a
     sidecar's data file), within the umask; it is never readable by more people.
     """
+    with atomic_writer(path, durable=durable, like=like, mask=mask) as f:
+        f.write(data)
+
+
+@contextlib.contextmanager
+def atomic_writer(
+    path: str | os.PathLike[str],
+    *,
+    durable: bool = True,
+    like: str | os.PathLike[str] | None = None,
+    mask: int | None = None,
+) -> Iterator[BinaryIO]:
+    """A file to write ``path``'s new content into, piece by piece; :func:`atomic_write_bytes`'s guarantees.
+
+    The file is a temporary sibling, renamed to ``path`` when the ``with`` block ends
+    without an error; on an error it is removed and ``path`` is left as it was.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     mode = kept_mode(path, like, mask=mask)
     try:
         with open(tmp, "wb") as f:
             set_mode(f.fileno(), mode)  # before the data: never a moment with wider permissions
-            f.write(data)
+            yield f
             f.flush()
             if durable:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise_if_full(exc, path, "writing")
-        raise_if_readonly(exc, path, "writing")
+        if isinstance(exc, OSError):
+            raise_if_full(exc, path, "writing")
+            raise_if_readonly(exc, path, "writing")
         raise
     if durable:
         fsync_dir(path.parent)

@@ -59,6 +59,7 @@ __all__ = [
     "reserve",
     "resident_share",
     "settle_close_flush",
+    "start_writeback",
 ]
 
 #: True where the kernel copies between files (``copy_file_range``): same-layout copies are then copied there
@@ -229,6 +230,11 @@ def _sfr(fd: int, offset: int, nbytes: int, flags: int) -> None:
     failed = _sync_file_range is None or _sync_file_range(fd, offset, nbytes, flags) != 0
     if failed and flags & _SYNC_FILE_RANGE_WAIT_AFTER:
         os.fdatasync(fd)
+
+
+def start_writeback(fd: int) -> None:
+    """Start writing a file's dirty pages to the disk, without waiting (``sync_file_range(WRITE)``; Linux)."""
+    _sfr(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
 
 
 def drop_cache(fd: int, offset: int, nbytes: int) -> None:

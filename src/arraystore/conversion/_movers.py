@@ -38,7 +38,7 @@ from ._fastpath import (
 )
 from ._hdf5_direct import DirectChunkReader, direct_pipeline
 from ._plan import ConversionPlan
-from ._zarr_direct import ZarrChunkReader, zarr_readable_array
+from ._zarr_direct import ZarrChunkReader, ZarrChunkWriter, zarr_readable_array
 
 __all__ = [
     "COPY_BUFFERS", "COPY_STREAMS", "HASH_PIECE", "RING_PIECE", "RING_SLOTS",
@@ -306,6 +306,8 @@ class DirectChunkMover(BlockMover):
                  workers: int = 1) -> None:
         super().__init__(src, dst, plan, src_region, dst_region, durable=durable, workers=workers)
         self._direct = direct
+        if isinstance(direct, ZarrChunkWriter):  # chunk files start their write-back as the regime says
+            direct.writeback = self.regime != "page-cache"
         before_write = getattr(dst, "_before_write", None)  # sets the "incomplete" flag of in-place datasets
         if before_write is not None:
             before_write()

@@ -88,8 +88,11 @@ class _Conversion:
         self.drop_attrs = options.attrs == "drop"
         self.progress = progress
         self._src_region = mapped_region(src)
-        # A source whose chunks are decoded here: the next block is decoded while this one is hashed and written.
-        self._read_ahead = reads_chunks(src, self._src_region)
+        # A source whose chunks are decoded here: the next block is decoded while this one is hashed and written;
+        # a byte-range source into chunks compressed here: the next block is read (and digested) meanwhile, so
+        # neither the disk nor the encoding threads wait for the other.
+        self._read_ahead = reads_chunks(src, self._src_region) or (self._src_region is not None
+                                                                   and self.compression is not None)
         self._zarr_direct = False  # set by run(): the destination's chunks are encoded and written here
         self._chunks_may_exist = True
 
@@ -358,8 +361,9 @@ class _Conversion:
         # while the one before is written back or written.
         threads = 1 if plan.method in ("kernel-copy", "buffered-copy") else plan.workers
         # Decoded sources: one block decoded ahead (its own thread feeding the decoding threads) while
-        # this one is hashed and written; the plan counts that block (blocks_in_memory(read_ahead=True)).
-        ahead = ReadAhead(mover.read) if self._read_ahead and mover.reads_chunks and plan.method == "blocks" else None
+        # this one is hashed and written; byte-range sources into compressed chunks: one block read ahead.
+        # The plan counts that block (blocks_in_memory(read_ahead=True)).
+        ahead = ReadAhead(mover.read) if self._read_ahead and plan.method == "blocks" else None
         try:
             with BlockPipeline(threads, finished) as pipe:
                 first = True

@@ -9,7 +9,9 @@ created, staged, published and read by it) and we do the chunk writes:
 * each chunk's key comes from the array's own chunk key encoding;
 * each chunk is encoded by the array's own codecs, called synchronously
   (``codec._encode_sync``: transpose, bytes, gzip, zstd, blosc, crc32c, the very
-  code zarr-python runs), so the bytes are zarr-python's, by construction;
+  code zarr-python runs), so the bytes are zarr-python's, by construction; except
+  that an unsharded local chunk whose only compressor is zstd is compressed straight
+  into its file (:class:`_ZstdFiles`): the same decoded bytes, a standard frame;
 * shards are assembled as the sharding codec does: inner chunks in Morton order,
   the index (offset, length per inner chunk, ``2**64 - 1`` for an absent one)
   encoded by the index codecs, at the end or the start;
@@ -22,11 +24,14 @@ created, staged, published and read by it) and we do the chunk writes:
   mostly waits for the network, and the store's ``_keep_writing()`` (the lease) before
   each block.
 
-Where the chunks go is the zarr store's business: a store with a synchronous
-``set_sync`` (arraystore's local store writes a temporary file and renames it) is
-called directly from the threads, a zarr ``ObjectStore`` through obstore's blocking
-``put`` / ``delete`` (which release the GIL while the request runs); any other zarr
-store through its async ``set`` / ``delete`` on zarr's event loop. Destinations qualify through
+Where the chunks go is the zarr store's business: a store with ``put_stream``
+(arraystore's local store writes a temporary file and renames it) is written
+directly from the threads, the file's write-back started at once when
+:attr:`ZarrChunkWriter.writeback` (the conversion's write-through and drop-behind
+regimes); a store with a synchronous ``set_sync`` is called from the threads; a zarr
+``ObjectStore`` through obstore's blocking ``put`` / ``delete`` (which release the GIL
+while the request runs); any other zarr store through its async ``set`` / ``delete`` on
+zarr's event loop. Destinations qualify through
 their capabilities (``parallel_chunk_writers`` and ``thread_safe_writes``) and a
 ``zarr_array`` whose codecs are all ones with a synchronous encoder; anything else
 (variable-length types, a codec without ``_encode_sync``) keeps ``dst[sel] = block``.
@@ -34,6 +39,7 @@ their capabilities (``parallel_chunk_writers`` and ``thread_safe_writes``) and a
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import threading
@@ -41,12 +47,13 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from ..location import parse_location
 from ..store import ArrayStore
+from ._fastpath import start_writeback
 
 __all__ = ["ZarrChunkReader", "ZarrChunkWriter", "zarr_direct_array", "zarr_readable_array"]
 
@@ -56,6 +63,10 @@ FETCH_CONCURRENCY = 32
 ROUNDS_AHEAD = 2
 _FETCH: Any = object()  # "fetch the chunk yourself" (a buffer argument of None means an absent chunk)
 _ABSENT = np.uint64(2**64 - 1)
+#: Bytes of a chunk looked at first when checking it against a zero fill value.
+_PROBE = 4096
+#: Compressed bytes handed to the file at once by :class:`_ZstdFiles` (its reused output buffer).
+ZSTD_PIECE = 128 * 1024
 
 
 def zarr_direct_array(store: ArrayStore) -> Any | None:
@@ -90,7 +101,8 @@ class _Encoder:
         self.aa, (self.ab,), self.bb = codecs
         self.spec = spec
 
-    def __call__(self, chunk: np.ndarray[Any, Any]) -> Any:
+    def serialized(self, chunk: np.ndarray[Any, Any]) -> tuple[Any, Any]:
+        """``(buffer, spec)``: the chunk through the array->array and array->bytes codecs (bytes: a view)."""
         from zarr.core.buffer.cpu import NDBuffer
 
         spec = self.spec
@@ -99,7 +111,10 @@ class _Encoder:
             nd = codec._encode_sync(nd, spec)
             spec = codec.resolve_metadata(spec)
         buf = self.ab._encode_sync(nd, spec)
-        spec = self.ab.resolve_metadata(spec)
+        return buf, self.ab.resolve_metadata(spec)
+
+    def __call__(self, chunk: np.ndarray[Any, Any]) -> Any:
+        buf, spec = self.serialized(chunk)
         for codec in self.bb:
             buf = codec._encode_sync(buf, spec)
             spec = codec.resolve_metadata(spec)
@@ -155,6 +170,13 @@ class ZarrChunkWriter:
         prefix = arr.store_path.path
         self._prefix = f"{prefix}/" if prefix else ""
         self._put, self._delete = _sink(zstore)
+        # Unsharded zstd chunks on the local disk: compressed straight into their files (see _ZstdFiles).
+        # A local store: chunk files written here (put_stream), unsharded zstd chunks compressed straight into them.
+        self._open: Callable[[str], contextlib.AbstractContextManager[BinaryIO]] | None = getattr(
+            zstore, "put_stream", None)
+        self._zstd_files = _ZstdFiles(bb[0]) if sharding is None and _zstd_only(bb) and self._open else None
+        #: Start each chunk file's write-back as soon as it is written (the conversion's write-through regime).
+        self.writeback = False
         self.may_exist = may_exist
         self._key = md.encode_chunk_key
         threads = max(1, workers)
@@ -201,8 +223,9 @@ class ZarrChunkWriter:
             chunk[tuple(slice(0, n) for n in piece.shape)] = piece
         raw = chunk.reshape(-1).view(np.uint8)
         if self._fill_zero:
-            if not raw.any():
-                return None
+            if raw[:_PROBE].any() or raw.any():  # most chunks differ from zero early: no full pass over them
+                return chunk
+            return None
         elif np.array_equal(raw.reshape(-1, self.stored.itemsize),
                             np.broadcast_to(self._fill_bytes, (raw.size // self.stored.itemsize, self.stored.itemsize))):
             return None
@@ -216,7 +239,32 @@ class ZarrChunkWriter:
             if self.may_exist:
                 self._delete(key)
             return
-        self._put(key, self._encode(chunk))
+        if self._zstd_files is not None:
+            zstd_files = self._zstd_files
+            self._write_file(key, lambda f: zstd_files(f, self._encode.serialized(chunk)[0]))
+        else:
+            self._write_parts(key, [self._encode(chunk)])
+
+    def _write_parts(self, key: str, parts: list[Any]) -> None:
+        """Put the concatenation of ``parts`` (zarr buffers) at ``key``."""
+        if self._open is None:
+            self._put(key, parts[0].combine(parts[1:]) if len(parts) > 1 else parts[0])
+            return
+
+        def write(f: BinaryIO) -> None:
+            for part in parts:
+                f.write(part.as_buffer_like())
+
+        self._write_file(key, write)
+
+    def _write_file(self, key: str, write: Callable[[BinaryIO], None]) -> None:
+        """Write the file at ``key`` with ``write(file)`` (a local store), its write-back started when asked."""
+        assert self._open is not None
+        with self._open(key) as f:
+            write(f)
+            if self.writeback:
+                f.flush()
+                start_writeback(f.fileno())
 
     def _write_shard(self, origin: tuple[int, ...], block: np.ndarray[Any, Any], sel: tuple[slice, ...]) -> None:
         from zarr.codecs.sharding import ShardingCodecIndexLocation
@@ -246,12 +294,49 @@ class ZarrChunkWriter:
             present = index[..., 0] != _ABSENT
             index[present, 0] += np.uint64(self._index_bytes)
         index_buf = self._index_encoder(index)
-        bufs = [index_buf, *parts] if at_start else [*parts, index_buf]
-        self._put(key, bufs[0].combine(bufs[1:]))
+        self._write_parts(key, [index_buf, *parts] if at_start else [*parts, index_buf])
 
     def close(self) -> None:
         """Stop the threads."""
         self._pool.shutdown(wait=True)
+
+
+def _zstd_only(bb: tuple[Any, ...]) -> bool:
+    """True when the bytes->bytes codecs are exactly one zarr ``ZstdCodec``."""
+    from zarr.codecs import ZstdCodec
+
+    return len(bb) == 1 and type(bb[0]) is ZstdCodec
+
+
+class _ZstdFiles:
+    """Compresses a chunk's bytes with zstd straight into its file, in :data:`ZSTD_PIECE` pieces.
+
+    numcodecs' ``Zstd.encode`` makes a compression context and a chunk-sized output
+    buffer for every chunk: the fresh buffer's pages cost a page fault each (a third of
+    the codec's CPU time), and its bytes are copied once more into the file. Here each
+    thread keeps one ``zstandard.ZstdCompressor`` (its context reused) and the output
+    goes to the file through one small buffer. The frame is standard zstd with the
+    content size in its header and the codec's level and checksum flag: any zstd decoder
+    (numcodecs, TensorStore) reads it; its bytes need not equal numcodecs' one-shot output.
+    """
+
+    def __init__(self, codec: Any) -> None:
+        self.level = int(codec.level)
+        self.checksum = bool(codec.checksum)
+        self._local = threading.local()
+
+    def __call__(self, f: BinaryIO, data: Any) -> None:
+        """Write ``data`` (a zarr buffer: the chunk's serialized bytes) to ``f`` as one zstd frame."""
+        import zstandard
+
+        cctx = getattr(self._local, "cctx", None)
+        if cctx is None:
+            cctx = self._local.cctx = zstandard.ZstdCompressor(level=self.level, write_checksum=self.checksum,
+                                                               write_content_size=True)
+        raw = data.as_numpy_array()
+        writer = cctx.stream_writer(f, size=raw.nbytes, write_size=ZSTD_PIECE, closefd=False)
+        writer.write(raw)
+        writer.flush(zstandard.FLUSH_FRAME)
 
 
 def _split_plain(codecs: Any) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
