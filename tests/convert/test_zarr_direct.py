@@ -154,6 +154,21 @@ def test_streamed_zstd_chunks_of_many_blocks(tmp_path: Path, level: int, kind: s
     np.testing.assert_array_equal(arr.read().result(), data)
 
 
+def test_without_zstandard_numcodecs_encodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An environment without ``zstandard`` (zarr installed without arraystore's extra) keeps numcodecs' encoder:
+    the same array, its chunk files byte for byte zarr-python's (the streamed frames may differ)."""
+    monkeypatch.setitem(__import__("sys").modules, "zstandard", None)  # `import zstandard` raises ImportError
+    data = np.random.default_rng(5).random((96, 3000), dtype=np.float32)
+    src = write_source(tmp_path / "src.npy", data)
+    dst = tmp_path / "dst.zarr"
+    arraystore.convert(src, str(dst), chunks=(32, 3000), compression="zstd:3")
+    twin = _zarr_python_twin(zarr.open_array(str(dst), mode="r"), tmp_path / "twin.zarr", data)
+    ours = {p.relative_to(dst): p.read_bytes() for p in (dst / "c").rglob("*") if p.is_file()}
+    theirs = {p.relative_to(twin): p.read_bytes() for p in (twin / "c").rglob("*") if p.is_file()}
+    assert ours and ours == theirs
+    np.testing.assert_array_equal(zarr.open_array(str(dst), mode="r")[...], data)
+
+
 def test_streamed_zstd_keeps_the_codecs_checksum_and_level(tmp_path: Path) -> None:
     """The stream path writes what the array's ZstdCodec says: its checksum flag and level."""
     path = str(tmp_path / "a.zarr")

@@ -170,7 +170,6 @@ class ZarrChunkWriter:
         prefix = arr.store_path.path
         self._prefix = f"{prefix}/" if prefix else ""
         self._put, self._delete = _sink(zstore)
-        # Unsharded zstd chunks on the local disk: compressed straight into their files (see _ZstdFiles).
         # A local store: chunk files written here (put_stream), unsharded zstd chunks compressed straight into them.
         self._open: Callable[[str], contextlib.AbstractContextManager[BinaryIO]] | None = getattr(
             zstore, "put_stream", None)
@@ -302,10 +301,16 @@ class ZarrChunkWriter:
 
 
 def _zstd_only(bb: tuple[Any, ...]) -> bool:
-    """True when the bytes->bytes codecs are exactly one zarr ``ZstdCodec``."""
+    """True when the bytes->bytes codecs are exactly one zarr ``ZstdCodec`` and ``zstandard`` is installed."""
     from zarr.codecs import ZstdCodec
 
-    return len(bb) == 1 and type(bb[0]) is ZstdCodec
+    if len(bb) != 1 or type(bb[0]) is not ZstdCodec:
+        return False
+    try:  # the `zarr` extra brings it; an environment without it keeps numcodecs' encoder
+        import zstandard  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 class _ZstdFiles:
