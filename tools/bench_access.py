@@ -6,19 +6,29 @@ order through the map (``mm[np.sort(idx)]``), ``arraystore.access.take`` in its
 automatic mode and with each mode forced (``sequential``, ``gather``, ``mapped``), and
 ``sample_batches`` (the same number of rows as random batches from random windows). The
 device's calibration (measured on the file on first use) and what ``auto`` chose are
-printed first. Full scan: ``iter_blocks`` against a plain sequential ``readinto`` of the
+printed first. The first ``take`` of the process, cold, measures the device inside the call:
+it is timed and reported on a row of its own, with the measurement alone, and the random-row
+table's ``take`` rows then use that calibration (as every later call of a process does). The
+user cache file is pointed into the benchmark's folder, so a calibration persisted earlier
+is not used and none is left behind. Full scan: ``iter_blocks`` against a plain sequential ``readinto`` of the
 file, cold and warm.
 
 Before every cold run the file is evicted from the page cache (``fsync`` +
 ``posix_fadvise(POSIX_FADV_DONTNEED)``), and eviction is checked by timing 256 random
 4 KiB reads, which are much slower cold than warm.
 
+Warm means the file read sequentially once (evicted and read again before each repetition's
+warm runs, so that every repetition starts from the same page cache).
+
 ``--repeat N`` runs the random-row comparison N times, the order of the variants rotated
 each time (no variant always runs first after an eviction; warm, each variant is timed 5
 times per repetition); the table gives medians, the
 ratio of each median to the best median, CPU seconds per run (median) and, warm, the ratio
-of CPU medians and of the fastest runs (the least disturbed by other processes). The load average is
-printed before and after: on a shared machine, compare ratios from one run.
+of CPU medians and of the fastest runs (the least disturbed by other processes). The goal lines
+give auto against the best forced mode and against sorted memmap reads as ratios of medians,
+paired by repetition (the median of each repetition's ratio: runs close in time share the
+load) and by CPU medians. The load average is printed before and after: on a shared machine,
+compare ratios from one run.
 
 Run: ``python tools/bench_access.py [--gib 2] [--rows 100000] [--repeat 3] [--dir /tmp]`` (Linux only).
 """
@@ -100,6 +110,7 @@ def main() -> None:
     args = ap.parse_args()
     print(f"load average {os.getloadavg()}")
     folder = Path(tempfile.mkdtemp(dir=args.dir, prefix="bench_access_"))
+    os.environ["XDG_CACHE_HOME"] = str(folder / "cache")  # first use measures; nothing persisted is read
     path = str(folder / "rows.dat")
     n = int(args.gib * 2**30) // ROW
     print(f"creating {path}: {n:,} rows of {ROW} bytes ({n * ROW / 2**30:.2f} GiB)")
@@ -132,10 +143,19 @@ def main() -> None:
         return run
 
     try:
-        cold(path, warm_probe)  # as on first use: the calibration finds the file out of the page cache
+        cold(path, warm_probe)  # first use: the device is measured inside the call, on the file out of the cache
+        access.reset_calibration()
+        t_first = timed(fresh(lambda st: access.take(st, idx)))
+        first_choice = _mapped_access.LAST_CHOICE[0] if _mapped_access.LAST_CHOICE else "?"
+        cold(path, warm_probe)
+        t_cal = timed(lambda: _iocost.measure(path))  # the measurement alone (its result not used)
+        results.append(("take (auto), first call of the process, cold: device measured inside", t_first,
+                        f"{args.rows / t_first:,.0f} rows/s"))
+        results.append(("device calibration alone (once per device and process)", t_cal, "-"))
+        print(f"take (auto), first call, cold: {t_first:.2f} s, {args.rows / t_first:,.0f} rows/s (chose "
+              f"{first_choice}); the calibration alone: {t_cal:.3f} s", flush=True)
         with arraystore.open(path) as store:
-            t_cal = timed(lambda: access.calibrate(store))
-            cal = access.calibrate(store)
+            cal = access.calibrate(store)  # the one measured by the first call
             uniq = np.unique(idx)
             for state in ("cold", "warm"):
                 if state == "cold":
@@ -149,7 +169,7 @@ def main() -> None:
                 print(f"auto, {state}: {chosen} "
                       f"(resident {stats.resident:.0%} of a sample; model seconds "
                       + ", ".join(f"{m} {c:.2f}" for m, c in costs.items()) + ")")
-        print(f"calibration ({t_cal:.3f} s, once per device and process): {cal}")
+        print(f"calibration (measured by the first call; {t_cal:.3f} s alone, once per device and process): {cal}")
         takes: list[tuple[str, Callable[[arraystore.ArrayStore], object]]] = [
             ("naive random order, memmap mm[idx]", lambda st: np.asarray(st.as_memmap()[idx])),
             ("sorted order, memmap mm[np.sort(idx)]", lambda st: np.asarray(st.as_memmap()[np.sort(idx)])),
@@ -160,6 +180,12 @@ def main() -> None:
         for rep in range(args.repeat):
             turn = takes[rep % len(takes):] + takes[: rep % len(takes)]
             for state in ("cold", "warm"):
+                if state == "warm":
+                    # One defined page-cache state for every repetition: the file read sequentially (large folios,
+                    # mapped with few faults), not whatever the last cold variant left (a WILLNEED gather leaves
+                    # small folios, whose page faults cost several times more for every variant).
+                    evict(path)
+                    seq_read(path)
                 for name, fn in turn:
                     if state == "cold":
                         cold(path, warm_probe)
@@ -228,6 +254,28 @@ def main() -> None:
               f"{best['cold'] / t['cold']:.2f}x | {best['warm'] / t['warm']:.2f}x | "
               f"{cs['cold']:.3f} / {cs['warm']:.3f} | {best_cpu / cs['warm']:.2f}x | "
               f"{min(fastest.values()) / fastest[name]:.2f}x |")
+    forced = [f"take, forced {mode}" for mode in _iocost.MODES]
+    sorted_name = "sorted order, memmap mm[np.sort(idx)]"
+    for state in ("cold", "warm"):
+        auto = med["take (auto)"][state]
+        best_forced = min(forced, key=lambda k: med[k][state])
+        sorted_mm = med[sorted_name][state]
+        # Paired: each repetition's ratio (its runs close in time, under the same load), then their median.
+        per = WARM_RUNS if state == "warm" else 1
+        pair = [
+            (float(np.median(side[best_forced][state][r * per:(r + 1) * per])),
+             float(np.median(side[sorted_name][state][r * per:(r + 1) * per])),
+             float(np.median(side["take (auto)"][state][r * per:(r + 1) * per])))
+            for r in range(args.repeat)
+        ]
+        print(f"\ngoal, {state} (>= 0.90x): take (auto) at {med[best_forced][state] / auto:.2f}x the best forced mode "
+              f"({best_forced}) and {sorted_mm / auto:.2f}x sorted-order memmap reads (medians); paired by repetition "
+              f"{float(np.median([f / a for f, _, a in pair])):.2f}x and {float(np.median([s / a for _, s, a in pair])):.2f}x "
+              f"(per repetition: {', '.join(f'{f / a:.2f}/{s / a:.2f}' for f, s, a in pair)}); CPU medians "
+              f"{float(np.median(cpu[best_forced][state])) / float(np.median(cpu['take (auto)'][state])):.2f}x and "
+              f"{float(np.median(cpu[sorted_name][state])) / float(np.median(cpu['take (auto)'][state])):.2f}x. "
+              "The calibration was measured before (first-call row below)", end="")
+    print()
     print()
     print("| access | time (s) | rate |")
     print("| --- | ---: | ---: |")

@@ -7,7 +7,8 @@ One command::
 
 ``--baseline SRC`` runs every arraystore operation a second time with the package under
 ``SRC`` (another checkout), alternating the two run by run, so a change is measured against
-what it replaces under the same load.
+what it replaces under the same load. ``--interleave`` runs all the selected operations
+round-robin (one run of each per round), so peers meet the same load too.
 
 Every operation runs in a fresh process (``--_op``). ``--regime`` says how:
 
@@ -22,6 +23,12 @@ Every operation runs in a fresh process (``--_op``). ``--regime`` says how:
   a memory cgroup limited to ``--memory-limit`` (default a third of the data): cgroup
   v1 ``/sys/fs/cgroup/memory/<name>`` with ``memory.limit_in_bytes``, else cgroup v2
   ``memory.max``; without a writable one the run stops with a message.
+
+With ``duplex`` (a cold read and a drop-behind write of the same size at once, on two
+threads) and/or ``cold_read`` + ``dropbehind_write`` (or ``cached_write``) selected, the table also shows each
+same-layout copy's ratio to the copy limit measured in the same run, the better of reading
+and writing at once (``duplex``) and one after the other (``1 / (1 / read + 1 / write)``),
+and whether 1.5x ``cp`` is within it.
 
 The table shows the median throughput of ``--runs`` runs (source bytes per second),
 the ratio to ``cp``, the CPU seconds per GiB (user + system, all threads: steadier than
@@ -59,7 +66,11 @@ OPS = [
     ("cp_fsync", "cp && sync FILE"),
     ("dropbehind_write", "drop-behind sequential write (from memory)"),
     ("cold_read", "cold sequential read"),
+    ("duplex", "cold read + drop-behind write at once (2 threads)"),
+    ("cached_write", "sequential write into the page cache (from memory, + sync)"),
     ("codec_zstd3", "zstd:3 one core (in memory)"),
+    ("codec_zstd3_cores", "zstd:3 numcodecs, a thread per core (in memory): the ceiling"),
+    ("codec_zstd3_stream_cores", "zstd:3 zstandard streamed, a thread per core (in memory)"),
     ("codec_gzip1", "gzip:1 one core (in memory)"),
     ("codec_lzf", "lzf one core (in memory)"),
     ("numpy_naive", "np.fromfile + np.save"),
@@ -69,6 +80,8 @@ OPS = [
     ("h5py_lzf", "h5py chunked lzf"),
     ("zarr_slab_none", "zarr-python slab writes, none"),
     ("zarr_slab_zstd", "zarr-python slab writes, zstd:3"),
+    ("zarrs_slab_none", "zarr-python + zarrs pipeline slab writes, none"),
+    ("zarrs_slab_zstd", "zarr-python + zarrs pipeline slab writes, zstd:3"),
     ("zarr_array_memmap", "zarr.create_array(data=memmap), zstd:3"),
     ("dask_to_zarr", "dask from_array(memmap).to_zarr, zstd:3"),
     ("tensorstore_none", "TensorStore zarr3, none"),
@@ -228,7 +241,7 @@ def _preimport(op: str) -> None:
             "numcodecs": ("codec", "decode", "encode"), "arraystore.conversion": ("as_",),
             "arraystore.backends.hdf5": ("as_",), "arraystore.backends.zarr": ("as_",),
             "arraystore.backends.raw": ("as_",), "arraystore.backends.npy": ("as_",),
-            "arraystore.filesystems": ("as_",), "zarrs": ("zarrs",),
+            "arraystore.filesystems": ("as_",), "zarrs": ("zarrs",), "zstandard": ("stream", "as_"),
             "tensorstore": ("tensorstore",), "blosc2": ("blosc2",)}
     for mod, keys in mods.items():
         if any(k in op for k in keys):
@@ -434,6 +447,41 @@ def op_cold_read(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> 
     os.close(fd)
 
 
+def op_cached_write(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
+    """Sequential writes into the page cache, as ``cp`` writes; the run's ``sync`` writes them back."""
+    from arraystore.conversion._fastpath import pwrite_all
+
+    buf = np.empty(SLAB, np.uint8)
+    buf[:] = 7
+    total = int(np.prod(shape)) * 4
+    fd = os.open(str(out) + ".dat", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    for off in range(0, total, SLAB):
+        n = min(SLAB, total - off)
+        pwrite_all(fd, buf[:n].data, off, "out")
+    os.close(fd)
+
+
+def op_duplex(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
+    """The cold read and the drop-behind write at the same time, on two threads: what the disk gives a copy."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def run(fn: Any) -> None:
+        try:
+            fn(src, out, shape, folder)
+        except BaseException as exc:  # re-raised on the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(fn,)) for fn in (op_cold_read, op_dropbehind)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
 def _codec(name: str) -> Any:
     if name == "zstd":
         import numcodecs
@@ -462,6 +510,42 @@ def _codec_op(name: str) -> Any:
         for off in range(0, data.size, chunk):
             enc(data[off : off + chunk])
         return {"bytes": int(data.size), "seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0}
+
+    return op
+
+
+def _codec_cores_op(stream: bool) -> Any:
+    """zstd:3 on 4 MiB chunks, a thread per core: numcodecs' one-shot encode or zstandard streamed to /dev/null."""
+
+    def op(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> Any:
+        from concurrent.futures import ThreadPoolExecutor
+
+        import numcodecs
+
+        data = np.fromfile(src, dtype=np.uint8, count=256 * 1024 * 1024)
+        chunk = 4 * 1024 * 1024
+        pieces = [data[off : off + chunk] for off in range(0, data.size, chunk)]
+        cores = os.cpu_count() or 1
+        if stream:
+            import threading
+
+            import zstandard
+
+            local = threading.local()
+            sink = open(os.devnull, "wb")  # noqa: SIM115
+
+            def enc(p: Any) -> None:
+                if not hasattr(local, "c"):
+                    local.c = zstandard.ZstdCompressor(level=3)
+                w = local.c.stream_writer(sink, size=p.size, write_size=128 * 1024, closefd=False)
+                w.write(p)
+                w.flush(zstandard.FLUSH_FRAME)
+        else:
+            enc = numcodecs.Zstd(level=3).encode
+        t0, c0 = time.perf_counter(), _cpu_seconds()
+        with ThreadPoolExecutor(cores) as pool:
+            list(pool.map(enc, pieces))
+        return {"bytes": int(data.size), "seconds": time.perf_counter() - t0, "cpu": _cpu_seconds() - c0}
 
     return op
 
@@ -495,17 +579,22 @@ def _h5py_op(compression: str | None, opts: Any = None) -> Any:
     return op
 
 
-def _zarr_slab_op(zstd: bool) -> Any:
-    def op(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
+def _zarr_slab_op(zstd: bool, zarrs: bool = False) -> Any:
+    def op(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> Any:
         import zarr
         import zarr.codecs
 
+        try:
+            _zarrs(zarrs)
+        except ImportError:
+            return {"skip": "zarrs not installed (pip install zarrs)"}
         m = _memmap(src, shape)
         arr = zarr.create_array(str(out) + ".zarr", shape=shape, dtype="<f4", chunks=(CHUNK_ROWS, ROW),
                                 compressors=[zarr.codecs.ZstdCodec(level=3)] if zstd else None, zarr_format=3)
         step = SLAB // (ROW * 4)
         for i in range(0, shape[0], step):
             arr[i : i + step] = m[i : i + step]
+        return None
 
     return op
 
@@ -568,7 +657,11 @@ OP_FUNCS: dict[str, Any] = {
     "cp_fsync": op_cp_fsync,
     "dropbehind_write": op_dropbehind,
     "cold_read": op_cold_read,
+    "duplex": op_duplex,
+    "cached_write": op_cached_write,
     "codec_zstd3": _codec_op("zstd"),
+    "codec_zstd3_cores": _codec_cores_op(False),
+    "codec_zstd3_stream_cores": _codec_cores_op(True),
     "codec_gzip1": _codec_op("gzip"),
     "codec_lzf": _codec_op("lzf"),
     "numpy_naive": op_numpy_naive,
@@ -578,6 +671,8 @@ OP_FUNCS: dict[str, Any] = {
     "h5py_lzf": _h5py_op("lzf"),
     "zarr_slab_none": _zarr_slab_op(False),
     "zarr_slab_zstd": _zarr_slab_op(True),
+    "zarrs_slab_none": _zarr_slab_op(False, zarrs=True),
+    "zarrs_slab_zstd": _zarr_slab_op(True, zarrs=True),
     "zarr_array_memmap": op_zarr_array_memmap,
     "dask_to_zarr": op_dask_to_zarr,
     "tensorstore_none": _tensorstore_op(False),
@@ -635,6 +730,9 @@ def main() -> int:
     ap.add_argument("--baseline", default=None, metavar="SRC",
                     help="also run every arraystore operation (as_*) with the arraystore package under SRC (e.g. "
                          "another checkout's src/), alternating run by run with this tree's, as '<op>@baseline'")
+    ap.add_argument("--interleave", action="store_true",
+                    help="run the operations round-robin (each once per round, --runs rounds) instead of one "
+                         "after another, so that a changing load hits peers and arraystore alike")
     ap.add_argument("--_op", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--_src", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--_nosync", action="store_true", help=argparse.SUPPRESS)
@@ -691,18 +789,20 @@ def main() -> int:
             r: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
             return r
 
-        for name, label in ops:
-            trees: list[tuple[str, str, str | None]] = [(name, label, None)]
-            if baseline is not None and name.startswith("as_"):  # alternated run by run: load hits both alike
-                trees.insert(0, (f"{name}@baseline", f"{label} (baseline)", baseline))
-            runs_of: dict[str, list[dict[str, Any]]] = {key: [] for key, _, _ in trees}
+        # Each operation's runs (and its baseline's, alternated); with --interleave every operation once per round.
+        groups = [ops] if args.interleave else [[op] for op in ops]
+        for group in groups:
+            trees = [(name, key, lab, tree) for name, label in group for key, lab, tree in (
+                [(f"{name}@baseline", f"{label} (baseline)", baseline)]
+                if baseline is not None and name.startswith("as_") else []) + [(name, label, None)]]
+            runs_of: dict[str, list[dict[str, Any]]] = {key: [] for _, key, _, _ in trees}
             for _ in range(args.runs):
-                for key, _, tree in trees:
+                for name, key, _, tree in trees:
                     if runs_of[key] and "skip" in runs_of[key][-1]:
                         continue
                     r = one_run(name, tree)
                     runs_of[key] = [r] if "skip" in r else [*runs_of[key], r]
-            for key, lab, _ in trees:
+            for _, key, lab, _ in trees:
                 results[key] = {"label": lab, "runs": runs_of[key]}
                 print(_line(key, lab, runs_of[key], results), flush=True)
         clean_outputs(folder)
@@ -789,20 +889,56 @@ def _line(name: str, label: str, runs: list[dict[str, Any]], results: dict[str, 
     return f"{name:20s} {label:45s} " + (f"{g:6.2f} GB/s" if g is not None else runs[0].get("skip", "?"))
 
 
+#: Same-layout copies (and their peer), whose ratio to the copy limit the table shows.
+COPY_OPS = ("cp", "cp_fsync", "as_raw_npy", "as_raw_npy_durable", "as_npy_raw", "as_raw_h5")
+
+
+def copy_limit(results: dict[str, Any]) -> tuple[float, str] | None:
+    """What the disk allows a copy, measured in this run, and how it was found; None without the limit rows.
+
+    The best of the ways to move the bytes measured in this run: reading and writing at once
+    (``duplex``), one after the other (``1 / (1 / cold_read + 1 / write)``, the faster of the
+    drop-behind and the page-cache write), and ``cp`` itself (which may overlap a little of both).
+    """
+    g = {name: _median_gbs(results[name]["runs"]) if name in results else None
+         for name in ("duplex", "cold_read", "dropbehind_write", "cached_write", "cp")}
+    found = []
+    if g["duplex"]:
+        found.append((g["duplex"], f"duplex {g['duplex']:.2f}"))
+    write = max(w for w in (g["dropbehind_write"], g["cached_write"], 0.0) if w is not None)
+    if g["cold_read"] and write:
+        serial = 1 / (1 / g["cold_read"] + 1 / write)
+        found.append((serial, f"read then write 1/(1/{g['cold_read']:.2f} + 1/{write:.2f}) = {serial:.2f}"))
+    if found and g["cp"]:
+        found.append((g["cp"], f"cp {g['cp']:.2f}"))
+    if not found:
+        return None
+    return max(found)[0], "; ".join(text for _, text in found)
+
+
 def table(results: dict[str, Any]) -> str:
     cp = _median_gbs(results["cp"]["runs"]) if "cp" in results else None
-    lines = ["| operation | GB/s (median) | x cp | CPU s per GiB (median) | peak private MiB |",
-             "| --- | ---: | ---: | ---: | ---: |"]
-    for r in results.values():
+    limit = copy_limit(results)
+    lines = ["| operation | GB/s (median) | x cp | x copy limit | CPU s per GiB (median) | peak private MiB |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, r in results.items():
         g = _median_gbs(r["runs"])
         if g is None:
-            lines.append(f"| {r['label']} | skipped: {r['runs'][0].get('skip', '?')} | | | |")
+            lines.append(f"| {r['label']} | skipped: {r['runs'][0].get('skip', '?')} | | | | |")
             continue
         peak = max(x["peak_anon"] for x in r["runs"] if "peak_anon" in x) / 2**20
         ratio = f"{g / cp:.2f}" if cp else ""
+        of_limit = f"{g / limit[0]:.2f}" if limit and name.split("@")[0] in COPY_OPS else ""
         cpus = [x["cpu"] / x["bytes"] * 2**30 for x in r["runs"] if "cpu" in x and x.get("bytes")]
         cpu = f"{statistics.median(cpus):.2f}" if cpus else ""
-        lines.append(f"| {r['label']} | {g:.2f} | {ratio} | {cpu} | {peak:.0f} |")
+        lines.append(f"| {r['label']} | {g:.2f} | {ratio} | {of_limit} | {cpu} | {peak:.0f} |")
+    if limit is not None:
+        lines += ["", f"Copy limit (this run): {limit[0]:.2f} GB/s, the better of {limit[1]}."]
+        if cp:
+            goal = 1.5 * cp
+            verdict = "reachable" if goal <= limit[0] else "NOT reachable on this machine"
+            lines.append(f"1.5x cp = {goal:.2f} GB/s = {goal / limit[0]:.2f}x the copy limit: {verdict}; "
+                         f"the most a copy can reach is {limit[0] / cp:.2f}x cp.")
     return "\n".join(lines)
 
 

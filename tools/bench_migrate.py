@@ -3,7 +3,7 @@
 Usage::
 
     python tools/bench_migrate.py [--small 2000] [--small-size 64KiB] [--large 8] [--large-size 256MiB]
-                                  [--to npy] [--workers 1,2] [--dir DIR] [--json OUT.json]
+                                  [--to npy] [--workers 1,2] [--durable] [--dir DIR] [--json OUT.json]
 
 Generates an archive of ``--small`` small and ``--large`` large float32 files (dtype in
 the file name, as legacy archives often have), then times, each into a fresh folder:
@@ -13,9 +13,10 @@ the file name, as legacy archives often have), then times, each into a fresh fol
 * **migrate**: ``arraystore.migrate(..., to=--to, verify=True)`` with each ``--workers`` count.
 
 Each row gives its files/s as a multiple of the baseline's in the same run (``x baseline``:
-on a shared machine, compare ratios, not rates), and the CPU time of this process per file
+on a shared machine, compare ratios, not rates), the CPU time of this process per file
 for the runs that stay in it (the baseline and ``--workers 1``), which other jobs on the
-machine barely change. The load average before and after is printed with the date.
+machine barely change, and the CPU time per file of every process of the run (this one,
+its worker processes and the forkserver, read with psutil as the last file finishes). The load average before and after is printed with the date.
 
 Small and large files are timed separately: files/s on the small ones, GB/s on the large
 ones (GB = 1e9 bytes). Sources are read from the page cache in every run (they were just
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -71,16 +73,43 @@ def baseline(src: Path, dst: Path) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - c0
 
 
-def run_migrate(src: Path, dst: Path, to: str, workers: int) -> tuple[float, float, dict[str, int]]:
+def _children_cpu() -> dict[int, float]:
+    """CPU seconds (user + system) of every live descendant of this process, by pid."""
+    out = {}
+    for child in psutil.Process().children(recursive=True):
+        try:
+            t = child.cpu_times()
+        except psutil.Error:
+            continue
+        out[child.pid] = t.user + t.system
+    return out
+
+
+def run_migrate(
+    src: Path, dst: Path, to: str, workers: int, durable: bool = False
+) -> tuple[float, float, float, dict[str, int]]:
+    """Seconds, CPU seconds of this process, CPU seconds of all processes (worker processes
+    and the forkserver included, measured as the last file finishes), and the counts."""
+    before = _children_cpu()
+    at_end: dict[int, float] = {}
+
+    def progress(event: Any) -> None:
+        if event.done_files == event.total_files:
+            at_end.update(_children_cpu())
+
     t0, c0 = time.perf_counter(), time.process_time()
-    report = migrate(src, dst, to=to, workers=workers, verify=True)
+    report = migrate(src, dst, to=to, workers=workers, verify=True, progress=progress, durable=durable)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     if report.exit_code != 0:
         raise SystemExit(f"migration failed: {report.summary()}")
-    return seconds, cpu, report.counts
+    others = sum(t - before.get(pid, 0.0) for pid, t in at_end.items())
+    return seconds, cpu, cpu + others, report.counts
 
 
-def _row(name: str, files: int, nbytes: int, seconds: float, cpu: float | None, base: float) -> dict[str, Any]:
+def _row(
+    name: str, files: int, nbytes: int, seconds: float, cpu: float | None, base: float, total_cpu: float | None = None
+) -> dict[str, Any]:
+    every = cpu if total_cpu is None else total_cpu
     return {
         "run": name,
         "files": files,
@@ -91,11 +120,13 @@ def _row(name: str, files: int, nbytes: int, seconds: float, cpu: float | None, 
         "vs_baseline": round(base / seconds, 3),
         # CPU of this process per file: worker processes' time is not in it (workers > 1)
         "cpu_ms_per_file": None if cpu is None else round(cpu / files * 1e3, 3),
+        # every process's CPU: this one, the worker processes and the forkserver
+        "total_cpu_ms_per_file": None if every is None else round(every / files * 1e3, 3),
     }
 
 
 def bench(
-    kind: str, src: Path, scratch: Path, files: int, nbytes: int, to: str, workers: list[int]
+    kind: str, src: Path, scratch: Path, files: int, nbytes: int, to: str, workers: list[int], durable: bool = False
 ) -> list[dict[str, Any]]:
     rows = []
     out = scratch / f"{kind}-baseline"
@@ -104,10 +135,10 @@ def bench(
     shutil.rmtree(out)
     for w in workers:
         out = scratch / f"{kind}-migrate-{w}"
-        seconds, cpu, counts = run_migrate(src, out, to, w)
+        seconds, cpu, total, counts = run_migrate(src, out, to, w, durable)
         assert counts["converted"] == files, counts
-        rows.append(_row(f"{kind}: migrate to={to} workers={w} verify", files, nbytes, seconds, cpu if w == 1 else None,
-                         base))
+        rows.append(_row(f"{kind}: migrate to={to} workers={w} verify{' durable' if durable else ''}", files, nbytes, seconds, cpu if w == 1 else None,
+                         base, total))
         shutil.rmtree(out)
     return rows
 
@@ -122,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         "--to", default="npy", choices=("npy", "raw", "zarr", "hdf5"), help="target format (default npy)"
     )
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts (default 1,2)")
+    ap.add_argument("--durable", action="store_true", help="migrate with durable=True (the baseline stays unsynced)")
     ap.add_argument("--dir", help="scratch folder (default: a temporary folder, removed at the end)")
     ap.add_argument("--json", help="also write the rows as JSON to this file")
     args = ap.parse_args(argv)
@@ -139,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             src = scratch / f"{kind}-src"
             nbytes = make_archive(src, count, size, seed=len(kind))
-            rows.extend(bench(kind, src, scratch, count, nbytes, args.to, workers))
+            rows.extend(bench(kind, src, scratch, count, nbytes, args.to, workers, args.durable))
             shutil.rmtree(src)
     finally:
         if not args.dir:
@@ -149,13 +181,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{load[0]:.2f} / {os.getloadavg()[0]:.2f}; command: python tools/bench_migrate.py "
         + " ".join(sys.argv[1:] if argv is None else argv)
     )
-    print("| run | files | MiB | seconds | files/s | GB/s | x baseline | CPU ms/file (this process) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| run | files | MiB | seconds | files/s | GB/s | x baseline | CPU ms/file (this process) "
+          "| CPU ms/file (all processes) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         cpu = "-" if r["cpu_ms_per_file"] is None else f"{r['cpu_ms_per_file']:.2f}"
+        total = "-" if r["total_cpu_ms_per_file"] is None else f"{r['total_cpu_ms_per_file']:.2f}"
         print(
             f"| {r['run']} | {r['files']} | {r['bytes'] / 2**20:,.0f} | {r['seconds']:.2f} | "
-            f"{r['files_per_s']:,.1f} | {r['gb_per_s']:.2f} | {r['vs_baseline']:.2f} | {cpu} |"
+            f"{r['files_per_s']:,.1f} | {r['gb_per_s']:.2f} | {r['vs_baseline']:.2f} | {cpu} | {total} |"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")

@@ -18,14 +18,28 @@ rows, uncompressed) with:
 
 * ``zarr+fsspec``: zarr-python 3.1 on ``FsspecStore`` (s3fs), its default for ``s3://``;
 * ``zarr+obstore``: zarr-python 3.1 on ``ObjectStore`` (obstore);
+* ``zarr+obstore>npy``: download only: zarr-python on obstore reading the array into memory and
+  ``np.save``-ing it to a local ``.npy``, the like-for-like peer of arraystore's download (which
+  ends in a local ``.npy`` too);
 * ``arraystore``: ``arraystore.convert`` from a local ``.npy`` (upload) and back (download),
-  with its lease, staging flag, journal, generation checks and commit.
+  with its lease, staging flag, journal, generation checks and commit;
+* ``bare``: what the server can take: obstore alone on one asyncio loop, ``--bare-concurrency``
+  requests in flight (default 64), putting and then getting as many objects of the chunk's size as
+  the array has chunks, from payloads built in memory before the clock starts; no encoding, hashing
+  (its PUTs are sent with SigV4's ``UNSIGNED-PAYLOAD``), files or metadata. Every client's rate is
+  also shown as a share of it (``of bare``);
+* ``arraystore@base`` (with ``--baseline DIR``): the arraystore of another checkout (``DIR/src``,
+  e.g. ``main``), in a child process started once (its imports are not timed), for before/after
+  figures from one run.
 
 zarr-python uploads from a memory map of the same ``.npy`` (``arr[:] = np.load(..., mmap_mode="r")``)
-and downloads the whole array into memory (``arr[:]``), its fastest use; arraystore converts to a
-local ``.npy`` within its ``max_memory`` budget (``--max-memory``, default 256MiB). Runs are
-interleaved (client after client, ``--runs`` times) so that load from other processes falls on all
-of them; the median is printed, with the ratio to zarr-python on obstore, and the peak *private*
+and downloads the whole array into memory (``arr[:]``), its fastest use; ``zarr+obstore>npy`` adds
+writing the ``.npy`` (through the page cache, no fsync). arraystore converts to a local ``.npy``
+(through the page cache, no fsync: ``durable=False``) within its ``max_memory`` budget
+(``--max-memory``, default 256MiB). zarr-python uses obstore's defaults (which sign every PUT's
+payload with SHA-256); arraystore sends payloads unsigned to loopback and ``https`` endpoints. Runs are interleaved (client after client, ``--runs`` times) so
+that load from other processes falls on all of them; the median is printed, with the ratio to
+zarr-python on obstore, the share of ``bare``, and the peak *private*
 memory of each operation: anonymous memory (``/proc/self/smaps_rollup``), sampled every 10 ms,
 above what the process held before it (page cache and file mappings excluded), and the CPU
 seconds per GiB moved of the client (this process) and of the server process. Both servers run on
@@ -72,9 +86,15 @@ def main() -> int:
     parser.add_argument("--size", default="64MiB", help="array size: 64MiB, 1GiB, 4GiB ...")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--max-memory", default="256MiB", help="arraystore's max_memory budget")
-    parser.add_argument("--clients", default="zarr+fsspec,zarr+obstore,arraystore")
+    parser.add_argument("--clients", default="zarr+fsspec,zarr+obstore,zarr+obstore>npy,arraystore,bare")
+    parser.add_argument("--bare-concurrency", type=int, default=64, help="requests in flight of the bare client")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="a checkout whose src/ arraystore runs too, as client arraystore@base")
+    parser.add_argument("--serve", default=None, help=argparse.SUPPRESS)  # the baseline's child process
     parser.add_argument("--server", choices=("moto", "s3rver"), default="moto", help="the S3 server on loopback")
     args = parser.parse_args()
+    if args.serve:
+        return _serve(Path(args.serve), args.max_memory)
     port = _free_port()
     endpoint = f"http://127.0.0.1:{port}"
     tmp = Path(tempfile.mkdtemp(prefix="bench-objstore-"))
@@ -99,7 +119,8 @@ def main() -> int:
     try:
         _wait_for(port)
         return _run(endpoint, _size(args.size), args.runs, args.max_memory, args.clients.split(","),
-                    tmp=tmp, server=psutil.Process(server.pid), server_name=args.server)
+                    tmp=tmp, server=psutil.Process(server.pid), server_name=args.server,
+                    bare_concurrency=args.bare_concurrency, baseline=args.baseline)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -187,8 +208,90 @@ def _cpu(process: psutil.Process) -> float:
     return total
 
 
+def _bare(concurrency: int, keys: list[str], payloads: list[bytes]) -> tuple[Callable[[], None], Callable[[], None]]:
+    """(put, get) of ``keys`` with obstore alone: ``concurrency`` requests in flight on one asyncio loop."""
+    import asyncio
+
+    import obstore
+    from obstore.store import from_url
+
+    store = from_url("s3://bench/bare", config={"unsigned_payload": "true"})  # no hashing of the payload either
+
+    async def each(op: Callable[[int, str], Any]) -> None:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(i: int, key: str) -> None:
+            async with gate:
+                await op(i, key)
+
+        await asyncio.gather(*(one(i, k) for i, k in enumerate(keys)))
+
+    async def put(i: int, key: str) -> None:
+        await obstore.put_async(store, key, payloads[i % len(payloads)])
+
+    async def get(i: int, key: str) -> None:
+        got = await obstore.get_async(store, key)
+        await got.bytes_async()
+
+    return lambda: asyncio.run(each(put)), lambda: asyncio.run(each(get))
+
+
+def _serve(tmp: Path, max_memory: str) -> int:
+    """The baseline's child: one ``up NAME`` or ``down NAME`` per line of stdin, one JSON result per line out."""
+    import gc
+    import json
+
+    import arraystore
+
+    print(json.dumps({"arraystore": arraystore.__file__}), flush=True)
+    for line in sys.stdin:
+        op, name = line.split()
+        gc.collect()
+        with PeakSampler() as sampler:
+            c0, t0 = time.process_time(), time.perf_counter()
+            if op == "up":
+                arraystore.convert(tmp / "src.npy", f"s3://bench/{name}", chunks=(64, 4096), overwrite=True,
+                                   max_memory=max_memory)
+            else:
+                arraystore.convert(f"s3://bench/{name}", tmp / "back.npy", overwrite=True, max_memory=max_memory)
+            seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        print(json.dumps({"seconds": seconds, "cpu": cpu, "peak": sampler.peak}), flush=True)
+    return 0
+
+
+class _Baseline:
+    """Conversions by another checkout's arraystore, in a child process (see ``_serve``)."""
+
+    def __init__(self, checkout: Path, tmp: Path, max_memory: str) -> None:
+        import json
+
+        env = {**os.environ, "PYTHONPATH": str(checkout.resolve() / "src")}
+        self._child = subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(tmp), "--max-memory", max_memory],
+            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self._child.stdout is not None
+        self.where = json.loads(self._child.stdout.readline())["arraystore"]
+        self.last: dict[str, float] = {}
+
+    def __call__(self, op: str, name: str) -> None:
+        import json
+
+        assert self._child.stdin is not None and self._child.stdout is not None
+        self._child.stdin.write(f"{op} {name}\n")
+        self._child.stdin.flush()
+        line = self._child.stdout.readline()
+        if not line:
+            raise RuntimeError("the baseline's child process died")
+        self.last = json.loads(line)
+
+    def close(self) -> None:
+        if self._child.stdin is not None:
+            self._child.stdin.close()
+        self._child.wait(timeout=60)
+
+
 def _run(endpoint: str, nbytes: int, runs: int, max_memory: str, clients: list[str], *, tmp: Path,
-         server: psutil.Process, server_name: str) -> int:
+         server: psutil.Process, server_name: str, bare_concurrency: int = 64, baseline: Path | None = None) -> int:
     import gc
 
     import boto3
@@ -228,18 +331,41 @@ def _run(endpoint: str, nbytes: int, runs: int, max_memory: str, clients: list[s
 
         return check
 
+    def zarr_down_npy(make: Callable[[str], Any], name: str) -> None:
+        np.save(tmp / "back.npy", zarr.open_array(make(name), mode="r")[:])
+
     def as_up(name: str) -> None:
         arraystore.convert(tmp / "src.npy", f"s3://bench/{name}", chunks=chunks, overwrite=True, max_memory=max_memory)
 
     def as_down(name: str) -> None:
         arraystore.convert(f"s3://bench/{name}", tmp / "back.npy", overwrite=True, max_memory=max_memory)
 
-    peers: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
+    chunk_bytes = chunks[0] * chunks[1] * dtype.itemsize
+    n_chunks = -(-rows // chunks[0])
+    noise = rng.bytes(8 * chunk_bytes)
+    payloads = [noise[i * chunk_bytes : (i + 1) * chunk_bytes] for i in range(8)]
+    bare_up, bare_down = _bare(bare_concurrency, [f"c/{i}" for i in range(n_chunks)], payloads)
+    if "zarr+obstore>npy" in clients and "zarr+obstore" not in clients:
+        clients = [*clients, "zarr+obstore"]  # it reads the array zarr+obstore wrote
+    # None: the client has no such operation (zarr+obstore>npy reads what zarr+obstore wrote).
+    peers: dict[str, tuple[Callable[[], Any] | None, Callable[[], Any] | None]] = {
         "zarr+fsspec": (lambda: zarr_up(fsspec_store, "f.zarr"), lambda: zarr_down(fsspec_store, "f.zarr")),
         "zarr+obstore": (lambda: zarr_up(obstore_store, "o.zarr"), lambda: zarr_down(obstore_store, "o.zarr")),
+        "zarr+obstore>npy": (None, lambda: zarr_down_npy(obstore_store, "o.zarr")),
         "arraystore": (lambda: as_up("a.zarr"), lambda: as_down("a.zarr")),
+        "bare": (bare_up, bare_down),
     }
     peers = {k: v for k, v in peers.items() if k in clients}
+    base = _Baseline(baseline, tmp, max_memory) if baseline is not None else None
+    if base is not None:
+        print(f"# arraystore@base: {base.where}; arraystore: {arraystore.__file__}")
+        with_base = {}
+        for name, ops in peers.items():
+            with_base[name] = ops
+            if name == "arraystore":  # side by side with the one it is compared with
+                with_base["arraystore@base"] = (lambda: base("up", "b.zarr"), lambda: base("down", "b.zarr"))
+        peers = with_base if "arraystore" in peers else {**peers, "arraystore@base": (
+            lambda: base("up", "b.zarr"), lambda: base("down", "b.zarr"))}
     times: dict[tuple[str, int], list[float]] = {(name, op): [] for name in peers for op in (0, 1)}
     peaks: dict[tuple[str, int], int] = dict.fromkeys(times, 0)
     client_cpu: dict[tuple[str, int], list[float]] = {k: [] for k in times}
@@ -248,38 +374,56 @@ def _run(endpoint: str, nbytes: int, runs: int, max_memory: str, clients: list[s
     for _ in range(runs):
         for op in (0, 1):
             for name, ops in peers.items():
+                fn = ops[op]
+                if fn is None:
+                    continue
                 gc.collect()
                 with PeakSampler() as sampler:
                     s0, c0 = _cpu(server), time.process_time()
                     t0 = time.perf_counter()
-                    after = ops[op]()
+                    after = fn()
                     times[name, op].append(time.perf_counter() - t0)
                     client_cpu[name, op].append(time.process_time() - c0)
                     server_cpu[name, op].append(_cpu(server) - s0)
-                peaks[name, op] = max(peaks[name, op], sampler.peak)
+                peak = sampler.peak
+                if name == "arraystore@base" and base is not None:  # the child's own figures, imports excluded
+                    times[name, op][-1] = base.last["seconds"]
+                    client_cpu[name, op][-1] = base.last["cpu"]
+                    peak = int(base.last["peak"])
+                peaks[name, op] = max(peaks[name, op], peak)
                 loads.append(os.getloadavg()[0])
                 if callable(after):
                     after()
                     del after
-                if op == 1:
+                if op == 1 and name != "bare":
                     assert _digest(tmp / "back.npy") == want, f"{name}: the download differs from the source"
-    med = {k: statistics.median(v) for k, v in times.items()}
+    if base is not None:
+        base.close()
+    med = {k: statistics.median(v) for k, v in times.items() if v}
     ref = "zarr+obstore" if "zarr+obstore" in peers else next(iter(peers))
+    bare = "bare" if "bare" in peers else None
     gib = mib / 1024
     print(f"# {mib:.0f} MiB float32 {shape}, chunks {chunks}, uncompressed, {server_name} on loopback, {runs} "
           f"interleaved runs, median; arraystore max_memory={max_memory}; python {sys.version.split()[0]}, "
           f"zarr {zarr.__version__}; 1-min load average {min(loads):.2f}-{max(loads):.2f} on {os.cpu_count()} CPUs")
-    print("# CPU s/GiB: client (this process) / server process, median per operation")
-    print("| client | upload MiB/s | x " + ref + " | peak private MiB | CPU s/GiB | download MiB/s | x " + ref +
-          " | peak private MiB | CPU s/GiB |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("# CPU s/GiB: client (this process) / server process, median per operation; of bare: the share of what "
+          f"the bare obstore client ({bare_concurrency} requests in flight, no encoding, hashing or files) gets "
+          "from the same server")
+    cols = ["MiB/s", "x " + ref, *(["of bare"] if bare else []), "peak private MiB", "CPU s/GiB"]
+    print("| client | " + " | ".join([f"upload {c}" for c in cols] + [f"download {c}" for c in cols]) + " |")
+    print("| --- |" + " ---: |" * (2 * len(cols)))
     for name in peers:
         cells = []
         for op in (0, 1):
+            if (name, op) not in med:
+                cells += ["-"] * len(cols)
+                continue
             rate = mib / med[name, op]
             cpu = (f"{statistics.median(client_cpu[name, op]) / gib:.2f} / "
                    f"{statistics.median(server_cpu[name, op]) / gib:.2f}")
-            cells += [f"{rate:.1f}", f"{med[ref, op] / med[name, op]:.2f}", f"{peaks[name, op] / 2**20:.0f}", cpu]
+            ratio = f"{med[ref, op] / med[name, op]:.2f}" if (ref, op) in med else "-"
+            share = [f"{med[bare, op] / med[name, op]:.2f}"] if bare else []
+            cells += [f"{rate:.1f}", ratio, *share, f"{peaks[name, op] / 2**20:.0f}", cpu]
         print(f"| {name} | " + " | ".join(cells) + " |")
     return 0
 

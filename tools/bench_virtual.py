@@ -12,14 +12,24 @@ Four measurements (median of ``--repeat`` runs, in one process, side by side):
    with ``posix_fadvise(DONTNEED)``) vs a cold virtual migration (one checksum read per file).
 3. Reading one 64 MiB virtual array whole through zarr-python (kerchunk + fsspec), xarray, and
    icechunk vs ``arraystore.open(original)[...]``, warm (page cache) and cold (evicted before each read).
+   The readers run as their users write them (fsspec, icechunk, zarr, xarray: no arraystore code).
+4. The readers' own limit, in the same loop: zarr-python and xarray reading a *regular* local
+   uncompressed Zarr v3 group written by zarr-python (no arraystore) holding the same data with the
+   same chunk shape, dtype and dimension names. ``virtual / regular`` is what the virtual store costs
+   beyond the reader itself; ``regular / arraystore`` is the most any layout of references can reach.
 
-The files are written under a temporary folder and removed at the end.
+The operations of each part are alternated within every repetition (one of each, then again), so
+load affects them alike. Each row gives the median wall time and the median CPU time (this process
+and every process it started: the copying migration's workers), also per GiB read or per file. The files are written under a temporary
+folder and removed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -28,8 +38,10 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import psutil
 
 import arraystore
 from arraystore.migration import migrate
@@ -46,15 +58,39 @@ def evict(folder: Path) -> None:
                 os.close(fd)
 
 
-def median(fn: Callable[[], object], repeat: int, before: Callable[[], object] | None = None) -> float:
-    times = []
+def cpu_seconds() -> float:
+    """CPU time of this process (all its threads) and of every process it started, finished ones included.
+
+    Worker processes start from a forkserver: when they finish, their time goes to the forkserver's
+    children times, not to this process's ``RUSAGE_CHILDREN``.
+    """
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:  # ended meanwhile
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+Op = tuple[str, Callable[[], object]]
+
+
+def alternated(ops: list[Op], repeat: int, before: Callable[[], object] | None = None) -> dict[str, tuple[float, float]]:
+    """``{name: (median wall s, median CPU s)}``, the operations taking turns in every repetition."""
+    wall: dict[str, list[float]] = {name: [] for name, _ in ops}
+    cpu: dict[str, list[float]] = {name: [] for name, _ in ops}
     for _ in range(repeat):
-        if before is not None:
-            before()
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for name, fn in ops:
+            if before is not None:
+                before()
+            c0, t0 = cpu_seconds(), time.perf_counter()
+            fn()
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(cpu_seconds() - c0)
+    return {name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name, _ in ops}
 
 
 def small_archive(root: Path, n: int) -> None:
@@ -84,6 +120,59 @@ def cold_read(root: Path) -> None:
                 pass
 
 
+def plain_readers(kerchunk: Path, ice: Path, archive: Path, regular: Path, name: str) -> list[Op]:
+    """The reads as their users write them: fsspec, icechunk, zarr-python, xarray; no arraystore code."""
+    import fsspec
+    import icechunk
+    import xarray as xr
+    import zarr
+
+    def kerchunk_store() -> zarr.storage.FsspecStore:
+        fs = fsspec.filesystem("reference", fo=str(kerchunk), remote_protocol="file", asynchronous=True,
+                               skip_instance_cache=True)
+        return zarr.storage.FsspecStore(fs, read_only=True)
+
+    def ice_store() -> object:
+        repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(ice)),
+                                        authorize_virtual_chunk_access={archive.resolve().as_uri() + "/": None})
+        return repo.readonly_session("main").store
+
+    def whole(group: Any) -> object:
+        return group[name][...]
+
+    def quiet(fn: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # zarr-python's notes on consolidated metadata
+                return fn()
+        return run
+
+    return [
+        ("zarr-python over kerchunk refs [...]", quiet(lambda: whole(zarr.open_group(kerchunk_store(), mode="r")))),
+        ("zarr-python over icechunk [...]", quiet(lambda: whole(zarr.open_group(ice_store(), mode="r")))),
+        ("xarray.open_zarr over kerchunk refs .values",
+         quiet(lambda: xr.open_zarr(kerchunk_store(), zarr_format=3)[name].values)),
+        ("zarr-python over regular Zarr [...]", quiet(lambda: whole(zarr.open_group(str(regular), mode="r")))),
+        ("xarray.open_zarr over regular Zarr .values",
+         quiet(lambda: xr.open_zarr(str(regular), zarr_format=3)[name].values)),
+    ]
+
+
+def regular_copy(kerchunk: Path, name: str, data: np.ndarray, out: Path) -> None:
+    """A regular uncompressed Zarr v3 group written by zarr-python, laid out as the virtual array is."""
+    import zarr
+
+    meta = json.loads(json.loads(kerchunk.read_text())["refs"][f"{name}/zarr.json"])
+    group = zarr.open_group(str(out), mode="w", zarr_format=3)
+    arr = group.create_array(name, shape=data.shape, dtype=data.dtype,
+                             chunks=tuple(meta["chunk_grid"]["configuration"]["chunk_shape"]), compressors=None,
+                             fill_value=0, dimension_names=meta["dimension_names"])
+    arr[...] = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zarr-python's note that consolidated metadata is not in the v3 spec
+        zarr.consolidate_metadata(str(out))  # as the kerchunk store is
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=1000)
@@ -92,7 +181,12 @@ def main() -> None:
     args = ap.parse_args()
     load = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="bench_virtual_"))
-    rows: list[tuple[str, str, float]] = []
+    rows: list[tuple[str, str, float, float, str]] = []
+
+    def add(scale: str, results: dict[str, tuple[float, float]], per: Callable[[float], str]) -> None:
+        for op, (sec, cpu) in results.items():
+            rows.append((scale, op, sec, cpu, per(cpu)))
+
     try:
         small = tmp / "small"
         small_archive(small, args.files)
@@ -101,60 +195,62 @@ def main() -> None:
         def fresh() -> None:
             shutil.rmtree(out, ignore_errors=True)
 
-        scale = f"{args.files:,} files x 4 KiB"
-        rows.append((scale, "copying migrate (to zarr, default: 2 workers)", median(lambda: migrate(small, out), args.repeat, fresh)))
-        rows.append((scale, "virtual migrate (kerchunk, checksums, default: in process)", median(lambda: migrate(small, out, virtual=True), args.repeat, fresh)))
-        rows.append((scale, "virtual migrate --no-checksum", median(lambda: migrate(small, out, virtual=True, checksum=False), args.repeat, fresh)))
-        rows.append((scale, "virtual migrate (icechunk, checksums)", median(lambda: migrate(small, out, virtual=True, format="icechunk"), args.repeat, fresh)))
+        add(f"{args.files:,} files x 4 KiB", alternated([
+            ("copying migrate (to zarr, default: 2 workers)", lambda: migrate(small, out)),
+            ("virtual migrate (kerchunk, checksums, default: in process)", lambda: migrate(small, out, virtual=True)),
+            ("virtual migrate --no-checksum", lambda: migrate(small, out, virtual=True, checksum=False)),
+            ("virtual migrate (icechunk, checksums)", lambda: migrate(small, out, virtual=True, format="icechunk")),
+        ], args.repeat, fresh), lambda cpu: f"{cpu / args.files * 1e3:.2f} ms/file")
 
         big = tmp / "big"
         big_archive(big, args.big_mib)
-        scale = f"{args.big_mib} MiB in 8 files"
-        rows.append((scale, "cold sequential read (8 MiB reads)", median(lambda: cold_read(big), args.repeat, lambda: evict(big))))
 
         def fresh_cold() -> None:
             fresh()
             evict(big)
 
-        rows.append((scale, "cold virtual migrate (checksums)", median(lambda: migrate(big, out, virtual=True), args.repeat, fresh_cold)))
-        rows.append((scale, "virtual migrate --no-checksum", median(lambda: migrate(big, out, virtual=True, checksum=False), args.repeat, fresh)))
+        scale = f"{args.big_mib} MiB in 8 files"
+        gib = args.big_mib / 1024
+        per_gib: Callable[[float], str] = lambda cpu: f"{cpu / gib:.2f} s/GiB"  # noqa: E731
+        add(scale, alternated([
+            ("cold sequential read (8 MiB reads)", lambda: cold_read(big)),
+            ("cold virtual migrate (checksums)", lambda: migrate(big, out, virtual=True)),
+        ], args.repeat, fresh_cold), per_gib)
+        add(scale, alternated([("virtual migrate --no-checksum", lambda: migrate(big, out, virtual=True, checksum=False))],
+                              args.repeat, fresh), per_gib)
 
         one = tmp / "one"
         one.mkdir()
         with arraystore.create(one / "a.dat", shape=(64, 1 << 17), dtype="<f8", backend="raw") as st:
-            st[...] = 1.5
+            st[...] = np.random.default_rng(2).random((64, 1 << 17))
         fresh()
         migrate(one, out, virtual=True, workers=1)
         migrate(one, tmp / "ice", virtual=True, format="icechunk", workers=1)
-        from arraystore.virtual import open_virtual
+        regular = tmp / "regular.zarr"
+        data = arraystore.open(one / "a.dat")[...]
+        regular_copy(out / "virtual.json", "a.dat", data, regular)
+        reads: list[Op] = [("arraystore.open(original)[...]", lambda: arraystore.open(one / "a.dat")[...])]
+        reads += plain_readers(out / "virtual.json", tmp / "ice" / "virtual.icechunk", one, regular, "a.dat")
+        for op, fn in reads:
+            got = fn()
+            if not np.array_equal(np.asarray(got), data):
+                raise SystemExit(f"{op}: read something else than the original")
+        per_read: Callable[[float], str] = lambda cpu: f"{cpu / (data.nbytes / 2**30):.2f} s/GiB"  # noqa: E731
+        def cold() -> None:
+            evict(one)
+            evict(regular)
 
-        def with_xarray() -> None:
-            import xarray as xr
-
-            g = open_virtual(out / "virtual.json")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                xr.open_zarr(g.store, zarr_format=3)["a.dat"].values  # noqa: B018
-
-        reads: list[tuple[str, Callable[[], object]]] = [
-            ("arraystore.open(original)[...]", lambda: arraystore.open(one / "a.dat")[...]),
-            ("zarr-python over kerchunk refs [...]", lambda: open_virtual(out / "virtual.json")["a.dat"][...]),
-            ("zarr-python over icechunk [...]", lambda: open_virtual(tmp / "ice" / "virtual.icechunk")["a.dat"][...]),
-            ("xarray.open_zarr over kerchunk refs .values", with_xarray),
-        ]
-        for regime, before in (("warm", None), ("cold", lambda: evict(one))):
-            scale = f"64 MiB array, {regime}"
-            for op, fn in reads:
-                rows.append((scale, op, median(fn, args.repeat + 2, before)))
+        for regime, before in (("warm", None), ("cold", cold)):
+            add(f"64 MiB array, {regime}", alternated(reads, args.repeat + 2, before), per_read)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; load average before/after: {load:.2f} / "
           f"{os.getloadavg()[0]:.2f}; command: python tools/bench_virtual.py {' '.join(sys.argv[1:])}")
-    print("| scale | operation | median seconds |\n| --- | --- | ---: |")
-    for scale, op, sec in rows:
-        print(f"| {scale} | {op} | {sec:.3f} |")
+    print("| scale | operation | median seconds | median CPU s | CPU |\n| --- | --- | ---: | ---: | ---: |")
+    for scale, op, sec, cpu, per in rows:
+        print(f"| {scale} | {op} | {sec:.3f} | {cpu:.3f} | {per} |")
     t: dict[str, float] = {}
-    for scale, op, sec in rows:
+    for scale, op, sec, _, _ in rows:
         t.setdefault(op, sec)  # the first row of an operation: "--no-checksum" is the small-file one
         t[f"{op} ({scale.rsplit(', ', 1)[-1]})"] = sec
     copy = t["copying migrate (to zarr, default: 2 workers)"]
@@ -163,12 +259,20 @@ def main() -> None:
         ("virtual --no-checksum vs copying, small files: times faster", copy / t["virtual migrate --no-checksum"], ">= 20"),
         ("cold virtual migrate vs cold sequential read: speed", t["cold sequential read (8 MiB reads)"] / t["cold virtual migrate (checksums)"], ">= 0.9"),
     ]
+    readers = (("zarr-python over kerchunk", "zarr-python over kerchunk refs [...]", "zarr-python over regular Zarr [...]"),
+               ("zarr-python over icechunk", "zarr-python over icechunk [...]", "zarr-python over regular Zarr [...]"),
+               ("xarray over kerchunk", "xarray.open_zarr over kerchunk refs .values", "xarray.open_zarr over regular Zarr .values"))
     for regime in ("warm", "cold"):
         mine = t[f"arraystore.open(original)[...] ({regime})"]
-        for reader, op in (("zarr-python over kerchunk", "zarr-python over kerchunk refs [...]"),
-                           ("zarr-python over icechunk", "zarr-python over icechunk [...]"),
-                           ("xarray over kerchunk", "xarray.open_zarr over kerchunk refs .values")):
+        for reader, op, _ in readers:
             ratios.append((f"{reader} vs arraystore.open, {regime}: read speed", mine / t[f"{op} ({regime})"], ">= 0.8"))
+        for reader, op in (("zarr-python", "zarr-python over regular Zarr [...]"),
+                           ("xarray", "xarray.open_zarr over regular Zarr .values")):
+            ratios.append((f"reader's limit: {reader} over regular Zarr vs arraystore.open, {regime}",
+                           mine / t[f"{op} ({regime})"], "(limit)"))
+        for reader, op, base in readers:
+            ratios.append((f"{reader} vs the same reader over regular Zarr, {regime}: read speed",
+                           t[f"{base} ({regime})"] / t[f"{op} ({regime})"], "~1"))
     print("\n| ratio (same run) | measured | target |\n| --- | ---: | ---: |")
     for name, value, target in ratios:
         print(f"| {name} | {value:.2f} | {target} |")

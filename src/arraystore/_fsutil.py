@@ -9,10 +9,11 @@ import os
 import re
 import shutil
 import stat
+import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -27,6 +28,7 @@ __all__ = [
     "apply_mode_like",
     "aside_path",
     "atomic_write_bytes",
+    "can_sync_filesystem",
     "clear_path",
     "file_mode",
     "fsync_dir",
@@ -40,6 +42,7 @@ __all__ = [
     "remove_path",
     "replace_path",
     "set_mode",
+    "sync_filesystem",
     "umask",
 ]
 
@@ -56,6 +59,34 @@ def fsync_dir(folder: str | os.PathLike[str]) -> None:
             raise
     finally:
         os.close(fd)
+
+
+def can_sync_filesystem() -> bool:
+    """Whether :func:`sync_filesystem` can flush a whole file system here (Linux ``syncfs``, else ``os.sync``)."""
+    return sys.platform.startswith("linux") or hasattr(os, "sync")
+
+
+def sync_filesystem(folder: str | os.PathLike[str]) -> None:
+    """Make every write to the file system holding ``folder`` durable, in one call.
+
+    ``syncfs`` on Linux (that file system only), else ``os.sync`` (all of them). Cheaper
+    than an fsync per file for many small files written in a row: one journal commit.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.syncfs(fd) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"syncfs: {os.strerror(err)}", os.fspath(folder))
+            return
+        except AttributeError:  # pragma: no cover - a libc without syncfs: os.sync below
+            pass
+        finally:
+            os.close(fd)
+    os.sync()
 
 
 def raise_if_full(exc: OSError, path: str | os.PathLike[str], what: str) -> None:
@@ -195,22 +226,40 @@ def atomic_write_bytes(
     The new file keeps the permissions of the one it replaces (else of ``like``, e.g. a
     sidecar's data file), within the umask; it is never readable by more people.
     """
+    with atomic_writer(path, durable=durable, like=like, mask=mask) as f:
+        f.write(data)
+
+
+@contextlib.contextmanager
+def atomic_writer(
+    path: str | os.PathLike[str],
+    *,
+    durable: bool = True,
+    like: str | os.PathLike[str] | None = None,
+    mask: int | None = None,
+) -> Iterator[BinaryIO]:
+    """A file to write ``path``'s new content into, piece by piece; :func:`atomic_write_bytes`'s guarantees.
+
+    The file is a temporary sibling, renamed to ``path`` when the ``with`` block ends
+    without an error; on an error it is removed and ``path`` is left as it was.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     mode = kept_mode(path, like, mask=mask)
     try:
         with open(tmp, "wb") as f:
             set_mode(f.fileno(), mode)  # before the data: never a moment with wider permissions
-            f.write(data)
+            yield f
             f.flush()
             if durable:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise_if_full(exc, path, "writing")
-        raise_if_readonly(exc, path, "writing")
+        if isinstance(exc, OSError):
+            raise_if_full(exc, path, "writing")
+            raise_if_readonly(exc, path, "writing")
         raise
     if durable:
         fsync_dir(path.parent)

@@ -205,11 +205,13 @@ def choose_gather(stats: GatherStats, cal: Calibration, io: str = "mmap") -> str
 # -- residency ---------------------------------------------------------------------------------------------------
 
 
-def resident_fraction(fd: int, offsets: np.ndarray[Any, Any], limit: int = _RESIDENCY_SAMPLES) -> float | None:
+def resident_fraction(fd: int, offsets: np.ndarray[Any, Any], limit: int = _RESIDENCY_SAMPLES, *,
+                      all_or_none: bool = False) -> float | None:
     """Share of the pages at ``offsets`` (a sample, the first ``limit``) in the page cache, probed with
     ``preadv2(RWF_NOWAIT)``: a 1-byte read that returns at once instead of waiting for the device (recent
     kernels then start reading that page in the background, a page the gather reads anyway); None where the
-    kernel cannot tell."""
+    kernel cannot tell. ``all_or_none``: stop at the first page out of the page cache (and return 0.0): the
+    caller only asks whether all are in it, and a probe of a page out of it costs a read submitted."""
     flag = getattr(os, "RWF_NOWAIT", None)
     if flag is None or not hasattr(os, "preadv") or offsets.size == 0:
         return None
@@ -220,7 +222,8 @@ def resident_fraction(fd: int, offsets: np.ndarray[Any, Any], limit: int = _RESI
             os.preadv(fd, [buf], int(off), flag)
             hits += 1
         except BlockingIOError:
-            pass
+            if all_or_none:
+                return 0.0
         except OSError:  # not supported by this file system
             return None
     return hits / min(offsets.size, limit)
@@ -424,8 +427,10 @@ def _streaming_read(path: str, pages: int, rng: np.random.Generator) -> tuple[fl
     which keeps larger reads in flight than a few ``O_DIRECT`` reads do (on a virtual disk, twice their
     rate); the second is what copying the page cache into a large array costs, which a sequential pass pays
     for every byte of its span and a gather from the map does not (a copy within the CPU's caches, as a
-    small buffer gets, is several times faster). The stretch is evicted again. None where the page cache
-    cannot be inspected, or no stretch tried (4) is all out of it."""
+    small buffer gets, is several times faster). The stretch is evicted again, and the few pages of it that
+    were in the page cache before (at most :data:`_STREAM_MAX_RESIDENT` of it: pages a residency probe or an
+    earlier gather read) are read back. None where the page cache cannot be inspected, or no stretch tried (4)
+    is out of it."""
     span = min(_STREAM_BYTES, pages // 4 * PAGE) // _STREAM_REQUEST * _STREAM_REQUEST
     if span < _SEQUENTIAL_BYTES or _mincore() is None or not _page_cache_visible(path):
         return None
@@ -434,11 +439,13 @@ def _streaming_read(path: str, pages: int, rng: np.random.Generator) -> tuple[fl
         n = span // PAGE
         reach = min(pages, n + _STREAM_TAIL // PAGE)  # read-ahead goes on past the stretch: out of the cache too
         start = -1
+        was: list[int] = []  # pages of the stretch in the page cache before: read back after the eviction
         with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as m:
             for first in (rng.integers(0, pages - reach + 1, 4) // 512 * 512).tolist():
                 resident = resident_pages(m, np.arange(first, first + reach))
-                if resident is not None and not resident.any():
+                if resident is not None and resident.mean() <= _STREAM_MAX_RESIDENT:
                     start = first * PAGE
+                    was = (first + np.flatnonzero(resident)).tolist()
                     break
         if start < 0:
             return None
@@ -455,6 +462,10 @@ def _streaming_read(path: str, pages: int, rng: np.random.Generator) -> tuple[fl
             cached = time.perf_counter() - t
         finally:
             _evict_settled(fd, start, reach)
+            if was:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # no read-ahead: those pages only
+                for page in was:
+                    os.pread(fd, 1, page * PAGE)
         return span / max(elapsed, 1e-9), span / max(cached, 1e-9)
     finally:
         os.close(fd)
@@ -481,6 +492,10 @@ _STREAM_BYTES = 64 << 20
 _STREAM_REQUEST = 1 << 20
 #: Beyond the stretch, what read-ahead may have read too (twice the largest usual ``read_ahead_kb``, 8 MiB).
 _STREAM_TAIL = 16 << 20
+#: Share of a stretch that may be in the page cache and still be measured (the residency probes of the ``take``
+#: that measures the device leave a page here and there: with 64 probes over a file, most stretches of 80 MiB of
+#: a 2 GiB file hold one, and none would be measured).
+_STREAM_MAX_RESIDENT = 0.01
 
 
 #: Pages of one region evicted to measure the gather on a file that is in the page cache (2 MiB: the largest

@@ -120,10 +120,11 @@ def take(
         )
     n = shape[axis]
     flat = idx.astype(np.int64, copy=False).ravel()
-    bad = (flat < -n) | (flat >= n)
-    if bad.any():
+    lo, hi = (int(flat.min()), int(flat.max())) if flat.size else (0, 0)
+    if lo < -n or hi >= n:
+        bad = (flat < -n) | (flat >= n)
         raise SelectionError(f"index {int(flat[bad][0])} is out of bounds for axis {axis} with size {n}")
-    if flat.size and flat.min() < 0:
+    if lo < 0:
         flat = np.where(flat < 0, flat + n, flat)
     if mode == "auto" and flat.size and math.prod(shape):
         direct = store._take_in_memory(flat, axis)

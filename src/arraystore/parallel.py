@@ -13,9 +13,9 @@ Python >= 3.8), else ``"spawn"`` (Windows). Not ``"fork"``: forking a parent tha
 threads (zarr's event-loop thread, dask's thread pools, an HDF5 library with its
 global lock held) can deadlock the child, and the child inherits every open file and
 lock of the parent — including arraystore's writer locks. ``forkserver`` forks workers
-from a clean single-threaded server process, so they start fast (no re-import of the
-main script per worker beyond the function's module) and safely; Python 3.14 made it
-the default on Linux for these reasons.
+from a clean single-threaded server process, which imports arraystore once
+(:data:`PRELOAD`), so they start fast and safely; Python 3.14 made it the default on
+Linux for these reasons.
 
 The main module and worker processes: with ``forkserver`` and ``spawn`` every worker
 re-imports the main script (as ``__mp_main__``) to find functions defined there. A
@@ -52,6 +52,7 @@ from .errors import ArrayStoreError, BlockError, FunctionNotPicklableError, Ungu
 from .store import ArrayStore
 
 __all__ = [
+    "PRELOAD",
     "BlockError",
     "FunctionNotPicklableError",
     "UnguardedMainError",
@@ -63,6 +64,7 @@ __all__ = [
     "parent_identity",
     "pool_session",
     "process_pool",
+    "start_forkserver",
     "worker_init",
 ]
 
@@ -250,11 +252,34 @@ def mp_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
-def process_pool(workers: int | None = None) -> ProcessPoolExecutor:
+#: Modules the forkserver imports once when it starts, so that each worker forks with them loaded
+#: instead of importing them itself (CPython 3.11's forkserver never preloads the main script:
+#: without this every worker imports arraystore, about 0.3 s of CPU each).
+PRELOAD = ("arraystore.parallel", "psutil")
+
+
+def _preload(ctx: multiprocessing.context.BaseContext, modules: Iterable[str]) -> None:
+    """Add ``modules`` to the forkserver's preload list while it is not running yet (later, it has no effect)."""
+    if ctx.get_start_method() != "forkserver":
+        return
+    from multiprocessing import forkserver
+
+    server = forkserver._forkserver  # type: ignore[attr-defined]
+    if getattr(server, "_forkserver_pid", None) is not None:
+        return
+    current = list(getattr(server, "_preload_modules", ["__main__"]))
+    wanted = [m for m in modules if m not in current]
+    if wanted:
+        ctx.set_forkserver_preload(current + wanted)  # type: ignore[attr-defined]
+
+
+def process_pool(workers: int | None = None, *, preload: Iterable[str] = ()) -> ProcessPoolExecutor:
     """A ``ProcessPoolExecutor`` with arraystore's start method, reusable across :func:`map_blocks` calls.
 
     Its workers exit when the process that made the pool dies, even by SIGKILL
-    (see :func:`worker_init`), instead of running on as orphans.
+    (see :func:`worker_init`), instead of running on as orphans. The forkserver, when it is
+    started by this pool, imports :data:`PRELOAD` and ``preload`` (module names of the
+    functions the pool will run) once, and every worker forks with them loaded.
 
     Raises
     ------
@@ -262,12 +287,31 @@ def process_pool(workers: int | None = None) -> ProcessPoolExecutor:
         When called from a script's top level outside ``if __name__ == "__main__":``.
     """
     check_main_guard("process_pool()")
+    ctx = mp_context()
+    _preload(ctx, [*PRELOAD, *preload])
     return ProcessPoolExecutor(
         max_workers=workers or default_workers(),
-        mp_context=mp_context(),
+        mp_context=ctx,
         initializer=worker_init,
         initargs=parent_identity(),
     )
+
+
+def start_forkserver(preload: Iterable[str] = ()) -> None:
+    """Start the forkserver now, in the background, for a pool that is about to be needed.
+
+    The server imports :data:`PRELOAD` and ``preload`` while this process goes on (finding
+    the files a pool will work on, say), instead of while the pool's first workers wait for
+    it. It is the one the pools of this process use anyway; nothing happens where the start
+    method is not ``forkserver`` or the server already runs.
+    """
+    ctx = mp_context()
+    if ctx.get_start_method() != "forkserver":
+        return
+    _preload(ctx, [*PRELOAD, *preload])
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
 
 
 def abandon_pool(pool: ProcessPoolExecutor, timeout: float = 5.0) -> None:

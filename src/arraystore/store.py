@@ -29,8 +29,9 @@ Hooks with defaults a backend may override:
 * where the array is: ``_exists(location)``, ``_lock_file(location)``, ``_remove(location)``;
 * staging and publishing: ``_staging(location)``, ``_staging_is_dir``,
   ``_reopen_staged(location, meta, **options)``, ``_publish(final, durable)``;
-  ``_write_whole(location, meta, data, durable, check, mode)`` (classmethod, with
-  ``writes_whole_files``): a small array written, checked and renamed into place in one go;
+  ``_write_whole(location, meta, data, durable, check, mode, defer)`` (classmethod, with
+  ``writes_whole_files``): a small array written, checked and renamed into place in one go
+  (with ``defer``: left staged, its renaming appended to the list);
 * object storage (URL locations; see :mod:`arraystore.objstore`): ``_open_url(location, mode, **options)``,
   ``_create_url(location, meta, **options)``, ``_exists_url(location, storage_options)``;
 * access: ``_take_in_memory(indices, axis)``, ``_take_sorted(indices, axis, max_bytes, mode, calibration)``,
@@ -327,6 +328,7 @@ class ArrayStore(ABC):
         durable: bool = False,
         check: Callable[[ArrayStore], None] | None = None,
         mode: int | None = None,
+        defer: list[Any] | None = None,
     ) -> None:
         """Write an array held in memory as a new file at ``location``, atomically (``writes_whole_files``).
 
@@ -336,7 +338,10 @@ class ArrayStore(ABC):
         the staged file is removed), then renamed over ``location``; fsynced first when
         ``durable``. ``mode`` (permission bits, see :func:`arraystore._fsutil.kept_mode`), when
         given, is set on the staged file before it is checked, so the file is published with it. Used for small files, where a staged store's setup costs more than the
-        data: no attrs, no chunks, no compression.
+        data: no attrs, no chunks, no compression. With ``defer`` (a list), the checked staged
+        file is not renamed: an object whose ``publish(durable)`` renames it into place and
+        whose ``discard()`` removes it is appended, so that a caller can make many staged files
+        durable with one file-system sync before publishing them (a migration's batch).
         """
         raise NotImplementedError(f"the {cls.backend} backend does not write whole files in one go")
 

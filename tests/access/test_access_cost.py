@@ -3,6 +3,7 @@ the data folder."""
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -214,6 +215,33 @@ def test_residency_of_pages_just_read(tmp_path: Path) -> None:
     assert frac == 1.0
 
 
+def test_all_or_none_residency_stops_at_the_first_page_out_of_the_cache(tmp_path: Path) -> None:
+    # Asking "all in the page cache?" must not probe (and start reads of) the pages after the first one out of it.
+    path = tmp_path / "cold.bin"
+    path.write_bytes(os.urandom(256 * 4096))
+    _evict(str(path))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as m:
+            before = _iocost.resident_pages(m, np.arange(256))
+            if before is None or before.any():
+                pytest.skip("the page cache cannot be inspected or emptied here (no mincore, or tmpfs)")
+            probes = np.arange(16, 256, 32) * 4096  # pages far apart: no read-ahead of one reaches the next
+            frac = _iocost.resident_fraction(fd, probes, all_or_none=True)
+            if frac is None:
+                pytest.skip("preadv2(RWF_NOWAIT) is not available here")
+            assert frac == 0.0
+            after = _iocost.resident_pages(m, probes[1:] // 4096)
+            assert after is not None and not after.any()  # not one of them probed
+        os.pread(fd, 256 * 4096, 0)  # all in the page cache now
+        assert _iocost.resident_fraction(fd, probes, all_or_none=True) == 1.0
+        _evict(str(path))
+        os.pread(fd, 4096, 16 * 4096)  # the first probed page only
+        assert _iocost.resident_fraction(fd, probes, all_or_none=True) == 0.0
+    finally:
+        os.close(fd)
+
+
 def test_a_calibration_from_a_small_file_is_replaced_by_a_larger_files(tmp_path: Path) -> None:
     small, large = tmp_path / "small.bin", tmp_path / "large.bin"
     small.write_bytes(os.urandom(3 * 4096))
@@ -296,6 +324,31 @@ def test_the_streaming_read_is_measured_out_of_the_page_cache_and_evicted_again(
     path.read_bytes()  # all in the page cache: no stretch out of it, nothing measured, nothing evicted
     assert _iocost._streaming_read(str(path), (48 << 20) // 4096, np.random.default_rng(0)) is None
     assert _resident_pages(str(path)) == (48 << 20) // 4096
+
+
+def test_the_streaming_read_tolerates_a_few_cached_pages_and_leaves_them_cached(tmp_path: Path) -> None:
+    # The take that measures the device on first use has probed a page here and there (each probe of a page out
+    # of the page cache reads it): the stretch is measured all the same, and exactly those pages stay cached.
+    path = tmp_path / "probed.bin"
+    path.write_bytes(os.urandom(48 << 20))
+    _evict(str(path))
+    if _resident_pages(str(path)):
+        pytest.skip("this file system keeps the file in the page cache (eviction has no effect)")
+    probed = np.arange(100, (48 << 20) // 4096, 1024)  # one page in 1,024 (a 4 MiB stride)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        for page in probed.tolist():
+            os.pread(fd, 1, page * 4096)
+        with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as m:
+            before = _iocost.resident_pages(m, np.arange((48 << 20) // 4096))
+            assert before is not None and set(np.flatnonzero(before)) == set(probed.tolist())
+            rates = _iocost._streaming_read(str(path), (48 << 20) // 4096, np.random.default_rng(0))
+            assert rates is not None and min(rates) > 0
+            after = _iocost.resident_pages(m, np.arange((48 << 20) // 4096))
+            assert after is not None and set(np.flatnonzero(after)) == set(probed.tolist())  # as found
+    finally:
+        os.close(fd)
 
 
 def test_the_gather_of_a_file_in_the_page_cache_leaves_it_there(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -79,6 +80,29 @@ def test_take_rejects_bad_indices(make_store: Callable[..., str], indices: list[
         access.take(store, indices, axis=axis)
 
 
+@given(st.lists(st.integers(-260, 259), max_size=40), st.sampled_from([0, 1, -1]))
+def test_take_bounds_follow_numpy(tmp_path_factory: pytest.TempPathFactory, indices: list[int], axis: int) -> None:
+    # numpy is the oracle for which indices are in range (negative ones count from the end) and for the rows.
+    path = str(tmp_path_factory.getbasetemp() / "bounds.dat")
+    try:
+        store = arraystore.open(path)
+    except arraystore.errors.ArrayNotFoundError:
+        with arraystore.create(path, DATA.shape, DATA.dtype) as new:
+            new[...] = DATA
+        store = arraystore.open(path)
+    with store:
+        try:
+            expected = np.take(DATA, indices, axis=axis)
+        except IndexError:
+            n = DATA.shape[axis]
+            with pytest.raises(SelectionError, match="out of bounds") as err:
+                access.take(store, indices, axis=axis)
+            bad = int(str(err.value).split()[1])
+            assert bad in indices and not -n <= bad < n  # names an index numpy refuses too
+            return
+        np.testing.assert_array_equal(access.take(store, indices, axis=axis), expected)
+
+
 @given(st.lists(st.integers(0, 199), max_size=60), st.integers(1, 64))
 def test_take_property_raw(tmp_path_factory: pytest.TempPathFactory, indices: list[int], kib: int) -> None:
     path = str(tmp_path_factory.getbasetemp() / "prop.dat")
@@ -122,8 +146,6 @@ def test_rows_in_memory_are_copied_in_the_order_asked(tmp_path_factory: pytest.T
 
 
 def test_cold_rows_and_other_axes_leave_the_in_memory_path(make_store: Callable[..., str]) -> None:
-    import os
-
     data = np.random.default_rng(8).random((4000, 64))
     path = make_store("raw", data)
     fd = os.open(path, os.O_RDONLY)
@@ -145,3 +167,24 @@ def test_cold_rows_and_other_axes_leave_the_in_memory_path(make_store: Callable[
     with arraystore.open(h5) as store:
         assert store._take_in_memory(idx, 0) is None  # the default hook: no in-memory path
         np.testing.assert_array_equal(access.take(store, idx), data[idx])
+
+
+@pytest.mark.parametrize("mode", ["auto", "sequential", "gather", "mapped"])
+@pytest.mark.parametrize("open_mode", ["r", "c"])
+def test_take_returns_a_plain_array_not_a_map(make_store: Callable[..., str], mode: str, open_mode: str) -> None:
+    # Rows copied from the memory map are a new array: not a numpy.memmap that maps nothing (warm and cold alike).
+    path = make_store("raw", DATA)
+    idx = np.array([7, 3, 3, 150])
+    for state in ("warm", "cold"):
+        if state == "warm":
+            _warm(path)
+        else:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+        with arraystore.open(path, open_mode) as store:  # type: ignore[arg-type]
+            out = access.take(store, idx, mode=mode)
+        assert type(out) is np.ndarray
+        np.testing.assert_array_equal(out, DATA[idx])

@@ -54,10 +54,11 @@ def test_cache_regime_table(nbytes: int, available: int, durable: bool, expected
 @pytest.mark.parametrize(
     ("nbytes", "available", "durable", "expected"),
     [
-        (WINDOW - 1, 8 * GiB, False, "page-cache"),  # below one window: nothing to overlap
-        (WINDOW, 8 * GiB, False, "write-through"),  # a cold source: the disk writes while it reads
-        (2 * GiB, 8 * GiB, True, "write-through"),
+        (WINDOW - 1, 8 * GiB, False, "page-cache"),
+        (WINDOW, 8 * GiB, False, "page-cache"),  # a cold source: read first, written after (as cp and sync)
+        (2 * GiB, 8 * GiB, True, "page-cache"),  # durable too: the fsync at publish writes after the reads
         (2 * GiB + 1, 8 * GiB, False, "drop-behind"),  # does not fit: drop-behind whatever the source
+        (2 * GiB + 1, 8 * GiB, True, "drop-behind"),
     ],
 )
 def test_cache_regime_of_a_cold_source(nbytes: int, available: int, durable: bool, expected: str) -> None:
@@ -97,6 +98,8 @@ def test_cache_regime_is_monotonic(n: int, m: int, avail: int, durable: bool) ->
     assert rank[cache_regime(n, avail, durable)] >= rank[cache_regime(n, avail, False)]
     if cache_regime(n, avail, True) == "write-through":
         assert cache_regime(n, avail, False) == "page-cache"
+    assert cache_regime(n, avail, durable, source_cold=True) == (
+        "drop-behind" if n > avail // CACHE_SHARE else "page-cache")  # a cold source never overlaps its writes
 
 
 def test_available_memory_is_bounded_by_the_machine() -> None:
@@ -154,11 +157,21 @@ def test_overlapped_copy_is_byte_identical(tmp_path_factory: pytest.TempPathFact
             assert out.recorded_checksum in (None, report.checksum)
 
 
+@pytest.fixture(params=["ring", "kernel"])
+def copy_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Same-layout copies through the ring (cached sources) or in the kernel (sources read from the disk), whatever
+    the source's state."""
+    monkeypatch.setattr(_movers, "copies_through_ring", lambda source_cold: request.param == "ring")
+    return str(request.param)
+
+
 @pytest.mark.skipif(not _fastpath.KERNEL_COPY, reason="no copy_file_range on this platform")
 @pytest.mark.parametrize("workers", [1, 2])
-def test_kernel_copy_records_the_buffered_path_checksum(tmp_path: Path, workers: int) -> None:
-    """The kernel copy hashes the source's mapped pages: the same checksum as bytes read into buffers."""
-    data = np.random.default_rng(1).random((301, 17))  # odd sizes: blocks end mid-row, mid-page
+def test_kernel_copy_records_the_buffered_path_checksum(tmp_path: Path, workers: int, source_state: str,
+                                                        copy_path: str) -> None:
+    """The kernel copy and the ring hash the source's bytes, cached or read from the disk: the same checksum as
+    bytes read into buffers."""
+    data = np.random.default_rng(1).random((3001, 17))  # odd sizes: blocks end mid-row, mid-page
     src = write_source(tmp_path / "a.npy", data)  # a 128-byte header: maps start below the data
     kernel = arraystore.convert(src, str(tmp_path / "k.dat"), max_memory=8192, workers=workers)
     mp = pytest.MonkeyPatch()
@@ -168,7 +181,8 @@ def test_kernel_copy_records_the_buffered_path_checksum(tmp_path: Path, workers:
     finally:
         mp.undo()
     assert (kernel.method, buffered.method) == ("kernel-copy", "buffered-copy")
-    assert kernel.copy_call == "copy_file_range" and min(kernel.blocks_total, buffered.blocks_total) > 4
+    assert kernel.copy_call == ("copy_file_range" if copy_path == "kernel" else "preadv/pwritev")
+    assert min(kernel.blocks_total, buffered.blocks_total) > 4
     assert kernel.checksum == buffered.checksum == checksum(src, decoded=True)
     with arraystore.open(str(tmp_path / "k.dat")) as out:
         assert out.recorded_checksum == kernel.checksum
@@ -186,17 +200,18 @@ def source_state(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.mark.skipif(not _fastpath.KERNEL_COPY, reason="no copy_file_range on this platform")
-def test_cold_source_copies_in_two_streams(tmp_path: Path, source_state: str) -> None:
+def test_cold_source_copies_in_two_streams(tmp_path: Path, source_state: str, copy_path: str) -> None:
     data = np.random.default_rng(2).random((257, 129))
     src = write_source(tmp_path / "a.npy", data)
     report = arraystore.convert(src, str(tmp_path / "b.dat"), max_memory=16 * 1024, workers=2, verify=True)
     notes = report.plan["notes"]
-    if source_state == "cold":
-        assert "page cache: write-through" in notes
-        assert "copied in the kernel by 2 thread(s) ahead of the hashing, the source read from the disk" in notes
+    assert "page cache: page-cache" in notes  # a cold source too: read first, written back after
+    cold = ", the source read from the disk" if source_state == "cold" else ""
+    if copy_path == "kernel":
+        assert f"copied in the kernel by {2 if cold else 1} thread(s) ahead of the hashing{cold}" in notes
     else:
-        assert "page cache: page-cache" in notes
-        assert "copied in the kernel by 1 thread(s) ahead of the hashing" in notes
+        assert f"copied through a ring of cache-sized buffers, hashed on a second thread{cold}" in notes
+        assert report.copy_call == "preadv/pwritev"
     assert report.checksum == checksum(src, decoded=True)
     assert bytes_equal(read_back(str(tmp_path / "b.dat"))[0], data)
 
@@ -205,7 +220,7 @@ def test_cold_source_copies_in_two_streams(tmp_path: Path, source_state: str) ->
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("stop_at", [1, 7, 30])
 def test_interrupted_kernel_copy_resumes_with_digests(tmp_path: Path, workers: int, stop_at: int,
-                                                      source_state: str) -> None:
+                                                      source_state: str, copy_path: str) -> None:
     """Stopped with copies started ahead: the rerun trusts only journaled blocks whose bytes match their digest,
     rewrites a block whose bytes were damaged, and records the source's checksum."""
     data = np.arange(64 * 1024, dtype="<f8")
@@ -277,7 +292,7 @@ def test_interrupted_overlapped_copy_resumes(tmp_path: Path, copy_method: str) -
 
 
 @pytest.mark.skipif(not _fastpath.KERNEL_COPY, reason="no copy_file_range on this platform")
-def test_blocks_hashed_in_pieces_resume_as_journaled(tmp_path: Path, source_state: str) -> None:
+def test_blocks_hashed_in_pieces_resume_as_journaled(tmp_path: Path, source_state: str, copy_path: str) -> None:
     """Blocks of several hash pieces (the last one short): the digests journaled piece by piece are those of the
     destination's bytes read back whole, so an interrupted copy resumes every journaled block."""
     data = np.random.default_rng(3).integers(0, 1 << 30, size=(1_900_001,), dtype="<i4")  # 7.6 MB, odd
@@ -296,3 +311,79 @@ def test_blocks_hashed_in_pieces_resume_as_journaled(tmp_path: Path, source_stat
     assert report.blocks_resumed == 2 and report.blocks_rewritten == 0 and report.verified
     assert report.checksum == checksum(src, decoded=True)
     assert bytes_equal(read_back(dst)[0], data)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    shape=st.sampled_from([(1,), (4097,), (33, 17), (301, 17), (5, 7, 3)]),
+    dtype=st.sampled_from(["|u1", "<i2", ">f8"]),
+    budget=st.sampled_from([4096, 8192, 1 << 20]),
+    piece=st.sampled_from([1, 7, 4096, 65536]),
+    slots=st.sampled_from([1, 2, 4]),
+    pair=st.sampled_from([(s, d) for s in CONTIGUOUS for d in CONTIGUOUS]),
+)
+def test_ring_copy_in_any_pieces(tmp_path_factory: pytest.TempPathFactory, shape: tuple[int, ...], dtype: str,
+                                 budget: int, piece: int, slots: int, pair: tuple[str, str]) -> None:
+    """Blocks split into pieces of any size (pieces across block ends, a short last piece, one slot or several):
+    the same bytes, the source's checksum, and journal digests that a resume accepts."""
+    tmp = tmp_path_factory.mktemp("ring")
+    data = np.random.default_rng(piece).integers(0, 255, size=shape).astype(dtype)
+    src = write_source(tmp / f"src{SUFFIX[pair[0]]}", data)
+    dst = tmp / f"dst{SUFFIX[pair[1]]}"
+    mp = pytest.MonkeyPatch()
+    mp.setattr(_movers, "RING_PIECE", piece)
+    mp.setattr(_movers, "RING_SLOTS", slots)
+    mp.setattr(_movers, "copies_through_ring", lambda source_cold: True)
+    calls = [0]
+
+    def stop(done: int, total: int) -> None:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise KeyboardInterrupt
+
+    try:
+        first = arraystore.convert(src, str(dst), max_memory=budget, verify=True)
+        assert first.copy_call == "preadv/pwritev"
+        assert bytes_equal(read_back(str(dst))[0], data)
+        assert first.checksum == checksum(src, decoded=True)
+        resumed = tmp / f"again{SUFFIX[pair[1]]}"
+        try:
+            arraystore.convert(src, str(resumed), max_memory=budget, progress=stop)
+        except KeyboardInterrupt:
+            report = arraystore.convert(src, str(resumed), max_memory=budget, verify=True)
+            assert report.blocks_rewritten == 0 and report.blocks_resumed >= 1
+            assert report.checksum == first.checksum
+        assert bytes_equal(read_back(str(resumed))[0], data)
+    finally:
+        mp.undo()
+
+
+def test_ring_hashing_error_reaches_the_caller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure on the hashing thread is raised by the conversion (nothing published), and the thread ends."""
+    import threading
+
+    data = np.arange(300_001, dtype="<u4")
+    src = write_source(tmp_path / "a.dat", data)
+    real = _movers.block_digester
+    made = [0]
+
+    class Failing:
+        def __init__(self) -> None:
+            self._d = real()
+            made[0] += 1
+            self._fail = made[0] == 3
+
+        def update(self, piece: Any) -> None:
+            if self._fail:
+                raise ValueError("hashing failed")
+            self._d.update(piece)
+
+        def hexdigest(self) -> str:
+            return str(self._d.hexdigest())
+
+    monkeypatch.setattr(_movers, "block_digester", Failing)
+    monkeypatch.setattr(_movers, "copies_through_ring", lambda source_cold: True)
+    with pytest.raises(ValueError, match="hashing failed"):
+        arraystore.convert(src, str(tmp_path / "a.npy"), max_memory=8192)
+    assert not (tmp_path / "a.npy").exists()
+    assert not any(t.name == "arraystore-hash" for t in threading.enumerate())

@@ -359,13 +359,19 @@ def test_drop_behind_drops_the_source_chunk_files_read(tmp_path: Path, monkeypat
         assert share == (1.0 if regime == "page-cache" else 0.0), (regime, share)
 
 
-def test_durable_decoded_source_in_the_page_cache_writes_through(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only a source read from the disk turns write-through into drop-behind; a durable one from the cache keeps it."""
-    monkeypatch.setattr(_movers, "resident_share", lambda fd, offset, nbytes, probes=32: 1.0)
+@pytest.mark.parametrize("state", ["cached", "cold"])
+def test_durable_decoded_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state: str) -> None:
+    """Durable: write-through from a source in the page cache, drop-behind from one read from the disk; a Zarr
+    destination (chunk files, not a byte range) keeps the regime ``cache_regime`` gives."""
+    monkeypatch.setattr(_movers, "resident_share",
+                        lambda fd, offset, nbytes, probes=32: 0.0 if state == "cold" else 1.0)
     monkeypatch.setattr(_movers, "WINDOW", 64 * 1024)
     monkeypatch.setattr(_fastpath, "WINDOW", 64 * 1024)
     data = np.random.default_rng(10).normal(size=(400, 64)).astype("<f4")
     src = _zarr_source(tmp_path, data, (4, 64), None, "zstd:1")
     report = arraystore.convert(src, str(tmp_path / "dst.npy"), max_memory=32 * 1024, durable=True)
-    assert "page cache: write-through" in report.plan["notes"]
+    assert f"page cache: {'drop-behind' if state == 'cold' else 'write-through'}" in report.plan["notes"]
     assert bytes_equal(read_back(str(tmp_path / "dst.npy"))[0], data)
+    report = arraystore.convert(src, str(tmp_path / "dst.zarr"), max_memory=32 * 1024, chunks=(8, 64))
+    assert "page cache: page-cache" in report.plan["notes"]
+    assert bytes_equal(read_back(str(tmp_path / "dst.zarr"))[0], data)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from arraystore.conversion._zarr_direct import ZarrChunkWriter, zarr_direct_arra
 from .conftest import write_source
 
 zarr = pytest.importorskip("zarr", reason="the zarr extra is not installed")
+zstandard = pytest.importorskip("zstandard", reason="the zarr extra is not installed")
 
 DTYPES = ["|b1", "|i1", "<u2", ">i4", "<f4", ">f8", "<c8", "<M8[s]", "<m8[ms]"]
 COMPRESSIONS = [None, "zstd:1", "gzip:1", "blosc:lz4:5", "blosc:zstd:3"]
@@ -32,15 +34,26 @@ _GZIP_MTIME = re.compile(rb"\x1f\x8b\x08\x00....", re.DOTALL)
 
 
 def _chunk_files(folder: Path) -> dict[str, bytes]:
-    """Every file but the metadata; gzip's header time (numcodecs writes the clock's) zeroed."""
+    """Every file but the metadata; gzip's header time (numcodecs writes the clock's) zeroed; a zstd chunk decoded."""
     out = {}
     for dirpath, _dirs, files in os.walk(folder):
         for name in files:
             p = Path(dirpath) / name
             rel = p.relative_to(folder).as_posix()
             if rel != "zarr.json":
-                out[rel] = _GZIP_MTIME.sub(b"\x1f\x8b\x08\x00\x00\x00\x00\x00", p.read_bytes())
+                out[rel] = _zstd_frame(_GZIP_MTIME.sub(b"\x1f\x8b\x08\x00\x00\x00\x00\x00", p.read_bytes()))
     return out
+
+
+def _zstd_frame(raw: bytes) -> bytes:
+    """A file that is one zstd frame (our streamed chunks need not equal numcodecs' one-shot bytes): its header
+    fields that matter and its content; anything else as it is."""
+    if not raw.startswith(b"\x28\xb5\x2f\xfd"):
+        return raw
+    frame = zstandard.get_frame_parameters(raw)
+    content = zstandard.ZstdDecompressor().decompress(raw)
+    assert frame.content_size == len(content)  # the size is in the header
+    return b"zstd frame, checksum %d: " % frame.has_checksum + content
 
 
 def _zarr_python_twin(ours: Any, folder: Path, data: np.ndarray[Any, Any]) -> Path:
@@ -110,6 +123,94 @@ def test_tensorstore_reads_it(tmp_path: Path, shards: tuple[int, int] | None, co
     arr = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(dst)}}, open=True).result()
     np.testing.assert_array_equal(arr.read().result(), data)
     np.testing.assert_array_equal(zarr.open_array(str(dst), mode="r")[...], data)
+
+
+@pytest.mark.parametrize("level", [1, 3, 9])
+@pytest.mark.parametrize("kind", ["random", "smooth", "zeros-tail"])
+def test_streamed_zstd_chunks_of_many_blocks(tmp_path: Path, level: int, kind: str) -> None:
+    """Chunks of many zstd blocks, compressed straight into their files: one frame each, with its content size,
+    holding zarr-python's chunk bytes; zarr-python, TensorStore and numcodecs read them."""
+    rows, cols = 96, 3000  # chunks of 32 x 3000 float32: 375 KiB, three 128 KiB zstd blocks
+    rng = np.random.default_rng(level)
+    if kind == "random":
+        data = rng.random((rows, cols), dtype=np.float32)
+    else:
+        data = (np.sin(np.arange(rows)[:, None] / 7.0) * np.cos(np.arange(cols)[None, :] / 50.0)).astype("<f4")
+        if kind == "zeros-tail":
+            data[40:] = 0  # the last chunk is fill (absent); the middle one starts with data and ends with zeros
+            data[:40, :100] = 0
+    src = write_source(tmp_path / "src.npy", data)
+    dst = tmp_path / "dst.zarr"
+    report = arraystore.convert(src, str(dst), chunks=(32, cols), compression=f"zstd:{level}")
+    assert any("written as whole objects" in n for n in report.plan["notes"]), report.plan["notes"]
+    files = _chunk_files(dst)
+    twin = _zarr_python_twin(zarr.open_array(str(dst), mode="r"), tmp_path / "twin.zarr", data)
+    assert files == _chunk_files(twin)
+    assert all(v.startswith(b"zstd frame, checksum 0: ") for v in files.values())
+    np.testing.assert_array_equal(zarr.open_array(str(dst), mode="r")[...], data)
+    np.testing.assert_array_equal(arraystore.open(str(dst))[...], data)
+    ts = pytest.importorskip("tensorstore", reason="tensorstore is not installed")
+    arr = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(dst)}}, open=True).result()
+    np.testing.assert_array_equal(arr.read().result(), data)
+
+
+def test_without_zstandard_numcodecs_encodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An environment without ``zstandard`` (zarr installed without arraystore's extra) keeps numcodecs' encoder:
+    the same array, its chunk files byte for byte zarr-python's (the streamed frames may differ)."""
+    monkeypatch.setitem(__import__("sys").modules, "zstandard", None)  # `import zstandard` raises ImportError
+    data = np.random.default_rng(5).random((96, 3000), dtype=np.float32)
+    src = write_source(tmp_path / "src.npy", data)
+    dst = tmp_path / "dst.zarr"
+    arraystore.convert(src, str(dst), chunks=(32, 3000), compression="zstd:3")
+    twin = _zarr_python_twin(zarr.open_array(str(dst), mode="r"), tmp_path / "twin.zarr", data)
+    ours = {p.relative_to(dst): p.read_bytes() for p in (dst / "c").rglob("*") if p.is_file()}
+    theirs = {p.relative_to(twin): p.read_bytes() for p in (twin / "c").rglob("*") if p.is_file()}
+    assert ours and ours == theirs
+    np.testing.assert_array_equal(zarr.open_array(str(dst), mode="r")[...], data)
+
+
+def test_streamed_zstd_keeps_the_codecs_checksum_and_level(tmp_path: Path) -> None:
+    """The stream path writes what the array's ZstdCodec says: its checksum flag and level."""
+    path = str(tmp_path / "a.zarr")
+    data = np.random.default_rng(0).random((64, 2048), dtype=np.float32)
+    arr = zarr.create_array(path, shape=data.shape, dtype=data.dtype, chunks=(32, 2048),
+                            compressors=[zarr.codecs.ZstdCodec(level=5, checksum=True)], zarr_format=3)
+    del arr
+    with arraystore.open(path, "r+") as s:
+        writer = ZarrChunkWriter(s, workers=2, may_exist=False)
+        try:
+            assert writer._zstd_files is not None and writer._zstd_files.level == 5
+            writer.write((slice(0, 64), slice(0, 2048)), data)
+        finally:
+            writer.close()
+    files = _chunk_files(Path(path))
+    assert sorted(files) == ["c/0/0", "c/1/0"]
+    assert all(v.startswith(b"zstd frame, checksum 1: ") for v in files.values())
+    np.testing.assert_array_equal(zarr.open_array(path, mode="r")[...], data)
+
+
+def test_a_failed_streamed_chunk_leaves_the_old_one(tmp_path: Path) -> None:
+    """A chunk whose compression fails part-way leaves the chunk file before it and no temporary file."""
+    path = str(tmp_path / "a.zarr")
+    with arraystore.create(path, (4, 4096), "<f4", chunks=(2, 4096), compression="zstd:3") as s:
+        s[...] = 1.0
+    before = _chunk_files(Path(path))
+    with arraystore.open(path, "r+") as s:
+        writer = ZarrChunkWriter(s, workers=1, may_exist=True)
+        assert writer._zstd_files is not None
+
+        def fail(f: Any, data: Any) -> None:
+            f.write(b"partial")
+            raise RuntimeError("stopped")
+
+        writer._zstd_files = fail  # type: ignore[assignment]
+        try:
+            with pytest.raises(RuntimeError, match="stopped"):
+                writer.write((slice(0, 2), slice(0, 4096)), np.full((2, 4096), 2.0, "<f4"))
+        finally:
+            writer.close()
+    assert _chunk_files(Path(path)) == before
+    assert not [p for p in Path(path).rglob("*") if p.name.endswith(".tmp")]
 
 
 def test_signed_zero_and_nan_chunks_are_kept(tmp_path: Path) -> None:
@@ -248,3 +349,48 @@ def test_tensorstore_written_source(tmp_path: Path) -> None:
     report = arraystore.convert(path, str(tmp_path / "b.npy"), verify=True)
     assert any("source chunks fetched and decoded here" in n for n in report.plan["notes"])
     assert np.load(tmp_path / "b.npy").tobytes() == data.tobytes()
+
+
+def test_streamed_chunks_not_written_through_a_folder_symlink_outside(tmp_path: Path) -> None:
+    """An existing array's chunk folder that is a symlink leading outside the store: the stream path refuses it."""
+    from arraystore.errors import UnsafeInputError
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    path = tmp_path / "a.zarr"
+    with arraystore.create(str(path), (4, 1024), "<f4", chunks=(2, 1024), compression="zstd:3") as s:
+        s[...] = 1.0
+    shutil.rmtree(path / "c" / "0")
+    (path / "c" / "0").symlink_to(outside, target_is_directory=True)
+    with arraystore.open(str(path), "r+") as s:
+        writer = ZarrChunkWriter(s, workers=1, may_exist=True)
+        try:
+            assert writer._zstd_files is not None
+            with pytest.raises(UnsafeInputError):
+                writer.write((slice(0, 2), slice(0, 1024)), np.full((2, 1024), 2.0, "<f4"))
+        finally:
+            writer.close()
+    assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize("shards", [None, (4, 64)])
+@pytest.mark.parametrize("compression", [None, "zstd:3", "gzip:1"])
+def test_chunk_files_with_writeback_started(tmp_path: Path, compression: str | None,
+                                            shards: tuple[int, int] | None) -> None:
+    """Chunk (shard) files whose write-back is started as they are written (the write-through regime): the same
+    files as zarr-python's."""
+    data = np.random.default_rng(1).integers(0, 9, size=(12, 64)).astype("<i4")
+    data[:4] = 0
+    path = tmp_path / "a.zarr"
+    arr = arraystore.create(str(path), data.shape, data.dtype, chunks=(2, 32), shards=shards, compression=compression)
+    arr.close()
+    with arraystore.open(str(path), "r+") as s:
+        writer = ZarrChunkWriter(s, workers=2, may_exist=False)
+        writer.writeback = True
+        try:
+            writer.write((slice(0, 12), slice(0, 64)), data)
+        finally:
+            writer.close()
+    twin = _zarr_python_twin(zarr.open_array(str(path), mode="r"), tmp_path / "twin.zarr", data)
+    assert _chunk_files(path) == _chunk_files(twin)
+    np.testing.assert_array_equal(arraystore.open(str(path))[...], data)

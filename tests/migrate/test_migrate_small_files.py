@@ -226,3 +226,86 @@ def test_sigkill_during_batched_manifest_writes_then_rerun(tmp_path: Path) -> No
     for name, rec in done.items():
         np.testing.assert_array_equal(np.load(dst / str(rec.destination)), arrays[name])
     assert [p.name for p in dst.rglob("*") if "partial" in p.name] == []
+
+
+def test_durable_small_outputs_are_synced_once_per_batch_not_per_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from arraystore import _fsutil
+
+    arrays = _small_archive(tmp_path / "src", 100)
+    syncs: list[Path] = []
+    real_sync = _fsutil.sync_filesystem
+    monkeypatch.setattr(_fsutil, "sync_filesystem", lambda folder: (syncs.append(Path(folder)), real_sync(folder))[1])
+    fsyncs = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(fd), real_fsync(fd))[1])
+    report = migrate(tmp_path / "src", tmp_path / "dst", to="npy", workers=1, durable=True)
+    assert report.counts["converted"] == 100
+    assert len(syncs) == 2  # two batches of 50 files, each synced once before it is published
+    assert len(fsyncs) < 30  # folders and manifest batches, not one per file
+    for name, a in arrays.items():
+        np.testing.assert_array_equal(np.load(tmp_path / "dst" / name.replace(".dat", ".npy")), a)
+    assert [p for p in (tmp_path / "dst").rglob("*") if "partial" in p.name] == []
+
+
+KILLER = (
+    "import os, sys\n"
+    "from arraystore import _fsutil\n"
+    "from arraystore.migration import migrate\n"
+    "from arraystore.migration._manifest import Manifest\n"
+    "if sys.argv[3] == 'before-publishing':  # the batch's files are staged and checked, none renamed\n"
+    "    _fsutil.sync_filesystem = lambda folder: os._exit(9)\n"
+    "else:  # the batch's files are published, its manifest lines not written\n"
+    "    append = Manifest.append_many\n"
+    "    Manifest.append_many = lambda self, records: os._exit(9) if records else append(self, records)\n"
+    "migrate(sys.argv[1], sys.argv[2], to='npy', workers=1, durable=True)\n"
+)
+
+
+@pytest.mark.parametrize("when", ["before-publishing", "before-the-manifest"])
+def test_a_kill_inside_a_durable_batch_then_rerun(tmp_path: Path, when: str) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    arrays = _small_archive(src, 40)
+    done = subprocess.run([sys.executable, "-c", KILLER, str(src), str(dst), when], env=_env(), capture_output=True)
+    assert done.returncode == 9, done.stderr.decode()
+    assert Manifest(dst / "migration.jsonl").read() == {}  # the batch's lines were never written
+    published = sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*.npy"))
+    staged = sorted(p for p in dst.rglob("*") if "partial" in p.name)
+    batch = len(arrays) // 2  # the first of two batches was killed
+    if when == "before-publishing":  # nothing looks complete: only staging files
+        assert published == [] and len(staged) == batch
+    else:  # every output of the batch complete under its name, none left staged
+        assert len(published) == batch and staged == []
+        for rel in published:
+            np.testing.assert_array_equal(np.load(dst / rel), arrays[rel.replace(".npy", ".dat")])
+    report = migrate(src, dst, to="npy", workers=1, durable=True)
+    assert report.exit_code == 0 and report.counts["converted"] == len(arrays)
+    if when == "before-the-manifest":  # the killed batch's outputs read back and adopted, not written again
+        adopted = "found complete from an interrupted run; read back and matched the source"
+        assert sum(r.note == adopted for r in report.records) == batch
+    records = Manifest(dst / "migration.jsonl").read()
+    assert sorted(records) == sorted(arrays) and {r.status for r in records.values()} == {"converted"}
+    for name, a in arrays.items():
+        np.testing.assert_array_equal(np.load(dst / name.replace(".dat", ".npy")), a)
+    assert [p for p in dst.rglob("*") if "partial" in p.name] == []
+
+
+def test_lines_encoded_in_the_workers_are_the_records_as_the_manifest_and_report_write_them(tmp_path: Path) -> None:
+    import json
+
+    from arraystore.migration._manifest import record_line
+
+    _small_archive(tmp_path / "src", 12)
+    report = migrate(tmp_path / "src", tmp_path / "dst", to="npy", workers=2)
+    lines = (tmp_path / "dst" / "migration.jsonl").read_bytes().splitlines()
+    assert len(lines) == 12
+    for line in lines:  # each line is the plain encoding of the record it parses to
+        assert line == json.dumps(FileRecord.from_dict(json.loads(line)).to_dict(), default=str).encode()
+    written = json.loads((tmp_path / "dst" / "migration-report.json").read_text())
+    assert written == json.loads(report.to_json())
+    assert [json.dumps(r) for r in written["records"]] == [line.decode() for line in lines]
+    record = report.records[0]
+    record_line(record)
+    record.note = "changed"  # a changed record is encoded again
+    assert json.loads(record_line(record))["note"] == "changed"

@@ -147,3 +147,18 @@ def test_the_cli_says_what_to_do_and_never_prints_the_secret(
         for text in (done.stdout, done.stderr):
             assert WRONG not in text and right not in text
     assert not (tmp_path / "cli.npy").exists()
+
+
+@pytest.mark.parametrize("options", [None, {"unsigned_payload": False}], ids=["unsigned", "signed"])
+def test_payloads_signed_or_not_pass_the_servers_signature_check(iam: tuple[str, str, str], tmp_path: Path,
+                                                                 options: dict | None,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    bucket = iam[0]
+    a = np.random.default_rng(3).standard_normal((64, 32))
+    np.save(tmp_path / "p.npy", a)
+    arraystore.convert(tmp_path / "p.npy", f"{bucket}/p.zarr", chunks=(8, 32), storage_options=options)
+    arraystore.convert(f"{bucket}/p.zarr", tmp_path / "back.npy", storage_options=options)
+    assert np.load(tmp_path / "back.npy").tobytes() == a.tobytes()
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", WRONG)  # the headers are signed either way
+    _check(lambda: arraystore.convert(tmp_path / "p.npy", f"{bucket}/q.zarr", storage_options=options),
+           [WRONG, iam[2]], "refused the credentials")

@@ -52,7 +52,8 @@ def take_in_memory(store: Any, indices: np.ndarray[Any, Any], axis: int) -> np.n
     """Rows ``indices`` (in range, any order, repeats allowed) along the outermost storage axis, copied from the
     map in the order asked when they are in memory: always for a copy-on-write store (its private changes live
     in the map), else when every probed page of a sample of the rows (:data:`WARM_SAMPLES` pages, spread over
-    the request; the first and last page of rows longer than a page) is in the page cache. None otherwise.
+    the request; the first and last page of rows longer than a page) is in the page cache (probing stops at
+    the first page out of it). None otherwise.
 
     With the rows in memory no device is read, so neither sorting them nor a second copy back into the order
     asked pays: one gather from the map, as numpy's fancy indexing does it."""
@@ -60,7 +61,7 @@ def take_in_memory(store: Any, indices: np.ndarray[Any, Any], axis: int) -> np.n
     if axis != outer or not store.nbytes:
         return None
     if store.mode == "c":
-        return np.take(store._get_map(), indices, axis=axis)
+        return np.take(np.asarray(store._get_map()), indices, axis=axis)
     if store.io != "mmap":
         return None
     row_bytes = store.nbytes // store.shape[axis]
@@ -70,13 +71,13 @@ def take_in_memory(store: Any, indices: np.ndarray[Any, Any], axis: int) -> np.n
         offsets[1::2] += row_bytes - 1  # half the probes on the rows' last pages
     fd = os.open(store.data_file, os.O_RDONLY)
     try:
-        resident = resident_fraction(fd, offsets // PAGE * PAGE, limit=WARM_SAMPLES)
+        resident = resident_fraction(fd, offsets // PAGE * PAGE, limit=WARM_SAMPLES, all_or_none=True)
     finally:
         os.close(fd)
     if resident is None or resident < 1.0:
         return None
     LAST_CHOICE[:] = ["in memory", {}, None]
-    return np.take(store._get_map(), indices, axis=axis)
+    return np.take(np.asarray(store._get_map()), indices, axis=axis)
 
 
 def gather_stats(store: Any, uniq: np.ndarray[Any, Any], row_bytes: int, max_bytes: int,
@@ -126,7 +127,7 @@ def gather_contiguous(
     (``"auto"``: the cheapest by the cost model, with ``calibration`` or the device's)."""
     row_bytes = store.nbytes // store.shape[axis]
     if store.mode == "c":  # private copy-on-write changes live only in the map
-        return np.take(store._get_map(), uniq, axis=axis)
+        return np.take(np.asarray(store._get_map()), uniq, axis=axis)
     cal = calibration if calibration is not None else cached_calibration(store.data_file)
     if mode == "auto":
         if cal is None:
@@ -144,7 +145,7 @@ def gather_contiguous(
     if mode == "sequential":
         return _gather_sequential(store, uniq, axis, row_bytes, max_bytes)
     if mode == "mapped":
-        return np.take(store._get_map(), uniq, axis=axis)
+        return np.take(np.asarray(store._get_map()), uniq, axis=axis)
     if store.io == "mmap":
         # Runs closer than the calibration's break-even gap are advised as one range (forced without a
         # calibration: each run alone).
@@ -205,7 +206,7 @@ def _gather_advised(
 ) -> np.ndarray[Any, Any]:
     m = store._get_map()
     if not hasattr(os, "posix_fadvise"):
-        return np.take(m, uniq, axis=axis)
+        return np.take(np.asarray(m), uniq, axis=axis)
     out = np.empty(_row_block_shape(store, axis, uniq.size), store.dtype, order=store.order)
     run_of_row = np.searchsorted(starts, uniq, side="right") - 1
     fd = os.open(store.data_file, os.O_RDONLY)

@@ -42,13 +42,14 @@ from __future__ import annotations
 
 import asyncio
 import bz2
+import contextlib
 import lzma
 import math
 import os
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from zarr.abc.store import ByteRequest, RangeByteRequest, Store
@@ -429,6 +430,20 @@ class BoundedStore(WrapperStore[Store]):
             return None
         self._inside(key)
         return os.path.join(self.root, key)
+
+    @property
+    def put_stream(self) -> Callable[[str], contextlib.AbstractContextManager[BinaryIO]] | None:
+        """The wrapped store's ``put_stream`` (a write piece by piece, :class:`ModeKeepingLocalStore`) for keys that
+        resolve inside the store, or None when the wrapped store has none."""
+        inner = getattr(self._store, "put_stream", None)
+        if inner is None:
+            return None
+
+        def put_stream(key: str) -> contextlib.AbstractContextManager[BinaryIO]:
+            self._inside(key)
+            return inner(key)  # type: ignore[no-any-return]
+
+        return put_stream
 
     def _rule_for(self, key: str, byte_range: ByteRequest | None) -> ChunkRule | None:
         rule = self.rule

@@ -13,8 +13,9 @@ import asyncio
 import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from zarr.core.buffer import Buffer
 from zarr.storage import LocalStore
@@ -55,15 +56,18 @@ class ModeKeepingLocalStore(LocalStore):
             likes[folder] = found
         return likes[folder]
 
-    def _put(self, key: str, value: Buffer, exclusive: bool = False) -> None:
+    def _target(self, key: str) -> tuple[Path, Path, int]:
+        """``(file, the file new files there take their mode from, umask)`` for ``key``; missing folders made."""
         if self._mask is None:
             self._mask = _fsutil.umask()  # once per store: a umask read costs a file read
-        mask = self._mask
         path = self.root / key
         if not path.parent.is_dir():
-            _makedirs_like(path.parent, self.root, mask)
+            _makedirs_like(path.parent, self.root, self._mask)
+        return path, self._like(path.parent), self._mask
+
+    def _put(self, key: str, value: Buffer, exclusive: bool = False) -> None:
+        path, like, mask = self._target(key)
         data: Any = value.as_buffer_like()
-        like = self._like(path.parent)
         if not exclusive:
             _fsutil.atomic_write_bytes(path, data, durable=False, like=like, mask=mask)
             return
@@ -74,6 +78,19 @@ class ModeKeepingLocalStore(LocalStore):
             os.link(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def put_stream(self, key: str) -> Iterator[BinaryIO]:
+        """A synchronous :meth:`set` written piece by piece: the value's bytes go into the file this yields.
+
+        The file replaces the one at ``key`` (keeping its mode, as :meth:`set` does) when the
+        ``with`` block ends without an error; on an error nothing at ``key`` changes.
+        """
+        self._ensure_open_sync()
+        self._check_writable()
+        path, like, mask = self._target(key)
+        with _fsutil.atomic_writer(path, durable=False, like=like, mask=mask) as f:
+            yield f
 
     async def _set(self, key: str, value: Buffer, exclusive: bool = False) -> None:
         if not self._is_open:

@@ -31,7 +31,7 @@ from ._signatures import npy_signature
 if TYPE_CHECKING:
     from ..store import ArrayStore
 
-__all__ = ["NpyStore", "incomplete_marker", "read_npy_header"]
+__all__ = ["NpyStore", "StagedWhole", "incomplete_marker", "read_npy_header"]
 
 # numpy 2 keeps the implementation (with the version-3.0 helpers) in a private module.
 _fmt_impl: Any = getattr(np.lib, "_format_impl", npformat)
@@ -169,6 +169,33 @@ def _remove_marker(path: Path) -> None:
         pass
     except OSError:  # a folder, or not ours to remove: as remove_path does
         _fsutil.remove_path(incomplete_marker(path))
+
+
+class StagedWhole:
+    """A checked staging file of :meth:`NpyStore._write_whole` (``defer=``), open and locked until it is
+    renamed into place (:meth:`publish`) or removed (:meth:`discard`); exactly one of the two, once."""
+
+    def __init__(self, fd: int, staged: Path, final: Path) -> None:
+        self.fd, self.staged, self.final = fd, staged, final
+
+    def publish(self, durable: bool = False) -> None:
+        """Rename the staging file over the final name (then fsync its folder when ``durable``)."""
+        published = False
+        try:
+            _fsutil.replace_path(self.staged, self.final, durable=durable)
+            published = True
+            _remove_marker(self.final)
+        finally:
+            if not published:
+                _fsutil.remove_path(self.staged)
+            os.close(self.fd)
+
+    def discard(self) -> None:
+        """Remove the staging file: nothing is published."""
+        try:
+            _fsutil.remove_path(self.staged)
+        finally:
+            os.close(self.fd)
 
 
 MARKER_FORMAT = "arraystore.npy-incomplete"
@@ -323,11 +350,14 @@ class NpyStore(MappedFileStore):
         durable: bool = False,
         check: Callable[[ArrayStore], None] | None = None,
         mode: int | None = None,
+        defer: list[Any] | None = None,
     ) -> None:
         """Header and bytes in one write to ``<name>.partial`` (the staging name), checked, renamed into place.
 
         The same bytes as ``create()`` + writes make; the staging file is the one a killed
-        run leaves behind, so the next write of the same array replaces it.
+        run leaves behind, so the next write of the same array replaces it. With ``defer``,
+        the checked staging file is left open and locked and a :class:`StagedWhole` that
+        renames it into place is appended to ``defer`` instead.
         """
         cls._single_array(location)
         if meta.attrs:
@@ -350,7 +380,7 @@ class NpyStore(MappedFileStore):
                 ) from None
             raise_if_full(exc, staged, "creating")
             raise
-        published = owned = False
+        published = owned = handed = False
         try:
             try:
                 lock_open_file(fd, staged)
@@ -368,13 +398,18 @@ class NpyStore(MappedFileStore):
             if check is not None:
                 with cls._open(Location(staged), "r", io="buffered") as store:
                     check(store)
+            if defer is not None:
+                defer.append(StagedWhole(fd, staged, final))
+                handed = True
+                return
             _fsutil.replace_path(staged, final, durable=durable)
             published = True
             _remove_marker(final)  # a crashed r+ writer's marker of the replaced file
         finally:
-            if owned and not published:
-                _fsutil.remove_path(staged)  # still locked: no other writer has it
-            os.close(fd)
+            if not handed:
+                if owned and not published:
+                    _fsutil.remove_path(staged)  # still locked: no other writer has it
+                os.close(fd)
 
     @classmethod
     def _exists(cls, location: Location) -> bool:

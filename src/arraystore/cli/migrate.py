@@ -102,7 +102,7 @@ def register(sub: Any) -> None:
         help="virtual store format (with --virtual; default kerchunk)",
     )
     p.add_argument(
-        "--chunk-bytes", metavar="N", help="target size of one chunk reference, e.g. 16MiB (with --virtual; default 16MiB)"
+        "--chunk-bytes", metavar="N", help="target size of one chunk reference, e.g. 16MiB (with --virtual; default 4MiB)"
     )
     p.add_argument(
         "--no-checksum",

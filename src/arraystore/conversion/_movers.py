@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import threading
 from collections.abc import Callable, Container
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,12 +38,12 @@ from ._fastpath import (
 )
 from ._hdf5_direct import DirectChunkReader, direct_pipeline
 from ._plan import ConversionPlan
-from ._zarr_direct import ZarrChunkReader, zarr_readable_array
+from ._zarr_direct import ZarrChunkReader, ZarrChunkWriter, zarr_readable_array
 
 __all__ = [
-    "COPY_BUFFERS", "COPY_STREAMS", "HASH_PIECE",
-    "BlockBuffers", "BlockMover", "ByteMover", "DirectChunkMover", "Progress", "byte_range", "mapped_region",
-    "progress_bar", "reads_chunks",
+    "COPY_BUFFERS", "COPY_STREAMS", "HASH_PIECE", "RING_PIECE", "RING_SLOTS",
+    "BlockBuffers", "BlockMover", "ByteMover", "DirectChunkMover", "PieceRing", "Progress", "byte_range",
+    "copies_through_ring", "mapped_region", "progress_bar", "reads_chunks",
 ]
 
 Progress = Callable[[int, int], Any]
@@ -61,6 +62,13 @@ _NO_BYTES: np.ndarray[Any, Any] = np.empty(0, np.uint8)
 
 #: Kernel copies in flight at once from a source read from the disk (at most one per worker).
 COPY_STREAMS = 2
+
+#: Bytes of a piece of a copy through a ring of buffers (:class:`PieceRing`): read, written and hashed while in the
+#: CPU cache (L2 and the shared L3 of the 2-core VM hold a few).
+RING_PIECE = 2 * 1024 * 1024
+
+#: Buffers of a :class:`PieceRing`: the piece being read and written, and those the second thread still hashes.
+RING_SLOTS = 4
 
 
 #: Chunk (shard) files of a decoded source whose page-cache residency stands for the whole source's.
@@ -209,7 +217,7 @@ class BlockMover:
         # A Zarr source (not a byte range) whose chunks we can decode: fetched and decoded on ``workers`` threads.
         self._chunk_reader: ZarrChunkReader | DirectChunkReader | None = None
         if src_region is None and zarr_readable_array(src, "_decode_sync") is not None:
-            self._chunk_reader = ZarrChunkReader(src, workers, fetch_bytes=plan.blocks.block_bytes)
+            self._chunk_reader = ZarrChunkReader(src, workers, fetch_bytes=plan.blocks.block_bytes, blocks=plan.blocks)
         elif src_region is None and (deflated := direct_pipeline(src, src.dtype)) is not None:
             self._chunk_reader = DirectChunkReader(src, deflated[0], workers)
         self.dtype = src.dtype
@@ -217,10 +225,9 @@ class BlockMover:
         self._src_fd = os.open(self._src_region[0], os.O_RDONLY) if self._src_region else None
         self.source_cold = self._source_cold()
         self.regime: CacheRegime = cache_regime(plan.nbytes, available_memory(), durable, self.source_cold)
-        if self.regime == "write-through" and self.source_cold and self._chunk_reader is not None:
-            # Decoded from the disk: written at the disk's pace and dropped behind, as an output larger than the
-            # memory. Measured on the 2-core VM (1 GiB Zarr zstd -> npy / HDF5, cold, alternated runs): 0.55-1.0
-            # CPU s/GiB less than write-through (pages used again instead of new ones) and as fast or faster.
+        if self.source_cold and self._chunk_reader is not None and dst_region is not None:
+            # Decoded from the disk, read at the decoding's pace: written at the disk's pace beside the reads and
+            # dropped behind (pages used again, not new ones); measured in docs/conversion.md (the page cache).
             self.regime = "drop-behind"
         self._drop = self.regime == "drop-behind"  # outputs that fit in memory leave the page cache alone
         if self._drop and isinstance(self._chunk_reader, ZarrChunkReader):
@@ -340,6 +347,8 @@ class DirectChunkMover(BlockMover):
                  workers: int = 1) -> None:
         super().__init__(src, dst, plan, src_region, dst_region, durable=durable, workers=workers)
         self._direct = direct
+        if isinstance(direct, ZarrChunkWriter):  # chunk files start their write-back as the regime says
+            direct.writeback = self.regime != "page-cache"
         before_write = getattr(dst, "_before_write", None)  # sets the "incomplete" flag of in-place datasets
         if before_write is not None:
             before_write()
@@ -355,10 +364,91 @@ class DirectChunkMover(BlockMover):
             super().finish()
 
 
+def copies_through_ring(source_cold: bool) -> bool:
+    """True when a same-layout copy goes through a :class:`PieceRing` rather than ``copy_file_range``: a source in
+    the page cache. One read from the disk is copied in the kernel, two streams at once: through the ring (even
+    with the next block advised ``WILLNEED``) the 2-core VM gave 0.44-1.84x the kernel copy's time, cold 1 GiB
+    under load averages of 8-13, where the cached copy was consistently faster (0.6x, 512 MiB)."""
+    return not source_cold
+
+
+class PieceRing:
+    """Copies byte ranges through a ring of :data:`RING_SLOTS` cache-sized buffers, hashed on a second thread.
+
+    The copying thread reads a :data:`RING_PIECE` piece into the next free buffer
+    (``preadv``), hands it to the hashing thread and writes it (``pwritev``) while it is
+    hashed; a buffer is read into again once its piece is hashed. Each byte crosses
+    memory once on its way in and once on its way out, as in the kernel's own copy, and
+    the hashing runs on the other core. Unlike ``copy_file_range`` (whose splice moves
+    page-sized pieces 64 KiB at a time) the writes are large whatever the two files'
+    offsets: a ``.npy`` header of 128 bytes puts every page of the kernel's copy across
+    two pages of the other file, and on the 2-core VM a cached 512 MiB copy then took
+    1.5-2x as long as through the ring.
+    """
+
+    def __init__(self, hasher: StreamHasher | None) -> None:
+        self._hasher = hasher
+        self._slots = [np.empty(RING_PIECE, np.uint8) for _ in range(RING_SLOTS)]
+        self._turn = 0
+        self._free = threading.Semaphore(RING_SLOTS)
+        self._work: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._hash_pieces, name="arraystore-hash", daemon=True)
+        self._thread.start()
+
+    def _hash_pieces(self) -> None:
+        while (item := self._work.get()) is not None:
+            if isinstance(item, threading.Event):  # the block's pieces before it are hashed
+                item.set()
+                continue
+            piece, digest = item
+            try:
+                if self._error is None:
+                    digest.update(piece)
+                    if self._hasher is not None:
+                        self._hasher.update(piece)
+            except BaseException as exc:  # raised by copy() on the copying thread
+                self._error = exc
+            finally:
+                self._free.release()
+
+    def copy(self, src_fd: int, src_off: int, dst_fd: int, dst_off: int, nbytes: int, path: str) -> str:
+        """Copy ``nbytes`` and return their digest (:func:`~arraystore.checksums.block_digester`), also fed to
+        the stream hasher; a short source raises ``EOFError``, a full disk ``StorageFullError``."""
+        digest = block_digester()
+        try:
+            for lo in range(0, nbytes, RING_PIECE):
+                self._free.acquire()
+                piece = self._slots[self._turn][: min(RING_PIECE, nbytes - lo)]
+                self._turn = (self._turn + 1) % RING_SLOTS
+                try:
+                    pread_into(src_fd, piece.data, src_off + lo)
+                except BaseException:
+                    self._free.release()
+                    raise
+                self._work.put((piece, digest))
+                pwrite_all(dst_fd, piece.data, dst_off + lo, path)
+        finally:
+            hashed = threading.Event()
+            self._work.put(hashed)
+            hashed.wait()
+        if self._error is not None:
+            raise self._error
+        return str(digest.hexdigest())
+
+    def close(self) -> None:
+        """Stop the hashing thread (its queued pieces are hashed first)."""
+        if self._thread.is_alive():
+            self._work.put(None)
+            self._thread.join()
+
+
 class ByteMover(BlockMover):
     """Same bytes, same layout: blocks are byte ranges, copied in the kernel or through buffers.
 
-    ``"kernel-copy"``: blocks are copied in the kernel (``copy_file_range``,
+    ``"kernel-copy"``: a source in the page cache is copied through a :class:`PieceRing`
+    (:func:`copies_through_ring`), each block's pieces hashed on the ring's thread while
+    they are written. A source read from the disk is copied in the kernel (``copy_file_range``,
     :func:`copy_range`) on a thread, ahead of the reader: block ``k + 1`` is copied while
     block ``k`` is hashed. A source read from the disk (:attr:`source_cold`) is copied by
     :data:`COPY_STREAMS` threads at once (two sequential streams keep the disk reading
@@ -401,16 +491,27 @@ class ByteMover(BlockMover):
         # A source read from the disk: two copies at once keep it reading. From the page cache, copies into
         # one file serialise on its inode lock: one copy, a block ahead of the hashing.
         self._streams = min(max(workers, 1), COPY_STREAMS if self.source_cold else 1)
+        self._ring = PieceRing(self._hasher) if kernel and copies_through_ring(self.source_cold) else None
         self._pool = (ThreadPoolExecutor(self._streams, thread_name_prefix="arraystore-copy")
-                      if kernel and plan.n_blocks > 1 else None)
+                      if kernel and self._ring is None and plan.n_blocks > 1 else None)
         if self._pool is not None:
             self._order = [self._range(sel) for sel in plan.blocks]
             self._next = {off: k for k, (off, _n) in enumerate(self._order)}
 
     @property
     def streams(self) -> int:
-        """Kernel copies run at once (0: copied inline, a plan of one block)."""
+        """Kernel copies run at once (0: copied inline, a plan of one block, or through the ring)."""
         return self._streams if self._pool is not None else 0
+
+    @property
+    def how(self) -> str:
+        """How the blocks are copied, for the plan's notes."""
+        if self.plan.method != "kernel-copy":
+            return "read and written through two buffers"
+        if self._ring is not None:
+            return "copied through a ring of cache-sized buffers, hashed on a second thread"
+        how = f"by {self.streams} thread(s) ahead of the hashing" if self.streams else "in one call"
+        return f"copied in the kernel {how}"
 
     def _range(self, sel: tuple[slice, ...]) -> tuple[int, int]:
         rng = byte_range(sel, self.src.shape, self.src.order, self.src.dtype.itemsize)
@@ -455,6 +556,11 @@ class ByteMover(BlockMover):
     def read(self, sel: tuple[slice, ...]) -> tuple[np.ndarray[Any, Any], str]:
         off, n = self._range(sel)
         assert self._src_fd is not None and self._src_region is not None
+        if self._ring is not None:
+            assert self._dst_fd is not None and self._dst_region is not None
+            self.copy_call = "preadv/pwritev"
+            return _NO_BYTES, self._ring.copy(self._src_fd, self._src_region[1] + off, self._dst_fd,
+                                              self._dst_region[1] + off, n, self.dst.path)
         if self.plan.method == "kernel-copy":
             self._kernel_copy(off, n)
             return _NO_BYTES, self._hash_source(off, n)
@@ -497,6 +603,8 @@ class ByteMover(BlockMover):
         return i, n, digest
 
     def finish(self) -> None:
+        if self._ring is not None:
+            self._ring.close()
         if self._pool is not None:  # copies started ahead of a failure: finished before the files close
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._copies.clear()

@@ -88,8 +88,11 @@ class _Conversion:
         self.drop_attrs = options.attrs == "drop"
         self.progress = progress
         self._src_region = mapped_region(src)
-        # A source whose chunks are decoded here: the next block is decoded while this one is hashed and written.
-        self._read_ahead = reads_chunks(src, self._src_region)
+        # A source whose chunks are decoded here: the next block is decoded while this one is hashed and written;
+        # a byte-range source into chunks compressed here: the next block is read (and digested) meanwhile, so
+        # neither the disk nor the encoding threads wait for the other.
+        self._read_ahead = reads_chunks(src, self._src_region) or (self._src_region is not None
+                                                                   and self.compression is not None)
         self._zarr_direct = False  # set by run(): the destination's chunks are encoded and written here
         self._chunks_may_exist = True
 
@@ -354,16 +357,16 @@ class _Conversion:
         notes = report.plan.setdefault("notes", [])
         notes.append(f"page cache: {mover.regime}")
         if isinstance(mover, ByteMover) and plan.method == "kernel-copy":
-            how = f"by {mover.streams} thread(s) ahead of the hashing" if mover.streams else "in one call"
-            notes.append(f"copied in the kernel {how}{', the source read from the disk' if mover.source_cold else ''}")
+            notes.append(f"{mover.how}{', the source read from the disk' if mover.source_cold else ''}")
         if mover.reads_chunks:
             notes.append(f"source chunks fetched and decoded here on {self.workers} threads")
         # Byte-range copies keep one write in flight: the next block is copied (kernel) or read (buffered)
         # while the one before is written back or written.
         threads = 1 if plan.method in ("kernel-copy", "buffered-copy") else plan.workers
         # Decoded sources: one block decoded ahead (its own thread feeding the decoding threads) while
-        # this one is hashed and written; the plan counts that block (blocks_in_memory(read_ahead=True)).
-        ahead = ReadAhead(mover.read) if self._read_ahead and mover.reads_chunks and plan.method == "blocks" else None
+        # this one is hashed and written; byte-range sources into compressed chunks: one block read ahead.
+        # The plan counts that block (blocks_in_memory(read_ahead=True)).
+        ahead = ReadAhead(mover.read) if self._read_ahead and plan.method == "blocks" else None
         try:
             with BlockPipeline(threads, finished) as pipe:
                 first = True

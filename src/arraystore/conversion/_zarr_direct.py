@@ -9,7 +9,9 @@ created, staged, published and read by it) and we do the chunk writes:
 * each chunk's key comes from the array's own chunk key encoding;
 * each chunk is encoded by the array's own codecs, called synchronously
   (``codec._encode_sync``: transpose, bytes, gzip, zstd, blosc, crc32c, the very
-  code zarr-python runs), so the bytes are zarr-python's, by construction;
+  code zarr-python runs), so the bytes are zarr-python's, by construction; except
+  that an unsharded local chunk whose only compressor is zstd is compressed straight
+  into its file (:class:`_ZstdFiles`): the same decoded bytes, a standard frame;
 * shards are assembled as the sharding codec does: inner chunks in Morton order,
   the index (offset, length per inner chunk, ``2**64 - 1`` for an absent one)
   encoded by the index codecs, at the end or the start;
@@ -22,10 +24,14 @@ created, staged, published and read by it) and we do the chunk writes:
   mostly waits for the network, and the store's ``_keep_writing()`` (the lease) before
   each block.
 
-Where the chunks go is the zarr store's business: a store with a synchronous
-``set_sync`` (arraystore's local store writes a temporary file and renames it) is
-called directly from the threads; any other zarr store (object storage) through
-its async ``set`` / ``delete`` on zarr's event loop. Destinations qualify through
+Where the chunks go is the zarr store's business: a store with ``put_stream``
+(arraystore's local store writes a temporary file and renames it) is written
+directly from the threads, the file's write-back started at once when
+:attr:`ZarrChunkWriter.writeback` (the conversion's write-through and drop-behind
+regimes); a store with a synchronous ``set_sync`` is called from the threads; a zarr
+``ObjectStore`` through obstore's blocking ``put`` / ``delete`` (which release the GIL
+while the request runs); any other zarr store through its async ``set`` / ``delete`` on
+zarr's event loop. Destinations qualify through
 their capabilities (``parallel_chunk_writers`` and ``thread_safe_writes``) and a
 ``zarr_array`` whose codecs are all ones with a synchronous encoder; anything else
 (variable-length types, a codec without ``_encode_sync``) keeps ``dst[sel] = block``.
@@ -33,24 +39,34 @@ their capabilities (``parallel_chunk_writers`` and ``thread_safe_writes``) and a
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
-from collections.abc import Callable, Iterator
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from ..location import parse_location
 from ..store import ArrayStore
+from ._fastpath import start_writeback
 
 __all__ = ["ZarrChunkReader", "ZarrChunkWriter", "zarr_direct_array", "zarr_readable_array"]
 
 #: Requests in flight at once when a block's chunks are fetched from object storage.
 FETCH_CONCURRENCY = 32
+#: Rounds of a block's chunk requests in flight while the round before is checked and decoded.
+ROUNDS_AHEAD = 2
 _FETCH: Any = object()  # "fetch the chunk yourself" (a buffer argument of None means an absent chunk)
 _ABSENT = np.uint64(2**64 - 1)
+#: Bytes of a chunk looked at first when checking it against a zero fill value.
+_PROBE = 4096
+#: Compressed bytes handed to the file at once by :class:`_ZstdFiles` (its reused output buffer).
+ZSTD_PIECE = 128 * 1024
 
 
 def zarr_direct_array(store: ArrayStore) -> Any | None:
@@ -85,7 +101,8 @@ class _Encoder:
         self.aa, (self.ab,), self.bb = codecs
         self.spec = spec
 
-    def __call__(self, chunk: np.ndarray[Any, Any]) -> Any:
+    def serialized(self, chunk: np.ndarray[Any, Any]) -> tuple[Any, Any]:
+        """``(buffer, spec)``: the chunk through the array->array and array->bytes codecs (bytes: a view)."""
         from zarr.core.buffer.cpu import NDBuffer
 
         spec = self.spec
@@ -94,7 +111,10 @@ class _Encoder:
             nd = codec._encode_sync(nd, spec)
             spec = codec.resolve_metadata(spec)
         buf = self.ab._encode_sync(nd, spec)
-        spec = self.ab.resolve_metadata(spec)
+        return buf, self.ab.resolve_metadata(spec)
+
+    def __call__(self, chunk: np.ndarray[Any, Any]) -> Any:
+        buf, spec = self.serialized(chunk)
         for codec in self.bb:
             buf = codec._encode_sync(buf, spec)
             spec = codec.resolve_metadata(spec)
@@ -150,6 +170,12 @@ class ZarrChunkWriter:
         prefix = arr.store_path.path
         self._prefix = f"{prefix}/" if prefix else ""
         self._put, self._delete = _sink(zstore)
+        # A local store: chunk files written here (put_stream), unsharded zstd chunks compressed straight into them.
+        self._open: Callable[[str], contextlib.AbstractContextManager[BinaryIO]] | None = getattr(
+            zstore, "put_stream", None)
+        self._zstd_files = _ZstdFiles(bb[0]) if sharding is None and _zstd_only(bb) and self._open else None
+        #: Start each chunk file's write-back as soon as it is written (the conversion's write-through regime).
+        self.writeback = False
         self.may_exist = may_exist
         self._key = md.encode_chunk_key
         threads = max(1, workers)
@@ -196,8 +222,9 @@ class ZarrChunkWriter:
             chunk[tuple(slice(0, n) for n in piece.shape)] = piece
         raw = chunk.reshape(-1).view(np.uint8)
         if self._fill_zero:
-            if not raw.any():
-                return None
+            if raw[:_PROBE].any() or raw.any():  # most chunks differ from zero early: no full pass over them
+                return chunk
+            return None
         elif np.array_equal(raw.reshape(-1, self.stored.itemsize),
                             np.broadcast_to(self._fill_bytes, (raw.size // self.stored.itemsize, self.stored.itemsize))):
             return None
@@ -211,7 +238,32 @@ class ZarrChunkWriter:
             if self.may_exist:
                 self._delete(key)
             return
-        self._put(key, self._encode(chunk))
+        if self._zstd_files is not None:
+            zstd_files = self._zstd_files
+            self._write_file(key, lambda f: zstd_files(f, self._encode.serialized(chunk)[0]))
+        else:
+            self._write_parts(key, [self._encode(chunk)])
+
+    def _write_parts(self, key: str, parts: list[Any]) -> None:
+        """Put the concatenation of ``parts`` (zarr buffers) at ``key``."""
+        if self._open is None:
+            self._put(key, parts[0].combine(parts[1:]) if len(parts) > 1 else parts[0])
+            return
+
+        def write(f: BinaryIO) -> None:
+            for part in parts:
+                f.write(part.as_buffer_like())
+
+        self._write_file(key, write)
+
+    def _write_file(self, key: str, write: Callable[[BinaryIO], None]) -> None:
+        """Write the file at ``key`` with ``write(file)`` (a local store), its write-back started when asked."""
+        assert self._open is not None
+        with self._open(key) as f:
+            write(f)
+            if self.writeback:
+                f.flush()
+                start_writeback(f.fileno())
 
     def _write_shard(self, origin: tuple[int, ...], block: np.ndarray[Any, Any], sel: tuple[slice, ...]) -> None:
         from zarr.codecs.sharding import ShardingCodecIndexLocation
@@ -241,12 +293,55 @@ class ZarrChunkWriter:
             present = index[..., 0] != _ABSENT
             index[present, 0] += np.uint64(self._index_bytes)
         index_buf = self._index_encoder(index)
-        bufs = [index_buf, *parts] if at_start else [*parts, index_buf]
-        self._put(key, bufs[0].combine(bufs[1:]))
+        self._write_parts(key, [index_buf, *parts] if at_start else [*parts, index_buf])
 
     def close(self) -> None:
         """Stop the threads."""
         self._pool.shutdown(wait=True)
+
+
+def _zstd_only(bb: tuple[Any, ...]) -> bool:
+    """True when the bytes->bytes codecs are exactly one zarr ``ZstdCodec`` and ``zstandard`` is installed."""
+    from zarr.codecs import ZstdCodec
+
+    if len(bb) != 1 or type(bb[0]) is not ZstdCodec:
+        return False
+    try:  # the `zarr` extra brings it; an environment without it keeps numcodecs' encoder
+        import zstandard  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class _ZstdFiles:
+    """Compresses a chunk's bytes with zstd straight into its file, in :data:`ZSTD_PIECE` pieces.
+
+    numcodecs' ``Zstd.encode`` makes a compression context and a chunk-sized output
+    buffer for every chunk: the fresh buffer's pages cost a page fault each (a third of
+    the codec's CPU time), and its bytes are copied once more into the file. Here each
+    thread keeps one ``zstandard.ZstdCompressor`` (its context reused) and the output
+    goes to the file through one small buffer. The frame is standard zstd with the
+    content size in its header and the codec's level and checksum flag: any zstd decoder
+    (numcodecs, TensorStore) reads it; its bytes need not equal numcodecs' one-shot output.
+    """
+
+    def __init__(self, codec: Any) -> None:
+        self.level = int(codec.level)
+        self.checksum = bool(codec.checksum)
+        self._local = threading.local()
+
+    def __call__(self, f: BinaryIO, data: Any) -> None:
+        """Write ``data`` (a zarr buffer: the chunk's serialized bytes) to ``f`` as one zstd frame."""
+        import zstandard
+
+        cctx = getattr(self._local, "cctx", None)
+        if cctx is None:
+            cctx = self._local.cctx = zstandard.ZstdCompressor(level=self.level, write_checksum=self.checksum,
+                                                               write_content_size=True)
+        raw = data.as_numpy_array()
+        writer = cctx.stream_writer(f, size=raw.nbytes, write_size=ZSTD_PIECE, closefd=False)
+        writer.write(raw)
+        writer.flush(zstandard.FLUSH_FRAME)
 
 
 def _split_plain(codecs: Any) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
@@ -262,21 +357,43 @@ def _run_bounded(pool: ThreadPoolExecutor, tasks: Iterator[Callable[[], None]], 
     run_bounded(pool, tasks, lookahead)
 
 
+def _object_store(zstore: Any) -> Any | None:
+    """The obstore store under a zarr ``ObjectStore`` (through wrapper stores such as the bounded one), else None."""
+    import zarr.storage
+
+    while isinstance(zstore, zarr.storage.WrapperStore):
+        zstore = zstore._store
+    return zstore.store if isinstance(zstore, zarr.storage.ObjectStore) else None
+
+
 def _sink(zstore: Any) -> tuple[Callable[[str, Any], None], Callable[[str], None]]:
-    """``(put, delete)`` for a zarr store: synchronous calls where it has them, else its async API on zarr's loop."""
+    """``(put, delete)`` for a zarr store: synchronous calls where it has them, else its async API on zarr's loop.
+
+    An object store is called synchronously too, through obstore: its blocking calls release the
+    GIL while the request runs, so the writing threads need no hop through zarr's event loop.
+    """
     from zarr.core.sync import sync
 
     put_sync = getattr(zstore, "set_sync", None)
     root = getattr(zstore, "root", None)
+    ostore = _object_store(zstore)
 
     def put(key: str, buf: Any) -> None:
-        if put_sync is not None:
+        if ostore is not None:
+            import obstore
+
+            obstore.put(ostore, key, buf.as_buffer_like())
+        elif put_sync is not None:
             put_sync(key, buf)
         else:
             sync(zstore.set(key, buf))
 
     def delete(key: str) -> None:
-        if root is not None and type(zstore).__module__.startswith(("zarr.storage", "arraystore")):
+        if ostore is not None:
+            import obstore
+
+            obstore.delete(ostore, key)
+        elif root is not None and type(zstore).__module__.startswith(("zarr.storage", "arraystore")):
             try:
                 (Path(root) / key).unlink()
             except FileNotFoundError:
@@ -285,7 +402,6 @@ def _sink(zstore: Any) -> tuple[Callable[[str, Any], None], Callable[[str], None
             sync(zstore.delete(key))
 
     return put, delete
-
 
 
 def _decoder(codecs: tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]], spec: Any) -> Any:
@@ -304,7 +420,8 @@ class _RemoteChunkReader:
     values are zarr-python's. An absent chunk (or inner chunk) is the fill value.
     """
 
-    def __init__(self, store: ArrayStore, workers: int, fetch_bytes: int = 64 << 20) -> None:
+    def __init__(self, store: ArrayStore, workers: int, fetch_bytes: int = 64 << 20,
+                 blocks: Iterable[tuple[slice, ...]] | None = None) -> None:
         from zarr.core.array_spec import ArrayConfig
         from zarr.core.buffer import default_buffer_prototype
 
@@ -342,12 +459,18 @@ class _RemoteChunkReader:
         self._key = md.encode_chunk_key
         self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="arraystore-zarr-read")
         self._lookahead = 2 * max(1, workers)
-        # Object storage: a block's chunks are fetched as concurrent requests, in rounds of at most
-        # ``fetch_bytes`` of chunks (the in-flight buffers: at most one block, counted in the budget).
+        # Object storage: a block's chunks are fetched as concurrent requests, in rounds of at most a
+        # quarter of ``fetch_bytes``, ROUNDS_AHEAD of them in flight while one is decoded (the in-flight
+        # buffers: at most one block, counted in the budget).
         self._remote = parse_location(store.path).remote
-        self._fetcher = ThreadPoolExecutor(1, thread_name_prefix="arraystore-zarr-fetch")
+        self._fetcher = ThreadPoolExecutor(ROUNDS_AHEAD, thread_name_prefix="arraystore-zarr-fetch")
         self._fetch_bytes = max(1, fetch_bytes)
         self._unit_bytes = max(1, math.prod(self.unit) * self.stored.itemsize)
+        # The blocks' order, when known: the first round of the next block is fetched while this one ends.
+        self._order: Iterator[tuple[slice, ...]] = iter(blocks if blocks is not None else ())
+        self._cursor: tuple[slice, ...] | None = next(self._order, None)
+        self._prefetched: tuple[list[str], Future[list[Any]]] | None = None
+        self._reading = threading.Lock()
 
     def _get(self, key: str) -> Any:
         from zarr.core.sync import sync
@@ -371,15 +494,28 @@ class _RemoteChunkReader:
 
         return sync(fetch())
 
-    def read(self, sel: tuple[slice, ...]) -> np.ndarray[Any, Any]:
-        """The values at ``sel`` (slices with steps of 1), as the array's dtype."""
+    def read(self, sel: tuple[slice, ...], out: np.ndarray[Any, Any] | None = None) -> np.ndarray[Any, Any]:
+        """The values at ``sel`` (slices with steps of 1), as the array's dtype.
+
+        ``out``: assemble the block in this C-contiguous array of the stored dtype (a buffer used
+        again, whose pages are not faulted in and zeroed for every block) instead of a new one.
+        """
+        with self._reading:  # one block at a time: the prefetched round is this reader's state
+            return self._read(sel, out)
+
+    def _read(self, sel: tuple[slice, ...], out: np.ndarray[Any, Any] | None) -> np.ndarray[Any, Any]:
         from ..backends._zarr_layout import decode
 
-        out = np.empty(tuple(s.stop - s.start for s in sel), self.stored)
+        box = tuple(s.stop - s.start for s in sel)
+        if out is None:
+            out = np.empty(box, self.stored)
+        elif out.shape != box or out.dtype != self.stored or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous {self.stored} array of shape {box}, "
+                             f"found {out.dtype} {out.shape}")
         if out.size:
             ranges = [range(s.start // u, (s.stop - 1) // u + 1) for s, u in zip(sel, self.unit)]
             if self._remote:
-                self._read_rounds(list(itertools.product(*ranges)), sel, out)
+                self._read_rounds(sel, out)
             else:
                 def task(coords: tuple[int, ...]) -> Callable[[], None]:
                     return lambda: self._fill_unit(coords, sel, out)
@@ -387,45 +523,77 @@ class _RemoteChunkReader:
                 _run_bounded(self._pool, (task(c) for c in itertools.product(*ranges)), self._lookahead)
         return decode(out, self.dtype, self.encoding)
 
-    def _read_rounds(self, coords: list[tuple[int, ...]], sel: tuple[slice, ...], out: np.ndarray[Any, Any]) -> None:
+    def _groups(self, sel: tuple[slice, ...]) -> list[list[tuple[int, ...]]]:
+        """The chunk (shard) coordinates under ``sel``, in rounds of at most a quarter of ``fetch_bytes``."""
+        ranges = [range(s.start // u, (s.stop - 1) // u + 1) for s, u in zip(sel, self.unit)]
+        coords = list(itertools.product(*ranges))
+        per_round = max(1, self._fetch_bytes // 4 // self._unit_bytes)
+        return [coords[i : i + per_round] for i in range(0, len(coords), per_round)]
+
+    def _fetch(self, group: list[tuple[int, ...]]) -> tuple[list[str], Future[list[Any]]]:
+        keys = [self._key(c) for c in group]
+        return keys, self._fetcher.submit(self._get_many, keys)
+
+    def _following(self, sel: tuple[slice, ...]) -> tuple[slice, ...] | None:
+        """The block after ``sel`` in the blocks' order (None: the last, or not known)."""
+        want = _bounds(sel)
+        while self._cursor is not None and _bounds(self._cursor) != want:
+            self._cursor = next(self._order, None)  # blocks skipped (resumed), or a read out of order
+        if self._cursor is None:
+            return None
+        self._cursor = next(self._order, None)
+        return self._cursor
+
+    def _read_rounds(self, sel: tuple[slice, ...], out: np.ndarray[Any, Any]) -> None:
         """Fetch the chunks in rounds of concurrent requests, check the generation after each, decode on threads.
 
-        The store's generation check (``_check_generation``: a HEAD of the array's metadata) runs
-        once per round, after all of the round's requests returned and before any of their bytes
-        is used; the next round is requested only then (while this one is decoded). Every chunk
-        of a round was fetched after the previous check passed and before this one, so an
-        overwrite (a new generation) or a writer that began changing the array in that window
-        and had not finished is detected, and nothing of the round is returned. Two rounds of
-        half a block each are alive at most: the in-flight buffers stay within one block.
+        :data:`ROUNDS_AHEAD` rounds are in flight while the one before is checked and decoded, so
+        that the server always has requests queued (and the first round of the next block, when
+        the blocks' order is known, while this block's last rounds end). The store's generation
+        check (``_check_generation``: a HEAD of the array's metadata) runs once per round, after
+        all of the round's requests returned and before any of their bytes is used: every chunk
+        of the round was fetched after the array was opened and before that check, and a
+        generation, once replaced, never comes back, so an overwrite (a new generation) or a
+        writer that began changing the array and had not finished is detected, and nothing of
+        the round is returned. At most ``ROUNDS_AHEAD + 1`` rounds of a quarter of
+        ``fetch_bytes`` each are alive: the in-flight buffers stay within one block.
         """
-        per_round = max(1, self._fetch_bytes // 2 // self._unit_bytes)
-        groups = [coords[i : i + per_round] for i in range(0, len(coords), per_round)]
-
-        def fetch(group: list[tuple[int, ...]]) -> Future[list[Any]]:
-            return self._fetcher.submit(self._get_many, [self._key(c) for c in group])
-
-        pending: Future[list[Any]] | None = fetch(groups[0])
+        groups = self._groups(sel)
+        pending: deque[tuple[list[str], Future[list[Any]]]] = deque()
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is not None:
+            if prefetched[0] == [self._key(c) for c in groups[0]]:
+                pending.append(prefetched)
+            else:  # not the block that was expected next
+                _settle(prefetched[1])
+        then = self._following(sel)
+        submitted = len(pending)
         try:
             for j, group in enumerate(groups):
-                assert pending is not None
+                while submitted < len(groups) and len(pending) < ROUNDS_AHEAD:
+                    pending.append(self._fetch(groups[submitted]))
+                    submitted += 1
                 with self.store._client_errors():
-                    bufs = pending.result()
-                pending = None
+                    bufs = pending.popleft()[1].result()
+                if submitted < len(groups):
+                    pending.append(self._fetch(groups[submitted]))  # before the check: no gap for the server
+                    submitted += 1
+                elif j + 1 == len(groups) and then is not None and (first := self._groups(then)):
+                    self._prefetched = self._fetch(first[0])
                 self.store._check_generation()
-                if j + 1 < len(groups):
-                    pending = fetch(groups[j + 1])
 
                 def task(c: tuple[int, ...], buf: Any) -> Callable[[], None]:
                     return lambda: self._fill_unit(c, sel, out, buf)
 
                 _run_bounded(self._pool, (task(c, b) for c, b in zip(group, bufs)), self._lookahead)
                 del bufs
-        finally:
-            if pending is not None and not pending.cancel():
-                try:
-                    pending.result()
-                except BaseException:  # the error that got us here matters more
-                    pass
+        except BaseException:
+            for _, fut in pending:
+                _settle(fut)
+            if self._prefetched is not None:
+                _settle(self._prefetched[1])
+                self._prefetched = None
+            raise
 
     def _place(self, origin: tuple[int, ...], shape: tuple[int, ...], chunk: np.ndarray[Any, Any] | None,
                sel: tuple[slice, ...], out: np.ndarray[Any, Any]) -> None:
@@ -474,9 +642,25 @@ class _RemoteChunkReader:
             self._place(at, self.inner, self._decode(piece), sel, out)
 
     def close(self) -> None:
-        """Stop the threads."""
+        """Stop the threads (a round fetched for a block never read is dropped)."""
+        if self._prefetched is not None:
+            _settle(self._prefetched[1])
+            self._prefetched = None
         self._fetcher.shutdown(wait=True)
         self._pool.shutdown(wait=True)
+
+
+def _bounds(sel: tuple[slice, ...]) -> tuple[tuple[int, int], ...]:
+    return tuple((int(s.start), int(s.stop)) for s in sel)
+
+
+def _settle(fut: Future[Any]) -> None:
+    """Cancel ``fut``, or wait for it and drop its result or failure (another error matters more)."""
+    if not fut.cancel():
+        try:
+            fut.result()
+        except BaseException:
+            pass
 
 
 class ZarrChunkReader:
@@ -488,16 +672,20 @@ class ZarrChunkReader:
     is decoded, numcodecs ``zstd``/``blosc`` decoded straight into the block. Arrays on
     object storage are fetched in rounds of concurrent requests with a generation check
     per round (:class:`_RemoteChunkReader`). An absent chunk (or inner chunk) is the fill value.
+
+    ``blocks``: the selections that will be read, in order (a conversion's block plan); an
+    array on object storage then fetches the next block's first round while a block ends.
     """
 
-    def __init__(self, store: ArrayStore, workers: int, fetch_bytes: int = 64 << 20) -> None:
+    def __init__(self, store: ArrayStore, workers: int, fetch_bytes: int = 64 << 20,
+                 blocks: Iterable[tuple[slice, ...]] | None = None) -> None:
         from ..backends._zarr_read import ChunkReader
 
         self.store = store
         self._remote: _RemoteChunkReader | None = None
         self._reader: ChunkReader | None = None
         if parse_location(store.path).remote:
-            self._remote = _RemoteChunkReader(store, workers, fetch_bytes)
+            self._remote = _RemoteChunkReader(store, workers, fetch_bytes, blocks)
             return
         arr = zarr_readable_array(store, "_decode_sync")
         assert arr is not None
@@ -506,19 +694,21 @@ class ZarrChunkReader:
 
     @property
     def out_dtype(self) -> np.dtype[Any] | None:
-        """The dtype :meth:`read` decodes into, when it can take an ``out`` array (local arrays), else None."""
+        """The dtype :meth:`read` decodes (or assembles) a block in when given an ``out`` array."""
+        if self._remote is not None:
+            return self._remote.stored
         return self._reader.out_dtype if self._reader is not None else None
 
     def read(self, sel: tuple[slice, ...], out: np.ndarray[Any, Any] | None = None) -> np.ndarray[Any, Any]:
         """The values at ``sel`` (slices with steps of 1), as the array's dtype.
 
-        ``out``: decode into this C-contiguous array (the selection's shape, :attr:`out_dtype`; local arrays).
+        ``out``: decode into this C-contiguous array (the selection's shape, :attr:`out_dtype`); the
+        result is a view of it unless the values needed converting to the array's dtype.
         """
         from ..backends._zarr_safety import zarr_errors
 
         if self._remote is not None:
-            assert out is None
-            return self._remote.read(sel)
+            return self._remote.read(sel, out=out)
         assert self._reader is not None
         with zarr_errors(self.store.path, reading_chunks=True):
             return self._reader.read(sel, out=out)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ from pathlib import Path
 from ..errors import ArrayStoreError, MetadataError, UnsafeInputError
 from ..registry import BACKENDS
 from ._glob import Glob
-from .resolve import is_metadata_file
+from .resolve import METADATA_SUFFIXES, is_metadata_file
 
 try:
     from .. import dialects
@@ -78,6 +79,12 @@ def _matches(patterns: list[tuple[bool, Glob]], rel: str) -> bool:
     return any(p.fullmatch(low if full else name) for full, p in patterns)
 
 
+def _suffix(name: str) -> str:
+    """``Path(name).suffix`` of a file name."""
+    dot = name.rfind(".")
+    return name[dot:] if 0 < dot < len(name) - 1 else ""
+
+
 def _inline_header(path: Path) -> bool:
     if path.suffix.lower() == ".mha":
         return True
@@ -115,21 +122,33 @@ def discover(
     for folder, dirs, files in os.walk(base):
         here = Path(folder)
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (here / d).resolve() != skip_path)
+        prefix = here.relative_to(base).as_posix() + "/"
+        if prefix == "./":
+            prefix = ""
         for name in files:
             if name.startswith("."):
                 continue
-            path = here / name
-            rel = path.relative_to(base).as_posix()
-            if path.is_symlink() and real_base not in path.resolve().parents:
-                if path.exists() and (_matches(inc, rel) or path.suffix.lower() in _HEADER_SUFFIXES):
-                    broken.append((rel, UnsafeInputError(
-                        f"{path}: a symbolic link to {path.resolve()}, outside the archive {base}; refused: "
-                        "copy the file into the archive instead of linking to it"
-                    )))
+            rel = prefix + name
+            try:  # one lstat: a link, a regular file, or neither (folders, sockets, vanished files)
+                mode = os.lstat(os.path.join(folder, name)).st_mode
+            except OSError:
                 continue
-            if path.suffix.lower() in _HEADER_SUFFIXES:
+            path = here / name
+            suffix = _suffix(name).lower()
+            if stat.S_ISLNK(mode):
+                if real_base not in path.resolve().parents:
+                    if path.exists() and (_matches(inc, rel) or suffix in _HEADER_SUFFIXES):
+                        broken.append((rel, UnsafeInputError(
+                            f"{path}: a symbolic link to {path.resolve()}, outside the archive {base}; refused: "
+                            "copy the file into the archive instead of linking to it"
+                        )))
+                    continue
+                is_file = path.is_file()
+            else:
+                is_file = stat.S_ISREG(mode)
+            if suffix in _HEADER_SUFFIXES:
                 headers.append(path)
-            if is_metadata_file(path) or not path.is_file():
+            if suffix in METADATA_SUFFIXES or not is_file:
                 continue
             if (_matches(inc, rel) or _inline_header(path)) and not _matches(exc, rel):
                 data.add(rel)
@@ -196,7 +215,8 @@ def _own_names(name: str, suffix: str) -> tuple[str, str]:
 
 def _stem(name: str) -> str:
     folder, _, leaf = name.rpartition("/")
-    stem = Path(leaf).stem if Path(leaf).suffix else leaf
+    dot = leaf.rfind(".")
+    stem = leaf[:dot] if 0 < dot < len(leaf) - 1 else leaf  # Path(leaf).stem, where it has a suffix
     return f"{folder}/{stem}" if folder else stem
 
 

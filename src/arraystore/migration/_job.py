@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +25,9 @@ from ..registry import backend_class, parse_location
 from ..store import ArrayStore
 from ._group import group_dimension_names
 from ._manifest import FileRecord, RecordStatus
-from ._realdirs import real_root, umask
+from ._realdirs import make_folder, real_root, umask
 
-__all__ = ["Job", "open_source", "run_job"]
+__all__ = ["Job", "open_source", "run_batch", "run_job"]
 
 
 @dataclass(frozen=True)
@@ -254,7 +256,13 @@ def _write_whole(job: Job, meta: ArrayMeta, t0: float, note: str | None) -> File
                 )
 
     mode = _fsutil.kept_mode(job.src_path, mask=umask())  # 0600 in, 0600 out
-    cls._write_whole(Location(Path(job.dst_path)), meta, data, durable=job.options.durable, check=check, mode=mode)
+    later = _LATER.get() if job.options.durable else None
+    if later is not None:  # durable in a batch: published by run_batch after one sync of the staged files
+        staged: list[Any] = []
+        cls._write_whole(Location(Path(job.dst_path)), meta, data, check=check, mode=mode, defer=staged)
+        later.append((job, staged[0]))
+    else:
+        cls._write_whole(Location(Path(job.dst_path)), meta, data, durable=job.options.durable, check=check, mode=mode)
     return _record(
         job,
         "converted",
@@ -264,6 +272,77 @@ def _write_whole(job: Job, meta: ArrayMeta, t0: float, note: str | None) -> File
         verified=job.options.verify,
         note=note,
     )
+
+
+#: Inside :func:`run_batch` (durable): the (job, staged file) of each small output waiting to be published.
+_LATER: ContextVar[list[tuple[Job, Any]] | None] = ContextVar("arraystore_migration_publish_later", default=None)
+
+
+def run_batch(jobs: Sequence[Job]) -> list[FileRecord]:
+    """Run ``jobs`` one after the other; an unforeseen error fails its own file, not the batch.
+
+    Durable small outputs (the one-write path) are not fsynced one by one: each is written
+    and checked at its staging name, then one file-system sync (:func:`~arraystore._fsutil.sync_filesystem`)
+    makes all of them durable, then they are renamed into place, then their folders are
+    fsynced, and only then are their records returned (for the manifest). A kill before the
+    sync or the renames leaves staging files that the next run replaces; a kill after the
+    renames leaves published outputs without manifest lines, which the next run reads back
+    and adopts when they equal their sources.
+    """
+    batched = any(j.options.durable and not j.virtual and not j.remote for j in jobs) and _fsutil.can_sync_filesystem()
+    later: list[tuple[Job, Any]] = []
+    token = _LATER.set(later) if batched else None
+    records: list[FileRecord] = []
+    try:
+        for job in jobs:
+            t0 = time.perf_counter()
+            try:
+                records.append(run_job(job))
+            except Exception as exc:  # run_job turns foreseen errors into records itself
+                records.append(failed_record(job, exc, t0))
+        if later:
+            _publish(later, records)
+            later.clear()
+    finally:
+        if token is not None:
+            _LATER.reset(token)
+        for _job, staged in later:  # interrupted before publishing: nothing of these is published
+            with contextlib.suppress(OSError):
+                staged.discard()
+    return records
+
+
+def _publish(later: list[tuple[Job, Any]], records: list[FileRecord]) -> None:
+    """Sync the staged files' file systems once, rename each into place, fsync their folders."""
+    where = {r.source: i for i, r in enumerate(records)}
+    devices: dict[int, Path] = {}
+    for _job, staged in later:
+        folder = Path(staged.staged).parent
+        devices.setdefault(os.stat(folder).st_dev, folder)
+    try:
+        for folder in devices.values():
+            _fsutil.sync_filesystem(folder)
+    except OSError as exc:  # nothing is published: each file fails with the reason
+        try:
+            raise_if_full(exc, str(folder), "syncing")
+        except StorageFullError as full:
+            exc = full
+        for job, staged in later:
+            with contextlib.suppress(OSError):
+                staged.discard()
+            records[where[job.source]] = failed_record(job, exc, time.perf_counter())
+        later.clear()
+        return
+    folders: set[Path] = set()
+    while later:
+        job, staged = later.pop(0)
+        try:
+            staged.publish()
+            folders.add(Path(staged.final).parent)
+        except OSError as exc:
+            records[where[job.source]] = failed_record(job, exc, time.perf_counter())
+    for folder in folders:
+        _fsutil.fsync_dir(folder)
 
 
 def run_job(job: Job) -> FileRecord:
@@ -292,9 +371,9 @@ def _run_job(job: Job) -> FileRecord:
             overwrite, note = True, "destination did not read back to its recorded checksum; converted again"
         dst = parse_location(job.dst_path)
         if not dst.remote:
-            dst.file.parent.mkdir(parents=True, exist_ok=True)
+            make_folder(dst.file.parent)
         meta = ArrayMeta.from_dict(job.meta)
-        if not overwrite and exists(job.dst_path, job.backend):
+        if not overwrite and exists(dst, job.backend):
             if job.options.header is None or Path(f"{job.dst_path}.hdr").is_file():
                 with open_source(job.src_path, meta, job.offset, job.own_sidecar) as src:
                     return _adopt(job, src, t0)
@@ -348,16 +427,17 @@ def run_virtual_job(job: Job) -> FileRecord:
     """
     from ..virtual._migrate import check_inside, file_checksum
     from ..virtual.fallback import copy_reason
+    from ..virtual.refs import layout_of
 
     t0 = time.perf_counter()
     try:
-        meta = ArrayMeta.from_dict({**job.meta, "attrs": {}})  # the layout; the attrs matter only to a copy
+        meta = layout_of(job.meta)  # the layout; the attrs matter only to a copy
         reason = job.copy or copy_reason(meta)
         if reason is not None and not job.fallback:
             raise UnsupportedDtypeError(f"{job.src_path}: cannot be referenced in place: {reason}; "
                                         "rerun without --no-fallback to copy it, or migrate it by copying")
         path = Path(job.src_path)
-        check_inside(path, job.source, real_root(path.parents[len(Path(job.source).parts) - 1]))
+        check_inside(path, job.source, real_root(_archive_root(job)))
         changed = _unchanged(job)
         if changed is None and reason is not None:
             return _copy(job, ArrayMeta.from_dict(job.meta), reason, t0)
@@ -371,6 +451,13 @@ def run_virtual_job(job: Job) -> FileRecord:
         return _record(job, "converted", t0, source_checksum=digest, note="referenced in place (virtual)")
     except (OSError, ArrayStoreError) as exc:
         return _record(job, "failed", t0, error=_error(exc))
+
+
+def _archive_root(job: Job) -> Path:
+    """The archive root of a job: its source's absolute path without the relative name."""
+    if job.src_path.endswith("/" + job.source):
+        return Path(job.src_path[: -len(job.source) - 1] or "/")
+    return Path(job.src_path).parents[len(Path(job.source).parts) - 1]
 
 
 def _copy(job: Job, meta: ArrayMeta, reason: str, t0: float) -> FileRecord:

@@ -29,7 +29,8 @@ from typing import Any, Literal
 from .. import _fsutil
 from ..errors import MetadataError
 
-__all__ = ["MANIFEST_NAME", "SYNC_LINES", "FileRecord", "Manifest", "RecordStatus", "parse_manifest"]
+__all__ = ["MANIFEST_NAME", "SYNC_LINES", "FileRecord", "Manifest", "RecordStatus", "parse_manifest", "record_json",
+           "record_line"]
 
 MANIFEST_NAME = "migration.jsonl"
 #: With ``durable``, lines appended one at a time are fsynced in groups of at most this many.
@@ -70,7 +71,8 @@ class FileRecord:
     note
         How the outcome was reached, when it is not the plain one.
     finished
-        UTC time the line was written (ISO 8601).
+        UTC time the line was made (ISO 8601): when the file, or the worker's batch it was
+        in, finished.
     """
 
     source: str
@@ -87,6 +89,12 @@ class FileRecord:
     seconds: float = 0.0
     note: str | None = None
     finished: str = ""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        d = self.__dict__  # the fields are plain instance attributes (no slots, no descriptors)
+        if "_line" in d:
+            del d["_line"]  # a changed record is encoded again (see record_line)
+        d[name] = value
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (field order as declared); nested values are shared, not copied."""
@@ -180,6 +188,28 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+def record_line(record: FileRecord, *, stamp: bool = True) -> bytes:
+    """``record``'s manifest line (JSON and a newline), ``finished`` stamped now if empty (and ``stamp``).
+
+    Encoded once and kept with the record (it travels with it from a worker process, which
+    encodes its files' lines in parallel): the manifest, its rewrite and the report reuse it.
+    Setting any field drops it.
+    """
+    line: bytes | None = record.__dict__.get("_line")
+    if line is None:
+        if stamp and not record.finished:
+            record.finished = _now()
+        line = json.dumps(record.to_dict(), default=str).encode() + b"\n"
+        record.__dict__["_line"] = line
+    return line
+
+
+def record_json(record: FileRecord) -> str:
+    """``record`` as one line of JSON (no newline), from :func:`record_line`'s encoding when there is one."""
+    line: bytes | None = record.__dict__.get("_line")
+    return line[:-1].decode() if line is not None else json.dumps(record.to_dict(), default=str)
+
+
 class Manifest:
     """Reader and appender of ``DST/migration.jsonl``.
 
@@ -241,12 +271,7 @@ class Manifest:
     def _append(self, records: Sequence[FileRecord], sync_every: int) -> None:
         if not records:
             return
-        now = _now()
-        lines = []
-        for record in records:
-            if not record.finished:
-                record.finished = now
-            lines.append(json.dumps(record.to_dict(), default=str).encode() + b"\n")
+        lines = [record_line(record) for record in records]
         try:
             if self._fh is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -310,7 +335,5 @@ class Manifest:
     def rewrite(self, records: dict[str, FileRecord]) -> None:
         """Replace the manifest with one line per source, atomically (temporary file + rename)."""
         self.close()
-        body = b"".join(
-            json.dumps(r.to_dict(), default=str).encode() + b"\n" for _, r in sorted(records.items())
-        )
+        body = b"".join(record_line(r, stamp=False) for _, r in sorted(records.items()))
         _fsutil.atomic_write_bytes(self.path, body, durable=self.durable)

@@ -21,6 +21,7 @@ from .._listing import listed, real_folder
 __all__ = ["real_root", "remembered", "umask"]
 
 _UMASK: ContextVar[list[int] | None] = ContextVar("arraystore_migration_umask", default=None)
+_MADE: ContextVar[set[Path] | None] = ContextVar("arraystore_migration_made_folders", default=None)
 
 
 @contextmanager
@@ -33,11 +34,24 @@ def remembered(scope: str | None = None) -> Iterator[None]:
     ``scope`` (a run's identifier): a worker's blocks of one run share the listings.
     """
     mask = _UMASK.set([])
+    made = _MADE.set(set())
     try:
         with listed(scope):
             yield
     finally:
+        _MADE.reset(made)
         _UMASK.reset(mask)
+
+
+def make_folder(folder: Path) -> None:
+    """``folder.mkdir(parents=True, exist_ok=True)``, once per folder inside :func:`remembered` (a batch
+    writes many files into each destination folder)."""
+    made = _MADE.get()
+    if made is not None and folder in made:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    if made is not None:
+        made.add(folder)
 
 
 def umask() -> int:

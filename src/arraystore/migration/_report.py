@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._manifest import FileRecord
+from ._manifest import FileRecord, record_json
 from ._text import one_line
 
 __all__ = [
@@ -106,6 +106,9 @@ class MigrationReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: the fields, ``counts``, ``bytes_converted``, ``exit_code`` and every record."""
+        return {**self._fields(), "records": [r.to_dict() for r in self.records]}
+
+    def _fields(self) -> dict[str, Any]:
         return {
             "src": self.src,
             "dst": self.dst,
@@ -120,7 +123,6 @@ class MigrationReport:
             "rules": self.rules,
             "rules_unused": self.rules_unused,
             "suggested_rules": self.suggested_rules,
-            "records": [r.to_dict() for r in self.records],
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -131,12 +133,12 @@ class MigrationReport:
         """The report as written to ``migration-report.json``: :meth:`to_json`'s content, its fields
         indented, each record on a line of its own (written by the C encoder: an indented dump of
         thousands of records goes through Python's, at several times the cost)."""
-        d = self.to_dict()
-        records = d.pop("records")
+        records = self.records
+        d = self._fields()
         head = json.dumps(d, indent=2, default=str)
         if not records:
             return head[:-2] + ',\n  "records": []\n}'
-        lines = ",\n    ".join(json.dumps(r, default=str) for r in records)
+        lines = ",\n    ".join(record_json(r) for r in records)  # the manifest's encoding, made once
         return head[:-2] + ',\n  "records": [\n    ' + lines + "\n  ]\n}"
 
     def summary(self) -> str:

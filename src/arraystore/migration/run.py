@@ -24,8 +24,8 @@ from ..objstore import default_storage_options
 from ..registry import backend_class, target_names
 from ._discover import DEFAULT_INCLUDE, discover
 from ._group import check_into, consolidate_group
-from ._job import Job, run_job
-from ._manifest import MANIFEST_NAME, FileRecord, Manifest
+from ._job import Job, run_batch, run_job
+from ._manifest import MANIFEST_NAME, FileRecord, Manifest, record_line
 from ._planner import VIRTUAL, _error, _Planner
 from ._realdirs import remembered
 from ._remote import RemoteManifest, check_remote_target, remote_root, write_remote_outputs
@@ -84,6 +84,10 @@ def _execute(
         run_on_dask(jobs, scheduler, workers, lambda record: on_results([record]))
         return
     if workers <= 1 or len(jobs) <= 1:
+        if any(j.options.durable and not j.virtual for j in jobs):  # made durable, and recorded, a batch at a time
+            for batch in _batches(jobs, 1, lambda j: j.size):
+                on_results(_run_batch(batch))
+            return
         with remembered():
             for job in jobs:
                 on_results([run_job(job)])
@@ -97,7 +101,7 @@ def _in_pool(tasks: Sequence[tuple[Callable[..., Any], Any]], workers: int, on_r
     from ..parallel import abandon_pool, pool_session, process_pool
 
     with pool_session("migrate() with workers > 1"):
-        pool = process_pool(min(workers, len(tasks)))
+        pool = process_pool(min(workers, len(tasks)), preload=(__name__,))
         try:
             futures = [pool.submit(fn, arg) for fn, arg in tasks]
             for future in as_completed(futures):
@@ -134,17 +138,15 @@ def _batches(items: Sequence[T], workers: int, size: Callable[[T], int]) -> list
 
 
 def _run_batch(batch: list[Job]) -> list[FileRecord]:
-    """Run a batch in a worker; an unforeseen error fails its own file, not the whole batch."""
-    from ._job import failed_record
+    """Run a batch in a worker; an unforeseen error fails its own file, not the whole batch.
 
-    records = []
+    The records' manifest lines are encoded here (:func:`record_line`), in parallel: the
+    process writing the manifest only appends them.
+    """
     with remembered():
-        for job in batch:
-            t0 = time.perf_counter()
-            try:
-                records.append(run_job(job))
-            except Exception as exc:  # run_job turns foreseen errors into records itself
-                records.append(failed_record(job, exc, t0))
+        records = run_batch(batch)  # durable small outputs: one file-system sync per batch
+    for record in records:
+        record_line(record)
     return records
 
 
@@ -173,6 +175,8 @@ def _resolve_and_run(task: tuple[_Planner, list[tuple[str, str, int]]]) -> _Reso
                 planner.done.append(FileRecord(source=name, status="failed", error=_error(exc),
                                                seconds=time.perf_counter() - t0))
     used = planner.rules.used_indices() if planner.rules is not None else frozenset()
+    for record in planner.done:
+        record_line(record)
     return _Resolved([*planner.done, *_run_batch(planner.jobs)], planner.undetermined, used)
 
 
@@ -303,7 +307,8 @@ def migrate(
         its recorded checksum; a mismatch is converted again.
     durable
         fsync every manifest line and every conversion (slower; survives power loss, not
-        only a killed process).
+        only a killed process). Small files copied in one write are made durable a batch at a
+        time (one file-system sync, then the renames, then the batch's manifest lines).
     virtual
         Copy nothing: write a Zarr v3 hierarchy whose chunks are byte-range references into
         the original files (one array per file, at the file's relative path), as
@@ -314,7 +319,8 @@ def migrate(
     format
         The virtual store's format: ``"kerchunk"`` or ``"icechunk"``.
     chunk_bytes
-        Target size of one chunk reference (bytes or ``"16MiB"``; default 16 MiB).
+        Target size of one chunk reference (bytes or ``"16MiB"``; default 4 MiB: zarr-python
+        reads 2-4 MiB chunks fastest, see ``docs/migration.md``).
     checksum
         Record each referenced file's ``xxh3_128`` content checksum (one sequential read);
         False records size and modification time only.
@@ -394,12 +400,16 @@ def migrate(
         manifest = Manifest(Path(dst) / MANIFEST_NAME, durable=durable)
     else:
         manifest = RemoteManifest(root, MANIFEST_NAME, storage_options)
-    with default_storage_options(storage_options):
-        previous = manifest.read()
-        found = discover(src, include, exclude, skip=dst if isinstance(dst, Path) else None)
     # A virtual migration reads each file once, sequentially: worker processes cost more than they save.
     in_process = workers is None and scheduler is None and (dry_run or virtual)
     nworkers = 1 if in_process else (workers or os.cpu_count() or 1)
+    if not dry_run and not virtual and scheduler is None and nworkers > 1:
+        from ..parallel import start_forkserver
+
+        start_forkserver((__name__,))  # imports arraystore while this process finds and sorts the files
+    with default_storage_options(storage_options):
+        previous = manifest.read()
+        found = discover(src, include, exclude, skip=dst if isinstance(dst, Path) else None)
     job_options = ConvertOptions.from_mapping(
         {"compression": compression, "verify": verify, "max_memory": max_memory, "durable": durable, "workers": 1,
          "portable": portable, "header": header}
@@ -465,9 +475,9 @@ def migrate(
     report.seconds = time.perf_counter() - t0
     if not dry_run:
         try:
-            # What this run appended wins over earlier runs' lines, even a line whose record an
-            # interrupt kept from reaching ``records``.
-            merged = {**previous, **manifest.read(), **records}
+            # What this run appended wins over earlier runs' lines. Every appended line's record is
+            # in ``records`` (put there first); after an interrupt the file is read again all the same.
+            merged = {**previous, **(manifest.read() if stopped is not None else {}), **records}
             with default_storage_options(storage_options):
                 manifest.rewrite({k: v for k, v in merged.items() if k in records or _kept(src, k)})
                 if root is None:
@@ -525,9 +535,10 @@ def _describe(scheduler: Any) -> str:
 
 def _sized(src: Path, pending: Sequence[tuple[str, str]]) -> list[tuple[str, str, int]]:
     out = []
+    root = os.fspath(src)
     for name, dest in pending:
         try:
-            size = (src / name).stat().st_size
+            size = os.stat(os.path.join(root, name)).st_size
         except OSError:
             size = 0  # the worker's resolution reports it
         out.append((name, dest, size))
@@ -584,7 +595,8 @@ def _run_jobs(
                 callback(MigrationProgress(rec, len(planner.done), total_files, state[1], total_bytes))
         threads = 1 if (scheduler is not None or workers > 1) else (os.cpu_count() or 1)
         if threads != 1:
-            jobs = [_with_threads(j, threads) for j in jobs]
+            with_threads: dict[int, ConvertOptions] = {}  # the jobs share a few options objects
+            jobs = [_with_threads(j, threads, with_threads) for j in jobs]
         _execute(jobs, workers, scheduler, finished)
         if len(todo) == 1:  # no pool for one file
             resolved(_resolve_and_run((planner.for_files([todo[0][0]]), todo)))
@@ -599,5 +611,8 @@ def _run_jobs(
         close()
 
 
-def _with_threads(job: Job, threads: int) -> Job:
-    return replace(job, options=job.options.replace(workers=threads))
+def _with_threads(job: Job, threads: int, done: dict[int, ConvertOptions]) -> Job:
+    options = done.get(id(job.options))
+    if options is None:
+        options = done[id(job.options)] = job.options.replace(workers=threads)
+    return replace(job, options=options)

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .._attrs import decode_attrs
 from ..errors import ArrayNotFoundError, MetadataError, UnsafeInputError, VerificationError
 from ..meta import ArrayMeta, dtype_from_json
 from .fallback import COPIED_KEY
@@ -89,7 +90,7 @@ def open_virtual_array(
     real_root = root_path.resolve()
     check_referenced_file(Path(store), key, rec, real_root)
     path = real_root / str(rec["source"])
-    meta = ArrayMeta(tuple(rec["shape"]), dtype_from_json(rec["dtype"]), rec["order"], attrs)
+    meta = ArrayMeta(tuple(rec["shape"]), dtype_from_json(rec["dtype"]), rec["order"], decode_attrs(attrs, f"{store}::{key}"))
     return open_store(path, "r", backend="raw", meta=meta, offset=int(rec["offset"]), use_sidecar=False)
 
 

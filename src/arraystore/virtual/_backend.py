@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .._attrs import decode_attrs
 from ..errors import ArrayNotFoundError, MetadataError, ReadOnlyError
 from ..fidelity import Fidelity
 from ..location import Location
@@ -113,6 +114,8 @@ class VirtualStore(ArrayStore):
             raise MetadataError(f"{store}::{key}: no {VIRTUAL_KEY} or {COPIED_KEY} record; not written by arraystore")
         if tuple(array.shape) != tuple(rec.get("shape", array.shape)):
             raise MetadataError(f"{store}::{key}: the array's shape {array.shape} contradicts its record {rec['shape']}")
+        if encoding == "references":  # the migration wrote the attrs in their JSON form (numpy values encoded)
+            attrs = decode_attrs(attrs, f"{store}::{key} attributes")
         meta = ArrayMeta(tuple(array.shape), dtype, order, attrs)
         options = {"root": os.fspath(root)} if root is not None else {}
         out = cls(Location(store, key), meta, array, notes, options)

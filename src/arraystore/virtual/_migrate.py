@@ -16,8 +16,7 @@ import numpy as np
 from .._listing import real_path
 from ..checksums import StreamHasher
 from ..errors import MetadataError, UnsafeInputError
-from ..meta import ArrayMeta
-from .refs import DEFAULT_CHUNK_BYTES, VirtualArray
+from .refs import DEFAULT_CHUNK_BYTES, VirtualArray, layout_of
 
 __all__ = ["FORMATS", "STORE_NAMES", "check_inside", "file_checksum", "store_path", "write_store"]
 
@@ -68,6 +67,8 @@ def check_inside(path: Path, name: str, real_root: Path | None = None) -> None:
     """
     root = path.parents[len(Path(name).parts) - 1].resolve() if real_root is None else real_root
     target = real_path(path)
+    if os.fspath(target).startswith(os.path.join(root, "")):  # both resolved: below root, no string tricks left
+        return
     if root not in target.parents:
         raise UnsafeInputError(
             f"{path}: resolves to {target}, outside the archive root {root}; a reference must stay inside the archive"
@@ -124,12 +125,13 @@ def write_store(
         VirtualArray.from_meta(
             job.source,
             job.source,
-            ArrayMeta.from_dict(job.meta),
+            layout_of(job.meta),
             job.offset,
             size=job.size,
             mtime_ns=job.mtime_ns,
             checksum=rec.source_checksum,
             chunk_bytes=chunk_bytes,
+            json_attrs=job.meta.get("attrs") or {},  # ArrayMeta.to_dict()'s: checked and encoded when resolved
         )
         for job, rec in sorted(entries, key=lambda e: e[0].source)
     ]

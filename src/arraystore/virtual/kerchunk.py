@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _fsutil
 from ..errors import MetadataError, UnsafeInputError
-from .refs import VirtualArray, hierarchy_metadata
+from .refs import VirtualArray, hierarchy_json
 
 if TYPE_CHECKING:
     from .fallback import CopiedArray
@@ -53,13 +53,12 @@ def references(
 ) -> dict[str, Any]:
     """The reference document of ``arrays`` and of the fallback's ``copies`` (see the module docstring)."""
     extra = {c.path: c.metadata() for c in copies}
-    refs: dict[str, Any] = {
-        k: json.dumps(v) for k, v in hierarchy_metadata(arrays, attrs, consolidated=True, extra=extra).items()
-    }
+    refs: dict[str, Any] = dict(hierarchy_json(arrays, attrs, extra=extra))
     for arr in arrays:
         url = f"{ROOT_TEMPLATE}/{arr.source}"
+        prefix = arr.path + "/"
         for ref in arr.refs():
-            refs[f"{arr.path}/{ref.key}"] = [url, ref.offset, ref.length]
+            refs[prefix + ref.key] = [url, ref.offset, ref.length]
     for c in copies:
         for key in c.chunk_keys():
             refs[f"{c.path}/{key}"] = [f"{COPIES_TEMPLATE}/{c.path}/{key}"]
