@@ -130,11 +130,13 @@ def bench(
 ) -> list[dict[str, Any]]:
     rows = []
     out = scratch / f"{kind}-baseline"
+    os.sync()  # untimed, before every timed row: no write-back of the archive or an earlier row lands in it
     base, cpu = baseline(src, out)
     rows.append(_row(f"{kind}: baseline np.fromfile+np.save", files, nbytes, base, cpu, base))
     shutil.rmtree(out)
     for w in workers:
         out = scratch / f"{kind}-migrate-{w}"
+        os.sync()
         seconds, cpu, total, counts = run_migrate(src, out, to, w, durable)
         assert counts["converted"] == files, counts
         rows.append(_row(f"{kind}: migrate to={to} workers={w} verify{' durable' if durable else ''}", files, nbytes, seconds, cpu if w == 1 else None,
@@ -153,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         "--to", default="npy", choices=("npy", "raw", "zarr", "hdf5"), help="target format (default npy)"
     )
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts (default 1,2)")
+    ap.add_argument("--repeat", type=int, default=1, help="run the baseline and the migrations N times, alternated")
     ap.add_argument("--durable", action="store_true", help="migrate with durable=True (the baseline stays unsynced)")
     ap.add_argument("--dir", help="scratch folder (default: a temporary folder, removed at the end)")
     ap.add_argument("--json", help="also write the rows as JSON to this file")
@@ -171,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             src = scratch / f"{kind}-src"
             nbytes = make_archive(src, count, size, seed=len(kind))
-            rows.extend(bench(kind, src, scratch, count, nbytes, args.to, workers, args.durable))
+            for rep in range(args.repeat):  # the baseline and the migrations alternate, each repetition a row each
+                rows.extend(dict(r, run=f"{r['run']} #{rep + 1}") if args.repeat > 1 else r
+                            for r in bench(kind, src, scratch, count, nbytes, args.to, workers, args.durable))
             shutil.rmtree(src)
     finally:
         if not args.dir:
