@@ -375,3 +375,34 @@ def test_durable_decoded_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     report = arraystore.convert(src, str(tmp_path / "dst.zarr"), max_memory=32 * 1024, chunks=(8, 64))
     assert "page cache: page-cache" in report.plan["notes"]
     assert bytes_equal(read_back(str(tmp_path / "dst.zarr"))[0], data)
+
+
+@pytest.mark.parametrize("state", ["cached", "cold"])
+@pytest.mark.parametrize("compression", [None, "zstd:1"])
+@pytest.mark.parametrize("src_suffix", [".dat", ".npy"])
+def test_zarr_chunk_files_from_a_cold_source_start_their_write_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    state: str, compression: str | None,
+                                                                    src_suffix: str) -> None:
+    """A byte-range source read from the disk into Zarr: every chunk file written starts its write-back at once
+    (many small files left to one sync at the end wrote slower); from a cached source (page-cache regime) none
+    does. The array is the same either way."""
+    if "zarr" not in BACKENDS:
+        pytest.skip("zarr is not installed")
+    from arraystore.conversion import _zarr_direct
+
+    monkeypatch.setattr(_movers, "resident_share",
+                        lambda fd, offset, nbytes, probes=32: 0.0 if state == "cold" else 1.0)
+    monkeypatch.setattr(_movers, "WINDOW", 64 * 1024)  # small arrays count as large enough to be sampled
+    started: list[int] = []
+    real = _zarr_direct.start_writeback
+    monkeypatch.setattr(_zarr_direct, "start_writeback", lambda fd: (started.append(fd), real(fd))[1])
+    data = np.random.default_rng(3).normal(size=(256, 128)).astype("<f4")
+    src = write_source(tmp_path / f"src{src_suffix}", data)
+    out = tmp_path / "dst.zarr"
+    report = arraystore.convert(src, str(out), chunks=(16, 128), compression=compression, verify=True)
+    assert "page cache: page-cache" in report.plan["notes"]  # small and not durable: the regime is unchanged
+    chunk_files = [p for p in (out / "c").rglob("*") if p.is_file()]
+    assert len(chunk_files) == 16
+    assert len(started) == (16 if state == "cold" else 0)
+    assert bytes_equal(read_back(str(out))[0], data)
+    assert report.checksum == StreamHasher.of(data)
