@@ -65,6 +65,35 @@ def test_cache_regime_of_a_cold_source(nbytes: int, available: int, durable: boo
     assert cache_regime(nbytes, available, durable, source_cold=True) == expected
 
 
+@pytest.mark.parametrize(
+    ("nbytes", "available", "durable", "decoded", "chunk_files", "expected"),
+    [
+        (WINDOW - 1, 8 * GiB, False, True, False, "page-cache"),  # below one window: nothing to pace
+        (WINDOW, 8 * GiB, False, True, False, "drop-behind"),  # decoded into a file: written beside the reads
+        (WINDOW, 8 * GiB, True, True, False, "drop-behind"),
+        (WINDOW - 1, 8 * GiB, False, False, True, "page-cache"),
+        (WINDOW, 8 * GiB, False, False, True, "write-through"),  # chunk files: each written back at once
+        (WINDOW, 8 * GiB, True, True, True, "write-through"),
+        (2 * GiB + 1, 8 * GiB, False, False, True, "drop-behind"),  # does not fit: drop-behind whatever the output
+        (2 * GiB + 1, 8 * GiB, False, True, False, "drop-behind"),
+    ],
+)
+def test_cache_regime_of_a_cold_decoded_source_or_chunk_files(nbytes: int, available: int, durable: bool,
+                                                               decoded: bool, chunk_files: bool,
+                                                               expected: str) -> None:
+    assert cache_regime(nbytes, available, durable, source_cold=True, decoded=decoded,
+                        chunk_files=chunk_files) == expected
+
+
+@pytest.mark.parametrize("decoded", [False, True])
+@pytest.mark.parametrize("chunk_files", [False, True])
+@pytest.mark.parametrize("durable", [False, True])
+def test_a_cached_source_ignores_decoded_and_chunk_files(durable: bool, decoded: bool, chunk_files: bool) -> None:
+    for n in (WINDOW - 1, WINDOW, 2 * GiB, 2 * GiB + 1):
+        assert cache_regime(n, 8 * GiB, durable, decoded=decoded, chunk_files=chunk_files) == cache_regime(
+            n, 8 * GiB, durable)
+
+
 def test_resident_share_follows_the_page_cache(tmp_path: Path) -> None:
     """mincore sees a file's pages leave the cache and come back (the measurement the regime choice uses)."""
     path = tmp_path / "f.bin"

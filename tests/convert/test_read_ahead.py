@@ -362,7 +362,8 @@ def test_drop_behind_drops_the_source_chunk_files_read(tmp_path: Path, monkeypat
 @pytest.mark.parametrize("state", ["cached", "cold"])
 def test_durable_decoded_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state: str) -> None:
     """Durable: write-through from a source in the page cache, drop-behind from one read from the disk; a Zarr
-    destination (chunk files, not a byte range) keeps the regime ``cache_regime`` gives."""
+    destination (chunk files, not a byte range) not durable: write-through from the disk (each chunk file
+    written back at once), page-cache from memory."""
     monkeypatch.setattr(_movers, "resident_share",
                         lambda fd, offset, nbytes, probes=32: 0.0 if state == "cold" else 1.0)
     monkeypatch.setattr(_movers, "WINDOW", 64 * 1024)
@@ -373,7 +374,7 @@ def test_durable_decoded_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert f"page cache: {'drop-behind' if state == 'cold' else 'write-through'}" in report.plan["notes"]
     assert bytes_equal(read_back(str(tmp_path / "dst.npy"))[0], data)
     report = arraystore.convert(src, str(tmp_path / "dst.zarr"), max_memory=32 * 1024, chunks=(8, 64))
-    assert "page cache: page-cache" in report.plan["notes"]
+    assert f"page cache: {'write-through' if state == 'cold' else 'page-cache'}" in report.plan["notes"]
     assert bytes_equal(read_back(str(tmp_path / "dst.zarr"))[0], data)
 
 
@@ -393,6 +394,7 @@ def test_zarr_chunk_files_from_a_cold_source_start_their_write_back(tmp_path: Pa
     monkeypatch.setattr(_movers, "resident_share",
                         lambda fd, offset, nbytes, probes=32: 0.0 if state == "cold" else 1.0)
     monkeypatch.setattr(_movers, "WINDOW", 64 * 1024)  # small arrays count as large enough to be sampled
+    monkeypatch.setattr(_fastpath, "WINDOW", 64 * 1024)
     started: list[int] = []
     real = _zarr_direct.start_writeback
     monkeypatch.setattr(_zarr_direct, "start_writeback", lambda fd: (started.append(fd), real(fd))[1])
@@ -400,7 +402,7 @@ def test_zarr_chunk_files_from_a_cold_source_start_their_write_back(tmp_path: Pa
     src = write_source(tmp_path / f"src{src_suffix}", data)
     out = tmp_path / "dst.zarr"
     report = arraystore.convert(src, str(out), chunks=(16, 128), compression=compression, verify=True)
-    assert "page cache: page-cache" in report.plan["notes"]  # small and not durable: the regime is unchanged
+    assert f"page cache: {'write-through' if state == 'cold' else 'page-cache'}" in report.plan["notes"]
     chunk_files = [p for p in (out / "c").rglob("*") if p.is_file()]
     assert len(chunk_files) == 16
     assert len(started) == (16 if state == "cold" else 0)

@@ -78,23 +78,39 @@ CACHE_SHARE = 4
 CacheRegime = Literal["page-cache", "write-through", "drop-behind"]
 
 
-def cache_regime(nbytes: int, available: int, durable: bool, source_cold: bool = False) -> CacheRegime:
+def cache_regime(nbytes: int, available: int, durable: bool, source_cold: bool = False, *,
+                 decoded: bool = False, chunk_files: bool = False) -> CacheRegime:
     """How a conversion writing ``nbytes`` treats the page cache, given ``available`` bytes of memory.
 
     ``"drop-behind"`` when the output is larger than ``available // CACHE_SHARE``
     (it would push other pages out, and the kernel's own write-back would stall the
-    writer); otherwise ``"write-through"`` for an output of at least one :data:`WINDOW`
-    that is ``durable`` and whose source is in the page cache (the disk writes while
-    the copy runs from memory, and the fsync at publish finds little left), else
-    ``"page-cache"``. A source read from the disk (``source_cold``, see
-    :func:`resident_share`) is read first and written after, as ``cp`` (and ``sync``)
-    does: a disk reading and writing at once shares its bandwidth between the two (on
-    the 2-core VM a cold read and a drop-behind write ran at 2.6 GB/s each alone and
-    about 0.9 each together, so overlapping them lost to reading, then writing).
+    writer). Otherwise, for an output of at least one :data:`WINDOW`:
+
+    * from a source read from the disk (``source_cold``, see :func:`resident_share`), into
+      one file: ``"page-cache"``, read first and written after, as ``cp`` (and ``sync``)
+      does: a disk reading and writing at once shares its bandwidth between the two (on
+      the 2-core VM a cold read and a drop-behind write ran at 2.6 GB/s each alone and
+      about 0.9 each together). But a source whose chunks are ``decoded`` here, into a file
+      the conversion writes by byte ranges, is read at the decoding's pace, below the
+      disk's: its output is written ``"drop-behind"`` beside the reads, in pages used again;
+    * from a source read from the disk, into many ``chunk_files`` (Zarr):
+      ``"write-through"``, each file's write-back started once written: many small files
+      left to one sync at the end wrote slower (1 GiB raw -> Zarr, cold: 0.98-1.06 against
+      0.88-0.93 GiB/s);
+    * ``durable``, from a source in the page cache: ``"write-through"`` (the disk writes
+      while the copy runs from memory, and the fsync at publish finds little left);
+
+    else ``"page-cache"``.
     """
     if nbytes > available // CACHE_SHARE:
         return "drop-behind"
-    return "write-through" if durable and not source_cold and nbytes >= WINDOW else "page-cache"
+    if nbytes < WINDOW:
+        return "page-cache"
+    if source_cold:
+        if chunk_files:
+            return "write-through"
+        return "drop-behind" if decoded else "page-cache"
+    return "write-through" if durable else "page-cache"
 
 
 #: Sampled pages of a source of which less than this share are in the page cache: the source is read from disk.

@@ -212,7 +212,7 @@ class BlockMover:
 
     def __init__(self, src: ArrayStore, dst: ArrayStore, plan: ConversionPlan,
                  src_region: tuple[str, int] | None, dst_region: tuple[str, int] | None, *,
-                 durable: bool = False, workers: int = 1) -> None:
+                 durable: bool = False, workers: int = 1, chunk_files: bool = False) -> None:
         self.src, self.dst, self.plan = src, dst, plan
         # A Zarr source (not a byte range) whose chunks we can decode: fetched and decoded on ``workers`` threads.
         self._chunk_reader: ZarrChunkReader | DirectChunkReader | None = None
@@ -224,11 +224,9 @@ class BlockMover:
         self._src_region = src_region
         self._src_fd = os.open(self._src_region[0], os.O_RDONLY) if self._src_region else None
         self.source_cold = self._source_cold()
-        self.regime: CacheRegime = cache_regime(plan.nbytes, available_memory(), durable, self.source_cold)
-        if self.source_cold and self._chunk_reader is not None and dst_region is not None:
-            # Decoded from the disk, read at the decoding's pace: written at the disk's pace beside the reads and
-            # dropped behind (pages used again, not new ones); measured in docs/conversion.md (the page cache).
-            self.regime = "drop-behind"
+        self.regime: CacheRegime = cache_regime(plan.nbytes, available_memory(), durable, self.source_cold,
+                                                decoded=self._chunk_reader is not None and dst_region is not None,
+                                                chunk_files=chunk_files)
         self._drop = self.regime == "drop-behind"  # outputs that fit in memory leave the page cache alone
         if self._drop and isinstance(self._chunk_reader, ZarrChunkReader):
             self._chunk_reader.drop_behind()
@@ -345,13 +343,11 @@ class DirectChunkMover(BlockMover):
     def __init__(self, src: ArrayStore, dst: ArrayStore, plan: ConversionPlan, src_region: tuple[str, int] | None,
                  dst_region: tuple[str, int] | None, direct: ChunkWriter, *, durable: bool = False,
                  workers: int = 1) -> None:
-        super().__init__(src, dst, plan, src_region, dst_region, durable=durable, workers=workers)
+        super().__init__(src, dst, plan, src_region, dst_region, durable=durable, workers=workers,
+                         chunk_files=isinstance(direct, ZarrChunkWriter))
         self._direct = direct
-        if isinstance(direct, ZarrChunkWriter):
-            # Chunk files start their write-back as the regime says, and from a source read from the disk:
-            # many small files left to one sync at the end wrote slower than those written back at once
-            # (1 GiB raw -> Zarr, cold, quiet 2-core VM: 1.20 against 1.11 GiB/s; the same for a single npy).
-            direct.writeback = self.regime != "page-cache" or self.source_cold
+        if isinstance(direct, ZarrChunkWriter):  # chunk files start their write-back as the regime says
+            direct.writeback = self.regime != "page-cache"
         before_write = getattr(dst, "_before_write", None)  # sets the "incomplete" flag of in-place datasets
         if before_write is not None:
             before_write()
