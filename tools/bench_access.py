@@ -46,6 +46,7 @@ import numpy as np
 
 import arraystore
 from arraystore import _iocost, access
+from arraystore._fsutil import evict_from_page_cache
 from arraystore.backends import _mapped_access
 
 MiB = 1 << 20
@@ -54,12 +55,7 @@ ROW = 1024  # bytes per row: 128 float64
 
 
 def evict(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
+    evict_from_page_cache(path)
 
 
 def probe(path: str, seed: int = 99) -> float:

@@ -57,6 +57,8 @@ from typing import Any
 
 import numpy as np
 
+from arraystore._fsutil import evict_from_page_cache
+
 ROW = 4096  # float32 columns: 16 KiB rows
 CHUNK_ROWS = 256  # 4 MiB chunks
 SLAB = 64 * 1024 * 1024
@@ -182,14 +184,7 @@ def _write_source(src: Path, rows: int, kind: str) -> None:
 
 
 def drop_cache(path: Path) -> None:
-    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-    for f in files:
-        fd = os.open(f, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
+    evict_from_page_cache(path)
 
 
 # -- operations (each in a fresh process) -------------------------------------

@@ -48,17 +48,13 @@ from pathlib import Path
 import numpy as np
 
 import arraystore
+from arraystore._fsutil import evict_from_page_cache
 from arraystore.checksums import checksum
 from arraystore.conversion._plan import parse_size
 
 
 def _drop(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
+    evict_from_page_cache(path)
 
 
 def _cpu() -> float:

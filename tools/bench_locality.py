@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from arraystore._fsutil import evict_from_page_cache
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sshfs_loopback import sshfs_loopback
 
@@ -41,13 +43,7 @@ def make_file(path: Path, size: int) -> None:
 
 
 def drop_cache(*paths: Path) -> None:
-    for path in paths:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
+    evict_from_page_cache(*paths)
 
 
 def scan_memmap(path: Path, block: int) -> int:

@@ -11,7 +11,6 @@ np.fromfile read the whole array.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 import arraystore
+from arraystore._fsutil import evict_from_page_cache
 
 
 def parse_size(text: str) -> int:
@@ -34,12 +34,7 @@ def parse_size(text: str) -> int:
 
 
 def evict(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
+    evict_from_page_cache(path)
 
 
 def timed(fn: Callable[[], Any], path: Path, repeat: int) -> float:

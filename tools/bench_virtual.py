@@ -44,18 +44,12 @@ import numpy as np
 import psutil
 
 import arraystore
+from arraystore._fsutil import evict_from_page_cache
 from arraystore.migration import migrate
 
 
 def evict(folder: Path) -> None:
-    for p in folder.rglob("*"):
-        if p.is_file():
-            fd = os.open(p, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
+    evict_from_page_cache(folder)
 
 
 def cpu_seconds() -> float:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import arraystore
 from arraystore import _iocost, access
+from arraystore._fsutil import evict_from_page_cache
 from arraystore._iocost import Calibration, GatherStats, choose_gather, gather_costs
 from arraystore.errors import AccessError
 
@@ -30,12 +31,7 @@ BIG_READAROUND = Calibration("vm", read_bytes_per_s=1.3e9, random_read_s=100e-6,
 
 def _evict(path: str) -> None:
     """Out of the page cache (clean, unmapped pages: the kernel drops them)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
+    evict_from_page_cache(path)
 
 
 def _stats(*, span: int, touched: int, runs: int, windows: int, resident: float = 0.0) -> GatherStats:

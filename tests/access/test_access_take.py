@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 import numpy as np
@@ -12,6 +11,7 @@ from hypothesis import strategies as st
 
 import arraystore
 from arraystore import access
+from arraystore._fsutil import evict_from_page_cache
 from arraystore.errors import SelectionError
 
 DATA = np.random.default_rng(7).integers(-1000, 1000, size=(200, 9, 3)).astype("<i4")
@@ -148,12 +148,7 @@ def test_rows_in_memory_are_copied_in_the_order_asked(tmp_path_factory: pytest.T
 def test_cold_rows_and_other_axes_leave_the_in_memory_path(make_store: Callable[..., str]) -> None:
     data = np.random.default_rng(8).random((4000, 64))
     path = make_store("raw", data)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # clean, unmapped pages: evicted
-    finally:
-        os.close(fd)
+    evict_from_page_cache(path)
     idx = np.array([3999, 5, 2000, 5])
     with arraystore.open(path) as store:
         assert store._take_in_memory(idx, 0) is None  # not in the page cache: sorted, read by the cost model
@@ -179,11 +174,7 @@ def test_take_returns_a_plain_array_not_a_map(make_store: Callable[..., str], mo
         if state == "warm":
             _warm(path)
         else:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
+            evict_from_page_cache(path)
         with arraystore.open(path, open_mode) as store:  # type: ignore[arg-type]
             out = access.take(store, idx, mode=mode)
         assert type(out) is np.ndarray

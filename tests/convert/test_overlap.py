@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import arraystore
+from arraystore._fsutil import evict_from_page_cache
 from arraystore.checksums import checksum
 from arraystore.conversion import _fastpath, _movers
 from arraystore.conversion._fastpath import (
@@ -98,10 +99,9 @@ def test_resident_share_follows_the_page_cache(tmp_path: Path) -> None:
     """mincore sees a file's pages leave the cache and come back (the measurement the regime choice uses)."""
     path = tmp_path / "f.bin"
     path.write_bytes(np.random.default_rng(0).bytes(4 << 20))
+    evict_from_page_cache(path)
     fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         cold = resident_share(fd, 0, 4 << 20)
         if cold is None:
             pytest.skip("mincore is not available here")

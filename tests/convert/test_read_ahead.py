@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import arraystore
+from arraystore._fsutil import evict_from_page_cache
 from arraystore.checksums import StreamHasher
 from arraystore.conversion import _fastpath, _movers
 from arraystore.conversion._movers import BlockBuffers, BlockMover, files_resident_share
@@ -324,15 +325,27 @@ def _drops_pages(folder: Path) -> bool:
     """True when the file system under ``folder`` drops a clean file's pages when asked (not tmpfs)."""
     probe = folder / "probe"
     probe.write_bytes(b"x" * (1 << 20))
-    fd = os.open(probe, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
+    evict_from_page_cache(probe)
     share = files_resident_share([str(probe)])
     probe.unlink()
     return share == 0.0
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise on this platform")
+def test_evict_from_page_cache_empties_files_and_folders(tmp_path: Path) -> None:
+    """The helper tests and benchmarks use for a cold start: a file, and every file below a folder."""
+    if not _drops_pages(tmp_path):
+        pytest.skip("this file system keeps pages in memory whatever is asked (tmpfs)")
+    (tmp_path / "d" / "e").mkdir(parents=True)
+    names = [tmp_path / "one", tmp_path / "d" / "two", tmp_path / "d" / "e" / "three"]
+    for name in names:
+        name.write_bytes(b"y" * (256 << 10))  # dirty pages: written back by the helper, then dropped
+    assert files_resident_share([str(n) for n in names]) == 1.0
+    evict_from_page_cache(names[0])
+    assert files_resident_share([str(names[0])]) == 0.0
+    assert files_resident_share([str(n) for n in names[1:]]) == 1.0
+    evict_from_page_cache(tmp_path / "d")
+    assert files_resident_share([str(n) for n in names]) == 0.0
 
 
 @pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise on this platform")
