@@ -30,7 +30,11 @@ paired by repetition (the median of each repetition's ratio: runs close in time 
 load) and by CPU medians. The load average is printed before and after: on a shared machine,
 compare ratios from one run.
 
-Run: ``python tools/bench_access.py [--gib 2] [--rows 100000] [--repeat 3] [--dir /tmp]`` (Linux only).
+Each cold repetition also prints the model's seconds for every mode (as ``auto`` computed them in that
+repetition) next to each forced mode's measured wall and CPU seconds, so a misprediction shows.
+``--rows-only`` skips ``sample_batches`` and the full scans (for iterating on the random-row comparison).
+
+Run: ``python tools/bench_access.py [--gib 2] [--rows 100000] [--repeat 3] [--dir /tmp] [--rows-only]`` (Linux only).
 """
 
 from __future__ import annotations
@@ -103,6 +107,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--dir", default=None)
     ap.add_argument("--repeat", type=int, default=1, help="random-row comparisons, variants rotated each time")
+    ap.add_argument("--rows-only", action="store_true",
+                    help="the random-row comparison only (no sample_batches, no full scans): for iterating")
     args = ap.parse_args()
     print(f"load average {os.getloadavg()}")
     folder = Path(tempfile.mkdtemp(dir=args.dir, prefix="bench_access_"))
@@ -173,6 +179,7 @@ def main() -> None:
         ]
         for mode in _iocost.MODES:
             takes.append((f"take, forced {mode}", lambda st, mode=mode: access.take(st, idx, mode=mode)))
+        predicted: dict[str, tuple[str, dict[str, float]]] = {}
         for rep in range(args.repeat):
             turn = takes[rep % len(takes):] + takes[: rep % len(takes)]
             for state in ("cold", "warm"):
@@ -197,7 +204,18 @@ def main() -> None:
                     if name == "take (auto)" and _mapped_access.LAST_CHOICE:
                         mode, costs, _ = _mapped_access.LAST_CHOICE
                         chose = f" (chose {mode}" + "".join(f", {m} {v:.2f}" for m, v in costs.items()) + ")"
+                        predicted[state] = (mode, costs)
                     print(f"{name}, {state}: {s:.3f} s, {args.rows / s:,.0f} rows/s, cpu {c:.3f} s{chose}", flush=True)
+                if state == "cold" and "cold" in predicted:
+                    # The model's seconds for every mode (as auto computed them in this repetition) next to each
+                    # forced mode's measured wall and CPU seconds in the same repetition: a misprediction shows.
+                    mode, costs = predicted.pop("cold")
+                    print(f"  repetition {rep + 1}, cold, auto chose {mode}; model vs measured (wall / cpu): "
+                          + "; ".join(f"{m} {costs[m]:.3f} vs {side[f'take, forced {m}']['cold'][-1]:.3f} / "
+                                      f"{cpu[f'take, forced {m}']['cold'][-1]:.3f}" for m in costs)
+                          + f"; auto {side['take (auto)']['cold'][-1]:.3f} / {cpu['take (auto)']['cold'][-1]:.3f}; "
+                          f"sorted memmap {side['sorted order, memmap mm[np.sort(idx)]']['cold'][-1]:.3f} / "
+                          f"{cpu['sorted order, memmap mm[np.sort(idx)]']['cold'][-1]:.3f}", flush=True)
 
         def batches(store: arraystore.ArrayStore) -> None:
             got = 0
@@ -206,8 +224,9 @@ def main() -> None:
                 if got >= args.rows:
                     break
 
-        rows_per_s(f"sample_batches (batch {args.batch}, default window)", fresh(batches))
         gb = n * ROW / 1e9
+        if not args.rows_only:
+            rows_per_s(f"sample_batches (batch {args.batch}, default window)", fresh(batches))
 
         def scan(store: arraystore.ArrayStore) -> None:
             for _ in store.iter_blocks():
@@ -217,11 +236,12 @@ def main() -> None:
             with arraystore.open(path, io="buffered") as store:
                 scan(store)
 
-        for name, fn in [
+        scans: list[tuple[str, Callable[[], object]]] = [
             ("sequential readinto, 64 MiB", lambda: seq_read(path)),
             ("iter_blocks()", fresh(scan)),
             ("iter_blocks(), io='buffered'", scan_buffered),
-        ]:
+        ]
+        for name, fn in [] if args.rows_only else scans:
             for state in ("cold", "warm"):
                 if state == "cold":
                     cold(path, warm_probe)

@@ -40,7 +40,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -78,7 +78,7 @@ _GATHER_PAGES = 1024
 #: Fewer pages out of the page cache than this: no gather is measured (the ``O_DIRECT`` figure serves).
 _GATHER_MIN_PAGES = 32
 #: Version of the calibration entries in the user cache file; entries of another version are measured again.
-FORMAT = 2
+FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -107,12 +107,24 @@ class Calibration:
     call_s
         One system call or page fault on data in the page cache.
     fault_window_bytes
-        What one page fault of a memory map reads from the device (its read-around).
+        What one page fault of a memory map reads from the device (its read-around): measured as the
+        pages one fault on a map of the file brings into the page cache, else the device's
+        ``read_ahead_kb``.
     sample_bytes
         Bytes the measurement read sequentially (a small file gives a rougher figure, which a
         larger file of the same device later replaces).
     source
         ``"measured"``, ``"cache file"`` or ``"given"``.
+    gather_page_s
+        Each further page of a range the gather advises (the kernel's work per page included:
+        its page-cache entry, its part of the read and of the map's faults): measured as the
+        difference between a gather of ranges of 8 pages and one of single pages, from the same
+        stretch of the file and through a map as ``"gather"`` reads; 0 where not measured (then one
+        page at ``read_bytes_per_s``).
+    mapped_bytes_per_s
+        Read-around windows read one after another by a sorted gather from the map (one page in
+        16 touched over a stretch of the file: each fault's window and the read-ahead it starts,
+        the faults' kernel work included); 0 where not measured (then ``read_bytes_per_s``).
     """
 
     device: str
@@ -124,6 +136,18 @@ class Calibration:
     fault_window_bytes: int
     sample_bytes: int = 0
     source: str = "given"
+    gather_page_s: float = 0.0
+    mapped_bytes_per_s: float = 0.0
+
+    def page_s(self) -> float:
+        """Seconds per further page of a range the ``"gather"`` mode advises: :attr:`gather_page_s` where
+        measured, else one page at the sequential rate."""
+        return self.gather_page_s if self.gather_page_s > 0 else PAGE / self.read_bytes_per_s
+
+    def mapped_rate(self) -> float:
+        """Bytes per second of read-around windows read one after another by a sorted gather from the map:
+        :attr:`mapped_bytes_per_s` where measured, else the sequential rate."""
+        return self.mapped_bytes_per_s if self.mapped_bytes_per_s > 0 else self.read_bytes_per_s
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
@@ -145,7 +169,10 @@ class GatherStats:
     touch; ``resident``: share of the touched pages already in the page cache (0..1);
     ``block_bytes``: bytes per call of a sequential pass; ``row_bytes``: bytes of all the rows;
     ``advised_runs`` / ``advised_pages``: ranges the ``"gather"`` mode advises once runs closer than
-    :func:`merge_gap_bytes` share one, and the pages they cover (0: one range per run, its pages only).
+    :func:`merge_gap_bytes` share one, and the pages they cover (0: one range per run, its pages only);
+    ``window_runs``: runs of consecutive windows among ``windows`` (a sorted gather from the map waits for
+    the device once per run: within one, each window's read-ahead has started the next; 0: as many as
+    ``windows``).
     """
 
     span_bytes: int
@@ -157,6 +184,7 @@ class GatherStats:
     row_bytes: int
     advised_runs: int = 0
     advised_pages: int = 0
+    window_runs: int = 0
 
 
 #: Runs of a gather are never merged across more than this (a bound on the bytes read in between).
@@ -164,12 +192,12 @@ MAX_MERGE_GAP = 1 << 20
 
 
 def merge_gap_bytes(cal: Calibration | None) -> int:
-    """Gap below which two runs of a gather are advised as one range: where reading the bytes in between at the
-    sequential rate costs less than one more read in the gather (``parallel_read_s * read_bytes_per_s``, at
-    most :data:`MAX_MERGE_GAP`; 0 without a calibration)."""
+    """Gap below which two runs of a gather are advised as one range: where reading the pages in between costs
+    less than one more read in the gather (``parallel_read_s / page_s() * PAGE``, at most
+    :data:`MAX_MERGE_GAP`; 0 without a calibration)."""
     if cal is None:
         return 0
-    return int(min(max(cal.parallel_read_s * cal.read_bytes_per_s, 0.0), MAX_MERGE_GAP))
+    return round(min(max(cal.parallel_read_s / cal.page_s() * PAGE, 0.0), MAX_MERGE_GAP))
 
 
 def gather_costs(stats: GatherStats, cal: Calibration, io: str = "mmap") -> dict[str, float]:
@@ -186,12 +214,14 @@ def gather_costs(stats: GatherStats, cal: Calibration, io: str = "mmap") -> dict
         + calls * cal.call_s + copy_rows,
         # one advice (or preadv) per range, its first page included; the map's pages are faulted in (or copied)
         # once they are read
-        "gather": cold * (advised * cal.parallel_read_s + max(advised_pages - advised, 0) * PAGE / cal.read_bytes_per_s)
+        "gather": cold * (advised * cal.parallel_read_s + max(advised_pages - advised, 0) * cal.page_s())
         + (advised + (stats.touched_pages if io == "mmap" else 0)) * cal.call_s
         + touched / cal.memory_bytes_per_s + copy_rows,
     }
     if io == "mmap":
-        costs["mapped"] = (cold * stats.windows * (cal.random_read_s + cal.fault_window_bytes / cal.read_bytes_per_s)
+        # one wait for the device per run of consecutive windows; within a run each window streams in
+        waits = stats.window_runs if 0 < stats.window_runs <= stats.windows else stats.windows
+        costs["mapped"] = (cold * (waits * cal.random_read_s + stats.windows * cal.fault_window_bytes / cal.mapped_rate())
                            + stats.touched_pages * cal.call_s + touched / cal.memory_bytes_per_s + copy_rows)
     return costs
 
@@ -365,17 +395,22 @@ def measure(path: str | os.PathLike[str]) -> Calibration:
     gathered = _willneed_gather(path, pages, rng)
     if gathered is not None:
         parallel = gathered
-    streamed = _streaming_read(path, pages, rng)
+    streamed = _streaming_read(path, pages, rng, parallel)
+    mapped, page_s = 0.0, 0.0
     if streamed is not None:
-        sequential = max(sequential, streamed[0])
-        memory = min(memory, streamed[1])
+        sequential = max(sequential, streamed.read)
+        memory = min(memory, streamed.cached)
+        mapped, page_s = streamed.mapped, streamed.page_s
+        if streamed.window >= PAGE:
+            window = streamed.window
     return Calibration(key, sequential, max(random_read, call), max(parallel, call), memory, call, window, sampled,
-                       "measured")
+                       "measured", gather_page_s=page_s, mapped_bytes_per_s=mapped)
 
 
 def _willneed_gather(path: str, pages: int, rng: np.random.Generator) -> float | None:
     """Seconds per page of a gather of pages not in the page cache: each advised with ``WILLNEED`` (the kernel
-    queues their reads together), then read in file order, as the ``"gather"`` mode does.
+    queues their reads together), then read in file order through a map of the file (its page faults
+    included), as the ``"gather"`` mode does; the median of four gathers of a quarter of the pages each.
 
     The page cache is left as found: pages that were out of it are evicted again after the measurement (clean
     and mapped by no one: the kernel drops them). Where too few are out, up to 8 regions of 2 MiB that are in
@@ -399,18 +434,15 @@ def _willneed_gather(path: str, pages: int, rng: np.random.Generator) -> float |
         picked = np.sort(np.concatenate((cold, borrowed)))
         if picked.size < _GATHER_MIN_PAGES:
             return None
-        offsets = (picked * PAGE).tolist()
         try:
-            t = time.perf_counter()
-            for off in offsets:
-                os.posix_fadvise(fd, off, PAGE, os.POSIX_FADV_WILLNEED)
-            for off in offsets:
-                os.pread(fd, 1, off)
-            elapsed = time.perf_counter() - t
+            # four gathers of a quarter each (every 4th page, spread over the file): the median resists a
+            # moment of contention from other processes
+            shares = [_advised_gather(fd, part * PAGE, np.ones(part.size, np.int64)) / part.size
+                      for part in (picked[k::4] for k in range(4)) if part.size]
         finally:
             for off in (cold * PAGE).tolist():
                 os.posix_fadvise(fd, off, PAGE, os.POSIX_FADV_DONTNEED)
-        return elapsed / picked.size
+        return statistics.median(shares)
     finally:
         try:
             for first in regions:  # what was in the page cache before is again
@@ -419,7 +451,36 @@ def _willneed_gather(path: str, pages: int, rng: np.random.Generator) -> float |
             os.close(fd)
 
 
-def _streaming_read(path: str, pages: int, rng: np.random.Generator) -> tuple[float, float] | None:
+def _advised_gather(fd: int, offsets: np.ndarray[Any, Any], lengths: np.ndarray[Any, Any]) -> float:
+    """Seconds of a gather as the ``"gather"`` mode reads: ranges at ``offsets`` (bytes) of ``lengths`` pages advised
+    with ``WILLNEED``, then the first page of each read through a map of the file (its page faults included).
+    The map is closed afterwards: no page stays mapped, so all can be evicted."""
+    with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as m:
+        view = np.frombuffer(m, np.uint8)
+        try:
+            t = time.perf_counter()
+            for off, n in zip(offsets.tolist(), lengths.tolist()):
+                os.posix_fadvise(fd, off, n * PAGE, os.POSIX_FADV_WILLNEED)
+            int(view[offsets].sum())  # each page faulted in, in file order
+            return time.perf_counter() - t
+        finally:
+            del view
+
+
+class _Stretch(NamedTuple):
+    """What :func:`_streaming_read` measured: bytes per second read ahead from the device (``read``) and out of
+    the page cache into an array (``cached``); a sorted gather from the map (``mapped``, bytes per second), one
+    fault's read-around (``window``, bytes) and a further page of an advised range (``page_s``); 0 for those not
+    measured (a file too small to hold their stretches)."""
+
+    read: float
+    cached: float
+    mapped: float = 0.0
+    window: int = 0
+    page_s: float = 0.0
+
+
+def _streaming_read(path: str, pages: int, rng: np.random.Generator, parallel_s: float = 0.0) -> _Stretch | None:
     """Bytes per second of a buffered sequential read of a stretch of the file out of the page cache (up to
     64 MiB, a quarter of a smaller file's), and of reading it again from the page cache.
 
@@ -430,14 +491,21 @@ def _streaming_read(path: str, pages: int, rng: np.random.Generator) -> tuple[fl
     small buffer gets, is several times faster). The stretch is evicted again, and the few pages of it that
     were in the page cache before (at most :data:`_STREAM_MAX_RESIDENT` of it: pages a residency probe or an
     earlier gather read) are read back. None where the page cache cannot be inspected, or no stretch tried (4)
-    is out of it."""
+    is out of it.
+
+    Where the file holds it (a stretch of up to a half of the file), the same stretch goes on with what
+    :func:`_mapped_and_ranges` measures past the read-ahead of the sequential read: a sorted gather from the
+    map, and gathers of single pages and of ranges, all evicted with it."""
     span = min(_STREAM_BYTES, pages // 4 * PAGE) // _STREAM_REQUEST * _STREAM_REQUEST
     if span < _SEQUENTIAL_BYTES or _mincore() is None or not _page_cache_visible(path):
         return None
+    sys_window = _fault_window(path)
+    gap = max(_STREAM_TAIL, 2 * sys_window)  # read-ahead goes on past a read: out of the cache too
+    full = span + gap + sys_window + _MAPPED_BYTES + gap + _RANGES_BYTES
+    more = full <= pages // 2 * PAGE
     fd = os.open(path, os.O_RDONLY)
     try:
-        n = span // PAGE
-        reach = min(pages, n + _STREAM_TAIL // PAGE)  # read-ahead goes on past the stretch: out of the cache too
+        reach = min(pages, (full if more else span + _STREAM_TAIL) // PAGE)
         start = -1
         was: list[int] = []  # pages of the stretch in the page cache before: read back after the eviction
         with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as m:
@@ -460,30 +528,83 @@ def _streaming_read(path: str, pages: int, rng: np.random.Generator) -> tuple[fl
             t = time.perf_counter()
             os.preadv(fd, [whole.data], start)  # one call into one array, as the sequential pass reads
             cached = time.perf_counter() - t
+            del whole
+            extra = (_mapped_and_ranges(fd, start + span + gap, sys_window, gap, parallel_s, rng) if more
+                     else _Stretch(0.0, 0.0))
         finally:
             _evict_settled(fd, start, reach)
             if was:
                 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # no read-ahead: those pages only
                 for page in was:
                     os.pread(fd, 1, page * PAGE)
-        return span / max(elapsed, 1e-9), span / max(cached, 1e-9)
+        return extra._replace(read=span / max(elapsed, 1e-9), cached=span / max(cached, 1e-9))
     finally:
         os.close(fd)
 
 
+def _mapped_and_ranges(fd: int, first: int, sys_window: int, gap: int, parallel_s: float,
+                       rng: np.random.Generator) -> _Stretch:
+    """From byte ``first`` on (all out of the page cache): a sorted gather from a map of the file over
+    :data:`_MAPPED_BYTES` (bytes at random places, one per 8 pages on average, after a lead of one ``sys_window``: a fault reads around the
+    page, before it too), the pages its first fault brought into the page cache (the read-around in effect,
+    counted once their reads ended), then past ``gap`` (the read-ahead the gather started) a gather as the
+    ``"gather"`` mode reads of 64 ranges of 32 pages, every 64th page: less the 64 reads at ``parallel_s``
+    each, the cost of the further pages of a range. Fields ``read`` and ``cached`` are left 0."""
+    start = first + sys_window
+    # row-like reads at random places (sorted), one per 8 pages on average: regular ones would meet the pages that
+    # start the read-ahead of the next window every time, which rows at random places mostly miss
+    touches = start + np.sort(rng.integers(0, _MAPPED_BYTES, _MAPPED_BYTES // (8 * PAGE)))
+    touches[0] = start
+    around = np.arange((start - 2 * sys_window) // PAGE, (start + 2 * sys_window) // PAGE)
+    with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as m:
+        view = np.frombuffer(m, np.uint8)
+        try:
+            before = resident_pages(m, around)  # read-ahead of the sequential read may reach this far
+            int(view[touches[0]])  # one fault: its read-around
+            after = _settled_count(m, around)
+            t = time.perf_counter()
+            int(view[touches[1:]].sum())  # past the first window: the read-ahead each window starts
+            mapped = time.perf_counter() - t
+        finally:
+            del view
+    window = after - int(before.sum()) if before is not None and after >= 0 else 0
+    ranges = start + _MAPPED_BYTES + gap
+    count, length = _RANGES_BYTES // (64 * PAGE), 32
+    gathered = _advised_gather(fd, ranges + np.arange(count) * 64 * PAGE, np.full(count, length, np.int64))
+    page_s = max(gathered - count * parallel_s, 0.0) / (count * (length - 1))
+    return _Stretch(0.0, 0.0, max(_MAPPED_BYTES - window * PAGE // 2, PAGE) / max(mapped, 1e-9), window * PAGE,
+                    page_s)
+
+
+def _settled_count(m: mmap.mmap, pages: np.ndarray[Any, Any]) -> int:
+    """How many of ``pages`` are in the page cache once the reads in flight ended (a page being read is not
+    shown): counted every 2 ms until two counts agree (at most 10). -1 where ``mincore`` fails."""
+    last = -1
+    for _ in range(10):
+        got = resident_pages(m, pages)
+        if got is None:
+            return -1
+        count = int(got.sum())
+        if count == last:
+            break
+        last = count
+        time.sleep(0.002)
+    return last
+
+
 def _evict_settled(fd: int, start: int, pages: int) -> None:
-    """Evict ``pages`` pages from ``start``, again until none has shown up for two checks 20 ms apart (at most
-    20 checks): pages still being read ahead are neither evicted nor shown by ``mincore`` until their read ends."""
+    """Evict ``pages`` pages from ``start``, again until none has shown up for three checks 5 ms apart (at most
+    80 checks): pages still being read ahead are neither evicted nor shown by ``mincore`` until their read ends."""
     clean = 0
     with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as m:
-        for _ in range(20):
+        for _ in range(80):
             os.posix_fadvise(fd, start, pages * PAGE, os.POSIX_FADV_DONTNEED)
-            time.sleep(0.02)
+            time.sleep(0.005)
             left = resident_pages(m, np.arange(start // PAGE, start // PAGE + pages))
             if left is None:
                 return
             clean = 0 if left.any() else clean + 1
-            if clean == 2:
+            if clean == 3:
                 return
 
 
@@ -492,6 +613,10 @@ _STREAM_BYTES = 64 << 20
 _STREAM_REQUEST = 1 << 20
 #: Beyond the stretch, what read-ahead may have read too (twice the largest usual ``read_ahead_kb``, 8 MiB).
 _STREAM_TAIL = 16 << 20
+#: The sorted gather from the map (bytes of the file it reads one place per 8 pages of) and the gather of ranges (64
+#: ranges of 32 pages, one every 64 pages).
+_MAPPED_BYTES = 32 << 20
+_RANGES_BYTES = 16 << 20
 #: Share of a stretch that may be in the page cache and still be measured (the residency probes of the ``take``
 #: that measures the device leave a page here and there: with 64 probes over a file, most stretches of 80 MiB of
 #: a 2 GiB file hold one, and none would be measured).

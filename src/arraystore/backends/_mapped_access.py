@@ -97,8 +97,8 @@ def gather_stats(store: Any, uniq: np.ndarray[Any, Any], row_bytes: int, max_byt
     finally:
         os.close(fd)
     return GatherStats(span_bytes=int(hi[-1] - lo[0] + 1) * PAGE, touched_pages=touched, runs=int(starts.size),
-                       windows=windows, resident=0.0 if resident is None else resident, block_bytes=max_bytes,
-                       row_bytes=int(uniq.size) * row_bytes, **_advised(store, uniq, row_bytes, cal))
+                       resident=0.0 if resident is None else resident, block_bytes=max_bytes,
+                       row_bytes=int(uniq.size) * row_bytes, **windows, **_advised(store, uniq, row_bytes, cal))
 
 
 def _advised(store: Any, uniq: np.ndarray[Any, Any], row_bytes: int, cal: Calibration) -> dict[str, int]:
@@ -111,12 +111,15 @@ def _advised(store: Any, uniq: np.ndarray[Any, Any], row_bytes: int, cal: Calibr
     return {"advised_runs": int(starts.size), "advised_pages": pages}
 
 
-def _windows(store: Any, uniq: np.ndarray[Any, Any], row_bytes: int, cal: Calibration) -> int:
-    """Read-around windows of the device (``cal.fault_window_bytes``) that rows ``uniq`` touch."""
+def _windows(store: Any, uniq: np.ndarray[Any, Any], row_bytes: int, cal: Calibration) -> dict[str, int]:
+    """Read-around windows of the device (``cal.fault_window_bytes``) that rows ``uniq`` touch, and the runs of
+    consecutive windows among them."""
     per_window = max(1, cal.fault_window_bytes // PAGE) * PAGE
     lo = (store.offset + uniq * row_bytes) // per_window
     hi = (store.offset + (uniq + 1) * row_bytes - 1) // per_window
-    return int(np.sum(hi - lo + 1)) - int(np.sum(lo[1:] == hi[:-1]))
+    windows = int(np.sum(hi - lo + 1)) - int(np.sum(lo[1:] == hi[:-1]))
+    runs = 1 + int(np.sum(lo[1:] > hi[:-1] + 1))  # a gap of a whole window or more between rows starts a run
+    return {"windows": windows, "window_runs": runs}
 
 
 def gather_contiguous(
@@ -136,7 +139,7 @@ def gather_contiguous(
             stats = gather_stats(store, uniq, row_bytes, max_bytes, cal)
             if stats.resident < 1.0:
                 cal = calibration_for(store.data_file)
-                stats = dataclasses.replace(stats, windows=_windows(store, uniq, row_bytes, cal),
+                stats = dataclasses.replace(stats, **_windows(store, uniq, row_bytes, cal),
                                             **_advised(store, uniq, row_bytes, cal))
         else:
             stats = gather_stats(store, uniq, row_bytes, max_bytes, cal)
