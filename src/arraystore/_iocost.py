@@ -16,10 +16,14 @@
 Which is fastest depends on the device (latency of one read, of many in parallel, its
 sequential rate, its read-around window), on how much of the file is already in the
 page cache, and on how the rows spread over the file. :func:`measure` measures the
-device on the file itself: a few ``O_DIRECT`` reads (which neither use nor disturb the
-page cache), a small ``WILLNEED`` gather of pages that are not in the page cache, which is
-what ``"gather"`` does at scale, and a read through the kernel's read-ahead, which is what
-the sequential pass and the map's read-around get (both evicted again); :func:`calibration_for`
+device on the file itself, each mode's reads as that mode makes them: a few ``O_DIRECT``
+reads (which neither use nor disturb the page cache); a small ``WILLNEED`` gather of single
+pages that are not in the page cache and one of ranges of 32 pages, read through a map as
+``"gather"`` does at scale (a run's share, and a further page's, with the kernel's work per
+page); a read through the kernel's read-ahead, which is what the sequential pass gets; and a
+sorted gather from a map of rows at random places, which is what ``"mapped"`` gets (the
+pages its first fault reads are its read-around window). What they read is evicted again;
+:func:`calibration_for`
 does that once per device and process (and reads or writes a user cache file when asked,
 never anything next to the data); :func:`gather_costs` turns a calibration and a gather's
 statistics into seconds.

@@ -166,10 +166,13 @@ def calibrate(store: ArrayStore, *, force: bool = False, persist: bool = False) 
 
     Measured on first use per device and process on the store's own file: about 50 ``O_DIRECT``
     reads and up to 8 MiB read sequentially with ``O_DIRECT``, a gather of up to 1,024 pages
-    out of the page cache advised with ``WILLNEED`` (as ``take``'s ``"gather"`` does it), and up
-    to 64 MiB out of the page cache read through the kernel's read-ahead (what was read is evicted
-    again: the page cache is left as found); later calls return the same. Nothing is ever written
-    next to the data.
+    out of the page cache advised with ``WILLNEED`` (as ``take``'s ``"gather"`` does it), up
+    to 64 MiB out of the page cache read through the kernel's read-ahead and, where the file is
+    large enough (about 300 MiB), a sorted gather from the map of rows at random places over
+    32 MiB (as ``"mapped"`` reads, with the read-around window one fault reads) and a gather of
+    64 ranges of 32 pages (what each further page of a range costs). What was read is evicted
+    again: the page cache is left as found; later calls return the same. Nothing is ever
+    written next to the data.
 
     Parameters
     ----------
