@@ -17,11 +17,13 @@ place, which re-points the references in a session never committed (:func:`open_
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +36,55 @@ if TYPE_CHECKING:
     from .fallback import CopiedArray
 
 __all__ = ["container_prefix", "open_icechunk", "write_icechunk"]
+
+
+def _icechunk() -> Any:
+    """The icechunk module, with :func:`_let_runtime_threads_return` run at exit once it was used."""
+    import icechunk
+
+    if not _AT_EXIT:
+        atexit.register(_let_runtime_threads_return)
+        _AT_EXIT.append(True)
+    return icechunk
+
+
+_AT_EXIT: list[bool] = []
+
+
+def runtime_threads_running() -> bool | None:
+    """Whether a thread of icechunk's tokio runtime is on a CPU now; None where ``/proc`` cannot tell."""
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:  # the thread ended meanwhile
+            continue
+        end = stat.rfind(b")")
+        if stat[stat.find(b"(") + 1 : end].startswith(b"tokio-runtime") and stat[end + 2 : end + 3] == b"R":
+            return True
+    return False
+
+
+def _let_runtime_threads_return(limit_s: float = 0.5) -> None:
+    """Before the interpreter finalizes: give icechunk's runtime threads the GIL until they are idle.
+
+    An icechunk call completes by handing its result to the asyncio loop from a tokio thread,
+    which lets go of the GIL to wake the loop and then takes it back. When the script ends in
+    that gap, the thread finds the interpreter finalizing; Python 3.11 ends the thread with
+    ``pthread_exit``, whose unwinding through Rust frames aborts the process (SIGABRT after
+    the script's last line ran; pyo3 hangs the thread instead in newer releases, PyO3/pyo3#4874).
+    Sleeping here hands the GIL to such a thread; three idle looks 2 ms apart end the wait.
+    """
+    deadline = time.monotonic() + limit_s
+    idle = 0
+    while idle < 3 and time.monotonic() < deadline:
+        running = runtime_threads_running()
+        idle = idle + 1 if running is not True else 0
+        time.sleep(0.002)
 
 
 def container_prefix(root: str | os.PathLike[str]) -> str:
@@ -77,7 +128,7 @@ def write_icechunk(
 
     The arrays of the copying fallback (``copies``) are written as real chunks of the repository.
     """
-    import icechunk
+    icechunk = _icechunk()
     import zarr
     from zarr.core.buffer import default_buffer_prototype
 
@@ -132,7 +183,7 @@ def recorded_root(path: str | os.PathLike[str]) -> Path:
     """
     from urllib.parse import unquote, urlsplit
 
-    import icechunk
+    icechunk = _icechunk()
 
     with _quiet(icechunk):
         config = icechunk.Repository.fetch_config(icechunk.local_filesystem_storage(str(Path(path).resolve())))
@@ -156,7 +207,7 @@ def open_icechunk(path: str | os.PathLike[str], root: str | os.PathLike[str] | N
     never committed (the repository is not written; it may be on read-only media), from the
     layout each array records under ``arraystore.virtual``.
     """
-    import icechunk
+    icechunk = _icechunk()
     import zarr
 
     with _quiet(icechunk):
@@ -185,7 +236,7 @@ def _repoint(store: Any, name: str, arr: Any, rec: dict[str, Any], root: Path, p
 
     The source must resolve inside ``root`` (symbolic links followed), like every reference.
     """
-    import icechunk
+    icechunk = _icechunk()
 
     from ..meta import ArrayMeta, dtype_from_json
 
