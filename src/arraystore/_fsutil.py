@@ -457,6 +457,17 @@ def replace_path(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, du
     :func:`recover_replace` then puts the old folder back (killed between the renames)
     or removes it (killed after).
     """
+    try:
+        st: os.stat_result | None = os.lstat(dst)
+    except FileNotFoundError:
+        st = None
+    if st is None or stat.S_ISREG(st.st_mode):  # a new name, or a file replaced: keep its mode (one lstat)
+        if st is not None:
+            set_mode(src, st.st_mode & 0o7777 & ~umask() & 0o7777)
+        os.replace(src, dst)
+        if durable:
+            fsync_dir(Path(dst).parent)
+        return
     src, dst = Path(src), Path(dst)
     if dst.is_dir() and not dst.is_symlink():
         recover_replace(dst)
