@@ -409,11 +409,13 @@ class NpyStore(MappedFileStore):
             try:
                 lock_open_file(fd, staged)
                 owned = True  # from here the staging file is ours to remove
-                if os.fstat(fd).st_size:  # a killed run's leftover (a new file is not truncated: ext4 flushes
+                st = os.fstat(fd)
+                if st.st_size:  # a killed run's leftover (a new file is not truncated: ext4 flushes
                     os.ftruncate(fd, 0)   # a file truncated to 0 when it is closed, at a cost per file)
                 _pwrite_all(fd, header.getvalue(), 0)
                 _pwrite_all(fd, view, header.tell())
-                _fsutil.set_mode(fd, mode)
+                if mode is not None and st.st_mode & 0o7777 != mode:
+                    _fsutil.set_mode(fd, mode)
                 if durable:
                     os.fsync(fd)
             except OSError as exc:

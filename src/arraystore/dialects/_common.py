@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .._attr_bounds import bound_attrs
-from .._listing import may_exist_in, real_folder, real_path
+from .._listing import may_exist_in, may_exist_with_suffix, real_folder, real_path
 from ..errors import ArrayNotFoundError, MetadataError, SizeMismatchError, UnsafeInputError
 from ..meta import MAX_NDIM, ArrayMeta
 
@@ -240,6 +240,8 @@ def find_beside(data_path: Path, suffixes: Sequence[str]) -> Path | None:
         return None
     folder = os.fspath(data_path.parent)
     for suffix in suffixes:
+        if not may_exist_with_suffix(folder, suffix):  # no listed name ends with it: no candidate to check
+            continue
         for candidate in (name + suffix, name[: -len(own)] + suffix) if own else (name + suffix,):
             if may_exist_in(folder, candidate):  # absent from the folder's listing: no Path, no stat
                 c = data_path.with_name(candidate)

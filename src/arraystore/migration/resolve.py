@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._attr_bounds import bound_attrs
-from .._listing import is_file, real_path
+from .._listing import is_file, may_exist_with_suffix, real_path
 from ..errors import (
     ArrayNotFoundError,
     ArrayStoreError,
@@ -235,7 +235,8 @@ def _gather(
     if dialect is not None:
         found.append(dialect)
     seen: set[Path] = set()
-    for sp in sidecar_paths(path):
+    legacy = sidecar_paths(path) if may_exist_with_suffix(os.fspath(path.parent), ".json") else []
+    for sp in legacy:
         if sp in seen or not is_file(sp) or (own is not None and sp == sidecar_path(path)):
             continue
         seen.add(sp)
