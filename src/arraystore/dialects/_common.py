@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .._attr_bounds import bound_attrs
+from .._fsutil import read_at_most
 from .._listing import may_exist_in, may_exist_with_suffix, real_folder, real_path
 from ..errors import ArrayNotFoundError, MetadataError, SizeMismatchError, UnsafeInputError
 from ..meta import MAX_NDIM, ArrayMeta
@@ -122,8 +123,7 @@ def read_header_bytes(path: Path, *, prefix_ok: bool = False) -> bytes:
             "this is not a text header (is it the data file?)"
         )
     try:
-        with open(path, "rb") as f:
-            return f.read(MAX_HEADER_BYTES)
+        return read_at_most(path, MAX_HEADER_BYTES)
     except OSError as exc:
         raise MetadataError(f"{path}: cannot read the header: {exc.strerror or exc}") from None
 
