@@ -352,3 +352,22 @@ def test_resolving_without_attrs_changes_nothing_but_the_attrs() -> None:
             assert bare.meta == full.meta.replace(attrs={})
             resolved += 1
     assert resolved >= 5
+
+
+@pytest.mark.parametrize("value", [
+    {"a": [1, 2.5, None, True, "x"], "b": {"c": float("nan")}},
+    {"t": (1, 2)}, {"d": np.float32(1.5)}, {"$numpy": 1}, {"s": "\ud800"}, {1: "int key"},
+])
+def test_a_plain_copy_is_what_a_json_round_trip_gives_or_it_is_refused(value: dict[str, object]) -> None:
+    from arraystore._attrs import copy_plain
+
+    try:
+        trip = json.loads(json.dumps(value, default=str))
+    except (ValueError, TypeError):
+        trip = None
+    try:
+        copied = copy_plain(value)
+    except ValueError:
+        return  # left to the round trip
+    assert trip is not None and json.dumps(copied, sort_keys=True) == json.dumps(trip, sort_keys=True)
+    assert copied is not value

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._attr_bounds import bound_attrs
+from .._attrs import copy_plain
 from .._listing import is_file, may_exist_with_suffix, real_path
 from ..errors import (
     ArrayNotFoundError,
@@ -346,7 +347,10 @@ def _provenance_attrs(name: str, facts: dict[str, Any], evidence: list[Evidence]
     if dialect is not None:
         record["dialect"] = dialect.source.split(":", 1)[1]
         record["header_extra"] = bound_attrs(dict(dialect.extra))
-    attrs[PROVENANCE_KEY] = json.loads(json.dumps(record, default=str))
+    try:  # already plain JSON values (the usual case): a copy, without a JSON round trip
+        attrs[PROVENANCE_KEY] = copy_plain(record)
+    except ValueError:
+        attrs[PROVENANCE_KEY] = json.loads(json.dumps(record, default=str))
     return attrs
 
 
