@@ -29,7 +29,7 @@ import numpy as np
 from ._dtypes import dtype_from_json, dtype_to_json
 from .errors import MetadataError, UnsupportedDtypeError
 
-__all__ = ["MARKER", "MAX_BYTES", "MAX_DEPTH", "attrs_equal", "check_attrs", "decode_attrs", "encode_attrs"]
+__all__ = ["MARKER", "MAX_BYTES", "MAX_DEPTH", "attrs_equal", "check_attrs", "copy_plain", "decode_attrs", "encode_attrs"]
 
 #: The key of the one-key object that encodes a numpy scalar or array.
 MARKER = "$numpy"
@@ -75,6 +75,15 @@ def encode_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
         out = _encode(dict(attrs), "attrs", 0)  # what to encode, or the error saying where and why
     assert isinstance(out, dict)
     return out
+
+
+def copy_plain(value: Any) -> Any:
+    """A deep copy of ``value`` when it is made of exactly str, int, float, bool, None, lists and
+    str-keyed dicts (what a JSON round trip returns unchanged); ``ValueError`` for anything else."""
+    try:
+        return _copy_plain(value, 0)
+    except (_NotPlain, UnicodeEncodeError):
+        raise ValueError("not plain JSON values") from None
 
 
 class _NotPlain(Exception):

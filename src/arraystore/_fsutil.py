@@ -381,6 +381,29 @@ def loads_json(raw: bytes | str, where: str, what: str) -> Any:
         raise MetadataError(f"{where}: expected a {what} in JSON, found invalid JSON ({exc})") from None
 
 
+def read_at_most(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The first ``limit`` bytes of a file (all of a shorter one), read into buffers of its size.
+
+    ``open(path, "rb").read(limit)`` allocates ``limit`` bytes before reading: tens of
+    microseconds for a small file read with a cap of megabytes. Raises what ``open`` and
+    ``read`` raise (``FileNotFoundError``, ``IsADirectoryError``, ...).
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        parts: list[bytes] = []
+        total = 0
+        while total < limit:
+            chunk = os.read(fd, min(limit - total, max(size + 1 - total, 1 << 16)))
+            if not chunk:
+                break
+            parts.append(chunk)
+            total += len(chunk)
+    finally:
+        os.close(fd)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
 def read_json_file(path: str | os.PathLike[str], max_bytes: int, what: str) -> Any:
     """Parse a small JSON file with bounded memory (:func:`loads_json`); ``None`` when it does not exist.
 
@@ -394,8 +417,7 @@ def read_json_file(path: str | os.PathLike[str], max_bytes: int, what: str) -> A
     """
     p = Path(path)
     try:
-        with open(p, "rb") as f:
-            raw = f.read(max_bytes + 1)
+        raw = read_at_most(p, max_bytes + 1)
     except FileNotFoundError:
         return None
     except IsADirectoryError:
@@ -457,6 +479,17 @@ def replace_path(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, du
     :func:`recover_replace` then puts the old folder back (killed between the renames)
     or removes it (killed after).
     """
+    try:
+        st: os.stat_result | None = os.lstat(dst)
+    except FileNotFoundError:
+        st = None
+    if st is None or stat.S_ISREG(st.st_mode):  # a new name, or a file replaced: keep its mode (one lstat)
+        if st is not None:
+            set_mode(src, st.st_mode & 0o7777 & ~umask() & 0o7777)
+        os.replace(src, dst)
+        if durable:
+            fsync_dir(Path(dst).parent)
+        return
     src, dst = Path(src), Path(dst)
     if dst.is_dir() and not dst.is_symlink():
         recover_replace(dst)

@@ -34,6 +34,7 @@ instead of one per component of its path: the folders are not moved or relinked 
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import unicodedata
@@ -45,7 +46,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["MAX_FOLDERS", "MAX_LISTED", "is_file", "listed", "may_exist", "may_exist_in", "name_key", "real_folder", "real_path"]
+__all__ = ["MAX_FOLDERS", "MAX_LISTED", "is_file", "listed", "may_exist", "may_exist_in", "may_exist_with_suffix", "name_key", "real_folder", "real_path"]
 
 #: Folders with more entries than this are not listed (their checks go to the file system).
 MAX_LISTED = 4096
@@ -128,6 +129,25 @@ def may_exist_in(folder: str, name: str) -> bool:
         return True
     names = _listing(folder, cache)
     return names is None or name_key(name) in names
+
+
+def may_exist_with_suffix(folder: str, suffix: str) -> bool:
+    """False when no entry of ``folder`` can end with ``suffix`` (no name of its listing does), else True.
+
+    Outside :func:`listed`, or for a folder that is not listed, always True.
+    """
+    cache = _LISTINGS.get()
+    if cache is None:
+        return True
+    names = _listing(folder, cache)
+    return names is None or _ends_with(names, name_key(suffix))
+
+
+@functools.lru_cache(maxsize=1024)
+def _ends_with(names: frozenset[str], key: str) -> bool:
+    """Whether a name of ``names`` ends with ``key``; remembered by the listing's content (equal
+    listings give equal answers), so a folder's names are scanned once per suffix."""
+    return any(n.endswith(key) for n in names)
 
 
 def is_file(path: Path) -> bool:

@@ -326,7 +326,7 @@ class ArrayStore(ABC):
         data: Any,
         *,
         durable: bool = False,
-        check: Callable[[ArrayStore], None] | None = None,
+        check: Callable[[ArrayMeta, np.ndarray[Any, Any]], None] | None = None,
         mode: int | None = None,
         defer: list[Any] | None = None,
     ) -> None:
@@ -334,7 +334,8 @@ class ArrayStore(ABC):
 
         ``data`` is the array's bytes in ``meta.order`` (a bytes-like object of
         ``meta.nbytes`` bytes). The file is written at its staging place (flock-ed while it
-        is written), opened read-only and handed to ``check`` (which raises to refuse it:
+        is written), read back whole (its header parsed by the format's reader) and the
+        layout and data read back are handed to ``check`` (which raises to refuse them:
         the staged file is removed), then renamed over ``location``; fsynced first when
         ``durable``. ``mode`` (permission bits, see :func:`arraystore._fsutil.kept_mode`), when
         given, is set on the staged file before it is checked, so the file is published with it. Used for small files, where a staged store's setup costs more than the

@@ -161,3 +161,33 @@ def test_peak_memory_of_a_15_mb_sidecar_of_empty_objects(tmp_path: Path, kind: s
     name, grew = out.stdout.split()
     assert name == "UnsafeInputError"
     assert int(grew) < 64 * MiB, f"peak RSS grew by {int(grew) / MiB:.0f} MiB"
+
+
+@pytest.mark.parametrize("size", [0, 1, 183, (1 << 16) - 1, 1 << 16, (1 << 16) + 1, 200_000])
+@pytest.mark.parametrize("limit", [1, 184, 1 << 16, 150_000, 16 << 20])
+def test_read_at_most_reads_what_a_capped_read_reads(tmp_path: Path, size: int, limit: int) -> None:
+    from arraystore._fsutil import read_at_most
+
+    path = tmp_path / "f"
+    data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
+    path.write_bytes(data)
+    with open(path, "rb") as f:
+        assert read_at_most(path, limit) == f.read(limit)
+
+
+def test_read_at_most_refuses_as_open_does_and_reads_files_whose_size_is_not_stated(tmp_path: Path) -> None:
+    from arraystore._fsutil import read_at_most, read_json_file
+
+    with pytest.raises(FileNotFoundError):
+        read_at_most(tmp_path / "missing", 10)
+    with pytest.raises(IsADirectoryError):
+        read_at_most(tmp_path, 10)
+    with open("/proc/self/status", "rb") as f:  # st_size 0: read until its end all the same
+        assert read_at_most("/proc/self/status", 1 << 20).split(b"\n")[0] == f.read().split(b"\n")[0]
+    assert read_json_file(tmp_path / "missing.json", 100, "sidecar") is None
+    with pytest.raises(MetadataError, match="found a folder"):
+        read_json_file(tmp_path, 100, "sidecar")
+    (tmp_path / "big.json").write_text("[" + "0," * 100 + "0]")
+    with pytest.raises(MetadataError, match="over 100 bytes"):
+        read_json_file(tmp_path / "big.json", 100, "sidecar")
+    assert read_json_file(tmp_path / "big.json", 1000, "sidecar") == [0] * 101

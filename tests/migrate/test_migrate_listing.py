@@ -272,3 +272,25 @@ def test_pooled_migration_results_equal_in_process_ones(tmp_path: Path) -> None:
     assert [{k: r.to_dict()[k] for k in keep} for r in one.records] == [
         {k: r.to_dict()[k] for k in keep} for r in two.records
     ]
+
+
+def test_a_suffix_absent_from_a_listing_skips_its_candidates_and_a_new_listing_sees_a_new_file(tmp_path: Path) -> None:
+    folder = str(tmp_path)
+    (tmp_path / "scan.dat").write_bytes(b"\0" * 16)
+    (tmp_path / "Caf\u00e9.IMG.HDR").write_bytes(b"")  # spelled in upper case, a non-ASCII stem
+    assert _listing.may_exist_with_suffix(folder, ".mhd")  # outside a listing: always "may"
+    with remembered():
+        assert not _listing.may_exist_with_suffix(folder, ".mhd")
+        assert not _listing.may_exist_with_suffix(folder, ".json")
+        assert _listing.may_exist_with_suffix(folder, ".hdr") and _listing.may_exist_with_suffix(folder, ".HDR")
+        assert _listing.may_exist_with_suffix(str(tmp_path / "gone"), ".mhd")  # not listed: "may"
+    (tmp_path / "scan.dat.json").write_text("{}")  # after the block: the next listing sees it
+    with remembered():
+        assert _listing.may_exist_with_suffix(folder, ".json")
+        assert not _listing.may_exist_with_suffix(folder, ".mhd")
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(_listing.MAX_LISTED + 1):
+        (big / f"f{i}").touch()
+    with remembered():
+        assert _listing.may_exist_with_suffix(str(big), ".mhd")  # too large to be listed: every check is made

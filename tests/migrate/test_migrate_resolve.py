@@ -334,3 +334,40 @@ def test_dialect_header_is_evidence(tmp_path):
     meta_json(tmp_path / "scene_meta.json", {"dtype": "float32", "shape": [12]})
     r = resolve(tmp_path / "scene.img")
     assert r.status == "conflict" and "dialect:envi" in str(r.error)
+
+
+def test_resolving_without_attrs_changes_nothing_but_the_attrs() -> None:
+    from arraystore.migration.rules import load_rules
+
+    root = Path(__file__).resolve().parents[2] / "examples"
+    rules = load_rules(root / "rules.toml")
+    files = [p for p in sorted((root / "legacy").rglob("*")) if p.is_file() and not is_metadata_file(p)]
+    resolved = 0
+    for path in files:
+        full, bare = (resolve(path, root=root / "legacy", rules=rules, attrs=a) for a in (True, False))
+        assert bare.to_dict() == full.to_dict(), path
+        assert (bare.status, bare.offset, bare.source) == (full.status, full.offset, full.source)
+        if full.meta is not None:
+            assert bare.meta is not None and not bare.meta.attrs and PROVENANCE_KEY in full.meta.attrs
+            assert bare.meta == full.meta.replace(attrs={})
+            resolved += 1
+    assert resolved >= 5
+
+
+@pytest.mark.parametrize("value", [
+    {"a": [1, 2.5, None, True, "x"], "b": {"c": float("nan")}},
+    {"t": (1, 2)}, {"d": np.float32(1.5)}, {"$numpy": 1}, {"s": "\ud800"}, {1: "int key"},
+])
+def test_a_plain_copy_is_what_a_json_round_trip_gives_or_it_is_refused(value: dict[str, object]) -> None:
+    from arraystore._attrs import copy_plain
+
+    try:
+        trip = json.loads(json.dumps(value, default=str))
+    except (ValueError, TypeError):
+        trip = None
+    try:
+        copied = copy_plain(value)
+    except ValueError:
+        return  # left to the round trip
+    assert trip is not None and json.dumps(copied, sort_keys=True) == json.dumps(trip, sort_keys=True)
+    assert copied is not value

@@ -7,6 +7,7 @@ import fcntl
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -19,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import arraystore
-from arraystore.errors import VerificationError
+from arraystore.errors import MetadataError, VerificationError
 from arraystore.location import Location
 from arraystore.migration import FileRecord, _job, migrate
 from arraystore.migration._manifest import Manifest
@@ -160,8 +161,8 @@ def test_a_refused_check_publishes_nothing_and_keeps_what_was_there(tmp_path: Pa
     before = final.read_bytes()
     meta = arraystore.ArrayMeta((4,), np.dtype("<f8"))
 
-    def refuse(store: arraystore.ArrayStore) -> None:
-        assert store.shape == (4,)
+    def refuse(back: arraystore.ArrayMeta, data: np.ndarray) -> None:
+        assert back.shape == (4,) and data.tobytes() == np.ones(4).tobytes()
         raise VerificationError("refused by the test")
 
     with pytest.raises(VerificationError):
@@ -309,3 +310,55 @@ def test_lines_encoded_in_the_workers_are_the_records_as_the_manifest_and_report
     record_line(record)
     record.note = "changed"  # a changed record is encoded again
     assert json.loads(record_line(record))["note"] == "changed"
+
+
+def test_the_read_back_parses_the_header_and_refuses_a_file_of_another_size(tmp_path: Path) -> None:
+    from arraystore.backends.npy import _read_back
+
+    path = tmp_path / "a.npy"
+    for arr in (np.arange(12, dtype=">i2").reshape(3, 4), np.asfortranarray(np.ones((2, 3), "<c8")), np.zeros(0, "u1")):
+        np.save(path, arr)
+        size = path.stat().st_size
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            back, data = _read_back(fd, path, size)
+            assert (back.shape, back.dtype, back.order) == (arr.shape, arr.dtype, "F" if arr.flags.f_contiguous
+                                                                and arr.ndim > 1 else "C")
+            assert np.array_equal(data, arr) and data.dtype == arr.dtype
+            for wrong in (size - 1, size + 1):
+                with pytest.raises(MetadataError, match="read back"):
+                    _read_back(fd, path, wrong)
+        finally:
+            os.close(fd)
+    path.write_bytes(b"not an npy file at all, not even close")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(MetadataError):
+            _read_back(fd, path, path.stat().st_size)
+    finally:
+        os.close(fd)
+
+
+def test_a_whole_file_replacing_a_file_keeps_its_mode_and_a_new_one_takes_the_given_mode(tmp_path: Path) -> None:
+    cls = backend_class("npy")
+    meta = arraystore.ArrayMeta((4,), np.dtype("<f8"))
+    seen: list[tuple[tuple[int, ...], bytes]] = []
+
+    def check(back: arraystore.ArrayMeta, data: np.ndarray) -> None:
+        seen.append((back.shape, data.tobytes()))
+
+    old = os.umask(0o022)
+    try:
+        new = tmp_path / "new.npy"
+        cls._write_whole(Location(new), meta, np.ones(4).tobytes(), check=check, mode=0o600)
+        assert stat.S_IMODE(new.stat().st_mode) == 0o600
+        kept = tmp_path / "kept.npy"
+        np.save(kept, np.arange(3))
+        kept.chmod(0o640)
+        cls._write_whole(Location(kept), meta, np.ones(4).tobytes(), check=check, mode=0o644)
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o640  # a replaced file keeps its mode
+        assert np.array_equal(np.load(kept), np.ones(4)) and np.array_equal(np.load(new), np.ones(4))
+    finally:
+        os.umask(old)
+    assert seen == [((4,), np.ones(4).tobytes())] * 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.npy", "new.npy"]

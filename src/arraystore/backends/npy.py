@@ -14,7 +14,7 @@ import tokenize
 from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.lib import format as npformat
@@ -27,9 +27,6 @@ from ..meta import ArrayMeta
 from ..registry import Location
 from ._mapped import MappedFileStore, check_size
 from ._signatures import npy_signature
-
-if TYPE_CHECKING:
-    from ..store import ArrayStore
 
 __all__ = ["NpyStore", "StagedWhole", "incomplete_marker", "read_npy_header"]
 
@@ -146,6 +143,33 @@ def _write_header(f: Any, header: dict[str, Any]) -> None:
         f.seek(0)
         f.truncate(0)
         _fmt_impl._write_array_header(f, header, (3, 0))
+
+
+def _read_back(fd: int, path: Path, size: int) -> tuple[ArrayMeta, np.ndarray[Any, Any]]:
+    """The layout and the data of the ``.npy`` file open at ``fd`` (``size`` bytes long), read back.
+
+    Its header is parsed and validated as :func:`read_npy_header` does (numpy's own
+    functions); a file of another size than ``size`` is refused.
+    """
+    raw = os.pread(fd, size + 1, 0)
+    end = _header_end(raw)
+    if end is not None:
+        try:
+            shape, fortran, dtype, _version = _parse_cached(raw[:end])
+        except ArrayStoreError:
+            end = None
+    if end is None:
+        f = BytesIO(raw)
+        shape, fortran, dtype, _version = _parse_header(f, str(path))
+        end = f.tell()
+    meta = ArrayMeta(shape, dtype, "F" if fortran else "C")
+    if len(raw) != end + meta.nbytes or len(raw) != size:
+        raise MetadataError(
+            f"{path}: read back {len(raw):,} bytes, expected {size:,} ({end:,} of header and {meta.nbytes:,} of "
+            "data): the file was changed while it was written; nothing was published"
+        )
+    data = np.ndarray(meta.shape, meta.dtype, buffer=raw, offset=end, order=meta.order)
+    return meta, data
 
 
 def _pwrite_all(fd: int, data: Any, offset: int) -> None:
@@ -348,7 +372,7 @@ class NpyStore(MappedFileStore):
         data: Any,
         *,
         durable: bool = False,
-        check: Callable[[ArrayStore], None] | None = None,
+        check: Callable[[ArrayMeta, np.ndarray[Any, Any]], None] | None = None,
         mode: int | None = None,
         defer: list[Any] | None = None,
     ) -> None:
@@ -371,7 +395,7 @@ class NpyStore(MappedFileStore):
         _write_header(header, {"descr": npformat.dtype_to_descr(meta.dtype), "fortran_order": meta.order == "F",
                                "shape": meta.shape})
         try:  # never through a link planted at the staging name: it would truncate what it points to
-            fd = os.open(staged, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+            fd = os.open(staged, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise UnsafeInputError(
@@ -385,19 +409,20 @@ class NpyStore(MappedFileStore):
             try:
                 lock_open_file(fd, staged)
                 owned = True  # from here the staging file is ours to remove
-                if os.fstat(fd).st_size:  # a killed run's leftover (a new file is not truncated: ext4 flushes
+                st = os.fstat(fd)
+                if st.st_size:  # a killed run's leftover (a new file is not truncated: ext4 flushes
                     os.ftruncate(fd, 0)   # a file truncated to 0 when it is closed, at a cost per file)
                 _pwrite_all(fd, header.getvalue(), 0)
                 _pwrite_all(fd, view, header.tell())
-                _fsutil.set_mode(fd, mode)
+                if mode is not None and st.st_mode & 0o7777 != mode:
+                    _fsutil.set_mode(fd, mode)
                 if durable:
                     os.fsync(fd)
             except OSError as exc:
                 raise_if_full(exc, staged, "writing")
                 raise
             if check is not None:
-                with cls._open(Location(staged), "r", io="buffered") as store:
-                    check(store)
+                check(*_read_back(fd, staged, header.tell() + view.nbytes))
             if defer is not None:
                 defer.append(StagedWhole(fd, staged, final))
                 handed = True

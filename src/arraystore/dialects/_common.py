@@ -14,7 +14,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .._attr_bounds import bound_attrs
-from .._listing import may_exist_in, real_folder, real_path
+from .._fsutil import read_at_most
+from .._listing import may_exist_in, may_exist_with_suffix, real_folder, real_path
 from ..errors import ArrayNotFoundError, MetadataError, SizeMismatchError, UnsafeInputError
 from ..meta import MAX_NDIM, ArrayMeta
 
@@ -122,8 +123,7 @@ def read_header_bytes(path: Path, *, prefix_ok: bool = False) -> bytes:
             "this is not a text header (is it the data file?)"
         )
     try:
-        with open(path, "rb") as f:
-            return f.read(MAX_HEADER_BYTES)
+        return read_at_most(path, MAX_HEADER_BYTES)
     except OSError as exc:
         raise MetadataError(f"{path}: cannot read the header: {exc.strerror or exc}") from None
 
@@ -240,6 +240,8 @@ def find_beside(data_path: Path, suffixes: Sequence[str]) -> Path | None:
         return None
     folder = os.fspath(data_path.parent)
     for suffix in suffixes:
+        if not may_exist_with_suffix(folder, suffix):  # no listed name ends with it: no candidate to check
+            continue
         for candidate in (name + suffix, name[: -len(own)] + suffix) if own else (name + suffix,):
             if may_exist_in(folder, candidate):  # absent from the folder's listing: no Path, no stat
                 c = data_path.with_name(candidate)

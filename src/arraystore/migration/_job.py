@@ -104,9 +104,10 @@ def _record(job: Job, status: RecordStatus, t0: float, **kw: Any) -> FileRecord:
     )
 
 
-def _unchanged(job: Job) -> str | None:
-    """Why the source differs from when it was resolved, or None."""
-    st = os.stat(job.src_path)
+def _unchanged(job: Job, st: os.stat_result | None = None) -> str | None:
+    """Why the source differs from when it was resolved (its stat ``st``, read here if not given), or None."""
+    if st is None:
+        st = os.stat(job.src_path)
     if (st.st_size, st.st_mtime_ns) != (job.size, job.mtime_ns):
         return (
             f"{job.src_path} changed while the migration ran (size {job.size:,} -> {st.st_size:,} bytes, or "
@@ -217,13 +218,14 @@ def _whole_file(job: Job, meta: ArrayMeta) -> bool:
     )
 
 
-def _write_whole(job: Job, meta: ArrayMeta, t0: float, note: str | None) -> FileRecord:
+def _write_whole(job: Job, meta: ArrayMeta, t0: float, note: str | None, mode: int) -> FileRecord:
     """Copy a small file: one ``pread``, its checksum, one write of the destination (checked, then renamed).
 
     The destination holds the same bytes a conversion writes; with ``verify`` it is read back
-    through its format's reader before it is renamed into place, as a conversion does.
+    through its format's reader before it is renamed into place, as a conversion does. ``mode``: the
+    source's permission bits within the umask (0600 in, 0600 out).
     """
-    from ..checksums import StreamHasher, checksum
+    from ..checksums import StreamHasher
     from ..errors import ConversionError, VerificationError
     from ..fidelity import check_fidelity
 
@@ -241,21 +243,20 @@ def _write_whole(job: Job, meta: ArrayMeta, t0: float, note: str | None) -> File
         )
     value = StreamHasher.of(np.ndarray(meta.shape, meta.dtype, buffer=data, order=meta.order))
 
-    def check(dst: ArrayStore) -> None:
-        if dst.shape != meta.shape or dst.dtype != meta.dtype:
+    def check(back: ArrayMeta, data: np.ndarray[Any, Any]) -> None:
+        if back.shape != meta.shape or back.dtype != meta.dtype:
             raise MetadataError(
-                f"{job.dst_path}: written as {meta.dtype} {meta.shape} but reopens as {dst.dtype} {dst.shape}; "
+                f"{job.dst_path}: written as {meta.dtype} {meta.shape} but reopens as {back.dtype} {back.shape}; "
                 "report this as a bug"
             )
         if job.options.verify:
-            got = checksum(dst, max(meta.nbytes, 1), decoded=True)
+            got = StreamHasher.of(data)
             if got["value"] != value["value"]:
                 raise VerificationError(
                     f"{job.dst_path}: the converted data reads back with checksum {got['value']}, the source has "
                     f"{value['value']} ({value['algorithm']}); nothing was published. Check the disk and convert again"
                 )
 
-    mode = _fsutil.kept_mode(job.src_path, mask=umask())  # 0600 in, 0600 out
     later = _LATER.get() if job.options.durable else None
     if later is not None:  # durable in a batch: published by run_batch after one sync of the staged files
         staged: list[Any] = []
@@ -360,7 +361,8 @@ def _run_job(job: Job) -> FileRecord:
 
     t0 = time.perf_counter()
     try:
-        changed = _unchanged(job)
+        st = os.stat(job.src_path)
+        changed = _unchanged(job, st)
         if changed is not None:
             return _record(job, "failed", t0, error={"type": "SourceChangedError", "message": changed})
         overwrite, note = job.overwrite, None
@@ -379,7 +381,7 @@ def _run_job(job: Job) -> FileRecord:
                     return _adopt(job, src, t0)
             overwrite = True  # killed between publishing the data and its header: convert it again
         if _whole_file(job, meta):
-            return _write_whole(job, meta, t0, note)
+            return _write_whole(job, meta, t0, note, st.st_mode & 0o7777 & ~umask())
         with open_source(job.src_path, meta, job.offset, job.own_sidecar) as src:
             options = job.options.replace(backend=job.backend, resume=True, overwrite=overwrite)
             if dst.key:  # an array of a group: names that do not clash with its siblings' in xarray

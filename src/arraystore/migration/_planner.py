@@ -100,6 +100,8 @@ class _Planner:
         """This run's identifier: the worker batches of one run share their folder listings."""
         self.done: list[FileRecord] = []
         self.undetermined: list[Resolution] = []
+        self.holds_attrs = backend == VIRTUAL or backend_class(backend).holds_attrs
+        """Whether the outputs keep the resolved attrs (the provenance); else it stays in the manifest only."""
 
     def output(self, dest: str) -> str:
         """Where the output named ``dest`` (relative, ``/``-separated) is written: a path or a URL."""
@@ -208,7 +210,7 @@ class _Planner:
         t0 = time.perf_counter()
         try:
             st = path.stat()
-            res = resolve(path, root=self.src, rules=self.rules)
+            res = resolve(path, root=self.src, rules=self.rules, attrs=self.holds_attrs)
         except ArrayStoreError as exc:
             self.done.append(FileRecord(source=name, status="failed", error=_error(exc)))
             return
@@ -261,7 +263,7 @@ class _Planner:
                 )
                 return
         meta = res.meta
-        if self.backend != VIRTUAL and not backend_class(self.backend).holds_attrs:  # e.g. .npy: the provenance stays in the manifest
+        if not self.holds_attrs and meta.attrs:  # e.g. .npy: the provenance stays in the manifest
             meta = meta.replace(attrs={})
         self.jobs.append(
             Job(

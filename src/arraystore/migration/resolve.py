@@ -26,7 +26,8 @@ from typing import Any, Literal
 import numpy as np
 
 from .._attr_bounds import bound_attrs
-from .._listing import is_file, real_path
+from .._attrs import copy_plain
+from .._listing import is_file, may_exist_with_suffix, real_path
 from ..errors import (
     ArrayNotFoundError,
     ArrayStoreError,
@@ -82,7 +83,8 @@ class Resolution:
         or the sampled data contradict weak evidence, see ``error``: see ``candidates``), ``"conflict"`` (two sources disagree: see ``error``) or
         ``"invalid"`` (a source is broken or the size contradicts the layout: see ``error``).
     meta
-        The resolved metadata; its attrs hold the provenance under :data:`PROVENANCE_KEY`.
+        The resolved metadata; its attrs hold the provenance under :data:`PROVENANCE_KEY`
+        (none when resolved with ``attrs=False``).
     offset
         Byte offset of the data in the file.
     evidence
@@ -95,6 +97,8 @@ class Resolution:
     notes
         Remarks that are not evidence (a file name not used because it is ambiguous, a
         source overridden by a rule).
+    dtype_source
+        The source that stated the dtype (also in the provenance, when ``meta`` has it).
     """
 
     path: Path
@@ -106,13 +110,15 @@ class Resolution:
     candidates: tuple[Candidate, ...] = ()
     error: ArrayStoreError | None = None
     notes: tuple[str, ...] = ()
+    dtype_source: str | None = None
 
     @property
     def source(self) -> str | None:
         """The source that stated the dtype of a resolved file."""
         if self.meta is None:
             return None
-        return str(self.meta.attrs[PROVENANCE_KEY]["source"])
+        provenance = self.meta.attrs.get(PROVENANCE_KEY)
+        return self.dtype_source if provenance is None else str(provenance["source"])
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready record for the migration manifest."""
@@ -230,7 +236,8 @@ def _gather(
     if dialect is not None:
         found.append(dialect)
     seen: set[Path] = set()
-    for sp in sidecar_paths(path):
+    legacy = sidecar_paths(path) if may_exist_with_suffix(os.fspath(path.parent), ".json") else []
+    for sp in legacy:
         if sp in seen or not is_file(sp) or (own is not None and sp == sidecar_path(path)):
             continue
         seen.add(sp)
@@ -340,12 +347,15 @@ def _provenance_attrs(name: str, facts: dict[str, Any], evidence: list[Evidence]
     if dialect is not None:
         record["dialect"] = dialect.source.split(":", 1)[1]
         record["header_extra"] = bound_attrs(dict(dialect.extra))
-    attrs[PROVENANCE_KEY] = json.loads(json.dumps(record, default=str))
+    try:  # already plain JSON values (the usual case): a copy, without a JSON round trip
+        attrs[PROVENANCE_KEY] = copy_plain(record)
+    except ValueError:
+        attrs[PROVENANCE_KEY] = json.loads(json.dumps(record, default=str))
     return attrs
 
 
 def _finish(path: Path, name: str, size: int, facts: dict[str, Any], found: list[Evidence],
-            notes: list[str]) -> Resolution:
+            notes: list[str], attrs: bool = True) -> Resolution:
     evidence = list(found)
     offset = facts.get("offset")
     data_bytes = size - (offset or 0)
@@ -398,8 +408,10 @@ def _finish(path: Path, name: str, size: int, facts: dict[str, Any], found: list
     contradiction = _check_data(path, name, meta, offset, facts, evidence, notes, byteorder_weak)
     if contradiction is not None:
         return contradiction
-    meta = meta.replace(attrs=_provenance_attrs(name, facts, evidence))
-    return Resolution(path, name, "resolved", meta, offset, tuple(evidence), notes=tuple(notes))
+    if attrs:
+        meta = meta.replace(attrs=_provenance_attrs(name, facts, evidence))
+    return Resolution(path, name, "resolved", meta, offset, tuple(evidence), notes=tuple(notes),
+                      dtype_source=facts["dtype_source"])
 
 
 def _check_data(path: Path, name: str, meta: ArrayMeta, offset: int, facts: dict[str, Any],
@@ -440,7 +452,7 @@ def _check_data(path: Path, name: str, meta: ArrayMeta, offset: int, facts: dict
 
 
 def resolve(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None,
-            rules: Rules | None = None) -> Resolution:
+            rules: Rules | None = None, attrs: bool = True) -> Resolution:
     """Decide a raw data file's dtype, shape, order and offset from the evidence.
 
     Parameters
@@ -453,6 +465,9 @@ def resolve(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None
         folder is searched and globs match the file name.
     rules
         User rules from :func:`load_rules`; the matching rule is recorded as used.
+    attrs
+        False: the resolved ``meta`` has no attrs (no provenance, no attributes from the
+        sources), for a destination that holds none (``.npy``); the evidence is the same.
 
     Returns
     -------
@@ -489,7 +504,7 @@ def resolve(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None
         rule = _gather(p, name, root_path, rules, size, found, notes)
         override = next((e for e in found if e.source.startswith("rules:")), None) if rule and rule.override else None
         facts = _merge(p, found, override, notes)
-        return _finish(p, name, size, facts, found, notes)
+        return _finish(p, name, size, facts, found, notes, attrs)
     except MetadataConflictError as exc:
         return Resolution(p, name, "conflict", evidence=tuple(found), error=exc, notes=tuple(notes))
     except ArrayStoreError as exc:

@@ -410,8 +410,10 @@ def migrate(
     with default_storage_options(storage_options):
         previous = manifest.read()
         found = discover(src, include, exclude, skip=dst if isinstance(dst, Path) else None)
+    # Threads of each conversion: this process's CPUs when it runs the files one after the other.
+    threads = 1 if (scheduler is not None or nworkers > 1) else (os.cpu_count() or 1)
     job_options = ConvertOptions.from_mapping(
-        {"compression": compression, "verify": verify, "max_memory": max_memory, "durable": durable, "workers": 1,
+        {"compression": compression, "verify": verify, "max_memory": max_memory, "durable": durable, "workers": threads,
          "portable": portable, "header": header}
     )
     planner = _Planner(src, dst, to, rule_set, previous, job_options, recheck)
@@ -593,10 +595,6 @@ def _run_jobs(
         if callback is not None:
             for rec in planner.done:
                 callback(MigrationProgress(rec, len(planner.done), total_files, state[1], total_bytes))
-        threads = 1 if (scheduler is not None or workers > 1) else (os.cpu_count() or 1)
-        if threads != 1:
-            with_threads: dict[int, ConvertOptions] = {}  # the jobs share a few options objects
-            jobs = [_with_threads(j, threads, with_threads) for j in jobs]
         _execute(jobs, workers, scheduler, finished)
         if len(todo) == 1:  # no pool for one file
             resolved(_resolve_and_run((planner.for_files([todo[0][0]]), todo)))
@@ -610,9 +608,3 @@ def _run_jobs(
         manifest.close()
         close()
 
-
-def _with_threads(job: Job, threads: int, done: dict[int, ConvertOptions]) -> Job:
-    options = done.get(id(job.options))
-    if options is None:
-        options = done[id(job.options)] = job.options.replace(workers=threads)
-    return replace(job, options=options)
