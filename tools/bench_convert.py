@@ -82,6 +82,7 @@ OPS = [
     ("h5py_lzf", "h5py chunked lzf"),
     ("zarr_slab_none", "zarr-python slab writes, none"),
     ("zarr_slab_zstd", "zarr-python slab writes, zstd:3"),
+    ("zarr_slab_blosc", "zarr-python slab writes, blosc-lz4"),
     ("zarrs_slab_none", "zarr-python + zarrs pipeline slab writes, none"),
     ("zarrs_slab_zstd", "zarr-python + zarrs pipeline slab writes, zstd:3"),
     ("zarr_array_memmap", "zarr.create_array(data=memmap), zstd:3"),
@@ -94,6 +95,8 @@ OPS = [
     ("blosc_decode_blosc2", "blosc-lz4 (blosc1 frames) decode one core, python-blosc2"),
     ("blosc_encode_numcodecs", "blosc-lz4 encode one core, numcodecs (in memory)"),
     ("blosc_encode_blosc2", "blosc-lz4 encode one core, python-blosc2 (blosc2 frames)"),
+    ("zstd_write_cores", "bare Zarr chunk writer zstd:3, a thread per core: the write limit"),
+    ("blosc_write_cores", "bare Zarr chunk writer blosc-lz4, a thread per core: the write limit"),
     ("zarr_read_npy", "zarr-python read Zarr(zstd) -> npy"),
     ("zarrs_read_npy", "zarr-python + zarrs pipeline read Zarr(zstd) -> npy"),
     ("tensorstore_read_npy", "TensorStore read Zarr(zstd) -> npy"),
@@ -195,6 +198,8 @@ def run_op(op: str, folder: Path, sync: bool = True, cgroup: str | None = None,
     sys.path.insert(0, src_tree or str(Path(__file__).resolve().parents[1] / "src"))
     from arraystore.conversion._memory import MemorySampler
 
+    global SOURCE_CACHED
+    SOURCE_CACHED = not sync  # only --regime cache runs without a sync
     if cgroup:  # before any work: this process and its children are charged to the cgroup
         Path(cgroup, "cgroup.procs").write_text(str(os.getpid()))
 
@@ -233,10 +238,10 @@ def _preimport(op: str) -> None:
     import importlib
 
     mods = {"h5py": ("h5", "as_"), "zarr": ("zarr", "as_", "dask"), "dask.array": ("dask",),
-            "numcodecs": ("codec", "decode", "encode"), "arraystore.conversion": ("as_",),
+            "numcodecs": ("codec", "decode", "encode", "write_cores"), "arraystore.conversion": ("as_",),
             "arraystore.backends.hdf5": ("as_",), "arraystore.backends.zarr": ("as_",),
             "arraystore.backends.raw": ("as_",), "arraystore.backends.npy": ("as_",),
-            "arraystore.filesystems": ("as_",), "zarrs": ("zarrs",), "zstandard": ("stream", "as_"),
+            "arraystore.filesystems": ("as_",), "zarrs": ("zarrs",), "zstandard": ("stream", "as_", "write_cores"),
             "tensorstore": ("tensorstore",), "blosc2": ("blosc2",)}
     for mod, keys in mods.items():
         if any(k in op for k in keys):
@@ -414,6 +419,107 @@ def _blosc_op(lib: str, decode: bool) -> Any:
     return op
 
 
+#: True when the operation runs with its source in the page cache (``--regime cache``): set by :func:`run_op`.
+SOURCE_CACHED = False
+
+
+def _blosc_into() -> Any:
+    """``compress(src, dst) -> nbytes``: c-blosc's ``blosc_compress_ctx`` (the library under numcodecs' Blosc, the
+    GIL released by ctypes) into a buffer used again, the blosc-lz4:5 shuffled frame numcodecs writes; else numcodecs'
+    own encode copied into it (a numcodecs build that does not export the symbol)."""
+    import ctypes
+
+    import numcodecs.blosc
+
+    try:
+        fn = ctypes.CDLL(numcodecs.blosc.__file__).blosc_compress_ctx
+    except (OSError, AttributeError):
+        codec = numcodecs.Blosc("lz4", 5, numcodecs.Blosc.SHUFFLE, blocksize=0)
+
+        def slow(src: Any, dst: Any) -> int:
+            frame = codec.encode(src.view("<f4"))
+            dst[: len(frame)] = np.frombuffer(frame, np.uint8)
+            return len(frame)
+
+        return slow
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p,
+                   ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int]
+
+    def fast(src: Any, dst: Any) -> int:
+        n = int(fn(5, 1, 4, src.nbytes, src.ctypes.data, dst.ctypes.data, dst.nbytes, b"lz4", 0, 1))
+        if n <= 0:
+            raise RuntimeError(f"blosc_compress_ctx returned {n}")
+        return n
+
+    return fast
+
+
+def _bare_writer_op(codec: str) -> Any:
+    """The least a Zarr writer must do here: a thread per core, each over its own slab of the source's chunks.
+
+    Each thread reads its chunks in order (cold: ``pread`` from the disk into one buffer used again; cache: straight
+    from a memory map of the page cache), compresses each (zstd:3 streamed into the file through ``zstandard``'s
+    small buffer; blosc-lz4 into one buffer used again) and writes one file per chunk at Zarr's default key
+    (``c/i/0``); the run's ``os.sync()`` writes them back (cold). No metadata, no hashing, no temporary file and
+    rename: what any Zarr writer of these chunks could reach on this machine, the limit arraystore is judged against.
+    """
+
+    def op(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> Any:
+        import threading
+
+        import zstandard
+
+        from arraystore.conversion._fastpath import pread_into
+
+        per = CHUNK_ROWS * ROW * 4
+        total = int(np.prod(shape)) * 4
+        n_chunks = -(-total // per)
+        cores = os.cpu_count() or 1
+        root = Path(str(out) + ".zarr") / "c"
+        for i in range(n_chunks):
+            (root / str(i)).mkdir(parents=True)
+        fd = os.open(src, os.O_RDONLY)
+        mapped = np.memmap(src, np.uint8, "r") if SOURCE_CACHED else None
+        blosc = _blosc_into() if codec == "blosc" else None
+        errors: list[BaseException] = []
+
+        def work(k: int) -> None:
+            try:
+                buf = np.empty(per, np.uint8)
+                dst = np.empty(per + 16, np.uint8)
+                cctx = zstandard.ZstdCompressor(level=3, write_content_size=True)
+                for i in range(k * n_chunks // cores, (k + 1) * n_chunks // cores):
+                    off = i * per
+                    n = min(per, total - off)
+                    if mapped is not None:
+                        data = mapped[off : off + n]
+                    else:
+                        data = buf[:n]
+                        pread_into(fd, data.data, off)
+                    with open(root / str(i) / "0", "wb") as f:
+                        if blosc is not None:
+                            f.write(dst[: blosc(data, dst)].data)
+                        else:
+                            w = cctx.stream_writer(f, size=n, write_size=128 * 1024, closefd=False)
+                            w.write(data)
+                            w.flush(zstandard.FLUSH_FRAME)
+            except BaseException as exc:  # re-raised on the main thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(cores)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        os.close(fd)
+        if errors:
+            raise errors[0]
+        return None
+
+    return op
+
+
 def op_dropbehind(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
     from arraystore.conversion._fastpath import DropBehindWriter, pwrite_all
 
@@ -574,7 +680,7 @@ def _h5py_op(compression: str | None, opts: Any = None) -> Any:
     return op
 
 
-def _zarr_slab_op(zstd: bool, zarrs: bool = False) -> Any:
+def _zarr_slab_op(zstd: bool, zarrs: bool = False, blosc: bool = False) -> Any:
     def op(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> Any:
         import zarr
         import zarr.codecs
@@ -585,7 +691,9 @@ def _zarr_slab_op(zstd: bool, zarrs: bool = False) -> Any:
             return {"skip": "zarrs not installed (pip install zarrs)"}
         m = _memmap(src, shape)
         arr = zarr.create_array(str(out) + ".zarr", shape=shape, dtype="<f4", chunks=(CHUNK_ROWS, ROW),
-                                compressors=[zarr.codecs.ZstdCodec(level=3)] if zstd else None, zarr_format=3)
+                                compressors=None if not zstd else [
+                                    zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle") if blosc
+                                    else zarr.codecs.ZstdCodec(level=3)], zarr_format=3)
         step = SLAB // (ROW * 4)
         for i in range(0, shape[0], step):
             arr[i : i + step] = m[i : i + step]
@@ -666,6 +774,7 @@ OP_FUNCS: dict[str, Any] = {
     "h5py_lzf": _h5py_op("lzf"),
     "zarr_slab_none": _zarr_slab_op(False),
     "zarr_slab_zstd": _zarr_slab_op(True),
+    "zarr_slab_blosc": _zarr_slab_op(True, blosc=True),
     "zarrs_slab_none": _zarr_slab_op(False, zarrs=True),
     "zarrs_slab_zstd": _zarr_slab_op(True, zarrs=True),
     "zarr_array_memmap": op_zarr_array_memmap,
@@ -678,6 +787,8 @@ OP_FUNCS: dict[str, Any] = {
     "blosc_decode_blosc2": _blosc_op("blosc2", True),
     "blosc_encode_numcodecs": _blosc_op("numcodecs", False),
     "blosc_encode_blosc2": _blosc_op("blosc2", False),
+    "zstd_write_cores": _bare_writer_op("zstd"),
+    "blosc_write_cores": _bare_writer_op("blosc"),
     "zarr_read_npy": _zarr_read_op(False, False),
     "zarrs_read_npy": _zarr_read_op(False, True),
     "tensorstore_read_npy": _tensorstore_read_op(False),

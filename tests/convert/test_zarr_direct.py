@@ -394,3 +394,108 @@ def test_chunk_files_with_writeback_started(tmp_path: Path, compression: str | N
     twin = _zarr_python_twin(zarr.open_array(str(path), mode="r"), tmp_path / "twin.zarr", data)
     assert _chunk_files(path) == _chunk_files(twin)
     np.testing.assert_array_equal(arraystore.open(str(path))[...], data)
+
+
+# -- blosc chunks compressed into a buffer used again; sources compressed from their pages ------------------------
+
+
+@pytest.mark.parametrize("shuffle", ["noshuffle", "shuffle", "bitshuffle"])
+@pytest.mark.parametrize(("cname", "dtype", "blocksize"), [("lz4", "<f4", 0), ("zstd", ">i2", 0), ("blosclz", "|u1", 0),
+                                                            ("lz4hc", "<f8", 4096), ("zlib", "<c8", 0)])
+def test_blosc_chunks_from_a_reused_buffer_are_numcodecs_bytes(tmp_path: Path, shuffle: str, cname: str, dtype: str,
+                                                               blocksize: int) -> None:
+    """c-blosc called here, into one output buffer per thread used again, writes numcodecs' own chunk bytes, byte for
+    byte, whatever the compressor, shuffle, type size and block size; edge chunks padded, fill chunks absent."""
+    data = _data(dtype, (37, 300), 7, 8)
+    data[8:16] = np.arange(8 * 300).reshape(8, 300).astype(dtype)  # compressible rows beside random ones
+    path = tmp_path / "a.zarr"
+    zarr.create_array(str(path), shape=data.shape, dtype=data.dtype, chunks=(8, 128), zarr_format=3,
+                      compressors=[zarr.codecs.BloscCodec(cname=cname, clevel=5, shuffle=shuffle, blocksize=blocksize)])
+    with arraystore.open(str(path), "r+") as s:
+        writer = ZarrChunkWriter(s, workers=2, may_exist=False)
+        try:
+            assert writer._blosc_files is not None
+            writer.write((slice(0, 37), slice(0, 300)), data)
+        finally:
+            writer.close()
+    twin = _zarr_python_twin(zarr.open_array(str(path), mode="r"), tmp_path / "twin.zarr", data)
+    files = _chunk_files(path)
+    assert "c/0/0" not in files and files == _chunk_files(twin)
+    np.testing.assert_array_equal(zarr.open_array(str(path), mode="r")[...], data)
+
+
+def test_blosc_without_c_blosc_entry_point_numcodecs_encodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A numcodecs build that does not export ``blosc_compress_ctx`` keeps its own encoder: the same files."""
+    from arraystore.conversion import _zarr_direct
+
+    monkeypatch.setattr(_zarr_direct, "_BLOSC_CTX", False)
+    data = _data("<f4", (40, 200), 3, 0)
+    src = write_source(tmp_path / "src.npy", data)
+    dst = tmp_path / "dst.zarr"
+    arraystore.convert(src, str(dst), chunks=(16, 200), compression="blosc:lz4:5")
+    with arraystore.open(str(dst), "r+") as s:
+        writer = ZarrChunkWriter(s, workers=1)
+        writer.close()
+        assert writer._blosc_files is None
+        np.testing.assert_array_equal(s[...], data)
+    twin = _zarr_python_twin(zarr.open_array(str(dst), mode="r"), tmp_path / "twin.zarr", data)
+    assert _chunk_files(dst) == _chunk_files(twin)
+
+
+@pytest.mark.parametrize("compression", ["zstd:1", "blosc:lz4:5"])
+@pytest.mark.parametrize(("name", "order"), [("src.npy", "C"), ("src.npy", "F"), ("src.dat", "C"), ("src.dat", "F")])
+def test_cached_byte_range_source_compressed_from_its_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            name: str, order: str, compression: str) -> None:
+    """A raw or .npy source in the page cache (its data at any offset: a .npy header is 128 bytes) is read as views
+    of a map of it, its chunks compressed straight from its pages: zarr-python's files; the checksum the data's."""
+    from arraystore.checksums import StreamHasher
+    from arraystore.conversion._movers import BlockMover
+
+    mapped: list[bool] = []
+    map_source = BlockMover.map_source
+
+    def spy(self: BlockMover) -> bool:
+        mapped.append(map_source(self))
+        return mapped[-1]
+
+    monkeypatch.setattr(BlockMover, "map_source", spy)
+    data = _data("<f4", (96, 1000), 11, 16)
+    src = write_source(tmp_path / name, np.asfortranarray(data) if order == "F" else data, order=order)
+    dst = tmp_path / "dst.zarr"
+    report = arraystore.convert(src, str(dst), chunks=(8, 1000), compression=compression, max_memory="1MiB")
+    assert mapped == [True] and "page cache: page-cache" in report.plan["notes"] and report.blocks_total > 1
+    assert report.checksum == StreamHasher.of(data)
+    twin = _zarr_python_twin(zarr.open_array(str(dst), mode="r"), tmp_path / "twin.zarr", data)
+    assert _chunk_files(dst) == _chunk_files(twin)
+    np.testing.assert_array_equal(zarr.open_array(str(dst), mode="r")[...], data)
+
+
+def test_source_not_kept_in_the_page_cache_is_read_not_mapped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside the page-cache regime (here: too little memory, drop-behind) a source is read into block buffers."""
+    from arraystore.conversion import _movers
+
+    mapped: list[bool] = []
+    map_source = _movers.BlockMover.map_source
+    monkeypatch.setattr(_movers.BlockMover, "map_source", lambda self: mapped.append(map_source(self)) or mapped[-1])
+    monkeypatch.setattr(_movers, "available_memory", lambda: 0)
+    data = _data("<f4", (96, 1000), 12, 0)
+    src = write_source(tmp_path / "src.dat", data)
+    report = arraystore.convert(src, str(tmp_path / "dst.zarr"), chunks=(8, 1000), compression="zstd:1",
+                                max_memory="1MiB")
+    assert mapped == [False] and "page cache: drop-behind" in report.plan["notes"]
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "dst.zarr"), mode="r")[...], data)
+
+
+def test_source_shorter_than_its_array_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    """A source cut short after it was opened is not mapped (a read past a map's end would kill the process):
+    its reads find the end, and the conversion says the source changed."""
+    from arraystore.errors import ConversionError
+
+    data = _data("<f4", (96, 1000), 13, 0)
+    src = write_source(tmp_path / "src.dat", data)
+    with arraystore.open(src) as s:
+        os.truncate(src, data.nbytes // 2)
+        with pytest.raises(ConversionError, match="changed size"):
+            arraystore.convert(s, str(tmp_path / "dst.zarr"), chunks=(8, 1000), compression="zstd:1",
+                               max_memory="1MiB")
+    assert not (tmp_path / "dst.zarr").exists()

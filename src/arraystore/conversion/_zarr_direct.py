@@ -11,7 +11,9 @@ created, staged, published and read by it) and we do the chunk writes:
   (``codec._encode_sync``: transpose, bytes, gzip, zstd, blosc, crc32c, the very
   code zarr-python runs), so the bytes are zarr-python's, by construction; except
   that an unsharded local chunk whose only compressor is zstd is compressed straight
-  into its file (:class:`_ZstdFiles`): the same decoded bytes, a standard frame;
+  into its file (:class:`_ZstdFiles`): the same decoded bytes, a standard frame; and one whose only
+  compressor is blosc is compressed by numcodecs' own c-blosc call into a buffer each thread uses
+  again (:class:`_BloscFiles`): the same bytes;
 * shards are assembled as the sharding codec does: inner chunks in Morton order,
   the index (offset, length per inner chunk, ``2**64 - 1`` for an absent one)
   encoded by the index codecs, at the end or the start;
@@ -174,6 +176,8 @@ class ZarrChunkWriter:
         self._open: Callable[[str], contextlib.AbstractContextManager[BinaryIO]] | None = getattr(
             zstore, "put_stream", None)
         self._zstd_files = _ZstdFiles(bb[0]) if sharding is None and _zstd_only(bb) and self._open else None
+        self._blosc_files = (_BloscFiles(bb[0]) if sharding is None and self._open and self._zstd_files is None
+                             and _blosc_only(bb) else None)
         #: Start each chunk file's write-back as soon as it is written (the conversion's write-through regime).
         self.writeback = False
         self.may_exist = may_exist
@@ -238,9 +242,9 @@ class ZarrChunkWriter:
             if self.may_exist:
                 self._delete(key)
             return
-        if self._zstd_files is not None:
-            zstd_files = self._zstd_files
-            self._write_file(key, lambda f: zstd_files(f, self._encode.serialized(chunk)[0]))
+        files = self._zstd_files or self._blosc_files
+        if files is not None:
+            self._write_file(key, lambda f: files(f, self._encode.serialized(chunk)[0]))
         else:
             self._write_parts(key, [self._encode(chunk)])
 
@@ -342,6 +346,81 @@ class _ZstdFiles:
         writer = cctx.stream_writer(f, size=raw.nbytes, write_size=ZSTD_PIECE, closefd=False)
         writer.write(raw)
         writer.flush(zstandard.FLUSH_FRAME)
+
+
+def _blosc_compress_ctx() -> Any | None:
+    """c-blosc's ``blosc_compress_ctx`` in numcodecs' Blosc extension (ctypes releases the GIL while it runs), or
+    None where that build does not export it."""
+    global _BLOSC_CTX
+    if _BLOSC_CTX is None:
+        import ctypes
+
+        fn: Any = False
+        try:
+            import numcodecs.blosc
+
+            fn = ctypes.CDLL(numcodecs.blosc.__file__).blosc_compress_ctx
+        except (ImportError, OSError, AttributeError):
+            pass
+        else:
+            fn.restype = ctypes.c_int
+            fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p,
+                           ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int]
+        _BLOSC_CTX = fn
+    return _BLOSC_CTX or None
+
+
+_BLOSC_CTX: Any = None
+#: Bytes c-blosc adds to a chunk at most (its header), and the largest chunk it compresses.
+BLOSC_MAX_OVERHEAD = 16
+BLOSC_MAX_BUFFERSIZE = 2**31 - 1 - BLOSC_MAX_OVERHEAD
+
+
+def _blosc_only(bb: tuple[Any, ...]) -> bool:
+    """True when the bytes->bytes codecs are exactly one zarr ``BloscCodec`` and c-blosc can be called here."""
+    from zarr.codecs import BloscCodec
+
+    return len(bb) == 1 and type(bb[0]) is BloscCodec and _blosc_compress_ctx() is not None
+
+
+class _BloscFiles:
+    """Compresses a chunk's bytes with blosc into one buffer per thread (used again), then writes it to the file.
+
+    numcodecs' ``Blosc.encode`` (zarr's ``BloscCodec``) returns a fresh chunk-sized ``bytes`` for every
+    chunk: its pages are faulted in and zeroed by the kernel each time (a fifth of a cached conversion's
+    CPU time on the 2-core VM). Here the same c-blosc call numcodecs makes from a thread other than
+    the main one (``blosc_compress_ctx``, one internal thread, the codec's level, shuffle, typesize,
+    compressor and block size) writes into a buffer each thread keeps: the bytes are numcodecs'
+    own, byte for byte. Chunks too large for c-blosc go through numcodecs (its error).
+    """
+
+    def __init__(self, codec: Any) -> None:
+        from zarr.codecs.blosc import BloscShuffle
+
+        shuffles = {BloscShuffle.noshuffle: 0, BloscShuffle.shuffle: 1, BloscShuffle.bitshuffle: 2}
+        self.codec = codec
+        self.args = (int(codec.clevel), shuffles[codec.shuffle], int(codec.typesize))
+        self.cname = codec.cname.value.encode("ascii")
+        self.blocksize = int(codec.blocksize)
+        self._compress: Any = _blosc_compress_ctx()
+        self._local = threading.local()
+
+    def __call__(self, f: BinaryIO, data: Any) -> None:
+        """Write ``data`` (a zarr buffer: the chunk's serialized bytes) to ``f`` as one blosc chunk."""
+        raw = np.ascontiguousarray(data.as_numpy_array()).view(np.uint8).reshape(-1)
+        n = raw.nbytes
+        if n > BLOSC_MAX_BUFFERSIZE:
+            f.write(self.codec._blosc_codec.encode(raw))
+            return
+        out = getattr(self._local, "out", None)
+        if out is None or out.size < n + BLOSC_MAX_OVERHEAD:
+            out = self._local.out = np.empty(n + BLOSC_MAX_OVERHEAD, np.uint8)
+        clevel, shuffle, typesize = self.args
+        size = self._compress(clevel, shuffle, typesize, n, raw.ctypes.data, out.ctypes.data, n + BLOSC_MAX_OVERHEAD,
+                              self.cname, self.blocksize, 1)
+        if size <= 0:
+            raise RuntimeError(f"error during blosc compression: {size}")
+        f.write(out[:size].data)
 
 
 def _split_plain(codecs: Any) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
