@@ -30,6 +30,14 @@ same-layout copy's ratio (cold and big regimes) to the copy limit measured in th
 and writing at once (``duplex``) and one after the other (``1 / (1 / read + 1 / write)``),
 and whether 1.5x ``cp`` is within it.
 
+With compressed Zarr writes (``as_raw_zarr_zstd``, ``as_raw_zarr_blosc``) selected, lines under the table give
+issue 14's verdict for each: the ratio to zarr-python's slab writes (``zarr_slab_zstd``, ``zarr_slab_blosc``; goal
+2x) and to min(codec ceiling, I/O limit) (goal 0.85x), the codec ceiling the one-core in-memory encode rate
+(``codec_zstd3``, ``blosc_encode_numcodecs``) times the cores, the I/O limit the copy limit above (cold and big
+regimes); and the ratio to the bare chunk writer of the same codec (``zstd_write_cores``, ``blosc_write_cores``: a
+thread per core over its slab of chunks, read as the regime has it, compressed into a buffer used again, one file per
+chunk, no metadata, hashing or atomic publish), what any Zarr writer of these chunks reaches on this machine.
+
 The table shows the median throughput of ``--runs`` runs (source bytes per second),
 the ratio to ``cp``, the CPU seconds per GiB (user + system, all threads: steadier than
 wall time on a shared machine, but blind to waiting for the disk) and the peak private memory (``RssAnon``, sampled every 20 ms);
@@ -502,7 +510,7 @@ def _bare_writer_op(codec: str) -> Any:
                             f.write(dst[: blosc(data, dst)].data)
                         else:
                             w = cctx.stream_writer(f, size=n, write_size=128 * 1024, closefd=False)
-                            w.write(data)
+                            w.write(data.data)
                             w.flush(zstandard.FLUSH_FRAME)
             except BaseException as exc:  # re-raised on the main thread
                 errors.append(exc)
@@ -1022,6 +1030,50 @@ def copy_limit(results: dict[str, Any]) -> tuple[float, str] | None:
     return max(found)[0], "; ".join(text for _, text in found)
 
 
+#: Compressed Zarr writes judged against their limits: (operation, zarr-python's peer, the one-core in-memory encode
+#: rate, the same with a thread per core, the bare chunk writer).
+COMPRESSED_WRITES = (("as_raw_zarr_zstd", "zarr_slab_zstd", "codec_zstd3", "codec_zstd3_cores", "zstd_write_cores"),
+                     ("as_raw_zarr_blosc", "zarr_slab_blosc", "blosc_encode_numcodecs", None, "blosc_write_cores"))
+
+
+def compression_verdicts(results: dict[str, Any], regime: str) -> list[str]:
+    """Issue 14's verdict for each compressed Zarr write measured: >= 2x zarr-python's slab writes and >= 0.85x
+    min(codec ceiling, I/O limit), the ceiling the one-core encode rate x the cores (else the threaded rate), the I/O
+    limit the copy limit of this run (cold and big regimes: reading and writing the same bytes, duplex or serial);
+    and the share of the bare chunk writer (``*_write_cores``), what any Zarr writer reaches here."""
+    g = {name: rate for name, r in results.items() if (rate := _median_gbs(r["runs"]))}
+    io = copy_limit(results) if regime != "cache" else None
+    cores = os.cpu_count() or 1
+    lines: list[str] = []
+    for op, peer, one_core, threaded, bare in COMPRESSED_WRITES:
+        for name in (n for n in results if n.split("@")[0] == op):
+            if name not in g:
+                continue
+            ours = g[name]
+            parts = [f"{results[name]['label']}: {ours:.2f} GB/s"]
+            if peer in g:
+                ratio = ours / g[peer]
+                parts.append(f"{ratio:.2f}x zarr-python ({g[peer]:.2f}; goal 2x: {'met' if ratio >= 2 else 'NOT met'})")
+            ceiling, how = None, ""
+            if one_core in g:
+                ceiling, how = g[one_core] * cores, f"{g[one_core]:.2f} x {cores} cores"
+            elif threaded in g:
+                ceiling, how = g[threaded], "threaded"
+            bounds = [(b, w) for b, w in ((ceiling, f"codec ceiling {how}"), (io[0] if io else None, "I/O limit"))
+                      if b]
+            if bounds:
+                bound, what = min(bounds)
+                ratio = ours / bound
+                parts.append(f"{ratio:.2f}x min(codec ceiling, I/O limit) = {bound:.2f} ({what}; goal 0.85x: "
+                             f"{'met' if ratio >= 0.85 else 'NOT met'})")
+            if bare in g:
+                parts.append(f"{ours / g[bare]:.2f}x the bare chunk writer ({g[bare]:.2f})")
+            lines.append("; ".join(parts) + ".")
+    if lines and io is None and regime != "cache":
+        lines.append("No I/O limit in this run (select duplex, or cold_read with dropbehind_write/cached_write).")
+    return ["", *lines] if lines else []
+
+
 def table(results: dict[str, Any], regime: str = "cold") -> str:
     cp = _median_gbs(results["cp"]["runs"]) if "cp" in results else None
     # The limit rows read from the disk: with the source in the page cache (and nothing synced) they bound nothing.
@@ -1039,6 +1091,7 @@ def table(results: dict[str, Any], regime: str = "cold") -> str:
         cpus = [x["cpu"] / x["bytes"] * 2**30 for x in r["runs"] if "cpu" in x and x.get("bytes")]
         cpu = f"{statistics.median(cpus):.2f}" if cpus else ""
         lines.append(f"| {r['label']} | {g:.2f} | {ratio} | {of_limit} | {cpu} | {peak:.0f} |")
+    lines += compression_verdicts(results, regime)
     if limit is not None:
         lines += ["", f"Copy limit (this run): {limit[0]:.2f} GB/s, the better of {limit[1]}."]
         if cp:
