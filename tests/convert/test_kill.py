@@ -42,8 +42,8 @@ print("finished")
                           if s in BACKENDS and d in BACKENDS])
 def test_sigkill_then_resume(tmp_path: Path, src_backend: str, dst_backend: str, compression: str | None) -> None:
     """A Zarr source is decoded one block ahead of the writer, a raw source into compressed chunks read one block
-    ahead (its chunks compressed straight from the source's pages into their files, zstd streamed, blosc through a
-    buffer used again): the kill lands with a block in flight."""
+    ahead (its chunks compressed into a buffer per thread used again, zstd and blosc): the kill lands with a block in
+    flight."""
     data = np.arange(1024 * 1024, dtype="<f4").reshape(1024, 1024)  # 4 MiB: 256+ blocks of 16 KiB
     if src_backend == "zarr":  # chunks of 8 KiB: blocks of one chunk within 64 KiB (5 block buffers)
         src = write_source(tmp_path / "src.zarr", data, chunks=(2, 1024), compression="zstd:1")

@@ -9,7 +9,6 @@ picks the mover from the plan's method.
 from __future__ import annotations
 
 import math
-import mmap
 import os
 import queue
 import threading
@@ -236,34 +235,10 @@ class BlockMover:
         self._writer = (DropBehindWriter(self._dst_fd, enabled=self.regime != "page-cache", drop=self._drop)
                         if self._dst_fd is not None else None)
         self._buffers = BlockBuffers(plan.blocks.block_bytes)
-        #: A read-only map of a byte-range source that stays in the page cache (:meth:`map_source`).
-        self._mapped: np.ndarray[Any, Any] | None = None
         #: True when :meth:`write` puts every block into the destination's file itself (``pwrite``): a block is
         #: in the file (the page cache) when its write returns, with no flush of the destination needed.
         self.writes_file = self._dst_fd is not None and type(self).write is BlockMover.write and all(
             byte_range(sel, dst.shape, dst.order, dst.dtype.itemsize) is not None for sel in plan.blocks)
-
-    def map_source(self) -> bool:
-        """Read blocks of a byte-range source as views of a read-only map of it, when it stays in the page cache.
-
-        Blocks then cost no copy out of the page cache: their chunks are compressed (and hashed)
-        straight from the source's pages. Only in the ``page-cache`` regime (a source read from the
-        disk is read with ``pread``, its pages dropped behind when asked); True when mapped.
-        """
-        if self._src_region is None or self.regime != "page-cache" or self.src.nbytes == 0:
-            return False
-        start, n = self._src_region[1], self.src.nbytes
-        assert self._src_fd is not None
-        if os.fstat(self._src_fd).st_size < start + n:
-            return False  # shorter than the array (changed since opened): the reads say so
-        lead = start % mmap.ALLOCATIONGRANULARITY
-        try:
-            mapped = mmap.mmap(self._src_fd, lead + n, access=mmap.ACCESS_READ, offset=start - lead)
-        except (OSError, ValueError):
-            return False
-        # a plain array over the map (not np.memmap: no per-view bookkeeping), the map closed with its last view
-        self._mapped = np.frombuffer(mapped, np.uint8, n, lead)
-        return True
 
     def _source_cold(self) -> bool:
         """True when the source is mostly not in the page cache (its reads will go to the disk): a byte range,
@@ -345,8 +320,6 @@ class BlockMover:
                 return block
             return np.asarray(src[sel])
         off, n = rng
-        if pooled and self._mapped is not None:
-            return self._mapped[off : off + n].view(src.dtype).reshape(shape, order=src.order)  # type: ignore[call-overload, no-any-return]
         count = math.prod(shape)
         flat = (self._buffers.take(n).view(src.dtype) if pooled else np.empty(count, src.dtype))
         pread_into(self._src_fd, flat.view(np.uint8).data, self._src_region[1] + off)
@@ -375,7 +348,6 @@ class BlockMover:
 
     def finish(self) -> None:
         self._buffers.clear()
-        self._mapped = None
         if self._chunk_reader is not None:
             self._chunk_reader.close()
         if self._writer is not None:
@@ -406,7 +378,6 @@ class DirectChunkMover(BlockMover):
         self._direct = direct
         if isinstance(direct, ZarrChunkWriter):  # chunk files start their write-back as the regime says
             direct.writeback = self.regime != "page-cache"
-            self.map_source()  # chunks of a cached byte-range source compressed straight from its pages
         before_write = getattr(dst, "_before_write", None)  # sets the "incomplete" flag of in-place datasets
         if before_write is not None:
             before_write()
