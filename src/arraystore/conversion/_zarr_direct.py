@@ -71,6 +71,16 @@ _ABSENT = np.uint64(2**64 - 1)
 _PROBE = 4096
 #: Compressed bytes handed to the file at once by :class:`_ZstdFiles` (its reused output buffer).
 ZSTD_PIECE = 128 * 1024
+#: Bytes of a compressed chunk handed to its file at once by :class:`_ZstdInto` and :class:`_BloscFiles`: 1 GiB of
+#: smooth float32 into zstd:3 chunks on the 2-core VM, three alternated runs, cost 0.50-0.63 system CPU s written in
+#: 128 KiB pieces against 1.15-1.66 written whole (1-4 MiB per write()), the page cache's work per byte.
+WRITE_PIECE = 128 * 1024
+
+
+def _write_pieces(f: BinaryIO, out: np.ndarray[Any, Any], size: int) -> None:
+    """Write ``out[:size]`` to ``f`` in :data:`WRITE_PIECE` pieces."""
+    for lo in range(0, size, WRITE_PIECE):
+        f.write(out[lo : min(size, lo + WRITE_PIECE)].data)
 
 
 def zarr_direct_array(store: ArrayStore) -> Any | None:
@@ -451,7 +461,7 @@ class _ZstdInto:
         size = int(lib.ZSTD_compress2(self._context(), out.ctypes.data, out.size, raw.ctypes.data, raw.nbytes))
         if lib.ZSTD_isError(size):
             raise RuntimeError(f"error during zstd compression: {size}")
-        f.write(out[:size].data)
+        _write_pieces(f, out, size)
 
     def close(self) -> None:
         """Free the threads' compression contexts (the threads have ended)."""
@@ -533,7 +543,7 @@ class _BloscFiles:
                               self.cname, self.blocksize, 1)
         if size <= 0:
             raise RuntimeError(f"error during blosc compression: {size}")
-        f.write(out[:size].data)
+        _write_pieces(f, out, size)
 
 
 def _split_plain(codecs: Any) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
