@@ -218,19 +218,19 @@ def run_op(op: str, folder: Path, sync: bool = True, cgroup: str | None = None,
     nbytes = int(np.prod(shape)) * 4
     _preimport(op)  # import time is not conversion time
     with MemorySampler() as mem:
-        cpu0 = _cpu_seconds()
+        cpu0, user0 = _cpu_seconds(), _user_seconds()
         t0 = time.perf_counter()
         result = OP_FUNCS[op](src, out, shape, folder)
         if sync:
             os.sync()
         seconds = time.perf_counter() - t0
-        cpu = _cpu_seconds() - cpu0
+        cpu, user = _cpu_seconds() - cpu0, _user_seconds() - user0
     if isinstance(result, dict) and "skip" in result:
         return result
     if isinstance(result, dict):  # in-memory codec runs time themselves
         return {"cpu": cpu, **result, "peak_anon": mem.peak_anon, "baseline_anon": mem.baseline.anon}
     moved = result if isinstance(result, int) else nbytes
-    return {"seconds": seconds, "cpu": cpu, "bytes": moved, "peak_anon": mem.peak_anon,
+    return {"seconds": seconds, "cpu": cpu, "user": user, "bytes": moved, "peak_anon": mem.peak_anon,
             "baseline_anon": mem.baseline.anon}
 
 
@@ -240,6 +240,15 @@ def _cpu_seconds() -> float:
 
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _user_seconds() -> float:
+    """User CPU time of this process and its finished children: in the JSON beside ``cpu`` (user + system), as the
+    VM's page-cache writes make system time vary from run to run far more than user time."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + kids.ru_utime
 
 
 def _preimport(op: str) -> None:
