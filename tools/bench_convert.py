@@ -30,6 +30,14 @@ same-layout copy's ratio (cold and big regimes) to the copy limit measured in th
 and writing at once (``duplex``) and one after the other (``1 / (1 / read + 1 / write)``),
 and whether 1.5x ``cp`` is within it.
 
+With compressed Zarr writes (``as_raw_zarr_zstd``, ``as_raw_zarr_blosc``) selected, lines under the table give
+issue 14's verdict for each: the ratio to zarr-python's slab writes (``zarr_slab_zstd``, ``zarr_slab_blosc``; goal
+2x) and to min(codec ceiling, I/O limit) (goal 0.85x), the codec ceiling the one-core in-memory encode rate
+(``codec_zstd3``, ``blosc_encode_numcodecs``) times the cores, the I/O limit the copy limit above (cold and big
+regimes); and the ratio to the bare chunk writer of the same codec (``zstd_write_cores``, ``blosc_write_cores``: a
+thread per core over its slab of chunks, read as the regime has it, compressed into a buffer used again, one file per
+chunk, no metadata, hashing or atomic publish), what any Zarr writer of these chunks reaches on this machine.
+
 The table shows the median throughput of ``--runs`` runs (source bytes per second),
 the ratio to ``cp``, the CPU seconds per GiB (user + system, all threads: steadier than
 wall time on a shared machine, but blind to waiting for the disk) and the peak private memory (``RssAnon``, sampled every 20 ms);
@@ -82,6 +90,7 @@ OPS = [
     ("h5py_lzf", "h5py chunked lzf"),
     ("zarr_slab_none", "zarr-python slab writes, none"),
     ("zarr_slab_zstd", "zarr-python slab writes, zstd:3"),
+    ("zarr_slab_blosc", "zarr-python slab writes, blosc-lz4"),
     ("zarrs_slab_none", "zarr-python + zarrs pipeline slab writes, none"),
     ("zarrs_slab_zstd", "zarr-python + zarrs pipeline slab writes, zstd:3"),
     ("zarr_array_memmap", "zarr.create_array(data=memmap), zstd:3"),
@@ -94,6 +103,8 @@ OPS = [
     ("blosc_decode_blosc2", "blosc-lz4 (blosc1 frames) decode one core, python-blosc2"),
     ("blosc_encode_numcodecs", "blosc-lz4 encode one core, numcodecs (in memory)"),
     ("blosc_encode_blosc2", "blosc-lz4 encode one core, python-blosc2 (blosc2 frames)"),
+    ("zstd_write_cores", "bare Zarr chunk writer zstd:3, a thread per core: the write limit"),
+    ("blosc_write_cores", "bare Zarr chunk writer blosc-lz4, a thread per core: the write limit"),
     ("zarr_read_npy", "zarr-python read Zarr(zstd) -> npy"),
     ("zarrs_read_npy", "zarr-python + zarrs pipeline read Zarr(zstd) -> npy"),
     ("tensorstore_read_npy", "TensorStore read Zarr(zstd) -> npy"),
@@ -195,6 +206,8 @@ def run_op(op: str, folder: Path, sync: bool = True, cgroup: str | None = None,
     sys.path.insert(0, src_tree or str(Path(__file__).resolve().parents[1] / "src"))
     from arraystore.conversion._memory import MemorySampler
 
+    global SOURCE_CACHED
+    SOURCE_CACHED = not sync  # only --regime cache runs without a sync
     if cgroup:  # before any work: this process and its children are charged to the cgroup
         Path(cgroup, "cgroup.procs").write_text(str(os.getpid()))
 
@@ -205,19 +218,19 @@ def run_op(op: str, folder: Path, sync: bool = True, cgroup: str | None = None,
     nbytes = int(np.prod(shape)) * 4
     _preimport(op)  # import time is not conversion time
     with MemorySampler() as mem:
-        cpu0 = _cpu_seconds()
+        cpu0, user0 = _cpu_seconds(), _user_seconds()
         t0 = time.perf_counter()
         result = OP_FUNCS[op](src, out, shape, folder)
         if sync:
             os.sync()
         seconds = time.perf_counter() - t0
-        cpu = _cpu_seconds() - cpu0
+        cpu, user = _cpu_seconds() - cpu0, _user_seconds() - user0
     if isinstance(result, dict) and "skip" in result:
         return result
     if isinstance(result, dict):  # in-memory codec runs time themselves
         return {"cpu": cpu, **result, "peak_anon": mem.peak_anon, "baseline_anon": mem.baseline.anon}
     moved = result if isinstance(result, int) else nbytes
-    return {"seconds": seconds, "cpu": cpu, "bytes": moved, "peak_anon": mem.peak_anon,
+    return {"seconds": seconds, "cpu": cpu, "user": user, "bytes": moved, "peak_anon": mem.peak_anon,
             "baseline_anon": mem.baseline.anon}
 
 
@@ -229,14 +242,23 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def _user_seconds() -> float:
+    """User CPU time of this process and its finished children: in the JSON beside ``cpu`` (user + system), as the
+    VM's page-cache writes make system time vary from run to run far more than user time."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + kids.ru_utime
+
+
 def _preimport(op: str) -> None:
     import importlib
 
     mods = {"h5py": ("h5", "as_"), "zarr": ("zarr", "as_", "dask"), "dask.array": ("dask",),
-            "numcodecs": ("codec", "decode", "encode"), "arraystore.conversion": ("as_",),
+            "numcodecs": ("codec", "decode", "encode", "write_cores"), "arraystore.conversion": ("as_",),
             "arraystore.backends.hdf5": ("as_",), "arraystore.backends.zarr": ("as_",),
             "arraystore.backends.raw": ("as_",), "arraystore.backends.npy": ("as_",),
-            "arraystore.filesystems": ("as_",), "zarrs": ("zarrs",), "zstandard": ("stream", "as_"),
+            "arraystore.filesystems": ("as_",), "zarrs": ("zarrs",), "zstandard": ("stream", "as_", "write_cores"),
             "tensorstore": ("tensorstore",), "blosc2": ("blosc2",)}
     for mod, keys in mods.items():
         if any(k in op for k in keys):
@@ -414,6 +436,140 @@ def _blosc_op(lib: str, decode: bool) -> Any:
     return op
 
 
+#: True when the operation runs with its source in the page cache (``--regime cache``): set by :func:`run_op`.
+SOURCE_CACHED = False
+
+
+def _blosc_into() -> Any:
+    """``compress(src, dst) -> nbytes``: c-blosc's ``blosc_compress_ctx`` (the library under numcodecs' Blosc, the
+    GIL released by ctypes) into a buffer used again, the blosc-lz4:5 shuffled frame numcodecs writes; else numcodecs'
+    own encode copied into it (a numcodecs build that does not export the symbol)."""
+    import ctypes
+
+    import numcodecs.blosc
+
+    try:
+        fn = ctypes.CDLL(numcodecs.blosc.__file__).blosc_compress_ctx
+    except (OSError, AttributeError):
+        codec = numcodecs.Blosc("lz4", 5, numcodecs.Blosc.SHUFFLE, blocksize=0)
+
+        def slow(src: Any, dst: Any) -> int:
+            frame = codec.encode(src.view("<f4"))
+            dst[: len(frame)] = np.frombuffer(frame, np.uint8)
+            return len(frame)
+
+        return slow
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p,
+                   ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int]
+
+    def fast(src: Any, dst: Any) -> int:
+        n = int(fn(5, 1, 4, src.nbytes, src.ctypes.data, dst.ctypes.data, dst.nbytes, b"lz4", 0, 1))
+        if n <= 0:
+            raise RuntimeError(f"blosc_compress_ctx returned {n}")
+        return n
+
+    return fast
+
+
+def _zstd_into() -> Any:
+    """``compress(src, dst) -> nbytes`` (one per thread): libzstd's ``ZSTD_compress2`` at level 3 (in numcodecs' Zstd
+    extension, the GIL released by ctypes) into a buffer used again, numcodecs' own frame; None where the extension
+    does not export it (the bare writer then streams with ``zstandard``)."""
+    import ctypes
+
+    import numcodecs.zstd
+
+    try:
+        lib = ctypes.CDLL(numcodecs.zstd.__file__)
+        create, compress = lib.ZSTD_createCCtx, lib.ZSTD_compress2
+    except (OSError, AttributeError):
+        return None
+    create.restype = ctypes.c_void_p
+    lib.ZSTD_CCtx_setParameter.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+    compress.restype = ctypes.c_size_t
+    compress.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t]
+    cctx = create()
+    lib.ZSTD_CCtx_setParameter(cctx, 100, 3)  # ZSTD_c_compressionLevel
+
+    def into(src: Any, dst: Any) -> int:
+        n = int(compress(cctx, dst.ctypes.data, dst.nbytes, src.ctypes.data, src.nbytes))
+        if n > dst.nbytes:  # an error code (ZSTD_isError: the top values of size_t)
+            raise RuntimeError(f"ZSTD_compress2 returned {n}")
+        return n
+
+    return into
+
+
+def _bare_writer_op(codec: str) -> Any:
+    """The least a Zarr writer must do here: a thread per core, each over its own slab of the source's chunks.
+
+    Each thread reads its chunks in order (cold: ``pread`` from the disk into one buffer used again; cache: straight
+    from a memory map of the page cache), compresses each in one call into one buffer used again (libzstd's
+    ``ZSTD_compress2`` at level 3, c-blosc's ``blosc_compress_ctx`` lz4:5 shuffled; zstd streamed by ``zstandard``
+    where numcodecs does not export libzstd) and writes one file per chunk at Zarr's default key, in 128 KiB pieces
+    (``c/i/0``); the run's ``os.sync()`` writes them back (cold). No metadata, no hashing, no temporary file and
+    rename: what any Zarr writer of these chunks could reach on this machine, the limit arraystore is judged against.
+    """
+
+    def op(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> Any:
+        import threading
+
+        import zstandard
+
+        from arraystore.conversion._fastpath import pread_into
+
+        per = CHUNK_ROWS * ROW * 4
+        total = int(np.prod(shape)) * 4
+        n_chunks = -(-total // per)
+        cores = os.cpu_count() or 1
+        root = Path(str(out) + ".zarr") / "c"
+        for i in range(n_chunks):
+            (root / str(i)).mkdir(parents=True)
+        fd = os.open(src, os.O_RDONLY)
+        mapped = np.memmap(src, np.uint8, "r") if SOURCE_CACHED else None
+        blosc = _blosc_into() if codec == "blosc" else None
+        errors: list[BaseException] = []
+
+        def work(k: int) -> None:
+            try:
+                buf = np.empty(per, np.uint8)
+                dst = np.empty(per + per // 128 + 1024, np.uint8)  # above blosc's and zstd's bounds
+                cctx = zstandard.ZstdCompressor(level=3, write_content_size=True)
+                into = blosc if blosc is not None else _zstd_into()
+                for i in range(k * n_chunks // cores, (k + 1) * n_chunks // cores):
+                    off = i * per
+                    n = min(per, total - off)
+                    if mapped is not None:
+                        data = mapped[off : off + n]
+                    else:
+                        data = buf[:n]
+                        pread_into(fd, data.data, off)
+                    with open(root / str(i) / "0", "wb") as f:
+                        if into is not None:
+                            size = into(data, dst)
+                            for lo in range(0, size, 128 * 1024):  # pieces: the page cache takes them cheaper
+                                f.write(dst[lo : min(size, lo + 128 * 1024)].data)
+                        else:
+                            w = cctx.stream_writer(f, size=n, write_size=128 * 1024, closefd=False)
+                            w.write(data.data)
+                            w.flush(zstandard.FLUSH_FRAME)
+            except BaseException as exc:  # re-raised on the main thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(cores)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        os.close(fd)
+        if errors:
+            raise errors[0]
+        return None
+
+    return op
+
+
 def op_dropbehind(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
     from arraystore.conversion._fastpath import DropBehindWriter, pwrite_all
 
@@ -574,7 +730,7 @@ def _h5py_op(compression: str | None, opts: Any = None) -> Any:
     return op
 
 
-def _zarr_slab_op(zstd: bool, zarrs: bool = False) -> Any:
+def _zarr_slab_op(zstd: bool, zarrs: bool = False, blosc: bool = False) -> Any:
     def op(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> Any:
         import zarr
         import zarr.codecs
@@ -585,7 +741,9 @@ def _zarr_slab_op(zstd: bool, zarrs: bool = False) -> Any:
             return {"skip": "zarrs not installed (pip install zarrs)"}
         m = _memmap(src, shape)
         arr = zarr.create_array(str(out) + ".zarr", shape=shape, dtype="<f4", chunks=(CHUNK_ROWS, ROW),
-                                compressors=[zarr.codecs.ZstdCodec(level=3)] if zstd else None, zarr_format=3)
+                                compressors=None if not zstd else [
+                                    zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle") if blosc
+                                    else zarr.codecs.ZstdCodec(level=3)], zarr_format=3)
         step = SLAB // (ROW * 4)
         for i in range(0, shape[0], step):
             arr[i : i + step] = m[i : i + step]
@@ -666,6 +824,7 @@ OP_FUNCS: dict[str, Any] = {
     "h5py_lzf": _h5py_op("lzf"),
     "zarr_slab_none": _zarr_slab_op(False),
     "zarr_slab_zstd": _zarr_slab_op(True),
+    "zarr_slab_blosc": _zarr_slab_op(True, blosc=True),
     "zarrs_slab_none": _zarr_slab_op(False, zarrs=True),
     "zarrs_slab_zstd": _zarr_slab_op(True, zarrs=True),
     "zarr_array_memmap": op_zarr_array_memmap,
@@ -678,6 +837,8 @@ OP_FUNCS: dict[str, Any] = {
     "blosc_decode_blosc2": _blosc_op("blosc2", True),
     "blosc_encode_numcodecs": _blosc_op("numcodecs", False),
     "blosc_encode_blosc2": _blosc_op("blosc2", False),
+    "zstd_write_cores": _bare_writer_op("zstd"),
+    "blosc_write_cores": _bare_writer_op("blosc"),
     "zarr_read_npy": _zarr_read_op(False, False),
     "zarrs_read_npy": _zarr_read_op(False, True),
     "tensorstore_read_npy": _tensorstore_read_op(False),
@@ -911,6 +1072,50 @@ def copy_limit(results: dict[str, Any]) -> tuple[float, str] | None:
     return max(found)[0], "; ".join(text for _, text in found)
 
 
+#: Compressed Zarr writes judged against their limits: (operation, zarr-python's peer, the one-core in-memory encode
+#: rate, the same with a thread per core, the bare chunk writer).
+COMPRESSED_WRITES = (("as_raw_zarr_zstd", "zarr_slab_zstd", "codec_zstd3", "codec_zstd3_cores", "zstd_write_cores"),
+                     ("as_raw_zarr_blosc", "zarr_slab_blosc", "blosc_encode_numcodecs", None, "blosc_write_cores"))
+
+
+def compression_verdicts(results: dict[str, Any], regime: str) -> list[str]:
+    """Issue 14's verdict for each compressed Zarr write measured: >= 2x zarr-python's slab writes and >= 0.85x
+    min(codec ceiling, I/O limit), the ceiling the one-core encode rate x the cores (else the threaded rate), the I/O
+    limit the copy limit of this run (cold and big regimes: reading and writing the same bytes, duplex or serial);
+    and the share of the bare chunk writer (``*_write_cores``), what any Zarr writer reaches here."""
+    g = {name: rate for name, r in results.items() if (rate := _median_gbs(r["runs"]))}
+    io = copy_limit(results) if regime != "cache" else None
+    cores = os.cpu_count() or 1
+    lines: list[str] = []
+    for op, peer, one_core, threaded, bare in COMPRESSED_WRITES:
+        for name in (n for n in results if n.split("@")[0] == op):
+            if name not in g:
+                continue
+            ours = g[name]
+            parts = [f"{results[name]['label']}: {ours:.2f} GB/s"]
+            if peer in g:
+                ratio = ours / g[peer]
+                parts.append(f"{ratio:.2f}x zarr-python ({g[peer]:.2f}; goal 2x: {'met' if ratio >= 2 else 'NOT met'})")
+            ceiling, how = None, ""
+            if one_core in g:
+                ceiling, how = g[one_core] * cores, f"{g[one_core]:.2f} x {cores} cores"
+            elif threaded in g:
+                ceiling, how = g[threaded], "threaded"
+            bounds = [(b, w) for b, w in ((ceiling, f"codec ceiling {how}"), (io[0] if io else None, "I/O limit"))
+                      if b]
+            if bounds:
+                bound, what = min(bounds)
+                ratio = ours / bound
+                parts.append(f"{ratio:.2f}x min(codec ceiling, I/O limit) = {bound:.2f} ({what}; goal 0.85x: "
+                             f"{'met' if ratio >= 0.85 else 'NOT met'})")
+            if bare in g:
+                parts.append(f"{ours / g[bare]:.2f}x the bare chunk writer ({g[bare]:.2f})")
+            lines.append("; ".join(parts) + ".")
+    if lines and io is None and regime != "cache":
+        lines.append("No I/O limit in this run (select duplex, or cold_read with dropbehind_write/cached_write).")
+    return ["", *lines] if lines else []
+
+
 def table(results: dict[str, Any], regime: str = "cold") -> str:
     cp = _median_gbs(results["cp"]["runs"]) if "cp" in results else None
     # The limit rows read from the disk: with the source in the page cache (and nothing synced) they bound nothing.
@@ -928,6 +1133,7 @@ def table(results: dict[str, Any], regime: str = "cold") -> str:
         cpus = [x["cpu"] / x["bytes"] * 2**30 for x in r["runs"] if "cpu" in x and x.get("bytes")]
         cpu = f"{statistics.median(cpus):.2f}" if cpus else ""
         lines.append(f"| {r['label']} | {g:.2f} | {ratio} | {of_limit} | {cpu} | {peak:.0f} |")
+    lines += compression_verdicts(results, regime)
     if limit is not None:
         lines += ["", f"Copy limit (this run): {limit[0]:.2f} GB/s, the better of {limit[1]}."]
         if cp:

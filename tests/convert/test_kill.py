@@ -37,11 +37,13 @@ print("finished")
 @pytest.mark.slow
 @pytest.mark.parametrize(("src_backend", "dst_backend", "compression"),
                          [(s, d, c) for s, d, c in (("raw", "raw", None), ("raw", "zarr", None), ("zarr", "raw", None),
-                                                    ("raw", "zarr", "zstd:1"), ("zarr", "hdf5", None))
+                                                    ("raw", "zarr", "zstd:1"),
+                                                    ("raw", "zarr", "blosc:lz4:5"), ("zarr", "hdf5", None))
                           if s in BACKENDS and d in BACKENDS])
 def test_sigkill_then_resume(tmp_path: Path, src_backend: str, dst_backend: str, compression: str | None) -> None:
     """A Zarr source is decoded one block ahead of the writer, a raw source into compressed chunks read one block
-    ahead (its chunks compressed straight into their files): the kill lands with a block in flight."""
+    ahead (its chunks compressed into a buffer per thread used again, zstd and blosc): the kill lands with a block in
+    flight."""
     data = np.arange(1024 * 1024, dtype="<f4").reshape(1024, 1024)  # 4 MiB: 256+ blocks of 16 KiB
     if src_backend == "zarr":  # chunks of 8 KiB: blocks of one chunk within 64 KiB (5 block buffers)
         src = write_source(tmp_path / "src.zarr", data, chunks=(2, 1024), compression="zstd:1")

@@ -154,3 +154,70 @@ def test_durable_journal_keeps_every_record_across_an_interruption(tmp_path: Pat
     assert report.blocks_resumed == kept and report.blocks_rewritten == 0 and report.verified
     assert bytes_equal(read_back(str(dst))[0], data)
     assert not dst.with_name(dst.name + ".partial.journal.jsonl").exists()
+
+
+# -- one pass over each block for its digest and the content checksum -------------------------------------------
+
+
+@pytest.mark.parametrize(("src_name", "dst_name", "options"),
+                         [("src.dat", "dst.zarr", {"chunks": (8, 33), "compression": "zstd:1"}),
+                          ("src.npy", "dst.zarr", {"chunks": (8, 33), "compression": "blosc:lz4:5"}),
+                          ("src.zarr", "dst.npy", {}), ("src.npy", "dst.h5", {"chunks": (8, 33), "compression": "gzip:1"})])
+def test_blocks_hashed_once_for_digest_and_checksum(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, src_name: str,
+                                                   dst_name: str, options: dict[str, Any]) -> None:
+    """Blocks read as arrays are hashed in one pass for their journal digest and the content checksum: the journal
+    holds each block's own digest (what a resume by any scheduler, or by an earlier arraystore, compares), the
+    checksum is the data's, and an interrupted conversion resumes to the same."""
+    from arraystore.checksums import block_digest
+    from arraystore.conversion import _movers
+
+    if ("zarr" in src_name + dst_name and "zarr" not in BACKENDS) or ("h5" in dst_name and "hdf5" not in BACKENDS):
+        pytest.skip("the zarr or hdf5 extra is not installed")
+    data = np.random.default_rng(4).random((200, 33))
+    src = write_source(tmp_path / src_name, data, **({"chunks": (8, 33)} if src_name.endswith(".zarr") else {}))
+    whole: list[int] = []  # blocks digested in a pass of their own (the two hashes not shared)
+    monkeypatch.setattr(_movers, "block_digest", lambda block, order="C": whole.append(1) or block_digest(block, order))
+    digests: dict[tuple[int, int], str] = {}
+    read = _movers.BlockMover.read
+
+    def spy(self: _movers.BlockMover, sel: tuple[slice, ...]) -> Any:
+        block, digest = read(self, sel)
+        digests[(sel[0].start, sel[0].stop)] = digest
+        return block, digest
+
+    monkeypatch.setattr(_movers.BlockMover, "read", spy)
+    dst = tmp_path / dst_name
+    with pytest.raises(Stop):
+        convert(src, str(dst), max_memory="16KiB", progress=stop_after(4), **options)
+    assert not whole and len(digests) >= 4
+    assert all(d == block_digest(data[a:b]) for (a, b), d in digests.items())
+    journal = dst.with_name(dst.name + ".partial.journal.jsonl")
+    recorded = {json.loads(line)["digest"] for line in journal.read_text().splitlines()[1:]}
+    assert len(recorded) >= 3 and recorded <= set(digests.values())
+    report = convert(src, str(dst), max_memory="16KiB", verify=True, **options)
+    assert report.blocks_resumed == len(recorded) and report.blocks_rewritten == 0
+    assert report.checksum == StreamHasher.of(data) and report.verified
+    assert len(whole) == len(recorded)  # only the resumed blocks, read back, had a pass of their own
+    assert bytes_equal(read_back(str(dst))[0], data)
+
+
+def test_a_block_hashed_twice_publishes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bytes hashed into the content checksum are checked after every block: a block fed twice (a read dropped
+    after it was hashed) stops the conversion before a wrong checksum is recorded."""
+    from arraystore.conversion import _movers
+
+    digest = _movers.BlockMover._digest
+    calls = [0]
+
+    def twice(self: _movers.BlockMover, block: np.ndarray[Any, Any]) -> str:
+        calls[0] += 1
+        if calls[0] == 3:
+            digest(self, block)
+        return digest(self, block)
+
+    monkeypatch.setattr(_movers.BlockMover, "_digest", twice)
+    data = np.random.default_rng(5).random((200, 33))
+    src = write_source(tmp_path / "src.dat", data)
+    with pytest.raises(RuntimeError, match="hashed after block 2, expected"):
+        convert(src, str(tmp_path / "dst.zarr"), chunks=(8, 33), compression="zstd:1", max_memory="16KiB")
+    assert not (tmp_path / "dst.zarr").exists()

@@ -155,8 +155,8 @@ def test_streamed_zstd_chunks_of_many_blocks(tmp_path: Path, level: int, kind: s
 
 
 def test_without_zstandard_numcodecs_encodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An environment without ``zstandard`` (zarr installed without arraystore's extra) keeps numcodecs' encoder:
-    the same array, its chunk files byte for byte zarr-python's (the streamed frames may differ)."""
+    """An environment without ``zstandard`` (zarr installed without arraystore's extra): the same array, its chunk
+    files byte for byte zarr-python's (libzstd is called as numcodecs calls it)."""
     monkeypatch.setitem(__import__("sys").modules, "zstandard", None)  # `import zstandard` raises ImportError
     data = np.random.default_rng(5).random((96, 3000), dtype=np.float32)
     src = write_source(tmp_path / "src.npy", data)
@@ -394,3 +394,138 @@ def test_chunk_files_with_writeback_started(tmp_path: Path, compression: str | N
     twin = _zarr_python_twin(zarr.open_array(str(path), mode="r"), tmp_path / "twin.zarr", data)
     assert _chunk_files(path) == _chunk_files(twin)
     np.testing.assert_array_equal(arraystore.open(str(path))[...], data)
+
+
+# -- blosc chunks compressed into a buffer used again; sources compressed from their pages ------------------------
+
+
+@pytest.mark.parametrize("shuffle", ["noshuffle", "shuffle", "bitshuffle"])
+@pytest.mark.parametrize(("cname", "dtype", "blocksize"), [("lz4", "<f4", 0), ("zstd", ">i2", 0), ("blosclz", "|u1", 0),
+                                                            ("lz4hc", "<f8", 4096), ("zlib", "<c8", 0)])
+def test_blosc_chunks_from_a_reused_buffer_are_numcodecs_bytes(tmp_path: Path, shuffle: str, cname: str, dtype: str,
+                                                               blocksize: int) -> None:
+    """c-blosc called here, into one output buffer per thread used again, writes numcodecs' own chunk bytes, byte for
+    byte, whatever the compressor, shuffle, type size and block size; edge chunks padded, fill chunks absent."""
+    data = _data(dtype, (37, 300), 7, 8)
+    data[8:16] = np.arange(8 * 300).reshape(8, 300).astype(dtype)  # compressible rows beside random ones
+    path = tmp_path / "a.zarr"
+    zarr.create_array(str(path), shape=data.shape, dtype=data.dtype, chunks=(8, 128), zarr_format=3,
+                      compressors=[zarr.codecs.BloscCodec(cname=cname, clevel=5, shuffle=shuffle, blocksize=blocksize)])
+    with arraystore.open(str(path), "r+") as s:
+        writer = ZarrChunkWriter(s, workers=2, may_exist=False)
+        try:
+            assert writer._blosc_files is not None
+            writer.write((slice(0, 37), slice(0, 300)), data)
+        finally:
+            writer.close()
+    twin = _zarr_python_twin(zarr.open_array(str(path), mode="r"), tmp_path / "twin.zarr", data)
+    files = _chunk_files(path)
+    assert "c/0/0" not in files and files == _chunk_files(twin)
+    np.testing.assert_array_equal(zarr.open_array(str(path), mode="r")[...], data)
+
+
+def test_blosc_without_c_blosc_entry_point_numcodecs_encodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A numcodecs build that does not export ``blosc_compress_ctx`` keeps its own encoder: the same files."""
+    from arraystore.conversion import _zarr_direct
+
+    monkeypatch.setattr(_zarr_direct, "_BLOSC_CTX", False)
+    data = _data("<f4", (40, 200), 3, 0)
+    src = write_source(tmp_path / "src.npy", data)
+    dst = tmp_path / "dst.zarr"
+    arraystore.convert(src, str(dst), chunks=(16, 200), compression="blosc:lz4:5")
+    with arraystore.open(str(dst), "r+") as s:
+        writer = ZarrChunkWriter(s, workers=1)
+        writer.close()
+        assert writer._blosc_files is None
+        np.testing.assert_array_equal(s[...], data)
+    twin = _zarr_python_twin(zarr.open_array(str(dst), mode="r"), tmp_path / "twin.zarr", data)
+    assert _chunk_files(dst) == _chunk_files(twin)
+
+
+@pytest.mark.parametrize("compression", ["zstd:1", "blosc:lz4:5"])
+@pytest.mark.parametrize(("name", "order"), [("src.npy", "C"), ("src.npy", "F"), ("src.dat", "C"), ("src.dat", "F")])
+def test_byte_range_source_into_compressed_chunks(tmp_path: Path, name: str, order: str, compression: str) -> None:
+    """A raw or .npy source (its data at any offset: a .npy header is 128 bytes), C or Fortran order, into chunks
+    compressed here: zarr-python's files, the checksum the data's."""
+    from arraystore.checksums import StreamHasher
+
+    data = _data("<f4", (96, 1000), 11, 16)
+    src = write_source(tmp_path / name, np.asfortranarray(data) if order == "F" else data, order=order)
+    dst = tmp_path / "dst.zarr"
+    report = arraystore.convert(src, str(dst), chunks=(8, 1000), compression=compression, max_memory="1MiB")
+    assert report.blocks_total > 1 and report.checksum == StreamHasher.of(data)
+    twin = _zarr_python_twin(zarr.open_array(str(dst), mode="r"), tmp_path / "twin.zarr", data)
+    assert _raw_chunk_files(dst) == _raw_chunk_files(twin)
+    np.testing.assert_array_equal(zarr.open_array(str(dst), mode="r")[...], data)
+
+
+def test_source_shorter_than_its_array_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    """A source cut short after it was opened: its reads find the end (never a read past a memory map's end, which
+    would kill the process), and the conversion says the source changed."""
+    from arraystore.errors import ConversionError
+
+    data = _data("<f4", (96, 1000), 13, 0)
+    src = write_source(tmp_path / "src.dat", data)
+    with arraystore.open(src) as s:
+        os.truncate(src, data.nbytes // 2)
+        with pytest.raises(ConversionError, match="changed size"):
+            arraystore.convert(s, str(tmp_path / "dst.zarr"), chunks=(8, 1000), compression="zstd:1",
+                               max_memory="1MiB")
+    assert not (tmp_path / "dst.zarr").exists()
+
+
+def _raw_chunk_files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in (folder / "c").rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("checksum", [False, True])
+@pytest.mark.parametrize("level", [-1, 1, 3, 9])
+def test_zstd_chunks_from_a_reused_buffer_are_numcodecs_bytes(tmp_path: Path, level: int, checksum: bool) -> None:
+    """libzstd called here (a context and an output buffer per thread, used again) writes numcodecs' own chunk
+    bytes, byte for byte, at every level, with or without the frame checksum; the contexts are freed at close."""
+    from arraystore.conversion._zarr_direct import _ZstdInto
+
+    data = _data("<f4", (37, 300), level + 10, 8)
+    data[8:16] = np.arange(8 * 300).reshape(8, 300)
+    path = tmp_path / "a.zarr"
+    zarr.create_array(str(path), shape=data.shape, dtype=data.dtype, chunks=(8, 128), zarr_format=3,
+                      compressors=[zarr.codecs.ZstdCodec(level=level, checksum=checksum)])
+    with arraystore.open(str(path), "r+") as s:
+        writer = ZarrChunkWriter(s, workers=2, may_exist=False)
+        try:
+            assert isinstance(writer._zstd_files, _ZstdInto)
+            writer.write((slice(0, 37), slice(0, 300)), data)
+        finally:
+            writer.close()
+        assert writer._zstd_files._contexts == []
+    twin = _zarr_python_twin(zarr.open_array(str(path), mode="r"), tmp_path / "twin.zarr", data)
+    files = _raw_chunk_files(path)
+    assert "c/0/0" not in files and files == _raw_chunk_files(twin)
+    np.testing.assert_array_equal(zarr.open_array(str(path), mode="r")[...], data)
+
+
+@pytest.mark.parametrize("why", ["no entry point", "chunk too large"])
+def test_zstd_streamed_without_the_entry_point_or_for_large_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   why: str) -> None:
+    """Without libzstd's entry points in numcodecs, or for chunks above ZSTD_INTO_MAX (an output buffer per thread
+    that large), zstd chunks are streamed into their files by ``zstandard``: the same decoded chunks."""
+    from arraystore.conversion import _zarr_direct
+
+    if why == "no entry point":
+        monkeypatch.setattr(_zarr_direct, "_ZSTD_LIB", False)
+    else:
+        monkeypatch.setattr(_zarr_direct, "ZSTD_INTO_MAX", 16 * 200 * 4 - 1)
+    data = _data("<f4", (40, 200), 3, 0)
+    path = tmp_path / "a.zarr"
+    zarr.create_array(str(path), shape=data.shape, dtype=data.dtype, chunks=(16, 200), zarr_format=3,
+                      compressors=[zarr.codecs.ZstdCodec(level=3)])
+    with arraystore.open(str(path), "r+") as s:
+        writer = ZarrChunkWriter(s, workers=2, may_exist=False)
+        try:
+            assert isinstance(writer._zstd_files, _zarr_direct._ZstdFiles)
+            writer.write((slice(0, 40), slice(0, 200)), data)
+        finally:
+            writer.close()
+    twin = _zarr_python_twin(zarr.open_array(str(path), mode="r"), tmp_path / "twin.zarr", data)
+    assert _chunk_files(path) == _chunk_files(twin)
+    np.testing.assert_array_equal(zarr.open_array(str(path), mode="r")[...], data)

@@ -264,10 +264,40 @@ class BlockMover:
     def as_array(self, data: np.ndarray[Any, Any], sel: tuple[slice, ...]) -> np.ndarray[Any, Any]:
         return data
 
+    def hash_stream(self, hasher: StreamHasher) -> None:
+        """Feed the content checksum in :meth:`read`, each block in the same pass as its digest.
+
+        Both hashes then read each :data:`HASH_PIECE` piece of the block while it is in the CPU cache,
+        where hashing the whole block twice reads it from memory twice. The conversion calls this
+        when the blocks are read in C order, one at a time (the read ahead starts block ``i + 1``
+        once block ``i`` was taken), and checks the bytes hashed after every block.
+        """
+        self._hasher = hasher
+        self.hashes_stream = True
+
+    _hasher: StreamHasher | None = None
+
     def read(self, sel: tuple[slice, ...]) -> tuple[np.ndarray[Any, Any], str]:
         """Block ``sel`` of the source, in a buffer lent until :meth:`written` is called with it, and its digest."""
         block = self._read_src(sel, pooled=True)
-        return block, block_digest(block, self.plan.order)  # the source's order: no reordering copy
+        return block, self._digest(block)
+
+    def _digest(self, block: np.ndarray[Any, Any]) -> str:
+        """The block's journal digest (in the source's order: no reordering copy), fed to the content checksum too."""
+        order = self.plan.order
+        if self._hasher is None:
+            return block_digest(block, order)
+        ordered = block.T if order == "F" else block  # a streamed plan: the same bytes as the block's C order
+        if not ordered.flags.c_contiguous:
+            self._hasher.update(block)
+            return block_digest(block, order)
+        flat = ordered.reshape(-1).view(np.uint8)
+        digest = block_digester()
+        for lo in range(0, flat.size, HASH_PIECE):
+            piece = flat[lo : lo + HASH_PIECE]
+            digest.update(piece)
+            self._hasher.update(piece)
+        return str(digest.hexdigest())
 
     def written(self, block: np.ndarray[Any, Any]) -> None:
         """``block`` (from :meth:`read`) is written and hashed: its buffer may take another block."""

@@ -354,6 +354,10 @@ class _Conversion:
         else:
             mover = BlockMover(self.src, dst, plan, self._src_region, dst_region, durable=self.durable,
                                workers=self.workers)
+        if hasher is not None and not mover.hashes_stream and type(mover).read is BlockMover.read:
+            mover.hash_stream(hasher)  # one pass over each block for its digest and the content checksum
+        itemsize = self.src.dtype.itemsize
+        fed = 0  # bytes of the C-order stream hashed so far: a mover that hashes it is checked after every block
         notes = report.plan.setdefault("notes", [])
         notes.append(f"page cache: {mover.regime}")
         if isinstance(mover, ByteMover) and plan.method == "kernel-copy":
@@ -377,6 +381,7 @@ class _Conversion:
                         if journal.done[i] in (digest, "") and (journal.done[i] or mover.same_as_source(sel, data)):
                             if hasher is not None:
                                 hasher.update(mover.as_array(data, sel))
+                                fed = hasher.nbytes
                             report.blocks_resumed += 1
                             done[0] += data.nbytes
                             bar(done[0], total)
@@ -384,6 +389,11 @@ class _Conversion:
                         journal.forget(i)
                         report.blocks_rewritten += 1
                     data, digest = ahead.take(i, sel) if ahead is not None else mover.read(sel)
+                    if hasher is not None and mover.hashes_stream:
+                        fed += math.prod(s.stop - s.start for s in sel) * itemsize
+                        if hasher.nbytes != fed:  # blocks hashed out of order, twice or not at all
+                            raise RuntimeError(f"internal error: {hasher.nbytes} bytes of {self.src.path} hashed "
+                                               f"after block {i}, expected {fed}; nothing was published")
                     if ahead is not None and (nxt := blocks.peek()) is not None and nxt[0] not in journal.done:
                         ahead.start(*nxt)
                     if hasher is not None and not mover.hashes_stream:
