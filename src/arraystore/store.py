@@ -11,7 +11,8 @@ these, never the backend's name): ``backend``, ``suffixes``, ``fidelity``,
 ``supports_memmap``, ``supports_copy_on_write``, ``memory_mappable``, ``layouts``,
 ``writes_go_through``, ``thread_safe_writes``, ``parallel_chunk_writers``,
 ``holds_attrs``, ``codecs``, ``publishes``, ``locks``, ``supports_dimension_names``,
-``object_storage``, ``url_class``, ``writes_whole_files``, ``supports_create``, ``opens_with_meta``; and the classmethods ``guess_can_open(location)`` and
+``object_storage``, ``url_class``, ``writes_whole_files``, ``supports_create``, ``opens_with_meta``,
+``overwrites_in_place``; and the classmethods ``guess_can_open(location)`` and
 ``storage_order(order, **options)``.
 
 Hooks a backend must implement:
@@ -168,6 +169,11 @@ class ArrayStore(ABC):
     #: (each chunk its own object, chunk writes touch no shared metadata);
     #: see :func:`arraystore._open.share_staged`.
     parallel_chunk_writers: ClassVar[bool] = False
+    #: True when ``create(..., overwrite=True, overwrite_in_place=True)`` may leave the replaced array's
+    #: chunk objects at the keys of the new grid for a writer of every chunk to overwrite, instead of
+    #: deleting them first (object stores: a PUT over an object is one request, a delete and a PUT two);
+    #: conversions, which write or delete every chunk, ask for it.
+    overwrites_in_place: ClassVar[bool] = False
     #: True when the format holds user attributes (``.npy`` does not).
     holds_attrs: ClassVar[bool] = True
     #: Which codecs ``create(compression=...)`` accepts (see :mod:`arraystore.compression`).
