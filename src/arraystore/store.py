@@ -38,7 +38,9 @@ Hooks with defaults a backend may override:
 * access: ``_take_in_memory(indices, axis)``, ``_take_sorted(indices, axis, max_bytes, mode, calibration)``,
   ``_advise(advice)``;
 * long writes through other handles: ``_keep_alive()`` (a creator whose chunks other
-  processes write keeps its writer lock alive: object stores renew their lease);
+  processes write keeps its writer lock alive: object stores renew their lease),
+  ``_before_sharing()`` (called by ``share_staged`` before other processes get the array: an
+  object store deletes a replaced array's chunks kept for overwriting in place);
 * pickling by reference: ``_reference_options()``, ``_pickled_options``;
 * block planning: ``_chunk_overhead`` (bytes a chunk costs beyond its data, counted in budgets);
 * layout: ``storage_order(order, **options)`` (classmethod), ``dimension_names`` (property);
@@ -350,6 +352,9 @@ class ArrayStore(ABC):
         durable with one file-system sync before publishing them (a migration's batch).
         """
         raise NotImplementedError(f"the {cls.backend} backend does not write whole files in one go")
+
+    def _before_sharing(self) -> None:
+        """Called before writers in other processes get this array being created (see ``share_staged``)."""
 
     def _keep_alive(self) -> None:
         """Keep this writer's lock alive while other processes write its chunks (a lease expires)."""

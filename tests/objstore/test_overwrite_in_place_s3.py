@@ -144,3 +144,15 @@ def test_stale_chunks_not_written_are_deleted_before_the_commit(bucket: str) -> 
     expect[:2] = 3
     np.testing.assert_array_equal(arraystore.open(url)[...], expect)
     assert _keys(url) == ["c/0/0", "c/0/1", "zarr.json"]
+
+
+def test_sharing_with_other_processes_deletes_the_stale_chunks_first(bucket: str) -> None:
+    from arraystore._open import share_staged
+
+    url = f"{bucket}/s.zarr"
+    _old(url, (8, 6), (2, 3))
+    with _in_place(url) as s:
+        assert s.stale_chunks
+        share_staged(s)  # their writes would not reach this handle's list: nothing stale may remain
+        assert not s.stale_chunks
+        assert _keys(url) == ["zarr.json"]

@@ -134,6 +134,9 @@ class RemoteZarrStore(ZarrStore):
             return None
         return _as_staged(store, meta, chunks)
 
+    def _before_sharing(self) -> None:
+        self.drop_stale_chunks()  # writers in other processes would not tell this handle what they overwrote
+
     def _keep_alive(self) -> None:
         if self._lease is not None:
             self._lease.renew_if_due()
