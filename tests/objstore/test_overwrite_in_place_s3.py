@@ -156,3 +156,26 @@ def test_sharing_with_other_processes_deletes_the_stale_chunks_first(bucket: str
         share_staged(s)  # their writes would not reach this handle's list: nothing stale may remain
         assert not s.stale_chunks
         assert _keys(url) == ["zarr.json"]
+
+
+def test_a_create_resuming_an_interrupted_overwrite_in_place_starts_afresh(bucket: str, tmp_path: Path) -> None:
+    url = f"{bucket}/i.zarr"
+    _old(url, SHAPE, CHUNKS)
+    np.save(tmp_path / "new.npy", _new())
+
+    class Stop(Exception):
+        pass
+
+    def stop(done: int, total: int) -> None:
+        raise Stop
+
+    with pytest.raises(Stop):
+        arraystore.convert(tmp_path / "new.npy", url, chunks=CHUNKS, overwrite=True, max_memory="64KiB",
+                           resume=True, progress=stop)
+    assert len(_keys(url)) > 2  # staged, with chunks of the old array at keys not written yet
+    # A writer that may not write every chunk does not take over an array that may hold old ones.
+    with arraystore.create(url, SHAPE, "<i4", chunks=CHUNKS, resume=True) as s:
+        s[:8] = 3
+    expect = np.zeros(SHAPE, "<i4")
+    expect[:8] = 3
+    np.testing.assert_array_equal(arraystore.open(url)[...], expect)

@@ -26,7 +26,10 @@ and checked, because an object store has no rename and no ``flock``:
   deleted when its block is written, and whatever is still stale when the array is read,
   written through zarr or committed is deleted first (:meth:`RemoteZarrStore.drop_stale_chunks`).
 * **Resume.** An interrupted create leaves the flag set; ``create(..., resume=True)``
-  with the same shape, dtype, order and chunks reopens it and keeps its chunks.
+  with the same shape, dtype, order and chunks reopens it and keeps its chunks; one
+  that was overwriting in place (flagged ``overwriting``: it may hold old chunks) only when
+  ``overwrite_in_place=True`` says the caller writes every chunk (a conversion, with its
+  journal), else it starts afresh.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -144,10 +148,15 @@ class RemoteZarrStore(ZarrStore):
     @classmethod
     def _initial_reserved(cls) -> dict[str, Any]:
         # "staged": being created, not yet published (what a local .partial folder is); "exists" says no.
-        return {"incomplete": True, "staged": True, "generation": uuid.uuid4().hex}
+        # "overwriting": chunks of the array it replaces may remain: only a writer of every chunk resumes it.
+        reserved: dict[str, Any] = {"incomplete": True, "staged": True, "generation": uuid.uuid4().hex}
+        if _creating_in_place.get():
+            reserved["overwriting"] = True
+        return reserved
 
     def _mark_complete(self) -> None:
         self._reserved.pop("staged", None)
+        self._reserved.pop("overwriting", None)
         super()._mark_complete()
 
     @classmethod
@@ -279,6 +288,8 @@ def _options_of(location: Location) -> Mapping[str, Any] | None:
 
 # storage_options travel beside the location for the create hook (locations are hashable, options are not).
 _pending_options: dict[Location, Mapping[str, Any] | None] = {}
+#: Set while an array that keeps the chunks of the one it replaces is created: its first zarr.json says so.
+_creating_in_place: ContextVar[bool] = ContextVar("arraystore_creating_in_place", default=False)
 
 
 def _check_metadata_objects(ostore: Any, key: str, where: str) -> bool:
@@ -469,7 +480,7 @@ def create_remote(
             if there == "array" and not overwrite:
                 raise AlreadyExistsError(f"{where}: an array already exists there; pass overwrite=True to replace it")
             if there == "staged" and resume:
-                store = _resume(location, meta, chunks, storage_options, lease, options)
+                store = _resume(location, meta, chunks, storage_options, lease, options, overwrite_in_place)
             if store is None:
                 in_place = bool(there) and overwrite_in_place
                 if in_place:  # from here on no reader takes what remains for an array
@@ -477,11 +488,13 @@ def create_remote(
                 elif there:
                     _delete_array_objects(ostore, key, where)
                 _pending_options[location] = storage_options
+                token = _creating_in_place.set(in_place)
                 try:
                     created = RemoteZarrStore._create(
                         location, meta, chunks=chunks, compression=codec, durable=durable, **options
                     )
                 finally:
+                    _creating_in_place.reset(token)
                     _pending_options.pop(location, None)
                 assert isinstance(created, RemoteZarrStore)
                 store = created
@@ -547,14 +560,22 @@ def _resume(
     storage_options: Mapping[str, Any] | None,
     lease: Lease,
     options: dict[str, Any],
+    writes_every_chunk: bool = False,
 ) -> RemoteZarrStore | None:
-    """The half-built array an interrupted create left, when it is the one asked for; else None."""
+    """The half-built array an interrupted create left, when it is the one asked for; else None.
+
+    One that was overwriting another in place may still hold chunks of the old array: only a
+    writer of every chunk (``writes_every_chunk``: a conversion, its journal) resumes it.
+    """
     try:
         store = open_remote(
             location, "r+", storage_options=storage_options, allow_incomplete=True, _lease=lease,
             max_chunk_bytes=options.get("max_chunk_bytes", DEFAULT_MAX_CHUNK_BYTES),
         )  # fmt: skip
     except (MetadataError, ArrayNotFoundError):
+        return None
+    if store._reserved.get("overwriting") and not writes_every_chunk:
+        _drop_handle(store)
         return None
     return _as_staged(store, meta, chunks)
 
@@ -563,10 +584,15 @@ def _as_staged(store: RemoteZarrStore, meta: ArrayMeta, chunks: Any) -> RemoteZa
     """``store`` as the writer of the staged array ``meta`` (and ``chunks``) describes; None, dropped, if it is not."""
     same = (store.shape, store.dtype, store.order) == (meta.shape, meta.dtype, meta.order)
     if not store._reserved.get("staged") or not same or (chunks is not None and store.chunks != tuple(chunks)):
-        store._locks = []  # the lease stays with its holder: dropping this handle releases nothing
-        store._abandoned = True
-        store._closed = True
+        _drop_handle(store)
         return None
     store._mode = "w+"
     store._meta = meta
     return store
+
+
+def _drop_handle(store: RemoteZarrStore) -> None:
+    """Forget a handle on a staged array without closing it (the lease stays with its holder: nothing released)."""
+    store._locks = []
+    store._abandoned = True
+    store._closed = True

@@ -221,8 +221,8 @@ class _Conversion:
             extra["portable"] = True
         if self.header is not None:
             extra["header"] = self.header
-        if self.writes_chunks_here and self.dst_loc.remote and self.overwrite and self._dst_url_class().overwrites_in_place:
-            extra["overwrite_in_place"] = True  # every chunk is written or deleted below
+        if self.writes_chunks_here and self.dst_loc.remote and self._dst_url_class().overwrites_in_place:
+            extra["overwrite_in_place"] = True  # every chunk is written or deleted below (a resume: its journal)
         try:
             extra.update(self.dst_cls.value_options(src, self.budget))  # e.g. HDF5 string widths: reads the source
             dst = create(str(self.dst_loc), src.shape, src.dtype, backend=self.dst_cls.backend, chunks=create_chunks,
