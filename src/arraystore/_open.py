@@ -432,6 +432,7 @@ def share_staged(store: ArrayStore) -> StagedArray:
             f"{store.path}: not an array being created (it was created in place or is already published); "
             "share_staged() takes the store arraystore.create() returned, before close()"
         )
+    store._before_sharing()
     so = store._options.get("storage_options")
     options = {"storage_options": dict(so)} if so else {}
     return StagedArray(cls.backend, str(staging), str(final), store.meta, store.chunks, options)

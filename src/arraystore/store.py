@@ -11,7 +11,8 @@ these, never the backend's name): ``backend``, ``suffixes``, ``fidelity``,
 ``supports_memmap``, ``supports_copy_on_write``, ``memory_mappable``, ``layouts``,
 ``writes_go_through``, ``thread_safe_writes``, ``parallel_chunk_writers``,
 ``holds_attrs``, ``codecs``, ``publishes``, ``locks``, ``supports_dimension_names``,
-``object_storage``, ``url_class``, ``writes_whole_files``, ``supports_create``, ``opens_with_meta``; and the classmethods ``guess_can_open(location)`` and
+``object_storage``, ``url_class``, ``writes_whole_files``, ``supports_create``, ``opens_with_meta``,
+``overwrites_in_place``; and the classmethods ``guess_can_open(location)`` and
 ``storage_order(order, **options)``.
 
 Hooks a backend must implement:
@@ -37,7 +38,9 @@ Hooks with defaults a backend may override:
 * access: ``_take_in_memory(indices, axis)``, ``_take_sorted(indices, axis, max_bytes, mode, calibration)``,
   ``_advise(advice)``;
 * long writes through other handles: ``_keep_alive()`` (a creator whose chunks other
-  processes write keeps its writer lock alive: object stores renew their lease);
+  processes write keeps its writer lock alive: object stores renew their lease),
+  ``_before_sharing()`` (called by ``share_staged`` before other processes get the array: an
+  object store deletes a replaced array's chunks kept for overwriting in place);
 * pickling by reference: ``_reference_options()``, ``_pickled_options``;
 * block planning: ``_chunk_overhead`` (bytes a chunk costs beyond its data, counted in budgets);
 * layout: ``storage_order(order, **options)`` (classmethod), ``dimension_names`` (property);
@@ -168,6 +171,11 @@ class ArrayStore(ABC):
     #: (each chunk its own object, chunk writes touch no shared metadata);
     #: see :func:`arraystore._open.share_staged`.
     parallel_chunk_writers: ClassVar[bool] = False
+    #: True when ``create(..., overwrite=True, overwrite_in_place=True)`` may leave the replaced array's
+    #: chunk objects at the keys of the new grid for a writer of every chunk to overwrite, instead of
+    #: deleting them first (object stores: a PUT over an object is one request, a delete and a PUT two);
+    #: conversions, which write or delete every chunk, ask for it.
+    overwrites_in_place: ClassVar[bool] = False
     #: True when the format holds user attributes (``.npy`` does not).
     holds_attrs: ClassVar[bool] = True
     #: Which codecs ``create(compression=...)`` accepts (see :mod:`arraystore.compression`).
@@ -345,6 +353,9 @@ class ArrayStore(ABC):
         durable with one file-system sync before publishing them (a migration's batch).
         """
         raise NotImplementedError(f"the {cls.backend} backend does not write whole files in one go")
+
+    def _before_sharing(self) -> None:
+        """Called before writers in other processes get this array being created (see ``share_staged``)."""
 
     def _keep_alive(self) -> None:
         """Keep this writer's lock alive while other processes write its chunks (a lease expires)."""

@@ -91,6 +91,17 @@ def test_workers_write_the_chunks_and_the_client_commits_once(tmp_path: Path, bu
     assert len([k for k in keys if "/c/" in k]) == report.blocks_total  # one object per chunk
 
 
+def test_workers_replacing_an_array_leave_nothing_of_it(tmp_path: Path, bucket: str, client: Any) -> None:
+    src = _source(tmp_path)
+    url = f"{bucket}/old.zarr"
+    np.save(tmp_path / "ones.npy", np.ones_like(DATA))
+    arraystore.convert(tmp_path / "ones.npy", url, **OPTIONS)  # the array replaced: no chunk of it all fill
+    report = arraystore.convert(src, url, scheduler=client, overwrite=True, **OPTIONS)
+    assert report.plan["scheduler"]["writes"] == "workers"
+    assert arraystore.open(url)[...].tobytes() == DATA.tobytes()  # every chunk the workers', none the old one's
+    assert len([k for k in _keys(bucket) if "/c/" in k]) == report.blocks_total
+
+
 def test_a_worker_killed_mid_run(tmp_path: Path, bucket: str, client: Any) -> None:
     src = _source(tmp_path)
     url = f"{bucket}/k.zarr"

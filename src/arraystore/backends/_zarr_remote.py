@@ -18,9 +18,18 @@ and checked, because an object store has no rename and no ``flock``:
 * **One writer.** A lease object (:mod:`arraystore.objstore._lease`) instead of ``flock``.
 * **Overwrite.** The old array's objects are deleted when the new one is created (there
   is no rename to swap them): from then on readers see an incomplete array, never
-  the old one. docs/concepts.md states this difference.
+  the old one. docs/concepts.md states this difference. A conversion (which writes or
+  deletes every chunk) creates with ``overwrite_in_place=True``: the old metadata is deleted
+  first, then every object but the chunks at keys of the new grid; those *stale chunks*
+  are overwritten by the chunk writer in place (one PUT instead of a delete and a PUT; on
+  s3rver a third less server CPU per GiB), a stale chunk whose new value is all fill is
+  deleted when its block is written, and whatever is still stale when the array is read,
+  written through zarr or committed is deleted first (:meth:`RemoteZarrStore.drop_stale_chunks`).
 * **Resume.** An interrupted create leaves the flag set; ``create(..., resume=True)``
-  with the same shape, dtype, order and chunks reopens it and keeps its chunks.
+  with the same shape, dtype, order and chunks reopens it and keeps its chunks; one
+  that was overwriting in place (flagged ``overwriting``: it may hold old chunks) only when
+  ``overwrite_in_place=True`` says the caller writes every chunk (a conversion, with its
+  journal), else it starts afresh.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -79,6 +89,7 @@ class RemoteZarrStore(ZarrStore):
     locks: ClassVar[Literal["flock", "lease"] | None] = "lease"
     # Chunks are separate objects and shared writers never write zarr.json (see _reopen_staged).
     parallel_chunk_writers: ClassVar[bool] = True
+    overwrites_in_place: ClassVar[bool] = True
     _pickled_options: ClassVar[frozenset[str]] = frozenset({"io", "allow_incomplete", "storage_options"})
     _generation_for_new: ClassVar[str | None] = None
 
@@ -86,6 +97,8 @@ class RemoteZarrStore(ZarrStore):
     _meta_etag: str | None = None
     _creating: bool = False
     _lease: Lease | None = None
+    #: Keys (from the store's root) of the replaced array's chunk objects not yet overwritten or deleted.
+    stale_chunks: set[str] | None = None
 
     url_class: ClassVar[str | None] = None
 
@@ -125,6 +138,9 @@ class RemoteZarrStore(ZarrStore):
             return None
         return _as_staged(store, meta, chunks)
 
+    def _before_sharing(self) -> None:
+        self.drop_stale_chunks()  # writers in other processes would not tell this handle what they overwrote
+
     def _keep_alive(self) -> None:
         if self._lease is not None:
             self._lease.renew_if_due()
@@ -132,10 +148,15 @@ class RemoteZarrStore(ZarrStore):
     @classmethod
     def _initial_reserved(cls) -> dict[str, Any]:
         # "staged": being created, not yet published (what a local .partial folder is); "exists" says no.
-        return {"incomplete": True, "staged": True, "generation": uuid.uuid4().hex}
+        # "overwriting": chunks of the array it replaces may remain: only a writer of every chunk resumes it.
+        reserved: dict[str, Any] = {"incomplete": True, "staged": True, "generation": uuid.uuid4().hex}
+        if _creating_in_place.get():
+            reserved["overwriting"] = True
+        return reserved
 
     def _mark_complete(self) -> None:
         self._reserved.pop("staged", None)
+        self._reserved.pop("overwriting", None)
         super()._mark_complete()
 
     @classmethod
@@ -144,7 +165,17 @@ class RemoteZarrStore(ZarrStore):
 
     # -- reads checked against the generation ---------------------------------
 
+    def drop_stale_chunks(self) -> None:
+        """Delete the replaced array's chunk objects not overwritten yet: from now on they read as absent."""
+        stale, self.stale_chunks = self.stale_chunks, None
+        if stale and self._ostore is not None:
+            import obstore
+
+            with store_errors(self.path, self._options.get("storage_options")):
+                obstore.delete(self._ostore, sorted(stale))
+
     def _read(self, sel: Selection) -> np.ndarray[Any, Any]:
+        self.drop_stale_chunks()
         out = super()._read(sel)
         self._check_generation()
         return out
@@ -186,6 +217,7 @@ class RemoteZarrStore(ZarrStore):
             self._lease.renew_if_due()
 
     def _write(self, sel: Selection, value: np.ndarray[Any, Any]) -> None:
+        self.drop_stale_chunks()  # zarr would merge a partial chunk with the old one
         self._keep_writing()
         with store_errors(self.path, self._options.get("storage_options")):
             super()._write(sel, value)
@@ -204,6 +236,7 @@ class RemoteZarrStore(ZarrStore):
 
     def _close(self) -> None:
         if self._dirty and self._mode != "r" and not self._abandoned:
+            self.drop_stale_chunks()
             self._mark_complete()  # the commit point: zarr.json rewritten last, without the flag
         self._creating = False
 
@@ -255,6 +288,8 @@ def _options_of(location: Location) -> Mapping[str, Any] | None:
 
 # storage_options travel beside the location for the create hook (locations are hashable, options are not).
 _pending_options: dict[Location, Mapping[str, Any] | None] = {}
+#: Set while an array that keeps the chunks of the one it replaces is created: its first zarr.json says so.
+_creating_in_place: ContextVar[bool] = ContextVar("arraystore_creating_in_place", default=False)
 
 
 def _check_metadata_objects(ostore: Any, key: str, where: str) -> bool:
@@ -390,6 +425,12 @@ def _delete_array_objects(ostore: Any, key: str, where: str) -> None:
         names.extend(str(m["path"]) for m in batch)
     lease_prefix = (f"{key}/" if key else "") + LEASE_KEY.split("/")[0] + "/"
     doomed = [n for n in names if not n.startswith(lease_prefix)]
+    _delete_metadata_first(ostore, doomed)
+
+
+def _delete_metadata_first(ostore: Any, doomed: list[str]) -> None:
+    import obstore
+
     # zarr.json first: from that moment no reader takes what remains for an array. The rest
     # goes in bulk requests (S3's DeleteObjects: up to 1000 objects per request).
     first = [n for n in doomed if n.rsplit("/", 1)[-1] == "zarr.json"]
@@ -411,9 +452,14 @@ def create_remote(
     durable: bool = False,
     lock_timeout: float = 0.0,
     resume: bool = False,
+    overwrite_in_place: bool = False,
     **options: Any,
 ) -> RemoteZarrStore:
-    """Create a Zarr array at an object-store location, published by its last ``zarr.json`` write."""
+    """Create a Zarr array at an object-store location, published by its last ``zarr.json`` write.
+
+    ``overwrite_in_place``: the replaced array's chunk objects at keys of the new grid are kept as
+    :attr:`RemoteZarrStore.stale_chunks` for the caller to overwrite (see the module docstring).
+    """
     check_writable(location, "w")
     if storage_options is None:  # those of convert(storage_options=...): the store carries them to shared writers
         storage_options = current_storage_options()
@@ -434,20 +480,27 @@ def create_remote(
             if there == "array" and not overwrite:
                 raise AlreadyExistsError(f"{where}: an array already exists there; pass overwrite=True to replace it")
             if there == "staged" and resume:
-                store = _resume(location, meta, chunks, storage_options, lease, options)
+                store = _resume(location, meta, chunks, storage_options, lease, options, overwrite_in_place)
             if store is None:
-                if there:
+                in_place = bool(there) and overwrite_in_place
+                if in_place:  # from here on no reader takes what remains for an array
+                    _delete_metadata_first(ostore, _metadata_names(ostore, key))
+                elif there:
                     _delete_array_objects(ostore, key, where)
                 _pending_options[location] = storage_options
+                token = _creating_in_place.set(in_place)
                 try:
                     created = RemoteZarrStore._create(
                         location, meta, chunks=chunks, compression=codec, durable=durable, **options
                     )
                 finally:
+                    _creating_in_place.reset(token)
                     _pending_options.pop(location, None)
                 assert isinstance(created, RemoteZarrStore)
                 store = created
                 store._options["storage_options"] = dict(storage_options) if storage_options else None
+                if in_place:
+                    store.stale_chunks = _keep_chunk_objects(ostore, key, created.zarr_array)
         except BaseException:
             lease.release()
             raise
@@ -461,6 +514,45 @@ def create_remote(
     return store
 
 
+def _metadata_names(ostore: Any, key: str) -> list[str]:
+    """The array's metadata objects (Zarr v3 and v2) that exist."""
+    names = [f"{key}/{n}" if key else n for n in ("zarr.json", ".zarray", ".zattrs")]
+    return [n for n in names if _head(ostore, n) is not None]
+
+
+def _keep_chunk_objects(ostore: Any, key: str, arr: Any) -> set[str]:
+    """Delete the objects under the array's prefix that are not chunks of ``arr``'s grid; the chunks' keys.
+
+    The lease, the journal and ``arr``'s own metadata stay.
+    """
+    import obstore
+
+    md = arr.metadata
+    grid = tuple(-(-int(s) // int(c)) for s, c in zip(md.shape, md.chunk_grid.chunk_shape))
+    prefix = f"{key}/" if key else ""
+    ours = {prefix + n for n in ("zarr.json", LEASE_KEY.split("/")[0])}
+    kept: set[str] = set()
+    doomed: list[str] = []
+    for batch in obstore.list(ostore, prefix=prefix or None):
+        for meta in batch:
+            name = str(meta["path"])
+            if name in ours or name.startswith(prefix + LEASE_KEY.split("/")[0] + "/"):
+                continue
+            (kept.add if _is_chunk_key(md, grid, name[len(prefix):]) else doomed.append)(name)
+    if doomed:
+        obstore.delete(ostore, doomed)
+    return kept
+
+
+def _is_chunk_key(md: Any, grid: tuple[int, ...], name: str) -> bool:
+    """True when ``name`` is the key of a chunk (shard) inside the array's grid."""
+    parts = name.split(str(getattr(md.chunk_key_encoding, "separator", "/")))[-len(grid):] if grid else []
+    if not all(p.isdigit() for p in parts):  # (zarr 3.1's decode_chunk_key fails on its own "c/0/0")
+        return False
+    coords = tuple(int(p) for p in parts)
+    return all(c < g for c, g in zip(coords, grid)) and bool(md.encode_chunk_key(coords) == name)
+
+
 def _resume(
     location: Location,
     meta: ArrayMeta,
@@ -468,14 +560,22 @@ def _resume(
     storage_options: Mapping[str, Any] | None,
     lease: Lease,
     options: dict[str, Any],
+    writes_every_chunk: bool = False,
 ) -> RemoteZarrStore | None:
-    """The half-built array an interrupted create left, when it is the one asked for; else None."""
+    """The half-built array an interrupted create left, when it is the one asked for; else None.
+
+    One that was overwriting another in place may still hold chunks of the old array: only a
+    writer of every chunk (``writes_every_chunk``: a conversion, its journal) resumes it.
+    """
     try:
         store = open_remote(
             location, "r+", storage_options=storage_options, allow_incomplete=True, _lease=lease,
             max_chunk_bytes=options.get("max_chunk_bytes", DEFAULT_MAX_CHUNK_BYTES),
         )  # fmt: skip
     except (MetadataError, ArrayNotFoundError):
+        return None
+    if store._reserved.get("overwriting") and not writes_every_chunk:
+        _drop_handle(store)
         return None
     return _as_staged(store, meta, chunks)
 
@@ -484,10 +584,15 @@ def _as_staged(store: RemoteZarrStore, meta: ArrayMeta, chunks: Any) -> RemoteZa
     """``store`` as the writer of the staged array ``meta`` (and ``chunks``) describes; None, dropped, if it is not."""
     same = (store.shape, store.dtype, store.order) == (meta.shape, meta.dtype, meta.order)
     if not store._reserved.get("staged") or not same or (chunks is not None and store.chunks != tuple(chunks)):
-        store._locks = []  # the lease stays with its holder: dropping this handle releases nothing
-        store._abandoned = True
-        store._closed = True
+        _drop_handle(store)
         return None
     store._mode = "w+"
     store._meta = meta
     return store
+
+
+def _drop_handle(store: RemoteZarrStore) -> None:
+    """Forget a handle on a staged array without closing it (the lease stays with its holder: nothing released)."""
+    store._locks = []
+    store._abandoned = True
+    store._closed = True

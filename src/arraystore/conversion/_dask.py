@@ -295,6 +295,7 @@ class _DaskConversion(_Conversion):
     """A local conversion's planning, journal, verification and publishing; blocks moved by a Dask cluster."""
 
     scheduler: Any = None
+    writes_chunks_here = False  # workers write them: a replaced array's objects are deleted first
 
     def _move(self, dst: ArrayStore, dst_region: tuple[str, int] | None, plan: ConversionPlan, journal: Journal,
               report: ConversionReport, direct: tuple[bool, int | None] | None = None) -> dict[str, str] | None:

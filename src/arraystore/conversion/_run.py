@@ -62,6 +62,9 @@ COPY_BLOCK = 64 * 1024 * 1024
 class _Conversion:
     """One conversion's state; :meth:`run` does it."""
 
+    #: The destination's chunks are all written by this process (a replaced array's may be overwritten in place).
+    writes_chunks_here: bool = True
+
     def __init__(self, src: ArrayStore, dst: Any, options: ConvertOptions, progress: Progress | bool | None = None,
                  *, sampler: MemorySampler | None = None) -> None:
         self.src = src
@@ -218,6 +221,8 @@ class _Conversion:
             extra["portable"] = True
         if self.header is not None:
             extra["header"] = self.header
+        if self.writes_chunks_here and self.dst_loc.remote and self._dst_url_class().overwrites_in_place:
+            extra["overwrite_in_place"] = True  # every chunk is written or deleted below (a resume: its journal)
         try:
             extra.update(self.dst_cls.value_options(src, self.budget))  # e.g. HDF5 string widths: reads the source
             dst = create(str(self.dst_loc), src.shape, src.dtype, backend=self.dst_cls.backend, chunks=create_chunks,
@@ -301,6 +306,11 @@ class _Conversion:
         dst.close()  # publishes: flush (+ fsync when durable), rename into place
         journal.remove()
         return report
+
+    def _dst_url_class(self) -> type[ArrayStore]:
+        from ..objstore._dispatch import url_class
+
+        return url_class(self.dst_loc, self.dst_cls.backend)
 
     def _store_errors(self) -> contextlib.AbstractContextManager[None]:
         """Object-store client errors of writers that bypass the store's own mapping, as arraystore's."""

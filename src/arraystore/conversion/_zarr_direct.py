@@ -20,7 +20,8 @@ created, staged, published and read by it) and we do the chunk writes:
   the index (offset, length per inner chunk, ``2**64 - 1`` for an absent one)
   encoded by the index codecs, at the end or the start;
 * a chunk whose bytes equal the fill value's is not written (and an old one at its
-  key is deleted), zarr's ``write_empty_chunks=False``, compared bit for bit so a
+  key is deleted: a resumed run's, or a stale chunk of the array an object-store
+  destination replaces in place), zarr's ``write_empty_chunks=False``, compared bit for bit so a
   chunk of ``-0.0`` under a fill value of ``0.0`` is kept;
 * ``workers`` threads encode and put chunks in parallel: numcodecs' zstd, blosc
   and zlib release the GIL while they compress; for object storage up to
@@ -257,8 +258,7 @@ class ZarrChunkWriter:
         key = self._prefix + self._key(coords)
         chunk = self._piece(block, sel, origin, self.unit)
         if chunk is None:
-            if self.may_exist:
-                self._delete(key)
+            self._absent(key)
             return
         files = self._zstd_files or self._blosc_files
         if files is not None:
@@ -266,10 +266,24 @@ class ZarrChunkWriter:
         else:
             self._write_parts(key, [self._encode(chunk)])
 
+    def _absent(self, key: str) -> None:
+        """A chunk (shard) all fill: not written; an object at its key deleted (resume, or a replaced array's)."""
+        stale = getattr(self.store, "stale_chunks", None)
+        if self.may_exist or (stale is not None and key in stale):
+            self._delete(key)
+            self._overwritten(key)
+
+    def _overwritten(self, key: str) -> None:
+        """The object at ``key`` is this array's now: no longer a stale chunk of the array it replaced."""
+        stale = getattr(self.store, "stale_chunks", None)
+        if stale is not None:
+            stale.discard(key)
+
     def _write_parts(self, key: str, parts: list[Any]) -> None:
         """Put the concatenation of ``parts`` (zarr buffers) at ``key``."""
         if self._open is None:
             self._put(key, parts[0].combine(parts[1:]) if len(parts) > 1 else parts[0])
+            self._overwritten(key)
             return
 
         def write(f: BinaryIO) -> None:
@@ -307,8 +321,7 @@ class ZarrChunkWriter:
             at += len(buf)
             parts.append(buf)
         if not parts:
-            if self.may_exist:
-                self._delete(key)
+            self._absent(key)
             return
         at_start = self.sharding.index_location == ShardingCodecIndexLocation.start
         if at_start:
@@ -629,6 +642,9 @@ class _RemoteChunkReader:
 
         arr = zarr_readable_array(store, "_decode_sync")
         assert arr is not None
+        drop_stale = getattr(store, "drop_stale_chunks", None)
+        if drop_stale is not None:  # chunks of a replaced array read as absent
+            drop_stale()
         md = arr.metadata
         self.store = store
         self.dtype = store.dtype
