@@ -31,6 +31,7 @@ statistics into seconds.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
@@ -82,7 +83,7 @@ _GATHER_PAGES = 1024
 #: Fewer pages out of the page cache than this: no gather is measured (the ``O_DIRECT`` figure serves).
 _GATHER_MIN_PAGES = 32
 #: Version of the calibration entries in the user cache file; entries of another version are measured again.
-FORMAT = 3
+FORMAT = 4
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,13 @@ class Calibration:
         Read-around windows read one after another by a sorted gather from the map (one page in
         16 touched over a stretch of the file: each fault's window and the read-ahead it starts,
         the faults' kernel work included); 0 where not measured (then ``read_bytes_per_s``).
+    stream_bytes_per_s
+        The kernel's read-ahead once it is under way: the rate of the second half of the
+        sequential read that measures ``read_bytes_per_s`` (its window grows over the first reads of
+        a stream, so a long stream runs faster than the whole sample shows). A long sequential pass,
+        and a long run of read-around windows of a gather from the map, read their first
+        :data:`STREAM_SAMPLE_BYTES` / :data:`MAPPED_SAMPLE_BYTES` at the rate measured over them and
+        the rest at this one; 0 where not measured (every byte at the sampled rate).
     """
 
     device: str
@@ -142,6 +150,7 @@ class Calibration:
     source: str = "given"
     gather_page_s: float = 0.0
     mapped_bytes_per_s: float = 0.0
+    stream_bytes_per_s: float = 0.0
 
     def page_s(self) -> float:
         """Seconds per further page of a range the ``"gather"`` mode advises: :attr:`gather_page_s` where
@@ -152,6 +161,14 @@ class Calibration:
         """Bytes per second of read-around windows read one after another by a sorted gather from the map:
         :attr:`mapped_bytes_per_s` where measured, else the sequential rate."""
         return self.mapped_bytes_per_s if self.mapped_bytes_per_s > 0 else self.read_bytes_per_s
+
+    def streamed_s(self, nbytes: float, sampled_rate: float, sample_bytes: int) -> float:
+        """Seconds to read ``nbytes`` in one stream: the first ``sample_bytes`` at ``sampled_rate`` (what a sample
+        of that length measured, the read-ahead's ramp included), the rest at :attr:`stream_bytes_per_s`
+        (at least ``sampled_rate``; every byte at ``sampled_rate`` where it is not measured)."""
+        steady = max(self.stream_bytes_per_s, sampled_rate)
+        head = min(nbytes, sample_bytes)
+        return head / sampled_rate + (nbytes - head) / steady
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
@@ -214,7 +231,8 @@ def gather_costs(stats: GatherStats, cal: Calibration, io: str = "mmap") -> dict
     advised = stats.advised_runs if merged else stats.runs
     advised_pages = stats.advised_pages if merged else stats.touched_pages
     costs = {
-        "sequential": cold * stats.span_bytes / cal.read_bytes_per_s + stats.span_bytes / cal.memory_bytes_per_s
+        "sequential": cold * cal.streamed_s(stats.span_bytes, cal.read_bytes_per_s, STREAM_SAMPLE_BYTES)
+        + stats.span_bytes / cal.memory_bytes_per_s
         + calls * cal.call_s + copy_rows,
         # one advice (or preadv) per range, its first page included; the map's pages are faulted in (or copied)
         # once they are read
@@ -224,8 +242,12 @@ def gather_costs(stats: GatherStats, cal: Calibration, io: str = "mmap") -> dict
     }
     if io == "mmap":
         # one wait for the device per run of consecutive windows; within a run each window streams in
+        # one wait for the device per run of consecutive windows; within a run each window streams in, and a
+        # long run gets the read-ahead's steady rate (runs taken as equally long)
         waits = stats.window_runs if 0 < stats.window_runs <= stats.windows else stats.windows
-        costs["mapped"] = (cold * (waits * cal.random_read_s + stats.windows * cal.fault_window_bytes / cal.mapped_rate())
+        per_run = stats.windows * cal.fault_window_bytes / max(waits, 1)
+        costs["mapped"] = (cold * (waits * cal.random_read_s
+                                   + waits * cal.streamed_s(per_run, cal.mapped_rate(), MAPPED_SAMPLE_BYTES))
                            + stats.touched_pages * cal.call_s + touched / cal.memory_bytes_per_s + copy_rows)
     return costs
 
@@ -310,6 +332,27 @@ def resident_pages(m: mmap.mmap, pages: np.ndarray[Any, Any]) -> np.ndarray[Any,
             return None
         out[k] = bool(vec[0] & 1)
     return out
+
+
+def sampled_residency(path: str, offsets: np.ndarray[Any, Any], limit: int = _RESIDENCY_SAMPLES, *,
+                      all_or_none: bool = False) -> float | None:
+    """Share of the pages at ``offsets`` (the first ``limit``) in the page cache, read from the page tables
+    (``mincore`` on a map of ``path``) where the kernel shows them to this user: no read is started. Else
+    :func:`resident_fraction`'s probes, each of which may start reading a page that is out (scattered reads
+    that would break the read-ahead of a gather from the map into slow windows)."""
+    pages = np.unique(np.asarray(offsets[:limit], np.int64) // PAGE)
+    if pages.size and _mincore() is not None and _page_cache_visible(path):
+        # an empty or unmappable file: the probes say
+        with open(path, "rb") as f, contextlib.suppress(ValueError, OSError), \
+                mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as m:
+            got = resident_pages(m, pages)
+            if got is not None:
+                return float(got.mean())
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return resident_fraction(fd, offsets, limit, all_or_none=all_or_none)
+    finally:
+        os.close(fd)
 
 
 # -- measuring -----------------------------------------------------------------------------------------------------
@@ -400,15 +443,16 @@ def measure(path: str | os.PathLike[str]) -> Calibration:
     if gathered is not None:
         parallel = gathered
     streamed = _streaming_read(path, pages, rng, parallel)
-    mapped, page_s = 0.0, 0.0
+    mapped, page_s, stream = 0.0, 0.0, 0.0
     if streamed is not None:
         sequential = max(sequential, streamed.read)
         memory = min(memory, streamed.cached)
-        mapped, page_s = streamed.mapped, streamed.page_s
+        mapped, page_s, stream = streamed.mapped, streamed.page_s, streamed.stream
         if streamed.window >= PAGE:
             window = streamed.window
     return Calibration(key, sequential, max(random_read, call), max(parallel, call), memory, call, window, sampled,
-                       "measured", gather_page_s=page_s, mapped_bytes_per_s=mapped)
+                       "measured", gather_page_s=page_s, mapped_bytes_per_s=mapped,
+                       stream_bytes_per_s=stream)
 
 
 def _willneed_gather(path: str, pages: int, rng: np.random.Generator) -> float | None:
@@ -482,6 +526,7 @@ class _Stretch(NamedTuple):
     mapped: float = 0.0
     window: int = 0
     page_s: float = 0.0
+    stream: float = 0.0
 
 
 def _streaming_read(path: str, pages: int, rng: np.random.Generator, parallel_s: float = 0.0) -> _Stretch | None:
@@ -522,11 +567,17 @@ def _streaming_read(path: str, pages: int, rng: np.random.Generator, parallel_s:
         if start < 0:
             return None
         buf = bytearray(_STREAM_REQUEST)
+        quarter = start + span // 2 // _STREAM_REQUEST * _STREAM_REQUEST  # the second half: past the ramp
         try:
             t = time.perf_counter()
+            t_quarter = t
             for off in range(start, start + span, _STREAM_REQUEST):
+                if off == quarter:
+                    t_quarter = time.perf_counter()
                 os.preadv(fd, [buf], off)
-            elapsed = time.perf_counter() - t
+            done = time.perf_counter()
+            elapsed = done - t
+            steady = (start + span - quarter) / max(done - t_quarter, 1e-9) if quarter > start else 0.0
             whole = np.empty(span, np.uint8)
             whole[::PAGE] = 0  # its pages exist before the clock starts
             t = time.perf_counter()
@@ -541,7 +592,7 @@ def _streaming_read(path: str, pages: int, rng: np.random.Generator, parallel_s:
                 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # no read-ahead: those pages only
                 for page in was:
                     os.pread(fd, 1, page * PAGE)
-        return extra._replace(read=span / max(elapsed, 1e-9), cached=span / max(cached, 1e-9))
+        return extra._replace(read=span / max(elapsed, 1e-9), cached=span / max(cached, 1e-9), stream=steady)
     finally:
         os.close(fd)
 
@@ -620,6 +671,9 @@ _STREAM_TAIL = 16 << 20
 #: The sorted gather from the map (bytes of the file it reads one place per 8 pages of) and the gather of ranges (64
 #: ranges of 32 pages, one every 64 pages).
 _MAPPED_BYTES = 32 << 20
+#: What the sampled rates cover before a stream's steady rate applies (see :attr:`Calibration.stream_bytes_per_s`).
+STREAM_SAMPLE_BYTES = _STREAM_BYTES
+MAPPED_SAMPLE_BYTES = _MAPPED_BYTES
 _RANGES_BYTES = 16 << 20
 #: Share of a stretch that may be in the page cache and still be measured (the residency probes of the ``take``
 #: that measures the device leave a page here and there: with 64 probes over a file, most stretches of 80 MiB of

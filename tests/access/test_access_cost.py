@@ -457,6 +457,49 @@ def test_dense_random_rows_go_the_way_the_measurements_say() -> None:
     assert choose_gather(_row_stats(100_000, 2 << 30, streaming), streaming) == "mapped"
 
 
+def test_a_long_run_of_windows_streams_at_the_read_aheads_steady_rate() -> None:
+    # the first 32 MiB of a run at the sampled rate (the read-ahead's ramp included), the rest at the steady one
+    cal = dataclass_replace(VM_MEASURED, stream_bytes_per_s=4.2e9)
+    head = _iocost.MAPPED_SAMPLE_BYTES
+    assert cal.streamed_s(head, 1.1e9, head) == pytest.approx(head / 1.1e9)
+    assert cal.streamed_s(head + 4.2e9, 1.1e9, head) == pytest.approx(head / 1.1e9 + 1.0)
+    assert VM_MEASURED.streamed_s(2e9, 1.1e9, head) == pytest.approx(2e9 / 1.1e9)  # steady rate not measured
+    assert dataclass_replace(VM_MEASURED, stream_bytes_per_s=0.5e9).streamed_s(2e9, 1.1e9, head) == \
+        pytest.approx(2e9 / 1.1e9)  # never slower than the sample
+    # issue 14's cold run: 100,000 rows of 2 GiB, mapped reads sampled at 1.28 GB/s over 32 MiB and the
+    # read-ahead measured at 4.2 GB/s once under way: the whole run streams, and mapped is the cheapest mode
+    quiet = dataclass_replace(VM_MEASURED, mapped_bytes_per_s=1.28e9, stream_bytes_per_s=4.2e9, read_bytes_per_s=2.9e9)
+    stats = _row_stats(100_000, 2 << 30, quiet)
+    costs = gather_costs(stats, quiet)
+    assert choose_gather(stats, quiet) == "mapped"
+    assert costs["mapped"] < 0.8 * costs["gather"]
+    assert costs["sequential"] < gather_costs(stats, VM_MEASURED)["sequential"]  # the pass streams too
+    # windows apart: each run is one window (8 MiB, within the sample), read at the sampled rate as before
+    apart = dataclass_replace_stats(_stats(span=1 << 30, touched=8, runs=8, windows=8), window_runs=8)
+    assert gather_costs(apart, quiet)["mapped"] == pytest.approx(
+        gather_costs(apart, dataclass_replace(quiet, stream_bytes_per_s=0.0))["mapped"])
+    # 1,000 rows of 2 GiB touch every window (one run): mapped streams the file, the gather reads the rows
+    assert choose_gather(_row_stats(1_000, 2 << 30, quiet), quiet) == "gather"
+
+
+def test_the_residency_of_cold_rows_is_read_without_starting_reads(tmp_path: Path) -> None:
+    # the cost model's sample of a cold file: the page tables say "out", and no page is read in by asking (probes
+    # with RWF_NOWAIT would start a read for each, scattered over the file, breaking a mapped gather's read-ahead)
+    path = tmp_path / "f.bin"
+    path.write_bytes(np.random.default_rng(3).bytes(64 << 20))
+    _evict(str(path))
+    if _resident_pages(str(path)):
+        pytest.skip("this file system keeps the file in the page cache (eviction has no effect)")
+    offsets = np.arange(64) * (1 << 20) + 4096
+    share = _iocost.sampled_residency(str(path), offsets)
+    if _iocost._mincore() is None:
+        pytest.skip("no mincore here: the probes are the only way to ask")
+    assert share == 0.0
+    assert _resident_pages(str(path)) == 0
+    path.read_bytes()
+    assert _iocost.sampled_residency(str(path), offsets) == 1.0
+
+
 @pytest.mark.parametrize(("rows", "file_bytes"), [(1_000, 2 << 30), (100_000, 8 << 30), (12_500, 1 << 30)])
 @pytest.mark.parametrize("mapped_rate", [1.1e9, 4.2e9])
 def test_sparse_cold_rows_are_gathered_however_fast_the_map_streams(rows: int, file_bytes: int,
@@ -507,6 +550,6 @@ def test_mapped_reads_and_ranges_are_measured_on_the_file_and_evicted_with_it(tm
     rates = _iocost._streaming_read(str(path), size // 4096, np.random.default_rng(0), 10e-6)
     if rates is None:
         pytest.skip("no stretch out of the page cache could be found or inspected here")
-    assert rates.read > 0 and rates.cached > 0 and rates.mapped > 0 and rates.page_s >= 0
+    assert rates.read > 0 and rates.cached > 0 and rates.mapped > 0 and rates.page_s >= 0 and rates.stream > 0
     assert rates.window >= 4096  # the read-around one fault brought in
     assert _resident_pages(str(path)) == 0  # every stretch evicted again, read-ahead in flight waited for

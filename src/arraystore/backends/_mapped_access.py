@@ -29,6 +29,7 @@ from .._iocost import (
     memory_calibration,
     merge_gap_bytes,
     resident_fraction,
+    sampled_residency,
 )
 from ..access import _FADV, _MADV, _axis_sel, _fadvise_file, _row_block_shape, _runs
 from ..errors import ArrayStoreError
@@ -70,7 +71,7 @@ def take_in_memory(store: Any, indices: np.ndarray[Any, Any], axis: int) -> np.n
     if row_bytes > PAGE:
         offsets[1::2] += row_bytes - 1  # half the probes on the rows' last pages
     fd = os.open(store.data_file, os.O_RDONLY)
-    try:
+    try:  # probes, not mincore: cheaper when the rows are in memory, and they stop at the first page out of it
         resident = resident_fraction(fd, offsets // PAGE * PAGE, limit=WARM_SAMPLES, all_or_none=True)
     finally:
         os.close(fd)
@@ -91,11 +92,7 @@ def gather_stats(store: Any, uniq: np.ndarray[Any, Any], row_bytes: int, max_byt
     windows = _windows(store, uniq, row_bytes, cal)
     starts, _ = _runs(uniq)
     sample = lo[np.linspace(0, uniq.size - 1, min(uniq.size, 64)).astype(np.intp)] * PAGE
-    fd = os.open(store.data_file, os.O_RDONLY)
-    try:
-        resident = resident_fraction(fd, sample)
-    finally:
-        os.close(fd)
+    resident = sampled_residency(store.data_file, sample)
     return GatherStats(span_bytes=int(hi[-1] - lo[0] + 1) * PAGE, touched_pages=touched, runs=int(starts.size),
                        resident=0.0 if resident is None else resident, block_bytes=max_bytes,
                        row_bytes=int(uniq.size) * row_bytes, **windows, **_advised(store, uniq, row_bytes, cal))
