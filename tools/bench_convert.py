@@ -65,8 +65,6 @@ from typing import Any
 
 import numpy as np
 
-from arraystore._fsutil import evict_from_page_cache
-
 ROW = 4096  # float32 columns: 16 KiB rows
 CHUNK_ROWS = 256  # 4 MiB chunks
 SLAB = 64 * 1024 * 1024
@@ -195,6 +193,10 @@ def _write_source(src: Path, rows: int, kind: str) -> None:
 
 
 def drop_cache(path: Path) -> None:
+    # imported here: operation processes import this module with a --baseline tree on their path, which may not
+    # have the helper; this runs in the main process only
+    from arraystore._fsutil import evict_from_page_cache
+
     evict_from_page_cache(path)
 
 
