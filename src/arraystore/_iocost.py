@@ -518,8 +518,9 @@ def _advised_gather(fd: int, offsets: np.ndarray[Any, Any], lengths: np.ndarray[
 class _Stretch(NamedTuple):
     """What :func:`_streaming_read` measured: bytes per second read ahead from the device (``read``) and out of
     the page cache into an array (``cached``); a sorted gather from the map (``mapped``, bytes per second), one
-    fault's read-around (``window``, bytes) and a further page of an advised range (``page_s``); 0 for those not
-    measured (a file too small to hold their stretches)."""
+    fault's read-around (``window``, bytes), a further page of an advised range (``page_s``) and the read-ahead's
+    steady rate (``stream``, the second half of the sequential read); 0 for those not measured (a file too small
+    to hold their stretches)."""
 
     read: float
     cached: float

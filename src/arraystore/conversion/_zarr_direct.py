@@ -188,15 +188,13 @@ class ZarrChunkWriter:
         # A local store: chunk files written here (put_stream); unsharded zstd and blosc chunks compressed here.
         self._open: Callable[[str], contextlib.AbstractContextManager[BinaryIO]] | None = getattr(
             zstore, "put_stream", None)
+        here = sharding is None and self._open is not None
         self._zstd_files: _ZstdInto | _ZstdFiles | None = None
-        if sharding is not None or not self._open:
-            pass
-        elif _zstd_into_available(bb) and math.prod(self.unit) * self.stored.itemsize <= ZSTD_INTO_MAX:
+        if here and _zstd_into_available(bb) and math.prod(self.unit) * self.stored.itemsize <= ZSTD_INTO_MAX:
             self._zstd_files = _ZstdInto(bb[0])
-        elif _zstd_only(bb):
+        elif here and _zstd_only(bb):
             self._zstd_files = _ZstdFiles(bb[0])
-        self._blosc_files = (_BloscFiles(bb[0]) if sharding is None and self._open and self._zstd_files is None
-                             and _blosc_only(bb) else None)
+        self._blosc_files = _BloscFiles(bb[0]) if here and _blosc_only(bb) else None
         #: Start each chunk file's write-back as soon as it is written (the conversion's write-through regime).
         self.writeback = False
         self.may_exist = may_exist
