@@ -59,6 +59,7 @@ __all__ = [
     "calibration_for",
     "choose_gather",
     "gather_costs",
+    "libc_mincore",
     "measure",
     "memory_calibration",
     "merge_gap_bytes",
@@ -288,7 +289,7 @@ def resident_fraction(fd: int, offsets: np.ndarray[Any, Any], limit: int = _RESI
 _MINCORE: Any = None
 
 
-def _mincore() -> Any:
+def libc_mincore() -> Any:
     """libc's ``mincore`` (None where there is none: not Linux or BSD, or no libc found)."""
     global _MINCORE
     if _MINCORE is None:
@@ -315,7 +316,7 @@ def _page_cache_visible(path: str) -> bool:
 def resident_pages(m: mmap.mmap, pages: np.ndarray[Any, Any]) -> np.ndarray[Any, Any] | None:
     """Which of ``pages`` (page numbers within map ``m``) are in the page cache, by ``mincore``: nothing is
     read. None where ``mincore`` is missing or fails."""
-    fn = _mincore()
+    fn = libc_mincore()
     if fn is None:
         return None
     base = np.frombuffer(m, np.uint8).ctypes.data
@@ -341,7 +342,7 @@ def sampled_residency(path: str, offsets: np.ndarray[Any, Any], limit: int = _RE
     :func:`resident_fraction`'s probes, each of which may start reading a page that is out (scattered reads
     that would break the read-ahead of a gather from the map into slow windows)."""
     pages = np.unique(np.asarray(offsets[:limit], np.int64) // PAGE)
-    if pages.size and _mincore() is not None and _page_cache_visible(path):
+    if pages.size and libc_mincore() is not None and _page_cache_visible(path):
         # an empty or unmappable file: the probes say
         with open(path, "rb") as f, contextlib.suppress(ValueError, OSError), \
                 mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as m:
@@ -466,7 +467,7 @@ def _willneed_gather(path: str, pages: int, rng: np.random.Generator) -> float |
     afterwards. None where the page cache cannot be inspected (no ``mincore``, or a file whose cache
     ``mincore`` does not report to this user) or nothing could be evicted."""
     want = min(_GATHER_PAGES, pages // 4)
-    if (want < _GATHER_MIN_PAGES or not hasattr(os, "posix_fadvise") or _mincore() is None
+    if (want < _GATHER_MIN_PAGES or not hasattr(os, "posix_fadvise") or libc_mincore() is None
             or not _page_cache_visible(path)):
         return None
     fd = os.open(path, os.O_RDONLY)
@@ -547,7 +548,7 @@ def _streaming_read(path: str, pages: int, rng: np.random.Generator, parallel_s:
     :func:`_mapped_and_ranges` measures past the read-ahead of the sequential read: a sorted gather from the
     map, and gathers of single pages and of ranges, all evicted with it."""
     span = min(_STREAM_BYTES, pages // 4 * PAGE) // _STREAM_REQUEST * _STREAM_REQUEST
-    if span < _SEQUENTIAL_BYTES or _mincore() is None or not _page_cache_visible(path):
+    if span < _SEQUENTIAL_BYTES or libc_mincore() is None or not _page_cache_visible(path):
         return None
     sys_window = _fault_window(path)
     gap = max(_STREAM_TAIL, 2 * sys_window)  # read-ahead goes on past a read: out of the cache too

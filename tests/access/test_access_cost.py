@@ -492,7 +492,7 @@ def test_the_residency_of_cold_rows_is_read_without_starting_reads(tmp_path: Pat
         pytest.skip("this file system keeps the file in the page cache (eviction has no effect)")
     offsets = np.arange(64) * (1 << 20) + 4096
     share = _iocost.sampled_residency(str(path), offsets)
-    if _iocost._mincore() is None:
+    if _iocost.libc_mincore() is None:
         pytest.skip("no mincore here: the probes are the only way to ask")
     assert share == 0.0
     assert _resident_pages(str(path)) == 0

@@ -42,6 +42,7 @@ import os
 from typing import Any, Literal
 
 from .._fsutil import raise_if_full
+from .._iocost import libc_mincore
 
 __all__ = [
     "CACHE_SHARE",
@@ -123,7 +124,8 @@ def resident_share(fd: int, offset: int, nbytes: int, probes: int = 32) -> float
     ``mincore`` over ``probes`` windows of up to 256 KiB spread over the range (a few
     hundred microseconds, nothing read: the file is mapped, never touched).
     """
-    if _mincore is None or nbytes <= 0:
+    mincore = libc_mincore()
+    if mincore is None or nbytes <= 0:
         return None
     span = min(256 * 1024, max(mmap.PAGESIZE, nbytes // probes))
     step = max(span, nbytes // probes)
@@ -139,7 +141,7 @@ def resident_share(fd: int, offset: int, nbytes: int, probes: int = 32) -> float
         vec = (ctypes.c_ubyte * n)()
         try:
             addr = (ctypes.c_char * length).from_buffer(mapped)
-            failed = _mincore(ctypes.addressof(addr), length, vec) != 0
+            failed = mincore(ctypes.addressof(addr), length, vec) != 0
             del addr
         finally:
             mapped.close()
@@ -226,20 +228,6 @@ def _load_sync_file_range() -> Any:
 
 
 _sync_file_range = _load_sync_file_range()
-
-
-def _load_mincore() -> Any:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        fn = libc.mincore
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte)]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_mincore = _load_mincore()
 
 
 def _sfr(fd: int, offset: int, nbytes: int, flags: int) -> None:
