@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import arraystore
-from arraystore.conversion._zarr_direct import ZarrChunkWriter, zarr_direct_array
+from arraystore.conversion._zarr_direct import ZarrChunkWriter
 
 from .conftest import write_source
 
@@ -224,25 +224,6 @@ def test_signed_zero_and_nan_chunks_are_kept(tmp_path: Path) -> None:
     back = arraystore.open(str(dst))[...]
     assert back.tobytes() == data.tobytes()
     assert sorted(_chunk_files(dst)) == ["c/0/0", "c/1/0", "c/2/0"]  # the all-+0.0 chunk is absent
-
-
-def test_fill_chunk_over_an_old_chunk_deletes_it(tmp_path: Path) -> None:
-    """A chunk now equal to the fill value removes what an earlier run wrote at its key."""
-    path = str(tmp_path / "a.zarr")
-    with arraystore.create(path, (6, 4), "<i4", chunks=(2, 4)) as s:
-        s[...] = np.arange(24, dtype="<i4").reshape(6, 4) + 1
-    assert sorted(_chunk_files(Path(path))) == ["c/0/0", "c/1/0", "c/2/0"]
-    with arraystore.open(path, "r+") as s:
-        assert zarr_direct_array(s) is not None
-        writer = ZarrChunkWriter(s, workers=2, may_exist=True)
-        try:
-            writer.write((slice(0, 4), slice(0, 4)), np.zeros((4, 4), "<i4"))
-        finally:
-            writer.close()
-    assert sorted(_chunk_files(Path(path))) == ["c/2/0"]
-    expect = np.zeros((6, 4), "<i4")
-    expect[4:] = np.arange(16, 24).reshape(2, 4) + 1
-    np.testing.assert_array_equal(arraystore.open(path)[...], expect)
 
 
 def test_variable_length_and_raw_types_keep_zarr_python(tmp_path: Path) -> None:
