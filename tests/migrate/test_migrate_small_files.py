@@ -362,3 +362,44 @@ def test_a_whole_file_replacing_a_file_keeps_its_mode_and_a_new_one_takes_the_gi
         os.umask(old)
     assert seen == [((4,), np.ones(4).tobytes())] * 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.npy", "new.npy"]
+
+
+def _pid_of(task: int) -> tuple[int, int]:
+    time.sleep(0.002)
+    return task, os.getpid()
+
+
+def _fail_on(task: int) -> int:
+    if task == 0:
+        raise OSError(28, "No space left on device")
+    time.sleep(0.002)
+    return task
+
+
+def test_the_pool_s_tasks_run_once_each_in_a_worker_or_in_this_process_while_the_workers_start() -> None:
+    # This process takes tasks from the end of the list while a thread hands the others to the pool
+    # (whose first submit waits for the workers to start): each task runs exactly once, somewhere.
+    from arraystore.migration.run import _in_pool
+
+    for count in (1, 2, 7, 200):
+        got: list[tuple[int, int]] = []
+        _in_pool([(_pid_of, i) for i in range(count)], 2, got.append)
+        assert sorted(t for t, _ in got) == list(range(count))
+        pids = {p for _, p in got}
+        assert len(pids - {os.getpid()}) <= 2  # this process and at most the two workers
+
+
+def test_a_task_failing_in_this_process_stops_the_pool_and_leaves_no_worker() -> None:
+    import psutil
+
+    from arraystore.migration.run import _in_pool
+
+    got: list[int] = []
+    with pytest.raises(OSError, match="No space"):
+        # The last tasks run here first; task 0, run here or in a worker, raises either way.
+        _in_pool([(_fail_on, i) for i in range(40)], 2, got.append)
+    assert 0 not in got
+    forkservers = psutil.Process().children()
+    workers = [w for fs in forkservers for w in fs.children()]
+    _gone, alive = psutil.wait_procs(workers, timeout=30)
+    assert alive == []

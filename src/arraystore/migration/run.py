@@ -10,9 +10,11 @@ import errno
 import inspect
 import os
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import as_completed
+from concurrent.futures import Future, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -97,16 +99,51 @@ def _execute(
 
 
 def _in_pool(tasks: Sequence[tuple[Callable[..., Any], Any]], workers: int, on_result: Callable[[Any], None]) -> None:
-    """Run ``fn(arg)`` for each task in worker processes; ``on_result`` here as each finishes."""
+    """Run ``fn(arg)`` for each task in worker processes; ``on_result`` here as each finishes.
+
+    The pool's first ``submit`` waits for its workers to start (the forkserver importing
+    arraystore, a fork each): a few tenths of a second, as long as converting hundreds of
+    small files. A thread submits the tasks meanwhile, and this process runs tasks itself,
+    from the end of the list (the smallest files), until the thread has handed them all to
+    the pool: no CPU waits for the workers, and a migration of a few batches is often done
+    here before they are up.
+    """
     from ..parallel import abandon_pool, pool_session, process_pool
+
+    left = deque(tasks)
+    futures: list[Future[Any]] = []
+    failed: list[BaseException] = []
+
+    def submit() -> None:
+        try:
+            while True:
+                try:
+                    fn, arg = left.popleft()
+                except IndexError:
+                    return
+                futures.append(pool.submit(fn, arg))
+        except BaseException as exc:  # a broken pool, or one shut down by an interrupt below
+            failed.append(exc)
 
     with pool_session("migrate() with workers > 1"):
         pool = process_pool(min(workers, len(tasks)), preload=(__name__,))
+        submitter = threading.Thread(target=submit, name="arraystore-migrate-submit", daemon=True)
         try:
-            futures = [pool.submit(fn, arg) for fn, arg in tasks]
+            submitter.start()
+            while True:
+                try:
+                    fn, arg = left.pop()
+                except IndexError:
+                    break
+                on_result(fn(arg))
+            submitter.join()
+            if failed:
+                raise failed[0]
             for future in as_completed(futures):
                 on_result(future.result())
         except BaseException:  # Ctrl-C, SIGTERM, a full disk: queued files are cancelled, running ones abandoned
+            left.clear()
+            submitter.join(5.0)  # a spawn under way finishes first, so that its worker is ended too
             abandon_pool(pool)
             raise
         pool.shutdown(wait=True)
