@@ -36,6 +36,17 @@ its worker processes and the forkserver, read with psutil as the last file finis
 dtype and shape), read by the guarded loop and by ``migrate`` (which then resolves each file
 from it rather than from its name and a look at its data).
 
+The outputs of the small-file rows are removed after the last row of a repetition, not
+between rows: on ext4 without a journal (this VM's root file system) a new inode skips those
+deleted in the last minute or so (``recently_deleted`` in ``fs/ext4/ialloc.c``, checking each
+one's deletion time), so a row run just after 2,000 files were deleted pays for every file it
+creates (up to several times the cost of the file's write in ``perf``), and the row after
+another row's cleanup would be slowed by it. Deletions by other jobs on the machine still
+weigh on all rows alike.
+
+With ``--repeat N`` the rows run N times, every second time in reverse order (the
+migrations first, the baseline last), so that no kind of row always runs first.
+
 Small and large files are timed separately: files/s on the small ones, GB/s on the large
 ones (GB = 1e9 bytes). Sources are read from the page cache in every run (they were just
 written, and the machine has the memory): the figures compare CPU and write costs, not a
@@ -115,13 +126,13 @@ def _guarded_one(path: Path, out: Path, rel: str) -> bytes:
         data = np.fromfile(f, dtype=dtype)
     if shape is not None:
         data = data.reshape(shape)
-    digest = xxhash.xxh3_128(data).hexdigest()
+    digest = xxhash.xxh3_128(data.data).hexdigest()
     staged = out.with_name(out.name + ".partial")
     with open(staged, "w+b") as f:
         np.save(f, data)
         f.seek(0)
         back = np.lib.format.read_array(f)
-        if xxhash.xxh3_128(back).hexdigest() != digest:
+        if xxhash.xxh3_128(back.data).hexdigest() != digest:
             raise OSError(f"{staged}: read back with another checksum")
     os.replace(staged, out)
     return json.dumps({"source": rel, "status": "converted", "size": st.st_size, "mtime_ns": st.st_mtime_ns,
@@ -225,32 +236,55 @@ def _row(
 
 
 def bench(
-    kind: str, src: Path, scratch: Path, files: int, nbytes: int, to: str, workers: list[int], durable: bool = False
+    kind: str, src: Path, scratch: Path, files: int, nbytes: int, to: str, workers: list[int], durable: bool = False,
+    reverse: bool = False,
 ) -> list[dict[str, Any]]:
-    rows = []
-    out = scratch / f"{kind}-baseline"
-    os.sync()  # untimed, before every timed row: no write-back of the archive or an earlier row lands in it
-    base, cpu = baseline(src, out)
-    rows.append(_row(f"{kind}: baseline np.fromfile+np.save", files, nbytes, base, cpu, base))
-    shutil.rmtree(out)
-    limits: dict[int, float] = {}
-    if to == "npy":
-        for w in workers:
-            out = scratch / f"{kind}-guarded-{w}"
-            os.sync()
-            seconds, cpu, total = guarded_loop(src, out, w)
-            limits[w] = seconds
-            rows.append(_row(f"{kind}: guarded loop (limit) workers={w}", files, nbytes, seconds, cpu if w == 1 else None,
-                             base, total))
+    """One row per run: the baseline, the guarded loops (``--to npy``) and the migrations, in this
+    order or (``reverse``) the opposite one, so that no kind of row always runs first."""
+    done: list[Path] = []
+
+    def finished(out: Path) -> None:
+        """Remove a row's output now (large files), or after the last row (small files: see the docstring)."""
+        if kind == "small":
+            done.append(out)
+        else:
             shutil.rmtree(out)
-    for w in workers:
-        out = scratch / f"{kind}-migrate-{w}"
-        os.sync()
-        seconds, cpu, total, counts = run_migrate(src, out, to, w, durable)
-        assert counts["converted"] == files, counts
-        rows.append(_row(f"{kind}: migrate to={to} workers={w} verify{' durable' if durable else ''}", files, nbytes, seconds, cpu if w == 1 else None,
-                         base, total, limits.get(w)))
+
+    def run_baseline() -> tuple[float, float, float, None]:
+        seconds, cpu = baseline(src, scratch / f"{kind}-baseline")
+        return seconds, cpu, cpu, None
+
+    def run_guarded(w: int) -> tuple[float, float, float, None]:
+        return (*guarded_loop(src, scratch / f"{kind}-guarded-{w}", w), None)
+
+    def run_migration(w: int) -> tuple[float, float, float, dict[str, int]]:
+        return run_migrate(src, scratch / f"{kind}-migrate-{w}", to, w, durable)
+
+    plan: list[tuple[str, int, str, Any]] = [("baseline", 1, f"{kind}-baseline", run_baseline)]
+    if to == "npy":
+        plan += [("guarded", w, f"{kind}-guarded-{w}", lambda w=w: run_guarded(w)) for w in workers]
+    plan += [("migrate", w, f"{kind}-migrate-{w}", lambda w=w: run_migration(w)) for w in workers]
+    measured: dict[tuple[str, int], tuple[float, float, float]] = {}
+    for what, w, folder, fn in reversed(plan) if reverse else plan:
+        os.sync()  # untimed, before every timed row: no write-back of the archive or an earlier row lands in it
+        seconds, cpu, total, counts = fn()
+        if counts is not None:
+            assert counts["converted"] == files, counts
+        measured[what, w] = (seconds, cpu, total)
+        finished(scratch / folder)
+    for out in done:
         shutil.rmtree(out)
+    base = measured["baseline", 1][0]
+    rows = [_row(f"{kind}: baseline np.fromfile+np.save", files, nbytes, base, measured["baseline", 1][1], base)]
+    for w in workers if to == "npy" else []:
+        seconds, cpu, total = measured["guarded", w]
+        rows.append(_row(f"{kind}: guarded loop (limit) workers={w}", files, nbytes, seconds, cpu if w == 1 else None,
+                         base, total))
+    for w in workers:
+        seconds, cpu, total = measured["migrate", w]
+        limit = measured.get(("guarded", w), (None,))[0]
+        rows.append(_row(f"{kind}: migrate to={to} workers={w} verify{' durable' if durable else ''}", files, nbytes,
+                         seconds, cpu if w == 1 else None, base, total, limit))
     return rows
 
 
@@ -264,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         "--to", default="npy", choices=("npy", "raw", "zarr", "hdf5"), help="target format (default npy)"
     )
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts (default 1,2)")
-    ap.add_argument("--repeat", type=int, default=1, help="run the baseline and the migrations N times, alternated")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run the baseline and the migrations N times, alternated (every second time in reverse order)")
     ap.add_argument("--durable", action="store_true", help="migrate with durable=True (the baseline stays unsynced)")
     ap.add_argument("--sidecars", action="store_true", help="write a legacy JSON sidecar beside every file")
     ap.add_argument("--dir", help="scratch folder (default: a temporary folder, removed at the end)")
@@ -286,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             nbytes = make_archive(src, count, size, seed=len(kind), sidecars=args.sidecars)
             for rep in range(args.repeat):  # the baseline and the migrations alternate, each repetition a row each
                 rows.extend(dict(r, run=f"{r['run']} #{rep + 1}") if args.repeat > 1 else r
-                            for r in bench(kind, src, scratch, count, nbytes, args.to, workers, args.durable))
+                            for r in bench(kind, src, scratch, count, nbytes, args.to, workers, args.durable, reverse=rep % 2 == 1))
             shutil.rmtree(src)
     finally:
         if not args.dir:
