@@ -383,7 +383,7 @@ def test_the_pool_s_tasks_run_once_each_in_a_worker_or_in_this_process_while_the
 
     for count in (1, 2, 7, 200):
         got: list[tuple[int, int]] = []
-        _in_pool([(_pid_of, i) for i in range(count)], 2, got.append)
+        _in_pool([(_pid_of, i, 1 << 16) for i in range(count)], 2, got.append)
         assert sorted(t for t, _ in got) == list(range(count))
         pids = {p for _, p in got}
         assert len(pids - {os.getpid()}) <= 2  # this process and at most the two workers
@@ -397,9 +397,20 @@ def test_a_task_failing_in_this_process_stops_the_pool_and_leaves_no_worker() ->
     got: list[int] = []
     with pytest.raises(OSError, match="No space"):
         # The last tasks run here first; task 0, run here or in a worker, raises either way.
-        _in_pool([(_fail_on, i) for i in range(40)], 2, got.append)
+        _in_pool([(_fail_on, i, 1 << 16) for i in range(40)], 2, got.append)
     assert 0 not in got
     forkservers = psutil.Process().children()
     workers = [w for fs in forkservers for w in fs.children()]
     _gone, alive = psutil.wait_procs(workers, timeout=30)
     assert alive == []
+
+
+def test_a_batch_of_large_files_never_runs_in_this_process() -> None:
+    # This process takes part only with batches of small files: its memory stays one small batch.
+    from arraystore.migration.run import BATCH_BYTES, _in_pool
+
+    tasks = [(_pid_of, i, BATCH_BYTES + 1) for i in range(6)] + [(_pid_of, i, 1 << 16) for i in range(6, 40)]
+    got: list[tuple[int, int]] = []
+    _in_pool(tasks, 2, got.append)
+    assert sorted(t for t, _ in got) == list(range(40))
+    assert all(pid != os.getpid() for t, pid in got if t < 6)

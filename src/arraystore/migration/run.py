@@ -94,19 +94,23 @@ def _execute(
             for job in jobs:
                 on_results([run_job(job)])
         return
-    _in_pool([(_run_batch, batch) for batch in _batches(jobs, workers, lambda j: j.size)], workers,
-             lambda result: on_results(result))
+    _in_pool([(_run_batch, batch, sum(j.size for j in batch)) for batch in _batches(jobs, workers, lambda j: j.size)],
+             workers, lambda result: on_results(result))
 
 
-def _in_pool(tasks: Sequence[tuple[Callable[..., Any], Any]], workers: int, on_result: Callable[[Any], None]) -> None:
-    """Run ``fn(arg)`` for each task in worker processes; ``on_result`` here as each finishes.
+def _in_pool(
+    tasks: Sequence[tuple[Callable[..., Any], Any, int]], workers: int, on_result: Callable[[Any], None]
+) -> None:
+    """Run ``fn(arg)`` for each task ``(fn, arg, nbytes)`` in worker processes; ``on_result`` here as each finishes.
 
     The pool's first ``submit`` waits for its workers to start (the forkserver importing
     arraystore, a fork each): a few tenths of a second, as long as converting hundreds of
     small files. A thread submits the tasks meanwhile, and this process runs tasks itself,
-    from the end of the list (the smallest files), until the thread has handed them all to
-    the pool: no CPU waits for the workers, and a migration of a few batches is often done
-    here before they are up.
+    from the end of the list (sorted largest first: the smallest files), until the thread
+    has handed them all to the pool: no CPU waits for the workers, and a migration of a few
+    batches is often done here before they are up. Only batches of at most
+    :data:`BATCH_BYTES` (small files) run here: the memory of the migration stays that of its
+    workers' conversions, plus one small batch.
     """
     from ..parallel import abandon_pool, pool_session, process_pool
 
@@ -118,7 +122,7 @@ def _in_pool(tasks: Sequence[tuple[Callable[..., Any], Any]], workers: int, on_r
         try:
             while True:
                 try:
-                    fn, arg = left.popleft()
+                    fn, arg, _nbytes = left.popleft()
                 except IndexError:
                     return
                 futures.append(pool.submit(fn, arg))
@@ -131,8 +135,10 @@ def _in_pool(tasks: Sequence[tuple[Callable[..., Any], Any]], workers: int, on_r
         try:
             submitter.start()
             while True:
-                try:
-                    fn, arg = left.pop()
+                try:  # the thread takes from the left only: what is seen last is what is taken, if any
+                    if left[-1][2] > BATCH_BYTES:  # a large file (and all to its left): for the workers
+                        break
+                    fn, arg, _nbytes = left.pop()
                 except IndexError:
                     break
                 on_result(fn(arg))
@@ -637,7 +643,7 @@ def _run_jobs(
             resolved(_resolve_and_run((planner.for_files([todo[0][0]]), todo)))
         elif todo:
             tasks = [
-                (_resolve_and_run, (planner.for_files([t[0] for t in batch]), batch))
+                (_resolve_and_run, (planner.for_files([t[0] for t in batch]), batch), sum(t[2] for t in batch))
                 for batch in _batches(todo, workers, lambda t: t[2])
             ]
             _in_pool(tasks, workers, resolved)
