@@ -112,8 +112,9 @@ def _in_pool(
     :data:`BATCH_BYTES` (small files) run here: the memory of the migration stays that of its
     workers' conversions, plus one small batch.
     """
-    from ..parallel import abandon_pool, pool_session, process_pool
+    from ..parallel import abandon_pool, pool_session, process_pool, start_forkserver
 
+    start_forkserver((__name__,))  # from this thread (Ctrl-C ignored in the server), if migrate() did not already
     left = deque(tasks)
     futures: list[Future[Any]] = []
     failed: list[BaseException] = []
