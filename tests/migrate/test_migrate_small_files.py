@@ -23,6 +23,7 @@ import arraystore
 from arraystore.errors import MetadataError, VerificationError
 from arraystore.location import Location
 from arraystore.migration import FileRecord, _job, migrate
+from arraystore.migration import run as migration_run
 from arraystore.migration._manifest import Manifest
 from arraystore.registry import backend_class
 
@@ -41,7 +42,10 @@ def _outcome(rec: FileRecord) -> tuple[object, ...]:
 
 
 @pytest.mark.parametrize("to", ["npy", "zarr"])
-def test_files_resolved_in_workers_give_the_same_report_as_in_this_process(tmp_path: Path, to: str) -> None:
+def test_files_resolved_in_workers_give_the_same_report_as_in_this_process(
+    tmp_path: Path, to: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(migration_run, "IN_PROCESS_FILES", 0)  # the pool, even for one batch
     archive = tmp_path / "legacy"
     shutil.copytree(EXAMPLE, archive)
     unused = tmp_path / "more.toml"
@@ -292,8 +296,12 @@ def test_a_kill_inside_a_durable_batch_then_rerun(tmp_path: Path, when: str) -> 
     assert [p for p in dst.rglob("*") if "partial" in p.name] == []
 
 
-def test_lines_encoded_in_the_workers_are_the_records_as_the_manifest_and_report_write_them(tmp_path: Path) -> None:
+def test_lines_encoded_in_the_workers_are_the_records_as_the_manifest_and_report_write_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import json
+
+    monkeypatch.setattr(migration_run, "IN_PROCESS_FILES", 0)  # the pool, even for one batch
 
     from arraystore.migration._manifest import record_line
 
@@ -414,3 +422,27 @@ def test_a_batch_of_large_files_never_runs_in_this_process() -> None:
     _in_pool(tasks, 2, got.append)
     assert sorted(t for t, _ in got) == list(range(40))
     assert all(pid != os.getpid() for t, pid in got if t < 6)
+
+
+def test_a_migration_of_one_batch_runs_in_this_process_without_a_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Starting the pool (a forkserver importing arraystore, then the workers) takes longer than one batch.
+    from arraystore import parallel
+
+    arrays = _small_archive(tmp_path / "src", 20)
+    one = migrate(tmp_path / "src", tmp_path / "one", to="npy", workers=1)
+
+    def no_pool(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a pool was started for one batch of files")
+
+    monkeypatch.setattr(parallel, "process_pool", no_pool)
+    monkeypatch.setattr(parallel, "start_forkserver", no_pool)
+    two = migrate(tmp_path / "src", tmp_path / "two", to="npy", workers=2)
+    assert two.workers == 2 and two.counts["converted"] == len(arrays)
+    keep = ("source", "status", "destination", "resolution", "source_checksum")
+    assert [{k: r.to_dict()[k] for k in keep} for r in two.records] == [
+        {k: r.to_dict()[k] for k in keep} for r in one.records
+    ]
+    for name, a in arrays.items():
+        np.testing.assert_array_equal(np.load(tmp_path / "two" / name.replace(".dat", ".npy")), a)

@@ -161,6 +161,10 @@ def _in_pool(
 #: worker: batches stay small (files of 8 MiB and more travel alone).
 BATCH_FILES = 64
 BATCH_BYTES = 8 << 20
+#: A migration with workers whose files to resolve fit one batch (at most this many files and
+#: :data:`BATCH_BYTES`) runs them in this process: starting the pool (a forkserver importing
+#: arraystore, then the workers) takes longer than converting them.
+IN_PROCESS_FILES = BATCH_FILES
 
 
 def _batches(items: Sequence[T], workers: int, size: Callable[[T], int]) -> list[list[T]]:
@@ -448,12 +452,16 @@ def migrate(
     in_process = workers is None and scheduler is None and (dry_run or virtual)
     nworkers = 1 if in_process else (workers or os.cpu_count() or 1)
     if not dry_run and not virtual and scheduler is None and nworkers > 1:
-        from ..parallel import start_forkserver
+        from ..parallel import check_main_guard
 
-        start_forkserver((__name__,))  # imports arraystore while this process finds and sorts the files
+        check_main_guard("migrate() with workers > 1")  # before any work, even if the files fit one batch here
     with default_storage_options(storage_options):
         previous = manifest.read()
         found = discover(src, include, exclude, skip=dst if isinstance(dst, Path) else None)
+    if not dry_run and not virtual and scheduler is None and nworkers > 1 and len(found.data) > IN_PROCESS_FILES:
+        from ..parallel import start_forkserver
+
+        start_forkserver((__name__,))  # imports arraystore while this process sorts and plans the files
     # Threads of each conversion: this process's CPUs when it runs the files one after the other.
     threads = 1 if (scheduler is not None or nworkers > 1) else (os.cpu_count() or 1)
     job_options = ConvertOptions.from_mapping(
@@ -640,8 +648,8 @@ def _run_jobs(
             for rec in planner.done:
                 callback(MigrationProgress(rec, len(planner.done), total_files, state[1], total_bytes))
         _execute(jobs, workers, scheduler, finished)
-        if len(todo) == 1:  # no pool for one file
-            resolved(_resolve_and_run((planner.for_files([todo[0][0]]), todo)))
+        if len(todo) == 1 or (len(todo) <= IN_PROCESS_FILES and sum(t[2] for t in todo) <= BATCH_BYTES):
+            resolved(_resolve_and_run((planner.for_files([t[0] for t in todo]), todo)))  # no pool for one batch
         elif todo:
             tasks = [
                 (_resolve_and_run, (planner.for_files([t[0] for t in batch]), batch), sum(t[2] for t in batch))
