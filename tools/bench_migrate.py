@@ -3,7 +3,8 @@
 Usage::
 
     python tools/bench_migrate.py [--small 2000] [--small-size 64KiB] [--large 8] [--large-size 256MiB]
-                                  [--to npy] [--workers 1,2] [--durable] [--dir DIR] [--json OUT.json]
+                                  [--to npy] [--workers 1,2] [--repeat N] [--sidecars] [--durable]
+                                  [--dir DIR] [--json OUT.json]
 
 Generates an archive of ``--small`` small and ``--large`` large float32 files (dtype in
 the file name, as legacy archives often have), then times, each into a fresh folder:
@@ -27,8 +28,8 @@ the file name, as legacy archives often have), then times, each into a fresh fol
 
 Each row gives its files/s as a multiple of the baseline's in the same run (``x baseline``:
 on a shared machine, compare ratios, not rates), each ``migrate`` row also as a multiple of the
-guarded loop's with the same worker count in the same repetition (``x guarded loop``), the CPU time of this process per file
-for the runs that stay in it (the baseline and ``--workers 1``), which other jobs on the
+guarded loop's with the same worker count in the same repetition (``x guarded loop``), the
+CPU time of this process per file for the runs that stay in it (the baseline and ``--workers 1``), which other jobs on the
 machine barely change, and the CPU time per file of every process of the run (this one,
 its worker processes and the forkserver, read with psutil as the last file finishes). The load average before and after is printed with the date.
 
@@ -36,13 +37,16 @@ its worker processes and the forkserver, read with psutil as the last file finis
 dtype and shape), read by the guarded loop and by ``migrate`` (which then resolves each file
 from it rather than from its name and a look at its data).
 
-The outputs of the small-file rows are removed after the last row of a repetition, not
-between rows: on ext4 without a journal (this VM's root file system) a new inode skips those
-deleted in the last minute or so (``recently_deleted`` in ``fs/ext4/ialloc.c``, checking each
-one's deletion time), so a row run just after 2,000 files were deleted pays for every file it
-creates (up to several times the cost of the file's write in ``perf``), and the row after
-another row's cleanup would be slowed by it. Deletions by other jobs on the machine still
-weigh on all rows alike.
+The outputs of the small-file rows are removed after the last row of the last repetition,
+not between rows (the small files need the archive's size on disk for each row of each
+repetition: 5 x 125 MiB per repetition by default). On ext4 without a journal (this VM's root
+file system) a new inode skips those deleted in the last minute or so (``recently_deleted``
+in ``fs/ext4/ialloc.c`` reads each one's deletion time): a row run just after thousands of
+files were deleted pays for it at every file it creates (``find_inode_bit``,
+``recently_deleted`` and the inode-table lookups were about a quarter of a ``perf`` profile
+of a migration's conversions), so the row after another row's cleanup, or the first row of
+a repetition after the cleanup of the one before, would be slowed by it. Deletions by other
+jobs on the machine still weigh on all rows alike.
 
 With ``--repeat N`` the rows run N times, every second time in reverse order (the
 migrations first, the baseline last), so that no kind of row always runs first.
@@ -237,33 +241,35 @@ def _row(
 
 def bench(
     kind: str, src: Path, scratch: Path, files: int, nbytes: int, to: str, workers: list[int], durable: bool = False,
-    reverse: bool = False,
+    reverse: bool = False, done: list[Path] | None = None, tag: str = "",
 ) -> list[dict[str, Any]]:
     """One row per run: the baseline, the guarded loops (``--to npy``) and the migrations, in this
-    order or (``reverse``) the opposite one, so that no kind of row always runs first."""
-    done: list[Path] = []
+    order or (``reverse``) the opposite one, so that no kind of row always runs first. The
+    small-file rows' outputs are added to ``done``, for the caller to remove after the last row
+    of the last repetition (see the module docstring); ``tag`` tells the repetitions' folders apart."""
+    done = [] if done is None else done
 
     def finished(out: Path) -> None:
-        """Remove a row's output now (large files), or after the last row (small files: see the docstring)."""
+        """Remove a row's output now (large files), or leave it in ``done`` (small files)."""
         if kind == "small":
             done.append(out)
         else:
             shutil.rmtree(out)
 
     def run_baseline() -> tuple[float, float, float, None]:
-        seconds, cpu = baseline(src, scratch / f"{kind}-baseline")
+        seconds, cpu = baseline(src, scratch / f"{kind}-baseline{tag}")
         return seconds, cpu, cpu, None
 
     def run_guarded(w: int) -> tuple[float, float, float, None]:
-        return (*guarded_loop(src, scratch / f"{kind}-guarded-{w}", w), None)
+        return (*guarded_loop(src, scratch / f"{kind}-guarded-{w}{tag}", w), None)
 
     def run_migration(w: int) -> tuple[float, float, float, dict[str, int]]:
-        return run_migrate(src, scratch / f"{kind}-migrate-{w}", to, w, durable)
+        return run_migrate(src, scratch / f"{kind}-migrate-{w}{tag}", to, w, durable)
 
-    plan: list[tuple[str, int, str, Any]] = [("baseline", 1, f"{kind}-baseline", run_baseline)]
+    plan: list[tuple[str, int, str, Any]] = [("baseline", 1, f"{kind}-baseline{tag}", run_baseline)]
     if to == "npy":
-        plan += [("guarded", w, f"{kind}-guarded-{w}", lambda w=w: run_guarded(w)) for w in workers]
-    plan += [("migrate", w, f"{kind}-migrate-{w}", lambda w=w: run_migration(w)) for w in workers]
+        plan += [("guarded", w, f"{kind}-guarded-{w}{tag}", lambda w=w: run_guarded(w)) for w in workers]
+    plan += [("migrate", w, f"{kind}-migrate-{w}{tag}", lambda w=w: run_migration(w)) for w in workers]
     measured: dict[tuple[str, int], tuple[float, float, float]] = {}
     for what, w, folder, fn in reversed(plan) if reverse else plan:
         os.sync()  # untimed, before every timed row: no write-back of the archive or an earlier row lands in it
@@ -272,8 +278,6 @@ def bench(
             assert counts["converted"] == files, counts
         measured[what, w] = (seconds, cpu, total)
         finished(scratch / folder)
-    for out in done:
-        shutil.rmtree(out)
     base = measured["baseline", 1][0]
     rows = [_row(f"{kind}: baseline np.fromfile+np.save", files, nbytes, base, measured["baseline", 1][1], base)]
     for w in workers if to == "npy" else []:
@@ -319,9 +323,13 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             src = scratch / f"{kind}-src"
             nbytes = make_archive(src, count, size, seed=len(kind), sidecars=args.sidecars)
+            done: list[Path] = []
             for rep in range(args.repeat):  # the baseline and the migrations alternate, each repetition a row each
                 rows.extend(dict(r, run=f"{r['run']} #{rep + 1}") if args.repeat > 1 else r
-                            for r in bench(kind, src, scratch, count, nbytes, args.to, workers, args.durable, reverse=rep % 2 == 1))
+                            for r in bench(kind, src, scratch, count, nbytes, args.to, workers, args.durable,
+                                           reverse=rep % 2 == 1, done=done, tag=f"-{rep}"))
+            for out in done:
+                shutil.rmtree(out)
             shutil.rmtree(src)
     finally:
         if not args.dir:
