@@ -3,20 +3,53 @@
 Usage::
 
     python tools/bench_migrate.py [--small 2000] [--small-size 64KiB] [--large 8] [--large-size 256MiB]
-                                  [--to npy] [--workers 1,2] [--durable] [--dir DIR] [--json OUT.json]
+                                  [--to npy] [--workers 1,2] [--repeat N] [--sidecars] [--durable]
+                                  [--dir DIR] [--json OUT.json]
 
 Generates an archive of ``--small`` small and ``--large`` large float32 files (dtype in
 the file name, as legacy archives often have), then times, each into a fresh folder:
 
 * **baseline**: a plain script, per file ``np.fromfile`` + ``np.save`` (no metadata
   resolution, no manifest, no verification, no atomic publish), one process;
+* **guarded loop** (the limit of a migration): the same plain script given the guarantees a
+  migration must give, and nothing else: per file, the sidecar JSON read (``shot_float32.json``
+  when the archive has one, see ``--sidecars``; else the dtype taken from the file name by one
+  regular expression, without looking at the data), ``np.fromfile`` on an open file whose
+  ``fstat`` gives the size and modification time the manifest records, its ``xxh3_128``
+  checksum, ``np.save`` to a staging name (``x.npy.partial``), the staged file read back
+  (``np.lib.format.read_array``) and its checksum compared, ``os.replace`` onto the final name,
+  and a manifest line (JSON) appended with one ``write`` to a file kept open. In one process,
+  then spread over each ``--workers`` count (a ``fork`` process pool, batches of at most 64
+  files, the lines of a batch sent back and appended in one write, as ``migrate`` does). Only
+  for ``--to npy``. The gap between the baseline and this row is what the guarantees cost;
+  the gap between this row and ``migrate`` is what arraystore adds (evidence-based metadata
+  resolution, the checks of every guarantee, the records and reports);
 * **migrate**: ``arraystore.migrate(..., to=--to, verify=True)`` with each ``--workers`` count.
 
 Each row gives its files/s as a multiple of the baseline's in the same run (``x baseline``:
-on a shared machine, compare ratios, not rates), the CPU time of this process per file
-for the runs that stay in it (the baseline and ``--workers 1``), which other jobs on the
+on a shared machine, compare ratios, not rates), each ``migrate`` row also as a multiple of the
+guarded loop's with the same worker count in the same repetition (``x guarded loop``), the
+CPU time of this process per file for the runs that stay in it (the baseline and ``--workers 1``), which other jobs on the
 machine barely change, and the CPU time per file of every process of the run (this one,
 its worker processes and the forkserver, read with psutil as the last file finishes). The load average before and after is printed with the date.
+
+``--sidecars`` writes a legacy JSON sidecar beside every file (``shot00001_float32.json``:
+dtype and shape), read by the guarded loop and by ``migrate`` (which then resolves each file
+from it rather than from its name and a look at its data).
+
+The outputs of the small-file rows are removed after the last row of the last repetition,
+not between rows (the small files need the archive's size on disk for each row of each
+repetition: 5 x 125 MiB per repetition by default). On ext4 without a journal (this VM's root
+file system) a new inode skips those deleted in the last minute or so (``recently_deleted``
+in ``fs/ext4/ialloc.c`` reads each one's deletion time): a row run just after thousands of
+files were deleted pays for it at every file it creates (``find_inode_bit``,
+``recently_deleted`` and the inode-table lookups were about a quarter of a ``perf`` profile
+of a migration's conversions), so the row after another row's cleanup, or the first row of
+a repetition after the cleanup of the one before, would be slowed by it. Deletions by other
+jobs on the machine still weigh on all rows alike.
+
+With ``--repeat N`` the rows run N times, every second time in reverse order (the
+migrations first, the baseline last), so that no kind of row always runs first.
 
 Small and large files are timed separately: files/s on the small ones, GB/s on the large
 ones (GB = 1e9 bytes). Sources are read from the page cache in every run (they were just
@@ -29,6 +62,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -38,6 +72,7 @@ from typing import Any
 
 import numpy as np
 import psutil
+import xxhash
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -46,8 +81,9 @@ from arraystore.conversion import parse_size  # noqa: E402
 from arraystore.migration import migrate  # noqa: E402
 
 
-def make_archive(root: Path, count: int, size: int, seed: int) -> int:
-    """``count`` float32 files of ``size`` bytes in 10 folders; returns the total bytes."""
+def make_archive(root: Path, count: int, size: int, seed: int, sidecars: bool = False) -> int:
+    """``count`` float32 files of ``size`` bytes in 10 folders (and a legacy JSON sidecar each
+    with ``sidecars``); returns the total bytes."""
     rng = np.random.default_rng(seed)
     n = size // 4
     block = rng.standard_normal(min(n, 1 << 24)).astype("<f4")
@@ -60,6 +96,8 @@ def make_archive(root: Path, count: int, size: int, seed: int) -> int:
                 k = min(left, block.size)
                 (block[:k] + np.float32(i)).tofile(f)
                 left -= k
+        if sidecars:
+            (folder / f"shot{i:05d}_float32.json").write_text(json.dumps({"dtype": "float32", "shape": [n]}))
     return count * n * 4
 
 
@@ -71,6 +109,79 @@ def baseline(src: Path, dst: Path) -> tuple[float, float]:
         out.parent.mkdir(parents=True, exist_ok=True)
         np.save(out, np.fromfile(path, dtype="<f4"))
     return time.perf_counter() - t0, time.process_time() - c0
+
+
+_NAME_DTYPE = re.compile(r"_(float32|float64|int16|uint16|int32|uint8)\.")
+
+
+def _guarded_one(path: Path, out: Path, rel: str) -> bytes:
+    """One file with a migration's guarantees (see the module docstring); returns its manifest line."""
+    try:
+        with open(path.with_suffix(".json"), "rb") as f:
+            side = json.load(f)
+        dtype, shape = np.dtype(side["dtype"]), tuple(side["shape"])
+    except FileNotFoundError:
+        found = _NAME_DTYPE.search(path.name)
+        if found is None:
+            raise ValueError(f"{path}: no sidecar and no dtype in the name") from None
+        dtype, shape = np.dtype(found.group(1)), None
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        data = np.fromfile(f, dtype=dtype)
+    if shape is not None:
+        data = data.reshape(shape)
+    digest = xxhash.xxh3_128(data.data).hexdigest()
+    staged = out.with_name(out.name + ".partial")
+    with open(staged, "w+b") as f:
+        np.save(f, data)
+        f.seek(0)
+        back = np.lib.format.read_array(f)
+        if xxhash.xxh3_128(back.data).hexdigest() != digest:
+            raise OSError(f"{staged}: read back with another checksum")
+    os.replace(staged, out)
+    return json.dumps({"source": rel, "status": "converted", "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                       "destination": rel[:-4] + ".npy", "checksum": digest}).encode() + b"\n"
+
+
+def _guarded_batch(task: tuple[str, str, list[str]]) -> bytes:
+    """A batch of files in a worker process: their manifest lines, in one piece."""
+    src, dst, names = task
+    lines = []
+    for rel in names:
+        out = Path(dst, rel[:-4] + ".npy")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        lines.append(_guarded_one(Path(src, rel), out, rel))
+    return b"".join(lines)
+
+
+def guarded_loop(src: Path, dst: Path, workers: int) -> tuple[float, float, float]:
+    """The limit: the plain script with a migration's guarantees, in this process (``workers=1``)
+    or a ``fork`` pool. Seconds, CPU seconds of this process, CPU seconds of every process."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    dst.mkdir(parents=True, exist_ok=True)
+    names = sorted(p.relative_to(src).as_posix() for p in src.rglob("*.dat"))
+    others = 0.0
+    with open(dst / "migration.jsonl", "ab", buffering=0) as manifest:
+        if workers <= 1:
+            for rel in names:
+                out = dst / (rel[:-4] + ".npy")
+                out.parent.mkdir(parents=True, exist_ok=True)
+                manifest.write(_guarded_one(src / rel, out, rel))
+        else:
+            per = max(1, min(64, -(-len(names) // (2 * workers))))
+            before = _children_cpu()
+            with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+                futures = [pool.submit(_guarded_batch, (str(src), str(dst), names[i:i + per]))
+                           for i in range(0, len(names), per)]
+                for future in as_completed(futures):
+                    manifest.write(future.result())
+                at_end = _children_cpu()
+            others = sum(t - before.get(pid, 0.0) for pid, t in at_end.items())
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return seconds, cpu, cpu + others
 
 
 def _children_cpu() -> dict[int, float]:
@@ -107,7 +218,8 @@ def run_migrate(
 
 
 def _row(
-    name: str, files: int, nbytes: int, seconds: float, cpu: float | None, base: float, total_cpu: float | None = None
+    name: str, files: int, nbytes: int, seconds: float, cpu: float | None, base: float, total_cpu: float | None = None,
+    limit: float | None = None,
 ) -> dict[str, Any]:
     every = cpu if total_cpu is None else total_cpu
     return {
@@ -118,6 +230,8 @@ def _row(
         "files_per_s": round(files / seconds, 1),
         "gb_per_s": round(nbytes / seconds / 1e9, 3),
         "vs_baseline": round(base / seconds, 3),
+        # files/s against the guarded loop's with the same worker count, in the same repetition
+        "vs_limit": None if limit is None else round(limit / seconds, 3),
         # CPU of this process per file: worker processes' time is not in it (workers > 1)
         "cpu_ms_per_file": None if cpu is None else round(cpu / files * 1e3, 3),
         # every process's CPU: this one, the worker processes and the forkserver
@@ -126,22 +240,55 @@ def _row(
 
 
 def bench(
-    kind: str, src: Path, scratch: Path, files: int, nbytes: int, to: str, workers: list[int], durable: bool = False
+    kind: str, src: Path, scratch: Path, files: int, nbytes: int, to: str, workers: list[int], durable: bool = False,
+    reverse: bool = False, done: list[Path] | None = None, tag: str = "",
 ) -> list[dict[str, Any]]:
-    rows = []
-    out = scratch / f"{kind}-baseline"
-    os.sync()  # untimed, before every timed row: no write-back of the archive or an earlier row lands in it
-    base, cpu = baseline(src, out)
-    rows.append(_row(f"{kind}: baseline np.fromfile+np.save", files, nbytes, base, cpu, base))
-    shutil.rmtree(out)
-    for w in workers:
-        out = scratch / f"{kind}-migrate-{w}"
-        os.sync()
-        seconds, cpu, total, counts = run_migrate(src, out, to, w, durable)
-        assert counts["converted"] == files, counts
-        rows.append(_row(f"{kind}: migrate to={to} workers={w} verify{' durable' if durable else ''}", files, nbytes, seconds, cpu if w == 1 else None,
+    """One row per run: the baseline, the guarded loops (``--to npy``) and the migrations, in this
+    order or (``reverse``) the opposite one, so that no kind of row always runs first. The
+    small-file rows' outputs are added to ``done``, for the caller to remove after the last row
+    of the last repetition (see the module docstring); ``tag`` tells the repetitions' folders apart."""
+    done = [] if done is None else done
+
+    def finished(out: Path) -> None:
+        """Remove a row's output now (large files), or leave it in ``done`` (small files)."""
+        if kind == "small":
+            done.append(out)
+        else:
+            shutil.rmtree(out)
+
+    def run_baseline() -> tuple[float, float, float, None]:
+        seconds, cpu = baseline(src, scratch / f"{kind}-baseline{tag}")
+        return seconds, cpu, cpu, None
+
+    def run_guarded(w: int) -> tuple[float, float, float, None]:
+        return (*guarded_loop(src, scratch / f"{kind}-guarded-{w}{tag}", w), None)
+
+    def run_migration(w: int) -> tuple[float, float, float, dict[str, int]]:
+        return run_migrate(src, scratch / f"{kind}-migrate-{w}{tag}", to, w, durable)
+
+    plan: list[tuple[str, int, str, Any]] = [("baseline", 1, f"{kind}-baseline{tag}", run_baseline)]
+    if to == "npy":
+        plan += [("guarded", w, f"{kind}-guarded-{w}{tag}", lambda w=w: run_guarded(w)) for w in workers]
+    plan += [("migrate", w, f"{kind}-migrate-{w}{tag}", lambda w=w: run_migration(w)) for w in workers]
+    measured: dict[tuple[str, int], tuple[float, float, float]] = {}
+    for what, w, folder, fn in reversed(plan) if reverse else plan:
+        os.sync()  # untimed, before every timed row: no write-back of the archive or an earlier row lands in it
+        seconds, cpu, total, counts = fn()
+        if counts is not None:
+            assert counts["converted"] == files, counts
+        measured[what, w] = (seconds, cpu, total)
+        finished(scratch / folder)
+    base = measured["baseline", 1][0]
+    rows = [_row(f"{kind}: baseline np.fromfile+np.save", files, nbytes, base, measured["baseline", 1][1], base)]
+    for w in workers if to == "npy" else []:
+        seconds, cpu, total = measured["guarded", w]
+        rows.append(_row(f"{kind}: guarded loop (limit) workers={w}", files, nbytes, seconds, cpu if w == 1 else None,
                          base, total))
-        shutil.rmtree(out)
+    for w in workers:
+        seconds, cpu, total = measured["migrate", w]
+        limit = measured.get(("guarded", w), (None,))[0]
+        rows.append(_row(f"{kind}: migrate to={to} workers={w} verify{' durable' if durable else ''}", files, nbytes,
+                         seconds, cpu if w == 1 else None, base, total, limit))
     return rows
 
 
@@ -155,8 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         "--to", default="npy", choices=("npy", "raw", "zarr", "hdf5"), help="target format (default npy)"
     )
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts (default 1,2)")
-    ap.add_argument("--repeat", type=int, default=1, help="run the baseline and the migrations N times, alternated")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run the baseline and the migrations N times, alternated (every second time in reverse order)")
     ap.add_argument("--durable", action="store_true", help="migrate with durable=True (the baseline stays unsynced)")
+    ap.add_argument("--sidecars", action="store_true", help="write a legacy JSON sidecar beside every file")
     ap.add_argument("--dir", help="scratch folder (default: a temporary folder, removed at the end)")
     ap.add_argument("--json", help="also write the rows as JSON to this file")
     args = ap.parse_args(argv)
@@ -173,10 +322,14 @@ def main(argv: list[str] | None = None) -> int:
             if count <= 0:
                 continue
             src = scratch / f"{kind}-src"
-            nbytes = make_archive(src, count, size, seed=len(kind))
+            nbytes = make_archive(src, count, size, seed=len(kind), sidecars=args.sidecars)
+            done: list[Path] = []
             for rep in range(args.repeat):  # the baseline and the migrations alternate, each repetition a row each
                 rows.extend(dict(r, run=f"{r['run']} #{rep + 1}") if args.repeat > 1 else r
-                            for r in bench(kind, src, scratch, count, nbytes, args.to, workers, args.durable))
+                            for r in bench(kind, src, scratch, count, nbytes, args.to, workers, args.durable,
+                                           reverse=rep % 2 == 1, done=done, tag=f"-{rep}"))
+            for out in done:
+                shutil.rmtree(out)
             shutil.rmtree(src)
     finally:
         if not args.dir:
@@ -186,15 +339,16 @@ def main(argv: list[str] | None = None) -> int:
         f"{load[0]:.2f} / {os.getloadavg()[0]:.2f}; command: python tools/bench_migrate.py "
         + " ".join(sys.argv[1:] if argv is None else argv)
     )
-    print("| run | files | MiB | seconds | files/s | GB/s | x baseline | CPU ms/file (this process) "
+    print("| run | files | MiB | seconds | files/s | GB/s | x baseline | x guarded loop | CPU ms/file (this process) "
           "| CPU ms/file (all processes) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         cpu = "-" if r["cpu_ms_per_file"] is None else f"{r['cpu_ms_per_file']:.2f}"
         total = "-" if r["total_cpu_ms_per_file"] is None else f"{r['total_cpu_ms_per_file']:.2f}"
+        limit = "-" if r["vs_limit"] is None else f"{r['vs_limit']:.2f}"
         print(
             f"| {r['run']} | {r['files']} | {r['bytes'] / 2**20:,.0f} | {r['seconds']:.2f} | "
-            f"{r['files_per_s']:,.1f} | {r['gb_per_s']:.2f} | {r['vs_baseline']:.2f} | {cpu} | {total} |"
+            f"{r['files_per_s']:,.1f} | {r['gb_per_s']:.2f} | {r['vs_baseline']:.2f} | {limit} | {cpu} | {total} |"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")

@@ -304,14 +304,28 @@ def start_forkserver(preload: Iterable[str] = ()) -> None:
     the files a pool will work on, say), instead of while the pool's first workers wait for
     it. It is the one the pools of this process use anyway; nothing happens where the start
     method is not ``forkserver`` or the server already runs.
+
+    Started from the main thread, the server starts with Ctrl-C (SIGINT) ignored, as it
+    ignores it anyway once its imports are done (and as the workers do, see :func:`worker_init`):
+    a Ctrl-C sent to the whole terminal's process group while it imports would otherwise print
+    its traceback. This process ignores SIGINT only while it starts the server (a fork and an exec).
     """
     ctx = mp_context()
     if ctx.get_start_method() != "forkserver":
         return
     _preload(ctx, [*PRELOAD, *preload])
+    import signal
     from multiprocessing import forkserver
 
-    forkserver.ensure_running()
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is None or threading.current_thread() is not threading.main_thread():  # None: a handler set in C
+        forkserver.ensure_running()
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited through the exec: Python keeps it
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def abandon_pool(pool: ProcessPoolExecutor, timeout: float = 5.0) -> None:

@@ -262,7 +262,10 @@ def test_a_block_keeps_a_bounded_number_of_folders(tmp_path: Path, monkeypatch: 
         assert _listing.is_file(folders[0] / "x.hdr")  # dropped, so listed again: found
 
 
-def test_pooled_migration_results_equal_in_process_ones(tmp_path: Path) -> None:
+def test_pooled_migration_results_equal_in_process_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from arraystore.migration import run
+
+    monkeypatch.setattr(run, "IN_PROCESS_FILES", 0)  # the pool, even for one batch
     root = tmp_path / "src"
     shutil.copytree(REPO / "examples" / "legacy", root, symlinks=True)
     _tricky_archive(root / "tricky", tmp_path / "outside")

@@ -77,7 +77,7 @@ def test_sigkill_of_the_migrate_command_leaves_no_worker(tmp_path: Path, tree: l
 
     src = tmp_path / "src"
     src.mkdir()
-    for i in range(24):
+    for i in range(48):  # enough that the workers start before this process has done them all itself
         np.random.default_rng(i).standard_normal(256 * 1024).astype("<f4").tofile(src / f"f{i:02d}_f4.dat")
     dst = tmp_path / "dst"
     script = Path(sys.executable).with_name("arraystore")
@@ -90,8 +90,10 @@ def test_sigkill_of_the_migrate_command_leaves_no_worker(tmp_path: Path, tree: l
     owner = psutil.Process(proc.pid)
     tree.append(owner)
     manifest = dst / "migration.jsonl"
-    while not (manifest.exists() and manifest.stat().st_size > 0):  # workers are busy from here on
-        assert proc.poll() is None, "migrate ended before its first file was done"
+    # The first files may be done by this process while the workers start: wait for a worker too
+    # (the forkserver's child), busy once the first file is done.
+    while not (manifest.exists() and manifest.stat().st_size > 0 and _workers(owner)):
+        assert proc.poll() is None, "migrate ended before its workers were busy"
         try:
             proc.wait(timeout=0.02)
         except subprocess.TimeoutExpired:
@@ -103,6 +105,14 @@ def test_sigkill_of_the_migrate_command_leaves_no_worker(tmp_path: Path, tree: l
     proc.wait()
     _gone, alive = psutil.wait_procs(descendants, timeout=60)
     assert [p for p in alive if _running(p)] == []
+
+
+def _workers(owner: psutil.Process) -> list[psutil.Process]:
+    """The worker processes of ``owner``'s pool: children of its children (the forkserver's)."""
+    try:
+        return [w for child in owner.children() for w in child.children()]
+    except psutil.Error:
+        return []
 
 
 def _running(p: psutil.Process) -> bool:

@@ -23,6 +23,7 @@ import arraystore
 from arraystore.errors import MetadataError, VerificationError
 from arraystore.location import Location
 from arraystore.migration import FileRecord, _job, migrate
+from arraystore.migration import run as migration_run
 from arraystore.migration._manifest import Manifest
 from arraystore.registry import backend_class
 
@@ -41,7 +42,10 @@ def _outcome(rec: FileRecord) -> tuple[object, ...]:
 
 
 @pytest.mark.parametrize("to", ["npy", "zarr"])
-def test_files_resolved_in_workers_give_the_same_report_as_in_this_process(tmp_path: Path, to: str) -> None:
+def test_files_resolved_in_workers_give_the_same_report_as_in_this_process(
+    tmp_path: Path, to: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(migration_run, "IN_PROCESS_FILES", 0)  # the pool, even for one batch
     archive = tmp_path / "legacy"
     shutil.copytree(EXAMPLE, archive)
     unused = tmp_path / "more.toml"
@@ -292,8 +296,12 @@ def test_a_kill_inside_a_durable_batch_then_rerun(tmp_path: Path, when: str) -> 
     assert [p for p in dst.rglob("*") if "partial" in p.name] == []
 
 
-def test_lines_encoded_in_the_workers_are_the_records_as_the_manifest_and_report_write_them(tmp_path: Path) -> None:
+def test_lines_encoded_in_the_workers_are_the_records_as_the_manifest_and_report_write_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import json
+
+    monkeypatch.setattr(migration_run, "IN_PROCESS_FILES", 0)  # the pool, even for one batch
 
     from arraystore.migration._manifest import record_line
 
@@ -362,3 +370,79 @@ def test_a_whole_file_replacing_a_file_keeps_its_mode_and_a_new_one_takes_the_gi
         os.umask(old)
     assert seen == [((4,), np.ones(4).tobytes())] * 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.npy", "new.npy"]
+
+
+def _pid_of(task: int) -> tuple[int, int]:
+    time.sleep(0.002)
+    return task, os.getpid()
+
+
+def _fail_on(task: int) -> int:
+    if task == 0:
+        raise OSError(28, "No space left on device")
+    time.sleep(0.002)
+    return task
+
+
+def test_the_pool_s_tasks_run_once_each_in_a_worker_or_in_this_process_while_the_workers_start() -> None:
+    # This process takes tasks from the end of the list while a thread hands the others to the pool
+    # (whose first submit waits for the workers to start): each task runs exactly once, somewhere.
+    from arraystore.migration.run import _in_pool
+
+    for count in (1, 2, 7, 200):
+        got: list[tuple[int, int]] = []
+        _in_pool([(_pid_of, i, 1 << 16) for i in range(count)], 2, got.append)
+        assert sorted(t for t, _ in got) == list(range(count))
+        pids = {p for _, p in got}
+        assert len(pids - {os.getpid()}) <= 2  # this process and at most the two workers
+
+
+def test_a_task_failing_in_this_process_stops_the_pool_and_leaves_no_worker() -> None:
+    import psutil
+
+    from arraystore.migration.run import _in_pool
+
+    got: list[int] = []
+    with pytest.raises(OSError, match="No space"):
+        # The last tasks run here first; task 0, run here or in a worker, raises either way.
+        _in_pool([(_fail_on, i, 1 << 16) for i in range(40)], 2, got.append)
+    assert 0 not in got
+    forkservers = psutil.Process().children()
+    workers = [w for fs in forkservers for w in fs.children()]
+    _gone, alive = psutil.wait_procs(workers, timeout=30)
+    assert alive == []
+
+
+def test_a_batch_of_large_files_never_runs_in_this_process() -> None:
+    # This process takes part only with batches of small files: its memory stays one small batch.
+    from arraystore.migration.run import BATCH_BYTES, _in_pool
+
+    tasks = [(_pid_of, i, BATCH_BYTES + 1) for i in range(6)] + [(_pid_of, i, 1 << 16) for i in range(6, 40)]
+    got: list[tuple[int, int]] = []
+    _in_pool(tasks, 2, got.append)
+    assert sorted(t for t, _ in got) == list(range(40))
+    assert all(pid != os.getpid() for t, pid in got if t < 6)
+
+
+def test_a_migration_of_one_batch_runs_in_this_process_without_a_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Starting the pool (a forkserver importing arraystore, then the workers) takes longer than one batch.
+    from arraystore import parallel
+
+    arrays = _small_archive(tmp_path / "src", 20)
+    one = migrate(tmp_path / "src", tmp_path / "one", to="npy", workers=1)
+
+    def no_pool(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a pool was started for one batch of files")
+
+    monkeypatch.setattr(parallel, "process_pool", no_pool)
+    monkeypatch.setattr(parallel, "start_forkserver", no_pool)
+    two = migrate(tmp_path / "src", tmp_path / "two", to="npy", workers=2)
+    assert two.workers == 2 and two.counts["converted"] == len(arrays)
+    keep = ("source", "status", "destination", "resolution", "source_checksum")
+    assert [{k: r.to_dict()[k] for k in keep} for r in two.records] == [
+        {k: r.to_dict()[k] for k in keep} for r in one.records
+    ]
+    for name, a in arrays.items():
+        np.testing.assert_array_equal(np.load(tmp_path / "two" / name.replace(".dat", ".npy")), a)

@@ -10,9 +10,11 @@ import errno
 import inspect
 import os
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import as_completed
+from concurrent.futures import Future, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -92,21 +94,63 @@ def _execute(
             for job in jobs:
                 on_results([run_job(job)])
         return
-    _in_pool([(_run_batch, batch) for batch in _batches(jobs, workers, lambda j: j.size)], workers,
-             lambda result: on_results(result))
+    _in_pool([(_run_batch, batch, sum(j.size for j in batch)) for batch in _batches(jobs, workers, lambda j: j.size)],
+             workers, lambda result: on_results(result))
 
 
-def _in_pool(tasks: Sequence[tuple[Callable[..., Any], Any]], workers: int, on_result: Callable[[Any], None]) -> None:
-    """Run ``fn(arg)`` for each task in worker processes; ``on_result`` here as each finishes."""
-    from ..parallel import abandon_pool, pool_session, process_pool
+def _in_pool(
+    tasks: Sequence[tuple[Callable[..., Any], Any, int]], workers: int, on_result: Callable[[Any], None]
+) -> None:
+    """Run ``fn(arg)`` for each task ``(fn, arg, nbytes)`` in worker processes; ``on_result`` here as each finishes.
+
+    The pool's first ``submit`` waits for its workers to start (the forkserver importing
+    arraystore, a fork each): a few tenths of a second, as long as converting hundreds of
+    small files. A thread submits the tasks meanwhile, and this process runs tasks itself,
+    from the end of the list (sorted largest first: the smallest files), until the thread
+    has handed them all to the pool: no CPU waits for the workers, and a migration of a few
+    batches is often done here before they are up. Only batches of at most
+    :data:`BATCH_BYTES` (small files) run here: the memory of the migration stays that of its
+    workers' conversions, plus one small batch.
+    """
+    from ..parallel import abandon_pool, pool_session, process_pool, start_forkserver
+
+    start_forkserver((__name__,))  # from this thread (Ctrl-C ignored in the server), if migrate() did not already
+    left = deque(tasks)
+    futures: list[Future[Any]] = []
+    failed: list[BaseException] = []
+
+    def submit() -> None:
+        try:
+            while True:
+                try:
+                    fn, arg, _nbytes = left.popleft()
+                except IndexError:
+                    return
+                futures.append(pool.submit(fn, arg))
+        except BaseException as exc:  # a broken pool, or one shut down by an interrupt below
+            failed.append(exc)
 
     with pool_session("migrate() with workers > 1"):
         pool = process_pool(min(workers, len(tasks)), preload=(__name__,))
+        submitter = threading.Thread(target=submit, name="arraystore-migrate-submit", daemon=True)
         try:
-            futures = [pool.submit(fn, arg) for fn, arg in tasks]
+            submitter.start()
+            while True:
+                try:  # the thread takes from the left only: what is seen last is what is taken, if any
+                    if left[-1][2] > BATCH_BYTES:  # a large file (and all to its left): for the workers
+                        break
+                    fn, arg, _nbytes = left.pop()
+                except IndexError:
+                    break
+                on_result(fn(arg))
+            submitter.join()
+            if failed:
+                raise failed[0]
             for future in as_completed(futures):
                 on_result(future.result())
         except BaseException:  # Ctrl-C, SIGTERM, a full disk: queued files are cancelled, running ones abandoned
+            left.clear()
+            submitter.join(5.0)  # a spawn under way finishes first, so that its worker is ended too
             abandon_pool(pool)
             raise
         pool.shutdown(wait=True)
@@ -117,6 +161,10 @@ def _in_pool(tasks: Sequence[tuple[Callable[..., Any], Any]], workers: int, on_r
 #: worker: batches stay small (files of 8 MiB and more travel alone).
 BATCH_FILES = 64
 BATCH_BYTES = 8 << 20
+#: A migration with workers whose files to resolve fit one batch (at most this many files and
+#: :data:`BATCH_BYTES`) runs them in this process: starting the pool (a forkserver importing
+#: arraystore, then the workers) takes longer than converting them.
+IN_PROCESS_FILES = BATCH_FILES
 
 
 def _batches(items: Sequence[T], workers: int, size: Callable[[T], int]) -> list[list[T]]:
@@ -404,12 +452,16 @@ def migrate(
     in_process = workers is None and scheduler is None and (dry_run or virtual)
     nworkers = 1 if in_process else (workers or os.cpu_count() or 1)
     if not dry_run and not virtual and scheduler is None and nworkers > 1:
-        from ..parallel import start_forkserver
+        from ..parallel import check_main_guard
 
-        start_forkserver((__name__,))  # imports arraystore while this process finds and sorts the files
+        check_main_guard("migrate() with workers > 1")  # before any work, even if the files fit one batch here
     with default_storage_options(storage_options):
         previous = manifest.read()
         found = discover(src, include, exclude, skip=dst if isinstance(dst, Path) else None)
+    if not dry_run and not virtual and scheduler is None and nworkers > 1 and len(found.data) > IN_PROCESS_FILES:
+        from ..parallel import start_forkserver
+
+        start_forkserver((__name__,))  # imports arraystore while this process sorts and plans the files
     # Threads of each conversion: this process's CPUs when it runs the files one after the other.
     threads = 1 if (scheduler is not None or nworkers > 1) else (os.cpu_count() or 1)
     job_options = ConvertOptions.from_mapping(
@@ -596,11 +648,11 @@ def _run_jobs(
             for rec in planner.done:
                 callback(MigrationProgress(rec, len(planner.done), total_files, state[1], total_bytes))
         _execute(jobs, workers, scheduler, finished)
-        if len(todo) == 1:  # no pool for one file
-            resolved(_resolve_and_run((planner.for_files([todo[0][0]]), todo)))
+        if len(todo) == 1 or (len(todo) <= IN_PROCESS_FILES and sum(t[2] for t in todo) <= BATCH_BYTES):
+            resolved(_resolve_and_run((planner.for_files([t[0] for t in todo]), todo)))  # no pool for one batch
         elif todo:
             tasks = [
-                (_resolve_and_run, (planner.for_files([t[0] for t in batch]), batch))
+                (_resolve_and_run, (planner.for_files([t[0] for t in batch]), batch), sum(t[2] for t in batch))
                 for batch in _batches(todo, workers, lambda t: t[2])
             ]
             _in_pool(tasks, workers, resolved)
