@@ -36,7 +36,9 @@ issue 14's verdict for each: the ratio to zarr-python's slab writes (``zarr_slab
 (``codec_zstd3``, ``blosc_encode_numcodecs``) times the cores, the I/O limit the copy limit above (cold and big
 regimes); and the ratio to the bare chunk writer of the same codec (``zstd_write_cores``, ``blosc_write_cores``: a
 thread per core over its slab of chunks, read as the regime has it, compressed into a buffer used again, one file per
-chunk, no metadata, hashing or atomic publish), what any Zarr writer of these chunks reaches on this machine.
+chunk, no metadata, hashing or atomic publish), what any Zarr writer of these chunks reaches on this machine; and to
+the same writer reading its source with ``pread`` in every regime (``zstd_write_cores_pread``,
+``blosc_write_cores_pread``), as a writer must that answers a source truncated under it with an error, not SIGBUS.
 
 The table shows the median throughput of ``--runs`` runs (source bytes per second),
 the ratio to ``cp``, the CPU seconds per GiB (user + system, all threads: steadier than
@@ -103,6 +105,8 @@ OPS = [
     ("blosc_encode_blosc2", "blosc-lz4 encode one core, python-blosc2 (blosc2 frames)"),
     ("zstd_write_cores", "bare Zarr chunk writer zstd:3, a thread per core: the write limit"),
     ("blosc_write_cores", "bare Zarr chunk writer blosc-lz4, a thread per core: the write limit"),
+    ("zstd_write_cores_pread", "bare Zarr chunk writer zstd:3, source read with pread (no memory map)"),
+    ("blosc_write_cores_pread", "bare Zarr chunk writer blosc-lz4, source read with pread (no memory map)"),
     ("zarr_read_npy", "zarr-python read Zarr(zstd) -> npy"),
     ("zarrs_read_npy", "zarr-python + zarrs pipeline read Zarr(zstd) -> npy"),
     ("tensorstore_read_npy", "TensorStore read Zarr(zstd) -> npy"),
@@ -260,7 +264,8 @@ def _preimport(op: str) -> None:
             "numcodecs": ("codec", "decode", "encode", "write_cores"), "arraystore.conversion": ("as_",),
             "arraystore.backends.hdf5": ("as_",), "arraystore.backends.zarr": ("as_",),
             "arraystore.backends.raw": ("as_",), "arraystore.backends.npy": ("as_",),
-            "arraystore.filesystems": ("as_",), "zarrs": ("zarrs",), "zstandard": ("stream", "as_", "write_cores"),
+            "arraystore.filesystems": ("as_",), "arraystore.filesystems._linux": ("as_",),
+            "arraystore.objstore": ("as_",), "zarrs": ("zarrs",), "zstandard": ("stream", "as_", "write_cores"),
             "tensorstore": ("tensorstore",), "blosc2": ("blosc2",)}
     for mod, keys in mods.items():
         if any(k in op for k in keys):
@@ -503,8 +508,11 @@ def _zstd_into() -> Any:
     return into
 
 
-def _bare_writer_op(codec: str) -> Any:
+def _bare_writer_op(codec: str, pread: bool = False) -> Any:
     """The least a Zarr writer must do here: a thread per core, each over its own slab of the source's chunks.
+
+    ``pread``: the source is read with ``pread`` into a buffer per thread used again in the page cache regime too,
+    as a writer must that gives a typed error, not SIGBUS, when the source is truncated under it (arraystore).
 
     Each thread reads its chunks in order (cold: ``pread`` from the disk into one buffer used again; cache: straight
     from a memory map of the page cache), compresses each in one call into one buffer used again (libzstd's
@@ -529,7 +537,7 @@ def _bare_writer_op(codec: str) -> Any:
         for i in range(n_chunks):
             (root / str(i)).mkdir(parents=True)
         fd = os.open(src, os.O_RDONLY)
-        mapped = np.memmap(src, np.uint8, "r") if SOURCE_CACHED else None
+        mapped = np.memmap(src, np.uint8, "r") if SOURCE_CACHED and not pread else None
         blosc = _blosc_into() if codec == "blosc" else None
         errors: list[BaseException] = []
 
@@ -841,6 +849,8 @@ OP_FUNCS: dict[str, Any] = {
     "blosc_encode_blosc2": _blosc_op("blosc2", False),
     "zstd_write_cores": _bare_writer_op("zstd"),
     "blosc_write_cores": _bare_writer_op("blosc"),
+    "zstd_write_cores_pread": _bare_writer_op("zstd", pread=True),
+    "blosc_write_cores_pread": _bare_writer_op("blosc", pread=True),
     "zarr_read_npy": _zarr_read_op(False, False),
     "zarrs_read_npy": _zarr_read_op(False, True),
     "tensorstore_read_npy": _tensorstore_read_op(False),
@@ -1076,8 +1086,10 @@ def copy_limit(results: dict[str, Any]) -> tuple[float, str] | None:
 
 #: Compressed Zarr writes judged against their limits: (operation, zarr-python's peer, the one-core in-memory encode
 #: rate, the same with a thread per core, the bare chunk writer).
-COMPRESSED_WRITES = (("as_raw_zarr_zstd", "zarr_slab_zstd", "codec_zstd3", "codec_zstd3_cores", "zstd_write_cores"),
-                     ("as_raw_zarr_blosc", "zarr_slab_blosc", "blosc_encode_numcodecs", None, "blosc_write_cores"))
+COMPRESSED_WRITES = (("as_raw_zarr_zstd", "zarr_slab_zstd", "codec_zstd3", "codec_zstd3_cores", "zstd_write_cores",
+                      "zstd_write_cores_pread"),
+                     ("as_raw_zarr_blosc", "zarr_slab_blosc", "blosc_encode_numcodecs", None, "blosc_write_cores",
+                      "blosc_write_cores_pread"))
 
 
 def compression_verdicts(results: dict[str, Any], regime: str) -> list[str]:
@@ -1089,7 +1101,7 @@ def compression_verdicts(results: dict[str, Any], regime: str) -> list[str]:
     io = copy_limit(results) if regime != "cache" else None
     cores = os.cpu_count() or 1
     lines: list[str] = []
-    for op, peer, one_core, threaded, bare in COMPRESSED_WRITES:
+    for op, peer, one_core, threaded, bare, bare_pread in COMPRESSED_WRITES:
         for name in (n for n in results if n.split("@")[0] == op):
             if name not in g:
                 continue
@@ -1112,6 +1124,8 @@ def compression_verdicts(results: dict[str, Any], regime: str) -> list[str]:
                              f"{'met' if ratio >= 0.85 else 'NOT met'})")
             if bare in g:
                 parts.append(f"{ours / g[bare]:.2f}x the bare chunk writer ({g[bare]:.2f})")
+            if bare_pread in g:
+                parts.append(f"{ours / g[bare_pread]:.2f}x the bare writer reading with pread ({g[bare_pread]:.2f})")
             lines.append("; ".join(parts) + ".")
     if lines and io is None and regime != "cache":
         lines.append("No I/O limit in this run (select duplex, or cold_read with dropbehind_write/cached_write).")

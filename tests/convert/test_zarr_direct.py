@@ -7,6 +7,7 @@ both zarr-python and TensorStore must read our array as numpy holds it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -510,3 +511,122 @@ def test_zstd_streamed_without_the_entry_point_or_for_large_chunks(tmp_path: Pat
     twin = _zarr_python_twin(zarr.open_array(str(path), mode="r"), tmp_path / "twin.zarr", data)
     assert _chunk_files(path) == _chunk_files(twin)
     np.testing.assert_array_equal(zarr.open_array(str(path), mode="r")[...], data)
+
+
+# -- chunk files written in place while the array is staged ---------------------------------------------------------
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_after(n: int) -> Any:
+    calls = [0]
+
+    def progress(done: int, total: int) -> None:
+        calls[0] += 1
+        if calls[0] >= n:
+            raise _Stop
+
+    return progress
+
+
+@pytest.mark.parametrize("compression", [None, "zstd:1", "blosc:lz4:5", "gzip:1"])
+def test_staged_chunks_are_written_in_place_and_a_torn_one_is_rewritten(tmp_path: Path, compression: str | None) -> None:
+    """A conversion's chunk files go straight to their keys (the staging copy is published whole); one cut short
+    by a kill (left as a few bytes, or empty, at its key) belongs to a block not yet journaled and is written again
+    by the resumed run, which verifies."""
+    from arraystore.checksums import StreamHasher
+
+    data = (np.arange(256 * 256, dtype="<f4") * 0.5).reshape(256, 256)
+    src = write_source(tmp_path / "src.dat", data)
+    dst = tmp_path / "dst.zarr"
+    opts: dict[str, Any] = {"chunks": (8, 256), "max_memory": "64KiB"}
+    if compression:
+        opts["compression"] = compression
+    with pytest.raises(_Stop):
+        arraystore.convert(src, str(dst), progress=_stop_after(3), **opts)
+    staging = tmp_path / "dst.zarr.partial"
+    files = sorted(p for p in staging.rglob("*") if p.is_file() and p.name != "zarr.json")
+    assert files and not [p for p in files if p.name.endswith(".tmp")]
+    journal = dst.with_name(dst.name + ".partial.journal.jsonl")
+    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    done = {int(rec["block"]) for rec in records[1:] if rec.get("block") is not None}
+
+    per_block = int(records[0]["options"]["blocks"]["chunks_per_block"])  # blocks of whole chunk rows
+    # A kill inside a chunk's write() leaves its file cut short: two chunk rows of blocks not journaled get one.
+    torn = [r for r in range(32) if r // per_block not in done][:2]
+    assert len(torn) == 2
+    for k, i in enumerate(torn):
+        p = staging / "c" / str(i) / "0"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"\x28\xb5\x2f" if k == 0 else b"")
+    report = arraystore.convert(src, str(dst), verify=True, **opts)
+    assert report.verified and report.checksum == StreamHasher.of(data)
+    np.testing.assert_array_equal(zarr.open_array(str(dst), mode="r")[...], data)
+
+
+def test_in_place_chunk_files_take_the_arrays_mode_and_keep_their_own(tmp_path: Path) -> None:
+    """New chunk files get the mode of the array's zarr.json within the umask (as renamed ones did); a chunk file a
+    resumed run writes again keeps its own mode."""
+    data = np.arange(64 * 256, dtype="<f4").reshape(64, 256)
+    src = write_source(tmp_path / "src.dat", data)
+    old = os.umask(0o077)
+    try:
+        dst = tmp_path / "a.zarr"
+        arraystore.convert(src, str(dst), chunks=(8, 256), compression="zstd:1")
+        modes = {p.name: p.stat().st_mode & 0o777 for p in dst.rglob("*") if p.is_file()}
+        assert set(modes.values()) == {0o600}, modes
+    finally:
+        os.umask(old)
+    from arraystore.backends._zarr_modes import ModeKeepingLocalStore
+
+    store = ModeKeepingLocalStore(str(tmp_path / "b"))
+    store.root.mkdir()
+    with store.put_stream("c/0/0", in_place=True) as f:
+        f.write(b"one")
+    (store.root / "c/0/0").chmod(0o640)
+    with store.put_stream("c/0/0", in_place=True) as f:
+        f.write(b"2")
+    assert (store.root / "c/0/0").read_bytes() == b"2"
+    assert (store.root / "c/0/0").stat().st_mode & 0o777 == 0o640
+
+
+def test_in_place_write_that_fails_leaves_no_file(tmp_path: Path) -> None:
+    """An error inside the ``with`` block of an in-place write removes the file (nothing half written at its key);
+    the renamed write leaves the old file as it was."""
+    from arraystore.backends._zarr_modes import ModeKeepingLocalStore
+
+    store = ModeKeepingLocalStore(str(tmp_path))
+    for in_place, left in ((True, None), (False, b"old")):
+        (tmp_path / "c" / "0").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "c" / "0" / "0").write_bytes(b"old")
+
+        def half_written(in_place: bool = in_place) -> None:
+            with store.put_stream("c/0/0", in_place=in_place) as f:
+                f.write(b"half")
+                raise _Stop
+
+        with pytest.raises(_Stop):
+            half_written()
+        found = (tmp_path / "c" / "0" / "0").read_bytes() if (tmp_path / "c" / "0" / "0").exists() else None
+        assert found == left
+        assert [p.name for p in (tmp_path / "c" / "0").iterdir()] == ([] if left is None else ["0"])
+
+
+def test_only_a_staged_array_is_written_in_place(tmp_path: Path) -> None:
+    """The chunk writer writes in place only into an array being built aside; into an open, published one it
+    replaces each chunk file by a rename (a reader never sees a chunk half written)."""
+    with arraystore.create(tmp_path / "s.zarr", (16, 16), "<f4", chunks=(4, 16), compression="zstd:1") as s:
+        w = ZarrChunkWriter(s, 1)
+        try:
+            assert w.in_place
+        finally:
+            w.close()
+        s[...] = 1
+    with arraystore.open(tmp_path / "s.zarr", "r+") as s:
+        w = ZarrChunkWriter(s, 1)
+        try:
+            assert not w.in_place
+        finally:
+            w.close()

@@ -432,16 +432,16 @@ class BoundedStore(WrapperStore[Store]):
         return os.path.join(self.root, key)
 
     @property
-    def put_stream(self) -> Callable[[str], contextlib.AbstractContextManager[BinaryIO]] | None:
+    def put_stream(self) -> Callable[..., contextlib.AbstractContextManager[BinaryIO]] | None:
         """The wrapped store's ``put_stream`` (a write piece by piece, :class:`ModeKeepingLocalStore`) for keys that
         resolve inside the store, or None when the wrapped store has none."""
         inner = getattr(self._store, "put_stream", None)
         if inner is None:
             return None
 
-        def put_stream(key: str) -> contextlib.AbstractContextManager[BinaryIO]:
+        def put_stream(key: str, **options: Any) -> contextlib.AbstractContextManager[BinaryIO]:
             self._inside(key)
-            return inner(key)  # type: ignore[no-any-return]
+            return inner(key, **options)  # type: ignore[no-any-return]
 
         return put_stream
 

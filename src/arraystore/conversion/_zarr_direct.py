@@ -30,8 +30,9 @@ created, staged, published and read by it) and we do the chunk writes:
   each block.
 
 Where the chunks go is the zarr store's business: a store with ``put_stream``
-(arraystore's local store writes a temporary file and renames it) is written
-directly from the threads, the file's write-back started at once when
+(arraystore's local store writes a temporary file and renames it; the chunks of an array
+being built aside, a staging copy published whole, straight into their files:
+:attr:`ZarrChunkWriter.in_place`) is written directly from the threads, the file's write-back started at once when
 :attr:`ZarrChunkWriter.writeback` (the conversion's write-through and drop-behind
 regimes); a store with a synchronous ``set_sync`` is called from the threads; a zarr
 ``ObjectStore`` through obstore's blocking ``put`` / ``delete`` (which release the GIL
@@ -186,8 +187,11 @@ class ZarrChunkWriter:
         self._prefix = f"{prefix}/" if prefix else ""
         self._put, self._delete = _sink(zstore)
         # A local store: chunk files written here (put_stream); unsharded zstd and blosc chunks compressed here.
-        self._open: Callable[[str], contextlib.AbstractContextManager[BinaryIO]] | None = getattr(
+        self._open: Callable[..., contextlib.AbstractContextManager[BinaryIO]] | None = getattr(
             zstore, "put_stream", None)
+        #: Chunk files written where they belong, not beside them and renamed: the array is a staging copy, published
+        #: whole, and a block is journaled once its files are written (a file a kill cut short is written again).
+        self.in_place = self._open is not None and getattr(store, "_staged", None) is not None
         here = sharding is None and self._open is not None
         self._zstd_files: _ZstdInto | _ZstdFiles | None = None
         if here and _zstd_into_available(bb) and math.prod(self.unit) * self.stored.itemsize <= ZSTD_INTO_MAX:
@@ -293,7 +297,7 @@ class ZarrChunkWriter:
     def _write_file(self, key: str, write: Callable[[BinaryIO], None]) -> None:
         """Write the file at ``key`` with ``write(file)`` (a local store), its write-back started when asked."""
         assert self._open is not None
-        with self._open(key) as f:
+        with self._open(key, in_place=True) if self.in_place else self._open(key) as f:
             write(f)
             if self.writeback:
                 f.flush()
