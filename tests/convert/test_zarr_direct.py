@@ -630,3 +630,27 @@ def test_only_a_staged_array_is_written_in_place(tmp_path: Path) -> None:
             assert not w.in_place
         finally:
             w.close()
+
+
+@pytest.mark.parametrize("compression", [None, "zstd:1"])
+def test_a_torn_chunk_file_where_the_resumed_run_finds_fill_is_removed(tmp_path: Path, compression: str | None) -> None:
+    """A kill can leave a torn file at the key of a chunk that is all fill value, which the resumed run does not
+    write: it must remove the file, or the published array would read the torn bytes."""
+    data = (np.arange(256 * 256, dtype="<f4") * 0.5).reshape(256, 256)
+    data[128:] = 0
+    src = write_source(tmp_path / "src.dat", data)
+    dst = tmp_path / "dst.zarr"
+    opts: dict[str, Any] = {"chunks": (8, 256), "max_memory": "64KiB"}
+    if compression:
+        opts["compression"] = compression
+    with pytest.raises(_Stop):
+        arraystore.convert(src, str(dst), progress=_stop_after(3), **opts)
+    staging = tmp_path / "dst.zarr.partial"
+    for i in (20, 30):  # rows 160.. and 240..: fill, in blocks the stopped run never reached
+        p = staging / "c" / str(i) / "0"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"\x28\xb5\x2f")
+    report = arraystore.convert(src, str(dst), verify=True, **opts)
+    assert report.verified
+    assert not (dst / "c" / "20" / "0").exists() and not (dst / "c" / "30" / "0").exists()
+    np.testing.assert_array_equal(zarr.open_array(str(dst), mode="r")[...], data)
