@@ -112,6 +112,12 @@ def _in_pool(tasks: Sequence[tuple[Callable[..., Any], Any]], workers: int, on_r
         pool.shutdown(wait=True)
 
 
+#: A virtual migration of this many files or more (and ``workers`` not given) resolves them in one worker
+#: process per CPU, as a copying migration does: resolving a file costs about three quarters of referencing
+#: it. Measured with ``tools/bench_virtual.py --pool-sweep``: below this, starting the pool costs more than
+#: the workers save.
+VIRTUAL_POOL_FILES = 4000
+
 #: Small files travel to the pool in batches: one round trip per file costs more than converting it.
 #: A batch is reported when all its files are done, so an interrupt abandons at most one batch per
 #: worker: batches stay small (files of 8 MiB and more travel alone).
@@ -157,6 +163,8 @@ class _Resolved:
     records: list[FileRecord]
     undetermined: list[Resolution]
     rules_used: frozenset[int]
+    jobs: list[Job]
+    """A virtual migration's jobs (the main process writes the store from them); else none."""
 
 
 def _resolve_and_run(task: tuple[_Planner, list[tuple[str, str, int]]]) -> _Resolved:
@@ -177,7 +185,8 @@ def _resolve_and_run(task: tuple[_Planner, list[tuple[str, str, int]]]) -> _Reso
     used = planner.rules.used_indices() if planner.rules is not None else frozenset()
     for record in planner.done:
         record_line(record)
-    return _Resolved([*planner.done, *_run_batch(planner.jobs)], planner.undetermined, used)
+    jobs = planner.jobs if planner.virtual.get("virtual") else []
+    return _Resolved([*planner.done, *_run_batch(planner.jobs)], planner.undetermined, used, jobs)
 
 
 def _tqdm_progress(total_files: int, total_bytes: int) -> tuple[ProgressCallback, Callable[[], None]]:
@@ -288,8 +297,8 @@ def migrate(
     compression
         Destination compression (zarr, hdf5), e.g. ``"zstd"``; default uncompressed.
     workers
-        Worker processes converting files in parallel; default one per CPU (a virtual
-        migration: this process); ``1`` runs in this process. With ``scheduler="local"``, the number of Dask workers (default 2).
+        Worker processes resolving and converting files in parallel; default one per CPU (a
+        virtual migration of fewer than 4,000 files: this process); ``1`` runs in this process. With ``scheduler="local"``, the number of Dask workers (default 2).
     scheduler
         Run on Dask: a scheduler address, a ``distributed.Client``, or ``"local"`` for a
         ``LocalCluster``. Workers must see both folders at the same paths.
@@ -400,7 +409,8 @@ def migrate(
         manifest = Manifest(Path(dst) / MANIFEST_NAME, durable=durable)
     else:
         manifest = RemoteManifest(root, MANIFEST_NAME, storage_options)
-    # A virtual migration reads each file once, sequentially: worker processes cost more than they save.
+    # A dry run, and a virtual migration of fewer than VIRTUAL_POOL_FILES files: worker processes cost more
+    # than they save.
     in_process = workers is None and scheduler is None and (dry_run or virtual)
     nworkers = 1 if in_process else (workers or os.cpu_count() or 1)
     if not dry_run and not virtual and scheduler is None and nworkers > 1:
@@ -410,6 +420,12 @@ def migrate(
     with default_storage_options(storage_options):
         previous = manifest.read()
         found = discover(src, include, exclude, skip=dst if isinstance(dst, Path) else None)
+    if in_process and virtual and not dry_run and len(found.data) >= VIRTUAL_POOL_FILES:
+        nworkers = os.cpu_count() or 1
+        if nworkers > 1:
+            from ..parallel import start_forkserver
+
+            start_forkserver((__name__,))
     # Threads of each conversion: this process's CPUs when it runs the files one after the other.
     threads = 1 if (scheduler is not None or nworkers > 1) else (os.cpu_count() or 1)
     job_options = ConvertOptions.from_mapping(
@@ -424,7 +440,7 @@ def migrate(
     planner.storage_options = dict(storage_options) if storage_options else None
     pending: list[tuple[str, str]] = []
     with default_storage_options(storage_options):
-        if not dry_run and not virtual and scheduler is None and nworkers > 1:
+        if not dry_run and scheduler is None and nworkers > 1:
             pending = planner.pending(found.data, found.broken_headers)  # resolved in the workers
         else:
             planner.plan(found.data, found.broken_headers)
@@ -586,6 +602,7 @@ def _run_jobs(
                 callback(MigrationProgress(record, state[0], total_files, state[1], total_bytes))
 
     def resolved(result: _Resolved) -> None:
+        planner.jobs.extend(result.jobs)
         planner.undetermined.extend(result.undetermined)
         if planner.rules is not None:
             planner.rules.mark_used(result.rules_used)
@@ -604,6 +621,8 @@ def _run_jobs(
                 for batch in _batches(todo, workers, lambda t: t[2])
             ]
             _in_pool(tasks, workers, resolved)
+            order = {os.fspath(planner.src / name): i for i, (name, _) in enumerate(pending)}
+            planner.undetermined.sort(key=lambda r: order.get(os.fspath(r.path), len(order)))  # as if resolved here
     finally:
         manifest.close()
         close()
