@@ -450,7 +450,7 @@ def _finish(path: Path, name: str, size: int, facts: dict[str, Any], found: list
     if contradiction is not None:
         return contradiction
     if attrs:
-        meta = meta.replace(attrs=_provenance_attrs(name, facts, evidence))
+        meta = meta._with_attrs(_provenance_attrs(name, facts, evidence))
     return Resolution(path, name, "resolved", meta, offset, tuple(evidence), notes=tuple(notes),
                       dtype_source=facts["dtype_source"])
 

@@ -27,7 +27,7 @@ from ._group import check_into, consolidate_group
 from ._job import Job, run_batch, run_job
 from ._manifest import MANIFEST_NAME, FileRecord, Manifest, record_line
 from ._planner import VIRTUAL, _error, _Planner
-from ._realdirs import remembered
+from ._realdirs import fewer_collections, remembered
 from ._remote import RemoteManifest, check_remote_target, remote_root, write_remote_outputs
 from ._report import REPORT_NAME, SUGGESTED_RULES_NAME, SUMMARY_NAME, MigrationReport
 from .resolve import Resolution
@@ -143,6 +143,7 @@ def _batches(items: Sequence[T], workers: int, size: Callable[[T], int]) -> list
     return out
 
 
+@fewer_collections()
 def _run_batch(batch: list[Job]) -> list[FileRecord]:
     """Run a batch in a worker; an unforeseen error fails its own file, not the whole batch.
 
@@ -167,6 +168,7 @@ class _Resolved:
     """A virtual migration's jobs (the main process writes the store from them); else none."""
 
 
+@fewer_collections()
 def _resolve_and_run(task: tuple[_Planner, list[tuple[str, str, int]]]) -> _Resolved:
     """In a worker: resolve each file of a batch, sort it (skip, fail, convert) and convert it.
 
@@ -239,6 +241,7 @@ def _write_outputs(
     _fsutil.atomic_write_bytes(dst / SUMMARY_NAME, report.summary().encode() + b"\n", durable=durable)
 
 
+@fewer_collections()
 def migrate(
     src_dir: str | os.PathLike[str],
     dst_dir: str | os.PathLike[str],
