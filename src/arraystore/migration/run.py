@@ -123,11 +123,16 @@ VIRTUAL_POOL_FILES = 4000
 #: worker: batches stay small (files of 8 MiB and more travel alone).
 BATCH_FILES = 64
 BATCH_BYTES = 8 << 20
+#: A virtual migration's batches: its jobs only read metadata (0.2-0.3 ms a file), and a batch's round trip
+#: (the planner sent, the records and jobs sent back) costs milliseconds. Measured on 10,000 files in a
+#: new process with 2 workers: 64 files a batch took 3.4-4.0 s, 256 took 2.2-2.3 s, 1,024 took 2.4-2.8 s.
+VIRTUAL_BATCH_FILES = 256
 
 
-def _batches(items: Sequence[T], workers: int, size: Callable[[T], int]) -> list[list[T]]:
-    """Consecutive items grouped up to ``BATCH_FILES`` files or ``BATCH_BYTES``, at least ``2 * workers`` batches."""
-    per = max(1, min(BATCH_FILES, -(-len(items) // (2 * workers))))
+def _batches(items: Sequence[T], workers: int, size: Callable[[T], int], files: int = 0) -> list[list[T]]:
+    """Consecutive items grouped up to ``files`` (default ``BATCH_FILES``) files or ``BATCH_BYTES``, at least
+    ``2 * workers`` batches."""
+    per = max(1, min(files or BATCH_FILES, -(-len(items) // (2 * workers))))
     out: list[list[T]] = []
     batch: list[T] = []
     total = 0
@@ -621,7 +626,8 @@ def _run_jobs(
         elif todo:
             tasks = [
                 (_resolve_and_run, (planner.for_files([t[0] for t in batch]), batch))
-                for batch in _batches(todo, workers, lambda t: t[2])
+                for batch in _batches(todo, workers, lambda t: t[2],
+                                      VIRTUAL_BATCH_FILES if planner.virtual.get("virtual") else BATCH_FILES)
             ]
             _in_pool(tasks, workers, resolved)
             order = {os.fspath(planner.src / name): i for i, (name, _) in enumerate(pending)}
