@@ -114,8 +114,10 @@ def _in_pool(tasks: Sequence[tuple[Callable[..., Any], Any]], workers: int, on_r
 
 #: A virtual migration of this many files or more (and ``workers`` not given) resolves them in one worker
 #: process per CPU, as a copying migration does: resolving a file costs about three quarters of referencing
-#: it. Measured with ``tools/bench_virtual.py --pool-sweep``: below this, starting the pool costs more than
-#: the workers save.
+#: it. Measured with ``tools/bench_virtual.py --pool-sweep`` (each run a new process, the pool's start
+#: included; 2 CPUs shared with other work, load 2-3): 2 workers took 1.8x the time of this process at
+#: 2,000 files, 1.0-1.2x at 4,000 and 1.1x at 10,000; with the pool's server already running (a second
+#: migration in one process) 0.8x at 10,000. The workers only pay off with CPUs to spare.
 VIRTUAL_POOL_FILES = 4000
 
 #: Small files travel to the pool in batches: one round trip per file costs more than converting it.
