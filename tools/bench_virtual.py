@@ -3,11 +3,15 @@
 Usage::
 
     python tools/bench_virtual.py [--files 1000] [--big-mib 512] [--repeat 3]
+    python tools/bench_virtual.py --pool-sweep 1000,2000,4000,8000 [--repeat 3]
+    python tools/bench_virtual.py --profile OUT.txt [--files 10000] [--workers 1]
 
 Four measurements (median of ``--repeat`` runs, in one process, side by side):
 
 1. ``--files`` small raw files (4 KiB each, arraystore sidecar): copying ``migrate(to="zarr")``
-   vs ``migrate(virtual=True)`` (kerchunk, with checksums) vs ``--no-checksum`` (metadata only).
+   vs ``migrate(virtual=True)`` (kerchunk, with checksums) vs ``--no-checksum`` (metadata only), with
+   migrate's default workers (resolved in worker processes from ``run.VIRTUAL_POOL_FILES`` files on)
+   and with ``workers=1`` (in this process).
 2. A ``--big-mib`` archive (8 files): cold sequential read of every byte (page cache evicted
    with ``posix_fadvise(DONTNEED)``) vs a cold virtual migration (one checksum read per file).
 3. Reading one 64 MiB virtual array whole through zarr-python (kerchunk + fsspec), xarray, and
@@ -167,13 +171,95 @@ def regular_copy(kerchunk: Path, name: str, data: np.ndarray, out: Path) -> None
         zarr.consolidate_metadata(str(out))  # as the kerchunk store is
 
 
+_ONE_RUN = """
+import sys, time
+sys.path.insert(0, sys.argv[4])
+from bench_virtual import cpu_seconds
+from arraystore.migration import migrate
+if __name__ == "__main__":
+    t0 = time.perf_counter()
+    migrate(sys.argv[1], sys.argv[2], virtual=True, checksum=False, workers=int(sys.argv[3]))
+    print(time.perf_counter() - t0, cpu_seconds())
+"""
+
+
+def _fresh_process(src: Path, out: Path, workers: int) -> tuple[float, float]:
+    """(wall s of migrate() alone, CPU s of the process and its workers, imports included) of a run in a new process."""
+    import subprocess
+
+    shutil.rmtree(out, ignore_errors=True)
+    done = subprocess.run([sys.executable, "-c", _ONE_RUN, str(src), str(out), str(workers), str(Path(__file__).parent)],
+                          check=True, capture_output=True, text=True)
+    wall, cpu = done.stdout.split()[-2:]
+    return float(wall), float(cpu)
+
+
+def pool_sweep(counts: list[int], repeat: int) -> None:
+    """Virtual --no-checksum in this process vs in worker processes, by archive size, alternated, fresh processes."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench_virtual_"))
+    cpus = os.cpu_count() or 1
+    load = os.getloadavg()[0]
+    rows = []
+    try:
+        for n in counts:
+            src = tmp / f"a{n}"
+            small_archive(src, n)
+            runs: dict[int, list[tuple[float, float]]] = {1: [], cpus: []}
+            for _ in range(repeat):
+                for w in runs:
+                    runs[w].append(_fresh_process(src, tmp / "out", w))
+            med = {w: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v)) for w, v in runs.items()}
+            rows.append((n, med[1], med[cpus]))
+            shutil.rmtree(src)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; load average before/after: {load:.2f} / "
+          f"{os.getloadavg()[0]:.2f}; command: python tools/bench_virtual.py {' '.join(sys.argv[1:])}")
+    print(f"| files | in process: s (CPU s) | {cpus} workers: s (CPU s) | workers / in process (wall) |")
+    print("| ---: | ---: | ---: | ---: |")
+    for n, one, many in rows:
+        print(f"| {n:,} | {one[0]:.3f} ({one[1]:.2f}) | {many[0]:.3f} ({many[1]:.2f}) | {many[0] / one[0]:.2f} |")
+
+
+def profile(files: int, repeat: int, workers: int | None, out: str) -> None:
+    """py-spy record of ``repeat`` virtual --no-checksum migrations (workers' processes included)."""
+    import subprocess
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_virtual_"))
+    try:
+        small_archive(tmp / "small", files)
+        code = ("import sys, shutil\nfrom arraystore.migration import migrate\nif __name__ == '__main__':\n"
+                f"    for _ in range({repeat}):\n        shutil.rmtree(sys.argv[2], ignore_errors=True)\n"
+                f"        migrate(sys.argv[1], sys.argv[2], virtual=True, checksum=False, workers={workers!r})\n")
+        script = tmp / "run.py"  # a file, not -c: py-spy's raw lines name the command, which must be one line
+        script.write_text(code)
+        subprocess.run(["py-spy", "record", "--subprocesses", "-f", "raw", "-o", out, "--", sys.executable, str(script),
+                        str(tmp / "small"), str(tmp / "out")], check=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=1000)
     ap.add_argument("--big-mib", type=int, default=512)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--small-only", action="store_true", help="only the small-files rows (part 1)")
+    ap.add_argument("--pool-sweep", metavar="N,N,...",
+                    help="only this: virtual --no-checksum of N small files resolved in this process (workers=1) vs "
+                    "in one worker per CPU (workers=cpu count), each run a fresh process as the command line is "
+                    "(pool start included): where the pool starts to pay off (run.VIRTUAL_POOL_FILES)")
+    ap.add_argument("--profile", metavar="OUT",
+                    help="only this: py-spy record (raw format, to OUT) of --repeat virtual --no-checksum migrations "
+                    "of --files small files, with --workers", default=None)
+    ap.add_argument("--workers", type=int, default=None, help="workers of the --profile run (default: migrate's)")
     args = ap.parse_args()
+    if args.pool_sweep:
+        pool_sweep([int(n) for n in args.pool_sweep.split(",")], args.repeat)
+        return
+    if args.profile:
+        profile(args.files, args.repeat, args.workers, args.profile)
+        return
     load = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="bench_virtual_"))
     rows: list[tuple[str, str, float, float, str]] = []
@@ -192,8 +278,10 @@ def main() -> None:
 
         add(f"{args.files:,} files x 4 KiB", alternated([
             ("copying migrate (to zarr, default: 2 workers)", lambda: migrate(small, out)),
-            ("virtual migrate (kerchunk, checksums, default: in process)", lambda: migrate(small, out, virtual=True)),
+            ("virtual migrate (kerchunk, checksums)", lambda: migrate(small, out, virtual=True)),
             ("virtual migrate --no-checksum", lambda: migrate(small, out, virtual=True, checksum=False)),
+            ("virtual migrate --no-checksum --workers 1",
+             lambda: migrate(small, out, virtual=True, checksum=False, workers=1)),
             ("virtual migrate (icechunk, checksums)", lambda: migrate(small, out, virtual=True, format="icechunk")),
         ], args.repeat, fresh), lambda cpu: f"{cpu / args.files * 1e3:.2f} ms/file")
 
@@ -251,8 +339,10 @@ def main() -> None:
         t[f"{op} ({scale.rsplit(', ', 1)[-1]})"] = sec
     copy = t["copying migrate (to zarr, default: 2 workers)"]
     ratios = [
-        ("virtual (checksums) vs copying, small files: times faster", copy / t["virtual migrate (kerchunk, checksums, default: in process)"], ">= 5"),
+        ("virtual (checksums) vs copying, small files: times faster", copy / t["virtual migrate (kerchunk, checksums)"], ">= 5"),
         ("virtual --no-checksum vs copying, small files: times faster", copy / t["virtual migrate --no-checksum"], ">= 20"),
+        ("virtual --no-checksum --workers 1 vs copying, small files: times faster",
+         copy / t["virtual migrate --no-checksum --workers 1"], "(in process)"),
     ]
     if not args.small_only:
         ratios.append(("cold virtual migrate vs cold sequential read: speed",

@@ -12,6 +12,7 @@ numpy understands *and* states its size — numpy names with a size (``"float32"
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Literal
 
@@ -54,17 +55,28 @@ def parse_dtype_text(value: str) -> tuple[np.dtype[Any], ByteOrder | None]:
     """Parse a dtype string of the grammar; returns the dtype and the byte order it states.
 
     A string without ``<`` or ``>`` states no byte order; its dtype is numpy's
-    (native for multi-byte numbers).
+    (native for multi-byte numbers). Short strings (every dtype of an archive's thousands of
+    sidecars) are parsed once and remembered.
 
     Raises
     ------
     DtypeSyntaxError
         Not a string of the grammar, or not a dtype numpy knows.
     """
+    return _parse_remembered(value) if len(value) <= 64 else _parse_dtype_text(value)
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_remembered(value: str) -> tuple[np.dtype[Any], ByteOrder | None]:
+    return _parse_dtype_text(value)
+
+
+def _parse_dtype_text(value: str) -> tuple[np.dtype[Any], ByteOrder | None]:
+    """:func:`parse_dtype_text`, every time."""
     text = value.strip()
     sub = _SUBARRAY.match(text)
     if sub and sub.end() < len(text):  # numpy's sub-array prefix, e.g. "(2,3)<i2"
-        base, stated = parse_dtype_text(text[sub.end() :])
+        base, stated = _parse_dtype_text(text[sub.end() :])
         shape = tuple(int(n) for n in sub.group(1).replace(" ", "").split(",") if n)
         return np.dtype((base, shape)), stated
     if text in _AMBIGUOUS:

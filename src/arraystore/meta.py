@@ -122,6 +122,15 @@ class ArrayMeta:
         fields.update(changes)
         return ArrayMeta(**fields)
 
+    def _with_attrs(self, attrs: Mapping[str, Any]) -> ArrayMeta:
+        """``replace(attrs=attrs)``: only the attrs are checked (shape, dtype and order were when this was made)."""
+        new = object.__new__(ArrayMeta)
+        object.__setattr__(new, "shape", self.shape)
+        object.__setattr__(new, "dtype", self.dtype)
+        object.__setattr__(new, "order", self.order)
+        object.__setattr__(new, "attrs", check_attrs(attrs))
+        return new
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: ``shape``, ``dtype`` (numpy descr), ``order``, ``attrs`` (numpy values encoded)."""
         return {

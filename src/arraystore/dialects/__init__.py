@@ -127,9 +127,9 @@ def detect(path: str | os.PathLike[str], dialect: str | None = None) -> ParsedHe
             )
         # A file whose name promises an inline header (.mha, IDX) but whose content does not
         # match: parsing it gives the precise error rather than letting it pass as plain raw data.
-        if p.is_file() and p.suffix.lower() == ".mha":
+        if p.suffix.lower() == ".mha" and p.is_file():  # the name first: no stat for the usual raw file
             return DIALECTS["metaimage"].parse(p)
-        if p.is_file() and is_idx_name(p):
+        if is_idx_name(p) and p.is_file():
             return DIALECTS["idx"].parse(p)
         return None
     if len(found) > 1:

@@ -7,6 +7,8 @@ by :func:`arraystore.migration.migrate` (``run.py``).
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 import uuid
 from collections.abc import Sequence
@@ -25,7 +27,7 @@ from ._job import Job
 from ._manifest import FileRecord
 from ._realdirs import remembered
 from .legacy_json import is_own_sidecar, read_json
-from .resolve import Resolution, resolve
+from .resolve import Resolution, _resolve_stat
 from .rules import Rules
 
 __all__ = ["VIRTUAL"]
@@ -67,6 +69,17 @@ def _same_layout(old: dict[str, Any], res: Resolution) -> bool:
     return all(old.get(k) == new.get(k) for k in ("dtype", "shape", "order", "offset"))
 
 
+def _absolute(folder: Path, name: str, bases: dict[Path, str]) -> str:
+    """``str((folder / name).absolute())``; with the folder's string remembered in ``bases``, a join of
+    strings when ``name`` is already in the form pathlib would give it (discovery's names are)."""
+    base = bases.get(folder)
+    if base is None:
+        base = bases[folder] = str(folder.absolute())
+    if os.sep == "/" and name and not (name[0] == "/" or name[-1] == "/" or "//" in name or "/./" in f"/{name}/"):
+        return os.path.join(base, name)
+    return str((folder / name).absolute())
+
+
 def _resolution_dict(res: Resolution) -> dict[str, Any]:
     d = res.to_dict()
     d.pop("path", None)
@@ -96,6 +109,8 @@ class _Planner:
         self.into: str | None = None
         """The group every array goes into (``into=``), or None: one output per file."""
         self.jobs: list[Job] = []
+        self.claimed: frozenset[str] = frozenset()
+        """Sources of copy jobs another planner of this run made already (see :meth:`_decoded`)."""
         self.scope = uuid.uuid4().hex
         """This run's identifier: the worker batches of one run share their folder listings."""
         self.done: list[FileRecord] = []
@@ -107,7 +122,15 @@ class _Planner:
         """Where the output named ``dest`` (relative, ``/``-separated) is written: a path or a URL."""
         if isinstance(self.dst, str):
             return f"{self.dst}/{dest}"
-        return str((self.dst / dest).absolute())
+        return _absolute(self.dst, dest, self._bases)
+
+    @property
+    def _bases(self) -> dict[Path, str]:
+        """Absolute paths of the source and destination folders, as strings, computed once."""
+        bases: dict[Path, str] | None = self.__dict__.get("_base_strs")
+        if bases is None:
+            bases = self.__dict__["_base_strs"] = {}
+        return bases
 
     def plan(self, names: Sequence[str], broken: Sequence[tuple[str, ArrayStoreError]]) -> None:
         """Resolve every file here: :attr:`jobs` to run, :attr:`done` records, :attr:`undetermined`."""
@@ -164,6 +187,7 @@ class _Planner:
                         {n: self.previous[n] for n in names if n in self.previous}, self.job_options, self.recheck)
         part.virtual, part.into, part.storage_options = self.virtual, self.into, self.storage_options
         part.scope = self.scope
+        part.claimed = frozenset(j.source for j in self.jobs)
         return part
 
     def _decoded(self, name: str) -> bool:
@@ -181,7 +205,7 @@ class _Planner:
             name = data.relative_to(self.src).as_posix()
         except ValueError:
             pass
-        if any(j.source == name for j in self.jobs):
+        if name in self.claimed or any(j.source == name for j in self.jobs):
             return True
         self.jobs.append(
             Job(
@@ -209,8 +233,11 @@ class _Planner:
         path = self.src / name
         t0 = time.perf_counter()
         try:
-            st = path.stat()
-            res = resolve(path, root=self.src, rules=self.rules, attrs=self.holds_attrs)
+            st = os.lstat(path)  # path.stat(), and what resolve() looks at first: one call
+            link = stat.S_ISLNK(st.st_mode)
+            if link:
+                st = os.stat(path)
+            res = _resolve_stat(path, st, link, self.src, self.rules, self.holds_attrs)
         except ArrayStoreError as exc:
             self.done.append(FileRecord(source=name, status="failed", error=_error(exc)))
             return
@@ -267,7 +294,7 @@ class _Planner:
             meta = meta.replace(attrs={})
         self.jobs.append(
             Job(
-                src_path=str(path.absolute()),
+                src_path=_absolute(self.src, name, self._bases),
                 meta=meta.to_dict(),
                 offset=res.offset,
                 own_sidecar=any(e.source == "sidecar" for e in res.evidence),  # read by resolve()

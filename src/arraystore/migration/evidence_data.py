@@ -243,7 +243,7 @@ def check_reading(
     Returns ``None`` when there is nothing to test (no weak fact, a dtype whose readings
     cannot be told apart, or too few values).
     """
-    if not checkable(dtype) or not (byteorder_weak or dtype_weak):
+    if not (byteorder_weak or dtype_weak) or not checkable(dtype):
         return None
     alternatives: list[np.dtype[Any]] = []
     if byteorder_weak:

@@ -107,6 +107,14 @@ def _set(found: dict[str, tuple[Any, str]], fact: str, value: Any, token: str, n
     found[fact] = (value, token)
 
 
+def _stem(name: str) -> str:
+    """``PurePath(name).stem``; a bare file name (the usual case) without pathlib."""
+    if "/" in name or "\\" in name or name in ("", "."):
+        return PurePath(name).stem
+    dot = name.rfind(".")
+    return name[:dot] if 0 < dot < len(name) - 1 else name
+
+
 def parse_filename(name: str) -> FilenameFacts | None:
     """The layout facts in a file name, or ``None`` when it states none.
 
@@ -131,7 +139,7 @@ def parse_filename(name: str) -> FilenameFacts | None:
     >>> parse_filename("frames_v2.dat") is None
     True
     """
-    stem = PurePath(name).stem if "." in PurePath(name).name else PurePath(name).name
+    stem = _stem(name)
     text = _ENDIAN_WORDS.sub(lambda m: m.group(1).lower() + "endian", stem)
     found: dict[str, tuple[Any, str]] = {}
     tokens: list[str] = []

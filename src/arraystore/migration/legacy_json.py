@@ -50,6 +50,7 @@ __all__ = [
     "MAX_JSON_BYTES",
     "evidence_from_mapping",
     "is_own_sidecar",
+    "legacy_sidecar_names",
     "manifest_entries",
     "read_json",
     "sidecar_paths",
@@ -72,11 +73,14 @@ _NAME_KEYS = ("file", "name", "path")
 
 def sidecar_paths(data_path: Path) -> list[Path]:
     """The per-file legacy sidecar names of ``data_path``, in priority order."""
-    return [
-        data_path.with_name(data_path.stem + "_meta.json"),
-        data_path.with_name(data_path.stem + ".json"),
-        data_path.with_name(data_path.name + ".json"),
-    ]
+    return [data_path.with_name(n) for n in legacy_sidecar_names(data_path.name)]
+
+
+def legacy_sidecar_names(name: str) -> list[str]:
+    """The names of :func:`sidecar_paths` for a data file named ``name`` (no folder)."""
+    dot = name.rfind(".")
+    stem = name[:dot] if 0 < dot < len(name) - 1 else name  # as ``Path.stem``
+    return [stem + "_meta.json", stem + ".json", name + ".json"]
 
 
 def read_json(path: Path) -> Any:

@@ -27,7 +27,7 @@ import numpy as np
 
 from .._attr_bounds import bound_attrs
 from .._attrs import copy_plain
-from .._listing import is_file, may_exist_with_suffix, real_path
+from .._listing import may_exist_in, may_exist_with_suffix, real_path
 from ..errors import (
     ArrayNotFoundError,
     ArrayStoreError,
@@ -37,13 +37,13 @@ from ..errors import (
     UnsafeInputError,
 )
 from ..meta import ArrayMeta, dtype_to_json
-from ..sidecar import Sidecar, sidecar_path
+from ..sidecar import Sidecar
 from ._realdirs import real_root
 from .candidates import Candidate, candidates
 from .evidence import Evidence, MetadataConflictError, dtype_label, infer_shape
 from .evidence_data import DataContradictsEvidenceError, check_reading
 from .filenames import parse_filename
-from .legacy_json import evidence_from_mapping, is_own_sidecar, manifest_entries, read_json, sidecar_paths
+from .legacy_json import evidence_from_mapping, is_own_sidecar, legacy_sidecar_names, manifest_entries, read_json
 from .rules import Rule, Rules
 
 try:
@@ -138,9 +138,25 @@ class Resolution:
         return d
 
 
+def _inside(real: str, base: str) -> str | None:
+    """``real`` relative to ``base`` (both resolved paths), ``/``-separated; None when not below it.
+
+    A prefix test on the two strings: resolved paths hold no ``..`` or doubled separators left.
+    """
+    prefix = os.path.join(base, "")
+    if real.startswith(prefix) and len(real) > len(prefix):
+        rel = real[len(prefix) :]
+        return rel if os.sep == "/" else rel.replace(os.sep, "/")
+    return None
+
+
 def _relname(path: Path, root: Path | None, link: bool = True) -> str:
     """``path`` relative to ``root`` once links are resolved (``link=False``: ``path`` itself is no link)."""
     if root is not None:
+        if not link:  # the usual case, without pathlib's parsing: the strings of two remembered folders
+            rel = _inside(os.path.join(real_root(path.parent), path.name), os.fspath(real_root(root)))
+            if rel is not None:
+                return rel
         real = path.resolve() if link else real_root(path.parent) / path.name
         try:
             return real.relative_to(real_root(root)).as_posix()
@@ -155,7 +171,7 @@ def _relname(path: Path, root: Path | None, link: bool = True) -> str:
 def _fenced(evidence: Path, fence: Path, data: Path) -> Path:
     """``evidence`` (a file read about ``data``), refused when it resolves outside ``fence`` through a link."""
     real, base = real_path(evidence), real_root(fence)
-    if real != base and base not in real.parents:
+    if _inside(os.fspath(real), os.fspath(base)) is None and real != base and base not in real.parents:
         raise UnsafeInputError(
             f"{evidence}: this metadata file about {data.name} resolves through a symbolic link to {real}, "
             f"outside {fence}; refused: copy it into the archive instead of linking to it"
@@ -173,11 +189,31 @@ def _describe_meta(meta: ArrayMeta, offset: int) -> str:
     return f"dtype {dtype_label(meta.dtype)}, shape {list(meta.shape)}, order {meta.order}, offset {offset}"
 
 
-def _sidecar_evidence(path: Path, fence: Path) -> Evidence | None:
-    sp = sidecar_path(path)
-    if not is_file(sp):
+def _regular_beside(path: Path, name: str, fence: Path) -> Path | None:
+    """The file ``name`` beside ``path`` if it is a file (:func:`is_file`), checked by :func:`_fenced`.
+
+    A file that is no link, the usual case, costs one ``lstat`` and a comparison of strings.
+    """
+    folder = os.fspath(path.parent)
+    if not may_exist_in(folder, name):
         return None
-    obj = read_json(_fenced(sp, fence, path))  # parsed once (read_sidecar would read it again)
+    sp = path.with_name(name)
+    try:
+        mode = os.lstat(os.path.join(folder, name)).st_mode
+    except OSError:
+        mode = 0  # what Path.is_file makes of it, below
+    if not stat.S_ISREG(mode):
+        return _fenced(sp, fence, path) if sp.is_file() else None  # a link, or what is_file refuses or raises
+    if _inside(os.path.join(real_root(path.parent), name), os.fspath(real_root(fence))) is None:
+        _fenced(sp, fence, path)  # no link here, but the folder may be one out of the fence
+    return sp
+
+
+def _sidecar_evidence(path: Path, fence: Path) -> Evidence | None:
+    sp = _regular_beside(path, path.name + ".json", fence)  # sidecar_path(path)
+    if sp is None:
+        return None
+    obj = read_json(sp)  # parsed once (read_sidecar would read it again)
     if not is_own_sidecar(obj):
         return None
     sc = Sidecar.from_dict(obj, source=str(sp))
@@ -235,13 +271,18 @@ def _gather(
     dialect = _dialect_evidence(path, fence, notes)
     if dialect is not None:
         found.append(dialect)
-    seen: set[Path] = set()
-    legacy = sidecar_paths(path) if may_exist_with_suffix(os.fspath(path.parent), ".json") else []
-    for sp in legacy:
-        if sp in seen or not is_file(sp) or (own is not None and sp == sidecar_path(path)):
+    seen: set[str] = set()
+    folder = os.fspath(path.parent)
+    legacy = legacy_sidecar_names(path.name) if may_exist_with_suffix(folder, ".json") else []
+    for candidate in legacy:
+        # Names first (the folder's listing answers most of them), a Path only for a file that may exist.
+        if candidate in seen or (own is not None and candidate == path.name + ".json"):
             continue
-        seen.add(sp)
-        obj = read_json(_fenced(sp, fence, path))
+        seen.add(candidate)
+        sp = _regular_beside(path, candidate, fence)
+        if sp is None:
+            continue
+        obj = read_json(sp)
         if is_own_sidecar(obj):
             continue  # a sidecar of another data file sharing the stem
         strict = sp.name != path.stem + ".json"
@@ -409,7 +450,7 @@ def _finish(path: Path, name: str, size: int, facts: dict[str, Any], found: list
     if contradiction is not None:
         return contradiction
     if attrs:
-        meta = meta.replace(attrs=_provenance_attrs(name, facts, evidence))
+        meta = meta._with_attrs(_provenance_attrs(name, facts, evidence))
     return Resolution(path, name, "resolved", meta, offset, tuple(evidence), notes=tuple(notes),
                       dtype_source=facts["dtype_source"])
 
@@ -484,7 +525,6 @@ def resolve(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None
         When ``path`` is a folder or not inside ``root``.
     """
     p = Path(path)
-    root_path = Path(root) if root is not None else None
     try:
         st = os.lstat(p)
         link = stat.S_ISLNK(st.st_mode)
@@ -494,6 +534,12 @@ def resolve(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None
         if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):
             raise
         raise ArrayNotFoundError(f"{p}: no such file to resolve") from None
+    return _resolve_stat(p, st, link, Path(root) if root is not None else None, rules, attrs)
+
+
+def _resolve_stat(p: Path, st: os.stat_result, link: bool, root_path: Path | None, rules: Rules | None,
+                 attrs: bool) -> Resolution:
+    """:func:`resolve` of a file whose ``stat`` (links followed) the caller has: ``link`` if ``p`` is one."""
     if not stat.S_ISREG(st.st_mode):
         raise MetadataError(f"{p}: expected a raw data file, found a folder or special file")
     name = _relname(p, root_path, link)

@@ -29,7 +29,7 @@ from ._group import check_into, consolidate_group
 from ._job import Job, run_batch, run_job
 from ._manifest import MANIFEST_NAME, FileRecord, Manifest, record_line
 from ._planner import VIRTUAL, _error, _Planner
-from ._realdirs import remembered
+from ._realdirs import fewer_collections, remembered
 from ._remote import RemoteManifest, check_remote_target, remote_root, write_remote_outputs
 from ._report import REPORT_NAME, SUGGESTED_RULES_NAME, SUMMARY_NAME, MigrationReport
 from .resolve import Resolution
@@ -156,6 +156,14 @@ def _in_pool(
         pool.shutdown(wait=True)
 
 
+#: A virtual migration of this many files or more (and ``workers`` not given) resolves them in one worker
+#: process per CPU, as a copying migration does: resolving a file costs about three quarters of referencing
+#: it. Measured with ``tools/bench_virtual.py --pool-sweep`` (each run a new process, the pool's start
+#: included; 2 CPUs shared with other work, load 2-3): 2 workers took 1.8x the time of this process at
+#: 2,000 files, 1.0-1.2x at 4,000 and 1.1x at 10,000; with the pool's server already running (a second
+#: migration in one process) 0.8x at 10,000. The workers only pay off with CPUs to spare.
+VIRTUAL_POOL_FILES = 4000
+
 #: Small files travel to the pool in batches: one round trip per file costs more than converting it.
 #: A batch is reported when all its files are done, so an interrupt abandons at most one batch per
 #: worker: batches stay small (files of 8 MiB and more travel alone).
@@ -165,11 +173,29 @@ BATCH_BYTES = 8 << 20
 #: :data:`BATCH_BYTES`) runs them in this process: starting the pool (a forkserver importing
 #: arraystore, then the workers) takes longer than converting them.
 IN_PROCESS_FILES = BATCH_FILES
+#: A virtual migration's batches: its jobs only read metadata (0.2-0.3 ms a file), and a batch's round trip
+#: (the planner sent, the records and jobs sent back) costs milliseconds. Measured on 10,000 files in a
+#: new process with 2 workers: 64 files a batch took 3.4-4.0 s, 256 took 2.2-2.3 s, 1,024 took 2.4-2.8 s.
+VIRTUAL_BATCH_FILES = 256
 
 
-def _batches(items: Sequence[T], workers: int, size: Callable[[T], int]) -> list[list[T]]:
-    """Consecutive items grouped up to ``BATCH_FILES`` files or ``BATCH_BYTES``, at least ``2 * workers`` batches."""
-    per = max(1, min(BATCH_FILES, -(-len(items) // (2 * workers))))
+def _may_start_workers() -> bool:
+    """Whether worker processes could start from here: the workers a virtual migration chooses by itself (a
+    speed-up, not asked for) are left out where the calling script's top level is not guarded."""
+    from ..errors import UnguardedMainError
+    from ..parallel import check_main_guard
+
+    try:
+        check_main_guard()
+    except UnguardedMainError:
+        return False
+    return True
+
+
+def _batches(items: Sequence[T], workers: int, size: Callable[[T], int], files: int = 0) -> list[list[T]]:
+    """Consecutive items grouped up to ``files`` (default ``BATCH_FILES``) files or ``BATCH_BYTES``, at least
+    ``2 * workers`` batches."""
+    per = max(1, min(files or BATCH_FILES, -(-len(items) // (2 * workers))))
     out: list[list[T]] = []
     batch: list[T] = []
     total = 0
@@ -185,6 +211,7 @@ def _batches(items: Sequence[T], workers: int, size: Callable[[T], int]) -> list
     return out
 
 
+@fewer_collections()
 def _run_batch(batch: list[Job]) -> list[FileRecord]:
     """Run a batch in a worker; an unforeseen error fails its own file, not the whole batch.
 
@@ -205,8 +232,11 @@ class _Resolved:
     records: list[FileRecord]
     undetermined: list[Resolution]
     rules_used: frozenset[int]
+    jobs: list[Job]
+    """A virtual migration's jobs (the main process writes the store from them); else none."""
 
 
+@fewer_collections()
 def _resolve_and_run(task: tuple[_Planner, list[tuple[str, str, int]]]) -> _Resolved:
     """In a worker: resolve each file of a batch, sort it (skip, fail, convert) and convert it.
 
@@ -225,7 +255,8 @@ def _resolve_and_run(task: tuple[_Planner, list[tuple[str, str, int]]]) -> _Reso
     used = planner.rules.used_indices() if planner.rules is not None else frozenset()
     for record in planner.done:
         record_line(record)
-    return _Resolved([*planner.done, *_run_batch(planner.jobs)], planner.undetermined, used)
+    jobs = planner.jobs if planner.virtual.get("virtual") else []
+    return _Resolved([*planner.done, *_run_batch(planner.jobs)], planner.undetermined, used, jobs)
 
 
 def _tqdm_progress(total_files: int, total_bytes: int) -> tuple[ProgressCallback, Callable[[], None]]:
@@ -278,6 +309,7 @@ def _write_outputs(
     _fsutil.atomic_write_bytes(dst / SUMMARY_NAME, report.summary().encode() + b"\n", durable=durable)
 
 
+@fewer_collections()
 def migrate(
     src_dir: str | os.PathLike[str],
     dst_dir: str | os.PathLike[str],
@@ -336,8 +368,8 @@ def migrate(
     compression
         Destination compression (zarr, hdf5), e.g. ``"zstd"``; default uncompressed.
     workers
-        Worker processes converting files in parallel; default one per CPU (a virtual
-        migration: this process); ``1`` runs in this process. With ``scheduler="local"``, the number of Dask workers (default 2).
+        Worker processes resolving and converting files in parallel; default one per CPU (a
+        virtual migration of fewer than 4,000 files: this process); ``1`` runs in this process. With ``scheduler="local"``, the number of Dask workers (default 2).
     scheduler
         Run on Dask: a scheduler address, a ``distributed.Client``, or ``"local"`` for a
         ``LocalCluster``. Workers must see both folders at the same paths.
@@ -448,7 +480,8 @@ def migrate(
         manifest = Manifest(Path(dst) / MANIFEST_NAME, durable=durable)
     else:
         manifest = RemoteManifest(root, MANIFEST_NAME, storage_options)
-    # A virtual migration reads each file once, sequentially: worker processes cost more than they save.
+    # A dry run, and a virtual migration of fewer than VIRTUAL_POOL_FILES files: worker processes cost more
+    # than they save.
     in_process = workers is None and scheduler is None and (dry_run or virtual)
     nworkers = 1 if in_process else (workers or os.cpu_count() or 1)
     if not dry_run and not virtual and scheduler is None and nworkers > 1:
@@ -462,6 +495,12 @@ def migrate(
         from ..parallel import start_forkserver
 
         start_forkserver((__name__,))  # imports arraystore while this process sorts and plans the files
+    if in_process and virtual and not dry_run and len(found.data) >= VIRTUAL_POOL_FILES and _may_start_workers():
+        nworkers = os.cpu_count() or 1
+        if nworkers > 1:
+            from ..parallel import start_forkserver
+
+            start_forkserver((__name__,))
     # Threads of each conversion: this process's CPUs when it runs the files one after the other.
     threads = 1 if (scheduler is not None or nworkers > 1) else (os.cpu_count() or 1)
     job_options = ConvertOptions.from_mapping(
@@ -476,7 +515,7 @@ def migrate(
     planner.storage_options = dict(storage_options) if storage_options else None
     pending: list[tuple[str, str]] = []
     with default_storage_options(storage_options):
-        if not dry_run and not virtual and scheduler is None and nworkers > 1:
+        if not dry_run and scheduler is None and nworkers > 1:
             pending = planner.pending(found.data, found.broken_headers)  # resolved in the workers
         else:
             planner.plan(found.data, found.broken_headers)
@@ -638,6 +677,7 @@ def _run_jobs(
                 callback(MigrationProgress(record, state[0], total_files, state[1], total_bytes))
 
     def resolved(result: _Resolved) -> None:
+        planner.jobs.extend(result.jobs)
         planner.undetermined.extend(result.undetermined)
         if planner.rules is not None:
             planner.rules.mark_used(result.rules_used)
@@ -653,9 +693,12 @@ def _run_jobs(
         elif todo:
             tasks = [
                 (_resolve_and_run, (planner.for_files([t[0] for t in batch]), batch), sum(t[2] for t in batch))
-                for batch in _batches(todo, workers, lambda t: t[2])
+                for batch in _batches(todo, workers, lambda t: t[2],
+                                      VIRTUAL_BATCH_FILES if planner.virtual.get("virtual") else BATCH_FILES)
             ]
             _in_pool(tasks, workers, resolved)
+            order = {os.fspath(planner.src / name): i for i, (name, _) in enumerate(pending)}
+            planner.undetermined.sort(key=lambda r: order.get(os.fspath(r.path), len(order)))  # as if resolved here
     finally:
         manifest.close()
         close()
