@@ -16,10 +16,11 @@ chunks), :class:`RemoteChunkFileMover` does the job with no block buffer:
   another size is a damaged array: :class:`~arraystore.errors.MetadataError`); the body
   is written at its offset in the destination with ``pwrite`` on the loop's thread (the
   GIL is released while the kernel copies it), from obstore's own buffer, no copy;
-* the conversion's reader (:meth:`RemoteChunkFileMover.read`) takes the block's chunks in
-  order, feeds the block's journal digest and the content checksum from those same
-  buffers, and frees their slots; then it runs the source's generation check (a HEAD of
-  its metadata), which begins after every byte of the block arrived. A block is
+* once the conversion's reader (:meth:`RemoteChunkFileMover.read`) opens a block, the loop
+  feeds the block's journal digest and the content checksum from those same buffers, in
+  order, and frees their slots (nothing per chunk crosses threads); then the reader runs the
+  source's generation check (a HEAD of its metadata), which begins after every byte of the
+  block arrived. A block is
   journaled (and the conversion published) only after that check: bytes of a replaced
   or changing array may reach the staged file, never a published one, nor the journal.
 
@@ -128,19 +129,23 @@ def remote_file_layout(src: ArrayStore, dst: ArrayStore, plan: ConversionPlan,
 
 
 class _Block:
-    """A block's chunks ``[first, stop)`` and what the fetching loop decided for it."""
+    """A block's chunks ``[first, stop)``, what the fetching loop decided for it, and its digest once hashed."""
 
-    __slots__ = ("first", "state", "stop")
+    __slots__ = ("digest", "first", "state", "stop")
 
     def __init__(self, first: int, stop: int) -> None:
         self.first, self.stop = first, stop
         self.state = "pending"  # then "fetched" (its chunks requested) or "skipped" (journaled already)
+        self.digest: str | None = None
 
 
 class RemoteChunkFileMover(BlockMover):
     """Blocks of an uncompressed Zarr array in a bucket, downloaded chunk by chunk straight into the file.
 
     See the module docstring. ``done``: the journal's finished blocks (their chunks are not fetched).
+    Everything per chunk happens on the loop's thread: the request, the size check, the ``pwrite``,
+    and, once :meth:`read` has opened the chunk's block, the hashing in order and the release of its
+    slot; :meth:`read` waits once per block.
     """
 
     def __init__(self, src: ArrayStore, dst: ArrayStore, plan: ConversionPlan, dst_region: tuple[str, int],
@@ -157,12 +162,16 @@ class RemoteChunkFileMover(BlockMover):
         for i, sel in enumerate(plan.blocks):
             self._index[(sel[0].start, sel[0].stop)] = i
             self._blocks.append(_Block(sel[0].start // layout.unit_rows, -(-sel[0].stop // layout.unit_rows)))
-        #: Arrived chunks not yet taken by :meth:`read` (bytes-like, or ``_FILL``), by chunk index.
+        # The loop's own state: arrived chunks not hashed yet (bytes-like, or _FILL), the block being
+        # hashed, its digest and its next chunk.
         self._arrived: dict[int, Any] = {}
+        self._open: _Block | None = None
+        self._digester: Any = None
+        self._next = 0
         self._error: BaseException | None = None
         self._cond = threading.Condition()
         self._closing = False
-        #: Chunks whose slot is taken (requested, or arrived and not yet taken): at most :attr:`window`.
+        #: Chunks whose slot is taken (requested, or arrived and not yet hashed): at most :attr:`window`.
         self.held = 0
         #: The most chunks :attr:`held` at once (what the budget counts).
         self.peak_held = 0
@@ -179,6 +188,7 @@ class RemoteChunkFileMover(BlockMover):
         loop = asyncio.new_event_loop()
         self._loop = loop
         try:
+            self._slots = asyncio.Semaphore(self.window)
             self._main_task = loop.create_task(self._schedule())
             self._started.set()
             loop.run_until_complete(self._main_task)
@@ -188,32 +198,32 @@ class RemoteChunkFileMover(BlockMover):
             self._fail(exc)
         finally:
             self._started.set()
+            self._fail(RuntimeError("internal error: the download loop ended before the conversion did"))
             loop.close()
 
     async def _schedule(self) -> None:
-        self._slots = asyncio.Semaphore(self.window)
+        assert self._slots is not None
         tasks: set[asyncio.Task[None]] = set()
         try:
             for i, block in enumerate(self._blocks):
                 with self._cond:
-                    if i in self._done:
-                        block.state = "skipped"
-                        self._cond.notify_all()
-                        continue
-                    block.state = "fetched"
+                    block.state = "skipped" if i in self._done else "fetched"
                     self._cond.notify_all()
+                if block.state == "skipped":
+                    continue
                 for c in range(block.first, block.stop):
                     await self._slots.acquire()
                     if self._error is not None or self._closing:
                         return
-                    with self._cond:
-                        self.held += 1
-                        self.peak_held = max(self.peak_held, self.held)
+                    self.held += 1
+                    self.peak_held = max(self.peak_held, self.held)
                     task = asyncio.ensure_future(self._fetch(c))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
             if tasks:
                 await asyncio.gather(*tasks)
+            # Every chunk arrived; the loop still hashes those of blocks not opened yet: it runs until finish().
+            await asyncio.get_running_loop().create_future()
         finally:
             for task in tasks:
                 task.cancel()
@@ -232,8 +242,8 @@ class RemoteChunkFileMover(BlockMover):
                 got = await obstore.get_async(layout.ostore, key)
             except (oe.NotFoundError, FileNotFoundError):
                 data: Any = _FILL
-                pwrite_all(self._dst_fd_checked(), layout.fill.reshape(-1).view(np.uint8)[:nbytes].data, self._base + offset,
-                           self.dst.path)
+                pwrite_all(self._dst_fd_checked(), layout.fill.reshape(-1).view(np.uint8)[:nbytes].data,
+                           self._base + offset, self.dst.path)
             else:
                 size = int(got.meta["size"])
                 if size != layout.chunk_bytes:
@@ -244,12 +254,41 @@ class RemoteChunkFileMover(BlockMover):
                     )
                 data = await got.bytes_async()
                 pwrite_all(self._dst_fd_checked(), memoryview(data)[:nbytes], self._base + offset, self.dst.path)
+            self._arrived[c] = data
+            if c == self._next and self._open is not None:
+                self._hash_arrived()
         except BaseException as exc:
             self._fail(exc)
             raise
-        with self._cond:
-            self._arrived[c] = data
-            self._cond.notify_all()
+
+    def _open_block(self, block: _Block) -> None:
+        """(On the loop) start hashing ``block``: the conversion reads it now."""
+        self._open, self._next = block, block.first
+        self._digester = block_digester()
+        self._hash_arrived()
+
+    def _hash_arrived(self) -> None:
+        """(On the loop) hash the open block's chunks that arrived, in order; free their slots."""
+        block = self._open
+        assert block is not None and self._slots is not None
+        layout, hasher = self.layout, self._hasher
+        while self._next < block.stop and self._next in self._arrived:
+            c = self._next
+            data = self._arrived.pop(c)
+            piece = (layout.fill.reshape(-1).view(np.uint8) if data is _FILL
+                     else np.frombuffer(data, np.uint8))[: layout.extent(c)[1]]
+            self._digester.update(piece)
+            if hasher is not None:
+                hasher.update(piece)
+            del data, piece
+            self.held -= 1
+            self._slots.release()
+            self._next = c + 1
+        if self._next == block.stop:
+            self._open = None
+            with self._cond:
+                block.digest = str(self._digester.hexdigest())
+                self._cond.notify_all()
 
     def _dst_fd_checked(self) -> int:
         assert self._dst_fd is not None
@@ -261,25 +300,16 @@ class RemoteChunkFileMover(BlockMover):
                 self._error = exc
             self._cond.notify_all()
 
-    def _free_slot(self) -> None:
-        with self._cond:
-            self.held -= 1
-        loop, slots = self._loop, self._slots
-        if loop is not None and slots is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(slots.release)
-            except RuntimeError:  # the loop stopped meanwhile
-                pass
-
     # -- the conversion's side ---------------------------------------------------------
 
-    def _take(self, c: int) -> Any:
+    def _wait(self, done: Any) -> None:
+        """Wait until ``done()``; the loop's failure raised here."""
         with self._cond:
-            while c not in self._arrived:
+            while not done():
                 if self._error is not None:
-                    raise self._error
+                    with self.src._client_errors():
+                        raise self._error
                 self._cond.wait()
-            return self._arrived.pop(c)
 
     def read(self, sel: tuple[slice, ...]) -> tuple[np.ndarray[Any, Any], str]:
         """Block ``sel`` is in the file once this returns: its digest (the array is checked unchanged);
@@ -287,34 +317,23 @@ class RemoteChunkFileMover(BlockMover):
         i = self._index.get((sel[0].start, sel[0].stop))
         block = self._blocks[i] if i is not None else None
         if block is not None:
-            with self._cond:
-                while block.state == "pending" and self._error is None:
-                    self._cond.wait()
-                if self._error is not None:
-                    with self.src._client_errors():
-                        raise self._error
-        if block is None or block.state != "fetched":
+            self._wait(lambda: block.state != "pending")
+        if block is None or block.state != "fetched" or self._loop is None:
             return super().read(sel)
-        layout = self.layout
-        digest = block_digester()
-        hasher = self._hasher
+        try:
+            self._loop.call_soon_threadsafe(self._open_block, block)
+        except RuntimeError:  # the loop ended: its failure says why
+            self._wait(lambda: False)  # raises
+        self._wait(lambda: block.digest is not None)
         with self.src._client_errors():
-            for c in range(block.first, block.stop):
-                data = self._take(c)
-                _, nbytes = layout.extent(c)
-                piece = (layout.fill.reshape(-1).view(np.uint8) if data is _FILL
-                         else np.frombuffer(data, np.uint8))[:nbytes]
-                digest.update(piece)
-                if hasher is not None:
-                    hasher.update(piece)
-                del data, piece
-                self._free_slot()
             self.src._check_generation()  # begun after every byte of the block arrived
+        layout = self.layout
         offset = layout.extent(block.first)[0]
         nbytes = sum(layout.extent(c)[1] for c in range(block.first, block.stop))
         if self._writer is not None:
             self._writer.wrote(self._base + offset, nbytes)
-        return _PLACEHOLDER, str(digest.hexdigest())
+        assert block.digest is not None
+        return _PLACEHOLDER, block.digest
 
     def write(self, i: int, sel: tuple[slice, ...], block: np.ndarray[Any, Any], digest: str) -> tuple[int, int, str]:
         if block is _PLACEHOLDER:  # in the file already
@@ -333,6 +352,5 @@ class RemoteChunkFileMover(BlockMover):
             except RuntimeError:
                 pass
         self._thread.join()
-        with self._cond:
-            self._arrived.clear()
+        self._arrived.clear()
         super().finish()
