@@ -117,3 +117,27 @@ def test_an_interrupted_download_resumes_with_the_blocks_it_wrote(bucket: str, t
     assert report.blocks_resumed + report.blocks_written == report.blocks_total
     assert np.load(tmp_path / "back.npy").tobytes() == a.tobytes()
     assert report.checksum == StreamHasher.of(a) and report.verified
+
+
+def test_a_resumed_block_that_no_longer_matches_is_downloaded_again(bucket: str, tmp_path: Path) -> None:
+    a = np.random.default_rng(5).standard_normal((1024, 128))
+    np.save(tmp_path / "a.npy", a)
+    url = f"{bucket}/j.zarr"
+    arraystore.convert(tmp_path / "a.npy", url, chunks=(16, 128))
+
+    def stop_midway(done: int, total: int) -> None:
+        if total // 2 <= done < total:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        arraystore.convert(url, tmp_path / "back.npy", max_memory="128KiB", resume=True, progress=stop_midway)
+    staged = [p for p in tmp_path.rglob("*") if p.is_file() and p.name.startswith("back.npy")
+              and p.stat().st_size > a.nbytes]
+    assert len(staged) == 1, list(tmp_path.rglob("*"))
+    with open(staged[0], "r+b") as f:  # damage the first block the journal holds
+        f.seek(200)
+        f.write(b"\xff" * 64)
+    report = arraystore.convert(url, tmp_path / "back.npy", max_memory="128KiB", resume=True)
+    assert report.blocks_rewritten == 1 and report.blocks_resumed > 0
+    assert np.load(tmp_path / "back.npy").tobytes() == a.tobytes()
+    assert report.checksum == StreamHasher.of(a)

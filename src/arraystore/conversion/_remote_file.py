@@ -16,11 +16,13 @@ chunks), :class:`RemoteChunkFileMover` does the job with no block buffer:
   another size is a damaged array: :class:`~arraystore.errors.MetadataError`); the body
   is written at its offset in the destination with ``pwrite`` on the loop's thread (the
   GIL is released while the kernel copies it), from obstore's own buffer, no copy;
-* once the conversion's reader (:meth:`RemoteChunkFileMover.read`) opens a block, the loop
-  feeds the block's journal digest and the content checksum from those same buffers, in
-  order, and frees their slots (nothing per chunk crosses threads); then the reader runs the
-  source's generation check (a HEAD of its metadata), which begins after every byte of the
-  block arrived. A block is
+* the loop feeds each block's journal digest and the content checksum from those same
+  buffers, in order, and frees their slots (nothing per chunk crosses threads), one block
+  after the other; a block after one the journal holds already waits until the
+  conversion's reader (:meth:`RemoteChunkFileMover.read`) opens it (the conversion hashes
+  the journaled one from the file first). The reader waits for its block's digest, then
+  runs the source's generation check (a HEAD of its metadata), which begins after every
+  byte of the block arrived. A block is
   journaled (and the conversion published) only after that check: bytes of a replaced
   or changing array may reach the staged file, never a published one, nor the journal.
 
@@ -131,12 +133,14 @@ def remote_file_layout(src: ArrayStore, dst: ArrayStore, plan: ConversionPlan,
 class _Block:
     """A block's chunks ``[first, stop)``, what the fetching loop decided for it, and its digest once hashed."""
 
-    __slots__ = ("digest", "first", "state", "stop")
+    __slots__ = ("digest", "first", "hashed", "index", "opened", "state", "stop")
 
-    def __init__(self, first: int, stop: int) -> None:
-        self.first, self.stop = first, stop
+    def __init__(self, index: int, first: int, stop: int) -> None:
+        self.index, self.first, self.stop = index, first, stop
         self.state = "pending"  # then "fetched" (its chunks requested) or "skipped" (journaled already)
+        self.opened = False  # its hashing began
         self.digest: str | None = None
+        self.hashed = 0  # bytes of the content checksum's stream hashed when it ended
 
 
 class RemoteChunkFileMover(BlockMover):
@@ -161,7 +165,7 @@ class RemoteChunkFileMover(BlockMover):
         self._index: dict[tuple[int, int], int] = {}
         for i, sel in enumerate(plan.blocks):
             self._index[(sel[0].start, sel[0].stop)] = i
-            self._blocks.append(_Block(sel[0].start // layout.unit_rows, -(-sel[0].stop // layout.unit_rows)))
+            self._blocks.append(_Block(i, sel[0].start // layout.unit_rows, -(-sel[0].stop // layout.unit_rows)))
         # The loop's own state: arrived chunks not hashed yet (bytes-like, or _FILL), the block being
         # hashed, its digest and its next chunk.
         self._arrived: dict[int, Any] = {}
@@ -211,6 +215,8 @@ class RemoteChunkFileMover(BlockMover):
                     self._cond.notify_all()
                 if block.state == "skipped":
                     continue
+                if self._open is None and i > 0 and self._blocks[i - 1].digest is not None:
+                    self._open_block(block)  # the one before was hashed here: this one follows it
                 for c in range(block.first, block.stop):
                     await self._slots.acquire()
                     if self._error is not None or self._closing:
@@ -262,7 +268,10 @@ class RemoteChunkFileMover(BlockMover):
             raise
 
     def _open_block(self, block: _Block) -> None:
-        """(On the loop) start hashing ``block``: the conversion reads it now."""
+        """(On the loop) start hashing ``block``: the conversion reads it now, or it follows the block just hashed."""
+        if block.opened:
+            return
+        block.opened = True
         self._open, self._next = block, block.first
         self._digester = block_digester()
         self._hash_arrived()
@@ -287,8 +296,14 @@ class RemoteChunkFileMover(BlockMover):
         if self._next == block.stop:
             self._open = None
             with self._cond:
+                block.hashed = hasher.nbytes if hasher is not None else 0
                 block.digest = str(self._digester.hexdigest())
                 self._cond.notify_all()
+            # The next block follows at once when its chunks are being fetched (one journaled already is
+            # hashed by the conversion from the file, in its turn: the reader opens the one after it).
+            following = self._blocks[block.index + 1] if block.index + 1 < len(self._blocks) else None
+            if following is not None and following.state == "fetched":
+                self._open_block(following)
 
     def _dst_fd_checked(self) -> int:
         assert self._dst_fd is not None
@@ -334,6 +349,11 @@ class RemoteChunkFileMover(BlockMover):
             self._writer.wrote(self._base + offset, nbytes)
         assert block.digest is not None
         return _PLACEHOLDER, block.digest
+
+    def hashed_after(self, i: int, hasher: Any) -> int:
+        """Bytes of the stream hashed when block ``i`` ended (the loop may be hashing the next one already)."""
+        block = self._blocks[i]
+        return block.hashed if block.digest is not None and block.opened else int(hasher.nbytes)
 
     def write(self, i: int, sel: tuple[slice, ...], block: np.ndarray[Any, Any], digest: str) -> tuple[int, int, str]:
         if block is _PLACEHOLDER:  # in the file already

@@ -410,8 +410,9 @@ class _Conversion:
                     data, digest = ahead.take(i, sel) if ahead is not None else mover.read(sel)
                     if hasher is not None and mover.hashes_stream:
                         fed += math.prod(s.stop - s.start for s in sel) * itemsize
-                        if hasher.nbytes != fed:  # blocks hashed out of order, twice or not at all
-                            raise RuntimeError(f"internal error: {hasher.nbytes} bytes of {self.src.path} hashed "
+                        hashed = mover.hashed_after(i, hasher)
+                        if hashed != fed:  # blocks hashed out of order, twice or not at all
+                            raise RuntimeError(f"internal error: {hashed} bytes of {self.src.path} hashed "
                                                f"after block {i}, expected {fed}; nothing was published")
                     if ahead is not None and (nxt := blocks.peek()) is not None and nxt[0] not in journal.done:
                         ahead.start(*nxt)
