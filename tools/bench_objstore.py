@@ -28,6 +28,12 @@ rows, uncompressed) with:
   the array has chunks, from payloads built in memory before the clock starts; no encoding, hashing
   (its PUTs are sent with SigV4's ``UNSIGNED-PAYLOAD``), files or metadata. Every client's rate is
   also shown as a share of it (``of bare``);
+* ``bare>npy``: download only: the ``bare`` loop, each object's bytes also written with ``os.pwrite`` at
+  its offset into a new ``.npy`` (header from numpy's ``np.lib.format``, the data preallocated with
+  ``posix_fallocate`` as arraystore's files are), through the page cache without fsync, like
+  arraystore's ``durable=False`` target: what downloading to a local ``.npy`` can reach on this
+  server and machine, with no checking, hashing or journal. Downloads are also shown as a share of
+  it (``of bare>npy``). Its objects are ``bare``'s (noise, not the array: its file is not compared);
 * ``arraystore@base`` (with ``--baseline DIR``): the arraystore of another checkout (``DIR/src``,
   e.g. ``main``), in a child process started once (its imports are not timed), for before/after
   figures from one run.
@@ -86,7 +92,7 @@ def main() -> int:
     parser.add_argument("--size", default="64MiB", help="array size: 64MiB, 1GiB, 4GiB ...")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--max-memory", default="256MiB", help="arraystore's max_memory budget")
-    parser.add_argument("--clients", default="zarr+fsspec,zarr+obstore,zarr+obstore>npy,arraystore,bare")
+    parser.add_argument("--clients", default="zarr+fsspec,zarr+obstore,zarr+obstore>npy,arraystore,bare,bare>npy")
     parser.add_argument("--bare-concurrency", type=int, default=64, help="requests in flight of the bare client")
     parser.add_argument("--baseline", type=Path, default=None,
                         help="a checkout whose src/ arraystore runs too, as client arraystore@base")
@@ -208,8 +214,29 @@ def _cpu(process: psutil.Process) -> float:
     return total
 
 
-def _bare(concurrency: int, keys: list[str], payloads: list[bytes]) -> tuple[Callable[[], None], Callable[[], None]]:
-    """(put, get) of ``keys`` with obstore alone: ``concurrency`` requests in flight on one asyncio loop."""
+def _npy_file(path: Path, shape: tuple[int, ...], dtype: np.dtype[Any]) -> tuple[int, int]:
+    """A new ``.npy`` at ``path`` (the old one removed) with numpy's own header, its data preallocated as
+    arraystore preallocates its files (``posix_fallocate``); ``(open fd, header bytes)``."""
+    path.unlink(missing_ok=True)
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                                 "fortran_order": False, "shape": shape})
+        header = f.tell()
+    fd = os.open(path, os.O_RDWR)
+    nbytes = header + int(np.prod(shape)) * dtype.itemsize
+    try:
+        os.posix_fallocate(fd, 0, nbytes)
+    except (OSError, AttributeError):  # pragma: no cover - a file system without it
+        os.ftruncate(fd, nbytes)
+    return fd, header
+
+
+def _bare(concurrency: int, keys: list[str], payloads: list[bytes],
+          npy: tuple[Path, tuple[int, ...], np.dtype[Any]] | None = None
+          ) -> tuple[Callable[[], None], Callable[[], None], Callable[[], None]]:
+    """(put, get, get into ``npy``) of ``keys`` with obstore alone: ``concurrency`` requests in flight on one
+    asyncio loop. The third writes each object's bytes at its offset in a new ``.npy`` (path, shape, dtype:
+    ``_npy_file``) with ``os.pwrite`` on the loop, through the page cache, no fsync."""
     import asyncio
 
     import obstore
@@ -233,7 +260,26 @@ def _bare(concurrency: int, keys: list[str], payloads: list[bytes]) -> tuple[Cal
         got = await obstore.get_async(store, key)
         await got.bytes_async()
 
-    return lambda: asyncio.run(each(put)), lambda: asyncio.run(each(get))
+    def get_npy() -> None:
+        assert npy is not None
+        path, shape, dtype = npy
+        fd, header = _npy_file(path, shape, dtype)
+        total = int(np.prod(shape)) * dtype.itemsize
+        size = len(payloads[0])
+
+        async def into(i: int, key: str) -> None:
+            got = await obstore.get_async(store, key)
+            data = memoryview(await got.bytes_async())[: max(0, min(size, total - i * size))]
+            done = 0
+            while done < len(data):
+                done += os.pwrite(fd, data[done:], header + i * size + done)
+
+        try:
+            asyncio.run(each(into))
+        finally:
+            os.close(fd)
+
+    return lambda: asyncio.run(each(put)), lambda: asyncio.run(each(get)), get_npy
 
 
 def _serve(tmp: Path, max_memory: str) -> int:
@@ -344,7 +390,10 @@ def _run(endpoint: str, nbytes: int, runs: int, max_memory: str, clients: list[s
     n_chunks = -(-rows // chunks[0])
     noise = rng.bytes(8 * chunk_bytes)
     payloads = [noise[i * chunk_bytes : (i + 1) * chunk_bytes] for i in range(8)]
-    bare_up, bare_down = _bare(bare_concurrency, [f"c/{i}" for i in range(n_chunks)], payloads)
+    bare_up, bare_down, bare_npy = _bare(bare_concurrency, [f"c/{i}" for i in range(n_chunks)], payloads,
+                                         (tmp / "back.npy", shape, dtype))
+    if "bare>npy" in clients and "bare" not in clients:
+        clients = [*clients, "bare"]  # it reads the objects bare wrote
     if "zarr+obstore>npy" in clients and "zarr+obstore" not in clients:
         clients = [*clients, "zarr+obstore"]  # it reads the array zarr+obstore wrote
     # None: the client has no such operation (zarr+obstore>npy reads what zarr+obstore wrote).
@@ -354,6 +403,7 @@ def _run(endpoint: str, nbytes: int, runs: int, max_memory: str, clients: list[s
         "zarr+obstore>npy": (None, lambda: zarr_down_npy(obstore_store, "o.zarr")),
         "arraystore": (lambda: as_up("a.zarr"), lambda: as_down("a.zarr")),
         "bare": (bare_up, bare_down),
+        "bare>npy": (None, bare_npy),
     }
     peers = {k: v for k, v in peers.items() if k in clients}
     base = _Baseline(baseline, tmp, max_memory) if baseline is not None else None
@@ -395,7 +445,7 @@ def _run(endpoint: str, nbytes: int, runs: int, max_memory: str, clients: list[s
                 if callable(after):
                     after()
                     del after
-                if op == 1 and name != "bare":
+                if op == 1 and not name.startswith("bare"):  # bare's objects are noise, not the array
                     assert _digest(tmp / "back.npy") == want, f"{name}: the download differs from the source"
     if base is not None:
         base.close()
@@ -409,20 +459,26 @@ def _run(endpoint: str, nbytes: int, runs: int, max_memory: str, clients: list[s
     print("# CPU s/GiB: client (this process) / server process, median per operation; of bare: the share of what "
           f"the bare obstore client ({bare_concurrency} requests in flight, no encoding, hashing or files) gets "
           "from the same server")
+    if "bare>npy" in peers:
+        print("# of bare>npy (downloads): the share of what the bare client gets when it also writes each "
+              "object's bytes into a local .npy (pwrite at its offset, page cache, no fsync): the job's limit")
     cols = ["MiB/s", "x " + ref, *(["of bare"] if bare else []), "peak private MiB", "CPU s/GiB"]
-    print("| client | " + " | ".join([f"upload {c}" for c in cols] + [f"download {c}" for c in cols]) + " |")
-    print("| --- |" + " ---: |" * (2 * len(cols)))
+    down_cols = [*cols[:-2], *(["of bare>npy"] if "bare>npy" in peers else []), *cols[-2:]]
+    print("| client | " + " | ".join([f"upload {c}" for c in cols] + [f"download {c}" for c in down_cols]) + " |")
+    print("| --- |" + " ---: |" * (len(cols) + len(down_cols)))
     for name in peers:
         cells = []
         for op in (0, 1):
             if (name, op) not in med:
-                cells += ["-"] * len(cols)
+                cells += ["-"] * len(cols if op == 0 else down_cols)
                 continue
             rate = mib / med[name, op]
             cpu = (f"{statistics.median(client_cpu[name, op]) / gib:.2f} / "
                    f"{statistics.median(server_cpu[name, op]) / gib:.2f}")
             ratio = f"{med[ref, op] / med[name, op]:.2f}" if (ref, op) in med else "-"
             share = [f"{med[bare, op] / med[name, op]:.2f}"] if bare else []
+            if op == 1 and "bare>npy" in peers:
+                share.append(f"{med['bare>npy', op] / med[name, op]:.2f}")
             cells += [f"{rate:.1f}", ratio, *share, f"{peaks[name, op] / 2**20:.0f}", cpu]
         print(f"| {name} | " + " | ".join(cells) + " |")
     return 0

@@ -299,6 +299,10 @@ class BlockMover:
             self._hasher.update(piece)
         return str(digest.hexdigest())
 
+    def hashed_after(self, i: int, hasher: StreamHasher) -> int:
+        """Bytes of the content checksum's stream hashed when block ``i`` (just read) ended."""
+        return hasher.nbytes
+
     def written(self, block: np.ndarray[Any, Any]) -> None:
         """``block`` (from :meth:`read`) is written and hashed: its buffer may take another block."""
         self._buffers.give_back(block)

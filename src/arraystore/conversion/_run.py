@@ -50,6 +50,7 @@ from ._plan import (
     transposes,
     writer_threads,
 )
+from ._remote_file import RemoteChunkFileMover, remote_file_layout
 from ._report import ConversionReport
 from ._zarr_direct import ZarrChunkWriter, zarr_direct_array
 
@@ -361,10 +362,14 @@ class _Conversion:
         elif plan.method != "blocks":
             mover = ByteMover(self.src, dst, plan, self._src_region, dst_region, durable=self.durable,
                               workers=self.workers, done=journal.done, hasher=hasher)
+        elif dst_region is not None and (layout := remote_file_layout(self.src, dst, plan, dst_region)) is not None:
+            mover = RemoteChunkFileMover(self.src, dst, plan, dst_region, layout, max_memory=self.budget,
+                                         durable=self.durable, workers=self.workers, done=journal.done)
         else:
             mover = BlockMover(self.src, dst, plan, self._src_region, dst_region, durable=self.durable,
                                workers=self.workers)
-        if hasher is not None and not mover.hashes_stream and type(mover).read is BlockMover.read:
+        reads_and_hashes = type(mover).read is BlockMover.read or isinstance(mover, RemoteChunkFileMover)
+        if hasher is not None and not mover.hashes_stream and reads_and_hashes:
             mover.hash_stream(hasher)  # one pass over each block for its digest and the content checksum
         itemsize = self.src.dtype.itemsize
         fed = 0  # bytes of the C-order stream hashed so far: a mover that hashes it is checked after every block
@@ -372,7 +377,11 @@ class _Conversion:
         notes.append(f"page cache: {mover.regime}")
         if isinstance(mover, ByteMover) and plan.method == "kernel-copy":
             notes.append(f"{mover.how}{', the source read from the disk' if mover.source_cold else ''}")
-        if mover.reads_chunks:
+        if isinstance(mover, RemoteChunkFileMover):
+            notes.append(f"source chunks written into the file as they arrive, up to {mover.window} requests in "
+                         "flight")
+            report.memory_estimate = mover.window * mover.layout.chunk_bytes
+        elif mover.reads_chunks:
             notes.append(f"source chunks fetched and decoded here on {self.workers} threads")
         # Byte-range copies keep one write in flight: the next block is copied (kernel) or read (buffered)
         # while the one before is written back or written.
@@ -401,8 +410,9 @@ class _Conversion:
                     data, digest = ahead.take(i, sel) if ahead is not None else mover.read(sel)
                     if hasher is not None and mover.hashes_stream:
                         fed += math.prod(s.stop - s.start for s in sel) * itemsize
-                        if hasher.nbytes != fed:  # blocks hashed out of order, twice or not at all
-                            raise RuntimeError(f"internal error: {hasher.nbytes} bytes of {self.src.path} hashed "
+                        hashed = mover.hashed_after(i, hasher)
+                        if hashed != fed:  # blocks hashed out of order, twice or not at all
+                            raise RuntimeError(f"internal error: {hashed} bytes of {self.src.path} hashed "
                                                f"after block {i}, expected {fed}; nothing was published")
                     if ahead is not None and (nxt := blocks.peek()) is not None and nxt[0] not in journal.done:
                         ahead.start(*nxt)
@@ -424,6 +434,9 @@ class _Conversion:
             finally:
                 mover.finish()
         report.copy_call = getattr(mover, "copy_call", None)
+        if isinstance(mover, RemoteChunkFileMover):
+            report.plan["download"] = {"requests_in_flight": mover.window, "peak_chunks_held": mover.peak_held,
+                                       "chunk_bytes": mover.layout.chunk_bytes}
         return hasher.result() if hasher is not None else None
 
 
