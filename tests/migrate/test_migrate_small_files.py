@@ -407,8 +407,11 @@ def test_a_task_failing_in_this_process_stops_the_pool_and_leaves_no_worker() ->
         # The last tasks run here first; task 0, run here or in a worker, raises either way.
         _in_pool([(_fail_on, i, 1 << 16) for i in range(40)], 2, got.append)
     assert 0 not in got
-    forkservers = psutil.Process().children()
-    workers = [w for fs in forkservers for w in fs.children()]
+    # The forkserver's children only: other tests leave unrelated children (the sshfs mount's ssh, servers).
+    from multiprocessing import forkserver
+
+    pid = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
+    workers = psutil.Process(pid).children() if pid is not None and psutil.pid_exists(pid) else []
     _gone, alive = psutil.wait_procs(workers, timeout=30)
     assert alive == []
 
