@@ -234,6 +234,8 @@ class _Resolved:
     rules_used: frozenset[int]
     jobs: list[Job]
     """A virtual migration's jobs (the main process writes the store from them); else none."""
+    encoded: dict[str, Any]
+    """A kerchunk virtual migration's pieces of the reference file, by source (``virtual._migrate.encode_entries``)."""
 
 
 @fewer_collections()
@@ -256,7 +258,15 @@ def _resolve_and_run(task: tuple[_Planner, list[tuple[str, str, int]]]) -> _Reso
     for record in planner.done:
         record_line(record)
     jobs = planner.jobs if planner.virtual.get("virtual") else []
-    return _Resolved([*planner.done, *_run_batch(planner.jobs)], planner.undetermined, used, jobs)
+    run = _run_batch(planner.jobs)
+    encoded: dict[str, Any] = {}
+    if jobs and planner.virtual.get("format") == "kerchunk":  # encoded here, in parallel: the store is only put together
+        from ..virtual._migrate import encode_entries
+
+        by_source = {r.source: r for r in run}
+        encoded = encode_entries([(j, by_source[j.source]) for j in jobs if j.source in by_source],
+                                 int(planner.virtual["chunk_bytes"]))
+    return _Resolved([*planner.done, *run], planner.undetermined, used, jobs, encoded)
 
 
 def _tqdm_progress(total_files: int, total_bytes: int) -> tuple[ProgressCallback, Callable[[], None]]:
@@ -508,7 +518,8 @@ def migrate(
          "portable": portable, "header": header}
     )
     planner = _Planner(src, dst, to, rule_set, previous, job_options, recheck)
-    planner.virtual = {"virtual": virtual, "checksum": checksum, "fallback": fallback}
+    planner.virtual = {"virtual": virtual, "checksum": checksum, "fallback": fallback, "format": format,
+                       "chunk_bytes": target_bytes}
     if into is not None and virtual:
         raise MetadataError("into= names a group of converted arrays; a virtual migration writes its own store: drop one")
     planner.into = into
@@ -609,7 +620,7 @@ def _write_virtual(
     entries = [(j, records[j.source]) for j in planner.jobs if records.get(j.source) is not None]
     entries = [(j, r) for j, r in entries if r.status == "converted"]
     attrs = {"arraystore.virtual_migration": {"format": fmt, "chunk_bytes": chunk_bytes, "files": len(entries)}}
-    write_store(dst, src, fmt, entries, chunk_bytes=chunk_bytes, attrs=attrs, durable=durable)
+    write_store(dst, src, fmt, entries, chunk_bytes=chunk_bytes, attrs=attrs, durable=durable, encoded=planner.encoded)
 
 
 def _kept(src: Path, name: str) -> bool:
@@ -678,6 +689,7 @@ def _run_jobs(
 
     def resolved(result: _Resolved) -> None:
         planner.jobs.extend(result.jobs)
+        planner.encoded.update(result.encoded)
         planner.undetermined.extend(result.undetermined)
         if planner.rules is not None:
             planner.rules.mark_used(result.rules_used)
@@ -697,8 +709,9 @@ def _run_jobs(
                                       VIRTUAL_BATCH_FILES if planner.virtual.get("virtual") else BATCH_FILES)
             ]
             _in_pool(tasks, workers, resolved)
-            order = {os.fspath(planner.src / name): i for i, (name, _) in enumerate(pending)}
-            planner.undetermined.sort(key=lambda r: order.get(os.fspath(r.path), len(order)))  # as if resolved here
+            if planner.undetermined:
+                order = {os.fspath(planner.src / name): i for i, (name, _) in enumerate(pending)}
+                planner.undetermined.sort(key=lambda r: order.get(os.fspath(r.path), len(order)))  # as if resolved here
     finally:
         manifest.close()
         close()
