@@ -234,8 +234,6 @@ class _Resolved:
     rules_used: frozenset[int]
     jobs: list[Job]
     """A virtual migration's jobs (the main process writes the store from them); else none."""
-    encoded: dict[str, Any]
-    """A kerchunk virtual migration's pieces of the reference file, by source (``virtual._migrate.encode_entries``)."""
 
 
 @fewer_collections()
@@ -258,15 +256,7 @@ def _resolve_and_run(task: tuple[_Planner, list[tuple[str, str, int]]]) -> _Reso
     for record in planner.done:
         record_line(record)
     jobs = planner.jobs if planner.virtual.get("virtual") else []
-    run = _run_batch(planner.jobs)
-    encoded: dict[str, Any] = {}
-    if jobs and planner.virtual.get("format") == "kerchunk":  # encoded here, in parallel: the store is only put together
-        from ..virtual._migrate import encode_entries
-
-        by_source = {r.source: r for r in run}
-        encoded = encode_entries([(j, by_source[j.source]) for j in jobs if j.source in by_source],
-                                 int(planner.virtual["chunk_bytes"]))
-    return _Resolved([*planner.done, *run], planner.undetermined, used, jobs, encoded)
+    return _Resolved([*planner.done, *_run_batch(planner.jobs)], planner.undetermined, used, jobs)
 
 
 def _tqdm_progress(total_files: int, total_bytes: int) -> tuple[ProgressCallback, Callable[[], None]]:
@@ -689,7 +679,12 @@ def _run_jobs(
 
     def resolved(result: _Resolved) -> None:
         planner.jobs.extend(result.jobs)
-        planner.encoded.update(result.encoded)
+        if result.jobs and planner.virtual.get("format") == "kerchunk":  # while the workers go on, not at the end
+            from ..virtual._migrate import encode_entries
+
+            by_source = {r.source: r for r in result.records}
+            planner.encoded.update(encode_entries([(j, by_source[j.source]) for j in result.jobs if j.source in by_source],
+                                                  int(planner.virtual["chunk_bytes"])))
         planner.undetermined.extend(result.undetermined)
         if planner.rules is not None:
             planner.rules.mark_used(result.rules_used)

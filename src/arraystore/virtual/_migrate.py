@@ -110,6 +110,11 @@ def virtual_array(job: Any, rec: Any, chunk_bytes: int) -> VirtualArray:
     )
 
 
+#: zarr-python's ``zarr.json`` of each layout met by :func:`encode_entries` in this process (called batch after
+#: batch, it meets the same few layouts). Read-only documents.
+_TEMPLATES: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+
 def encode_entries(entries: Sequence[tuple[Any, Any]], chunk_bytes: int) -> dict[str, EncodedArray]:
     """The kerchunk pieces of the ``(job, record)`` pairs referenced in place, by source (see :func:`write_store`).
 
@@ -117,13 +122,12 @@ def encode_entries(entries: Sequence[tuple[Any, Any]], chunk_bytes: int) -> dict
     """
     from .kerchunk import encode_array
 
-    templates: dict[tuple[Any, ...], dict[str, Any]] = {}
     out: dict[str, EncodedArray] = {}
     for job, rec in entries:
         if rec.status != "converted" or (rec.note or "").startswith("copied:"):
             continue
         try:
-            out[job.source] = encode_array(virtual_array(job, rec, chunk_bytes), templates)
+            out[job.source] = encode_array(virtual_array(job, rec, chunk_bytes), _TEMPLATES)
         except (ArrayStoreError, ValueError):
             continue
     return out
@@ -142,8 +146,8 @@ def write_store(
 ) -> Path:
     """Write the virtual store of every ``(job, converted record)`` pair; returns its path.
 
-    ``encoded``: the kerchunk pieces of referenced files already encoded (by worker
-    processes, :func:`encode_entries`), by source; the others are encoded here.
+    ``encoded``: the kerchunk pieces of referenced files already encoded (as the workers'
+    results arrived, :func:`encode_entries`), by source; the others are encoded here.
 
     A record noted ``copied: <reason>`` is an array of the copying fallback (see
     :mod:`.fallback`): its Zarr copy joins the hierarchy in place of references. With the

@@ -90,8 +90,8 @@ def _escaped(text: str) -> str:
 def encode_array(arr: VirtualArray, templates: dict[tuple[Any, ...], dict[str, Any]]) -> EncodedArray:
     """The text ``arr`` contributes to the reference file; ``templates`` as :func:`.refs.array_document` takes it.
 
-    Encoded where the array is resolved (a worker process), the reference file is only put
-    together from these pieces (:func:`document_text`).
+    Encoded as the workers' results arrive (a virtual migration's), the reference file is only
+    put together from these pieces at the end (:func:`document_text`).
     """
     url = f"{ROOT_TEMPLATE}/{arr.source}"
     prefix = arr.path + "/"
