@@ -104,10 +104,8 @@ class _Planner:
         self.remote = isinstance(dst, str)
         """The destination is an object-store prefix (``dst`` its URL)."""
         self.storage_options: dict[str, Any] | None = None
-        self.virtual: dict[str, Any] = {}
-        """``virtual``, ``checksum``, ``fallback``, ``format`` and ``chunk_bytes`` of a virtual migration's jobs."""
-        self.encoded: dict[str, Any] = {}
-        """A kerchunk virtual migration's pieces of the reference file encoded by the workers, by source."""
+        self.virtual: dict[str, bool] = {}
+        """``virtual`` and ``checksum`` of a virtual migration's jobs."""
         self.into: str | None = None
         """The group every array goes into (``into=``), or None: one output per file."""
         self.jobs: list[Job] = []

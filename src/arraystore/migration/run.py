@@ -508,8 +508,7 @@ def migrate(
          "portable": portable, "header": header}
     )
     planner = _Planner(src, dst, to, rule_set, previous, job_options, recheck)
-    planner.virtual = {"virtual": virtual, "checksum": checksum, "fallback": fallback, "format": format,
-                       "chunk_bytes": target_bytes}
+    planner.virtual = {"virtual": virtual, "checksum": checksum, "fallback": fallback}
     if into is not None and virtual:
         raise MetadataError("into= names a group of converted arrays; a virtual migration writes its own store: drop one")
     planner.into = into
@@ -610,7 +609,7 @@ def _write_virtual(
     entries = [(j, records[j.source]) for j in planner.jobs if records.get(j.source) is not None]
     entries = [(j, r) for j, r in entries if r.status == "converted"]
     attrs = {"arraystore.virtual_migration": {"format": fmt, "chunk_bytes": chunk_bytes, "files": len(entries)}}
-    write_store(dst, src, fmt, entries, chunk_bytes=chunk_bytes, attrs=attrs, durable=durable, encoded=planner.encoded)
+    write_store(dst, src, fmt, entries, chunk_bytes=chunk_bytes, attrs=attrs, durable=durable)
 
 
 def _kept(src: Path, name: str) -> bool:
@@ -679,12 +678,6 @@ def _run_jobs(
 
     def resolved(result: _Resolved) -> None:
         planner.jobs.extend(result.jobs)
-        if result.jobs and planner.virtual.get("format") == "kerchunk":  # while the workers go on, not at the end
-            from ..virtual._migrate import encode_entries
-
-            by_source = {r.source: r for r in result.records}
-            planner.encoded.update(encode_entries([(j, by_source[j.source]) for j in result.jobs if j.source in by_source],
-                                                  int(planner.virtual["chunk_bytes"])))
         planner.undetermined.extend(result.undetermined)
         if planner.rules is not None:
             planner.rules.mark_used(result.rules_used)
@@ -704,9 +697,8 @@ def _run_jobs(
                                       VIRTUAL_BATCH_FILES if planner.virtual.get("virtual") else BATCH_FILES)
             ]
             _in_pool(tasks, workers, resolved)
-            if planner.undetermined:
-                order = {os.fspath(planner.src / name): i for i, (name, _) in enumerate(pending)}
-                planner.undetermined.sort(key=lambda r: order.get(os.fspath(r.path), len(order)))  # as if resolved here
+            order = {os.fspath(planner.src / name): i for i, (name, _) in enumerate(pending)}
+            planner.undetermined.sort(key=lambda r: order.get(os.fspath(r.path), len(order)))  # as if resolved here
     finally:
         manifest.close()
         close()

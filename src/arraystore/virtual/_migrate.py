@@ -7,19 +7,16 @@ The discovery, resolution, manifest, reports and jobs are :mod:`arraystore.migra
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from .._listing import real_path
 from ..checksums import StreamHasher
-from ..errors import ArrayStoreError, MetadataError, UnsafeInputError
+from ..errors import MetadataError, UnsafeInputError
 from .refs import DEFAULT_CHUNK_BYTES, VirtualArray, layout_of
-
-if TYPE_CHECKING:
-    from .kerchunk import EncodedArray
 
 __all__ = ["FORMATS", "STORE_NAMES", "check_inside", "file_checksum", "store_path", "write_store"]
 
@@ -95,44 +92,6 @@ def _prune_copies(folder: Path, keep: set[str]) -> None:
         folder.rmdir()
 
 
-def virtual_array(job: Any, rec: Any, chunk_bytes: int) -> VirtualArray:
-    """The array referencing the file of a ``job`` its ``rec`` (record) says was referenced in place."""
-    return VirtualArray.from_meta(
-        job.source,
-        job.source,
-        layout_of(job.meta),
-        job.offset,
-        size=job.size,
-        mtime_ns=job.mtime_ns,
-        checksum=rec.source_checksum,
-        chunk_bytes=chunk_bytes,
-        json_attrs=job.meta.get("attrs") or {},  # ArrayMeta.to_dict()'s: checked and encoded when resolved
-    )
-
-
-#: zarr-python's ``zarr.json`` of each layout met by :func:`encode_entries` in this process (called batch after
-#: batch, it meets the same few layouts). Read-only documents.
-_TEMPLATES: dict[tuple[Any, ...], dict[str, Any]] = {}
-
-
-def encode_entries(entries: Sequence[tuple[Any, Any]], chunk_bytes: int) -> dict[str, EncodedArray]:
-    """The kerchunk pieces of the ``(job, record)`` pairs referenced in place, by source (see :func:`write_store`).
-
-    A file whose array cannot be planned is left out: :func:`write_store` meets it again and reports it.
-    """
-    from .kerchunk import encode_array
-
-    out: dict[str, EncodedArray] = {}
-    for job, rec in entries:
-        if rec.status != "converted" or (rec.note or "").startswith("copied:"):
-            continue
-        try:
-            out[job.source] = encode_array(virtual_array(job, rec, chunk_bytes), _TEMPLATES)
-        except (ArrayStoreError, ValueError):
-            continue
-    return out
-
-
 def write_store(
     dst: Path,
     src: Path,
@@ -142,12 +101,8 @@ def write_store(
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     attrs: dict[str, Any] | None = None,
     durable: bool = False,
-    encoded: Mapping[str, EncodedArray] | None = None,
 ) -> Path:
     """Write the virtual store of every ``(job, converted record)`` pair; returns its path.
-
-    ``encoded``: the kerchunk pieces of referenced files already encoded (as the workers'
-    results arrived, :func:`encode_entries`), by source; the others are encoded here.
 
     A record noted ``copied: <reason>`` is an array of the copying fallback (see
     :mod:`.fallback`): its Zarr copy joins the hierarchy in place of references. With the
@@ -166,19 +121,29 @@ def write_store(
         )
         for job, rec in sorted(copied, key=lambda e: e[0].source)
     ]
-    entries = sorted(entries, key=lambda e: e[0].source)
+    arrays = [
+        VirtualArray.from_meta(
+            job.source,
+            job.source,
+            layout_of(job.meta),
+            job.offset,
+            size=job.size,
+            mtime_ns=job.mtime_ns,
+            checksum=rec.source_checksum,
+            chunk_bytes=chunk_bytes,
+            json_attrs=job.meta.get("attrs") or {},  # ArrayMeta.to_dict()'s: checked and encoded when resolved
+        )
+        for job, rec in sorted(entries, key=lambda e: e[0].source)
+    ]
     out = store_path(dst, fmt)
     if fmt == "kerchunk":
         from .kerchunk import write_kerchunk
 
-        given = encoded or {}
-        pieces = [given.get(job.source) or virtual_array(job, rec, chunk_bytes) for job, rec in entries]
-        write_kerchunk(out, pieces, src, attrs=attrs, durable=durable, copies=copies)
+        write_kerchunk(out, arrays, src, attrs=attrs, durable=durable, copies=copies)
         _prune_copies(copies_root(dst), {c.path for c in copies})
     elif fmt == "icechunk":
         from .icechunk import write_icechunk
 
-        arrays = [virtual_array(job, rec, chunk_bytes) for job, rec in entries]
         write_icechunk(out, arrays, src, attrs=attrs, copies=copies)
         _prune_copies(copies_root(dst), set())
     else:

@@ -26,13 +26,12 @@ import json
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import _fsutil
 from ..errors import MetadataError, UnsafeInputError
-from .refs import _INLINE, VirtualArray, _group, add_parents, array_document, hierarchy_json
+from .refs import VirtualArray, hierarchy_json
 
 if TYPE_CHECKING:
     from .fallback import CopiedArray
@@ -69,79 +68,9 @@ def references(
     return {"version": 1, "templates": templates, "refs": refs}
 
 
-_SEP = (",", ":")
-
-
-@dataclass(frozen=True)
-class EncodedArray:
-    """One array's part of the reference file, already encoded (see :func:`encode_array`)."""
-
-    path: str
-    node: str
-    """Its ``zarr.json`` text, escaped as inside a JSON string (without the quotes)."""
-    refs: str
-    """Its references, ``"key":[url,offset,length]`` joined by ``,`` (empty if it has none)."""
-
-
-def _escaped(text: str) -> str:
-    return json.dumps(text)[1:-1]
-
-
-def encode_array(arr: VirtualArray, templates: dict[tuple[Any, ...], dict[str, Any]]) -> EncodedArray:
-    """The text ``arr`` contributes to the reference file; ``templates`` as :func:`.refs.array_document` takes it.
-
-    Encoded as the workers' results arrive (a virtual migration's), the reference file is only
-    put together from these pieces at the end (:func:`document_text`).
-    """
-    url = f"{ROOT_TEMPLATE}/{arr.source}"
-    prefix = arr.path + "/"
-    refs = ",".join(
-        json.dumps(prefix + ref.key) + ":" + json.dumps([url, ref.offset, ref.length], separators=_SEP)
-        for ref in arr.refs()
-    )
-    return EncodedArray(arr.path, _escaped(json.dumps(array_document(arr, templates), separators=_SEP)), refs)
-
-
-def document_text(
-    arrays: Sequence[EncodedArray],
-    root: str | os.PathLike[str],
-    attrs: dict[str, Any] | None = None,
-    copies: Sequence[CopiedArray] = (),
-    copies_dir: str | os.PathLike[str] | None = None,
-) -> str:
-    """``json.dumps(references(...))`` put together from the arrays' encoded pieces, byte for byte."""
-    groups: set[str] = set()
-    nodes: dict[str, str] = {}
-    for arr in arrays:
-        add_parents(groups, arr.path)
-        nodes[arr.path] = arr.node
-    for c in copies:
-        add_parents(groups, c.path)
-        nodes[c.path] = _escaped(json.dumps(c.metadata(), separators=_SEP))
-    group_text = _escaped(json.dumps(_group(), separators=_SEP))
-    nodes = {**{g: group_text for g in sorted(groups)}, **nodes}
-    empty = json.dumps({**_INLINE, "metadata": {}}, separators=_SEP)
-    in_group = _escaped(',"consolidated_metadata":' + empty + "}")
-    inner = ",".join(
-        _escaped(json.dumps(k) + ":") + (nodes[k][:-1] + in_group if k in groups else nodes[k])
-        for k in sorted(nodes, key=lambda k: (k.count("/"), k))
-    )
-    head = _escaped(json.dumps(_group(attrs), separators=_SEP)[:-1] + ',"consolidated_metadata":' + empty[:-3] + "{")
-    entries = ['"zarr.json":"' + head + inner + _escaped("}}}") + '"']
-    entries.extend(json.dumps(k + "/zarr.json") + ':"' + v + '"' for k, v in nodes.items())
-    entries.extend(a.refs for a in arrays if a.refs)
-    for c in copies:
-        entries.extend(json.dumps(f"{c.path}/{key}") + ":" + json.dumps([f"{COPIES_TEMPLATE}/{c.path}/{key}"])
-                       for key in c.chunk_keys())
-    templates = {"root": Path(root).resolve().as_uri()}
-    if copies:
-        templates["copies"] = Path(copies_dir or ".").resolve().as_uri()
-    return '{"version":1,"templates":' + json.dumps(templates, separators=_SEP) + ',"refs":{' + ",".join(entries) + "}}"
-
-
 def write_kerchunk(
     path: str | os.PathLike[str],
-    arrays: Sequence[VirtualArray | EncodedArray],
+    arrays: Sequence[VirtualArray],
     root: str | os.PathLike[str],
     *,
     attrs: dict[str, Any] | None = None,
@@ -150,16 +79,13 @@ def write_kerchunk(
 ) -> None:
     """Write the reference file atomically (a reader never sees half of it).
 
-    ``arrays`` may be given already encoded (:func:`encode_array`). The ``copies`` (arrays of
-    the copying fallback) live in the ``virtual.copies`` folder beside it; their chunks are
-    referenced through the ``{{copies}}`` template.
+    The ``copies`` (arrays of the copying fallback) live in the ``virtual.copies`` folder
+    beside it; their chunks are referenced through the ``{{copies}}`` template.
     """
     from .fallback import COPIES_NAME
 
-    templates: dict[tuple[Any, ...], dict[str, Any]] = {}
-    encoded = [a if isinstance(a, EncodedArray) else encode_array(a, templates) for a in arrays]
-    text = document_text(encoded, root, attrs, copies, Path(path).parent / COPIES_NAME)
-    _fsutil.atomic_write_bytes(Path(path), text.encode(), durable=durable)
+    doc = references(arrays, root, attrs, copies, Path(path).parent / COPIES_NAME)
+    _fsutil.atomic_write_bytes(Path(path), json.dumps(doc, separators=(",", ":")).encode(), durable=durable)
 
 
 def read_references(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> dict[str, Any]:

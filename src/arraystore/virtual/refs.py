@@ -371,41 +371,31 @@ def _nodes(
 
     The documents of arrays of one layout share the template's nested values (read-only).
     """
+    import zarr
+
     templates: dict[tuple[Any, ...], dict[str, Any]] = {}
     docs: dict[str, dict[str, Any]] = {}
     groups: set[str] = set()
     for arr in arrays:
-        add_parents(groups, arr.path)
-        docs[arr.path] = array_document(arr, templates)
+        parent = arr.path.rpartition("/")[0]
+        while parent and parent not in groups:
+            groups.add(parent)
+            parent = parent.rpartition("/")[0]
+        key = (arr.meta.shape, arr.meta.dtype.str, arr.meta.order, arr.chunks)  # structured dtypes are refused
+        if key not in templates:
+            store = zarr.storage.MemoryStore()
+            create_metadata(store, "a", arr.meta, arr.chunks, {}, arr.dimension_names())
+            templates[key] = json.loads(store._store_dict["a/zarr.json"].to_bytes())
+        docs[arr.path] = {
+            **templates[key], "attributes": arr.attrs(), "dimension_names": list(arr.dimension_names())
+        }
     for path, doc in (extra or {}).items():
-        add_parents(groups, path)
+        parts = path.split("/")
+        groups.update("/".join(parts[:i]) for i in range(1, len(parts)))
         docs[path] = doc
     nodes: dict[str, dict[str, Any]] = {g: _group() for g in sorted(groups)}
     nodes.update(docs)
     return _group(attrs), nodes, groups
-
-
-def add_parents(groups: set[str], path: str) -> None:
-    """Add every group above ``path`` to ``groups``."""
-    parent = path.rpartition("/")[0]
-    while parent and parent not in groups:
-        groups.add(parent)
-        parent = parent.rpartition("/")[0]
-
-
-def array_document(arr: VirtualArray, templates: dict[tuple[Any, ...], dict[str, Any]]) -> dict[str, Any]:
-    """The ``zarr.json`` document of ``arr``; ``templates`` caches zarr-python's document of each layout.
-
-    The documents of arrays of one layout share the template's nested values (read-only).
-    """
-    key = (arr.meta.shape, arr.meta.dtype.str, arr.meta.order, arr.chunks)  # structured dtypes are refused
-    if key not in templates:
-        import zarr
-
-        store = zarr.storage.MemoryStore()
-        create_metadata(store, "a", arr.meta, arr.chunks, {}, arr.dimension_names())
-        templates[key] = json.loads(store._store_dict["a/zarr.json"].to_bytes())
-    return {**templates[key], "attributes": arr.attrs(), "dimension_names": list(arr.dimension_names())}
 
 
 def hierarchy_json(
