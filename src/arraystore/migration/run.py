@@ -697,8 +697,9 @@ def _run_jobs(
                                       VIRTUAL_BATCH_FILES if planner.virtual.get("virtual") else BATCH_FILES)
             ]
             _in_pool(tasks, workers, resolved)
-            order = {os.fspath(planner.src / name): i for i, (name, _) in enumerate(pending)}
-            planner.undetermined.sort(key=lambda r: order.get(os.fspath(r.path), len(order)))  # as if resolved here
+            if planner.undetermined:
+                order = {os.fspath(planner.src / name): i for i, (name, _) in enumerate(pending)}
+                planner.undetermined.sort(key=lambda r: order.get(os.fspath(r.path), len(order)))  # as if here
     finally:
         manifest.close()
         close()
