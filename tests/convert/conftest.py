@@ -65,3 +65,19 @@ def journal_lines(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             pass  # torn by the kill
     return out
+
+
+class Stop(Exception):
+    """Raised by :func:`stop_after`'s progress callback: a conversion interrupted mid-run."""
+
+
+def stop_after(n: int) -> Any:
+    """A ``progress=`` callback that raises :class:`Stop` on its ``n``-th call."""
+    calls = [0]
+
+    def progress(done: int, total: int) -> None:
+        calls[0] += 1
+        if calls[0] >= n:
+            raise Stop
+
+    return progress

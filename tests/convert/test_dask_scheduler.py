@@ -21,7 +21,7 @@ from arraystore.conversion import convert  # noqa: E402
 from arraystore.errors import ConversionError  # noqa: E402
 from arraystore.meta import ArrayMeta  # noqa: E402
 
-from .conftest import BACKENDS, SUFFIX, bytes_equal, read_back, write_source  # noqa: E402
+from .conftest import BACKENDS, SUFFIX, Stop, bytes_equal, read_back, stop_after, write_source  # noqa: E402
 
 DATA = (np.random.default_rng(5).standard_normal((200, 33)) * 1e3).astype("<f8")
 #: Several blocks per conversion (about 16 KiB each).
@@ -144,20 +144,6 @@ def test_cli_scheduler_flag(tmp_path: Path, client: Any, capsys: pytest.CaptureF
     assert report["checksum"] == StreamHasher.of(DATA) and bytes_equal(read_back(str(dst))[0], DATA)
 
 
-class Stop(Exception):
-    pass
-
-
-def _stop_after(n: int) -> Any:
-    calls = [0]
-
-    def progress(done: int, total: int) -> None:
-        calls[0] += 1
-        if calls[0] >= n:
-            raise Stop
-
-    return progress
-
 
 @pytest.mark.parametrize(("dst_name", "options"), [("out.zarr", {"compression": "zstd:1"}),
                                                    ("out.h5", {"compression": "gzip:1"}),
@@ -168,7 +154,7 @@ def test_interrupted_then_resumed_on_cluster(tmp_path: Path, client: Any, dst_na
     src = write_source(tmp_path / "src.zarr", DATA, chunks=(20, 33))
     dst = tmp_path / dst_name
     with pytest.raises(Stop):
-        convert(src, str(dst), max_memory=BUDGET, progress=_stop_after(3),
+        convert(src, str(dst), max_memory=BUDGET, progress=stop_after(3),
                 scheduler=client if first == "dask" else None, **options)
     assert not dst.exists()
     report = convert(src, str(dst), max_memory=BUDGET, scheduler=client, verify=True, **options)
@@ -183,7 +169,7 @@ def test_changed_block_is_rewritten(tmp_path: Path, client: Any) -> None:
     dst = tmp_path / "out.zarr"
     opts: dict[str, Any] = {"max_memory": BUDGET, "chunks": (40, 33), "scheduler": client}  # one chunk per block
     with pytest.raises(Stop):
-        convert(src, str(dst), progress=_stop_after(2), **opts)
+        convert(src, str(dst), progress=stop_after(2), **opts)
     journal = tmp_path / "out.zarr.partial.journal.jsonl"
     done = [json.loads(line)["block"] for line in journal.read_text().splitlines()[1:]]
     assert len(done) == 2

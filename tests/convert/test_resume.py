@@ -14,22 +14,7 @@ from arraystore.checksums import StreamHasher, verify
 from arraystore.conversion import convert
 from arraystore.errors import ArrayNotFoundError, VerificationError
 
-from .conftest import BACKENDS, SUFFIX, bytes_equal, read_back, write_source
-
-
-class Stop(Exception):
-    pass
-
-
-def stop_after(n: int) -> Any:
-    calls = [0]
-
-    def progress(done: int, total: int) -> None:
-        calls[0] += 1
-        if calls[0] >= n:
-            raise Stop
-
-    return progress
+from .conftest import BACKENDS, SUFFIX, Stop, bytes_equal, read_back, stop_after, write_source
 
 
 def journal_blocks(dst: Path) -> int:
