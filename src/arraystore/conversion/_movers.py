@@ -14,7 +14,7 @@ import queue
 import threading
 from collections.abc import Callable, Container
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
 import numpy as np
 
@@ -39,6 +39,9 @@ from ._fastpath import (
 from ._hdf5_direct import DirectChunkReader, direct_pipeline
 from ._plan import ConversionPlan
 from ._zarr_direct import ZarrChunkReader, ZarrChunkWriter, zarr_readable_array
+
+if TYPE_CHECKING:
+    from ._report import ConversionReport
 
 __all__ = [
     "COPY_BUFFERS", "COPY_STREAMS", "HASH_PIECE", "RING_PIECE", "RING_SLOTS",
@@ -214,6 +217,7 @@ class BlockMover:
                  src_region: tuple[str, int] | None, dst_region: tuple[str, int] | None, *,
                  durable: bool = False, workers: int = 1, chunk_files: bool = False) -> None:
         self.src, self.dst, self.plan = src, dst, plan
+        self.workers = workers
         # A Zarr source (not a byte range) whose chunks we can decode: fetched and decoded on ``workers`` threads.
         self._chunk_reader: ZarrChunkReader | DirectChunkReader | None = None
         if src_region is None and zarr_readable_array(src, "_decode_sync") is not None:
@@ -255,6 +259,19 @@ class BlockMover:
 
     #: True when :meth:`read` feeds the content checksum itself (the conversion then does not).
     hashes_stream = False
+    #: True when :meth:`hash_stream` may be called: :meth:`read` then feeds each block to the checksum in order.
+    #: A mover that takes its hasher when built (:class:`ByteMover`) says False.
+    streams_hash: ClassVar[bool] = True
+
+    def describe(self, report: ConversionReport) -> None:
+        """Add what ``report`` says of how the blocks move (its notes, its memory estimate), before they move."""
+        notes = report.plan.setdefault("notes", [])
+        notes.append(f"page cache: {self.regime}")
+        if self.reads_chunks:
+            notes.append(f"source chunks fetched and decoded here on {self.workers} threads")
+
+    def account(self, report: ConversionReport) -> None:
+        """Add what ``report`` says once every block moved."""
 
     @property
     def reads_chunks(self) -> bool:
@@ -535,6 +552,16 @@ class ByteMover(BlockMover):
     def streams(self) -> int:
         """Kernel copies run at once (0: copied inline, a plan of one block, or through the ring)."""
         return self._streams if self._pool is not None else 0
+
+    streams_hash: ClassVar[bool] = False
+
+    def describe(self, report: ConversionReport) -> None:
+        super().describe(report)
+        if self.plan.method == "kernel-copy":
+            report.plan["notes"].append(f"{self.how}{', the source read from the disk' if self.source_cold else ''}")
+
+    def account(self, report: ConversionReport) -> None:
+        report.copy_call = self.copy_call
 
     @property
     def how(self) -> str:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -46,6 +46,9 @@ from ._fastpath import pwrite_all
 from ._movers import BlockMover
 from ._plan import ConversionPlan
 from ._zarr_direct import _object_store, _split, zarr_readable_array
+
+if TYPE_CHECKING:
+    from ._report import ConversionReport
 
 __all__ = ["MAX_IN_FLIGHT", "RemoteChunkFileMover", "in_flight", "remote_file_layout"]
 
@@ -349,6 +352,17 @@ class RemoteChunkFileMover(BlockMover):
             self._writer.wrote(self._base + offset, nbytes)
         assert block.digest is not None
         return _PLACEHOLDER, block.digest
+
+    def describe(self, report: ConversionReport) -> None:
+        # Not the base's note of chunks decoded here: only a block out of the fetching order is read that way.
+        report.plan.setdefault("notes", []).extend([
+            f"page cache: {self.regime}",
+            f"source chunks written into the file as they arrive, up to {self.window} requests in flight"])
+        report.memory_estimate = self.window * self.layout.chunk_bytes
+
+    def account(self, report: ConversionReport) -> None:
+        report.plan["download"] = {"requests_in_flight": self.window, "peak_chunks_held": self.peak_held,
+                                   "chunk_bytes": self.layout.chunk_bytes}
 
     def hashed_after(self, i: int, hasher: Any) -> int:
         """Bytes of the stream hashed when block ``i`` ended (the loop may be hashing the next one already)."""

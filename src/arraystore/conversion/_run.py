@@ -368,21 +368,11 @@ class _Conversion:
         else:
             mover = BlockMover(self.src, dst, plan, self._src_region, dst_region, durable=self.durable,
                                workers=self.workers)
-        reads_and_hashes = type(mover).read is BlockMover.read or isinstance(mover, RemoteChunkFileMover)
-        if hasher is not None and not mover.hashes_stream and reads_and_hashes:
+        if hasher is not None and not mover.hashes_stream and mover.streams_hash:
             mover.hash_stream(hasher)  # one pass over each block for its digest and the content checksum
         itemsize = self.src.dtype.itemsize
         fed = 0  # bytes of the C-order stream hashed so far: a mover that hashes it is checked after every block
-        notes = report.plan.setdefault("notes", [])
-        notes.append(f"page cache: {mover.regime}")
-        if isinstance(mover, ByteMover) and plan.method == "kernel-copy":
-            notes.append(f"{mover.how}{', the source read from the disk' if mover.source_cold else ''}")
-        if isinstance(mover, RemoteChunkFileMover):
-            notes.append(f"source chunks written into the file as they arrive, up to {mover.window} requests in "
-                         "flight")
-            report.memory_estimate = mover.window * mover.layout.chunk_bytes
-        elif mover.reads_chunks:
-            notes.append(f"source chunks fetched and decoded here on {self.workers} threads")
+        mover.describe(report)
         # Byte-range copies keep one write in flight: the next block is copied (kernel) or read (buffered)
         # while the one before is written back or written.
         threads = 1 if plan.method in ("kernel-copy", "buffered-copy") else plan.workers
@@ -433,10 +423,7 @@ class _Conversion:
                     ahead.close()
             finally:
                 mover.finish()
-        report.copy_call = getattr(mover, "copy_call", None)
-        if isinstance(mover, RemoteChunkFileMover):
-            report.plan["download"] = {"requests_in_flight": mover.window, "peak_chunks_held": mover.peak_held,
-                                       "chunk_bytes": mover.layout.chunk_bytes}
+        mover.account(report)
         return hasher.result() if hasher is not None else None
 
 
