@@ -99,19 +99,25 @@ def test_a_chunk_of_the_wrong_size_is_a_typed_error(bucket: str, tmp_path: Path)
     assert not (tmp_path / "back.npy").exists()
 
 
-def test_an_interrupted_download_resumes_with_the_blocks_it_wrote(bucket: str, tmp_path: Path) -> None:
-    a = np.random.default_rng(4).standard_normal((1024, 128))  # 1 MiB, 64 chunks of 16 KiB
+def _interrupted(bucket: str, tmp_path: Path, seed: int, name: str, stop_at: float) -> tuple[Any, str]:
+    """An array uploaded as 64 chunks of 16 KiB, its download into ``back.npy`` stopped at ``stop_at`` of the bytes."""
+    a = np.random.default_rng(seed).standard_normal((1024, 128))
     np.save(tmp_path / "a.npy", a)
-    url = f"{bucket}/i.zarr"
+    url = f"{bucket}/{name}.zarr"
     arraystore.convert(tmp_path / "a.npy", url, chunks=(16, 128))
 
     def stop_midway(done: int, total: int) -> None:
-        if total // 3 <= done < total:
+        if total * stop_at <= done < total:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         arraystore.convert(url, tmp_path / "back.npy", max_memory="128KiB", resume=True, progress=stop_midway)
     assert not (tmp_path / "back.npy").exists()
+    return a, url
+
+
+def test_an_interrupted_download_resumes_with_the_blocks_it_wrote(bucket: str, tmp_path: Path) -> None:
+    a, url = _interrupted(bucket, tmp_path, 4, "i", 1 / 3)
     report = arraystore.convert(url, tmp_path / "back.npy", max_memory="128KiB", resume=True, verify=True)
     assert report.blocks_resumed > 0 and report.blocks_rewritten == 0  # the journal's digests are the file's
     assert report.blocks_resumed + report.blocks_written == report.blocks_total
@@ -120,17 +126,7 @@ def test_an_interrupted_download_resumes_with_the_blocks_it_wrote(bucket: str, t
 
 
 def test_a_resumed_block_that_no_longer_matches_is_downloaded_again(bucket: str, tmp_path: Path) -> None:
-    a = np.random.default_rng(5).standard_normal((1024, 128))
-    np.save(tmp_path / "a.npy", a)
-    url = f"{bucket}/j.zarr"
-    arraystore.convert(tmp_path / "a.npy", url, chunks=(16, 128))
-
-    def stop_midway(done: int, total: int) -> None:
-        if total // 2 <= done < total:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        arraystore.convert(url, tmp_path / "back.npy", max_memory="128KiB", resume=True, progress=stop_midway)
+    a, url = _interrupted(bucket, tmp_path, 5, "j", 1 / 2)
     staged = [p for p in tmp_path.rglob("*") if p.is_file() and p.name.startswith("back.npy")
               and p.stat().st_size > a.nbytes]
     assert len(staged) == 1, list(tmp_path.rglob("*"))
