@@ -19,6 +19,7 @@ The tree::
     │   └── DataContradictsEvidenceError       migration: sampled data contradict a name-only reading
     ├── UnsupportedDtypeError (TypeError)      dtype not storable (exactly) in a backend, or outside the dtype grammar
     ├── ModeError (ValueError)                 unknown mode, not offered by the backend, or shape=/dtype= missing to create
+    ├── OptionError (TypeError)                a keyword argument the function or the backend does not take
     ├── ReadOnlyError (PermissionError)        write through a read-only store
     ├── ArrayNotFoundError (FileNotFoundError) nothing at the path
     ├── AlreadyExistsError (FileExistsError)   ``w-`` or create without overwrite
@@ -89,6 +90,7 @@ __all__ = [
     "ObjectStoreAccessError",
     "ObjectStoreError",
     "ObjectStoreUnsupportedError",
+    "OptionError",
     "ReadOnlyError",
     "SelectionError",
     "SizeMismatchError",
@@ -258,6 +260,10 @@ class UnsupportedDtypeError(ArrayStoreError, TypeError):
 
 class ModeError(ArrayStoreError, ValueError):
     """An unknown mode, or one the backend does not offer."""
+
+
+class OptionError(ArrayStoreError, TypeError):
+    """A keyword argument that the function, or the array's backend, does not take (a misspelt option)."""
 
 
 class ReadOnlyError(ArrayStoreError, PermissionError):
