@@ -155,7 +155,7 @@ def open(  # noqa: A001 - the natural name, like io.open and zarr.open
     if mode in WRITABLE_MODES:
         lock_file = cls._lock_file(location)
         lock = WriterLock(lock_file, timeout=lock_timeout) if lock_file else None
-    _check_options(cls, "_open", options, "open")
+    OptionError.check("open", cls.backend, options, cls._open)
     try:
         store = cls._open(location, mode, **options)
     except BaseException:
@@ -168,27 +168,6 @@ def open(  # noqa: A001 - the natural name, like io.open and zarr.open
     if wanted:  # mode 'a' on an existing array: it must be the one asked for
         check_same(store, wanted)
     return store
-
-
-def _check_options(cls: type[ArrayStore], method: str, options: Mapping[str, Any], call: str) -> None:
-    """Refuse keyword arguments that the backend's ``method`` (``_open``, ``_create``) does not take.
-
-    Raises
-    ------
-    OptionError
-        One or more unknown options (also a TypeError, as Python's own).
-    """
-    params = inspect.signature(getattr(cls, method)).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    unknown = [k for k in options if k not in params]
-    if unknown:
-        known = sorted(k for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY)
-        raise OptionError(
-            f"{call}() got {', '.join(map(repr, unknown))}, which the {cls.backend} backend does not take; its "
-            f"options are {', '.join(known) or 'none'} (besides {call}()'s own parameters): check the spelling, "
-            "or name another backend"
-        )
 
 
 def _creation_only(cls: type[ArrayStore], options: dict[str, Any]) -> list[str]:
@@ -289,7 +268,7 @@ def create(
     _no_storage_options(path, options)
     location = parse_location(path)
     cls = _resolve_backend(location, backend, must_exist=False)
-    _check_options(cls, "_create", options, "create")
+    OptionError.check("create", cls.backend, options, cls._create)
     meta = ArrayMeta(shape, dtype, order, dict(attrs or {}))
     meta = dataclasses.replace(meta, order=cls.storage_order(meta.order, **options))
     if chunks is not None and not isinstance(chunks, (bool, int, str)):
