@@ -383,6 +383,8 @@ class _Conversion:
             report.memory_estimate = mover.window * mover.layout.chunk_bytes
         elif mover.reads_chunks:
             notes.append(f"source chunks fetched and decoded here on {self.workers} threads")
+        if mover.reads_direct:
+            notes.append("source read from the disk past the page cache (O_DIRECT)")
         # Byte-range copies keep one write in flight: the next block is copied (kernel) or read (buffered)
         # while the one before is written back or written.
         threads = 1 if plan.method in ("kernel-copy", "buffered-copy") else plan.workers
