@@ -155,3 +155,71 @@ def test_failure_mid_pipeline_then_resume_from_a_cold_source(tmp_path: Path, mon
     assert report.blocks_resumed + report.blocks_written == report.blocks_total
     assert report.checksum == StreamHasher.of(data)
     assert bytes_equal(read_back(str(dst))[0], data)
+
+
+# The child reads its source as read from the disk (O_DIRECT) and pauses 5 ms per block, so the kill lands mid-way.
+KILLED_CHILD = """
+import sys, time
+from arraystore.conversion import _fastpath, _movers, convert
+_movers.resident_share = lambda fd, offset, nbytes, probes=32: 0.0
+_movers.WINDOW = _fastpath.WINDOW = 64 * 1024
+src, dst, compression = sys.argv[1], sys.argv[2], sys.argv[3]
+report = convert(src, dst, chunks=(2, 1024), compression=compression, max_memory="64KiB",
+                 progress=lambda done, total: time.sleep(0.005))
+print(report.plan["notes"])
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif("zarr" not in BACKENDS, reason="zarr is not installed")
+@pytest.mark.parametrize("compression", ["zstd:1", "blosc:lz4:5"])
+@pytest.mark.parametrize("src_suffix", [".dat", ".npy"])
+def test_sigkill_mid_direct_reads_then_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compression: str,
+                                              src_suffix: str) -> None:
+    """SIGKILL of a real process converting a source it reads with O_DIRECT (one block read ahead in flight): the
+    rerun resumes the blocks journaled, reads the rest past the cache, and verifies."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from arraystore.checksums import verify
+    from arraystore.errors import ArrayNotFoundError
+
+    from .conftest import journal_lines
+
+    data = np.arange(1024 * 1024, dtype="<f4").reshape(1024, 1024)  # 4 MiB: 256+ blocks of 16 KiB
+    src = write_source(tmp_path / f"src{src_suffix}", data)
+    if open_direct(src) is None:
+        pytest.skip("this file system refuses O_DIRECT")
+    dst = tmp_path / "dst.zarr"
+    journal = dst.with_name(dst.name + ".partial.journal.jsonl")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(arraystore.__file__).parents[1]),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    child = subprocess.Popen([sys.executable, "-c", KILLED_CHILD, src, str(dst), compression], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while len(journal_lines(journal)) < 2:
+            assert child.poll() is None, f"the child ended early: {child.communicate()}"
+            assert time.monotonic() < deadline, "no block was journaled within 60 s"
+            time.sleep(0.01)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    with pytest.raises(ArrayNotFoundError):
+        arraystore.open(str(dst))
+    done_before = {rec["block"] for rec in journal_lines(journal)}
+    assert len(done_before) >= 2
+
+    _cold(monkeypatch, "cold")
+    report = arraystore.convert(src, str(dst), chunks=(2, 1024), compression=compression, max_memory="64KiB",
+                                verify=True)
+    assert NOTE in report.plan["notes"]
+    assert report.blocks_resumed == len(done_before) and report.blocks_rewritten == 0
+    assert report.blocks_written == report.blocks_total - report.blocks_resumed
+    assert report.verified and report.checksum == StreamHasher.of(data)
+    assert bytes_equal(read_back(str(dst))[0], data)
+    assert verify(str(dst))["match"]
+    assert not journal.exists()
