@@ -354,10 +354,10 @@ class BlockMover:
 
         A source read once from the disk gains nothing from the page cache: the copy out of it (``_copy_to_iter``)
         and its fresh pages are gone, and the disk has the whole block's requests in flight at once. A cold 1 GiB
-        random float32 source into Zarr chunks on the 2-core VM, five alternated runs each (medians, under a load
-        average of 6-10): system CPU s per GiB 0.44 against 0.49 through the cache (zstd:3), 0.33 against 0.45
-        (blosc-lz4); the bare overlapped chunk writer (``tools/bench_convert.py`` ``zstd_write_overlap``) 1.38
-        CPU s per GiB in all against 1.47.
+        random float32 source into Zarr chunks on the 2-core VM, seven alternated runs each (medians, under a load
+        average of 3-5, lower in six runs of seven): 1.70 CPU s per GiB against 1.87 through the cache (zstd:3),
+        1.23 against 1.31 (blosc-lz4); the bare overlapped chunk writer (``tools/bench_convert.py``
+        ``zstd_write_overlap``, five runs) 1.38 against 1.47.
         """
         assert self._direct_fd is not None
         buf = self._buffers.take(nbytes + 3 * DIRECT_ALIGN)
