@@ -453,6 +453,33 @@ class ZarrStore(ArrayStore):
         )
 
     @classmethod
+    def _reopen_staged(cls, location: Location, meta: ArrayMeta, **options: Any) -> ZarrStore | None:
+        """The half-built array at ``location`` if it is the one these creation options make, else None.
+
+        The options only a creation takes (``shards``, ``dimension_names``, ``portable``, ``checksum``) are not
+        opening options: they are compared with the staged array's (chunks inside the shards when sharded).
+        """
+        chunks = options.pop("chunks", None)
+        shards = options.pop("shards", None)
+        names = options.pop("dimension_names", None)
+        portable = options.pop("portable", False)
+        options.pop("checksum", None)
+        store = super()._reopen_staged(location, meta, **options)
+        if store is None:
+            return None
+        encoding = storage_dtype(meta.dtype)[1]
+        if portable and portable_storage(meta.dtype, meta.attrs, str(location)) is not None:
+            encoding = "cf"
+        wanted_shards = None if shards is None else tuple(shards)
+        same = (store.shards == wanted_shards and store.encoding == encoding
+                and (chunks is None or store.inner_chunks == tuple(chunks))
+                and store.dimension_names == (None if names is None else tuple(names)))
+        if not same:
+            store._close()
+            return None
+        return store
+
+    @classmethod
     def _initial_reserved(cls) -> dict[str, Any]:
         """Entries of the reserved attribute a new array starts with (object stores: incomplete, generation)."""
         return {}
