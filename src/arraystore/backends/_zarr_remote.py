@@ -95,6 +95,7 @@ class RemoteZarrStore(ZarrStore):
 
     _ostore: Any = None
     _meta_etag: str | None = None
+    _meta_modified: str | None = None  # when zarr.json was last written, as the store reported it at opening
     _creating: bool = False
     _lease: Lease | None = None
     #: Keys (from the store's root) of the replaced array's chunk objects not yet overwritten or deleted.
@@ -179,6 +180,11 @@ class RemoteZarrStore(ZarrStore):
         out = super()._read(sel)
         self._check_generation()
         return out
+
+    def _version(self) -> dict[str, Any]:
+        # A foreign array's chunks can change without its metadata: only a rewrite of zarr.json is seen.
+        return {"generation": self._reserved.get("generation"), "metadata_etag": self._meta_etag,
+                "metadata_modified": self._meta_modified}
 
     def _check_generation(self) -> None:
         if self._ostore is None:
@@ -409,6 +415,7 @@ def open_remote(
     )
     store._ostore = ostore
     store._meta_etag = head.get("e_tag") if head else None
+    store._meta_modified = str(head.get("last_modified")) if head else None
     if lease is not None:
         store._lease = lease
         store._locks = [lease]  # type: ignore[list-item]  # a lease releases like a WriterLock
