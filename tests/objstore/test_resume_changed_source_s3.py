@@ -17,6 +17,7 @@ import pytest
 
 import arraystore
 from arraystore.checksums import StreamHasher
+from arraystore.errors import ArrayChangedError
 
 zarr = pytest.importorskip("zarr", reason="the zarr extra is not installed")
 
@@ -92,4 +93,38 @@ def test_a_resume_over_the_same_source_still_resumes(bucket: str, tmp_path: Path
         arraystore.convert(url, tmp_path / "back.npy", max_memory="128KiB", resume=True, progress=stop_midway)
     report = arraystore.convert(url, tmp_path / "back.npy", max_memory="128KiB", resume=True, verify=True)
     assert report.blocks_resumed > 0 and report.restarted is None
+    assert np.load(tmp_path / "back.npy").tobytes() == a.tobytes()
+
+
+@pytest.mark.parametrize("how", ["arraystore-zarr", "zarr-python", "npy", "hdf5"])
+def test_a_source_replaced_during_a_download_is_a_typed_error(bucket: str, tmp_path: Path, how: str) -> None:
+    """Replaced while being downloaded (by one of the same shape and dtype): ArrayChangedError, nothing published.
+    An array another tool wrote has no generation: a zarr.json that now describes another array (here its fill
+    value) says it was replaced."""
+    a = np.random.default_rng(2).standard_normal((1024, 128))
+    url = _write(how, bucket, tmp_path, a, 1)
+    replaced: list[bool] = []
+
+    def replace(done: int, total: int) -> None:
+        if not replaced and done >= total / 4:
+            replaced.append(True)
+            _write(how, bucket, tmp_path, a + 1, 2)
+
+    with pytest.raises(ArrayChangedError):
+        arraystore.convert(url, tmp_path / "back.npy", max_memory="128KiB", progress=replace)
+    assert replaced and not (tmp_path / "back.npy").exists()
+
+
+def test_attributes_rewritten_during_a_download_are_no_replacement(bucket: str, tmp_path: Path) -> None:
+    """Another tool's array whose attributes change while it is read is the same array: the download goes on."""
+    a = np.random.default_rng(3).standard_normal((1024, 128))
+    url = _write("zarr-python", bucket, tmp_path, a, 1)
+    local = tmp_path / "v1.zarr"
+
+    def touch(done: int, total: int) -> None:
+        if done >= total / 4 and not zarr.open_array(str(local)).attrs:
+            zarr.open_array(str(local), mode="r+").attrs["note"] = "added"
+            _put(bucket, "x.zarr/zarr.json", (local / "zarr.json").read_bytes())
+
+    arraystore.convert(url, tmp_path / "back.npy", max_memory="128KiB", progress=touch, attrs="drop")
     assert np.load(tmp_path / "back.npy").tobytes() == a.tobytes()

@@ -195,6 +195,7 @@ class RemoteZarrStore(ZarrStore):
             if head is not None and head.get("e_tag") == self._meta_etag:
                 return
             reserved: dict[str, Any] = {}
+            doc: Any = None
             if head is not None:
                 import obstore
 
@@ -203,15 +204,39 @@ class RemoteZarrStore(ZarrStore):
                 got = attrs.get(RESERVED_ATTR) if isinstance(attrs, dict) else None
                 reserved = got if isinstance(got, dict) else {}
         ours = self._reserved.get("generation")
-        # Changed: another generation, or a writer started changing it since it was opened complete.
+        # Changed: another generation, or a writer started changing it since it was opened complete; an array
+        # without generations (another tool's) whose zarr.json now describes another array.
         started = bool(reserved.get("incomplete")) and not self._reserved.get("incomplete")
-        if head is None or reserved.get("generation") != ours or started:
+        foreign = ours is None and reserved.get("generation") is None
+        if (head is None or reserved.get("generation") != ours or started
+                or (foreign and self._describes_another_array(doc))):
             what = "deleted" if head is None else "replaced or is being rewritten"
             raise ArrayChangedError(
                 f"{self.path}: the array was {what} by another writer since it was opened (generation {ours} is no "
                 "longer the one stored); what was just read may mix two versions: open it again"
             )
         self._meta_etag = head.get("e_tag")
+
+    def _describes_another_array(self, doc: Any) -> bool:
+        """True when ``doc`` (the array's zarr.json as read now) describes another array than the one opened: its
+        shape, data type, chunks, codecs or fill value (attributes aside; Zarr v3 metadata only)."""
+        from zarr.core.buffer import default_buffer_prototype
+        from zarr.core.metadata import ArrayV3Metadata
+
+        opened = self._arr.metadata
+        if not isinstance(opened, ArrayV3Metadata):
+            return False
+        if not isinstance(doc, dict):
+            return True
+        try:
+            now = ArrayV3Metadata.from_dict({**doc, "attributes": {}})
+        except (ValueError, TypeError, KeyError):
+            return True  # no longer an array's metadata
+
+        def text(md: Any) -> bytes:
+            return bytes(md.update_attributes({}).to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes())
+
+        return text(now) != text(opened)
 
     # -- writes -----------------------------------------------------------------
 
