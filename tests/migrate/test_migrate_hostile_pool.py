@@ -106,17 +106,18 @@ def _manifest(dst: Path) -> dict[str, dict[str, Any]]:
             for src, rec in Manifest(dst / "migration.jsonl").read().items()}
 
 
-@pytest.mark.parametrize("to", ["npy", "zarr"])
+@pytest.mark.parametrize("to", ["npy", "zarr", "virtual"])
 def test_a_hostile_archive_migrates_the_same_in_process_and_in_workers(
         tmp_path: Path, to: str, monkeypatch: pytest.MonkeyPatch) -> None:
     src = tmp_path / "archive" / "legacy"
     src.parent.mkdir()
     liars = _hostile(src)
-    one = migrate(src, tmp_path / "one", to=to, rules=RULES, workers=1)
+    options: dict[str, Any] = {"to": "npy", "virtual": True} if to == "virtual" else {"to": to}
+    one = migrate(src, tmp_path / "one", rules=RULES, workers=1, **options)
     assert len(one.records) <= migration_run.IN_PROCESS_FILES  # one batch: workers=2 runs it here
-    two = migrate(src, tmp_path / "two", to=to, rules=RULES, workers=2)
+    two = migrate(src, tmp_path / "two", rules=RULES, workers=2, **options)
     monkeypatch.setattr(migration_run, "IN_PROCESS_FILES", 0)  # the pool, even for one batch
-    pool = migrate(src, tmp_path / "pool", to=to, rules=RULES, workers=2)
+    pool = migrate(src, tmp_path / "pool", rules=RULES, workers=2, **options)
     assert _records(two) == _records(one) == _records(pool)
     assert _manifest(tmp_path / "two") == _manifest(tmp_path / "one") == _manifest(tmp_path / "pool")
     assert _tree(tmp_path / "two") == _tree(tmp_path / "one") == _tree(tmp_path / "pool")
