@@ -167,3 +167,31 @@ def test_a_staged_array_made_with_other_creation_options_is_not_reused(tmp_path:
         s[...] = 2
     z = zarr.open_array(where, mode="r")
     assert z.shards == then.get("shards") and (z[...] == 2).all()
+
+
+@pytest.mark.parametrize("link", ["symbolic", "hard"])
+def test_a_link_at_a_chunk_key_of_the_staged_array_is_replaced_not_written_through(tmp_path: Path, link: str) -> None:
+    """A chunk file written in place at its key must not follow a link left there (to another chunk of the staged
+    array, inside the store: the guard against links leading outside does not see it): the resumed run writes a file
+    of its own at the key, as the rename of a temporary file did, and the chunk linked to keeps its bytes."""
+    data = (np.arange(256 * 256, dtype="<f4") * 0.5).reshape(256, 256)
+    src = write_source(tmp_path / "src.dat", data)
+    dst = tmp_path / "dst.zarr"
+    opts: dict[str, Any] = {"chunks": (8, 256), "max_memory": "64KiB", "compression": "zstd:1"}
+    with pytest.raises(Stop):
+        arraystore.convert(src, str(dst), progress=stop_after(3), **opts)
+    staging = tmp_path / "dst.zarr.partial"
+    first = staging / "c" / "0" / "0"  # a chunk of a block journaled: resumed, not written again
+    kept = first.read_bytes()
+    at = staging / "c" / "30" / "0"  # a chunk of a block not journaled
+    at.parent.mkdir(parents=True, exist_ok=True)
+    at.unlink(missing_ok=True)
+    if link == "symbolic":
+        os.symlink("../0/0", at)
+    else:
+        os.link(first, at)
+    report = arraystore.convert(src, str(dst), **opts)  # no verify: the published array alone must be right
+    assert report.blocks_resumed >= 1
+    assert not (dst / "c" / "30" / "0").is_symlink() and (dst / "c" / "30" / "0").stat().st_nlink == 1
+    assert (dst / "c" / "0" / "0").read_bytes() == kept
+    np.testing.assert_array_equal(zarr.open_array(str(dst), mode="r")[...], data)
