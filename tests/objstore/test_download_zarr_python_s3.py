@@ -2,7 +2,8 @@
 
 The oracle is zarr-python reading the very objects uploaded: whatever the dtype (either byte order, bool, complex,
 datetime, bytes), the fill value (NaN, non-zero, NaT), the chunks absent from the bucket and the last chunk partly
-outside the array, the ``.npy`` or raw file downloaded chunk by chunk holds numpy's array, dtype and shape identical.
+outside the array, the ``.npy`` or raw file downloaded chunk by chunk (interrupted after any block and resumed, or
+not) holds numpy's array, dtype and shape identical.
 """
 
 from __future__ import annotations
@@ -41,19 +42,20 @@ def _fill(dtype: np.dtype[Any], kind: str) -> Any:
     return 3
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     dtype=st.sampled_from(DTYPES),
-    rows=st.integers(1, 90),
+    rows=st.integers(1, 120),
     tail=st.lists(st.integers(1, 5), max_size=2).map(tuple),
-    unit_rows=st.integers(1, 16),
+    unit_rows=st.integers(1, 12),
     fill=st.sampled_from(["zero", "nan", "other"]),
     seed=st.integers(0, 2**32 - 1),
     suffix=st.sampled_from([".npy", ".dat"]),
+    stop_at=st.integers(0, 3),
 )
 def test_download_of_a_zarr_python_array_is_numpys(bucket: str, tmp_path: Path, dtype: str, rows: int,
                                                    tail: tuple[int, ...], unit_rows: int, fill: str, seed: int,
-                                                   suffix: str) -> None:
+                                                   suffix: str, stop_at: int) -> None:
     rng = np.random.default_rng(seed)
     dt = np.dtype(dtype)
     shape = (rows, *tail)
@@ -76,7 +78,22 @@ def test_download_of_a_zarr_python_array_is_numpys(bucket: str, tmp_path: Path, 
                           Body=p.read_bytes())
     expected = zarr.open_array(str(local), mode="r")[...]
     back = tmp_path / f"{name}-back{suffix}"
-    report = arraystore.convert(f"{bucket}/{name}.zarr", back, max_memory="64KiB", verify=True)
+    budget = max(256, 8 * unit_rows * int(np.prod(tail)) * dt.itemsize)  # blocks of a few chunks: several blocks
+    if stop_at:  # interrupted after that many blocks (when it has them), then resumed
+        calls = [0]
+
+        def stop(done: int, total: int) -> None:
+            calls[0] += 1
+            if calls[0] >= stop_at and done < total:
+                raise KeyboardInterrupt
+
+        try:
+            arraystore.convert(f"{bucket}/{name}.zarr", back, max_memory=budget, progress=stop)
+        except KeyboardInterrupt:
+            event("interrupted")
+    report = arraystore.convert(f"{bucket}/{name}.zarr", back, max_memory=budget, verify=True,
+                                overwrite=back.exists())
+    event(f"resumed blocks: {report.blocks_resumed > 0}")
     event(f"chunk by chunk: {'download' in report.plan}")
     with arraystore.open(back) as got:
         out = got[...]
