@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -203,7 +204,52 @@ def test_a_link_at_a_chunk_key_of_the_staged_array_is_replaced_not_written_throu
     else:
         os.link(first, at)
     report = arraystore.convert(src, str(dst), **opts)  # no verify: the published array alone must be right
-    assert report.blocks_resumed >= 1
+    if link == "hard":  # a staged array holding a symbolic link is built again (see the folder link test below)
+        assert report.blocks_resumed >= 1
     assert not (dst / "c" / "30" / "0").is_symlink() and (dst / "c" / "30" / "0").stat().st_nlink == 1
     assert (dst / "c" / "0" / "0").read_bytes() == kept
     np.testing.assert_array_equal(zarr.open_array(str(dst), mode="r")[...], data)
+
+
+@pytest.mark.parametrize("where", ["inside", "outside"])
+def test_a_folder_link_in_the_staged_array_is_not_followed_on_resume(tmp_path: Path, where: str) -> None:
+    """A chunk folder of the staged array replaced by a symbolic link (to another chunk folder of the array, or out of
+    it) between the kill and the resume: the staged array is not as this library built it and is built again; the
+    published array is numpy's (without verify) and nothing outside is touched."""
+    data = (np.arange(256 * 256, dtype="<f4") * 0.5).reshape(256, 256)
+    src = write_source(tmp_path / "src.dat", data)
+    dst = tmp_path / "dst.zarr"
+    opts: dict[str, Any] = {"chunks": (8, 256), "max_memory": "64KiB", "compression": "zstd:1"}
+    with pytest.raises(Stop):
+        arraystore.convert(src, str(dst), progress=stop_after(3), **opts)
+    staging = tmp_path / "dst.zarr.partial"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "0").write_bytes(b"precious")
+    folder = staging / "c" / "30"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.symlink_to("0" if where == "inside" else outside, target_is_directory=True)
+    arraystore.convert(src, str(dst), **opts)
+    np.testing.assert_array_equal(zarr.open_array(str(dst), mode="r")[...], data)
+    assert not (dst / "c" / "30").is_symlink()
+    assert (outside / "0").read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize("link", ["symbolic", "hard"])
+def test_an_in_place_write_replaces_a_link_at_its_key(tmp_path: Path, link: str) -> None:
+    """The store's in-place write itself: the file a link at the key names keeps its bytes and mode."""
+    from arraystore.backends._zarr_modes import ModeKeepingLocalStore
+
+    store = ModeKeepingLocalStore(str(tmp_path / "a"))
+    (tmp_path / "a" / "c" / "0").mkdir(parents=True)
+    other = tmp_path / "a" / "c" / "0" / "1"
+    other.write_bytes(b"another chunk")
+    at = tmp_path / "a" / "c" / "0" / "0"
+    if link == "symbolic":
+        os.symlink("1", at)
+    else:
+        os.link(other, at)
+    with store.put_stream("c/0/0", in_place=True) as f:
+        f.write(b"new")
+    assert not at.is_symlink() and at.read_bytes() == b"new" and at.stat().st_nlink == 1
+    assert other.read_bytes() == b"another chunk" and other.stat().st_nlink == 1
