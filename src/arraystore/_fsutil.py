@@ -435,6 +435,19 @@ def nonempty(path: str | os.PathLike[str]) -> bool:
     return p.exists() and p.stat().st_size > 0
 
 
+def holds_links(folder: str | os.PathLike[str]) -> bool:
+    """True when anything inside ``folder`` (at any depth) is a symbolic link."""
+    pending = [os.fspath(folder)]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    return True
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+    return False
+
+
 def clear_path(path: str | os.PathLike[str]) -> None:
     """Empty a file (truncate) or a folder (remove its children), keeping the inode."""
     p = Path(path)

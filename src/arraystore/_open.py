@@ -303,7 +303,10 @@ def create(
                 mode |= (mode & 0o444) >> 2  # folders need search bits where they are readable
             _fsutil.set_mode(staging.file, mode)
         store = None
-        if staging is not None and resume and _fsutil.nonempty(staging.file):
+        # A staged folder holding a symbolic link is not as this library built it (writes would follow the link into
+        # another of its files): built again.
+        if (staging is not None and resume and _fsutil.nonempty(staging.file)
+                and not (staging.file.is_dir() and _fsutil.holds_links(staging.file))):
             store = cls._reopen_staged(staging, meta, chunks=chunks, compression=codec, durable=durable, **options)
         if store is None:
             if staging is not None:

@@ -45,7 +45,10 @@ Hooks with defaults a backend may override:
 * block planning: ``_chunk_overhead`` (bytes a chunk costs beyond its data, counted in budgets);
 * layout: ``storage_order(order, **options)`` (classmethod), ``dimension_names`` (property);
 * conversion: ``value_options(source, max_bytes)`` (classmethod): creation options that only the
-  source's values tell (HDF5: the byte width of UTF-8 strings), read block by block.
+  source's values tell (HDF5: the byte width of UTF-8 strings), read block by block; ``_version()``: what
+  identifies the stored version beyond the metadata where a file's size and mtime cannot (object stores:
+  ETags, arraystore's generation), recorded in a conversion's journal so that a resume over a changed
+  source starts again.
 """
 
 from __future__ import annotations
@@ -264,6 +267,11 @@ class ArrayStore(ABC):
 
         The default does nothing; an object store renews its writer's lease here.
         """
+
+    def _version(self) -> dict[str, Any]:
+        """What identifies the stored version of the array beyond its metadata, where the file's size and
+        modification time cannot (object stores); a resumed conversion whose source gives another starts again."""
+        return {}
 
     def _check_generation(self) -> None:
         """Raise ArrayChangedError when another writer replaced the array since this store opened it.

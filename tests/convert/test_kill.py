@@ -25,8 +25,10 @@ from .conftest import BACKENDS, SUFFIX, bytes_equal, journal_lines, read_back, w
 CHILD = """
 import sys, time
 from arraystore.conversion import convert
-src, dst, chunks, compression = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+src, dst, chunks, compression, shards = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 opts = {"chunks": tuple(int(c) for c in chunks.split(","))} if chunks else {}
+if shards:
+    opts["shards"] = tuple(int(c) for c in shards.split(","))
 if compression:
     opts["compression"] = compression
 convert(src, dst, max_memory="64KiB", progress=lambda done, total: time.sleep(0.005), **opts)
@@ -35,15 +37,17 @@ print("finished")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("src_backend", "dst_backend", "compression"),
-                         [(s, d, c) for s, d, c in (("raw", "raw", None), ("raw", "zarr", None), ("zarr", "raw", None),
-                                                    ("raw", "zarr", "zstd:1"),
-                                                    ("raw", "zarr", "blosc:lz4:5"), ("zarr", "hdf5", None))
+@pytest.mark.parametrize(("src_backend", "dst_backend", "compression", "shards"),
+                         [(s, d, c, h) for s, d, c, h in (
+                             ("raw", "raw", None, ""), ("raw", "zarr", None, ""), ("zarr", "raw", None, ""),
+                             ("raw", "zarr", "zstd:1", ""), ("raw", "zarr", "blosc:lz4:5", ""),
+                             ("zarr", "hdf5", None, ""), ("raw", "zarr", "zstd:1", "2,1024"))
                           if s in BACKENDS and d in BACKENDS])
-def test_sigkill_then_resume(tmp_path: Path, src_backend: str, dst_backend: str, compression: str | None) -> None:
+def test_sigkill_then_resume(tmp_path: Path, src_backend: str, dst_backend: str, compression: str | None,
+                             shards: str) -> None:
     """A Zarr source is decoded one block ahead of the writer, a raw source into compressed chunks read one block
     ahead (its chunks compressed into a buffer per thread used again, zstd and blosc): the kill lands with a block in
-    flight."""
+    flight. A sharded destination resumes too (its staged array reopened with its shards)."""
     data = np.arange(1024 * 1024, dtype="<f4").reshape(1024, 1024)  # 4 MiB: 256+ blocks of 16 KiB
     if src_backend == "zarr":  # chunks of 8 KiB: blocks of one chunk within 64 KiB (5 block buffers)
         src = write_source(tmp_path / "src.zarr", data, chunks=(2, 1024), compression="zstd:1")
@@ -51,9 +55,9 @@ def test_sigkill_then_resume(tmp_path: Path, src_backend: str, dst_backend: str,
         src = write_source(tmp_path / "src.dat", data)
     dst = tmp_path / f"dst{SUFFIX[dst_backend]}"
     journal = dst.with_name(dst.name + ".partial.journal.jsonl")
-    chunks = ("2,1024" if compression else "4,1024") if dst_backend == "zarr" else ""  # within 64 KiB's blocks
+    chunks = ("1,1024" if shards else "2,1024" if compression else "4,1024") if dst_backend == "zarr" else ""  # within 64 KiB's blocks
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(arraystore.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
-    child = subprocess.Popen([sys.executable, "-c", CHILD, src, str(dst), chunks, compression or ""], env=env,
+    child = subprocess.Popen([sys.executable, "-c", CHILD, src, str(dst), chunks, compression or "", shards], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
@@ -74,6 +78,8 @@ def test_sigkill_then_resume(tmp_path: Path, src_backend: str, dst_backend: str,
     opts: dict[str, Any] = {"chunks": tuple(int(c) for c in chunks.split(","))} if chunks else {}
     if compression:
         opts["compression"] = compression
+    if shards:
+        opts["shards"] = tuple(int(c) for c in shards.split(","))
     report = convert(src, str(dst), max_memory="64KiB", verify=True, **opts)
     assert report.blocks_resumed == len(done_before) and report.blocks_rewritten == 0
     assert report.blocks_written == report.blocks_total - report.blocks_resumed

@@ -124,6 +124,10 @@ class RemoteHDF5Store(HDF5Store):
         """GET requests made since the store opened, metadata included."""
         return self._reader.requests
 
+    def _version(self) -> dict[str, Any]:
+        reader = getattr(self, "_reader", None)
+        return {"etag": reader.etag, "size": reader.size} if reader is not None else {}
+
     def _check_generation(self) -> None:
         # Every request carries If-Match: a failed one left its typed error on the reader.
         failure = getattr(self, "_reader", None) and self._reader.failure

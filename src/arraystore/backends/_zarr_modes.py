@@ -125,7 +125,29 @@ class ModeKeepingLocalStore(LocalStore):
             found = _fsutil.kept_mode(path.parent / f".{uuid.uuid4().hex}.absent", like, mask=mask)
             mode = modes[like] = 0o666 & ~mask if found is None else found
         # An existing file keeps its own mode (a resumed run's chunk); a new one gets ``mode`` (within the umask).
-        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        # Never written through: a link at the key (symbolic: O_NOFOLLOW fails; hard: a second name) is replaced by a
+        # file of its own, as a rename would, not followed into the file it names (another chunk of the array).
+        flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+        try:
+            fd = os.open(path, flags | os.O_NOFOLLOW, mode)
+        except OSError:
+            if not os.path.islink(path):
+                raise
+            path.unlink()
+            return os.open(path, flags | os.O_EXCL | os.O_NOFOLLOW, mode)
+        try:
+            st = os.fstat(fd)
+            shared = st.st_nlink > 1
+            if st.st_size and not shared:
+                os.ftruncate(fd, 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        if not shared:
+            return fd
+        os.close(fd)
+        path.unlink()
+        return os.open(path, flags | os.O_EXCL | os.O_NOFOLLOW, mode)
 
     async def _set(self, key: str, value: Buffer, exclusive: bool = False) -> None:
         if not self._is_open:

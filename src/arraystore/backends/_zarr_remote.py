@@ -96,6 +96,7 @@ class RemoteZarrStore(ZarrStore):
 
     _ostore: Any = None
     _meta_etag: str | None = None
+    _meta_modified: str | None = None  # when zarr.json was last written, as the store reported it at opening
     _creating: bool = False
     _lease: Lease | None = None
     #: Keys (from the store's root) of the replaced array's chunk objects not yet overwritten or deleted.
@@ -183,6 +184,11 @@ class RemoteZarrStore(ZarrStore):
         self._check_generation()
         return out
 
+    def _version(self) -> dict[str, Any]:
+        # A foreign array's chunks can change without its metadata: only a rewrite of zarr.json is seen.
+        return {"generation": self._reserved.get("generation"), "metadata_etag": self._meta_etag,
+                "metadata_modified": self._meta_modified}
+
     def _check_generation(self) -> None:
         if self._ostore is None:
             return
@@ -192,6 +198,7 @@ class RemoteZarrStore(ZarrStore):
             if head is not None and head.get("e_tag") == self._meta_etag:
                 return
             reserved: dict[str, Any] = {}
+            doc: Any = None
             if head is not None:
                 import obstore
 
@@ -200,15 +207,39 @@ class RemoteZarrStore(ZarrStore):
                 got = attrs.get(RESERVED_ATTR) if isinstance(attrs, dict) else None
                 reserved = got if isinstance(got, dict) else {}
         ours = self._reserved.get("generation")
-        # Changed: another generation, or a writer started changing it since it was opened complete.
+        # Changed: another generation, or a writer started changing it since it was opened complete; an array
+        # without generations (another tool's) whose zarr.json now describes another array.
         started = bool(reserved.get("incomplete")) and not self._reserved.get("incomplete")
-        if head is None or reserved.get("generation") != ours or started:
+        foreign = ours is None and reserved.get("generation") is None
+        if (head is None or reserved.get("generation") != ours or started
+                or (foreign and self._describes_another_array(doc))):
             what = "deleted" if head is None else "replaced or is being rewritten"
             raise ArrayChangedError(
                 f"{self.path}: the array was {what} by another writer since it was opened (generation {ours} is no "
                 "longer the one stored); what was just read may mix two versions: open it again"
             )
         self._meta_etag = head.get("e_tag")
+
+    def _describes_another_array(self, doc: Any) -> bool:
+        """True when ``doc`` (the array's zarr.json as read now) describes another array than the one opened: its
+        shape, data type, chunks, codecs or fill value (attributes aside; Zarr v3 metadata only)."""
+        from zarr.core.buffer import default_buffer_prototype
+        from zarr.core.metadata import ArrayV3Metadata
+
+        opened = self._arr.metadata
+        if not isinstance(opened, ArrayV3Metadata):
+            return False
+        if not isinstance(doc, dict):
+            return True
+        try:
+            now = ArrayV3Metadata.from_dict({**doc, "attributes": {}})
+        except (ValueError, TypeError, KeyError):
+            return True  # no longer an array's metadata
+
+        def text(md: Any) -> bytes:
+            return bytes(md.update_attributes({}).to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes())
+
+        return text(now) != text(opened)
 
     # -- writes -----------------------------------------------------------------
 
@@ -412,6 +443,7 @@ def open_remote(
     )
     store._ostore = ostore
     store._meta_etag = head.get("e_tag") if head else None
+    store._meta_modified = str(head.get("last_modified")) if head else None
     if lease is not None:
         store._lease = lease
         store._locks = [lease]  # type: ignore[list-item]  # a lease releases like a WriterLock

@@ -453,6 +453,39 @@ class ZarrStore(ArrayStore):
         )
 
     @classmethod
+    def _reopen_staged(cls, location: Location, meta: ArrayMeta, **options: Any) -> ZarrStore | None:
+        """The half-built array at ``location`` if it is the one asked for, else None.
+
+        The options only a creation takes (``shards``, ``dimension_names``, ``portable``, ``checksum``) are not
+        opening options: those given are compared with the staged array's (``chunks`` then are the chunks inside the
+        shards; without ``shards``, the unit written, as :attr:`chunks` says: a shared handle's reference).
+        """
+        chunks = options.pop("chunks", None)
+        creation = {k: options.pop(k) for k in ("shards", "dimension_names", "portable", "checksum") if k in options}
+        store = super()._reopen_staged(location, meta, **options)
+        if store is None:
+            return None
+        same = True
+        if "shards" in creation:
+            shards = creation["shards"]
+            same = store.shards == (None if shards is None else tuple(shards))
+            same = same and (chunks is None or store.inner_chunks == tuple(chunks))
+        elif chunks is not None:
+            same = store.chunks == tuple(chunks)
+        if "dimension_names" in creation:
+            names = creation["dimension_names"]
+            same = same and store.dimension_names == (None if names is None else tuple(names))
+        if "portable" in creation:
+            encoding = storage_dtype(meta.dtype)[1]
+            if creation["portable"] and portable_storage(meta.dtype, meta.attrs, str(location)) is not None:
+                encoding = "cf"
+            same = same and store.encoding == encoding
+        if not same:
+            store._close()
+            return None
+        return store
+
+    @classmethod
     def _initial_reserved(cls) -> dict[str, Any]:
         """Entries of the reserved attribute a new array starts with (object stores: incomplete, generation)."""
         return {}

@@ -58,8 +58,10 @@ def journal_path(dst: Location) -> Path:
     return base.with_name(f"{base.name}.journal.jsonl")
 
 
-def source_fingerprint(location: Location, backend: str, meta: dict[str, Any]) -> dict[str, Any]:
-    """Size, modification time and metadata of a source: a resume must see the same."""
+def source_fingerprint(location: Location, backend: str, meta: dict[str, Any],
+                       version: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Size, modification time and metadata of a source, and ``version`` (the store's ``_version()``: an object's
+    ETag...) when it has one: a resume must see the same."""
     file = location.file
     size, mtime = 0, 0
     if file.is_dir():
@@ -74,7 +76,10 @@ def source_fingerprint(location: Location, backend: str, meta: dict[str, Any]) -
     elif file.exists():
         st = file.stat()
         size, mtime = st.st_size, st.st_mtime_ns
-    return {"path": str(location), "backend": backend, "size": size, "mtime_ns": mtime, "meta": meta}
+    found = {"path": str(location), "backend": backend, "size": size, "mtime_ns": mtime, "meta": meta}
+    if version:
+        found["version"] = version
+    return found
 
 
 class Journal:

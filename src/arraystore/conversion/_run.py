@@ -214,7 +214,7 @@ class _Conversion:
         if self.sampler is not None and plan.nbytes >= SAMPLE_THREAD_MIN:
             self.sampler.start()
         jpath = journal_path(self.dst_loc)
-        fingerprint = source_fingerprint(parse_location(src.path), src.backend, src.meta.to_dict())
+        fingerprint = source_fingerprint(parse_location(src.path), src.backend, src.meta.to_dict(), src._version())
         if self.dst_loc.remote:  # objects cannot be appended to: the journal lives under the destination prefix
             from ..objstore._journal import RemoteJournal
 

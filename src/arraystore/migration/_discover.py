@@ -136,10 +136,14 @@ def discover(
             path = here / name
             suffix = _suffix(name).lower()
             if stat.S_ISLNK(mode):
-                if real_base not in path.resolve().parents:
+                try:
+                    target = path.resolve()
+                except (RuntimeError, OSError):  # a link in a loop (pathlib raises RuntimeError): as a dangling one
+                    continue
+                if real_base not in target.parents:
                     if path.exists() and (_matches(inc, rel) or suffix in _HEADER_SUFFIXES):
                         broken.append((rel, UnsafeInputError(
-                            f"{path}: a symbolic link to {path.resolve()}, outside the archive {base}; refused: "
+                            f"{path}: a symbolic link to {target}, outside the archive {base}; refused: "
                             "copy the file into the archive instead of linking to it"
                         )))
                     continue

@@ -697,9 +697,9 @@ def _run_jobs(
                                       VIRTUAL_BATCH_FILES if planner.virtual.get("virtual") else BATCH_FILES)
             ]
             _in_pool(tasks, workers, resolved)
-            if planner.undetermined:
-                order = {os.fspath(planner.src / name): i for i, (name, _) in enumerate(pending)}
-                planner.undetermined.sort(key=lambda r: order.get(os.fspath(r.path), len(order)))  # as if here
+        if todo and planner.undetermined:  # resolved largest first (here or in the workers): in discovery order
+            order = {os.fspath(planner.src / name): i for i, (name, _) in enumerate(pending)}
+            planner.undetermined.sort(key=lambda r: order.get(os.fspath(r.path), len(order)))
     finally:
         manifest.close()
         close()

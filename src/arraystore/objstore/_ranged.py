@@ -50,12 +50,13 @@ class RangedStore(ArrayStore):
     _pickled_options: ClassVar[frozenset[str]] = frozenset({"io", "storage_options", "dialect"})
 
     def __init__(self, location: Location, meta: ArrayMeta, *, ostore: Any, name: str, offset: int,
-                 options: dict[str, Any], etag: str | None = None) -> None:
+                 options: dict[str, Any], etag: str | None = None, modified: str | None = None) -> None:
         super().__init__(location, "r", meta, options=options)
         self._ostore = ostore
         self._name = name
         self._offset = offset
         self._etag = etag
+        self._modified = modified
         #: Bytes fetched by reads so far (not counting the metadata).
         self.bytes_fetched = 0
 
@@ -66,6 +67,9 @@ class RangedStore(ArrayStore):
     @classmethod
     def _create(cls, location: Location, meta: ArrayMeta, **options: Any) -> RangedStore:  # pragma: no cover
         raise NotImplementedError("read-only")
+
+    def _version(self) -> dict[str, Any]:
+        return {"etag": self._etag, "modified": self._modified}
 
     def _read(self, sel: Selection) -> np.ndarray[Any, Any]:
         """One range: leading storage axes with one index fixed, then the run the next axis spans."""
@@ -216,7 +220,8 @@ def open_ranged(location: Location, *, npy: bool, storage_options: Mapping[str, 
     opts = {"io": io, "storage_options": dict(storage_options) if storage_options else None,
             "dialect_name": found_dialect, "dialect": dialect}
     cls = RangedNpy if npy else RangedStore
-    return cls(location, meta, ostore=ostore, name=name, offset=offset, options=opts, etag=found.get("e_tag"))
+    return cls(location, meta, ostore=ostore, name=name, offset=offset, options=opts, etag=found.get("e_tag"),
+               modified=str(found.get("last_modified")))
 
 
 def _read_sidecar(ostore: Any, name: str, size: int, where: str, options: Mapping[str, Any]) -> tuple[ArrayMeta, int]:
