@@ -64,6 +64,9 @@ class Job:
     """For a copy: the decoder the data goes through (``"zlib"``), see :mod:`arraystore.virtual.fallback`."""
     storage_options: dict[str, Any] | None = field(default=None, repr=False)
     """Client settings of an object-store destination (never written anywhere)."""
+    data: bytes | None = field(default=None, repr=False, compare=False)
+    """The source's data bytes, read by the check of its resolution (a small file resolved in the same batch),
+    for the one-read one-write path to use instead of reading them again; None: read them."""
 
     @property
     def remote(self) -> bool:
@@ -231,11 +234,14 @@ def _write_whole(job: Job, meta: ArrayMeta, t0: float, note: str | None, mode: i
 
     cls = backend_class(job.backend)
     check_fidelity(cls, meta.dtype)
-    fd = os.open(job.src_path, os.O_RDONLY)
-    try:
-        data = os.pread(fd, meta.nbytes, job.offset) if meta.nbytes else b""
-    finally:
-        os.close(fd)
+    if job.data is not None and len(job.data) == meta.nbytes:  # read after the resolution's stat, like a pread here
+        data = job.data
+    else:
+        fd = os.open(job.src_path, os.O_RDONLY)
+        try:
+            data = os.pread(fd, meta.nbytes, job.offset) if meta.nbytes else b""
+        finally:
+            os.close(fd)
     if len(data) != meta.nbytes:
         raise ConversionError(
             f"{job.src_path}: the source changed size while being converted (expected {meta.nbytes:,} bytes at offset "

@@ -244,6 +244,7 @@ def _resolve_and_run(task: tuple[_Planner, list[tuple[str, str, int]]]) -> _Reso
     the main process only writes the manifest.
     """
     planner, items = task
+    planner.keep_data = True  # a batch's small files are read once, for their check and their copy
     with remembered(planner.scope):
         for name, dest, _size in items:
             t0 = time.perf_counter()
