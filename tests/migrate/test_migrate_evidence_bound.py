@@ -19,6 +19,7 @@ from arraystore.migration.evidence_data import (
     _SLACK,
     WINDOW_BYTES,
     _lower_bound,
+    _upper_bound,
     check_reading,
     contradiction,
     sample,
@@ -97,3 +98,29 @@ def test_whole_data_only_when_one_window_holds_it(tmp_path: Path) -> None:
     _check, whole = contradiction(path, np.dtype("<f4"), 0, big.nbytes, byteorder_weak=True, dtype_weak=True)
     assert whole is None
     assert len(sample(path, 0, big.nbytes, 4)) > 1
+
+
+@given(raw=st.binary(min_size=0, max_size=3000), split=st.integers(0, 3000),
+       dtype=st.sampled_from(["<i2", ">u2", "<i4", ">u4", "<i8", ">u8", "<f2", ">f4", "<f8", ">c8"]),
+       above=st.floats(-0.1, 0.6), part=st.integers(0, 800))
+def test_the_partial_lower_and_the_upper_bound_are_bounds(raw: bytes, split: int, dtype: str, above: float,
+                                                          part: int) -> None:
+    windows = [raw[:split], raw[split:]]
+    dt = np.dtype(dtype)
+    exact = score(windows, dt).score
+    assert _lower_bound(windows, dt, above, part) <= exact + _SLACK
+    assert _upper_bound(windows, dt) + _SLACK >= exact
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", ["<i2", ">u2", "<i4", ">i4", "<f4", ">f4", "<f8", ">i8", "<u8", "<f2"])
+def test_bounds_on_real_looking_signals(kind: str, dtype: str) -> None:
+    dt = np.dtype(dtype)
+    data = make(kind, dt, 30_000, 3).astype(dt).tobytes()
+    windows = [data[:65536], data[65536:]]
+    for read_as in _readings(dt):
+        exact = score(windows, read_as).score
+        assert _upper_bound(windows, read_as) + _SLACK >= exact
+        for above in (0.0, 0.05, 0.1, 0.3, 0.5):
+            assert _lower_bound(windows, read_as, above, 2048) <= exact + _SLACK
+            assert _lower_bound(windows, read_as, above) <= exact + _SLACK

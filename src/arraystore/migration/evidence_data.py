@@ -231,40 +231,94 @@ def score(windows: list[bytes], dtype: np.dtype[Any]) -> Reading:
     )
 
 
-#: Slack for the rounding of a score against its lower bound (:func:`_lower_bound`): scores are at most 1.
+#: Slack for the rounding of a score against its bounds (:func:`_lower_bound`, :func:`_upper_bound`): scores are
+#: at most about 1, and their rounding errors some 1e-12.
 _SLACK = 1e-6
+#: Values a first, partial lower bound looks at (:func:`_rules_out`).
+_PART = 2048
 
 
-def _lower_bound(windows: list[bytes], dtype: np.dtype[Any], above: float) -> float:
-    """A number at most ``score(windows, dtype).score``, cheaper to compute; aimed to exceed ``above``.
+def _diffs(arrays: list[np.ndarray[Any, Any]]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """``|x[i+1] - x[i]|`` of every array, in float64, in one work array (as :func:`_mean_diff_bits` computes them)."""
+    d = _scratch(sum(a.size - 1 for a in arrays if a.size > 1))
+    pos = 0
+    for a in arrays:
+        if a.size > 1:
+            np.subtract(a[1:], a[:-1], out=d[pos:pos + a.size - 1], dtype=np.float64)
+            pos += a.size - 1
+    np.abs(d, out=d)
+    return d
+
+
+def _lower_bound(windows: list[bytes], dtype: np.dtype[Any], above: float, part: int | None = None) -> float:
+    """A number at most ``score(windows, dtype).score`` (but for rounding), cheaper to compute; aimed to exceed ``above``.
 
     Floats: ``0.5 * bad`` (the exponent entropy is at least 0). Integers: ``k * f / bits``,
     where ``f`` is the fraction of first differences of at least ``2**k - 1`` in magnitude,
     each of which needs at least ``k`` bits (the others at least 0), with ``k`` chosen so that
-    ``f`` above one half proves ``above``; the differences are computed as :func:`_mean_diff_bits`
-    computes them, without the logarithms and the mean.
+    ``f`` above one half proves ``above``. With ``part``, only the first ``part`` values are
+    looked at, and what they count is divided by the number of all the values: a bound too.
     """
     if above < -_SLACK:
         return 0.0  # every score is at least 0
     dtype, arrays = _arrays(windows, dtype)
     bits = 8 * dtype.itemsize
-    if dtype.kind in "iu":
-        n = sum(a.size - 1 for a in arrays if a.size > 1)
-        k = min(bits, max(1, math.ceil(2 * (above + _SLACK) * bits)))
-        if not n or 2 ** k - 1 > 2 ** 53:
-            return 0.0
-        d = _scratch(n)
-        pos = 0
+    total = sum(a.size for a in arrays)
+    n = sum(a.size - 1 for a in arrays if a.size > 1)  # first differences
+    partial = part is not None and part < total
+    if part is not None and partial:
+        kept: list[np.ndarray[Any, Any]] = []
         for a in arrays:
-            if a.size > 1:
-                np.subtract(a[1:], a[:-1], out=d[pos:pos + a.size - 1], dtype=np.float64)
-                pos += a.size - 1
-        np.abs(d, out=d)
-        return k * (int(np.count_nonzero(d >= 2 ** k - 1)) / n) / bits
-    if not arrays or not sum(a.size for a in arrays):
+            if part <= 0:
+                break
+            kept.append(a[:part])
+            part -= a.size
+        arrays = kept
+    if dtype.kind in "iu":
+        m = sum(a.size - 1 for a in arrays if a.size > 1)
+        if not m:
+            return 0.0
+        k = max(1, math.ceil(2 * (above + _SLACK) * bits * n / m))
+        if k > bits or k > 53:  # cannot be proved from these values (2**k - 1 exact in float64 up to 53)
+            return 0.0
+        return k * (int(np.count_nonzero(_diffs(arrays) >= 2 ** k - 1)) / n) / bits
+    if not sum(a.size for a in arrays):
         return 0.0
     _mag, nonzero, bad = _magnitudes(arrays, dtype)
-    return 0.5 * (bad / nonzero) if nonzero else 0.0
+    if not partial:
+        return 0.5 * (bad / nonzero) if nonzero else 0.0
+    return 0.5 * (bad / total)  # the non-zero values among all are at most all of them
+
+
+def _upper_bound(windows: list[bytes], dtype: np.dtype[Any]) -> float:
+    """A number at least ``score(windows, dtype).score`` (but for rounding), cheaper to compute.
+
+    Floats: the exponent entropy is at most ``log2`` of the number of exponents between the
+    smallest and the largest (zeros count as exponent 0). Integers: the mean of
+    ``log2(1 + |d|)`` is at most ``log2(1 + mean(|d|))`` (the logarithm is concave).
+    """
+    dtype, arrays = _arrays(windows, dtype)
+    bits = 8 * dtype.itemsize
+    if dtype.kind in "iu":
+        if not sum(a.size - 1 for a in arrays if a.size > 1):
+            return 0.0
+        d = _diffs(arrays)
+        return math.log2(1.0 + float(np.add.reduce(d)) / d.size) / bits
+    if not sum(a.size for a in arrays):
+        return 0.0
+    mag, nonzero, bad = _magnitudes(arrays, dtype)
+    if not nonzero:
+        return 0.0
+    ebits = {2: 5, 4: 8, 8: 11}[dtype.itemsize]
+    shift = bits - 1 - ebits
+    spread = (int(mag.max()) >> shift) - (int(mag.min()) >> shift) + 1
+    return 0.5 * (bad / nonzero) + 0.5 * math.log2(spread) / ebits
+
+
+def _rules_out(windows: list[bytes], dtype: np.dtype[Any], above: float) -> bool:
+    """Whether reading the windows as ``dtype`` surely scores more than ``above`` (from a part of them, or all)."""
+    return (_lower_bound(windows, dtype, above, _PART) - _SLACK > above
+            or _lower_bound(windows, dtype, above) - _SLACK > above)
 
 
 def _swap(dtype: np.dtype[Any]) -> np.dtype[Any]:
@@ -342,8 +396,10 @@ def contradiction(
     reading contradicts the chosen one only if it scores at most :data:`PLAUSIBLE` and at
     least :data:`MIN_GAP` below it (both conditions of :attr:`DataCheck.contradicted` imply
     this), so an alternative whose cheap lower bound (:func:`_lower_bound`) already exceeds
-    that is not scored in full. When one might contradict, every reading is scored, as
-    :func:`check_reading` scores them. The second item is the ``nbytes`` bytes at ``offset``
+    that is not scored in full, and when every alternative's exceeds it for an upper bound of
+    the chosen reading's score (:func:`_upper_bound`), the chosen one is not scored in full
+    either. When one might contradict, every reading is scored, as :func:`check_reading`
+    scores them. The second item is the ``nbytes`` bytes at ``offset``
     when the sample read them all (one window: a small file), for the conversion to reuse;
     else None.
     """
@@ -358,10 +414,13 @@ def contradiction(
     values = sum(len(w) for w in windows) // dtype.itemsize
     if values < MIN_VALUES:
         return None, whole
+    at_most = min(PLAUSIBLE, _upper_bound(windows, dtype) + _SLACK - MIN_GAP)  # at least the exact `above` below
+    if all(_rules_out(windows, other, at_most) for other in alternatives):
+        return None, whole  # no reading can score low enough, whatever the chosen one's exact score
     chosen = score(windows, dtype)
     above = min(PLAUSIBLE, chosen.score - MIN_GAP)
     for other in alternatives:
-        if _lower_bound(windows, other, above) - _SLACK > above:
+        if _rules_out(windows, other, above):
             continue
         if score(windows, other).score > above:
             continue
