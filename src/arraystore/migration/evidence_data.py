@@ -306,13 +306,21 @@ def _upper_bound(windows: list[bytes], dtype: np.dtype[Any]) -> float:
         return math.log2(1.0 + float(np.add.reduce(d)) / d.size) / bits
     if not sum(a.size for a in arrays):
         return 0.0
-    mag, nonzero, bad = _magnitudes(arrays, dtype)
-    if not nonzero:
-        return 0.0
     ebits = {2: 5, 4: 8, 8: 11}[dtype.itemsize]
     shift = bits - 1 - ebits
-    spread = (int(mag.max()) >> shift) - (int(mag.min()) >> shift) + 1
-    return 0.5 * (bad / nonzero) + 0.5 * math.log2(spread) / ebits
+    uint = np.dtype(f"u{dtype.itemsize}").newbyteorder(dtype.str[0])
+    raw = np.concatenate([a.view(uint) for a in arrays]) if len(arrays) > 1 else arrays[0].view(uint)
+    mag = raw & ((1 << (bits - 1)) - 1)
+    low, high = int(mag.min()), int(mag.max())
+    _inf, normal, lo, hi = _float_limits(dtype.itemsize)
+    if low >= max(normal, lo) and high <= hi:  # no zero, and no value is bad: as _magnitudes would count
+        frac = 0.0
+    else:
+        _mag, nonzero, bad = _magnitudes(arrays, dtype)
+        if not nonzero:
+            return 0.0
+        frac = bad / nonzero
+    return 0.5 * frac + 0.5 * math.log2((high >> shift) - (low >> shift) + 1) / ebits
 
 
 def _rules_out(windows: list[bytes], dtype: np.dtype[Any], above: float) -> bool:
