@@ -60,12 +60,14 @@ class Discovery:
         Data files as ``/``-separated paths relative to the root, sorted.
     broken_headers
         Header files (relative names) that name no usable data file, with the error.
+    sizes
+        The size of each data file that is a regular file (no link), from the ``lstat`` that
+        found it: the migration cuts its batches by these without a ``stat`` per file.
     """
 
     data: tuple[str, ...]
     broken_headers: tuple[tuple[str, ArrayStoreError], ...]
     sizes: Mapping[str, int] = field(default_factory=dict, repr=False, compare=False)
-    """The size of each data file that is a regular file (no link), as listed."""
 
 
 def _compile(globs: Sequence[str]) -> list[tuple[bool, Glob]]:
