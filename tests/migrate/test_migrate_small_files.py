@@ -547,3 +547,47 @@ def test_discovery_lists_the_sizes_of_regular_data_files_only(tmp_path: Path) ->
     assert dict(found.sizes) == {"d/a_int16.dat": 100, "b_int16.dat": 10}
     sized = migration_run._sized(src, [(n, n) for n in found.data], found.sizes)
     assert {n: size for n, _d, size in sized} == {"d/a_int16.dat": 100, "b_int16.dat": 10, "link_int16.dat": 100}
+
+
+FAST_RUNNER = RUNNER.replace(", durable=True", "")
+
+
+@pytest.mark.parametrize("after_lines", [0, 3])
+def test_sigkill_of_read_once_copies_leaves_only_complete_outputs_then_rerun(tmp_path: Path, after_lines: int) -> None:
+    """Small files named with their dtype (checked on their data, whose bytes their copy reuses) in worker
+    processes, killed with SIGKILL at once (before any manifest line, or after some): every published ``.npy``,
+    with or without its manifest line, holds exactly its source; only ``.partial`` files may be incomplete, and
+    the rerun replaces them, adopts what has no line and converts the rest."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    arrays = _small_archive(src, 800, size=16384)
+    proc = subprocess.Popen([sys.executable, "-c", FAST_RUNNER, str(src), str(dst)], env=_env(),
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    manifest = dst / "migration.jsonl"
+    deadline = time.monotonic() + 300
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            published = any(dst.rglob("*.npy")) if dst.exists() else False
+            if published and (manifest.exists() and manifest.read_bytes().count(b"\n") >= after_lines):
+                break
+            time.sleep(0.001)
+        killed = proc.poll() is None
+        assert killed, f"the run ended before it could be killed: {proc.stderr.read().decode() if proc.stderr else ''}"
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+    outputs = list(dst.rglob("*.npy"))
+    assert 0 < len(outputs) < len(arrays)
+    for out in outputs:  # published means complete and equal to its source, with or without a manifest line
+        name = out.relative_to(dst).as_posix()[: -len(".npy")] + ".dat"
+        np.testing.assert_array_equal(np.load(out), arrays[name])
+    report = migrate(src, dst, to="npy", workers=2)
+    assert report.exit_code == 0
+    done = Manifest(manifest).read()
+    assert len(done) == len(arrays) and {r.status for r in done.values()} <= {"converted", "skipped"}
+    for name, rec in done.items():
+        np.testing.assert_array_equal(np.load(dst / str(rec.destination)), arrays[name])
+    assert [p.name for p in dst.rglob("*") if "partial" in p.name] == []
