@@ -194,7 +194,7 @@ def _regular_beside(path: Path, name: str, fence: Path) -> Path | None:
 
     A file that is no link, the usual case, costs one ``lstat`` and a comparison of strings.
     """
-    folder = os.fspath(path.parent)
+    folder = os.path.dirname(os.fspath(path)) or "."  # str(path.parent), without a Path
     if not may_exist_in(folder, name):
         return None
     sp = path.with_name(name)
@@ -272,7 +272,7 @@ def _gather(
     if dialect is not None:
         found.append(dialect)
     seen: set[str] = set()
-    folder = os.fspath(path.parent)
+    folder = os.path.dirname(os.fspath(path)) or "."  # str(path.parent), without a Path
     legacy = legacy_sidecar_names(path.name) if may_exist_with_suffix(folder, ".json") else []
     for candidate in legacy:
         # Names first (the folder's listing answers most of them), a Path only for a file that may exist.
