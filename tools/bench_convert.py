@@ -40,9 +40,19 @@ chunk, no metadata, hashing or atomic publish), what any Zarr writer of these ch
 the same writer reading its source with ``pread`` in every regime (``zstd_write_cores_pread``,
 ``blosc_write_cores_pread``), as a writer must that answers a source truncated under it with an error, not SIGBUS.
 
+The bare *overlapped* chunk writers (``zstd_write_overlap``, ``blosc_write_overlap``) are the yardstick of
+compressed Zarr writes from a cold source: one thread reads the source in order, ahead of a compressing and writing
+thread per core (settings in ``OVERLAP``, overridable with ``BENCH_OVERLAP=depth=4,threads=3,...``); with them
+selected, lines under the table give the CPU bound: the cores divided by the CPU seconds per GiB the bare overlapped
+writer needs (its process, and with the kernel threads' work), the most any writer needing that CPU reaches here
+with every core busy. ``codec_zstd3_into`` and ``blosc_encode_into`` give the codecs' own CPU per GiB (one core, the
+bare writers' calls, buffers used again).
+
 The table shows the median throughput of ``--runs`` runs (source bytes per second),
 the ratio to ``cp``, the CPU seconds per GiB (user + system, all threads: steadier than
-wall time on a shared machine, but blind to waiting for the disk) and the peak private memory (``RssAnon``, sampled every 20 ms);
+wall time on a shared machine, but blind to waiting for the disk), the peak private memory (``RssAnon``, sampled every 20 ms),
+the CPU seconds per GiB of the kernel's threads meanwhile (write-back, reclaim: shared with anything else running)
+and of the whole machine (``/proc/stat``: everything running);
 its header gives the regime and the load average before and after (figures taken
 with a load above ~1.5 on a 2-core machine measure the other processes, not this).
 The data is float32 of shape ``(size / 16 KiB, 4096)``; chunked formats use 4 MiB
@@ -107,6 +117,10 @@ OPS = [
     ("blosc_write_cores", "bare Zarr chunk writer blosc-lz4, a thread per core: the write limit"),
     ("zstd_write_cores_pread", "bare Zarr chunk writer zstd:3, source read with pread (no memory map)"),
     ("blosc_write_cores_pread", "bare Zarr chunk writer blosc-lz4, source read with pread (no memory map)"),
+    ("zstd_write_overlap", "bare overlapped chunk writer zstd:3 (read-ahead thread + a thread per core)"),
+    ("blosc_write_overlap", "bare overlapped chunk writer blosc-lz4 (read-ahead thread + a thread per core)"),
+    ("codec_zstd3_into", "zstd:3 one core, buffers used again (in memory): the codec's CPU"),
+    ("blosc_encode_into", "blosc-lz4 encode one core, buffers used again (in memory): the codec's CPU"),
     ("zarr_read_npy", "zarr-python read Zarr(zstd) -> npy"),
     ("zarrs_read_npy", "zarr-python + zarrs pipeline read Zarr(zstd) -> npy"),
     ("tensorstore_read_npy", "TensorStore read Zarr(zstd) -> npy"),
@@ -224,20 +238,25 @@ def run_op(op: str, folder: Path, sync: bool = True, cgroup: str | None = None,
     nbytes = int(np.prod(shape)) * 4
     _preimport(op)  # import time is not conversion time
     with MemorySampler() as mem:
-        cpu0, user0 = _cpu_seconds(), _user_seconds()
+        cpu0, user0, machine0, kernel0 = _cpu_seconds(), _user_seconds(), _machine_seconds(), _kernel_seconds()
         t0 = time.perf_counter()
         result = OP_FUNCS[op](src, out, shape, folder)
         if sync:
             os.sync()
         seconds = time.perf_counter() - t0
         cpu, user = _cpu_seconds() - cpu0, _user_seconds() - user0
+        machine = _machine_seconds() - machine0 if machine0 is not None else None
+        kernel = _kernel_seconds() - kernel0 if kernel0 is not None else None
     if isinstance(result, dict) and "skip" in result:
         return result
     if isinstance(result, dict):  # in-memory codec runs time themselves
         return {"cpu": cpu, **result, "peak_anon": mem.peak_anon, "baseline_anon": mem.baseline.anon}
     moved = result if isinstance(result, int) else nbytes
+    extra = {"machine_cpu": machine} if machine is not None else {}
+    if kernel is not None:
+        extra["kernel_cpu"] = kernel
     return {"seconds": seconds, "cpu": cpu, "user": user, "bytes": moved, "peak_anon": mem.peak_anon,
-            "baseline_anon": mem.baseline.anon}
+            "baseline_anon": mem.baseline.anon, **extra}
 
 
 def _cpu_seconds() -> float:
@@ -257,15 +276,47 @@ def _user_seconds() -> float:
     return own.ru_utime + kids.ru_utime
 
 
+def _machine_seconds() -> float | None:
+    """Busy CPU seconds of the whole machine (``/proc/stat``: user, nice, system, irq, softirq of every CPU), or None
+    off Linux. Unlike :func:`_cpu_seconds` it counts the kernel's threads working for the operation (write-back
+    flushers, page reclaim, block-layer completions), and also whatever else runs (the load average says how much)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def _kernel_seconds() -> float | None:
+    """CPU seconds of the kernel's own threads (children of ``kthreadd``: write-back flushers, ``kswapd``, block-layer
+    workers) so far, or None off Linux: the work an operation leaves to the kernel beside its own CPU time (shared
+    with whatever else runs; a thread that ended in between is not counted)."""
+    total = 0
+    try:
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            text = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()  # after the command name, which may hold spaces
+        if fields[1] == "2" or pid == "2":  # ppid (the 4th field) is kthreadd
+            total += int(fields[11]) + int(fields[12])  # utime, stime (the 14th and 15th)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _preimport(op: str) -> None:
     import importlib
 
     mods = {"h5py": ("h5", "as_"), "zarr": ("zarr", "as_", "dask"), "dask.array": ("dask",),
-            "numcodecs": ("codec", "decode", "encode", "write_cores"), "arraystore.conversion": ("as_",),
+            "numcodecs": ("codec", "decode", "encode", "write_cores", "write_overlap"), "arraystore.conversion": ("as_",),
             "arraystore.backends.hdf5": ("as_",), "arraystore.backends.zarr": ("as_",),
             "arraystore.backends.raw": ("as_",), "arraystore.backends.npy": ("as_",),
             "arraystore.filesystems": ("as_",), "arraystore.filesystems._linux": ("as_",),
-            "arraystore.objstore": ("as_",), "zarrs": ("zarrs",), "zstandard": ("stream", "as_", "write_cores"),
+            "arraystore.objstore": ("as_",), "zarrs": ("zarrs",), "zstandard": ("stream", "as_", "write_cores", "write_overlap"),
             "tensorstore": ("tensorstore",), "blosc2": ("blosc2",)}
     for mod, keys in mods.items():
         if any(k in op for k in keys):
@@ -580,6 +631,157 @@ def _bare_writer_op(codec: str, pread: bool = False) -> Any:
     return op
 
 
+#: The bare overlapped writer's settings (``*_write_overlap``), each overridable through the environment variable
+#: ``BENCH_OVERLAP`` (e.g. ``BENCH_OVERLAP=depth=4,threads=3``): ``depth`` chunk buffers the reader may fill ahead of
+#: the compressing threads, ``threads`` compressing threads (0: one per core), ``read`` chunks per ``pread``,
+#: ``advise`` 0 none, 1 ``posix_fadvise(SEQUENTIAL)`` on the source, 2 that and ``WILLNEED`` of the range ``depth``
+#: buffers ahead, ``writeback`` 1 ``sync_file_range(WRITE)`` of each chunk file once written (0: the final sync
+#: writes them all back), ``drop`` 1 each thread's chunk files written back and dropped from the page cache four files
+#: behind (implies writeback), ``direct`` 1 the source read with ``O_DIRECT`` into page-aligned buffers (no copy out
+#: of the page cache: the disk writes straight into the buffer; 1.38 CPU s per GiB of random data into zstd:3 against
+#: 1.47 through the cache, five alternated runs on the 2-core VM under a load average of 6-10, where depth 3 or 12,
+#: 3 threads, 4 chunks a read, no advice, write-back started per file or drop-behind changed nothing measurable).
+OVERLAP = {"depth": 6, "threads": 0, "read": 1, "advise": 1, "writeback": 0, "drop": 0, "direct": 1}
+
+
+def _overlap_settings() -> dict[str, int]:
+    settings = dict(OVERLAP)
+    for item in filter(None, os.environ.get("BENCH_OVERLAP", "").split(",")):
+        key, _, value = item.partition("=")
+        if key not in settings:
+            raise SystemExit(f"BENCH_OVERLAP: unknown setting {key!r}; choose among {', '.join(settings)}")
+        settings[key] = int(value)
+    return settings
+
+
+def _overlap_writer_op(codec: str) -> Any:
+    """The least any Zarr writer of these chunks must do from a cold source, with the read overlapped.
+
+    One reader (the main thread) reads the source in order with ``pread`` into a ring of chunk buffers
+    (:data:`OVERLAP` ``depth`` of them, ``read`` chunks a call), so the disk never waits for the compressors; a
+    thread per core (``threads``) takes each filled buffer, compresses it in one call into a buffer of its own used
+    again (libzstd's ``ZSTD_compress2`` level 3, c-blosc's ``blosc_compress_ctx`` lz4:5 shuffled: the bytes
+    numcodecs writes) and writes it at Zarr's default key in 128 KiB pieces, then hands the buffer back. No
+    metadata, hashing, journal, temporary file or rename; the run's ``os.sync()`` writes back what is left. The
+    peer of arraystore's compressed Zarr writes from a cold source: its CPU seconds per GiB (and the machine's)
+    are the CPU the job needs on this machine, its rate what the disk and the cores allow together.
+    """
+
+    def op(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> Any:
+        import queue
+        import threading
+        from collections import deque
+
+        from arraystore.conversion import _fastpath
+        from arraystore.conversion._fastpath import drop_cache, pread_into, start_writeback
+
+        cfg = _overlap_settings()
+        per = CHUNK_ROWS * ROW * 4
+        total = int(np.prod(shape)) * 4
+        n_chunks = -(-total // per)
+        threads = cfg["threads"] or (os.cpu_count() or 1)
+        group = max(1, cfg["read"])
+        root = Path(str(out) + ".zarr") / "c"
+        for i in range(n_chunks):
+            (root / str(i)).mkdir(parents=True)
+        fd = os.open(src, os.O_RDONLY | (os.O_DIRECT if cfg["direct"] else 0))
+        if cfg["advise"]:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        blosc = _blosc_into() if codec == "blosc" else None
+        free: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+        def aligned(n: int) -> Any:  # O_DIRECT wants the buffer aligned to the device's blocks: a page is
+            raw = np.empty(n + 4096, np.uint8)
+            return raw[-raw.ctypes.data % 4096 :][:n]
+
+        for _ in range(max(1, cfg["depth"])):
+            free.put(aligned(per * group))
+        filled: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        errors: list[BaseException] = []
+        wait = _fastpath._SYNC_FILE_RANGE_WAIT_BEFORE | _fastpath._SYNC_FILE_RANGE_WRITE
+        wait |= _fastpath._SYNC_FILE_RANGE_WAIT_AFTER
+
+        def work() -> None:
+            behind: deque[tuple[int, int]] = deque()
+            try:
+                dst = np.empty(per + per // 128 + 1024, np.uint8)  # above blosc's and zstd's bounds
+                into = blosc if blosc is not None else _zstd_into()
+                assert into is not None, "numcodecs' Zstd extension does not export ZSTD_compress2"
+                while (item := filled.get()) is not None:
+                    first, count, buf = item
+                    for j in range(count):
+                        i = first + j
+                        n = min(per, total - i * per)
+                        size = into(buf[j * per : j * per + n], dst)
+                        with open(root / str(i) / "0", "wb") as f:
+                            for lo in range(0, size, 128 * 1024):
+                                f.write(dst[lo : min(size, lo + 128 * 1024)].data)
+                            if cfg["writeback"] or cfg["drop"]:
+                                f.flush()
+                                start_writeback(f.fileno())
+                            if cfg["drop"]:
+                                behind.append((os.dup(f.fileno()), size))
+                        while len(behind) > 4:
+                            old, nbytes = behind.popleft()
+                            _fastpath._sfr(old, 0, 0, wait)
+                            drop_cache(old, 0, nbytes)
+                            os.close(old)
+                    free.put(buf)
+                for old, _ in behind:
+                    os.close(old)
+            except BaseException as exc:  # re-raised on the main thread
+                errors.append(exc)
+                free.put(aligned(per * group))  # the reader must not wait for this thread
+
+        pool = [threading.Thread(target=work) for _ in range(threads)]
+        for t in pool:
+            t.start()
+        try:
+            for first in range(0, n_chunks, group):
+                buf = free.get()
+                if errors:
+                    break
+                count = min(group, n_chunks - first)
+                off = first * per
+                n = min(per * count, total - off)
+                pread_into(fd, buf[:n].data, off)
+                if cfg["advise"] >= 2:
+                    os.posix_fadvise(fd, off + n + per * group * (cfg["depth"] - 1), per * group,
+                                     os.POSIX_FADV_WILLNEED)
+                filled.put((first, count, buf))
+        finally:
+            for _ in pool:
+                filled.put(None)
+            for t in pool:
+                t.join()
+            os.close(fd)
+        if errors:
+            raise errors[0]
+        return None
+
+    return op
+
+
+def _codec_into_op(codec: str) -> Any:
+    """One core compressing 4 MiB chunks in memory with the bare writers' calls (a context and an output buffer used
+    again): the codec's own CPU seconds per GiB, without numcodecs' fresh output buffer per chunk."""
+
+    def op(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> Any:
+        into = _blosc_into() if codec == "blosc" else _zstd_into()
+        if into is None:
+            return {"skip": "numcodecs' Zstd extension does not export ZSTD_compress2"}
+        data = np.fromfile(src, dtype=np.uint8, count=256 * 1024 * 1024)
+        per = CHUNK_ROWS * ROW * 4
+        dst = np.empty(per + per // 128 + 1024, np.uint8)
+        into(data[:per], dst)  # the context and the output's pages made before the timing
+        t0, c0 = time.perf_counter(), time.process_time()
+        for off in range(0, data.size, per):
+            into(data[off : off + per], dst)
+        return {"bytes": int(data.size), "seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0}
+
+    return op
+
+
 def op_dropbehind(src: Path, out: Path, shape: tuple[int, ...], folder: Path) -> None:
     from arraystore.conversion._fastpath import DropBehindWriter, pwrite_all
 
@@ -851,6 +1053,10 @@ OP_FUNCS: dict[str, Any] = {
     "blosc_write_cores": _bare_writer_op("blosc"),
     "zstd_write_cores_pread": _bare_writer_op("zstd", pread=True),
     "blosc_write_cores_pread": _bare_writer_op("blosc", pread=True),
+    "zstd_write_overlap": _overlap_writer_op("zstd"),
+    "blosc_write_overlap": _overlap_writer_op("blosc"),
+    "codec_zstd3_into": _codec_into_op("zstd"),
+    "blosc_encode_into": _codec_into_op("blosc"),
     "zarr_read_npy": _zarr_read_op(False, False),
     "zarrs_read_npy": _zarr_read_op(False, True),
     "tensorstore_read_npy": _tensorstore_read_op(False),
@@ -1132,24 +1338,76 @@ def compression_verdicts(results: dict[str, Any], regime: str) -> list[str]:
     return ["", *lines] if lines else []
 
 
+def _per_gib(runs: list[dict[str, Any]], key: str) -> str:
+    """The median of ``key`` (seconds) per GiB moved over ``runs``, formatted; empty where not measured."""
+    values = [x[key] / x["bytes"] * 2**30 for x in runs if x.get(key) is not None and x.get("bytes")]
+    return f"{statistics.median(values):.2f}" if values else ""
+
+
+def _cpu_per_gib(runs: list[dict[str, Any]], kernel: bool) -> float | None:
+    """Median CPU seconds per GiB of ``runs``: the process's, plus the kernel threads' when ``kernel``."""
+    values = [(x["cpu"] + (x.get("kernel_cpu") or 0.0 if kernel else 0.0)) / x["bytes"] * 2**30
+              for x in runs if "cpu" in x and x.get("bytes") and "seconds" in x]
+    return float(statistics.median(values)) if values else None
+
+
+#: The bare overlapped writer of each compressed Zarr write: its CPU per GiB bounds any writer on these cores.
+OVERLAP_PEERS = {"as_raw_zarr_zstd": "zstd_write_overlap", "as_raw_zarr_blosc": "blosc_write_overlap"}
+
+
+def cpu_bounds(results: dict[str, Any]) -> list[str]:
+    """For each compressed Zarr write with its bare overlapped writer measured: the rate the cores allow a writer
+    that needs that writer's CPU per GiB (its process, then with the kernel threads' work beside it) with every core
+    busy all the time, the same for arraystore's own CPU per GiB, and the share of each bound reached."""
+    cores = os.cpu_count() or 1
+    lines = []
+    for op, peer in OVERLAP_PEERS.items():
+        for name in (n for n in results if n.split("@")[0] == op):
+            ours = _median_gbs(results[name]["runs"])
+            if ours is None or peer not in results or _median_gbs(results[peer]["runs"]) is None:
+                continue
+            parts = []
+            for who, runs in ((peer, results[peer]["runs"]), (name, results[name]["runs"])):
+                own, with_kernel = _cpu_per_gib(runs, False), _cpu_per_gib(runs, True)
+                if not own or not with_kernel:
+                    continue
+                bound, bound_k = cores / own * 2**30 / 1e9, cores / with_kernel * 2**30 / 1e9
+                parts.append(f"{who} {own:.2f} CPU s/GiB (+ kernel threads {with_kernel:.2f}): {cores} cores allow "
+                             f"{bound:.2f} ({bound_k:.2f})")
+            peer_k = _cpu_per_gib(results[peer]["runs"], True)
+            if peer_k:
+                limit = cores / peer_k * 2**30 / 1e9
+                parts.append(f"{name} {ours:.2f} GB/s = {ours / limit:.2f}x the CPU bound of the bare overlapped "
+                             f"writer with kernel threads ({limit:.2f}), {ours / _median_gbs(results[peer]['runs']):.2f}x "
+                             f"its rate")
+            if parts:
+                lines.append("CPU bound: " + "; ".join(parts) + ".")
+    return lines
+
+
 def table(results: dict[str, Any], regime: str = "cold") -> str:
     cp = _median_gbs(results["cp"]["runs"]) if "cp" in results else None
     # The limit rows read from the disk: with the source in the page cache (and nothing synced) they bound nothing.
     limit = copy_limit(results) if regime != "cache" else None
-    lines = ["| operation | GB/s (median) | x cp | x copy limit | CPU s per GiB (median) | peak private MiB |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| operation | GB/s (median) | x cp | x copy limit | CPU s per GiB (median) | peak private MiB "
+             "| + kernel threads CPU s per GiB | machine CPU s per GiB |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, r in results.items():
         g = _median_gbs(r["runs"])
         if g is None:
-            lines.append(f"| {r['label']} | skipped: {r['runs'][0].get('skip', '?')} | | | | |")
+            lines.append(f"| {r['label']} | skipped: {r['runs'][0].get('skip', '?')} | | | | | | |")
             continue
         peak = max(x["peak_anon"] for x in r["runs"] if "peak_anon" in x) / 2**20
         ratio = f"{g / cp:.2f}" if cp else ""
         of_limit = f"{g / limit[0]:.2f}" if limit and name.split("@")[0] in COPY_OPS else ""
         cpus = [x["cpu"] / x["bytes"] * 2**30 for x in r["runs"] if "cpu" in x and x.get("bytes")]
         cpu = f"{statistics.median(cpus):.2f}" if cpus else ""
-        lines.append(f"| {r['label']} | {g:.2f} | {ratio} | {of_limit} | {cpu} | {peak:.0f} |")
+        kernel, machine = (_per_gib(r["runs"], key) for key in ("kernel_cpu", "machine_cpu"))
+        lines.append(f"| {r['label']} | {g:.2f} | {ratio} | {of_limit} | {cpu} | {peak:.0f} | {kernel} | {machine} |")
     lines += compression_verdicts(results, regime)
+    bounds = cpu_bounds(results)
+    if bounds:
+        lines += ["", *bounds]
     if limit is not None:
         lines += ["", f"Copy limit (this run): {limit[0]:.2f} GB/s, the better of {limit[1]}."]
         if cp:

@@ -14,7 +14,7 @@ server, objects in files under the benchmark's temporary folder; ``ARRAYSTORE_S3
 ignores conditional requests, which arraystore refuses; the benchmark sets
 ``ARRAYSTORE_ASSUME_CONDITIONAL_REQUESTS=1`` for it (one writer, nothing to guard against). Then it
 writes and reads the same float32 array (shape ``(size / 16 KiB, 4096)``, 1 MiB chunks of 64 whole
-rows, uncompressed) with:
+rows, uncompressed; ``--compression zstd:3`` compresses them for every Zarr client) with:
 
 * ``zarr+fsspec``: zarr-python 3.1 on ``FsspecStore`` (s3fs), its default for ``s3://``;
 * ``zarr+obstore``: zarr-python 3.1 on ``ObjectStore`` (obstore);
@@ -87,6 +87,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: The Zarr arrays' codec (``--compression``): None, or ``zstd:LEVEL`` for arraystore and zarr-python alike.
+COMPRESSION: str | None = None
+
+
+def _zarr_compressors() -> Any:
+    from zarr.codecs import ZstdCodec
+
+    return None if COMPRESSION is None else ZstdCodec(level=int(COMPRESSION.split(":")[1]))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="64MiB", help="array size: 64MiB, 1GiB, 4GiB ...")
@@ -98,7 +108,13 @@ def main() -> int:
                         help="a checkout whose src/ arraystore runs too, as client arraystore@base")
     parser.add_argument("--serve", default=None, help=argparse.SUPPRESS)  # the baseline's child process
     parser.add_argument("--server", choices=("moto", "s3rver"), default="moto", help="the S3 server on loopback")
+    parser.add_argument("--compression", default="none",
+                        help="the Zarr arrays' codec, none or zstd:LEVEL (the bare clients move uncompressed objects)")
     args = parser.parse_args()
+    global COMPRESSION
+    COMPRESSION = None if args.compression == "none" else args.compression
+    if COMPRESSION is not None and not COMPRESSION.startswith("zstd:"):
+        parser.error("--compression: none or zstd:LEVEL")
     if args.serve:
         return _serve(Path(args.serve), args.max_memory)
     port = _free_port()
@@ -297,7 +313,7 @@ def _serve(tmp: Path, max_memory: str) -> int:
             c0, t0 = time.process_time(), time.perf_counter()
             if op == "up":
                 arraystore.convert(tmp / "src.npy", f"s3://bench/{name}", chunks=(64, 4096), overwrite=True,
-                                   max_memory=max_memory)
+                                   max_memory=max_memory, compression=COMPRESSION)
             else:
                 arraystore.convert(f"s3://bench/{name}", tmp / "back.npy", overwrite=True, max_memory=max_memory)
             seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -313,7 +329,8 @@ class _Baseline:
 
         env = {**os.environ, "PYTHONPATH": str(checkout.resolve() / "src")}
         self._child = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(tmp), "--max-memory", max_memory],
+            [sys.executable, __file__, "--serve", str(tmp), "--max-memory", max_memory,
+             "--compression", COMPRESSION or "none"],
             env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self._child.stdout is not None
         self.where = json.loads(self._child.stdout.readline())["arraystore"]
@@ -366,7 +383,8 @@ def _run(endpoint: str, nbytes: int, runs: int, max_memory: str, clients: list[s
         return zarr.storage.ObjectStore(from_url(f"s3://bench/{name}"))
 
     def zarr_up(make: Callable[[str], Any], name: str) -> None:
-        arr = zarr.create_array(make(name), shape=shape, dtype=dtype, chunks=chunks, compressors=None, overwrite=True)
+        arr = zarr.create_array(make(name), shape=shape, dtype=dtype, chunks=chunks, compressors=_zarr_compressors(),
+                                overwrite=True)
         arr[:] = np.load(tmp / "src.npy", mmap_mode="r")
 
     def zarr_down(make: Callable[[str], Any], name: str) -> Callable[[], None]:
@@ -381,7 +399,8 @@ def _run(endpoint: str, nbytes: int, runs: int, max_memory: str, clients: list[s
         np.save(tmp / "back.npy", zarr.open_array(make(name), mode="r")[:])
 
     def as_up(name: str) -> None:
-        arraystore.convert(tmp / "src.npy", f"s3://bench/{name}", chunks=chunks, overwrite=True, max_memory=max_memory)
+        arraystore.convert(tmp / "src.npy", f"s3://bench/{name}", chunks=chunks, overwrite=True, max_memory=max_memory,
+                           compression=COMPRESSION)
 
     def as_down(name: str) -> None:
         arraystore.convert(f"s3://bench/{name}", tmp / "back.npy", overwrite=True, max_memory=max_memory)
@@ -453,7 +472,7 @@ def _run(endpoint: str, nbytes: int, runs: int, max_memory: str, clients: list[s
     ref = "zarr+obstore" if "zarr+obstore" in peers else next(iter(peers))
     bare = "bare" if "bare" in peers else None
     gib = mib / 1024
-    print(f"# {mib:.0f} MiB float32 {shape}, chunks {chunks}, uncompressed, {server_name} on loopback, {runs} "
+    print(f"# {mib:.0f} MiB float32 {shape}, chunks {chunks}, {COMPRESSION or 'uncompressed'}, {server_name} on loopback, {runs} "
           f"interleaved runs, median; arraystore max_memory={max_memory}; python {sys.version.split()[0]}, "
           f"zarr {zarr.__version__}; 1-min load average {min(loads):.2f}-{max(loads):.2f} on {os.cpu_count()} CPUs")
     print("# CPU s/GiB: client (this process) / server process, median per operation; of bare: the share of what "

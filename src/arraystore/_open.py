@@ -27,6 +27,7 @@ from .errors import (
     BackendError,
     DimensionError,
     ModeError,
+    OptionError,
     ReadOnlyError,
 )
 from .fidelity import check_fidelity
@@ -154,6 +155,7 @@ def open(  # noqa: A001 - the natural name, like io.open and zarr.open
     if mode in WRITABLE_MODES:
         lock_file = cls._lock_file(location)
         lock = WriterLock(lock_file, timeout=lock_timeout) if lock_file else None
+    OptionError.check("open", cls.backend, options, cls._open)
     try:
         store = cls._open(location, mode, **options)
     except BaseException:
@@ -266,6 +268,7 @@ def create(
     _no_storage_options(path, options)
     location = parse_location(path)
     cls = _resolve_backend(location, backend, must_exist=False)
+    OptionError.check("create", cls.backend, options, cls._create)
     meta = ArrayMeta(shape, dtype, order, dict(attrs or {}))
     meta = dataclasses.replace(meta, order=cls.storage_order(meta.order, **options))
     if chunks is not None and not isinstance(chunks, (bool, int, str)):

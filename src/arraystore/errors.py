@@ -19,6 +19,7 @@ The tree::
     │   └── DataContradictsEvidenceError       migration: sampled data contradict a name-only reading
     ├── UnsupportedDtypeError (TypeError)      dtype not storable (exactly) in a backend, or outside the dtype grammar
     ├── ModeError (ValueError)                 unknown mode, not offered by the backend, or shape=/dtype= missing to create
+    ├── OptionError (TypeError)                a keyword argument the function or the backend does not take
     ├── ReadOnlyError (PermissionError)        write through a read-only store
     ├── ArrayNotFoundError (FileNotFoundError) nothing at the path
     ├── AlreadyExistsError (FileExistsError)   ``w-`` or create without overwrite
@@ -89,6 +90,7 @@ __all__ = [
     "ObjectStoreAccessError",
     "ObjectStoreError",
     "ObjectStoreUnsupportedError",
+    "OptionError",
     "ReadOnlyError",
     "SelectionError",
     "SizeMismatchError",
@@ -258,6 +260,36 @@ class UnsupportedDtypeError(ArrayStoreError, TypeError):
 
 class ModeError(ArrayStoreError, ValueError):
     """An unknown mode, or one the backend does not offer."""
+
+
+class OptionError(ArrayStoreError, TypeError):
+    """A keyword argument that the function, or the array's backend, does not take (a misspelt option)."""
+
+    @classmethod
+    def check(cls, call: str, backend: str, options: Any, *takers: Any) -> None:
+        """Raise when ``options`` (keyword arguments given to ``call``) has a name none of ``takers`` accepts.
+
+        ``takers``: the functions the options are passed on to. Their keyword parameters (not those
+        starting with ``_``) are the options; when every one of them takes ``**options``, which
+        ones they accept is not known here and nothing is checked.
+        """
+        import inspect
+
+        names: set[str] = set()
+        open_ended = True
+        for taker in takers:
+            params = inspect.signature(taker).parameters.values()
+            open_ended &= any(p.kind is p.VAR_KEYWORD for p in params)
+            names.update(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+        unknown = [k for k in options if k not in names or k.startswith("_")]
+        if open_ended or not unknown:
+            return
+        known = sorted(n for n in names if not n.startswith("_") and n not in ("cls", "self", "location", "meta", "mode"))
+        raise cls(
+            f"{call}() got {', '.join(map(repr, unknown))}, which the {backend} backend does not take; its options "
+            f"are {', '.join(known) or 'none'} (besides {call}()'s own parameters): check the spelling, or name "
+            "another backend"
+        )
 
 
 class ReadOnlyError(ArrayStoreError, PermissionError):

@@ -14,7 +14,7 @@ import arraystore
 from arraystore.cli import build_parser
 from arraystore.compression import Compression
 from arraystore.conversion import ConvertOptions
-from arraystore.errors import CompressionError, ConversionError
+from arraystore.errors import CompressionError, ConversionError, OptionError
 from arraystore.migration._job import Job
 
 
@@ -104,3 +104,12 @@ def test_dimension_names_option_names_the_destination_axes(tmp_path: Path) -> No
     with pytest.raises(ConversionError, match="sequence"):
         ConvertOptions(dimension_names="yx")  # type: ignore[arg-type]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.zarr", "s.npy"]
+
+
+def test_a_misspelt_conversion_option_is_named(tmp_path: Path) -> None:
+    src = tmp_path / "a.npy"
+    np.save(src, np.arange(12.0))
+    with pytest.raises(OptionError, match=r"'compresion'.*compression") as caught:
+        arraystore.convert(src, tmp_path / "b.zarr", compresion="zstd")
+    assert isinstance(caught.value, TypeError)  # as Python's own error for an unknown keyword
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy"]

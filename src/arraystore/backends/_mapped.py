@@ -12,7 +12,7 @@ import numpy as np
 
 from .._fsutil import raise_if_full
 from .._selection import Selection, selection_shape
-from ..errors import BackendError, ModeError, NotMemoryMappableError, SizeMismatchError
+from ..errors import BackendError, ModeError, NotMemoryMappableError, OptionError, SizeMismatchError
 from ..fidelity import Fidelity
 from ..meta import ArrayMeta
 from ..registry import Location
@@ -101,6 +101,7 @@ class MappedFileStore(ArrayStore):
         from ..objstore._ranged import open_ranged
 
         options.pop("lock_timeout", None)
+        OptionError.check("open", cls.backend, options, open_ranged)
         return open_ranged(location, npy=cls._npy_header, **options)
 
     @classmethod

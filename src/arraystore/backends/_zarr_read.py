@@ -46,7 +46,7 @@ from ..errors import ArrayStoreError
 from ._zarr_bounds import BoundedStore, ChunkRule, check_chunk, declared_size
 from ._zarr_layout import decode
 
-__all__ = ["ChunkReader", "cores", "readable_array", "run_bounded"]
+__all__ = ["ChunkReader", "cores", "decode_into", "numcodec_into", "readable_array", "run_bounded"]
 
 _KINDS = frozenset("biufcmM")
 _ABSENT = 2**64 - 1
@@ -156,6 +156,35 @@ def _axis(s: slice) -> tuple[int, int, int]:
     """``(start, count, step)`` of a slice with non-negative bounds and a positive (or no) step."""
     start, step = s.start or 0, s.step or 1
     return start, len(range(start, s.stop, step)), step
+
+
+def numcodec_into(aa: tuple[Any, ...], ab: tuple[Any, ...], bb: tuple[Any, ...]) -> tuple[str, Any] | None:
+    """``(name, numcodecs codec or None)`` when the chain is ``bytes`` [+ zstd | blosc]: a chunk decoded by
+    :func:`decode_into`; else None."""
+    if aa or type(ab[0]).__name__ != "BytesCodec" or len(bb) > 1:
+        return None
+    if not bb:
+        return "bytes", None
+    name = str(bb[0].to_dict().get("name", ""))
+    inner = getattr(bb[0], "_zstd_codec", None) if name == "zstd" else getattr(bb[0], "_blosc_codec", None)
+    if name not in _INTO or inner is None or not hasattr(inner, "decode"):
+        return None
+    return name, inner
+
+
+def decode_into(into: tuple[str, Any], data: np.ndarray[Any, Any], flat: np.ndarray[Any, Any]) -> bool:
+    """Decode a chunk's stored bytes ``data`` straight into ``flat`` (contiguous bytes of the decoded chunk's size);
+    False, with nothing decoded, when the stream declares another size."""
+    name, codec = into
+    if name == "bytes":
+        if data.size != flat.size:
+            return False
+        flat[...] = data
+        return True
+    if declared_size(name, data.data) != flat.size:
+        return False  # zarr's decoder reports what is wrong with it
+    codec.decode(data, out=flat)
+    return True
 
 
 class _ZarrSteps:
@@ -334,7 +363,7 @@ class ChunkReader:
         self._chunk_bytes = math.prod(self.inner) * self.stored.itemsize
         self._steps = _ZarrSteps((aa, ab, bb), spec)
         self.disk = self._disk_dtype(ab)
-        self._into = self._numcodec(aa, ab, bb)
+        self._into = numcodec_into(aa, ab, bb)
         self.out_dtype = self.dtype if encoding in ("native", "be") and self.dtype == self.disk else self.stored
         self._fill = np.asarray(md.fill_value, dtype=self.stored)
         prefix = arr.store_path.path
@@ -353,18 +382,6 @@ class ChunkReader:
             return self.stored
         disk: np.dtype[Any] = self.stored.newbyteorder(">" if endian == "big" else "<")
         return disk
-
-    def _numcodec(self, aa: tuple[Any, ...], ab: tuple[Any, ...], bb: tuple[Any, ...]) -> tuple[str, Any] | None:
-        """``(name, numcodecs codec or None)`` when the chain is ``bytes`` [+ zstd | blosc], else None."""
-        if aa or type(ab[0]).__name__ != "BytesCodec" or len(bb) > 1:
-            return None
-        if not bb:
-            return "bytes", None
-        name = str(bb[0].to_dict().get("name", ""))
-        inner = getattr(bb[0], "_zstd_codec", None) if name == "zstd" else getattr(bb[0], "_blosc_codec", None)
-        if name not in _INTO or inner is None or not hasattr(inner, "decode"):
-            return None
-        return name, inner
 
     def _threads(self) -> ThreadPoolExecutor:
         if self._pool is None or self._pid != os.getpid():  # a forked child has none of the parent's threads
@@ -499,17 +516,7 @@ class ChunkReader:
     def _decode_into(self, data: np.ndarray[Any, Any], target: np.ndarray[Any, Any]) -> bool:
         """Decode straight into ``target`` (a contiguous chunk-sized array); False when the stream says another size."""
         assert self._into is not None
-        name, codec = self._into
-        flat = target.reshape(-1).view(np.uint8)
-        if name == "bytes":
-            if data.size != flat.size:
-                return False
-            flat[...] = data
-            return True
-        if declared_size(name, data.data) != flat.size:
-            return False  # zarr's decoder reports what is wrong with it
-        codec.decode(data, out=flat)
-        return True
+        return decode_into(self._into, data, target.reshape(-1).view(np.uint8))
 
     def _decode(self, data: np.ndarray[Any, Any], shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
         """One chunk's values (logical chunk shape)."""

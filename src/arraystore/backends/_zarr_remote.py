@@ -53,6 +53,7 @@ from ..errors import (
     ArrayNotFoundError,
     IncompleteArrayError,
     MetadataError,
+    OptionError,
     UnsafeInputError,
 )
 from ..fidelity import check_fidelity
@@ -104,10 +105,12 @@ class RemoteZarrStore(ZarrStore):
 
     @classmethod
     def _open_url(cls, location: Location, mode: str, **options: Any) -> RemoteZarrStore:
+        OptionError.check("open", cls.backend, options, open_remote)
         return open_remote(location, mode, **options)
 
     @classmethod
     def _create_url(cls, location: Location, meta: ArrayMeta, **options: Any) -> RemoteZarrStore:
+        OptionError.check("create", cls.backend, options, create_remote, cls._create)
         return create_remote(location, meta, **options)
 
     @classmethod

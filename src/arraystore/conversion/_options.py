@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from ..compression import Compression, parse_compression
 from ..dialects.envi_write import HEADER_CHOICES
-from ..errors import ConversionError
+from ..errors import ConversionError, OptionError
 from ._plan import default_workers, parse_size
 
 __all__ = ["ConvertOptions"]
@@ -132,9 +132,16 @@ class ConvertOptions:
 
         Raises
         ------
-        TypeError
-            A name that is not an option.
+        OptionError
+            A name that is not an option (also a TypeError).
         """
+        known = {f.name for f in dataclasses.fields(self) if f.init}
+        unknown = [k for k in changes if k not in known]
+        if unknown:
+            raise OptionError(
+                f"convert() got {', '.join(map(repr, unknown))}, which is not a conversion option; the options are "
+                f"{', '.join(sorted(known))} (and storage_options, progress, scheduler): check the spelling"
+            )
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:

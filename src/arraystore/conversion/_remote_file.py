@@ -1,12 +1,13 @@
-"""Downloads of uncompressed Zarr arrays from object storage into a local file: each chunk's bytes pwritten as they come.
+"""Downloads of Zarr arrays from object storage into a local file: each chunk's bytes pwritten as they come.
 
 The general path (:class:`~arraystore.conversion._zarr_direct.ZarrChunkReader`) fetches a
 block's chunks, decodes each into a block buffer and hands the block to the writer,
 which writes it into the destination's file: every byte is copied once more than it
-needs to be, and the requests run in rounds. When the chunks' stored bytes *are* the
-destination file's bytes (only the ``bytes`` codec, the destination's byte order, no
-encoding, C order, chunks that span every axis but the first, blocks of whole rows of
-chunks), :class:`RemoteChunkFileMover` does the job with no block buffer:
+needs to be, and the requests run in rounds. When the chunks' decoded bytes *are* the
+destination file's bytes (the ``bytes`` codec in the destination's byte order, then no
+codec, ``zstd`` or ``blosc``; no encoding, no sharding, C order, chunks that span every
+axis but the first, blocks of whole rows of chunks), :class:`RemoteChunkFileMover` does
+the job with no block buffer:
 
 * one asyncio loop on its own thread keeps up to :func:`in_flight` GET requests in flight
   (obstore, the store the array was opened on), in the order the conversion will take
@@ -16,6 +17,11 @@ chunks), :class:`RemoteChunkFileMover` does the job with no block buffer:
   another size is a damaged array: :class:`~arraystore.errors.MetadataError`); the body
   is written at its offset in the destination with ``pwrite`` on the loop's thread (the
   GIL is released while the kernel copies it), from obstore's own buffer, no copy;
+* a compressed chunk's object may be at most :func:`stored_limit` bytes (more than any
+  encoding of the chunk takes), its stream must declare the chunk's decoded size, and it
+  is decoded by numcodecs (the GIL released) on one of ``workers`` threads straight into
+  a chunk-sized buffer, which is ``pwrite``-n there; the window then counts both buffers
+  per request;
 * the loop feeds each block's journal digest and the content checksum from those same
   buffers, in order, and frees their slots (nothing per chunk crosses threads), one block
   after the other; a block after one the journal holds already waits until the
@@ -35,10 +41,12 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..backends._zarr_read import decode_into, numcodec_into
 from ..checksums import block_digester
 from ..errors import MetadataError
 from ..store import ArrayStore
@@ -47,7 +55,10 @@ from ._movers import BlockMover
 from ._plan import ConversionPlan
 from ._zarr_direct import _object_store, _split, zarr_readable_array
 
-__all__ = ["MAX_IN_FLIGHT", "RemoteChunkFileMover", "in_flight", "remote_file_layout"]
+if TYPE_CHECKING:
+    from ._report import ConversionReport
+
+__all__ = ["MAX_IN_FLIGHT", "RemoteChunkFileMover", "in_flight", "remote_file_layout", "stored_limit"]
 
 #: Requests in flight at most (the bare obstore client of tools/bench_objstore.py keeps as many).
 MAX_IN_FLIGHT = 64
@@ -64,11 +75,18 @@ def in_flight(max_memory: int, chunk_bytes: int) -> int:
     return max(1, min(MAX_IN_FLIGHT, int(max_memory * IN_FLIGHT_SHARE) // max(1, chunk_bytes)))
 
 
+def stored_limit(chunk_bytes: int) -> int:
+    """The most bytes a compressed chunk of ``chunk_bytes`` may be stored in: above zstd's and blosc's bounds for
+    data that does not compress (zstd: 1/256 more and a frame header; blosc: 16 bytes)."""
+    return chunk_bytes + chunk_bytes // 128 + 1024
+
+
 class _Layout:
-    """Where a source chunk's bytes go in the destination file."""
+    """Where a source chunk's bytes go in the destination file, and how they are stored (``codec``: None,
+    uncompressed, else :func:`~arraystore.backends._zarr_read.numcodec_into`'s answer)."""
 
     def __init__(self, ostore: Any, prefix: str, key: Any, unit_rows: int, rows: int, row_bytes: int,
-                 fill: np.ndarray[Any, Any]) -> None:
+                 fill: np.ndarray[Any, Any], codec: tuple[str, Any] | None = None) -> None:
         self.ostore = ostore
         self.prefix = prefix
         self.key = key
@@ -77,6 +95,7 @@ class _Layout:
         self.row_bytes = row_bytes
         self.chunk_bytes = unit_rows * row_bytes
         self.fill = fill
+        self.codec = codec
         self.ndim = 1
 
     def chunk_key(self, c: int) -> str:
@@ -106,7 +125,8 @@ def remote_file_layout(src: ArrayStore, dst: ArrayStore, plan: ConversionPlan,
         return None
     from zarr.codecs import BytesCodec
 
-    if sharding is not None or aa or bb or type(ab) is not BytesCodec:
+    into = numcodec_into(aa, (ab,), bb)
+    if sharding is not None or aa or type(ab) is not BytesCodec or into is None:
         return None
     stored = np.dtype(getattr(src, "stored_dtype", None))
     if getattr(src, "encoding", None) not in ("native", "be") or stored.names is not None or stored.hasobject:
@@ -125,7 +145,7 @@ def remote_file_layout(src: ArrayStore, dst: ArrayStore, plan: ConversionPlan,
     prefix = arr.store_path.path
     fill = np.full(unit, np.asarray(md.fill_value, dtype=stored), dtype=raw)
     layout = _Layout(ostore, f"{prefix}/" if prefix else "", md.encode_chunk_key, unit[0], shape[0],
-                     math.prod(shape[1:]) * raw.itemsize, fill)
+                     math.prod(shape[1:]) * raw.itemsize, fill, None if into[0] == "bytes" else into)
     layout.ndim = len(shape)
     return layout
 
@@ -158,7 +178,12 @@ class RemoteChunkFileMover(BlockMover):
         super().__init__(src, dst, plan, None, dst_region, durable=durable, workers=workers)
         self.writes_file = True
         self.layout = layout
-        self.window = in_flight(max_memory, layout.chunk_bytes)
+        # A compressed chunk's request holds its stored bytes and its decoded ones.
+        self.window = in_flight(max_memory, layout.chunk_bytes * (2 if layout.codec is not None else 1))
+        #: Decoded chunks' buffers hashed already, used again (list.append and list.pop are atomic).
+        self._spare: list[np.ndarray[Any, Any]] = []
+        self._decoders = (ThreadPoolExecutor(max(1, workers), thread_name_prefix="arraystore-download-decode")
+                          if layout.codec is not None else None)
         self._base = dst_region[1]
         self._done = done if done is not None else {}
         self._blocks: list[_Block] = []
@@ -252,20 +277,54 @@ class RemoteChunkFileMover(BlockMover):
                            self._base + offset, self.dst.path)
             else:
                 size = int(got.meta["size"])
-                if size != layout.chunk_bytes:
+                if layout.codec is None and size != layout.chunk_bytes:
                     raise MetadataError(
                         f"{self.src.path}: chunk {key.removeprefix(layout.prefix)!r} is an object of {size:,} bytes; "
                         f"the array's chunks are uncompressed, {layout.chunk_bytes:,} bytes each: the chunk is "
                         "damaged or of another array: rewrite the array from its source"
                     )
+                if layout.codec is not None and size > stored_limit(layout.chunk_bytes):
+                    raise MetadataError(
+                        f"{self.src.path}: chunk {key.removeprefix(layout.prefix)!r} is an object of {size:,} bytes; "
+                        f"the array's chunks decode to {layout.chunk_bytes:,} bytes, which {layout.codec[0]} stores "
+                        f"in at most {stored_limit(layout.chunk_bytes):,}: the chunk is damaged or of another array: "
+                        "rewrite the array from its source"
+                    )
                 data = await got.bytes_async()
-                pwrite_all(self._dst_fd_checked(), memoryview(data)[:nbytes], self._base + offset, self.dst.path)
+                if layout.codec is None:
+                    pwrite_all(self._dst_fd_checked(), memoryview(data)[:nbytes], self._base + offset, self.dst.path)
+                else:
+                    data = await asyncio.get_running_loop().run_in_executor(
+                        self._decoders, self._decode_and_write, key, data, offset, nbytes)
             self._arrived[c] = data
             if c == self._next and self._open is not None:
                 self._hash_arrived()
         except BaseException as exc:
             self._fail(exc)
             raise
+
+    def _decode_and_write(self, key: str, data: Any, offset: int, nbytes: int) -> np.ndarray[Any, Any]:
+        """(On a decoding thread) a compressed chunk decoded into a chunk-sized buffer (a spare one, else a new one),
+        written, and returned."""
+        layout = self.layout
+        assert layout.codec is not None
+        try:
+            decoded = self._spare.pop()
+        except IndexError:  # at most one per request in flight is made
+            decoded = np.empty(layout.chunk_bytes, np.uint8)
+        name = key.removeprefix(layout.prefix)
+        try:
+            whole = decode_into(layout.codec, np.frombuffer(data, np.uint8), decoded)
+        except (RuntimeError, ValueError) as exc:  # numcodecs' errors of a stream it cannot decode
+            raise MetadataError(f"{self.src.path}: chunk {name!r} is not a valid {layout.codec[0]} stream ({exc}): "
+                                "the chunk is damaged: rewrite the array from its source") from exc
+        if not whole:
+            raise MetadataError(
+                f"{self.src.path}: chunk {name!r} does not declare the chunk's {layout.chunk_bytes:,} decoded bytes "
+                f"in its {layout.codec[0]} stream: the chunk is damaged or of another array: rewrite the array "
+                "from its source")
+        pwrite_all(self._dst_fd_checked(), decoded[:nbytes].data, self._base + offset, self.dst.path)
+        return decoded
 
     def _open_block(self, block: _Block) -> None:
         """(On the loop) start hashing ``block``: the conversion reads it now, or it follows the block just hashed."""
@@ -289,6 +348,8 @@ class RemoteChunkFileMover(BlockMover):
             self._digester.update(piece)
             if hasher is not None:
                 hasher.update(piece)
+            if isinstance(data, np.ndarray):  # a decoded chunk's buffer: the next chunk is decoded into it
+                self._spare.append(data)
             del data, piece
             self.held -= 1
             self._slots.release()
@@ -350,6 +411,18 @@ class RemoteChunkFileMover(BlockMover):
         assert block.digest is not None
         return _PLACEHOLDER, block.digest
 
+    def describe(self, report: ConversionReport) -> None:
+        # Not the base's note of chunks decoded here: only a block out of the fetching order is read that way.
+        report.plan.setdefault("notes", []).extend([
+            f"page cache: {self.regime}",
+            f"source chunks written into the file as they arrive, up to {self.window} requests in flight"
+            + (f", decoded on {self.workers} threads" if self.layout.codec is not None else "")])
+        report.memory_estimate = self.window * self.layout.chunk_bytes * (2 if self.layout.codec is not None else 1)
+
+    def account(self, report: ConversionReport) -> None:
+        report.plan["download"] = {"requests_in_flight": self.window, "peak_chunks_held": self.peak_held,
+                                   "chunk_bytes": self.layout.chunk_bytes}
+
     def hashed_after(self, i: int, hasher: Any) -> int:
         """Bytes of the stream hashed when block ``i`` ended (the loop may be hashing the next one already)."""
         block = self._blocks[i]
@@ -372,5 +445,8 @@ class RemoteChunkFileMover(BlockMover):
             except RuntimeError:
                 pass
         self._thread.join()
+        if self._decoders is not None:
+            self._decoders.shutdown(wait=True)
         self._arrived.clear()
+        self._spare.clear()
         super().finish()

@@ -40,6 +40,7 @@ from ._movers import BlockMover, ByteMover, DirectChunkMover, Progress, mapped_r
 from ._options import ConvertOptions
 from ._parallel import BlockPipeline, ReadAhead
 from ._plan import (
+    CHUNK_FILE_BLOCK_BYTES,
     OVERLAP_BLOCK_BYTES,
     ConversionPlan,
     blocks_in_memory,
@@ -171,6 +172,8 @@ class _Conversion:
                 slab *= self.workers
             if 0 < slab <= per:
                 cap = per - per % slab
+        if cap is None and method == "blocks" and self._compresses_chunk_files():
+            cap = CHUNK_FILE_BLOCK_BYTES
         return plan_conversion(
             src_backend=src.backend, dst_backend=self.dst_cls.backend, shape=src.shape, dtype=src.dtype,
             order=src.order, chunks=chunks, shards=grid if self.shards is not None else None,
@@ -178,6 +181,12 @@ class _Conversion:
             workers=self._writers(), method=method, notes=notes, max_block=cap,
             read_ahead=self._read_ahead and method == "blocks",
         )
+
+    def _compresses_chunk_files(self) -> bool:
+        """True when a byte-range source is compressed on threads into local chunk files (raw -> Zarr zstd)."""
+        cls = self.dst_cls
+        return (self._src_region is not None and self.compression is not None and not self.dst_loc.remote
+                and cls.parallel_chunk_writers and cls.thread_safe_writes)
 
     def _writers(self) -> int:
         return writer_threads(self.dst_cls, self.compression, self.workers)
@@ -368,21 +377,11 @@ class _Conversion:
         else:
             mover = BlockMover(self.src, dst, plan, self._src_region, dst_region, durable=self.durable,
                                workers=self.workers)
-        reads_and_hashes = type(mover).read is BlockMover.read or isinstance(mover, RemoteChunkFileMover)
-        if hasher is not None and not mover.hashes_stream and reads_and_hashes:
+        if hasher is not None and not mover.hashes_stream and mover.streams_hash:
             mover.hash_stream(hasher)  # one pass over each block for its digest and the content checksum
         itemsize = self.src.dtype.itemsize
         fed = 0  # bytes of the C-order stream hashed so far: a mover that hashes it is checked after every block
-        notes = report.plan.setdefault("notes", [])
-        notes.append(f"page cache: {mover.regime}")
-        if isinstance(mover, ByteMover) and plan.method == "kernel-copy":
-            notes.append(f"{mover.how}{', the source read from the disk' if mover.source_cold else ''}")
-        if isinstance(mover, RemoteChunkFileMover):
-            notes.append(f"source chunks written into the file as they arrive, up to {mover.window} requests in "
-                         "flight")
-            report.memory_estimate = mover.window * mover.layout.chunk_bytes
-        elif mover.reads_chunks:
-            notes.append(f"source chunks fetched and decoded here on {self.workers} threads")
+        mover.describe(report)
         # Byte-range copies keep one write in flight: the next block is copied (kernel) or read (buffered)
         # while the one before is written back or written.
         threads = 1 if plan.method in ("kernel-copy", "buffered-copy") else plan.workers
@@ -433,10 +432,7 @@ class _Conversion:
                     ahead.close()
             finally:
                 mover.finish()
-        report.copy_call = getattr(mover, "copy_call", None)
-        if isinstance(mover, RemoteChunkFileMover):
-            report.plan["download"] = {"requests_in_flight": mover.window, "peak_chunks_held": mover.peak_held,
-                                       "chunk_bytes": mover.layout.chunk_bytes}
+        mover.account(report)
         return hasher.result() if hasher is not None else None
 
 

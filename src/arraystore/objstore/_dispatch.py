@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._append import check_same
 from .._modes import CREATE_MODES
-from ..errors import BackendError, ModeError
+from ..errors import BackendError, ModeError, OptionError
 from ..location import Location
 from ..meta import ArrayMeta
 from ..registry import backend_class, detect_backend
@@ -83,6 +83,7 @@ def open_url(
         wanted = {"shape": shape, "dtype": dtype, "order": options.pop("order", None), "attrs": options.pop("attrs", None)}
         for extra in ("chunks", "compression", "overwrite", "resume", "shards", "checksum", "durable"):
             options.pop(extra, None)
+        OptionError.check("open", cls.backend, options, cls._open_url)
         store = cls._open_url(location, mode, lock_timeout=lock_timeout, **options)
         check_same(store, wanted)
         return store
@@ -113,6 +114,7 @@ def open_url(
         )
     if mode != "r":
         _check_writable_backend(cls, location)
+    OptionError.check("open", cls.backend, options, cls._open_url)
     return cls._open_url(location, mode, lock_timeout=lock_timeout, **options)
 
 

@@ -167,7 +167,7 @@ def exists_ranged(location: Location, storage_options: Mapping[str, Any] | None 
 
 
 def open_ranged(location: Location, *, npy: bool, storage_options: Mapping[str, Any] | None = None,
-                **options: Any) -> RangedStore:
+                dialect: str | None = None, io: str = "auto", allow_incomplete: bool = False) -> RangedStore:
     """Open a ``.npy`` file (``npy=True``) or a raw file at a URL, read-only.
 
     A raw file opens with its ``.json`` sidecar, else with a header dialect found beside it
@@ -178,7 +178,8 @@ def open_ranged(location: Location, *, npy: bool, storage_options: Mapping[str, 
     where = str(location)
     folder, name = split_url(location)
     ostore = object_store(folder, storage_options)
-    dialect: str | None = None
+    options = {"allow_incomplete": allow_incomplete}  # what the sidecar reader takes
+    found_dialect: str | None = None
     with store_errors(where, storage_options):
         found = _head(ostore, name)
         if found is None:
@@ -188,11 +189,11 @@ def open_ranged(location: Location, *, npy: bool, storage_options: Mapping[str, 
             head = bytes(obstore.get_range(ostore, name, start=0, length=min(size, NPY_HEAD)))
             meta, offset = _npy_header(head, where)
         else:
-            sidecar = _head(ostore, name + ".json") if options.get("dialect") is None else None
+            sidecar = _head(ostore, name + ".json") if dialect is None else None
             if sidecar is not None:
                 meta, offset = _read_sidecar(ostore, name, int(sidecar["size"]), where, options)
             else:
-                header = detect_remote(ostore, name, folder_url=str(folder.url), dialect=options.get("dialect"),
+                header = detect_remote(ostore, name, folder_url=str(folder.url), dialect=dialect,
                                        storage_options=storage_options)
                 if header is None:
                     raise MetadataError(
@@ -200,7 +201,7 @@ def open_ranged(location: Location, *, npy: bool, storage_options: Mapping[str, 
                         ".mhd) beside it, found none; a raw file alone cannot say what it holds (download it and "
                         "use `arraystore inspect`)"
                     )
-                meta, offset, dialect = header.meta, header.offset, header.dialect
+                meta, offset, found_dialect = header.meta, header.offset, header.dialect
                 if header.data_name != name:  # opened by its header: the store is the data object's
                     name = header.data_name
                     location = Location(location.file.parent / name, None, f"{folder.url}/{name}")
@@ -212,8 +213,8 @@ def open_ranged(location: Location, *, npy: bool, storage_options: Mapping[str, 
     if size - offset != meta.nbytes:
         raise SizeMismatchError(where, meta.nbytes, max(0, size - offset), meta.itemsize, meta.shape)
     check_if_match(ostore, name, found, where, storage_options)
-    opts = {"io": options.get("io", "auto"), "storage_options": dict(storage_options) if storage_options else None,
-            "dialect_name": dialect, "dialect": options.get("dialect")}
+    opts = {"io": io, "storage_options": dict(storage_options) if storage_options else None,
+            "dialect_name": found_dialect, "dialect": dialect}
     cls = RangedNpy if npy else RangedStore
     return cls(location, meta, ostore=ostore, name=name, offset=offset, options=opts, etag=found.get("e_tag"))
 
