@@ -449,3 +449,145 @@ def test_a_migration_of_one_batch_runs_in_this_process_without_a_pool(
     ]
     for name, a in arrays.items():
         np.testing.assert_array_equal(np.load(tmp_path / "two" / name.replace(".dat", ".npy")), a)
+
+
+def _mixed_archive(root: Path) -> None:
+    """Small files resolved on weak evidence (their data check reads all their data), one the data contradict,
+    one larger than the check's window, one with a header offset, a broken header and an undetermined file."""
+    rng = np.random.default_rng(5)
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    for i in range(40):
+        (rng.standard_normal(1000 + 37 * i).astype("<f4") + i).tofile(root / "a" / f"s{i:03d}_float32.dat")
+    np.cumsum(rng.integers(-3, 4, 5000)).astype(">i2").tofile(root / "a" / "trace_int16_be.dat")
+    np.cumsum(rng.integers(-3, 4, 5000)).astype(">i2").tofile(root / "a" / "swapped_int16_le.dat")  # contradicted
+    (rng.standard_normal(40_000).astype("<f8")).tofile(root / "b" / "wide_float64.dat")  # several windows
+    (root / "b" / "head.raw").write_bytes(b"H" * 32 + np.arange(3000, dtype="<u2").tobytes())
+    (root / "b" / "rules.toml").write_text('[[rule]]\nglob = "b/head.raw"\ndtype = "uint16"\noffset = 32\n')
+    (root / "b" / "mystery.bin").write_bytes(rng.bytes(4096))
+    (root / "b" / "scene.hdr").write_text("ENVI\nsamples = 4\n")  # broken: no lines, bands, data type
+
+
+@pytest.mark.parametrize("to", ["npy", "raw"])
+def test_small_files_read_once_give_the_same_outputs_and_manifest_as_read_twice(
+    tmp_path: Path, to: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool's batches hand a small file's checked bytes to its copy; the files, records and manifest lines
+    are those of the migration that plans every file first and reads each again to copy it."""
+    import json
+
+    monkeypatch.setattr(migration_run, "IN_PROCESS_FILES", 0)  # the pool, even for one batch
+    src = tmp_path / "src"
+    _mixed_archive(src)
+    rules = src / "b" / "rules.toml"
+    planned = migrate(src, tmp_path / "one", to=to, rules=rules, workers=1)
+    pooled = migrate(src, tmp_path / "two", to=to, rules=rules, workers=2)
+    assert [_outcome(r) for r in pooled.records] == [_outcome(r) for r in planned.records]
+    statuses = {r.source: r.status for r in planned.records}
+    assert statuses["a/swapped_int16_le.dat"] == "undetermined" and statuses["b/mystery.bin"] == "undetermined"
+    assert statuses["b/scene.hdr"] == "failed" and statuses["b/head.raw"] == "converted"
+    assert sum(s == "converted" for s in statuses.values()) == 43, statuses
+
+    def lines(folder: str) -> dict[str, dict[str, object]]:
+        out = {}
+        for line in (tmp_path / folder / "migration.jsonl").read_bytes().splitlines():
+            rec = json.loads(line)
+            rec.pop("seconds"), rec.pop("finished")
+            out[rec["source"]] = rec
+        return out
+
+    assert lines("two") == lines("one")
+    outputs = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*")
+                     if p.is_file() and not p.name.startswith("migration"))
+    assert outputs == sorted(p.relative_to(tmp_path / "two") for p in (tmp_path / "two").rglob("*")
+                             if p.is_file() and not p.name.startswith("migration"))
+    assert sum(p.suffix in (".npy", ".dat") for p in outputs) == 43
+    for rel in outputs:  # the same bytes: data, sidecars with their provenance, the suggested rules
+        assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "two" / rel).read_bytes(), rel
+    for i in (0, 39):
+        with arraystore.open(tmp_path / "two" / "a" / f"s{i:03d}_float32.{'npy' if to == 'npy' else 'dat'}") as out:
+            np.testing.assert_array_equal(out[...], np.fromfile(src / "a" / f"s{i:03d}_float32.dat", "<f4"))
+
+
+def test_a_small_file_changed_after_its_check_is_not_converted_from_the_checked_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bytes read by the check are copied only if the file's size and modification time are still those of
+    its resolution; a file rewritten in between fails with SourceChangedError and nothing is published."""
+    src = tmp_path / "src"
+    src.mkdir()
+    path = src / "s_float32.dat"
+    (np.arange(1000, dtype="<f4") + 1).tofile(path)
+    real_run_job = _job._run_job
+
+    def rewrite_first(job: _job.Job) -> FileRecord:
+        assert job.data is not None  # the checked bytes travel with the job
+        path.write_bytes(np.arange(2000, dtype="<f4").tobytes())
+        return real_run_job(job)
+
+    monkeypatch.setattr(_job, "_run_job", rewrite_first)
+    report = migrate(src, tmp_path / "dst", to="npy", workers=2)  # one batch: resolved and run here, as in a worker
+    rec = report.records[0]
+    assert rec.status == "failed" and rec.error is not None and rec.error["type"] == "SourceChangedError"
+    assert not (tmp_path / "dst" / "s_float32.npy").exists()
+
+
+def test_discovery_lists_the_sizes_of_regular_data_files_only(tmp_path: Path) -> None:
+    """The sizes the pool's batches are cut by come from discovery's lstat for regular files; a link is
+    left out (its target's size is read when the files are sized)."""
+    from arraystore.migration._discover import discover
+
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "a_int16.dat").write_bytes(b"\0" * 100)
+    (src / "b_int16.dat").write_bytes(b"\0" * 10)
+    (src / "link_int16.dat").symlink_to(src / "d" / "a_int16.dat")
+    found = discover(src)
+    assert set(found.data) == {"d/a_int16.dat", "b_int16.dat", "link_int16.dat"}
+    assert dict(found.sizes) == {"d/a_int16.dat": 100, "b_int16.dat": 10}
+    sized = migration_run._sized(src, [(n, n) for n in found.data], found.sizes)
+    assert {n: size for n, _d, size in sized} == {"d/a_int16.dat": 100, "b_int16.dat": 10, "link_int16.dat": 100}
+
+
+FAST_RUNNER = RUNNER.replace(", durable=True", "")
+
+
+@pytest.mark.parametrize("after_lines", [0, 3])
+def test_sigkill_of_read_once_copies_leaves_only_complete_outputs_then_rerun(tmp_path: Path, after_lines: int) -> None:
+    """Small files named with their dtype (checked on their data, whose bytes their copy reuses) in worker
+    processes, killed with SIGKILL at once (before any manifest line, or after some): every published ``.npy``,
+    with or without its manifest line, holds exactly its source; only ``.partial`` files may be incomplete, and
+    the rerun replaces them, adopts what has no line and converts the rest."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    arrays = _small_archive(src, 800, size=16384)
+    proc = subprocess.Popen([sys.executable, "-c", FAST_RUNNER, str(src), str(dst)], env=_env(),
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    manifest = dst / "migration.jsonl"
+    deadline = time.monotonic() + 300
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            published = any(dst.rglob("*.npy")) if dst.exists() else False
+            if published and (manifest.exists() and manifest.read_bytes().count(b"\n") >= after_lines):
+                break
+            time.sleep(0.001)
+        killed = proc.poll() is None
+        assert killed, f"the run ended before it could be killed: {proc.stderr.read().decode() if proc.stderr else ''}"
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+    outputs = list(dst.rglob("*.npy"))
+    assert 0 < len(outputs) < len(arrays)
+    for out in outputs:  # published means complete and equal to its source, with or without a manifest line
+        name = out.relative_to(dst).as_posix()[: -len(".npy")] + ".dat"
+        np.testing.assert_array_equal(np.load(out), arrays[name])
+    report = migrate(src, dst, to="npy", workers=2)
+    assert report.exit_code == 0
+    done = Manifest(manifest).read()
+    assert len(done) == len(arrays) and {r.status for r in done.values()} <= {"converted", "skipped"}
+    for name, rec in done.items():
+        np.testing.assert_array_equal(np.load(dst / str(rec.destination)), arrays[name])
+    assert [p.name for p in dst.rglob("*") if "partial" in p.name] == []

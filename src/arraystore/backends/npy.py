@@ -145,6 +145,14 @@ def _write_header(f: Any, header: dict[str, Any]) -> None:
         _fmt_impl._write_array_header(f, header, (3, 0))
 
 
+@functools.lru_cache(maxsize=256)
+def _header_bytes(dtype: np.dtype[Any], fortran: bool, shape: tuple[int, ...]) -> bytes:
+    """The header :func:`_write_header` writes for this layout, remembered (a migration writes many alike)."""
+    f = BytesIO()
+    _write_header(f, {"descr": npformat.dtype_to_descr(dtype), "fortran_order": fortran, "shape": shape})
+    return f.getvalue()
+
+
 def _read_back(fd: int, path: Path, size: int) -> tuple[ArrayMeta, np.ndarray[Any, Any]]:
     """The layout and the data of the ``.npy`` file open at ``fd`` (``size`` bytes long), read back.
 
@@ -391,9 +399,7 @@ class NpyStore(MappedFileStore):
             raise BackendError(f"{location}: expected {meta.nbytes:,} bytes of data, found {view.nbytes:,}")
         final = location.file
         staged = _fsutil.partial_path(final)
-        header = BytesIO()
-        _write_header(header, {"descr": npformat.dtype_to_descr(meta.dtype), "fortran_order": meta.order == "F",
-                               "shape": meta.shape})
+        head = _header_bytes(meta.dtype, meta.order == "F", meta.shape)
         try:  # never through a link planted at the staging name: it would truncate what it points to
             fd = os.open(staged, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
         except OSError as exc:
@@ -412,8 +418,8 @@ class NpyStore(MappedFileStore):
                 st = os.fstat(fd)
                 if st.st_size:  # a killed run's leftover (a new file is not truncated: ext4 flushes
                     os.ftruncate(fd, 0)   # a file truncated to 0 when it is closed, at a cost per file)
-                _pwrite_all(fd, header.getvalue(), 0)
-                _pwrite_all(fd, view, header.tell())
+                _pwrite_all(fd, head, 0)
+                _pwrite_all(fd, view, len(head))
                 if mode is not None and st.st_mode & 0o7777 != mode:
                     _fsutil.set_mode(fd, mode)
                 if durable:
@@ -422,7 +428,7 @@ class NpyStore(MappedFileStore):
                 raise_if_full(exc, staged, "writing")
                 raise
             if check is not None:
-                check(*_read_back(fd, staged, header.tell() + view.nbytes))
+                check(*_read_back(fd, staged, len(head) + view.nbytes))
             if defer is not None:
                 defer.append(StagedWhole(fd, staged, final))
                 handed = True

@@ -235,10 +235,12 @@ def ensure_inside(path: Path, folder: Path, what: str, named_by: Path) -> Path:
 
 def find_beside(data_path: Path, suffixes: Sequence[str]) -> Path | None:
     """The first existing ``<data>.<suffix>`` then ``<stem>.<suffix>``, for each suffix in turn."""
+    folder = os.path.dirname(os.fspath(data_path)) or "."  # str(data_path.parent), without a Path
+    if not any(may_exist_with_suffix(folder, suffix) for suffix in suffixes):
+        return None  # no listed name ends with one: no candidate to check (the usual raw file)
     name, own = data_path.name, data_path.suffix
     if not name or own.lower() in [s.lower() for s in suffixes]:
         return None
-    folder = os.fspath(data_path.parent)
     for suffix in suffixes:
         if not may_exist_with_suffix(folder, suffix):  # no listed name ends with it: no candidate to check
             continue

@@ -17,8 +17,17 @@ from .. import _fsutil
 from .._fsutil import raise_if_full
 from .._open import exists
 from .._open import open as open_store
+from ..checksums import StreamHasher
 from ..conversion import ConvertOptions
-from ..errors import ArrayStoreError, MetadataError, StorageFullError, UnsupportedDtypeError
+from ..errors import (
+    ArrayStoreError,
+    ConversionError,
+    MetadataError,
+    StorageFullError,
+    UnsupportedDtypeError,
+    VerificationError,
+)
+from ..fidelity import check_fidelity
 from ..location import Location
 from ..meta import ArrayMeta
 from ..registry import backend_class, parse_location
@@ -64,6 +73,9 @@ class Job:
     """For a copy: the decoder the data goes through (``"zlib"``), see :mod:`arraystore.virtual.fallback`."""
     storage_options: dict[str, Any] | None = field(default=None, repr=False)
     """Client settings of an object-store destination (never written anywhere)."""
+    data: bytes | None = field(default=None, repr=False, compare=False)
+    """The source's data bytes, read by the check of its resolution (a small file resolved in the same batch),
+    for the one-read one-write path to use instead of reading them again; None: read them."""
 
     @property
     def remote(self) -> bool:
@@ -204,11 +216,11 @@ def _reopen_error(job: Job) -> ArrayStoreError | None:
 WHOLE_FILE_BYTES = 4 << 20
 
 
-def _whole_file(job: Job, meta: ArrayMeta) -> bool:
-    """Whether ``job`` takes the one-read one-write path (:func:`_write_whole`)."""
+def _whole_file(job: Job, meta: ArrayMeta, cls: type[ArrayStore]) -> bool:
+    """Whether ``job`` takes the one-read one-write path (:func:`_write_whole`); ``cls``: its backend's class."""
     opts = job.options
     return (
-        backend_class(job.backend).writes_whole_files
+        cls.writes_whole_files
         and meta.nbytes <= min(WHOLE_FILE_BYTES, opts.max_memory)
         and not meta.attrs
         and opts.compression is None and opts.chunks is None and opts.shards is None and opts.order is None
@@ -218,24 +230,25 @@ def _whole_file(job: Job, meta: ArrayMeta) -> bool:
     )
 
 
-def _write_whole(job: Job, meta: ArrayMeta, t0: float, note: str | None, mode: int) -> FileRecord:
+def _write_whole(
+    job: Job, meta: ArrayMeta, t0: float, note: str | None, mode: int, cls: type[ArrayStore], dst: Location
+) -> FileRecord:
     """Copy a small file: one ``pread``, its checksum, one write of the destination (checked, then renamed).
 
     The destination holds the same bytes a conversion writes; with ``verify`` it is read back
     through its format's reader before it is renamed into place, as a conversion does. ``mode``: the
-    source's permission bits within the umask (0600 in, 0600 out).
+    source's permission bits within the umask (0600 in, 0600 out); ``cls`` and ``dst``: the backend's
+    class and the destination, parsed.
     """
-    from ..checksums import StreamHasher
-    from ..errors import ConversionError, VerificationError
-    from ..fidelity import check_fidelity
-
-    cls = backend_class(job.backend)
     check_fidelity(cls, meta.dtype)
-    fd = os.open(job.src_path, os.O_RDONLY)
-    try:
-        data = os.pread(fd, meta.nbytes, job.offset) if meta.nbytes else b""
-    finally:
-        os.close(fd)
+    if job.data is not None and len(job.data) == meta.nbytes:  # read after the resolution's stat, like a pread here
+        data = job.data
+    else:
+        fd = os.open(job.src_path, os.O_RDONLY)
+        try:
+            data = os.pread(fd, meta.nbytes, job.offset) if meta.nbytes else b""
+        finally:
+            os.close(fd)
     if len(data) != meta.nbytes:
         raise ConversionError(
             f"{job.src_path}: the source changed size while being converted (expected {meta.nbytes:,} bytes at offset "
@@ -260,10 +273,10 @@ def _write_whole(job: Job, meta: ArrayMeta, t0: float, note: str | None, mode: i
     later = _LATER.get() if job.options.durable else None
     if later is not None:  # durable in a batch: published by run_batch after one sync of the staged files
         staged: list[Any] = []
-        cls._write_whole(Location(Path(job.dst_path)), meta, data, check=check, mode=mode, defer=staged)
+        cls._write_whole(dst, meta, data, check=check, mode=mode, defer=staged)
         later.append((job, staged[0]))
     else:
-        cls._write_whole(Location(Path(job.dst_path)), meta, data, durable=job.options.durable, check=check, mode=mode)
+        cls._write_whole(dst, meta, data, durable=job.options.durable, check=check, mode=mode)
     return _record(
         job,
         "converted",
@@ -375,13 +388,14 @@ def _run_job(job: Job) -> FileRecord:
         if not dst.remote:
             make_folder(dst.file.parent)
         meta = ArrayMeta.from_dict(job.meta)
-        if not overwrite and exists(dst, job.backend):
+        cls = backend_class(job.backend)
+        if not overwrite and (exists(dst, job.backend) if dst.remote else cls._exists(dst)):
             if job.options.header is None or Path(f"{job.dst_path}.hdr").is_file():
                 with open_source(job.src_path, meta, job.offset, job.own_sidecar) as src:
                     return _adopt(job, src, t0)
             overwrite = True  # killed between publishing the data and its header: convert it again
-        if _whole_file(job, meta):
-            return _write_whole(job, meta, t0, note, st.st_mode & 0o7777 & ~umask())
+        if _whole_file(job, meta, cls):
+            return _write_whole(job, meta, t0, note, st.st_mode & 0o7777 & ~umask(), cls, dst)
         with open_source(job.src_path, meta, job.offset, job.own_sidecar) as src:
             options = job.options.replace(backend=job.backend, resume=True, overwrite=overwrite)
             if dst.key:  # an array of a group: names that do not clash with its siblings' in xarray

@@ -115,6 +115,9 @@ class _Planner:
         """This run's identifier: the worker batches of one run share their folder listings."""
         self.done: list[FileRecord] = []
         self.undetermined: list[Resolution] = []
+        self.keep_data = False
+        """Hand the data a small file's check read to its job (:attr:`Job.data`): for a batch resolved and run
+        at once (the jobs' data stay within a batch's bytes), not for a whole archive planned first."""
         self.holds_attrs = backend == VIRTUAL or backend_class(backend).holds_attrs
         """Whether the outputs keep the resolved attrs (the provenance); else it stays in the manifest only."""
 
@@ -237,7 +240,8 @@ class _Planner:
             link = stat.S_ISLNK(st.st_mode)
             if link:
                 st = os.stat(path)
-            res = _resolve_stat(path, st, link, self.src, self.rules, self.holds_attrs)
+            data: list[bytes] | None = [] if self.keep_data and not self.virtual.get("virtual") else None
+            res = _resolve_stat(path, st, link, self.src, self.rules, self.holds_attrs, data)
         except ArrayStoreError as exc:
             self.done.append(FileRecord(source=name, status="failed", error=_error(exc)))
             return
@@ -309,5 +313,6 @@ class _Planner:
                 checksum=self.virtual.get("checksum", True),
                 fallback=self.virtual.get("fallback", True),
                 storage_options=self.storage_options,
+                data=data[0] if data else None,
             )
         )

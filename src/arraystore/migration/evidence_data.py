@@ -41,7 +41,7 @@ import numpy as np
 from ..errors import DataContradictsEvidenceError
 from .evidence import dtype_label
 
-__all__ = ["MARGIN", "MIN_GAP", "PLAUSIBLE", "RATIO", "WINDOWS", "WINDOW_BYTES", "DataCheck", "DataContradictsEvidenceError", "Reading", "check_reading", "sample", "score"]
+__all__ = ["MARGIN", "MIN_GAP", "PLAUSIBLE", "RATIO", "WINDOWS", "WINDOW_BYTES", "DataCheck", "DataContradictsEvidenceError", "Reading", "check_reading", "contradiction", "sample", "score"]
 
 #: Windows read from a file, evenly spaced from its start to its end.
 WINDOWS = 8
@@ -175,19 +175,19 @@ def _mean_diff_bits(arrays: list[np.ndarray[Any, Any]]) -> float | None:
     return float(d.mean())
 
 
-def score(windows: list[bytes], dtype: np.dtype[Any]) -> Reading:
-    """Score the windows read as ``dtype`` (see the module docstring)."""
+def _arrays(windows: list[bytes], dtype: np.dtype[Any]) -> tuple[np.dtype[Any], list[np.ndarray[Any, Any]]]:
+    """The dtype a reading is scored as (a complex one as its float parts) and the windows' whole items."""
     if dtype.kind == "c":
         dtype = np.dtype(f"{dtype.str[0]}f{dtype.itemsize // 2}")
-    arrays = [np.frombuffer(w[: len(w) - len(w) % dtype.itemsize], dtype) for w in windows]
-    bits = 8 * dtype.itemsize
-    if dtype.kind in "iu":
-        mean_bits = _mean_diff_bits(arrays) or 0.0
-        return Reading(dtype, mean_bits / bits, f"first differences need {mean_bits:.1f} of {bits} bits")
-    if not arrays or not sum(a.size for a in arrays):
-        return Reading(dtype, 0.0, "no values")
+    return dtype, [np.frombuffer(w[: len(w) - len(w) % dtype.itemsize], dtype) for w in windows]
+
+
+def _magnitudes(arrays: list[np.ndarray[Any, Any]], dtype: np.dtype[Any]) -> tuple[np.ndarray[Any, Any], int, int]:
+    """The magnitude bits of float values (sign cleared), how many are non-zero and how many of those are bad
+    (NaN or infinite, subnormal, below 1e-30 or above 1e30 in magnitude)."""
     # Judged on the bits (no float conversion): for IEEE floats the magnitude bits (sign
     # cleared) order as unsigned integers exactly as |x| does, NaN and infinity above all.
+    bits = 8 * dtype.itemsize
     uint = np.dtype(f"u{dtype.itemsize}")
     views = [arr.view(uint.newbyteorder(dtype.str[0])) for arr in arrays]
     raw = (np.concatenate(views) if len(views) > 1 else views[0]).astype(uint, copy=False)
@@ -197,13 +197,29 @@ def score(windows: list[bytes], dtype: np.dtype[Any]) -> Reading:
     # is below the smallest normal and has exponent field 0): the same counts, no copy.
     nonzero = int(np.count_nonzero(mag))
     if not nonzero:
-        return Reading(dtype, 0.0, "all values are zero")
+        return mag, 0, 0
     zeros = mag.size - nonzero
-    ebits = {2: 5, 4: 8, 8: 11}[dtype.itemsize]
     _inf, normal, lo, hi = _float_limits(dtype.itemsize)
     # NaN or infinite, subnormal, below 1e-30 or above 1e30 in magnitude (inf > hi: "NaN or
     # infinite" is within "above 1e30"; the two ranges do not overlap)
     bad = int(np.count_nonzero(mag < max(normal, lo))) - zeros + int(np.count_nonzero(mag > hi))
+    return mag, nonzero, bad
+
+
+def score(windows: list[bytes], dtype: np.dtype[Any]) -> Reading:
+    """Score the windows read as ``dtype`` (see the module docstring)."""
+    dtype, arrays = _arrays(windows, dtype)
+    bits = 8 * dtype.itemsize
+    if dtype.kind in "iu":
+        mean_bits = _mean_diff_bits(arrays) or 0.0
+        return Reading(dtype, mean_bits / bits, f"first differences need {mean_bits:.1f} of {bits} bits")
+    if not arrays or not sum(a.size for a in arrays):
+        return Reading(dtype, 0.0, "no values")
+    mag, nonzero, bad = _magnitudes(arrays, dtype)
+    if not nonzero:
+        return Reading(dtype, 0.0, "all values are zero")
+    zeros = mag.size - nonzero
+    ebits = {2: 5, 4: 8, 8: 11}[dtype.itemsize]
     exponent = _scratch(mag.size).view(np.intp)[: mag.size]
     np.right_shift(mag, bits - 1 - ebits, out=exponent, casting="unsafe")  # at most 11 bits: fits any intp
     h = _entropy(exponent, zeros)
@@ -213,6 +229,104 @@ def score(windows: list[bytes], dtype: np.dtype[Any]) -> Reading:
         f"{frac:.0%} of non-zero values NaN, infinite, subnormal or beyond 1e±30; exponent entropy "
         f"{h:.1f} of {ebits} bits",
     )
+
+
+#: Slack for the rounding of a score against its bounds (:func:`_lower_bound`, :func:`_upper_bound`): scores are
+#: at most about 1, and their rounding errors some 1e-12.
+_SLACK = 1e-6
+#: Values a first, partial lower bound looks at (:func:`_rules_out`).
+_PART = 2048
+
+
+def _diffs(arrays: list[np.ndarray[Any, Any]]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """``|x[i+1] - x[i]|`` of every array, in float64, in one work array (as :func:`_mean_diff_bits` computes them)."""
+    d = _scratch(sum(a.size - 1 for a in arrays if a.size > 1))
+    pos = 0
+    for a in arrays:
+        if a.size > 1:
+            np.subtract(a[1:], a[:-1], out=d[pos:pos + a.size - 1], dtype=np.float64)
+            pos += a.size - 1
+    np.abs(d, out=d)
+    return d
+
+
+def _lower_bound(windows: list[bytes], dtype: np.dtype[Any], above: float, part: int | None = None) -> float:
+    """A number at most ``score(windows, dtype).score`` (but for rounding), cheaper to compute; aimed to exceed ``above``.
+
+    Floats: ``0.5 * bad`` (the exponent entropy is at least 0). Integers: ``k * f / bits``,
+    where ``f`` is the fraction of first differences of at least ``2**k - 1`` in magnitude,
+    each of which needs at least ``k`` bits (the others at least 0), with ``k`` chosen so that
+    ``f`` above one half proves ``above``. With ``part``, only the first ``part`` values are
+    looked at, and what they count is divided by the number of all the values: a bound too.
+    """
+    if above < -_SLACK:
+        return 0.0  # every score is at least 0
+    dtype, arrays = _arrays(windows, dtype)
+    bits = 8 * dtype.itemsize
+    total = sum(a.size for a in arrays)
+    n = sum(a.size - 1 for a in arrays if a.size > 1)  # first differences
+    partial = part is not None and part < total
+    if part is not None and partial:
+        kept: list[np.ndarray[Any, Any]] = []
+        for a in arrays:
+            if part <= 0:
+                break
+            kept.append(a[:part])
+            part -= a.size
+        arrays = kept
+    if dtype.kind in "iu":
+        m = sum(a.size - 1 for a in arrays if a.size > 1)
+        if not m:
+            return 0.0
+        k = max(1, math.ceil(2 * (above + _SLACK) * bits * n / m))
+        if k > bits or k > 53:  # cannot be proved from these values (2**k - 1 exact in float64 up to 53)
+            return 0.0
+        return k * (int(np.count_nonzero(_diffs(arrays) >= 2 ** k - 1)) / n) / bits
+    if not sum(a.size for a in arrays):
+        return 0.0
+    _mag, nonzero, bad = _magnitudes(arrays, dtype)
+    if not partial:
+        return 0.5 * (bad / nonzero) if nonzero else 0.0
+    return 0.5 * (bad / total)  # the non-zero values among all are at most all of them
+
+
+def _upper_bound(windows: list[bytes], dtype: np.dtype[Any]) -> float:
+    """A number at least ``score(windows, dtype).score`` (but for rounding), cheaper to compute.
+
+    Floats: the exponent entropy is at most ``log2`` of the number of exponents between the
+    smallest and the largest (zeros count as exponent 0). Integers: the mean of
+    ``log2(1 + |d|)`` is at most ``log2(1 + mean(|d|))`` (the logarithm is concave).
+    """
+    dtype, arrays = _arrays(windows, dtype)
+    bits = 8 * dtype.itemsize
+    if dtype.kind in "iu":
+        if not sum(a.size - 1 for a in arrays if a.size > 1):
+            return 0.0
+        d = _diffs(arrays)
+        return math.log2(1.0 + float(np.add.reduce(d)) / d.size) / bits
+    if not sum(a.size for a in arrays):
+        return 0.0
+    ebits = {2: 5, 4: 8, 8: 11}[dtype.itemsize]
+    shift = bits - 1 - ebits
+    uint = np.dtype(f"u{dtype.itemsize}").newbyteorder(dtype.str[0])
+    raw = np.concatenate([a.view(uint) for a in arrays]) if len(arrays) > 1 else arrays[0].view(uint)
+    mag = raw & ((1 << (bits - 1)) - 1)
+    low, high = int(mag.min()), int(mag.max())
+    _inf, normal, lo, hi = _float_limits(dtype.itemsize)
+    if low >= max(normal, lo) and high <= hi:  # no zero, and no value is bad: as _magnitudes would count
+        frac = 0.0
+    else:
+        _mag, nonzero, bad = _magnitudes(arrays, dtype)
+        if not nonzero:
+            return 0.0
+        frac = bad / nonzero
+    return 0.5 * frac + 0.5 * math.log2((high >> shift) - (low >> shift) + 1) / ebits
+
+
+def _rules_out(windows: list[bytes], dtype: np.dtype[Any], above: float) -> bool:
+    """Whether reading the windows as ``dtype`` surely scores more than ``above`` (from a part of them, or all)."""
+    return (_lower_bound(windows, dtype, above, _PART) - _SLACK > above
+            or _lower_bound(windows, dtype, above) - _SLACK > above)
 
 
 def _swap(dtype: np.dtype[Any]) -> np.dtype[Any]:
@@ -263,3 +377,61 @@ def check_reading(
     if values < MIN_VALUES:
         return None
     return DataCheck(score(windows, dtype), tuple(score(windows, d) for d in alternatives), values)
+
+
+def _alternatives(dtype: np.dtype[Any], byteorder_weak: bool, dtype_weak: bool) -> list[np.dtype[Any]]:
+    """The readings ``dtype`` is tested against (:func:`check_reading`)."""
+    if not (byteorder_weak or dtype_weak) or not checkable(dtype):
+        return []
+    alternatives: list[np.dtype[Any]] = []
+    if byteorder_weak:
+        alternatives.append(_swap(dtype))
+    if dtype_weak:
+        for other in _other_kinds(dtype):
+            alternatives.append(other)
+            if byteorder_weak:
+                alternatives.append(_swap(other))
+    return alternatives
+
+
+def contradiction(
+    path: str | os.PathLike[str], dtype: np.dtype[Any], offset: int, nbytes: int,
+    *, byteorder_weak: bool, dtype_weak: bool,
+) -> tuple[DataCheck | None, bytes | None]:
+    """:func:`check_reading` when it is contradicted (else None), and the data when the sample holds all of it.
+
+    The same decision as ``check_reading(...).contradicted``, reached with less work: a
+    reading contradicts the chosen one only if it scores at most :data:`PLAUSIBLE` and at
+    least :data:`MIN_GAP` below it (both conditions of :attr:`DataCheck.contradicted` imply
+    this), so an alternative whose cheap lower bound (:func:`_lower_bound`) already exceeds
+    that is not scored in full, and when every alternative's exceeds it for an upper bound of
+    the chosen reading's score (:func:`_upper_bound`), the chosen one is not scored in full
+    either. When one might contradict, every reading is scored, as :func:`check_reading`
+    scores them. The second item is the ``nbytes`` bytes at ``offset``
+    when the sample read them all (one window: a small file), for the conversion to reuse;
+    else None.
+    """
+    alternatives = _alternatives(dtype, byteorder_weak, dtype_weak)
+    if not alternatives:
+        return None, None
+    try:
+        windows = sample(path, offset, nbytes, dtype.itemsize)
+    except OSError:  # unreadable: the conversion will say so; the evidence stands untested
+        return None, None
+    whole = windows[0] if len(windows) == 1 and len(windows[0]) == nbytes else None
+    values = sum(len(w) for w in windows) // dtype.itemsize
+    if values < MIN_VALUES:
+        return None, whole
+    at_most = min(PLAUSIBLE, _upper_bound(windows, dtype) + _SLACK - MIN_GAP)  # at least the exact `above` below
+    if all(_rules_out(windows, other, at_most) for other in alternatives):
+        return None, whole  # no reading can score low enough, whatever the chosen one's exact score
+    chosen = score(windows, dtype)
+    above = min(PLAUSIBLE, chosen.score - MIN_GAP)
+    for other in alternatives:
+        if _rules_out(windows, other, above):
+            continue
+        if score(windows, other).score > above:
+            continue
+        check = DataCheck(chosen, tuple(score(windows, d) for d in alternatives), values)
+        return (check if check.contradicted else None), whole
+    return None, whole

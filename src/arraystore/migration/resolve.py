@@ -41,7 +41,7 @@ from ..sidecar import Sidecar
 from ._realdirs import real_root
 from .candidates import Candidate, candidates
 from .evidence import Evidence, MetadataConflictError, dtype_label, infer_shape
-from .evidence_data import DataContradictsEvidenceError, check_reading
+from .evidence_data import DataContradictsEvidenceError, contradiction
 from .filenames import parse_filename
 from .legacy_json import evidence_from_mapping, is_own_sidecar, legacy_sidecar_names, manifest_entries, read_json
 from .rules import Rule, Rules
@@ -194,7 +194,7 @@ def _regular_beside(path: Path, name: str, fence: Path) -> Path | None:
 
     A file that is no link, the usual case, costs one ``lstat`` and a comparison of strings.
     """
-    folder = os.fspath(path.parent)
+    folder = os.path.dirname(os.fspath(path)) or "."  # str(path.parent), without a Path
     if not may_exist_in(folder, name):
         return None
     sp = path.with_name(name)
@@ -272,7 +272,7 @@ def _gather(
     if dialect is not None:
         found.append(dialect)
     seen: set[str] = set()
-    folder = os.fspath(path.parent)
+    folder = os.path.dirname(os.fspath(path)) or "."  # str(path.parent), without a Path
     legacy = legacy_sidecar_names(path.name) if may_exist_with_suffix(folder, ".json") else []
     for candidate in legacy:
         # Names first (the folder's listing answers most of them), a Path only for a file that may exist.
@@ -396,7 +396,7 @@ def _provenance_attrs(name: str, facts: dict[str, Any], evidence: list[Evidence]
 
 
 def _finish(path: Path, name: str, size: int, facts: dict[str, Any], found: list[Evidence],
-            notes: list[str], attrs: bool = True) -> Resolution:
+            notes: list[str], attrs: bool = True, data: list[bytes] | None = None) -> Resolution:
     evidence = list(found)
     offset = facts.get("offset")
     data_bytes = size - (offset or 0)
@@ -446,9 +446,9 @@ def _finish(path: Path, name: str, size: int, facts: dict[str, Any], found: list
     meta = ArrayMeta(shape, dtype, order)
     if meta.nbytes != data_bytes:
         raise SizeMismatchError(str(path), meta.nbytes, data_bytes, dtype.itemsize)
-    contradiction = _check_data(path, name, meta, offset, facts, evidence, notes, byteorder_weak)
-    if contradiction is not None:
-        return contradiction
+    contradicted = _check_data(path, name, meta, offset, facts, evidence, notes, byteorder_weak, data)
+    if contradicted is not None:
+        return contradicted
     if attrs:
         meta = meta._with_attrs(_provenance_attrs(name, facts, evidence))
     return Resolution(path, name, "resolved", meta, offset, tuple(evidence), notes=tuple(notes),
@@ -456,17 +456,23 @@ def _finish(path: Path, name: str, size: int, facts: dict[str, Any], found: list
 
 
 def _check_data(path: Path, name: str, meta: ArrayMeta, offset: int, facts: dict[str, Any],
-                evidence: list[Evidence], notes: list[str], byteorder_weak: bool) -> Resolution | None:
+                evidence: list[Evidence], notes: list[str], byteorder_weak: bool,
+                data: list[bytes] | None = None) -> Resolution | None:
     """An undetermined resolution when the data contradict a reading that only weak evidence supports.
 
     Weak: a dtype stated only by the file name, a byte order stated only by the file name
     or by no source at all (the little-endian default). Sidecars, header dialects, legacy
-    and folder JSON and rules that state a fact are not second-guessed.
+    and folder JSON and rules that state a fact are not second-guessed. When ``data`` is a
+    list and the check read all of the file's data (a small file), the bytes are appended to
+    it for the conversion (the reading is not contradicted).
     """
     dtype_source = facts.get("dtype_source")
     dtype_weak = dtype_source == "filename"
-    check = check_reading(path, meta.dtype, offset, meta.nbytes, byteorder_weak=byteorder_weak, dtype_weak=dtype_weak)
-    if check is None or not check.contradicted:
+    check, whole = contradiction(path, meta.dtype, offset, meta.nbytes, byteorder_weak=byteorder_weak,
+                                 dtype_weak=dtype_weak)
+    if check is None:
+        if data is not None and whole is not None:
+            data.append(whole)
         return None
     bo = "big-endian" if meta.dtype.str[0] == ">" else "little-endian"
     kind = meta.dtype.newbyteorder("=").name
@@ -538,8 +544,12 @@ def resolve(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None
 
 
 def _resolve_stat(p: Path, st: os.stat_result, link: bool, root_path: Path | None, rules: Rules | None,
-                 attrs: bool) -> Resolution:
-    """:func:`resolve` of a file whose ``stat`` (links followed) the caller has: ``link`` if ``p`` is one."""
+                 attrs: bool, data: list[bytes] | None = None) -> Resolution:
+    """:func:`resolve` of a file whose ``stat`` (links followed) the caller has: ``link`` if ``p`` is one.
+
+    ``data``: a list to which the file's data bytes are appended when the data check read all
+    of them (a small file resolved on a weak reading), for the conversion to reuse.
+    """
     if not stat.S_ISREG(st.st_mode):
         raise MetadataError(f"{p}: expected a raw data file, found a folder or special file")
     name = _relname(p, root_path, link)
@@ -550,7 +560,7 @@ def _resolve_stat(p: Path, st: os.stat_result, link: bool, root_path: Path | Non
         rule = _gather(p, name, root_path, rules, size, found, notes)
         override = next((e for e in found if e.source.startswith("rules:")), None) if rule and rule.override else None
         facts = _merge(p, found, override, notes)
-        return _finish(p, name, size, facts, found, notes, attrs)
+        return _finish(p, name, size, facts, found, notes, attrs, data)
     except MetadataConflictError as exc:
         return Resolution(p, name, "conflict", evidence=tuple(found), error=exc, notes=tuple(notes))
     except ArrayStoreError as exc:

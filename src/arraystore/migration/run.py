@@ -244,6 +244,7 @@ def _resolve_and_run(task: tuple[_Planner, list[tuple[str, str, int]]]) -> _Reso
     the main process only writes the manifest.
     """
     planner, items = task
+    planner.keep_data = True  # a batch's small files are read once, for their check and their copy
     with remembered(planner.scope):
         for name, dest, _size in items:
             t0 = time.perf_counter()
@@ -550,7 +551,7 @@ def migrate(
             raise
         try:
             with default_storage_options(storage_options):
-                _run_jobs(planner, pending, manifest, records, nworkers, scheduler, progress)
+                _run_jobs(planner, pending, manifest, records, nworkers, scheduler, progress, found.sizes)
             if virtual:
                 _write_virtual(planner, records, src, Path(dst), format, target_bytes, durable)
         except (KeyboardInterrupt, StorageFullError) as exc:
@@ -626,14 +627,20 @@ def _describe(scheduler: Any) -> str:
     return describe_scheduler(scheduler)
 
 
-def _sized(src: Path, pending: Sequence[tuple[str, str]]) -> list[tuple[str, str, int]]:
+def _sized(
+    src: Path, pending: Sequence[tuple[str, str]], listed: Mapping[str, int] | None = None
+) -> list[tuple[str, str, int]]:
+    """Each pending file with its size: as discovery listed it (a regular file), else from a ``stat`` now."""
     out = []
     root = os.fspath(src)
+    listed = listed or {}
     for name, dest in pending:
-        try:
-            size = os.stat(os.path.join(root, name)).st_size
-        except OSError:
-            size = 0  # the worker's resolution reports it
+        size = listed.get(name)
+        if size is None:
+            try:
+                size = os.stat(os.path.join(root, name)).st_size
+            except OSError:
+                size = 0  # the worker's resolution reports it
         out.append((name, dest, size))
     return out
 
@@ -646,11 +653,12 @@ def _run_jobs(
     workers: int,
     scheduler: Any,
     progress: ProgressCallback | bool | None,
+    sizes: Mapping[str, int] | None = None,
 ) -> None:
-    """Run the planned jobs, and resolve and run the ``pending`` files in worker processes."""
+    """Run the planned jobs, and resolve and run the ``pending`` files in worker processes (``sizes``: as listed)."""
     manifest.append_many(planner.done)
     jobs = sorted(planner.jobs, key=lambda j: (-j.size, j.source))  # largest first: a shorter tail
-    todo = sorted(_sized(planner.src, pending), key=lambda t: (-t[2], t[0]))
+    todo = sorted(_sized(planner.src, pending, sizes), key=lambda t: (-t[2], t[0]))
     total_files = len(planner.done) + len(jobs) + len(todo)
     total_bytes = sum(r.size for r in planner.done) + sum(j.size for j in jobs) + sum(t[2] for t in todo)
     close: Callable[[], None] = lambda: None  # noqa: E731
