@@ -35,6 +35,7 @@ python tools/bench_migrate.py --small 2000 --large 0 --to npy --workers 1,2 --re
 python tools/bench_migrate.py --small 500 --large 0 --to npy --workers 1,2 --durable > $R/migrate_durable.txt 2>&1; log migrate_durable
 python tools/bench_virtual.py --files 1000 --big-mib 512 --repeat 5 > $R/virtual.txt 2>&1; log virtual
 python tools/bench_objstore.py --size 1GiB --runs 3 --clients "${OBJ:-zarr+obstore,zarr+obstore>npy,arraystore,bare,bare>npy}" --server moto > $R/obj_moto.txt 2>&1; log objmoto
+python tools/bench_objstore.py --size 1GiB --runs 3 --clients "zarr+obstore,zarr+obstore>npy,arraystore,bare" --compression zstd:3 --server moto > $R/obj_moto_zstd.txt 2>&1; log objmotozstd
 if [ -n "${ARRAYSTORE_S3RVER:-}" ] || command -v s3rver >/dev/null; then
     python tools/bench_objstore.py --size 1GiB --runs 3 --clients "${OBJ:-zarr+obstore,zarr+obstore>npy,arraystore,bare,bare>npy}" --server s3rver > $R/obj_s3rver.txt 2>&1; log objs3rver
 else
