@@ -8,6 +8,7 @@ beside the file so later commands (and Python) need nothing more.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from ._errors import UsageError
@@ -73,7 +74,15 @@ def open_source(
     from ..meta import ArrayMeta
 
     meta = ArrayMeta(args.shape, args.dtype, raw_order or "C")
-    return open_store(
+    store = open_store(
         path, "r", backend=cls.backend, meta=meta, offset=args.offset, write_sidecar=args.write_sidecar,
         allow_incomplete=allow_incomplete,
     )
+    if args.write_sidecar:  # on stderr: --json output stays one JSON document
+        from pathlib import Path
+
+        from ..sidecar import sidecar_path
+
+        print(f"arraystore: recorded the layout in {sidecar_path(Path(store.path))}; the file now opens without "
+              "--dtype and --shape", file=sys.stderr)
+    return store
