@@ -56,3 +56,11 @@ def test_output_into_a_closed_pipe_is_not_an_error(good: Path) -> None:
         os.close(write_end)
     assert done.returncode == 141, done.stderr
     assert done.stderr == b"", done.stderr
+
+
+def test_object_store_retry_hint_is_the_command_lines() -> None:
+    from arraystore.cli._errors import cli_message
+
+    out = cli_message("check that the endpoint is reachable and retry: an interrupted conversion resumes with "
+                      "resume=True", "convert")
+    assert "resume=" not in out and out.endswith("resumes when the same command is run again")

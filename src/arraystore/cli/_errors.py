@@ -55,6 +55,7 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     (r"write_sidecar=True", "--write-sidecar"),
     (r"overwrite=True", "--overwrite"),
     (r"resume=False", "--no-resume"),
+    (r"resumes with resume=True", "resumes when the same command is run again"),
     (r"verify=False", "--no-verify"),
     (r"max_memory=?", "--max-memory"),
     (r"max_bytes=?", "--max-memory"),
