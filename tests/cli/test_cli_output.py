@@ -31,6 +31,8 @@ def test_info_shows_inner_chunks_and_shards_as_convert_takes_them(tmp_path: Path
 def test_info_unsharded_has_no_shards(good: Path) -> None:
     facts = json.loads(run_cli("info", str(good), "--json").stdout)
     assert facts["shards"] is None and facts["chunks"] is None
+    text = run_cli("info", str(good)).stdout
+    assert "none (contiguous)" in text and "None" not in text  # words, not Python's repr
 
 
 def test_inspect_says_when_no_rule_matched_and_why(tmp_path: Path) -> None:

@@ -65,5 +65,9 @@ def run(args: argparse.Namespace) -> int:
             value = f"{value:g} (nbytes / stored_bytes)"
         elif key == "compression" and value is None:
             value = "none"
+        elif key == "chunks" and value is None:
+            value = "none (contiguous)"
+        elif key in ("shards", "dimension_names") and value is None:
+            value = "none"
         print(f"{key:<{width}}  {value}")
     return 0
