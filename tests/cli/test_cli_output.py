@@ -66,3 +66,17 @@ def test_object_store_retry_hint_is_the_command_lines() -> None:
     out = cli_message("check that the endpoint is reachable and retry: an interrupted conversion resumes with "
                       "resume=True", "convert")
     assert "resume=" not in out and out.endswith("resumes when the same command is run again")
+
+
+@pytest.mark.parametrize("command", ["info", "verify"])
+def test_src_order_is_accepted_where_order_means_the_raw_layout(tmp_path: Path, command: str) -> None:
+    f = tmp_path / "fo.dat"
+    data = np.arange(12, dtype="<i2").reshape(3, 4)
+    data.ravel(order="F").tofile(f)
+    assert run_cli("info", str(f), "--dtype", "<i2", "--shape", "3,4", "--src-order", "F",
+                   "--write-sidecar").returncode == 0
+    done = run_cli(command, str(f), "--dtype", "<i2", "--shape", "3,4", "--src-order", "F", "--json",
+                   *(["--against", str(f)] if command == "verify" else []))
+    assert done.returncode == 0, done.stderr
+    if command == "info":
+        assert json.loads(done.stdout)["order"] == "F"

@@ -45,7 +45,8 @@ def add_layout_options(p: argparse.ArgumentParser, *, order_flag: str = "--order
     )
     g.add_argument("--dtype", help="element type, e.g. float32, <f4, >i2 (big-endian int16), uint8")
     g.add_argument("--shape", type=parse_shape, help="array shape, e.g. 100,512,512")
-    g.add_argument(order_flag, dest="raw_order", choices=("C", "F"), help="byte layout: C row-major (default), F column-major")
+    flags = [order_flag] if order_flag == "--src-order" else [order_flag, "--src-order"]  # convert's spelling too
+    g.add_argument(*flags, dest="raw_order", choices=("C", "F"), help="byte layout: C row-major (default), F column-major")
     g.add_argument("--offset", type=_offset, default=0, help="bytes to skip at the start of the file (a header)")
     g.add_argument(
         "--write-sidecar", action="store_true", help="record the layout in a sidecar FILE.json beside the file"
