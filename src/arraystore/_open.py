@@ -49,6 +49,19 @@ def _resolve_backend(location: Location, backend: str | None, *, must_exist: boo
     return backend_class(backend or detect_backend(location, must_exist=must_exist))
 
 
+def _not_found(cls: type[ArrayStore], location: Location) -> str:
+    """Why nothing opens at ``location``: no file at all, or no array at the key inside an existing one."""
+    note = _staging_note(cls, location)
+    if location.url is None and location.key and os.path.lexists(location.file) and not note:
+        return (
+            f"{location}: {location.file.name} exists, but holds no {cls.backend} array at {location.key!r}; "
+            f"check the name after '::' (keys are paths inside it, e.g. '{location.file}::/group/name')"
+        )
+    if location.url is None and not os.path.lexists(location.file) and not note:
+        return f"{location}: no such file or folder; check the path"
+    return f"{location}: no {cls.backend} array there{note}"
+
+
 def _staging_note(cls: type[ArrayStore], location: Location) -> str:
     """What a ``.partial`` beside a missing array says: a writer at work, or one that died."""
     staging = cls._staging(location)
@@ -145,7 +158,7 @@ def open(  # noqa: A001 - the natural name, like io.open and zarr.open
             "cannot offer it: open with 'r' and copy the blocks you change"
         )
     if not cls._exists(location):
-        raise ArrayNotFoundError(f"{location}: no {cls.backend} array there{_staging_note(cls, location)}")
+        raise ArrayNotFoundError(_not_found(cls, location))
     lock = None
     if mode in WRITABLE_MODES and not _fsutil.writable(location.file):
         raise ReadOnlyError(

@@ -177,5 +177,6 @@ def check_codec(cls: type[ArrayStore], compression: Compression | None) -> None:
         )
     raise CompressionError(
         f"the {cls.backend} backend does not write {compression.codec} compression; it supports "
-        f"{', '.join(sorted(cls.codecs))}"
+        f"{', '.join(sorted(cls.codecs))}: choose one of those (e.g. compression='{sorted(cls.codecs)[-1]}'), "
+        f"or a destination format that writes {compression.codec}"
     )

@@ -337,7 +337,8 @@ class DimensionError(MetadataError):
         )
         raise cls(
             f"expected {what} with one value per axis of the {len(shape)}-d array of shape {tuple(shape)} "
-            f"({axes}), found {len(value)} values {tuple(value)}: give {len(shape)} values{example}"
+            f"({axes}), found {len(value)} value{'' if len(value) == 1 else 's'} {tuple(value)}: give {len(shape)} "
+            f"value{'' if len(shape) == 1 else 's'}{example}"
         )
 
 

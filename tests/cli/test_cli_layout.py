@@ -48,6 +48,7 @@ def test_write_sidecar_records_the_layout(tmp_path: Path) -> None:
     assert run_cli("info", str(src)).returncode == 1
     proc = run_cli("info", str(src), "--dtype", ">f8", "--shape", "6,10", "--write-sidecar")
     assert proc.returncode == 0, proc.stderr
+    assert "recorded the layout in" in proc.stderr and "x.dat.json" in proc.stderr  # said, not silent
     assert run_cli("info", str(src)).returncode == 0
     with arraystore.open(src) as s:
         np.testing.assert_array_equal(s[...], data)

@@ -6,7 +6,8 @@ Mapping (documented in :mod:`arraystore.backends.hdf5`):
   copy for datasets arraystore wrote.
 * Scalars among the user attrs (str, bool, int within int64, float) are mirrored as
   native HDF5 attributes of the same name, so that other tools (h5dump, HDFView,
-  h5py) see them.
+  h5py) see them. A native attribute another tool added, or a mirrored scalar it
+  changed, since arraystore wrote the JSON copy is read as the native one says.
 * A dataset without ``_arraystore_attrs`` (written by another tool) exposes its native
   attributes converted to JSON values: numbers and booleans as such, strings and
   bytes as text, numeric or string arrays as lists. Attributes with no JSON form
@@ -25,6 +26,7 @@ Mapping (documented in :mod:`arraystore.backends.hdf5`):
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import h5py
@@ -62,6 +64,12 @@ VERSION = PREFIX + "version"
 MAX_ATTR_BYTES = MAX_SIDECAR_BYTES
 #: Most attributes one dataset may carry for arraystore to read them.
 MAX_ATTR_COUNT = 65536
+
+#: Attributes HDF5 dimension scales and netCDF-4 keep on a dataset (arraystore writes them too): not user attrs.
+STRUCTURAL = frozenset({"DIMENSION_LIST", "REFERENCE_LIST", "CLASS", "NAME", "_Netcdf4Coordinates",
+                        "_Netcdf4Dimid", "_NCProperties", "_nc3_strict"})
+#: Attributes arraystore writes natively for a time dtype stored as int64 (CF, as xarray writes them).
+CF_ENCODING = frozenset({"units", "calendar", "_FillValue", "dtype"})
 
 _SKIP = object()
 _INT64 = (-(1 << 63), (1 << 63) - 1)
@@ -190,7 +198,18 @@ def read_attrs(obj: h5py.Dataset, where: str) -> dict[str, Any]:
         return _native(obj)
     if not isinstance(stored, dict):
         raise MetadataError(f"{where}: expected {ATTRS} to hold a JSON object, found {type(stored).__name__}")
-    return decode_attrs(stored, where)
+    attrs = decode_attrs(stored, where)
+    encoded = DTYPE in obj.attrs  # a time dtype stored as int64 carries CF attributes arraystore wrote
+    for name, value in _native(obj).items():
+        if name in STRUCTURAL or (encoded and name in CF_ENCODING and name not in attrs):
+            continue
+        if name not in attrs or (_mirrorable(attrs[name]) and not _same(attrs[name], value)):
+            attrs[name] = value  # added or changed by another tool (h5py, HDFView) since arraystore wrote them
+    return attrs
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and (a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b)))
 
 
 def _mirrorable(value: Any) -> bool:

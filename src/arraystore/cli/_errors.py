@@ -26,6 +26,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_PIPE = 141
 
 
 class UsageError(Exception):
@@ -41,6 +42,7 @@ EXIT_CODES: dict[int, str] = {
     3: "`migrate` / `inspect`: some file is undetermined (no metadata; see the suggested rules)",
     4: "`migrate` / `inspect`: some file failed (or its metadata conflicts); the summary gives each reason",
     130: "interrupted (Ctrl-C)",
+    141: "the output's reader stopped reading (e.g. `| head`): the output ends there, without an error message",
 }
 
 #: Python-keyword remedies in library messages -> the command line's words. Order matters:
@@ -53,6 +55,7 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     (r"write_sidecar=True", "--write-sidecar"),
     (r"overwrite=True", "--overwrite"),
     (r"resume=False", "--no-resume"),
+    (r"resumes with resume=True", "resumes when the same command is run again"),
     (r"verify=False", "--no-verify"),
     (r"max_memory=?", "--max-memory"),
     (r"max_bytes=?", "--max-memory"),
@@ -174,11 +177,24 @@ def report(exc: BaseException, *, command: str | None, path: str | list[str] | N
     return int(info["exit_code"])
 
 
+def _quiet_stdout() -> int:
+    """After the reader of stdout went away: send what is still buffered nowhere, as a killed pipe would."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout is not a file (captured in tests)
+        pass
+    return EXIT_PIPE
+
+
 def run_guarded(func: Callable[[], int], *, command: str | None, path: str | list[str] | None, as_json: bool,
                 debug: bool) -> int:
     """Run a command; map whatever stops it to one reported line and an exit code."""
     try:
         return int(func())
+    except BrokenPipeError:
+        return _quiet_stdout()
     except (ArrayStoreError, OSError, UsageError, KeyboardInterrupt) as exc:
         if debug:
             raise

@@ -8,6 +8,7 @@ beside the file so later commands (and Python) need nothing more.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from ._errors import UsageError
@@ -44,7 +45,8 @@ def add_layout_options(p: argparse.ArgumentParser, *, order_flag: str = "--order
     )
     g.add_argument("--dtype", help="element type, e.g. float32, <f4, >i2 (big-endian int16), uint8")
     g.add_argument("--shape", type=parse_shape, help="array shape, e.g. 100,512,512")
-    g.add_argument(order_flag, dest="raw_order", choices=("C", "F"), help="byte layout: C row-major (default), F column-major")
+    flags = [order_flag] if order_flag == "--src-order" else [order_flag, "--src-order"]  # convert's spelling too
+    g.add_argument(*flags, dest="raw_order", choices=("C", "F"), help="byte layout: C row-major (default), F column-major")
     g.add_argument("--offset", type=_offset, default=0, help="bytes to skip at the start of the file (a header)")
     g.add_argument(
         "--write-sidecar", action="store_true", help="record the layout in a sidecar FILE.json beside the file"
@@ -73,7 +75,15 @@ def open_source(
     from ..meta import ArrayMeta
 
     meta = ArrayMeta(args.shape, args.dtype, raw_order or "C")
-    return open_store(
+    store = open_store(
         path, "r", backend=cls.backend, meta=meta, offset=args.offset, write_sidecar=args.write_sidecar,
         allow_incomplete=allow_incomplete,
     )
+    if args.write_sidecar:  # on stderr: --json output stays one JSON document
+        from pathlib import Path
+
+        from ..sidecar import sidecar_path
+
+        print(f"arraystore: recorded the layout in {sidecar_path(Path(store.path))}; the file now opens without "
+              "--dtype and --shape", file=sys.stderr)
+    return store

@@ -13,7 +13,7 @@ def register(sub: Any) -> None:
     """Add the ``info`` sub-command."""
     p = sub.add_parser(
         "info",
-        help="show format, shape, dtype, order, chunks, compression, size on disk, completeness and attrs",
+        help="show format, shape, dtype, order, chunks, shards, compression, size on disk, completeness and attrs",
         description="Show what an array holds, from its metadata only (nothing is read but sizes on disk).",
     )
     p.add_argument("path", help="array path (file, folder, or file::/key)")
@@ -27,13 +27,17 @@ def describe(store: Any) -> dict[str, Any]:
     """The facts ``info`` prints, as a JSON-ready dict."""
     meta = store.meta.to_dict()
     on_disk = store.stored_bytes()
+    # Sharded: chunks and shards as `convert --chunks --shards` take them, not the shard as the unit read whole.
+    shards = getattr(store, "shards", None)
+    chunks = getattr(store, "inner_chunks", None) if shards else store.chunks
     return {
         "path": store.path,
         "format": store.backend,
         "shape": list(store.shape),
         "dtype": meta["dtype"],
         "order": store.order,
-        "chunks": list(store.chunks) if store.chunks else None,
+        "chunks": list(chunks) if chunks else None,
+        "shards": list(shards) if shards else None,
         "compression": getattr(store, "compression", None),
         "nbytes": store.nbytes,
         "stored_bytes": on_disk,
@@ -60,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
         elif key == "ratio" and value is not None:
             value = f"{value:g} (nbytes / stored_bytes)"
         elif key == "compression" and value is None:
+            value = "none"
+        elif key == "chunks" and value is None:
+            value = "none (contiguous)"
+        elif key in ("shards", "dimension_names") and value is None:
             value = "none"
         print(f"{key:<{width}}  {value}")
     return 0

@@ -42,6 +42,12 @@ def explain(path: str, root: str | None = None, rules: list[str] | None = None) 
     if "candidates" not in d:
         data_bytes = size - res.offset
         d["candidates"] = [c.to_dict() for c in candidates(max(data_bytes, 0))]
+    if rules and d["status"] == "undetermined" and not any(e["source"].startswith("rules") for e in d["evidence"]):
+        base = Path(root) if root else Path(path).parent
+        d["notes"] = [*d.get("notes", []), (
+            f"no rule of {', '.join(rules)} matched {d['name']!r}: rule globs are matched against the path "
+            f"relative to the root {str(base)!r} (--root, default: the file's folder); pass --root ARCHIVE "
+            "to match them as migrate does")]
     return d
 
 

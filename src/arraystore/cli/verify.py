@@ -19,7 +19,8 @@ def register(sub: Any) -> None:
         "or with OTHER's. A progress bar shows on a terminal (not with --quiet, --json or when piped).",
     )
     p.add_argument("path", help="array to check (file, folder, or file::/key)")
-    p.add_argument("--against", metavar="OTHER", help="another array (any format) that must hold the same values")
+    p.add_argument("--against", metavar="OTHER", help="another array (any format) that must hold the same values; it must "
+                   "describe itself (sidecar, header or format): --dtype/--shape describe PATH only")
     p.add_argument("--max-memory", default="64MiB", help="largest slab read at once (default: 64MiB)")
     p.add_argument("--root", metavar="ARCHIVE", help="virtual store: the archive root, when it moved since the migration")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -1,0 +1,82 @@
+"""What the CLI prints for a user's own files: sharded Zarr layouts, rules that match nothing, a closed pipe."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .conftest import SCRIPT, run_cli
+
+zarr = pytest.importorskip("zarr", reason="needs zarr-python for a sharded array written by zarr itself")
+
+
+def test_info_shows_inner_chunks_and_shards_as_convert_takes_them(tmp_path: Path) -> None:
+    p = tmp_path / "sh.zarr"
+    z = zarr.create_array(str(p), shape=(40, 128, 96), chunks=(10, 32, 32), shards=(20, 64, 96), dtype="i2")
+    z[:] = np.arange(40 * 128 * 96, dtype="i2").reshape(40, 128, 96)
+    facts = json.loads(run_cli("info", str(p), "--json").stdout)
+    assert facts["chunks"] == [10, 32, 32]
+    assert facts["shards"] == [20, 64, 96]
+    out = tmp_path / "copy.zarr"
+    assert run_cli("convert", str(p), str(out), "--chunks", "10,32,32", "--shards", "20,64,96", "-q").returncode == 0
+    again = json.loads(run_cli("info", str(out), "--json").stdout)
+    assert (again["chunks"], again["shards"]) == (facts["chunks"], facts["shards"])
+
+
+def test_info_unsharded_has_no_shards(good: Path) -> None:
+    facts = json.loads(run_cli("info", str(good), "--json").stdout)
+    assert facts["shards"] is None and facts["chunks"] is None
+    text = run_cli("info", str(good)).stdout
+    assert "none (contiguous)" in text and "None" not in text  # words, not Python's repr
+
+
+def test_inspect_says_when_no_rule_matched_and_why(tmp_path: Path) -> None:
+    (tmp_path / "run1").mkdir()
+    f = tmp_path / "run1" / "a.dat"
+    np.zeros((4, 8), "<f4").tofile(f)
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rule]]\nglob = "run1/*.dat"\ndtype = "float32"\nshape = [4, 8]\n')
+    miss = run_cli("inspect", str(f), "--rules", str(rules))
+    assert miss.returncode == 3
+    assert "no rule of" in miss.stdout and "--root" in miss.stdout, miss.stdout
+    hit = run_cli("inspect", str(f), "--rules", str(rules), "--root", str(tmp_path))
+    assert hit.returncode == 0 and "no rule of" not in hit.stdout
+
+
+def test_output_into_a_closed_pipe_is_not_an_error(good: Path) -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written, as after `| head -1`
+    try:
+        done = subprocess.run([str(SCRIPT), "info", str(good)], stdout=write_end, stderr=subprocess.PIPE,
+                              timeout=120, check=False)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141, done.stderr
+    assert done.stderr == b"", done.stderr
+
+
+def test_object_store_retry_hint_is_the_command_lines() -> None:
+    from arraystore.cli._errors import cli_message
+
+    out = cli_message("check that the endpoint is reachable and retry: an interrupted conversion resumes with "
+                      "resume=True", "convert")
+    assert "resume=" not in out and out.endswith("resumes when the same command is run again")
+
+
+@pytest.mark.parametrize("command", ["info", "verify"])
+def test_src_order_is_accepted_where_order_means_the_raw_layout(tmp_path: Path, command: str) -> None:
+    f = tmp_path / "fo.dat"
+    data = np.arange(12, dtype="<i2").reshape(3, 4)
+    data.ravel(order="F").tofile(f)
+    assert run_cli("info", str(f), "--dtype", "<i2", "--shape", "3,4", "--src-order", "F",
+                   "--write-sidecar").returncode == 0
+    done = run_cli(command, str(f), "--dtype", "<i2", "--shape", "3,4", "--src-order", "F", "--json",
+                   *(["--against", str(f)] if command == "verify" else []))
+    assert done.returncode == 0, done.stderr
+    if command == "info":
+        assert json.loads(done.stdout)["order"] == "F"
