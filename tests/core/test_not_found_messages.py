@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import arraystore
-from arraystore.errors import ArrayNotFoundError
+from arraystore.errors import ArrayNotFoundError, MetadataError
 
 
 @pytest.mark.parametrize("name", ["missing.dat", "missing.npy", "missing.h5", "missing.zarr"])
@@ -26,3 +26,10 @@ def test_missing_key_in_existing_hdf5_names_the_key(tmp_path: Path) -> None:
     with pytest.raises(ArrayNotFoundError, match=r"exp.h5 exists, but holds no hdf5 array at 'nope'.*after '::'"):
         arraystore.open(f"{p}::nope")
     assert arraystore.open(f"{p}::/meta/temps").shape == (3,)
+
+
+def test_shards_that_are_not_multiples_of_the_chunks_name_the_axis_and_a_fix(tmp_path: Path) -> None:
+    with pytest.raises(MetadataError, match=r"axis 2: 96 is not a multiple of 64\): give shards=20,64,64") as caught:
+        arraystore.create(tmp_path / "a.zarr", (20, 128, 96), "<f4", chunks=(10, 32, 64), shards=(20, 64, 96))
+    assert ".partial" not in str(caught.value)  # the array being created, not its staging path
+    assert list(tmp_path.iterdir()) == []

@@ -411,9 +411,12 @@ class ZarrStore(ArrayStore):
             inner = auto_chunks(meta.shape, itemsize, meta.order)
         check_chunk_bytes(inner, itemsize, max_chunk_bytes, where)
         if shard_shape is not None and any(s % c for s, c in zip(shard_shape, inner)):
-            raise MetadataError(
-                f"{where}: expected shards that are whole multiples of the chunks, found shards {shard_shape} "
-                f"and chunks {inner}"
+            axes = "; ".join(f"axis {i}: {s} is not a multiple of {c}"
+                             for i, (s, c) in enumerate(zip(shard_shape, inner)) if s % c)
+            fitting = tuple(max(c, s - s % c) for s, c in zip(shard_shape, inner))
+            raise MetadataError(  # not named by `where`: the staging path of an array being created
+                f"expected shards that are whole multiples of the chunks, found shards {shard_shape} and chunks "
+                f"{inner} ({axes}): give shards={','.join(map(str, fitting))}, or chunks that divide the shards"
             )
         filters = [zarr.codecs.TransposeCodec(order=tuple(range(ndim))[::-1])] if meta.order == "F" and ndim > 1 else []
         reserved = {
