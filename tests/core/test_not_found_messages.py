@@ -33,3 +33,23 @@ def test_shards_that_are_not_multiples_of_the_chunks_name_the_axis_and_a_fix(tmp
         arraystore.create(tmp_path / "a.zarr", (20, 128, 96), "<f4", chunks=(10, 32, 64), shards=(20, 64, 96))
     assert ".partial" not in str(caught.value)  # the array being created, not its staging path
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_zarr_group_opened_as_an_array_lists_the_arrays_inside(tmp_path: Path) -> None:
+    import zarr
+
+    g = zarr.open_group(tmp_path / "g.zarr", mode="w")
+    g.create_array("a", shape=(4,), dtype="f4")
+    g.create_array("sub/b", shape=(4,), dtype="i2")
+    g.create_group("empty")
+    for path, listed, example in [
+        ("g.zarr", "/a, /sub/b", "g.zarr::/a"),
+        ("g.zarr::sub", "/sub/b", "g.zarr::/sub/b"),
+    ]:
+        with pytest.raises(MetadataError, match="found a Zarr group: its arrays include") as caught:
+            arraystore.open(tmp_path / path if "::" not in path else f"{tmp_path}/{path}")
+        assert listed in str(caught.value) and example in str(caught.value)
+    with pytest.raises(MetadataError, match="holds no Zarr v3 array"):
+        arraystore.open(f"{tmp_path}/g.zarr::empty")
+    with arraystore.open(f"{tmp_path}/g.zarr::/sub/b") as s:  # as the message says
+        assert s.shape == (4,)

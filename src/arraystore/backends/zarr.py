@@ -160,9 +160,51 @@ def _is_zip(path: Path) -> bool:
     return name.endswith(".zip") or name.endswith(".zip.partial") or (path.is_file() and zipfile.is_zipfile(path))
 
 
+def _is_group(node: Path) -> bool:
+    """True when ``node/zarr.json`` (small, checked already) says the node is a Zarr v3 group."""
+    import json
+
+    try:
+        return bool(json.loads((node / "zarr.json").read_bytes()).get("node_type") == "group")
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def _node_dir(location: Location) -> Path:
     key = check_key(location.key)
     return location.file / key if key else location.file
+
+
+#: Folders of a group :func:`_arrays_below` looks into at most (a hierarchy of millions is not walked for a message).
+_LISTED_FOLDERS = 2000
+
+
+def _arrays_below(node: Path, most: int = 10) -> list[str]:
+    """Paths (from ``node``) of up to ``most`` Zarr v3 arrays in the group at ``node``, in sorted order."""
+    import json
+
+    found: list[str] = []
+    todo, seen = [node], 0
+    while todo and len(found) < most and seen < _LISTED_FOLDERS:
+        folder = todo.pop(0)
+        seen += 1
+        try:
+            entries = sorted((e for e in os.scandir(folder) if e.is_dir(follow_symlinks=False)), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            meta = Path(entry.path) / "zarr.json"
+            try:
+                if meta.stat().st_size > 1 << 20:
+                    continue
+                kind = json.loads(meta.read_bytes()).get("node_type")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if kind == "array":
+                found.append("/" + Path(entry.path).relative_to(node).as_posix())
+            elif kind == "group":
+                todo.append(Path(entry.path))
+    return sorted(found)[:most]
 
 
 def _codec_text(codec: Any) -> str:
@@ -339,6 +381,13 @@ class ZarrStore(ArrayStore):
                     for name in ("zarr.json", ".zarray", ".zattrs"):
                         check_inside(root, node / name, where)
                         check_metadata_file(node / name)
+                    if _is_group(node):  # its metadata checked: small, inside
+                        base = "/" + key.strip("/") if key else ""
+                        arrays = [base + a for a in _arrays_below(node)]
+                        inside = (f"its arrays include {', '.join(arrays)}; name one after '::', e.g. "
+                                  f"'{location.file}::{arrays[0]}'" if arrays
+                                  else "it holds no Zarr v3 array; name an array inside it with '::/path/to/array'")
+                        raise MetadataError(f"{where}: expected a Zarr array, found a Zarr group: {inside}")
                     store = ModeKeepingLocalStore(location.file, read_only=(mode == "r"))
                 bounded = BoundedStore(store, where, key, root)
                 arr = zarr.open_array(bounded, path=key, mode="r" if mode == "r" else "r+")
