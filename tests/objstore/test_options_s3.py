@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import arraystore
-from arraystore.errors import OptionError
+from arraystore.errors import ArrayNotFoundError, OptionError
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -45,3 +45,12 @@ def test_opening_with_an_unknown_option_names_it(bucket: str, tmp_path: Path, su
     assert _keys(bucket) == before
     with arraystore.open(url) as s:
         assert np.array_equal(s[...], a)
+
+
+def test_a_bucket_that_does_not_exist_is_named(bucket: str, tmp_path: Path) -> None:
+    np.save(tmp_path / "a.npy", np.arange(5.0))
+    missing = "s3://arraystore-no-such-bucket-7f3a"
+    for make in (lambda: arraystore.convert(tmp_path / "a.npy", f"{missing}/a.zarr"),
+                 lambda: arraystore.create(f"{missing}/b.zarr", (3,), "<f4")):
+        with pytest.raises(ArrayNotFoundError, match=r"the bucket 'arraystore-no-such-bucket-7f3a' does not exist"):
+            make()

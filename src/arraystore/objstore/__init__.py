@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
@@ -318,11 +319,19 @@ def map_error(exc: BaseException, where: str, storage_options: Mapping[str, Any]
         import obstore.exceptions as oe
     except ImportError:  # pragma: no cover
         return None
-    if not isinstance(exc, oe.BaseError):
+    # obstore raises the builtin FileNotFoundError for a 404 on a GET, HEAD or PUT (not one of its own)
+    if not isinstance(exc, oe.BaseError) and not (isinstance(exc, FileNotFoundError) and "<Code>" in str(exc)):
         return None
     first = redact(str(exc), storage_options).strip().splitlines()
     detail = first[0][:300] if first else type(exc).__name__
-    if isinstance(exc, oe.NotFoundError):
+    if "<Code>NoSuchBucket</Code>" in str(exc):  # S3 and its imitators; obstore reports it as one more 404
+        named = re.search(r"<BucketName>([^<]{1,255})</BucketName>", str(exc))
+        bucket = f"{named.group(1)!r} " if named else ""
+        return ArrayNotFoundError(
+            f"{where}: the bucket {bucket}does not exist on this endpoint (NoSuchBucket); create it first (e.g. "
+            "`aws s3 mb`), or check the bucket's name and the endpoint (AWS_ENDPOINT_URL)"
+        )
+    if isinstance(exc, (oe.NotFoundError, FileNotFoundError)):
         return ArrayNotFoundError(f"{where}: no such object in the store ({detail})")
     if isinstance(exc, oe.AlreadyExistsError):
         return AlreadyExistsError(f"{where}: the object already exists ({detail})")
