@@ -56,6 +56,11 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     (r"overwrite=True", "--overwrite"),
     (r"resume=False", "--no-resume"),
     (r"resumes with resume=True", "resumes when the same command is run again"),
+    # Object-store settings: the command line takes them from the environment only.
+    (r"none in the environment or storage_options=, ", "none in the environment, "),
+    (r", or pass storage_options= \(for a public bucket: \{'skip_signature': True\}\)",
+     " (for a public bucket: AWS_SKIP_SIGNATURE=true)"),
+    (r" or storage_options=;", ";"),
     (r"verify=False", "--no-verify"),
     (r"max_memory=?", "--max-memory"),
     (r"max_bytes=?", "--max-memory"),
