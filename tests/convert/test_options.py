@@ -113,3 +113,12 @@ def test_a_misspelt_conversion_option_is_named(tmp_path: Path) -> None:
         arraystore.convert(src, tmp_path / "b.zarr", compresion="zstd")
     assert isinstance(caught.value, TypeError)  # as Python's own error for an unknown keyword
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy"]
+
+
+def test_a_byte_copy_says_it_uses_less_than_the_budget(tmp_path: Path) -> None:
+    np.save(tmp_path / "a.npy", np.zeros((1024, 256), "<f4"))
+    report = arraystore.convert(tmp_path / "a.npy", tmp_path / "b.npy", max_memory="1GiB")
+    assert report.plan["max_memory"] < 1 << 30  # the plan's own figure: what it uses
+    assert any(f"of the {1 << 30:,}-byte memory budget" in n for n in report.plan["notes"]), report.plan["notes"]
+    report = arraystore.convert(tmp_path / "a.npy", tmp_path / "c.npy", max_memory="16MiB")
+    assert not any("memory budget" in n for n in report.plan["notes"])

@@ -174,6 +174,9 @@ class _Conversion:
                 cap = per - per % slab
         if cap is None and method == "blocks" and self._compresses_chunk_files():
             cap = CHUNK_FILE_BLOCK_BYTES
+        if budget < self.budget:  # the plan's max_memory is what it uses, not what it was given
+            notes = [*notes, f"a byte copy uses {budget:,} bytes of the {self.budget:,}-byte memory budget: larger "
+                             "blocks copy no faster"]
         return plan_conversion(
             src_backend=src.backend, dst_backend=self.dst_cls.backend, shape=src.shape, dtype=src.dtype,
             order=src.order, chunks=chunks, shards=grid if self.shards is not None else None,
