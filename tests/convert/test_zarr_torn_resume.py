@@ -193,6 +193,33 @@ def test_a_staged_array_with_other_dimension_names_is_built_again(tmp_path: Path
         assert (s[...] == 2).all()
 
 
+@pytest.mark.parametrize(("first", "then"), [
+    ({"dimension_names": ("y", "x")}, {}),
+    ({"dimension_names": ("y", "x")}, {"dimension_names": ("a", "x")}),
+    ({}, {"dimension_names": ("y", "x")}),
+    ({"shards": (8, 16)}, {}),
+])
+def test_a_url_array_staged_for_another_creation_is_built_again(first: dict[str, Any], then: dict[str, Any]) -> None:
+    """In object storage too: ``create(..., resume=True)`` over an array staged with other dimension names or shards
+    builds it again (it was reused: the first creation's names and writes published); the same options resume."""
+    import uuid
+
+    where = f"memory:///critic/{uuid.uuid4().hex}.zarr"
+    s = arraystore.create(where, (32, 16), "<f4", chunks=(4, 16), **first)
+    s[:8] = 1
+    s.abandon()
+    s = arraystore.create(where, (32, 16), "<f4", chunks=(4, 16), resume=True, **first)
+    assert (s[:8] == 1).all() or "shards" in first  # the same creation: resumed (a sharded one is built again)
+    s.abandon()
+    with arraystore.create(where, (32, 16), "<f4", chunks=(4, 16), resume=True, **then) as s:
+        assert not s[...].any()
+        s[...] = 2
+    with arraystore.open(where) as s:
+        assert s.dimension_names in ((then["dimension_names"],) if "dimension_names" in then else (None, (None, None)))
+        assert s.shards == then.get("shards")  # type: ignore[attr-defined]
+        assert (s[...] == 2).all()
+
+
 def test_a_url_array_is_created_with_its_dimension_names() -> None:
     """``create("memory://...", dimension_names=...)`` records them (they were dropped without a word); a backend
     with nowhere to record them says so."""
