@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -136,3 +137,48 @@ def test_a_source_on_tmpfs_converts_exactly(monkeypatch: pytest.MonkeyPatch) -> 
         assert bytes_equal(read_back(str(base / "dst.zarr"))[0], data)
     finally:
         shutil.rmtree(base)
+
+
+@pytest.mark.parametrize("cold", [True, False])
+@pytest.mark.parametrize("put_back", [True, False])
+@pytest.mark.parametrize(("suffix", "dst_name", "compression"), [
+    (".dat", "dst.zarr", "zstd:1"), (".npy", "dst.zarr", None), (".npy", "dst.dat", None), (".dat", "dst.h5", None),
+])
+def test_source_rewritten_in_place_mid_conversion_is_a_typed_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cold: bool, put_back: bool, suffix: str, dst_name: str,
+    compression: str | None,
+) -> None:
+    """A byte-range source rewritten in place (same size; its modification time put back or not) after the first
+    blocks were read, from the disk (O_DIRECT) or the page cache: ConversionError, nothing published (an array of
+    old and new bytes was published, and reported as converted)."""
+    if dst_name.endswith(".h5"):
+        pytest.importorskip("h5py", reason="the hdf5 extra is not installed")
+    if cold:
+        _cold(monkeypatch)
+    data = np.random.default_rng(6).normal(size=(400, 64)).astype("<f8")
+    src = Path(write_source(tmp_path / f"src{suffix}", data))
+    data_file = src
+    if cold:
+        evict_from_page_cache(src)
+    calls = [0]
+
+    def rewrite(done: int, total: int) -> None:
+        calls[0] += 1
+        if calls[0] == 2:
+            st = data_file.stat()
+            time.sleep(0.02)  # a later status-change time on any file system clock (no assertion on time)
+            with open(data_file, "r+b") as f:
+                f.seek(st.st_size - 8 * 64)
+                f.write(np.full(64, 7.0, "<f8").tobytes())
+            if put_back:
+                os.utime(data_file, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    out = tmp_path / dst_name
+    opts: dict[str, Any] = {"max_memory": 96 * 1024}
+    if dst_name.endswith(".zarr"):
+        opts.update(chunks=(10, 64), compression=compression)
+    with pytest.raises(ConversionError, match="was modified while being converted"):
+        arraystore.convert(str(src), str(out), progress=rewrite, **opts)
+    assert calls[0] >= 2
+    assert not out.exists()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith((".partial", ".jsonl"))]
