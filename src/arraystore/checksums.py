@@ -35,7 +35,7 @@ import xxhash
 from ._corder import c_contiguous
 from ._open import open as open_store
 from .blocks import BlockPlan, plan_blocks
-from .errors import NotMemoryMappableError, VerificationError
+from .errors import NotMemoryMappableError, VerificationError, known_options
 from .store import ArrayStore
 
 __all__ = ["ALGORITHM", "StreamHasher", "block_digest", "block_digester", "c_streamable", "checksum", "verify"]
@@ -120,6 +120,7 @@ def c_order_plan(shape: tuple[int, ...], itemsize: int, max_bytes: int) -> Block
     return plan_blocks(shape, itemsize, max(max_bytes, itemsize), chunks=None, order="C")
 
 
+@known_options
 def checksum(
     store_or_path: ArrayStore | str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES, *, decoded: bool = False,
     workers: int = 1,
@@ -179,6 +180,7 @@ def _checksum_slabs(store: ArrayStore, max_bytes: int, tick: Any, decoded: bool,
     return h.result()
 
 
+@known_options
 def verify(
     path: ArrayStore | str | os.PathLike[str],
     against: ArrayStore | str | os.PathLike[str] | None = None,

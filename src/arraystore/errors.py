@@ -56,7 +56,13 @@ The tree::
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 __all__ = [
     "AccessError",
@@ -290,6 +296,25 @@ class OptionError(ArrayStoreError, TypeError):
             f"are {', '.join(known) or 'none'} (besides {call}()'s own parameters): check the spelling, or name "
             "another backend"
         )
+
+
+def known_options(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``func``, raising :class:`OptionError` (not a bare ``TypeError``) for a keyword argument it does not take."""
+    params = inspect.signature(func).parameters
+    names = {n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+
+    @functools.wraps(func)
+    def checked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        unknown = [k for k in kwargs if k not in names]
+        if unknown:
+            known = ", ".join(sorted(n for n in names if not n.startswith("_")))
+            raise OptionError(
+                f"{func.__name__}() got {', '.join(map(repr, unknown))}, which it does not take; its options are "
+                f"{known}: check the spelling"
+            )
+        return func(*args, **kwargs)
+
+    return checked
 
 
 class ReadOnlyError(ArrayStoreError, PermissionError):

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import arraystore
 from arraystore.checksums import StreamHasher
@@ -138,3 +140,40 @@ def test_sigkill_in_capped_blocks_then_resume(tmp_path: Path, monkeypatch: pytes
     assert report.blocks_resumed == len(done_before) and report.blocks_rewritten == 0
     assert report.verified and report.checksum == StreamHasher.of(data)
     np.testing.assert_array_equal(zarr.open_array(str(dst), mode="r")[...], data)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.integers(9, 120), cols=st.integers(3, 90), crow=st.integers(1, 40), ccol=st.integers(1, 90),
+       shard_mul=st.sampled_from([None, 2, 3]), order_name=st.sampled_from(["C", "F"]),
+       caps=st.tuples(st.sampled_from([512, 4096, 20_000]), st.sampled_from([512, 4096, 20_000])),
+       budgets=st.tuples(st.sampled_from([None, 200_000]), st.sampled_from([None, 300_000])),
+       stop=st.integers(1, 4), compression=st.sampled_from(["zstd:1", "blosc:lz4:5"]))
+def test_interrupted_then_resumed_with_another_cap_or_budget(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, rows: int, cols: int, crow: int,
+    ccol: int, shard_mul: int | None, order_name: str, caps: tuple[int, int], budgets: tuple[int | None, int | None],
+    stop: int, compression: str,
+) -> None:
+    """Chunks that do not divide the array, shards or not, a C or F source: interrupted after a few capped blocks,
+    then run again with another cap and another max_memory (another block plan): the array published is the
+    source's, verified, whatever the first run left in the journal and the staged chunk files."""
+    tmp = tmp_path_factory.mktemp("recap")
+    ccol = min(ccol, cols)
+    data = _data((rows, cols), rows * 1000 + cols)
+    order: Any = "F" if order_name == "F" else "C"
+    src = write_source(tmp / "src.dat", np.asfortranarray(data) if order == "F" else data, order=order)
+    dst = tmp / "dst.zarr"
+    opts: dict[str, Any] = {"chunks": (crow, ccol), "compression": compression}
+    if shard_mul is not None:
+        opts["shards"] = (crow * shard_mul, ccol)
+    monkeypatch.setattr(_run, "CHUNK_FILE_BLOCK_BYTES", caps[0])
+    first = {**opts, **({"max_memory": budgets[0]} if budgets[0] else {})}
+    try:
+        arraystore.convert(src, str(dst), progress=stop_after(stop), **first)
+    except Stop:
+        pass
+    monkeypatch.setattr(_run, "CHUNK_FILE_BLOCK_BYTES", caps[1])
+    then = {**opts, **({"max_memory": budgets[1]} if budgets[1] else {})}
+    report = arraystore.convert(src, str(dst), verify=True, overwrite=dst.exists(), **then)
+    assert report.verified and report.checksum == StreamHasher.of(data)
+    np.testing.assert_array_equal(zarr.open_array(str(dst), mode="r")[...], data)
+    assert not [p.name for p in tmp.iterdir() if p.name.endswith((".partial", ".jsonl"))]

@@ -170,6 +170,70 @@ def test_a_staged_array_made_with_other_creation_options_is_not_reused(tmp_path:
     assert z.shards == then.get("shards") and (z[...] == 2).all()
 
 
+@pytest.mark.parametrize("suffix", [".zarr", ".h5"])
+@pytest.mark.parametrize(("first", "then"), [
+    (("y", "x"), None),
+    (("y", None), None),
+    (None, ("y", "x")),
+    (("y", "x"), ("x", "y")),
+])
+def test_a_staged_array_with_other_dimension_names_is_built_again(tmp_path: Path, suffix: str, first: Any,
+                                                                   then: Any) -> None:
+    """Every backend that records dimension names: ``create(..., resume=True)`` asking for none over an array staged
+    with names (or for others) builds it again; the resumed array was published with the first creation's names."""
+    where = str(tmp_path / f"a{suffix}")
+    s = arraystore.create(where, (32, 16), "<f4", chunks=(4, 16), dimension_names=first)
+    s[:8] = 1
+    s.abandon()
+    with arraystore.create(where, (32, 16), "<f4", chunks=(4, 16), resume=True, dimension_names=then) as s:
+        assert not s[...].any()
+        s[...] = 2
+    with arraystore.open(where) as s:
+        assert s.dimension_names in ((then, None) if then is None else (then,))
+        assert (s[...] == 2).all()
+
+
+@pytest.mark.parametrize(("first", "then"), [
+    ({"dimension_names": ("y", "x")}, {}),
+    ({"dimension_names": ("y", "x")}, {"dimension_names": ("a", "x")}),
+    ({}, {"dimension_names": ("y", "x")}),
+    ({"shards": (8, 16)}, {}),
+])
+def test_a_url_array_staged_for_another_creation_is_built_again(first: dict[str, Any], then: dict[str, Any]) -> None:
+    """In object storage too: ``create(..., resume=True)`` over an array staged with other dimension names or shards
+    builds it again (it was reused: the first creation's names and writes published); the same options resume."""
+    import uuid
+
+    where = f"memory:///critic/{uuid.uuid4().hex}.zarr"
+    s = arraystore.create(where, (32, 16), "<f4", chunks=(4, 16), **first)
+    s[:8] = 1
+    s.abandon()
+    s = arraystore.create(where, (32, 16), "<f4", chunks=(4, 16), resume=True, **first)
+    assert (s[:8] == 1).all() or "shards" in first  # the same creation: resumed (a sharded one is built again)
+    s.abandon()
+    with arraystore.create(where, (32, 16), "<f4", chunks=(4, 16), resume=True, **then) as s:
+        assert not s[...].any()
+        s[...] = 2
+    with arraystore.open(where) as s:
+        assert s.dimension_names in ((then["dimension_names"],) if "dimension_names" in then else (None, (None, None)))
+        assert s.shards == then.get("shards")  # type: ignore[attr-defined]
+        assert (s[...] == 2).all()
+
+
+def test_a_url_array_is_created_with_its_dimension_names() -> None:
+    """``create("memory://...", dimension_names=...)`` records them (they were dropped without a word); a backend
+    with nowhere to record them says so."""
+    from arraystore.errors import BackendError
+
+    where = "memory:///critic/named.zarr"
+    with arraystore.create(where, (4, 3), "<f4", dimension_names=("y", "x")) as s:
+        s[...] = 1
+    with arraystore.open(where) as s:
+        assert s.dimension_names == ("y", "x")
+    with pytest.raises(BackendError, match="dimension_names"):
+        arraystore.create("memory:///critic/named.npy", (4, 3), "<f4", dimension_names=("y", "x"))
+
+
 def test_a_shared_handle_on_a_sharded_staged_array_opens(tmp_path: Path) -> None:
     from arraystore._open import share_staged
 

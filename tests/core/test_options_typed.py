@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -37,3 +39,26 @@ def test_opening_with_an_unknown_option_names_it_and_the_known_ones(tmp_path: Pa
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
     with arraystore.open(path) as s:  # untouched, and not left locked
         assert np.array_equal(s[...], np.arange(12, dtype="<f4").reshape(4, 3))
+
+
+def test_every_public_function_names_a_misspelt_keyword(tmp_path: Path) -> None:
+    """The public functions with a fixed signature (checksum, verify, migrate, locality) raise OptionError (a
+    TypeError and an ArrayStoreError) naming the keyword and the ones they take, not a bare TypeError; nothing is
+    written."""
+    from arraystore.migration import migrate
+
+    src = tmp_path / "a.npy"
+    np.save(src, np.arange(6, dtype="<f4"))
+    bad: dict[str, Any] = {"worker": 2}  # misspelt on purpose: not in any signature
+    calls: dict[str, Callable[[], object]] = {
+        "checksum": lambda: arraystore.checksum(src, **bad),
+        "verify": lambda: arraystore.verify(src, **bad),
+        "migrate": lambda: migrate(tmp_path, tmp_path / "out", to="npy", **bad),
+        "locality": lambda: arraystore.locality(str(src), **bad),
+    }
+    for name, call in calls.items():
+        with pytest.raises(OptionError, match=rf"{name}\(\) got 'worker', which it does not take; its options are ") as e:
+            call()
+        assert isinstance(e.value, TypeError)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy"]
+    assert arraystore.checksum(src, workers=1) == arraystore.checksum(src)  # known keywords still pass

@@ -124,3 +124,64 @@ def test_bounds_on_real_looking_signals(kind: str, dtype: str) -> None:
         for above in (0.0, 0.05, 0.1, 0.3, 0.5):
             assert _lower_bound(windows, read_as, above, 2048) <= exact + _SLACK
             assert _lower_bound(windows, read_as, above) <= exact + _SLACK
+
+
+def _adversarial(dt: np.dtype, pool: str, n: int, seed: int) -> np.ndarray:
+    """``n`` values of ``dt`` drawn from a hostile pool: NaN/inf mixes, denormals, one value repeated, alternating
+    signs, the integer extremes, or those pools mixed with plain values."""
+    rng = np.random.default_rng(seed)
+    native = dt.newbyteorder("=")
+    if native.kind in "fc":
+        fi = np.finfo(native)
+        pools = {
+            "naninf": [np.nan, np.inf, -np.inf, 0.0, -0.0],
+            "denormal": [fi.smallest_subnormal * k for k in (1, 2, 3, 1000)] + [0.0, -fi.smallest_subnormal],
+            "equal": [1.5],
+            "alternating": [1.0, -1.0],
+            "extremes": [fi.max, -fi.max, fi.smallest_normal, fi.eps],
+        }
+    else:
+        ii = np.iinfo(native)
+        pools = {
+            "naninf": [ii.min, ii.max, 0],
+            "denormal": [0, 1, -1 if ii.min < 0 else 2],
+            "equal": [ii.max // 3],
+            "alternating": [ii.max, ii.min],
+            "extremes": [ii.min, ii.max, ii.min + 1, ii.max - 1],
+        }
+    chosen = pools[pool.removesuffix("+real")]
+    values = np.array(chosen, dtype=native) if native.kind in "iu" else np.array(chosen).astype(native)
+    out = values[rng.integers(0, len(values), n)] if pool != "alternating" else np.resize(values, n)
+    if pool.endswith("+real"):
+        mask = rng.random(n) < 0.5
+        out[mask] = make("sensor", native, n, seed)[mask].astype(native)
+    return out.astype(dt)
+
+
+POOLS = ["naninf", "denormal", "equal", "alternating", "extremes", "naninf+real", "denormal+real", "extremes+real"]
+
+
+@given(pool=st.sampled_from(POOLS), dtype=st.sampled_from(DTYPES), order=st.sampled_from("<>"),
+       seed=st.integers(0, 2**16), n=st.integers(1, 20_000),
+       weak=st.sampled_from([(True, True), (True, False), (False, True)]))
+def test_same_decision_on_adversarial_value_distributions(
+    tmp_path_factory: pytest.TempPathFactory, pool: str, dtype: str, order: str, seed: int, n: int,
+    weak: tuple[bool, bool],
+) -> None:
+    """NaN/inf mixes, denormals, all-equal values, alternating signs and the integer extremes (alone or mixed with a
+    real-looking signal): the shortcut decides and reports as the full check, and its bounds are bounds."""
+    true = np.dtype(dtype).newbyteorder(order)
+    data = _adversarial(true, pool, n, seed).tobytes()
+    path = tmp_path_factory.mktemp("adversarial") / "x.dat"
+    path.write_bytes(data)
+    byteorder_weak, dtype_weak = weak
+    windows = [data[:65536], data[65536:]]
+    for read_as in _readings(true):
+        full = check_reading(path, read_as, 0, len(data), byteorder_weak=byteorder_weak, dtype_weak=dtype_weak)
+        got, _whole = contradiction(path, read_as, 0, len(data), byteorder_weak=byteorder_weak, dtype_weak=dtype_weak)
+        assert got == (full if full is not None and full.contradicted else None)
+        exact = score(windows, read_as).score
+        assert _upper_bound(windows, read_as) + _SLACK >= exact
+        for above in (0.0, 0.1, 0.5):
+            assert _lower_bound(windows, read_as, above) <= exact + _SLACK
+            assert _lower_bound(windows, read_as, above, 1024) <= exact + _SLACK

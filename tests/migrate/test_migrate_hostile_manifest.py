@@ -197,3 +197,55 @@ def test_a_torn_line_is_cut_before_new_lines_are_appended(tmp_path: Path) -> Non
     m.append(FileRecord(source="d.dat", status="failed"))
     m.close()
     assert set(Manifest(path).read()) == {"a.dat", "c.dat", "d.dat"}  # no torn line left in the middle
+
+
+def test_a_suffixless_file_beside_a_recorded_stem_gets_a_destination_of_its_own(tmp_path: Path) -> None:
+    """``x.dat`` converted to ``x.npy``, then a suffix-less ``x`` added: ``x`` gets ``x.2.npy`` (its stem and
+    whole-name forms are both ``x.npy``; it failed with "exists and does not hold this file's data")."""
+    src = tmp_path / "src"
+    src.mkdir()
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rule]]\nglob = "**"\ndtype = "float32"\n')
+    np.arange(4, dtype="<f4").tofile(src / "x.dat")
+    dst = tmp_path / "dst"
+    kw: dict[str, Any] = {"to": "npy", "workers": 1, "rules": rules, "include": ["*"]}
+    assert migrate(src, dst, **kw).counts["converted"] == 1
+    np.arange(10, 16, dtype="<f4").tofile(src / "x")
+    report = migrate(src, dst, **kw)
+    by = {r.source: r for r in report.records}
+    assert by["x"].status == "converted" and by["x"].destination == "x.2.npy"
+    assert by["x.dat"].status == "skipped" and by["x.dat"].destination == "x.npy"
+    np.testing.assert_array_equal(np.load(dst / "x.npy"), np.arange(4, dtype="<f4"))
+    np.testing.assert_array_equal(np.load(dst / "x.2.npy"), np.arange(10, 16, dtype="<f4"))
+    assert migrate(src, dst, **kw).counts["converted"] == 0
+
+
+_NAMES = st.sampled_from(["x", "x.dat", "x.raw", "x.dat.dat", "x.2", "x.2.dat", "a/x", "a/x.dat", "y.bin"])
+
+
+@given(
+    names=st.lists(_NAMES, min_size=1, max_size=6, unique=True),
+    previous=st.dictionaries(
+        _NAMES,
+        st.one_of(
+            st.sampled_from(["x.npy", "x.dat.npy", "x.2.npy", "x.3.npy", "x.dat.2.npy", "a/x.npy", "../v", "y.npy"]),
+            _NAMES.map(lambda n: n + ".npy"),
+        ),
+        max_size=4,
+    ),
+)
+def test_destination_names_are_distinct_own_and_keep_what_they_can(names: list[str], previous: dict[str, str]) -> None:
+    """Whatever an earlier run (or a tampered manifest) recorded: no two sources share a destination, each is one
+    of the forms the source may have, and a recorded one of those forms is kept unless another source kept it."""
+    from arraystore.migration._discover import _is_own_name
+
+    got = destination_names(names, ".npy", previous)
+    assert set(got) == set(names)
+    assert len(set(got.values())) == len(names)
+    for n, d in got.items():
+        assert _is_own_name(n, d, ".npy") and d.endswith(".npy") and not d.startswith(("/", ".."))
+    for n in names:
+        rec = previous.get(n)
+        if rec is not None and _is_own_name(n, rec, ".npy") and got[n] != rec:
+            assert any(previous.get(m) == rec and got[m] == rec for m in names if m < n)
+    assert destination_names(list(reversed(names)), ".npy", previous) == got

@@ -532,6 +532,40 @@ def test_a_small_file_changed_after_its_check_is_not_converted_from_the_checked_
     assert not (tmp_path / "dst" / "s_float32.npy").exists()
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_small_file_rewritten_with_its_size_and_mtime_put_back_is_not_converted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """A file rewritten after its check with bytes of the same size, its modification time put back with
+    ``os.utime``: its status-change time differs from its resolution's, so it fails with SourceChangedError (the
+    checked bytes were copied before, or the new unchecked ones) and nothing is published; a rerun converts the new
+    bytes."""
+    src = tmp_path / "src"
+    src.mkdir()
+    path = src / "s_float32.dat"
+    (np.arange(1000, dtype="<f4") + 1).tofile(path)
+    real_run_job = _job._run_job
+    new = np.linspace(-1, 1, 1000, dtype="<f4")
+
+    def rewrite_first(job: _job.Job) -> FileRecord:
+        st = path.stat()
+        time.sleep(0.02)  # a later status-change time on every file system clock (not an assertion on time)
+        path.write_bytes(new.tobytes())
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert (path.stat().st_size, path.stat().st_mtime_ns) == (job.size, job.mtime_ns)
+        return real_run_job(job)
+
+    monkeypatch.setattr(_job, "_run_job", rewrite_first)
+    report = migrate(src, tmp_path / "dst", to="npy", workers=workers)
+    rec = report.records[0]
+    assert rec.status == "failed" and rec.error is not None and rec.error["type"] == "SourceChangedError"
+    assert not (tmp_path / "dst" / "s_float32.npy").exists()
+    monkeypatch.setattr(_job, "_run_job", real_run_job)
+    again = migrate(src, tmp_path / "dst", to="npy", workers=workers)
+    assert again.records[0].status == "converted"
+    np.testing.assert_array_equal(np.load(tmp_path / "dst" / "s_float32.npy"), new)
+
+
 def test_discovery_lists_the_sizes_of_regular_data_files_only(tmp_path: Path) -> None:
     """The sizes the pool's batches are cut by come from discovery's lstat for regular files; a link is
     left out (its target's size is read when the files are sized)."""

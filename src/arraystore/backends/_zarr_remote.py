@@ -612,7 +612,17 @@ def _resume(
     if store._reserved.get("overwriting") and not writes_every_chunk:
         _drop_handle(store)
         return None
+    shards = options.get("shards")
+    if (_named(store.dimension_names) != _named(options.get("dimension_names"))
+            or store.shards != (None if shards is None else tuple(shards))):
+        _drop_handle(store)  # staged for another creation (other names or shards): built again
+        return None
     return _as_staged(store, meta, chunks)
+
+
+def _named(names: Any) -> tuple[str | None, ...] | None:
+    """``names`` as a tuple, or None when no axis is named."""
+    return None if names is None or all(n is None for n in names) else tuple(names)
 
 
 def _as_staged(store: RemoteZarrStore, meta: ArrayMeta, chunks: Any) -> RemoteZarrStore | None:

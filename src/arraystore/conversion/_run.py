@@ -217,6 +217,7 @@ class _Conversion:
         if self.sampler is not None and plan.nbytes >= SAMPLE_THREAD_MIN:
             self.sampler.start()
         jpath = journal_path(self.dst_loc)
+        before = self._src_file_state()
         fingerprint = source_fingerprint(parse_location(src.path), src.backend, src.meta.to_dict(), src._version())
         if self.dst_loc.remote:  # objects cannot be appended to: the journal lives under the destination prefix
             from ..objstore._journal import RemoteJournal
@@ -276,6 +277,8 @@ class _Conversion:
                 plan.method, self.compression is not None, plan.workers, self._read_ahead and plan.method == "blocks")
             with self._store_errors():
                 value = self._move(dst, dst_region, plan, journal, report, direct)
+            if self._src_file_state() != before:
+                raise _SourceModified("its data file was written to while its blocks were read")
             if value is None:  # not streamable in C order: one pass over the source
                 value = checksum(src, max_bytes=max(plan.blocks.block_bytes, 1 << 20), workers=self.workers)
             report.checksum = value
@@ -311,14 +314,29 @@ class _Conversion:
                 dst.discard()
                 journal.remove()
             if isinstance(exc, EOFError):
+                what = "was modified" if isinstance(exc, _SourceModified) else "changed size"
                 raise ConversionError(
-                    f"{src.path}: the source changed size while being converted ({exc}); nothing was published. "
+                    f"{src.path}: the source {what} while being converted ({exc}); nothing was published. "
                     "Convert it again once it is no longer being written"
                 ) from exc
             raise
         dst.close()  # publishes: flush (+ fsync when durable), rename into place
         journal.remove()
         return report
+
+    def _src_file_state(self) -> tuple[int, int, int] | None:
+        """Size, modification and status-change time of a byte-range source's data file (None: another source).
+
+        Compared after the last block is read: a file rewritten in place meanwhile (same size, even with its
+        modification time put back) would give an array of old and new bytes.
+        """
+        if self._src_region is None:
+            return None
+        try:
+            st = os.stat(self._src_region[0])
+        except OSError:
+            return (-1, -1, -1)
+        return st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
     def _dst_url_class(self) -> type[ArrayStore]:
         from ..objstore._dispatch import url_class
@@ -501,3 +519,7 @@ def run_conversion(
     report.baseline_memory = sampler.baseline.anon
     report.peak_file_memory = sampler.peak_file
     return report
+
+
+class _SourceModified(EOFError):
+    """A byte-range source's data file changed while the conversion read it (see ``_src_file_state``)."""

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import sys
 
+from ..errors import known_options
 from ._objstore import object_locality
 from ._types import Locality, from_category
 
 __all__ = ["locality"]
 
 
+@known_options
 def locality(path: str | os.PathLike[str]) -> Locality:
     """What file system ``path`` is on, whether it is network-backed, and the advice for memory maps.
 

@@ -196,33 +196,50 @@ def destination_names(
     rename the ``x.zarr`` already written for ``x.dat``; a new name that would collide with
     one already taken gets the whole-name form.
 
-    A recorded destination is only kept when it is one of the two names this function
-    gives that source (``x.zarr`` or ``x.dat.zarr``): a manifest never steers a write
-    elsewhere (``../victim``, an absolute path, another file's output).
+    A recorded destination is only kept when it is one this function may give that source
+    (``x.zarr``, ``x.dat.zarr``, or ``x.dat.2.zarr`` below) and no other source's kept
+    destination: a manifest never steers a write elsewhere (``../victim``, an absolute
+    path, another file's output).
+
+    A name whose whole-name form is taken too (a suffix-less ``x`` beside ``x.dat`` whose
+    recorded destination is ``x.zarr``) gets the first free ``x.2.zarr``, ``x.3.zarr``...
     """
-    previous = {
-        n: d for n, d in (previous or {}).items() if isinstance(d, str) and d in _own_names(n, suffix)
-    }
+    kept: dict[str, str] = {}
+    taken: set[str] = set()
+    for n in sorted(set(names) & set(previous or {})):
+        d = (previous or {})[n]
+        if isinstance(d, str) and d not in taken and _is_own_name(n, d, suffix):
+            kept[n] = d
+            taken.add(d)
     stems: dict[str, list[str]] = {}
     for name in names:
         stems.setdefault(_stem(name), []).append(name)
     out: dict[str, str] = {}
-    taken = {previous[n] for n in names if n in previous}
     for name in sorted(names):
-        if name in previous:
-            out[name] = previous[name]
+        if name in kept:
+            out[name] = kept[name]
             continue
         dest = _stem(name) + suffix if len(stems[_stem(name)]) == 1 else name + suffix
         if dest in taken:
             dest = name + suffix
+        k = 2
+        while dest in taken:
+            dest = f"{name}.{k}{suffix}"
+            k += 1
         taken.add(dest)
         out[name] = dest
     return out
 
 
-def _own_names(name: str, suffix: str) -> tuple[str, str]:
-    """The two destinations :func:`destination_names` may give ``name``."""
-    return (_stem(name) + suffix, name + suffix)
+def _is_own_name(name: str, dest: str, suffix: str) -> bool:
+    """Whether :func:`destination_names` may give ``name`` the destination ``dest``."""
+    if dest in (_stem(name) + suffix, name + suffix):
+        return True
+    head = name + "."
+    if not (dest.startswith(head) and dest.endswith(suffix)):
+        return False
+    k = dest[len(head) : len(dest) - len(suffix)]
+    return k.isascii() and k.isdigit() and not k.startswith("0") and int(k) >= 2
 
 
 def _stem(name: str) -> str:

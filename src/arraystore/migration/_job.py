@@ -54,6 +54,9 @@ class Job:
     backend: str
     size: int
     mtime_ns: int
+    ctime_ns: int = 0
+    """The source's status-change time when resolved (0: not known): a rewrite whose size and modification time were
+    put back (``os.utime``) still changes it."""
     resolution: dict[str, Any] = field(default_factory=dict)
     options: ConvertOptions = field(default_factory=lambda: ConvertOptions(verify=True, workers=1))
     """What the conversion is asked to make (backend, overwrite and resume are set per job)."""
@@ -120,10 +123,11 @@ def _unchanged(job: Job, st: os.stat_result | None = None) -> str | None:
     """Why the source differs from when it was resolved (its stat ``st``, read here if not given), or None."""
     if st is None:
         st = os.stat(job.src_path)
-    if (st.st_size, st.st_mtime_ns) != (job.size, job.mtime_ns):
+    if (st.st_size, st.st_mtime_ns) != (job.size, job.mtime_ns) or job.ctime_ns not in (0, st.st_ctime_ns):
         return (
             f"{job.src_path} changed while the migration ran (size {job.size:,} -> {st.st_size:,} bytes, or "
-            "its modification time); it is not converted: rerun the migration once it is no longer written"
+            "its modification or status-change time); it is not converted: rerun the migration once it is no "
+            "longer written"
         )
     return None
 

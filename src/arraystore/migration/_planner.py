@@ -214,7 +214,8 @@ class _Planner:
             Job(
                 source=name, src_path=str(data.absolute()), meta=meta.to_dict(), offset=offset, own_sidecar=False,
                 dst_path=self.output(name), destination=name, backend=self.backend,
-                size=st.st_size, mtime_ns=st.st_mtime_ns, options=self.job_options, virtual=True,
+                size=st.st_size, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, options=self.job_options,
+                virtual=True,
                 resolution={"status": "resolved", "dialect": meta.attrs.get("dialect"), "decode": decoder,
                             **meta.to_dict()},
                 copy=reason, decode=decoder,
@@ -308,6 +309,7 @@ class _Planner:
                 overwrite=overwrite,
                 recheck=recheck,
                 **base,
+                ctime_ns=st.st_ctime_ns,
                 options=self.job_options,
                 virtual=self.virtual.get("virtual", False),
                 checksum=self.virtual.get("checksum", True),

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from .. import _fsutil
 from ..conversion import ConvertOptions
-from ..errors import ArrayNotFoundError, BackendError, MetadataError, StorageFullError
+from ..errors import ArrayNotFoundError, BackendError, MetadataError, StorageFullError, known_options
 from ..objstore import default_storage_options
 from ..registry import backend_class, target_names
 from ._discover import DEFAULT_INCLUDE, discover
@@ -310,6 +310,7 @@ def _write_outputs(
     _fsutil.atomic_write_bytes(dst / SUMMARY_NAME, report.summary().encode() + b"\n", durable=durable)
 
 
+@known_options
 @fewer_collections()
 def migrate(
     src_dir: str | os.PathLike[str],
