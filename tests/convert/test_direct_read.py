@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,29 @@ def test_a_file_system_refusing_direct_reads_is_read_through_the_cache(tmp_path:
     assert len(refused) == 1 and report.blocks_total > 4
     assert bytes_equal(read_back(str(tmp_path / "dst.zarr"))[0], data)
     assert report.checksum == StreamHasher.of(data)
+
+
+@pytest.mark.skipif("zarr" not in BACKENDS, reason="zarr is not installed")
+@pytest.mark.parametrize("err", [errno.EINVAL, errno.EIO])
+def test_a_direct_read_failing_part_way_is_read_through_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   err: int) -> None:
+    """A direct read that fails after its first bytes (or with an I/O error): read through the page cache, whose read
+    reports a real fault as any read does; here the file is fine, so the result is the source."""
+    _cold(monkeypatch, "cold")
+    failed: list[int] = []
+
+    def fail(fd: int, buf: object, offset: int, nbytes: int) -> None:
+        failed.append(offset)
+        raise OSError(err, os.strerror(err))
+
+    monkeypatch.setattr(_movers, "pread_direct", fail)
+    monkeypatch.setattr(_movers, "open_direct", lambda path: os.open(path, os.O_RDONLY))
+    data = np.random.default_rng(5).normal(size=(300, 64)).astype("<f8")
+    src = write_source(tmp_path / "src.dat", data)
+    report = arraystore.convert(src, str(tmp_path / "dst.zarr"), chunks=(20, 64), compression="zstd:1",
+                                max_memory=96 * 1024, verify=True)
+    assert len(failed) == 1 and report.blocks_total > 4
+    assert bytes_equal(read_back(str(tmp_path / "dst.zarr"))[0], data)
 
 
 @pytest.mark.skipif("zarr" not in BACKENDS, reason="zarr is not installed")

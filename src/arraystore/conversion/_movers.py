@@ -380,7 +380,13 @@ class BlockMover:
         """
         assert self._direct_fd is not None
         buf = self._buffers.take(nbytes + 3 * DIRECT_ALIGN)
-        block = pread_direct(self._direct_fd, buf, offset, nbytes)
+        try:
+            block = pread_direct(self._direct_fd, buf, offset, nbytes)
+        except EOFError:
+            self._buffers.give_back(buf)
+            raise
+        except OSError:  # refused part way, or failed: the read through the page cache reports a real fault
+            block = None
         if block is None:
             self._buffers.give_back(buf)
             os.close(self._direct_fd)
