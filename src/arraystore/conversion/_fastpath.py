@@ -47,7 +47,6 @@ from .._iocost import libc_mincore
 __all__ = [
     "CACHE_SHARE",
     "COLD_SHARE",
-    "DIRECT_ALIGN",
     "DROP_BEHIND_MIN",
     "KERNEL_COPY",
     "WINDOW",
@@ -56,8 +55,6 @@ __all__ = [
     "cache_regime",
     "copy_range",
     "drop_cache",
-    "open_direct",
-    "pread_direct",
     "pread_into",
     "pwrite_all",
     "reserve",
@@ -349,55 +346,6 @@ def pread_into(fd: int, buf: memoryview, offset: int) -> None:
         if n == 0:
             raise EOFError(f"file ended {len(view) - done:,} bytes early at offset {offset + done:,}")
         done += n
-
-
-#: Alignment of ``O_DIRECT`` reads (their offset, length and buffer): a page, a multiple of any disk's logical block.
-DIRECT_ALIGN = 4096
-
-
-def open_direct(path: str) -> int | None:
-    """A descriptor reading ``path`` past the page cache (``O_DIRECT``), or None where the platform or the filesystem
-    refuses one."""
-    flag = getattr(os, "O_DIRECT", 0)
-    if not flag:
-        return None
-    try:
-        return os.open(path, os.O_RDONLY | flag)
-    except OSError:
-        return None
-
-
-def pread_direct(fd: int, buf: Any, offset: int, nbytes: int) -> Any | None:
-    """Read ``nbytes`` at ``offset`` through ``fd`` (from :func:`open_direct`) into ``buf`` and return the view of
-    ``buf`` (a uint8 numpy array of at least ``nbytes + 3 * DIRECT_ALIGN`` bytes) that holds them.
-
-    The disk writes straight into the buffer: no copy out of the page cache and no page cache pages
-    to allocate and reclaim for a source read once. The read covers the enclosing aligned range,
-    so any ``offset`` and ``nbytes`` work. None when the filesystem refuses the read (``EINVAL``
-    before a byte is read: read the range otherwise); a short file raises ``EOFError``.
-    """
-    pad = -int(buf.ctypes.data) % DIRECT_ALIGN
-    lo = offset - offset % DIRECT_ALIGN
-    skip = offset - lo
-    need = skip + nbytes
-    span = -(-need // DIRECT_ALIGN) * DIRECT_ALIGN
-    if buf.size < pad + span:
-        raise ValueError(f"pread_direct: a buffer of {buf.size} bytes cannot hold {nbytes} aligned bytes")
-    view = memoryview(buf[pad : pad + span])
-    done = 0
-    while done < need:
-        try:
-            n = os.preadv(fd, [view[done:]], lo + done)
-        except OSError as exc:
-            if exc.errno == errno.EINVAL and done == 0:
-                return None
-            raise
-        # O_DIRECT reads return short (an unaligned count) only at the end of the file
-        if n == 0 or (n % DIRECT_ALIGN and done + n < need):
-            done += n
-            raise EOFError(f"file ended {need - done:,} bytes early at offset {lo + done:,}")
-        done += n
-    return buf[pad + skip : pad + skip + nbytes]
 
 
 def pwrite_all(fd: int, buf: memoryview, offset: int, path: str) -> None:

@@ -23,7 +23,6 @@ from ..errors import ArrayStoreError, NotMemoryMappableError
 from ..store import ArrayStore
 from ._fastpath import (
     COLD_SHARE,
-    DIRECT_ALIGN,
     WINDOW,
     CacheRegime,
     DropBehindWriter,
@@ -31,8 +30,6 @@ from ._fastpath import (
     cache_regime,
     copy_range,
     drop_cache,
-    open_direct,
-    pread_direct,
     pread_into,
     pwrite_all,
     reserve,
@@ -218,8 +215,7 @@ class BlockMover:
 
     def __init__(self, src: ArrayStore, dst: ArrayStore, plan: ConversionPlan,
                  src_region: tuple[str, int] | None, dst_region: tuple[str, int] | None, *,
-                 durable: bool = False, workers: int = 1, chunk_files: bool = False,
-                 direct_reads: bool = False) -> None:
+                 durable: bool = False, workers: int = 1, chunk_files: bool = False) -> None:
         self.src, self.dst, self.plan = src, dst, plan
         self.workers = workers
         # A Zarr source (not a byte range) whose chunks we can decode: fetched and decoded on ``workers`` threads.
@@ -232,9 +228,6 @@ class BlockMover:
         self._src_region = src_region
         self._src_fd = os.open(self._src_region[0], os.O_RDONLY) if self._src_region else None
         self.source_cold = self._source_cold()
-        #: Blocks of a source read from the disk, read past the page cache (``O_DIRECT``): see :meth:`_read_src`.
-        self._direct_fd = (open_direct(self._src_region[0]) if direct_reads and self.source_cold
-                           and self._src_region is not None else None)
         self.regime: CacheRegime = cache_regime(plan.nbytes, available_memory(), durable, self.source_cold,
                                                 decoded=self._chunk_reader is not None and dst_region is not None,
                                                 chunk_files=chunk_files)
@@ -276,17 +269,9 @@ class BlockMover:
         notes.append(f"page cache: {self.regime}")
         if self.reads_chunks:
             notes.append(f"source chunks fetched and decoded here on {self.workers} threads")
-        if self.reads_direct:
-            notes.append("source read from the disk past the page cache (O_DIRECT)")
 
     def account(self, report: ConversionReport) -> None:
         """Add what ``report`` says once every block moved."""
-
-    @property
-    def reads_direct(self) -> bool:
-        """True when source blocks are read past the page cache (``O_DIRECT``): a byte-range source read from the
-        disk into chunks written here."""
-        return self._direct_fd is not None
 
     @property
     def reads_chunks(self) -> bool:
@@ -356,42 +341,12 @@ class BlockMover:
                 return block
             return np.asarray(src[sel])
         off, n = rng
-        if pooled and self._direct_fd is not None:
-            direct = self._read_direct(self._src_region[1] + off, n)
-            if direct is not None:
-                return direct.view(src.dtype).reshape(shape, order=src.order)  # type: ignore[no-any-return]
         count = math.prod(shape)
         flat = (self._buffers.take(n).view(src.dtype) if pooled else np.empty(count, src.dtype))
         pread_into(self._src_fd, flat.view(np.uint8).data, self._src_region[1] + off)
         if self._drop:
             drop_cache(self._src_fd, self._src_region[1] + off, n)
         return flat.reshape(shape, order=src.order)  # type: ignore[call-overload, no-any-return]
-
-    def _read_direct(self, offset: int, nbytes: int) -> np.ndarray[Any, Any] | None:
-        """``nbytes`` of the source at ``offset`` read with ``O_DIRECT`` into a pooled buffer (a view of it), or None
-        once the filesystem refused such a read (then the source is read through the page cache from now on).
-
-        A source read once from the disk gains nothing from the page cache: the copy out of it (``_copy_to_iter``)
-        and its fresh pages are gone, and the disk has the whole block's requests in flight at once. A cold 1 GiB
-        random float32 source into Zarr chunks on the 2-core VM, seven alternated runs each (medians, under a load
-        average of 3-5, lower in six runs of seven): 1.70 CPU s per GiB against 1.87 through the cache (zstd:3),
-        1.23 against 1.31 (blosc-lz4); the bare overlapped chunk writer (``tools/bench_convert.py``
-        ``zstd_write_overlap``, five runs) 1.38 against 1.47.
-        """
-        assert self._direct_fd is not None
-        buf = self._buffers.take(nbytes + 3 * DIRECT_ALIGN)
-        try:
-            block = pread_direct(self._direct_fd, buf, offset, nbytes)
-        except EOFError:
-            self._buffers.give_back(buf)
-            raise
-        except OSError:  # refused part way, or failed: the read through the page cache reports a real fault
-            block = None
-        if block is None:
-            self._buffers.give_back(buf)
-            os.close(self._direct_fd)
-            self._direct_fd = None
-        return block
 
     def read_back(self, sel: tuple[slice, ...]) -> tuple[np.ndarray[Any, Any], str]:
         block = np.asarray(self.dst[sel])
@@ -418,10 +373,10 @@ class BlockMover:
             self._chunk_reader.close()
         if self._writer is not None:
             self._writer.finish()
-        for fd in (self._src_fd, self._dst_fd, self._direct_fd):
+        for fd in (self._src_fd, self._dst_fd):
             if fd is not None:
                 os.close(fd)
-        self._src_fd = self._dst_fd = self._direct_fd = None
+        self._src_fd = self._dst_fd = None
 
 
 class ChunkWriter(Protocol):
@@ -440,8 +395,7 @@ class DirectChunkMover(BlockMover):
                  dst_region: tuple[str, int] | None, direct: ChunkWriter, *, durable: bool = False,
                  workers: int = 1) -> None:
         super().__init__(src, dst, plan, src_region, dst_region, durable=durable, workers=workers,
-                         chunk_files=isinstance(direct, ZarrChunkWriter),
-                         direct_reads=isinstance(direct, ZarrChunkWriter))
+                         chunk_files=isinstance(direct, ZarrChunkWriter))
         self._direct = direct
         if isinstance(direct, ZarrChunkWriter):  # chunk files start their write-back as the regime says
             direct.writeback = self.regime != "page-cache"

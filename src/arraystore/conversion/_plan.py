@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from ..store import ArrayStore
 
 __all__ = [
-    "CHUNK_FILE_BLOCK_BYTES",
     "OVERLAP_BLOCK_BYTES",
     "ConversionPlan",
     "choose_chunks",
@@ -51,12 +50,6 @@ MAX_CHUNK_BYTES = 16 * 1024 * 1024
 #: Largest block of a conversion that reorders its blocks (a Fortran-order source into C order): the read of
 #: the next block overlaps the reordering and writing of this one, which a few large blocks would not allow.
 OVERLAP_BLOCK_BYTES = 16 * 1024 * 1024
-#: Largest block of a byte-range source compressed into local chunk files on threads (raw -> Zarr zstd, blosc): the
-#: block buffers are few chunks each, so the conversion faults in and zeroes a few tens of MiB of fresh memory, not
-#: the budget's 7 x 36 MiB, and a chunk is compressed soon after it was read and hashed. 512 MiB of float32 cached
-#: -> Zarr zstd:3 on the 2-core VM, 7 alternated runs: 1.72 CPU s per GiB (system 0.50) against 2.09 (0.97) in
-#: 36 MiB blocks; blosc-lz4 1.21 against 1.81.
-CHUNK_FILE_BLOCK_BYTES = 8 * 1024 * 1024
 
 
 def parse_size(value: int | str) -> int:

@@ -40,7 +40,6 @@ from ._movers import BlockMover, ByteMover, DirectChunkMover, Progress, mapped_r
 from ._options import ConvertOptions
 from ._parallel import BlockPipeline, ReadAhead
 from ._plan import (
-    CHUNK_FILE_BLOCK_BYTES,
     OVERLAP_BLOCK_BYTES,
     ConversionPlan,
     blocks_in_memory,
@@ -172,8 +171,6 @@ class _Conversion:
                 slab *= self.workers
             if 0 < slab <= per:
                 cap = per - per % slab
-        if cap is None and method == "blocks" and self._compresses_chunk_files():
-            cap = CHUNK_FILE_BLOCK_BYTES
         if budget < self.budget:  # the plan's max_memory is what it uses, not what it was given
             notes = [*notes, f"a byte copy uses {budget:,} bytes of the {self.budget:,}-byte memory budget: larger "
                              "blocks copy no faster"]
@@ -184,12 +181,6 @@ class _Conversion:
             workers=self._writers(), method=method, notes=notes, max_block=cap,
             read_ahead=self._read_ahead and method == "blocks",
         )
-
-    def _compresses_chunk_files(self) -> bool:
-        """True when a byte-range source is compressed on threads into local chunk files (raw -> Zarr zstd)."""
-        cls = self.dst_cls
-        return (self._src_region is not None and self.compression is not None and not self.dst_loc.remote
-                and cls.parallel_chunk_writers and cls.thread_safe_writes)
 
     def _writers(self) -> int:
         return writer_threads(self.dst_cls, self.compression, self.workers)
