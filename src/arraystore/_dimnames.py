@@ -10,18 +10,36 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .errors import DimensionError, MetadataError
+from .errors import BackendError, DimensionError, MetadataError
 
 if TYPE_CHECKING:
     from .store import ArrayStore
 
-__all__ = ["DIMS_KEYS", "DimensionNames", "check_dimension_names", "source_dimension_names", "xarray_names"]
+__all__ = ["DIMS_KEYS", "DimensionNames", "check_dimension_names", "names_to_record", "source_dimension_names",
+           "xarray_names"]
 
 #: One name (or None) per axis.
 DimensionNames = tuple[str | None, ...]
 
 #: Attribute keys that name the dimensions, in the order they are looked up.
 DIMS_KEYS: tuple[str, ...] = ("dims", "_ARRAY_DIMENSIONS")
+
+
+def names_to_record(cls: type[ArrayStore], where: object, names: Any, ndim: int, writers: str) -> DimensionNames | None:
+    """:func:`check_dimension_names` of the names given to create an array of backend ``cls`` at ``where``.
+
+    Raises
+    ------
+    BackendError
+        Names given to a backend with nowhere to record them (``writers``: the backends that have a place).
+    """
+    checked = check_dimension_names(names, ndim)
+    if checked is not None and not cls.supports_dimension_names:
+        raise BackendError(
+            f"{where}: the {cls.backend} backend has nowhere to record dimension_names {checked!r}; "
+            f"use {writers}, or keep the names in attrs (e.g. attrs={{'dims': [...]}})"
+        )
+    return checked
 
 
 def check_dimension_names(names: Any, ndim: int) -> DimensionNames | None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import _fsutil
 from ._append import check_same
-from ._dimnames import DimensionNames, check_dimension_names
+from ._dimnames import DimensionNames, names_to_record
 from ._lock import WriterLock, writer_active
 from ._modes import CREATE_MODES, MODES, WRITABLE_MODES, _open_writers
 from .compression import Compression, check_codec, parse_compression
@@ -288,13 +288,8 @@ def create(
     meta = dataclasses.replace(meta, order=cls.storage_order(meta.order, **options))
     if chunks is not None and not isinstance(chunks, (bool, int, str)):
         DimensionError.check("chunks", tuple(chunks), meta.shape)
-    names = check_dimension_names(dimension_names, len(meta.shape))
+    names = names_to_record(cls, location, dimension_names, len(meta.shape), "hdf5 or zarr")
     if names is not None:
-        if not cls.supports_dimension_names:
-            raise BackendError(
-                f"{location}: the {cls.backend} backend has nowhere to record dimension_names {names!r}; "
-                "use hdf5 or zarr, or keep the names in attrs (e.g. attrs={'dims': [...]})"
-            )
         options["dimension_names"] = names
     check_fidelity(cls, meta.dtype)
     codec = parse_compression(compression)

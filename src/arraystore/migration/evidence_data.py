@@ -357,16 +357,7 @@ def check_reading(
     Returns ``None`` when there is nothing to test (no weak fact, a dtype whose readings
     cannot be told apart, or too few values).
     """
-    if not (byteorder_weak or dtype_weak) or not checkable(dtype):
-        return None
-    alternatives: list[np.dtype[Any]] = []
-    if byteorder_weak:
-        alternatives.append(_swap(dtype))
-    if dtype_weak:
-        for other in _other_kinds(dtype):
-            alternatives.append(other)
-            if byteorder_weak:
-                alternatives.append(_swap(other))
+    alternatives = _alternatives(dtype, byteorder_weak, dtype_weak)
     if not alternatives:
         return None
     try:

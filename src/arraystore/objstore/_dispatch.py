@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._append import check_same
-from .._dimnames import check_dimension_names
+from .._dimnames import names_to_record
 from .._modes import CREATE_MODES
 from ..errors import BackendError, ModeError, OptionError
 from ..location import Location
@@ -141,12 +141,7 @@ def create_url(
     cls = _backend_for(location, backend)
     meta = ArrayMeta(shape, dtype, order, dict(attrs or {}))
     if "dimension_names" in options:
-        names = check_dimension_names(options.pop("dimension_names"), meta.ndim)
+        names = names_to_record(cls, location, options.pop("dimension_names"), meta.ndim, "zarr")
         if names is not None:
-            if not cls.supports_dimension_names:
-                raise BackendError(
-                    f"{location}: the {cls.backend} backend has nowhere to record dimension_names {names!r}; "
-                    "use zarr, or keep the names in attrs (e.g. attrs={'dims': [...]})"
-                )
             options["dimension_names"] = names
     return cls._create_url(location, meta, **options)
