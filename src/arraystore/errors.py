@@ -279,14 +279,12 @@ class OptionError(ArrayStoreError, TypeError):
         starting with ``_``) are the options; when every one of them takes ``**options``, which
         ones they accept is not known here and nothing is checked.
         """
-        import inspect
-
         names: set[str] = set()
         open_ended = True
         for taker in takers:
-            params = inspect.signature(taker).parameters.values()
-            open_ended &= any(p.kind is p.VAR_KEYWORD for p in params)
-            names.update(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+            keywords, takes_any = _keywords(taker)
+            open_ended &= takes_any
+            names |= keywords
         unknown = [k for k in options if k not in names or k.startswith("_")]
         if open_ended or not unknown:
             return
@@ -296,6 +294,15 @@ class OptionError(ArrayStoreError, TypeError):
             f"are {', '.join(known) or 'none'} (besides {call}()'s own parameters): check the spelling, or name "
             "another backend"
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _keywords(func: Callable[..., Any]) -> tuple[frozenset[str], bool]:
+    """The names ``func`` takes by keyword, and whether it takes ``**options`` too (read once per function: ``open``
+    checks its options on every call)."""
+    params = inspect.signature(func).parameters.values()
+    return (frozenset(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)),
+            any(p.kind is p.VAR_KEYWORD for p in params))
 
 
 def known_options(func: Callable[_P, _R]) -> Callable[_P, _R]:

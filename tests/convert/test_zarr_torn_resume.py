@@ -246,18 +246,23 @@ def test_a_shared_handle_on_a_sharded_staged_array_opens(tmp_path: Path) -> None
     assert (got[:4] == 1).all() and (got[4:] == 2).all()
 
 
-@pytest.mark.parametrize("link", ["symbolic", "hard"])
-def test_a_link_at_a_chunk_key_of_the_staged_array_is_replaced_not_written_through(tmp_path: Path, link: str) -> None:
-    """A chunk file written in place at its key must not follow a link left there (to another chunk of the staged
-    array, inside the store: the guard against links leading outside does not see it): the resumed run writes a file
-    of its own at the key, as the rename of a temporary file did, and the chunk linked to keeps its bytes."""
+def _stopped_after_three_blocks(tmp_path: Path) -> tuple[np.ndarray[Any, Any], str, Path, dict[str, Any], Path]:
+    """(data, source, destination, options, staging folder) of a zstd Zarr conversion stopped after 3 blocks of 32."""
     data = (np.arange(256 * 256, dtype="<f4") * 0.5).reshape(256, 256)
     src = write_source(tmp_path / "src.dat", data)
     dst = tmp_path / "dst.zarr"
     opts: dict[str, Any] = {"chunks": (8, 256), "max_memory": "64KiB", "compression": "zstd:1"}
     with pytest.raises(Stop):
         arraystore.convert(src, str(dst), progress=stop_after(3), **opts)
-    staging = tmp_path / "dst.zarr.partial"
+    return data, src, dst, opts, tmp_path / "dst.zarr.partial"
+
+
+@pytest.mark.parametrize("link", ["symbolic", "hard"])
+def test_a_link_at_a_chunk_key_of_the_staged_array_is_replaced_not_written_through(tmp_path: Path, link: str) -> None:
+    """A chunk file written in place at its key must not follow a link left there (to another chunk of the staged
+    array, inside the store: the guard against links leading outside does not see it): the resumed run writes a file
+    of its own at the key, as the rename of a temporary file did, and the chunk linked to keeps its bytes."""
+    data, src, dst, opts, staging = _stopped_after_three_blocks(tmp_path)
     first = staging / "c" / "0" / "0"  # a chunk of a block journaled: resumed, not written again
     kept = first.read_bytes()
     at = staging / "c" / "30" / "0"  # a chunk of a block not journaled
@@ -280,13 +285,7 @@ def test_a_folder_link_in_the_staged_array_is_not_followed_on_resume(tmp_path: P
     """A chunk folder of the staged array replaced by a symbolic link (to another chunk folder of the array, or out of
     it) between the kill and the resume: the staged array is not as this library built it and is built again; the
     published array is numpy's (without verify) and nothing outside is touched."""
-    data = (np.arange(256 * 256, dtype="<f4") * 0.5).reshape(256, 256)
-    src = write_source(tmp_path / "src.dat", data)
-    dst = tmp_path / "dst.zarr"
-    opts: dict[str, Any] = {"chunks": (8, 256), "max_memory": "64KiB", "compression": "zstd:1"}
-    with pytest.raises(Stop):
-        arraystore.convert(src, str(dst), progress=stop_after(3), **opts)
-    staging = tmp_path / "dst.zarr.partial"
+    data, src, dst, opts, staging = _stopped_after_three_blocks(tmp_path)
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "0").write_bytes(b"precious")

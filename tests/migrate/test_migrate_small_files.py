@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -198,18 +199,17 @@ RUNNER = (
 )
 
 
-def test_sigkill_during_batched_manifest_writes_then_rerun(tmp_path: Path) -> None:
-    src, dst = tmp_path / "src", tmp_path / "dst"
-    arrays = _small_archive(src, 600)
-    proc = subprocess.Popen([sys.executable, "-c", RUNNER, str(src), str(dst)], env=_env(), start_new_session=True,
+def _kill_when(runner: str, src: Path, dst: Path, ready: Callable[[], bool], poll: float) -> None:
+    """Run ``runner`` (a migration of ``src`` into ``dst``) in its own session; SIGKILL it and its workers at once
+    as soon as ``ready()``; fail if it ended first."""
+    proc = subprocess.Popen([sys.executable, "-c", runner, str(src), str(dst)], env=_env(), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    manifest = dst / "migration.jsonl"
     deadline = time.monotonic() + 300
     try:
         while proc.poll() is None and time.monotonic() < deadline:
-            if manifest.exists() and manifest.read_bytes().count(b"\n") >= 2:  # a batch of lines has landed
+            if ready():
                 break
-            time.sleep(0.002)
+            time.sleep(poll)
         killed = proc.poll() is None
         assert killed, f"the run ended before it could be killed: {proc.stderr.read().decode() if proc.stderr else ''}"
         os.killpg(proc.pid, signal.SIGKILL)  # the main process and its workers at once
@@ -219,18 +219,31 @@ def test_sigkill_during_batched_manifest_writes_then_rerun(tmp_path: Path) -> No
         proc.wait()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def _rerun_completes(src: Path, dst: Path, arrays: dict[str, np.ndarray]) -> None:
+    """The rerun after a kill: every file converted or adopted, equal to its source, no ``.partial`` left."""
+    report = migrate(src, dst, to="npy", workers=2)
+    assert report.exit_code == 0
+    done = Manifest(dst / "migration.jsonl").read()
+    assert len(done) == len(arrays) and {r.status for r in done.values()} <= {"converted", "skipped"}
+    for name, rec in done.items():
+        np.testing.assert_array_equal(np.load(dst / str(rec.destination)), arrays[name])
+    assert [p.name for p in dst.rglob("*") if "partial" in p.name] == []
+
+
+def test_sigkill_during_batched_manifest_writes_then_rerun(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    arrays = _small_archive(src, 600)
+    manifest = dst / "migration.jsonl"
+    # a batch of lines has landed
+    _kill_when(RUNNER, src, dst, lambda: manifest.exists() and manifest.read_bytes().count(b"\n") >= 2, 0.002)
     records = Manifest(manifest).read()  # every whole line is a record; at most the last is torn
     assert 0 < len(records) < len(arrays)
     for name, rec in records.items():
         assert rec.status == "converted", rec
         np.testing.assert_array_equal(np.load(dst / str(rec.destination)), arrays[name])
-    report = migrate(src, dst, to="npy", workers=2)
-    assert report.exit_code == 0
-    done = Manifest(manifest).read()
-    assert len(done) == len(arrays) and {r.status for r in done.values()} <= {"converted", "skipped"}
-    for name, rec in done.items():
-        np.testing.assert_array_equal(np.load(dst / str(rec.destination)), arrays[name])
-    assert [p.name for p in dst.rglob("*") if "partial" in p.name] == []
+    _rerun_completes(src, dst, arrays)
 
 
 def test_durable_small_outputs_are_synced_once_per_batch_not_per_file(
@@ -594,34 +607,16 @@ def test_sigkill_of_read_once_copies_leaves_only_complete_outputs_then_rerun(tmp
     the rerun replaces them, adopts what has no line and converts the rest."""
     src, dst = tmp_path / "src", tmp_path / "dst"
     arrays = _small_archive(src, 800, size=16384)
-    proc = subprocess.Popen([sys.executable, "-c", FAST_RUNNER, str(src), str(dst)], env=_env(),
-                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     manifest = dst / "migration.jsonl"
-    deadline = time.monotonic() + 300
-    try:
-        while proc.poll() is None and time.monotonic() < deadline:
-            published = any(dst.rglob("*.npy")) if dst.exists() else False
-            if published and (manifest.exists() and manifest.read_bytes().count(b"\n") >= after_lines):
-                break
-            time.sleep(0.001)
-        killed = proc.poll() is None
-        assert killed, f"the run ended before it could be killed: {proc.stderr.read().decode() if proc.stderr else ''}"
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
+
+    def ready() -> bool:
+        published = any(dst.rglob("*.npy")) if dst.exists() else False
+        return published and manifest.exists() and manifest.read_bytes().count(b"\n") >= after_lines
+
+    _kill_when(FAST_RUNNER, src, dst, ready, 0.001)
     outputs = list(dst.rglob("*.npy"))
     assert 0 < len(outputs) < len(arrays)
     for out in outputs:  # published means complete and equal to its source, with or without a manifest line
         name = out.relative_to(dst).as_posix()[: -len(".npy")] + ".dat"
         np.testing.assert_array_equal(np.load(out), arrays[name])
-    report = migrate(src, dst, to="npy", workers=2)
-    assert report.exit_code == 0
-    done = Manifest(manifest).read()
-    assert len(done) == len(arrays) and {r.status for r in done.values()} <= {"converted", "skipped"}
-    for name, rec in done.items():
-        np.testing.assert_array_equal(np.load(dst / str(rec.destination)), arrays[name])
-    assert [p.name for p in dst.rglob("*") if "partial" in p.name] == []
+    _rerun_completes(src, dst, arrays)

@@ -160,16 +160,6 @@ def _is_zip(path: Path) -> bool:
     return name.endswith(".zip") or name.endswith(".zip.partial") or (path.is_file() and zipfile.is_zipfile(path))
 
 
-def _is_group(node: Path) -> bool:
-    """True when ``node/zarr.json`` (small, checked already) says the node is a Zarr v3 group."""
-    import json
-
-    try:
-        return bool(json.loads((node / "zarr.json").read_bytes()).get("node_type") == "group")
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
 def _node_dir(location: Location) -> Path:
     key = check_key(location.key)
     return location.file / key if key else location.file
@@ -179,10 +169,19 @@ def _node_dir(location: Location) -> Path:
 _LISTED_FOLDERS = 2000
 
 
+def _node_type(node: Path) -> str | None:
+    """``node_type`` of ``node/zarr.json`` (read as every metadata document is: bounded), or None (none, unreadable)."""
+    meta = node / "zarr.json"
+    try:
+        check_metadata_file(meta)
+        kind = _fsutil.loads_json(meta.read_bytes(), str(meta), "Zarr metadata").get("node_type")
+    except (OSError, ArrayStoreError):
+        return None
+    return kind if isinstance(kind, str) else None
+
+
 def _arrays_below(node: Path, most: int = 10) -> list[str]:
     """Paths (from ``node``) of up to ``most`` Zarr v3 arrays in the group at ``node``, in sorted order."""
-    import json
-
     found: list[str] = []
     todo, seen = [node], 0
     while todo and len(found) < most and seen < _LISTED_FOLDERS:
@@ -193,13 +192,7 @@ def _arrays_below(node: Path, most: int = 10) -> list[str]:
         except OSError:
             continue
         for entry in entries:
-            meta = Path(entry.path) / "zarr.json"
-            try:
-                if meta.stat().st_size > 1 << 20:
-                    continue
-                kind = json.loads(meta.read_bytes()).get("node_type")
-            except (OSError, ValueError, AttributeError):
-                continue
+            kind = _node_type(Path(entry.path))
             if kind == "array":
                 found.append("/" + Path(entry.path).relative_to(node).as_posix())
             elif kind == "group":
@@ -381,7 +374,7 @@ class ZarrStore(ArrayStore):
                     for name in ("zarr.json", ".zarray", ".zattrs"):
                         check_inside(root, node / name, where)
                         check_metadata_file(node / name)
-                    if _is_group(node):  # its metadata checked: small, inside
+                    if _node_type(node) == "group":
                         base = "/" + key.strip("/") if key else ""
                         arrays = [base + a for a in _arrays_below(node)]
                         inside = (f"its arrays include {', '.join(arrays)}; name one after '::', e.g. "

@@ -160,16 +160,9 @@ def _mean_diff_bits(arrays: list[np.ndarray[Any, Any]]) -> float | None:
     The same operations on the same float64 values as ``np.log2(1.0 + np.abs(np.diff(a.astype(np.float64))))``
     concatenated, computed in place in one work array.
     """
-    n = sum(a.size - 1 for a in arrays if a.size > 1)
-    if not n:
+    if not sum(a.size - 1 for a in arrays if a.size > 1):
         return None
-    d = _scratch(n)
-    pos = 0
-    for a in arrays:
-        if a.size > 1:
-            np.subtract(a[1:], a[:-1], out=d[pos:pos + a.size - 1], dtype=np.float64)
-            pos += a.size - 1
-    np.abs(d, out=d)
+    d = _diffs(arrays)
     np.add(d, 1.0, out=d)
     np.log2(d, out=d)
     return float(d.mean())
@@ -239,7 +232,7 @@ _PART = 2048
 
 
 def _diffs(arrays: list[np.ndarray[Any, Any]]) -> np.ndarray[Any, np.dtype[np.float64]]:
-    """``|x[i+1] - x[i]|`` of every array, in float64, in one work array (as :func:`_mean_diff_bits` computes them)."""
+    """``|x[i+1] - x[i]|`` of every array, in float64, in one work array."""
     d = _scratch(sum(a.size - 1 for a in arrays if a.size > 1))
     pos = 0
     for a in arrays:
