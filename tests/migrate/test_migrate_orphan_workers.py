@@ -77,8 +77,8 @@ def test_sigkill_of_the_migrate_command_leaves_no_worker(tmp_path: Path, tree: l
 
     src = tmp_path / "src"
     src.mkdir()
-    for i in range(48):  # enough that the workers start before this process has done them all itself
-        np.random.default_rng(i).standard_normal(256 * 1024).astype("<f4").tofile(src / f"f{i:02d}_f4.dat")
+    for i in range(160):  # seconds of work: the workers start long before this process could do it all itself
+        np.random.default_rng(i).standard_normal(256 * 1024).astype("<f4").tofile(src / f"f{i:03d}_f4.dat")
     dst = tmp_path / "dst"
     script = Path(sys.executable).with_name("arraystore")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "arraystore"]
@@ -89,18 +89,24 @@ def test_sigkill_of_the_migrate_command_leaves_no_worker(tmp_path: Path, tree: l
     )
     owner = psutil.Process(proc.pid)
     tree.append(owner)
-    manifest = dst / "migration.jsonl"
-    # The first files may be done by this process while the workers start: wait for a worker too
-    # (the forkserver's child), busy once the first file is done.
-    while not (manifest.exists() and manifest.stat().st_size > 0 and _workers(owner)):
-        assert proc.poll() is None, "migrate ended before its workers were busy"
+    # Catch the owner with a worker (a child of the forkserver) alive, then freeze it (SIGSTOP): a frozen
+    # owner cannot shut its pool down, so what is seen is what the SIGKILL below leaves behind.
+    while True:
+        assert proc.poll() is None, "migrate ended before its workers started"
+        if _workers(owner):
+            owner.suspend()
+            workers = _workers(owner)
+            if workers:
+                break
+            owner.resume()  # the pool shut down between the two looks: not a state this test is about
         try:
             proc.wait(timeout=0.02)
         except subprocess.TimeoutExpired:
             pass
     descendants = owner.children(recursive=True)
     tree.extend(descendants)
-    assert len(descendants) >= 3  # forkserver (and its workers), resource tracker
+    assert {w.pid for w in workers} <= {d.pid for d in descendants}
+    assert all(_running(w) for w in workers)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     _gone, alive = psutil.wait_procs(descendants, timeout=60)
