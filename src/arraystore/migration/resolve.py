@@ -445,7 +445,7 @@ def _finish(path: Path, name: str, size: int, facts: dict[str, Any], found: list
         evidence.append(Evidence("default", "no source states the order: C (row-major)", order="C"))
     meta = ArrayMeta(shape, dtype, order)
     if meta.nbytes != data_bytes:
-        raise SizeMismatchError(str(path), meta.nbytes, data_bytes, dtype.itemsize)
+        raise SizeMismatchError(str(path), meta.nbytes, data_bytes, dtype.itemsize, shape)
     contradicted = _check_data(path, name, meta, offset, facts, evidence, notes, byteorder_weak, data)
     if contradicted is not None:
         return contradicted
