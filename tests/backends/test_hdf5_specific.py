@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -18,6 +19,7 @@ from arraystore.errors import (
     BackendError,
     DimensionError,
     IncompleteArrayError,
+    LockedError,
     MetadataError,
     NotMemoryMappableError,
     UnsupportedDtypeError,
@@ -46,6 +48,30 @@ def test_not_an_hdf5_file(tmp_path: Path) -> None:
     path.write_bytes(b"not hdf5 at all")
     with pytest.raises(MetadataError, match="expected an HDF5 file"):
         arraystore.open(path)
+
+
+_WHILE_HELD: dict[str, Callable[[Path], object]] = {
+    "read": lambda path: arraystore.open(f"{path}::a"),
+    "write": lambda path: arraystore.open(f"{path}::a", "r+"),
+    "create": lambda path: arraystore.create(f"{path}::b", (2,), "f8"),
+    "convert": lambda path: arraystore.convert(f"{path}::a", path.parent / "a.npy"),
+}
+
+
+@pytest.mark.parametrize("h5py_mode", ["r", "a"])
+@pytest.mark.parametrize("action", sorted(_WHILE_HELD))
+def test_file_open_in_h5py_with_locking_is_a_lock_error(tmp_path: Path, h5py_mode: str, action: str) -> None:
+    """A file this process holds open through h5py (locking on, its default) is named as such, not 'not HDF5'."""
+    path = tmp_path / "run.h5"
+    with h5py.File(path, "w") as f:
+        f["a"] = np.arange(4.0)
+    with h5py.File(path, h5py_mode) as held:
+        with pytest.raises(LockedError, match=r"locking=False") as info:
+            _WHILE_HELD[action](path)
+        assert "expected an HDF5 file" not in str(info.value)
+        assert held["a"][1] == 1.0
+    with h5py.File(path, h5py_mode, locking=False), arraystore.open(f"{path}::a") as store:  # the advice
+        assert store[1] == 1.0
 
 
 def test_new_dataset_in_existing_file_is_built_in_place(tmp_path: Path) -> None:
