@@ -11,7 +11,9 @@ Mapping (documented in :mod:`arraystore.backends.hdf5`):
 * A dataset without ``_arraystore_attrs`` (written by another tool) exposes its native
   attributes converted to JSON values: numbers and booleans as such, strings and
   bytes as text, numeric or string arrays as lists. Attributes with no JSON form
-  (references, compounds, complex numbers) are left out and left alone.
+  (references, compounds, complex numbers) are left out and left alone; arrays are
+  left as they are when arraystore writes the attrs, unless their value was changed
+  or removed through arraystore.
 * Every attribute's stored size is checked before it is read: over
   :data:`MAX_ATTR_BYTES` (the sidecar cap, 16 MiB; the native attributes of a dataset
   share that budget, and there may be at most :data:`MAX_ATTR_COUNT`) it is refused
@@ -219,7 +221,13 @@ def _mirrorable(value: Any) -> bool:
 
 
 def write_attrs(obj: h5py.Dataset, attrs: dict[str, Any], old: dict[str, Any]) -> None:
-    """Store ``attrs`` as JSON and mirror its scalars as native attributes."""
+    """Store ``attrs`` as JSON and mirror its scalars as native attributes.
+
+    A native attribute that is not a scalar (an array another tool wrote, read as a list)
+    is left as it is while its value in ``attrs`` is unchanged from ``old``: h5py and
+    HDFView go on seeing it, with its own dtype. One the user changed or removed is
+    deleted, the JSON copy holding the new value.
+    """
     obj.attrs[ATTRS] = json.dumps(encode_attrs(attrs), ensure_ascii=False, allow_nan=True)
     mirrored = set()
     for key, value in attrs.items():
@@ -231,5 +239,18 @@ def write_attrs(obj: h5py.Dataset, attrs: dict[str, Any], old: dict[str, Any]) -
         except (OSError, TypeError, ValueError, KeyError, RuntimeError):  # a name HDF5 refuses: JSON holds it
             continue
     for name in list(obj.attrs):
-        if not name.startswith(PREFIX) and name not in mirrored and (name in old or name in attrs):
-            del obj.attrs[name]
+        if name.startswith(PREFIX) or name in mirrored or (name not in old and name not in attrs):
+            continue
+        if name in old and name in attrs and _unchanged(old[name], attrs[name]):
+            continue
+        del obj.attrs[name]
+
+
+def _unchanged(before: Any, after: Any) -> bool:
+    """Whether an attribute's value is the one read (JSON values: lists, dicts, numbers, strings)."""
+    if type(before) is not type(after) or isinstance(after, np.ndarray):
+        return False
+    try:
+        return bool(before == after)
+    except (TypeError, ValueError):
+        return False
