@@ -52,6 +52,10 @@ _FOREIGN = {
     "names": np.array([b"I", b"II"]),
     "texts": np.array(["a", "bc"], dtype=h5py.string_dtype()),
     "matrix": np.eye(2),
+    "single": np.float32(500.0),
+    "short": np.int16(3),
+    "flag": np.bool_(True),
+    "fixed": np.bytes_(b"abc"),
     "units": "mV",
 }
 
@@ -78,8 +82,9 @@ def test_native_array_attrs_survive_a_write_of_other_attrs(tmp_path: Path, writt
         if name == "units":
             continue
         assert name in native, f"{name} was deleted"
+        assert type(native[name]) is type(value), name
         np.testing.assert_array_equal(native[name], value)
-        assert np.asarray(native[name]).dtype == value.dtype or value.dtype.kind == "O"
+        assert np.asarray(native[name]).dtype == value.dtype or value.dtype.kind == "O", name
     assert native["units"] == "V" and native["added"] == 1
     attrs = dict(arraystore.open(f"{p}::data").attrs)
     assert attrs["ints"] == [0, 1, 2] and attrs["names"] == ["I", "II"] and attrs["matrix"] == [[1.0, 0.0], [0.0, 1.0]]

@@ -223,15 +223,19 @@ def _mirrorable(value: Any) -> bool:
 def write_attrs(obj: h5py.Dataset, attrs: dict[str, Any], old: dict[str, Any]) -> None:
     """Store ``attrs`` as JSON and mirror its scalars as native attributes.
 
-    A native attribute that is not a scalar (an array another tool wrote, read as a list)
-    is left as it is while its value in ``attrs`` is unchanged from ``old``: h5py and
-    HDFView go on seeing it, with its own dtype. One the user changed or removed is
-    deleted, the JSON copy holding the new value.
+    A native attribute whose value in ``attrs`` is unchanged from ``old`` is left as it
+    is: a scalar keeps its HDF5 type (a float32 is not rewritten as float64, fixed-length
+    bytes as a variable-length string), an array another tool wrote (read as a list) stays
+    for h5py and HDFView to see. A changed scalar is rewritten; a changed or removed array
+    is deleted, the JSON copy holding the new value.
     """
     obj.attrs[ATTRS] = json.dumps(encode_attrs(attrs), ensure_ascii=False, allow_nan=True)
     mirrored = set()
     for key, value in attrs.items():
         if not key or key.startswith(PREFIX) or not _mirrorable(value):
+            continue
+        if key in old and _unchanged(old[key], value) and key in obj.attrs:
+            mirrored.add(key)  # as read: rewriting it would change its HDF5 type (float32 -> float64, bytes -> str)
             continue
         try:
             obj.attrs[key] = np.bool_(value) if isinstance(value, bool) else value
