@@ -9,7 +9,8 @@ Mapping (documented in :mod:`arraystore.backends.hdf5`):
   h5py) see them. A native attribute another tool added, or a mirrored scalar it
   changed, since arraystore wrote the JSON copy is read as the native one says.
 * A dataset without ``_arraystore_attrs`` (written by another tool) exposes its native
-  attributes converted to JSON values: numbers and booleans as such, strings and
+  attributes but the dimension-scale and netCDF-4 bookkeeping (:data:`STRUCTURAL`; ``CLASS``
+  and ``NAME`` only on a dimension scale), converted to JSON values: numbers and booleans as such, strings and
   bytes as text, numeric or string arrays as lists. Attributes with no JSON form
   (references, compounds, complex numbers) are left out and left alone; arrays are
   left as they are when arraystore writes the attrs, unless their value was changed
@@ -197,7 +198,9 @@ def read_attrs(obj: h5py.Dataset, where: str) -> dict[str, Any]:
     """The user attrs of a dataset: arraystore's JSON copy, else its native attributes."""
     stored = read_json(obj, ATTRS, where)
     if stored is None:
-        return _native(obj)
+        native = _native(obj)
+        scale = native.get("CLASS") == "DIMENSION_SCALE"  # else CLASS and NAME are the user's (PyTables writes them)
+        return {k: v for k, v in native.items() if k not in STRUCTURAL or (k in ("CLASS", "NAME") and not scale)}
     if not isinstance(stored, dict):
         raise MetadataError(f"{where}: expected {ATTRS} to hold a JSON object, found {type(stored).__name__}")
     attrs = decode_attrs(stored, where)
