@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -41,6 +42,23 @@ def test_several_datasets_need_a_key(tmp_path: Path) -> None:
         arraystore.open(f"{path}::/g/missing")
     with pytest.raises(MetadataError, match="group"):
         arraystore.open(f"{path}::/g")
+
+
+@pytest.mark.parametrize("key", ["/sensors", "sensors", "/sensors/", "/sensors/ecg"])
+def test_a_group_named_lists_its_datasets_by_the_paths_that_open_them(tmp_path: Path, key: str) -> None:
+    path = tmp_path / "run.h5"
+    with h5py.File(path, "w") as f:
+        f["sensors/ecg/signal"] = np.zeros(2)
+        f["sensors/ecg/rate"] = np.ones(1)
+        f["other"] = np.ones(3)
+    with pytest.raises(MetadataError, match="found a group") as info:
+        arraystore.open(f"{path}::{key}")
+    listed = re.findall(r"(/sensors/\S+?)[,;]", str(info.value))
+    assert sorted(listed) == ["/sensors/ecg/rate", "/sensors/ecg/signal"], str(info.value)
+    for name in listed:  # each path named opens
+        with arraystore.open(f"{path}::{name}") as s:
+            assert s.shape in ((1,), (2,))
+    assert f"e.g. '{path}::/sensors/ecg/" in str(info.value)
 
 
 def test_not_an_hdf5_file(tmp_path: Path) -> None:
