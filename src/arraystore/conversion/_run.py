@@ -171,6 +171,10 @@ class _Conversion:
                 slab *= self.workers
             if 0 < slab <= per:
                 cap = per - per % slab
+        source_codec = getattr(src, "compression", None)
+        if self.compression is None and source_codec and self.dst_cls.codecs:
+            notes = [*notes, f"the source is compressed ({source_codec}) and the destination is not: compression "
+                             "is not carried over; pass compression= (--compression) to compress it"]
         if budget < self.budget:  # the plan's max_memory is what it uses, not what it was given
             notes = [*notes, f"a byte copy uses {budget:,} bytes of the {self.budget:,}-byte memory budget: larger "
                              "blocks copy no faster"]
