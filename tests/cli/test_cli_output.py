@@ -48,6 +48,28 @@ def test_inspect_says_when_no_rule_matched_and_why(tmp_path: Path) -> None:
     assert hit.returncode == 0 and "no rule of" not in hit.stdout
 
 
+@pytest.mark.parametrize(("name", "data", "override"), [
+    ("ramp_f4_le.dat", np.linspace(0, 1, 4096).astype(">f4"), True),  # the data contradict the name
+    ("grid_10x10_float32.dat", np.arange(200, dtype="<f4"), True),  # the name's shape does not fit the size
+    ("mystery.bin", np.arange(300, dtype="<f4"), False),  # nothing stated: no source to override
+])
+def test_inspect_advice_migrates_the_file_once_filled_in(tmp_path: Path, name: str, data: np.ndarray,
+                                                        override: bool) -> None:
+    """The rule inspect prints, filled in with the true layout, resolves the file: override = true where needed."""
+    f = tmp_path / name
+    data.tofile(f)
+    proc = run_cli("inspect", str(f))
+    assert proc.returncode in (3, 4)
+    assert "no source states the dtype" not in proc.stdout or not override, proc.stdout
+    rule = proc.stdout[proc.stdout.index("[[rule]]"):]
+    assert ("override = true" in rule) == override, proc.stdout
+    filled = rule.replace('dtype = "..."', f'dtype = "{data.dtype.str}"').replace("shape = [...]", f"shape = {list(data.shape)}")
+    rules = tmp_path / "rules.toml"
+    rules.write_text("\n".join(line.strip() for line in filled.splitlines()) + "\n")
+    hit = run_cli("inspect", str(f), "--rules", str(rules))
+    assert hit.returncode == 0, hit.stdout
+
+
 def test_output_into_a_closed_pipe_is_not_an_error(good: Path) -> None:
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before anything is written, as after `| head -1`
