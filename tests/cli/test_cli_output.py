@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import arraystore
+
 from .conftest import SCRIPT, run_cli
 
 zarr = pytest.importorskip("zarr", reason="needs zarr-python for a sharded array written by zarr itself")
@@ -102,3 +104,16 @@ def test_src_order_is_accepted_where_order_means_the_raw_layout(tmp_path: Path, 
     assert done.returncode == 0, done.stderr
     if command == "info":
         assert json.loads(done.stdout)["order"] == "F"
+
+
+def test_info_prints_a_structured_dtype_as_numpy_does_and_a_small_ratio_as_nonzero(tmp_path: Path) -> None:
+    dtype = np.dtype([("t", "<f8"), ("v", ">i2"), ("flag", "u1")])
+    np.save(tmp_path / "rec.npy", np.zeros(2, dtype))
+    text = run_cli("info", str(tmp_path / "rec.npy")).stdout
+    assert f"dtype            {dtype}\n" in text, text  # [('t', '<f8'), ('v', '>i2'), ('flag', 'u1')]
+    facts = json.loads(run_cli("info", str(tmp_path / "rec.npy"), "--json").stdout)
+    assert facts["dtype"] == [["t", "<f8"], ["v", ">i2"], ["flag", "|u1"]]  # JSON keeps the sidecar's form
+    with arraystore.create(str(tmp_path / "one.zarr"), (1,), "u1") as s:
+        s[...] = 1
+    facts = json.loads(run_cli("info", str(tmp_path / "one.zarr"), "--json").stdout)
+    assert 0 < facts["ratio"] < 0.005, facts  # 1 byte of data beside hundreds of metadata: not rounded to 0
