@@ -103,3 +103,21 @@ def test_native_array_attrs_changed_or_removed_through_arraystore(tmp_path: Path
         assert "gone" not in f["data"].attrs and "ints" not in f["data"].attrs  # the JSON copy holds the new value
     attrs = dict(arraystore.open(f"{p}::data").attrs)
     assert attrs["ints"] == [7, 8] and "gone" not in attrs
+
+
+def test_a_netcdf_variable_keeps_its_fill_value_and_dimensions_when_attrs_are_written(tmp_path: Path) -> None:
+    netCDF4 = pytest.importorskip("netCDF4", reason="netCDF4 is in the test extras")
+    p = tmp_path / "t.nc"
+    with netCDF4.Dataset(p, "w") as nc:
+        nc.createDimension("time", 2)
+        nc.createDimension("x", 3)
+        v = nc.createVariable("temperature", "f4", ("time", "x"), fill_value=-1.0)
+        v.units = "K"
+        v[0, :] = [1.0, 2.0, 3.0]  # row 1 never written: the fill value
+    with arraystore.open(f"{p}::temperature", "r+") as s:
+        s.attrs["long_name"] = "air temperature"
+    with netCDF4.Dataset(p) as nc:
+        v = nc["temperature"]
+        assert v.dimensions == ("time", "x") and v._FillValue == -1.0 and v.units == "K"
+        assert v.long_name == "air temperature"
+        assert v[1, :].mask.all()  # still masked as missing
