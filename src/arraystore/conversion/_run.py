@@ -99,6 +99,24 @@ class _Conversion:
                                                                    and self.compression is not None)
         self._zarr_direct = False  # set by run(): the destination's chunks are encoded and written here
         self._chunks_may_exist = True
+        self._layout_note: str | None = None
+        if self.chunks is None and self.shards is None:
+            self._carry_shards()
+
+    def _carry_shards(self) -> None:
+        """A sharded source into a destination that shards: its inner chunks and shards, as zarr-python shows
+        them (``chunks`` and ``shards``), when one shard fits a block of the budget and the order is kept."""
+        shards, inner = getattr(self.src, "shards", None), getattr(self.src, "inner_chunks", None)
+        if shards is None or inner is None or self.order != self.src.order:
+            return
+        if "shards" not in inspect.signature(self.dst_cls._create).parameters:
+            return
+        per_block = self.budget // blocks_in_memory("blocks", self.compression is not None, self._writers(),
+                                                    self._read_ahead)
+        if math.prod(shards) * self.src.dtype.itemsize > per_block:
+            return
+        self.chunks, self.shards = tuple(inner), tuple(shards)
+        self._layout_note = f"chunks {self.chunks} inside shards {self.shards} taken from the source"
 
     # -- planning ----------------------------------------------------------
 
@@ -203,6 +221,7 @@ class _Conversion:
         names = self._dimension_names()  # ConversionError here: nothing written yet
         self._preflight()
         create_chunks, note = self._dst_layout()
+        note = self._layout_note or note
         grid = self.shards if self.shards is not None else create_chunks
         method = self._method(grid)
         notes = [note] if note else []
