@@ -13,7 +13,9 @@ import pytest
 import arraystore
 from arraystore.checksums import StreamHasher, verify
 from arraystore.conversion import convert
+from arraystore.conversion._journal import source_fingerprint
 from arraystore.errors import ArrayNotFoundError, VerificationError
+from arraystore.location import parse_location
 
 from .conftest import BACKENDS, SUFFIX, Stop, bytes_equal, read_back, stop_after, write_source
 
@@ -101,6 +103,30 @@ def test_a_source_rewritten_in_place_with_its_mtime_put_back_restarts(tmp_path: 
     assert report.blocks_resumed == 0 and report.restarted is not None and "status-change" in report.restarted
     got, _ = read_back(str(dst))
     assert bytes_equal(got, new)
+
+
+@pytest.mark.parametrize("src_backend", BACKENDS)
+def test_verify_reads_the_source_again_after_a_resume(tmp_path: Path, src_backend: str) -> None:
+    """Verification never trusts the journal: a source changed behind a journal that still matches it (a file
+    system whose times do not move, simulated by writing the new fingerprint into the journal) is refused with
+    VerificationError, nothing published, instead of publishing resumed blocks of the old values."""
+    old = _data()
+    src = tmp_path / f"src{SUFFIX[src_backend]}"
+    write_source(src, old, **({"chunks": (16, 256)} if src_backend in ("hdf5", "zarr") else {}))
+    dst = tmp_path / "dst.npy"
+    with pytest.raises(Stop):
+        convert(str(src), str(dst), max_memory="64KiB", progress=stop_after(3))
+    with arraystore.open(str(src), "r+") as s:
+        s[...] = old[::-1] * 3
+    jpath = dst.with_name(dst.name + ".partial.journal.jsonl")
+    lines = jpath.read_text().splitlines(keepends=True)
+    header = json.loads(lines[0])
+    with arraystore.open(str(src)) as s:
+        header["source"] = source_fingerprint(parse_location(s.path), s.backend, s.meta.to_dict(), s._version())
+    jpath.write_text(json.dumps(header) + "\n" + "".join(lines[1:]))
+    with pytest.raises(VerificationError):
+        convert(str(src), str(dst), max_memory="64KiB", verify=True)
+    assert not dst.exists()
 
 
 def test_changed_options_and_no_resume_restart(tmp_path: Path) -> None:
