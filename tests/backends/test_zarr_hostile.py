@@ -251,3 +251,20 @@ def test_a_blosc_chunk_cut_short_is_refused_never_read_as_other_values(shuffle: 
         with pytest.raises(MetadataError):
             arraystore.convert(str(path), Path(tmp) / "b.npy")
         assert not (Path(tmp) / "b.npy").exists()
+
+
+@pytest.mark.parametrize("drop", ["data_type", "shape", "chunk_grid", "chunk_key_encoding", "codecs", "fill_value"])
+def test_a_zarr_json_missing_a_key_says_what_was_expected_and_what_to_do(tmp_path: Path, drop: str) -> None:
+    """A zarr.json that zarr-python refuses (a required key missing): MetadataError saying what was expected,
+    what was found (zarr-python's complaint) and what to do; not a bare ``KeyError: 'data_type'``."""
+    import zarr
+
+    path = tmp_path / "a.zarr"
+    zarr.create_array(str(path), shape=(3, 4), dtype="<i2", chunks=(2, 2), zarr_format=3)[...] = 1
+    meta = json.loads((path / "zarr.json").read_text())
+    del meta[drop]
+    (path / "zarr.json").write_text(json.dumps(meta))
+    with pytest.raises(MetadataError) as info:
+        arraystore.open(str(path))[...]
+    message = str(info.value)
+    assert str(path) in message and "expected" in message and ("restore" in message or "re-create" in message)
