@@ -329,3 +329,27 @@ def test_golden_v1() -> None:
         expected = np.array(["2020-01-01T00:00:00.001", "NaT", "1969-12-31"], "<M8[ms]")
         assert s[...].tobytes() == expected.tobytes()
         assert s.recorded_checksum == {"algorithm": "test", "value": "42"}
+
+
+@pytest.mark.parametrize("locking", [True, "best-effort", None, False])
+@pytest.mark.parametrize("h5py_mode", ["r", "r+", "a"])
+def test_a_file_open_in_h5py_with_its_locking_is_read(tmp_path: Path, h5py_mode: str, locking: object) -> None:
+    """A file the caller has open through h5py (HDF5's file locking on by default) opens for reading with the
+    same values, not a MetadataError saying it is not an HDF5 file; opening it for writing is refused with
+    LockedError while h5py holds HDF5's lock (reading and writing are both fine with h5py's locking=False)."""
+    path = tmp_path / "held.h5"
+    data = np.arange(24, dtype=">i4").reshape(4, 6)
+    with h5py.File(path, "w") as f:
+        f["a"] = data
+    off = locking is False or (locking is None and os.environ.get("HDF5_USE_FILE_LOCKING", "").upper() == "FALSE")
+    with h5py.File(path, h5py_mode, locking=locking) as held:
+        with arraystore.open(f"{path}::/a") as s:
+            np.testing.assert_array_equal(s[::-1, 1::2], data[::-1, 1::2])
+            assert s.dtype == data.dtype
+        if off and h5py_mode != "r":
+            with arraystore.open(f"{path}::/a", "r+") as s:
+                s[0, 0] = 99
+            assert held["a"][0, 0] == 99
+        elif not off:
+            with pytest.raises(LockedError):
+                arraystore.open(f"{path}::/a", "r+")

@@ -299,7 +299,8 @@ class _Conversion:
             if self.verify:
                 # Never the path that produced the bytes: both sides as their libraries decode them.
                 slab = max(plan.blocks.block_bytes, 1 << 20)
-                if self._src_region is not None:
+                # A resumed block was hashed from the destination: only the source itself can vouch for it.
+                if self._src_region is not None or report.blocks_resumed:
                     value = checksum(src, max_bytes=slab, decoded=True, workers=self.workers)
                 got = checksum(dst, max_bytes=slab, decoded=True, workers=self.workers)
                 if got["value"] != value["value"]:
