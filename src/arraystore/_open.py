@@ -26,6 +26,7 @@ from .errors import (
     ArrayStoreError,
     BackendError,
     DimensionError,
+    LockedError,
     ModeError,
     OptionError,
     ReadOnlyError,
@@ -60,6 +61,17 @@ def _not_found(cls: type[ArrayStore], location: Location) -> str:
     if location.url is None and not os.path.lexists(location.file) and not note:
         return f"{location}: no such file or folder; check the path"
     return f"{location}: no {cls.backend} array there{note}"
+
+
+def _writer_lock(cls: type[ArrayStore], location: Location, lock_file: str, timeout: float) -> WriterLock:
+    """The writer lock on ``lock_file``; a refusal names what in this process holds it, when the backend knows."""
+    try:
+        return WriterLock(lock_file, timeout=timeout)
+    except LockedError as exc:
+        held = cls._held_here(location)
+        if held is None:
+            raise
+        raise LockedError(f"{location}: {held}") from exc
 
 
 def _staging_note(cls: type[ArrayStore], location: Location) -> str:
@@ -167,7 +179,7 @@ def open(  # noqa: A001 - the natural name, like io.open and zarr.open
         )
     if mode in WRITABLE_MODES:
         lock_file = cls._lock_file(location)
-        lock = WriterLock(lock_file, timeout=lock_timeout) if lock_file else None
+        lock = _writer_lock(cls, location, lock_file, lock_timeout) if lock_file else None
     OptionError.check("open", cls.backend, options, cls._open)
     try:
         store = cls._open(location, mode, **options)
@@ -301,7 +313,7 @@ def create(
     try:
         lock_file = cls._lock_file(location)
         if lock_file:  # an existing array being replaced, or the file that will hold the new one
-            locks.append(WriterLock(lock_file, timeout=lock_timeout))
+            locks.append(_writer_lock(cls, location, lock_file, lock_timeout))
         if staging is not None:
             # Lock the staging place itself, so that two processes creating the same
             # array cannot build over each other; then clear an earlier crash's leftovers.

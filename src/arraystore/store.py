@@ -27,7 +27,9 @@ Hooks with defaults a backend may override:
 * data: ``_flush(durable)``, ``_flush_at_close(durable)``, ``_close()``, ``_memmap()``, ``_check_generation()``,
   ``_keep_writing()``, ``_client_errors()``, ``chunks`` (property), ``recorded_checksum`` (property),
   ``set_checksum(checksum)``, ``stored_bytes()`` (what the array takes on disk);
-* where the array is: ``_exists(location)``, ``_lock_file(location)``, ``_remove(location)``;
+* where the array is: ``_exists(location)``, ``_lock_file(location)``, ``_remove(location)``,
+  ``_held_here(location)`` (why this process holds the writer lock's file through another library, e.g.
+  an ``h5py.File``: a :class:`~arraystore.errors.LockedError` says so);
 * staging and publishing: ``_staging(location)``, ``_staging_is_dir``,
   ``_reopen_staged(location, meta, **options)``, ``_publish(final, durable)``;
   ``_write_whole(location, meta, data, durable, check, mode, defer)`` (classmethod, with
@@ -316,6 +318,12 @@ class ArrayStore(ABC):
     def _lock_file(cls, location: Location) -> str | None:
         """An existing file whose lock stands for the array's writer lock."""
         return str(location.file) if location.file.is_file() else None
+
+    @classmethod
+    def _held_here(cls, location: Location) -> str | None:
+        """What in this process holds the lock on :meth:`_lock_file` when it is not arraystore (and what to do), or
+        None; asked only when the lock is refused."""
+        return None
 
     @classmethod
     def _reopen_staged(cls: type[S], location: Location, meta: ArrayMeta, **options: Any) -> S | None:

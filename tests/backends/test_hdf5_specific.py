@@ -69,27 +69,28 @@ def test_not_an_hdf5_file(tmp_path: Path) -> None:
 
 
 _WHILE_HELD: dict[str, Callable[[Path], object]] = {
-    "read": lambda path: arraystore.open(f"{path}::a"),
     "write": lambda path: arraystore.open(f"{path}::a", "r+"),
     "create": lambda path: arraystore.create(f"{path}::b", (2,), "f8"),
-    "convert": lambda path: arraystore.convert(f"{path}::a", path.parent / "a.npy"),
+    "convert into": lambda path: arraystore.convert(path.parent / "src.npy", f"{path}::c"),
 }
 
 
 @pytest.mark.parametrize("h5py_mode", ["r", "a"])
 @pytest.mark.parametrize("action", sorted(_WHILE_HELD))
-def test_file_open_in_h5py_with_locking_is_a_lock_error(tmp_path: Path, h5py_mode: str, action: str) -> None:
-    """A file this process holds open through h5py (locking on, its default) is named as such, not 'not HDF5'."""
+def test_writing_a_file_open_in_h5py_with_locking_is_a_lock_error(tmp_path: Path, h5py_mode: str, action: str) -> None:
+    """A file this process holds open through h5py (locking on, its default) is named as such, not 'another
+    writer'; reading it works (see test_a_file_open_in_h5py_with_its_locking_is_read)."""
     path = tmp_path / "run.h5"
     with h5py.File(path, "w") as f:
         f["a"] = np.arange(4.0)
+    np.save(tmp_path / "src.npy", np.arange(3.0))
     with h5py.File(path, h5py_mode) as held:
-        with pytest.raises(LockedError, match=r"locking=False") as info:
+        with pytest.raises(LockedError, match=r"through h5py.*locking=False") as info:
             _WHILE_HELD[action](path)
-        assert "expected an HDF5 file" not in str(info.value)
+        assert "another writer" not in str(info.value)
         assert held["a"][1] == 1.0
-    with h5py.File(path, h5py_mode, locking=False), arraystore.open(f"{path}::a") as store:  # the advice
-        assert store[1] == 1.0
+    with h5py.File(path, "a", locking=False):  # the advice (HDF5 opens no file for writing while it is open read-only)
+        _WHILE_HELD[action](path)
 
 
 def test_new_dataset_in_existing_file_is_built_in_place(tmp_path: Path) -> None:
@@ -353,3 +354,33 @@ def test_a_file_open_in_h5py_with_its_locking_is_read(tmp_path: Path, h5py_mode:
         elif not off:
             with pytest.raises(LockedError):
                 arraystore.open(f"{path}::/a", "r+")
+
+
+_NETCDF4_FIRST = """
+import sys
+import netCDF4  # noqa: F401  # points HDF5_PLUGIN_PATH at its own filter plugins
+import numpy as np
+import h5py
+import arraystore
+
+data = np.arange(1000, dtype="<f8").reshape(40, 25)
+for i, codec in enumerate(["blosc:zstd:3", "zstd:5", "blosc:lz4"]):
+    path = f"{sys.argv[1]}/c{i}.h5"
+    with arraystore.create(path, data.shape, data.dtype, compression=codec) as s:
+        s[...] = data
+    with h5py.File(path, "r") as f:
+        assert f["data"][...].tobytes() == data.tobytes(), codec
+print("ok")
+"""
+
+
+def test_hdf5plugin_codecs_after_netcdf4_was_imported(tmp_path: Path) -> None:
+    """netCDF4 imported first (its HDF5_PLUGIN_PATH) made creating a blosc or zstd dataset a bare ValueError
+    ('error during user callback'); a fresh process, as the order of imports is the process's."""
+    pytest.importorskip("netCDF4", reason="netCDF4 is in the test extras")
+    pytest.importorskip("hdf5plugin", reason="hdf5plugin is in the test extras")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(arraystore.__file__).parents[1]),
+                                                                     os.environ.get("PYTHONPATH")])))
+    run = subprocess.run([sys.executable, "-c", _NETCDF4_FIRST, str(tmp_path)], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr

@@ -70,13 +70,6 @@ def open_file(path: str, mode: str) -> h5py.File:
                 f"{path}: this process already has the file open read-only, and HDF5 cannot open it again for "
                 "writing; close the other stores (or h5py.File objects) on it first"
             ) from None
-        if "locking flag values don't match" in text:
-            raise LockedError(
-                f"{path}: expected to open the file with HDF5's file locking off, as arraystore does, found it "
-                "already open in this process with locking on (h5py.File's default), and HDF5 cannot open one "
-                "file twice with different locking; close that h5py.File first, or open it with "
-                "h5py.File(path, locking=False)"
-            ) from None
         raise MetadataError(f"{path}: expected an HDF5 file, but HDF5 cannot open it ({text})") from None
 
 

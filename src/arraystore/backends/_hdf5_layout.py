@@ -9,6 +9,7 @@ one of them is asked for (or found in a file being opened).
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import h5py
@@ -25,7 +26,18 @@ _BUILTIN_FILTERS = frozenset(
 _CODECS = "blosc, gzip, lzf, zstd"
 
 
+#: The ``HDF5_PLUGIN_PATH`` for which hdf5plugin's filters were registered over the plugins found there.
+_REGISTERED_OVER: list[str] = []
+
+
 def _hdf5plugin() -> Any:
+    """hdf5plugin, imported, its filters the ones HDF5 uses.
+
+    With ``HDF5_PLUGIN_PATH`` set (netCDF4 points it at its own filter plugins when imported),
+    HDF5 may have loaded a Blosc or Zstd plugin built for another HDF5 from there, whose
+    set-up callback fails on hdf5plugin's options ("error during user callback" creating a
+    dataset): hdf5plugin's filters are registered over it.
+    """
     try:
         import hdf5plugin
     except ImportError as exc:
@@ -33,6 +45,10 @@ def _hdf5plugin() -> Any:
             "zstd and blosc compression in HDF5 need the hdf5plugin package, which is not installed; "
             "install it with: pip install hdf5plugin (or use compression='gzip' or 'lzf')"
         ) from exc
+    path = os.environ.get("HDF5_PLUGIN_PATH", "")
+    if path and path != getattr(hdf5plugin, "PLUGIN_PATH", None) and path not in _REGISTERED_OVER:
+        hdf5plugin.register(force=True)
+        _REGISTERED_OVER.append(path)
     return hdf5plugin
 
 

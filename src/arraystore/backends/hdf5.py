@@ -69,9 +69,10 @@ Locking
     second descriptor of the same file would conflict with it, or fail with "No locks
     available" on NFS without lockd (h5py #1082). Readers take no lock, like the
     other backends. One process cannot open a file for writing while it holds it
-    open read-only (an HDF5 rule), nor open a file it holds open through h5py with
-    HDF5's locking on (h5py's default; HDF5 refuses one file open twice with different
-    locking): both raise :class:`~arraystore.errors.LockedError`.
+    open read-only (an HDF5 rule), nor write a file it holds open through h5py with
+    HDF5's locking on (h5py's default: HDF5's lock is the writer's): both raise
+    :class:`~arraystore.errors.LockedError`. Such a file is read with that handle's
+    locking flags (HDF5 refuses one file open twice with different ones).
     A reader notices when another process changed the file's structure (its size or
     inode, through the open descriptor) and raises
     :class:`~arraystore.errors.ArrayChangedError` rather than read a mixture through
@@ -96,6 +97,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import math
+import os
+from pathlib import Path
 from typing import Any, ClassVar, Literal, NoReturn
 
 import h5py
@@ -194,6 +197,14 @@ class HDF5Store(ArrayStore):
             self._storage = text_storage(meta.dtype, storage.itemsize)
 
     # -- opening and creating ----------------------------------------------
+
+    @classmethod
+    def _held_here(cls, location: Location) -> str | None:
+        if not any(_same_file(f, location.file) for f in h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE)):
+            return None
+        return ("this process has the file open through h5py with HDF5's file locking on (h5py.File's default), "
+                "which holds the lock a writer needs; close that h5py.File first, or open it with "
+                "h5py.File(path, 'a', locking=False)")
 
     @classmethod
     def _open(  # type: ignore[override]  # backends take their own options
@@ -317,7 +328,10 @@ class HDF5Store(ArrayStore):
             ds = f.create_dataset(build, shape=sshape, dtype=storage, **dataset_options(layout, filters, sshape))
             notes, scales = init_dataset(ds, meta, storage, dimension_names, key, extra_notes, flagged=in_place)
             f.flush()
-        except (OSError, RuntimeError) as exc:
+        except ArrayStoreError:
+            f.close()
+            raise
+        except (OSError, RuntimeError, ValueError) as exc:  # h5py raises ValueError for a filter's failed set-up
             f.close()
             F.raise_if_full(exc, path, "creating a dataset in")
             raise MetadataError(f"{path}::{key}: HDF5 could not create the dataset: {exc}") from None
@@ -747,3 +761,11 @@ def _json(value: Any) -> str:
     import json
 
     return json.dumps(value, ensure_ascii=False)
+
+
+def _same_file(file_id: Any, path: Path) -> bool:
+    """True when an open HDF5 file id is the file at ``path``."""
+    try:
+        return os.path.samefile(os.fsdecode(file_id.name), path)
+    except (OSError, ValueError):
+        return False
