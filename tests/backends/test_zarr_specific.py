@@ -319,6 +319,7 @@ def test_variable_length_strings_refused(tmp_path: Path) -> None:
     ("|b1", True, True),
     ("<f4", "n/a", "n/a"),  # no xarray form: kept as it is
     ("<c8", [1.0, 2.0], [1.0, 2.0]),
+    ("<f4", [10**400], [10**400]),  # beyond float64: no xarray form, kept as it is
 ])
 def test_fill_value_attr_is_stored_in_xarrays_form_and_read_back_exactly(
     tmp_path: Path, dtype: str, fill: object, stored: object

@@ -103,7 +103,10 @@ def xarray_fill_value(value: Any, dtype: np.dtype[Any]) -> Any:
     if isinstance(value, (bool, np.bool_)):
         return bool(value) if dtype.kind == "b" else None
     if dtype.kind == "f" and isinstance(value, (int, float, np.integer, np.floating)):
-        return base64.standard_b64encode(struct.pack("<d", float(value))).decode()
+        try:
+            return base64.standard_b64encode(struct.pack("<d", float(value))).decode()
+        except OverflowError:  # an integer beyond float64: kept as given
+            return None
     if dtype.kind in "iu" and isinstance(value, (int, np.integer)):
         return int(value)
     return None
