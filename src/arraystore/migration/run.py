@@ -490,13 +490,16 @@ def migrate(
         from ..parallel import check_main_guard
 
         check_main_guard("migrate() with workers > 1")  # before any work, even if the files fit one batch here
-    with default_storage_options(storage_options):
-        previous = manifest.read()
-        found = discover(src, include, exclude, skip=dst if isinstance(dst, Path) else None)
-    if not dry_run and not virtual and scheduler is None and nworkers > 1 and len(found.data) > IN_PROCESS_FILES:
+    many: tuple[int, Callable[[], object]] | None = None
+    if not dry_run and not virtual and scheduler is None and nworkers > 1:
         from ..parallel import start_forkserver
 
-        start_forkserver((__name__,))  # imports arraystore while this process sorts and plans the files
+        # The pool's server imports arraystore while this process lists, sorts and plans the files, from
+        # the moment they are known not to fit one batch of this process.
+        many = (IN_PROCESS_FILES, lambda: start_forkserver((__name__,)))
+    with default_storage_options(storage_options):
+        previous = manifest.read()
+        found = discover(src, include, exclude, skip=dst if isinstance(dst, Path) else None, many=many)
     if in_process and virtual and not dry_run and len(found.data) >= VIRTUAL_POOL_FILES and _may_start_workers():
         nworkers = os.cpu_count() or 1
         if nworkers > 1:
