@@ -151,6 +151,9 @@ def _basic(s: Any, n: int, axis: int) -> tuple[int | slice, bool]:
             r = range(*s.indices(n))
         except TypeError:
             raise SelectionError(f"slice indices must be integers or None, found {s} on axis {axis}") from None
+        except ValueError:  # a step of 0
+            raise SelectionError(f"a slice's step must not be zero, found {s} on axis {axis}: give a step of "
+                                 "1 or more (-1 or less to reverse), or None") from None
         flip = r.step < 0
         if flip:
             r = r[::-1]

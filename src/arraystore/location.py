@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
+from .errors import ArrayNotFoundError, BackendError
+
 __all__ = ["REMOTE_SCHEMES", "Location", "parse_location"]
 
 #: URL schemes that name objects in an object store rather than local files.
@@ -51,8 +53,10 @@ def parse_location(path: str | os.PathLike[str] | Location) -> Location:
     """Split ``"file::/key"``; for local paths expand ``~`` and make them absolute.
 
     ``file://`` URLs become local paths; the schemes in :data:`REMOTE_SCHEMES` give a
-    location with ``url`` set. Other ``scheme://`` prefixes are refused with ValueError
-    (they would otherwise become a local folder named ``scheme:``).
+    location with ``url`` set. Other ``scheme://`` prefixes are refused with
+    :class:`~arraystore.errors.BackendError` (a ValueError; they would otherwise become a
+    local folder named ``scheme:``), and a URL with nothing after ``scheme://`` with
+    :class:`~arraystore.errors.ArrayNotFoundError`.
     """
     if isinstance(path, Location):
         return path
@@ -72,9 +76,12 @@ def parse_location(path: str | os.PathLike[str] | Location) -> Location:
         parts = urlsplit(s)
         return Location(Path(unquote(parts.netloc + parts.path) if parts.netloc not in ("", "localhost") else unquote(parts.path)).absolute(), key)
     if scheme not in REMOTE_SCHEMES:
-        raise ValueError(
+        raise BackendError(
             f"{s}: expected a local path or a URL of {', '.join(sorted(REMOTE_SCHEMES | {'file'}))}, found the "
             f"scheme {scheme!r}; check the spelling, or install a plugin backend that handles it"
         )
-    url = scheme + s[len(scheme) :].rstrip("/")
-    return Location(Path(PurePosixPath("/" + url.split("://", 1)[1])), key, url)
+    rest = s[head:].rstrip("/")
+    if not rest:
+        raise ArrayNotFoundError(f"{s}: expected a URL naming an object inside a bucket (scheme://bucket/name), "
+                                 "found no bucket and no name")
+    return Location(Path(PurePosixPath("/" + rest)), key, f"{scheme}://{rest}")

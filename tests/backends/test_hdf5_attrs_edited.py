@@ -44,3 +44,80 @@ def test_native_edits_added_and_changed_are_seen(tmp_path: Path) -> None:
     assert (attrs["units"], attrs["scale"], attrs["by_h5py"]) == ("degC", 0.25, [0, 1, 2])
     with h5py.File(p, "r") as f:
         assert f["data"].attrs["units"] == "degC" and f["data"].attrs["scale"] == 0.25
+
+
+_FOREIGN = {
+    "ints": np.arange(3, dtype=">i4"),
+    "floats": np.array([0.5, 1.5], dtype="<f4"),
+    "names": np.array([b"I", b"II"]),
+    "texts": np.array(["a", "bc"], dtype=h5py.string_dtype()),
+    "matrix": np.eye(2),
+    "single": np.float32(500.0),
+    "short": np.int16(3),
+    "flag": np.bool_(True),
+    "fixed": np.bytes_(b"abc"),
+    "units": "mV",
+}
+
+
+@pytest.mark.parametrize("written_by", ["h5py", "arraystore"])
+def test_native_array_attrs_survive_a_write_of_other_attrs(tmp_path: Path, written_by: str) -> None:
+    """Writing one attr through arraystore leaves the other native attrs as h5py sees them, dtype and all."""
+    p = tmp_path / "run.h5"
+    if written_by == "h5py":
+        with h5py.File(p, "w") as f:
+            f["data"] = np.zeros(3)
+    else:
+        with arraystore.create(f"{p}::data", (3,), "<f8", attrs={"kept": [1, 2]}):
+            pass
+    with h5py.File(p, "r+") as f:
+        for name, value in _FOREIGN.items():
+            f["data"].attrs[name] = value
+    with arraystore.open(f"{p}::data", "r+") as s:
+        s.attrs["added"] = 1
+        s.attrs["units"] = "V"
+    with h5py.File(p, "r") as f:
+        native = dict(f["data"].attrs)
+    for name, value in _FOREIGN.items():
+        if name == "units":
+            continue
+        assert name in native, f"{name} was deleted"
+        assert type(native[name]) is type(value), name
+        np.testing.assert_array_equal(native[name], value)
+        assert np.asarray(native[name]).dtype == value.dtype or value.dtype.kind == "O", name
+    assert native["units"] == "V" and native["added"] == 1
+    attrs = dict(arraystore.open(f"{p}::data").attrs)
+    assert attrs["ints"] == [0, 1, 2] and attrs["names"] == ["I", "II"] and attrs["matrix"] == [[1.0, 0.0], [0.0, 1.0]]
+
+
+def test_native_array_attrs_changed_or_removed_through_arraystore(tmp_path: Path) -> None:
+    p = tmp_path / "run.h5"
+    with h5py.File(p, "w") as f:
+        f["data"] = np.zeros(3)
+        f["data"].attrs["ints"] = np.arange(3)
+        f["data"].attrs["gone"] = np.arange(2)
+    with arraystore.open(f"{p}::data", "r+") as s:
+        s.attrs["ints"] = [7, 8]
+        del s.attrs["gone"]
+    with h5py.File(p, "r") as f:
+        assert "gone" not in f["data"].attrs and "ints" not in f["data"].attrs  # the JSON copy holds the new value
+    attrs = dict(arraystore.open(f"{p}::data").attrs)
+    assert attrs["ints"] == [7, 8] and "gone" not in attrs
+
+
+def test_a_netcdf_variable_keeps_its_fill_value_and_dimensions_when_attrs_are_written(tmp_path: Path) -> None:
+    netCDF4 = pytest.importorskip("netCDF4", reason="netCDF4 is in the test extras")
+    p = tmp_path / "t.nc"
+    with netCDF4.Dataset(p, "w") as nc:
+        nc.createDimension("time", 2)
+        nc.createDimension("x", 3)
+        v = nc.createVariable("temperature", "f4", ("time", "x"), fill_value=-1.0)
+        v.units = "K"
+        v[0, :] = [1.0, 2.0, 3.0]  # row 1 never written: the fill value
+    with arraystore.open(f"{p}::temperature", "r+") as s:
+        s.attrs["long_name"] = "air temperature"
+    with netCDF4.Dataset(p) as nc:
+        v = nc["temperature"]
+        assert v.dimensions == ("time", "x") and v._FillValue == -1.0 and v.units == "K"
+        assert v.long_name == "air temperature"
+        assert v[1, :].mask.all()  # still masked as missing

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -18,6 +20,7 @@ from arraystore.errors import (
     BackendError,
     DimensionError,
     IncompleteArrayError,
+    LockedError,
     MetadataError,
     NotMemoryMappableError,
     UnsupportedDtypeError,
@@ -41,11 +44,52 @@ def test_several_datasets_need_a_key(tmp_path: Path) -> None:
         arraystore.open(f"{path}::/g")
 
 
+@pytest.mark.parametrize("key", ["/sensors", "sensors", "/sensors/", "/sensors/ecg"])
+def test_a_group_named_lists_its_datasets_by_the_paths_that_open_them(tmp_path: Path, key: str) -> None:
+    path = tmp_path / "run.h5"
+    with h5py.File(path, "w") as f:
+        f["sensors/ecg/signal"] = np.zeros(2)
+        f["sensors/ecg/rate"] = np.ones(1)
+        f["other"] = np.ones(3)
+    with pytest.raises(MetadataError, match="found a group") as info:
+        arraystore.open(f"{path}::{key}")
+    listed = re.findall(r"(/sensors/\S+?)[,;]", str(info.value))
+    assert sorted(listed) == ["/sensors/ecg/rate", "/sensors/ecg/signal"], str(info.value)
+    for name in listed:  # each path named opens
+        with arraystore.open(f"{path}::{name}") as s:
+            assert s.shape in ((1,), (2,))
+    assert f"e.g. '{path}::/sensors/ecg/" in str(info.value)
+
+
 def test_not_an_hdf5_file(tmp_path: Path) -> None:
     path = tmp_path / "fake.h5"
     path.write_bytes(b"not hdf5 at all")
     with pytest.raises(MetadataError, match="expected an HDF5 file"):
         arraystore.open(path)
+
+
+_WHILE_HELD: dict[str, Callable[[Path], object]] = {
+    "read": lambda path: arraystore.open(f"{path}::a"),
+    "write": lambda path: arraystore.open(f"{path}::a", "r+"),
+    "create": lambda path: arraystore.create(f"{path}::b", (2,), "f8"),
+    "convert": lambda path: arraystore.convert(f"{path}::a", path.parent / "a.npy"),
+}
+
+
+@pytest.mark.parametrize("h5py_mode", ["r", "a"])
+@pytest.mark.parametrize("action", sorted(_WHILE_HELD))
+def test_file_open_in_h5py_with_locking_is_a_lock_error(tmp_path: Path, h5py_mode: str, action: str) -> None:
+    """A file this process holds open through h5py (locking on, its default) is named as such, not 'not HDF5'."""
+    path = tmp_path / "run.h5"
+    with h5py.File(path, "w") as f:
+        f["a"] = np.arange(4.0)
+    with h5py.File(path, h5py_mode) as held:
+        with pytest.raises(LockedError, match=r"locking=False") as info:
+            _WHILE_HELD[action](path)
+        assert "expected an HDF5 file" not in str(info.value)
+        assert held["a"][1] == 1.0
+    with h5py.File(path, h5py_mode, locking=False), arraystore.open(f"{path}::a") as store:  # the advice
+        assert store[1] == 1.0
 
 
 def test_new_dataset_in_existing_file_is_built_in_place(tmp_path: Path) -> None:
@@ -285,3 +329,27 @@ def test_golden_v1() -> None:
         expected = np.array(["2020-01-01T00:00:00.001", "NaT", "1969-12-31"], "<M8[ms]")
         assert s[...].tobytes() == expected.tobytes()
         assert s.recorded_checksum == {"algorithm": "test", "value": "42"}
+
+
+@pytest.mark.parametrize("locking", [True, "best-effort", None, False])
+@pytest.mark.parametrize("h5py_mode", ["r", "r+", "a"])
+def test_a_file_open_in_h5py_with_its_locking_is_read(tmp_path: Path, h5py_mode: str, locking: object) -> None:
+    """A file the caller has open through h5py (HDF5's file locking on by default) opens for reading with the
+    same values, not a MetadataError saying it is not an HDF5 file; opening it for writing is refused with
+    LockedError while h5py holds HDF5's lock (reading and writing are both fine with h5py's locking=False)."""
+    path = tmp_path / "held.h5"
+    data = np.arange(24, dtype=">i4").reshape(4, 6)
+    with h5py.File(path, "w") as f:
+        f["a"] = data
+    off = locking is False or (locking is None and os.environ.get("HDF5_USE_FILE_LOCKING", "").upper() == "FALSE")
+    with h5py.File(path, h5py_mode, locking=locking) as held:
+        with arraystore.open(f"{path}::/a") as s:
+            np.testing.assert_array_equal(s[::-1, 1::2], data[::-1, 1::2])
+            assert s.dtype == data.dtype
+        if off and h5py_mode != "r":
+            with arraystore.open(f"{path}::/a", "r+") as s:
+                s[0, 0] = 99
+            assert held["a"][0, 0] == 99
+        elif not off:
+            with pytest.raises(LockedError):
+                arraystore.open(f"{path}::/a", "r+")

@@ -381,6 +381,40 @@ def test_netcdf4_and_h5netcdf_files(tmp_path: Path) -> None:
             assert d[...].tobytes() == want.tobytes()
 
 
+@pytest.mark.parametrize("writer", ["netCDF4", "h5netcdf"])
+def test_netcdf_bookkeeping_is_not_user_attrs(tmp_path: Path, writer: str) -> None:
+    """netCDF-4's dimension ids and coordinate lists are not the variable's attrs; a user's CLASS and NAME are."""
+    path = tmp_path / "a.nc"
+    if writer == "netCDF4":
+        netCDF4 = pytest.importorskip("netCDF4", reason="netCDF4 is in the test extras")
+        with netCDF4.Dataset(path, "w") as nc:
+            nc.createDimension("x", 3)
+            nc.createDimension("y", 4)
+            v = nc.createVariable("v", "f4", ("x", "y"))
+            v[:] = np.zeros((3, 4))
+            v.units = "K"
+            nc.createVariable("x", "f8", ("x",))[:] = [1, 2, 3]
+    else:
+        h5netcdf = pytest.importorskip("h5netcdf", reason="h5netcdf is in the test extras")
+        with h5netcdf.File(path, "w") as nc:
+            nc.dimensions = {"x": 3, "y": 4}
+            nc.create_variable("v", ("x", "y"), "<f4", data=np.zeros((3, 4))).attrs["units"] = "K"
+            nc.create_variable("x", ("x",), "<f8", data=[1.0, 2.0, 3.0])
+    with h5py.File(path, "a") as f:
+        f["plain"] = np.zeros(2)
+        f["plain"].attrs["CLASS"] = "ARRAY"  # PyTables' own
+        f["plain"].attrs["NAME"] = "mine"
+    for name in ("v", "x"):
+        with arraystore.open(f"{path}::{name}") as s:
+            bookkeeping = sorted(k for k in s.attrs if k.startswith("_Netcdf4") or k in
+                                 ("CLASS", "NAME", "DIMENSION_LIST", "REFERENCE_LIST", "_NCProperties"))
+            assert bookkeeping == [], (name, dict(s.attrs))
+    with arraystore.open(f"{path}::v") as s:
+        assert s.attrs["units"] == "K" and s.dimension_names == ("x", "y")
+    with arraystore.open(f"{path}::plain") as s:
+        assert dict(s.attrs) == {"CLASS": "ARRAY", "NAME": "mine"}
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_h5py_dtype_metadata_is_not_the_arrays(tmp_path: Path, backend: str) -> None:
     """h5py tags string fields and enums with dtype metadata; the store's dtype is the plain numpy one."""

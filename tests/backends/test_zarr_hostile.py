@@ -17,6 +17,8 @@ from typing import Any
 import crc32c
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import arraystore
 from arraystore.backends._zarr_bounds import ChunkRule, Stage, check_chunk
@@ -212,3 +214,57 @@ def test_nested_compressors_are_decoded_to_reach_the_inner_one() -> None:
         check_chunk(memoryview(outer), rule, "x")
     ok = ChunkRule((Stage("gzip"), Stage("zlib")), decoded=1 << 20)
     check_chunk(memoryview(outer), ok, "x")
+
+
+def _blosc_array(path: Path, data: np.ndarray[Any, Any], shuffle: str, cname: str) -> bytes:
+    """``data`` written by zarr-python with blosc in chunks of 4 rows; the bytes of chunk ``c/0/0``."""
+    import zarr
+    from zarr.codecs import BloscCodec
+
+    z = zarr.create_array(str(path), shape=data.shape, dtype=data.dtype, chunks=(4, data.shape[1]), zarr_format=3,
+                          compressors=BloscCodec(cname=cname, shuffle=shuffle, typesize=data.dtype.itemsize))
+    z[...] = data
+    return (path / "c" / "0" / "0").read_bytes()
+
+
+@settings(max_examples=25, deadline=None)
+@given(shuffle=st.sampled_from(["noshuffle", "shuffle", "bitshuffle"]), cname=st.sampled_from(["lz4", "zstd", "blosclz"]),
+       dtype=st.sampled_from(["<f8", ">i4", "<u2", "<c8"]), cut=st.floats(0.0, 1.0), seed=st.integers(0, 2**16))
+def test_a_blosc_chunk_cut_short_is_refused_never_read_as_other_values(shuffle: str, cname: str, dtype: str,
+                                                                       cut: float, seed: int) -> None:
+    """c-blosc 1 decodes the compressed size its header declares whatever the buffer holds: a chunk file cut
+    short (a torn copy, a partial upload) decodes without an error to other values, in zarr-python too. Every read
+    of it (whole, partial, converted) is a MetadataError naming the chunk."""
+    import tempfile
+
+    rng = np.random.default_rng(seed)
+    data = rng.normal(size=(8, 300)).astype(dtype)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "a.zarr"
+        body = _blosc_array(path, data, shuffle, cname)
+        (path / "c" / "0" / "0").write_bytes(body[: int(cut * (len(body) - 1))])
+        with arraystore.open(str(path)) as s:
+            np.testing.assert_array_equal(s[4:], data[4:])  # the other chunk reads
+            for sel in (np.s_[...], np.s_[:4], np.s_[1:3, ::7]):
+                with pytest.raises(MetadataError, match="c/0/0"):
+                    s[sel]
+        with pytest.raises(MetadataError):
+            arraystore.convert(str(path), Path(tmp) / "b.npy")
+        assert not (Path(tmp) / "b.npy").exists()
+
+
+@pytest.mark.parametrize("drop", ["data_type", "shape", "chunk_grid", "chunk_key_encoding", "codecs", "fill_value"])
+def test_a_zarr_json_missing_a_key_says_what_was_expected_and_what_to_do(tmp_path: Path, drop: str) -> None:
+    """A zarr.json that zarr-python refuses (a required key missing): MetadataError saying what was expected,
+    what was found (zarr-python's complaint) and what to do; not a bare ``KeyError: 'data_type'``."""
+    import zarr
+
+    path = tmp_path / "a.zarr"
+    zarr.create_array(str(path), shape=(3, 4), dtype="<i2", chunks=(2, 2), zarr_format=3)[...] = 1
+    meta = json.loads((path / "zarr.json").read_text())
+    del meta[drop]
+    (path / "zarr.json").write_text(json.dumps(meta))
+    with pytest.raises(MetadataError) as info:
+        arraystore.open(str(path))[...]
+    message = str(info.value)
+    assert str(path) in message and "expected" in message and ("restore" in message or "re-create" in message)

@@ -310,3 +310,39 @@ def test_variable_length_strings_refused(tmp_path: Path) -> None:
     zarr.create_array(path, shape=(2,), dtype=str)
     with pytest.raises(UnsupportedDtypeError):
         arraystore.open(path)
+
+
+@pytest.mark.parametrize(("dtype", "fill", "stored"), [
+    ("<f4", 0.5, "AAAAAAAA4D8="),
+    ("<f8", [float("nan")], "AAAAAAAA+H8="),
+    (">i2", [-999], -999),
+    ("|b1", True, True),
+    ("<f4", "n/a", "n/a"),  # no xarray form: kept as it is
+    ("<c8", [1.0, 2.0], [1.0, 2.0]),
+])
+def test_fill_value_attr_is_stored_in_xarrays_form_and_read_back_exactly(
+    tmp_path: Path, dtype: str, fill: object, stored: object
+) -> None:
+    p = str(tmp_path / "a.zarr")
+    with arraystore.create(p, (3,), dtype, attrs={"_FillValue": fill, "units": "K"}):
+        pass
+    on_disk = json.loads((tmp_path / "a.zarr" / "zarr.json").read_text(), parse_constant=float)["attributes"]
+    assert on_disk["_FillValue"] == stored
+    with arraystore.open(p, "r+") as s:
+        assert str(s.attrs["_FillValue"]) == str(fill) and type(s.attrs["_FillValue"]) is type(fill)
+        s.attrs["units"] = "degC"  # another attr written: the fill value stays as it was
+    with arraystore.open(p, "r+") as s:
+        assert str(s.attrs["_FillValue"]) == str(fill)
+        del s.attrs["_FillValue"]
+    with arraystore.open(p) as s:
+        assert "_FillValue" not in s.attrs and s.attrs["units"] == "degC"
+    assert "fill_value_attr" not in json.loads((tmp_path / "a.zarr" / "zarr.json").read_text())["attributes"]["_arraystore"]
+
+
+def test_fill_value_attr_edited_by_another_tool_is_read_as_it_is(tmp_path: Path) -> None:
+    p = str(tmp_path / "a.zarr")
+    with arraystore.create(p, (3,), "<f4", attrs={"_FillValue": 0.5}):
+        pass
+    zarr.open_array(p, mode="r+").attrs["_FillValue"] = "AAAAAAAA8D8="  # xarray's form of 1.0
+    with arraystore.open(p) as s:
+        assert s.attrs["_FillValue"] == "AAAAAAAA8D8="

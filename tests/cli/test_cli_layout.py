@@ -55,6 +55,7 @@ def test_write_sidecar_records_the_layout(tmp_path: Path) -> None:
     # the recorded layout is checked, never silently overridden
     proc = run_cli("info", str(src), "--dtype", "<f4", "--shape", "12,10")
     assert proc.returncode == 1 and "sidecar" in proc.stderr and "--dtype" in proc.stderr
+    assert "--dtype and --shape say shape (12, 10)" in proc.stderr and "meta=" not in proc.stderr, proc.stderr
 
 
 def test_verify_with_layout_and_against(tmp_path: Path) -> None:

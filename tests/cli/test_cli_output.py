@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import arraystore
+
 from .conftest import SCRIPT, run_cli
 
 zarr = pytest.importorskip("zarr", reason="needs zarr-python for a sharded array written by zarr itself")
@@ -48,6 +50,28 @@ def test_inspect_says_when_no_rule_matched_and_why(tmp_path: Path) -> None:
     assert hit.returncode == 0 and "no rule of" not in hit.stdout
 
 
+@pytest.mark.parametrize(("name", "data", "override"), [
+    ("ramp_f4_le.dat", np.linspace(0, 1, 4096).astype(">f4"), True),  # the data contradict the name
+    ("grid_10x10_float32.dat", np.arange(200, dtype="<f4"), True),  # the name's shape does not fit the size
+    ("mystery.bin", np.arange(300, dtype="<f4"), False),  # nothing stated: no source to override
+])
+def test_inspect_advice_migrates_the_file_once_filled_in(tmp_path: Path, name: str, data: np.ndarray,
+                                                        override: bool) -> None:
+    """The rule inspect prints, filled in with the true layout, resolves the file: override = true where needed."""
+    f = tmp_path / name
+    data.tofile(f)
+    proc = run_cli("inspect", str(f))
+    assert proc.returncode in (3, 4)
+    assert "no source states the dtype" not in proc.stdout or not override, proc.stdout
+    rule = proc.stdout[proc.stdout.index("[[rule]]"):]
+    assert ("override = true" in rule) == override, proc.stdout
+    filled = rule.replace('dtype = "..."', f'dtype = "{data.dtype.str}"').replace("shape = [...]", f"shape = {list(data.shape)}")
+    rules = tmp_path / "rules.toml"
+    rules.write_text("\n".join(line.strip() for line in filled.splitlines()) + "\n")
+    hit = run_cli("inspect", str(f), "--rules", str(rules))
+    assert hit.returncode == 0, hit.stdout
+
+
 def test_output_into_a_closed_pipe_is_not_an_error(good: Path) -> None:
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before anything is written, as after `| head -1`
@@ -80,3 +104,16 @@ def test_src_order_is_accepted_where_order_means_the_raw_layout(tmp_path: Path, 
     assert done.returncode == 0, done.stderr
     if command == "info":
         assert json.loads(done.stdout)["order"] == "F"
+
+
+def test_info_prints_a_structured_dtype_as_numpy_does_and_a_small_ratio_as_nonzero(tmp_path: Path) -> None:
+    dtype = np.dtype([("t", "<f8"), ("v", ">i2"), ("flag", "u1")])
+    np.save(tmp_path / "rec.npy", np.zeros(2, dtype))
+    text = run_cli("info", str(tmp_path / "rec.npy")).stdout
+    assert f"dtype            {dtype}\n" in text, text  # [('t', '<f8'), ('v', '>i2'), ('flag', 'u1')]
+    facts = json.loads(run_cli("info", str(tmp_path / "rec.npy"), "--json").stdout)
+    assert facts["dtype"] == [["t", "<f8"], ["v", ">i2"], ["flag", "|u1"]]  # JSON keeps the sidecar's form
+    with arraystore.create(str(tmp_path / "one.zarr"), (1,), "u1") as s:
+        s[...] = 1
+    facts = json.loads(run_cli("info", str(tmp_path / "one.zarr"), "--json").stdout)
+    assert 0 < facts["ratio"] < 0.005, facts  # 1 byte of data beside hundreds of metadata: not rounded to 0

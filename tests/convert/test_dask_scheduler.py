@@ -40,7 +40,7 @@ DEST_OPTIONS: dict[str, dict[str, Any]] = {"raw": {}, "npy": {}, "hdf5": {"compr
 def client() -> Iterator[Any]:
     """Two worker processes with one thread each, started once for the module."""
     with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
         distributed.Client(cluster, set_as_default=False) as c,
     ):
         yield c
@@ -219,3 +219,23 @@ def test_unicode_to_and_from_hdf5_strings_on_the_cluster(tmp_path: Path, client:
     back = _same_as_local(tmp_path, str(tmp_path / "dask-out.h5"), "back.npy", client, verify=True)
     assert back.checksum == StreamHasher.of(data)
     assert np.load(tmp_path / "dask-back.npy").tobytes() == data.tobytes()
+
+
+def test_a_local_cluster_leaves_port_8787_alone(tmp_path: Path) -> None:
+    """``scheduler="local"`` beside a running cluster (or notebook dashboard) that holds port 8787: no warning."""
+    import socket
+    import warnings
+
+    src = write_source(tmp_path / "src.npy", DATA)
+    with socket.socket() as held:
+        try:
+            held.bind(("", 8787))
+            held.listen()
+        except OSError:  # something else holds it already: the case this test is about
+            pass
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            convert(src, str(tmp_path / "dst.zarr"), max_memory=BUDGET, scheduler="local", workers=1)
+    assert [str(w.message) for w in caught if "8787" in str(w.message)] == []
+    got, _ = read_back(str(tmp_path / "dst.zarr"))
+    assert bytes_equal(got, DATA)

@@ -122,3 +122,25 @@ def test_a_byte_copy_says_it_uses_less_than_the_budget(tmp_path: Path) -> None:
     assert any(f"of the {1 << 30:,}-byte memory budget" in n for n in report.plan["notes"]), report.plan["notes"]
     report = arraystore.convert(tmp_path / "a.npy", tmp_path / "c.npy", max_memory="16MiB")
     assert not any("memory budget" in n for n in report.plan["notes"])
+
+
+@pytest.mark.parametrize(("source", "dst", "compression", "said"), [
+    ("zarr:zstd:3", "out.zarr", None, True),
+    ("zarr:zstd:3", "out.zarr", "gzip:1", False),
+    ("zarr:zstd:3", "out.h5", None, True),
+    ("hdf5:gzip:4", "out.zarr", None, True),
+    ("zarr:zstd:3", "out.npy", None, False),  # a format without codecs: nothing could be carried
+    ("zarr:none", "out.zarr", None, False),
+])
+def test_a_compression_not_carried_over_is_said(tmp_path: Path, source: str, dst: str, compression: str | None,
+                                                said: bool) -> None:
+    """A compressed source converted without compression= gives an uncompressed destination, and the plan says so."""
+    backend, _, codec = source.partition(":")
+    src = str(tmp_path / ("src.zarr" if backend == "zarr" else "src.h5"))
+    with arraystore.create(src, (64, 8), "<f4", chunks=(16, 8), compression=None if codec == "none" else codec) as s:
+        s[...] = 1.0
+    report = arraystore.convert(src, str(tmp_path / dst), compression=compression)
+    notes = [n for n in report.plan["notes"] if "compression is not carried over" in n]
+    assert bool(notes) == said, report.plan["notes"]
+    with arraystore.open(str(tmp_path / dst)) as out:
+        assert (getattr(out, "compression", None) is None) == (compression is None)

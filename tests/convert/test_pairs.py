@@ -87,6 +87,31 @@ def test_zarr_shards_are_the_alignment_unit(tmp_path: Path) -> None:
     assert bytes_equal(got, data)
 
 
+
+@pytest.mark.parametrize("shape", [(100, 80), (7, 3, 9), (130,)])
+def test_a_sharded_zarr_source_keeps_its_chunks_and_shards(tmp_path: Path, shape: tuple[int, ...]) -> None:
+    """Converted into Zarr with neither chunks= nor shards= given, a sharded array keeps both, as zarr-python shows
+    them; chunks= given is a layout of its own, unsharded."""
+    if "zarr" not in BACKENDS:
+        pytest.skip("zarr backend not installed")
+    import zarr
+
+    data = sample_data(np.dtype("<i2"), shape, seed=3)
+    inner = tuple(max(1, n // 10) for n in shape)
+    shards = tuple(c * 2 for c in inner)
+    z = zarr.create_array(str(tmp_path / "src.zarr"), shape=shape, dtype=data.dtype, chunks=inner, shards=shards)
+    z[...] = data
+    report = convert(str(tmp_path / "src.zarr"), str(tmp_path / "dst.zarr"))
+    out = zarr.open_array(str(tmp_path / "dst.zarr"), mode="r")
+    assert (out.chunks, out.shards) == (inner, shards)
+    assert f"chunks {inner} inside shards {shards} taken from the source" in report.plan["notes"]
+    assert bytes_equal(out[...], data)
+    given_chunks = convert(str(tmp_path / "src.zarr"), str(tmp_path / "given.zarr"), chunks=shards)
+    out = zarr.open_array(str(tmp_path / "given.zarr"), mode="r")
+    assert (out.chunks, out.shards) == (shards, None) and bytes_equal(out[...], data)
+    assert not any("inside shards" in n for n in given_chunks.plan["notes"])
+
+
 _SHAPES = st.lists(st.integers(0, 5), min_size=0, max_size=3).map(tuple)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,9 @@ import pytest
 import arraystore
 from arraystore.checksums import StreamHasher, verify
 from arraystore.conversion import convert
+from arraystore.conversion._journal import source_fingerprint
 from arraystore.errors import ArrayNotFoundError, VerificationError
+from arraystore.location import parse_location
 
 from .conftest import BACKENDS, SUFFIX, Stop, bytes_equal, read_back, stop_after, write_source
 
@@ -61,6 +64,69 @@ def test_changed_source_restarts(tmp_path: Path) -> None:
     assert report.restarted is not None and "source changed" in report.restarted
     assert report.blocks_resumed == 0
     assert bytes_equal(read_back(str(dst))[0], new)
+
+
+def _rewrite_in_place_keeping_size_and_mtime(path: Path, data: np.ndarray[Any, Any]) -> None:
+    """Write ``data`` over the source's values in place, then put back every file's modification time (``os.utime``),
+    until a status-change time moved (the kernel's clock may tick coarser than nanoseconds)."""
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    before = {p: p.stat() for p in files}
+    for _ in range(100_000):
+        with arraystore.open(str(path), "r+") as s:
+            s[...] = data
+        for p, st in before.items():
+            os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+        if any(p.stat().st_ctime_ns != st.st_ctime_ns for p, st in before.items()):
+            break
+    after = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    assert after == files
+    assert all((p.stat().st_size, p.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns) for p, st in before.items())
+
+
+@pytest.mark.parametrize("verify", [False, True])
+@pytest.mark.parametrize("src_backend", BACKENDS)
+def test_a_source_rewritten_in_place_with_its_mtime_put_back_restarts(tmp_path: Path, src_backend: str,
+                                                                       verify: bool) -> None:
+    """A resume sees the source's status-change time too: a source rewritten in place between the kill and the
+    rerun, its size and modification time put back, is converted from scratch (never its new blocks published
+    beside the journaled blocks of its old values)."""
+    old = _data()
+    src = tmp_path / f"src{SUFFIX[src_backend]}"
+    write_source(src, old, **({"chunks": (16, 256)} if src_backend in ("hdf5", "zarr") else {}))
+    dst = tmp_path / "dst.npy"
+    with pytest.raises(Stop):
+        convert(str(src), str(dst), max_memory="64KiB", progress=stop_after(3))
+    assert journal_blocks(dst) >= 2
+    new = old[::-1] * 3
+    _rewrite_in_place_keeping_size_and_mtime(src, new)
+    report = convert(str(src), str(dst), max_memory="64KiB", verify=verify)
+    assert report.blocks_resumed == 0 and report.restarted is not None and "status-change" in report.restarted
+    got, _ = read_back(str(dst))
+    assert bytes_equal(got, new)
+
+
+@pytest.mark.parametrize("src_backend", BACKENDS)
+def test_verify_reads_the_source_again_after_a_resume(tmp_path: Path, src_backend: str) -> None:
+    """Verification never trusts the journal: a source changed behind a journal that still matches it (a file
+    system whose times do not move, simulated by writing the new fingerprint into the journal) is refused with
+    VerificationError, nothing published, instead of publishing resumed blocks of the old values."""
+    old = _data()
+    src = tmp_path / f"src{SUFFIX[src_backend]}"
+    write_source(src, old, **({"chunks": (16, 256)} if src_backend in ("hdf5", "zarr") else {}))
+    dst = tmp_path / "dst.npy"
+    with pytest.raises(Stop):
+        convert(str(src), str(dst), max_memory="64KiB", progress=stop_after(3))
+    with arraystore.open(str(src), "r+") as s:
+        s[...] = old[::-1] * 3
+    jpath = dst.with_name(dst.name + ".partial.journal.jsonl")
+    lines = jpath.read_text().splitlines(keepends=True)
+    header = json.loads(lines[0])
+    with arraystore.open(str(src)) as s:
+        header["source"] = source_fingerprint(parse_location(s.path), s.backend, s.meta.to_dict(), s._version())
+    jpath.write_text(json.dumps(header) + "\n" + "".join(lines[1:]))
+    with pytest.raises(VerificationError):
+        convert(str(src), str(dst), max_memory="64KiB", verify=True)
+    assert not dst.exists()
 
 
 def test_changed_options_and_no_resume_restart(tmp_path: Path) -> None:

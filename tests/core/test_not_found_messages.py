@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import arraystore
-from arraystore.errors import ArrayNotFoundError, MetadataError
+from arraystore.errors import ArrayNotFoundError, BackendError, MetadataError
+from arraystore.location import REMOTE_SCHEMES
 
 
 @pytest.mark.parametrize("name", ["missing.dat", "missing.npy", "missing.h5", "missing.zarr"])
@@ -53,3 +56,30 @@ def test_a_zarr_group_opened_as_an_array_lists_the_arrays_inside(tmp_path: Path)
         arraystore.open(f"{tmp_path}/g.zarr::empty")
     with arraystore.open(f"{tmp_path}/g.zarr::/sub/b") as s:  # as the message says
         assert s.shape == (4,)
+
+
+@pytest.mark.parametrize("scheme", sorted(REMOTE_SCHEMES))
+@pytest.mark.parametrize("tail", ["", "/", "//", "::/a"])
+def test_a_url_naming_nothing_is_a_typed_error(scheme: str, tail: str, tmp_path: Path) -> None:
+    """``s3://`` and the like (no bucket, no name) are ArrayNotFoundError saying what a URL must name, from every
+    entry point; they were an IndexError (or obstore's "empty host" ValueError), a traceback from the CLI."""
+    url = f"{scheme}://{tail}"
+    source = tmp_path / "a.npy"
+    np.save(source, np.arange(3))
+    calls = [lambda: arraystore.open(url), lambda: arraystore.create(url, (2,), "f4"),
+             lambda: arraystore.convert(source, url), lambda: arraystore.checksum(url)]
+    for call in calls:
+        with pytest.raises(ArrayNotFoundError, match=r"scheme://bucket/name"):
+            call()
+    if tail:
+        return
+    done = subprocess.run([sys.executable, "-m", "arraystore", "info", url], capture_output=True, text=True)
+    assert done.returncode != 0 and "ArrayNotFoundError" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("url", ["foo://bucket/a.zarr", "s4://b/x.npy", "ftp://host/x.npy"])
+def test_an_unknown_url_scheme_is_a_typed_error(url: str) -> None:
+    """An unknown ``scheme://`` is a BackendError (also the ValueError it was) naming the schemes known."""
+    with pytest.raises(BackendError, match="s3") as info:
+        arraystore.open(url)
+    assert isinstance(info.value, ValueError)

@@ -24,7 +24,7 @@ DATA = np.random.default_rng(11).integers(0, 2**31, size=(120, 30), dtype="<i8")
 def client() -> Iterator[Client]:
     """Two worker processes with one thread each, started once for the module."""
     with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
         Client(cluster, set_as_default=False) as c,
     ):
         yield c

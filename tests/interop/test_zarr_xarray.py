@@ -151,3 +151,37 @@ def test_names_round_trip_through_create_and_convert(tmp_path_factory: pytest.Te
         assert arraystore.open(str(d / p)).dimension_names == given_names
         meta = zarr.open_array(str(d / p), mode="r").metadata
         assert meta.dimension_names == tuple(n or f"dim_{i}" for i, n in enumerate(names))
+
+
+OPEN_GROUP_MASKED = """
+import numpy as np, xarray as xr
+ds = xr.open_zarr(path)
+result = {name: {"dims": list(v.dims), "values": np.where(np.isnan(v.values), None, v.values).tolist(),
+                 "units": v.attrs.get("units")} for name, v in ds.data_vars.items()}
+"""
+
+
+@pytest.mark.parametrize("engine", ["netcdf4", "h5netcdf"])
+def test_netcdf_variables_converted_into_a_group_open_in_xarray(tmp_path: Path, engine: str) -> None:
+    """A netCDF variable's _FillValue (a one-element array) reaches Zarr in xarray's form: xr.open_zarr masks as xr.open_dataset."""
+    pytest.importorskip("netCDF4" if engine == "netcdf4" else "h5netcdf", reason="netCDF writers are in the test extras")
+    nc = tmp_path / "t.nc"
+    temps = np.linspace(0, 1, 12, dtype="f4").reshape(3, 4)
+    temps[0, 0] = -1.0
+    counts = np.array([1, -999, 3], dtype="i4")
+    ds = xr.Dataset({"temperature": (("time", "x"), temps, {"units": "K"}), "counts": (("time",), counts)})
+    ds.to_netcdf(nc, engine=engine, encoding={"temperature": {"_FillValue": -1.0}, "counts": {"_FillValue": -999}})
+    for name in ("temperature", "counts"):
+        with arraystore.open(f"{nc}::{name}") as s:
+            fill = s.attrs["_FillValue"]
+        arraystore.convert(f"{nc}::{name}", str(tmp_path / f"g.zarr::{name}"), verify=True)
+        with arraystore.open(str(tmp_path / f"g.zarr::{name}")) as s:  # arraystore reads back what it read
+            assert type(s.attrs["_FillValue"]) is type(fill) and str(s.attrs["_FillValue"]) == str(fill)
+    got = run_reader(OPEN_GROUP_MASKED, path=str(tmp_path / "g.zarr"))
+    with xr.open_dataset(nc, engine=engine) as want:
+        for name in ("temperature", "counts"):
+            expected = np.where(np.isnan(want[name].values), None, want[name].values).tolist()
+            assert got[name]["values"] == expected, name
+            assert got[name]["dims"] == list(want[name].dims)
+    assert got["temperature"]["values"][0][0] is None and got["counts"]["values"][1] is None
+    assert got["temperature"]["units"] == "K"

@@ -16,8 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import arraystore
+from arraystore.errors import MetadataError
 from arraystore.migration import migrate, resolve
 from arraystore.migration.evidence_data import DataContradictsEvidenceError
+from arraystore.migration.rules import parse_rules
 from arraystore.testing.signals import KINDS, make
 
 STRUCTURED = ("sensor", "image", "counts")  # signals a swapped reading always breaks
@@ -117,3 +119,48 @@ def test_default_byte_order_is_checked_for_json_dtypes(tmp_path: Path) -> None:
     assert res.status == "undetermined"
     assert "no source states the byte order" in str(res.error)
     assert res.candidates[0].dtype == np.dtype(">f4")
+
+
+def _fill_in(template: str) -> str:
+    """The template with each rule's first candidate uncommented, as a user fills it in."""
+    lines = template.splitlines()
+    for i, line in enumerate(lines):
+        if (line.startswith("# dtype = ") or line.startswith("# shape = ")) and not line.startswith("#  "):
+            lines[i] = line[2:]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(("name", "data", "sidecar"), [
+    ("trace_int16_be.dat", (1000 * np.sin(np.linspace(0, 30, 20_000))).astype("<i2"), None),
+    ("ramp_f4_le.dat", np.linspace(0, 1, 4096).astype(">f4"), None),
+    ("scan_int32.dat", (np.linspace(0, 1, 5_000) ** 2 * 300).astype("<f4"), None),
+    ("scan.dat", (np.linspace(0, 1, 10_000) ** 2 * 300).astype(">f4"), {"dtype": "float32", "shape": [10_000]}),
+], ids=["name-byteorder", "name-dtype-and-byteorder", "name-kind", "default-byteorder"])
+def test_following_the_advice_migrates_the_file(tmp_path: Path, name: str, data: np.ndarray,
+                                                 sidecar: dict[str, object] | None) -> None:
+    """The suggested rule, filled in with the first candidate, converts the file as the data say.
+
+    A rule stating a dtype or byte order the file name contradicts is a conflict unless it
+    overrides the name, so the template and the error message must say ``override = true``
+    exactly when the name states the contradicted reading.
+    """
+    src = tmp_path / "src"
+    src.mkdir()
+    _write(src, data, name)
+    if sidecar is not None:
+        (src / (Path(name).stem + ".json")).write_text(json.dumps(sidecar))
+    report = migrate(src, tmp_path / "dst", to="raw", workers=1)
+    assert report.exit_code == 3, report.summary()
+    (rec,) = report.by_status("undetermined")
+    message = rec.resolution["error"]["message"]
+    assert ("override = true" in message) == (sidecar is None)
+    template = (tmp_path / "dst" / "rules-suggested.toml").read_text()
+    with pytest.raises(MetadataError, match=r"states nothing|at least one"):
+        parse_rules(template, "rules-suggested.toml")
+    rules = tmp_path / "rules.toml"
+    rules.write_text(_fill_in(template))
+    report = migrate(src, tmp_path / "dst", to="raw", workers=1, rules=rules)
+    assert report.exit_code == 0, report.summary()
+    with arraystore.open(tmp_path / "dst" / name, "r") as store:
+        assert store.dtype == data.dtype
+        np.testing.assert_array_equal(store[...], data)

@@ -242,6 +242,20 @@ def test_truncated_file_is_invalid_with_both_numbers(tmp_path):
     assert r.meta is None
 
 
+@pytest.mark.parametrize("source", ["filename", "legacy-json", "rules"])
+def test_size_mismatch_names_the_axis_length_that_fits(tmp_path, source):
+    """Whatever source states the shape, the causes include the one axis length that fits, as open() gives."""
+    name = "grid_10x10_float32.dat" if source == "filename" else "grid.dat"
+    f = data(tmp_path / name, 800)
+    if source == "legacy-json":
+        meta_json(tmp_path / "grid_meta.json", {"dtype": "float32", "shape": [10, 10]})
+    rules = parse_rules('[[rule]]\nglob = "grid.dat"\ndtype = "float32"\nshape = [10, 10]\n') if source == "rules" else None
+    r = resolve(f, rules=rules)
+    assert r.status == "invalid" and isinstance(r.error, SizeMismatchError)
+    assert ("shape", (0, 20)) in [(kind, value) for kind, value, _ in r.error.causes]
+    assert "(20, 10)" in str(r.error)
+
+
 def test_file_shorter_than_its_offset(tmp_path):
     f = data(tmp_path / "a.dat", 10)
     meta_json(tmp_path / "a_meta.json", {"dtype": "u1", "offset": 64})

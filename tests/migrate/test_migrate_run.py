@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -152,6 +153,53 @@ def test_changed_source_and_changed_rules_are_converted_again(archive: Path, tmp
     ]
     assert np.load(dst / "patterns" / "frames_float32.npy")[0] == 7
     assert np.load(dst / "instrument_b" / "sweep.npy").shape == (80, 64)
+
+
+def _rewrite_keeping_size_and_mtime(path: Path, body: bytes) -> None:
+    """Rewrite ``path`` with ``body`` (of its size) and put its modification time back (``os.utime``), until its
+    status-change time differs from before (the kernel's clock may tick coarser than nanoseconds)."""
+    st = path.stat()
+    assert len(body) == st.st_size
+    for _ in range(100_000):
+        path.write_bytes(body)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        if path.stat().st_ctime_ns != st.st_ctime_ns:
+            break
+    now = path.stat()
+    assert (now.st_size, now.st_mtime_ns) == (st.st_size, st.st_mtime_ns) and now.st_ctime_ns != st.st_ctime_ns
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("to", TARGETS)
+def test_a_source_rewritten_after_a_run_with_its_mtime_put_back_is_converted_again(
+    archive: Path, tmp_path: Path, to: str, workers: int
+) -> None:
+    """A rerun keys a finished file on its size, modification and status-change times: a rewrite of the same size
+    whose modification time was put back is converted again (its new values published), not skipped as done."""
+    dst = tmp_path / "out"
+    first = migrate(archive, dst, to=to, rules=RULES, workers=workers)
+    rec = next(r for r in first.records if r.source == "patterns/frames_float32.dat")
+    assert rec.status == "converted" and rec.ctime_ns != 0
+    f = archive / rec.source
+    new = np.linspace(-5, 5, f.stat().st_size // 4, dtype="<f4")
+    _rewrite_keeping_size_and_mtime(f, new.tobytes())
+    again = migrate(archive, dst, to=to, rules=RULES, workers=workers)
+    assert [r.source for r in again.by_status("converted")] == [rec.source]
+    assert again.counts["skipped"] == first.counts["converted"] - 1
+    assert_converted_equal(archive, dst, again)
+    third = migrate(archive, dst, to=to, rules=RULES, workers=workers)
+    assert third.counts["converted"] == 0  # its new status-change time was recorded
+
+
+def test_a_manifest_line_without_ctime_is_skipped_on_size_and_mtime(archive: Path, tmp_path: Path) -> None:
+    """A line written before the status-change time was recorded (no ``ctime_ns``) still marks its file done."""
+    dst = tmp_path / "out"
+    first = migrate(archive, dst, to="npy", rules=RULES, workers=1)
+    lines = [json.loads(line) for line in (dst / "migration.jsonl").read_text().splitlines()]
+    assert all(line.pop("ctime_ns") for line in lines if line["status"] == "converted")
+    (dst / "migration.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    again = migrate(archive, dst, to="npy", rules=RULES, workers=1)
+    assert again.counts["skipped"] == first.counts["converted"] and again.counts["converted"] == 0
 
 
 def test_recheck_reads_back_and_repairs_a_damaged_destination(archive: Path, tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ def test_existing_client(tmp_path: Path) -> None:
     for i in range(4):
         np.arange(100 * (i + 1), dtype="<f8").tofile(src / f"run{i}_float64.dat")
     with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster,
         distributed.Client(cluster) as client,
     ):
         report = migrate(src, tmp_path / "out", to="raw", scheduler=client)

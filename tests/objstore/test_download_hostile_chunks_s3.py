@@ -88,3 +88,30 @@ def test_reencoded_chunks_download_as_zarr_python_reads_them(bucket: str, tmp_pa
     assert np.ascontiguousarray(out).astype(expected.dtype).tobytes() == np.ascontiguousarray(expected).tobytes()
     assert report.verified
     event(f"chunk by chunk: {'download' in report.plan}")
+
+
+@pytest.mark.parametrize("shuffle", ["noshuffle", "shuffle"])
+@pytest.mark.parametrize("cut", [1, 2])
+def test_a_blosc_chunk_object_cut_short_is_refused(bucket: str, tmp_path: Path, shuffle: str, cut: int) -> None:
+    """A chunk object shorter than its blosc header declares (c-blosc decodes it to other values without an
+    error, in zarr-python too) fails the download chunk by chunk with a typed error; nothing is published."""
+    name = uuid.uuid4().hex[:12]
+    local = tmp_path / f"{name}.zarr"
+    data = np.random.default_rng(cut).normal(size=(16, 500))
+    z = zarr.create_array(str(local), shape=data.shape, dtype="<f8", chunks=(4, 500), zarr_format=3,
+                          compressors=zarr.codecs.BloscCodec(cname="lz4", shuffle=shuffle, typesize=8))
+    z[...] = data
+    s3 = boto3.client("s3")
+    for p in sorted(local.rglob("*")):
+        if p.is_file():
+            body = p.read_bytes()
+            if p.relative_to(local).as_posix() == "c/1/0":
+                body = body[: len(body) // cut - 1]
+            s3.put_object(Bucket=bucket.removeprefix("s3://"), Key=f"{name}.zarr/{p.relative_to(local).as_posix()}",
+                          Body=body)
+    back = tmp_path / "back.npy"
+    with pytest.raises(ArrayStoreError, match="c/1/0"):
+        arraystore.convert(f"{bucket}/{name}.zarr", back, max_memory=1 << 20)
+    assert not back.exists()
+    with arraystore.open(f"{bucket}/{name}.zarr") as s, pytest.raises(ArrayStoreError, match="c/1/0"):
+        s[...]

@@ -9,9 +9,12 @@ Mapping (documented in :mod:`arraystore.backends.hdf5`):
   h5py) see them. A native attribute another tool added, or a mirrored scalar it
   changed, since arraystore wrote the JSON copy is read as the native one says.
 * A dataset without ``_arraystore_attrs`` (written by another tool) exposes its native
-  attributes converted to JSON values: numbers and booleans as such, strings and
+  attributes but the dimension-scale and netCDF-4 bookkeeping (:data:`STRUCTURAL`; ``CLASS``
+  and ``NAME`` only on a dimension scale), converted to JSON values: numbers and booleans as such, strings and
   bytes as text, numeric or string arrays as lists. Attributes with no JSON form
-  (references, compounds, complex numbers) are left out and left alone.
+  (references, compounds, complex numbers) are left out and left alone; arrays are
+  left as they are when arraystore writes the attrs, unless their value was changed
+  or removed through arraystore.
 * Every attribute's stored size is checked before it is read: over
   :data:`MAX_ATTR_BYTES` (the sidecar cap, 16 MiB; the native attributes of a dataset
   share that budget, and there may be at most :data:`MAX_ATTR_COUNT`) it is refused
@@ -195,7 +198,9 @@ def read_attrs(obj: h5py.Dataset, where: str) -> dict[str, Any]:
     """The user attrs of a dataset: arraystore's JSON copy, else its native attributes."""
     stored = read_json(obj, ATTRS, where)
     if stored is None:
-        return _native(obj)
+        native = _native(obj)
+        scale = native.get("CLASS") == "DIMENSION_SCALE"  # else CLASS and NAME are the user's (PyTables writes them)
+        return {k: v for k, v in native.items() if k not in STRUCTURAL or (k in ("CLASS", "NAME") and not scale)}
     if not isinstance(stored, dict):
         raise MetadataError(f"{where}: expected {ATTRS} to hold a JSON object, found {type(stored).__name__}")
     attrs = decode_attrs(stored, where)
@@ -219,11 +224,21 @@ def _mirrorable(value: Any) -> bool:
 
 
 def write_attrs(obj: h5py.Dataset, attrs: dict[str, Any], old: dict[str, Any]) -> None:
-    """Store ``attrs`` as JSON and mirror its scalars as native attributes."""
+    """Store ``attrs`` as JSON and mirror its scalars as native attributes.
+
+    A native attribute whose value in ``attrs`` is unchanged from ``old`` is left as it
+    is: a scalar keeps its HDF5 type (a float32 is not rewritten as float64, fixed-length
+    bytes as a variable-length string), an array another tool wrote (read as a list) stays
+    for h5py and HDFView to see. A changed scalar is rewritten; a changed or removed array
+    is deleted, the JSON copy holding the new value.
+    """
     obj.attrs[ATTRS] = json.dumps(encode_attrs(attrs), ensure_ascii=False, allow_nan=True)
     mirrored = set()
     for key, value in attrs.items():
         if not key or key.startswith(PREFIX) or not _mirrorable(value):
+            continue
+        if key in old and _unchanged(old[key], value) and key in obj.attrs:
+            mirrored.add(key)  # as read: rewriting it would change its HDF5 type (float32 -> float64, bytes -> str)
             continue
         try:
             obj.attrs[key] = np.bool_(value) if isinstance(value, bool) else value
@@ -231,5 +246,18 @@ def write_attrs(obj: h5py.Dataset, attrs: dict[str, Any], old: dict[str, Any]) -
         except (OSError, TypeError, ValueError, KeyError, RuntimeError):  # a name HDF5 refuses: JSON holds it
             continue
     for name in list(obj.attrs):
-        if not name.startswith(PREFIX) and name not in mirrored and (name in old or name in attrs):
-            del obj.attrs[name]
+        if name.startswith(PREFIX) or name in mirrored or (name not in old and name not in attrs):
+            continue
+        if name in old and name in attrs and _unchanged(old[name], attrs[name]):
+            continue
+        del obj.attrs[name]
+
+
+def _unchanged(before: Any, after: Any) -> bool:
+    """Whether an attribute's value is the one read (JSON values: lists, dicts, numbers, strings)."""
+    if type(before) is not type(after) or isinstance(after, np.ndarray):
+        return False
+    try:
+        return bool(before == after)
+    except (TypeError, ValueError):
+        return False

@@ -23,10 +23,37 @@ from ..errors import ArrayNotFoundError, LockedError, MetadataError, ReadOnlyErr
 __all__ = ["close_unwritable", "fsync", "generation", "is_full", "open_file", "raise_if_full", "with_chunk_cache"]
 
 
+def _locking_mismatch(exc: OSError) -> bool:
+    """HDF5 refused a file open already with other file-locking flags (``use`` or ``ignore disabled locks``)."""
+    text = str(exc)
+    return "file locking" in text and "values don't match" in text
+
+
+
 def open_file(path: str, mode: str) -> h5py.File:
-    """``h5py.File`` without HDF5's own locking, its errors mapped into arraystore's."""
+    """``h5py.File`` without HDF5's own locking, its errors mapped into arraystore's.
+
+    A file this process has open already through h5py with HDF5's locking on (``h5py.File``'s
+    default) cannot be opened again with other locking flags: it is opened with the flags of
+    that handle (HDF5 shares the open file between the two).
+    """
     try:
-        return h5py.File(path, mode, locking=False)
+        try:
+            return h5py.File(path, mode, locking=False)
+        except OSError as exc:
+            if not _locking_mismatch(exc):
+                raise
+        for locking in (True, "best-effort"):
+            try:
+                return h5py.File(path, mode, locking=locking)
+            except OSError as exc:
+                if not _locking_mismatch(exc):
+                    raise
+        raise LockedError(
+            f"{path}: this process has the file open already (an h5py.File) with HDF5 file-locking flags that "
+            "HDF5 refuses to open it with again; close that h5py.File first, or open it with "
+            "h5py.File(path, locking=False)"
+        )
     except FileNotFoundError:
         raise ArrayNotFoundError(f"{path}: no such file") from None
     except PermissionError as exc:
@@ -41,7 +68,14 @@ def open_file(path: str, mode: str) -> h5py.File:
         if "already open" in text:
             raise LockedError(
                 f"{path}: this process already has the file open read-only, and HDF5 cannot open it again for "
-                "writing; close the other stores on it first"
+                "writing; close the other stores (or h5py.File objects) on it first"
+            ) from None
+        if "locking flag values don't match" in text:
+            raise LockedError(
+                f"{path}: expected to open the file with HDF5's file locking off, as arraystore does, found it "
+                "already open in this process with locking on (h5py.File's default), and HDF5 cannot open one "
+                "file twice with different locking; close that h5py.File first, or open it with "
+                "h5py.File(path, locking=False)"
             ) from None
         raise MetadataError(f"{path}: expected an HDF5 file, but HDF5 cannot open it ({text})") from None
 

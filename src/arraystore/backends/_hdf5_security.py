@@ -126,11 +126,14 @@ def resolve_dataset(f: h5py.File, key: str | None, *, where: str, allow_external
         if pending and not isinstance(group, h5py.Group):
             raise ArrayNotFoundError(f"{where}: no object {key!r}: {group.name} is a dataset, not a group")
     if not isinstance(group, h5py.Dataset):
-        inside = list_datasets(group) if isinstance(group, h5py.Group) else []
+        prefix = (group.name or "").rstrip("/") if isinstance(group, h5py.Group) else ""
+        inside = [prefix + p for p in list_datasets(group)] if isinstance(group, h5py.Group) else []
+        more = f" (+{len(inside) - 10} more)" if len(inside) > 10 else ""
         raise MetadataError(
             f"{where}: expected {key!r} to name a dataset, found a group"
-            + (f" holding {', '.join(inside[:10])}" if inside else "")
+            + (f" holding {', '.join(inside[:10])}{more}" if inside else " holding no dataset")
             + "; name a dataset after '::'"
+            + (f", e.g. '{where}::{inside[0]}'" if inside else "")
         )
     return group
 

@@ -59,7 +59,7 @@ from zarr.storage import WrapperStore
 from ..errors import ArrayStoreError, MetadataError, UnsafeInputError
 from ._zarr_guard import check_inside
 
-__all__ = ["BoundedStore", "ChunkRule", "check_chunk", "chunk_rule", "declared_size"]
+__all__ = ["BoundedStore", "ChunkRule", "blosc_truncated", "check_chunk", "chunk_rule", "declared_size"]
 
 _METADATA_NAMES = frozenset({"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"})
 _ZSTD_MAGIC = 0xFD2FB528
@@ -267,6 +267,21 @@ def declared_size(name: str, data: memoryview) -> int | None:
     return total
 
 
+def blosc_truncated(data: memoryview) -> str | None:
+    """What is wrong when a ``blosc`` buffer is shorter than its header, or than the compressed size (``cbytes``)
+    its header declares; else None.
+
+    c-blosc 1 reads ``cbytes`` bytes whatever the buffer's length: a truncated chunk decodes to wrong
+    values (or reads past the buffer) without an error, in numcodecs and so in zarr-python.
+    """
+    if len(data) < 16:
+        return f"{len(data)} bytes, shorter than its 16-byte header"
+    cbytes = int.from_bytes(data[12:16], "little")
+    if cbytes > len(data):
+        return f"{len(data):,} bytes where its header declares {cbytes:,} (the chunk is cut short)"
+    return None
+
+
 def _header_bound(name: str, data: memoryview, limit: int, what: str) -> None:
     if name == "zstd":
         _zstd_bound(data, limit, what)
@@ -274,6 +289,9 @@ def _header_bound(name: str, data: memoryview, limit: int, what: str) -> None:
     start, size = (4, 16) if name == "blosc" else (0, 4)
     if len(data) < size:
         raise _damaged(what, name, f"{len(data)} bytes, shorter than its {size}-byte header")
+    why = blosc_truncated(data) if name == "blosc" else None
+    if why is not None:
+        raise _damaged(what, name, why)
     declared = int.from_bytes(data[start : start + 4], "little")
     if declared > limit:
         raise _bomb(what, len(data), "declares", declared, limit)

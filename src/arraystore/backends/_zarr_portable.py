@@ -19,6 +19,8 @@ what zarr-python would write as its own extension data types
 
 from __future__ import annotations
 
+import base64
+import struct
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,12 +29,14 @@ import numpy as np
 from ..errors import MetadataError, UnsupportedDtypeError
 from ._cf import CF_UNITS
 
-__all__ = ["CF_KEYS", "CF_UNITS", "NAT", "cf_attrs", "portable_storage"]
+__all__ = ["CF_KEYS", "CF_UNITS", "FILL_ATTR", "NAT", "cf_attrs", "portable_storage", "xarray_fill_value"]
 
 #: NaT as stored: numpy's own bit pattern for it, the int64 minimum.
 NAT = int(np.iinfo(np.int64).min)
 EPOCH = "1970-01-01T00:00:00"
 CF_KEYS = ("units", "calendar", "dtype")
+#: netCDF's missing-value attribute, which xarray reads from a Zarr v3 array in an encoded form of its own.
+FILL_ATTR = "_FillValue"
 
 
 def _refuse(where: str, dtype: np.dtype[Any], reason: str) -> UnsupportedDtypeError:
@@ -83,4 +87,23 @@ def portable_storage(dtype: np.dtype[Any], attrs: Mapping[str, Any], where: str)
         return cf_attrs(dtype)
     if dtype.kind not in "biufc":
         raise _refuse(where, dtype, "no core type")
+    return None
+
+
+def xarray_fill_value(value: Any, dtype: np.dtype[Any]) -> Any:
+    """``value`` of a ``_FillValue`` attribute as xarray writes it for Zarr v3, or None when it has no such form.
+
+    netCDF-4 stores ``_FillValue`` as a one-element array (a one-item list in arraystore's
+    attrs); xarray reads it from a Zarr v3 array as a plain integer or boolean, and a float as
+    the base64 text of its little-endian float64 bytes (``FillValueCoder``), and refuses any
+    other form. Values of other dtypes (complex, strings, times) are left as they are.
+    """
+    if isinstance(value, (list, np.ndarray)) and len(value) == 1 and np.ndim(value) == 1:
+        value = value[0]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value) if dtype.kind == "b" else None
+    if dtype.kind == "f" and isinstance(value, (int, float, np.integer, np.floating)):
+        return base64.standard_b64encode(struct.pack("<d", float(value))).decode()
+    if dtype.kind in "iu" and isinstance(value, (int, np.integer)):
+        return int(value)
     return None

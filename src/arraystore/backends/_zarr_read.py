@@ -43,7 +43,7 @@ import numpy as np
 
 from .._selection import Selection
 from ..errors import ArrayStoreError
-from ._zarr_bounds import BoundedStore, ChunkRule, check_chunk, declared_size
+from ._zarr_bounds import BoundedStore, ChunkRule, blosc_truncated, check_chunk, declared_size
 from ._zarr_layout import decode
 
 __all__ = ["ChunkReader", "cores", "decode_into", "numcodec_into", "readable_array", "run_bounded"]
@@ -174,13 +174,25 @@ def numcodec_into(aa: tuple[Any, ...], ab: tuple[Any, ...], bb: tuple[Any, ...])
 
 def decode_into(into: tuple[str, Any], data: np.ndarray[Any, Any], flat: np.ndarray[Any, Any]) -> bool:
     """Decode a chunk's stored bytes ``data`` straight into ``flat`` (contiguous bytes of the decoded chunk's size);
-    False, with nothing decoded, when the stream declares another size."""
+    False, with nothing decoded, when the stream declares another size.
+
+    Raises
+    ------
+    MetadataError
+        A ``blosc`` buffer shorter than its header declares (its decoder would not notice).
+    """
     name, codec = into
     if name == "bytes":
         if data.size != flat.size:
             return False
         flat[...] = data
         return True
+    if name == "blosc":
+        why = blosc_truncated(data.data)
+        if why is not None:
+            from ..errors import MetadataError
+
+            raise MetadataError(f"a blosc stream of {why}: the chunk is damaged: rewrite the array from its source")
     if declared_size(name, data.data) != flat.size:
         return False  # zarr's decoder reports what is wrong with it
     codec.decode(data, out=flat)

@@ -211,7 +211,8 @@ def zarr_errors(where: str, *, reading_chunks: bool = False) -> Iterator[None]:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             _fsutil.raise_if_full(exc, where, "writing")
         if exc.errno is None:  # a codec's error (gzip.BadGzipFile, also in a write's read-modify-write)
-            raise MetadataError(f"{where}: a chunk could not be decoded: {type(exc).__name__}: {exc}") from None
+            raise MetadataError(f"{where}: a chunk could not be decoded: {type(exc).__name__}: {exc}; the chunk is "
+                                "damaged: re-create or restore the array") from None
         raise
     except (
         ValueError, TypeError, KeyError, IndexError, AttributeError, json.JSONDecodeError, zipfile.BadZipFile,
@@ -223,5 +224,9 @@ def zarr_errors(where: str, *, reading_chunks: bool = False) -> Iterator[None]:
                 f"{where}: the array's Zarr data type has no numpy equivalent arraystore can hold ({exc}); "
                 "read it with the tool that wrote it, or rewrite it with a supported data type"
             ) from None
-        what = "a chunk could not be decoded" if reading_chunks else "invalid Zarr metadata"
-        raise MetadataError(f"{where}: {what}: {type(exc).__name__}: {exc}") from None
+        if reading_chunks:
+            raise MetadataError(f"{where}: a chunk could not be decoded: {type(exc).__name__}: {exc}; the chunk is "
+                                "damaged: re-create or restore the array") from None
+        raise MetadataError(f"{where}: invalid Zarr metadata: expected a zarr.json (or .zarray) that describes an "
+                            f"array, found one zarr-python refuses ({type(exc).__name__}: {exc}); restore it, or "
+                            "re-create the array") from None

@@ -69,7 +69,9 @@ Locking
     second descriptor of the same file would conflict with it, or fail with "No locks
     available" on NFS without lockd (h5py #1082). Readers take no lock, like the
     other backends. One process cannot open a file for writing while it holds it
-    open read-only (an HDF5 rule): that raises :class:`~arraystore.errors.LockedError`.
+    open read-only (an HDF5 rule), nor open a file it holds open through h5py with
+    HDF5's locking on (h5py's default; HDF5 refuses one file open twice with different
+    locking): both raise :class:`~arraystore.errors.LockedError`.
     A reader notices when another process changed the file's structure (its size or
     inode, through the open descriptor) and raises
     :class:`~arraystore.errors.ArrayChangedError` rather than read a mixture through

@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
@@ -107,7 +108,7 @@ from ._zarr_layout import (
 from ._zarr_modes import ModeKeepingLocalStore
 from ._zarr_names import consolidate_root, read_dimension_names
 from ._zarr_pieces import CHUNK_OVERHEAD_BYTES, MAX_CHUNKS_PER_CALL, chunks_touched, pieces
-from ._zarr_portable import CF_KEYS, NAT, cf_attrs, portable_storage
+from ._zarr_portable import CF_KEYS, FILL_ATTR, NAT, cf_attrs, portable_storage, xarray_fill_value
 from ._zarr_read import ChunkReader, cores, readable_array
 from ._zarr_safety import check_array, check_key, check_metadata_file, check_zip, zarr_errors
 
@@ -486,7 +487,7 @@ class ZarrStore(ArrayStore):
                 filters=filters,
                 serializer=serializer,
                 compressors=compressors,
-                attributes={**encode_attrs(meta.attrs), **(cf or {}), RESERVED_ATTR: reserved},
+                attributes={**_user_attrs(meta.attrs, meta.dtype, reserved), **(cf or {}), RESERVED_ATTR: reserved},
                 fill_value=NAT if cf is not None else None,
                 zarr_format=3,
                 config=_WRITE_ALL_CHUNKS,
@@ -628,7 +629,8 @@ class ZarrStore(ArrayStore):
     def _write_attrs(self, attrs: dict[str, Any]) -> None:
         cf = cf_attrs(self.dtype) if self._encoding == "cf" else {}
         with zarr_errors(self.path):
-            self._arr.attrs.put({**encode_attrs(attrs), **cf, RESERVED_ATTR: dict(self._reserved)})
+            user = _user_attrs(attrs, self.dtype, self._reserved)
+            self._arr.attrs.put({**user, **cf, RESERVED_ATTR: dict(self._reserved)})
 
     def _flush(self, durable: bool) -> None:
         if durable:
@@ -732,12 +734,26 @@ class ZarrStore(ArrayStore):
         else:
             _fsutil.remove_path(_node_dir(location))
 
+def _user_attrs(attrs: Mapping[str, Any], dtype: np.dtype[Any], reserved: dict[str, Any]) -> dict[str, Any]:
+    """The user attrs as stored: a ``_FillValue`` in xarray's Zarr v3 form, its exact value kept in ``reserved``."""
+    encoded = encode_attrs(dict(attrs))
+    reserved.pop("fill_value_attr", None)
+    if FILL_ATTR in attrs and (xr_form := xarray_fill_value(attrs[FILL_ATTR], dtype)) is not None:
+        reserved["fill_value_attr"] = encoded[FILL_ATTR]
+        encoded[FILL_ATTR] = xr_form
+    return encoded
+
+
 def _describe(arr: Any, where: str) -> tuple[ArrayMeta, dict[str, Any], str, np.dtype[Any]]:
     """ArrayMeta, reserved attribute, encoding and storage dtype of an opened zarr array."""
     attrs = dict(arr.attrs.asdict())
     reserved = attrs.pop(RESERVED_ATTR, None) or {}
     if not isinstance(reserved, dict):
         raise MetadataError(f"{where}: expected the {RESERVED_ATTR!r} attribute to be an object, found {reserved!r}")
+    if "fill_value_attr" in reserved and FILL_ATTR in attrs and isinstance(arr.dtype, np.dtype):
+        exact = decode_attrs({FILL_ATTR: reserved["fill_value_attr"]}).get(FILL_ATTR)
+        if attrs[FILL_ATTR] == xarray_fill_value(exact, arr.dtype):
+            attrs[FILL_ATTR] = reserved["fill_value_attr"]  # as written, not edited since: the exact value
     zdtype = arr.dtype
     if not isinstance(zdtype, np.dtype) or zdtype.hasobject or zdtype.kind not in "biufcmMSUV":
         raise UnsupportedDtypeError(

@@ -51,6 +51,7 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     (r"open it with meta=ArrayMeta\(shape, dtype\) \(and write_sidecar=True to record it\)",
      "give its layout with --dtype and --shape (and --order, --offset; --write-sidecar records it)"),
     (r"meta=ArrayMeta\([^)]*\)", "--dtype and --shape"),
+    (r"\bmeta= says", "--dtype and --shape say"),
     (r"\bmeta=(\.\.\.)?", "--dtype and --shape"),
     (r"write_sidecar=True", "--write-sidecar"),
     (r"overwrite=True", "--overwrite"),

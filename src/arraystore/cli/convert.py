@@ -22,7 +22,8 @@ def register(sub: Any) -> None:
     p.add_argument("--to", dest="backend", metavar="FORMAT", help="raw, npy, hdf5 or zarr (default: from DST's suffix)")
     p.add_argument("--chunks", type=parse_shape, help="destination chunk shape, e.g. 256,256 (hdf5, zarr)")
     p.add_argument("--shards", type=parse_shape, help="zarr shard shape, e.g. 4096,4096")
-    p.add_argument("--compression", help="e.g. zstd:3, gzip:1, lzf, blosc (hdf5, zarr)")
+    p.add_argument("--compression", help="e.g. zstd:3, gzip:1, lzf, blosc (hdf5, zarr); default: none, whatever "
+                   "the source's (the plan's notes say when the source was compressed)")
     p.add_argument(
         "--order",
         choices=("C", "F"),

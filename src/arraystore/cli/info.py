@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from ..meta import dtype_from_json
 from ._layout import add_layout_options, open_source
 
 
@@ -41,13 +42,21 @@ def describe(store: Any) -> dict[str, Any]:
         "compression": getattr(store, "compression", None),
         "nbytes": store.nbytes,
         "stored_bytes": on_disk,
-        "ratio": round(store.nbytes / on_disk, 2) if on_disk else None,
+        "ratio": _ratio(store.nbytes, on_disk),
         "complete": store.complete,
         "dimension_names": list(store.dimension_names) if store.dimension_names is not None else None,
         "attrs": meta["attrs"],
         # why other readers do not see the array as netCDF/CF would (HDF5's encoding notes)
         "notes": list(getattr(store, "encoding_notes", ())),
     }
+
+
+def _ratio(nbytes: int, on_disk: int | None) -> float | None:
+    """nbytes / on_disk to two decimals, or two significant digits below 0.01 (0.0019 for a tiny array, not 0)."""
+    if not on_disk:
+        return None
+    ratio = nbytes / on_disk
+    return round(ratio, 2) if ratio >= 0.01 or ratio == 0 else float(f"{ratio:.2g}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
     for key, value in facts.items():
         if key in ("nbytes", "stored_bytes") and value is not None:
             value = f"{value:,} bytes"
+        elif key == "dtype" and isinstance(value, list):  # structured: as numpy prints it, not as JSON
+            value = str(dtype_from_json(value))
         elif key == "ratio" and value is not None:
             value = f"{value:g} (nbytes / stored_bytes)"
         elif key == "compression" and value is None:

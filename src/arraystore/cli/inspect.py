@@ -59,6 +59,8 @@ def _text(d: dict[str, Any]) -> str:
         lines.append(
             f"  dtype {d['dtype']}  shape {tuple(d['shape'])}  order {d['order']}  offset {d['offset']}"
         )
+    elif status == "undetermined" and d.get("error"):  # the data contradict weak evidence
+        lines.append(f"status: undetermined: {d['error']['type']}: {d['error']['message']}")
     elif status == "undetermined":
         lines.append("status: undetermined: no source states the dtype; nothing is guessed")
     else:
@@ -76,15 +78,22 @@ def _text(d: dict[str, Any]) -> str:
     lines += [f"  {c['dtype']:<6} {tuple(c['shape'])}" for c in cands[:SHOWN]] or ["  none"]
     if len(cands) > SHOWN:
         lines.append(f"  ... {len(cands) - SHOWN} more (--json lists them all)")
-    if status == "undetermined":
+    # A rule contradicting a source (the file name included) is a conflict unless it overrides it.
+    stated = any(e["source"] not in ("default", "inference", "data") for e in d["evidence"])
+    sized = status == "invalid" and d.get("error", {}).get("type") == "SizeMismatchError" and stated
+    named = status == "undetermined" and bool(d.get("error")) and any(e["source"] == "filename" for e in d["evidence"])
+    if status == "undetermined" or sized:
         lines += [
             "",
-            "to migrate it, state its layout in a rules file:",
+            "if the file is whole and a source above is wrong, state its layout in a rules file "
+            "(originals are never edited):" if sized else "to migrate it, state its layout in a rules file:",
             "  [[rule]]",
             f"  glob = {json.dumps(d['name'])}",
             '  dtype = "..."',
             "  shape = [...]",
         ]
+        if sized or named:
+            lines.append("  override = true  # its facts win over the sources above")
     return "\n".join(lines)
 
 

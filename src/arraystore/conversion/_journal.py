@@ -60,10 +60,15 @@ def journal_path(dst: Location) -> Path:
 
 def source_fingerprint(location: Location, backend: str, meta: dict[str, Any],
                        version: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Size, modification time and metadata of a source, and ``version`` (the store's ``_version()``: an object's
-    ETag...) when it has one: a resume must see the same."""
+    """Size, modification and status-change times and metadata of a source, and ``version`` (the store's
+    ``_version()``: an object's ETag...) when it has one: a resume must see the same.
+
+    The status-change time (the newest of a folder's files) tells a file rewritten in place with its size and
+    modification time put back (``os.utime``), which no unprivileged program can set: its journaled blocks are
+    of the old bytes.
+    """
     file = location.file
-    size, mtime = 0, 0
+    size, mtime, ctime = 0, 0, 0
     if file.is_dir():
         for root, _dirs, files in os.walk(file):
             for name in files:
@@ -73,10 +78,12 @@ def source_fingerprint(location: Location, backend: str, meta: dict[str, Any],
                     continue
                 size += st.st_size
                 mtime = max(mtime, st.st_mtime_ns)
+                ctime = max(ctime, st.st_ctime_ns)
     elif file.exists():
         st = file.stat()
-        size, mtime = st.st_size, st.st_mtime_ns
-    found = {"path": str(location), "backend": backend, "size": size, "mtime_ns": mtime, "meta": meta}
+        size, mtime, ctime = st.st_size, st.st_mtime_ns, st.st_ctime_ns
+    found = {"path": str(location), "backend": backend, "size": size, "mtime_ns": mtime, "ctime_ns": ctime,
+             "meta": meta}
     if version:
         found["version"] = version
     return found
@@ -122,7 +129,8 @@ class Journal:
                 if old is None:
                     message = f"{path.name}: unreadable journal; starting from scratch"
                 elif _canon(old.get("source")) != _canon(source):
-                    message = "the source changed since the interrupted conversion (size, mtime or metadata); starting from scratch"
+                    message = ("the source changed since the interrupted conversion (size, modification or "
+                               "status-change time, or metadata); starting from scratch")
                 elif _canon(old.get("options")) != _canon(options):
                     message = "the conversion options changed since the interrupted conversion; starting from scratch"
                 if message is not None:

@@ -99,6 +99,24 @@ class _Conversion:
                                                                    and self.compression is not None)
         self._zarr_direct = False  # set by run(): the destination's chunks are encoded and written here
         self._chunks_may_exist = True
+        self._layout_note: str | None = None
+        if self.chunks is None and self.shards is None:
+            self._carry_shards()
+
+    def _carry_shards(self) -> None:
+        """A sharded source into a destination that shards: its inner chunks and shards, as zarr-python shows
+        them (``chunks`` and ``shards``), when one shard fits a block of the budget and the order is kept."""
+        shards, inner = getattr(self.src, "shards", None), getattr(self.src, "inner_chunks", None)
+        if shards is None or inner is None or self.order != self.src.order:
+            return
+        if "shards" not in inspect.signature(self.dst_cls._create).parameters:
+            return
+        per_block = self.budget // blocks_in_memory("blocks", self.compression is not None, self._writers(),
+                                                    self._read_ahead)
+        if math.prod(shards) * self.src.dtype.itemsize > per_block:
+            return
+        self.chunks, self.shards = tuple(inner), tuple(shards)
+        self._layout_note = f"chunks {self.chunks} inside shards {self.shards} taken from the source"
 
     # -- planning ----------------------------------------------------------
 
@@ -171,6 +189,10 @@ class _Conversion:
                 slab *= self.workers
             if 0 < slab <= per:
                 cap = per - per % slab
+        source_codec = getattr(src, "compression", None)
+        if self.compression is None and source_codec and self.dst_cls.codecs:
+            notes = [*notes, f"the source is compressed ({source_codec}) and the destination is not: compression "
+                             "is not carried over; pass compression= (--compression) to compress it"]
         if budget < self.budget:  # the plan's max_memory is what it uses, not what it was given
             notes = [*notes, f"a byte copy uses {budget:,} bytes of the {self.budget:,}-byte memory budget: larger "
                              "blocks copy no faster"]
@@ -199,6 +221,7 @@ class _Conversion:
         names = self._dimension_names()  # ConversionError here: nothing written yet
         self._preflight()
         create_chunks, note = self._dst_layout()
+        note = self._layout_note or note
         grid = self.shards if self.shards is not None else create_chunks
         method = self._method(grid)
         notes = [note] if note else []
@@ -276,7 +299,8 @@ class _Conversion:
             if self.verify:
                 # Never the path that produced the bytes: both sides as their libraries decode them.
                 slab = max(plan.blocks.block_bytes, 1 << 20)
-                if self._src_region is not None:
+                # A resumed block was hashed from the destination: only the source itself can vouch for it.
+                if self._src_region is not None or report.blocks_resumed:
                     value = checksum(src, max_bytes=slab, decoded=True, workers=self.workers)
                 got = checksum(dst, max_bytes=slab, decoded=True, workers=self.workers)
                 if got["value"] != value["value"]:

@@ -192,8 +192,10 @@ def client_for(scheduler: Any, workers: int | None) -> Iterator[tuple[Any, Compl
         return
     if scheduler == "local":
         with _workers_ignore_sigint():  # the worker processes (and their nannies) inherit SIG_IGN
+            # ":0", not None: with None the scheduler's web server still binds the default 8787, and warns when
+            # another cluster (or a notebook's dashboard) has it.
             cluster = distributed.LocalCluster(
-                n_workers=workers or 2, threads_per_worker=1, processes=True, dashboard_address=None
+                n_workers=workers or 2, threads_per_worker=1, processes=True, dashboard_address=":0"
             )
         with completions.deferring(), cluster, distributed.Client(cluster, set_as_default=False) as client:
             yield client, completions

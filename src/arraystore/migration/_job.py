@@ -114,6 +114,7 @@ def _record(job: Job, status: RecordStatus, t0: float, **kw: Any) -> FileRecord:
         status=status,
         size=job.size,
         mtime_ns=job.mtime_ns,
+        ctime_ns=job.ctime_ns,
         destination=job.destination,
         backend=job.backend,
         resolution=job.resolution,

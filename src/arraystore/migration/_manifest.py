@@ -51,8 +51,11 @@ class FileRecord:
         (converted by an earlier run and still valid), ``"undetermined"`` (no dtype:
         see ``resolution["candidates"]``), ``"failed"`` (see ``error``), or ``"planned"``
         (a dry run: would be converted).
-    size, mtime_ns
-        The source's size and modification time when it was resolved.
+    size, mtime_ns, ctime_ns
+        The source's size, modification time and status-change time when it was resolved
+        (``ctime_ns`` 0: not recorded, a line of an earlier version). A rerun skips a file only
+        when all three are unchanged: a rewrite whose size and modification time were put back
+        (``os.utime``) still changes the status-change time, which no unprivileged program can set.
     destination
         Path relative to the destination root, for resolved files.
     backend
@@ -79,6 +82,7 @@ class FileRecord:
     status: RecordStatus
     size: int = 0
     mtime_ns: int = 0
+    ctime_ns: int = 0
     destination: str | None = None
     backend: str | None = None
     source_checksum: dict[str, str] | None = None
@@ -141,6 +145,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "status": (str,),
     "size": (int,),
     "mtime_ns": (int,),
+    "ctime_ns": (int,),
     "destination": _OPT_STR,
     "backend": _OPT_STR,
     "source_checksum": _OPT_DICT,

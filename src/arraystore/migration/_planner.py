@@ -250,6 +250,7 @@ class _Planner:
             "source": name,
             "size": st.st_size,
             "mtime_ns": st.st_mtime_ns,
+            "ctime_ns": st.st_ctime_ns,
             "resolution": _resolution_dict(res),
         }
         if res.status == "undetermined":
@@ -271,8 +272,10 @@ class _Planner:
             prev = None  # nothing of ours at this destination
         overwrite, recheck = False, None
         if prev is not None:
-            changed = (prev.size, prev.mtime_ns) != (st.st_size, st.st_mtime_ns) or not _same_layout(
-                prev.resolution, res
+            changed = (
+                (prev.size, prev.mtime_ns) != (st.st_size, st.st_mtime_ns)
+                or prev.ctime_ns not in (0, st.st_ctime_ns)  # rewritten, its mtime put back (0: not recorded)
+                or not _same_layout(prev.resolution, res)
             )
             missing_header = self.job_options.header is not None and not Path(f"{self.output(dest)}.hdr").is_file()
             if changed or missing_header or not _dst_intact(prev, res, self.output(dest), self.backend):
@@ -309,7 +312,6 @@ class _Planner:
                 overwrite=overwrite,
                 recheck=recheck,
                 **base,
-                ctime_ns=st.st_ctime_ns,
                 options=self.job_options,
                 virtual=self.virtual.get("virtual", False),
                 checksum=self.virtual.get("checksum", True),

@@ -445,7 +445,7 @@ def _finish(path: Path, name: str, size: int, facts: dict[str, Any], found: list
         evidence.append(Evidence("default", "no source states the order: C (row-major)", order="C"))
     meta = ArrayMeta(shape, dtype, order)
     if meta.nbytes != data_bytes:
-        raise SizeMismatchError(str(path), meta.nbytes, data_bytes, dtype.itemsize)
+        raise SizeMismatchError(str(path), meta.nbytes, data_bytes, dtype.itemsize, shape)
     contradicted = _check_data(path, name, meta, offset, facts, evidence, notes, byteorder_weak, data)
     if contradicted is not None:
         return contradicted
@@ -485,9 +485,11 @@ def _check_data(path: Path, name: str, meta: ArrayMeta, offset: int, facts: dict
     else:
         said = f"{dtype_source} says {kind} and no source states the byte order ({bo} by default)"
     best = check.best
+    # A rule contradicting what the file name states is a conflict unless it overrides it.
+    override = " with override = true" if dtype_weak or facts.get("byteorder_source") == "filename" else ""
     error = DataContradictsEvidenceError(
         f"{path}: {said}, but the data contradict that reading and fit {dtype_label(best.dtype)} "
-        f"({check.describe()}); nothing is converted on evidence the data contradict: add a rule "
+        f"({check.describe()}); nothing is converted on evidence the data contradict: add a rule{override} "
         f"stating dtype and byteorder (the data suggest dtype = \"{best.dtype.newbyteorder('=').name}\", "
         f"byteorder = \"{'big' if best.dtype.str[0] == '>' else 'little'}\")"
     )

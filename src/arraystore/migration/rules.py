@@ -247,7 +247,9 @@ def suggest_rules(resolutions: Iterable[Resolution]) -> str:
 
     Each undetermined file gets a ``[[rule]]`` with its glob and, in comments, the
     facts already known and the candidate (dtype, shape) pairs. The template states
-    no fact, so it is refused until the user fills it in: nothing is guessed.
+    no fact, so it is refused until the user fills it in: nothing is guessed. A file whose
+    name states a reading the data contradict gets ``override = true``, so that the filled-in
+    rule wins over the name instead of conflicting with it.
     """
     lines = [
         "# arraystore migration rules: fill in each rule, then pass this file with --rules.",
@@ -260,7 +262,11 @@ def suggest_rules(resolutions: Iterable[Resolution]) -> str:
             continue
         count += 1
         size = res.path.stat().st_size if res.path.exists() else 0
-        lines.append(f"# {one_line(res.name)}: {size:,} bytes; no source states its dtype.")
+        contradicted = any(ev.source == "data" for ev in res.evidence)
+        named = contradicted and any(ev.source == "filename" and (ev.dtype is not None or ev.byteorder is not None)
+                                     for ev in res.evidence)
+        why = "the data contradict the weak evidence for its dtype" if contradicted else "no source states its dtype"
+        lines.append(f"# {one_line(res.name)}: {size:,} bytes; {why}.")
         for ev in res.evidence:
             lines.append(f"#   known from {one_line(str(ev.source))}: {one_line(str(ev.detail))}")
         if res.candidates:
@@ -272,6 +278,8 @@ def suggest_rules(resolutions: Iterable[Resolution]) -> str:
         lines.append(f"glob = {toml_string(_escape_glob(res.name))}")
         lines.append(f"# dtype = {toml_string(dtype_label(res.candidates[0].dtype))}" if res.candidates else '# dtype = ""')
         lines.append(f"# shape = {list(res.candidates[0].shape)}" if res.candidates else "# shape = [-1]")
+        if named:
+            lines.append("override = true  # the file name states another reading: without this the rule conflicts with it")
         lines.append("")
     if not count:
         lines.append("# No undetermined files: no rule is needed.")

@@ -572,6 +572,7 @@ def migrate(
                 status="planned",
                 size=job.size,
                 mtime_ns=job.mtime_ns,
+                ctime_ns=job.ctime_ns,
                 destination=job.destination,
                 backend=to,
                 resolution=job.resolution,

@@ -70,7 +70,7 @@ def keys(draw: st.DrawFn, shape: tuple[int, ...], advanced: bool = True) -> Any:
 @st.composite
 def bad_keys(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[Any, bool]:
     """A key arraystore refuses (with ``SelectionError``), and whether numpy refuses it too."""
-    kind = draw(st.sampled_from(["oob", "oob_array", "too_many", "two_arrays", "newaxis", "mask_len"]))
+    kind = draw(st.sampled_from(["oob", "oob_array", "too_many", "two_arrays", "newaxis", "mask_len", "zero_step"]))
     ndim = len(shape)
     if kind == "too_many" or not ndim:
         return tuple([0] * (ndim + 1)), True
@@ -83,6 +83,11 @@ def bad_keys(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[Any, bool]:
         entries[axis] = [0, draw(st.sampled_from([n, -n - 1]))]
     elif kind == "mask_len":
         entries[axis] = np.ones(n + 1, dtype=bool)
+    elif kind == "zero_step":  # numpy refuses it with a ValueError
+        entries[axis] = slice(draw(st.sampled_from([None, 0, -1])), None, 0)
+        other = (axis + 1) % ndim
+        if other != axis and shape[other] and draw(st.booleans()):  # beside an integer array
+            entries[other] = [0]
     elif kind == "newaxis":
         entries.insert(draw(st.integers(0, ndim)), None)
         return tuple(entries), False
