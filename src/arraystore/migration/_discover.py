@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +78,8 @@ def _compile(globs: Sequence[str]) -> list[tuple[bool, Glob]]:
 
 
 def _matches(patterns: list[tuple[bool, Glob]], rel: str) -> bool:
+    if not patterns:
+        return False
     low = rel.lower()
     name = low.rsplit("/", 1)[-1]
     return any(p.fullmatch(low if full else name) for full, p in patterns)
@@ -89,14 +91,15 @@ def _suffix(name: str) -> str:
     return name[dot:] if 0 < dot < len(name) - 1 else ""
 
 
-def _inline_header(path: Path) -> bool:
-    if path.suffix.lower() == ".mha":
+def _inline_header(name: str, suffix: str) -> bool:
+    """Whether the file ``name`` (its lower-case suffix ``suffix``) promises an inline header (``.mha``, IDX)."""
+    if suffix == ".mha":
         return True
     if dialects is None:
         return False
     from ..dialects.idx import is_idx_name
 
-    return is_idx_name(path)
+    return is_idx_name(Path(name))
 
 
 def discover(
@@ -104,6 +107,7 @@ def discover(
     include: Sequence[str] = DEFAULT_INCLUDE,
     exclude: Sequence[str] = (),
     skip: str | os.PathLike[str] | None = None,
+    many: tuple[int, Callable[[], object]] | None = None,
 ) -> Discovery:
     """List the data files of an archive (see the module docstring for the rule).
 
@@ -115,6 +119,9 @@ def discover(
         Globs (rules-file syntax, case-insensitive).
     skip
         A folder never entered (the migration's destination when it lies inside ``root``).
+    many
+        ``(n, call)``: ``call()`` once, as soon as more than ``n`` data files are found (a
+        migration starts its worker processes' server then, while the listing goes on).
     """
     base = Path(root)
     inc, exc = _compile(include), _compile(exclude)
@@ -139,9 +146,9 @@ def discover(
             except OSError:
                 continue
             mode = st.st_mode
-            path = here / name
             suffix = _suffix(name).lower()
             if stat.S_ISLNK(mode):
+                path = here / name
                 try:
                     target = path.resolve()
                 except (RuntimeError, OSError):  # a link in a loop (pathlib raises RuntimeError): as a dangling one
@@ -157,13 +164,16 @@ def discover(
             else:
                 is_file = stat.S_ISREG(mode)
             if suffix in _HEADER_SUFFIXES:
-                headers.append(path)
+                headers.append(here / name)
             if suffix in METADATA_SUFFIXES or not is_file:
                 continue
-            if (_matches(inc, rel) or _inline_header(path)) and not _matches(exc, rel):
+            if (_matches(inc, rel) or _inline_header(name, suffix)) and not _matches(exc, rel):
                 data.add(rel)
                 if stat.S_ISREG(mode):
                     sizes[rel] = st.st_size
+                if many is not None and len(data) > many[0]:
+                    many[1]()
+                    many = None
     for header in sorted(headers):
         rel = header.relative_to(base).as_posix()
         try:
@@ -211,15 +221,18 @@ def destination_names(
         if isinstance(d, str) and d not in taken and _is_own_name(n, d, suffix):
             kept[n] = d
             taken.add(d)
-    stems: dict[str, list[str]] = {}
+    stem_of: dict[str, str] = {}
+    sharing: dict[str, int] = {}
     for name in names:
-        stems.setdefault(_stem(name), []).append(name)
+        stem = stem_of[name] = _stem(name)
+        sharing[stem] = sharing.get(stem, 0) + 1
     out: dict[str, str] = {}
     for name in sorted(names):
         if name in kept:
             out[name] = kept[name]
             continue
-        dest = _stem(name) + suffix if len(stems[_stem(name)]) == 1 else name + suffix
+        stem = stem_of[name]
+        dest = stem + suffix if sharing[stem] == 1 else name + suffix
         if dest in taken:
             dest = name + suffix
         k = 2
@@ -294,7 +307,8 @@ def overlapping_outputs(dests: dict[str, str], src: Path, dst: Path | None) -> d
         if dst_root is None:
             continue
         full = dst_root + parts
-        for anc in [*_ancestors(full), full]:
+        for i in range(len(src_root) + 1, len(full) + 1):  # no source's path is shorter: only these can be one
+            anc = full[:i]
             if anc in sources:
                 refuse(name, f"would overwrite or lie inside the source file {sources[anc]!r}")
         if full in source_dirs:

@@ -79,6 +79,9 @@ class Job:
     data: bytes | None = field(default=None, repr=False, compare=False)
     """The source's data bytes, read by the check of its resolution (a small file resolved in the same batch),
     for the one-read one-write path to use instead of reading them again; None: read them."""
+    layout: ArrayMeta | None = field(default=None, repr=False, compare=False)
+    """``meta`` as the :class:`ArrayMeta` it was made from, when the job runs in the process that resolved it (a
+    batch resolved and run at once), instead of making it again from ``meta``; None: made from ``meta``."""
 
     @property
     def remote(self) -> bool:
@@ -235,6 +238,19 @@ def _whole_file(job: Job, meta: ArrayMeta, cls: type[ArrayStore]) -> bool:
     )
 
 
+#: (backend class, dtype) pairs :func:`check_fidelity` accepted: a migration writes thousands of arrays of a few dtypes.
+_FIDELITY_OK: set[tuple[type[ArrayStore], np.dtype[Any]]] = set()
+
+
+def _check_fidelity(cls: type[ArrayStore], dtype: np.dtype[Any]) -> None:
+    """:func:`check_fidelity`, remembered for dtypes without fields (a structured one is checked every time)."""
+    if dtype.names is None and (cls, dtype) in _FIDELITY_OK:
+        return
+    check_fidelity(cls, dtype)
+    if dtype.names is None and len(_FIDELITY_OK) < 1024:
+        _FIDELITY_OK.add((cls, dtype))
+
+
 def _write_whole(
     job: Job, meta: ArrayMeta, t0: float, note: str | None, mode: int, cls: type[ArrayStore], dst: Location
 ) -> FileRecord:
@@ -245,7 +261,7 @@ def _write_whole(
     source's permission bits within the umask (0600 in, 0600 out); ``cls`` and ``dst``: the backend's
     class and the destination, parsed.
     """
-    check_fidelity(cls, meta.dtype)
+    _check_fidelity(cls, meta.dtype)
     if job.data is not None and len(job.data) == meta.nbytes:  # read after the resolution's stat, like a pread here
         data = job.data
     else:
@@ -368,8 +384,10 @@ def run_job(job: Job) -> FileRecord:
     """Convert one file; every foreseen error becomes a ``failed`` record rather than an exception."""
     if job.virtual:
         return run_virtual_job(job)
-    from ..objstore import default_storage_options
+    from ..objstore import current_storage_options, default_storage_options
 
+    if job.storage_options is None and current_storage_options() is None:  # nothing to put in force
+        return _run_job(job)
     with default_storage_options(job.storage_options):
         return _run_job(job)
 
@@ -392,7 +410,7 @@ def _run_job(job: Job) -> FileRecord:
         dst = parse_location(job.dst_path)
         if not dst.remote:
             make_folder(dst.file.parent)
-        meta = ArrayMeta.from_dict(job.meta)
+        meta = job.layout if job.layout is not None else ArrayMeta.from_dict(job.meta)
         cls = backend_class(job.backend)
         if not overwrite and (exists(dst, job.backend) if dst.remote else cls._exists(dst)):
             if job.options.header is None or Path(f"{job.dst_path}.hdr").is_file():

@@ -318,5 +318,6 @@ class _Planner:
                 fallback=self.virtual.get("fallback", True),
                 storage_options=self.storage_options,
                 data=data[0] if data else None,
+                layout=meta if data is not None else None,
             )
         )

@@ -6,6 +6,7 @@ each file's metadata is resolved.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import inspect
 import os
@@ -13,8 +14,9 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, as_completed
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -153,7 +155,35 @@ def _in_pool(
             submitter.join(5.0)  # a spawn under way finishes first, so that its worker is ended too
             abandon_pool(pool)
             raise
-        pool.shutdown(wait=True)
+        later = _JOIN_LATER.get()
+        if later is None:
+            pool.shutdown(wait=True)
+        else:  # the workers exit while the caller writes its manifest and reports; it waits for them before it returns
+            manager, processes = pool._executor_manager_thread, list((pool._processes or {}).values())  # type: ignore[attr-defined]
+            pool.shutdown(wait=False)
+            later.append((manager, processes))
+
+
+#: Inside :func:`_pools_joined_at_end`: the (manager thread, worker processes) of each pool :func:`_in_pool` shut down
+#: without waiting, joined when the block ends.
+_JOIN_LATER: ContextVar[list[tuple[Any, list[Any]]] | None] = ContextVar("arraystore_migrate_join_later", default=None)
+
+
+@contextlib.contextmanager
+def _pools_joined_at_end() -> Iterator[None]:
+    """Inside the block, :func:`_in_pool` lets its workers exit in the background (a few milliseconds each, once
+    the last task is done) instead of waiting for them; every such worker has exited when the block ends."""
+    later: list[tuple[Any, list[Any]]] = []
+    token = _JOIN_LATER.set(later)
+    try:
+        yield
+    finally:
+        _JOIN_LATER.reset(token)
+        for manager, processes in later:
+            if manager is not None:
+                manager.join()
+            for proc in processes:
+                proc.join()
 
 
 #: A virtual migration of this many files or more (and ``workers`` not given) resolves them in one worker
@@ -312,6 +342,7 @@ def _write_outputs(
 
 @known_options
 @fewer_collections()
+@_pools_joined_at_end()
 def migrate(
     src_dir: str | os.PathLike[str],
     dst_dir: str | os.PathLike[str],
@@ -490,13 +521,16 @@ def migrate(
         from ..parallel import check_main_guard
 
         check_main_guard("migrate() with workers > 1")  # before any work, even if the files fit one batch here
-    with default_storage_options(storage_options):
-        previous = manifest.read()
-        found = discover(src, include, exclude, skip=dst if isinstance(dst, Path) else None)
-    if not dry_run and not virtual and scheduler is None and nworkers > 1 and len(found.data) > IN_PROCESS_FILES:
+    many: tuple[int, Callable[[], object]] | None = None
+    if not dry_run and not virtual and scheduler is None and nworkers > 1:
         from ..parallel import start_forkserver
 
-        start_forkserver((__name__,))  # imports arraystore while this process sorts and plans the files
+        # The pool's server imports arraystore while this process lists, sorts and plans the files, from
+        # the moment they are known not to fit one batch of this process.
+        many = (IN_PROCESS_FILES, lambda: start_forkserver((__name__,)))
+    with default_storage_options(storage_options):
+        previous = manifest.read()
+        found = discover(src, include, exclude, skip=dst if isinstance(dst, Path) else None, many=many)
     if in_process and virtual and not dry_run and len(found.data) >= VIRTUAL_POOL_FILES and _may_start_workers():
         nworkers = os.cpu_count() or 1
         if nworkers > 1:
