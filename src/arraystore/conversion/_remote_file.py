@@ -46,7 +46,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..backends._zarr_read import decode_into, numcodec_into
 from ..checksums import block_digester
 from ..errors import MetadataError
 from ..store import ArrayStore
@@ -124,6 +123,8 @@ def remote_file_layout(src: ArrayStore, dst: ArrayStore, plan: ConversionPlan,
     except ValueError:
         return None
     from zarr.codecs import BytesCodec
+
+    from ..backends._zarr_read import numcodec_into  # zarr: imported when a Zarr array is converted
 
     into = numcodec_into(aa, (ab,), bb)
     if sharding is not None or aa or type(ab) is not BytesCodec or into is None:
@@ -306,6 +307,8 @@ class RemoteChunkFileMover(BlockMover):
     def _decode_and_write(self, key: str, data: Any, offset: int, nbytes: int) -> np.ndarray[Any, Any]:
         """(On a decoding thread) a compressed chunk decoded into a chunk-sized buffer (a spare one, else a new one),
         written, and returned."""
+        from ..backends._zarr_read import decode_into
+
         layout = self.layout
         assert layout.codec is not None
         try:

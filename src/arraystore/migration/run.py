@@ -209,6 +209,15 @@ IN_PROCESS_FILES = BATCH_FILES
 VIRTUAL_BATCH_FILES = 256
 
 
+def _server_modules(to: str) -> tuple[str, ...]:
+    """Modules the pool's server imports once for its workers: this one and the destination's backend (zarr,
+    h5py), which the workers would otherwise each import."""
+    from ..registry import BACKENDS
+
+    spec = BACKENDS.get(to)
+    return (__name__,) if spec is None else (__name__, spec.target.partition(":")[0])
+
+
 def _may_start_workers() -> bool:
     """Whether worker processes could start from here: the workers a virtual migration chooses by itself (a
     speed-up, not asked for) are left out where the calling script's top level is not guarded."""
@@ -527,7 +536,7 @@ def migrate(
 
         # The pool's server imports arraystore while this process lists, sorts and plans the files, from
         # the moment they are known not to fit one batch of this process.
-        many = (IN_PROCESS_FILES, lambda: start_forkserver((__name__,)))
+        many = (IN_PROCESS_FILES, lambda: start_forkserver(_server_modules(to)))
     with default_storage_options(storage_options):
         previous = manifest.read()
         found = discover(src, include, exclude, skip=dst if isinstance(dst, Path) else None, many=many)
@@ -536,7 +545,7 @@ def migrate(
         if nworkers > 1:
             from ..parallel import start_forkserver
 
-            start_forkserver((__name__,))
+            start_forkserver(_server_modules(to))
     # Threads of each conversion: this process's CPUs when it runs the files one after the other.
     threads = 1 if (scheduler is not None or nworkers > 1) else (os.cpu_count() or 1)
     job_options = ConvertOptions.from_mapping(
