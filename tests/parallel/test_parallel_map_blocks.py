@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import arraystore
-from arraystore.parallel import BlockError, map_blocks, process_pool
+from arraystore.parallel import BlockError, abandon_pool, map_blocks, process_pool
 
 import parallel_funcs  # isort: skip  # beside this file; workers import it by name
 
@@ -141,3 +141,18 @@ def test_store_pickle_size_independent_of_array_size(
         with arraystore.open(path) as store:
             sizes.append(len(pickle.dumps(store)))
     assert sizes[0] == sizes[1]
+
+
+def test_an_abandoned_pool_s_manager_thread_has_ended() -> None:
+    """After :func:`abandon_pool` (Ctrl-C, SIGTERM) the pool's manager thread has ended and closed its wake-up
+    pipe: CPython 3.10 and 3.11 write to that pipe at interpreter exit without a lock, and a close racing with
+    the write printed an ignored "Bad file descriptor" traceback after an interrupted migration."""
+    import time
+
+    pool = process_pool(2)
+    futures = [pool.submit(time.sleep, 600) for _ in range(3)]
+    manager = pool._executor_manager_thread  # type: ignore[attr-defined]
+    assert manager is not None and manager.is_alive()
+    abandon_pool(pool)
+    assert not manager.is_alive()
+    assert all(f.done() for f in futures)
