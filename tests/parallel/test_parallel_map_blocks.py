@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -59,10 +60,15 @@ def test_map_blocks_own_pool_and_open_store(make_store: Callable[..., str]) -> N
     assert got == serial(path, 32 * 1024)
 
 
-def test_map_blocks_uses_several_processes(make_store: Callable[..., str], pool: ProcessPoolExecutor) -> None:
+def test_map_blocks_uses_several_processes(
+    make_store: Callable[..., str], pool: ProcessPoolExecutor, tmp_path: Path
+) -> None:
+    # Each task waits until a second process has run one too: two workers take part however fast the first is.
     path = make_store("raw", DATA)
-    pids = map_blocks(parallel_funcs.slow_pid, path, max_bytes=4 * 1024, executor=pool)
-    assert len(set(pids)) == 2
+    met = tmp_path / "met"
+    met.mkdir()
+    pids = map_blocks(partial(parallel_funcs.pid_once_two_met, str(met)), path, max_bytes=4 * 1024, executor=pool)
+    assert len(set(pids)) == 2 and not (met / "gave-up").exists()
 
 
 def test_blocks_are_read_only_views_for_mapped_stores(
