@@ -204,15 +204,20 @@ def _interrupts_kept() -> Iterator[None]:
     A Ctrl-C (or a SIGTERM turned into one) raises ``KeyboardInterrupt`` wherever the main
     thread is; inside a weakref callback or a finaliser Python ignores it ("Exception ignored
     in ...") and the command went on to the end. Such an interrupt is delivered again, from
-    a timer thread once the callback has returned (a signal's handler run inside the hook
-    would be swallowed too).
+    a timer thread a moment later, while the command runs (a signal's handler run inside the
+    hook would be swallowed too; one swallowed again is delivered again).
     """
     previous = sys.unraisablehook
+    running = [True]
+
+    def deliver(signum: signal.Signals) -> None:
+        if running[0]:  # not once the command is over
+            _thread.interrupt_main(signum)
 
     def again() -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             if callable(signal.getsignal(signum)):
-                timer = threading.Timer(0.01, _thread.interrupt_main, (signum,))
+                timer = threading.Timer(0.01, deliver, (signum,))
                 timer.daemon = True
                 timer.start()
                 return
@@ -230,6 +235,7 @@ def _interrupts_kept() -> Iterator[None]:
     try:
         yield
     finally:
+        running[0] = False
         sys.unraisablehook = previous
 
 
