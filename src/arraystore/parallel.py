@@ -337,6 +337,7 @@ def abandon_pool(pool: ProcessPoolExecutor, timeout: float = 5.0) -> None:
     a rerun resumes or replaces.
     """
     processes = list((getattr(pool, "_processes", None) or {}).values())
+    manager = getattr(pool, "_executor_manager_thread", None)  # shutdown() forgets it
     pool.shutdown(wait=False, cancel_futures=True)
     for proc in processes:
         with contextlib.suppress(Exception):
@@ -347,6 +348,12 @@ def abandon_pool(pool: ProcessPoolExecutor, timeout: float = 5.0) -> None:
             if proc.is_alive():
                 proc.kill()
                 proc.join(timeout)
+    # The pool's manager thread closes its wake-up pipe as it ends. At interpreter exit, CPython
+    # before the fix of gh-125451 (3.10, 3.11) writes to that pipe without a lock: a close in between
+    # prints an ignored "Bad file descriptor" traceback after an interrupt. Once the thread has ended,
+    # the exit hook finds the pipe closed and writes nothing.
+    if manager is not None:
+        manager.join(timeout)
 
 
 #: How often a worker's watchdog thread checks that its parent is alive (seconds).

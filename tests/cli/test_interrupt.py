@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import arraystore
 
@@ -42,3 +43,32 @@ def test_sigint_during_verify_exits_130_with_one_line(tmp_path: Path) -> None:
             proc.communicate()
     assert proc.returncode == 130, err
     assert err == "arraystore: interrupted\n" and out == ""
+
+
+def test_an_interrupt_raised_inside_a_weakref_callback_still_stops_the_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A signal's KeyboardInterrupt that lands in a weakref callback (Python ignores exceptions there) is raised
+    again: the command stops with 130 rather than going on to the end (a SIGTERM'd migrate exited 0 once)."""
+    import weakref
+
+    from arraystore.cli._errors import EXIT_INTERRUPTED, run_guarded
+
+    class Thing:
+        pass
+
+    def interrupted(_ref: object) -> None:
+        raise KeyboardInterrupt  # as a signal handler does, wherever the main thread is
+
+    def command() -> int:
+        thing = Thing()
+        ref = weakref.ref(thing, interrupted)
+        del thing  # the callback runs here, and its KeyboardInterrupt is swallowed
+        assert ref() is None
+        deadline = time.monotonic() + 60  # a safety net: the work goes on unless the interrupt is raised again
+        while time.monotonic() < deadline:
+            time.sleep(0.001)
+        return 0
+
+    assert run_guarded(command, command="test", path=None, as_json=False, debug=False) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err == "arraystore: interrupted\n"

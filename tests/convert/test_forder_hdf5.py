@@ -159,11 +159,16 @@ def test_checksum_of_fortran_stores_on_threads(tmp_path: Path, shape: tuple[int,
         assert checksum(src, max_bytes=200_000, decoded=decoded, workers=workers) == StreamHasher.of(data)
 
 
-# A child converting slowly (a pause per block): the kill lands mid-way whatever the machine.
+# A child converting slowly (a pause per block spreads the kill's instant over the run) that stops itself
+# (SIGSTOP) once its last block is done, before publishing: it cannot finish before the kill, whatever the machine.
 CHILD = """
-import sys, time
+import os, signal, sys, time
 from arraystore.conversion import convert
-convert(sys.argv[1], sys.argv[2], max_memory="64KiB", progress=lambda done, total: time.sleep(0.005))
+def progress(done, total):
+    time.sleep(0.005)
+    if done >= total:
+        os.kill(os.getpid(), signal.SIGSTOP)
+convert(sys.argv[1], sys.argv[2], max_memory="64KiB", progress=progress)
 print("finished")
 """
 

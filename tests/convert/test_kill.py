@@ -20,18 +20,23 @@ from arraystore.errors import ArrayNotFoundError
 
 from .conftest import BACKENDS, SUFFIX, bytes_equal, journal_lines, read_back, write_source
 
-# The child converts with a progress callback that pauses 5 ms per block: with 1024
-# blocks the conversion takes seconds, so the kill lands mid-way whatever the machine.
+# The child converts with a progress callback that pauses 5 ms per block (the kill's instant spreads over
+# seconds) and stops itself (SIGSTOP) once its last block is done, before publishing: it cannot finish
+# before the kill, whatever the machine.
 CHILD = """
-import sys, time
+import os, signal, sys, time
 from arraystore.conversion import convert
+def progress(done, total):
+    time.sleep(0.005)
+    if done >= total:
+        os.kill(os.getpid(), signal.SIGSTOP)
 src, dst, chunks, compression, shards = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 opts = {"chunks": tuple(int(c) for c in chunks.split(","))} if chunks else {}
 if shards:
     opts["shards"] = tuple(int(c) for c in shards.split(","))
 if compression:
     opts["compression"] = compression
-convert(src, dst, max_memory="64KiB", progress=lambda done, total: time.sleep(0.005), **opts)
+convert(src, dst, max_memory="64KiB", progress=progress, **opts)
 print("finished")
 """
 

@@ -34,7 +34,8 @@ CLEAN = "def test_nothing():\n    pass\n"
 
 def _pytest(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test_case.py").write_text(body)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
+               ARRAYSTORE_LEFTOVER_WAIT="5")  # the orphan sleeps 300 s: it is still there after 5
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "conftest", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
          str(tmp_path / "test_case.py")],

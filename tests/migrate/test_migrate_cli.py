@@ -148,6 +148,20 @@ RUNNER = (
     "p = argparse.ArgumentParser(); migrate.register(p.add_subparsers())\n"
     "a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))\n"
 )
+#: The run to kill stops itself (SIGSTOP) before it writes the manifest lines of its last files: however fast
+#: it goes, it cannot finish before the kill (sent once a first line is seen), and the kill lands anywhere
+#: from there to the end, in a file's conversion or between two.
+GATED_RUNNER = (
+    "import os, signal, sys\n"
+    "from arraystore.migration._manifest import Manifest\n"
+    "append, written = Manifest._append, [0]\n"
+    "def gated(self, records, sync_every):\n"
+    "    if records and written[0] + len(records) >= int(os.environ['GATE_LINES']):\n"
+    "        os.kill(os.getpid(), signal.SIGSTOP)\n"
+    "    written[0] += len(records)\n"
+    "    append(self, records, sync_every)\n"
+    "Manifest._append = gated\n"
+) + RUNNER
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
@@ -155,22 +169,26 @@ def test_sigkill_then_rerun_gives_the_complete_verified_archive(tmp_path: Path, 
     src, dst = tmp_path / "src", tmp_path / "dst"
     _make_archive(src)
     before = {p: (_sha(p), p.stat().st_mtime_ns) for p in src.rglob("*") if p.is_file()}
-    argv = [sys.executable, "-c", RUNNER, "migrate", str(src), str(dst), "--to", "raw", "--workers", workers]
-    proc = subprocess.Popen(argv, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    args = ["migrate", str(src), str(dst), "--to", "raw", "--workers", workers]
+    argv = [sys.executable, "-c", RUNNER, *args]
+    errors = tmp_path / "stderr.txt"
+    with errors.open("wb") as err:
+        proc = subprocess.Popen([sys.executable, "-c", GATED_RUNNER, *args], env=dict(_env(), GATE_LINES="24"),
+                                stdout=subprocess.DEVNULL, stderr=err)
     manifest = dst / "migration.jsonl"
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
-        if manifest.exists() and manifest.read_bytes().count(b"\n") >= 1:
-            break
-        time.sleep(0.005)
-    killed = proc.poll() is None
-    if killed:
+    try:
+        deadline = time.monotonic() + 120  # a safety net: the gated run cannot end by itself
+        while not (manifest.exists() and manifest.read_bytes().count(b"\n") >= 1):
+            assert proc.poll() is None, errors.read_text()
+            assert time.monotonic() < deadline, "no manifest line within 120 s"
+            time.sleep(0.005)
         os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    if killed:
-        done = manifest.read_bytes().count(b"\n")
-        assert done < 24, "the run finished before it could be killed; make the archive larger"
-    print(f"killed={killed}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, errors.read_text()
+    assert 0 < manifest.read_bytes().count(b"\n") < 24
     rerun = subprocess.run(argv, env=_env(), capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     records = {json.loads(line)["source"]: json.loads(line) for line in manifest.read_text().splitlines()}

@@ -72,37 +72,52 @@ def test_workers_exit_when_the_owner_is_killed(tmp_path: Path, tree: list[psutil
     assert [p for p in alive if _running(p)] == []
 
 
+#: The command, with one file whose conversion never ends (in a worker or in the command's process: the workers
+#: import this script too): the pool cannot shut down, nor the command end, before the kill.
+GATED_COMMAND = textwrap.dedent(
+    """
+    import sys, time
+    from arraystore.migration import _job
+    run = _job._run_job
+    def gated(job):
+        if job.source == "f000_f4.dat":
+            time.sleep(3600)
+        return run(job)
+    _job._run_job = gated
+    if __name__ == "__main__":
+        from arraystore.cli import main
+        sys.exit(main())
+    """
+)
+
+
 def test_sigkill_of_the_migrate_command_leaves_no_worker(tmp_path: Path, tree: list[psutil.Process]) -> None:
     import numpy as np
 
     src = tmp_path / "src"
     src.mkdir()
-    for i in range(160):  # seconds of work: the workers start long before this process could do it all itself
+    for i in range(48):
         np.random.default_rng(i).standard_normal(256 * 1024).astype("<f4").tofile(src / f"f{i:03d}_f4.dat")
     dst = tmp_path / "dst"
-    script = Path(sys.executable).with_name("arraystore")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "arraystore"]
+    script = tmp_path / "arraystore_command.py"
+    script.write_text(GATED_COMMAND)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")])))
     proc = subprocess.Popen(
-        [*command, "migrate", str(src), str(dst), "--workers", "2", "--compression", "zstd"],
+        [sys.executable, str(script), "migrate", str(src), str(dst), "--workers", "2", "--compression", "zstd"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     owner = psutil.Process(proc.pid)
     tree.append(owner)
     # Catch the owner with a worker (a child of the forkserver) alive, then freeze it (SIGSTOP): a frozen
-    # owner cannot shut its pool down, so what is seen is what the SIGKILL below leaves behind.
-    while True:
+    # owner starts no other process, so what is seen is what the SIGKILL below leaves behind.
+    while not _workers(owner):
         assert proc.poll() is None, "migrate ended before its workers started"
-        if _workers(owner):
-            owner.suspend()
-            workers = _workers(owner)
-            if workers:
-                break
-            owner.resume()  # the pool shut down between the two looks: not a state this test is about
         try:
             proc.wait(timeout=0.02)
         except subprocess.TimeoutExpired:
             pass
+    owner.suspend()
+    workers = _workers(owner)
     descendants = owner.children(recursive=True)
     tree.extend(descendants)
     assert {w.pid for w in workers} <= {d.pid for d in descendants}

@@ -199,26 +199,43 @@ RUNNER = (
 )
 
 
+#: The process (this one or a worker: the script is imported in each) about to publish the first file stops
+#: itself (SIGSTOP): that file is never published nor its batch's lines written, so the run cannot finish
+#: before the kill, however fast it goes, and the others go on until the kill lands.
+GATE = (
+    "import os, signal\n"
+    "from arraystore import _fsutil\n"
+    "replace = _fsutil.replace_path\n"
+    "def gated(staged, final, *args, **kwargs):\n"
+    "    if str(final).endswith('s0000_float32.npy'):\n"
+    "        os.kill(os.getpid(), signal.SIGSTOP)\n"
+    "    return replace(staged, final, *args, **kwargs)\n"
+    "_fsutil.replace_path = gated\n"
+)
+
+
 def _kill_when(runner: str, src: Path, dst: Path, ready: Callable[[], bool], poll: float) -> None:
-    """Run ``runner`` (a migration of ``src`` into ``dst``) in its own session; SIGKILL it and its workers at once
-    as soon as ``ready()``; fail if it ended first."""
-    proc = subprocess.Popen([sys.executable, "-c", runner, str(src), str(dst)], env=_env(), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
+    """Run ``runner`` (a migration of ``src`` into ``dst``, gated by :data:`GATE`) in its own session; SIGKILL
+    it and its workers at once as soon as ``ready()``; fail if it ended first."""
+    script = dst.with_name("runner.py")  # a file, not -c: the pool's workers import it, the gate with it
+    script.write_text(GATE + runner)
+    errors = dst.with_name("stderr.txt")
+    with errors.open("wb") as err:
+        proc = subprocess.Popen([sys.executable, str(script), str(src), str(dst)], env=_env(),
+                                start_new_session=True, stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.monotonic() + 300  # a safety net: the gated run cannot end by itself
     try:
-        while proc.poll() is None and time.monotonic() < deadline:
-            if ready():
-                break
+        while not ready():
+            assert proc.poll() is None, f"the run ended before it could be killed: {errors.read_text()}"
+            assert time.monotonic() < deadline, "not ready within 300 s"
             time.sleep(poll)
-        killed = proc.poll() is None
-        assert killed, f"the run ended before it could be killed: {proc.stderr.read().decode() if proc.stderr else ''}"
         os.killpg(proc.pid, signal.SIGKILL)  # the main process and its workers at once
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL, errors.read_text()
+    assert not list(dst.rglob("s0000_float32.npy")), "the gate let the first file through"
 
 
 def _rerun_completes(src: Path, dst: Path, arrays: dict[str, np.ndarray]) -> None:

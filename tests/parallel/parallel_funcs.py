@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,8 +22,18 @@ def fail_after_first(block: np.ndarray[Any, Any], sel: tuple[slice, ...]) -> int
     return 0
 
 
-def slow_pid(block: np.ndarray[Any, Any], sel: tuple[slice, ...]) -> int:
-    time.sleep(0.05)  # long enough that one worker cannot take every task
+def pid_once_two_met(folder: str, block: np.ndarray[Any, Any], sel: tuple[slice, ...]) -> int:
+    """This worker's pid, once a second process has run a task too (``folder`` holds one file per process).
+
+    A worker that finds no other within 60 s (a safety net) gives up for every task, and the caller
+    sees one pid.
+    """
+    Path(folder, str(os.getpid())).touch()
+    deadline = time.monotonic() + 60
+    while len(os.listdir(folder)) < 2:  # the "gave-up" file counts too: after it, no task waits
+        if time.monotonic() > deadline:
+            Path(folder, "gave-up").touch()
+        time.sleep(0.001)
     return os.getpid()
 
 

@@ -8,13 +8,14 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import arraystore
-from arraystore.parallel import BlockError, map_blocks, process_pool
+from arraystore.parallel import BlockError, abandon_pool, map_blocks, process_pool
 
 import parallel_funcs  # isort: skip  # beside this file; workers import it by name
 
@@ -59,10 +60,15 @@ def test_map_blocks_own_pool_and_open_store(make_store: Callable[..., str]) -> N
     assert got == serial(path, 32 * 1024)
 
 
-def test_map_blocks_uses_several_processes(make_store: Callable[..., str], pool: ProcessPoolExecutor) -> None:
+def test_map_blocks_uses_several_processes(
+    make_store: Callable[..., str], pool: ProcessPoolExecutor, tmp_path: Path
+) -> None:
+    # Each task waits until a second process has run one too: two workers take part however fast the first is.
     path = make_store("raw", DATA)
-    pids = map_blocks(parallel_funcs.slow_pid, path, max_bytes=4 * 1024, executor=pool)
-    assert len(set(pids)) == 2
+    met = tmp_path / "met"
+    met.mkdir()
+    pids = map_blocks(partial(parallel_funcs.pid_once_two_met, str(met)), path, max_bytes=4 * 1024, executor=pool)
+    assert len(set(pids)) == 2 and not (met / "gave-up").exists()
 
 
 def test_blocks_are_read_only_views_for_mapped_stores(
@@ -141,3 +147,18 @@ def test_store_pickle_size_independent_of_array_size(
         with arraystore.open(path) as store:
             sizes.append(len(pickle.dumps(store)))
     assert sizes[0] == sizes[1]
+
+
+def test_an_abandoned_pool_s_manager_thread_has_ended() -> None:
+    """After :func:`abandon_pool` (Ctrl-C, SIGTERM) the pool's manager thread has ended and closed its wake-up
+    pipe: CPython 3.10 and 3.11 write to that pipe at interpreter exit without a lock, and a close racing with
+    the write printed an ignored "Bad file descriptor" traceback after an interrupted migration."""
+    import time
+
+    pool = process_pool(2)
+    futures = [pool.submit(time.sleep, 600) for _ in range(3)]
+    manager = pool._executor_manager_thread  # type: ignore[attr-defined]
+    assert manager is not None and manager.is_alive()
+    abandon_pool(pool)
+    assert not manager.is_alive()
+    assert all(f.done() for f in futures)

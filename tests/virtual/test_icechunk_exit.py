@@ -92,9 +92,17 @@ def test_exit_handler_waits_for_the_runtime_threads_only_while_they_run(tmp_path
     import ctypes.util
 
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    worker = threading.Thread(target=lambda: (libc.prctl(15, b"tokio-runtime-x", 0, 0, 0), spin()))
+    named = threading.Event()
+
+    def named_then_spin() -> None:
+        libc.prctl(15, b"tokio-runtime-x", 0, 0, 0)  # PR_SET_NAME
+        named.set()
+        spin()
+
+    worker = threading.Thread(target=named_then_spin)
     worker.start()
     try:
+        assert named.wait(60)  # the handler looks at thread names: this one must have its name first
         begun = time.monotonic()
         ours._let_runtime_threads_return(limit_s=0.3)
         held = time.monotonic() - begun

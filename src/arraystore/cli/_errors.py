@@ -10,12 +10,16 @@ the user gave them (normalised, without the ``.partial`` staging names), and wit
 
 from __future__ import annotations
 
+import _thread
+import contextlib
 import errno
 import json
 import os
 import re
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import ArrayStoreError
@@ -194,11 +198,54 @@ def _quiet_stdout() -> int:
     return EXIT_PIPE
 
 
+@contextlib.contextmanager
+def _interrupts_kept() -> Iterator[None]:
+    """Raise again an interrupt that Python swallowed.
+
+    A Ctrl-C (or a SIGTERM turned into one) raises ``KeyboardInterrupt`` wherever the main
+    thread is; inside a weakref callback or a finaliser Python ignores it ("Exception ignored
+    in ...") and the command went on to the end. Such an interrupt is delivered again, from
+    a timer thread a moment later, while the command runs (a signal's handler run inside the
+    hook would be swallowed too; one swallowed again is delivered again).
+    """
+    previous = sys.unraisablehook
+    running = [True]
+
+    def deliver(signum: signal.Signals) -> None:
+        if running[0]:  # not once the command is over
+            _thread.interrupt_main(signum)
+
+    def again() -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if callable(signal.getsignal(signum)):
+                timer = threading.Timer(0.01, deliver, (signum,))
+                timer.daemon = True
+                timer.start()
+                return
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) and threading.current_thread() is threading.main_thread():
+            try:
+                again()
+            except KeyboardInterrupt:  # an earlier one, delivered while in here
+                again()
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        running[0] = False
+        sys.unraisablehook = previous
+
+
 def run_guarded(func: Callable[[], int], *, command: str | None, path: str | list[str] | None, as_json: bool,
                 debug: bool) -> int:
     """Run a command; map whatever stops it to one reported line and an exit code."""
     try:
-        return int(func())
+        with _interrupts_kept():
+            return int(func())
     except BrokenPipeError:
         return _quiet_stdout()
     except (ArrayStoreError, OSError, UsageError, KeyboardInterrupt) as exc:
