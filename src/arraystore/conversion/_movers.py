@@ -391,6 +391,20 @@ class ChunkWriter(Protocol):
 BAND_MAX = 16 * 1024 * 1024
 
 
+#: Bytes of a transparent huge page (x86-64, arm64 with 4 KiB pages).
+HUGE_PAGE = 2 * 1024 * 1024
+
+
+def _huge_page_aligned(nbytes: int) -> np.ndarray[Any, Any]:
+    """``nbytes`` bytes starting on a huge page boundary: numpy asks for huge pages for buffers of 4 MiB and more,
+    and a band buffer so aligned is backed by them whole (paired 512 MiB zstd:3 conversions on the 2-core VM: 1.13
+    against 1.20 user CPU s per GiB of random float32 with buffers as numpy places them)."""
+    if nbytes < HUGE_PAGE:
+        return np.empty(nbytes, np.uint8)
+    raw = np.empty(nbytes + HUGE_PAGE, np.uint8)
+    return raw[-raw.ctypes.data % HUGE_PAGE :][:nbytes]
+
+
 class _StreamedBlock:
     """What :meth:`DirectChunkMover.read` returns for a block streamed in bands: their writes, under way."""
 
@@ -444,7 +458,7 @@ class DirectChunkMover(BlockMover):
             if 0 < band <= min(BAND_MAX, plan.blocks.block_bytes):
                 self._band_rows = direct.unit[0]
                 for _ in range(slots):
-                    self._free_bands.put(np.empty(band, np.uint8))
+                    self._free_bands.put(_huge_page_aligned(band))
         before_write = getattr(dst, "_before_write", None)  # sets the "incomplete" flag of in-place datasets
         if before_write is not None:
             before_write()
