@@ -502,17 +502,21 @@ class DirectChunkMover(BlockMover):
             try:
                 view = buf[:n]
                 pread_into(self._src_fd, view.data, self._src_region[1] + off)
-                for lo in range(0, n, HASH_PIECE):
-                    piece = view[lo : lo + HASH_PIECE]
-                    digest.update(piece)
-                    if self._hasher is not None:
-                        self._hasher.update(piece)
+                self._hash_band(view, digest)
                 values = view.view(src.dtype).reshape(tuple(s.stop - s.start for s in band))
             except BaseException:
                 self._free_bands.put(buf)
                 raise
             writes.append(self._direct.submit(band, values, self._giver(buf)))
         return _StreamedBlock(sum(n for _, _, n in bands), writes), str(digest.hexdigest())
+
+    def _hash_band(self, view: np.ndarray[Any, Any], digest: Any) -> None:
+        """Feed a band's bytes to its block's digest and to the content checksum, a cache-sized piece at a time."""
+        for lo in range(0, view.size, HASH_PIECE):
+            piece = view[lo : lo + HASH_PIECE]
+            digest.update(piece)
+            if self._hasher is not None:
+                self._hasher.update(piece)
 
     def _giver(self, buf: np.ndarray[Any, Any]) -> Callable[[], None]:
         """What gives ``buf`` back to the band buffers once its chunks are written."""
