@@ -45,7 +45,9 @@ compressed Zarr writes from a cold source: one thread reads the source in order,
 thread per core (settings in ``OVERLAP``, overridable with ``BENCH_OVERLAP=depth=4,threads=3,...``); with them
 selected, lines under the table give the CPU bound: the cores divided by the CPU seconds per GiB the bare overlapped
 writer needs (its process, and with the kernel threads' work), the most any writer needing that CPU reaches here
-with every core busy. ``codec_zstd3_into`` and ``blosc_encode_into`` give the codecs' own CPU per GiB (one core, the
+with every core busy. Without them (the page-cache regime) the same lines use the bare writer reading with ``pread``
+(``*_write_cores_pread``, else the memory-mapped ``*_write_cores``) measured in the same run: the CPU bound of a
+writer that reads its source as arraystore must. ``codec_zstd3_into`` and ``blosc_encode_into`` give the codecs' own CPU per GiB (one core, the
 bare writers' calls, buffers used again).
 
 The table shows the median throughput of ``--runs`` runs (source bytes per second),
@@ -1351,20 +1353,27 @@ def _cpu_per_gib(runs: list[dict[str, Any]], kernel: bool) -> float | None:
     return float(statistics.median(values)) if values else None
 
 
-#: The bare overlapped writer of each compressed Zarr write: its CPU per GiB bounds any writer on these cores.
-OVERLAP_PEERS = {"as_raw_zarr_zstd": "zstd_write_overlap", "as_raw_zarr_blosc": "blosc_write_overlap"}
+#: The bare writers of each compressed Zarr write whose CPU per GiB bounds any writer on these cores: the overlapped
+#: one (a cold source), else the one reading with ``pread`` (as arraystore must), else the one reading a memory map.
+BOUND_PEERS = {"as_raw_zarr_zstd": ("zstd_write_overlap", "zstd_write_cores_pread", "zstd_write_cores"),
+               "as_raw_zarr_blosc": ("blosc_write_overlap", "blosc_write_cores_pread", "blosc_write_cores")}
 
 
 def cpu_bounds(results: dict[str, Any]) -> list[str]:
-    """For each compressed Zarr write with its bare overlapped writer measured: the rate the cores allow a writer
-    that needs that writer's CPU per GiB (its process, then with the kernel threads' work beside it) with every core
-    busy all the time, the same for arraystore's own CPU per GiB, and the share of each bound reached."""
+    """For each compressed Zarr write with a bare writer measured beside it (the first of its ``BOUND_PEERS`` in the
+    results): the rate the cores allow a writer that needs that writer's CPU per GiB (its process, then with the
+    kernel threads' work beside it) with every core busy all the time, the same for arraystore's own CPU per GiB,
+    and the share of each bound reached. In the page cache (no overlapped writer run) the bound is the bare
+    ``pread`` writer's, measured in the same run."""
     cores = os.cpu_count() or 1
     lines = []
-    for op, peer in OVERLAP_PEERS.items():
+    for op, peers in BOUND_PEERS.items():
+        peer = next((p for p in peers if p in results and _median_gbs(results[p]["runs"]) is not None), None)
+        if peer is None:
+            continue
         for name in (n for n in results if n.split("@")[0] == op):
             ours = _median_gbs(results[name]["runs"])
-            if ours is None or peer not in results or _median_gbs(results[peer]["runs"]) is None:
+            if ours is None:
                 continue
             parts = []
             for who, runs in ((peer, results[peer]["runs"]), (name, results[name]["runs"])):
@@ -1377,9 +1386,8 @@ def cpu_bounds(results: dict[str, Any]) -> list[str]:
             peer_k = _cpu_per_gib(results[peer]["runs"], True)
             if peer_k:
                 limit = cores / peer_k * 2**30 / 1e9
-                parts.append(f"{name} {ours:.2f} GB/s = {ours / limit:.2f}x the CPU bound of the bare overlapped "
-                             f"writer with kernel threads ({limit:.2f}), {ours / _median_gbs(results[peer]['runs']):.2f}x "
-                             f"its rate")
+                parts.append(f"{name} {ours:.2f} GB/s = {ours / limit:.2f}x the CPU bound of {peer} with kernel threads "
+                             f"({limit:.2f}), {ours / _median_gbs(results[peer]['runs']):.2f}x its rate")
             if parts:
                 lines.append("CPU bound: " + "; ".join(parts) + ".")
     return lines

@@ -229,14 +229,18 @@ def test_blocks_hashed_once_for_digest_and_checksum(tmp_path: Path, monkeypatch:
     whole: list[int] = []  # blocks digested in a pass of their own (the two hashes not shared)
     monkeypatch.setattr(_movers, "block_digest", lambda block, order="C": whole.append(1) or block_digest(block, order))
     digests: dict[tuple[int, int], str] = {}
-    read = _movers.BlockMover.read
 
-    def spy(self: _movers.BlockMover, sel: tuple[slice, ...]) -> Any:
-        block, digest = read(self, sel)
-        digests[(sel[0].start, sel[0].stop)] = digest
-        return block, digest
+    def spy(read: Any) -> Any:
+        def reading(self: _movers.BlockMover, sel: tuple[slice, ...]) -> Any:
+            block, digest = read(self, sel)
+            digests[(sel[0].start, sel[0].stop)] = digest
+            return block, digest
 
-    monkeypatch.setattr(_movers.BlockMover, "read", spy)
+        return reading
+
+    # the base class's reads, and those of the mover streaming byte ranges into compressed chunk files in bands
+    for cls in (_movers.BlockMover, _movers.DirectChunkMover):
+        monkeypatch.setattr(cls, "read", spy(cls.read))
     dst = tmp_path / dst_name
     with pytest.raises(Stop):
         convert(src, str(dst), max_memory="16KiB", progress=stop_after(4), **options)
@@ -252,21 +256,27 @@ def test_blocks_hashed_once_for_digest_and_checksum(tmp_path: Path, monkeypatch:
     assert bytes_equal(read_back(str(dst))[0], data)
 
 
-def test_a_block_hashed_twice_publishes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("bands", [False, True])
+def test_a_block_hashed_twice_publishes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bands: bool) -> None:
     """The bytes hashed into the content checksum are checked after every block: a block fed twice (a read dropped
-    after it was hashed) stops the conversion before a wrong checksum is recorded."""
+    after it was hashed) stops the conversion before a wrong checksum is recorded; read whole or in bands of chunk
+    rows."""
     from arraystore.conversion import _movers
 
-    digest = _movers.BlockMover._digest
+    cls: Any = _movers.DirectChunkMover if bands else _movers.BlockMover
+    name = "_hash_band" if bands else "_digest"
+    digest = getattr(cls, name)
     calls = [0]
 
-    def twice(self: _movers.BlockMover, block: np.ndarray[Any, Any]) -> str:
+    def twice(self: _movers.BlockMover, *args: Any) -> Any:
         calls[0] += 1
         if calls[0] == 3:
-            digest(self, block)
-        return digest(self, block)
+            digest(self, *args)
+        return digest(self, *args)
 
-    monkeypatch.setattr(_movers.BlockMover, "_digest", twice)
+    monkeypatch.setattr(cls, name, twice)
+    if not bands:
+        monkeypatch.setattr(_movers, "BAND_MAX", 0)
     data = np.random.default_rng(5).random((200, 33))
     src = write_source(tmp_path / "src.dat", data)
     with pytest.raises(RuntimeError, match="hashed after block 2, expected"):

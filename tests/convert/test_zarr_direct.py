@@ -623,3 +623,82 @@ def test_only_a_staged_array_is_written_in_place(tmp_path: Path) -> None:
             assert not w.in_place
         finally:
             w.close()
+
+
+def _convert_bands(tmp_path: Path, name: str, data: np.ndarray[Any, Any], chunks: tuple[int, ...], compression: str,
+                   bands: bool, monkeypatch: pytest.MonkeyPatch, **options: Any) -> Any:
+    """Convert ``data`` (written as ``name``) into ``name``.zarr, its chunk rows streamed in bands or not."""
+    from arraystore.conversion import _movers
+
+    monkeypatch.setattr(_movers, "BAND_MAX", _movers.BAND_MAX if bands else 0)
+    src = tmp_path / "src" / name
+    if not src.exists():
+        src.parent.mkdir(exist_ok=True)
+        write_source(src, data)
+    return arraystore.convert(str(src), str(tmp_path / f"{name}.{bands}.zarr"), chunks=chunks, compression=compression,
+                              **options)
+
+
+@pytest.mark.parametrize(("dtype", "shape", "chunks"), [
+    ("<f4", (1003, 300), (16, 300)),     # a last band of 11 rows
+    (">f8", (600, 9, 7), (5, 9, 7)),     # three axes, a band of 5 rows of 63 values
+    ("|b1", (1300, 70), (13, 35)),       # two chunks across a band
+    ("<M8[s]", (900, 33), (8, 33)),      # times
+    ("<i2", (400, 1000), (16, 1000)),    # one band per block
+])
+@pytest.mark.parametrize("compression", ["zstd:3", "blosc:lz4:5", "gzip:1"])
+@pytest.mark.parametrize("name", ["src.dat", "src.npy"])
+def test_chunk_rows_streamed_in_bands_are_the_blocks_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            name: str, compression: str, dtype: str,
+                                                            shape: tuple[int, ...], chunks: tuple[int, ...]) -> None:
+    """A byte-range source in the page cache read, hashed and compressed one band of chunk rows at a time: the same
+    chunk files, checksum and journal digests as whole blocks (rows equal to the fill value included), verified."""
+    from arraystore.checksums import StreamHasher
+
+    data = _data(dtype, shape, 17, 2 * chunks[0])
+    streamed = _convert_bands(tmp_path, name, data, chunks, compression, True, monkeypatch, max_memory="256KiB",
+                              verify=True)
+    whole = _convert_bands(tmp_path, name, data, chunks, compression, False, monkeypatch, max_memory="256KiB")
+    assert any("in bands of" in note for note in streamed.plan["notes"])
+    assert not any("in bands of" in note for note in whole.plan["notes"])
+    assert streamed.blocks_total > 1 and streamed.verified
+    assert streamed.checksum == whole.checksum == StreamHasher.of(data)
+    assert _chunk_files(tmp_path / f"{name}.True.zarr") == _chunk_files(tmp_path / f"{name}.False.zarr")
+    np.testing.assert_array_equal(arraystore.open(str(tmp_path / f"{name}.True.zarr"))[...], data)
+
+
+@pytest.mark.parametrize("how", ["interrupted", "a chunk write failed"])
+def test_chunk_rows_streamed_in_bands_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """A streamed conversion interrupted after a few blocks (or failing in one band's chunk write, the bands after it
+    under way) publishes nothing; run again, it keeps the journaled blocks (their digests those of whole blocks)
+    and ends with the source's array."""
+    from arraystore.conversion import _movers
+    from arraystore.conversion._journal import journal_path
+    from arraystore.location import parse_location
+
+    data = _data("<f4", (400, 250), 23, 0)
+    src = write_source(tmp_path / "src.dat", data)
+    dst = tmp_path / "dst.zarr"
+    options: dict[str, Any] = {"chunks": (10, 250), "compression": "zstd:1", "max_memory": "256KiB"}
+    if how == "interrupted":
+        with pytest.raises(Stop):
+            arraystore.convert(src, str(dst), progress=stop_after(4), **options)
+    else:
+        calls = [0]
+        original = ZarrChunkWriter._write_chunk
+
+        def failing(self: ZarrChunkWriter, *args: Any) -> None:
+            calls[0] += 1
+            if calls[0] == 9:
+                raise OSError("injected")
+            original(self, *args)
+
+        monkeypatch.setattr(ZarrChunkWriter, "_write_chunk", failing)
+        with pytest.raises(OSError, match="injected"):
+            arraystore.convert(src, str(dst), **options)
+        monkeypatch.undo()
+    assert not dst.exists() and journal_path(parse_location(str(dst))).exists()
+    monkeypatch.setattr(_movers, "BAND_MAX", 0)  # the rest in whole blocks: the journaled digests must match them
+    report = arraystore.convert(src, str(dst), verify=True, **options)
+    assert report.blocks_resumed >= 1 and report.blocks_rewritten == 0 and report.verified
+    np.testing.assert_array_equal(arraystore.open(str(dst))[...], data)

@@ -233,6 +233,30 @@ class ZarrChunkWriter:
             self.store._keep_writing()
             _run_bounded(self._pool, (task(o) for o in origins), self._lookahead)
 
+    @property
+    def takes_bands(self) -> bool:
+        """True when :meth:`submit` may be given bands of chunk rows: unsharded chunks written into local files."""
+        return self.sharding is None and self._open is not None
+
+    def submit(self, sel: tuple[slice, ...], block: np.ndarray[Any, Any], done: Callable[[], None]) -> Future[None]:
+        """Encode and write every chunk of ``block`` (covering ``sel``, whole units) on one of the threads, in turn.
+
+        Returns at once; ``done()`` is called on that thread once the chunks are written or the first failed
+        (the block's buffer is free again then); the future holds the failure.
+        """
+        from ..backends._zarr_layout import encode
+
+        def task() -> None:
+            try:
+                values = encode(block, self.stored, self.encoding)
+                with self.store._client_errors():
+                    for origin in itertools.product(*(range(s.start, s.stop, u) for s, u in zip(sel, self.unit))):
+                        self._write_chunk(origin, values, sel)
+            finally:
+                done()
+
+        return self._pool.submit(task)
+
     def _piece(self, block: np.ndarray[Any, Any], sel: tuple[slice, ...], origin: tuple[int, ...],
                shape: tuple[int, ...]) -> np.ndarray[Any, Any] | None:
         """The chunk at ``origin`` (shape ``shape``), padded with the fill value; None when all fill, bit for bit."""
@@ -333,8 +357,8 @@ class ZarrChunkWriter:
         self._write_parts(key, [index_buf, *parts] if at_start else [*parts, index_buf])
 
     def close(self) -> None:
-        """Stop the threads."""
-        self._pool.shutdown(wait=True)
+        """Stop the threads (chunks submitted and not started, after a failure, are not written)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
         if isinstance(self._zstd_files, _ZstdInto):
             self._zstd_files.close()
 
