@@ -306,8 +306,10 @@ class _Conversion:
                 if got["value"] != value["value"]:
                     raise VerificationError(
                         f"{self.dst_loc}: the converted data reads back with checksum {got['value']}, the source "
-                        f"has {value['value']} ({value['algorithm']}); nothing was published. Check the disk and "
-                        "convert again"
+                        f"has {value['value']} ({value['algorithm']}); nothing was published. Expected equal values: either "
+                        "the source changed while it was converted (another writer; resumed blocks from before the "
+                        "change) or a disk returned other bytes; make sure nothing writes the source, then convert "
+                        "again with resume=False (--no-resume)"
                     )
                 report.verified = True
             try:

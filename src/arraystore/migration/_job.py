@@ -288,7 +288,9 @@ def _write_whole(
             if got["value"] != value["value"]:
                 raise VerificationError(
                     f"{job.dst_path}: the converted data reads back with checksum {got['value']}, the source has "
-                    f"{value['value']} ({value['algorithm']}); nothing was published. Check the disk and convert again"
+                    f"{value['value']} ({value['algorithm']}); nothing was published. Expected equal values: either the "
+                    "source changed while it was converted or a disk returned other bytes; make sure nothing writes "
+                    "the source, then migrate again"
                 )
 
     later = _LATER.get() if job.options.durable else None
