@@ -53,10 +53,19 @@ MAX_LISTED = 4096
 #: Folders whose listings and resolved paths a block keeps; beyond, the oldest are dropped.
 MAX_FOLDERS = 256
 
-_LISTINGS: ContextVar[dict[str, frozenset[str] | None] | None] = ContextVar("arraystore_listings", default=None)
+class _Names(frozenset[str]):
+    """A folder's listing (spelling-insensitive names), with the answers of :func:`may_exist_with_suffix` given."""
+
+    __slots__ = ("ends",)
+
+    def __init__(self, names: object = ()) -> None:
+        self.ends: dict[str, bool] = {}
+
+
+_LISTINGS: ContextVar[dict[str, _Names | None] | None] = ContextVar("arraystore_listings", default=None)
 _REAL: ContextVar[dict[str, Path] | None] = ContextVar("arraystore_real_folders", default=None)
 #: The caches of the last scope (see :func:`listed`): (scope, listings, resolved folders).
-_scope: tuple[str, dict[str, frozenset[str] | None], dict[str, Path]] | None = None
+_scope: tuple[str, dict[str, _Names | None], dict[str, Path]] | None = None
 
 
 @contextmanager
@@ -70,7 +79,7 @@ def listed(scope: str | None = None) -> Iterator[None]:
         yield
         return
     if scope is None:
-        listings: dict[str, frozenset[str] | None] = {}
+        listings: dict[str, _Names | None] = {}
         real: dict[str, Path] = {}
     else:
         if _scope is None or _scope[0] != scope:
@@ -98,7 +107,7 @@ def name_key(name: str) -> str:
     return unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", name).casefold())
 
 
-def _listing(folder: str, cache: dict[str, frozenset[str] | None]) -> frozenset[str] | None:
+def _listing(folder: str, cache: dict[str, _Names | None]) -> _Names | None:
     try:
         return cache[folder]
     except KeyError:
@@ -107,7 +116,7 @@ def _listing(folder: str, cache: dict[str, frozenset[str] | None]) -> frozenset[
         entries = os.listdir(folder or ".")
     except (OSError, ValueError):
         entries = None
-    names = frozenset(name_key(n) for n in entries) if entries is not None and len(entries) <= MAX_LISTED else None
+    names = _Names(name_key(n) for n in entries) if entries is not None and len(entries) <= MAX_LISTED else None
     return _remember(cache, folder, names)
 
 
@@ -140,13 +149,20 @@ def may_exist_with_suffix(folder: str, suffix: str) -> bool:
     if cache is None:
         return True
     names = _listing(folder, cache)
-    return names is None or _ends_with(names, name_key(suffix))
+    if names is None:
+        return True
+    try:
+        return names.ends[suffix]
+    except KeyError:
+        answer = names.ends[suffix] = _ends_with(names, name_key(suffix))
+        return answer
 
 
 @functools.lru_cache(maxsize=1024)
 def _ends_with(names: frozenset[str], key: str) -> bool:
     """Whether a name of ``names`` ends with ``key``; remembered by the listing's content (equal
-    listings give equal answers), so a folder's names are scanned once per suffix."""
+    listings give equal answers), so a folder's names are scanned once per suffix. Asked once per
+    listing and suffix (:attr:`_Names.ends` keeps the answer): a hit compares the listings whole."""
     return any(n.endswith(key) for n in names)
 
 
