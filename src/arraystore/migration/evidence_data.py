@@ -406,13 +406,27 @@ def contradiction(
     values = sum(len(w) for w in windows) // dtype.itemsize
     if values < MIN_VALUES:
         return None, whole
+    bounds: dict[tuple[np.dtype[Any], int | None], float] = {}
+
+    def rules_out(other: np.dtype[Any], above: float) -> bool:
+        """:func:`_rules_out`, a float reading's bounds computed once (they do not depend on ``above``)."""
+        if other.kind not in "fc" or above < -_SLACK:
+            return _rules_out(windows, other, above)
+        for part in (_PART, None):
+            bound = bounds.get((other, part))
+            if bound is None:
+                bound = bounds[(other, part)] = _lower_bound(windows, other, above, part)
+            if bound - _SLACK > above:
+                return True
+        return False
+
     at_most = min(PLAUSIBLE, _upper_bound(windows, dtype) + _SLACK - MIN_GAP)  # at least the exact `above` below
-    if all(_rules_out(windows, other, at_most) for other in alternatives):
+    if all(rules_out(other, at_most) for other in alternatives):
         return None, whole  # no reading can score low enough, whatever the chosen one's exact score
     chosen = score(windows, dtype)
     above = min(PLAUSIBLE, chosen.score - MIN_GAP)
     for other in alternatives:
-        if _rules_out(windows, other, above):
+        if rules_out(other, above):
             continue
         if score(windows, other).score > above:
             continue
