@@ -83,6 +83,17 @@ def _rewrite_in_place_keeping_size_and_mtime(path: Path, data: np.ndarray[Any, A
     assert all((p.stat().st_size, p.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns) for p, st in before.items())
 
 
+def _stopped_after_three_blocks(tmp_path: Path, src_backend: str) -> tuple[np.ndarray[Any, Any], Path, Path]:
+    """A conversion of a ``src_backend`` source into ``dst.npy`` interrupted after three blocks: (data, src, dst)."""
+    old = _data()
+    src = tmp_path / f"src{SUFFIX[src_backend]}"
+    write_source(src, old, **({"chunks": (16, 256)} if src_backend in ("hdf5", "zarr") else {}))
+    dst = tmp_path / "dst.npy"
+    with pytest.raises(Stop):
+        convert(str(src), str(dst), max_memory="64KiB", progress=stop_after(3))
+    return old, src, dst
+
+
 @pytest.mark.parametrize("verify", [False, True])
 @pytest.mark.parametrize("src_backend", BACKENDS)
 def test_a_source_rewritten_in_place_with_its_mtime_put_back_restarts(tmp_path: Path, src_backend: str,
@@ -90,12 +101,7 @@ def test_a_source_rewritten_in_place_with_its_mtime_put_back_restarts(tmp_path: 
     """A resume sees the source's status-change time too: a source rewritten in place between the kill and the
     rerun, its size and modification time put back, is converted from scratch (never its new blocks published
     beside the journaled blocks of its old values)."""
-    old = _data()
-    src = tmp_path / f"src{SUFFIX[src_backend]}"
-    write_source(src, old, **({"chunks": (16, 256)} if src_backend in ("hdf5", "zarr") else {}))
-    dst = tmp_path / "dst.npy"
-    with pytest.raises(Stop):
-        convert(str(src), str(dst), max_memory="64KiB", progress=stop_after(3))
+    old, src, dst = _stopped_after_three_blocks(tmp_path, src_backend)
     assert journal_blocks(dst) >= 2
     new = old[::-1] * 3
     _rewrite_in_place_keeping_size_and_mtime(src, new)
@@ -110,12 +116,7 @@ def test_verify_reads_the_source_again_after_a_resume(tmp_path: Path, src_backen
     """Verification never trusts the journal: a source changed behind a journal that still matches it (a file
     system whose times do not move, simulated by writing the new fingerprint into the journal) is refused with
     VerificationError, nothing published, instead of publishing resumed blocks of the old values."""
-    old = _data()
-    src = tmp_path / f"src{SUFFIX[src_backend]}"
-    write_source(src, old, **({"chunks": (16, 256)} if src_backend in ("hdf5", "zarr") else {}))
-    dst = tmp_path / "dst.npy"
-    with pytest.raises(Stop):
-        convert(str(src), str(dst), max_memory="64KiB", progress=stop_after(3))
+    old, src, dst = _stopped_after_three_blocks(tmp_path, src_backend)
     with arraystore.open(str(src), "r+") as s:
         s[...] = old[::-1] * 3
     jpath = dst.with_name(dst.name + ".partial.journal.jsonl")
