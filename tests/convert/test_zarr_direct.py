@@ -702,3 +702,26 @@ def test_chunk_rows_streamed_in_bands_resume(tmp_path: Path, monkeypatch: pytest
     report = arraystore.convert(src, str(dst), verify=True, **options)
     assert report.blocks_resumed >= 1 and report.blocks_rewritten == 0 and report.verified
     np.testing.assert_array_equal(arraystore.open(str(dst))[...], data)
+
+
+def test_a_band_cancelled_unrun_gives_its_buffer_back(tmp_path: Path) -> None:
+    """:meth:`ZarrChunkWriter.close` after a failure cancels the bands still queued: each one's ``done`` is still
+    called, once (a reader waiting for a free band buffer is not left waiting forever)."""
+    import threading
+
+    with arraystore.create(tmp_path / "s.zarr", (8, 4), "<f4", chunks=(2, 4), compression="zstd:1") as s:
+        w = ZarrChunkWriter(s, 1)
+        gate, given = threading.Event(), []
+        blocker = w._pool.submit(gate.wait)  # the one thread busy: the bands below stay queued
+        try:
+            rows = np.arange(8, dtype="<f4").reshape(2, 4)
+            futures = [w.submit((slice(2 * i, 2 * i + 2), slice(0, 4)), rows, lambda i=i: given.append(i))
+                       for i in range(3)]
+            w._pool.shutdown(wait=False, cancel_futures=True)  # what close() does, without waiting for the blocker
+            assert all(f.cancelled() for f in futures) and sorted(given) == [0, 1, 2]
+        finally:
+            gate.set()
+        blocker.result(timeout=60)
+        w.close()
+        assert sorted(given) == [0, 1, 2]
+        s[...] = 0

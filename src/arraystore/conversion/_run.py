@@ -309,7 +309,7 @@ class _Conversion:
                         f"has {value['value']} ({value['algorithm']}); nothing was published. Expected equal values: either "
                         "the source changed while it was converted (another writer; resumed blocks from before the "
                         "change) or a disk returned other bytes; make sure nothing writes the source, then convert "
-                        "again with resume=False (--no-resume)"
+                        "again with resume=False"
                     )
                 report.verified = True
             try:

@@ -241,8 +241,9 @@ class ZarrChunkWriter:
     def submit(self, sel: tuple[slice, ...], block: np.ndarray[Any, Any], done: Callable[[], None]) -> Future[None]:
         """Encode and write every chunk of ``block`` (covering ``sel``, whole units) on one of the threads, in turn.
 
-        Returns at once; ``done()`` is called on that thread once the chunks are written or the first failed
-        (the block's buffer is free again then); the future holds the failure.
+        Returns at once; ``done()`` is called once the chunks are written or the first failed, or when the task is
+        cancelled unrun (:meth:`close` after a failure): the block's buffer is free again then, so that a reader
+        waiting for it is not left waiting. The future holds the failure.
         """
         from ..backends._zarr_layout import encode
 
@@ -255,7 +256,9 @@ class ZarrChunkWriter:
             finally:
                 done()
 
-        return self._pool.submit(task)
+        future = self._pool.submit(task)
+        future.add_done_callback(lambda f: done() if f.cancelled() else None)
+        return future
 
     def _piece(self, block: np.ndarray[Any, Any], sel: tuple[slice, ...], origin: tuple[int, ...],
                shape: tuple[int, ...]) -> np.ndarray[Any, Any] | None:
