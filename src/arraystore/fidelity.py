@@ -146,6 +146,11 @@ class Fidelity:
         return cls({(f, "*"): (Support.EXACT, note) for f in FAMILIES})
 
 
+#: What :func:`check_fidelity` accepted, by (backend class, dtype without fields): a migration writes thousands of
+#: arrays of a few dtypes. A structured dtype is checked in full every time.
+_ACCEPTED: dict[tuple[type[ArrayStore], np.dtype[Any]], Support] = {}
+
+
 def check_fidelity(cls: type[ArrayStore], dtype: np.dtype[Any]) -> Support:
     """Refuse a dtype the backend cannot store exactly or losslessly.
 
@@ -154,6 +159,8 @@ def check_fidelity(cls: type[ArrayStore], dtype: np.dtype[Any]) -> Support:
     UnsupportedDtypeError
         Naming the built-in backends that can store the dtype.
     """
+    if dtype.names is None and (known := _ACCEPTED.get((cls, dtype))) is not None:
+        return known
     support, note = cls.fidelity.support(dtype)
     if support is not Support.NO and dtype.names is not None:
         check_structured(dtype, cls.fidelity.structured, cls.backend)
@@ -162,6 +169,8 @@ def check_fidelity(cls: type[ArrayStore], dtype: np.dtype[Any]) -> Support:
             f"the {cls.backend} backend cannot store {dtype} ({dtype_family(dtype)}, {byte_order(dtype)} byte order)"
             f"{': ' + note if note else ''}; backends that can: {', '.join(backends_supporting(dtype)) or 'none'}"
         )
+    if dtype.names is None and len(_ACCEPTED) < 1024:
+        _ACCEPTED[(cls, dtype)] = support
     return support
 
 

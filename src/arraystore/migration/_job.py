@@ -238,19 +238,6 @@ def _whole_file(job: Job, meta: ArrayMeta, cls: type[ArrayStore]) -> bool:
     )
 
 
-#: (backend class, dtype) pairs :func:`check_fidelity` accepted: a migration writes thousands of arrays of a few dtypes.
-_FIDELITY_OK: set[tuple[type[ArrayStore], np.dtype[Any]]] = set()
-
-
-def _check_fidelity(cls: type[ArrayStore], dtype: np.dtype[Any]) -> None:
-    """:func:`check_fidelity`, remembered for dtypes without fields (a structured one is checked every time)."""
-    if dtype.names is None and (cls, dtype) in _FIDELITY_OK:
-        return
-    check_fidelity(cls, dtype)
-    if dtype.names is None and len(_FIDELITY_OK) < 1024:
-        _FIDELITY_OK.add((cls, dtype))
-
-
 def _write_whole(
     job: Job, meta: ArrayMeta, t0: float, note: str | None, mode: int, cls: type[ArrayStore], dst: Location
 ) -> FileRecord:
@@ -261,7 +248,7 @@ def _write_whole(
     source's permission bits within the umask (0600 in, 0600 out); ``cls`` and ``dst``: the backend's
     class and the destination, parsed.
     """
-    _check_fidelity(cls, meta.dtype)
+    check_fidelity(cls, meta.dtype)
     if job.data is not None and len(job.data) == meta.nbytes:  # read after the resolution's stat, like a pread here
         data = job.data
     else:
