@@ -307,12 +307,11 @@ def _keywords(func: Callable[..., Any]) -> tuple[frozenset[str], bool]:
 
 def known_options(func: Callable[_P, _R]) -> Callable[_P, _R]:
     """``func``, raising :class:`OptionError` (not a bare ``TypeError``) for a keyword argument it does not take."""
-    params = inspect.signature(func).parameters
-    names = {n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    names, takes_any = _keywords(func)
 
     @functools.wraps(func)
     def checked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        unknown = [k for k in kwargs if k not in names]
+        unknown = [] if takes_any else [k for k in kwargs if k not in names]
         if unknown:
             known = ", ".join(sorted(n for n in names if not n.startswith("_")))
             raise OptionError(

@@ -29,7 +29,6 @@ def _locking_mismatch(exc: OSError) -> bool:
     return "file locking" in text and "values don't match" in text
 
 
-
 def open_file(path: str, mode: str) -> h5py.File:
     """``h5py.File`` without HDF5's own locking, its errors mapped into arraystore's.
 

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from .._selection import Selection
-from ..errors import ArrayStoreError
+from ..errors import ArrayStoreError, MetadataError
 from ._zarr_bounds import BoundedStore, ChunkRule, blosc_truncated, check_chunk, declared_size
 from ._zarr_layout import decode
 
@@ -190,8 +190,6 @@ def decode_into(into: tuple[str, Any], data: np.ndarray[Any, Any], flat: np.ndar
     if name == "blosc":
         why = blosc_truncated(data.data)
         if why is not None:
-            from ..errors import MetadataError
-
             raise MetadataError(f"a blosc stream of {why}: the chunk is damaged: rewrite the array from its source")
     if declared_size(name, data.data) != flat.size:
         return False  # zarr's decoder reports what is wrong with it

@@ -734,6 +734,7 @@ class ZarrStore(ArrayStore):
         else:
             _fsutil.remove_path(_node_dir(location))
 
+
 def _user_attrs(attrs: Mapping[str, Any], dtype: np.dtype[Any], reserved: dict[str, Any]) -> dict[str, Any]:
     """The user attrs as stored: a ``_FillValue`` in xarray's Zarr v3 form, its exact value kept in ``reserved``."""
     encoded = encode_attrs(dict(attrs))
