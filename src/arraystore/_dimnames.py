@@ -15,14 +15,19 @@ from .errors import BackendError, DimensionError, MetadataError
 if TYPE_CHECKING:
     from .store import ArrayStore
 
-__all__ = ["DIMS_KEYS", "DimensionNames", "check_dimension_names", "names_to_record", "source_dimension_names",
-           "xarray_names"]
+__all__ = ["DIMS_KEYS", "DimensionNames", "check_dimension_names", "named_axes", "names_to_record",
+           "source_dimension_names", "xarray_names"]
 
 #: One name (or None) per axis.
 DimensionNames = tuple[str | None, ...]
 
 #: Attribute keys that name the dimensions, in the order they are looked up.
 DIMS_KEYS: tuple[str, ...] = ("dims", "_ARRAY_DIMENSIONS")
+
+
+def named_axes(names: Any) -> DimensionNames | None:
+    """``names`` as a tuple, or None when no axis is named (how two creations' names compare)."""
+    return None if names is None or all(n is None for n in names) else tuple(names)
 
 
 def names_to_record(cls: type[ArrayStore], where: object, names: Any, ndim: int, writers: str) -> DimensionNames | None:

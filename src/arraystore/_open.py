@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import _fsutil
 from ._append import check_same
-from ._dimnames import DimensionNames, names_to_record
+from ._dimnames import named_axes, names_to_record
 from ._lock import WriterLock, writer_active
 from ._modes import CREATE_MODES, MODES, WRITABLE_MODES, _open_writers
 from .compression import Compression, check_codec, parse_compression
@@ -330,7 +330,7 @@ def create(
         if (staging is not None and resume and _fsutil.nonempty(staging.file)
                 and not (staging.file.is_dir() and _fsutil.holds_links(staging.file))):
             store = cls._reopen_staged(staging, meta, chunks=chunks, compression=codec, durable=durable, **options)
-            if store is not None and cls.supports_dimension_names and _named(store.dimension_names) != _named(names):
+            if store is not None and cls.supports_dimension_names and named_axes(store.dimension_names) != named_axes(names):
                 store._close()  # staged with other dimension names (or with names, none asked for): built again
                 store = None
         if store is None:
@@ -432,11 +432,6 @@ class StagedArray:
             )
         store._staged = (staging, parse_location(self.final))  # a staged store writes no "incomplete" flag
         return store
-
-
-def _named(names: DimensionNames | None) -> DimensionNames | None:
-    """``names``, or None when no axis is named."""
-    return None if names is None or all(n is None for n in names) else names
 
 
 def share_staged(store: ArrayStore) -> StagedArray:

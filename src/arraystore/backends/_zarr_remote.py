@@ -45,6 +45,7 @@ import numpy as np
 import zarr
 import zarr.storage
 
+from .._dimnames import named_axes
 from .._selection import Selection
 from ..compression import Compression, check_codec, parse_compression
 from ..errors import (
@@ -613,16 +614,11 @@ def _resume(
         _drop_handle(store)
         return None
     shards = options.get("shards")
-    if (_named(store.dimension_names) != _named(options.get("dimension_names"))
+    if (named_axes(store.dimension_names) != named_axes(options.get("dimension_names"))
             or store.shards != (None if shards is None else tuple(shards))):
         _drop_handle(store)  # staged for another creation (other names or shards): built again
         return None
     return _as_staged(store, meta, chunks)
-
-
-def _named(names: Any) -> tuple[str | None, ...] | None:
-    """``names`` as a tuple, or None when no axis is named."""
-    return None if names is None or all(n is None for n in names) else tuple(names)
 
 
 def _as_staged(store: RemoteZarrStore, meta: ArrayMeta, chunks: Any) -> RemoteZarrStore | None:
