@@ -189,6 +189,12 @@ def _unknown_data_type(exc: BaseException) -> bool:
     return module.startswith("zarr.core.dtype") and _UNKNOWN_NAME.search(str(exc)) is not None
 
 
+def _undecodable(where: str, exc: BaseException) -> MetadataError:
+    """The error of a chunk a codec could not decode."""
+    return MetadataError(f"{where}: a chunk could not be decoded: {type(exc).__name__}: {exc}; the chunk is damaged: "
+                         "re-create or restore the array")
+
+
 @contextlib.contextmanager
 def zarr_errors(where: str, *, reading_chunks: bool = False) -> Iterator[None]:
     """Map zarr-python's (and its codecs') exceptions into arraystore's tree."""
@@ -211,8 +217,7 @@ def zarr_errors(where: str, *, reading_chunks: bool = False) -> Iterator[None]:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             _fsutil.raise_if_full(exc, where, "writing")
         if exc.errno is None:  # a codec's error (gzip.BadGzipFile, also in a write's read-modify-write)
-            raise MetadataError(f"{where}: a chunk could not be decoded: {type(exc).__name__}: {exc}; the chunk is "
-                                "damaged: re-create or restore the array") from None
+            raise _undecodable(where, exc) from None
         raise
     except (
         ValueError, TypeError, KeyError, IndexError, AttributeError, json.JSONDecodeError, zipfile.BadZipFile,
@@ -225,8 +230,7 @@ def zarr_errors(where: str, *, reading_chunks: bool = False) -> Iterator[None]:
                 "read it with the tool that wrote it, or rewrite it with a supported data type"
             ) from None
         if reading_chunks:
-            raise MetadataError(f"{where}: a chunk could not be decoded: {type(exc).__name__}: {exc}; the chunk is "
-                                "damaged: re-create or restore the array") from None
+            raise _undecodable(where, exc) from None
         raise MetadataError(f"{where}: invalid Zarr metadata: expected a zarr.json (or .zarray) that describes an "
                             f"array, found one zarr-python refuses ({type(exc).__name__}: {exc}); restore it, or "
                             "re-create the array") from None
