@@ -40,7 +40,7 @@ from .._fsutil import partial_path, remove_path
 from ..errors import MetadataError
 from ..registry import Location
 
-__all__ = ["SYNC_INTERVAL", "Journal", "journal_path", "source_fingerprint"]
+__all__ = ["SYNC_INTERVAL", "Journal", "journal_path", "source_fingerprint", "tree_state"]
 
 #: Seconds between fsyncs of a durable journal's records.
 SYNC_INTERVAL = 1.0
@@ -58,19 +58,12 @@ def journal_path(dst: Location) -> Path:
     return base.with_name(f"{base.name}.journal.jsonl")
 
 
-def source_fingerprint(location: Location, backend: str, meta: dict[str, Any],
-                       version: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Size, modification and status-change times and metadata of a source, and ``version`` (the store's
-    ``_version()``: an object's ETag...) when it has one: a resume must see the same.
-
-    The status-change time (the newest of a folder's files) tells a file rewritten in place with its size and
-    modification time put back (``os.utime``), which no unprivileged program can set: its journaled blocks are
-    of the old bytes.
-    """
-    file = location.file
+def tree_state(path: Path) -> tuple[int, int, int]:
+    """Total size and newest modification and status-change times of a file, or of every file under a folder
+    (zeros for a path that does not exist)."""
     size, mtime, ctime = 0, 0, 0
-    if file.is_dir():
-        for root, _dirs, files in os.walk(file):
+    if path.is_dir():
+        for root, _dirs, files in os.walk(path):
             for name in files:
                 try:
                     st = os.stat(os.path.join(root, name))
@@ -79,9 +72,23 @@ def source_fingerprint(location: Location, backend: str, meta: dict[str, Any],
                 size += st.st_size
                 mtime = max(mtime, st.st_mtime_ns)
                 ctime = max(ctime, st.st_ctime_ns)
-    elif file.exists():
-        st = file.stat()
+    elif path.exists():
+        st = path.stat()
         size, mtime, ctime = st.st_size, st.st_mtime_ns, st.st_ctime_ns
+    return size, mtime, ctime
+
+
+def source_fingerprint(location: Location, backend: str, meta: dict[str, Any],
+                       version: dict[str, Any] | None = None, *,
+                       state: tuple[int, int, int] | None = None) -> dict[str, Any]:
+    """Size, modification and status-change times and metadata of a source, and ``version`` (the store's
+    ``_version()``: an object's ETag...) when it has one: a resume must see the same.
+
+    The status-change time (the newest of a folder's files) tells a file rewritten in place with its size and
+    modification time put back (``os.utime``), which no unprivileged program can set: its journaled blocks are
+    of the old bytes. ``state``: the location's :func:`tree_state` when the caller has just taken it.
+    """
+    size, mtime, ctime = tree_state(location.file) if state is None else state
     found = {"path": str(location), "backend": backend, "size": size, "mtime_ns": mtime, "ctime_ns": ctime,
              "meta": meta}
     if version:

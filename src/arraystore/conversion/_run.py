@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 import math
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 from .._dimnames import DimensionNames, check_dimension_names, source_dimension_names
@@ -31,10 +33,11 @@ from ..errors import (
     VerificationError,
 )
 from ..fidelity import check_fidelity
+from ..location import Location
 from ..registry import backend_class, detect_backend, parse_location
 from ..store import ArrayStore
 from ._hdf5_direct import DirectChunkWriter, direct_pipeline
-from ._journal import Journal, journal_path, source_fingerprint
+from ._journal import Journal, journal_path, source_fingerprint, tree_state
 from ._memory import SAMPLE_THREAD_MIN, MemorySampler
 from ._movers import BlockMover, ByteMover, DirectChunkMover, Progress, mapped_region, progress_bar, reads_chunks
 from ._options import ConvertOptions
@@ -232,7 +235,10 @@ class _Conversion:
             self.sampler.start()
         jpath = journal_path(self.dst_loc)
         before = self._src_file_state()
-        fingerprint = source_fingerprint(parse_location(src.path), src.backend, src.meta.to_dict(), src._version())
+        src_loc = parse_location(src.path)
+        same = before is not None and self._src_region is None and self._src_root == src_loc.file
+        fingerprint = source_fingerprint(src_loc, src.backend, src.meta.to_dict(), src._version(),
+                                         state=before if same else None)
         if self.dst_loc.remote:  # objects cannot be appended to: the journal lives under the destination prefix
             from ..objstore._journal import RemoteJournal
 
@@ -292,7 +298,9 @@ class _Conversion:
             with self._store_errors():
                 value = self._move(dst, dst_region, plan, journal, report, direct)
             if self._src_file_state() != before:
-                raise _SourceModified("its data file was written to while its blocks were read")
+                raise _SourceModified("its data file was written to while its blocks were read"
+                                      if self._src_region is not None else
+                                      "its files were written to while its blocks were read")
             if value is None:  # not streamable in C order: one pass over the source
                 value = checksum(src, max_bytes=max(plan.blocks.block_bytes, 1 << 20), workers=self.workers)
             report.checksum = value
@@ -342,18 +350,33 @@ class _Conversion:
         return report
 
     def _src_file_state(self) -> tuple[int, int, int] | None:
-        """Size, modification and status-change time of a byte-range source's data file (None: another source).
+        """Size, modification and status-change time of the files holding a local source (None: not told).
 
         Compared after the last block is read: a file rewritten in place meanwhile (same size, even with its
-        modification time put back) would give an array of old and new bytes.
+        modification time put back) would give an array of old and new bytes. A byte-range source's data file;
+        else the source's file, or its array's folder (a Zarr array: its chunk files), unless the destination
+        is written there too (another dataset of the same HDF5 file), where its own writes would count.
         """
-        if self._src_region is None:
+        if self._src_region is not None:
+            try:
+                st = os.stat(self._src_region[0])
+            except OSError:
+                return (-1, -1, -1)
+            return st.st_size, st.st_mtime_ns, st.st_ctime_ns
+        root = self._src_root
+        return None if root is None else tree_state(root)
+
+    @functools.cached_property
+    def _src_root(self) -> Path | None:
+        src = parse_location(self.src.path)
+        if src.remote:
             return None
-        try:
-            st = os.stat(self._src_region[0])
-        except OSError:
-            return (-1, -1, -1)
-        return st.st_size, st.st_mtime_ns, st.st_ctime_ns
+        root, dst = _array_root(src), self.dst_loc
+        if not dst.remote:
+            dst_root = _array_root(dst)
+            if dst_root.is_relative_to(root) or root.is_relative_to(dst_root):
+                return None
+        return root
 
     def _dst_url_class(self) -> type[ArrayStore]:
         from ..objstore._dispatch import url_class
@@ -536,6 +559,13 @@ def run_conversion(
     report.baseline_memory = sampler.baseline.anon
     report.peak_file_memory = sampler.peak_file
     return report
+
+
+def _array_root(location: Location) -> Path:
+    """The file holding a local array, or the folder of its files (a key inside a folder: a Zarr group's array)."""
+    if location.key and not location.file.is_file():
+        return location.file / location.key.strip("/")
+    return location.file
 
 
 class _SourceModified(EOFError):
