@@ -11,11 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import arraystore
 from arraystore.errors import ArrayNotFoundError, MetadataError
 from arraystore.migration import FileRecord, MigrationReport, migrate
-from arraystore.migration._discover import destination_names, discover
+from arraystore.migration._discover import destination_names, discover, overlapping_outputs
 from arraystore.migration._manifest import Manifest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -365,3 +367,49 @@ def test_report_file_json_without_records_is_the_report() -> None:
 
     report = MigrationReport(src="a", dst="b", to="npy", dry_run=False, workers=1, rules=None, scheduler=None)
     assert json.loads(report.to_file_json()) == json.loads(report.to_json())
+
+
+_CASE_NAMES = st.lists(
+    st.builds(lambda d, f, s: f"{d}{f}{s}", st.sampled_from(["", "a/", "A/", "b/c/", "B/C/"]),
+              st.sampled_from(["x", "X", "run", "RUN", "Run", "x.dat", "X.DAT"]),
+              st.sampled_from([".dat", ".DAT", ".raw", ".bin", ""])),
+    min_size=1, max_size=12, unique=True,
+)
+
+
+@given(names=_CASE_NAMES, previous=st.booleans())
+def test_destination_names_differ_in_more_than_case(names: list[str], previous: bool) -> None:
+    """No two outputs differ only in case: on a case-insensitive file system (macOS, Windows) one would replace
+    the other, and the manifest would record both as converted."""
+    prev = destination_names(names[: len(names) // 2], ".npy") if previous else None
+    got = destination_names(names, ".npy", prev)
+    assert sorted(got) == sorted(names)
+    folded = [d.casefold() for d in got.values()]
+    assert len(set(folded)) == len(folded), got
+    assert destination_names(list(reversed(names)), ".npy", prev) == got
+
+
+def test_outputs_differing_only_in_case_are_kept_apart(tmp_path: Path) -> None:
+    """``A_float32.dat`` and ``a_float32.dat`` (and folders ``Run/``, ``run/``): every output has its own
+    case-insensitive name, and holds its own source's values."""
+    src = tmp_path / "src"
+    values = {}
+    for i, name in enumerate(["A_float32.dat", "a_float32.dat", "Run/x_float32.dat", "run/x_float32.dat"]):
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        values[name] = np.arange(100, dtype="<f4") + i
+        values[name].tofile(src / name)
+    report = migrate(src, tmp_path / "out", to="npy", workers=1)
+    assert report.counts["converted"] == 4, report.counts
+    dests = {r.source: r.destination for r in report.records if r.destination}
+    assert len({d.casefold() for d in dests.values()}) == 4, dests
+    for name, expected in values.items():
+        np.testing.assert_array_equal(np.load(tmp_path / "out" / dests[name]), expected)
+
+
+def test_an_output_inside_a_source_of_another_case_is_refused(tmp_path: Path) -> None:
+    """Migrating in place: ``A.DAT/b.npy`` would lie inside the source file ``a.dat`` on a case-insensitive file
+    system; both files of the pair are refused, as for the same case."""
+    dests = {"a.dat": "a.npy", "A.DAT/b.dat": "A.DAT/b.npy"}
+    refused = overlapping_outputs(dests, tmp_path, tmp_path)
+    assert "a.dat" in refused["A.DAT/b.dat"]
+    assert overlapping_outputs(dests, tmp_path, tmp_path / "elsewhere") == {}

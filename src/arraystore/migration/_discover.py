@@ -213,14 +213,18 @@ def destination_names(
 
     A name whose whole-name form is taken too (a suffix-less ``x`` beside ``x.dat`` whose
     recorded destination is ``x.zarr``) gets the first free ``x.2.zarr``, ``x.3.zarr``...
+
+    Names are taken case-insensitively (``casefold``): ``A.dat`` and ``a.dat`` become ``A.zarr``
+    and ``a.dat.zarr``, which a case-insensitive file system (macOS, Windows) keeps apart too,
+    and so does any file system the output is copied to later.
     """
     kept: dict[str, str] = {}
     taken: set[str] = set()
     for n in sorted(set(names) & set(previous or {})):
         d = (previous or {})[n]
-        if isinstance(d, str) and d not in taken and _is_own_name(n, d, suffix):
+        if isinstance(d, str) and d.casefold() not in taken and _is_own_name(n, d, suffix):
             kept[n] = d
-            taken.add(d)
+            taken.add(d.casefold())
     stem_of: dict[str, str] = {}
     sharing: dict[str, int] = {}
     for name in names:
@@ -233,13 +237,13 @@ def destination_names(
             continue
         stem = stem_of[name]
         dest = stem + suffix if sharing[stem] == 1 else name + suffix
-        if dest in taken:
+        if dest.casefold() in taken:
             dest = name + suffix
         k = 2
-        while dest in taken:
+        while dest.casefold() in taken:
             dest = f"{name}.{k}{suffix}"
             k += 1
-        taken.add(dest)
+        taken.add(dest.casefold())
         out[name] = dest
     return out
 
@@ -266,12 +270,17 @@ def _ancestors(parts: tuple[str, ...]) -> list[tuple[str, ...]]:
     return [parts[:i] for i in range(1, len(parts))]
 
 
+def _folded(parts: Sequence[str]) -> tuple[str, ...]:
+    return tuple(p.casefold() for p in parts)
+
+
 def overlapping_outputs(dests: dict[str, str], src: Path, dst: Path | None) -> dict[str, str]:
     """Why each source whose output would overlap another output or a source cannot be converted.
 
     An output that lies inside another output (``x.zarr/y.zarr`` beside ``x.zarr``) or
     contains one, or that lies inside, equals or contains a source file, would be written
-    into or deleted with that other path; both files of such a pair are refused.
+    into or deleted with that other path; both files of such a pair are refused. Paths are
+    compared case-insensitively, as a case-insensitive file system (macOS, Windows) would.
 
     Parameters
     ----------
@@ -286,10 +295,10 @@ def overlapping_outputs(dests: dict[str, str], src: Path, dst: Path | None) -> d
     dict
         Source name -> reason, for the sources refused.
     """
-    owner = {tuple(d.split("/")): n for n, d in dests.items()}
-    dst_root = dst.resolve().parts if dst is not None else None
-    src_root = src.resolve().parts
-    sources = {src_root + tuple(n.split("/")): n for n in dests}
+    owner = {_folded(d.split("/")): n for n, d in dests.items()}
+    dst_root = _folded(dst.resolve().parts) if dst is not None else None
+    src_root = _folded(src.resolve().parts)
+    sources = {src_root + _folded(n.split("/")): n for n in dests}
     source_dirs: dict[tuple[str, ...], str] = {}
     for parts, name in sources.items():
         for anc in _ancestors(parts):
