@@ -97,15 +97,18 @@ def progress(done, total):
     if done >= total // 3:
         print("midway", flush=True)
         time.sleep(600)
-arraystore.convert(sys.argv[1], sys.argv[2], chunks=(16, 64), max_memory="64KiB", progress=progress)
+shards = eval(sys.argv[3])
+arraystore.convert(sys.argv[1], sys.argv[2], chunks=(16, 64), shards=shards, max_memory="64KiB", progress=progress)
 """
 
 
-def test_sigkill_mid_upload_then_resume(bucket: str, s3_env: dict[str, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("shards", [None, (32, 64)], ids=["chunks", "shards"])
+def test_sigkill_mid_upload_then_resume(bucket: str, s3_env: dict[str, str], tmp_path: Path,
+                                        shards: tuple[int, int] | None) -> None:
     a = np.random.default_rng(7).standard_normal((512, 64))
     np.save(tmp_path / "a.npy", a)
     url = f"{bucket}/k.zarr"
-    proc = _start(KILLED, str(tmp_path / "a.npy"), url, env=env_for_subprocess(s3_env))
+    proc = _start(KILLED, str(tmp_path / "a.npy"), url, repr(shards), env=env_for_subprocess(s3_env))
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "midway", proc.stderr
         proc.send_signal(signal.SIGKILL)
@@ -116,7 +119,8 @@ def test_sigkill_mid_upload_then_resume(bucket: str, s3_env: dict[str, str], tmp
             proc.wait()
     with pytest.raises(ArrayNotFoundError, match="being created"):  # never complete-looking
         arraystore.open(url)
-    report = arraystore.convert(tmp_path / "a.npy", url, chunks=(16, 64), max_memory="64KiB", verify=True)
+    report = arraystore.convert(tmp_path / "a.npy", url, chunks=(16, 64), shards=shards, max_memory="64KiB",
+                                verify=True)
     assert report.restarted is None  # resumed from the journal under the prefix, not restarted
     assert report.blocks_resumed > 0 and report.blocks_written < report.blocks_total
     with arraystore.open(url) as r:

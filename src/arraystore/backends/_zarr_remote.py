@@ -618,13 +618,18 @@ def _resume(
             or store.shards != (None if shards is None else tuple(shards))):
         _drop_handle(store)  # staged for another creation (other names or shards): built again
         return None
-    return _as_staged(store, meta, chunks)
+    return _as_staged(store, meta, chunks, inner=shards is not None)
 
 
-def _as_staged(store: RemoteZarrStore, meta: ArrayMeta, chunks: Any) -> RemoteZarrStore | None:
-    """``store`` as the writer of the staged array ``meta`` (and ``chunks``) describes; None, dropped, if it is not."""
+def _as_staged(store: RemoteZarrStore, meta: ArrayMeta, chunks: Any, inner: bool = False) -> RemoteZarrStore | None:
+    """``store`` as the writer of the staged array ``meta`` (and ``chunks``) describes; None, dropped, if it is not.
+
+    ``chunks``: the unit written (:attr:`chunks`, a shared handle's reference), or with ``inner`` the chunks inside
+    the shards (as ``create`` takes them beside ``shards``).
+    """
     same = (store.shape, store.dtype, store.order) == (meta.shape, meta.dtype, meta.order)
-    if not store._reserved.get("staged") or not same or (chunks is not None and store.chunks != tuple(chunks)):
+    made = store.inner_chunks if inner else store.chunks
+    if not store._reserved.get("staged") or not same or (chunks is not None and made != tuple(chunks)):
         _drop_handle(store)
         return None
     store._mode = "w+"
