@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 import numpy as np
@@ -16,7 +17,7 @@ def zarr_read(path: str, key: str = "") -> np.ndarray[Any, Any]:
     """Read an array with zarr-python, undoing arraystore's documented encodings (reserved attribute)."""
     arr = zarr.open_array(path, path=key, mode="r")
     data = np.asarray(arr[...])
-    reserved: Any = arr.attrs.asdict().get("_arraystore", {})
+    reserved: Any = json.loads(arr.attrs.asdict().get("_arraystore", "{}"))  # JSON text
     if "dtype" in reserved:
         dtype = dtype_from_json(reserved["dtype"])
         if reserved["encoding"] == "raw":

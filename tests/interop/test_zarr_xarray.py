@@ -185,3 +185,44 @@ def test_netcdf_variables_converted_into_a_group_open_in_xarray(tmp_path: Path, 
             assert got[name]["dims"] == list(want[name].dims)
     assert got["temperature"]["values"][0][0] is None and got["counts"]["values"][1] is None
     assert got["temperature"]["units"] == "K"
+
+
+def _zarr_group_with(tmp_path: Path, names: tuple[str | None, ...] | None) -> tuple[Path, np.ndarray]:
+    data = np.arange(24, dtype="<f8").reshape(4, 6) / 7
+    np.save(tmp_path / "a.npy", data)
+    group = tmp_path / "g.zarr"
+    zarr.open_group(str(group), mode="w")
+    arraystore.convert(str(tmp_path / "a.npy"), f"{group}::temp", dimension_names=names)
+    return group, data
+
+
+@pytest.mark.parametrize("names", [("y", "x"), None, ("y", None)], ids=["named", "unnamed", "partly"])
+def test_xarray_writes_a_dataset_opened_from_our_zarr_to_netcdf(tmp_path: Path,
+                                                                names: tuple[str | None, ...] | None) -> None:
+    """Every attribute of an array arraystore writes is one netCDF can hold: xarray's ``to_netcdf`` of the dataset
+    it opened (it copies every attribute) works, and the netCDF file holds the same values."""
+    pytest.importorskip("netCDF4", reason="the netCDF4 reader is not installed")
+    group, data = _zarr_group_with(tmp_path, names)
+    with xr.open_zarr(group, consolidated=False) as ds:
+        ds.to_netcdf(tmp_path / "out.nc")
+    with xr.open_dataset(tmp_path / "out.nc") as back:
+        np.testing.assert_array_equal(back["temp"].values, data)
+
+
+def test_a_changed_copy_written_by_xarray_opens_as_what_it_holds(tmp_path: Path) -> None:
+    """xarray keeps arraystore's attribute through ``isel``, ``astype`` and renames: the copy it writes is read as
+    its own Zarr metadata says (shape, dtype, dimension names), without the original's checksum."""
+    group, data = _zarr_group_with(tmp_path, None)
+    with xr.open_zarr(group, consolidated=False) as ds:
+        sub = ds.isel(dim_0=slice(1, 3)).astype("float32").rename({"dim_0": "time"})
+        sub.to_zarr(tmp_path / "sub.zarr", zarr_format=3, consolidated=False)
+        renamed = ds.rename({"dim_0": "time", "dim_1": "x"})
+        renamed.to_zarr(tmp_path / "renamed.zarr", zarr_format=3, consolidated=False)
+    with arraystore.open(f"{tmp_path / 'sub.zarr'}::temp") as s:
+        assert (s.shape, s.dtype) == ((2, 6), np.dtype("float32"))
+        np.testing.assert_array_equal(s[...], data[1:3].astype("float32"))
+        assert s.recorded_checksum is None
+        assert s.dimension_names == ("time", "dim_1")
+    with arraystore.open(f"{tmp_path / 'renamed.zarr'}::temp") as s:
+        np.testing.assert_array_equal(s[...], data)
+        assert s.dimension_names == ("time", "x")

@@ -5,6 +5,7 @@ The oracle is zarr-python on the same objects, through its own ``ObjectStore``.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,7 @@ class TestZarrOnS3(ArrayStoreTests):
     def oracle_read(self, path: str) -> np.ndarray[Any, Any]:
         arr = zarr.open_array(_zstore(path), mode="r")
         data = np.asarray(arr[...])
-        reserved: Any = arr.attrs.asdict().get("_arraystore", {})
+        reserved: Any = json.loads(arr.attrs.asdict().get("_arraystore", "{}"))  # JSON text
         if "dtype" in reserved:
             dtype = dtype_from_json(reserved["dtype"])
             if reserved["encoding"] == "raw":

@@ -6,6 +6,7 @@ documented encodings recorded in the ``_arraystore`` attribute).
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ attrs = st.dictionaries(st.text(max_size=6).filter(lambda k: k != "_arraystore")
 def _oracle(path: Path) -> np.ndarray[Any, Any]:
     arr = zarr.open_array(path, mode="r")
     data = np.asarray(arr[...])
-    reserved: Any = arr.attrs.asdict()["_arraystore"]
+    reserved: Any = json.loads(arr.attrs.asdict()["_arraystore"])  # JSON text
     dtype = dtype_from_json(reserved["dtype"])
     if reserved["encoding"] == "raw":
         return np.ascontiguousarray(data).reshape(-1).view(dtype).reshape(data.shape)

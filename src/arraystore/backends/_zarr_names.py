@@ -16,7 +16,7 @@ from typing import Any
 import zarr
 
 from .. import _fsutil
-from .._dimnames import DimensionNames, check_dimension_names
+from .._dimnames import DimensionNames, check_dimension_names, xarray_names
 from ..errors import MetadataError
 
 __all__ = ["consolidate_root", "read_dimension_names"]
@@ -29,16 +29,21 @@ def read_dimension_names(arr: Any, reserved: dict[str, Any], where: str) -> Dime
     """The names an array records, as given at creation.
 
     ``reserved`` is arraystore's attribute: names defaulted for xarray (``dim_0``, ...)
-    are not reported, and a partly named array keeps its ``None`` entries there.
+    are not reported, and a partly named array keeps its ``None`` entries there, as long as
+    the names written are still those (another tool, e.g. xarray renaming a dimension, may
+    have rewritten them and kept the attribute: then the names written are the array's).
     """
-    if reserved.get("default_dimension_names"):
-        return None
     try:
+        written = tuple(arr.metadata.dimension_names or ()) if arr.metadata.zarr_format == 3 else None
+        if reserved.get("default_dimension_names") and written in (None, (), xarray_names(None, arr.ndim)):
+            return None
         if "dimension_names" in reserved:
-            return check_dimension_names(reserved["dimension_names"], arr.ndim)
+            recorded = check_dimension_names(reserved["dimension_names"], arr.ndim)
+            if written in (None, xarray_names(recorded, arr.ndim)):
+                return recorded
         if arr.metadata.zarr_format == 3:
-            names = arr.metadata.dimension_names
-            if names is None or all(n is None for n in names):
+            names = written
+            if not names or all(n is None for n in names):
                 return None
             return check_dimension_names(tuple(names), arr.ndim)
         value = arr.attrs.get(V2_DIMS_ATTR)

@@ -65,7 +65,7 @@ from ..objstore._lease import LEASE_KEY, Lease
 from ._zarr_bounds import BoundedStore, chunk_rule
 from ._zarr_layout import DEFAULT_MAX_CHUNK_BYTES
 from ._zarr_safety import MAX_METADATA_BYTES, check_array, check_key, zarr_errors
-from .zarr import _WRITE_ALL_CHUNKS, RESERVED_ATTR, ZarrStore, _describe
+from .zarr import _WRITE_ALL_CHUNKS, RESERVED_ATTR, ZarrStore, _describe, read_record
 
 __all__ = ["RemoteZarrStore", "create_remote", "exists_remote", "open_remote"]
 
@@ -205,8 +205,7 @@ class RemoteZarrStore(ZarrStore):
 
                 doc = _load_json(bytes(obstore.get(self._ostore, _meta_key(key)).bytes()), self.path)
                 attrs = doc.get("attributes") if isinstance(doc, dict) else None
-                got = attrs.get(RESERVED_ATTR) if isinstance(attrs, dict) else None
-                reserved = got if isinstance(got, dict) else {}
+                reserved = _lenient_record(attrs)
         ours = self._reserved.get("generation")
         # Changed: another generation, or a writer started changing it since it was opened complete; an array
         # without generations (another tool's) whose zarr.json now describes another array.
@@ -368,8 +367,15 @@ def _state(ostore: Any, key: str, where: str) -> Literal["array", "staged"] | No
         return "array"  # opening it says what is wrong
     doc = _load_json(bytes(obstore.get(ostore, _meta_key(key)).bytes()), where)
     attrs = doc.get("attributes") if isinstance(doc, dict) else None
-    reserved = attrs.get(RESERVED_ATTR) if isinstance(attrs, dict) else None
-    return "staged" if isinstance(reserved, dict) and reserved.get("staged") else "array"
+    return "staged" if _lenient_record(attrs).get("staged") else "array"
+
+
+def _lenient_record(attrs: Any) -> dict[str, Any]:
+    """arraystore's record in a ``zarr.json``'s attributes; ``{}`` where there is none or it is unreadable."""
+    try:
+        return read_record(attrs, "") if isinstance(attrs, dict) else {}
+    except MetadataError:
+        return {}
 
 
 def exists_remote(location: Location, storage_options: Mapping[str, Any] | None = None) -> bool:

@@ -21,10 +21,13 @@ Layout choices
   (``"zstd:3"``, ``"blosc:lz4:5"``, ``"gzip"``, ...); ``None`` stores uncompressed. ``checksum=True`` adds a CRC32C codec.
   Chunks are always written, even when they equal the fill value, so that every
   bit pattern (``-0.0``, NaN payloads) survives.
-* **Reserved attribute.** ``"_arraystore"`` holds ``version``, ``dtype``,
+* **Reserved attribute.** ``"_arraystore"`` holds, as JSON text (every attribute stays one
+  that xarray can copy into a netCDF file), ``version``, ``shape``, ``dtype``,
   ``encoding``, ``order``, the ``incomplete`` flag (set by the first write of an
   ``r+`` session, cleared at close or a durable flush) and the recorded
-  ``checksum``. It never shows in :attr:`ArrayStore.attrs`.
+  ``checksum``. It never shows in :attr:`ArrayStore.attrs`. A record whose shape or
+  stored data type is not the array's was copied onto another array (xarray keeps
+  attributes through ``isel`` or ``astype``): it is ignored.
 
 Reading safely
 --------------
@@ -60,6 +63,7 @@ on that file would stop protecting anything after the first write.
 
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from collections.abc import Mapping
@@ -112,7 +116,7 @@ from ._zarr_portable import CF_KEYS, FILL_ATTR, NAT, cf_attrs, portable_storage,
 from ._zarr_read import ChunkReader, cores, readable_array
 from ._zarr_safety import check_array, check_key, check_metadata_file, check_zip, zarr_errors
 
-__all__ = ["FIDELITY", "RESERVED_ATTR", "ZarrStore"]
+__all__ = ["FIDELITY", "RESERVED_ATTR", "ZarrStore", "read_record", "record_text"]
 
 #: Attribute name reserved for arraystore's own metadata.
 RESERVED_ATTR = "_arraystore"
@@ -464,6 +468,7 @@ class ZarrStore(ArrayStore):
         filters = [zarr.codecs.TransposeCodec(order=tuple(range(ndim))[::-1])] if meta.order == "F" and ndim > 1 else []
         reserved = {
             "version": _RESERVED_VERSION,
+            "shape": list(meta.shape),
             "dtype": dtype_to_json(meta.dtype),
             "encoding": encoding,
             "order": meta.order,
@@ -487,7 +492,7 @@ class ZarrStore(ArrayStore):
                 filters=filters,
                 serializer=serializer,
                 compressors=compressors,
-                attributes={**_user_attrs(meta.attrs, meta.dtype, reserved), **(cf or {}), RESERVED_ATTR: reserved},
+                attributes={**_user_attrs(meta.attrs, meta.dtype, reserved), **(cf or {}), RESERVED_ATTR: record_text(reserved)},
                 fill_value=NAT if cf is not None else None,
                 zarr_format=3,
                 config=_WRITE_ALL_CHUNKS,
@@ -630,7 +635,7 @@ class ZarrStore(ArrayStore):
         cf = cf_attrs(self.dtype) if self._encoding == "cf" else {}
         with zarr_errors(self.path):
             user = _user_attrs(attrs, self.dtype, self._reserved)
-            self._arr.attrs.put({**user, **cf, RESERVED_ATTR: dict(self._reserved)})
+            self._arr.attrs.put({**user, **cf, RESERVED_ATTR: record_text(self._reserved)})
 
     def _flush(self, durable: bool) -> None:
         if durable:
@@ -745,12 +750,47 @@ def _user_attrs(attrs: Mapping[str, Any], dtype: np.dtype[Any], reserved: dict[s
     return encoded
 
 
+def read_record(attrs: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """arraystore's record in an array's attributes (``{}`` without one).
+
+    Written as JSON text, so that every attribute of the array is one a netCDF file can hold (xarray copies
+    them all when it writes a dataset opened from the array); read as text or, as earlier versions wrote it,
+    an object.
+    """
+    raw = attrs.get(RESERVED_ATTR)
+    if raw is None:
+        return {}
+    found = raw
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            pass
+    if not isinstance(raw, dict):
+        raise MetadataError(
+            f"{where}: expected the {RESERVED_ATTR!r} attribute to be a JSON object (arraystore's record of the "
+            f"array), found {found!r}; remove the attribute to read the array as its Zarr metadata describes it"
+        )
+    return dict(raw)
+
+
+def record_text(reserved: Mapping[str, Any]) -> str:
+    """The ``_arraystore`` attribute's value for ``reserved``: compact JSON text."""
+    return json.dumps(dict(reserved), separators=(",", ":"), sort_keys=True)
+
+
 def _describe(arr: Any, where: str) -> tuple[ArrayMeta, dict[str, Any], str, np.dtype[Any]]:
-    """ArrayMeta, reserved attribute, encoding and storage dtype of an opened zarr array."""
+    """ArrayMeta, reserved attribute, encoding and storage dtype of an opened zarr array.
+
+    A record that describes another array (its ``shape`` or stored data type differ from the array's own:
+    another tool, e.g. xarray, wrote a changed copy with the attributes copied) is not this array's: the array
+    is read as its Zarr metadata describes it, as every other reader does.
+    """
     attrs = dict(arr.attrs.asdict())
-    reserved = attrs.pop(RESERVED_ATTR, None) or {}
-    if not isinstance(reserved, dict):
-        raise MetadataError(f"{where}: expected the {RESERVED_ATTR!r} attribute to be an object, found {reserved!r}")
+    reserved = read_record(attrs, where)
+    attrs.pop(RESERVED_ATTR, None)
+    if not _describes(reserved, arr):
+        reserved = {}
     if "fill_value_attr" in reserved and FILL_ATTR in attrs and isinstance(arr.dtype, np.dtype):
         exact = decode_attrs({FILL_ATTR: reserved["fill_value_attr"]}).get(FILL_ATTR)
         if attrs[FILL_ATTR] == xarray_fill_value(exact, arr.dtype):
@@ -762,17 +802,10 @@ def _describe(arr: Any, where: str) -> tuple[ArrayMeta, dict[str, Any], str, np.
             "fixed-size numpy equivalent (variable-length strings or objects); arraystore cannot hold it"
         )
     if "dtype" in reserved:
-        dtype = dtype_from_json(reserved["dtype"])
-        stored, encoding = storage_dtype(dtype)
-        if reserved.get("encoding") == "cf" and dtype.kind in "Mm":
-            stored, encoding = np.dtype("<i8"), "cf"
+        dtype, stored, encoding = _recorded_storage(reserved)
+        if encoding == "cf":
             for k in CF_KEYS:  # the unit is the dtype's: not a user attribute
                 attrs.pop(k, None)
-        if encoding != reserved.get("encoding") or stored != zdtype:
-            raise MetadataError(
-                f"{where}: the recorded dtype {dtype} (encoding {reserved.get('encoding')!r}) does not match the "
-                f"Zarr data type {zdtype} (expected {stored}, encoding {encoding!r}); the metadata was altered"
-            )
     elif _big_endian_serializer(arr) and zdtype.itemsize > 1 and zdtype.names is None and zdtype.kind not in "SV":
         dtype, stored, encoding = zdtype.newbyteorder(">"), zdtype, "be"
     else:
@@ -786,6 +819,29 @@ def _describe(arr: Any, where: str) -> tuple[ArrayMeta, dict[str, Any], str, np.
     except MetadataError as exc:
         raise MetadataError(f"{where}: {exc}") from None
     return meta, dict(reserved), encoding, stored
+
+
+def _recorded_storage(reserved: Mapping[str, Any]) -> tuple[np.dtype[Any], np.dtype[Any], str]:
+    """The dtype a record names, the Zarr data type and encoding that hold it."""
+    dtype = dtype_from_json(reserved["dtype"])
+    stored, encoding = storage_dtype(dtype)
+    if reserved.get("encoding") == "cf" and dtype.kind in "Mm":
+        stored, encoding = np.dtype("<i8"), "cf"
+    return dtype, stored, encoding
+
+
+def _describes(reserved: Mapping[str, Any], arr: Any) -> bool:
+    """Whether arraystore's record is about ``arr``: its shape (when recorded) and stored data type are the array's."""
+    shape = reserved.get("shape")
+    if shape is not None and (not isinstance(shape, list) or tuple(shape) != tuple(arr.shape)):
+        return False
+    if "dtype" not in reserved:
+        return True
+    try:
+        _dtype, stored, encoding = _recorded_storage(reserved)
+    except (MetadataError, TypeError, ValueError):
+        return False
+    return encoding == reserved.get("encoding") and stored == arr.dtype
 
 
 def _serializer(arr: Any) -> Any:
