@@ -226,3 +226,65 @@ def test_a_changed_copy_written_by_xarray_opens_as_what_it_holds(tmp_path: Path)
     with arraystore.open(f"{tmp_path / 'renamed.zarr'}::temp") as s:
         np.testing.assert_array_equal(s[...], data)
         assert s.dimension_names == ("time", "x")
+
+
+_TIMES = np.array(["2020-01-01", "2020-01-03", "1969-12-31T23:59:59", "NaT"], dtype="M8[s]")
+
+
+@pytest.mark.parametrize("target", ["hdf5", "zarr-portable"])
+@pytest.mark.parametrize("units", [None, "days since 2000-01-01", "seconds since 1970-01-01", "hours since 1970-01-01"])
+def test_times_xarray_wrote_again_in_other_units_are_never_misread(tmp_path: Path, target: str,
+                                                                     units: str | None) -> None:
+    """xarray copies arraystore's record of a time dtype onto counts it may write in units of its own choosing
+    (``days since 2000-01-01``): the copy reads as the same instants, or as the stored counts with their CF
+    attributes when the units are not the record's, never as counts in the wrong unit."""
+    src = tmp_path / "t.npy"
+    np.save(src, _TIMES if units is None or "days" not in units else _TIMES[[0, 1, 3]])
+    values = np.load(src)
+    if target == "hdf5":
+        pytest.importorskip("h5netcdf", reason="xarray's h5netcdf engine is not installed")
+        ours, copy = f"{tmp_path / 'a.h5'}::t", tmp_path / "copy.nc"
+        arraystore.convert(str(src), ours, dimension_names=("n",))
+        ds = xr.open_dataset(tmp_path / "a.h5", engine="h5netcdf")
+    else:
+        zarr.open_group(str(tmp_path / "a.zarr"), mode="w")
+        ours, copy = f"{tmp_path / 'a.zarr'}::t", tmp_path / "copy.zarr"
+        arraystore.convert(str(src), ours, dimension_names=("n",), portable=True)
+        ds = xr.open_zarr(tmp_path / "a.zarr", consolidated=False).load()  # not chunked: any units may be set
+    with ds:
+        np.testing.assert_array_equal(ds["t"].values.astype("M8[s]"), values)
+        if units is not None:
+            ds["t"].encoding["units"] = units
+        ds["t"].encoding.pop("dtype", None)
+        if target == "hdf5":
+            ds.to_netcdf(copy, engine="h5netcdf")
+        else:
+            ds.to_zarr(copy, zarr_format=3, consolidated=False)
+    with arraystore.open(f"{copy}::t") as s:
+        if s.dtype.kind == "M":
+            np.testing.assert_array_equal(s[...].astype("M8[s]"), values)
+        else:  # the stored counts, with the units that say what they count
+            assert s.dtype.kind in "if" and units is not None and s.attrs["units"] == units
+            decoded = xr.decode_cf(xr.Dataset({"t": ("n", s[...], dict(s.attrs))}))["t"].values
+            np.testing.assert_array_equal(decoded.astype("M8[s]"), values)
+        assert units is None or units.startswith("seconds since") or s.dtype.kind != "M"
+
+
+def test_a_changed_netcdf_copy_of_our_hdf5_opens_as_what_it_holds(tmp_path: Path) -> None:
+    """The HDF5 side of the same workflow: xarray keeps the ``_arraystore_*`` attributes on a netCDF copy it
+    changed; its dimension names are the copy's and the original's checksum is not claimed for it."""
+    pytest.importorskip("h5netcdf", reason="xarray's h5netcdf engine is not installed")
+    data = np.arange(24, dtype="<f8").reshape(4, 6) / 7
+    np.save(tmp_path / "a.npy", data)
+    arraystore.convert(str(tmp_path / "a.npy"), f"{tmp_path / 'a.h5'}::temp", dimension_names=("y", "x"))
+    with xr.open_dataset(tmp_path / "a.h5", engine="h5netcdf") as ds:
+        ds.isel(y=slice(1, 3)).astype("float32").to_netcdf(tmp_path / "sub.nc", engine="h5netcdf")
+        ds.rename({"x": "lon"}).to_netcdf(tmp_path / "renamed.nc", engine="h5netcdf")
+    with arraystore.open(f"{tmp_path / 'sub.nc'}::temp") as s:
+        np.testing.assert_array_equal(s[...], data[1:3].astype("float32"))
+        assert s.recorded_checksum is None and s.dimension_names == ("y", "x")
+    with arraystore.open(f"{tmp_path / 'renamed.nc'}::temp") as s:
+        np.testing.assert_array_equal(s[...], data)
+        assert s.dimension_names == ("y", "lon") and s.recorded_checksum is not None
+    report = arraystore.convert(f"{tmp_path / 'renamed.nc'}::temp", str(tmp_path / "back.zarr"), verify=True)
+    assert report.verified

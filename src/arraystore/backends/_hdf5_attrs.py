@@ -194,8 +194,12 @@ def read_json(obj: h5py.Dataset, name: str, where: str) -> Any:
         ) from None
 
 
-def read_attrs(obj: h5py.Dataset, where: str) -> dict[str, Any]:
-    """The user attrs of a dataset: arraystore's JSON copy, else its native attributes."""
+def read_attrs(obj: h5py.Dataset, where: str, encoded: bool | None = None) -> dict[str, Any]:
+    """The user attrs of a dataset: arraystore's JSON copy, else its native attributes.
+
+    ``encoded``: whether the values are read as the time dtype recorded in ``_arraystore_dtype`` (whose CF
+    attributes are then not the user's); by default, whether that attribute is there.
+    """
     stored = read_json(obj, ATTRS, where)
     if stored is None:
         native = _native(obj)
@@ -204,7 +208,8 @@ def read_attrs(obj: h5py.Dataset, where: str) -> dict[str, Any]:
     if not isinstance(stored, dict):
         raise MetadataError(f"{where}: expected {ATTRS} to hold a JSON object, found {type(stored).__name__}")
     attrs = decode_attrs(stored, where)
-    encoded = DTYPE in obj.attrs  # a time dtype stored as int64 carries CF attributes arraystore wrote
+    if encoded is None:
+        encoded = DTYPE in obj.attrs  # a time dtype stored as int64 carries CF attributes arraystore wrote
     for name, value in _native(obj).items():
         if name in STRUCTURAL or (encoded and name in CF_ENCODING and name not in attrs):
             continue

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import MetadataError, UnsupportedDtypeError
 from ..meta import ArrayMeta, dtype_from_json
 from . import _hdf5_attrs as A
+from ._cf import counts_of
 from ._hdf5_dtypes import storage_dtype
 from ._hdf5_strings import utf8_width
 from ._hdf5_types import dataset_dtype, without_metadata
@@ -46,6 +47,8 @@ def logical_meta(ds: h5py.Dataset, where: str) -> tuple[ArrayMeta, np.dtype[Any]
     if stored.metadata and stored.names is None:  # an HDF5 enum: keep its base integer type
         stored = np.dtype(stored.str)
     described = A.read_json(ds, A.DTYPE, where)
+    if described is not None and not _describes_times(ds, dtype_from_json(described), where):
+        described = None  # counts another tool rewrote in its own units, with the record kept: int64 as stored
     dtype = without_metadata(stored) if described is None else dtype_from_json(described)
     text = described is not None and utf8_width(ds, dtype, where) is not None  # U as UTF-8: any byte width
     if described is not None and not text and storage_dtype(dtype).itemsize != stored.itemsize:
@@ -63,5 +66,18 @@ def logical_meta(ds: h5py.Dataset, where: str) -> tuple[ArrayMeta, np.dtype[Any]
             "writes; the attribute is wrong"
         )
     shape = tuple(ds.shape)[::-1] if order == "F" else tuple(ds.shape)
-    meta = ArrayMeta(shape, dtype, order, A.read_attrs(ds, where))  # type: ignore[arg-type]
+    meta = ArrayMeta(shape, dtype, order, A.read_attrs(ds, where, encoded=described is not None))  # type: ignore[arg-type]
     return meta, stored, trailing
+
+
+def _describes_times(ds: h5py.Dataset, dtype: np.dtype[Any], where: str) -> bool:
+    """False for a recorded time dtype whose CF ``units``/``calendar`` do not say the counts are its values."""
+    if dtype.kind not in "Mm":
+        return True
+    units, calendar = (_text(A.read_attr(ds, k, where)) if k in ds.attrs else None for k in ("units", "calendar"))
+    if units is None:  # bare counts: CF has no name for the unit
+        return True
+    own = A.read_json(ds, A.ATTRS, where)
+    if isinstance(own, dict) and own.get("units") == units:  # the array's own attribute: bare counts, no CF
+        return True
+    return counts_of(dtype, units, calendar if dtype.kind == "M" else None)

@@ -216,15 +216,34 @@ def remove_unused_scales(f: h5py.File, paths: Sequence[str]) -> None:
 
 
 def read_dimension_names(ds: h5py.Dataset, where: str, transposed: bool) -> DimensionNames | None:
-    """The names arraystore recorded, else those of attached dimension scales (other tools' files)."""
+    """The names arraystore recorded, else those of attached dimension scales (other tools' files).
+
+    The record gives way to the scales when they no longer carry its names: another tool (xarray renaming a
+    dimension) wrote the dataset again and kept the ``_arraystore_`` attributes.
+    """
     recorded = A.read_json(ds, DIMNAMES, where)
-    if DIMNAMES in ds.attrs and recorded is None:
-        return None
     if recorded is not None:
         try:
-            return check_dimension_names(recorded, ds.ndim)
+            recorded = check_dimension_names(recorded, ds.ndim)
         except MetadataError as exc:
             raise MetadataError(f"{where}: the reserved attribute {DIMNAMES} is wrong: {exc}") from None
+    scales = _scale_names(ds, transposed)
+    if DIMNAMES not in ds.attrs:
+        return scales
+    if scales is None or _agrees(recorded, scales, posixpath.basename(ds.name or "")):
+        return recorded  # type: ignore[no-any-return]
+    return scales
+
+
+def _agrees(recorded: DimensionNames | None, scales: DimensionNames, base: str) -> bool:
+    """Whether the scales carry the recorded names (an unnamed axis: a default name, or none)."""
+    given = recorded or (None,) * len(scales)
+    return all(s is None or s == r or (r is None and s in (f"dim_{i}", f"{base}_dim_{i}"))
+               for i, (r, s) in enumerate(zip(given, scales)))
+
+
+def _scale_names(ds: h5py.Dataset, transposed: bool) -> DimensionNames | None:
+    """The names of the dimension scales attached to each axis, or None without any."""
     if "DIMENSION_LIST" not in ds.attrs and not h5py.h5ds.is_scale(ds.id):
         return None
     names: list[str | None] = []

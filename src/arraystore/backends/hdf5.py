@@ -117,7 +117,7 @@ from ..errors import (
     StorageFullError,
 )
 from ..fidelity import Fidelity
-from ..meta import ArrayMeta, Order
+from ..meta import ArrayMeta, Order, dtype_to_json
 from ..registry import Location
 from ..store import WRITABLE_MODES, ArrayStore
 from . import _hdf5_attrs as A
@@ -563,15 +563,28 @@ class HDF5Store(ArrayStore):
 
     @property
     def recorded_checksum(self) -> dict[str, str] | None:
-        """The checksum in the reserved ``_arraystore_checksum`` attribute, if any."""
+        """The checksum in the reserved ``_arraystore_checksum`` attribute, if any.
+
+        None when the shape or dtype recorded with it are not the dataset's: another tool (xarray's ``isel`` or
+        ``astype``) wrote a changed copy and kept the attribute.
+        """
         value = A.read_json(self._ds, A.CHECKSUM, self.path)
-        return dict(value) if isinstance(value, dict) else None
+        if not isinstance(value, dict):
+            return None
+        if value.get("shape", list(self.shape)) != list(self.shape):
+            return None
+        if value.get("dtype", dtype_to_json(self.dtype)) != dtype_to_json(self.dtype):
+            return None
+        return {k: v for k, v in value.items() if k in ("algorithm", "value")}
 
     def set_checksum(self, checksum: dict[str, str]) -> None:
-        """Record a content checksum in the reserved ``_arraystore_checksum`` attribute."""
+        """Record a content checksum in the reserved ``_arraystore_checksum`` attribute (with the array's shape and
+        dtype, which tell a copy another tool changed)."""
         self._check_writable()
         try:
-            self._ds.attrs[A.CHECKSUM] = _json(dict(checksum))
+            self._ds.attrs[A.CHECKSUM] = _json({"algorithm": str(checksum["algorithm"]),
+                                                "value": str(checksum["value"]), "shape": list(self.shape),
+                                                "dtype": dtype_to_json(self.dtype)})
         except (OSError, RuntimeError) as exc:
             self._raise_hdf5(exc, "recording the checksum")
 

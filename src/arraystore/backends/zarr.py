@@ -94,6 +94,7 @@ from ..fidelity import FAMILIES, Fidelity, Support
 from ..meta import ArrayMeta, dtype_from_json, dtype_to_json
 from ..registry import Location
 from ..store import ArrayStore
+from ._cf import counts_of
 from ._signatures import zarr_folder
 from ._zarr_bounds import BoundedStore, chunk_rule
 from ._zarr_files import check_parents, ensure_groups, fsync_tree, pack_zip
@@ -838,9 +839,12 @@ def _describes(reserved: Mapping[str, Any], arr: Any) -> bool:
     if "dtype" not in reserved:
         return True
     try:
-        _dtype, stored, encoding = _recorded_storage(reserved)
+        dtype, stored, encoding = _recorded_storage(reserved)
     except (MetadataError, TypeError, ValueError):
         return False
+    if encoding == "cf":  # times as CF counts: in the units arraystore wrote, not ones another tool chose
+        attrs = arr.attrs
+        return stored == arr.dtype and counts_of(dtype, attrs.get("units"), attrs.get("calendar"))
     return encoding == reserved.get("encoding") and stored == arr.dtype
 
 
