@@ -22,7 +22,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -129,6 +129,25 @@ class FileRecord:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
     @classmethod
+    def made(cls, **values: Any) -> FileRecord:
+        """``FileRecord(**values)``, without a :meth:`__setattr__` call per field (a migration makes one record
+        per file, in its hottest loop): the defaults, then ``values``, put in place at once.
+
+        Raises
+        ------
+        TypeError
+            A name in ``values`` is not a field, or ``source`` or ``status`` is missing.
+        """
+        if not values.keys() <= _FIELD_NAMES or "source" not in values or "status" not in values:
+            raise TypeError(f"expected the fields of a FileRecord (source and status at least), found {sorted(values)}")
+        record = cls.__new__(cls)
+        d = record.__dict__
+        d.update(_DEFAULTS)
+        d["resolution"] = {}
+        d.update(values)
+        return record
+
+    @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FileRecord:
         """Inverse of :meth:`to_dict`; unknown keys (from newer versions) are ignored.
 
@@ -158,6 +177,12 @@ class FileRecord:
     def error_message(self) -> str:
         """``"Type: message"`` of a failed file, else ``""``."""
         return f"{self.error['type']}: {self.error['message']}" if self.error else ""
+
+
+#: The fields of a record, and the defaults of all but ``resolution`` (a new dict each, see :meth:`FileRecord.made`).
+_FIELD_NAMES = frozenset(f.name for f in fields(FileRecord))
+_DEFAULTS = {f.name: f.default for f in fields(FileRecord) if f.default is not MISSING}
+assert _FIELD_NAMES - _DEFAULTS.keys() == {"source", "status", "resolution"}
 
 
 def _lazy_record(state: dict[str, Any]) -> FileRecord:
@@ -226,8 +251,18 @@ def parse_manifest(body: bytes, where: str, *, torn_last_line: bool = True) -> d
     return records
 
 
+_NOW: list[Any] = [None, ""]
+
+
 def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    """The UTC time in ISO 8601, to the second (formatted once per second: every file's line has one)."""
+    second = int(time.time())
+    last = _NOW
+    if last[0] != second:
+        last = [second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))]
+        _NOW[:] = last
+    text: str = last[1]
+    return text
 
 
 def record_line(record: FileRecord, *, stamp: bool = True) -> bytes:
