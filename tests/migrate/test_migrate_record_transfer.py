@@ -101,3 +101,16 @@ def test_records_from_worker_processes_make_the_same_report_and_manifest(tmp_pat
 @pytest.mark.parametrize("name", [*BACKENDS, "no-such-format", "virtual"])
 def test_is_target_says_what_target_names_lists(name: str) -> None:
     assert is_target(name) == (name in target_names())
+
+
+def test_made_is_the_constructor_without_a_setattr_per_field() -> None:
+    fields = _record().to_dict()
+    made = FileRecord.made(**fields)
+    assert made == FileRecord(**fields) and made.to_dict() == fields
+    assert FileRecord.made(source="a", status="failed") == FileRecord(source="a", status="failed")
+    first, second = FileRecord.made(source="a", status="failed"), FileRecord.made(source="b", status="failed")
+    first.resolution["x"] = 1
+    assert second.resolution == {}  # a dict of its own, as the field's default_factory gives
+    for bad in ({"source": "a", "status": "failed", "sauce": 1}, {"status": "failed"}, {"source": "a"}):
+        with pytest.raises(TypeError):
+            FileRecord.made(**bad)

@@ -153,6 +153,13 @@ def _header_bytes(dtype: np.dtype[Any], fortran: bool, shape: tuple[int, ...]) -
     return f.getvalue()
 
 
+@functools.lru_cache(maxsize=256)
+def _meta_of(shape: tuple[int, ...], dtype: np.dtype[Any], fortran: bool) -> ArrayMeta:
+    """The (immutable) layout of a header read back, made and checked once per layout (a migration writes many
+    alike)."""
+    return ArrayMeta(shape, dtype, "F" if fortran else "C")
+
+
 def _read_back(fd: int, path: str | os.PathLike[str], size: int) -> tuple[ArrayMeta, np.ndarray[Any, Any]]:
     """The layout and the data of the ``.npy`` file open at ``fd`` (``size`` bytes long), read back.
 
@@ -170,7 +177,7 @@ def _read_back(fd: int, path: str | os.PathLike[str], size: int) -> tuple[ArrayM
         f = BytesIO(raw)
         shape, fortran, dtype, _version = _parse_header(f, str(path))
         end = f.tell()
-    meta = ArrayMeta(shape, dtype, "F" if fortran else "C")
+    meta = _meta_of(shape, dtype, fortran)
     if len(raw) != end + meta.nbytes or len(raw) != size:
         raise MetadataError(
             f"{path}: read back {len(raw):,} bytes, expected {size:,} ({end:,} of header and {meta.nbytes:,} of "
