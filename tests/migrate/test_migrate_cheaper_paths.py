@@ -1,5 +1,10 @@
-"""Records sent from a worker process to the one writing the manifest: an encoded record travels as its
-line and its fields but ``resolution``, decoded from the line when first read; nothing of it is lost."""
+"""The cheaper forms of a migration's per-file work give what the plain forms give.
+
+Records sent from a worker process to the one writing the manifest travel as their line and their fields but
+``resolution``, decoded from the line when first read, and nothing of them is lost; a record made without a
+``__setattr__`` per field is the one the constructor makes; a built-in target is known without reading the
+entry points; the overlap check of outputs refuses what it refused when every ancestor of every source was
+listed."""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from arraystore.migration import FileRecord, migrate
 from arraystore.migration._manifest import Manifest, record_line
@@ -114,3 +121,54 @@ def test_made_is_the_constructor_without_a_setattr_per_field() -> None:
     for bad in ({"source": "a", "status": "failed", "sauce": 1}, {"status": "failed"}, {"source": "a"}):
         with pytest.raises(TypeError):
             FileRecord.made(**bad)
+
+
+def _overlaps_reference(dests: dict[str, str], src: Path, dst: Path | None) -> dict[str, str]:
+    """``overlapping_outputs`` as it was written first (every ancestor of every source listed): the reference."""
+    owner = {tuple(d.split("/")): n for n, d in dests.items()}
+    dst_root = dst.resolve().parts if dst is not None else None
+    src_root = src.resolve().parts
+    sources = {src_root + tuple(n.split("/")): n for n in dests}
+    source_dirs: dict[tuple[str, ...], str] = {}
+    for parts, name in sources.items():
+        for i in range(1, len(parts)):
+            source_dirs.setdefault(parts[:i], name)
+    out: dict[str, str] = {}
+
+    def refuse(name: str, why: str) -> None:
+        out.setdefault(name, f"its output {dests[name]!r} {why}; exclude one of the two files or rename it, then rerun")
+
+    for parts, name in owner.items():
+        for i in range(1, len(parts)):
+            anc = parts[:i]
+            if anc in owner:
+                refuse(name, f"would lie inside {'/'.join(anc)!r}, the output of {owner[anc]!r}")
+                refuse(owner[anc], f"would contain {dests[name]!r}, the output of {name!r}")
+        if dst_root is None:
+            continue
+        full = dst_root + parts
+        for i in range(len(src_root) + 1, len(full) + 1):
+            if full[:i] in sources:
+                refuse(name, f"would overwrite or lie inside the source file {sources[full[:i]]!r}")
+        if full in source_dirs:
+            refuse(name, f"would contain the source file {source_dirs[full]!r}")
+    return out
+
+
+_SEGMENT = st.sampled_from(["a", "b", "src", "x.dat", "x.npy", "y.dat", "x", "out"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(names=st.lists(st.lists(_SEGMENT, min_size=1, max_size=4).map("/".join), min_size=1, max_size=8, unique=True),
+       dst_at=st.sampled_from(["inside", "beside", "above-named", "remote"]))
+def test_overlapping_outputs_refuses_as_the_reference(tmp_path_factory: pytest.TempPathFactory, names: list[str],
+                                                      dst_at: str) -> None:
+    """Outputs inside, around or onto sources and other outputs, the destination inside the archive, beside it,
+    or its parent (an output named like the archive's root): the same refusals, with the same reasons."""
+    from arraystore.migration._discover import destination_names, overlapping_outputs
+
+    base = tmp_path_factory.mktemp("overlap")
+    src = base / "src" / "x.npy" if dst_at == "above-named" else base / "src"
+    dst = {"inside": src / "out", "beside": base / "out", "above-named": base / "src", "remote": None}[dst_at]
+    dests = destination_names(names, ".npy")
+    assert overlapping_outputs(dests, src, dst) == _overlaps_reference(dests, src, dst)
