@@ -229,6 +229,9 @@ def backend_class(name: str) -> type[ArrayStore]:
         if name in eps:
             return eps[name]
         raise BackendError(f"unknown backend {name!r}; expected one of {sorted(_all_names())}")
+    imported = _imported_class(name)  # the usual case (a migration asks once per file): no import machinery
+    if imported is not None:
+        return imported
     module, _, attr = spec.target.partition(":")
     try:
         mod = importlib.import_module(module)
