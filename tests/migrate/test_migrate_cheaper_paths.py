@@ -125,10 +125,12 @@ def test_made_is_the_constructor_without_a_setattr_per_field() -> None:
 
 def _overlaps_reference(dests: dict[str, str], src: Path, dst: Path | None) -> dict[str, str]:
     """``overlapping_outputs`` as it was written first (every ancestor of every source listed): the reference."""
-    owner = {tuple(d.split("/")): n for n, d in dests.items()}
-    dst_root = dst.resolve().parts if dst is not None else None
-    src_root = src.resolve().parts
-    sources = {src_root + tuple(n.split("/")): n for n in dests}
+    from arraystore.migration._discover import _folded
+
+    owner = {_folded(d.split("/")): n for n, d in dests.items()}
+    dst_root = _folded(dst.resolve().parts) if dst is not None else None
+    src_root = _folded(src.resolve().parts)
+    sources = {src_root + _folded(n.split("/")): n for n in dests}
     source_dirs: dict[tuple[str, ...], str] = {}
     for parts, name in sources.items():
         for i in range(1, len(parts)):
@@ -155,7 +157,7 @@ def _overlaps_reference(dests: dict[str, str], src: Path, dst: Path | None) -> d
     return out
 
 
-_SEGMENT = st.sampled_from(["a", "b", "src", "x.dat", "x.npy", "y.dat", "x", "out"])
+_SEGMENT = st.sampled_from(["a", "b", "src", "Src", "x.dat", "X.dat", "x.npy", "y.dat", "x", "out"])
 
 
 @settings(max_examples=300, deadline=None)
