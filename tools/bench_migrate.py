@@ -4,7 +4,7 @@ Usage::
 
     python tools/bench_migrate.py [--small 2000] [--small-size 64KiB] [--large 8] [--large-size 256MiB]
                                   [--to npy] [--workers 1,2] [--repeat N] [--sidecars] [--durable]
-                                  [--dir DIR] [--json OUT.json]
+                                  [--dir DIR] [--json OUT.json] [--baseline OTHER/src]
 
 Generates an archive of ``--small`` small and ``--large`` large float32 files (dtype in
 the file name, as legacy archives often have), then times, each into a fresh folder:
@@ -32,6 +32,12 @@ guarded loop's with the same worker count in the same repetition (``x guarded lo
 CPU time of this process per file for the runs that stay in it (the baseline and ``--workers 1``), which other jobs on the
 machine barely change, and the CPU time per file of every process of the run (this one,
 its worker processes and the forkserver, read with psutil as the last file finishes). The load average before and after is printed with the date.
+
+``--baseline OTHER/src`` compares two versions of arraystore: each ``migrate`` row is run with this
+tree's ``src`` and then (``(--baseline)`` rows) with ``OTHER/src`` (say a checkout of ``main``), on the
+same archive, each version in a process of its own started once (so the first repetition of each
+pays its worker processes' server start, and the later ones do not, alike). On a shared machine,
+compare the two rows' ``x baseline`` ratios and CPU per file, repetition by repetition.
 
 ``--sidecars`` writes a legacy JSON sidecar beside every file (``shot00001_float32.json``:
 dtype and shape), read by the guarded loop and by ``migrate`` (which then resolves each file
@@ -75,7 +81,9 @@ import psutil
 import xxhash
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
+_SERVE = "--serve-src"
+if __name__ == "__main__":  # not in the worker processes' server, which has the sys.path of the process it serves
+    sys.path.insert(0, sys.argv[sys.argv.index(_SERVE) + 1] if _SERVE in sys.argv else str(ROOT / "src"))
 
 from arraystore.conversion import parse_size  # noqa: E402
 from arraystore.migration import migrate  # noqa: E402
@@ -184,42 +192,91 @@ def guarded_loop(src: Path, dst: Path, workers: int) -> tuple[float, float, floa
     return seconds, cpu, cpu + others
 
 
-def _children_cpu() -> dict[int, float]:
-    """CPU seconds (user + system) of every live descendant of this process, by pid."""
+def _children_cpu(user: bool = False) -> dict[int, float]:
+    """CPU seconds (user + system, or ``user`` only) of every live descendant of this process, by pid."""
     out = {}
     for child in psutil.Process().children(recursive=True):
         try:
             t = child.cpu_times()
         except psutil.Error:
             continue
-        out[child.pid] = t.user + t.system
+        out[child.pid] = t.user if user else t.user + t.system
     return out
 
 
 def run_migrate(
     src: Path, dst: Path, to: str, workers: int, durable: bool = False
-) -> tuple[float, float, float, dict[str, int]]:
+) -> tuple[float, float, float, dict[str, int], float]:
     """Seconds, CPU seconds of this process, CPU seconds of all processes (worker processes
-    and the forkserver included, measured as the last file finishes), and the counts."""
-    before = _children_cpu()
+    and the forkserver included, measured as the last file finishes), the counts, and the user
+    CPU seconds of all processes (the system's share, file creation mostly, varies with the
+    state of the file system: see the module docstring)."""
+    before, before_user = _children_cpu(), _children_cpu(user=True)
     at_end: dict[int, float] = {}
+    at_end_user: dict[int, float] = {}
 
     def progress(event: Any) -> None:
         if event.done_files == event.total_files:
             at_end.update(_children_cpu())
+            at_end_user.update(_children_cpu(user=True))
 
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0, u0 = time.perf_counter(), time.process_time(), os.times().user
     report = migrate(src, dst, to=to, workers=workers, verify=True, progress=progress, durable=durable)
-    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    seconds, cpu, user = time.perf_counter() - t0, time.process_time() - c0, os.times().user - u0
     if report.exit_code != 0:
         raise SystemExit(f"migration failed: {report.summary()}")
     others = sum(t - before.get(pid, 0.0) for pid, t in at_end.items())
-    return seconds, cpu, cpu + others, report.counts
+    others_user = sum(t - before_user.get(pid, 0.0) for pid, t in at_end_user.items())
+    return seconds, cpu, cpu + others, report.counts, user + others_user
+
+
+class _Server:
+    """A process migrating with the arraystore of one ``src`` folder (``--serve-src``), on request (``--baseline``).
+
+    Both trees of a paired comparison migrate in a process of their own, started once: the first
+    migration of each pays its worker processes' server start, the later ones do not, alike.
+    """
+
+    def __init__(self, src: str) -> None:
+        import subprocess
+
+        env = dict(os.environ, PYTHONPATH=src)
+        self.src = src
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), _SERVE, src], env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def migrate(
+        self, src: Path, dst: Path, to: str, workers: int, durable: bool
+    ) -> tuple[float, float, float, dict[str, int], float]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps([str(src), str(dst), to, workers, durable]) + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        if not answer:
+            raise SystemExit(f"the migration server of {self.src} stopped")
+        seconds, cpu, total, counts, user = json.loads(answer)
+        return seconds, cpu, total, counts, user
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def serve() -> int:
+    """``--serve-src SRC``: one migration per request line on stdin, its figures as a line on stdout."""
+    import arraystore
+
+    print(f"serving arraystore from {Path(arraystore.__file__).parent}", file=sys.stderr)
+    for line in sys.stdin:
+        src, dst, to, workers, durable = json.loads(line)
+        print(json.dumps(run_migrate(Path(src), Path(dst), to, workers, durable)), flush=True)
+    return 0
 
 
 def _row(
     name: str, files: int, nbytes: int, seconds: float, cpu: float | None, base: float, total_cpu: float | None = None,
-    limit: float | None = None,
+    limit: float | None = None, user_cpu: float | None = None,
 ) -> dict[str, Any]:
     every = cpu if total_cpu is None else total_cpu
     return {
@@ -236,12 +293,14 @@ def _row(
         "cpu_ms_per_file": None if cpu is None else round(cpu / files * 1e3, 3),
         # every process's CPU: this one, the worker processes and the forkserver
         "total_cpu_ms_per_file": None if every is None else round(every / files * 1e3, 3),
+        # the user part of it (migrations only)
+        "user_cpu_ms_per_file": None if user_cpu is None else round(user_cpu / files * 1e3, 3),
     }
 
 
 def bench(
     kind: str, src: Path, scratch: Path, files: int, nbytes: int, to: str, workers: list[int], durable: bool = False,
-    reverse: bool = False, done: list[Path] | None = None, tag: str = "",
+    reverse: bool = False, done: list[Path] | None = None, tag: str = "", servers: dict[str, _Server] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per run: the baseline, the guarded loops (``--to npy``) and the migrations, in this
     order or (``reverse``) the opposite one, so that no kind of row always runs first. The
@@ -256,39 +315,46 @@ def bench(
         else:
             shutil.rmtree(out)
 
-    def run_baseline() -> tuple[float, float, float, None]:
+    def run_baseline() -> tuple[float, float, float, None, None]:
         seconds, cpu = baseline(src, scratch / f"{kind}-baseline{tag}")
-        return seconds, cpu, cpu, None
+        return seconds, cpu, cpu, None, None
 
-    def run_guarded(w: int) -> tuple[float, float, float, None]:
-        return (*guarded_loop(src, scratch / f"{kind}-guarded-{w}{tag}", w), None)
+    def run_guarded(w: int) -> tuple[float, float, float, None, None]:
+        return (*guarded_loop(src, scratch / f"{kind}-guarded-{w}{tag}", w), None, None)
 
-    def run_migration(w: int) -> tuple[float, float, float, dict[str, int]]:
-        return run_migrate(src, scratch / f"{kind}-migrate-{w}{tag}", to, w, durable)
+    def run_migration(w: int, which: str = "migrate") -> tuple[float, float, float, dict[str, int], float]:
+        out = scratch / f"{kind}-{which}-{w}{tag}"
+        if servers:
+            return servers[which].migrate(src, out, to, w, durable)
+        return run_migrate(src, out, to, w, durable)
 
     plan: list[tuple[str, int, str, Any]] = [("baseline", 1, f"{kind}-baseline{tag}", run_baseline)]
     if to == "npy":
         plan += [("guarded", w, f"{kind}-guarded-{w}{tag}", lambda w=w: run_guarded(w)) for w in workers]
-    plan += [("migrate", w, f"{kind}-migrate-{w}{tag}", lambda w=w: run_migration(w)) for w in workers]
-    measured: dict[tuple[str, int], tuple[float, float, float]] = {}
+    for w in workers:  # with --baseline, each migration of this tree beside the same of the other tree
+        plan.append(("migrate", w, f"{kind}-migrate-{w}{tag}", lambda w=w: run_migration(w)))
+        if servers:
+            plan.append(("other", w, f"{kind}-other-{w}{tag}", lambda w=w: run_migration(w, "other")))
+    measured: dict[tuple[str, int], tuple[float, float, float, float | None]] = {}
     for what, w, folder, fn in reversed(plan) if reverse else plan:
         os.sync()  # untimed, before every timed row: no write-back of the archive or an earlier row lands in it
-        seconds, cpu, total, counts = fn()
+        seconds, cpu, total, counts, user = fn()
         if counts is not None:
             assert counts["converted"] == files, counts
-        measured[what, w] = (seconds, cpu, total)
+        measured[what, w] = (seconds, cpu, total, user)
         finished(scratch / folder)
     base = measured["baseline", 1][0]
     rows = [_row(f"{kind}: baseline np.fromfile+np.save", files, nbytes, base, measured["baseline", 1][1], base)]
     for w in workers if to == "npy" else []:
-        seconds, cpu, total = measured["guarded", w]
+        seconds, cpu, total, _user = measured["guarded", w]
         rows.append(_row(f"{kind}: guarded loop (limit) workers={w}", files, nbytes, seconds, cpu if w == 1 else None,
                          base, total))
     for w in workers:
-        seconds, cpu, total = measured["migrate", w]
-        limit = measured.get(("guarded", w), (None,))[0]
-        rows.append(_row(f"{kind}: migrate to={to} workers={w} verify{' durable' if durable else ''}", files, nbytes,
-                         seconds, cpu if w == 1 else None, base, total, limit))
+        for which, label in (("migrate", ""), ("other", " (--baseline)")) if servers else (("migrate", ""),):
+            seconds, cpu, total, user = measured[which, w]
+            limit = measured.get(("guarded", w), (None,))[0]
+            rows.append(_row(f"{kind}: migrate{label} to={to} workers={w} verify{' durable' if durable else ''}", files,
+                             nbytes, seconds, cpu if w == 1 else None, base, total, limit, user))
     return rows
 
 
@@ -308,12 +374,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sidecars", action="store_true", help="write a legacy JSON sidecar beside every file")
     ap.add_argument("--dir", help="scratch folder (default: a temporary folder, removed at the end)")
     ap.add_argument("--json", help="also write the rows as JSON to this file")
+    ap.add_argument("--baseline", metavar="SRC",
+                    help="also migrate with the arraystore of another tree's src folder (e.g. a checkout of main), "
+                         "each of its migrations right after the same one of this tree, both in a process of "
+                         "their own")
+    ap.add_argument(_SERVE, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.serve_src:
+        return serve()
     workers = [int(w) for w in args.workers.split(",")]
     scratch = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="bench_migrate_"))
     scratch.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     load = os.getloadavg()
+    servers: dict[str, _Server] = {}
+    if args.baseline:
+        servers = {"migrate": _Server(str(ROOT / "src")), "other": _Server(str(Path(args.baseline).resolve()))}
     try:
         for kind, count, size in (
             ("small", args.small, parse_size(args.small_size)),
@@ -327,11 +403,13 @@ def main(argv: list[str] | None = None) -> int:
             for rep in range(args.repeat):  # the baseline and the migrations alternate, each repetition a row each
                 rows.extend(dict(r, run=f"{r['run']} #{rep + 1}") if args.repeat > 1 else r
                             for r in bench(kind, src, scratch, count, nbytes, args.to, workers, args.durable,
-                                           reverse=rep % 2 == 1, done=done, tag=f"-{rep}"))
+                                           reverse=rep % 2 == 1, done=done, tag=f"-{rep}", servers=servers))
             for out in done:
                 shutil.rmtree(out)
             shutil.rmtree(src)
     finally:
+        for server in servers.values():
+            server.close()
         if not args.dir:
             shutil.rmtree(scratch, ignore_errors=True)
     print(
@@ -340,19 +418,47 @@ def main(argv: list[str] | None = None) -> int:
         + " ".join(sys.argv[1:] if argv is None else argv)
     )
     print("| run | files | MiB | seconds | files/s | GB/s | x baseline | x guarded loop | CPU ms/file (this process) "
-          "| CPU ms/file (all processes) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "| CPU ms/file (all processes) | user CPU ms/file (all processes) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         cpu = "-" if r["cpu_ms_per_file"] is None else f"{r['cpu_ms_per_file']:.2f}"
         total = "-" if r["total_cpu_ms_per_file"] is None else f"{r['total_cpu_ms_per_file']:.2f}"
         limit = "-" if r["vs_limit"] is None else f"{r['vs_limit']:.2f}"
+        user = "-" if r["user_cpu_ms_per_file"] is None else f"{r['user_cpu_ms_per_file']:.3f}"
         print(
             f"| {r['run']} | {r['files']} | {r['bytes'] / 2**20:,.0f} | {r['seconds']:.2f} | "
-            f"{r['files_per_s']:,.1f} | {r['gb_per_s']:.2f} | {r['vs_baseline']:.2f} | {limit} | {cpu} | {total} |"
+            f"{r['files_per_s']:,.1f} | {r['gb_per_s']:.2f} | {r['vs_baseline']:.2f} | {limit} | {cpu} | {total} | {user} |"
         )
+    if servers:
+        _paired_summary(rows)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
     return 0
+
+
+def _paired_summary(rows: list[dict[str, Any]]) -> None:
+    """Per worker count: the medians over the repetitions of this tree's figures against ``--baseline``'s."""
+    import statistics
+
+    pairs: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+    for r in rows:
+        if " (--baseline) " in r["run"]:
+            mine = next(m for m in rows if m["run"] == r["run"].replace(" (--baseline)", ""))
+            key = r["run"].split(" (--baseline) ", 1)[1].split(" #", 1)[0]
+            pairs.setdefault(key, []).append((mine, r))
+    print("\npaired (medians over the repetitions; this tree / --baseline):")
+    for key, found in pairs.items():
+        def med(field: str, which: int, found: list[tuple[dict[str, Any], dict[str, Any]]] = found) -> float:
+            return float(statistics.median(p[which][field] for p in found if p[which][field] is not None))
+
+        def ratio(field: str, found: list[tuple[dict[str, Any], dict[str, Any]]] = found) -> float:
+            return float(statistics.median(p[0][field] / p[1][field] for p in found if p[1][field]))
+
+        print(f"  {key}: x baseline {med('vs_baseline', 0):.2f} vs {med('vs_baseline', 1):.2f}; CPU ms/file (all) "
+              f"{med('total_cpu_ms_per_file', 0):.3f} vs {med('total_cpu_ms_per_file', 1):.3f} (ratio "
+              f"{ratio('total_cpu_ms_per_file'):.3f}); user CPU ms/file {med('user_cpu_ms_per_file', 0):.3f} vs "
+              f"{med('user_cpu_ms_per_file', 1):.3f} (ratio {ratio('user_cpu_ms_per_file'):.3f}); "
+              f"{len(found)} repetitions")
 
 
 if __name__ == "__main__":

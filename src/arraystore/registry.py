@@ -38,6 +38,7 @@ __all__ = [
     "backend_names",
     "default_suffix",
     "detect_backend",
+    "is_target",
     "parse_location",
     "target_names",
 ]
@@ -205,6 +206,13 @@ def target_names() -> list[str]:
     return [*(n for n, spec in BACKENDS.items() if spec.creates), *plugins]
 
 
+def is_target(name: str) -> bool:
+    """``name in target_names()``, without reading the entry points for a built-in name (a plugin of a
+    built-in's name is never loaded): the scan of every installed distribution costs tens of milliseconds."""
+    spec = BACKENDS.get(name)
+    return spec.creates if spec is not None else name in target_names()
+
+
 def backend_class(name: str) -> type[ArrayStore]:
     """Import and return the store class of a backend.
 
@@ -221,6 +229,9 @@ def backend_class(name: str) -> type[ArrayStore]:
         if name in eps:
             return eps[name]
         raise BackendError(f"unknown backend {name!r}; expected one of {sorted(_all_names())}")
+    imported = _imported_class(name)  # the usual case (a migration asks once per file): no import machinery
+    if imported is not None:
+        return imported
     module, _, attr = spec.target.partition(":")
     try:
         mod = importlib.import_module(module)

@@ -297,3 +297,24 @@ def test_a_suffix_absent_from_a_listing_skips_its_candidates_and_a_new_listing_s
         (big / f"f{i}").touch()
     with remembered():
         assert _listing.may_exist_with_suffix(str(big), ".mhd")  # too large to be listed: every check is made
+
+
+@pytest.mark.parametrize("where", ["", "a", "a/b", "a/b/c"])
+@pytest.mark.parametrize("manifest", ["manifest.json", "meta.json", None])
+def test_folder_manifests_at_every_level_are_found_the_same_with_listings(
+    tmp_path: Path, where: str, manifest: str | None
+) -> None:
+    """The listings' shortcut for an archive without folder manifests (no folder up to the root lists one) never
+    hides one: a manifest at any level between the file and the root, naming it or not, resolves as without."""
+    root = tmp_path / "archive"
+    deep = root / "a" / "b" / "c"
+    deep.mkdir(parents=True)
+    (deep / "x.dat").write_bytes(np.arange(64, dtype="<f4").tobytes())
+    (root / "a" / "y.dat").write_bytes(bytes(256))
+    if manifest is not None:
+        folder = root / where
+        rel = os.path.relpath(deep / "x.dat", folder).replace(os.sep, "/")
+        (folder / manifest).write_text(json.dumps({rel: {"dtype": "float32", "shape": [8, 8]}}))
+    assert _compare_all(root) >= 2
+    found = resolve(deep / "x.dat", root=root)
+    assert (found.status == "resolved") == (manifest is not None)

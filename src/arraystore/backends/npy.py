@@ -153,7 +153,14 @@ def _header_bytes(dtype: np.dtype[Any], fortran: bool, shape: tuple[int, ...]) -
     return f.getvalue()
 
 
-def _read_back(fd: int, path: Path, size: int) -> tuple[ArrayMeta, np.ndarray[Any, Any]]:
+@functools.lru_cache(maxsize=256)
+def _meta_of(shape: tuple[int, ...], dtype: np.dtype[Any], fortran: bool) -> ArrayMeta:
+    """The (immutable) layout of a header read back, made and checked once per layout (a migration writes many
+    alike)."""
+    return ArrayMeta(shape, dtype, "F" if fortran else "C")
+
+
+def _read_back(fd: int, path: str | os.PathLike[str], size: int) -> tuple[ArrayMeta, np.ndarray[Any, Any]]:
     """The layout and the data of the ``.npy`` file open at ``fd`` (``size`` bytes long), read back.
 
     Its header is parsed and validated as :func:`read_npy_header` does (numpy's own
@@ -170,7 +177,7 @@ def _read_back(fd: int, path: Path, size: int) -> tuple[ArrayMeta, np.ndarray[An
         f = BytesIO(raw)
         shape, fortran, dtype, _version = _parse_header(f, str(path))
         end = f.tell()
-    meta = ArrayMeta(shape, dtype, "F" if fortran else "C")
+    meta = _meta_of(shape, dtype, fortran)
     if len(raw) != end + meta.nbytes or len(raw) != size:
         raise MetadataError(
             f"{path}: read back {len(raw):,} bytes, expected {size:,} ({end:,} of header and {meta.nbytes:,} of "
@@ -185,6 +192,16 @@ def _pwrite_all(fd: int, data: Any, offset: int) -> None:
     done = 0
     while done < len(view):
         done += os.pwrite(fd, view[done:], offset + done)
+
+
+def _pwritev_all(fd: int, head: bytes, view: memoryview) -> None:
+    """``head`` then ``view`` from the start of ``fd``, in one ``pwritev`` (the rest, if it writes less, as
+    :func:`_pwrite_all` does)."""
+    done = os.pwritev(fd, [head, view], 0) if hasattr(os, "pwritev") else 0
+    if done < len(head):
+        _pwrite_all(fd, memoryview(head)[done:], done)
+        done = len(head)
+    _pwrite_all(fd, view[done - len(head):], done)
 
 
 def incomplete_marker(path: str | os.PathLike[str]) -> Path:
@@ -398,7 +415,7 @@ class NpyStore(MappedFileStore):
         if view.nbytes != meta.nbytes:
             raise BackendError(f"{location}: expected {meta.nbytes:,} bytes of data, found {view.nbytes:,}")
         final = location.file
-        staged = _fsutil.partial_path(final)
+        staged = f"{final}.partial"  # _fsutil.partial_path(final), without a Path
         head = _header_bytes(meta.dtype, meta.order == "F", meta.shape)
         try:  # never through a link planted at the staging name: it would truncate what it points to
             fd = os.open(staged, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
@@ -418,8 +435,7 @@ class NpyStore(MappedFileStore):
                 st = os.fstat(fd)
                 if st.st_size:  # a killed run's leftover (a new file is not truncated: ext4 flushes
                     os.ftruncate(fd, 0)   # a file truncated to 0 when it is closed, at a cost per file)
-                _pwrite_all(fd, head, 0)
-                _pwrite_all(fd, view, len(head))
+                _pwritev_all(fd, head, view)
                 if mode is not None and st.st_mode & 0o7777 != mode:
                     _fsutil.set_mode(fd, mode)
                 if durable:
@@ -430,7 +446,7 @@ class NpyStore(MappedFileStore):
             if check is not None:
                 check(*_read_back(fd, staged, len(head) + view.nbytes))
             if defer is not None:
-                defer.append(StagedWhole(fd, staged, final))
+                defer.append(StagedWhole(fd, Path(staged), final))
                 handed = True
                 return
             _fsutil.replace_path(staged, final, durable=durable)

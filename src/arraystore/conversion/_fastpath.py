@@ -37,6 +37,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import functools
 import mmap
 import os
 from typing import Any, Literal
@@ -216,7 +217,10 @@ _SYNC_FILE_RANGE_WRITE = 2
 _SYNC_FILE_RANGE_WAIT_AFTER = 4
 
 
+@functools.cache
 def _load_sync_file_range() -> Any:
+    """libc's ``sync_file_range``, or None; looked up at the first call, not at import: ``find_library`` runs
+    ``ldconfig`` in a child process (tens of milliseconds in every process importing arraystore)."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         fn = libc.sync_file_range
@@ -227,11 +231,9 @@ def _load_sync_file_range() -> Any:
     return fn
 
 
-_sync_file_range = _load_sync_file_range()
-
-
 def _sfr(fd: int, offset: int, nbytes: int, flags: int) -> None:
-    failed = _sync_file_range is None or _sync_file_range(fd, offset, nbytes, flags) != 0
+    sync_file_range = _load_sync_file_range()
+    failed = sync_file_range is None or sync_file_range(fd, offset, nbytes, flags) != 0
     if failed and flags & _SYNC_FILE_RANGE_WAIT_AFTER:
         os.fdatasync(fd)
 

@@ -103,7 +103,7 @@ def detect(path: str | os.PathLike[str], dialect: str | None = None) -> ParsedHe
     BackendError
         ``dialect`` is not a registered name.
     """
-    p = Path(path)
+    p = path if isinstance(path, Path) else Path(path)  # a migration passes a Path: not parsed again
     candidates = [get_dialect(dialect)] if dialect is not None else list(DIALECTS.values())
     if p.suffix.lower() == ".json":
         return None

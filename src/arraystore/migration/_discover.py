@@ -300,9 +300,13 @@ def overlapping_outputs(dests: dict[str, str], src: Path, dst: Path | None) -> d
     src_root = _folded(src.resolve().parts)
     sources = {src_root + _folded(n.split("/")): n for n in dests}
     source_dirs: dict[tuple[str, ...], str] = {}
+    first = next(iter(sources.values()), None)
+    if first is not None:  # the archive root and the folders above it hold every source: named by the first one
+        for i in range(1, len(src_root) + 1):
+            source_dirs[src_root[:i]] = first
     for parts, name in sources.items():
-        for anc in _ancestors(parts):
-            source_dirs.setdefault(anc, name)
+        for i in range(len(src_root) + 1, len(parts)):  # its folders inside the archive
+            source_dirs.setdefault(parts[:i], name)
     out: dict[str, str] = {}
 
     def refuse(name: str, why: str) -> None:

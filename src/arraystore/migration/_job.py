@@ -109,7 +109,7 @@ def _error(exc: BaseException) -> dict[str, str]:
 
 
 def _record(job: Job, status: RecordStatus, t0: float, **kw: Any) -> FileRecord:
-    return FileRecord(
+    return FileRecord.made(
         source=job.source,
         status=status,
         size=job.size,

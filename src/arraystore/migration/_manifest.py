@@ -22,9 +22,9 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .. import _fsutil
 from ..errors import MetadataError
@@ -97,12 +97,55 @@ class FileRecord:
     def __setattr__(self, name: str, value: Any) -> None:
         d = self.__dict__  # the fields are plain instance attributes (no slots, no descriptors)
         if "_line" in d:
+            if "resolution" not in d:  # still in the line only (see __reduce_ex__): kept before the line goes
+                d["resolution"] = _decoded_resolution(d["_line"])
             del d["_line"]  # a changed record is encoded again (see record_line)
         d[name] = value
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        """An encoded record (:func:`record_line`) travels without its ``resolution``, which its line holds.
+
+        A worker process sends its records to the process writing the manifest, which appends
+        their lines and reads the resolution of few of them (undetermined and failed files, in
+        the summary): it is decoded from the line when first read, instead of being pickled and
+        unpickled whole (most of a record's size: every piece of evidence).
+        """
+        d = self.__dict__
+        if "_line" not in d:
+            return super().__reduce_ex__(protocol)
+        return _lazy_record, ({k: v for k, v in d.items() if k != "resolution"},)
+
+    if not TYPE_CHECKING:  # mypy would accept any attribute of a class with __getattr__
+
+        def __getattr__(self, name: str) -> Any:
+            d = self.__dict__
+            if name == "resolution" and "_line" in d:  # a record sent without it (see __reduce_ex__)
+                value = d["resolution"] = _decoded_resolution(d["_line"])
+                return value
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (field order as declared); nested values are shared, not copied."""
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    @classmethod
+    def made(cls, **values: Any) -> FileRecord:
+        """``FileRecord(**values)``, without a :meth:`__setattr__` call per field (a migration makes one record
+        per file, in its hottest loop): the defaults, then ``values``, put in place at once.
+
+        Raises
+        ------
+        TypeError
+            A name in ``values`` is not a field, or ``source`` or ``status`` is missing.
+        """
+        if not values.keys() <= _FIELD_NAMES or "source" not in values or "status" not in values:
+            raise TypeError(f"expected the fields of a FileRecord (source and status at least), found {sorted(values)}")
+        record = cls.__new__(cls)
+        d = record.__dict__
+        d.update(_DEFAULTS)
+        d["resolution"] = {}
+        d.update(values)
+        return record
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FileRecord:
@@ -134,6 +177,25 @@ class FileRecord:
     def error_message(self) -> str:
         """``"Type: message"`` of a failed file, else ``""``."""
         return f"{self.error['type']}: {self.error['message']}" if self.error else ""
+
+
+#: The fields of a record, and the defaults of all but ``resolution`` (a new dict each, see :meth:`FileRecord.made`).
+_FIELD_NAMES = frozenset(f.name for f in fields(FileRecord))
+_DEFAULTS = {f.name: f.default for f in fields(FileRecord) if f.default is not MISSING}
+assert _FIELD_NAMES - _DEFAULTS.keys() == {"source", "status", "resolution"}
+
+
+def _lazy_record(state: dict[str, Any]) -> FileRecord:
+    """A record unpickled from :meth:`FileRecord.__reduce_ex__`: its fields but ``resolution``, and its line."""
+    record = FileRecord.__new__(FileRecord)
+    record.__dict__.update(state)
+    return record
+
+
+def _decoded_resolution(line: bytes) -> dict[str, Any]:
+    """The ``resolution`` of a record's encoded line (:func:`record_line`)."""
+    value: dict[str, Any] = json.loads(line)["resolution"]
+    return value
 
 
 _STATUSES = ("converted", "skipped", "undetermined", "failed", "planned")
@@ -189,8 +251,18 @@ def parse_manifest(body: bytes, where: str, *, torn_last_line: bool = True) -> d
     return records
 
 
+_NOW: list[Any] = [None, ""]
+
+
 def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    """The UTC time in ISO 8601, to the second (formatted once per second: every file's line has one)."""
+    second = int(time.time())
+    last = _NOW
+    if last[0] != second:
+        last = [second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))]
+        _NOW[:] = last
+    text: str = last[1]
+    return text
 
 
 def record_line(record: FileRecord, *, stamp: bool = True) -> bytes:

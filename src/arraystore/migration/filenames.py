@@ -28,6 +28,7 @@ a shape. A name that states two different values of one fact
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -115,6 +116,13 @@ def _stem(name: str) -> str:
     return name[:dot] if 0 < dot < len(name) - 1 else name
 
 
+@functools.lru_cache(maxsize=256)
+def _little(spec: str) -> np.dtype[Any]:
+    """``np.dtype(spec).newbyteorder("<")``, made once per spelling (names repeat their dtype)."""
+    little: np.dtype[Any] = np.dtype(spec).newbyteorder("<")
+    return little
+
+
 def parse_filename(name: str) -> FilenameFacts | None:
     """The layout facts in a file name, or ``None`` when it states none.
 
@@ -146,9 +154,9 @@ def parse_filename(name: str) -> FilenameFacts | None:
     for token in _SPLIT.split(text):
         low = token.lower()
         if low in _DTYPE_TOKENS:
-            _set(found, "dtype", np.dtype(_DTYPE_TOKENS[low]).newbyteorder("<"), token, name)
+            _set(found, "dtype", _little(_DTYPE_TOKENS[low]), token, name)
         elif (m := _TYPESTR.fullmatch(low)) is not None:
-            _set(found, "dtype", np.dtype(m.group(2)).newbyteorder("<"), token, name)
+            _set(found, "dtype", _little(m.group(2)), token, name)
             if m.group(1) in "<>":
                 _set(found, "byte order", m.group(1), token, name)
         elif low in _BYTEORDER_TOKENS:

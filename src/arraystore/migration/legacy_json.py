@@ -228,6 +228,26 @@ def _manifest_index(path: str, mtime_ns: int, size: int) -> Mapping[str, Any]:
     return MappingProxyType(index)
 
 
+def _none_listed(data_path: Path, root: Path | None) -> bool:
+    """Whether no folder from ``data_path``'s up to ``root`` lists a manifest name (the usual archive), told from
+    the folders' listings (:func:`~arraystore._listing.may_exist_in`) with strings only; False when any may hold
+    one, when a folder is not listed, or when ``data_path`` is not spelled below ``root``."""
+    if root is None:
+        return False
+    top, folder = os.fspath(root), os.path.dirname(os.fspath(data_path))
+    if not (folder == top or folder.startswith(os.path.join(top, ""))):
+        return False
+    while True:
+        if any(may_exist_in(folder, name) for name in MANIFEST_NAMES):
+            return False
+        if folder == top:
+            return True
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return False
+        folder = parent
+
+
 def manifest_entries(data_path: Path, root: Path | None) -> Iterator[tuple[Path, Any]]:
     """``(manifest path, entry)`` for every folder manifest naming ``data_path``.
 
@@ -239,6 +259,8 @@ def manifest_entries(data_path: Path, root: Path | None) -> Iterator[tuple[Path,
     MetadataError
         When a manifest that may hold the file's entry cannot be parsed.
     """
+    if _none_listed(data_path, root):
+        return
     folder = data_path.parent
     stop = real_root(root if root is not None else folder)
     while True:

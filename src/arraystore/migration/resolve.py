@@ -395,6 +395,12 @@ def _provenance_attrs(name: str, facts: dict[str, Any], evidence: list[Evidence]
     return attrs
 
 
+#: The defaults of the facts no source states, made once (evidence is immutable).
+_DEFAULT_OFFSET = Evidence("default", "no source states a header offset: 0 (data from the first byte)", offset=0)
+_DEFAULT_LITTLE_ENDIAN = Evidence("default", "no source states the byte order: little-endian", byteorder="<")
+_DEFAULT_C_ORDER = Evidence("default", "no source states the order: C (row-major)", order="C")
+
+
 def _finish(path: Path, name: str, size: int, facts: dict[str, Any], found: list[Evidence],
             notes: list[str], attrs: bool = True, data: list[bytes] | None = None) -> Resolution:
     evidence = list(found)
@@ -411,8 +417,7 @@ def _finish(path: Path, name: str, size: int, facts: dict[str, Any], found: list
     dtype: np.dtype[Any] = facts["dtype"]
     if offset is None:
         offset = 0
-        evidence.append(Evidence("default", "no source states a header offset: 0 (data from the first byte)",
-                                 offset=0))
+        evidence.append(_DEFAULT_OFFSET)
     if data_bytes < 0:
         raise SizeMismatchError(str(path), offset, size, dtype.itemsize)
     byteorder: Literal["<", ">"] | None = facts.get("byteorder")
@@ -420,7 +425,7 @@ def _finish(path: Path, name: str, size: int, facts: dict[str, Any], found: list
     if dtype.fields is None and _byteorder_of(dtype.newbyteorder("<")) is not None:
         if byteorder is None:
             byteorder = "<"
-            evidence.append(Evidence("default", "no source states the byte order: little-endian", byteorder="<"))
+            evidence.append(_DEFAULT_LITTLE_ENDIAN)
         dtype = dtype.newbyteorder(byteorder)
     if shape is None:
         if data_bytes % dtype.itemsize:
@@ -442,7 +447,7 @@ def _finish(path: Path, name: str, size: int, facts: dict[str, Any], found: list
     order: Literal["C", "F"] | None = facts.get("order")
     if order is None:
         order = "C"
-        evidence.append(Evidence("default", "no source states the order: C (row-major)", order="C"))
+        evidence.append(_DEFAULT_C_ORDER)
     meta = ArrayMeta(shape, dtype, order)
     if meta.nbytes != data_bytes:
         raise SizeMismatchError(str(path), meta.nbytes, data_bytes, dtype.itemsize, shape)

@@ -25,7 +25,7 @@ from .. import _fsutil
 from ..conversion import ConvertOptions
 from ..errors import ArrayNotFoundError, BackendError, MetadataError, StorageFullError, known_options
 from ..objstore import default_storage_options
-from ..registry import backend_class, target_names
+from ..registry import backend_class, is_target, target_names
 from ._discover import DEFAULT_INCLUDE, discover
 from ._group import check_into, consolidate_group
 from ._job import Job, run_batch, run_job
@@ -505,7 +505,7 @@ def migrate(
     target_bytes = 0
     if virtual:
         to, target_bytes = VIRTUAL, _virtual_options(format, chunk_bytes)
-    elif to not in target_names():
+    elif not is_target(to):
         raise MetadataError(f"expected to= one of {', '.join(target_names())}, found {to!r}")
     else:
         cls = backend_class(to)  # a missing optional library fails here, before any work
