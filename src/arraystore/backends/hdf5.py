@@ -58,7 +58,7 @@ Dtypes
 
 Attributes
     See :mod:`arraystore.backends._hdf5_attrs`: an exact JSON copy in
-    ``_arraystore_attrs``, scalars mirrored as native HDF5 attributes; foreign
+    ``_arraystore_attrs``, scalars and lists of numbers mirrored as native HDF5 attributes; foreign
     datasets expose their native attributes. The content checksum lives in
     ``_arraystore_checksum``.
 
