@@ -6,7 +6,11 @@ array is wrapped in a :class:`~xarray.backends.BackendArray`; xarray's
 store reads) plus an in-memory step for fancy indices, so nothing is read before it is
 indexed or loaded. Dimension names come from the attrs ``"dims"`` or
 ``"_ARRAY_DIMENSIONS"`` (a list of names, one per axis; the key is not repeated in the
-variable's attrs), else ``dim_0``, ``dim_1``, ... Attributes are the store's attrs.
+variable's attrs), else ``dim_0``, ``dim_1``, ... Attributes are the store's attrs, decoded by
+xarray's CF decoder as its own engines decode them (``mask_and_scale``, ``decode_times``,
+``decode_timedelta``, ``use_cftime``; ``decode_cf=False`` turns it off): a netCDF variable opened
+through arraystore (``"model.nc::pr"``) is masked and unpacked as ``xr.open_dataset`` shows it.
+Characters are not joined (``concat_characters=False`` unless asked): an ``S1`` array is an array.
 
 The variable's ``encoding["preferred_chunks"]`` is the storage chunk shape, so
 ``chunks={}`` gives Dask chunks that match the storage, as xarray's zarr backend
@@ -124,6 +128,7 @@ class ArrayStoreBackendEntrypoint(BackendEntrypoint):
     url: ClassVar[str] = "https://example.invalid/arraystore"
     open_dataset_parameters: ClassVar[tuple[str, ...]] = (
         "filename_or_obj", "drop_variables", "backend", "variable_name", "dims",
+        "mask_and_scale", "decode_times", "decode_timedelta", "use_cftime", "concat_characters",
     )  # fmt: skip
 
     def open_dataset(
@@ -134,6 +139,11 @@ class ArrayStoreBackendEntrypoint(BackendEntrypoint):
         backend: str | None = None,
         variable_name: str | None = None,
         dims: Iterable[str] | None = None,
+        mask_and_scale: bool = True,
+        decode_times: Any = True,
+        decode_timedelta: Any = None,
+        use_cftime: bool | None = None,
+        concat_characters: bool = False,
     ) -> xr.Dataset:
         """Open an array lazily as a Dataset with one variable.
 
@@ -149,6 +159,9 @@ class ArrayStoreBackendEntrypoint(BackendEntrypoint):
             The variable's name; default: the ``"name"`` attribute, else the file's stem.
         dims
             Dimension names; default: from the attrs (``"dims"``, ``"_ARRAY_DIMENSIONS"``), else ``dim_i``.
+        mask_and_scale, decode_times, decode_timedelta, use_cftime, concat_characters
+            xarray's CF decoding of the variable (``xarray.conventions.decode_cf_variable``), with
+            xarray's defaults but ``concat_characters=False``; ``decode_cf=False`` sets them all False.
         """
         if isinstance(filename_or_obj, ArrayStore):
             store, owned = filename_or_obj, False
@@ -167,7 +180,11 @@ class ArrayStoreBackendEntrypoint(BackendEntrypoint):
             drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables or ())
             data = indexing.LazilyIndexedArray(ArrayStoreBackendArray(store))
             encoding = {"preferred_chunks": _preferred_chunks(store, names)}
-            variables = {} if name in drop else {name: xr.Variable(names, data, attrs, encoding=encoding)}
+            variables = {} if name in drop else {name: xr.conventions.decode_cf_variable(
+                name, xr.Variable(names, data, attrs, encoding=encoding), concat_characters=concat_characters,
+                mask_and_scale=mask_and_scale, decode_times=decode_times, decode_endianness=False,
+                stack_char_dim=concat_characters, use_cftime=use_cftime, decode_timedelta=decode_timedelta,
+            )}  # fmt: skip
             ds = xr.Dataset(variables)
         except BaseException:
             if owned:
