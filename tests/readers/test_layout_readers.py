@@ -3,7 +3,7 @@
 ``test_hdf5_readers.py`` and ``test_format_readers.py`` cover every dtype family in the default
 layouts, values and dimension names only. This matrix covers what a climate or instrument file
 carries: HDF5 contiguous, chunked, gzip, lzf, zstd and blosc; Zarr v3 uncompressed, zstd, blosc,
-gzip, sharded; each with dimension names, CF attributes (``units``, ``valid_range``, a boolean,
+gzip, sharded; raw with an ENVI header; each with dimension names, CF attributes (``units``, ``valid_range``, a boolean,
 ``_FillValue`` as netCDF-4 stores it, packed integers' ``scale_factor``/``add_offset``) and cells
 holding the fill value. Each reader runs in a process without arraystore; numpy is the oracle:
 
@@ -13,7 +13,8 @@ holding the fill value. Each reader runs in a process without arraystore; numpy 
 * xarray (``h5netcdf``, ``netcdf4``, ``open_zarr``) decodes CF as it does for files it wrote itself:
   cells equal to ``_FillValue`` are NaN, packed integers are ``value * scale_factor + add_offset``, the
   fill value is in ``encoding["_FillValue"]``;
-* the netCDF and GDAL readers report ``_FillValue`` as the fill value (GDAL: nodata).
+* the netCDF and GDAL readers report ``_FillValue`` as the fill value (GDAL: nodata; for a raw
+  output, the ENVI header's ``data ignore value``).
 
 A reader that does not is a row of :data:`DOCUMENTED`.
 """
@@ -44,17 +45,19 @@ LAYOUTS: dict[tuple[str, str], dict[str, Any]] = {
     ("zarr", "gzip"): {"chunks": (2, 4, 5), "compression": "gzip:6"},
     ("zarr", "sharded"): {"chunks": (1, 2, 5), "shards": (2, 4, 5)},
     ("zarr", "sharded-zstd"): {"chunks": (1, 2, 5), "shards": (2, 4, 5), "compression": "zstd:3"},
+    ("raw", "envi"): {"header": "envi"},
 }
 
 READERS: dict[str, tuple[str, ...]] = {
     "hdf5": ("h5py", "netCDF4", "xarray-h5netcdf", "xarray-netcdf4", "GDAL-HDF5"),
     "zarr": ("zarr-python", "xarray-zarr", "TensorStore"),
+    "raw": ("GDAL",),
 }
 
 #: Readers that decode CF (mask the fill value, unpack scale_factor/add_offset).
 DECODING = {"xarray-h5netcdf", "xarray-netcdf4", "xarray-zarr"}
 #: Readers that report ``_FillValue`` as their fill value.
-CF_FILL = DECODING | {"h5py", "netCDF4", "GDAL-HDF5"}
+CF_FILL = DECODING | {"h5py", "netCDF4", "GDAL-HDF5", "GDAL"}
 
 #: dtype -> (fill value, extra attributes): packed integers carry scale_factor/add_offset.
 DTYPES: dict[str, tuple[float | int, dict[str, Any]]] = {
@@ -85,6 +88,7 @@ DOCUMENTED: dict[tuple[str, str, str, str], str] = {
     ("hdf5", "lzf", "netCDF4", "values"): _LZF,
     ("hdf5", "lzf", "xarray-netcdf4", "values"): _LZF,
     ("hdf5", "lzf", "GDAL-HDF5", "values"): _LZF,
+    ("raw", "*", "GDAL", "attrs:*"): "an ENVI header holds no attributes: they are in the JSON sidecar only",
 }
 
 
@@ -179,13 +183,16 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str, s
         data, attrs = _data(np.dtype(text), fill, seed=i), _attrs(fill, extra)
         if fmt == "hdf5":
             where, entry = f"{tmp}/c{i}.h5", {"path": f"{tmp}/c{i}.h5", "var": "data"}
+        elif fmt == "raw":
+            where, entry = f"{tmp}/c{i}.dat", {"path": f"{tmp}/c{i}.dat", "var": f"{tmp}/c{i}.dat.hdr"}
         else:
             where, entry = f"{tmp}/c{i}.zarr::data", {"path": f"{tmp}/c{i}.zarr", "var": "data"}
-        with arraystore.create(where, SHAPE, data.dtype, attrs=attrs, dimension_names=NAMES,
-                               **LAYOUTS[(fmt, layout)]) as s:
+        named = {"dimension_names": NAMES} if fmt != "raw" else {}  # raw has nowhere to record names
+        with arraystore.create(where, SHAPE, data.dtype, attrs=attrs, **named, **LAYOUTS[(fmt, layout)]) as s:
             s[...] = data
         with arraystore.open(where) as s:  # arraystore itself reads back what it wrote
-            assert s[...].tobytes() == data.tobytes() and dict(s.attrs) == attrs and s.dimension_names == NAMES
+            assert s[...].tobytes() == data.tobytes() and dict(s.attrs) == attrs
+            assert s.dimension_names == (None if fmt == "raw" else NAMES)
         for reader in READERS[fmt]:
             entries.setdefault(reader, []).append((i, entry))
         expected[i] = (data, attrs)
@@ -201,7 +208,9 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str, s
 
 
 def _documented(fmt: str, layout: str, reader: str, what: str) -> str | None:
-    return DOCUMENTED.get((fmt, layout, reader, what)) or DOCUMENTED.get((fmt, "*", reader, what))
+    whats = (what, "attrs:*") if what.startswith("attrs:") else (what,)
+    return next((DOCUMENTED[k] for w in whats for k in ((fmt, layout, reader, w), (fmt, "*", reader, w))
+                 if k in DOCUMENTED), None)
 
 
 @pytest.mark.parametrize(("fmt", "layout", "reader"),
