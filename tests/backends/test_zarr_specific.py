@@ -347,3 +347,19 @@ def test_fill_value_attr_edited_by_another_tool_is_read_as_it_is(tmp_path: Path)
     zarr.open_array(p, mode="r+").attrs["_FillValue"] = "AAAAAAAA8D8="  # xarray's form of 1.0
     with arraystore.open(p) as s:
         assert s.attrs["_FillValue"] == "AAAAAAAA8D8="
+
+
+@pytest.mark.parametrize(("written", "rewritten"), [("<f4", "<f8"), ("<i2", "<f4"), ("|u1", "<i8")])
+def test_reserved_attribute_copied_by_another_tool_says_what_to_do(tmp_path: Path, written: str, rewritten: str) -> None:
+    """xarray's to_zarr copies every attribute: an array of another dtype carrying arraystore's record is explained."""
+    src = tmp_path / "a.zarr"
+    with arraystore.create(src, (4,), written, attrs={"units": "K"}) as s:
+        s[...] = 1
+    copy = zarr.create_array(tmp_path / "b.zarr", shape=(4,), dtype=rewritten, zarr_format=3)
+    copy.attrs.update(zarr.open_array(src, mode="r").attrs.asdict())  # what xr.open_zarr(...).to_zarr(...) does
+    with pytest.raises(MetadataError, match=r"another tool wrote this array.*del zarr\.open_array") as info:
+        arraystore.open(tmp_path / "b.zarr")
+    assert RESERVED_ATTR in str(info.value)
+    del zarr.open_array(tmp_path / "b.zarr", mode="r+").attrs[RESERVED_ATTR]  # the remedy the message gives
+    with arraystore.open(tmp_path / "b.zarr") as s:
+        assert s.dtype == np.dtype(rewritten) and s.attrs["units"] == "K"

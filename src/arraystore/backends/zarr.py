@@ -771,7 +771,10 @@ def _describe(arr: Any, where: str) -> tuple[ArrayMeta, dict[str, Any], str, np.
         if encoding != reserved.get("encoding") or stored != zdtype:
             raise MetadataError(
                 f"{where}: the recorded dtype {dtype} (encoding {reserved.get('encoding')!r}) does not match the "
-                f"Zarr data type {zdtype} (expected {stored}, encoding {encoding!r}); the metadata was altered"
+                f"Zarr data type {zdtype} (expected {stored}, encoding {encoding!r}): the metadata was altered, or "
+                f"another tool wrote this array with attributes copied from one arraystore wrote (xarray's to_zarr "
+                f"keeps every attribute). If so, delete its {RESERVED_ATTR!r} attribute (zarr: "
+                f"del zarr.open_array(path, mode='r+').attrs[{RESERVED_ATTR!r}]) to open it as that tool wrote it"
             )
     elif _big_endian_serializer(arr) and zdtype.itemsize > 1 and zdtype.names is None and zdtype.kind not in "SV":
         dtype, stored, encoding = zdtype.newbyteorder(">"), zdtype, "be"
