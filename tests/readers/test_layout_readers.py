@@ -16,7 +16,7 @@ holding the fill value. Each reader runs in a process without arraystore; numpy 
 * the netCDF and GDAL readers report ``_FillValue`` as the fill value (GDAL: nodata; for a raw
   output, the ENVI header's ``data ignore value``).
 
-A reader that does not is a row of :data:`DOCUMENTED`.
+A reader that does not is a row of ``reader_table.LAYOUT_DOCUMENTED`` (the table in docs/fidelity.md).
 """
 
 from __future__ import annotations
@@ -29,30 +29,10 @@ import pytest
 
 import arraystore
 
+from .reader_table import LAYOUT_DOCUMENTED as DOCUMENTED
+from .reader_table import LAYOUT_READERS as READERS
+from .reader_table import LAYOUTS
 from .test_hdf5_readers import NAMES, SHAPE, run_reader
-
-#: Layouts: (format, label) -> create() keywords.
-LAYOUTS: dict[tuple[str, str], dict[str, Any]] = {
-    ("hdf5", "contiguous"): {},
-    ("hdf5", "chunked"): {"chunks": (2, 3, 5)},
-    ("hdf5", "gzip"): {"chunks": (2, 3, 5), "compression": "gzip:4"},
-    ("hdf5", "lzf"): {"chunks": (2, 3, 5), "compression": "lzf"},
-    ("hdf5", "zstd"): {"chunks": (2, 3, 5), "compression": "zstd:3"},
-    ("hdf5", "blosc"): {"chunks": (2, 3, 5), "compression": "blosc:lz4:5"},
-    ("zarr", "uncompressed"): {"chunks": (2, 3, 5)},
-    ("zarr", "zstd"): {"chunks": (2, 3, 5), "compression": "zstd:3"},
-    ("zarr", "blosc"): {"chunks": (2, 3, 5), "compression": "blosc:zstd:5"},
-    ("zarr", "gzip"): {"chunks": (2, 4, 5), "compression": "gzip:6"},
-    ("zarr", "sharded"): {"chunks": (1, 2, 5), "shards": (2, 4, 5)},
-    ("zarr", "sharded-zstd"): {"chunks": (1, 2, 5), "shards": (2, 4, 5), "compression": "zstd:3"},
-    ("raw", "envi"): {"header": "envi"},
-}
-
-READERS: dict[str, tuple[str, ...]] = {
-    "hdf5": ("h5py", "netCDF4", "xarray-h5netcdf", "xarray-netcdf4", "GDAL-HDF5"),
-    "zarr": ("zarr-python", "xarray-zarr", "TensorStore"),
-    "raw": ("GDAL",),
-}
 
 #: Readers that decode CF (mask the fill value, unpack scale_factor/add_offset).
 DECODING = {"xarray-h5netcdf", "xarray-netcdf4", "xarray-zarr"}
@@ -76,21 +56,6 @@ BASE_ATTRS: dict[str, Any] = {
     "gain": 2.5,
     "count": 7,
 }
-
-_BOOL = "netCDF has no boolean type: netCDF-C skips h5py's boolean (enum) attributes, GDAL shows them empty"
-_LZF = "lzf is h5py's own filter (not in hdf5plugin): netCDF-C and GDAL cannot decompress it; use gzip or zstd"
-
-#: (format, layout or "*", reader, what) -> why the reader differs; ``what`` is "values", "fill" or "attrs:<name>".
-DOCUMENTED: dict[tuple[str, str, str, str], str] = {
-    ("hdf5", "*", "netCDF4", "attrs:calibrated"): _BOOL,
-    ("hdf5", "*", "xarray-netcdf4", "attrs:calibrated"): _BOOL,
-    ("hdf5", "*", "GDAL-HDF5", "attrs:calibrated"): _BOOL,
-    ("hdf5", "lzf", "netCDF4", "values"): _LZF,
-    ("hdf5", "lzf", "xarray-netcdf4", "values"): _LZF,
-    ("hdf5", "lzf", "GDAL-HDF5", "values"): _LZF,
-    ("raw", "*", "GDAL", "attrs:*"): "an ENVI header holds no attributes: they are in the JSON sidecar only",
-}
-
 
 def _cases() -> list[tuple[str, str, str]]:
     return [(fmt, layout, dtype) for (fmt, layout) in LAYOUTS for dtype in DTYPES]
@@ -187,7 +152,7 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str, s
             where, entry = f"{tmp}/c{i}.dat", {"path": f"{tmp}/c{i}.dat", "var": f"{tmp}/c{i}.dat.hdr"}
         else:
             where, entry = f"{tmp}/c{i}.zarr::data", {"path": f"{tmp}/c{i}.zarr", "var": "data"}
-        named = {"dimension_names": NAMES} if fmt != "raw" else {}  # raw has nowhere to record names
+        named: dict[str, Any] = {"dimension_names": NAMES} if fmt != "raw" else {}  # raw records no names
         with arraystore.create(where, SHAPE, data.dtype, attrs=attrs, **named, **LAYOUTS[(fmt, layout)]) as s:
             s[...] = data
         with arraystore.open(where) as s:  # arraystore itself reads back what it wrote
