@@ -123,6 +123,13 @@ def _gdal_hdf5(path: str, var: str) -> Read:
         return ds.read(), None, _json(ds.tags(1)), ds.nodata
 
 
+def _gdal_zarr(path: str, var: str) -> Read:
+    import rasterio
+
+    with rasterio.open(f'ZARR:"{path}":/{var}') as ds:  # a 3-D array: one band per index of its first axis
+        return ds.read(), None, _json(ds.tags(1)), ds.nodata
+
+
 def _spectral(path: str, var: str) -> Read:
     import spectral.io.envi as envi
 
@@ -141,6 +148,7 @@ READERS = {
     "numpy": _numpy,
     "GDAL": _rasterio,
     "GDAL-HDF5": _gdal_hdf5,
+    "GDAL-Zarr": _gdal_zarr,
     "spectral": _spectral,
 }
 

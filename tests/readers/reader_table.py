@@ -129,7 +129,7 @@ LAYOUTS: dict[tuple[str, str], dict[str, Any]] = {
 
 LAYOUT_READERS: dict[str, tuple[str, ...]] = {
     "hdf5": ("h5py", "netCDF4", "xarray-h5netcdf", "xarray-netcdf4", "GDAL-HDF5"),
-    "zarr": ("zarr-python", "xarray-zarr", "TensorStore"),
+    "zarr": ("zarr-python", "xarray-zarr", "TensorStore", "GDAL-Zarr"),
     "raw": ("GDAL",),
 }
 
@@ -145,4 +145,8 @@ LAYOUT_DOCUMENTED: dict[tuple[str, str, str, str], str] = {
     ("hdf5", "lzf", "xarray-netcdf4", "values"): _LZF,
     ("hdf5", "lzf", "GDAL-HDF5", "values"): _LZF,
     ("raw", "*", "GDAL", "attrs:*"): "an ENVI header holds no attributes: they are in the JSON sidecar only",
+    ("zarr", "*", "GDAL-Zarr", "values"): (
+        "GDAL 3.10 (rasterio 1.4's wheels) refuses every Zarr v3 array zarr-python writes, xarray's too: "
+        "\"Unsupported codec: bytes\""
+    ),
 }

@@ -37,7 +37,7 @@ from .test_hdf5_readers import NAMES, SHAPE, run_reader
 #: Readers that decode CF (mask the fill value, unpack scale_factor/add_offset).
 DECODING = {"xarray-h5netcdf", "xarray-netcdf4", "xarray-zarr"}
 #: Readers that report ``_FillValue`` as their fill value.
-CF_FILL = DECODING | {"h5py", "netCDF4", "GDAL-HDF5", "GDAL"}
+CF_FILL = DECODING | {"h5py", "netCDF4", "GDAL-HDF5", "GDAL", "GDAL-Zarr"}
 
 #: dtype -> (fill value, extra attributes): packed integers carry scale_factor/add_offset.
 DTYPES: dict[str, tuple[float | int, dict[str, Any]]] = {
@@ -166,7 +166,7 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str, s
         for (i, _), got in zip(items, run_reader(reader, [e for _, e in items], tmp / reader)):
             fmt, layout, text = CASES[i]
             data, attrs = expected[i]
-            if reader == "GDAL-HDF5" and got["ok"] and got["values"].ndim == 2:
+            if reader.startswith("GDAL-") and got["ok"] and got["values"].ndim == 2:
                 got["values"] = got["values"][None]
             seen.setdefault((fmt, layout, reader), []).append((text, _outcome(fmt, reader, data, attrs, got)))
     return seen
