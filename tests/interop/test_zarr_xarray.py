@@ -94,6 +94,30 @@ def test_conversion_takes_names_from_dims_attributes(tmp_path: Path) -> None:
     assert arraystore.open(str(tmp_path / "b.zarr")).dimension_names == ("y", "x")
 
 
+DIALECT_FILES = ["scene.img", "dem.bil", "ct.raw"]  # ENVI, ESRI EHdr, MetaImage: each names its axes
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "legacy" / "dialects"
+
+
+@pytest.mark.parametrize("name", DIALECT_FILES)
+@pytest.mark.parametrize("dst", ["b.zarr", "b.h5"])
+def test_a_header_dialects_axis_names_are_dimension_names(tmp_path: Path, name: str, dst: str) -> None:
+    """The axes a header names (ENVI band, line, sample) are carried as dimension names and shown by xarray."""
+    src = arraystore.open(str(EXAMPLES / name))
+    axes = tuple(src.attrs["axes"])
+    assert len(axes) == src.ndim
+    with xr.open_dataarray(str(EXAMPLES / name), engine="arraystore") as da:
+        assert da.dims == axes
+    arraystore.convert(src, str(tmp_path / dst))
+    assert arraystore.open(str(tmp_path / dst)).dimension_names == axes
+
+
+def test_a_header_dialects_axis_names_are_not_group_names(tmp_path: Path) -> None:
+    """Into one group, generic dialect axes (shared by every ENVI file, other lengths) give way to per-array names."""
+    arraystore.migrate(str(EXAMPLES), str(tmp_path / "out"), into="archive.zarr", workers=1)
+    names = arraystore.open(str(tmp_path / "out" / "archive.zarr") + "::scene").dimension_names
+    assert names is not None and all(n.startswith("scene_dim_") for n in names if n is not None)
+
+
 def test_xarray_opens_a_group_arraystore_converted_into(tmp_path: Path) -> None:
     temps = np.linspace(0, 1, 12, dtype="f4").reshape(3, 4)
     counts = np.arange(3, dtype="i8")  # unnamed axes are dim_0, ...: lengths must agree across the group

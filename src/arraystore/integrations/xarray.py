@@ -6,7 +6,8 @@ array is wrapped in a :class:`~xarray.backends.BackendArray`; xarray's
 store reads) plus an in-memory step for fancy indices, so nothing is read before it is
 indexed or loaded. Dimension names come from the attrs ``"dims"`` or
 ``"_ARRAY_DIMENSIONS"`` (a list of names, one per axis; the key is not repeated in the
-variable's attrs), else ``dim_0``, ``dim_1``, ... Attributes are the store's attrs, decoded by
+variable's attrs), else the store's recorded names, else a header dialect's ``axes``, else
+``dim_0``, ``dim_1``, ... Attributes are the store's attrs, decoded by
 xarray's CF decoder as its own engines decode them (``mask_and_scale``, ``decode_times``,
 ``decode_timedelta``, ``use_cftime``; ``decode_cf=False`` turns it off): a netCDF variable opened
 through arraystore (``"model.nc::pr"``) is masked and unpacked as ``xr.open_dataset`` shows it.
@@ -38,6 +39,7 @@ try:
 except ImportError as _exc:
     raise missing(_exc, "the xarray integration (engine='arraystore')") from _exc
 
+from .._dimnames import dialect_dimension_names
 from .._open import open as open_store
 from ..blocks import contiguous_chunks
 from ..errors import ArrayStoreError, MetadataError
@@ -86,6 +88,7 @@ def _dims(store: ArrayStore, attrs: dict[str, Any], dims: Iterable[str] | None) 
                 break
     if names is None:
         names = getattr(store, "dimension_names", None)  # Zarr v3 metadata, where the backend exposes it
+        names = names if names is not None else dialect_dimension_names(attrs, store.ndim)  # ENVI band, line, ...
         source = "the array's dimension_names"
         if names is None or any(n is None for n in names):
             return tuple(f"dim_{i}" for i in range(store.ndim))
