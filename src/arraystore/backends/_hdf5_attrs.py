@@ -12,8 +12,8 @@ Mapping (documented in :mod:`arraystore.backends.hdf5`):
   float): netCDF-4 keeps ``_FillValue``, ``scale_factor``, ``valid_range`` that way, and
   netCDF4, xarray and GDAL decode with them. The attributes CF wants in the variable's
   type (:data:`CF_SAME_TYPE`, e.g. ``_FillValue``, which netCDF-C requires of that type)
-  are stored in the dataset's numeric type when their values fit it exactly. The JSON
-  copy stays authoritative for them.
+  are stored in the dataset's numeric type when their values fit it exactly. As for
+  scalars, a mirrored list another tool changed is read as the native one says.
 * A dataset without ``_arraystore_attrs`` (written by another tool) exposes its native
   attributes but the dimension-scale and netCDF-4 bookkeeping (:data:`STRUCTURAL`; ``CLASS``
   and ``NAME`` only on a dimension scale), converted to JSON values: numbers and booleans as such, strings and
@@ -217,12 +217,16 @@ def read_attrs(obj: h5py.Dataset, where: str) -> dict[str, Any]:
     for name, value in _native(obj).items():
         if name in STRUCTURAL or (encoded and name in CF_ENCODING and name not in attrs):
             continue
-        if name not in attrs or (_mirrorable(attrs[name]) and not _same(attrs[name], value)):
+        if name not in attrs or (
+            (_mirrorable(attrs[name]) or _numbers(attrs[name])) and not _same(attrs[name], value)
+        ):
             attrs[name] = value  # added or changed by another tool (h5py, HDFView) since arraystore wrote them
     return attrs
 
 
 def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, list) and isinstance(b, list):  # a mirrored list of numbers (maybe cast to the dataset's type)
+        return len(a) == len(b) and all(x == y or (x != x and y != y) for x, y in zip(a, b))
     return type(a) is type(b) and (a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b)))
 
 
