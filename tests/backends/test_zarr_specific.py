@@ -346,7 +346,10 @@ def test_fill_value_attr_edited_by_another_tool_is_read_as_it_is(tmp_path: Path)
         pass
     zarr.open_array(p, mode="r+").attrs["_FillValue"] = "AAAAAAAA8D8="  # xarray's form of 1.0
     with arraystore.open(p) as s:
-        assert s.attrs["_FillValue"] == "AAAAAAAA8D8="
+        assert s.attrs["_FillValue"] == 1.0  # the edit, as the number xarray's text stands for
+    zarr.open_array(p, mode="r+").attrs["_FillValue"] = "none at all"  # not xarray's form: text as it is
+    with arraystore.open(p) as s:
+        assert s.attrs["_FillValue"] == "none at all"
 
 
 @pytest.mark.parametrize(("written", "rewritten"), [("<f4", "<f8"), ("<i2", "<f4"), ("|u1", "<i8")])

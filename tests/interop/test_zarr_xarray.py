@@ -209,3 +209,19 @@ def test_netcdf_variables_converted_into_a_group_open_in_xarray(tmp_path: Path, 
             assert got[name]["dims"] == list(want[name].dims)
     assert got["temperature"]["values"][0][0] is None and got["counts"]["values"][1] is None
     assert got["temperature"]["units"] == "K"
+
+
+@pytest.mark.parametrize(("dtype", "fill"), [("<f4", -1.0), ("<f8", 1e20), ("<i2", -32768)])
+def test_xarrays_zarr_fill_value_reaches_other_formats_as_a_number(tmp_path: Path, dtype: str, fill: float) -> None:
+    """A Zarr v3 array xarray wrote (a float's _FillValue as base64 text) converts to HDF5 that netCDF readers mask."""
+    values = np.array([[fill, 0, 7]], dtype)
+    xr.Dataset({"sst": (("y", "x"), values)}).to_zarr(
+        tmp_path / "x.zarr", zarr_format=3, consolidated=False, encoding={"sst": {"_FillValue": fill}})
+    want = xr.open_zarr(tmp_path / "x.zarr", consolidated=False)["sst"].values
+    assert arraystore.open(f"{tmp_path}/x.zarr::sst").attrs["_FillValue"] == fill  # the number, not its base64
+    arraystore.convert(f"{tmp_path}/x.zarr::sst", tmp_path / "x.h5")
+    arraystore.convert(f"{tmp_path}/x.zarr::sst", f"{tmp_path}/y.zarr::sst")
+    for engine in ("h5netcdf", "netcdf4"):
+        with xr.open_dataset(tmp_path / "x.h5", engine=engine) as ds:
+            np.testing.assert_array_equal(ds["data"].values, want)
+    np.testing.assert_array_equal(xr.open_zarr(tmp_path / "y.zarr", consolidated=False)["sst"].values, want)

@@ -249,16 +249,21 @@ def _native_value(key: str, value: Any, dtype: np.dtype[Any]) -> Any:
     """How a mirrored attribute is stored natively (a list in ``dtype`` for :data:`CF_SAME_TYPE` keys)."""
     if isinstance(value, bool):
         return np.bool_(value)
-    if not isinstance(value, list):
+    if not isinstance(value, list) and not (key in CF_SAME_TYPE and isinstance(value, (int, float))):
         return value
-    out = np.array(value, dtype=np.float64 if any(isinstance(v, float) for v in value) else np.int64)
-    if key in CF_SAME_TYPE and dtype.kind in "iuf" and dtype.names is None:
+    numbers = value if isinstance(value, list) else [value]
+    out = np.array(numbers, dtype=np.float64 if any(isinstance(v, float) for v in numbers) else np.int64)
+    if not isinstance(value, list):
+        out = out.reshape(())  # a scalar stays a scalar (cast below like a list)
+    # A scalar is cast only within its kind: read back, an int16 -999 for a float -999.0 would look edited.
+    same_kind = isinstance(value, list) or (isinstance(value, float) == (dtype.kind == "f"))
+    if key in CF_SAME_TYPE and dtype.kind in "iuf" and dtype.names is None and same_kind:
         native = dtype.newbyteorder("=")
         with np.errstate(all="ignore"):
             typed = out.astype(native)
         if np.array_equal(typed.astype(out.dtype), out, equal_nan=True):
-            return typed
-    return out
+            return typed if isinstance(value, list) else typed[()]
+    return out if isinstance(value, list) else value
 
 
 def write_attrs(obj: h5py.Dataset, attrs: dict[str, Any], old: dict[str, Any]) -> None:
