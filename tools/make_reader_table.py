@@ -85,6 +85,36 @@ def render() -> str:
                     cell += f"; `{d}` refused [{note(because)}]".replace("|", "\\|")
                 cells.append(cell)
             lines.append(_row(family, dtypes, cells))
+    lines += [
+        "",
+        "### Layouts, attributes and fill values",
+        "",
+        "`tests/readers/test_layout_readers.py`: each layout below x `<f4`, `>f8`, `>i2` (packed: `scale_factor`,",
+        "`add_offset`), `<i4`, `|u1`, with dimension names and the attributes `units`, `long_name`, `valid_range`,",
+        "a boolean (`calibrated`), a float, an integer and `_FillValue` (as netCDF-4 hands it over, a one-element list), some",
+        "cells holding the fill value. **same**: the reader shows the values (xarray: CF-decoded, the fill",
+        "masked and packed values unpacked, as for a file it wrote), the dimension names, every attribute,",
+        "and `_FillValue` as its fill value (netCDF4, xarray, GDAL's nodata).",
+    ]
+    for fmt, readers in t.LAYOUT_READERS.items():
+        lines += ["", "| " + fmt + " layout | create() | " + " | ".join(readers) + " |",
+                  "|---|---|" + "---|" * len(readers)]
+        for (f, layout), kwargs in t.LAYOUTS.items():
+            if f != fmt:
+                continue
+            cells = []
+            for reader in readers:
+                found = [(what, why) for (f2, lay, r, what), why in t.LAYOUT_DOCUMENTED.items()
+                         if f2 == fmt and lay in (layout, "*") and r == reader]
+                values = [why for what, why in found if what == "values"]
+                if values:
+                    cells.append(f"unreadable [{note(values[0])}]")
+                    continue
+                parts = [("attributes differ" if what == "attrs:*" else f"`{what.split(':', 1)[1]}` differs"
+                          if what.startswith("attrs:") else f"{what} differs") + f" [{note(why)}]" for what, why in found]
+                cells.append("; ".join(parts) or "same")
+            shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "(default)"
+            lines.append(f"| {layout} | `{shown}` | " + " | ".join(cells) + " |")
     lines.append("")
     lines += [f"[{n}] {why}  " for why, n in notes.items()]
     lines.append("")

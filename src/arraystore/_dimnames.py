@@ -15,8 +15,8 @@ from .errors import BackendError, DimensionError, MetadataError
 if TYPE_CHECKING:
     from .store import ArrayStore
 
-__all__ = ["DIMS_KEYS", "DimensionNames", "check_dimension_names", "named_axes", "names_to_record",
-           "source_dimension_names", "xarray_names"]
+__all__ = ["DIMS_KEYS", "DimensionNames", "check_dimension_names", "dialect_dimension_names", "named_axes",
+           "names_to_record", "source_dimension_names", "xarray_names"]
 
 #: One name (or None) per axis.
 DimensionNames = tuple[str | None, ...]
@@ -78,8 +78,9 @@ def check_dimension_names(names: Any, ndim: int) -> DimensionNames | None:
     return out
 
 
-def source_dimension_names(store: ArrayStore) -> DimensionNames | None:
-    """The names a conversion carries from ``store``: its recorded names, else a ``dims`` attribute.
+def source_dimension_names(store: ArrayStore, *, dialect_axes: bool = True) -> DimensionNames | None:
+    """The names a conversion carries from ``store``: its recorded names, else a ``dims`` attribute,
+    else (``dialect_axes``) the axis names a header dialect gives (ENVI ``band, line, sample``, ...).
 
     Attributes that do not name every axis with a string are ignored (they stay
     attributes, copied like any other).
@@ -87,11 +88,21 @@ def source_dimension_names(store: ArrayStore) -> DimensionNames | None:
     names = store.dimension_names
     if names is not None:
         return tuple(names)
-    return _from_attrs(store.meta.attrs, store.ndim)
+    found = _from_attrs(store.meta.attrs, store.ndim)
+    if found is None and dialect_axes:
+        found = dialect_dimension_names(store.meta.attrs, store.ndim)
+    return found
 
 
-def _from_attrs(attrs: Mapping[str, Any], ndim: int) -> DimensionNames | None:
-    for key in DIMS_KEYS:
+def dialect_dimension_names(attrs: Mapping[str, Any], ndim: int) -> DimensionNames | None:
+    """The ``axes`` a header dialect recorded (with its ``dialect`` attribute), when they name every axis."""
+    if not attrs.get("dialect"):
+        return None
+    return _from_attrs({"axes": attrs.get("axes")}, ndim, keys=("axes",))
+
+
+def _from_attrs(attrs: Mapping[str, Any], ndim: int, keys: tuple[str, ...] = DIMS_KEYS) -> DimensionNames | None:
+    for key in keys:
         value = attrs.get(key)
         if isinstance(value, (list, tuple)) and len(value) == ndim and all(isinstance(n, str) and n for n in value):
             try:

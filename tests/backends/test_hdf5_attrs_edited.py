@@ -90,6 +90,23 @@ def test_native_array_attrs_survive_a_write_of_other_attrs(tmp_path: Path, writt
     assert attrs["ints"] == [0, 1, 2] and attrs["names"] == ["I", "II"] and attrs["matrix"] == [[1.0, 0.0], [0.0, 1.0]]
 
 
+@pytest.mark.parametrize(("key", "written", "edited"), [
+    ("lst", [1, 2], np.array([5, 6, 7])),
+    ("_FillValue", [-999.0], np.array([-1.0], "<f4")),  # mirrored in the dataset's type (float32)
+    ("valid_range", [0, 100], np.array([0.0, 50.5], "<f4")),
+])
+def test_a_mirrored_list_edited_natively_is_seen(tmp_path: Path, key: str, written: list[float],
+                                                  edited: np.ndarray) -> None:  # type: ignore[type-arg]
+    """Lists of numbers are mirrored like scalars, so a native edit of one is what arraystore reads, as for scalars."""
+    p = tmp_path / "run.h5"
+    with arraystore.create(f"{p}::data", (3,), "<f4", attrs={key: written}):
+        pass
+    assert arraystore.open(f"{p}::data").attrs[key] == written  # unedited: the exact JSON copy
+    with h5py.File(p, "r+") as f:
+        f["data"].attrs[key] = edited
+    assert arraystore.open(f"{p}::data").attrs[key] == edited.tolist()
+
+
 def test_native_array_attrs_changed_or_removed_through_arraystore(tmp_path: Path) -> None:
     p = tmp_path / "run.h5"
     with h5py.File(p, "w") as f:
@@ -100,7 +117,8 @@ def test_native_array_attrs_changed_or_removed_through_arraystore(tmp_path: Path
         s.attrs["ints"] = [7, 8]
         del s.attrs["gone"]
     with h5py.File(p, "r") as f:
-        assert "gone" not in f["data"].attrs and "ints" not in f["data"].attrs  # the JSON copy holds the new value
+        assert "gone" not in f["data"].attrs
+        assert f["data"].attrs["ints"].tolist() == [7, 8]  # a list of numbers is mirrored natively (netCDF reads it)
     attrs = dict(arraystore.open(f"{p}::data").attrs)
     assert attrs["ints"] == [7, 8] and "gone" not in attrs
 

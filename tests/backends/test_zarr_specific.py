@@ -376,4 +376,27 @@ def test_fill_value_attr_edited_by_another_tool_is_read_as_it_is(tmp_path: Path)
         pass
     zarr.open_array(p, mode="r+").attrs["_FillValue"] = "AAAAAAAA8D8="  # xarray's form of 1.0
     with arraystore.open(p) as s:
-        assert s.attrs["_FillValue"] == "AAAAAAAA8D8="
+        assert s.attrs["_FillValue"] == 1.0  # the edit, as the number xarray's text stands for
+    zarr.open_array(p, mode="r+").attrs["_FillValue"] = "none at all"  # not xarray's form: text as it is
+    with arraystore.open(p) as s:
+        assert s.attrs["_FillValue"] == "none at all"
+
+
+@pytest.mark.parametrize(("written", "rewritten"), [("<f4", "<f8"), ("<i2", "<f4"), ("|u1", "<i8")])
+def test_reserved_attribute_copied_by_another_tool_is_not_this_arrays(tmp_path: Path, written: str,
+                                                                        rewritten: str) -> None:
+    """xarray's to_zarr copies every attribute: an array of another dtype carrying arraystore's record opens as
+    its own Zarr metadata says, with the other attributes and without the original's checksum."""
+    src = tmp_path / "a.zarr"
+    with arraystore.create(src, (4,), written, attrs={"units": "K"}) as s:
+        s[...] = 1
+        s.set_checksum({"algorithm": "xxh3_64", "value": "00ff"})
+    copy = zarr.create_array(tmp_path / "b.zarr", shape=(4,), dtype=rewritten, zarr_format=3)
+    copy[...] = 2
+    copy.attrs.update(zarr.open_array(src, mode="r").attrs.asdict())  # what xr.open_zarr(...).to_zarr(...) does
+    with arraystore.open(tmp_path / "b.zarr") as s:
+        assert s.dtype == np.dtype(rewritten) and s[...].tolist() == [2, 2, 2, 2]
+        assert dict(s.attrs) == {"units": "K"} and s.recorded_checksum is None
+    del zarr.open_array(tmp_path / "b.zarr", mode="r+").attrs[RESERVED_ATTR]  # the remedy the message gives
+    with arraystore.open(tmp_path / "b.zarr") as s:
+        assert s.dtype == np.dtype(rewritten) and s.attrs["units"] == "K"

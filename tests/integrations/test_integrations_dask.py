@@ -15,7 +15,9 @@ from distributed import Client, LocalCluster
 
 import arraystore
 from arraystore.checksums import StreamHasher
+from arraystore.errors import ArrayStoreError
 from arraystore.integrations.dask import StoreSource, default_chunks, store_dask, to_dask
+from arraystore.registry import backend_class
 
 DATA = np.random.default_rng(11).integers(0, 2**31, size=(120, 30), dtype="<i8")
 
@@ -106,6 +108,23 @@ def test_store_dask_round_trip(
         recorded = store.recorded_checksum
         if recorded is not None:
             assert recorded == StreamHasher.of(DATA + 1)
+
+
+def test_store_dask_records_dimension_names(case: tuple[str, str | None], tmp_path: Path) -> None:
+    """dimension_names= as in create(): recorded where the backend can, refused (typed) where it cannot."""
+    backend, chunks = case
+    path = tmp_path / {"raw": "out.dat", "npy": "out.npy", "hdf5": "out.h5", "zarr": "out.zarr"}[backend]
+    darr = da.from_array(DATA, chunks=(40, 30))
+    if not backend_class(backend).supports_dimension_names:
+        with pytest.raises(ArrayStoreError, match="dimension_names"):
+            store_dask(darr, path, dimension_names=("y", "x"))
+        assert not path.exists()
+        return
+    with dask.config.set(scheduler="threads"):
+        store_dask(darr, path, chunks=(20, 10) if chunks else None, dimension_names=("y", "x"))
+    with arraystore.open(path) as store:
+        assert store.dimension_names == ("y", "x")
+        np.testing.assert_array_equal(store[...], DATA)
 
 
 def test_store_dask_on_cluster(case: tuple[str, str | None], tmp_path: Path, client: Client) -> None:

@@ -115,3 +115,39 @@ def test_engine_name_registered_when_installed() -> None:
             "the xarray.backends entry point is not installed (pip install -e . after pyproject gains it)"
         )
     assert isinstance(engines["arraystore"], ArrayStoreBackendEntrypoint)
+
+
+def _cf_file(path: Path) -> None:
+    """A netCDF file as a climate model writes it: a packed integer, a float with a fill value, CF times."""
+    rng = np.random.default_rng(5)
+    pr = rng.integers(0, 1000, (4, 3, 5)) * 0.01  # stored as int16 hundredths
+    pr[0, 0, :2] = np.nan
+    tas = (280 + rng.standard_normal((4, 3, 5))).astype("f4")
+    tas[1, 2, 3] = -999.0
+    xr.Dataset(
+        {"pr": (("time", "lat", "lon"), pr, {"units": "mm/day"}),
+         "tas": (("time", "lat", "lon"), tas, {"units": "K"}),
+         "time": ("time", np.arange(4.0) * 30, {"units": "days since 2000-01-01", "calendar": "noleap"})},
+    ).to_netcdf(path, engine="h5netcdf", encoding={
+        "pr": {"_FillValue": -32768, "scale_factor": 0.01, "add_offset": 0.0, "dtype": "i2"},
+        "tas": {"_FillValue": -999.0}, "time": {"_FillValue": None}})  # fmt: skip
+
+
+@pytest.mark.parametrize("to", [None, "raw", "hdf5", "zarr"])
+@pytest.mark.parametrize("var", ["pr", "tas", "time"])
+def test_cf_attributes_are_decoded_as_xarray_decodes_the_netcdf_file(tmp_path: Path, to: str | None, var: str) -> None:
+    """engine='arraystore' masks, unpacks and decodes times as xr.open_dataset does on the netCDF source."""
+    pytest.importorskip("h5netcdf", reason="h5netcdf writes the netCDF source")
+    nc = tmp_path / "model.nc"
+    _cf_file(nc)
+    where = f"{nc}::{var}"
+    if to is not None:
+        where = str(tmp_path / {"raw": "v.dat", "hdf5": "v.h5", "zarr": "v.zarr"}[to])
+        arraystore.convert(f"{nc}::{var}", where)
+    want = xr.open_dataset(nc, engine="h5netcdf")[var]
+    with xr.open_dataarray(where, engine=ENGINE) as got:
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got.values, want.values)
+        assert got.attrs == want.attrs
+    with xr.open_dataarray(where, engine=ENGINE, decode_cf=False) as raw:  # the stored values, as written
+        np.testing.assert_array_equal(raw.values, arraystore.open(where)[...])

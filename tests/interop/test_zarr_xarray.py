@@ -94,6 +94,30 @@ def test_conversion_takes_names_from_dims_attributes(tmp_path: Path) -> None:
     assert arraystore.open(str(tmp_path / "b.zarr")).dimension_names == ("y", "x")
 
 
+DIALECT_FILES = ["scene.img", "dem.bil", "ct.raw"]  # ENVI, ESRI EHdr, MetaImage: each names its axes
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "legacy" / "dialects"
+
+
+@pytest.mark.parametrize("name", DIALECT_FILES)
+@pytest.mark.parametrize("dst", ["b.zarr", "b.h5"])
+def test_a_header_dialects_axis_names_are_dimension_names(tmp_path: Path, name: str, dst: str) -> None:
+    """The axes a header names (ENVI band, line, sample) are carried as dimension names and shown by xarray."""
+    src = arraystore.open(str(EXAMPLES / name))
+    axes = tuple(src.attrs["axes"])
+    assert len(axes) == src.ndim
+    with xr.open_dataarray(str(EXAMPLES / name), engine="arraystore") as da:
+        assert da.dims == axes
+    arraystore.convert(src, str(tmp_path / dst))
+    assert arraystore.open(str(tmp_path / dst)).dimension_names == axes
+
+
+def test_a_header_dialects_axis_names_are_not_group_names(tmp_path: Path) -> None:
+    """Into one group, generic dialect axes (shared by every ENVI file, other lengths) give way to per-array names."""
+    arraystore.migrate(str(EXAMPLES), str(tmp_path / "out"), into="archive.zarr", workers=1)
+    names = arraystore.open(str(tmp_path / "out" / "archive.zarr") + "::scene").dimension_names
+    assert names is not None and all(n.startswith("scene_dim_") for n in names if n is not None)
+
+
 def test_xarray_opens_a_group_arraystore_converted_into(tmp_path: Path) -> None:
     temps = np.linspace(0, 1, 12, dtype="f4").reshape(3, 4)
     counts = np.arange(3, dtype="i8")  # unnamed axes are dim_0, ...: lengths must agree across the group
@@ -288,3 +312,19 @@ def test_a_changed_netcdf_copy_of_our_hdf5_opens_as_what_it_holds(tmp_path: Path
         assert s.dimension_names == ("y", "lon") and s.recorded_checksum is not None
     report = arraystore.convert(f"{tmp_path / 'renamed.nc'}::temp", str(tmp_path / "back.zarr"), verify=True)
     assert report.verified
+
+
+@pytest.mark.parametrize(("dtype", "fill"), [("<f4", -1.0), ("<f8", 1e20), ("<i2", -32768)])
+def test_xarrays_zarr_fill_value_reaches_other_formats_as_a_number(tmp_path: Path, dtype: str, fill: float) -> None:
+    """A Zarr v3 array xarray wrote (a float's _FillValue as base64 text) converts to HDF5 that netCDF readers mask."""
+    values = np.array([[fill, 0, 7]], dtype)
+    xr.Dataset({"sst": (("y", "x"), values)}).to_zarr(
+        tmp_path / "x.zarr", zarr_format=3, consolidated=False, encoding={"sst": {"_FillValue": fill}})
+    want = xr.open_zarr(tmp_path / "x.zarr", consolidated=False)["sst"].values
+    assert arraystore.open(f"{tmp_path}/x.zarr::sst").attrs["_FillValue"] == fill  # the number, not its base64
+    arraystore.convert(f"{tmp_path}/x.zarr::sst", tmp_path / "x.h5")
+    arraystore.convert(f"{tmp_path}/x.zarr::sst", f"{tmp_path}/y.zarr::sst")
+    for engine in ("h5netcdf", "netcdf4"):
+        with xr.open_dataset(tmp_path / "x.h5", engine=engine) as ds:
+            np.testing.assert_array_equal(ds["data"].values, want)
+    np.testing.assert_array_equal(xr.open_zarr(tmp_path / "y.zarr", consolidated=False)["sst"].values, want)

@@ -9,6 +9,8 @@ documented one that went away), or when arraystore refuses other dtypes than lis
 
 from __future__ import annotations
 
+from typing import Any
+
 #: Dtype families and the dtypes that stand for them.
 FAMILIES: dict[str, tuple[str, ...]] = {
     "bool": ("|b1",),
@@ -104,4 +106,47 @@ REFUSED: dict[tuple[str, str], str] = {
     ("raw+envi", "<M8[s]"): _ENVI.format("times"),
     ("raw+envi", "<m8[ms]"): _ENVI.format("times"),
     ("raw+envi", "[('a', '<i4'), ('b', '<f8')]"): _ENVI.format("structured records (one number per sample)"),
+}
+
+# -- layouts, attributes and fill values (tests/readers/test_layout_readers.py) --------------
+
+#: Layouts: (format, label) -> create() keywords.
+LAYOUTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("hdf5", "contiguous"): {},
+    ("hdf5", "chunked"): {"chunks": (2, 3, 5)},
+    ("hdf5", "gzip"): {"chunks": (2, 3, 5), "compression": "gzip:4"},
+    ("hdf5", "lzf"): {"chunks": (2, 3, 5), "compression": "lzf"},
+    ("hdf5", "zstd"): {"chunks": (2, 3, 5), "compression": "zstd:3"},
+    ("hdf5", "blosc"): {"chunks": (2, 3, 5), "compression": "blosc:lz4:5"},
+    ("zarr", "uncompressed"): {"chunks": (2, 3, 5)},
+    ("zarr", "zstd"): {"chunks": (2, 3, 5), "compression": "zstd:3"},
+    ("zarr", "blosc"): {"chunks": (2, 3, 5), "compression": "blosc:zstd:5"},
+    ("zarr", "gzip"): {"chunks": (2, 4, 5), "compression": "gzip:6"},
+    ("zarr", "sharded"): {"chunks": (1, 2, 5), "shards": (2, 4, 5)},
+    ("zarr", "sharded-zstd"): {"chunks": (1, 2, 5), "shards": (2, 4, 5), "compression": "zstd:3"},
+    ("raw", "envi"): {"header": "envi"},
+}
+
+LAYOUT_READERS: dict[str, tuple[str, ...]] = {
+    "hdf5": ("h5py", "netCDF4", "xarray-h5netcdf", "xarray-netcdf4", "GDAL-HDF5"),
+    "zarr": ("zarr-python", "xarray-zarr", "TensorStore", "GDAL-Zarr"),
+    "raw": ("GDAL",),
+}
+
+_BOOL = "netCDF has no boolean type: netCDF-C skips h5py's boolean (enum) attributes, GDAL shows them empty"
+_LZF = "lzf is h5py's own filter (not in hdf5plugin): netCDF-C and GDAL cannot decompress it; use gzip or zstd"
+
+#: (format, layout or "*", reader, what) -> why the reader differs; ``what`` is "values", "fill" or "attrs:<name>".
+LAYOUT_DOCUMENTED: dict[tuple[str, str, str, str], str] = {
+    ("hdf5", "*", "netCDF4", "attrs:calibrated"): _BOOL,
+    ("hdf5", "*", "xarray-netcdf4", "attrs:calibrated"): _BOOL,
+    ("hdf5", "*", "GDAL-HDF5", "attrs:calibrated"): _BOOL,
+    ("hdf5", "lzf", "netCDF4", "values"): _LZF,
+    ("hdf5", "lzf", "xarray-netcdf4", "values"): _LZF,
+    ("hdf5", "lzf", "GDAL-HDF5", "values"): _LZF,
+    ("raw", "*", "GDAL", "attrs:*"): "an ENVI header holds no attributes: they are in the JSON sidecar only",
+    ("zarr", "*", "GDAL-Zarr", "values"): (
+        "GDAL 3.10 (rasterio 1.4's wheels) refuses every Zarr v3 array zarr-python writes, xarray's too: "
+        "\"Unsupported codec: bytes\""
+    ),
 }

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import hdf5plugin
 import numpy as np
 import pytest
 
@@ -53,6 +54,7 @@ def run_reader(reader: str, entries: list[dict[str, str]], tmp: Path) -> list[di
     manifest.write_text(json.dumps(entries))
     out = tmp / f"out-{reader}"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["HDF5_PLUGIN_PATH"] = hdf5plugin.PLUGINS_PATH  # zstd and blosc HDF5 filters for netCDF-C and GDAL
     log = out / "results.jsonl"
     done: dict[int, dict[str, Any]] = {}
     while len(done) < len(entries):

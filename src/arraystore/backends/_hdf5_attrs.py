@@ -8,6 +8,12 @@ Mapping (documented in :mod:`arraystore.backends.hdf5`):
   native HDF5 attributes of the same name, so that other tools (h5dump, HDFView,
   h5py) see them. A native attribute another tool added, or a mirrored scalar it
   changed, since arraystore wrote the JSON copy is read as the native one says.
+* Flat lists of numbers are mirrored too, as 1-D arrays (int64, or float64 when any is a
+  float): netCDF-4 keeps ``_FillValue``, ``scale_factor``, ``valid_range`` that way, and
+  netCDF4, xarray and GDAL decode with them. The attributes CF wants in the variable's
+  type (:data:`CF_SAME_TYPE`, e.g. ``_FillValue``, which netCDF-C requires of that type)
+  are stored in the dataset's numeric type when their values fit it exactly. As for
+  scalars, a mirrored list another tool changed is read as the native one says.
 * A dataset without ``_arraystore_attrs`` (written by another tool) exposes its native
   attributes but the dimension-scale and netCDF-4 bookkeeping (:data:`STRUCTURAL`; ``CLASS``
   and ``NAME`` only on a dimension scale), converted to JSON values: numbers and booleans as such, strings and
@@ -73,6 +79,9 @@ STRUCTURAL = frozenset({"DIMENSION_LIST", "REFERENCE_LIST", "CLASS", "NAME", "_N
                         "_Netcdf4Dimid", "_NCProperties", "_nc3_strict"})
 #: Attributes arraystore writes natively for a time dtype stored as int64 (CF, as xarray writes them).
 CF_ENCODING = frozenset({"units", "calendar", "_FillValue", "dtype"})
+
+#: Attributes CF wants in the variable's own type (netCDF-C refuses a ``_FillValue`` of another type).
+CF_SAME_TYPE = frozenset({"_FillValue", "missing_value", "valid_min", "valid_max", "valid_range"})
 
 _SKIP = object()
 _INT64 = (-(1 << 63), (1 << 63) - 1)
@@ -213,12 +222,16 @@ def read_attrs(obj: h5py.Dataset, where: str, encoded: bool | None = None) -> di
     for name, value in _native(obj).items():
         if name in STRUCTURAL or (encoded and name in CF_ENCODING and name not in attrs):
             continue
-        if name not in attrs or (_mirrorable(attrs[name]) and not _same(attrs[name], value)):
+        if name not in attrs or (
+            (_mirrorable(attrs[name]) or _numbers(attrs[name])) and not _same(attrs[name], value)
+        ):
             attrs[name] = value  # added or changed by another tool (h5py, HDFView) since arraystore wrote them
     return attrs
 
 
 def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, list) and isinstance(b, list):  # a mirrored list of numbers (maybe cast to the dataset's type)
+        return len(a) == len(b) and all(x == y or (x != x and y != y) for x, y in zip(a, b))
     return type(a) is type(b) and (a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b)))
 
 
@@ -228,25 +241,55 @@ def _mirrorable(value: Any) -> bool:
     return isinstance(value, int) and _INT64[0] <= value <= _INT64[1]
 
 
+def _numbers(value: Any) -> bool:
+    """A non-empty flat list of numbers (no bools), the integers within int64: mirrored as a 1-D array."""
+    return (
+        isinstance(value, list) and bool(value)
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        and all(_INT64[0] <= v <= _INT64[1] for v in value if isinstance(v, int))
+    )
+
+
+def _native_value(key: str, value: Any, dtype: np.dtype[Any]) -> Any:
+    """How a mirrored attribute is stored natively (a list in ``dtype`` for :data:`CF_SAME_TYPE` keys)."""
+    if isinstance(value, bool):
+        return np.bool_(value)
+    if not isinstance(value, list) and not (key in CF_SAME_TYPE and isinstance(value, (int, float))):
+        return value
+    numbers = value if isinstance(value, list) else [value]
+    out = np.array(numbers, dtype=np.float64 if any(isinstance(v, float) for v in numbers) else np.int64)
+    if not isinstance(value, list):
+        out = out.reshape(())  # a scalar stays a scalar (cast below like a list)
+    # A scalar is cast only within its kind: read back, an int16 -999 for a float -999.0 would look edited.
+    same_kind = isinstance(value, list) or (isinstance(value, float) == (dtype.kind == "f"))
+    if key in CF_SAME_TYPE and dtype.kind in "iuf" and dtype.names is None and same_kind:
+        native = dtype.newbyteorder("=")
+        with np.errstate(all="ignore"):
+            typed = out.astype(native)
+        if np.array_equal(typed.astype(out.dtype), out, equal_nan=True):
+            return typed if isinstance(value, list) else typed[()]
+    return out if isinstance(value, list) else value
+
+
 def write_attrs(obj: h5py.Dataset, attrs: dict[str, Any], old: dict[str, Any]) -> None:
-    """Store ``attrs`` as JSON and mirror its scalars as native attributes.
+    """Store ``attrs`` as JSON and mirror its scalars and flat lists of numbers as native attributes.
 
     A native attribute whose value in ``attrs`` is unchanged from ``old`` is left as it
     is: a scalar keeps its HDF5 type (a float32 is not rewritten as float64, fixed-length
     bytes as a variable-length string), an array another tool wrote (read as a list) stays
-    for h5py and HDFView to see. A changed scalar is rewritten; a changed or removed array
-    is deleted, the JSON copy holding the new value.
+    for h5py and HDFView to see. A changed scalar or list of numbers is rewritten; another
+    changed or removed array is deleted, the JSON copy holding the new value.
     """
     obj.attrs[ATTRS] = json.dumps(encode_attrs(attrs), ensure_ascii=False, allow_nan=True)
     mirrored = set()
     for key, value in attrs.items():
-        if not key or key.startswith(PREFIX) or not _mirrorable(value):
+        if not key or key.startswith(PREFIX) or not (_mirrorable(value) or _numbers(value)):
             continue
         if key in old and _unchanged(old[key], value) and key in obj.attrs:
             mirrored.add(key)  # as read: rewriting it would change its HDF5 type (float32 -> float64, bytes -> str)
             continue
         try:
-            obj.attrs[key] = np.bool_(value) if isinstance(value, bool) else value
+            obj.attrs[key] = _native_value(key, value, obj.dtype)
             mirrored.add(key)
         except (OSError, TypeError, ValueError, KeyError, RuntimeError):  # a name HDF5 refuses: JSON holds it
             continue

@@ -18,7 +18,7 @@ import numpy as np
 from ..compression import parse_compression
 from ..errors import BackendError, CompressionError, MissingDependencyError
 
-__all__ = ["chunk_shape", "dataset_options", "filter_options", "load_plugin_filters"]
+__all__ = ["chunk_shape", "compression_name", "dataset_options", "filter_options", "load_plugin_filters"]
 
 _BUILTIN_FILTERS = frozenset(
     {1, 2, 3, 4, 5, 6, 32000}
@@ -112,6 +112,30 @@ def load_plugin_filters(ds: h5py.Dataset, where: str) -> None:
             except MissingDependencyError as exc:
                 raise MissingDependencyError(f"{where}: uses HDF5 filter {code}; {exc}") from None
             return
+
+
+def compression_name(ds: h5py.Dataset) -> str | None:
+    """The dataset's compression: h5py's name (``"gzip"``, ``"lzf"``), else the plugin filter's.
+
+    h5py names only HDF5's built-in filters (it says ``"unknown"`` for zstd or blosc): a
+    plugin filter is named as hdf5plugin names it (``"zstd"``, ``"blosc"``, ``"bzip2"``, ...),
+    or ``"filter <id>"`` when hdf5plugin does not know it or is not installed.
+    """
+    name: str | None = ds.compression
+    if name not in (None, "unknown"):
+        return name
+    dcpl = ds.id.get_create_plist()
+    codes = [dcpl.get_filter(i)[0] for i in range(dcpl.get_nfilters())]
+    plugins = [c for c in codes if c not in _BUILTIN_FILTERS]
+    if not plugins:
+        return name
+    try:
+        import hdf5plugin
+    except ImportError:
+        known: dict[int, str] = {}
+    else:
+        known = {code: text for text, code in hdf5plugin.FILTERS.items()}
+    return ", ".join(known.get(c, f"filter {c}") for c in plugins)
 
 
 def dataset_options(layout: Any, filters: dict[str, Any], shape: tuple[int, ...]) -> dict[str, Any]:

@@ -29,7 +29,8 @@ import numpy as np
 from ..errors import MetadataError, UnsupportedDtypeError
 from ._cf import CF_UNITS
 
-__all__ = ["CF_KEYS", "CF_UNITS", "FILL_ATTR", "NAT", "cf_attrs", "portable_storage", "xarray_fill_value"]
+__all__ = ["CF_KEYS", "CF_UNITS", "FILL_ATTR", "NAT", "cf_attrs", "from_xarray_fill_value", "portable_storage",
+           "xarray_fill_value"]
 
 #: NaT as stored: numpy's own bit pattern for it, the int64 minimum.
 NAT = int(np.iinfo(np.int64).min)
@@ -110,3 +111,18 @@ def xarray_fill_value(value: Any, dtype: np.dtype[Any]) -> Any:
     if dtype.kind in "iu" and isinstance(value, (int, np.integer)):
         return int(value)
     return None
+
+
+def from_xarray_fill_value(value: Any, dtype: np.dtype[Any]) -> float | None:
+    """The number behind xarray's Zarr v3 form of a float array's ``_FillValue`` (base64 of float64 bytes), or None.
+
+    The inverse of :func:`xarray_fill_value` for floats: a Zarr array xarray wrote (or any array
+    whose ``_FillValue`` is that text) shows the number, which other formats (HDF5, netCDF) store.
+    """
+    if dtype.kind != "f" or not isinstance(value, str) or len(value) != 12:
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        return None
+    return float(struct.unpack("<d", raw)[0]) if len(raw) == 8 else None

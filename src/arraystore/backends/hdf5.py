@@ -58,7 +58,7 @@ Dtypes
 
 Attributes
     See :mod:`arraystore.backends._hdf5_attrs`: an exact JSON copy in
-    ``_arraystore_attrs``, scalars mirrored as native HDF5 attributes; foreign
+    ``_arraystore_attrs``, scalars and lists of numbers mirrored as native HDF5 attributes; foreign
     datasets expose their native attributes. The content checksum lives in
     ``_arraystore_checksum``.
 
@@ -124,7 +124,7 @@ from . import _hdf5_attrs as A
 from . import _hdf5_files as F
 from . import _hdf5_netcdf as N
 from ._hdf5_dtypes import HDF5_FIDELITY, contiguous, decode, encode, storage_dtype
-from ._hdf5_layout import chunk_shape, dataset_options, filter_options, load_plugin_filters
+from ._hdf5_layout import chunk_shape, compression_name, dataset_options, filter_options, load_plugin_filters
 from ._hdf5_meta import logical_meta
 from ._hdf5_new import check_string_options, init_dataset, rebuild_text
 from ._hdf5_security import MAX_CHUNK_BYTES, check_dataset, resolve_dataset, temp_name
@@ -625,8 +625,8 @@ class HDF5Store(ArrayStore):
 
     @property
     def compression(self) -> str | None:
-        """h5py's name of the dataset's compression filter, if any."""
-        return self._ds.compression  # type: ignore[no-any-return]
+        """The dataset's compression filter: h5py's name (``"gzip"``, ``"lzf"``) or hdf5plugin's (``"zstd"``), if any."""
+        return compression_name(self._ds)
 
     # -- flushing and closing -----------------------------------------------------
 

@@ -259,9 +259,10 @@ class RawStore(MappedFileStore):
         try:
             write_sidecar_file(str(staged), done, durable=durable)
             if interleave is not None:
-                from ..dialects.envi_write import envi_header_text
+                from ..dialects.envi_write import envi_fill_value, envi_header_text
 
-                text = envi_header_text(self._meta.shape, self._meta.dtype, interleave, 0)
+                fill = envi_fill_value(self._meta.attrs, self._meta.dtype)
+                text = envi_header_text(self._meta.shape, self._meta.dtype, interleave, 0, fill)
                 _fsutil.atomic_write_bytes(envi_path(staged), text.encode("ascii"), durable=durable, like=staged)
             if sidecar_path(final.file).exists():
                 write_sidecar_file(str(final.file), Sidecar(self._meta, 0, complete=False), durable=durable)

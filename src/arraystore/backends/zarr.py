@@ -113,7 +113,15 @@ from ._zarr_layout import (
 from ._zarr_modes import ModeKeepingLocalStore
 from ._zarr_names import consolidate_root, read_dimension_names
 from ._zarr_pieces import CHUNK_OVERHEAD_BYTES, MAX_CHUNKS_PER_CALL, chunks_touched, pieces
-from ._zarr_portable import CF_KEYS, FILL_ATTR, NAT, cf_attrs, portable_storage, xarray_fill_value
+from ._zarr_portable import (
+    CF_KEYS,
+    FILL_ATTR,
+    NAT,
+    cf_attrs,
+    from_xarray_fill_value,
+    portable_storage,
+    xarray_fill_value,
+)
 from ._zarr_read import ChunkReader, cores, readable_array
 from ._zarr_safety import check_array, check_key, check_metadata_file, check_zip, zarr_errors
 
@@ -792,10 +800,13 @@ def _describe(arr: Any, where: str) -> tuple[ArrayMeta, dict[str, Any], str, np.
     attrs.pop(RESERVED_ATTR, None)
     if not _describes(reserved, arr):
         reserved = {}
-    if "fill_value_attr" in reserved and FILL_ATTR in attrs and isinstance(arr.dtype, np.dtype):
-        exact = decode_attrs({FILL_ATTR: reserved["fill_value_attr"]}).get(FILL_ATTR)
-        if attrs[FILL_ATTR] == xarray_fill_value(exact, arr.dtype):
+    if FILL_ATTR in attrs and isinstance(arr.dtype, np.dtype):
+        exact = decode_attrs({FILL_ATTR: reserved["fill_value_attr"]}).get(FILL_ATTR) \
+            if "fill_value_attr" in reserved else None
+        if exact is not None and attrs[FILL_ATTR] == xarray_fill_value(exact, arr.dtype):
             attrs[FILL_ATTR] = reserved["fill_value_attr"]  # as written, not edited since: the exact value
+        elif (number := from_xarray_fill_value(attrs[FILL_ATTR], arr.dtype)) is not None:
+            attrs[FILL_ATTR] = number  # xarray's base64 text of a float (xarray wrote it, or edited it since)
     zdtype = arr.dtype
     if not isinstance(zdtype, np.dtype) or zdtype.hasobject or zdtype.kind not in "biufcmMSUV":
         raise UnsupportedDtypeError(

@@ -21,7 +21,7 @@ times, structured dtypes) and arrays of other than 2 or 3 axes are refused.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,7 @@ __all__ = [
     "WRITTEN_BY",
     "check_envi",
     "check_header_choice",
+    "envi_fill_value",
     "envi_header_text",
     "envi_interleave",
 ]
@@ -117,10 +118,29 @@ def envi_interleave(header: str, ndim: int, names: Sequence[str | None] | None =
     return "bsq"
 
 
-def envi_header_text(shape: Sequence[int], dtype: np.dtype[Any], interleave: str, offset: int = 0) -> str:
+def envi_fill_value(attrs: Mapping[str, Any], dtype: np.dtype[Any]) -> int | float | None:
+    """The ``data ignore value`` (GDAL's nodata) for an array with these attrs: its ``_FillValue``
+    (else ``missing_value``), a number or a one-element list as netCDF-4 hands it over, when the
+    dtype holds it exactly; None otherwise (NaN too: a float array's NaN is no value anyway)."""
+    for key in ("_FillValue", "missing_value"):
+        value = attrs.get(key)
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            continue
+        with np.errstate(all="ignore"):
+            stored = np.array(value).astype(dtype)
+        if stored.item() == value and np.isfinite(stored):
+            return int(value) if dtype.kind in "iu" else float(value)
+    return None
+
+
+def envi_header_text(shape: Sequence[int], dtype: np.dtype[Any], interleave: str, offset: int = 0,
+                     fill: int | float | None = None) -> str:
     """The text of an ENVI header for C-order data of ``shape`` and ``dtype`` at byte ``offset``.
 
-    The caller has checked the array with :func:`check_envi`.
+    ``fill``: the ``data ignore value`` (:func:`envi_fill_value`), if any. The caller has
+    checked the array with :func:`check_envi`.
     """
     dtype = np.dtype(dtype)
     if len(shape) == 2:
@@ -143,5 +163,6 @@ def envi_header_text(shape: Sequence[int], dtype: np.dtype[Any], interleave: str
         f"data type = {_CODES[dtype.str[1:]]}",
         f"interleave = {interleave}",
         f"byte order = {1 if big else 0}",
+        *([] if fill is None else [f"data ignore value = {fill!r}"]),
         "",
     ])

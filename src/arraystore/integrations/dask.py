@@ -191,6 +191,7 @@ def store_dask(
     scheduler: Any = None,
     max_bytes: int = DEFAULT_WRITE_BYTES,
     threads: int = 4,
+    dimension_names: Any = None,
 ) -> str:
     """Write a dask array into a new array of any backend, in parallel, atomically, with a checksum.
 
@@ -222,6 +223,8 @@ def store_dask(
         Bytes of computed blocks held at once.
     threads
         Threads writing blocks in parallel (without ``lock``).
+    dimension_names
+        One name per axis, as in :func:`arraystore.create` (HDF5, Zarr); ignored for a store.
 
     Returns
     -------
@@ -245,7 +248,7 @@ def store_dask(
     else:
         store = create(
             path_or_store, darr.shape, darr.dtype, backend=backend, chunks=chunks, compression=compression,
-            attrs=attrs, overwrite=overwrite, durable=durable,
+            attrs=attrs, overwrite=overwrite, durable=durable, dimension_names=dimension_names,
         )  # fmt: skip
     with store:  # on an error, a new array is discarded (never published) and an existing one closed
         _write(darr, store, lock, scheduler, max_bytes, threads)

@@ -6,7 +6,12 @@ array is wrapped in a :class:`~xarray.backends.BackendArray`; xarray's
 store reads) plus an in-memory step for fancy indices, so nothing is read before it is
 indexed or loaded. Dimension names come from the attrs ``"dims"`` or
 ``"_ARRAY_DIMENSIONS"`` (a list of names, one per axis; the key is not repeated in the
-variable's attrs), else ``dim_0``, ``dim_1``, ... Attributes are the store's attrs.
+variable's attrs), else the store's recorded names, else a header dialect's ``axes``, else
+``dim_0``, ``dim_1``, ... Attributes are the store's attrs, decoded by
+xarray's CF decoder as its own engines decode them (``mask_and_scale``, ``decode_times``,
+``decode_timedelta``, ``use_cftime``; ``decode_cf=False`` turns it off): a netCDF variable opened
+through arraystore (``"model.nc::pr"``) is masked and unpacked as ``xr.open_dataset`` shows it.
+Characters are not joined (``concat_characters=False`` unless asked): an ``S1`` array is an array.
 
 The variable's ``encoding["preferred_chunks"]`` is the storage chunk shape, so
 ``chunks={}`` gives Dask chunks that match the storage, as xarray's zarr backend
@@ -34,6 +39,7 @@ try:
 except ImportError as _exc:
     raise missing(_exc, "the xarray integration (engine='arraystore')") from _exc
 
+from .._dimnames import dialect_dimension_names
 from .._open import open as open_store
 from ..blocks import contiguous_chunks
 from ..errors import ArrayStoreError, MetadataError
@@ -82,6 +88,7 @@ def _dims(store: ArrayStore, attrs: dict[str, Any], dims: Iterable[str] | None) 
                 break
     if names is None:
         names = getattr(store, "dimension_names", None)  # Zarr v3 metadata, where the backend exposes it
+        names = names if names is not None else dialect_dimension_names(attrs, store.ndim)  # ENVI band, line, ...
         source = "the array's dimension_names"
         if names is None or any(n is None for n in names):
             return tuple(f"dim_{i}" for i in range(store.ndim))
@@ -124,6 +131,7 @@ class ArrayStoreBackendEntrypoint(BackendEntrypoint):
     url: ClassVar[str] = "https://example.invalid/arraystore"
     open_dataset_parameters: ClassVar[tuple[str, ...]] = (
         "filename_or_obj", "drop_variables", "backend", "variable_name", "dims",
+        "mask_and_scale", "decode_times", "decode_timedelta", "use_cftime", "concat_characters",
     )  # fmt: skip
 
     def open_dataset(
@@ -134,6 +142,11 @@ class ArrayStoreBackendEntrypoint(BackendEntrypoint):
         backend: str | None = None,
         variable_name: str | None = None,
         dims: Iterable[str] | None = None,
+        mask_and_scale: bool = True,
+        decode_times: Any = True,
+        decode_timedelta: Any = None,
+        use_cftime: bool | None = None,
+        concat_characters: bool = False,
     ) -> xr.Dataset:
         """Open an array lazily as a Dataset with one variable.
 
@@ -149,6 +162,9 @@ class ArrayStoreBackendEntrypoint(BackendEntrypoint):
             The variable's name; default: the ``"name"`` attribute, else the file's stem.
         dims
             Dimension names; default: from the attrs (``"dims"``, ``"_ARRAY_DIMENSIONS"``), else ``dim_i``.
+        mask_and_scale, decode_times, decode_timedelta, use_cftime, concat_characters
+            xarray's CF decoding of the variable (``xarray.conventions.decode_cf_variable``), with
+            xarray's defaults but ``concat_characters=False``; ``decode_cf=False`` sets them all False.
         """
         if isinstance(filename_or_obj, ArrayStore):
             store, owned = filename_or_obj, False
@@ -167,7 +183,11 @@ class ArrayStoreBackendEntrypoint(BackendEntrypoint):
             drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables or ())
             data = indexing.LazilyIndexedArray(ArrayStoreBackendArray(store))
             encoding = {"preferred_chunks": _preferred_chunks(store, names)}
-            variables = {} if name in drop else {name: xr.Variable(names, data, attrs, encoding=encoding)}
+            variables = {} if name in drop else {name: xr.conventions.decode_cf_variable(
+                name, xr.Variable(names, data, attrs, encoding=encoding), concat_characters=concat_characters,
+                mask_and_scale=mask_and_scale, decode_times=decode_times, decode_endianness=False,
+                stack_char_dim=concat_characters, use_cftime=use_cftime, decode_timedelta=decode_timedelta,
+            )}  # fmt: skip
             ds = xr.Dataset(variables)
         except BaseException:
             if owned:

@@ -63,8 +63,12 @@ def group_destinations(
 
 
 def group_dimension_names(src: ArrayStore, dst_path: str) -> DimensionNames:
-    """The source's dimension names, else ``<array>_dim_<i>``: arrays of one group never clash in xarray."""
-    names = source_dimension_names(src)
+    """The source's dimension names, else ``<array>_dim_<i>``: arrays of one group never clash in xarray.
+
+    A header dialect's generic axis names (ENVI ``band, line, sample``) are not used: every
+    ENVI file of a folder would share them, with other lengths.
+    """
+    names = source_dimension_names(src, dialect_axes=False)
     if names is not None and all(n is not None for n in names):
         return names
     leaf = (parse_location(dst_path).key or "data").rsplit("/", 1)[-1]
