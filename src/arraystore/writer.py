@@ -45,7 +45,16 @@ import numpy as np
 
 from . import _fsutil
 from ._open import create
-from .errors import AlreadyExistsError, ClosedStoreError, MetadataError, ModeError
+from .errors import (
+    AccessError,
+    AlreadyExistsError,
+    BroadcastError,
+    ClosedStoreError,
+    MetadataError,
+    ModeError,
+    SelectionError,
+    ZeroDimensionalError,
+)
 from .location import Location, parse_location
 from .registry import backend_class, detect_backend
 
@@ -205,10 +214,15 @@ class ArrayWriter:
         if store.closed or store.mode not in ("r+", "w+", "w-"):
             raise ModeError(f"{store.path}: an ArrayWriter needs a store open for writing (mode r+ or w+), "
                             f"found mode {store.mode!r}{' (closed)' if store.closed else ''}")
-        if flush_every is not None and (isinstance(flush_every, bool) or int(flush_every) < 1):
-            raise ValueError(f"flush_every: expected a positive number of writes or None, found {flush_every!r}")
-        if flush_every_seconds is not None and not float(flush_every_seconds) > 0:
-            raise ValueError(f"flush_every_seconds: expected a positive number or None, found {flush_every_seconds!r}")
+        if flush_every is not None and (not isinstance(flush_every, (int, np.integer)) or isinstance(flush_every, bool)
+                                        or flush_every < 1):
+            raise AccessError(f"flush_every: expected a positive number of writes or None, found {flush_every!r}; "
+                              "pass e.g. flush_every=1000")
+        if flush_every_seconds is not None and (not isinstance(flush_every_seconds, (int, float, np.number))
+                                                or isinstance(flush_every_seconds, bool)
+                                                or not float(flush_every_seconds) > 0):
+            raise AccessError(f"flush_every_seconds: expected a positive number or None, found "
+                              f"{flush_every_seconds!r}; pass e.g. flush_every_seconds=30")
         self._store = store
         self._flush_every = None if flush_every is None else int(flush_every)
         self._flush_seconds = None if flush_every_seconds is None else float(flush_every_seconds)
@@ -344,14 +358,15 @@ class ArrayWriter:
         self._check_open()
         arr = np.asarray(rows)
         if not self._store.shape:
-            raise ValueError(f"{self._path}: append() needs an array with at least one axis")
-        if arr.ndim != self._store.ndim:
-            raise ValueError(f"{self._path}: append() expects {self._store.ndim}-d blocks of rows "
-                             f"(shape (k, {', '.join(map(str, self._store.shape[1:]))})), found shape {arr.shape}")
+            raise ZeroDimensionalError(f"{self._path}: append() needs an array with at least one axis, found a "
+                                       "0-d array; write it with write((), value)")
+        if arr.ndim != self._store.ndim or arr.shape[1:] != self._store.shape[1:]:
+            raise BroadcastError(f"{self._path}: append() expects {self._store.ndim}-d blocks of rows "
+                                 f"(shape (k, {', '.join(map(str, self._store.shape[1:]))})), found shape {arr.shape}")
         k = arr.shape[0]
         if self._rows + k > self._store.shape[0]:
-            raise ValueError(f"{self._path}: appending {k} rows at row {self._rows} passes the array's "
-                             f"{self._store.shape[0]} rows")
+            raise SelectionError(f"{self._path}: appending {k} rows at row {self._rows} passes the array's "
+                                 f"{self._store.shape[0]} rows; append at most {self._store.shape[0] - self._rows}")
         self._store[self._rows:self._rows + k] = arr
         self._rows += k
         self._wrote(user)

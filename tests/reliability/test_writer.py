@@ -13,7 +13,16 @@ import numpy as np
 import pytest
 
 import arraystore
-from arraystore.errors import AlreadyExistsError, ClosedStoreError, IncompleteArrayError, MetadataError, ModeError
+from arraystore.errors import (
+    AccessError,
+    AlreadyExistsError,
+    BroadcastError,
+    ClosedStoreError,
+    IncompleteArrayError,
+    MetadataError,
+    ModeError,
+    SelectionError,
+)
 from arraystore.writer import ArrayWriter, Checkpoint, checkpoint_path
 
 from .conftest import ROOT
@@ -151,13 +160,17 @@ def test_writer_needs_a_writable_store_and_sane_options(tmp_path: Path) -> None:
     with arraystore.open(p) as s, pytest.raises(ModeError):
         ArrayWriter(s)
     with arraystore.open(p, "r+") as s:
-        with pytest.raises(ValueError, match="flush_every"):
-            ArrayWriter(s, flush_every=0)
+        for bad in ({"flush_every": 0}, {"flush_every": "x"}, {"flush_every": 2.5}, {"flush_every": True},
+                    {"flush_every_seconds": 0}, {"flush_every_seconds": "soon"}, {"flush_every_seconds": float("nan")}):
+            with pytest.raises(AccessError, match="flush_every"):
+                ArrayWriter(s, **bad)
         w = ArrayWriter(s)
-        with pytest.raises(ValueError, match="passes"):
+        with pytest.raises(SelectionError, match="passes"):
             w.append(np.zeros((41, 6)))
-        with pytest.raises(ValueError, match="2-d"):
+        with pytest.raises(BroadcastError, match="2-d"):
             w.append(np.zeros(6))
+        with pytest.raises(BroadcastError, match="2-d"):
+            w.append(np.zeros((2, 5)))
         w.close()
         with pytest.raises(ClosedStoreError):
             w.append(rows(0, 1))
