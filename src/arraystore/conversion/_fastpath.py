@@ -35,14 +35,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import mmap
 import os
 from typing import Any, Literal
 
 from .._fsutil import raise_if_full
-from .._iocost import libc_mincore
+from .._iocost import libc_function, libc_mincore
 
 __all__ = [
     "CACHE_SHARE",
@@ -217,10 +216,8 @@ _SYNC_FILE_RANGE_WAIT_AFTER = 4
 
 
 def _load_sync_file_range() -> Any:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        fn = libc.sync_file_range
-    except (OSError, AttributeError):
+    fn = libc_function("sync_file_range")
+    if fn is None:
         return None
     fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
     fn.restype = ctypes.c_int
