@@ -289,16 +289,32 @@ def resident_fraction(fd: int, offsets: np.ndarray[Any, Any], limit: int = _RESI
 _MINCORE: Any = None
 
 
+def libc_function(name: str) -> Any | None:
+    """libc's function ``name`` through ctypes (``errno`` kept), or None where there is none.
+
+    Looked up first among the symbols this process has loaded (libc is one of its libraries on Linux and the BSDs),
+    then in the library ``ctypes.util.find_library("c")`` names, which runs ``ldconfig -p`` in a subprocess: a fork
+    of this process, 3-6 ms on the 2-core VM, paid by the first conversion of a process that asked it.
+    """
+    try:
+        fn = getattr(ctypes.CDLL(None, use_errno=True), name, None)
+    except (OSError, TypeError):  # TypeError: a platform whose ctypes cannot open the process itself
+        fn = None
+    if fn is None:
+        lib = ctypes.util.find_library("c")
+        try:
+            fn = getattr(ctypes.CDLL(lib, use_errno=True), name, None) if lib else None
+        except OSError:
+            fn = None
+    return fn
+
+
 def libc_mincore() -> Any:
     """libc's ``mincore`` (None where there is none: not Linux or BSD, or no libc found)."""
     global _MINCORE
     if _MINCORE is None:
         _MINCORE = False
-        name = ctypes.util.find_library("c")
-        try:
-            fn = getattr(ctypes.CDLL(name, use_errno=True), "mincore", None) if name else None
-        except OSError:
-            fn = None
+        fn = libc_function("mincore")
         if fn is not None:
             fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte)]
             fn.restype = ctypes.c_int

@@ -725,3 +725,79 @@ def test_a_band_cancelled_unrun_gives_its_buffer_back(tmp_path: Path) -> None:
         w.close()
         assert sorted(given) == [0, 1, 2]
         s[...] = 0
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_a_source_cut_short_under_streamed_bands_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              workers: int) -> None:
+    """A source truncated while its blocks are streamed in bands of chunk rows: the band read that finds the end
+    fails, no band waits for a buffer forever, and the conversion says the source changed size; nothing is
+    published, nothing staged is left."""
+    from arraystore.conversion import _movers
+    from arraystore.errors import ConversionError
+
+    data = _data("<f4", (800, 250), 29, 0)
+    src = Path(write_source(tmp_path / "src.dat", data))
+    calls, bands = [0], [0]
+    hash_band = _movers.DirectChunkMover._hash_band
+
+    def counted(self: Any, *args: Any) -> None:
+        bands[0] += 1
+        hash_band(self, *args)
+
+    monkeypatch.setattr(_movers.DirectChunkMover, "_hash_band", counted)
+
+    def cut(done: int, total: int) -> None:
+        calls[0] += 1
+        if calls[0] == 2:
+            os.truncate(src, src.stat().st_size // 3)
+
+    out = tmp_path / "dst.zarr"
+    with pytest.raises(ConversionError, match="changed size"):
+        arraystore.convert(str(src), str(out), chunks=(10, 250), compression="zstd:1", max_memory="256KiB",
+                           workers=workers, progress=cut)
+    assert bands[0] > 4  # the blocks were streamed in bands
+    assert not out.exists()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith((".partial", ".jsonl"))]
+
+
+@pytest.mark.parametrize("workers", [1, 2, 4])
+def test_bands_of_uneven_reads_keep_the_stream_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        workers: int) -> None:
+    """Bands whose reads take uneven times (every other one made slow) while the chunk threads compress the ones
+    before: the content checksum and every journaled digest are the source's, and the chunk files those of whole
+    blocks."""
+    import time
+
+    from arraystore.checksums import StreamHasher, block_digest
+    from arraystore.conversion import _movers
+
+    original = _movers.pread_into
+    reads = [0]
+
+    def uneven(fd: int, buf: Any, offset: int) -> Any:
+        reads[0] += 1
+        if reads[0] % 2:
+            time.sleep(0.002)
+        return original(fd, buf, offset)
+
+    monkeypatch.setattr(_movers, "pread_into", uneven)
+    data = _data("<f4", (1000, 120), 31, 20)
+    digests: dict[tuple[int, int], str] = {}
+    write = _movers.DirectChunkMover.write
+
+    def spy(self: Any, i: int, sel: tuple[slice, ...], *args: Any) -> Any:
+        done = write(self, i, sel, *args)
+        digests[(sel[0].start, sel[0].stop)] = done[2]
+        return done
+
+    monkeypatch.setattr(_movers.DirectChunkMover, "write", spy)
+    streamed = _convert_bands(tmp_path, "src.dat", data, (10, 120), "zstd:1", True, monkeypatch,
+                              max_memory="256KiB", workers=workers, verify=True)
+    assert any("in bands of" in note for note in streamed.plan["notes"]) and reads[0] > 4
+    assert streamed.checksum == StreamHasher.of(data) and streamed.verified
+    assert len(digests) == streamed.blocks_total > 1
+    assert all(d == block_digest(data[a:b]) for (a, b), d in digests.items())
+    whole = _convert_bands(tmp_path, "src.dat", data, (10, 120), "zstd:1", False, monkeypatch, max_memory="256KiB")
+    assert _chunk_files(tmp_path / "src.dat.True.zarr") == _chunk_files(tmp_path / "src.dat.False.zarr")
+    assert whole.checksum == streamed.checksum

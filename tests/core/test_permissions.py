@@ -150,3 +150,31 @@ def test_zip_store_overwrite_keeps_its_mode_and_stages_in_a_searchable_folder(tm
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     with arraystore.open(path) as s:
         assert (s[...] == 2).all()
+
+
+@pytest.mark.usefixtures("umask_022")
+@pytest.mark.parametrize("shape", [(12, 5), (6, 4, 3)])
+@pytest.mark.parametrize("how", ["convert", "write"])
+def test_new_chunk_folders_of_a_private_array_stay_private(tmp_path: Path, shape: tuple[int, ...], how: str) -> None:
+    """Chunk files in folders made for them (``c/i/j``, one or more levels) take the array's mode, whether written
+    by the store or by a conversion replacing the array (its chunk files written straight into the staged copy)."""
+    data = np.arange(int(np.prod(shape)), dtype="<f4").reshape(shape)
+    chunks = (2,) + shape[1:-1] + (2,)
+    path = tmp_path / "a.zarr"
+    with arraystore.create(path, shape, "<f4", chunks=chunks) as s:
+        s[...] = 1
+    restrict(tmp_path)
+    os.chmod(tmp_path, 0o700)
+    if how == "convert":
+        src = tmp_path / "src.npy"
+        np.save(src, data)
+        os.chmod(src, 0o600)
+        arraystore.convert(str(src), str(path), chunks=chunks, compression="zstd:1", overwrite=True,
+                           max_memory="64KiB")
+    else:
+        with arraystore.open(path, "r+") as s:
+            s[...] = data
+    assert len(list((path / "c").rglob("*"))) > 6
+    _assert_private(tmp_path)
+    with arraystore.open(path) as s:
+        np.testing.assert_array_equal(s[...], data)

@@ -25,8 +25,9 @@ from .. import _fsutil
 __all__ = ["ModeKeepingLocalStore"]
 
 
-def _makedirs_like(folder: Path, root: Path, mask: int) -> None:
-    """Create missing folders down to ``folder``, each with its parent's mode (within the umask)."""
+def _makedirs_like(folder: Path, root: Path, mask: int) -> Path:
+    """Create missing folders down to ``folder``, each with its parent's mode (within the umask); returns the
+    nearest folder above them that was there."""
     missing: list[Path] = []
     p = folder
     while not p.exists() and p != root and p != p.parent:
@@ -35,6 +36,7 @@ def _makedirs_like(folder: Path, root: Path, mask: int) -> None:
     for d in reversed(missing):
         with contextlib.suppress(FileExistsError):
             os.mkdir(d, _fsutil.kept_mode(d.parent, mask=mask) or 0o777)
+    return p
 
 
 class ModeKeepingLocalStore(LocalStore):
@@ -62,7 +64,10 @@ class ModeKeepingLocalStore(LocalStore):
             self._mask = _fsutil.umask()  # once per store: a umask read costs a file read
         path = self.root / key
         if not path.parent.is_dir():
-            _makedirs_like(path.parent, self.root, self._mask)
+            made_in = _makedirs_like(path.parent, self.root, self._mask)
+            if made_in != path.parent:  # folders made here hold no zarr.json: what the first one was made in gives
+                likes: dict[Path, Path] = self.__dict__.setdefault("_likes", {})
+                likes.setdefault(path.parent, self._like(made_in))
         return path, self._like(path.parent), self._mask
 
     def _put(self, key: str, value: Buffer, exclusive: bool = False) -> None:

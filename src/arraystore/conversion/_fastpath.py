@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import functools
 import mmap
@@ -43,7 +42,7 @@ import os
 from typing import Any, Literal
 
 from .._fsutil import raise_if_full
-from .._iocost import libc_mincore
+from .._iocost import libc_function, libc_mincore
 
 __all__ = [
     "CACHE_SHARE",
@@ -219,12 +218,9 @@ _SYNC_FILE_RANGE_WAIT_AFTER = 4
 
 @functools.cache
 def _load_sync_file_range() -> Any:
-    """libc's ``sync_file_range``, or None; looked up at the first call, not at import: ``find_library`` runs
-    ``ldconfig`` in a child process (tens of milliseconds in every process importing arraystore)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        fn = libc.sync_file_range
-    except (OSError, AttributeError):
+    """libc's ``sync_file_range``, or None; looked up at the first call, not at import."""
+    fn = libc_function("sync_file_range")
+    if fn is None:
         return None
     fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
     fn.restype = ctypes.c_int
