@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +82,15 @@ def stop_after(n: int) -> Any:
             raise Stop
 
     return progress
+
+
+def truncate_on_second_call(src: Path, calls: list[int]) -> Any:
+    """A ``progress=`` callback that cuts ``src`` to a third of its size on its second call (counted in ``calls``):
+    a source cut short by another writer after the first blocks were read."""
+
+    def cut(done: int, total: int) -> None:
+        calls[0] += 1
+        if calls[0] == 2:
+            os.truncate(src, src.stat().st_size // 3)
+
+    return cut

@@ -25,7 +25,7 @@ from arraystore.conversion._movers import mapped_region
 from arraystore.errors import ConversionError
 from arraystore.meta import ArrayMeta
 
-from .conftest import BACKENDS, bytes_equal, read_back, write_source
+from .conftest import BACKENDS, bytes_equal, read_back, truncate_on_second_call, write_source
 
 pytestmark = pytest.mark.skipif("zarr" not in BACKENDS, reason="zarr is not installed")
 
@@ -103,11 +103,7 @@ def test_source_cut_short_mid_cold_reads_is_a_typed_error(tmp_path: Path, monkey
     evict_from_page_cache(src)
     calls = [0]
 
-    def cut(done: int, total: int) -> None:
-        calls[0] += 1
-        if calls[0] == 2:
-            os.truncate(src, src.stat().st_size // 3)
-
+    cut = truncate_on_second_call(src, calls)
     out = tmp_path / "dst.zarr"
     with pytest.raises(ConversionError, match="changed size"):
         arraystore.convert(str(src), str(out), chunks=(10, 64), compression="zstd:1", max_memory=96 * 1024,

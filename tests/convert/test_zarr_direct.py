@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import arraystore
 from arraystore.conversion._zarr_direct import ZarrChunkWriter
 
-from .conftest import Stop, stop_after, write_source
+from .conftest import Stop, stop_after, truncate_on_second_call, write_source
 
 zarr = pytest.importorskip("zarr", reason="the zarr extra is not installed")
 zstandard = pytest.importorskip("zstandard", reason="the zarr extra is not installed")
@@ -747,11 +747,7 @@ def test_a_source_cut_short_under_streamed_bands_is_an_error(tmp_path: Path, mon
 
     monkeypatch.setattr(_movers.DirectChunkMover, "_hash_band", counted)
 
-    def cut(done: int, total: int) -> None:
-        calls[0] += 1
-        if calls[0] == 2:
-            os.truncate(src, src.stat().st_size // 3)
-
+    cut = truncate_on_second_call(src, calls)
     out = tmp_path / "dst.zarr"
     with pytest.raises(ConversionError, match="changed size"):
         arraystore.convert(str(src), str(out), chunks=(10, 250), compression="zstd:1", max_memory="256KiB",
