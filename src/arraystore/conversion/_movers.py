@@ -331,8 +331,8 @@ class BlockMover:
         if rng is None or self._src_region is None or self._src_fd is None:
             if self._chunk_reader is not None:
                 reader = self._chunk_reader
-                out_dtype = reader.out_dtype if pooled and isinstance(reader, ZarrChunkReader) else None
-                if out_dtype is None or not isinstance(reader, ZarrChunkReader):
+                out_dtype = reader.out_dtype if pooled else None
+                if out_dtype is None:
                     return reader.read(sel)
                 out = self._buffers.take(math.prod(shape) * out_dtype.itemsize).view(out_dtype).reshape(shape)
                 block = reader.read(sel, out=out)
