@@ -165,8 +165,10 @@ class BandReadMover(BlockMover):
         """Decode ``band`` into ``view`` and write it at ``off``; ``decoded`` says when the bytes are there."""
         assert self._bands is not None and self._dst_fd is not None
         try:
-            shape = tuple(s.stop - s.start for s in band)
-            self._bands.read(band, out=view.view(self.src.dtype).reshape(shape))
+            values = view.view(self.src.dtype).reshape(tuple(s.stop - s.start for s in band))
+            got = self._bands.read(band, out=values)
+            if not np.may_share_memory(got, values):  # values converted on the way (not chosen for bands)
+                values[...] = got
         except BaseException as exc:
             decoded.set_exception(exc)
             raise
