@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every benchmark behind docs/benchmarks.md's "Latest run", in turn, on a quiet machine (about 35 minutes).
+# Every benchmark behind docs/benchmarks.md's "Latest run", in turn, on a quiet machine (about 45 minutes).
 #
 #   bash tools/bench_all.sh [RESULTS_DIR]      # default: bench-results/ in the current folder
 #
@@ -29,7 +29,15 @@ python tools/bench_convert.py --interleave --size 512MiB --data random --runs 3 
 python tools/bench_convert.py --interleave --size 1GiB --data smooth --runs 3 --regime cold --only codec_zstd3,codec_zstd3_into,codec_gzip1,blosc_encode_numcodecs,blosc_encode_into,zstd_write_overlap,blosc_write_overlap,zstd_write_cores,blosc_write_cores,zstd_write_cores_pread,blosc_write_cores_pread,duplex,zarr_slab_zstd,zarr_slab_blosc,tensorstore_zstd,as_raw_zarr_zstd,as_raw_zarr_blosc,as_raw_zarr_gzip --markdown $R/smooth.md > $R/smooth.txt 2>&1; log smooth
 python tools/bench_convert.py --interleave --size 512MiB --data smooth --runs 3 --regime cache --only codec_zstd3,codec_zstd3_into,blosc_encode_numcodecs,blosc_encode_into,zstd_write_cores,blosc_write_cores,zstd_write_cores_pread,blosc_write_cores_pread,zarr_slab_zstd,zarr_slab_blosc,tensorstore_zstd,as_raw_zarr_zstd,as_raw_zarr_blosc --markdown $R/smooth_cache.md > $R/smooth_cache.txt 2>&1; log smooth_cache
 python tools/bench_convert.py --interleave --size 1GiB --data random --runs 3 --regime cold --only $ZR --markdown $R/zread_cold.md > $R/zread_cold.txt 2>&1; log zread
-python tools/bench_convert.py --interleave --size 512MiB --data random --runs 3 --regime cache --only zstd_decode_cores,zarr_open_read,zarrs_open_read,tensorstore_open_read,as_open_read --markdown $R/zread_cache.md > $R/zread_cache.txt 2>&1; log zread_cache
+python tools/bench_convert.py --interleave --size 512MiB --data random --runs 3 --regime cache --only zstd_decode_cores,zstd_decode_fresh_cores,zarr_open_read,zarrs_open_read,tensorstore_open_read,as_open_read --markdown $R/zread_cache.md > $R/zread_cache.txt 2>&1; log zread_cache
+# Zarr -> npy / HDF5 with the source in the page cache, against the bare decode-and-write loops (the limit here)
+ZRC=zstd_decode_cores,zstd_decode_write_cores,zstd_decode_write_cores_sharded,cached_write,zarr_read_npy,zarrs_read_npy,tensorstore_read_npy,as_zarr_npy,as_zarr_h5,zarr_read_npy_sharded,zarrs_read_npy_sharded,tensorstore_read_npy_sharded,as_zarr_npy_sharded,as_zarr_h5_sharded
+python tools/bench_convert.py --interleave --size 512MiB --data random --runs 3 --regime cache --only $ZRC --markdown $R/zread_cache_conv.md > $R/zread_cache_conv.txt 2>&1; log zread_cache_conv
+python tools/bench_convert.py --interleave --size 512MiB --data smooth --runs 3 --regime cache --only $ZRC --markdown $R/zread_cache_conv_smooth.md > $R/zread_cache_conv_smooth.txt 2>&1; log zread_cache_conv_smooth
+# chunked gzip:1 HDF5 -> Zarr zstd:3 against h5py + zarr-python / zarrs / TensorStore and the in-memory transcode ceiling
+H5Z=gzip_decode_1core,gzip_zstd_1core,gzip_zstd_cores,h5py_zarr_gzip,h5py_zarrs_gzip,h5py_tensorstore_gzip,as_h5gzip_zarr
+python tools/bench_convert.py --interleave --size 512MiB --data random --runs 3 --regime cache --only $H5Z --markdown $R/h5gzip_zarr_cache.md > $R/h5gzip_zarr_cache.txt 2>&1; log h5gzip_zarr_cache
+python tools/bench_convert.py --interleave --size 1GiB --data random --runs 3 --regime cold --only duplex,$H5Z --markdown $R/h5gzip_zarr_cold.md > $R/h5gzip_zarr_cold.txt 2>&1; log h5gzip_zarr_cold
 python tools/bench_convert.py --interleave --size 3GiB --data random --runs 2 --regime big --memory-limit 1GiB --only cp,cold_read,dropbehind_write,cached_write,duplex,as_raw_npy,as_npy_raw,as_raw_h5 --markdown $R/big.md > $R/big.txt 2>&1; log big
 python tools/bench_access.py --gib 2 --rows 100000 --repeat 7 > $R/access.txt 2>&1; log access
 python tools/bench_migrate.py --small 2000 --large 0 --to npy --workers 1,2 --repeat 3 > $R/migrate.txt 2>&1; log migrate

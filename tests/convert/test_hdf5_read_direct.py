@@ -75,3 +75,28 @@ def test_other_filters_keep_h5py(tmp_path: Path) -> None:
     report = arraystore.convert(f"{tmp_path / 's.h5'}::/d", str(tmp_path / "o.npy"))
     assert not any(DECODED_HERE in n for n in report.plan["notes"])
     assert np.array_equal(np.load(tmp_path / "o.npy"), data)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "too-long"])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_a_damaged_deflated_chunk_is_a_typed_error_and_nothing_is_published(tmp_path: Path, damage: str,
+                                                                             shuffle: bool) -> None:
+    """A chunk whose zlib stream does not inflate to exactly its chunk's bytes (garbage, cut short, or one of a
+    larger chunk put in its place) is a MetadataError naming the chunk, never zlib's own error or a wrong array."""
+    import zlib
+
+    from arraystore.errors import MetadataError
+
+    data = np.random.default_rng(4).normal(size=(200, 48)).astype("<f4")
+    path = tmp_path / "s.h5"
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset("d", data=data, chunks=(20, 48), compression="gzip", compression_opts=1,
+                              shuffle=shuffle)
+        mask, raw = ds.id.read_direct_chunk((40, 0))
+        bad = {"garbage": raw[:10] + b"\xff" * 64 + raw[74:], "truncated": raw[: len(raw) // 2],
+               "too-long": zlib.compress(np.zeros(20 * 48 + 16, "<f4").tobytes(), 1)}[damage]
+        ds.id.write_direct_chunk((40, 0), bad, mask)
+    out = tmp_path / "o.npy"
+    with pytest.raises(MetadataError, match=r"chunk at \(40, 0\)"):
+        arraystore.convert(f"{path}::/d", str(out), max_memory=65536)
+    assert not out.exists()

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import arraystore
 from arraystore._fsutil import evict_from_page_cache
 from arraystore.checksums import StreamHasher
-from arraystore.conversion import _fastpath, _movers
+from arraystore.conversion import _band_reads, _fastpath, _movers
 from arraystore.conversion._movers import BlockBuffers, BlockMover, files_resident_share
 from arraystore.conversion._parallel import ReadAhead
 from arraystore.conversion._plan import blocks_in_memory
@@ -196,6 +196,7 @@ def test_blocks_alive_at_once_stay_within_the_plan(tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr(_movers.BlockBuffers, "take", counting_take)
     monkeypatch.setattr(_movers.BlockBuffers, "give_back", counting_give_back)
+    monkeypatch.setattr(_band_reads, "BAND_MAX", 0)  # whole blocks (bands: test_band_reads)
     data = np.random.default_rng(3).normal(size=(400, 128)).astype("<f4")
     extra: dict[str, Any] = {}
     if kind == "datetime":
@@ -227,6 +228,7 @@ def test_failure_mid_pipeline_then_resume(tmp_path: Path, monkeypatch: pytest.Mo
         return write(self, i, sel, block, digest)
 
     monkeypatch.setattr(BlockMover, "write", failing_write)
+    monkeypatch.setattr(_band_reads, "BAND_MAX", 0)  # whole blocks (bands: test_band_reads)
     with pytest.raises(OSError, match="the disk went away"):
         arraystore.convert(src, str(dst), max_memory=64 * 1024, resume=True)
     monkeypatch.setattr(BlockMover, "write", write)

@@ -221,7 +221,7 @@ def test_blocks_hashed_once_for_digest_and_checksum(tmp_path: Path, monkeypatch:
     holds each block's own digest (what a resume by any scheduler, or by an earlier arraystore, compares), the
     checksum is the data's, and an interrupted conversion resumes to the same."""
     from arraystore.checksums import block_digest
-    from arraystore.conversion import _movers
+    from arraystore.conversion import _band_reads, _movers
 
     if ("zarr" in src_name + dst_name and "zarr" not in BACKENDS) or ("h5" in dst_name and "hdf5" not in BACKENDS):
         pytest.skip("the zarr or hdf5 extra is not installed")
@@ -239,8 +239,9 @@ def test_blocks_hashed_once_for_digest_and_checksum(tmp_path: Path, monkeypatch:
 
         return reading
 
-    # the base class's reads, and those of the mover streaming byte ranges into compressed chunk files in bands
-    for cls in (_movers.BlockMover, _movers.DirectChunkMover):
+    # the base class's reads, those of the mover streaming byte ranges into compressed chunk files in bands and
+    # those of the mover decoding Zarr chunks into a byte range in bands
+    for cls in (_movers.BlockMover, _movers.DirectChunkMover, _band_reads.BandReadMover):
         monkeypatch.setattr(cls, "read", spy(cls.read))
     dst = tmp_path / dst_name
     with pytest.raises(Stop):

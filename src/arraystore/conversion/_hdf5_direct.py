@@ -29,7 +29,12 @@ normal ``dst[sel] = block`` path.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import itertools
+import math
+import threading
 import zlib
 from collections import deque
 from collections.abc import Iterator
@@ -48,6 +53,26 @@ __all__ = ["DirectChunkReader", "DirectChunkWriter", "direct_pipeline"]
 _FILTER_DEFLATE = 1  # h5py.h5z.FILTER_DEFLATE
 _FILTER_SHUFFLE = 2  # h5py.h5z.FILTER_SHUFFLE
 _KINDS = frozenset("biufc")
+
+
+@functools.cache
+def _uncompress() -> Any | None:
+    """zlib's ``uncompress(dest, &destLen, source, sourceLen)`` (ctypes releases the GIL), or None without libz.
+
+    Python's ``zlib.decompress`` returns a new ``bytes`` object per chunk, copied again into the block; this
+    inflates a chunk straight into its place.
+    """
+    for name in ("libz.so.1", "libz.dylib", ctypes.util.find_library("z")):
+        if name is None:
+            continue
+        try:
+            fn = ctypes.CDLL(name).uncompress
+        except (OSError, AttributeError):
+            continue
+        fn.restype = ctypes.c_int
+        fn.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_ulong), ctypes.c_char_p, ctypes.c_ulong]
+        return fn
+    return None
 
 
 def _dataset(store: ArrayStore) -> Any:
@@ -184,15 +209,28 @@ class DirectChunkReader:
         self._fill = np.asarray(self.ds.fillvalue, dtype=self.dtype)
         self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="arraystore-inflate")
         self._lookahead = 2 * max(1, workers)
+        self._chunk_bytes = math.prod(self.chunks) * self.dtype.itemsize
+        self._local = threading.local()
 
     def sample_files(self, n: int) -> list[str]:
         """The file holding the dataset (its chunks are all in it)."""
         return [str(self.ds.file.filename)] if n > 0 else []
 
-    def read(self, sel: tuple[slice, ...]) -> np.ndarray[Any, Any]:
-        """The values at ``sel`` (logical coordinates, steps of 1)."""
+    @property
+    def out_dtype(self) -> np.dtype[Any] | None:
+        """The dtype :meth:`read` assembles a block in when given an ``out`` array (None: it takes none)."""
+        return None if self.fortran else self.dtype
+
+    def read(self, sel: tuple[slice, ...], out: np.ndarray[Any, Any] | None = None) -> np.ndarray[Any, Any]:
+        """The values at ``sel`` (logical coordinates, steps of 1); ``out``: assembled in this C-contiguous array
+        of the selection's shape and :attr:`out_dtype` (a C-order dataset only), returned."""
         dsel = sel[::-1] if self.fortran else sel
-        out = np.empty(tuple(s.stop - s.start for s in dsel), self.dtype)
+        box = tuple(s.stop - s.start for s in dsel)
+        if out is None:
+            out = np.empty(box, self.dtype)
+        elif self.fortran or out.shape != box or out.dtype != self.dtype or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous {self.dtype} array of shape {box}, found {out.dtype} "
+                             f"{out.shape}")
         if out.size:
             ranges = [range(s.start // c * c, s.stop, c) for s, c in zip(dsel, self.chunks)]
             pending: deque[Any] = deque()
@@ -223,13 +261,53 @@ class DirectChunkReader:
             out[dst] = self._fill
             return
         mask, data = raw
+        shuffled = self.shuffle and not mask & self._skip_shuffle
         if not mask & self._skip_deflate:
-            data = zlib.decompress(data)
-        flat = np.frombuffer(data, np.uint8)
-        if self.shuffle and not mask & self._skip_shuffle:
+            target = out[dst]
+            whole = not shuffled and target.shape == self.chunks and target.flags.c_contiguous
+            into = target.reshape(-1).view(np.uint8) if whole else self._scratch()
+            self._inflate(data, into, origin)
+            if whole:
+                return
+            flat = into
+        else:
+            flat = np.frombuffer(data, np.uint8)
+            if flat.size != self._chunk_bytes:
+                raise MetadataError(f"{self.store.path}: the chunk at {origin} holds {flat.size} bytes, not the "
+                                    f"{self._chunk_bytes} of its shape; the file is damaged: rewrite it")
+        if shuffled:
             flat = np.ascontiguousarray(flat.reshape(self.dtype.itemsize, -1).T).reshape(-1)
         chunk = flat.view(self.dtype).reshape(self.chunks)
         out[dst] = chunk[tuple(slice(a - o, b - o) for a, b, o in zip(lo, hi, origin))]
+
+    def _scratch(self) -> np.ndarray[Any, Any]:
+        """This thread's buffer of one chunk's bytes, used again (a fresh one costs a zeroed page per page)."""
+        buf: np.ndarray[Any, Any] | None = getattr(self._local, "buf", None)
+        if buf is None:
+            buf = self._local.buf = np.empty(self._chunk_bytes, np.uint8)
+        return buf
+
+    def _inflate(self, data: bytes, into: np.ndarray[Any, Any], origin: tuple[int, ...]) -> None:
+        """Inflate one chunk's zlib stream into ``into`` (exactly its bytes), or raise MetadataError."""
+        why = None
+        uncompress = _uncompress()
+        if uncompress is not None:  # zlib's own uncompress(), straight into the buffer (the GIL released)
+            size = ctypes.c_ulong(into.size)
+            code = uncompress(into.ctypes.data, ctypes.byref(size), data, len(data))
+            if code != 0 or size.value != into.size:
+                why = f"zlib's uncompress returned {code}" if code != 0 else f"it inflates to {size.value} bytes"
+        else:
+            try:
+                raw = zlib.decompress(data)
+            except zlib.error as exc:
+                raw, why = b"", str(exc)
+            if why is None and len(raw) != into.size:
+                why = f"it inflates to {len(raw)} bytes"
+            if why is None:
+                into[...] = np.frombuffer(raw, np.uint8)
+        if why is not None:
+            raise MetadataError(f"{self.store.path}: the deflated chunk at {origin} does not inflate to its "
+                                f"{into.size} bytes ({why}); the file is damaged: rewrite it from its source")
 
     def close(self) -> None:
         """Stop the threads."""

@@ -36,6 +36,7 @@ from ..fidelity import check_fidelity
 from ..location import Location
 from ..registry import backend_class, detect_backend, parse_location
 from ..store import ArrayStore
+from ._band_reads import BandReadMover
 from ._hdf5_direct import DirectChunkWriter, direct_pipeline
 from ._journal import Journal, journal_path, source_fingerprint, tree_state
 from ._memory import SAMPLE_THREAD_MIN, MemorySampler
@@ -435,6 +436,9 @@ class _Conversion:
         elif dst_region is not None and (layout := remote_file_layout(self.src, dst, plan, dst_region)) is not None:
             mover = RemoteChunkFileMover(self.src, dst, plan, dst_region, layout, max_memory=self.budget,
                                          durable=self.durable, workers=self.workers, done=journal.done)
+        elif reads_chunks(self.src, self._src_region) and dst_region is not None:
+            mover = BandReadMover(self.src, dst, plan, self._src_region, dst_region, durable=self.durable,
+                                  workers=self.workers)
         else:
             mover = BlockMover(self.src, dst, plan, self._src_region, dst_region, durable=self.durable,
                                workers=self.workers)

@@ -940,6 +940,11 @@ class ZarrChunkReader:
                                    store.path, workers)
 
     @property
+    def local(self) -> bool:
+        """True when the array's chunk files are read here (a local array), not fetched from object storage."""
+        return self._reader is not None
+
+    @property
     def out_dtype(self) -> np.dtype[Any] | None:
         """The dtype :meth:`read` decodes (or assembles) a block in when given an ``out`` array."""
         if self._remote is not None:
