@@ -19,6 +19,9 @@ PR=/sys/module/page_reporting/parameters/page_reporting_order
 OLD_PR=$(cat $PR 2>/dev/null)
 [ -w $PR ] && echo 11 > $PR   # freed guest pages stay backed by the host (no free page reporting) during the run
 trap '[ -n "$OLD_PR" ] && echo $OLD_PR > $PR' EXIT
+# Bytecode compiled once, as pip does at install: else every process (a migration's workers too) compiles
+# arraystore again where PYTHONDONTWRITEBYTECODE is set.
+python -m compileall -q src tools >> $R/times.txt 2>&1
 python tools/prefault_memory.py >> $R/times.txt
 log start
 COPY=cp,cp_fsync,cold_read,dropbehind_write,cached_write,duplex,as_raw_npy,as_raw_npy_durable,as_npy_raw,as_raw_h5
