@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
-from .errors import ArrayNotFoundError, BackendError
+from .errors import ArrayNotFoundError, BackendError, UnsafeInputError
 
 __all__ = ["REMOTE_SCHEMES", "Location", "parse_location"]
 
@@ -66,8 +66,11 @@ def parse_location(path: str | os.PathLike[str] | Location) -> Location:
     scheme = match.group(1).lower() if match else None
     # In a URL, '::' after the scheme's '://' splits off the key as for paths.
     head = len(match.group(0)) if match else 0
-    if "::" in s[head:]:
-        cut = s.index("::", head)
+    start = head
+    if match and s[head:head + 1] == "[":  # an IPv6 host (http://[::1]:9000/x) holds '::' of its own
+        start = s.find("]", head) + 1 or len(s)
+    if "::" in s[start:]:
+        cut = s.index("::", start)
         s, key = s[:cut], s[cut + 2 :]
         key = key or None
     if scheme is None:
@@ -84,4 +87,32 @@ def parse_location(path: str | os.PathLike[str] | Location) -> Location:
     if not rest:
         raise ArrayNotFoundError(f"{s}: expected a URL naming an object inside a bucket (scheme://bucket/name), "
                                  "found no bucket and no name")
+    _check_url(s, f"{scheme}://{rest}")
     return Location(Path(PurePosixPath("/" + rest)), key, f"{scheme}://{rest}")
+
+
+def _check_url(given: str, url: str) -> None:
+    """Refuse a URL whose bucket or host is missing or unreadable, or whose path has ``.``, ``..`` or empty segments.
+
+    An object store takes such a path literally or resolves it elsewhere (``s3://b/../x`` is not
+    bucket ``b``), and ``obstore`` refuses some of them only with a bare ``ValueError``.
+    """
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parses the port: "host:abc" raises here
+    except ValueError as exc:
+        raise BackendError(
+            f"{given}: expected a URL such as s3://bucket/name or https://host/name, found one whose bucket or host "
+            f"does not parse ({exc}); check the part after '://'"
+        ) from None
+    if not parts.netloc and parts.scheme != "memory":  # an in-memory store has no buckets: memory:///a.zarr
+        raise ArrayNotFoundError(f"{given}: expected a URL naming an object inside a bucket (scheme://bucket/name), "
+                                 "found no bucket (nothing between '://' and the next '/')")
+    segments = parts.path.split("/")[1:]
+    bad = sorted({seg for seg in segments if seg in ("", ".", "..")})
+    if bad:
+        found = " and ".join("an empty segment ('//')" if seg == "" else f"a {seg!r} segment" for seg in bad)
+        raise UnsafeInputError(
+            f"{given}: expected a URL whose path is plain names separated by '/', found {found}; an object store "
+            "does not resolve these as a file system does: name the object by its full path without them"
+        )

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import arraystore
-from arraystore.errors import ArrayNotFoundError, BackendError, MetadataError
-from arraystore.location import REMOTE_SCHEMES
+from arraystore.errors import ArrayNotFoundError, BackendError, MetadataError, UnsafeInputError
+from arraystore.location import REMOTE_SCHEMES, parse_location
 
 
 @pytest.mark.parametrize("name", ["missing.dat", "missing.npy", "missing.h5", "missing.zarr"])
@@ -83,3 +83,55 @@ def test_an_unknown_url_scheme_is_a_typed_error(url: str) -> None:
     with pytest.raises(BackendError, match="s3") as info:
         arraystore.open(url)
     assert isinstance(info.value, ValueError)
+
+
+MALFORMED_URLS = [
+    ("s3:///x.zarr", ArrayNotFoundError, "found no bucket"),
+    ("http://[::1/x.zarr", BackendError, "does not parse"),
+    ("https://host:port/x.zarr", BackendError, "does not parse"),
+    ("gs://b/../x.zarr", UnsafeInputError, "a '..' segment"),
+    ("s3://b/./x.zarr", UnsafeInputError, "a '.' segment"),
+    ("memory://b/a/../../x.zarr", UnsafeInputError, "a '..' segment"),
+    ("s3://b//x.zarr", UnsafeInputError, "an empty segment"),
+]
+
+
+@pytest.mark.parametrize(("url", "error", "found"), MALFORMED_URLS)
+def test_a_malformed_url_is_a_typed_error_naming_it_as_written(
+    url: str, error: type[Exception], found: str, tmp_path: Path
+) -> None:
+    """A URL with no bucket, a host that does not parse, or '.', '..' or empty path segments is refused before any
+    request, from every entry point and the CLI: it was a bare ValueError from obstore (a traceback-free 'internal
+    error' from the CLI), or an object store took ``gs://b/../x`` to name something else than bucket ``b``'s; the
+    CLI's message showed such a URL collapsed (``gs://x.zarr``), naming another bucket."""
+    source = tmp_path / "a.npy"
+    np.save(source, np.arange(3))
+    calls = [lambda: arraystore.open(url), lambda: arraystore.create(url, (2,), "f4"),
+             lambda: arraystore.convert(source, url), lambda: arraystore.convert(url, tmp_path / "b.npy"),
+             lambda: arraystore.checksum(url)]
+    for call in calls:
+        with pytest.raises(error, match=found) as caught:
+            call()
+        assert str(caught.value).startswith(url + ":")
+    done = subprocess.run([sys.executable, "-m", "arraystore", "info", url], capture_output=True, text=True)
+    assert done.returncode != 0 and error.__name__ in done.stderr and "Traceback" not in done.stderr
+    assert f"error: {url}: expected" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy"]
+
+
+def test_an_ipv6_host_is_not_cut_at_its_colons() -> None:
+    """``::`` inside ``[...]`` is the host's, not the separator of a key inside the hierarchy."""
+    loc = parse_location("http://[::1]:9000/b/x.zarr::/g/a")
+    assert (loc.url, loc.key) == ("http://[::1]:9000/b/x.zarr", "/g/a")
+    assert parse_location("s3://b/x.zarr::g/a").key == "g/a"
+
+
+def test_the_cli_takes_file_urls_and_refuses_unknown_schemes_as_the_api_does(tmp_path: Path) -> None:
+    """The CLI normalised every argument but the remote URLs as a path: ``file:///x`` became the relative path
+    ``file:/x`` (no such file) and ``foo://b/x`` a local ``foo:/b/x``, not the BackendError the API gives."""
+    source = tmp_path / "a.npy"
+    np.save(source, np.arange(3))
+    done = subprocess.run([sys.executable, "-m", "arraystore", "info", source.as_uri()], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run([sys.executable, "-m", "arraystore", "info", "foo://b/x.npy"], capture_output=True, text=True)
+    assert done.returncode != 0 and "BackendError" in done.stderr and "found the scheme 'foo'" in done.stderr
