@@ -24,6 +24,7 @@ __all__ = ["REMOTE_SCHEMES", "Location", "parse_location"]
 #: URL schemes that name objects in an object store rather than local files.
 REMOTE_SCHEMES = frozenset({"s3", "gs", "gcs", "az", "abfs", "abfss", "azure", "memory", "http", "https"})
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,16 @@ def _check_url(given: str, url: str) -> None:
     if not parts.netloc and parts.scheme != "memory":  # an in-memory store has no buckets: memory:///a.zarr
         raise ArrayNotFoundError(f"{given}: expected a URL naming an object inside a bucket (scheme://bucket/name), "
                                  "found no bucket (nothing between '://' and the next '/')")
+    if parts.scheme not in ("http", "https"):
+        extra = [f"a query {'?' + parts.query!r}" if parts.query or "?" in url else "",
+                 f"a fragment {'#' + parts.fragment!r}" if parts.fragment or "#" in url else "",
+                 "a percent-escape" if _ESCAPE.search(parts.path) else ""]
+        if found := " and ".join(e for e in extra if e):
+            raise BackendError(
+                f"{given}: expected a URL naming an object by its key, found {found}, which the object store "
+                "reads as URL syntax, not as part of the key (s3://b/x.zarr?versionId=3 would name the current "
+                "x.zarr, s3://b/p%2Fq the key p/q): name the object by its plain key; object versions are not read"
+            )
     segments = parts.path.split("/")[1:]
     bad = sorted({seg for seg in segments if seg in ("", ".", "..")})
     if bad:

@@ -93,6 +93,9 @@ MALFORMED_URLS = [
     ("s3://b/./x.zarr", UnsafeInputError, "a '.' segment"),
     ("memory://b/a/../../x.zarr", UnsafeInputError, "a '..' segment"),
     ("s3://b//x.zarr", UnsafeInputError, "an empty segment"),
+    ("s3://b/x.zarr?versionId=3", BackendError, "a query '\\?versionId=3'"),
+    ("memory://b/y.npy#frag", BackendError, "a fragment '#frag'"),
+    ("gs://b/p%2Fq.zarr", BackendError, "a percent-escape"),
 ]
 
 
@@ -100,10 +103,12 @@ MALFORMED_URLS = [
 def test_a_malformed_url_is_a_typed_error_naming_it_as_written(
     url: str, error: type[Exception], found: str, tmp_path: Path
 ) -> None:
-    """A URL with no bucket, a host that does not parse, or '.', '..' or empty path segments is refused before any
-    request, from every entry point and the CLI: it was a bare ValueError from obstore (a traceback-free 'internal
-    error' from the CLI), or an object store took ``gs://b/../x`` to name something else than bucket ``b``'s; the
-    CLI's message showed such a URL collapsed (``gs://x.zarr``), naming another bucket."""
+    """A URL with no bucket, a host that does not parse, '.', '..' or empty path segments, a query, a fragment or a
+    percent-escape is refused before any request, from every entry point and the CLI: it was a bare ValueError from
+    obstore (a traceback-free 'internal error' from the CLI), or the store read it as another object than the one
+    named: ``gs://b/../x`` outside bucket ``b``, ``s3://b/x.zarr?versionId=3`` the current ``x.zarr``,
+    ``s3://b/y.npy#frag`` created a Zarr array at ``y.npy``; the CLI's message showed ``gs://b/../x`` as
+    ``gs://x``, naming another bucket."""
     source = tmp_path / "a.npy"
     np.save(source, np.arange(3))
     calls = [lambda: arraystore.open(url), lambda: arraystore.create(url, (2,), "f4"),
