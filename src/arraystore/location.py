@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
-from .errors import ArrayNotFoundError, BackendError, UnsafeInputError
+from .errors import ArrayNotFoundError, BackendError, OptionError, UnsafeInputError
 
 __all__ = ["REMOTE_SCHEMES", "Location", "parse_location"]
 
@@ -61,7 +61,13 @@ def parse_location(path: str | os.PathLike[str] | Location) -> Location:
     """
     if isinstance(path, Location):
         return path
-    s = os.fspath(path)
+    try:
+        s = os.fsdecode(path)  # a bytes path as os.open takes it
+    except TypeError:
+        raise OptionError(
+            f"expected a path (str, bytes or os.PathLike), a URL or an open store, found {type(path).__name__} "
+            f"{path!r:.80}; pass the array's path"
+        ) from None
     key = None
     match = _SCHEME.match(s)
     scheme = match.group(1).lower() if match else None

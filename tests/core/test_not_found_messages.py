@@ -140,3 +140,30 @@ def test_the_cli_takes_file_urls_and_refuses_unknown_schemes_as_the_api_does(tmp
     assert done.returncode == 0, done.stderr
     done = subprocess.run([sys.executable, "-m", "arraystore", "info", "foo://b/x.npy"], capture_output=True, text=True)
     assert done.returncode != 0 and "BackendError" in done.stderr and "found the scheme 'foo'" in done.stderr
+
+
+@pytest.mark.parametrize("path", [123, None, 1.5, ["a.npy"]])
+def test_a_path_of_another_type_is_a_typed_error(path: object, tmp_path: Path) -> None:
+    """``open(123)`` or ``open(None)`` raised os.fspath's bare TypeError from every entry point."""
+    from arraystore.errors import OptionError
+
+    source = tmp_path / "a.npy"
+    np.save(source, np.arange(3))
+    calls = [lambda: arraystore.open(path), lambda: arraystore.create(path, (2,), "f4"),  # type: ignore[arg-type]
+             lambda: arraystore.convert(path, tmp_path / "b.npy"),  # type: ignore[arg-type]
+             lambda: arraystore.convert(source, path), lambda: arraystore.checksum(path),  # type: ignore[arg-type]
+             lambda: arraystore.verify(path)]  # type: ignore[arg-type]
+    for call in calls:
+        with pytest.raises(OptionError, match="expected a path"):
+            call()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy"]
+
+
+def test_a_bytes_path_is_a_path(tmp_path: Path) -> None:
+    """A bytes path (as os.open takes one) was a TypeError from a regular expression."""
+    source = tmp_path / "a.npy"
+    np.save(source, np.arange(3))
+    with arraystore.open(bytes(source)) as s:
+        assert s[...].tolist() == [0, 1, 2]
+    arraystore.convert(bytes(source), bytes(tmp_path / "b.zarr"))
+    assert arraystore.open(tmp_path / "b.zarr")[...].tolist() == [0, 1, 2]
