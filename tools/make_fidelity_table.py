@@ -84,7 +84,8 @@ def render() -> str:
         "gaps between offsets, a larger `itemsize`) read back with unspecified content, as after",
         "numpy's own structured assignment, which copies fields, not padding (raw and npy write through",
         "it; HDF5 compounds happen to keep them, see below). Offsets and item size are kept, so the",
-        "layout is the same.",
+        "layout is the same. Checksums count padding bytes as zeros, so an array's checksum, and the",
+        "verification of its conversions, depend on its fields' values only.",
         "",
     ]
     if notes:

@@ -1,7 +1,8 @@
 """Content checksums of the logical array, and ``verify``.
 
 The checksum of an array is the ``xxh3_128`` digest of its elements' bytes **in C
-order, in the stored dtype** (byte order included). It depends on the logical
+order, in the stored dtype** (byte order included); the padding bytes of structured
+items (no field covers them: docs/fidelity.md says they are not kept) count as zeros. It depends on the logical
 array only, never on the format, chunking or storage order, so a raw file, a
 ``.npy``, an HDF5 dataset and a Zarr array holding the same values in the same
 dtype have the same checksum.
@@ -38,7 +39,8 @@ from .blocks import BlockPlan, plan_blocks
 from .errors import NotMemoryMappableError, VerificationError, known_options
 from .store import ArrayStore
 
-__all__ = ["ALGORITHM", "StreamHasher", "block_digest", "block_digester", "c_streamable", "checksum", "verify"]
+__all__ = ["ALGORITHM", "StreamHasher", "block_digest", "block_digester", "c_streamable", "checksum", "padding_mask",
+           "verify"]
 
 #: The algorithm recorded with every checksum.
 ALGORITHM = "xxh3_128"
@@ -52,8 +54,26 @@ def _c_bytes(block: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     return arr.reshape(-1).view(np.uint8)
 
 
+def padding_mask(dtype: np.dtype[Any]) -> np.ndarray[Any, Any] | None:
+    """Per item, ``0xFF`` on the bytes a field covers and 0 on padding; None for a dtype without padding.
+
+    numpy copies and assigns structured items field by field, so their padding holds whatever
+    the buffer held before (``np.empty``'s garbage, zeros, another program's bytes): two
+    stores with the same values differ there, and a checksum over it would too.
+    """
+    if dtype.names is None or dtype.itemsize == 0:
+        return None
+    covered = np.zeros(1, dtype)
+    covered[...] = np.frombuffer(b"\xff" * dtype.itemsize, dtype)  # numpy's structured assignment: fields only
+    mask = covered.view(np.uint8).copy()
+    return None if bool(mask.all()) else mask
+
+
 class StreamHasher:
     """Incremental content checksum: feed C-order consecutive blocks, in order.
+
+    ``dtype`` (the array's) is needed when the blocks fed are bytes (``uint8`` pieces of a byte
+    copy) of a structured dtype with padding; blocks of the structured dtype itself tell it.
 
     Examples
     --------
@@ -65,18 +85,34 @@ class StreamHasher:
 
     algorithm = ALGORITHM
 
-    def __init__(self) -> None:
+    def __init__(self, dtype: np.dtype[Any] | None = None) -> None:
         self._h = xxhash.xxh3_128()
         self.nbytes = 0
+        self._mask = padding_mask(dtype) if dtype is not None else None
+        self._known = dtype is not None
+        self._carry = np.empty(0, np.uint8)  # bytes of an item cut between two pieces
 
     def update(self, block: np.ndarray[Any, Any]) -> None:
         """Add the next block (its elements follow the previous block's in C order)."""
+        if not self._known and block.dtype.names is not None:
+            self._mask, self._known = padding_mask(block.dtype), True
         data = _c_bytes(block)
-        self._h.update(data.data)
         self.nbytes += data.size
+        if self._mask is None:
+            self._h.update(data.data)
+            return
+        if self._carry.size:
+            data = np.concatenate([self._carry, data])
+        whole = data.size - data.size % self._mask.size
+        if whole:
+            self._h.update(np.bitwise_and(data[:whole].reshape(-1, self._mask.size), self._mask).data)
+        self._carry = data[whole:].copy()
 
     def result(self) -> dict[str, str]:
         """``{"algorithm": "xxh3_128", "value": hex digest}``."""
+        if self._carry.size:  # not a whole number of items: hashed as they are
+            self._h.update(self._carry.data)
+            self._carry = np.empty(0, np.uint8)
         return {"algorithm": ALGORITHM, "value": self._h.hexdigest()}
 
     @classmethod

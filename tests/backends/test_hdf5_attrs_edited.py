@@ -139,3 +139,34 @@ def test_a_netcdf_variable_keeps_its_fill_value_and_dimensions_when_attrs_are_wr
         assert v.dimensions == ("time", "x") and v._FillValue == -1.0 and v.units == "K"
         assert v.long_name == "air temperature"
         assert v[1, :].mask.all()  # still masked as missing
+
+
+@pytest.mark.parametrize("edited", [False, True])
+def test_attrs_whose_text_is_not_utf8_are_read_as_latin1_not_refused(tmp_path: Path, edited: bool) -> None:
+    """Variable-length strings whose bytes are not UTF-8 (latin-1 text of older tools), which h5py returns with
+    surrogate escapes, scalar or in arrays, on a foreign dataset or on one arraystore wrote: they are read as
+    latin-1, as fixed-length bytes already were. They made the whole dataset unopenable (MetadataError: not valid
+    Unicode, 'fix the text'), its data and every conversion of it with it."""
+    p = tmp_path / "legacy.h5"
+    latin = "\xe9t\xe9 \xb0C"
+    with h5py.File(p, "w") as f:
+        d = f.create_dataset("x", data=np.arange(6, dtype="<i2"))
+        d.attrs["bytes_scalar"] = latin.encode("latin-1")  # a variable-length string
+        d.attrs.create("vlen_array", [latin.encode("latin-1"), b"ok"], dtype=h5py.string_dtype("ascii"))
+        d.attrs["fixed"] = np.bytes_(latin.encode("latin-1"))
+        d.attrs["utf8"] = "d\xe9j\xe0"
+    if edited:
+        with arraystore.open(f"{p}::x", "r+") as s:
+            s.attrs["added"] = 1
+        with h5py.File(p, "r+") as f:
+            f["x"].attrs["later"] = b"\xff\xfe"  # another tool, after arraystore wrote its JSON copy
+    with arraystore.open(f"{p}::x") as s:
+        attrs = dict(s.attrs)
+        assert s[...].tolist() == list(range(6))
+    assert attrs["bytes_scalar"] == latin and attrs["vlen_array"] == [latin, "ok"] and attrs["fixed"] == latin
+    assert attrs["utf8"] == "d\xe9j\xe0"
+    if edited:
+        assert attrs["later"] == "\xff\xfe" and attrs["added"] == 1
+    out = tmp_path / "out.zarr"
+    arraystore.convert(f"{p}::x", out, verify=True)
+    assert arraystore.open(out).attrs["bytes_scalar"] == latin

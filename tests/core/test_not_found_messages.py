@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import arraystore
-from arraystore.errors import ArrayNotFoundError, BackendError, MetadataError
-from arraystore.location import REMOTE_SCHEMES
+from arraystore.errors import ArrayNotFoundError, BackendError, MetadataError, UnsafeInputError
+from arraystore.location import REMOTE_SCHEMES, parse_location
 
 
 @pytest.mark.parametrize("name", ["missing.dat", "missing.npy", "missing.h5", "missing.zarr"])
@@ -83,3 +83,87 @@ def test_an_unknown_url_scheme_is_a_typed_error(url: str) -> None:
     with pytest.raises(BackendError, match="s3") as info:
         arraystore.open(url)
     assert isinstance(info.value, ValueError)
+
+
+MALFORMED_URLS = [
+    ("s3:///x.zarr", ArrayNotFoundError, "found no bucket"),
+    ("http://[::1/x.zarr", BackendError, "does not parse"),
+    ("https://host:port/x.zarr", BackendError, "does not parse"),
+    ("gs://b/../x.zarr", UnsafeInputError, "a '..' segment"),
+    ("s3://b/./x.zarr", UnsafeInputError, "a '.' segment"),
+    ("memory://b/a/../../x.zarr", UnsafeInputError, "a '..' segment"),
+    ("s3://b//x.zarr", UnsafeInputError, "an empty segment"),
+    ("s3://b/x.zarr?versionId=3", BackendError, "a query '\\?versionId=3'"),
+    ("memory://b/y.npy#frag", BackendError, "a fragment '#frag'"),
+    ("gs://b/p%2Fq.zarr", BackendError, "a percent-escape"),
+]
+
+
+@pytest.mark.parametrize(("url", "error", "found"), MALFORMED_URLS)
+def test_a_malformed_url_is_a_typed_error_naming_it_as_written(
+    url: str, error: type[Exception], found: str, tmp_path: Path
+) -> None:
+    """A URL with no bucket, a host that does not parse, '.', '..' or empty path segments, a query, a fragment or a
+    percent-escape is refused before any request, from every entry point and the CLI: it was a bare ValueError from
+    obstore (a traceback-free 'internal error' from the CLI), or the store read it as another object than the one
+    named: ``gs://b/../x`` outside bucket ``b``, ``s3://b/x.zarr?versionId=3`` the current ``x.zarr``,
+    ``s3://b/y.npy#frag`` created a Zarr array at ``y.npy``; the CLI's message showed ``gs://b/../x`` as
+    ``gs://x``, naming another bucket."""
+    source = tmp_path / "a.npy"
+    np.save(source, np.arange(3))
+    calls = [lambda: arraystore.open(url), lambda: arraystore.create(url, (2,), "f4"),
+             lambda: arraystore.convert(source, url), lambda: arraystore.convert(url, tmp_path / "b.npy"),
+             lambda: arraystore.checksum(url)]
+    for call in calls:
+        with pytest.raises(error, match=found) as caught:
+            call()
+        assert str(caught.value).startswith(url + ":")
+    done = subprocess.run([sys.executable, "-m", "arraystore", "info", url], capture_output=True, text=True)
+    assert done.returncode != 0 and error.__name__ in done.stderr and "Traceback" not in done.stderr
+    assert f"error: {url}: expected" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy"]
+
+
+def test_an_ipv6_host_is_not_cut_at_its_colons() -> None:
+    """``::`` inside ``[...]`` is the host's, not the separator of a key inside the hierarchy."""
+    loc = parse_location("http://[::1]:9000/b/x.zarr::/g/a")
+    assert (loc.url, loc.key) == ("http://[::1]:9000/b/x.zarr", "/g/a")
+    assert parse_location("s3://b/x.zarr::g/a").key == "g/a"
+
+
+def test_the_cli_takes_file_urls_and_refuses_unknown_schemes_as_the_api_does(tmp_path: Path) -> None:
+    """The CLI normalised every argument but the remote URLs as a path: ``file:///x`` became the relative path
+    ``file:/x`` (no such file) and ``foo://b/x`` a local ``foo:/b/x``, not the BackendError the API gives."""
+    source = tmp_path / "a.npy"
+    np.save(source, np.arange(3))
+    done = subprocess.run([sys.executable, "-m", "arraystore", "info", source.as_uri()], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run([sys.executable, "-m", "arraystore", "info", "foo://b/x.npy"], capture_output=True, text=True)
+    assert done.returncode != 0 and "BackendError" in done.stderr and "found the scheme 'foo'" in done.stderr
+
+
+@pytest.mark.parametrize("path", [123, None, 1.5, ["a.npy"]])
+def test_a_path_of_another_type_is_a_typed_error(path: object, tmp_path: Path) -> None:
+    """``open(123)`` or ``open(None)`` raised os.fspath's bare TypeError from every entry point."""
+    from arraystore.errors import OptionError
+
+    source = tmp_path / "a.npy"
+    np.save(source, np.arange(3))
+    calls = [lambda: arraystore.open(path), lambda: arraystore.create(path, (2,), "f4"),  # type: ignore[arg-type]
+             lambda: arraystore.convert(path, tmp_path / "b.npy"),  # type: ignore[arg-type]
+             lambda: arraystore.convert(source, path), lambda: arraystore.checksum(path),  # type: ignore[arg-type]
+             lambda: arraystore.verify(path)]  # type: ignore[arg-type]
+    for call in calls:
+        with pytest.raises(OptionError, match="expected a path"):
+            call()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy"]
+
+
+def test_a_bytes_path_is_a_path(tmp_path: Path) -> None:
+    """A bytes path (as os.open takes one) was a TypeError from a regular expression."""
+    source = tmp_path / "a.npy"
+    np.save(source, np.arange(3))
+    with arraystore.open(bytes(source)) as s:
+        assert s[...].tolist() == [0, 1, 2]
+    arraystore.convert(bytes(source), bytes(tmp_path / "b.zarr"))
+    assert arraystore.open(tmp_path / "b.zarr")[...].tolist() == [0, 1, 2]

@@ -204,3 +204,23 @@ def test_storage_options_reach_the_worker_processes_and_no_file_or_object(tmp_pa
     for key in _keys(bucket, "so/"):
         assert hidden.encode() not in _get(bucket, key)
     assert not [p for p in tmp_path.rglob("*") if p.is_file() and hidden.encode() in p.read_bytes()]
+
+
+def test_a_file_whose_name_is_url_syntax_fails_alone_and_writes_nothing_elsewhere(bucket: str, tmp_path: Path) -> None:
+    """``a#1.dat`` was reported converted to ``a#1.zarr`` but written at ``a`` (the store reads ``#1.zarr`` as a
+    fragment), ``a#2.dat`` then failed against it, ``q?x.dat`` went to ``q`` and ``b%20c.dat`` to ``b c.zarr``.
+    Each now fails alone with a BackendError naming the part of its name a URL cannot hold."""
+    src = tmp_path / "names"
+    src.mkdir()
+    for i, name in enumerate(["a#1.dat", "a#2.dat", "b%20c.dat", "q?x.dat", "ok.dat"]):
+        with arraystore.create(src / name, (4,), "<f4") as s:
+            s[...] = i + 1
+    report = arraystore.migrate(src, f"{bucket}/dst", to="zarr", workers=1)
+    outcomes = {r.source: (r.status, (r.error or {}).get("type")) for r in report.records}
+    assert outcomes == {"a#1.dat": ("failed", "BackendError"), "a#2.dat": ("failed", "BackendError"),
+                        "b%20c.dat": ("failed", "BackendError"), "q?x.dat": ("failed", "BackendError"),
+                        "ok.dat": ("converted", None)}
+    arrays = {k.split("/")[1] for k in _keys(bucket, "dst/") if not k.startswith("dst/migration")}
+    assert arrays <= {"ok.zarr", RECORDS_PREFIX.strip("/").split("/")[0]}
+    with arraystore.open(f"{bucket}/dst/ok.zarr") as s:
+        assert s[...].tolist() == [5.0] * 4

@@ -190,3 +190,33 @@ def test_h5netcdf_fill_value_and_group(tmp_path):
         var = g.create_variable("v", ("t",), dtype="f8", fillvalue=-1.5)
         var[1:3] = [7.0, 8.0]
     check_read(f"{path}::/grp/v", np.array([-1.5, 7.0, 8.0, -1.5, -1.5]), tmp_path)
+
+
+@pytest.mark.parametrize("offset", [False, True])
+def test_cf_packing_from_netcdf_decodes_in_xarray_as_xarrays_own_zarr_copy(tmp_path, offset):
+    """A netCDF-4 ``scale_factor`` (a one-element array, a one-item list in arraystore's attrs) was written into
+    Zarr as ``[0.5]``, which xarray decoded to an object array; it is written as the number, as xarray writes it,
+    and arraystore still reads back the list it was given."""
+    xr = pytest.importorskip("xarray", reason="xarray decodes CF packing, the oracle here")
+    zarr = pytest.importorskip("zarr", reason="zarr-python shows what other readers see")
+    import arraystore
+
+    path = tmp_path / "a.nc"
+    with netCDF4.Dataset(path, "w") as ds:
+        ds.createDimension("y", 4)
+        var = ds.createVariable("w", "i2", ("y",), fill_value=np.int16(7))
+        var.scale_factor = np.float32(0.5)
+        if offset:
+            var.add_offset = np.float32(10)
+        var.set_auto_maskandscale(False)
+        var[0:2] = [1, 2]  # 2 and 3 never written: the fill value
+    original = xr.open_dataset(path)
+    original.to_zarr(tmp_path / "xr.zarr", zarr_format=3, consolidated=False)  # xarray's own copy: the oracle
+    want = xr.open_zarr(tmp_path / "xr.zarr", consolidated=False)["w"]
+    arraystore.convert(f"{path}::/w", f"{tmp_path / 'g.zarr'}::w", verify=True)
+    got = xr.open_zarr(tmp_path / "g.zarr", consolidated=False)["w"]
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got.values, want.values)
+    with arraystore.open(f"{tmp_path / 'g.zarr'}::w") as s:
+        assert s.attrs["scale_factor"] == [0.5] and s.attrs.get("add_offset", [10.0]) == [10.0]
+    assert zarr.open_array(tmp_path / "g.zarr", path="w", mode="r").attrs["scale_factor"] == 0.5

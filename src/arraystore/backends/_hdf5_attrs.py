@@ -96,6 +96,10 @@ def _text(b: bytes) -> str:
 
 def _to_json(value: Any) -> Any:
     if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # h5py's surrogate escapes of a variable-length string's bytes that are not UTF-8
+            return _text(value.encode("utf-8", "surrogateescape"))
         return value
     if isinstance(value, bytes):
         return _text(value)

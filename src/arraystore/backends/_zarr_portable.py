@@ -29,8 +29,8 @@ import numpy as np
 from ..errors import MetadataError, UnsupportedDtypeError
 from ._cf import CF_UNITS
 
-__all__ = ["CF_KEYS", "CF_UNITS", "FILL_ATTR", "NAT", "cf_attrs", "from_xarray_fill_value", "portable_storage",
-           "xarray_fill_value"]
+__all__ = ["CF_KEYS", "CF_SCALARS", "CF_UNITS", "FILL_ATTR", "NAT", "cf_attrs", "from_xarray_fill_value",
+           "portable_storage", "xarray_fill_value"]
 
 #: NaT as stored: numpy's own bit pattern for it, the int64 minimum.
 NAT = int(np.iinfo(np.int64).min)
@@ -38,6 +38,10 @@ EPOCH = "1970-01-01T00:00:00"
 CF_KEYS = ("units", "calendar", "dtype")
 #: netCDF's missing-value attribute, which xarray reads from a Zarr v3 array in an encoded form of its own.
 FILL_ATTR = "_FillValue"
+#: CF attributes xarray applies as scalars (packing, valid bounds): netCDF-4 stores them as one-element arrays,
+#: which arraystore's attrs hold as one-item lists; xarray decodes with a one-item list from Zarr attributes
+#: to an object array.
+CF_SCALARS = ("scale_factor", "add_offset", "missing_value", "valid_min", "valid_max")
 
 
 def _refuse(where: str, dtype: np.dtype[Any], reason: str) -> UnsupportedDtypeError:

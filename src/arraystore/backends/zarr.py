@@ -115,6 +115,7 @@ from ._zarr_names import consolidate_root, read_dimension_names
 from ._zarr_pieces import CHUNK_OVERHEAD_BYTES, MAX_CHUNKS_PER_CALL, chunks_touched, pieces
 from ._zarr_portable import (
     CF_KEYS,
+    CF_SCALARS,
     FILL_ATTR,
     NAT,
     cf_attrs,
@@ -750,13 +751,25 @@ class ZarrStore(ArrayStore):
 
 
 def _user_attrs(attrs: Mapping[str, Any], dtype: np.dtype[Any], reserved: dict[str, Any]) -> dict[str, Any]:
-    """The user attrs as stored: a ``_FillValue`` in xarray's Zarr v3 form, its exact value kept in ``reserved``."""
+    """The user attrs as stored: a ``_FillValue`` in xarray's Zarr v3 form, its exact value kept in ``reserved``;
+    the CF scalars (:data:`CF_SCALARS`) given as one-number lists (netCDF-4's form) as that number, the lists
+    named in ``reserved``."""
     encoded = encode_attrs(dict(attrs))
     reserved.pop("fill_value_attr", None)
+    reserved.pop("one_item_lists", None)
     if FILL_ATTR in attrs and (xr_form := xarray_fill_value(attrs[FILL_ATTR], dtype)) is not None:
         reserved["fill_value_attr"] = encoded[FILL_ATTR]
         encoded[FILL_ATTR] = xr_form
+    listed = [k for k in CF_SCALARS if _one_number(encoded.get(k))]
+    if listed:
+        reserved["one_item_lists"] = listed
+        for key in listed:
+            encoded[key] = encoded[key][0]
     return encoded
+
+
+def _one_number(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 1 and type(value[0]) in (int, float)
 
 
 def read_record(attrs: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -807,6 +820,10 @@ def _describe(arr: Any, where: str) -> tuple[ArrayMeta, dict[str, Any], str, np.
             attrs[FILL_ATTR] = reserved["fill_value_attr"]  # as written, not edited since: the exact value
         elif (number := from_xarray_fill_value(attrs[FILL_ATTR], arr.dtype)) is not None:
             attrs[FILL_ATTR] = number  # xarray's base64 text of a float (xarray wrote it, or edited it since)
+    listed = reserved.get("one_item_lists")
+    for key in listed if isinstance(listed, list) else ():
+        if isinstance(key, str) and type(attrs.get(key)) in (int, float):
+            attrs[key] = [attrs[key]]  # given as a one-item list (netCDF-4's form), stored as its number
     zdtype = arr.dtype
     if not isinstance(zdtype, np.dtype) or zdtype.hasobject or zdtype.kind not in "biufcmMSUV":
         raise UnsupportedDtypeError(

@@ -12,14 +12,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from ..location import REMOTE_SCHEMES
 from ._errors import EXIT_CODES, EXIT_ERROR, EXIT_OK, EXIT_USAGE, UsageError, run_guarded
 
 __all__ = ["EXIT_CODES", "EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+
+#: A URL (any scheme: parse_location accepts or refuses it), not a path to normalise.
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 #: Sub-command modules, in the order ``--help`` lists them.
 COMMANDS = ("info", "convert", "verify", "migrate", "inspect", "locality")
@@ -54,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _normalise(value: Any) -> Any:
-    if not isinstance(value, str) or not value or value.split("://", 1)[0].lower() in REMOTE_SCHEMES:
-        return value  # URLs are not paths: s3://b/x must not become s3:/b/x
+    if not isinstance(value, str) or not value or _URL.match(value):
+        return value  # URLs are not paths: s3://b/x must not become s3:/b/x, file:///x nor file:/x
     file, sep, key = value.partition("::")
     return os.path.normpath(os.path.expanduser(file)) + sep + key
 

@@ -122,14 +122,19 @@ def _os_message(exc: OSError) -> tuple[str, str | None]:
     return f"{path}: {exc.strerror or exc}", path
 
 
-_ABS_PATH = re.compile(r"(/[^\s:;,'\"()\[\]]+)")
+#: A URL (kept as written: ``s3://b/../x`` is not ``s3://x``), or an absolute path.
+_ABS_PATH = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]*)|(/[^\s:;,'\"()\[\]]+)")
 
 
 def _normalise_paths(message: str) -> str:
-    """Collapse ``a/../b`` and staging suffixes in the absolute paths a message names."""
-    return _ABS_PATH.sub(lambda m: user_path(m.group(1)) if ("/.." in m.group(1) or "/./" in m.group(1)
-                                                                or ".partial" in m.group(1)) else m.group(1),
-                         message)
+    """Collapse ``a/../b`` and staging suffixes in the absolute paths a message names (not in its URLs)."""
+    def one(m: re.Match[str]) -> str:
+        path = m.group(2)
+        if path is None or not ("/.." in path or "/./" in path or ".partial" in path):
+            return m.group(0)
+        return user_path(path)
+
+    return _ABS_PATH.sub(one, message)
 
 
 def exit_code(exc: BaseException) -> int:

@@ -300,7 +300,7 @@ class _DaskConversion(_Conversion):
     def _move(self, dst: ArrayStore, dst_region: tuple[str, int] | None, plan: ConversionPlan, journal: Journal,
               report: ConversionReport, direct: tuple[bool, int | None] | None = None) -> dict[str, str] | None:
         target = self._target(dst, dst_region, plan)
-        hasher = StreamHasher() if target.kind == "client" and c_streamable(plan.blocks) else None
+        hasher = StreamHasher(self.src.dtype) if target.kind == "client" and c_streamable(plan.blocks) else None
         side = None
         if hasher is None:
             side = _SourceChecksum(self.src, max(plan.blocks.block_bytes, 1 << 20))

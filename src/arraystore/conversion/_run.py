@@ -395,7 +395,7 @@ class _Conversion:
     def _move(self, dst: ArrayStore, dst_region: tuple[str, int] | None, plan: ConversionPlan, journal: Journal,
               report: ConversionReport, direct: tuple[bool, int | None] | None = None) -> dict[str, str] | None:
         """Move every block; returns the streamed checksum, or None when blocks are not C-order consecutive."""
-        hasher = StreamHasher() if c_streamable(plan.blocks) else None
+        hasher = StreamHasher(self.src.dtype) if c_streamable(plan.blocks) else None
         total = plan.nbytes
         done = [0]
         bar = progress_bar(self.progress, total)

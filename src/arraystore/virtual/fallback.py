@@ -158,7 +158,7 @@ def _strided(
 
     if len(strides) != meta.ndim or any(s < 0 for s in strides):
         raise MetadataError(f"{src_path}: expected {meta.ndim} non-negative byte strides, found {strides}")
-    hasher = StreamHasher()
+    hasher = StreamHasher(meta.dtype)
     with create(
         out, meta.shape, meta.dtype, backend="zarr", attrs=meta.attrs, overwrite=True, compression=options.compression
     ) as dst:
@@ -211,7 +211,7 @@ def _inflate(src_path: str, meta: ArrayMeta, offset: int, out: Path, options: An
     shape = meta.shape or (1,)
     row = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
     total = meta.nbytes
-    hasher = StreamHasher()
+    hasher = StreamHasher(dtype)
     pending = bytearray()
     done = 0
     over = False
