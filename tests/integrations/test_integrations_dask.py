@@ -6,6 +6,7 @@ import os
 import pickle
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import dask
 import dask.array as da
@@ -15,7 +16,7 @@ from distributed import Client, LocalCluster
 
 import arraystore
 from arraystore.checksums import StreamHasher
-from arraystore.errors import ArrayStoreError
+from arraystore.errors import AccessError, ArrayStoreError
 from arraystore.integrations.dask import StoreSource, default_chunks, store_dask, to_dask
 from arraystore.registry import backend_class
 
@@ -163,3 +164,20 @@ def test_store_dask_refuses_mismatched_store(tmp_path: Path) -> None:
         pytest.raises(arraystore.ArrayStoreError, match="shape"),
     ):
         store_dask(darr, store)
+
+
+@pytest.mark.parametrize("chunks", ["x", (2, 3, 4), -5, {"a": 2}, [[1, 1]]])
+def test_chunks_dask_cannot_take_are_a_typed_error(tmp_path: Path, chunks: Any) -> None:
+    p = tmp_path / "a.npy"
+    np.save(p, np.arange(12.0).reshape(3, 4))
+    with pytest.raises(AccessError, match=r"expected chunks as dask\.array accepts them"):
+        to_dask(str(p), chunks=chunks)
+
+
+def test_chunks_dask_takes_are_taken_as_given(tmp_path: Path) -> None:
+    p = tmp_path / "a.npy"
+    np.save(p, np.arange(12.0).reshape(3, 4))
+    for chunks, expected in [(2, ((2, 1), (2, 2))), ({0: 1}, ((1, 1, 1), (4,))), ("auto", ((3,), (4,)))]:
+        arr = to_dask(str(p), chunks=chunks)
+        assert arr.chunks == expected
+        np.testing.assert_array_equal(arr.compute(), np.arange(12.0).reshape(3, 4))

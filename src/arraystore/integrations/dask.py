@@ -36,7 +36,7 @@ except ImportError as _exc:
 
 from .._open import create
 from .._open import open as open_store
-from ..errors import ArrayStoreError
+from ..errors import AccessError, ArrayStoreError
 from ..parallel import block_plan
 from ..store import ArrayStore
 
@@ -147,8 +147,7 @@ def to_dask(
     )
     store._check_open()
     source = StoreSource(store)
-    if chunks is None:
-        chunks = default_chunks(store, max_bytes)
+    chunks = default_chunks(store, max_bytes) if chunks is None else _checked_chunks(chunks, store)
     if name is None:
         name = "arraystore-" + tokenize(source, chunks)
     meta = np.empty((0,) * store.ndim, dtype=store.dtype)
@@ -156,6 +155,27 @@ def to_dask(
         source, chunks=chunks, name=name, lock=False, asarray=False, fancy=False, meta=meta
     )
     return arr
+
+
+def _checked_chunks(chunks: Any, store: ArrayStore) -> tuple[tuple[int, ...], ...]:
+    """``chunks`` normalised by dask, refused when dask cannot take them or makes chunks that are not the shape's."""
+    why = ""
+    if isinstance(chunks, Mapping) and not all(isinstance(k, int) and -store.ndim <= k < store.ndim for k in chunks):
+        why = f"axes {sorted(map(repr, chunks))} for {store.ndim} axes"
+    else:
+        try:
+            out: tuple[tuple[int, ...], ...] = da.core.normalize_chunks(  # type: ignore[no-untyped-call]
+                chunks, store.shape, dtype=store.dtype)
+        except (ValueError, TypeError) as exc:
+            why = str(exc)
+        else:
+            if all(sum(c) == n and all(x > 0 or n == 0 for x in c) for c, n in zip(out, store.shape)):
+                return out
+            why = f"chunks {out}"
+    raise AccessError(
+        f"{store.path}: expected chunks as dask.array accepts them for shape {store.shape} (a positive int, a tuple "
+        f"per axis, 'auto', a dict by axis, or None for arraystore's default), found {chunks!r} ({why})"
+    )
 
 
 def _aligned_chunks(darr: da.Array, storage: Sequence[int] | None) -> tuple[tuple[int, ...], ...] | None:
