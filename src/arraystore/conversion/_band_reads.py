@@ -27,36 +27,17 @@ import numpy as np
 from ..checksums import block_digester
 from ..store import ArrayStore
 from ._fastpath import pwrite_all
-from ._movers import BAND_MAX, HASH_PIECE, BlockMover, byte_range, huge_page_aligned
+from ._movers import BAND_MAX, HASH_PIECE, BlockMover, StreamedBlock, byte_range, huge_page_aligned
 from ._plan import ConversionPlan, blocks_in_memory
 from ._zarr_direct import ZarrChunkReader
 
 if TYPE_CHECKING:
     from ._report import ConversionReport
 
-__all__ = ["BAND_TARGET", "BandReadMover", "StreamedBlock"]
+__all__ = ["BAND_TARGET", "BandReadMover"]
 
 #: Bands of small chunk rows are made of several rows, up to about this many bytes (fewer calls per byte).
 BAND_TARGET = 4 * 1024 * 1024
-
-
-class StreamedBlock:
-    """What :meth:`BandReadMover.read` returns: the block's band writes, under way."""
-
-    def __init__(self, nbytes: int, writes: list[Future[None]]) -> None:
-        self.nbytes = nbytes
-        self.writes = writes
-
-    def wait(self) -> None:
-        """Wait for every band's write; the first failure is raised once all have ended."""
-        error: BaseException | None = None
-        for fut in self.writes:
-            try:
-                fut.result()
-            except BaseException as exc:
-                error = error or exc
-        if error is not None:
-            raise error
 
 
 class BandReadMover(BlockMover):

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BAND_MAX", "COPY_BUFFERS", "COPY_STREAMS", "HASH_PIECE", "RING_PIECE", "RING_SLOTS",
-    "BlockBuffers", "BlockMover", "ByteMover", "DirectChunkMover", "PieceRing", "Progress", "byte_range",
+    "BlockBuffers", "BlockMover", "ByteMover", "DirectChunkMover", "PieceRing", "Progress", "StreamedBlock", "byte_range",
     "copies_through_ring", "huge_page_aligned", "mapped_region", "progress_bar", "reads_chunks",
 ]
 
@@ -405,8 +405,9 @@ def huge_page_aligned(nbytes: int) -> np.ndarray[Any, Any]:
     return raw[-raw.ctypes.data % HUGE_PAGE :][:nbytes]
 
 
-class _StreamedBlock:
-    """What :meth:`DirectChunkMover.read` returns for a block streamed in bands: their writes, under way."""
+class StreamedBlock:
+    """What a mover's ``read`` returns for a block streamed in bands (:class:`DirectChunkMover`, the band reader):
+    their writes, under way."""
 
     def __init__(self, nbytes: int, writes: list[Future[None]]) -> None:
         self.nbytes = nbytes
@@ -508,7 +509,7 @@ class DirectChunkMover(BlockMover):
                 self._free_bands.put(buf)
                 raise
             writes.append(self._direct.submit(band, values, self._giver(buf)))
-        return _StreamedBlock(sum(n for _, _, n in bands), writes), str(digest.hexdigest())
+        return StreamedBlock(sum(n for _, _, n in bands), writes), str(digest.hexdigest())
 
     def _hash_band(self, view: np.ndarray[Any, Any], digest: Any) -> None:
         """Feed a band's bytes to its block's digest and to the content checksum, a cache-sized piece at a time."""
@@ -523,11 +524,11 @@ class DirectChunkMover(BlockMover):
         return lambda: self._free_bands.put(buf)
 
     def written(self, block: Any) -> None:
-        if not isinstance(block, _StreamedBlock):
+        if not isinstance(block, StreamedBlock):
             super().written(block)
 
     def write(self, i: int, sel: tuple[slice, ...], block: Any, digest: str) -> tuple[int, int, str]:
-        if isinstance(block, _StreamedBlock):
+        if isinstance(block, StreamedBlock):
             block.wait()
         else:
             self._direct.write(sel, block)
