@@ -27,7 +27,7 @@ import numpy as np
 from ..checksums import block_digester
 from ..store import ArrayStore
 from ._fastpath import pwrite_all
-from ._movers import BAND_MAX, HASH_PIECE, BlockMover, StreamedBlock, byte_range, huge_page_aligned
+from ._movers import BAND_MAX, BlockMover, StreamedBlock, byte_range, hash_pieces, huge_page_aligned, row_bands
 from ._plan import ConversionPlan, blocks_in_memory
 from ._zarr_direct import ZarrChunkReader
 
@@ -96,20 +96,11 @@ class BandReadMover(BlockMover):
 
     def _split(self, sel: tuple[slice, ...]) -> list[tuple[tuple[slice, ...], int, int]] | None:
         """``(band, destination offset, bytes)`` of each band of block ``sel``, or None when not banded."""
-        if not self.band_rows or not sel:
-            return None
-        src, dst = self.src, self.dst
-        if any(s.start != 0 or s.stop != n for s, n in zip(sel[1:], src.shape[1:])):
+        bands = row_bands(sel, self.band_rows, self.dst)
+        if bands is None:
             return None
         assert self._dst_region is not None
-        bands = []
-        for lo in range(sel[0].start, sel[0].stop, self.band_rows):
-            band = (slice(lo, min(lo + self.band_rows, sel[0].stop)), *sel[1:])
-            rng = byte_range(band, dst.shape, dst.order, dst.dtype.itemsize)
-            if rng is None:
-                return None
-            bands.append((band, self._dst_region[1] + rng[0], rng[1]))
-        return bands
+        return [(band, self._dst_region[1] + off, n) for band, off, n in bands]
 
     def read(self, sel: tuple[slice, ...]) -> tuple[Any, str]:
         bands = self._split(sel)
@@ -162,11 +153,7 @@ class BandReadMover(BlockMover):
         decoded, task, buf, n = item
         try:
             decoded.result()
-            for lo in range(0, n, HASH_PIECE):
-                piece = buf[lo : min(n, lo + HASH_PIECE)]
-                digest.update(piece)
-                if self._hasher is not None:
-                    self._hasher.update(piece)
+            hash_pieces(buf[:n], digest, self._hasher)
         finally:
             task.add_done_callback(self._giver(buf))
 

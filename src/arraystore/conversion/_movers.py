@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 __all__ = [
     "BAND_MAX", "COPY_BUFFERS", "COPY_STREAMS", "HASH_PIECE", "RING_PIECE", "RING_SLOTS",
     "BlockBuffers", "BlockMover", "ByteMover", "DirectChunkMover", "PieceRing", "Progress", "StreamedBlock", "byte_range",
-    "copies_through_ring", "huge_page_aligned", "mapped_region", "progress_bar", "reads_chunks",
+    "copies_through_ring", "hash_pieces", "huge_page_aligned", "mapped_region", "progress_bar", "reads_chunks",
+    "row_bands",
 ]
 
 Progress = Callable[[int, int], Any]
@@ -395,6 +396,33 @@ BAND_MAX = 16 * 1024 * 1024
 HUGE_PAGE = 2 * 1024 * 1024
 
 
+def row_bands(sel: tuple[slice, ...], band_rows: int,
+              store: ArrayStore) -> list[tuple[tuple[slice, ...], int, int]] | None:
+    """``(band, offset, bytes)`` in ``store``'s layout of each band of ``band_rows`` rows of block ``sel``; None
+    without bands, or for a block narrower than the array (a band of it is not one byte range)."""
+    if not band_rows or not sel:
+        return None
+    if any(s.start != 0 or s.stop != n for s, n in zip(sel[1:], store.shape[1:])):
+        return None
+    bands = []
+    for lo in range(sel[0].start, sel[0].stop, band_rows):
+        band = (slice(lo, min(lo + band_rows, sel[0].stop)), *sel[1:])
+        rng = byte_range(band, store.shape, store.order, store.dtype.itemsize)
+        if rng is None:
+            return None
+        bands.append((band, *rng))
+    return bands
+
+
+def hash_pieces(data: np.ndarray[Any, Any], digest: Any, hasher: StreamHasher | None) -> None:
+    """Feed a band's bytes to its block's digest and to the content checksum, a cache-sized piece at a time."""
+    for lo in range(0, data.size, HASH_PIECE):
+        piece = data[lo : lo + HASH_PIECE]
+        digest.update(piece)
+        if hasher is not None:
+            hasher.update(piece)
+
+
 def huge_page_aligned(nbytes: int) -> np.ndarray[Any, Any]:
     """``nbytes`` bytes starting on a huge page boundary: numpy asks for huge pages for buffers of 4 MiB and more,
     and a band buffer so aligned is backed by them whole (paired 512 MiB zstd:3 conversions on the 2-core VM: 1.13
@@ -476,19 +504,7 @@ class DirectChunkMover(BlockMover):
 
     def _bands(self, sel: tuple[slice, ...]) -> list[tuple[tuple[slice, ...], int, int]] | None:
         """``(band, source offset, bytes)`` of each band of chunk rows of block ``sel``, or None when not streamed."""
-        if not self.streams_bands or not sel:
-            return None
-        src = self.src
-        if any(s.start != 0 or s.stop != n for s, n in zip(sel[1:], src.shape[1:])):
-            return None  # a band of a block narrower than the array is not one byte range
-        bands = []
-        for lo in range(sel[0].start, sel[0].stop, self._band_rows):
-            band = (slice(lo, min(lo + self._band_rows, sel[0].stop)), *sel[1:])
-            rng = byte_range(band, src.shape, src.order, src.dtype.itemsize)
-            if rng is None:
-                return None
-            bands.append((band, *rng))
-        return bands
+        return row_bands(sel, self._band_rows, self.src) if self.streams_bands else None
 
     def read(self, sel: tuple[slice, ...]) -> tuple[Any, str]:
         bands = self._bands(sel)
@@ -512,12 +528,7 @@ class DirectChunkMover(BlockMover):
         return StreamedBlock(sum(n for _, _, n in bands), writes), str(digest.hexdigest())
 
     def _hash_band(self, view: np.ndarray[Any, Any], digest: Any) -> None:
-        """Feed a band's bytes to its block's digest and to the content checksum, a cache-sized piece at a time."""
-        for lo in range(0, view.size, HASH_PIECE):
-            piece = view[lo : lo + HASH_PIECE]
-            digest.update(piece)
-            if self._hasher is not None:
-                self._hasher.update(piece)
+        hash_pieces(view, digest, self._hasher)
 
     def _giver(self, buf: np.ndarray[Any, Any]) -> Callable[[], None]:
         """What gives ``buf`` back to the band buffers once its chunks are written."""
