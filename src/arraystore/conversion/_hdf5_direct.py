@@ -62,7 +62,9 @@ def _uncompress() -> Any | None:
     Python's ``zlib.decompress`` returns a new ``bytes`` object per chunk, copied again into the block; this
     inflates a chunk straight into its place.
     """
-    for name in ("libz.so.1", "libz.dylib", ctypes.util.find_library("z")):
+    names = ("libz.so.1", "libz.dylib", None)  # None: ctypes.util.find_library, last (it forks ldconfig -p)
+    for name in names:
+        name = name or ctypes.util.find_library("z")
         if name is None:
             continue
         try:
